@@ -1,0 +1,24 @@
+#pragma once
+
+// Tiny command-line flag reader: --name value, --name=value, --flag (bool).
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace osprey {
+
+struct FlagSpec {
+  std::string name;  // without dashes
+  bool is_bool = false;
+  std::string help;
+};
+
+// Parses args against specs; unknown flags and missing values are errors.
+absl::StatusOr<std::map<std::string, std::string>> ParseFlags(
+    const std::vector<std::string_view>& args, const std::vector<FlagSpec>& specs);
+
+}  // namespace osprey

@@ -1,0 +1,77 @@
+// osprey: one binary, several roles, chosen by the first argument.
+
+#include <cstdio>
+#include <cstring>
+#include <string_view>
+#include <vector>
+
+#include "common/strings.h"
+#include "flags.h"
+
+namespace osprey {
+int ServeMain(const std::vector<std::string_view>& args);
+
+absl::StatusOr<std::map<std::string, std::string>> ParseFlags(
+    const std::vector<std::string_view>& args, const std::vector<FlagSpec>& specs) {
+  std::map<std::string, std::string> out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string_view a = args[i];
+    if (a.substr(0, 2) != "--")
+      return absl::InvalidArgumentError(StrCat("unexpected argument '", a, "'"));
+    a.remove_prefix(2);
+    std::string_view value;
+    bool has_value = false;
+    if (size_t eq = a.find('='); eq != std::string_view::npos) {
+      value = a.substr(eq + 1);
+      a = a.substr(0, eq);
+      has_value = true;
+    }
+    const FlagSpec* spec = nullptr;
+    for (const auto& s : specs)
+      if (s.name == a) spec = &s;
+    if (spec == nullptr) return absl::InvalidArgumentError(StrCat("unknown flag --", a));
+    if (spec->is_bool) {
+      out[spec->name] = has_value ? std::string(value) : "true";
+      continue;
+    }
+    if (!has_value) {
+      if (i + 1 >= args.size())
+        return absl::InvalidArgumentError(StrCat("flag --", a, " needs a value"));
+      value = args[++i];
+    }
+    out[spec->name] = std::string(value);
+  }
+  return out;
+}
+}  // namespace osprey
+
+namespace {
+void Usage() {
+  std::fprintf(stderr,
+               "usage: osprey <command> [flags]\n\n"
+               "commands:\n"
+               "  serve     serve models over KServe V1/V2 REST (osprey serve --help)\n"
+               "  version   print the version\n");
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    Usage();
+    return 2;
+  }
+  std::string_view command = argv[1];
+  std::vector<std::string_view> args(argv + 2, argv + argc);
+  if (command == "serve") return osprey::ServeMain(args);
+  if (command == "version" || command == "--version") {
+    std::printf("osprey %s\n", OSPREY_VERSION);
+    return 0;
+  }
+  if (command == "help" || command == "--help" || command == "-h") {
+    Usage();
+    return 0;
+  }
+  std::fprintf(stderr, "osprey: unknown command '%s'\n\n", argv[1]);
+  Usage();
+  return 2;
+}

@@ -1,0 +1,163 @@
+// `osprey serve`: the model server (a predictor replica).
+
+#include <signal.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "common/strings.h"
+#include "flags.h"
+#include "common/logging.h"
+#include "server/http_server.h"
+#include "server/inference_core.h"
+#include "server/metrics.h"
+#include "server/model_registry.h"
+#include "server/rest_handler.h"
+
+namespace osprey {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::vector<FlagSpec>& ServeFlags() {
+  static const std::vector<FlagSpec> flags = {
+      {"model-dir", false, "directory of one model (its files, or numeric version dirs)"},
+      {"model-name", false, "name of the --model-dir model (default: the directory's name)"},
+      {"model-repository", false, "directory of model directories, each served by its name"},
+      {"no-load-on-start", true, "with --model-repository: load models only on request"},
+      {"model-format", false, "backend to use (xgboost); default: recognised from the files"},
+      {"http-address", false, "address to listen on (default 0.0.0.0)"},
+      {"http-port", false, "HTTP port (default 8080; 0 picks a free one)"},
+      {"http-threads", false, "HTTP event loops (default: number of CPUs)"},
+      {"max-request-bytes", false, "largest request body accepted (default 67108864)"},
+      {"grace-period-seconds", false, "on SIGTERM, time to finish in-flight requests (30)"},
+      {"log-level", false, "debug, info, warning or error (default info)"},
+      {"help", true, "show this help"},
+  };
+  return flags;
+}
+
+void PrintHelp() {
+  std::fprintf(stderr, "usage: osprey serve (--model-dir DIR | --model-repository DIR) [flags]\n\n");
+  for (const auto& f : ServeFlags())
+    std::fprintf(stderr, "  --%-22s %s\n", f.name.c_str(), f.help.c_str());
+}
+
+template <typename T>
+bool ParseNumber(const std::map<std::string, std::string>& flags, const std::string& name,
+                 T* out) {
+  auto it = flags.find(name);
+  if (it == flags.end()) return true;
+  bool ok;
+  if constexpr (std::is_floating_point_v<T>) ok = absl::SimpleAtod(it->second, out);
+  else ok = absl::SimpleAtoi(it->second, out);
+  if (!ok) {
+    std::fprintf(stderr, "osprey serve: --%s must be a number, got '%s'\n", name.c_str(),
+                 it->second.c_str());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int ServeMain(const std::vector<std::string_view>& args) {
+  auto parsed = ParseFlags(args, ServeFlags());
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "osprey serve: %s\n\n", std::string(parsed.status().message()).c_str());
+    PrintHelp();
+    return 2;
+  }
+  auto& flags = *parsed;
+  if (flags.count("help")) {
+    PrintHelp();
+    return 0;
+  }
+  if (auto it = flags.find("log-level"); it != flags.end()) {
+    LogLevel level;
+    if (!ParseLogLevel(it->second, &level)) {
+      std::fprintf(stderr, "osprey serve: unknown --log-level '%s'\n", it->second.c_str());
+      return 2;
+    }
+    SetLogLevel(level);
+  }
+  bool has_dir = flags.count("model-dir") > 0;
+  bool has_repo = flags.count("model-repository") > 0;
+  if (has_dir == has_repo) {
+    std::fprintf(stderr, "osprey serve: give exactly one of --model-dir or --model-repository\n");
+    return 2;
+  }
+
+  HttpServer::Options http;
+  int port = 8080;
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  uint64_t max_bytes = http.max_request_bytes;
+  double grace_seconds = 30;
+  if (!ParseNumber(flags, "http-port", &port) || !ParseNumber(flags, "http-threads", &threads) ||
+      !ParseNumber(flags, "max-request-bytes", &max_bytes) ||
+      !ParseNumber(flags, "grace-period-seconds", &grace_seconds))
+    return 2;
+  if (port < 0 || port > 65535 || threads < 1) {
+    std::fprintf(stderr, "osprey serve: --http-port must be 0..65535, --http-threads >= 1\n");
+    return 2;
+  }
+  http.port = static_cast<uint16_t>(port);
+  http.threads = threads;
+  http.max_request_bytes = max_bytes;
+  if (auto it = flags.find("http-address"); it != flags.end()) http.address = it->second;
+
+  // SIGTERM/SIGINT are taken synchronously by this thread; every thread
+  // started below inherits the blocked mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Metrics metrics;
+  ModelRegistry::Options registry_options;
+  if (has_repo) registry_options.repository = flags["model-repository"];
+  if (auto it = flags.find("model-format"); it != flags.end()) registry_options.format = it->second;
+  ModelRegistry registry(registry_options, &metrics);
+  InferenceCore core(&registry);
+  RestHandler handler(RestHandler::Options{}, &core, &metrics);
+
+  // Models load before the port opens, so a client that sees the port open
+  // and asks for readiness gets the truth.
+  if (has_dir) {
+    fs::path dir = flags["model-dir"];
+    std::string name = flags.count("model-name") ? flags["model-name"]
+                                                 : fs::absolute(dir).lexically_normal()
+                                                       .filename()
+                                                       .string();
+    if (name.empty()) name = fs::absolute(dir).lexically_normal().parent_path().filename();
+    (void)registry.Load(name, dir);  // failures are logged and kept in the index
+  } else if (!flags.count("no-load-on-start")) {
+    (void)registry.LoadAllFromRepository();
+  }
+
+  auto server = HttpServer::Start(http, &handler);
+  if (!server.ok()) {
+    OSPREY_LOG(kError) << server.status().message();
+    return 1;
+  }
+  OSPREY_LOG(kInfo) << "osprey " << OSPREY_VERSION << " serving HTTP on " << http.address << ":"
+                    << (*server)->port() << " with " << threads << " thread(s)";
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  OSPREY_LOG(kInfo) << "received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
+                    << ": draining for up to " << grace_seconds << " s";
+  bool clean = (*server)->Drain(
+      std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000)));
+  server->reset();
+  OSPREY_LOG(kInfo) << (clean ? "drained; exiting" : "grace period over; exiting");
+  return 0;
+}
+
+}  // namespace osprey

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs everything Osprey's build, tests and benchmarks need. Idempotent:
+# every make target calls it, and a second run on a ready machine takes a second.
+#
+# One Python for the whole project: Debian's /usr/bin/python3 (3.11). Its
+# python3-xgboost / python3-sklearn are the same versions as the C++ libraries
+# Osprey links (libxgboost 1.7.4), so fixtures trained in tests are read by the
+# very library that serves them. The virtual environment is made from it with
+# --system-site-packages and holds only the clients and tools PyPI alone ships.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=/usr/bin/python3
+VENV=.venv
+STAMP_DIR=build/.deps
+mkdir -p "$STAMP_DIR"
+
+APT_PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config
+  libboost-dev rapidjson-dev libabsl-dev libgtest-dev libgmock-dev
+  libxgboost-dev python3-xgboost python3-sklearn python3-numpy python3-venv python3-pip
+  wrk nginx-light prometheus curl
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq || true
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # nginx's package starts a system service on :80; the benchmark runs its own.
+  $SUDO systemctl disable --now nginx >/dev/null 2>&1 || $SUDO service nginx stop >/dev/null 2>&1 || true
+fi
+
+REQ=scripts/requirements.txt
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "deps: creating $VENV from $PYTHON"
+  "$PYTHON" -m venv --system-site-packages "$VENV"
+fi
+req_hash=$(sha256sum "$REQ" scripts/constraints.txt | sha256sum | cut -c1-16)
+if [ "$(cat "$STAMP_DIR/pip" 2>/dev/null)" != "$req_hash" ]; then
+  echo "deps: installing Python packages into $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ" -c scripts/constraints.txt
+  echo "$req_hash" > "$STAMP_DIR/pip"
+fi

@@ -1,0 +1,66 @@
+#pragma once
+
+// THE extension point for frameworks. A Backend turns a model directory into a
+// Model; a Model reports its metadata and executes requests.
+//
+// Lifecycle (TF Serving's Loader idea): a Backend is a stateless singleton
+// (cheap, registered in backends/registry.cc). Backend::Load does all the
+// expensive work and returns a ready Model or a Status naming why it could not
+// load. Destroying the Model frees everything it holds.
+//
+// Contract of Model::Execute:
+//   - Concurrency: Execute may be called from several threads at once, on
+//     different tasks; the Model synchronises whatever its framework needs.
+//   - Ownership: the caller owns requests and responses and keeps them alive
+//     for the duration of the call. The Model fills task.response->outputs and
+//     may borrow nothing from the request beyond the call.
+//   - Validation done before Execute: input count, names (for multi-input
+//     models), shapes against metadata (with -1 wildcards), byte sizes against
+//     shape and datatype. Datatypes match metadata unless the metadata says
+//     converts_input_datatypes. Requested output names exist.
+//   - Errors: each task carries its own Status. A failure in one task (bad
+//     values, framework exception) sets that task's status only; the others in
+//     the same call still complete. Backends catch their framework's exceptions
+//     at this edge and never throw.
+
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "tensor/tensor.h"
+
+namespace osprey {
+
+struct InferTask {
+  const InferRequest* request = nullptr;
+  InferResponse* response = nullptr;
+  absl::Status status;
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual const ModelMetadata& metadata() const = 0;
+  virtual void Execute(std::span<InferTask> tasks) = 0;
+};
+
+struct LoadOptions {
+  std::string name;
+  std::string version;
+  std::filesystem::path dir;  // the directory holding the model's files
+  int threads_per_call = 1;   // framework threads per Execute call
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // Format name as KServe's modelFormat names it ("xgboost"); also the platform.
+  virtual std::string_view name() const = 0;
+  // True when `dir` holds files this backend recognises (a cheap look, no load).
+  virtual bool Recognizes(const std::filesystem::path& dir) const = 0;
+  virtual absl::StatusOr<std::unique_ptr<Model>> Load(const LoadOptions& options) const = 0;
+};
+
+}  // namespace osprey

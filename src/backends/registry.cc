@@ -1,0 +1,26 @@
+#include "backends/registry.h"
+
+#ifdef OSPREY_WITH_XGBOOST
+#include "backends/xgboost/xgboost_backend.h"
+#endif
+
+namespace osprey {
+
+const std::vector<const Backend*>& AllBackends() {
+  static const std::vector<const Backend*> backends = [] {
+    std::vector<const Backend*> list;
+#ifdef OSPREY_WITH_XGBOOST
+    list.push_back(&XgboostBackend());
+#endif
+    return list;
+  }();
+  return backends;
+}
+
+const Backend* FindBackend(std::string_view name) {
+  for (const Backend* b : AllBackends())
+    if (b->name() == name) return b;
+  return nullptr;
+}
+
+}  // namespace osprey

@@ -1,0 +1,177 @@
+#include "backends/xgboost/xgboost_backend.h"
+
+#include <xgboost/c_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <system_error>
+
+#include "common/strings.h"
+#include "absl/strings/str_join.h"
+#include "rapidjson/document.h"
+
+namespace osprey {
+namespace {
+
+namespace fs = std::filesystem;
+
+absl::Status XgbError(std::string_view what) {
+  return absl::InternalError(StrCat(what, ": ", XGBGetLastError()));
+}
+
+bool IsModelFile(const fs::path& p) {
+  auto ext = p.extension().string();
+  return ext == ".json" || ext == ".ubj" || ext == ".bst";
+}
+
+absl::StatusOr<fs::path> FindModelFile(const fs::path& dir) {
+  std::error_code ec;
+  std::vector<fs::path> found;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.is_regular_file(ec) && IsModelFile(entry.path())) found.push_back(entry.path());
+  }
+  if (ec) return absl::NotFoundError(StrCat("cannot read model directory ", dir.string(),
+                                                  ": ", ec.message()));
+  if (found.empty())
+    return absl::NotFoundError(StrCat("no XGBoost model file (*.json, *.ubj, *.bst) in ",
+                                            dir.string()));
+  if (found.size() > 1) {
+    // Prefer KServe's conventional name when several candidates exist.
+    for (const auto& p : found)
+      if (p.stem() == "model") return p;
+    std::vector<std::string> names;
+    for (const auto& p : found) names.push_back(p.filename().string());
+    std::sort(names.begin(), names.end());
+    return absl::InvalidArgumentError(StrCat("several XGBoost model files in ", dir.string(),
+                                                   " (", absl::StrJoin(names, ", "),
+                                                   "); keep one or name it model.*"));
+  }
+  return found[0];
+}
+
+class XgboostModel : public Model {
+ public:
+  XgboostModel() = default;
+  ~XgboostModel() override {
+    if (booster_ != nullptr) XGBoosterFree(booster_);
+  }
+
+  absl::Status Init(const LoadOptions& options) {
+    OSPREY_ASSIGN_OR_RETURN(fs::path file, FindModelFile(options.dir));
+    if (XGBoosterCreate(nullptr, 0, &booster_) != 0) return XgbError("creating booster");
+    if (XGBoosterLoadModel(booster_, file.c_str()) != 0)
+      return absl::InvalidArgumentError(
+          StrCat("cannot load XGBoost model ", file.string(), ": ", XGBGetLastError()));
+    std::string threads = std::to_string(options.threads_per_call);
+    if (XGBoosterSetParam(booster_, "nthread", threads.c_str()) != 0)
+      return XgbError("setting nthread");
+    bst_ulong features = 0;
+    if (XGBoosterGetNumFeature(booster_, &features) != 0) return XgbError("reading num_feature");
+    num_features_ = static_cast<int64_t>(features);
+
+    // Objective and class count from the learner's configuration.
+    bst_ulong len = 0;
+    const char* config = nullptr;
+    if (XGBoosterSaveJsonConfig(booster_, &len, &config) != 0) return XgbError("reading config");
+    rapidjson::Document doc;
+    doc.Parse(config, len);
+    std::string objective;
+    int64_t num_class = 0;
+    if (!doc.HasParseError() && doc.IsObject() && doc.HasMember("learner")) {
+      const auto& learner = doc["learner"];
+      if (learner.HasMember("objective") && learner["objective"].HasMember("name"))
+        objective = learner["objective"]["name"].GetString();
+      if (learner.HasMember("learner_model_param") &&
+          learner["learner_model_param"].HasMember("num_class")) {
+        const auto& nc = learner["learner_model_param"]["num_class"];
+        if (nc.IsString()) num_class = std::atoll(nc.GetString());
+      }
+    }
+
+    bst_ulong n_names = 0;
+    const char** names = nullptr;
+    if (XGBoosterGetStrFeatureInfo(booster_, "feature_name", &n_names, &names) == 0) {
+      for (bst_ulong i = 0; i < n_names; ++i) metadata_.feature_names.emplace_back(names[i]);
+    }
+
+    metadata_.name = options.name;
+    metadata_.versions = {options.version};
+    metadata_.platform = "xgboost";
+    metadata_.converts_input_datatypes = true;
+    metadata_.inputs = {{"input-0", DataType::kFp32, {-1, num_features_}}};
+    Shape out_shape = {-1};
+    if (objective == "multi:softprob" && num_class > 1) out_shape = {-1, num_class};
+    metadata_.outputs = {{"output-0", DataType::kFp32, out_shape}};
+    objective_ = objective;
+    return absl::OkStatus();
+  }
+
+  const ModelMetadata& metadata() const override { return metadata_; }
+
+  void Execute(std::span<InferTask> tasks) override {
+    for (InferTask& task : tasks) task.status = Predict(*task.request, task.response);
+  }
+
+ private:
+  absl::Status Predict(const InferRequest& request, InferResponse* response) {
+    const Tensor& input = request.inputs[0];
+    std::vector<float> values;
+    OSPREY_RETURN_IF_ERROR(ConvertToFloat32(input, &values));
+    int64_t rows = input.shape()[0];
+    if (rows == 0) {
+      Tensor out("output-0", DataType::kFp32, metadata_.outputs[0].shape);
+      (*out.mutable_shape())[0] = 0;
+      response->outputs.push_back(std::move(out));
+      return absl::OkStatus();
+    }
+    char array[160];
+    std::snprintf(array, sizeof(array),
+                  "{\"data\":[%llu,true],\"shape\":[%lld,%lld],\"typestr\":\"<f4\",\"version\":3}",
+                  static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(values.data())),
+                  static_cast<long long>(rows), static_cast<long long>(num_features_));
+    static constexpr char kConfig[] =
+        "{\"type\":0,\"training\":false,\"iteration_begin\":0,\"iteration_end\":0,"
+        "\"strict_shape\":false,\"missing\":NaN,\"cache_id\":0}";
+    const bst_ulong* shape = nullptr;
+    bst_ulong dim = 0;
+    const float* result = nullptr;
+    if (XGBoosterPredictFromDense(booster_, array, kConfig, nullptr, &shape, &dim, &result) != 0)
+      return XgbError(StrCat("XGBoost prediction for model '", metadata_.name, "' failed"));
+    Shape out_shape(shape, shape + dim);
+    int64_t count = 1;
+    for (int64_t d : out_shape) count *= d;
+    Tensor out("output-0", DataType::kFp32, std::move(out_shape));
+    out.mutable_owned_data()->assign(reinterpret_cast<const char*>(result),
+                                     static_cast<size_t>(count) * sizeof(float));
+    response->outputs.push_back(std::move(out));
+    return absl::OkStatus();
+  }
+
+  BoosterHandle booster_ = nullptr;
+  int64_t num_features_ = 0;
+  std::string objective_;
+  ModelMetadata metadata_;
+};
+
+class XgboostBackendImpl : public Backend {
+ public:
+  std::string_view name() const override { return "xgboost"; }
+
+  bool Recognizes(const fs::path& dir) const override { return FindModelFile(dir).ok(); }
+
+  absl::StatusOr<std::unique_ptr<Model>> Load(const LoadOptions& options) const override {
+    auto model = std::make_unique<XgboostModel>();
+    OSPREY_RETURN_IF_ERROR(model->Init(options));
+    return std::unique_ptr<Model>(std::move(model));
+  }
+};
+
+}  // namespace
+
+const Backend& XgboostBackend() {
+  static const XgboostBackendImpl backend;
+  return backend;
+}
+
+}  // namespace osprey

@@ -1,0 +1,36 @@
+#include "protocol/json_util.h"
+
+#include "common/strings.h"
+#include "rapidjson/error/en.h"
+
+namespace osprey {
+
+absl::Status ParseJson(std::string_view json, rapidjson::Document* doc) {
+  constexpr unsigned kFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseNanAndInfFlag;
+  doc->Parse<kFlags>(json.data(), json.size());
+  if (doc->HasParseError())
+    return absl::InvalidArgumentError(StrCat("invalid JSON at offset ",
+                                                   doc->GetErrorOffset(), ": ",
+                                                   rapidjson::GetParseError_En(doc->GetParseError())));
+  return absl::OkStatus();
+}
+
+absl::Status DecodeParameters(const rapidjson::Value& value, std::string_view what,
+                              Parameters* out) {
+  if (!value.IsObject()) return absl::InvalidArgumentError(StrCat(what, " must be an object"));
+  for (const auto& m : value.GetObject()) {
+    std::string key(m.name.GetString(), m.name.GetStringLength());
+    const rapidjson::Value& v = m.value;
+    if (v.IsBool()) out->emplace_back(std::move(key), v.GetBool());
+    else if (v.IsInt64()) out->emplace_back(std::move(key), v.GetInt64());
+    else if (v.IsNumber()) out->emplace_back(std::move(key), v.GetDouble());
+    else if (v.IsString())
+      out->emplace_back(std::move(key), std::string(v.GetString(), v.GetStringLength()));
+    else
+      return absl::InvalidArgumentError(StrCat(
+          what, ": parameter '", key, "' must be a string, number or boolean"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace osprey

@@ -1,0 +1,26 @@
+#pragma once
+
+// V1 (TensorFlow-Serving style) REST codec: {"instances": rows} or
+// {"inputs": rows} -> one input tensor; the model's first output ->
+// {"predictions": [...]}. Pure functions over the protocol-neutral types.
+
+#include <string>
+#include <string_view>
+
+#include "tensor/tensor.h"
+
+namespace osprey {
+
+// Builds a request for a single-input model from V1 rows. Each row is a list of
+// numbers (possibly nested, one value per feature) or an object mapping feature
+// names (metadata.feature_names) to values; features an object leaves out are
+// missing values (NaN). The tensor takes the model input's name and, for
+// numeric inputs, FP32 (or FP64 when the model declares FP64); shape [N, F].
+absl::StatusOr<InferRequest> DecodeV1PredictRequest(std::string_view body,
+                                                    const ModelMetadata& metadata);
+
+// {"predictions": [...]} from the response's first output: one entry per row,
+// a scalar when each row has one value, else a (nested) list.
+std::string EncodeV1PredictResponse(const InferResponse& response);
+
+}  // namespace osprey

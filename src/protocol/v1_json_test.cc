@@ -1,0 +1,100 @@
+#include "protocol/v1_json.h"
+
+#include <cmath>
+#include <cstring>
+
+#include <gtest/gtest.h>
+
+namespace osprey {
+namespace {
+
+ModelMetadata IrisMetadata() {
+  ModelMetadata md;
+  md.name = "iris";
+  md.inputs = {{"input-0", DataType::kFp32, {-1, 4}}};
+  md.outputs = {{"output-0", DataType::kFp32, {-1}}};
+  md.feature_names = {"sl", "sw", "pl", "pw"};
+  return md;
+}
+
+std::vector<float> Floats(const Tensor& t) {
+  std::vector<float> v(t.data().size() / 4);
+  std::memcpy(v.data(), t.data().data(), t.data().size());
+  return v;
+}
+
+TEST(V1DecodeTest, ListRows) {
+  auto req = DecodeV1PredictRequest(R"({"instances":[[6.8,2.8,4.8,1.4],[6.0,3.4,4.5,1.6]]})",
+                                    IrisMetadata());
+  ASSERT_TRUE(req.ok()) << req.status();
+  ASSERT_EQ(req->inputs.size(), 1u);
+  EXPECT_EQ(req->inputs[0].name(), "input-0");
+  EXPECT_EQ(req->inputs[0].shape(), (Shape{2, 4}));
+  EXPECT_EQ(Floats(req->inputs[0])[4], 6.0f);
+  EXPECT_TRUE(req->inputs[0].Validate().ok());
+}
+
+TEST(V1DecodeTest, InputsAliasAndDictRows) {
+  auto req = DecodeV1PredictRequest(R"({"inputs":[{"pw":1.4,"sl":6.8,"sw":2.8,"pl":4.8},
+                                                  {"sl":1}]})",
+                                    IrisMetadata());
+  ASSERT_TRUE(req.ok()) << req.status();
+  auto v = Floats(req->inputs[0]);
+  EXPECT_EQ(v[0], 6.8f);
+  EXPECT_EQ(v[3], 1.4f);
+  EXPECT_EQ(v[4], 1.0f);
+  EXPECT_TRUE(std::isnan(v[5]));  // missing feature
+}
+
+TEST(V1DecodeTest, Errors) {
+  struct Case {
+    const char* body;
+    const char* message;
+  } cases[] = {
+      {"{", "invalid JSON"},
+      {"[]", "must be a JSON object"},
+      {R"({"rows":[]})", "expected 'instances'"},
+      {R"({"instances":5})", "must be an array"},
+      {R"({"instances":[[1,2,3]]})", "instance 0 has 3 values; model 'iris' input 'input-0' expects 4"},
+      {R"({"instances":[[1,2,3,4],[1,2,3,"x"]]})", "instance 1: values must be numbers"},
+      {R"({"instances":[{"petal":1}]})", "unknown feature 'petal'"},
+      {R"({"instances":[{"sl":"a"}]})", "feature 'sl' must be a number"},
+  };
+  for (const auto& c : cases) {
+    auto req = DecodeV1PredictRequest(c.body, IrisMetadata());
+    ASSERT_FALSE(req.ok()) << c.body;
+    EXPECT_EQ(req.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(req.status().message().find(c.message), std::string::npos)
+        << c.body << " -> " << req.status().message();
+  }
+  ModelMetadata unnamed = IrisMetadata();
+  unnamed.feature_names.clear();
+  auto req = DecodeV1PredictRequest(R"({"instances":[{"sl":1}]})", unnamed);
+  EXPECT_NE(req.status().message().find("has no feature names"), std::string::npos);
+}
+
+TEST(V1EncodeTest, ScalarsAndRows) {
+  InferResponse r;
+  Tensor labels("output-0", DataType::kFp32, {2});
+  float l[] = {1.0f, 2.0f};
+  labels.SetData(std::string(reinterpret_cast<char*>(l), 8));
+  r.outputs.push_back(labels);
+  EXPECT_EQ(EncodeV1PredictResponse(r), R"({"predictions":[1.0,2.0]})");
+
+  Tensor probs("output-0", DataType::kFp32, {2, 2});
+  float p[] = {0.5f, 0.5f, 0.25f, 0.75f};
+  probs.SetData(std::string(reinterpret_cast<char*>(p), 16));
+  r.outputs = {probs};
+  EXPECT_EQ(EncodeV1PredictResponse(r), R"({"predictions":[[0.5,0.5],[0.25,0.75]]})");
+
+  Tensor words("out", DataType::kBytes, {2});
+  std::string raw;
+  AppendBytesElement("setosa", &raw);
+  AppendBytesElement("virginica", &raw);
+  words.SetData(raw);
+  r.outputs = {words};
+  EXPECT_EQ(EncodeV1PredictResponse(r), R"({"predictions":["setosa","virginica"]})");
+}
+
+}  // namespace
+}  // namespace osprey

@@ -1,0 +1,285 @@
+#include "server/http_server.h"
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <charconv>
+#include <list>
+#include <optional>
+#include <thread>
+#include <unordered_set>
+
+#include "common/strings.h"
+#include "common/logging.h"
+#include "protocol/json_writer.h"
+
+namespace osprey {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+class Session;
+
+// One event loop: io_context, acceptor, and the sessions living on it.
+// Member order matters: destroying `io` destroys pending handlers and with
+// them sessions, which erase themselves from `sessions`, so it must outlive io.
+struct Loop {
+  std::unordered_set<Session*> sessions;  // touched only on this loop's thread
+  asio::io_context io{1};
+  std::optional<tcp::acceptor> acceptor;
+  std::thread thread;
+};
+
+struct Shared {
+  RestHandler* handler = nullptr;
+  uint64_t max_request_bytes = 0;
+  std::atomic<bool> draining{false};
+  std::atomic<int64_t> connections{0};
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, Loop* loop, Shared* shared)
+      : socket_(std::move(socket)), loop_(loop), shared_(shared) {
+    loop_->sessions.insert(this);
+    shared_->connections.fetch_add(1);
+  }
+  ~Session() {
+    loop_->sessions.erase(this);
+    shared_->connections.fetch_sub(1);
+  }
+
+  void Start() { Read(); }
+
+  // Called on the loop thread when draining: idle connections close now, busy
+  // ones after their answer.
+  void Drain() {
+    if (!busy_) Close();
+  }
+
+ private:
+  void Read() {
+    if (shared_->draining.load(std::memory_order_relaxed) && buffer_.size() == 0) {
+      Close();
+      return;
+    }
+    parser_.emplace();
+    parser_->body_limit(shared_->max_request_bytes);
+    parser_->header_limit(64 * 1024);
+    busy_ = false;
+    http::async_read(socket_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->OnRead(ec);
+                     });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      busy_ = true;
+      SendError(413, StrCat("request body exceeds the limit of ",
+                                  shared_->max_request_bytes, " bytes"));
+      return;
+    }
+    if (ec == http::error::header_limit) {
+      busy_ = true;
+      SendError(431, "request headers too large");
+      return;
+    }
+    if (ec) {
+      if (ec != http::error::end_of_stream && ec != asio::error::operation_aborted &&
+          ec != asio::error::connection_reset && ec != asio::error::eof &&
+          ec != http::error::partial_message) {
+        busy_ = true;
+        SendError(400, StrCat("malformed HTTP request: ", ec.message()));
+        return;
+      }
+      Close();
+      return;
+    }
+    busy_ = true;
+    auto& msg = parser_->get();
+    HttpRequest req;
+    req.arrival = std::chrono::steady_clock::now();
+    std::string_view method(msg.method_string().data(), msg.method_string().size());
+    req.method = method;
+    req.target = std::string_view(msg.target().data(), msg.target().size());
+    auto hl = msg.find("Inference-Header-Content-Length");
+    if (hl != msg.end()) {
+      std::string_view v(hl->value().data(), hl->value().size());
+      uint64_t n = 0;
+      auto r = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (r.ec != std::errc() || r.ptr != v.data() + v.size()) {
+        SendError(400, StrCat("Inference-Header-Content-Length '", v,
+                                    "' is not a non-negative integer"));
+        return;
+      }
+      req.inference_header_length = n;
+    }
+    req.body = std::make_shared<const std::string>(std::move(msg.body()));
+    keep_alive_ = msg.keep_alive();
+    auto request_id = msg.find("x-request-id");
+    if (request_id != msg.end()) request_id_.assign(request_id->value().data(),
+                                                    request_id->value().size());
+    else request_id_.clear();
+    version_ = msg.version();
+
+    HttpResponse response = shared_->handler->Handle(req);
+    Send(std::move(response));
+  }
+
+  void SendError(int status, std::string message) {
+    keep_alive_ = false;
+    version_ = 11;
+    request_id_.clear();
+    HttpResponse r;
+    r.status = status;
+    r.body = JsonError(message);
+    Send(std::move(r));
+  }
+
+  void Send(HttpResponse response) {
+    bool keep = keep_alive_ && !shared_->draining.load(std::memory_order_relaxed);
+    res_ = {};
+    res_.version(version_);
+    res_.result(static_cast<unsigned>(response.status));
+    res_.set(http::field::content_type,
+             beast::string_view(response.content_type.data(), response.content_type.size()));
+    if (response.inference_header_length.has_value()) {
+      char buf[24];
+      auto r = std::to_chars(buf, buf + sizeof(buf), *response.inference_header_length);
+      res_.set("Inference-Header-Content-Length", beast::string_view(buf, r.ptr - buf));
+    }
+    if (!request_id_.empty()) res_.set("x-request-id", request_id_);
+    res_.body() = std::move(response.body);
+    res_.keep_alive(keep);
+    res_.prepare_payload();
+    http::async_write(socket_, res_,
+                      [self = shared_from_this(), keep](beast::error_code ec, size_t) {
+                        if (ec || !keep) {
+                          self->Close();
+                          return;
+                        }
+                        self->Read();
+                      });
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    socket_.close(ignored);
+  }
+
+  tcp::socket socket_;
+  Loop* loop_;
+  Shared* shared_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> res_;
+  std::string request_id_;
+  unsigned version_ = 11;
+  bool keep_alive_ = true;
+  bool busy_ = false;
+};
+
+void Accept(Loop* loop, Shared* shared) {
+  loop->acceptor->async_accept([loop, shared](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !loop->acceptor->is_open()) return;
+      OSPREY_LOG(kWarning) << "accept failed: " << ec.message();
+    } else {
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      std::make_shared<Session>(std::move(socket), loop, shared)->Start();
+    }
+    if (loop->acceptor->is_open()) Accept(loop, shared);
+  });
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Shared shared;
+  std::list<Loop> loops;  // stable addresses
+  uint16_t port = 0;
+
+  void StopLoops() {
+    for (Loop& l : loops) l.io.stop();
+    for (Loop& l : loops)
+      if (l.thread.joinable()) l.thread.join();
+  }
+};
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() { impl_->StopLoops(); }
+
+uint16_t HttpServer::port() const { return impl_->port; }
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const Options& options,
+                                                              RestHandler* handler) {
+  auto impl = std::make_unique<Impl>();
+  impl->shared.handler = handler;
+  impl->shared.max_request_bytes = options.max_request_bytes;
+  beast::error_code ec;
+  auto address = asio::ip::make_address(options.address, ec);
+  if (ec) return absl::InvalidArgumentError(StrCat("invalid address '", options.address, "'"));
+  uint16_t port = options.port;
+  int threads = std::max(1, options.threads);
+  for (int i = 0; i < threads; ++i) {
+    Loop& loop = impl->loops.emplace_back();
+    tcp::acceptor& a = loop.acceptor.emplace(loop.io);
+    tcp::endpoint endpoint(address, port);
+    a.open(endpoint.protocol(), ec);
+    if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) {
+      int one = 1;
+      if (::setsockopt(a.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
+        ec = beast::error_code(errno, boost::system::system_category());
+    }
+    if (!ec) a.bind(endpoint, ec);
+    if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+      return absl::UnavailableError(StrCat("cannot listen on ", options.address, ":", port,
+                                                 ": ", ec.message()));
+    port = a.local_endpoint().port();  // an ephemeral port is shared by the other loops
+  }
+  impl->port = port;
+  Shared* shared = &impl->shared;
+  for (Loop& loop : impl->loops) {
+    Accept(&loop, shared);
+    loop.thread = std::thread([&loop] { loop.io.run(); });
+  }
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+bool HttpServer::Drain(std::chrono::milliseconds grace) {
+  impl_->shared.draining.store(true);
+  for (Loop& loop : impl_->loops) {
+    asio::post(loop.io, [&loop] {
+      beast::error_code ignored;
+      loop.acceptor->close(ignored);
+      // Copy: Drain may destroy sessions, which erase themselves from the set.
+      std::vector<Session*> sessions(loop.sessions.begin(), loop.sessions.end());
+      for (Session* s : sessions)
+        if (loop.sessions.count(s)) s->Drain();
+    });
+  }
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  while (impl_->shared.connections.load() > 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      OSPREY_LOG(kWarning) << impl_->shared.connections.load()
+                           << " connection(s) still open at the end of the grace period";
+      impl_->StopLoops();
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  impl_->StopLoops();
+  return true;
+}
+
+}  // namespace osprey

@@ -1,0 +1,52 @@
+#pragma once
+
+// HTTP/1.1 server (Boost.Beast over Asio) in front of a RestHandler.
+//
+// Design: `threads` event loops, each with its own io_context and its own
+// SO_REUSEPORT acceptor on the same port, so the kernel spreads connections
+// and a connection lives on one thread for its whole life (no locks on the
+// I/O path). Keep-alive and pipelining: requests on a connection are read and
+// answered in order; bytes of the next request already buffered are parsed
+// straight away. Handlers run on the loop thread (inference is short; a slow
+// model would move to the scheduler's threads). Bodies over max_request_bytes
+// get 413 and the connection closes.
+//
+// Beast stays inside http_server.cc: this header is cheap to include.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "server/rest_handler.h"
+
+namespace osprey {
+
+class HttpServer {
+ public:
+  struct Options {
+    std::string address = "0.0.0.0";
+    uint16_t port = 8080;  // 0: any free port (see port())
+    int threads = 2;
+    uint64_t max_request_bytes = 64ull << 20;
+  };
+
+  // Binds and starts serving; the handler must outlive the server.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const Options& options,
+                                                           RestHandler* handler);
+  ~HttpServer();
+
+  uint16_t port() const;
+
+  // Graceful shutdown: stop accepting, close idle connections, let requests in
+  // progress finish (their connections close after the answer). Returns true
+  // when every connection ended within `grace`, false if some were cut.
+  bool Drain(std::chrono::milliseconds grace);
+
+ private:
+  struct Impl;
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace osprey

@@ -1,0 +1,62 @@
+#pragma once
+
+// Prometheus metrics of the model server, rendered in the text exposition
+// format at /metrics. Recording is lock-free (atomics); families are created
+// per model on first use under a mutex and never removed, so counts survive an
+// unload/reload of the same model as Prometheus expects.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+namespace osprey {
+
+// Latency histogram with fixed buckets in seconds (100 us .. 10 s).
+class Histogram {
+ public:
+  static constexpr std::array<double, 16> kBounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                                     0.005,  0.01,    0.025,  0.05,  0.1,
+                                                     0.25,   0.5,     1,      2.5,   5,
+                                                     10};
+  void Observe(double seconds);
+  // Appends the _bucket/_sum/_count lines of one series.
+  void Render(std::string_view name, std::string_view labels, std::string* out) const;
+
+ private:
+  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets_{};
+  std::atomic<uint64_t> count_{0};
+  std::atomic<uint64_t> sum_nanos_{0};
+};
+
+// Everything recorded about one model name.
+struct ModelMetrics {
+  std::atomic<uint64_t> success{0};
+  std::atomic<uint64_t> failure{0};
+  std::atomic<uint64_t> executions{0};
+  std::atomic<int64_t> pending{0};
+  Histogram predict;  // KServe's request_predict_seconds
+  Histogram request;  // arrival to response ready
+  Histogram queue;    // arrival to execution start
+  Histogram compute;  // execution
+};
+
+class Metrics {
+ public:
+  // Stable pointer for the life of this object.
+  ModelMetrics* ForModel(std::string_view model);
+  // Counts an HTTP response by status code class (2xx, 4xx, 5xx).
+  void CountHttpResponse(int status);
+  std::string Render() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::unique_ptr<ModelMetrics>, std::less<>> models_;
+  std::array<std::atomic<uint64_t>, 6> http_by_class_{};
+};
+
+}  // namespace osprey

@@ -1,0 +1,245 @@
+#include "server/model_registry.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <system_error>
+
+#include "common/strings.h"
+#include "backends/registry.h"
+#include "common/logging.h"
+#include "server/validate.h"
+
+namespace osprey {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool IsVersionDir(const fs::directory_entry& e) {
+  std::string n = e.path().filename().string();
+  std::error_code ec;
+  return e.is_directory(ec) && !n.empty() &&
+         std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// The highest numeric version subdirectory, or (dir, "1") when there is none.
+std::pair<fs::path, std::string> ResolveVersion(const fs::path& dir) {
+  std::error_code ec;
+  fs::path best;
+  long long best_v = -1;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (!IsVersionDir(e)) continue;
+    long long v = std::atoll(e.path().filename().c_str());
+    if (v > best_v) {
+      best_v = v;
+      best = e.path();
+    }
+  }
+  if (best_v < 0) return {dir, "1"};
+  return {best, std::to_string(best_v)};
+}
+
+}  // namespace
+
+std::string_view ModelStateName(ModelState state) {
+  switch (state) {
+    case ModelState::kUnavailable:
+      return "UNAVAILABLE";
+    case ModelState::kLoading:
+      return "LOADING";
+    case ModelState::kReady:
+      return "READY";
+    case ModelState::kUnloading:
+      return "UNLOADING";
+  }
+  return "UNKNOWN";
+}
+
+ModelRegistry::ModelRegistry(Options options, Metrics* metrics)
+    : options_(std::move(options)), metrics_(metrics) {}
+
+void ModelRegistry::SetState(const std::string& name, ModelState state, std::string reason) {
+  std::unique_lock lock(mu_);
+  Entry& e = entries_[name];
+  e.state = state;
+  e.reason = std::move(reason);
+}
+
+absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadModel(
+    const std::string& name, const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    return absl::NotFoundError(StrCat("model directory ", dir.string(), " does not exist"));
+  auto [model_dir, version] = ResolveVersion(dir);
+
+  const Backend* backend = nullptr;
+  if (!options_.format.empty()) {
+    backend = FindBackend(options_.format);
+    if (backend == nullptr)
+      return absl::InvalidArgumentError(
+          StrCat("model format '", options_.format, "' is not built into this server"));
+  } else {
+    for (const Backend* b : AllBackends()) {
+      if (b->Recognizes(model_dir)) {
+        backend = b;
+        break;
+      }
+    }
+    if (backend == nullptr)
+      return absl::InvalidArgumentError(StrCat(
+          "no backend recognises the files in ", model_dir.string(),
+          " (XGBoost expects one *.json, *.ubj or *.bst model file)"));
+  }
+
+  LoadOptions load;
+  load.name = name;
+  load.version = version;
+  load.dir = model_dir;
+  load.threads_per_call = options_.threads_per_call;
+  OSPREY_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, backend->Load(load));
+  // Ready means the model answered: one warm-up request through the real path.
+  OSPREY_RETURN_IF_ERROR(WarmUp(*model));
+
+  auto served = std::make_shared<ServedModel>();
+  served->name = name;
+  served->version = version;
+  served->model = std::move(model);
+  served->metrics = metrics_->ForModel(name);
+  return std::shared_ptr<const ServedModel>(std::move(served));
+}
+
+absl::Status ModelRegistry::Load(const std::string& name, const fs::path& dir) {
+  std::lock_guard<std::mutex> load_lock(load_mu_);
+  {
+    std::unique_lock lock(mu_);
+    Entry& e = entries_[name];
+    e.wanted = true;
+    if (e.served == nullptr) e.state = ModelState::kLoading;
+  }
+  OSPREY_LOG(kInfo) << "loading model '" << name << "' from " << dir.string();
+  auto loaded = LoadModel(name, dir);
+  std::unique_lock lock(mu_);
+  Entry& e = entries_[name];
+  if (!loaded.ok()) {
+    OSPREY_LOG(kError) << "model '" << name << "' failed to load: " << loaded.status().message();
+    if (e.served == nullptr) {
+      e.state = ModelState::kUnavailable;
+      e.reason = std::string(loaded.status().message());
+    }
+    return loaded.status();
+  }
+  e.served = *std::move(loaded);
+  e.version = e.served->version;
+  e.state = ModelState::kReady;
+  e.reason.clear();
+  OSPREY_LOG(kInfo) << "model '" << name << "' version " << e.version << " is ready";
+  return absl::OkStatus();
+}
+
+absl::Status ModelRegistry::LoadFromRepository(const std::string& name) {
+  if (options_.repository.empty()) {
+    std::shared_lock lock(mu_);
+    auto it = entries_.find(name);
+    if (it != entries_.end() && it->second.served != nullptr) return absl::OkStatus();
+    return absl::NotFoundError(
+        StrCat("model '", name, "' is not in a model repository (server has none)"));
+  }
+  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
+    return absl::InvalidArgumentError(StrCat("invalid model name '", name, "'"));
+  fs::path dir = options_.repository / name;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    return absl::NotFoundError(
+        StrCat("model '", name, "' not found in repository ", options_.repository.string()));
+  return Load(name, dir);
+}
+
+absl::Status ModelRegistry::LoadAllFromRepository() {
+  std::error_code ec;
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(options_.repository, ec))
+    if (e.is_directory(ec)) names.push_back(e.path().filename().string());
+  if (ec)
+    return absl::NotFoundError(StrCat("cannot read model repository ",
+                                            options_.repository.string(), ": ", ec.message()));
+  std::sort(names.begin(), names.end());
+  absl::Status first;
+  for (const auto& n : names) {
+    absl::Status s = LoadFromRepository(n);
+    if (first.ok() && !s.ok()) first = s;
+  }
+  return first;
+}
+
+absl::Status ModelRegistry::Unload(const std::string& name) {
+  std::lock_guard<std::mutex> load_lock(load_mu_);
+  std::shared_ptr<const ServedModel> old;
+  {
+    std::unique_lock lock(mu_);
+    auto it = entries_.find(name);
+    if (it == entries_.end() || it->second.served == nullptr)
+      return absl::NotFoundError(StrCat("model '", name, "' is not loaded"));
+    it->second.state = ModelState::kUnloading;
+    it->second.wanted = false;
+    old = std::move(it->second.served);
+    it->second.served = nullptr;
+  }
+  // In-flight requests hold their own references; the model is freed when the
+  // last one finishes, here or on their thread.
+  old.reset();
+  SetState(name, ModelState::kUnavailable, "unloaded");
+  OSPREY_LOG(kInfo) << "model '" << name << "' unloaded";
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::Get(
+    std::string_view name, std::string_view version) const {
+  std::shared_lock lock(mu_);
+  auto it = entries_.find(name);
+  if (it == entries_.end())
+    return absl::NotFoundError(StrCat("model '", name, "' not found"));
+  const Entry& e = it->second;
+  if (e.served == nullptr)
+    return absl::UnavailableError(StrCat("model '", name, "' is not ready (",
+                                               ModelStateName(e.state),
+                                               e.reason.empty() ? "" : ": ", e.reason, ")"));
+  if (!version.empty() && version != e.served->version)
+    return absl::NotFoundError(StrCat("model '", name, "' has no version '", version,
+                                            "' (serving version ", e.served->version, ")"));
+  return e.served;
+}
+
+std::vector<ModelStatus> ModelRegistry::Index() const {
+  std::map<std::string, ModelStatus> all;
+  if (!options_.repository.empty()) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(options_.repository, ec)) {
+      if (!e.is_directory(ec)) continue;
+      std::string n = e.path().filename().string();
+      all[n] = ModelStatus{n, "", ModelState::kUnavailable, ""};
+    }
+  }
+  std::shared_lock lock(mu_);
+  for (const auto& [name, e] : entries_)
+    all[name] = ModelStatus{name, e.version, e.state, e.reason};
+  std::vector<ModelStatus> out;
+  for (auto& [_, s] : all) out.push_back(std::move(s));
+  return out;
+}
+
+std::vector<std::string> ModelRegistry::ReadyNames() const {
+  std::shared_lock lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [name, e] : entries_)
+    if (e.served != nullptr) out.push_back(name);
+  return out;
+}
+
+bool ModelRegistry::AllReady() const {
+  std::shared_lock lock(mu_);
+  if (entries_.empty()) return false;
+  for (const auto& [_, e] : entries_)
+    if (e.wanted && e.state != ModelState::kReady) return false;
+  return true;
+}
+
+}  // namespace osprey

@@ -1,0 +1,105 @@
+#pragma once
+
+// The models a server holds, their lifecycle, and lookup on the request path.
+//
+// State of a model name:
+//
+//   UNAVAILABLE --Load--> LOADING --loaded and answered warm-up--> READY
+//        ^                   |                                        |
+//        |                   +--failed (reason kept)--> UNAVAILABLE   |
+//        +--------------------------- UNLOADING <------Unload---------+
+//
+// A reload of a READY model keeps serving the old instance until the new one
+// is READY, then swaps atomically. Requests in flight keep their instance alive
+// through the shared_ptr they hold; unloading frees it when the last finishes.
+//
+// Threading: Get() is on the request path (shared lock, no allocation); Load
+// and Unload serialise among themselves and may run on any thread.
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backends/backend.h"
+#include "server/metrics.h"
+
+namespace osprey {
+
+enum class ModelState { kUnavailable, kLoading, kReady, kUnloading };
+std::string_view ModelStateName(ModelState state);
+
+struct ServedModel {
+  std::string name;
+  std::string version;
+  std::unique_ptr<Model> model;
+  ModelMetrics* metrics = nullptr;  // owned by Metrics, outlives the registry's users
+};
+
+struct ModelStatus {
+  std::string name;
+  std::string version;
+  ModelState state = ModelState::kUnavailable;
+  std::string reason;
+};
+
+class ModelRegistry {
+ public:
+  struct Options {
+    // Directory of model directories, for load by name; empty when serving a
+    // single --model-dir.
+    std::filesystem::path repository;
+    // Backend to use (e.g. "xgboost"); empty: the first that recognises the files.
+    std::string format;
+    int threads_per_call = 1;
+  };
+
+  ModelRegistry(Options options, Metrics* metrics);
+
+  // Loads `name` from `dir` (a model directory, or one with numeric version
+  // subdirectories, of which the highest is served). Errors: NotFound for a
+  // missing directory, InvalidArgument/Internal naming why the model failed.
+  absl::Status Load(const std::string& name, const std::filesystem::path& dir);
+  // Load from <repository>/<name>. NotFound when there is no such directory.
+  absl::Status LoadFromRepository(const std::string& name);
+  // Every subdirectory of the repository, in name order; errors are recorded
+  // per model (see Index) and the first is returned.
+  absl::Status LoadAllFromRepository();
+  absl::Status Unload(const std::string& name);
+
+  // The READY model of that name (and version, when non-empty). NotFound for an
+  // unknown name or version, Unavailable (with the reason) when not ready.
+  absl::StatusOr<std::shared_ptr<const ServedModel>> Get(std::string_view name,
+                                                         std::string_view version) const;
+
+  // Known models, plus the repository's unloaded directories, in name order.
+  std::vector<ModelStatus> Index() const;
+  std::vector<std::string> ReadyNames() const;
+  // True when at least one model is known and every known model is READY.
+  bool AllReady() const;
+
+ private:
+  struct Entry {
+    ModelState state = ModelState::kUnavailable;
+    std::string reason;
+    std::string version;
+    std::shared_ptr<const ServedModel> served;
+    bool wanted = true;  // false once explicitly unloaded: not counted by AllReady
+  };
+
+  absl::StatusOr<std::shared_ptr<const ServedModel>> LoadModel(const std::string& name,
+                                                               const std::filesystem::path& dir);
+  void SetState(const std::string& name, ModelState state, std::string reason);
+
+  Options options_;
+  Metrics* metrics_;
+  std::mutex load_mu_;  // serialises Load/Unload
+  mutable std::shared_mutex mu_;
+  std::map<std::string, Entry, std::less<>> entries_;
+};
+
+}  // namespace osprey

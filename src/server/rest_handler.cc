@@ -1,0 +1,221 @@
+#include "server/rest_handler.h"
+
+#include "common/strings.h"
+#include "common/strings.h"
+#include "protocol/json_writer.h"
+#include "protocol/v1_json.h"
+#include "protocol/v2_json.h"
+
+namespace osprey {
+namespace {
+
+HttpResponse Json(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+HttpResponse MethodNotAllowed(std::string_view method, std::string_view path,
+                              std::string_view allowed) {
+  return Json(405, JsonError(StrCat("method ", method, " not allowed on ", path,
+                                          "; use ", allowed)));
+}
+
+HttpResponse NotFoundRoute(std::string_view path) {
+  return Json(404, JsonError(StrCat("no route for ", path)));
+}
+
+// Splits "a/b/c" at the first '/'.
+std::pair<std::string_view, std::string_view> Head(std::string_view s) {
+  size_t slash = s.find('/');
+  if (slash == std::string_view::npos) return {s, {}};
+  return {s.substr(0, slash), s.substr(slash + 1)};
+}
+
+std::string ModelStatusJson(std::string_view name, bool ready) {
+  std::string body;
+  JsonWriter w(&body);
+  w.BeginObject().Key("name").String(name).Key("ready").Bool(ready).EndObject();
+  return body;
+}
+
+}  // namespace
+
+int HttpStatusFromCode(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk:
+      return 200;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange:
+      return 400;
+    case absl::StatusCode::kNotFound:
+      return 404;
+    case absl::StatusCode::kResourceExhausted:
+      return 413;
+    case absl::StatusCode::kUnimplemented:
+      return 501;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+HttpResponse ErrorResponse(const absl::Status& status) {
+  return Json(HttpStatusFromCode(status.code()), JsonError(StatusMessage(status)));
+}
+
+HttpResponse RestHandler::Handle(const HttpRequest& req) {
+  std::string_view path = req.target.substr(0, req.target.find('?'));
+  std::string_view method = req.method;
+  HttpResponse response;
+  if (path.starts_with("/v2/models/")) {
+    response = HandleV2Model(method, path.substr(11), req);
+  } else if (path.starts_with("/v1/")) {
+    response = HandleV1(method, path, req);
+  } else if (path == "/v2/health/live") {
+    response = Json(200, R"({"live":true})");
+  } else if (path == "/v2/health/ready") {
+    bool ready = core_->registry()->AllReady();
+    response = Json(ready ? 200 : 503, ready ? R"({"ready":true})" : R"({"ready":false})");
+  } else if (path == "/v2" || path == "/v2/") {
+    response = method == "GET"
+                   ? Json(200, EncodeV2ServerMetadata(
+                                   options_.server_name, options_.server_version,
+                                   {"binary_tensor_data", "model_repository", "v1", "metrics"}))
+                   : MethodNotAllowed(method, path, "GET");
+  } else if (path.starts_with("/v2/repository/")) {
+    response = HandleRepository(method, path.substr(15), req);
+  } else if (path == "/") {
+    response = Json(200, R"({"status":"alive"})");
+  } else if (path == "/metrics") {
+    response = Json(200, metrics_->Render());
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  } else {
+    response = NotFoundRoute(path);
+  }
+  metrics_->CountHttpResponse(response.status);
+  return response;
+}
+
+HttpResponse RestHandler::HandleV1(std::string_view method, std::string_view path,
+                                   const HttpRequest& req) {
+  if (path == "/v1/models") {
+    if (method != "GET") return MethodNotAllowed(method, path, "GET");
+    std::string body;
+    JsonWriter w(&body);
+    w.BeginObject().Key("models").BeginArray();
+    for (const auto& n : core_->registry()->ReadyNames()) w.String(n);
+    w.EndArray().EndObject();
+    return Json(200, std::move(body));
+  }
+  if (!path.starts_with("/v1/models/")) return NotFoundRoute(path);
+  std::string_view rest = path.substr(11);
+  size_t colon = rest.rfind(':');
+  if (colon == std::string_view::npos) {
+    if (method != "GET") return MethodNotAllowed(method, path, "GET");
+    auto served = core_->registry()->Get(rest, "");
+    if (!served.ok()) return ErrorResponse(served.status());
+    return Json(200, ModelStatusJson(rest, true));
+  }
+  std::string_view model = rest.substr(0, colon);
+  std::string_view verb = rest.substr(colon + 1);
+  if (verb != "predict" && verb != "explain") return NotFoundRoute(path);
+  if (method != "POST") return MethodNotAllowed(method, path, "POST");
+  auto served = core_->registry()->Get(model, "");
+  if (!served.ok()) return ErrorResponse(served.status());
+  if (verb == "explain")
+    return ErrorResponse(absl::UnimplementedError(
+        StrCat("model '", model, "' has no explainer")));
+  auto decoded = DecodeV1PredictRequest(*req.body, (*served)->model->metadata());
+  if (!decoded.ok()) {
+    core_->CountDecodeFailure(model);
+    return ErrorResponse(decoded.status());
+  }
+  decoded->model_name = std::string(model);
+  InferResponse response;
+  absl::Status s = core_->Infer(*decoded, &response, req.arrival);
+  if (!s.ok()) return ErrorResponse(s);
+  return Json(200, EncodeV1PredictResponse(response));
+}
+
+HttpResponse RestHandler::HandleV2Model(std::string_view method, std::string_view rest,
+                                        const HttpRequest& req) {
+  auto [model, tail] = Head(rest);
+  std::string_view version;
+  if (tail.starts_with("versions/")) {
+    std::tie(version, tail) = Head(tail.substr(9));
+    if (version.empty()) return NotFoundRoute(rest);
+  }
+  if (tail == "infer") {
+    if (method != "POST") return MethodNotAllowed(method, "infer", "POST");
+    return Infer(model, version, req);
+  }
+  if (tail.empty() || tail == "ready") {
+    if (method != "GET") return MethodNotAllowed(method, rest, "GET");
+    auto served = core_->registry()->Get(model, version);
+    if (!served.ok()) return ErrorResponse(served.status());
+    if (tail == "ready") return Json(200, ModelStatusJson(model, true));
+    return Json(200, EncodeV2ModelMetadata((*served)->model->metadata()));
+  }
+  return NotFoundRoute(StrCat("/v2/models/", rest));
+}
+
+HttpResponse RestHandler::Infer(std::string_view model, std::string_view version,
+                                const HttpRequest& req) {
+  auto decoded = DecodeV2InferRequest(req.body, req.inference_header_length);
+  if (!decoded.ok()) {
+    core_->CountDecodeFailure(model);
+    return ErrorResponse(decoded.status());
+  }
+  InferRequest& request = *decoded;
+  request.model_name.assign(model);
+  request.model_version.assign(version);
+  InferResponse response;
+  absl::Status s = core_->Infer(request, &response, req.arrival);
+  if (!s.ok()) return ErrorResponse(s);
+  EncodedBody encoded = EncodeV2InferResponse(response, request);
+  HttpResponse r = Json(200, std::move(encoded.body));
+  if (encoded.json_length.has_value()) {
+    r.inference_header_length = encoded.json_length;
+    r.content_type = "application/octet-stream";
+  }
+  return r;
+}
+
+HttpResponse RestHandler::HandleRepository(std::string_view method, std::string_view rest,
+                                           const HttpRequest& req) {
+  if (method != "POST") return MethodNotAllowed(method, rest, "POST");
+  ModelRegistry* registry = core_->registry();
+  if (rest == "index") {
+    auto ready_only = DecodeV2RepositoryIndexRequest(*req.body);
+    if (!ready_only.ok()) return ErrorResponse(ready_only.status());
+    std::vector<RepositoryEntry> entries;
+    for (const ModelStatus& s : registry->Index()) {
+      if (*ready_only && s.state != ModelState::kReady) continue;
+      entries.push_back({s.name, s.version, std::string(ModelStateName(s.state)), s.reason});
+    }
+    return Json(200, EncodeV2RepositoryIndex(entries));
+  }
+  if (!rest.starts_with("models/")) return NotFoundRoute(rest);
+  auto [model, action] = Head(rest.substr(7));
+  std::string name(model);
+  std::string body;
+  JsonWriter w(&body);
+  if (action == "load") {
+    absl::Status s = registry->LoadFromRepository(name);
+    if (!s.ok()) return ErrorResponse(s);
+    w.BeginObject().Key("name").String(name).Key("load").Bool(true).EndObject();
+  } else if (action == "unload") {
+    absl::Status s = registry->Unload(name);
+    if (!s.ok()) return ErrorResponse(s);
+    w.BeginObject().Key("name").String(name).Key("unload").Bool(true).EndObject();
+  } else {
+    return NotFoundRoute(rest);
+  }
+  return Json(200, std::move(body));
+}
+
+}  // namespace osprey

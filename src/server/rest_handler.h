@@ -1,0 +1,62 @@
+#pragma once
+
+// KServe V1 and V2 REST routes over the inference core, independent of any
+// HTTP library: the HTTP server hands in a parsed request and sends back what
+// Handle returns. The only place where a Status becomes an HTTP code.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "server/inference_core.h"
+#include "server/metrics.h"
+
+namespace osprey {
+
+struct HttpRequest {
+  std::string_view method;
+  std::string_view target;  // path and query, as sent
+  std::optional<uint64_t> inference_header_length;
+  std::shared_ptr<const std::string> body;
+  std::chrono::steady_clock::time_point arrival;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string body;
+  std::string_view content_type = "application/json";
+  std::optional<size_t> inference_header_length;
+};
+
+int HttpStatusFromCode(absl::StatusCode code);
+HttpResponse ErrorResponse(const absl::Status& status);
+
+class RestHandler {
+ public:
+  struct Options {
+    std::string server_name = "osprey";
+    std::string server_version = OSPREY_VERSION;
+  };
+  RestHandler(Options options, InferenceCore* core, Metrics* metrics)
+      : options_(std::move(options)), core_(core), metrics_(metrics) {}
+
+  // Thread-safe; blocks for the duration of an inference or a model load.
+  HttpResponse Handle(const HttpRequest& request);
+
+ private:
+  HttpResponse HandleV1(std::string_view method, std::string_view path, const HttpRequest& req);
+  HttpResponse HandleV2Model(std::string_view method, std::string_view rest,
+                             const HttpRequest& req);
+  HttpResponse HandleRepository(std::string_view method, std::string_view rest,
+                                const HttpRequest& req);
+  HttpResponse Infer(std::string_view model, std::string_view version, const HttpRequest& req);
+
+  Options options_;
+  InferenceCore* core_;
+  Metrics* metrics_;
+};
+
+}  // namespace osprey
