@@ -55,10 +55,12 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Start() { Read(); }
 
-  // Called on the loop thread when draining: idle connections close now, busy
-  // ones after their answer.
+  // Called on the loop thread when draining: idle connections close now; one
+  // with a request in progress (being received, executed or answered) closes
+  // after its answer.
   void Drain() {
-    if (!busy_) Close();
+    bool receiving = buffer_.size() > 0 || (parser_.has_value() && parser_->got_some());
+    if (!busy_ && !receiving) Close();
   }
 
  private:

@@ -113,6 +113,7 @@ absl::Status ModelRegistry::Load(const std::string& name, const fs::path& dir) {
     std::unique_lock lock(mu_);
     Entry& e = entries_[name];
     e.wanted = true;
+    if (e.served == nullptr) e.version = ResolveVersion(dir).second;
     if (e.served == nullptr) e.state = ModelState::kLoading;
   }
   OSPREY_LOG(kInfo) << "loading model '" << name << "' from " << dir.string();
@@ -215,7 +216,7 @@ std::vector<ModelStatus> ModelRegistry::Index() const {
     for (const auto& e : fs::directory_iterator(options_.repository, ec)) {
       if (!e.is_directory(ec)) continue;
       std::string n = e.path().filename().string();
-      all[n] = ModelStatus{n, "", ModelState::kUnavailable, ""};
+      all[n] = ModelStatus{n, ResolveVersion(e.path()).second, ModelState::kUnavailable, ""};
     }
   }
   std::shared_lock lock(mu_);

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <mutex>
+#include <vector>
 #include <system_error>
 
 #include "common/strings.h"
@@ -16,8 +18,17 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// XGBoost's last error without the stack trace it appends.
+std::string LastError() {
+  std::string message = XGBGetLastError();
+  size_t trace = message.find("Stack trace:");
+  if (trace != std::string::npos) message.resize(trace);
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  return message;
+}
+
 absl::Status XgbError(std::string_view what) {
-  return absl::InternalError(StrCat(what, ": ", XGBGetLastError()));
+  return absl::InternalError(StrCat(what, ": ", LastError()));
 }
 
 bool IsModelFile(const fs::path& p) {
@@ -54,6 +65,7 @@ class XgboostModel : public Model {
  public:
   XgboostModel() = default;
   ~XgboostModel() override {
+    for (DMatrixHandle proxy : proxies_) XGDMatrixFree(proxy);
     if (booster_ != nullptr) XGBoosterFree(booster_);
   }
 
@@ -62,7 +74,7 @@ class XgboostModel : public Model {
     if (XGBoosterCreate(nullptr, 0, &booster_) != 0) return XgbError("creating booster");
     if (XGBoosterLoadModel(booster_, file.c_str()) != 0)
       return absl::InvalidArgumentError(
-          StrCat("cannot load XGBoost model ", file.string(), ": ", XGBGetLastError()));
+          StrCat("cannot load XGBoost model ", file.string(), ": ", LastError()));
     std::string threads = std::to_string(options.threads_per_call);
     if (XGBoosterSetParam(booster_, "nthread", threads.c_str()) != 0)
       return XgbError("setting nthread");
@@ -136,7 +148,11 @@ class XgboostModel : public Model {
     const bst_ulong* shape = nullptr;
     bst_ulong dim = 0;
     const float* result = nullptr;
-    if (XGBoosterPredictFromDense(booster_, array, kConfig, nullptr, &shape, &dim, &result) != 0)
+    DMatrixHandle proxy = AcquireProxy();
+    if (proxy == nullptr) return XgbError("creating a proxy DMatrix");
+    int rc = XGBoosterPredictFromDense(booster_, array, kConfig, proxy, &shape, &dim, &result);
+    ReleaseProxy(proxy);
+    if (rc != 0)
       return XgbError(StrCat("XGBoost prediction for model '", metadata_.name, "' failed"));
     Shape out_shape(shape, shape + dim);
     int64_t count = 1;
@@ -148,6 +164,32 @@ class XgboostModel : public Model {
     return absl::OkStatus();
   }
 
+  // Without a proxy, every XGBoosterPredictFromDense call builds one, and its
+  // construction reads cgroup files; a pool of reusable proxies (one per
+  // concurrent call: a proxy holds the call's input) avoids that per request.
+  DMatrixHandle AcquireProxy() {
+    {
+      std::lock_guard<std::mutex> lock(proxy_mu_);
+      if (!free_proxies_.empty()) {
+        DMatrixHandle p = free_proxies_.back();
+        free_proxies_.pop_back();
+        return p;
+      }
+    }
+    DMatrixHandle p = nullptr;
+    if (XGProxyDMatrixCreate(&p) != 0) return nullptr;
+    std::lock_guard<std::mutex> lock(proxy_mu_);
+    proxies_.push_back(p);
+    return p;
+  }
+  void ReleaseProxy(DMatrixHandle p) {
+    std::lock_guard<std::mutex> lock(proxy_mu_);
+    free_proxies_.push_back(p);
+  }
+
+  std::mutex proxy_mu_;
+  std::vector<DMatrixHandle> proxies_;       // every proxy made, freed with the model
+  std::vector<DMatrixHandle> free_proxies_;  // those not in use
   BoosterHandle booster_ = nullptr;
   int64_t num_features_ = 0;
   std::string objective_;
