@@ -59,7 +59,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // with a request in progress (being received, executed or answered) closes
   // after its answer.
   void Drain() {
-    bool receiving = buffer_.size() > 0 || (parser_.has_value() && parser_->got_some());
+    // A request counts as in progress once any of its bytes reached us,
+    // including bytes still in the kernel while this loop was busy elsewhere.
+    beast::error_code ec;
+    bool receiving = buffer_.size() > 0 || (parser_.has_value() && parser_->got_some()) ||
+                     socket_.available(ec) > 0;
     if (!busy_ && !receiving) Close();
   }
 

@@ -6,11 +6,14 @@
 #include <cmath>
 #include <cstring>
 #include <mutex>
+#include <random>
 #include <vector>
 #include <system_error>
 
 #include "common/strings.h"
 #include "absl/strings/str_join.h"
+#include "backends/xgboost/forest.h"
+#include "common/logging.h"
 #include "rapidjson/document.h"
 
 namespace osprey {
@@ -116,7 +119,84 @@ class XgboostModel : public Model {
     if (objective == "multi:softprob" && num_class > 1) out_shape = {-1, num_class};
     metadata_.outputs = {{"output-0", DataType::kFp32, out_shape}};
     objective_ = objective;
+    UseNativeEvaluatorIfExact();
     return absl::OkStatus();
+  }
+
+  // Compiles the native evaluator and keeps it only if it reproduces
+  // libxgboost's predictions bit for bit on probe rows built around every
+  // split threshold (each side of it, and missing values).
+  void UseNativeEvaluatorIfExact() {
+    bst_ulong len = 0;
+    const char* json = nullptr;
+    if (XGBoosterSaveModelToBuffer(booster_, R"({"format":"json"})", &len, &json) != 0) {
+      OSPREY_LOG(kInfo) << "model '" << metadata_.name
+                        << "': libxgboost predictor (model JSON unavailable: " << LastError()
+                        << ")";
+      return;
+    }
+    auto forest = Forest::Compile(std::string_view(json, len));
+    if (!forest.ok()) {
+      OSPREY_LOG(kInfo) << "model '" << metadata_.name << "': libxgboost predictor ("
+                        << forest.status().message() << ")";
+      return;
+    }
+    std::vector<float> probe = ProbeRows(json, len);
+    int64_t rows = static_cast<int64_t>(probe.size()) / num_features_;
+    InferResponse reference;
+    absl::Status s = PredictWithLibrary(probe, rows, &reference);
+    std::vector<float> native(static_cast<size_t>(rows * (*forest)->output_width()));
+    (*forest)->Predict(probe.data(), rows, native.data());
+    std::string_view expected = s.ok() ? reference.outputs[0].data() : std::string_view();
+    if (!s.ok() || expected.size() != native.size() * sizeof(float) ||
+        std::memcmp(expected.data(), native.data(), expected.size()) != 0) {
+      OSPREY_LOG(kWarning) << "model '" << metadata_.name
+                           << "': native evaluator disagrees with libxgboost; using libxgboost";
+      return;
+    }
+    OSPREY_LOG(kInfo) << "model '" << metadata_.name << "': native evaluator ("
+                      << (*forest)->num_trees() << " trees, " << objective_
+                      << "), verified against libxgboost on " << rows << " rows";
+    forest_ = *std::move(forest);
+  }
+
+  // Rows mixing, per feature, every split threshold, the float just below it,
+  // missing values and extremes, from a fixed seed.
+  std::vector<float> ProbeRows(const char* json, bst_ulong len) const {
+    std::vector<std::vector<float>> candidates(static_cast<size_t>(num_features_));
+    rapidjson::Document doc;
+    doc.Parse(json, len);
+    if (!doc.HasParseError() && doc.IsObject()) {
+      const auto& trees = doc["learner"]["gradient_booster"]["model"]["trees"];
+      for (const auto& tree : trees.GetArray()) {
+        const auto& left = tree["left_children"];
+        const auto& index = tree["split_indices"];
+        const auto& cond = tree["split_conditions"];
+        for (rapidjson::SizeType i = 0; i < left.Size(); ++i) {
+          if (left[i].GetInt() == -1) continue;
+          auto f = static_cast<size_t>(index[i].GetInt());
+          float t = cond[i].GetFloat();
+          candidates[f].push_back(t);
+          candidates[f].push_back(std::nextafter(t, -INFINITY));
+        }
+      }
+    }
+    std::mt19937 rng(42);
+    constexpr int kRows = 256;
+    std::vector<float> rows(static_cast<size_t>(kRows * num_features_));
+    for (int r = 0; r < kRows; ++r) {
+      for (int64_t f = 0; f < num_features_; ++f) {
+        auto& c = candidates[static_cast<size_t>(f)];
+        uint32_t pick = rng() % 16;
+        float v;
+        if (pick == 0) v = std::nanf("");
+        else if (pick == 1) v = (rng() % 2) ? 1e30f : -1e30f;
+        else if (c.empty() || pick == 2) v = static_cast<float>(rng() % 1000) / 10.0f - 50.0f;
+        else v = c[rng() % c.size()];
+        rows[static_cast<size_t>(r * num_features_ + f)] = v;
+      }
+    }
+    return rows;
   }
 
   const ModelMetadata& metadata() const override { return metadata_; }
@@ -131,12 +211,22 @@ class XgboostModel : public Model {
     std::vector<float> values;
     OSPREY_RETURN_IF_ERROR(ConvertToFloat32(input, &values));
     int64_t rows = input.shape()[0];
-    if (rows == 0) {
-      Tensor out("output-0", DataType::kFp32, metadata_.outputs[0].shape);
-      (*out.mutable_shape())[0] = 0;
+    if (rows == 0 || forest_ != nullptr) {
+      Shape shape = metadata_.outputs[0].shape;
+      shape[0] = rows;
+      Tensor out("output-0", DataType::kFp32, shape);
+      std::string* bytes = out.mutable_owned_data();
+      bytes->resize(static_cast<size_t>(out.element_count()) * sizeof(float));
+      if (rows > 0) forest_->Predict(values.data(), rows, reinterpret_cast<float*>(bytes->data()));
       response->outputs.push_back(std::move(out));
       return absl::OkStatus();
     }
+    return PredictWithLibrary(values, rows, response);
+  }
+
+  // libxgboost's own predictor (inplace prediction from a dense array).
+  absl::Status PredictWithLibrary(const std::vector<float>& values, int64_t rows,
+                                  InferResponse* response) {
     char array[160];
     std::snprintf(array, sizeof(array),
                   "{\"data\":[%llu,true],\"shape\":[%lld,%lld],\"typestr\":\"<f4\",\"version\":3}",
@@ -187,6 +277,7 @@ class XgboostModel : public Model {
     free_proxies_.push_back(p);
   }
 
+  std::unique_ptr<Forest> forest_;  // set when it reproduces libxgboost exactly
   std::mutex proxy_mu_;
   std::vector<DMatrixHandle> proxies_;       // every proxy made, freed with the model
   std::vector<DMatrixHandle> free_proxies_;  // those not in use

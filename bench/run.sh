@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Entry point of `make bench`: Osprey against nginx, KServe and (when it
+# installs) MLServer, all measured in the same run. See bench/README.md.
+#
+#   bench/run.sh                      # full run, 3 x 10 s per scenario
+#   BENCH_SECONDS=3 bench/run.sh      # quick run
+#   OSPREY_BIN=build/dev/apps/osprey/osprey bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${BENCH_PYTHON:-.venv/bin/python}
+if [ ! -x "$PY" ]; then
+  echo "bench: $PY not found; run scripts/deps.sh first" >&2
+  exit 2
+fi
+for tool in wrk taskset "${NGINX_BIN:-/usr/sbin/nginx}"; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "bench: $tool not found; run scripts/deps.sh first" >&2
+    exit 2
+  fi
+done
+
+# The MLServer reference is optional: its one-time install never fails the run.
+case ",${BENCH_ONLY:-mlserver}," in
+  *,mlserver,*)
+    if [ "${BENCH_MLSERVER:-1}" != 0 ]; then bench/setup_mlserver.sh || true; fi ;;
+esac
+
+export BENCH_PYTHON="$PY"
+exec "$PY" bench/run.py "$@"

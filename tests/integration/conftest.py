@@ -1,0 +1,141 @@
+"""pytest wiring for Osprey's end-to-end suite.
+
+Fixtures:
+  osprey_bin   the server binary ($OSPREY_BIN, else build/dev/apps/osprey/osprey);
+               a missing binary fails every test that needs it, with the path.
+  fixtures     trained models and expected predictions (tests/fixtures/train_iris.py,
+               cached under $OSPREY_FIXTURES, else build/fixtures).
+  launcher     starts servers: launcher.serve(args, label) is a context manager
+               (for module-scoped servers), launcher.start(args, label) returns a
+               running server the caller stops.
+  osprey       per-test factory: osprey(args, label) -> running server, stopped
+               at the end of the test.
+
+When a test fails, the stderr of every server that was running during it is
+attached to the report.
+"""
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+import harness
+
+
+def pytest_report_header(config):
+    return [
+        f"osprey binary: {harness.osprey_binary()}",
+        f"osprey fixtures: {harness.fixtures_root()}",
+    ]
+
+
+@pytest.fixture(scope="session")
+def osprey_bin():
+    path = harness.osprey_binary()
+    if not path.is_file() or not os.access(path, os.X_OK):
+        pytest.fail(
+            f"osprey binary not found or not executable at {path}; build it first "
+            f"(or point OSPREY_BIN at it)",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def fixtures():
+    root = harness.fixtures_root()
+    proc = subprocess.run(
+        [sys.executable, str(harness.TRAINER), str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"fixture trainer failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}",
+            pytrace=False,
+        )
+    return harness.Fixtures(root)
+
+
+@pytest.fixture(scope="session")
+def logs_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("osprey-logs")
+
+
+class Launcher:
+    def __init__(self, binary, logs_dir):
+        self.binary = binary
+        self.logs_dir = logs_dir
+        self.count = 0
+
+    def start(self, args, label="osprey", ready=True, ready_models=None):
+        """Starts a server and waits for liveness, then readiness.
+
+        ready=True waits for /v2/health/ready; ready_models waits for those
+        models instead; ready=False waits for liveness only.
+        """
+        self.count += 1
+        server = harness.OspreyServer(self.binary, args, self.logs_dir, f"{self.count:02d}-{label}")
+        server.start()
+        try:
+            if ready_models is not None:
+                server.wait_ready(ready_models)
+            elif ready:
+                server.wait_ready()
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    @contextlib.contextmanager
+    def serve(self, args, label="osprey", **kw):
+        server = self.start(args, label, **kw)
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def launcher(osprey_bin, logs_dir):
+    return Launcher(osprey_bin, logs_dir)
+
+
+@pytest.fixture
+def osprey(launcher):
+    started = []
+
+    def start(args, label="osprey", **kw):
+        server = launcher.start(args, label, **kw)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    item._osprey_started_at = time.monotonic()
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        since = getattr(item, "_osprey_started_at", 0.0)
+        for server in harness.relevant_servers(since):
+            rep.sections.append(
+                (
+                    f"osprey stderr: {server.label} ({server.stderr_path})",
+                    server.log_tail(),
+                )
+            )
