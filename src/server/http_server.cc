@@ -77,6 +77,36 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(shared_->max_request_bytes);
     parser_->header_limit(64 * 1024);
     busy_ = false;
+    // Header first, so a client waiting on "Expect: 100-continue" (curl, for
+    // bodies over 1 KiB) gets its go-ahead instead of stalling for a second.
+    http::async_read_header(socket_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              self->OnHeader(ec);
+                            });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec || parser_->is_done()) {
+      OnRead(ec);
+      return;
+    }
+    auto expect = parser_->get().find(http::field::expect);
+    if (expect != parser_->get().end() && beast::iequals(expect->value(), "100-continue")) {
+      continue_ = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
+      asio::async_write(socket_, asio::buffer(*continue_),
+                        [self = shared_from_this()](beast::error_code ec, size_t) {
+                          if (ec) {
+                            self->Close();
+                            return;
+                          }
+                          self->ReadBody();
+                        });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
     http::async_read(socket_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        self->OnRead(ec);
@@ -186,6 +216,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
   std::string request_id_;
+  std::shared_ptr<std::string> continue_;  // "100 Continue" line while it is written
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool busy_ = false;

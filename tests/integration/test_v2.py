@@ -358,3 +358,26 @@ def test_x_request_id_is_echoed(server, fixtures):
     )
     assert r.status_code == 200
     assert r.headers.get("x-request-id") == "trace-123"
+
+
+def test_expect_100_continue(server, fixtures):
+    """A client that asks to wait for "100 Continue" before sending the body
+    (curl does for large bodies) gets it at once, then its answer."""
+    model = "xgb-iris-softmax"
+    X = fixtures.inputs(model)
+    body = json.dumps(v2_json_request(X[:5], request_id="expect")).encode()
+    head = (
+        f"POST /v2/models/{model}/infer HTTP/1.1\r\nHost: localhost\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Expect: 100-continue\r\n\r\n"
+    ).encode()
+    with RawConnection(server) as conn:
+        conn.send(head)
+        interim = conn.fp.readline()
+        assert interim.startswith(b"HTTP/1.1 100"), interim
+        assert conn.fp.readline() == b"\r\n"
+        conn.send(body)
+        r = conn.read()
+    assert r.status == 200
+    assert r.json()["id"] == "expect"
+    assert_close(output_array(r.json()["outputs"][0]), fixtures.predictions(model)[:5])
