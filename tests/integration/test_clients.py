@@ -1,20 +1,20 @@
 """Existing clients against Osprey: tritonclient.http (JSON and binary tensors,
-async requests, repository calls) and the kserve SDK (its V2 request/response
-types and its REST schemas).
-
-The installed kserve (0.13.x, the newest that fits the numpy Debian ships) has
-no REST client class; it gives the V2 data model (InferRequest / InferInput /
-InferResponse with to_rest / from_rest) and the pydantic schemas its own server
-answers with, so those travel over plain HTTP here, the way KServe's own e2e
-tests post V1 requests.
+async requests, repository calls) and the kserve SDK: its InferenceRESTClient
+for V1 and V2 (JSON and binary tensors), its V2 request/response types, and
+the pydantic schemas its own server answers with.
 """
 
+import asyncio
+import json
+
+import httpx
 import numpy as np
 import pytest
 import requests
 import tritonclient.http as triton
 from kserve import InferInput as KInferInput
 from kserve import InferRequest as KInferRequest
+from kserve import InferenceRESTClient, RESTConfig
 from kserve import InferResponse as KInferResponse
 from kserve.protocol.rest import v2_datamodels as kserve_schema
 from tritonclient.utils import InferenceServerException
@@ -200,12 +200,16 @@ def test_triton_repository_calls(osprey, fixtures, tmp_path):
 
 
 def kserve_infer(server, request: KInferRequest) -> KInferResponse:
-    r = requests.post(
-        server.url(f"/v2/models/{request.model_name}/infer"), json=request.to_rest(), timeout=HTTP_TIMEOUT_S
-    )
+    body, json_length = request.to_rest()
+    headers = {"Content-Type": "application/json"}
+    if json_length:
+        headers["Inference-Header-Content-Length"] = str(json_length)
+    r = requests.post(server.url(f"/v2/models/{request.model_name}/infer"),
+                      data=body if isinstance(body, bytes) else json.dumps(body),
+                      headers=headers, timeout=HTTP_TIMEOUT_S)
     assert r.status_code == 200, r.text[:500]
     validate(kserve_schema.InferenceResponse, r.json())
-    return KInferResponse.from_rest(request.model_name, r.json())
+    return KInferResponse.from_rest(r.json())
 
 
 @pytest.mark.parametrize("model", MODEL_NAMES)
@@ -253,3 +257,61 @@ def test_answers_match_kserve_schemas(server, fixtures):
     )
     validate(kserve_schema.InferenceResponse, r.json())
     validate(kserve_schema.InferenceRequest, v2_json_request(fixtures.inputs(SOFTMAX)[:3]))
+
+
+# -- kserve SDK InferenceRESTClient ---------------------------------------------
+
+
+def rest_client_call(protocol, call):
+    """Runs `call(client)` on a fresh InferenceRESTClient speaking `protocol`."""
+
+    async def run():
+        client = InferenceRESTClient(RESTConfig(protocol=protocol, timeout=HTTP_TIMEOUT_S))
+        try:
+            return await call(client)
+        finally:
+            await client.close()
+
+    return asyncio.run(run())
+
+
+def test_kserve_rest_client_v1_e2e_case(server):
+    """KServe's own e2e case through its SDK's V1 client: predictions [1, 1]."""
+    result = rest_client_call("v1", lambda c: c.infer(
+        server.base_url, {"instances": KSERVE_E2E_INSTANCES}, model_name=SOFTMAX))
+    assert result["predictions"] == [1, 1]
+
+
+def test_kserve_rest_client_v1_health(server):
+    # The SDK's V1 client checks liveness only (GET /); readiness is a V2 call.
+    assert rest_client_call("v1", lambda c: c.is_server_live(server.base_url)) is True
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_kserve_rest_client_v2(server, fixtures, model, binary):
+    X = fixtures.inputs(model)
+    inp = KInferInput(name=INPUT_NAME, shape=list(X.shape), datatype="FP32")
+    inp.set_data_from_numpy(X, binary_data=binary)
+    request = KInferRequest(model_name=model, infer_inputs=[inp], request_id=f"rc-{model}",
+                            parameters={"binary_data_output": binary} if binary else None)
+    resp = rest_client_call("v2", lambda c: c.infer(server.base_url, request, model_name=model))
+    assert resp.id == f"rc-{model}"
+    out = resp.get_output_by_name(OUTPUT_NAME)
+    assert out is not None and out.datatype == "FP32"
+    assert_close(out.as_numpy(), fixtures.predictions(model))
+
+
+def test_kserve_rest_client_v2_health_and_errors(server):
+    assert rest_client_call("v2", lambda c: c.is_server_live(server.base_url)) is True
+    assert rest_client_call("v2", lambda c: c.is_server_ready(server.base_url)) is True
+    assert rest_client_call("v2", lambda c: c.is_model_ready(server.base_url, SOFTPROB)) is True
+    with pytest.raises(httpx.HTTPStatusError) as err:
+        rest_client_call("v1", lambda c: c.explain(server.base_url, SOFTMAX,
+                                                   {"instances": KSERVE_E2E_INSTANCES}))
+    assert err.value.response.status_code == 501
+    with pytest.raises(httpx.HTTPStatusError) as err:
+        rest_client_call("v1", lambda c: c.infer(server.base_url, {"instances": [[1, 2]]},
+                                                 model_name=SOFTMAX))
+    assert err.value.response.status_code == 400
+    assert "expects 4" in err.value.response.json()["error"]
