@@ -2,7 +2,7 @@
 
 A stock `kserve.ModelServer` serving an XGBoost Booster through a
 `kserve.Model`, written the way KServe's own xgbserver does it for the
-installed kserve release (0.13): load() reads the Booster, predict() turns the
+installed kserve release (0.14): load() reads the Booster, predict() turns the
 payload into a numpy array with kserve's get_predict_input (V1 "instances" or
 the first V2 input tensor), runs `xgb.DMatrix(...)` -> `booster.predict`, and
 answers with get_predict_response (a V1 dict or a V2 InferResponse).

@@ -2,16 +2,29 @@
 
 #include <charconv>
 #include <cmath>
+#include <type_traits>
 
 namespace osprey {
 namespace {
-// Floating-point values keep a float's look ("1.0", not "1") so that clients
-// that check types, like Python's json, see floats.
-void AppendFloatText(const char* begin, const char* end, std::string* out) {
-  out->append(begin, end);
-  for (const char* p = begin; p != end; ++p)
-    if (*p == '.' || *p == 'e') return;
-  out->append(".0");
+// Shortest round-trip text. Floating-point values keep a float's look ("1.0",
+// not "1") so that clients that check types, like Python's json, see floats;
+// NaN and infinities, which JSON lacks, become null.
+template <typename T>
+void AppendNumber(T value, std::string* out) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (!std::isfinite(value)) {
+      out->append("null");
+      return;
+    }
+  }
+  char buf[40];
+  auto r = std::to_chars(buf, buf + sizeof(buf), value);
+  out->append(buf, r.ptr);
+  if constexpr (std::is_floating_point_v<T>) {
+    for (const char* p = buf; p != r.ptr; ++p)
+      if (*p == '.' || *p == 'e') return;
+    out->append(".0");
+  }
 }
 }  // namespace
 
@@ -114,38 +127,22 @@ JsonWriter& JsonWriter::Null() {
 }
 JsonWriter& JsonWriter::Int(int64_t value) {
   Separate();
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof(buf), value);
-  out_->append(buf, r.ptr);
+  AppendNumber(value, out_);
   return *this;
 }
 JsonWriter& JsonWriter::Uint(uint64_t value) {
   Separate();
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof(buf), value);
-  out_->append(buf, r.ptr);
+  AppendNumber(value, out_);
   return *this;
 }
 JsonWriter& JsonWriter::Double(double value) {
   Separate();
-  if (!std::isfinite(value)) {
-    out_->append("null");
-    return *this;
-  }
-  char buf[40];
-  auto r = std::to_chars(buf, buf + sizeof(buf), value);
-  AppendFloatText(buf, r.ptr, out_);
+  AppendNumber(value, out_);
   return *this;
 }
 JsonWriter& JsonWriter::Float(float value) {
   Separate();
-  if (!std::isfinite(value)) {
-    out_->append("null");
-    return *this;
-  }
-  char buf[40];
-  auto r = std::to_chars(buf, buf + sizeof(buf), value);
-  AppendFloatText(buf, r.ptr, out_);
+  AppendNumber(value, out_);
   return *this;
 }
 JsonWriter& JsonWriter::Raw(std::string_view json) {
