@@ -18,6 +18,7 @@ mkdir -p "$STAMP_DIR"
 APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libboost-dev rapidjson-dev libabsl-dev libgtest-dev libgmock-dev
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libxgboost-dev python3-xgboost python3-sklearn python3-numpy python3-venv python3-pip
   wrk nginx-light prometheus curl
 )

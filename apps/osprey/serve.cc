@@ -4,6 +4,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <limits>
+#include <memory>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -12,6 +14,9 @@
 #include "common/strings.h"
 #include "flags.h"
 #include "common/logging.h"
+#ifdef OSPREY_WITH_GRPC
+#include "server/grpc_server.h"
+#endif
 #include "server/http_server.h"
 #include "server/inference_core.h"
 #include "server/metrics.h"
@@ -33,6 +38,8 @@ const std::vector<FlagSpec>& ServeFlags() {
       {"http-address", false, "address to listen on (default 0.0.0.0)"},
       {"http-port", false, "HTTP port (default 8080; 0 picks a free one)"},
       {"http-threads", false, "HTTP event loops (default: number of CPUs)"},
+      {"grpc-port", false, "gRPC port (default 8081; 0 picks a free one)"},
+      {"no-grpc", true, "serve REST only"},
       {"max-request-bytes", false, "largest request body accepted (default 67108864)"},
       {"grace-period-seconds", false, "on SIGTERM, time to finish in-flight requests (30)"},
       {"log-level", false, "debug, info, warning or error (default info)"},
@@ -94,15 +101,18 @@ int ServeMain(const std::vector<std::string_view>& args) {
 
   HttpServer::Options http;
   int port = 8080;
+  int grpc_port = 8081;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   uint64_t max_bytes = http.max_request_bytes;
   double grace_seconds = 30;
-  if (!ParseNumber(flags, "http-port", &port) || !ParseNumber(flags, "http-threads", &threads) ||
+  if (!ParseNumber(flags, "http-port", &port) || !ParseNumber(flags, "grpc-port", &grpc_port) || !ParseNumber(flags, "http-threads", &threads) ||
       !ParseNumber(flags, "max-request-bytes", &max_bytes) ||
       !ParseNumber(flags, "grace-period-seconds", &grace_seconds))
     return 2;
-  if (port < 0 || port > 65535 || threads < 1) {
-    std::fprintf(stderr, "osprey serve: --http-port must be 0..65535, --http-threads >= 1\n");
+  if (port < 0 || port > 65535 || grpc_port < 0 || grpc_port > 65535 || threads < 1) {
+    std::fprintf(stderr,
+                 "osprey serve: --http-port and --grpc-port must be 0..65535, "
+                 "--http-threads >= 1\n");
     return 2;
   }
   http.port = static_cast<uint16_t>(port);
@@ -125,7 +135,7 @@ int ServeMain(const std::vector<std::string_view>& args) {
   if (auto it = flags.find("model-format"); it != flags.end()) registry_options.format = it->second;
   ModelRegistry registry(registry_options, &metrics);
   InferenceCore core(&registry);
-  RestHandler handler(RestHandler::Options{}, &core, &metrics);
+  RestHandler handler(ServerInfo{}, &core, &metrics);
 
   // Models load before the port opens, so a client that sees the port open
   // and asks for readiness gets the truth.
@@ -141,6 +151,27 @@ int ServeMain(const std::vector<std::string_view>& args) {
     (void)registry.LoadAllFromRepository();
   }
 
+#ifdef OSPREY_WITH_GRPC
+  std::unique_ptr<GrpcServer> grpc;
+  if (!flags.count("no-grpc")) {
+    GrpcServer::Options grpc_options;
+    grpc_options.address = http.address;
+    grpc_options.port = static_cast<uint16_t>(grpc_port);
+    grpc_options.max_message_bytes =
+        static_cast<int>(std::min<uint64_t>(max_bytes, std::numeric_limits<int>::max()));
+    auto started = GrpcServer::Start(grpc_options, &core, ServerInfo{});
+    if (!started.ok()) {
+      OSPREY_LOG(kError) << started.status().message();
+      return 1;
+    }
+    grpc = *std::move(started);
+    GrpcServer* g = grpc.get();
+    g->SetServing(registry.AllReady());
+    registry.SetOnChange([g, &registry] { g->SetServing(registry.AllReady()); });
+    OSPREY_LOG(kInfo) << "serving gRPC on " << http.address << ":" << grpc->port();
+  }
+#endif
+
   auto server = HttpServer::Start(http, &handler);
   if (!server.ok()) {
     OSPREY_LOG(kError) << server.status().message();
@@ -153,9 +184,21 @@ int ServeMain(const std::vector<std::string_view>& args) {
   sigwait(&signals, &sig);
   OSPREY_LOG(kInfo) << "received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
                     << ": draining for up to " << grace_seconds << " s";
-  bool clean = (*server)->Drain(
-      std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000)));
+  auto grace = std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000));
+#ifdef OSPREY_WITH_GRPC
+  // gRPC drains on its own thread while HTTP drains here, under one deadline.
+  std::thread grpc_drain;
+  if (grpc) {
+    grpc_drain = std::thread([&grpc, grace] { grpc->Shutdown(grace); });
+  }
+#endif
+  bool clean = (*server)->Drain(grace);
   server->reset();
+#ifdef OSPREY_WITH_GRPC
+  if (grpc_drain.joinable()) grpc_drain.join();
+  registry.SetOnChange(nullptr);  // no calls remain that could load or unload
+  grpc.reset();
+#endif
   OSPREY_LOG(kInfo) << (clean ? "drained; exiting" : "grace period over; exiting");
   return 0;
 }

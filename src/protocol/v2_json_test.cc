@@ -101,7 +101,7 @@ TEST(V2JsonTest, BinaryInputsBorrowTheBody) {
   EXPECT_EQ(FindParameter(req->inputs[0].parameters(), "binary_data_size"), nullptr);
   EXPECT_EQ(req->inputs[2].data().size(), 2u);
   // Borrowed bytes point into the body kept alive by the request.
-  EXPECT_GE(req->inputs[0].data().data(), req->backing->data());
+  EXPECT_GE(req->inputs[0].data().data(), static_cast<const std::string*>(req->backing.get())->data());
 }
 
 TEST(V2JsonTest, BinaryOutputsFollowTheJson) {

@@ -108,6 +108,12 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadModel(
 }
 
 absl::Status ModelRegistry::Load(const std::string& name, const fs::path& dir) {
+  absl::Status status = DoLoad(name, dir);
+  Changed();
+  return status;
+}
+
+absl::Status ModelRegistry::DoLoad(const std::string& name, const fs::path& dir) {
   std::lock_guard<std::mutex> load_lock(load_mu_);
   {
     std::unique_lock lock(mu_);
@@ -189,6 +195,7 @@ absl::Status ModelRegistry::Unload(const std::string& name) {
   old.reset();
   SetState(name, ModelState::kUnavailable, "unloaded");
   OSPREY_LOG(kInfo) << "model '" << name << "' unloaded";
+  Changed();
   return absl::OkStatus();
 }
 

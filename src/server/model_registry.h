@@ -17,6 +17,7 @@
 // and Unload serialise among themselves and may run on any thread.
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -60,6 +61,10 @@ class ModelRegistry {
 
   ModelRegistry(Options options, Metrics* metrics);
 
+  // Called (on the loading thread, no lock held) after every load or unload
+  // attempt, e.g. to update a health service. Set before serving starts.
+  void SetOnChange(std::function<void()> on_change) { on_change_ = std::move(on_change); }
+
   // Loads `name` from `dir` (a model directory, or one with numeric version
   // subdirectories, of which the highest is served). Errors: NotFound for a
   // missing directory, InvalidArgument/Internal naming why the model failed.
@@ -91,12 +96,18 @@ class ModelRegistry {
     bool wanted = true;  // false once explicitly unloaded: not counted by AllReady
   };
 
+  absl::Status DoLoad(const std::string& name, const std::filesystem::path& dir);
   absl::StatusOr<std::shared_ptr<const ServedModel>> LoadModel(const std::string& name,
                                                                const std::filesystem::path& dir);
   void SetState(const std::string& name, ModelState state, std::string reason);
 
+  void Changed() {
+    if (on_change_) on_change_();
+  }
+
   Options options_;
   Metrics* metrics_;
+  std::function<void()> on_change_;
   std::mutex load_mu_;  // serialises Load/Unload
   mutable std::shared_mutex mu_;
   std::map<std::string, Entry, std::less<>> entries_;

@@ -82,9 +82,7 @@ HttpResponse RestHandler::Handle(const HttpRequest& req) {
     response = Json(ready ? 200 : 503, ready ? R"({"ready":true})" : R"({"ready":false})");
   } else if (path == "/v2" || path == "/v2/") {
     response = method == "GET"
-                   ? Json(200, EncodeV2ServerMetadata(
-                                   options_.server_name, options_.server_version,
-                                   {"binary_tensor_data", "model_repository", "v1", "metrics"}))
+                   ? Json(200, EncodeV2ServerMetadata(info_.name, info_.version, info_.extensions))
                    : MethodNotAllowed(method, path, "GET");
   } else if (path.starts_with("/v2/repository/")) {
     response = HandleRepository(method, path.substr(15), req);

@@ -13,6 +13,7 @@
 
 #include "server/inference_core.h"
 #include "server/metrics.h"
+#include "server/server_info.h"
 
 namespace osprey {
 
@@ -36,12 +37,8 @@ HttpResponse ErrorResponse(const absl::Status& status);
 
 class RestHandler {
  public:
-  struct Options {
-    std::string server_name = "osprey";
-    std::string server_version = OSPREY_VERSION;
-  };
-  RestHandler(Options options, InferenceCore* core, Metrics* metrics)
-      : options_(std::move(options)), core_(core), metrics_(metrics) {}
+  RestHandler(ServerInfo info, InferenceCore* core, Metrics* metrics)
+      : info_(std::move(info)), core_(core), metrics_(metrics) {}
 
   // Thread-safe; blocks for the duration of an inference or a model load.
   HttpResponse Handle(const HttpRequest& request);
@@ -54,7 +51,7 @@ class RestHandler {
                                 const HttpRequest& req);
   HttpResponse Infer(std::string_view model, std::string_view version, const HttpRequest& req);
 
-  Options options_;
+  ServerInfo info_;
   InferenceCore* core_;
   Metrics* metrics_;
 };

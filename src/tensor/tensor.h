@@ -155,8 +155,9 @@ struct InferRequest {
   Parameters parameters;
   std::vector<Tensor> inputs;
   std::vector<RequestedOutput> outputs;  // empty: every output
-  // Keeps borrowed tensor bytes alive (the request body).
-  std::shared_ptr<const std::string> backing;
+  // Keeps borrowed tensor bytes alive: the HTTP body, or the gRPC message.
+  // May be null when the caller keeps that buffer alive for the request's life.
+  std::shared_ptr<const void> backing;
 };
 
 struct InferResponse {

@@ -1,0 +1,210 @@
+#include "server/grpc_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "common/logging.h"
+#include "inference.grpc.pb.h"
+#include "protocol/v2_grpc.h"
+
+namespace osprey {
+namespace {
+
+grpc::StatusCode GrpcCode(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk:
+      return grpc::StatusCode::OK;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange:
+      return grpc::StatusCode::INVALID_ARGUMENT;
+    case absl::StatusCode::kNotFound:
+      return grpc::StatusCode::NOT_FOUND;
+    case absl::StatusCode::kResourceExhausted:
+      return grpc::StatusCode::RESOURCE_EXHAUSTED;
+    case absl::StatusCode::kUnimplemented:
+      return grpc::StatusCode::UNIMPLEMENTED;
+    case absl::StatusCode::kUnavailable:
+      return grpc::StatusCode::UNAVAILABLE;
+    default:
+      return grpc::StatusCode::INTERNAL;
+  }
+}
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(GrpcCode(s.code()), std::string(s.message()));
+}
+
+// Model name of a repository request: Triton's field 2 when set, else KServe's field 1.
+template <typename Request>
+const std::string& RepositoryModelName(const Request& r) {
+  return r.triton_model_name().empty() ? r.model_name() : r.triton_model_name();
+}
+
+class Service final : public inference::GRPCInferenceService::CallbackService {
+ public:
+  Service(InferenceCore* core, ServerInfo info) : core_(core), info_(std::move(info)) {}
+
+  grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* ctx,
+                                       const inference::ServerLiveRequest*,
+                                       inference::ServerLiveResponse* resp) override {
+    resp->set_live(true);
+    return Done(ctx, absl::OkStatus());
+  }
+
+  grpc::ServerUnaryReactor* ServerReady(grpc::CallbackServerContext* ctx,
+                                        const inference::ServerReadyRequest*,
+                                        inference::ServerReadyResponse* resp) override {
+    resp->set_ready(core_->registry()->AllReady());
+    return Done(ctx, absl::OkStatus());
+  }
+
+  grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* ctx,
+                                       const inference::ModelReadyRequest* req,
+                                       inference::ModelReadyResponse* resp) override {
+    auto served = core_->registry()->Get(req->name(), req->version());
+    if (!served.ok() && served.status().code() == absl::StatusCode::kNotFound)
+      return Done(ctx, served.status());
+    resp->set_ready(served.ok());
+    return Done(ctx, absl::OkStatus());
+  }
+
+  grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* ctx,
+                                           const inference::ServerMetadataRequest*,
+                                           inference::ServerMetadataResponse* resp) override {
+    resp->set_name(info_.name);
+    resp->set_version(info_.version);
+    for (const auto& e : info_.extensions) resp->add_extensions(e);
+    return Done(ctx, absl::OkStatus());
+  }
+
+  grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* ctx,
+                                          const inference::ModelMetadataRequest* req,
+                                          inference::ModelMetadataResponse* resp) override {
+    auto served = core_->registry()->Get(req->name(), req->version());
+    if (!served.ok()) return Done(ctx, served.status());
+    const osprey::ModelMetadata& md = (*served)->model->metadata();
+    resp->set_name(md.name);
+    for (const auto& v : md.versions) resp->add_versions(v);
+    resp->set_platform(md.platform);
+    auto fill = [](const TensorSpec& spec, inference::ModelMetadataResponse::TensorMetadata* t) {
+      t->set_name(spec.name);
+      t->set_datatype(std::string(DataTypeName(spec.datatype)));
+      for (int64_t d : spec.shape) t->add_shape(d);
+    };
+    for (const auto& s : md.inputs) fill(s, resp->add_inputs());
+    for (const auto& s : md.outputs) fill(s, resp->add_outputs());
+    return Done(ctx, absl::OkStatus());
+  }
+
+  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx,
+                                       const inference::ModelInferRequest* req,
+                                       inference::ModelInferResponse* resp) override {
+    auto arrival = InferenceCore::Clock::now();
+    auto decoded = DecodeGrpcInferRequest(*req);
+    if (!decoded.ok()) {
+      core_->CountDecodeFailure(req->model_name());
+      return Done(ctx, decoded.status());
+    }
+    InferResponse response;
+    absl::Status s = core_->Infer(*decoded, &response, arrival);
+    if (!s.ok()) return Done(ctx, s);
+    EncodeGrpcInferResponse(response, req->raw_input_contents_size() > 0, resp);
+    return Done(ctx, absl::OkStatus());
+  }
+
+  grpc::ServerUnaryReactor* RepositoryIndex(grpc::CallbackServerContext* ctx,
+                                            const inference::RepositoryIndexRequest* req,
+                                            inference::RepositoryIndexResponse* resp) override {
+    for (const ModelStatus& m : core_->registry()->Index()) {
+      if (req->ready() && m.state != ModelState::kReady) continue;
+      auto* e = resp->add_models();
+      e->set_name(m.name);
+      e->set_version(m.version);
+      e->set_state(std::string(ModelStateName(m.state)));
+      e->set_reason(m.reason);
+    }
+    return Done(ctx, absl::OkStatus());
+  }
+
+  grpc::ServerUnaryReactor* RepositoryModelLoad(
+      grpc::CallbackServerContext* ctx, const inference::RepositoryModelLoadRequest* req,
+      inference::RepositoryModelLoadResponse* resp) override {
+    const std::string& name = RepositoryModelName(*req);
+    absl::Status s = core_->registry()->LoadFromRepository(name);
+    if (!s.ok()) return Done(ctx, s);
+    resp->set_model_name(name);
+    resp->set_isloaded(true);
+    return Done(ctx, absl::OkStatus());
+  }
+
+  grpc::ServerUnaryReactor* RepositoryModelUnload(
+      grpc::CallbackServerContext* ctx, const inference::RepositoryModelUnloadRequest* req,
+      inference::RepositoryModelUnloadResponse* resp) override {
+    const std::string& name = RepositoryModelName(*req);
+    absl::Status s = core_->registry()->Unload(name);
+    if (!s.ok()) return Done(ctx, s);
+    resp->set_model_name(name);
+    resp->set_isunloaded(true);
+    return Done(ctx, absl::OkStatus());
+  }
+
+ private:
+  static grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx,
+                                        const absl::Status& status) {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(ToGrpc(status));
+    return reactor;
+  }
+
+  InferenceCore* core_;
+  ServerInfo info_;
+};
+
+}  // namespace
+
+struct GrpcServer::Impl {
+  std::unique_ptr<Service> service;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+};
+
+GrpcServer::GrpcServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+GrpcServer::~GrpcServer() {
+  if (impl_->server) impl_->server->Shutdown(std::chrono::system_clock::now());
+}
+
+uint16_t GrpcServer::port() const { return static_cast<uint16_t>(impl_->port); }
+
+absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const Options& options,
+                                                              InferenceCore* core,
+                                                              ServerInfo info) {
+  auto impl = std::make_unique<Impl>();
+  impl->service = std::make_unique<Service>(core, std::move(info));
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  std::string address = StrCat(options.address, ":", options.port);
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &impl->port);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.SetMaxSendMessageSize(-1);
+  builder.RegisterService(impl->service.get());
+  impl->server = builder.BuildAndStart();
+  if (impl->server == nullptr || impl->port == 0)
+    return absl::UnavailableError(StrCat("cannot listen for gRPC on ", address));
+  return std::unique_ptr<GrpcServer>(new GrpcServer(std::move(impl)));
+}
+
+void GrpcServer::SetServing(bool serving) {
+  if (auto* health = impl_->server->GetHealthCheckService()) health->SetServingStatus(serving);
+}
+
+void GrpcServer::Shutdown(std::chrono::milliseconds grace) {
+  impl_->server->Shutdown(std::chrono::system_clock::now() + grace);
+  impl_->server->Wait();
+}
+
+}  // namespace osprey
