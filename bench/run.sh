@@ -27,4 +27,11 @@ case ",${BENCH_ONLY:-mlserver}," in
 esac
 
 export BENCH_PYTHON="$PY"
-exec "$PY" bench/run.py "$@"
+status=0
+"$PY" bench/run.py "$@" || status=$?
+# gRPC vs REST on one server, one load tool (perf_analyzer).
+case ",${BENCH_ONLY:-grpc}," in
+  *,grpc,*)
+    bench/setup_perf_analyzer.sh && "$PY" bench/grpc_bench.py || status=$? ;;
+esac
+exit $status

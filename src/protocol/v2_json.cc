@@ -465,6 +465,35 @@ std::string EncodeV2ModelMetadata(const ModelMetadata& md) {
   return body;
 }
 
+std::string EncodeTritonModelConfig(const ModelMetadata& md) {
+  auto tensors = [](const std::vector<TensorSpec>& specs, JsonWriter& w) {
+    w.BeginArray();
+    for (const TensorSpec& s : specs) {
+      std::string_view name = DataTypeName(s.datatype);
+      w.BeginObject();
+      w.Key("name").String(s.name);
+      w.Key("data_type").String(StrCat("TYPE_", name == "BYTES" ? "STRING" : name));
+      w.Key("dims");
+      WriteShape(s.shape, w);
+      w.EndObject();
+    }
+    w.EndArray();
+  };
+  std::string body;
+  JsonWriter w(&body);
+  w.BeginObject();
+  w.Key("name").String(md.name);
+  w.Key("platform").String(md.platform);
+  w.Key("backend").String(md.platform);
+  w.Key("max_batch_size").Int(0);
+  w.Key("input");
+  tensors(md.inputs, w);
+  w.Key("output");
+  tensors(md.outputs, w);
+  w.EndObject();
+  return body;
+}
+
 std::string EncodeV2ServerMetadata(std::string_view name, std::string_view version,
                                    const std::vector<std::string>& extensions) {
   std::string body;

@@ -38,6 +38,11 @@ struct EncodedBody {
 EncodedBody EncodeV2InferResponse(const InferResponse& response, const InferRequest& request);
 
 std::string EncodeV2ModelMetadata(const ModelMetadata& metadata);
+// Triton's read-only model configuration extension (GET .../config), which
+// tools such as perf_analyzer read: no batching dimension is declared
+// (max_batch_size 0), so dims are the full shapes with -1 for variable ones.
+std::string EncodeTritonModelConfig(const ModelMetadata& metadata);
+
 std::string EncodeV2ServerMetadata(std::string_view name, std::string_view version,
                                    const std::vector<std::string>& extensions);
 

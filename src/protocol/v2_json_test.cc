@@ -202,3 +202,19 @@ TEST(V2JsonTest, MetadataAndIndex) {
 
 }  // namespace
 }  // namespace osprey
+
+namespace osprey {
+namespace {
+TEST(V2JsonTest, TritonModelConfig) {
+  ModelMetadata md;
+  md.name = "m";
+  md.platform = "xgboost";
+  md.inputs = {{"in", DataType::kBytes, {-1}}};
+  md.outputs = {{"out", DataType::kFp32, {-1, 3}}};
+  EXPECT_EQ(EncodeTritonModelConfig(md),
+            R"({"name":"m","platform":"xgboost","backend":"xgboost","max_batch_size":0,)"
+            R"("input":[{"name":"in","data_type":"TYPE_STRING","dims":[-1]}],)"
+            R"("output":[{"name":"out","data_type":"TYPE_FP32","dims":[-1,3]}]})");
+}
+}  // namespace
+}  // namespace osprey

@@ -151,11 +151,13 @@ HttpResponse RestHandler::HandleV2Model(std::string_view method, std::string_vie
     if (method != "POST") return MethodNotAllowed(method, "infer", "POST");
     return Infer(model, version, req);
   }
-  if (tail.empty() || tail == "ready") {
+  if (tail.empty() || tail == "ready" || tail == "config") {
     if (method != "GET") return MethodNotAllowed(method, rest, "GET");
     auto served = core_->registry()->Get(model, version);
     if (!served.ok()) return ErrorResponse(served.status());
     if (tail == "ready") return Json(200, ModelStatusJson(model, true));
+    if (tail == "config")
+      return Json(200, EncodeTritonModelConfig((*served)->model->metadata()));
     return Json(200, EncodeV2ModelMetadata((*served)->model->metadata()));
   }
   return NotFoundRoute(StrCat("/v2/models/", rest));

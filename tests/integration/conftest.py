@@ -13,6 +13,15 @@ Fixtures:
 
 When a test fails, the stderr of every server that was running during it is
 attached to the report.
+
+gRPC client families (tests/integration/grpc): tritonclient.grpc, the kserve
+SDK and stubs generated from proto/inference.proto each register the protobuf
+package `inference` in the default descriptor pool, so two of them cannot be
+imported into one process. A plain run never collects tests/integration/grpc;
+OSPREY_GRPC_SUITE=<family> (`triton`, `kserve`, `stubs`, or the file name, e.g.
+test_triton_grpc.py) collects that one family and nothing else. Naming a single
+family file on the command line selects it too. tests/run_integration.sh runs
+the HTTP suites and then each family in its own process.
 """
 
 import contextlib
@@ -20,16 +29,66 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 import harness
 
 
+GRPC_DIR = Path(__file__).resolve().parent / "grpc"
+GRPC_FAMILIES = ("test_triton_grpc.py", "test_kserve_grpc.py", "test_stubs_grpc.py")
+
+
+def _family_from_env():
+    name = os.environ.get("OSPREY_GRPC_SUITE", "").strip()
+    if not name:
+        return None
+    name = Path(name).name
+    if not name.endswith(".py"):
+        name = f"test_{name}_grpc.py"
+    if name not in GRPC_FAMILIES:
+        raise pytest.UsageError(
+            f"OSPREY_GRPC_SUITE={os.environ['OSPREY_GRPC_SUITE']!r} names no gRPC family; "
+            f"use one of {', '.join(GRPC_FAMILIES)} (or triton, kserve, stubs)"
+        )
+    return name
+
+
+def _family_from_args(config):
+    """The family file when the command line names exactly one, and nothing else."""
+    named = set()
+    for arg in config.args:
+        path = Path(arg.split("::", 1)[0]).resolve()
+        if path.parent != GRPC_DIR or path.name not in GRPC_FAMILIES:
+            return None
+        named.add(path.name)
+    return named.pop() if len(named) == 1 else None
+
+
+def pytest_configure(config):
+    config._osprey_grpc_family = _family_from_env() or _family_from_args(config)
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Keeps each gRPC family alone in its process, and out of plain runs."""
+    family = getattr(config, "_osprey_grpc_family", None)
+    path = Path(collection_path).resolve()
+    if family is None:
+        return True if path == GRPC_DIR or GRPC_DIR in path.parents else None
+    if path.is_dir():
+        return None
+    if path.name.startswith("test_") and path.suffix == ".py":
+        return True if path != GRPC_DIR / family else None
+    return None
+
+
 def pytest_report_header(config):
+    family = getattr(config, "_osprey_grpc_family", None)
     return [
         f"osprey binary: {harness.osprey_binary()}",
         f"osprey fixtures: {harness.fixtures_root()}",
+        f"osprey gRPC family: {family or 'none (tests/integration/grpc not collected)'}",
     ]
 
 

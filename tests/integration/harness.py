@@ -98,7 +98,12 @@ class ServerStartError(AssertionError):
 
 
 class OspreyServer:
-    """One `osprey serve` process on a free port."""
+    """One `osprey serve` process on a free HTTP port and a free gRPC port.
+
+    Unless args already name --grpc-port or say --no-grpc, every server gets
+    its own free gRPC port (`grpc_port`, else None), so servers never share
+    the default 8081.
+    """
 
     def __init__(self, binary: Path, args, log_dir: Path, label: str):
         self.binary = Path(binary)
@@ -106,6 +111,16 @@ class OspreyServer:
         self.label = label
         self.host = HOST
         self.port = None
+        self.grpc_port = None
+        self._pick_grpc_port = not any(
+            a == "--no-grpc" or a == "--grpc-port" or a.startswith("--grpc-port=") for a in self.args
+        )
+        if not self._pick_grpc_port:
+            for i, a in enumerate(self.args):
+                if a == "--grpc-port" and i + 1 < len(self.args):
+                    self.grpc_port = int(self.args[i + 1])
+                elif a.startswith("--grpc-port="):
+                    self.grpc_port = int(a.split("=", 1)[1])
         self.proc = None
         self.started_at = None
         self.stopped_at = None
@@ -117,11 +132,24 @@ class OspreyServer:
 
     @property
     def command(self):
-        return [str(self.binary), "serve", *self.args, "--http-port", str(self.port)]
+        cmd = [str(self.binary), "serve", *self.args, "--http-port", str(self.port)]
+        if self._pick_grpc_port:
+            cmd += ["--grpc-port", str(self.grpc_port)]
+        return cmd
+
+    @property
+    def grpc_target(self):
+        """host:port of the gRPC listener, for gRPC clients."""
+        assert self.grpc_port, f"{self.label} serves no gRPC on a known port"
+        return f"{self.host}:{self.grpc_port}"
 
     def start(self, live_deadline=LIVE_DEADLINE_S):
         for attempt in range(3):
             self.port = free_port()
+            if self._pick_grpc_port:
+                self.grpc_port = free_port()
+                while self.grpc_port == self.port:
+                    self.grpc_port = free_port()
             with open(self.stderr_path, "ab") as err, open(self.stdout_path, "ab") as out:
                 header = f"=== {' '.join(self.command)}\n".encode()
                 err.write(header)
@@ -142,9 +170,10 @@ class OspreyServer:
                 return self
             except ServerStartError:
                 self.stop()
-                # Another process may have taken the port between our probe
-                # and the server's bind; retry on a new port in that case only.
-                if "in use" not in self.log_tail().lower() or attempt == 2:
+                # Another process may have taken a port between our probe
+                # and the server's bind; retry on new ports in that case only.
+                tail = self.log_tail().lower()
+                if ("in use" not in tail and "cannot listen" not in tail) or attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
