@@ -41,21 +41,31 @@ class Forest {
   void Predict(const float* rows, int64_t n, float* out) const;
 
  private:
-  struct Node {
-    float value;      // split threshold, or the leaf value
-    int32_t feature;  // -1 for a leaf
-    int32_t left;
-    int32_t right;
-    int32_t missing;  // child taken for a missing value
+  // Each tree is stored as a perfect binary tree of its depth D, in heap
+  // order: node i's children are 2i+1 and 2i+2, the 2^D leaves follow the
+  // 2^D - 1 splits. A leaf above the bottom level is copied into every leaf
+  // below it (the splits on the way are then irrelevant), so a walk is exactly
+  // D branch-free steps, and several rows walk one tree in lockstep.
+  struct Tree {
+    uint32_t offset;  // first split in the split arrays; leaves at leaf_offset
+    uint32_t leaf_offset;
+    uint32_t depth;
+    uint32_t group;  // output group
   };
   enum class Transform { kIdentity, kSigmoid, kSoftmax, kArgmax, kExp, kHinge };
+  static constexpr uint32_t kMaxDepth = 12;
+  static constexpr size_t kMaxNodes = size_t{1} << 23;  // ~70 MB of padded trees
 
   Forest() = default;
-  float TreeValue(size_t tree, const float* row) const;
+  template <bool kMissing>
+  void PredictBlock(const float* rows, int64_t nb, float* margins) const;
+  void Finish(float* margins, float* out) const;
 
-  std::vector<Node> nodes_;          // all trees, each a contiguous range
-  std::vector<uint32_t> trees_;      // root index of each tree in nodes_
-  std::vector<uint32_t> groups_;     // output group of each tree
+  std::vector<float> thresholds_;      // per split
+  std::vector<uint32_t> features_;     // per split
+  std::vector<uint8_t> missing_right_;  // per split: a missing value goes right
+  std::vector<float> leaves_;
+  std::vector<Tree> trees_;
   int64_t num_features_ = 0;
   int64_t num_groups_ = 1;
   int64_t output_width_ = 1;

@@ -91,3 +91,36 @@ TEST(ForestTest, RejectsWhatItCannotReproduce) {
 
 }  // namespace
 }  // namespace osprey
+
+namespace osprey {
+namespace {
+
+// One unbalanced tree: x0 < 0 ? leaf 1 : (x1 < 5 ? leaf 2 : leaf 3); missing
+// x1 goes left (default_left), missing x0 goes right.
+TEST(ForestTest, UnbalancedTreeAndMissingValuesInBlocks) {
+  std::string json = R"({"learner":{"learner_model_param":{"base_score":"0","num_class":"0",)"
+                     R"("num_feature":"2","num_target":"1"},"objective":{"name":"reg:squarederror"},)"
+                     R"("gradient_booster":{"name":"gbtree","model":{"tree_info":["0"],"trees":[)"
+                     R"({"left_children":["1","-1","3","-1","-1"],"right_children":["2","-1","4","-1","-1"],)"
+                     R"("split_indices":["0","0","1","0","0"],"split_conditions":["0","1","5","2","3"],)"
+                     R"("default_left":["0","0","1","0","0"],"split_type":["0","0","0","0","0"],)"
+                     R"("tree_param":{"num_nodes":"5","size_leaf_vector":"0"}}]}}}})";
+  auto f = Forest::Compile(json);
+  ASSERT_TRUE(f.ok()) << f.status();
+  // 20 rows: more than one 8-row lane group plus a tail, with and without NaN.
+  std::vector<float> rows, want;
+  for (int i = 0; i < 20; ++i) {
+    float x0 = (i % 3 == 0) ? -1.0f : (i % 3 == 1 ? 1.0f : NAN);
+    float x1 = (i % 4 == 0) ? 4.0f : (i % 4 == 1 ? 6.0f : (i % 4 == 2 ? NAN : 5.0f));
+    rows.push_back(x0);
+    rows.push_back(x1);
+    float v = x0 < 0 ? 1 : (std::isnan(x1) || x1 < 5 ? 2 : 3);
+    want.push_back(v);
+  }
+  std::vector<float> out(20);
+  (*f)->Predict(rows.data(), 20, out.data());
+  EXPECT_EQ(out, want);
+}
+
+}  // namespace
+}  // namespace osprey
