@@ -98,7 +98,8 @@ void WriteNested(const Tensor& t, const std::vector<std::string_view>& strings,
 
 absl::StatusOr<InferRequest> DecodeV1PredictRequest(std::string_view body,
                                                     const ModelMetadata& md) {
-  rapidjson::Document doc;
+  RequestDocument request_doc;
+  rapidjson::Document& doc = *request_doc;
   OSPREY_RETURN_IF_ERROR(ParseJson(body, &doc));
   if (!doc.IsObject()) return absl::InvalidArgumentError("request body must be a JSON object");
   auto rows = doc.FindMember("instances");

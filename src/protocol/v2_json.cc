@@ -311,7 +311,8 @@ absl::StatusOr<InferRequest> DecodeV2InferRequest(std::shared_ptr<const std::str
   }
   std::string_view binary = all.substr(json.size());
 
-  rapidjson::Document doc;
+  RequestDocument request_doc;
+  rapidjson::Document& doc = *request_doc;
   OSPREY_RETURN_IF_ERROR(ParseJson(json, &doc));
   if (!doc.IsObject()) return absl::InvalidArgumentError("request body must be a JSON object");
 
@@ -526,7 +527,8 @@ std::string EncodeV2RepositoryIndex(const std::vector<RepositoryEntry>& entries)
 
 absl::StatusOr<bool> DecodeV2RepositoryIndexRequest(std::string_view body) {
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return false;
-  rapidjson::Document doc;
+  RequestDocument request_doc;
+  rapidjson::Document& doc = *request_doc;
   OSPREY_RETURN_IF_ERROR(ParseJson(body, &doc));
   if (!doc.IsObject()) return absl::InvalidArgumentError("index request must be a JSON object");
   auto ready = doc.FindMember("ready");
