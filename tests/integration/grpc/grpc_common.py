@@ -7,6 +7,7 @@ tests/integration/conftest.py).
 
 import socket
 import threading
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -103,27 +104,83 @@ def datatype_rows(fixtures, model, datatype):
     return typed, typed.astype(np.float32)
 
 
+FRAME_DATA, FRAME_HEADERS, FRAME_WINDOW_UPDATE = 0x0, 0x1, 0x8
+FLAG_END_STREAM = 0x1
+
+
+class _FrameHeaders:
+    """Reads the server's side of an HTTP/2 connection frame header by frame
+    header, as the bytes pass (a frame's payload need not have arrived)."""
+
+    def __init__(self):
+        self.header = b""
+        self.skip = 0  # payload bytes of the current frame still to pass
+
+    def feed(self, data):
+        """Yields (type, flags, stream id, length) of each frame header in data."""
+        i = 0
+        while i < len(data):
+            if self.skip:
+                n = min(self.skip, len(data) - i)
+                self.skip -= n
+                i += n
+                continue
+            take = data[i : i + 9 - len(self.header)]
+            self.header += take
+            i += len(take)
+            if len(self.header) == 9:
+                h, self.header = self.header, b""
+                length = int.from_bytes(h[:3], "big")
+                self.skip = length
+                yield h[3], h[4], int.from_bytes(h[5:9], "big") & 0x7FFFFFFF, length
+
+
 class _Connection:
     def __init__(self, client, upstream):
         self.client = client
         self.upstream = upstream
-        self.sent = 0  # client-to-server bytes forwarded so far
+        self.lock = threading.Lock()
+        # Client to server.
+        self.sent = 0  # bytes forwarded so far
         self.hold_at = None  # stop forwarding client bytes at this count
         self.held = threading.Event()
+        # Server to client.
+        self.hold_responses = False  # stop reading from the server at the next DATA frame
+        self.response_held = threading.Event()
         self.stream_window_updates = set()  # stream ids the server granted credit to
-        self.lock = threading.Lock()
+        self.forwarded = 0  # server bytes forwarded to the client so far
+        self.data_streams = set()  # stream ids the server sent DATA frames on
+        self.ended_streams = set()  # stream ids the server ended (END_STREAM seen)
+
+    def unread_bound(self):
+        """The most bytes the server can have written that the proxy has not read:
+        its socket send buffer (at most twice the kernel's limit) plus the
+        proxy's fixed receive buffer."""
+        limits = [
+            int(Path("/proc/sys/net/core/wmem_max").read_text()),
+            int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2]),
+        ]
+        return 2 * max(limits) + self.upstream.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
 
 
 class HoldingProxy:
-    """A TCP proxy in front of a gRPC port that can hold back client bytes.
+    """A TCP proxy in front of a gRPC port that can hold either direction.
 
-    Each accepted connection gets its own upstream connection. Client-to-server
-    bytes are forwarded until the connection's `hold_at` count, then held until
-    release(). The server's HTTP/2 frames are parsed on the way back, and the
-    stream ids of its stream-level WINDOW_UPDATE frames recorded: such a frame
-    proves that the server has opened that stream and is reading its message,
-    i.e. that the call is in flight on the server.
+    Each accepted connection gets its own upstream connection. The server's
+    side is parsed into HTTP/2 frame headers on the way through.
+
+    Client to server: bytes are forwarded until the connection's `hold_at`
+    count, then held until release(). A stream-level WINDOW_UPDATE from the
+    server proves that it has opened that stream and is reading its message.
+
+    Server to client: with `hold_responses` set, the proxy stops reading from
+    the server after the first DATA frame header, until release(). The upstream
+    socket has a small fixed receive buffer, so the server can then have
+    written at most `unread_bound()` more bytes: an answer larger than that
+    cannot have left the server yet.
     """
+
+    UPSTREAM_RCVBUF = 64 << 10
 
     def __init__(self, upstream_host, upstream_port):
         self.upstream = (upstream_host, upstream_port)
@@ -146,7 +203,10 @@ class HoldingProxy:
                 client, _ = self._sock.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(self.upstream, timeout=None)
+            upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            # Set before connecting: a fixed buffer, no autotuning.
+            upstream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.UPSTREAM_RCVBUF)
+            upstream.connect(self.upstream)
             for s in (client, upstream):
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = _Connection(client, upstream)
@@ -175,25 +235,30 @@ class HoldingProxy:
         _shutdown(conn.upstream)
 
     def _server_to_client(self, conn):
-        pending = b""
+        frames = _FrameHeaders()
         try:
             while True:
                 data = conn.upstream.recv(1 << 16)
                 if not data:
                     break
-                pending += data
-                # HTTP/2 frame header: length (24 bits), type, flags, stream id (31 bits).
-                while len(pending) >= 9:
-                    length = int.from_bytes(pending[:3], "big")
-                    if len(pending) < 9 + length:
-                        break
-                    ftype = pending[3]
-                    stream = int.from_bytes(pending[5:9], "big") & 0x7FFFFFFF
-                    if ftype == 0x8 and stream != 0:
-                        with conn.lock:
+                # Read before forwarding: a flag set after the client saw this
+                # chunk (e.g. right after a warm-up call) does not hold it.
+                hold = conn.hold_responses
+                saw_data = False
+                with conn.lock:
+                    for ftype, flags, stream, _ in frames.feed(data):
+                        if ftype == FRAME_WINDOW_UPDATE and stream != 0:
                             conn.stream_window_updates.add(stream)
-                    pending = pending[9 + length :]
+                        elif ftype == FRAME_DATA and stream != 0:
+                            saw_data = True
+                            conn.data_streams.add(stream)
+                        if ftype in (FRAME_DATA, FRAME_HEADERS) and flags & FLAG_END_STREAM:
+                            conn.ended_streams.add(stream)
+                    conn.forwarded += len(data)
                 conn.client.sendall(data)
+                if saw_data and hold and not self._released.is_set():
+                    conn.response_held.set()
+                    self._released.wait()
         except OSError:
             pass
         _shutdown(conn.client)
@@ -207,10 +272,13 @@ class HoldingProxy:
         self._sock.close()
         for conn in self.connections:
             for s in (conn.client, conn.upstream):
+                # shutdown() first: close() alone neither wakes a thread blocked
+                # in recv() on the socket nor ends the connection.
                 try:
-                    s.close()
+                    s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+                s.close()
 
     def __enter__(self):
         return self
