@@ -28,7 +28,7 @@ unit: build
 	@cd $(BUILD) && ctest --output-on-failure
 
 integration: build
-	@OSPREY_BIN=$(OSPREY) $(PY) -m pytest -q tests/integration
+	@OSPREY_BIN=$(OSPREY) tests/run_integration.sh
 
 test: unit integration
 

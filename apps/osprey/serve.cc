@@ -197,7 +197,10 @@ int ServeMain(const std::vector<std::string_view>& args) {
 #ifdef OSPREY_WITH_GRPC
   if (grpc_drain.joinable()) grpc_drain.join();
   registry.SetOnChange(nullptr);  // no calls remain that could load or unload
-  grpc.reset();
+  // Deliberately not destroyed: grpc::Server's destructor can wait ~10 s for
+  // an idle executor thread to wake from its poll, past the grace period. The
+  // process is about to exit and the kernel reclaims everything.
+  (void)grpc.release();
 #endif
   OSPREY_LOG(kInfo) << (clean ? "drained; exiting" : "grace period over; exiting");
   return 0;

@@ -30,7 +30,8 @@ class Session;
 struct Loop {
   std::unordered_set<Session*> sessions;  // touched only on this loop's thread
   asio::io_context io{1};
-  std::optional<tcp::acceptor> acceptor;
+  // Keeps run() going while the loop has no connection yet; dropped by stop().
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   std::thread thread;
 };
 
@@ -222,18 +223,34 @@ class Session : public std::enable_shared_from_this<Session> {
   bool busy_ = false;
 };
 
-void Accept(Loop* loop, Shared* shared) {
-  loop->acceptor->async_accept([loop, shared](beast::error_code ec, tcp::socket socket) {
-    if (ec) {
-      if (ec == asio::error::operation_aborted || !loop->acceptor->is_open()) return;
-      OSPREY_LOG(kWarning) << "accept failed: " << ec.message();
-    } else {
-      beast::error_code ignored;
-      socket.set_option(tcp::no_delay(true), ignored);
-      std::make_shared<Session>(std::move(socket), loop, shared)->Start();
-    }
-    if (loop->acceptor->is_open()) Accept(loop, shared);
-  });
+// One listening socket (no SO_REUSEPORT, so a second server cannot silently
+// share the port), owned by the first loop; each accepted connection goes to
+// the next loop in turn and lives there.
+struct Acceptor {
+  tcp::acceptor socket;
+  std::vector<Loop*> loops;
+  size_t next = 0;  // touched only on the acceptor's loop
+  Shared* shared;
+};
+
+void Accept(Acceptor* acceptor) {
+  Loop* target = acceptor->loops[acceptor->next];
+  acceptor->next = (acceptor->next + 1) % acceptor->loops.size();
+  acceptor->socket.async_accept(
+      target->io, [acceptor, target](beast::error_code ec, tcp::socket socket) {
+        if (ec) {
+          if (ec == asio::error::operation_aborted || !acceptor->socket.is_open()) return;
+          OSPREY_LOG(kWarning) << "accept failed: " << ec.message();
+        } else {
+          beast::error_code ignored;
+          socket.set_option(tcp::no_delay(true), ignored);
+          Shared* shared = acceptor->shared;
+          asio::post(target->io, [target, shared, s = std::move(socket)]() mutable {
+            std::make_shared<Session>(std::move(s), target, shared)->Start();
+          });
+        }
+        if (acceptor->socket.is_open()) Accept(acceptor);
+      });
 }
 
 }  // namespace
@@ -241,6 +258,7 @@ void Accept(Loop* loop, Shared* shared) {
 struct HttpServer::Impl {
   Shared shared;
   std::list<Loop> loops;  // stable addresses
+  std::optional<Acceptor> acceptor;  // on the first loop
   uint16_t port = 0;
 
   void StopLoops() {
@@ -266,39 +284,36 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const Options& opt
   if (ec) return absl::InvalidArgumentError(StrCat("invalid address '", options.address, "'"));
   uint16_t port = options.port;
   int threads = std::max(1, options.threads);
-  for (int i = 0; i < threads; ++i) {
-    Loop& loop = impl->loops.emplace_back();
-    tcp::acceptor& a = loop.acceptor.emplace(loop.io);
-    tcp::endpoint endpoint(address, port);
-    a.open(endpoint.protocol(), ec);
-    if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) {
-      int one = 1;
-      if (::setsockopt(a.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
-        ec = beast::error_code(errno, boost::system::system_category());
-    }
-    if (!ec) a.bind(endpoint, ec);
-    if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec)
-      return absl::UnavailableError(StrCat("cannot listen on ", options.address, ":", port,
-                                                 ": ", ec.message()));
-    port = a.local_endpoint().port();  // an ephemeral port is shared by the other loops
-  }
-  impl->port = port;
-  Shared* shared = &impl->shared;
-  for (Loop& loop : impl->loops) {
-    Accept(&loop, shared);
-    loop.thread = std::thread([&loop] { loop.io.run(); });
-  }
+  std::vector<Loop*> loops;
+  for (int i = 0; i < threads; ++i) loops.push_back(&impl->loops.emplace_back());
+  Acceptor& acceptor = impl->acceptor.emplace(
+      Acceptor{tcp::acceptor(loops[0]->io), loops, 0, &impl->shared});
+  tcp::acceptor& a = acceptor.socket;
+  tcp::endpoint endpoint(address, port);
+  a.open(endpoint.protocol(), ec);
+  // SO_REUSEADDR only lets us rebind past TIME_WAIT; a live listener still
+  // makes bind fail with "address in use".
+  if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(endpoint, ec);
+  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    return absl::UnavailableError(StrCat("cannot listen on ", options.address, ":", port, ": ",
+                                         ec.message()));
+  impl->port = a.local_endpoint().port();
+  Accept(&acceptor);
+  for (Loop& loop : impl->loops) loop.thread = std::thread([&loop] { loop.io.run(); });
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
 bool HttpServer::Drain(std::chrono::milliseconds grace) {
   impl_->shared.draining.store(true);
+  Acceptor* acceptor = &*impl_->acceptor;
+  asio::post(impl_->loops.front().io, [acceptor] {
+    beast::error_code ignored;
+    acceptor->socket.close(ignored);
+  });
   for (Loop& loop : impl_->loops) {
     asio::post(loop.io, [&loop] {
-      beast::error_code ignored;
-      loop.acceptor->close(ignored);
       // Copy: Drain may destroy sessions, which erase themselves from the set.
       std::vector<Session*> sessions(loop.sessions.begin(), loop.sessions.end());
       for (Session* s : sessions)

@@ -2,10 +2,11 @@
 
 // HTTP/1.1 server (Boost.Beast over Asio) in front of a RestHandler.
 //
-// Design: `threads` event loops, each with its own io_context and its own
-// SO_REUSEPORT acceptor on the same port, so the kernel spreads connections
-// and a connection lives on one thread for its whole life (no locks on the
-// I/O path). Keep-alive and pipelining: requests on a connection are read and
+// Design: `threads` event loops, each with its own io_context. One listening
+// socket (on the first loop) hands connections to the loops in turn, and a
+// connection lives on one loop for its whole life (no locks on the I/O path).
+// No SO_REUSEPORT: a second server on a port in use fails to start instead of
+// silently sharing it. Keep-alive and pipelining: requests on a connection are read and
 // answered in order; bytes of the next request already buffered are parsed
 // straight away. Handlers run on the loop thread (inference is short; a slow
 // model would move to the scheduler's threads). Bodies over max_request_bytes
