@@ -74,6 +74,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def connection_refused(host, port) -> bool:
+    """True when nothing listens on host:port (a refused connect)."""
+    try:
+        s = socket.create_connection((host, port), timeout=1)
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+    s.close()
+    return False
+
+
 def wait_until(predicate, timeout, what, interval=0.02):
     """Polls predicate until it returns a truthy value; fails after timeout."""
     deadline = time.monotonic() + timeout

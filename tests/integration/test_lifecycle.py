@@ -14,6 +14,7 @@ import pytest
 
 from harness import (
     KSERVE_E2E_INSTANCES,
+    connection_refused,
     RawConnection,
     assert_close,
     output_array,
@@ -36,17 +37,6 @@ def big_rows(fixtures):
 def infer_bytes(X, request_id):
     body = json.dumps(v2_json_request(X, request_id=request_id)).encode()
     return raw_request("POST", f"/v2/models/{MODEL}/infer", body, JSON), len(body)
-
-
-def connection_refused(server):
-    try:
-        s = socket.create_connection((server.host, server.port), timeout=1)
-    except ConnectionRefusedError:
-        return True
-    except OSError:
-        return False
-    s.close()
-    return False
 
 
 def warm_connection(server):
@@ -99,7 +89,7 @@ def test_sigterm_drains_in_flight_requests(osprey, fixtures):
 
     t0 = time.monotonic()
     server.send_signal(signal.SIGTERM)
-    wait_until(lambda: connection_refused(server), 5, "new connections to be refused after SIGTERM")
+    wait_until(lambda: connection_refused(server.host, server.port), 5, "new connections to be refused after SIGTERM")
 
     def finish(item):
         conn, rest, rid = item

@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from harness import HOST, LIVE_DEADLINE_S
+from harness import HOST, LIVE_DEADLINE_S, connection_refused  # noqa: F401 (re-exported)
 
 RPC_TIMEOUT_S = 30.0
 
@@ -65,17 +65,6 @@ def wait_grpc_ready(server, deadline=LIVE_DEADLINE_S):
                 f"{server.label}: gRPC port {server.grpc_port} not ready within {deadline:.0f}s\n"
                 f"--- stderr tail ---\n{server.log_tail()}"
             ) from None
-
-
-def connection_refused(host, port) -> bool:
-    try:
-        s = socket.create_connection((host, port), timeout=1)
-    except ConnectionRefusedError:
-        return True
-    except OSError:
-        return False
-    s.close()
-    return False
 
 
 def datatype_rows(fixtures, model, datatype):
