@@ -290,7 +290,7 @@ absl::Status ConvertToFloat32(const Tensor& tensor, std::vector<float>* out) {
   int64_t n = tensor.element_count();
   out->resize(static_cast<size_t>(n));
   if (tensor.datatype() == DataType::kFp32) {
-    std::memcpy(out->data(), tensor.data().data(), static_cast<size_t>(n) * 4);
+    if (n > 0) std::memcpy(out->data(), tensor.data().data(), static_cast<size_t>(n) * 4);
     return absl::OkStatus();
   }
   for (int64_t i = 0; i < n; ++i)

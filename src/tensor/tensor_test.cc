@@ -114,6 +114,9 @@ TEST(TensorTest, ConvertsEveryNumericTypeToFloat) {
   EXPECT_EQ(out, (std::vector<float>{1.5f, -0.25f}));
   ASSERT_TRUE(ConvertToFloat32(make(DataType::kBf16, bf16, 4), &out).ok());
   EXPECT_EQ(out, (std::vector<float>{3.0f, -1.0f}));
+  Tensor empty("e", DataType::kFp32, {0, 4});
+  ASSERT_TRUE(ConvertToFloat32(empty, &out).ok());
+  EXPECT_TRUE(out.empty());
   Tensor bytes("words", DataType::kBytes, {0});
   absl::Status s = ConvertToFloat32(bytes, &out);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
