@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "common/logging.h"
 #include "common/strings.h"
 #include "flags.h"
-#include "common/logging.h"
 #ifdef OSPREY_WITH_GRPC
 #include "server/grpc_server.h"
 #endif
@@ -49,19 +49,21 @@ const std::vector<FlagSpec>& ServeFlags() {
 }
 
 void PrintHelp() {
-  std::fprintf(stderr, "usage: osprey serve (--model-dir DIR | --model-repository DIR) [flags]\n\n");
+  std::fprintf(stderr,
+               "usage: osprey serve (--model-dir DIR | --model-repository DIR) [flags]\n\n");
   for (const auto& f : ServeFlags())
     std::fprintf(stderr, "  --%-22s %s\n", f.name.c_str(), f.help.c_str());
 }
 
 template <typename T>
-bool ParseNumber(const std::map<std::string, std::string>& flags, const std::string& name,
-                 T* out) {
+bool ParseNumber(const std::map<std::string, std::string>& flags, const std::string& name, T* out) {
   auto it = flags.find(name);
   if (it == flags.end()) return true;
   bool ok;
-  if constexpr (std::is_floating_point_v<T>) ok = absl::SimpleAtod(it->second, out);
-  else ok = absl::SimpleAtoi(it->second, out);
+  if constexpr (std::is_floating_point_v<T>)
+    ok = absl::SimpleAtod(it->second, out);
+  else
+    ok = absl::SimpleAtoi(it->second, out);
   if (!ok) {
     std::fprintf(stderr, "osprey serve: --%s must be a number, got '%s'\n", name.c_str(),
                  it->second.c_str());
@@ -105,7 +107,8 @@ int ServeMain(const std::vector<std::string_view>& args) {
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   uint64_t max_bytes = http.max_request_bytes;
   double grace_seconds = 30;
-  if (!ParseNumber(flags, "http-port", &port) || !ParseNumber(flags, "grpc-port", &grpc_port) || !ParseNumber(flags, "http-threads", &threads) ||
+  if (!ParseNumber(flags, "http-port", &port) || !ParseNumber(flags, "grpc-port", &grpc_port) ||
+      !ParseNumber(flags, "http-threads", &threads) ||
       !ParseNumber(flags, "max-request-bytes", &max_bytes) ||
       !ParseNumber(flags, "grace-period-seconds", &grace_seconds))
     return 2;
@@ -141,10 +144,9 @@ int ServeMain(const std::vector<std::string_view>& args) {
   // and asks for readiness gets the truth.
   if (has_dir) {
     fs::path dir = flags["model-dir"];
-    std::string name = flags.count("model-name") ? flags["model-name"]
-                                                 : fs::absolute(dir).lexically_normal()
-                                                       .filename()
-                                                       .string();
+    std::string name = flags.count("model-name")
+                           ? flags["model-name"]
+                           : fs::absolute(dir).lexically_normal().filename().string();
     if (name.empty()) name = fs::absolute(dir).lexically_normal().parent_path().filename();
     (void)registry.Load(name, dir);  // failures are logged and kept in the index
   } else if (!flags.count("no-load-on-start")) {

@@ -34,7 +34,7 @@ class LogLine {
 
 }  // namespace osprey
 
-#define OSPREY_LOG(severity)                                                         \
-  if (::osprey::LogLevel::severity < ::osprey::GetLogLevel()) {                      \
-  } else                                                                             \
+#define OSPREY_LOG(severity)                                    \
+  if (::osprey::LogLevel::severity < ::osprey::GetLogLevel()) { \
+  } else                                                        \
     ::osprey::internal::LogLine(::osprey::LogLevel::severity)

@@ -18,9 +18,9 @@
 #define OSPREY_CONCAT_INNER(a, b) a##b
 #define OSPREY_CONCAT(a, b) OSPREY_CONCAT_INNER(a, b)
 
-#define OSPREY_RETURN_IF_ERROR(expr)           \
-  do {                                         \
-    ::absl::Status osprey_status_ = (expr);    \
+#define OSPREY_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    ::absl::Status osprey_status_ = (expr);          \
     if (!osprey_status_.ok()) return osprey_status_; \
   } while (0)
 

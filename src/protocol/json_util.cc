@@ -9,9 +9,8 @@ absl::Status ParseJson(std::string_view json, rapidjson::Document* doc) {
   constexpr unsigned kFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseNanAndInfFlag;
   doc->Parse<kFlags>(json.data(), json.size());
   if (doc->HasParseError())
-    return absl::InvalidArgumentError(StrCat("invalid JSON at offset ",
-                                                   doc->GetErrorOffset(), ": ",
-                                                   rapidjson::GetParseError_En(doc->GetParseError())));
+    return absl::InvalidArgumentError(StrCat("invalid JSON at offset ", doc->GetErrorOffset(), ": ",
+                                             rapidjson::GetParseError_En(doc->GetParseError())));
   return absl::OkStatus();
 }
 
@@ -21,14 +20,17 @@ absl::Status DecodeParameters(const rapidjson::Value& value, std::string_view wh
   for (const auto& m : value.GetObject()) {
     std::string key(m.name.GetString(), m.name.GetStringLength());
     const rapidjson::Value& v = m.value;
-    if (v.IsBool()) out->emplace_back(std::move(key), v.GetBool());
-    else if (v.IsInt64()) out->emplace_back(std::move(key), v.GetInt64());
-    else if (v.IsNumber()) out->emplace_back(std::move(key), v.GetDouble());
+    if (v.IsBool())
+      out->emplace_back(std::move(key), v.GetBool());
+    else if (v.IsInt64())
+      out->emplace_back(std::move(key), v.GetInt64());
+    else if (v.IsNumber())
+      out->emplace_back(std::move(key), v.GetDouble());
     else if (v.IsString())
       out->emplace_back(std::move(key), std::string(v.GetString(), v.GetStringLength()));
     else
-      return absl::InvalidArgumentError(StrCat(
-          what, ": parameter '", key, "' must be a string, number or boolean"));
+      return absl::InvalidArgumentError(
+          StrCat(what, ": parameter '", key, "' must be a string, number or boolean"));
   }
   return absl::OkStatus();
 }

@@ -1,8 +1,8 @@
 #include "protocol/json_writer.h"
 
-#include <cmath>
-
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 namespace osprey {
 namespace {

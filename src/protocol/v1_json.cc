@@ -18,13 +18,16 @@ absl::Status AppendLeaves(const Value& v, size_t row, std::vector<double>* out) 
     for (const Value& e : v.GetArray()) OSPREY_RETURN_IF_ERROR(AppendLeaves(e, row, out));
     return absl::OkStatus();
   }
-  if (v.IsNumber()) out->push_back(v.GetDouble());
-  else if (v.IsBool()) out->push_back(v.GetBool() ? 1.0 : 0.0);
-  else if (v.IsNull()) out->push_back(std::nan(""));
+  if (v.IsNumber())
+    out->push_back(v.GetDouble());
+  else if (v.IsBool())
+    out->push_back(v.GetBool() ? 1.0 : 0.0);
+  else if (v.IsNull())
+    out->push_back(std::nan(""));
   else
-    return absl::InvalidArgumentError(StrCat(
-        "instance ", row, ": values must be numbers, booleans or null; got ",
-        v.IsString() ? "a string" : "an object"));
+    return absl::InvalidArgumentError(StrCat("instance ", row,
+                                             ": values must be numbers, booleans or null; got ",
+                                             v.IsString() ? "a string" : "an object"));
   return absl::OkStatus();
 }
 
@@ -32,10 +35,14 @@ template <typename T>
 void WriteValue(const Tensor& t, int64_t i, JsonWriter& w) {
   T v;
   std::memcpy(&v, t.data().data() + i * static_cast<int64_t>(sizeof(T)), sizeof(T));
-  if constexpr (std::is_same_v<T, float>) w.Float(v);
-  else if constexpr (std::is_same_v<T, double>) w.Double(v);
-  else if constexpr (std::is_signed_v<T>) w.Int(v);
-  else w.Uint(v);
+  if constexpr (std::is_same_v<T, float>)
+    w.Float(v);
+  else if constexpr (std::is_same_v<T, double>)
+    w.Double(v);
+  else if constexpr (std::is_signed_v<T>)
+    w.Int(v);
+  else
+    w.Uint(v);
 }
 
 void WriteElement(const Tensor& t, int64_t i, const std::vector<std::string_view>& strings,
@@ -83,8 +90,8 @@ void WriteElement(const Tensor& t, int64_t i, const std::vector<std::string_view
 }
 
 // Writes elements [begin, begin + prod(dims)) nested by dims.
-void WriteNested(const Tensor& t, const std::vector<std::string_view>& strings,
-                 const int64_t* dims, size_t rank, int64_t& index, JsonWriter& w) {
+void WriteNested(const Tensor& t, const std::vector<std::string_view>& strings, const int64_t* dims,
+                 size_t rank, int64_t& index, JsonWriter& w) {
   if (rank == 0) {
     WriteElement(t, index++, strings, w);
     return;
@@ -111,7 +118,7 @@ absl::StatusOr<InferRequest> DecodeV1PredictRequest(std::string_view body,
         StrCat("'", rows->name.GetString(), "' must be an array of instances"));
   if (md.inputs.size() != 1)
     return absl::InvalidArgumentError(StrCat("model '", md.name, "' has ", md.inputs.size(),
-                                                   " inputs; V1 predict needs exactly one"));
+                                             " inputs; V1 predict needs exactly one"));
   const TensorSpec& spec = md.inputs[0];
   // Features per row the model expects, when the metadata fixes it.
   int64_t want = spec.shape.size() == 2 ? spec.shape[1] : -1;
@@ -124,23 +131,25 @@ absl::StatusOr<InferRequest> DecodeV1PredictRequest(std::string_view body,
     size_t before = values.size();
     if (row.IsObject()) {
       if (md.feature_names.empty())
-        return absl::InvalidArgumentError(StrCat(
-            "instance ", r, " is an object, but model '", md.name,
-            "' has no feature names; send each instance as a list of values"));
+        return absl::InvalidArgumentError(
+            StrCat("instance ", r, " is an object, but model '", md.name,
+                   "' has no feature names; send each instance as a list of values"));
       values.resize(before + md.feature_names.size(), std::nan(""));
       for (const auto& m : row.GetObject()) {
         std::string_view key(m.name.GetString(), m.name.GetStringLength());
         size_t col = 0;
         while (col < md.feature_names.size() && md.feature_names[col] != key) ++col;
         if (col == md.feature_names.size())
-          return absl::InvalidArgumentError(StrCat("instance ", r, ": unknown feature '",
-                                                         key, "' for model '", md.name, "'"));
+          return absl::InvalidArgumentError(
+              StrCat("instance ", r, ": unknown feature '", key, "' for model '", md.name, "'"));
         const Value& v = m.value;
-        if (v.IsNumber()) values[before + col] = v.GetDouble();
-        else if (v.IsBool()) values[before + col] = v.GetBool() ? 1.0 : 0.0;
+        if (v.IsNumber())
+          values[before + col] = v.GetDouble();
+        else if (v.IsBool())
+          values[before + col] = v.GetBool() ? 1.0 : 0.0;
         else if (!v.IsNull())
-          return absl::InvalidArgumentError(StrCat(
-              "instance ", r, ": feature '", key, "' must be a number, boolean or null"));
+          return absl::InvalidArgumentError(
+              StrCat("instance ", r, ": feature '", key, "' must be a number, boolean or null"));
       }
     } else {
       OSPREY_RETURN_IF_ERROR(AppendLeaves(row, r, &values));
@@ -148,12 +157,12 @@ absl::StatusOr<InferRequest> DecodeV1PredictRequest(std::string_view body,
     int64_t got = static_cast<int64_t>(values.size() - before);
     if (width < 0) width = got;
     if (want >= 0 && got != want)
-      return absl::InvalidArgumentError(StrCat("instance ", r, " has ", got,
-                                                     " values; model '", md.name, "' input '",
-                                                     spec.name, "' expects ", want));
+      return absl::InvalidArgumentError(StrCat("instance ", r, " has ", got, " values; model '",
+                                               md.name, "' input '", spec.name, "' expects ",
+                                               want));
     if (got != width)
-      return absl::InvalidArgumentError(StrCat("instance ", r, " has ", got,
-                                                     " values, but instance 0 has ", width));
+      return absl::InvalidArgumentError(
+          StrCat("instance ", r, " has ", got, " values, but instance 0 has ", width));
   }
 
   InferRequest req;

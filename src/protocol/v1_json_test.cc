@@ -1,9 +1,9 @@
 #include "protocol/v1_json.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstring>
-
-#include <gtest/gtest.h>
 
 namespace osprey {
 namespace {
@@ -55,7 +55,8 @@ TEST(V1DecodeTest, Errors) {
       {"[]", "must be a JSON object"},
       {R"({"rows":[]})", "expected 'instances'"},
       {R"({"instances":5})", "must be an array"},
-      {R"({"instances":[[1,2,3]]})", "instance 0 has 3 values; model 'iris' input 'input-0' expects 4"},
+      {R"({"instances":[[1,2,3]]})",
+       "instance 0 has 3 values; model 'iris' input 'input-0' expects 4"},
       {R"({"instances":[[1,2,3,4],[1,2,3,"x"]]})", "instance 1: values must be numbers"},
       {R"({"instances":[{"petal":1}]})", "unknown feature 'petal'"},
       {R"({"instances":[{"sl":"a"}]})", "feature 'sl' must be a number"},

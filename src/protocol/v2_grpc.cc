@@ -88,8 +88,8 @@ void PackSame(const Field& field, std::string* out) {
 absl::Status PackTyped(const InferTensorContents& c, Tensor* t) {
   const char* want = ContentsFieldFor(t->datatype());
   if (want == nullptr)
-    return absl::InvalidArgumentError(StrCat("input '", t->name(), "': ",
-                                             DataTypeName(t->datatype()),
+    return absl::InvalidArgumentError(StrCat("input '", t->name(),
+                                             "': ", DataTypeName(t->datatype()),
                                              " has no typed contents field; send it in "
                                              "raw_input_contents"));
   std::string filled = FilledFields(c);
@@ -205,16 +205,16 @@ absl::Status DecodeHeader(const Proto& in, Tensor* t) {
   t->set_name(in.name());
   DataType type = ParseDataType(in.datatype());
   if (type == DataType::kInvalid)
-    return absl::InvalidArgumentError(StrCat("input '", in.name(), "': unknown datatype '",
-                                             in.datatype(), "'"));
+    return absl::InvalidArgumentError(
+        StrCat("input '", in.name(), "': unknown datatype '", in.datatype(), "'"));
   t->set_datatype(type);
   Shape* shape = t->mutable_shape();
   shape->assign(in.shape().begin(), in.shape().end());
   for (int64_t d : *shape)
     if (d < 0)
-      return absl::InvalidArgumentError(
-          StrCat("input '", in.name(), "': shape ", ShapeToString(*shape),
-                 " must hold non-negative integers"));
+      return absl::InvalidArgumentError(StrCat("input '", in.name(), "': shape ",
+                                               ShapeToString(*shape),
+                                               " must hold non-negative integers"));
   return DecodeGrpcParameters(in.parameters(), t->mutable_parameters());
 }
 
@@ -256,10 +256,14 @@ void EncodeGrpcParameters(const Parameters& in,
     std::visit(
         [&](const auto& x) {
           using T = std::decay_t<decltype(x)>;
-          if constexpr (std::is_same_v<T, bool>) p.set_bool_param(x);
-          else if constexpr (std::is_same_v<T, int64_t>) p.set_int64_param(x);
-          else if constexpr (std::is_same_v<T, double>) p.set_double_param(x);
-          else p.set_string_param(x);
+          if constexpr (std::is_same_v<T, bool>)
+            p.set_bool_param(x);
+          else if constexpr (std::is_same_v<T, int64_t>)
+            p.set_int64_param(x);
+          else if constexpr (std::is_same_v<T, double>)
+            p.set_double_param(x);
+          else
+            p.set_string_param(x);
         },
         value);
   }
@@ -328,8 +332,10 @@ void EncodeGrpcInferResponse(const InferResponse& response, bool raw,
     o->set_datatype(std::string(DataTypeName(t.datatype())));
     for (int64_t d : t.shape()) o->add_shape(d);
     EncodeGrpcParameters(t.parameters(), o->mutable_parameters());
-    if (raw) out->add_raw_output_contents(std::string(t.data()));
-    else FillTyped(t, o->mutable_contents());
+    if (raw)
+      out->add_raw_output_contents(std::string(t.data()));
+    else
+      FillTyped(t, o->mutable_contents());
   }
 }
 

@@ -1,9 +1,9 @@
 #include "protocol/v2_grpc.h"
 
+#include <gtest/gtest.h>
+
 #include <cstring>
 #include <functional>
-
-#include <gtest/gtest.h>
 
 namespace osprey {
 namespace {

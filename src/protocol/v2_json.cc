@@ -25,14 +25,14 @@ absl::Status DecodeTensorHeader(const Value& v, std::string_view what, size_t in
 
   auto datatype = v.FindMember("datatype");
   if (datatype == v.MemberEnd() || !datatype->value.IsString())
-    return absl::InvalidArgumentError(StrCat(what, " '", tensor->name(),
-                                                   "': 'datatype' is missing or not a string"));
+    return absl::InvalidArgumentError(
+        StrCat(what, " '", tensor->name(), "': 'datatype' is missing or not a string"));
   std::string_view type_name(datatype->value.GetString(), datatype->value.GetStringLength());
   DataType type = ParseDataType(type_name);
   if (type == DataType::kInvalid)
-    return absl::InvalidArgumentError(StrCat(
-        what, " '", tensor->name(), "': unknown datatype '", type_name,
-        "' (expected BOOL, UINT8..UINT64, INT8..INT64, FP16, FP32, FP64, BF16 or BYTES)"));
+    return absl::InvalidArgumentError(
+        StrCat(what, " '", tensor->name(), "': unknown datatype '", type_name,
+               "' (expected BOOL, UINT8..UINT64, INT8..INT64, FP16, FP32, FP64, BF16 or BYTES)"));
   tensor->set_datatype(type);
 
   auto shape = v.FindMember("shape");
@@ -43,15 +43,15 @@ absl::Status DecodeTensorHeader(const Value& v, std::string_view what, size_t in
   dims->reserve(shape->value.Size());
   for (const Value& d : shape->value.GetArray()) {
     if (!d.IsInt64() || d.GetInt64() < 0)
-      return absl::InvalidArgumentError(StrCat(
-          what, " '", tensor->name(), "': 'shape' must hold non-negative integers"));
+      return absl::InvalidArgumentError(
+          StrCat(what, " '", tensor->name(), "': 'shape' must hold non-negative integers"));
     dims->push_back(d.GetInt64());
   }
   auto params = v.FindMember("parameters");
   if (params != v.MemberEnd()) {
-    OSPREY_RETURN_IF_ERROR(DecodeParameters(
-        params->value, StrCat(what, " '", tensor->name(), "' parameters"),
-        tensor->mutable_parameters()));
+    OSPREY_RETURN_IF_ERROR(DecodeParameters(params->value,
+                                            StrCat(what, " '", tensor->name(), "' parameters"),
+                                            tensor->mutable_parameters()));
   }
   return absl::OkStatus();
 }
@@ -92,9 +92,9 @@ absl::Status AppendInteger(const Value& e, const Tensor& t, int64_t index, std::
         Append<T>(out, static_cast<T>(x));
         return absl::OkStatus();
       }
-      return absl::InvalidArgumentError(StrCat("input '", t.name(), "': element ", index,
-                                                     " = ", x, " is out of range for ",
-                                                     DataTypeName(t.datatype())));
+      return absl::InvalidArgumentError(StrCat("input '", t.name(), "': element ", index, " = ", x,
+                                               " is out of range for ",
+                                               DataTypeName(t.datatype())));
     }
   } else {
     if (e.IsUint64()) {
@@ -103,28 +103,27 @@ absl::Status AppendInteger(const Value& e, const Tensor& t, int64_t index, std::
         Append<T>(out, static_cast<T>(x));
         return absl::OkStatus();
       }
-      return absl::InvalidArgumentError(StrCat("input '", t.name(), "': element ", index,
-                                                     " = ", x, " is out of range for ",
-                                                     DataTypeName(t.datatype())));
+      return absl::InvalidArgumentError(StrCat("input '", t.name(), "': element ", index, " = ", x,
+                                               " is out of range for ",
+                                               DataTypeName(t.datatype())));
     }
     if (e.IsInt64())
-      return absl::InvalidArgumentError(StrCat("input '", t.name(), "': element ", index,
-                                                     " = ", e.GetInt64(),
-                                                     " is negative, not allowed for ",
-                                                     DataTypeName(t.datatype())));
+      return absl::InvalidArgumentError(StrCat("input '", t.name(), "': element ", index, " = ",
+                                               e.GetInt64(), " is negative, not allowed for ",
+                                               DataTypeName(t.datatype())));
   }
-  return absl::InvalidArgumentError(StrCat("input '", t.name(), "': element ", index,
-                                                 " is ", JsonKind(e), ", expected an integer for ",
-                                                 DataTypeName(t.datatype())));
+  return absl::InvalidArgumentError(StrCat("input '", t.name(), "': element ", index, " is ",
+                                           JsonKind(e), ", expected an integer for ",
+                                           DataTypeName(t.datatype())));
 }
 
 absl::Status DecodeJsonData(const Value& data, Tensor* t, int64_t expected) {
   std::string* out = t->mutable_owned_data();
   DataType type = t->datatype();
   if (type == DataType::kFp16 || type == DataType::kBf16)
-    return absl::InvalidArgumentError(StrCat(
-        "input '", t->name(), "': ", DataTypeName(type),
-        " data travels only in binary form (binary_data_size), not as JSON"));
+    return absl::InvalidArgumentError(
+        StrCat("input '", t->name(), "': ", DataTypeName(type),
+               " data travels only in binary form (binary_data_size), not as JSON"));
   size_t size = ElementSize(type);
   if (size > 0 && expected > 0) out->reserve(static_cast<size_t>(expected) * size);
   int64_t index = 0;
@@ -137,18 +136,17 @@ absl::Status DecodeJsonData(const Value& data, Tensor* t, int64_t expected) {
     switch (type) {
       case DataType::kBool:
         if (!e.IsBool())
-          return absl::InvalidArgumentError(StrCat("input '", t->name(), "': element ",
-                                                         index, " is ", JsonKind(e),
-                                                         ", expected true or false for BOOL"));
+          return absl::InvalidArgumentError(StrCat("input '", t->name(), "': element ", index,
+                                                   " is ", JsonKind(e),
+                                                   ", expected true or false for BOOL"));
         out->push_back(e.GetBool() ? 1 : 0);
         break;
       case DataType::kFp32:
       case DataType::kFp64:
         if (!e.IsNumber())
-          return absl::InvalidArgumentError(StrCat("input '", t->name(), "': element ",
-                                                         index, " is ", JsonKind(e),
-                                                         ", expected a number for ",
-                                                         DataTypeName(type)));
+          return absl::InvalidArgumentError(StrCat("input '", t->name(), "': element ", index,
+                                                   " is ", JsonKind(e), ", expected a number for ",
+                                                   DataTypeName(type)));
         if (type == DataType::kFp32)
           Append<float>(out, static_cast<float>(e.GetDouble()));
         else
@@ -156,9 +154,9 @@ absl::Status DecodeJsonData(const Value& data, Tensor* t, int64_t expected) {
         break;
       case DataType::kBytes:
         if (!e.IsString())
-          return absl::InvalidArgumentError(StrCat("input '", t->name(), "': element ",
-                                                         index, " is ", JsonKind(e),
-                                                         ", expected a string for BYTES"));
+          return absl::InvalidArgumentError(StrCat("input '", t->name(), "': element ", index,
+                                                   " is ", JsonKind(e),
+                                                   ", expected a string for BYTES"));
         AppendBytesElement(std::string_view(e.GetString(), e.GetStringLength()), out);
         break;
       case DataType::kInt8:
@@ -193,9 +191,9 @@ absl::Status DecodeJsonData(const Value& data, Tensor* t, int64_t expected) {
   };
   OSPREY_RETURN_IF_ERROR(ForEachLeaf(data, leaf));
   if (index != expected)
-    return absl::InvalidArgumentError(StrCat(
-        "input '", t->name(), "': shape ", ShapeToString(t->shape()), " expects ", expected,
-        " elements, but 'data' holds ", index));
+    return absl::InvalidArgumentError(StrCat("input '", t->name(), "': shape ",
+                                             ShapeToString(t->shape()), " expects ", expected,
+                                             " elements, but 'data' holds ", index));
   return absl::OkStatus();
 }
 
@@ -206,10 +204,14 @@ void WriteParameters(const Parameters& params, JsonWriter& w) {
     std::visit(
         [&](const auto& x) {
           using T = std::decay_t<decltype(x)>;
-          if constexpr (std::is_same_v<T, bool>) w.Bool(x);
-          else if constexpr (std::is_same_v<T, int64_t>) w.Int(x);
-          else if constexpr (std::is_same_v<T, double>) w.Double(x);
-          else w.String(x);
+          if constexpr (std::is_same_v<T, bool>)
+            w.Bool(x);
+          else if constexpr (std::is_same_v<T, int64_t>)
+            w.Int(x);
+          else if constexpr (std::is_same_v<T, double>)
+            w.Double(x);
+          else
+            w.String(x);
         },
         value);
   }
@@ -304,9 +306,9 @@ absl::StatusOr<InferRequest> DecodeV2InferRequest(std::shared_ptr<const std::str
   std::string_view json = all;
   if (header_length.has_value()) {
     if (*header_length > all.size())
-      return absl::InvalidArgumentError(
-          StrCat("Inference-Header-Content-Length is ", *header_length,
-                       " but the body holds only ", all.size(), " bytes"));
+      return absl::InvalidArgumentError(StrCat("Inference-Header-Content-Length is ",
+                                               *header_length, " but the body holds only ",
+                                               all.size(), " bytes"));
     json = all.substr(0, *header_length);
   }
   std::string_view binary = all.substr(json.size());
@@ -320,8 +322,7 @@ absl::StatusOr<InferRequest> DecodeV2InferRequest(std::shared_ptr<const std::str
   req.backing = std::move(body);
   auto id = doc.FindMember("id");
   if (id != doc.MemberEnd()) {
-    if (!id->value.IsString())
-      return absl::InvalidArgumentError("'id' must be a string");
+    if (!id->value.IsString()) return absl::InvalidArgumentError("'id' must be a string");
     req.id.assign(id->value.GetString(), id->value.GetStringLength());
   }
   auto params = doc.FindMember("parameters");
@@ -343,18 +344,18 @@ absl::StatusOr<InferRequest> DecodeV2InferRequest(std::shared_ptr<const std::str
     auto data = v.FindMember("data");
     if (binary_size != nullptr) {
       if (!std::holds_alternative<int64_t>(*binary_size) || std::get<int64_t>(*binary_size) < 0)
-        return absl::InvalidArgumentError(StrCat(
-            "input '", t.name(), "': binary_data_size must be a non-negative integer"));
+        return absl::InvalidArgumentError(
+            StrCat("input '", t.name(), "': binary_data_size must be a non-negative integer"));
       if (data != v.MemberEnd())
-        return absl::InvalidArgumentError(StrCat(
-            "input '", t.name(), "' has both 'data' and binary_data_size; use one"));
+        return absl::InvalidArgumentError(
+            StrCat("input '", t.name(), "' has both 'data' and binary_data_size; use one"));
       uint64_t size = static_cast<uint64_t>(std::get<int64_t>(*binary_size));
       if (size > binary.size() - binary_offset)
-        return absl::InvalidArgumentError(StrCat(
-            "input '", t.name(), "': binary_data_size ", size, " exceeds the ",
-            binary.size() - binary_offset, " binary bytes left in the body (",
-            header_length ? "" : "no Inference-Header-Content-Length header; ", "binary part ",
-            binary.size(), " bytes)"));
+        return absl::InvalidArgumentError(
+            StrCat("input '", t.name(), "': binary_data_size ", size, " exceeds the ",
+                   binary.size() - binary_offset, " binary bytes left in the body (",
+                   header_length ? "" : "no Inference-Header-Content-Length header; ",
+                   "binary part ", binary.size(), " bytes)"));
       t.BorrowData(binary.substr(binary_offset, size));
       binary_offset += size;
       OSPREY_RETURN_IF_ERROR(t.Validate());
@@ -369,9 +370,9 @@ absl::StatusOr<InferRequest> DecodeV2InferRequest(std::shared_ptr<const std::str
     }
   }
   if (binary_offset != binary.size())
-    return absl::InvalidArgumentError(StrCat(
-        "binary_data_size of the inputs add up to ", binary_offset, " bytes, but the body carries ",
-        binary.size(), " bytes after the JSON header"));
+    return absl::InvalidArgumentError(StrCat("binary_data_size of the inputs add up to ",
+                                             binary_offset, " bytes, but the body carries ",
+                                             binary.size(), " bytes after the JSON header"));
 
   auto outputs = doc.FindMember("outputs");
   if (outputs != doc.MemberEnd()) {

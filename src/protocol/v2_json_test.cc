@@ -1,16 +1,15 @@
 #include "protocol/v2_json.h"
 
-#include <cstring>
-
 #include <gtest/gtest.h>
+
+#include <cstring>
 
 namespace osprey {
 namespace {
 
 absl::StatusOr<InferRequest> Decode(std::string body,
                                     std::optional<uint64_t> header_length = std::nullopt) {
-  return DecodeV2InferRequest(std::make_shared<const std::string>(std::move(body)),
-                              header_length);
+  return DecodeV2InferRequest(std::make_shared<const std::string>(std::move(body)), header_length);
 }
 
 std::string OneInput(const std::string& datatype, const std::string& shape,
@@ -53,8 +52,8 @@ TEST(V2JsonTest, EveryDatatypeRoundTripsThroughJson) {
     InferRequest plain;
     EncodedBody enc = EncodeV2InferResponse(resp, plain);
     EXPECT_FALSE(enc.json_length.has_value());
-    std::string expect_data = std::string(R"("data":)") +
-                              (std::string(c.type) == "BYTES" ? R"(["ab","é\n"])" : c.data);
+    std::string expect_data =
+        std::string(R"("data":)") + (std::string(c.type) == "BYTES" ? R"(["ab","é\n"])" : c.data);
     EXPECT_NE(enc.body.find(expect_data), std::string::npos) << c.type << ": " << enc.body;
   }
 }
@@ -101,7 +100,8 @@ TEST(V2JsonTest, BinaryInputsBorrowTheBody) {
   EXPECT_EQ(FindParameter(req->inputs[0].parameters(), "binary_data_size"), nullptr);
   EXPECT_EQ(req->inputs[2].data().size(), 2u);
   // Borrowed bytes point into the body kept alive by the request.
-  EXPECT_GE(req->inputs[0].data().data(), static_cast<const std::string*>(req->backing.get())->data());
+  EXPECT_GE(req->inputs[0].data().data(),
+            static_cast<const std::string*>(req->backing.get())->data());
 }
 
 TEST(V2JsonTest, BinaryOutputsFollowTheJson) {
@@ -122,8 +122,10 @@ TEST(V2JsonTest, BinaryOutputsFollowTheJson) {
   ASSERT_TRUE(enc.json_length.has_value());
   std::string json = enc.body.substr(0, *enc.json_length);
   EXPECT_NE(json.find(R"("parameters":{"binary_data_size":8})"), std::string::npos) << json;
-  EXPECT_EQ(json.find(R"("name":"y","datatype":"FP32","shape":[2],"parameters":{"binary_data_size":8},"data")"),
-            std::string::npos);
+  EXPECT_EQ(
+      json.find(
+          R"("name":"y","datatype":"FP32","shape":[2],"parameters":{"binary_data_size":8},"data")"),
+      std::string::npos);
   EXPECT_NE(json.find(R"("data":[1])"), std::string::npos) << json;
   EXPECT_NE(json.find(R"("id":"7")"), std::string::npos);
   ASSERT_EQ(enc.body.size(), *enc.json_length + 8);

@@ -10,8 +10,8 @@
 #include <thread>
 #include <unordered_set>
 
-#include "common/strings.h"
 #include "common/logging.h"
+#include "common/strings.h"
 #include "protocol/json_writer.h"
 
 namespace osprey {
@@ -80,10 +80,9 @@ class Session : public std::enable_shared_from_this<Session> {
     busy_ = false;
     // Header first, so a client waiting on "Expect: 100-continue" (curl, for
     // bodies over 1 KiB) gets its go-ahead instead of stalling for a second.
-    http::async_read_header(socket_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
-                              self->OnHeader(ec);
-                            });
+    http::async_read_header(
+        socket_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   void OnHeader(beast::error_code ec) {
@@ -108,17 +107,16 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadBody() {
-    http::async_read(socket_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       self->OnRead(ec);
-                     });
+    http::async_read(
+        socket_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
     if (ec == http::error::body_limit) {
       busy_ = true;
-      SendError(413, StrCat("request body exceeds the limit of ",
-                                  shared_->max_request_bytes, " bytes"));
+      SendError(413,
+                StrCat("request body exceeds the limit of ", shared_->max_request_bytes, " bytes"));
       return;
     }
     if (ec == http::error::header_limit) {
@@ -150,8 +148,8 @@ class Session : public std::enable_shared_from_this<Session> {
       uint64_t n = 0;
       auto r = std::from_chars(v.data(), v.data() + v.size(), n);
       if (r.ec != std::errc() || r.ptr != v.data() + v.size()) {
-        SendError(400, StrCat("Inference-Header-Content-Length '", v,
-                                    "' is not a non-negative integer"));
+        SendError(
+            400, StrCat("Inference-Header-Content-Length '", v, "' is not a non-negative integer"));
         return;
       }
       req.inference_header_length = n;
@@ -159,9 +157,10 @@ class Session : public std::enable_shared_from_this<Session> {
     req.body = std::make_shared<const std::string>(std::move(msg.body()));
     keep_alive_ = msg.keep_alive();
     auto request_id = msg.find("x-request-id");
-    if (request_id != msg.end()) request_id_.assign(request_id->value().data(),
-                                                    request_id->value().size());
-    else request_id_.clear();
+    if (request_id != msg.end())
+      request_id_.assign(request_id->value().data(), request_id->value().size());
+    else
+      request_id_.clear();
     version_ = msg.version();
 
     HttpResponse response = shared_->handler->Handle(req);
@@ -257,7 +256,7 @@ void Accept(Acceptor* acceptor) {
 
 struct HttpServer::Impl {
   Shared shared;
-  std::list<Loop> loops;  // stable addresses
+  std::list<Loop> loops;             // stable addresses
   std::optional<Acceptor> acceptor;  // on the first loop
   uint16_t port = 0;
 
@@ -286,8 +285,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const Options& opt
   int threads = std::max(1, options.threads);
   std::vector<Loop*> loops;
   for (int i = 0; i < threads; ++i) loops.push_back(&impl->loops.emplace_back());
-  Acceptor& acceptor = impl->acceptor.emplace(
-      Acceptor{tcp::acceptor(loops[0]->io), loops, 0, &impl->shared});
+  Acceptor& acceptor =
+      impl->acceptor.emplace(Acceptor{tcp::acceptor(loops[0]->io), loops, 0, &impl->shared});
   tcp::acceptor& a = acceptor.socket;
   tcp::endpoint endpoint(address, port);
   a.open(endpoint.protocol(), ec);
@@ -297,8 +296,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const Options& opt
   if (!ec) a.bind(endpoint, ec);
   if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
   if (ec)
-    return absl::UnavailableError(StrCat("cannot listen on ", options.address, ":", port, ": ",
-                                         ec.message()));
+    return absl::UnavailableError(
+        StrCat("cannot listen on ", options.address, ":", port, ": ", ec.message()));
   impl->port = a.local_endpoint().port();
   Accept(&acceptor);
   for (Loop& loop : impl->loops) loop.thread = std::thread([&loop] { loop.io.run(); });

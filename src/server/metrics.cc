@@ -27,8 +27,7 @@ std::string FormatDouble(double v) {
   return std::string(buf, r.ptr);
 }
 
-void Header(std::string_view name, std::string_view type, std::string_view help,
-            std::string* out) {
+void Header(std::string_view name, std::string_view type, std::string_view help, std::string* out) {
   StrAppend(out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
 }
 
@@ -48,15 +47,13 @@ void Histogram::Render(std::string_view name, std::string_view labels, std::stri
     cumulative += buckets_[i].load(std::memory_order_relaxed);
     char le[16];
     std::snprintf(le, sizeof(le), "%g", kBounds[i]);  // 0.0001, not 1e-04
-    StrAppend(out, name, "_bucket{", labels, ",le=\"", le, "\"} ",
-                    cumulative, "\n");
+    StrAppend(out, name, "_bucket{", labels, ",le=\"", le, "\"} ", cumulative, "\n");
   }
   cumulative += buckets_[kBounds.size()].load(std::memory_order_relaxed);
   StrAppend(out, name, "_bucket{", labels, ",le=\"+Inf\"} ", cumulative, "\n");
   StrAppend(out, name, "_sum{", labels, "} ",
-                  FormatDouble(static_cast<double>(sum_nanos_.load(std::memory_order_relaxed)) /
-                               1e9),
-                  "\n");
+            FormatDouble(static_cast<double>(sum_nanos_.load(std::memory_order_relaxed)) / 1e9),
+            "\n");
   // The count is the bucket total so a scrape is always self-consistent.
   StrAppend(out, name, "_count{", labels, "} ", cumulative, "\n");
 }
@@ -71,8 +68,7 @@ ModelMetrics* Metrics::ForModel(std::string_view model) {
 
 void Metrics::CountHttpResponse(int status) {
   size_t cls = static_cast<size_t>(status / 100);
-  if (cls < http_by_class_.size())
-    http_by_class_[cls].fetch_add(1, std::memory_order_relaxed);
+  if (cls < http_by_class_.size()) http_by_class_[cls].fetch_add(1, std::memory_order_relaxed);
 }
 
 std::string Metrics::Render() const {
@@ -81,28 +77,28 @@ std::string Metrics::Render() const {
 
   Header("request_predict_seconds", "histogram", "Time spent in the model's predict step.", &out);
   for (const auto& [name, m] : models_)
-    m->predict.Render("request_predict_seconds",
-                      StrCat("model_name=\"", LabelValue(name), "\""), &out);
+    m->predict.Render("request_predict_seconds", StrCat("model_name=\"", LabelValue(name), "\""),
+                      &out);
 
-  Header("osprey_inference_requests_total", "counter",
-         "Inference requests by model and outcome.", &out);
+  Header("osprey_inference_requests_total", "counter", "Inference requests by model and outcome.",
+         &out);
   for (const auto& [name, m] : models_) {
     std::string label = LabelValue(name);
-    StrAppend(&out, "osprey_inference_requests_total{model=\"", label,
-                    "\",outcome=\"success\"} ", m->success.load(), "\n");
-    StrAppend(&out, "osprey_inference_requests_total{model=\"", label,
-                    "\",outcome=\"failure\"} ", m->failure.load(), "\n");
+    StrAppend(&out, "osprey_inference_requests_total{model=\"", label, "\",outcome=\"success\"} ",
+              m->success.load(), "\n");
+    StrAppend(&out, "osprey_inference_requests_total{model=\"", label, "\",outcome=\"failure\"} ",
+              m->failure.load(), "\n");
   }
   Header("osprey_inference_executions_total", "counter",
          "Model executions; fewer than requests when requests are batched.", &out);
   for (const auto& [name, m] : models_)
     StrAppend(&out, "osprey_inference_executions_total{model=\"", LabelValue(name), "\"} ",
-                    m->executions.load(), "\n");
-  Header("osprey_inference_pending_requests", "gauge",
-         "Requests received and not yet answered.", &out);
+              m->executions.load(), "\n");
+  Header("osprey_inference_pending_requests", "gauge", "Requests received and not yet answered.",
+         &out);
   for (const auto& [name, m] : models_)
     StrAppend(&out, "osprey_inference_pending_requests{model=\"", LabelValue(name), "\"} ",
-                    m->pending.load(), "\n");
+              m->pending.load(), "\n");
 
   struct Family {
     const char* name;
@@ -110,8 +106,8 @@ std::string Metrics::Render() const {
     Histogram ModelMetrics::*member;
   };
   static constexpr Family kFamilies[] = {
-      {"osprey_inference_request_duration_seconds",
-       "Time from a request's arrival to its answer.", &ModelMetrics::request},
+      {"osprey_inference_request_duration_seconds", "Time from a request's arrival to its answer.",
+       &ModelMetrics::request},
       {"osprey_inference_queue_duration_seconds",
        "Time from a request's arrival to the start of its execution.", &ModelMetrics::queue},
       {"osprey_inference_compute_duration_seconds", "Time spent executing the model.",
@@ -125,8 +121,8 @@ std::string Metrics::Render() const {
 
   Header("osprey_http_responses_total", "counter", "HTTP responses by status code class.", &out);
   for (size_t c = 1; c < http_by_class_.size(); ++c)
-    StrAppend(&out, "osprey_http_responses_total{code=\"", c, "xx\"} ",
-                    http_by_class_[c].load(), "\n");
+    StrAppend(&out, "osprey_http_responses_total{code=\"", c, "xx\"} ", http_by_class_[c].load(),
+              "\n");
   return out;
 }
 

@@ -4,9 +4,9 @@
 #include <cstdlib>
 #include <system_error>
 
-#include "common/strings.h"
 #include "backends/registry.h"
 #include "common/logging.h"
+#include "common/strings.h"
 #include "server/validate.h"
 
 namespace osprey {
@@ -64,8 +64,8 @@ void ModelRegistry::SetState(const std::string& name, ModelState state, std::str
   e.reason = std::move(reason);
 }
 
-absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadModel(
-    const std::string& name, const fs::path& dir) {
+absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadModel(const std::string& name,
+                                                                            const fs::path& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
     return absl::NotFoundError(StrCat("model directory ", dir.string(), " does not exist"));
@@ -85,9 +85,9 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadModel(
       }
     }
     if (backend == nullptr)
-      return absl::InvalidArgumentError(StrCat(
-          "no backend recognises the files in ", model_dir.string(),
-          " (XGBoost expects one *.json, *.ubj or *.bst model file)"));
+      return absl::InvalidArgumentError(
+          StrCat("no backend recognises the files in ", model_dir.string(),
+                 " (XGBoost expects one *.json, *.ubj or *.bst model file)"));
   }
 
   LoadOptions load;
@@ -166,8 +166,8 @@ absl::Status ModelRegistry::LoadAllFromRepository() {
   for (const auto& e : fs::directory_iterator(options_.repository, ec))
     if (e.is_directory(ec)) names.push_back(e.path().filename().string());
   if (ec)
-    return absl::NotFoundError(StrCat("cannot read model repository ",
-                                            options_.repository.string(), ": ", ec.message()));
+    return absl::NotFoundError(
+        StrCat("cannot read model repository ", options_.repository.string(), ": ", ec.message()));
   std::sort(names.begin(), names.end());
   absl::Status first;
   for (const auto& n : names) {
@@ -203,16 +203,15 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::Get(
     std::string_view name, std::string_view version) const {
   std::shared_lock lock(mu_);
   auto it = entries_.find(name);
-  if (it == entries_.end())
-    return absl::NotFoundError(StrCat("model '", name, "' not found"));
+  if (it == entries_.end()) return absl::NotFoundError(StrCat("model '", name, "' not found"));
   const Entry& e = it->second;
   if (e.served == nullptr)
     return absl::UnavailableError(StrCat("model '", name, "' is not ready (",
-                                               ModelStateName(e.state),
-                                               e.reason.empty() ? "" : ": ", e.reason, ")"));
+                                         ModelStateName(e.state), e.reason.empty() ? "" : ": ",
+                                         e.reason, ")"));
   if (!version.empty() && version != e.served->version)
     return absl::NotFoundError(StrCat("model '", name, "' has no version '", version,
-                                            "' (serving version ", e.served->version, ")"));
+                                      "' (serving version ", e.served->version, ")"));
   return e.served;
 }
 

@@ -1,7 +1,6 @@
 #include "server/rest_handler.h"
 
 #include "common/strings.h"
-#include "common/strings.h"
 #include "protocol/json_writer.h"
 #include "protocol/v1_json.h"
 #include "protocol/v2_json.h"
@@ -18,8 +17,8 @@ HttpResponse Json(int status, std::string body) {
 
 HttpResponse MethodNotAllowed(std::string_view method, std::string_view path,
                               std::string_view allowed) {
-  return Json(405, JsonError(StrCat("method ", method, " not allowed on ", path,
-                                          "; use ", allowed)));
+  return Json(405,
+              JsonError(StrCat("method ", method, " not allowed on ", path, "; use ", allowed)));
 }
 
 HttpResponse NotFoundRoute(std::string_view path) {
@@ -125,8 +124,7 @@ HttpResponse RestHandler::HandleV1(std::string_view method, std::string_view pat
   auto served = core_->registry()->Get(model, "");
   if (!served.ok()) return ErrorResponse(served.status());
   if (verb == "explain")
-    return ErrorResponse(absl::UnimplementedError(
-        StrCat("model '", model, "' has no explainer")));
+    return ErrorResponse(absl::UnimplementedError(StrCat("model '", model, "' has no explainer")));
   auto decoded = DecodeV1PredictRequest(*req.body, (*served)->model->metadata());
   if (!decoded.ok()) {
     core_->CountDecodeFailure(model);
@@ -156,8 +154,7 @@ HttpResponse RestHandler::HandleV2Model(std::string_view method, std::string_vie
     auto served = core_->registry()->Get(model, version);
     if (!served.ok()) return ErrorResponse(served.status());
     if (tail == "ready") return Json(200, ModelStatusJson(model, true));
-    if (tail == "config")
-      return Json(200, EncodeTritonModelConfig((*served)->model->metadata()));
+    if (tail == "config") return Json(200, EncodeTritonModelConfig((*served)->model->metadata()));
     return Json(200, EncodeV2ModelMetadata((*served)->model->metadata()));
   }
   return NotFoundRoute(StrCat("/v2/models/", rest));

@@ -10,8 +10,7 @@ namespace osprey {
 struct ServerInfo {
   std::string name = "osprey";
   std::string version = OSPREY_VERSION;
-  std::vector<std::string> extensions = {"binary_tensor_data", "model_repository", "v1",
-                                         "metrics"};
+  std::vector<std::string> extensions = {"binary_tensor_data", "model_repository", "v1", "metrics"};
 };
 
 }  // namespace osprey

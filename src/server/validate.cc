@@ -6,9 +6,8 @@ namespace osprey {
 
 absl::Status ValidateRequest(const ModelMetadata& md, const InferRequest& request) {
   if (request.inputs.size() != md.inputs.size())
-    return absl::InvalidArgumentError(StrCat("model '", md.name, "' expects ",
-                                                   md.inputs.size(), " input(s), got ",
-                                                   request.inputs.size()));
+    return absl::InvalidArgumentError(StrCat("model '", md.name, "' expects ", md.inputs.size(),
+                                             " input(s), got ", request.inputs.size()));
   for (size_t i = 0; i < request.inputs.size(); ++i) {
     const Tensor& t = request.inputs[i];
     const TensorSpec* spec = nullptr;
@@ -22,15 +21,15 @@ absl::Status ValidateRequest(const ModelMetadata& md, const InferRequest& reques
             StrCat("unknown input '", t.name(), "' for model '", md.name, "'"));
     }
     if (!ShapeMatches(spec->shape, t.shape()))
-      return absl::InvalidArgumentError(StrCat(
-          "input '", t.name(), "': model '", md.name, "' expects shape ",
-          ShapeToString(spec->shape), ", got ", ShapeToString(t.shape())));
+      return absl::InvalidArgumentError(StrCat("input '", t.name(), "': model '", md.name,
+                                               "' expects shape ", ShapeToString(spec->shape),
+                                               ", got ", ShapeToString(t.shape())));
     if (t.datatype() != spec->datatype) {
       bool convertible = md.converts_input_datatypes && t.datatype() != DataType::kBytes;
       if (!convertible)
-        return absl::InvalidArgumentError(StrCat(
-            "input '", t.name(), "': model '", md.name, "' expects datatype ",
-            DataTypeName(spec->datatype), ", got ", DataTypeName(t.datatype())));
+        return absl::InvalidArgumentError(
+            StrCat("input '", t.name(), "': model '", md.name, "' expects datatype ",
+                   DataTypeName(spec->datatype), ", got ", DataTypeName(t.datatype())));
     }
   }
   for (const RequestedOutput& o : request.outputs) {
@@ -39,9 +38,8 @@ absl::Status ValidateRequest(const ModelMetadata& md, const InferRequest& reques
     if (!known) {
       std::string names;
       for (const TensorSpec& s : md.outputs) StrAppend(&names, names.empty() ? "" : ", ", s.name);
-      return absl::InvalidArgumentError(StrCat("unknown output '", o.name,
-                                                     "' requested; model '", md.name,
-                                                     "' has outputs: ", names));
+      return absl::InvalidArgumentError(StrCat("unknown output '", o.name, "' requested; model '",
+                                               md.name, "' has outputs: ", names));
     }
   }
   return absl::OkStatus();
@@ -70,9 +68,9 @@ absl::Status WarmUp(Model& model) {
   model.Execute(std::span<InferTask>(&task, 1));
   if (!task.status.ok())
     return absl::Status(task.status.code(), StrCat("model '", md.name,
-                                                         "' loaded but failed its warm-up "
-                                                         "inference: ",
-                                                         task.status.message()));
+                                                   "' loaded but failed its warm-up "
+                                                   "inference: ",
+                                                   task.status.message()));
   return absl::OkStatus();
 }
 

@@ -27,7 +27,8 @@ TEST(ValidateTest, Table) {
   } cases[] = {
       {"valid", Request({Tensor("a", DataType::kFp32, {2, 3}), Tensor("b", DataType::kInt64, {2})}),
        nullptr},
-      {"order free", Request({Tensor("b", DataType::kInt64, {2}), Tensor("a", DataType::kFp32, {2, 3})}),
+      {"order free",
+       Request({Tensor("b", DataType::kInt64, {2}), Tensor("a", DataType::kFp32, {2, 3})}),
        nullptr},
       {"count", Request({Tensor("a", DataType::kFp32, {2, 3})}), "expects 2 input(s), got 1"},
       {"unknown name",

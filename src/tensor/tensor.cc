@@ -86,8 +86,9 @@ std::string ShapeToString(const Shape& shape) {
 absl::StatusOr<int64_t> ElementCount(const Shape& shape) {
   int64_t count = 1;
   for (int64_t d : shape) {
-    if (d < 0) return absl::InvalidArgumentError(StrCat("negative dimension in shape ",
-                                                              ShapeToString(shape)));
+    if (d < 0)
+      return absl::InvalidArgumentError(
+          StrCat("negative dimension in shape ", ShapeToString(shape)));
     if (d != 0 && count > std::numeric_limits<int64_t>::max() / d)
       return absl::InvalidArgumentError(
           StrCat("shape ", ShapeToString(shape), " has too many elements"));
@@ -137,20 +138,20 @@ absl::Status Tensor::Validate() const {
     size_t consumed = 0;
     while (consumed < bytes.size()) {
       if (bytes.size() - consumed < 4)
-        return absl::InvalidArgumentError(StrCat(
-            "input '", name_, "': BYTES element ", seen, " has a truncated 4-byte length prefix"));
+        return absl::InvalidArgumentError(StrCat("input '", name_, "': BYTES element ", seen,
+                                                 " has a truncated 4-byte length prefix"));
       uint32_t len = Load<uint32_t>(bytes.data() + consumed);
       if (bytes.size() - consumed - 4 < len)
-        return absl::InvalidArgumentError(
-            StrCat("input '", name_, "': BYTES element ", seen, " declares ", len,
-                         " bytes but only ", bytes.size() - consumed - 4, " remain"));
+        return absl::InvalidArgumentError(StrCat("input '", name_, "': BYTES element ", seen,
+                                                 " declares ", len, " bytes but only ",
+                                                 bytes.size() - consumed - 4, " remain"));
       consumed += 4 + len;
       ++seen;
     }
     if (seen != count)
       return absl::InvalidArgumentError(StrCat("tensor '", name_, "': shape ",
-                                                     ShapeToString(shape_), " expects ", count,
-                                                     " BYTES elements, got ", seen));
+                                               ShapeToString(shape_), " expects ", count,
+                                               " BYTES elements, got ", seen));
     return absl::OkStatus();
   }
   size_t size = ElementSize(datatype_);
@@ -158,10 +159,10 @@ absl::Status Tensor::Validate() const {
     return absl::InvalidArgumentError(StrCat("tensor '", name_, "': invalid datatype"));
   if (static_cast<uint64_t>(count) > std::numeric_limits<uint64_t>::max() / size ||
       bytes.size() != static_cast<uint64_t>(count) * size)
-    return absl::InvalidArgumentError(StrCat(
-        "tensor '", name_, "': shape ", ShapeToString(shape_), " of ", DataTypeName(datatype_),
-        " needs ", count, " elements (", static_cast<uint64_t>(count) * size, " bytes), got ",
-        bytes.size(), " bytes"));
+    return absl::InvalidArgumentError(StrCat("tensor '", name_, "': shape ", ShapeToString(shape_),
+                                             " of ", DataTypeName(datatype_), " needs ", count,
+                                             " elements (", static_cast<uint64_t>(count) * size,
+                                             " bytes), got ", bytes.size(), " bytes"));
   return absl::OkStatus();
 }
 
@@ -284,9 +285,9 @@ double NumericElementAsDouble(const Tensor& t, int64_t i) {
 
 absl::Status ConvertToFloat32(const Tensor& tensor, std::vector<float>* out) {
   if (tensor.datatype() == DataType::kBytes || tensor.datatype() == DataType::kInvalid)
-    return absl::InvalidArgumentError(
-        StrCat("input '", tensor.name(), "' has datatype ",
-                     DataTypeName(tensor.datatype()), "; this model takes numeric inputs"));
+    return absl::InvalidArgumentError(StrCat("input '", tensor.name(), "' has datatype ",
+                                             DataTypeName(tensor.datatype()),
+                                             "; this model takes numeric inputs"));
   int64_t n = tensor.element_count();
   out->resize(static_cast<size_t>(n));
   if (tensor.datatype() == DataType::kFp32) {

@@ -1,9 +1,9 @@
 #include "tensor/tensor.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstring>
-
-#include <gtest/gtest.h>
 
 namespace osprey {
 namespace {
@@ -12,9 +12,9 @@ TEST(DataTypeTest, NamesRoundTripAndSizes) {
   struct Case {
     const char* name;
     size_t size;
-  } cases[] = {{"BOOL", 1},  {"UINT8", 1}, {"UINT16", 2}, {"UINT32", 4}, {"UINT64", 8},
-               {"INT8", 1},  {"INT16", 2}, {"INT32", 4},  {"INT64", 8},  {"FP16", 2},
-               {"FP32", 4},  {"FP64", 8},  {"BF16", 2},   {"BYTES", 0}};
+  } cases[] = {{"BOOL", 1}, {"UINT8", 1}, {"UINT16", 2}, {"UINT32", 4}, {"UINT64", 8},
+               {"INT8", 1}, {"INT16", 2}, {"INT32", 4},  {"INT64", 8},  {"FP16", 2},
+               {"FP32", 4}, {"FP64", 8},  {"BF16", 2},   {"BYTES", 0}};
   for (const auto& c : cases) {
     DataType t = ParseDataType(c.name);
     ASSERT_NE(t, DataType::kInvalid) << c.name;

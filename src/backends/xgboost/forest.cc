@@ -84,8 +84,7 @@ absl::StatusOr<std::unique_ptr<Forest>> Forest::Compile(std::string_view model_j
   // libxgboost 1.7's ProbToMargin and PredTransform.
   const std::string& obj = f->objective_;
   if (obj == "reg:squarederror" || obj == "reg:linear" || obj == "reg:squaredlogerror" ||
-      obj == "reg:pseudohubererror" || obj == "reg:absoluteerror" ||
-      obj.rfind("rank:", 0) == 0) {
+      obj == "reg:pseudohubererror" || obj == "reg:absoluteerror" || obj.rfind("rank:", 0) == 0) {
     f->base_margin_ = base_score;
   } else if (obj == "binary:logistic" || obj == "reg:logistic") {
     f->base_margin_ = -logf(1.0f / base_score - 1.0f);
@@ -234,12 +233,12 @@ void Forest::PredictBlock(const float* rows, int64_t nb, float* margins) const {
       for (uint32_t d = 0; d < tree.depth; ++d)
         for (int k = 0; k < kLanes; ++k)
           pos[k] = step(base, pos[k], rows + (r + k) * num_features_);
-      for (int k = 0; k < kLanes; ++k) margins[(r + k) * groups + tree.group] += leaves[pos[k] - splits];
+      for (int k = 0; k < kLanes; ++k)
+        margins[(r + k) * groups + tree.group] += leaves[pos[k] - splits];
     }
     for (; r < nb; ++r) {
       uint32_t pos = 0;
-      for (uint32_t d = 0; d < tree.depth; ++d)
-        pos = step(base, pos, rows + r * num_features_);
+      for (uint32_t d = 0; d < tree.depth; ++d) pos = step(base, pos, rows + r * num_features_);
       margins[r * groups + tree.group] += leaves[pos - splits];
     }
   }
@@ -253,8 +252,10 @@ void Forest::Predict(const float* rows, int64_t n, float* out) const {
     const float* block = rows + r0 * num_features_;
     std::fill(margins.begin(), margins.begin() + nb * num_groups_, base_margin_);
     bool missing = std::any_of(block, block + nb * num_features_, [](float x) { return x != x; });
-    if (missing) PredictBlock<true>(block, nb, margins.data());
-    else PredictBlock<false>(block, nb, margins.data());
+    if (missing)
+      PredictBlock<true>(block, nb, margins.data());
+    else
+      PredictBlock<false>(block, nb, margins.data());
     for (int64_t r = 0; r < nb; ++r)
       Finish(margins.data() + r * num_groups_, out + (r0 + r) * output_width_);
   }

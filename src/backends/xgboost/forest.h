@@ -61,8 +61,8 @@ class Forest {
   void PredictBlock(const float* rows, int64_t nb, float* margins) const;
   void Finish(float* margins, float* out) const;
 
-  std::vector<float> thresholds_;      // per split
-  std::vector<uint32_t> features_;     // per split
+  std::vector<float> thresholds_;       // per split
+  std::vector<uint32_t> features_;      // per split
   std::vector<uint8_t> missing_right_;  // per split: a missing value goes right
   std::vector<float> leaves_;
   std::vector<Tree> trees_;

@@ -1,8 +1,8 @@
 #include "backends/xgboost/forest.h"
 
-#include <cmath>
-
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 namespace osprey {
 namespace {
@@ -15,17 +15,16 @@ std::string Model(const std::string& objective, const std::string& num_class,
                   const std::string& split_type = "[0,0,0]") {
   std::string tree0 = R"({"left_children":[1,-1,-1],"right_children":[2,-1,-1],)"
                       R"("split_indices":[0,0,0],"split_conditions":[1.5,0.25,-0.5],)"
-                      R"("default_left":[1,0,0],"split_type":)" + split_type +
-                      R"(,"tree_param":{"num_nodes":"3","size_leaf_vector":"0"}})";
+                      R"("default_left":[1,0,0],"split_type":)" +
+                      split_type + R"(,"tree_param":{"num_nodes":"3","size_leaf_vector":"0"}})";
   std::string tree1 = R"({"left_children":[1,-1,-1],"right_children":[2,-1,-1],)"
                       R"("split_indices":[1,0,0],"split_conditions":[0,1,2],)"
                       R"("default_left":[0,0,0],"split_type":[0,0,0],)"
                       R"("tree_param":{"num_nodes":"3","size_leaf_vector":"0"}})";
   return R"({"learner":{"learner_model_param":{"base_score":"5E-1","num_class":")" + num_class +
          R"(","num_feature":"2","num_target":"1"},"objective":{"name":")" + objective +
-         R"("},"gradient_booster":{"name":")" + booster +
-         R"(","model":{"tree_info":)" + tree_info + R"(,"trees":[)" + tree0 + "," + tree1 +
-         "]}}},\"version\":[1,7,4]}";
+         R"("},"gradient_booster":{"name":")" + booster + R"(","model":{"tree_info":)" + tree_info +
+         R"(,"trees":[)" + tree0 + "," + tree1 + "]}}},\"version\":[1,7,4]}";
 }
 
 TEST(ForestTest, RegressionWalksSplitsAndMissingValues) {
@@ -98,13 +97,14 @@ namespace {
 // One unbalanced tree: x0 < 0 ? leaf 1 : (x1 < 5 ? leaf 2 : leaf 3); missing
 // x1 goes left (default_left), missing x0 goes right.
 TEST(ForestTest, UnbalancedTreeAndMissingValuesInBlocks) {
-  std::string json = R"({"learner":{"learner_model_param":{"base_score":"0","num_class":"0",)"
-                     R"("num_feature":"2","num_target":"1"},"objective":{"name":"reg:squarederror"},)"
-                     R"("gradient_booster":{"name":"gbtree","model":{"tree_info":["0"],"trees":[)"
-                     R"({"left_children":["1","-1","3","-1","-1"],"right_children":["2","-1","4","-1","-1"],)"
-                     R"("split_indices":["0","0","1","0","0"],"split_conditions":["0","1","5","2","3"],)"
-                     R"("default_left":["0","0","1","0","0"],"split_type":["0","0","0","0","0"],)"
-                     R"("tree_param":{"num_nodes":"5","size_leaf_vector":"0"}}]}}}})";
+  std::string json =
+      R"({"learner":{"learner_model_param":{"base_score":"0","num_class":"0",)"
+      R"("num_feature":"2","num_target":"1"},"objective":{"name":"reg:squarederror"},)"
+      R"("gradient_booster":{"name":"gbtree","model":{"tree_info":["0"],"trees":[)"
+      R"({"left_children":["1","-1","3","-1","-1"],"right_children":["2","-1","4","-1","-1"],)"
+      R"("split_indices":["0","0","1","0","0"],"split_conditions":["0","1","5","2","3"],)"
+      R"("default_left":["0","0","1","0","0"],"split_type":["0","0","0","0","0"],)"
+      R"("tree_param":{"num_nodes":"5","size_leaf_vector":"0"}}]}}}})";
   auto f = Forest::Compile(json);
   ASSERT_TRUE(f.ok()) << f.status();
   // 20 rows: more than one 8-row lane group plus a tail, with and without NaN.

@@ -7,13 +7,13 @@
 #include <cstring>
 #include <mutex>
 #include <random>
-#include <vector>
 #include <system_error>
+#include <vector>
 
-#include "common/strings.h"
 #include "absl/strings/str_join.h"
 #include "backends/xgboost/forest.h"
 #include "common/logging.h"
+#include "common/strings.h"
 #include "rapidjson/document.h"
 
 namespace osprey {
@@ -45,11 +45,12 @@ absl::StatusOr<fs::path> FindModelFile(const fs::path& dir) {
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     if (entry.is_regular_file(ec) && IsModelFile(entry.path())) found.push_back(entry.path());
   }
-  if (ec) return absl::NotFoundError(StrCat("cannot read model directory ", dir.string(),
-                                                  ": ", ec.message()));
+  if (ec)
+    return absl::NotFoundError(
+        StrCat("cannot read model directory ", dir.string(), ": ", ec.message()));
   if (found.empty())
-    return absl::NotFoundError(StrCat("no XGBoost model file (*.json, *.ubj, *.bst) in ",
-                                            dir.string()));
+    return absl::NotFoundError(
+        StrCat("no XGBoost model file (*.json, *.ubj, *.bst) in ", dir.string()));
   if (found.size() > 1) {
     // Prefer KServe's conventional name when several candidates exist.
     for (const auto& p : found)
@@ -57,9 +58,9 @@ absl::StatusOr<fs::path> FindModelFile(const fs::path& dir) {
     std::vector<std::string> names;
     for (const auto& p : found) names.push_back(p.filename().string());
     std::sort(names.begin(), names.end());
-    return absl::InvalidArgumentError(StrCat("several XGBoost model files in ", dir.string(),
-                                                   " (", absl::StrJoin(names, ", "),
-                                                   "); keep one or name it model.*"));
+    return absl::InvalidArgumentError(StrCat("several XGBoost model files in ", dir.string(), " (",
+                                             absl::StrJoin(names, ", "),
+                                             "); keep one or name it model.*"));
   }
   return found[0];
 }
@@ -189,10 +190,14 @@ class XgboostModel : public Model {
         auto& c = candidates[static_cast<size_t>(f)];
         uint32_t pick = rng() % 16;
         float v;
-        if (pick == 0) v = std::nanf("");
-        else if (pick == 1) v = (rng() % 2) ? 1e30f : -1e30f;
-        else if (c.empty() || pick == 2) v = static_cast<float>(rng() % 1000) / 10.0f - 50.0f;
-        else v = c[rng() % c.size()];
+        if (pick == 0)
+          v = std::nanf("");
+        else if (pick == 1)
+          v = (rng() % 2) ? 1e30f : -1e30f;
+        else if (c.empty() || pick == 2)
+          v = static_cast<float>(rng() % 1000) / 10.0f - 50.0f;
+        else
+          v = c[rng() % c.size()];
         rows[static_cast<size_t>(r * num_features_ + f)] = v;
       }
     }
