@@ -168,7 +168,9 @@ absl::StatusOr<InferRequest> DecodeV1PredictRequest(std::string_view body,
   InferRequest req;
   req.model_name = md.name;
   DataType type = spec.datatype == DataType::kFp64 ? DataType::kFp64 : DataType::kFp32;
-  Tensor t(spec.name, type, {static_cast<int64_t>(n), width < 0 ? 0 : width});
+  // No instances: a batch of zero rows of the model's width.
+  if (width < 0) width = want >= 0 ? want : 0;
+  Tensor t(spec.name, type, {static_cast<int64_t>(n), width});
   if (spec.shape.size() == 1) *t.mutable_shape() = {static_cast<int64_t>(values.size())};
   std::string* bytes = t.mutable_owned_data();
   bytes->resize(values.size() * ElementSize(type));

@@ -34,6 +34,13 @@ TEST(V1DecodeTest, ListRows) {
   EXPECT_TRUE(req->inputs[0].Validate().ok());
 }
 
+TEST(V1DecodeTest, NoInstancesIsAnEmptyBatch) {
+  auto req = DecodeV1PredictRequest(R"({"instances":[]})", IrisMetadata());
+  ASSERT_TRUE(req.ok()) << req.status();
+  EXPECT_EQ(req->inputs[0].shape(), (Shape{0, 4}));
+  EXPECT_TRUE(req->inputs[0].Validate().ok());
+}
+
 TEST(V1DecodeTest, InputsAliasAndDictRows) {
   auto req = DecodeV1PredictRequest(R"({"inputs":[{"pw":1.4,"sl":6.8,"sw":2.8,"pl":4.8},
                                                   {"sl":1}]})",

@@ -202,7 +202,11 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const Options& opt
 }
 
 void GrpcServer::SetServing(bool serving) {
-  if (auto* health = impl_->server->GetHealthCheckService()) health->SetServingStatus(serving);
+  // The whole server ("") and the inference service by name, for probes that ask either.
+  if (auto* health = impl_->server->GetHealthCheckService()) {
+    health->SetServingStatus(serving);
+    health->SetServingStatus("inference.GRPCInferenceService", serving);
+  }
 }
 
 void GrpcServer::Shutdown(std::chrono::milliseconds grace) {

@@ -39,6 +39,12 @@ def test_unknown_model_status_is_404(server):
     assert_error(server.get("/v1/models/no-such-model"), 404)
 
 
+def test_no_instances_predict_nothing(server):
+    r = server.post("/v1/models/xgb-iris-softmax:predict", json={"instances": []})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"predictions": []}
+
+
 @pytest.mark.parametrize("model", MODEL_NAMES)
 def test_predict_matches_xgboost(server, fixtures, model):
     X = fixtures.inputs(model)

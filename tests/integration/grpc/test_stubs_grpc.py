@@ -603,11 +603,13 @@ def test_message_over_limit_is_resource_exhausted(pb, limited, fixtures):
 
 def test_health_serving(client):
     assert client.health_status() == "SERVING"
+    assert client.health_status("inference.GRPCInferenceService") == "SERVING"
     expect_code(lambda: client.health_status("no.such.Service"), SC.NOT_FOUND)
 
 
 def test_health_not_serving_with_a_broken_model(broken_client):
     assert broken_client.health_status() == "NOT_SERVING"
+    assert broken_client.health_status("inference.GRPCInferenceService") == "NOT_SERVING"
 
 
 def test_health_follows_model_readiness(pb, osprey, fixtures, tmp_path):
