@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <limits>
@@ -155,6 +156,12 @@ int ServeMain(const std::vector<std::string_view>& args) {
 
 #ifdef OSPREY_WITH_GRPC
   std::unique_ptr<GrpcServer> grpc;
+  // gRPC health follows model readiness. The callback is in place before the
+  // gRPC server can take a load or unload call; it sees the server once started.
+  std::atomic<GrpcServer*> health{nullptr};
+  registry.SetOnChange([&health, &registry] {
+    if (GrpcServer* g = health.load()) g->SetServing(registry.AllReady());
+  });
   if (!flags.count("no-grpc")) {
     GrpcServer::Options grpc_options;
     grpc_options.address = http.address;
@@ -167,9 +174,8 @@ int ServeMain(const std::vector<std::string_view>& args) {
       return 1;
     }
     grpc = *std::move(started);
-    GrpcServer* g = grpc.get();
-    g->SetServing(registry.AllReady());
-    registry.SetOnChange([g, &registry] { g->SetServing(registry.AllReady()); });
+    grpc->SetServing(registry.AllReady());
+    health.store(grpc.get());
     OSPREY_LOG(kInfo) << "serving gRPC on " << http.address << ":" << grpc->port();
   }
 #endif
@@ -198,7 +204,7 @@ int ServeMain(const std::vector<std::string_view>& args) {
   server->reset();
 #ifdef OSPREY_WITH_GRPC
   if (grpc_drain.joinable()) grpc_drain.join();
-  registry.SetOnChange(nullptr);  // no calls remain that could load or unload
+  health.store(nullptr);
   // Deliberately not destroyed: grpc::Server's destructor can wait ~10 s for
   // an idle executor thread to wake from its poll, past the grace period. The
   // process is about to exit and the kernel reclaims everything.

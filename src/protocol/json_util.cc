@@ -6,7 +6,8 @@
 namespace osprey {
 
 absl::Status ParseJson(std::string_view json, rapidjson::Document* doc) {
-  constexpr unsigned kFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseNanAndInfFlag;
+  constexpr unsigned kFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseNanAndInfFlag |
+                              rapidjson::kParseIterativeFlag;
   doc->Parse<kFlags>(json.data(), json.size());
   if (doc->HasParseError())
     return absl::InvalidArgumentError(StrCat("invalid JSON at offset ", doc->GetErrorOffset(), ": ",

@@ -33,7 +33,12 @@ class RequestDocument {
   rapidjson::Document doc_;
 };
 
-// Parses `json` (not necessarily NUL-terminated). NaN and Infinity literals are
+// Deepest array nesting the codecs walk (tensor data has one level per
+// dimension); deeper input is refused rather than recursed into.
+inline constexpr int kMaxJsonNesting = 64;
+
+// Parses `json` (not necessarily NUL-terminated). The parser is iterative, so
+// deeply nested input cannot exhaust the stack. NaN and Infinity literals are
 // accepted (Python's json writes them for missing values); numbers keep full
 // precision. InvalidArgument names the offset and the parser's complaint.
 absl::Status ParseJson(std::string_view json, rapidjson::Document* doc);

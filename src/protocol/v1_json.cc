@@ -13,9 +13,13 @@ namespace {
 
 using rapidjson::Value;
 
-absl::Status AppendLeaves(const Value& v, size_t row, std::vector<double>* out) {
+absl::Status AppendLeaves(const Value& v, size_t row, std::vector<double>* out, int depth = 0) {
   if (v.IsArray()) {
-    for (const Value& e : v.GetArray()) OSPREY_RETURN_IF_ERROR(AppendLeaves(e, row, out));
+    if (depth >= kMaxJsonNesting)
+      return absl::InvalidArgumentError(
+          StrCat("instance ", row, " is nested deeper than ", kMaxJsonNesting, " levels"));
+    for (const Value& e : v.GetArray())
+      OSPREY_RETURN_IF_ERROR(AppendLeaves(e, row, out, depth + 1));
     return absl::OkStatus();
   }
   if (v.IsNumber())

@@ -20,7 +20,7 @@ absl::StatusOr<InferRequest> DecodeV1PredictRequest(std::string_view body,
                                                     const ModelMetadata& metadata);
 
 // {"predictions": [...]} from the response's first output: one entry per row,
-// a scalar when each row has one value, else a (nested) list.
+// a scalar for an output of shape [N], a (nested) list for [N, ...].
 std::string EncodeV1PredictResponse(const InferResponse& response);
 
 }  // namespace osprey

@@ -1,5 +1,6 @@
 #include "protocol/v2_json.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -58,9 +59,12 @@ absl::Status DecodeTensorHeader(const Value& v, std::string_view what, size_t in
 
 // Walks nested arrays in row-major order, calling `fn` on each leaf.
 template <typename Fn>
-absl::Status ForEachLeaf(const Value& v, Fn& fn) {
+absl::Status ForEachLeaf(const Value& v, Fn& fn, int depth = 0) {
   if (v.IsArray()) {
-    for (const Value& e : v.GetArray()) OSPREY_RETURN_IF_ERROR(ForEachLeaf(e, fn));
+    if (depth >= kMaxJsonNesting)
+      return absl::InvalidArgumentError(
+          StrCat("'data' is nested deeper than ", kMaxJsonNesting, " levels"));
+    for (const Value& e : v.GetArray()) OSPREY_RETURN_IF_ERROR(ForEachLeaf(e, fn, depth + 1));
     return absl::OkStatus();
   }
   return fn(v);
@@ -117,7 +121,9 @@ absl::Status AppendInteger(const Value& e, const Tensor& t, int64_t index, std::
                                            DataTypeName(t.datatype())));
 }
 
-absl::Status DecodeJsonData(const Value& data, Tensor* t, int64_t expected) {
+// `body_size` bounds the elements the JSON can hold (each takes at least one
+// byte), so a huge declared shape cannot make us reserve memory it never fills.
+absl::Status DecodeJsonData(const Value& data, Tensor* t, int64_t expected, size_t body_size) {
   std::string* out = t->mutable_owned_data();
   DataType type = t->datatype();
   if (type == DataType::kFp16 || type == DataType::kBf16)
@@ -125,7 +131,8 @@ absl::Status DecodeJsonData(const Value& data, Tensor* t, int64_t expected) {
         StrCat("input '", t->name(), "': ", DataTypeName(type),
                " data travels only in binary form (binary_data_size), not as JSON"));
   size_t size = ElementSize(type);
-  if (size > 0 && expected > 0) out->reserve(static_cast<size_t>(expected) * size);
+  if (size > 0 && expected > 0)
+    out->reserve(std::min(static_cast<size_t>(expected), body_size) * size);
   int64_t index = 0;
   auto leaf = [&](const Value& e) -> absl::Status {
     if (index >= expected) {
@@ -366,7 +373,7 @@ absl::StatusOr<InferRequest> DecodeV2InferRequest(std::shared_ptr<const std::str
       if (data == v.MemberEnd())
         return absl::InvalidArgumentError(
             StrCat("input '", t.name(), "': 'data' is missing (and no binary_data_size)"));
-      OSPREY_RETURN_IF_ERROR(DecodeJsonData(data->value, &t, expected));
+      OSPREY_RETURN_IF_ERROR(DecodeJsonData(data->value, &t, expected, json.size()));
     }
   }
   if (binary_offset != binary.size())

@@ -102,17 +102,15 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx,
                                        const inference::ModelInferRequest* req,
                                        inference::ModelInferResponse* resp) override {
-    auto arrival = InferenceCore::Clock::now();
-    auto decoded = DecodeGrpcInferRequest(*req);
-    if (!decoded.ok()) {
-      core_->CountDecodeFailure(req->model_name());
-      return Done(ctx, decoded.status());
+    // Nothing on the request path throws by design; this last guard keeps a
+    // bug (or an allocation failure) to one INTERNAL instead of the server.
+    try {
+      return Done(ctx, Infer(*req, resp));
+    } catch (const std::exception& e) {
+      OSPREY_LOG(kError) << "ModelInfer for '" << req->model_name() << "' failed: " << e.what();
+      resp->Clear();
+      return Done(ctx, absl::InternalError(StrCat("internal error: ", e.what())));
     }
-    InferResponse response;
-    absl::Status s = core_->Infer(*decoded, &response, arrival);
-    if (!s.ok()) return Done(ctx, s);
-    EncodeGrpcInferResponse(response, req->raw_input_contents_size() > 0, resp);
-    return Done(ctx, absl::OkStatus());
   }
 
   grpc::ServerUnaryReactor* RepositoryIndex(grpc::CallbackServerContext* ctx,
@@ -152,6 +150,19 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
   }
 
  private:
+  absl::Status Infer(const inference::ModelInferRequest& req, inference::ModelInferResponse* resp) {
+    auto arrival = InferenceCore::Clock::now();
+    auto decoded = DecodeGrpcInferRequest(req);
+    if (!decoded.ok()) {
+      core_->CountDecodeFailure(req.model_name());
+      return decoded.status();
+    }
+    InferResponse response;
+    OSPREY_RETURN_IF_ERROR(core_->Infer(*decoded, &response, arrival));
+    EncodeGrpcInferResponse(response, req.raw_input_contents_size() > 0, resp);
+    return absl::OkStatus();
+  }
+
   static grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx,
                                         const absl::Status& status) {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();

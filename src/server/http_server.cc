@@ -163,7 +163,17 @@ class Session : public std::enable_shared_from_this<Session> {
       request_id_.clear();
     version_ = msg.version();
 
-    HttpResponse response = shared_->handler->Handle(req);
+    // Nothing on the request path throws by design; this last guard keeps a
+    // bug (or an allocation failure) to one 500 instead of the whole server.
+    HttpResponse response;
+    try {
+      response = shared_->handler->Handle(req);
+    } catch (const std::exception& e) {
+      OSPREY_LOG(kError) << "request " << req.method << " " << req.target
+                         << " failed: " << e.what();
+      response.status = 500;
+      response.body = JsonError(StrCat("internal error: ", e.what()));
+    }
     Send(std::move(response));
   }
 

@@ -108,13 +108,15 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadModel(cons
 }
 
 absl::Status ModelRegistry::Load(const std::string& name, const fs::path& dir) {
+  // Loads, unloads and their change notifications happen one at a time, so
+  // listeners see them in order.
+  std::lock_guard<std::mutex> load_lock(load_mu_);
   absl::Status status = DoLoad(name, dir);
   Changed();
   return status;
 }
 
 absl::Status ModelRegistry::DoLoad(const std::string& name, const fs::path& dir) {
-  std::lock_guard<std::mutex> load_lock(load_mu_);
   {
     std::unique_lock lock(mu_);
     Entry& e = entries_[name];
@@ -124,6 +126,7 @@ absl::Status ModelRegistry::DoLoad(const std::string& name, const fs::path& dir)
   }
   OSPREY_LOG(kInfo) << "loading model '" << name << "' from " << dir.string();
   auto loaded = LoadModel(name, dir);
+  std::shared_ptr<const ServedModel> replaced;  // freed after the lock, not under it
   std::unique_lock lock(mu_);
   Entry& e = entries_[name];
   if (!loaded.ok()) {
@@ -134,6 +137,7 @@ absl::Status ModelRegistry::DoLoad(const std::string& name, const fs::path& dir)
     }
     return loaded.status();
   }
+  replaced = std::move(e.served);
   e.served = *std::move(loaded);
   e.version = e.served->version;
   e.state = ModelState::kReady;

@@ -61,8 +61,10 @@ class ModelRegistry {
 
   ModelRegistry(Options options, Metrics* metrics);
 
-  // Called (on the loading thread, no lock held) after every load or unload
-  // attempt, e.g. to update a health service. Set before serving starts.
+  // Called on the loading thread after every load or unload attempt, e.g. to
+  // update a health service. Calls are serialised with loads and unloads (the
+  // registry's lookup lock is not held), so they arrive in order; the callback
+  // must not load or unload. Set it before anything can load or unload.
   void SetOnChange(std::function<void()> on_change) { on_change_ = std::move(on_change); }
 
   // Loads `name` from `dir` (a model directory, or one with numeric version
@@ -84,7 +86,8 @@ class ModelRegistry {
   // Known models, plus the repository's unloaded directories, in name order.
   std::vector<ModelStatus> Index() const;
   std::vector<std::string> ReadyNames() const;
-  // True when at least one model is known and every known model is READY.
+  // True when at least one model is known and every model that should be
+  // served is READY (models explicitly unloaded are not counted).
   bool AllReady() const;
 
  private:

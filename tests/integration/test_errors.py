@@ -63,6 +63,18 @@ CASES = [
     ("v2-null-in-fp32", "POST", INFER, v2(data=[1.0] * 7 + [None]), 400, []),
     ("v2-shape-not-ints", "POST", INFER, v2(shape=["two", 4]), 400, ["shape"]),
     ("v2-wrong-input-name-type", "POST", INFER, v2(name=7), 400, []),
+    # A shape far larger than the data must not make the server reserve for it.
+    ("v2-huge-shape-small-data", "POST", INFER, v2(shape=[10**12], data=[1.0]), 400,
+     ["1000000000000", "1"]),
+    ("v2-huge-shape-overflow", "POST", INFER, v2(shape=[2**61, 2**61], data=[1.0]), 400, ["shape"]),
+    # Deep nesting: the parser is iterative and the walkers stop at 64 levels.
+    ("v2-deeply-nested-data", "POST", INFER,
+     '{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":' + "[" * 100 + "1" + "]" * 100
+     + "}]}", 400, ["nested deeper than 64"]),
+    ("v2-nesting-bomb", "POST", INFER, "[" * 1_000_000, 400, ["invalid JSON"]),
+    ("v1-nesting-bomb", "POST", PREDICT, '{"instances":' + "[" * 1_000_000, 400, ["invalid JSON"]),
+    ("v1-deeply-nested-row", "POST", PREDICT,
+     '{"instances":[' + "[" * 100 + "1" + "]" * 100 + "]}", 400, ["nested deeper than 64"]),
     ("v1-bad-json", "POST", PREDICT, '{"instances": [[1,2', 400, []),
     ("v1-missing-instances", "POST", PREDICT, {"rows": [[1, 2, 3, 4]]}, 400, ["instances"]),
     ("v1-instances-not-list", "POST", PREDICT, {"instances": 5}, 400, ["instances"]),

@@ -128,6 +128,7 @@ class XgboostModel : public Model {
   // libxgboost's predictions bit for bit on probe rows built around every
   // split threshold (each side of it, and missing values).
   void UseNativeEvaluatorIfExact() {
+    if (num_features_ <= 0) return;  // nothing to probe; libxgboost handles it
     bst_ulong len = 0;
     const char* json = nullptr;
     if (XGBoosterSaveModelToBuffer(booster_, R"({"format":"json"})", &len, &json) != 0) {
