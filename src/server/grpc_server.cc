@@ -27,6 +27,16 @@ grpc::StatusCode GrpcCode(absl::StatusCode code) {
       return grpc::StatusCode::UNIMPLEMENTED;
     case absl::StatusCode::kUnavailable:
       return grpc::StatusCode::UNAVAILABLE;
+    case absl::StatusCode::kDeadlineExceeded:
+      return grpc::StatusCode::DEADLINE_EXCEEDED;
+    case absl::StatusCode::kAlreadyExists:
+      return grpc::StatusCode::ALREADY_EXISTS;
+    case absl::StatusCode::kPermissionDenied:
+      return grpc::StatusCode::PERMISSION_DENIED;
+    case absl::StatusCode::kUnauthenticated:
+      return grpc::StatusCode::UNAUTHENTICATED;
+    case absl::StatusCode::kCancelled:
+      return grpc::StatusCode::CANCELLED;
     default:
       return grpc::StatusCode::INTERNAL;
   }
