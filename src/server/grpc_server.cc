@@ -1,8 +1,10 @@
 #include "server/grpc_server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/support/proto_buffer_reader.h>
 
 #include "common/logging.h"
 #include "inference.grpc.pb.h"
@@ -53,7 +55,91 @@ const std::string& RepositoryModelName(const Request& r) {
   return r.triton_model_name().empty() ? r.model_name() : r.triton_model_name();
 }
 
-class Service final : public inference::GRPCInferenceService::CallbackService {
+// Runs a decoded ModelInfer on the core and encodes the answer; the one place
+// both ModelInfer paths share.
+absl::Status RunInfer(InferenceCore* core, const inference::ModelInferRequest& req,
+                      inference::ModelInferResponse* resp) {
+  auto arrival = InferenceCore::Clock::now();
+  auto decoded = DecodeGrpcInferRequest(req);
+  if (!decoded.ok()) {
+    core->CountDecodeFailure(req.model_name());
+    return decoded.status();
+  }
+  InferResponse response;
+  OSPREY_RETURN_IF_ERROR(core->Infer(*decoded, &response, arrival));
+  EncodeGrpcInferResponse(response, req.raw_input_contents_size() > 0, resp);
+  return absl::OkStatus();
+}
+
+constexpr char kModelInferMethod[] = "/inference.GRPCInferenceService/ModelInfer";
+
+// ModelInfer as a generic (byte-level) call. A typed unary method is handed to
+// its handler only once the whole request message is in, and
+// Server::Shutdown cancels calls not handed over yet, so a large request still
+// arriving at SIGTERM would be lost. A generic call starts at its headers and
+// counts as in flight from then on, so shutdown waits for it like for REST.
+class InferReactor final : public grpc::ServerGenericBidiReactor {
+ public:
+  explicit InferReactor(InferenceCore* core) : core_(core) { StartRead(&request_); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "ModelInfer needs a request"));
+      return;
+    }
+    absl::Status status;
+    // Nothing on the request path throws by design; this last guard keeps a
+    // bug (or an allocation failure) to one INTERNAL instead of the server.
+    try {
+      inference::ModelInferRequest req;
+      grpc::ProtoBufferReader reader(&request_);
+      if (!req.ParseFromZeroCopyStream(&reader)) {
+        status = absl::InvalidArgumentError("ModelInferRequest does not parse");
+      } else {
+        status = RunInfer(core_, req, &response_);
+      }
+      if (status.ok()) {
+        bool own = false;
+        grpc::Status s = grpc::SerializationTraits<inference::ModelInferResponse>::Serialize(
+            response_, &reply_, &own);
+        if (!s.ok()) status = absl::InternalError(s.error_message());
+      }
+    } catch (const std::exception& e) {
+      OSPREY_LOG(kError) << "ModelInfer failed: " << e.what();
+      status = absl::InternalError(StrCat("internal error: ", e.what()));
+    }
+    if (!status.ok()) {
+      Finish(ToGrpc(status));
+      return;
+    }
+    StartWriteAndFinish(&reply_, grpc::WriteOptions(), grpc::Status::OK);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  InferenceCore* core_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer reply_;
+  inference::ModelInferResponse response_;
+};
+
+class GenericService final : public grpc::CallbackGenericService {
+ public:
+  explicit GenericService(InferenceCore* core) : core_(core) {}
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override {
+    if (ctx->method() == kModelInferMethod) return new InferReactor(core_);
+    return grpc::CallbackGenericService::CreateReactor(ctx);  // UNIMPLEMENTED
+  }
+
+ private:
+  InferenceCore* core_;
+};
+
+using ServiceBase = inference::GRPCInferenceService::WithGenericMethod_ModelInfer<
+    inference::GRPCInferenceService::CallbackService>;
+
+class Service final : public ServiceBase {
  public:
   Service(InferenceCore* core, ServerInfo info) : core_(core), info_(std::move(info)) {}
 
@@ -109,20 +195,6 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
     return Done(ctx, absl::OkStatus());
   }
 
-  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* ctx,
-                                       const inference::ModelInferRequest* req,
-                                       inference::ModelInferResponse* resp) override {
-    // Nothing on the request path throws by design; this last guard keeps a
-    // bug (or an allocation failure) to one INTERNAL instead of the server.
-    try {
-      return Done(ctx, Infer(*req, resp));
-    } catch (const std::exception& e) {
-      OSPREY_LOG(kError) << "ModelInfer for '" << req->model_name() << "' failed: " << e.what();
-      resp->Clear();
-      return Done(ctx, absl::InternalError(StrCat("internal error: ", e.what())));
-    }
-  }
-
   grpc::ServerUnaryReactor* RepositoryIndex(grpc::CallbackServerContext* ctx,
                                             const inference::RepositoryIndexRequest* req,
                                             inference::RepositoryIndexResponse* resp) override {
@@ -160,19 +232,6 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
   }
 
  private:
-  absl::Status Infer(const inference::ModelInferRequest& req, inference::ModelInferResponse* resp) {
-    auto arrival = InferenceCore::Clock::now();
-    auto decoded = DecodeGrpcInferRequest(req);
-    if (!decoded.ok()) {
-      core_->CountDecodeFailure(req.model_name());
-      return decoded.status();
-    }
-    InferResponse response;
-    OSPREY_RETURN_IF_ERROR(core_->Infer(*decoded, &response, arrival));
-    EncodeGrpcInferResponse(response, req.raw_input_contents_size() > 0, resp);
-    return absl::OkStatus();
-  }
-
   static grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* ctx,
                                         const absl::Status& status) {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
@@ -188,6 +247,7 @@ class Service final : public inference::GRPCInferenceService::CallbackService {
 
 struct GrpcServer::Impl {
   std::unique_ptr<Service> service;
+  std::unique_ptr<GenericService> generic;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
 };
@@ -205,6 +265,7 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const Options& opt
                                                               ServerInfo info) {
   auto impl = std::make_unique<Impl>();
   impl->service = std::make_unique<Service>(core, std::move(info));
+  impl->generic = std::make_unique<GenericService>(core);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -216,6 +277,7 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const Options& opt
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(-1);
   builder.RegisterService(impl->service.get());
+  builder.RegisterCallbackGenericService(impl->generic.get());
   impl->server = builder.BuildAndStart();
   if (impl->server == nullptr || impl->port == 0)
     return absl::UnavailableError(StrCat("cannot listen for gRPC on ", address));

@@ -911,8 +911,13 @@ def test_sigterm_drains_calls_being_received(pb, osprey, fixtures):
 
     failures, elapsed = drain_in_flight(pb, osprey, fixtures, 250_000, "stubs-drain-requests", setup, in_flight)
     cancelled = {i: f for i, f in failures.items() if f[0] == SC.CANCELLED}
-    assert failures == cancelled, f"in-flight calls failed after SIGTERM: {failures}"
+    # Once executed, a call's 3 MB answer can still meet the answer-flush
+    # problem of test_sigterm_drains_calls_being_answered.
+    cut = {i: f for i, f in failures.items() if f[0] == SC.UNAVAILABLE and "Socket closed" in (f[1] or "")}
+    assert failures == {**cancelled, **cut}, f"in-flight calls failed after SIGTERM: {failures}"
     bugs = [BUG_DRAIN_RECEIVING + f" [{len(cancelled)} of {DRAIN_CALLS} calls]"] if cancelled else []
+    if cut:
+        bugs.append(BUG_DRAIN_ANSWERING + f" [answers cut: {sorted(cut)}]")
     if late_exit(elapsed):
         bugs.append(BUG_LATE_EXIT + f" [exit {elapsed:.1f}s after SIGTERM, grace {DRAIN_GRACE_S}s]")
     if bugs:
