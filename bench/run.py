@@ -507,14 +507,20 @@ def run_group(server: ServerProcess, scenarios: List[Scenario]) -> None:
 # The servers
 
 
-def osprey_group(want: List[float]) -> tuple[List[Scenario], Optional[bytes]]:
-    """Runs Osprey's scenarios; returns them and Osprey's V2 JSON answer body."""
-    v2 = Scenario("osprey-v2-json", "Osprey V2 JSON", "osprey", "v2-json",
+def json_scenarios(key: str, label: str, want: List[float]) -> tuple[Scenario, Scenario]:
+    """The V2 JSON infer and V1 predict scenarios every server group runs."""
+    v2 = Scenario(f"{key}-v2-json", f"{label} V2 JSON", key, "v2-json",
                   f"/v2/models/{MODEL_NAME}/infer", v2_json_body(),
                   check=lambda a: check_v2_json(a, want))
-    v1 = Scenario("osprey-v1", "Osprey V1 predict", "osprey", "v1",
+    v1 = Scenario(f"{key}-v1", f"{label} V1 predict", key, "v1",
                   f"/v1/models/{MODEL_NAME}:predict", v1_body(),
                   check=lambda a: check_v1(a, want))
+    return v2, v1
+
+
+def osprey_group(want: List[float]) -> tuple[List[Scenario], Optional[bytes]]:
+    """Runs Osprey's scenarios; returns them and Osprey's V2 JSON answer body."""
+    v2, v1 = json_scenarios("osprey", "Osprey", want)
     binary = Scenario("osprey-v2-binary", "Osprey V2 binary", "osprey", "v2-binary",
                       f"/v2/models/{MODEL_NAME}/infer",
                       content_type="application/octet-stream",
@@ -635,12 +641,7 @@ http {{
 
 
 def kserve_group(want: List[float]) -> List[Scenario]:
-    v2 = Scenario("kserve-v2-json", "KServe V2 JSON", "kserve", "v2-json",
-                  f"/v2/models/{MODEL_NAME}/infer", v2_json_body(),
-                  check=lambda a: check_v2_json(a, want))
-    v1 = Scenario("kserve-v1", "KServe V1 predict", "kserve", "v1",
-                  f"/v1/models/{MODEL_NAME}:predict", v1_body(),
-                  check=lambda a: check_v1(a, want))
+    v2, v1 = json_scenarios("kserve", "KServe", want)
     port = free_port()
     cmd = [CFG.python, str(KSERVE_SERVER), "--model_dir", str(MODEL_DIR),
            "--model_name", MODEL_NAME, "--http_port", str(port),

@@ -292,13 +292,24 @@ void WriteJsonData(const Tensor& t, JsonWriter& w) {
   w.EndArray();
 }
 
-void WriteTensorSpecs(const std::vector<TensorSpec>& specs, JsonWriter& w) {
+enum class SpecStyle { kMetadata, kTritonConfig };
+
+// Tensor descriptions as V2 metadata writes them ("datatype": "FP32",
+// "shape") or as Triton's model configuration does ("data_type": "TYPE_FP32",
+// BYTES as TYPE_STRING, "dims").
+void WriteTensorSpecs(const std::vector<TensorSpec>& specs, JsonWriter& w,
+                      SpecStyle style = SpecStyle::kMetadata) {
+  const bool triton = style == SpecStyle::kTritonConfig;
   w.BeginArray();
   for (const TensorSpec& s : specs) {
+    std::string_view type = DataTypeName(s.datatype);
     w.BeginObject();
     w.Key("name").String(s.name);
-    w.Key("datatype").String(DataTypeName(s.datatype));
-    w.Key("shape");
+    if (triton)
+      w.Key("data_type").String(StrCat("TYPE_", type == "BYTES" ? "STRING" : type));
+    else
+      w.Key("datatype").String(type);
+    w.Key(triton ? "dims" : "shape");
     WriteShape(s.shape, w);
     w.EndObject();
   }
@@ -475,19 +486,6 @@ std::string EncodeV2ModelMetadata(const ModelMetadata& md) {
 }
 
 std::string EncodeTritonModelConfig(const ModelMetadata& md) {
-  auto tensors = [](const std::vector<TensorSpec>& specs, JsonWriter& w) {
-    w.BeginArray();
-    for (const TensorSpec& s : specs) {
-      std::string_view name = DataTypeName(s.datatype);
-      w.BeginObject();
-      w.Key("name").String(s.name);
-      w.Key("data_type").String(StrCat("TYPE_", name == "BYTES" ? "STRING" : name));
-      w.Key("dims");
-      WriteShape(s.shape, w);
-      w.EndObject();
-    }
-    w.EndArray();
-  };
   std::string body;
   JsonWriter w(&body);
   w.BeginObject();
@@ -496,9 +494,9 @@ std::string EncodeTritonModelConfig(const ModelMetadata& md) {
   w.Key("backend").String(md.platform);
   w.Key("max_batch_size").Int(0);
   w.Key("input");
-  tensors(md.inputs, w);
+  WriteTensorSpecs(md.inputs, w, SpecStyle::kTritonConfig);
   w.Key("output");
-  tensors(md.outputs, w);
+  WriteTensorSpecs(md.outputs, w, SpecStyle::kTritonConfig);
   w.EndObject();
   return body;
 }

@@ -176,7 +176,9 @@ absl::StatusOr<std::unique_ptr<Forest>> Forest::Compile(std::string_view model_j
               static_cast<uint32_t>(f->leaves_.size()), depth, static_cast<uint32_t>(group)};
     const size_t splits = (size_t{1} << depth) - 1;
     if (f->thresholds_.size() + splits > kMaxNodes) return Unsupported("forest too large");
-    f->thresholds_.resize(f->thresholds_.size() + splits, 0.0f);
+    // Padding splits (above a leaf copied downwards) keep a NaN threshold: both
+    // their subtrees are the same leaf, so the direction does not matter.
+    f->thresholds_.resize(f->thresholds_.size() + splits, std::nanf(""));
     f->features_.resize(f->features_.size() + splits, 0);
     f->missing_right_.resize(f->missing_right_.size() + splits, 0);
     f->leaves_.resize(f->leaves_.size() + splits + 1, 0.0f);
@@ -242,6 +244,13 @@ void Forest::PredictBlock(const float* rows, int64_t nb, float* margins) const {
       margins[r * groups + tree.group] += leaves[pos - splits];
     }
   }
+}
+
+std::vector<std::vector<float>> Forest::SplitThresholds() const {
+  std::vector<std::vector<float>> out(static_cast<size_t>(num_features_));
+  for (size_t i = 0; i < thresholds_.size(); ++i)
+    if (!std::isnan(thresholds_[i])) out[features_[i]].push_back(thresholds_[i]);
+  return out;
 }
 
 void Forest::Predict(const float* rows, int64_t n, float* out) const {

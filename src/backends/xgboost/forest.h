@@ -37,6 +37,9 @@ class Forest {
   size_t num_trees() const { return trees_.size(); }
   const std::string& objective() const { return objective_; }
 
+  // The thresholds of every split, by feature (for probing the evaluator).
+  std::vector<std::vector<float>> SplitThresholds() const;
+
   // rows: row-major [n, num_features], NaN = missing. out: [n, output_width].
   void Predict(const float* rows, int64_t n, float* out) const;
 

@@ -143,7 +143,7 @@ class XgboostModel : public Model {
                         << forest.status().message() << ")";
       return;
     }
-    std::vector<float> probe = ProbeRows(json, len);
+    std::vector<float> probe = ProbeRows(**forest);
     int64_t rows = static_cast<int64_t>(probe.size()) / num_features_;
     InferResponse reference;
     absl::Status s = PredictWithLibrary(probe, rows, &reference);
@@ -164,24 +164,11 @@ class XgboostModel : public Model {
 
   // Rows mixing, per feature, every split threshold, the float just below it,
   // missing values and extremes, from a fixed seed.
-  std::vector<float> ProbeRows(const char* json, bst_ulong len) const {
-    std::vector<std::vector<float>> candidates(static_cast<size_t>(num_features_));
-    rapidjson::Document doc;
-    doc.Parse(json, len);
-    if (!doc.HasParseError() && doc.IsObject()) {
-      const auto& trees = doc["learner"]["gradient_booster"]["model"]["trees"];
-      for (const auto& tree : trees.GetArray()) {
-        const auto& left = tree["left_children"];
-        const auto& index = tree["split_indices"];
-        const auto& cond = tree["split_conditions"];
-        for (rapidjson::SizeType i = 0; i < left.Size(); ++i) {
-          if (left[i].GetInt() == -1) continue;
-          auto f = static_cast<size_t>(index[i].GetInt());
-          float t = cond[i].GetFloat();
-          candidates[f].push_back(t);
-          candidates[f].push_back(std::nextafter(t, -INFINITY));
-        }
-      }
+  std::vector<float> ProbeRows(const Forest& forest) const {
+    std::vector<std::vector<float>> candidates = forest.SplitThresholds();
+    for (auto& c : candidates) {
+      size_t n = c.size();
+      for (size_t i = 0; i < n; ++i) c.push_back(std::nextafter(c[i], -INFINITY));
     }
     std::mt19937 rng(42);
     constexpr int kRows = 256;
