@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "common/logging.h"
 #include "common/strings.h"
 #include "flags.h"
@@ -41,6 +42,12 @@ const std::vector<FlagSpec>& ServeFlags() {
       {"http-threads", false, "HTTP event loops (default: number of CPUs)"},
       {"grpc-port", false, "gRPC port (default 8081; 0 picks a free one)"},
       {"no-grpc", true, "serve REST only"},
+      {"max-batch-size", false,
+       "dynamic batching: rows per execution for batchable models (default 0: off)"},
+      {"max-queue-delay-us", false,
+       "dynamic batching: longest a request waits for others to join (default 0)"},
+      {"preferred-batch-sizes", false, "dynamic batching: comma-separated sizes to run at once"},
+      {"batch-executors", false, "dynamic batching: threads executing batches per model (1)"},
       {"max-request-bytes", false, "largest request body accepted (default 67108864)"},
       {"grace-period-seconds", false, "on SIGTERM, time to finish in-flight requests (30)"},
       {"log-level", false, "debug, info, warning or error (default info)"},
@@ -68,6 +75,41 @@ bool ParseNumber(const std::map<std::string, std::string>& flags, const std::str
   if (!ok) {
     std::fprintf(stderr, "osprey serve: --%s must be a number, got '%s'\n", name.c_str(),
                  it->second.c_str());
+    return false;
+  }
+  return true;
+}
+
+// --max-batch-size and friends; false (after a message) when malformed.
+bool ParseBatching(const std::map<std::string, std::string>& flags, BatchingOptions* out) {
+  int64_t delay_us = 0;
+  if (!ParseNumber(flags, "max-batch-size", &out->max_batch_size) ||
+      !ParseNumber(flags, "max-queue-delay-us", &delay_us) ||
+      !ParseNumber(flags, "batch-executors", &out->executors))
+    return false;
+  if (out->max_batch_size < 0 || delay_us < 0 || out->executors < 1) {
+    std::fprintf(stderr,
+                 "osprey serve: --max-batch-size and --max-queue-delay-us must be >= 0, "
+                 "--batch-executors >= 1\n");
+    return false;
+  }
+  out->max_queue_delay = std::chrono::microseconds(delay_us);
+  if (auto it = flags.find("preferred-batch-sizes"); it != flags.end()) {
+    for (absl::string_view part : absl::StrSplit(it->second, ',', absl::SkipEmpty())) {
+      int64_t size = 0;
+      if (!absl::SimpleAtoi(part, &size) || size < 1 ||
+          (out->max_batch_size > 0 && size > out->max_batch_size)) {
+        std::fprintf(stderr,
+                     "osprey serve: --preferred-batch-sizes takes sizes from 1 to "
+                     "--max-batch-size, got '%s'\n",
+                     std::string(part).c_str());
+        return false;
+      }
+      out->preferred_batch_sizes.push_back(size);
+    }
+  }
+  if (!out->preferred_batch_sizes.empty() && out->max_batch_size == 0) {
+    std::fprintf(stderr, "osprey serve: --preferred-batch-sizes needs --max-batch-size\n");
     return false;
   }
   return true;
@@ -137,6 +179,7 @@ int ServeMain(const std::vector<std::string_view>& args) {
   ModelRegistry::Options registry_options;
   if (has_repo) registry_options.repository = flags["model-repository"];
   if (auto it = flags.find("model-format"); it != flags.end()) registry_options.format = it->second;
+  if (!ParseBatching(flags, &registry_options.batching)) return 2;
   ModelRegistry registry(registry_options, &metrics);
   InferenceCore core(&registry);
   RestHandler handler(ServerInfo{}, &core, &metrics);

@@ -55,22 +55,6 @@ const std::string& RepositoryModelName(const Request& r) {
   return r.triton_model_name().empty() ? r.model_name() : r.triton_model_name();
 }
 
-// Runs a decoded ModelInfer on the core and encodes the answer; the one place
-// both ModelInfer paths share.
-absl::Status RunInfer(InferenceCore* core, const inference::ModelInferRequest& req,
-                      inference::ModelInferResponse* resp) {
-  auto arrival = InferenceCore::Clock::now();
-  auto decoded = DecodeGrpcInferRequest(req);
-  if (!decoded.ok()) {
-    core->CountDecodeFailure(req.model_name());
-    return decoded.status();
-  }
-  InferResponse response;
-  OSPREY_RETURN_IF_ERROR(core->Infer(*decoded, &response, arrival));
-  EncodeGrpcInferResponse(response, req.raw_input_contents_size() > 0, resp);
-  return absl::OkStatus();
-}
-
 constexpr char kModelInferMethod[] = "/inference.GRPCInferenceService/ModelInfer";
 
 // ModelInfer as a generic (byte-level) call. A typed unary method is handed to
@@ -78,6 +62,10 @@ constexpr char kModelInferMethod[] = "/inference.GRPCInferenceService/ModelInfer
 // Server::Shutdown cancels calls not handed over yet, so a large request still
 // arriving at SIGTERM would be lost. A generic call starts at its headers and
 // counts as in flight from then on, so shutdown waits for it like for REST.
+//
+// The reactor owns the request message (decoded tensors borrow its raw
+// contents) until the inference completes, on this thread or on the model's
+// batcher; the answer is written from there.
 class InferReactor final : public grpc::ServerGenericBidiReactor {
  public:
   explicit InferReactor(InferenceCore* core) : core_(core) { StartRead(&request_); }
@@ -87,21 +75,40 @@ class InferReactor final : public grpc::ServerGenericBidiReactor {
       Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "ModelInfer needs a request"));
       return;
     }
-    absl::Status status;
     // Nothing on the request path throws by design; this last guard keeps a
     // bug (or an allocation failure) to one INTERNAL instead of the server.
     try {
-      inference::ModelInferRequest req;
+      auto arrival = InferenceCore::Clock::now();
       grpc::ProtoBufferReader reader(&request_);
-      if (!req.ParseFromZeroCopyStream(&reader)) {
-        status = absl::InvalidArgumentError("ModelInferRequest does not parse");
-      } else {
-        status = RunInfer(core_, req, &response_);
+      if (!req_.ParseFromZeroCopyStream(&reader)) {
+        Finish(ToGrpc(absl::InvalidArgumentError("ModelInferRequest does not parse")));
+        return;
       }
+      auto decoded = DecodeGrpcInferRequest(req_);
+      if (!decoded.ok()) {
+        core_->CountDecodeFailure(req_.model_name());
+        Finish(ToGrpc(decoded.status()));
+        return;
+      }
+      decoded_ = *std::move(decoded);
+      core_->Infer(decoded_, &response_, arrival, [this](absl::Status s) { OnInferDone(s); });
+    } catch (const std::exception& e) {
+      OSPREY_LOG(kError) << "ModelInfer failed: " << e.what();
+      Finish(ToGrpc(absl::InternalError(StrCat("internal error: ", e.what()))));
+    }
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void OnInferDone(absl::Status status) {
+    try {
       if (status.ok()) {
+        inference::ModelInferResponse encoded;
+        EncodeGrpcInferResponse(response_, req_.raw_input_contents_size() > 0, &encoded);
         bool own = false;
         grpc::Status s = grpc::SerializationTraits<inference::ModelInferResponse>::Serialize(
-            response_, &reply_, &own);
+            encoded, &reply_, &own);
         if (!s.ok()) status = absl::InternalError(s.error_message());
       }
     } catch (const std::exception& e) {
@@ -115,13 +122,12 @@ class InferReactor final : public grpc::ServerGenericBidiReactor {
     StartWriteAndFinish(&reply_, grpc::WriteOptions(), grpc::Status::OK);
   }
 
-  void OnDone() override { delete this; }
-
- private:
   InferenceCore* core_;
   grpc::ByteBuffer request_;
   grpc::ByteBuffer reply_;
-  inference::ModelInferResponse response_;
+  inference::ModelInferRequest req_;
+  InferRequest decoded_;
+  InferResponse response_;
 };
 
 class GenericService final : public grpc::CallbackGenericService {

@@ -163,18 +163,25 @@ class Session : public std::enable_shared_from_this<Session> {
       request_id_.clear();
     version_ = msg.version();
 
+    // The answer may come from another thread (a model's batcher); it is sent
+    // from this session's loop. dispatch runs it at once when already there.
+    auto reply = [self = shared_from_this()](HttpResponse response) {
+      asio::dispatch(
+          self->socket_.get_executor(),
+          [self, response = std::move(response)]() mutable { self->Send(std::move(response)); });
+    };
     // Nothing on the request path throws by design; this last guard keeps a
     // bug (or an allocation failure) to one 500 instead of the whole server.
-    HttpResponse response;
     try {
-      response = shared_->handler->Handle(req);
+      shared_->handler->Handle(req, std::move(reply));
     } catch (const std::exception& e) {
       OSPREY_LOG(kError) << "request " << req.method << " " << req.target
                          << " failed: " << e.what();
+      HttpResponse response;
       response.status = 500;
       response.body = JsonError(StrCat("internal error: ", e.what()));
+      Send(std::move(response));
     }
-    Send(std::move(response));
   }
 
   void SendError(int status, std::string message) {

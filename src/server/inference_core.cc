@@ -2,35 +2,34 @@
 
 #include <algorithm>
 
+#include "server/batcher.h"
 #include "server/validate.h"
 
 namespace osprey {
 namespace {
+
 double Seconds(InferenceCore::Clock::duration d) {
   return std::chrono::duration<double>(d).count();
 }
-}  // namespace
 
-absl::Status InferenceCore::Infer(const InferRequest& request, InferResponse* response,
-                                  Clock::time_point arrival) {
-  OSPREY_ASSIGN_OR_RETURN(std::shared_ptr<const ServedModel> served,
-                          registry_->Get(request.model_name, request.model_version));
-  ModelMetrics& m = *served->metrics;
-  absl::Status status = ValidateRequest(served->model->metadata(), request);
+// What a completion needs about the model. No reference to the ServedModel:
+// a completion may be the last thing to run on a batcher thread, and must not
+// be what destroys the batcher.
+struct Served {
+  std::string name;
+  std::string version;
+  ModelMetrics* metrics;
+};
+
+void Complete(const Served& served, const InferRequest& request, InferResponse* response,
+              InferenceCore::Clock::time_point arrival, absl::Status status, ExecutionTimes times,
+              InferDone& done) {
+  ModelMetrics& m = *served.metrics;
+  m.pending.fetch_sub(1, std::memory_order_relaxed);
   if (!status.ok()) {
     m.failure.fetch_add(1, std::memory_order_relaxed);
-    return status;
-  }
-  m.pending.fetch_add(1, std::memory_order_relaxed);
-  Clock::time_point start = Clock::now();
-  InferTask task{&request, response, absl::OkStatus()};
-  served->model->Execute(std::span<InferTask>(&task, 1));
-  Clock::time_point end = Clock::now();
-  m.pending.fetch_sub(1, std::memory_order_relaxed);
-  m.executions.fetch_add(1, std::memory_order_relaxed);
-  if (!task.status.ok()) {
-    m.failure.fetch_add(1, std::memory_order_relaxed);
-    return task.status;
+    done(std::move(status));
+    return;
   }
   if (!request.outputs.empty()) {
     std::erase_if(response->outputs, [&](const Tensor& t) {
@@ -38,15 +37,51 @@ absl::Status InferenceCore::Infer(const InferRequest& request, InferResponse* re
                           [&](const RequestedOutput& o) { return o.name == t.name(); });
     });
   }
-  response->model_name = served->name;
-  response->model_version = served->version;
+  response->model_name = served.name;
+  response->model_version = served.version;
   response->id = request.id;
   m.success.fetch_add(1, std::memory_order_relaxed);
-  m.queue.Observe(Seconds(start - arrival));
-  m.compute.Observe(Seconds(end - start));
-  m.predict.Observe(Seconds(end - start));
-  m.request.Observe(Seconds(end - arrival));
-  return absl::OkStatus();
+  m.queue.Observe(Seconds(times.start - arrival));
+  m.compute.Observe(Seconds(times.end - times.start));
+  m.predict.Observe(Seconds(times.end - times.start));
+  m.request.Observe(Seconds(times.end - arrival));
+  done(absl::OkStatus());
+}
+
+}  // namespace
+
+void InferenceCore::Infer(const InferRequest& request, InferResponse* response,
+                          Clock::time_point arrival, InferDone done) {
+  auto found = registry_->Get(request.model_name, request.model_version);
+  if (!found.ok()) {
+    done(found.status());
+    return;
+  }
+  const ServedModel& model = **found;
+  ModelMetrics& m = *model.metrics;
+  absl::Status status = ValidateRequest(model.model->metadata(), request);
+  if (!status.ok()) {
+    m.failure.fetch_add(1, std::memory_order_relaxed);
+    done(std::move(status));
+    return;
+  }
+  m.pending.fetch_add(1, std::memory_order_relaxed);
+  Served served{model.name, model.version, model.metrics};
+  if (model.batcher != nullptr) {
+    model.batcher->Submit(&request, response,
+                          [served = std::move(served), &request, response, arrival,
+                           done = std::move(done)](absl::Status s, ExecutionTimes times) mutable {
+                            Complete(served, request, response, arrival, std::move(s), times, done);
+                          });
+    return;
+  }
+  ExecutionTimes times;
+  times.start = Clock::now();
+  InferTask task{&request, response, absl::OkStatus()};
+  model.model->Execute(std::span<InferTask>(&task, 1));
+  times.end = Clock::now();
+  m.executions.fetch_add(1, std::memory_order_relaxed);
+  Complete(served, request, response, arrival, std::move(task.status), times, done);
 }
 
 void InferenceCore::CountDecodeFailure(std::string_view model_name) {

@@ -1,16 +1,20 @@
 #pragma once
 
 // The protocol-neutral request path every frontend calls: find the model,
-// validate, execute, keep only the requested outputs, record metrics.
-// Stateless apart from the registry and metrics it points to; safe to call
-// from any number of threads.
+// validate, execute (inline, or through the model's batcher), keep only the
+// requested outputs, record metrics. Stateless apart from the registry it
+// points to; safe to call from any number of threads.
 
 #include <chrono>
 #include <memory>
 
+#include "absl/functional/any_invocable.h"
 #include "server/model_registry.h"
 
 namespace osprey {
+
+// Completion of one inference: OK with the response filled, or the error.
+using InferDone = absl::AnyInvocable<void(absl::Status)>;
 
 class InferenceCore {
  public:
@@ -18,11 +22,14 @@ class InferenceCore {
 
   explicit InferenceCore(ModelRegistry* registry) : registry_(registry) {}
 
-  // Runs `request` on the model it names. `arrival` is when the frontend had
-  // the whole request (queue time counts from there). On success `response`
-  // carries model name, version, the request id and the outputs.
-  absl::Status Infer(const InferRequest& request, InferResponse* response,
-                     Clock::time_point arrival);
+  // Runs `request` on the model it names and calls `done` exactly once: on
+  // this thread before Infer returns when the model executes inline or the
+  // request fails early, else later on the model's batcher thread. The caller
+  // keeps `request` and `response` alive until then. `arrival` is when the
+  // frontend had the whole request (queue time counts from there). On success
+  // `response` carries model name, version, the request id and the outputs.
+  void Infer(const InferRequest& request, InferResponse* response, Clock::time_point arrival,
+             InferDone done);
 
   // Counts a request that failed before it could be decoded into an
   // InferRequest (bad JSON, ...) against the model it addressed, if known.

@@ -94,6 +94,11 @@ std::string Metrics::Render() const {
   for (const auto& [name, m] : models_)
     StrAppend(&out, "osprey_inference_executions_total{model=\"", LabelValue(name), "\"} ",
               m->executions.load(), "\n");
+  Header("osprey_inference_batched_requests_total", "counter",
+         "Requests executed together with others in one batch.", &out);
+  for (const auto& [name, m] : models_)
+    StrAppend(&out, "osprey_inference_batched_requests_total{model=\"", LabelValue(name), "\"} ",
+              m->batched_requests.load(), "\n");
   Header("osprey_inference_pending_requests", "gauge", "Requests received and not yet answered.",
          &out);
   for (const auto& [name, m] : models_)

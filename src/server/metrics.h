@@ -37,6 +37,7 @@ struct ModelMetrics {
   std::atomic<uint64_t> success{0};
   std::atomic<uint64_t> failure{0};
   std::atomic<uint64_t> executions{0};
+  std::atomic<uint64_t> batched_requests{0};  // requests that ran in a batch of 2 or more
   std::atomic<int64_t> pending{0};
   Histogram predict;  // KServe's request_predict_seconds
   Histogram request;  // arrival to response ready

@@ -104,6 +104,18 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadModel(cons
   served->version = version;
   served->model = std::move(model);
   served->metrics = metrics_->ForModel(name);
+  if (options_.batching.enabled()) {
+    if (served->model->metadata().batchable) {
+      served->batcher =
+          std::make_unique<Batcher>(served->model.get(), served->metrics, options_.batching);
+      OSPREY_LOG(kInfo) << "model '" << name << "': dynamic batching up to "
+                        << options_.batching.max_batch_size << " rows, max queue delay "
+                        << options_.batching.max_queue_delay.count() << " us";
+    } else {
+      OSPREY_LOG(kInfo) << "model '" << name
+                        << "' declares no batch dimension: its requests run one by one";
+    }
+  }
   return std::shared_ptr<const ServedModel>(std::move(served));
 }
 

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "server/batcher.h"
 #include "server/metrics.h"
 
 namespace osprey {
@@ -39,6 +40,9 @@ struct ServedModel {
   std::string version;
   std::unique_ptr<Model> model;
   ModelMetrics* metrics = nullptr;  // owned by Metrics, outlives the registry's users
+  // Set when batching is on and the model is batchable. Declared after
+  // `model`: destroyed first, after running what is still queued.
+  std::unique_ptr<Batcher> batcher;
 };
 
 struct ModelStatus {
@@ -57,6 +61,7 @@ class ModelRegistry {
     // Backend to use (e.g. "xgboost"); empty: the first that recognises the files.
     std::string format;
     int threads_per_call = 1;
+    BatchingOptions batching;  // applies to every batchable model
   };
 
   ModelRegistry(Options options, Metrics* metrics);

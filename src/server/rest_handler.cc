@@ -74,14 +74,14 @@ HttpResponse ErrorResponse(const absl::Status& status) {
   return Json(HttpStatusFromCode(status.code()), JsonError(StatusMessage(status)));
 }
 
-HttpResponse RestHandler::Handle(const HttpRequest& req) {
+void RestHandler::Handle(const HttpRequest& req, HttpDone done) {
   std::string_view path = req.target.substr(0, req.target.find('?'));
   std::string_view method = req.method;
-  HttpResponse response;
+  std::optional<HttpResponse> response;
   if (path.starts_with("/v2/models/")) {
-    response = HandleV2Model(method, path.substr(11), req);
+    response = HandleV2Model(method, path.substr(11), req, done);
   } else if (path.starts_with("/v1/")) {
-    response = HandleV1(method, path, req);
+    response = HandleV1(method, path, req, done);
   } else if (path == "/v2/health/live") {
     response = Json(200, R"({"live":true})");
   } else if (path == "/v2/health/ready") {
@@ -97,16 +97,17 @@ HttpResponse RestHandler::Handle(const HttpRequest& req) {
     response = Json(200, R"({"status":"alive"})");
   } else if (path == "/metrics") {
     response = Json(200, metrics_->Render());
-    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    response->content_type = "text/plain; version=0.0.4; charset=utf-8";
   } else {
     response = NotFoundRoute(path);
   }
-  metrics_->CountHttpResponse(response.status);
-  return response;
+  if (!response.has_value()) return;  // an inference: `done` is called when it completes
+  metrics_->CountHttpResponse(response->status);
+  done(*std::move(response));
 }
 
-HttpResponse RestHandler::HandleV1(std::string_view method, std::string_view path,
-                                   const HttpRequest& req) {
+std::optional<HttpResponse> RestHandler::HandleV1(std::string_view method, std::string_view path,
+                                                  const HttpRequest& req, HttpDone& done) {
   if (path == "/v1/models") {
     if (method != "GET") return MethodNotAllowed(method, path, "GET");
     std::string body;
@@ -139,14 +140,16 @@ HttpResponse RestHandler::HandleV1(std::string_view method, std::string_view pat
     return ErrorResponse(decoded.status());
   }
   decoded->model_name = std::string(model);
-  InferResponse response;
-  absl::Status s = core_->Infer(*decoded, &response, req.arrival);
-  if (!s.ok()) return ErrorResponse(s);
-  return Json(200, EncodeV1PredictResponse(response));
+  StartInfer(*std::move(decoded), req.arrival, std::move(done),
+             [](const InferRequest&, const InferResponse& response) {
+               return Json(200, EncodeV1PredictResponse(response));
+             });
+  return std::nullopt;
 }
 
-HttpResponse RestHandler::HandleV2Model(std::string_view method, std::string_view rest,
-                                        const HttpRequest& req) {
+std::optional<HttpResponse> RestHandler::HandleV2Model(std::string_view method,
+                                                       std::string_view rest,
+                                                       const HttpRequest& req, HttpDone& done) {
   auto [model, tail] = Head(rest);
   std::string_view version;
   if (tail.starts_with("versions/")) {
@@ -155,7 +158,7 @@ HttpResponse RestHandler::HandleV2Model(std::string_view method, std::string_vie
   }
   if (tail == "infer") {
     if (method != "POST") return MethodNotAllowed(method, "infer", "POST");
-    return Infer(model, version, req);
+    return Infer(model, version, req, done);
   }
   if (tail.empty() || tail == "ready" || tail == "config") {
     if (method != "GET") return MethodNotAllowed(method, rest, "GET");
@@ -168,26 +171,44 @@ HttpResponse RestHandler::HandleV2Model(std::string_view method, std::string_vie
   return NotFoundRoute(StrCat("/v2/models/", rest));
 }
 
-HttpResponse RestHandler::Infer(std::string_view model, std::string_view version,
-                                const HttpRequest& req) {
+std::optional<HttpResponse> RestHandler::Infer(std::string_view model, std::string_view version,
+                                               const HttpRequest& req, HttpDone& done) {
   auto decoded = DecodeV2InferRequest(req.body, req.inference_header_length);
   if (!decoded.ok()) {
     core_->CountDecodeFailure(model);
     return ErrorResponse(decoded.status());
   }
-  InferRequest& request = *decoded;
-  request.model_name.assign(model);
-  request.model_version.assign(version);
-  InferResponse response;
-  absl::Status s = core_->Infer(request, &response, req.arrival);
-  if (!s.ok()) return ErrorResponse(s);
-  EncodedBody encoded = EncodeV2InferResponse(response, request);
-  HttpResponse r = Json(200, std::move(encoded.body));
-  if (encoded.json_length.has_value()) {
-    r.inference_header_length = encoded.json_length;
-    r.content_type = "application/octet-stream";
-  }
-  return r;
+  decoded->model_name.assign(model);
+  decoded->model_version.assign(version);
+  StartInfer(*std::move(decoded), req.arrival, std::move(done),
+             [](const InferRequest& request, const InferResponse& response) {
+               EncodedBody encoded = EncodeV2InferResponse(response, request);
+               HttpResponse r = Json(200, std::move(encoded.body));
+               if (encoded.json_length.has_value()) {
+                 r.inference_header_length = encoded.json_length;
+                 r.content_type = "application/octet-stream";
+               }
+               return r;
+             });
+  return std::nullopt;
+}
+
+template <typename Encode>
+void RestHandler::StartInfer(InferRequest request, std::chrono::steady_clock::time_point arrival,
+                             HttpDone done, Encode encode) {
+  struct Call {
+    InferRequest request;
+    InferResponse response;
+    HttpDone done;
+  };
+  auto call = std::make_unique<Call>(Call{std::move(request), {}, std::move(done)});
+  Call* c = call.get();
+  core_->Infer(c->request, &c->response, arrival,
+               [this, call = std::move(call), encode](absl::Status s) mutable {
+                 HttpResponse r = s.ok() ? encode(call->request, call->response) : ErrorResponse(s);
+                 metrics_->CountHttpResponse(r.status);
+                 call->done(std::move(r));
+               });
 }
 
 HttpResponse RestHandler::HandleRepository(std::string_view method, std::string_view rest,

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/functional/any_invocable.h"
 #include "server/inference_core.h"
 #include "server/metrics.h"
 #include "server/server_info.h"
@@ -32,6 +33,8 @@ struct HttpResponse {
   std::optional<size_t> inference_header_length;
 };
 
+using HttpDone = absl::AnyInvocable<void(HttpResponse)>;
+
 int HttpStatusFromCode(absl::StatusCode code);
 HttpResponse ErrorResponse(const absl::Status& status);
 
@@ -40,16 +43,28 @@ class RestHandler {
   RestHandler(ServerInfo info, InferenceCore* core, Metrics* metrics)
       : info_(std::move(info)), core_(core), metrics_(metrics) {}
 
-  // Thread-safe; blocks for the duration of an inference or a model load.
-  HttpResponse Handle(const HttpRequest& request);
+  // Thread-safe. Calls `done` exactly once with the answer: before Handle
+  // returns for everything but inference (a model load blocks here), and for
+  // an inference on whichever thread completes it (this one, or the model's
+  // batcher). The request's strings need to live only until Handle returns;
+  // its body is kept by the inference that borrows from it.
+  void Handle(const HttpRequest& request, HttpDone done);
 
  private:
-  HttpResponse HandleV1(std::string_view method, std::string_view path, const HttpRequest& req);
-  HttpResponse HandleV2Model(std::string_view method, std::string_view rest,
-                             const HttpRequest& req);
+  // These answer synchronously, or return nullopt after taking `done` for an
+  // inference.
+  std::optional<HttpResponse> HandleV1(std::string_view method, std::string_view path,
+                                       const HttpRequest& req, HttpDone& done);
+  std::optional<HttpResponse> HandleV2Model(std::string_view method, std::string_view rest,
+                                            const HttpRequest& req, HttpDone& done);
   HttpResponse HandleRepository(std::string_view method, std::string_view rest,
                                 const HttpRequest& req);
-  HttpResponse Infer(std::string_view model, std::string_view version, const HttpRequest& req);
+  std::optional<HttpResponse> Infer(std::string_view model, std::string_view version,
+                                    const HttpRequest& req, HttpDone& done);
+  // Runs the inference and answers with encode(request, response) or the error.
+  template <typename Encode>
+  void StartInfer(InferRequest request, std::chrono::steady_clock::time_point arrival,
+                  HttpDone done, Encode encode);
 
   ServerInfo info_;
   InferenceCore* core_;

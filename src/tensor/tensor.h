@@ -186,6 +186,9 @@ struct ModelMetadata {
   // Numeric inputs of any datatype are converted by the backend (KServe's
   // tree-model servers accept whatever numpy accepts). False: datatype must match.
   bool converts_input_datatypes = false;
+  // Dim 0 of every input and output counts rows, and the model computes each
+  // row independently of the others: requests may be batched along it.
+  bool batchable = false;
 };
 
 }  // namespace osprey

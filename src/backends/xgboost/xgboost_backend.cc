@@ -115,6 +115,7 @@ class XgboostModel : public Model {
     metadata_.versions = {options.version};
     metadata_.platform = "xgboost";
     metadata_.converts_input_datatypes = true;
+    metadata_.batchable = true;
     metadata_.inputs = {{"input-0", DataType::kFp32, {-1, num_features_}}};
     Shape out_shape = {-1};
     if (objective == "multi:softprob" && num_class > 1) out_shape = {-1, num_class};
