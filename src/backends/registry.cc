@@ -1,5 +1,8 @@
 #include "backends/registry.h"
 
+#ifdef OSPREY_WITH_LIGHTGBM
+#include "backends/lightgbm/lightgbm_backend.h"
+#endif
 #ifdef OSPREY_WITH_XGBOOST
 #include "backends/xgboost/xgboost_backend.h"
 #endif
@@ -11,6 +14,9 @@ const std::vector<const Backend*>& AllBackends() {
     std::vector<const Backend*> list;
 #ifdef OSPREY_WITH_XGBOOST
     list.push_back(&XgboostBackend());
+#endif
+#ifdef OSPREY_WITH_LIGHTGBM
+    list.push_back(&LightgbmBackend());
 #endif
     return list;
   }();

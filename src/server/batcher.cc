@@ -46,11 +46,10 @@ BatchDecision DecideBatch(std::span<const QueuedRequest> queue, const BatchingOp
   if (head.rows <= 0 || head.rows >= options.max_batch_size) return d;
   int64_t total = head.rows;
   bool full = false;
-  const int64_t largest_preferred =
-      options.preferred_batch_sizes.empty()
-          ? 0
-          : *std::max_element(options.preferred_batch_sizes.begin(),
-                              options.preferred_batch_sizes.end());
+  const int64_t largest_preferred = options.preferred_batch_sizes.empty()
+                                        ? 0
+                                        : *std::max_element(options.preferred_batch_sizes.begin(),
+                                                            options.preferred_batch_sizes.end());
   auto preferred = [&](int64_t rows) {
     return std::find(options.preferred_batch_sizes.begin(), options.preferred_batch_sizes.end(),
                      rows) != options.preferred_batch_sizes.end();
@@ -141,9 +140,9 @@ absl::Status SplitResponse(const InferResponse& merged, std::span<const int64_t>
   for (const Tensor& out : merged.outputs) {
     const Shape& shape = out.shape();
     if (shape.empty() || shape[0] != total)
-      return absl::InvalidArgumentError(
-          StrCat("output '", out.name(), "' of shape ", ShapeToString(shape),
-                 " has no batch dimension of ", total, " rows; the model cannot be batched"));
+      return absl::InvalidArgumentError(StrCat("output '", out.name(), "' of shape ",
+                                               ShapeToString(shape), " has no batch dimension of ",
+                                               total, " rows; the model cannot be batched"));
     std::string_view data = out.data();
     const int64_t per_row = total == 0 ? 0 : out.element_count() / total;
     BytesReader reader(data);  // for BYTES: element boundaries

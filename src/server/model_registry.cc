@@ -85,9 +85,10 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadModel(cons
       }
     }
     if (backend == nullptr)
-      return absl::InvalidArgumentError(
-          StrCat("no backend recognises the files in ", model_dir.string(),
-                 " (XGBoost expects one *.json, *.ubj or *.bst model file)"));
+      return absl::InvalidArgumentError(StrCat(
+          "no backend recognises the files in ", model_dir.string(),
+          " (XGBoost expects one *.json, *.ubj or *.bst model file; LightGBM one text model, *.txt "
+          "or *.bst)"));
   }
 
   LoadOptions load;

@@ -283,20 +283,43 @@ double NumericElementAsDouble(const Tensor& t, int64_t i) {
   }
 }
 
-absl::Status ConvertToFloat32(const Tensor& tensor, std::vector<float>* out) {
+namespace {
+
+// Numeric or BOOL tensor -> T values; memcpy when the datatype is T's own.
+template <typename T>
+absl::Status ConvertNumeric(const Tensor& tensor, DataType own, std::vector<T>* out) {
   if (tensor.datatype() == DataType::kBytes || tensor.datatype() == DataType::kInvalid)
     return absl::InvalidArgumentError(StrCat("input '", tensor.name(), "' has datatype ",
                                              DataTypeName(tensor.datatype()),
                                              "; this model takes numeric inputs"));
   int64_t n = tensor.element_count();
   out->resize(static_cast<size_t>(n));
-  if (tensor.datatype() == DataType::kFp32) {
-    if (n > 0) std::memcpy(out->data(), tensor.data().data(), static_cast<size_t>(n) * 4);
+  if (tensor.datatype() == own) {
+    if (n > 0) std::memcpy(out->data(), tensor.data().data(), static_cast<size_t>(n) * sizeof(T));
+    return absl::OkStatus();
+  }
+  if (tensor.datatype() == DataType::kFp32) {  // the common widening, without a switch per value
+    const char* src = tensor.data().data();
+    for (int64_t i = 0; i < n; ++i) {
+      float v;
+      std::memcpy(&v, src + i * 4, 4);
+      (*out)[static_cast<size_t>(i)] = static_cast<T>(v);
+    }
     return absl::OkStatus();
   }
   for (int64_t i = 0; i < n; ++i)
-    (*out)[static_cast<size_t>(i)] = static_cast<float>(NumericElementAsDouble(tensor, i));
+    (*out)[static_cast<size_t>(i)] = static_cast<T>(NumericElementAsDouble(tensor, i));
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ConvertToFloat32(const Tensor& tensor, std::vector<float>* out) {
+  return ConvertNumeric(tensor, DataType::kFp32, out);
+}
+
+absl::Status ConvertToFloat64(const Tensor& tensor, std::vector<double>* out) {
+  return ConvertNumeric(tensor, DataType::kFp64, out);
 }
 
 }  // namespace osprey

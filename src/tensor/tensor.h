@@ -134,6 +134,8 @@ void AppendBytesElement(std::string_view element, std::string* raw);
 // Converts any numeric or BOOL tensor to float32 values (FP16/BF16 widened,
 // integers rounded to nearest float). InvalidArgument for BYTES, naming the tensor.
 absl::Status ConvertToFloat32(const Tensor& tensor, std::vector<float>* out);
+// The same to float64 (exact for every datatype but (U)INT64 beyond 2^53).
+absl::Status ConvertToFloat64(const Tensor& tensor, std::vector<double>* out);
 // Reads element `index` of a numeric tensor as double (for JSON output).
 double NumericElementAsDouble(const Tensor& tensor, int64_t index);
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_join.h"
+#include "backends/model_files.h"
 #include "backends/xgboost/forest.h"
 #include "common/logging.h"
 #include "common/strings.h"
@@ -34,35 +35,16 @@ absl::Status XgbError(std::string_view what) {
   return absl::InternalError(StrCat(what, ": ", LastError()));
 }
 
+// *.json, *.ubj or *.bst, except a LightGBM text model named *.bst as
+// KServe's lgbserver names it.
 bool IsModelFile(const fs::path& p) {
   auto ext = p.extension().string();
-  return ext == ".json" || ext == ".ubj" || ext == ".bst";
+  if (ext == ".bst") return !FileStartsWith(p, "tree\n");
+  return ext == ".json" || ext == ".ubj";
 }
 
-absl::StatusOr<fs::path> FindModelFile(const fs::path& dir) {
-  std::error_code ec;
-  std::vector<fs::path> found;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    if (entry.is_regular_file(ec) && IsModelFile(entry.path())) found.push_back(entry.path());
-  }
-  if (ec)
-    return absl::NotFoundError(
-        StrCat("cannot read model directory ", dir.string(), ": ", ec.message()));
-  if (found.empty())
-    return absl::NotFoundError(
-        StrCat("no XGBoost model file (*.json, *.ubj, *.bst) in ", dir.string()));
-  if (found.size() > 1) {
-    // Prefer KServe's conventional name when several candidates exist.
-    for (const auto& p : found)
-      if (p.stem() == "model") return p;
-    std::vector<std::string> names;
-    for (const auto& p : found) names.push_back(p.filename().string());
-    std::sort(names.begin(), names.end());
-    return absl::InvalidArgumentError(StrCat("several XGBoost model files in ", dir.string(), " (",
-                                             absl::StrJoin(names, ", "),
-                                             "); keep one or name it model.*"));
-  }
-  return found[0];
+absl::StatusOr<fs::path> FindXgboostFile(const fs::path& dir) {
+  return FindModelFile(dir, "XGBoost model file (*.json, *.ubj, *.bst)", IsModelFile);
 }
 
 class XgboostModel : public Model {
@@ -74,7 +56,7 @@ class XgboostModel : public Model {
   }
 
   absl::Status Init(const LoadOptions& options) {
-    OSPREY_ASSIGN_OR_RETURN(fs::path file, FindModelFile(options.dir));
+    OSPREY_ASSIGN_OR_RETURN(fs::path file, FindXgboostFile(options.dir));
     if (XGBoosterCreate(nullptr, 0, &booster_) != 0) return XgbError("creating booster");
     if (XGBoosterLoadModel(booster_, file.c_str()) != 0)
       return absl::InvalidArgumentError(
@@ -285,7 +267,7 @@ class XgboostBackendImpl : public Backend {
  public:
   std::string_view name() const override { return "xgboost"; }
 
-  bool Recognizes(const fs::path& dir) const override { return FindModelFile(dir).ok(); }
+  bool Recognizes(const fs::path& dir) const override { return FindXgboostFile(dir).ok(); }
 
   absl::StatusOr<std::unique_ptr<Model>> Load(const LoadOptions& options) const override {
     auto model = std::make_unique<XgboostModel>();

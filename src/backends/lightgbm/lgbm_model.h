@@ -1,0 +1,82 @@
+#pragma once
+
+// A native evaluator for LightGBM models in LightGBM's text format (what
+// Booster.save_model writes; KServe's lgbserver loads it as model.bst). It
+// reproduces LightGBM's CPU prediction: features as double, numerical splits
+// `x <= threshold` with the three missing-value types (None: NaN counts as 0;
+// Zero: |x| <= 1e-35 and NaN take the default side; NaN: NaN takes the default
+// side), categorical splits as bitsets (NaN and negatives go right), leaf
+// values summed in double per class in tree order, random-forest averaging,
+// and each objective's output transform (sigmoid, softmax, one-vs-all sigmoid,
+// exp, sqrt-regression's signed square, cross-entropy-lambda's log1p(exp)).
+//
+// Immutable after Parse: Predict is safe from any number of threads.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+
+namespace osprey {
+
+class LgbmModel {
+ public:
+  // InvalidArgument naming the line or tree for a malformed file;
+  // Unimplemented for what the evaluator does not reproduce (linear trees).
+  static absl::StatusOr<std::unique_ptr<LgbmModel>> Parse(std::string_view text);
+
+  int64_t num_features() const { return num_features_; }
+  int64_t num_classes() const { return num_classes_; }
+  size_t num_trees() const { return trees_.size(); }
+  const std::string& objective() const { return objective_; }
+  const std::vector<std::string>& feature_names() const { return feature_names_; }
+
+  // rows: row-major [n, num_features]. out: [n, num_classes]. raw: the summed
+  // scores before averaging and the objective's transform (LightGBM's raw_score).
+  void Predict(const double* rows, int64_t n, double* out, bool raw) const;
+
+ private:
+  enum class Kind : uint8_t { kNumeric, kNumericZeroMissing, kNumericNanMissing, kCategorical };
+  struct Node {
+    double threshold;      // numerical splits
+    int32_t feature;
+    int32_t left, right;   // >= 0: node in this tree; < 0: ~leaf
+    uint32_t cat_begin;    // categorical: bitset words in cat_bits_
+    uint32_t cat_words;
+    Kind kind;
+    bool default_left;
+  };
+  struct Tree {
+    uint32_t node_offset;
+    uint32_t leaf_offset;
+    bool single_leaf;
+  };
+  enum class Transform { kIdentity, kSigmoid, kSoftmax, kOvaSigmoid, kExp, kSignedSquare, kLog1pExp };
+
+  LgbmModel() = default;
+  int Leaf(const Tree& tree, const double* row) const;
+  void Finish(double* scores) const;
+  using KeyValues = std::vector<std::pair<std::string_view, std::string_view>>;
+  absl::Status ParseHeader(const KeyValues& kv);
+  absl::Status ParseObjective(std::string_view line);
+  absl::Status AddTree(const KeyValues& kv, int index);
+
+  std::vector<Node> nodes_;
+  std::vector<double> leaves_;
+  std::vector<uint32_t> cat_bits_;
+  std::vector<Tree> trees_;
+  std::vector<std::string> feature_names_;
+  int64_t num_features_ = 0;
+  int64_t num_classes_ = 1;
+  int64_t trees_per_iteration_ = 1;
+  bool average_output_ = false;
+  std::string objective_;
+  Transform transform_ = Transform::kIdentity;
+  double sigmoid_ = 1.0;
+};
+
+}  // namespace osprey

@@ -1,0 +1,108 @@
+#include "backends/lightgbm/lightgbm_backend.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "backends/lightgbm/lgbm_model.h"
+#include "backends/model_files.h"
+#include "common/logging.h"
+#include "common/strings.h"
+
+namespace osprey {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool IsLightgbmFile(const fs::path& p) {
+  auto ext = p.extension().string();
+  if (ext != ".txt" && ext != ".bst" && p.stem() != "model") return false;
+  return FileStartsWith(p, "tree\n") || FileStartsWith(p, "tree\r\n");
+}
+
+absl::StatusOr<fs::path> FindLightgbmFile(const fs::path& dir) {
+  return FindModelFile(dir, "LightGBM text model (*.txt or *.bst starting with 'tree')",
+                       IsLightgbmFile);
+}
+
+class LightgbmModel : public Model {
+ public:
+  absl::Status Init(const LoadOptions& options) {
+    OSPREY_ASSIGN_OR_RETURN(fs::path file, FindLightgbmFile(options.dir));
+    std::ifstream in(file, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in.good() && !in.eof())
+      return absl::NotFoundError(StrCat("cannot read ", file.string()));
+    auto parsed = LgbmModel::Parse(text.str());
+    if (!parsed.ok())
+      return absl::Status(parsed.status().code(),
+                          StrCat("cannot load LightGBM model ", file.string(), ": ",
+                                 parsed.status().message()));
+    model_ = *std::move(parsed);
+    metadata_.name = options.name;
+    metadata_.versions = {options.version};
+    metadata_.platform = "lightgbm";
+    metadata_.converts_input_datatypes = true;
+    metadata_.batchable = true;
+    metadata_.feature_names = model_->feature_names();
+    metadata_.inputs = {{"input-0", DataType::kFp64, {-1, model_->num_features()}}};
+    Shape out_shape = {-1};
+    if (model_->num_classes() > 1) out_shape = {-1, model_->num_classes()};
+    metadata_.outputs = {{"output-0", DataType::kFp64, out_shape}};
+    OSPREY_LOG(kInfo) << "model '" << options.name << "': LightGBM, " << model_->num_trees()
+                      << " trees, objective " << model_->objective() << ", "
+                      << model_->num_features() << " features";
+    return absl::OkStatus();
+  }
+
+  const ModelMetadata& metadata() const override { return metadata_; }
+
+  void Execute(std::span<InferTask> tasks) override {
+    for (InferTask& task : tasks) task.status = Predict(*task.request, task.response);
+  }
+
+ private:
+  absl::Status Predict(const InferRequest& request, InferResponse* response) const {
+    const Tensor& input = request.inputs[0];
+    std::vector<double> values;
+    OSPREY_RETURN_IF_ERROR(ConvertToFloat64(input, &values));
+    const int64_t rows = input.shape()[0];
+    bool raw = false;
+    if (const ParameterValue* p = FindParameter(request.parameters, "raw_score")) {
+      if (!std::holds_alternative<bool>(*p))
+        return absl::InvalidArgumentError("parameter 'raw_score' must be a boolean");
+      raw = std::get<bool>(*p);
+    }
+    Shape shape = metadata_.outputs[0].shape;
+    shape[0] = rows;
+    Tensor out("output-0", DataType::kFp64, std::move(shape));
+    std::string* bytes = out.mutable_owned_data();
+    bytes->resize(static_cast<size_t>(rows * model_->num_classes()) * sizeof(double));
+    model_->Predict(values.data(), rows, reinterpret_cast<double*>(bytes->data()), raw);
+    response->outputs.push_back(std::move(out));
+    return absl::OkStatus();
+  }
+
+  std::unique_ptr<LgbmModel> model_;
+  ModelMetadata metadata_;
+};
+
+class LightgbmBackendImpl : public Backend {
+ public:
+  std::string_view name() const override { return "lightgbm"; }
+  bool Recognizes(const fs::path& dir) const override { return FindLightgbmFile(dir).ok(); }
+  absl::StatusOr<std::unique_ptr<Model>> Load(const LoadOptions& options) const override {
+    auto model = std::make_unique<LightgbmModel>();
+    OSPREY_RETURN_IF_ERROR(model->Init(options));
+    return std::unique_ptr<Model>(std::move(model));
+  }
+};
+
+}  // namespace
+
+const Backend& LightgbmBackend() {
+  static const LightgbmBackendImpl backend;
+  return backend;
+}
+
+}  // namespace osprey
