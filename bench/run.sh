@@ -34,4 +34,9 @@ case ",${BENCH_ONLY:-grpc}," in
   *,grpc,*)
     bench/setup_perf_analyzer.sh && "$PY" bench/grpc_bench.py || status=$? ;;
 esac
+# LightGBM: Osprey's native evaluator vs the lightgbm package, in-process.
+case ",${BENCH_ONLY:-lightgbm}," in
+  *,lightgbm,*)
+    "$PY" bench/lgbm_bench.py || status=$? ;;
+esac
 exit $status

@@ -255,8 +255,8 @@ absl::Status LgbmModel::AddTree(const KeyValues& kv, int index) {
     for (int64_t child : {left[i], right[i]})
       if (child >= static_cast<int64_t>(splits) || child < -num_leaves || child == 0)
         return bad(StrCat("child ", child, " out of range"));
-    n.left = static_cast<int32_t>(left[i]);
-    n.right = static_cast<int32_t>(right[i]);
+    n.child[0] = static_cast<int32_t>(left[i]);
+    n.child[1] = static_cast<int32_t>(right[i]);
     n.default_left = (decision[i] & kDecisionDefaultLeft) != 0;
     if (decision[i] & kDecisionCategorical) {
       n.kind = Kind::kCategorical;
@@ -268,14 +268,17 @@ absl::Status LgbmModel::AddTree(const KeyValues& kv, int index) {
       n.cat_words = static_cast<uint32_t>(cat_boundaries[set + 1] - cat_boundaries[set]);
     } else {
       switch ((decision[i] >> 2) & 3) {
-        case 0:
+        case 0:  // None: NaN counts as 0.0
           n.kind = Kind::kNumeric;
+          n.nan_left = 0.0 <= n.threshold;
           break;
-        case 1:
+        case 1:  // Zero: NaN counts as 0.0, which is missing
           n.kind = Kind::kNumericZeroMissing;
+          n.nan_left = n.default_left;
           break;
-        case 2:
-          n.kind = Kind::kNumericNanMissing;
+        case 2:  // NaN: missing
+          n.kind = Kind::kNumeric;
+          n.nan_left = n.default_left;
           break;
         default:
           return bad(StrCat("unknown missing type in decision_type ", decision[i]));
@@ -291,7 +294,7 @@ absl::Status LgbmModel::AddTree(const KeyValues& kv, int index) {
   while (!stack.empty()) {
     const Node& n = nodes_[tree.node_offset + static_cast<size_t>(stack.back())];
     stack.pop_back();
-    for (int32_t child : {n.left, n.right}) {
+    for (int32_t child : n.child) {
       int& seen = child >= 0 ? seen_split[static_cast<size_t>(child)]
                              : seen_leaf[static_cast<size_t>(~child)];
       if (seen++) return bad("a node is reached twice (shared or cyclic children)");
@@ -305,69 +308,116 @@ absl::Status LgbmModel::AddTree(const KeyValues& kv, int index) {
   return absl::OkStatus();
 }
 
-inline int LgbmModel::Leaf(const Tree& tree, const double* row) const {
-  if (tree.single_leaf) return 0;
-  const Node* nodes = nodes_.data() + tree.node_offset;
-  int32_t i = 0;
-  while (i >= 0) {
-    const Node& n = nodes[i];
-    double x = row[n.feature];
-    switch (n.kind) {
-      case Kind::kNumeric:
-        if (std::isnan(x)) x = 0.0;
-        i = x <= n.threshold ? n.left : n.right;
-        break;
-      case Kind::kNumericZeroMissing:
-        if (std::isnan(x)) x = 0.0;
-        if (x >= -kZeroThreshold && x <= kZeroThreshold)
-          i = n.default_left ? n.left : n.right;
-        else
-          i = x <= n.threshold ? n.left : n.right;
-        break;
-      case Kind::kNumericNanMissing:
-        if (std::isnan(x))
-          i = n.default_left ? n.left : n.right;
-        else
-          i = x <= n.threshold ? n.left : n.right;
-        break;
-      case Kind::kCategorical: {
-        // NaN, negatives (after truncation toward zero) and values past int
-        // range go right, as LightGBM's int conversion sends them.
-        if (std::isnan(x) || x <= -1.0 || x >= 2147483648.0) {
-          i = n.right;
-          break;
-        }
-        const uint32_t category = static_cast<uint32_t>(static_cast<int32_t>(x));
-        const uint32_t word = category / 32;
-        const bool in = word < n.cat_words && ((cat_bits_[n.cat_begin + word] >> (category % 32)) & 1);
-        i = in ? n.left : n.right;
-        break;
-      }
+int LgbmModel::SlowDecision(const Node& n, double x) const {
+  switch (n.kind) {
+    case Kind::kNumeric:
+      break;
+    case Kind::kNumericZeroMissing:
+      if (std::isnan(x)) x = 0.0;
+      if (x >= -kZeroThreshold && x <= kZeroThreshold) return n.default_left ? n.child[0] : n.child[1];
+      break;
+    case Kind::kCategorical: {
+      // NaN, negatives (after truncation toward zero) and values past int
+      // range go right, as LightGBM's int conversion sends them.
+      if (std::isnan(x) || x <= -1.0 || x >= 2147483648.0) return n.child[1];
+      const uint32_t category = static_cast<uint32_t>(static_cast<int32_t>(x));
+      const uint32_t word = category / 32;
+      const bool in =
+          word < n.cat_words && ((cat_bits_[n.cat_begin + word] >> (category % 32)) & 1);
+      return in ? n.child[0] : n.child[1];
     }
   }
-  return ~i;
+  return x <= n.threshold || (std::isnan(x) && n.nan_left) ? n.child[0] : n.child[1];
+}
+
+inline int32_t LgbmModel::Step(const Node* nodes, int32_t i, const double* row) const {
+  const Node& n = nodes[i];
+  const double x = row[n.feature];
+  if (n.kind == Kind::kNumeric) [[likely]] {
+    // Branch-free: NaN compares false, then takes the side precomputed for
+    // it (the default side, or where 0.0 goes when NaN counts as zero).
+    const bool left = (x <= n.threshold) | ((x != x) & n.nan_left);
+    return n.child[!left];  // an indexed load, not a branch
+  }
+  return SlowDecision(n, x);
+}
+
+// Walks kLanes (tree, row) pairs at once: the walks are independent, so
+// their loads overlap instead of each waiting on its own chain. Leaves are
+// returned in out[k] (indices into each tree's leaves).
+template <int kLanes>
+inline void LgbmModel::Walk(const Tree* const* trees, const double* const* rows,
+                            int32_t* out) const {
+  const Node* nodes[kLanes];
+  int32_t i[kLanes];
+  for (int k = 0; k < kLanes; ++k) {
+    nodes[k] = nodes_.data() + trees[k]->node_offset;
+    i[k] = trees[k]->single_leaf ? -1 : 0;  // a one-leaf tree is at leaf 0 (~-1)
+  }
+  while (true) {
+    int32_t all = -1;
+    for (int k = 0; k < kLanes; ++k) all &= i[k];
+    if (all < 0) break;  // every lane at a leaf
+    for (int k = 0; k < kLanes; ++k)
+      if (i[k] >= 0) i[k] = Step(nodes[k], i[k], rows[k]);
+  }
+  for (int k = 0; k < kLanes; ++k) out[k] = ~i[k];
 }
 
 void LgbmModel::Predict(const double* rows, int64_t n, double* out, bool raw) const {
+  constexpr int kLanes = 4;
   const int64_t k = num_classes_;
+  const size_t num_trees = trees_.size();
   std::fill(out, out + n * k, 0.0);
-  // Trees outer, rows inner, by blocks: a tree stays in cache while a block
-  // of rows walks it; each row still adds its trees in LightGBM's order.
-  constexpr int64_t kBlock = 64;
-  for (int64_t r0 = 0; r0 < n; r0 += kBlock) {
-    const int64_t r1 = std::min(n, r0 + kBlock);
-    for (size_t t = 0; t < trees_.size(); ++t) {
-      const Tree& tree = trees_[t];
-      const double* leaves = leaves_.data() + tree.leaf_offset;
-      const int64_t cls = static_cast<int64_t>(t) % k;
-      for (int64_t r = r0; r < r1; ++r)
-        out[r * k + cls] += leaves[Leaf(tree, rows + r * num_features_)];
+  if (n == 1) {
+    // One row: several trees walk at once; leaves are added in tree order.
+    size_t t = 0;
+    const double* row[kLanes] = {rows, rows, rows, rows};
+    for (; t + kLanes <= num_trees; t += kLanes) {
+      const Tree* trees[kLanes] = {&trees_[t], &trees_[t + 1], &trees_[t + 2], &trees_[t + 3]};
+      int32_t leaf[kLanes];
+      Walk<kLanes>(trees, row, leaf);
+      for (int j = 0; j < kLanes; ++j)
+        out[static_cast<int64_t>(t + j) % k] += leaves_[trees[j]->leaf_offset + leaf[j]];
+    }
+    for (; t < num_trees; ++t) {
+      const Tree* tree = &trees_[t];
+      int32_t leaf;
+      Walk<1>(&tree, row, &leaf);
+      out[static_cast<int64_t>(t) % k] += leaves_[tree->leaf_offset + leaf];
+    }
+  } else {
+    // Trees outer, rows inner, by blocks: a tree stays in cache while a block
+    // of rows walks it, several rows at once; each row adds its trees in order.
+    constexpr int64_t kBlock = 64;
+    for (int64_t r0 = 0; r0 < n; r0 += kBlock) {
+      const int64_t r1 = std::min(n, r0 + kBlock);
+      for (size_t t = 0; t < num_trees; ++t) {
+        const Tree* tree = &trees_[t];
+        const double* leaves = leaves_.data() + tree->leaf_offset;
+        const int64_t cls = static_cast<int64_t>(t) % k;
+        int64_t r = r0;
+        const Tree* trees[kLanes] = {tree, tree, tree, tree};
+        for (; r + kLanes <= r1; r += kLanes) {
+          const double* row[kLanes];
+          for (int j = 0; j < kLanes; ++j) row[j] = rows + (r + j) * num_features_;
+          int32_t leaf[kLanes];
+          Walk<kLanes>(trees, row, leaf);
+          for (int j = 0; j < kLanes; ++j) out[(r + j) * k + cls] += leaves[leaf[j]];
+        }
+        for (; r < r1; ++r) {
+          const double* row = rows + r * num_features_;
+          int32_t leaf;
+          Walk<1>(&tree, &row, &leaf);
+          out[r * k + cls] += leaves[leaf];
+        }
+      }
     }
   }
-  const double iterations = static_cast<double>(trees_.size()) / static_cast<double>(k);
   // As LightGBM: raw scores are the plain sums, even for a random forest;
   // averaging belongs to the transformed prediction.
   if (raw) return;
+  const double iterations = static_cast<double>(num_trees) / static_cast<double>(k);
   for (int64_t r = 0; r < n; ++r) {
     double* scores = out + r * k;
     if (average_output_)

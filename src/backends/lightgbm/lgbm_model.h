@@ -40,15 +40,18 @@ class LgbmModel {
   void Predict(const double* rows, int64_t n, double* out, bool raw) const;
 
  private:
-  enum class Kind : uint8_t { kNumeric, kNumericZeroMissing, kNumericNanMissing, kCategorical };
+  // kNumeric covers LightGBM's missing types None and NaN: both reduce to
+  // `x <= threshold`, with NaN going to the side in nan_left.
+  enum class Kind : uint8_t { kNumeric, kNumericZeroMissing, kCategorical };
   struct Node {
     double threshold;      // numerical splits
     int32_t feature;
-    int32_t left, right;   // >= 0: node in this tree; < 0: ~leaf
+    int32_t child[2];      // left, right; >= 0: node in this tree; < 0: ~leaf
     uint32_t cat_begin;    // categorical: bitset words in cat_bits_
     uint32_t cat_words;
     Kind kind;
     bool default_left;
+    bool nan_left;  // numeric: where NaN goes
   };
   struct Tree {
     uint32_t node_offset;
@@ -58,7 +61,10 @@ class LgbmModel {
   enum class Transform { kIdentity, kSigmoid, kSoftmax, kOvaSigmoid, kExp, kSignedSquare, kLog1pExp };
 
   LgbmModel() = default;
-  int Leaf(const Tree& tree, const double* row) const;
+  int32_t Step(const Node* nodes, int32_t i, const double* row) const;
+  template <int kLanes>
+  void Walk(const Tree* const* trees, const double* const* rows, int32_t* out) const;
+  int SlowDecision(const Node& n, double x) const;  // zero-missing and categorical splits
   void Finish(double* scores) const;
   using KeyValues = std::vector<std::pair<std::string_view, std::string_view>>;
   absl::Status ParseHeader(const KeyValues& kv);
