@@ -7,6 +7,8 @@
 # Osprey links (libxgboost 1.7.4), so fixtures trained in tests are read by the
 # very library that serves them. The virtual environment is made from it with
 # --system-site-packages and holds only the clients and tools PyPI alone ships.
+# libtorch-dev and python3-torch are both Debian's 1.13: the server loads the
+# TorchScript files that python3-torch exports in the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,7 @@ APT_PACKAGES=(
   libboost-dev rapidjson-dev libabsl-dev libgtest-dev libgmock-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libxgboost-dev python3-xgboost python3-sklearn python3-numpy python3-venv python3-pip
+  libtorch-dev python3-torch
   wrk nginx-light prometheus curl libb64-0d clang-format
 )
 

@@ -3,6 +3,9 @@
 #ifdef OSPREY_WITH_LIGHTGBM
 #include "backends/lightgbm/lightgbm_backend.h"
 #endif
+#ifdef OSPREY_WITH_TORCH
+#include "backends/torch/torch_backend.h"
+#endif
 #ifdef OSPREY_WITH_XGBOOST
 #include "backends/xgboost/xgboost_backend.h"
 #endif
@@ -17,6 +20,9 @@ const std::vector<const Backend*>& AllBackends() {
 #endif
 #ifdef OSPREY_WITH_LIGHTGBM
     list.push_back(&LightgbmBackend());
+#endif
+#ifdef OSPREY_WITH_TORCH
+    list.push_back(&TorchBackend());
 #endif
     return list;
   }();

@@ -105,13 +105,19 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadModel(cons
   served->version = version;
   served->model = std::move(model);
   served->metrics = metrics_->ForModel(name);
-  if (options_.batching.enabled()) {
+  // The model's own batching request (its config.pbtxt) wins over the flags.
+  BatchingOptions batching = options_.batching;
+  if (const auto& hint = served->model->metadata().batching) {
+    batching.max_batch_size = hint->max_batch_size;
+    batching.max_queue_delay = std::chrono::microseconds(hint->max_queue_delay_us);
+    batching.preferred_batch_sizes = hint->preferred_batch_sizes;
+  }
+  if (batching.enabled()) {
     if (served->model->metadata().batchable) {
-      served->batcher =
-          std::make_unique<Batcher>(served->model.get(), served->metrics, options_.batching);
+      served->batcher = std::make_unique<Batcher>(served->model.get(), served->metrics, batching);
       OSPREY_LOG(kInfo) << "model '" << name << "': dynamic batching up to "
-                        << options_.batching.max_batch_size << " rows, max queue delay "
-                        << options_.batching.max_queue_delay.count() << " us";
+                        << batching.max_batch_size << " rows, max queue delay "
+                        << batching.max_queue_delay.count() << " us";
     } else {
       OSPREY_LOG(kInfo) << "model '" << name
                         << "' declares no batch dimension: its requests run one by one";

@@ -13,7 +13,8 @@ namespace osprey {
 absl::Status ValidateRequest(const ModelMetadata& metadata, const InferRequest& request);
 
 // Runs one request of zeros (batch 1 for variable dimensions) through the
-// model; the error names the model when it does not answer.
+// model; the error names the model when it does not answer. Skipped when the
+// metadata says its shapes are unknown.
 absl::Status WarmUp(Model& model);
 
 }  // namespace osprey

@@ -177,6 +177,14 @@ struct TensorSpec {
   Shape shape;  // -1 for variable dimensions, including the batch dimension
 };
 
+// A model's own request for dynamic batching (e.g. from its config.pbtxt);
+// overrides the server-wide flags for that model.
+struct BatchingHint {
+  int64_t max_batch_size = 0;
+  int64_t max_queue_delay_us = 0;
+  std::vector<int64_t> preferred_batch_sizes;
+};
+
 struct ModelMetadata {
   std::string name;
   std::vector<std::string> versions;
@@ -191,6 +199,10 @@ struct ModelMetadata {
   // Dim 0 of every input and output counts rows, and the model computes each
   // row independently of the others: requests may be batched along it.
   bool batchable = false;
+  std::optional<BatchingHint> batching;
+  // The declared shapes are placeholders (nothing says the real ones), so a
+  // request of zeros cannot warm the model up at load.
+  bool shapes_unknown = false;
 };
 
 }  // namespace osprey

@@ -18,7 +18,8 @@ constexpr int kDecisionCategorical = 1;
 constexpr int kDecisionDefaultLeft = 2;
 
 std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == '\r' || s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   return s;
 }
@@ -90,7 +91,8 @@ absl::StatusOr<std::unique_ptr<LgbmModel>> LgbmModel::Parse(std::string_view tex
       if (!in_trees) OSPREY_RETURN_IF_ERROR(m->ParseHeader(header));
       in_trees = true;
       if (!ParseNumber(line.substr(5), &tree_index) || tree_index < 0)
-        return absl::InvalidArgumentError(StrCat("line ", line_no, ": bad tree header '", line, "'"));
+        return absl::InvalidArgumentError(
+            StrCat("line ", line_no, ": bad tree header '", line, "'"));
       continue;
     }
     if (line == "end of trees") {
@@ -101,7 +103,8 @@ absl::StatusOr<std::unique_ptr<LgbmModel>> LgbmModel::Parse(std::string_view tex
     if (line.empty()) continue;
     size_t eq = line.find('=');
     std::string_view key = eq == std::string_view::npos ? line : line.substr(0, eq);
-    std::string_view value = eq == std::string_view::npos ? std::string_view() : line.substr(eq + 1);
+    std::string_view value =
+        eq == std::string_view::npos ? std::string_view() : line.substr(eq + 1);
     if (!in_trees)
       header.emplace_back(key, value);
     else if (tree_index >= 0)
@@ -130,9 +133,9 @@ absl::Status LgbmModel::ParseHeader(const KeyValues& kv) {
     return absl::InvalidArgumentError(
         StrCat("LightGBM model header: bad num_tree_per_iteration '", v, "'"));
   if (trees_per_iteration_ != num_classes_)
-    return absl::UnimplementedError(
-        StrCat("LightGBM models with num_tree_per_iteration (", trees_per_iteration_,
-               ") != num_class (", num_classes_, ") are not supported"));
+    return absl::UnimplementedError(StrCat("LightGBM models with num_tree_per_iteration (",
+                                           trees_per_iteration_, ") != num_class (", num_classes_,
+                                           ") are not supported"));
   average_output_ = Has(kv, "average_output");
   if (Has(kv, "linear_tree") || Find(kv, "is_linear") == "1")
     return absl::UnimplementedError("LightGBM linear trees are not supported");
@@ -169,8 +172,8 @@ absl::Status LgbmModel::ParseObjective(std::string_view line) {
       return absl::InvalidArgumentError(StrCat("LightGBM objective: bad '", tokens[i], "'"));
   }
   const std::string& o = objective_;
-  if (o == "regression" || o == "regression_l1" || o == "huber" || o == "fair" ||
-      o == "quantile" || o == "mape") {
+  if (o == "regression" || o == "regression_l1" || o == "huber" || o == "fair" || o == "quantile" ||
+      o == "mape") {
     transform_ = sqrt ? Transform::kSignedSquare : Transform::kIdentity;
   } else if (o == "binary") {
     transform_ = Transform::kSigmoid;
@@ -202,8 +205,9 @@ absl::Status LgbmModel::AddTree(const KeyValues& kv, int index) {
     return absl::InvalidArgumentError(StrCat("LightGBM tree ", index, ": ", what));
   };
   if (index != static_cast<int>(trees_.size())) return bad("trees out of order");
-  if (Find(kv, "is_linear") == "1") return absl::UnimplementedError(
-      StrCat("LightGBM tree ", index, " is a linear tree; linear trees are not supported"));
+  if (Find(kv, "is_linear") == "1")
+    return absl::UnimplementedError(
+        StrCat("LightGBM tree ", index, " is a linear tree; linear trees are not supported"));
   int64_t num_leaves = 0;
   if (!ParseNumber(Find(kv, "num_leaves"), &num_leaves) || num_leaves < 1)
     return bad("num_leaves missing or invalid");
@@ -238,8 +242,7 @@ absl::Status LgbmModel::AddTree(const KeyValues& kv, int index) {
     if (!ParseList(Find(kv, "cat_boundaries"), &cat_boundaries) ||
         static_cast<int64_t>(cat_boundaries.size()) != num_cat + 1)
       return bad("cat_boundaries must hold num_cat+1 integers");
-    if (!ParseList(Find(kv, "cat_threshold"), &cat_threshold) ||
-        cat_boundaries.front() != 0 ||
+    if (!ParseList(Find(kv, "cat_threshold"), &cat_threshold) || cat_boundaries.front() != 0 ||
         cat_boundaries.back() != static_cast<int64_t>(cat_threshold.size()) ||
         !std::is_sorted(cat_boundaries.begin(), cat_boundaries.end()))
       return bad("cat_threshold does not match cat_boundaries");
@@ -314,7 +317,8 @@ int LgbmModel::SlowDecision(const Node& n, double x) const {
       break;
     case Kind::kNumericZeroMissing:
       if (std::isnan(x)) x = 0.0;
-      if (x >= -kZeroThreshold && x <= kZeroThreshold) return n.default_left ? n.child[0] : n.child[1];
+      if (x >= -kZeroThreshold && x <= kZeroThreshold)
+        return n.default_left ? n.child[0] : n.child[1];
       break;
     case Kind::kCategorical: {
       // NaN, negatives (after truncation toward zero) and values past int

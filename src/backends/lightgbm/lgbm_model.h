@@ -44,10 +44,10 @@ class LgbmModel {
   // `x <= threshold`, with NaN going to the side in nan_left.
   enum class Kind : uint8_t { kNumeric, kNumericZeroMissing, kCategorical };
   struct Node {
-    double threshold;      // numerical splits
+    double threshold;  // numerical splits
     int32_t feature;
-    int32_t child[2];      // left, right; >= 0: node in this tree; < 0: ~leaf
-    uint32_t cat_begin;    // categorical: bitset words in cat_bits_
+    int32_t child[2];    // left, right; >= 0: node in this tree; < 0: ~leaf
+    uint32_t cat_begin;  // categorical: bitset words in cat_bits_
     uint32_t cat_words;
     Kind kind;
     bool default_left;
@@ -58,7 +58,15 @@ class LgbmModel {
     uint32_t leaf_offset;
     bool single_leaf;
   };
-  enum class Transform { kIdentity, kSigmoid, kSoftmax, kOvaSigmoid, kExp, kSignedSquare, kLog1pExp };
+  enum class Transform {
+    kIdentity,
+    kSigmoid,
+    kSoftmax,
+    kOvaSigmoid,
+    kExp,
+    kSignedSquare,
+    kLog1pExp
+  };
 
   LgbmModel() = default;
   int32_t Step(const Node* nodes, int32_t i, const double* row) const;

@@ -31,13 +31,12 @@ class LightgbmModel : public Model {
     std::ifstream in(file, std::ios::binary);
     std::stringstream text;
     text << in.rdbuf();
-    if (!in.good() && !in.eof())
-      return absl::NotFoundError(StrCat("cannot read ", file.string()));
+    if (!in.good() && !in.eof()) return absl::NotFoundError(StrCat("cannot read ", file.string()));
     auto parsed = LgbmModel::Parse(text.str());
     if (!parsed.ok())
-      return absl::Status(parsed.status().code(),
-                          StrCat("cannot load LightGBM model ", file.string(), ": ",
-                                 parsed.status().message()));
+      return absl::Status(
+          parsed.status().code(),
+          StrCat("cannot load LightGBM model ", file.string(), ": ", parsed.status().message()));
     model_ = *std::move(parsed);
     metadata_.name = options.name;
     metadata_.versions = {options.version};

@@ -1,0 +1,251 @@
+#include "backends/torch/torch_backend.h"
+
+#include <ATen/Parallel.h>
+#include <torch/script.h>
+
+#include <cstring>
+#include <mutex>
+
+#include "backends/model_config.h"
+#include "backends/model_files.h"
+#include "common/logging.h"
+#include "common/strings.h"
+
+namespace osprey {
+namespace {
+
+namespace fs = std::filesystem;
+
+// libtorch messages carry a C++ backtrace; the first line says what happened.
+std::string TorchMessage(const c10::Error& e) {
+  std::string m = e.what_without_backtrace();
+  while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
+  return m;
+}
+
+// The TorchScript interpreter reports an error raised in forward() as a
+// traceback of the scripted code; its last line is "<Type>: <message>".
+std::string InterpreterMessage(std::string_view m) {
+  while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.remove_suffix(1);
+  size_t nl = m.rfind('\n');
+  return std::string(nl == std::string_view::npos ? m : m.substr(nl + 1));
+}
+
+absl::StatusOr<c10::ScalarType> ToTorch(DataType t, std::string_view tensor) {
+  switch (t) {
+    case DataType::kBool: return c10::kBool;
+    case DataType::kUint8: return c10::kByte;
+    case DataType::kInt8: return c10::kChar;
+    case DataType::kInt16: return c10::kShort;
+    case DataType::kInt32: return c10::kInt;
+    case DataType::kInt64: return c10::kLong;
+    case DataType::kFp16: return c10::kHalf;
+    case DataType::kFp32: return c10::kFloat;
+    case DataType::kFp64: return c10::kDouble;
+    case DataType::kBf16: return c10::kBFloat16;
+    default:
+      return absl::InvalidArgumentError(StrCat("tensor '", tensor, "': datatype ",
+                                               DataTypeName(t), " has no libtorch equivalent"));
+  }
+}
+
+absl::StatusOr<DataType> FromTorch(c10::ScalarType t) {
+  switch (t) {
+    case c10::kBool: return DataType::kBool;
+    case c10::kByte: return DataType::kUint8;
+    case c10::kChar: return DataType::kInt8;
+    case c10::kShort: return DataType::kInt16;
+    case c10::kInt: return DataType::kInt32;
+    case c10::kLong: return DataType::kInt64;
+    case c10::kHalf: return DataType::kFp16;
+    case c10::kFloat: return DataType::kFp32;
+    case c10::kDouble: return DataType::kFp64;
+    case c10::kBFloat16: return DataType::kBf16;
+    default:
+      return absl::InternalError(StrCat("model returned a tensor of type ", c10::toString(t),
+                                        ", which has no protocol datatype"));
+  }
+}
+
+bool IsTorchScriptFile(const fs::path& p) {
+  auto ext = p.extension().string();
+  return (ext == ".pt" || ext == ".pth" || ext == ".torchscript") &&
+         FileStartsWith(p, std::string_view("PK\x03\x04", 4));  // a TorchScript zip archive
+}
+
+absl::StatusOr<fs::path> FindTorchFile(const fs::path& dir, const std::string& named) {
+  if (!named.empty()) {
+    fs::path p = dir / named;
+    std::error_code ec;
+    if (!fs::is_regular_file(p, ec))
+      return absl::NotFoundError(StrCat("default_model_filename '", named, "' not found in ",
+                                        dir.string()));
+    return p;
+  }
+  return FindModelFile(dir, "TorchScript model (*.pt, *.pth or *.torchscript)",
+                       IsTorchScriptFile);
+}
+
+// libtorch's thread pools are process-wide, sized once.
+void ConfigureThreads(int intra_op) {
+  static std::once_flag once;
+  std::call_once(once, [intra_op] {
+    at::set_num_threads(std::max(1, intra_op));
+    try {
+      at::set_num_interop_threads(1);
+    } catch (const c10::Error&) {
+      // Already started by an earlier use; keeps its size.
+    }
+  });
+}
+
+class TorchModel : public Model {
+ public:
+  absl::Status Init(const LoadOptions& options) {
+    OSPREY_ASSIGN_OR_RETURN(std::optional<ModelConfigFile> config, ReadModelConfig(options.dir));
+    OSPREY_ASSIGN_OR_RETURN(
+        fs::path file,
+        FindTorchFile(options.dir, config ? config->default_model_filename : std::string()));
+    ConfigureThreads(options.threads_per_call);
+    try {
+      module_ = torch::jit::load(file.string(), c10::kCPU);
+      module_.eval();
+    } catch (const c10::Error& e) {
+      return absl::InvalidArgumentError(
+          StrCat("cannot load TorchScript model ", file.string(), ": ", TorchMessage(e)));
+    } catch (const std::exception& e) {
+      return absl::InvalidArgumentError(
+          StrCat("cannot load TorchScript model ", file.string(), ": ", e.what()));
+    }
+    metadata_.name = options.name;
+    metadata_.versions = {options.version};
+    metadata_.platform = "pytorch_libtorch";
+    if (config.has_value() && !config->inputs.empty()) {
+      metadata_.inputs = config->inputs;
+      metadata_.outputs = config->outputs;
+      metadata_.batchable = config->max_batch_size > 0;
+      metadata_.batching = config->dynamic_batching;
+    } else {
+      metadata_.inputs = {{"input-0", DataType::kFp32, {-1, -1}}};
+      metadata_.outputs = {{"output-0", DataType::kFp32, {-1, -1}}};
+      metadata_.shapes_unknown = true;
+    }
+    for (const TensorSpec& in : metadata_.inputs) {
+      OSPREY_ASSIGN_OR_RETURN(c10::ScalarType t, ToTorch(in.datatype, in.name));
+      input_types_.push_back(t);
+    }
+    OSPREY_LOG(kInfo) << "model '" << options.name << "': TorchScript " << file.filename().string()
+                      << (config ? " with config.pbtxt" : " (no config.pbtxt: default tensors)");
+    return absl::OkStatus();
+  }
+
+  const ModelMetadata& metadata() const override { return metadata_; }
+
+  void Execute(std::span<InferTask> tasks) override {
+    for (InferTask& task : tasks) {
+      try {
+        task.status = Run(*task.request, task.response);
+      } catch (const c10::Error& e) {
+        // Errors raised inside the model (shape mismatch in a matmul, a
+        // scripted `raise`): the request's fault far more often than not.
+        task.status = absl::InvalidArgumentError(
+            StrCat("model '", metadata_.name, "' failed: ", TorchMessage(e)));
+      } catch (const std::exception& e) {
+        // An exception raised while the interpreter ran forward(): a torch op
+        // refusing its arguments or the model's own `raise`, both about the
+        // request it was given.
+        task.status = absl::InvalidArgumentError(
+            StrCat("model '", metadata_.name, "' failed: ", InterpreterMessage(e.what())));
+      }
+    }
+  }
+
+ private:
+  absl::Status Run(const InferRequest& request, InferResponse* response) {
+    c10::InferenceMode guard;
+    std::vector<c10::IValue> inputs;
+    inputs.reserve(request.inputs.size());
+    for (size_t i = 0; i < metadata_.inputs.size(); ++i) {
+      // Declared order; a single-input model takes its input under any name.
+      const Tensor* in = nullptr;
+      if (metadata_.inputs.size() == 1) {
+        in = &request.inputs[0];
+      } else {
+        for (const Tensor& t : request.inputs)
+          if (t.name() == metadata_.inputs[i].name) in = &t;
+      }
+      if (in == nullptr)
+        return absl::InvalidArgumentError(
+            StrCat("missing input '", metadata_.inputs[i].name, "'"));
+      if (in->datatype() != metadata_.inputs[i].datatype)
+        return absl::InvalidArgumentError(StrCat(
+            "input '", in->name(), "' has datatype ", DataTypeName(in->datatype()), ", expected ",
+            DataTypeName(metadata_.inputs[i].datatype)));
+      std::vector<int64_t> sizes(in->shape().begin(), in->shape().end());
+      // The request's bytes are borrowed for the call; clone() would copy,
+      // so the tensor is built over them and only read by the model.
+      const char* data = in->data().data();
+      at::Tensor t = torch::from_blob(const_cast<char*>(data), sizes,
+                                      torch::TensorOptions().dtype(input_types_[i]));
+      // Binary-extension bytes follow a JSON header of any length: copy a
+      // misaligned tensor rather than hand kernels unaligned elements.
+      if (reinterpret_cast<uintptr_t>(data) % ElementSize(in->datatype()) != 0) t = t.clone();
+      inputs.emplace_back(std::move(t));
+    }
+    c10::IValue result = module_.forward(std::move(inputs));
+    std::vector<at::Tensor> outs;
+    if (result.isTensor()) {
+      outs.push_back(result.toTensor());
+    } else if (result.isTuple()) {
+      for (const auto& v : result.toTupleRef().elements()) {
+        if (!v.isTensor()) return absl::InternalError("model returned a tuple holding a non-tensor");
+        outs.push_back(v.toTensor());
+      }
+    } else if (result.isTensorList()) {
+      for (const at::Tensor& t : result.toTensorVector()) outs.push_back(t);
+    } else {
+      return absl::InternalError(
+          StrCat("model returned a ", result.tagKind(), "; expected a tensor or tuple of tensors"));
+    }
+    for (size_t i = 0; i < outs.size(); ++i) {
+      at::Tensor t = outs[i].contiguous();
+      OSPREY_ASSIGN_OR_RETURN(DataType type, FromTorch(t.scalar_type()));
+      std::string name = i < metadata_.outputs.size() ? metadata_.outputs[i].name
+                                                      : StrCat("output-", i);
+      Tensor out(std::move(name), type, Shape(t.sizes().begin(), t.sizes().end()));
+      std::string* bytes = out.mutable_owned_data();
+      bytes->resize(t.nbytes());
+      if (t.nbytes() > 0) std::memcpy(bytes->data(), t.data_ptr(), t.nbytes());
+      response->outputs.push_back(std::move(out));
+    }
+    return absl::OkStatus();
+  }
+
+  torch::jit::script::Module module_;
+  std::vector<c10::ScalarType> input_types_;
+  ModelMetadata metadata_;
+};
+
+class TorchBackendImpl : public Backend {
+ public:
+  std::string_view name() const override { return "pytorch"; }
+  bool Recognizes(const fs::path& dir) const override {
+    auto config = ReadModelConfig(dir);
+    std::string named = config.ok() && config->has_value() ? (*config)->default_model_filename : "";
+    return FindTorchFile(dir, named).ok();
+  }
+  absl::StatusOr<std::unique_ptr<Model>> Load(const LoadOptions& options) const override {
+    auto model = std::make_unique<TorchModel>();
+    OSPREY_RETURN_IF_ERROR(model->Init(options));
+    return std::unique_ptr<Model>(std::move(model));
+  }
+};
+
+}  // namespace
+
+const Backend& TorchBackend() {
+  static const TorchBackendImpl backend;
+  return backend;
+}
+
+}  // namespace osprey
