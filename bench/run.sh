@@ -39,4 +39,9 @@ case ",${BENCH_ONLY:-lightgbm}," in
   *,lightgbm,*)
     "$PY" bench/lgbm_bench.py || status=$? ;;
 esac
+# Dynamic batching on a TorchScript MLP: on vs off, one server.
+case ",${BENCH_ONLY:-torch}," in
+  *,torch,*)
+    "$PY" bench/torch_bench.py || status=$? ;;
+esac
 exit $status

@@ -25,20 +25,34 @@ class Collector : public google::protobuf::io::ErrorCollector {
 
 absl::StatusOr<DataType> ToDataType(config::DataType t, const std::string& tensor) {
   switch (t) {
-    case config::TYPE_BOOL: return DataType::kBool;
-    case config::TYPE_UINT8: return DataType::kUint8;
-    case config::TYPE_UINT16: return DataType::kUint16;
-    case config::TYPE_UINT32: return DataType::kUint32;
-    case config::TYPE_UINT64: return DataType::kUint64;
-    case config::TYPE_INT8: return DataType::kInt8;
-    case config::TYPE_INT16: return DataType::kInt16;
-    case config::TYPE_INT32: return DataType::kInt32;
-    case config::TYPE_INT64: return DataType::kInt64;
-    case config::TYPE_FP16: return DataType::kFp16;
-    case config::TYPE_FP32: return DataType::kFp32;
-    case config::TYPE_FP64: return DataType::kFp64;
-    case config::TYPE_STRING: return DataType::kBytes;
-    case config::TYPE_BF16: return DataType::kBf16;
+    case config::TYPE_BOOL:
+      return DataType::kBool;
+    case config::TYPE_UINT8:
+      return DataType::kUint8;
+    case config::TYPE_UINT16:
+      return DataType::kUint16;
+    case config::TYPE_UINT32:
+      return DataType::kUint32;
+    case config::TYPE_UINT64:
+      return DataType::kUint64;
+    case config::TYPE_INT8:
+      return DataType::kInt8;
+    case config::TYPE_INT16:
+      return DataType::kInt16;
+    case config::TYPE_INT32:
+      return DataType::kInt32;
+    case config::TYPE_INT64:
+      return DataType::kInt64;
+    case config::TYPE_FP16:
+      return DataType::kFp16;
+    case config::TYPE_FP32:
+      return DataType::kFp32;
+    case config::TYPE_FP64:
+      return DataType::kFp64;
+    case config::TYPE_STRING:
+      return DataType::kBytes;
+    case config::TYPE_BF16:
+      return DataType::kBf16;
     default:
       return absl::InvalidArgumentError(
           StrCat("config.pbtxt: tensor '", tensor, "' has no valid data_type"));
@@ -95,8 +109,7 @@ absl::StatusOr<std::optional<ModelConfigFile>> ReadModelConfig(const fs::path& d
   }
   if (proto.has_dynamic_batching()) {
     if (out.max_batch_size == 0)
-      return absl::InvalidArgumentError(
-          "config.pbtxt: dynamic_batching needs max_batch_size > 0");
+      return absl::InvalidArgumentError("config.pbtxt: dynamic_batching needs max_batch_size > 0");
     BatchingHint hint;
     hint.max_batch_size = out.max_batch_size;
     hint.max_queue_delay_us =

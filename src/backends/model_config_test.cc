@@ -57,8 +57,7 @@ TEST(ModelConfigTest, ErrorsNameTheProblem) {
     const char* text;
     const char* fragment;
   } cases[] = {
-      {"max_batch_size: 8\ninput [ { name: \"x\" data_type: TYPE_FP32 dims: [ 4 ] ",
-       "line 2"},
+      {"max_batch_size: 8\ninput [ { name: \"x\" data_type: TYPE_FP32 dims: [ 4 ] ", "line 2"},
       {"input [ { name: \"x\" dims: [ 4 ] } ]", "tensor 'x' has no valid data_type"},
       {"input [ { name: \"x\" data_type: TYPE_FP32 dims: [ 0 ] } ]", "dimension 0"},
       {"dynamic_batching { }", "needs max_batch_size"},

@@ -191,19 +191,29 @@ Batcher::~Batcher() {
 
 void Batcher::Submit(const InferRequest* request, InferResponse* response, BatchDone done) {
   QueuedRequest q = DescribeRequest(*request);
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
     queue_.push_back(Pending{request, response, std::move(done)});
     described_.push_back(q);
+    queued_rows_ += std::max<int64_t>(q.rows, 1);
+    // Wake an executor only when that changes something: one is idle, or one
+    // waits for a deadline and the queue may now fill a batch. Waking on every
+    // arrival would cost a context switch per request.
+    wake = idle_ > 0 || (timed_ > 0 && queued_rows_ >= options_.max_batch_size);
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 void Batcher::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   std::vector<QueuedRequest> view;
   while (true) {
-    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty() && !stopping_) {
+      ++idle_;
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      --idle_;
+    }
     if (queue_.empty()) return;  // stopping, nothing left
     view.assign(described_.begin(),
                 described_.begin() + static_cast<ptrdiff_t>(std::min(kScanLimit, queue_.size())));
@@ -212,20 +222,25 @@ void Batcher::Run() {
       if (stopping_) {  // no more arrivals to wait for
         d.take.push_back(0);
       } else {
+        ++timed_;
         cv_.wait_until(lock, d.wake_at);
+        --timed_;
         continue;
       }
     }
     std::vector<Pending> batch;
     batch.reserve(d.take.size());
-    for (size_t i : d.take) batch.push_back(std::move(queue_[i]));
+    for (size_t i : d.take) {
+      batch.push_back(std::move(queue_[i]));
+      queued_rows_ -= std::max<int64_t>(described_[i].rows, 1);
+    }
     // Erase taken entries (indices ascending) from both queues.
     for (size_t k = d.take.size(); k-- > 0;) {
       queue_.erase(queue_.begin() + static_cast<ptrdiff_t>(d.take[k]));
       described_.erase(described_.begin() + static_cast<ptrdiff_t>(d.take[k]));
     }
     // Another executor may be able to start on what is left.
-    if (!queue_.empty()) cv_.notify_one();
+    if (!queue_.empty() && idle_ > 0) cv_.notify_one();
     lock.unlock();
     Execute(batch);
     lock.lock();

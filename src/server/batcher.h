@@ -115,6 +115,9 @@ class Batcher {
   std::condition_variable cv_;
   std::deque<Pending> queue_;
   std::deque<QueuedRequest> described_;  // parallel to queue_
+  int64_t queued_rows_ = 0;              // rows in queue_ (an unbatchable request counts 1)
+  int idle_ = 0;                         // executors waiting for any request
+  int timed_ = 0;                        // executors waiting for a batch's deadline
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };

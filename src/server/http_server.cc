@@ -166,9 +166,9 @@ class Session : public std::enable_shared_from_this<Session> {
     // The answer may come from another thread (a model's batcher); it is sent
     // from this session's loop. dispatch runs it at once when already there.
     auto reply = [self = shared_from_this()](HttpResponse response) {
-      asio::dispatch(
-          self->socket_.get_executor(),
-          [self, response = std::move(response)]() mutable { self->Send(std::move(response)); });
+      asio::dispatch(self->loop_->io, [self, response = std::move(response)]() mutable {
+        self->Send(std::move(response));
+      });
     };
     // Nothing on the request path throws by design; this last guard keeps a
     // bug (or an allocation failure) to one 500 instead of the whole server.

@@ -33,34 +33,54 @@ std::string InterpreterMessage(std::string_view m) {
 
 absl::StatusOr<c10::ScalarType> ToTorch(DataType t, std::string_view tensor) {
   switch (t) {
-    case DataType::kBool: return c10::kBool;
-    case DataType::kUint8: return c10::kByte;
-    case DataType::kInt8: return c10::kChar;
-    case DataType::kInt16: return c10::kShort;
-    case DataType::kInt32: return c10::kInt;
-    case DataType::kInt64: return c10::kLong;
-    case DataType::kFp16: return c10::kHalf;
-    case DataType::kFp32: return c10::kFloat;
-    case DataType::kFp64: return c10::kDouble;
-    case DataType::kBf16: return c10::kBFloat16;
+    case DataType::kBool:
+      return c10::kBool;
+    case DataType::kUint8:
+      return c10::kByte;
+    case DataType::kInt8:
+      return c10::kChar;
+    case DataType::kInt16:
+      return c10::kShort;
+    case DataType::kInt32:
+      return c10::kInt;
+    case DataType::kInt64:
+      return c10::kLong;
+    case DataType::kFp16:
+      return c10::kHalf;
+    case DataType::kFp32:
+      return c10::kFloat;
+    case DataType::kFp64:
+      return c10::kDouble;
+    case DataType::kBf16:
+      return c10::kBFloat16;
     default:
-      return absl::InvalidArgumentError(StrCat("tensor '", tensor, "': datatype ",
-                                               DataTypeName(t), " has no libtorch equivalent"));
+      return absl::InvalidArgumentError(StrCat("tensor '", tensor, "': datatype ", DataTypeName(t),
+                                               " has no libtorch equivalent"));
   }
 }
 
 absl::StatusOr<DataType> FromTorch(c10::ScalarType t) {
   switch (t) {
-    case c10::kBool: return DataType::kBool;
-    case c10::kByte: return DataType::kUint8;
-    case c10::kChar: return DataType::kInt8;
-    case c10::kShort: return DataType::kInt16;
-    case c10::kInt: return DataType::kInt32;
-    case c10::kLong: return DataType::kInt64;
-    case c10::kHalf: return DataType::kFp16;
-    case c10::kFloat: return DataType::kFp32;
-    case c10::kDouble: return DataType::kFp64;
-    case c10::kBFloat16: return DataType::kBf16;
+    case c10::kBool:
+      return DataType::kBool;
+    case c10::kByte:
+      return DataType::kUint8;
+    case c10::kChar:
+      return DataType::kInt8;
+    case c10::kShort:
+      return DataType::kInt16;
+    case c10::kInt:
+      return DataType::kInt32;
+    case c10::kLong:
+      return DataType::kInt64;
+    case c10::kHalf:
+      return DataType::kFp16;
+    case c10::kFloat:
+      return DataType::kFp32;
+    case c10::kDouble:
+      return DataType::kFp64;
+    case c10::kBFloat16:
+      return DataType::kBf16;
     default:
       return absl::InternalError(StrCat("model returned a tensor of type ", c10::toString(t),
                                         ", which has no protocol datatype"));
@@ -78,12 +98,11 @@ absl::StatusOr<fs::path> FindTorchFile(const fs::path& dir, const std::string& n
     fs::path p = dir / named;
     std::error_code ec;
     if (!fs::is_regular_file(p, ec))
-      return absl::NotFoundError(StrCat("default_model_filename '", named, "' not found in ",
-                                        dir.string()));
+      return absl::NotFoundError(
+          StrCat("default_model_filename '", named, "' not found in ", dir.string()));
     return p;
   }
-  return FindModelFile(dir, "TorchScript model (*.pt, *.pth or *.torchscript)",
-                       IsTorchScriptFile);
+  return FindModelFile(dir, "TorchScript model (*.pt, *.pth or *.torchscript)", IsTorchScriptFile);
 }
 
 // libtorch's thread pools are process-wide, sized once.
@@ -175,12 +194,11 @@ class TorchModel : public Model {
           if (t.name() == metadata_.inputs[i].name) in = &t;
       }
       if (in == nullptr)
-        return absl::InvalidArgumentError(
-            StrCat("missing input '", metadata_.inputs[i].name, "'"));
+        return absl::InvalidArgumentError(StrCat("missing input '", metadata_.inputs[i].name, "'"));
       if (in->datatype() != metadata_.inputs[i].datatype)
-        return absl::InvalidArgumentError(StrCat(
-            "input '", in->name(), "' has datatype ", DataTypeName(in->datatype()), ", expected ",
-            DataTypeName(metadata_.inputs[i].datatype)));
+        return absl::InvalidArgumentError(StrCat("input '", in->name(), "' has datatype ",
+                                                 DataTypeName(in->datatype()), ", expected ",
+                                                 DataTypeName(metadata_.inputs[i].datatype)));
       std::vector<int64_t> sizes(in->shape().begin(), in->shape().end());
       // The request's bytes are borrowed for the call; clone() would copy,
       // so the tensor is built over them and only read by the model.
@@ -198,7 +216,8 @@ class TorchModel : public Model {
       outs.push_back(result.toTensor());
     } else if (result.isTuple()) {
       for (const auto& v : result.toTupleRef().elements()) {
-        if (!v.isTensor()) return absl::InternalError("model returned a tuple holding a non-tensor");
+        if (!v.isTensor())
+          return absl::InternalError("model returned a tuple holding a non-tensor");
         outs.push_back(v.toTensor());
       }
     } else if (result.isTensorList()) {
@@ -210,8 +229,8 @@ class TorchModel : public Model {
     for (size_t i = 0; i < outs.size(); ++i) {
       at::Tensor t = outs[i].contiguous();
       OSPREY_ASSIGN_OR_RETURN(DataType type, FromTorch(t.scalar_type()));
-      std::string name = i < metadata_.outputs.size() ? metadata_.outputs[i].name
-                                                      : StrCat("output-", i);
+      std::string name =
+          i < metadata_.outputs.size() ? metadata_.outputs[i].name : StrCat("output-", i);
       Tensor out(std::move(name), type, Shape(t.sizes().begin(), t.sizes().end()));
       std::string* bytes = out.mutable_owned_data();
       bytes->resize(t.nbytes());
