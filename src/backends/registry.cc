@@ -3,6 +3,9 @@
 #ifdef OSPREY_WITH_LIGHTGBM
 #include "backends/lightgbm/lightgbm_backend.h"
 #endif
+#ifdef OSPREY_WITH_PMML
+#include "backends/pmml/pmml_backend.h"
+#endif
 #ifdef OSPREY_WITH_TORCH
 #include "backends/torch/torch_backend.h"
 #endif
@@ -23,6 +26,9 @@ const std::vector<const Backend*>& AllBackends() {
 #endif
 #ifdef OSPREY_WITH_TORCH
     list.push_back(&TorchBackend());
+#endif
+#ifdef OSPREY_WITH_PMML
+    list.push_back(&PmmlBackend());
 #endif
     return list;
   }();

@@ -1,5 +1,7 @@
 #include "protocol/v1_json.h"
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -105,6 +107,76 @@ void WriteNested(const Tensor& t, const std::vector<std::string_view>& strings, 
   w.EndArray();
 }
 
+// Rows for a model whose input is BYTES (mixed categorical and numeric
+// fields): every value becomes text, numbers in their shortest form, booleans
+// as true/false, null (and a field an object leaves out) as "" (missing).
+absl::StatusOr<InferRequest> DecodeTextRows(const Value& rows, const ModelMetadata& md,
+                                            const TensorSpec& spec) {
+  const int64_t want = spec.shape.size() == 2 ? spec.shape[1] : -1;
+  std::vector<std::string> cells;
+  auto text = [](const Value& v, size_t r, std::string_view where,
+                 std::string* out) -> absl::Status {
+    if (v.IsString()) {
+      out->assign(v.GetString(), v.GetStringLength());
+    } else if (v.IsBool()) {
+      *out = v.GetBool() ? "true" : "false";
+    } else if (v.IsNull()) {
+      out->clear();
+    } else if (v.IsNumber()) {
+      char buf[32];
+      auto res = std::to_chars(buf, buf + sizeof(buf), v.GetDouble());
+      out->assign(buf, res.ptr);
+    } else {
+      return absl::InvalidArgumentError(
+          StrCat("instance ", r, where, " must be a string, number, boolean or null"));
+    }
+    return absl::OkStatus();
+  };
+  const size_t n = rows.Size();
+  int64_t width = -1;
+  for (size_t r = 0; r < n; ++r) {
+    const Value& row = rows[static_cast<rapidjson::SizeType>(r)];
+    const size_t before = cells.size();
+    if (row.IsObject()) {
+      cells.resize(before + md.feature_names.size());
+      for (const auto& m : row.GetObject()) {
+        std::string_view key(m.name.GetString(), m.name.GetStringLength());
+        size_t col = 0;
+        while (col < md.feature_names.size() && md.feature_names[col] != key) ++col;
+        if (col == md.feature_names.size())
+          return absl::InvalidArgumentError(
+              StrCat("instance ", r, ": unknown feature '", key, "' for model '", md.name, "'"));
+        OSPREY_RETURN_IF_ERROR(
+            text(m.value, r, StrCat(": feature '", key, "'"), &cells[before + col]));
+      }
+    } else if (row.IsArray()) {
+      for (const Value& v : row.GetArray()) {
+        cells.emplace_back();
+        OSPREY_RETURN_IF_ERROR(text(v, r, "", &cells.back()));
+      }
+    } else {
+      return absl::InvalidArgumentError(StrCat("instance ", r, " must be a list or an object"));
+    }
+    const int64_t got = static_cast<int64_t>(cells.size() - before);
+    if (want >= 0 && got != want)
+      return absl::InvalidArgumentError(StrCat("instance ", r, " has ", got, " values; model '",
+                                               md.name, "' input '", spec.name, "' expects ",
+                                               want));
+    if (width < 0) width = got;
+    if (got != width)
+      return absl::InvalidArgumentError(
+          StrCat("instance ", r, " has ", got, " values, but instance 0 has ", width));
+  }
+  if (width < 0) width = want >= 0 ? want : 0;
+  Tensor t(spec.name, DataType::kBytes, {static_cast<int64_t>(n), width});
+  std::string* bytes = t.mutable_owned_data();
+  for (const std::string& c : cells) AppendBytesElement(c, bytes);
+  InferRequest req;
+  req.model_name = md.name;
+  req.inputs.push_back(std::move(t));
+  return req;
+}
+
 }  // namespace
 
 absl::StatusOr<InferRequest> DecodeV1PredictRequest(std::string_view body,
@@ -126,6 +198,8 @@ absl::StatusOr<InferRequest> DecodeV1PredictRequest(std::string_view body,
   const TensorSpec& spec = md.inputs[0];
   // Features per row the model expects, when the metadata fixes it.
   int64_t want = spec.shape.size() == 2 ? spec.shape[1] : -1;
+
+  if (spec.datatype == DataType::kBytes) return DecodeTextRows(rows->value, md, spec);
 
   std::vector<double> values;
   size_t n = rows->value.Size();
@@ -190,27 +264,49 @@ absl::StatusOr<InferRequest> DecodeV1PredictRequest(std::string_view body,
   return req;
 }
 
-std::string EncodeV1PredictResponse(const InferResponse& response) {
+std::string EncodeV1PredictResponse(const InferResponse& response, bool records) {
   std::string body;
   body.reserve(128);
   JsonWriter w(&body);
   w.BeginObject();
   w.Key("predictions").BeginArray();
-  if (!response.outputs.empty()) {
-    const Tensor& t = response.outputs[0];
-    std::vector<std::string_view> strings;
-    if (t.datatype() == DataType::kBytes) {
-      BytesReader reader(t.data());
-      std::string_view e;
-      while (reader.Next(&e)) strings.push_back(e);
+  // Each output's BYTES elements, for writing by index.
+  std::vector<std::vector<std::string_view>> strings(response.outputs.size());
+  for (size_t i = 0; i < response.outputs.size(); ++i) {
+    const Tensor& t = response.outputs[i];
+    if (t.datatype() != DataType::kBytes) continue;
+    BytesReader reader(t.data());
+    std::string_view e;
+    while (reader.Next(&e)) strings[i].push_back(e);
+  }
+  if (records) {
+    // One object per row: {output name: its value in that row}.
+    int64_t rows = response.outputs.empty() || response.outputs[0].shape().empty()
+                       ? 0
+                       : response.outputs[0].shape()[0];
+    for (int64_t r = 0; r < rows; ++r) {
+      w.BeginObject();
+      for (size_t i = 0; i < response.outputs.size(); ++i) {
+        const Tensor& t = response.outputs[i];
+        w.Key(t.name());
+        const int64_t per_row = t.element_count() / std::max<int64_t>(1, t.shape()[0]);
+        int64_t index = r * per_row;
+        if (t.shape().size() == 1)
+          WriteElement(t, index, strings[i], w);
+        else
+          WriteNested(t, strings[i], t.shape().data() + 1, t.shape().size() - 1, index, w);
+      }
+      w.EndObject();
     }
+  } else if (!response.outputs.empty()) {
+    const Tensor& t = response.outputs[0];
     const Shape& shape = t.shape();
     int64_t index = 0;
     if (shape.empty()) {
-      WriteElement(t, index, strings, w);
+      WriteElement(t, index, strings[0], w);
     } else {
       for (int64_t r = 0; r < shape[0]; ++r)
-        WriteNested(t, strings, shape.data() + 1, shape.size() - 1, index, w);
+        WriteNested(t, strings[0], shape.data() + 1, shape.size() - 1, index, w);
     }
   }
   w.EndArray();

@@ -14,13 +14,15 @@ namespace osprey {
 // Builds a request for a single-input model from V1 rows. Each row is a list of
 // numbers (possibly nested, one value per feature) or an object mapping feature
 // names (metadata.feature_names) to values; features an object leaves out are
-// missing values (NaN). The tensor takes the model input's name and, for
+// missing values (NaN). A BYTES model input gets every value as text (null and
+// left-out features as "", i.e. missing). The tensor takes the model input's name and, for
 // numeric inputs, FP32 (or FP64 when the model declares FP64); shape [N, F].
 absl::StatusOr<InferRequest> DecodeV1PredictRequest(std::string_view body,
                                                     const ModelMetadata& metadata);
 
 // {"predictions": [...]} from the response's first output: one entry per row,
-// a scalar for an output of shape [N], a (nested) list for [N, ...].
-std::string EncodeV1PredictResponse(const InferResponse& response);
+// a scalar for an output of shape [N], a (nested) list for [N, ...]. With
+// `records`, one object per row holding every output by name instead.
+std::string EncodeV1PredictResponse(const InferResponse& response, bool records = false);
 
 }  // namespace osprey

@@ -140,9 +140,10 @@ std::optional<HttpResponse> RestHandler::HandleV1(std::string_view method, std::
     return ErrorResponse(decoded.status());
   }
   decoded->model_name = std::string(model);
+  const bool records = (*served)->model->metadata().v1_records;
   StartInfer(*std::move(decoded), req.arrival, std::move(done),
-             [](const InferRequest&, const InferResponse& response) {
-               return Json(200, EncodeV1PredictResponse(response));
+             [records](const InferRequest&, const InferResponse& response) {
+               return Json(200, EncodeV1PredictResponse(response, records));
              });
   return std::nullopt;
 }

@@ -203,6 +203,9 @@ struct ModelMetadata {
   // The declared shapes are placeholders (nothing says the real ones), so a
   // request of zeros cannot warm the model up at load.
   bool shapes_unknown = false;
+  // V1 answers are records: one object per row mapping every output's name
+  // to its value (KServe's pmmlserver), not the first output's values.
+  bool v1_records = false;
 };
 
 }  // namespace osprey
