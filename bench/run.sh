@@ -44,4 +44,9 @@ case ",${BENCH_ONLY:-torch}," in
   *,torch,*)
     "$PY" bench/torch_bench.py || status=$? ;;
 esac
+# PMML: Osprey's evaluator vs a KServe-style server with a JVM evaluator.
+case ",${BENCH_ONLY:-pmml}," in
+  *,pmml,*)
+    "$PY" bench/pmml_bench.py || status=$? ;;
+esac
 exit $status

@@ -1,7 +1,7 @@
 """PMML models on Osprey's native evaluator: scikit-learn pipelines exported by
 a real exporter (nyoka), checked against scikit-learn's own predictions where
-the exported PMML means the same thing, and against a JPMML-based evaluator
-(pypmml) for all of them; answers shaped as KServe's pmmlserver gives them (V1
+the exported PMML means the same thing, and against a JVM evaluator (PMML4S through
+pypmml) for all of them; answers shaped as KServe's pmmlserver gives them (V1
 records, one V2 tensor per result column); categorical fields, invalid values
 and unsupported models."""
 
@@ -21,6 +21,7 @@ SPECIES = ["setosa", "versicolor", "virginica"]
 # {"Species": ..., "Probability_setosa": ..., ..., "Node_Id": ...}.
 KSERVE_TREE = """<?xml version="1.0"?>
 <PMML xmlns="http://www.dmg.org/PMML-4_4" version="4.4">
+ <Header description="iris decision tree"/>
  <DataDictionary>
   <DataField name="Sepal.Length" optype="continuous" dataType="double"/>
   <DataField name="Sepal.Width" optype="continuous" dataType="double"/>
@@ -61,6 +62,7 @@ KSERVE_TREE = """<?xml version="1.0"?>
 
 # Mixed field types: a categorical string field and a numeric one.
 GOLF = """<PMML version="4.4">
+ <Header/>
  <DataDictionary>
   <DataField name="outlook" optype="categorical" dataType="string">
    <Value value="sunny"/><Value value="overcast"/><Value value="rain"/></DataField>
@@ -176,19 +178,19 @@ def test_matches_scikit_learn(server, trained, name):
 
 
 @pytest.fixture(scope="module")
-def jpmml():
-    """pypmml: JPMML's evaluator through a JVM, the reference for PMML semantics."""
+def pmml4s():
+    """pypmml: PMML4S, a JVM evaluator, the reference for PMML semantics."""
     if shutil.which("java") is None:
-        pytest.skip("no java on this machine for the JPMML reference")
+        pytest.skip("no java on this machine for the PMML4S reference")
     from pypmml import Model
 
     return Model
 
 
 @pytest.mark.parametrize("name", sorted(set(classifiers()) | set(regressors())))
-def test_matches_jpmml(server, trained, jpmml, name):
+def test_matches_pmml4s(server, trained, pmml4s, name):
     repo, _, X = trained
-    reference = jpmml.fromFile(str(repo / name / "model.pmml"))
+    reference = pmml4s.fromFile(str(repo / name / "model.pmml"))
     outs = v2(server, name, X)
     for i, row in enumerate(X.tolist()):
         want = reference.predict(dict(zip(IRIS, row)))

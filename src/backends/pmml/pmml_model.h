@@ -27,7 +27,7 @@
 //     entityId, transformedValue (an expression).
 // Anything else is refused at load with a message naming the element.
 //
-// Results are records as JPMML's evaluator returns them (KServe's pmmlserver):
+// Results are records as KServe's pmmlserver returns them (its JPMML evaluator):
 // the target field's predicted value, then the top model's output fields.
 //
 // Immutable after Parse: Evaluate is safe from any number of threads.
