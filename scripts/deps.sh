@@ -22,7 +22,7 @@ APT_PACKAGES=(
   libboost-dev rapidjson-dev libabsl-dev libgtest-dev libgmock-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libxgboost-dev python3-xgboost python3-sklearn python3-numpy python3-venv python3-pip
-  libtorch-dev python3-torch libpugixml-dev
+  libtorch-dev python3-torch libpugixml-dev libarchive-dev
   wrk nginx-light prometheus curl libb64-0d clang-format
 )
 

@@ -30,8 +30,8 @@ class PmmlBackendModel : public Model {
     text << in.rdbuf();
     auto parsed = PmmlModel::Parse(text.str());
     if (!parsed.ok())
-      return absl::Status(parsed.status().code(), StrCat("cannot load ", file.string(), ": ",
-                                                         parsed.status().message()));
+      return absl::Status(parsed.status().code(),
+                          StrCat("cannot load ", file.string(), ": ", parsed.status().message()));
     model_ = *std::move(parsed);
     bool all_numeric = true;
     for (const pmml::Column& c : model_->inputs()) {
@@ -44,13 +44,14 @@ class PmmlBackendModel : public Model {
     metadata_.converts_input_datatypes = true;
     metadata_.batchable = true;
     metadata_.v1_records = true;
-    metadata_.inputs = {{"input-0", all_numeric ? DataType::kFp64 : DataType::kBytes,
+    metadata_.inputs = {{"input-0",
+                         all_numeric ? DataType::kFp64 : DataType::kBytes,
                          {-1, static_cast<int64_t>(model_->inputs().size())}}};
     for (const pmml::Column& c : model_->outputs())
       metadata_.outputs.push_back({c.name, c.numeric ? DataType::kFp64 : DataType::kBytes, {-1}});
     OSPREY_LOG(kInfo) << "model '" << options.name << "': PMML " << model_->model_kind() << ", "
-                      << model_->inputs().size() << " input field(s), "
-                      << model_->outputs().size() << " result column(s)";
+                      << model_->inputs().size() << " input field(s), " << model_->outputs().size()
+                      << " result column(s)";
     return absl::OkStatus();
   }
 
@@ -92,15 +93,14 @@ class PmmlBackendModel : public Model {
         std::string* bytes = outs[i].mutable_owned_data();
         const Value& v = result[i];
         if (columns[i].numeric) {
-          double d = v.kind == Value::Kind::kNumber ? v.number
+          double d = v.kind == Value::Kind::kNumber   ? v.number
                      : v.kind == Value::Kind::kString ? std::atof(v.text.c_str())
                                                       : std::nan("");
           bytes->append(reinterpret_cast<const char*>(&d), sizeof(d));
         } else {
-          AppendBytesElement(v.kind == Value::Kind::kString ? std::string_view(v.text)
-                             : v.kind == Value::Kind::kNumber
-                                 ? std::string_view(StrCat(v.number))
-                                 : std::string_view(),
+          AppendBytesElement(v.kind == Value::Kind::kString   ? std::string_view(v.text)
+                             : v.kind == Value::Kind::kNumber ? std::string_view(StrCat(v.number))
+                                                              : std::string_view(),
                              bytes);
         }
       }

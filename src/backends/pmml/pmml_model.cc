@@ -169,8 +169,8 @@ struct NormContinuousExpr : Expr {
   Value Eval(const Scope& s) const override {
     const Value& in = s[static_cast<size_t>(slot)];
     double x;
-    if (in.missing() || !(in.kind == Value::Kind::kNumber ? (x = in.number, true)
-                                                           : ParseDouble(in.text, &x)))
+    if (in.missing() ||
+        !(in.kind == Value::Kind::kNumber ? (x = in.number, true) : ParseDouble(in.text, &x)))
       return map_missing;
     const auto& first = points.front();
     const auto& last = points.back();
@@ -180,7 +180,8 @@ struct NormContinuousExpr : Expr {
     };
     if (x < first.first || x > last.first) {
       if (outliers == "asMissingValues") return Value::Missing();
-      if (outliers == "asExtremeValues") return Value::Number(x < first.first ? first.second : last.second);
+      if (outliers == "asExtremeValues")
+        return Value::Number(x < first.first ? first.second : last.second);
       // asIs: extrapolate from the outermost segment.
       return Value::Number(x < first.first ? interpolate(points[0], points[1], x)
                                            : interpolate(points[points.size() - 2], last, x));
@@ -246,30 +247,54 @@ struct ApplyExpr : Expr {
     for (size_t i = 0; i < v.size(); ++i)
       if (!num(i, &d[i])) return default_value;
     double r = 0;
-    if (f == "+") r = d[0] + d[1];
-    else if (f == "-") r = d[0] - d[1];
-    else if (f == "*") r = d[0] * d[1];
+    if (f == "+")
+      r = d[0] + d[1];
+    else if (f == "-")
+      r = d[0] - d[1];
+    else if (f == "*")
+      r = d[0] * d[1];
     else if (f == "/") {
       if (d[1] == 0) return default_value;
       r = d[0] / d[1];
-    } else if (f == "min") r = *std::min_element(d.begin(), d.end());
-    else if (f == "max") r = *std::max_element(d.begin(), d.end());
-    else if (f == "sum") for (double x : d) r += x;
-    else if (f == "avg") { for (double x : d) r += x; r /= static_cast<double>(d.size()); }
-    else if (f == "product") { r = 1; for (double x : d) r *= x; }
-    else if (f == "log10") r = std::log10(d[0]);
-    else if (f == "ln") r = std::log(d[0]);
-    else if (f == "sqrt") r = std::sqrt(d[0]);
-    else if (f == "abs") r = std::fabs(d[0]);
-    else if (f == "exp") r = std::exp(d[0]);
-    else if (f == "pow") r = std::pow(d[0], d[1]);
-    else if (f == "threshold") r = d[0] > d[1] ? 1 : 0;
-    else if (f == "floor") r = std::floor(d[0]);
-    else if (f == "ceil") r = std::ceil(d[0]);
-    else if (f == "round") r = std::round(d[0]);
-    else if (f == "and") { r = 1; for (double x : d) r = (r != 0 && x != 0) ? 1 : 0; }
-    else if (f == "or") { for (double x : d) r = (r != 0 || x != 0) ? 1 : 0; }
-    else if (f == "not") r = d[0] == 0 ? 1 : 0;
+    } else if (f == "min")
+      r = *std::min_element(d.begin(), d.end());
+    else if (f == "max")
+      r = *std::max_element(d.begin(), d.end());
+    else if (f == "sum")
+      for (double x : d) r += x;
+    else if (f == "avg") {
+      for (double x : d) r += x;
+      r /= static_cast<double>(d.size());
+    } else if (f == "product") {
+      r = 1;
+      for (double x : d) r *= x;
+    } else if (f == "log10")
+      r = std::log10(d[0]);
+    else if (f == "ln")
+      r = std::log(d[0]);
+    else if (f == "sqrt")
+      r = std::sqrt(d[0]);
+    else if (f == "abs")
+      r = std::fabs(d[0]);
+    else if (f == "exp")
+      r = std::exp(d[0]);
+    else if (f == "pow")
+      r = std::pow(d[0], d[1]);
+    else if (f == "threshold")
+      r = d[0] > d[1] ? 1 : 0;
+    else if (f == "floor")
+      r = std::floor(d[0]);
+    else if (f == "ceil")
+      r = std::ceil(d[0]);
+    else if (f == "round")
+      r = std::round(d[0]);
+    else if (f == "and") {
+      r = 1;
+      for (double x : d) r = (r != 0 && x != 0) ? 1 : 0;
+    } else if (f == "or") {
+      for (double x : d) r = (r != 0 || x != 0) ? 1 : 0;
+    } else if (f == "not")
+      r = d[0] == 0 ? 1 : 0;
     if (std::isnan(r)) return default_value;
     return Value::Number(r);
   }
@@ -278,14 +303,17 @@ struct ApplyExpr : Expr {
 const std::map<std::string, std::pair<int, int>>& ApplyArity() {
   // function -> (min args, max args); -1: any
   static const std::map<std::string, std::pair<int, int>> kArity = {
-      {"+", {2, 2}}, {"-", {2, 2}}, {"*", {2, 2}}, {"/", {2, 2}}, {"min", {1, -1}},
-      {"max", {1, -1}}, {"sum", {1, -1}}, {"avg", {1, -1}}, {"product", {1, -1}},
-      {"log10", {1, 1}}, {"ln", {1, 1}}, {"sqrt", {1, 1}}, {"abs", {1, 1}}, {"exp", {1, 1}},
-      {"pow", {2, 2}}, {"threshold", {2, 2}}, {"floor", {1, 1}}, {"ceil", {1, 1}},
-      {"round", {1, 1}}, {"isMissing", {1, 1}}, {"isNotMissing", {1, 1}}, {"equal", {2, 2}},
-      {"notEqual", {2, 2}}, {"lessThan", {2, 2}}, {"lessOrEqual", {2, 2}},
-      {"greaterThan", {2, 2}}, {"greaterOrEqual", {2, 2}}, {"and", {2, -1}}, {"or", {2, -1}},
-      {"not", {1, 1}}, {"isIn", {2, -1}}, {"isNotIn", {2, -1}}, {"if", {2, 3}},
+      {"+", {2, 2}},           {"-", {2, 2}},           {"*", {2, 2}},
+      {"/", {2, 2}},           {"min", {1, -1}},        {"max", {1, -1}},
+      {"sum", {1, -1}},        {"avg", {1, -1}},        {"product", {1, -1}},
+      {"log10", {1, 1}},       {"ln", {1, 1}},          {"sqrt", {1, 1}},
+      {"abs", {1, 1}},         {"exp", {1, 1}},         {"pow", {2, 2}},
+      {"threshold", {2, 2}},   {"floor", {1, 1}},       {"ceil", {1, 1}},
+      {"round", {1, 1}},       {"isMissing", {1, 1}},   {"isNotMissing", {1, 1}},
+      {"equal", {2, 2}},       {"notEqual", {2, 2}},    {"lessThan", {2, 2}},
+      {"lessOrEqual", {2, 2}}, {"greaterThan", {2, 2}}, {"greaterOrEqual", {2, 2}},
+      {"and", {2, -1}},        {"or", {2, -1}},         {"not", {1, 1}},
+      {"isIn", {2, -1}},       {"isNotIn", {2, -1}},    {"if", {2, 3}},
   };
   return kArity;
 }
@@ -411,12 +439,24 @@ struct SimplePredicate : Predicate {
     if (x.missing()) return Tri::kUnknown;
     bool r;
     switch (op) {
-      case Op::kEq: r = Equal(x, value); break;
-      case Op::kNe: r = !Equal(x, value); break;
-      case Op::kLt: r = Compare(x, value) < 0; break;
-      case Op::kLe: r = Compare(x, value) <= 0; break;
-      case Op::kGt: r = Compare(x, value) > 0; break;
-      default: r = Compare(x, value) >= 0; break;
+      case Op::kEq:
+        r = Equal(x, value);
+        break;
+      case Op::kNe:
+        r = !Equal(x, value);
+        break;
+      case Op::kLt:
+        r = Compare(x, value) < 0;
+        break;
+      case Op::kLe:
+        r = Compare(x, value) <= 0;
+        break;
+      case Op::kGt:
+        r = Compare(x, value) > 0;
+        break;
+      default:
+        r = Compare(x, value) >= 0;
+        break;
     }
     return r ? Tri::kTrue : Tri::kFalse;
   }
@@ -429,7 +469,8 @@ struct SetPredicate : Predicate {
   Tri Eval(const Scope& s) const override {
     const Value& x = s[static_cast<size_t>(slot)];
     if (x.missing()) return Tri::kUnknown;
-    bool found = std::any_of(values.begin(), values.end(), [&](const Value& v) { return Equal(x, v); });
+    bool found =
+        std::any_of(values.begin(), values.end(), [&](const Value& v) { return Equal(x, v); });
     return found == is_in ? Tri::kTrue : Tri::kFalse;
   }
 };
@@ -490,10 +531,14 @@ absl::StatusOr<PredicatePtr> ParsePredicate(Xml n, const Symbols& syms) {
     OSPREY_ASSIGN_OR_RETURN(p->slot, FieldSlot(syms, n));
     std::string_view op = n.attribute("operator").as_string();
     static const std::map<std::string_view, SimplePredicate::Op> kOps = {
-        {"equal", SimplePredicate::Op::kEq},         {"notEqual", SimplePredicate::Op::kNe},
-        {"lessThan", SimplePredicate::Op::kLt},      {"lessOrEqual", SimplePredicate::Op::kLe},
-        {"greaterThan", SimplePredicate::Op::kGt},   {"greaterOrEqual", SimplePredicate::Op::kGe},
-        {"isMissing", SimplePredicate::Op::kMissing}, {"isNotMissing", SimplePredicate::Op::kNotMissing}};
+        {"equal", SimplePredicate::Op::kEq},
+        {"notEqual", SimplePredicate::Op::kNe},
+        {"lessThan", SimplePredicate::Op::kLt},
+        {"lessOrEqual", SimplePredicate::Op::kLe},
+        {"greaterThan", SimplePredicate::Op::kGt},
+        {"greaterOrEqual", SimplePredicate::Op::kGe},
+        {"isMissing", SimplePredicate::Op::kMissing},
+        {"isNotMissing", SimplePredicate::Op::kNotMissing}};
     auto it = kOps.find(op);
     if (it == kOps.end()) return Unsupported(StrCat("SimplePredicate operator '", op, "'"));
     p->op = it->second;
@@ -514,11 +559,16 @@ absl::StatusOr<PredicatePtr> ParsePredicate(Xml n, const Symbols& syms) {
   if (name == "CompoundPredicate") {
     auto p = std::make_unique<CompoundPredicate>();
     std::string_view op = n.attribute("booleanOperator").as_string();
-    if (op == "and") p->op = CompoundPredicate::Op::kAnd;
-    else if (op == "or") p->op = CompoundPredicate::Op::kOr;
-    else if (op == "xor") p->op = CompoundPredicate::Op::kXor;
-    else if (op == "surrogate") p->op = CompoundPredicate::Op::kSurrogate;
-    else return Unsupported(StrCat("CompoundPredicate booleanOperator '", op, "'"));
+    if (op == "and")
+      p->op = CompoundPredicate::Op::kAnd;
+    else if (op == "or")
+      p->op = CompoundPredicate::Op::kOr;
+    else if (op == "xor")
+      p->op = CompoundPredicate::Op::kXor;
+    else if (op == "surrogate")
+      p->op = CompoundPredicate::Op::kSurrogate;
+    else
+      return Unsupported(StrCat("CompoundPredicate booleanOperator '", op, "'"));
     for (Xml c = n.first_child(); c; c = c.next_sibling()) {
       if (c.type() != pugi::node_element || std::string_view(c.name()) == "Extension") continue;
       OSPREY_ASSIGN_OR_RETURN(PredicatePtr part, ParsePredicate(c, syms));
@@ -538,7 +588,8 @@ bool IsPredicateElement(std::string_view n) {
 // The first predicate child of `n`; a missing one is an error naming `owner`.
 absl::StatusOr<PredicatePtr> ChildPredicate(Xml n, const Symbols& syms, std::string_view owner) {
   for (Xml c = n.first_child(); c; c = c.next_sibling())
-    if (c.type() == pugi::node_element && IsPredicateElement(c.name())) return ParsePredicate(c, syms);
+    if (c.type() == pugi::node_element && IsPredicateElement(c.name()))
+      return ParsePredicate(c, syms);
   for (Xml c = n.first_child(); c; c = c.next_sibling())
     if (c.type() == pugi::node_element && std::string_view(c.name()).ends_with("Predicate"))
       return Unsupported(StrCat("predicate element ", c.name()));
@@ -631,8 +682,10 @@ class Model {
       Treatment t;
       t.slot = slot;
       if (f.attribute("missingValueReplacement"))
-        t.replacement = ConstantFor(syms->at(slot), f.attribute("missingValueReplacement").as_string());
-      if (f.attribute("invalidValueTreatment")) t.invalid = f.attribute("invalidValueTreatment").as_string();
+        t.replacement =
+            ConstantFor(syms->at(slot), f.attribute("missingValueReplacement").as_string());
+      if (f.attribute("invalidValueTreatment"))
+        t.invalid = f.attribute("invalidValueTreatment").as_string();
       if (t.invalid != "returnInvalid" && t.invalid != "asIs" && t.invalid != "asMissing")
         return Unsupported(StrCat("invalidValueTreatment '", t.invalid, "'"));
       if (f.attribute("outliers")) t.outliers = f.attribute("outliers").as_string();
@@ -644,8 +697,10 @@ class Model {
       OSPREY_RETURN_IF_ERROR(ParseDerivedFields(local, syms, &local_));
     if (Xml targets = n.child("Targets")) {
       for (Xml t : targets.children("Target")) {
-        if (t.attribute("rescaleFactor")) rescale_.factor = t.attribute("rescaleFactor").as_double();
-        if (t.attribute("rescaleConstant")) rescale_.constant = t.attribute("rescaleConstant").as_double();
+        if (t.attribute("rescaleFactor"))
+          rescale_.factor = t.attribute("rescaleFactor").as_double();
+        if (t.attribute("rescaleConstant"))
+          rescale_.constant = t.attribute("rescaleConstant").as_double();
         rescale_.cast_integer = std::string_view(t.attribute("castInteger").as_string()) == "round";
         rescale_.present = true;
       }
@@ -696,13 +751,15 @@ class Model {
       case OutputSpec::Feature::kPredicted:
         return p.value;
       case OutputSpec::Feature::kDisplay:
-        if (p.value.kind == Value::Kind::kNumber) return Value::String(FormatNumber(p.value.number));
+        if (p.value.kind == Value::Kind::kNumber)
+          return Value::String(FormatNumber(p.value.number));
         return p.value;
       case OutputSpec::Feature::kProbability: {
         if (p.missing()) return Value::Missing();
         std::string category = o.category;
         if (category.empty())
-          category = p.value.kind == Value::Kind::kNumber ? FormatNumber(p.value.number) : p.value.text;
+          category =
+              p.value.kind == Value::Kind::kNumber ? FormatNumber(p.value.number) : p.value.text;
         for (const auto& [c, prob] : p.probabilities) {
           Value cv = Value::String(c);
           if (Equal(cv, Value::String(category)) || Compare(cv, Value::String(category)) == 0)
@@ -762,15 +819,23 @@ class TreeModel : public Model {
   absl::Status Parse(Xml n, Symbols* syms) {
     OSPREY_RETURN_IF_ERROR(ParseCommon(n, syms));
     std::string_view mvs = n.attribute("missingValueStrategy").as_string();
-    if (mvs.empty() || mvs == "none") missing_ = Missing::kNone;
-    else if (mvs == "lastPrediction") missing_ = Missing::kLast;
-    else if (mvs == "nullPrediction") missing_ = Missing::kNull;
-    else if (mvs == "defaultChild") missing_ = Missing::kDefaultChild;
-    else return Unsupported(StrCat("TreeModel missingValueStrategy '", mvs, "'"));
+    if (mvs.empty() || mvs == "none")
+      missing_ = Missing::kNone;
+    else if (mvs == "lastPrediction")
+      missing_ = Missing::kLast;
+    else if (mvs == "nullPrediction")
+      missing_ = Missing::kNull;
+    else if (mvs == "defaultChild")
+      missing_ = Missing::kDefaultChild;
+    else
+      return Unsupported(StrCat("TreeModel missingValueStrategy '", mvs, "'"));
     std::string_view ntc = n.attribute("noTrueChildStrategy").as_string();
-    if (ntc.empty() || ntc == "returnNullPrediction") last_on_no_true_child_ = false;
-    else if (ntc == "returnLastPrediction") last_on_no_true_child_ = true;
-    else return Unsupported(StrCat("TreeModel noTrueChildStrategy '", ntc, "'"));
+    if (ntc.empty() || ntc == "returnNullPrediction")
+      last_on_no_true_child_ = false;
+    else if (ntc == "returnLastPrediction")
+      last_on_no_true_child_ = true;
+    else
+      return Unsupported(StrCat("TreeModel noTrueChildStrategy '", ntc, "'"));
     std::string_view split = n.attribute("splitCharacteristic").as_string();
     (void)split;  // binarySplit or multiSplit: evaluation is the same
     Xml root = n.child("Node");
@@ -833,16 +898,17 @@ class TreeModel : public Model {
       out->has_score = true;
     }
     out->default_child = n.attribute("defaultChild").as_string();
-    OSPREY_ASSIGN_OR_RETURN(out->predicate, ChildPredicate(n, syms, StrCat("Node '", out->id, "'")));
+    OSPREY_ASSIGN_OR_RETURN(out->predicate,
+                            ChildPredicate(n, syms, StrCat("Node '", out->id, "'")));
     double total = 0;
     bool explicit_probability = false;
     for (Xml d : n.children("ScoreDistribution")) {
       double count = d.attribute("recordCount").as_double();
       total += count;
       if (d.attribute("probability")) explicit_probability = true;
-      out->distribution.push_back({d.attribute("value").as_string(),
-                                   d.attribute("probability") ? d.attribute("probability").as_double()
-                                                              : count});
+      out->distribution.push_back(
+          {d.attribute("value").as_string(),
+           d.attribute("probability") ? d.attribute("probability").as_double() : count});
     }
     if (!explicit_probability && total > 0)
       for (auto& [c, v] : out->distribution) v /= total;
@@ -853,7 +919,8 @@ class TreeModel : public Model {
       OSPREY_RETURN_IF_ERROR(ParseNode(c, syms, &out->children.back(), counter));
     }
     if (!out->has_score && out->distribution.empty() && out->children.empty())
-      return Invalid(StrCat("leaf Node '", out->id, "' has neither a score nor a ScoreDistribution"));
+      return Invalid(
+          StrCat("leaf Node '", out->id, "' has neither a score nor a ScoreDistribution"));
     return absl::OkStatus();
   }
 
@@ -869,7 +936,8 @@ class TreeModel : public Model {
       } else {
         return absl::OkStatus();
       }
-      p->value = numeric_target_ ? Value::Number(std::atof(category.c_str())) : Value::String(category);
+      p->value =
+          numeric_target_ ? Value::Number(std::atof(category.c_str())) : Value::String(category);
       return absl::OkStatus();
     }
     double v;
@@ -904,9 +972,10 @@ class RegressionModel : public Model {
  public:
   absl::Status Parse(Xml n, Symbols* syms) {
     OSPREY_RETURN_IF_ERROR(ParseCommon(n, syms));
-    method_ = n.attribute("normalizationMethod") ? n.attribute("normalizationMethod").as_string() : "none";
-    static const char* kMethods[] = {"none", "simplemax", "softmax", "logit", "probit",
-                                     "cloglog", "loglog", "cauchit", "exp"};
+    method_ = n.attribute("normalizationMethod") ? n.attribute("normalizationMethod").as_string()
+                                                 : "none";
+    static const char* kMethods[] = {"none",    "simplemax", "softmax", "logit", "probit",
+                                     "cloglog", "loglog",    "cauchit", "exp"};
     if (std::find(std::begin(kMethods), std::end(kMethods), method_) == std::end(kMethods))
       return Unsupported(StrCat("RegressionModel normalizationMethod '", method_, "'"));
     for (Xml t : n.children("RegressionTable")) {
@@ -915,14 +984,15 @@ class RegressionModel : public Model {
       table.category = t.attribute("targetCategory").as_string();
       for (Xml p : t.children("NumericPredictor")) {
         OSPREY_ASSIGN_OR_RETURN(int slot, FieldSlot(*syms, p, "name"));
-        table.numeric.push_back({slot, p.attribute("exponent") ? p.attribute("exponent").as_double() : 1.0,
-                                 p.attribute("coefficient").as_double()});
+        table.numeric.push_back(
+            {slot, p.attribute("exponent") ? p.attribute("exponent").as_double() : 1.0,
+             p.attribute("coefficient").as_double()});
       }
       for (Xml p : t.children("CategoricalPredictor")) {
         OSPREY_ASSIGN_OR_RETURN(int slot, FieldSlot(*syms, p, "name"));
-        table.categorical.push_back(
-            {slot, ConstantFor(syms->at(slot), p.attribute("value").as_string()),
-             p.attribute("coefficient").as_double()});
+        table.categorical.push_back({slot,
+                                     ConstantFor(syms->at(slot), p.attribute("value").as_string()),
+                                     p.attribute("coefficient").as_double()});
       }
       for (Xml p : t.children("PredictorTerm")) {
         Term term;
@@ -974,7 +1044,8 @@ class RegressionModel : public Model {
       prob[k - 1] = 1.0 - sum;
     }
     for (size_t i = 0; i < k; ++i) p->probabilities.push_back({tables_[i].category, prob[i]});
-    if (const std::string* best = Argmax(p->probabilities)) p->value = PredictedCategory(*symbols_, *best);
+    if (const std::string* best = Argmax(p->probabilities))
+      p->value = PredictedCategory(*symbols_, *best);
     return absl::OkStatus();
   }
 
@@ -1003,7 +1074,8 @@ class RegressionModel : public Model {
       for (const Num& n : numeric) {
         const Value& v = s[static_cast<size_t>(n.slot)];
         double x;
-        if (v.missing() || !(v.kind == Value::Kind::kNumber ? (x = v.number, true) : ParseDouble(v.text, &x)))
+        if (v.missing() ||
+            !(v.kind == Value::Kind::kNumber ? (x = v.number, true) : ParseDouble(v.text, &x)))
           return false;
         y += n.coefficient * (n.exponent == 1.0 ? x : std::pow(x, n.exponent));
       }
@@ -1017,7 +1089,8 @@ class RegressionModel : public Model {
         for (int slot : t.slots) {
           const Value& v = s[static_cast<size_t>(slot)];
           double x;
-          if (v.missing() || !(v.kind == Value::Kind::kNumber ? (x = v.number, true) : ParseDouble(v.text, &x)))
+          if (v.missing() ||
+              !(v.kind == Value::Kind::kNumber ? (x = v.number, true) : ParseDouble(v.text, &x)))
             return false;
           prod *= x;
         }
@@ -1047,8 +1120,8 @@ class GeneralRegressionModel : public Model {
     link_ = n.attribute("linkFunction").as_string();
     link_parameter_ = n.attribute("linkParameter").as_double(1.0);
     if (model_type_ == "generalizedLinear") {
-      static const char* kLinks[] = {"identity", "log", "logit", "probit", "cloglog",
-                                     "loglog", "cauchit", "inverse", "power"};
+      static const char* kLinks[] = {"identity", "log",     "logit",   "probit", "cloglog",
+                                     "loglog",   "cauchit", "inverse", "power"};
       if (std::find(std::begin(kLinks), std::end(kLinks), link_) == std::end(kLinks))
         return Unsupported(StrCat("GeneralRegressionModel linkFunction '", link_, "'"));
     }
@@ -1064,10 +1137,13 @@ class GeneralRegressionModel : public Model {
       return -1;
     };
     std::vector<std::string> factors;
-    for (Xml f : n.child("FactorList").children("Predictor")) factors.push_back(f.attribute("name").as_string());
+    for (Xml f : n.child("FactorList").children("Predictor"))
+      factors.push_back(f.attribute("name").as_string());
     for (Xml cell : n.child("PPMatrix").children("PPCell")) {
       int pi = param_index(cell.attribute("parameterName").as_string());
-      if (pi < 0) return Invalid(StrCat("PPCell refers to unknown parameter '", cell.attribute("parameterName").as_string(), "'"));
+      if (pi < 0)
+        return Invalid(StrCat("PPCell refers to unknown parameter '",
+                              cell.attribute("parameterName").as_string(), "'"));
       OSPREY_ASSIGN_OR_RETURN(int slot, FieldSlot(*syms, cell, "predictorName"));
       Cell c;
       c.slot = slot;
@@ -1082,9 +1158,12 @@ class GeneralRegressionModel : public Model {
     }
     for (Xml cell : n.child("ParamMatrix").children("PCell")) {
       int pi = param_index(cell.attribute("parameterName").as_string());
-      if (pi < 0) return Invalid(StrCat("PCell refers to unknown parameter '", cell.attribute("parameterName").as_string(), "'"));
+      if (pi < 0)
+        return Invalid(StrCat("PCell refers to unknown parameter '",
+                              cell.attribute("parameterName").as_string(), "'"));
       std::string category = cell.attribute("targetCategory").as_string();
-      auto it = std::find_if(betas_.begin(), betas_.end(), [&](const auto& b) { return b.first == category; });
+      auto it = std::find_if(betas_.begin(), betas_.end(),
+                             [&](const auto& b) { return b.first == category; });
       if (it == betas_.end()) {
         betas_.push_back({category, std::vector<double>(params_.size(), 0.0)});
         it = betas_.end() - 1;
@@ -1099,7 +1178,8 @@ class GeneralRegressionModel : public Model {
         for (const auto& b : betas_) categories_.push_back(b.first);
         if (!reference.empty()) categories_.push_back(reference);
       }
-      if (categories_.size() < 2) return Invalid("multinomialLogistic needs the target's categories");
+      if (categories_.size() < 2)
+        return Invalid("multinomialLogistic needs the target's categories");
     } else if (betas_.size() != 1) {
       return Invalid("a regression GeneralRegressionModel needs one set of betas");
     }
@@ -1138,23 +1218,30 @@ class GeneralRegressionModel : public Model {
       double e = eta(betas_[0].second);
       double mu = e;
       if (model_type_ == "generalizedLinear") {
-        if (link_ == "log") mu = std::exp(e);
-        else if (link_ == "inverse") mu = 1.0 / e;
-        else if (link_ == "power") mu = link_parameter_ == 0 ? std::exp(e) : std::pow(e, 1.0 / link_parameter_);
-        else if (link_ != "identity") mu = InverseLink(link_, e);
+        if (link_ == "log")
+          mu = std::exp(e);
+        else if (link_ == "inverse")
+          mu = 1.0 / e;
+        else if (link_ == "power")
+          mu = link_parameter_ == 0 ? std::exp(e) : std::pow(e, 1.0 / link_parameter_);
+        else if (link_ != "identity")
+          mu = InverseLink(link_, e);
       }
       p->value = Value::Number(mu);
       return absl::OkStatus();
     }
     std::vector<double> etas;
     for (const std::string& c : categories_) {
-      auto it = std::find_if(betas_.begin(), betas_.end(), [&](const auto& b) { return b.first == c; });
+      auto it =
+          std::find_if(betas_.begin(), betas_.end(), [&](const auto& b) { return b.first == c; });
       etas.push_back(it == betas_.end() ? 0.0 : eta(it->second));  // the reference: 0
     }
     double m = *std::max_element(etas.begin(), etas.end()), sum = 0;
     for (double& e : etas) sum += (e = std::exp(e - m));
-    for (size_t i = 0; i < categories_.size(); ++i) p->probabilities.push_back({categories_[i], etas[i] / sum});
-    if (const std::string* best = Argmax(p->probabilities)) p->value = PredictedCategory(*symbols_, *best);
+    for (size_t i = 0; i < categories_.size(); ++i)
+      p->probabilities.push_back({categories_[i], etas[i] / sum});
+    if (const std::string* best = Argmax(p->probabilities))
+      p->value = PredictedCategory(*symbols_, *best);
     return absl::OkStatus();
   }
 
@@ -1189,8 +1276,9 @@ class MiningModel : public Model {
     Xml seg = n.child("Segmentation");
     if (!seg) return Invalid("MiningModel has no Segmentation");
     method_ = seg.attribute("multipleModelMethod").as_string();
-    static const char* kMethods[] = {"modelChain", "sum", "average", "weightedAverage", "median",
-                                     "max", "majorityVote", "weightedMajorityVote", "selectFirst"};
+    static const char* kMethods[] = {"modelChain", "sum", "average",      "weightedAverage",
+                                     "median",     "max", "majorityVote", "weightedMajorityVote",
+                                     "selectFirst"};
     if (std::find(std::begin(kMethods), std::end(kMethods), method_) == std::end(kMethods))
       return Unsupported(StrCat("Segmentation multipleModelMethod '", method_, "'"));
     for (Xml s : seg.children("Segment")) {
@@ -1238,15 +1326,19 @@ class MiningModel : public Model {
       std::vector<double> v;
       double wsum = 0, acc = 0;
       for (const auto& [seg, r] : results) {
-        double x = r.value.kind == Value::Kind::kNumber ? r.value.number : std::atof(r.value.text.c_str());
+        double x =
+            r.value.kind == Value::Kind::kNumber ? r.value.number : std::atof(r.value.text.c_str());
         v.push_back(x);
         acc += (method_ == "weightedAverage" ? seg->weight : 1.0) * x;
         wsum += method_ == "weightedAverage" ? seg->weight : 1.0;
       }
       double out;
-      if (method_ == "sum") out = acc;
-      else if (method_ == "average" || method_ == "weightedAverage") out = acc / wsum;
-      else if (method_ == "max") out = *std::max_element(v.begin(), v.end());
+      if (method_ == "sum")
+        out = acc;
+      else if (method_ == "average" || method_ == "weightedAverage")
+        out = acc / wsum;
+      else if (method_ == "max")
+        out = *std::max_element(v.begin(), v.end());
       else if (method_ == "median") {
         std::sort(v.begin(), v.end());
         size_t m = v.size() / 2;
@@ -1286,7 +1378,8 @@ class MiningModel : public Model {
       const Prediction* best = nullptr;
       double best_p = -1;
       for (const auto& [seg, r] : results) {
-        std::string c = r.value.kind == Value::Kind::kNumber ? FormatNumber(r.value.number) : r.value.text;
+        std::string c =
+            r.value.kind == Value::Kind::kNumber ? FormatNumber(r.value.number) : r.value.text;
         double pr = r.Probability(c);
         if (pr > best_p) {
           best_p = pr;
@@ -1300,7 +1393,8 @@ class MiningModel : public Model {
     }
     for (auto& [c, v] : acc) v /= total;
     p->probabilities = std::move(acc);
-    if (const std::string* best = Argmax(p->probabilities)) p->value = PredictedCategory(*symbols_, *best);
+    if (const std::string* best = Argmax(p->probabilities))
+      p->value = PredictedCategory(*symbols_, *best);
     return absl::OkStatus();
   }
 
@@ -1343,12 +1437,25 @@ absl::StatusOr<ModelPtr> ParseModel(Xml n, Symbols* syms) {
 
 // Every model element of PMML 4.4; the evaluator takes four of them.
 bool IsModelElement(std::string_view n) {
-  static const char* kModels[] = {
-      "AnomalyDetectionModel", "AssociationModel", "BayesianNetworkModel", "BaselineModel",
-      "ClusteringModel", "GaussianProcessModel", "GeneralRegressionModel", "MiningModel",
-      "NaiveBayesModel", "NearestNeighborModel", "NeuralNetwork", "RegressionModel",
-      "RuleSetModel", "SequenceModel", "Scorecard", "SupportVectorMachineModel", "TextModel",
-      "TimeSeriesModel", "TreeModel"};
+  static const char* kModels[] = {"AnomalyDetectionModel",
+                                  "AssociationModel",
+                                  "BayesianNetworkModel",
+                                  "BaselineModel",
+                                  "ClusteringModel",
+                                  "GaussianProcessModel",
+                                  "GeneralRegressionModel",
+                                  "MiningModel",
+                                  "NaiveBayesModel",
+                                  "NearestNeighborModel",
+                                  "NeuralNetwork",
+                                  "RegressionModel",
+                                  "RuleSetModel",
+                                  "SequenceModel",
+                                  "Scorecard",
+                                  "SupportVectorMachineModel",
+                                  "TextModel",
+                                  "TimeSeriesModel",
+                                  "TreeModel"};
   return std::find(std::begin(kModels), std::end(kModels), n) != std::end(kModels);
 }
 
@@ -1374,8 +1481,8 @@ absl::StatusOr<std::unique_ptr<PmmlModel>> PmmlModel::Parse(std::string_view xml
   pugi::xml_document doc;
   pugi::xml_parse_result parsed = doc.load_buffer(xml.data(), xml.size());
   if (!parsed)
-    return absl::InvalidArgumentError(StrCat("PMML: XML does not parse at offset ", parsed.offset,
-                                             ": ", parsed.description()));
+    return absl::InvalidArgumentError(
+        StrCat("PMML: XML does not parse at offset ", parsed.offset, ": ", parsed.description()));
   pugi::xml_node root = doc.child("PMML");
   if (!root) return absl::InvalidArgumentError("PMML: no <PMML> root element");
   auto d = std::make_unique<pmml::Document>();
@@ -1388,7 +1495,8 @@ absl::StatusOr<std::unique_ptr<PmmlModel>> PmmlModel::Parse(std::string_view xml
     int slot = d->symbols.Add(name, numeric);
     for (pugi::xml_node v : f.children("Value")) {
       std::string_view property = v.attribute("property").as_string();
-      if (property.empty() || property == "valid") d->symbols.at(slot).valid.push_back(v.attribute("value").as_string());
+      if (property.empty() || property == "valid")
+        d->symbols.at(slot).valid.push_back(v.attribute("value").as_string());
     }
   }
   if (pugi::xml_node td = root.child("TransformationDictionary")) {
@@ -1440,9 +1548,12 @@ absl::Status PmmlModel::Evaluate(std::span<const Value> row, std::vector<Value>*
     // To the field's type: numbers for numeric fields, text for categorical ones.
     if (v.kind == Value::Kind::kString && f.numeric) {
       double x;
-      if (v.text.empty()) v = Value::Missing();
-      else if (pmml::ParseDouble(v.text, &x)) v = Value::Number(x);
-      else invalid = true;
+      if (v.text.empty())
+        v = Value::Missing();
+      else if (pmml::ParseDouble(v.text, &x))
+        v = Value::Number(x);
+      else
+        invalid = true;
     } else if (v.kind == Value::Kind::kNumber && !f.numeric) {
       v = Value::String(pmml::FormatNumber(v.number));
     } else if (v.kind == Value::Kind::kNumber && std::isnan(v.number)) {
@@ -1463,8 +1574,10 @@ absl::Status PmmlModel::Evaluate(std::span<const Value> row, std::vector<Value>*
       if (t.invalid == "asMissing") v = Value::Missing();
     }
     if (v.kind == Value::Kind::kNumber && (v.number < t.low || v.number > t.high)) {
-      if (t.outliers == "asMissingValues") v = Value::Missing();
-      else if (t.outliers == "asExtremeValues") v.number = v.number < t.low ? t.low : t.high;
+      if (t.outliers == "asMissingValues")
+        v = Value::Missing();
+      else if (t.outliers == "asExtremeValues")
+        v.number = v.number < t.low ? t.low : t.high;
     }
     if (v.missing()) v = t.replacement;
     scope[static_cast<size_t>(t.slot)] = std::move(v);

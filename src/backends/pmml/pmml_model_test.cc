@@ -310,7 +310,8 @@ TEST(PmmlTransformTest, DerivedFieldsFeedTheModel) {
     </RegressionModel></PMML>)";
   auto m = Load(xml);
   EXPECT_DOUBLE_EQ(Eval(*m, {N(5), N(2)})[0].number, 1 + 10 * 0.5 + 0.5);
-  EXPECT_DOUBLE_EQ(Eval(*m, {N(20), M()})[0].number, 1 + 10 * 2.0 + 2.0);  // extrapolated; x2 replaced
+  EXPECT_DOUBLE_EQ(Eval(*m, {N(20), M()})[0].number,
+                   1 + 10 * 2.0 + 2.0);  // extrapolated; x2 replaced
 }
 
 TEST(PmmlModelTest, RefusesWhatItDoesNotSupport) {
@@ -329,7 +330,8 @@ TEST(PmmlModelTest, RefusesWhatItDoesNotSupport) {
       {std::string("<PMML>") + kIrisDictionary +
            "<RegressionModel functionName=\"regression\"><MiningSchema><MiningField name=\"x1\"/>"
            "</MiningSchema><LocalTransformations><DerivedField name=\"d\"><Apply function=\"sinh\">"
-           "<FieldRef field=\"x1\"/></Apply></DerivedField></LocalTransformations></RegressionModel></PMML>",
+           "<FieldRef "
+           "field=\"x1\"/></Apply></DerivedField></LocalTransformations></RegressionModel></PMML>",
        "Apply function 'sinh'"},
   };
   for (const Case& c : cases) {

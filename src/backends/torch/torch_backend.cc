@@ -5,11 +5,14 @@
 
 #include <cstring>
 #include <mutex>
+#include <sstream>
 
+#include "backends/archive.h"
 #include "backends/model_config.h"
 #include "backends/model_files.h"
 #include "common/logging.h"
 #include "common/strings.h"
+#include "rapidjson/document.h"
 
 namespace osprey {
 namespace {
@@ -105,6 +108,52 @@ absl::StatusOr<fs::path> FindTorchFile(const fs::path& dir, const std::string& n
   return FindModelFile(dir, "TorchScript model (*.pt, *.pth or *.torchscript)", IsTorchScriptFile);
 }
 
+// KServe's torchserve layout: model-store/<name>.mar (a zip holding
+// MAR-INF/MANIFEST.json and the serialized model), config/config.properties.
+absl::StatusOr<fs::path> FindModelArchive(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir / "model-store", ec))
+    return absl::NotFoundError(StrCat("no model-store directory in ", dir.string()));
+  return FindModelFile(dir / "model-store", "TorchServe model archive (*.mar)",
+                       [](const fs::path& p) { return p.extension() == ".mar"; });
+}
+
+// TorchServe's own handlers; anything else is the user's Python.
+bool IsBuiltInHandler(std::string_view h) {
+  return h.empty() || h == "base_handler" || h == "image_classifier" || h == "image_segmenter" ||
+         h == "object_detector" || h == "text_classifier";
+}
+
+// The archive's serialized model, when it is TorchScript Osprey can run.
+absl::StatusOr<std::string> ReadArchivedTorchScript(const fs::path& mar) {
+  OSPREY_ASSIGN_OR_RETURN(std::string manifest, ReadArchiveMember(mar, "MAR-INF/MANIFEST.json"));
+  rapidjson::Document doc;
+  doc.Parse(manifest.data(), manifest.size());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("model") || !doc["model"].IsObject())
+    return absl::InvalidArgumentError(
+        StrCat(mar.filename().string(), ": MAR-INF/MANIFEST.json has no 'model' object"));
+  const auto& model = doc["model"];
+  auto text = [&](const char* key) -> std::string {
+    auto it = model.FindMember(key);
+    return it != model.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
+  };
+  std::string handler = text("handler");
+  if (!IsBuiltInHandler(handler))
+    return absl::UnimplementedError(StrCat(
+        "model archive ", mar.filename().string(), " uses the custom Python handler '", handler,
+        "', which Osprey cannot run yet; serve its TorchScript model with a config.pbtxt instead"));
+  std::string serialized = text("serializedFile");
+  if (serialized.empty())
+    return absl::InvalidArgumentError(StrCat(
+        "model archive ", mar.filename().string(),
+        " has no serializedFile (an eager model defined in Python); Osprey runs TorchScript"));
+  OSPREY_ASSIGN_OR_RETURN(std::string bytes, ReadArchiveMember(mar, serialized));
+  if (!std::string_view(bytes).starts_with(std::string_view("PK\x03\x04", 4)))
+    return absl::InvalidArgumentError(StrCat("model archive ", mar.filename().string(), ": ",
+                                             serialized, " is not a TorchScript archive"));
+  return bytes;
+}
+
 // libtorch's thread pools are process-wide, sized once.
 void ConfigureThreads(int intra_op) {
   static std::once_flag once;
@@ -122,19 +171,28 @@ class TorchModel : public Model {
  public:
   absl::Status Init(const LoadOptions& options) {
     OSPREY_ASSIGN_OR_RETURN(std::optional<ModelConfigFile> config, ReadModelConfig(options.dir));
-    OSPREY_ASSIGN_OR_RETURN(
-        fs::path file,
-        FindTorchFile(options.dir, config ? config->default_model_filename : std::string()));
     ConfigureThreads(options.threads_per_call);
+    std::string source;
     try {
-      module_ = torch::jit::load(file.string(), c10::kCPU);
+      if (auto mar = FindModelArchive(options.dir); mar.ok()) {
+        source = mar->filename().string();
+        OSPREY_ASSIGN_OR_RETURN(std::string bytes, ReadArchivedTorchScript(*mar));
+        std::istringstream in(std::move(bytes));
+        module_ = torch::jit::load(in, c10::kCPU);
+      } else {
+        OSPREY_ASSIGN_OR_RETURN(
+            fs::path file,
+            FindTorchFile(options.dir, config ? config->default_model_filename : std::string()));
+        source = file.filename().string();
+        module_ = torch::jit::load(file.string(), c10::kCPU);
+      }
       module_.eval();
     } catch (const c10::Error& e) {
       return absl::InvalidArgumentError(
-          StrCat("cannot load TorchScript model ", file.string(), ": ", TorchMessage(e)));
+          StrCat("cannot load TorchScript model ", source, ": ", TorchMessage(e)));
     } catch (const std::exception& e) {
       return absl::InvalidArgumentError(
-          StrCat("cannot load TorchScript model ", file.string(), ": ", e.what()));
+          StrCat("cannot load TorchScript model ", source, ": ", e.what()));
     }
     metadata_.name = options.name;
     metadata_.versions = {options.version};
@@ -153,7 +211,7 @@ class TorchModel : public Model {
       OSPREY_ASSIGN_OR_RETURN(c10::ScalarType t, ToTorch(in.datatype, in.name));
       input_types_.push_back(t);
     }
-    OSPREY_LOG(kInfo) << "model '" << options.name << "': TorchScript " << file.filename().string()
+    OSPREY_LOG(kInfo) << "model '" << options.name << "': TorchScript " << source
                       << (config ? " with config.pbtxt" : " (no config.pbtxt: default tensors)");
     return absl::OkStatus();
   }
@@ -249,6 +307,7 @@ class TorchBackendImpl : public Backend {
  public:
   std::string_view name() const override { return "pytorch"; }
   bool Recognizes(const fs::path& dir) const override {
+    if (FindModelArchive(dir).ok()) return true;
     auto config = ReadModelConfig(dir);
     std::string named = config.ok() && config->has_value() ? (*config)->default_model_filename : "";
     return FindTorchFile(dir, named).ok();

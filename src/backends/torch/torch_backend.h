@@ -10,6 +10,13 @@
 // positionally in declared order; outputs are forward()'s tensor, or the
 // tensors of the tuple/list it returns, named in declared order.
 //
+// KServe's torchserve layout is accepted too: model-store/<name>.mar (with an
+// optional config/config.properties, not read) whose MAR-INF/MANIFEST.json
+// names a TorchScript serializedFile and a TorchServe built-in handler (or
+// none). The handler's Python pre/post-processing does not run: the model
+// takes and returns tensors. An archive with a custom Python handler, or an
+// eager model, is refused at load with the reason.
+//
 // Without config.pbtxt (the documented default): one input "input-0" and one
 // output "output-0", FP32, of shape [-1, -1] (a batch of feature vectors);
 // no warm-up at load (no shape to warm up with) and no dynamic batching.
