@@ -29,8 +29,8 @@ absl::StatusOr<std::string> ReadArchiveMember(const std::filesystem::path& path,
     la_ssize_t n;
     while ((n = archive_read_data(a.get(), buf, sizeof(buf))) > 0) {
       if (out.size() + static_cast<size_t>(n) > max_bytes)
-        return absl::ResourceExhaustedError(
-            StrCat("member ", name, " of ", path.string(), " is larger than ", max_bytes, " bytes"));
+        return absl::ResourceExhaustedError(StrCat("member ", name, " of ", path.string(),
+                                                   " is larger than ", max_bytes, " bytes"));
       out.append(buf, static_cast<size_t>(n));
     }
     if (n < 0)

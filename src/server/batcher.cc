@@ -191,23 +191,47 @@ Batcher::~Batcher() {
 
 void Batcher::Submit(const InferRequest* request, InferResponse* response, BatchDone done) {
   QueuedRequest q = DescribeRequest(*request);
-  bool wake;
+  std::vector<Pending> batch;
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     queue_.push_back(Pending{request, response, std::move(done)});
     described_.push_back(q);
     queued_rows_ += std::max<int64_t>(q.rows, 1);
-    // Wake an executor only when that changes something: one is idle, or one
-    // waits for a deadline and the queue may now fill a batch. Waking on every
-    // arrival would cost a context switch per request.
-    wake = idle_ > 0 || (timed_ > 0 && queued_rows_ >= options_.max_batch_size);
+    // This request filled a batch: run it here, on the caller's thread,
+    // rather than pay a hand-off to an executor and back.
+    if (queued_rows_ >= options_.max_batch_size) batch = TakeLocked(Clock::now());
+    // Wake an executor only when that changes something (one is idle and
+    // there is work). Waking on every arrival would cost a context switch per
+    // request; one waiting for a deadline wakes up on its own.
+    wake = idle_ > 0 && !queue_.empty();
   }
   if (wake) cv_.notify_one();
+  if (!batch.empty()) Execute(batch);
+}
+
+std::vector<Batcher::Pending> Batcher::TakeLocked(Clock::time_point now) {
+  std::vector<Pending> batch;
+  const size_t scan = std::min(kScanLimit, queue_.size());
+  std::vector<QueuedRequest> view(described_.begin(),
+                                  described_.begin() + static_cast<ptrdiff_t>(scan));
+  BatchDecision d = DecideBatch(view, options_, now);
+  batch.reserve(d.take.size());
+  for (size_t i : d.take) {
+    batch.push_back(std::move(queue_[i]));
+    queued_rows_ -= std::max<int64_t>(described_[i].rows, 1);
+  }
+  // Erase taken entries (indices ascending) from both queues.
+  for (size_t k = d.take.size(); k-- > 0;) {
+    queue_.erase(queue_.begin() + static_cast<ptrdiff_t>(d.take[k]));
+    described_.erase(described_.begin() + static_cast<ptrdiff_t>(d.take[k]));
+  }
+  next_wake_ = d.wake_at;
+  return batch;
 }
 
 void Batcher::Run() {
   std::unique_lock<std::mutex> lock(mu_);
-  std::vector<QueuedRequest> view;
   while (true) {
     if (queue_.empty() && !stopping_) {
       ++idle_;
@@ -215,29 +239,19 @@ void Batcher::Run() {
       --idle_;
     }
     if (queue_.empty()) return;  // stopping, nothing left
-    view.assign(described_.begin(),
-                described_.begin() + static_cast<ptrdiff_t>(std::min(kScanLimit, queue_.size())));
-    BatchDecision d = DecideBatch(view, options_, Clock::now());
-    if (d.take.empty()) {
-      if (stopping_) {  // no more arrivals to wait for
-        d.take.push_back(0);
+    std::vector<Pending> batch = TakeLocked(Clock::now());
+    if (batch.empty()) {
+      if (stopping_) {  // no more arrivals to wait for: run the oldest
+        batch.push_back(std::move(queue_.front()));
+        queued_rows_ -= std::max<int64_t>(described_.front().rows, 1);
+        queue_.pop_front();
+        described_.pop_front();
       } else {
         ++timed_;
-        cv_.wait_until(lock, d.wake_at);
+        cv_.wait_until(lock, next_wake_);
         --timed_;
         continue;
       }
-    }
-    std::vector<Pending> batch;
-    batch.reserve(d.take.size());
-    for (size_t i : d.take) {
-      batch.push_back(std::move(queue_[i]));
-      queued_rows_ -= std::max<int64_t>(described_[i].rows, 1);
-    }
-    // Erase taken entries (indices ascending) from both queues.
-    for (size_t k = d.take.size(); k-- > 0;) {
-      queue_.erase(queue_.begin() + static_cast<ptrdiff_t>(d.take[k]));
-      described_.erase(described_.begin() + static_cast<ptrdiff_t>(d.take[k]));
     }
     // Another executor may be able to start on what is left.
     if (!queue_.empty() && idle_ > 0) cv_.notify_one();

@@ -21,7 +21,9 @@
 // request fails alone and its neighbours still answer.
 //
 // Threading: Submit is thread-safe; `executors` threads per model take
-// batches and run Model::Execute; completions are called on those threads.
+// batches and run Model::Execute; completions are called on those threads,
+// except that the request which fills a batch runs that batch on its own
+// (the submitting) thread, saving two thread hand-offs per batch.
 
 #include <chrono>
 #include <condition_variable>
@@ -104,6 +106,9 @@ class Batcher {
   };
 
   void Run();
+  // Under mu_: removes and returns what DecideBatch says runs now (may be
+  // nothing; then next_wake_ says when to decide again).
+  std::vector<Pending> TakeLocked(std::chrono::steady_clock::time_point now);
   void Execute(std::vector<Pending>& batch);
   void ExecuteAlone(Pending& p);
   static void Complete(Pending& p, absl::Status status, ExecutionTimes times);
@@ -115,9 +120,10 @@ class Batcher {
   std::condition_variable cv_;
   std::deque<Pending> queue_;
   std::deque<QueuedRequest> described_;  // parallel to queue_
-  int64_t queued_rows_ = 0;              // rows in queue_ (an unbatchable request counts 1)
-  int idle_ = 0;                         // executors waiting for any request
-  int timed_ = 0;                        // executors waiting for a batch's deadline
+  std::chrono::steady_clock::time_point next_wake_;
+  int64_t queued_rows_ = 0;  // rows in queue_ (an unbatchable request counts 1)
+  int idle_ = 0;             // executors waiting for any request
+  int timed_ = 0;            // executors waiting for a batch's deadline
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };
