@@ -107,6 +107,16 @@ void WriteNested(const Tensor& t, const std::vector<std::string_view>& strings, 
   w.EndArray();
 }
 
+// The column of feature `key` in the model's feature names; instance `r` names it.
+absl::StatusOr<size_t> FeatureColumn(const ModelMetadata& md, std::string_view key, size_t r) {
+  size_t col = 0;
+  while (col < md.feature_names.size() && md.feature_names[col] != key) ++col;
+  if (col == md.feature_names.size())
+    return absl::InvalidArgumentError(
+        StrCat("instance ", r, ": unknown feature '", key, "' for model '", md.name, "'"));
+  return col;
+}
+
 // Rows for a model whose input is BYTES (mixed categorical and numeric
 // fields): every value becomes text, numbers in their shortest form, booleans
 // as true/false, null (and a field an object leaves out) as "" (missing).
@@ -141,11 +151,7 @@ absl::StatusOr<InferRequest> DecodeTextRows(const Value& rows, const ModelMetada
       cells.resize(before + md.feature_names.size());
       for (const auto& m : row.GetObject()) {
         std::string_view key(m.name.GetString(), m.name.GetStringLength());
-        size_t col = 0;
-        while (col < md.feature_names.size() && md.feature_names[col] != key) ++col;
-        if (col == md.feature_names.size())
-          return absl::InvalidArgumentError(
-              StrCat("instance ", r, ": unknown feature '", key, "' for model '", md.name, "'"));
+        OSPREY_ASSIGN_OR_RETURN(size_t col, FeatureColumn(md, key, r));
         OSPREY_RETURN_IF_ERROR(
             text(m.value, r, StrCat(": feature '", key, "'"), &cells[before + col]));
       }
@@ -215,11 +221,7 @@ absl::StatusOr<InferRequest> DecodeV1PredictRequest(std::string_view body,
       values.resize(before + md.feature_names.size(), std::nan(""));
       for (const auto& m : row.GetObject()) {
         std::string_view key(m.name.GetString(), m.name.GetStringLength());
-        size_t col = 0;
-        while (col < md.feature_names.size() && md.feature_names[col] != key) ++col;
-        if (col == md.feature_names.size())
-          return absl::InvalidArgumentError(
-              StrCat("instance ", r, ": unknown feature '", key, "' for model '", md.name, "'"));
+        OSPREY_ASSIGN_OR_RETURN(size_t col, FeatureColumn(md, key, r));
         const Value& v = m.value;
         if (v.IsNumber())
           values[before + col] = v.GetDouble();

@@ -5,6 +5,7 @@
 
 #include "backends/lightgbm/lgbm_model.h"
 #include "backends/model_files.h"
+#include "backends/simple_backend.h"
 #include "common/logging.h"
 #include "common/strings.h"
 
@@ -86,21 +87,11 @@ class LightgbmModel : public Model {
   ModelMetadata metadata_;
 };
 
-class LightgbmBackendImpl : public Backend {
- public:
-  std::string_view name() const override { return "lightgbm"; }
-  bool Recognizes(const fs::path& dir) const override { return FindLightgbmFile(dir).ok(); }
-  absl::StatusOr<std::unique_ptr<Model>> Load(const LoadOptions& options) const override {
-    auto model = std::make_unique<LightgbmModel>();
-    OSPREY_RETURN_IF_ERROR(model->Init(options));
-    return std::unique_ptr<Model>(std::move(model));
-  }
-};
-
 }  // namespace
 
 const Backend& LightgbmBackend() {
-  static const LightgbmBackendImpl backend;
+  static const SimpleBackend<LightgbmModel> backend(
+      "lightgbm", [](const fs::path& dir) { return FindLightgbmFile(dir).ok(); });
   return backend;
 }
 

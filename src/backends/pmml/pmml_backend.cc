@@ -7,6 +7,7 @@
 
 #include "backends/model_files.h"
 #include "backends/pmml/pmml_model.h"
+#include "backends/simple_backend.h"
 #include "common/logging.h"
 #include "common/strings.h"
 
@@ -113,21 +114,11 @@ class PmmlBackendModel : public Model {
   ModelMetadata metadata_;
 };
 
-class PmmlBackendImpl : public Backend {
- public:
-  std::string_view name() const override { return "pmml"; }
-  bool Recognizes(const fs::path& dir) const override { return FindPmmlFile(dir).ok(); }
-  absl::StatusOr<std::unique_ptr<Model>> Load(const LoadOptions& options) const override {
-    auto model = std::make_unique<PmmlBackendModel>();
-    OSPREY_RETURN_IF_ERROR(model->Init(options));
-    return std::unique_ptr<Model>(std::move(model));
-  }
-};
-
 }  // namespace
 
 const Backend& PmmlBackend() {
-  static const PmmlBackendImpl backend;
+  static const SimpleBackend<PmmlBackendModel> backend(
+      "pmml", [](const fs::path& dir) { return FindPmmlFile(dir).ok(); });
   return backend;
 }
 

@@ -10,6 +10,7 @@
 #include "backends/archive.h"
 #include "backends/model_config.h"
 #include "backends/model_files.h"
+#include "backends/simple_backend.h"
 #include "common/logging.h"
 #include "common/strings.h"
 #include "rapidjson/document.h"
@@ -303,26 +304,17 @@ class TorchModel : public Model {
   ModelMetadata metadata_;
 };
 
-class TorchBackendImpl : public Backend {
- public:
-  std::string_view name() const override { return "pytorch"; }
-  bool Recognizes(const fs::path& dir) const override {
-    if (FindModelArchive(dir).ok()) return true;
-    auto config = ReadModelConfig(dir);
-    std::string named = config.ok() && config->has_value() ? (*config)->default_model_filename : "";
-    return FindTorchFile(dir, named).ok();
-  }
-  absl::StatusOr<std::unique_ptr<Model>> Load(const LoadOptions& options) const override {
-    auto model = std::make_unique<TorchModel>();
-    OSPREY_RETURN_IF_ERROR(model->Init(options));
-    return std::unique_ptr<Model>(std::move(model));
-  }
-};
+bool RecognizesTorch(const fs::path& dir) {
+  if (FindModelArchive(dir).ok()) return true;
+  auto config = ReadModelConfig(dir);
+  std::string named = config.ok() && config->has_value() ? (*config)->default_model_filename : "";
+  return FindTorchFile(dir, named).ok();
+}
 
 }  // namespace
 
 const Backend& TorchBackend() {
-  static const TorchBackendImpl backend;
+  static const SimpleBackend<TorchModel> backend("pytorch", RecognizesTorch);
   return backend;
 }
 

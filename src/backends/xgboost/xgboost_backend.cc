@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_join.h"
 #include "backends/model_files.h"
+#include "backends/simple_backend.h"
 #include "backends/xgboost/forest.h"
 #include "common/logging.h"
 #include "common/strings.h"
@@ -263,23 +264,11 @@ class XgboostModel : public Model {
   ModelMetadata metadata_;
 };
 
-class XgboostBackendImpl : public Backend {
- public:
-  std::string_view name() const override { return "xgboost"; }
-
-  bool Recognizes(const fs::path& dir) const override { return FindXgboostFile(dir).ok(); }
-
-  absl::StatusOr<std::unique_ptr<Model>> Load(const LoadOptions& options) const override {
-    auto model = std::make_unique<XgboostModel>();
-    OSPREY_RETURN_IF_ERROR(model->Init(options));
-    return std::unique_ptr<Model>(std::move(model));
-  }
-};
-
 }  // namespace
 
 const Backend& XgboostBackend() {
-  static const XgboostBackendImpl backend;
+  static const SimpleBackend<XgboostModel> backend(
+      "xgboost", [](const fs::path& dir) { return FindXgboostFile(dir).ok(); });
   return backend;
 }
 
