@@ -48,6 +48,7 @@ const std::vector<FlagSpec>& ServeFlags() {
        "dynamic batching: longest a request waits for others to join (default 0)"},
       {"preferred-batch-sizes", false, "dynamic batching: comma-separated sizes to run at once"},
       {"batch-executors", false, "dynamic batching: threads executing batches per model (1)"},
+      {"python-workers", false, "worker processes per Python model (default 2)"},
       {"max-request-bytes", false, "largest request body accepted (default 67108864)"},
       {"grace-period-seconds", false, "on SIGTERM, time to finish in-flight requests (30)"},
       {"log-level", false, "debug, info, warning or error (default info)"},
@@ -180,6 +181,11 @@ int ServeMain(const std::vector<std::string_view>& args) {
   if (has_repo) registry_options.repository = flags["model-repository"];
   if (auto it = flags.find("model-format"); it != flags.end()) registry_options.format = it->second;
   if (!ParseBatching(flags, &registry_options.batching)) return 2;
+  if (!ParseNumber(flags, "python-workers", &registry_options.workers)) return 2;
+  if (registry_options.workers < 1) {
+    std::fprintf(stderr, "osprey serve: --python-workers must be >= 1\n");
+    return 2;
+  }
   ModelRegistry registry(registry_options, &metrics);
   InferenceCore core(&registry);
   RestHandler handler(ServerInfo{}, &core, &metrics);

@@ -51,6 +51,7 @@ struct LoadOptions {
   std::string version;
   std::filesystem::path dir;  // the directory holding the model's files
   int threads_per_call = 1;   // framework threads per Execute call
+  int workers = 2;            // worker processes, for backends that run models in them
 };
 
 class Backend {

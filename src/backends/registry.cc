@@ -6,6 +6,9 @@
 #ifdef OSPREY_WITH_PMML
 #include "backends/pmml/pmml_backend.h"
 #endif
+#ifdef OSPREY_WITH_PYTHON
+#include "backends/python/python_backend.h"
+#endif
 #ifdef OSPREY_WITH_TORCH
 #include "backends/torch/torch_backend.h"
 #endif
@@ -29,6 +32,9 @@ const std::vector<const Backend*>& AllBackends() {
 #endif
 #ifdef OSPREY_WITH_PMML
     list.push_back(&PmmlBackend());
+#endif
+#ifdef OSPREY_WITH_PYTHON
+    list.push_back(&SklearnBackend());
 #endif
     return list;
   }();

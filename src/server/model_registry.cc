@@ -96,6 +96,7 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadModel(cons
   load.version = version;
   load.dir = model_dir;
   load.threads_per_call = options_.threads_per_call;
+  load.workers = options_.workers;
   OSPREY_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, backend->Load(load));
   // Ready means the model answered: one warm-up request through the real path.
   OSPREY_RETURN_IF_ERROR(WarmUp(*model));
@@ -108,9 +109,12 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadModel(cons
   // The model's own batching request (its config.pbtxt) wins over the flags.
   BatchingOptions batching = options_.batching;
   if (const auto& hint = served->model->metadata().batching) {
-    batching.max_batch_size = hint->max_batch_size;
-    batching.max_queue_delay = std::chrono::microseconds(hint->max_queue_delay_us);
-    batching.preferred_batch_sizes = hint->preferred_batch_sizes;
+    if (!(hint->overridable && options_.batching.enabled())) {
+      batching.max_batch_size = hint->max_batch_size;
+      batching.max_queue_delay = std::chrono::microseconds(hint->max_queue_delay_us);
+      batching.preferred_batch_sizes = hint->preferred_batch_sizes;
+    }
+    if (hint->executors > 0) batching.executors = hint->executors;
   }
   if (batching.enabled()) {
     if (served->model->metadata().batchable) {

@@ -183,6 +183,8 @@ struct BatchingHint {
   int64_t max_batch_size = 0;
   int64_t max_queue_delay_us = 0;
   std::vector<int64_t> preferred_batch_sizes;
+  int executors = 0;         // threads executing batches; 0: the server's setting
+  bool overridable = false;  // a backend's default: server batching flags, when set, win
 };
 
 struct ModelMetadata {

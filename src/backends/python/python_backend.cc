@@ -1,0 +1,253 @@
+#include "backends/python/python_backend.h"
+
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "backends/python/worker_process.h"
+#include "backends/simple_backend.h"
+#include "common/logging.h"
+#include "common/strings.h"
+#include "protocol/json_writer.h"
+#include "rapidjson/document.h"
+
+namespace osprey {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string FromEnv(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : fallback;
+}
+
+bool IsSklearnDir(const fs::path& dir) {
+  std::error_code ec;
+  for (const char* f : {"model.joblib", "model.pkl", "model.pickle"})
+    if (fs::is_regular_file(dir / f, ec)) return true;
+  return false;
+}
+
+absl::StatusOr<TensorSpec> ParseSpec(const rapidjson::Value& v) {
+  if (!v.IsObject() || !v.HasMember("name") || !v.HasMember("datatype") || !v.HasMember("shape") ||
+      !v["name"].IsString() || !v["datatype"].IsString() || !v["shape"].IsArray())
+    return absl::InternalError("Python worker sent a malformed tensor description");
+  TensorSpec s;
+  s.name = v["name"].GetString();
+  s.datatype = ParseDataType(v["datatype"].GetString());
+  if (s.datatype == DataType::kInvalid)
+    return absl::InternalError(StrCat("Python worker sent datatype ", v["datatype"].GetString()));
+  for (const auto& d : v["shape"].GetArray()) {
+    if (!d.IsInt64()) return absl::InternalError("Python worker sent a malformed shape");
+    s.shape.push_back(d.GetInt64());
+  }
+  return s;
+}
+
+class PythonModel : public Model {
+ public:
+  ~PythonModel() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (respawner_.joinable()) respawner_.join();
+  }
+
+  absl::Status Init(const LoadOptions& options) {
+    name_ = options.name;
+    argv_ = {FromEnv("OSPREY_PYTHON", OSPREY_PYTHON_DEFAULT),
+             FromEnv("OSPREY_PYTHON_WORKER", OSPREY_PYTHON_WORKER_DEFAULT), "--format", "sklearn",
+             "--model-dir", options.dir.string()};
+    const int workers = std::max(1, options.workers);
+    // Start them all, then wait for each: the imports overlap.
+    std::vector<std::unique_ptr<WorkerProcess>> started;
+    for (int i = 0; i < workers; ++i) {
+      OSPREY_ASSIGN_OR_RETURN(auto w, WorkerProcess::Spawn(argv_));
+      started.push_back(std::move(w));
+    }
+    for (auto& w : started) {
+      OSPREY_ASSIGN_OR_RETURN(std::string ready, Handshake(*w));
+      if (metadata_.inputs.empty()) OSPREY_RETURN_IF_ERROR(Describe(ready, options, workers));
+      idle_.push_back(std::move(w));
+    }
+    total_ = workers;
+    respawner_ = std::thread([this] { Respawn(); });
+    OSPREY_LOG(kInfo) << "model '" << name_ << "': scikit-learn in " << workers
+                      << " Python worker(s) (" << argv_[0] << ")";
+    return absl::OkStatus();
+  }
+
+  const ModelMetadata& metadata() const override { return metadata_; }
+
+  void Execute(std::span<InferTask> tasks) override {
+    for (InferTask& task : tasks) {
+      std::unique_ptr<WorkerProcess> w = Acquire();
+      if (w == nullptr) {
+        task.status = absl::UnavailableError(
+            StrCat("model '", name_, "' has no Python worker running (they keep failing to start)"));
+        continue;
+      }
+      bool worker_ok = true;
+      task.status = Run(*w, *task.request, task.response, &worker_ok);
+      Release(std::move(w), worker_ok);
+    }
+  }
+
+ private:
+  // The worker's first frame: its description, or why it could not load.
+  absl::StatusOr<std::string> Handshake(WorkerProcess& w) {
+    auto frame = w.Read();
+    if (!frame.ok())
+      return absl::FailedPreconditionError(
+          StrCat("Python worker for model '", name_, "' did not start: ", frame.status().message(),
+                 " (see the server log for its output)"));
+    rapidjson::Document doc;
+    doc.Parse(frame->json.data(), frame->json.size());
+    if (doc.HasParseError() || !doc.IsObject())
+      return absl::InternalError("Python worker sent a malformed greeting");
+    if (doc.HasMember("error") && doc["error"].IsString())
+      return absl::InvalidArgumentError(
+          StrCat("cannot load model '", name_, "': ", doc["error"].GetString()));
+    return std::move(frame->json);
+  }
+
+  absl::Status Describe(const std::string& ready, const LoadOptions& options, int workers) {
+    rapidjson::Document doc;
+    doc.Parse(ready.data(), ready.size());
+    metadata_.name = options.name;
+    metadata_.versions = {options.version};
+    metadata_.platform = "sklearn";
+    metadata_.converts_input_datatypes = true;
+    metadata_.batchable = true;
+    for (const char* key : {"inputs", "outputs"}) {
+      if (!doc.HasMember(key) || !doc[key].IsArray())
+        return absl::InternalError(StrCat("Python worker's greeting has no ", key));
+      for (const auto& v : doc[key].GetArray()) {
+        OSPREY_ASSIGN_OR_RETURN(TensorSpec s, ParseSpec(v));
+        (std::string_view(key) == "inputs" ? metadata_.inputs : metadata_.outputs).push_back(s);
+      }
+    }
+    if (doc.HasMember("feature_names") && doc["feature_names"].IsArray())
+      for (const auto& n : doc["feature_names"].GetArray())
+        if (n.IsString()) metadata_.feature_names.push_back(n.GetString());
+    // Adaptive batching by default: requests arriving while every worker is
+    // busy run together, with no added wait.
+    BatchingHint hint;
+    hint.max_batch_size = 64;
+    hint.max_queue_delay_us = 0;
+    hint.executors = workers;
+    hint.overridable = true;
+    metadata_.batching = hint;
+    return absl::OkStatus();
+  }
+
+  absl::Status Run(WorkerProcess& w, const InferRequest& request, InferResponse* response,
+                   bool* worker_ok) {
+    const Tensor& in = request.inputs[0];
+    std::string head;
+    JsonWriter j(&head);
+    j.BeginObject().Key("inputs").BeginArray().BeginObject();
+    j.Key("name").String(in.name()).Key("datatype").String(DataTypeName(in.datatype()));
+    j.Key("shape").BeginArray();
+    for (int64_t d : in.shape()) j.Int(d);
+    j.EndArray().EndObject().EndArray().EndObject();
+    absl::Status s = w.Write(head, in.data());
+    if (s.ok()) {
+      auto frame = w.Read();
+      if (!frame.ok()) {
+        s = frame.status();
+      } else {
+        return Answer(*frame, response);
+      }
+    }
+    *worker_ok = false;
+    return absl::InternalError(StrCat("model '", name_, "': ", s.message()));
+  }
+
+  absl::Status Answer(const WorkerProcess::Frame& frame, InferResponse* response) {
+    rapidjson::Document doc;
+    doc.Parse(frame.json.data(), frame.json.size());
+    if (doc.HasParseError() || !doc.IsObject())
+      return absl::InternalError("Python worker sent a malformed answer");
+    if (doc.HasMember("error") && doc["error"].IsString())
+      return absl::InternalError(StrCat("model '", name_, "' raised ", doc["error"].GetString()));
+    if (!doc.HasMember("outputs") || !doc["outputs"].IsArray() || doc["outputs"].Size() != 1)
+      return absl::InternalError("Python worker's answer has no output");
+    OSPREY_ASSIGN_OR_RETURN(TensorSpec spec, ParseSpec(doc["outputs"][0]));
+    Tensor out(spec.name, spec.datatype, spec.shape);
+    out.SetData(frame.payload);
+    OSPREY_RETURN_IF_ERROR(out.Validate());
+    response->outputs.push_back(std::move(out));
+    return absl::OkStatus();
+  }
+
+  std::unique_ptr<WorkerProcess> Acquire() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return !idle_.empty() || total_ == 0 || stopping_; });
+    if (idle_.empty()) return nullptr;
+    auto w = std::move(idle_.front());
+    idle_.pop_front();
+    return w;
+  }
+
+  void Release(std::unique_ptr<WorkerProcess> w, bool ok) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ok) {
+      idle_.push_back(std::move(w));
+    } else {
+      OSPREY_LOG(kWarning) << "model '" << name_ << "': Python worker " << w->pid() << " "
+                           << w->ExitDescription() << "; starting a replacement";
+      dead_.push_back(std::move(w));
+    }
+    cv_.notify_all();
+  }
+
+  // Replaces dead workers off the request path. A worker being replaced
+  // still counts in total_, so requests wait for it rather than fail.
+  void Respawn() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      cv_.wait(lock, [this] { return stopping_ || !dead_.empty(); });
+      if (stopping_) return;
+      const size_t count = dead_.size();
+      dead_.clear();  // reaps them
+      lock.unlock();
+      std::vector<std::unique_ptr<WorkerProcess>> fresh;
+      for (size_t i = 0; i < count; ++i) {
+        auto w = WorkerProcess::Spawn(argv_);
+        if (w.ok() && Handshake(**w).ok()) fresh.push_back(*std::move(w));
+      }
+      lock.lock();
+      total_ -= static_cast<int>(count - fresh.size());
+      if (fresh.size() < count)
+        OSPREY_LOG(kError) << "model '" << name_ << "': " << count - fresh.size()
+                           << " replacement Python worker(s) did not start";
+      for (auto& w : fresh) idle_.push_back(std::move(w));
+      cv_.notify_all();
+    }
+  }
+
+  std::string name_;
+  std::vector<std::string> argv_;
+  ModelMetadata metadata_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<WorkerProcess>> idle_;
+  std::vector<std::unique_ptr<WorkerProcess>> dead_;
+  int total_ = 0;  // workers alive (idle or running a request)
+  bool stopping_ = false;
+  std::thread respawner_;
+};
+
+}  // namespace
+
+const Backend& SklearnBackend() {
+  static const SimpleBackend<PythonModel> backend("sklearn", IsSklearnDir);
+  return backend;
+}
+
+}  // namespace osprey

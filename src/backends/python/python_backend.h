@@ -1,0 +1,28 @@
+#pragma once
+
+// Python runtime: models only Python can run, in worker processes
+// (python/osprey_worker.py) fed over pipes, so a crash or a framework's native
+// libraries never reach the server. Several workers per model serve requests
+// in parallel (LoadOptions::workers, `--python-workers`, default 2); a worker
+// that dies is replaced, and only the request it was running fails (500,
+// saying how the worker ended). Workers run the interpreter named in the
+// build (OSPREY_PYTHON, the project's .venv made from Debian's python3;
+// overridable with the OSPREY_PYTHON environment variable).
+//
+// Formats:
+//   sklearn  model.joblib, model.pkl or model.pickle, answered as KServe's
+//            sklearnserver does: predict(), or predict_proba() when the
+//            environment has PREDICT_PROBA=true. Pipelines that select
+//            columns by name (ColumnTransformer) take rows as records or as
+//            text (BYTES); numbers are parsed per column.
+//
+// Requests are batched adaptively (concurrent requests merged while workers
+// are busy, no added delay) unless server flags say otherwise.
+
+#include "backends/backend.h"
+
+namespace osprey {
+
+const Backend& SklearnBackend();
+
+}  // namespace osprey
