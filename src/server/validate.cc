@@ -47,7 +47,7 @@ absl::Status ValidateRequest(const ModelMetadata& md, const InferRequest& reques
 
 absl::Status WarmUp(Model& model) {
   const ModelMetadata& md = model.metadata();
-  if (md.shapes_unknown) return absl::OkStatus();
+  if (md.skip_warm_up) return absl::OkStatus();
   InferRequest request;
   request.model_name = md.name;
   for (const TensorSpec& spec : md.inputs) {

@@ -14,7 +14,7 @@ absl::Status ValidateRequest(const ModelMetadata& metadata, const InferRequest& 
 
 // Runs one request of zeros (batch 1 for variable dimensions) through the
 // model; the error names the model when it does not answer. Skipped when the
-// metadata says its shapes are unknown.
+// metadata says zeros are no valid input (skip_warm_up).
 absl::Status WarmUp(Model& model);
 
 }  // namespace osprey

@@ -202,9 +202,10 @@ struct ModelMetadata {
   // row independently of the others: requests may be batched along it.
   bool batchable = false;
   std::optional<BatchingHint> batching;
-  // The declared shapes are placeholders (nothing says the real ones), so a
-  // request of zeros cannot warm the model up at load.
-  bool shapes_unknown = false;
+  // A request of zeros (empty strings for BYTES) is not a valid input, so the
+  // load skips the warm-up request: shapes only declared as placeholders, or
+  // columns that hold categories.
+  bool skip_warm_up = false;
   // V1 answers are records: one object per row mapping every output's name
   // to its value (KServe's pmmlserver), not the first output's values.
   bool v1_records = false;

@@ -132,14 +132,15 @@ class Launcher:
         self.logs_dir = logs_dir
         self.count = 0
 
-    def start(self, args, label="osprey", ready=True, ready_models=None):
+    def start(self, args, label="osprey", ready=True, ready_models=None, env=None):
         """Starts a server and waits for liveness, then readiness.
 
         ready=True waits for /v2/health/ready; ready_models waits for those
         models instead; ready=False waits for liveness only.
         """
         self.count += 1
-        server = harness.OspreyServer(self.binary, args, self.logs_dir, f"{self.count:02d}-{label}")
+        server = harness.OspreyServer(self.binary, args, self.logs_dir, f"{self.count:02d}-{label}",
+                                      env=env)
         server.start()
         try:
             if ready_models is not None:

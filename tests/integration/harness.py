@@ -117,8 +117,9 @@ class OspreyServer:
     the default 8081.
     """
 
-    def __init__(self, binary: Path, args, log_dir: Path, label: str):
+    def __init__(self, binary: Path, args, log_dir: Path, label: str, env=None):
         self.binary = Path(binary)
+        self.env = dict(os.environ, **env) if env else None  # extra environment variables
         self.args = [str(a) for a in args]
         self.label = label
         self.host = HOST
@@ -172,6 +173,7 @@ class OspreyServer:
                     stdout=out,
                     stderr=err,
                     cwd=str(REPO_ROOT),
+                    env=self.env,
                 )
             self.started_at = time.monotonic()
             self.stopped_at = None

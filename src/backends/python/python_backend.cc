@@ -60,8 +60,11 @@ class PythonModel : public Model {
   absl::Status Init(const LoadOptions& options) {
     name_ = options.name;
     argv_ = {FromEnv("OSPREY_PYTHON", OSPREY_PYTHON_DEFAULT),
-             FromEnv("OSPREY_PYTHON_WORKER", OSPREY_PYTHON_WORKER_DEFAULT), "--format", "sklearn",
-             "--model-dir", options.dir.string()};
+             FromEnv("OSPREY_PYTHON_WORKER", OSPREY_PYTHON_WORKER_DEFAULT),
+             "--format",
+             "sklearn",
+             "--model-dir",
+             options.dir.string()};
     const int workers = std::max(1, options.workers);
     // Start them all, then wait for each: the imports overlap.
     std::vector<std::unique_ptr<WorkerProcess>> started;
@@ -87,8 +90,8 @@ class PythonModel : public Model {
     for (InferTask& task : tasks) {
       std::unique_ptr<WorkerProcess> w = Acquire();
       if (w == nullptr) {
-        task.status = absl::UnavailableError(
-            StrCat("model '", name_, "' has no Python worker running (they keep failing to start)"));
+        task.status = absl::UnavailableError(StrCat(
+            "model '", name_, "' has no Python worker running (they keep failing to start)"));
         continue;
       }
       bool worker_ok = true;
@@ -102,9 +105,9 @@ class PythonModel : public Model {
   absl::StatusOr<std::string> Handshake(WorkerProcess& w) {
     auto frame = w.Read();
     if (!frame.ok())
-      return absl::FailedPreconditionError(
-          StrCat("Python worker for model '", name_, "' did not start: ", frame.status().message(),
-                 " (see the server log for its output)"));
+      return absl::FailedPreconditionError(StrCat("Python worker for model '", name_,
+                                                  "' did not start: ", frame.status().message(),
+                                                  " (see the server log for its output)"));
     rapidjson::Document doc;
     doc.Parse(frame->json.data(), frame->json.size());
     if (doc.HasParseError() || !doc.IsObject())
@@ -131,6 +134,10 @@ class PythonModel : public Model {
         (std::string_view(key) == "inputs" ? metadata_.inputs : metadata_.outputs).push_back(s);
       }
     }
+    // Categorical columns take no zeros; the worker answered its greeting
+    // only after loading the model, which is the readiness that matters.
+    metadata_.skip_warm_up =
+        !metadata_.inputs.empty() && metadata_.inputs[0].datatype == DataType::kBytes;
     if (doc.HasMember("feature_names") && doc["feature_names"].IsArray())
       for (const auto& n : doc["feature_names"].GetArray())
         if (n.IsString()) metadata_.feature_names.push_back(n.GetString());

@@ -103,8 +103,10 @@ std::string WorkerProcess::ExitDescription() {
   if (!reaped_ && pid_ > 0) {
     // The pipe broke, so the process is ending; give it a moment to finish.
     for (int i = 0; i < 100 && !reaped_; ++i) {
-      if (waitpid(pid_, &wait_status_, WNOHANG) == pid_) reaped_ = true;
-      else usleep(1000);
+      if (waitpid(pid_, &wait_status_, WNOHANG) == pid_)
+        reaped_ = true;
+      else
+        usleep(1000);
     }
   }
   if (!reaped_) return "stopped answering";

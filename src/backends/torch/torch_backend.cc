@@ -206,7 +206,7 @@ class TorchModel : public Model {
     } else {
       metadata_.inputs = {{"input-0", DataType::kFp32, {-1, -1}}};
       metadata_.outputs = {{"output-0", DataType::kFp32, {-1, -1}}};
-      metadata_.shapes_unknown = true;
+      metadata_.skip_warm_up = true;
     }
     for (const TensorSpec& in : metadata_.inputs) {
       OSPREY_ASSIGN_OR_RETURN(c10::ScalarType t, ToTorch(in.datatype, in.name));
