@@ -49,4 +49,9 @@ case ",${BENCH_ONLY:-pmml}," in
   *,pmml,*)
     "$PY" bench/pmml_bench.py || status=$? ;;
 esac
+# scikit-learn: Osprey's Python workers vs KServe's sklearnserver.
+case ",${BENCH_ONLY:-sklearn}," in
+  *,sklearn,*)
+    "$PY" bench/sklearn_bench.py || status=$? ;;
+esac
 exit $status
