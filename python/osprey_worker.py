@@ -8,11 +8,12 @@ little-endian, BYTES elements as u32 length + bytes).
 
   worker -> server, once: {"ready": true, "inputs": [...], "outputs": [...],
                            "feature_names": [...]}  or  {"error": "..."}
-  server -> worker:       {"inputs": [{"name", "datatype", "shape"}], "parameters": {...}}
-  worker -> server:       {"outputs": [{"name", "datatype", "shape"}]}  or
+  server -> worker:       {"inputs": [{"name", "datatype", "shape", "size"}]}
+  worker -> server:       {"outputs": [{"name", "datatype", "shape", "size"}]}  or
                           {"error": "<Type>: <message>"}
+("size": the tensor's bytes in the payload.)
 
-usage: osprey_worker.py --format sklearn --model-dir DIR
+usage: osprey_worker.py --format sklearn|onnx --model-dir DIR
 """
 
 import argparse
@@ -28,6 +29,11 @@ DTYPES = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np
           "UINT64": np.uint64, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32,
           "INT64": np.int64, "FP16": np.float16, "FP32": np.float32, "FP64": np.float64}
 SKLEARN_FILES = ("model.joblib", "model.pkl", "model.pickle")
+ONNX_TYPES = {"tensor(float)": "FP32", "tensor(double)": "FP64", "tensor(float16)": "FP16",
+              "tensor(int8)": "INT8", "tensor(int16)": "INT16", "tensor(int32)": "INT32",
+              "tensor(int64)": "INT64", "tensor(uint8)": "UINT8", "tensor(uint16)": "UINT16",
+              "tensor(uint32)": "UINT32", "tensor(uint64)": "UINT64", "tensor(bool)": "BOOL",
+              "tensor(string)": "BYTES"}
 
 
 def read_exact(stream, n):
@@ -128,25 +134,74 @@ class SklearnModel:
         steps = self.model.steps if isinstance(self.model, Pipeline) else [(None, self.model)]
         return any(isinstance(s, ColumnTransformer) for _, s in steps)
 
-    def predict(self, X):
+    def predict(self, inputs):
+        X = next(iter(inputs.values()))
         if X.dtype == object:
             X = as_frame(X, self.feature_names) if self.feature_names else X.astype(np.float64)
         elif self.feature_names and self.needs_frame():
             import pandas as pd
 
             X = pd.DataFrame(X, columns=self.feature_names)
-        return self.model.predict_proba(X) if self.proba else self.model.predict(X)
+        result = self.model.predict_proba(X) if self.proba else self.model.predict(X)
+        return {"output-0": result}
+
+
+class OnnxModel:
+    """An ONNX model through onnxruntime, one thread per call."""
+
+    def __init__(self, model_dir):
+        import onnxruntime as ort
+
+        paths = sorted(os.path.join(model_dir, f) for f in os.listdir(model_dir)
+                       if f.endswith(".onnx"))
+        if not paths:
+            raise FileNotFoundError(f"no *.onnx file in {model_dir}")
+        if len(paths) > 1:
+            named = [p for p in paths if os.path.basename(p) == "model.onnx"]
+            if not named:
+                raise ValueError(f"several ONNX files in {model_dir}: {paths}; name one model.onnx")
+            paths = named
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(paths[0], options, providers=["CPUExecutionProvider"])
+        self.inputs = [self.spec(i) for i in self.session.get_inputs()]
+        self.outputs = [self.spec(o) for o in self.session.get_outputs()]
+
+    @staticmethod
+    def spec(arg):
+        if arg.type not in ONNX_TYPES:
+            raise TypeError(f"tensor '{arg.name}' has type {arg.type}, which is not a tensor "
+                            "Osprey can carry (export classifiers with zipmap=False)")
+        shape = [d if isinstance(d, int) and d >= 0 else -1 for d in (arg.shape or [])]
+        return {"name": arg.name, "datatype": ONNX_TYPES[arg.type], "shape": shape}
+
+    def describe(self):
+        return {"inputs": self.inputs, "outputs": self.outputs, "feature_names": []}
+
+    def predict(self, inputs):
+        feeds = {}
+        for spec in self.inputs:
+            if spec["name"] not in inputs:
+                raise KeyError(f"missing input '{spec['name']}'")
+            value = inputs[spec["name"]]
+            feeds[spec["name"]] = value.astype(str) if spec["datatype"] == "BYTES" else value
+        results = self.session.run(None, feeds)
+        return {spec["name"]: r for spec, r in zip(self.outputs, results)}
+
+
+FORMATS = {"sklearn": SklearnModel, "onnx": OnnxModel}
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--format", required=True, choices=["sklearn"])
+    parser.add_argument("--format", required=True, choices=sorted(FORMATS))
     parser.add_argument("--model-dir", required=True)
     args = parser.parse_args()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints from user code must not corrupt frames
     try:
-        model = SklearnModel(args.model_dir)
+        model = FORMATS[args.format](args.model_dir)
         write_frame(stdout, {"ready": True, **model.describe()})
     except Exception as e:  # noqa: BLE001 (the reason goes back to the server)
         traceback.print_exc()
@@ -158,16 +213,23 @@ def main():
         except EOFError:
             return 0
         try:
-            spec = head["inputs"][0]
-            count = int(np.prod(spec["shape"])) if spec["shape"] else 1
-            if spec["datatype"] == "BYTES":
-                X, _ = decode_bytes(payload, count)
-            else:
-                X = np.frombuffer(payload, dtype=DTYPES[spec["datatype"]], count=count)
-            X = X.reshape(spec["shape"])
-            datatype, shape, raw = encode(model.predict(X))
-            write_frame(stdout, {"outputs": [{"name": "output-0", "datatype": datatype,
-                                              "shape": shape}]}, raw)
+            inputs, offset = {}, 0
+            for spec in head["inputs"]:
+                count = int(np.prod(spec["shape"])) if spec["shape"] else 1
+                raw = payload[offset:offset + spec["size"]]
+                offset += spec["size"]
+                if spec["datatype"] == "BYTES":
+                    value, _ = decode_bytes(raw, count)
+                else:
+                    value = np.frombuffer(raw, dtype=DTYPES[spec["datatype"]], count=count)
+                inputs[spec["name"]] = value.reshape(spec["shape"])
+            outputs, chunks = [], []
+            for name, result in model.predict(inputs).items():
+                datatype, shape, raw = encode(result)
+                outputs.append({"name": name, "datatype": datatype, "shape": shape,
+                                "size": len(raw)})
+                chunks.append(raw)
+            write_frame(stdout, {"outputs": outputs}, b"".join(chunks))
         except Exception as e:  # noqa: BLE001
             write_frame(stdout, {"error": f"{type(e).__name__}: {e}"})
 

@@ -35,6 +35,7 @@ const std::vector<const Backend*>& AllBackends() {
 #endif
 #ifdef OSPREY_WITH_PYTHON
     list.push_back(&SklearnBackend());
+    list.push_back(&OnnxBackend());
 #endif
     return list;
   }();

@@ -30,6 +30,22 @@ bool IsSklearnDir(const fs::path& dir) {
   return false;
 }
 
+bool IsOnnxDir(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().extension() == ".onnx" && e.is_regular_file(ec)) return true;
+  return false;
+}
+
+// What a format runs in the worker, and how it reports itself.
+struct PythonFormat {
+  const char* name;      // the worker's --format
+  const char* platform;  // metadata platform
+  const char* label;     // for the log
+};
+constexpr PythonFormat kSklearn{"sklearn", "sklearn", "scikit-learn"};
+constexpr PythonFormat kOnnx{"onnx", "onnxruntime_onnx", "ONNX (onnxruntime)"};
+
 absl::StatusOr<TensorSpec> ParseSpec(const rapidjson::Value& v) {
   if (!v.IsObject() || !v.HasMember("name") || !v.HasMember("datatype") || !v.HasMember("shape") ||
       !v["name"].IsString() || !v["datatype"].IsString() || !v["shape"].IsArray())
@@ -48,6 +64,7 @@ absl::StatusOr<TensorSpec> ParseSpec(const rapidjson::Value& v) {
 
 class PythonModel : public Model {
  public:
+  explicit PythonModel(const PythonFormat& format) : format_(format) {}
   ~PythonModel() override {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -62,7 +79,7 @@ class PythonModel : public Model {
     argv_ = {FromEnv("OSPREY_PYTHON", OSPREY_PYTHON_DEFAULT),
              FromEnv("OSPREY_PYTHON_WORKER", OSPREY_PYTHON_WORKER_DEFAULT),
              "--format",
-             "sklearn",
+             format_.name,
              "--model-dir",
              options.dir.string()};
     const int workers = std::max(1, options.workers);
@@ -79,7 +96,7 @@ class PythonModel : public Model {
     }
     total_ = workers;
     respawner_ = std::thread([this] { Respawn(); });
-    OSPREY_LOG(kInfo) << "model '" << name_ << "': scikit-learn in " << workers
+    OSPREY_LOG(kInfo) << "model '" << name_ << "': " << format_.label << " in " << workers
                       << " Python worker(s) (" << argv_[0] << ")";
     return absl::OkStatus();
   }
@@ -123,9 +140,9 @@ class PythonModel : public Model {
     doc.Parse(ready.data(), ready.size());
     metadata_.name = options.name;
     metadata_.versions = {options.version};
-    metadata_.platform = "sklearn";
-    metadata_.converts_input_datatypes = true;
-    metadata_.batchable = true;
+    metadata_.platform = format_.platform;
+    // scikit-learn converts whatever numbers it gets; ONNX wants its types.
+    metadata_.converts_input_datatypes = std::string_view(format_.name) == "sklearn";
     for (const char* key : {"inputs", "outputs"}) {
       if (!doc.HasMember(key) || !doc[key].IsArray())
         return absl::InternalError(StrCat("Python worker's greeting has no ", key));
@@ -134,6 +151,11 @@ class PythonModel : public Model {
         (std::string_view(key) == "inputs" ? metadata_.inputs : metadata_.outputs).push_back(s);
       }
     }
+    // Batchable when every tensor's first dimension is variable (the batch).
+    metadata_.batchable = true;
+    for (const auto* specs : {&metadata_.inputs, &metadata_.outputs})
+      for (const TensorSpec& t : *specs)
+        metadata_.batchable = metadata_.batchable && !t.shape.empty() && t.shape[0] == -1;
     // Categorical columns take no zeros; the worker answered its greeting
     // only after loading the model, which is the readiness that matters.
     metadata_.skip_warm_up =
@@ -143,6 +165,7 @@ class PythonModel : public Model {
         if (n.IsString()) metadata_.feature_names.push_back(n.GetString());
     // Adaptive batching by default: requests arriving while every worker is
     // busy run together, with no added wait.
+    if (!metadata_.batchable) return absl::OkStatus();
     BatchingHint hint;
     hint.max_batch_size = 64;
     hint.max_queue_delay_us = 0;
@@ -154,22 +177,28 @@ class PythonModel : public Model {
 
   absl::Status Run(WorkerProcess& w, const InferRequest& request, InferResponse* response,
                    bool* worker_ok) {
-    const Tensor& in = request.inputs[0];
     std::string head;
     JsonWriter j(&head);
-    j.BeginObject().Key("inputs").BeginArray().BeginObject();
-    j.Key("name").String(in.name()).Key("datatype").String(DataTypeName(in.datatype()));
-    j.Key("shape").BeginArray();
-    for (int64_t d : in.shape()) j.Int(d);
-    j.EndArray().EndObject().EndArray().EndObject();
-    absl::Status s = w.Write(head, in.data());
+    j.BeginObject().Key("inputs").BeginArray();
+    for (size_t i = 0; i < request.inputs.size(); ++i) {
+      const Tensor& in = request.inputs[i];
+      // A single-input model takes its input under any name (as validated).
+      const std::string& name = metadata_.inputs.size() == 1 ? metadata_.inputs[0].name : in.name();
+      j.BeginObject().Key("name").String(name).Key("datatype").String(DataTypeName(in.datatype()));
+      j.Key("shape").BeginArray();
+      for (int64_t d : in.shape()) j.Int(d);
+      j.EndArray().Key("size").Int(static_cast<int64_t>(in.data().size())).EndObject();
+    }
+    j.EndArray().EndObject();
+    // One input goes straight from the request's bytes; several are joined.
+    std::string payload;
+    if (request.inputs.size() > 1)
+      for (const Tensor& in : request.inputs) payload.append(in.data());
+    absl::Status s = w.Write(head, request.inputs.size() == 1 ? request.inputs[0].data() : payload);
     if (s.ok()) {
       auto frame = w.Read();
-      if (!frame.ok()) {
-        s = frame.status();
-      } else {
-        return Answer(*frame, response);
-      }
+      if (frame.ok()) return Answer(*frame, response);
+      s = frame.status();
     }
     *worker_ok = false;
     return absl::InternalError(StrCat("model '", name_, "': ", s.message()));
@@ -182,13 +211,21 @@ class PythonModel : public Model {
       return absl::InternalError("Python worker sent a malformed answer");
     if (doc.HasMember("error") && doc["error"].IsString())
       return absl::InternalError(StrCat("model '", name_, "' raised ", doc["error"].GetString()));
-    if (!doc.HasMember("outputs") || !doc["outputs"].IsArray() || doc["outputs"].Size() != 1)
-      return absl::InternalError("Python worker's answer has no output");
-    OSPREY_ASSIGN_OR_RETURN(TensorSpec spec, ParseSpec(doc["outputs"][0]));
-    Tensor out(spec.name, spec.datatype, spec.shape);
-    out.SetData(frame.payload);
-    OSPREY_RETURN_IF_ERROR(out.Validate());
-    response->outputs.push_back(std::move(out));
+    if (!doc.HasMember("outputs") || !doc["outputs"].IsArray())
+      return absl::InternalError("Python worker's answer has no outputs");
+    size_t offset = 0;
+    for (const auto& o : doc["outputs"].GetArray()) {
+      OSPREY_ASSIGN_OR_RETURN(TensorSpec spec, ParseSpec(o));
+      if (!o.HasMember("size") || !o["size"].IsUint64() ||
+          offset + o["size"].GetUint64() > frame.payload.size())
+        return absl::InternalError("Python worker's answer has a malformed size");
+      const size_t size = o["size"].GetUint64();
+      Tensor out(spec.name, spec.datatype, spec.shape);
+      out.SetData(frame.payload.substr(offset, size));
+      offset += size;
+      OSPREY_RETURN_IF_ERROR(out.Validate());
+      response->outputs.push_back(std::move(out));
+    }
     return absl::OkStatus();
   }
 
@@ -230,14 +267,16 @@ class PythonModel : public Model {
       }
       lock.lock();
       total_ -= static_cast<int>(count - fresh.size());
-      if (fresh.size() < count)
+      if (fresh.size() < count) {
         OSPREY_LOG(kError) << "model '" << name_ << "': " << count - fresh.size()
                            << " replacement Python worker(s) did not start";
+      }
       for (auto& w : fresh) idle_.push_back(std::move(w));
       cv_.notify_all();
     }
   }
 
+  const PythonFormat& format_;
   std::string name_;
   std::vector<std::string> argv_;
   ModelMetadata metadata_;
@@ -250,10 +289,25 @@ class PythonModel : public Model {
   std::thread respawner_;
 };
 
+class SklearnModel : public PythonModel {
+ public:
+  SklearnModel() : PythonModel(kSklearn) {}
+};
+
+class OnnxModel : public PythonModel {
+ public:
+  OnnxModel() : PythonModel(kOnnx) {}
+};
+
 }  // namespace
 
 const Backend& SklearnBackend() {
-  static const SimpleBackend<PythonModel> backend("sklearn", IsSklearnDir);
+  static const SimpleBackend<SklearnModel> backend("sklearn", IsSklearnDir);
+  return backend;
+}
+
+const Backend& OnnxBackend() {
+  static const SimpleBackend<OnnxModel> backend("onnx", IsOnnxDir);
   return backend;
 }
 

@@ -15,6 +15,10 @@
 //            environment has PREDICT_PROBA=true. Pipelines that select
 //            columns by name (ColumnTransformer) take rows as records or as
 //            text (BYTES); numbers are parsed per column.
+//   onnx     one *.onnx file (or model.onnx among several) through
+//            onnxruntime, one thread per call; tensors by the model's own
+//            names and types; classifiers exported with zipmap=False (maps
+//            and sequences are refused at load, naming the output).
 //
 // Requests are batched adaptively (concurrent requests merged while workers
 // are busy, no added delay) unless server flags say otherwise.
@@ -24,5 +28,6 @@
 namespace osprey {
 
 const Backend& SklearnBackend();
+const Backend& OnnxBackend();
 
 }  // namespace osprey
