@@ -10,20 +10,17 @@ and answers {"predictions": [records]}. This is that server, with pypmml
         --http_port PORT --enable_grpc false --workers 1 [--quiet]
 """
 
-import argparse
-import logging
 import os
 from typing import Dict, Union
 
-import kserve
 from kserve import InferRequest, InferResponse, Model
 from kserve.errors import InferenceError, ModelMissingError
 from kserve.utils.utils import get_predict_input, get_predict_response
+
+from kserve_common import make_parser, serve
 from pypmml import Model as PmmlModel
 
-parser = argparse.ArgumentParser(parents=[kserve.model_server.parser])
-parser.add_argument("--model_dir", required=True, help="Directory holding model.pmml")
-parser.add_argument("--quiet", action="store_true", help="Disable per-request log lines")
+parser = make_parser("Directory holding model.pmml")
 
 
 class PMMLModel(Model):
@@ -55,13 +52,7 @@ class PMMLModel(Model):
 
 def main() -> None:
     args, _ = parser.parse_known_args()
-    if args.quiet:
-        for name in ("uvicorn.access", kserve.logging.KSERVE_TRACE_LOGGER_NAME):
-            logging.getLogger(name).setLevel(logging.WARNING)
-    model = PMMLModel(args.model_name, args.model_dir)
-    model.load()
-    kserve.ModelServer(enable_latency_logging=False if args.quiet else args.enable_latency_logging
-                       ).start([model])
+    serve(PMMLModel(args.model_name, args.model_dir), args)
 
 
 if __name__ == "__main__":

@@ -6,20 +6,17 @@
         --http_port PORT --enable_grpc false --workers 1 [--quiet]
 """
 
-import argparse
-import logging
 import os
 from typing import Dict, Union
 
 import joblib
-import kserve
 from kserve import InferRequest, InferResponse, Model
 from kserve.errors import InferenceError, ModelMissingError
 from kserve.utils.utils import get_predict_input, get_predict_response
 
-parser = argparse.ArgumentParser(parents=[kserve.model_server.parser])
-parser.add_argument("--model_dir", required=True, help="Directory holding model.joblib")
-parser.add_argument("--quiet", action="store_true", help="Disable per-request log lines")
+from kserve_common import make_parser, serve
+
+parser = make_parser("Directory holding model.joblib")
 
 
 class SKLearnModel(Model):
@@ -47,13 +44,7 @@ class SKLearnModel(Model):
 
 def main() -> None:
     args, _ = parser.parse_known_args()
-    if args.quiet:
-        for name in ("uvicorn.access", kserve.logging.KSERVE_TRACE_LOGGER_NAME):
-            logging.getLogger(name).setLevel(logging.WARNING)
-    model = SKLearnModel(args.model_name, args.model_dir)
-    model.load()
-    kserve.ModelServer(enable_latency_logging=False if args.quiet else args.enable_latency_logging
-                       ).start([model])
+    serve(SKLearnModel(args.model_name, args.model_dir), args)
 
 
 if __name__ == "__main__":

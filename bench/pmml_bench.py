@@ -64,23 +64,12 @@ def main() -> int:
                                body=BODY, check=check)
     common.run_group(reference, [scenario])
     results["reference"] = scenario
-    for s in results.values():
-        if s.status != "ok":
-            print(f"pmml bench: {s.label} failed: {s.reason}", file=sys.stderr)
-            return 1
+    if common.any_failed(list(results.values()), "pmml"):
+        return 1
     ratio = results["osprey"].median("rps") / results["reference"].median("rps")
-    lines = ["| Server | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
-    for s in results.values():
-        lines.append(f"| {s.label} | {s.median('rps'):.0f} | {s.median('p50_ms'):.3f} | "
-                     f"{s.median('p99_ms'):.3f} |")
-    lines += ["", "| Goal | Target | Measured | Result |", "|---|---|---:|---|",
-              f"| Osprey vs JVM PMML server | >= 20x req/s | {ratio:.1f}x | "
-              f"{'PASS' if ratio >= 20 else 'FAIL'} |"]
-    table = "\n".join(lines)
-    print(table)
-    (OUT / "pmml_results.md").write_text(table + "\n")
-    (OUT / "pmml_results.json").write_text(json.dumps(
-        {k: s.runs for k, s in results.items()} | {"ratio": ratio}, indent=1) + "\n")
+    common.publish("pmml", common.scenario_rows(list(results.values())) + [""] + common.goal_rows([
+        ("Osprey vs JVM PMML server", ">= 20x req/s", f"{ratio:.1f}x", ratio >= 20)]),
+        {k: s.runs for k, s in results.items()} | {"ratio": ratio})
     return 0
 
 

@@ -702,6 +702,40 @@ def mlserver_group(want: List[float]) -> List[Scenario]:
 # Report
 
 
+def any_failed(scenarios: Sequence[Scenario], bench: str) -> bool:
+    """True (after saying which and why) when a scenario did not run to the end."""
+    bad = [s for s in scenarios if s.status != "ok"]
+    for s in bad:
+        print(f"{bench} bench: {s.label} failed: {s.reason}", file=sys.stderr)
+    return bool(bad)
+
+
+def scenario_rows(scenarios: Sequence[Scenario]) -> List[str]:
+    """A markdown table of the scenarios' medians: req/s, p50, p99."""
+    lines = ["| Scenario | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
+    for s in scenarios:
+        lines.append(f"| {s.label} | {s.median('rps'):.0f} | {s.median('p50_ms'):.3f} | "
+                     f"{s.median('p99_ms'):.3f} |")
+    return lines
+
+
+def goal_rows(goals: Sequence[tuple]) -> List[str]:
+    """Markdown rows for (goal, target, measured, passed or None when only reported)."""
+    lines = ["| Goal | Target | Measured | Result |", "|---|---|---:|---|"]
+    for goal, target, measured, passed in goals:
+        result = "" if passed is None else ("PASS" if passed else "FAIL")
+        lines.append(f"| {goal} | {target} | {measured} | {result} |")
+    return lines
+
+
+def publish(name: str, lines: List[str], data: dict) -> None:
+    """Prints the table and writes build/bench/<name>_results.{md,json}."""
+    table = "\n".join(lines)
+    print(table)
+    (OUT_DIR / f"{name}_results.md").write_text(table + "\n")
+    (OUT_DIR / f"{name}_results.json").write_text(json.dumps(data, indent=1) + "\n")
+
+
 def fmt(value: Optional[float], digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 

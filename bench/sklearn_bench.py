@@ -63,28 +63,18 @@ def main() -> int:
                         protocol="v2-json", path="/v2/models/iris/infer", body=BODY, check=check)
     common.run_group(kserve, [s])
     scenarios["kserve"] = s
-    for s in scenarios.values():
-        if s.status != "ok":
-            print(f"sklearn bench: {s.label} failed: {s.reason}", file=sys.stderr)
-            return 1
+    if common.any_failed(list(scenarios.values()), "sklearn"):
+        return 1
     rps = {k: s.median("rps") for k, s in scenarios.items()}
     p99 = {k: s.median("p99_ms") for k, s in scenarios.items()}
     ratio = rps["osprey"] / rps["kserve"]
-    lines = ["| Server | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
-    for s in scenarios.values():
-        lines.append(f"| {s.label} | {s.median('rps'):.0f} | {s.median('p50_ms'):.3f} | "
-                     f"{s.median('p99_ms'):.3f} |")
-    lines += ["", "| Goal | Target | Measured | Result |", "|---|---|---:|---|",
-              f"| Osprey vs KServe | >= 5x req/s | {ratio:.1f}x | {'PASS' if ratio >= 5 else 'FAIL'} |",
-              f"| Osprey p99 vs KServe | lower | {p99['osprey']:.3f} vs {p99['kserve']:.3f} ms | "
-              f"{'PASS' if p99['osprey'] < p99['kserve'] else 'FAIL'} |",
-              f"| gain from adaptive batching | reported | "
-              f"{rps['osprey'] / rps['osprey-nobatch']:.2f}x req/s | |"]
-    table = "\n".join(lines)
-    print(table)
-    (OUT / "sklearn_results.md").write_text(table + "\n")
-    (OUT / "sklearn_results.json").write_text(json.dumps(
-        {k: s.runs for k, s in scenarios.items()} | {"ratio": ratio}, indent=1) + "\n")
+    common.publish("sklearn", common.scenario_rows(list(scenarios.values())) + [""] + common.goal_rows([
+        ("Osprey vs KServe", ">= 5x req/s", f"{ratio:.1f}x", ratio >= 5),
+        ("Osprey p99 vs KServe", "lower", f"{p99['osprey']:.3f} vs {p99['kserve']:.3f} ms",
+         p99["osprey"] < p99["kserve"]),
+        ("gain from adaptive batching", "reported",
+         f"{rps['osprey'] / rps['osprey-nobatch']:.2f}x req/s", None)]),
+        {k: s.runs for k, s in scenarios.items()} | {"ratio": ratio})
     return 0
 
 

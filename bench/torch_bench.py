@@ -75,31 +75,18 @@ def main() -> int:
             common.measure(s, port)
     finally:
         server.stop()
-    off, on = scenarios
-    if off.status != "ok" or on.status != "ok":
-        print(f"torch bench failed: {off.reason or on.reason}", file=sys.stderr)
+    if common.any_failed(scenarios, "torch"):
         return 1
+    off, on = scenarios
     ratio = on.median("rps") / off.median("rps")
-    p99_ok = on.median("p99_ms") <= off.median("p99_ms")
-    lines = [
-        f"MLP 4-64-64-3, one-row V2 JSON requests, {CONNECTIONS} connections",
-        "",
-        "| Scenario | req/s | p50 ms | p99 ms |",
-        "|---|---:|---:|---:|",
-    ]
-    for s in scenarios:
-        lines.append(f"| {s.label} | {s.median('rps'):.0f} | {s.median('p50_ms'):.3f} | "
-                     f"{s.median('p99_ms'):.3f} |")
-    lines += ["", "| Goal | Target | Measured | Result |", "|---|---|---:|---|",
-              f"| batching vs none | >= 3x req/s | {ratio:.2f}x | "
-              f"{'PASS' if ratio >= 3 else 'FAIL'} |",
-              f"| p99 with batching | <= without | {on.median('p99_ms'):.3f} vs "
-              f"{off.median('p99_ms'):.3f} ms | {'PASS' if p99_ok else 'FAIL'} |"]
-    table = "\n".join(lines)
-    print(table)
-    (OUT / "torch_results.md").write_text(table + "\n")
-    (OUT / "torch_results.json").write_text(json.dumps(
-        {s.label: s.runs for s in scenarios} | {"ratio": ratio}, indent=1) + "\n")
+    p99_on, p99_off = on.median("p99_ms"), off.median("p99_ms")
+    common.publish("torch", [
+        f"MLP 4-64-64-3, one-row V2 JSON requests, {CONNECTIONS} connections", ""]
+        + common.scenario_rows(scenarios) + [""] + common.goal_rows([
+            ("batching vs none", ">= 3x req/s", f"{ratio:.2f}x", ratio >= 3),
+            ("p99 with batching", "<= without", f"{p99_on:.3f} vs {p99_off:.3f} ms",
+             p99_on <= p99_off)]),
+        {s.label: s.runs for s in scenarios} | {"ratio": ratio})
     return 0
 
 
