@@ -190,18 +190,98 @@ class OnnxModel:
         return {spec["name"]: r for spec, r in zip(self.outputs, results)}
 
 
-FORMATS = {"sklearn": SklearnModel, "onnx": OnnxModel}
+class CustomModel:
+    """A user's script with a kserve.Model subclass, run unchanged: executed as
+    __main__, the models it hands to kserve.ModelServer().start([...]) are
+    taken over instead of starting KServe's server. V1 bodies arrive as the
+    dicts the client sent; V2 as kserve.InferRequest; sync and async methods
+    both work (kserve.Model.__call__ runs preprocess -> predict/explain ->
+    postprocess)."""
+
+    V1 = "__v1__"
+
+    def __init__(self, model_dir, model_name):
+        import asyncio
+        import runpy
+
+        import kserve
+
+        scripts = sorted(f for f in os.listdir(model_dir) if f.endswith(".py"))
+        script = "model.py" if "model.py" in scripts else (scripts[0] if len(scripts) == 1 else None)
+        if script is None:
+            raise FileNotFoundError(f"no model.py (or single *.py) in {model_dir}")
+        captured = []
+
+        class Captured(Exception):
+            pass
+
+        def start(server, models, *args, **kwargs):
+            captured.extend(models)
+            raise Captured()
+
+        kserve.ModelServer.start = start
+        sys.argv = [os.path.join(model_dir, script), "--model_name", model_name]
+        sys.path.insert(0, model_dir)
+        try:
+            runpy.run_path(sys.argv[0], run_name="__main__")
+        except Captured:
+            pass
+        if not captured:
+            raise RuntimeError(f"{script} did not call kserve.ModelServer().start([...])")
+        named = [m for m in captured if m.name == model_name]
+        self.model = (named or captured)[0]
+        if not self.model.ready:
+            self.model.load()
+        self.loop = asyncio.new_event_loop()
+        self.kserve = kserve
+
+    def describe(self):
+        return {"inputs": [], "outputs": [], "feature_names": [], "raw_requests": True}
+
+    def predict(self, inputs, parameters):
+        from kserve.protocol.infer_type import InferInput, InferRequest
+
+        verb = self.kserve.model.InferenceVerb.EXPLAIN if parameters.get("verb") == "explain" \
+            else self.kserve.model.InferenceVerb.PREDICT
+        headers = {str(k): str(v) for k, v in parameters.get("headers", {}).items()}
+        if self.V1 in inputs:
+            body = json.loads(inputs[self.V1].ravel()[0])
+            result = self.loop.run_until_complete(self.model(body, headers=headers, verb=verb))
+            if isinstance(result, tuple):
+                result = result[0]
+            if hasattr(result, "to_rest"):
+                result = result.to_rest()
+            text = json.dumps(result, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+            return {self.V1: np.array([text], dtype=object)}
+        request_inputs = []
+        for name, value in inputs.items():
+            datatype = encode(value[:0] if value.ndim else value)[0]
+            infer_input = InferInput(name, list(value.shape), datatype)
+            infer_input.set_data_from_numpy(value, binary_data=False)
+            request_inputs.append(infer_input)
+        request = InferRequest(model_name=self.model.name, infer_inputs=request_inputs)
+        result = self.loop.run_until_complete(self.model(request, headers=headers, verb=verb))
+        if isinstance(result, tuple):
+            result = result[0]
+        if isinstance(result, dict):
+            raise TypeError("a V2 request's answer must be a kserve.InferResponse, got a dict")
+        return {out.name: out.as_numpy() for out in result.outputs}
+
+
+FORMATS = {"sklearn": SklearnModel, "onnx": OnnxModel, "custom": CustomModel}
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--format", required=True, choices=sorted(FORMATS))
     parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--model-name", default="model")
     args = parser.parse_args()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints from user code must not corrupt frames
     try:
-        model = FORMATS[args.format](args.model_dir)
+        cls = FORMATS[args.format]
+        model = cls(args.model_dir, args.model_name) if cls is CustomModel else cls(args.model_dir)
         write_frame(stdout, {"ready": True, **model.describe()})
     except Exception as e:  # noqa: BLE001 (the reason goes back to the server)
         traceback.print_exc()
@@ -224,7 +304,10 @@ def main():
                     value = np.frombuffer(raw, dtype=DTYPES[spec["datatype"]], count=count)
                 inputs[spec["name"]] = value.reshape(spec["shape"])
             outputs, chunks = [], []
-            for name, result in model.predict(inputs).items():
+            parameters = head.get("parameters", {})
+            results = (model.predict(inputs, parameters) if isinstance(model, CustomModel)
+                       else model.predict(inputs))
+            for name, result in results.items():
                 datatype, shape, raw = encode(result)
                 outputs.append({"name": name, "datatype": datatype, "shape": shape,
                                 "size": len(raw)})

@@ -36,6 +36,7 @@ const std::vector<const Backend*>& AllBackends() {
 #ifdef OSPREY_WITH_PYTHON
     list.push_back(&SklearnBackend());
     list.push_back(&OnnxBackend());
+    list.push_back(&CustomBackend());
 #endif
     return list;
   }();

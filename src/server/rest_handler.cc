@@ -132,6 +132,7 @@ std::optional<HttpResponse> RestHandler::HandleV1(std::string_view method, std::
   if (method != "POST") return MethodNotAllowed(method, path, "POST");
   auto served = core_->registry()->Get(model, "");
   if (!served.ok()) return ErrorResponse(served.status());
+  if ((*served)->model->metadata().raw_requests) return StartRawV1(model, verb, req, done);
   if (verb == "explain")
     return ErrorResponse(absl::UnimplementedError(StrCat("model '", model, "' has no explainer")));
   auto decoded = DecodeV1PredictRequest(*req.body, (*served)->model->metadata());
@@ -190,6 +191,29 @@ std::optional<HttpResponse> RestHandler::Infer(std::string_view model, std::stri
                  r.content_type = "application/octet-stream";
                }
                return r;
+             });
+  return std::nullopt;
+}
+
+// A model that takes V1 bodies as sent (a custom Python model): the body goes
+// to it as BYTES input "__v1__", its answer comes back verbatim.
+std::optional<HttpResponse> RestHandler::StartRawV1(std::string_view model, std::string_view verb,
+                                                    const HttpRequest& req, HttpDone& done) {
+  InferRequest request;
+  request.model_name = std::string(model);
+  Tensor body("__v1__", DataType::kBytes, {1});
+  AppendBytesElement(*req.body, body.mutable_owned_data());
+  request.inputs.push_back(std::move(body));
+  request.parameters.push_back({"verb", std::string(verb)});
+  StartInfer(std::move(request), req.arrival, std::move(done),
+             [](const InferRequest&, const InferResponse& response) {
+               for (const Tensor& t : response.outputs) {
+                 std::string_view answer;
+                 if (t.name() == "__v1__" && t.datatype() == DataType::kBytes &&
+                     BytesReader(t.data()).Next(&answer))
+                   return Json(200, std::string(answer));
+               }
+               return ErrorResponse(absl::InternalError("the model's V1 answer is missing"));
              });
   return std::nullopt;
 }

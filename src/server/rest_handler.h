@@ -61,6 +61,8 @@ class RestHandler {
                                 const HttpRequest& req);
   std::optional<HttpResponse> Infer(std::string_view model, std::string_view version,
                                     const HttpRequest& req, HttpDone& done);
+  std::optional<HttpResponse> StartRawV1(std::string_view model, std::string_view verb,
+                                         const HttpRequest& req, HttpDone& done);
   // Runs the inference and answers with encode(request, response) or the error.
   template <typename Encode>
   void StartInfer(InferRequest request, std::chrono::steady_clock::time_point arrival,

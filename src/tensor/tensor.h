@@ -209,6 +209,11 @@ struct ModelMetadata {
   // V1 answers are records: one object per row mapping every output's name
   // to its value (KServe's pmmlserver), not the first output's values.
   bool v1_records = false;
+  // The model takes requests as clients send them (a user's own Python model
+  // class): no declared tensors to validate against; a V1 body goes to it
+  // verbatim as BYTES input "__v1__" and its answer, output "__v1__", goes
+  // back verbatim; `:explain` reaches it as request parameter verb=explain.
+  bool raw_requests = false;
 };
 
 }  // namespace osprey

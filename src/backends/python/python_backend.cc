@@ -45,6 +45,12 @@ struct PythonFormat {
 };
 constexpr PythonFormat kSklearn{"sklearn", "sklearn", "scikit-learn"};
 constexpr PythonFormat kOnnx{"onnx", "onnxruntime_onnx", "ONNX (onnxruntime)"};
+constexpr PythonFormat kCustom{"custom", "custom", "a custom kserve.Model"};
+
+bool IsCustomDir(const fs::path& dir) {
+  std::error_code ec;
+  return fs::is_regular_file(dir / "model.py", ec);
+}
 
 absl::StatusOr<TensorSpec> ParseSpec(const rapidjson::Value& v) {
   if (!v.IsObject() || !v.HasMember("name") || !v.HasMember("datatype") || !v.HasMember("shape") ||
@@ -81,7 +87,9 @@ class PythonModel : public Model {
              "--format",
              format_.name,
              "--model-dir",
-             options.dir.string()};
+             options.dir.string(),
+             "--model-name",
+             options.name};
     const int workers = std::max(1, options.workers);
     // Start them all, then wait for each: the imports overlap.
     std::vector<std::unique_ptr<WorkerProcess>> started;
@@ -151,15 +159,17 @@ class PythonModel : public Model {
         (std::string_view(key) == "inputs" ? metadata_.inputs : metadata_.outputs).push_back(s);
       }
     }
+    metadata_.raw_requests = doc.HasMember("raw_requests") && doc["raw_requests"].IsTrue();
     // Batchable when every tensor's first dimension is variable (the batch).
-    metadata_.batchable = true;
+    metadata_.batchable = !metadata_.inputs.empty() && !metadata_.raw_requests;
     for (const auto* specs : {&metadata_.inputs, &metadata_.outputs})
       for (const TensorSpec& t : *specs)
         metadata_.batchable = metadata_.batchable && !t.shape.empty() && t.shape[0] == -1;
     // Categorical columns take no zeros; the worker answered its greeting
     // only after loading the model, which is the readiness that matters.
     metadata_.skip_warm_up =
-        !metadata_.inputs.empty() && metadata_.inputs[0].datatype == DataType::kBytes;
+        metadata_.raw_requests ||
+        (!metadata_.inputs.empty() && metadata_.inputs[0].datatype == DataType::kBytes);
     if (doc.HasMember("feature_names") && doc["feature_names"].IsArray())
       for (const auto& n : doc["feature_names"].GetArray())
         if (n.IsString()) metadata_.feature_names.push_back(n.GetString());
@@ -189,7 +199,26 @@ class PythonModel : public Model {
       for (int64_t d : in.shape()) j.Int(d);
       j.EndArray().Key("size").Int(static_cast<int64_t>(in.data().size())).EndObject();
     }
-    j.EndArray().EndObject();
+    j.EndArray();
+    // Request parameters the model may read (a custom model's verb).
+    j.Key("parameters").BeginObject();
+    for (const auto& [key, value] : request.parameters) {
+      j.Key(key);
+      std::visit(
+          [&j](const auto& v) {
+            using T = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<T, bool>)
+              j.Bool(v);
+            else if constexpr (std::is_same_v<T, int64_t>)
+              j.Int(v);
+            else if constexpr (std::is_same_v<T, double>)
+              j.Double(v);
+            else
+              j.String(v);
+          },
+          value);
+    }
+    j.EndObject().EndObject();
     // One input goes straight from the request's bytes; several are joined.
     std::string payload;
     if (request.inputs.size() > 1)
@@ -299,6 +328,11 @@ class OnnxModel : public PythonModel {
   OnnxModel() : PythonModel(kOnnx) {}
 };
 
+class CustomModel : public PythonModel {
+ public:
+  CustomModel() : PythonModel(kCustom) {}
+};
+
 }  // namespace
 
 const Backend& SklearnBackend() {
@@ -308,6 +342,11 @@ const Backend& SklearnBackend() {
 
 const Backend& OnnxBackend() {
   static const SimpleBackend<OnnxModel> backend("onnx", IsOnnxDir);
+  return backend;
+}
+
+const Backend& CustomBackend() {
+  static const SimpleBackend<CustomModel> backend("custom", IsCustomDir);
   return backend;
 }
 

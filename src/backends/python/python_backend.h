@@ -19,6 +19,12 @@
 //            onnxruntime, one thread per call; tensors by the model's own
 //            names and types; classifiers exported with zipmap=False (maps
 //            and sequences are refused at load, naming the output).
+//   custom   model.py with a kserve.Model subclass, run unchanged as
+//            __main__; the models it passes to kserve.ModelServer().start()
+//            are served (the one named like the Osprey model, else the
+//            first). V1 bodies reach it as the dicts clients sent, V2 as
+//            kserve.InferRequest; sync and async methods; :explain calls
+//            explain(). Its answers go back as it returns them.
 //
 // Requests are batched adaptively (concurrent requests merged while workers
 // are busy, no added delay) unless server flags say otherwise.
@@ -29,5 +35,6 @@ namespace osprey {
 
 const Backend& SklearnBackend();
 const Backend& OnnxBackend();
+const Backend& CustomBackend();
 
 }  // namespace osprey
