@@ -243,7 +243,8 @@ class CustomModel:
 
         verb = self.kserve.model.InferenceVerb.EXPLAIN if parameters.get("verb") == "explain" \
             else self.kserve.model.InferenceVerb.PREDICT
-        headers = {str(k): str(v) for k, v in parameters.get("headers", {}).items()}
+        headers = parameters.get("headers", {})
+        headers = json.loads(headers) if isinstance(headers, str) else headers
         if self.V1 in inputs:
             body = json.loads(inputs[self.V1].ravel()[0])
             result = self.loop.run_until_complete(self.model(body, headers=headers, verb=verb))

@@ -1,5 +1,7 @@
 #include "server/rest_handler.h"
 
+#include <cctype>
+
 #include "common/strings.h"
 #include "protocol/json_writer.h"
 #include "protocol/v1_json.h"
@@ -205,6 +207,20 @@ std::optional<HttpResponse> RestHandler::StartRawV1(std::string_view model, std:
   AppendBytesElement(*req.body, body.mutable_owned_data());
   request.inputs.push_back(std::move(body));
   request.parameters.push_back({"verb", std::string(verb)});
+  if (req.visit_headers != nullptr) {
+    // The request's headers, as a JSON object with lower-case names, for the
+    // model's `headers` argument.
+    std::string headers;
+    JsonWriter w(&headers);
+    w.BeginObject();
+    req.visit_headers(req.headers_context, [&w](std::string_view name, std::string_view value) {
+      std::string lower(name);
+      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      w.Key(lower).String(value);
+    });
+    w.EndObject();
+    request.parameters.push_back({"headers", std::move(headers)});
+  }
   StartInfer(std::move(request), req.arrival, std::move(done),
              [](const InferRequest&, const InferResponse& response) {
                for (const Tensor& t : response.outputs) {

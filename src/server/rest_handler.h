@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "server/inference_core.h"
 #include "server/metrics.h"
 #include "server/server_info.h"
@@ -19,8 +20,12 @@
 namespace osprey {
 
 struct HttpRequest {
+  using HeaderVisit = absl::FunctionRef<void(std::string_view name, std::string_view value)>;
   std::string_view method;
   std::string_view target;  // path and query, as sent
+  // Visits every header of the request (set by the HTTP server; may be null).
+  void (*visit_headers)(const void* context, HeaderVisit visit) = nullptr;
+  const void* headers_context = nullptr;
   std::optional<uint64_t> inference_header_length;
   std::shared_ptr<const std::string> body;
   std::chrono::steady_clock::time_point arrival;

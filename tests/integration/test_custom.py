@@ -30,6 +30,13 @@ def test_v1_runs_the_whole_pipeline(server):
     assert r.json() == {"predictions": [[4.0, 6.0], [8.0, 10.0]], "note": "postprocessed"}
 
 
+def test_headers_reach_the_model(server):
+    r = server.post("/v1/models/doubler:predict", json={"instances": [[1, 2]]},
+                    headers={"X-Tenant": "acme"})
+    assert r.status_code == 200, r.text
+    assert r.json()["tenant"] == "acme"
+
+
 def test_explain(server):
     r = server.post("/v1/models/doubler:explain", json={"instances": [[1, 2]]})
     assert r.status_code == 200, r.text

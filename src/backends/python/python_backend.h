@@ -22,9 +22,10 @@
 //   custom   model.py with a kserve.Model subclass, run unchanged as
 //            __main__; the models it passes to kserve.ModelServer().start()
 //            are served (the one named like the Osprey model, else the
-//            first). V1 bodies reach it as the dicts clients sent, V2 as
-//            kserve.InferRequest; sync and async methods; :explain calls
-//            explain(). Its answers go back as it returns them.
+//            first). V1 bodies reach it as the dicts clients sent (with the
+//            request's headers, names lower-cased), V2 as kserve.InferRequest;
+//            sync and async methods; :explain calls explain(). Its answers go
+//            back as it returns them.
 //
 // Requests are batched adaptively (concurrent requests merged while workers
 // are busy, no added delay) unless server flags say otherwise.
