@@ -269,7 +269,127 @@ class CustomModel:
         return {out.name: out.as_numpy() for out in result.outputs}
 
 
-FORMATS = {"sklearn": SklearnModel, "onnx": OnnxModel, "custom": CustomModel}
+TF_TYPES = {"float32": "FP32", "float64": "FP64", "float16": "FP16", "bfloat16": "BF16",
+            "int8": "INT8", "int16": "INT16", "int32": "INT32", "int64": "INT64",
+            "uint8": "UINT8", "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64",
+            "bool": "BOOL", "string": "BYTES"}
+
+
+def unwrap_b64(value):
+    """TF Serving's {"b64": "..."} binary values, anywhere in a JSON value, as bytes."""
+    import base64
+
+    if isinstance(value, dict):
+        if set(value) == {"b64"}:
+            return base64.b64decode(value["b64"])
+        return {k: unwrap_b64(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap_b64(v) for v in value]
+    return value
+
+
+def to_json(array):
+    """A tensor's value as JSON: strings decoded (b64 when not UTF-8)."""
+    import base64
+
+    if array.dtype == object:
+        def text(b):
+            if isinstance(b, bytes):
+                try:
+                    return b.decode("utf-8")
+                except UnicodeDecodeError:
+                    return {"b64": base64.b64encode(b).decode()}
+            return b
+        return np.vectorize(text, otypes=[object])(array).tolist() if array.size else []
+    return array.tolist()
+
+
+class TensorflowModel:
+    """A TensorFlow SavedModel, answered as TF Serving answers: V1 bodies in the
+    row ("instances") or columnar ("inputs") form, "signature_name", {"b64": ...}
+    binary values; answers {"predictions": ...} or {"outputs": ...}."""
+
+    V1 = CustomModel.V1
+
+    def __init__(self, model_dir):
+        import tensorflow as tf
+
+        if not os.path.exists(os.path.join(model_dir, "saved_model.pb")):
+            raise FileNotFoundError(f"no saved_model.pb in {model_dir}")
+        self.tf = tf
+        self.model = tf.saved_model.load(model_dir)
+        self.signatures = dict(self.model.signatures)
+        if "serving_default" not in self.signatures:
+            raise ValueError(f"the SavedModel has no serving_default signature "
+                             f"(it has: {sorted(self.signatures)})")
+
+    def signature(self, name):
+        if name not in self.signatures:
+            raise KeyError(f"signature '{name}' not found (the model has: {sorted(self.signatures)})")
+        sig = self.signatures[name]
+        inputs = sig.structured_input_signature[1]
+        return sig, inputs, sig.structured_outputs
+
+    @staticmethod
+    def spec(name, tensor_spec):
+        dtype = tensor_spec.dtype.name
+        if dtype not in TF_TYPES:
+            raise TypeError(f"tensor '{name}' has dtype {dtype}, which Osprey cannot carry")
+        shape = [-1 if d is None else int(d) for d in tensor_spec.shape.as_list()] \
+            if tensor_spec.shape.rank is not None else [-1]
+        return {"name": name, "datatype": TF_TYPES[dtype], "shape": shape}
+
+    def describe(self):
+        _, inputs, outputs = self.signature("serving_default")
+        return {"inputs": [self.spec(n, s) for n, s in sorted(inputs.items())],
+                "outputs": [self.spec(n, s) for n, s in sorted(outputs.items())],
+                "feature_names": [], "raw_requests": True}
+
+    def run(self, sig, inputs, feeds):
+        tensors = {}
+        for name, spec in inputs.items():
+            if name not in feeds:
+                raise KeyError(f"missing input '{name}' (the signature takes: {sorted(inputs)})")
+            tensors[name] = self.tf.constant(feeds[name], dtype=spec.dtype)
+        return {k: v.numpy() for k, v in sig(**tensors).items()}
+
+    def predict(self, inputs, parameters):
+        if self.V1 not in inputs:  # V2 tensors, by the default signature's names
+            sig, specs, _ = self.signature("serving_default")
+            feeds = {k: (v.astype(object) if v.dtype == object else v) for k, v in inputs.items()}
+            return self.run(sig, specs, feeds)
+        body = unwrap_b64(json.loads(inputs[self.V1].ravel()[0]))
+        sig, specs, _ = self.signature(body.get("signature_name", "serving_default"))
+        names = sorted(specs)
+        if "instances" in body:
+            rows = body["instances"]
+            if rows and all(isinstance(r, dict) for r in rows):
+                feeds = {n: [r[n] for r in rows if n in r] for n in names}
+            elif len(names) == 1:
+                feeds = {names[0]: rows}
+            else:
+                raise ValueError(f"the signature takes {len(names)} inputs {names}: "
+                                 "send each instance as an object naming them")
+            out = self.run(sig, specs, feeds)
+            if len(out) == 1:
+                answer = {"predictions": to_json(next(iter(out.values())))}
+            else:
+                columns = {k: to_json(v) for k, v in out.items()}
+                answer = {"predictions": [{k: columns[k][i] for k in columns}
+                                          for i in range(len(next(iter(columns.values()))))]}
+        elif "inputs" in body:
+            value = body["inputs"]
+            feeds = value if isinstance(value, dict) else {names[0]: value}
+            out = self.run(sig, specs, feeds)
+            answer = {"outputs": to_json(next(iter(out.values()))) if len(out) == 1
+                      else {k: to_json(v) for k, v in out.items()}}
+        else:
+            raise ValueError("the request needs 'instances' (row form) or 'inputs' (columnar form)")
+        return {self.V1: np.array([json.dumps(answer)], dtype=object)}
+
+
+FORMATS = {"sklearn": SklearnModel, "onnx": OnnxModel, "custom": CustomModel,
+           "tensorflow": TensorflowModel}
 
 
 def main():
@@ -306,7 +426,8 @@ def main():
                 inputs[spec["name"]] = value.reshape(spec["shape"])
             outputs, chunks = [], []
             parameters = head.get("parameters", {})
-            results = (model.predict(inputs, parameters) if isinstance(model, CustomModel)
+            results = (model.predict(inputs, parameters)
+                       if isinstance(model, (CustomModel, TensorflowModel))
                        else model.predict(inputs))
             for name, result in results.items():
                 datatype, shape, raw = encode(result)

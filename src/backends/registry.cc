@@ -37,6 +37,7 @@ const std::vector<const Backend*>& AllBackends() {
     list.push_back(&SklearnBackend());
     list.push_back(&OnnxBackend());
     list.push_back(&CustomBackend());
+    list.push_back(&TensorflowBackend());
 #endif
     return list;
   }();

@@ -46,6 +46,12 @@ struct PythonFormat {
 constexpr PythonFormat kSklearn{"sklearn", "sklearn", "scikit-learn"};
 constexpr PythonFormat kOnnx{"onnx", "onnxruntime_onnx", "ONNX (onnxruntime)"};
 constexpr PythonFormat kCustom{"custom", "custom", "a custom kserve.Model"};
+constexpr PythonFormat kTensorflow{"tensorflow", "tensorflow_savedmodel", "TensorFlow SavedModel"};
+
+bool IsSavedModelDir(const fs::path& dir) {
+  std::error_code ec;
+  return fs::is_regular_file(dir / "saved_model.pb", ec);
+}
 
 bool IsCustomDir(const fs::path& dir) {
   std::error_code ec;
@@ -193,7 +199,10 @@ class PythonModel : public Model {
     for (size_t i = 0; i < request.inputs.size(); ++i) {
       const Tensor& in = request.inputs[i];
       // A single-input model takes its input under any name (as validated).
-      const std::string& name = metadata_.inputs.size() == 1 ? metadata_.inputs[0].name : in.name();
+      // (A raw V1 body keeps its own name.)
+      const std::string& name = metadata_.inputs.size() == 1 && in.name() != "__v1__"
+                                    ? metadata_.inputs[0].name
+                                    : in.name();
       j.BeginObject().Key("name").String(name).Key("datatype").String(DataTypeName(in.datatype()));
       j.Key("shape").BeginArray();
       for (int64_t d : in.shape()) j.Int(d);
@@ -333,6 +342,11 @@ class CustomModel : public PythonModel {
   CustomModel() : PythonModel(kCustom) {}
 };
 
+class TensorflowModel : public PythonModel {
+ public:
+  TensorflowModel() : PythonModel(kTensorflow) {}
+};
+
 }  // namespace
 
 const Backend& SklearnBackend() {
@@ -347,6 +361,11 @@ const Backend& OnnxBackend() {
 
 const Backend& CustomBackend() {
   static const SimpleBackend<CustomModel> backend("custom", IsCustomDir);
+  return backend;
+}
+
+const Backend& TensorflowBackend() {
+  static const SimpleBackend<TensorflowModel> backend("tensorflow", IsSavedModelDir);
   return backend;
 }
 

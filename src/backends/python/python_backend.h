@@ -26,6 +26,12 @@
 //            request's headers, names lower-cased), V2 as kserve.InferRequest;
 //            sync and async methods; :explain calls explain(). Its answers go
 //            back as it returns them.
+//   tensorflow  a SavedModel (saved_model.pb, in numeric version directories
+//            as TF Serving keeps them), answered as TF Serving: V1 bodies in
+//            the row ("instances") or columnar ("inputs") form, with
+//            "signature_name" and {"b64": ...} values, answers
+//            {"predictions": ...} / {"outputs": ...}; V2 tensors by the default
+//            signature's input names.
 //
 // Requests are batched adaptively (concurrent requests merged while workers
 // are busy, no added delay) unless server flags say otherwise.
@@ -37,5 +43,6 @@ namespace osprey {
 const Backend& SklearnBackend();
 const Backend& OnnxBackend();
 const Backend& CustomBackend();
+const Backend& TensorflowBackend();
 
 }  // namespace osprey
