@@ -73,7 +73,8 @@ def encode(array):
     array = np.asarray(array)
     if array.dtype.kind in "OUS":
         raw = b"".join(struct.pack("<I", len(b)) + b
-                       for b in (str(v).encode() for v in array.ravel()))
+                       for b in (v if isinstance(v, bytes) else str(v).encode()
+                                 for v in array.ravel()))
         return "BYTES", list(array.shape), raw
     for name, dtype in DTYPES.items():
         if array.dtype == dtype:
@@ -388,8 +389,49 @@ class TensorflowModel:
         return {self.V1: np.array([json.dumps(answer)], dtype=object)}
 
 
+class PaddleModel:
+    """A Paddle inference model (*.pdmodel + *.pdiparams) as KServe's
+    paddleserver loads it: paddle.inference, inputs as float32."""
+
+    def __init__(self, model_dir):
+        from paddle import inference
+
+        def one(ext):
+            found = sorted(f for f in os.listdir(model_dir) if f.endswith(ext))
+            if len(found) != 1:
+                raise FileNotFoundError(f"need exactly one *{ext} in {model_dir}, found {found}")
+            return os.path.join(model_dir, found[0])
+
+        config = inference.Config(one(".pdmodel"), one(".pdiparams"))
+        config.disable_gpu()
+        config.set_cpu_math_library_num_threads(1)
+        config.disable_glog_info()
+        self.predictor = inference.create_predictor(config)
+        self.input_names = self.predictor.get_input_names()
+        self.output_names = self.predictor.get_output_names()
+
+    def describe(self):
+        # paddle.inference reports no shapes before a run: a batch of rows of
+        # any width, and no warm-up request (zeros of an unknown width).
+        def spec(name):
+            return {"name": name, "datatype": "FP32", "shape": [-1, -1]}
+
+        return {"inputs": [spec(n) for n in self.input_names],
+                "outputs": [spec(n) for n in self.output_names],
+                "feature_names": [], "skip_warm_up": True}
+
+    def predict(self, inputs):
+        for name in self.input_names:
+            if name not in inputs:
+                raise KeyError(f"missing input '{name}'")
+            self.predictor.get_input_handle(name).copy_from_cpu(
+                np.ascontiguousarray(inputs[name], dtype=np.float32))
+        self.predictor.run()
+        return {n: self.predictor.get_output_handle(n).copy_to_cpu() for n in self.output_names}
+
+
 FORMATS = {"sklearn": SklearnModel, "onnx": OnnxModel, "custom": CustomModel,
-           "tensorflow": TensorflowModel}
+           "tensorflow": TensorflowModel, "paddle": PaddleModel}
 
 
 def main():

@@ -38,6 +38,7 @@ const std::vector<const Backend*>& AllBackends() {
     list.push_back(&OnnxBackend());
     list.push_back(&CustomBackend());
     list.push_back(&TensorflowBackend());
+    list.push_back(&PaddleBackend());
 #endif
     return list;
   }();

@@ -41,6 +41,22 @@ std::string ModelStatusJson(std::string_view name, bool ready) {
   return body;
 }
 
+// The request's headers as parameter "headers", a JSON object with lower-case
+// names, for models that read them (a custom model's `headers` argument).
+void AddHeadersParameter(const HttpRequest& req, InferRequest* request) {
+  if (req.visit_headers == nullptr) return;
+  std::string headers;
+  JsonWriter w(&headers);
+  w.BeginObject();
+  req.visit_headers(req.headers_context, [&w](std::string_view name, std::string_view value) {
+    std::string lower(name);
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    w.Key(lower).String(value);
+  });
+  w.EndObject();
+  request->parameters.push_back({"headers", std::move(headers)});
+}
+
 }  // namespace
 
 int HttpStatusFromCode(absl::StatusCode code) {
@@ -184,6 +200,9 @@ std::optional<HttpResponse> RestHandler::Infer(std::string_view model, std::stri
   }
   decoded->model_name.assign(model);
   decoded->model_version.assign(version);
+  if (auto served = core_->registry()->Get(model, version);
+      served.ok() && (*served)->model->metadata().raw_requests)
+    AddHeadersParameter(req, &*decoded);
   StartInfer(*std::move(decoded), req.arrival, std::move(done),
              [](const InferRequest& request, const InferResponse& response) {
                EncodedBody encoded = EncodeV2InferResponse(response, request);
@@ -207,20 +226,7 @@ std::optional<HttpResponse> RestHandler::StartRawV1(std::string_view model, std:
   AppendBytesElement(*req.body, body.mutable_owned_data());
   request.inputs.push_back(std::move(body));
   request.parameters.push_back({"verb", std::string(verb)});
-  if (req.visit_headers != nullptr) {
-    // The request's headers, as a JSON object with lower-case names, for the
-    // model's `headers` argument.
-    std::string headers;
-    JsonWriter w(&headers);
-    w.BeginObject();
-    req.visit_headers(req.headers_context, [&w](std::string_view name, std::string_view value) {
-      std::string lower(name);
-      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      w.Key(lower).String(value);
-    });
-    w.EndObject();
-    request.parameters.push_back({"headers", std::move(headers)});
-  }
+  AddHeadersParameter(req, &request);
   StartInfer(std::move(request), req.arrival, std::move(done),
              [](const InferRequest&, const InferResponse& response) {
                for (const Tensor& t : response.outputs) {

@@ -50,6 +50,10 @@ def test_v2_arrives_as_infer_request(server):
     out = r.json()["outputs"][0]
     assert out["name"] == "doubled" and out["data"] == [3.0, 5.0]
     assert server.get("/v2/models/doubler").json()["platform"] == "custom"
+    r = server.post("/v2/models/doubler/infer", headers={"X-Tenant": "acme"}, json={"inputs": [
+        {"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]})
+    assert r.status_code == 200, r.text
+    assert {o["name"]: o["data"] for o in r.json()["outputs"]}["tenant"] == ["acme"]
 
 
 def test_exception_in_user_code(server):

@@ -47,6 +47,17 @@ constexpr PythonFormat kSklearn{"sklearn", "sklearn", "scikit-learn"};
 constexpr PythonFormat kOnnx{"onnx", "onnxruntime_onnx", "ONNX (onnxruntime)"};
 constexpr PythonFormat kCustom{"custom", "custom", "a custom kserve.Model"};
 constexpr PythonFormat kTensorflow{"tensorflow", "tensorflow_savedmodel", "TensorFlow SavedModel"};
+constexpr PythonFormat kPaddle{"paddle", "paddle", "Paddle inference model"};
+
+bool IsPaddleDir(const fs::path& dir) {
+  std::error_code ec;
+  bool model = false, params = false;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    model = model || e.path().extension() == ".pdmodel";
+    params = params || e.path().extension() == ".pdiparams";
+  }
+  return model && params;
+}
 
 bool IsSavedModelDir(const fs::path& dir) {
   std::error_code ec;
@@ -155,8 +166,10 @@ class PythonModel : public Model {
     metadata_.name = options.name;
     metadata_.versions = {options.version};
     metadata_.platform = format_.platform;
-    // scikit-learn converts whatever numbers it gets; ONNX wants its types.
-    metadata_.converts_input_datatypes = std::string_view(format_.name) == "sklearn";
+    // scikit-learn converts whatever numbers it gets, Paddle casts to float32
+    // as KServe's paddleserver does; ONNX and TensorFlow want their types.
+    metadata_.converts_input_datatypes =
+        std::string_view(format_.name) == "sklearn" || std::string_view(format_.name) == "paddle";
     for (const char* key : {"inputs", "outputs"}) {
       if (!doc.HasMember(key) || !doc[key].IsArray())
         return absl::InternalError(StrCat("Python worker's greeting has no ", key));
@@ -174,7 +187,7 @@ class PythonModel : public Model {
     // Categorical columns take no zeros; the worker answered its greeting
     // only after loading the model, which is the readiness that matters.
     metadata_.skip_warm_up =
-        metadata_.raw_requests ||
+        metadata_.raw_requests || (doc.HasMember("skip_warm_up") && doc["skip_warm_up"].IsTrue()) ||
         (!metadata_.inputs.empty() && metadata_.inputs[0].datatype == DataType::kBytes);
     if (doc.HasMember("feature_names") && doc["feature_names"].IsArray())
       for (const auto& n : doc["feature_names"].GetArray())
@@ -347,6 +360,11 @@ class TensorflowModel : public PythonModel {
   TensorflowModel() : PythonModel(kTensorflow) {}
 };
 
+class PaddleModel : public PythonModel {
+ public:
+  PaddleModel() : PythonModel(kPaddle) {}
+};
+
 }  // namespace
 
 const Backend& SklearnBackend() {
@@ -366,6 +384,11 @@ const Backend& CustomBackend() {
 
 const Backend& TensorflowBackend() {
   static const SimpleBackend<TensorflowModel> backend("tensorflow", IsSavedModelDir);
+  return backend;
+}
+
+const Backend& PaddleBackend() {
+  static const SimpleBackend<PaddleModel> backend("paddle", IsPaddleDir);
   return backend;
 }
 

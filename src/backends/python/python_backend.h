@@ -32,6 +32,8 @@
 //            "signature_name" and {"b64": ...} values, answers
 //            {"predictions": ...} / {"outputs": ...}; V2 tensors by the default
 //            signature's input names.
+//   paddle   one *.pdmodel + *.pdiparams (paddle.inference), inputs cast to
+//            float32, as KServe's paddleserver loads and calls it.
 //
 // Requests are batched adaptively (concurrent requests merged while workers
 // are busy, no added delay) unless server flags say otherwise.
@@ -44,5 +46,6 @@ const Backend& SklearnBackend();
 const Backend& OnnxBackend();
 const Backend& CustomBackend();
 const Backend& TensorflowBackend();
+const Backend& PaddleBackend();
 
 }  // namespace osprey
