@@ -340,56 +340,25 @@ class PythonModel : public Model {
   std::thread respawner_;
 };
 
-class SklearnModel : public PythonModel {
+// The model class and backend of one format.
+template <const PythonFormat& kFormat>
+class FormatModel : public PythonModel {
  public:
-  SklearnModel() : PythonModel(kSklearn) {}
+  FormatModel() : PythonModel(kFormat) {}
 };
 
-class OnnxModel : public PythonModel {
- public:
-  OnnxModel() : PythonModel(kOnnx) {}
-};
-
-class CustomModel : public PythonModel {
- public:
-  CustomModel() : PythonModel(kCustom) {}
-};
-
-class TensorflowModel : public PythonModel {
- public:
-  TensorflowModel() : PythonModel(kTensorflow) {}
-};
-
-class PaddleModel : public PythonModel {
- public:
-  PaddleModel() : PythonModel(kPaddle) {}
-};
+template <const PythonFormat& kFormat>
+const Backend& FormatBackend(bool (*recognizes)(const fs::path& dir)) {
+  static const SimpleBackend<FormatModel<kFormat>> backend(kFormat.name, recognizes);
+  return backend;
+}
 
 }  // namespace
 
-const Backend& SklearnBackend() {
-  static const SimpleBackend<SklearnModel> backend("sklearn", IsSklearnDir);
-  return backend;
-}
-
-const Backend& OnnxBackend() {
-  static const SimpleBackend<OnnxModel> backend("onnx", IsOnnxDir);
-  return backend;
-}
-
-const Backend& CustomBackend() {
-  static const SimpleBackend<CustomModel> backend("custom", IsCustomDir);
-  return backend;
-}
-
-const Backend& TensorflowBackend() {
-  static const SimpleBackend<TensorflowModel> backend("tensorflow", IsSavedModelDir);
-  return backend;
-}
-
-const Backend& PaddleBackend() {
-  static const SimpleBackend<PaddleModel> backend("paddle", IsPaddleDir);
-  return backend;
-}
+const Backend& SklearnBackend() { return FormatBackend<kSklearn>(IsSklearnDir); }
+const Backend& OnnxBackend() { return FormatBackend<kOnnx>(IsOnnxDir); }
+const Backend& CustomBackend() { return FormatBackend<kCustom>(IsCustomDir); }
+const Backend& TensorflowBackend() { return FormatBackend<kTensorflow>(IsSavedModelDir); }
+const Backend& PaddleBackend() { return FormatBackend<kPaddle>(IsPaddleDir); }
 
 }  // namespace osprey
