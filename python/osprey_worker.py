@@ -8,7 +8,8 @@ little-endian, BYTES elements as u32 length + bytes).
 
   worker -> server, once: {"ready": true, "inputs": [...], "outputs": [...],
                            "feature_names": [...]}  or  {"error": "..."}
-  server -> worker:       {"inputs": [{"name", "datatype", "shape", "size"}]}
+  server -> worker:       {"inputs": [{"name", "datatype", "shape", "size"}],
+                           "parameters": {...}, "headers": {...} (custom models)}
   worker -> server:       {"outputs": [{"name", "datatype", "shape", "size"}]}  or
                           {"error": "<Type>: <message>"}
 ("size": the tensor's bytes in the payload.)
@@ -245,7 +246,6 @@ class CustomModel:
         verb = self.kserve.model.InferenceVerb.EXPLAIN if parameters.get("verb") == "explain" \
             else self.kserve.model.InferenceVerb.PREDICT
         headers = parameters.get("headers", {})
-        headers = json.loads(headers) if isinstance(headers, str) else headers
         if self.V1 in inputs:
             body = json.loads(inputs[self.V1].ravel()[0])
             result = self.loop.run_until_complete(self.model(body, headers=headers, verb=verb))
@@ -467,7 +467,7 @@ def main():
                     value = np.frombuffer(raw, dtype=DTYPES[spec["datatype"]], count=count)
                 inputs[spec["name"]] = value.reshape(spec["shape"])
             outputs, chunks = [], []
-            parameters = head.get("parameters", {})
+            parameters = dict(head.get("parameters", {}), headers=head.get("headers", {}))
             results = (model.predict(inputs, parameters)
                        if isinstance(model, (CustomModel, TensorflowModel))
                        else model.predict(inputs))

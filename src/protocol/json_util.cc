@@ -1,6 +1,7 @@
 #include "protocol/json_util.h"
 
 #include "common/strings.h"
+#include "protocol/json_writer.h"
 #include "rapidjson/error/en.h"
 
 namespace osprey {
@@ -34,6 +35,27 @@ absl::Status DecodeParameters(const rapidjson::Value& value, std::string_view wh
           StrCat(what, ": parameter '", key, "' must be a string, number or boolean"));
   }
   return absl::OkStatus();
+}
+
+void EncodeJsonParameters(const Parameters& params, JsonWriter& w) {
+  w.BeginObject();
+  for (const auto& [key, value] : params) {
+    w.Key(key);
+    std::visit(
+        [&](const auto& x) {
+          using T = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<T, bool>)
+            w.Bool(x);
+          else if constexpr (std::is_same_v<T, int64_t>)
+            w.Int(x);
+          else if constexpr (std::is_same_v<T, double>)
+            w.Double(x);
+          else
+            w.String(x);
+        },
+        value);
+  }
+  w.EndObject();
 }
 
 }  // namespace osprey

@@ -48,4 +48,8 @@ absl::Status ParseJson(std::string_view json, rapidjson::Document* doc);
 absl::Status DecodeParameters(const rapidjson::Value& value, std::string_view what,
                               Parameters* out);
 
+class JsonWriter;
+// Parameters as a JSON object (booleans, integers, doubles, strings).
+void EncodeJsonParameters(const Parameters& params, JsonWriter& w);
+
 }  // namespace osprey

@@ -204,27 +204,6 @@ absl::Status DecodeJsonData(const Value& data, Tensor* t, int64_t expected, size
   return absl::OkStatus();
 }
 
-void WriteParameters(const Parameters& params, JsonWriter& w) {
-  w.BeginObject();
-  for (const auto& [key, value] : params) {
-    w.Key(key);
-    std::visit(
-        [&](const auto& x) {
-          using T = std::decay_t<decltype(x)>;
-          if constexpr (std::is_same_v<T, bool>)
-            w.Bool(x);
-          else if constexpr (std::is_same_v<T, int64_t>)
-            w.Int(x);
-          else if constexpr (std::is_same_v<T, double>)
-            w.Double(x);
-          else
-            w.String(x);
-        },
-        value);
-  }
-  w.EndObject();
-}
-
 void WriteShape(const Shape& shape, JsonWriter& w) {
   w.BeginArray();
   for (int64_t d : shape) w.Int(d);
@@ -434,7 +413,7 @@ EncodedBody EncodeV2InferResponse(const InferResponse& response, const InferRequ
   w.Key("id").String(response.id);
   if (!response.parameters.empty()) {
     w.Key("parameters");
-    WriteParameters(response.parameters, w);
+    EncodeJsonParameters(response.parameters, w);
   }
   w.Key("outputs").BeginArray();
   std::vector<const Tensor*> binary_parts;
@@ -449,7 +428,7 @@ EncodedBody EncodeV2InferResponse(const InferResponse& response, const InferRequ
       Parameters params = t.parameters();
       if (binary) params.emplace_back("binary_data_size", static_cast<int64_t>(t.data().size()));
       w.Key("parameters");
-      WriteParameters(params, w);
+      EncodeJsonParameters(params, w);
     }
     if (binary) {
       binary_parts.push_back(&t);

@@ -143,8 +143,8 @@ class Session : public std::enable_shared_from_this<Session> {
     std::string_view method(msg.method_string().data(), msg.method_string().size());
     req.method = method;
     req.target = std::string_view(msg.target().data(), msg.target().size());
-    req.headers_context = &msg;
-    req.visit_headers = [](const void* context, HttpRequest::HeaderVisit visit) {
+    req.headers.context = &msg;
+    req.headers.visit = [](const void* context, HeaderSource::Visit visit) {
       for (const auto& field : *static_cast<const http::fields*>(context))
         visit(std::string_view(field.name_string().data(), field.name_string().size()),
               std::string_view(field.value().data(), field.value().size()));

@@ -1,7 +1,5 @@
 #include "server/rest_handler.h"
 
-#include <cctype>
-
 #include "common/strings.h"
 #include "protocol/json_writer.h"
 #include "protocol/v1_json.h"
@@ -39,22 +37,6 @@ std::string ModelStatusJson(std::string_view name, bool ready) {
   JsonWriter w(&body);
   w.BeginObject().Key("name").String(name).Key("ready").Bool(ready).EndObject();
   return body;
-}
-
-// The request's headers as parameter "headers", a JSON object with lower-case
-// names, for models that read them (a custom model's `headers` argument).
-void AddHeadersParameter(const HttpRequest& req, InferRequest* request) {
-  if (req.visit_headers == nullptr) return;
-  std::string headers;
-  JsonWriter w(&headers);
-  w.BeginObject();
-  req.visit_headers(req.headers_context, [&w](std::string_view name, std::string_view value) {
-    std::string lower(name);
-    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    w.Key(lower).String(value);
-  });
-  w.EndObject();
-  request->parameters.push_back({"headers", std::move(headers)});
 }
 
 }  // namespace
@@ -160,7 +142,7 @@ std::optional<HttpResponse> RestHandler::HandleV1(std::string_view method, std::
   }
   decoded->model_name = std::string(model);
   const bool records = (*served)->model->metadata().v1_records;
-  StartInfer(*std::move(decoded), req.arrival, std::move(done),
+  StartInfer(*std::move(decoded), req, std::move(done),
              [records](const InferRequest&, const InferResponse& response) {
                return Json(200, EncodeV1PredictResponse(response, records));
              });
@@ -200,10 +182,7 @@ std::optional<HttpResponse> RestHandler::Infer(std::string_view model, std::stri
   }
   decoded->model_name.assign(model);
   decoded->model_version.assign(version);
-  if (auto served = core_->registry()->Get(model, version);
-      served.ok() && (*served)->model->metadata().raw_requests)
-    AddHeadersParameter(req, &*decoded);
-  StartInfer(*std::move(decoded), req.arrival, std::move(done),
+  StartInfer(*std::move(decoded), req, std::move(done),
              [](const InferRequest& request, const InferResponse& response) {
                EncodedBody encoded = EncodeV2InferResponse(response, request);
                HttpResponse r = Json(200, std::move(encoded.body));
@@ -226,8 +205,7 @@ std::optional<HttpResponse> RestHandler::StartRawV1(std::string_view model, std:
   AppendBytesElement(*req.body, body.mutable_owned_data());
   request.inputs.push_back(std::move(body));
   request.parameters.push_back({"verb", std::string(verb)});
-  AddHeadersParameter(req, &request);
-  StartInfer(std::move(request), req.arrival, std::move(done),
+  StartInfer(std::move(request), req, std::move(done),
              [](const InferRequest&, const InferResponse& response) {
                for (const Tensor& t : response.outputs) {
                  std::string_view answer;
@@ -241,8 +219,9 @@ std::optional<HttpResponse> RestHandler::StartRawV1(std::string_view model, std:
 }
 
 template <typename Encode>
-void RestHandler::StartInfer(InferRequest request, std::chrono::steady_clock::time_point arrival,
-                             HttpDone done, Encode encode) {
+void RestHandler::StartInfer(InferRequest request, const HttpRequest& req, HttpDone done,
+                             Encode encode) {
+  request.headers = req.headers;
   struct Call {
     InferRequest request;
     InferResponse response;
@@ -250,7 +229,7 @@ void RestHandler::StartInfer(InferRequest request, std::chrono::steady_clock::ti
   };
   auto call = std::make_unique<Call>(Call{std::move(request), {}, std::move(done)});
   Call* c = call.get();
-  core_->Infer(c->request, &c->response, arrival,
+  core_->Infer(c->request, &c->response, req.arrival,
                [this, call = std::move(call), encode](absl::Status s) mutable {
                  HttpResponse r = s.ok() ? encode(call->request, call->response) : ErrorResponse(s);
                  metrics_->CountHttpResponse(r.status);

@@ -12,7 +12,6 @@
 #include <string_view>
 
 #include "absl/functional/any_invocable.h"
-#include "absl/functional/function_ref.h"
 #include "server/inference_core.h"
 #include "server/metrics.h"
 #include "server/server_info.h"
@@ -20,12 +19,9 @@
 namespace osprey {
 
 struct HttpRequest {
-  using HeaderVisit = absl::FunctionRef<void(std::string_view name, std::string_view value)>;
   std::string_view method;
   std::string_view target;  // path and query, as sent
-  // Visits every header of the request (set by the HTTP server; may be null).
-  void (*visit_headers)(const void* context, HeaderVisit visit) = nullptr;
-  const void* headers_context = nullptr;
+  HeaderSource headers;     // set by the HTTP server
   std::optional<uint64_t> inference_header_length;
   std::shared_ptr<const std::string> body;
   std::chrono::steady_clock::time_point arrival;
@@ -68,10 +64,10 @@ class RestHandler {
                                     const HttpRequest& req, HttpDone& done);
   std::optional<HttpResponse> StartRawV1(std::string_view model, std::string_view verb,
                                          const HttpRequest& req, HttpDone& done);
-  // Runs the inference and answers with encode(request, response) or the error.
+  // Runs the inference of HTTP request `req` and answers with
+  // encode(request, response) or the error.
   template <typename Encode>
-  void StartInfer(InferRequest request, std::chrono::steady_clock::time_point arrival,
-                  HttpDone done, Encode encode);
+  void StartInfer(InferRequest request, const HttpRequest& req, HttpDone done, Encode encode);
 
   ServerInfo info_;
   InferenceCore* core_;

@@ -13,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "common/status.h"
 
 namespace osprey {
@@ -149,6 +150,15 @@ struct RequestedOutput {
   Parameters parameters;
 };
 
+// A transport's request headers, read in place when something asks:
+// visit(context, f) calls f(name, value) for each header. Valid until the
+// request is answered.
+struct HeaderSource {
+  using Visit = absl::FunctionRef<void(std::string_view name, std::string_view value)>;
+  void (*visit)(const void* context, Visit f) = nullptr;
+  const void* context = nullptr;
+};
+
 // One inference call, decoded from any protocol.
 struct InferRequest {
   std::string model_name;
@@ -160,6 +170,7 @@ struct InferRequest {
   // Keeps borrowed tensor bytes alive: the HTTP body, or the gRPC message.
   // May be null when the caller keeps that buffer alive for the request's life.
   std::shared_ptr<const void> backing;
+  HeaderSource headers;  // empty when the transport has none to offer (gRPC)
 };
 
 struct InferResponse {

@@ -1,5 +1,6 @@
 #include "backends/python/python_backend.h"
 
+#include <cctype>
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
@@ -10,6 +11,7 @@
 #include "backends/simple_backend.h"
 #include "common/logging.h"
 #include "common/strings.h"
+#include "protocol/json_util.h"
 #include "protocol/json_writer.h"
 #include "rapidjson/document.h"
 
@@ -222,25 +224,22 @@ class PythonModel : public Model {
       j.EndArray().Key("size").Int(static_cast<int64_t>(in.data().size())).EndObject();
     }
     j.EndArray();
-    // Request parameters the model may read (a custom model's verb).
-    j.Key("parameters").BeginObject();
-    for (const auto& [key, value] : request.parameters) {
-      j.Key(key);
-      std::visit(
-          [&j](const auto& v) {
-            using T = std::decay_t<decltype(v)>;
-            if constexpr (std::is_same_v<T, bool>)
-              j.Bool(v);
-            else if constexpr (std::is_same_v<T, int64_t>)
-              j.Int(v);
-            else if constexpr (std::is_same_v<T, double>)
-              j.Double(v);
-            else
-              j.String(v);
-          },
-          value);
+    // Request parameters the model may read (a custom model's verb), and the
+    // request's headers for a model that takes them (names lower-cased).
+    j.Key("parameters");
+    EncodeJsonParameters(request.parameters, j);
+    if (metadata_.raw_requests && request.headers.visit != nullptr) {
+      j.Key("headers").BeginObject();
+      request.headers.visit(request.headers.context,
+                            [&j](std::string_view name, std::string_view value) {
+                              std::string lower(name);
+                              for (char& c : lower)
+                                c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+                              j.Key(lower).String(value);
+                            });
+      j.EndObject();
     }
-    j.EndObject().EndObject();
+    j.EndObject();
     // One input goes straight from the request's bytes; several are joined.
     std::string payload;
     if (request.inputs.size() > 1)
