@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,13 @@ absl::StatusOr<fs::path> FindModelFile(const fs::path& dir, std::string_view wha
   return absl::InvalidArgumentError(StrCat("several candidates for one ", what, " in ",
                                            dir.string(), " (", absl::StrJoin(names, ", "),
                                            "); keep one or name it model.*"));
+}
+
+absl::StatusOr<std::string> ReadFile(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) return absl::NotFoundError(StrCat("cannot read ", file.string()));
+  return text;
 }
 
 bool FileStartsWith(const fs::path& file, std::string_view prefix) {

@@ -19,6 +19,9 @@ absl::StatusOr<std::filesystem::path> FindModelFile(
     const std::filesystem::path& dir, std::string_view what,
     const std::function<bool(const std::filesystem::path&)>& accept);
 
+// The whole file; NotFound naming it when it cannot be read.
+absl::StatusOr<std::string> ReadFile(const std::filesystem::path& file);
+
 // True when the file's first bytes are `prefix` (false when unreadable).
 bool FileStartsWith(const std::filesystem::path& file, std::string_view prefix);
 

@@ -1,8 +1,5 @@
 #include "backends/lightgbm/lightgbm_backend.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "backends/lightgbm/lgbm_model.h"
 #include "backends/model_files.h"
 #include "backends/simple_backend.h"
@@ -29,11 +26,8 @@ class LightgbmModel : public Model {
  public:
   absl::Status Init(const LoadOptions& options) {
     OSPREY_ASSIGN_OR_RETURN(fs::path file, FindLightgbmFile(options.dir));
-    std::ifstream in(file, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    if (!in.good() && !in.eof()) return absl::NotFoundError(StrCat("cannot read ", file.string()));
-    auto parsed = LgbmModel::Parse(text.str());
+    OSPREY_ASSIGN_OR_RETURN(std::string text, ReadFile(file));
+    auto parsed = LgbmModel::Parse(text);
     if (!parsed.ok())
       return absl::Status(
           parsed.status().code(),

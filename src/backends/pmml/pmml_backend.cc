@@ -2,8 +2,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "backends/model_files.h"
 #include "backends/pmml/pmml_model.h"
@@ -26,10 +24,8 @@ class PmmlBackendModel : public Model {
  public:
   absl::Status Init(const LoadOptions& options) {
     OSPREY_ASSIGN_OR_RETURN(fs::path file, FindPmmlFile(options.dir));
-    std::ifstream in(file, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    auto parsed = PmmlModel::Parse(text.str());
+    OSPREY_ASSIGN_OR_RETURN(std::string text, ReadFile(file));
+    auto parsed = PmmlModel::Parse(text);
     if (!parsed.ok())
       return absl::Status(parsed.status().code(),
                           StrCat("cannot load ", file.string(), ": ", parsed.status().message()));

@@ -33,6 +33,15 @@ bool ParseDouble(std::string_view s, double* out) {
   return !s.empty() && r.ec == std::errc() && r.ptr == s.data() + s.size();
 }
 
+// A value as a number: numbers as they are, text when it parses.
+bool AsNumber(const Value& v, double* out) {
+  if (v.kind == Value::Kind::kNumber) {
+    *out = v.number;
+    return true;
+  }
+  return v.kind == Value::Kind::kString && ParseDouble(v.text, out);
+}
+
 // A number as text the way a category is written ("1", "2.5").
 std::string FormatNumber(double v) {
   char buf[32];
@@ -130,8 +139,8 @@ bool Equal(const Value& a, const Value& b) {
 // <0, 0, >0; numbers numerically, else as strings.
 int Compare(const Value& a, const Value& b) {
   double x, y;
-  bool xn = a.kind == Value::Kind::kNumber ? (x = a.number, true) : ParseDouble(a.text, &x);
-  bool yn = b.kind == Value::Kind::kNumber ? (y = b.number, true) : ParseDouble(b.text, &y);
+  bool xn = AsNumber(a, &x);
+  bool yn = AsNumber(b, &y);
   if (xn && yn) return x < y ? -1 : x > y ? 1 : 0;
   std::string sa = a.kind == Value::Kind::kNumber ? FormatNumber(a.number) : a.text;
   std::string sb = b.kind == Value::Kind::kNumber ? FormatNumber(b.number) : b.text;
@@ -169,9 +178,7 @@ struct NormContinuousExpr : Expr {
   Value Eval(const Scope& s) const override {
     const Value& in = s[static_cast<size_t>(slot)];
     double x;
-    if (in.missing() ||
-        !(in.kind == Value::Kind::kNumber ? (x = in.number, true) : ParseDouble(in.text, &x)))
-      return map_missing;
+    if (in.missing() || !AsNumber(in, &x)) return map_missing;
     const auto& first = points.front();
     const auto& last = points.back();
     auto interpolate = [](const std::pair<double, double>& a, const std::pair<double, double>& b,
@@ -213,13 +220,7 @@ struct ApplyExpr : Expr {
     v.reserve(args.size());
     for (const auto& a : args) v.push_back(a->Eval(s));
     const std::string& f = function;
-    auto num = [&](size_t i, double* out) {
-      if (v[i].kind == Value::Kind::kNumber) {
-        *out = v[i].number;
-        return true;
-      }
-      return v[i].kind == Value::Kind::kString && ParseDouble(v[i].text, out);
-    };
+    auto num = [&](size_t i, double* out) { return AsNumber(v[i], out); };
     auto boolean = [](bool b) { return Value::Number(b ? 1.0 : 0.0); };
     if (f == "isMissing") return boolean(v[0].missing());
     if (f == "isNotMissing") return boolean(!v[0].missing());
@@ -1074,9 +1075,7 @@ class RegressionModel : public Model {
       for (const Num& n : numeric) {
         const Value& v = s[static_cast<size_t>(n.slot)];
         double x;
-        if (v.missing() ||
-            !(v.kind == Value::Kind::kNumber ? (x = v.number, true) : ParseDouble(v.text, &x)))
-          return false;
+        if (v.missing() || !AsNumber(v, &x)) return false;
         y += n.coefficient * (n.exponent == 1.0 ? x : std::pow(x, n.exponent));
       }
       for (const Cat& c : categorical) {
@@ -1089,9 +1088,7 @@ class RegressionModel : public Model {
         for (int slot : t.slots) {
           const Value& v = s[static_cast<size_t>(slot)];
           double x;
-          if (v.missing() ||
-              !(v.kind == Value::Kind::kNumber ? (x = v.number, true) : ParseDouble(v.text, &x)))
-            return false;
+          if (v.missing() || !AsNumber(v, &x)) return false;
           prod *= x;
         }
         y += prod;
@@ -1197,8 +1194,7 @@ class GeneralRegressionModel : public Model {
           x[i] *= Equal(v, c.value) ? 1.0 : 0.0;
         } else {
           double d;
-          if (!(v.kind == Value::Kind::kNumber ? (d = v.number, true) : ParseDouble(v.text, &d)))
-            return absl::OkStatus();
+          if (!AsNumber(v, &d)) return absl::OkStatus();
           x[i] *= c.exponent == 1.0 ? d : std::pow(d, c.exponent);
         }
       }
