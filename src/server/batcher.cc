@@ -212,10 +212,8 @@ void Batcher::Submit(const InferRequest* request, InferResponse* response, Batch
 
 std::vector<Batcher::Pending> Batcher::TakeLocked(Clock::time_point now) {
   std::vector<Pending> batch;
-  const size_t scan = std::min(kScanLimit, queue_.size());
-  std::vector<QueuedRequest> view(described_.begin(),
-                                  described_.begin() + static_cast<ptrdiff_t>(scan));
-  BatchDecision d = DecideBatch(view, options_, now);
+  const size_t scan = std::min(kScanLimit, described_.size());
+  BatchDecision d = DecideBatch(std::span(described_.data(), scan), options_, now);
   batch.reserve(d.take.size());
   for (size_t i : d.take) {
     batch.push_back(std::move(queue_[i]));
@@ -245,7 +243,7 @@ void Batcher::Run() {
         batch.push_back(std::move(queue_.front()));
         queued_rows_ -= std::max<int64_t>(described_.front().rows, 1);
         queue_.pop_front();
-        described_.pop_front();
+        described_.erase(described_.begin());
       } else {
         ++timed_;
         cv_.wait_until(lock, next_wake_);

@@ -119,7 +119,7 @@ class Batcher {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending> queue_;
-  std::deque<QueuedRequest> described_;  // parallel to queue_
+  std::vector<QueuedRequest> described_;  // parallel to queue_; contiguous for DecideBatch
   std::chrono::steady_clock::time_point next_wake_;
   int64_t queued_rows_ = 0;  // rows in queue_ (an unbatchable request counts 1)
   int idle_ = 0;             // executors waiting for any request

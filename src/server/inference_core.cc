@@ -12,19 +12,12 @@ double Seconds(InferenceCore::Clock::duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
-// What a completion needs about the model. No reference to the ServedModel:
-// a completion may be the last thing to run on a batcher thread, and must not
-// be what destroys the batcher.
-struct Served {
-  std::string name;
-  std::string version;
-  ModelMetrics* metrics;
-};
-
-void Complete(const Served& served, const InferRequest& request, InferResponse* response,
+// A completion holds no reference to the ServedModel: it may be the last thing
+// to run on a batcher thread, and must not be what destroys the batcher.
+void Complete(std::string_view name, std::string_view version, ModelMetrics& m,
+              const InferRequest& request, InferResponse* response,
               InferenceCore::Clock::time_point arrival, absl::Status status, ExecutionTimes times,
               InferDone& done) {
-  ModelMetrics& m = *served.metrics;
   m.pending.fetch_sub(1, std::memory_order_relaxed);
   if (!status.ok()) {
     m.failure.fetch_add(1, std::memory_order_relaxed);
@@ -37,8 +30,8 @@ void Complete(const Served& served, const InferRequest& request, InferResponse* 
                           [&](const RequestedOutput& o) { return o.name == t.name(); });
     });
   }
-  response->model_name = served.name;
-  response->model_version = served.version;
+  response->model_name.assign(name);
+  response->model_version.assign(version);
   response->id = request.id;
   m.success.fetch_add(1, std::memory_order_relaxed);
   m.queue.Observe(Seconds(times.start - arrival));
@@ -66,13 +59,14 @@ void InferenceCore::Infer(const InferRequest& request, InferResponse* response,
     return;
   }
   m.pending.fetch_add(1, std::memory_order_relaxed);
-  Served served{model.name, model.version, model.metrics};
   if (model.batcher != nullptr) {
-    model.batcher->Submit(&request, response,
-                          [served = std::move(served), &request, response, arrival,
-                           done = std::move(done)](absl::Status s, ExecutionTimes times) mutable {
-                            Complete(served, request, response, arrival, std::move(s), times, done);
-                          });
+    // Metrics outlive every model; names are copied (no reference to the model).
+    model.batcher->Submit(
+        &request, response,
+        [name = model.name, version = model.version, &m, &request, response, arrival,
+         done = std::move(done)](absl::Status s, ExecutionTimes times) mutable {
+          Complete(name, version, m, request, response, arrival, std::move(s), times, done);
+        });
     return;
   }
   ExecutionTimes times;
@@ -81,7 +75,8 @@ void InferenceCore::Infer(const InferRequest& request, InferResponse* response,
   model.model->Execute(std::span<InferTask>(&task, 1));
   times.end = Clock::now();
   m.executions.fetch_add(1, std::memory_order_relaxed);
-  Complete(served, request, response, arrival, std::move(task.status), times, done);
+  Complete(model.name, model.version, m, request, response, arrival, std::move(task.status), times,
+           done);
 }
 
 void InferenceCore::CountDecodeFailure(std::string_view model_name) {
