@@ -23,6 +23,7 @@ APT_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libxgboost-dev python3-xgboost python3-sklearn python3-numpy python3-venv python3-pip
   libtorch-dev python3-torch libpugixml-dev libarchive-dev
+  libyaml-cpp-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev
   wrk nginx-light prometheus curl libb64-0d clang-format
 )
 
