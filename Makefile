@@ -19,10 +19,16 @@ build-release: deps
 	@cmake --preset release >/dev/null
 	@cmake --build build/release
 
-# Serves the example model (an iris XGBoost classifier trained on the spot) on :$(PORT).
+# Brings up the local platform (state in build/osprey-home) with the example
+# InferenceService (an iris XGBoost classifier trained on the spot) behind the
+# gateway on :$(PORT).
 run: build
-	@$(PY) examples/train_example.py build/example/iris
-	$(OSPREY) serve --model-dir build/example/iris --model-name iris --http-port $(PORT)
+	@$(PY) examples/train_example.py build/examples
+	@echo "osprey up: gateway on :$(PORT); once the model is Ready, call it with:"
+	@echo "  curl -H 'Host: xgboost-iris-default.example.com' http://127.0.0.1:$(PORT)/v1/models/xgboost-iris:predict -d '{\"instances\": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}'"
+	@echo "  OSPREY_HOME=build/osprey-home $(OSPREY) get isvc"
+	PATH="$(CURDIR)/.venv/bin:$$PATH" $(OSPREY) up --data-dir build/osprey-home --http-port $(PORT) \
+	  --apply examples/xgboost-iris.yaml
 
 unit: build
 	@cd $(BUILD) && ctest --output-on-failure

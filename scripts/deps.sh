@@ -52,3 +52,22 @@ if [ "$(cat "$STAMP_DIR/pip" 2>/dev/null)" != "$req_hash" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ" -c scripts/constraints.txt
   echo "$req_hash" > "$STAMP_DIR/pip"
 fi
+
+# versitygw: an S3 gateway over a POSIX directory that checks SigV4 signatures,
+# the S3 server of the storage initializer's end-to-end tests
+# (tests/integration/test_storage.py, which skip, saying why, without it).
+# Built once from the Go module proxy (it needs Go >= 1.25, or a Go that
+# fetches that toolchain itself).
+VERSITYGW_VERSION=v1.8.0
+if [ ! -x "$STAMP_DIR/bin/versitygw" ]; then
+  GO=$(command -v go || true)
+  if [ -z "$GO" ] && [ -x /usr/local/go/bin/go ]; then GO=/usr/local/go/bin/go; fi
+  if [ -n "$GO" ]; then
+    echo "deps: building versitygw $VERSITYGW_VERSION"
+    GOBIN="$PWD/$STAMP_DIR/bin" GOFLAGS=-buildvcs=false \
+      "$GO" install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" ||
+      echo "deps: WARNING: could not build versitygw; the s3:// storage tests will skip"
+  else
+    echo "deps: WARNING: no Go toolchain; the s3:// storage tests will skip (no versitygw)"
+  fi
+fi

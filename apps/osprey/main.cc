@@ -6,10 +6,14 @@
 #include <vector>
 
 #include "common/strings.h"
+#include "cli/cli.h"
 #include "flags.h"
+#include "platform_paths.h"
+#include "storage/storage.h"
 
 namespace osprey {
 int ServeMain(const std::vector<std::string_view>& args);
+int UpMain(const std::vector<std::string_view>& args);
 
 absl::StatusOr<std::map<std::string, std::string>> ParseFlags(
     const std::vector<std::string_view>& args, const std::vector<FlagSpec>& specs) {
@@ -50,7 +54,15 @@ void Usage() {
   std::fprintf(stderr,
                "usage: osprey <command> [flags]\n\n"
                "commands:\n"
-               "  serve     serve models over KServe V1/V2 REST (osprey serve --help)\n"
+               "  serve     serve models over KServe V1/V2 REST and gRPC (osprey serve --help)\n"
+               "  up        run the local platform: API, reconciler, replicas, gateway (--help)\n"
+               "  apply     apply KServe YAML: osprey apply -f FILE [-n NS] [--wait]\n"
+               "  get       list resources: osprey get isvc|servingruntimes|"
+               "clusterservingruntimes|revisions|events [NAME] [-o yaml|json]\n"
+               "  describe  show one resource with its revisions and events\n"
+               "  delete    delete resources: osprey delete isvc NAME | -f FILE\n"
+               "  logs      replica logs of an InferenceService: osprey logs NAME\n"
+               "  storage   storage initializer: osprey storage pull URI DIR (--help)\n"
                "  version   print the version\n");
 }
 }  // namespace
@@ -63,6 +75,11 @@ int main(int argc, char** argv) {
   std::string_view command = argv[1];
   std::vector<std::string_view> args(argv + 2, argv + argc);
   if (command == "serve") return osprey::ServeMain(args);
+  if (command == "up") return osprey::UpMain(args);
+  if (command == "storage") return osprey::storage::StorageMain(args);
+  if (command == "apply" || command == "get" || command == "describe" || command == "delete" ||
+      command == "logs")
+    return osprey::cli::CliMain(command, args, osprey::DefaultDataDir());
   if (command == "version" || command == "--version") {
     std::printf("osprey %s\n", OSPREY_VERSION);
     return 0;

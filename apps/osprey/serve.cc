@@ -42,6 +42,7 @@ const std::vector<FlagSpec>& ServeFlags() {
       {"http-threads", false, "HTTP event loops (default: number of CPUs)"},
       {"grpc-port", false, "gRPC port (default 8081; 0 picks a free one)"},
       {"no-grpc", true, "serve REST only"},
+      {"exit-on-load-failure", true, "with --model-dir: exit with status 1 if the model fails to load"},
       {"max-batch-size", false,
        "dynamic batching: rows per execution for batchable models (default 0: off)"},
       {"max-queue-delay-us", false,
@@ -198,7 +199,14 @@ int ServeMain(const std::vector<std::string_view>& args) {
                            ? flags["model-name"]
                            : fs::absolute(dir).lexically_normal().filename().string();
     if (name.empty()) name = fs::absolute(dir).lexically_normal().parent_path().filename();
-    (void)registry.Load(name, dir);  // failures are logged and kept in the index
+    // Failures are logged and kept in the index, unless the caller (the
+    // control plane's supervisor) wants a replica that cannot load to exit.
+    absl::Status loaded = registry.Load(name, dir);
+    if (!loaded.ok() && flags.count("exit-on-load-failure")) {
+      std::fprintf(stderr, "osprey serve: model %s failed to load: %s\n", name.c_str(),
+                   std::string(loaded.message()).c_str());
+      return 1;
+    }
   } else if (!flags.count("no-load-on-start")) {
     (void)registry.LoadAllFromRepository();
   }

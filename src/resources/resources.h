@@ -27,11 +27,13 @@ struct ObjectMeta {
   std::string namespace_ = "default";  // "" for cluster-scoped objects
   std::map<std::string, std::string> labels;
   std::map<std::string, std::string> annotations;
+  bool operator==(const ObjectMeta&) const = default;
 };
 
 struct EnvVar {
   std::string name;
-  std::string value;
+  std::string value;  // valueFrom is accepted and not kept
+  bool operator==(const EnvVar&) const = default;
 };
 
 struct Container {
@@ -41,33 +43,47 @@ struct Container {
   std::vector<std::string> args;
   std::vector<EnvVar> env;
   std::string resources_json;  // kept as given ({} when absent); not enforced locally
+  bool operator==(const Container&) const = default;
 };
 
 struct ModelFormat {
   std::string name;     // lower-cased as KServe compares them
-  std::string version;  // empty: any
+  std::string version;  // empty: any; otherwise matched exactly against a runtime's version
+  bool operator==(const ModelFormat&) const = default;
 };
 
 // Predictor `model:` form. Legacy framework keys (`sklearn:`, `xgboost:`, ...)
 // are rewritten into this form with format = the key.
 struct ModelSpec {
   ModelFormat format;
-  std::string runtime;           // explicit runtime name, empty: auto-select
-  std::string storage_uri;       // may be empty for a runtime that needs none
-  std::string protocol_version;  // "v1" (default), "v2", "grpc-v1" or "grpc-v2"
+  std::string runtime;      // explicit runtime name, empty: auto-select
+  std::string storage_uri;  // may be empty for a runtime that needs none
+  // "v1", "v2", "grpc-v1" or "grpc-v2"; empty when not given. Empty selects
+  // as v1 (KServe's default, see ProtocolOf) but, as in KServe, leaves the
+  // protocol of an explicitly named runtime unchecked (`runtime:
+  // kserve-mlserver` without protocolVersion is valid and speaks v2).
+  std::string protocol_version;
   std::vector<std::string> args;
   std::vector<EnvVar> env;
-  std::string resources_json;
+  std::string resources_json;  // {} when absent
+  bool operator==(const ModelSpec&) const = default;
 };
+
+// The protocol a model is selected with: protocol_version, v1 when not given.
+inline std::string_view ProtocolOf(const ModelSpec& m) {
+  return m.protocol_version.empty() ? std::string_view("v1") : std::string_view(m.protocol_version);
+}
 
 struct Batcher {
   int max_batch_size = 32;
   int max_latency_ms = 500;
+  bool operator==(const Batcher&) const = default;
 };
 
 struct Logger {
   std::string url;
   std::string mode = "all";  // all | request | response
+  bool operator==(const Logger&) const = default;
 };
 
 // Predictor, transformer or explainer.
@@ -89,8 +105,12 @@ struct Component {
   // custom containers, or (explainer) a named explainer type.
   std::optional<ModelSpec> model;
   std::string legacy_key;  // the framework key the user wrote, "" for `model:`
+  // A single custom container without a name is named kserve-container, as
+  // KServe's defaulter does; with several, each needs its name.
   std::vector<Container> containers;
   std::string explainer_type;  // e.g. "art", for `explainer: {art: {...}}`
+  std::string explainer_json;  // that type's own settings as compact JSON ("" without a type)
+  bool operator==(const Component&) const = default;
 };
 
 struct InferenceService {
@@ -98,13 +118,15 @@ struct InferenceService {
   Component predictor;
   std::optional<Component> transformer;
   std::optional<Component> explainer;
+  bool operator==(const InferenceService&) const = default;
 };
 
 struct SupportedModelFormat {
   std::string name;
   std::string version;
   bool auto_select = false;
-  std::optional<int> priority;
+  std::optional<int> priority;  // >= 1; higher wins
+  bool operator==(const SupportedModelFormat&) const = default;
 };
 
 // ServingRuntime (namespaced) or ClusterServingRuntime (cluster = true).
@@ -112,10 +134,13 @@ struct ServingRuntime {
   ObjectMeta meta;
   bool cluster = false;
   std::vector<SupportedModelFormat> formats;
-  std::vector<std::string> protocol_versions;  // default {"v1"} when absent
+  // Empty when absent: KServe sets no default and treats a runtime that lists
+  // no protocol as supporting any.
+  std::vector<std::string> protocol_versions;
   bool multi_model = false;
   bool disabled = false;
   std::vector<Container> containers;  // the main one is named kserve-container
+  bool operator==(const ServingRuntime&) const = default;
 };
 
 using Resource = std::variant<InferenceService, ServingRuntime>;
@@ -126,12 +151,16 @@ std::string_view KindOf(const Resource& r);
 
 // Parses one or more YAML documents ("---" separated; JSON is YAML too).
 // Empty documents are skipped. Applies KServe's defaults and validates; the
-// first error is returned, prefixed with "document N: " when the file has
-// more than one document.
+// first error is returned (kInvalidArgument), prefixed with "document N: "
+// when the file has more than one document and ending in " (line L)" where
+// the line is known. Unknown fields are errors, except Kubernetes PodSpec and
+// Container fields, which are accepted and not kept.
 absl::StatusOr<std::vector<Resource>> ParseYaml(std::string_view text);
 
 // Canonical JSON of a resource (apiVersion, kind, metadata, spec; defaults
-// filled in), and back. FromJson(ToJson(r)) == r.
+// filled in; compact, keys in KServe's order), and back: FromJson(ToJson(r))
+// == r for every r that ParseYaml or FromJson produced. A legacy framework
+// key is written back as that key. FromJson validates as ParseYaml does.
 std::string ToJson(const Resource& r);
 absl::StatusOr<Resource> FromJson(std::string_view json);
 
@@ -147,13 +176,21 @@ const std::vector<ServingRuntime>& BuiltinClusterRuntimes();
 
 // KServe's runtime selection, a pure function.
 // Explicit `model.runtime`: the namespace runtime of that name, else the
-// cluster runtime; it must list the format (and not be disabled) or the
-// result is an error. Otherwise auto-select among non-disabled runtimes that
-// list the format with autoSelect true (and the version, when the model gives
-// one) and support the model's protocol; higher priority wins (a format with
-// no priority ranks below any priority); namespace runtimes beat cluster
-// runtimes at equal standing. `namespace_runtimes` holds only those of the
-// model's namespace.
+// cluster runtime (none: RuntimeNotRecognized); it must not be disabled
+// (RuntimeDisabled), must support the model's protocol when the model gives
+// one, and must list the format, autoSelect or not, and the version when the
+// model gives one (NoSupportingRuntime). Otherwise auto-select among non-disabled,
+// single-model runtimes that list the format with autoSelect true (and the
+// version, when the model gives one) and support the model's protocol (v1
+// when not given; a runtime listing no protocol supports any). As in KServe's
+// GetSupportingRuntimes, every matching namespace runtime comes before every
+// cluster runtime; within each group higher priority wins (the priority of
+// the runtime's first entry for the format name; no priority ranks below any
+// priority), then the runtime whose lowest protocol is the lowest
+// (v1 < v2 < grpc-v1 < grpc-v2 < none listed), then the name. A chosen runtime
+// without containers is InvalidPredictorSpec. `namespace_runtimes` holds only
+// those of the model's namespace. The returned pointer points into one of the
+// two vectors.
 struct RuntimeChoice {
   const ServingRuntime* runtime = nullptr;
   std::string reason;   // on failure: NoSupportingRuntime | RuntimeNotRecognized |

@@ -37,7 +37,7 @@ struct Loop {
 };
 
 struct Shared {
-  RestHandler* handler = nullptr;
+  HttpHandler* handler = nullptr;
   uint64_t max_request_bytes = 0;
   std::atomic<bool> draining{false};
   std::atomic<int64_t> connections{0};
@@ -219,13 +219,21 @@ class Session : public std::enable_shared_from_this<Session> {
     append_number(status);
     head_.push_back(' ');
     head_.append(reason.data(), reason.size());
-    head_.append("\r\nContent-Type: ");
-    head_.append(response.content_type);
+    if (!response.content_type.empty()) {
+      head_.append("\r\nContent-Type: ");
+      head_.append(response.content_type);
+    }
     head_.append("\r\nContent-Length: ");
     append_number(body_.size());
     if (response.inference_header_length.has_value()) {
       head_.append("\r\nInference-Header-Content-Length: ");
       append_number(*response.inference_header_length);
+    }
+    for (const auto& [name, value] : response.headers) {
+      head_.append("\r\n");
+      head_.append(name);
+      head_.append(": ");
+      head_.append(value);
     }
     if (!request_id_.empty()) {
       head_.append("\r\nx-request-id: ");
@@ -298,6 +306,18 @@ void Accept(Acceptor* acceptor) {
 
 }  // namespace
 
+std::string_view FindHeader(const HeaderSource& headers, std::string_view name) {
+  std::string_view found;
+  if (headers.visit == nullptr) return found;
+  headers.visit(headers.context, [&](std::string_view n, std::string_view v) {
+    if (found.empty() && n.size() == name.size() &&
+        std::equal(n.begin(), n.end(), name.begin(),
+                   [](char a, char b) { return std::tolower(a) == std::tolower(b); }))
+      found = v;
+  });
+  return found;
+}
+
 struct HttpServer::Impl {
   Shared shared;
   std::list<Loop> loops;             // stable addresses
@@ -318,7 +338,7 @@ HttpServer::~HttpServer() { impl_->StopLoops(); }
 uint16_t HttpServer::port() const { return impl_->port; }
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const Options& options,
-                                                              RestHandler* handler) {
+                                                              HttpHandler* handler) {
   auto impl = std::make_unique<Impl>();
   impl->shared.handler = handler;
   impl->shared.max_request_bytes = options.max_request_bytes;

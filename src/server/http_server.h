@@ -1,6 +1,6 @@
 #pragma once
 
-// HTTP/1.1 server (Boost.Beast over Asio) in front of a RestHandler.
+// HTTP/1.1 server (Boost.Beast over Asio) in front of an HttpHandler.
 //
 // Design: `threads` event loops, each with its own io_context. One listening
 // socket (on the first loop) hands connections to the loops in turn, and a
@@ -19,7 +19,8 @@
 #include <memory>
 #include <string>
 
-#include "server/rest_handler.h"
+#include "common/status.h"
+#include "server/http_types.h"
 
 namespace osprey {
 
@@ -34,7 +35,7 @@ class HttpServer {
 
   // Binds and starts serving; the handler must outlive the server.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const Options& options,
-                                                           RestHandler* handler);
+                                                           HttpHandler* handler);
   ~HttpServer();
 
   uint16_t port() const;

@@ -11,35 +11,17 @@
 #include <string>
 #include <string_view>
 
-#include "absl/functional/any_invocable.h"
+#include "server/http_types.h"
 #include "server/inference_core.h"
 #include "server/metrics.h"
 #include "server/server_info.h"
 
 namespace osprey {
 
-struct HttpRequest {
-  std::string_view method;
-  std::string_view target;  // path and query, as sent
-  HeaderSource headers;     // set by the HTTP server
-  std::optional<uint64_t> inference_header_length;
-  std::shared_ptr<const std::string> body;
-  std::chrono::steady_clock::time_point arrival;
-};
-
-struct HttpResponse {
-  int status = 200;
-  std::string body;
-  std::string_view content_type = "application/json";
-  std::optional<size_t> inference_header_length;
-};
-
-using HttpDone = absl::AnyInvocable<void(HttpResponse)>;
-
 int HttpStatusFromCode(absl::StatusCode code);
 HttpResponse ErrorResponse(const absl::Status& status);
 
-class RestHandler {
+class RestHandler : public HttpHandler {
  public:
   RestHandler(ServerInfo info, InferenceCore* core, Metrics* metrics)
       : info_(std::move(info)), core_(core), metrics_(metrics) {}
@@ -49,7 +31,7 @@ class RestHandler {
   // an inference on whichever thread completes it (this one, or the model's
   // batcher). The request's strings need to live only until Handle returns;
   // its body is kept by the inference that borrows from it.
-  void Handle(const HttpRequest& request, HttpDone done);
+  void Handle(const HttpRequest& request, HttpDone done) override;
 
  private:
   // These answer synchronously, or return nullopt after taking `done` for an

@@ -1,0 +1,249 @@
+// `osprey up`: the local platform. Control-plane API, store, reconciler,
+// replica supervisor and the gateway entry point, in one process.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string_view>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "common/logging.h"
+#include "common/strings.h"
+#include "controlplane/api.h"
+#include "controlplane/controller.h"
+#include "flags.h"
+#include "gateway/entry.h"
+#include "platform_paths.h"
+#include "server/http_server.h"
+
+namespace osprey {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::vector<FlagSpec> kUpFlags = {
+    {"data-dir", false, "store, token, logs and model cache (default $OSPREY_HOME or ~/.osprey)"},
+    {"http-port", false, "gateway port (default 8080; 0 picks a free one)"},
+    {"api-port", false, "control-plane API port (default 8090; 0 picks a free one)"},
+    {"address", false, "address the gateway listens on (default 0.0.0.0; the API: 127.0.0.1)"},
+    {"domain", false, "domain of InferenceService URLs (default example.com)"},
+    {"domain-template", false,
+     "host of an InferenceService (default {{.Name}}-{{.Namespace}}.{{.Domain}})"},
+    {"pvc-root", false, "directory holding pvc://{claim}/... (default DATA_DIR/pvc)"},
+    {"image-map", false,
+     "JSON file mapping container images to local commands: {\"repo/image\": [\"cmd\", ...]}"},
+    {"apply", false, "apply this KServe YAML file at start (comma-separated for several)"},
+    {"keep-replicas", true, "on SIGTERM, leave replicas running for the next start to adopt"},
+    {"replica-startup-timeout-s", false, "a replica not ready by then is restarted (120)"},
+    {"log-level", false, "debug, info, warning or error (default info)"},
+    {"help", true, "show this help"},
+};
+
+absl::StatusOr<std::string> ReadOrMakeToken(const std::string& path) {
+  std::ifstream in(path);
+  std::string token;
+  if (in && std::getline(in, token) && !token.empty()) return token;
+  unsigned char bytes[24];
+  int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || ::read(fd, bytes, sizeof(bytes)) != static_cast<ssize_t>(sizeof(bytes))) {
+    if (fd >= 0) ::close(fd);
+    return absl::InternalError("cannot read /dev/urandom for the API token");
+  }
+  ::close(fd);
+  static const char kHex[] = "0123456789abcdef";
+  for (unsigned char b : bytes) {
+    token.push_back(kHex[b >> 4]);
+    token.push_back(kHex[b & 15]);
+  }
+  // Owner-only from the moment it exists, like a kubeconfig.
+  fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return absl::InternalError(StrCat("cannot write ", path));
+  std::string line = token + "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::fchmod(fd, 0600);
+  ::close(fd);
+  if (!ok) return absl::InternalError(StrCat("cannot write ", path));
+  return token;
+}
+
+absl::Status WriteFileAtomically(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    if (!out) return absl::InternalError(StrCat("cannot write ", tmp));
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return absl::InternalError(StrCat("cannot write ", path, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+bool ParsePort(const std::map<std::string, std::string>& flags, const char* name, int fallback,
+               int* out) {
+  *out = fallback;
+  auto it = flags.find(name);
+  if (it == flags.end()) return true;
+  if (!absl::SimpleAtoi(it->second, out) || *out < 0 || *out > 65535) {
+    std::fprintf(stderr, "osprey up: --%s must be a port number 0..65535\n", name);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int UpMain(const std::vector<std::string_view>& args) {
+  auto parsed = ParseFlags(args, kUpFlags);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "osprey up: %s\n", std::string(parsed.status().message()).c_str());
+    return 2;
+  }
+  auto flags = *parsed;
+  if (flags.count("help")) {
+    std::printf("usage: osprey up [flags]\n\n");
+    for (const auto& f : kUpFlags)
+      std::printf("  --%-26s %s\n", (f.name + (f.is_bool ? "" : " V")).c_str(), f.help.c_str());
+    return 0;
+  }
+  if (auto it = flags.find("log-level"); it != flags.end()) {
+    LogLevel level;
+    if (!ParseLogLevel(it->second, &level)) {
+      std::fprintf(stderr, "osprey up: --log-level: unknown level '%s'\n", it->second.c_str());
+      return 2;
+    }
+    SetLogLevel(level);
+  }
+  int http_port = 0, api_port = 0;
+  if (!ParsePort(flags, "http-port", 8080, &http_port) ||
+      !ParsePort(flags, "api-port", 8090, &api_port))
+    return 2;
+
+  controlplane::Controller::Options options;
+  options.data_dir = flags.count("data-dir") ? flags["data-dir"] : DefaultDataDir();
+  options.data_dir = fs::absolute(options.data_dir).lexically_normal().string();
+  if (options.data_dir.size() > 1 && options.data_dir.back() == '/') options.data_dir.pop_back();
+  options.pvc_root = flags.count("pvc-root") ? flags["pvc-root"] : options.data_dir + "/pvc";
+  if (flags.count("domain")) options.platform.domain = flags["domain"];
+  if (flags.count("domain-template")) options.platform.domain_template = flags["domain-template"];
+  options.platform.osprey_binary = fs::canonical("/proc/self/exe").string();
+  if (auto it = flags.find("replica-startup-timeout-s"); it != flags.end()) {
+    int s = 0;
+    if (!absl::SimpleAtoi(it->second, &s) || s <= 0) {
+      std::fprintf(stderr, "osprey up: --replica-startup-timeout-s must be a positive integer\n");
+      return 2;
+    }
+    options.replica_startup_timeout = std::chrono::seconds(s);
+  }
+  if (auto it = flags.find("image-map"); it != flags.end()) {
+    auto st = controlplane::LoadImageMap(it->second, &options.platform);
+    if (!st.ok()) {
+      std::fprintf(stderr, "osprey up: %s\n", std::string(st.message()).c_str());
+      return 2;
+    }
+  }
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::error_code ec;
+  fs::create_directories(options.data_dir, ec);
+  auto token = ReadOrMakeToken(options.data_dir + "/token");
+  if (!token.ok()) {
+    std::fprintf(stderr, "osprey up: %s\n", std::string(token.status().message()).c_str());
+    return 1;
+  }
+
+  // The gateway binds first: its port is part of every InferenceService URL.
+  std::shared_ptr<const gateway::RouteTable> empty = std::make_shared<gateway::RouteTable>();
+  std::atomic<controlplane::Controller*> controller_ptr{nullptr};
+  gateway::EntryHandler entry(gateway::EntryHandler::Options{},
+                              [&]() -> std::shared_ptr<const gateway::RouteTable> {
+                                auto* c = controller_ptr.load();
+                                return c ? c->Routes() : empty;
+                              });
+  HttpServer::Options gateway_options;
+  gateway_options.port = static_cast<uint16_t>(http_port);
+  if (flags.count("address")) gateway_options.address = flags["address"];
+  auto gateway_server = HttpServer::Start(gateway_options, &entry);
+  if (!gateway_server.ok()) {
+    OSPREY_LOG(kError) << "gateway: " << gateway_server.status().message();
+    return 1;
+  }
+  options.platform.gateway_port = (*gateway_server)->port();
+
+  auto controller = controlplane::Controller::Start(options);
+  if (!controller.ok()) {
+    OSPREY_LOG(kError) << controller.status().message();
+    return 1;
+  }
+  controller_ptr.store(controller->get());
+
+  controlplane::ApiHandler api(controller->get(), *token);
+  HttpServer::Options api_options;
+  api_options.address = "127.0.0.1";
+  api_options.port = static_cast<uint16_t>(api_port);
+  api_options.threads = 1;
+  auto api_server = HttpServer::Start(api_options, &api);
+  if (!api_server.ok()) {
+    OSPREY_LOG(kError) << "API: " << api_server.status().message();
+    return 1;
+  }
+  std::string api_url = StrCat("http://127.0.0.1:", (*api_server)->port());
+  // Where the CLI finds this platform (with the token beside it).
+  auto st = WriteFileAtomically(
+      options.data_dir + "/endpoint",
+      StrCat("api=", api_url, "\ngateway=http://127.0.0.1:", (*gateway_server)->port(), "\n"));
+  if (!st.ok()) {
+    OSPREY_LOG(kError) << st.message();
+  }
+
+  if (auto it = flags.find("apply"); it != flags.end()) {
+    std::stringstream files(it->second);
+    for (std::string file; std::getline(files, file, ',');) {
+      std::ifstream in(file);
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (!in) {
+        OSPREY_LOG(kError) << "--apply: cannot read " << file;
+        continue;
+      }
+      auto applied = (*controller)
+                         ->Apply(text, "", fs::absolute(file).parent_path().string());
+      if (!applied.ok()) {
+        OSPREY_LOG(kError) << "--apply " << file << ": " << applied.status().message();
+        continue;
+      }
+      for (const auto& r : *applied)
+        OSPREY_LOG(kInfo) << r.kind << " " << r.namespace_ << "/" << r.name << " " << r.action;
+    }
+  }
+  OSPREY_LOG(kInfo) << "osprey " << OSPREY_VERSION << " up: gateway on "
+                    << gateway_options.address << ":" << (*gateway_server)->port() << ", API on "
+                    << api_url << ", data in " << options.data_dir;
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  const bool keep = flags.count("keep-replicas") > 0;
+  OSPREY_LOG(kInfo) << "received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ": stopping"
+                    << (keep ? " (replicas keep running)" : " and stopping replicas");
+  (*api_server)->Drain(std::chrono::seconds(5));
+  (*gateway_server)->Drain(std::chrono::seconds(10));
+  controller_ptr.store(nullptr);
+  (*controller)->Shutdown(!keep);
+  return 0;
+}
+
+}  // namespace osprey

@@ -1,0 +1,636 @@
+#include "cli/cli.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "cli/table.h"
+#include "net/http_client.h"
+#include "resources/resources.h"
+
+namespace osprey::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::system_clock;
+
+struct Kind {
+  std::string plural;  // API name
+  std::string singular;
+  std::string path_prefix;  // /apis/{group}/{version}
+  bool cluster = false;
+};
+
+const Kind* FindKind(std::string_view name) {
+  static const Kind kKinds[] = {
+      {"inferenceservices", "inferenceservice", "/apis/serving.kserve.io/v1beta1", false},
+      {"servingruntimes", "servingruntime", "/apis/serving.kserve.io/v1alpha1", false},
+      {"clusterservingruntimes", "clusterservingruntime", "/apis/serving.kserve.io/v1alpha1",
+       true},
+      {"revisions", "revision", "/apis/serving.knative.dev/v1", false},
+      {"events", "event", "/osprey/v1", false},
+  };
+  static const std::map<std::string_view, std::string_view> kAliases = {
+      {"isvc", "inferenceservices"},       {"inferenceservice", "inferenceservices"},
+      {"servingruntime", "servingruntimes"}, {"sr", "servingruntimes"},
+      {"clusterservingruntime", "clusterservingruntimes"},
+      {"csr", "clusterservingruntimes"},    {"revision", "revisions"},
+      {"rev", "revisions"},                 {"event", "events"},
+      {"ev", "events"}};
+  std::string lower;
+  for (char c : name) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  if (size_t dot = lower.find('.'); dot != std::string::npos) lower.resize(dot);  // isvc.serving...
+  std::string_view key = lower;
+  if (auto a = kAliases.find(key); a != kAliases.end()) key = a->second;
+  for (const auto& k : kKinds)
+    if (k.plural == key) return &k;
+  return nullptr;
+}
+
+struct Options {
+  std::string data_dir;
+  std::string server;
+  std::string token;
+  std::string ns = "default";
+  bool all_namespaces = false;
+  std::string output;  // "", yaml, json, wide, name
+  std::vector<std::string> files;
+  bool wait = false;
+  int timeout_s = 120;
+  std::string revision;
+  int tail = 200;
+  std::vector<std::string> positional;
+};
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "error: %s\n", message.c_str());
+  return 1;
+}
+
+absl::StatusOr<Options> ParseArgs(const std::vector<std::string_view>& args,
+                                  const std::string& default_data_dir) {
+  Options o;
+  o.data_dir = default_data_dir;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string_view a = args[i];
+    std::string_view value;
+    bool inline_value = false;
+    if (a.starts_with("--")) {
+      if (size_t eq = a.find('='); eq != std::string_view::npos) {
+        value = a.substr(eq + 1);
+        a = a.substr(0, eq);
+        inline_value = true;
+      }
+    }
+    auto take = [&]() -> absl::StatusOr<std::string> {
+      if (inline_value) return std::string(value);
+      if (i + 1 >= args.size()) return absl::InvalidArgumentError(StrCat("flag ", a, " needs a value"));
+      return std::string(args[++i]);
+    };
+    auto set = [&](std::string* out) -> absl::Status {
+      auto v = take();
+      if (!v.ok()) return v.status();
+      *out = *v;
+      return absl::OkStatus();
+    };
+    absl::Status st;
+    if (a == "-n" || a == "--namespace") {
+      st = set(&o.ns);
+    } else if (a == "-A" || a == "--all-namespaces") {
+      o.all_namespaces = true;
+    } else if (a == "-o" || a == "--output") {
+      st = set(&o.output);
+    } else if (a == "-f" || a == "--filename") {
+      std::string f;
+      st = set(&f);
+      o.files.push_back(f);
+    } else if (a == "--wait") {
+      o.wait = true;
+    } else if (a == "--timeout") {
+      std::string t;
+      st = set(&t);
+      if (st.ok()) {
+        if (!t.empty() && t.back() == 's') t.pop_back();
+        o.timeout_s = std::atoi(t.c_str());
+        if (o.timeout_s <= 0) st = absl::InvalidArgumentError("--timeout must be a positive number of seconds");
+      }
+    } else if (a == "--revision") {
+      st = set(&o.revision);
+    } else if (a == "--tail") {
+      std::string t;
+      st = set(&t);
+      o.tail = std::atoi(t.c_str());
+    } else if (a == "--server") {
+      st = set(&o.server);
+    } else if (a == "--token") {
+      st = set(&o.token);
+    } else if (a == "--data-dir") {
+      st = set(&o.data_dir);
+    } else if (a.starts_with("-") && a.size() > 1) {
+      return absl::InvalidArgumentError(StrCat("unknown flag ", a));
+    } else {
+      o.positional.emplace_back(a);
+    }
+    if (!st.ok()) return st;
+  }
+  if (o.output != "" && o.output != "yaml" && o.output != "json" && o.output != "wide" &&
+      o.output != "name")
+    return absl::InvalidArgumentError(
+        StrCat("unknown output format '", o.output, "' (yaml, json, wide or name)"));
+  return o;
+}
+
+// The API's address and token: flags, then OSPREY_SERVER / OSPREY_TOKEN, then
+// the files `osprey up` wrote in the data directory.
+absl::Status Connect(Options* o) {
+  if (o->server.empty())
+    if (const char* s = std::getenv("OSPREY_SERVER")) o->server = s;
+  if (o->token.empty())
+    if (const char* t = std::getenv("OSPREY_TOKEN")) o->token = t;
+  if (o->server.empty()) {
+    std::ifstream in(o->data_dir + "/endpoint");
+    for (std::string line; std::getline(in, line);)
+      if (line.starts_with("api=")) o->server = line.substr(4);
+    if (o->server.empty())
+      return absl::UnavailableError(
+          StrCat("no Osprey platform found: ", o->data_dir,
+                 "/endpoint is missing (is `osprey up` running? --data-dir or OSPREY_HOME "
+                 "point at its data directory; --server at its API)"));
+  }
+  if (o->token.empty()) {
+    std::ifstream in(o->data_dir + "/token");
+    std::getline(in, o->token);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<HttpClientResponse> Call(const Options& o, const std::string& method,
+                                        const std::string& path, std::string body = "") {
+  static thread_local HttpClient client;
+  HttpClientRequest req;
+  req.method = method;
+  req.url = o.server + path;
+  req.body = std::move(body);
+  if (!o.token.empty()) req.headers.emplace_back("Authorization", "Bearer " + o.token);
+  auto r = client.Send(req);
+  if (!r.ok() && r.status().code() == absl::StatusCode::kUnavailable)
+    return absl::UnavailableError(
+        StrCat("cannot reach the Osprey API at ", o.server, " (is `osprey up` running?)"));
+  return r;
+}
+
+std::string ErrorOf(const HttpClientResponse& r) {
+  rapidjson::Document d;
+  if (!d.Parse(r.body.data(), r.body.size()).HasParseError() && d.IsObject() &&
+      d.HasMember("error") && d["error"].IsString())
+    return d["error"].GetString();
+  return StrCat("HTTP ", r.status, ": ", r.body);
+}
+
+std::string Get(const rapidjson::Value& v, std::initializer_list<const char*> path) {
+  const rapidjson::Value* cur = &v;
+  for (const char* key : path) {
+    if (!cur->IsObject()) return "";
+    auto it = cur->FindMember(key);
+    if (it == cur->MemberEnd()) return "";
+    cur = &it->value;
+  }
+  if (cur->IsString()) return cur->GetString();
+  if (cur->IsBool()) return cur->GetBool() ? "true" : "false";
+  if (cur->IsInt64()) return std::to_string(cur->GetInt64());
+  return "";
+}
+
+std::string Condition(const rapidjson::Value& item, std::string_view type, const char* field) {
+  const auto& st = item["status"];
+  if (!st.IsObject() || !st.HasMember("conditions")) return "";
+  for (const auto& c : st["conditions"].GetArray())
+    if (Get(c, {"type"}) == type) return Get(c, {field});
+  return "";
+}
+
+std::string Pretty(const rapidjson::Value& v) {
+  rapidjson::StringBuffer buf;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buf);
+  w.SetIndent(' ', 4);
+  v.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize()) + "\n";
+}
+
+std::string Compact(const rapidjson::Value& v) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  v.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string Age(const rapidjson::Value& item) {
+  std::string created = Get(item, {"metadata", "creationTimestamp"});
+  if (created.empty()) created = Get(item, {"time"});
+  return HumanAge(AgeSince(created, Clock::now()));
+}
+
+std::string Traffic(const rapidjson::Value& item, bool latest) {
+  const rapidjson::Value* traffic = nullptr;
+  if (item.HasMember("status") && item["status"].IsObject() &&
+      item["status"].HasMember("components") &&
+      item["status"]["components"].HasMember("predictor") &&
+      item["status"]["components"]["predictor"].HasMember("traffic"))
+    traffic = &item["status"]["components"]["predictor"]["traffic"];
+  if (traffic == nullptr || !traffic->IsArray()) return "";
+  for (const auto& t : traffic->GetArray()) {
+    bool is_latest = t.HasMember("latestRevision") && t["latestRevision"].IsBool() &&
+                     t["latestRevision"].GetBool();
+    bool is_prev = Get(t, {"tag"}) == "prev";
+    if ((latest && is_latest) || (!latest && is_prev)) return Get(t, {"percent"});
+  }
+  return "";
+}
+
+// One table per kind, columns as `kubectl get` prints KServe's resources.
+std::string Table(const Kind& kind, const rapidjson::Value& items, bool all_ns, bool wide) {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+  if (kind.plural == "inferenceservices") {
+    header = {"NAME", "URL", "READY", "PREV", "LATEST", "PREVROLLEDOUTREVISION",
+              "LATESTREADYREVISION", "AGE"};
+    for (const auto& it : items.GetArray())
+      rows.push_back({Get(it, {"metadata", "name"}), Get(it, {"status", "url"}),
+                      Condition(it, "Ready", "status"), Traffic(it, false), Traffic(it, true),
+                      Get(it, {"status", "components", "predictor", "previousRolledoutRevision"}),
+                      Get(it, {"status", "components", "predictor", "latestReadyRevision"}),
+                      Age(it)});
+  } else if (kind.plural == "servingruntimes" || kind.plural == "clusterservingruntimes") {
+    header = {"NAME", "DISABLED", "MODELTYPE", "CONTAINERS", "AGE"};
+    for (const auto& it : items.GetArray()) {
+      std::string disabled = Get(it, {"spec", "disabled"});
+      std::string model_type, containers;
+      if (it["spec"].HasMember("supportedModelFormats") &&
+          !it["spec"]["supportedModelFormats"].Empty())
+        model_type = Get(it["spec"]["supportedModelFormats"][0], {"name"});
+      if (it["spec"].HasMember("containers") && !it["spec"]["containers"].Empty())
+        containers = Get(it["spec"]["containers"][0], {"name"});
+      rows.push_back({Get(it, {"metadata", "name"}), disabled == "true" ? "true" : "",
+                      model_type, containers, Age(it)});
+    }
+  } else if (kind.plural == "revisions") {
+    header = {"NAME", "INFERENCESERVICE", "PHASE", "REPLICAS", "READY", "RUNTIME", "AGE"};
+    if (wide) header.push_back("REASON");
+    for (const auto& it : items.GetArray()) {
+      std::vector<std::string> row = {
+          Get(it, {"metadata", "name"}),
+          Get(it, {"metadata", "labels", "serving.kserve.io/inferenceservice"}),
+          Get(it, {"status", "phase"}),
+          Get(it, {"status", "replicas"}),
+          Get(it, {"status", "readyReplicas"}),
+          Get(it, {"spec", "runtime"}),
+          Age(it)};
+      if (wide) row.push_back(Get(it, {"status", "reason"}));
+      rows.push_back(std::move(row));
+    }
+  } else {  // events
+    header = {"LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"};
+    for (const auto& it : items.GetArray())
+      rows.push_back({Age(it), Get(it, {"type"}), Get(it, {"reason"}), Get(it, {"object"}),
+                      Get(it, {"message"})});
+  }
+  if (all_ns && !kind.cluster) {
+    header.insert(header.begin(), "NAMESPACE");
+    size_t i = 0;
+    for (const auto& it : items.GetArray()) {
+      std::string ns = Get(it, {"metadata", "namespace"});
+      if (ns.empty()) ns = Get(it, {"namespace"});
+      rows[i].insert(rows[i].begin(), ns);
+      ++i;
+    }
+  }
+  return FormatTable(header, rows);
+}
+
+std::string CollectionPath(const Kind& kind, const Options& o) {
+  if (kind.cluster || o.all_namespaces) return StrCat(kind.path_prefix, "/", kind.plural);
+  return StrCat(kind.path_prefix, "/namespaces/", o.ns, "/", kind.plural);
+}
+
+std::string ItemsAsYaml(const rapidjson::Value& items, bool list) {
+  if (!list) {
+    auto y = resources::JsonToYaml(Compact(items[0]));
+    return y.ok() ? *y : Pretty(items[0]);
+  }
+  std::string out;
+  for (const auto& it : items.GetArray()) {
+    auto y = resources::JsonToYaml(Compact(it));
+    out += "---\n";
+    out += y.ok() ? *y : Pretty(it);
+    if (!out.empty() && out.back() != '\n') out += '\n';
+  }
+  return out;
+}
+
+int GetCommand(Options& o) {
+  if (o.positional.empty())
+    return Fail("get needs a resource kind: inferenceservices (isvc), servingruntimes, "
+                "clusterservingruntimes, revisions, events");
+  const Kind* kind = FindKind(o.positional[0]);
+  if (kind == nullptr) return Fail(StrCat("unknown resource kind \"", o.positional[0], "\""));
+  std::string name = o.positional.size() > 1 ? o.positional[1] : "";
+  std::string path = CollectionPath(*kind, o);
+  if (!name.empty()) path = StrCat(kind->path_prefix, kind->cluster ? "" : StrCat("/namespaces/", o.ns),
+                                   "/", kind->plural, "/", name);
+  auto r = Call(o, "GET", path);
+  if (!r.ok()) return Fail(std::string(r.status().message()));
+  if (r->status != 200) return Fail(ErrorOf(*r));
+  rapidjson::Document d;
+  d.Parse(r->body.data(), r->body.size());
+  rapidjson::Document wrapped;
+  if (!name.empty()) {
+    wrapped.SetObject();
+    rapidjson::Value arr(rapidjson::kArrayType);
+    arr.PushBack(rapidjson::Value(d, wrapped.GetAllocator()), wrapped.GetAllocator());
+    wrapped.AddMember("items", arr, wrapped.GetAllocator());
+  } else {
+    wrapped.Swap(d);
+  }
+  const auto& items = wrapped["items"];
+  if (o.output == "json") {
+    std::cout << (name.empty() ? Pretty(wrapped) : Pretty(items[0]));
+  } else if (o.output == "yaml") {
+    std::cout << ItemsAsYaml(items, name.empty());
+  } else if (o.output == "name") {
+    for (const auto& it : items.GetArray())
+      std::cout << kind->singular << "/" << Get(it, {"metadata", "name"}) << "\n";
+  } else {
+    if (items.Empty()) {
+      if (kind->cluster)
+        std::fprintf(stderr, "No resources found\n");
+      else
+        std::fprintf(stderr, "No resources found in %s namespace.\n",
+                     o.all_namespaces ? "any" : o.ns.c_str());
+      return 0;
+    }
+    std::cout << Table(*kind, items, o.all_namespaces, o.output == "wide");
+  }
+  return 0;
+}
+
+absl::StatusOr<std::string> ReadInput(const std::string& file) {
+  if (file == "-") {
+    std::stringstream ss;
+    ss << std::cin.rdbuf();
+    return ss.str();
+  }
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return absl::NotFoundError(StrCat("cannot read ", file));
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Waits until every named InferenceService reports Ready for its current
+// generation; fails fast when the latest revision failed.
+int WaitReady(const Options& o, const std::vector<std::pair<std::string, std::string>>& isvcs) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.timeout_s);
+  for (const auto& [ns, name] : isvcs) {
+    std::string path = StrCat("/apis/serving.kserve.io/v1beta1/namespaces/", ns,
+                              "/inferenceservices/", name);
+    std::string last;
+    while (true) {
+      auto r = Call(o, "GET", path);
+      if (r.ok() && r->status == 200) {
+        rapidjson::Document d;
+        d.Parse(r->body.data(), r->body.size());
+        bool current = Get(d, {"status", "observedGeneration"}) ==
+                       Get(d, {"metadata", "generation"});
+        std::string ready = Condition(d, "Ready", "status");
+        std::string transition = Get(d, {"status", "modelStatus", "transitionStatus"});
+        if (current && ready == "True") {
+          std::printf("inferenceservice.serving.kserve.io/%s condition met (Ready)\n",
+                      name.c_str());
+          break;
+        }
+        if (current && (transition == "InvalidSpec" || transition == "BlockedByFailedLoad"))
+          return Fail(StrCat("inferenceservice ", ns, "/", name, " failed: ",
+                             Condition(d, "PredictorReady", "reason"), ": ",
+                             Condition(d, "PredictorReady", "message")));
+        last = StrCat(Condition(d, "Ready", "reason"), " ", Condition(d, "Ready", "message"));
+      }
+      if (std::chrono::steady_clock::now() > deadline)
+        return Fail(StrCat("timed out after ", o.timeout_s, "s waiting for inferenceservice ", ns,
+                           "/", name, " to be Ready (", last, ")"));
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling interval
+    }
+  }
+  return 0;
+}
+
+int ApplyCommand(Options& o) {
+  if (o.files.empty()) return Fail("apply needs -f FILE (or -f - for stdin)");
+  std::vector<std::pair<std::string, std::string>> applied;
+  for (const auto& file : o.files) {
+    auto text = ReadInput(file);
+    if (!text.ok()) return Fail(std::string(text.status().message()));
+    std::string base = file == "-" ? fs::current_path().string()
+                                   : fs::absolute(file).parent_path().string();
+    std::string path = StrCat("/osprey/v1/apply?namespace=", o.ns, "&baseDir=", base);
+    auto r = Call(o, "POST", path, *text);
+    if (!r.ok()) return Fail(std::string(r.status().message()));
+    if (r->status != 200) return Fail(StrCat(file, ": ", ErrorOf(*r)));
+    rapidjson::Document d;
+    d.Parse(r->body.data(), r->body.size());
+    for (const auto& res : d["results"].GetArray()) {
+      std::string kind = Get(res, {"kind"});
+      std::string lower;
+      for (char c : kind) lower.push_back(static_cast<char>(std::tolower(c)));
+      std::string group = kind == "InferenceService" || kind.ends_with("ServingRuntime")
+                              ? "serving.kserve.io"
+                              : "";
+      std::printf("%s.%s/%s %s\n", lower.c_str(), group.c_str(), Get(res, {"name"}).c_str(),
+                  Get(res, {"action"}).c_str());
+      if (kind == "InferenceService") applied.emplace_back(Get(res, {"namespace"}), Get(res, {"name"}));
+    }
+  }
+  std::fflush(stdout);
+  return o.wait ? WaitReady(o, applied) : 0;
+}
+
+int DeleteCommand(Options& o) {
+  std::vector<std::tuple<const Kind*, std::string, std::string>> targets;
+  for (const auto& file : o.files) {
+    auto text = ReadInput(file);
+    if (!text.ok()) return Fail(std::string(text.status().message()));
+    auto parsed = resources::ParseYaml(*text);
+    if (!parsed.ok()) return Fail(StrCat(file, ": ", parsed.status().message()));
+    for (const auto& r : *parsed) {
+      std::string kind(resources::KindOf(r));
+      const Kind* k = FindKind(kind + "s");
+      std::visit(
+          [&](const auto& obj) {
+            targets.emplace_back(k, obj.meta.namespace_ == "default" ? o.ns : obj.meta.namespace_,
+                                 obj.meta.name);
+          },
+          r);
+    }
+  }
+  if (o.files.empty()) {
+    if (o.positional.size() < 2) return Fail("delete needs KIND NAME, or -f FILE");
+    const Kind* k = FindKind(o.positional[0]);
+    if (k == nullptr) return Fail(StrCat("unknown resource kind \"", o.positional[0], "\""));
+    for (size_t i = 1; i < o.positional.size(); ++i) targets.emplace_back(k, o.ns, o.positional[i]);
+  }
+  int rc = 0;
+  for (const auto& [k, ns, name] : targets) {
+    std::string path = StrCat(k->path_prefix, k->cluster ? "" : StrCat("/namespaces/", ns), "/",
+                              k->plural, "/", name);
+    auto r = Call(o, "DELETE", path);
+    if (!r.ok()) return Fail(std::string(r.status().message()));
+    if (r->status != 200) {
+      rc = Fail(ErrorOf(*r));
+      continue;
+    }
+    std::printf("%s.serving.kserve.io \"%s\" deleted\n", k->singular.c_str(), name.c_str());
+  }
+  return rc;
+}
+
+int LogsCommand(Options& o) {
+  if (o.positional.empty()) return Fail("logs needs an InferenceService name");
+  std::string path = StrCat("/osprey/v1/namespaces/", o.ns, "/inferenceservices/", o.positional[0],
+                            "/logs?tail=", o.tail);
+  if (!o.revision.empty()) path += "&revision=" + o.revision;
+  auto r = Call(o, "GET", path);
+  if (!r.ok()) return Fail(std::string(r.status().message()));
+  if (r->status != 200) return Fail(ErrorOf(*r));
+  std::cout << r->body;
+  return 0;
+}
+
+int DescribeCommand(Options& o) {
+  if (o.positional.size() < 2) return Fail("describe needs KIND NAME");
+  const Kind* kind = FindKind(o.positional[0]);
+  if (kind == nullptr) return Fail(StrCat("unknown resource kind \"", o.positional[0], "\""));
+  const std::string& name = o.positional[1];
+  std::string path = StrCat(kind->path_prefix, kind->cluster ? "" : StrCat("/namespaces/", o.ns),
+                            "/", kind->plural, "/", name);
+  auto r = Call(o, "GET", path);
+  if (!r.ok()) return Fail(std::string(r.status().message()));
+  if (r->status != 200) return Fail(ErrorOf(*r));
+  rapidjson::Document d;
+  d.Parse(r->body.data(), r->body.size());
+  std::ostringstream out;
+  out << "Name:         " << Get(d, {"metadata", "name"}) << "\n";
+  if (!kind->cluster) out << "Namespace:    " << Get(d, {"metadata", "namespace"}) << "\n";
+  out << "Kind:         " << Get(d, {"kind"}) << "\n";
+  out << "Created:      " << Get(d, {"metadata", "creationTimestamp"}) << " (" << Age(d)
+      << " ago)\n";
+  if (kind->plural != "inferenceservices") {
+    out << "Spec:\n";
+    auto y = resources::JsonToYaml(Compact(d["spec"]));
+    std::istringstream lines(y.ok() ? *y : Pretty(d["spec"]));
+    for (std::string line; std::getline(lines, line);) out << "  " << line << "\n";
+    if (d.HasMember("status")) {
+      out << "Status:\n";
+      auto s = resources::JsonToYaml(Compact(d["status"]));
+      std::istringstream slines(s.ok() ? *s : Pretty(d["status"]));
+      for (std::string line; std::getline(slines, line);) out << "  " << line << "\n";
+    }
+    std::cout << out.str();
+    return 0;
+  }
+  out << "Generation:   " << Get(d, {"metadata", "generation"}) << "\n";
+  out << "URL:          " << Get(d, {"status", "url"}) << "\n";
+  out << "Ready:        " << Condition(d, "Ready", "status") << "\n";
+  const auto& spec = d["spec"]["predictor"];
+  if (spec.HasMember("model")) {
+    out << "Predictor:\n";
+    out << "  Model Format:   " << Get(spec, {"model", "modelFormat", "name"}) << "\n";
+    out << "  Storage URI:    " << Get(spec, {"model", "storageUri"}) << "\n";
+    out << "  Protocol:       " << Get(spec, {"model", "protocolVersion"}) << "\n";
+  }
+  std::vector<std::vector<std::string>> conds;
+  if (d["status"].HasMember("conditions"))
+    for (const auto& c : d["status"]["conditions"].GetArray())
+      conds.push_back({Get(c, {"type"}), Get(c, {"status"}), Get(c, {"reason"}),
+                       Get(c, {"message"})});
+  out << "Conditions:\n";
+  std::istringstream ctable(FormatTable({"TYPE", "STATUS", "REASON", "MESSAGE"}, conds));
+  for (std::string line; std::getline(ctable, line);) out << "  " << line << "\n";
+  out << "Model Status:\n";
+  out << "  Transition:     " << Get(d, {"status", "modelStatus", "transitionStatus"}) << "\n";
+  out << "  Active State:   " << Get(d, {"status", "modelStatus", "states", "activeModelState"})
+      << "\n";
+  out << "  Target State:   " << Get(d, {"status", "modelStatus", "states", "targetModelState"})
+      << "\n";
+  if (!Get(d, {"status", "modelStatus", "lastFailureInfo", "reason"}).empty()) {
+    out << "  Last Failure:   " << Get(d, {"status", "modelStatus", "lastFailureInfo", "reason"})
+        << ": " << Get(d, {"status", "modelStatus", "lastFailureInfo", "message"}) << "\n";
+  }
+  // Revisions with their download progress and replicas.
+  auto revs = Call(o, "GET", StrCat("/apis/serving.knative.dev/v1/namespaces/", o.ns, "/revisions"));
+  if (revs.ok() && revs->status == 200) {
+    rapidjson::Document rd;
+    rd.Parse(revs->body.data(), revs->body.size());
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& it : rd["items"].GetArray()) {
+      if (Get(it, {"metadata", "labels", "serving.kserve.io/inferenceservice"}) != name) continue;
+      std::string storage = Get(it, {"status", "storage", "phase"});
+      std::string done = Get(it, {"status", "storage", "bytesDone"});
+      std::string total = Get(it, {"status", "storage", "bytesTotal"});
+      if (storage != "done" && storage != "idle" && !done.empty() && done != "0")
+        storage += StrCat(" ", done, total != "0" ? StrCat("/", total) : "", " bytes");
+      std::string traffic =
+          Get(it, {"metadata", "name"}) ==
+                  Get(d, {"status", "components", "predictor", "latestReadyRevision"})
+              ? "100%"
+              : "";
+      rows.push_back({Get(it, {"metadata", "name"}), Get(it, {"status", "phase"}), traffic,
+                      StrCat(Get(it, {"status", "readyReplicas"}), "/",
+                             Get(it, {"status", "desiredReplicas"})),
+                      storage, Get(it, {"spec", "runtime"}), Age(it),
+                      Get(it, {"status", "message"})});
+    }
+    out << "Revisions:\n";
+    std::istringstream rtable(FormatTable(
+        {"NAME", "PHASE", "TRAFFIC", "READY", "STORAGE", "RUNTIME", "AGE", "MESSAGE"}, rows));
+    for (std::string line; std::getline(rtable, line);) out << "  " << line << "\n";
+  }
+  auto events = Call(o, "GET", StrCat("/osprey/v1/namespaces/", o.ns, "/events"));
+  if (events.ok() && events->status == 200) {
+    rapidjson::Document ed;
+    ed.Parse(events->body.data(), events->body.size());
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& it : ed["items"].GetArray())
+      if (Get(it, {"object"}) == name)
+        rows.push_back({Get(it, {"type"}), Get(it, {"reason"}), Age(it), Get(it, {"message"})});
+    out << "Events:\n";
+    std::istringstream etable(FormatTable({"TYPE", "REASON", "AGE", "MESSAGE"}, rows));
+    for (std::string line; std::getline(etable, line);) out << "  " << line << "\n";
+  }
+  std::cout << out.str();
+  return 0;
+}
+
+}  // namespace
+
+int CliMain(std::string_view command, const std::vector<std::string_view>& args,
+            const std::string& default_data_dir) {
+  auto parsed = ParseArgs(args, default_data_dir);
+  if (!parsed.ok()) return Fail(std::string(parsed.status().message()));
+  Options o = *parsed;
+  if (auto st = Connect(&o); !st.ok()) return Fail(std::string(st.message()));
+  if (command == "apply") return ApplyCommand(o);
+  if (command == "get") return GetCommand(o);
+  if (command == "describe") return DescribeCommand(o);
+  if (command == "delete") return DeleteCommand(o);
+  if (command == "logs") return LogsCommand(o);
+  return Fail(StrCat("unknown command ", command));
+}
+
+}  // namespace osprey::cli

@@ -1,0 +1,190 @@
+#include "controlplane/api.h"
+
+#include <cstdlib>
+#include <map>
+#include <vector>
+
+#include "protocol/json_writer.h"
+
+namespace osprey::controlplane {
+namespace {
+
+HttpResponse Error(int status, std::string_view message) {
+  HttpResponse r;
+  r.status = status;
+  r.body = JsonError(message);
+  return r;
+}
+
+HttpResponse FromStatus(const absl::Status& status) {
+  const std::string message(status.message());
+  const absl::Status& s = status;
+  switch (s.code()) {
+    case absl::StatusCode::kInvalidArgument: return Error(400, message);
+    case absl::StatusCode::kNotFound: return Error(404, message);
+    case absl::StatusCode::kFailedPrecondition: return Error(409, message);
+    case absl::StatusCode::kUnauthenticated: return Error(401, message);
+    default: return Error(500, message);
+  }
+}
+
+std::string JsonString(std::string_view s) {
+  std::string out;
+  AppendJsonString(s, &out);
+  return out;
+}
+
+HttpResponse Json(std::string body, int status = 200) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+std::vector<std::string_view> Split(std::string_view path) {
+  std::vector<std::string_view> parts;
+  size_t pos = 0;
+  while (pos < path.size()) {
+    size_t slash = path.find('/', pos);
+    if (slash == std::string_view::npos) slash = path.size();
+    if (slash > pos) parts.push_back(path.substr(pos, slash - pos));
+    pos = slash + 1;
+  }
+  return parts;
+}
+
+std::string PercentDecode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      out.push_back(static_cast<char>(std::strtol(std::string(s.substr(i + 1, 2)).c_str(),
+                                                  nullptr, 16)));
+      i += 2;
+    } else if (s[i] == '+') {
+      out.push_back(' ');
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+std::map<std::string, std::string> Query(std::string_view q) {
+  std::map<std::string, std::string> out;
+  size_t pos = 0;
+  while (pos < q.size()) {
+    size_t amp = q.find('&', pos);
+    if (amp == std::string_view::npos) amp = q.size();
+    std::string_view kv = q.substr(pos, amp - pos);
+    size_t eq = kv.find('=');
+    if (eq == std::string_view::npos)
+      out[PercentDecode(kv)] = "";
+    else
+      out[PercentDecode(kv.substr(0, eq))] = PercentDecode(kv.substr(eq + 1));
+    pos = amp + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+void ApiHandler::Handle(const HttpRequest& request, HttpDone done) { done(Route(request)); }
+
+HttpResponse ApiHandler::Route(const HttpRequest& req) {
+  std::string_view target = req.target;
+  std::string_view query;
+  if (size_t q = target.find('?'); q != std::string_view::npos) {
+    query = target.substr(q + 1);
+    target = target.substr(0, q);
+  }
+  auto params = Query(query);
+  const bool write = req.method != "GET" && req.method != "HEAD";
+  if (write) {
+    std::string_view auth = FindHeader(req.headers, "Authorization");
+    if (auth.empty())
+      return Error(401, "this API needs a bearer token to change state (Authorization: Bearer "
+                        "...); the CLI reads it from the data directory's token file");
+    if (auth != StrCat("Bearer ", token_)) return Error(401, "bearer token refused");
+  }
+  std::vector<std::string_view> p = Split(target);
+  if (p.size() == 1 && p[0] == "healthz") return Json("{\"status\":\"ok\"}");
+  const std::string body = req.body ? *req.body : std::string();
+
+  // /osprey/v1/...
+  if (p.size() >= 2 && p[0] == "osprey" && p[1] == "v1") {
+    if (p.size() == 3 && p[2] == "apply") {
+      if (req.method != "POST") return Error(405, "apply takes POST");
+      auto results = controller_->Apply(body, params["namespace"], params["baseDir"]);
+      if (!results.ok()) return FromStatus(results.status());
+      std::string out = "{\"results\":[";
+      for (size_t i = 0; i < results->size(); ++i) {
+        const auto& r = (*results)[i];
+        StrAppend(&out, i ? "," : "", "{\"kind\":", JsonString(r.kind),
+                  ",\"namespace\":", JsonString(r.namespace_), ",\"name\":", JsonString(r.name),
+                  ",\"action\":", JsonString(r.action), "}");
+      }
+      out += "]}";
+      return Json(std::move(out));
+    }
+    std::string ns;
+    size_t i = 2;
+    if (p.size() >= 4 && p[2] == "namespaces") {
+      ns = std::string(p[3]);
+      i = 4;
+    }
+    if (p.size() == i + 1 && p[i] == "events") {
+      auto list = controller_->List("events", ns);
+      return list.ok() ? Json(std::move(*list)) : FromStatus(list.status());
+    }
+    if (p.size() == i + 3 && p[i] == "inferenceservices" && p[i + 2] == "logs") {
+      int tail = params.count("tail") ? std::atoi(params["tail"].c_str()) : 200;
+      auto logs = controller_->Logs(ns.empty() ? "default" : ns, std::string(p[i + 1]),
+                                    params["revision"], tail <= 0 ? 200 : tail);
+      if (!logs.ok()) return FromStatus(logs.status());
+      HttpResponse r;
+      r.body = std::move(*logs);
+      r.content_type = "text/plain; charset=utf-8";
+      return r;
+    }
+    return Error(404, StrCat("no API route for ", target));
+  }
+
+  // /apis/{group}/{version}[/namespaces/{ns}]/{kind}[/{name}]
+  if (p.size() >= 4 && p[0] == "apis") {
+    std::string group(p[1]);
+    size_t i = 3;
+    std::string ns;
+    if (p.size() >= 6 && p[3] == "namespaces") {
+      ns = std::string(p[4]);
+      i = 5;
+    }
+    if (i >= p.size()) return Error(404, StrCat("no API route for ", target));
+    std::string kind(p[i]);
+    std::string name = i + 1 < p.size() ? std::string(p[i + 1]) : "";
+    static const std::map<std::string, std::string> kGroups = {
+        {"inferenceservices", "serving.kserve.io"},
+        {"servingruntimes", "serving.kserve.io"},
+        {"clusterservingruntimes", "serving.kserve.io"},
+        {"revisions", "serving.knative.dev"}};
+    auto g = kGroups.find(kind);
+    if (g == kGroups.end() || g->second != group || i + 2 < p.size())
+      return Error(404, StrCat("no API route for ", target));
+    if (req.method == "GET") {
+      if (name.empty()) {
+        auto list = controller_->List(kind, ns);
+        return list.ok() ? Json(std::move(*list)) : FromStatus(list.status());
+      }
+      auto one = controller_->Get(kind, ns.empty() ? "default" : ns, name);
+      return one.ok() ? Json(std::move(*one)) : FromStatus(one.status());
+    }
+    if (req.method == "DELETE" && !name.empty()) {
+      auto st = controller_->Delete(kind, ns.empty() ? "default" : ns, name);
+      if (!st.ok()) return FromStatus(st);
+      return Json(StrCat("{\"deleted\":", JsonString(name), "}"));
+    }
+    return Error(405, StrCat(req.method, " is not allowed on ", target));
+  }
+  return Error(404, StrCat("no API route for ", target));
+}
+
+}  // namespace osprey::controlplane

@@ -1,0 +1,1176 @@
+#include "controlplane/controller.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "common/logging.h"
+#include "controlplane/store.h"
+#include "controlplane/supervisor.h"
+#include "storage/storage.h"
+
+namespace osprey::controlplane {
+namespace {
+
+namespace fs = std::filesystem;
+using resources::InferenceService;
+using resources::ServingRuntime;
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+std::string Now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+void Str(Writer& w, std::string_view s) { w.String(s.data(), static_cast<unsigned>(s.size())); }
+void Key(Writer& w, std::string_view s) { w.Key(s.data(), static_cast<unsigned>(s.size())); }
+void Field(Writer& w, std::string_view k, std::string_view v) {
+  Key(w, k);
+  Str(w, v);
+}
+void FieldIfSet(Writer& w, std::string_view k, std::string_view v) {
+  if (!v.empty()) Field(w, k, v);
+}
+void Raw(Writer& w, std::string_view json) {
+  w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
+}
+
+std::string GetString(const rapidjson::Value& v, const char* key) {
+  if (!v.IsObject()) return "";
+  auto it = v.FindMember(key);
+  return it != v.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
+}
+int64_t GetInt(const rapidjson::Value& v, const char* key) {
+  if (!v.IsObject()) return 0;
+  auto it = v.FindMember(key);
+  return it != v.MemberEnd() && it->value.IsInt64() ? it->value.GetInt64() : 0;
+}
+std::string ToText(const rapidjson::Value& v) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  v.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::vector<std::string> StringArray(const rapidjson::Value& v, const char* key) {
+  std::vector<std::string> out;
+  if (!v.IsObject()) return out;
+  auto it = v.FindMember(key);
+  if (it == v.MemberEnd() || !it->value.IsArray()) return out;
+  for (const auto& e : it->value.GetArray())
+    if (e.IsString()) out.emplace_back(e.GetString());
+  return out;
+}
+
+void WriteStrings(Writer& w, std::string_view key, const std::vector<std::string>& v) {
+  Key(w, key);
+  w.StartArray();
+  for (const auto& s : v) Str(w, s);
+  w.EndArray();
+}
+
+std::string RevisionSpecJson(const RevisionSpec& s) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  Field(w, "name", s.name);
+  Field(w, "namespace", s.namespace_);
+  Field(w, "isvc", s.isvc);
+  Field(w, "component", s.component);
+  Key(w, "number");
+  w.Int(s.number);
+  Key(w, "spec");
+  Raw(w, s.spec_json);
+  Field(w, "created", s.created);
+  Field(w, "runtime", s.runtime);
+  Field(w, "modelFormat", s.model_format);
+  Field(w, "storageUri", s.storage_uri);
+  Field(w, "protocolVersion", s.protocol);
+  WriteStrings(w, "command", s.command);
+  Key(w, "env");
+  w.StartArray();
+  for (const auto& [n, v] : s.env) {
+    w.StartObject();
+    Field(w, "name", n);
+    Field(w, "value", v);
+    w.EndObject();
+  }
+  w.EndArray();
+  Field(w, "healthPath", s.health_path);
+  Key(w, "minReplicas");
+  w.Int(s.min_replicas);
+  Key(w, "maxReplicas");
+  w.Int(s.max_replicas);
+  Field(w, "failureReason", s.failure_reason);
+  Field(w, "failureMessage", s.failure_message);
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+RevisionSpec RevisionSpecFromJson(const rapidjson::Value& v) {
+  RevisionSpec s;
+  s.name = GetString(v, "name");
+  s.namespace_ = GetString(v, "namespace");
+  s.isvc = GetString(v, "isvc");
+  s.component = GetString(v, "component");
+  s.number = static_cast<int>(GetInt(v, "number"));
+  if (auto it = v.FindMember("spec"); it != v.MemberEnd()) s.spec_json = ToText(it->value);
+  s.created = GetString(v, "created");
+  s.runtime = GetString(v, "runtime");
+  s.model_format = GetString(v, "modelFormat");
+  s.storage_uri = GetString(v, "storageUri");
+  s.protocol = GetString(v, "protocolVersion");
+  s.command = StringArray(v, "command");
+  if (auto it = v.FindMember("env"); it != v.MemberEnd() && it->value.IsArray())
+    for (const auto& e : it->value.GetArray())
+      s.env.emplace_back(GetString(e, "name"), GetString(e, "value"));
+  s.health_path = GetString(v, "healthPath");
+  s.min_replicas = static_cast<int>(GetInt(v, "minReplicas"));
+  s.max_replicas = static_cast<int>(GetInt(v, "maxReplicas"));
+  s.failure_reason = GetString(v, "failureReason");
+  s.failure_message = GetString(v, "failureMessage");
+  return s;
+}
+
+RevisionPhase PhaseFromName(std::string_view name) {
+  for (auto p : {RevisionPhase::kPending, RevisionPhase::kDownloading, RevisionPhase::kLoading,
+                 RevisionPhase::kReady, RevisionPhase::kFailed, RevisionPhase::kRetired})
+    if (RevisionPhaseName(p) == name) return p;
+  return RevisionPhase::kPending;
+}
+
+// The last `n` non-empty lines of a file.
+std::vector<std::string> TailLines(const std::string& path, int n) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  in.seekg(0, std::ios::end);
+  std::streamoff size = in.tellg();
+  std::streamoff start = std::max<std::streamoff>(0, size - 256 * 1024);
+  in.seekg(start);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> lines;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    std::string line = text.substr(pos, nl - pos);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) lines.push_back(std::move(line));
+    pos = nl + 1;
+  }
+  if (static_cast<int>(lines.size()) > n) lines.erase(lines.begin(), lines.end() - n);
+  return lines;
+}
+
+}  // namespace
+
+struct Controller::Impl {
+  enum class Fetch { kIdle, kRunning, kDone, kFailed };
+
+  struct IsvcEntry {
+    InferenceService isvc;
+    std::string resource_json;  // canonical JSON as applied
+    std::string spec_json;      // canonical JSON of spec.predictor
+    int64_t generation = 1;
+    std::string created;
+    IsvcStatus status;
+    std::map<std::string, std::string> transition_times;  // condition type -> time
+  };
+  struct RuntimeEntry {
+    ServingRuntime runtime;
+    std::string resource_json;
+    std::string created;
+    bool builtin = false;
+  };
+  struct RevEntry {
+    RevisionSpec spec;
+    RevisionObserved observed;
+    std::string model_dir;
+    Fetch fetch = Fetch::kIdle;
+    storage::Progress progress;
+    std::string fetch_error;
+    int desired = 0;
+  };
+
+  Options opts;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<Supervisor> supervisor;
+
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  bool dirty = true;
+  bool stopping = false;
+  std::map<std::string, IsvcEntry> isvcs;       // "ns/name"
+  std::map<std::string, RuntimeEntry> runtimes;  // "ns/name"; ns "" for cluster runtimes
+  std::map<std::string, RevEntry> revisions;     // "ns/name"
+  std::vector<std::thread> fetchers;
+  std::atomic<uint64_t> event_seq{0};
+  std::thread loop;
+
+  mutable std::mutex routes_mu;
+  std::shared_ptr<const RouteTable> routes = std::make_shared<RouteTable>();
+
+  void MarkDirty() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      dirty = true;
+    }
+    cv.notify_all();
+  }
+
+  std::string LogPath(const std::string& ns, const std::string& rev, int i) const {
+    return StrCat(opts.data_dir, "/logs/", ns, "/", rev, "/", i, ".log");
+  }
+
+  // ---- events ----
+  void Event(const std::string& ns, const std::string& object, std::string_view type,
+             std::string_view reason, std::string_view message) {
+    rapidjson::StringBuffer buf;
+    Writer w(buf);
+    w.StartObject();
+    Field(w, "time", Now());
+    Field(w, "object", object);
+    Field(w, "type", type);
+    Field(w, "reason", reason);
+    Field(w, "message", message);
+    w.EndObject();
+    char seq[32];
+    std::snprintf(seq, sizeof(seq), "%020llu",
+                  static_cast<unsigned long long>(
+                      std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count() *
+                          16 +
+                      (event_seq.fetch_add(1) % 16)));
+    (void)store->Put(StrCat("event/", ns, "/", object, "/", seq), buf.GetString());
+    OSPREY_LOG(kInfo) << ns << "/" << object << ": " << reason << ": " << message;
+  }
+
+  // ---- persistence ----
+  void SaveIsvc(const std::string& key, const IsvcEntry& e) {
+    rapidjson::StringBuffer buf;
+    Writer w(buf);
+    w.StartObject();
+    Key(w, "resource");
+    Raw(w, e.resource_json);
+    Key(w, "generation");
+    w.Int64(e.generation);
+    Field(w, "created", e.created);
+    Key(w, "transitionTimes");
+    w.StartObject();
+    for (const auto& [k, v] : e.transition_times) Field(w, k, v);
+    w.EndObject();
+    Field(w, "latestRolledoutRevision", e.status.latest_rolled_out);
+    Field(w, "previousRolledoutRevision", e.status.previous_rolled_out);
+    w.EndObject();
+    auto st = store->Put(StrCat("isvc/", key), buf.GetString());
+    if (!st.ok()) {
+      OSPREY_LOG(kError) << st.message();
+    }
+  }
+
+  void SaveRevision(const std::string& key, const RevEntry& r) {
+    rapidjson::StringBuffer buf;
+    Writer w(buf);
+    w.StartObject();
+    Key(w, "spec");
+    Raw(w, RevisionSpecJson(r.spec));
+    Field(w, "phase", RevisionPhaseName(r.observed.phase));
+    Field(w, "reason", r.observed.reason);
+    Field(w, "message", r.observed.message);
+    Field(w, "failureTime", r.observed.failure_time);
+    Key(w, "everReady");
+    w.Bool(r.observed.ever_ready);
+    Field(w, "modelDir", r.model_dir);
+    w.EndObject();
+    auto st = store->Put(StrCat("revision/", key), buf.GetString());
+    if (!st.ok()) {
+      OSPREY_LOG(kError) << st.message();
+    }
+  }
+
+  absl::Status Load() {
+    OSPREY_ASSIGN_OR_RETURN(auto isvc_rows, store->List("isvc/"));
+    for (const auto& [key, value] : isvc_rows) {
+      rapidjson::Document d;
+      if (d.Parse(value.data(), value.size()).HasParseError()) continue;
+      auto resource = resources::FromJson(ToText(d["resource"]));
+      if (!resource.ok() || !std::holds_alternative<InferenceService>(*resource)) {
+        OSPREY_LOG(kError) << "store: " << key << " is unreadable, skipped";
+        continue;
+      }
+      IsvcEntry e;
+      e.isvc = std::get<InferenceService>(*resource);
+      e.resource_json = resources::ToJson(*resource);
+      e.spec_json = PredictorJson(e.resource_json);
+      e.generation = GetInt(d, "generation");
+      e.created = GetString(d, "created");
+      if (auto it = d.FindMember("transitionTimes"); it != d.MemberEnd() && it->value.IsObject())
+        for (const auto& m : it->value.GetObject())
+          if (m.value.IsString()) e.transition_times[m.name.GetString()] = m.value.GetString();
+      e.status.latest_rolled_out = GetString(d, "latestRolledoutRevision");
+      e.status.previous_rolled_out = GetString(d, "previousRolledoutRevision");
+      isvcs[key.substr(5)] = std::move(e);
+    }
+    OSPREY_ASSIGN_OR_RETURN(auto rt_rows, store->List("runtime/"));
+    for (const auto& [key, value] : rt_rows) {
+      rapidjson::Document d;
+      if (d.Parse(value.data(), value.size()).HasParseError()) continue;
+      auto resource = resources::FromJson(ToText(d["resource"]));
+      if (!resource.ok() || !std::holds_alternative<ServingRuntime>(*resource)) continue;
+      RuntimeEntry e;
+      e.runtime = std::get<ServingRuntime>(*resource);
+      e.resource_json = resources::ToJson(*resource);
+      e.created = GetString(d, "created");
+      runtimes[key.substr(8)] = std::move(e);
+    }
+    OSPREY_ASSIGN_OR_RETURN(auto rev_rows, store->List("revision/"));
+    for (const auto& [key, value] : rev_rows) {
+      rapidjson::Document d;
+      if (d.Parse(value.data(), value.size()).HasParseError() || !d.HasMember("spec")) continue;
+      RevEntry r;
+      r.spec = RevisionSpecFromJson(d["spec"]);
+      r.observed.phase = PhaseFromName(GetString(d, "phase"));
+      r.observed.reason = GetString(d, "reason");
+      r.observed.message = GetString(d, "message");
+      r.observed.failure_time = GetString(d, "failureTime");
+      r.observed.ever_ready = d.HasMember("everReady") && d["everReady"].IsBool() &&
+                              d["everReady"].GetBool();
+      r.model_dir = GetString(d, "modelDir");
+      // A model fetched before is taken from where it lies (the cache keeps
+      // it): no second download.
+      if (!r.model_dir.empty() && fs::exists(r.model_dir)) r.fetch = Fetch::kDone;
+      revisions[key.substr(9)] = std::move(r);
+    }
+    // Built-in cluster runtimes, dated from the platform's first start.
+    std::string installed;
+    if (auto v = store->Get("meta/installed"); v.ok()) {
+      installed = *v;
+    } else {
+      installed = Now();
+      OSPREY_RETURN_IF_ERROR(store->Put("meta/installed", installed));
+    }
+    for (const auto& rt : resources::BuiltinClusterRuntimes()) {
+      std::string key = StrCat("/", rt.meta.name);
+      if (runtimes.count(key)) continue;  // replaced by the user's own
+      RuntimeEntry e;
+      e.runtime = rt;
+      e.resource_json = resources::ToJson(resources::Resource(rt));
+      e.created = installed;
+      e.builtin = true;
+      runtimes[key] = std::move(e);
+    }
+    return absl::OkStatus();
+  }
+
+  // Replicas still running from a previous run are taken over.
+  void Readopt() {
+    auto rows = store->List("replica/");
+    if (!rows.ok()) return;
+    for (const auto& [key, value] : *rows) {
+      std::string id = key.substr(8);  // ns/rev/i
+      rapidjson::Document d;
+      bool adopted = false;
+      if (!d.Parse(value.data(), value.size()).HasParseError()) {
+        size_t last = id.rfind('/');
+        std::string rev_key = id.substr(0, last);
+        int index = std::atoi(id.c_str() + last + 1);
+        auto it = revisions.find(rev_key);
+        if (it != revisions.end() && it->second.fetch == Fetch::kDone) {
+          ReplicaSpec spec = MakeReplica(rev_key, it->second, index);
+          adopted = supervisor->Adopt(spec, static_cast<int>(GetInt(d, "pid")),
+                                      static_cast<uint16_t>(GetInt(d, "port")));
+        }
+      }
+      OSPREY_LOG(kInfo) << "replica " << id << (adopted ? " re-adopted" : " not running: restarts");
+      if (!adopted) (void)store->Delete(key);
+    }
+  }
+
+  static std::string PredictorJson(const std::string& resource_json) {
+    rapidjson::Document d;
+    d.Parse(resource_json.data(), resource_json.size());
+    if (d.HasParseError() || !d.HasMember("spec") || !d["spec"].HasMember("predictor")) return "{}";
+    return ToText(d["spec"]["predictor"]);
+  }
+
+  ReplicaSpec MakeReplica(const std::string& rev_key, const RevEntry& r, int index) const {
+    ReplicaSpec spec;
+    spec.id = StrCat(rev_key, "/", index);
+    std::string model_dir = r.model_dir.empty() ? opts.data_dir : r.model_dir;
+    auto fill = [&](std::string s) {
+      for (size_t at; (at = s.find("{{.ModelDir}}")) != std::string::npos;)
+        s.replace(at, 13, model_dir);
+      return s;
+    };
+    for (const auto& a : r.spec.command) spec.argv.push_back(fill(a));
+    for (const auto& [n, v] : r.spec.env) spec.env.emplace_back(n, fill(v));
+    if (!r.spec.storage_uri.empty()) spec.env.emplace_back("STORAGE_URI", r.spec.storage_uri);
+    spec.workdir = r.model_dir.empty() ? opts.data_dir : r.model_dir;
+    spec.log_path = LogPath(r.spec.namespace_, r.spec.name, index);
+    spec.health_path = r.spec.health_path;
+    return spec;
+  }
+
+  void StartFetch(const std::string& rev_key, RevEntry& r) {
+    r.fetch = Fetch::kRunning;
+    r.progress = storage::Progress{};
+    r.progress.uri = r.spec.storage_uri;
+    r.progress.phase = "starting";
+    Event(r.spec.namespace_, r.spec.isvc, "Normal", "ModelFetching",
+          StrCat("revision ", r.spec.name, ": fetching ", r.spec.storage_uri));
+    std::string uri = r.spec.storage_uri;
+    fetchers.emplace_back([this, rev_key, uri] {
+      storage::Options so;
+      so.cache_dir = StrCat(opts.data_dir, "/cache");
+      so.pvc_root = opts.pvc_root;
+      so.on_progress = [this, rev_key](const storage::Progress& p) {
+        std::lock_guard<std::mutex> lock(mu);
+        auto it = revisions.find(rev_key);
+        if (it != revisions.end()) it->second.progress = p;
+      };
+      auto dir = storage::Fetch(uri, so);
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        auto it = revisions.find(rev_key);
+        if (it != revisions.end()) {
+          RevEntry& r = it->second;
+          if (dir.ok()) {
+            r.fetch = Fetch::kDone;
+            r.model_dir = *dir;
+            r.progress.phase = "done";
+          } else {
+            r.fetch = Fetch::kFailed;
+            r.fetch_error = std::string(dir.status().message());
+          }
+          SaveRevision(rev_key, r);
+          if (dir.ok())
+            Event(r.spec.namespace_, r.spec.isvc, "Normal", "ModelFetched",
+                  StrCat("revision ", r.spec.name, ": model in ", *dir));
+          else
+            Event(r.spec.namespace_, r.spec.isvc, "Warning", "StorageFailed",
+                  StrCat("revision ", r.spec.name, ": ", r.fetch_error));
+        }
+        dirty = true;
+      }
+      cv.notify_all();
+    });
+  }
+
+  // What the replicas of a revision show, from a supervisor snapshot.
+  void Observe(const std::string& rev_key, RevEntry& r,
+               const std::vector<ReplicaStatus>& replicas) {
+    RevisionObserved& o = r.observed;
+    const RevisionPhase before = o.phase;
+    const std::string before_reason = o.reason;
+    o.replicas = o.ready_replicas = o.failed_replicas = 0;
+    const ReplicaStatus* crashed = nullptr;
+    std::string prefix = StrCat(rev_key, "/");
+    for (const auto& s : replicas) {
+      if (!s.id.starts_with(prefix) || s.state == ReplicaState::kStopping) continue;
+      ++o.replicas;
+      if (s.state == ReplicaState::kReady) ++o.ready_replicas;
+      if (s.state == ReplicaState::kBackoff || (s.restarts > 0 && s.state != ReplicaState::kReady)) {
+        ++o.failed_replicas;
+        crashed = &s;
+      }
+    }
+    if (!r.spec.failure_reason.empty()) {
+      o.phase = RevisionPhase::kFailed;
+      o.reason = r.spec.failure_reason;
+      o.message = r.spec.failure_message;
+    } else if (r.fetch == Fetch::kFailed) {
+      o.phase = RevisionPhase::kFailed;
+      o.reason = "StorageFailed";
+      o.message = r.fetch_error;
+    } else if (o.ready_replicas > 0) {
+      o.phase = RevisionPhase::kReady;
+      o.ever_ready = true;
+      o.reason.clear();
+      o.message.clear();
+    } else if (r.desired == 0 && r.fetch != Fetch::kRunning) {
+      o.phase = RevisionPhase::kRetired;
+    } else if (r.fetch == Fetch::kRunning) {
+      o.phase = RevisionPhase::kDownloading;
+    } else if (crashed != nullptr) {
+      o.phase = RevisionPhase::kFailed;
+      o.reason = "ModelLoadFailed";
+      int index = std::atoi(crashed->id.c_str() + crashed->id.rfind('/') + 1);
+      std::vector<std::string> tail = TailLines(LogPath(r.spec.namespace_, r.spec.name, index), 3);
+      o.message = crashed->last_exit;
+      for (const auto& line : tail) StrAppend(&o.message, o.message.empty() ? "" : "; ", line);
+    } else {
+      o.phase = r.fetch == Fetch::kDone || r.spec.storage_uri.empty() ? RevisionPhase::kLoading
+                                                                        : RevisionPhase::kPending;
+    }
+    if (o.phase == RevisionPhase::kFailed && (before != o.phase || before_reason != o.reason)) {
+      o.failure_time = Now();
+      Event(r.spec.namespace_, r.spec.isvc, "Warning", o.reason,
+            StrCat("revision ", r.spec.name, ": ", o.message));
+    }
+    if (o.phase == RevisionPhase::kReady && before != RevisionPhase::kReady)
+      Event(r.spec.namespace_, r.spec.isvc, "Normal", "RevisionReady",
+            StrCat("revision ", r.spec.name, " is ready (", o.ready_replicas, " replica",
+                   o.ready_replicas == 1 ? "" : "s", ")"));
+    if (before != o.phase) SaveRevision(rev_key, r);
+  }
+
+  std::vector<ServingRuntime> RuntimesOf(const std::string& ns) const {
+    std::vector<ServingRuntime> out;
+    for (const auto& [key, e] : runtimes)
+      if (e.runtime.meta.namespace_ == ns && !e.runtime.cluster) out.push_back(e.runtime);
+    return out;
+  }
+
+  // One pass over every InferenceService. Called with `mu` held.
+  void Pass(const std::vector<ReplicaStatus>& replicas, std::vector<ReplicaSpec>* to_start,
+            std::vector<std::string>* to_stop) {
+    std::vector<ServingRuntime> cluster;
+    for (const auto& [key, e] : runtimes)
+      if (e.runtime.cluster) cluster.push_back(e.runtime);
+    std::set<std::string> live;  // replica ids that should exist
+    auto table = std::make_shared<RouteTable>();
+    const std::string now = Now();
+
+    for (auto& [isvc_key, entry] : isvcs) {
+      const std::string& ns = entry.isvc.meta.namespace_;
+      std::vector<std::string> rev_keys;
+      for (auto& [rev_key, r] : revisions)
+        if (r.spec.namespace_ == ns && r.spec.isvc == entry.isvc.meta.name)
+          rev_keys.push_back(rev_key);
+      std::sort(rev_keys.begin(), rev_keys.end(), [&](const auto& a, const auto& b) {
+        return revisions[a].spec.number < revisions[b].spec.number;
+      });
+      for (const auto& k : rev_keys) Observe(k, revisions[k], replicas);
+
+      std::vector<ServingRuntime> ns_runtimes = RuntimesOf(ns);
+      ReconcileInput in;
+      in.isvc = &entry.isvc;
+      in.spec_json = entry.spec_json;
+      for (const auto& k : rev_keys) in.revisions.push_back({revisions[k].spec, revisions[k].observed});
+      in.namespace_runtimes = &ns_runtimes;
+      in.cluster_runtimes = &cluster;
+      in.config = &opts.platform;
+      in.now = now;
+      in.latest_rolled_out = entry.status.latest_rolled_out;
+      in.previous_rolled_out = entry.status.previous_rolled_out;
+      ReconcilePlan plan = Reconcile(in);
+
+      if (plan.create.has_value()) {
+        std::string rev_key = StrCat(ns, "/", plan.create->name);
+        RevEntry r;
+        r.spec = *plan.create;
+        revisions[rev_key] = r;
+        rev_keys.push_back(rev_key);
+        SaveRevision(rev_key, revisions[rev_key]);
+        Event(ns, entry.isvc.meta.name, "Normal", "RevisionCreated",
+              StrCat("revision ", r.spec.name,
+                     r.spec.runtime.empty() ? "" : StrCat(" (runtime ", r.spec.runtime, ")"),
+                     r.spec.failure_reason.empty()
+                         ? ""
+                         : StrCat(" cannot run: ", r.spec.failure_message)));
+      }
+
+      for (const auto& rev_key : rev_keys) {
+        RevEntry& r = revisions[rev_key];
+        auto want = plan.replicas.find(r.spec.name);
+        r.desired = want == plan.replicas.end() ? 0 : want->second;
+        if (r.desired == 0) continue;
+        if (r.spec.storage_uri.empty()) {
+          r.fetch = Fetch::kDone;
+        } else if (r.fetch == Fetch::kIdle) {
+          StartFetch(rev_key, r);
+        }
+        if (r.fetch != Fetch::kDone) continue;
+        for (int i = 0; i < r.desired; ++i) {
+          std::string id = StrCat(rev_key, "/", i);
+          live.insert(id);
+          bool exists = std::any_of(replicas.begin(), replicas.end(),
+                                    [&](const ReplicaStatus& s) { return s.id == id; });
+          if (!exists) to_start->push_back(MakeReplica(rev_key, r, i));
+        }
+      }
+
+      UpdateStatus(isvc_key, entry, plan.status);
+      if (!plan.status.traffic_revision.empty()) {
+        RouteTarget target;
+        target.namespace_ = ns;
+        target.name = entry.isvc.meta.name;
+        target.revision = plan.status.traffic_revision;
+        if (entry.isvc.predictor.timeout_seconds)
+          target.timeout_seconds = *entry.isvc.predictor.timeout_seconds;
+        std::string prefix = StrCat(ns, "/", target.revision, "/");
+        for (const auto& s : replicas)
+          if (s.id.starts_with(prefix) && s.state == ReplicaState::kReady)
+            target.ports.push_back(s.port);
+        table->hosts.emplace_back(ServiceHost(entry.isvc.meta, opts.platform),
+                                  table->targets.size());
+        table->targets.push_back(std::move(target));
+      }
+    }
+    for (const auto& s : replicas)
+      if (!live.count(s.id) && s.state != ReplicaState::kStopping) to_stop->push_back(s.id);
+    std::lock_guard<std::mutex> lock(routes_mu);
+    routes = std::move(table);
+  }
+
+  void UpdateStatus(const std::string& key, IsvcEntry& e, const IsvcStatus& status) {
+    if (status == e.status) return;
+    const std::string now = Now();
+    bool was_ready = false;
+    for (const auto& c : e.status.conditions)
+      if (c.type == "Ready") was_ready = c.status == "True";
+    for (const auto& c : status.conditions) {
+      auto old = std::find_if(e.status.conditions.begin(), e.status.conditions.end(),
+                              [&](const Condition& o) { return o.type == c.type; });
+      if (old == e.status.conditions.end() || old->status != c.status ||
+          !e.transition_times.count(c.type))
+        e.transition_times[c.type] = now;
+      if (c.type == "Ready" && (c.status == "True") != was_ready)
+        Event(e.isvc.meta.namespace_, e.isvc.meta.name, c.status == "True" ? "Normal" : "Warning",
+              c.status == "True" ? "InferenceServiceReady" : "InferenceServiceNotReady",
+              c.status == "True" ? StrCat("serving at ", status.url)
+                                 : StrCat(c.reason, ": ", c.message));
+    }
+    e.status = status;
+    SaveIsvc(key, e);
+  }
+
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!stopping) {
+      cv.wait_for(lock, opts.tick, [&] { return dirty || stopping; });
+      if (stopping) break;
+      dirty = false;
+      lock.unlock();
+      std::vector<ReplicaStatus> replicas = supervisor->Snapshot();
+      lock.lock();
+      std::vector<ReplicaSpec> to_start;
+      std::vector<std::string> to_stop;
+      Pass(replicas, &to_start, &to_stop);
+      lock.unlock();
+      for (const auto& spec : to_start) {
+        auto st = supervisor->Start(spec);
+        if (!st.ok()) {
+          OSPREY_LOG(kError) << "replica " << spec.id << ": " << st.message();
+        }
+      }
+      for (const auto& id : to_stop) supervisor->Stop(id);
+      lock.lock();
+    }
+  }
+
+  // ---- API views ----
+  void WriteIsvc(Writer& w, const IsvcEntry& e) const {
+    rapidjson::Document d;
+    d.Parse(e.resource_json.data(), e.resource_json.size());
+    w.StartObject();
+    for (auto& m : d.GetObject()) {
+      if (std::string_view(m.name.GetString()) == "metadata") {
+        Key(w, "metadata");
+        w.StartObject();
+        for (auto& mm : m.value.GetObject()) {
+          Key(w, mm.name.GetString());
+          mm.value.Accept(w);
+        }
+        Field(w, "creationTimestamp", e.created);
+        Key(w, "generation");
+        w.Int64(e.generation);
+        w.EndObject();
+        continue;
+      }
+      Key(w, m.name.GetString());
+      m.value.Accept(w);
+    }
+    const IsvcStatus& s = e.status;
+    Key(w, "status");
+    w.StartObject();
+    FieldIfSet(w, "url", s.url);
+    Key(w, "address");
+    w.StartObject();
+    FieldIfSet(w, "url", s.url);
+    w.EndObject();
+    Key(w, "conditions");
+    w.StartArray();
+    for (const auto& c : s.conditions) {
+      w.StartObject();
+      auto t = e.transition_times.find(c.type);
+      if (t != e.transition_times.end()) Field(w, "lastTransitionTime", t->second);
+      FieldIfSet(w, "message", c.message);
+      FieldIfSet(w, "reason", c.reason);
+      Field(w, "status", c.status);
+      Field(w, "type", c.type);
+      w.EndObject();
+    }
+    w.EndArray();
+    Key(w, "components");
+    w.StartObject();
+    Key(w, "predictor");
+    w.StartObject();
+    FieldIfSet(w, "url", s.url);
+    FieldIfSet(w, "latestCreatedRevision", s.latest_created);
+    FieldIfSet(w, "latestReadyRevision", s.latest_ready);
+    FieldIfSet(w, "latestRolledoutRevision", s.latest_rolled_out);
+    FieldIfSet(w, "previousRolledoutRevision", s.previous_rolled_out);
+    Key(w, "traffic");
+    w.StartArray();
+    if (!s.traffic_revision.empty()) {
+      w.StartObject();
+      Key(w, "latestRevision");
+      w.Bool(s.traffic_revision == s.latest_created);
+      Key(w, "percent");
+      w.Int(100);
+      Field(w, "revisionName", s.traffic_revision);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    w.EndObject();
+    Key(w, "modelStatus");
+    w.StartObject();
+    Key(w, "copies");
+    w.StartObject();
+    Key(w, "failedCopies");
+    w.Int(s.failed_copies);
+    Key(w, "totalCopies");
+    w.Int(s.total_copies);
+    w.EndObject();
+    Key(w, "states");
+    w.StartObject();
+    FieldIfSet(w, "activeModelState", s.active_model_state);
+    FieldIfSet(w, "targetModelState", s.target_model_state);
+    w.EndObject();
+    FieldIfSet(w, "transitionStatus", s.transition_status);
+    if (!s.failure_reason.empty()) {
+      Key(w, "lastFailureInfo");
+      w.StartObject();
+      Field(w, "reason", s.failure_reason);
+      Field(w, "message", s.failure_message);
+      FieldIfSet(w, "time", s.failure_time);
+      w.EndObject();
+    }
+    w.EndObject();
+    Key(w, "observedGeneration");
+    w.Int64(e.generation);
+    w.EndObject();
+    w.EndObject();
+  }
+
+  void WriteRuntime(Writer& w, const RuntimeEntry& e) const {
+    rapidjson::Document d;
+    d.Parse(e.resource_json.data(), e.resource_json.size());
+    if (d.HasMember("metadata") && d["metadata"].IsObject()) {
+      d["metadata"].AddMember("creationTimestamp",
+                              rapidjson::Value(e.created.c_str(), d.GetAllocator()),
+                              d.GetAllocator());
+      if (e.builtin) {
+        rapidjson::Value labels(rapidjson::kObjectType);
+        if (d["metadata"].HasMember("labels")) d["metadata"].RemoveMember("labels");
+        labels.AddMember("osprey.dev/builtin", "true", d.GetAllocator());
+        d["metadata"].AddMember("labels", labels, d.GetAllocator());
+      }
+    }
+    d.Accept(w);
+  }
+
+  void WriteRevision(Writer& w, const RevEntry& r,
+                     const std::vector<ReplicaStatus>& replicas) const {
+    w.StartObject();
+    Field(w, "apiVersion", "serving.knative.dev/v1");
+    Field(w, "kind", "Revision");
+    Key(w, "metadata");
+    w.StartObject();
+    Field(w, "name", r.spec.name);
+    Field(w, "namespace", r.spec.namespace_);
+    Field(w, "creationTimestamp", r.spec.created);
+    Key(w, "labels");
+    w.StartObject();
+    Field(w, "serving.kserve.io/inferenceservice", r.spec.isvc);
+    Field(w, "component", r.spec.component);
+    w.EndObject();
+    w.EndObject();
+    Key(w, "spec");
+    Raw(w, RevisionSpecJson(r.spec));
+    Key(w, "status");
+    w.StartObject();
+    Field(w, "phase", RevisionPhaseName(r.observed.phase));
+    FieldIfSet(w, "reason", r.observed.reason);
+    FieldIfSet(w, "message", r.observed.message);
+    Key(w, "desiredReplicas");
+    w.Int(r.desired);
+    Key(w, "replicas");
+    w.Int(r.observed.replicas);
+    Key(w, "readyReplicas");
+    w.Int(r.observed.ready_replicas);
+    FieldIfSet(w, "modelDir", r.model_dir);
+    Key(w, "storage");
+    w.StartObject();
+    FieldIfSet(w, "uri", r.spec.storage_uri);
+    Field(w, "phase", r.fetch == Fetch::kDone      ? "done"
+                      : r.fetch == Fetch::kFailed  ? "failed"
+                      : r.fetch == Fetch::kRunning ? r.progress.phase
+                                                   : "idle");
+    Key(w, "bytesDone");
+    w.Uint64(r.progress.bytes_done);
+    Key(w, "bytesTotal");
+    w.Uint64(r.progress.bytes_total);
+    Key(w, "filesDone");
+    w.Int(r.progress.files_done);
+    FieldIfSet(w, "error", r.fetch_error);
+    w.EndObject();
+    Key(w, "replicaStatuses");
+    w.StartArray();
+    std::string prefix = StrCat(r.spec.namespace_, "/", r.spec.name, "/");
+    for (const auto& s : replicas) {
+      if (!s.id.starts_with(prefix)) continue;
+      w.StartObject();
+      Field(w, "id", s.id);
+      Key(w, "pid");
+      w.Int(s.pid);
+      Key(w, "port");
+      w.Int(s.port);
+      Field(w, "state", ReplicaStateName(s.state));
+      Key(w, "restarts");
+      w.Int(s.restarts);
+      FieldIfSet(w, "lastExit", s.last_exit);
+      Key(w, "adopted");
+      w.Bool(s.adopted);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    w.EndObject();
+  }
+};
+
+absl::Status LoadImageMap(const std::string& path, PlatformConfig* config) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(StrCat("image map ", path, " cannot be read"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  rapidjson::Document d;
+  if (d.Parse(text.data(), text.size()).HasParseError() || !d.IsObject())
+    return absl::InvalidArgumentError(
+        StrCat("image map ", path, ": expected a JSON object {\"image\": [\"command\", ...]}"));
+  std::vector<ImageMapping> added;
+  for (const auto& m : d.GetObject()) {
+    ImageMapping mapping;
+    mapping.image = m.name.GetString();
+    if (!m.value.IsArray() || m.value.Empty())
+      return absl::InvalidArgumentError(
+          StrCat("image map ", path, ": ", mapping.image, ": expected a non-empty array of strings"));
+    for (const auto& a : m.value.GetArray()) {
+      if (!a.IsString())
+        return absl::InvalidArgumentError(
+            StrCat("image map ", path, ": ", mapping.image, ": every element must be a string"));
+      mapping.command.emplace_back(a.GetString());
+    }
+    if (mapping.command.size() == 1 && mapping.command[0] == "osprey-serve") {
+      mapping.command.clear();
+      mapping.osprey_serve = true;
+    }
+    added.push_back(std::move(mapping));
+  }
+  config->images.insert(config->images.begin(), added.begin(), added.end());
+  return absl::OkStatus();
+}
+
+Controller::Controller(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(Options options) {
+  auto impl = std::make_unique<Impl>();
+  impl->opts = std::move(options);
+  std::error_code ec;
+  fs::create_directories(impl->opts.data_dir, ec);
+  if (ec)
+    return absl::FailedPreconditionError(
+        StrCat("cannot create data directory ", impl->opts.data_dir, ": ", ec.message()));
+  ::chmod(impl->opts.data_dir.c_str(), 0700);
+  OSPREY_ASSIGN_OR_RETURN(impl->store,
+                               Store::Open(StrCat(impl->opts.data_dir, "/osprey.db")));
+  OSPREY_RETURN_IF_ERROR(impl->Load());
+  Impl* raw = impl.get();
+  Supervisor::Options so;
+  so.stop_grace = impl->opts.replica_stop_grace;
+  so.startup_timeout = impl->opts.replica_startup_timeout;
+  so.on_change = [raw](const ReplicaStatus& s) {
+    std::string key = StrCat("replica/", s.id);
+    if (s.removed || s.state == ReplicaState::kStopping) {
+      (void)raw->store->Delete(key);
+    } else if (s.pid != 0) {
+      (void)raw->store->Put(key, StrCat("{\"pid\":", s.pid, ",\"port\":", s.port, "}"));
+    }
+    raw->MarkDirty();
+  };
+  impl->supervisor = std::make_unique<Supervisor>(so);
+  impl->Readopt();
+  impl->loop = std::thread([raw] { raw->Run(); });
+  return std::unique_ptr<Controller>(new Controller(std::move(impl)));
+}
+
+Controller::~Controller() { Shutdown(false); }
+
+void Controller::Shutdown(bool stop_replicas) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->stopping && !impl_->loop.joinable()) return;
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_all();
+  if (impl_->loop.joinable()) impl_->loop.join();
+  if (stop_replicas) impl_->supervisor->Shutdown();
+  std::vector<std::thread> fetchers;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    fetchers.swap(impl_->fetchers);
+  }
+  for (auto& t : fetchers)
+    if (t.joinable()) t.join();
+}
+
+absl::StatusOr<std::vector<Controller::ApplyResult>> Controller::Apply(
+    std::string_view yaml, const std::string& default_namespace, const std::string& base_dir) {
+  OSPREY_ASSIGN_OR_RETURN(auto parsed, resources::ParseYaml(yaml));
+  if (parsed.empty()) return absl::InvalidArgumentError("no resource in the input");
+  for (auto& r : parsed) {
+    std::visit(
+        [&](auto& obj) {
+          if (!default_namespace.empty() && obj.meta.namespace_ == "default")
+            obj.meta.namespace_ = default_namespace;
+        },
+        r);
+    // A relative bare path is relative to the manifest (the CLI sends its
+    // directory), never to wherever `osprey up` happens to run.
+    auto absolute = [&](std::string& uri) {
+      if (!uri.empty() && uri.find("://") == std::string::npos && uri[0] != '/' &&
+          !base_dir.empty())
+        uri = fs::weakly_canonical(fs::path(base_dir) / uri).string();
+    };
+    if (auto* isvc = std::get_if<InferenceService>(&r)) {
+      if (isvc->predictor.model.has_value()) absolute(isvc->predictor.model->storage_uri);
+      for (auto& c : isvc->predictor.containers)
+        for (auto& e : c.env)
+          if (e.name == "STORAGE_URI") absolute(e.value);
+    }
+  }
+  std::vector<ApplyResult> results;
+  const std::string now = Now();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    for (const auto& r : parsed) {
+      ApplyResult result;
+      result.kind = std::string(resources::KindOf(r));
+      std::string json = resources::ToJson(r);
+      if (const auto* isvc = std::get_if<InferenceService>(&r)) {
+        result.namespace_ = isvc->meta.namespace_;
+        result.name = isvc->meta.name;
+        std::string key = StrCat(result.namespace_, "/", result.name);
+        auto it = impl_->isvcs.find(key);
+        if (it == impl_->isvcs.end()) {
+          Impl::IsvcEntry e;
+          e.isvc = *isvc;
+          e.resource_json = json;
+          e.spec_json = Impl::PredictorJson(json);
+          e.created = now;
+          it = impl_->isvcs.emplace(key, std::move(e)).first;
+          result.action = "created";
+        } else if (it->second.resource_json == json) {
+          result.action = "unchanged";
+        } else {
+          it->second.isvc = *isvc;
+          it->second.resource_json = json;
+          it->second.spec_json = Impl::PredictorJson(json);
+          ++it->second.generation;
+          result.action = "configured";
+        }
+        if (result.action != "unchanged") {
+          impl_->SaveIsvc(key, it->second);
+          impl_->Event(result.namespace_, result.name, "Normal",
+                       result.action == "created" ? "Created" : "Updated",
+                       StrCat("generation ", it->second.generation));
+        }
+      } else {
+        const auto& rt = std::get<ServingRuntime>(r);
+        result.namespace_ = rt.meta.namespace_;
+        result.name = rt.meta.name;
+        std::string key = StrCat(rt.cluster ? "" : rt.meta.namespace_, "/", rt.meta.name);
+        auto it = impl_->runtimes.find(key);
+        if (it != impl_->runtimes.end() && !it->second.builtin &&
+            it->second.resource_json == json) {
+          result.action = "unchanged";
+        } else {
+          result.action = it == impl_->runtimes.end() || it->second.builtin ? "created"
+                                                                            : "configured";
+          Impl::RuntimeEntry e;
+          e.runtime = rt;
+          e.resource_json = json;
+          e.created = result.action == "created" ? now : it->second.created;
+          impl_->runtimes[key] = e;
+          auto st = impl_->store->Put(
+              StrCat("runtime/", key),
+              StrCat("{\"resource\":", json, ",\"created\":\"", e.created, "\"}"));
+          if (!st.ok()) return st;
+        }
+      }
+      results.push_back(std::move(result));
+    }
+    impl_->dirty = true;
+  }
+  impl_->cv.notify_all();
+  return results;
+}
+
+absl::Status Controller::Delete(std::string_view kind, const std::string& ns,
+                                const std::string& name) {
+  std::vector<std::string> replica_prefixes;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (kind == "inferenceservices") {
+      std::string key = StrCat(ns, "/", name);
+      if (!impl_->isvcs.erase(key))
+        return absl::NotFoundError(
+            StrCat("inferenceservice ", name, " not found in namespace ", ns));
+      OSPREY_RETURN_IF_ERROR(impl_->store->Delete(StrCat("isvc/", key)));
+      for (auto it = impl_->revisions.begin(); it != impl_->revisions.end();) {
+        if (it->second.spec.namespace_ == ns && it->second.spec.isvc == name) {
+          replica_prefixes.push_back(StrCat(it->first, "/"));
+          (void)impl_->store->Delete(StrCat("revision/", it->first));
+          it = impl_->revisions.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      (void)impl_->store->DeletePrefix(StrCat("event/", ns, "/", name, "/"));
+    } else if (kind == "servingruntimes" || kind == "clusterservingruntimes") {
+      std::string key = StrCat(kind == "servingruntimes" ? ns : "", "/", name);
+      auto it = impl_->runtimes.find(key);
+      if (it == impl_->runtimes.end())
+        return absl::NotFoundError(StrCat(kind == "servingruntimes" ? "servingruntime "
+                                                                    : "clusterservingruntime ",
+                                          name, " not found"));
+      if (it->second.builtin)
+        return absl::FailedPreconditionError(
+            StrCat("clusterservingruntime ", name,
+                   " is built in; disable it by applying one with spec.disabled: true"));
+      OSPREY_RETURN_IF_ERROR(impl_->store->Delete(StrCat("runtime/", key)));
+      impl_->runtimes.erase(it);
+    } else {
+      return absl::InvalidArgumentError(StrCat("cannot delete resources of kind ", kind));
+    }
+    impl_->dirty = true;
+  }
+  impl_->cv.notify_all();
+  for (const auto& s : impl_->supervisor->Snapshot())
+    for (const auto& p : replica_prefixes)
+      if (s.id.starts_with(p)) impl_->supervisor->Stop(s.id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Controller::List(std::string_view kind, const std::string& ns) {
+  std::vector<ReplicaStatus> replicas = impl_->supervisor->Snapshot();
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  Key(w, "items");
+  w.StartArray();
+  if (kind == "inferenceservices") {
+    for (const auto& [key, e] : impl_->isvcs)
+      if (ns.empty() || e.isvc.meta.namespace_ == ns) impl_->WriteIsvc(w, e);
+  } else if (kind == "servingruntimes" || kind == "clusterservingruntimes") {
+    bool cluster = kind == "clusterservingruntimes";
+    for (const auto& [key, e] : impl_->runtimes)
+      if (e.runtime.cluster == cluster && (cluster || ns.empty() || e.runtime.meta.namespace_ == ns))
+        impl_->WriteRuntime(w, e);
+  } else if (kind == "revisions") {
+    std::vector<const Impl::RevEntry*> revs;
+    for (const auto& [key, r] : impl_->revisions)
+      if (ns.empty() || r.spec.namespace_ == ns) revs.push_back(&r);
+    std::sort(revs.begin(), revs.end(), [](auto* a, auto* b) {
+      return std::tie(a->spec.namespace_, a->spec.isvc, a->spec.number) <
+             std::tie(b->spec.namespace_, b->spec.isvc, b->spec.number);
+    });
+    for (const auto* r : revs) impl_->WriteRevision(w, *r, replicas);
+  } else if (kind == "events") {
+    auto rows = impl_->store->List(ns.empty() ? "event/" : StrCat("event/", ns, "/"));
+    if (!rows.ok()) return rows.status();
+    for (const auto& [key, value] : *rows) {
+      // event/{ns}/{object}/{seq}
+      std::string rest = key.substr(6);
+      rapidjson::Document d;
+      if (d.Parse(value.data(), value.size()).HasParseError()) continue;
+      d.AddMember("namespace", rapidjson::Value(rest.substr(0, rest.find('/')).c_str(),
+                                                d.GetAllocator()),
+                  d.GetAllocator());
+      d.Accept(w);
+    }
+  } else {
+    return absl::NotFoundError(StrCat("unknown resource kind ", kind));
+  }
+  w.EndArray();
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+absl::StatusOr<std::string> Controller::Get(std::string_view kind, const std::string& ns,
+                                            const std::string& name) {
+  OSPREY_ASSIGN_OR_RETURN(std::string list, List(kind, ns));
+  rapidjson::Document d;
+  d.Parse(list.data(), list.size());
+  for (const auto& item : d["items"].GetArray()) {
+    if (GetString(item["metadata"], "name") == name) return ToText(item);
+  }
+  std::string singular(kind.substr(0, kind.size() - 1));
+  if (kind == "clusterservingruntimes")
+    return absl::NotFoundError(StrCat(singular, " \"", name, "\" not found"));
+  return absl::NotFoundError(
+      StrCat(singular, " \"", name, "\" not found in namespace \"", ns, "\""));
+}
+
+absl::StatusOr<std::string> Controller::Logs(const std::string& ns, const std::string& name,
+                                             const std::string& revision, int tail_lines) {
+  std::string rev_name = revision;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto it = impl_->isvcs.find(StrCat(ns, "/", name));
+    if (it == impl_->isvcs.end())
+      return absl::NotFoundError(
+          StrCat("inferenceservice \"", name, "\" not found in namespace \"", ns, "\""));
+    if (rev_name.empty()) rev_name = it->second.status.latest_created;
+  }
+  std::string dir = StrCat(impl_->opts.data_dir, "/logs/", ns, "/", rev_name);
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    return absl::NotFoundError(StrCat("revision ", rev_name, " has no logs yet"));
+  std::vector<fs::path> files;
+  for (const auto& f : fs::directory_iterator(dir, ec)) files.push_back(f.path());
+  std::sort(files.begin(), files.end());
+  std::string out;
+  for (const auto& f : files) {
+    if (files.size() > 1) StrAppend(&out, "==> ", rev_name, "/", f.stem().string(), " <==\n");
+    for (const auto& line : TailLines(f.string(), tail_lines)) StrAppend(&out, line, "\n");
+  }
+  return out;
+}
+
+std::shared_ptr<const RouteTable> Controller::Routes() const {
+  std::lock_guard<std::mutex> lock(impl_->routes_mu);
+  return impl_->routes;
+}
+
+}  // namespace osprey::controlplane

@@ -1,0 +1,85 @@
+#pragma once
+
+// The local control plane's executor: keeps InferenceServices, runtimes and
+// revisions in the store, runs the reconciler's plans (model downloads through
+// the storage initializer, replica processes through the supervisor), writes
+// back KServe-shaped status, and publishes the route table the gateway reads.
+//
+// Threading: public methods are thread-safe. One reconcile thread runs passes
+// when something changed (apply, delete, a replica or download state change)
+// and on a short tick; downloads run on their own threads.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "controlplane/reconciler.h"
+#include "gateway/route_table.h"
+
+namespace osprey::controlplane {
+
+using gateway::RouteTable;
+using gateway::RouteTarget;
+
+// Adds the entries of a JSON image map ({"repo/image": ["command", "arg", ...]})
+// to config->images; they win over the built-in ones.
+absl::Status LoadImageMap(const std::string& path, PlatformConfig* config);
+
+class Controller {
+ public:
+  struct Options {
+    std::string data_dir;  // store, logs and model cache live here
+    PlatformConfig platform;
+    std::string pvc_root;
+    std::chrono::milliseconds tick{200};
+    std::chrono::milliseconds replica_stop_grace{10000};
+    std::chrono::milliseconds replica_startup_timeout{120000};
+  };
+
+  // Opens the store, loads what it holds, re-adopts replicas still running
+  // from a previous run, and starts reconciling.
+  static absl::StatusOr<std::unique_ptr<Controller>> Start(Options options);
+  ~Controller();
+
+  struct ApplyResult {
+    std::string kind;
+    std::string namespace_;
+    std::string name;
+    std::string action;  // created | configured | unchanged
+  };
+  // Parses (KServe YAML, one or more documents), validates all documents
+  // before storing any. Relative bare-path storageUris are taken relative to
+  // `base_dir`; documents without a namespace get `default_namespace`.
+  absl::StatusOr<std::vector<ApplyResult>> Apply(std::string_view yaml,
+                                                 const std::string& default_namespace,
+                                                 const std::string& base_dir);
+  absl::Status Delete(std::string_view kind, const std::string& ns, const std::string& name);
+
+  // JSON documents as the API returns them (resource + metadata + status).
+  // kind: inferenceservices | servingruntimes | clusterservingruntimes |
+  // revisions | events. ns "" lists every namespace.
+  absl::StatusOr<std::string> List(std::string_view kind, const std::string& ns);
+  absl::StatusOr<std::string> Get(std::string_view kind, const std::string& ns,
+                                  const std::string& name);
+  // The last `tail_lines` lines of the replicas' logs of an InferenceService
+  // (its latest revision unless `revision` is given).
+  absl::StatusOr<std::string> Logs(const std::string& ns, const std::string& name,
+                                   const std::string& revision, int tail_lines);
+
+  std::shared_ptr<const RouteTable> Routes() const;
+
+  // Stops reconciling; with `stop_replicas`, stops every replica gracefully
+  // (else they keep running, to be re-adopted by the next start).
+  void Shutdown(bool stop_replicas);
+
+ private:
+  struct Impl;
+  explicit Controller(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace osprey::controlplane

@@ -1,0 +1,406 @@
+#include "controlplane/reconciler.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace osprey::controlplane {
+namespace {
+
+using resources::Container;
+using resources::InferenceService;
+using resources::ServingRuntime;
+
+// Model format (KServe's name) -> Osprey backend; nullptr with a reason when
+// it cannot be served on this machine.
+struct FormatRoute {
+  std::string_view format;
+  std::string_view backend;  // "" : recognised from the model files
+  std::string_view unsupported;
+};
+constexpr FormatRoute kFormats[] = {
+    {"sklearn", "sklearn", ""},
+    {"xgboost", "xgboost", ""},
+    {"lightgbm", "lightgbm", ""},
+    {"pmml", "pmml", ""},
+    {"pytorch", "pytorch", ""},
+    {"tensorflow", "tensorflow", ""},
+    {"onnx", "onnx", ""},
+    {"paddle", "paddle", ""},
+    {"triton", "", ""},
+    {"custom", "custom", ""},
+    {"tensorrt", "",
+     "model format tensorrt needs NVIDIA TensorRT and a GPU, which this machine does not have"},
+    {"mlflow", "", "model format mlflow is not served by Osprey yet"},
+    {"huggingface", "",
+     "model format huggingface (transformer LLMs) is not served by Osprey yet"},
+};
+
+std::string ImageRepository(std::string image) {
+  // Drop a digest or tag (a ':' after the last '/'), and Docker Hub's prefixes.
+  if (size_t at = image.find('@'); at != std::string::npos) image.resize(at);
+  size_t slash = image.rfind('/');
+  size_t colon = image.rfind(':');
+  if (colon != std::string::npos && (slash == std::string::npos || colon > slash))
+    image.resize(colon);
+  for (std::string_view prefix : {"docker.io/library/", "docker.io/", "index.docker.io/"})
+    if (image.starts_with(prefix)) image.erase(0, prefix.size());
+  return image;
+}
+
+const ImageMapping* FindImage(const PlatformConfig& config, const std::string& image) {
+  std::string repo = ImageRepository(image);
+  for (const auto& m : config.images)
+    if (m.image == repo) return &m;
+  return nullptr;
+}
+
+const Container* MainContainer(const std::vector<Container>& containers) {
+  for (const auto& c : containers)
+    if (c.name == "kserve-container") return &c;
+  return containers.empty() ? nullptr : &containers.front();
+}
+
+bool IsPortFlag(std::string_view flag) {
+  return flag == "--http_port" || flag == "--http-port" || flag == "--port" ||
+         flag == "--rest_port" || flag == "--rest-api-port";
+}
+
+// KServe's template expansion, /mnt/models -> the local model directory, and
+// the container's port flag -> the port the supervisor assigns.
+std::vector<std::string> LocalArgs(const std::vector<std::string>& args,
+                                   const resources::ObjectMeta& meta) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string a = ExpandTemplates(args[i], meta);
+    for (size_t at; (at = a.find("/mnt/models")) != std::string::npos;)
+      a.replace(at, 11, "{{.ModelDir}}");
+    if (size_t eq = a.find('='); eq != std::string::npos && IsPortFlag(a.substr(0, eq))) {
+      a = StrCat(a.substr(0, eq), "={{.Port}}");
+    } else if (IsPortFlag(a) && i + 1 < args.size()) {
+      out.push_back(a);
+      out.push_back("{{.Port}}");
+      ++i;
+      continue;
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+void AddEnv(const std::vector<resources::EnvVar>& env, const resources::ObjectMeta& meta,
+            RevisionSpec* rev) {
+  for (const auto& e : env) {
+    std::string value = ExpandTemplates(e.value, meta);
+    if (value.starts_with("/mnt/models")) value = StrCat("{{.ModelDir}}", value.substr(11));
+    rev->env.emplace_back(e.name, std::move(value));
+  }
+}
+
+std::string PadNumber(int n) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "%05d", n);
+  return buf;
+}
+
+void Fail(RevisionSpec* rev, std::string reason, std::string message) {
+  rev->command.clear();
+  rev->failure_reason = std::move(reason);
+  rev->failure_message = std::move(message);
+}
+
+// argv of `osprey serve` for a model of `format`, or a failure on `rev`.
+void OspreyServeCommand(const InferenceService& isvc, const std::string& format,
+                        const PlatformConfig& config, RevisionSpec* rev) {
+  const FormatRoute* route = nullptr;
+  for (const auto& f : kFormats)
+    if (f.format == format) route = &f;
+  if (route == nullptr) {
+    Fail(rev, "NoSupportingRuntime",
+         StrCat("model format ", format, " has no Osprey backend on this machine"));
+    return;
+  }
+  if (!route->unsupported.empty()) {
+    Fail(rev, "NoSupportingRuntime", std::string(route->unsupported));
+    return;
+  }
+  rev->command = {config.osprey_binary, "serve",    "--model-dir", "{{.ModelDir}}",
+                  "--model-name",       isvc.meta.name, "--http-port", "{{.Port}}",
+                  "--no-grpc",          "--exit-on-load-failure"};
+  if (!route->backend.empty()) {
+    rev->command.push_back("--model-format");
+    rev->command.push_back(std::string(route->backend));
+  }
+  if (const auto& b = isvc.predictor.batcher; b.has_value()) {
+    rev->command.push_back("--max-batch-size");
+    rev->command.push_back(StrCat(b->max_batch_size));
+    rev->command.push_back("--max-queue-delay-us");
+    rev->command.push_back(StrCat(static_cast<int64_t>(b->max_latency_ms) * 1000));
+  }
+  rev->health_path = StrCat("/v2/models/", isvc.meta.name, "/ready");
+}
+
+// A container run locally: its command, or its image through the table.
+void ContainerCommand(const InferenceService& isvc, const Container& c, const std::string& format,
+                      const std::vector<std::string>& extra_args, const std::string& owner,
+                      const PlatformConfig& config, RevisionSpec* rev) {
+  AddEnv(c.env, isvc.meta, rev);
+  std::vector<std::string> args = LocalArgs(c.args, isvc.meta);
+  for (const auto& a : LocalArgs(extra_args, isvc.meta)) args.push_back(a);
+  // A model server image runs as `osprey serve` whatever its in-image command
+  // (e.g. /usr/bin/tensorflow_model_server); any other container runs its
+  // own command, else the image table's.
+  const ImageMapping* m = FindImage(config, c.image);
+  if (!c.command.empty() && (m == nullptr || !m->osprey_serve)) {
+    rev->command = LocalArgs(c.command, isvc.meta);
+    rev->command.insert(rev->command.end(), args.begin(), args.end());
+  } else if (m != nullptr) {
+    if (m->osprey_serve) {
+      if (format.empty()) {
+        Fail(rev, "InvalidPredictorSpec",
+             StrCat(owner, ": image ", c.image,
+                    " is a model server image; give the model's format with the model form "
+                    "(spec.predictor.model.modelFormat.name)"));
+        return;
+      }
+      OspreyServeCommand(isvc, format, config, rev);
+      return;
+    }
+    rev->command = m->command;
+    rev->command.insert(rev->command.end(), args.begin(), args.end());
+  } else {
+    Fail(rev, "RuntimeNotRecognized",
+         StrCat(owner, ": image ", c.image,
+                " cannot run on this machine: it has no local command; give the container a "
+                "command, or map the image in the image table (osprey up --image-map)"));
+    return;
+  }
+  rev->health_path = rev->protocol == "v2" || rev->protocol == "grpc-v2"
+                         ? StrCat("/v2/models/", isvc.meta.name, "/ready")
+                         : StrCat("/v1/models/", isvc.meta.name);
+}
+
+Condition MakeCondition(std::string type, std::string status, std::string reason = "",
+                        std::string message = "") {
+  return {std::move(type), std::move(status), std::move(reason), std::move(message)};
+}
+
+}  // namespace
+
+std::vector<ImageMapping> DefaultImageTable() {
+  std::vector<ImageMapping> table;
+  for (std::string_view image :
+       {"kserve/xgbserver", "kserve/lgbserver", "kserve/sklearnserver", "kserve/pmmlserver",
+        "kserve/paddleserver", "tensorflow/serving", "pytorch/torchserve-kfs",
+        "pytorch/torchserve", "nvcr.io/nvidia/tritonserver", "seldonio/mlserver",
+        "kserve/huggingfaceserver"}) {
+    ImageMapping m;
+    m.image = std::string(image);
+    m.osprey_serve = true;
+    table.push_back(std::move(m));
+  }
+  return table;
+}
+
+std::string_view RevisionPhaseName(RevisionPhase p) {
+  switch (p) {
+    case RevisionPhase::kPending: return "Pending";
+    case RevisionPhase::kDownloading: return "Downloading";
+    case RevisionPhase::kLoading: return "Loading";
+    case RevisionPhase::kReady: return "Ready";
+    case RevisionPhase::kFailed: return "Failed";
+    case RevisionPhase::kRetired: return "Retired";
+  }
+  return "Unknown";
+}
+
+std::string ExpandTemplates(const std::string& text, const resources::ObjectMeta& meta) {
+  std::string out;
+  size_t pos = 0;
+  while (true) {
+    size_t open = text.find("{{", pos);
+    if (open == std::string::npos) break;
+    size_t close = text.find("}}", open);
+    if (close == std::string::npos) break;
+    std::string_view key(text.data() + open + 2, close - open - 2);
+    while (!key.empty() && key.front() == ' ') key.remove_prefix(1);
+    while (!key.empty() && key.back() == ' ') key.remove_suffix(1);
+    std::optional<std::string> value;
+    if (key == ".Name") value = meta.name;
+    if (key == ".Namespace") value = meta.namespace_;
+    auto lookup = [&](std::string_view prefix, const std::map<std::string, std::string>& m) {
+      if (!key.starts_with(prefix)) return;
+      auto it = m.find(std::string(key.substr(prefix.size())));
+      value = it == m.end() ? "" : it->second;
+    };
+    lookup(".Labels.", meta.labels);
+    lookup(".Annotations.", meta.annotations);
+    out.append(text, pos, open - pos);
+    if (value.has_value()) {
+      out.append(*value);
+    } else {
+      out.append(text, open, close + 2 - open);  // left for later stages ({{.Port}})
+    }
+    pos = close + 2;
+  }
+  out.append(text, pos, std::string::npos);
+  return out;
+}
+
+RevisionSpec ResolveRevision(const InferenceService& isvc, const std::string& spec_json,
+                             int number, const std::string& now,
+                             const std::vector<ServingRuntime>& namespace_runtimes,
+                             const std::vector<ServingRuntime>& cluster_runtimes,
+                             const PlatformConfig& config) {
+  RevisionSpec rev;
+  rev.name = StrCat(isvc.meta.name, "-predictor-", PadNumber(number));
+  rev.namespace_ = isvc.meta.namespace_;
+  rev.isvc = isvc.meta.name;
+  rev.number = number;
+  rev.spec_json = spec_json;
+  rev.created = now;
+  const auto& p = isvc.predictor;
+  rev.min_replicas = p.min_replicas;
+  rev.max_replicas = p.max_replicas;
+  if (p.model.has_value()) {
+    const auto& model = *p.model;
+    rev.model_format = model.format.name;
+    rev.storage_uri = model.storage_uri;
+    rev.protocol = model.protocol_version.empty() ? "v1" : model.protocol_version;
+    resources::RuntimeChoice choice =
+        resources::SelectRuntime(model, namespace_runtimes, cluster_runtimes);
+    if (choice.runtime == nullptr) {
+      std::string message = choice.message;
+      for (const auto& f : kFormats)
+        if (f.format == model.format.name && !f.unsupported.empty())
+          StrAppend(&message, "; ", f.unsupported);
+      Fail(&rev, choice.reason, std::move(message));
+      return rev;
+    }
+    rev.runtime = choice.runtime->meta.name;
+    const Container* c = MainContainer(choice.runtime->containers);
+    if (c == nullptr) {
+      Fail(&rev, "RuntimeNotRecognized", StrCat("runtime ", rev.runtime, " has no container"));
+      return rev;
+    }
+    ContainerCommand(isvc, *c, model.format.name, model.args, StrCat("runtime ", rev.runtime),
+                     config, &rev);
+    AddEnv(model.env, isvc.meta, &rev);
+    return rev;
+  }
+  const Container* c = MainContainer(p.containers);
+  if (c == nullptr) {
+    Fail(&rev, "InvalidPredictorSpec", "spec.predictor: no model and no container");
+    return rev;
+  }
+  for (const auto& e : c->env)
+    if (e.name == "STORAGE_URI") rev.storage_uri = e.value;
+  ContainerCommand(isvc, *c, "", {}, StrCat("container ", c->name), config, &rev);
+  return rev;
+}
+
+std::string ServiceHost(const resources::ObjectMeta& meta, const PlatformConfig& config) {
+  std::string host = ExpandTemplates(config.domain_template, meta);
+  for (size_t at; (at = host.find("{{.Domain}}")) != std::string::npos;)
+    host.replace(at, 11, config.domain);
+  return host;
+}
+
+std::string ServiceUrl(const resources::ObjectMeta& meta, const PlatformConfig& config) {
+  std::string url = StrCat("http://", ServiceHost(meta, config));
+  if (config.gateway_port != 80) StrAppend(&url, ":", config.gateway_port);
+  return url;
+}
+
+ReconcilePlan Reconcile(const ReconcileInput& in) {
+  ReconcilePlan plan;
+  const InferenceService& isvc = *in.isvc;
+  IsvcStatus& st = plan.status;
+  st.url = ServiceUrl(isvc.meta, *in.config);
+
+  std::vector<RevisionView> revs = in.revisions;
+  if (revs.empty() || revs.back().spec.spec_json != in.spec_json) {
+    int number = revs.empty() ? 1 : revs.back().spec.number + 1;
+    plan.create = ResolveRevision(isvc, in.spec_json, number, in.now, *in.namespace_runtimes,
+                                  *in.cluster_runtimes, *in.config);
+    RevisionView v;
+    v.spec = *plan.create;
+    revs.push_back(std::move(v));
+  }
+  const RevisionView& latest = revs.back();
+  const RevisionView* ready = nullptr;
+  for (auto it = revs.rbegin(); it != revs.rend(); ++it)
+    if (it->observed.phase == RevisionPhase::kReady) {
+      ready = &*it;
+      break;
+    }
+  const bool unrunnable = !latest.spec.failure_reason.empty();
+  const int latest_replicas = unrunnable ? 0 : std::max(1, latest.spec.min_replicas);
+  if (latest_replicas > 0) plan.replicas[latest.spec.name] = latest_replicas;
+  if (ready != nullptr && ready != &latest)
+    plan.replicas[ready->spec.name] = std::max(1, ready->spec.min_replicas);
+
+  st.latest_created = latest.spec.name;
+  st.latest_ready = ready ? ready->spec.name : "";
+  st.traffic_revision = st.latest_ready;
+  st.latest_rolled_out = in.latest_rolled_out;
+  st.previous_rolled_out = in.previous_rolled_out;
+  if (!st.traffic_revision.empty() && st.traffic_revision != in.latest_rolled_out) {
+    if (!in.latest_rolled_out.empty()) st.previous_rolled_out = in.latest_rolled_out;
+    st.latest_rolled_out = st.traffic_revision;
+  }
+
+  // Conditions and modelStatus follow the latest revision; traffic stays on
+  // the latest ready one.
+  const RevisionObserved& o = latest.observed;
+  Condition predictor;
+  Condition deployment;
+  st.total_copies = latest_replicas;
+  st.failed_copies = o.failed_replicas;
+  st.active_model_state = ready ? "Loaded" : "";
+  if (unrunnable) {
+    predictor = MakeCondition("PredictorReady", "False", latest.spec.failure_reason,
+                              latest.spec.failure_message);
+    st.transition_status = "InvalidSpec";
+    st.target_model_state = "FailedToLoad";
+    st.failure_reason = latest.spec.failure_reason;
+    st.failure_message = latest.spec.failure_message;
+    st.failure_time = latest.spec.created;
+  } else if (o.phase == RevisionPhase::kReady) {
+    predictor = MakeCondition("PredictorReady", "True");
+    st.transition_status = "UpToDate";
+    st.target_model_state = "Loaded";
+  } else if (o.phase == RevisionPhase::kFailed) {
+    predictor = MakeCondition("PredictorReady", "False", o.reason, o.message);
+    st.transition_status = "BlockedByFailedLoad";
+    st.target_model_state = "FailedToLoad";
+    if (!ready) st.active_model_state = "FailedToLoad";
+    st.failure_reason = o.reason;
+    st.failure_message = o.message;
+    st.failure_time = o.failure_time;
+  } else {
+    bool loading = o.phase == RevisionPhase::kLoading;
+    predictor = MakeCondition("PredictorReady", "Unknown", loading ? "Loading" : "Pending",
+                              StrCat("revision ", latest.spec.name, " is ",
+                                     loading ? "starting its replicas" : "fetching its model"));
+    st.transition_status = "InProgress";
+    st.target_model_state = loading ? "Loading" : "Pending";
+    if (!ready) st.active_model_state = "Pending";
+  }
+  deployment = predictor;
+  deployment.type = "LatestDeploymentReady";
+  Condition ingress =
+      ready ? MakeCondition("IngressReady", "True")
+            : MakeCondition("IngressReady", "False", "NoReadyRevision",
+                            "no revision of the predictor is ready to take traffic");
+  Condition overall = MakeCondition("Ready", "True");
+  if (predictor.status != "True") {
+    overall = predictor;
+  } else if (ingress.status != "True") {
+    overall = ingress;
+  }
+  overall.type = "Ready";
+  st.conditions = {ingress, deployment, predictor, overall};
+  return plan;
+}
+
+}  // namespace osprey::controlplane

@@ -1,0 +1,152 @@
+#pragma once
+
+// The reconciler's decisions, as pure functions over snapshots:
+// (InferenceService spec, its revisions and what is observed of them,
+// runtimes, clock) -> plan. The controller executes plans (store writes,
+// downloads, replica processes); nothing here does I/O.
+//
+// A revision's life (RevisionPhase):
+//
+//   kPending --storage fetch starts--> kDownloading --done--> kLoading
+//   kLoading --a replica answers its readiness probe--> kReady
+//   kDownloading/kLoading --fetch fails / replicas crash before ready--> kFailed
+//   kFailed --a later replica becomes ready (backoff restarts)--> kReady
+//   any --no longer aspired--> kRetired (replicas stopped; spec kept)
+
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "resources/resources.h"
+
+namespace osprey::controlplane {
+
+// How a container image runs on this machine: as Osprey's own model server
+// (`osprey serve` with the model's format), or as a local command.
+struct ImageMapping {
+  std::string image;  // repository without tag, e.g. "kserve/sklearnserver"
+  bool osprey_serve = false;
+  std::vector<std::string> command;  // when !osprey_serve; container args are appended
+};
+// KServe's runtime images mapped onto `osprey serve`.
+std::vector<ImageMapping> DefaultImageTable();
+
+struct PlatformConfig {
+  std::string domain = "example.com";
+  // "{{.Name}}-{{.Namespace}}.{{.Domain}}" (default) or "{{.Name}}.{{.Namespace}}.{{.Domain}}"
+  std::string domain_template = "{{.Name}}-{{.Namespace}}.{{.Domain}}";
+  uint16_t gateway_port = 8080;  // shown in URLs when not 80
+  std::string osprey_binary;     // path of `osprey` for replicas
+  std::vector<ImageMapping> images = DefaultImageTable();
+};
+
+// An immutable revision: the spec it was made from and how to run it.
+struct RevisionSpec {
+  std::string name;  // {isvc}-predictor-{00001}
+  std::string namespace_;
+  std::string isvc;
+  std::string component = "predictor";
+  int number = 0;
+  std::string spec_json;  // canonical JSON of the component's spec
+  std::string created;    // RFC 3339
+  // Resolved when the revision is made (empty command: it cannot run, see
+  // failure_*).
+  std::string runtime;       // runtime name; "" for custom containers
+  std::string model_format;  // format name as the user wrote it
+  std::string storage_uri;
+  std::string protocol = "v1";
+  // argv with templates left for the replica: {{.Port}} and {{.ModelDir}}.
+  std::vector<std::string> command;
+  std::vector<std::pair<std::string, std::string>> env;
+  std::string health_path;
+  int min_replicas = 1;
+  int max_replicas = 0;
+  std::string failure_reason;  // NoSupportingRuntime, RuntimeNotRecognized, ...
+  std::string failure_message;
+};
+
+enum class RevisionPhase { kPending, kDownloading, kLoading, kReady, kFailed, kRetired };
+std::string_view RevisionPhaseName(RevisionPhase p);
+
+struct RevisionObserved {
+  RevisionPhase phase = RevisionPhase::kPending;
+  int replicas = 0;        // replica processes that exist
+  int ready_replicas = 0;  // of them, answering their readiness probe
+  int failed_replicas = 0; // of them, crashed or restarting
+  std::string reason;      // on kFailed: ModelLoadFailed, StorageFailed, ...
+  std::string message;
+  std::string failure_time;  // RFC 3339
+  bool ever_ready = false;
+};
+
+struct RevisionView {
+  RevisionSpec spec;
+  RevisionObserved observed;
+};
+
+// The component's spec as a new revision would run it, or the reason it cannot.
+RevisionSpec ResolveRevision(const resources::InferenceService& isvc, const std::string& spec_json,
+                             int number, const std::string& now,
+                             const std::vector<resources::ServingRuntime>& namespace_runtimes,
+                             const std::vector<resources::ServingRuntime>& cluster_runtimes,
+                             const PlatformConfig& config);
+
+// Expands KServe's container templates ({{.Name}}, {{.Namespace}},
+// {{.Labels.key}}, {{.Annotations.key}}) in one string.
+std::string ExpandTemplates(const std::string& text, const resources::ObjectMeta& meta);
+
+struct Condition {
+  std::string type;
+  std::string status;  // "True", "False", "Unknown"
+  std::string reason;
+  std::string message;
+  bool operator==(const Condition&) const = default;
+};
+
+struct IsvcStatus {
+  std::string url;
+  std::vector<Condition> conditions;
+  std::string latest_created;
+  std::string latest_ready;
+  std::string latest_rolled_out;
+  std::string previous_rolled_out;
+  std::string traffic_revision;  // receives 100% (empty: none ready)
+  // modelStatus
+  std::string transition_status;    // UpToDate | InProgress | BlockedByFailedLoad | InvalidSpec
+  std::string active_model_state;   // "" | Pending | Loading | Loaded | FailedToLoad
+  std::string target_model_state;
+  std::string failure_reason;
+  std::string failure_message;
+  std::string failure_time;
+  int total_copies = 0;
+  int failed_copies = 0;
+  bool operator==(const IsvcStatus&) const = default;
+};
+
+struct ReconcileInput {
+  const resources::InferenceService* isvc = nullptr;
+  std::string spec_json;  // canonical JSON of the predictor spec
+  std::vector<RevisionView> revisions;  // this isvc's, by increasing number
+  const std::vector<resources::ServingRuntime>* namespace_runtimes = nullptr;
+  const std::vector<resources::ServingRuntime>* cluster_runtimes = nullptr;
+  const PlatformConfig* config = nullptr;
+  std::string now;  // RFC 3339
+  std::string previous_rolled_out;  // from the stored status
+  std::string latest_rolled_out;
+};
+
+struct ReconcilePlan {
+  std::optional<RevisionSpec> create;  // a new revision to record and start
+  std::map<std::string, int> replicas;  // desired replicas by revision (absent: 0)
+  IsvcStatus status;
+};
+
+ReconcilePlan Reconcile(const ReconcileInput& input);
+
+// "http://iris-default.example.com" (":port" added when not 80).
+std::string ServiceHost(const resources::ObjectMeta& meta, const PlatformConfig& config);
+std::string ServiceUrl(const resources::ObjectMeta& meta, const PlatformConfig& config);
+
+}  // namespace osprey::controlplane

@@ -1,0 +1,723 @@
+// Typed parsing, defaulting and validation of KServe objects, from the
+// format-neutral Value tree (value.h). ParseYaml and FromJson both end here.
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+#include "resources/resources.h"
+#include "resources/value.h"
+
+namespace osprey::resources {
+namespace internal {
+namespace {
+
+using FieldSet = std::set<std::string_view>;
+
+constexpr std::string_view kIsvcApiVersion = "serving.kserve.io/v1beta1";
+constexpr std::string_view kRuntimeApiVersion = "serving.kserve.io/v1alpha1";
+
+// KServe's legacy predictor keys, in the order its API lists them.
+constexpr std::string_view kFrameworkKeys[] = {"sklearn",    "xgboost",    "lightgbm", "pytorch",
+                                               "tensorflow", "onnx",       "pmml",     "triton",
+                                               "paddle",     "huggingface"};
+constexpr std::string_view kExplainerTypes[] = {"art", "alibi", "aix"};
+
+const FieldSet& ObjectFields() {
+  static const FieldSet kSet = {"apiVersion", "kind", "metadata", "spec", "status"};
+  return kSet;
+}
+
+const FieldSet& MetadataFields() {
+  // Only name, namespace, labels and annotations are kept; the rest is what
+  // `kubectl get -o yaml` prints and is accepted so that its output re-applies.
+  // clang-format off
+  static const FieldSet kSet = {
+      "name", "namespace", "labels", "annotations", "uid", "resourceVersion", "generation",
+      "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generateName",
+      "selfLink", "managedFields", "finalizers", "ownerReferences"};
+  // clang-format on
+  return kSet;
+}
+
+// Kubernetes PodSpec fields other than `containers`: accepted and not kept.
+// clang-format off
+constexpr std::string_view kPodSpecFields[] = {
+    "volumes", "initContainers", "ephemeralContainers", "restartPolicy",
+    "terminationGracePeriodSeconds", "activeDeadlineSeconds", "dnsPolicy", "nodeSelector",
+    "serviceAccountName", "serviceAccount", "automountServiceAccountToken", "nodeName",
+    "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace", "securityContext",
+    "imagePullSecrets", "hostname", "subdomain", "affinity", "schedulerName", "tolerations",
+    "hostAliases", "priorityClassName", "priority", "dnsConfig", "readinessGates",
+    "runtimeClassName", "enableServiceLinks", "preemptionPolicy", "overhead",
+    "topologySpreadConstraints", "setHostnameAsFQDN", "os", "hostUsers", "schedulingGates",
+    "resourceClaims", "resources"};
+// clang-format on
+
+// Kubernetes Container fields not kept (name, image, command, args, env and
+// resources are).
+// clang-format off
+constexpr std::string_view kIgnoredContainerFields[] = {
+    "workingDir", "ports", "envFrom", "volumeMounts", "volumeDevices", "livenessProbe",
+    "readinessProbe", "startupProbe", "lifecycle", "terminationMessagePath",
+    "terminationMessagePolicy", "imagePullPolicy", "securityContext", "stdin", "stdinOnce",
+    "tty", "resizePolicy", "restartPolicy"};
+// clang-format on
+
+// KServe's ComponentExtensionSpec. Later KServe fields that have no meaning
+// here yet (deploymentStrategy, scaleMetricType, autoScaling) are accepted.
+constexpr std::string_view kExtensionFields[] = {
+    "minReplicas", "maxReplicas",          "scaleTarget",     "scaleMetric", "containerConcurrency",
+    "timeout",     "canaryTrafficPercent", "logger",          "batcher",     "labels",
+    "annotations", "deploymentStrategy",   "scaleMetricType", "autoScaling"};
+
+template <typename... Lists>
+FieldSet Union(std::initializer_list<std::string_view> extra, const Lists&... lists) {
+  FieldSet out(extra.begin(), extra.end());
+  (out.insert(std::begin(lists), std::end(lists)), ...);
+  return out;
+}
+
+const FieldSet& PredictorFields() {
+  static const FieldSet kSet = Union({"model", "containers", "workerSpec"}, kExtensionFields,
+                                     kPodSpecFields, kFrameworkKeys);
+  return kSet;
+}
+const FieldSet& TransformerFields() {
+  static const FieldSet kSet = Union({"containers"}, kExtensionFields, kPodSpecFields);
+  return kSet;
+}
+const FieldSet& ExplainerFields() {
+  static const FieldSet kSet =
+      Union({"containers"}, kExtensionFields, kPodSpecFields, kExplainerTypes);
+  return kSet;
+}
+// PredictorExtensionSpec: storage and an inline Container.
+const FieldSet& ModelFields() {
+  static const FieldSet kSet =
+      Union({"modelFormat", "runtime", "storageUri", "storage", "runtimeVersion", "protocolVersion",
+             "args", "env", "resources", "name", "image", "command"},
+            kIgnoredContainerFields);
+  return kSet;
+}
+const FieldSet& FrameworkFields() {
+  static const FieldSet kSet = Union({"storageUri", "storage", "runtimeVersion", "protocolVersion",
+                                      "args", "env", "resources", "name", "image", "command"},
+                                     kIgnoredContainerFields);
+  return kSet;
+}
+const FieldSet& ContainerFields() {
+  static const FieldSet kSet =
+      Union({"name", "image", "command", "args", "env", "resources"}, kIgnoredContainerFields);
+  return kSet;
+}
+const FieldSet& RuntimeSpecFields() {
+  static const FieldSet kSet =
+      Union({"supportedModelFormats", "multiModel", "disabled", "protocolVersions", "containers",
+             "workerSpec", "labels", "annotations", "grpcEndpoint", "grpcDataEndpoint",
+             "httpDataEndpoint", "replicas", "storageHelper", "builtInAdapter"},
+            kPodSpecFields);
+  return kSet;
+}
+
+bool Contains(const auto& list, std::string_view s) {
+  return std::find(std::begin(list), std::end(list), s) != std::end(list);
+}
+
+std::string Field(std::string_view path, std::string_view key) {
+  return path.empty() ? std::string(key) : StrCat(path, ".", key);
+}
+std::string Index(std::string_view path, size_t i) { return StrCat(path, "[", i, "]"); }
+
+absl::Status Error(const Value* at, std::string_view path, std::string_view message) {
+  std::string line = at != nullptr && at->line > 0 ? StrCat(" (line ", at->line, ")") : "";
+  return absl::InvalidArgumentError(StrCat(path, ": ", message, line));
+}
+
+absl::Status ExpectMap(const Value& v, std::string_view path) {
+  if (v.kind == Value::Kind::kMap) return absl::OkStatus();
+  return Error(&v, path, StrCat("expected a map, got ", Describe(v)));
+}
+
+absl::Status CheckFields(const Value& map, std::string_view path, const FieldSet& known) {
+  for (const auto& [key, value] : map.map) {
+    if (known.count(key) == 0) return Error(&value, Field(path, key), "unknown field");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ToString(const Value& v, std::string_view path, std::string* out) {
+  if (!v.is_scalar()) return Error(&v, path, StrCat("expected a string, got ", Describe(v)));
+  *out = v.text;
+  return absl::OkStatus();
+}
+
+absl::Status ReadString(const Value& parent, std::string_view key, std::string_view path,
+                        std::string* out) {
+  const Value* v = parent.Find(key);
+  if (v == nullptr) return absl::OkStatus();
+  return ToString(*v, Field(path, key), out);
+}
+
+absl::Status ReadInt(const Value& parent, std::string_view key, std::string_view path,
+                     std::optional<int>* out) {
+  const Value* v = parent.Find(key);
+  if (v == nullptr) return absl::OkStatus();
+  if (v->kind != Value::Kind::kInt || v->i < INT32_MIN || v->i > INT32_MAX) {
+    return Error(v, Field(path, key), StrCat("expected an integer, got ", Describe(*v)));
+  }
+  *out = static_cast<int>(v->i);
+  return absl::OkStatus();
+}
+
+absl::Status ReadInt(const Value& parent, std::string_view key, std::string_view path, int* out) {
+  std::optional<int> value;
+  OSPREY_RETURN_IF_ERROR(ReadInt(parent, key, path, &value));
+  if (value) *out = *value;
+  return absl::OkStatus();
+}
+
+absl::Status ReadBool(const Value& parent, std::string_view key, std::string_view path, bool* out) {
+  const Value* v = parent.Find(key);
+  if (v == nullptr) return absl::OkStatus();
+  if (v->kind != Value::Kind::kBool) {
+    return Error(v, Field(path, key), StrCat("expected true or false, got ", Describe(*v)));
+  }
+  *out = v->b;
+  return absl::OkStatus();
+}
+
+absl::Status ReadStringList(const Value& parent, std::string_view key, std::string_view path,
+                            std::vector<std::string>* out) {
+  const Value* v = parent.Find(key);
+  if (v == nullptr) return absl::OkStatus();
+  std::string here = Field(path, key);
+  if (v->kind != Value::Kind::kList) {
+    return Error(v, here, StrCat("expected a list of strings, got ", Describe(*v)));
+  }
+  out->clear();
+  for (size_t i = 0; i < v->list.size(); ++i) {
+    std::string s;
+    OSPREY_RETURN_IF_ERROR(ToString(v->list[i], Index(here, i), &s));
+    out->push_back(std::move(s));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadStringMap(const Value& parent, std::string_view key, std::string_view path,
+                           std::map<std::string, std::string>* out) {
+  const Value* v = parent.Find(key);
+  if (v == nullptr) return absl::OkStatus();
+  std::string here = Field(path, key);
+  if (v->kind != Value::Kind::kMap) {
+    return Error(v, here, StrCat("expected a map of strings, got ", Describe(*v)));
+  }
+  out->clear();
+  for (const auto& [k, item] : v->map) {
+    std::string s;
+    if (!item.is_null()) OSPREY_RETURN_IF_ERROR(ToString(item, Field(here, k), &s));
+    (*out)[k] = std::move(s);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadEnv(const Value& parent, std::string_view path, std::vector<EnvVar>* out) {
+  const Value* v = parent.Find("env");
+  if (v == nullptr) return absl::OkStatus();
+  std::string here = Field(path, "env");
+  if (v->kind != Value::Kind::kList) {
+    return Error(v, here, StrCat("expected a list, got ", Describe(*v)));
+  }
+  static const FieldSet kEnvFields = {"name", "value", "valueFrom"};
+  out->clear();
+  for (size_t i = 0; i < v->list.size(); ++i) {
+    const Value& item = v->list[i];
+    std::string at = Index(here, i);
+    OSPREY_RETURN_IF_ERROR(ExpectMap(item, at));
+    OSPREY_RETURN_IF_ERROR(CheckFields(item, at, kEnvFields));
+    EnvVar env;
+    OSPREY_RETURN_IF_ERROR(ReadString(item, "name", at, &env.name));
+    if (env.name.empty()) return Error(&item, Field(at, "name"), "required");
+    OSPREY_RETURN_IF_ERROR(ReadString(item, "value", at, &env.value));
+    out->push_back(std::move(env));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadResources(const Value& parent, std::string_view path, std::string* out) {
+  *out = "{}";
+  const Value* v = parent.Find("resources");
+  if (v == nullptr) return absl::OkStatus();
+  OSPREY_RETURN_IF_ERROR(ExpectMap(*v, Field(path, "resources")));
+  *out = ToCompactJson(*v);
+  return absl::OkStatus();
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+// [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 characters; a DNS-1035 label also
+// starts with a letter.
+bool IsDnsLabel(std::string_view s, bool dns1035) {
+  if (s.empty() || s.size() > 63) return false;
+  if (!IsLowerAlnum(s.front()) || !IsLowerAlnum(s.back())) return false;
+  if (dns1035 && !(s.front() >= 'a' && s.front() <= 'z')) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return IsLowerAlnum(c) || c == '-'; });
+}
+
+bool IsDnsSubdomain(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  size_t start = 0;
+  while (true) {
+    size_t dot = s.find('.', start);
+    std::string_view part = s.substr(start, dot == std::string_view::npos ? dot : dot - start);
+    if (!IsDnsLabel(part, false)) return false;
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
+
+constexpr std::string_view kDns1035Rule =
+    "must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter, "
+    "ending with a letter or digit, at most 63 characters)";
+constexpr std::string_view kDns1123LabelRule =
+    "must be a DNS-1123 label (lower-case letters, digits and '-', starting and ending with a "
+    "letter or digit, at most 63 characters)";
+constexpr std::string_view kDns1123SubdomainRule =
+    "must be a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', starting and ending "
+    "with a letter or digit, at most 253 characters)";
+
+enum class NameRule { kDns1035Label, kDns1123Subdomain };
+
+absl::Status ParseMeta(const Value& doc, NameRule rule, bool cluster_scoped, ObjectMeta* meta) {
+  const Value* m = doc.Find("metadata");
+  if (m == nullptr) return Error(&doc, "metadata.name", "required");
+  OSPREY_RETURN_IF_ERROR(ExpectMap(*m, "metadata"));
+  OSPREY_RETURN_IF_ERROR(CheckFields(*m, "metadata", MetadataFields()));
+  OSPREY_RETURN_IF_ERROR(ReadString(*m, "name", "metadata", &meta->name));
+  if (meta->name.empty()) return Error(m, "metadata.name", "required");
+  bool valid =
+      rule == NameRule::kDns1035Label ? IsDnsLabel(meta->name, true) : IsDnsSubdomain(meta->name);
+  if (!valid) {
+    return Error(m->Find("name"), "metadata.name",
+                 StrCat("\"", meta->name, "\" is invalid: ",
+                        rule == NameRule::kDns1035Label ? kDns1035Rule : kDns1123SubdomainRule));
+  }
+  std::string ns;
+  OSPREY_RETURN_IF_ERROR(ReadString(*m, "namespace", "metadata", &ns));
+  if (cluster_scoped) {
+    meta->namespace_.clear();  // Kubernetes ignores a namespace on a cluster-scoped object
+  } else if (ns.empty()) {
+    meta->namespace_ = "default";
+  } else if (!IsDnsLabel(ns, false)) {
+    return Error(m->Find("namespace"), "metadata.namespace",
+                 StrCat("\"", ns, "\" is invalid: ", kDns1123LabelRule));
+  } else {
+    meta->namespace_ = ns;
+  }
+  OSPREY_RETURN_IF_ERROR(ReadStringMap(*m, "labels", "metadata", &meta->labels));
+  OSPREY_RETURN_IF_ERROR(ReadStringMap(*m, "annotations", "metadata", &meta->annotations));
+  return absl::OkStatus();
+}
+
+absl::Status CheckProtocol(const Value* at, std::string_view path, std::string_view protocol) {
+  if (protocol == "v1" || protocol == "v2" || protocol == "grpc-v1" || protocol == "grpc-v2") {
+    return absl::OkStatus();
+  }
+  return Error(at, path,
+               StrCat("\"", protocol, "\" is invalid: must be one of v1, v2, grpc-v1, grpc-v2"));
+}
+
+// Container list of a component (default_single_name: a lone unnamed
+// container is kserve-container, as KServe's defaulter makes it) or of a
+// runtime (every container needs its name).
+absl::Status ParseContainers(const Value& v, std::string_view path, bool default_single_name,
+                             std::vector<Container>* out) {
+  if (v.kind != Value::Kind::kList) {
+    return Error(&v, path, StrCat("expected a list of containers, got ", Describe(v)));
+  }
+  out->clear();
+  for (size_t i = 0; i < v.list.size(); ++i) {
+    const Value& item = v.list[i];
+    std::string at = Index(path, i);
+    OSPREY_RETURN_IF_ERROR(ExpectMap(item, at));
+    OSPREY_RETURN_IF_ERROR(CheckFields(item, at, ContainerFields()));
+    Container c;
+    OSPREY_RETURN_IF_ERROR(ReadString(item, "name", at, &c.name));
+    OSPREY_RETURN_IF_ERROR(ReadString(item, "image", at, &c.image));
+    OSPREY_RETURN_IF_ERROR(ReadStringList(item, "command", at, &c.command));
+    OSPREY_RETURN_IF_ERROR(ReadStringList(item, "args", at, &c.args));
+    OSPREY_RETURN_IF_ERROR(ReadEnv(item, at, &c.env));
+    OSPREY_RETURN_IF_ERROR(ReadResources(item, at, &c.resources_json));
+    if (c.name.empty()) {
+      if (!default_single_name || v.list.size() != 1) {
+        return Error(&item, Field(at, "name"), "required");
+      }
+      c.name = "kserve-container";
+    }
+    if (c.image.empty() && c.command.empty()) {
+      return Error(&item, at, "image or command required");
+    }
+    out->push_back(std::move(c));
+  }
+  return absl::OkStatus();
+}
+
+// `model:` (framework empty) or a legacy framework key's spec.
+absl::Status ParseModel(const Value& v, std::string_view path, std::string_view framework,
+                        ModelSpec* out) {
+  OSPREY_RETURN_IF_ERROR(ExpectMap(v, path));
+  OSPREY_RETURN_IF_ERROR(
+      CheckFields(v, path, framework.empty() ? ModelFields() : FrameworkFields()));
+  if (framework.empty()) {
+    const Value* format = v.Find("modelFormat");
+    std::string format_path = Field(path, "modelFormat");
+    if (format != nullptr) {
+      static const FieldSet kFormatFields = {"name", "version"};
+      OSPREY_RETURN_IF_ERROR(ExpectMap(*format, format_path));
+      OSPREY_RETURN_IF_ERROR(CheckFields(*format, format_path, kFormatFields));
+      OSPREY_RETURN_IF_ERROR(ReadString(*format, "name", format_path, &out->format.name));
+      OSPREY_RETURN_IF_ERROR(ReadString(*format, "version", format_path, &out->format.version));
+    }
+    if (out->format.name.empty()) {
+      return Error(format != nullptr ? format : &v, Field(format_path, "name"), "required");
+    }
+    out->format.name = Lower(out->format.name);
+    OSPREY_RETURN_IF_ERROR(ReadString(v, "runtime", path, &out->runtime));
+  } else {
+    out->format.name = std::string(framework);
+  }
+  OSPREY_RETURN_IF_ERROR(ReadString(v, "storageUri", path, &out->storage_uri));
+  OSPREY_RETURN_IF_ERROR(ReadString(v, "protocolVersion", path, &out->protocol_version));
+  if (const Value* protocol = v.Find("protocolVersion"); protocol != nullptr) {
+    OSPREY_RETURN_IF_ERROR(
+        CheckProtocol(protocol, Field(path, "protocolVersion"), out->protocol_version));
+  }
+  OSPREY_RETURN_IF_ERROR(ReadStringList(v, "args", path, &out->args));
+  OSPREY_RETURN_IF_ERROR(ReadEnv(v, path, &out->env));
+  OSPREY_RETURN_IF_ERROR(ReadResources(v, path, &out->resources_json));
+  return absl::OkStatus();
+}
+
+absl::Status ParseExtension(const Value& v, std::string_view path, Component* c) {
+  auto at = [&](std::string_view key) { return v.Find(key); };
+  OSPREY_RETURN_IF_ERROR(ReadInt(v, "minReplicas", path, &c->min_replicas));
+  if (c->min_replicas < 0) {
+    return Error(at("minReplicas"), Field(path, "minReplicas"),
+                 StrCat("must be >= 0, got ", c->min_replicas));
+  }
+  OSPREY_RETURN_IF_ERROR(ReadInt(v, "maxReplicas", path, &c->max_replicas));
+  if (c->max_replicas < 0) {
+    return Error(at("maxReplicas"), Field(path, "maxReplicas"),
+                 StrCat("must be >= 0, got ", c->max_replicas));
+  }
+  if (c->max_replicas != 0 && c->max_replicas < c->min_replicas) {
+    return Error(at("maxReplicas"), Field(path, "maxReplicas"),
+                 StrCat("must be >= minReplicas (", c->min_replicas, ") or 0 (unbounded), got ",
+                        c->max_replicas));
+  }
+  OSPREY_RETURN_IF_ERROR(ReadInt(v, "scaleTarget", path, &c->scale_target));
+  if (c->scale_target && *c->scale_target < 1) {
+    return Error(at("scaleTarget"), Field(path, "scaleTarget"),
+                 StrCat("must be >= 1, got ", *c->scale_target));
+  }
+  OSPREY_RETURN_IF_ERROR(ReadString(v, "scaleMetric", path, &c->scale_metric));
+  if (!c->scale_metric.empty() && c->scale_metric != "concurrency" && c->scale_metric != "rps" &&
+      c->scale_metric != "cpu" && c->scale_metric != "memory") {
+    return Error(at("scaleMetric"), Field(path, "scaleMetric"),
+                 StrCat("\"", c->scale_metric,
+                        "\" is invalid: must be one of concurrency, rps, cpu, memory"));
+  }
+  OSPREY_RETURN_IF_ERROR(ReadInt(v, "containerConcurrency", path, &c->container_concurrency));
+  if (c->container_concurrency < 0) {
+    return Error(at("containerConcurrency"), Field(path, "containerConcurrency"),
+                 StrCat("must be >= 0, got ", c->container_concurrency));
+  }
+  OSPREY_RETURN_IF_ERROR(ReadInt(v, "timeout", path, &c->timeout_seconds));
+  if (c->timeout_seconds && *c->timeout_seconds < 1) {
+    return Error(at("timeout"), Field(path, "timeout"),
+                 StrCat("must be >= 1 (seconds), got ", *c->timeout_seconds));
+  }
+  OSPREY_RETURN_IF_ERROR(ReadInt(v, "canaryTrafficPercent", path, &c->canary_traffic_percent));
+  if (c->canary_traffic_percent &&
+      (*c->canary_traffic_percent < 0 || *c->canary_traffic_percent > 100)) {
+    return Error(at("canaryTrafficPercent"), Field(path, "canaryTrafficPercent"),
+                 StrCat("must be between 0 and 100, got ", *c->canary_traffic_percent));
+  }
+  if (const Value* logger = at("logger"); logger != nullptr) {
+    std::string lpath = Field(path, "logger");
+    static const FieldSet kLoggerFields = {"url", "mode", "metadataHeaders", "metadataAnnotations"};
+    OSPREY_RETURN_IF_ERROR(ExpectMap(*logger, lpath));
+    OSPREY_RETURN_IF_ERROR(CheckFields(*logger, lpath, kLoggerFields));
+    Logger l;
+    OSPREY_RETURN_IF_ERROR(ReadString(*logger, "url", lpath, &l.url));
+    OSPREY_RETURN_IF_ERROR(ReadString(*logger, "mode", lpath, &l.mode));
+    if (l.mode.empty()) l.mode = "all";
+    if (l.mode != "all" && l.mode != "request" && l.mode != "response") {
+      return Error(logger->Find("mode"), Field(lpath, "mode"),
+                   StrCat("\"", l.mode, "\" is invalid: must be one of all, request, response"));
+    }
+    c->logger = std::move(l);
+  }
+  if (const Value* batcher = at("batcher"); batcher != nullptr) {
+    std::string bpath = Field(path, "batcher");
+    static const FieldSet kBatcherFields = {"maxBatchSize", "maxLatency", "timeout"};
+    OSPREY_RETURN_IF_ERROR(ExpectMap(*batcher, bpath));
+    OSPREY_RETURN_IF_ERROR(CheckFields(*batcher, bpath, kBatcherFields));
+    Batcher b;
+    OSPREY_RETURN_IF_ERROR(ReadInt(*batcher, "maxBatchSize", bpath, &b.max_batch_size));
+    if (b.max_batch_size < 1) {
+      return Error(batcher->Find("maxBatchSize"), Field(bpath, "maxBatchSize"),
+                   StrCat("must be >= 1, got ", b.max_batch_size));
+    }
+    OSPREY_RETURN_IF_ERROR(ReadInt(*batcher, "maxLatency", bpath, &b.max_latency_ms));
+    if (b.max_latency_ms < 1) {
+      return Error(batcher->Find("maxLatency"), Field(bpath, "maxLatency"),
+                   StrCat("must be >= 1 (milliseconds), got ", b.max_latency_ms));
+    }
+    c->batcher = b;
+  }
+  OSPREY_RETURN_IF_ERROR(ReadStringMap(v, "labels", path, &c->labels));
+  OSPREY_RETURN_IF_ERROR(ReadStringMap(v, "annotations", path, &c->annotations));
+  return absl::OkStatus();
+}
+
+// "a", "a and b", "a, b and c".
+std::string JoinAnd(const std::vector<std::string>& items) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += i + 1 == items.size() ? " and " : ", ";
+    out += items[i];
+  }
+  return out;
+}
+
+bool HasContainers(const Value& v) {
+  const Value* c = v.Find("containers");
+  return c != nullptr && !(c->kind == Value::Kind::kList && c->list.empty());
+}
+
+absl::Status ParsePredictor(const Value& v, std::string_view path, Component* c) {
+  OSPREY_RETURN_IF_ERROR(ExpectMap(v, path));
+  OSPREY_RETURN_IF_ERROR(CheckFields(v, path, PredictorFields()));
+  OSPREY_RETURN_IF_ERROR(ParseExtension(v, path, c));
+  std::vector<std::string> forms;
+  for (const auto& [key, value] : v.map) {
+    if (value.is_null()) continue;
+    if (key == "model" || Contains(kFrameworkKeys, key) ||
+        (key == "containers" && HasContainers(v))) {
+      forms.push_back(key);
+    }
+  }
+  constexpr std::string_view kForms =
+      "exactly one of model, containers or a framework key (sklearn, xgboost, ...)";
+  if (forms.empty()) return Error(&v, path, StrCat(kForms, " must be given, found none"));
+  if (forms.size() > 1) {
+    return Error(&v, path, StrCat(kForms, " may be given, found ", JoinAnd(forms)));
+  }
+  const std::string& form = forms[0];
+  if (form == "containers") {
+    return ParseContainers(*v.Find("containers"), Field(path, "containers"), true, &c->containers);
+  }
+  ModelSpec model;
+  if (form == "model") {
+    OSPREY_RETURN_IF_ERROR(ParseModel(*v.Find("model"), Field(path, "model"), "", &model));
+  } else {
+    OSPREY_RETURN_IF_ERROR(ParseModel(*v.Find(form), Field(path, form), form, &model));
+    c->legacy_key = form;
+  }
+  c->model = std::move(model);
+  return absl::OkStatus();
+}
+
+absl::Status ParseTransformer(const Value& v, std::string_view path, Component* c) {
+  OSPREY_RETURN_IF_ERROR(ExpectMap(v, path));
+  OSPREY_RETURN_IF_ERROR(CheckFields(v, path, TransformerFields()));
+  OSPREY_RETURN_IF_ERROR(ParseExtension(v, path, c));
+  if (!HasContainers(v)) return Error(&v, Field(path, "containers"), "required");
+  return ParseContainers(*v.Find("containers"), Field(path, "containers"), true, &c->containers);
+}
+
+absl::Status ParseExplainer(const Value& v, std::string_view path, Component* c) {
+  OSPREY_RETURN_IF_ERROR(ExpectMap(v, path));
+  OSPREY_RETURN_IF_ERROR(CheckFields(v, path, ExplainerFields()));
+  OSPREY_RETURN_IF_ERROR(ParseExtension(v, path, c));
+  std::vector<std::string> forms;
+  for (const auto& [key, value] : v.map) {
+    if (value.is_null()) continue;
+    if (Contains(kExplainerTypes, key) || (key == "containers" && HasContainers(v))) {
+      forms.push_back(key);
+    }
+  }
+  constexpr std::string_view kForms = "exactly one of containers or an explainer type (art, ...)";
+  if (forms.empty()) return Error(&v, path, StrCat(kForms, " must be given, found none"));
+  if (forms.size() > 1) {
+    return Error(&v, path, StrCat(kForms, " may be given, found ", JoinAnd(forms)));
+  }
+  if (forms[0] == "containers") {
+    return ParseContainers(*v.Find("containers"), Field(path, "containers"), true, &c->containers);
+  }
+  const Value& spec = *v.Find(forms[0]);
+  OSPREY_RETURN_IF_ERROR(ExpectMap(spec, Field(path, forms[0])));
+  c->explainer_type = forms[0];
+  c->explainer_json = ToCompactJson(spec);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<InferenceService> ParseInferenceService(const Value& doc) {
+  InferenceService isvc;
+  OSPREY_RETURN_IF_ERROR(ParseMeta(doc, NameRule::kDns1035Label, false, &isvc.meta));
+  const Value* spec = doc.Find("spec");
+  if (spec == nullptr) return Error(&doc, "spec.predictor", "required");
+  OSPREY_RETURN_IF_ERROR(ExpectMap(*spec, "spec"));
+  static const FieldSet kSpecFields = {"predictor", "transformer", "explainer"};
+  OSPREY_RETURN_IF_ERROR(CheckFields(*spec, "spec", kSpecFields));
+  const Value* predictor = spec->Find("predictor");
+  if (predictor == nullptr) return Error(spec, "spec.predictor", "required");
+  OSPREY_RETURN_IF_ERROR(ParsePredictor(*predictor, "spec.predictor", &isvc.predictor));
+  if (const Value* t = spec->Find("transformer"); t != nullptr) {
+    Component transformer;
+    OSPREY_RETURN_IF_ERROR(ParseTransformer(*t, "spec.transformer", &transformer));
+    isvc.transformer = std::move(transformer);
+  }
+  if (const Value* e = spec->Find("explainer"); e != nullptr) {
+    Component explainer;
+    OSPREY_RETURN_IF_ERROR(ParseExplainer(*e, "spec.explainer", &explainer));
+    isvc.explainer = std::move(explainer);
+  }
+  return isvc;
+}
+
+absl::StatusOr<ServingRuntime> ParseServingRuntime(const Value& doc, bool cluster) {
+  ServingRuntime rt;
+  rt.cluster = cluster;
+  OSPREY_RETURN_IF_ERROR(ParseMeta(doc, NameRule::kDns1123Subdomain, cluster, &rt.meta));
+  const Value* spec = doc.Find("spec");
+  if (spec == nullptr) return Error(&doc, "spec.containers", "required");
+  OSPREY_RETURN_IF_ERROR(ExpectMap(*spec, "spec"));
+  OSPREY_RETURN_IF_ERROR(CheckFields(*spec, "spec", RuntimeSpecFields()));
+
+  if (const Value* formats = spec->Find("supportedModelFormats"); formats != nullptr) {
+    std::string path = "spec.supportedModelFormats";
+    if (formats->kind != Value::Kind::kList) {
+      return Error(formats, path, StrCat("expected a list, got ", Describe(*formats)));
+    }
+    static const FieldSet kFormatFields = {"name", "version", "autoSelect", "priority"};
+    for (size_t i = 0; i < formats->list.size(); ++i) {
+      const Value& item = formats->list[i];
+      std::string at = Index(path, i);
+      OSPREY_RETURN_IF_ERROR(ExpectMap(item, at));
+      OSPREY_RETURN_IF_ERROR(CheckFields(item, at, kFormatFields));
+      SupportedModelFormat f;
+      OSPREY_RETURN_IF_ERROR(ReadString(item, "name", at, &f.name));
+      if (f.name.empty()) return Error(&item, Field(at, "name"), "required");
+      f.name = Lower(f.name);
+      OSPREY_RETURN_IF_ERROR(ReadString(item, "version", at, &f.version));
+      OSPREY_RETURN_IF_ERROR(ReadBool(item, "autoSelect", at, &f.auto_select));
+      OSPREY_RETURN_IF_ERROR(ReadInt(item, "priority", at, &f.priority));
+      if (f.priority && *f.priority < 1) {
+        return Error(item.Find("priority"), Field(at, "priority"),
+                     StrCat("must be >= 1, got ", *f.priority));
+      }
+      // KServe's webhook: one format name, one priority within a runtime.
+      for (const SupportedModelFormat& earlier : rt.formats) {
+        if (earlier.name == f.name && earlier.priority != f.priority) {
+          auto show = [](const std::optional<int>& p) {
+            return p ? StrCat(*p) : std::string("none");
+          };
+          return Error(&item, Field(at, "priority"),
+                       StrCat("model format \"", f.name, "\" is listed with different priorities (",
+                              show(earlier.priority), " and ", show(f.priority), ")"));
+        }
+      }
+      rt.formats.push_back(std::move(f));
+    }
+  }
+  OSPREY_RETURN_IF_ERROR(ReadStringList(*spec, "protocolVersions", "spec", &rt.protocol_versions));
+  for (size_t i = 0; i < rt.protocol_versions.size(); ++i) {
+    const Value* list = spec->Find("protocolVersions");
+    OSPREY_RETURN_IF_ERROR(
+        CheckProtocol(&list->list[i], Index("spec.protocolVersions", i), rt.protocol_versions[i]));
+  }
+  OSPREY_RETURN_IF_ERROR(ReadBool(*spec, "multiModel", "spec", &rt.multi_model));
+  OSPREY_RETURN_IF_ERROR(ReadBool(*spec, "disabled", "spec", &rt.disabled));
+  if (!HasContainers(*spec)) return Error(spec, "spec.containers", "required");
+  OSPREY_RETURN_IF_ERROR(
+      ParseContainers(*spec->Find("containers"), "spec.containers", false, &rt.containers));
+  return rt;
+}
+
+}  // namespace
+
+absl::StatusOr<Resource> ParseResource(const Value& doc) {
+  if (doc.kind != Value::Kind::kMap) {
+    return absl::InvalidArgumentError(
+        StrCat("expected an object with apiVersion and kind, got ", Describe(doc)));
+  }
+  OSPREY_RETURN_IF_ERROR(CheckFields(doc, "", ObjectFields()));
+  std::string kind;
+  std::string api_version;
+  OSPREY_RETURN_IF_ERROR(ReadString(doc, "kind", "", &kind));
+  OSPREY_RETURN_IF_ERROR(ReadString(doc, "apiVersion", "", &api_version));
+  if (kind.empty()) return Error(&doc, "kind", "required");
+  std::string_view want;
+  if (kind == "InferenceService") {
+    want = kIsvcApiVersion;
+  } else if (kind == "ServingRuntime" || kind == "ClusterServingRuntime") {
+    want = kRuntimeApiVersion;
+  } else {
+    return Error(doc.Find("kind"), "kind",
+                 StrCat("unknown kind \"", kind,
+                        "\": expected InferenceService, ServingRuntime or ClusterServingRuntime"));
+  }
+  if (api_version.empty()) return Error(&doc, "apiVersion", StrCat("required (", want, ")"));
+  if (api_version != want) {
+    return Error(doc.Find("apiVersion"), "apiVersion",
+                 StrCat("\"", api_version, "\" is invalid for kind ", kind, ": must be ", want));
+  }
+  if (kind == "InferenceService") {
+    OSPREY_ASSIGN_OR_RETURN(InferenceService isvc, ParseInferenceService(doc));
+    return Resource(std::move(isvc));
+  }
+  OSPREY_ASSIGN_OR_RETURN(ServingRuntime rt,
+                          ParseServingRuntime(doc, kind == "ClusterServingRuntime"));
+  return Resource(std::move(rt));
+}
+
+}  // namespace internal
+
+absl::StatusOr<std::vector<Resource>> ParseYaml(std::string_view text) {
+  OSPREY_ASSIGN_OR_RETURN(std::vector<internal::Value> docs, internal::ParseYamlDocuments(text));
+  size_t non_empty = std::count_if(docs.begin(), docs.end(),
+                                   [](const internal::Value& d) { return !d.is_null(); });
+  std::vector<Resource> out;
+  for (size_t i = 0; i < docs.size(); ++i) {
+    if (docs[i].is_null()) continue;
+    absl::StatusOr<Resource> r = internal::ParseResource(docs[i]);
+    if (!r.ok()) {
+      if (non_empty <= 1) return r.status();
+      return absl::Status(r.status().code(),
+                          StrCat("document ", i + 1, ": ", StatusMessage(r.status())));
+    }
+    out.push_back(*std::move(r));
+  }
+  return out;
+}
+
+absl::StatusOr<Resource> FromJson(std::string_view json) {
+  OSPREY_ASSIGN_OR_RETURN(internal::Value doc, internal::ParseJsonValue(json));
+  return internal::ParseResource(doc);
+}
+
+std::string_view KindOf(const Resource& r) {
+  if (const auto* rt = std::get_if<ServingRuntime>(&r)) {
+    return rt->cluster ? "ClusterServingRuntime" : "ServingRuntime";
+  }
+  return "InferenceService";
+}
+
+}  // namespace osprey::resources

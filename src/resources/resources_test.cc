@@ -1,0 +1,1096 @@
+#include "resources/resources.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace osprey::resources {
+namespace {
+
+std::string Msg(const absl::Status& s) { return std::string(StatusMessage(s)); }
+
+InferenceService ParseIsvc(std::string_view yaml) {
+  absl::StatusOr<std::vector<Resource>> r = ParseYaml(yaml);
+  EXPECT_TRUE(r.ok()) << r.status();
+  if (!r.ok() || r->size() != 1 || !std::holds_alternative<InferenceService>(r->front())) {
+    ADD_FAILURE() << "expected one InferenceService";
+    return {};
+  }
+  return std::get<InferenceService>(r->front());
+}
+
+// ---------------------------------------------------------------------------
+// Valid manifests (KServe's own documentation examples).
+
+constexpr std::string_view kSklearnIris = R"(
+apiVersion: "serving.kserve.io/v1beta1"
+kind: "InferenceService"
+metadata:
+  name: "sklearn-iris"
+spec:
+  predictor:
+    model:
+      modelFormat:
+        name: sklearn
+      storageUri: "gs://kfserving-examples/models/sklearn/1.0/model"
+)";
+
+constexpr std::string_view kSklearnLegacy = R"(
+apiVersion: "serving.kserve.io/v1beta1"
+kind: "InferenceService"
+metadata:
+  name: "sklearn-iris"
+spec:
+  predictor:
+    sklearn:
+      storageUri: "gs://kfserving-examples/models/sklearn/1.0/model"
+      runtimeVersion: v0.13.0
+)";
+
+constexpr std::string_view kXgboostV2 = R"(
+apiVersion: "serving.kserve.io/v1beta1"
+kind: "InferenceService"
+metadata:
+  name: "xgboost-iris"
+  namespace: kserve-test
+spec:
+  predictor:
+    model:
+      modelFormat:
+        name: xgboost
+      protocolVersion: v2
+      runtime: kserve-xgbserver
+      storageUri: "gs://kfserving-examples/models/xgboost/iris"
+)";
+
+constexpr std::string_view kCustomContainer = R"(
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: custom-model
+spec:
+  predictor:
+    serviceAccountName: sa
+    nodeSelector: {disktype: ssd}
+    tolerations:
+    - {key: gpu, operator: Exists, effect: NoSchedule}
+    containers:
+    - name: kserve-container
+      image: kserve/custom-model-grpc:latest
+      command: ["python", "-m", "model"]
+      args: [--model_name, custom-model]
+      env:
+      - name: STORAGE_URI
+        value: gs://kfserving-examples/models/custom
+      ports:
+      - containerPort: 8080
+        protocol: TCP
+      resources:
+        requests: {cpu: 100m, memory: 1Gi}
+        limits: {cpu: 1.0, memory: 2Gi, nvidia.com/gpu: 1}
+)";
+
+constexpr std::string_view kRuntimeAndIsvc = R"(
+apiVersion: serving.kserve.io/v1alpha1
+kind: ServingRuntime
+metadata:
+  name: kserve-sklearnserver
+  namespace: team-a
+spec:
+  annotations:
+    prometheus.kserve.io/port: '8080'
+  supportedModelFormats:
+    - name: sklearn
+      version: "1"
+      autoSelect: true
+      priority: 2
+  protocolVersions: [v1, v2]
+  builtInAdapter:
+    serverType: mlserver
+  containers:
+    - name: kserve-container
+      image: kserve/sklearnserver:v0.13.0
+      args:
+        - --model_name={{.Name}}
+        - --model_dir=/mnt/models
+        - --http_port=8080
+      securityContext:
+        runAsNonRoot: true
+---
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: sklearn-iris
+  namespace: team-a
+  annotations:
+    serving.kserve.io/enable-tag-routing: "true"
+spec:
+  predictor:
+    model:
+      modelFormat: {name: sklearn, version: "1"}
+      storageUri: gs://kfserving-examples/models/sklearn/1.0/model
+)";
+
+constexpr std::string_view kTransformerExplainer = R"(
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: torch-transformer
+  labels: {team: vision}
+spec:
+  predictor:
+    minReplicas: 0
+    maxReplicas: 3
+    scaleTarget: 10
+    scaleMetric: concurrency
+    containerConcurrency: 4
+    timeout: 60
+    canaryTrafficPercent: 20
+    logger:
+      url: http://message-dumper.default/
+      mode: request
+    batcher:
+      maxBatchSize: 16
+      maxLatency: 100
+    labels: {tier: gold}
+    annotations: {autoscaling.knative.dev/target: "5"}
+    pytorch:
+      storageUri: gs://kfserving-examples/models/torchserve/image_classifier/v1
+      protocolVersion: v2
+  transformer:
+    containers:
+      - image: kserve/image-transformer:latest
+        command: [python, -m, model]
+        args: [--model_name, mnist, --protocol, v2]
+  explainer:
+    minReplicas: 1
+    art:
+      type: SquareAttack
+      config:
+        nb_classes: "10"
+)";
+
+TEST(ParseYaml, SklearnIrisModelForm) {
+  InferenceService isvc = ParseIsvc(kSklearnIris);
+  EXPECT_EQ(isvc.meta.name, "sklearn-iris");
+  EXPECT_EQ(isvc.meta.namespace_, "default");
+  ASSERT_TRUE(isvc.predictor.model.has_value());
+  EXPECT_EQ(isvc.predictor.model->format.name, "sklearn");
+  EXPECT_EQ(isvc.predictor.model->format.version, "");
+  EXPECT_EQ(isvc.predictor.model->storage_uri, "gs://kfserving-examples/models/sklearn/1.0/model");
+  EXPECT_EQ(isvc.predictor.model->protocol_version, "");
+  EXPECT_EQ(ProtocolOf(*isvc.predictor.model), "v1");
+  EXPECT_EQ(isvc.predictor.model->resources_json, "{}");
+  EXPECT_EQ(isvc.predictor.legacy_key, "");
+  EXPECT_EQ(isvc.predictor.min_replicas, 1);
+  EXPECT_EQ(isvc.predictor.max_replicas, 0);
+  EXPECT_TRUE(isvc.predictor.containers.empty());
+  EXPECT_FALSE(isvc.transformer.has_value());
+  EXPECT_FALSE(isvc.explainer.has_value());
+}
+
+TEST(ParseYaml, LegacyFrameworkKeyIsRewrittenToModel) {
+  InferenceService legacy = ParseIsvc(kSklearnLegacy);
+  EXPECT_EQ(legacy.predictor.legacy_key, "sklearn");
+  ASSERT_TRUE(legacy.predictor.model.has_value());
+  EXPECT_EQ(legacy.predictor.model->format.name, "sklearn");
+  EXPECT_EQ(legacy.predictor.model->storage_uri,
+            "gs://kfserving-examples/models/sklearn/1.0/model");
+  // The same model as the `model:` form, apart from remembering the key.
+  InferenceService model_form = ParseIsvc(kSklearnIris);
+  legacy.predictor.legacy_key.clear();
+  EXPECT_EQ(legacy, model_form);
+}
+
+TEST(ParseYaml, EveryFrameworkKey) {
+  for (std::string_view key : {"sklearn", "xgboost", "lightgbm", "pytorch", "tensorflow", "onnx",
+                               "pmml", "triton", "paddle", "huggingface"}) {
+    std::string yaml = StrCat(
+        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: m}\n"
+        "spec:\n  predictor:\n    ",
+        key, ":\n      storageUri: gs://bucket/model\n      args: [--x]\n");
+    InferenceService isvc = ParseIsvc(yaml);
+    ASSERT_TRUE(isvc.predictor.model.has_value()) << key;
+    EXPECT_EQ(isvc.predictor.legacy_key, key);
+    EXPECT_EQ(isvc.predictor.model->format.name, key);
+    EXPECT_EQ(isvc.predictor.model->args, std::vector<std::string>{"--x"});
+  }
+}
+
+TEST(ParseYaml, XgboostExplicitRuntimeV2) {
+  InferenceService isvc = ParseIsvc(kXgboostV2);
+  EXPECT_EQ(isvc.meta.namespace_, "kserve-test");
+  ASSERT_TRUE(isvc.predictor.model.has_value());
+  EXPECT_EQ(isvc.predictor.model->format.name, "xgboost");
+  EXPECT_EQ(isvc.predictor.model->runtime, "kserve-xgbserver");
+  EXPECT_EQ(isvc.predictor.model->protocol_version, "v2");
+}
+
+TEST(ParseYaml, CustomContainerWithCommandAndPodSpecFields) {
+  InferenceService isvc = ParseIsvc(kCustomContainer);
+  EXPECT_FALSE(isvc.predictor.model.has_value());
+  ASSERT_EQ(isvc.predictor.containers.size(), 1u);
+  const Container& c = isvc.predictor.containers[0];
+  EXPECT_EQ(c.name, "kserve-container");
+  EXPECT_EQ(c.image, "kserve/custom-model-grpc:latest");
+  EXPECT_EQ(c.command, (std::vector<std::string>{"python", "-m", "model"}));
+  EXPECT_EQ(c.args, (std::vector<std::string>{"--model_name", "custom-model"}));
+  ASSERT_EQ(c.env.size(), 1u);
+  EXPECT_EQ(c.env[0].name, "STORAGE_URI");
+  EXPECT_EQ(c.env[0].value, "gs://kfserving-examples/models/custom");
+  EXPECT_EQ(
+      c.resources_json,
+      R"({"requests":{"cpu":"100m","memory":"1Gi"},"limits":{"cpu":1.0,"memory":"2Gi","nvidia.com/gpu":1}})");
+}
+
+TEST(ParseYaml, MultiDocumentRuntimeAndService) {
+  absl::StatusOr<std::vector<Resource>> r = ParseYaml(kRuntimeAndIsvc);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ(KindOf((*r)[0]), "ServingRuntime");
+  EXPECT_EQ(KindOf((*r)[1]), "InferenceService");
+  const auto& rt = std::get<ServingRuntime>((*r)[0]);
+  EXPECT_FALSE(rt.cluster);
+  EXPECT_EQ(rt.meta.name, "kserve-sklearnserver");
+  EXPECT_EQ(rt.meta.namespace_, "team-a");
+  ASSERT_EQ(rt.formats.size(), 1u);
+  EXPECT_EQ(rt.formats[0].name, "sklearn");
+  EXPECT_EQ(rt.formats[0].version, "1");
+  EXPECT_TRUE(rt.formats[0].auto_select);
+  EXPECT_EQ(rt.formats[0].priority, 2);
+  EXPECT_EQ(rt.protocol_versions, (std::vector<std::string>{"v1", "v2"}));
+  EXPECT_FALSE(rt.multi_model);
+  EXPECT_FALSE(rt.disabled);
+  ASSERT_EQ(rt.containers.size(), 1u);
+  EXPECT_EQ(rt.containers[0].args[0], "--model_name={{.Name}}");
+  const auto& isvc = std::get<InferenceService>((*r)[1]);
+  EXPECT_EQ(isvc.meta.annotations.at("serving.kserve.io/enable-tag-routing"), "true");
+  EXPECT_EQ(isvc.predictor.model->format.version, "1");
+}
+
+TEST(ParseYaml, TransformerExplainerAndComponentFields) {
+  InferenceService isvc = ParseIsvc(kTransformerExplainer);
+  const Component& p = isvc.predictor;
+  EXPECT_EQ(isvc.meta.labels.at("team"), "vision");
+  EXPECT_EQ(p.min_replicas, 0);
+  EXPECT_EQ(p.max_replicas, 3);
+  EXPECT_EQ(p.scale_target, 10);
+  EXPECT_EQ(p.scale_metric, "concurrency");
+  EXPECT_EQ(p.container_concurrency, 4);
+  EXPECT_EQ(p.timeout_seconds, 60);
+  EXPECT_EQ(p.canary_traffic_percent, 20);
+  ASSERT_TRUE(p.logger.has_value());
+  EXPECT_EQ(p.logger->url, "http://message-dumper.default/");
+  EXPECT_EQ(p.logger->mode, "request");
+  ASSERT_TRUE(p.batcher.has_value());
+  EXPECT_EQ(p.batcher->max_batch_size, 16);
+  EXPECT_EQ(p.batcher->max_latency_ms, 100);
+  EXPECT_EQ(p.labels.at("tier"), "gold");
+  EXPECT_EQ(p.annotations.at("autoscaling.knative.dev/target"), "5");
+  EXPECT_EQ(p.legacy_key, "pytorch");
+  EXPECT_EQ(p.model->protocol_version, "v2");
+
+  ASSERT_TRUE(isvc.transformer.has_value());
+  ASSERT_EQ(isvc.transformer->containers.size(), 1u);
+  // A lone unnamed container is KServe's kserve-container.
+  EXPECT_EQ(isvc.transformer->containers[0].name, "kserve-container");
+  EXPECT_EQ(isvc.transformer->containers[0].image, "kserve/image-transformer:latest");
+
+  ASSERT_TRUE(isvc.explainer.has_value());
+  EXPECT_EQ(isvc.explainer->explainer_type, "art");
+  EXPECT_EQ(isvc.explainer->explainer_json,
+            R"({"type":"SquareAttack","config":{"nb_classes":"10"}})");
+}
+
+TEST(ParseYaml, DefaultsForLoggerAndBatcher) {
+  InferenceService isvc = ParseIsvc(R"(
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: m}
+spec:
+  predictor:
+    logger: {url: "http://sink"}
+    batcher: {}
+    model: {modelFormat: {name: SKLearn}}
+)");
+  EXPECT_EQ(isvc.predictor.logger->mode, "all");
+  EXPECT_EQ(isvc.predictor.batcher->max_batch_size, 32);
+  EXPECT_EQ(isvc.predictor.batcher->max_latency_ms, 500);
+  EXPECT_EQ(isvc.predictor.model->format.name, "sklearn");
+}
+
+TEST(ParseYaml, ClusterServingRuntimeHasNoNamespace) {
+  absl::StatusOr<std::vector<Resource>> r = ParseYaml(R"(
+apiVersion: serving.kserve.io/v1alpha1
+kind: ClusterServingRuntime
+metadata: {name: my-runtime, namespace: ignored}
+spec:
+  supportedModelFormats: [{name: onnx}]
+  containers: [{name: kserve-container, image: example/onnx:1}]
+)");
+  ASSERT_TRUE(r.ok()) << r.status();
+  const auto& rt = std::get<ServingRuntime>(r->front());
+  EXPECT_TRUE(rt.cluster);
+  EXPECT_EQ(rt.meta.namespace_, "");
+  EXPECT_TRUE(rt.protocol_versions.empty());  // KServe sets no default
+  EXPECT_FALSE(rt.formats[0].auto_select);
+  EXPECT_FALSE(rt.formats[0].priority.has_value());
+  EXPECT_EQ(KindOf(r->front()), "ClusterServingRuntime");
+}
+
+TEST(ParseYaml, EmptyDocumentsAreSkipped) {
+  absl::StatusOr<std::vector<Resource>> r =
+      ParseYaml(StrCat("---\n# nothing\n---\n", kSklearnIris, "---\n"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->size(), 1u);
+  r = ParseYaml("");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->empty());
+}
+
+// ---------------------------------------------------------------------------
+// Validation errors: one case per rule, asserting the field path.
+
+constexpr std::string_view kIsvcHead =
+    "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n  name: m\n";
+
+// An InferenceService whose spec.predictor is `predictor` (indented 4).
+std::string Predictor(std::string_view predictor) {
+  return StrCat(kIsvcHead, "spec:\n  predictor:\n", predictor);
+}
+std::string SklearnPredictorWith(std::string_view fields) {
+  return Predictor(StrCat(fields, "    model:\n      modelFormat: {name: sklearn}\n"));
+}
+std::string Runtime(std::string_view spec) {
+  return StrCat(
+      "apiVersion: serving.kserve.io/v1alpha1\nkind: ServingRuntime\nmetadata: {name: rt}\n"
+      "spec:\n",
+      spec);
+}
+
+struct ErrorCase {
+  std::string name;
+  std::string yaml;
+  std::string error;  // the message starts with this
+};
+
+std::vector<ErrorCase> ErrorCases() {
+  return {
+      {"IsvcWrongApiVersion",
+       "apiVersion: serving.kserve.io/v1alpha1\nkind: InferenceService\nmetadata: {name: m}\n",
+       "apiVersion: \"serving.kserve.io/v1alpha1\" is invalid for kind InferenceService: must be "
+       "serving.kserve.io/v1beta1"},
+      {"IsvcMissingApiVersion", "kind: InferenceService\nmetadata: {name: m}\n",
+       "apiVersion: required (serving.kserve.io/v1beta1)"},
+      {"RuntimeWrongApiVersion",
+       "apiVersion: serving.kserve.io/v1beta1\nkind: ServingRuntime\nmetadata: {name: m}\n",
+       "apiVersion: \"serving.kserve.io/v1beta1\" is invalid for kind ServingRuntime: must be "
+       "serving.kserve.io/v1alpha1"},
+      {"ClusterRuntimeWrongApiVersion",
+       "apiVersion: v1\nkind: ClusterServingRuntime\nmetadata: {name: m}\n",
+       "apiVersion: \"v1\" is invalid for kind ClusterServingRuntime"},
+      {"UnknownKind", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: m}\n",
+       "kind: unknown kind \"Deployment\""},
+      {"MissingKind", "apiVersion: serving.kserve.io/v1beta1\nmetadata: {name: m}\n",
+       "kind: required"},
+      {"UnknownTopLevelField", StrCat(kIsvcHead, "specs: {}\n"), "specs: unknown field"},
+      {"NotAnObject", "- a\n- b\n", "expected an object with apiVersion and kind, got a list"},
+      {"MissingName",
+       "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {}\n",
+       "metadata.name: required"},
+      {"NameNotDns1035",
+       "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: Iris_1}\n",
+       "metadata.name: \"Iris_1\" is invalid: must be a DNS-1035 label"},
+      {"NameStartsWithDigit",
+       "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: 1iris}\n",
+       "metadata.name: \"1iris\" is invalid: must be a DNS-1035 label"},
+      {"NameTooLong",
+       StrCat("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata: {name: ",
+              std::string(64, 'a'), "}\n"),
+       "metadata.name: \"aaaa"},
+      {"NamespaceInvalid",
+       "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\n"
+       "metadata: {name: m, namespace: Prod}\n",
+       "metadata.namespace: \"Prod\" is invalid: must be a DNS-1123 label"},
+      {"UnknownMetadataField", StrCat(kIsvcHead, "  nmae: x\n"), "metadata.nmae: unknown field"},
+      {"LabelsNotAMap", StrCat(kIsvcHead, "  labels: [a]\n"),
+       "metadata.labels: expected a map of strings, got a list"},
+      {"MissingSpec", std::string(kIsvcHead), "spec.predictor: required"},
+      {"MissingPredictor", StrCat(kIsvcHead, "spec:\n  transformer: {containers: [{image: x}]}\n"),
+       "spec.predictor: required"},
+      {"UnknownSpecField", StrCat(kIsvcHead, "spec:\n  predictors: {}\n"),
+       "spec.predictors: unknown field"},
+      {"MissingModelFormatName", Predictor("    model:\n      storageUri: gs://b/m\n"),
+       "spec.predictor.model.modelFormat.name: required"},
+      {"EmptyModelFormatName", Predictor("    model:\n      modelFormat: {version: \"1\"}\n"),
+       "spec.predictor.model.modelFormat.name: required"},
+      {"ModelAndFrameworkKey",
+       Predictor("    model:\n      modelFormat: {name: sklearn}\n"
+                 "    sklearn:\n      storageUri: gs://b/m\n"),
+       "spec.predictor: exactly one of model, containers or a framework key (sklearn, xgboost, "
+       "...) may be given, found model and sklearn"},
+      {"TwoFrameworkKeys",
+       Predictor("    sklearn: {storageUri: gs://b/m}\n    xgboost: {storageUri: gs://b/m}\n"),
+       "spec.predictor: exactly one of model, containers or a framework key (sklearn, xgboost, "
+       "...) may be given, found sklearn and xgboost"},
+      {"ModelAndContainers",
+       Predictor("    model: {modelFormat: {name: sklearn}}\n    containers: [{image: x}]\n"),
+       "spec.predictor: exactly one of model, containers or a framework key (sklearn, xgboost, "
+       "...) may be given, found model and containers"},
+      {"NoPredictorForm", Predictor("    minReplicas: 1\n"),
+       "spec.predictor: exactly one of model, containers or a framework key (sklearn, xgboost, "
+       "...) must be given, found none"},
+      {"BadProtocolVersion",
+       Predictor("    model:\n      modelFormat: {name: sklearn}\n      protocolVersion: v3\n"),
+       "spec.predictor.model.protocolVersion: \"v3\" is invalid: must be one of v1, v2, grpc-v1, "
+       "grpc-v2"},
+      {"BadLegacyProtocolVersion", Predictor("    sklearn: {protocolVersion: V2}\n"),
+       "spec.predictor.sklearn.protocolVersion: \"V2\" is invalid"},
+      {"UnknownModelField",
+       Predictor("    model:\n      modelFormat: {name: sklearn}\n      storageuri: gs://b/m\n"),
+       "spec.predictor.model.storageuri: unknown field"},
+      {"UnknownModelFormatField",
+       Predictor("    model:\n      modelFormat: {name: sklearn, versions: \"1\"}\n"),
+       "spec.predictor.model.modelFormat.versions: unknown field"},
+      {"RuntimeFieldOnLegacyKey", Predictor("    sklearn: {runtime: x}\n"),
+       "spec.predictor.sklearn.runtime: unknown field"},
+      {"UnknownPredictorField", SklearnPredictorWith("    storageUri: gs://b/m\n"),
+       "spec.predictor.storageUri: unknown field"},
+      {"MinReplicasNotAnInteger", SklearnPredictorWith("    minReplicas: two\n"),
+       "spec.predictor.minReplicas: expected an integer, got \"two\""},
+      {"MinReplicasQuotedNumber", SklearnPredictorWith("    minReplicas: \"2\"\n"),
+       "spec.predictor.minReplicas: expected an integer, got \"2\""},
+      {"MinReplicasFloat", SklearnPredictorWith("    minReplicas: 1.5\n"),
+       "spec.predictor.minReplicas: expected an integer, got 1.5"},
+      {"MinReplicasNegative", SklearnPredictorWith("    minReplicas: -1\n"),
+       "spec.predictor.minReplicas: must be >= 0, got -1"},
+      {"MaxReplicasNegative", SklearnPredictorWith("    maxReplicas: -2\n"),
+       "spec.predictor.maxReplicas: must be >= 0, got -2"},
+      {"MaxReplicasBelowMin", SklearnPredictorWith("    minReplicas: 3\n    maxReplicas: 2\n"),
+       "spec.predictor.maxReplicas: must be >= minReplicas (3) or 0 (unbounded), got 2"},
+      {"ScaleTargetZero", SklearnPredictorWith("    scaleTarget: 0\n"),
+       "spec.predictor.scaleTarget: must be >= 1, got 0"},
+      {"ScaleMetricUnknown", SklearnPredictorWith("    scaleMetric: gpu\n"),
+       "spec.predictor.scaleMetric: \"gpu\" is invalid: must be one of concurrency, rps, cpu, "
+       "memory"},
+      {"ContainerConcurrencyNegative", SklearnPredictorWith("    containerConcurrency: -1\n"),
+       "spec.predictor.containerConcurrency: must be >= 0, got -1"},
+      {"TimeoutWithUnit", SklearnPredictorWith("    timeout: 30s\n"),
+       "spec.predictor.timeout: expected an integer, got \"30s\""},
+      {"TimeoutZero", SklearnPredictorWith("    timeout: 0\n"),
+       "spec.predictor.timeout: must be >= 1 (seconds), got 0"},
+      {"CanaryOver100", SklearnPredictorWith("    canaryTrafficPercent: 120\n"),
+       "spec.predictor.canaryTrafficPercent: must be between 0 and 100, got 120"},
+      {"CanaryNegative", SklearnPredictorWith("    canaryTrafficPercent: -5\n"),
+       "spec.predictor.canaryTrafficPercent: must be between 0 and 100, got -5"},
+      {"LoggerModeUnknown", SklearnPredictorWith("    logger: {url: http://x, mode: everything}\n"),
+       "spec.predictor.logger.mode: \"everything\" is invalid: must be one of all, request, "
+       "response"},
+      {"LoggerNotAMap", SklearnPredictorWith("    logger: http://x\n"),
+       "spec.predictor.logger: expected a map, got \"http://x\""},
+      {"LoggerUnknownField", SklearnPredictorWith("    logger: {uri: http://x}\n"),
+       "spec.predictor.logger.uri: unknown field"},
+      {"BatcherSizeZero", SklearnPredictorWith("    batcher: {maxBatchSize: 0}\n"),
+       "spec.predictor.batcher.maxBatchSize: must be >= 1, got 0"},
+      {"BatcherLatencyNotAnInteger", SklearnPredictorWith("    batcher: {maxLatency: fast}\n"),
+       "spec.predictor.batcher.maxLatency: expected an integer, got \"fast\""},
+      {"ComponentLabelsNotAMap", SklearnPredictorWith("    labels: [a, b]\n"),
+       "spec.predictor.labels: expected a map of strings, got a list"},
+      {"ComponentAnnotationValueNotAString", SklearnPredictorWith("    annotations: {a: {b: c}}\n"),
+       "spec.predictor.annotations.a: expected a string, got a map"},
+      {"ArgsNotAList",
+       Predictor("    model:\n      modelFormat: {name: sklearn}\n      args: --workers=2\n"),
+       "spec.predictor.model.args: expected a list of strings, got \"--workers=2\""},
+      {"EnvWithoutName",
+       Predictor("    model:\n      modelFormat: {name: sklearn}\n      env: [{value: x}]\n"),
+       "spec.predictor.model.env[0].name: required"},
+      {"ResourcesNotAMap",
+       Predictor("    model:\n      modelFormat: {name: sklearn}\n      resources: 2Gi\n"),
+       "spec.predictor.model.resources: expected a map, got \"2Gi\""},
+      {"ContainersNotAList", Predictor("    containers: {image: x}\n"),
+       "spec.predictor.containers: expected a list of containers, got a map"},
+      {"SecondContainerWithoutName",
+       Predictor("    containers:\n    - {name: a, image: x}\n    - {image: y}\n"),
+       "spec.predictor.containers[1].name: required"},
+      {"ContainerWithoutImageOrCommand", Predictor("    containers:\n    - {name: a}\n"),
+       "spec.predictor.containers[0]: image or command required"},
+      {"ContainerUnknownField", Predictor("    containers:\n    - {name: a, imag: x}\n"),
+       "spec.predictor.containers[0].imag: unknown field"},
+      {"TransformerWithoutContainers",
+       StrCat(SklearnPredictorWith(""), "  transformer:\n    minReplicas: 1\n"),
+       "spec.transformer.containers: required"},
+      {"TransformerModelForm",
+       StrCat(SklearnPredictorWith(""), "  transformer:\n    model: {modelFormat: {name: x}}\n"),
+       "spec.transformer.model: unknown field"},
+      {"TransformerMinReplicasNotAnInteger",
+       StrCat(SklearnPredictorWith(""),
+              "  transformer:\n    minReplicas: one\n    containers: [{image: x}]\n"),
+       "spec.transformer.minReplicas: expected an integer, got \"one\""},
+      {"ExplainerTypeAndContainers",
+       StrCat(SklearnPredictorWith(""),
+              "  explainer:\n    art: {type: SquareAttack}\n    containers: [{image: x}]\n"),
+       "spec.explainer: exactly one of containers or an explainer type (art, ...) may be given, "
+       "found art and containers"},
+      {"ExplainerNone", StrCat(SklearnPredictorWith(""), "  explainer:\n    minReplicas: 1\n"),
+       "spec.explainer: exactly one of containers or an explainer type (art, ...) must be given, "
+       "found none"},
+      {"ExplainerTypeNotAMap", StrCat(SklearnPredictorWith(""), "  explainer:\n    art: yes\n"),
+       "spec.explainer.art: expected a map, got \"yes\""},
+      {"RuntimeFormatWithoutName",
+       Runtime(
+           "  supportedModelFormats: [{version: \"1\"}]\n  containers: [{name: c, image: x}]\n"),
+       "spec.supportedModelFormats[0].name: required"},
+      {"RuntimePriorityZero",
+       Runtime("  supportedModelFormats: [{name: a, autoSelect: true, priority: 0}]\n"
+               "  containers: [{name: c, image: x}]\n"),
+       "spec.supportedModelFormats[0].priority: must be >= 1, got 0"},
+      {"RuntimePrioritiesDiffer",
+       Runtime("  supportedModelFormats:\n  - {name: a, version: \"1\", priority: 1}\n"
+               "  - {name: a, version: \"2\", priority: 2}\n  containers: [{name: c, image: x}]\n"),
+       "spec.supportedModelFormats[1].priority: model format \"a\" is listed with different "
+       "priorities (1 and 2)"},
+      {"RuntimeAutoSelectNotABool",
+       Runtime("  supportedModelFormats: [{name: a, autoSelect: \"true\"}]\n"
+               "  containers: [{name: c, image: x}]\n"),
+       "spec.supportedModelFormats[0].autoSelect: expected true or false, got \"true\""},
+      {"RuntimeBadProtocol",
+       Runtime("  protocolVersions: [v1, v3]\n  containers: [{name: c, image: x}]\n"),
+       "spec.protocolVersions[1]: \"v3\" is invalid: must be one of v1, v2, grpc-v1, grpc-v2"},
+      {"RuntimeDisabledNotABool", Runtime("  disabled: 1\n  containers: [{name: c, image: x}]\n"),
+       "spec.disabled: expected true or false, got 1"},
+      {"RuntimeWithoutContainers", Runtime("  supportedModelFormats: [{name: a}]\n"),
+       "spec.containers: required"},
+      {"RuntimeEmptyContainers", Runtime("  containers: []\n"), "spec.containers: required"},
+      {"RuntimeContainerWithoutName", Runtime("  containers: [{image: x}]\n"),
+       "spec.containers[0].name: required"},
+      {"RuntimeContainerWithoutImage", Runtime("  containers: [{name: c}]\n"),
+       "spec.containers[0]: image or command required"},
+      {"RuntimeUnknownSpecField",
+       Runtime("  supportedModelFormat: []\n  containers: [{name: c, image: x}]\n"),
+       "spec.supportedModelFormat: unknown field"},
+      {"RuntimeNameInvalid",
+       "apiVersion: serving.kserve.io/v1alpha1\nkind: ServingRuntime\nmetadata: {name: My_RT}\n"
+       "spec: {containers: [{name: c, image: x}]}\n",
+       "metadata.name: \"My_RT\" is invalid: must be a DNS-1123 subdomain"},
+      {"SecondDocumentNamed", StrCat(kSklearnIris, "---\n", kIsvcHead, "spec: {}\n"),
+       "document 2: spec.predictor: required"},
+      {"YamlSyntax", "apiVersion: v1\nkind: [InferenceService\nmetadata: x\n",
+       "invalid YAML at line"},
+      {"DuplicateKey", StrCat(kIsvcHead, "  name: n\n"), "duplicate key \"name\""},
+  };
+}
+
+class ErrorTest : public testing::TestWithParam<ErrorCase> {};
+
+TEST_P(ErrorTest, NamesTheField) {
+  const ErrorCase& c = GetParam();
+  absl::StatusOr<std::vector<Resource>> r = ParseYaml(c.yaml);
+  ASSERT_FALSE(r.ok()) << c.yaml;
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Msg(r.status()).substr(0, c.error.size()), c.error) << Msg(r.status());
+}
+
+INSTANTIATE_TEST_SUITE_P(Validation, ErrorTest, testing::ValuesIn(ErrorCases()),
+                         [](const testing::TestParamInfo<ErrorCase>& info) {
+                           return info.param.name;
+                         });
+
+TEST(ParseYaml, ErrorsNameTheLine) {
+  absl::StatusOr<std::vector<Resource>> r =
+      ParseYaml(SklearnPredictorWith("    minReplicas: two\n"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(Msg(r.status()),
+            "spec.predictor.minReplicas: expected an integer, got \"two\" (line 7)");
+}
+
+TEST(ParseYaml, HostileInputIsAnErrorNotACrash) {
+  std::string deep = StrCat(std::string(5000, '['), std::string(5000, ']'));
+  absl::StatusOr<std::vector<Resource>> r = ParseYaml(deep);
+  EXPECT_FALSE(r.ok());
+  std::string nested = "a: 1\n";
+  for (int i = 0; i < 200; ++i) nested = StrCat("- ", nested);
+  EXPECT_FALSE(ParseYaml(nested).ok());
+  // Aliases that expand to 10^9 values.
+  std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= 9; ++i) {
+    bomb += StrCat("a", i, ": &a", i, " [");
+    for (int j = 0; j < 10; ++j) bomb += StrCat(j ? ", " : "", "*a", i - 1);
+    bomb += "]\n";
+  }
+  r = ParseYaml(bomb);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(Msg(r.status()).find("too large"), std::string::npos) << Msg(r.status());
+  EXPECT_FALSE(FromJson(deep).ok());
+  EXPECT_FALSE(JsonToYaml(deep).ok());
+}
+
+// ---------------------------------------------------------------------------
+// Runtime selection.
+
+ServingRuntime Rt(std::string name, std::vector<SupportedModelFormat> formats,
+                  std::vector<std::string> protocols = {}, bool cluster = false) {
+  ServingRuntime rt;
+  rt.meta.name = std::move(name);
+  rt.meta.namespace_ = cluster ? "" : "default";
+  rt.cluster = cluster;
+  rt.formats = std::move(formats);
+  rt.protocol_versions = std::move(protocols);
+  rt.containers.push_back(Container{"kserve-container", "example/server:1", {}, {}, {}, "{}"});
+  return rt;
+}
+ServingRuntime Disabled(ServingRuntime rt) {
+  rt.disabled = true;
+  return rt;
+}
+ServingRuntime MultiModel(ServingRuntime rt) {
+  rt.multi_model = true;
+  return rt;
+}
+ServingRuntime NoContainers(ServingRuntime rt) {
+  rt.containers.clear();
+  return rt;
+}
+SupportedModelFormat Auto(std::string name, std::optional<int> priority = std::nullopt,
+                          std::string version = "") {
+  return SupportedModelFormat{std::move(name), std::move(version), true, priority};
+}
+SupportedModelFormat Manual(std::string name, std::string version = "") {
+  return SupportedModelFormat{std::move(name), std::move(version), false, std::nullopt};
+}
+ModelSpec Model(std::string format, std::string protocol = "", std::string runtime = "",
+                std::string version = "") {
+  ModelSpec m;
+  m.format = {std::move(format), std::move(version)};
+  m.protocol_version = std::move(protocol);
+  m.runtime = std::move(runtime);
+  return m;
+}
+
+struct SelectCase {
+  std::string name;
+  ModelSpec model;
+  std::vector<ServingRuntime> ns;
+  std::vector<ServingRuntime> cluster;
+  std::string want;  // the runtime's name, "cluster/" + name, or "!" + failure reason
+};
+
+std::vector<SelectCase> SelectCases() {
+  const bool kCluster = true;
+  return {
+      {"ExplicitInNamespace",
+       Model("sklearn", "", "my-rt"),
+       {Rt("my-rt", {Manual("sklearn")})},
+       {Rt("my-rt", {Auto("sklearn", 9)}, {}, kCluster)},
+       "my-rt"},
+      {"ExplicitInCluster",
+       Model("sklearn", "", "my-rt"),
+       {Rt("other", {Auto("sklearn", 1)})},
+       {Rt("my-rt", {Manual("sklearn")}, {}, kCluster)},
+       "cluster/my-rt"},
+      {"ExplicitNotFound",
+       Model("sklearn", "", "nope"),
+       {Rt("my-rt", {Auto("sklearn")})},
+       {},
+       "!RuntimeNotRecognized"},
+      {"ExplicitLacksFormat",
+       Model("xgboost", "", "my-rt"),
+       {Rt("my-rt", {Auto("sklearn", 1)})},
+       {},
+       "!NoSupportingRuntime"},
+      {"ExplicitLacksVersion",
+       Model("sklearn", "", "my-rt", "2"),
+       {Rt("my-rt", {Auto("sklearn", 1, "1")})},
+       {},
+       "!NoSupportingRuntime"},
+      {"ExplicitDisabled",
+       Model("sklearn", "", "my-rt"),
+       {Disabled(Rt("my-rt", {Auto("sklearn", 1)}))},
+       {},
+       "!RuntimeDisabled"},
+      {"ExplicitProtocolUnsupported",
+       Model("sklearn", "v2", "my-rt"),
+       {Rt("my-rt", {Auto("sklearn", 1)}, {"v1"})},
+       {},
+       "!NoSupportingRuntime"},
+      {"ExplicitWithoutProtocolIsNotChecked",
+       Model("sklearn", "", "v2-only"),
+       {Rt("v2-only", {Auto("sklearn", 1)}, {"v2"})},
+       {},
+       "v2-only"},
+      {"ExplicitWithoutContainers",
+       Model("sklearn", "", "my-rt"),
+       {NoContainers(Rt("my-rt", {Auto("sklearn", 1)}))},
+       {},
+       "!InvalidPredictorSpec"},
+      {"AutoSkipsDisabled",
+       Model("sklearn"),
+       {Disabled(Rt("a", {Auto("sklearn", 5)})), Rt("b", {Auto("sklearn", 1)})},
+       {},
+       "b"},
+      {"AutoSkipsMultiModel",
+       Model("sklearn"),
+       {MultiModel(Rt("a", {Auto("sklearn", 5)})), Rt("b", {Auto("sklearn", 1)})},
+       {},
+       "b"},
+      {"AutoNeedsAutoSelect",
+       Model("sklearn"),
+       {Rt("a", {Manual("sklearn")})},
+       {},
+       "!NoSupportingRuntime"},
+      {"AutoHigherPriorityWins",
+       Model("sklearn"),
+       {Rt("a", {Auto("sklearn", 1)}), Rt("b", {Auto("sklearn", 2)})},
+       {},
+       "b"},
+      {"AutoPriorityBeatsNoPriority",
+       Model("sklearn"),
+       {Rt("a", {Auto("sklearn")}), Rt("b", {Auto("sklearn", 1)})},
+       {},
+       "b"},
+      {"AutoNamespaceBeatsCluster",
+       Model("sklearn"),
+       {Rt("ns-rt", {Auto("sklearn", 1)})},
+       {Rt("cluster-rt", {Auto("sklearn", 10)}, {}, kCluster)},
+       "ns-rt"},
+      {"AutoFallsBackToCluster",
+       Model("sklearn"),
+       {Rt("ns-rt", {Auto("xgboost", 1)})},
+       {Rt("cluster-rt", {Auto("sklearn", 1)}, {}, kCluster)},
+       "cluster/cluster-rt"},
+      {"AutoProtocolV2Filters",
+       Model("sklearn", "v2"),
+       {Rt("v1-rt", {Auto("sklearn", 9)}, {"v1"}), Rt("v2-rt", {Auto("sklearn", 1)}, {"v1", "v2"})},
+       {},
+       "v2-rt"},
+      {"AutoDefaultProtocolIsV1",
+       Model("sklearn"),
+       {Rt("v2-rt", {Auto("sklearn", 9)}, {"v2"}), Rt("v1-rt", {Auto("sklearn", 1)}, {"v1"})},
+       {},
+       "v1-rt"},
+      {"AutoNoProtocolsListedSupportsAny",
+       Model("sklearn", "grpc-v2"),
+       {Rt("any", {Auto("sklearn", 1)})},
+       {},
+       "any"},
+      {"AutoVersionMatches",
+       Model("sklearn", "", "", "2"),
+       {Rt("a", {Auto("sklearn", 9, "1")}), Rt("b", {Auto("sklearn", 1, "2")})},
+       {},
+       "b"},
+      {"AutoVersionMatchesExactly",
+       Model("sklearn", "", "", "1.0"),
+       {Rt("a", {Auto("sklearn", 1, "1")})},
+       {},
+       "!NoSupportingRuntime"},
+      {"AutoNoVersionMatchesAnyVersion",
+       Model("sklearn"),
+       {Rt("a", {Auto("sklearn", 1, "7")})},
+       {},
+       "a"},
+      {"AutoTieBrokenByLowestProtocol",
+       Model("sklearn", "v2"),
+       {Rt("a", {Auto("sklearn", 1)}, {"v2"}), Rt("b", {Auto("sklearn", 1)}, {"v1", "v2"})},
+       {},
+       "b"},
+      {"AutoTieBrokenByName",
+       Model("sklearn"),
+       {Rt("zeta", {Auto("sklearn", 1)}, {"v1"}), Rt("alpha", {Auto("sklearn", 1)}, {"v1"})},
+       {},
+       "alpha"},
+      {"AutoPriorityOfFirstEntryOfTheName",
+       Model("sklearn", "", "", "2"),
+       {Rt("a", {Auto("sklearn", 5, "1"), Auto("sklearn", 5, "2")}),
+        Rt("b", {Auto("sklearn", 3, "2")})},
+       {},
+       "a"},
+      {"NoRuntimeAtAll", Model("sklearn"), {}, {}, "!NoSupportingRuntime"},
+  };
+}
+
+class SelectTest : public testing::TestWithParam<SelectCase> {};
+
+TEST_P(SelectTest, ChoosesAsKServe) {
+  const SelectCase& c = GetParam();
+  RuntimeChoice choice = SelectRuntime(c.model, c.ns, c.cluster);
+  if (c.want[0] == '!') {
+    EXPECT_EQ(choice.runtime, nullptr);
+    EXPECT_EQ(choice.reason, c.want.substr(1));
+    EXPECT_FALSE(choice.message.empty());
+    return;
+  }
+  ASSERT_NE(choice.runtime, nullptr) << choice.reason << ": " << choice.message;
+  EXPECT_EQ(StrCat(choice.runtime->cluster ? "cluster/" : "", choice.runtime->meta.name), c.want);
+  EXPECT_TRUE(choice.reason.empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Selection, SelectTest, testing::ValuesIn(SelectCases()),
+                         [](const testing::TestParamInfo<SelectCase>& info) {
+                           return info.param.name;
+                         });
+
+TEST(SelectRuntime, MessagesNameFormatProtocolAndRuntime) {
+  RuntimeChoice c = SelectRuntime(Model("onnx", "v1"), {}, BuiltinClusterRuntimes());
+  EXPECT_EQ(c.reason, "NoSupportingRuntime");
+  EXPECT_NE(c.message.find("\"onnx\""), std::string::npos) << c.message;
+  EXPECT_NE(c.message.find("v1"), std::string::npos) << c.message;
+  c = SelectRuntime(Model("onnx", "", "missing-rt"), {}, BuiltinClusterRuntimes());
+  EXPECT_NE(c.message.find("missing-rt"), std::string::npos) << c.message;
+}
+
+// ---------------------------------------------------------------------------
+// Built-in ClusterServingRuntimes.
+
+TEST(BuiltinRuntimes, KServeNamesAndContainers) {
+  const std::vector<ServingRuntime>& rts = BuiltinClusterRuntimes();
+  std::set<std::string> names;
+  for (const ServingRuntime& rt : rts) {
+    names.insert(rt.meta.name);
+    EXPECT_TRUE(rt.cluster);
+    EXPECT_EQ(rt.meta.namespace_, "");
+    EXPECT_FALSE(rt.disabled);
+    EXPECT_FALSE(rt.multi_model);
+    ASSERT_EQ(rt.containers.size(), 1u) << rt.meta.name;
+    EXPECT_EQ(rt.containers[0].name, "kserve-container");
+    EXPECT_EQ(rt.containers[0].resources_json,
+              R"({"requests":{"cpu":"1","memory":"2Gi"},"limits":{"cpu":"1","memory":"2Gi"}})");
+    EXPECT_FALSE(rt.protocol_versions.empty());
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"kserve-huggingfaceserver", "kserve-lgbserver",
+                                          "kserve-mlserver", "kserve-paddleserver",
+                                          "kserve-pmmlserver", "kserve-sklearnserver",
+                                          "kserve-tensorflow-serving", "kserve-torchserve",
+                                          "kserve-tritonserver", "kserve-xgbserver"}));
+  auto find = [&](std::string_view name) -> const ServingRuntime& {
+    for (const ServingRuntime& rt : rts) {
+      if (rt.meta.name == name) return rt;
+    }
+    return rts.front();
+  };
+  const ServingRuntime& sklearn = find("kserve-sklearnserver");
+  EXPECT_EQ(sklearn.containers[0].image, "kserve/sklearnserver:v0.13.0");
+  EXPECT_EQ(sklearn.containers[0].args,
+            (std::vector<std::string>{"--model_name={{.Name}}", "--model_dir=/mnt/models",
+                                      "--http_port=8080"}));
+  ASSERT_EQ(sklearn.formats.size(), 1u);
+  EXPECT_EQ(sklearn.formats[0], (SupportedModelFormat{"sklearn", "1", true, 1}));
+  EXPECT_EQ(sklearn.protocol_versions, (std::vector<std::string>{"v1", "v2"}));
+
+  const ServingRuntime& tf = find("kserve-tensorflow-serving");
+  EXPECT_EQ(tf.containers[0].image, "tensorflow/serving:2.6.2");
+  EXPECT_EQ(tf.containers[0].command, std::vector<std::string>{"/usr/bin/tensorflow_model_server"});
+  EXPECT_EQ(tf.protocol_versions, (std::vector<std::string>{"v1", "grpc-v1"}));
+
+  const ServingRuntime& triton = find("kserve-tritonserver");
+  EXPECT_EQ(triton.containers[0].image, "nvcr.io/nvidia/tritonserver:23.05-py3");
+  EXPECT_EQ(triton.containers[0].args[0], "tritonserver");
+  bool pytorch_manual = false;
+  for (const SupportedModelFormat& f : triton.formats) {
+    if (f.name == "pytorch") pytorch_manual = !f.auto_select && !f.priority;
+  }
+  EXPECT_TRUE(pytorch_manual);
+
+  const ServingRuntime& mlserver = find("kserve-mlserver");
+  EXPECT_EQ(mlserver.containers[0].image, "docker.io/seldonio/mlserver:1.5.0");
+  EXPECT_EQ(mlserver.protocol_versions, std::vector<std::string>{"v2"});
+  EXPECT_EQ(mlserver.formats.size(), 8u);
+  EXPECT_EQ(find("kserve-torchserve").containers[0].image, "pytorch/torchserve-kfs:0.9.0");
+}
+
+struct BuiltinCase {
+  std::string format;
+  std::string protocol;
+  std::string version;
+  std::string runtime;  // "" : NoSupportingRuntime
+};
+
+class BuiltinSelectTest : public testing::TestWithParam<BuiltinCase> {};
+
+TEST_P(BuiltinSelectTest, SelectsWhatKServeSelects) {
+  const BuiltinCase& c = GetParam();
+  RuntimeChoice choice =
+      SelectRuntime(Model(c.format, c.protocol, "", c.version), {}, BuiltinClusterRuntimes());
+  if (c.runtime.empty()) {
+    EXPECT_EQ(choice.runtime, nullptr) << choice.runtime->meta.name;
+    EXPECT_EQ(choice.reason, "NoSupportingRuntime");
+    return;
+  }
+  ASSERT_NE(choice.runtime, nullptr) << choice.message;
+  EXPECT_EQ(choice.runtime->meta.name, c.runtime);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Builtins, BuiltinSelectTest,
+    testing::Values(
+        BuiltinCase{"sklearn", "", "", "kserve-sklearnserver"},
+        BuiltinCase{"sklearn", "v1", "", "kserve-sklearnserver"},
+        BuiltinCase{"sklearn", "v2", "", "kserve-mlserver"},
+        BuiltinCase{"sklearn", "v1", "1", "kserve-sklearnserver"},
+        BuiltinCase{"sklearn", "v2", "0", "kserve-mlserver"}, BuiltinCase{"sklearn", "v1", "0", ""},
+        BuiltinCase{"xgboost", "v1", "", "kserve-xgbserver"},
+        BuiltinCase{"xgboost", "v2", "", "kserve-mlserver"},
+        BuiltinCase{"lightgbm", "v1", "", "kserve-lgbserver"},
+        BuiltinCase{"lightgbm", "v2", "", "kserve-mlserver"},
+        BuiltinCase{"pmml", "v1", "", "kserve-pmmlserver"},
+        BuiltinCase{"pmml", "v2", "", "kserve-pmmlserver"},
+        BuiltinCase{"pytorch", "v1", "", "kserve-torchserve"},
+        BuiltinCase{"pytorch", "v2", "", "kserve-torchserve"},
+        BuiltinCase{"pytorch", "grpc-v2", "", "kserve-torchserve"},
+        BuiltinCase{"tensorflow", "v1", "", "kserve-tensorflow-serving"},
+        BuiltinCase{"tensorflow", "grpc-v1", "", "kserve-tensorflow-serving"},
+        BuiltinCase{"tensorflow", "v2", "", "kserve-tritonserver"},
+        BuiltinCase{"onnx", "v1", "", ""}, BuiltinCase{"onnx", "v2", "", "kserve-tritonserver"},
+        BuiltinCase{"onnx", "grpc-v2", "", "kserve-tritonserver"},
+        BuiltinCase{"triton", "v1", "", ""}, BuiltinCase{"triton", "v2", "", "kserve-tritonserver"},
+        BuiltinCase{"tensorrt", "v2", "", "kserve-tritonserver"},
+        BuiltinCase{"paddle", "v1", "", "kserve-paddleserver"},
+        BuiltinCase{"paddle", "v2", "", "kserve-paddleserver"},
+        BuiltinCase{"huggingface", "v1", "", "kserve-huggingfaceserver"},
+        BuiltinCase{"huggingface", "v2", "", "kserve-huggingfaceserver"},
+        BuiltinCase{"mlflow", "v2", "", "kserve-mlserver"}, BuiltinCase{"mlflow", "v1", "", ""}),
+    [](const testing::TestParamInfo<BuiltinCase>& info) {
+      std::string name = StrCat(info.param.format, "_",
+                                info.param.protocol.empty() ? "default" : info.param.protocol,
+                                info.param.version.empty() ? "" : "_version", info.param.version);
+      for (char& ch : name) {
+        if (ch == '-') ch = '_';
+      }
+      return name;
+    });
+
+TEST(BuiltinRuntimes, ExplicitTritonForPytorch) {
+  // Triton lists pytorch without autoSelect: usable only when named.
+  RuntimeChoice c =
+      SelectRuntime(Model("pytorch", "v2", "kserve-tritonserver"), {}, BuiltinClusterRuntimes());
+  ASSERT_NE(c.runtime, nullptr) << c.message;
+  EXPECT_EQ(c.runtime->meta.name, "kserve-tritonserver");
+}
+
+// ---------------------------------------------------------------------------
+// JSON and YAML output.
+
+std::vector<Resource> AllValidResources() {
+  std::vector<Resource> out;
+  for (std::string_view yaml : {kSklearnIris, kSklearnLegacy, kXgboostV2, kCustomContainer,
+                                kRuntimeAndIsvc, kTransformerExplainer}) {
+    absl::StatusOr<std::vector<Resource>> r = ParseYaml(yaml);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (r.ok()) out.insert(out.end(), r->begin(), r->end());
+  }
+  for (const ServingRuntime& rt : BuiltinClusterRuntimes()) out.push_back(rt);
+  return out;
+}
+
+TEST(Json, CanonicalFormOfSklearnIris) {
+  absl::StatusOr<std::vector<Resource>> r = ParseYaml(kSklearnIris);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(ToJson(r->front()),
+            R"({"apiVersion":"serving.kserve.io/v1beta1","kind":"InferenceService",)"
+            R"("metadata":{"name":"sklearn-iris","namespace":"default"},)"
+            R"("spec":{"predictor":{"minReplicas":1,"model":{"modelFormat":{"name":"sklearn"},)"
+            R"("storageUri":"gs://kfserving-examples/models/sklearn/1.0/model"}}}})");
+}
+
+TEST(Json, CanonicalFormOfARuntime) {
+  absl::StatusOr<std::vector<Resource>> r = ParseYaml(R"(
+apiVersion: serving.kserve.io/v1alpha1
+kind: ClusterServingRuntime
+metadata: {name: rt}
+spec:
+  supportedModelFormats: [{name: onnx, version: "1", autoSelect: true, priority: 1}]
+  protocolVersions: [v2]
+  containers: [{name: kserve-container, image: x:1, args: [--a]}]
+)");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(ToJson(r->front()),
+            R"({"apiVersion":"serving.kserve.io/v1alpha1","kind":"ClusterServingRuntime",)"
+            R"("metadata":{"name":"rt"},"spec":{"supportedModelFormats":[{"name":"onnx",)"
+            R"("version":"1","autoSelect":true,"priority":1}],"protocolVersions":["v2"],)"
+            R"("multiModel":false,"disabled":false,"containers":[{"name":"kserve-container",)"
+            R"("image":"x:1","args":["--a"]}]}})");
+}
+
+TEST(Json, RoundTrip) {
+  for (const Resource& r : AllValidResources()) {
+    std::string json = ToJson(r);
+    absl::StatusOr<Resource> back = FromJson(json);
+    ASSERT_TRUE(back.ok()) << back.status() << "\n" << json;
+    EXPECT_TRUE(*back == r) << json;
+    EXPECT_EQ(ToJson(*back), json);
+  }
+}
+
+TEST(Json, FromJsonValidatesLikeYaml) {
+  absl::StatusOr<Resource> r = FromJson(
+      R"({"apiVersion":"serving.kserve.io/v1beta1","kind":"InferenceService",)"
+      R"("metadata":{"name":"m"},"spec":{"predictor":{"minReplicas":"two","sklearn":{}}}})");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(Msg(r.status()), "spec.predictor.minReplicas: expected an integer, got \"two\"");
+  r = FromJson("{\"apiVersion\":");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(Msg(r.status()).rfind("invalid JSON", 0), 0u) << Msg(r.status());
+}
+
+TEST(Yaml, BlockStyleInJsonOrder) {
+  absl::StatusOr<std::vector<Resource>> r = ParseYaml(kSklearnIris);
+  ASSERT_TRUE(r.ok());
+  absl::StatusOr<std::string> yaml = JsonToYaml(ToJson(r->front()));
+  ASSERT_TRUE(yaml.ok()) << yaml.status();
+  EXPECT_EQ(*yaml,
+            "apiVersion: serving.kserve.io/v1beta1\n"
+            "kind: InferenceService\n"
+            "metadata:\n"
+            "  name: sklearn-iris\n"
+            "  namespace: default\n"
+            "spec:\n"
+            "  predictor:\n"
+            "    minReplicas: 1\n"
+            "    model:\n"
+            "      modelFormat:\n"
+            "        name: sklearn\n"
+            "      storageUri: gs://kfserving-examples/models/sklearn/1.0/model\n");
+}
+
+TEST(Yaml, QuotesStringsThatWouldReadAsOtherTypes) {
+  absl::StatusOr<std::string> yaml = JsonToYaml(
+      R"({"a":"1","b":"true","c":"","d":"yes","e":1,"f":null,"g":[],"h":{},"i":[1.5,"x"],)"
+      R"("j":false,"k":"null","l":"1.0","m":"{{.Name}}","n":2.0,"y":"on"})");
+  ASSERT_TRUE(yaml.ok()) << yaml.status();
+  EXPECT_EQ(*yaml,
+            "a: \"1\"\n"
+            "b: \"true\"\n"
+            "c: \"\"\n"
+            "d: \"yes\"\n"
+            "e: 1\n"
+            "f: null\n"
+            "g: []\n"
+            "h: {}\n"
+            "i:\n"
+            "  - 1.5\n"
+            "  - x\n"
+            "j: false\n"
+            "k: \"null\"\n"
+            "l: \"1.0\"\n"
+            "m: \"{{.Name}}\"\n"
+            "\"n\": 2.0\n"
+            "\"y\": \"on\"\n");
+}
+
+TEST(Yaml, InvalidJson) {
+  absl::StatusOr<std::string> yaml = JsonToYaml("[1,");
+  ASSERT_FALSE(yaml.ok());
+  EXPECT_EQ(yaml.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(Yaml, RoundTripThroughYaml) {
+  for (const Resource& r : AllValidResources()) {
+    absl::StatusOr<std::string> yaml = JsonToYaml(ToJson(r));
+    ASSERT_TRUE(yaml.ok()) << yaml.status();
+    absl::StatusOr<std::vector<Resource>> back = ParseYaml(*yaml);
+    ASSERT_TRUE(back.ok()) << back.status() << "\n" << *yaml;
+    ASSERT_EQ(back->size(), 1u);
+    EXPECT_TRUE(back->front() == r) << *yaml;
+  }
+}
+
+}  // namespace
+}  // namespace osprey::resources

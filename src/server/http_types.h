@@ -1,0 +1,53 @@
+#pragma once
+
+// The HTTP exchange as the HTTP server hands it to a handler, independent of
+// any HTTP library. The model server's REST routes, the control-plane API and
+// the gateway are all handlers of this one server.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "tensor/tensor.h"
+
+namespace osprey {
+
+struct HttpRequest {
+  std::string_view method;
+  std::string_view target;  // path and query, as sent
+  HeaderSource headers;     // set by the HTTP server
+  std::optional<uint64_t> inference_header_length;
+  std::shared_ptr<const std::string> body;
+  std::chrono::steady_clock::time_point arrival;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string body;
+  std::string_view content_type = "application/json";
+  std::optional<size_t> inference_header_length;
+  // Further headers, written as given (no Content-Length or Connection here).
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+using HttpDone = absl::AnyInvocable<void(HttpResponse)>;
+
+class HttpHandler {
+ public:
+  virtual ~HttpHandler() = default;
+  // Thread-safe. Calls `done` exactly once, on any thread, before or after
+  // returning. The request's strings need to live only until Handle returns;
+  // its body is shared and may be kept.
+  virtual void Handle(const HttpRequest& request, HttpDone done) = 0;
+};
+
+// The value of header `name` (case-insensitive), or empty.
+std::string_view FindHeader(const HeaderSource& headers, std::string_view name);
+
+}  // namespace osprey

@@ -1,0 +1,173 @@
+"""Starts `osprey up` (the local platform) for end-to-end tests and drives it
+through the real CLI (`osprey apply/get/describe/delete/logs`) and its gateway.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+import harness
+
+REPO_ROOT = harness.REPO_ROOT
+VENV_BIN = REPO_ROOT / ".venv" / "bin"
+EXAMPLES = REPO_ROOT / "examples"
+# Readiness of a replica: a native model is ready in well under a second, a
+# Python-hosted one in a few; the deadline leaves room for a loaded machine.
+READY_TIMEOUT_S = 60
+
+
+class Platform:
+    """One `osprey up` process with its own data directory and free ports."""
+
+    def __init__(self, binary: Path, data_dir: Path, env=None, extra_args=()):
+        self.binary = Path(binary)
+        self.data_dir = Path(data_dir)
+        self.gateway_port = harness.free_port()
+        self.api_port = harness.free_port()
+        self.env = dict(os.environ)
+        # Custom containers run `python3`: the project's venv has the kserve SDK.
+        self.env["PATH"] = f"{VENV_BIN}:{self.env.get('PATH', '')}"
+        self.env["OSPREY_HOME"] = str(self.data_dir)
+        self.env.pop("OSPREY_SERVER", None)
+        self.env.pop("OSPREY_TOKEN", None)
+        if env:
+            self.env.update(env)
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-up.log"
+
+    @property
+    def gateway(self):
+        return f"http://{harness.HOST}:{self.gateway_port}"
+
+    @property
+    def api(self):
+        return f"http://{harness.HOST}:{self.api_port}"
+
+    def start(self):
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        args = [str(self.binary), "up", "--data-dir", str(self.data_dir),
+                "--http-port", str(self.gateway_port), "--api-port", str(self.api_port),
+                "--address", harness.HOST, *self.extra_args]
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                                     cwd=REPO_ROOT)
+        log.close()
+        harness.wait_until(self._api_up, harness.LIVE_DEADLINE_S, "osprey up's API to answer")
+        return self
+
+    def _api_up(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"osprey up exited with {self.proc.returncode}:\n{self.log()}")
+        try:
+            return requests.get(f"{self.api}/healthz", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def log(self):
+        try:
+            return self.log_path.read_text(errors="replace")[-8000:]
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop_everything(self):
+        """Stops osprey up and any replica it left (after a kill -9)."""
+        self.stop()
+        for rev in self.revision_pids():
+            try:
+                os.killpg(rev, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    # ---- CLI ----
+    def cli(self, *args, check=True, input=None, timeout=READY_TIMEOUT_S + 30):
+        r = subprocess.run([str(self.binary), *args], capture_output=True, text=True,
+                           env=self.env, input=input, timeout=timeout, cwd=REPO_ROOT)
+        if check and r.returncode != 0:
+            raise AssertionError(f"osprey {' '.join(args)} failed ({r.returncode}):\n"
+                                 f"{r.stdout}\n{r.stderr}\n--- osprey up log ---\n{self.log()}")
+        return r
+
+    def apply(self, path, *extra, wait=True):
+        args = ["apply", "-f", str(path), *extra]
+        if wait:
+            args += ["--wait", "--timeout", str(READY_TIMEOUT_S)]
+        return self.cli(*args)
+
+    def apply_text(self, yaml_text, *extra, wait=True, check=True):
+        args = ["apply", "-f", "-", *extra]
+        if wait:
+            args += ["--wait", "--timeout", str(READY_TIMEOUT_S)]
+        return self.cli(*args, input=yaml_text, check=check)
+
+    def get_json(self, kind, name=None, namespace="default"):
+        args = ["get", kind] + ([name] if name else []) + ["-n", namespace, "-o", "json"]
+        return json.loads(self.cli(*args).stdout)
+
+    def isvc(self, name, namespace="default"):
+        return self.get_json("isvc", name, namespace)
+
+    def condition(self, name, ctype="Ready", namespace="default"):
+        for c in self.isvc(name, namespace)["status"].get("conditions", []):
+            if c["type"] == ctype:
+                return c
+        return {}
+
+    def revisions(self, isvc=None, namespace="default"):
+        items = self.get_json("revisions", namespace=namespace)["items"]
+        return [r for r in items
+                if isvc is None
+                or r["metadata"]["labels"]["serving.kserve.io/inferenceservice"] == isvc]
+
+    def revision_pids(self):
+        pids = []
+        try:
+            for rev in self.revisions():
+                pids += [r["pid"] for r in rev["status"]["replicaStatuses"] if r["pid"]]
+        except Exception:  # the platform may be down already
+            pass
+        return pids
+
+    # ---- data plane through the gateway ----
+    def host(self, name, namespace="default"):
+        return f"{name}-{namespace}.example.com"
+
+    def predict_v1(self, name, instances, namespace="default", by_host=True):
+        headers = {"Host": self.host(name, namespace)} if by_host else {}
+        return requests.post(f"{self.gateway}/v1/models/{name}:predict",
+                             json={"instances": instances}, headers=headers,
+                             timeout=harness.HTTP_TIMEOUT_S)
+
+
+def isvc_yaml(name, fmt, storage_uri, extra_model="", extra_predictor="", namespace=None):
+    ns = f"\n  namespace: {namespace}" if namespace else ""
+    return f"""apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: {name}{ns}
+spec:
+  predictor:{extra_predictor}
+    model:
+      modelFormat:
+        name: {fmt}
+      storageUri: {storage_uri}{extra_model}
+"""
