@@ -54,4 +54,9 @@ case ",${BENCH_ONLY:-sklearn}," in
   *,sklearn,*)
     "$PY" bench/sklearn_bench.py || status=$? ;;
 esac
+# The local platform: apply -> Ready, up -> serving, against a bare osprey serve.
+case ",${BENCH_ONLY:-platform}," in
+  *,platform,*)
+    "$PY" bench/platform_bench.py || status=$? ;;
+esac
 exit $status

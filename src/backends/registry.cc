@@ -10,7 +10,7 @@
 #include "backends/python/python_backend.h"
 #endif
 #ifdef OSPREY_WITH_TORCH
-#include "backends/torch/torch_backend.h"
+#include "backends/torch/torch_plugin.h"
 #endif
 #ifdef OSPREY_WITH_XGBOOST
 #include "backends/xgboost/xgboost_backend.h"
@@ -28,7 +28,7 @@ const std::vector<const Backend*>& AllBackends() {
     list.push_back(&LightgbmBackend());
 #endif
 #ifdef OSPREY_WITH_TORCH
-    list.push_back(&TorchBackend());
+    list.push_back(&LazyTorchBackend());
 #endif
 #ifdef OSPREY_WITH_PMML
     list.push_back(&PmmlBackend());

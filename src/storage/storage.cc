@@ -262,7 +262,6 @@ absl::StatusOr<std::string> Fetch(std::string_view uri_text, const Options& opti
   http_options.retry_backoff = options.retry_backoff;
   std::unique_ptr<HttpClient> http;
   std::unique_ptr<ObjectStore> store;
-  std::string key;
   if (uri.scheme == Scheme::kS3) {
     absl::StatusOr<S3Config> config = S3ConfigFromEnv(getenv);
     if (!config.ok()) return Annotate(config.status(), uri.uri);
@@ -278,7 +277,7 @@ absl::StatusOr<std::string> Fetch(std::string_view uri_text, const Options& opti
     http = std::make_unique<HttpClient>(http_options);
   }
   // The cache key: the URI, and for buckets the server it was fetched from.
-  key = store != nullptr ? StrCat(uri.uri, "\n", store->Origin()) : uri.uri;
+  const std::string key = store != nullptr ? StrCat(uri.uri, "\n", store->Origin()) : uri.uri;
 
   ModelCache cache{fs::path(options.cache_dir)};
   Reporter reporter(options, uri.uri);

@@ -144,17 +144,18 @@ absl::Status UnpackArchive(const fs::path& archive_path, const fs::path& dest_di
     archive_entry_set_perm(entry,
                            type == AE_IFDIR ? ((perm | 0700) & 0755) : ((perm | 0600) & 0755));
 
-    if (archive_write_header(out.get(), entry) != ARCHIVE_OK)
+    if (archive_write_header(out.get(), entry) < ARCHIVE_WARN)
       return absl::InvalidArgumentError(StrCat("archive ", archive_path.filename().string(),
                                                ": cannot extract '", name,
                                                "': ", archive_error_string(out.get())));
-    if (archive_entry_size(entry) > 0 && hardlink == nullptr) {
+    // Whatever the header says of the size (a streamed zip entry may not know it).
+    if (type == AE_IFREG && hardlink == nullptr) {
       const void* buf;
       size_t size;
       la_int64_t offset;
       int r;
       while ((r = archive_read_data_block(in.get(), &buf, &size, &offset)) == ARCHIVE_OK) {
-        if (archive_write_data_block(out.get(), buf, size, offset) != ARCHIVE_OK)
+        if (archive_write_data_block(out.get(), buf, size, offset) < ARCHIVE_WARN)
           return absl::InternalError(StrCat("archive ", archive_path.filename().string(),
                                             ": cannot write '", name,
                                             "': ", archive_error_string(out.get())));
@@ -164,7 +165,7 @@ absl::Status UnpackArchive(const fs::path& archive_path, const fs::path& dest_di
                                                  ": corrupt entry '", name,
                                                  "': ", archive_error_string(in.get())));
     }
-    if (archive_write_finish_entry(out.get()) != ARCHIVE_OK)
+    if (archive_write_finish_entry(out.get()) < ARCHIVE_WARN)
       return absl::InternalError(StrCat("archive ", archive_path.filename().string(),
                                         ": cannot finish '", name,
                                         "': ", archive_error_string(out.get())));
@@ -172,7 +173,7 @@ absl::Status UnpackArchive(const fs::path& archive_path, const fs::path& dest_di
   if (rc != ARCHIVE_EOF)
     return absl::InvalidArgumentError(StrCat("corrupt archive ", archive_path.filename().string(),
                                              ": ", archive_error_string(in.get())));
-  if (archive_write_close(out.get()) != ARCHIVE_OK)
+  if (archive_write_close(out.get()) < ARCHIVE_WARN)
     return absl::InternalError(StrCat("archive ", archive_path.filename().string(), ": ",
                                       archive_error_string(out.get())));
   return CheckSymlinks(archive_path, root);

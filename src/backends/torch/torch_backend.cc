@@ -11,6 +11,8 @@
 #include "backends/model_config.h"
 #include "backends/model_files.h"
 #include "backends/simple_backend.h"
+#include "backends/torch/torch_files.h"
+#include "backends/torch/torch_plugin.h"
 #include "common/logging.h"
 #include "common/strings.h"
 #include "rapidjson/document.h"
@@ -19,6 +21,11 @@ namespace osprey {
 namespace {
 
 namespace fs = std::filesystem;
+using torch_files::FindModelArchive;
+using torch_files::FindTorchFile;
+
+// The server's config.pbtxt reader, handed over when the plugin is loaded.
+ReadModelConfigFn read_model_config = nullptr;
 
 // libtorch messages carry a C++ backtrace; the first line says what happened.
 std::string TorchMessage(const c10::Error& e) {
@@ -91,34 +98,6 @@ absl::StatusOr<DataType> FromTorch(c10::ScalarType t) {
   }
 }
 
-bool IsTorchScriptFile(const fs::path& p) {
-  auto ext = p.extension().string();
-  return (ext == ".pt" || ext == ".pth" || ext == ".torchscript") &&
-         FileStartsWith(p, std::string_view("PK\x03\x04", 4));  // a TorchScript zip archive
-}
-
-absl::StatusOr<fs::path> FindTorchFile(const fs::path& dir, const std::string& named) {
-  if (!named.empty()) {
-    fs::path p = dir / named;
-    std::error_code ec;
-    if (!fs::is_regular_file(p, ec))
-      return absl::NotFoundError(
-          StrCat("default_model_filename '", named, "' not found in ", dir.string()));
-    return p;
-  }
-  return FindModelFile(dir, "TorchScript model (*.pt, *.pth or *.torchscript)", IsTorchScriptFile);
-}
-
-// KServe's torchserve layout: model-store/<name>.mar (a zip holding
-// MAR-INF/MANIFEST.json and the serialized model), config/config.properties.
-absl::StatusOr<fs::path> FindModelArchive(const fs::path& dir) {
-  std::error_code ec;
-  if (!fs::is_directory(dir / "model-store", ec))
-    return absl::NotFoundError(StrCat("no model-store directory in ", dir.string()));
-  return FindModelFile(dir / "model-store", "TorchServe model archive (*.mar)",
-                       [](const fs::path& p) { return p.extension() == ".mar"; });
-}
-
 // TorchServe's own handlers; anything else is the user's Python.
 bool IsBuiltInHandler(std::string_view h) {
   return h.empty() || h == "base_handler" || h == "image_classifier" || h == "image_segmenter" ||
@@ -171,7 +150,7 @@ void ConfigureThreads(int intra_op) {
 class TorchModel : public Model {
  public:
   absl::Status Init(const LoadOptions& options) {
-    OSPREY_ASSIGN_OR_RETURN(std::optional<ModelConfigFile> config, ReadModelConfig(options.dir));
+    OSPREY_ASSIGN_OR_RETURN(std::optional<ModelConfigFile> config, read_model_config(options.dir));
     ConfigureThreads(options.threads_per_call);
     std::string source;
     try {
@@ -304,18 +283,20 @@ class TorchModel : public Model {
   ModelMetadata metadata_;
 };
 
-bool RecognizesTorch(const fs::path& dir) {
-  if (FindModelArchive(dir).ok()) return true;
-  auto config = ReadModelConfig(dir);
-  std::string named = config.ok() && config->has_value() ? (*config)->default_model_filename : "";
-  return FindTorchFile(dir, named).ok();
-}
-
 }  // namespace
 
 const Backend& TorchBackend() {
-  static const SimpleBackend<TorchModel> backend("pytorch", RecognizesTorch);
+  // Recognition is the server's (LazyTorchBackend); the plugin only loads.
+  static const SimpleBackend<TorchModel> backend("pytorch",
+                                                 [](const fs::path&) { return false; });
   return backend;
 }
 
 }  // namespace osprey
+
+// The plugin's one entry point (see torch_plugin.h).
+extern "C" __attribute__((visibility("default"))) const osprey::Backend* osprey_torch_backend(
+    osprey::ReadModelConfigFn read_config) {
+  osprey::read_model_config = read_config;
+  return &osprey::TorchBackend();
+}
