@@ -374,3 +374,47 @@ def test_restart_keeps_everything(osprey_bin, tmp_path, examples_dir, http_model
         assert ModelFiles.hits == ["/xgb-iris.tar.gz"], "no second download"
     finally:
         p.stop_everything()
+
+
+@pytest.fixture(scope="module")
+def s3_gateway(tmp_path_factory, examples_dir):
+    from test_storage import VERSITYGW, VersityGw
+
+    if not VERSITYGW.is_file():
+        pytest.skip(f"versitygw not installed at {VERSITYGW} (scripts/deps.sh installs it)")
+    base = tmp_path_factory.mktemp("platform-s3")
+    (base / "root").mkdir()
+    gw = VersityGw(base / "root", base / "versitygw.log")
+    try:
+        client = gw.client()
+        gw.wait_ready(client)
+        client.create_bucket(Bucket="models")
+        client.put_object(Bucket="models", Key="xgboost/iris/model.json",
+                          Body=(examples_dir / "xgboost-iris" / "model.json").read_bytes())
+        yield gw
+    finally:
+        gw.stop()
+
+
+def test_s3_model_with_kserve_credentials(osprey_bin, tmp_path, s3_gateway):
+    env = {"AWS_ENDPOINT_URL": s3_gateway.endpoint, "AWS_ACCESS_KEY_ID": s3_gateway.access_key,
+           "AWS_SECRET_ACCESS_KEY": s3_gateway.secret_key, "AWS_DEFAULT_REGION": "us-east-1",
+           "S3_USE_HTTPS": "0"}
+    p = Platform(osprey_bin, tmp_path / "home", env=env).start()
+    try:
+        p.apply_text(isvc_yaml("from-s3", "xgboost", "s3://models/xgboost/iris"))
+        assert p.predict_v1("from-s3", IRIS_ROWS).json() == {"predictions": [1.0, 1.0]}
+    finally:
+        p.stop_everything()
+    # Wrong credentials: the revision fails on storage, naming the signature.
+    env["AWS_SECRET_ACCESS_KEY"] = "not-the-secret"
+    p = Platform(osprey_bin, tmp_path / "home-bad", env=env).start()
+    try:
+        r = p.apply_text(isvc_yaml("from-s3", "xgboost", "s3://models/xgboost/iris"),
+                         check=False)
+        assert r.returncode == 1
+        info = p.isvc("from-s3")["status"]["modelStatus"]["lastFailureInfo"]
+        assert info["reason"] == "StorageFailed"
+        assert "signature" in info["message"].lower(), info
+    finally:
+        p.stop_everything()
