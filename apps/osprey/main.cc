@@ -58,7 +58,7 @@ void Usage() {
                "  up        run the local platform: API, reconciler, replicas, gateway (--help)\n"
                "  apply     apply KServe YAML: osprey apply -f FILE [-n NS] [--wait]\n"
                "  get       list resources: osprey get isvc|servingruntimes|"
-               "clusterservingruntimes|revisions|events [NAME] [-o yaml|json]\n"
+               "clusterservingruntimes|revisions|kpa|events [NAME] [-o yaml|json]\n"
                "  describe  show one resource with its revisions and events\n"
                "  delete    delete resources: osprey delete isvc NAME | -f FILE\n"
                "  logs      replica logs of an InferenceService: osprey logs NAME\n"

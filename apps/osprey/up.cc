@@ -44,6 +44,10 @@ const std::vector<FlagSpec> kUpFlags = {
     {"apply", false, "apply this KServe YAML file at start (comma-separated for several)"},
     {"keep-replicas", true, "on SIGTERM, leave replicas running for the next start to adopt"},
     {"replica-startup-timeout-s", false, "a replica not ready by then is restarted (120)"},
+    {"autoscale-tick-ms", false, "how often the autoscaler decides (2000)"},
+    {"stable-window-s", false, "autoscaler stable window, seconds (60; panic window 10% of it)"},
+    {"scale-to-zero-grace-s", false, "idle time past the stable window before zero (30)"},
+    {"queue-deadline-s", false, "how long the gateway holds a request for a replica (30)"},
     {"log-level", false, "debug, info, warning or error (default info)"},
     {"help", true, "show this help"},
 };
@@ -100,6 +104,20 @@ bool ParsePort(const std::map<std::string, std::string>& flags, const char* name
   return true;
 }
 
+// A non-negative number of seconds (fractions allowed) into `out`.
+bool ParseSeconds(const std::map<std::string, std::string>& flags, const char* name,
+                  std::chrono::milliseconds* out) {
+  auto it = flags.find(name);
+  if (it == flags.end()) return true;
+  double s = 0;
+  if (!absl::SimpleAtod(it->second, &s) || s < 0) {
+    std::fprintf(stderr, "osprey up: --%s must be a non-negative number of seconds\n", name);
+    return false;
+  }
+  *out = std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
+  return true;
+}
+
 }  // namespace
 
 int UpMain(const std::vector<std::string_view>& args) {
@@ -144,6 +162,17 @@ int UpMain(const std::vector<std::string_view>& args) {
     }
     options.replica_startup_timeout = std::chrono::seconds(s);
   }
+  if (!ParseSeconds(flags, "stable-window-s", &options.kpa.stable_window) ||
+      !ParseSeconds(flags, "scale-to-zero-grace-s", &options.kpa.scale_to_zero_grace))
+    return 2;
+  if (auto it = flags.find("autoscale-tick-ms"); it != flags.end()) {
+    int ms = 0;
+    if (!absl::SimpleAtoi(it->second, &ms) || ms <= 0) {
+      std::fprintf(stderr, "osprey up: --autoscale-tick-ms must be a positive integer\n");
+      return 2;
+    }
+    options.autoscale_tick = std::chrono::milliseconds(ms);
+  }
   if (auto it = flags.find("image-map"); it != flags.end()) {
     auto st = controlplane::LoadImageMap(it->second, &options.platform);
     if (!st.ok()) {
@@ -168,22 +197,27 @@ int UpMain(const std::vector<std::string_view>& args) {
   }
 
   // The gateway binds first: its port is part of every InferenceService URL.
-  std::shared_ptr<const gateway::RouteTable> empty = std::make_shared<gateway::RouteTable>();
   std::atomic<controlplane::Controller*> controller_ptr{nullptr};
-  gateway::EntryHandler entry(gateway::EntryHandler::Options{},
-                              [&]() -> std::shared_ptr<const gateway::RouteTable> {
-                                auto* c = controller_ptr.load();
-                                return c ? c->Routes() : empty;
-                              });
+  gateway::Gateway::Options gateway_opts;
+  gateway_opts.access_log = options.data_dir + "/access.log";
+  if (!ParseSeconds(flags, "queue-deadline-s", &gateway_opts.queue_deadline)) return 2;
+  gateway_opts.on_demand = [&controller_ptr](const std::string& revision_key) {
+    if (auto* c = controller_ptr.load()) c->Activate(revision_key);
+  };
+  gateway::Gateway gateway(gateway_opts);
   HttpServer::Options gateway_options;
   gateway_options.port = static_cast<uint16_t>(http_port);
   if (flags.count("address")) gateway_options.address = flags["address"];
-  auto gateway_server = HttpServer::Start(gateway_options, &entry);
+  auto gateway_server = HttpServer::Start(gateway_options, &gateway);
   if (!gateway_server.ok()) {
     OSPREY_LOG(kError) << "gateway: " << gateway_server.status().message();
     return 1;
   }
   options.platform.gateway_port = (*gateway_server)->port();
+  options.collect_stats = [&gateway] { return gateway.CollectStats(); };
+  options.on_routes = [&gateway](std::shared_ptr<const gateway::RouteTable> table) {
+    gateway.Update(std::move(table));
+  };
 
   auto controller = controlplane::Controller::Start(options);
   if (!controller.ok()) {
@@ -192,7 +226,8 @@ int UpMain(const std::vector<std::string_view>& args) {
   }
   controller_ptr.store(controller->get());
 
-  controlplane::ApiHandler api(controller->get(), *token);
+  controlplane::ApiHandler api(controller->get(), *token,
+                               [&gateway] { return gateway.RenderMetrics(); });
   HttpServer::Options api_options;
   api_options.address = "127.0.0.1";
   api_options.port = static_cast<uint16_t>(api_port);

@@ -38,6 +38,8 @@ const Kind* FindKind(std::string_view name) {
       {"clusterservingruntimes", "clusterservingruntime", "/apis/serving.kserve.io/v1alpha1",
        true},
       {"revisions", "revision", "/apis/serving.knative.dev/v1", false},
+      {"podautoscalers", "podautoscaler", "/apis/autoscaling.internal.knative.dev/v1alpha1",
+       false},
       {"events", "event", "/osprey/v1", false},
   };
   static const std::map<std::string_view, std::string_view> kAliases = {
@@ -46,7 +48,8 @@ const Kind* FindKind(std::string_view name) {
       {"clusterservingruntime", "clusterservingruntimes"},
       {"csr", "clusterservingruntimes"},    {"revision", "revisions"},
       {"rev", "revisions"},                 {"event", "events"},
-      {"ev", "events"}};
+      {"ev", "events"},                     {"kpa", "podautoscalers"},
+      {"pa", "podautoscalers"},             {"podautoscaler", "podautoscalers"}};
   std::string lower;
   for (char c : name) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   if (size_t dot = lower.find('.'); dot != std::string::npos) lower.resize(dot);  // isvc.serving...
@@ -298,6 +301,12 @@ std::string Table(const Kind& kind, const rapidjson::Value& items, bool all_ns, 
       if (wide) row.push_back(Get(it, {"status", "reason"}));
       rows.push_back(std::move(row));
     }
+  } else if (kind.plural == "podautoscalers") {
+    header = {"NAME", "DESIREDSCALE", "ACTUALSCALE", "READY", "REASON"};
+    for (const auto& it : items.GetArray())
+      rows.push_back({Get(it, {"metadata", "name"}), Get(it, {"status", "desiredScale"}),
+                      Get(it, {"status", "actualScale"}), Get(it, {"status", "ready"}),
+                      Get(it, {"status", "reason"})});
   } else {  // events
     header = {"LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"};
     for (const auto& it : items.GetArray())
@@ -585,11 +594,13 @@ int DescribeCommand(Options& o) {
       std::string total = Get(it, {"status", "storage", "bytesTotal"});
       if (storage != "done" && storage != "idle" && !done.empty() && done != "0")
         storage += StrCat(" ", done, total != "0" ? StrCat("/", total) : "", " bytes");
-      std::string traffic =
-          Get(it, {"metadata", "name"}) ==
-                  Get(d, {"status", "components", "predictor", "latestReadyRevision"})
-              ? "100%"
-              : "";
+      std::string traffic;
+      const auto& pred = d["status"]["components"]["predictor"];
+      if (pred.IsObject() && pred.HasMember("traffic"))
+        for (const auto& t : pred["traffic"].GetArray())
+          if (Get(t, {"revisionName"}) == Get(it, {"metadata", "name"}))
+            traffic = StrCat(Get(t, {"percent"}), "%",
+                             Get(t, {"tag"}).empty() ? "" : StrCat(" (", Get(t, {"tag"}), ")"));
       rows.push_back({Get(it, {"metadata", "name"}), Get(it, {"status", "phase"}), traffic,
                       StrCat(Get(it, {"status", "readyReplicas"}), "/",
                              Get(it, {"status", "desiredReplicas"})),

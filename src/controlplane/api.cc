@@ -108,6 +108,12 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
   }
   std::vector<std::string_view> p = Split(target);
   if (p.size() == 1 && p[0] == "healthz") return Json("{\"status\":\"ok\"}");
+  if (p.size() == 1 && p[0] == "metrics" && metrics_) {
+    HttpResponse r;
+    r.body = metrics_();
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return r;
+  }
   const std::string body = req.body ? *req.body : std::string();
 
   // /osprey/v1/...
@@ -165,7 +171,8 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
         {"inferenceservices", "serving.kserve.io"},
         {"servingruntimes", "serving.kserve.io"},
         {"clusterservingruntimes", "serving.kserve.io"},
-        {"revisions", "serving.knative.dev"}};
+        {"revisions", "serving.knative.dev"},
+        {"podautoscalers", "autoscaling.internal.knative.dev"}};
     auto g = kGroups.find(kind);
     if (g == kGroups.end() || g->second != group || i + 2 < p.size())
       return Error(404, StrCat("no API route for ", target));

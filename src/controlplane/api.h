@@ -12,12 +12,15 @@
 //   GET    /apis/serving.knative.dev/v1[/namespaces/NS]/revisions[/NAME]
 //   GET    /osprey/v1[/namespaces/NS]/events
 //   GET    /osprey/v1/namespaces/NS/inferenceservices/NAME/logs?revision=R&tail=N
+//   GET    /apis/autoscaling.internal.knative.dev/v1alpha1[/namespaces/NS]/podautoscalers
+//   GET    /metrics                               the gateway's metrics (Prometheus text)
 //   GET    /healthz
 //
 // Anything that changes state needs "Authorization: Bearer <token>" (401
 // otherwise); reads are open. Errors are {"error": "..."} with the status
 // code of their Status (400 for validation errors naming the field).
 
+#include <functional>
 #include <string>
 
 #include "controlplane/controller.h"
@@ -27,14 +30,16 @@ namespace osprey::controlplane {
 
 class ApiHandler : public HttpHandler {
  public:
-  ApiHandler(Controller* controller, std::string token)
-      : controller_(controller), token_(std::move(token)) {}
+  // `metrics` renders the gateway's Prometheus metrics for GET /metrics.
+  ApiHandler(Controller* controller, std::string token, std::function<std::string()> metrics)
+      : controller_(controller), token_(std::move(token)), metrics_(std::move(metrics)) {}
   void Handle(const HttpRequest& request, HttpDone done) override;
 
  private:
   HttpResponse Route(const HttpRequest& request);
   Controller* controller_;
   std::string token_;
+  std::function<std::string()> metrics_;
 };
 
 }  // namespace osprey::controlplane

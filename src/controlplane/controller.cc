@@ -19,6 +19,7 @@
 #include "common/logging.h"
 #include "controlplane/store.h"
 #include "controlplane/supervisor.h"
+#include "autoscaler/kpa.h"
 #include "storage/storage.h"
 
 namespace osprey::controlplane {
@@ -178,6 +179,61 @@ std::vector<std::string> TailLines(const std::string& path, int n) {
   return lines;
 }
 
+// "60s", "2m", "500ms", "1h" or plain seconds; nullopt when unreadable.
+std::optional<std::chrono::milliseconds> ParseDuration(const std::string& text) {
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || v < 0) return std::nullopt;
+  std::string unit(end);
+  double ms = unit == "ms" ? v : unit == "" || unit == "s" ? v * 1000 : unit == "m" ? v * 60000
+                                                          : unit == "h" ? v * 3600000 : -1;
+  if (ms < 0) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<int64_t>(ms));
+}
+
+// Knative's autoscaling.knative.dev/* annotations over `spec`; unreadable
+// values are ignored (the defaults stand).
+void ApplyAutoscalingAnnotations(const std::map<std::string, std::string>& annotations,
+                                 autoscaler::KpaSpec* spec) {
+  constexpr std::string_view kPrefix = "autoscaling.knative.dev/";
+  for (const auto& [key, value] : annotations) {
+    if (key.compare(0, kPrefix.size(), kPrefix) != 0) continue;
+    std::string name = key.substr(kPrefix.size());
+    char* end = nullptr;
+    double number = std::strtod(value.c_str(), &end);
+    bool numeric = end != value.c_str() && *end == '\0';
+    if (name == "metric") {
+      if (value == "rps") spec->metric = autoscaler::KpaSpec::Metric::kRps;
+      if (value == "concurrency") spec->metric = autoscaler::KpaSpec::Metric::kConcurrency;
+    } else if (name == "target" && numeric && number > 0) {
+      spec->target = number;
+    } else if (name == "target-utilization-percentage" && numeric && number > 0) {
+      spec->utilization = number / 100;
+    } else if (name == "panic-window-percentage" && numeric && number > 0) {
+      spec->panic_window_fraction = number / 100;
+    } else if (name == "panic-threshold-percentage" && numeric && number > 0) {
+      spec->panic_threshold = number / 100;
+    } else if (name == "max-scale-up-rate" && numeric && number > 1) {
+      spec->max_scale_up_rate = number;
+    } else if (name == "max-scale-down-rate" && numeric && number > 1) {
+      spec->max_scale_down_rate = number;
+    } else if ((name == "min-scale" || name == "minScale") && numeric && number >= 0) {
+      spec->min_scale = static_cast<int>(number);
+    } else if ((name == "max-scale" || name == "maxScale") && numeric && number >= 0) {
+      spec->max_scale = static_cast<int>(number);
+    } else if (name == "initial-scale" && numeric && number >= 0) {
+      spec->initial_scale = static_cast<int>(number);
+    } else if (name == "window") {
+      if (auto d = ParseDuration(value)) spec->stable_window = *d;
+    } else if (name == "scale-down-delay") {
+      if (auto d = ParseDuration(value)) spec->scale_down_delay = *d;
+    } else if (name == "scale-to-zero-grace-period" ||
+               name == "scale-to-zero-pod-retention-period") {
+      if (auto d = ParseDuration(value)) spec->scale_to_zero_grace = *d;
+    }
+  }
+}
+
 }  // namespace
 
 struct Controller::Impl {
@@ -206,6 +262,13 @@ struct Controller::Impl {
     storage::Progress progress;
     std::string fetch_error;
     int desired = 0;
+    // Aspired: in the InferenceService's traffic, or its latest revision.
+    bool aspired = false;
+    int min_replicas = 0;
+    autoscaler::KpaState kpa;
+    autoscaler::KpaDecision decision;
+    bool decided = false;
+    bool activate = false;  // the gateway holds requests for it
   };
 
   Options opts;
@@ -407,6 +470,9 @@ struct Controller::Impl {
     rapidjson::Document d;
     d.Parse(resource_json.data(), resource_json.size());
     if (d.HasParseError() || !d.HasMember("spec") || !d["spec"].HasMember("predictor")) return "{}";
+    // Traffic is not part of a revision: changing the canary percent moves
+    // traffic between the existing revisions.
+    d["spec"]["predictor"].RemoveMember("canaryTrafficPercent");
     return ToText(d["spec"]["predictor"]);
   }
 
@@ -502,9 +568,14 @@ struct Controller::Impl {
     } else if (o.ready_replicas > 0) {
       o.phase = RevisionPhase::kReady;
       o.ever_ready = true;
+      r.activate = false;
       o.reason.clear();
       o.message.clear();
-    } else if (r.desired == 0 && r.fetch != Fetch::kRunning) {
+    } else if (o.ever_ready && r.aspired) {
+      // Scaled to zero, or restarting: still Ready, the gateway holds its
+      // requests until a replica is.
+      o.phase = RevisionPhase::kReady;
+    } else if (!r.aspired && r.fetch != Fetch::kRunning) {
       o.phase = RevisionPhase::kRetired;
     } else if (r.fetch == Fetch::kRunning) {
       o.phase = RevisionPhase::kDownloading;
@@ -545,8 +616,12 @@ struct Controller::Impl {
     for (const auto& [key, e] : runtimes)
       if (e.runtime.cluster) cluster.push_back(e.runtime);
     std::set<std::string> live;  // replica ids that should exist
-    auto table = std::make_shared<RouteTable>();
     const std::string now = Now();
+    struct Routed {
+      const IsvcEntry* entry;
+      std::vector<std::string> aspired;  // revision keys
+    };
+    std::vector<Routed> routed;
 
     for (auto& [isvc_key, entry] : isvcs) {
       const std::string& ns = entry.isvc.meta.namespace_;
@@ -587,10 +662,20 @@ struct Controller::Impl {
                          : StrCat(" cannot run: ", r.spec.failure_message)));
       }
 
+      Routed route{&entry, {}};
       for (const auto& rev_key : rev_keys) {
         RevEntry& r = revisions[rev_key];
         auto want = plan.replicas.find(r.spec.name);
-        r.desired = want == plan.replicas.end() ? 0 : want->second;
+        r.aspired = want != plan.replicas.end();
+        if (!r.aspired) {
+          r.desired = 0;
+          r.kpa = autoscaler::KpaState{};
+          r.decided = false;
+          continue;
+        }
+        route.aspired.push_back(rev_key);
+        r.min_replicas = want->second;
+        r.desired = DesiredReplicas(entry.isvc, r);
         if (r.desired == 0) continue;
         if (r.spec.storage_uri.empty()) {
           r.fetch = Fetch::kDone;
@@ -606,28 +691,144 @@ struct Controller::Impl {
           if (!exists) to_start->push_back(MakeReplica(rev_key, r, i));
         }
       }
-
       UpdateStatus(isvc_key, entry, plan.status);
-      if (!plan.status.traffic_revision.empty()) {
-        RouteTarget target;
-        target.namespace_ = ns;
-        target.name = entry.isvc.meta.name;
-        target.revision = plan.status.traffic_revision;
-        if (entry.isvc.predictor.timeout_seconds)
-          target.timeout_seconds = *entry.isvc.predictor.timeout_seconds;
-        std::string prefix = StrCat(ns, "/", target.revision, "/");
-        for (const auto& s : replicas)
-          if (s.id.starts_with(prefix) && s.state == ReplicaState::kReady)
-            target.ports.push_back(s.port);
-        table->hosts.emplace_back(ServiceHost(entry.isvc.meta, opts.platform),
-                                  table->targets.size());
-        table->targets.push_back(std::move(target));
-      }
+      routed.push_back(std::move(route));
     }
     for (const auto& s : replicas)
       if (!live.count(s.id) && s.state != ReplicaState::kStopping) to_stop->push_back(s.id);
-    std::lock_guard<std::mutex> lock(routes_mu);
-    routes = std::move(table);
+    PublishRoutes(routed, replicas, live);
+  }
+
+  // Replicas a revision should run now: the autoscaler's last decision
+  // (first: the initial scale), at least one while requests wait for it.
+  int DesiredReplicas(const InferenceService& isvc, const RevEntry& r) const {
+    autoscaler::KpaSpec spec = KpaSpecFor(isvc, r);
+    int desired = r.decided ? r.decision.desired : std::max(spec.min_scale, spec.initial_scale);
+    if (r.activate) desired = std::max(desired, 1);
+    return desired;
+  }
+
+  autoscaler::KpaSpec KpaSpecFor(const InferenceService& isvc, const RevEntry& r) const {
+    autoscaler::KpaSpec spec = opts.kpa;
+    const auto& p = isvc.predictor;
+    if (p.scale_metric == "rps") {
+      spec.metric = autoscaler::KpaSpec::Metric::kRps;
+      spec.target = 200;
+    }
+    if (p.scale_target.has_value() && *p.scale_target > 0) spec.target = *p.scale_target;
+    spec.min_scale = r.min_replicas;
+    spec.max_scale = p.max_replicas;
+    ApplyAutoscalingAnnotations(isvc.meta.annotations, &spec);
+    ApplyAutoscalingAnnotations(p.annotations, &spec);
+    spec.min_scale = std::max(spec.min_scale, r.min_replicas);
+    return spec;
+  }
+
+  // The route table: one route per InferenceService (its host, and its name
+  // for path routing) split as its traffic says, plus latest-/prev- hosts
+  // when tag routing is on. Only replicas that stay get traffic: one about
+  // to be stopped is out of the table before its SIGTERM.
+  template <typename RoutedList>
+  void PublishRoutes(const RoutedList& routed, const std::vector<ReplicaStatus>& replicas,
+                     const std::set<std::string>& live) {
+    auto table = std::make_shared<RouteTable>();
+    std::map<std::string, size_t> index;
+    auto revision_index = [&](const std::string& rev_key) {
+      auto it = index.find(rev_key);
+      if (it != index.end()) return it->second;
+      const RevEntry& r = revisions.at(rev_key);
+      gateway::RevisionTarget t;
+      t.key = rev_key;
+      t.revision = r.spec.name;
+      for (const auto& s : replicas)
+        if (s.state == ReplicaState::kReady && live.count(s.id) &&
+            s.id.compare(0, rev_key.size() + 1, rev_key + "/") == 0)
+          t.ports.push_back(s.port);
+      const auto& isvc = isvcs.at(StrCat(r.spec.namespace_, "/", r.spec.isvc)).isvc;
+      t.container_concurrency = isvc.predictor.container_concurrency;
+      table->revisions.push_back(std::move(t));
+      index[rev_key] = table->revisions.size() - 1;
+      return table->revisions.size() - 1;
+    };
+    for (const auto& item : routed) {
+      const IsvcEntry& e = *item.entry;
+      const std::string& ns = e.isvc.meta.namespace_;
+      for (const auto& k : item.aspired) revision_index(k);
+      gateway::Route base;
+      base.namespace_ = ns;
+      base.name = e.isvc.meta.name;
+      if (e.isvc.predictor.timeout_seconds) base.timeout_ms = *e.isvc.predictor.timeout_seconds * 1000;
+      const std::string host = ServiceHost(e.isvc.meta, opts.platform);
+      auto tagged = [&](const std::string& tag) -> std::string {
+        for (const auto& t : e.status.traffic)
+          if (t.tag == tag) return t.revision;
+        return "";
+      };
+      auto annotation = e.isvc.meta.annotations.find("serving.kserve.io/enable-tag-routing");
+      if (annotation != e.isvc.meta.annotations.end() && annotation->second == "true") {
+        std::string latest = StrCat(ns, "/", e.status.latest_created);
+        if (revisions.count(latest) && revisions.at(latest).aspired) {
+          gateway::Route r = base;
+          r.hosts = {StrCat("latest-", host)};
+          r.split = {{revision_index(latest), 100}};
+          table->routes.push_back(std::move(r));
+        }
+        std::string prev = tagged("prev");
+        if (!prev.empty()) {
+          gateway::Route r = base;
+          r.hosts = {StrCat("prev-", host)};
+          r.split = {{revision_index(StrCat(ns, "/", prev)), 100}};
+          table->routes.push_back(std::move(r));
+        }
+      }
+      gateway::Route main = base;
+      main.hosts = {host};
+      main.model_name = e.isvc.meta.name;
+      for (const auto& t : e.status.traffic)
+        if (t.percent > 0) main.split.push_back({revision_index(StrCat(ns, "/", t.revision)), t.percent});
+      table->routes.push_back(std::move(main));
+    }
+    {
+      std::lock_guard<std::mutex> lock(routes_mu);
+      routes = table;
+    }
+    if (opts.on_routes) opts.on_routes(table);
+  }
+
+  // One autoscaler tick: the gateway's measurements into each aspired
+  // revision's decider. Called with `mu` held.
+  void Autoscale(const std::vector<gateway::RevisionStats>& stats) {
+    const auto now = autoscaler::Clock::now();
+    std::map<std::string, const gateway::RevisionStats*> by_key;
+    for (const auto& s : stats) by_key[s.key] = &s;
+    for (auto& [key, r] : revisions) {
+      if (!r.aspired || !r.spec.failure_reason.empty()) continue;
+      auto isvc = isvcs.find(StrCat(r.spec.namespace_, "/", r.spec.isvc));
+      if (isvc == isvcs.end()) continue;
+      autoscaler::KpaSpec spec = KpaSpecFor(isvc->second.isvc, r);
+      autoscaler::Sample sample;
+      sample.time = now;
+      int waiting = 0;
+      if (auto it = by_key.find(key); it != by_key.end()) {
+        sample.concurrency = it->second->concurrency;
+        sample.rps = it->second->rps;
+        waiting = it->second->waiting;
+      }
+      const int before = r.decided ? r.decision.desired : -1;
+      r.decision = autoscaler::Decide(spec, &r.kpa, sample, r.observed.ready_replicas, waiting, now);
+      r.decided = true;
+      if (before >= 0 && before != r.decision.desired) {
+        char observed[64];
+        std::snprintf(observed, sizeof(observed), "%.2f stable, %.2f panic", r.decision.observed_stable,
+                      r.decision.observed_panic);
+        Event(r.spec.namespace_, r.spec.isvc, "Normal",
+              r.decision.desired == 0 ? "ScaledToZero" : "Scaled",
+              StrCat("revision ", r.spec.name, ": ", before, " -> ", r.decision.desired,
+                     " replicas (", r.decision.reason, "; observed ",
+                     spec.metric == autoscaler::KpaSpec::Metric::kRps ? "rps " : "concurrency ",
+                     observed, ", target ", spec.target, " x ", spec.utilization, ")"));
+      }
+    }
   }
 
   void UpdateStatus(const std::string& key, IsvcEntry& e, const IsvcStatus& status) {
@@ -653,6 +854,7 @@ struct Controller::Impl {
   }
 
   void Run() {
+    auto next_autoscale = autoscaler::Clock::now() + opts.autoscale_tick;
     std::unique_lock<std::mutex> lock(mu);
     while (!stopping) {
       cv.wait_for(lock, opts.tick, [&] { return dirty || stopping; });
@@ -660,7 +862,13 @@ struct Controller::Impl {
       dirty = false;
       lock.unlock();
       std::vector<ReplicaStatus> replicas = supervisor->Snapshot();
+      std::optional<std::vector<gateway::RevisionStats>> stats;
+      if (autoscaler::Clock::now() >= next_autoscale) {
+        next_autoscale = autoscaler::Clock::now() + opts.autoscale_tick;
+        stats = opts.collect_stats ? opts.collect_stats() : std::vector<gateway::RevisionStats>{};
+      }
       lock.lock();
+      if (stats.has_value()) Autoscale(*stats);
       std::vector<ReplicaSpec> to_start;
       std::vector<std::string> to_stop;
       Pass(replicas, &to_start, &to_stop);
@@ -673,6 +881,8 @@ struct Controller::Impl {
       }
       for (const auto& id : to_stop) supervisor->Stop(id);
       lock.lock();
+      // Decisions come on their own clock, whether or not anything changed.
+      if (autoscaler::Clock::now() >= next_autoscale) dirty = true;
     }
   }
 
@@ -730,13 +940,19 @@ struct Controller::Impl {
     FieldIfSet(w, "previousRolledoutRevision", s.previous_rolled_out);
     Key(w, "traffic");
     w.StartArray();
-    if (!s.traffic_revision.empty()) {
+    for (const auto& t : s.traffic) {
       w.StartObject();
       Key(w, "latestRevision");
-      w.Bool(s.traffic_revision == s.latest_created);
+      w.Bool(t.latest);
       Key(w, "percent");
-      w.Int(100);
-      Field(w, "revisionName", s.traffic_revision);
+      w.Int(t.percent);
+      Field(w, "revisionName", t.revision);
+      FieldIfSet(w, "tag", t.tag);
+      if (!t.tag.empty() && !s.url.empty()) {
+        std::string url = s.url;
+        url.insert(url.find("://") + 3, t.tag + "-");
+        Field(w, "url", url);
+      }
       w.EndObject();
     }
     w.EndArray();
@@ -1106,6 +1322,38 @@ absl::StatusOr<std::string> Controller::List(std::string_view kind, const std::s
              std::tie(b->spec.namespace_, b->spec.isvc, b->spec.number);
     });
     for (const auto* r : revs) impl_->WriteRevision(w, *r, replicas);
+  } else if (kind == "podautoscalers") {
+    for (const auto& [key, r] : impl_->revisions) {
+      if (!r.aspired || (!ns.empty() && r.spec.namespace_ != ns)) continue;
+      w.StartObject();
+      Field(w, "apiVersion", "autoscaling.internal.knative.dev/v1alpha1");
+      Field(w, "kind", "PodAutoscaler");
+      Key(w, "metadata");
+      w.StartObject();
+      Field(w, "name", r.spec.name);
+      Field(w, "namespace", r.spec.namespace_);
+      Field(w, "creationTimestamp", r.spec.created);
+      w.EndObject();
+      Key(w, "status");
+      w.StartObject();
+      Key(w, "desiredScale");
+      w.Int(r.desired);
+      Key(w, "actualScale");
+      w.Int(r.observed.replicas);
+      Key(w, "readyScale");
+      w.Int(r.observed.ready_replicas);
+      const bool idle = r.desired == 0 && r.observed.replicas == 0;
+      Field(w, "ready", idle ? "False" : r.observed.ready_replicas > 0 ? "True" : "Unknown");
+      Field(w, "reason", idle ? "NoTraffic" : r.decided ? r.decision.reason : "Initial");
+      Key(w, "observedStableValue");
+      w.Double(r.decision.observed_stable);
+      Key(w, "observedPanicValue");
+      w.Double(r.decision.observed_panic);
+      Key(w, "panicking");
+      w.Bool(r.kpa.panicking);
+      w.EndObject();
+      w.EndObject();
+    }
   } else if (kind == "events") {
     auto rows = impl_->store->List(ns.empty() ? "event/" : StrCat("event/", ns, "/"));
     if (!rows.ok()) return rows.status();
@@ -1166,6 +1414,17 @@ absl::StatusOr<std::string> Controller::Logs(const std::string& ns, const std::s
     for (const auto& line : TailLines(f.string(), tail_lines)) StrAppend(&out, line, "\n");
   }
   return out;
+}
+
+void Controller::Activate(const std::string& revision_key) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto it = impl_->revisions.find(revision_key);
+    if (it == impl_->revisions.end() || it->second.activate) return;
+    it->second.activate = true;
+    impl_->dirty = true;
+  }
+  impl_->cv.notify_all();
 }
 
 std::shared_ptr<const RouteTable> Controller::Routes() const {

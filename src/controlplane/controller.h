@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "autoscaler/kpa.h"
 #include "common/status.h"
 #include "controlplane/reconciler.h"
 #include "gateway/route_table.h"
@@ -23,7 +24,6 @@
 namespace osprey::controlplane {
 
 using gateway::RouteTable;
-using gateway::RouteTarget;
 
 // Adds the entries of a JSON image map ({"repo/image": ["command", "arg", ...]})
 // to config->images; they win over the built-in ones.
@@ -38,6 +38,13 @@ class Controller {
     std::chrono::milliseconds tick{200};
     std::chrono::milliseconds replica_stop_grace{10000};
     std::chrono::milliseconds replica_startup_timeout{120000};
+    // Autoscaling: the KPA defaults (windows, grace, rates) and how often the
+    // gateway's measurements are collected for a decision.
+    autoscaler::KpaSpec kpa;
+    std::chrono::milliseconds autoscale_tick{2000};
+    std::function<std::vector<gateway::RevisionStats>()> collect_stats;
+    // Receives every new route table (the gateway's Update).
+    std::function<void(std::shared_ptr<const RouteTable>)> on_routes;
   };
 
   // Opens the store, loads what it holds, re-adopts replicas still running
@@ -61,7 +68,7 @@ class Controller {
 
   // JSON documents as the API returns them (resource + metadata + status).
   // kind: inferenceservices | servingruntimes | clusterservingruntimes |
-  // revisions | events. ns "" lists every namespace.
+  // revisions | podautoscalers | events. ns "" lists every namespace.
   absl::StatusOr<std::string> List(std::string_view kind, const std::string& ns);
   absl::StatusOr<std::string> Get(std::string_view kind, const std::string& ns,
                                   const std::string& name);
@@ -71,6 +78,9 @@ class Controller {
                                    const std::string& revision, int tail_lines);
 
   std::shared_ptr<const RouteTable> Routes() const;
+  // The gateway holds requests for this revision ("{ns}/{revision}") and it
+  // has no ready replica: scale it up now, not at the next autoscaler tick.
+  void Activate(const std::string& revision_key);
 
   // Stops reconciling; with `stop_replicas`, stops every replica gracefully
   // (else they keep running, to be re-adopted by the next start).

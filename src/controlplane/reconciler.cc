@@ -334,27 +334,50 @@ ReconcilePlan Reconcile(const ReconcileInput& in) {
       break;
     }
   const bool unrunnable = !latest.spec.failure_reason.empty();
-  const int latest_replicas = unrunnable ? 0 : std::max(1, latest.spec.min_replicas);
-  if (latest_replicas > 0) plan.replicas[latest.spec.name] = latest_replicas;
-  if (ready != nullptr && ready != &latest)
-    plan.replicas[ready->spec.name] = std::max(1, ready->spec.min_replicas);
+  auto find = [&](const std::string& name) -> const RevisionView* {
+    for (const auto& r : revs)
+      if (r.spec.name == name) return &r;
+    return nullptr;
+  };
+  auto is_ready = [](const RevisionView* r) {
+    return r != nullptr && r->observed.phase == RevisionPhase::kReady;
+  };
+  auto min_replicas = [](const RevisionView& r) { return r.spec.min_replicas; };
 
   st.latest_created = latest.spec.name;
   st.latest_ready = ready ? ready->spec.name : "";
-  st.traffic_revision = st.latest_ready;
   st.latest_rolled_out = in.latest_rolled_out;
   st.previous_rolled_out = in.previous_rolled_out;
-  if (!st.traffic_revision.empty() && st.traffic_revision != in.latest_rolled_out) {
-    if (!in.latest_rolled_out.empty()) st.previous_rolled_out = in.latest_rolled_out;
-    st.latest_rolled_out = st.traffic_revision;
+  const std::optional<int>& canary = isvc.predictor.canary_traffic_percent;
+  const RevisionView* rolled = find(in.latest_rolled_out);
+  if (canary.has_value() && rolled != nullptr && rolled != &latest) {
+    // A canary of the latest revision against the rolled-out one.
+    const bool latest_ready = is_ready(&latest);
+    if (is_ready(rolled)) {
+      const int n = latest_ready ? *canary : 0;
+      if (latest_ready) st.traffic.push_back({latest.spec.name, n, "latest", true});
+      st.traffic.push_back({rolled->spec.name, 100 - n, "prev", false});
+    } else if (latest_ready) {
+      st.traffic.push_back({latest.spec.name, 100, "latest", true});
+    } else if (ready != nullptr) {
+      st.traffic.push_back({ready->spec.name, 100, "", false});
+    }
+  } else if (ready != nullptr) {
+    st.traffic.push_back({ready->spec.name, 100, "", ready == &latest});
+    if (ready == &latest && in.latest_rolled_out != latest.spec.name) {
+      if (!in.latest_rolled_out.empty()) st.previous_rolled_out = in.latest_rolled_out;
+      st.latest_rolled_out = latest.spec.name;
+    }
   }
+  if (!unrunnable) plan.replicas[latest.spec.name] = min_replicas(latest);
+  for (const auto& t : st.traffic) plan.replicas[t.revision] = min_replicas(*find(t.revision));
 
   // Conditions and modelStatus follow the latest revision; traffic stays on
   // the latest ready one.
   const RevisionObserved& o = latest.observed;
   Condition predictor;
   Condition deployment;
-  st.total_copies = latest_replicas;
+  st.total_copies = unrunnable ? 0 : std::max(1, latest.spec.min_replicas);
   st.failed_copies = o.failed_replicas;
   st.active_model_state = ready ? "Loaded" : "";
   if (unrunnable) {

@@ -105,6 +105,15 @@ struct Condition {
   bool operator==(const Condition&) const = default;
 };
 
+// One entry of status.components.predictor.traffic.
+struct TrafficTarget {
+  std::string revision;
+  int percent = 0;
+  std::string tag;      // "latest", "prev" or ""
+  bool latest = false;  // the latest created revision
+  bool operator==(const TrafficTarget&) const = default;
+};
+
 struct IsvcStatus {
   std::string url;
   std::vector<Condition> conditions;
@@ -112,7 +121,9 @@ struct IsvcStatus {
   std::string latest_ready;
   std::string latest_rolled_out;
   std::string previous_rolled_out;
-  std::string traffic_revision;  // receives 100% (empty: none ready)
+  // Where requests go; percents sum to 100 (empty: no revision is ready).
+  // Only ready revisions appear. A 0% entry keeps a tagged revision routable.
+  std::vector<TrafficTarget> traffic;
   // modelStatus
   std::string transition_status;    // UpToDate | InProgress | BlockedByFailedLoad | InvalidSpec
   std::string active_model_state;   // "" | Pending | Loading | Loaded | FailedToLoad
@@ -139,10 +150,19 @@ struct ReconcileInput {
 
 struct ReconcilePlan {
   std::optional<RevisionSpec> create;  // a new revision to record and start
-  std::map<std::string, int> replicas;  // desired replicas by revision (absent: 0)
+  // The aspired revisions with their minimum replicas (the autoscaler decides
+  // how many above that); a revision absent here is retired (0 replicas).
+  std::map<std::string, int> replicas;
   IsvcStatus status;
 };
 
+// Traffic follows KServe's canary rollout: without canaryTrafficPercent the
+// latest ready revision takes 100% (and becomes the rolled-out one once it is
+// the latest created). With canaryTrafficPercent N and a newer revision than
+// the rolled-out one, the newer takes N% (tag latest) and the rolled-out one
+// the rest (tag prev); N = 0 pins everything to the rolled-out revision while
+// the newer stays deployed; removing the field promotes. A revision that is
+// not ready never gets traffic.
 ReconcilePlan Reconcile(const ReconcileInput& input);
 
 // "http://iris-default.example.com" (":port" added when not 80).

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <set>
 
 namespace osprey::controlplane {
 namespace {
@@ -223,7 +224,11 @@ TEST(Reconcile, Table) {
     ReconcilePlan plan = Reconcile(in);
     EXPECT_EQ(plan.create.has_value() ? plan.create->number : 0, c.create);
     EXPECT_EQ(plan.replicas, c.replicas);
-    EXPECT_EQ(plan.status.traffic_revision, c.traffic);
+    ASSERT_LE(plan.status.traffic.size(), 1u);
+    EXPECT_EQ(plan.status.traffic.empty() ? "" : plan.status.traffic[0].revision, c.traffic);
+    if (!plan.status.traffic.empty()) {
+      EXPECT_EQ(plan.status.traffic[0].percent, 100);
+    }
     EXPECT_EQ(plan.status.url, "http://iris-default.example.com:8080");
     const Condition* ready = nullptr;
     for (const auto& cond : plan.status.conditions)
@@ -235,6 +240,82 @@ TEST(Reconcile, Table) {
     EXPECT_EQ(plan.status.active_model_state, c.active_state);
     EXPECT_EQ(plan.status.target_model_state, c.target_state);
     EXPECT_EQ(plan.status.previous_rolled_out, c.previous_rolled_out);
+  }
+}
+
+// KServe's canary rollout, step by step: the spec (which revision's spec and
+// canaryTrafficPercent), what is ready, and the traffic that results.
+TEST(Reconcile, CanaryRolloutTable) {
+  const std::string r1 = "iris-predictor-00001", r2 = "iris-predictor-00002",
+                    r3 = "iris-predictor-00003";
+  using P = RevisionPhase;
+  struct Step {
+    std::string name;
+    std::string spec;
+    std::optional<int> canary;
+    std::vector<Rev> revisions;
+    std::string latest_rolled_out, previous_rolled_out;
+    // expectations
+    int create;
+    std::vector<TrafficTarget> traffic;
+    std::string want_latest_rolled_out, want_previous_rolled_out;
+    std::set<std::string> aspired;
+  };
+  std::vector<Step> steps = {
+      {"1: v1 applied", "v1", std::nullopt, {{1, "v1", P::kReady}}, "", "", 0,
+       {{r1, 100, "", true}}, r1, "", {r1}},
+      {"2: v2 with canary 10, not ready yet: v1 keeps everything", "v2", 10,
+       {{1, "v1", P::kReady}, {2, "v2", P::kLoading}}, r1, "", 0, {{r1, 100, "prev", false}}, r1,
+       "", {r1, r2}},
+      {"2: v2 ready takes 10%", "v2", 10, {{1, "v1", P::kReady}, {2, "v2", P::kReady}}, r1, "", 0,
+       {{r2, 10, "latest", true}, {r1, 90, "prev", false}}, r1, "", {r1, r2}},
+      {"3: canary 0 rolls back, v2 stays deployed", "v2", 0,
+       {{1, "v1", P::kReady}, {2, "v2", P::kReady}}, r1, "", 0,
+       {{r2, 0, "latest", true}, {r1, 100, "prev", false}}, r1, "", {r1, r2}},
+      {"4: canary 30", "v2", 30, {{1, "v1", P::kReady}, {2, "v2", P::kReady}}, r1, "", 0,
+       {{r2, 30, "latest", true}, {r1, 70, "prev", false}}, r1, "", {r1, r2}},
+      {"5: field removed: v2 promoted", "v2", std::nullopt,
+       {{1, "v1", P::kReady}, {2, "v2", P::kReady}}, r1, "", 0, {{r2, 100, "", true}}, r2, r1,
+       {r2}},
+      {"6: v3 with canary 20 is created", "v3", 20, {{1, "v1", P::kRetired}, {2, "v2", P::kReady}},
+       r2, r1, 3, {{r2, 100, "prev", false}}, r2, r1, {r2, r3}},
+      {"6: v3 ready takes 20%", "v3", 20,
+       {{1, "v1", P::kRetired}, {2, "v2", P::kReady}, {3, "v3", P::kReady}}, r2, r1, 0,
+       {{r3, 20, "latest", true}, {r2, 80, "prev", false}}, r2, r1, {r2, r3}},
+      {"a failing canary never gets traffic", "v3", 20,
+       {{1, "v1", P::kRetired}, {2, "v2", P::kReady}, {3, "v3", P::kFailed, "ModelLoadFailed"}},
+       r2, r1, 0, {{r2, 100, "prev", false}}, r2, r1, {r2, r3}},
+  };
+  PlatformConfig config = Config();
+  std::vector<resources::ServingRuntime> none;
+  const auto& cluster = resources::BuiltinClusterRuntimes();
+  for (const auto& step : steps) {
+    SCOPED_TRACE(step.name);
+    InferenceService isvc = ModelIsvc("xgboost");
+    isvc.predictor.canary_traffic_percent = step.canary;
+    ReconcileInput in;
+    in.isvc = &isvc;
+    in.spec_json = step.spec;
+    for (const auto& r : step.revisions) {
+      RevisionView v;
+      v.spec = ResolveRevision(isvc, r.spec, r.number, "t", none, cluster, config);
+      v.observed.phase = r.phase;
+      v.observed.reason = r.reason;
+      in.revisions.push_back(v);
+    }
+    in.namespace_runtimes = &none;
+    in.cluster_runtimes = &cluster;
+    in.config = &config;
+    in.latest_rolled_out = step.latest_rolled_out;
+    in.previous_rolled_out = step.previous_rolled_out;
+    ReconcilePlan plan = Reconcile(in);
+    EXPECT_EQ(plan.create.has_value() ? plan.create->number : 0, step.create);
+    EXPECT_EQ(plan.status.traffic, step.traffic);
+    EXPECT_EQ(plan.status.latest_rolled_out, step.want_latest_rolled_out);
+    EXPECT_EQ(plan.status.previous_rolled_out, step.want_previous_rolled_out);
+    std::set<std::string> aspired;
+    for (const auto& [name, min] : plan.replicas) aspired.insert(name);
+    EXPECT_EQ(aspired, step.aspired);
   }
 }
 

@@ -1,10 +1,14 @@
 #include "gateway/entry.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
+#include <map>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -15,15 +19,12 @@
 namespace osprey::gateway {
 namespace {
 
-bool IEquals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
+using Clock = std::chrono::steady_clock;
+
+bool IEquals(std::string_view a, std::string_view b) { return internal::HeaderNameEquals(a, b); }
 
 // Hop-by-hop headers and those the HTTP server writes itself.
-bool Skipped(std::string_view name) {
+bool HopByHop(std::string_view name) {
   for (std::string_view h : {"connection", "keep-alive", "transfer-encoding", "content-length",
                              "host", "expect", "upgrade", "te", "trailer", "proxy-connection"})
     if (IEquals(name, h)) return true;
@@ -31,9 +32,8 @@ bool Skipped(std::string_view name) {
 }
 
 bool SkippedInResponse(std::string_view name) {
-  return Skipped(name) || IEquals(name, "content-type") || IEquals(name, "date") ||
-         IEquals(name, "server") || IEquals(name, "x-request-id") ||
-         IEquals(name, "inference-header-content-length");
+  return HopByHop(name) || IEquals(name, "date") || IEquals(name, "server") ||
+         IEquals(name, "x-request-id");
 }
 
 HttpResponse Error(int status, std::string_view message) {
@@ -43,155 +43,511 @@ HttpResponse Error(int status, std::string_view message) {
   return r;
 }
 
-// The model name in /v1/models/{name}[:verb] or /v2/models/{name}[/...].
-std::string_view PathModel(std::string_view path) {
-  for (std::string_view prefix : {"/v1/models/", "/v2/models/"}) {
-    if (!path.starts_with(prefix)) continue;
-    std::string_view rest = path.substr(prefix.size());
-    size_t end = rest.find_first_of("/:?");
-    return rest.substr(0, end);
-  }
-  return {};
+// Latency histogram bounds (seconds), Prometheus-style cumulative buckets.
+constexpr std::array<double, 12> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                             0.05,   0.1,   0.25,   0.5,   1,     5};
+
+std::string MakeRequestId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(rng()),
+                static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+double Uniform100() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0, 100)(rng);
 }
 
 }  // namespace
 
-const RouteTarget* FindTarget(const RouteTable& table, std::string_view host,
-                              std::string_view path) {
-  if (size_t colon = host.rfind(':'); colon != std::string_view::npos) host = host.substr(0, colon);
-  for (const auto& [h, index] : table.hosts)
-    if (IEquals(h, host)) return &table.targets[index];
-  std::string_view model = PathModel(path);
-  if (model.empty()) return nullptr;
-  const RouteTarget* found = nullptr;
-  for (const auto& t : table.targets)
-    if (t.name == model && (found == nullptr || t.namespace_ == "default")) found = &t;
-  return found;
-}
+struct Gateway::Impl {
+  struct RevState;
 
-struct EntryHandler::Impl {
   struct Job {
     std::string method;
     std::string target;
+    std::string host;
+    std::string request_id;
+    bool generated_id = false;
     std::vector<std::pair<std::string, std::string>> headers;
     std::shared_ptr<const std::string> body;
-    std::vector<uint16_t> ports;
-    std::string revision;
-    int timeout_seconds = 0;
+    std::shared_ptr<RevState> rev;
+    uint16_t port = 0;
+    int timeout_ms = 0;
+    int retries = 0;
+    bool mirror = false;
     HttpDone done;
+    Clock::time_point start;
+    Clock::time_point deadline;
+  };
+
+  struct Replica {
+    uint16_t port = 0;
+    int outstanding = 0;
+  };
+
+  struct RevState {
+    std::string key;
+    std::string revision;
+    std::mutex mu;
+    std::vector<Replica> replicas;
+    int container_concurrency = 0;
+    std::deque<std::unique_ptr<Job>> waiting;
+    int in_flight = 0;
+    bool routed = true;
+    // For the autoscaler: the time integral of (in flight + waiting).
+    double integral = 0;
+    Clock::time_point last_change = Clock::now();
+    Clock::time_point last_collect = Clock::now();
+    uint64_t requests_since = 0;
+    // Metrics.
+    std::array<std::atomic<uint64_t>, 6> by_class{};  // [0]: no answer, [1..5]: 1xx..5xx
+    std::array<std::atomic<uint64_t>, kBuckets.size() + 1> histogram{};
+    std::atomic<uint64_t> latency_sum_us{0};
+
+    // Called with mu held, before the concurrency changes.
+    void Integrate(Clock::time_point now) {
+      integral += (in_flight + static_cast<double>(waiting.size())) *
+                  std::chrono::duration<double>(now - last_change).count();
+      last_change = now;
+    }
+    // The ready replica with the fewest outstanding requests and room under
+    // containerConcurrency; nullptr when none. `avoid` is a port just refused.
+    Replica* Pick(uint16_t avoid = 0) {
+      Replica* best = nullptr;
+      for (auto& r : replicas) {
+        if (r.port == avoid) continue;
+        if (container_concurrency > 0 && r.outstanding >= container_concurrency) continue;
+        if (best == nullptr || r.outstanding < best->outstanding) best = &r;
+      }
+      return best;
+    }
   };
 
   Options options;
-  RouteSource routes;
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<Job> queue;
+  mutable std::mutex table_mu;
+  std::shared_ptr<const RouteTable> table = std::make_shared<RouteTable>();
+  mutable std::mutex states_mu;
+  std::map<std::string, std::shared_ptr<RevState>> states;
+
+  std::mutex pool_mu;
+  std::condition_variable pool_cv;
+  std::deque<std::unique_ptr<Job>> pool_queue;
   bool stopping = false;
-  std::vector<std::thread> threads;
-  std::atomic<uint64_t> next{0};
+  std::vector<std::thread> workers;
+  std::thread reaper;
+
+  std::mutex log_mu;
+  FILE* access_log = nullptr;
+
+  ~Impl() {
+    if (access_log != nullptr) std::fclose(access_log);
+  }
+
+  std::shared_ptr<RevState> StateFor(const RevisionTarget& t) {
+    std::lock_guard<std::mutex> lock(states_mu);
+    auto& s = states[t.key];
+    if (!s) {
+      s = std::make_shared<RevState>();
+      s->key = t.key;
+      s->revision = t.revision;
+    }
+    return s;
+  }
+
+  void Submit(std::unique_ptr<Job> job) {
+    {
+      std::lock_guard<std::mutex> lock(pool_mu);
+      pool_queue.push_back(std::move(job));
+    }
+    pool_cv.notify_one();
+  }
+
+  // Hands the job to a replica with room, or queues it (the activator), or
+  // refuses it. Never blocks.
+  void Admit(std::unique_ptr<Job> job) {
+    RevState& s = *job->rev;
+    std::optional<HttpResponse> refused;
+    bool demand = false;
+    {
+      std::lock_guard<std::mutex> lock(s.mu);
+      Clock::time_point now = Clock::now();
+      if (Replica* r = s.Pick(); r != nullptr) {
+        s.Integrate(now);
+        ++r->outstanding;
+        ++s.in_flight;
+        ++s.requests_since;
+        job->port = r->port;
+      } else if (job->mirror) {
+        return;  // a mirror copy never waits
+      } else if (static_cast<int>(s.waiting.size()) >= options.queue_limit) {
+        refused = Error(503, StrCat("revision ", s.revision, " is at capacity: ",
+                                    s.waiting.size(), " requests are already waiting"));
+      } else {
+        s.Integrate(now);
+        job->deadline = now + options.queue_deadline;
+        demand = s.replicas.empty();
+        s.waiting.push_back(std::move(job));
+      }
+    }
+    if (refused.has_value()) {
+      refused->headers.emplace_back("Retry-After", "1");
+      Finish(*job, std::move(*refused), 0);
+      return;
+    }
+    if (job) {
+      Submit(std::move(job));
+    } else if (demand && options.on_demand) {
+      options.on_demand(s.key);
+    }
+  }
+
+  // Gives queued jobs the replicas that have room. Called with s.mu held;
+  // returns the jobs to submit.
+  std::vector<std::unique_ptr<Job>> Drain(RevState& s, Clock::time_point now) {
+    std::vector<std::unique_ptr<Job>> ready;
+    while (!s.waiting.empty()) {
+      Replica* r = s.Pick();
+      if (r == nullptr) break;
+      s.Integrate(now);
+      auto job = std::move(s.waiting.front());
+      s.waiting.pop_front();
+      ++r->outstanding;
+      ++s.in_flight;
+      ++s.requests_since;
+      job->port = r->port;
+      ready.push_back(std::move(job));
+    }
+    return ready;
+  }
+
+  void Release(RevState& s, uint16_t port) {
+    std::vector<std::unique_ptr<Job>> next;
+    {
+      std::lock_guard<std::mutex> lock(s.mu);
+      Clock::time_point now = Clock::now();
+      s.Integrate(now);
+      --s.in_flight;
+      for (auto& r : s.replicas)
+        if (r.port == port) --r.outstanding;
+      next = Drain(s, now);
+    }
+    for (auto& j : next) Submit(std::move(j));
+  }
 
   void Work() {
     HttpClient client;
     while (true) {
-      Job job;
+      std::unique_ptr<Job> job;
       {
-        std::unique_lock<std::mutex> lock(mu);
-        cv.wait(lock, [&] { return stopping || !queue.empty(); });
-        if (queue.empty()) return;
-        job = std::move(queue.front());
-        queue.pop_front();
+        std::unique_lock<std::mutex> lock(pool_mu);
+        pool_cv.wait(lock, [&] { return stopping || !pool_queue.empty(); });
+        if (pool_queue.empty()) return;
+        job = std::move(pool_queue.front());
+        pool_queue.pop_front();
       }
-      job.done(Forward(client, job));
+      Forward(client, std::move(job));
     }
   }
 
-  HttpResponse Forward(HttpClient& client, const Job& job) {
+  void Forward(HttpClient& client, std::unique_ptr<Job> job) {
+    RevState& s = *job->rev;
     HttpClientRequest request;
-    request.method = job.method;
-    request.headers = job.headers;
-    if (job.body) request.body = *job.body;
-    request.timeout = std::chrono::seconds(job.timeout_seconds);
-    const size_t n = job.ports.size();
-    const uint64_t first = next.fetch_add(1);
-    absl::Status last;
-    for (size_t attempt = 0; attempt < n; ++attempt) {
-      uint16_t port = job.ports[(first + attempt) % n];
-      request.url = StrCat("http://127.0.0.1:", port, job.target);
-      auto response = client.Send(request);
-      if (response.ok()) {
-        HttpResponse out;
-        out.status = response->status;
-        out.body = std::move(response->body);
-        out.content_type = "";
-        for (auto& [name, value] : response->headers) {
-          if (IEquals(name, "content-type") || IEquals(name, "inference-header-content-length") ||
-              !SkippedInResponse(name))
-            out.headers.emplace_back(std::move(name), std::move(value));
-        }
-        return out;
-      }
-      last = response.status();
-      // Only a refused connection is safe to retry: nothing reached the replica.
-      if (last.code() != absl::StatusCode::kUnavailable) break;
+    request.method = job->method;
+    request.headers = job->headers;
+    if (job->body) request.body = *job->body;
+    request.timeout = std::chrono::milliseconds(job->timeout_ms);
+    absl::StatusOr<HttpClientResponse> response = absl::UnavailableError("not sent");
+    for (int attempt = 0;; ++attempt) {
+      request.url = StrCat("http://127.0.0.1:", job->port, job->target);
+      response = client.Send(request);
+      // Only a refused connection is retried: nothing reached the replica.
+      if (response.ok() || response.status().code() != absl::StatusCode::kUnavailable ||
+          attempt >= job->retries)
+        break;
+      std::lock_guard<std::mutex> lock(s.mu);
+      Replica* other = s.Pick(job->port);
+      if (other == nullptr) break;
+      for (auto& r : s.replicas)
+        if (r.port == job->port) --r.outstanding;
+      ++other->outstanding;
+      job->port = other->port;
     }
-    if (last.code() == absl::StatusCode::kDeadlineExceeded)
-      return Error(504, StrCat("revision ", job.revision, " did not answer within ",
-                               job.timeout_seconds, " s"));
-    return Error(502, StrCat("revision ", job.revision, ": ", last.message()));
+    const uint16_t port = job->port;
+    if (job->mirror) {
+      Release(s, port);
+      return;
+    }
+    HttpResponse out;
+    if (response.ok()) {
+      out.status = response->status;
+      out.body = std::move(response->body);
+      out.content_type = "";
+      for (auto& [name, value] : response->headers)
+        if (!SkippedInResponse(name)) out.headers.emplace_back(std::move(name), std::move(value));
+    } else if (response.status().code() == absl::StatusCode::kDeadlineExceeded) {
+      out = Error(504, StrCat("revision ", s.revision, " did not answer within ",
+                              job->timeout_ms, " ms"));
+    } else {
+      out = Error(502, StrCat("revision ", s.revision, ": ", response.status().message()));
+    }
+    Finish(*job, std::move(out), port);
+    Release(s, port);
+  }
+
+  // Answers the client, counts, logs.
+  void Finish(Job& job, HttpResponse response, uint16_t port) {
+    RevState& s = *job.rev;
+    const double seconds = std::chrono::duration<double>(Clock::now() - job.start).count();
+    const int cls = response.status >= 100 && response.status < 600 ? response.status / 100 : 0;
+    s.by_class[cls].fetch_add(1, std::memory_order_relaxed);
+    size_t bucket = 0;
+    while (bucket < kBuckets.size() && seconds > kBuckets[bucket]) ++bucket;
+    s.histogram[bucket].fetch_add(1, std::memory_order_relaxed);
+    s.latency_sum_us.fetch_add(static_cast<uint64_t>(seconds * 1e6), std::memory_order_relaxed);
+    response.headers.emplace_back("x-osprey-revision", s.revision);
+    if (job.generated_id) response.headers.emplace_back("x-request-id", job.request_id);
+    if (access_log != nullptr) {
+      std::lock_guard<std::mutex> lock(log_mu);
+      std::fprintf(access_log, "%s %s %s %s %s %d %.3fms port=%u\n", job.request_id.c_str(),
+                   job.method.c_str(), job.host.c_str(), job.target.c_str(), s.key.c_str(),
+                   response.status, seconds * 1000, port);
+    }
+    job.done(std::move(response));
+  }
+
+  // Fails queued requests past their deadline; flushes the access log.
+  void Reap() {
+    std::unique_lock<std::mutex> lock(pool_mu);
+    while (!stopping) {
+      pool_cv.wait_for(lock, std::chrono::milliseconds(20));
+      lock.unlock();
+      std::vector<std::unique_ptr<Job>> expired;
+      std::vector<std::shared_ptr<RevState>> all;
+      {
+        std::lock_guard<std::mutex> sl(states_mu);
+        for (auto& [k, s] : states) all.push_back(s);
+      }
+      const Clock::time_point now = Clock::now();
+      for (auto& s : all) {
+        std::lock_guard<std::mutex> sl(s->mu);
+        while (!s->waiting.empty() && (s->waiting.front()->deadline <= now || !s->routed)) {
+          s->Integrate(now);
+          expired.push_back(std::move(s->waiting.front()));
+          s->waiting.pop_front();
+        }
+      }
+      for (auto& job : expired) {
+        HttpResponse r = Error(
+            503, job->rev->routed
+                     ? StrCat("no replica of revision ", job->rev->revision,
+                              " could take the request within ",
+                              std::chrono::duration_cast<std::chrono::seconds>(
+                                  options.queue_deadline)
+                                  .count(),
+                              " s")
+                     : StrCat("revision ", job->rev->revision, " no longer takes traffic"));
+        r.headers.emplace_back("Retry-After", "1");
+        Finish(*job, std::move(r), 0);
+      }
+      if (access_log != nullptr) {
+        std::lock_guard<std::mutex> ll(log_mu);
+        std::fflush(access_log);
+      }
+      lock.lock();
+    }
   }
 };
 
-EntryHandler::EntryHandler(Options options, RouteSource routes) : impl_(std::make_unique<Impl>()) {
-  impl_->options = options;
-  impl_->routes = std::move(routes);
-  for (int i = 0; i < std::max(1, options.proxy_threads); ++i)
-    impl_->threads.emplace_back([this] { impl_->Work(); });
+Gateway::Gateway(Options options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+  if (!impl_->options.access_log.empty()) {
+    impl_->access_log = std::fopen(impl_->options.access_log.c_str(), "ae");
+    if (impl_->access_log == nullptr) {
+      OSPREY_LOG(kError) << "cannot open access log " << impl_->options.access_log;
+    }
+  }
+  for (int i = 0; i < std::max(1, impl_->options.proxy_threads); ++i)
+    impl_->workers.emplace_back([this] { impl_->Work(); });
+  impl_->reaper = std::thread([this] { impl_->Reap(); });
 }
 
-EntryHandler::~EntryHandler() {
+Gateway::~Gateway() {
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    std::lock_guard<std::mutex> lock(impl_->pool_mu);
     impl_->stopping = true;
   }
-  impl_->cv.notify_all();
-  for (auto& t : impl_->threads) t.join();
+  impl_->pool_cv.notify_all();
+  for (auto& t : impl_->workers) t.join();
+  impl_->reaper.join();
 }
 
-void EntryHandler::Handle(const HttpRequest& request, HttpDone done) {
-  std::shared_ptr<const RouteTable> table = impl_->routes();
+void Gateway::Update(std::shared_ptr<const RouteTable> table) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->table_mu);
+    impl_->table = table;
+  }
+  std::vector<std::unique_ptr<Impl::Job>> ready;
+  std::map<std::string, bool> present;
+  for (const auto& t : table->revisions) {
+    present[t.key] = true;
+    auto s = impl_->StateFor(t);
+    std::lock_guard<std::mutex> lock(s->mu);
+    s->routed = true;
+    s->container_concurrency = t.container_concurrency;
+    std::vector<Impl::Replica> next;
+    for (uint16_t port : t.ports) {
+      Impl::Replica r{port, 0};
+      for (const auto& old : s->replicas)
+        if (old.port == port) r.outstanding = old.outstanding;
+      next.push_back(r);
+    }
+    s->replicas = std::move(next);
+    for (auto& j : impl_->Drain(*s, Clock::now())) ready.push_back(std::move(j));
+  }
+  {
+    std::lock_guard<std::mutex> lock(impl_->states_mu);
+    for (auto& [key, s] : impl_->states)
+      if (!present.count(key)) {
+        std::lock_guard<std::mutex> sl(s->mu);
+        s->routed = false;  // its queued requests are refused by the reaper
+        s->replicas.clear();
+      }
+  }
+  for (auto& j : ready) impl_->Submit(std::move(j));
+}
+
+void Gateway::Handle(const HttpRequest& request, HttpDone done) {
+  std::shared_ptr<const RouteTable> table;
+  {
+    std::lock_guard<std::mutex> lock(impl_->table_mu);
+    table = impl_->table;
+  }
   std::string_view host = FindHeader(request.headers, "Host");
   std::string_view path = request.target.substr(0, request.target.find('?'));
-  const RouteTarget* target = table ? FindTarget(*table, host, path) : nullptr;
-  if (target == nullptr) {
+  const Route* route = MatchRoute(*table, host, path, [&](std::string_view name) {
+    return FindHeader(request.headers, name);
+  });
+  if (route == nullptr) {
     done(Error(404, StrCat("no InferenceService serves host '", host, "' or path '", path,
                            "' (is it applied and ready? `osprey get isvc`)")));
     return;
   }
-  if (target->ports.empty()) {
-    HttpResponse r = Error(503, StrCat("InferenceService ", target->namespace_, "/", target->name,
-                                       ": revision ", target->revision, " has no ready replica"));
+  const WeightedRevision* pick = PickWeighted(route->split, Uniform100());
+  if (pick == nullptr) {
+    HttpResponse r = Error(503, StrCat("InferenceService ", route->namespace_, "/", route->name,
+                                       " has no ready revision"));
     r.headers.emplace_back("Retry-After", "1");
     done(std::move(r));
     return;
   }
-  Impl::Job job;
-  job.method = std::string(request.method);
-  job.target = std::string(request.target);
+  auto job = std::make_unique<Impl::Job>();
+  job->start = request.arrival.time_since_epoch().count() ? request.arrival : Clock::now();
+  job->method = std::string(request.method);
+  job->target = std::string(request.target);
+  job->host = std::string(host);
   if (request.headers.visit != nullptr)
     request.headers.visit(request.headers.context, [&](std::string_view n, std::string_view v) {
-      if (!Skipped(n)) job.headers.emplace_back(std::string(n), std::string(v));
+      if (!HopByHop(n)) job->headers.emplace_back(std::string(n), std::string(v));
     });
-  job.body = request.body;
-  job.ports = target->ports;
-  job.revision = target->revision;
-  job.timeout_seconds =
-      target->timeout_seconds > 0 ? target->timeout_seconds : impl_->options.default_timeout_seconds;
-  job.done = std::move(done);
-  {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    impl_->queue.push_back(std::move(job));
+  job->request_id = std::string(FindHeader(request.headers, "x-request-id"));
+  if (job->request_id.empty()) {
+    job->request_id = MakeRequestId();
+    job->generated_id = true;
+    job->headers.emplace_back("x-request-id", job->request_id);
   }
-  impl_->cv.notify_one();
+  job->body = request.body;
+  job->timeout_ms = route->timeout_ms > 0 ? route->timeout_ms : impl_->options.default_timeout_ms;
+  job->retries = route->retries;
+  job->rev = impl_->StateFor(table->revisions[pick->revision]);
+  job->done = std::move(done);
+  if (route->mirror.has_value() && Uniform100() < route->mirror->percent) {
+    auto copy = std::make_unique<Impl::Job>();
+    copy->method = job->method;
+    copy->target = job->target;
+    copy->headers = job->headers;
+    copy->body = job->body;
+    copy->timeout_ms = job->timeout_ms;
+    copy->mirror = true;
+    copy->start = job->start;
+    copy->rev = impl_->StateFor(table->revisions[route->mirror->revision]);
+    impl_->Admit(std::move(copy));
+  }
+  impl_->Admit(std::move(job));
+}
+
+std::vector<RevisionStats> Gateway::CollectStats() {
+  std::vector<std::shared_ptr<Impl::RevState>> all;
+  {
+    std::lock_guard<std::mutex> lock(impl_->states_mu);
+    for (auto& [k, s] : impl_->states) all.push_back(s);
+  }
+  std::vector<RevisionStats> out;
+  const Clock::time_point now = Clock::now();
+  for (auto& s : all) {
+    std::lock_guard<std::mutex> lock(s->mu);
+    s->Integrate(now);
+    const double dt = std::chrono::duration<double>(now - s->last_collect).count();
+    RevisionStats st;
+    st.key = s->key;
+    st.concurrency = dt > 0 ? s->integral / dt : 0;
+    st.rps = dt > 0 ? s->requests_since / dt : 0;
+    st.waiting = static_cast<int>(s->waiting.size());
+    st.in_flight = s->in_flight;
+    s->integral = 0;
+    s->requests_since = 0;
+    s->last_collect = now;
+    out.push_back(std::move(st));
+  }
+  return out;
+}
+
+std::string Gateway::RenderMetrics() const {
+  std::vector<std::shared_ptr<Impl::RevState>> all;
+  {
+    std::lock_guard<std::mutex> lock(impl_->states_mu);
+    for (auto& [k, s] : impl_->states) all.push_back(s);
+  }
+  std::string out;
+  auto labels = [](const Impl::RevState& s) {
+    size_t slash = s.key.find('/');
+    return StrCat("namespace=\"", s.key.substr(0, slash), "\",revision=\"", s.revision, "\"");
+  };
+  out += "# HELP osprey_gateway_requests_total Requests answered by the gateway, by revision and "
+         "status class.\n# TYPE osprey_gateway_requests_total counter\n";
+  static const char* kClass[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+  for (const auto& s : all)
+    for (int c = 0; c < 6; ++c)
+      if (uint64_t v = s->by_class[c].load(); v > 0)
+        StrAppend(&out, "osprey_gateway_requests_total{", labels(*s), ",code_class=\"", kClass[c],
+                  "\"} ", v, "\n");
+  out += "# HELP osprey_gateway_request_duration_seconds Time from arrival to answer at the "
+         "gateway.\n# TYPE osprey_gateway_request_duration_seconds histogram\n";
+  for (const auto& s : all) {
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b <= kBuckets.size(); ++b) {
+      cumulative += s->histogram[b].load();
+      std::string le = b < kBuckets.size() ? StrCat(kBuckets[b]) : "+Inf";
+      StrAppend(&out, "osprey_gateway_request_duration_seconds_bucket{", labels(*s), ",le=\"", le,
+                "\"} ", cumulative, "\n");
+    }
+    StrAppend(&out, "osprey_gateway_request_duration_seconds_sum{", labels(*s), "} ",
+              s->latency_sum_us.load() / 1e6, "\n");
+    StrAppend(&out, "osprey_gateway_request_duration_seconds_count{", labels(*s), "} ",
+              cumulative, "\n");
+  }
+  out += "# HELP osprey_gateway_concurrency Requests in flight to a revision's replicas.\n"
+         "# TYPE osprey_gateway_concurrency gauge\n";
+  std::string queue = "# HELP osprey_gateway_queue_depth Requests held waiting for a replica "
+                      "(activator).\n# TYPE osprey_gateway_queue_depth gauge\n";
+  for (const auto& s : all) {
+    std::lock_guard<std::mutex> lock(s->mu);
+    StrAppend(&out, "osprey_gateway_concurrency{", labels(*s), "} ", s->in_flight, "\n");
+    StrAppend(&queue, "osprey_gateway_queue_depth{", labels(*s), "} ", s->waiting.size(), "\n");
+  }
+  return out + queue;
 }
 
 }  // namespace osprey::gateway

@@ -1,44 +1,63 @@
 #pragma once
 
-// The gateway's entry point: finds the InferenceService a request is for, by
-// Host ({name}-{namespace}.{domain}) or, failing that, by the model name in a
-// V1/V2 path (/v1/models/{name}..., /v2/models/{name}...), and forwards it to
-// a ready replica of the revision that takes its traffic (round robin).
+// The gateway: routes each request (see route_table.h) to a revision, and
+// within it to the ready replica with the fewest requests outstanding, never
+// past the revision's containerConcurrency. When no replica can take it (none
+// ready: the revision is at zero, or all at their limit) the request waits in
+// the revision's bounded queue (the activator) and the control plane is
+// poked to scale up; it leaves the queue for the first replica with room, or
+// gets 503 with Retry-After past the queue bound or its deadline.
 //
-// Forwarding runs on a pool of proxy threads, each with its own keep-alive
-// connections to the replicas; the HTTP server's loops never block on a
-// replica. A connection failure before the request was sent is retried on
-// another replica; nothing is retried once a replica may have seen it.
+// Forwarding runs on a pool of proxy threads with keep-alive connections to
+// the replicas; the HTTP server's loops never block. A refused connection is
+// retried on another replica (nothing reached the replica); nothing else is
+// retried, and never after a timeout.
+//
+// Per revision it measures what the autoscaler needs (time-averaged
+// concurrency including queued requests, requests/s) and exports Prometheus
+// metrics: requests by code class, latency histogram, concurrency and queue
+// depth. An access log line per request carries its x-request-id (made up
+// when the client sent none).
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gateway/route_table.h"
 #include "server/http_types.h"
 
 namespace osprey::gateway {
 
-class EntryHandler : public HttpHandler {
+class Gateway : public HttpHandler {
  public:
   struct Options {
-    int proxy_threads = 16;
-    int default_timeout_seconds = 60;
+    int proxy_threads = 32;
+    int default_timeout_ms = 60000;
+    int queue_limit = 1000;  // requests held per revision
+    std::chrono::milliseconds queue_deadline{30000};
+    std::string access_log;  // file path; empty: none
+    // Called (from a gateway thread) when a request is queued for a revision
+    // with no ready replica: the control plane should scale it up now.
+    std::function<void(const std::string& revision_key)> on_demand;
   };
-  using RouteSource = std::function<std::shared_ptr<const RouteTable>()>;
 
-  EntryHandler(Options options, RouteSource routes);
-  ~EntryHandler() override;
+  explicit Gateway(Options options);
+  ~Gateway() override;
+
+  // Replaces the route table (thread-safe; requests in progress keep theirs).
+  void Update(std::shared_ptr<const RouteTable> table);
   void Handle(const HttpRequest& request, HttpDone done) override;
+
+  // Per revision seen since the previous call; resets the averages.
+  std::vector<RevisionStats> CollectStats();
+  // Prometheus text exposition of the gateway's metrics.
+  std::string RenderMetrics() const;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-// The target of a request, or nullptr: by host first, then by the model name
-// in the path (a name served in several namespaces prefers "default").
-const RouteTarget* FindTarget(const RouteTable& table, std::string_view host,
-                              std::string_view path);
 
 }  // namespace osprey::gateway

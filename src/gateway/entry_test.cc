@@ -1,41 +1,92 @@
-#include "gateway/entry.h"
-
 #include <gtest/gtest.h>
+
+#include <map>
+
+#include "gateway/route_table.h"
 
 namespace osprey::gateway {
 namespace {
 
 RouteTable Table() {
   RouteTable t;
-  t.targets = {{"default", "iris", "iris-predictor-00001", {1001}, 0},
-               {"team", "iris", "iris-predictor-00003", {1002}, 0},
-               {"team", "flowers", "flowers-predictor-00001", {}, 0}};
-  t.hosts = {{"iris-default.example.com", 0},
-             {"iris-team.example.com", 1},
-             {"flowers-team.example.com", 2}};
+  t.revisions = {{"default/iris-1", "iris-1", {1001}, 0},
+                 {"team/iris-3", "iris-3", {1002}, 0},
+                 {"team/flowers-1", "flowers-1", {}, 0},
+                 {"team/iris-4", "iris-4", {1003}, 0}};
+  Route iris;
+  iris.namespace_ = "default";
+  iris.name = iris.model_name = "iris";
+  iris.hosts = {"iris-default.example.com"};
+  iris.split = {{0, 100}};
+  Route team_latest;
+  team_latest.namespace_ = "team";
+  team_latest.name = "iris";
+  team_latest.hosts = {"latest-iris-team.example.com"};
+  team_latest.split = {{3, 100}};
+  Route team_canary_header;  // a header match: testers reach the canary
+  team_canary_header.namespace_ = "team";
+  team_canary_header.name = "iris";
+  team_canary_header.hosts = {"iris-team.example.com"};
+  team_canary_header.headers = {{"X-Canary", {StringMatch::Kind::kExact, "yes"}}};
+  team_canary_header.split = {{3, 100}};
+  Route team;
+  team.namespace_ = "team";
+  team.name = team.model_name = "iris";
+  team.hosts = {"iris-team.example.com"};
+  team.split = {{1, 90}, {3, 10}};
+  Route flowers;
+  flowers.namespace_ = "team";
+  flowers.name = flowers.model_name = "flowers";
+  flowers.hosts = {"flowers-team.example.com"};
+  flowers.uri = StringMatch{StringMatch::Kind::kPrefix, "/v2/"};
+  flowers.split = {{2, 100}};
+  t.routes = {iris, team_latest, team_canary_header, team, flowers};
   return t;
 }
 
-TEST(FindTarget, Table) {
+TEST(MatchRoute, Table) {
   RouteTable t = Table();
   struct Case {
-    std::string host, path, want;  // want: "ns/name" or "" for none
+    std::string host, path, header;  // header: value of X-Canary ("" absent)
+    int want;                        // index into t.routes, -1 none
   } cases[] = {
-      {"iris-team.example.com", "/v1/models/iris:predict", "team/iris"},
-      {"IRIS-TEAM.example.com:8080", "/anything", "team/iris"},
-      {"iris-default.example.com", "/v2/models/other/infer", "default/iris"},
-      {"127.0.0.1:8080", "/v1/models/iris:predict", "default/iris"},  // path, default ns first
-      {"127.0.0.1:8080", "/v2/models/flowers/infer", "team/flowers"},
-      {"127.0.0.1:8080", "/v2/models/flowers", "team/flowers"},
-      {"127.0.0.1:8080", "/v2/models/nothing/infer", ""},
-      {"unknown.example.com", "/v2/health/ready", ""},
-      {"", "/v1/models/", ""},
+      {"iris-team.example.com", "/v1/models/iris:predict", "", 3},
+      {"IRIS-TEAM.example.com:8080", "/anything", "", 3},
+      {"iris-team.example.com", "/v1/models/iris:predict", "yes", 2},
+      {"iris-team.example.com", "/v1/models/iris:predict", "no", 3},
+      {"latest-iris-team.example.com", "/v1/models/iris:predict", "", 1},
+      {"iris-default.example.com", "/v2/models/other/infer", "", 0},
+      {"127.0.0.1:8080", "/v1/models/iris:predict", "", 0},  // by path, "default" first
+      {"127.0.0.1:8080", "/v2/models/flowers/infer", "", 4},
+      {"127.0.0.1:8080", "/v1/models/flowers:predict", "", -1},  // the uri match says /v2/
+      {"127.0.0.1:8080", "/v2/models/nothing/infer", "", -1},
+      {"unknown.example.com", "/v2/health/ready", "", -1},
+      {"", "/v1/models/", "", -1},
   };
   for (const auto& c : cases) {
-    const RouteTarget* got = FindTarget(t, c.host, c.path);
-    std::string name = got ? got->namespace_ + "/" + got->name : "";
-    EXPECT_EQ(name, c.want) << c.host << " " << c.path;
+    const Route* got = MatchRoute(t, c.host, c.path, [&](std::string_view name) {
+      return internal::HeaderNameEquals(name, "x-canary") ? std::string_view(c.header)
+                                                           : std::string_view();
+    });
+    int index = got == nullptr ? -1 : static_cast<int>(got - t.routes.data());
+    EXPECT_EQ(index, c.want) << c.host << " " << c.path << " " << c.header;
   }
+}
+
+TEST(PickWeighted, CumulativePercents) {
+  std::vector<WeightedRevision> split = {{7, 10}, {8, 0}, {9, 90}};
+  struct Case {
+    double u;
+    size_t want;
+  } cases[] = {{0, 7}, {9.999, 7}, {10, 9}, {50, 9}, {99.999, 9}, {100, 9}};
+  for (const auto& c : cases) EXPECT_EQ(PickWeighted(split, c.u)->revision, c.want) << c.u;
+  EXPECT_EQ(PickWeighted({{1, 0}}, 5), nullptr);
+  EXPECT_EQ(PickWeighted({}, 5), nullptr);
+  // Over many uniform draws the split is the configured one.
+  std::map<size_t, int> counts;
+  for (int i = 0; i < 10000; ++i) ++counts[PickWeighted(split, i / 100.0)->revision];
+  EXPECT_EQ(counts[7], 1000);
+  EXPECT_EQ(counts[9], 9000);
 }
 
 }  // namespace

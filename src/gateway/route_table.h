@@ -1,28 +1,120 @@
 #pragma once
 
-// The gateway's view of where traffic goes: an immutable snapshot that the
-// control plane replaces as a whole on every change (readers keep the
-// shared_ptr they took for the duration of one request).
+// The gateway's routing, as data: an immutable snapshot that the control
+// plane builds from its InferenceServices (and that Istio VirtualService
+// rules or Knative traffic blocks map onto) and replaces as a whole on every
+// change. Readers keep the shared_ptr they took for one request.
+//
+// A request is matched against the routes in order: host (exact, any of
+// `hosts`), then the URI and header matches. When no route's host matches,
+// the model name in a V1/V2 path (/v1/models/NAME..., /v2/models/NAME...)
+// selects the route whose `model_name` it is. The route then splits requests
+// between revisions by weight, optionally mirrors a share to another revision
+// (answer discarded), with a per-route timeout and retries on connection
+// failure only.
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 namespace osprey::gateway {
 
-// Where the gateway sends traffic for one InferenceService.
-struct RouteTarget {
+struct StringMatch {
+  enum class Kind { kExact, kPrefix };
+  Kind kind = Kind::kPrefix;
+  std::string value;
+  bool Matches(std::string_view s) const {
+    return kind == Kind::kExact ? s == value : s.substr(0, value.size()) == value;
+  }
+};
+
+struct HeaderMatch {
+  std::string name;  // compared case-insensitively
+  StringMatch value;
+};
+
+// One revision's replicas as the control plane sees them.
+struct RevisionTarget {
+  std::string key;       // "{namespace}/{revision}": unique
+  std::string revision;  // its name
+  std::vector<uint16_t> ports;  // ready replicas on 127.0.0.1
+  int container_concurrency = 0;  // hard in-flight limit per replica, 0: none
+};
+
+struct WeightedRevision {
+  size_t revision = 0;  // index into RouteTable::revisions
+  int percent = 0;
+};
+
+struct Route {
   std::string namespace_;
-  std::string name;
-  std::string revision;         // receives the traffic
-  std::vector<uint16_t> ports;  // its ready replicas on 127.0.0.1
-  int timeout_seconds = 0;      // 0: the gateway's default
+  std::string name;        // the InferenceService
+  std::string model_name;  // path fallback (/v1/models/NAME); empty: host only
+  std::vector<std::string> hosts;  // lower case, without port
+  std::optional<StringMatch> uri;
+  std::vector<HeaderMatch> headers;
+  std::vector<WeightedRevision> split;  // percents sum to 100
+  std::optional<WeightedRevision> mirror;
+  int timeout_ms = 0;  // 0: the gateway's default
+  int retries = 2;     // further attempts when a replica refuses the connection
 };
 
 struct RouteTable {
-  std::vector<RouteTarget> targets;
-  std::vector<std::pair<std::string, size_t>> hosts;  // host -> index in targets
+  std::vector<Route> routes;
+  std::vector<RevisionTarget> revisions;
 };
+
+// What the gateway measured of one revision (the autoscaler's input).
+struct RevisionStats {
+  std::string key;         // "{namespace}/{revision}"
+  double concurrency = 0;  // time-averaged in flight + waiting, since the last collection
+  double rps = 0;
+  int waiting = 0;  // held in the queue now
+  int in_flight = 0;
+};
+
+// The route of a request, or nullptr (pure). `header` looks a request header
+// up by name (case-insensitive), returning empty when absent.
+template <typename HeaderLookup>
+const Route* MatchRoute(const RouteTable& table, std::string_view host, std::string_view path,
+                        HeaderLookup header);
+
+// The entry of `split` that a uniform draw `u` in [0, 100) falls in, by the
+// cumulative percents; nullptr when they are all 0 (pure).
+const WeightedRevision* PickWeighted(const std::vector<WeightedRevision>& split, double u);
+
+// ---- implementation of the template ----
+namespace internal {
+bool HostEquals(std::string_view route_host, std::string_view host);
+std::string_view HostWithoutPort(std::string_view host);
+std::string_view PathModel(std::string_view path);
+bool HeaderNameEquals(std::string_view a, std::string_view b);
+}  // namespace internal
+
+template <typename HeaderLookup>
+const Route* MatchRoute(const RouteTable& table, std::string_view host, std::string_view path,
+                        HeaderLookup header) {
+  host = internal::HostWithoutPort(host);
+  auto rest_matches = [&](const Route& r) {
+    if (r.uri.has_value() && !r.uri->Matches(path)) return false;
+    for (const auto& h : r.headers)
+      if (!h.value.Matches(header(h.name))) return false;
+    return true;
+  };
+  for (const auto& r : table.routes)
+    for (const auto& h : r.hosts)
+      if (internal::HostEquals(h, host) && rest_matches(r)) return &r;
+  std::string_view model = internal::PathModel(path);
+  if (model.empty()) return nullptr;
+  const Route* found = nullptr;
+  for (const auto& r : table.routes)
+    if (r.model_name == model && rest_matches(r) &&
+        (found == nullptr || r.namespace_ == "default"))
+      found = &r;
+  return found;
+}
 
 }  // namespace osprey::gateway

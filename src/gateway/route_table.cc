@@ -1,0 +1,52 @@
+#include "gateway/route_table.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace osprey::gateway {
+namespace internal {
+
+bool HeaderNameEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+bool HostEquals(std::string_view route_host, std::string_view host) {
+  return HeaderNameEquals(route_host, host);
+}
+
+std::string_view HostWithoutPort(std::string_view host) {
+  if (!host.empty() && host.front() == '[') {  // [v6]:port
+    size_t close = host.find(']');
+    return close == std::string_view::npos ? host : host.substr(0, close + 1);
+  }
+  size_t colon = host.rfind(':');
+  return colon == std::string_view::npos ? host : host.substr(0, colon);
+}
+
+std::string_view PathModel(std::string_view path) {
+  for (std::string_view prefix : {"/v1/models/", "/v2/models/"}) {
+    if (path.substr(0, prefix.size()) != prefix) continue;
+    std::string_view rest = path.substr(prefix.size());
+    return rest.substr(0, rest.find_first_of("/:?"));
+  }
+  return {};
+}
+
+}  // namespace internal
+
+const WeightedRevision* PickWeighted(const std::vector<WeightedRevision>& split, double u) {
+  double cumulative = 0;
+  const WeightedRevision* last = nullptr;
+  for (const auto& w : split) {
+    if (w.percent <= 0) continue;
+    cumulative += w.percent;
+    last = &w;
+    if (u < cumulative) return &w;
+  }
+  return last;  // rounding: u at the very top
+}
+
+}  // namespace osprey::gateway
