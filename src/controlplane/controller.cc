@@ -283,6 +283,8 @@ struct Controller::Impl {
   std::map<std::string, RuntimeEntry> runtimes;  // "ns/name"; ns "" for cluster runtimes
   std::map<std::string, RevEntry> revisions;     // "ns/name"
   std::vector<std::thread> fetchers;
+  std::map<std::string, std::chrono::steady_clock::time_point> retiring;  // replica id -> since
+  std::string routes_signature;  // of the last table published
   std::atomic<uint64_t> event_seq{0};
   std::thread loop;
 
@@ -694,8 +696,22 @@ struct Controller::Impl {
       UpdateStatus(isvc_key, entry, plan.status);
       routed.push_back(std::move(route));
     }
-    for (const auto& s : replicas)
-      if (!live.count(s.id) && s.state != ReplicaState::kStopping) to_stop->push_back(s.id);
+    // A replica that leaves is first taken out of the routes; it is stopped
+    // (SIGTERM, then it drains) only after the drain delay, so that no
+    // request the gateway already sent its way meets a closed port.
+    const auto steady_now = std::chrono::steady_clock::now();
+    std::set<std::string> present;
+    for (const auto& s : replicas) {
+      present.insert(s.id);
+      if (live.count(s.id) || s.state == ReplicaState::kStopping) continue;
+      auto [it, inserted] = retiring.emplace(s.id, steady_now);
+      if (s.state != ReplicaState::kReady || steady_now - it->second >= opts.replica_drain_delay) {
+        to_stop->push_back(s.id);
+        retiring.erase(it);
+      }
+    }
+    for (auto it = retiring.begin(); it != retiring.end();)
+      it = live.count(it->first) || !present.count(it->first) ? retiring.erase(it) : std::next(it);
     PublishRoutes(routed, replicas, live);
   }
 
@@ -769,6 +785,7 @@ struct Controller::Impl {
         std::string latest = StrCat(ns, "/", e.status.latest_created);
         if (revisions.count(latest) && revisions.at(latest).aspired) {
           gateway::Route r = base;
+          r.draws = std::make_shared<std::atomic<uint64_t>>(0);
           r.hosts = {StrCat("latest-", host)};
           r.split = {{revision_index(latest), 100}};
           table->routes.push_back(std::move(r));
@@ -776,18 +793,35 @@ struct Controller::Impl {
         std::string prev = tagged("prev");
         if (!prev.empty()) {
           gateway::Route r = base;
+          r.draws = std::make_shared<std::atomic<uint64_t>>(0);
           r.hosts = {StrCat("prev-", host)};
           r.split = {{revision_index(StrCat(ns, "/", prev)), 100}};
           table->routes.push_back(std::move(r));
         }
       }
       gateway::Route main = base;
+      main.draws = std::make_shared<std::atomic<uint64_t>>(0);
       main.hosts = {host};
       main.model_name = e.isvc.meta.name;
       for (const auto& t : e.status.traffic)
         if (t.percent > 0) main.split.push_back({revision_index(StrCat(ns, "/", t.revision)), t.percent});
       table->routes.push_back(std::move(main));
     }
+    // Publish only what changed: a route's draw sequence restarts with it.
+    std::string signature;
+    for (const auto& r : table->routes) {
+      StrAppend(&signature, r.namespace_, "/", r.name, "|", r.model_name, "|", r.timeout_ms, "|");
+      for (const auto& h : r.hosts) StrAppend(&signature, h, ",");
+      for (const auto& w : r.split) StrAppend(&signature, w.revision, ":", w.percent, ",");
+      signature += ";";
+    }
+    for (const auto& t : table->revisions) {
+      StrAppend(&signature, t.key, "|", t.container_concurrency, "|");
+      for (uint16_t p : t.ports) StrAppend(&signature, p, ",");
+      signature += ";";
+    }
+    if (signature == routes_signature) return;
+    routes_signature = std::move(signature);
     {
       std::lock_guard<std::mutex> lock(routes_mu);
       routes = table;

@@ -37,6 +37,8 @@ class Controller {
     std::string pvc_root;
     std::chrono::milliseconds tick{200};
     std::chrono::milliseconds replica_stop_grace{10000};
+    // Between a replica leaving the routes and its SIGTERM.
+    std::chrono::milliseconds replica_drain_delay{1000};
     std::chrono::milliseconds replica_startup_timeout{120000};
     // Autoscaling: the KPA defaults (windows, grace, rates) and how often the
     // gateway's measurements are collected for a decision.

@@ -435,7 +435,8 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
                            "' (is it applied and ready? `osprey get isvc`)")));
     return;
   }
-  const WeightedRevision* pick = PickWeighted(route->split, Uniform100());
+  const WeightedRevision* pick =
+      PickWeighted(route->split, SplitDraw(route->draws->fetch_add(1, std::memory_order_relaxed)));
   if (pick == nullptr) {
     HttpResponse r = Error(503, StrCat("InferenceService ", route->namespace_, "/", route->name,
                                        " has no ready revision"));

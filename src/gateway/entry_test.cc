@@ -82,7 +82,17 @@ TEST(PickWeighted, CumulativePercents) {
   for (const auto& c : cases) EXPECT_EQ(PickWeighted(split, c.u)->revision, c.want) << c.u;
   EXPECT_EQ(PickWeighted({{1, 0}}, 5), nullptr);
   EXPECT_EQ(PickWeighted({}, 5), nullptr);
-  // Over many uniform draws the split is the configured one.
+  // The draw sequence splits any run of requests as the weights say.
+  for (int start : {0, 12345}) {
+    std::map<size_t, int> seen;
+    for (int i = 0; i < 10000; ++i) ++seen[PickWeighted(split, SplitDraw(start + i))->revision];
+    EXPECT_NEAR(seen[7], 1000, 10);
+    EXPECT_NEAR(seen[9], 9000, 10);
+    std::map<size_t, int> few;
+    for (int i = 0; i < 100; ++i) ++few[PickWeighted(split, SplitDraw(start + i))->revision];
+    EXPECT_NEAR(few[7], 10, 2);
+  }
+  // Over evenly spaced draws the split is the configured one.
   std::map<size_t, int> counts;
   for (int i = 0; i < 10000; ++i) ++counts[PickWeighted(split, i / 100.0)->revision];
   EXPECT_EQ(counts[7], 1000);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 
 namespace osprey::gateway {
 namespace internal {
@@ -36,6 +37,12 @@ std::string_view PathModel(std::string_view path) {
 }
 
 }  // namespace internal
+
+double SplitDraw(uint64_t n) {
+  constexpr double kPhi = 0.6180339887498948482;  // (sqrt(5) - 1) / 2
+  double x = static_cast<double>(n % (1ull << 52)) * kPhi;
+  return (x - std::floor(x)) * 100.0;
+}
 
 const WeightedRevision* PickWeighted(const std::vector<WeightedRevision>& split, double u) {
   double cumulative = 0;

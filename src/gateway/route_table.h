@@ -13,7 +13,9 @@
 // (answer discarded), with a per-route timeout and retries on connection
 // failure only.
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -60,6 +62,10 @@ struct Route {
   std::optional<WeightedRevision> mirror;
   int timeout_ms = 0;  // 0: the gateway's default
   int retries = 2;     // further attempts when a replica refuses the connection
+  // The route's own draw counter: the n-th request takes SplitDraw(n), so the
+  // observed split matches the weights over any run of requests (not only on
+  // average). Each route needs its own (do not share between routes).
+  std::shared_ptr<std::atomic<uint64_t>> draws = std::make_shared<std::atomic<uint64_t>>(0);
 };
 
 struct RouteTable {
@@ -82,7 +88,12 @@ template <typename HeaderLookup>
 const Route* MatchRoute(const RouteTable& table, std::string_view host, std::string_view path,
                         HeaderLookup header);
 
-// The entry of `split` that a uniform draw `u` in [0, 100) falls in, by the
+// The n-th draw in [0, 100) of a low-discrepancy (golden ratio) sequence:
+// equidistributed, so any N consecutive draws split within O(log N / N) of
+// the weights (pure).
+double SplitDraw(uint64_t n);
+
+// The entry of `split` that a draw `u` in [0, 100) falls in, by the
 // cumulative percents; nullptr when they are all 0 (pure).
 const WeightedRevision* PickWeighted(const std::vector<WeightedRevision>& split, double u);
 

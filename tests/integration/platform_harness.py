@@ -171,3 +171,77 @@ spec:
         name: {fmt}
       storageUri: {storage_uri}{extra_model}
 """
+
+
+class Load:
+    """Continuous load through the gateway from `threads` keep-alive clients.
+
+    Counts every answer by the revision that gave it (x-osprey-revision) and
+    keeps every failure (status, body). window(n) blocks until n answers
+    arrived after the call and returns their split.
+    """
+
+    def __init__(self, port, host, path, body, threads=4):
+        import http.client
+        import threading as th
+        self._http = http.client
+        self.port, self.host, self.path = port, host, path
+        self.body = json.dumps(body).encode()
+        self.threads = [th.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        self.lock = th.Lock()
+        self.cond = th.Condition(self.lock)
+        self.stopping = False
+        self.total = 0
+        self.failures = []
+        self.counts = {}
+        self.window_left = 0
+        self.latencies = []
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def _run(self):
+        conn = None
+        while not self.stopping:
+            if conn is None:
+                conn = self._http.HTTPConnection(harness.HOST, self.port, timeout=30)
+            t0 = time.monotonic()
+            try:
+                conn.request("POST", self.path, body=self.body,
+                             headers={"Host": self.host, "Content-Type": "application/json"})
+                resp = conn.getresponse()
+                data = resp.read()
+                status, revision = resp.status, resp.getheader("x-osprey-revision", "")
+            except (OSError, self._http.HTTPException) as e:
+                conn.close()
+                conn = None
+                status, revision, data = 0, "", repr(e).encode()
+            with self.cond:
+                self.total += 1
+                self.latencies.append(time.monotonic() - t0)
+                if status != 200:
+                    self.failures.append((status, data[:300]))
+                if self.window_left > 0:
+                    self.counts[revision] = self.counts.get(revision, 0) + 1
+                    self.window_left -= 1
+                    if self.window_left == 0:
+                        self.cond.notify_all()
+        if conn is not None:
+            conn.close()
+
+    def window(self, n, timeout=120):
+        """The split of the next n answers: {revision: count}."""
+        with self.cond:
+            self.counts = {}
+            self.window_left = n
+            if not self.cond.wait_for(lambda: self.window_left == 0, timeout):
+                raise AssertionError(f"only {n - self.window_left} of {n} answers in {timeout}s")
+            return dict(self.counts)
+
+    def stop(self):
+        self.stopping = True
+        for t in self.threads:
+            t.join(timeout=60)
+        return self.total, self.failures

@@ -1,0 +1,133 @@
+"""Safe rollout through the gateway, under continuous load: KServe's
+canaryTrafficPercent walked step by step, the observed split within one
+percentage point of the configured one over 10k requests at each step, tag
+hosts reaching their revision, a failing revision never taking traffic, and
+not one failed request across all the transitions.
+"""
+
+import shutil
+import subprocess
+
+import pytest
+import requests
+
+import harness
+from platform_harness import EXAMPLES, Load, Platform
+
+IRIS_ROWS = [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]
+WINDOW = 10_000
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = harness.REPO_ROOT / "build" / "examples"
+    subprocess.run([str(harness.REPO_ROOT / ".venv" / "bin" / "python"),
+                    str(EXAMPLES / "train_example.py"), str(root)], check=True)
+    base = tmp_path_factory.mktemp("versions")
+    dirs = {}
+    for v in ("v1", "v2", "v3"):  # the same model under three URIs: three specs
+        (base / v).mkdir()
+        shutil.copy(root / "xgboost-iris" / "model.json", base / v / "model.json")
+        dirs[v] = base / v
+    (base / "broken").mkdir()
+    (base / "broken" / "model.json").write_text("{ not a model")
+    dirs["broken"] = base / "broken"
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def platform(osprey_bin, tmp_path_factory):
+    p = Platform(osprey_bin, tmp_path_factory.mktemp("rollout") / "home").start()
+    yield p
+    p.stop_everything()
+
+
+def manifest(uri, canary=None):
+    canary_line = f"\n    canaryTrafficPercent: {canary}" if canary is not None else ""
+    return f"""apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: canary
+  annotations:
+    serving.kserve.io/enable-tag-routing: "true"
+spec:
+  predictor:{canary_line}
+    model:
+      modelFormat:
+        name: xgboost
+      storageUri: {uri}
+"""
+
+
+def rev(n):
+    return f"canary-predictor-{n:05d}"
+
+
+def traffic(platform):
+    t = platform.isvc("canary")["status"]["components"]["predictor"]["traffic"]
+    return {e["revisionName"]: e["percent"] for e in t}
+
+
+def check_split(load, want):
+    """The next WINDOW answers split as `want` ({revision: percent}) within 1 pp."""
+    got = load.window(WINDOW)
+    for revision, percent in want.items():
+        observed = 100.0 * got.get(revision, 0) / WINDOW
+        assert abs(observed - percent) <= 1.0, (revision, observed, percent, got)
+    assert set(got) <= {r for r, p in want.items() if p > 0}, got
+
+
+def test_canary_rollout_table_under_load(platform, models):
+    platform.apply_text(manifest(models["v1"]))
+    host = platform.host("canary")
+    load = Load(platform.gateway_port, host, "/v1/models/canary:predict",
+                {"instances": IRIS_ROWS}).start()
+    try:
+        # 1: v1 takes everything.
+        check_split(load, {rev(1): 100})
+        # 2: v2 with canaryTrafficPercent 10.
+        platform.apply_text(manifest(models["v2"], 10))
+        assert traffic(platform) == {rev(2): 10, rev(1): 90}
+        check_split(load, {rev(2): 10, rev(1): 90})
+        row = next(l for l in platform.cli("get", "isvc").stdout.splitlines()
+                   if l.startswith("canary "))
+        assert row.split()[3:5] == ["90", "10"], row  # PREV and LATEST percents
+        # Tag routing: latest- and prev- hosts reach their revision directly.
+        for tag, want in (("latest", rev(2)), ("prev", rev(1))):
+            r = requests.post(f"{platform.gateway}/v1/models/canary:predict",
+                              json={"instances": IRIS_ROWS}, headers={"Host": f"{tag}-{host}"})
+            assert r.status_code == 200 and r.headers["x-osprey-revision"] == want, (tag, r.text)
+        # 3: canaryTrafficPercent 0 rolls back; v2 stays deployed.
+        platform.apply_text(manifest(models["v2"], 0))
+        assert traffic(platform) == {rev(2): 0, rev(1): 100}
+        check_split(load, {rev(1): 100})
+        revs = {r["metadata"]["name"]: r for r in platform.revisions("canary")}
+        assert revs[rev(2)]["status"]["readyReplicas"] == 1
+        # 4: canaryTrafficPercent 30.
+        platform.apply_text(manifest(models["v2"], 30))
+        assert traffic(platform) == {rev(2): 30, rev(1): 70}
+        check_split(load, {rev(2): 30, rev(1): 70})
+        # 5: the field removed: v2 is promoted and becomes the rolled-out revision.
+        platform.apply_text(manifest(models["v2"]))
+        assert traffic(platform) == {rev(2): 100}
+        pred = platform.isvc("canary")["status"]["components"]["predictor"]
+        assert pred["latestRolledoutRevision"] == rev(2)
+        assert pred["previousRolledoutRevision"] == rev(1)
+        check_split(load, {rev(2): 100})
+        # 6: v3 with canaryTrafficPercent 20 against v2.
+        platform.apply_text(manifest(models["v3"], 20))
+        assert traffic(platform) == {rev(3): 20, rev(2): 80}
+        check_split(load, {rev(3): 20, rev(2): 80})
+        # A failing revision never gets traffic, even as a canary.
+        out = platform.apply_text(manifest(models["broken"], 50), check=False)
+        assert out.returncode != 0 and "ModelLoadFailed" in out.stderr, out.stderr
+        assert traffic(platform) == {rev(2): 100}
+        check_split(load, {rev(2): 100})
+    finally:
+        total, failures = load.stop()
+    assert total >= 7 * WINDOW
+    assert failures == [], failures[:5]
+    # v1 was retired along the way: no replica left.
+    revs = {r["metadata"]["name"]: r for r in platform.revisions("canary")}
+    assert revs[rev(1)]["status"]["replicas"] == 0
+    assert revs[rev(1)]["status"]["phase"] == "Retired"
