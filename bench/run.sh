@@ -59,4 +59,9 @@ case ",${BENCH_ONLY:-platform}," in
   *,platform,*)
     "$PY" bench/platform_bench.py || status=$? ;;
 esac
+# The gateway: through it vs straight to the replica; cold start from zero.
+case ",${BENCH_ONLY:-gateway}," in
+  *,gateway,*)
+    "$PY" bench/gateway_bench.py || status=$? ;;
+esac
 exit $status

@@ -13,6 +13,7 @@
 #include <memory>
 #include <sstream>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -48,6 +49,7 @@ const std::vector<FlagSpec> kUpFlags = {
     {"stable-window-s", false, "autoscaler stable window, seconds (60; panic window 10% of it)"},
     {"scale-to-zero-grace-s", false, "idle time past the stable window before zero (30)"},
     {"queue-deadline-s", false, "how long the gateway holds a request for a replica (30)"},
+    {"gateway-threads", false, "event loops of the gateway (default: number of CPUs)"},
     {"log-level", false, "debug, info, warning or error (default info)"},
     {"help", true, "show this help"},
 };
@@ -207,6 +209,13 @@ int UpMain(const std::vector<std::string_view>& args) {
   gateway::Gateway gateway(gateway_opts);
   HttpServer::Options gateway_options;
   gateway_options.port = static_cast<uint16_t>(http_port);
+  gateway_options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (auto it = flags.find("gateway-threads"); it != flags.end()) {
+    if (!absl::SimpleAtoi(it->second, &gateway_options.threads) || gateway_options.threads < 1) {
+      std::fprintf(stderr, "osprey up: --gateway-threads must be a positive integer\n");
+      return 2;
+    }
+  }
   if (flags.count("address")) gateway_options.address = flags["address"];
   auto gateway_server = HttpServer::Start(gateway_options, &gateway);
   if (!gateway_server.ok()) {

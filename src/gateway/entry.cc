@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "common/logging.h"
-#include "net/http_client.h"
+#include "gateway/upstream.h"
 #include "protocol/json_writer.h"
 
 namespace osprey::gateway {
@@ -66,6 +66,8 @@ struct Gateway::Impl {
   struct RevState;
 
   struct Job {
+    void* io = nullptr;  // the loop the request arrived on; its upstream call runs there
+    std::string head;    // request line and headers for the replica
     std::string method;
     std::string target;
     std::string host;
@@ -132,11 +134,9 @@ struct Gateway::Impl {
   mutable std::mutex states_mu;
   std::map<std::string, std::shared_ptr<RevState>> states;
 
-  std::mutex pool_mu;
-  std::condition_variable pool_cv;
-  std::deque<std::unique_ptr<Job>> pool_queue;
+  std::mutex reaper_mu;
+  std::condition_variable reaper_cv;
   bool stopping = false;
-  std::vector<std::thread> workers;
   std::thread reaper;
 
   std::mutex log_mu;
@@ -157,12 +157,10 @@ struct Gateway::Impl {
     return s;
   }
 
+  // Sends the job to its replica from the loop it arrived on.
   void Submit(std::unique_ptr<Job> job) {
-    {
-      std::lock_guard<std::mutex> lock(pool_mu);
-      pool_queue.push_back(std::move(job));
-    }
-    pool_cv.notify_one();
+    void* io = job->io;
+    RunOn(io, [this, job = std::move(job)]() mutable { Forward(std::move(job), 0); });
   }
 
   // Hands the job to a replica with room, or queues it (the activator), or
@@ -237,64 +235,51 @@ struct Gateway::Impl {
     for (auto& j : next) Submit(std::move(j));
   }
 
-  void Work() {
-    HttpClient client;
-    while (true) {
-      std::unique_ptr<Job> job;
-      {
-        std::unique_lock<std::mutex> lock(pool_mu);
-        pool_cv.wait(lock, [&] { return stopping || !pool_queue.empty(); });
-        if (pool_queue.empty()) return;
-        job = std::move(pool_queue.front());
-        pool_queue.pop_front();
-      }
-      Forward(client, std::move(job));
-    }
-  }
-
-  void Forward(HttpClient& client, std::unique_ptr<Job> job) {
-    RevState& s = *job->rev;
-    HttpClientRequest request;
-    request.method = job->method;
-    request.headers = job->headers;
-    if (job->body) request.body = *job->body;
+  // On the job's loop: the upstream call, retried on another replica when
+  // the connection is refused (nothing reached the replica), never otherwise.
+  void Forward(std::unique_ptr<Job> job, int attempt) {
+    UpstreamRequest request;
+    request.io_context = job->io;
+    request.port = job->port;
+    request.head = job->head;
+    request.body = job->body;
     request.timeout = std::chrono::milliseconds(job->timeout_ms);
-    absl::StatusOr<HttpClientResponse> response = absl::UnavailableError("not sent");
-    for (int attempt = 0;; ++attempt) {
-      request.url = StrCat("http://127.0.0.1:", job->port, job->target);
-      response = client.Send(request);
-      // Only a refused connection is retried: nothing reached the replica.
-      if (response.ok() || response.status().code() != absl::StatusCode::kUnavailable ||
-          attempt >= job->retries)
-        break;
-      std::lock_guard<std::mutex> lock(s.mu);
-      Replica* other = s.Pick(job->port);
-      if (other == nullptr) break;
-      for (auto& r : s.replicas)
-        if (r.port == job->port) --r.outstanding;
-      ++other->outstanding;
-      job->port = other->port;
-    }
-    const uint16_t port = job->port;
-    if (job->mirror) {
-      Release(s, port);
-      return;
-    }
-    HttpResponse out;
-    if (response.ok()) {
-      out.status = response->status;
-      out.body = std::move(response->body);
-      out.content_type = "";
-      for (auto& [name, value] : response->headers)
-        if (!SkippedInResponse(name)) out.headers.emplace_back(std::move(name), std::move(value));
-    } else if (response.status().code() == absl::StatusCode::kDeadlineExceeded) {
-      out = Error(504, StrCat("revision ", s.revision, " did not answer within ",
-                              job->timeout_ms, " ms"));
-    } else {
-      out = Error(502, StrCat("revision ", s.revision, ": ", response.status().message()));
-    }
-    Finish(*job, std::move(out), port);
-    Release(s, port);
+    SendUpstream(std::move(request), [this, job = std::move(job),
+                                      attempt](UpstreamResult result) mutable {
+      RevState& s = *job->rev;
+      if (result.status.code() == absl::StatusCode::kUnavailable && attempt < job->retries) {
+        std::unique_lock<std::mutex> lock(s.mu);
+        if (Replica* other = s.Pick(job->port); other != nullptr) {
+          for (auto& r : s.replicas)
+            if (r.port == job->port) --r.outstanding;
+          ++other->outstanding;
+          job->port = other->port;
+          lock.unlock();
+          Forward(std::move(job), attempt + 1);
+          return;
+        }
+      }
+      const uint16_t port = job->port;
+      std::shared_ptr<RevState> rev = job->rev;
+      if (!job->mirror) {
+        HttpResponse out;
+        if (result.status.ok()) {
+          out.status = result.http_status;
+          out.body = std::move(result.body);
+          out.content_type = "";
+          for (auto& [name, value] : result.headers)
+            if (!SkippedInResponse(name))
+              out.headers.emplace_back(std::move(name), std::move(value));
+        } else if (result.status.code() == absl::StatusCode::kDeadlineExceeded) {
+          out = Error(504, StrCat("revision ", s.revision, " did not answer within ",
+                                  job->timeout_ms, " ms"));
+        } else {
+          out = Error(502, StrCat("revision ", s.revision, ": ", result.status.message()));
+        }
+        Finish(*job, std::move(out), port);
+      }
+      Release(*rev, port);
+    });
   }
 
   // Answers the client, counts, logs.
@@ -320,9 +305,9 @@ struct Gateway::Impl {
 
   // Fails queued requests past their deadline; flushes the access log.
   void Reap() {
-    std::unique_lock<std::mutex> lock(pool_mu);
+    std::unique_lock<std::mutex> lock(reaper_mu);
     while (!stopping) {
-      pool_cv.wait_for(lock, std::chrono::milliseconds(20));
+      reaper_cv.wait_for(lock, std::chrono::milliseconds(20));
       lock.unlock();
       std::vector<std::unique_ptr<Job>> expired;
       std::vector<std::shared_ptr<RevState>> all;
@@ -369,18 +354,15 @@ Gateway::Gateway(Options options) : impl_(std::make_unique<Impl>()) {
       OSPREY_LOG(kError) << "cannot open access log " << impl_->options.access_log;
     }
   }
-  for (int i = 0; i < std::max(1, impl_->options.proxy_threads); ++i)
-    impl_->workers.emplace_back([this] { impl_->Work(); });
   impl_->reaper = std::thread([this] { impl_->Reap(); });
 }
 
 Gateway::~Gateway() {
   {
-    std::lock_guard<std::mutex> lock(impl_->pool_mu);
+    std::lock_guard<std::mutex> lock(impl_->reaper_mu);
     impl_->stopping = true;
   }
-  impl_->pool_cv.notify_all();
-  for (auto& t : impl_->workers) t.join();
+  impl_->reaper_cv.notify_all();
   impl_->reaper.join();
 }
 
@@ -444,7 +426,12 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
     done(std::move(r));
     return;
   }
+  if (request.io_context == nullptr) {
+    done(Error(500, "the gateway needs the HTTP server's event loop"));
+    return;
+  }
   auto job = std::make_unique<Impl::Job>();
+  job->io = request.io_context;
   job->start = request.arrival.time_since_epoch().count() ? request.arrival : Clock::now();
   job->method = std::string(request.method);
   job->target = std::string(request.target);
@@ -460,12 +447,19 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
     job->headers.emplace_back("x-request-id", job->request_id);
   }
   job->body = request.body;
+  job->head.reserve(256);
+  StrAppend(&job->head, job->method, " ", job->target, " HTTP/1.1\r\nHost: ",
+            host.empty() ? std::string_view("127.0.0.1") : host, "\r\n");
+  for (const auto& [name, value] : job->headers) StrAppend(&job->head, name, ": ", value, "\r\n");
+  StrAppend(&job->head, "Content-Length: ", job->body ? job->body->size() : 0, "\r\n\r\n");
   job->timeout_ms = route->timeout_ms > 0 ? route->timeout_ms : impl_->options.default_timeout_ms;
   job->retries = route->retries;
   job->rev = impl_->StateFor(table->revisions[pick->revision]);
   job->done = std::move(done);
   if (route->mirror.has_value() && Uniform100() < route->mirror->percent) {
     auto copy = std::make_unique<Impl::Job>();
+    copy->io = job->io;
+    copy->head = job->head;
     copy->method = job->method;
     copy->target = job->target;
     copy->headers = job->headers;

@@ -8,10 +8,11 @@
 // poked to scale up; it leaves the queue for the first replica with room, or
 // gets 503 with Retry-After past the queue bound or its deadline.
 //
-// Forwarding runs on a pool of proxy threads with keep-alive connections to
-// the replicas; the HTTP server's loops never block. A refused connection is
-// retried on another replica (nothing reached the replica); nothing else is
-// retried, and never after a timeout.
+// Forwarding is asynchronous on the HTTP server loop the request arrived on
+// (upstream.h), with keep-alive connections to the replicas: no thread
+// hand-off, nothing blocks. A refused connection is retried on another
+// replica (nothing reached the replica); nothing else is retried, and never
+// after a timeout.
 //
 // Per revision it measures what the autoscaler needs (time-averaged
 // concurrency including queued requests, requests/s) and exports Prometheus
@@ -33,7 +34,6 @@ namespace osprey::gateway {
 class Gateway : public HttpHandler {
  public:
   struct Options {
-    int proxy_threads = 32;
     int default_timeout_ms = 60000;
     int queue_limit = 1000;  // requests held per revision
     std::chrono::milliseconds queue_deadline{30000};

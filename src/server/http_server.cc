@@ -140,6 +140,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto& msg = parser_->get();
     HttpRequest req;
     req.arrival = std::chrono::steady_clock::now();
+    req.io_context = &loop_->io;
     std::string_view method(msg.method_string().data(), msg.method_string().size());
     req.method = method;
     req.target = std::string_view(msg.target().data(), msg.target().size());

@@ -25,6 +25,9 @@ struct HttpRequest {
   std::optional<uint64_t> inference_header_length;
   std::shared_ptr<const std::string> body;
   std::chrono::steady_clock::time_point arrival;
+  // The event loop (a boost::asio::io_context) the request arrived on, for a
+  // handler that does its own asynchronous I/O there (the gateway).
+  void* io_context = nullptr;
 };
 
 struct HttpResponse {
