@@ -57,7 +57,7 @@ class Up:
         self.proc = subprocess.Popen(
             common.pinned(common.CFG.server_cpu, [
                 str(common.CFG.osprey_bin), "up", "--data-dir", str(home), "--http-port",
-                str(self.port), "--api-port", str(common.free_port()), "--address", "127.0.0.1",
+                str(self.port), "--api-port", str(common.free_port()), "--grpc-port", "0", "--address", "127.0.0.1",
                 "--autoscale-tick-ms", "200", "--stable-window-s", "2",
                 "--scale-to-zero-grace-s", "1"]),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env, cwd=ROOT)

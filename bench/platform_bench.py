@@ -61,7 +61,7 @@ def start_up(home, gateway_port, *extra):
     api_port = common.free_port()
     proc = subprocess.Popen(
         [str(common.CFG.osprey_bin), "up", "--data-dir", str(home), "--http-port",
-         str(gateway_port), "--api-port", str(api_port), "--address", "127.0.0.1", *extra],
+         str(gateway_port), "--api-port", str(api_port), "--grpc-port", "0", "--address", "127.0.0.1", *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_for(home), cwd=ROOT)
     return proc
 

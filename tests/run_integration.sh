@@ -33,7 +33,7 @@ run() {
 }
 
 run "HTTP suites" env -u OSPREY_GRPC_SUITE "$PYTHON" -m pytest -q tests/integration "$@"
-for family in triton kserve stubs; do
+for family in triton kserve stubs gateway; do
   run "gRPC: $family" env OSPREY_GRPC_SUITE="$family" \
     "$PYTHON" -m pytest -q "tests/integration/grpc/test_${family}_grpc.py" "$@"
 done

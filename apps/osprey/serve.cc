@@ -41,6 +41,7 @@ const std::vector<FlagSpec>& ServeFlags() {
       {"http-port", false, "HTTP port (default 8080; 0 picks a free one)"},
       {"http-threads", false, "HTTP event loops (default: number of CPUs)"},
       {"grpc-port", false, "gRPC port (default 8081; 0 picks a free one)"},
+      {"grpc-socket", false, "serve gRPC on this Unix domain socket instead of a port"},
       {"no-grpc", true, "serve REST only"},
       {"exit-on-load-failure", true, "with --model-dir: exit with status 1 if the model fails to load"},
       {"max-batch-size", false,
@@ -223,6 +224,7 @@ int ServeMain(const std::vector<std::string_view>& args) {
     GrpcServer::Options grpc_options;
     grpc_options.address = http.address;
     grpc_options.port = static_cast<uint16_t>(grpc_port);
+    if (auto it = flags.find("grpc-socket"); it != flags.end()) grpc_options.unix_socket = it->second;
     grpc_options.max_message_bytes =
         static_cast<int>(std::min<uint64_t>(max_bytes, std::numeric_limits<int>::max()));
     auto started = GrpcServer::Start(grpc_options, &core, ServerInfo{});
@@ -233,7 +235,11 @@ int ServeMain(const std::vector<std::string_view>& args) {
     grpc = *std::move(started);
     grpc->SetServing(registry.AllReady());
     health.store(grpc.get());
-    OSPREY_LOG(kInfo) << "serving gRPC on " << http.address << ":" << grpc->port();
+    if (grpc_options.unix_socket.empty()) {
+      OSPREY_LOG(kInfo) << "serving gRPC on " << http.address << ":" << grpc->port();
+    } else {
+      OSPREY_LOG(kInfo) << "serving gRPC on unix:" << grpc_options.unix_socket;
+    }
   }
 #endif
 

@@ -23,6 +23,9 @@
 #include "controlplane/controller.h"
 #include "flags.h"
 #include "gateway/entry.h"
+#ifdef OSPREY_WITH_GRPC
+#include "gateway/grpc_ingress.h"
+#endif
 #include "platform_paths.h"
 #include "server/http_server.h"
 
@@ -35,6 +38,8 @@ const std::vector<FlagSpec> kUpFlags = {
     {"data-dir", false, "store, token, logs and model cache (default $OSPREY_HOME or ~/.osprey)"},
     {"http-port", false, "gateway port (default 8080; 0 picks a free one)"},
     {"api-port", false, "control-plane API port (default 8090; 0 picks a free one)"},
+    {"grpc-port", false, "gateway gRPC port (default 8081; 0 picks a free one)"},
+    {"no-grpc", true, "no gRPC ingress"},
     {"address", false, "address the gateway listens on (default 0.0.0.0; the API: 127.0.0.1)"},
     {"domain", false, "domain of InferenceService URLs (default example.com)"},
     {"domain-template", false,
@@ -143,9 +148,10 @@ int UpMain(const std::vector<std::string_view>& args) {
     }
     SetLogLevel(level);
   }
-  int http_port = 0, api_port = 0;
+  int http_port = 0, api_port = 0, grpc_port = 0;
   if (!ParsePort(flags, "http-port", 8080, &http_port) ||
-      !ParsePort(flags, "api-port", 8090, &api_port))
+      !ParsePort(flags, "api-port", 8090, &api_port) ||
+      !ParsePort(flags, "grpc-port", 8081, &grpc_port))
     return 2;
 
   controlplane::Controller::Options options;
@@ -223,6 +229,20 @@ int UpMain(const std::vector<std::string_view>& args) {
     return 1;
   }
   options.platform.gateway_port = (*gateway_server)->port();
+#ifdef OSPREY_WITH_GRPC
+  std::unique_ptr<gateway::GrpcIngress> grpc_ingress;
+  if (!flags.count("no-grpc")) {
+    gateway::GrpcIngress::Options grpc_options;
+    grpc_options.address = gateway_options.address;
+    grpc_options.port = static_cast<uint16_t>(grpc_port);
+    auto started = gateway::GrpcIngress::Start(grpc_options, &gateway);
+    if (!started.ok()) {
+      OSPREY_LOG(kError) << "gateway: " << started.status().message();
+      return 1;
+    }
+    grpc_ingress = *std::move(started);
+  }
+#endif
   options.collect_stats = [&gateway] { return gateway.CollectStats(); };
   options.on_routes = [&gateway](std::shared_ptr<const gateway::RouteTable> table) {
     gateway.Update(std::move(table));
@@ -248,9 +268,12 @@ int UpMain(const std::vector<std::string_view>& args) {
   }
   std::string api_url = StrCat("http://127.0.0.1:", (*api_server)->port());
   // Where the CLI finds this platform (with the token beside it).
-  auto st = WriteFileAtomically(
-      options.data_dir + "/endpoint",
-      StrCat("api=", api_url, "\ngateway=http://127.0.0.1:", (*gateway_server)->port(), "\n"));
+  std::string endpoint =
+      StrCat("api=", api_url, "\ngateway=http://127.0.0.1:", (*gateway_server)->port(), "\n");
+#ifdef OSPREY_WITH_GRPC
+  if (grpc_ingress) StrAppend(&endpoint, "grpc=127.0.0.1:", grpc_ingress->port(), "\n");
+#endif
+  auto st = WriteFileAtomically(options.data_dir + "/endpoint", endpoint);
   if (!st.ok()) {
     OSPREY_LOG(kError) << st.message();
   }
@@ -284,7 +307,15 @@ int UpMain(const std::vector<std::string_view>& args) {
   OSPREY_LOG(kInfo) << "received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ": stopping"
                     << (keep ? " (replicas keep running)" : " and stopping replicas");
   (*api_server)->Drain(std::chrono::seconds(5));
+#ifdef OSPREY_WITH_GRPC
+  std::thread grpc_drain;
+  if (grpc_ingress)
+    grpc_drain = std::thread([&grpc_ingress] { grpc_ingress->Shutdown(std::chrono::seconds(10)); });
+#endif
   (*gateway_server)->Drain(std::chrono::seconds(10));
+#ifdef OSPREY_WITH_GRPC
+  if (grpc_drain.joinable()) grpc_drain.join();
+#endif
   controller_ptr.store(nullptr);
   (*controller)->Shutdown(!keep);
   return 0;

@@ -4,6 +4,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -478,13 +479,25 @@ struct Controller::Impl {
     return ToText(d["spec"]["predictor"]);
   }
 
+  // Where replica `id` serves gRPC: a short path (Unix sockets allow ~107 bytes).
+  std::string GrpcSocket(const std::string& id) const {
+    char name[32];
+    std::snprintf(name, sizeof(name), "%016zx.sock", std::hash<std::string>{}(id));
+    std::string path = StrCat(opts.data_dir, "/run/", name);
+    if (path.size() > 100) path = StrCat("/tmp/osprey-", ::getuid(), "-", name);
+    return path;
+  }
+
   ReplicaSpec MakeReplica(const std::string& rev_key, const RevEntry& r, int index) const {
     ReplicaSpec spec;
     spec.id = StrCat(rev_key, "/", index);
     std::string model_dir = r.model_dir.empty() ? opts.data_dir : r.model_dir;
+    const std::string socket = GrpcSocket(spec.id);
     auto fill = [&](std::string s) {
       for (size_t at; (at = s.find("{{.ModelDir}}")) != std::string::npos;)
         s.replace(at, 13, model_dir);
+      for (size_t at; (at = s.find("{{.GrpcSocket}}")) != std::string::npos;)
+        s.replace(at, 15, socket);
       return s;
     };
     for (const auto& a : r.spec.command) spec.argv.push_back(fill(a));
@@ -756,10 +769,15 @@ struct Controller::Impl {
       gateway::RevisionTarget t;
       t.key = rev_key;
       t.revision = r.spec.name;
+      const bool grpc = std::any_of(r.spec.command.begin(), r.spec.command.end(), [](const auto& a) {
+        return a.find("{{.GrpcSocket}}") != std::string::npos;
+      });
       for (const auto& s : replicas)
         if (s.state == ReplicaState::kReady && live.count(s.id) &&
-            s.id.compare(0, rev_key.size() + 1, rev_key + "/") == 0)
+            s.id.compare(0, rev_key.size() + 1, rev_key + "/") == 0) {
           t.ports.push_back(s.port);
+          t.grpc_targets.push_back(grpc ? StrCat("unix:", GrpcSocket(s.id)) : "");
+        }
       const auto& isvc = isvcs.at(StrCat(r.spec.namespace_, "/", r.spec.isvc)).isvc;
       t.container_concurrency = isvc.predictor.container_concurrency;
       table->revisions.push_back(std::move(t));
@@ -1146,7 +1164,7 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(Options options) {
   auto impl = std::make_unique<Impl>();
   impl->opts = std::move(options);
   std::error_code ec;
-  fs::create_directories(impl->opts.data_dir, ec);
+  fs::create_directories(impl->opts.data_dir + "/run", ec);
   if (ec)
     return absl::FailedPreconditionError(
         StrCat("cannot create data directory ", impl->opts.data_dir, ": ", ec.message()));

@@ -125,7 +125,7 @@ void OspreyServeCommand(const InferenceService& isvc, const std::string& format,
   }
   rev->command = {config.osprey_binary, "serve",    "--model-dir", "{{.ModelDir}}",
                   "--model-name",       isvc.meta.name, "--http-port", "{{.Port}}",
-                  "--no-grpc",          "--exit-on-load-failure"};
+                  "--grpc-socket",      "{{.GrpcSocket}}", "--exit-on-load-failure"};
   if (!route->backend.empty()) {
     rev->command.push_back("--model-format");
     rev->command.push_back(std::string(route->backend));

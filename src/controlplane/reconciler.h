@@ -57,7 +57,8 @@ struct RevisionSpec {
   std::string model_format;  // format name as the user wrote it
   std::string storage_uri;
   std::string protocol = "v1";
-  // argv with templates left for the replica: {{.Port}} and {{.ModelDir}}.
+  // argv with templates left for the replica: {{.Port}}, {{.ModelDir}} and
+  // {{.GrpcSocket}} (the Unix socket a replica serves gRPC on, if it does).
   std::vector<std::string> command;
   std::vector<std::pair<std::string, std::string>> env;
   std::string health_path;

@@ -81,6 +81,9 @@ struct Gateway::Impl {
     int retries = 0;
     bool mirror = false;
     HttpDone done;
+    // A gRPC call instead: started when a replica is assigned, or refused.
+    Gateway::GrpcStart grpc_start;
+    absl::AnyInvocable<void(absl::Status)> grpc_refuse;
     Clock::time_point start;
     Clock::time_point deadline;
   };
@@ -88,6 +91,7 @@ struct Gateway::Impl {
   struct Replica {
     uint16_t port = 0;
     int outstanding = 0;
+    std::string grpc_target;
   };
 
   struct RevState {
@@ -159,6 +163,10 @@ struct Gateway::Impl {
 
   // Sends the job to its replica from the loop it arrived on.
   void Submit(std::unique_ptr<Job> job) {
+    if (job->grpc_start) {
+      StartGrpc(std::move(job));
+      return;
+    }
     void* io = job->io;
     RunOn(io, [this, job = std::move(job)]() mutable { Forward(std::move(job), 0); });
   }
@@ -282,6 +290,16 @@ struct Gateway::Impl {
     });
   }
 
+  // The message of a JsonError body.
+  static std::string ErrorMessage(const std::string& body) {
+    size_t start = body.find(":\"");
+    if (start == std::string::npos || body.size() < start + 4) return body;
+    return body.substr(start + 2, body.size() - start - 4);
+  }
+
+  void StartGrpc(std::unique_ptr<Job> job);
+  void FinishGrpc(std::shared_ptr<GrpcTicket> ticket, bool ok);
+
   // Answers the client, counts, logs.
   void Finish(Job& job, HttpResponse response, uint16_t port) {
     RevState& s = *job.rev;
@@ -292,6 +310,13 @@ struct Gateway::Impl {
     while (bucket < kBuckets.size() && seconds > kBuckets[bucket]) ++bucket;
     s.histogram[bucket].fetch_add(1, std::memory_order_relaxed);
     s.latency_sum_us.fetch_add(static_cast<uint64_t>(seconds * 1e6), std::memory_order_relaxed);
+    if (job.grpc_refuse) {
+      const absl::StatusCode code = response.status == 404   ? absl::StatusCode::kNotFound
+                                    : response.status == 504 ? absl::StatusCode::kDeadlineExceeded
+                                                             : absl::StatusCode::kUnavailable;
+      job.grpc_refuse(absl::Status(code, ErrorMessage(response.body)));
+      return;
+    }
     response.headers.emplace_back("x-osprey-revision", s.revision);
     if (job.generated_id) response.headers.emplace_back("x-request-id", job.request_id);
     if (access_log != nullptr) {
@@ -346,6 +371,43 @@ struct Gateway::Impl {
   }
 };
 
+struct Gateway::GrpcTicket {
+  std::shared_ptr<Impl::RevState> rev;
+  uint16_t port = 0;
+  Clock::time_point start;
+};
+
+void Gateway::Impl::StartGrpc(std::unique_ptr<Job> job) {
+  std::string target;
+  {
+    std::lock_guard<std::mutex> lock(job->rev->mu);
+    for (const auto& r : job->rev->replicas)
+      if (r.port == job->port) target = r.grpc_target;
+  }
+  auto ticket = std::make_shared<GrpcTicket>();
+  ticket->rev = job->rev;
+  ticket->port = job->port;
+  ticket->start = job->start;
+  if (target.empty()) {
+    job->grpc_refuse(absl::UnimplementedError(
+        StrCat("revision ", job->rev->revision, " serves no gRPC (a custom container)")));
+    FinishGrpc(std::move(ticket), false);
+    return;
+  }
+  job->grpc_start(std::move(ticket), target, job->timeout_ms);
+}
+
+void Gateway::Impl::FinishGrpc(std::shared_ptr<GrpcTicket> ticket, bool ok) {
+  RevState& s = *ticket->rev;
+  const double seconds = std::chrono::duration<double>(Clock::now() - ticket->start).count();
+  s.by_class[ok ? 2 : 5].fetch_add(1, std::memory_order_relaxed);
+  size_t bucket = 0;
+  while (bucket < kBuckets.size() && seconds > kBuckets[bucket]) ++bucket;
+  s.histogram[bucket].fetch_add(1, std::memory_order_relaxed);
+  s.latency_sum_us.fetch_add(static_cast<uint64_t>(seconds * 1e6), std::memory_order_relaxed);
+  Release(s, ticket->port);
+}
+
 Gateway::Gateway(Options options) : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
   if (!impl_->options.access_log.empty()) {
@@ -380,11 +442,11 @@ void Gateway::Update(std::shared_ptr<const RouteTable> table) {
     s->routed = true;
     s->container_concurrency = t.container_concurrency;
     std::vector<Impl::Replica> next;
-    for (uint16_t port : t.ports) {
-      Impl::Replica r{port, 0};
+    for (size_t i = 0; i < t.ports.size(); ++i) {
+      Impl::Replica r{t.ports[i], 0, i < t.grpc_targets.size() ? t.grpc_targets[i] : ""};
       for (const auto& old : s->replicas)
-        if (old.port == port) r.outstanding = old.outstanding;
-      next.push_back(r);
+        if (old.port == r.port) r.outstanding = old.outstanding;
+      next.push_back(std::move(r));
     }
     s->replicas = std::move(next);
     for (auto& j : impl_->Drain(*s, Clock::now())) ready.push_back(std::move(j));
@@ -471,6 +533,48 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
     impl_->Admit(std::move(copy));
   }
   impl_->Admit(std::move(job));
+}
+
+void Gateway::AdmitGrpc(std::string_view host, std::string_view model, GrpcStart start,
+                        absl::AnyInvocable<void(absl::Status)> refuse) {
+  std::shared_ptr<const RouteTable> table;
+  {
+    std::lock_guard<std::mutex> lock(impl_->table_mu);
+    table = impl_->table;
+  }
+  // The model name stands in for the path: /v2/models/{model}.
+  const std::string path = model.empty() ? "" : StrCat("/v2/models/", model);
+  const Route* route = MatchRoute(*table, host, path, [](std::string_view) {
+    return std::string_view();
+  });
+  if (route == nullptr) {
+    refuse(absl::NotFoundError(
+        StrCat("no InferenceService serves :authority '", host, "'",
+               model.empty() ? std::string() : StrCat(" or model '", model, "'"),
+               " (is it applied and ready? `osprey get isvc`)")));
+    return;
+  }
+  const WeightedRevision* pick =
+      PickWeighted(route->split, SplitDraw(route->draws->fetch_add(1, std::memory_order_relaxed)));
+  if (pick == nullptr) {
+    refuse(absl::UnavailableError(StrCat("InferenceService ", route->namespace_, "/", route->name,
+                                         " has no ready revision")));
+    return;
+  }
+  auto job = std::make_unique<Impl::Job>();
+  job->start = Clock::now();
+  job->method = "gRPC";
+  job->host = std::string(host);
+  job->target = path;
+  job->timeout_ms = route->timeout_ms > 0 ? route->timeout_ms : impl_->options.default_timeout_ms;
+  job->rev = impl_->StateFor(table->revisions[pick->revision]);
+  job->grpc_start = std::move(start);
+  job->grpc_refuse = std::move(refuse);
+  impl_->Admit(std::move(job));
+}
+
+void Gateway::FinishGrpc(std::shared_ptr<GrpcTicket> ticket, bool ok) {
+  impl_->FinishGrpc(std::move(ticket), ok);
 }
 
 std::vector<RevisionStats> Gateway::CollectStats() {

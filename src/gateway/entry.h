@@ -26,6 +26,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
+#include "common/status.h"
 #include "gateway/route_table.h"
 #include "server/http_types.h"
 
@@ -49,6 +51,22 @@ class Gateway : public HttpHandler {
   // Replaces the route table (thread-safe; requests in progress keep theirs).
   void Update(std::shared_ptr<const RouteTable> table);
   void Handle(const HttpRequest& request, HttpDone done) override;
+
+  // The gRPC ingress's way in. Routes a call by its :authority `host`, else
+  // by `model` (the model name in its request), with the same split,
+  // least-outstanding choice, containerConcurrency and activator queue as
+  // HTTP. Exactly one of the callbacks runs, on any thread: `start` with the
+  // assigned replica's gRPC target ("unix:/path") and the per-route timeout,
+  // or `refuse` with the reason (NOT_FOUND, UNAVAILABLE, DEADLINE_EXCEEDED,
+  // UNIMPLEMENTED). After `start`, the caller must call FinishGrpc with the
+  // ticket once the call to the replica ended.
+  struct GrpcTicket;
+  using GrpcStart =
+      absl::AnyInvocable<void(std::shared_ptr<GrpcTicket> ticket, const std::string& target,
+                              int timeout_ms)>;
+  void AdmitGrpc(std::string_view host, std::string_view model, GrpcStart start,
+                 absl::AnyInvocable<void(absl::Status)> refuse);
+  void FinishGrpc(std::shared_ptr<GrpcTicket> ticket, bool ok);
 
   // Per revision seen since the previous call; resets the averages.
   std::vector<RevisionStats> CollectStats();

@@ -43,6 +43,9 @@ struct RevisionTarget {
   std::string key;       // "{namespace}/{revision}": unique
   std::string revision;  // its name
   std::vector<uint16_t> ports;  // ready replicas on 127.0.0.1
+  // Their gRPC endpoints ("unix:/path"), by the same index; "" for a replica
+  // that serves no gRPC.
+  std::vector<std::string> grpc_targets;
   int container_concurrency = 0;  // hard in-flight limit per replica, 0: none
 };
 

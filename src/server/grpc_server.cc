@@ -1,5 +1,7 @@
 #include "server/grpc_server.h"
 
+#include <unistd.h>
+
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
@@ -275,7 +277,10 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const Options& opt
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  std::string address = StrCat(options.address, ":", options.port);
+  const bool on_socket = !options.unix_socket.empty();
+  std::string address = on_socket ? StrCat("unix:", options.unix_socket)
+                                  : StrCat(options.address, ":", options.port);
+  if (on_socket) ::unlink(options.unix_socket.c_str());  // left by a previous run
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &impl->port);
   // gRPC sets SO_REUSEPORT by default, which would let a second server share
   // a port in use; fail instead.
@@ -285,7 +290,7 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const Options& opt
   builder.RegisterService(impl->service.get());
   builder.RegisterCallbackGenericService(impl->generic.get());
   impl->server = builder.BuildAndStart();
-  if (impl->server == nullptr || impl->port == 0)
+  if (impl->server == nullptr || (!on_socket && impl->port == 0))
     return absl::UnavailableError(StrCat("cannot listen for gRPC on ", address));
   return std::unique_ptr<GrpcServer>(new GrpcServer(std::move(impl)));
 }

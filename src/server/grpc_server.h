@@ -24,6 +24,9 @@ class GrpcServer {
   struct Options {
     std::string address = "0.0.0.0";
     uint16_t port = 8081;  // 0: any free port (see port())
+    // When set, listen on this Unix domain socket path instead of address:port
+    // (a replica behind the gateway of `osprey up`).
+    std::string unix_socket;
     // Largest message accepted; larger ones fail with RESOURCE_EXHAUSTED.
     int max_message_bytes = 64 << 20;
   };

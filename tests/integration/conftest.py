@@ -18,7 +18,7 @@ gRPC client families (tests/integration/grpc): tritonclient.grpc, the kserve
 SDK and stubs generated from proto/inference.proto each register the protobuf
 package `inference` in the default descriptor pool, so two of them cannot be
 imported into one process. A plain run never collects tests/integration/grpc;
-OSPREY_GRPC_SUITE=<family> (`triton`, `kserve`, `stubs`, or the file name, e.g.
+OSPREY_GRPC_SUITE=<family> (`triton`, `kserve`, `stubs`, `gateway`, or the file name, e.g.
 test_triton_grpc.py) collects that one family and nothing else. Naming a single
 family file on the command line selects it too. tests/run_integration.sh runs
 the HTTP suites and then each family in its own process.
@@ -37,7 +37,8 @@ import harness
 
 
 GRPC_DIR = Path(__file__).resolve().parent / "grpc"
-GRPC_FAMILIES = ("test_triton_grpc.py", "test_kserve_grpc.py", "test_stubs_grpc.py")
+GRPC_FAMILIES = ("test_triton_grpc.py", "test_kserve_grpc.py", "test_stubs_grpc.py",
+                 "test_gateway_grpc.py")
 
 
 def _family_from_env():
@@ -50,7 +51,7 @@ def _family_from_env():
     if name not in GRPC_FAMILIES:
         raise pytest.UsageError(
             f"OSPREY_GRPC_SUITE={os.environ['OSPREY_GRPC_SUITE']!r} names no gRPC family; "
-            f"use one of {', '.join(GRPC_FAMILIES)} (or triton, kserve, stubs)"
+            f"use one of {', '.join(GRPC_FAMILIES)} (or triton, kserve, stubs, gateway)"
         )
     return name
 

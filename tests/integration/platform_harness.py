@@ -29,6 +29,7 @@ class Platform:
         self.data_dir = Path(data_dir)
         self.gateway_port = harness.free_port()
         self.api_port = harness.free_port()
+        self.grpc_port = harness.free_port()
         self.env = dict(os.environ)
         # Custom containers run `python3`: the project's venv has the kserve SDK.
         self.env["PATH"] = f"{VENV_BIN}:{self.env.get('PATH', '')}"
@@ -54,6 +55,7 @@ class Platform:
         log = open(self.log_path, "ab")
         args = [str(self.binary), "up", "--data-dir", str(self.data_dir),
                 "--http-port", str(self.gateway_port), "--api-port", str(self.api_port),
+                "--grpc-port", str(self.grpc_port),
                 "--address", harness.HOST, *self.extra_args]
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env,
                                      cwd=REPO_ROOT)
