@@ -245,6 +245,9 @@ struct Controller::Impl {
     std::string resource_json;  // canonical JSON as applied
     std::string spec_json;      // canonical JSON of spec.predictor
     int64_t generation = 1;
+    // The generation the status was last computed for: a client waiting for
+    // its change compares the two.
+    int64_t observed_generation = 0;
     std::string created;
     IsvcStatus status;
     std::map<std::string, std::string> transition_times;  // condition type -> time
@@ -707,6 +710,7 @@ struct Controller::Impl {
         }
       }
       UpdateStatus(isvc_key, entry, plan.status);
+      entry.observed_generation = entry.generation;
       routed.push_back(std::move(route));
     }
     // A replica that leaves is first taken out of the routes; it is stopped
@@ -1035,7 +1039,7 @@ struct Controller::Impl {
     }
     w.EndObject();
     Key(w, "observedGeneration");
-    w.Int64(e.generation);
+    w.Int64(e.observed_generation);
     w.EndObject();
     w.EndObject();
   }
