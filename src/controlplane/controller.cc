@@ -180,6 +180,10 @@ std::vector<std::string> TailLines(const std::string& path, int n) {
   return lines;
 }
 
+// Osprey's annotation for shadow traffic: "N" copies N% of an
+// InferenceService's requests to its latest revision, answers discarded.
+constexpr char kMirrorAnnotation[] = "serving.osprey.dev/mirror-percent";
+
 // "60s", "2m", "500ms", "1h" or plain seconds; nullopt when unreadable.
 std::optional<std::chrono::milliseconds> ParseDuration(const std::string& text) {
   char* end = nullptr;
@@ -827,6 +831,16 @@ struct Controller::Impl {
       main.model_name = e.isvc.meta.name;
       for (const auto& t : e.status.traffic)
         if (t.percent > 0) main.split.push_back({revision_index(StrCat(ns, "/", t.revision)), t.percent});
+      // Shadow testing: a share of the requests copied to the latest revision
+      // (its answers discarded), e.g. while it takes no traffic (canary 0).
+      if (auto m = e.isvc.meta.annotations.find(kMirrorAnnotation);
+          m != e.isvc.meta.annotations.end()) {
+        const int percent = std::atoi(m->second.c_str());
+        std::string latest = StrCat(ns, "/", e.status.latest_created);
+        if (percent > 0 && revisions.count(latest) && revisions.at(latest).aspired &&
+            revisions.at(latest).observed.phase == RevisionPhase::kReady)
+          main.mirror = gateway::WeightedRevision{revision_index(latest), std::min(percent, 100)};
+      }
       table->routes.push_back(std::move(main));
     }
     // Publish only what changed: a route's draw sequence restarts with it.
@@ -835,6 +849,7 @@ struct Controller::Impl {
       StrAppend(&signature, r.namespace_, "/", r.name, "|", r.model_name, "|", r.timeout_ms, "|");
       for (const auto& h : r.hosts) StrAppend(&signature, h, ",");
       for (const auto& w : r.split) StrAppend(&signature, w.revision, ":", w.percent, ",");
+      if (r.mirror) StrAppend(&signature, "m", r.mirror->revision, ":", r.mirror->percent);
       signature += ";";
     }
     for (const auto& t : table->revisions) {

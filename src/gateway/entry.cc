@@ -269,7 +269,7 @@ struct Gateway::Impl {
       }
       const uint16_t port = job->port;
       std::shared_ptr<RevState> rev = job->rev;
-      if (!job->mirror) {
+      {
         HttpResponse out;
         if (result.status.ok()) {
           out.status = result.http_status;
@@ -310,6 +310,7 @@ struct Gateway::Impl {
     while (bucket < kBuckets.size() && seconds > kBuckets[bucket]) ++bucket;
     s.histogram[bucket].fetch_add(1, std::memory_order_relaxed);
     s.latency_sum_us.fetch_add(static_cast<uint64_t>(seconds * 1e6), std::memory_order_relaxed);
+    if (job.mirror) return;  // counted; the answer of a shadow copy goes nowhere
     if (job.grpc_refuse) {
       const absl::StatusCode code = response.status == 404   ? absl::StatusCode::kNotFound
                                     : response.status == 504 ? absl::StatusCode::kDeadlineExceeded

@@ -7,6 +7,7 @@ not one failed request across all the transitions.
 
 import shutil
 import subprocess
+import time
 
 import pytest
 import requests
@@ -131,3 +132,83 @@ def test_canary_rollout_table_under_load(platform, models):
     revs = {r["metadata"]["name"]: r for r in platform.revisions("canary")}
     assert revs[rev(1)]["status"]["replicas"] == 0
     assert revs[rev(1)]["status"]["phase"] == "Retired"
+
+
+def test_shadow_traffic_reaches_the_latest_revision_without_moving_traffic(platform, models):
+    def shadow(uri, canary=None, mirror=None):
+        text = manifest(uri, canary).replace("name: canary", "name: shadow")
+        if mirror is not None:
+            text = text.replace("  annotations:\n",
+                                f'  annotations:\n    serving.osprey.dev/mirror-percent: "{mirror}"\n')
+        return text
+
+    platform.apply_text(shadow(models["v1"]))
+    platform.apply_text(shadow(models["v2"], canary=0, mirror=100))
+    host = platform.host("shadow")
+    for _ in range(200):
+        r = requests.post(f"{platform.gateway}/v1/models/shadow:predict",
+                          json={"instances": IRIS_ROWS}, headers={"Host": host})
+        assert r.status_code == 200
+        assert r.headers["x-osprey-revision"] == "shadow-predictor-00001"
+
+    def mirrored():
+        text = requests.get(f"{platform.api}/metrics").text
+        line = ('osprey_gateway_requests_total{namespace="default",'
+                'revision="shadow-predictor-00002",code_class="2xx"} ')
+        return any(l.startswith(line) and int(l[len(line):]) == 200 for l in text.splitlines())
+
+    harness.wait_until(mirrored, 10, "200 shadow copies answered by revision 2")
+
+
+SLOW_SERVER = """
+import http.server, os, time
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def do_POST(self):
+        with open("posts.log", "a") as f:
+            f.write("post\\n")
+        time.sleep(3)
+        body = b'{"predictions": [1]}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+
+def test_route_timeout_answers_504_and_is_never_retried(platform, tmp_path):
+    model = tmp_path / "slow"
+    model.mkdir()
+    (model / "server.py").write_text(SLOW_SERVER)
+    platform.apply_text(f"""apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: slow
+spec:
+  predictor:
+    timeout: 1
+    minReplicas: 2
+    containers:
+      - name: kserve-container
+        image: example.com/slow:1
+        command: ["python3", "server.py"]
+        env:
+          - name: STORAGE_URI
+            value: {model}
+""")
+    t0 = time.monotonic()
+    r = requests.post(f"{platform.gateway}/v1/models/slow:predict", json={"instances": [[1]]},
+                      headers={"Host": platform.host("slow")}, timeout=30)
+    waited = time.monotonic() - t0
+    assert r.status_code == 504, r.text
+    assert "slow-predictor-00001" in r.json()["error"]
+    assert 0.9 <= waited < 2.5, waited
+    time.sleep(0.5)  # a retry, if there were one, would have reached the other replica by now
+    assert (model / "posts.log").read_text().count("post") == 1
+    platform.cli("delete", "isvc", "slow")
