@@ -17,6 +17,10 @@ struct FlagSpec {
   std::string help;
 };
 
+// Applies --log-level when given; false (after saying why on stderr, as
+// `command`) when the level is unknown.
+bool ApplyLogLevelFlag(const std::map<std::string, std::string>& flags, const char* command);
+
 // Parses args against specs; unknown flags and missing values are errors.
 absl::StatusOr<std::map<std::string, std::string>> ParseFlags(
     const std::vector<std::string_view>& args, const std::vector<FlagSpec>& specs);

@@ -7,6 +7,7 @@
 
 #include "common/strings.h"
 #include "cli/cli.h"
+#include "common/logging.h"
 #include "flags.h"
 #include "platform_paths.h"
 #include "storage/storage.h"
@@ -14,6 +15,19 @@
 namespace osprey {
 int ServeMain(const std::vector<std::string_view>& args);
 int UpMain(const std::vector<std::string_view>& args);
+
+bool ApplyLogLevelFlag(const std::map<std::string, std::string>& flags, const char* command) {
+  auto it = flags.find("log-level");
+  if (it == flags.end()) return true;
+  LogLevel level;
+  if (!ParseLogLevel(it->second, &level)) {
+    std::fprintf(stderr, "osprey %s: unknown --log-level '%s' (debug, info, warning or error)\n",
+                 command, it->second.c_str());
+    return false;
+  }
+  SetLogLevel(level);
+  return true;
+}
 
 absl::StatusOr<std::map<std::string, std::string>> ParseFlags(
     const std::vector<std::string_view>& args, const std::vector<FlagSpec>& specs) {

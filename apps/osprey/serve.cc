@@ -132,14 +132,7 @@ int ServeMain(const std::vector<std::string_view>& args) {
     PrintHelp();
     return 0;
   }
-  if (auto it = flags.find("log-level"); it != flags.end()) {
-    LogLevel level;
-    if (!ParseLogLevel(it->second, &level)) {
-      std::fprintf(stderr, "osprey serve: unknown --log-level '%s'\n", it->second.c_str());
-      return 2;
-    }
-    SetLogLevel(level);
-  }
+  if (!ApplyLogLevelFlag(flags, "serve")) return 2;
   bool has_dir = flags.count("model-dir") > 0;
   bool has_repo = flags.count("model-repository") > 0;
   if (has_dir == has_repo) {

@@ -140,14 +140,7 @@ int UpMain(const std::vector<std::string_view>& args) {
       std::printf("  --%-26s %s\n", (f.name + (f.is_bool ? "" : " V")).c_str(), f.help.c_str());
     return 0;
   }
-  if (auto it = flags.find("log-level"); it != flags.end()) {
-    LogLevel level;
-    if (!ParseLogLevel(it->second, &level)) {
-      std::fprintf(stderr, "osprey up: --log-level: unknown level '%s'\n", it->second.c_str());
-      return 2;
-    }
-    SetLogLevel(level);
-  }
+  if (!ApplyLogLevelFlag(flags, "up")) return 2;
   int http_port = 0, api_port = 0, grpc_port = 0;
   if (!ParsePort(flags, "http-port", 8080, &http_port) ||
       !ParsePort(flags, "api-port", 8090, &api_port) ||

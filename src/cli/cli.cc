@@ -326,6 +326,26 @@ std::string Table(const Kind& kind, const rapidjson::Value& items, bool all_ns, 
   return FormatTable(header, rows);
 }
 
+std::string ItemPath(const Kind& kind, const Options& o, const std::string& name) {
+  return StrCat(kind.path_prefix, kind.cluster ? "" : StrCat("/namespaces/", o.ns), "/",
+                kind.plural, "/", name);
+}
+
+// GETs `path` into `d`; on failure prints the error and returns false.
+bool GetJson(const Options& o, const std::string& path, rapidjson::Document* d) {
+  auto r = Call(o, "GET", path);
+  if (!r.ok()) {
+    Fail(std::string(r.status().message()));
+    return false;
+  }
+  if (r->status != 200) {
+    Fail(ErrorOf(*r));
+    return false;
+  }
+  d->Parse(r->body.data(), r->body.size());
+  return true;
+}
+
 std::string CollectionPath(const Kind& kind, const Options& o) {
   if (kind.cluster || o.all_namespaces) return StrCat(kind.path_prefix, "/", kind.plural);
   return StrCat(kind.path_prefix, "/namespaces/", o.ns, "/", kind.plural);
@@ -353,14 +373,9 @@ int GetCommand(Options& o) {
   const Kind* kind = FindKind(o.positional[0]);
   if (kind == nullptr) return Fail(StrCat("unknown resource kind \"", o.positional[0], "\""));
   std::string name = o.positional.size() > 1 ? o.positional[1] : "";
-  std::string path = CollectionPath(*kind, o);
-  if (!name.empty()) path = StrCat(kind->path_prefix, kind->cluster ? "" : StrCat("/namespaces/", o.ns),
-                                   "/", kind->plural, "/", name);
-  auto r = Call(o, "GET", path);
-  if (!r.ok()) return Fail(std::string(r.status().message()));
-  if (r->status != 200) return Fail(ErrorOf(*r));
+  std::string path = name.empty() ? CollectionPath(*kind, o) : ItemPath(*kind, o, name);
   rapidjson::Document d;
-  d.Parse(r->body.data(), r->body.size());
+  if (!GetJson(o, path, &d)) return 1;
   rapidjson::Document wrapped;
   if (!name.empty()) {
     wrapped.SetObject();
@@ -496,9 +511,9 @@ int DeleteCommand(Options& o) {
   }
   int rc = 0;
   for (const auto& [k, ns, name] : targets) {
-    std::string path = StrCat(k->path_prefix, k->cluster ? "" : StrCat("/namespaces/", ns), "/",
-                              k->plural, "/", name);
-    auto r = Call(o, "DELETE", path);
+    Options in_ns = o;
+    in_ns.ns = ns;
+    auto r = Call(o, "DELETE", ItemPath(*k, in_ns, name));
     if (!r.ok()) return Fail(std::string(r.status().message()));
     if (r->status != 200) {
       rc = Fail(ErrorOf(*r));
@@ -526,13 +541,8 @@ int DescribeCommand(Options& o) {
   const Kind* kind = FindKind(o.positional[0]);
   if (kind == nullptr) return Fail(StrCat("unknown resource kind \"", o.positional[0], "\""));
   const std::string& name = o.positional[1];
-  std::string path = StrCat(kind->path_prefix, kind->cluster ? "" : StrCat("/namespaces/", o.ns),
-                            "/", kind->plural, "/", name);
-  auto r = Call(o, "GET", path);
-  if (!r.ok()) return Fail(std::string(r.status().message()));
-  if (r->status != 200) return Fail(ErrorOf(*r));
   rapidjson::Document d;
-  d.Parse(r->body.data(), r->body.size());
+  if (!GetJson(o, ItemPath(*kind, o, name), &d)) return 1;
   std::ostringstream out;
   out << "Name:         " << Get(d, {"metadata", "name"}) << "\n";
   if (!kind->cluster) out << "Namespace:    " << Get(d, {"metadata", "namespace"}) << "\n";

@@ -49,6 +49,21 @@ void Field(Writer& w, std::string_view k, std::string_view v) {
 void FieldIfSet(Writer& w, std::string_view k, std::string_view v) {
   if (!v.empty()) Field(w, k, v);
 }
+// Opens an object with apiVersion, kind and a metadata object; the caller
+// adds more metadata fields, then closes the metadata with EndObject.
+void StartObjectWithMetadata(Writer& w, std::string_view api_version, std::string_view kind,
+                             std::string_view name, std::string_view ns,
+                             std::string_view created) {
+  w.StartObject();
+  Field(w, "apiVersion", api_version);
+  Field(w, "kind", kind);
+  Key(w, "metadata");
+  w.StartObject();
+  Field(w, "name", name);
+  Field(w, "namespace", ns);
+  Field(w, "creationTimestamp", created);
+}
+
 void Raw(Writer& w, std::string_view json) {
   w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
 }
@@ -1078,14 +1093,8 @@ struct Controller::Impl {
 
   void WriteRevision(Writer& w, const RevEntry& r,
                      const std::vector<ReplicaStatus>& replicas) const {
-    w.StartObject();
-    Field(w, "apiVersion", "serving.knative.dev/v1");
-    Field(w, "kind", "Revision");
-    Key(w, "metadata");
-    w.StartObject();
-    Field(w, "name", r.spec.name);
-    Field(w, "namespace", r.spec.namespace_);
-    Field(w, "creationTimestamp", r.spec.created);
+    StartObjectWithMetadata(w, "serving.knative.dev/v1", "Revision", r.spec.name,
+                            r.spec.namespace_, r.spec.created);
     Key(w, "labels");
     w.StartObject();
     Field(w, "serving.kserve.io/inferenceservice", r.spec.isvc);
@@ -1396,14 +1405,8 @@ absl::StatusOr<std::string> Controller::List(std::string_view kind, const std::s
   } else if (kind == "podautoscalers") {
     for (const auto& [key, r] : impl_->revisions) {
       if (!r.aspired || (!ns.empty() && r.spec.namespace_ != ns)) continue;
-      w.StartObject();
-      Field(w, "apiVersion", "autoscaling.internal.knative.dev/v1alpha1");
-      Field(w, "kind", "PodAutoscaler");
-      Key(w, "metadata");
-      w.StartObject();
-      Field(w, "name", r.spec.name);
-      Field(w, "namespace", r.spec.namespace_);
-      Field(w, "creationTimestamp", r.spec.created);
+      StartObjectWithMetadata(w, "autoscaling.internal.knative.dev/v1alpha1", "PodAutoscaler",
+                              r.spec.name, r.spec.namespace_, r.spec.created);
       w.EndObject();
       Key(w, "status");
       w.StartObject();

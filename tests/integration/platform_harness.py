@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +20,62 @@ EXAMPLES = REPO_ROOT / "examples"
 # Readiness of a replica: a native model is ready in well under a second, a
 # Python-hosted one in a few; the deadline leaves room for a loaded machine.
 READY_TIMEOUT_S = 60
+
+
+def example_models():
+    """Trains (once) the models the examples serve; returns their root."""
+    root = REPO_ROOT / "build" / "examples"
+    subprocess.run([str(VENV_BIN / "python"), str(EXAMPLES / "train_example.py"), str(root)],
+                   check=True)
+    return root
+
+
+# A stand-in replica for custom-container tests, run as `python3 server.py`
+# in its model directory (STORAGE_URI) on $PORT. Files there steer it: with
+# `require-marker`, it is ready only if `ready-marker` existed at its start;
+# `delay` holds seconds to wait before answering a POST; every POST is
+# logged to `posts.log`.
+TEST_SERVER = """
+import http.server, os, time
+ready = not os.path.exists("require-marker") or os.path.exists("ready-marker")
+delay = float(open("delay").read()) if os.path.exists("delay") else 0
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if ready else 503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def do_POST(self):
+        with open("posts.log", "a") as f:
+            f.write("post\\n")
+        time.sleep(delay)
+        body = b'{"predictions": [1]}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+
+def custom_server_yaml(name, model_dir, extra_predictor=""):
+    """An InferenceService running TEST_SERVER from `model_dir`."""
+    (Path(model_dir) / "server.py").write_text(TEST_SERVER)
+    return f"""apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: {name}
+spec:
+  predictor:{extra_predictor}
+    containers:
+      - name: kserve-container
+        image: example.com/{name}:1
+        command: ["python3", "server.py"]
+        env:
+          - name: STORAGE_URI
+            value: {model_dir}
+"""
 
 
 class Platform:
@@ -185,13 +242,12 @@ class Load:
 
     def __init__(self, port, host, path, body, threads=4):
         import http.client
-        import threading as th
         self._http = http.client
         self.port, self.host, self.path = port, host, path
         self.body = json.dumps(body).encode()
-        self.threads = [th.Thread(target=self._run, daemon=True) for _ in range(threads)]
-        self.lock = th.Lock()
-        self.cond = th.Condition(self.lock)
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
         self.stopping = False
         self.total = 0
         self.failures = []

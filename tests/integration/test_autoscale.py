@@ -15,7 +15,7 @@ import pytest
 import requests
 
 import harness
-from platform_harness import EXAMPLES, Load, Platform, isvc_yaml
+from platform_harness import Load, Platform, custom_server_yaml, example_models, isvc_yaml
 
 IRIS_ROWS = [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]
 STABLE_WINDOW_S = 2
@@ -24,10 +24,7 @@ GRACE_S = 1
 
 @pytest.fixture(scope="module")
 def model_dir():
-    root = harness.REPO_ROOT / "build" / "examples"
-    subprocess.run([str(harness.REPO_ROOT / ".venv" / "bin" / "python"),
-                    str(EXAMPLES / "train_example.py"), str(root)], check=True)
-    return root / "xgboost-iris"
+    return example_models() / "xgboost-iris"
 
 
 @pytest.fixture(scope="module")
@@ -98,48 +95,14 @@ def test_burst_scales_up_then_down_to_zero(platform, model_dir):
     assert "Scaled" in described and "ScaledToZero" in described, described
 
 
-SLOW_SERVER = """
-import http.server, os
-ready = os.path.exists("ready-marker")  # the working directory is the model's
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200 if ready else 503)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-    def do_POST(self):
-        body = b'{"predictions": [1]}'
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-"""
-
-
 def test_requests_held_past_the_queue_deadline_get_503(platform, tmp_path):
     # A custom predictor that is ready once, then (at zero) never again: the
     # activator holds its requests, and answers 503 once the deadline passes.
     model = tmp_path / "flaky"
     model.mkdir()
-    (model / "server.py").write_text(SLOW_SERVER)
+    (model / "require-marker").write_text("")
     (model / "ready-marker").write_text("")
-    platform.apply_text(f"""apiVersion: serving.kserve.io/v1beta1
-kind: InferenceService
-metadata:
-  name: flaky
-spec:
-  predictor:
-    minReplicas: 0
-    containers:
-      - name: kserve-container
-        image: example.com/flaky:1
-        command: ["python3", "server.py"]
-        env:
-          - name: STORAGE_URI
-            value: {model}
-""")
+    platform.apply_text(custom_server_yaml("flaky", model, "\n    minReplicas: 0"))
     assert platform.predict_v1("flaky", IRIS_ROWS).status_code == 200
     (model / "ready-marker").unlink()
     harness.wait_until(lambda: replica_count(platform, "flaky") == 0,

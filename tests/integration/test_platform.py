@@ -7,32 +7,25 @@ reports them, the store across restarts, the API's token check.
 """
 
 import http.server
-import io
 import os
 import signal
 import stat
-import subprocess
 import tarfile
 import threading
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
 
 import harness
-from platform_harness import EXAMPLES, Platform, isvc_yaml, READY_TIMEOUT_S
+from platform_harness import EXAMPLES, Platform, example_models, isvc_yaml, READY_TIMEOUT_S
 
 IRIS_ROWS = [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]  # both class 1 (KServe's e2e)
 
 
 @pytest.fixture(scope="module")
 def examples_dir():
-    root = harness.REPO_ROOT / "build" / "examples"
-    subprocess.run([str(harness.REPO_ROOT / ".venv" / "bin" / "python"),
-                    str(EXAMPLES / "train_example.py"), str(root)], check=True)
-    return root
+    return example_models()
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,13 @@ not one failed request across all the transitions.
 """
 
 import shutil
-import subprocess
 import time
 
 import pytest
 import requests
 
 import harness
-from platform_harness import EXAMPLES, Load, Platform
+from platform_harness import Load, Platform, custom_server_yaml, example_models
 
 IRIS_ROWS = [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]
 WINDOW = 10_000
@@ -21,9 +20,7 @@ WINDOW = 10_000
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    root = harness.REPO_ROOT / "build" / "examples"
-    subprocess.run([str(harness.REPO_ROOT / ".venv" / "bin" / "python"),
-                    str(EXAMPLES / "train_example.py"), str(root)], check=True)
+    root = example_models()
     base = tmp_path_factory.mktemp("versions")
     dirs = {}
     for v in ("v1", "v2", "v3"):  # the same model under three URIs: three specs
@@ -160,48 +157,11 @@ def test_shadow_traffic_reaches_the_latest_revision_without_moving_traffic(platf
     harness.wait_until(mirrored, 10, "200 shadow copies answered by revision 2")
 
 
-SLOW_SERVER = """
-import http.server, os, time
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-    def do_POST(self):
-        with open("posts.log", "a") as f:
-            f.write("post\\n")
-        time.sleep(3)
-        body = b'{"predictions": [1]}'
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-"""
-
-
 def test_route_timeout_answers_504_and_is_never_retried(platform, tmp_path):
     model = tmp_path / "slow"
     model.mkdir()
-    (model / "server.py").write_text(SLOW_SERVER)
-    platform.apply_text(f"""apiVersion: serving.kserve.io/v1beta1
-kind: InferenceService
-metadata:
-  name: slow
-spec:
-  predictor:
-    timeout: 1
-    minReplicas: 2
-    containers:
-      - name: kserve-container
-        image: example.com/slow:1
-        command: ["python3", "server.py"]
-        env:
-          - name: STORAGE_URI
-            value: {model}
-""")
+    (model / "delay").write_text("3")
+    platform.apply_text(custom_server_yaml("slow", model, "\n    timeout: 1\n    minReplicas: 2"))
     t0 = time.monotonic()
     r = requests.post(f"{platform.gateway}/v1/models/slow:predict", json={"instances": [[1]]},
                       headers={"Host": platform.host("slow")}, timeout=30)

@@ -7,7 +7,6 @@ NOT_FOUND naming what was asked.
 Runs in its own process: OSPREY_GRPC_SUITE=gateway (tests/run_integration.sh).
 """
 
-import subprocess
 
 import numpy as np
 import pytest
@@ -15,17 +14,14 @@ import tritonclient.grpc as tgrpc
 from tritonclient.utils import InferenceServerException
 
 import harness
-from platform_harness import EXAMPLES, Platform, isvc_yaml
+from platform_harness import Platform, example_models, isvc_yaml
 
 ROWS = np.array([[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]], dtype=np.float32)
 
 
 @pytest.fixture(scope="module")
 def model_dir():
-    root = harness.REPO_ROOT / "build" / "examples"
-    subprocess.run([str(harness.REPO_ROOT / ".venv" / "bin" / "python"),
-                    str(EXAMPLES / "train_example.py"), str(root)], check=True)
-    return root / "xgboost-iris"
+    return example_models() / "xgboost-iris"
 
 
 @pytest.fixture(scope="module")
