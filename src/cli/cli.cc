@@ -449,7 +449,7 @@ int WaitReady(const Options& o, const std::vector<std::pair<std::string, std::st
       if (std::chrono::steady_clock::now() > deadline)
         return Fail(StrCat("timed out after ", o.timeout_s, "s waiting for inferenceservice ", ns,
                            "/", name, " to be Ready (", last, ")"));
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling interval
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling interval
     }
   }
   return 0;

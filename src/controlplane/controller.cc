@@ -605,7 +605,6 @@ struct Controller::Impl {
     } else if (o.ready_replicas > 0) {
       o.phase = RevisionPhase::kReady;
       o.ever_ready = true;
-      r.activate = false;
       o.reason.clear();
       o.message.clear();
     } else if (o.ever_ready && r.aspired) {
@@ -903,6 +902,9 @@ struct Controller::Impl {
       const int before = r.decided ? r.decision.desired : -1;
       r.decision = autoscaler::Decide(spec, &r.kpa, sample, r.observed.ready_replicas, waiting, now);
       r.decided = true;
+      // This decision saw the requests the activator held (waiting, or in
+      // flight once a replica took them): it carries the scale from here.
+      r.activate = false;
       if (before >= 0 && before != r.decision.desired) {
         char observed[64];
         std::snprintf(observed, sizeof(observed), "%.2f stable, %.2f panic", r.decision.observed_stable,
@@ -1203,6 +1205,8 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(Options options) {
   Impl* raw = impl.get();
   Supervisor::Options so;
   so.stop_grace = impl->opts.replica_stop_grace;
+  // A starting replica is probed often: readiness is on the cold-start path.
+  so.probe_interval = std::chrono::milliseconds(10);
   so.startup_timeout = impl->opts.replica_startup_timeout;
   so.on_change = [raw](const ReplicaStatus& s) {
     std::string key = StrCat("replica/", s.id);
