@@ -501,10 +501,11 @@ struct Controller::Impl {
     return ToText(d["spec"]["predictor"]);
   }
 
-  // Where replica `id` serves gRPC: a short path (Unix sockets allow ~107 bytes).
-  std::string GrpcSocket(const std::string& id) const {
-    char name[32];
-    std::snprintf(name, sizeof(name), "%016zx.sock", std::hash<std::string>{}(id));
+  // Where replica `id` serves gRPC, or HTTP for the gateway: a short path
+  // (Unix socket paths hold ~107 bytes).
+  std::string ReplicaSocket(const std::string& id, const char* kind) const {
+    char name[40];
+    std::snprintf(name, sizeof(name), "%016zx.%s.sock", std::hash<std::string>{}(id), kind);
     std::string path = StrCat(opts.data_dir, "/run/", name);
     if (path.size() > 100) path = StrCat("/tmp/osprey-", ::getuid(), "-", name);
     return path;
@@ -514,12 +515,15 @@ struct Controller::Impl {
     ReplicaSpec spec;
     spec.id = StrCat(rev_key, "/", index);
     std::string model_dir = r.model_dir.empty() ? opts.data_dir : r.model_dir;
-    const std::string socket = GrpcSocket(spec.id);
+    const std::string grpc_socket = ReplicaSocket(spec.id, "grpc");
+    const std::string http_socket = ReplicaSocket(spec.id, "http");
     auto fill = [&](std::string s) {
       for (size_t at; (at = s.find("{{.ModelDir}}")) != std::string::npos;)
         s.replace(at, 13, model_dir);
       for (size_t at; (at = s.find("{{.GrpcSocket}}")) != std::string::npos;)
-        s.replace(at, 15, socket);
+        s.replace(at, 15, grpc_socket);
+      for (size_t at; (at = s.find("{{.HttpSocket}}")) != std::string::npos;)
+        s.replace(at, 15, http_socket);
       return s;
     };
     for (const auto& a : r.spec.command) spec.argv.push_back(fill(a));
@@ -791,14 +795,18 @@ struct Controller::Impl {
       gateway::RevisionTarget t;
       t.key = rev_key;
       t.revision = r.spec.name;
-      const bool grpc = std::any_of(r.spec.command.begin(), r.spec.command.end(), [](const auto& a) {
-        return a.find("{{.GrpcSocket}}") != std::string::npos;
-      });
+      auto uses = [&](std::string_view placeholder) {
+        return std::any_of(r.spec.command.begin(), r.spec.command.end(),
+                           [&](const auto& a) { return a.find(placeholder) != std::string::npos; });
+      };
+      const bool grpc = uses("{{.GrpcSocket}}");
+      const bool http_socket = uses("{{.HttpSocket}}");
       for (const auto& s : replicas)
         if (s.state == ReplicaState::kReady && live.count(s.id) &&
             s.id.compare(0, rev_key.size() + 1, rev_key + "/") == 0) {
           t.ports.push_back(s.port);
-          t.grpc_targets.push_back(grpc ? StrCat("unix:", GrpcSocket(s.id)) : "");
+          t.grpc_targets.push_back(grpc ? StrCat("unix:", ReplicaSocket(s.id, "grpc")) : "");
+          t.http_sockets.push_back(http_socket ? ReplicaSocket(s.id, "http") : "");
         }
       const auto& isvc = isvcs.at(StrCat(r.spec.namespace_, "/", r.spec.isvc)).isvc;
       t.container_concurrency = isvc.predictor.container_concurrency;

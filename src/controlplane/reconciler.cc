@@ -125,7 +125,8 @@ void OspreyServeCommand(const InferenceService& isvc, const std::string& format,
   }
   rev->command = {config.osprey_binary, "serve",    "--model-dir", "{{.ModelDir}}",
                   "--model-name",       isvc.meta.name, "--http-port", "{{.Port}}",
-                  "--grpc-socket",      "{{.GrpcSocket}}", "--exit-on-load-failure"};
+                  "--grpc-socket",      "{{.GrpcSocket}}", "--http-socket",
+                  "{{.HttpSocket}}",    "--exit-on-load-failure"};
   if (!route->backend.empty()) {
     rev->command.push_back("--model-format");
     rev->command.push_back(std::string(route->backend));

@@ -57,8 +57,9 @@ struct RevisionSpec {
   std::string model_format;  // format name as the user wrote it
   std::string storage_uri;
   std::string protocol = "v1";
-  // argv with templates left for the replica: {{.Port}}, {{.ModelDir}} and
-  // {{.GrpcSocket}} (the Unix socket a replica serves gRPC on, if it does).
+  // argv with templates left for the replica: {{.Port}}, {{.ModelDir}},
+  // {{.GrpcSocket}} and {{.HttpSocket}} (the Unix sockets a replica serves
+  // gRPC and HTTP on for the gateway, if it does).
   std::vector<std::string> command;
   std::vector<std::pair<std::string, std::string>> env;
   std::string health_path;

@@ -77,6 +77,7 @@ struct Gateway::Impl {
     std::shared_ptr<const std::string> body;
     std::shared_ptr<RevState> rev;
     uint16_t port = 0;
+    std::string socket;  // the replica's Unix socket, when it has one
     int timeout_ms = 0;
     int retries = 0;
     bool mirror = false;
@@ -92,6 +93,7 @@ struct Gateway::Impl {
     uint16_t port = 0;
     int outstanding = 0;
     std::string grpc_target;
+    std::string http_socket;
   };
 
   struct RevState {
@@ -186,6 +188,7 @@ struct Gateway::Impl {
         ++s.in_flight;
         ++s.requests_since;
         job->port = r->port;
+        job->socket = r->http_socket;
       } else if (job->mirror) {
         return;  // a mirror copy never waits
       } else if (static_cast<int>(s.waiting.size()) >= options.queue_limit) {
@@ -224,6 +227,7 @@ struct Gateway::Impl {
       ++s.in_flight;
       ++s.requests_since;
       job->port = r->port;
+      job->socket = r->http_socket;
       ready.push_back(std::move(job));
     }
     return ready;
@@ -249,6 +253,7 @@ struct Gateway::Impl {
     UpstreamRequest request;
     request.io_context = job->io;
     request.port = job->port;
+    request.unix_socket = job->socket;
     request.head = job->head;
     request.body = job->body;
     request.timeout = std::chrono::milliseconds(job->timeout_ms);
@@ -262,6 +267,7 @@ struct Gateway::Impl {
             if (r.port == job->port) --r.outstanding;
           ++other->outstanding;
           job->port = other->port;
+          job->socket = other->http_socket;
           lock.unlock();
           Forward(std::move(job), attempt + 1);
           return;
@@ -444,7 +450,8 @@ void Gateway::Update(std::shared_ptr<const RouteTable> table) {
     s->container_concurrency = t.container_concurrency;
     std::vector<Impl::Replica> next;
     for (size_t i = 0; i < t.ports.size(); ++i) {
-      Impl::Replica r{t.ports[i], 0, i < t.grpc_targets.size() ? t.grpc_targets[i] : ""};
+      Impl::Replica r{t.ports[i], 0, i < t.grpc_targets.size() ? t.grpc_targets[i] : "",
+                      i < t.http_sockets.size() ? t.http_sockets[i] : ""};
       for (const auto& old : s->replicas)
         if (old.port == r.port) r.outstanding = old.outstanding;
       next.push_back(std::move(r));

@@ -46,6 +46,9 @@ struct RevisionTarget {
   // Their gRPC endpoints ("unix:/path"), by the same index; "" for a replica
   // that serves no gRPC.
   std::vector<std::string> grpc_targets;
+  // Unix domain sockets their HTTP is also served on ("" for none): cheaper
+  // than TCP for the gateway's calls.
+  std::vector<std::string> http_sockets;
   int container_concurrency = 0;  // hard in-flight limit per replica, 0: none
 };
 

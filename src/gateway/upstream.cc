@@ -14,21 +14,23 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
+using Stream = asio::generic::stream_protocol::socket;
 
 struct Conn {
   explicit Conn(asio::io_context& io) : socket(io) {}
-  tcp::socket socket;
+  Stream socket;
   beast::flat_buffer buffer;
 };
 
-// This loop thread's idle keep-alive connections, by replica port. One loop
-// runs on one thread, so the pool needs no lock.
-thread_local std::unordered_map<uint16_t, std::vector<std::unique_ptr<Conn>>> idle_pool;
+// This loop thread's idle keep-alive connections, by replica (its socket
+// path, or port). One loop runs on one thread, so the pool needs no lock.
+thread_local std::unordered_map<std::string, std::vector<std::unique_ptr<Conn>>> idle_pool;
 
 class Call : public std::enable_shared_from_this<Call> {
  public:
   Call(UpstreamRequest request, absl::AnyInvocable<void(UpstreamResult)> done)
       : req_(std::move(request)),
+        key_(req_.unix_socket.empty() ? StrCat(req_.port) : req_.unix_socket),
         io_(*static_cast<asio::io_context*>(req_.io_context)),
         timer_(io_),
         done_(std::move(done)) {}
@@ -48,7 +50,7 @@ class Call : public std::enable_shared_from_this<Call> {
 
  private:
   void Acquire(bool fresh) {
-    auto& idle = idle_pool[req_.port];
+    auto& idle = idle_pool[key_];
     if (!fresh && !idle.empty()) {
       conn_ = std::move(idle.back());
       idle.pop_back();
@@ -58,21 +60,33 @@ class Call : public std::enable_shared_from_this<Call> {
     }
     reused_ = false;
     conn_ = std::make_unique<Conn>(io_);
-    conn_->socket.async_connect(
-        tcp::endpoint(asio::ip::address_v4::loopback(), req_.port),
-        [self = shared_from_this()](beast::error_code ec) {
-          if (ec) {
-            self->Fail(self->timed_out_ ? absl::DeadlineExceededError("timeout")
-                       : ec == asio::error::connection_refused
-                           ? absl::UnavailableError(StrCat("port ", self->req_.port,
-                                                           " refused the connection"))
-                           : absl::InternalError(StrCat("connect: ", ec.message())));
-            return;
-          }
-          beast::error_code ignored;
-          self->conn_->socket.set_option(tcp::no_delay(true), ignored);
-          self->Write();
-        });
+    auto on_connect = [self = shared_from_this()](beast::error_code ec) {
+      if (ec) {
+        const bool refused = ec == asio::error::connection_refused ||
+                             ec == asio::error::not_found ||
+                             ec == boost::system::errc::no_such_file_or_directory;
+        self->Fail(self->timed_out_ ? absl::DeadlineExceededError("timeout")
+                   : refused        ? absl::UnavailableError(StrCat(
+                                   self->key_, " refused the connection"))
+                                    : absl::InternalError(StrCat("connect: ", ec.message())));
+        return;
+      }
+      if (self->req_.unix_socket.empty()) {
+        beast::error_code ignored;
+        self->conn_->socket.set_option(tcp::no_delay(true), ignored);
+      }
+      self->Write();
+    };
+    if (req_.unix_socket.empty()) {
+      conn_->socket.async_connect(
+          asio::generic::stream_protocol::endpoint(
+              tcp::endpoint(asio::ip::address_v4::loopback(), req_.port)),
+          std::move(on_connect));
+    } else {
+      conn_->socket.async_connect(asio::generic::stream_protocol::endpoint(
+                                      asio::local::stream_protocol::endpoint(req_.unix_socket)),
+                                  std::move(on_connect));
+    }
   }
 
   void Write() {
@@ -113,7 +127,7 @@ class Call : public std::enable_shared_from_this<Call> {
       return;
     }
     Fail(timed_out_ ? absl::DeadlineExceededError("timeout")
-                    : absl::InternalError(StrCat("replica on port ", req_.port,
+                    : absl::InternalError(StrCat("replica at ", key_,
                                                  " broke the connection: ", ec.message())));
   }
 
@@ -128,7 +142,7 @@ class Call : public std::enable_shared_from_this<Call> {
       r.headers.emplace_back(std::string(f.name_string().data(), f.name_string().size()),
                              std::string(f.value().data(), f.value().size()));
     r.body = std::move(msg.body());
-    if (msg.keep_alive()) idle_pool[req_.port].push_back(std::move(conn_));
+    if (msg.keep_alive()) idle_pool[key_].push_back(std::move(conn_));
     auto done = std::move(done_);
     done(std::move(r));
   }
@@ -145,6 +159,7 @@ class Call : public std::enable_shared_from_this<Call> {
   }
 
   UpstreamRequest req_;
+  std::string key_;  // of the idle pool
   asio::io_context& io_;
   asio::steady_timer timer_;
   absl::AnyInvocable<void(UpstreamResult)> done_;

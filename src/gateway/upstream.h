@@ -20,6 +20,7 @@ namespace osprey::gateway {
 struct UpstreamRequest {
   void* io_context = nullptr;  // a boost::asio::io_context: the loop to run on
   uint16_t port = 0;           // the replica, on 127.0.0.1
+  std::string unix_socket;     // or, when set, its Unix domain socket
   std::string head;            // request line and headers, ending with a blank line
   std::shared_ptr<const std::string> body;
   std::chrono::milliseconds timeout{60000};

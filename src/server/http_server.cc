@@ -1,5 +1,7 @@
 #include "server/http_server.h"
 
+#include <unistd.h>
+
 #include <array>
 #include <atomic>
 #include <boost/asio.hpp>
@@ -9,6 +11,7 @@
 #include <list>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <unordered_set>
 
 #include "common/logging.h"
@@ -22,6 +25,9 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
+using local = asio::local::stream_protocol;
+// A connection over TCP or a Unix domain socket: sessions do not care which.
+using Stream = asio::generic::stream_protocol::socket;
 
 class Session;
 
@@ -45,7 +51,7 @@ struct Shared {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, Loop* loop, Shared* shared)
+  Session(Stream socket, Loop* loop, Shared* shared)
       : socket_(std::move(socket)), loop_(loop), shared_(shared) {
     loop_->sessions.insert(this);
     shared_->connections.fetch_add(1);
@@ -257,11 +263,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Close() {
     beast::error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    socket_.shutdown(asio::socket_base::shutdown_send, ignored);
     socket_.close(ignored);
   }
 
-  tcp::socket socket_;
+  Stream socket_;
   Loop* loop_;
   Shared* shared_;
   beast::flat_buffer buffer_;
@@ -277,27 +283,32 @@ class Session : public std::enable_shared_from_this<Session> {
 
 // One listening socket (no SO_REUSEPORT, so a second server cannot silently
 // share the port), owned by the first loop; each accepted connection goes to
-// the next loop in turn and lives there.
+// the next loop in turn and lives there. Over TCP, or a Unix domain socket.
+template <typename Protocol>
 struct Acceptor {
-  tcp::acceptor socket;
+  typename Protocol::acceptor socket;
   std::vector<Loop*> loops;
   size_t next = 0;  // touched only on the acceptor's loop
   Shared* shared;
 };
 
-void Accept(Acceptor* acceptor) {
+template <typename Protocol>
+void Accept(Acceptor<Protocol>* acceptor) {
   Loop* target = acceptor->loops[acceptor->next];
   acceptor->next = (acceptor->next + 1) % acceptor->loops.size();
   acceptor->socket.async_accept(
-      target->io, [acceptor, target](beast::error_code ec, tcp::socket socket) {
+      target->io,
+      [acceptor, target](beast::error_code ec, typename Protocol::socket socket) {
         if (ec) {
           if (ec == asio::error::operation_aborted || !acceptor->socket.is_open()) return;
           OSPREY_LOG(kWarning) << "accept failed: " << ec.message();
         } else {
-          beast::error_code ignored;
-          socket.set_option(tcp::no_delay(true), ignored);
+          if constexpr (std::is_same_v<Protocol, tcp>) {
+            beast::error_code ignored;
+            socket.set_option(tcp::no_delay(true), ignored);
+          }
           Shared* shared = acceptor->shared;
-          asio::post(target->io, [target, shared, s = std::move(socket)]() mutable {
+          asio::post(target->io, [target, shared, s = Stream(std::move(socket))]() mutable {
             std::make_shared<Session>(std::move(s), target, shared)->Start();
           });
         }
@@ -322,7 +333,8 @@ std::string_view FindHeader(const HeaderSource& headers, std::string_view name) 
 struct HttpServer::Impl {
   Shared shared;
   std::list<Loop> loops;             // stable addresses
-  std::optional<Acceptor> acceptor;  // on the first loop
+  std::optional<Acceptor<tcp>> acceptor;         // on the first loop
+  std::optional<Acceptor<local>> unix_acceptor;  // likewise, when asked for
   uint16_t port = 0;
 
   void StopLoops() {
@@ -350,8 +362,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const Options& opt
   int threads = std::max(1, options.threads);
   std::vector<Loop*> loops;
   for (int i = 0; i < threads; ++i) loops.push_back(&impl->loops.emplace_back());
-  Acceptor& acceptor =
-      impl->acceptor.emplace(Acceptor{tcp::acceptor(loops[0]->io), loops, 0, &impl->shared});
+  Acceptor<tcp>& acceptor =
+      impl->acceptor.emplace(Acceptor<tcp>{tcp::acceptor(loops[0]->io), loops, 0, &impl->shared});
   tcp::acceptor& a = acceptor.socket;
   tcp::endpoint endpoint(address, port);
   a.open(endpoint.protocol(), ec);
@@ -365,16 +377,31 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const Options& opt
         StrCat("cannot listen on ", options.address, ":", port, ": ", ec.message()));
   impl->port = a.local_endpoint().port();
   Accept(&acceptor);
+  if (!options.unix_socket.empty()) {
+    ::unlink(options.unix_socket.c_str());  // left by a previous run
+    Acceptor<local>& u = impl->unix_acceptor.emplace(
+        Acceptor<local>{local::acceptor(loops[0]->io), loops, 0, &impl->shared});
+    local::endpoint where(options.unix_socket);
+    u.socket.open(where.protocol(), ec);
+    if (!ec) u.socket.bind(where, ec);
+    if (!ec) u.socket.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+      return absl::UnavailableError(
+          StrCat("cannot listen on ", options.unix_socket, ": ", ec.message()));
+    Accept(&u);
+  }
   for (Loop& loop : impl->loops) loop.thread = std::thread([&loop] { loop.io.run(); });
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
 bool HttpServer::Drain(std::chrono::milliseconds grace) {
   impl_->shared.draining.store(true);
-  Acceptor* acceptor = &*impl_->acceptor;
-  asio::post(impl_->loops.front().io, [acceptor] {
+  Acceptor<tcp>* acceptor = &*impl_->acceptor;
+  Acceptor<local>* unix_acceptor = impl_->unix_acceptor ? &*impl_->unix_acceptor : nullptr;
+  asio::post(impl_->loops.front().io, [acceptor, unix_acceptor] {
     beast::error_code ignored;
     acceptor->socket.close(ignored);
+    if (unix_acceptor != nullptr) unix_acceptor->socket.close(ignored);
   });
   for (Loop& loop : impl_->loops) {
     asio::post(loop.io, [&loop] {

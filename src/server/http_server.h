@@ -31,6 +31,9 @@ class HttpServer {
     uint16_t port = 8080;  // 0: any free port (see port())
     int threads = 2;
     uint64_t max_request_bytes = 64ull << 20;
+    // When set, also accept connections on this Unix domain socket path (the
+    // gateway of `osprey up` reaches its replicas there: cheaper than TCP).
+    std::string unix_socket;
   };
 
   // Binds and starts serving; the handler must outlive the server.
