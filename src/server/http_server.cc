@@ -324,7 +324,12 @@ std::string_view FindHeader(const HeaderSource& headers, std::string_view name) 
   headers.visit(headers.context, [&](std::string_view n, std::string_view v) {
     if (found.empty() && n.size() == name.size() &&
         std::equal(n.begin(), n.end(), name.begin(),
-                   [](char a, char b) { return std::tolower(a) == std::tolower(b); }))
+                   [](char a, char b) {
+                     auto lower = [](char c) {
+                       return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+                     };
+                     return lower(a) == lower(b);
+                   }))
       found = v;
   });
   return found;
