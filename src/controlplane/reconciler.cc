@@ -123,8 +123,10 @@ void OspreyServeCommand(const InferenceService& isvc, const std::string& format,
     Fail(rev, "NoSupportingRuntime", std::string(route->unsupported));
     return;
   }
+  // Replicas listen on loopback only: clients come through the gateway.
   rev->command = {config.osprey_binary, "serve",    "--model-dir", "{{.ModelDir}}",
-                  "--model-name",       isvc.meta.name, "--http-port", "{{.Port}}",
+                  "--model-name",       isvc.meta.name, "--http-address", "127.0.0.1",
+                  "--http-port",        "{{.Port}}",
                   "--grpc-socket",      "{{.GrpcSocket}}", "--http-socket",
                   "{{.HttpSocket}}",    "--exit-on-load-failure"};
   if (!route->backend.empty()) {
