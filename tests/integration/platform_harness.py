@@ -34,20 +34,27 @@ def example_models():
 # in its model directory (STORAGE_URI) on $PORT. Files there steer it: with
 # `require-marker`, it is ready only if `ready-marker` existed at its start;
 # `delay` holds seconds to wait before answering a POST; every POST is
-# logged to `posts.log`.
+# logged to `posts.log` with the number of POSTs in progress at its start.
 TEST_SERVER = """
-import http.server, os, time
+import http.server, os, threading, time
 ready = not os.path.exists("require-marker") or os.path.exists("ready-marker")
 delay = float(open("delay").read()) if os.path.exists("delay") else 0
+lock = threading.Lock()
+in_flight = 0
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200 if ready else 503)
         self.send_header("Content-Length", "0")
         self.end_headers()
     def do_POST(self):
-        with open("posts.log", "a") as f:
-            f.write("post\\n")
+        global in_flight
+        with lock:
+            in_flight += 1
+            with open("posts.log", "a") as f:
+                f.write(f"post {in_flight}\\n")
         time.sleep(delay)
+        with lock:
+            in_flight -= 1
         body = b'{"predictions": [1]}'
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))

@@ -161,3 +161,29 @@ def test_gateway_metrics_and_access_log(platform, model_dir):
         log = (platform.data_dir / "access.log").read_text()
         return "trace-me-42" in log and " 400 " in log
     harness.wait_until(logged, 5, "the access log line of the traced request")
+
+
+def test_container_concurrency_is_a_hard_limit_with_queueing(platform, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = tmp_path / "single"
+    model.mkdir()
+    (model / "delay").write_text("0.3")
+    platform.apply_text(custom_server_yaml(
+        "single", model, "\n    containerConcurrency: 1\n    minReplicas: 1\n    maxReplicas: 1"))
+
+    def call(_):
+        return requests.post(f"{platform.gateway}/v1/models/single:predict",
+                             json={"instances": [[1]]}, headers={"Host": platform.host("single")},
+                             timeout=30).status_code
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(call, range(4)))
+    elapsed = time.monotonic() - t0
+    assert codes == [200] * 4  # queued at the gateway, not refused
+    posts = (model / "posts.log").read_text().split()
+    assert posts.count("post") == 4
+    assert set(posts) - {"post"} == {"1"}, posts  # never two at once on the replica
+    assert elapsed >= 4 * 0.3 - 0.05, elapsed
+    platform.cli("delete", "isvc", "single")
