@@ -22,15 +22,15 @@ struct Conn {
   beast::flat_buffer buffer;
 };
 
-// This loop thread's idle keep-alive connections, by replica (its socket
-// path, or port). One loop runs on one thread, so the pool needs no lock.
-thread_local std::unordered_map<std::string, std::vector<std::unique_ptr<Conn>>> idle_pool;
+// This loop thread's idle keep-alive connections, by replica port (a replica
+// has one, whether it is reached on it or on its Unix socket). One loop runs
+// on one thread, so the pool needs no lock.
+thread_local std::unordered_map<uint16_t, std::vector<std::unique_ptr<Conn>>> idle_pool;
 
 class Call : public std::enable_shared_from_this<Call> {
  public:
   Call(UpstreamRequest request, absl::AnyInvocable<void(UpstreamResult)> done)
       : req_(std::move(request)),
-        key_(req_.unix_socket.empty() ? StrCat(req_.port) : req_.unix_socket),
         io_(*static_cast<asio::io_context*>(req_.io_context)),
         timer_(io_),
         done_(std::move(done)) {}
@@ -50,7 +50,7 @@ class Call : public std::enable_shared_from_this<Call> {
 
  private:
   void Acquire(bool fresh) {
-    auto& idle = idle_pool[key_];
+    auto& idle = idle_pool[req_.port];
     if (!fresh && !idle.empty()) {
       conn_ = std::move(idle.back());
       idle.pop_back();
@@ -67,7 +67,7 @@ class Call : public std::enable_shared_from_this<Call> {
                              ec == boost::system::errc::no_such_file_or_directory;
         self->Fail(self->timed_out_ ? absl::DeadlineExceededError("timeout")
                    : refused        ? absl::UnavailableError(StrCat(
-                                   self->key_, " refused the connection"))
+                                   "replica on port ", self->req_.port, " refused the connection"))
                                     : absl::InternalError(StrCat("connect: ", ec.message())));
         return;
       }
@@ -127,7 +127,7 @@ class Call : public std::enable_shared_from_this<Call> {
       return;
     }
     Fail(timed_out_ ? absl::DeadlineExceededError("timeout")
-                    : absl::InternalError(StrCat("replica at ", key_,
+                    : absl::InternalError(StrCat("replica on port ", req_.port,
                                                  " broke the connection: ", ec.message())));
   }
 
@@ -142,7 +142,7 @@ class Call : public std::enable_shared_from_this<Call> {
       r.headers.emplace_back(std::string(f.name_string().data(), f.name_string().size()),
                              std::string(f.value().data(), f.value().size()));
     r.body = std::move(msg.body());
-    if (msg.keep_alive()) idle_pool[key_].push_back(std::move(conn_));
+    if (msg.keep_alive()) idle_pool[req_.port].push_back(std::move(conn_));
     auto done = std::move(done_);
     done(std::move(r));
   }
@@ -159,7 +159,6 @@ class Call : public std::enable_shared_from_this<Call> {
   }
 
   UpstreamRequest req_;
-  std::string key_;  // of the idle pool
   asio::io_context& io_;
   asio::steady_timer timer_;
   absl::AnyInvocable<void(UpstreamResult)> done_;

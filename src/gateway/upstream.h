@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -21,7 +22,9 @@ struct UpstreamRequest {
   void* io_context = nullptr;  // a boost::asio::io_context: the loop to run on
   uint16_t port = 0;           // the replica, on 127.0.0.1
   std::string unix_socket;     // or, when set, its Unix domain socket
-  std::string head;            // request line and headers, ending with a blank line
+  // Request line and headers, ending with a blank line; not copied: it must
+  // stay alive until `done` runs (the caller keeps it with its callback).
+  std::string_view head;
   std::shared_ptr<const std::string> body;
   std::chrono::milliseconds timeout{60000};
 };
