@@ -122,5 +122,39 @@ TEST(ForestTest, UnbalancedTreeAndMissingValuesInBlocks) {
   EXPECT_EQ(out, want);
 }
 
+// Blocks without missing values take the path without NaN checks (8-row
+// lanes and a tail): 41 rows, values on, below and above every threshold,
+// two trees summed.
+TEST(ForestTest, BlocksWithoutMissingValuesAgreeWithTheTree) {
+  std::string json =
+      R"({"learner":{"learner_model_param":{"base_score":"0","num_class":"0",)"
+      R"("num_feature":"2","num_target":"1"},"objective":{"name":"reg:squarederror"},)"
+      R"("gradient_booster":{"name":"gbtree","model":{"tree_info":["0","0"],"trees":[)"
+      R"({"left_children":["1","-1","3","-1","-1"],"right_children":["2","-1","4","-1","-1"],)"
+      R"("split_indices":["0","0","1","0","0"],"split_conditions":["0","1","5","2","3"],)"
+      R"("default_left":["0","0","1","0","0"],"split_type":["0","0","0","0","0"],)"
+      R"("tree_param":{"num_nodes":"5","size_leaf_vector":"0"}},)"
+      R"({"left_children":["1","-1","-1"],"right_children":["2","-1","-1"],)"
+      R"("split_indices":["1","0","0"],"split_conditions":["2.5","0.25","0.5"],)"
+      R"("default_left":["1","0","0"],"split_type":["0","0","0"],)"
+      R"("tree_param":{"num_nodes":"3","size_leaf_vector":"0"}}]}}}})";
+  auto f = Forest::Compile(json);
+  ASSERT_TRUE(f.ok()) << f.status();
+  const float xs0[] = {-1.0f, 0.0f, 1.0f, -0.0f, 1e30f};
+  const float xs1[] = {2.0f, 2.5f, 4.0f, 5.0f, 6.0f, -1e30f, 1e30f};
+  std::vector<float> rows, want;
+  for (int i = 0; i < 41; ++i) {
+    float x0 = xs0[i % 5], x1 = xs1[(i * 3) % 7];
+    rows.push_back(x0);
+    rows.push_back(x1);
+    float first = x0 < 0 ? 1 : (x1 < 5 ? 2 : 3);
+    float second = x1 < 2.5f ? 0.25f : 0.5f;
+    want.push_back(first + second);
+  }
+  std::vector<float> out(41);
+  (*f)->Predict(rows.data(), 41, out.data());
+  EXPECT_EQ(out, want);
+}
+
 }  // namespace
 }  // namespace osprey
