@@ -73,8 +73,8 @@ int ReadResponse(int fd, std::string& buf) {
 
 int main(int argc, char** argv) {
   if (argc != 8) {
-    std::fprintf(stderr,
-                 "usage: %s PORT PATH BODY_FILE HOST_HEADER RATE SECONDS CONNECTIONS\n", argv[0]);
+    std::fprintf(stderr, "usage: %s PORT PATH BODY_FILE HOST_HEADER RATE SECONDS CONNECTIONS\n",
+                 argv[0]);
     return 2;
   }
   const int port = std::atoi(argv[1]);
@@ -85,9 +85,10 @@ int main(int argc, char** argv) {
   const double rate = std::atof(argv[5]);
   const double seconds = std::atof(argv[6]);
   const int connections = std::max(1, std::atoi(argv[7]));
-  const std::string request = "POST " + path + " HTTP/1.1\r\nHost: " + host +
-                              "\r\nContent-Type: application/json\r\nContent-Length: " +
-                              std::to_string(body.size()) + "\r\n\r\n" + body;
+  const std::string request =
+      "POST " + path + " HTTP/1.1\r\nHost: " + host +
+      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\n\r\n" + body;
 
   std::mutex mu;
   std::vector<double> latencies;
@@ -133,8 +134,9 @@ int main(int argc, char** argv) {
     if (latencies.empty()) return 0.0;
     return latencies[std::min(latencies.size() - 1, static_cast<size_t>(p * latencies.size()))];
   };
-  std::printf("{\"sent\": %zu, \"errors\": %ld, \"p50_ms\": %.4f, \"p90_ms\": %.4f, "
-              "\"p99_ms\": %.4f}\n",
-              latencies.size() + errors, errors, pct(0.5), pct(0.9), pct(0.99));
+  std::printf(
+      "{\"sent\": %zu, \"errors\": %ld, \"p50_ms\": %.4f, \"p90_ms\": %.4f, "
+      "\"p99_ms\": %.4f}\n",
+      latencies.size() + errors, errors, pct(0.5), pct(0.9), pct(0.99));
   return 0;
 }

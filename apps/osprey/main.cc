@@ -5,9 +5,9 @@
 #include <string_view>
 #include <vector>
 
-#include "common/strings.h"
 #include "cli/cli.h"
 #include "common/logging.h"
+#include "common/strings.h"
 #include "flags.h"
 #include "platform_paths.h"
 #include "storage/storage.h"

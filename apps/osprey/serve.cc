@@ -44,7 +44,8 @@ const std::vector<FlagSpec>& ServeFlags() {
       {"grpc-socket", false, "serve gRPC on this Unix domain socket instead of a port"},
       {"http-socket", false, "also serve HTTP on this Unix domain socket"},
       {"no-grpc", true, "serve REST only"},
-      {"exit-on-load-failure", true, "with --model-dir: exit with status 1 if the model fails to load"},
+      {"exit-on-load-failure", true,
+       "with --model-dir: exit with status 1 if the model fails to load"},
       {"max-batch-size", false,
        "dynamic batching: rows per execution for batchable models (default 0: off)"},
       {"max-queue-delay-us", false,
@@ -219,7 +220,8 @@ int ServeMain(const std::vector<std::string_view>& args) {
     GrpcServer::Options grpc_options;
     grpc_options.address = http.address;
     grpc_options.port = static_cast<uint16_t>(grpc_port);
-    if (auto it = flags.find("grpc-socket"); it != flags.end()) grpc_options.unix_socket = it->second;
+    if (auto it = flags.find("grpc-socket"); it != flags.end())
+      grpc_options.unix_socket = it->second;
     grpc_options.max_message_bytes =
         static_cast<int>(std::min<uint64_t>(max_bytes, std::numeric_limits<int>::max()));
     auto started = GrpcServer::Start(grpc_options, &core, ServerInfo{});

@@ -280,8 +280,7 @@ int UpMain(const std::vector<std::string_view>& args) {
         OSPREY_LOG(kError) << "--apply: cannot read " << file;
         continue;
       }
-      auto applied = (*controller)
-                         ->Apply(text, "", fs::absolute(file).parent_path().string());
+      auto applied = (*controller)->Apply(text, "", fs::absolute(file).parent_path().string());
       if (!applied.ok()) {
         OSPREY_LOG(kError) << "--apply " << file << ": " << applied.status().message();
         continue;
@@ -290,9 +289,9 @@ int UpMain(const std::vector<std::string_view>& args) {
         OSPREY_LOG(kInfo) << r.kind << " " << r.namespace_ << "/" << r.name << " " << r.action;
     }
   }
-  OSPREY_LOG(kInfo) << "osprey " << OSPREY_VERSION << " up: gateway on "
-                    << gateway_options.address << ":" << (*gateway_server)->port() << ", API on "
-                    << api_url << ", data in " << options.data_dir;
+  OSPREY_LOG(kInfo) << "osprey " << OSPREY_VERSION << " up: gateway on " << gateway_options.address
+                    << ":" << (*gateway_server)->port() << ", API on " << api_url << ", data in "
+                    << options.data_dir;
 
   int sig = 0;
   sigwait(&signals, &sig);

@@ -49,8 +49,10 @@ TEST(Kpa, Scenarios) {
     // In panic the decider never scales down; it leaves panic once a stable
     // window passed without the panic threshold.
     Scenario s{"panic holds until a calm stable window", Spec(10), {}};
-    s.ticks = {{0, 60, 1, 0, 6, "Panic"},      {1000, 10, 6, 0, 6, "Panic"},
-               {3000, 10, 6, 0, 6, "Panic"},   {6500, 10, 6, 0, 3, "Stable"},
+    s.ticks = {{0, 60, 1, 0, 6, "Panic"},
+               {1000, 10, 6, 0, 6, "Panic"},
+               {3000, 10, 6, 0, 6, "Panic"},
+               {6500, 10, 6, 0, 3, "Stable"},
                {13000, 10, 3, 0, 1, "Stable"}};
     scenarios.push_back(s);
   }
@@ -74,9 +76,8 @@ TEST(Kpa, Scenarios) {
     s.ticks = {{0, 0, 2, 0, 2, "Stable"}, {20000, 0, 2, 0, 2, "Stable"}};
     scenarios.push_back(s);
   }
-  scenarios.push_back({"max replicas bound a burst",
-                       Spec(10, 1, 4),
-                       {{0, 1000, 1, 0, 4, "MaxScale"}}});
+  scenarios.push_back(
+      {"max replicas bound a burst", Spec(10, 1, 4), {{0, 1000, 1, 0, 4, "MaxScale"}}});
   {
     KpaSpec spec = Spec(10);
     spec.stable_window = milliseconds(1000);
@@ -105,8 +106,9 @@ TEST(Kpa, Scenarios) {
   {
     KpaSpec spec = Spec(10);
     spec.utilization = 0.7;  // KServe's default: aim at 70% of the target
-    scenarios.push_back({"utilization leaves headroom", spec, {{0, 14, 2, 0, 2, "Stable"},
-                                                               {100, 14.1, 2, 0, 3, "Stable"}}});
+    scenarios.push_back({"utilization leaves headroom",
+                         spec,
+                         {{0, 14, 2, 0, 2, "Stable"}, {100, 14.1, 2, 0, 3, "Stable"}}});
   }
 
   for (const auto& s : scenarios) {

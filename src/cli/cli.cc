@@ -35,23 +35,28 @@ const Kind* FindKind(std::string_view name) {
   static const Kind kKinds[] = {
       {"inferenceservices", "inferenceservice", "/apis/serving.kserve.io/v1beta1", false},
       {"servingruntimes", "servingruntime", "/apis/serving.kserve.io/v1alpha1", false},
-      {"clusterservingruntimes", "clusterservingruntime", "/apis/serving.kserve.io/v1alpha1",
-       true},
+      {"clusterservingruntimes", "clusterservingruntime", "/apis/serving.kserve.io/v1alpha1", true},
       {"revisions", "revision", "/apis/serving.knative.dev/v1", false},
-      {"podautoscalers", "podautoscaler", "/apis/autoscaling.internal.knative.dev/v1alpha1",
-       false},
+      {"podautoscalers", "podautoscaler", "/apis/autoscaling.internal.knative.dev/v1alpha1", false},
       {"events", "event", "/osprey/v1", false},
   };
   static const std::map<std::string_view, std::string_view> kAliases = {
-      {"isvc", "inferenceservices"},       {"inferenceservice", "inferenceservices"},
-      {"servingruntime", "servingruntimes"}, {"sr", "servingruntimes"},
+      {"isvc", "inferenceservices"},
+      {"inferenceservice", "inferenceservices"},
+      {"servingruntime", "servingruntimes"},
+      {"sr", "servingruntimes"},
       {"clusterservingruntime", "clusterservingruntimes"},
-      {"csr", "clusterservingruntimes"},    {"revision", "revisions"},
-      {"rev", "revisions"},                 {"event", "events"},
-      {"ev", "events"},                     {"kpa", "podautoscalers"},
-      {"pa", "podautoscalers"},             {"podautoscaler", "podautoscalers"}};
+      {"csr", "clusterservingruntimes"},
+      {"revision", "revisions"},
+      {"rev", "revisions"},
+      {"event", "events"},
+      {"ev", "events"},
+      {"kpa", "podautoscalers"},
+      {"pa", "podautoscalers"},
+      {"podautoscaler", "podautoscalers"}};
   std::string lower;
-  for (char c : name) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  for (char c : name)
+    lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   if (size_t dot = lower.find('.'); dot != std::string::npos) lower.resize(dot);  // isvc.serving...
   std::string_view key = lower;
   if (auto a = kAliases.find(key); a != kAliases.end()) key = a->second;
@@ -97,7 +102,8 @@ absl::StatusOr<Options> ParseArgs(const std::vector<std::string_view>& args,
     }
     auto take = [&]() -> absl::StatusOr<std::string> {
       if (inline_value) return std::string(value);
-      if (i + 1 >= args.size()) return absl::InvalidArgumentError(StrCat("flag ", a, " needs a value"));
+      if (i + 1 >= args.size())
+        return absl::InvalidArgumentError(StrCat("flag ", a, " needs a value"));
       return std::string(args[++i]);
     };
     auto set = [&](std::string* out) -> absl::Status {
@@ -125,7 +131,8 @@ absl::StatusOr<Options> ParseArgs(const std::vector<std::string_view>& args,
       if (st.ok()) {
         if (!t.empty() && t.back() == 's') t.pop_back();
         o.timeout_s = std::atoi(t.c_str());
-        if (o.timeout_s <= 0) st = absl::InvalidArgumentError("--timeout must be a positive number of seconds");
+        if (o.timeout_s <= 0)
+          st = absl::InvalidArgumentError("--timeout must be a positive number of seconds");
       }
     } else if (a == "--revision") {
       st = set(&o.revision);
@@ -265,8 +272,9 @@ std::string Table(const Kind& kind, const rapidjson::Value& items, bool all_ns, 
   std::vector<std::string> header;
   std::vector<std::vector<std::string>> rows;
   if (kind.plural == "inferenceservices") {
-    header = {"NAME", "URL", "READY", "PREV", "LATEST", "PREVROLLEDOUTREVISION",
-              "LATESTREADYREVISION", "AGE"};
+    header = {
+        "NAME", "URL", "READY", "PREV", "LATEST", "PREVROLLEDOUTREVISION", "LATESTREADYREVISION",
+        "AGE"};
     for (const auto& it : items.GetArray())
       rows.push_back({Get(it, {"metadata", "name"}), Get(it, {"status", "url"}),
                       Condition(it, "Ready", "status"), Traffic(it, false), Traffic(it, true),
@@ -283,8 +291,8 @@ std::string Table(const Kind& kind, const rapidjson::Value& items, bool all_ns, 
         model_type = Get(it["spec"]["supportedModelFormats"][0], {"name"});
       if (it["spec"].HasMember("containers") && !it["spec"]["containers"].Empty())
         containers = Get(it["spec"]["containers"][0], {"name"});
-      rows.push_back({Get(it, {"metadata", "name"}), disabled == "true" ? "true" : "",
-                      model_type, containers, Age(it)});
+      rows.push_back({Get(it, {"metadata", "name"}), disabled == "true" ? "true" : "", model_type,
+                      containers, Age(it)});
     }
   } else if (kind.plural == "revisions") {
     header = {"NAME", "INFERENCESERVICE", "PHASE", "REPLICAS", "READY", "RUNTIME", "AGE"};
@@ -368,8 +376,9 @@ std::string ItemsAsYaml(const rapidjson::Value& items, bool list) {
 
 int GetCommand(Options& o) {
   if (o.positional.empty())
-    return Fail("get needs a resource kind: inferenceservices (isvc), servingruntimes, "
-                "clusterservingruntimes, revisions, events");
+    return Fail(
+        "get needs a resource kind: inferenceservices (isvc), servingruntimes, "
+        "clusterservingruntimes, revisions, events");
   const Kind* kind = FindKind(o.positional[0]);
   if (kind == nullptr) return Fail(StrCat("unknown resource kind \"", o.positional[0], "\""));
   std::string name = o.positional.size() > 1 ? o.positional[1] : "";
@@ -423,16 +432,16 @@ absl::StatusOr<std::string> ReadInput(const std::string& file) {
 int WaitReady(const Options& o, const std::vector<std::pair<std::string, std::string>>& isvcs) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.timeout_s);
   for (const auto& [ns, name] : isvcs) {
-    std::string path = StrCat("/apis/serving.kserve.io/v1beta1/namespaces/", ns,
-                              "/inferenceservices/", name);
+    std::string path =
+        StrCat("/apis/serving.kserve.io/v1beta1/namespaces/", ns, "/inferenceservices/", name);
     std::string last;
     while (true) {
       auto r = Call(o, "GET", path);
       if (r.ok() && r->status == 200) {
         rapidjson::Document d;
         d.Parse(r->body.data(), r->body.size());
-        bool current = Get(d, {"status", "observedGeneration"}) ==
-                       Get(d, {"metadata", "generation"});
+        bool current =
+            Get(d, {"status", "observedGeneration"}) == Get(d, {"metadata", "generation"});
         std::string ready = Condition(d, "Ready", "status");
         std::string transition = Get(d, {"status", "modelStatus", "transitionStatus"});
         if (current && ready == "True") {
@@ -441,8 +450,8 @@ int WaitReady(const Options& o, const std::vector<std::pair<std::string, std::st
           break;
         }
         if (current && (transition == "InvalidSpec" || transition == "BlockedByFailedLoad"))
-          return Fail(StrCat("inferenceservice ", ns, "/", name, " failed: ",
-                             Condition(d, "PredictorReady", "reason"), ": ",
+          return Fail(StrCat("inferenceservice ", ns, "/", name,
+                             " failed: ", Condition(d, "PredictorReady", "reason"), ": ",
                              Condition(d, "PredictorReady", "message")));
         last = StrCat(Condition(d, "Ready", "reason"), " ", Condition(d, "Ready", "message"));
       }
@@ -461,8 +470,8 @@ int ApplyCommand(Options& o) {
   for (const auto& file : o.files) {
     auto text = ReadInput(file);
     if (!text.ok()) return Fail(std::string(text.status().message()));
-    std::string base = file == "-" ? fs::current_path().string()
-                                   : fs::absolute(file).parent_path().string();
+    std::string base =
+        file == "-" ? fs::current_path().string() : fs::absolute(file).parent_path().string();
     std::string path = StrCat("/osprey/v1/apply?namespace=", o.ns, "&baseDir=", base);
     auto r = Call(o, "POST", path, *text);
     if (!r.ok()) return Fail(std::string(r.status().message()));
@@ -473,12 +482,12 @@ int ApplyCommand(Options& o) {
       std::string kind = Get(res, {"kind"});
       std::string lower;
       for (char c : kind) lower.push_back(static_cast<char>(std::tolower(c)));
-      std::string group = kind == "InferenceService" || kind.ends_with("ServingRuntime")
-                              ? "serving.kserve.io"
-                              : "";
+      std::string group =
+          kind == "InferenceService" || kind.ends_with("ServingRuntime") ? "serving.kserve.io" : "";
       std::printf("%s.%s/%s %s\n", lower.c_str(), group.c_str(), Get(res, {"name"}).c_str(),
                   Get(res, {"action"}).c_str());
-      if (kind == "InferenceService") applied.emplace_back(Get(res, {"namespace"}), Get(res, {"name"}));
+      if (kind == "InferenceService")
+        applied.emplace_back(Get(res, {"namespace"}), Get(res, {"name"}));
     }
   }
   std::fflush(stdout);
@@ -576,8 +585,8 @@ int DescribeCommand(Options& o) {
   std::vector<std::vector<std::string>> conds;
   if (d["status"].HasMember("conditions"))
     for (const auto& c : d["status"]["conditions"].GetArray())
-      conds.push_back({Get(c, {"type"}), Get(c, {"status"}), Get(c, {"reason"}),
-                       Get(c, {"message"})});
+      conds.push_back(
+          {Get(c, {"type"}), Get(c, {"status"}), Get(c, {"reason"}), Get(c, {"message"})});
   out << "Conditions:\n";
   std::istringstream ctable(FormatTable({"TYPE", "STATUS", "REASON", "MESSAGE"}, conds));
   for (std::string line; std::getline(ctable, line);) out << "  " << line << "\n";
@@ -592,7 +601,8 @@ int DescribeCommand(Options& o) {
         << ": " << Get(d, {"status", "modelStatus", "lastFailureInfo", "message"}) << "\n";
   }
   // Revisions with their download progress and replicas.
-  auto revs = Call(o, "GET", StrCat("/apis/serving.knative.dev/v1/namespaces/", o.ns, "/revisions"));
+  auto revs =
+      Call(o, "GET", StrCat("/apis/serving.knative.dev/v1/namespaces/", o.ns, "/revisions"));
   if (revs.ok() && revs->status == 200) {
     rapidjson::Document rd;
     rd.Parse(revs->body.data(), revs->body.size());

@@ -63,8 +63,8 @@ std::chrono::seconds AgeSince(const std::string& rfc3339,
   if (strptime(rfc3339.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) == nullptr)
     return std::chrono::seconds(0);
   std::time_t t = timegm(&tm);
-  return std::chrono::duration_cast<std::chrono::seconds>(now -
-                                                          std::chrono::system_clock::from_time_t(t));
+  return std::chrono::duration_cast<std::chrono::seconds>(
+      now - std::chrono::system_clock::from_time_t(t));
 }
 
 }  // namespace osprey::cli

@@ -20,11 +20,16 @@ HttpResponse FromStatus(const absl::Status& status) {
   const std::string message(status.message());
   const absl::Status& s = status;
   switch (s.code()) {
-    case absl::StatusCode::kInvalidArgument: return Error(400, message);
-    case absl::StatusCode::kNotFound: return Error(404, message);
-    case absl::StatusCode::kFailedPrecondition: return Error(409, message);
-    case absl::StatusCode::kUnauthenticated: return Error(401, message);
-    default: return Error(500, message);
+    case absl::StatusCode::kInvalidArgument:
+      return Error(400, message);
+    case absl::StatusCode::kNotFound:
+      return Error(404, message);
+    case absl::StatusCode::kFailedPrecondition:
+      return Error(409, message);
+    case absl::StatusCode::kUnauthenticated:
+      return Error(401, message);
+    default:
+      return Error(500, message);
   }
 }
 
@@ -57,8 +62,8 @@ std::string PercentDecode(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '%' && i + 2 < s.size()) {
-      out.push_back(static_cast<char>(std::strtol(std::string(s.substr(i + 1, 2)).c_str(),
-                                                  nullptr, 16)));
+      out.push_back(
+          static_cast<char>(std::strtol(std::string(s.substr(i + 1, 2)).c_str(), nullptr, 16)));
       i += 2;
     } else if (s[i] == '+') {
       out.push_back(' ');
@@ -102,8 +107,9 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
   if (write) {
     std::string_view auth = FindHeader(req.headers, "Authorization");
     if (auth.empty())
-      return Error(401, "this API needs a bearer token to change state (Authorization: Bearer "
-                        "...); the CLI reads it from the data directory's token file");
+      return Error(401,
+                   "this API needs a bearer token to change state (Authorization: Bearer "
+                   "...); the CLI reads it from the data directory's token file");
     if (auth != StrCat("Bearer ", token_)) return Error(401, "bearer token refused");
   }
   std::vector<std::string_view> p = Split(target);

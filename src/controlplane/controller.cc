@@ -17,10 +17,10 @@
 #include <set>
 #include <thread>
 
+#include "autoscaler/kpa.h"
 #include "common/logging.h"
 #include "controlplane/store.h"
 #include "controlplane/supervisor.h"
-#include "autoscaler/kpa.h"
 #include "storage/storage.h"
 
 namespace osprey::controlplane {
@@ -52,8 +52,7 @@ void FieldIfSet(Writer& w, std::string_view k, std::string_view v) {
 // Opens an object with apiVersion, kind and a metadata object; the caller
 // adds more metadata fields, then closes the metadata with EndObject.
 void StartObjectWithMetadata(Writer& w, std::string_view api_version, std::string_view kind,
-                             std::string_view name, std::string_view ns,
-                             std::string_view created) {
+                             std::string_view name, std::string_view ns, std::string_view created) {
   w.StartObject();
   Field(w, "apiVersion", api_version);
   Field(w, "kind", kind);
@@ -205,8 +204,11 @@ std::optional<std::chrono::milliseconds> ParseDuration(const std::string& text) 
   double v = std::strtod(text.c_str(), &end);
   if (end == text.c_str() || v < 0) return std::nullopt;
   std::string unit(end);
-  double ms = unit == "ms" ? v : unit == "" || unit == "s" ? v * 1000 : unit == "m" ? v * 60000
-                                                          : unit == "h" ? v * 3600000 : -1;
+  double ms = unit == "ms"                ? v
+              : unit == "" || unit == "s" ? v * 1000
+              : unit == "m"               ? v * 60000
+              : unit == "h"               ? v * 3600000
+                                          : -1;
   if (ms < 0) return std::nullopt;
   return std::chrono::milliseconds(static_cast<int64_t>(ms));
 }
@@ -302,7 +304,7 @@ struct Controller::Impl {
   std::condition_variable cv;
   bool dirty = true;
   bool stopping = false;
-  std::map<std::string, IsvcEntry> isvcs;       // "ns/name"
+  std::map<std::string, IsvcEntry> isvcs;        // "ns/name"
   std::map<std::string, RuntimeEntry> runtimes;  // "ns/name"; ns "" for cluster runtimes
   std::map<std::string, RevEntry> revisions;     // "ns/name"
   std::vector<std::thread> fetchers;
@@ -339,13 +341,13 @@ struct Controller::Impl {
     Field(w, "message", message);
     w.EndObject();
     char seq[32];
-    std::snprintf(seq, sizeof(seq), "%020llu",
-                  static_cast<unsigned long long>(
-                      std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count() *
-                          16 +
-                      (event_seq.fetch_add(1) % 16)));
+    std::snprintf(
+        seq, sizeof(seq), "%020llu",
+        static_cast<unsigned long long>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                                .count() *
+                                            16 +
+                                        (event_seq.fetch_add(1) % 16)));
     (void)store->Put(StrCat("event/", ns, "/", object, "/", seq), buf.GetString());
     OSPREY_LOG(kInfo) << ns << "/" << object << ": " << reason << ": " << message;
   }
@@ -438,8 +440,8 @@ struct Controller::Impl {
       r.observed.reason = GetString(d, "reason");
       r.observed.message = GetString(d, "message");
       r.observed.failure_time = GetString(d, "failureTime");
-      r.observed.ever_ready = d.HasMember("everReady") && d["everReady"].IsBool() &&
-                              d["everReady"].GetBool();
+      r.observed.ever_ready =
+          d.HasMember("everReady") && d["everReady"].IsBool() && d["everReady"].GetBool();
       r.model_dir = GetString(d, "modelDir");
       // A model fetched before is taken from where it lies (the cache keeps
       // it): no second download.
@@ -593,7 +595,8 @@ struct Controller::Impl {
       if (!s.id.starts_with(prefix) || s.state == ReplicaState::kStopping) continue;
       ++o.replicas;
       if (s.state == ReplicaState::kReady) ++o.ready_replicas;
-      if (s.state == ReplicaState::kBackoff || (s.restarts > 0 && s.state != ReplicaState::kReady)) {
+      if (s.state == ReplicaState::kBackoff ||
+          (s.restarts > 0 && s.state != ReplicaState::kReady)) {
         ++o.failed_replicas;
         crashed = &s;
       }
@@ -628,7 +631,7 @@ struct Controller::Impl {
       for (const auto& line : tail) StrAppend(&o.message, o.message.empty() ? "" : "; ", line);
     } else {
       o.phase = r.fetch == Fetch::kDone || r.spec.storage_uri.empty() ? RevisionPhase::kLoading
-                                                                        : RevisionPhase::kPending;
+                                                                      : RevisionPhase::kPending;
     }
     if (o.phase == RevisionPhase::kFailed && (before != o.phase || before_reason != o.reason)) {
       o.failure_time = Now();
@@ -678,7 +681,8 @@ struct Controller::Impl {
       ReconcileInput in;
       in.isvc = &entry.isvc;
       in.spec_json = entry.spec_json;
-      for (const auto& k : rev_keys) in.revisions.push_back({revisions[k].spec, revisions[k].observed});
+      for (const auto& k : rev_keys)
+        in.revisions.push_back({revisions[k].spec, revisions[k].observed});
       in.namespace_runtimes = &ns_runtimes;
       in.cluster_runtimes = &cluster;
       in.config = &opts.platform;
@@ -821,7 +825,8 @@ struct Controller::Impl {
       gateway::Route base;
       base.namespace_ = ns;
       base.name = e.isvc.meta.name;
-      if (e.isvc.predictor.timeout_seconds) base.timeout_ms = *e.isvc.predictor.timeout_seconds * 1000;
+      if (e.isvc.predictor.timeout_seconds)
+        base.timeout_ms = *e.isvc.predictor.timeout_seconds * 1000;
       const std::string host = ServiceHost(e.isvc.meta, opts.platform);
       auto tagged = [&](const std::string& tag) -> std::string {
         for (const auto& t : e.status.traffic)
@@ -852,7 +857,8 @@ struct Controller::Impl {
       main.hosts = {host};
       main.model_name = e.isvc.meta.name;
       for (const auto& t : e.status.traffic)
-        if (t.percent > 0) main.split.push_back({revision_index(StrCat(ns, "/", t.revision)), t.percent});
+        if (t.percent > 0)
+          main.split.push_back({revision_index(StrCat(ns, "/", t.revision)), t.percent});
       // Shadow testing: a share of the requests copied to the latest revision
       // (its answers discarded), e.g. while it takes no traffic (canary 0).
       if (auto m = e.isvc.meta.annotations.find(kMirrorAnnotation);
@@ -908,15 +914,16 @@ struct Controller::Impl {
         waiting = it->second->waiting;
       }
       const int before = r.decided ? r.decision.desired : -1;
-      r.decision = autoscaler::Decide(spec, &r.kpa, sample, r.observed.ready_replicas, waiting, now);
+      r.decision =
+          autoscaler::Decide(spec, &r.kpa, sample, r.observed.ready_replicas, waiting, now);
       r.decided = true;
       // This decision saw the requests the activator held (waiting, or in
       // flight once a replica took them): it carries the scale from here.
       r.activate = false;
       if (before >= 0 && before != r.decision.desired) {
         char observed[64];
-        std::snprintf(observed, sizeof(observed), "%.2f stable, %.2f panic", r.decision.observed_stable,
-                      r.decision.observed_panic);
+        std::snprintf(observed, sizeof(observed), "%.2f stable, %.2f panic",
+                      r.decision.observed_stable, r.decision.observed_panic);
         Event(r.spec.namespace_, r.spec.isvc, "Normal",
               r.decision.desired == 0 ? "ScaledToZero" : "Scaled",
               StrCat("revision ", r.spec.name, ": ", before, " -> ", r.decision.desired,
@@ -1103,8 +1110,8 @@ struct Controller::Impl {
 
   void WriteRevision(Writer& w, const RevEntry& r,
                      const std::vector<ReplicaStatus>& replicas) const {
-    StartObjectWithMetadata(w, "serving.knative.dev/v1", "Revision", r.spec.name,
-                            r.spec.namespace_, r.spec.created);
+    StartObjectWithMetadata(w, "serving.knative.dev/v1", "Revision", r.spec.name, r.spec.namespace_,
+                            r.spec.created);
     Key(w, "labels");
     w.StartObject();
     Field(w, "serving.kserve.io/inferenceservice", r.spec.isvc);
@@ -1128,10 +1135,11 @@ struct Controller::Impl {
     Key(w, "storage");
     w.StartObject();
     FieldIfSet(w, "uri", r.spec.storage_uri);
-    Field(w, "phase", r.fetch == Fetch::kDone      ? "done"
-                      : r.fetch == Fetch::kFailed  ? "failed"
-                      : r.fetch == Fetch::kRunning ? r.progress.phase
-                                                   : "idle");
+    Field(w, "phase",
+          r.fetch == Fetch::kDone      ? "done"
+          : r.fetch == Fetch::kFailed  ? "failed"
+          : r.fetch == Fetch::kRunning ? r.progress.phase
+                                       : "idle");
     Key(w, "bytesDone");
     w.Uint64(r.progress.bytes_done);
     Key(w, "bytesTotal");
@@ -1178,8 +1186,8 @@ absl::Status LoadImageMap(const std::string& path, PlatformConfig* config) {
     ImageMapping mapping;
     mapping.image = m.name.GetString();
     if (!m.value.IsArray() || m.value.Empty())
-      return absl::InvalidArgumentError(
-          StrCat("image map ", path, ": ", mapping.image, ": expected a non-empty array of strings"));
+      return absl::InvalidArgumentError(StrCat("image map ", path, ": ", mapping.image,
+                                               ": expected a non-empty array of strings"));
     for (const auto& a : m.value.GetArray()) {
       if (!a.IsString())
         return absl::InvalidArgumentError(
@@ -1207,8 +1215,7 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(Options options) {
     return absl::FailedPreconditionError(
         StrCat("cannot create data directory ", impl->opts.data_dir, ": ", ec.message()));
   ::chmod(impl->opts.data_dir.c_str(), 0700);
-  OSPREY_ASSIGN_OR_RETURN(impl->store,
-                               Store::Open(StrCat(impl->opts.data_dir, "/osprey.db")));
+  OSPREY_ASSIGN_OR_RETURN(impl->store, Store::Open(StrCat(impl->opts.data_dir, "/osprey.db")));
   OSPREY_RETURN_IF_ERROR(impl->Load());
   Impl* raw = impl.get();
   Supervisor::Options so;
@@ -1322,8 +1329,8 @@ absl::StatusOr<std::vector<Controller::ApplyResult>> Controller::Apply(
             it->second.resource_json == json) {
           result.action = "unchanged";
         } else {
-          result.action = it == impl_->runtimes.end() || it->second.builtin ? "created"
-                                                                            : "configured";
+          result.action =
+              it == impl_->runtimes.end() || it->second.builtin ? "created" : "configured";
           Impl::RuntimeEntry e;
           e.runtime = rt;
           e.resource_json = json;
@@ -1368,9 +1375,9 @@ absl::Status Controller::Delete(std::string_view kind, const std::string& ns,
       std::string key = StrCat(kind == "servingruntimes" ? ns : "", "/", name);
       auto it = impl_->runtimes.find(key);
       if (it == impl_->runtimes.end())
-        return absl::NotFoundError(StrCat(kind == "servingruntimes" ? "servingruntime "
-                                                                    : "clusterservingruntime ",
-                                          name, " not found"));
+        return absl::NotFoundError(
+            StrCat(kind == "servingruntimes" ? "servingruntime " : "clusterservingruntime ", name,
+                   " not found"));
       if (it->second.builtin)
         return absl::FailedPreconditionError(
             StrCat("clusterservingruntime ", name,
@@ -1403,7 +1410,8 @@ absl::StatusOr<std::string> Controller::List(std::string_view kind, const std::s
   } else if (kind == "servingruntimes" || kind == "clusterservingruntimes") {
     bool cluster = kind == "clusterservingruntimes";
     for (const auto& [key, e] : impl_->runtimes)
-      if (e.runtime.cluster == cluster && (cluster || ns.empty() || e.runtime.meta.namespace_ == ns))
+      if (e.runtime.cluster == cluster &&
+          (cluster || ns.empty() || e.runtime.meta.namespace_ == ns))
         impl_->WriteRuntime(w, e);
   } else if (kind == "revisions") {
     std::vector<const Impl::RevEntry*> revs;
@@ -1448,8 +1456,8 @@ absl::StatusOr<std::string> Controller::List(std::string_view kind, const std::s
       std::string rest = key.substr(6);
       rapidjson::Document d;
       if (d.Parse(value.data(), value.size()).HasParseError()) continue;
-      d.AddMember("namespace", rapidjson::Value(rest.substr(0, rest.find('/')).c_str(),
-                                                d.GetAllocator()),
+      d.AddMember("namespace",
+                  rapidjson::Value(rest.substr(0, rest.find('/')).c_str(), d.GetAllocator()),
                   d.GetAllocator());
       d.Accept(w);
     }

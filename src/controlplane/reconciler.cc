@@ -31,8 +31,7 @@ constexpr FormatRoute kFormats[] = {
     {"tensorrt", "",
      "model format tensorrt needs NVIDIA TensorRT and a GPU, which this machine does not have"},
     {"mlflow", "", "model format mlflow is not served by Osprey yet"},
-    {"huggingface", "",
-     "model format huggingface (transformer LLMs) is not served by Osprey yet"},
+    {"huggingface", "", "model format huggingface (transformer LLMs) is not served by Osprey yet"},
 };
 
 std::string ImageRepository(std::string image) {
@@ -124,11 +123,11 @@ void OspreyServeCommand(const InferenceService& isvc, const std::string& format,
     return;
   }
   // Replicas listen on loopback only: clients come through the gateway.
-  rev->command = {config.osprey_binary, "serve",    "--model-dir", "{{.ModelDir}}",
-                  "--model-name",       isvc.meta.name, "--http-address", "127.0.0.1",
-                  "--http-port",        "{{.Port}}",
-                  "--grpc-socket",      "{{.GrpcSocket}}", "--http-socket",
-                  "{{.HttpSocket}}",    "--exit-on-load-failure"};
+  rev->command = {config.osprey_binary, "serve",           "--model-dir",
+                  "{{.ModelDir}}",      "--model-name",    isvc.meta.name,
+                  "--http-address",     "127.0.0.1",       "--http-port",
+                  "{{.Port}}",          "--grpc-socket",   "{{.GrpcSocket}}",
+                  "--http-socket",      "{{.HttpSocket}}", "--exit-on-load-failure"};
   if (!route->backend.empty()) {
     rev->command.push_back("--model-format");
     rev->command.push_back(std::string(route->backend));
@@ -193,9 +192,8 @@ std::vector<ImageMapping> DefaultImageTable() {
   std::vector<ImageMapping> table;
   for (std::string_view image :
        {"kserve/xgbserver", "kserve/lgbserver", "kserve/sklearnserver", "kserve/pmmlserver",
-        "kserve/paddleserver", "tensorflow/serving", "pytorch/torchserve-kfs",
-        "pytorch/torchserve", "nvcr.io/nvidia/tritonserver", "seldonio/mlserver",
-        "kserve/huggingfaceserver"}) {
+        "kserve/paddleserver", "tensorflow/serving", "pytorch/torchserve-kfs", "pytorch/torchserve",
+        "nvcr.io/nvidia/tritonserver", "seldonio/mlserver", "kserve/huggingfaceserver"}) {
     ImageMapping m;
     m.image = std::string(image);
     m.osprey_serve = true;
@@ -206,12 +204,18 @@ std::vector<ImageMapping> DefaultImageTable() {
 
 std::string_view RevisionPhaseName(RevisionPhase p) {
   switch (p) {
-    case RevisionPhase::kPending: return "Pending";
-    case RevisionPhase::kDownloading: return "Downloading";
-    case RevisionPhase::kLoading: return "Loading";
-    case RevisionPhase::kReady: return "Ready";
-    case RevisionPhase::kFailed: return "Failed";
-    case RevisionPhase::kRetired: return "Retired";
+    case RevisionPhase::kPending:
+      return "Pending";
+    case RevisionPhase::kDownloading:
+      return "Downloading";
+    case RevisionPhase::kLoading:
+      return "Loading";
+    case RevisionPhase::kReady:
+      return "Ready";
+    case RevisionPhase::kFailed:
+      return "Failed";
+    case RevisionPhase::kRetired:
+      return "Retired";
   }
   return "Unknown";
 }
@@ -249,8 +253,8 @@ std::string ExpandTemplates(const std::string& text, const resources::ObjectMeta
   return out;
 }
 
-RevisionSpec ResolveRevision(const InferenceService& isvc, const std::string& spec_json,
-                             int number, const std::string& now,
+RevisionSpec ResolveRevision(const InferenceService& isvc, const std::string& spec_json, int number,
+                             const std::string& now,
                              const std::vector<ServingRuntime>& namespace_runtimes,
                              const std::vector<ServingRuntime>& cluster_runtimes,
                              const PlatformConfig& config) {
@@ -414,10 +418,10 @@ ReconcilePlan Reconcile(const ReconcileInput& in) {
   }
   deployment = predictor;
   deployment.type = "LatestDeploymentReady";
-  Condition ingress =
-      ready ? MakeCondition("IngressReady", "True")
-            : MakeCondition("IngressReady", "False", "NoReadyRevision",
-                            "no revision of the predictor is ready to take traffic");
+  Condition ingress = ready
+                          ? MakeCondition("IngressReady", "True")
+                          : MakeCondition("IngressReady", "False", "NoReadyRevision",
+                                          "no revision of the predictor is ready to take traffic");
   Condition overall = MakeCondition("Ready", "True");
   if (predictor.status != "True") {
     overall = predictor;

@@ -74,10 +74,10 @@ std::string_view RevisionPhaseName(RevisionPhase p);
 
 struct RevisionObserved {
   RevisionPhase phase = RevisionPhase::kPending;
-  int replicas = 0;        // replica processes that exist
-  int ready_replicas = 0;  // of them, answering their readiness probe
-  int failed_replicas = 0; // of them, crashed or restarting
-  std::string reason;      // on kFailed: ModelLoadFailed, StorageFailed, ...
+  int replicas = 0;         // replica processes that exist
+  int ready_replicas = 0;   // of them, answering their readiness probe
+  int failed_replicas = 0;  // of them, crashed or restarting
+  std::string reason;       // on kFailed: ModelLoadFailed, StorageFailed, ...
   std::string message;
   std::string failure_time;  // RFC 3339
   bool ever_ready = false;
@@ -127,8 +127,8 @@ struct IsvcStatus {
   // Only ready revisions appear. A 0% entry keeps a tagged revision routable.
   std::vector<TrafficTarget> traffic;
   // modelStatus
-  std::string transition_status;    // UpToDate | InProgress | BlockedByFailedLoad | InvalidSpec
-  std::string active_model_state;   // "" | Pending | Loading | Loaded | FailedToLoad
+  std::string transition_status;   // UpToDate | InProgress | BlockedByFailedLoad | InvalidSpec
+  std::string active_model_state;  // "" | Pending | Loading | Loaded | FailedToLoad
   std::string target_model_state;
   std::string failure_reason;
   std::string failure_message;
@@ -140,12 +140,12 @@ struct IsvcStatus {
 
 struct ReconcileInput {
   const resources::InferenceService* isvc = nullptr;
-  std::string spec_json;  // canonical JSON of the predictor spec
+  std::string spec_json;                // canonical JSON of the predictor spec
   std::vector<RevisionView> revisions;  // this isvc's, by increasing number
   const std::vector<resources::ServingRuntime>* namespace_runtimes = nullptr;
   const std::vector<resources::ServingRuntime>* cluster_runtimes = nullptr;
   const PlatformConfig* config = nullptr;
-  std::string now;  // RFC 3339
+  std::string now;                  // RFC 3339
   std::string previous_rolled_out;  // from the stored status
   std::string latest_rolled_out;
 };

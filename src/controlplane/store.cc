@@ -95,8 +95,9 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Store::List(
   std::lock_guard<std::mutex> lock(mu_);
   Statement st;
   std::string end = PrefixEnd(prefix);
-  const char* sql = end.empty() ? "SELECT key, value FROM kv WHERE key >= ? ORDER BY key"
-                                : "SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key";
+  const char* sql = end.empty()
+                        ? "SELECT key, value FROM kv WHERE key >= ? ORDER BY key"
+                        : "SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key";
   if (sqlite3_prepare_v2(db_, sql, -1, &st.stmt, nullptr) != SQLITE_OK)
     return SqlError(db_, "prepare list");
   sqlite3_bind_text(st.stmt, 1, prefix.data(), static_cast<int>(prefix.size()), SQLITE_STATIC);

@@ -45,7 +45,7 @@ HttpResponse Error(int status, std::string_view message) {
 
 // Latency histogram bounds (seconds), Prometheus-style cumulative buckets.
 constexpr std::array<double, 12> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                             0.05,   0.1,   0.25,   0.5,   1,     5};
+                                             0.05,   0.1,   0.25,   0.5,   1,    5};
 
 std::string MakeRequestId() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -200,8 +200,8 @@ struct Gateway::Impl {
       } else if (job->mirror) {
         return;  // a mirror copy never waits
       } else if (static_cast<int>(s.waiting.size()) >= options.queue_limit) {
-        refused = Error(503, StrCat("revision ", s.revision, " is at capacity: ",
-                                    s.waiting.size(), " requests are already waiting"));
+        refused = Error(503, StrCat("revision ", s.revision, " is at capacity: ", s.waiting.size(),
+                                    " requests are already waiting"));
       } else {
         s.Integrate(now);
         job->deadline = now + options.queue_deadline;
@@ -265,43 +265,43 @@ struct Gateway::Impl {
     request.head = job->head;
     request.body = job->body;
     request.timeout = std::chrono::milliseconds(job->timeout_ms);
-    SendUpstream(std::move(request), [this, job = std::move(job),
-                                      attempt](UpstreamResult result) mutable {
-      RevState& s = *job->rev;
-      if (result.status.code() == absl::StatusCode::kUnavailable && attempt < job->retries) {
-        std::unique_lock<std::mutex> lock(s.mu);
-        if (Replica* other = s.Pick(job->port); other != nullptr) {
-          for (auto& r : s.replicas)
-            if (r.port == job->port) --r.outstanding;
-          ++other->outstanding;
-          job->port = other->port;
-          job->socket = other->http_socket;
-          lock.unlock();
-          Forward(std::move(job), attempt + 1);
-          return;
-        }
-      }
-      const uint16_t port = job->port;
-      std::shared_ptr<RevState> rev = job->rev;
-      {
-        HttpResponse out;
-        if (result.status.ok()) {
-          out.status = result.http_status;
-          out.body = std::move(result.body);
-          out.content_type = "";
-          for (auto& [name, value] : result.headers)
-            if (!SkippedInResponse(name))
-              out.headers.emplace_back(std::move(name), std::move(value));
-        } else if (result.status.code() == absl::StatusCode::kDeadlineExceeded) {
-          out = Error(504, StrCat("revision ", s.revision, " did not answer within ",
-                                  job->timeout_ms, " ms"));
-        } else {
-          out = Error(502, StrCat("revision ", s.revision, ": ", result.status.message()));
-        }
-        Finish(*job, std::move(out), port);
-      }
-      Release(*rev, port);
-    });
+    SendUpstream(
+        std::move(request), [this, job = std::move(job), attempt](UpstreamResult result) mutable {
+          RevState& s = *job->rev;
+          if (result.status.code() == absl::StatusCode::kUnavailable && attempt < job->retries) {
+            std::unique_lock<std::mutex> lock(s.mu);
+            if (Replica* other = s.Pick(job->port); other != nullptr) {
+              for (auto& r : s.replicas)
+                if (r.port == job->port) --r.outstanding;
+              ++other->outstanding;
+              job->port = other->port;
+              job->socket = other->http_socket;
+              lock.unlock();
+              Forward(std::move(job), attempt + 1);
+              return;
+            }
+          }
+          const uint16_t port = job->port;
+          std::shared_ptr<RevState> rev = job->rev;
+          {
+            HttpResponse out;
+            if (result.status.ok()) {
+              out.status = result.http_status;
+              out.body = std::move(result.body);
+              out.content_type = "";
+              for (auto& [name, value] : result.headers)
+                if (!SkippedInResponse(name))
+                  out.headers.emplace_back(std::move(name), std::move(value));
+            } else if (result.status.code() == absl::StatusCode::kDeadlineExceeded) {
+              out = Error(504, StrCat("revision ", s.revision, " did not answer within ",
+                                      job->timeout_ms, " ms"));
+            } else {
+              out = Error(502, StrCat("revision ", s.revision, ": ", result.status.message()));
+            }
+            Finish(*job, std::move(out), port);
+          }
+          Release(*rev, port);
+        });
   }
 
   // The message of a JsonError body.
@@ -373,14 +373,14 @@ struct Gateway::Impl {
       }
       for (auto& job : expired) {
         HttpResponse r = Error(
-            503, job->rev->routed
-                     ? StrCat("no replica of revision ", job->rev->revision,
-                              " could take the request within ",
-                              std::chrono::duration_cast<std::chrono::seconds>(
-                                  options.queue_deadline)
-                                  .count(),
-                              " s")
-                     : StrCat("revision ", job->rev->revision, " no longer takes traffic"));
+            503,
+            job->rev->routed
+                ? StrCat("no replica of revision ", job->rev->revision,
+                         " could take the request within ",
+                         std::chrono::duration_cast<std::chrono::seconds>(options.queue_deadline)
+                             .count(),
+                         " s")
+                : StrCat("revision ", job->rev->revision, " no longer takes traffic"));
         r.headers.emplace_back("Retry-After", "1");
         Finish(*job, std::move(r), 0);
       }
@@ -499,9 +499,8 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
   const RouteTable* table = snapshot->table.get();
   std::string_view host = FindHeader(request.headers, "Host");
   std::string_view path = request.target.substr(0, request.target.find('?'));
-  const Route* route = MatchRoute(*table, host, path, [&](std::string_view name) {
-    return FindHeader(request.headers, name);
-  });
+  const Route* route = MatchRoute(
+      *table, host, path, [&](std::string_view name) { return FindHeader(request.headers, name); });
   if (route == nullptr) {
     done(Error(404, StrCat("no InferenceService serves host '", host, "' or path '", path,
                            "' (is it applied and ready? `osprey get isvc`)")));
@@ -530,8 +529,8 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
   // headers (hop-by-hop ones left out), without copying them one by one.
   job->body = request.body;
   job->head.reserve(512);
-  StrAppend(&job->head, job->method, " ", job->target, " HTTP/1.1\r\nHost: ",
-            host.empty() ? std::string_view("127.0.0.1") : host, "\r\n");
+  StrAppend(&job->head, job->method, " ", job->target,
+            " HTTP/1.1\r\nHost: ", host.empty() ? std::string_view("127.0.0.1") : host, "\r\n");
   std::string_view request_id;
   if (request.headers.visit != nullptr)
     request.headers.visit(request.headers.context, [&](std::string_view n, std::string_view v) {
@@ -577,9 +576,8 @@ void Gateway::AdmitGrpc(std::string_view host, std::string_view model, GrpcStart
   const RouteTable* table = snapshot->table.get();
   // The model name stands in for the path: /v2/models/{model}.
   const std::string path = model.empty() ? "" : StrCat("/v2/models/", model);
-  const Route* route = MatchRoute(*table, host, path, [](std::string_view) {
-    return std::string_view();
-  });
+  const Route* route =
+      MatchRoute(*table, host, path, [](std::string_view) { return std::string_view(); });
   if (route == nullptr) {
     refuse(absl::NotFoundError(
         StrCat("no InferenceService serves :authority '", host, "'",
@@ -647,16 +645,18 @@ std::string Gateway::RenderMetrics() const {
     size_t slash = s.key.find('/');
     return StrCat("namespace=\"", s.key.substr(0, slash), "\",revision=\"", s.revision, "\"");
   };
-  out += "# HELP osprey_gateway_requests_total Requests answered by the gateway, by revision and "
-         "status class.\n# TYPE osprey_gateway_requests_total counter\n";
+  out +=
+      "# HELP osprey_gateway_requests_total Requests answered by the gateway, by revision and "
+      "status class.\n# TYPE osprey_gateway_requests_total counter\n";
   static const char* kClass[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
   for (const auto& s : all)
     for (int c = 0; c < 6; ++c)
       if (uint64_t v = s->by_class[c].load(); v > 0)
         StrAppend(&out, "osprey_gateway_requests_total{", labels(*s), ",code_class=\"", kClass[c],
                   "\"} ", v, "\n");
-  out += "# HELP osprey_gateway_request_duration_seconds Time from arrival to answer at the "
-         "gateway.\n# TYPE osprey_gateway_request_duration_seconds histogram\n";
+  out +=
+      "# HELP osprey_gateway_request_duration_seconds Time from arrival to answer at the "
+      "gateway.\n# TYPE osprey_gateway_request_duration_seconds histogram\n";
   for (const auto& s : all) {
     uint64_t cumulative = 0;
     for (size_t b = 0; b <= kBuckets.size(); ++b) {
@@ -667,13 +667,15 @@ std::string Gateway::RenderMetrics() const {
     }
     StrAppend(&out, "osprey_gateway_request_duration_seconds_sum{", labels(*s), "} ",
               s->latency_sum_us.load() / 1e6, "\n");
-    StrAppend(&out, "osprey_gateway_request_duration_seconds_count{", labels(*s), "} ",
-              cumulative, "\n");
+    StrAppend(&out, "osprey_gateway_request_duration_seconds_count{", labels(*s), "} ", cumulative,
+              "\n");
   }
-  out += "# HELP osprey_gateway_concurrency Requests in flight to a revision's replicas.\n"
-         "# TYPE osprey_gateway_concurrency gauge\n";
-  std::string queue = "# HELP osprey_gateway_queue_depth Requests held waiting for a replica "
-                      "(activator).\n# TYPE osprey_gateway_queue_depth gauge\n";
+  out +=
+      "# HELP osprey_gateway_concurrency Requests in flight to a revision's replicas.\n"
+      "# TYPE osprey_gateway_concurrency gauge\n";
+  std::string queue =
+      "# HELP osprey_gateway_queue_depth Requests held waiting for a replica "
+      "(activator).\n# TYPE osprey_gateway_queue_depth gauge\n";
   for (const auto& s : all) {
     std::lock_guard<std::mutex> lock(s->mu);
     StrAppend(&out, "osprey_gateway_concurrency{", labels(*s), "} ", s->in_flight, "\n");

@@ -61,9 +61,8 @@ class Gateway : public HttpHandler {
   // UNIMPLEMENTED). After `start`, the caller must call FinishGrpc with the
   // ticket once the call to the replica ended.
   struct GrpcTicket;
-  using GrpcStart =
-      absl::AnyInvocable<void(std::shared_ptr<GrpcTicket> ticket, const std::string& target,
-                              int timeout_ms)>;
+  using GrpcStart = absl::AnyInvocable<void(std::shared_ptr<GrpcTicket> ticket,
+                                            const std::string& target, int timeout_ms)>;
   void AdmitGrpc(std::string_view host, std::string_view model, GrpcStart start,
                  absl::AnyInvocable<void(absl::Status)> refuse);
   void FinishGrpc(std::shared_ptr<GrpcTicket> ticket, bool ok);

@@ -66,7 +66,7 @@ TEST(MatchRoute, Table) {
   for (const auto& c : cases) {
     const Route* got = MatchRoute(t, c.host, c.path, [&](std::string_view name) {
       return internal::HeaderNameEquals(name, "x-canary") ? std::string_view(c.header)
-                                                           : std::string_view();
+                                                          : std::string_view();
     });
     int index = got == nullptr ? -1 : static_cast<int>(got - t.routes.data());
     EXPECT_EQ(index, c.want) << c.host << " " << c.path << " " << c.header;

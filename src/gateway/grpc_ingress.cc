@@ -14,11 +14,16 @@ namespace {
 
 grpc::StatusCode ToGrpc(absl::StatusCode code) {
   switch (code) {
-    case absl::StatusCode::kNotFound: return grpc::StatusCode::NOT_FOUND;
-    case absl::StatusCode::kDeadlineExceeded: return grpc::StatusCode::DEADLINE_EXCEEDED;
-    case absl::StatusCode::kUnimplemented: return grpc::StatusCode::UNIMPLEMENTED;
-    case absl::StatusCode::kInvalidArgument: return grpc::StatusCode::INVALID_ARGUMENT;
-    default: return grpc::StatusCode::UNAVAILABLE;
+    case absl::StatusCode::kNotFound:
+      return grpc::StatusCode::NOT_FOUND;
+    case absl::StatusCode::kDeadlineExceeded:
+      return grpc::StatusCode::DEADLINE_EXCEEDED;
+    case absl::StatusCode::kUnimplemented:
+      return grpc::StatusCode::UNIMPLEMENTED;
+    case absl::StatusCode::kInvalidArgument:
+      return grpc::StatusCode::INVALID_ARGUMENT;
+    default:
+      return grpc::StatusCode::UNAVAILABLE;
   }
 }
 
@@ -74,13 +79,14 @@ class ProxyReactor : public grpc::ServerGenericBidiReactor {
     if (ctx_->method().rfind("/inference.GRPCInferenceService/Model", 0) == 0) {
       grpc::Slice slice;
       if (request_.TrySingleSlice(&slice).ok()) {
-        model = std::string(ProtoField1String(std::string_view(
-            reinterpret_cast<const char*>(slice.begin()), slice.size())));
+        model = std::string(ProtoField1String(
+            std::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size())));
       } else {
         std::vector<grpc::Slice> slices;
         (void)request_.Dump(&slices);
         std::string flat;
-        for (const auto& s : slices) flat.append(reinterpret_cast<const char*>(s.begin()), s.size());
+        for (const auto& s : slices)
+          flat.append(reinterpret_cast<const char*>(s.begin()), s.size());
         model = std::string(ProtoField1String(flat));
       }
     }

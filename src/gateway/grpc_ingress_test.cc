@@ -1,8 +1,8 @@
+#include "gateway/grpc_ingress.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
-
-#include "gateway/grpc_ingress.h"
 
 namespace osprey::gateway {
 namespace {
@@ -12,10 +12,19 @@ TEST(ProtoField1String, FindsTheModelNameWherever) {
   std::string infer = std::string("\x0a\x04iris\x12\x01\x33", 9);
   EXPECT_EQ(ProtoField1String(infer), "iris");
   // field 2 first, then a varint field 5, then field 1
-  std::string later = std::string("\x12\x02v1\x28\x96\x01\x0a\x05" "fruit", 14);
+  std::string later = std::string(
+      "\x12\x02v1\x28\x96\x01\x0a\x05"
+      "fruit",
+      14);
   EXPECT_EQ(ProtoField1String(later), "fruit");
   // a fixed64 and a fixed32 skipped
-  std::string fixed = std::string("\x19" "12345678" "\x25" "abcd" "\x0a\x01x", 17);
+  std::string fixed = std::string(
+      "\x19"
+      "12345678"
+      "\x25"
+      "abcd"
+      "\x0a\x01x",
+      17);
   EXPECT_EQ(ProtoField1String(fixed), "x");
   // absent, truncated, or garbage: empty, never past the end
   EXPECT_EQ(ProtoField1String(std::string("\x12\x02v1", 4)), "");

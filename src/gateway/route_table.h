@@ -40,8 +40,8 @@ struct HeaderMatch {
 
 // One revision's replicas as the control plane sees them.
 struct RevisionTarget {
-  std::string key;       // "{namespace}/{revision}": unique
-  std::string revision;  // its name
+  std::string key;              // "{namespace}/{revision}": unique
+  std::string revision;         // its name
   std::vector<uint16_t> ports;  // ready replicas on 127.0.0.1
   // Their gRPC endpoints ("unix:/path"), by the same index; "" for a replica
   // that serves no gRPC.
@@ -59,8 +59,8 @@ struct WeightedRevision {
 
 struct Route {
   std::string namespace_;
-  std::string name;        // the InferenceService
-  std::string model_name;  // path fallback (/v1/models/NAME); empty: host only
+  std::string name;                // the InferenceService
+  std::string model_name;          // path fallback (/v1/models/NAME); empty: host only
   std::vector<std::string> hosts;  // lower case, without port
   std::optional<StringMatch> uri;
   std::vector<HeaderMatch> headers;
@@ -128,8 +128,7 @@ const Route* MatchRoute(const RouteTable& table, std::string_view host, std::str
   if (model.empty()) return nullptr;
   const Route* found = nullptr;
   for (const auto& r : table.routes)
-    if (r.model_name == model && rest_matches(r) &&
-        (found == nullptr || r.namespace_ == "default"))
+    if (r.model_name == model && rest_matches(r) && (found == nullptr || r.namespace_ == "default"))
       found = &r;
   return found;
 }

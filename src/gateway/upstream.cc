@@ -66,9 +66,9 @@ class Call : public std::enable_shared_from_this<Call> {
                              ec == asio::error::not_found ||
                              ec == boost::system::errc::no_such_file_or_directory;
         self->Fail(self->timed_out_ ? absl::DeadlineExceededError("timeout")
-                   : refused        ? absl::UnavailableError(StrCat(
-                                   "replica on port ", self->req_.port, " refused the connection"))
-                                    : absl::InternalError(StrCat("connect: ", ec.message())));
+                   : refused ? absl::UnavailableError(StrCat("replica on port ", self->req_.port,
+                                                             " refused the connection"))
+                             : absl::InternalError(StrCat("connect: ", ec.message())));
         return;
       }
       if (self->req_.unix_socket.empty()) {
@@ -78,10 +78,9 @@ class Call : public std::enable_shared_from_this<Call> {
       self->Write();
     };
     if (req_.unix_socket.empty()) {
-      conn_->socket.async_connect(
-          asio::generic::stream_protocol::endpoint(
-              tcp::endpoint(asio::ip::address_v4::loopback(), req_.port)),
-          std::move(on_connect));
+      conn_->socket.async_connect(asio::generic::stream_protocol::endpoint(
+                                      tcp::endpoint(asio::ip::address_v4::loopback(), req_.port)),
+                                  std::move(on_connect));
     } else {
       conn_->socket.async_connect(asio::generic::stream_protocol::endpoint(
                                       asio::local::stream_protocol::endpoint(req_.unix_socket)),
@@ -91,8 +90,7 @@ class Call : public std::enable_shared_from_this<Call> {
 
   void Write() {
     std::array<asio::const_buffer, 2> buffers = {
-        asio::buffer(req_.head),
-        req_.body ? asio::buffer(*req_.body) : asio::const_buffer()};
+        asio::buffer(req_.head), req_.body ? asio::buffer(*req_.body) : asio::const_buffer()};
     asio::async_write(conn_->socket, buffers,
                       [self = shared_from_this()](beast::error_code ec, size_t) {
                         if (ec) {

@@ -1,12 +1,11 @@
 #include "server/grpc_server.h"
 
-#include <unistd.h>
-
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/support/proto_buffer_reader.h>
+#include <unistd.h>
 
 #include "common/logging.h"
 #include "inference.grpc.pb.h"
@@ -278,8 +277,8 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const Options& opt
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   const bool on_socket = !options.unix_socket.empty();
-  std::string address = on_socket ? StrCat("unix:", options.unix_socket)
-                                  : StrCat(options.address, ":", options.port);
+  std::string address =
+      on_socket ? StrCat("unix:", options.unix_socket) : StrCat(options.address, ":", options.port);
   if (on_socket) ::unlink(options.unix_socket.c_str());  // left by a previous run
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &impl->port);
   // gRPC sets SO_REUSEPORT by default, which would let a second server share

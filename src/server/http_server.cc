@@ -297,8 +297,7 @@ void Accept(Acceptor<Protocol>* acceptor) {
   Loop* target = acceptor->loops[acceptor->next];
   acceptor->next = (acceptor->next + 1) % acceptor->loops.size();
   acceptor->socket.async_accept(
-      target->io,
-      [acceptor, target](beast::error_code ec, typename Protocol::socket socket) {
+      target->io, [acceptor, target](beast::error_code ec, typename Protocol::socket socket) {
         if (ec) {
           if (ec == asio::error::operation_aborted || !acceptor->socket.is_open()) return;
           OSPREY_LOG(kWarning) << "accept failed: " << ec.message();
@@ -323,13 +322,10 @@ std::string_view FindHeader(const HeaderSource& headers, std::string_view name) 
   if (headers.visit == nullptr) return found;
   headers.visit(headers.context, [&](std::string_view n, std::string_view v) {
     if (found.empty() && n.size() == name.size() &&
-        std::equal(n.begin(), n.end(), name.begin(),
-                   [](char a, char b) {
-                     auto lower = [](char c) {
-                       return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
-                     };
-                     return lower(a) == lower(b);
-                   }))
+        std::equal(n.begin(), n.end(), name.begin(), [](char a, char b) {
+          auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+          return lower(a) == lower(b);
+        }))
       found = v;
   });
   return found;
@@ -337,7 +333,7 @@ std::string_view FindHeader(const HeaderSource& headers, std::string_view name) 
 
 struct HttpServer::Impl {
   Shared shared;
-  std::list<Loop> loops;             // stable addresses
+  std::list<Loop> loops;                         // stable addresses
   std::optional<Acceptor<tcp>> acceptor;         // on the first loop
   std::optional<Acceptor<local>> unix_acceptor;  // likewise, when asked for
   uint16_t port = 0;

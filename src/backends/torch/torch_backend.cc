@@ -287,8 +287,7 @@ class TorchModel : public Model {
 
 const Backend& TorchBackend() {
   // Recognition is the server's (LazyTorchBackend); the plugin only loads.
-  static const SimpleBackend<TorchModel> backend("pytorch",
-                                                 [](const fs::path&) { return false; });
+  static const SimpleBackend<TorchModel> backend("pytorch", [](const fs::path&) { return false; });
   return backend;
 }
 
