@@ -13,9 +13,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "common/flags.h"
 #include "common/logging.h"
 #include "common/strings.h"
-#include "flags.h"
 #ifdef OSPREY_WITH_GRPC
 #include "server/grpc_server.h"
 #endif

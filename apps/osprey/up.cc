@@ -17,11 +17,11 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "common/flags.h"
 #include "common/logging.h"
 #include "common/strings.h"
 #include "controlplane/api.h"
 #include "controlplane/controller.h"
-#include "flags.h"
 #include "gateway/entry.h"
 #ifdef OSPREY_WITH_GRPC
 #include "gateway/grpc_ingress.h"

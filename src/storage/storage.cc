@@ -12,6 +12,7 @@
 #include <memory>
 #include <system_error>
 
+#include "common/flags.h"
 #include "common/strings.h"
 #include "storage/cache.h"
 #include "storage/gcs.h"
@@ -429,41 +430,27 @@ int StorageMain(const std::vector<std::string_view>& args) {
   }
   if (args[0] != "pull") return UsageError(StrCat("unknown command '", args[0], "'"));
 
-  std::vector<std::string> positional;
-  std::map<std::string, std::string, std::less<>> flags;
-  static const std::vector<std::string_view> kFlags = {"cache-dir", "pvc-root", "retries",
-                                                       "stall-timeout-s", "connect-timeout-s"};
-  for (size_t i = 1; i < args.size(); ++i) {
-    std::string_view a = args[i];
+  for (std::string_view a : args)
     if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
     }
-    if (!a.starts_with("--")) {
-      positional.emplace_back(a);
-      continue;
-    }
-    a.remove_prefix(2);
-    std::string_view value;
-    bool has_value = false;
-    if (size_t eq = a.find('='); eq != std::string_view::npos) {
-      value = a.substr(eq + 1);
-      a = a.substr(0, eq);
-      has_value = true;
-    }
-    if (std::find(kFlags.begin(), kFlags.end(), a) == kFlags.end())
-      return UsageError(StrCat("unknown flag --", a));
-    if (!has_value) {
-      if (i + 1 >= args.size()) return UsageError(StrCat("flag --", a, " needs a value"));
-      value = args[++i];
-    }
-    flags[std::string(a)] = std::string(value);
-  }
+  // Their help is kUsage.
+  static const std::vector<FlagSpec> kFlags = {{"cache-dir", false, ""},
+                                               {"pvc-root", false, ""},
+                                               {"retries", false, ""},
+                                               {"stall-timeout-s", false, ""},
+                                               {"connect-timeout-s", false, ""}};
+  std::vector<std::string> positional;
+  auto parsed = ParseFlags(std::vector<std::string_view>(args.begin() + 1, args.end()), kFlags,
+                           &positional);
+  if (!parsed.ok()) return UsageError(StatusMessage(parsed.status()));
+  const std::map<std::string, std::string>& flags = *parsed;
   if (positional.size() != 2) return UsageError("pull takes a URI and a directory");
 
   Options options;
   auto flag = [&](std::string_view name) -> const std::string* {
-    auto it = flags.find(name);
+    auto it = flags.find(std::string(name));
     return it == flags.end() ? nullptr : &it->second;
   };
   options.cache_dir = flag("cache-dir") != nullptr ? *flag("cache-dir") : DefaultCacheDir();

@@ -22,7 +22,10 @@ struct FlagSpec {
 bool ApplyLogLevelFlag(const std::map<std::string, std::string>& flags, const char* command);
 
 // Parses args against specs; unknown flags and missing values are errors.
+// Arguments not starting with "--" go to `positional`, or are an error when
+// it is null.
 absl::StatusOr<std::map<std::string, std::string>> ParseFlags(
-    const std::vector<std::string_view>& args, const std::vector<FlagSpec>& specs);
+    const std::vector<std::string_view>& args, const std::vector<FlagSpec>& specs,
+    std::vector<std::string>* positional = nullptr);
 
 }  // namespace osprey
