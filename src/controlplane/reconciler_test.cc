@@ -139,13 +139,41 @@ TEST(ExpandTemplates, KnownKeysExpandOthersStay) {
             "iris-ns-x--{{.Port}}");
 }
 
-// The reconciler's table: revisions and what is observed of them -> plan.
+// Revisions of `isvc` as table rows describe them: a spec, a number, a phase.
 struct Rev {
   int number;
   std::string spec;
   RevisionPhase phase;
   std::string reason = "";
 };
+
+// Reconcile(isvc with spec `spec` and revisions `revs`), on the built-in runtimes.
+ReconcilePlan ReconcileRows(const InferenceService& isvc, const std::string& spec,
+                            const std::vector<Rev>& revs, const std::string& latest_rolled_out,
+                            const std::string& previous_rolled_out = "") {
+  static const PlatformConfig config = Config();
+  static const std::vector<resources::ServingRuntime> none;
+  const auto& cluster = resources::BuiltinClusterRuntimes();
+  ReconcileInput in;
+  in.isvc = &isvc;
+  in.spec_json = spec;
+  for (const auto& r : revs) {
+    RevisionView v;
+    v.spec = ResolveRevision(isvc, r.spec, r.number, "t", none, cluster, config);
+    v.observed.phase = r.phase;
+    v.observed.reason = r.reason;
+    in.revisions.push_back(v);
+  }
+  in.namespace_runtimes = &none;
+  in.cluster_runtimes = &cluster;
+  in.config = &config;
+  in.now = "2026-01-01T00:00:00Z";
+  in.latest_rolled_out = latest_rolled_out;
+  in.previous_rolled_out = previous_rolled_out;
+  return Reconcile(in);
+}
+
+// The reconciler's table: revisions and what is observed of them -> plan.
 
 struct Case {
   std::string name;
@@ -312,29 +340,11 @@ TEST(Reconcile, Table) {
        "Loaded",
        "Pending"},
   };
-  PlatformConfig config = Config();
-  std::vector<resources::ServingRuntime> none;
-  const auto& cluster = resources::BuiltinClusterRuntimes();
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
     InferenceService isvc = ModelIsvc(c.format);
     isvc.predictor.min_replicas = c.min_replicas;
-    ReconcileInput in;
-    in.isvc = &isvc;
-    in.spec_json = c.spec;
-    for (const auto& r : c.revisions) {
-      RevisionView v;
-      v.spec = ResolveRevision(isvc, r.spec, r.number, "t", none, cluster, config);
-      v.observed.phase = r.phase;
-      v.observed.reason = r.reason;
-      in.revisions.push_back(v);
-    }
-    in.namespace_runtimes = &none;
-    in.cluster_runtimes = &cluster;
-    in.config = &config;
-    in.now = "2026-01-01T00:00:00Z";
-    in.latest_rolled_out = c.latest_rolled_out;
-    ReconcilePlan plan = Reconcile(in);
+    ReconcilePlan plan = ReconcileRows(isvc, c.spec, c.revisions, c.latest_rolled_out);
     EXPECT_EQ(plan.create.has_value() ? plan.create->number : 0, c.create);
     EXPECT_EQ(plan.replicas, c.replicas);
     ASSERT_LE(plan.status.traffic.size(), 1u);
@@ -475,29 +485,12 @@ TEST(Reconcile, CanaryRolloutTable) {
        r1,
        {r2, r3}},
   };
-  PlatformConfig config = Config();
-  std::vector<resources::ServingRuntime> none;
-  const auto& cluster = resources::BuiltinClusterRuntimes();
   for (const auto& step : steps) {
     SCOPED_TRACE(step.name);
     InferenceService isvc = ModelIsvc("xgboost");
     isvc.predictor.canary_traffic_percent = step.canary;
-    ReconcileInput in;
-    in.isvc = &isvc;
-    in.spec_json = step.spec;
-    for (const auto& r : step.revisions) {
-      RevisionView v;
-      v.spec = ResolveRevision(isvc, r.spec, r.number, "t", none, cluster, config);
-      v.observed.phase = r.phase;
-      v.observed.reason = r.reason;
-      in.revisions.push_back(v);
-    }
-    in.namespace_runtimes = &none;
-    in.cluster_runtimes = &cluster;
-    in.config = &config;
-    in.latest_rolled_out = step.latest_rolled_out;
-    in.previous_rolled_out = step.previous_rolled_out;
-    ReconcilePlan plan = Reconcile(in);
+    ReconcilePlan plan = ReconcileRows(isvc, step.spec, step.revisions, step.latest_rolled_out,
+                                       step.previous_rolled_out);
     EXPECT_EQ(plan.create.has_value() ? plan.create->number : 0, step.create);
     EXPECT_EQ(plan.status.traffic, step.traffic);
     EXPECT_EQ(plan.status.latest_rolled_out, step.want_latest_rolled_out);
