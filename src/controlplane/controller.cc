@@ -294,6 +294,7 @@ struct Controller::Impl {
     autoscaler::KpaDecision decision;
     bool decided = false;
     bool activate = false;  // the gateway holds requests for it
+    std::string crash_read;  // replica id and restart count whose log the message has
   };
 
   Options opts;
@@ -625,10 +626,16 @@ struct Controller::Impl {
     } else if (crashed != nullptr) {
       o.phase = RevisionPhase::kFailed;
       o.reason = "ModelLoadFailed";
-      int index = std::atoi(crashed->id.c_str() + crashed->id.rfind('/') + 1);
-      std::vector<std::string> tail = TailLines(LogPath(r.spec.namespace_, r.spec.name, index), 3);
-      o.message = crashed->last_exit;
-      for (const auto& line : tail) StrAppend(&o.message, o.message.empty() ? "" : "; ", line);
+      // The log is read once per crash, not on every pass.
+      std::string crash = StrCat(crashed->id, "#", crashed->restarts);
+      if (crash != r.crash_read) {
+        r.crash_read = std::move(crash);
+        int index = std::atoi(crashed->id.c_str() + crashed->id.rfind('/') + 1);
+        std::vector<std::string> tail =
+            TailLines(LogPath(r.spec.namespace_, r.spec.name, index), 3);
+        o.message = crashed->last_exit;
+        for (const auto& line : tail) StrAppend(&o.message, o.message.empty() ? "" : "; ", line);
+      }
     } else {
       o.phase = r.fetch == Fetch::kDone || r.spec.storage_uri.empty() ? RevisionPhase::kLoading
                                                                       : RevisionPhase::kPending;
