@@ -24,7 +24,7 @@ APT_PACKAGES=(
   libxgboost-dev python3-xgboost python3-sklearn python3-numpy python3-venv python3-pip
   libtorch-dev python3-torch libpugixml-dev libarchive-dev
   libyaml-cpp-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev
-  wrk nginx-light prometheus curl libb64-0d clang-format
+  wrk nginx-light nghttp2-client prometheus curl libb64-0d clang-format
 )
 
 missing=()

@@ -4,6 +4,11 @@
 #include <charconv>
 #include <cmath>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define OSPREY_HAVE_AVX512_KERNEL 1
+#endif
+
 #include "rapidjson/document.h"
 
 namespace osprey {
@@ -50,7 +55,8 @@ absl::Status Unsupported(std::string_view why) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Forest>> Forest::Compile(std::string_view model_json) {
+absl::StatusOr<std::unique_ptr<Forest>> Forest::Compile(std::string_view model_json,
+                                                        bool allow_simd) {
   rapidjson::Document doc;
   doc.Parse<rapidjson::kParseNumbersAsStringsFlag>(model_json.data(), model_json.size());
   if (doc.HasParseError() || !doc.IsObject()) return Unsupported("model JSON does not parse");
@@ -205,6 +211,15 @@ absl::StatusOr<std::unique_ptr<Forest>> Forest::Compile(std::string_view model_j
     }
     f->trees_.push_back(tree);
   }
+  // The vector kernel reads a tree's leaves 16 at a time.
+  f->leaves_.resize(f->leaves_.size() + 16, 0.0f);
+#ifdef OSPREY_HAVE_AVX512_KERNEL
+  f->simd_ = allow_simd && __builtin_cpu_supports("avx512f") &&
+             std::all_of(f->trees_.begin(), f->trees_.end(),
+                         [](const Tree& t) { return t.depth <= kSimdMaxDepth; });
+#else
+  (void)allow_simd;
+#endif
   return f;
 }
 
@@ -246,6 +261,144 @@ void Forest::PredictBlock(const float* rows, int64_t nb, float* margins) const {
   }
 }
 
+#ifdef OSPREY_HAVE_AVX512_KERNEL
+namespace {
+
+#define OSPREY_AVX512 __attribute__((target("avx512f")))
+
+// The leaf contribution of one perfect tree of depth D for 16 rows, whose
+// features are 16-float columns at col (64-byte aligned) with per-feature NaN
+// masks. Unrolled per depth so the reach masks stay in mask registers; a
+// masked compare gives the rows reaching the right child in one instruction.
+template <uint32_t D, bool kMissing>
+OSPREY_AVX512 inline __m512 TreeLeaves(const float* thresholds, const uint32_t* features,
+                                       const uint8_t* missing_right, const float* leaves,
+                                       const float* col, const uint16_t* nan) {
+  constexpr uint32_t kSplits = (1u << D) - 1;
+  // Small trees: reach[i] holds the rows at node i (leaves included), and each
+  // leaf is blended into the rows its mask holds. From depth 5 on, 2^D blends
+  // cost more than finding each row's leaf index (its directions, root first,
+  // are the index's bits: right[d] holds the rows going right at depth d) and
+  // permuting the leaves.
+  constexpr bool kBlend = D <= 4;
+  __mmask16 reach[kBlend ? 2 * kSplits + 1 : kSplits];
+  __mmask16 right[D] = {};
+  reach[0] = 0xFFFF;
+  for (uint32_t d = 0, i = 0; d < D; ++d) {
+    for (uint32_t k = 0; k < (1u << d); ++k, ++i) {
+      const uint32_t f = features[i];
+      __m512 x = _mm512_load_ps(col + f * 16);
+      __mmask16 r = _mm512_mask_cmp_ps_mask(reach[i], x, _mm512_set1_ps(thresholds[i]), _CMP_GE_OQ);
+      if constexpr (kMissing)
+        r |= reach[i] & nan[f] & static_cast<uint16_t>(-static_cast<int>(missing_right[i]));
+      if (kBlend || d + 1 < D) {
+        reach[2 * i + 1] = reach[i] ^ r;
+        reach[2 * i + 2] = r;
+      }
+      if constexpr (!kBlend) right[d] |= r;
+    }
+  }
+  if constexpr (kBlend) {
+    __m512 v = _mm512_setzero_ps();
+    for (uint32_t j = 0; j <= kSplits; ++j)
+      v = _mm512_mask_mov_ps(v, reach[kSplits + j], _mm512_set1_ps(leaves[j]));
+    return v;
+  } else {
+    __m512i index = _mm512_setzero_si512();
+    for (uint32_t d = 0; d < D; ++d)
+      index = _mm512_mask_add_epi32(index, right[d], index, _mm512_set1_epi32(1 << (D - 1 - d)));
+    __m512 low =
+        _mm512_permutex2var_ps(_mm512_loadu_ps(leaves), index, _mm512_loadu_ps(leaves + 16));
+    if constexpr (D == 5) return low;
+    static_assert(D <= 6, "leaves beyond 64 need more permutes");
+    __m512 high =
+        _mm512_permutex2var_ps(_mm512_loadu_ps(leaves + 32), index, _mm512_loadu_ps(leaves + 48));
+    return _mm512_mask_mov_ps(low, _mm512_test_epi32_mask(index, _mm512_set1_epi32(32)), high);
+  }
+}
+
+template <bool kMissing>
+OSPREY_AVX512 inline __m512 TreeLeavesOfDepth(uint32_t depth, const float* t, const uint32_t* fi,
+                                              const uint8_t* mr, const float* leaves,
+                                              const float* col, const uint16_t* nan) {
+  switch (depth) {
+    case 0:
+      return _mm512_set1_ps(leaves[0]);
+    case 1:
+      return TreeLeaves<1, kMissing>(t, fi, mr, leaves, col, nan);
+    case 2:
+      return TreeLeaves<2, kMissing>(t, fi, mr, leaves, col, nan);
+    case 3:
+      return TreeLeaves<3, kMissing>(t, fi, mr, leaves, col, nan);
+    case 4:
+      return TreeLeaves<4, kMissing>(t, fi, mr, leaves, col, nan);
+    case 5:
+      return TreeLeaves<5, kMissing>(t, fi, mr, leaves, col, nan);
+    default:
+      return TreeLeaves<6, kMissing>(t, fi, mr, leaves, col, nan);
+  }
+}
+
+}  // namespace
+
+// margins: row-major [nb, groups], in and out. NaN in the rows is handled in
+// the same pass: a compare that is ordered (x >= threshold) sends a missing
+// value left, and the node's missing-goes-right mask sends it right.
+OSPREY_AVX512 void Forest::PredictBlockSimd(const float* rows, int64_t nb, float* margins) const {
+  constexpr int64_t kLanes = 16;
+  const int64_t groups = num_groups_;
+  const int64_t nf = num_features_;
+  // Columns and per-group sums of one 16-row chunk, 64-byte aligned; on the
+  // stack unless the model is wide.
+  constexpr int64_t kStack = 64;
+  alignas(64) float col_stack[kStack * kLanes];
+  alignas(64) float sum_stack[kStack * kLanes];
+  uint16_t nan_stack[kStack];
+  std::vector<float> col_heap, sum_heap;
+  std::vector<uint16_t> nan_heap;
+  auto aligned = [](std::vector<float>& v, int64_t n) {
+    v.resize(static_cast<size_t>(n * kLanes + kLanes));
+    return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(v.data()) + 63) & ~uintptr_t{63});
+  };
+  float* col = nf <= kStack ? col_stack : aligned(col_heap, nf);
+  float* sum = groups <= kStack ? sum_stack : aligned(sum_heap, groups);
+  uint16_t* nan = nan_stack;
+  if (nf > kStack) {
+    nan_heap.resize(static_cast<size_t>(nf));
+    nan = nan_heap.data();
+  }
+  for (int64_t r0 = 0; r0 < nb; r0 += kLanes) {
+    const int64_t valid = std::min(kLanes, nb - r0);
+    bool missing = false;
+    for (int64_t f = 0; f < nf; ++f) {
+      for (int64_t k = 0; k < kLanes; ++k)
+        col[f * kLanes + k] = k < valid ? rows[(r0 + k) * nf + f] : 0.0f;
+      __m512 x = _mm512_load_ps(col + f * kLanes);
+      nan[f] = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+      missing |= nan[f] != 0;
+    }
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t k = 0; k < kLanes; ++k)
+        sum[g * kLanes + k] = k < valid ? margins[(r0 + k) * groups + g] : 0.0f;
+    for (const Tree& tree : trees_) {
+      const float* t = thresholds_.data() + tree.offset;
+      const uint32_t* fi = features_.data() + tree.offset;
+      const uint8_t* mr = missing_right_.data() + tree.offset;
+      const float* leaves = leaves_.data() + tree.leaf_offset;
+      static_assert(kSimdMaxDepth == 6, "TreeLeavesOfDepth has a case per depth up to 6");
+      __m512 v = missing ? TreeLeavesOfDepth<true>(tree.depth, t, fi, mr, leaves, col, nan)
+                         : TreeLeavesOfDepth<false>(tree.depth, t, fi, mr, leaves, col, nan);
+      float* s = sum + tree.group * kLanes;
+      _mm512_store_ps(s, _mm512_add_ps(_mm512_load_ps(s), v));
+    }
+    for (int64_t k = 0; k < valid; ++k)
+      for (int64_t g = 0; g < groups; ++g) margins[(r0 + k) * groups + g] = sum[g * kLanes + k];
+  }
+}
+#else
+void Forest::PredictBlockSimd(const float*, int64_t, float*) const {}
+#endif
+
 std::vector<std::vector<float>> Forest::SplitThresholds() const {
   std::vector<std::vector<float>> out(static_cast<size_t>(num_features_));
   for (size_t i = 0; i < thresholds_.size(); ++i)
@@ -260,11 +413,13 @@ void Forest::Predict(const float* rows, int64_t n, float* out) const {
     const int64_t nb = std::min(kBlock, n - r0);
     const float* block = rows + r0 * num_features_;
     std::fill(margins.begin(), margins.begin() + nb * num_groups_, base_margin_);
-    bool missing = std::any_of(block, block + nb * num_features_, [](float x) { return x != x; });
-    if (missing)
+    if (simd_) {
+      PredictBlockSimd(block, nb, margins.data());
+    } else if (std::any_of(block, block + nb * num_features_, [](float x) { return x != x; })) {
       PredictBlock<true>(block, nb, margins.data());
-    else
+    } else {
       PredictBlock<false>(block, nb, margins.data());
+    }
     for (int64_t r = 0; r < nb; ++r)
       Finish(margins.data() + r * num_groups_, out + (r0 + r) * output_width_);
   }

@@ -29,12 +29,17 @@ class Forest {
   // Builds the evaluator from a model in XGBoost's JSON format. Unimplemented
   // (with the reason) for models outside what it reproduces: boosters other
   // than gbtree, categorical splits, vector leaves, objectives it does not know.
-  static absl::StatusOr<std::unique_ptr<Forest>> Compile(std::string_view model_json);
+  // allow_simd = false keeps the portable walk even where the vector kernel
+  // could run (tests compare the two).
+  static absl::StatusOr<std::unique_ptr<Forest>> Compile(std::string_view model_json,
+                                                         bool allow_simd = true);
 
   int64_t num_features() const { return num_features_; }
   // Values per row in the output: num_class for multi:softprob, else 1.
   int64_t output_width() const { return output_width_; }
   size_t num_trees() const { return trees_.size(); }
+  // Whether Predict runs the AVX-512 kernel (see below) rather than the walk.
+  bool simd() const { return simd_; }
   const std::string& objective() const { return objective_; }
 
   // The thresholds of every split, by feature (for probing the evaluator).
@@ -49,6 +54,15 @@ class Forest {
   // 2^D - 1 splits. A leaf above the bottom level is copied into every leaf
   // below it (the splits on the way are then irrelevant), so a walk is exactly
   // D branch-free steps, and several rows walk one tree in lockstep.
+  //
+  // The AVX-512 kernel, used when the CPU has it and no tree is deeper than
+  // kSimdMaxDepth, turns this around: 16 rows at a time (features as columns),
+  // every split of a tree is one vector compare giving a 16-bit mask of the
+  // rows that go right; masks of the rows reaching each node follow top-down
+  // with bit operations, and each row picks up the one leaf its mask holds.
+  // A tree costs 2^D compares for 16 rows instead of D dependent loads per
+  // row. The leaf is added to the row's margin in the same tree order, so the
+  // sums stay exactly libxgboost's.
   struct Tree {
     uint32_t offset;  // first split in the split arrays; leaves at leaf_offset
     uint32_t leaf_offset;
@@ -57,11 +71,13 @@ class Forest {
   };
   enum class Transform { kIdentity, kSigmoid, kSoftmax, kArgmax, kExp, kHinge };
   static constexpr uint32_t kMaxDepth = 12;
+  static constexpr uint32_t kSimdMaxDepth = 6;
   static constexpr size_t kMaxNodes = size_t{1} << 23;  // ~70 MB of padded trees
 
   Forest() = default;
   template <bool kMissing>
   void PredictBlock(const float* rows, int64_t nb, float* margins) const;
+  void PredictBlockSimd(const float* rows, int64_t nb, float* margins) const;
   void Finish(float* margins, float* out) const;
 
   std::vector<float> thresholds_;       // per split
@@ -75,6 +91,7 @@ class Forest {
   float base_margin_ = 0;
   Transform transform_ = Transform::kIdentity;
   std::string objective_;
+  bool simd_ = false;
 };
 
 }  // namespace osprey
