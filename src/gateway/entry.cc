@@ -289,9 +289,10 @@ struct Gateway::Impl {
               out.status = result.http_status;
               out.body = std::move(result.body);
               out.content_type = "";
-              for (auto& [name, value] : result.headers)
-                if (!SkippedInResponse(name))
-                  out.headers.emplace_back(std::move(name), std::move(value));
+              out.header_lines.reserve(result.header_lines.size() + 128);
+              ForEachHeaderLine(result.header_lines, [&](std::string_view n, std::string_view v) {
+                if (!SkippedInResponse(n)) StrAppend(&out.header_lines, n, ": ", v, "\r\n");
+              });
             } else if (result.status.code() == absl::StatusCode::kDeadlineExceeded) {
               out = Error(504, StrCat("revision ", s.revision, " did not answer within ",
                                       job->timeout_ms, " ms"));
@@ -332,8 +333,9 @@ struct Gateway::Impl {
       job.grpc_refuse(absl::Status(code, ErrorMessage(response.body)));
       return;
     }
-    response.headers.emplace_back("x-osprey-revision", s.revision);
-    if (job.generated_id) response.headers.emplace_back("x-request-id", job.request_id);
+    StrAppend(&response.header_lines, "x-osprey-revision: ", s.revision, "\r\n");
+    if (job.generated_id)
+      StrAppend(&response.header_lines, "x-request-id: ", job.request_id, "\r\n");
     if (access_log != nullptr) {
       // One line: id method host target revision status latency; built by
       // hand (printf's float formatting shows in the gateway's profile).
@@ -436,6 +438,10 @@ Gateway::Gateway(Options options) : impl_(std::make_unique<Impl>()) {
     impl_->access_log = std::fopen(impl_->options.access_log.c_str(), "ae");
     if (impl_->access_log == nullptr) {
       OSPREY_LOG(kError) << "cannot open access log " << impl_->options.access_log;
+    } else {
+      // The reaper flushes every 20 ms; a buffer that holds those lines saves
+      // a write(2) per 4 KB (about 40 requests) on the request path.
+      std::setvbuf(impl_->access_log, nullptr, _IOFBF, size_t{1} << 20);
     }
   }
   impl_->reaper = std::thread([this] { impl_->Reap(); });

@@ -4,10 +4,77 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <charconv>
 #include <optional>
 #include <unordered_map>
 
+#include "gateway/route_table.h"
+
 namespace osprey::gateway {
+namespace internal {
+
+bool ParseSimpleAnswerHead(std::string_view head, AnswerHead* out) {
+  // "HTTP/1.1 200 OK\r\n": the reason phrase is optional.
+  if (head.size() < 14 || head.substr(0, 9) != "HTTP/1.1 ") return false;
+  int status = 0;
+  for (size_t i = 9; i < 12; ++i) {
+    if (head[i] < '0' || head[i] > '9') return false;
+    status = status * 10 + (head[i] - '0');
+  }
+  if (status < 200 || status > 599 || status == 204 || status == 304) return false;
+  if (head[12] != ' ' && head[12] != '\r') return false;
+  size_t eol = head.find("\r\n");
+  if (eol == std::string_view::npos) return false;
+  std::string_view rest = head.substr(eol + 2);
+  bool have_length = false;
+  out->keep_alive = true;
+  out->header_lines.clear();
+  out->header_lines.reserve(rest.size());
+  for (;;) {
+    eol = rest.find("\r\n");
+    if (eol == std::string_view::npos) return false;
+    if (eol == 0) break;  // the blank line
+    std::string_view line = rest.substr(0, eol);
+    rest.remove_prefix(eol + 2);
+    size_t colon = line.find(':');
+    if (colon == 0 || colon == std::string_view::npos) return false;
+    std::string_view name = line.substr(0, colon);
+    if (name.find_first_of(" \t") != std::string_view::npos) return false;  // incl. folding
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    if (HeaderNameEquals(name, "content-length")) {
+      uint64_t n = 0;
+      auto r = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (value.empty() || r.ec != std::errc() || r.ptr != value.data() + value.size())
+        return false;
+      if (have_length && n != out->content_length) return false;
+      have_length = true;
+      out->content_length = n;
+      continue;
+    }
+    if (HeaderNameEquals(name, "transfer-encoding")) return false;
+    if (HeaderNameEquals(name, "connection")) {
+      // A token list; "close" ends the connection after this answer.
+      while (!value.empty()) {
+        size_t comma = value.find(',');
+        std::string_view token = value.substr(0, comma);
+        value.remove_prefix(comma == std::string_view::npos ? value.size() : comma + 1);
+        while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+        while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+        if (HeaderNameEquals(token, "close")) out->keep_alive = false;
+      }
+      continue;
+    }
+    out->header_lines.append(line.data(), line.size()).append("\r\n");
+  }
+  out->status = status;
+  return have_length;
+}
+
+}  // namespace internal
+
 namespace {
 
 namespace asio = boost::asio;
@@ -55,6 +122,7 @@ class Call : public std::enable_shared_from_this<Call> {
       conn_ = std::move(idle.back());
       idle.pop_back();
       reused_ = true;
+      conn_->buffer.clear();
       Write();
       return;
     }
@@ -82,9 +150,10 @@ class Call : public std::enable_shared_from_this<Call> {
                                       tcp::endpoint(asio::ip::address_v4::loopback(), req_.port)),
                                   std::move(on_connect));
     } else {
-      conn_->socket.async_connect(asio::generic::stream_protocol::endpoint(
-                                      asio::local::stream_protocol::endpoint(req_.unix_socket)),
-                                  std::move(on_connect));
+      conn_->socket.async_connect(
+          asio::generic::stream_protocol::endpoint(
+              asio::local::stream_protocol::endpoint(std::string(req_.unix_socket))),
+          std::move(on_connect));
     }
   }
 
@@ -101,23 +170,90 @@ class Call : public std::enable_shared_from_this<Call> {
                       });
   }
 
+  // The answer: a plain Content-Length answer is framed and copied here;
+  // anything else (chunked, HTTP/1.0, no body by status) goes on to Beast's
+  // parser from the bytes already read.
   void Read() {
+    const bool head_request = req_.head.substr(0, 5) == "HEAD ";
+    if (head_request) {
+      ReadWithParser(/*skip_body=*/true);
+      return;
+    }
+    ReadSome();
+  }
+
+  void ReadSome() {
+    const size_t want =
+        head_size_ == 0 ? 4096 : head_size_ + answer_.content_length - conn_->buffer.size();
+    conn_->socket.async_read_some(conn_->buffer.prepare(std::max<size_t>(want, 4096)),
+                                  [self = shared_from_this()](beast::error_code ec, size_t n) {
+                                    if (ec) {
+                                      self->RetryOrFail(ec);
+                                      return;
+                                    }
+                                    self->conn_->buffer.commit(n);
+                                    self->answered_ = true;
+                                    self->Parse();
+                                  });
+  }
+
+  void Parse() {
+    auto bytes = conn_->buffer.data();
+    std::string_view data(static_cast<const char*>(bytes.data()), bytes.size());
+    if (head_size_ == 0) {
+      const size_t end = data.find("\r\n\r\n");
+      if (end == std::string_view::npos) {
+        if (data.size() > kMaxHead) {
+          Fail(absl::InternalError(
+              StrCat("replica on port ", req_.port, " sent a head over ", kMaxHead, " bytes")));
+          return;
+        }
+        ReadSome();
+        return;
+      }
+      if (!internal::ParseSimpleAnswerHead(data.substr(0, end + 4), &answer_)) {
+        ReadWithParser(/*skip_body=*/false);
+        return;
+      }
+      head_size_ = end + 4;
+    }
+    if (data.size() < head_size_ + answer_.content_length) {
+      ReadSome();
+      return;
+    }
+    finished_ = true;
+    timer_.cancel();
+    UpstreamResult r;
+    r.http_status = answer_.status;
+    r.header_lines = std::move(answer_.header_lines);
+    r.body.assign(data.data() + head_size_, answer_.content_length);
+    // A replica answers one request at a time on a connection: bytes past
+    // this answer would be a broken exchange, so such a connection is dropped.
+    conn_->buffer.consume(head_size_ + answer_.content_length);
+    if (answer_.keep_alive && conn_->buffer.size() == 0)
+      idle_pool[req_.port].push_back(std::move(conn_));
+    auto done = std::move(done_);
+    done(std::move(r));
+  }
+
+  void ReadWithParser(bool skip_body) {
     parser_.emplace();
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
+    if (skip_body) parser_->skip(true);
     http::async_read(conn_->socket, conn_->buffer, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        if (ec) {
                          self->RetryOrFail(ec);
                          return;
                        }
-                       self->Complete();
+                       self->CompleteParsed();
                      });
   }
 
   // A kept-alive connection the replica had closed fails before any answer
   // byte: the request never reached it, so it goes again on a new one.
   void RetryOrFail(beast::error_code ec) {
-    const bool answered = parser_.has_value() && parser_->got_some();
+    const bool answered = answered_ || (parser_.has_value() && parser_->got_some());
     if (reused_ && !timed_out_ && !answered) {
       conn_.reset();
       parser_.reset();
@@ -129,16 +265,19 @@ class Call : public std::enable_shared_from_this<Call> {
                                                  " broke the connection: ", ec.message())));
   }
 
-  void Complete() {
+  void CompleteParsed() {
     finished_ = true;
     timer_.cancel();
     auto& msg = parser_->get();
     UpstreamResult r;
     r.http_status = static_cast<int>(msg.result_int());
-    r.headers.reserve(8);
-    for (const auto& f : msg)
-      r.headers.emplace_back(std::string(f.name_string().data(), f.name_string().size()),
-                             std::string(f.value().data(), f.value().size()));
+    for (const auto& f : msg) {
+      if (f.name() == http::field::content_length || f.name() == http::field::transfer_encoding ||
+          f.name() == http::field::connection)
+        continue;
+      StrAppend(&r.header_lines, std::string_view(f.name_string().data(), f.name_string().size()),
+                ": ", std::string_view(f.value().data(), f.value().size()), "\r\n");
+    }
     r.body = std::move(msg.body());
     if (msg.keep_alive()) idle_pool[req_.port].push_back(std::move(conn_));
     auto done = std::move(done_);
@@ -161,7 +300,11 @@ class Call : public std::enable_shared_from_this<Call> {
   asio::steady_timer timer_;
   absl::AnyInvocable<void(UpstreamResult)> done_;
   std::unique_ptr<Conn> conn_;
+  static constexpr size_t kMaxHead = 64 * 1024;
+  internal::AnswerHead answer_;
+  size_t head_size_ = 0;  // once the head is parsed on the fast path
   std::optional<http::response_parser<http::string_body>> parser_;
+  bool answered_ = false;  // an answer byte came in
   bool reused_ = false;
   bool finished_ = false;
   bool timed_out_ = false;

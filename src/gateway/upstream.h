@@ -21,9 +21,11 @@ namespace osprey::gateway {
 struct UpstreamRequest {
   void* io_context = nullptr;  // a boost::asio::io_context: the loop to run on
   uint16_t port = 0;           // the replica, on 127.0.0.1
-  std::string unix_socket;     // or, when set, its Unix domain socket
-  // Request line and headers, ending with a blank line; not copied: it must
-  // stay alive until `done` runs (the caller keeps it with its callback).
+  // Or, when set, its Unix domain socket. This and `head` are not copied:
+  // they must stay alive until `done` runs (the caller keeps them with its
+  // callback).
+  std::string_view unix_socket;
+  // Request line and headers, ending with a blank line.
   std::string_view head;
   std::shared_ptr<const std::string> body;
   std::chrono::milliseconds timeout{60000};
@@ -34,15 +36,53 @@ struct UpstreamResult {
   // kDeadlineExceeded: no answer within the timeout; kInternal: anything else.
   absl::Status status;
   int http_status = 0;
-  std::vector<std::pair<std::string, std::string>> headers;
+  // The answer's header lines, each "Name: value\r\n" as received, without
+  // the framing ones the call itself used (Content-Length,
+  // Transfer-Encoding, Connection).
+  std::string header_lines;
   std::string body;
 };
+
+// Calls fn(name, value) for each line of UpstreamResult::header_lines.
+template <typename Fn>
+void ForEachHeaderLine(std::string_view lines, Fn&& fn) {
+  while (!lines.empty()) {
+    size_t eol = lines.find("\r\n");
+    std::string_view line = lines.substr(0, eol);
+    lines.remove_prefix(eol == std::string_view::npos ? lines.size() : eol + 2);
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    fn(line.substr(0, colon), value);
+  }
+}
 
 // Must be called on the thread running request.io_context; `done` runs there
 // too, exactly once. A kept-alive connection that turns out closed is
 // replaced by a fresh one, once, before any answer byte (the replica never
 // saw the request).
 void SendUpstream(UpstreamRequest request, absl::AnyInvocable<void(UpstreamResult)> done);
+
+namespace internal {
+
+// What the fast path of a call reads from an answer's head (status line and
+// header lines through the blank line).
+struct AnswerHead {
+  int status = 0;
+  uint64_t content_length = 0;
+  bool keep_alive = true;
+  std::string header_lines;  // as UpstreamResult::header_lines
+};
+
+// Parses a head the fast path can frame on its own: HTTP/1.1, a final status
+// with a body (not 1xx, 204 or 304), one Content-Length, no Transfer-Encoding.
+// False leaves the answer to the full HTTP parser (chunked bodies, HTTP/1.0,
+// folded or malformed lines, conflicting lengths).
+bool ParseSimpleAnswerHead(std::string_view head, AnswerHead* out);
+
+}  // namespace internal
 
 // Runs `fn` on the loop of `io_context`: at once when called from it, else
 // posted there.

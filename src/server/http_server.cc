@@ -226,30 +226,36 @@ class Session : public std::enable_shared_from_this<Session> {
     append_number(status);
     head_.push_back(' ');
     head_.append(reason.data(), reason.size());
+    head_.append("\r\n");
     if (!response.content_type.empty()) {
-      head_.append("\r\nContent-Type: ");
+      head_.append("Content-Type: ");
       head_.append(response.content_type);
+      head_.append("\r\n");
     }
-    head_.append("\r\nContent-Length: ");
+    head_.append("Content-Length: ");
     append_number(body_.size());
+    head_.append("\r\n");
     if (response.inference_header_length.has_value()) {
-      head_.append("\r\nInference-Header-Content-Length: ");
+      head_.append("Inference-Header-Content-Length: ");
       append_number(*response.inference_header_length);
+      head_.append("\r\n");
     }
     for (const auto& [name, value] : response.headers) {
-      head_.append("\r\n");
       head_.append(name);
       head_.append(": ");
       head_.append(value);
+      head_.append("\r\n");
     }
+    head_.append(response.header_lines);
     if (!request_id_.empty()) {
-      head_.append("\r\nx-request-id: ");
+      head_.append("x-request-id: ");
       head_.append(request_id_);
+      head_.append("\r\n");
     }
     // HTTP/1.1 keeps the connection unless told; HTTP/1.0 closes unless told.
-    if (!keep && version_ != 10) head_.append("\r\nConnection: close");
-    if (keep && version_ == 10) head_.append("\r\nConnection: keep-alive");
-    head_.append("\r\n\r\n");
+    if (!keep && version_ != 10) head_.append("Connection: close\r\n");
+    if (keep && version_ == 10) head_.append("Connection: keep-alive\r\n");
+    head_.append("\r\n");
     std::array<asio::const_buffer, 2> buffers = {asio::buffer(head_), asio::buffer(body_)};
     asio::async_write(socket_, buffers,
                       [self = shared_from_this(), keep](beast::error_code ec, size_t) {

@@ -37,6 +37,9 @@ struct HttpResponse {
   std::optional<size_t> inference_header_length;
   // Further headers, written as given (no Content-Length or Connection here).
   std::vector<std::pair<std::string, std::string>> headers;
+  // And more, already as lines "Name: value\r\n" (the gateway passes a
+  // replica's headers on this way, without splitting them).
+  std::string header_lines;
 };
 
 using HttpDone = absl::AnyInvocable<void(HttpResponse)>;

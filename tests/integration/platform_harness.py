@@ -35,6 +35,10 @@ def example_models():
 # `require-marker`, it is ready only if `ready-marker` existed at its start;
 # `delay` holds seconds to wait before answering a POST; every POST is
 # logged to `posts.log` with the number of POSTs in progress at its start.
+# It answers in HTTP/1.0 (the connection closes after each answer), except
+# on paths ending /http11 (HTTP/1.1, Content-Length, kept alive) and
+# /chunked (HTTP/1.1, chunked); those carry x-answer-framing and x-conn (the
+# client port of the connection).
 TEST_SERVER = """
 import http.server, os, threading, time
 ready = not os.path.exists("require-marker") or os.path.exists("ready-marker")
@@ -55,11 +59,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
         time.sleep(delay)
         with lock:
             in_flight -= 1
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
         body = b'{"predictions": [1]}'
+        framing = self.path.rsplit("/", 1)[-1]
+        if framing in ("http11", "chunked"):
+            self.protocol_version = "HTTP/1.1"
+            self.close_connection = False
         self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
+        if framing == "chunked":
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(body)))
+        if framing in ("http11", "chunked"):
+            self.send_header("x-answer-framing", framing)
+            self.send_header("x-conn", str(self.client_address[1]))
         self.end_headers()
-        self.wfile.write(body)
+        if framing == "chunked":
+            for part in (body[:7], body[7:]):
+                self.wfile.write(b"%x\\r\\n%s\\r\\n" % (len(part), part))
+            self.wfile.write(b"0\\r\\n\\r\\n")
+        else:
+            self.wfile.write(body)
+    def do_HEAD(self):
+        self.protocol_version = "HTTP/1.1"
+        self.send_response(200)
+        self.send_header("Content-Length", "20")
+        self.end_headers()
     def log_message(self, *args):
         pass
 http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()

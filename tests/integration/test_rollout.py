@@ -157,6 +157,38 @@ def test_shadow_traffic_reaches_the_latest_revision_without_moving_traffic(platf
     harness.wait_until(mirrored, 10, "200 shadow copies answered by revision 2")
 
 
+def test_answers_of_every_framing_pass_through(platform, tmp_path):
+    """Content-Length answers on kept-alive HTTP/1.1 connections, chunked
+    answers, HTTP/1.0 answers that close the connection, and HEAD: the body
+    and the replica's own headers arrive, re-framed by length."""
+    model = tmp_path / "framing"
+    model.mkdir()
+    platform.apply_text(custom_server_yaml("framing", model))
+    url = f"{platform.gateway}/v1/models/framing"
+    headers = {"Host": platform.host("framing")}
+    kept_conns = set()
+    with requests.Session() as s:
+        for _ in range(3):
+            for suffix, framing in ((":predict", None), ("/http11", "http11"),
+                                    ("/chunked", "chunked")):
+                r = s.post(url + suffix, json={"instances": [[1]]}, headers=headers, timeout=10)
+                assert r.status_code == 200, (suffix, r.text)
+                assert r.json() == {"predictions": [1]}, suffix
+                assert r.headers.get("x-answer-framing") == framing, r.headers
+                assert "transfer-encoding" not in r.headers, r.headers
+                assert r.headers["content-length"] == str(len(r.content))
+                assert r.headers["x-osprey-revision"] == "framing-predictor-00001"
+                assert "server" not in r.headers  # the replica's Server line is dropped
+                if framing:
+                    kept_conns.add(r.headers["x-conn"])
+        r = s.head(url + "/http11", headers=headers, timeout=10)
+        assert r.status_code == 200 and r.content == b""
+    # One client connection, one gateway loop: its HTTP/1.1 answers all came
+    # over one kept-alive replica connection.
+    assert len(kept_conns) == 1, kept_conns
+    platform.cli("delete", "isvc", "framing")
+
+
 def test_route_timeout_answers_504_and_is_never_retried(platform, tmp_path):
     model = tmp_path / "slow"
     model.mkdir()
