@@ -293,7 +293,10 @@ struct Controller::Impl {
     autoscaler::KpaState kpa;
     autoscaler::KpaDecision decision;
     bool decided = false;
-    bool activate = false;  // the gateway holds requests for it
+    // Replicas re-adopted from a previous run: the scale it had reached,
+    // kept until the first decision of this run (a restart alone stops none).
+    int adopted = 0;
+    bool activate = false;   // the gateway holds requests for it
     std::string crash_read;  // replica id and restart count whose log the message has
   };
 
@@ -487,6 +490,7 @@ struct Controller::Impl {
           ReplicaSpec spec = MakeReplica(rev_key, it->second, index);
           adopted = supervisor->Adopt(spec, static_cast<int>(GetInt(d, "pid")),
                                       static_cast<uint16_t>(GetInt(d, "port")));
+          if (adopted) ++it->second.adopted;
         }
       }
       OSPREY_LOG(kInfo) << "replica " << id << (adopted ? " re-adopted" : " not running: restarts");
@@ -722,6 +726,7 @@ struct Controller::Impl {
           r.desired = 0;
           r.kpa = autoscaler::KpaState{};
           r.decided = false;
+          r.adopted = 0;
           continue;
         }
         route.aspired.push_back(rev_key);
@@ -766,10 +771,13 @@ struct Controller::Impl {
   }
 
   // Replicas a revision should run now: the autoscaler's last decision
-  // (first: the initial scale), at least one while requests wait for it.
+  // (before the first: the initial scale, or what a previous run left
+  // running), at least one while requests wait for it.
   int DesiredReplicas(const InferenceService& isvc, const RevEntry& r) const {
     autoscaler::KpaSpec spec = KpaSpecFor(isvc, r);
-    int desired = r.decided ? r.decision.desired : std::max(spec.min_scale, spec.initial_scale);
+    const int kept = spec.max_scale > 0 ? std::min(r.adopted, spec.max_scale) : r.adopted;
+    int desired =
+        r.decided ? r.decision.desired : std::max({spec.min_scale, spec.initial_scale, kept});
     if (r.activate) desired = std::max(desired, 1);
     return desired;
   }
@@ -920,10 +928,11 @@ struct Controller::Impl {
         sample.rps = it->second->rps;
         waiting = it->second->waiting;
       }
-      const int before = r.decided ? r.decision.desired : -1;
+      const int before = r.decided ? r.decision.desired : r.adopted > 0 ? r.adopted : -1;
       r.decision =
           autoscaler::Decide(spec, &r.kpa, sample, r.observed.ready_replicas, waiting, now);
       r.decided = true;
+      r.adopted = 0;
       // This decision saw the requests the activator held (waiting, or in
       // flight once a replica took them): it carries the scale from here.
       r.activate = false;

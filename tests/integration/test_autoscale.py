@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -187,3 +188,42 @@ def test_container_concurrency_is_a_hard_limit_with_queueing(platform, tmp_path)
     assert set(posts) - {"post"} == {"1"}, posts  # never two at once on the replica
     assert elapsed >= 4 * 0.3 - 0.05, elapsed
     platform.cli("delete", "isvc", "single")
+
+
+def test_restart_keeps_the_scale_it_found(osprey_bin, tmp_path, model_dir):
+    """kill -9 of osprey up while a revision runs three replicas: the next
+    start re-adopts all three and keeps them until its autoscaler decides from
+    its own measurements (here: never, ticks 10 minutes apart). A restart
+    alone stops no replica."""
+    args = ["--autoscale-tick-ms", "200", "--stable-window-s", str(STABLE_WINDOW_S),
+            "--scale-to-zero-grace-s", str(GRACE_S)]
+    p = Platform(osprey_bin, tmp_path / "home", extra_args=args).start()
+    try:
+        p.apply_text(isvc_yaml(
+            "kept", "xgboost", model_dir,
+            extra_predictor="\n    minReplicas: 1\n    maxReplicas: 3\n    scaleMetric: rps"
+                            "\n    scaleTarget: 100"))
+        load = Load(p.gateway_port, p.host("kept"), "/v1/models/kept:predict",
+                    {"instances": IRIS_ROWS}, threads=6).start()
+        try:
+            harness.wait_until(lambda: ready_count(p, "kept") == 3, 30,
+                               "three ready replicas under load")
+        finally:
+            load.stop()
+        pids = sorted(r["pid"] for r in p.revisions("kept")[0]["status"]["replicaStatuses"])
+        assert len(pids) == 3, pids
+        p.kill9()
+        p2 = Platform(osprey_bin, tmp_path / "home",
+                      extra_args=["--autoscale-tick-ms", "600000"])
+        p2.gateway_port = p.gateway_port
+        p = p2.start()
+        harness.wait_until(lambda: p.condition("kept").get("status") == "True", 30,
+                           "Ready after the restart")
+        status = kpa(p, "kept-predictor-00001")
+        assert status["desiredScale"] == 3 and status["reason"] == "Initial", status
+        reps = p.revisions("kept")[0]["status"]["replicaStatuses"]
+        assert sorted(r["pid"] for r in reps) == pids and all(r["adopted"] for r in reps), reps
+        assert all(Path(f"/proc/{pid}").exists() for pid in pids)
+        assert p.predict_v1("kept", IRIS_ROWS).json() == {"predictions": [1.0, 1.0]}
+    finally:
+        p.stop_everything()
