@@ -281,6 +281,10 @@ struct Controller::Impl {
   };
   struct RevEntry {
     RevisionSpec spec;
+    // The predictor as this revision was made (spec.spec_json): its
+    // containerConcurrency and scaling settings hold for it, not those of a
+    // later spec (a canary's old revision keeps its own). Parsed on first use.
+    mutable std::optional<resources::Component> predictor;
     RevisionObserved observed;
     std::string model_dir;
     Fetch fetch = Fetch::kIdle;
@@ -782,9 +786,30 @@ struct Controller::Impl {
     return desired;
   }
 
+  // The predictor revision `r` was made from; the current one if its stored
+  // spec does not parse (it always should).
+  static const resources::Component& PredictorOf(const InferenceService& isvc, const RevEntry& r) {
+    if (!r.predictor.has_value()) {
+      auto parsed = resources::FromJson(
+          StrCat(R"({"apiVersion":"serving.kserve.io/v1beta1","kind":"InferenceService",)",
+                 R"("metadata":{"name":"r","namespace":"n"},"spec":{"predictor":)",
+                 r.spec.spec_json.empty() ? "{}" : r.spec.spec_json, "}}"));
+      if (parsed.ok() && std::holds_alternative<InferenceService>(*parsed)) {
+        r.predictor = std::get<InferenceService>(*parsed).predictor;
+      } else {
+        OSPREY_LOG(kWarning) << "revision " << r.spec.name << ": stored spec does not parse ("
+                             << (parsed.ok() ? "not an InferenceService"
+                                             : parsed.status().message())
+                             << "); using the current one";
+        return isvc.predictor;
+      }
+    }
+    return *r.predictor;
+  }
+
   autoscaler::KpaSpec KpaSpecFor(const InferenceService& isvc, const RevEntry& r) const {
     autoscaler::KpaSpec spec = opts.kpa;
-    const auto& p = isvc.predictor;
+    const auto& p = PredictorOf(isvc, r);
     if (p.scale_metric == "rps") {
       spec.metric = autoscaler::KpaSpec::Metric::kRps;
       spec.target = 200;
@@ -828,7 +853,7 @@ struct Controller::Impl {
           t.http_sockets.push_back(http_socket ? ReplicaSocket(s.id, "http") : "");
         }
       const auto& isvc = isvcs.at(StrCat(r.spec.namespace_, "/", r.spec.isvc)).isvc;
-      t.container_concurrency = isvc.predictor.container_concurrency;
+      t.container_concurrency = PredictorOf(isvc, r).container_concurrency;
       table->revisions.push_back(std::move(t));
       index[rev_key] = table->revisions.size() - 1;
       return table->revisions.size() - 1;

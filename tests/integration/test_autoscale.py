@@ -190,6 +190,39 @@ def test_container_concurrency_is_a_hard_limit_with_queueing(platform, tmp_path)
     platform.cli("delete", "isvc", "single")
 
 
+def test_a_revision_keeps_its_own_container_concurrency(platform, tmp_path):
+    """containerConcurrency belongs to the revision, as in Knative: with a new
+    revision that drops the limit held at 0% (canaryTrafficPercent 0), the
+    old revision, which takes all requests, still takes one at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = tmp_path / "limited"
+    model.mkdir()
+    (model / "delay").write_text("0.3")
+    platform.apply_text(custom_server_yaml(
+        "limited", model, "\n    containerConcurrency: 1\n    minReplicas: 1\n    maxReplicas: 1"))
+    platform.apply_text(custom_server_yaml(
+        "limited", model, "\n    canaryTrafficPercent: 0\n    minReplicas: 1\n    maxReplicas: 1"))
+    harness.wait_until(
+        lambda: [r["status"]["readyReplicas"] for r in platform.revisions("limited")] == [1, 1],
+        30, "both revisions ready")
+    (model / "posts.log").unlink(missing_ok=True)
+
+    def call(_):
+        r = requests.post(f"{platform.gateway}/v1/models/limited:predict",
+                          json={"instances": [[1]]}, headers={"Host": platform.host("limited")},
+                          timeout=30)
+        return r.status_code, r.headers.get("x-osprey-revision")
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(call, range(4)))
+    assert answers == [(200, "limited-predictor-00001")] * 4, answers
+    posts = (model / "posts.log").read_text().split()
+    assert posts.count("post") == 4
+    assert set(posts) - {"post"} == {"1"}, posts  # still never two at once
+    platform.cli("delete", "isvc", "limited")
+
+
 def test_restart_keeps_the_scale_it_found(osprey_bin, tmp_path, model_dir):
     """kill -9 of osprey up while a revision runs three replicas: the next
     start re-adopts all three and keeps them until its autoscaler decides from
