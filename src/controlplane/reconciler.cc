@@ -176,9 +176,17 @@ void ContainerCommand(const InferenceService& isvc, const Container& c, const st
                 "command, or map the image in the image table (osprey up --image-map)"));
     return;
   }
-  rev->health_path = rev->protocol == "v2" || rev->protocol == "grpc-v2"
-                         ? StrCat("/v2/models/", isvc.meta.name, "/ready")
-                         : StrCat("/v1/models/", isvc.meta.name);
+  // The container's own readinessProbe when it has one that runs here; else
+  // the model's readiness route of its protocol.
+  if (c.probe == Container::Probe::kHttpGet) {
+    rev->health_path = c.probe_path;
+  } else if (c.probe == Container::Probe::kTcpSocket) {
+    rev->health_path.clear();  // the supervisor connects instead
+  } else {
+    rev->health_path = rev->protocol == "v2" || rev->protocol == "grpc-v2"
+                           ? StrCat("/v2/models/", isvc.meta.name, "/ready")
+                           : StrCat("/v1/models/", isvc.meta.name);
+  }
 }
 
 Condition MakeCondition(std::string type, std::string status, std::string reason = "",

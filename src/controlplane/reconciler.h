@@ -62,6 +62,7 @@ struct RevisionSpec {
   // gRPC and HTTP on for the gateway, if it does).
   std::vector<std::string> command;
   std::vector<std::pair<std::string, std::string>> env;
+  // Readiness: GET this path (ready on 2xx or 3xx); empty: a TCP connect.
   std::string health_path;
   int min_replicas = 1;
   int max_replicas = 0;

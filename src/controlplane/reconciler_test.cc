@@ -84,6 +84,36 @@ TEST(ResolveRevision, FormatsThatCannotRunHereSayWhy) {
   EXPECT_EQ(rev.failure_reason, "NoSupportingRuntime");
 }
 
+// A container's readinessProbe replaces the model route as the readiness
+// check when it can run here (httpGet over HTTP, tcpSocket).
+TEST(ResolveRevision, ReadinessProbeOfTheContainer) {
+  using Probe = resources::Container::Probe;
+  struct Case {
+    Probe probe;
+    std::string path;
+    std::string want;
+  } cases[] = {
+      {Probe::kNone, "", "/v1/models/custom"},
+      {Probe::kHttpGet, "/healthz", "/healthz"},
+      {Probe::kHttpGet, "/", "/"},
+      {Probe::kTcpSocket, "", ""},  // empty: a TCP connect
+      {Probe::kOther, "", "/v1/models/custom"},
+  };
+  for (const auto& c : cases) {
+    InferenceService isvc;
+    isvc.meta.name = "custom";
+    resources::Container container;
+    container.name = "kserve-container";
+    container.command = {"./serve"};
+    container.probe = c.probe;
+    container.probe_path = c.path;
+    isvc.predictor.containers = {container};
+    RevisionSpec rev = ResolveRevision(isvc, "{}", 1, "t", {}, {}, Config());
+    EXPECT_EQ(rev.failure_reason, "");
+    EXPECT_EQ(rev.health_path, c.want) << static_cast<int>(c.probe);
+  }
+}
+
 TEST(ResolveRevision, CustomContainerRunsItsCommandWithTemplatesAndPort) {
   InferenceService isvc;
   isvc.meta.name = "custom";

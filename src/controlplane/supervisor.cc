@@ -173,6 +173,14 @@ absl::StatusOr<Spawned> SpawnReplica(const ReplicaSpec& spec) {
   return Spawned{pid, port};
 }
 
+// One readiness check of a replica: GET health_path answering 2xx or 3xx (a
+// Kubernetes httpGet probe's success), or, without a path, a TCP connect.
+bool ProbeOnce(uint16_t port, const std::string& health_path, std::chrono::milliseconds timeout) {
+  if (health_path.empty()) return TcpProbe(port, timeout).ok();
+  absl::StatusOr<int> code = HttpProbe(port, health_path, timeout);
+  return code.ok() && *code >= 200 && *code < 400;
+}
+
 }  // namespace
 
 std::string_view ReplicaStateName(ReplicaState s) {
@@ -454,14 +462,8 @@ void Supervisor::Impl::Run() {
     if (!probes.empty()) {
       lock.unlock();
       for (Probe& p : probes) {
-        bool ok = false;
-        if (p.health_path.empty()) {
-          ok = TcpProbe(p.port, options.probe_timeout).ok();
-        } else {
-          absl::StatusOr<int> code = HttpProbe(p.port, p.health_path, options.probe_timeout);
-          ok = code.ok() && *code == 200;
-        }
-        p.outcome = ok ? ProbeOutcome::kOk : ProbeOutcome::kFailed;
+        p.outcome = ProbeOnce(p.port, p.health_path, options.probe_timeout) ? ProbeOutcome::kOk
+                                                                            : ProbeOutcome::kFailed;
       }
       lock.lock();
       now = Clock::now();
@@ -566,12 +568,7 @@ bool Supervisor::Adopt(const ReplicaSpec& spec, int pid, uint16_t port,
     milliseconds left = std::chrono::duration_cast<milliseconds>(give_up - Clock::now());
     if (left.count() <= 0) break;
     milliseconds timeout = std::min(options.probe_timeout, left);
-    if (spec.health_path.empty()) {
-      ready = TcpProbe(port, timeout).ok();
-    } else {
-      absl::StatusOr<int> code = HttpProbe(port, spec.health_path, timeout);
-      ready = code.ok() && *code == 200;
-    }
+    ready = ProbeOnce(port, spec.health_path, timeout);
     if (ready) break;
     // Polling an external process: there is nothing to wait on.
     std::this_thread::sleep_for(std::min(options.probe_interval, left));

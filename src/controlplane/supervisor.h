@@ -55,8 +55,9 @@ struct ReplicaSpec {
   // stdout and stderr appended here (file and parent directories created);
   // empty: inherited from the parent. stdin is /dev/null.
   std::string log_path;
-  // GET this path on 127.0.0.1:{port}; ready when it answers 200. Empty: ready
-  // once the port accepts a connection.
+  // GET this path on 127.0.0.1:{port}; ready when it answers 2xx or 3xx (as
+  // a Kubernetes httpGet probe). Empty: ready once the port accepts a
+  // connection.
   std::string health_path;
 };
 

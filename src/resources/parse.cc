@@ -59,7 +59,7 @@ constexpr std::string_view kPodSpecFields[] = {
 // clang-format off
 constexpr std::string_view kIgnoredContainerFields[] = {
     "workingDir", "ports", "envFrom", "volumeMounts", "volumeDevices", "livenessProbe",
-    "readinessProbe", "startupProbe", "lifecycle", "terminationMessagePath",
+    "startupProbe", "lifecycle", "terminationMessagePath",
     "terminationMessagePolicy", "imagePullPolicy", "securityContext", "stdin", "stdinOnce",
     "tty", "resizePolicy", "restartPolicy"};
 // clang-format on
@@ -96,19 +96,21 @@ const FieldSet& ExplainerFields() {
 const FieldSet& ModelFields() {
   static const FieldSet kSet =
       Union({"modelFormat", "runtime", "storageUri", "storage", "runtimeVersion", "protocolVersion",
-             "args", "env", "resources", "name", "image", "command"},
+             "args", "env", "resources", "name", "image", "command", "readinessProbe"},
             kIgnoredContainerFields);
   return kSet;
 }
 const FieldSet& FrameworkFields() {
-  static const FieldSet kSet = Union({"storageUri", "storage", "runtimeVersion", "protocolVersion",
-                                      "args", "env", "resources", "name", "image", "command"},
-                                     kIgnoredContainerFields);
+  static const FieldSet kSet =
+      Union({"storageUri", "storage", "runtimeVersion", "protocolVersion", "args", "env",
+             "resources", "name", "image", "command", "readinessProbe"},
+            kIgnoredContainerFields);
   return kSet;
 }
 const FieldSet& ContainerFields() {
   static const FieldSet kSet =
-      Union({"name", "image", "command", "args", "env", "resources"}, kIgnoredContainerFields);
+      Union({"name", "image", "command", "args", "env", "resources", "readinessProbe"},
+            kIgnoredContainerFields);
   return kSet;
 }
 const FieldSet& RuntimeSpecFields() {
@@ -332,6 +334,67 @@ absl::Status CheckProtocol(const Value* at, std::string_view path, std::string_v
                StrCat("\"", protocol, "\" is invalid: must be one of v1, v2, grpc-v1, grpc-v2"));
 }
 
+// A container's readinessProbe: Kubernetes' Probe, exactly one handler.
+absl::Status ReadReadinessProbe(const Value& parent, std::string_view path, Container* c) {
+  const Value* v = parent.Find("readinessProbe");
+  if (v == nullptr) return absl::OkStatus();
+  const std::string at = Field(path, "readinessProbe");
+  OSPREY_RETURN_IF_ERROR(ExpectMap(*v, at));
+  static const FieldSet kProbeFields = {"httpGet",
+                                        "tcpSocket",
+                                        "exec",
+                                        "grpc",
+                                        "initialDelaySeconds",
+                                        "periodSeconds",
+                                        "timeoutSeconds",
+                                        "successThreshold",
+                                        "failureThreshold",
+                                        "terminationGracePeriodSeconds"};
+  OSPREY_RETURN_IF_ERROR(CheckFields(*v, at, kProbeFields));
+  for (const char* key : {"initialDelaySeconds", "periodSeconds", "timeoutSeconds",
+                          "successThreshold", "failureThreshold"}) {
+    std::optional<int> n;
+    OSPREY_RETURN_IF_ERROR(ReadInt(*v, key, at, &n));
+    if (n && *n < 0) return Error(v->Find(key), Field(at, key), "must not be negative");
+  }
+  int handlers = 0;
+  for (const char* key : {"httpGet", "tcpSocket", "exec", "grpc"}) {
+    const Value* h = v->Find(key);
+    if (h == nullptr) continue;
+    ++handlers;
+    OSPREY_RETURN_IF_ERROR(ExpectMap(*h, Field(at, key)));
+  }
+  if (handlers != 1) {
+    return Error(v, at,
+                 handlers == 0 ? "needs one handler: httpGet, tcpSocket, exec or grpc"
+                               : "must have exactly one handler of httpGet, tcpSocket, exec, grpc");
+  }
+  if (const Value* h = v->Find("httpGet"); h != nullptr) {
+    const std::string hp = Field(at, "httpGet");
+    static const FieldSet kHttpFields = {"path", "port", "host", "scheme", "httpHeaders"};
+    OSPREY_RETURN_IF_ERROR(CheckFields(*h, hp, kHttpFields));
+    if (h->Find("port") == nullptr) return Error(h, Field(hp, "port"), "required");
+    std::string scheme = "HTTP";
+    OSPREY_RETURN_IF_ERROR(ReadString(*h, "scheme", hp, &scheme));
+    if (scheme != "HTTP" && scheme != "HTTPS") {
+      return Error(h->Find("scheme"), Field(hp, "scheme"),
+                   StrCat("\"", scheme, "\" is invalid: must be HTTP or HTTPS"));
+    }
+    c->probe_path = "/";
+    OSPREY_RETURN_IF_ERROR(ReadString(*h, "path", hp, &c->probe_path));
+    if (c->probe_path.empty() || c->probe_path[0] != '/') c->probe_path.insert(0, "/");
+    // A replica serves plain HTTP on its port; an HTTPS probe is not run.
+    c->probe = scheme == "HTTP" ? Container::Probe::kHttpGet : Container::Probe::kOther;
+  } else if (const Value* t = v->Find("tcpSocket"); t != nullptr) {
+    if (t->Find("port") == nullptr) return Error(t, Field(at, "tcpSocket.port"), "required");
+    c->probe = Container::Probe::kTcpSocket;
+  } else {
+    c->probe = Container::Probe::kOther;
+  }
+  c->readiness_probe_json = ToCompactJson(*v);
+  return absl::OkStatus();
+}
+
 // Container list of a component (default_single_name: a lone unnamed
 // container is kserve-container, as KServe's defaulter makes it) or of a
 // runtime (every container needs its name).
@@ -353,6 +416,7 @@ absl::Status ParseContainers(const Value& v, std::string_view path, bool default
     OSPREY_RETURN_IF_ERROR(ReadStringList(item, "args", at, &c.args));
     OSPREY_RETURN_IF_ERROR(ReadEnv(item, at, &c.env));
     OSPREY_RETURN_IF_ERROR(ReadResources(item, at, &c.resources_json));
+    OSPREY_RETURN_IF_ERROR(ReadReadinessProbe(item, at, &c));
     if (c.name.empty()) {
       if (!default_single_name || v.list.size() != 1) {
         return Error(&item, Field(at, "name"), "required");

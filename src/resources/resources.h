@@ -43,6 +43,15 @@ struct Container {
   std::vector<std::string> args;
   std::vector<EnvVar> env;
   std::string resources_json;  // kept as given ({} when absent); not enforced locally
+  // readinessProbe, kept as given ("" when absent), and what of it the local
+  // platform honors: an HTTP GET of probe_path, or a TCP connect, on the
+  // replica's port (the probe's port names the container's port, which is the
+  // replica's). exec and grpc probes are kept but not run: such a replica is
+  // checked as one without a probe.
+  std::string readiness_probe_json;
+  enum class Probe { kNone, kHttpGet, kTcpSocket, kOther };
+  Probe probe = Probe::kNone;
+  std::string probe_path;  // kHttpGet: path and query
   bool operator==(const Container&) const = default;
 };
 

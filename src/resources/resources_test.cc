@@ -162,6 +162,9 @@ spec:
       - image: kserve/image-transformer:latest
         command: [python, -m, model]
         args: [--model_name, mnist, --protocol, v2]
+        readinessProbe:
+          httpGet: {path: /healthz, port: 8080}
+          periodSeconds: 5
   explainer:
     minReplicas: 1
     art:
@@ -366,6 +369,34 @@ std::string Runtime(std::string_view spec) {
       "apiVersion: serving.kserve.io/v1alpha1\nkind: ServingRuntime\nmetadata: {name: rt}\n"
       "spec:\n",
       spec);
+}
+
+TEST(ParseYaml, ReadinessProbesOfContainers) {
+  struct Case {
+    const char* probe;
+    Container::Probe kind;
+    const char* path;
+  } cases[] = {
+      {"{httpGet: {path: /healthz, port: 8080}}", Container::Probe::kHttpGet, "/healthz"},
+      {"{httpGet: {port: http}, periodSeconds: 3}", Container::Probe::kHttpGet, "/"},
+      {"{httpGet: {path: \"ready?full=1\", port: 1}}", Container::Probe::kHttpGet, "/ready?full=1"},
+      {"{httpGet: {path: /h, port: 1, scheme: HTTPS}}", Container::Probe::kOther, "/h"},
+      {"{tcpSocket: {port: 8080}, initialDelaySeconds: 2}", Container::Probe::kTcpSocket, ""},
+      {"{exec: {command: [cat, /tmp/ready]}}", Container::Probe::kOther, ""},
+      {"{grpc: {port: 9000}}", Container::Probe::kOther, ""},
+  };
+  for (const auto& c : cases) {
+    InferenceService isvc = ParseIsvc(Predictor(StrCat(
+        "    containers:\n      - image: x\n        command: [run]\n        readinessProbe: ",
+        c.probe, "\n")));
+    const Container& container = isvc.predictor.containers.at(0);
+    EXPECT_EQ(container.probe, c.kind) << c.probe;
+    EXPECT_EQ(container.probe_path, c.path) << c.probe;
+    EXPECT_FALSE(container.readiness_probe_json.empty()) << c.probe;
+  }
+  InferenceService none = ParseIsvc(kCustomContainer);
+  EXPECT_EQ(none.predictor.containers.at(0).probe, Container::Probe::kNone);
+  EXPECT_EQ(none.predictor.containers.at(0).readiness_probe_json, "");
 }
 
 struct ErrorCase {
@@ -577,6 +608,30 @@ std::vector<ErrorCase> ErrorCases() {
       {"YamlSyntax", "apiVersion: v1\nkind: [InferenceService\nmetadata: x\n",
        "invalid YAML at line"},
       {"DuplicateKey", StrCat(kIsvcHead, "  name: n\n"), "duplicate key \"name\""},
+      {"ProbeWithoutHandler",
+       Predictor("    containers: [{image: x, readinessProbe: {periodSeconds: 1}}]\n"),
+       "spec.predictor.containers[0].readinessProbe: needs one handler"},
+      {"ProbeWithTwoHandlers",
+       Predictor("    containers: [{image: x, readinessProbe: {httpGet: {port: 1}, "
+                 "tcpSocket: {port: 1}}}]\n"),
+       "spec.predictor.containers[0].readinessProbe: must have exactly one handler"},
+      {"ProbeHttpGetWithoutPort",
+       Predictor("    containers: [{image: x, readinessProbe: {httpGet: {path: /h}}}]\n"),
+       "spec.predictor.containers[0].readinessProbe.httpGet.port: required"},
+      {"ProbeTcpWithoutPort",
+       Predictor("    containers: [{image: x, readinessProbe: {tcpSocket: {}}}]\n"),
+       "spec.predictor.containers[0].readinessProbe.tcpSocket.port: required"},
+      {"ProbeBadScheme",
+       Predictor(
+           "    containers: [{image: x, readinessProbe: {httpGet: {port: 1, scheme: FTP}}}]\n"),
+       "spec.predictor.containers[0].readinessProbe.httpGet.scheme: \"FTP\" is invalid"},
+      {"ProbeNegativePeriod",
+       Predictor("    containers: [{image: x, readinessProbe: {exec: {command: [a]}, "
+                 "periodSeconds: -1}}]\n"),
+       "spec.predictor.containers[0].readinessProbe.periodSeconds: must not be negative"},
+      {"ProbeUnknownField",
+       Predictor("    containers: [{image: x, readinessProbe: {httpGet: {port: 1}, period: 1}}]\n"),
+       "spec.predictor.containers[0].readinessProbe.period: unknown field"},
   };
 }
 

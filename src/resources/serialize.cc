@@ -80,6 +80,7 @@ void Containers(Writer& w, const std::vector<Container>& containers) {
     StringList(w, "args", c.args);
     Env(w, c.env);
     RawObject(w, "resources", c.resources_json);
+    RawObject(w, "readinessProbe", c.readiness_probe_json);
     w.EndObject();
   }
   w.EndArray();

@@ -33,7 +33,8 @@ def example_models():
 # A stand-in replica for custom-container tests, run as `python3 server.py`
 # in its model directory (STORAGE_URI) on $PORT. Files there steer it: with
 # `require-marker`, it is ready only if `ready-marker` existed at its start;
-# `delay` holds seconds to wait before answering a POST; every POST is
+# `delay` holds seconds to wait before answering a POST; with `health-path`,
+# GET answers only that path (404 elsewhere); every POST is
 # logged to `posts.log` with the number of POSTs in progress at its start.
 # It answers in HTTP/1.0 (the connection closes after each answer), except
 # on paths ending /http11 (HTTP/1.1, Content-Length, kept alive) and
@@ -45,8 +46,14 @@ ready = not os.path.exists("require-marker") or os.path.exists("ready-marker")
 delay = float(open("delay").read()) if os.path.exists("delay") else 0
 lock = threading.Lock()
 in_flight = 0
+health_path = open("health-path").read().strip() if os.path.exists("health-path") else None
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        if health_path is not None and self.path != health_path:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.send_response(200 if ready else 503)
         self.send_header("Content-Length", "0")
         self.end_headers()

@@ -18,7 +18,8 @@ import pytest
 import requests
 
 import harness
-from platform_harness import EXAMPLES, Platform, example_models, isvc_yaml, READY_TIMEOUT_S
+from platform_harness import (EXAMPLES, Platform, custom_server_yaml, example_models, isvc_yaml,
+                              READY_TIMEOUT_S)
 
 IRIS_ROWS = [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]  # both class 1 (KServe's e2e)
 
@@ -131,6 +132,61 @@ def test_custom_container_runs_the_users_kserve_model(platform):
     assert r.json() == {"predictions": [{"sum": 3, "max": 2}, {"sum": 8, "max": 5}]}
     logs = platform.cli("logs", "custom-model").stdout
     assert logs.strip(), "the replica's output reaches `osprey logs`"
+
+
+@pytest.mark.parametrize("probe", ["httpGet: {path: /healthz, port: 8080}",
+                                   "tcpSocket: {port: 8080}"])
+def test_custom_container_readiness_probe_is_used(platform, tmp_path, probe):
+    """A custom server that answers only its own health path (404 on KServe's
+    model route) is Ready through its readinessProbe; without one it is never."""
+    kind = probe.split(":")[0].lower()
+    model = tmp_path / kind
+    model.mkdir()
+    (model / "health-path").write_text("/healthz")
+    name = f"probed-{kind}"
+    yaml = custom_server_yaml(name, model).replace(
+        "        command:", f"        readinessProbe: {{{probe}}}\n        command:")
+    platform.apply_text(yaml)
+    harness.wait_until(lambda: platform.condition(name).get("status") == "True", READY_TIMEOUT_S,
+                       f"{name} Ready through its readinessProbe")
+    r = requests.post(f"{platform.gateway}/v1/models/{name}:predict", json={"instances": [[1]]},
+                      headers={"Host": platform.host(name)}, timeout=10)
+    assert r.status_code == 200 and r.json() == {"predictions": [1]}, r.text
+    platform.cli("delete", "isvc", name)
+
+
+def test_custom_container_without_probe_waits_for_the_model_route(platform, tmp_path):
+    """The same server without a readinessProbe is checked on KServe's model
+    route, where it answers 404: it runs but never becomes ready; adding the
+    probe makes a revision that does."""
+    model = tmp_path / "unprobed"
+    model.mkdir()
+    (model / "health-path").write_text("/healthz")
+    platform.apply_text(custom_server_yaml("unprobed", model), wait=False)
+
+    def replica_port():
+        revs = platform.revisions("unprobed")
+        reps = revs[0]["status"]["replicaStatuses"] if revs else []
+        return reps[0]["port"] if reps and reps[0]["port"] else None
+
+    harness.wait_until(replica_port, 30, "the replica to be started")
+    port = replica_port()
+
+    def answers(path):
+        try:
+            return requests.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code
+        except requests.ConnectionError:
+            return None
+
+    harness.wait_until(lambda: answers("/healthz") == 200, 30, "the server to listen")
+    assert answers("/v1/models/unprobed") == 404
+    assert platform.revisions("unprobed")[0]["status"]["readyReplicas"] == 0
+    assert platform.condition("unprobed").get("status") != "True"
+    platform.apply_text(custom_server_yaml("unprobed", model).replace(
+        "        command:", "        readinessProbe: {httpGet: {path: /healthz, port: 8080}}\n"
+                           "        command:"))
+    assert platform.condition("unprobed")["status"] == "True"
+    platform.cli("delete", "isvc", "unprobed")
 
 
 def test_http_tarball_model_unpacked_and_cached(platform, http_models):
