@@ -74,17 +74,28 @@ def test_scale_to_zero_and_back_on_the_first_request(platform, model_dir):
     assert "ScaledToZero" in events, events
 
 
-def test_burst_scales_up_then_down_to_zero(platform, model_dir):
-    # A target of 100 requests/s per replica: the clients send thousands.
+def burst_to_three(platform, model_dir, name, min_replicas):
+    """Applies an xgboost InferenceService scaled on 100 requests/s per replica
+    (up to 3) and sends it thousands until three replicas are ready; returns
+    the running load."""
     platform.apply_text(isvc_yaml(
-        "bursty", "xgboost", model_dir,
-        extra_predictor="\n    minReplicas: 0\n    maxReplicas: 3\n    scaleMetric: rps"
-                        "\n    scaleTarget: 100"))
-    load = Load(platform.gateway_port, platform.host("bursty"), "/v1/models/bursty:predict",
+        name, "xgboost", model_dir,
+        extra_predictor=f"\n    minReplicas: {min_replicas}\n    maxReplicas: 3"
+                        "\n    scaleMetric: rps\n    scaleTarget: 100"))
+    load = Load(platform.gateway_port, platform.host(name), f"/v1/models/{name}:predict",
                 {"instances": IRIS_ROWS}, threads=6).start()
     try:
-        harness.wait_until(lambda: ready_count(platform, "bursty") == 3, 30,
+        harness.wait_until(lambda: ready_count(platform, name) == 3, 30,
                            "three ready replicas under the burst")
+    except BaseException:
+        load.stop()
+        raise
+    return load
+
+
+def test_burst_scales_up_then_down_to_zero(platform, model_dir):
+    load = burst_to_three(platform, model_dir, "bursty", min_replicas=0)
+    try:
         assert kpa(platform, "bursty-predictor-00001")["desiredScale"] == 3  # maxReplicas
         load.window(2000)  # served by the three
     finally:
@@ -232,17 +243,7 @@ def test_restart_keeps_the_scale_it_found(osprey_bin, tmp_path, model_dir):
             "--scale-to-zero-grace-s", str(GRACE_S)]
     p = Platform(osprey_bin, tmp_path / "home", extra_args=args).start()
     try:
-        p.apply_text(isvc_yaml(
-            "kept", "xgboost", model_dir,
-            extra_predictor="\n    minReplicas: 1\n    maxReplicas: 3\n    scaleMetric: rps"
-                            "\n    scaleTarget: 100"))
-        load = Load(p.gateway_port, p.host("kept"), "/v1/models/kept:predict",
-                    {"instances": IRIS_ROWS}, threads=6).start()
-        try:
-            harness.wait_until(lambda: ready_count(p, "kept") == 3, 30,
-                               "three ready replicas under load")
-        finally:
-            load.stop()
+        burst_to_three(p, model_dir, "kept", min_replicas=1).stop()
         pids = sorted(r["pid"] for r in p.revisions("kept")[0]["status"]["replicaStatuses"])
         assert len(pids) == 3, pids
         p.kill9()
