@@ -82,12 +82,7 @@ class ProxyReactor : public grpc::ServerGenericBidiReactor {
         model = std::string(ProtoField1String(
             std::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size())));
       } else {
-        std::vector<grpc::Slice> slices;
-        (void)request_.Dump(&slices);
-        std::string flat;
-        for (const auto& s : slices)
-          flat.append(reinterpret_cast<const char*>(s.begin()), s.size());
-        model = std::string(ProtoField1String(flat));
+        model = std::string(ProtoField1String(Flatten(request_)));
       }
     }
     gateway_->AdmitGrpc(
@@ -95,6 +90,10 @@ class ProxyReactor : public grpc::ServerGenericBidiReactor {
         [this](std::shared_ptr<Gateway::GrpcTicket> ticket, const std::string& target,
                int timeout_ms) { Forward(std::move(ticket), target, timeout_ms); },
         [this](absl::Status status) {
+          if (status.code() == absl::StatusCode::kNotFound && ctx_->method() == kHealthCheck) {
+            AnswerHealth();
+            return;
+          }
           Finish(grpc::Status(ToGrpc(status.code()), std::string(status.message())));
         });
   }
@@ -108,6 +107,36 @@ class ProxyReactor : public grpc::ServerGenericBidiReactor {
   void OnDone() override { delete this; }
 
  private:
+  static constexpr std::string_view kHealthCheck = "/grpc.health.v1.Health/Check";
+
+  // grpc.health.v1 for the gateway itself, when no InferenceService claims
+  // the call (by :authority): the whole server ("") and the inference service
+  // are SERVING while the gateway runs; other names are NOT_FOUND, as the
+  // health protocol says.
+  void AnswerHealth() {
+    std::string request = Flatten(request_);
+    std::string_view service = ProtoField1String(request);
+    if (!service.empty() && service != "inference.GRPCInferenceService") {
+      Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          StrCat("unknown service '", service,
+                                 "' (the gateway serves '' and inference.GRPCInferenceService; "
+                                 "a model's own health: set :authority to its host)")));
+      return;
+    }
+    static constexpr char kServing[] = {0x08, 0x01};  // HealthCheckResponse{status: SERVING}
+    grpc::Slice slice(kServing, sizeof(kServing));
+    response_ = grpc::ByteBuffer(&slice, 1);
+    StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
+  }
+
+  static std::string Flatten(const grpc::ByteBuffer& buffer) {
+    std::vector<grpc::Slice> slices;
+    (void)buffer.Dump(&slices);
+    std::string flat;
+    for (const auto& s : slices) flat.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    return flat;
+  }
+
   void Forward(std::shared_ptr<Gateway::GrpcTicket> ticket, const std::string& target,
                int timeout_ms) {
     auto deadline = std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms);

@@ -8,7 +8,8 @@
 // containerConcurrency and the activator queue are the HTTP side's
 // (Gateway::AdmitGrpc). Unary calls only: the Open Inference Protocol has no
 // streaming method. Client metadata and deadlines travel to the replica; its
-// status and message come back unchanged.
+// status and message come back unchanged. grpc.health.v1 Check calls that no
+// InferenceService claims are answered by the gateway itself (SERVING).
 
 #include <chrono>
 #include <cstdint>

@@ -80,3 +80,27 @@ def test_scale_from_zero_on_a_grpc_call(platform, model_dir):
     text = requests.get(f"{platform.api}/metrics").text
     assert ('osprey_gateway_requests_total{namespace="default",'
             'revision="grpc-sleepy-predictor-00001",code_class="2xx"} 1') in text, text
+
+
+def health_check(platform, service, authority=None):
+    """grpc.health.v1.Health/Check with a hand-encoded HealthCheckRequest."""
+    import grpc
+
+    options = [("grpc.default_authority", authority)] if authority else []
+    request = b"" if not service else b"\x0a" + bytes([len(service)]) + service.encode()
+    with grpc.insecure_channel(f"127.0.0.1:{platform.grpc_port}", options=options) as channel:
+        call = channel.unary_unary("/grpc.health.v1.Health/Check")
+        return call(request, timeout=10)
+
+
+def test_gateway_answers_its_own_health(platform):
+    import grpc
+
+    serving = b"\x08\x01"  # HealthCheckResponse{status: SERVING}
+    assert health_check(platform, "") == serving
+    assert health_check(platform, "inference.GRPCInferenceService") == serving
+    with pytest.raises(grpc.RpcError) as e:
+        health_check(platform, "no.such.Service")
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND and "no.such.Service" in e.value.details()
+    # Routed to an InferenceService by :authority, the replica's own health answers.
+    assert health_check(platform, "", platform.host("grpc-iris")) == serving
