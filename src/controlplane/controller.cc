@@ -285,6 +285,7 @@ struct Controller::Impl {
     // containerConcurrency and scaling settings hold for it, not those of a
     // later spec (a canary's old revision keeps its own). Parsed on first use.
     mutable std::optional<resources::Component> predictor;
+    mutable bool predictor_unparsed = false;  // logged once
     RevisionObserved observed;
     std::string model_dir;
     Fetch fetch = Fetch::kIdle;
@@ -297,7 +298,7 @@ struct Controller::Impl {
     autoscaler::KpaState kpa;
     autoscaler::KpaDecision decision;
     bool decided = false;
-    // Replicas re-adopted from a previous run: the scale it had reached,
+    // The scale a previous run had reached, from the replicas re-adopted,
     // kept until the first decision of this run (a restart alone stops none).
     int adopted = 0;
     bool activate = false;   // the gateway holds requests for it
@@ -494,7 +495,9 @@ struct Controller::Impl {
           ReplicaSpec spec = MakeReplica(rev_key, it->second, index);
           adopted = supervisor->Adopt(spec, static_cast<int>(GetInt(d, "pid")),
                                       static_cast<uint16_t>(GetInt(d, "port")));
-          if (adopted) ++it->second.adopted;
+          // Replicas are kept by index (0..scale-1): the scale reached is
+          // the highest adopted index + 1 (a dead one below it restarts).
+          if (adopted) it->second.adopted = std::max(it->second.adopted, index + 1);
         }
       }
       OSPREY_LOG(kInfo) << "replica " << id << (adopted ? " re-adopted" : " not running: restarts");
@@ -797,6 +800,8 @@ struct Controller::Impl {
       if (parsed.ok() && std::holds_alternative<InferenceService>(*parsed)) {
         r.predictor = std::get<InferenceService>(*parsed).predictor;
       } else {
+        if (r.predictor_unparsed) return isvc.predictor;
+        r.predictor_unparsed = true;
         OSPREY_LOG(kWarning) << "revision " << r.spec.name << ": stored spec does not parse ("
                              << (parsed.ok() ? "not an InferenceService"
                                              : parsed.status().message())

@@ -1,5 +1,6 @@
 #include "gateway/upstream.h"
 
+#include <algorithm>
 #include <array>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -12,6 +13,26 @@
 
 namespace osprey::gateway {
 namespace internal {
+
+namespace {
+
+// RFC 9110 token characters (header names).
+bool IsTokenChar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+// A header value's bytes: visible characters, spaces, tabs and obs-text; no
+// other control character (a bare CR or LF would split the line downstream).
+bool IsFieldValue(std::string_view v) {
+  for (char c : v) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t') || u == 0x7f) return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 bool ParseSimpleAnswerHead(std::string_view head, AnswerHead* out) {
   // "HTTP/1.1 200 OK\r\n": the reason phrase is optional.
@@ -39,8 +60,10 @@ bool ParseSimpleAnswerHead(std::string_view head, AnswerHead* out) {
     size_t colon = line.find(':');
     if (colon == 0 || colon == std::string_view::npos) return false;
     std::string_view name = line.substr(0, colon);
-    if (name.find_first_of(" \t") != std::string_view::npos) return false;  // incl. folding
+    // Token names only (this also refuses folded lines), clean values.
+    if (!std::all_of(name.begin(), name.end(), IsTokenChar)) return false;
     std::string_view value = line.substr(colon + 1);
+    if (!IsFieldValue(value)) return false;
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
       value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
@@ -50,6 +73,9 @@ bool ParseSimpleAnswerHead(std::string_view head, AnswerHead* out) {
       if (value.empty() || r.ec != std::errc() || r.ptr != value.data() + value.size())
         return false;
       if (have_length && n != out->content_length) return false;
+      // A large body goes to Beast's parser, which reads it straight into
+      // the answer in bounded steps (and refuses absurd lengths cleanly).
+      if (n > kMaxSimpleBody) return false;
       have_length = true;
       out->content_length = n;
       continue;
@@ -61,8 +87,10 @@ bool ParseSimpleAnswerHead(std::string_view head, AnswerHead* out) {
         size_t comma = value.find(',');
         std::string_view token = value.substr(0, comma);
         value.remove_prefix(comma == std::string_view::npos ? value.size() : comma + 1);
-        while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-        while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+        while (!token.empty() && (token.front() == ' ' || token.front() == '\t'))
+          token.remove_prefix(1);
+        while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
+          token.remove_suffix(1);
         if (HeaderNameEquals(token, "close")) out->keep_alive = false;
       }
       continue;
@@ -230,8 +258,10 @@ class Call : public std::enable_shared_from_this<Call> {
     // A replica answers one request at a time on a connection: bytes past
     // this answer would be a broken exchange, so such a connection is dropped.
     conn_->buffer.consume(head_size_ + answer_.content_length);
-    if (answer_.keep_alive && conn_->buffer.size() == 0)
+    if (answer_.keep_alive && conn_->buffer.size() == 0) {
+      if (conn_->buffer.capacity() > kKeptBuffer) conn_->buffer.shrink_to_fit();
       idle_pool[req_.port].push_back(std::move(conn_));
+    }
     auto done = std::move(done_);
     done(std::move(r));
   }
@@ -279,7 +309,10 @@ class Call : public std::enable_shared_from_this<Call> {
                 ": ", std::string_view(f.value().data(), f.value().size()), "\r\n");
     }
     r.body = std::move(msg.body());
-    if (msg.keep_alive()) idle_pool[req_.port].push_back(std::move(conn_));
+    if (msg.keep_alive()) {
+      if (conn_->buffer.capacity() > kKeptBuffer) conn_->buffer.shrink_to_fit();
+      idle_pool[req_.port].push_back(std::move(conn_));
+    }
     auto done = std::move(done_);
     done(std::move(r));
   }
@@ -301,6 +334,8 @@ class Call : public std::enable_shared_from_this<Call> {
   absl::AnyInvocable<void(UpstreamResult)> done_;
   std::unique_ptr<Conn> conn_;
   static constexpr size_t kMaxHead = 64 * 1024;
+  // An idle pooled connection keeps at most this much read buffer.
+  static constexpr size_t kKeptBuffer = 256 * 1024;
   internal::AnswerHead answer_;
   size_t head_size_ = 0;  // once the head is parsed on the fast path
   std::optional<http::response_parser<http::string_body>> parser_;

@@ -77,9 +77,12 @@ struct AnswerHead {
 };
 
 // Parses a head the fast path can frame on its own: HTTP/1.1, a final status
-// with a body (not 1xx, 204 or 304), one Content-Length, no Transfer-Encoding.
-// False leaves the answer to the full HTTP parser (chunked bodies, HTTP/1.0,
-// folded or malformed lines, conflicting lengths).
+// with a body (not 1xx, 204 or 304), one Content-Length up to kMaxSimpleBody,
+// no Transfer-Encoding, token header names and values without control
+// characters. False leaves the answer to the full HTTP parser (chunked
+// bodies, HTTP/1.0, large bodies, folded or malformed lines, conflicting
+// lengths), which refuses what is malformed.
+constexpr uint64_t kMaxSimpleBody = 1 << 20;
 bool ParseSimpleAnswerHead(std::string_view head, AnswerHead* out);
 
 }  // namespace internal

@@ -53,11 +53,32 @@ TEST(UpstreamTest, AnythingElseGoesToTheFullParser) {
       "HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\n",                        // status
       "HTTP/1.1 200OK\r\nContent-Length: 2\r\n\r\n",                         // status line
       "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n",                            // unterminated
+      "HTTP/1.1 200 OK\r\nX-A: 1\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nX-A: 1\rX-B: 2\r\nContent-Length: 2\r\n\r\n",   // bare CR
+      "HTTP/1.1 200 OK\r\nX-A: a\x7f\r\nContent-Length: 2\r\n\r\n",       // DEL
+      "HTTP/1.1 200 OK\r\nX(A): 1\r\nContent-Length: 2\r\n\r\n",          // not a token
+      "HTTP/1.1 200 OK\r\nContent-Length: 1048577\r\n\r\n",               // large
+      "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n",  // huge
+      "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551616\r\n\r\n",  // overflow
   };
   for (const char* h : heads) {
     AnswerHead head;
     EXPECT_FALSE(ParseSimpleAnswerHead(h, &head)) << h;
   }
+  // A NUL inside a value (a string literal would end there).
+  const char raw[] = "HTTP/1.1 200 OK\r\nX-A: a\0b\r\nContent-Length: 2\r\n\r\n";
+  const std::string with_nul(raw, sizeof(raw) - 1);
+  AnswerHead clean;
+  std::string without_nul = with_nul;
+  const size_t nul = with_nul.find('\0');
+  ASSERT_EQ(nul, 23u);
+  without_nul[nul] = 'x';  // the same head with the NUL replaced: accepted
+  EXPECT_TRUE(ParseSimpleAnswerHead(without_nul, &clean));
+  AnswerHead head;
+  EXPECT_FALSE(ParseSimpleAnswerHead(with_nul, &head));
+  // Up to the limit, the fast path frames it.
+  EXPECT_TRUE(ParseSimpleAnswerHead("HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n", &head));
+  EXPECT_EQ(head.content_length, 1048576u);
 }
 
 TEST(UpstreamTest, HeaderLinesSplitIntoNamesAndValues) {

@@ -334,6 +334,25 @@ absl::Status CheckProtocol(const Value* at, std::string_view path, std::string_v
                StrCat("\"", protocol, "\" is invalid: must be one of v1, v2, grpc-v1, grpc-v2"));
 }
 
+// A probe handler's port: a number 1..65535 or a port name (IANA_SVC_NAME).
+absl::Status CheckProbePort(const Value& handler, std::string_view path) {
+  const Value* port = handler.Find("port");
+  const std::string at = Field(path, "port");
+  if (port == nullptr) return Error(&handler, at, "required");
+  if (port->kind == Value::Kind::kInt) {
+    if (port->i < 1 || port->i > 65535) {
+      return Error(port, at, StrCat(port->i, " is invalid: must be 1..65535 or a port name"));
+    }
+    return absl::OkStatus();
+  }
+  std::string name;
+  OSPREY_RETURN_IF_ERROR(ToString(*port, at, &name));
+  if (name.empty() || name.size() > 15) {
+    return Error(port, at, StrCat("\"", name, "\" is invalid: must be 1..65535 or a port name"));
+  }
+  return absl::OkStatus();
+}
+
 // A container's readinessProbe: Kubernetes' Probe, exactly one handler.
 absl::Status ReadReadinessProbe(const Value& parent, std::string_view path, Container* c) {
   const Value* v = parent.Find("readinessProbe");
@@ -373,7 +392,7 @@ absl::Status ReadReadinessProbe(const Value& parent, std::string_view path, Cont
     const std::string hp = Field(at, "httpGet");
     static const FieldSet kHttpFields = {"path", "port", "host", "scheme", "httpHeaders"};
     OSPREY_RETURN_IF_ERROR(CheckFields(*h, hp, kHttpFields));
-    if (h->Find("port") == nullptr) return Error(h, Field(hp, "port"), "required");
+    OSPREY_RETURN_IF_ERROR(CheckProbePort(*h, hp));
     std::string scheme = "HTTP";
     OSPREY_RETURN_IF_ERROR(ReadString(*h, "scheme", hp, &scheme));
     if (scheme != "HTTP" && scheme != "HTTPS") {
@@ -383,10 +402,16 @@ absl::Status ReadReadinessProbe(const Value& parent, std::string_view path, Cont
     c->probe_path = "/";
     OSPREY_RETURN_IF_ERROR(ReadString(*h, "path", hp, &c->probe_path));
     if (c->probe_path.empty() || c->probe_path[0] != '/') c->probe_path.insert(0, "/");
+    for (char ch : c->probe_path) {
+      if (static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f) {
+        return Error(h->Find("path"), Field(hp, "path"),
+                     "must not contain spaces or control characters (percent-encode them)");
+      }
+    }
     // A replica serves plain HTTP on its port; an HTTPS probe is not run.
     c->probe = scheme == "HTTP" ? Container::Probe::kHttpGet : Container::Probe::kOther;
   } else if (const Value* t = v->Find("tcpSocket"); t != nullptr) {
-    if (t->Find("port") == nullptr) return Error(t, Field(at, "tcpSocket.port"), "required");
+    OSPREY_RETURN_IF_ERROR(CheckProbePort(*t, Field(at, "tcpSocket")));
     c->probe = Container::Probe::kTcpSocket;
   } else {
     c->probe = Container::Probe::kOther;

@@ -629,6 +629,13 @@ std::vector<ErrorCase> ErrorCases() {
        Predictor("    containers: [{image: x, readinessProbe: {exec: {command: [a]}, "
                  "periodSeconds: -1}}]\n"),
        "spec.predictor.containers[0].readinessProbe.periodSeconds: must not be negative"},
+      {"ProbePortOutOfRange",
+       Predictor("    containers: [{image: x, readinessProbe: {tcpSocket: {port: 70000}}}]\n"),
+       "spec.predictor.containers[0].readinessProbe.tcpSocket.port: 70000 is invalid"},
+      {"ProbePathWithSpace",
+       Predictor(
+           "    containers: [{image: x, readinessProbe: {httpGet: {port: 1, path: \"/a b\"}}}]\n"),
+       "spec.predictor.containers[0].readinessProbe.httpGet.path: must not contain spaces"},
       {"ProbeUnknownField",
        Predictor("    containers: [{image: x, readinessProbe: {httpGet: {port: 1}, period: 1}}]\n"),
        "spec.predictor.containers[0].readinessProbe.period: unknown field"},

@@ -39,7 +39,8 @@ def example_models():
 # It answers in HTTP/1.0 (the connection closes after each answer), except
 # on paths ending /http11 (HTTP/1.1, Content-Length, kept alive) and
 # /chunked (HTTP/1.1, chunked); those carry x-answer-framing and x-conn (the
-# client port of the connection).
+# client port of the connection). /hugelength and /badheader answer broken
+# heads (a Content-Length of 2^64-1, a header value with a bare LF).
 TEST_SERVER = """
 import http.server, os, threading, time
 ready = not os.path.exists("require-marker") or os.path.exists("ready-marker")
@@ -69,6 +70,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         body = b'{"predictions": [1]}'
         framing = self.path.rsplit("/", 1)[-1]
+        if framing in ("hugelength", "badheader"):  # broken answers
+            self.protocol_version = "HTTP/1.1"
+            self.send_response(200)
+            if framing == "hugelength":
+                self.send_header("Content-Length", str(2 ** 64 - 1))
+            else:
+                self.send_header("X-Split", "1\\nTransfer-Encoding: chunked")
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if framing in ("http11", "chunked"):
             self.protocol_version = "HTTP/1.1"
             self.close_connection = False

@@ -186,6 +186,14 @@ def test_answers_of_every_framing_pass_through(platform, tmp_path):
     # One client connection, one gateway loop: its HTTP/1.1 answers all came
     # over one kept-alive replica connection.
     assert len(kept_conns) == 1, kept_conns
+    # Broken answers are a 502 naming the revision; the gateway goes on.
+    for broken in ("/hugelength", "/badheader"):
+        r = requests.post(url + broken, json={"instances": [[1]]}, headers=headers, timeout=10)
+        assert r.status_code == 502, (broken, r.status_code, r.text)
+        assert "framing-predictor-00001" in r.json()["error"], r.text
+        assert "transfer-encoding" not in r.headers
+    r = requests.post(url + ":predict", json={"instances": [[1]]}, headers=headers, timeout=10)
+    assert r.status_code == 200 and r.json() == {"predictions": [1]}
     platform.cli("delete", "isvc", "framing")
 
 
