@@ -397,7 +397,20 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const Options& opt
           StrCat("cannot listen on ", options.unix_socket, ": ", ec.message()));
     Accept(&u);
   }
-  for (Loop& loop : impl->loops) loop.thread = std::thread([&loop] { loop.io.run(); });
+  // A handler that throws (a bug: nothing on these paths throws by design)
+  // loses its own exchange, not the loop and every connection on it.
+  for (Loop& loop : impl->loops)
+    loop.thread = std::thread([&loop] {
+      for (;;) {
+        try {
+          loop.io.run();
+          return;
+        } catch (const std::exception& e) {
+          OSPREY_LOG(kError) << "HTTP event loop: a handler threw: " << e.what()
+                             << "; the loop goes on";
+        }
+      }
+    });
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
