@@ -85,6 +85,7 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(shared_->max_request_bytes);
     parser_->header_limit(64 * 1024);
     busy_ = false;
+    head_request_ = false;
     // Header first, so a client waiting on "Expect: 100-continue" (curl, for
     // bodies over 1 KiB) gets its go-ahead instead of stalling for a second.
     http::async_read_header(
@@ -148,7 +149,10 @@ class Session : public std::enable_shared_from_this<Session> {
     req.arrival = std::chrono::steady_clock::now();
     req.io_context = &loop_->io;
     std::string_view method(msg.method_string().data(), msg.method_string().size());
-    req.method = method;
+    // HEAD is GET without the body: handlers see GET, Send leaves the body
+    // out and keeps its Content-Length.
+    head_request_ = msg.method() == http::verb::head;
+    req.method = head_request_ ? std::string_view("GET") : method;
     req.target = std::string_view(msg.target().data(), msg.target().size());
     req.headers.context = &msg;
     req.headers.visit = [](const void* context, HeaderSource::Visit visit) {
@@ -256,7 +260,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!keep && version_ != 10) head_.append("Connection: close\r\n");
     if (keep && version_ == 10) head_.append("Connection: keep-alive\r\n");
     head_.append("\r\n");
-    std::array<asio::const_buffer, 2> buffers = {asio::buffer(head_), asio::buffer(body_)};
+    std::array<asio::const_buffer, 2> buffers = {
+        asio::buffer(head_), head_request_ ? asio::const_buffer() : asio::buffer(body_)};
     asio::async_write(socket_, buffers,
                       [self = shared_from_this(), keep](beast::error_code ec, size_t) {
                         if (ec || !keep) {
@@ -278,8 +283,9 @@ class Session : public std::enable_shared_from_this<Session> {
   Shared* shared_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  std::string head_;  // status line and headers of the answer being written
-  std::string body_;  // its body
+  std::string head_;           // status line and headers of the answer being written
+  bool head_request_ = false;  // a HEAD: the answer goes without its body
+  std::string body_;           // its body
   std::string request_id_;
   std::shared_ptr<std::string> continue_;  // "100 Continue" line while it is written
   unsigned version_ = 11;

@@ -165,3 +165,18 @@ def test_client_disconnect_mid_body(server, fixtures):
     with RawConnection(server) as conn:
         conn.send(raw_request("POST", INFER, b'{"inputs": [', JSON, content_length=5000))
     check_still_serving(server, fixtures)
+
+
+@pytest.mark.parametrize("path", [f"/v2/models/{MODEL}", "/v2/health/ready", f"/v2/models/{MODEL}/infer"])
+def test_head_answers_like_get_without_the_body(server, path):
+    """HEAD is GET without the body (same status and Content-Length): the next
+    answer on the same connection starts right after the head, so a kept-alive
+    client stays in step."""
+    with RawConnection(server) as conn:
+        got = conn.request("GET", path)
+        head = conn.request("HEAD", path)
+        assert head.status == got.status, (head, got)
+        assert head.body == b""
+        assert int(head.headers["content-length"]) == len(got.body) > 0
+        after = conn.request("GET", "/v2/health/live")  # read from the same stream
+        assert after.status == 200 and after.json() == {"live": True}
