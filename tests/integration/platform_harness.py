@@ -135,9 +135,8 @@ class Platform:
     def __init__(self, binary: Path, data_dir: Path, env=None, extra_args=()):
         self.binary = Path(binary)
         self.data_dir = Path(data_dir)
-        self.gateway_port = harness.free_port()
-        self.api_port = harness.free_port()
-        self.grpc_port = harness.free_port()
+        self.gateway_port, self.api_port, self.grpc_port = harness.free_ports(3)
+        self._picked = (self.gateway_port, self.api_port, self.grpc_port)
         self.env = dict(os.environ)
         # Custom containers run `python3`: the project's venv has the kserve SDK.
         self.env["PATH"] = f"{VENV_BIN}:{self.env.get('PATH', '')}"
@@ -160,15 +159,30 @@ class Platform:
 
     def start(self):
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        args = [str(self.binary), "up", "--data-dir", str(self.data_dir),
-                "--http-port", str(self.gateway_port), "--api-port", str(self.api_port),
-                "--grpc-port", str(self.grpc_port),
-                "--address", harness.HOST, *self.extra_args]
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                     cwd=REPO_ROOT)
-        log.close()
-        harness.wait_until(self._api_up, harness.LIVE_DEADLINE_S, "osprey up's API to answer")
+        for attempt in range(3):
+            log = open(self.log_path, "ab")
+            args = [str(self.binary), "up", "--data-dir", str(self.data_dir),
+                    "--http-port", str(self.gateway_port), "--api-port", str(self.api_port),
+                    "--grpc-port", str(self.grpc_port),
+                    "--address", harness.HOST, *self.extra_args]
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                         env=self.env, cwd=REPO_ROOT)
+            log.close()
+            try:
+                harness.wait_until(self._api_up, harness.LIVE_DEADLINE_S,
+                                   "osprey up's API to answer")
+                return self
+            except AssertionError:
+                # A port picked free was taken before osprey up bound it (by
+                # another process): pick the ports this harness chose again.
+                if attempt == 2 or self.proc.poll() is None or "cannot listen" not in self.log():
+                    raise
+                fresh = harness.free_ports(3)
+                self.gateway_port, self.api_port, self.grpc_port = (
+                    new if now == old else now
+                    for now, old, new in zip(
+                        (self.gateway_port, self.api_port, self.grpc_port), self._picked, fresh))
+                self._picked = fresh
         return self
 
     def _api_up(self):
