@@ -8,6 +8,10 @@ same replica (the xgboost iris example, one replica):
 - added latency at a fixed moderate rate: bench/rate_client.cc (open loop,
   constant rate, latency from the scheduled send time) at BENCH_GATEWAY_RATE
   requests/s, gateway p50 minus direct p50;
+- CPU per request: at BENCH_GATEWAY_CPU_RATE requests/s (a rate both paths
+  sustain), the user and system CPU time of the gateway process, of the
+  replica behind it, and of the same replica called directly, per request
+  (/proc/PID/stat): where the gateway's cost goes;
 - cold start: a revision at zero (minReplicas 0, short windows), the time of
   the first request through the gateway, for a native (xgboost) and a
   Python-hosted (sklearn) model, median of BENCH_RUNS.
@@ -37,6 +41,8 @@ OUT = common.OUT_DIR
 EXAMPLES = ROOT / "examples"
 BODY = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
 RATE = common.env_int("BENCH_GATEWAY_RATE", 2000)
+# A rate both paths sustain, for CPU time per request.
+CPU_RATE = common.env_int("BENCH_GATEWAY_CPU_RATE", 30000)
 RATE_CLIENT = Path(os.environ.get(
     "OSPREY_RATE_CLIENT", str(common.CFG.osprey_bin.parent.parent.parent / "bench" /
                               "osprey_rate_client")))
@@ -99,6 +105,32 @@ def rate_latency(port, path, host):
     return {k: statistics.median(r[k] for r in results) for k in ("p50_ms", "p90_ms", "p99_ms")}
 
 
+def cpu_seconds(pid):
+    """User and system CPU seconds a process has used (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick  # utime, stime
+
+
+def cpu_per_request(port, path, pids, rate):
+    """CPU microseconds (user, system) each pid spends per request at a fixed
+    rate both paths sustain; median of the runs."""
+    body = OUT / "gateway-rate.body"
+    body.write_text(json.dumps(BODY))
+    runs = []
+    for _ in range(common.CFG.runs):
+        before = [cpu_seconds(p) for p in pids]
+        out = subprocess.run(common.pinned(common.CFG.client_cpu, [
+            str(RATE_CLIENT), str(port), path, str(body), "127.0.0.1", str(rate),
+            str(common.CFG.seconds), "32"]), capture_output=True, text=True, check=True).stdout
+        after = [cpu_seconds(p) for p in pids]
+        sent = json.loads(out)["sent"]
+        runs.append([((a[0] - b[0]) * 1e6 / sent, (a[1] - b[1]) * 1e6 / sent)
+                     for a, b in zip(after, before)])
+    return [(statistics.median(r[i][0] for r in runs), statistics.median(r[i][1] for r in runs))
+            for i in range(len(pids))]
+
+
 def cold_start(up, name, fmt, uri):
     up.cli("apply", "-f", "-", "--wait", input=manifest(name, fmt, uri, "\n    minReplicas: 0"))
     times = []
@@ -147,6 +179,14 @@ def main() -> int:
             return 1
         lat_direct = rate_latency(replica, path, "127.0.0.1")
         lat_gateway = rate_latency(up.port, path, "127.0.0.1")
+        # Where the CPU goes, at a rate both paths sustain (a platform process
+        # is the control plane and the gateway; its control-plane share at
+        # rest is small against the requests).
+        replica_pid = up.revisions("bench-iris")[0]["status"]["replicaStatuses"][0]["pid"]
+        cost_rate = CPU_RATE
+        [(gw_user, gw_sys), (behind_user, behind_sys)] = cpu_per_request(
+            up.port, path, [up.proc.pid, replica_pid], cost_rate)
+        [(direct_user, direct_sys)] = cpu_per_request(replica, path, [replica_pid], cost_rate)
         cold_xgb = cold_start(up, "cold-xgb", "xgboost", ROOT / "build/examples/xgboost-iris")
         cold_skl = cold_start(up, "cold-skl", "sklearn", ROOT / "build/examples/sklearn-iris")
     finally:
@@ -171,10 +211,18 @@ def main() -> int:
               f"{lat_direct['p99_ms']:.3f} |",
               f"| gateway, {RATE} req/s | {lat_gateway['p50_ms']:.3f} | "
               f"{lat_gateway['p90_ms']:.3f} | {lat_gateway['p99_ms']:.3f} |", ""]
+    lines += [f"| CPU per request at {cost_rate} req/s (us) | user | system |",
+              "|---|---:|---:|",
+              f"| gateway (the osprey up process) | {gw_user:.2f} | {gw_sys:.2f} |",
+              f"| replica behind the gateway | {behind_user:.2f} | {behind_sys:.2f} |",
+              f"| replica called directly | {direct_user:.2f} | {direct_sys:.2f} |", ""]
     lines += common.goal_rows(goals)
     common.publish("gateway", lines, {
         "direct": direct.runs, "gateway": through.runs, "rate_direct": lat_direct,
-        "rate_gateway": lat_gateway, "cold_xgboost_s": cold_xgb, "cold_sklearn_s": cold_skl})
+        "rate_gateway": lat_gateway, "cold_xgboost_s": cold_xgb, "cold_sklearn_s": cold_skl,
+        "cpu_us_per_request": {"rate": cost_rate, "gateway": [gw_user, gw_sys],
+                               "replica_behind_gateway": [behind_user, behind_sys],
+                               "replica_direct": [direct_user, direct_sys]}})
     return 0 if all(g[3] for g in goals) or not common.CFG.enforce_goals else 1
 
 
