@@ -90,18 +90,22 @@ class Up:
             self.proc.kill()
 
 
-def rate_latency(port, path, host):
+def rate_run(port, path, host, rate, connections):
+    """One open-loop run of the rate client; its JSON summary."""
     body = OUT / "gateway-rate.body"
     body.write_text(json.dumps(BODY))
-    results = []
-    for _ in range(common.CFG.runs):
-        out = subprocess.run(common.pinned(common.CFG.client_cpu, [
-            str(RATE_CLIENT), str(port), path, str(body), host, str(RATE),
-            str(common.CFG.seconds), "4"]), capture_output=True, text=True, check=True).stdout
-        r = json.loads(out)
-        if r["errors"]:
-            raise common.BenchError(f"{r['errors']} errors at a fixed rate")
-        results.append(r)
+    out = subprocess.run(common.pinned(common.CFG.client_cpu, [
+        str(RATE_CLIENT), str(port), path, str(body), host, str(rate),
+        str(common.CFG.seconds), str(connections)]), capture_output=True, text=True,
+        check=True).stdout
+    r = json.loads(out)
+    if r["errors"]:
+        raise common.BenchError(f"{r['errors']} errors at a fixed rate")
+    return r
+
+
+def rate_latency(port, path, host):
+    results = [rate_run(port, path, host, RATE, 4) for _ in range(common.CFG.runs)]
     return {k: statistics.median(r[k] for r in results) for k in ("p50_ms", "p90_ms", "p99_ms")}
 
 
@@ -115,16 +119,11 @@ def cpu_seconds(pid):
 def cpu_per_request(port, path, pids, rate):
     """CPU microseconds (user, system) each pid spends per request at a fixed
     rate both paths sustain; median of the runs."""
-    body = OUT / "gateway-rate.body"
-    body.write_text(json.dumps(BODY))
     runs = []
     for _ in range(common.CFG.runs):
         before = [cpu_seconds(p) for p in pids]
-        out = subprocess.run(common.pinned(common.CFG.client_cpu, [
-            str(RATE_CLIENT), str(port), path, str(body), "127.0.0.1", str(rate),
-            str(common.CFG.seconds), "32"]), capture_output=True, text=True, check=True).stdout
+        sent = rate_run(port, path, "127.0.0.1", rate, 32)["sent"]
         after = [cpu_seconds(p) for p in pids]
-        sent = json.loads(out)["sent"]
         runs.append([((a[0] - b[0]) * 1e6 / sent, (a[1] - b[1]) * 1e6 / sent)
                      for a, b in zip(after, before)])
     return [(statistics.median(r[i][0] for r in runs), statistics.median(r[i][1] for r in runs))

@@ -55,12 +55,20 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 CONCURRENCY = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 
 
-def input_file(rows: int, directory: Path) -> Path:
+def bench_rows(rows: int):
+    """The request's rows (float32): the two iris rows, or `rows` seeded random
+    ones, rounded to what the JSON request writes, so every protocol carries
+    the same values."""
     import numpy as np
 
+    if rows == 2:
+        return np.array([[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]], dtype=np.float32)
     rng = np.random.default_rng(0)
-    base = np.array([[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]], dtype=np.float32)
-    data = base if rows == 2 else (rng.normal(size=(rows, 4)) + 4).astype(np.float32)
+    return np.round(rng.normal(size=(rows, 4)) + 4, 3).astype(np.float32)
+
+
+def input_file(rows: int, directory: Path) -> Path:
+    data = bench_rows(rows)
     path = directory / f"input-{rows}.json"
     path.write_text(json.dumps({"data": [{"input-0": {
         "content": [round(float(v), 3) for v in data.ravel()], "shape": [rows, 4]}}]}))
@@ -105,12 +113,9 @@ def perf_analyzer(protocol: str, port: int, rows: int, data: Path, csv_path: Pat
 
 def grpc_request(rows: int) -> bytes:
     """The ModelInferRequest tritonclient sends for the bench input, raw contents."""
-    import numpy as np
     from tritonclient.grpc import service_pb2
 
-    rng = np.random.default_rng(0)
-    base = np.array([[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]], dtype=np.float32)
-    data = base if rows == 2 else (rng.normal(size=(rows, 4)) + 4).astype(np.float32)
+    data = bench_rows(rows)
     request = service_pb2.ModelInferRequest(model_name="iris")
     request.inputs.add(name="input-0", datatype="FP32", shape=list(data.shape))
     request.raw_input_contents.append(data.tobytes())
