@@ -210,7 +210,7 @@ struct Gateway::Impl {
       }
     }
     if (refused.has_value()) {
-      refused->headers.emplace_back("Retry-After", "1");
+      refused->header_lines += "Retry-After: 1\r\n";
       Finish(*job, std::move(*refused), 0);
       return;
     }
@@ -383,7 +383,7 @@ struct Gateway::Impl {
                              .count(),
                          " s")
                 : StrCat("revision ", job->rev->revision, " no longer takes traffic"));
-        r.headers.emplace_back("Retry-After", "1");
+        r.header_lines += "Retry-After: 1\r\n";
         Finish(*job, std::move(r), 0);
       }
       if (access_log != nullptr) {
@@ -517,7 +517,7 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
   if (pick == nullptr) {
     HttpResponse r = Error(503, StrCat("InferenceService ", route->namespace_, "/", route->name,
                                        " has no ready revision"));
-    r.headers.emplace_back("Retry-After", "1");
+    r.header_lines += "Retry-After: 1\r\n";
     done(std::move(r));
     return;
   }

@@ -244,12 +244,6 @@ class Session : public std::enable_shared_from_this<Session> {
       append_number(*response.inference_header_length);
       head_.append("\r\n");
     }
-    for (const auto& [name, value] : response.headers) {
-      head_.append(name);
-      head_.append(": ");
-      head_.append(value);
-      head_.append("\r\n");
-    }
     head_.append(response.header_lines);
     if (!request_id_.empty()) {
       head_.append("x-request-id: ");

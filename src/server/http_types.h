@@ -10,8 +10,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
-#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "tensor/tensor.h"
@@ -35,10 +33,9 @@ struct HttpResponse {
   std::string body;
   std::string_view content_type = "application/json";
   std::optional<size_t> inference_header_length;
-  // Further headers, written as given (no Content-Length or Connection here).
-  std::vector<std::pair<std::string, std::string>> headers;
-  // And more, already as lines "Name: value\r\n" (the gateway passes a
-  // replica's headers on this way, without splitting them).
+  // Further headers, as lines "Name: value\r\n", written as given (no
+  // Content-Length or Connection here; the gateway passes a replica's headers
+  // on this way, without splitting them).
   std::string header_lines;
 };
 
