@@ -43,6 +43,8 @@ const std::vector<FlagSpec>& ServeFlags() {
       {"grpc-port", false, "gRPC port (default 8081; 0 picks a free one)"},
       {"grpc-socket", false, "serve gRPC on this Unix domain socket instead of a port"},
       {"http-socket", false, "also serve HTTP on this Unix domain socket"},
+      {"link-socket", false,
+       "also take the gateway's link (multiplexed, batched requests) on this Unix domain socket"},
       {"no-grpc", true, "serve REST only"},
       {"exit-on-load-failure", true,
        "with --model-dir: exit with status 1 if the model fails to load"},
@@ -164,6 +166,7 @@ int ServeMain(const std::vector<std::string_view>& args) {
   http.max_request_bytes = max_bytes;
   if (auto it = flags.find("http-address"); it != flags.end()) http.address = it->second;
   if (auto it = flags.find("http-socket"); it != flags.end()) http.unix_socket = it->second;
+  if (auto it = flags.find("link-socket"); it != flags.end()) http.link_socket = it->second;
 
   // SIGTERM/SIGINT are taken synchronously by this thread; every thread
   // started below inherits the blocked mask.

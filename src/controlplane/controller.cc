@@ -531,6 +531,7 @@ struct Controller::Impl {
     std::string model_dir = r.model_dir.empty() ? opts.data_dir : r.model_dir;
     const std::string grpc_socket = ReplicaSocket(spec.id, "grpc");
     const std::string http_socket = ReplicaSocket(spec.id, "http");
+    const std::string link_socket = ReplicaSocket(spec.id, "link");
     auto fill = [&](std::string s) {
       for (size_t at; (at = s.find("{{.ModelDir}}")) != std::string::npos;)
         s.replace(at, 13, model_dir);
@@ -538,6 +539,8 @@ struct Controller::Impl {
         s.replace(at, 15, grpc_socket);
       for (size_t at; (at = s.find("{{.HttpSocket}}")) != std::string::npos;)
         s.replace(at, 15, http_socket);
+      for (size_t at; (at = s.find("{{.LinkSocket}}")) != std::string::npos;)
+        s.replace(at, 15, link_socket);
       return s;
     };
     for (const auto& a : r.spec.command) spec.argv.push_back(fill(a));
@@ -850,12 +853,14 @@ struct Controller::Impl {
       };
       const bool grpc = uses("{{.GrpcSocket}}");
       const bool http_socket = uses("{{.HttpSocket}}");
+      const bool link_socket = uses("{{.LinkSocket}}");
       for (const auto& s : replicas)
         if (s.state == ReplicaState::kReady && live.count(s.id) &&
             s.id.compare(0, rev_key.size() + 1, rev_key + "/") == 0) {
           t.ports.push_back(s.port);
           t.grpc_targets.push_back(grpc ? StrCat("unix:", ReplicaSocket(s.id, "grpc")) : "");
           t.http_sockets.push_back(http_socket ? ReplicaSocket(s.id, "http") : "");
+          t.link_sockets.push_back(link_socket ? ReplicaSocket(s.id, "link") : "");
         }
       const auto& isvc = isvcs.at(StrCat(r.spec.namespace_, "/", r.spec.isvc)).isvc;
       t.container_concurrency = PredictorOf(isvc, r).container_concurrency;

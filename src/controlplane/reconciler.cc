@@ -123,11 +123,11 @@ void OspreyServeCommand(const InferenceService& isvc, const std::string& format,
     return;
   }
   // Replicas listen on loopback only: clients come through the gateway.
-  rev->command = {config.osprey_binary, "serve",           "--model-dir",
-                  "{{.ModelDir}}",      "--model-name",    isvc.meta.name,
-                  "--http-address",     "127.0.0.1",       "--http-port",
-                  "{{.Port}}",          "--grpc-socket",   "{{.GrpcSocket}}",
-                  "--http-socket",      "{{.HttpSocket}}", "--exit-on-load-failure"};
+  rev->command = {config.osprey_binary,    "serve",           "--model-dir",    "{{.ModelDir}}",
+                  "--model-name",          isvc.meta.name,    "--http-address", "127.0.0.1",
+                  "--http-port",           "{{.Port}}",       "--grpc-socket",  "{{.GrpcSocket}}",
+                  "--http-socket",         "{{.HttpSocket}}", "--link-socket",  "{{.LinkSocket}}",
+                  "--exit-on-load-failure"};
   if (!route->backend.empty()) {
     rev->command.push_back("--model-format");
     rev->command.push_back(std::string(route->backend));

@@ -80,6 +80,7 @@ struct Gateway::Impl {
     std::shared_ptr<RevState> rev;
     uint16_t port = 0;
     std::string socket;  // the replica's Unix socket, when it has one
+    bool link = false;   // that socket is the replica's link, not HTTP
     int timeout_ms = 0;
     int retries = 0;
     bool mirror = false;
@@ -96,7 +97,15 @@ struct Gateway::Impl {
     int outstanding = 0;
     std::string grpc_target;
     std::string http_socket;
+    std::string link_socket;
   };
+
+  // The job goes to replica r: by its link when it has one, else HTTP.
+  static void Assign(Job& job, const Replica& r) {
+    job.port = r.port;
+    job.link = !r.link_socket.empty();
+    job.socket = job.link ? r.link_socket : r.http_socket;
+  }
 
   struct RevState {
     std::string key;
@@ -195,8 +204,7 @@ struct Gateway::Impl {
         ++r->outstanding;
         ++s.in_flight;
         ++s.requests_since;
-        job->port = r->port;
-        job->socket = r->http_socket;
+        Assign(*job, *r);
       } else if (job->mirror) {
         return;  // a mirror copy never waits
       } else if (static_cast<int>(s.waiting.size()) >= options.queue_limit) {
@@ -234,8 +242,7 @@ struct Gateway::Impl {
       ++r->outstanding;
       ++s.in_flight;
       ++s.requests_since;
-      job->port = r->port;
-      job->socket = r->http_socket;
+      Assign(*job, *r);
       ready.push_back(std::move(job));
     }
     return ready;
@@ -262,6 +269,7 @@ struct Gateway::Impl {
     request.io_context = job->io;
     request.port = job->port;
     request.unix_socket = job->socket;
+    request.link = job->link;
     request.head = job->head;
     request.body = job->body;
     request.timeout = std::chrono::milliseconds(job->timeout_ms);
@@ -274,8 +282,7 @@ struct Gateway::Impl {
               for (auto& r : s.replicas)
                 if (r.port == job->port) --r.outstanding;
               ++other->outstanding;
-              job->port = other->port;
-              job->socket = other->http_socket;
+              Assign(*job, *other);
               lock.unlock();
               Forward(std::move(job), attempt + 1);
               return;
@@ -476,7 +483,8 @@ void Gateway::Update(std::shared_ptr<const RouteTable> table) {
     std::vector<Impl::Replica> next;
     for (size_t i = 0; i < t.ports.size(); ++i) {
       Impl::Replica r{t.ports[i], 0, i < t.grpc_targets.size() ? t.grpc_targets[i] : "",
-                      i < t.http_sockets.size() ? t.http_sockets[i] : ""};
+                      i < t.http_sockets.size() ? t.http_sockets[i] : "",
+                      i < t.link_sockets.size() ? t.link_sockets[i] : ""};
       for (const auto& old : s->replicas)
         if (old.port == r.port) r.outstanding = old.outstanding;
       next.push_back(std::move(r));

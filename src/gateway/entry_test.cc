@@ -9,10 +9,10 @@ namespace {
 
 RouteTable Table() {
   RouteTable t;
-  t.revisions = {{"default/iris-1", "iris-1", {1001}, {}, {}, 0},
-                 {"team/iris-3", "iris-3", {1002}, {}, {}, 0},
-                 {"team/flowers-1", "flowers-1", {}, {}, {}, 0},
-                 {"team/iris-4", "iris-4", {1003}, {}, {}, 0}};
+  t.revisions = {{"default/iris-1", "iris-1", {1001}, {}, {}, {}, 0},
+                 {"team/iris-3", "iris-3", {1002}, {}, {}, {}, 0},
+                 {"team/flowers-1", "flowers-1", {}, {}, {}, {}, 0},
+                 {"team/iris-4", "iris-4", {1003}, {}, {}, {}, 0}};
   Route iris;
   iris.namespace_ = "default";
   iris.name = iris.model_name = "iris";

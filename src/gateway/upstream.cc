@@ -345,9 +345,266 @@ class Call : public std::enable_shared_from_this<Call> {
   bool timed_out_ = false;
 };
 
+// One loop's link to one replica (server/link_frame.h): its calls in flight
+// by id, their frames gathered for the next write (one write per loop turn),
+// and one read taking in every answer that arrived. Answers come in any
+// order; one that comes after its call timed out is dropped.
+class Link : public std::enable_shared_from_this<Link> {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  Link(asio::io_context& io, std::string path, uint16_t port)
+      : io_(io), socket_(io), timer_(io), path_(std::move(path)), port_(port) {}
+
+  const std::string& path() const { return path_; }
+  bool broken() const { return broken_; }
+
+  void Start() {
+    connecting_ = true;
+    socket_.async_connect(
+        asio::generic::stream_protocol::endpoint(asio::local::stream_protocol::endpoint(path_)),
+        [self = shared_from_this()](beast::error_code ec) {
+          self->connecting_ = false;
+          if (ec) {
+            const bool refused = ec == asio::error::connection_refused ||
+                                 ec == asio::error::not_found ||
+                                 ec == boost::system::errc::no_such_file_or_directory;
+            self->Break(refused ? absl::UnavailableError(StrCat("replica on port ", self->port_,
+                                                                " refused the connection"))
+                                : absl::UnavailableError(StrCat("connect: ", ec.message())));
+            return;
+          }
+          self->Flush();
+          self->Read();
+        });
+  }
+
+  void Call(UpstreamRequest request, absl::AnyInvocable<void(UpstreamResult)> done, bool retried) {
+    const uint32_t id = next_id_++;
+    const size_t body = request.body ? request.body->size() : 0;
+    link::AppendFrameHeader(&out_, id, 0, request.head.size(), body);
+    out_.append(request.head);
+    if (body > 0) out_.append(*request.body);
+    const Clock::time_point deadline = Clock::now() + request.timeout;
+    pending_[id] = Pending{std::move(request), std::move(done), deadline, false, retried};
+    unsent_.push_back(id);
+    ArmTimer(deadline);
+    // The other calls of this loop turn join this one in a single write.
+    if (!flush_posted_ && !connecting_) {
+      flush_posted_ = true;
+      asio::post(io_, [self = shared_from_this()] {
+        self->flush_posted_ = false;
+        self->Flush();
+      });
+    }
+  }
+
+ private:
+  struct Pending {
+    UpstreamRequest request;  // to send again on a fresh link, if this one never took it
+    absl::AnyInvocable<void(UpstreamResult)> done;
+    Clock::time_point deadline;
+    bool sent = false;     // handed to the kernel: the replica may have it
+    bool retried = false;  // already on its second link
+  };
+
+  void Flush() {
+    if (broken_ || connecting_ || writing_ || out_.empty()) return;
+    wbuf_.swap(out_);
+    out_.clear();
+    for (uint32_t id : unsent_)
+      if (auto it = pending_.find(id); it != pending_.end()) it->second.sent = true;
+    writing_ids_.swap(unsent_);
+    unsent_.clear();
+    writing_ = true;
+    asio::async_write(
+        socket_, asio::buffer(wbuf_), [self = shared_from_this()](beast::error_code ec, size_t) {
+          self->writing_ = false;
+          self->wbuf_.clear();
+          if (self->wbuf_.capacity() > kKeptBuffer) self->wbuf_.shrink_to_fit();
+          if (ec) {
+            // A write to a Unix socket fails when the replica
+            // is gone: it never read these.
+            for (uint32_t id : self->writing_ids_)
+              if (auto it = self->pending_.find(id); it != self->pending_.end())
+                it->second.sent = false;
+            self->Break(absl::InternalError(
+                StrCat("replica on port ", self->port_, " broke the connection: ", ec.message())));
+            return;
+          }
+          self->Flush();
+        });
+  }
+
+  // A read is always pending while the link lives, so a replica that goes
+  // away is seen at once, not by the next call.
+  void Read() {
+    const size_t want = need_ > in_.size() ? need_ - in_.size() : 0;
+    socket_.async_read_some(
+        in_.prepare(std::max<size_t>(want, 64 * 1024)),
+        [self = shared_from_this()](beast::error_code ec, size_t n) {
+          if (ec) {
+            self->Break(absl::InternalError(
+                StrCat("replica on port ", self->port_, " broke the connection: ", ec.message())));
+            return;
+          }
+          self->in_.commit(n);
+          self->Take();
+        });
+  }
+
+  void Take() {
+    for (;;) {
+      auto bytes = in_.data();
+      std::string_view data(static_cast<const char*>(bytes.data()), bytes.size());
+      link::Frame frame;
+      uint64_t need = 0;
+      const int64_t used = link::ParseFrame(data, link::kMaxFrame, &frame, &need);
+      if (used < 0) {
+        Break(absl::InternalError(
+            StrCat("replica on port ", port_, " sent a malformed frame on its link")));
+        return;
+      }
+      if (used == 0) {
+        need_ = need;
+        break;
+      }
+      need_ = 0;
+      auto it = pending_.find(frame.id);
+      if (it == pending_.end()) {  // its call timed out
+        in_.consume(static_cast<size_t>(used));
+        continue;
+      }
+      auto done = std::move(it->second.done);
+      pending_.erase(it);
+      UpstreamResult r;
+      if (frame.code < 100 || frame.code > 599) {
+        r.status = absl::InternalError(
+            StrCat("replica on port ", port_, " answered with status ", frame.code));
+      } else {
+        r.http_status = static_cast<int>(frame.code);
+        r.header_lines.assign(frame.head.data(), frame.head.size());
+        r.body.assign(frame.body.data(), frame.body.size());
+      }
+      in_.consume(static_cast<size_t>(used));
+      done(std::move(r));  // may start calls on this link: they only append
+      if (broken_) return;
+    }
+    if (in_.size() == 0 && in_.capacity() > kKeptBuffer) in_.shrink_to_fit();
+    Read();
+  }
+
+  // One timer per link, at the earliest deadline of its calls.
+  void ArmTimer(Clock::time_point deadline) {
+    if (timer_armed_ && deadline >= timer_at_) return;
+    timer_armed_ = true;
+    timer_at_ = deadline;
+    timer_.expires_at(deadline);
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->broken_) return;  // re-armed earlier, or gone
+      self->timer_armed_ = false;
+      self->Expire();
+    });
+  }
+
+  void Expire() {
+    const Clock::time_point now = Clock::now();
+    std::vector<absl::AnyInvocable<void(UpstreamResult)>> expired;
+    Clock::time_point next = Clock::time_point::max();
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (it->second.deadline <= now) {
+        expired.push_back(std::move(it->second.done));
+        it = pending_.erase(it);
+      } else {
+        next = std::min(next, it->second.deadline);
+        ++it;
+      }
+    }
+    if (next != Clock::time_point::max()) ArmTimer(next);
+    for (auto& done : expired) {
+      UpstreamResult r;
+      r.status = absl::DeadlineExceededError("timeout");
+      done(std::move(r));
+    }
+  }
+
+  // The link is over: calls the replica may have are failed with `why`;
+  // calls whose frames never left go once more on a fresh link (or fail as
+  // unavailable: nothing reached the replica).
+  void Break(absl::Status why);
+
+  static constexpr size_t kKeptBuffer = 1 << 20;
+  asio::io_context& io_;
+  Stream socket_;
+  asio::steady_timer timer_;
+  std::string path_;
+  uint16_t port_;
+  uint32_t next_id_ = 1;
+  std::unordered_map<uint32_t, Pending> pending_;
+  std::vector<uint32_t> unsent_;       // ids whose frames are in out_
+  std::vector<uint32_t> writing_ids_;  // ids whose frames are in wbuf_
+  std::string out_;                    // frames waiting for the next write
+  std::string wbuf_;                   // frames being written
+  beast::flat_buffer in_;
+  uint64_t need_ = 0;  // the size of the answer frame being received, once known
+  Clock::time_point timer_at_;
+  bool timer_armed_ = false;
+  bool connecting_ = false;
+  bool writing_ = false;
+  bool flush_posted_ = false;
+  bool broken_ = false;
+};
+
+// This loop thread's links, by replica port.
+thread_local std::unordered_map<uint16_t, std::shared_ptr<Link>> links;
+
+std::shared_ptr<Link> LinkFor(asio::io_context& io, uint16_t port, std::string_view path) {
+  auto& link = links[port];
+  if (!link || link->broken() || link->path() != path) {
+    link = std::make_shared<Link>(io, std::string(path), port);
+    link->Start();
+  }
+  return link;
+}
+
+void Link::Break(absl::Status why) {
+  if (broken_) return;
+  broken_ = true;
+  beast::error_code ignored;
+  socket_.close(ignored);
+  timer_.cancel();
+  if (auto it = links.find(port_); it != links.end() && it->second.get() == this) links.erase(it);
+  auto pending = std::move(pending_);
+  pending_.clear();
+  out_.clear();
+  unsent_.clear();
+  auto self = shared_from_this();  // the callbacks below may drop the last other reference
+  for (auto& [id, p] : pending) {
+    if (!p.sent && !p.retried && why.code() != absl::StatusCode::kUnavailable) {
+      UpstreamRequest request = p.request;
+      LinkFor(io_, port_, path_)->Call(std::move(request), std::move(p.done), /*retried=*/true);
+      continue;
+    }
+    UpstreamResult r;
+    r.status = p.sent ? why
+                      : absl::UnavailableError(why.code() == absl::StatusCode::kUnavailable
+                                                   ? std::string(why.message())
+                                                   : StrCat("replica on port ", port_,
+                                                            " closed its link before the request "
+                                                            "was sent"));
+    p.done(std::move(r));
+  }
+}
+
 }  // namespace
 
 void SendUpstream(UpstreamRequest request, absl::AnyInvocable<void(UpstreamResult)> done) {
+  if (request.link && !request.unix_socket.empty()) {
+    auto* io = static_cast<asio::io_context*>(request.io_context);
+    LinkFor(*io, request.port, request.unix_socket)
+        ->Call(std::move(request), std::move(done), /*retried=*/false);
+    return;
+  }
   std::make_shared<Call>(std::move(request), std::move(done))->Start();
 }
 

@@ -15,6 +15,7 @@
 
 #include "absl/functional/any_invocable.h"
 #include "common/status.h"
+#include "server/link_frame.h"
 
 namespace osprey::gateway {
 
@@ -25,6 +26,10 @@ struct UpstreamRequest {
   // they must stay alive until `done` runs (the caller keeps them with its
   // callback).
   std::string_view unix_socket;
+  // The socket is the replica's link (server/link_frame.h), not HTTP: the
+  // call shares that loop's one connection to the replica with the other
+  // calls in flight.
+  bool link = false;
   // Request line and headers, ending with a blank line.
   std::string_view head;
   std::shared_ptr<const std::string> body;
@@ -44,20 +49,7 @@ struct UpstreamResult {
 };
 
 // Calls fn(name, value) for each line of UpstreamResult::header_lines.
-template <typename Fn>
-void ForEachHeaderLine(std::string_view lines, Fn&& fn) {
-  while (!lines.empty()) {
-    size_t eol = lines.find("\r\n");
-    std::string_view line = lines.substr(0, eol);
-    lines.remove_prefix(eol == std::string_view::npos ? lines.size() : eol + 2);
-    size_t colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
-      value.remove_prefix(1);
-    fn(line.substr(0, colon), value);
-  }
-}
+using link::ForEachHeaderLine;
 
 // Must be called on the thread running request.io_context; `done` runs there
 // too, exactly once. A kept-alive connection that turns out closed is

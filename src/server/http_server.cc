@@ -17,6 +17,7 @@
 #include "common/logging.h"
 #include "common/strings.h"
 #include "protocol/json_writer.h"
+#include "server/link_frame.h"
 
 namespace osprey {
 namespace {
@@ -29,13 +30,20 @@ using local = asio::local::stream_protocol;
 // A connection over TCP or a Unix domain socket: sessions do not care which.
 using Stream = asio::generic::stream_protocol::socket;
 
-class Session;
+// A connection living on a loop: an HTTP session or a replica link.
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  // Called on the loop thread when the server drains: close now when idle,
+  // else once what is in progress is answered.
+  virtual void Drain() = 0;
+};
 
 // One event loop: io_context, acceptor, and the sessions living on it.
 // Member order matters: destroying `io` destroys pending handlers and with
 // them sessions, which erase themselves from `sessions`, so it must outlive io.
 struct Loop {
-  std::unordered_set<Session*> sessions;  // touched only on this loop's thread
+  std::unordered_set<Connection*> sessions;  // touched only on this loop's thread
   asio::io_context io{1};
   // Keeps run() going while the loop has no connection yet; dropped by stop().
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
@@ -49,7 +57,7 @@ struct Shared {
   std::atomic<int64_t> connections{0};
 };
 
-class Session : public std::enable_shared_from_this<Session> {
+class Session : public Connection, public std::enable_shared_from_this<Session> {
  public:
   Session(Stream socket, Loop* loop, Shared* shared)
       : socket_(std::move(socket)), loop_(loop), shared_(shared) {
@@ -66,7 +74,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Called on the loop thread when draining: idle connections close now; one
   // with a request in progress (being received, executed or answered) closes
   // after its answer.
-  void Drain() {
+  void Drain() override {
     // A request counts as in progress once any of its bytes reached us,
     // including bytes still in the kernel while this loop was busy elsewhere.
     beast::error_code ec;
@@ -287,6 +295,244 @@ class Session : public std::enable_shared_from_this<Session> {
   bool busy_ = false;
 };
 
+// The replica side of the gateway's link (server/link_frame.h): frames in,
+// each one a request for the handler, answers out in the order they finish.
+// The answers of one loop turn go out in one write.
+class LinkSession : public Connection, public std::enable_shared_from_this<LinkSession> {
+ public:
+  LinkSession(Stream socket, Loop* loop, Shared* shared)
+      : socket_(std::move(socket)), loop_(loop), shared_(shared) {
+    loop_->sessions.insert(this);
+    shared_->connections.fetch_add(1);
+  }
+  ~LinkSession() override {
+    loop_->sessions.erase(this);
+    shared_->connections.fetch_sub(1);
+  }
+
+  void Start() { Read(); }
+
+  // The gateway stops sending to a replica before it drains; what it sent
+  // already is answered, then the link closes.
+  void Drain() override {
+    draining_ = true;
+    CloseWhenDone();
+  }
+
+ private:
+  // Reading pauses while this many requests are in flight or this many
+  // answer bytes wait to be written (the gateway is not reading).
+  static constexpr int kMaxInFlight = 4096;
+  static constexpr size_t kMaxPending = 64 << 20;
+
+  void Read() {
+    if (closed_ || reading_) return;
+    if (in_flight_ >= kMaxInFlight || out_.size() + wbuf_.size() >= kMaxPending) return;
+    reading_ = true;
+    const size_t want = skip_ > 0 ? static_cast<size_t>(std::min<uint64_t>(skip_, 1 << 20))
+                        : need_ > in_.size() ? need_ - in_.size()
+                                             : 0;
+    socket_.async_read_some(in_.prepare(std::max<size_t>(want, 64 * 1024)),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->reading_ = false;
+                              self->OnRead(ec, n);
+                            });
+  }
+
+  void OnRead(beast::error_code ec, size_t n) {
+    if (ec) {
+      // The gateway went away (or the server stopped): answers still being
+      // computed have nobody to go to.
+      Close();
+      return;
+    }
+    in_.commit(n);
+    const uint64_t max_frame = shared_->max_request_bytes + 64 * 1024 + link::kFrameHeader;
+    for (;;) {
+      if (skip_ > 0) {  // the rest of a request over the limit
+        const size_t drop = static_cast<size_t>(std::min<uint64_t>(skip_, in_.size()));
+        in_.consume(drop);
+        skip_ -= drop;
+        if (skip_ > 0) break;
+        Answer(skip_id_, ErrorAnswer(413, StrCat("request body exceeds the limit of ",
+                                                 shared_->max_request_bytes, " bytes")));
+        continue;
+      }
+      auto bytes = in_.data();
+      std::string_view data(static_cast<const char*>(bytes.data()), bytes.size());
+      if (data.size() >= link::kFrameHeader) {
+        // A well-formed frame over the limit costs its own request a 413,
+        // not the link.
+        const uint64_t size = link::GetU32(data.data());
+        const uint64_t head = link::GetU32(data.data() + 12);
+        if (size >= 12 && head <= size - 12 && size + 4 > max_frame) {
+          skip_ = size + 4;
+          skip_id_ = link::GetU32(data.data() + 4);
+          ++in_flight_;
+          need_ = 0;
+          continue;
+        }
+      }
+      link::Frame frame;
+      uint64_t need = 0;
+      const int64_t used = link::ParseFrame(data, max_frame, &frame, &need);
+      if (used < 0) {
+        OSPREY_LOG(kError) << "replica link: malformed frame (" << data.size()
+                           << " bytes buffered, limit " << max_frame << "); closing the link";
+        Close();
+        return;
+      }
+      if (used == 0) {
+        need_ = need;
+        break;
+      }
+      need_ = 0;
+      Dispatch(frame);
+      in_.consume(static_cast<size_t>(used));
+      if (closed_) return;
+    }
+    Read();
+  }
+
+  // One request: the head's request line and header lines are read in place
+  // (they live until Handle returns); the body is copied once, to be shared.
+  void Dispatch(const link::Frame& frame) {
+    const uint32_t id = frame.id;
+    ++in_flight_;
+    std::string_view head = frame.head;
+    const size_t eol = head.find("\r\n");
+    std::string_view line = head.substr(0, eol);
+    std::string_view lines =
+        eol == std::string_view::npos ? std::string_view() : head.substr(eol + 2);
+    const size_t sp1 = line.find(' ');
+    const size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+    if (sp1 == std::string_view::npos || sp1 == 0) {
+      Answer(id, ErrorAnswer(400, "malformed request line on the replica link"));
+      return;
+    }
+    HttpRequest req;
+    req.arrival = std::chrono::steady_clock::now();
+    req.io_context = &loop_->io;
+    req.method = line.substr(0, sp1);
+    if (req.method == "HEAD") req.method = "GET";  // the gateway leaves the body out
+    req.target = line.substr(sp1 + 1, sp2 == std::string_view::npos ? sp2 : sp2 - sp1 - 1);
+    req.headers.context = &lines;
+    req.headers.visit = [](const void* context, HeaderSource::Visit visit) {
+      link::ForEachHeaderLine(*static_cast<const std::string_view*>(context), visit);
+    };
+    std::string_view hl = FindHeader(req.headers, "Inference-Header-Content-Length");
+    if (!hl.empty()) {
+      uint64_t v = 0;
+      auto r = std::from_chars(hl.data(), hl.data() + hl.size(), v);
+      if (r.ec != std::errc() || r.ptr != hl.data() + hl.size()) {
+        Answer(id, ErrorAnswer(400, StrCat("Inference-Header-Content-Length '", hl,
+                                           "' is not a non-negative integer")));
+        return;
+      }
+      req.inference_header_length = v;
+    }
+    req.body = std::make_shared<const std::string>(frame.body);
+    auto reply = [self = shared_from_this(), id](HttpResponse response) {
+      asio::dispatch(self->loop_->io, [self, id, response = std::move(response)]() mutable {
+        self->Answer(id, std::move(response));
+      });
+    };
+    try {
+      shared_->handler->Handle(req, std::move(reply));
+    } catch (const std::exception& e) {
+      OSPREY_LOG(kError) << "request " << req.method << " " << req.target
+                         << " failed: " << e.what();
+      Answer(id, ErrorAnswer(500, StrCat("internal error: ", e.what())));
+    }
+  }
+
+  static HttpResponse ErrorAnswer(int status, std::string message) {
+    HttpResponse r;
+    r.status = status;
+    r.body = JsonError(message);
+    return r;
+  }
+
+  void Answer(uint32_t id, HttpResponse response) {
+    --in_flight_;
+    if (closed_) return;
+    char num[24];
+    std::string_view length;
+    if (response.inference_header_length.has_value()) {
+      auto r = std::to_chars(num, num + sizeof(num), *response.inference_header_length);
+      length = std::string_view(num, r.ptr - num);
+    }
+    constexpr std::string_view kType = "Content-Type: ";
+    constexpr std::string_view kLength = "Inference-Header-Content-Length: ";
+    const size_t head =
+        (response.content_type.empty() ? 0 : kType.size() + response.content_type.size() + 2) +
+        (length.empty() ? 0 : kLength.size() + length.size() + 2) + response.header_lines.size();
+    link::AppendFrameHeader(&out_, id, static_cast<uint32_t>(response.status), head,
+                            response.body.size());
+    if (!response.content_type.empty()) StrAppend(&out_, kType, response.content_type, "\r\n");
+    if (!length.empty()) StrAppend(&out_, kLength, length, "\r\n");
+    out_.append(response.header_lines);
+    out_.append(response.body);
+    // The other answers of this loop turn join this one in a single write.
+    if (!flush_posted_) {
+      flush_posted_ = true;
+      asio::post(loop_->io, [self = shared_from_this()] {
+        self->flush_posted_ = false;
+        self->Flush();
+      });
+    }
+  }
+
+  void Flush() {
+    if (closed_ || writing_ || out_.empty()) return;
+    wbuf_.swap(out_);
+    out_.clear();
+    writing_ = true;
+    asio::async_write(socket_, asio::buffer(wbuf_),
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        self->writing_ = false;
+                        self->wbuf_.clear();
+                        if (self->wbuf_.capacity() > kKeptBuffer) self->wbuf_.shrink_to_fit();
+                        if (ec) {
+                          self->Close();
+                          return;
+                        }
+                        self->Flush();
+                        self->Read();  // in case reading paused on pending answers
+                        self->CloseWhenDone();
+                      });
+  }
+
+  void CloseWhenDone() {
+    if (draining_ && in_flight_ == 0 && !writing_ && out_.empty() && !flush_posted_) Close();
+  }
+
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    beast::error_code ignored;
+    socket_.shutdown(asio::socket_base::shutdown_send, ignored);
+    socket_.close(ignored);
+  }
+
+  static constexpr size_t kKeptBuffer = 1 << 20;
+  Stream socket_;
+  Loop* loop_;
+  Shared* shared_;
+  beast::flat_buffer in_;
+  uint64_t need_ = 0;  // the size of the frame being received, once known
+  uint64_t skip_ = 0;  // bytes left of a request over the limit
+  uint32_t skip_id_ = 0;
+  std::string out_;   // answers waiting for the next write
+  std::string wbuf_;  // the answers being written
+  int in_flight_ = 0;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool flush_posted_ = false;
+  bool draining_ = false;
+  bool closed_ = false;
+};
+
 // One listening socket (no SO_REUSEPORT, so a second server cannot silently
 // share the port), owned by the first loop; each accepted connection goes to
 // the next loop in turn and lives there. Over TCP, or a Unix domain socket.
@@ -296,6 +542,7 @@ struct Acceptor {
   std::vector<Loop*> loops;
   size_t next = 0;  // touched only on the acceptor's loop
   Shared* shared;
+  bool link = false;  // connections are replica links, not HTTP
 };
 
 template <typename Protocol>
@@ -313,8 +560,12 @@ void Accept(Acceptor<Protocol>* acceptor) {
             socket.set_option(tcp::no_delay(true), ignored);
           }
           Shared* shared = acceptor->shared;
-          asio::post(target->io, [target, shared, s = Stream(std::move(socket))]() mutable {
-            std::make_shared<Session>(std::move(s), target, shared)->Start();
+          const bool link = acceptor->link;
+          asio::post(target->io, [target, shared, link, s = Stream(std::move(socket))]() mutable {
+            if (link)
+              std::make_shared<LinkSession>(std::move(s), target, shared)->Start();
+            else
+              std::make_shared<Session>(std::move(s), target, shared)->Start();
           });
         }
         if (acceptor->socket.is_open()) Accept(acceptor);
@@ -342,6 +593,7 @@ struct HttpServer::Impl {
   std::list<Loop> loops;                         // stable addresses
   std::optional<Acceptor<tcp>> acceptor;         // on the first loop
   std::optional<Acceptor<local>> unix_acceptor;  // likewise, when asked for
+  std::optional<Acceptor<local>> link_acceptor;  // replica links, when asked for
   uint16_t port = 0;
 
   void StopLoops() {
@@ -384,19 +636,23 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const Options& opt
         StrCat("cannot listen on ", options.address, ":", port, ": ", ec.message()));
   impl->port = a.local_endpoint().port();
   Accept(&acceptor);
-  if (!options.unix_socket.empty()) {
-    ::unlink(options.unix_socket.c_str());  // left by a previous run
-    Acceptor<local>& u = impl->unix_acceptor.emplace(
-        Acceptor<local>{local::acceptor(loops[0]->io), loops, 0, &impl->shared});
-    local::endpoint where(options.unix_socket);
+  auto listen_unix = [&](std::optional<Acceptor<local>>& slot, const std::string& path,
+                         bool link) -> absl::Status {
+    ::unlink(path.c_str());  // left by a previous run
+    Acceptor<local>& u =
+        slot.emplace(Acceptor<local>{local::acceptor(loops[0]->io), loops, 0, &impl->shared, link});
+    local::endpoint where(path);
     u.socket.open(where.protocol(), ec);
     if (!ec) u.socket.bind(where, ec);
     if (!ec) u.socket.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec)
-      return absl::UnavailableError(
-          StrCat("cannot listen on ", options.unix_socket, ": ", ec.message()));
+    if (ec) return absl::UnavailableError(StrCat("cannot listen on ", path, ": ", ec.message()));
     Accept(&u);
-  }
+    return absl::OkStatus();
+  };
+  if (!options.unix_socket.empty())
+    if (auto st = listen_unix(impl->unix_acceptor, options.unix_socket, false); !st.ok()) return st;
+  if (!options.link_socket.empty())
+    if (auto st = listen_unix(impl->link_acceptor, options.link_socket, true); !st.ok()) return st;
   // A handler that throws (a bug: nothing on these paths throws by design)
   // loses its own exchange, not the loop and every connection on it.
   for (Loop& loop : impl->loops)
@@ -418,16 +674,18 @@ bool HttpServer::Drain(std::chrono::milliseconds grace) {
   impl_->shared.draining.store(true);
   Acceptor<tcp>* acceptor = &*impl_->acceptor;
   Acceptor<local>* unix_acceptor = impl_->unix_acceptor ? &*impl_->unix_acceptor : nullptr;
-  asio::post(impl_->loops.front().io, [acceptor, unix_acceptor] {
+  Acceptor<local>* link_acceptor = impl_->link_acceptor ? &*impl_->link_acceptor : nullptr;
+  asio::post(impl_->loops.front().io, [acceptor, unix_acceptor, link_acceptor] {
     beast::error_code ignored;
     acceptor->socket.close(ignored);
     if (unix_acceptor != nullptr) unix_acceptor->socket.close(ignored);
+    if (link_acceptor != nullptr) link_acceptor->socket.close(ignored);
   });
   for (Loop& loop : impl_->loops) {
     asio::post(loop.io, [&loop] {
       // Copy: Drain may destroy sessions, which erase themselves from the set.
-      std::vector<Session*> sessions(loop.sessions.begin(), loop.sessions.end());
-      for (Session* s : sessions)
+      std::vector<Connection*> sessions(loop.sessions.begin(), loop.sessions.end());
+      for (Connection* s : sessions)
         if (loop.sessions.count(s)) s->Drain();
     });
   }

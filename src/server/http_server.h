@@ -34,6 +34,9 @@ class HttpServer {
     // When set, also accept connections on this Unix domain socket path (the
     // gateway of `osprey up` reaches its replicas there: cheaper than TCP).
     std::string unix_socket;
+    // When set, also accept replica links (server/link_frame.h) on this Unix
+    // domain socket: the gateway's multiplexed, batched calls.
+    std::string link_socket;
   };
 
   // Binds and starts serving; the handler must outlive the server.
