@@ -12,8 +12,10 @@ import signal
 import stat
 import tarfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 
@@ -114,6 +116,51 @@ def test_xgboost_example_ready_and_served_through_the_gateway(platform):
     out = platform.apply(EXAMPLES / "xgboost-iris.yaml").stdout
     assert "xgboost-iris unchanged" in out
     assert len(platform.revisions("xgboost-iris")) == 1
+
+
+def test_native_replica_answers_over_its_link(platform):
+    """An `osprey serve` replica is reached over its link (one multiplexed
+    socket per gateway loop): the binary extension, large bodies, HEAD and
+    many concurrent calls of different sizes all come back whole, each answer
+    to its own request."""
+    platform.apply(EXAMPLES / "xgboost-iris.yaml")
+    [replica] = platform.revisions("xgboost-iris")[0]["status"]["replicaStatuses"]
+    argv = Path(f"/proc/{replica['pid']}/cmdline").read_bytes().split(b"\0")
+    link = argv[argv.index(b"--link-socket") + 1].decode()
+    assert stat.S_ISSOCK(os.stat(link).st_mode), link
+    url = f"{platform.gateway}/v2/models/xgboost-iris"
+    host = {"Host": platform.host("xgboost-iris")}
+    # Binary in and out: Inference-Header-Content-Length comes back.
+    body, headers = harness.v2_binary_request(np.array(IRIS_ROWS * 500), "FP32",
+                                              parameters={"binary_data_output": True})
+    r = requests.post(f"{url}/infer", data=body, headers={**headers, **host}, timeout=30)
+    assert "inference-header-content-length" in r.headers, r.headers
+    decoded = harness.decode_response(r)
+    [out] = decoded.outputs.values()
+    assert out.shape == (1000,) and (out == 1.0).all()
+    # A large JSON body (about 1 MB of rows).
+    rows = IRIS_ROWS * 20000
+    r = platform.predict_v1("xgboost-iris", rows)
+    assert r.status_code == 200, r.text[:300]
+    assert r.json()["predictions"] == [1.0] * len(rows)
+    # HEAD: the same status and length as GET, no body.
+    got = requests.get(url, headers=host, timeout=30)
+    head = requests.head(url, headers=host, timeout=30)
+    assert got.status_code == head.status_code == 200
+    assert head.headers["content-length"] == str(len(got.content)) and head.content == b""
+
+    # Concurrent calls of different sizes share the links; each gets its own.
+    def call(i):
+        n = 1 + i % 37
+        with requests.Session() as s:
+            r = s.post(f"{platform.gateway}/v1/models/xgboost-iris:predict", headers=host,
+                       json={"instances": IRIS_ROWS[:1] * n}, timeout=30)
+        return n, r.status_code, r.json().get("predictions")
+
+    with ThreadPoolExecutor(16) as pool:
+        for n, status, predictions in pool.map(call, range(400)):
+            assert status == 200
+            assert predictions == [1.0] * n
 
 
 def test_sklearn_example_in_the_python_runtime(platform):
