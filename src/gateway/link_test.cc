@@ -53,6 +53,12 @@ class TestHandler : public HttpHandler {
       return;
     }
     if (target == "/hang") return;
+    if (target == "/wait") {  // held until Release()
+      std::lock_guard<std::mutex> lock(mu);
+      held.push_back(std::move(done));
+      max_held = std::max(max_held, held.size());
+      return;
+    }
     if (target == "/ihl") {
       r.body = request.inference_header_length ? std::to_string(*request.inference_header_length)
                                                : "none";
@@ -68,6 +74,23 @@ class TestHandler : public HttpHandler {
                             "\r\nX-Test: ", FindHeader(request.headers, "x-test"), "\r\n");
     done(std::move(r));
   }
+  // Answers every held /wait call ("held").
+  void Release() {
+    std::vector<HttpDone> out;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      out.swap(held);
+    }
+    for (auto& done : out) {
+      HttpResponse r;
+      r.body = "held";
+      done(std::move(r));
+    }
+  }
+  size_t Held() {
+    std::lock_guard<std::mutex> lock(mu);
+    return held.size();
+  }
   // Before the server goes: the slow answers are posted to its loops.
   void JoinAll() {
     std::lock_guard<std::mutex> lock(mu);
@@ -78,6 +101,8 @@ class TestHandler : public HttpHandler {
   std::atomic<int> slow_answered{0};
   std::mutex mu;
   std::vector<std::thread> threads;
+  std::vector<HttpDone> held;
+  size_t max_held = 0;
 };
 
 // One loop for every test (links are kept per loop thread, for the life of
@@ -90,9 +115,10 @@ asio::io_context& Io() {
 class LinkTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("osprey-link-test-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    // Short: a Unix socket path holds ~107 bytes, whatever TMPDIR is.
+    static int n = 0;
+    dir_ = std::filesystem::path("/tmp") /
+           ("osprey-lt-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
     std::filesystem::create_directories(dir_);
     path_ = (dir_ / "link.sock").string();
     HttpServer::Options options;
@@ -105,6 +131,7 @@ class LinkTest : public ::testing::Test {
     server_ = std::move(*server);
   }
   void TearDown() override {
+    handler_.Release();
     handler_.JoinAll();
     server_.reset();
     std::filesystem::remove_all(dir_);
@@ -203,22 +230,24 @@ TEST_F(LinkTest, StatusHeadAndInferenceHeaderLengthCross) {
 }
 
 TEST_F(LinkTest, AnswersComeInTheOrderTheyFinish) {
-  auto slow = Call("GET /slow?ms=300");
+  auto held = Call("GET /wait");
   auto fast = Call("POST /echo", "quick");
   ASSERT_TRUE(RunUntil([&] { return fast->done; }));
-  EXPECT_FALSE(slow->done);  // the fast call did not wait behind the slow one
-  ASSERT_TRUE(RunUntil([&] { return slow->done; }));
-  EXPECT_EQ(slow->r.body, "slow");
+  EXPECT_FALSE(held->done);  // the fast call did not wait behind the held one
+  handler_.Release();
+  ASSERT_TRUE(RunUntil([&] { return held->done; }));
+  EXPECT_EQ(held->r.body, "held");
   EXPECT_EQ(fast->r.body, "quick");
 }
 
 TEST_F(LinkTest, ATimedOutCallFailsAndItsLateAnswerIsDropped) {
-  auto slow = Call("GET /slow?ms=300", "", 50ms);
-  ASSERT_TRUE(RunUntil([&] { return slow->done; }));
-  EXPECT_EQ(slow->r.status.code(), absl::StatusCode::kDeadlineExceeded) << slow->r.status;
-  // The replica answers it later; the link stays up and the next call gets
-  // its own answer, not the stale one.
-  ASSERT_TRUE(RunUntil([&] { return handler_.slow_answered.load() == 1; }));
+  auto late = Call("GET /wait", "", 50ms);
+  ASSERT_TRUE(RunUntil([&] { return late->done; }));
+  EXPECT_EQ(late->r.status.code(), absl::StatusCode::kDeadlineExceeded) << late->r.status;
+  // The replica answers it now, before it sees the next call: the link stays
+  // up and the next call gets its own answer, not the stale one.
+  ASSERT_EQ(handler_.Held(), 1u);
+  handler_.Release();
   auto next = Call("POST /echo", "after");
   ASSERT_TRUE(RunUntil([&] { return next->done; }));
   ASSERT_TRUE(next->r.status.ok()) << next->r.status;
@@ -298,6 +327,8 @@ TEST_F(LinkTest, AMalformedFrameClosesThatLinkOnly) {
   addr.sun_family = AF_UNIX;
   std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path_.c_str());
   ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  timeval tv{10, 0};  // a regression fails the read instead of hanging
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   char frame[16];
   link::PutU32(frame, 12);       // size: 12 bytes after the field
   link::PutU32(frame + 4, 7);    // id
@@ -310,6 +341,65 @@ TEST_F(LinkTest, AMalformedFrameClosesThatLinkOnly) {
   auto r = Call("POST /echo", "still here");
   ASSERT_TRUE(RunUntil([&] { return r->done; }));
   EXPECT_EQ(r->r.body, "still here");
+}
+
+// Past 4096 requests in flight the replica stops reading the link, and
+// reads on once answers go out: nothing is lost either way.
+TEST_F(LinkTest, ReadingPausesAtTheInFlightLimitAndResumes) {
+  std::vector<std::shared_ptr<Result>> results;
+  for (int i = 0; i < 5000; ++i) results.push_back(Call("GET /wait"));
+  ASSERT_TRUE(RunUntil([&] { return handler_.Held() == 4096; }));
+  auto all_done = [&] {
+    for (auto& r : results)
+      if (!r->done) return false;
+    return true;
+  };
+  ASSERT_TRUE(RunUntil([&] {
+    handler_.Release();
+    return all_done();
+  }));
+  for (auto& r : results) ASSERT_EQ(r->r.body, "held");
+  EXPECT_EQ(handler_.max_held, 4096u);
+}
+
+// Drain waits for a request whose frame is only partly in, and answers it.
+TEST_F(LinkTest, DrainWaitsForARequestStillArriving) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path_.c_str());
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string frame;
+  link::AppendFrame(&frame, 9, 0, "POST /echo HTTP/1.1\r\nx-test: t\r\n\r\n", "payload");
+  ASSERT_EQ(::write(fd, frame.data(), 20), 20);
+  // Once the server has taken the connection (a first whole request answered
+  // on another link shows the loops run), drain; the half frame holds it.
+  auto probe = Call("POST /echo", "probe");
+  ASSERT_TRUE(RunUntil([&] { return probe->done; }));
+  std::atomic<int> drained{-1};
+  std::thread drainer([&] { drained = server_->Drain(10s) ? 1 : 0; });
+  ASSERT_EQ(::write(fd, frame.data() + 20, frame.size() - 20),
+            static_cast<ssize_t>(frame.size() - 20));
+  std::string answer;
+  char buf[4096];
+  link::Frame got;
+  while (link::ParseFrame(answer, link::kMaxFrame, &got) <= 0) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    ASSERT_GT(n, 0) << "the link closed before the answer";
+    answer.append(buf, n);
+  }
+  EXPECT_EQ(got.id, 9u);
+  EXPECT_EQ(got.code, 200u);
+  EXPECT_EQ(got.body, "payload");
+  EXPECT_EQ(::read(fd, buf, sizeof(buf)), 0);  // then closed
+  ::close(fd);
+  // The test's own link closes too (it is idle), so the drain completes.
+  ASSERT_TRUE(RunUntil([&] { return drained.load() >= 0; }));
+  drainer.join();
+  EXPECT_EQ(drained.load(), 1);
 }
 
 TEST(LinkFrameTest, FramesRoundTripAndBadHeadersAreRefused) {

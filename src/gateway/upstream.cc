@@ -346,9 +346,10 @@ class Call : public std::enable_shared_from_this<Call> {
 };
 
 // One loop's link to one replica (server/link_frame.h): its calls in flight
-// by id, their frames gathered for the next write (one write per loop turn),
-// and one read taking in every answer that arrived. Answers come in any
-// order; one that comes after its call timed out is dropped.
+// by id; the frames of the calls made in a loop turn written together once it
+// ends (a call that timed out before then is never sent); one read taking in
+// every answer that arrived. Answers come in any order; one that comes after
+// its call timed out is dropped.
 class Link : public std::enable_shared_from_this<Link> {
  public:
   using Clock = std::chrono::steady_clock;
@@ -379,16 +380,23 @@ class Link : public std::enable_shared_from_this<Link> {
         });
   }
 
-  void Call(UpstreamRequest request, absl::AnyInvocable<void(UpstreamResult)> done, bool retried) {
+  // `deadline` carries a retried call's first deadline; by default the call
+  // has its request's timeout from now.
+  void Call(UpstreamRequest request, absl::AnyInvocable<void(UpstreamResult)> done, bool retried,
+            std::optional<Clock::time_point> deadline = std::nullopt) {
+    const size_t bytes = request.head.size() + (request.body ? request.body->size() : 0);
+    if (bytes > kMaxRequestFrame) {
+      UpstreamResult r;
+      r.status = absl::InternalError(
+          StrCat("a request of ", bytes, " bytes exceeds the replica link's frame limit"));
+      done(std::move(r));
+      return;
+    }
     const uint32_t id = next_id_++;
-    const size_t body = request.body ? request.body->size() : 0;
-    link::AppendFrameHeader(&out_, id, 0, request.head.size(), body);
-    out_.append(request.head);
-    if (body > 0) out_.append(*request.body);
-    const Clock::time_point deadline = Clock::now() + request.timeout;
-    pending_[id] = Pending{std::move(request), std::move(done), deadline, false, retried};
+    const Clock::time_point at = deadline.value_or(Clock::now() + request.timeout);
+    pending_[id] = Pending{std::move(request), std::move(done), at, false, retried};
     unsent_.push_back(id);
-    ArmTimer(deadline);
+    ArmTimer(at);
     // The other calls of this loop turn join this one in a single write.
     if (!flush_posted_ && !connecting_) {
       flush_posted_ = true;
@@ -401,37 +409,48 @@ class Link : public std::enable_shared_from_this<Link> {
 
  private:
   struct Pending {
-    UpstreamRequest request;  // to send again on a fresh link, if this one never took it
+    UpstreamRequest request;  // its head and body, until the frame is written
     absl::AnyInvocable<void(UpstreamResult)> done;
     Clock::time_point deadline;
     bool sent = false;     // handed to the kernel: the replica may have it
     bool retried = false;  // already on its second link
   };
 
+  // Writes the frames of the calls still waiting (timed-out ones are gone
+  // from pending_ and are skipped).
   void Flush() {
-    if (broken_ || connecting_ || writing_ || out_.empty()) return;
-    wbuf_.swap(out_);
-    out_.clear();
-    for (uint32_t id : unsent_)
-      if (auto it = pending_.find(id); it != pending_.end()) it->second.sent = true;
-    writing_ids_.swap(unsent_);
+    if (broken_ || connecting_ || !writing_.empty() || unsent_.empty()) return;
+    wbuf_.clear();
+    for (uint32_t id : unsent_) {
+      auto it = pending_.find(id);
+      if (it == pending_.end()) continue;
+      const UpstreamRequest& request = it->second.request;
+      const size_t body = request.body ? request.body->size() : 0;
+      link::AppendFrameHeader(&wbuf_, id, 0, request.head.size(), body);
+      wbuf_.append(request.head);
+      if (body > 0) wbuf_.append(*request.body);
+      it->second.sent = true;
+      writing_.push_back({id, wbuf_.size()});
+    }
     unsent_.clear();
-    writing_ = true;
+    if (writing_.empty()) return;
     asio::async_write(
-        socket_, asio::buffer(wbuf_), [self = shared_from_this()](beast::error_code ec, size_t) {
-          self->writing_ = false;
-          self->wbuf_.clear();
-          if (self->wbuf_.capacity() > kKeptBuffer) self->wbuf_.shrink_to_fit();
+        socket_, asio::buffer(wbuf_), [self = shared_from_this()](beast::error_code ec, size_t n) {
           if (ec) {
-            // A write to a Unix socket fails when the replica
-            // is gone: it never read these.
-            for (uint32_t id : self->writing_ids_)
-              if (auto it = self->pending_.find(id); it != self->pending_.end())
-                it->second.sent = false;
+            // The replica can take only whole frames: those not wholly
+            // written never reached it and may go again.
+            for (const auto& [id, end] : self->writing_)
+              if (end > n)
+                if (auto it = self->pending_.find(id); it != self->pending_.end())
+                  it->second.sent = false;
+            self->writing_.clear();
             self->Break(absl::InternalError(
                 StrCat("replica on port ", self->port_, " broke the connection: ", ec.message())));
             return;
           }
+          self->writing_.clear();
+          self->wbuf_.clear();
+          if (self->wbuf_.capacity() > kKeptBuffer) self->wbuf_.shrink_to_fit();
           self->Flush();
         });
   }
@@ -441,7 +460,7 @@ class Link : public std::enable_shared_from_this<Link> {
   void Read() {
     const size_t want = need_ > in_.size() ? need_ - in_.size() : 0;
     socket_.async_read_some(
-        in_.prepare(std::max<size_t>(want, 64 * 1024)),
+        in_.prepare(std::clamp<size_t>(want, 64 * 1024, kMaxReadStep)),
         [self = shared_from_this()](beast::error_code ec, size_t n) {
           if (ec) {
             self->Break(absl::InternalError(
@@ -449,7 +468,13 @@ class Link : public std::enable_shared_from_this<Link> {
             return;
           }
           self->in_.commit(n);
-          self->Take();
+          // A bug (or an allocation failure) costs this link, not the loop's
+          // other work: the link breaks and the next call makes a new one.
+          try {
+            self->Take();
+          } catch (const std::exception& e) {
+            self->Break(absl::InternalError(StrCat("replica link: ", e.what())));
+          }
         });
   }
 
@@ -487,7 +512,7 @@ class Link : public std::enable_shared_from_this<Link> {
         r.body.assign(frame.body.data(), frame.body.size());
       }
       in_.consume(static_cast<size_t>(used));
-      done(std::move(r));  // may start calls on this link: they only append
+      done(std::move(r));  // may start calls on this link: they only queue
       if (broken_) return;
     }
     if (in_.size() == 0 && in_.capacity() > kKeptBuffer) in_.shrink_to_fit();
@@ -534,6 +559,8 @@ class Link : public std::enable_shared_from_this<Link> {
   void Break(absl::Status why);
 
   static constexpr size_t kKeptBuffer = 1 << 20;
+  static constexpr size_t kMaxReadStep = 4 << 20;
+  static constexpr size_t kMaxRequestFrame = 0xffffffffu - 64;
   asio::io_context& io_;
   Stream socket_;
   asio::steady_timer timer_;
@@ -541,16 +568,16 @@ class Link : public std::enable_shared_from_this<Link> {
   uint16_t port_;
   uint32_t next_id_ = 1;
   std::unordered_map<uint32_t, Pending> pending_;
-  std::vector<uint32_t> unsent_;       // ids whose frames are in out_
-  std::vector<uint32_t> writing_ids_;  // ids whose frames are in wbuf_
-  std::string out_;                    // frames waiting for the next write
-  std::string wbuf_;                   // frames being written
+  std::vector<uint32_t> unsent_;  // calls whose frames wait for the next write
+  // The calls in the write in progress, with where each frame ends in wbuf_
+  // (empty: no write in progress).
+  std::vector<std::pair<uint32_t, size_t>> writing_;
+  std::string wbuf_;
   beast::flat_buffer in_;
   uint64_t need_ = 0;  // the size of the answer frame being received, once known
   Clock::time_point timer_at_;
   bool timer_armed_ = false;
   bool connecting_ = false;
-  bool writing_ = false;
   bool flush_posted_ = false;
   bool broken_ = false;
 };
@@ -576,13 +603,13 @@ void Link::Break(absl::Status why) {
   if (auto it = links.find(port_); it != links.end() && it->second.get() == this) links.erase(it);
   auto pending = std::move(pending_);
   pending_.clear();
-  out_.clear();
   unsent_.clear();
   auto self = shared_from_this();  // the callbacks below may drop the last other reference
   for (auto& [id, p] : pending) {
     if (!p.sent && !p.retried && why.code() != absl::StatusCode::kUnavailable) {
       UpstreamRequest request = p.request;
-      LinkFor(io_, port_, path_)->Call(std::move(request), std::move(p.done), /*retried=*/true);
+      LinkFor(io_, port_, path_)
+          ->Call(std::move(request), std::move(p.done), /*retried=*/true, p.deadline);
       continue;
     }
     UpstreamResult r;

@@ -310,7 +310,11 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
     shared_->connections.fetch_sub(1);
   }
 
-  void Start() { Read(); }
+  void Start() {
+    Read();
+    // Accepted while the server drains (after the loop's drain pass).
+    if (shared_->draining.load(std::memory_order_relaxed)) Drain();
+  }
 
   // The gateway stops sending to a replica before it drains; what it sent
   // already is answered, then the link closes.
@@ -325,9 +329,16 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
   static constexpr int kMaxInFlight = 4096;
   static constexpr size_t kMaxPending = 64 << 20;
 
+  bool Full() const {
+    return in_flight_ >= kMaxInFlight || out_.size() + wbuf_.size() >= kMaxPending;
+  }
+
   void Read() {
     if (closed_ || reading_) return;
-    if (in_flight_ >= kMaxInFlight || out_.size() + wbuf_.size() >= kMaxPending) return;
+    if (Full()) {
+      paused_ = true;
+      return;
+    }
     reading_ = true;
     const size_t want = skip_ > 0 ? static_cast<size_t>(std::min<uint64_t>(skip_, 1 << 20))
                         : need_ > in_.size() ? need_ - in_.size()
@@ -347,8 +358,29 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
       return;
     }
     in_.commit(n);
-    const uint64_t max_frame = shared_->max_request_bytes + 64 * 1024 + link::kFrameHeader;
+    TakeGuarded();
+  }
+
+  // A bug (or an allocation failure) costs this link, not the loop.
+  void TakeGuarded() {
+    try {
+      Take();
+    } catch (const std::exception& e) {
+      OSPREY_LOG(kError) << "replica link: " << e.what() << "; closing the link";
+      Close();
+    }
+  }
+
+  void Take() {
+    const uint64_t max_frame =
+        std::min(std::min<uint64_t>(shared_->max_request_bytes, link::kMaxFrame) + 64 * 1024 +
+                     link::kFrameHeader,
+                 link::kMaxFrame);
     for (;;) {
+      if (Full()) {  // the rest waits in in_ until answers go out
+        paused_ = true;
+        return;
+      }
       if (skip_ > 0) {  // the rest of a request over the limit
         const size_t drop = static_cast<size_t>(std::min<uint64_t>(skip_, in_.size()));
         in_.consume(drop);
@@ -391,7 +423,9 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
       in_.consume(static_cast<size_t>(used));
       if (closed_) return;
     }
+    if (in_.size() == 0 && in_.capacity() > kKeptBuffer) in_.shrink_to_fit();
     Read();
+    CloseWhenDone();
   }
 
   // One request: the head's request line and header lines are read in place
@@ -456,6 +490,9 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
   void Answer(uint32_t id, HttpResponse response) {
     --in_flight_;
     if (closed_) return;
+    if (response.body.size() + response.header_lines.size() > kMaxAnswer)
+      response = ErrorAnswer(500, StrCat("an answer of ", response.body.size(),
+                                         " bytes exceeds the replica link's frame limit"));
     char num[24];
     std::string_view length;
     if (response.inference_header_length.has_value()) {
@@ -498,13 +535,23 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
                           return;
                         }
                         self->Flush();
-                        self->Read();  // in case reading paused on pending answers
+                        if (self->paused_ && !self->Full()) {
+                          self->paused_ = false;
+                          self->TakeGuarded();  // the frames waiting, then reads on
+                        }
                         self->CloseWhenDone();
                       });
   }
 
+  // Idle: nothing in flight, nothing to write, no part of a request here or
+  // in the kernel (the gateway counts what it wrote as sent).
   void CloseWhenDone() {
-    if (draining_ && in_flight_ == 0 && !writing_ && out_.empty() && !flush_posted_) Close();
+    if (!draining_ || closed_ || in_flight_ > 0 || writing_ || !out_.empty() || flush_posted_ ||
+        in_.size() > 0 || skip_ > 0)
+      return;
+    beast::error_code ec;
+    if (socket_.available(ec) > 0) return;
+    Close();
   }
 
   void Close() {
@@ -516,6 +563,7 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
   }
 
   static constexpr size_t kKeptBuffer = 1 << 20;
+  static constexpr size_t kMaxAnswer = 0xffffffffu - (64 << 10);
   Stream socket_;
   Loop* loop_;
   Shared* shared_;
@@ -527,6 +575,7 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
   std::string wbuf_;  // the answers being written
   int in_flight_ = 0;
   bool reading_ = false;
+  bool paused_ = false;  // reading stopped at the in-flight or pending limit
   bool writing_ = false;
   bool flush_posted_ = false;
   bool draining_ = false;
