@@ -112,6 +112,23 @@ asio::io_context& Io() {
   return *io;
 }
 
+// A plain client socket on the link, for writing frames by hand; reads time
+// out after 10 s, so a regression fails instead of hanging. -1 on failure.
+int ConnectRaw(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
 class LinkTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -321,14 +338,8 @@ TEST_F(LinkTest, AReplicaThatDiesFailsItsCallsInFlight) {
 
 // A malformed frame closes that link only; the server goes on.
 TEST_F(LinkTest, AMalformedFrameClosesThatLinkOnly) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  const int fd = ConnectRaw(path_);
   ASSERT_GE(fd, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path_.c_str());
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  timeval tv{10, 0};  // a regression fails the read instead of hanging
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   char frame[16];
   link::PutU32(frame, 12);       // size: 12 bytes after the field
   link::PutU32(frame + 4, 7);    // id
@@ -364,14 +375,8 @@ TEST_F(LinkTest, ReadingPausesAtTheInFlightLimitAndResumes) {
 
 // Drain waits for a request whose frame is only partly in, and answers it.
 TEST_F(LinkTest, DrainWaitsForARequestStillArriving) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  const int fd = ConnectRaw(path_);
   ASSERT_GE(fd, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path_.c_str());
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   std::string frame;
   link::AppendFrame(&frame, 9, 0, "POST /echo HTTP/1.1\r\nx-test: t\r\n\r\n", "payload");
   ASSERT_EQ(::write(fd, frame.data(), 20), 20);

@@ -30,13 +30,28 @@ using local = asio::local::stream_protocol;
 // A connection over TCP or a Unix domain socket: sessions do not care which.
 using Stream = asio::generic::stream_protocol::socket;
 
-// A connection living on a loop: an HTTP session or a replica link.
+struct Loop;
+
+struct Shared {
+  HttpHandler* handler = nullptr;
+  uint64_t max_request_bytes = 0;
+  std::atomic<bool> draining{false};
+  std::atomic<int64_t> connections{0};
+};
+
+// A connection living on a loop (an HTTP session or a replica link): listed
+// on its loop for the drain, counted while it lives.
 class Connection {
  public:
-  virtual ~Connection() = default;
+  Connection(Loop* loop, Shared* shared);
+  virtual ~Connection();
   // Called on the loop thread when the server drains: close now when idle,
   // else once what is in progress is answered.
   virtual void Drain() = 0;
+
+ protected:
+  Loop* loop_;
+  Shared* shared_;
 };
 
 // One event loop: io_context, acceptor, and the sessions living on it.
@@ -50,24 +65,20 @@ struct Loop {
   std::thread thread;
 };
 
-struct Shared {
-  HttpHandler* handler = nullptr;
-  uint64_t max_request_bytes = 0;
-  std::atomic<bool> draining{false};
-  std::atomic<int64_t> connections{0};
-};
+Connection::Connection(Loop* loop, Shared* shared) : loop_(loop), shared_(shared) {
+  loop_->sessions.insert(this);
+  shared_->connections.fetch_add(1);
+}
+
+Connection::~Connection() {
+  loop_->sessions.erase(this);
+  shared_->connections.fetch_sub(1);
+}
 
 class Session : public Connection, public std::enable_shared_from_this<Session> {
  public:
   Session(Stream socket, Loop* loop, Shared* shared)
-      : socket_(std::move(socket)), loop_(loop), shared_(shared) {
-    loop_->sessions.insert(this);
-    shared_->connections.fetch_add(1);
-  }
-  ~Session() {
-    loop_->sessions.erase(this);
-    shared_->connections.fetch_sub(1);
-  }
+      : Connection(loop, shared), socket_(std::move(socket)) {}
 
   void Start() { Read(); }
 
@@ -281,8 +292,6 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
   }
 
   Stream socket_;
-  Loop* loop_;
-  Shared* shared_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string head_;           // status line and headers of the answer being written
@@ -301,14 +310,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
 class LinkSession : public Connection, public std::enable_shared_from_this<LinkSession> {
  public:
   LinkSession(Stream socket, Loop* loop, Shared* shared)
-      : socket_(std::move(socket)), loop_(loop), shared_(shared) {
-    loop_->sessions.insert(this);
-    shared_->connections.fetch_add(1);
-  }
-  ~LinkSession() override {
-    loop_->sessions.erase(this);
-    shared_->connections.fetch_sub(1);
-  }
+      : Connection(loop, shared), socket_(std::move(socket)) {}
 
   void Start() {
     Read();
@@ -565,8 +567,6 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
   static constexpr size_t kKeptBuffer = 1 << 20;
   static constexpr size_t kMaxAnswer = 0xffffffffu - (64 << 10);
   Stream socket_;
-  Loop* loop_;
-  Shared* shared_;
   beast::flat_buffer in_;
   uint64_t need_ = 0;  // the size of the frame being received, once known
   uint64_t skip_ = 0;  // bytes left of a request over the limit
