@@ -205,16 +205,19 @@ int UpMain(const std::vector<std::string_view>& args) {
   gateway_opts.on_demand = [&controller_ptr](const std::string& revision_key) {
     if (auto* c = controller_ptr.load()) c->Activate(revision_key);
   };
-  gateway::Gateway gateway(gateway_opts);
   HttpServer::Options gateway_options;
   gateway_options.port = static_cast<uint16_t>(http_port);
-  gateway_options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  gateway_options.threads = cpus;
   if (auto it = flags.find("gateway-threads"); it != flags.end()) {
     if (!absl::SimpleAtoi(it->second, &gateway_options.threads) || gateway_options.threads < 1) {
       std::fprintf(stderr, "osprey up: --gateway-threads must be a positive integer\n");
       return 2;
     }
   }
+  // Replicas run a loop per CPU; each link is served by one of them.
+  gateway_opts.links_per_replica = (cpus + gateway_options.threads - 1) / gateway_options.threads;
+  gateway::Gateway gateway(gateway_opts);
   if (flags.count("address")) gateway_options.address = flags["address"];
   auto gateway_server = HttpServer::Start(gateway_options, &gateway);
   if (!gateway_server.ok()) {

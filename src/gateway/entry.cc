@@ -270,6 +270,7 @@ struct Gateway::Impl {
     request.port = job->port;
     request.unix_socket = job->socket;
     request.link = job->link;
+    request.links = options.links_per_replica;
     request.head = job->head;
     request.body = job->body;
     request.timeout = std::chrono::milliseconds(job->timeout_ms);

@@ -43,6 +43,10 @@ class Gateway : public HttpHandler {
     // Called (from a gateway thread) when a request is queued for a revision
     // with no ready replica: the control plane should scale it up now.
     std::function<void(const std::string& revision_key)> on_demand;
+    // Links each gateway loop may keep per replica (see UpstreamRequest::
+    // links): replicas run a loop per CPU, so with fewer gateway loops,
+    // CPUs / gateway loops keeps them all busy.
+    int links_per_replica = 1;
   };
 
   explicit Gateway(Options options);

@@ -39,6 +39,10 @@ class TestHandler : public HttpHandler {
   void Handle(const HttpRequest& request, HttpDone done) override {
     started.fetch_add(1);
     std::string_view target = request.target;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      loop_of[std::string(target)] = request.io_context;
+    }
     HttpResponse r;
     if (target.substr(0, 9) == "/slow?ms=") {
       const int ms = std::atoi(std::string(target.substr(9)).c_str());
@@ -53,7 +57,7 @@ class TestHandler : public HttpHandler {
       return;
     }
     if (target == "/hang") return;
-    if (target == "/wait") {  // held until Release()
+    if (target.substr(0, 5) == "/wait") {  // held until Release()
       std::lock_guard<std::mutex> lock(mu);
       held.push_back(std::move(done));
       max_held = std::max(max_held, held.size());
@@ -103,6 +107,7 @@ class TestHandler : public HttpHandler {
   std::vector<std::thread> threads;
   std::vector<HttpDone> held;
   size_t max_held = 0;
+  std::map<std::string, void*> loop_of;  // target -> the replica loop that ran it
 };
 
 // One loop for every test (links are kept per loop thread, for the life of
@@ -175,6 +180,7 @@ class LinkTest : public ::testing::Test {
       request.port = 1;
       request.unix_socket = *socket;
       request.link = true;
+      request.links = links_;
       request.head = *head;
       request.body = shared_body;
       request.timeout = timeout;
@@ -198,6 +204,7 @@ class LinkTest : public ::testing::Test {
   }
 
   asio::io_context& io_ = Io();
+  int links_ = 1;  // UpstreamRequest::links of the calls made
   TestHandler handler_;
   std::filesystem::path dir_;
   std::string path_;
@@ -352,6 +359,28 @@ TEST_F(LinkTest, AMalformedFrameClosesThatLinkOnly) {
   auto r = Call("POST /echo", "still here");
   ASSERT_TRUE(RunUntil([&] { return r->done; }));
   EXPECT_EQ(r->r.body, "still here");
+}
+
+// One link per replica and loop by default: the calls share one replica
+// loop. Allowed two, a busy link gets a sibling, served by the replica's
+// other loop.
+TEST_F(LinkTest, ABusyLinkGetsASiblingOnAnotherReplicaLoop) {
+  auto held = Call("GET /wait?a");
+  auto next = Call("POST /echo?b", "x");
+  ASSERT_TRUE(RunUntil([&] { return next->done; }));
+  handler_.Release();
+  ASSERT_TRUE(RunUntil([&] { return held->done; }));
+  EXPECT_EQ(handler_.loop_of["/wait?a"], handler_.loop_of["/echo?b"]);
+  links_ = 2;
+  held = Call("GET /wait?c");
+  next = Call("POST /echo?d", "x");
+  ASSERT_TRUE(RunUntil([&] { return next->done; }));
+  EXPECT_FALSE(held->done);  // not behind the held call either
+  handler_.Release();
+  ASSERT_TRUE(RunUntil([&] { return held->done; }));
+  EXPECT_EQ(handler_.loop_of["/wait?c"], handler_.loop_of["/wait?a"]);  // the first link
+  EXPECT_NE(handler_.loop_of["/wait?c"], handler_.loop_of["/echo?d"]);
+  EXPECT_EQ(held->r.body, "held");
 }
 
 // Past 4096 requests in flight the replica stops reading the link, and

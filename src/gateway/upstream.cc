@@ -354,11 +354,17 @@ class Link : public std::enable_shared_from_this<Link> {
  public:
   using Clock = std::chrono::steady_clock;
 
-  Link(asio::io_context& io, std::string path, uint16_t port)
-      : io_(io), socket_(io), timer_(io), path_(std::move(path)), port_(port) {}
+  Link(asio::io_context& io, std::string path, uint16_t port, int siblings)
+      : io_(io),
+        socket_(io),
+        timer_(io),
+        path_(std::move(path)),
+        port_(port),
+        siblings_(siblings) {}
 
   const std::string& path() const { return path_; }
   bool broken() const { return broken_; }
+  size_t in_flight() const { return pending_.size(); }
 
   void Start() {
     connecting_ = true;
@@ -566,6 +572,7 @@ class Link : public std::enable_shared_from_this<Link> {
   asio::steady_timer timer_;
   std::string path_;
   uint16_t port_;
+  int siblings_;  // the links its loop may keep to the replica (for retries)
   uint32_t next_id_ = 1;
   std::unordered_map<uint32_t, Pending> pending_;
   std::vector<uint32_t> unsent_;  // calls whose frames wait for the next write
@@ -583,14 +590,23 @@ class Link : public std::enable_shared_from_this<Link> {
 };
 
 // This loop thread's links, by replica port.
-thread_local std::unordered_map<uint16_t, std::shared_ptr<Link>> links;
+thread_local std::unordered_map<uint16_t, std::vector<std::shared_ptr<Link>>> links;
 
-std::shared_ptr<Link> LinkFor(asio::io_context& io, uint16_t port, std::string_view path) {
-  auto& link = links[port];
-  if (!link || link->broken() || link->path() != path) {
-    link = std::make_shared<Link>(io, std::string(path), port);
-    link->Start();
-  }
+// The link with the fewest calls in flight; a new one when every link is
+// busy and there may be more (or when there is none).
+std::shared_ptr<Link> LinkFor(asio::io_context& io, uint16_t port, std::string_view path,
+                              int max_links) {
+  auto& set = links[port];
+  std::erase_if(set, [&](const auto& l) { return l->broken() || l->path() != path; });
+  std::shared_ptr<Link>* best = nullptr;
+  for (auto& l : set)
+    if (best == nullptr || l->in_flight() < (*best)->in_flight()) best = &l;
+  if (best != nullptr &&
+      ((*best)->in_flight() == 0 || static_cast<int>(set.size()) >= std::max(1, max_links)))
+    return *best;
+  auto link = std::make_shared<Link>(io, std::string(path), port, max_links);
+  set.push_back(link);
+  link->Start();
   return link;
 }
 
@@ -600,7 +616,8 @@ void Link::Break(absl::Status why) {
   beast::error_code ignored;
   socket_.close(ignored);
   timer_.cancel();
-  if (auto it = links.find(port_); it != links.end() && it->second.get() == this) links.erase(it);
+  if (auto it = links.find(port_); it != links.end())
+    std::erase_if(it->second, [this](const auto& l) { return l.get() == this; });
   auto pending = std::move(pending_);
   pending_.clear();
   unsent_.clear();
@@ -608,7 +625,7 @@ void Link::Break(absl::Status why) {
   for (auto& [id, p] : pending) {
     if (!p.sent && !p.retried && why.code() != absl::StatusCode::kUnavailable) {
       UpstreamRequest request = p.request;
-      LinkFor(io_, port_, path_)
+      LinkFor(io_, port_, path_, siblings_)
           ->Call(std::move(request), std::move(p.done), /*retried=*/true, p.deadline);
       continue;
     }
@@ -628,7 +645,7 @@ void Link::Break(absl::Status why) {
 void SendUpstream(UpstreamRequest request, absl::AnyInvocable<void(UpstreamResult)> done) {
   if (request.link && !request.unix_socket.empty()) {
     auto* io = static_cast<asio::io_context*>(request.io_context);
-    LinkFor(*io, request.port, request.unix_socket)
+    LinkFor(*io, request.port, request.unix_socket, request.links)
         ->Call(std::move(request), std::move(done), /*retried=*/false);
     return;
   }

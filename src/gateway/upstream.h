@@ -30,6 +30,10 @@ struct UpstreamRequest {
   // call shares that loop's one connection to the replica with the other
   // calls in flight.
   bool link = false;
+  // Links this loop may keep to the replica: a busy one (calls in flight)
+  // gets a sibling, up to this many. Each link is served by one replica
+  // loop, so this lets fewer gateway loops keep more replica loops busy.
+  int links = 1;
   // Request line and headers, ending with a blank line.
   std::string_view head;
   std::shared_ptr<const std::string> body;
