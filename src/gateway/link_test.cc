@@ -108,6 +108,10 @@ class TestHandler : public HttpHandler {
   std::vector<HttpDone> held;
   size_t max_held = 0;
   std::map<std::string, void*> loop_of;  // target -> the replica loop that ran it
+  void* LoopOf(const std::string& target) {
+    std::lock_guard<std::mutex> lock(mu);
+    return loop_of.at(target);
+  }
 };
 
 // One loop for every test (links are kept per loop thread, for the life of
@@ -265,12 +269,12 @@ TEST_F(LinkTest, AnswersComeInTheOrderTheyFinish) {
 }
 
 TEST_F(LinkTest, ATimedOutCallFailsAndItsLateAnswerIsDropped) {
-  auto late = Call("GET /wait", "", 50ms);
+  auto late = Call("GET /wait", "", 300ms);
+  ASSERT_TRUE(RunUntil([&] { return handler_.Held() == 1; }));
   ASSERT_TRUE(RunUntil([&] { return late->done; }));
   EXPECT_EQ(late->r.status.code(), absl::StatusCode::kDeadlineExceeded) << late->r.status;
   // The replica answers it now, before it sees the next call: the link stays
   // up and the next call gets its own answer, not the stale one.
-  ASSERT_EQ(handler_.Held(), 1u);
   handler_.Release();
   auto next = Call("POST /echo", "after");
   ASSERT_TRUE(RunUntil([&] { return next->done; }));
@@ -368,18 +372,20 @@ TEST_F(LinkTest, ABusyLinkGetsASiblingOnAnotherReplicaLoop) {
   auto held = Call("GET /wait?a");
   auto next = Call("POST /echo?b", "x");
   ASSERT_TRUE(RunUntil([&] { return next->done; }));
+  ASSERT_TRUE(next->r.status.ok()) << next->r.status;
   handler_.Release();
   ASSERT_TRUE(RunUntil([&] { return held->done; }));
-  EXPECT_EQ(handler_.loop_of["/wait?a"], handler_.loop_of["/echo?b"]);
+  EXPECT_EQ(handler_.LoopOf("/wait?a"), handler_.LoopOf("/echo?b"));
   links_ = 2;
   held = Call("GET /wait?c");
   next = Call("POST /echo?d", "x");
   ASSERT_TRUE(RunUntil([&] { return next->done; }));
+  ASSERT_TRUE(next->r.status.ok()) << next->r.status;
   EXPECT_FALSE(held->done);  // not behind the held call either
   handler_.Release();
   ASSERT_TRUE(RunUntil([&] { return held->done; }));
-  EXPECT_EQ(handler_.loop_of["/wait?c"], handler_.loop_of["/wait?a"]);  // the first link
-  EXPECT_NE(handler_.loop_of["/wait?c"], handler_.loop_of["/echo?d"]);
+  EXPECT_EQ(handler_.LoopOf("/wait?c"), handler_.LoopOf("/wait?a"));  // the first link
+  EXPECT_NE(handler_.LoopOf("/wait?c"), handler_.LoopOf("/echo?d"));
   EXPECT_EQ(held->r.body, "held");
 }
 

@@ -365,6 +365,8 @@ class Link : public std::enable_shared_from_this<Link> {
   const std::string& path() const { return path_; }
   bool broken() const { return broken_; }
   size_t in_flight() const { return pending_.size(); }
+  // Closes the link once no call is in flight (another replica took its port).
+  void Retire();
 
   void Start() {
     connecting_ = true;
@@ -442,6 +444,10 @@ class Link : public std::enable_shared_from_this<Link> {
     if (writing_.empty()) return;
     asio::async_write(
         socket_, asio::buffer(wbuf_), [self = shared_from_this()](beast::error_code ec, size_t n) {
+          if (self->broken_) {  // broke while this write was out: it knows what left
+            self->SettleWrite(n);
+            return;
+          }
           if (ec) {
             // The replica can take only whole frames: those not wholly
             // written never reached it and may go again.
@@ -506,8 +512,8 @@ class Link : public std::enable_shared_from_this<Link> {
         in_.consume(static_cast<size_t>(used));
         continue;
       }
-      auto done = std::move(it->second.done);
-      pending_.erase(it);
+      // Built before the call leaves pending_: if this throws, Break still
+      // answers it.
       UpstreamResult r;
       if (frame.code < 100 || frame.code > 599) {
         r.status = absl::InternalError(
@@ -517,11 +523,17 @@ class Link : public std::enable_shared_from_this<Link> {
         r.header_lines.assign(frame.head.data(), frame.head.size());
         r.body.assign(frame.body.data(), frame.body.size());
       }
+      auto done = std::move(it->second.done);
+      pending_.erase(it);
       in_.consume(static_cast<size_t>(used));
       done(std::move(r));  // may start calls on this link: they only queue
       if (broken_) return;
     }
     if (in_.size() == 0 && in_.capacity() > kKeptBuffer) in_.shrink_to_fit();
+    if (retiring_ && pending_.empty()) {
+      Retire();
+      return;
+    }
     Read();
   }
 
@@ -557,12 +569,16 @@ class Link : public std::enable_shared_from_this<Link> {
       r.status = absl::DeadlineExceededError("timeout");
       done(std::move(r));
     }
+    if (retiring_ && !broken_) Retire();
   }
 
   // The link is over: calls the replica may have are failed with `why`;
-  // calls whose frames never left go once more on a fresh link (or fail as
-  // unavailable: nothing reached the replica).
+  // calls whose frames never left go once more on another link (or fail as
+  // unavailable: nothing reached the replica). Calls in a write still out
+  // are settled when it completes, by how much of it left.
   void Break(absl::Status why);
+  void SettleWrite(size_t written);
+  void Settle(Pending p);
 
   static constexpr size_t kKeptBuffer = 1 << 20;
   static constexpr size_t kMaxReadStep = 4 << 20;
@@ -575,6 +591,11 @@ class Link : public std::enable_shared_from_this<Link> {
   int siblings_;  // the links its loop may keep to the replica (for retries)
   uint32_t next_id_ = 1;
   std::unordered_map<uint32_t, Pending> pending_;
+  absl::Status why_;  // why the link broke
+  // Calls in the write that was out when the link broke, and where each
+  // frame ends in wbuf_.
+  std::vector<std::pair<size_t, Pending>> in_write_;
+  bool retiring_ = false;
   std::vector<uint32_t> unsent_;  // calls whose frames wait for the next write
   // The calls in the write in progress, with where each frame ends in wbuf_
   // (empty: no write in progress).
@@ -597,7 +618,12 @@ thread_local std::unordered_map<uint16_t, std::vector<std::shared_ptr<Link>>> li
 std::shared_ptr<Link> LinkFor(asio::io_context& io, uint16_t port, std::string_view path,
                               int max_links) {
   auto& set = links[port];
-  std::erase_if(set, [&](const auto& l) { return l->broken() || l->path() != path; });
+  std::vector<std::shared_ptr<Link>> stale;
+  std::erase_if(set, [&](const auto& l) {
+    if (!l->broken() && l->path() != path) stale.push_back(l);  // another replica took the port
+    return l->broken() || l->path() != path;
+  });
+  for (auto& l : stale) l->Retire();
   std::shared_ptr<Link>* best = nullptr;
   for (auto& l : set)
     if (best == nullptr || l->in_flight() < (*best)->in_flight()) best = &l;
@@ -612,7 +638,9 @@ std::shared_ptr<Link> LinkFor(asio::io_context& io, uint16_t port, std::string_v
 
 void Link::Break(absl::Status why) {
   if (broken_) return;
+  auto self = shared_from_this();  // the callbacks below may drop the last other reference
   broken_ = true;
+  why_ = std::move(why);
   beast::error_code ignored;
   socket_.close(ignored);
   timer_.cancel();
@@ -621,23 +649,55 @@ void Link::Break(absl::Status why) {
   auto pending = std::move(pending_);
   pending_.clear();
   unsent_.clear();
-  auto self = shared_from_this();  // the callbacks below may drop the last other reference
-  for (auto& [id, p] : pending) {
-    if (!p.sent && !p.retried && why.code() != absl::StatusCode::kUnavailable) {
-      UpstreamRequest request = p.request;
-      LinkFor(io_, port_, path_, siblings_)
-          ->Call(std::move(request), std::move(p.done), /*retried=*/true, p.deadline);
-      continue;
+  for (const auto& [id, end] : writing_)
+    if (auto it = pending.find(id); it != pending.end()) {
+      in_write_.emplace_back(end, std::move(it->second));
+      pending.erase(it);
     }
-    UpstreamResult r;
-    r.status = p.sent ? why
-                      : absl::UnavailableError(why.code() == absl::StatusCode::kUnavailable
-                                                   ? std::string(why.message())
-                                                   : StrCat("replica on port ", port_,
-                                                            " closed its link before the request "
-                                                            "was sent"));
-    p.done(std::move(r));
+  writing_.clear();
+  for (auto& [id, p] : pending) Settle(std::move(p));
+}
+
+void Link::SettleWrite(size_t written) {
+  auto calls = std::move(in_write_);
+  in_write_.clear();
+  for (auto& [end, p] : calls) {
+    p.sent = end <= written;  // only whole frames can have reached the replica
+    Settle(std::move(p));
   }
+}
+
+void Link::Settle(Pending p) {
+  if (!p.sent && !p.retried) {
+    // Nothing reached the replica: another link to it, once. After a refused
+    // connection only one already up (a sibling), else it fails below.
+    std::shared_ptr<Link> other;
+    if (why_.code() != absl::StatusCode::kUnavailable) {
+      other = LinkFor(io_, port_, path_, siblings_);
+    } else if (auto it = links.find(port_); it != links.end()) {
+      for (auto& l : it->second)
+        if (!l->broken() && !l->connecting_ && l->path() == path_) other = l;
+    }
+    if (other) {
+      UpstreamRequest request = p.request;
+      other->Call(std::move(request), std::move(p.done), /*retried=*/true, p.deadline);
+      return;
+    }
+  }
+  UpstreamResult r;
+  r.status = p.sent ? why_
+                    : absl::UnavailableError(why_.code() == absl::StatusCode::kUnavailable
+                                                 ? std::string(why_.message())
+                                                 : StrCat("replica on port ", port_,
+                                                          " closed its link before the request "
+                                                          "was sent"));
+  p.done(std::move(r));
+}
+
+void Link::Retire() {
+  retiring_ = true;
+  if (pending_.empty() && writing_.empty())
+    Break(absl::UnavailableError(StrCat("link to replica on port ", port_, " replaced")));
 }
 
 }  // namespace

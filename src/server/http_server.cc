@@ -345,7 +345,8 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
     const size_t want = skip_ > 0 ? static_cast<size_t>(std::min<uint64_t>(skip_, 1 << 20))
                         : need_ > in_.size() ? need_ - in_.size()
                                              : 0;
-    socket_.async_read_some(in_.prepare(std::max<size_t>(want, 64 * 1024)),
+    // Bounded steps: a frame header alone does not allocate its whole size.
+    socket_.async_read_some(in_.prepare(std::clamp<size_t>(want, 64 * 1024, 4 << 20)),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
                               self->reading_ = false;
                               self->OnRead(ec, n);
@@ -492,7 +493,8 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
   void Answer(uint32_t id, HttpResponse response) {
     --in_flight_;
     if (closed_) return;
-    if (response.body.size() + response.header_lines.size() > kMaxAnswer)
+    if (response.body.size() + response.header_lines.size() + response.content_type.size() >
+        kMaxAnswer)
       response = ErrorAnswer(500, StrCat("an answer of ", response.body.size(),
                                          " bytes exceeds the replica link's frame limit"));
     char num[24];
