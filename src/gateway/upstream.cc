@@ -111,6 +111,16 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using Stream = asio::generic::stream_protocol::socket;
 
+// A connect error that means nothing listens there: the request never left.
+bool Refused(const beast::error_code& ec) {
+  return ec == asio::error::connection_refused || ec == asio::error::not_found ||
+         ec == boost::system::errc::no_such_file_or_directory;
+}
+
+absl::Status RefusedError(uint16_t port) {
+  return absl::UnavailableError(StrCat("replica on port ", port, " refused the connection"));
+}
+
 struct Conn {
   explicit Conn(asio::io_context& io) : socket(io) {}
   Stream socket;
@@ -158,13 +168,9 @@ class Call : public std::enable_shared_from_this<Call> {
     conn_ = std::make_unique<Conn>(io_);
     auto on_connect = [self = shared_from_this()](beast::error_code ec) {
       if (ec) {
-        const bool refused = ec == asio::error::connection_refused ||
-                             ec == asio::error::not_found ||
-                             ec == boost::system::errc::no_such_file_or_directory;
         self->Fail(self->timed_out_ ? absl::DeadlineExceededError("timeout")
-                   : refused ? absl::UnavailableError(StrCat("replica on port ", self->req_.port,
-                                                             " refused the connection"))
-                             : absl::InternalError(StrCat("connect: ", ec.message())));
+                   : Refused(ec)    ? RefusedError(self->req_.port)
+                                    : absl::InternalError(StrCat("connect: ", ec.message())));
         return;
       }
       if (self->req_.unix_socket.empty()) {
@@ -375,12 +381,8 @@ class Link : public std::enable_shared_from_this<Link> {
         [self = shared_from_this()](beast::error_code ec) {
           self->connecting_ = false;
           if (ec) {
-            const bool refused = ec == asio::error::connection_refused ||
-                                 ec == asio::error::not_found ||
-                                 ec == boost::system::errc::no_such_file_or_directory;
-            self->Break(refused ? absl::UnavailableError(StrCat("replica on port ", self->port_,
-                                                                " refused the connection"))
-                                : absl::UnavailableError(StrCat("connect: ", ec.message())));
+            self->Break(Refused(ec) ? RefusedError(self->port_)
+                                    : absl::UnavailableError(StrCat("connect: ", ec.message())));
             return;
           }
           self->Flush();

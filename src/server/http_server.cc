@@ -75,6 +75,40 @@ Connection::~Connection() {
   shared_->connections.fetch_sub(1);
 }
 
+HttpResponse ErrorResponse(int status, std::string_view message) {
+  HttpResponse r;
+  r.status = status;
+  r.body = JsonError(message);
+  return r;
+}
+
+// Reads an Inference-Header-Content-Length value into req; false (and the
+// 400 to send) when it is not a non-negative integer.
+bool ReadInferenceHeaderLength(std::string_view v, HttpRequest* req, HttpResponse* error) {
+  uint64_t n = 0;
+  auto r = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (r.ec != std::errc() || r.ptr != v.data() + v.size()) {
+    *error = ErrorResponse(
+        400, StrCat("Inference-Header-Content-Length '", v, "' is not a non-negative integer"));
+    return false;
+  }
+  req->inference_header_length = n;
+  return true;
+}
+
+// Hands the request to the handler. Nothing on the request path throws by
+// design; this last guard keeps a bug (or an allocation failure) to one 500
+// (passed to `answer`) instead of the whole server.
+template <typename Answer>
+void RunHandler(Shared* shared, const HttpRequest& req, HttpDone reply, Answer&& answer) {
+  try {
+    shared->handler->Handle(req, std::move(reply));
+  } catch (const std::exception& e) {
+    OSPREY_LOG(kError) << "request " << req.method << " " << req.target << " failed: " << e.what();
+    answer(ErrorResponse(500, StrCat("internal error: ", e.what())));
+  }
+}
+
 class Session : public Connection, public std::enable_shared_from_this<Session> {
  public:
   Session(Stream socket, Loop* loop, Shared* shared)
@@ -179,17 +213,13 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
         visit(std::string_view(field.name_string().data(), field.name_string().size()),
               std::string_view(field.value().data(), field.value().size()));
     };
-    auto hl = msg.find("Inference-Header-Content-Length");
-    if (hl != msg.end()) {
-      std::string_view v(hl->value().data(), hl->value().size());
-      uint64_t n = 0;
-      auto r = std::from_chars(v.data(), v.data() + v.size(), n);
-      if (r.ec != std::errc() || r.ptr != v.data() + v.size()) {
-        SendError(
-            400, StrCat("Inference-Header-Content-Length '", v, "' is not a non-negative integer"));
+    if (auto hl = msg.find("Inference-Header-Content-Length"); hl != msg.end()) {
+      HttpResponse error;
+      if (!ReadInferenceHeaderLength(std::string_view(hl->value().data(), hl->value().size()), &req,
+                                     &error)) {
+        SendError(std::move(error));
         return;
       }
-      req.inference_header_length = n;
     }
     req.body = std::make_shared<const std::string>(std::move(msg.body()));
     keep_alive_ = msg.keep_alive();
@@ -207,28 +237,20 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
         self->Send(std::move(response));
       });
     };
-    // Nothing on the request path throws by design; this last guard keeps a
-    // bug (or an allocation failure) to one 500 instead of the whole server.
-    try {
-      shared_->handler->Handle(req, std::move(reply));
-    } catch (const std::exception& e) {
-      OSPREY_LOG(kError) << "request " << req.method << " " << req.target
-                         << " failed: " << e.what();
-      HttpResponse response;
-      response.status = 500;
-      response.body = JsonError(StrCat("internal error: ", e.what()));
-      Send(std::move(response));
-    }
+    RunHandler(shared_, req, std::move(reply), [this](HttpResponse r) { Send(std::move(r)); });
   }
 
-  void SendError(int status, std::string message) {
+  void SendError(int status, std::string_view message) {
+    SendError(ErrorResponse(status, message));
+  }
+
+  // An answer after which the connection closes (the request could not be
+  // read, so the connection is out of step).
+  void SendError(HttpResponse response) {
     keep_alive_ = false;
     version_ = 11;
     request_id_.clear();
-    HttpResponse r;
-    r.status = status;
-    r.body = JsonError(message);
-    Send(std::move(r));
+    Send(std::move(response));
   }
 
   // Writes the status line and headers by hand into a reused buffer and sends
@@ -389,8 +411,8 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
         in_.consume(drop);
         skip_ -= drop;
         if (skip_ > 0) break;
-        Answer(skip_id_, ErrorAnswer(413, StrCat("request body exceeds the limit of ",
-                                                 shared_->max_request_bytes, " bytes")));
+        Answer(skip_id_, ErrorResponse(413, StrCat("request body exceeds the limit of ",
+                                                   shared_->max_request_bytes, " bytes")));
         continue;
       }
       auto bytes = in_.data();
@@ -444,7 +466,7 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
     const size_t sp1 = line.find(' ');
     const size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
     if (sp1 == std::string_view::npos || sp1 == 0) {
-      Answer(id, ErrorAnswer(400, "malformed request line on the replica link"));
+      Answer(id, ErrorResponse(400, "malformed request line on the replica link"));
       return;
     }
     HttpRequest req;
@@ -457,16 +479,13 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
     req.headers.visit = [](const void* context, HeaderSource::Visit visit) {
       link::ForEachHeaderLine(*static_cast<const std::string_view*>(context), visit);
     };
-    std::string_view hl = FindHeader(req.headers, "Inference-Header-Content-Length");
-    if (!hl.empty()) {
-      uint64_t v = 0;
-      auto r = std::from_chars(hl.data(), hl.data() + hl.size(), v);
-      if (r.ec != std::errc() || r.ptr != hl.data() + hl.size()) {
-        Answer(id, ErrorAnswer(400, StrCat("Inference-Header-Content-Length '", hl,
-                                           "' is not a non-negative integer")));
+    if (std::string_view hl = FindHeader(req.headers, "Inference-Header-Content-Length");
+        !hl.empty()) {
+      HttpResponse error;
+      if (!ReadInferenceHeaderLength(hl, &req, &error)) {
+        Answer(id, std::move(error));
         return;
       }
-      req.inference_header_length = v;
     }
     req.body = std::make_shared<const std::string>(frame.body);
     auto reply = [self = shared_from_this(), id](HttpResponse response) {
@@ -474,20 +493,8 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
         self->Answer(id, std::move(response));
       });
     };
-    try {
-      shared_->handler->Handle(req, std::move(reply));
-    } catch (const std::exception& e) {
-      OSPREY_LOG(kError) << "request " << req.method << " " << req.target
-                         << " failed: " << e.what();
-      Answer(id, ErrorAnswer(500, StrCat("internal error: ", e.what())));
-    }
-  }
-
-  static HttpResponse ErrorAnswer(int status, std::string message) {
-    HttpResponse r;
-    r.status = status;
-    r.body = JsonError(message);
-    return r;
+    RunHandler(shared_, req, std::move(reply),
+               [this, id](HttpResponse r) { Answer(id, std::move(r)); });
   }
 
   void Answer(uint32_t id, HttpResponse response) {
@@ -495,25 +502,16 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
     if (closed_) return;
     if (response.body.size() + response.header_lines.size() + response.content_type.size() >
         kMaxAnswer)
-      response = ErrorAnswer(500, StrCat("an answer of ", response.body.size(),
-                                         " bytes exceeds the replica link's frame limit"));
-    char num[24];
-    std::string_view length;
-    if (response.inference_header_length.has_value()) {
-      auto r = std::to_chars(num, num + sizeof(num), *response.inference_header_length);
-      length = std::string_view(num, r.ptr - num);
-    }
-    constexpr std::string_view kType = "Content-Type: ";
-    constexpr std::string_view kLength = "Inference-Header-Content-Length: ";
-    const size_t head =
-        (response.content_type.empty() ? 0 : kType.size() + response.content_type.size() + 2) +
-        (length.empty() ? 0 : kLength.size() + length.size() + 2) + response.header_lines.size();
-    link::AppendFrameHeader(&out_, id, static_cast<uint32_t>(response.status), head,
-                            response.body.size());
-    if (!response.content_type.empty()) StrAppend(&out_, kType, response.content_type, "\r\n");
-    if (!length.empty()) StrAppend(&out_, kLength, length, "\r\n");
-    out_.append(response.header_lines);
-    out_.append(response.body);
+      response = ErrorResponse(500, StrCat("an answer of ", response.body.size(),
+                                           " bytes exceeds the replica link's frame limit"));
+    lines_.clear();
+    if (!response.content_type.empty())
+      StrAppend(&lines_, "Content-Type: ", response.content_type, "\r\n");
+    if (response.inference_header_length.has_value())
+      StrAppend(&lines_, "Inference-Header-Content-Length: ", *response.inference_header_length,
+                "\r\n");
+    lines_.append(response.header_lines);
+    link::AppendFrame(&out_, id, static_cast<uint32_t>(response.status), lines_, response.body);
     // The other answers of this loop turn join this one in a single write.
     if (!flush_posted_) {
       flush_posted_ = true;
@@ -573,8 +571,9 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
   uint64_t need_ = 0;  // the size of the frame being received, once known
   uint64_t skip_ = 0;  // bytes left of a request over the limit
   uint32_t skip_id_ = 0;
-  std::string out_;   // answers waiting for the next write
-  std::string wbuf_;  // the answers being written
+  std::string lines_;  // the header lines of the answer being framed
+  std::string out_;    // answers waiting for the next write
+  std::string wbuf_;   // the answers being written
   int in_flight_ = 0;
   bool reading_ = false;
   bool paused_ = false;  // reading stopped at the in-flight or pending limit
