@@ -19,7 +19,7 @@
 #ifdef OSPREY_WITH_GRPC
 #include "server/grpc_server.h"
 #endif
-#include "server/http_server.h"
+#include "net/http_server.h"
 #include "server/inference_core.h"
 #include "server/metrics.h"
 #include "server/model_registry.h"

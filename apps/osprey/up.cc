@@ -27,7 +27,7 @@
 #include "gateway/grpc_ingress.h"
 #endif
 #include "platform_paths.h"
-#include "server/http_server.h"
+#include "net/http_server.h"
 
 namespace osprey {
 namespace {

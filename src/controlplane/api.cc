@@ -4,34 +4,11 @@
 #include <map>
 #include <vector>
 
-#include "protocol/json_writer.h"
+#include "common/json_writer.h"
+#include "net/status.h"
 
 namespace osprey::controlplane {
 namespace {
-
-HttpResponse Error(int status, std::string_view message) {
-  HttpResponse r;
-  r.status = status;
-  r.body = JsonError(message);
-  return r;
-}
-
-HttpResponse FromStatus(const absl::Status& status) {
-  const std::string message(status.message());
-  const absl::Status& s = status;
-  switch (s.code()) {
-    case absl::StatusCode::kInvalidArgument:
-      return Error(400, message);
-    case absl::StatusCode::kNotFound:
-      return Error(404, message);
-    case absl::StatusCode::kFailedPrecondition:
-      return Error(409, message);
-    case absl::StatusCode::kUnauthenticated:
-      return Error(401, message);
-    default:
-      return Error(500, message);
-  }
-}
 
 std::string JsonString(std::string_view s) {
   std::string out;
@@ -107,10 +84,10 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
   if (write) {
     std::string_view auth = FindHeader(req.headers, "Authorization");
     if (auth.empty())
-      return Error(401,
+      return JsonErrorResponse(401,
                    "this API needs a bearer token to change state (Authorization: Bearer "
                    "...); the CLI reads it from the data directory's token file");
-    if (auth != StrCat("Bearer ", token_)) return Error(401, "bearer token refused");
+    if (auth != StrCat("Bearer ", token_)) return JsonErrorResponse(401, "bearer token refused");
   }
   std::vector<std::string_view> p = Split(target);
   if (p.size() == 1 && p[0] == "healthz") return Json("{\"status\":\"ok\"}");
@@ -125,9 +102,9 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
   // /osprey/v1/...
   if (p.size() >= 2 && p[0] == "osprey" && p[1] == "v1") {
     if (p.size() == 3 && p[2] == "apply") {
-      if (req.method != "POST") return Error(405, "apply takes POST");
+      if (req.method != "POST") return JsonErrorResponse(405, "apply takes POST");
       auto results = controller_->Apply(body, params["namespace"], params["baseDir"]);
-      if (!results.ok()) return FromStatus(results.status());
+      if (!results.ok()) return ErrorResponse(results.status());
       std::string out = "{\"results\":[";
       for (size_t i = 0; i < results->size(); ++i) {
         const auto& r = (*results)[i];
@@ -146,19 +123,19 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
     }
     if (p.size() == i + 1 && p[i] == "events") {
       auto list = controller_->List("events", ns);
-      return list.ok() ? Json(std::move(*list)) : FromStatus(list.status());
+      return list.ok() ? Json(std::move(*list)) : ErrorResponse(list.status());
     }
     if (p.size() == i + 3 && p[i] == "inferenceservices" && p[i + 2] == "logs") {
       int tail = params.count("tail") ? std::atoi(params["tail"].c_str()) : 200;
       auto logs = controller_->Logs(ns.empty() ? "default" : ns, std::string(p[i + 1]),
                                     params["revision"], tail <= 0 ? 200 : tail);
-      if (!logs.ok()) return FromStatus(logs.status());
+      if (!logs.ok()) return ErrorResponse(logs.status());
       HttpResponse r;
       r.body = std::move(*logs);
       r.content_type = "text/plain; charset=utf-8";
       return r;
     }
-    return Error(404, StrCat("no API route for ", target));
+    return JsonErrorResponse(404, StrCat("no API route for ", target));
   }
 
   // /apis/{group}/{version}[/namespaces/{ns}]/{kind}[/{name}]
@@ -170,7 +147,7 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
       ns = std::string(p[4]);
       i = 5;
     }
-    if (i >= p.size()) return Error(404, StrCat("no API route for ", target));
+    if (i >= p.size()) return JsonErrorResponse(404, StrCat("no API route for ", target));
     std::string kind(p[i]);
     std::string name = i + 1 < p.size() ? std::string(p[i + 1]) : "";
     static const std::map<std::string, std::string> kGroups = {
@@ -181,23 +158,23 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
         {"podautoscalers", "autoscaling.internal.knative.dev"}};
     auto g = kGroups.find(kind);
     if (g == kGroups.end() || g->second != group || i + 2 < p.size())
-      return Error(404, StrCat("no API route for ", target));
+      return JsonErrorResponse(404, StrCat("no API route for ", target));
     if (req.method == "GET") {
       if (name.empty()) {
         auto list = controller_->List(kind, ns);
-        return list.ok() ? Json(std::move(*list)) : FromStatus(list.status());
+        return list.ok() ? Json(std::move(*list)) : ErrorResponse(list.status());
       }
       auto one = controller_->Get(kind, ns.empty() ? "default" : ns, name);
-      return one.ok() ? Json(std::move(*one)) : FromStatus(one.status());
+      return one.ok() ? Json(std::move(*one)) : ErrorResponse(one.status());
     }
     if (req.method == "DELETE" && !name.empty()) {
       auto st = controller_->Delete(kind, ns.empty() ? "default" : ns, name);
-      if (!st.ok()) return FromStatus(st);
+      if (!st.ok()) return ErrorResponse(st);
       return Json(StrCat("{\"deleted\":", JsonString(name), "}"));
     }
-    return Error(405, StrCat(req.method, " is not allowed on ", target));
+    return JsonErrorResponse(405, StrCat(req.method, " is not allowed on ", target));
   }
-  return Error(404, StrCat("no API route for ", target));
+  return JsonErrorResponse(404, StrCat("no API route for ", target));
 }
 
 }  // namespace osprey::controlplane

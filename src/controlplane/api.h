@@ -24,7 +24,7 @@
 #include <string>
 
 #include "controlplane/controller.h"
-#include "server/http_types.h"
+#include "net/http_types.h"
 
 namespace osprey::controlplane {
 

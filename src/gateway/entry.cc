@@ -14,7 +14,8 @@
 
 #include "common/logging.h"
 #include "gateway/upstream.h"
-#include "protocol/json_writer.h"
+#include "common/json_writer.h"
+#include "net/status.h"
 
 namespace osprey::gateway {
 namespace {
@@ -34,13 +35,6 @@ bool HopByHop(std::string_view name) {
 bool SkippedInResponse(std::string_view name) {
   return HopByHop(name) || IEquals(name, "date") || IEquals(name, "server") ||
          IEquals(name, "x-request-id");
-}
-
-HttpResponse Error(int status, std::string_view message) {
-  HttpResponse r;
-  r.status = status;
-  r.body = JsonError(message);
-  return r;
 }
 
 // Latency histogram bounds (seconds), Prometheus-style cumulative buckets.
@@ -208,7 +202,7 @@ struct Gateway::Impl {
       } else if (job->mirror) {
         return;  // a mirror copy never waits
       } else if (static_cast<int>(s.waiting.size()) >= options.queue_limit) {
-        refused = Error(503, StrCat("revision ", s.revision, " is at capacity: ", s.waiting.size(),
+        refused = JsonErrorResponse(503, StrCat("revision ", s.revision, " is at capacity: ", s.waiting.size(),
                                     " requests are already waiting"));
       } else {
         s.Integrate(now);
@@ -302,10 +296,10 @@ struct Gateway::Impl {
                 if (!SkippedInResponse(n)) StrAppend(&out.header_lines, n, ": ", v, "\r\n");
               });
             } else if (result.status.code() == absl::StatusCode::kDeadlineExceeded) {
-              out = Error(504, StrCat("revision ", s.revision, " did not answer within ",
+              out = JsonErrorResponse(504, StrCat("revision ", s.revision, " did not answer within ",
                                       job->timeout_ms, " ms"));
             } else {
-              out = Error(502, StrCat("revision ", s.revision, ": ", result.status.message()));
+              out = JsonErrorResponse(502, StrCat("revision ", s.revision, ": ", result.status.message()));
             }
             Finish(*job, std::move(out), port);
           }
@@ -382,7 +376,7 @@ struct Gateway::Impl {
         }
       }
       for (auto& job : expired) {
-        HttpResponse r = Error(
+        HttpResponse r = JsonErrorResponse(
             503,
             job->rev->routed
                 ? StrCat("no replica of revision ", job->rev->revision,
@@ -517,21 +511,21 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
   const Route* route = MatchRoute(
       *table, host, path, [&](std::string_view name) { return FindHeader(request.headers, name); });
   if (route == nullptr) {
-    done(Error(404, StrCat("no InferenceService serves host '", host, "' or path '", path,
+    done(JsonErrorResponse(404, StrCat("no InferenceService serves host '", host, "' or path '", path,
                            "' (is it applied and ready? `osprey get isvc`)")));
     return;
   }
   const WeightedRevision* pick =
       PickWeighted(route->split, SplitDraw(route->draws->fetch_add(1, std::memory_order_relaxed)));
   if (pick == nullptr) {
-    HttpResponse r = Error(503, StrCat("InferenceService ", route->namespace_, "/", route->name,
+    HttpResponse r = JsonErrorResponse(503, StrCat("InferenceService ", route->namespace_, "/", route->name,
                                        " has no ready revision"));
     r.header_lines += "Retry-After: 1\r\n";
     done(std::move(r));
     return;
   }
   if (request.io_context == nullptr) {
-    done(Error(500, "the gateway needs the HTTP server's event loop"));
+    done(JsonErrorResponse(500, "the gateway needs the HTTP server's event loop"));
     return;
   }
   auto job = std::make_unique<Impl::Job>();

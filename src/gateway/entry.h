@@ -29,7 +29,7 @@
 #include "absl/functional/any_invocable.h"
 #include "common/status.h"
 #include "gateway/route_table.h"
-#include "server/http_types.h"
+#include "net/http_types.h"
 
 namespace osprey::gateway {
 

@@ -8,24 +8,10 @@
 #include <mutex>
 
 #include "common/logging.h"
+#include "net/status.h"
 
 namespace osprey::gateway {
 namespace {
-
-grpc::StatusCode ToGrpc(absl::StatusCode code) {
-  switch (code) {
-    case absl::StatusCode::kNotFound:
-      return grpc::StatusCode::NOT_FOUND;
-    case absl::StatusCode::kDeadlineExceeded:
-      return grpc::StatusCode::DEADLINE_EXCEEDED;
-    case absl::StatusCode::kUnimplemented:
-      return grpc::StatusCode::UNIMPLEMENTED;
-    case absl::StatusCode::kInvalidArgument:
-      return grpc::StatusCode::INVALID_ARGUMENT;
-    default:
-      return grpc::StatusCode::UNAVAILABLE;
-  }
-}
 
 bool ReadVarint(std::string_view& in, uint64_t* out) {
   uint64_t v = 0;
@@ -94,7 +80,8 @@ class ProxyReactor : public grpc::ServerGenericBidiReactor {
             AnswerHealth();
             return;
           }
-          Finish(grpc::Status(ToGrpc(status.code()), std::string(status.message())));
+          Finish(grpc::Status(static_cast<grpc::StatusCode>(GrpcCodeFromStatus(status.code())),
+                                    std::string(status.message())));
         });
   }
 

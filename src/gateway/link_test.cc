@@ -21,8 +21,8 @@
 
 #include "common/strings.h"
 #include "gateway/upstream.h"
-#include "server/http_server.h"
-#include "server/link_frame.h"
+#include "net/http_server.h"
+#include "link/frame.h"
 
 namespace osprey::gateway {
 namespace {

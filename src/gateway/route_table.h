@@ -49,7 +49,7 @@ struct RevisionTarget {
   // Unix domain sockets their HTTP is also served on ("" for none): cheaper
   // than TCP for the gateway's calls.
   std::vector<std::string> http_sockets;
-  // Their replica-link sockets (server/link_frame.h; "" for none, e.g. a
+  // Their replica-link sockets (link/frame.h; "" for none, e.g. a
   // custom container): preferred over HTTP when present.
   std::vector<std::string> link_sockets;
   int container_concurrency = 0;  // hard in-flight limit per replica, 0: none

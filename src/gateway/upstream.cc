@@ -351,7 +351,7 @@ class Call : public std::enable_shared_from_this<Call> {
   bool timed_out_ = false;
 };
 
-// One loop's link to one replica (server/link_frame.h): its calls in flight
+// One loop's link to one replica (link/frame.h): its calls in flight
 // by id; the frames of the calls made in a loop turn written together once it
 // ends (a call that timed out before then is never sent); one read taking in
 // every answer that arrived. Answers come in any order; one that comes after

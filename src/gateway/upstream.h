@@ -15,7 +15,7 @@
 
 #include "absl/functional/any_invocable.h"
 #include "common/status.h"
-#include "server/link_frame.h"
+#include "link/frame.h"
 
 namespace osprey::gateway {
 
@@ -26,7 +26,7 @@ struct UpstreamRequest {
   // they must stay alive until `done` runs (the caller keeps them with its
   // callback).
   std::string_view unix_socket;
-  // The socket is the replica's link (server/link_frame.h), not HTTP: the
+  // The socket is the replica's link (link/frame.h), not HTTP: the
   // call shares that loop's one connection to the replica with the other
   // calls in flight.
   bool link = false;

@@ -1,7 +1,7 @@
 #include "protocol/json_util.h"
 
 #include "common/strings.h"
-#include "protocol/json_writer.h"
+#include "common/json_writer.h"
 #include "rapidjson/error/en.h"
 
 namespace osprey {

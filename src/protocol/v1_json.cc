@@ -8,7 +8,7 @@
 
 #include "common/strings.h"
 #include "protocol/json_util.h"
-#include "protocol/json_writer.h"
+#include "common/json_writer.h"
 
 namespace osprey {
 namespace {

@@ -8,46 +8,17 @@
 #include <unistd.h>
 
 #include "common/logging.h"
+#include "net/status.h"
 #include "inference.grpc.pb.h"
 #include "protocol/v2_grpc.h"
 
 namespace osprey {
 namespace {
 
-grpc::StatusCode GrpcCode(absl::StatusCode code) {
-  switch (code) {
-    case absl::StatusCode::kOk:
-      return grpc::StatusCode::OK;
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kOutOfRange:
-      return grpc::StatusCode::INVALID_ARGUMENT;
-    case absl::StatusCode::kNotFound:
-      return grpc::StatusCode::NOT_FOUND;
-    case absl::StatusCode::kResourceExhausted:
-      return grpc::StatusCode::RESOURCE_EXHAUSTED;
-    case absl::StatusCode::kUnimplemented:
-      return grpc::StatusCode::UNIMPLEMENTED;
-    case absl::StatusCode::kUnavailable:
-      return grpc::StatusCode::UNAVAILABLE;
-    case absl::StatusCode::kDeadlineExceeded:
-      return grpc::StatusCode::DEADLINE_EXCEEDED;
-    case absl::StatusCode::kAlreadyExists:
-      return grpc::StatusCode::ALREADY_EXISTS;
-    case absl::StatusCode::kPermissionDenied:
-      return grpc::StatusCode::PERMISSION_DENIED;
-    case absl::StatusCode::kUnauthenticated:
-      return grpc::StatusCode::UNAUTHENTICATED;
-    case absl::StatusCode::kCancelled:
-      return grpc::StatusCode::CANCELLED;
-    default:
-      return grpc::StatusCode::INTERNAL;
-  }
-}
-
 grpc::Status ToGrpc(const absl::Status& s) {
   if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(GrpcCode(s.code()), std::string(s.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(GrpcCodeFromStatus(s.code())),
+                      std::string(s.message()));
 }
 
 // Model name of a repository request: Triton's field 2 when set, else KServe's field 1.

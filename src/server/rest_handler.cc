@@ -1,7 +1,8 @@
 #include "server/rest_handler.h"
 
 #include "common/strings.h"
-#include "protocol/json_writer.h"
+#include "common/json_writer.h"
+#include "net/status.h"
 #include "protocol/v1_json.h"
 #include "protocol/v2_json.h"
 
@@ -40,39 +41,6 @@ std::string ModelStatusJson(std::string_view name, bool ready) {
 }
 
 }  // namespace
-
-int HttpStatusFromCode(absl::StatusCode code) {
-  switch (code) {
-    case absl::StatusCode::kOk:
-      return 200;
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kOutOfRange:
-      return 400;
-    case absl::StatusCode::kNotFound:
-      return 404;
-    case absl::StatusCode::kResourceExhausted:
-      return 413;
-    case absl::StatusCode::kUnimplemented:
-      return 501;
-    case absl::StatusCode::kUnavailable:
-      return 503;
-    case absl::StatusCode::kDeadlineExceeded:
-      return 504;
-    case absl::StatusCode::kAlreadyExists:
-      return 409;
-    case absl::StatusCode::kPermissionDenied:
-      return 403;
-    case absl::StatusCode::kUnauthenticated:
-      return 401;
-    default:
-      return 500;
-  }
-}
-
-HttpResponse ErrorResponse(const absl::Status& status) {
-  return Json(HttpStatusFromCode(status.code()), JsonError(StatusMessage(status)));
-}
 
 void RestHandler::Handle(const HttpRequest& req, HttpDone done) {
   std::string_view path = req.target.substr(0, req.target.find('?'));

@@ -11,15 +11,12 @@
 #include <string>
 #include <string_view>
 
-#include "server/http_types.h"
+#include "net/http_types.h"
 #include "server/inference_core.h"
 #include "server/metrics.h"
 #include "server/server_info.h"
 
 namespace osprey {
-
-int HttpStatusFromCode(absl::StatusCode code);
-HttpResponse ErrorResponse(const absl::Status& status);
 
 class RestHandler : public HttpHandler {
  public:

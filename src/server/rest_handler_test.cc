@@ -7,25 +7,6 @@
 namespace osprey {
 namespace {
 
-TEST(RestHandlerTest, StatusCodesMapToHttp) {
-  struct Case {
-    absl::StatusCode code;
-    int http;
-  } cases[] = {
-      {absl::StatusCode::kOk, 200},
-      {absl::StatusCode::kInvalidArgument, 400},
-      {absl::StatusCode::kFailedPrecondition, 400},
-      {absl::StatusCode::kNotFound, 404},
-      {absl::StatusCode::kResourceExhausted, 413},
-      {absl::StatusCode::kUnimplemented, 501},
-      {absl::StatusCode::kUnavailable, 503},
-      {absl::StatusCode::kDeadlineExceeded, 504},
-      {absl::StatusCode::kInternal, 500},
-      {absl::StatusCode::kUnknown, 500},
-  };
-  for (const auto& c : cases) EXPECT_EQ(HttpStatusFromCode(c.code), c.http) << c.http;
-}
-
 // Routes that need no model, through the handler alone (no sockets).
 TEST(RestHandlerTest, RoutesWithoutModels) {
   Metrics metrics;

@@ -13,7 +13,7 @@
 #include <variant>
 #include <vector>
 
-#include "absl/functional/function_ref.h"
+#include "common/header_source.h"
 #include "common/status.h"
 
 namespace osprey {
@@ -148,15 +148,6 @@ uint16_t FloatToBfloat16(float value);
 struct RequestedOutput {
   std::string name;
   Parameters parameters;
-};
-
-// A transport's request headers, read in place when something asks:
-// visit(context, f) calls f(name, value) for each header. Valid until the
-// request is answered.
-struct HeaderSource {
-  using Visit = absl::FunctionRef<void(std::string_view name, std::string_view value)>;
-  void (*visit)(const void* context, Visit f) = nullptr;
-  const void* context = nullptr;
 };
 
 // One inference call, decoded from any protocol.

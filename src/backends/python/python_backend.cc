@@ -12,7 +12,7 @@
 #include "common/logging.h"
 #include "common/strings.h"
 #include "protocol/json_util.h"
-#include "protocol/json_writer.h"
+#include "common/json_writer.h"
 #include "rapidjson/document.h"
 
 namespace osprey {

@@ -1,4 +1,4 @@
-#include "server/http_server.h"
+#include "net/http_server.h"
 
 #include <unistd.h>
 
@@ -16,8 +16,9 @@
 
 #include "common/logging.h"
 #include "common/strings.h"
-#include "protocol/json_writer.h"
-#include "server/link_frame.h"
+#include "common/json_writer.h"
+#include "link/frame.h"
+#include "net/status.h"
 
 namespace osprey {
 namespace {
@@ -75,20 +76,13 @@ Connection::~Connection() {
   shared_->connections.fetch_sub(1);
 }
 
-HttpResponse ErrorResponse(int status, std::string_view message) {
-  HttpResponse r;
-  r.status = status;
-  r.body = JsonError(message);
-  return r;
-}
-
 // Reads an Inference-Header-Content-Length value into req; false (and the
 // 400 to send) when it is not a non-negative integer.
 bool ReadInferenceHeaderLength(std::string_view v, HttpRequest* req, HttpResponse* error) {
   uint64_t n = 0;
   auto r = std::from_chars(v.data(), v.data() + v.size(), n);
   if (r.ec != std::errc() || r.ptr != v.data() + v.size()) {
-    *error = ErrorResponse(
+    *error = JsonErrorResponse(
         400, StrCat("Inference-Header-Content-Length '", v, "' is not a non-negative integer"));
     return false;
   }
@@ -105,7 +99,7 @@ void RunHandler(Shared* shared, const HttpRequest& req, HttpDone reply, Answer&&
     shared->handler->Handle(req, std::move(reply));
   } catch (const std::exception& e) {
     OSPREY_LOG(kError) << "request " << req.method << " " << req.target << " failed: " << e.what();
-    answer(ErrorResponse(500, StrCat("internal error: ", e.what())));
+    answer(JsonErrorResponse(500, StrCat("internal error: ", e.what())));
   }
 }
 
@@ -241,7 +235,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
   }
 
   void SendError(int status, std::string_view message) {
-    SendError(ErrorResponse(status, message));
+    SendError(JsonErrorResponse(status, message));
   }
 
   // An answer after which the connection closes (the request could not be
@@ -326,7 +320,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
   bool busy_ = false;
 };
 
-// The replica side of the gateway's link (server/link_frame.h): frames in,
+// The replica side of the gateway's link (link/frame.h): frames in,
 // each one a request for the handler, answers out in the order they finish.
 // The answers of one loop turn go out in one write.
 class LinkSession : public Connection, public std::enable_shared_from_this<LinkSession> {
@@ -411,7 +405,7 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
         in_.consume(drop);
         skip_ -= drop;
         if (skip_ > 0) break;
-        Answer(skip_id_, ErrorResponse(413, StrCat("request body exceeds the limit of ",
+        Answer(skip_id_, JsonErrorResponse(413, StrCat("request body exceeds the limit of ",
                                                    shared_->max_request_bytes, " bytes")));
         continue;
       }
@@ -466,7 +460,7 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
     const size_t sp1 = line.find(' ');
     const size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
     if (sp1 == std::string_view::npos || sp1 == 0) {
-      Answer(id, ErrorResponse(400, "malformed request line on the replica link"));
+      Answer(id, JsonErrorResponse(400, "malformed request line on the replica link"));
       return;
     }
     HttpRequest req;
@@ -502,7 +496,7 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
     if (closed_) return;
     if (response.body.size() + response.header_lines.size() + response.content_type.size() >
         kMaxAnswer)
-      response = ErrorResponse(500, StrCat("an answer of ", response.body.size(),
+      response = JsonErrorResponse(500, StrCat("an answer of ", response.body.size(),
                                            " bytes exceeds the replica link's frame limit"));
     lines_.clear();
     if (!response.content_type.empty())
@@ -623,20 +617,6 @@ void Accept(Acceptor<Protocol>* acceptor) {
 }
 
 }  // namespace
-
-std::string_view FindHeader(const HeaderSource& headers, std::string_view name) {
-  std::string_view found;
-  if (headers.visit == nullptr) return found;
-  headers.visit(headers.context, [&](std::string_view n, std::string_view v) {
-    if (found.empty() && n.size() == name.size() &&
-        std::equal(n.begin(), n.end(), name.begin(), [](char a, char b) {
-          auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
-          return lower(a) == lower(b);
-        }))
-      found = v;
-  });
-  return found;
-}
 
 struct HttpServer::Impl {
   Shared shared;

@@ -20,7 +20,7 @@
 #include <string>
 
 #include "common/status.h"
-#include "server/http_types.h"
+#include "net/http_types.h"
 
 namespace osprey {
 
@@ -34,7 +34,7 @@ class HttpServer {
     // When set, also accept connections on this Unix domain socket path (the
     // gateway of `osprey up` reaches its replicas there: cheaper than TCP).
     std::string unix_socket;
-    // When set, also accept replica links (server/link_frame.h) on this Unix
+    // When set, also accept replica links (link/frame.h) on this Unix
     // domain socket: the gateway's multiplexed, batched calls.
     std::string link_socket;
   };

@@ -12,7 +12,7 @@
 #include <string_view>
 
 #include "absl/functional/any_invocable.h"
-#include "tensor/tensor.h"
+#include "common/header_source.h"
 
 namespace osprey {
 
