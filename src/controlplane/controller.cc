@@ -19,6 +19,10 @@
 
 #include "autoscaler/kpa.h"
 #include "common/logging.h"
+#include "controlplane/observe.h"
+#include "controlplane/retire.h"
+#include "controlplane/routing.h"
+#include "controlplane/scaling.h"
 #include "controlplane/store.h"
 #include "controlplane/supervisor.h"
 #include "storage/storage.h"
@@ -194,72 +198,10 @@ std::vector<std::string> TailLines(const std::string& path, int n) {
   return lines;
 }
 
-// Osprey's annotation for shadow traffic: "N" copies N% of an
-// InferenceService's requests to its latest revision, answers discarded.
-constexpr char kMirrorAnnotation[] = "serving.osprey.dev/mirror-percent";
-
-// "60s", "2m", "500ms", "1h" or plain seconds; nullopt when unreadable.
-std::optional<std::chrono::milliseconds> ParseDuration(const std::string& text) {
-  char* end = nullptr;
-  double v = std::strtod(text.c_str(), &end);
-  if (end == text.c_str() || v < 0) return std::nullopt;
-  std::string unit(end);
-  double ms = unit == "ms"                ? v
-              : unit == "" || unit == "s" ? v * 1000
-              : unit == "m"               ? v * 60000
-              : unit == "h"               ? v * 3600000
-                                          : -1;
-  if (ms < 0) return std::nullopt;
-  return std::chrono::milliseconds(static_cast<int64_t>(ms));
-}
-
-// Knative's autoscaling.knative.dev/* annotations over `spec`; unreadable
-// values are ignored (the defaults stand).
-void ApplyAutoscalingAnnotations(const std::map<std::string, std::string>& annotations,
-                                 autoscaler::KpaSpec* spec) {
-  constexpr std::string_view kPrefix = "autoscaling.knative.dev/";
-  for (const auto& [key, value] : annotations) {
-    if (key.compare(0, kPrefix.size(), kPrefix) != 0) continue;
-    std::string name = key.substr(kPrefix.size());
-    char* end = nullptr;
-    double number = std::strtod(value.c_str(), &end);
-    bool numeric = end != value.c_str() && *end == '\0';
-    if (name == "metric") {
-      if (value == "rps") spec->metric = autoscaler::KpaSpec::Metric::kRps;
-      if (value == "concurrency") spec->metric = autoscaler::KpaSpec::Metric::kConcurrency;
-    } else if (name == "target" && numeric && number > 0) {
-      spec->target = number;
-    } else if (name == "target-utilization-percentage" && numeric && number > 0) {
-      spec->utilization = number / 100;
-    } else if (name == "panic-window-percentage" && numeric && number > 0) {
-      spec->panic_window_fraction = number / 100;
-    } else if (name == "panic-threshold-percentage" && numeric && number > 0) {
-      spec->panic_threshold = number / 100;
-    } else if (name == "max-scale-up-rate" && numeric && number > 1) {
-      spec->max_scale_up_rate = number;
-    } else if (name == "max-scale-down-rate" && numeric && number > 1) {
-      spec->max_scale_down_rate = number;
-    } else if ((name == "min-scale" || name == "minScale") && numeric && number >= 0) {
-      spec->min_scale = static_cast<int>(number);
-    } else if ((name == "max-scale" || name == "maxScale") && numeric && number >= 0) {
-      spec->max_scale = static_cast<int>(number);
-    } else if (name == "initial-scale" && numeric && number >= 0) {
-      spec->initial_scale = static_cast<int>(number);
-    } else if (name == "window") {
-      if (auto d = ParseDuration(value)) spec->stable_window = *d;
-    } else if (name == "scale-down-delay") {
-      if (auto d = ParseDuration(value)) spec->scale_down_delay = *d;
-    } else if (name == "scale-to-zero-grace-period" ||
-               name == "scale-to-zero-pod-retention-period") {
-      if (auto d = ParseDuration(value)) spec->scale_to_zero_grace = *d;
-    }
-  }
-}
-
 }  // namespace
 
 struct Controller::Impl {
-  enum class Fetch { kIdle, kRunning, kDone, kFailed };
+  using Fetch = FetchState;
 
   struct IsvcEntry {
     InferenceService isvc;
@@ -318,7 +260,6 @@ struct Controller::Impl {
   std::map<std::string, RevEntry> revisions;     // "ns/name"
   std::vector<std::thread> fetchers;
   std::map<std::string, std::chrono::steady_clock::time_point> retiring;  // replica id -> since
-  std::string routes_signature;  // of the last table published
   std::atomic<uint64_t> event_seq{0};
   std::thread loop;
 
@@ -597,73 +538,47 @@ struct Controller::Impl {
     });
   }
 
-  // What the replicas of a revision show, from a supervisor snapshot.
+  // What the replicas of a revision show, from a supervisor snapshot: the
+  // observations for ObserveRevision (observe.h), which decides the phase.
   void Observe(const std::string& rev_key, RevEntry& r,
                const std::vector<ReplicaStatus>& replicas) {
-    RevisionObserved& o = r.observed;
-    const RevisionPhase before = o.phase;
-    const std::string before_reason = o.reason;
-    o.replicas = o.ready_replicas = o.failed_replicas = 0;
+    RevisionObservations in;
+    in.unrunnable_reason = r.spec.failure_reason;
+    in.unrunnable_message = r.spec.failure_message;
+    in.has_storage = !r.spec.storage_uri.empty();
+    in.fetch = r.fetch;
+    in.fetch_error = r.fetch_error;
+    in.aspired = r.aspired;
+    in.now = Now();
     const ReplicaStatus* crashed = nullptr;
     std::string prefix = StrCat(rev_key, "/");
     for (const auto& s : replicas) {
       if (!s.id.starts_with(prefix) || s.state == ReplicaState::kStopping) continue;
-      ++o.replicas;
-      if (s.state == ReplicaState::kReady) ++o.ready_replicas;
+      ++in.replicas;
+      if (s.state == ReplicaState::kReady) ++in.ready_replicas;
       if (s.state == ReplicaState::kBackoff ||
           (s.restarts > 0 && s.state != ReplicaState::kReady)) {
-        ++o.failed_replicas;
+        ++in.failed_replicas;
         crashed = &s;
       }
     }
-    if (!r.spec.failure_reason.empty()) {
-      o.phase = RevisionPhase::kFailed;
-      o.reason = r.spec.failure_reason;
-      o.message = r.spec.failure_message;
-    } else if (r.fetch == Fetch::kFailed) {
-      o.phase = RevisionPhase::kFailed;
-      o.reason = "StorageFailed";
-      o.message = r.fetch_error;
-    } else if (o.ready_replicas > 0) {
-      o.phase = RevisionPhase::kReady;
-      o.ever_ready = true;
-      o.reason.clear();
-      o.message.clear();
-    } else if (o.ever_ready && r.aspired) {
-      // Scaled to zero, or restarting: still Ready, the gateway holds its
-      // requests until a replica is.
-      o.phase = RevisionPhase::kReady;
-    } else if (!r.aspired && r.fetch != Fetch::kRunning) {
-      o.phase = RevisionPhase::kRetired;
-    } else if (r.fetch == Fetch::kRunning) {
-      o.phase = RevisionPhase::kDownloading;
-    } else if (crashed != nullptr) {
-      o.phase = RevisionPhase::kFailed;
-      o.reason = "ModelLoadFailed";
+    in.crashed = crashed != nullptr;
+    if (crashed != nullptr) {
       // The log is read once per crash, not on every pass.
       std::string crash = StrCat(crashed->id, "#", crashed->restarts);
       if (crash != r.crash_read) {
         r.crash_read = std::move(crash);
         int index = std::atoi(crashed->id.c_str() + crashed->id.rfind('/') + 1);
-        std::vector<std::string> tail =
-            TailLines(LogPath(r.spec.namespace_, r.spec.name, index), 3);
-        o.message = crashed->last_exit;
-        for (const auto& line : tail) StrAppend(&o.message, o.message.empty() ? "" : "; ", line);
+        std::string message = crashed->last_exit;
+        for (const auto& line : TailLines(LogPath(r.spec.namespace_, r.spec.name, index), 3))
+          StrAppend(&message, message.empty() ? "" : "; ", line);
+        in.crash_message = std::move(message);
       }
-    } else {
-      o.phase = r.fetch == Fetch::kDone || r.spec.storage_uri.empty() ? RevisionPhase::kLoading
-                                                                      : RevisionPhase::kPending;
     }
-    if (o.phase == RevisionPhase::kFailed && (before != o.phase || before_reason != o.reason)) {
-      o.failure_time = Now();
-      Event(r.spec.namespace_, r.spec.isvc, "Warning", o.reason,
-            StrCat("revision ", r.spec.name, ": ", o.message));
-    }
-    if (o.phase == RevisionPhase::kReady && before != RevisionPhase::kReady)
-      Event(r.spec.namespace_, r.spec.isvc, "Normal", "RevisionReady",
-            StrCat("revision ", r.spec.name, " is ready (", o.ready_replicas, " replica",
-                   o.ready_replicas == 1 ? "" : "s", ")"));
-    if (before != o.phase) SaveRevision(rev_key, r);
+    Observation o = ObserveRevision(r.spec, r.observed, in);
+    r.observed = std::move(o.observed);
+    for (const auto& e : o.events) Event(r.spec.namespace_, r.spec.isvc, e.type, e.reason, e.message);
+    if (o.phase_changed) SaveRevision(rev_key, r);
   }
 
   std::vector<ServingRuntime> RuntimesOf(const std::string& ns) const {
@@ -761,22 +676,14 @@ struct Controller::Impl {
       entry.observed_generation = entry.generation;
       routed.push_back(std::move(route));
     }
-    // A replica that leaves is first taken out of the routes; it is stopped
-    // (SIGTERM, then it drains) only after the drain delay, so that no
-    // request the gateway already sent its way meets a closed port.
-    const auto steady_now = std::chrono::steady_clock::now();
-    std::set<std::string> present;
-    for (const auto& s : replicas) {
-      present.insert(s.id);
-      if (live.count(s.id) || s.state == ReplicaState::kStopping) continue;
-      auto [it, inserted] = retiring.emplace(s.id, steady_now);
-      if (s.state != ReplicaState::kReady || steady_now - it->second >= opts.replica_drain_delay) {
-        to_stop->push_back(s.id);
-        retiring.erase(it);
-      }
-    }
-    for (auto it = retiring.begin(); it != retiring.end();)
-      it = live.count(it->first) || !present.count(it->first) ? retiring.erase(it) : std::next(it);
+    // A replica that leaves is out of the routes at once, stopped after the
+    // drain delay (retire.h).
+    std::vector<ReplicaPresence> present;
+    for (const auto& s : replicas)
+      present.push_back({s.id, s.state == ReplicaState::kReady, s.state == ReplicaState::kStopping});
+    for (auto& id : ReplicasToStop(present, live, std::chrono::steady_clock::now(),
+                                   opts.replica_drain_delay, &retiring))
+      to_stop->push_back(std::move(id));
     PublishRoutes(routed, replicas, live);
   }
 
@@ -784,12 +691,11 @@ struct Controller::Impl {
   // (before the first: the initial scale, or what a previous run left
   // running), at least one while requests wait for it.
   int DesiredReplicas(const InferenceService& isvc, const RevEntry& r) const {
-    autoscaler::KpaSpec spec = KpaSpecFor(isvc, r);
-    const int kept = spec.max_scale > 0 ? std::min(r.adopted, spec.max_scale) : r.adopted;
-    int desired =
-        r.decided ? r.decision.desired : std::max({spec.min_scale, spec.initial_scale, kept});
-    if (r.activate) desired = std::max(desired, 1);
-    return desired;
+    return controlplane::DesiredReplicas(
+        KpaSpecFor(isvc, r), {.decided = r.decided,
+                              .decision = r.decision.desired,
+                              .adopted = r.adopted,
+                              .activating = r.activate});
   }
 
   // The predictor revision `r` was made from; the current one if its stored
@@ -816,37 +722,31 @@ struct Controller::Impl {
   }
 
   autoscaler::KpaSpec KpaSpecFor(const InferenceService& isvc, const RevEntry& r) const {
-    autoscaler::KpaSpec spec = opts.kpa;
-    const auto& p = PredictorOf(isvc, r);
-    if (p.scale_metric == "rps") {
-      spec.metric = autoscaler::KpaSpec::Metric::kRps;
-      spec.target = 200;
-    }
-    if (p.scale_target.has_value() && *p.scale_target > 0) spec.target = *p.scale_target;
-    spec.min_scale = r.min_replicas;
-    spec.max_scale = p.max_replicas;
-    ApplyAutoscalingAnnotations(isvc.meta.annotations, &spec);
-    ApplyAutoscalingAnnotations(p.annotations, &spec);
-    spec.min_scale = std::max(spec.min_scale, r.min_replicas);
-    return spec;
+    return controlplane::KpaSpecFor(opts.kpa, isvc.meta.annotations, PredictorOf(isvc, r),
+                                    r.min_replicas);
   }
 
-  // The route table: one route per InferenceService (its host, and its name
-  // for path routing) split as its traffic says, plus latest-/prev- hosts
-  // when tag routing is on. Only replicas that stay get traffic: one about
-  // to be stopped is out of the table before its SIGTERM.
+  // The route table (routing.h) over where the replicas are: only replicas
+  // that stay get traffic, so one about to be stopped is out of the table
+  // before its SIGTERM. Published only when it changed.
   template <typename RoutedList>
   void PublishRoutes(const RoutedList& routed, const std::vector<ReplicaStatus>& replicas,
                      const std::set<std::string>& live) {
-    auto table = std::make_shared<RouteTable>();
-    std::map<std::string, size_t> index;
-    auto revision_index = [&](const std::string& rev_key) {
-      auto it = index.find(rev_key);
-      if (it != index.end()) return it->second;
-      const RevEntry& r = revisions.at(rev_key);
-      gateway::RevisionTarget t;
-      t.key = rev_key;
-      t.revision = r.spec.name;
+    std::vector<ServiceRouting> services;
+    std::map<std::string, RevisionRouting> targets;
+    for (const auto& item : routed) {
+      const IsvcEntry& e = *item.entry;
+      services.push_back({e.isvc.meta, e.isvc.predictor.timeout_seconds, e.status, item.aspired});
+    }
+    for (const auto& [rev_key, r] : revisions) {
+      auto isvc = isvcs.find(StrCat(r.spec.namespace_, "/", r.spec.isvc));
+      if (isvc == isvcs.end()) continue;
+      RevisionRouting& t = targets[rev_key];
+      t.aspired = r.aspired;
+      t.phase = r.observed.phase;
+      t.target.key = rev_key;
+      t.target.revision = r.spec.name;
+      t.target.container_concurrency = PredictorOf(isvc->second.isvc, r).container_concurrency;
       auto uses = [&](std::string_view placeholder) {
         return std::any_of(r.spec.command.begin(), r.spec.command.end(),
                            [&](const auto& a) { return a.find(placeholder) != std::string::npos; });
@@ -857,88 +757,17 @@ struct Controller::Impl {
       for (const auto& s : replicas)
         if (s.state == ReplicaState::kReady && live.count(s.id) &&
             s.id.compare(0, rev_key.size() + 1, rev_key + "/") == 0) {
-          t.ports.push_back(s.port);
-          t.grpc_targets.push_back(grpc ? StrCat("unix:", ReplicaSocket(s.id, "grpc")) : "");
-          t.http_sockets.push_back(http_socket ? ReplicaSocket(s.id, "http") : "");
-          t.link_sockets.push_back(link_socket ? ReplicaSocket(s.id, "link") : "");
+          t.target.ports.push_back(s.port);
+          t.target.grpc_targets.push_back(grpc ? StrCat("unix:", ReplicaSocket(s.id, "grpc"))
+                                               : "");
+          t.target.http_sockets.push_back(http_socket ? ReplicaSocket(s.id, "http") : "");
+          t.target.link_sockets.push_back(link_socket ? ReplicaSocket(s.id, "link") : "");
         }
-      const auto& isvc = isvcs.at(StrCat(r.spec.namespace_, "/", r.spec.isvc)).isvc;
-      t.container_concurrency = PredictorOf(isvc, r).container_concurrency;
-      table->revisions.push_back(std::move(t));
-      index[rev_key] = table->revisions.size() - 1;
-      return table->revisions.size() - 1;
-    };
-    for (const auto& item : routed) {
-      const IsvcEntry& e = *item.entry;
-      const std::string& ns = e.isvc.meta.namespace_;
-      for (const auto& k : item.aspired) revision_index(k);
-      gateway::Route base;
-      base.namespace_ = ns;
-      base.name = e.isvc.meta.name;
-      if (e.isvc.predictor.timeout_seconds)
-        base.timeout_ms = *e.isvc.predictor.timeout_seconds * 1000;
-      const std::string host = ServiceHost(e.isvc.meta, opts.platform);
-      auto tagged = [&](const std::string& tag) -> std::string {
-        for (const auto& t : e.status.traffic)
-          if (t.tag == tag) return t.revision;
-        return "";
-      };
-      auto annotation = e.isvc.meta.annotations.find("serving.kserve.io/enable-tag-routing");
-      if (annotation != e.isvc.meta.annotations.end() && annotation->second == "true") {
-        std::string latest = StrCat(ns, "/", e.status.latest_created);
-        if (revisions.count(latest) && revisions.at(latest).aspired) {
-          gateway::Route r = base;
-          r.draws = std::make_shared<std::atomic<uint64_t>>(0);
-          r.hosts = {StrCat("latest-", host)};
-          r.split = {{revision_index(latest), 100}};
-          table->routes.push_back(std::move(r));
-        }
-        std::string prev = tagged("prev");
-        if (!prev.empty()) {
-          gateway::Route r = base;
-          r.draws = std::make_shared<std::atomic<uint64_t>>(0);
-          r.hosts = {StrCat("prev-", host)};
-          r.split = {{revision_index(StrCat(ns, "/", prev)), 100}};
-          table->routes.push_back(std::move(r));
-        }
-      }
-      gateway::Route main = base;
-      main.draws = std::make_shared<std::atomic<uint64_t>>(0);
-      main.hosts = {host};
-      main.model_name = e.isvc.meta.name;
-      for (const auto& t : e.status.traffic)
-        if (t.percent > 0)
-          main.split.push_back({revision_index(StrCat(ns, "/", t.revision)), t.percent});
-      // Shadow testing: a share of the requests copied to the latest revision
-      // (its answers discarded), e.g. while it takes no traffic (canary 0).
-      if (auto m = e.isvc.meta.annotations.find(kMirrorAnnotation);
-          m != e.isvc.meta.annotations.end()) {
-        const int percent = std::atoi(m->second.c_str());
-        std::string latest = StrCat(ns, "/", e.status.latest_created);
-        if (percent > 0 && revisions.count(latest) && revisions.at(latest).aspired &&
-            revisions.at(latest).observed.phase == RevisionPhase::kReady)
-          main.mirror = gateway::WeightedRevision{revision_index(latest), std::min(percent, 100)};
-      }
-      table->routes.push_back(std::move(main));
     }
-    // Publish only what changed: a route's draw sequence restarts with it.
-    std::string signature;
-    for (const auto& r : table->routes) {
-      StrAppend(&signature, r.namespace_, "/", r.name, "|", r.model_name, "|", r.timeout_ms, "|");
-      for (const auto& h : r.hosts) StrAppend(&signature, h, ",");
-      for (const auto& w : r.split) StrAppend(&signature, w.revision, ":", w.percent, ",");
-      if (r.mirror) StrAppend(&signature, "m", r.mirror->revision, ":", r.mirror->percent);
-      signature += ";";
-    }
-    for (const auto& t : table->revisions) {
-      StrAppend(&signature, t.key, "|", t.container_concurrency, "|");
-      for (uint16_t p : t.ports) StrAppend(&signature, p, ",");
-      signature += ";";
-    }
-    if (signature == routes_signature) return;
-    routes_signature = std::move(signature);
+    auto table = std::make_shared<RouteTable>(PlanRoutes(services, targets, opts.platform));
     {
       std::lock_guard<std::mutex> lock(routes_mu);
+      if (SameRoutes(*table, *routes)) return;
       routes = table;
     }
     if (opts.on_routes) opts.on_routes(table);
