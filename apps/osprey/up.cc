@@ -154,7 +154,8 @@ int UpMain(const std::vector<std::string_view>& args) {
   options.pvc_root = flags.count("pvc-root") ? flags["pvc-root"] : options.data_dir + "/pvc";
   if (flags.count("domain")) options.platform.domain = flags["domain"];
   if (flags.count("domain-template")) options.platform.domain_template = flags["domain-template"];
-  options.platform.osprey_binary = fs::canonical("/proc/self/exe").string();
+  options.local.osprey_binary = fs::canonical("/proc/self/exe").string();
+  options.platform.format_notes = controlplane::LocalFormatNotes();
   if (auto it = flags.find("replica-startup-timeout-s"); it != flags.end()) {
     int s = 0;
     if (!absl::SimpleAtoi(it->second, &s) || s <= 0) {
@@ -175,7 +176,7 @@ int UpMain(const std::vector<std::string_view>& args) {
     options.autoscale_tick = std::chrono::milliseconds(ms);
   }
   if (auto it = flags.find("image-map"); it != flags.end()) {
-    auto st = controlplane::LoadImageMap(it->second, &options.platform);
+    auto st = controlplane::LoadImageMap(it->second, &options.local);
     if (!st.ok()) {
       std::fprintf(stderr, "osprey up: %s\n", std::string(st.message()).c_str());
       return 2;

@@ -19,6 +19,7 @@
 
 #include "autoscaler/kpa.h"
 #include "common/logging.h"
+#include "controlplane/local/placement.h"
 #include "controlplane/observe.h"
 #include "controlplane/retire.h"
 #include "controlplane/routing.h"
@@ -105,6 +106,25 @@ void WriteStrings(Writer& w, std::string_view key, const std::vector<std::string
   w.EndArray();
 }
 
+void WriteEnv(Writer& w, const std::vector<resources::EnvVar>& env) {
+  Key(w, "env");
+  w.StartArray();
+  for (const auto& e : env) {
+    w.StartObject();
+    Field(w, "name", e.name);
+    Field(w, "value", e.value);
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+std::string_view ProbeName(resources::Container::Probe p) {
+  using Probe = resources::Container::Probe;
+  return p == Probe::kHttpGet ? "httpGet" : p == Probe::kTcpSocket ? "tcpSocket"
+                                          : p == Probe::kOther     ? "other"
+                                                                   : "";
+}
+
 std::string RevisionSpecJson(const RevisionSpec& s) {
   rapidjson::StringBuffer buf;
   Writer w(buf);
@@ -122,17 +142,25 @@ std::string RevisionSpecJson(const RevisionSpec& s) {
   Field(w, "modelFormat", s.model_format);
   Field(w, "storageUri", s.storage_uri);
   Field(w, "protocolVersion", s.protocol);
-  WriteStrings(w, "command", s.command);
-  Key(w, "env");
-  w.StartArray();
-  for (const auto& [n, v] : s.env) {
+  Key(w, "container");
+  w.StartObject();
+  Field(w, "name", s.container.name);
+  Field(w, "image", s.container.image);
+  WriteStrings(w, "command", s.container.command);
+  WriteStrings(w, "args", s.container.args);
+  WriteEnv(w, s.container.env);
+  Field(w, "readinessProbe", ProbeName(s.container.probe));
+  Field(w, "readinessProbePath", s.container.probe_path);
+  w.EndObject();
+  if (s.batcher.has_value()) {
+    Key(w, "batcher");
     w.StartObject();
-    Field(w, "name", n);
-    Field(w, "value", v);
+    Key(w, "maxBatchSize");
+    w.Int(s.batcher->max_batch_size);
+    Key(w, "maxLatency");
+    w.Int(s.batcher->max_latency_ms);
     w.EndObject();
   }
-  w.EndArray();
-  Field(w, "healthPath", s.health_path);
   Key(w, "minReplicas");
   w.Int(s.min_replicas);
   Key(w, "maxReplicas");
@@ -144,6 +172,7 @@ std::string RevisionSpecJson(const RevisionSpec& s) {
 }
 
 RevisionSpec RevisionSpecFromJson(const rapidjson::Value& v) {
+  using Probe = resources::Container::Probe;
   RevisionSpec s;
   s.name = GetString(v, "name");
   s.namespace_ = GetString(v, "namespace");
@@ -156,11 +185,37 @@ RevisionSpec RevisionSpecFromJson(const rapidjson::Value& v) {
   s.model_format = GetString(v, "modelFormat");
   s.storage_uri = GetString(v, "storageUri");
   s.protocol = GetString(v, "protocolVersion");
-  s.command = StringArray(v, "command");
-  if (auto it = v.FindMember("env"); it != v.MemberEnd() && it->value.IsArray())
-    for (const auto& e : it->value.GetArray())
-      s.env.emplace_back(GetString(e, "name"), GetString(e, "value"));
-  s.health_path = GetString(v, "healthPath");
+  auto env = [](const rapidjson::Value& v, std::vector<resources::EnvVar>* out) {
+    if (auto it = v.FindMember("env"); it != v.MemberEnd() && it->value.IsArray())
+      for (const auto& e : it->value.GetArray())
+        out->push_back({GetString(e, "name"), GetString(e, "value")});
+  };
+  if (auto it = v.FindMember("container"); it != v.MemberEnd() && it->value.IsObject()) {
+    const auto& c = it->value;
+    s.container.name = GetString(c, "name");
+    s.container.image = GetString(c, "image");
+    s.container.command = StringArray(c, "command");
+    s.container.args = StringArray(c, "args");
+    env(c, &s.container.env);
+    const std::string probe = GetString(c, "readinessProbe");
+    s.container.probe = probe == "httpGet"     ? Probe::kHttpGet
+                        : probe == "tcpSocket" ? Probe::kTcpSocket
+                        : probe == "other"     ? Probe::kOther
+                                               : Probe::kNone;
+    s.container.probe_path = GetString(c, "readinessProbePath");
+  } else {
+    // A revision stored before revisions were kept in KServe's terms: its
+    // local command as the container's, its readiness path as the probe
+    // (placement leaves both as they are).
+    s.container.name = "kserve-container";
+    s.container.command = StringArray(v, "command");
+    env(v, &s.container.env);
+    s.container.probe_path = GetString(v, "healthPath");
+    s.container.probe = s.container.probe_path.empty() ? Probe::kTcpSocket : Probe::kHttpGet;
+  }
+  if (auto it = v.FindMember("batcher"); it != v.MemberEnd() && it->value.IsObject())
+    s.batcher = resources::Batcher{static_cast<int>(GetInt(it->value, "maxBatchSize")),
+                                   static_cast<int>(GetInt(it->value, "maxLatency"))};
   s.min_replicas = static_cast<int>(GetInt(v, "minReplicas"));
   s.max_replicas = static_cast<int>(GetInt(v, "maxReplicas"));
   s.failure_reason = GetString(v, "failureReason");
@@ -223,6 +278,9 @@ struct Controller::Impl {
   };
   struct RevEntry {
     RevisionSpec spec;
+    // How it runs here (placement.h); a failure there is observed as the
+    // revision's failure.
+    LocalCommand local;
     // The predictor as this revision was made (spec.spec_json): its
     // containerConcurrency and scaling settings hold for it, not those of a
     // later spec (a canary's old revision keeps its own). Parsed on first use.
@@ -272,6 +330,14 @@ struct Controller::Impl {
       dirty = true;
     }
     cv.notify_all();
+  }
+
+  // The revision as a local process; nothing for one that cannot be served.
+  LocalCommand Place(const RevisionSpec& spec) const {
+    return spec.failure_reason.empty() ? PlaceLocally(spec, opts.local) : LocalCommand{};
+  }
+  static bool Runnable(const RevEntry& r) {
+    return r.spec.failure_reason.empty() && r.local.failure_reason.empty();
   }
 
   std::string LogPath(const std::string& ns, const std::string& rev, int i) const {
@@ -386,6 +452,7 @@ struct Controller::Impl {
       if (d.Parse(value.data(), value.size()).HasParseError() || !d.HasMember("spec")) continue;
       RevEntry r;
       r.spec = RevisionSpecFromJson(d["spec"]);
+      r.local = Place(r.spec);
       r.observed.phase = PhaseFromName(GetString(d, "phase"));
       r.observed.reason = GetString(d, "reason");
       r.observed.message = GetString(d, "message");
@@ -484,12 +551,12 @@ struct Controller::Impl {
         s.replace(at, 15, link_socket);
       return s;
     };
-    for (const auto& a : r.spec.command) spec.argv.push_back(fill(a));
-    for (const auto& [n, v] : r.spec.env) spec.env.emplace_back(n, fill(v));
+    for (const auto& a : r.local.argv) spec.argv.push_back(fill(a));
+    for (const auto& [n, v] : r.local.env) spec.env.emplace_back(n, fill(v));
     if (!r.spec.storage_uri.empty()) spec.env.emplace_back("STORAGE_URI", r.spec.storage_uri);
     spec.workdir = r.model_dir.empty() ? opts.data_dir : r.model_dir;
     spec.log_path = LogPath(r.spec.namespace_, r.spec.name, index);
-    spec.health_path = r.spec.health_path;
+    spec.health_path = r.local.health_path;
     return spec;
   }
 
@@ -543,8 +610,9 @@ struct Controller::Impl {
   void Observe(const std::string& rev_key, RevEntry& r,
                const std::vector<ReplicaStatus>& replicas) {
     RevisionObservations in;
-    in.unrunnable_reason = r.spec.failure_reason;
-    in.unrunnable_message = r.spec.failure_message;
+    const bool spec_failed = !r.spec.failure_reason.empty();
+    in.unrunnable_reason = spec_failed ? r.spec.failure_reason : r.local.failure_reason;
+    in.unrunnable_message = spec_failed ? r.spec.failure_message : r.local.failure_message;
     in.has_storage = !r.spec.storage_uri.empty();
     in.fetch = r.fetch;
     in.fetch_error = r.fetch_error;
@@ -631,15 +699,16 @@ struct Controller::Impl {
         std::string rev_key = StrCat(ns, "/", plan.create->name);
         RevEntry r;
         r.spec = *plan.create;
+        r.local = Place(r.spec);
         revisions[rev_key] = r;
         rev_keys.push_back(rev_key);
         SaveRevision(rev_key, revisions[rev_key]);
+        const std::string& failure =
+            r.spec.failure_reason.empty() ? r.local.failure_message : r.spec.failure_message;
         Event(ns, entry.isvc.meta.name, "Normal", "RevisionCreated",
               StrCat("revision ", r.spec.name,
                      r.spec.runtime.empty() ? "" : StrCat(" (runtime ", r.spec.runtime, ")"),
-                     r.spec.failure_reason.empty()
-                         ? ""
-                         : StrCat(" cannot run: ", r.spec.failure_message)));
+                     failure.empty() ? "" : StrCat(" cannot run: ", failure)));
       }
 
       Routed route{&entry, {}};
@@ -655,6 +724,7 @@ struct Controller::Impl {
           continue;
         }
         route.aspired.push_back(rev_key);
+        if (!Runnable(r)) continue;
         r.min_replicas = want->second;
         r.desired = DesiredReplicas(entry.isvc, r);
         if (r.desired == 0) continue;
@@ -748,7 +818,7 @@ struct Controller::Impl {
       t.target.revision = r.spec.name;
       t.target.container_concurrency = PredictorOf(isvc->second.isvc, r).container_concurrency;
       auto uses = [&](std::string_view placeholder) {
-        return std::any_of(r.spec.command.begin(), r.spec.command.end(),
+        return std::any_of(r.local.argv.begin(), r.local.argv.end(),
                            [&](const auto& a) { return a.find(placeholder) != std::string::npos; });
       };
       const bool grpc = uses("{{.GrpcSocket}}");
@@ -780,7 +850,7 @@ struct Controller::Impl {
     std::map<std::string, const gateway::RevisionStats*> by_key;
     for (const auto& s : stats) by_key[s.key] = &s;
     for (auto& [key, r] : revisions) {
-      if (!r.aspired || !r.spec.failure_reason.empty()) continue;
+      if (!r.aspired || !Runnable(r)) continue;
       auto isvc = isvcs.find(StrCat(r.spec.namespace_, "/", r.spec.isvc));
       if (isvc == isvcs.end()) continue;
       autoscaler::KpaSpec spec = KpaSpecFor(isvc->second.isvc, r);
@@ -1052,37 +1122,6 @@ struct Controller::Impl {
     w.EndObject();
   }
 };
-
-absl::Status LoadImageMap(const std::string& path, PlatformConfig* config) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(StrCat("image map ", path, " cannot be read"));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  rapidjson::Document d;
-  if (d.Parse(text.data(), text.size()).HasParseError() || !d.IsObject())
-    return absl::InvalidArgumentError(
-        StrCat("image map ", path, ": expected a JSON object {\"image\": [\"command\", ...]}"));
-  std::vector<ImageMapping> added;
-  for (const auto& m : d.GetObject()) {
-    ImageMapping mapping;
-    mapping.image = m.name.GetString();
-    if (!m.value.IsArray() || m.value.Empty())
-      return absl::InvalidArgumentError(StrCat("image map ", path, ": ", mapping.image,
-                                               ": expected a non-empty array of strings"));
-    for (const auto& a : m.value.GetArray()) {
-      if (!a.IsString())
-        return absl::InvalidArgumentError(
-            StrCat("image map ", path, ": ", mapping.image, ": every element must be a string"));
-      mapping.command.emplace_back(a.GetString());
-    }
-    if (mapping.command.size() == 1 && mapping.command[0] == "osprey-serve") {
-      mapping.command.clear();
-      mapping.osprey_serve = true;
-    }
-    added.push_back(std::move(mapping));
-  }
-  config->images.insert(config->images.begin(), added.begin(), added.end());
-  return absl::OkStatus();
-}
 
 Controller::Controller(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 

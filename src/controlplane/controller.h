@@ -18,6 +18,7 @@
 
 #include "autoscaler/kpa.h"
 #include "common/status.h"
+#include "controlplane/local/placement.h"
 #include "controlplane/reconciler.h"
 #include "gateway/route_table.h"
 
@@ -25,15 +26,12 @@ namespace osprey::controlplane {
 
 using gateway::RouteTable;
 
-// Adds the entries of a JSON image map ({"repo/image": ["command", "arg", ...]})
-// to config->images; they win over the built-in ones.
-absl::Status LoadImageMap(const std::string& path, PlatformConfig* config);
-
 class Controller {
  public:
   struct Options {
     std::string data_dir;  // store, logs and model cache live here
     PlatformConfig platform;
+    LocalConfig local;  // how revisions run here
     std::string pvc_root;
     std::chrono::milliseconds tick{200};
     std::chrono::milliseconds replica_stop_grace{10000};

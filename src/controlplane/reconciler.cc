@@ -10,89 +10,33 @@ using resources::Container;
 using resources::InferenceService;
 using resources::ServingRuntime;
 
-// Model format (KServe's name) -> Osprey backend; nullptr with a reason when
-// it cannot be served on this machine.
-struct FormatRoute {
-  std::string_view format;
-  std::string_view backend;  // "" : recognised from the model files
-  std::string_view unsupported;
-};
-constexpr FormatRoute kFormats[] = {
-    {"sklearn", "sklearn", ""},
-    {"xgboost", "xgboost", ""},
-    {"lightgbm", "lightgbm", ""},
-    {"pmml", "pmml", ""},
-    {"pytorch", "pytorch", ""},
-    {"tensorflow", "tensorflow", ""},
-    {"onnx", "onnx", ""},
-    {"paddle", "paddle", ""},
-    {"triton", "", ""},
-    {"custom", "custom", ""},
-    {"tensorrt", "",
-     "model format tensorrt needs NVIDIA TensorRT and a GPU, which this machine does not have"},
-    {"mlflow", "", "model format mlflow is not served by Osprey yet"},
-    {"huggingface", "", "model format huggingface (transformer LLMs) is not served by Osprey yet"},
-};
-
-std::string ImageRepository(std::string image) {
-  // Drop a digest or tag (a ':' after the last '/'), and Docker Hub's prefixes.
-  if (size_t at = image.find('@'); at != std::string::npos) image.resize(at);
-  size_t slash = image.rfind('/');
-  size_t colon = image.rfind(':');
-  if (colon != std::string::npos && (slash == std::string::npos || colon > slash))
-    image.resize(colon);
-  for (std::string_view prefix : {"docker.io/library/", "docker.io/", "index.docker.io/"})
-    if (image.starts_with(prefix)) image.erase(0, prefix.size());
-  return image;
-}
-
-const ImageMapping* FindImage(const PlatformConfig& config, const std::string& image) {
-  std::string repo = ImageRepository(image);
-  for (const auto& m : config.images)
-    if (m.image == repo) return &m;
-  return nullptr;
-}
-
 const Container* MainContainer(const std::vector<Container>& containers) {
   for (const auto& c : containers)
     if (c.name == "kserve-container") return &c;
   return containers.empty() ? nullptr : &containers.front();
 }
 
-bool IsPortFlag(std::string_view flag) {
-  return flag == "--http_port" || flag == "--http-port" || flag == "--port" ||
-         flag == "--rest_port" || flag == "--rest-api-port";
-}
-
-// KServe's template expansion, /mnt/models -> the local model directory, and
-// the container's port flag -> the port the supervisor assigns.
-std::vector<std::string> LocalArgs(const std::vector<std::string>& args,
-                                   const resources::ObjectMeta& meta) {
+std::vector<std::string> Expanded(const std::vector<std::string>& v,
+                                  const resources::ObjectMeta& meta) {
   std::vector<std::string> out;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string a = ExpandTemplates(args[i], meta);
-    for (size_t at; (at = a.find("/mnt/models")) != std::string::npos;)
-      a.replace(at, 11, "{{.ModelDir}}");
-    if (size_t eq = a.find('='); eq != std::string::npos && IsPortFlag(a.substr(0, eq))) {
-      a = StrCat(a.substr(0, eq), "={{.Port}}");
-    } else if (IsPortFlag(a) && i + 1 < args.size()) {
-      out.push_back(a);
-      out.push_back("{{.Port}}");
-      ++i;
-      continue;
-    }
-    out.push_back(std::move(a));
-  }
+  out.reserve(v.size());
+  for (const auto& s : v) out.push_back(ExpandTemplates(s, meta));
   return out;
 }
 
 void AddEnv(const std::vector<resources::EnvVar>& env, const resources::ObjectMeta& meta,
-            RevisionSpec* rev) {
-  for (const auto& e : env) {
-    std::string value = ExpandTemplates(e.value, meta);
-    if (value.starts_with("/mnt/models")) value = StrCat("{{.ModelDir}}", value.substr(11));
-    rev->env.emplace_back(e.name, std::move(value));
-  }
+            Container* c) {
+  for (const auto& e : env) c->env.push_back({e.name, ExpandTemplates(e.value, meta)});
+}
+
+// The serving container of a revision: `c` with its templates expanded.
+Container ServingContainer(const Container& c, const resources::ObjectMeta& meta) {
+  Container out = c;
+  out.command = Expanded(c.command, meta);
+  out.args = Expanded(c.args, meta);
+  out.env.clear();
+  AddEnv(c.env, meta, &out);
+  return out;
 }
 
 std::string PadNumber(int n) {
@@ -102,91 +46,8 @@ std::string PadNumber(int n) {
 }
 
 void Fail(RevisionSpec* rev, std::string reason, std::string message) {
-  rev->command.clear();
   rev->failure_reason = std::move(reason);
   rev->failure_message = std::move(message);
-}
-
-// argv of `osprey serve` for a model of `format`, or a failure on `rev`.
-void OspreyServeCommand(const InferenceService& isvc, const std::string& format,
-                        const PlatformConfig& config, RevisionSpec* rev) {
-  const FormatRoute* route = nullptr;
-  for (const auto& f : kFormats)
-    if (f.format == format) route = &f;
-  if (route == nullptr) {
-    Fail(rev, "NoSupportingRuntime",
-         StrCat("model format ", format, " has no Osprey backend on this machine"));
-    return;
-  }
-  if (!route->unsupported.empty()) {
-    Fail(rev, "NoSupportingRuntime", std::string(route->unsupported));
-    return;
-  }
-  // Replicas listen on loopback only: clients come through the gateway.
-  rev->command = {config.osprey_binary,    "serve",           "--model-dir",    "{{.ModelDir}}",
-                  "--model-name",          isvc.meta.name,    "--http-address", "127.0.0.1",
-                  "--http-port",           "{{.Port}}",       "--grpc-socket",  "{{.GrpcSocket}}",
-                  "--http-socket",         "{{.HttpSocket}}", "--link-socket",  "{{.LinkSocket}}",
-                  "--exit-on-load-failure"};
-  if (!route->backend.empty()) {
-    rev->command.push_back("--model-format");
-    rev->command.push_back(std::string(route->backend));
-  }
-  if (const auto& b = isvc.predictor.batcher; b.has_value()) {
-    rev->command.push_back("--max-batch-size");
-    rev->command.push_back(StrCat(b->max_batch_size));
-    rev->command.push_back("--max-queue-delay-us");
-    rev->command.push_back(StrCat(static_cast<int64_t>(b->max_latency_ms) * 1000));
-  }
-  rev->health_path = StrCat("/v2/models/", isvc.meta.name, "/ready");
-}
-
-// A container run locally: its command, or its image through the table.
-void ContainerCommand(const InferenceService& isvc, const Container& c, const std::string& format,
-                      const std::vector<std::string>& extra_args, const std::string& owner,
-                      const PlatformConfig& config, RevisionSpec* rev) {
-  AddEnv(c.env, isvc.meta, rev);
-  std::vector<std::string> args = LocalArgs(c.args, isvc.meta);
-  for (const auto& a : LocalArgs(extra_args, isvc.meta)) args.push_back(a);
-  // A model server image runs as `osprey serve` whatever its in-image command
-  // (e.g. /usr/bin/tensorflow_model_server); any other container runs its
-  // own command, else the image table's.
-  const ImageMapping* m = FindImage(config, c.image);
-  if (!c.command.empty() && (m == nullptr || !m->osprey_serve)) {
-    rev->command = LocalArgs(c.command, isvc.meta);
-    rev->command.insert(rev->command.end(), args.begin(), args.end());
-  } else if (m != nullptr) {
-    if (m->osprey_serve) {
-      if (format.empty()) {
-        Fail(rev, "InvalidPredictorSpec",
-             StrCat(owner, ": image ", c.image,
-                    " is a model server image; give the model's format with the model form "
-                    "(spec.predictor.model.modelFormat.name)"));
-        return;
-      }
-      OspreyServeCommand(isvc, format, config, rev);
-      return;
-    }
-    rev->command = m->command;
-    rev->command.insert(rev->command.end(), args.begin(), args.end());
-  } else {
-    Fail(rev, "RuntimeNotRecognized",
-         StrCat(owner, ": image ", c.image,
-                " cannot run on this machine: it has no local command; give the container a "
-                "command, or map the image in the image table (osprey up --image-map)"));
-    return;
-  }
-  // The container's own readinessProbe when it has one that runs here; else
-  // the model's readiness route of its protocol.
-  if (c.probe == Container::Probe::kHttpGet) {
-    rev->health_path = c.probe_path;
-  } else if (c.probe == Container::Probe::kTcpSocket) {
-    rev->health_path.clear();  // the supervisor connects instead
-  } else {
-    rev->health_path = rev->protocol == "v2" || rev->protocol == "grpc-v2"
-                           ? StrCat("/v2/models/", isvc.meta.name, "/ready")
-                           : StrCat("/v1/models/", isvc.meta.name);
-  }
 }
 
 Condition MakeCondition(std::string type, std::string status, std::string reason = "",
@@ -195,20 +56,6 @@ Condition MakeCondition(std::string type, std::string status, std::string reason
 }
 
 }  // namespace
-
-std::vector<ImageMapping> DefaultImageTable() {
-  std::vector<ImageMapping> table;
-  for (std::string_view image :
-       {"kserve/xgbserver", "kserve/lgbserver", "kserve/sklearnserver", "kserve/pmmlserver",
-        "kserve/paddleserver", "tensorflow/serving", "pytorch/torchserve-kfs", "pytorch/torchserve",
-        "nvcr.io/nvidia/tritonserver", "seldonio/mlserver", "kserve/huggingfaceserver"}) {
-    ImageMapping m;
-    m.image = std::string(image);
-    m.osprey_serve = true;
-    table.push_back(std::move(m));
-  }
-  return table;
-}
 
 std::string_view RevisionPhaseName(RevisionPhase p) {
   switch (p) {
@@ -276,6 +123,7 @@ RevisionSpec ResolveRevision(const InferenceService& isvc, const std::string& sp
   const auto& p = isvc.predictor;
   rev.min_replicas = p.min_replicas;
   rev.max_replicas = p.max_replicas;
+  rev.batcher = p.batcher;
   if (p.model.has_value()) {
     const auto& model = *p.model;
     rev.model_format = model.format.name;
@@ -285,9 +133,9 @@ RevisionSpec ResolveRevision(const InferenceService& isvc, const std::string& sp
         resources::SelectRuntime(model, namespace_runtimes, cluster_runtimes);
     if (choice.runtime == nullptr) {
       std::string message = choice.message;
-      for (const auto& f : kFormats)
-        if (f.format == model.format.name && !f.unsupported.empty())
-          StrAppend(&message, "; ", f.unsupported);
+      if (auto note = config.format_notes.find(model.format.name);
+          note != config.format_notes.end())
+        StrAppend(&message, "; ", note->second);
       Fail(&rev, choice.reason, std::move(message));
       return rev;
     }
@@ -297,9 +145,9 @@ RevisionSpec ResolveRevision(const InferenceService& isvc, const std::string& sp
       Fail(&rev, "RuntimeNotRecognized", StrCat("runtime ", rev.runtime, " has no container"));
       return rev;
     }
-    ContainerCommand(isvc, *c, model.format.name, model.args, StrCat("runtime ", rev.runtime),
-                     config, &rev);
-    AddEnv(model.env, isvc.meta, &rev);
+    rev.container = ServingContainer(*c, isvc.meta);
+    for (const auto& a : Expanded(model.args, isvc.meta)) rev.container.args.push_back(a);
+    AddEnv(model.env, isvc.meta, &rev.container);
     return rev;
   }
   const Container* c = MainContainer(p.containers);
@@ -307,9 +155,9 @@ RevisionSpec ResolveRevision(const InferenceService& isvc, const std::string& sp
     Fail(&rev, "InvalidPredictorSpec", "spec.predictor: no model and no container");
     return rev;
   }
-  for (const auto& e : c->env)
+  rev.container = ServingContainer(*c, isvc.meta);
+  for (const auto& e : rev.container.env)
     if (e.name == "STORAGE_URI") rev.storage_uri = e.value;
-  ContainerCommand(isvc, *c, "", {}, StrCat("container ", c->name), config, &rev);
   return rev;
 }
 

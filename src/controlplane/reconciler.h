@@ -23,26 +23,24 @@
 
 namespace osprey::controlplane {
 
-// How a container image runs on this machine: as Osprey's own model server
-// (`osprey serve` with the model's format), or as a local command.
-struct ImageMapping {
-  std::string image;  // repository without tag, e.g. "kserve/sklearnserver"
-  bool osprey_serve = false;
-  std::vector<std::string> command;  // when !osprey_serve; container args are appended
-};
-// KServe's runtime images mapped onto `osprey serve`.
-std::vector<ImageMapping> DefaultImageTable();
-
+// What the plan needs of the platform it runs on. Nothing here says how a
+// revision runs (processes, pods): that is the executor's placement step
+// (local/placement.h for `osprey up`).
 struct PlatformConfig {
   std::string domain = "example.com";
   // "{{.Name}}-{{.Namespace}}.{{.Domain}}" (default) or "{{.Name}}.{{.Namespace}}.{{.Domain}}"
   std::string domain_template = "{{.Name}}-{{.Namespace}}.{{.Domain}}";
   uint16_t gateway_port = 8080;  // shown in URLs when not 80
-  std::string osprey_binary;     // path of `osprey` for replicas
-  std::vector<ImageMapping> images = DefaultImageTable();
+  // What the platform says of a model format no runtime serves (e.g. that it
+  // needs hardware it lacks), added to NoSupportingRuntime's message.
+  std::map<std::string, std::string> format_notes;
 };
 
-// An immutable revision: the spec it was made from and how to run it.
+// An immutable revision of a component, in KServe's terms: the spec it was
+// made from and the container that serves it, as KServe would put it in the
+// pod. How it runs on a given platform is decided by that platform's executor
+// (an executor that cannot run it reports the revision Failed, as Kubernetes
+// reports ImagePullBackOff; the spec stays valid).
 struct RevisionSpec {
   std::string name;  // {isvc}-predictor-{00001}
   std::string namespace_;
@@ -51,22 +49,21 @@ struct RevisionSpec {
   int number = 0;
   std::string spec_json;  // canonical JSON of the component's spec
   std::string created;    // RFC 3339
-  // Resolved when the revision is made (empty command: it cannot run, see
-  // failure_*).
   std::string runtime;       // runtime name; "" for custom containers
-  std::string model_format;  // format name as the user wrote it
+  std::string model_format;  // format name as the user wrote it; "" for custom containers
   std::string storage_uri;
   std::string protocol = "v1";
-  // argv with templates left for the replica: {{.Port}}, {{.ModelDir}},
-  // {{.GrpcSocket}} and {{.HttpSocket}} (the Unix sockets a replica serves
-  // gRPC and HTTP on for the gateway, if it does).
-  std::vector<std::string> command;
-  std::vector<std::pair<std::string, std::string>> env;
-  // Readiness: GET this path (ready on 2xx or 3xx); empty: a TCP connect.
-  std::string health_path;
+  // The serving container: the runtime's kserve-container (or the
+  // predictor's own) with KServe's templates ({{.Name}}, {{.Namespace}},
+  // {{.Labels.key}}, {{.Annotations.key}}) expanded and the model's args and
+  // env appended. Paths under /mnt/models and port flags are as written.
+  resources::Container container;
+  std::optional<resources::Batcher> batcher;  // spec.predictor.batcher
   int min_replicas = 1;
   int max_replicas = 0;
-  std::string failure_reason;  // NoSupportingRuntime, RuntimeNotRecognized, ...
+  // Set when the spec cannot be served on any platform: NoSupportingRuntime,
+  // InvalidPredictorSpec, RuntimeNotRecognized (a runtime without container).
+  std::string failure_reason;
   std::string failure_message;
 };
 
@@ -90,6 +87,7 @@ struct RevisionView {
 };
 
 // The component's spec as a new revision would run it, or the reason it cannot.
+// Pure; the same on every platform.
 RevisionSpec ResolveRevision(const resources::InferenceService& isvc, const std::string& spec_json,
                              int number, const std::string& now,
                              const std::vector<resources::ServingRuntime>& namespace_runtimes,

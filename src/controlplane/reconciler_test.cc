@@ -25,7 +25,6 @@ PlatformConfig Config() {
   PlatformConfig c;
   c.domain = "example.com";
   c.gateway_port = 8080;
-  c.osprey_binary = "/bin/osprey";
   return c;
 }
 
@@ -35,86 +34,69 @@ bool Contains(const std::vector<std::string>& v, const std::string& a, const std
   return false;
 }
 
-TEST(ResolveRevision, BuiltinRuntimesRunOnOspreyServe) {
-  PlatformConfig config = Config();
+// Revisions are in KServe's terms: the runtime's container with the model's
+// args and env, templates expanded, /mnt/models and ports as written. How
+// they run locally is tested in local/placement_test.cc.
+TEST(ResolveRevision, BuiltinRuntimesGiveTheirContainer) {
   const auto& cluster = resources::BuiltinClusterRuntimes();
   struct Case {
-    std::string format, runtime, backend;
-  } cases[] = {{"sklearn", "kserve-sklearnserver", "sklearn"},
-               {"xgboost", "kserve-xgbserver", "xgboost"},
-               {"lightgbm", "kserve-lgbserver", "lightgbm"},
-               {"pmml", "kserve-pmmlserver", "pmml"},
-               {"pytorch", "kserve-torchserve", "pytorch"},
-               {"tensorflow", "kserve-tensorflow-serving", "tensorflow"},
-               {"paddle", "kserve-paddleserver", "paddle"}};
+    std::string format, runtime, image;
+  } cases[] = {{"sklearn", "kserve-sklearnserver", "kserve/sklearnserver"},
+               {"xgboost", "kserve-xgbserver", "kserve/xgbserver"},
+               {"lightgbm", "kserve-lgbserver", "kserve/lgbserver"},
+               {"pmml", "kserve-pmmlserver", "kserve/pmmlserver"},
+               {"pytorch", "kserve-torchserve", "pytorch/torchserve-kfs"},
+               {"tensorflow", "kserve-tensorflow-serving", "tensorflow/serving"},
+               {"paddle", "kserve-paddleserver", "kserve/paddleserver"}};
   for (const auto& c : cases) {
-    RevisionSpec rev = ResolveRevision(ModelIsvc(c.format), "{}", 1, "t", {}, cluster, config);
+    InferenceService isvc = ModelIsvc(c.format);
+    isvc.predictor.model->args = {"--workers={{.Annotations.workers}}"};
+    isvc.predictor.model->env = {{"MODEL_NAME", "{{.Name}}"}};
+    isvc.meta.annotations["workers"] = "3";
+    RevisionSpec rev = ResolveRevision(isvc, "{}", 1, "t", {}, cluster, Config());
     EXPECT_EQ(rev.failure_reason, "") << c.format << ": " << rev.failure_message;
     EXPECT_EQ(rev.name, "iris-predictor-00001");
     EXPECT_EQ(rev.runtime, c.runtime) << c.format;
-    ASSERT_FALSE(rev.command.empty()) << c.format;
-    EXPECT_EQ(rev.command[0], "/bin/osprey");
-    EXPECT_TRUE(Contains(rev.command, "--model-format", c.backend)) << c.format;
-    EXPECT_TRUE(Contains(rev.command, "--model-dir", "{{.ModelDir}}"));
-    EXPECT_TRUE(Contains(rev.command, "--http-port", "{{.Port}}"));
-    EXPECT_TRUE(Contains(rev.command, "--model-name", "iris"));
-    EXPECT_EQ(rev.health_path, "/v2/models/iris/ready");
+    EXPECT_EQ(rev.model_format, c.format);
+    EXPECT_EQ(rev.storage_uri, "/models/iris");
+    EXPECT_EQ(rev.container.name, "kserve-container") << c.format;
+    EXPECT_TRUE(rev.container.image.starts_with(c.image)) << c.format << ": "
+                                                          << rev.container.image;
+    ASSERT_FALSE(rev.container.args.empty()) << c.format;
+    EXPECT_EQ(rev.container.args.back(), "--workers=3") << c.format;
+    ASSERT_FALSE(rev.container.env.empty());
+    EXPECT_EQ(rev.container.env.back(), (resources::EnvVar{"MODEL_NAME", "iris"})) << c.format;
+    for (const auto& a : rev.container.args)
+      EXPECT_EQ(a.find("{{.Name}}"), std::string::npos) << c.format << ": " << a;
   }
 }
 
-TEST(ResolveRevision, BatcherBecomesServeFlags) {
+TEST(ResolveRevision, BatcherIsKept) {
   InferenceService isvc = ModelIsvc("xgboost");
   isvc.predictor.batcher = resources::Batcher{16, 5};
   RevisionSpec rev =
       ResolveRevision(isvc, "{}", 2, "t", {}, resources::BuiltinClusterRuntimes(), Config());
   EXPECT_EQ(rev.name, "iris-predictor-00002");
-  EXPECT_TRUE(Contains(rev.command, "--max-batch-size", "16"));
-  EXPECT_TRUE(Contains(rev.command, "--max-queue-delay-us", "5000"));
+  ASSERT_TRUE(rev.batcher.has_value());
+  EXPECT_EQ(rev.batcher->max_batch_size, 16);
+  EXPECT_EQ(rev.batcher->max_latency_ms, 5);
 }
 
-TEST(ResolveRevision, FormatsThatCannotRunHereSayWhy) {
+TEST(ResolveRevision, FormatsNoRuntimeServesSayWhy) {
+  PlatformConfig config = Config();
+  config.format_notes["tensorrt"] = "tensorrt needs a GPU here";
   RevisionSpec rev = ResolveRevision(ModelIsvc("tensorrt"), "{}", 1, "t", {},
-                                     resources::BuiltinClusterRuntimes(), Config());
+                                     resources::BuiltinClusterRuntimes(), config);
   EXPECT_EQ(rev.failure_reason, "NoSupportingRuntime");
-  EXPECT_NE(rev.failure_message.find("GPU"), std::string::npos) << rev.failure_message;
-  EXPECT_TRUE(rev.command.empty());
+  EXPECT_NE(rev.failure_message.find("; tensorrt needs a GPU here"), std::string::npos)
+      << rev.failure_message;
 
   rev = ResolveRevision(ModelIsvc("no-such-format"), "{}", 1, "t", {},
-                        resources::BuiltinClusterRuntimes(), Config());
+                        resources::BuiltinClusterRuntimes(), config);
   EXPECT_EQ(rev.failure_reason, "NoSupportingRuntime");
 }
 
-// A container's readinessProbe replaces the model route as the readiness
-// check when it can run here (httpGet over HTTP, tcpSocket).
-TEST(ResolveRevision, ReadinessProbeOfTheContainer) {
-  using Probe = resources::Container::Probe;
-  struct Case {
-    Probe probe;
-    std::string path;
-    std::string want;
-  } cases[] = {
-      {Probe::kNone, "", "/v1/models/custom"},
-      {Probe::kHttpGet, "/healthz", "/healthz"},
-      {Probe::kHttpGet, "/", "/"},
-      {Probe::kTcpSocket, "", ""},  // empty: a TCP connect
-      {Probe::kOther, "", "/v1/models/custom"},
-  };
-  for (const auto& c : cases) {
-    InferenceService isvc;
-    isvc.meta.name = "custom";
-    resources::Container container;
-    container.name = "kserve-container";
-    container.command = {"./serve"};
-    container.probe = c.probe;
-    container.probe_path = c.path;
-    isvc.predictor.containers = {container};
-    RevisionSpec rev = ResolveRevision(isvc, "{}", 1, "t", {}, {}, Config());
-    EXPECT_EQ(rev.failure_reason, "");
-    EXPECT_EQ(rev.health_path, c.want) << static_cast<int>(c.probe);
-  }
-}
-
-TEST(ResolveRevision, CustomContainerRunsItsCommandWithTemplatesAndPort) {
+TEST(ResolveRevision, CustomContainerIsKeptWithTemplatesExpanded) {
   InferenceService isvc;
   isvc.meta.name = "custom";
   isvc.meta.namespace_ = "team";
@@ -123,40 +105,29 @@ TEST(ResolveRevision, CustomContainerRunsItsCommandWithTemplatesAndPort) {
   c.name = "kserve-container";
   c.image = "example/custom:1";
   c.command = {"python3", "model.py"};
-  c.args = {"--model_name={{.Name}}",  "--http_port=8080", "--ns", "{{.Namespace}}",
-            "--label={{.Labels.app}}", "--port",           "9000", "--dir=/mnt/models/sub"};
-  c.env = {{"STORAGE_URI", "file:///models/custom"}, {"MODEL_DIR", "/mnt/models"}};
+  c.args = {"--model_name={{.Name}}", "--ns", "{{.Namespace}}", "--label={{.Labels.app}}",
+            "--port", "9000", "--dir=/mnt/models/sub"};
+  c.env = {{"STORAGE_URI", "file:///models/{{.Name}}"}, {"MODEL_DIR", "/mnt/models"}};
+  c.probe = resources::Container::Probe::kHttpGet;
+  c.probe_path = "/healthz";
   isvc.predictor.containers = {c};
   RevisionSpec rev = ResolveRevision(isvc, "{}", 1, "t", {}, {}, Config());
   EXPECT_EQ(rev.failure_reason, "");
-  std::vector<std::string> want = {
-      "python3",      "model.py", "--model_name=custom", "--http_port={{.Port}}",  "--ns", "team",
-      "--label=demo", "--port",   "{{.Port}}",           "--dir={{.ModelDir}}/sub"};
-  EXPECT_EQ(rev.command, want);
+  EXPECT_EQ(rev.runtime, "");
+  EXPECT_EQ(rev.container.command, (std::vector<std::string>{"python3", "model.py"}));
+  EXPECT_EQ(rev.container.args,
+            (std::vector<std::string>{"--model_name=custom", "--ns", "team", "--label=demo",
+                                      "--port", "9000", "--dir=/mnt/models/sub"}));
   EXPECT_EQ(rev.storage_uri, "file:///models/custom");
-  EXPECT_EQ(rev.health_path, "/v1/models/custom");
-  auto env = std::find(rev.env.begin(), rev.env.end(),
-                       std::pair<std::string, std::string>("MODEL_DIR", "{{.ModelDir}}"));
-  EXPECT_NE(env, rev.env.end());
+  EXPECT_EQ(rev.container.env[1], (resources::EnvVar{"MODEL_DIR", "/mnt/models"}));
+  EXPECT_EQ(rev.container.probe_path, "/healthz");
 }
 
-TEST(ResolveRevision, ImageWithoutCommandNeedsTheImageTable) {
+TEST(ResolveRevision, PredictorWithoutModelOrContainerIsInvalid) {
   InferenceService isvc;
-  isvc.meta.name = "custom";
-  resources::Container c;
-  c.name = "kserve-container";
-  c.image = "registry.example.com/team/model:2";
-  isvc.predictor.containers = {c};
-  PlatformConfig config = Config();
-  RevisionSpec rev = ResolveRevision(isvc, "{}", 1, "t", {}, {}, config);
-  EXPECT_EQ(rev.failure_reason, "RuntimeNotRecognized");
-  EXPECT_NE(rev.failure_message.find("registry.example.com/team/model:2"), std::string::npos);
-
-  config.images.insert(config.images.begin(),
-                       ImageMapping{"registry.example.com/team/model", false, {"/opt/model/run"}});
-  rev = ResolveRevision(isvc, "{}", 1, "t", {}, {}, config);
-  EXPECT_EQ(rev.failure_reason, "");
-  EXPECT_EQ(rev.command, std::vector<std::string>{"/opt/model/run"});
+  isvc.meta.name = "empty";
+  RevisionSpec rev = ResolveRevision(isvc, "{}", 1, "t", {}, {}, Config());
+  EXPECT_EQ(rev.failure_reason, "InvalidPredictorSpec");
 }
 
 TEST(ExpandTemplates, KnownKeysExpandOthersStay) {

@@ -354,6 +354,35 @@ metadata:
     assert "nofmt" not in names and "twoforms" not in names
 
 
+def test_image_this_machine_cannot_run_is_an_observed_failure(platform):
+    # The spec is valid KServe (it would run on a cluster); this machine has no
+    # command for the image: the revision fails as Kubernetes reports an image
+    # it cannot pull, and the InferenceService is blocked, not invalid.
+    r = platform.apply_text("""apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: elsewhere
+spec:
+  predictor:
+    containers:
+      - name: kserve-container
+        image: registry.example.com/team/model:2
+""", check=False)
+    assert r.returncode == 1 and "RuntimeNotRecognized" in r.stderr, r.stderr
+    st = platform.isvc("elsewhere")["status"]
+    cond = platform.condition("elsewhere", "PredictorReady")
+    assert cond["status"] == "False" and cond["reason"] == "RuntimeNotRecognized", cond
+    assert "registry.example.com/team/model:2" in cond["message"], cond
+    assert st["modelStatus"]["transitionStatus"] == "BlockedByFailedLoad", st
+    assert st["modelStatus"]["lastFailureInfo"]["reason"] == "RuntimeNotRecognized", st
+    rev = platform.get_json("revisions", "elsewhere-predictor-00001")
+    assert rev["status"]["phase"] == "Failed", rev["status"]
+    assert rev["status"]["replicas"] == 0, rev["status"]
+    # In KServe's terms, the revision keeps the container as written.
+    assert rev["spec"]["container"]["image"] == "registry.example.com/team/model:2", rev["spec"]
+    platform.cli("delete", "isvc", "elsewhere")
+
+
 def test_unknown_format_and_runtime_conflicts_show_in_status(platform, examples_dir):
     r = platform.apply_text(isvc_yaml("trt", "tensorrt", "/tmp/none"), check=False)
     assert r.returncode == 1 and "NoSupportingRuntime" in r.stderr, r.stderr

@@ -1,0 +1,231 @@
+#include "controlplane/local/placement.h"
+
+#include <rapidjson/document.h>
+
+#include <fstream>
+#include <iterator>
+
+#include "common/strings.h"
+
+namespace osprey::controlplane {
+namespace {
+
+using resources::Container;
+
+// Model format (KServe's name) -> `osprey serve --model-format`; with a note
+// instead when no Osprey backend serves it.
+struct FormatRoute {
+  std::string_view format;
+  std::string_view backend;  // "": recognised from the model files
+  std::string_view unsupported;
+};
+constexpr FormatRoute kFormats[] = {
+    {"sklearn", "sklearn", ""},
+    {"xgboost", "xgboost", ""},
+    {"lightgbm", "lightgbm", ""},
+    {"pmml", "pmml", ""},
+    {"pytorch", "pytorch", ""},
+    {"tensorflow", "tensorflow", ""},
+    {"onnx", "onnx", ""},
+    {"paddle", "paddle", ""},
+    {"triton", "", ""},
+    {"custom", "custom", ""},
+    {"tensorrt", "",
+     "model format tensorrt needs NVIDIA TensorRT and a GPU, which this machine does not have"},
+    {"mlflow", "", "model format mlflow is not served by Osprey yet"},
+    {"huggingface", "", "model format huggingface (transformer LLMs) is not served by Osprey yet"},
+};
+
+std::string ImageRepository(std::string image) {
+  // Drop a digest or tag (a ':' after the last '/'), and Docker Hub's prefixes.
+  if (size_t at = image.find('@'); at != std::string::npos) image.resize(at);
+  size_t slash = image.rfind('/');
+  size_t colon = image.rfind(':');
+  if (colon != std::string::npos && (slash == std::string::npos || colon > slash))
+    image.resize(colon);
+  for (std::string_view prefix : {"docker.io/library/", "docker.io/", "index.docker.io/"})
+    if (image.starts_with(prefix)) image.erase(0, prefix.size());
+  return image;
+}
+
+const ImageMapping* FindImage(const LocalConfig& config, const std::string& image) {
+  if (image.empty()) return nullptr;
+  std::string repo = ImageRepository(image);
+  for (const auto& m : config.images)
+    if (m.image == repo) return &m;
+  return nullptr;
+}
+
+bool IsPortFlag(std::string_view flag) {
+  return flag == "--http_port" || flag == "--http-port" || flag == "--port" ||
+         flag == "--rest_port" || flag == "--rest-api-port";
+}
+
+// /mnt/models -> the local model directory, and the container's port flag ->
+// the port the supervisor assigns.
+std::vector<std::string> LocalArgs(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i];
+    for (size_t at; (at = a.find("/mnt/models")) != std::string::npos;)
+      a.replace(at, 11, "{{.ModelDir}}");
+    if (size_t eq = a.find('='); eq != std::string::npos && IsPortFlag(a.substr(0, eq))) {
+      a = StrCat(a.substr(0, eq), "={{.Port}}");
+    } else if (IsPortFlag(a) && i + 1 < args.size()) {
+      out.push_back(a);
+      out.push_back("{{.Port}}");
+      ++i;
+      continue;
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+void Fail(LocalCommand* local, std::string reason, std::string message) {
+  local->argv.clear();
+  local->failure_reason = std::move(reason);
+  local->failure_message = std::move(message);
+}
+
+// argv of `osprey serve` for the model of `rev`, or a failure.
+void OspreyServeCommand(const RevisionSpec& rev, const LocalConfig& config, LocalCommand* local) {
+  const FormatRoute* route = nullptr;
+  for (const auto& f : kFormats)
+    if (f.format == rev.model_format) route = &f;
+  if (route == nullptr) {
+    Fail(local, "NoSupportingRuntime",
+         StrCat("model format ", rev.model_format, " has no Osprey backend on this machine"));
+    return;
+  }
+  if (!route->unsupported.empty()) {
+    Fail(local, "NoSupportingRuntime", std::string(route->unsupported));
+    return;
+  }
+  // Replicas listen on loopback only: clients come through the gateway.
+  local->argv = {config.osprey_binary, "serve",           "--model-dir",    "{{.ModelDir}}",
+                 "--model-name",       rev.isvc,          "--http-address", "127.0.0.1",
+                 "--http-port",        "{{.Port}}",       "--grpc-socket",  "{{.GrpcSocket}}",
+                 "--http-socket",      "{{.HttpSocket}}", "--link-socket",  "{{.LinkSocket}}",
+                 "--exit-on-load-failure"};
+  if (!route->backend.empty()) {
+    local->argv.push_back("--model-format");
+    local->argv.push_back(std::string(route->backend));
+  }
+  if (rev.batcher.has_value()) {
+    local->argv.push_back("--max-batch-size");
+    local->argv.push_back(StrCat(rev.batcher->max_batch_size));
+    local->argv.push_back("--max-queue-delay-us");
+    local->argv.push_back(StrCat(static_cast<int64_t>(rev.batcher->max_latency_ms) * 1000));
+  }
+  local->health_path = StrCat("/v2/models/", rev.isvc, "/ready");
+}
+
+}  // namespace
+
+std::vector<ImageMapping> DefaultImageTable() {
+  std::vector<ImageMapping> table;
+  for (std::string_view image :
+       {"kserve/xgbserver", "kserve/lgbserver", "kserve/sklearnserver", "kserve/pmmlserver",
+        "kserve/paddleserver", "tensorflow/serving", "pytorch/torchserve-kfs", "pytorch/torchserve",
+        "nvcr.io/nvidia/tritonserver", "seldonio/mlserver", "kserve/huggingfaceserver"}) {
+    ImageMapping m;
+    m.image = std::string(image);
+    m.osprey_serve = true;
+    table.push_back(std::move(m));
+  }
+  return table;
+}
+
+std::map<std::string, std::string> LocalFormatNotes() {
+  std::map<std::string, std::string> notes;
+  for (const auto& f : kFormats)
+    if (!f.unsupported.empty()) notes.emplace(f.format, f.unsupported);
+  return notes;
+}
+
+LocalCommand PlaceLocally(const RevisionSpec& rev, const LocalConfig& config) {
+  LocalCommand local;
+  const Container& c = rev.container;
+  for (const auto& e : c.env) {
+    std::string value = e.value;
+    if (value.starts_with("/mnt/models")) value = StrCat("{{.ModelDir}}", value.substr(11));
+    local.env.emplace_back(e.name, std::move(value));
+  }
+  std::vector<std::string> args = LocalArgs(c.args);
+  // A model server image runs as `osprey serve` whatever its in-image command
+  // (e.g. /usr/bin/tensorflow_model_server); any other container runs its
+  // own command, else the image table's.
+  const ImageMapping* m = FindImage(config, c.image);
+  const std::string owner =
+      rev.runtime.empty() ? StrCat("container ", c.name) : StrCat("runtime ", rev.runtime);
+  if (!c.command.empty() && (m == nullptr || !m->osprey_serve)) {
+    local.argv = LocalArgs(c.command);
+    local.argv.insert(local.argv.end(), args.begin(), args.end());
+  } else if (m != nullptr) {
+    if (m->osprey_serve) {
+      if (rev.model_format.empty()) {
+        Fail(&local, "InvalidPredictorSpec",
+             StrCat(owner, ": image ", c.image,
+                    " is a model server image; give the model's format with the model form "
+                    "(spec.predictor.model.modelFormat.name)"));
+        return local;
+      }
+      OspreyServeCommand(rev, config, &local);
+      return local;
+    }
+    local.argv = m->command;
+    local.argv.insert(local.argv.end(), args.begin(), args.end());
+  } else {
+    Fail(&local, "RuntimeNotRecognized",
+         StrCat(owner, ": image ", c.image,
+                " cannot run on this machine: it has no local command; give the container a "
+                "command, or map the image in the image table (osprey up --image-map)"));
+    return local;
+  }
+  // The container's own readinessProbe when it has one that runs here; else
+  // the model's readiness route of its protocol.
+  if (c.probe == Container::Probe::kHttpGet) {
+    local.health_path = c.probe_path;
+  } else if (c.probe == Container::Probe::kTcpSocket) {
+    local.health_path.clear();  // the supervisor connects instead
+  } else {
+    local.health_path = rev.protocol == "v2" || rev.protocol == "grpc-v2"
+                            ? StrCat("/v2/models/", rev.isvc, "/ready")
+                            : StrCat("/v1/models/", rev.isvc);
+  }
+  return local;
+}
+
+absl::Status LoadImageMap(const std::string& path, LocalConfig* config) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(StrCat("image map ", path, " cannot be read"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  rapidjson::Document d;
+  if (d.Parse(text.data(), text.size()).HasParseError() || !d.IsObject())
+    return absl::InvalidArgumentError(
+        StrCat("image map ", path, ": expected a JSON object {\"image\": [\"command\", ...]}"));
+  std::vector<ImageMapping> added;
+  for (const auto& m : d.GetObject()) {
+    ImageMapping mapping;
+    mapping.image = m.name.GetString();
+    if (!m.value.IsArray() || m.value.Empty())
+      return absl::InvalidArgumentError(StrCat("image map ", path, ": ", mapping.image,
+                                               ": expected a non-empty array of strings"));
+    for (const auto& a : m.value.GetArray()) {
+      if (!a.IsString())
+        return absl::InvalidArgumentError(
+            StrCat("image map ", path, ": ", mapping.image, ": every element must be a string"));
+      mapping.command.emplace_back(a.GetString());
+    }
+    if (mapping.command.size() == 1 && mapping.command[0] == "osprey-serve") {
+      mapping.command.clear();
+      mapping.osprey_serve = true;
+    }
+    added.push_back(std::move(mapping));
+  }
+  config->images.insert(config->images.begin(), added.begin(), added.end());
+  return absl::OkStatus();
+}
+
+}  // namespace osprey::controlplane

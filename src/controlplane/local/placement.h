@@ -1,0 +1,64 @@
+#pragma once
+
+// Local placement: how a revision (reconciler.h, in KServe's terms) runs on
+// this machine, as a pure function. KServe's model-server images run as
+// Osprey's own model server (`osprey serve` with the model's format); other
+// images run their container's command, or the command an image table maps
+// them to. A revision this machine cannot run gets a reason, which the
+// controller reports as an observed failure of the revision (as Kubernetes
+// reports ImagePullBackOff), not as an invalid spec.
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+#include "controlplane/reconciler.h"
+
+namespace osprey::controlplane {
+
+// How a container image runs here: as `osprey serve` with the model's format,
+// or as a local command (the container's args appended).
+struct ImageMapping {
+  std::string image;  // repository without tag, e.g. "kserve/sklearnserver"
+  bool osprey_serve = false;
+  std::vector<std::string> command;  // when !osprey_serve
+};
+// KServe's runtime images mapped onto `osprey serve`.
+std::vector<ImageMapping> DefaultImageTable();
+
+struct LocalConfig {
+  std::string osprey_binary;  // path of `osprey` for replicas
+  std::vector<ImageMapping> images = DefaultImageTable();
+};
+
+// Adds the entries of a JSON image map ({"repo/image": ["command", "arg", ...]},
+// ["osprey-serve"] for Osprey's model server) to config->images; they win over
+// the built-in ones.
+absl::Status LoadImageMap(const std::string& path, LocalConfig* config);
+
+// What this machine says of model formats no Osprey backend serves
+// (PlatformConfig::format_notes).
+std::map<std::string, std::string> LocalFormatNotes();
+
+// A revision as a local process.
+struct LocalCommand {
+  // argv and env with templates the supervisor fills per replica:
+  // {{.Port}}, {{.ModelDir}}, and the Unix sockets a replica serves the
+  // gateway on, {{.GrpcSocket}}, {{.HttpSocket}} and {{.LinkSocket}}.
+  std::vector<std::string> argv;
+  std::vector<std::pair<std::string, std::string>> env;
+  // Readiness: GET this path (ready on 2xx or 3xx); empty: a TCP connect.
+  std::string health_path;
+  // Set when it cannot run here (argv empty): RuntimeNotRecognized,
+  // NoSupportingRuntime.
+  std::string failure_reason;
+  std::string failure_message;
+};
+
+// `rev` must have no failure of its own.
+LocalCommand PlaceLocally(const RevisionSpec& rev, const LocalConfig& config);
+
+}  // namespace osprey::controlplane

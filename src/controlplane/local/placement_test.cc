@@ -1,0 +1,203 @@
+#include "controlplane/local/placement.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+namespace osprey::controlplane {
+namespace {
+
+using resources::InferenceService;
+
+InferenceService ModelIsvc(const std::string& format) {
+  InferenceService isvc;
+  isvc.meta.name = "iris";
+  isvc.meta.namespace_ = "default";
+  resources::ModelSpec model;
+  model.format.name = format;
+  model.storage_uri = "/models/iris";
+  isvc.predictor.model = model;
+  return isvc;
+}
+
+LocalConfig Local() {
+  LocalConfig c;
+  c.osprey_binary = "/bin/osprey";
+  return c;
+}
+
+RevisionSpec Resolve(const InferenceService& isvc) {
+  return ResolveRevision(isvc, "{}", 1, "t", {}, resources::BuiltinClusterRuntimes(),
+                         PlatformConfig{});
+}
+
+bool Contains(const std::vector<std::string>& v, const std::string& a, const std::string& b) {
+  for (size_t i = 0; i + 1 < v.size(); ++i)
+    if (v[i] == a && v[i + 1] == b) return true;
+  return false;
+}
+
+TEST(PlaceLocally, BuiltinRuntimesRunOnOspreyServe) {
+  struct Case {
+    std::string format, backend;
+  } cases[] = {{"sklearn", "sklearn"},       {"xgboost", "xgboost"}, {"lightgbm", "lightgbm"},
+               {"pmml", "pmml"},             {"pytorch", "pytorch"},
+               {"tensorflow", "tensorflow"}, {"paddle", "paddle"}};
+  for (const auto& c : cases) {
+    LocalCommand local = PlaceLocally(Resolve(ModelIsvc(c.format)), Local());
+    EXPECT_EQ(local.failure_reason, "") << c.format << ": " << local.failure_message;
+    ASSERT_FALSE(local.argv.empty()) << c.format;
+    EXPECT_EQ(local.argv[0], "/bin/osprey");
+    EXPECT_TRUE(Contains(local.argv, "--model-format", c.backend)) << c.format;
+    EXPECT_TRUE(Contains(local.argv, "--model-dir", "{{.ModelDir}}"));
+    EXPECT_TRUE(Contains(local.argv, "--http-port", "{{.Port}}"));
+    EXPECT_TRUE(Contains(local.argv, "--model-name", "iris"));
+    EXPECT_TRUE(Contains(local.argv, "--link-socket", "{{.LinkSocket}}"));
+    EXPECT_EQ(local.health_path, "/v2/models/iris/ready");
+  }
+}
+
+TEST(PlaceLocally, BatcherBecomesServeFlags) {
+  InferenceService isvc = ModelIsvc("xgboost");
+  isvc.predictor.batcher = resources::Batcher{16, 5};
+  LocalCommand local = PlaceLocally(Resolve(isvc), Local());
+  EXPECT_TRUE(Contains(local.argv, "--max-batch-size", "16"));
+  EXPECT_TRUE(Contains(local.argv, "--max-queue-delay-us", "5000"));
+}
+
+// A format a runtime lists but no Osprey backend serves cannot run here: a
+// failure of this machine, not of the spec.
+TEST(PlaceLocally, FormatsWithoutBackendCannotRunHere) {
+  RevisionSpec rev = Resolve(ModelIsvc("xgboost"));
+  rev.model_format = "mlflow";
+  LocalCommand local = PlaceLocally(rev, Local());
+  EXPECT_EQ(local.failure_reason, "NoSupportingRuntime");
+  EXPECT_TRUE(local.argv.empty());
+  rev.model_format = "unheard-of";
+  EXPECT_NE(PlaceLocally(rev, Local()).failure_message.find("no Osprey backend"),
+            std::string::npos);
+  EXPECT_NE(LocalFormatNotes().at("tensorrt").find("GPU"), std::string::npos);
+}
+
+// A container's readinessProbe replaces the model route as the readiness
+// check when it can run here (httpGet over HTTP, tcpSocket).
+TEST(PlaceLocally, ReadinessProbeOfTheContainer) {
+  using Probe = resources::Container::Probe;
+  struct Case {
+    Probe probe;
+    std::string path;
+    std::string protocol;
+    std::string want;
+  } cases[] = {
+      {Probe::kNone, "", "v1", "/v1/models/custom"},
+      {Probe::kNone, "", "v2", "/v2/models/custom/ready"},
+      {Probe::kHttpGet, "/healthz", "v1", "/healthz"},
+      {Probe::kHttpGet, "/", "v1", "/"},
+      {Probe::kTcpSocket, "", "v1", ""},  // empty: a TCP connect
+      {Probe::kOther, "", "v1", "/v1/models/custom"},
+  };
+  for (const auto& c : cases) {
+    RevisionSpec rev;
+    rev.isvc = "custom";
+    rev.protocol = c.protocol;
+    rev.container.name = "kserve-container";
+    rev.container.command = {"./serve"};
+    rev.container.probe = c.probe;
+    rev.container.probe_path = c.path;
+    LocalCommand local = PlaceLocally(rev, Local());
+    EXPECT_EQ(local.failure_reason, "");
+    EXPECT_EQ(local.health_path, c.want) << static_cast<int>(c.probe);
+  }
+}
+
+TEST(PlaceLocally, CustomContainerRunsItsCommandWithModelDirAndPort) {
+  InferenceService isvc;
+  isvc.meta.name = "custom";
+  isvc.meta.namespace_ = "team";
+  resources::Container c;
+  c.name = "kserve-container";
+  c.image = "example/custom:1";
+  c.command = {"python3", "model.py"};
+  c.args = {"--model_name={{.Name}}", "--http_port=8080", "--port", "9000",
+            "--dir=/mnt/models/sub"};
+  c.env = {{"STORAGE_URI", "file:///models/custom"}, {"MODEL_DIR", "/mnt/models"}};
+  isvc.predictor.containers = {c};
+  LocalCommand local = PlaceLocally(Resolve(isvc), Local());
+  EXPECT_EQ(local.failure_reason, "");
+  std::vector<std::string> want = {"python3",   "model.py",  "--model_name=custom",
+                                   "--http_port={{.Port}}", "--port", "{{.Port}}",
+                                   "--dir={{.ModelDir}}/sub"};
+  EXPECT_EQ(local.argv, want);
+  EXPECT_EQ(local.health_path, "/v1/models/custom");
+  auto env = std::find(local.env.begin(), local.env.end(),
+                       std::pair<std::string, std::string>("MODEL_DIR", "{{.ModelDir}}"));
+  EXPECT_NE(env, local.env.end());
+}
+
+TEST(PlaceLocally, ImageWithoutCommandNeedsTheImageTable) {
+  RevisionSpec rev;
+  rev.isvc = "custom";
+  rev.container.name = "kserve-container";
+  rev.container.image = "registry.example.com/team/model:2";
+  LocalConfig config = Local();
+  LocalCommand local = PlaceLocally(rev, config);
+  EXPECT_EQ(local.failure_reason, "RuntimeNotRecognized");
+  EXPECT_NE(local.failure_message.find("registry.example.com/team/model:2"), std::string::npos);
+
+  config.images.insert(config.images.begin(),
+                       ImageMapping{"registry.example.com/team/model", false, {"/opt/model/run"}});
+  local = PlaceLocally(rev, config);
+  EXPECT_EQ(local.failure_reason, "");
+  EXPECT_EQ(local.argv, std::vector<std::string>{"/opt/model/run"});
+
+  // A model server image needs the model's format.
+  rev.container.image = "docker.io/kserve/sklearnserver:v0.14";
+  EXPECT_EQ(PlaceLocally(rev, config).failure_reason, "InvalidPredictorSpec");
+}
+
+// A revision stored before revisions were kept in KServe's terms holds its
+// local command already: placing it again leaves it as it was.
+TEST(PlaceLocally, PlacedCommandsArePlacedAlike) {
+  LocalCommand first = PlaceLocally(Resolve(ModelIsvc("xgboost")), Local());
+  RevisionSpec legacy;
+  legacy.isvc = "iris";
+  legacy.container.command = first.argv;
+  legacy.container.probe = resources::Container::Probe::kHttpGet;
+  legacy.container.probe_path = first.health_path;
+  LocalCommand again = PlaceLocally(legacy, Local());
+  EXPECT_EQ(again.argv, first.argv);
+  EXPECT_EQ(again.health_path, first.health_path);
+}
+
+TEST(LoadImageMap, AddsEntriesFirstAndRefusesBadMaps) {
+  const std::string dir = std::filesystem::temp_directory_path() /
+                          ("osprey-image-map-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir + "/" + name) << text;
+    return dir + "/" + name;
+  };
+  LocalConfig config = Local();
+  const size_t builtin = config.images.size();
+  ASSERT_TRUE(LoadImageMap(write("ok.json", R"({"team/model": ["/opt/run", "--fast"],
+                                                "team/server": ["osprey-serve"]})"),
+                           &config)
+                  .ok());
+  ASSERT_EQ(config.images.size(), builtin + 2);
+  EXPECT_EQ(config.images[0].image, "team/model");
+  EXPECT_EQ(config.images[0].command, (std::vector<std::string>{"/opt/run", "--fast"}));
+  EXPECT_TRUE(config.images[1].osprey_serve);
+  EXPECT_EQ(LoadImageMap(dir + "/missing.json", &config).code(), absl::StatusCode::kNotFound);
+  absl::Status bad = LoadImageMap(write("bad.json", R"({"team/x": [1]})"), &config);
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find("team/x"), std::string::npos) << bad.message();
+  EXPECT_FALSE(LoadImageMap(write("empty.json", R"({"team/x": []})"), &config).ok());
+  EXPECT_FALSE(LoadImageMap(write("list.json", R"(["x"])"), &config).ok());
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace osprey::controlplane
