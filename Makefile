@@ -30,11 +30,12 @@ run: build
 	PATH="$(CURDIR)/.venv/bin:$$PATH" $(OSPREY) up --data-dir build/osprey-home --http-port $(PORT) \
 	  --apply examples/xgboost-iris.yaml
 
+# One test or a few: make unit T=<ctest regex>, make integration K=<pytest -k expression>.
 unit: build
-	@cd $(BUILD) && ctest --output-on-failure
+	@cd $(BUILD) && ctest --output-on-failure $(if $(T),-R '$(T)')
 
 integration: build
-	@OSPREY_BIN=$(OSPREY) tests/run_integration.sh
+	@OSPREY_BIN=$(OSPREY) tests/run_integration.sh $(if $(K),-k '$(K)')
 
 test: unit integration
 

@@ -16,6 +16,7 @@
 
 #include "cli/table.h"
 #include "net/http_client.h"
+#include "resources/kinds.h"
 #include "resources/resources.h"
 
 namespace osprey::cli {
@@ -24,45 +25,15 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::system_clock;
 
-struct Kind {
-  std::string plural;  // API name
-  std::string singular;
-  std::string path_prefix;  // /apis/{group}/{version}
-  bool cluster = false;
-};
+using Kind = resources::KindInfo;
+using resources::FindKind;
 
-const Kind* FindKind(std::string_view name) {
-  static const Kind kKinds[] = {
-      {"inferenceservices", "inferenceservice", "/apis/serving.kserve.io/v1beta1", false},
-      {"servingruntimes", "servingruntime", "/apis/serving.kserve.io/v1alpha1", false},
-      {"clusterservingruntimes", "clusterservingruntime", "/apis/serving.kserve.io/v1alpha1", true},
-      {"revisions", "revision", "/apis/serving.knative.dev/v1", false},
-      {"podautoscalers", "podautoscaler", "/apis/autoscaling.internal.knative.dev/v1alpha1", false},
-      {"events", "event", "/osprey/v1", false},
-  };
-  static const std::map<std::string_view, std::string_view> kAliases = {
-      {"isvc", "inferenceservices"},
-      {"inferenceservice", "inferenceservices"},
-      {"servingruntime", "servingruntimes"},
-      {"sr", "servingruntimes"},
-      {"clusterservingruntime", "clusterservingruntimes"},
-      {"csr", "clusterservingruntimes"},
-      {"revision", "revisions"},
-      {"rev", "revisions"},
-      {"event", "events"},
-      {"ev", "events"},
-      {"kpa", "podautoscalers"},
-      {"pa", "podautoscalers"},
-      {"podautoscaler", "podautoscalers"}};
-  std::string lower;
-  for (char c : name)
-    lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-  if (size_t dot = lower.find('.'); dot != std::string::npos) lower.resize(dot);  // isvc.serving...
-  std::string_view key = lower;
-  if (auto a = kAliases.find(key); a != kAliases.end()) key = a->second;
-  for (const auto& k : kKinds)
-    if (k.plural == key) return &k;
-  return nullptr;
+// Where the API serves a kind: /apis/{group}/{version}, Osprey's own under
+// /{group}/{version}.
+std::string PathPrefix(const Kind& kind) {
+  return kind.group.find('.') == std::string_view::npos
+             ? StrCat("/", kind.group, "/", kind.version)
+             : StrCat("/apis/", kind.group, "/", kind.version);
 }
 
 struct Options {
@@ -335,7 +306,7 @@ std::string Table(const Kind& kind, const rapidjson::Value& items, bool all_ns, 
 }
 
 std::string ItemPath(const Kind& kind, const Options& o, const std::string& name) {
-  return StrCat(kind.path_prefix, kind.cluster ? "" : StrCat("/namespaces/", o.ns), "/",
+  return StrCat(PathPrefix(kind), kind.cluster ? "" : StrCat("/namespaces/", o.ns), "/",
                 kind.plural, "/", name);
 }
 
@@ -355,8 +326,8 @@ bool GetJson(const Options& o, const std::string& path, rapidjson::Document* d) 
 }
 
 std::string CollectionPath(const Kind& kind, const Options& o) {
-  if (kind.cluster || o.all_namespaces) return StrCat(kind.path_prefix, "/", kind.plural);
-  return StrCat(kind.path_prefix, "/namespaces/", o.ns, "/", kind.plural);
+  if (kind.cluster || o.all_namespaces) return StrCat(PathPrefix(kind), "/", kind.plural);
+  return StrCat(PathPrefix(kind), "/namespaces/", o.ns, "/", kind.plural);
 }
 
 std::string ItemsAsYaml(const rapidjson::Value& items, bool list) {
@@ -480,11 +451,9 @@ int ApplyCommand(Options& o) {
     d.Parse(r->body.data(), r->body.size());
     for (const auto& res : d["results"].GetArray()) {
       std::string kind = Get(res, {"kind"});
-      std::string lower;
-      for (char c : kind) lower.push_back(static_cast<char>(std::tolower(c)));
-      std::string group =
-          kind == "InferenceService" || kind.ends_with("ServingRuntime") ? "serving.kserve.io" : "";
-      std::printf("%s.%s/%s %s\n", lower.c_str(), group.c_str(), Get(res, {"name"}).c_str(),
+      const Kind* k = FindKind(kind);
+      std::printf("%s.%s/%s %s\n", std::string(k ? k->singular : kind).c_str(),
+                  std::string(k ? k->group : "").c_str(), Get(res, {"name"}).c_str(),
                   Get(res, {"action"}).c_str());
       if (kind == "InferenceService")
         applied.emplace_back(Get(res, {"namespace"}), Get(res, {"name"}));
@@ -503,7 +472,7 @@ int DeleteCommand(Options& o) {
     if (!parsed.ok()) return Fail(StrCat(file, ": ", parsed.status().message()));
     for (const auto& r : *parsed) {
       std::string kind(resources::KindOf(r));
-      const Kind* k = FindKind(kind + "s");
+      const Kind* k = FindKind(kind);
       std::visit(
           [&](const auto& obj) {
             targets.emplace_back(k, obj.meta.namespace_ == "default" ? o.ns : obj.meta.namespace_,
@@ -528,7 +497,8 @@ int DeleteCommand(Options& o) {
       rc = Fail(ErrorOf(*r));
       continue;
     }
-    std::printf("%s.serving.kserve.io \"%s\" deleted\n", k->singular.c_str(), name.c_str());
+    std::printf("%s.%s \"%s\" deleted\n", std::string(k->singular).c_str(),
+                std::string(k->group).c_str(), name.c_str());
   }
   return rc;
 }

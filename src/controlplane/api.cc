@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "common/json_writer.h"
+#include "resources/kinds.h"
 #include "net/status.h"
 
 namespace osprey::controlplane {
@@ -150,14 +151,8 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
     if (i >= p.size()) return JsonErrorResponse(404, StrCat("no API route for ", target));
     std::string kind(p[i]);
     std::string name = i + 1 < p.size() ? std::string(p[i + 1]) : "";
-    static const std::map<std::string, std::string> kGroups = {
-        {"inferenceservices", "serving.kserve.io"},
-        {"servingruntimes", "serving.kserve.io"},
-        {"clusterservingruntimes", "serving.kserve.io"},
-        {"revisions", "serving.knative.dev"},
-        {"podautoscalers", "autoscaling.internal.knative.dev"}};
-    auto g = kGroups.find(kind);
-    if (g == kGroups.end() || g->second != group || i + 2 < p.size())
+    const resources::KindInfo* k = resources::FindKind(kind);
+    if (k == nullptr || k->plural != kind || k->group != group || i + 2 < p.size())
       return JsonErrorResponse(404, StrCat("no API route for ", target));
     if (req.method == "GET") {
       if (name.empty()) {

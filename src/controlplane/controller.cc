@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "autoscaler/kpa.h"
+#include "common/json_dom.h"
 #include "common/logging.h"
 #include "controlplane/local/placement.h"
 #include "controlplane/observe.h"
@@ -25,6 +26,8 @@
 #include "controlplane/routing.h"
 #include "controlplane/scaling.h"
 #include "controlplane/store.h"
+#include "controlplane/views.h"
+#include "resources/kinds.h"
 #include "controlplane/supervisor.h"
 #include "storage/storage.h"
 
@@ -34,7 +37,7 @@ namespace {
 namespace fs = std::filesystem;
 using resources::InferenceService;
 using resources::ServingRuntime;
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+using namespace osprey::json;
 
 std::string Now() {
   std::time_t t = std::time(nullptr);
@@ -43,184 +46,6 @@ std::string Now() {
   char buf[32];
   std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
-}
-
-void Str(Writer& w, std::string_view s) { w.String(s.data(), static_cast<unsigned>(s.size())); }
-void Key(Writer& w, std::string_view s) { w.Key(s.data(), static_cast<unsigned>(s.size())); }
-void Field(Writer& w, std::string_view k, std::string_view v) {
-  Key(w, k);
-  Str(w, v);
-}
-void FieldIfSet(Writer& w, std::string_view k, std::string_view v) {
-  if (!v.empty()) Field(w, k, v);
-}
-// Opens an object with apiVersion, kind and a metadata object; the caller
-// adds more metadata fields, then closes the metadata with EndObject.
-void StartObjectWithMetadata(Writer& w, std::string_view api_version, std::string_view kind,
-                             std::string_view name, std::string_view ns, std::string_view created) {
-  w.StartObject();
-  Field(w, "apiVersion", api_version);
-  Field(w, "kind", kind);
-  Key(w, "metadata");
-  w.StartObject();
-  Field(w, "name", name);
-  Field(w, "namespace", ns);
-  Field(w, "creationTimestamp", created);
-}
-
-void Raw(Writer& w, std::string_view json) {
-  w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
-}
-
-std::string GetString(const rapidjson::Value& v, const char* key) {
-  if (!v.IsObject()) return "";
-  auto it = v.FindMember(key);
-  return it != v.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
-}
-int64_t GetInt(const rapidjson::Value& v, const char* key) {
-  if (!v.IsObject()) return 0;
-  auto it = v.FindMember(key);
-  return it != v.MemberEnd() && it->value.IsInt64() ? it->value.GetInt64() : 0;
-}
-std::string ToText(const rapidjson::Value& v) {
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  v.Accept(w);
-  return std::string(buf.GetString(), buf.GetSize());
-}
-
-std::vector<std::string> StringArray(const rapidjson::Value& v, const char* key) {
-  std::vector<std::string> out;
-  if (!v.IsObject()) return out;
-  auto it = v.FindMember(key);
-  if (it == v.MemberEnd() || !it->value.IsArray()) return out;
-  for (const auto& e : it->value.GetArray())
-    if (e.IsString()) out.emplace_back(e.GetString());
-  return out;
-}
-
-void WriteStrings(Writer& w, std::string_view key, const std::vector<std::string>& v) {
-  Key(w, key);
-  w.StartArray();
-  for (const auto& s : v) Str(w, s);
-  w.EndArray();
-}
-
-void WriteEnv(Writer& w, const std::vector<resources::EnvVar>& env) {
-  Key(w, "env");
-  w.StartArray();
-  for (const auto& e : env) {
-    w.StartObject();
-    Field(w, "name", e.name);
-    Field(w, "value", e.value);
-    w.EndObject();
-  }
-  w.EndArray();
-}
-
-std::string_view ProbeName(resources::Container::Probe p) {
-  using Probe = resources::Container::Probe;
-  return p == Probe::kHttpGet ? "httpGet" : p == Probe::kTcpSocket ? "tcpSocket"
-                                          : p == Probe::kOther     ? "other"
-                                                                   : "";
-}
-
-std::string RevisionSpecJson(const RevisionSpec& s) {
-  rapidjson::StringBuffer buf;
-  Writer w(buf);
-  w.StartObject();
-  Field(w, "name", s.name);
-  Field(w, "namespace", s.namespace_);
-  Field(w, "isvc", s.isvc);
-  Field(w, "component", s.component);
-  Key(w, "number");
-  w.Int(s.number);
-  Key(w, "spec");
-  Raw(w, s.spec_json);
-  Field(w, "created", s.created);
-  Field(w, "runtime", s.runtime);
-  Field(w, "modelFormat", s.model_format);
-  Field(w, "storageUri", s.storage_uri);
-  Field(w, "protocolVersion", s.protocol);
-  Key(w, "container");
-  w.StartObject();
-  Field(w, "name", s.container.name);
-  Field(w, "image", s.container.image);
-  WriteStrings(w, "command", s.container.command);
-  WriteStrings(w, "args", s.container.args);
-  WriteEnv(w, s.container.env);
-  Field(w, "readinessProbe", ProbeName(s.container.probe));
-  Field(w, "readinessProbePath", s.container.probe_path);
-  w.EndObject();
-  if (s.batcher.has_value()) {
-    Key(w, "batcher");
-    w.StartObject();
-    Key(w, "maxBatchSize");
-    w.Int(s.batcher->max_batch_size);
-    Key(w, "maxLatency");
-    w.Int(s.batcher->max_latency_ms);
-    w.EndObject();
-  }
-  Key(w, "minReplicas");
-  w.Int(s.min_replicas);
-  Key(w, "maxReplicas");
-  w.Int(s.max_replicas);
-  Field(w, "failureReason", s.failure_reason);
-  Field(w, "failureMessage", s.failure_message);
-  w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
-}
-
-RevisionSpec RevisionSpecFromJson(const rapidjson::Value& v) {
-  using Probe = resources::Container::Probe;
-  RevisionSpec s;
-  s.name = GetString(v, "name");
-  s.namespace_ = GetString(v, "namespace");
-  s.isvc = GetString(v, "isvc");
-  s.component = GetString(v, "component");
-  s.number = static_cast<int>(GetInt(v, "number"));
-  if (auto it = v.FindMember("spec"); it != v.MemberEnd()) s.spec_json = ToText(it->value);
-  s.created = GetString(v, "created");
-  s.runtime = GetString(v, "runtime");
-  s.model_format = GetString(v, "modelFormat");
-  s.storage_uri = GetString(v, "storageUri");
-  s.protocol = GetString(v, "protocolVersion");
-  auto env = [](const rapidjson::Value& v, std::vector<resources::EnvVar>* out) {
-    if (auto it = v.FindMember("env"); it != v.MemberEnd() && it->value.IsArray())
-      for (const auto& e : it->value.GetArray())
-        out->push_back({GetString(e, "name"), GetString(e, "value")});
-  };
-  if (auto it = v.FindMember("container"); it != v.MemberEnd() && it->value.IsObject()) {
-    const auto& c = it->value;
-    s.container.name = GetString(c, "name");
-    s.container.image = GetString(c, "image");
-    s.container.command = StringArray(c, "command");
-    s.container.args = StringArray(c, "args");
-    env(c, &s.container.env);
-    const std::string probe = GetString(c, "readinessProbe");
-    s.container.probe = probe == "httpGet"     ? Probe::kHttpGet
-                        : probe == "tcpSocket" ? Probe::kTcpSocket
-                        : probe == "other"     ? Probe::kOther
-                                               : Probe::kNone;
-    s.container.probe_path = GetString(c, "readinessProbePath");
-  } else {
-    // A revision stored before revisions were kept in KServe's terms: its
-    // local command as the container's, its readiness path as the probe
-    // (placement leaves both as they are).
-    s.container.name = "kserve-container";
-    s.container.command = StringArray(v, "command");
-    env(v, &s.container.env);
-    s.container.probe_path = GetString(v, "healthPath");
-    s.container.probe = s.container.probe_path.empty() ? Probe::kTcpSocket : Probe::kHttpGet;
-  }
-  if (auto it = v.FindMember("batcher"); it != v.MemberEnd() && it->value.IsObject())
-    s.batcher = resources::Batcher{static_cast<int>(GetInt(it->value, "maxBatchSize")),
-                                   static_cast<int>(GetInt(it->value, "maxLatency"))};
-  s.min_replicas = static_cast<int>(GetInt(v, "minReplicas"));
-  s.max_replicas = static_cast<int>(GetInt(v, "maxReplicas"));
-  s.failure_reason = GetString(v, "failureReason");
-  s.failure_message = GetString(v, "failureMessage");
-  return s;
 }
 
 RevisionPhase PhaseFromName(std::string_view name) {
@@ -451,7 +276,9 @@ struct Controller::Impl {
       rapidjson::Document d;
       if (d.Parse(value.data(), value.size()).HasParseError() || !d.HasMember("spec")) continue;
       RevEntry r;
-      r.spec = RevisionSpecFromJson(d["spec"]);
+      auto spec = ParseRevisionSpec(ToText(d["spec"]));
+      if (!spec.ok()) continue;
+      r.spec = std::move(*spec);
       r.local = Place(r.spec);
       r.observed.phase = PhaseFromName(GetString(d, "phase"));
       r.observed.reason = GetString(d, "reason");
@@ -939,187 +766,182 @@ struct Controller::Impl {
     }
   }
 
-  // ---- API views ----
-  void WriteIsvc(Writer& w, const IsvcEntry& e) const {
-    rapidjson::Document d;
-    d.Parse(e.resource_json.data(), e.resource_json.size());
-    w.StartObject();
-    for (auto& m : d.GetObject()) {
-      if (std::string_view(m.name.GetString()) == "metadata") {
-        Key(w, "metadata");
-        w.StartObject();
-        for (auto& mm : m.value.GetObject()) {
-          Key(w, mm.name.GetString());
-          mm.value.Accept(w);
-        }
-        Field(w, "creationTimestamp", e.created);
-        Key(w, "generation");
-        w.Int64(e.generation);
-        w.EndObject();
-        continue;
-      }
-      Key(w, m.name.GetString());
-      m.value.Accept(w);
-    }
-    const IsvcStatus& s = e.status;
-    Key(w, "status");
-    w.StartObject();
-    FieldIfSet(w, "url", s.url);
-    Key(w, "address");
-    w.StartObject();
-    FieldIfSet(w, "url", s.url);
-    w.EndObject();
-    Key(w, "conditions");
-    w.StartArray();
-    for (const auto& c : s.conditions) {
-      w.StartObject();
-      auto t = e.transition_times.find(c.type);
-      if (t != e.transition_times.end()) Field(w, "lastTransitionTime", t->second);
-      FieldIfSet(w, "message", c.message);
-      FieldIfSet(w, "reason", c.reason);
-      Field(w, "status", c.status);
-      Field(w, "type", c.type);
-      w.EndObject();
-    }
-    w.EndArray();
-    Key(w, "components");
-    w.StartObject();
-    Key(w, "predictor");
-    w.StartObject();
-    FieldIfSet(w, "url", s.url);
-    FieldIfSet(w, "latestCreatedRevision", s.latest_created);
-    FieldIfSet(w, "latestReadyRevision", s.latest_ready);
-    FieldIfSet(w, "latestRolledoutRevision", s.latest_rolled_out);
-    FieldIfSet(w, "previousRolledoutRevision", s.previous_rolled_out);
-    Key(w, "traffic");
-    w.StartArray();
-    for (const auto& t : s.traffic) {
-      w.StartObject();
-      Key(w, "latestRevision");
-      w.Bool(t.latest);
-      Key(w, "percent");
-      w.Int(t.percent);
-      Field(w, "revisionName", t.revision);
-      FieldIfSet(w, "tag", t.tag);
-      if (!t.tag.empty() && !s.url.empty()) {
-        std::string url = s.url;
-        url.insert(url.find("://") + 3, t.tag + "-");
-        Field(w, "url", url);
-      }
-      w.EndObject();
-    }
-    w.EndArray();
-    w.EndObject();
-    w.EndObject();
-    Key(w, "modelStatus");
-    w.StartObject();
-    Key(w, "copies");
-    w.StartObject();
-    Key(w, "failedCopies");
-    w.Int(s.failed_copies);
-    Key(w, "totalCopies");
-    w.Int(s.total_copies);
-    w.EndObject();
-    Key(w, "states");
-    w.StartObject();
-    FieldIfSet(w, "activeModelState", s.active_model_state);
-    FieldIfSet(w, "targetModelState", s.target_model_state);
-    w.EndObject();
-    FieldIfSet(w, "transitionStatus", s.transition_status);
-    if (!s.failure_reason.empty()) {
-      Key(w, "lastFailureInfo");
-      w.StartObject();
-      Field(w, "reason", s.failure_reason);
-      Field(w, "message", s.failure_message);
-      FieldIfSet(w, "time", s.failure_time);
-      w.EndObject();
-    }
-    w.EndObject();
-    Key(w, "observedGeneration");
-    w.Int64(e.observed_generation);
-    w.EndObject();
-    w.EndObject();
+  // ---- kinds: what the controller does for each of resources::Kinds() ----
+  using Items = std::vector<std::pair<std::string, std::string>>;  // name, rendered JSON
+  struct KindOps {
+    std::string_view plural;
+    // The kind's objects in namespace `ns` ("": every namespace). Called
+    // with `mu` held.
+    absl::StatusOr<Items> (Impl::*list)(const std::string& ns,
+                                        const std::vector<ReplicaStatus>& replicas) const;
+    // Deletes one; adds the prefixes of replicas to stop. nullptr: the
+    // platform's own kind, not deleted through the API. Called with `mu` held.
+    absl::Status (Impl::*remove)(const std::string& ns, const std::string& name,
+                                 std::vector<std::string>* replica_prefixes);
+  };
+  static const KindOps* OpsOf(std::string_view plural) {
+    static const KindOps kOps[] = {
+        {"inferenceservices", &Impl::ListIsvcs, &Impl::DeleteIsvc},
+        {"servingruntimes", &Impl::ListRuntimes, &Impl::DeleteRuntime},
+        {"clusterservingruntimes", &Impl::ListClusterRuntimes, &Impl::DeleteClusterRuntime},
+        {"revisions", &Impl::ListRevisions, nullptr},
+        {"podautoscalers", &Impl::ListAutoscalers, nullptr},
+        {"events", &Impl::ListEvents, nullptr},
+    };
+    for (const auto& o : kOps)
+      if (o.plural == plural) return &o;
+    return nullptr;
   }
 
-  void WriteRuntime(Writer& w, const RuntimeEntry& e) const {
-    rapidjson::Document d;
-    d.Parse(e.resource_json.data(), e.resource_json.size());
-    if (d.HasMember("metadata") && d["metadata"].IsObject()) {
-      d["metadata"].AddMember("creationTimestamp",
-                              rapidjson::Value(e.created.c_str(), d.GetAllocator()),
-                              d.GetAllocator());
-      if (e.builtin) {
-        rapidjson::Value labels(rapidjson::kObjectType);
-        if (d["metadata"].HasMember("labels")) d["metadata"].RemoveMember("labels");
-        labels.AddMember("osprey.dev/builtin", "true", d.GetAllocator());
-        d["metadata"].AddMember("labels", labels, d.GetAllocator());
-      }
-    }
-    d.Accept(w);
+  absl::StatusOr<Items> ItemsOf(std::string_view kind, const std::string& ns) {
+    const KindOps* ops = OpsOf(kind);
+    if (ops == nullptr) return absl::NotFoundError(StrCat("unknown resource kind ", kind));
+    std::vector<ReplicaStatus> replicas = supervisor->Snapshot();
+    std::lock_guard<std::mutex> lock(mu);
+    return (this->*ops->list)(ns, replicas);
   }
 
-  void WriteRevision(Writer& w, const RevEntry& r,
-                     const std::vector<ReplicaStatus>& replicas) const {
-    StartObjectWithMetadata(w, "serving.knative.dev/v1", "Revision", r.spec.name, r.spec.namespace_,
-                            r.spec.created);
-    Key(w, "labels");
-    w.StartObject();
-    Field(w, "serving.kserve.io/inferenceservice", r.spec.isvc);
-    Field(w, "component", r.spec.component);
-    w.EndObject();
-    w.EndObject();
-    Key(w, "spec");
-    Raw(w, RevisionSpecJson(r.spec));
-    Key(w, "status");
-    w.StartObject();
-    Field(w, "phase", RevisionPhaseName(r.observed.phase));
-    FieldIfSet(w, "reason", r.observed.reason);
-    FieldIfSet(w, "message", r.observed.message);
-    Key(w, "desiredReplicas");
-    w.Int(r.desired);
-    Key(w, "replicas");
-    w.Int(r.observed.replicas);
-    Key(w, "readyReplicas");
-    w.Int(r.observed.ready_replicas);
-    FieldIfSet(w, "modelDir", r.model_dir);
-    Key(w, "storage");
-    w.StartObject();
-    FieldIfSet(w, "uri", r.spec.storage_uri);
-    Field(w, "phase",
-          r.fetch == Fetch::kDone      ? "done"
-          : r.fetch == Fetch::kFailed  ? "failed"
-          : r.fetch == Fetch::kRunning ? r.progress.phase
-                                       : "idle");
-    Key(w, "bytesDone");
-    w.Uint64(r.progress.bytes_done);
-    Key(w, "bytesTotal");
-    w.Uint64(r.progress.bytes_total);
-    Key(w, "filesDone");
-    w.Int(r.progress.files_done);
-    FieldIfSet(w, "error", r.fetch_error);
-    w.EndObject();
-    Key(w, "replicaStatuses");
-    w.StartArray();
-    std::string prefix = StrCat(r.spec.namespace_, "/", r.spec.name, "/");
-    for (const auto& s : replicas) {
-      if (!s.id.starts_with(prefix)) continue;
-      w.StartObject();
-      Field(w, "id", s.id);
-      Key(w, "pid");
-      w.Int(s.pid);
-      Key(w, "port");
-      w.Int(s.port);
-      Field(w, "state", ReplicaStateName(s.state));
-      Key(w, "restarts");
-      w.Int(s.restarts);
-      FieldIfSet(w, "lastExit", s.last_exit);
-      Key(w, "adopted");
-      w.Bool(s.adopted);
-      w.EndObject();
+  absl::StatusOr<Items> ListIsvcs(const std::string& ns, const std::vector<ReplicaStatus>&) const {
+    Items out;
+    for (const auto& [key, e] : isvcs)
+      if (ns.empty() || e.isvc.meta.namespace_ == ns)
+        out.emplace_back(e.isvc.meta.name, IsvcJson(RecordOf(e)));
+    return out;
+  }
+  Items RuntimeItems(const std::string& ns, bool cluster) const {
+    Items out;
+    for (const auto& [key, e] : runtimes)
+      if (e.runtime.cluster == cluster && (cluster || ns.empty() || e.runtime.meta.namespace_ == ns))
+        out.emplace_back(e.runtime.meta.name, RuntimeJson(e.resource_json, e.created, e.builtin));
+    return out;
+  }
+  absl::StatusOr<Items> ListRuntimes(const std::string& ns,
+                                     const std::vector<ReplicaStatus>&) const {
+    return RuntimeItems(ns, false);
+  }
+  absl::StatusOr<Items> ListClusterRuntimes(const std::string&,
+                                            const std::vector<ReplicaStatus>&) const {
+    return RuntimeItems("", true);
+  }
+  absl::StatusOr<Items> ListRevisions(const std::string& ns,
+                                      const std::vector<ReplicaStatus>& replicas) const {
+    std::vector<const RevEntry*> revs;
+    for (const auto& [key, r] : revisions)
+      if (ns.empty() || r.spec.namespace_ == ns) revs.push_back(&r);
+    std::sort(revs.begin(), revs.end(), [](auto* a, auto* b) {
+      return std::tie(a->spec.namespace_, a->spec.isvc, a->spec.number) <
+             std::tie(b->spec.namespace_, b->spec.isvc, b->spec.number);
+    });
+    Items out;
+    for (const auto* r : revs) out.emplace_back(r->spec.name, RevisionJson(RecordOf(*r, replicas)));
+    return out;
+  }
+  absl::StatusOr<Items> ListAutoscalers(const std::string& ns,
+                                        const std::vector<ReplicaStatus>&) const {
+    Items out;
+    for (const auto& [key, r] : revisions)
+      if (r.aspired && (ns.empty() || r.spec.namespace_ == ns))
+        out.emplace_back(r.spec.name, PodAutoscalerJson(AutoscalerOf(r)));
+    return out;
+  }
+  absl::StatusOr<Items> ListEvents(const std::string& ns, const std::vector<ReplicaStatus>&) const {
+    OSPREY_ASSIGN_OR_RETURN(auto rows, store->List(ns.empty() ? "event/" : StrCat("event/", ns, "/")));
+    Items out;
+    for (const auto& [key, value] : rows) {
+      // event/{ns}/{object}/{seq}
+      std::string rest = key.substr(6);
+      rapidjson::Document d;
+      if (d.Parse(value.data(), value.size()).HasParseError()) continue;
+      d.AddMember("namespace",
+                  rapidjson::Value(rest.substr(0, rest.find('/')).c_str(), d.GetAllocator()),
+                  d.GetAllocator());
+      out.emplace_back(GetString(d, "object"), ToText(d));
     }
-    w.EndArray();
-    w.EndObject();
-    w.EndObject();
+    return out;
+  }
+
+  absl::Status DeleteIsvc(const std::string& ns, const std::string& name,
+                          std::vector<std::string>* replica_prefixes) {
+    std::string key = StrCat(ns, "/", name);
+    if (!isvcs.erase(key))
+      return absl::NotFoundError(StrCat("inferenceservice ", name, " not found in namespace ", ns));
+    OSPREY_RETURN_IF_ERROR(store->Delete(StrCat("isvc/", key)));
+    for (auto it = revisions.begin(); it != revisions.end();) {
+      if (it->second.spec.namespace_ == ns && it->second.spec.isvc == name) {
+        replica_prefixes->push_back(StrCat(it->first, "/"));
+        (void)store->Delete(StrCat("revision/", it->first));
+        it = revisions.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    (void)store->DeletePrefix(StrCat("event/", ns, "/", name, "/"));
+    return absl::OkStatus();
+  }
+  absl::Status DeleteRuntimeIn(const std::string& ns, const std::string& name, bool cluster) {
+    std::string key = StrCat(cluster ? "" : ns, "/", name);
+    auto it = runtimes.find(key);
+    if (it == runtimes.end())
+      return absl::NotFoundError(
+          StrCat(cluster ? "clusterservingruntime " : "servingruntime ", name, " not found"));
+    if (it->second.builtin)
+      return absl::FailedPreconditionError(
+          StrCat("clusterservingruntime ", name,
+                 " is built in; disable it by applying one with spec.disabled: true"));
+    OSPREY_RETURN_IF_ERROR(store->Delete(StrCat("runtime/", key)));
+    runtimes.erase(it);
+    return absl::OkStatus();
+  }
+  absl::Status DeleteRuntime(const std::string& ns, const std::string& name,
+                             std::vector<std::string>*) {
+    return DeleteRuntimeIn(ns, name, false);
+  }
+  absl::Status DeleteClusterRuntime(const std::string& ns, const std::string& name,
+                                    std::vector<std::string>*) {
+    return DeleteRuntimeIn(ns, name, true);
+  }
+
+  // ---- API views (views.h) ----
+  static IsvcRecord RecordOf(const IsvcEntry& e) {
+    return {e.resource_json, e.created, e.generation, e.observed_generation, e.status,
+            e.transition_times};
+  }
+
+  RevisionRecord RecordOf(const RevEntry& r, const std::vector<ReplicaStatus>& replicas) const {
+    RevisionRecord out;
+    out.spec = r.spec;
+    out.observed = r.observed;
+    out.desired = r.desired;
+    out.model_dir = r.model_dir;
+    out.command = r.local.argv;
+    out.storage.uri = r.spec.storage_uri;
+    out.storage.phase = r.fetch == Fetch::kDone      ? "done"
+                        : r.fetch == Fetch::kFailed  ? "failed"
+                        : r.fetch == Fetch::kRunning ? r.progress.phase
+                                                     : "idle";
+    out.storage.bytes_done = r.progress.bytes_done;
+    out.storage.bytes_total = r.progress.bytes_total;
+    out.storage.files_done = r.progress.files_done;
+    out.storage.error = r.fetch_error;
+    const std::string prefix = StrCat(r.spec.namespace_, "/", r.spec.name, "/");
+    for (const auto& s : replicas)
+      if (s.id.starts_with(prefix))
+        out.replicas.push_back({s.id, s.pid, s.port, std::string(ReplicaStateName(s.state)),
+                                s.restarts, s.last_exit, s.adopted});
+    return out;
+  }
+
+  static AutoscalerRecord AutoscalerOf(const RevEntry& r) {
+    return {r.spec.name,
+            r.spec.namespace_,
+            r.spec.created,
+            r.desired,
+            r.observed.replicas,
+            r.observed.ready_replicas,
+            r.decided ? r.decision.reason : "Initial",
+            r.decision.observed_stable,
+            r.decision.observed_panic,
+            r.kpa.panicking};
   }
 };
 
@@ -1271,41 +1093,13 @@ absl::StatusOr<std::vector<Controller::ApplyResult>> Controller::Apply(
 
 absl::Status Controller::Delete(std::string_view kind, const std::string& ns,
                                 const std::string& name) {
+  const Impl::KindOps* ops = Impl::OpsOf(kind);
+  if (ops == nullptr || ops->remove == nullptr)
+    return absl::InvalidArgumentError(StrCat("cannot delete resources of kind ", kind));
   std::vector<std::string> replica_prefixes;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    if (kind == "inferenceservices") {
-      std::string key = StrCat(ns, "/", name);
-      if (!impl_->isvcs.erase(key))
-        return absl::NotFoundError(
-            StrCat("inferenceservice ", name, " not found in namespace ", ns));
-      OSPREY_RETURN_IF_ERROR(impl_->store->Delete(StrCat("isvc/", key)));
-      for (auto it = impl_->revisions.begin(); it != impl_->revisions.end();) {
-        if (it->second.spec.namespace_ == ns && it->second.spec.isvc == name) {
-          replica_prefixes.push_back(StrCat(it->first, "/"));
-          (void)impl_->store->Delete(StrCat("revision/", it->first));
-          it = impl_->revisions.erase(it);
-        } else {
-          ++it;
-        }
-      }
-      (void)impl_->store->DeletePrefix(StrCat("event/", ns, "/", name, "/"));
-    } else if (kind == "servingruntimes" || kind == "clusterservingruntimes") {
-      std::string key = StrCat(kind == "servingruntimes" ? ns : "", "/", name);
-      auto it = impl_->runtimes.find(key);
-      if (it == impl_->runtimes.end())
-        return absl::NotFoundError(
-            StrCat(kind == "servingruntimes" ? "servingruntime " : "clusterservingruntime ", name,
-                   " not found"));
-      if (it->second.builtin)
-        return absl::FailedPreconditionError(
-            StrCat("clusterservingruntime ", name,
-                   " is built in; disable it by applying one with spec.disabled: true"));
-      OSPREY_RETURN_IF_ERROR(impl_->store->Delete(StrCat("runtime/", key)));
-      impl_->runtimes.erase(it);
-    } else {
-      return absl::InvalidArgumentError(StrCat("cannot delete resources of kind ", kind));
-    }
+    OSPREY_RETURN_IF_ERROR((impl_.get()->*ops->remove)(ns, name, &replica_prefixes));
     impl_->dirty = true;
   }
   impl_->cv.notify_all();
@@ -1316,91 +1110,23 @@ absl::Status Controller::Delete(std::string_view kind, const std::string& ns,
 }
 
 absl::StatusOr<std::string> Controller::List(std::string_view kind, const std::string& ns) {
-  std::vector<ReplicaStatus> replicas = impl_->supervisor->Snapshot();
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  rapidjson::StringBuffer buf;
-  Writer w(buf);
-  w.StartObject();
-  Key(w, "items");
-  w.StartArray();
-  if (kind == "inferenceservices") {
-    for (const auto& [key, e] : impl_->isvcs)
-      if (ns.empty() || e.isvc.meta.namespace_ == ns) impl_->WriteIsvc(w, e);
-  } else if (kind == "servingruntimes" || kind == "clusterservingruntimes") {
-    bool cluster = kind == "clusterservingruntimes";
-    for (const auto& [key, e] : impl_->runtimes)
-      if (e.runtime.cluster == cluster &&
-          (cluster || ns.empty() || e.runtime.meta.namespace_ == ns))
-        impl_->WriteRuntime(w, e);
-  } else if (kind == "revisions") {
-    std::vector<const Impl::RevEntry*> revs;
-    for (const auto& [key, r] : impl_->revisions)
-      if (ns.empty() || r.spec.namespace_ == ns) revs.push_back(&r);
-    std::sort(revs.begin(), revs.end(), [](auto* a, auto* b) {
-      return std::tie(a->spec.namespace_, a->spec.isvc, a->spec.number) <
-             std::tie(b->spec.namespace_, b->spec.isvc, b->spec.number);
-    });
-    for (const auto* r : revs) impl_->WriteRevision(w, *r, replicas);
-  } else if (kind == "podautoscalers") {
-    for (const auto& [key, r] : impl_->revisions) {
-      if (!r.aspired || (!ns.empty() && r.spec.namespace_ != ns)) continue;
-      StartObjectWithMetadata(w, "autoscaling.internal.knative.dev/v1alpha1", "PodAutoscaler",
-                              r.spec.name, r.spec.namespace_, r.spec.created);
-      w.EndObject();
-      Key(w, "status");
-      w.StartObject();
-      Key(w, "desiredScale");
-      w.Int(r.desired);
-      Key(w, "actualScale");
-      w.Int(r.observed.replicas);
-      Key(w, "readyScale");
-      w.Int(r.observed.ready_replicas);
-      const bool idle = r.desired == 0 && r.observed.replicas == 0;
-      Field(w, "ready", idle ? "False" : r.observed.ready_replicas > 0 ? "True" : "Unknown");
-      Field(w, "reason", idle ? "NoTraffic" : r.decided ? r.decision.reason : "Initial");
-      Key(w, "observedStableValue");
-      w.Double(r.decision.observed_stable);
-      Key(w, "observedPanicValue");
-      w.Double(r.decision.observed_panic);
-      Key(w, "panicking");
-      w.Bool(r.kpa.panicking);
-      w.EndObject();
-      w.EndObject();
-    }
-  } else if (kind == "events") {
-    auto rows = impl_->store->List(ns.empty() ? "event/" : StrCat("event/", ns, "/"));
-    if (!rows.ok()) return rows.status();
-    for (const auto& [key, value] : *rows) {
-      // event/{ns}/{object}/{seq}
-      std::string rest = key.substr(6);
-      rapidjson::Document d;
-      if (d.Parse(value.data(), value.size()).HasParseError()) continue;
-      d.AddMember("namespace",
-                  rapidjson::Value(rest.substr(0, rest.find('/')).c_str(), d.GetAllocator()),
-                  d.GetAllocator());
-      d.Accept(w);
-    }
-  } else {
-    return absl::NotFoundError(StrCat("unknown resource kind ", kind));
-  }
-  w.EndArray();
-  w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
+  OSPREY_ASSIGN_OR_RETURN(auto items, impl_->ItemsOf(kind, ns));
+  std::vector<std::string> rendered;
+  rendered.reserve(items.size());
+  for (auto& [name, json] : items) rendered.push_back(std::move(json));
+  return ListJson(rendered);
 }
 
 absl::StatusOr<std::string> Controller::Get(std::string_view kind, const std::string& ns,
                                             const std::string& name) {
-  OSPREY_ASSIGN_OR_RETURN(std::string list, List(kind, ns));
-  rapidjson::Document d;
-  d.Parse(list.data(), list.size());
-  for (const auto& item : d["items"].GetArray()) {
-    if (GetString(item["metadata"], "name") == name) return ToText(item);
-  }
-  std::string singular(kind.substr(0, kind.size() - 1));
-  if (kind == "clusterservingruntimes")
-    return absl::NotFoundError(StrCat(singular, " \"", name, "\" not found"));
-  return absl::NotFoundError(
-      StrCat(singular, " \"", name, "\" not found in namespace \"", ns, "\""));
+  OSPREY_ASSIGN_OR_RETURN(auto items, impl_->ItemsOf(kind, ns));
+  for (auto& [item_name, json] : items)
+    if (item_name == name) return std::move(json);
+  const resources::KindInfo* k = resources::FindKind(kind);
+  if (k != nullptr && k->cluster)
+    return absl::NotFoundError(StrCat(k->singular, " \"", name, "\" not found"));
+  return absl::NotFoundError(StrCat(k != nullptr ? k->singular : kind, " \"", name,
+                                    "\" not found in namespace \"", ns, "\""));
 }
 
 absl::StatusOr<std::string> Controller::Logs(const std::string& ns, const std::string& name,

@@ -1,0 +1,372 @@
+#include "controlplane/views.h"
+
+#include "common/json_dom.h"
+#include "common/strings.h"
+
+namespace osprey::controlplane {
+namespace {
+
+using namespace osprey::json;
+
+// Opens an object with apiVersion, kind and a metadata object; the caller
+// adds more metadata fields, then closes the metadata with EndObject.
+void StartObjectWithMetadata(Writer& w, std::string_view api_version, std::string_view kind,
+                             std::string_view name, std::string_view ns, std::string_view created) {
+  w.StartObject();
+  Field(w, "apiVersion", api_version);
+  Field(w, "kind", kind);
+  Key(w, "metadata");
+  w.StartObject();
+  Field(w, "name", name);
+  Field(w, "namespace", ns);
+  Field(w, "creationTimestamp", created);
+}
+
+void WriteEnv(Writer& w, const std::vector<resources::EnvVar>& env) {
+  Key(w, "env");
+  w.StartArray();
+  for (const auto& e : env) {
+    w.StartObject();
+    Field(w, "name", e.name);
+    Field(w, "value", e.value);
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+std::string_view ProbeName(resources::Container::Probe p) {
+  using Probe = resources::Container::Probe;
+  return p == Probe::kHttpGet ? "httpGet" : p == Probe::kTcpSocket ? "tcpSocket"
+                                          : p == Probe::kOther     ? "other"
+                                                                   : "";
+}
+
+}  // namespace
+
+std::string RevisionSpecJson(const RevisionSpec& s) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  Field(w, "name", s.name);
+  Field(w, "namespace", s.namespace_);
+  Field(w, "isvc", s.isvc);
+  Field(w, "component", s.component);
+  Key(w, "number");
+  w.Int(s.number);
+  Key(w, "spec");
+  Raw(w, s.spec_json);
+  Field(w, "created", s.created);
+  Field(w, "runtime", s.runtime);
+  Field(w, "modelFormat", s.model_format);
+  Field(w, "storageUri", s.storage_uri);
+  Field(w, "protocolVersion", s.protocol);
+  Key(w, "container");
+  w.StartObject();
+  Field(w, "name", s.container.name);
+  Field(w, "image", s.container.image);
+  Strings(w, "command", s.container.command);
+  Strings(w, "args", s.container.args);
+  WriteEnv(w, s.container.env);
+  Field(w, "readinessProbe", ProbeName(s.container.probe));
+  Field(w, "readinessProbePath", s.container.probe_path);
+  w.EndObject();
+  if (s.batcher.has_value()) {
+    Key(w, "batcher");
+    w.StartObject();
+    Key(w, "maxBatchSize");
+    w.Int(s.batcher->max_batch_size);
+    Key(w, "maxLatency");
+    w.Int(s.batcher->max_latency_ms);
+    w.EndObject();
+  }
+  Key(w, "minReplicas");
+  w.Int(s.min_replicas);
+  Key(w, "maxReplicas");
+  w.Int(s.max_replicas);
+  Field(w, "failureReason", s.failure_reason);
+  Field(w, "failureMessage", s.failure_message);
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+static RevisionSpec RevisionSpecFromJson(const rapidjson::Value& v) {
+  using Probe = resources::Container::Probe;
+  RevisionSpec s;
+  s.name = GetString(v, "name");
+  s.namespace_ = GetString(v, "namespace");
+  s.isvc = GetString(v, "isvc");
+  s.component = GetString(v, "component");
+  s.number = static_cast<int>(GetInt(v, "number"));
+  if (auto it = v.FindMember("spec"); it != v.MemberEnd()) s.spec_json = ToText(it->value);
+  s.created = GetString(v, "created");
+  s.runtime = GetString(v, "runtime");
+  s.model_format = GetString(v, "modelFormat");
+  s.storage_uri = GetString(v, "storageUri");
+  s.protocol = GetString(v, "protocolVersion");
+  auto env = [](const rapidjson::Value& v, std::vector<resources::EnvVar>* out) {
+    if (auto it = v.FindMember("env"); it != v.MemberEnd() && it->value.IsArray())
+      for (const auto& e : it->value.GetArray())
+        out->push_back({GetString(e, "name"), GetString(e, "value")});
+  };
+  if (auto it = v.FindMember("container"); it != v.MemberEnd() && it->value.IsObject()) {
+    const auto& c = it->value;
+    s.container.name = GetString(c, "name");
+    s.container.image = GetString(c, "image");
+    s.container.command = GetStrings(c, "command");
+    s.container.args = GetStrings(c, "args");
+    env(c, &s.container.env);
+    const std::string probe = GetString(c, "readinessProbe");
+    s.container.probe = probe == "httpGet"     ? Probe::kHttpGet
+                        : probe == "tcpSocket" ? Probe::kTcpSocket
+                        : probe == "other"     ? Probe::kOther
+                                               : Probe::kNone;
+    s.container.probe_path = GetString(c, "readinessProbePath");
+  } else {
+    // A revision stored before revisions were kept in KServe's terms: its
+    // local command as the container's, its readiness path as the probe
+    // (placement leaves both as they are).
+    s.container.name = "kserve-container";
+    s.container.command = GetStrings(v, "command");
+    env(v, &s.container.env);
+    s.container.probe_path = GetString(v, "healthPath");
+    s.container.probe = s.container.probe_path.empty() ? Probe::kTcpSocket : Probe::kHttpGet;
+  }
+  if (auto it = v.FindMember("batcher"); it != v.MemberEnd() && it->value.IsObject())
+    s.batcher = resources::Batcher{static_cast<int>(GetInt(it->value, "maxBatchSize")),
+                                   static_cast<int>(GetInt(it->value, "maxLatency"))};
+  s.min_replicas = static_cast<int>(GetInt(v, "minReplicas"));
+  s.max_replicas = static_cast<int>(GetInt(v, "maxReplicas"));
+  s.failure_reason = GetString(v, "failureReason");
+  s.failure_message = GetString(v, "failureMessage");
+  return s;
+}
+
+absl::StatusOr<RevisionSpec> ParseRevisionSpec(std::string_view json) {
+  rapidjson::Document d;
+  if (d.Parse(json.data(), json.size()).HasParseError() || !d.IsObject())
+    return absl::InvalidArgumentError("revision record does not parse");
+  return RevisionSpecFromJson(d);
+}
+
+std::string IsvcJson(const IsvcRecord& e) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  rapidjson::Document d;
+  d.Parse(e.resource_json.data(), e.resource_json.size());
+  w.StartObject();
+  for (auto& m : d.GetObject()) {
+    if (std::string_view(m.name.GetString()) == "metadata") {
+      Key(w, "metadata");
+      w.StartObject();
+      for (auto& mm : m.value.GetObject()) {
+        Key(w, mm.name.GetString());
+        mm.value.Accept(w);
+      }
+      Field(w, "creationTimestamp", e.created);
+      Key(w, "generation");
+      w.Int64(e.generation);
+      w.EndObject();
+      continue;
+    }
+    Key(w, m.name.GetString());
+    m.value.Accept(w);
+  }
+  const IsvcStatus& s = e.status;
+  Key(w, "status");
+  w.StartObject();
+  FieldIfSet(w, "url", s.url);
+  Key(w, "address");
+  w.StartObject();
+  FieldIfSet(w, "url", s.url);
+  w.EndObject();
+  Key(w, "conditions");
+  w.StartArray();
+  for (const auto& c : s.conditions) {
+    w.StartObject();
+    auto t = e.transition_times.find(c.type);
+    if (t != e.transition_times.end()) Field(w, "lastTransitionTime", t->second);
+    FieldIfSet(w, "message", c.message);
+    FieldIfSet(w, "reason", c.reason);
+    Field(w, "status", c.status);
+    Field(w, "type", c.type);
+    w.EndObject();
+  }
+  w.EndArray();
+  Key(w, "components");
+  w.StartObject();
+  Key(w, "predictor");
+  w.StartObject();
+  FieldIfSet(w, "url", s.url);
+  FieldIfSet(w, "latestCreatedRevision", s.latest_created);
+  FieldIfSet(w, "latestReadyRevision", s.latest_ready);
+  FieldIfSet(w, "latestRolledoutRevision", s.latest_rolled_out);
+  FieldIfSet(w, "previousRolledoutRevision", s.previous_rolled_out);
+  Key(w, "traffic");
+  w.StartArray();
+  for (const auto& t : s.traffic) {
+    w.StartObject();
+    Key(w, "latestRevision");
+    w.Bool(t.latest);
+    Key(w, "percent");
+    w.Int(t.percent);
+    Field(w, "revisionName", t.revision);
+    FieldIfSet(w, "tag", t.tag);
+    if (!t.tag.empty() && !s.url.empty()) {
+      std::string url = s.url;
+      url.insert(url.find("://") + 3, t.tag + "-");
+      Field(w, "url", url);
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  w.EndObject();
+  Key(w, "modelStatus");
+  w.StartObject();
+  Key(w, "copies");
+  w.StartObject();
+  Key(w, "failedCopies");
+  w.Int(s.failed_copies);
+  Key(w, "totalCopies");
+  w.Int(s.total_copies);
+  w.EndObject();
+  Key(w, "states");
+  w.StartObject();
+  FieldIfSet(w, "activeModelState", s.active_model_state);
+  FieldIfSet(w, "targetModelState", s.target_model_state);
+  w.EndObject();
+  FieldIfSet(w, "transitionStatus", s.transition_status);
+  if (!s.failure_reason.empty()) {
+    Key(w, "lastFailureInfo");
+    w.StartObject();
+    Field(w, "reason", s.failure_reason);
+    Field(w, "message", s.failure_message);
+    FieldIfSet(w, "time", s.failure_time);
+    w.EndObject();
+  }
+  w.EndObject();
+  Key(w, "observedGeneration");
+  w.Int64(e.observed_generation);
+  w.EndObject();
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string RuntimeJson(const std::string& resource_json, const std::string& created,
+                        bool builtin) {
+  rapidjson::Document d;
+  d.Parse(resource_json.data(), resource_json.size());
+  if (d.HasParseError()) return resource_json;
+  if (d.HasMember("metadata") && d["metadata"].IsObject()) {
+    d["metadata"].AddMember("creationTimestamp", rapidjson::Value(created.c_str(), d.GetAllocator()),
+                            d.GetAllocator());
+    if (builtin) {
+      rapidjson::Value labels(rapidjson::kObjectType);
+      if (d["metadata"].HasMember("labels")) d["metadata"].RemoveMember("labels");
+      labels.AddMember("osprey.dev/builtin", "true", d.GetAllocator());
+      d["metadata"].AddMember("labels", labels, d.GetAllocator());
+    }
+  }
+  return ToText(d);
+}
+
+std::string RevisionJson(const RevisionRecord& r) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  StartObjectWithMetadata(w, "serving.knative.dev/v1", "Revision", r.spec.name, r.spec.namespace_,
+                          r.spec.created);
+  Key(w, "labels");
+  w.StartObject();
+  Field(w, "serving.kserve.io/inferenceservice", r.spec.isvc);
+  Field(w, "component", r.spec.component);
+  w.EndObject();
+  w.EndObject();
+  Key(w, "spec");
+  Raw(w, RevisionSpecJson(r.spec));
+  Key(w, "status");
+  w.StartObject();
+  Field(w, "phase", RevisionPhaseName(r.observed.phase));
+  FieldIfSet(w, "reason", r.observed.reason);
+  FieldIfSet(w, "message", r.observed.message);
+  Key(w, "desiredReplicas");
+  w.Int(r.desired);
+  Key(w, "replicas");
+  w.Int(r.observed.replicas);
+  Key(w, "readyReplicas");
+  w.Int(r.observed.ready_replicas);
+  FieldIfSet(w, "modelDir", r.model_dir);
+  if (!r.command.empty()) Strings(w, "command", r.command);
+  Key(w, "storage");
+  w.StartObject();
+  FieldIfSet(w, "uri", r.storage.uri);
+  Field(w, "phase", r.storage.phase);
+  Key(w, "bytesDone");
+  w.Uint64(r.storage.bytes_done);
+  Key(w, "bytesTotal");
+  w.Uint64(r.storage.bytes_total);
+  Key(w, "filesDone");
+  w.Int(r.storage.files_done);
+  FieldIfSet(w, "error", r.storage.error);
+  w.EndObject();
+  Key(w, "replicaStatuses");
+  w.StartArray();
+  for (const auto& s : r.replicas) {
+    w.StartObject();
+    Field(w, "id", s.id);
+    Key(w, "pid");
+    w.Int(s.pid);
+    Key(w, "port");
+    w.Int(s.port);
+    Field(w, "state", s.state);
+    Key(w, "restarts");
+    w.Int(s.restarts);
+    FieldIfSet(w, "lastExit", s.last_exit);
+    Key(w, "adopted");
+    w.Bool(s.adopted);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string PodAutoscalerJson(const AutoscalerRecord& r) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  StartObjectWithMetadata(w, "autoscaling.internal.knative.dev/v1alpha1", "PodAutoscaler",
+                          r.revision, r.namespace_, r.created);
+  w.EndObject();
+  Key(w, "status");
+  w.StartObject();
+  Key(w, "desiredScale");
+  w.Int(r.desired);
+  Key(w, "actualScale");
+  w.Int(r.actual);
+  Key(w, "readyScale");
+  w.Int(r.ready);
+  const bool idle = r.desired == 0 && r.actual == 0;
+  Field(w, "ready", idle ? "False" : r.ready > 0 ? "True" : "Unknown");
+  Field(w, "reason", idle ? "NoTraffic" : r.reason);
+  Key(w, "observedStableValue");
+  w.Double(r.observed_stable);
+  Key(w, "observedPanicValue");
+  w.Double(r.observed_panic);
+  Key(w, "panicking");
+  w.Bool(r.panicking);
+  w.EndObject();
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string ListJson(const std::vector<std::string>& items) {
+  std::string out = "{\"items\":[";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += items[i];
+  }
+  out += "]}";
+  return out;
+}
+
+}  // namespace osprey::controlplane

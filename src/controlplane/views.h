@@ -1,0 +1,91 @@
+#pragma once
+
+// The API's objects as KServe and Knative show them, rendered from typed
+// snapshots (pure: no store, no locks). `osprey get -o json` and kubectl-style
+// clients read these; the Kubernetes operator writes the same status shape.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "controlplane/reconciler.h"
+
+namespace osprey::controlplane {
+
+// A revision's spec as the store keeps it and the Revision view shows it.
+std::string RevisionSpecJson(const RevisionSpec& spec);
+// The inverse; a record stored before revisions were kept in KServe's terms
+// (a local "command" and "healthPath") reads as a container with that
+// command and an HTTP probe of that path.
+absl::StatusOr<RevisionSpec> ParseRevisionSpec(std::string_view json);
+
+struct IsvcRecord {
+  std::string resource_json;  // canonical JSON as applied
+  std::string created;        // RFC 3339
+  int64_t generation = 1;
+  int64_t observed_generation = 0;
+  IsvcStatus status;
+  std::map<std::string, std::string> transition_times;  // condition type -> RFC 3339
+};
+// The InferenceService with metadata.creationTimestamp/generation and a
+// KServe-shaped status (url, address, conditions, components.predictor with
+// traffic and tag URLs, modelStatus, observedGeneration).
+std::string IsvcJson(const IsvcRecord& r);
+
+// A (Cluster)ServingRuntime as applied, with its creationTimestamp; a
+// built-in one is labelled osprey.dev/builtin: "true".
+std::string RuntimeJson(const std::string& resource_json, const std::string& created,
+                        bool builtin);
+
+struct ReplicaView {
+  std::string id;
+  int pid = 0;
+  int port = 0;
+  std::string state;
+  int restarts = 0;
+  std::string last_exit;
+  bool adopted = false;
+};
+struct StorageView {
+  std::string uri;
+  std::string phase;  // idle | starting | downloading | ... | done | failed
+  uint64_t bytes_done = 0;
+  uint64_t bytes_total = 0;
+  int files_done = 0;
+  std::string error;
+};
+struct RevisionRecord {
+  RevisionSpec spec;
+  RevisionObserved observed;
+  int desired = 0;
+  std::string model_dir;
+  StorageView storage;
+  std::vector<std::string> command;  // how it runs here; empty when it cannot
+  std::vector<ReplicaView> replicas;
+};
+// A Knative-style Revision (serving.knative.dev/v1): the revision's spec in
+// KServe's terms, its phase, replicas and model fetch.
+std::string RevisionJson(const RevisionRecord& r);
+
+struct AutoscalerRecord {
+  std::string revision;
+  std::string namespace_;
+  std::string created;
+  int desired = 0;
+  int actual = 0;
+  int ready = 0;
+  std::string reason;  // the last decision's, or Initial before one
+  double observed_stable = 0;
+  double observed_panic = 0;
+  bool panicking = false;
+};
+// A Knative PodAutoscaler (autoscaling.internal.knative.dev/v1alpha1).
+std::string PodAutoscalerJson(const AutoscalerRecord& r);
+
+// {"items": [...]} of rendered items.
+std::string ListJson(const std::vector<std::string>& items);
+
+}  // namespace osprey::controlplane
