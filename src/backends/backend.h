@@ -4,9 +4,11 @@
 // Model; a Model reports its metadata and executes requests.
 //
 // Lifecycle (TF Serving's Loader idea): a Backend is a stateless singleton
-// (cheap, registered in backends/registry.cc). Backend::Load does all the
-// expensive work and returns a ready Model or a Status naming why it could not
-// load. Destroying the Model frees everything it holds.
+// (cheap, listed in backends/registry.cc, a list the apps hand to the model
+// server; backends/testing/fake_backend.h is the smallest complete example).
+// Backend::Load does all the expensive work and returns a ready Model or a
+// Status naming why it could not load. Destroying the Model frees everything
+// it holds.
 //
 // Contract of Model::Execute:
 //   - Concurrency: Execute may be called from several threads at once, on
