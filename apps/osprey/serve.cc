@@ -13,6 +13,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "backends/registry.h"
 #include "common/flags.h"
 #include "common/logging.h"
 #include "common/strings.h"
@@ -179,6 +180,7 @@ int ServeMain(const std::vector<std::string_view>& args) {
 
   Metrics metrics;
   ModelRegistry::Options registry_options;
+  registry_options.backends = AllBackends();
   if (has_repo) registry_options.repository = flags["model-repository"];
   if (auto it = flags.find("model-format"); it != flags.end()) registry_options.format = it->second;
   if (!ParseBatching(flags, &registry_options.batching)) return 2;

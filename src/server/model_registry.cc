@@ -4,7 +4,6 @@
 #include <cstdlib>
 #include <system_error>
 
-#include "backends/registry.h"
 #include "common/logging.h"
 #include "common/strings.h"
 #include "server/validate.h"
@@ -73,12 +72,17 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadModel(cons
 
   const Backend* backend = nullptr;
   if (!options_.format.empty()) {
-    backend = FindBackend(options_.format);
+    for (const Backend* b : options_.backends) {
+      if (b->name() == options_.format) {
+        backend = b;
+        break;
+      }
+    }
     if (backend == nullptr)
       return absl::InvalidArgumentError(
           StrCat("model format '", options_.format, "' is not built into this server"));
   } else {
-    for (const Backend* b : AllBackends()) {
+    for (const Backend* b : options_.backends) {
       if (b->Recognizes(model_dir)) {
         backend = b;
         break;

@@ -58,6 +58,10 @@ class ModelRegistry {
     // Directory of model directories, for load by name; empty when serving a
     // single --model-dir.
     std::filesystem::path repository;
+    // The backends models may load with, in the order they are tried on a
+    // model directory (the apps pass backends/registry.h's AllBackends()).
+    // Not owned: they outlive the registry.
+    std::vector<const Backend*> backends;
     // Backend to use (e.g. "xgboost"); empty: the first that recognises the files.
     std::string format;
     int threads_per_call = 1;

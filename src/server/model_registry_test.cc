@@ -1,0 +1,317 @@
+#include "server/model_registry.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "backends/testing/fake_backend.h"
+#include "server/inference_core.h"
+
+namespace osprey {
+namespace {
+
+using testing::FakeBackend;
+using testing::FakeGate;
+using testing::FakeRepository;
+
+ModelRegistry::Options RepositoryOptions(const FakeRepository& repo,
+                                         std::vector<const Backend*> backends) {
+  ModelRegistry::Options options;
+  options.repository = repo.root();
+  options.backends = std::move(backends);
+  return options;
+}
+
+// One row of the fake's default input (FP32 [-1, 4]) starting with `first`.
+InferRequest OneRow(std::string model, float first, std::string id = "") {
+  InferRequest request;
+  request.model_name = std::move(model);
+  request.id = std::move(id);
+  Tensor t("INPUT0", DataType::kFp32, {1, 4});
+  float values[4] = {first, 2, 3, 4};
+  t.SetData(std::string(reinterpret_cast<const char*>(values), sizeof(values)));
+  request.inputs.push_back(std::move(t));
+  return request;
+}
+
+// One inference through the core on its own thread, to be held in the model.
+struct BackgroundInfer {
+  InferRequest request;
+  InferResponse response;
+  absl::Status status = absl::UnknownError("not completed");
+  std::jthread thread;
+
+  BackgroundInfer(InferenceCore* core, InferRequest r) : request(std::move(r)) {
+    thread = std::jthread([this, core] {
+      core->Infer(request, &response, InferenceCore::Clock::now(),
+                  [this](absl::Status s) { status = std::move(s); });
+    });
+  }
+};
+
+ModelStatus IndexEntry(const ModelRegistry& registry, const std::string& name) {
+  for (const ModelStatus& s : registry.Index())
+    if (s.name == name) return s;
+  return ModelStatus{};
+}
+
+TEST(ModelRegistryTest, LoadsTheHighestVersionServesAndUnloads) {
+  FakeRepository repo;
+  repo.Add("m", "1");
+  repo.Add("m", "10");
+  repo.Add("m", "9");
+  repo.Add("other");
+  FakeBackend fake;
+  Metrics metrics;
+  ModelRegistry registry(RepositoryOptions(repo, {&fake}), &metrics);
+  int changes = 0;
+  registry.SetOnChange([&changes] { ++changes; });
+
+  EXPECT_FALSE(registry.AllReady());
+  ModelStatus before = IndexEntry(registry, "m");
+  EXPECT_EQ(before.state, ModelState::kUnavailable);
+  EXPECT_EQ(before.version, "10");
+
+  ASSERT_TRUE(registry.LoadFromRepository("m").ok());
+  EXPECT_EQ(changes, 1);
+  auto served = registry.Get("m", "");
+  ASSERT_TRUE(served.ok()) << served.status();
+  EXPECT_EQ((*served)->version, "10");
+  EXPECT_EQ((*served)->model->metadata().platform, "fake");
+  EXPECT_EQ((*served)->model->metadata().inputs.at(0).name, "INPUT0");
+  EXPECT_TRUE(registry.Get("m", "10").ok());
+  EXPECT_EQ(registry.Get("m", "9").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(registry.Get("nope", "").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(IndexEntry(registry, "m").state, ModelState::kReady);
+  EXPECT_EQ(IndexEntry(registry, "other").state, ModelState::kUnavailable);
+  EXPECT_EQ(registry.ReadyNames(), std::vector<std::string>{"m"});
+  EXPECT_TRUE(registry.AllReady());
+  EXPECT_EQ(fake.live_models(), 1);
+  EXPECT_EQ(fake.executed_rows(), std::vector<int64_t>{1});  // the warm-up
+
+  served = nullptr;
+  ASSERT_TRUE(registry.Unload("m").ok());
+  EXPECT_EQ(changes, 2);
+  EXPECT_EQ(fake.live_models(), 0);
+  EXPECT_EQ(IndexEntry(registry, "m").state, ModelState::kUnavailable);
+  EXPECT_EQ(IndexEntry(registry, "m").reason, "unloaded");
+  absl::Status gone = registry.Get("m", "").status();
+  EXPECT_EQ(gone.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(gone.message().find("unloaded"), std::string_view::npos) << gone;
+  EXPECT_EQ(registry.Unload("m").code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(registry.ReadyNames().empty());
+
+  EXPECT_EQ(registry.LoadFromRepository("absent").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(registry.LoadFromRepository("..").code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ModelRegistryTest, ChoosesTheBackendByFormatOrByTheFiles) {
+  FakeRepository repo;
+  repo.Add("m", "", "a");
+  repo.Add("m", "", "b");  // both recognise m
+  repo.Add("only_b", "", "b");
+  repo.Add("unknown", "", "c");
+  FakeBackend a(FakeBackend::Options{.name = "a"});
+  FakeBackend b(FakeBackend::Options{.name = "b"});
+  Metrics metrics;
+
+  ModelRegistry by_files(RepositoryOptions(repo, {&a, &b}), &metrics);
+  ASSERT_TRUE(by_files.LoadFromRepository("m").ok());
+  EXPECT_EQ((*by_files.Get("m", ""))->model->metadata().platform, "a");  // the first in the list
+  ASSERT_TRUE(by_files.LoadFromRepository("only_b").ok());
+  EXPECT_EQ((*by_files.Get("only_b", ""))->model->metadata().platform, "b");
+  absl::Status unknown = by_files.LoadFromRepository("unknown");
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(unknown.message().find("no backend recognises"), std::string_view::npos) << unknown;
+
+  ModelRegistry reversed(RepositoryOptions(repo, {&b, &a}), &metrics);
+  ASSERT_TRUE(reversed.LoadFromRepository("m").ok());
+  EXPECT_EQ((*reversed.Get("m", ""))->model->metadata().platform, "b");
+
+  ModelRegistry::Options options = RepositoryOptions(repo, {&a, &b});
+  options.format = "b";
+  ModelRegistry by_format(options, &metrics);
+  ASSERT_TRUE(by_format.LoadFromRepository("m").ok());
+  EXPECT_EQ((*by_format.Get("m", ""))->model->metadata().platform, "b");
+
+  options.format = "c";
+  ModelRegistry not_built(options, &metrics);
+  absl::Status c = not_built.LoadFromRepository("m");
+  EXPECT_EQ(c.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(c.message().find("'c' is not built into this server"), std::string_view::npos) << c;
+
+  // A format names the backend even for files it would not recognise.
+  options.format = "a";
+  ModelRegistry format_a(options, &metrics);
+  EXPECT_TRUE(format_a.LoadFromRepository("only_b").ok());
+
+  ModelRegistry none(RepositoryOptions(repo, {}), &metrics);
+  EXPECT_EQ(none.LoadFromRepository("m").code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ModelRegistryTest, AFailedLoadKeepsItsReason) {
+  FakeRepository repo;
+  repo.Add("m");
+  FakeBackend broken(FakeBackend::Options{.load_status = absl::InternalError("weights missing")});
+  // Zeros are the warm-up's input: a model failing them is not ready.
+  FakeBackend cold(FakeBackend::Options{.fail_marker = 0.0});
+  Metrics metrics;
+
+  ModelRegistry registry(RepositoryOptions(repo, {&broken}), &metrics);
+  EXPECT_EQ(registry.LoadFromRepository("m").code(), absl::StatusCode::kInternal);
+  ModelStatus s = IndexEntry(registry, "m");
+  EXPECT_EQ(s.state, ModelState::kUnavailable);
+  EXPECT_EQ(s.reason, "weights missing");
+  absl::Status get = registry.Get("m", "").status();
+  EXPECT_EQ(get.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(get.message().find("weights missing"), std::string_view::npos) << get;
+  EXPECT_FALSE(registry.AllReady());
+
+  ModelRegistry warm(RepositoryOptions(repo, {&cold}), &metrics);
+  absl::Status w = warm.LoadFromRepository("m");
+  EXPECT_EQ(w.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(w.message().find("failed its warm-up inference"), std::string_view::npos) << w;
+  EXPECT_EQ(cold.live_models(), 0);
+}
+
+// A reload keeps answering with the old instance until the new one is ready;
+// a request running on the old one finishes there, and the old instance goes
+// when that request does.
+TEST(ModelRegistryTest, AReloadServesTheOldInstanceUntilTheNewOneIsReady) {
+  FakeRepository repo;
+  repo.Add("m", "1");
+  FakeGate load_gate, execute_gate;
+  FakeBackend fake(FakeBackend::Options{
+      .on_load =
+          [&load_gate](const LoadOptions& o) {
+            if (o.version == "2") load_gate.Pass();
+            return absl::OkStatus();
+          },
+      .on_execute =
+          [&execute_gate](const InferRequest& r) {
+            if (r.id == "held") execute_gate.Pass();
+          },
+  });
+  Metrics metrics;
+  ModelRegistry registry(RepositoryOptions(repo, {&fake}), &metrics);
+  InferenceCore core(&registry);
+  ASSERT_TRUE(registry.LoadFromRepository("m").ok());
+
+  BackgroundInfer held(&core, OneRow("m", 1, "held"));
+  ASSERT_TRUE(execute_gate.WaitArrivals(1));
+
+  repo.Add("m", "2");
+  absl::Status reloaded = absl::UnknownError("not returned");
+  std::atomic<bool> returned{false};
+  std::jthread reload([&] {
+    reloaded = registry.LoadFromRepository("m");
+    returned = true;
+  });
+  ASSERT_TRUE(load_gate.WaitArrivals(1));
+  // Version 2 is loading: version 1 still answers, and the model is READY.
+  EXPECT_EQ(IndexEntry(registry, "m").state, ModelState::kReady);
+  EXPECT_EQ(IndexEntry(registry, "m").version, "1");
+  EXPECT_TRUE(registry.AllReady());
+  InferRequest during = OneRow("m", 7);
+  InferResponse response;
+  absl::Status status = absl::UnknownError("not called");
+  core.Infer(during, &response, InferenceCore::Clock::now(),
+             [&status](absl::Status s) { status = std::move(s); });
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(response.model_version, "1");
+  EXPECT_FALSE(returned.load());
+
+  load_gate.Open();
+  reload.join();
+  ASSERT_TRUE(reloaded.ok()) << reloaded;
+  EXPECT_EQ((*registry.Get("m", ""))->version, "2");
+  EXPECT_EQ(registry.Get("m", "1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(fake.live_models(), 2);  // the held request keeps version 1
+
+  execute_gate.Open();
+  held.thread.join();
+  ASSERT_TRUE(held.status.ok()) << held.status;
+  EXPECT_EQ(held.response.model_version, "1");
+  EXPECT_EQ(fake.live_models(), 1);
+}
+
+TEST(ModelRegistryTest, AFailedReloadKeepsServingTheOldInstance) {
+  FakeRepository repo;
+  repo.Add("m", "1");
+  FakeBackend fake(FakeBackend::Options{.on_load = [](const LoadOptions& o) {
+    return o.version == "2" ? absl::InvalidArgumentError("bad version 2") : absl::OkStatus();
+  }});
+  Metrics metrics;
+  ModelRegistry registry(RepositoryOptions(repo, {&fake}), &metrics);
+  ASSERT_TRUE(registry.LoadFromRepository("m").ok());
+  repo.Add("m", "2");
+  EXPECT_EQ(registry.LoadFromRepository("m").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(IndexEntry(registry, "m").state, ModelState::kReady);
+  EXPECT_EQ(IndexEntry(registry, "m").version, "1");
+  EXPECT_EQ((*registry.Get("m", ""))->version, "1");
+  EXPECT_EQ(fake.live_models(), 1);
+}
+
+// An unload during a load waits for it: the model ends unloaded, and the
+// instance the load made is freed.
+TEST(ModelRegistryTest, AnUnloadDuringALoadWaitsForIt) {
+  FakeRepository repo;
+  repo.Add("m");
+  FakeGate load_gate;
+  FakeBackend fake(FakeBackend::Options{.on_load = [&load_gate](const LoadOptions&) {
+    load_gate.Pass();
+    return absl::OkStatus();
+  }});
+  Metrics metrics;
+  ModelRegistry registry(RepositoryOptions(repo, {&fake}), &metrics);
+  std::vector<std::string> seen;  // states seen by the change listener, in order
+  registry.SetOnChange(
+      [&] { seen.push_back(std::string(ModelStateName(IndexEntry(registry, "m").state))); });
+
+  absl::Status loaded, unloaded;
+  std::jthread loader([&] { loaded = registry.LoadFromRepository("m"); });
+  ASSERT_TRUE(load_gate.WaitArrivals(1));
+  EXPECT_EQ(IndexEntry(registry, "m").state, ModelState::kLoading);
+  EXPECT_FALSE(registry.AllReady());
+  EXPECT_EQ(registry.Get("m", "").status().code(), absl::StatusCode::kUnavailable);
+  std::jthread unloader([&] { unloaded = registry.Unload("m"); });
+  load_gate.Open();
+  loader.join();
+  unloader.join();
+  EXPECT_TRUE(loaded.ok()) << loaded;
+  EXPECT_TRUE(unloaded.ok()) << unloaded;
+  EXPECT_EQ(IndexEntry(registry, "m").state, ModelState::kUnavailable);
+  EXPECT_EQ(registry.Get("m", "").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(fake.live_models(), 0);
+  EXPECT_EQ(seen, (std::vector<std::string>{"READY", "UNAVAILABLE"}));
+}
+
+TEST(ModelRegistryTest, AnUnloadedModelLivesUntilItsLastRequestEnds) {
+  FakeRepository repo;
+  repo.Add("m");
+  FakeGate execute_gate;
+  FakeBackend fake(FakeBackend::Options{.on_execute = [&execute_gate](const InferRequest& r) {
+    if (r.id == "held") execute_gate.Pass();
+  }});
+  Metrics metrics;
+  ModelRegistry registry(RepositoryOptions(repo, {&fake}), &metrics);
+  InferenceCore core(&registry);
+  ASSERT_TRUE(registry.LoadFromRepository("m").ok());
+
+  BackgroundInfer held(&core, OneRow("m", 5, "held"));
+  ASSERT_TRUE(execute_gate.WaitArrivals(1));
+  ASSERT_TRUE(registry.Unload("m").ok());
+  EXPECT_EQ(registry.Get("m", "").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(fake.live_models(), 1);
+
+  execute_gate.Open();
+  held.thread.join();
+  ASSERT_TRUE(held.status.ok()) << held.status;
+  EXPECT_EQ(held.response.outputs.at(0).data(), held.request.inputs.at(0).data());
+  EXPECT_EQ(fake.live_models(), 0);
+}
+
+}  // namespace
+}  // namespace osprey
