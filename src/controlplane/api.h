@@ -23,7 +23,7 @@
 #include <functional>
 #include <string>
 
-#include "controlplane/controller.h"
+#include "controlplane/local/controller.h"
 #include "net/http_types.h"
 
 namespace osprey::controlplane {

@@ -1,4 +1,4 @@
-#include "controlplane/store.h"
+#include "controlplane/local/store.h"
 
 #include <sqlite3.h>
 

@@ -1,4 +1,4 @@
-#include "controlplane/store.h"
+#include "controlplane/local/store.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "controlplane/supervisor.h"
+#include "controlplane/local/supervisor.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -20,7 +20,7 @@
 #include <thread>
 
 #include "common/logging.h"
-#include "controlplane/http_probe.h"
+#include "controlplane/local/http_probe.h"
 
 extern char** environ;
 

@@ -1,4 +1,4 @@
-#include "controlplane/http_probe.h"
+#include "controlplane/local/http_probe.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

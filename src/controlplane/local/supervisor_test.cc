@@ -1,4 +1,4 @@
-#include "controlplane/supervisor.h"
+#include "controlplane/local/supervisor.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -13,7 +13,7 @@
 #include <sstream>
 #include <thread>
 
-#include "controlplane/http_probe.h"
+#include "controlplane/local/http_probe.h"
 
 namespace osprey::controlplane {
 namespace {

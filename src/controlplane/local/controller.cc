@@ -1,0 +1,509 @@
+#include "controlplane/local/controller.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/json_dom.h"
+#include "controlplane/local/controller_impl.h"
+
+namespace osprey::controlplane {
+namespace fs = std::filesystem;
+using namespace osprey::json;
+
+void Controller::Impl::MarkDirty() {
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    dirty = true;
+  }
+  cv.notify_all();
+}
+
+LocalCommand Controller::Impl::Place(const RevisionSpec& spec) const {
+  return spec.failure_reason.empty() ? PlaceLocally(spec, opts.local) : LocalCommand{};
+}
+
+bool Controller::Impl::Runnable(const RevEntry& r) {
+  return r.spec.failure_reason.empty() && r.local.failure_reason.empty();
+}
+
+std::string Controller::Impl::LogPath(const std::string& ns, const std::string& rev, int i) const {
+  return StrCat(opts.data_dir, "/logs/", ns, "/", rev, "/", i, ".log");
+}
+
+std::string Controller::Impl::PredictorJson(const std::string& resource_json) {
+  rapidjson::Document d;
+  d.Parse(resource_json.data(), resource_json.size());
+  if (d.HasParseError() || !d.HasMember("spec") || !d["spec"].HasMember("predictor")) return "{}";
+  // Traffic is not part of a revision: changing the canary percent moves
+  // traffic between the existing revisions.
+  d["spec"]["predictor"].RemoveMember("canaryTrafficPercent");
+  return ToText(d["spec"]["predictor"]);
+}
+
+std::string Controller::Impl::ReplicaSocket(const std::string& id, const char* kind) const {
+  char name[40];
+  std::snprintf(name, sizeof(name), "%016zx.%s.sock", std::hash<std::string>{}(id), kind);
+  std::string path = StrCat(opts.data_dir, "/run/", name);
+  if (path.size() > 100) path = StrCat("/tmp/osprey-", ::getuid(), "-", name);
+  return path;
+}
+
+ReplicaSpec Controller::Impl::MakeReplica(const std::string& rev_key, const RevEntry& r, int index) const {
+  ReplicaSpec spec;
+  spec.id = StrCat(rev_key, "/", index);
+  std::string model_dir = r.model_dir.empty() ? opts.data_dir : r.model_dir;
+  const std::string grpc_socket = ReplicaSocket(spec.id, "grpc");
+  const std::string http_socket = ReplicaSocket(spec.id, "http");
+  const std::string link_socket = ReplicaSocket(spec.id, "link");
+  auto fill = [&](std::string s) {
+    for (size_t at; (at = s.find("{{.ModelDir}}")) != std::string::npos;)
+      s.replace(at, 13, model_dir);
+    for (size_t at; (at = s.find("{{.GrpcSocket}}")) != std::string::npos;)
+      s.replace(at, 15, grpc_socket);
+    for (size_t at; (at = s.find("{{.HttpSocket}}")) != std::string::npos;)
+      s.replace(at, 15, http_socket);
+    for (size_t at; (at = s.find("{{.LinkSocket}}")) != std::string::npos;)
+      s.replace(at, 15, link_socket);
+    return s;
+  };
+  for (const auto& a : r.local.argv) spec.argv.push_back(fill(a));
+  for (const auto& [n, v] : r.local.env) spec.env.emplace_back(n, fill(v));
+  if (!r.spec.storage_uri.empty()) spec.env.emplace_back("STORAGE_URI", r.spec.storage_uri);
+  spec.workdir = r.model_dir.empty() ? opts.data_dir : r.model_dir;
+  spec.log_path = LogPath(r.spec.namespace_, r.spec.name, index);
+  spec.health_path = r.local.health_path;
+  return spec;
+}
+
+void Controller::Impl::StartFetch(const std::string& rev_key, RevEntry& r) {
+  r.fetch = Fetch::kRunning;
+  r.progress = storage::Progress{};
+  r.progress.uri = r.spec.storage_uri;
+  r.progress.phase = "starting";
+  Event(r.spec.namespace_, r.spec.isvc, "Normal", "ModelFetching",
+        StrCat("revision ", r.spec.name, ": fetching ", r.spec.storage_uri));
+  std::string uri = r.spec.storage_uri;
+  fetchers.emplace_back([this, rev_key, uri] {
+    storage::Options so;
+    so.cache_dir = StrCat(opts.data_dir, "/cache");
+    so.pvc_root = opts.pvc_root;
+    so.on_progress = [this, rev_key](const storage::Progress& p) {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = revisions.find(rev_key);
+      if (it != revisions.end()) it->second.progress = p;
+    };
+    auto dir = storage::Fetch(uri, so);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = revisions.find(rev_key);
+      if (it != revisions.end()) {
+        RevEntry& r = it->second;
+        if (dir.ok()) {
+          r.fetch = Fetch::kDone;
+          r.model_dir = *dir;
+          r.progress.phase = "done";
+        } else {
+          r.fetch = Fetch::kFailed;
+          r.fetch_error = std::string(dir.status().message());
+        }
+        SaveRevision(rev_key, r);
+        if (dir.ok())
+          Event(r.spec.namespace_, r.spec.isvc, "Normal", "ModelFetched",
+                StrCat("revision ", r.spec.name, ": model in ", *dir));
+        else
+          Event(r.spec.namespace_, r.spec.isvc, "Warning", "StorageFailed",
+                StrCat("revision ", r.spec.name, ": ", r.fetch_error));
+      }
+      dirty = true;
+    }
+    cv.notify_all();
+  });
+}
+
+void Controller::Impl::Observe(const std::string& rev_key, RevEntry& r,
+             const std::vector<ReplicaStatus>& replicas) {
+  RevisionObservations in;
+  const bool spec_failed = !r.spec.failure_reason.empty();
+  in.unrunnable_reason = spec_failed ? r.spec.failure_reason : r.local.failure_reason;
+  in.unrunnable_message = spec_failed ? r.spec.failure_message : r.local.failure_message;
+  in.has_storage = !r.spec.storage_uri.empty();
+  in.fetch = r.fetch;
+  in.fetch_error = r.fetch_error;
+  in.aspired = r.aspired;
+  in.now = Now();
+  const ReplicaStatus* crashed = nullptr;
+  std::string prefix = StrCat(rev_key, "/");
+  for (const auto& s : replicas) {
+    if (!s.id.starts_with(prefix) || s.state == ReplicaState::kStopping) continue;
+    ++in.replicas;
+    if (s.state == ReplicaState::kReady) ++in.ready_replicas;
+    if (s.state == ReplicaState::kBackoff ||
+        (s.restarts > 0 && s.state != ReplicaState::kReady)) {
+      ++in.failed_replicas;
+      crashed = &s;
+    }
+  }
+  in.crashed = crashed != nullptr;
+  if (crashed != nullptr) {
+    // The log is read once per crash, not on every pass.
+    std::string crash = StrCat(crashed->id, "#", crashed->restarts);
+    if (crash != r.crash_read) {
+      r.crash_read = std::move(crash);
+      int index = std::atoi(crashed->id.c_str() + crashed->id.rfind('/') + 1);
+      std::string message = crashed->last_exit;
+      for (const auto& line : TailLines(LogPath(r.spec.namespace_, r.spec.name, index), 3))
+        StrAppend(&message, message.empty() ? "" : "; ", line);
+      in.crash_message = std::move(message);
+    }
+  }
+  Observation o = ObserveRevision(r.spec, r.observed, in);
+  r.observed = std::move(o.observed);
+  for (const auto& e : o.events) Event(r.spec.namespace_, r.spec.isvc, e.type, e.reason, e.message);
+  if (o.phase_changed) SaveRevision(rev_key, r);
+}
+
+std::vector<ServingRuntime> Controller::Impl::RuntimesOf(const std::string& ns) const {
+  std::vector<ServingRuntime> out;
+  for (const auto& [key, e] : runtimes)
+    if (e.runtime.meta.namespace_ == ns && !e.runtime.cluster) out.push_back(e.runtime);
+  return out;
+}
+
+void Controller::Impl::Pass(const std::vector<ReplicaStatus>& replicas, std::vector<ReplicaSpec>* to_start,
+          std::vector<std::string>* to_stop) {
+  std::vector<ServingRuntime> cluster;
+  for (const auto& [key, e] : runtimes)
+    if (e.runtime.cluster) cluster.push_back(e.runtime);
+  std::set<std::string> live;  // replica ids that should exist
+  const std::string now = Now();
+  std::vector<Routed> routed;
+
+  for (auto& [isvc_key, entry] : isvcs) {
+    const std::string& ns = entry.isvc.meta.namespace_;
+    std::vector<std::string> rev_keys;
+    for (auto& [rev_key, r] : revisions)
+      if (r.spec.namespace_ == ns && r.spec.isvc == entry.isvc.meta.name)
+        rev_keys.push_back(rev_key);
+    std::sort(rev_keys.begin(), rev_keys.end(), [&](const auto& a, const auto& b) {
+      return revisions[a].spec.number < revisions[b].spec.number;
+    });
+    for (const auto& k : rev_keys) Observe(k, revisions[k], replicas);
+
+    std::vector<ServingRuntime> ns_runtimes = RuntimesOf(ns);
+    ReconcileInput in;
+    in.isvc = &entry.isvc;
+    in.spec_json = entry.spec_json;
+    for (const auto& k : rev_keys)
+      in.revisions.push_back({revisions[k].spec, revisions[k].observed});
+    in.namespace_runtimes = &ns_runtimes;
+    in.cluster_runtimes = &cluster;
+    in.config = &opts.platform;
+    in.now = now;
+    in.latest_rolled_out = entry.status.latest_rolled_out;
+    in.previous_rolled_out = entry.status.previous_rolled_out;
+    ReconcilePlan plan = Reconcile(in);
+
+    if (plan.create.has_value()) {
+      std::string rev_key = StrCat(ns, "/", plan.create->name);
+      RevEntry r;
+      r.spec = *plan.create;
+      r.local = Place(r.spec);
+      revisions[rev_key] = r;
+      rev_keys.push_back(rev_key);
+      SaveRevision(rev_key, revisions[rev_key]);
+      const std::string& failure =
+          r.spec.failure_reason.empty() ? r.local.failure_message : r.spec.failure_message;
+      Event(ns, entry.isvc.meta.name, "Normal", "RevisionCreated",
+            StrCat("revision ", r.spec.name,
+                   r.spec.runtime.empty() ? "" : StrCat(" (runtime ", r.spec.runtime, ")"),
+                   failure.empty() ? "" : StrCat(" cannot run: ", failure)));
+    }
+
+    Routed route{&entry, {}};
+    for (const auto& rev_key : rev_keys) {
+      RevEntry& r = revisions[rev_key];
+      auto want = plan.replicas.find(r.spec.name);
+      r.aspired = want != plan.replicas.end();
+      if (!r.aspired) {
+        r.desired = 0;
+        r.kpa = autoscaler::KpaState{};
+        r.decided = false;
+        r.adopted = 0;
+        continue;
+      }
+      route.aspired.push_back(rev_key);
+      if (!Runnable(r)) continue;
+      r.min_replicas = want->second;
+      r.desired = DesiredReplicas(entry.isvc, r);
+      if (r.desired == 0) continue;
+      if (r.spec.storage_uri.empty()) {
+        r.fetch = Fetch::kDone;
+      } else if (r.fetch == Fetch::kIdle) {
+        StartFetch(rev_key, r);
+      }
+      if (r.fetch != Fetch::kDone) continue;
+      for (int i = 0; i < r.desired; ++i) {
+        std::string id = StrCat(rev_key, "/", i);
+        live.insert(id);
+        bool exists = std::any_of(replicas.begin(), replicas.end(),
+                                  [&](const ReplicaStatus& s) { return s.id == id; });
+        if (!exists) to_start->push_back(MakeReplica(rev_key, r, i));
+      }
+    }
+    UpdateStatus(isvc_key, entry, plan.status);
+    entry.observed_generation = entry.generation;
+    routed.push_back(std::move(route));
+  }
+  // A replica that leaves is out of the routes at once, stopped after the
+  // drain delay (retire.h).
+  std::vector<ReplicaPresence> present;
+  for (const auto& s : replicas)
+    present.push_back({s.id, s.state == ReplicaState::kReady, s.state == ReplicaState::kStopping});
+  for (auto& id : ReplicasToStop(present, live, std::chrono::steady_clock::now(),
+                                 opts.replica_drain_delay, &retiring))
+    to_stop->push_back(std::move(id));
+  PublishRoutes(routed, replicas, live);
+}
+
+int Controller::Impl::DesiredReplicas(const InferenceService& isvc, const RevEntry& r) const {
+  return controlplane::DesiredReplicas(
+      KpaSpecFor(isvc, r), {.decided = r.decided,
+                            .decision = r.decision.desired,
+                            .adopted = r.adopted,
+                            .activating = r.activate});
+}
+
+const resources::Component& Controller::Impl::PredictorOf(const InferenceService& isvc, const RevEntry& r) {
+  if (!r.predictor.has_value()) {
+    auto parsed = resources::FromJson(
+        StrCat(R"({"apiVersion":"serving.kserve.io/v1beta1","kind":"InferenceService",)",
+               R"("metadata":{"name":"r","namespace":"n"},"spec":{"predictor":)",
+               r.spec.spec_json.empty() ? "{}" : r.spec.spec_json, "}}"));
+    if (parsed.ok() && std::holds_alternative<InferenceService>(*parsed)) {
+      r.predictor = std::get<InferenceService>(*parsed).predictor;
+    } else {
+      if (r.predictor_unparsed) return isvc.predictor;
+      r.predictor_unparsed = true;
+      OSPREY_LOG(kWarning) << "revision " << r.spec.name << ": stored spec does not parse ("
+                           << (parsed.ok() ? "not an InferenceService"
+                                           : parsed.status().message())
+                           << "); using the current one";
+      return isvc.predictor;
+    }
+  }
+  return *r.predictor;
+}
+
+autoscaler::KpaSpec Controller::Impl::KpaSpecFor(const InferenceService& isvc, const RevEntry& r) const {
+  return controlplane::KpaSpecFor(opts.kpa, isvc.meta.annotations, PredictorOf(isvc, r),
+                                  r.min_replicas);
+}
+
+void Controller::Impl::PublishRoutes(const std::vector<Routed>& routed, const std::vector<ReplicaStatus>& replicas,
+                   const std::set<std::string>& live) {
+  std::vector<ServiceRouting> services;
+  std::map<std::string, RevisionRouting> targets;
+  for (const auto& item : routed) {
+    const IsvcEntry& e = *item.entry;
+    services.push_back({e.isvc.meta, e.isvc.predictor.timeout_seconds, e.status, item.aspired});
+  }
+  for (const auto& [rev_key, r] : revisions) {
+    auto isvc = isvcs.find(StrCat(r.spec.namespace_, "/", r.spec.isvc));
+    if (isvc == isvcs.end()) continue;
+    RevisionRouting& t = targets[rev_key];
+    t.aspired = r.aspired;
+    t.phase = r.observed.phase;
+    t.target.key = rev_key;
+    t.target.revision = r.spec.name;
+    t.target.container_concurrency = PredictorOf(isvc->second.isvc, r).container_concurrency;
+    auto uses = [&](std::string_view placeholder) {
+      return std::any_of(r.local.argv.begin(), r.local.argv.end(),
+                         [&](const auto& a) { return a.find(placeholder) != std::string::npos; });
+    };
+    const bool grpc = uses("{{.GrpcSocket}}");
+    const bool http_socket = uses("{{.HttpSocket}}");
+    const bool link_socket = uses("{{.LinkSocket}}");
+    for (const auto& s : replicas)
+      if (s.state == ReplicaState::kReady && live.count(s.id) &&
+          s.id.compare(0, rev_key.size() + 1, rev_key + "/") == 0) {
+        t.target.ports.push_back(s.port);
+        t.target.grpc_targets.push_back(grpc ? StrCat("unix:", ReplicaSocket(s.id, "grpc"))
+                                             : "");
+        t.target.http_sockets.push_back(http_socket ? ReplicaSocket(s.id, "http") : "");
+        t.target.link_sockets.push_back(link_socket ? ReplicaSocket(s.id, "link") : "");
+      }
+  }
+  auto table = std::make_shared<RouteTable>(PlanRoutes(services, targets, opts.platform));
+  {
+    std::lock_guard<std::mutex> lock(routes_mu);
+    if (SameRoutes(*table, *routes)) return;
+    routes = table;
+  }
+  if (opts.on_routes) opts.on_routes(table);
+}
+
+void Controller::Impl::Autoscale(const std::vector<gateway::RevisionStats>& stats) {
+  const auto now = autoscaler::Clock::now();
+  std::map<std::string, const gateway::RevisionStats*> by_key;
+  for (const auto& s : stats) by_key[s.key] = &s;
+  for (auto& [key, r] : revisions) {
+    if (!r.aspired || !Runnable(r)) continue;
+    auto isvc = isvcs.find(StrCat(r.spec.namespace_, "/", r.spec.isvc));
+    if (isvc == isvcs.end()) continue;
+    autoscaler::KpaSpec spec = KpaSpecFor(isvc->second.isvc, r);
+    autoscaler::Sample sample;
+    sample.time = now;
+    int waiting = 0;
+    if (auto it = by_key.find(key); it != by_key.end()) {
+      sample.concurrency = it->second->concurrency;
+      sample.rps = it->second->rps;
+      waiting = it->second->waiting;
+    }
+    const int before = r.decided ? r.decision.desired : r.adopted > 0 ? r.adopted : -1;
+    r.decision =
+        autoscaler::Decide(spec, &r.kpa, sample, r.observed.ready_replicas, waiting, now);
+    r.decided = true;
+    r.adopted = 0;
+    // This decision saw the requests the activator held (waiting, or in
+    // flight once a replica took them): it carries the scale from here.
+    r.activate = false;
+    if (before >= 0 && before != r.decision.desired) {
+      char observed[64];
+      std::snprintf(observed, sizeof(observed), "%.2f stable, %.2f panic",
+                    r.decision.observed_stable, r.decision.observed_panic);
+      Event(r.spec.namespace_, r.spec.isvc, "Normal",
+            r.decision.desired == 0 ? "ScaledToZero" : "Scaled",
+            StrCat("revision ", r.spec.name, ": ", before, " -> ", r.decision.desired,
+                   " replicas (", r.decision.reason, "; observed ",
+                   spec.metric == autoscaler::KpaSpec::Metric::kRps ? "rps " : "concurrency ",
+                   observed, ", target ", spec.target, " x ", spec.utilization, ")"));
+    }
+  }
+}
+
+void Controller::Impl::UpdateStatus(const std::string& key, IsvcEntry& e, const IsvcStatus& status) {
+  if (status == e.status) return;
+  const std::string now = Now();
+  bool was_ready = false;
+  for (const auto& c : e.status.conditions)
+    if (c.type == "Ready") was_ready = c.status == "True";
+  for (const auto& c : status.conditions) {
+    auto old = std::find_if(e.status.conditions.begin(), e.status.conditions.end(),
+                            [&](const Condition& o) { return o.type == c.type; });
+    if (old == e.status.conditions.end() || old->status != c.status ||
+        !e.transition_times.count(c.type))
+      e.transition_times[c.type] = now;
+    if (c.type == "Ready" && (c.status == "True") != was_ready)
+      Event(e.isvc.meta.namespace_, e.isvc.meta.name, c.status == "True" ? "Normal" : "Warning",
+            c.status == "True" ? "InferenceServiceReady" : "InferenceServiceNotReady",
+            c.status == "True" ? StrCat("serving at ", status.url)
+                               : StrCat(c.reason, ": ", c.message));
+  }
+  e.status = status;
+  SaveIsvc(key, e);
+}
+
+void Controller::Impl::Run() {
+  auto next_autoscale = autoscaler::Clock::now() + opts.autoscale_tick;
+  std::unique_lock<std::mutex> lock(mu);
+  while (!stopping) {
+    cv.wait_for(lock, opts.tick, [&] { return dirty || stopping; });
+    if (stopping) break;
+    dirty = false;
+    lock.unlock();
+    std::vector<ReplicaStatus> replicas = supervisor->Snapshot();
+    std::optional<std::vector<gateway::RevisionStats>> stats;
+    if (autoscaler::Clock::now() >= next_autoscale) {
+      next_autoscale = autoscaler::Clock::now() + opts.autoscale_tick;
+      stats = opts.collect_stats ? opts.collect_stats() : std::vector<gateway::RevisionStats>{};
+    }
+    lock.lock();
+    if (stats.has_value()) Autoscale(*stats);
+    std::vector<ReplicaSpec> to_start;
+    std::vector<std::string> to_stop;
+    Pass(replicas, &to_start, &to_stop);
+    lock.unlock();
+    for (const auto& spec : to_start) {
+      auto st = supervisor->Start(spec);
+      if (!st.ok()) {
+        OSPREY_LOG(kError) << "replica " << spec.id << ": " << st.message();
+      }
+    }
+    for (const auto& id : to_stop) supervisor->Stop(id);
+    lock.lock();
+    // Decisions come on their own clock, whether or not anything changed.
+    if (autoscaler::Clock::now() >= next_autoscale) dirty = true;
+  }
+}
+
+Controller::Controller(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(Options options) {
+  auto impl = std::make_unique<Impl>();
+  impl->opts = std::move(options);
+  std::error_code ec;
+  fs::create_directories(impl->opts.data_dir + "/run", ec);
+  if (ec)
+    return absl::FailedPreconditionError(
+        StrCat("cannot create data directory ", impl->opts.data_dir, ": ", ec.message()));
+  ::chmod(impl->opts.data_dir.c_str(), 0700);
+  OSPREY_ASSIGN_OR_RETURN(impl->store, Store::Open(StrCat(impl->opts.data_dir, "/osprey.db")));
+  OSPREY_RETURN_IF_ERROR(impl->Load());
+  Impl* raw = impl.get();
+  Supervisor::Options so;
+  so.stop_grace = impl->opts.replica_stop_grace;
+  // A starting replica is probed often: readiness is on the cold-start path.
+  so.probe_interval = std::chrono::milliseconds(10);
+  so.startup_timeout = impl->opts.replica_startup_timeout;
+  so.on_change = [raw](const ReplicaStatus& s) {
+    std::string key = StrCat("replica/", s.id);
+    if (s.removed || s.state == ReplicaState::kStopping) {
+      (void)raw->store->Delete(key);
+    } else if (s.pid != 0) {
+      (void)raw->store->Put(key, StrCat("{\"pid\":", s.pid, ",\"port\":", s.port, "}"));
+    }
+    raw->MarkDirty();
+  };
+  impl->supervisor = std::make_unique<Supervisor>(so);
+  impl->Readopt();
+  impl->loop = std::thread([raw] { raw->Run(); });
+  return std::unique_ptr<Controller>(new Controller(std::move(impl)));
+}
+
+Controller::~Controller() { Shutdown(false); }
+
+void Controller::Shutdown(bool stop_replicas) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->stopping && !impl_->loop.joinable()) return;
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_all();
+  if (impl_->loop.joinable()) impl_->loop.join();
+  if (stop_replicas) impl_->supervisor->Shutdown();
+  std::vector<std::thread> fetchers;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    fetchers.swap(impl_->fetchers);
+  }
+  for (auto& t : fetchers)
+    if (t.joinable()) t.join();
+}
+
+void Controller::Activate(const std::string& revision_key) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto it = impl_->revisions.find(revision_key);
+    if (it == impl_->revisions.end() || it->second.activate) return;
+    it->second.activate = true;
+    impl_->dirty = true;
+  }
+  impl_->cv.notify_all();
+}
+
+std::shared_ptr<const RouteTable> Controller::Routes() const {
+  std::lock_guard<std::mutex> lock(impl_->routes_mu);
+  return impl_->routes;
+}
+
+}  // namespace osprey::controlplane

@@ -1,0 +1,235 @@
+#pragma once
+
+// Private to the local controller (controller.h): the state behind
+// Controller and its methods, defined in three files: controller.cc (the
+// reconcile loop: observe, reconcile, scale, route, start and stop
+// replicas), records.cc (the store: records, loading, re-adoption, events)
+// and controller_api.cc (apply, delete and the API's reads, one entry per
+// kind). Every method that touches the maps runs with `mu` held unless it
+// says otherwise.
+
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "autoscaler/kpa.h"
+#include "common/logging.h"
+#include "controlplane/local/placement.h"
+#include "controlplane/observe.h"
+#include "controlplane/retire.h"
+#include "controlplane/routing.h"
+#include "controlplane/scaling.h"
+#include "controlplane/local/store.h"
+#include "controlplane/views.h"
+#include "controlplane/local/supervisor.h"
+#include "storage/storage.h"
+
+#include "controlplane/local/controller.h"
+
+namespace osprey::controlplane {
+
+using resources::InferenceService;
+using resources::ServingRuntime;
+
+// RFC 3339, now.
+std::string Now();
+RevisionPhase PhaseFromName(std::string_view name);
+// The last `n` non-empty lines of a file.
+std::vector<std::string> TailLines(const std::string& path, int n);
+
+struct Controller::Impl {
+  using Fetch = FetchState;
+
+  struct IsvcEntry {
+    InferenceService isvc;
+    std::string resource_json;  // canonical JSON as applied
+    std::string spec_json;      // canonical JSON of spec.predictor
+    int64_t generation = 1;
+    // The generation the status was last computed for: a client waiting for
+    // its change compares the two.
+    int64_t observed_generation = 0;
+    std::string created;
+    IsvcStatus status;
+    std::map<std::string, std::string> transition_times;  // condition type -> time
+  };
+  struct RuntimeEntry {
+    ServingRuntime runtime;
+    std::string resource_json;
+    std::string created;
+    bool builtin = false;
+  };
+  // An InferenceService of a pass and its aspired revisions, for the routes.
+  struct Routed {
+    const IsvcEntry* entry;
+    std::vector<std::string> aspired;  // revision keys
+  };
+  struct RevEntry {
+    RevisionSpec spec;
+    // How it runs here (placement.h); a failure there is observed as the
+    // revision's failure.
+    LocalCommand local;
+    // The predictor as this revision was made (spec.spec_json): its
+    // containerConcurrency and scaling settings hold for it, not those of a
+    // later spec (a canary's old revision keeps its own). Parsed on first use.
+    mutable std::optional<resources::Component> predictor;
+    mutable bool predictor_unparsed = false;  // logged once
+    RevisionObserved observed;
+    std::string model_dir;
+    Fetch fetch = Fetch::kIdle;
+    storage::Progress progress;
+    std::string fetch_error;
+    int desired = 0;
+    // Aspired: in the InferenceService's traffic, or its latest revision.
+    bool aspired = false;
+    int min_replicas = 0;
+    autoscaler::KpaState kpa;
+    autoscaler::KpaDecision decision;
+    bool decided = false;
+    // The scale a previous run had reached, from the replicas re-adopted,
+    // kept until the first decision of this run (a restart alone stops none).
+    int adopted = 0;
+    bool activate = false;   // the gateway holds requests for it
+    std::string crash_read;  // replica id and restart count whose log the message has
+  };
+
+  Options opts;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<Supervisor> supervisor;
+
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  bool dirty = true;
+  bool stopping = false;
+  std::map<std::string, IsvcEntry> isvcs;        // "ns/name"
+  std::map<std::string, RuntimeEntry> runtimes;  // "ns/name"; ns "" for cluster runtimes
+  std::map<std::string, RevEntry> revisions;     // "ns/name"
+  std::vector<std::thread> fetchers;
+  std::map<std::string, std::chrono::steady_clock::time_point> retiring;  // replica id -> since
+  std::atomic<uint64_t> event_seq{0};
+  std::thread loop;
+
+  mutable std::mutex routes_mu;
+  std::shared_ptr<const RouteTable> routes = std::make_shared<RouteTable>();
+
+  void MarkDirty();
+
+  // The revision as a local process; nothing for one that cannot be served.
+  LocalCommand Place(const RevisionSpec& spec) const;
+  static bool Runnable(const RevEntry& r);
+
+  std::string LogPath(const std::string& ns, const std::string& rev, int i) const;
+
+  // ---- events ----
+  void Event(const std::string& ns, const std::string& object, std::string_view type,
+             std::string_view reason, std::string_view message);
+
+  // ---- persistence ----
+  void SaveIsvc(const std::string& key, const IsvcEntry& e);
+
+  void SaveRevision(const std::string& key, const RevEntry& r);
+
+  absl::Status Load();
+
+  // Replicas still running from a previous run are taken over.
+  void Readopt();
+
+  static std::string PredictorJson(const std::string& resource_json);
+
+  // Where replica `id` serves gRPC, or HTTP for the gateway: a short path
+  // (Unix socket paths hold ~107 bytes).
+  std::string ReplicaSocket(const std::string& id, const char* kind) const;
+
+  ReplicaSpec MakeReplica(const std::string& rev_key, const RevEntry& r, int index) const;
+
+  void StartFetch(const std::string& rev_key, RevEntry& r);
+
+  // What the replicas of a revision show, from a supervisor snapshot: the
+  // observations for ObserveRevision (observe.h), which decides the phase.
+  void Observe(const std::string& rev_key, RevEntry& r,
+               const std::vector<ReplicaStatus>& replicas);
+
+  std::vector<ServingRuntime> RuntimesOf(const std::string& ns) const;
+
+  // One pass over every InferenceService. Called with `mu` held.
+  void Pass(const std::vector<ReplicaStatus>& replicas, std::vector<ReplicaSpec>* to_start,
+            std::vector<std::string>* to_stop);
+
+  // Replicas a revision should run now: the autoscaler's last decision
+  // (before the first: the initial scale, or what a previous run left
+  // running), at least one while requests wait for it.
+  int DesiredReplicas(const InferenceService& isvc, const RevEntry& r) const;
+
+  // The predictor revision `r` was made from; the current one if its stored
+  // spec does not parse (it always should).
+  static const resources::Component& PredictorOf(const InferenceService& isvc, const RevEntry& r);
+
+  autoscaler::KpaSpec KpaSpecFor(const InferenceService& isvc, const RevEntry& r) const;
+
+  // The route table (routing.h) over where the replicas are: only replicas
+  // that stay get traffic, so one about to be stopped is out of the table
+  // before its SIGTERM. Published only when it changed.
+  void PublishRoutes(const std::vector<Routed>& routed, const std::vector<ReplicaStatus>& replicas,
+                     const std::set<std::string>& live);
+
+  // One autoscaler tick: the gateway's measurements into each aspired
+  // revision's decider. Called with `mu` held.
+  void Autoscale(const std::vector<gateway::RevisionStats>& stats);
+
+  void UpdateStatus(const std::string& key, IsvcEntry& e, const IsvcStatus& status);
+
+  void Run();
+
+  // ---- kinds: what the controller does for each of resources::Kinds() ----
+  using Items = std::vector<std::pair<std::string, std::string>>;  // name, rendered JSON
+  struct KindOps {
+    std::string_view plural;
+    // The kind's objects in namespace `ns` ("": every namespace). Called
+    // with `mu` held.
+    absl::StatusOr<Items> (Impl::*list)(const std::string& ns,
+                                        const std::vector<ReplicaStatus>& replicas) const;
+    // Deletes one; adds the prefixes of replicas to stop. nullptr: the
+    // platform's own kind, not deleted through the API. Called with `mu` held.
+    absl::Status (Impl::*remove)(const std::string& ns, const std::string& name,
+                                 std::vector<std::string>* replica_prefixes);
+  };
+  static const KindOps* OpsOf(std::string_view plural);
+
+  absl::StatusOr<Items> ItemsOf(std::string_view kind, const std::string& ns);
+
+  absl::StatusOr<Items> ListIsvcs(const std::string& ns, const std::vector<ReplicaStatus>&) const;
+  Items RuntimeItems(const std::string& ns, bool cluster) const;
+  absl::StatusOr<Items> ListRuntimes(const std::string& ns,
+                                     const std::vector<ReplicaStatus>&) const;
+  absl::StatusOr<Items> ListClusterRuntimes(const std::string&,
+                                            const std::vector<ReplicaStatus>&) const;
+  absl::StatusOr<Items> ListRevisions(const std::string& ns,
+                                      const std::vector<ReplicaStatus>& replicas) const;
+  absl::StatusOr<Items> ListAutoscalers(const std::string& ns,
+                                        const std::vector<ReplicaStatus>&) const;
+  absl::StatusOr<Items> ListEvents(const std::string& ns, const std::vector<ReplicaStatus>&) const;
+
+  absl::Status DeleteIsvc(const std::string& ns, const std::string& name,
+                          std::vector<std::string>* replica_prefixes);
+  absl::Status DeleteRuntimeIn(const std::string& ns, const std::string& name, bool cluster);
+  absl::Status DeleteRuntime(const std::string& ns, const std::string& name,
+                             std::vector<std::string>*);
+  absl::Status DeleteClusterRuntime(const std::string& ns, const std::string& name,
+                                    std::vector<std::string>*);
+
+  // ---- API views (views.h) ----
+  static IsvcRecord RecordOf(const IsvcEntry& e);
+
+  RevisionRecord RecordOf(const RevEntry& r, const std::vector<ReplicaStatus>& replicas) const;
+
+  static AutoscalerRecord AutoscalerOf(const RevEntry& r);
+};
+
+}  // namespace osprey::controlplane

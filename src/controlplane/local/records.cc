@@ -1,0 +1,220 @@
+#include <rapidjson/document.h>
+
+#include <ctime>
+#include <fstream>
+
+#include "common/json_dom.h"
+#include "controlplane/local/controller_impl.h"
+
+namespace osprey::controlplane {
+namespace fs = std::filesystem;
+using namespace osprey::json;
+
+std::string Now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+RevisionPhase PhaseFromName(std::string_view name) {
+  for (auto p : {RevisionPhase::kPending, RevisionPhase::kDownloading, RevisionPhase::kLoading,
+                 RevisionPhase::kReady, RevisionPhase::kFailed, RevisionPhase::kRetired})
+    if (RevisionPhaseName(p) == name) return p;
+  return RevisionPhase::kPending;
+}
+
+// The last `n` non-empty lines of a file.
+std::vector<std::string> TailLines(const std::string& path, int n) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  in.seekg(0, std::ios::end);
+  std::streamoff size = in.tellg();
+  std::streamoff start = std::max<std::streamoff>(0, size - 256 * 1024);
+  in.seekg(start);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> lines;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    std::string line = text.substr(pos, nl - pos);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) lines.push_back(std::move(line));
+    pos = nl + 1;
+  }
+  if (static_cast<int>(lines.size()) > n) lines.erase(lines.begin(), lines.end() - n);
+  return lines;
+}
+
+void Controller::Impl::Event(const std::string& ns, const std::string& object, std::string_view type,
+           std::string_view reason, std::string_view message) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  Field(w, "time", Now());
+  Field(w, "object", object);
+  Field(w, "type", type);
+  Field(w, "reason", reason);
+  Field(w, "message", message);
+  w.EndObject();
+  char seq[32];
+  std::snprintf(
+      seq, sizeof(seq), "%020llu",
+      static_cast<unsigned long long>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                              .count() *
+                                          16 +
+                                      (event_seq.fetch_add(1) % 16)));
+  (void)store->Put(StrCat("event/", ns, "/", object, "/", seq), buf.GetString());
+  OSPREY_LOG(kInfo) << ns << "/" << object << ": " << reason << ": " << message;
+}
+
+void Controller::Impl::SaveIsvc(const std::string& key, const IsvcEntry& e) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  Key(w, "resource");
+  Raw(w, e.resource_json);
+  Key(w, "generation");
+  w.Int64(e.generation);
+  Field(w, "created", e.created);
+  Key(w, "transitionTimes");
+  w.StartObject();
+  for (const auto& [k, v] : e.transition_times) Field(w, k, v);
+  w.EndObject();
+  Field(w, "latestRolledoutRevision", e.status.latest_rolled_out);
+  Field(w, "previousRolledoutRevision", e.status.previous_rolled_out);
+  w.EndObject();
+  auto st = store->Put(StrCat("isvc/", key), buf.GetString());
+  if (!st.ok()) {
+    OSPREY_LOG(kError) << st.message();
+  }
+}
+
+void Controller::Impl::SaveRevision(const std::string& key, const RevEntry& r) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  Key(w, "spec");
+  Raw(w, RevisionSpecJson(r.spec));
+  Field(w, "phase", RevisionPhaseName(r.observed.phase));
+  Field(w, "reason", r.observed.reason);
+  Field(w, "message", r.observed.message);
+  Field(w, "failureTime", r.observed.failure_time);
+  Key(w, "everReady");
+  w.Bool(r.observed.ever_ready);
+  Field(w, "modelDir", r.model_dir);
+  w.EndObject();
+  auto st = store->Put(StrCat("revision/", key), buf.GetString());
+  if (!st.ok()) {
+    OSPREY_LOG(kError) << st.message();
+  }
+}
+
+absl::Status Controller::Impl::Load() {
+  OSPREY_ASSIGN_OR_RETURN(auto isvc_rows, store->List("isvc/"));
+  for (const auto& [key, value] : isvc_rows) {
+    rapidjson::Document d;
+    if (d.Parse(value.data(), value.size()).HasParseError()) continue;
+    auto resource = resources::FromJson(ToText(d["resource"]));
+    if (!resource.ok() || !std::holds_alternative<InferenceService>(*resource)) {
+      OSPREY_LOG(kError) << "store: " << key << " is unreadable, skipped";
+      continue;
+    }
+    IsvcEntry e;
+    e.isvc = std::get<InferenceService>(*resource);
+    e.resource_json = resources::ToJson(*resource);
+    e.spec_json = PredictorJson(e.resource_json);
+    e.generation = GetInt(d, "generation");
+    e.created = GetString(d, "created");
+    if (auto it = d.FindMember("transitionTimes"); it != d.MemberEnd() && it->value.IsObject())
+      for (const auto& m : it->value.GetObject())
+        if (m.value.IsString()) e.transition_times[m.name.GetString()] = m.value.GetString();
+    e.status.latest_rolled_out = GetString(d, "latestRolledoutRevision");
+    e.status.previous_rolled_out = GetString(d, "previousRolledoutRevision");
+    isvcs[key.substr(5)] = std::move(e);
+  }
+  OSPREY_ASSIGN_OR_RETURN(auto rt_rows, store->List("runtime/"));
+  for (const auto& [key, value] : rt_rows) {
+    rapidjson::Document d;
+    if (d.Parse(value.data(), value.size()).HasParseError()) continue;
+    auto resource = resources::FromJson(ToText(d["resource"]));
+    if (!resource.ok() || !std::holds_alternative<ServingRuntime>(*resource)) continue;
+    RuntimeEntry e;
+    e.runtime = std::get<ServingRuntime>(*resource);
+    e.resource_json = resources::ToJson(*resource);
+    e.created = GetString(d, "created");
+    runtimes[key.substr(8)] = std::move(e);
+  }
+  OSPREY_ASSIGN_OR_RETURN(auto rev_rows, store->List("revision/"));
+  for (const auto& [key, value] : rev_rows) {
+    rapidjson::Document d;
+    if (d.Parse(value.data(), value.size()).HasParseError() || !d.HasMember("spec")) continue;
+    RevEntry r;
+    auto spec = ParseRevisionSpec(ToText(d["spec"]));
+    if (!spec.ok()) continue;
+    r.spec = std::move(*spec);
+    r.local = Place(r.spec);
+    r.observed.phase = PhaseFromName(GetString(d, "phase"));
+    r.observed.reason = GetString(d, "reason");
+    r.observed.message = GetString(d, "message");
+    r.observed.failure_time = GetString(d, "failureTime");
+    r.observed.ever_ready =
+        d.HasMember("everReady") && d["everReady"].IsBool() && d["everReady"].GetBool();
+    r.model_dir = GetString(d, "modelDir");
+    // A model fetched before is taken from where it lies (the cache keeps
+    // it): no second download.
+    if (!r.model_dir.empty() && fs::exists(r.model_dir)) r.fetch = Fetch::kDone;
+    revisions[key.substr(9)] = std::move(r);
+  }
+  // Built-in cluster runtimes, dated from the platform's first start.
+  std::string installed;
+  if (auto v = store->Get("meta/installed"); v.ok()) {
+    installed = *v;
+  } else {
+    installed = Now();
+    OSPREY_RETURN_IF_ERROR(store->Put("meta/installed", installed));
+  }
+  for (const auto& rt : resources::BuiltinClusterRuntimes()) {
+    std::string key = StrCat("/", rt.meta.name);
+    if (runtimes.count(key)) continue;  // replaced by the user's own
+    RuntimeEntry e;
+    e.runtime = rt;
+    e.resource_json = resources::ToJson(resources::Resource(rt));
+    e.created = installed;
+    e.builtin = true;
+    runtimes[key] = std::move(e);
+  }
+  return absl::OkStatus();
+}
+
+void Controller::Impl::Readopt() {
+  auto rows = store->List("replica/");
+  if (!rows.ok()) return;
+  for (const auto& [key, value] : *rows) {
+    std::string id = key.substr(8);  // ns/rev/i
+    rapidjson::Document d;
+    bool adopted = false;
+    if (!d.Parse(value.data(), value.size()).HasParseError()) {
+      size_t last = id.rfind('/');
+      std::string rev_key = id.substr(0, last);
+      int index = std::atoi(id.c_str() + last + 1);
+      auto it = revisions.find(rev_key);
+      if (it != revisions.end() && it->second.fetch == Fetch::kDone) {
+        ReplicaSpec spec = MakeReplica(rev_key, it->second, index);
+        adopted = supervisor->Adopt(spec, static_cast<int>(GetInt(d, "pid")),
+                                    static_cast<uint16_t>(GetInt(d, "port")));
+        // Replicas are kept by index (0..scale-1): the scale reached is
+        // the highest adopted index + 1 (a dead one below it restarts).
+        if (adopted) it->second.adopted = std::max(it->second.adopted, index + 1);
+      }
+    }
+    OSPREY_LOG(kInfo) << "replica " << id << (adopted ? " re-adopted" : " not running: restarts");
+    if (!adopted) (void)store->Delete(key);
+  }
+}
+
+}  // namespace osprey::controlplane
