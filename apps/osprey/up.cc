@@ -22,7 +22,7 @@
 #include "common/strings.h"
 #include "controlplane/api.h"
 #include "controlplane/controller.h"
-#include "gateway/entry.h"
+#include "gateway/gateway.h"
 #ifdef OSPREY_WITH_GRPC
 #include "gateway/grpc_ingress.h"
 #endif

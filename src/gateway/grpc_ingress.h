@@ -18,7 +18,7 @@
 #include <string_view>
 
 #include "common/status.h"
-#include "gateway/entry.h"
+#include "gateway/gateway.h"
 
 namespace osprey::gateway {
 

@@ -1,4 +1,4 @@
-#include "gateway/entry.h"
+#include "gateway/gateway.h"
 
 #include <algorithm>
 #include <array>
