@@ -1,62 +1,17 @@
 #include "server/metrics.h"
 
-#include <charconv>
-#include <cstdio>
-
 #include "common/strings.h"
 
 namespace osprey {
 namespace {
 
-std::string LabelValue(std::string_view v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out.push_back('\\');
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out.push_back(c);
-  }
-  return out;
-}
-
-std::string FormatDouble(double v) {
-  char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof(buf), v);
-  return std::string(buf, r.ptr);
-}
+using prometheus::LabelValue;
 
 void Header(std::string_view name, std::string_view type, std::string_view help, std::string* out) {
-  StrAppend(out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
+  prometheus::AppendFamily(name, type, help, out);
 }
 
 }  // namespace
-
-void Histogram::Observe(double seconds) {
-  size_t i = 0;
-  while (i < kBounds.size() && seconds > kBounds[i]) ++i;
-  buckets_[i].fetch_add(1, std::memory_order_relaxed);
-  count_.fetch_add(1, std::memory_order_relaxed);
-  sum_nanos_.fetch_add(static_cast<uint64_t>(seconds * 1e9), std::memory_order_relaxed);
-}
-
-void Histogram::Render(std::string_view name, std::string_view labels, std::string* out) const {
-  uint64_t cumulative = 0;
-  for (size_t i = 0; i < kBounds.size(); ++i) {
-    cumulative += buckets_[i].load(std::memory_order_relaxed);
-    char le[16];
-    std::snprintf(le, sizeof(le), "%g", kBounds[i]);  // 0.0001, not 1e-04
-    StrAppend(out, name, "_bucket{", labels, ",le=\"", le, "\"} ", cumulative, "\n");
-  }
-  cumulative += buckets_[kBounds.size()].load(std::memory_order_relaxed);
-  StrAppend(out, name, "_bucket{", labels, ",le=\"+Inf\"} ", cumulative, "\n");
-  StrAppend(out, name, "_sum{", labels, "} ",
-            FormatDouble(static_cast<double>(sum_nanos_.load(std::memory_order_relaxed)) / 1e9),
-            "\n");
-  // The count is the bucket total so a scrape is always self-consistent.
-  StrAppend(out, name, "_count{", labels, "} ", cumulative, "\n");
-}
 
 ModelMetrics* Metrics::ForModel(std::string_view model) {
   std::lock_guard<std::mutex> lock(mu_);

@@ -14,23 +14,9 @@
 #include <string>
 #include <string_view>
 
+#include "common/prometheus.h"
+
 namespace osprey {
-
-// Latency histogram with fixed buckets in seconds (100 us .. 10 s).
-class Histogram {
- public:
-  static constexpr std::array<double, 16> kBounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                                     0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
-                                                     1,      2.5,     5,      10};
-  void Observe(double seconds);
-  // Appends the _bucket/_sum/_count lines of one series.
-  void Render(std::string_view name, std::string_view labels, std::string* out) const;
-
- private:
-  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets_{};
-  std::atomic<uint64_t> count_{0};
-  std::atomic<uint64_t> sum_nanos_{0};
-};
 
 // Everything recorded about one model name.
 struct ModelMetrics {
