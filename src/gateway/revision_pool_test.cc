@@ -1,0 +1,252 @@
+// The revision pool as tables of steps on a fake timeline: the least-
+// outstanding pick, containerConcurrency, the activator queue's bound and
+// deadlines, release, retry and the autoscaler's averages. No sleeping, no
+// I/O: this binary links the pool and the route table only.
+
+#include "gateway/revision_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace osprey::gateway {
+namespace {
+
+using Clock = RevisionPool::Clock;
+using namespace std::chrono_literals;
+
+const Clock::time_point kT0 = Clock::time_point() + 1000h;
+
+struct TestRequest : RevisionPool::Request {
+  int n = 0;  // the order it was made in, from 1
+};
+
+// What a step did, as text: "assigned 1@8001", "queued demand", "full: ...",
+// "noroom", "ready 2@8001 3@8002", "expired 2:UNAVAILABLE", "moved 1@8002".
+class Harness {
+ public:
+  explicit Harness(RevisionPool::Options options = {}) : pool_("ns/r", "r", 7, options, kT0) {}
+
+  void Set(std::vector<uint16_t> ports, int cc, Clock::duration at) {
+    std::vector<std::shared_ptr<const ReplicaAddress>> replicas;
+    for (uint16_t p : ports) {
+      auto a = std::make_shared<ReplicaAddress>();
+      a->port = p;
+      replicas.push_back(std::move(a));
+    }
+    Keep(pool_.SetReplicas(std::move(replicas), cc, kT0 + at));
+  }
+
+  std::string Admit(Clock::duration at, bool may_wait = true,
+                    Clock::time_point deadline = Clock::time_point::max()) {
+    auto r = std::make_unique<TestRequest>();
+    r->n = ++made_;
+    r->deadline = deadline;
+    RevisionPool::RequestPtr request = std::move(r);
+    auto a = pool_.Admit(request, may_wait, kT0 + at);
+    switch (a.result) {
+      case RevisionPool::Admitted::kAssigned: {
+        std::string s = "assigned " + Name(*request);
+        held_.push_back(std::move(request));
+        return s;
+      }
+      case RevisionPool::Admitted::kQueued:
+        EXPECT_EQ(request, nullptr);
+        return a.demand ? "queued demand" : "queued";
+      case RevisionPool::Admitted::kFull:
+        return "full: " + std::string(a.refusal.message());
+      case RevisionPool::Admitted::kNoRoom:
+        return "noroom";
+    }
+    return "?";
+  }
+
+  // Ends the call of request n (it must hold a replica).
+  std::string Release(int n, Clock::duration at) {
+    for (auto it = held_.begin(); it != held_.end(); ++it) {
+      if (static_cast<TestRequest&>(**it).n != n) continue;
+      const uint16_t port = (*it)->replica->port;
+      held_.erase(it);
+      return Keep(pool_.Release(port, kT0 + at));
+    }
+    return "not held";
+  }
+
+  std::string Reassign(int n, Clock::duration at) {
+    for (auto& r : held_)
+      if (static_cast<TestRequest&>(*r).n == n)
+        return pool_.Reassign(*r, kT0 + at) ? "moved " + Name(*r) : "stays " + Name(*r);
+    return "not held";
+  }
+
+  std::string Expire(Clock::duration at) {
+    std::string s = "expired";
+    for (auto& e : pool_.Expire(kT0 + at))
+      s += " " + std::to_string(static_cast<TestRequest&>(*e.request).n) + ":" +
+           absl::StatusCodeToString(e.why.code());
+    return s;
+  }
+
+  RevisionPool& pool() { return pool_; }
+
+ private:
+  static std::string Name(const RevisionPool::Request& r) {
+    return std::to_string(static_cast<const TestRequest&>(r).n) + "@" +
+           std::to_string(r.replica->port);
+  }
+  std::string Keep(std::vector<RevisionPool::RequestPtr> ready) {
+    std::string s = "ready";
+    for (auto& r : ready) {
+      s += " " + Name(*r);
+      held_.push_back(std::move(r));
+    }
+    return s;
+  }
+
+  RevisionPool pool_;
+  int made_ = 0;
+  std::vector<RevisionPool::RequestPtr> held_;
+};
+
+TEST(RevisionPoolTest, LeastOutstandingFirstAndTiesInRouteOrder) {
+  Harness h;
+  h.Set({8001, 8002, 8003}, 0, 0s);
+  const char* want[] = {"assigned 1@8001", "assigned 2@8002", "assigned 3@8003",
+                        "assigned 4@8001", "assigned 5@8002"};
+  for (const char* w : want) EXPECT_EQ(h.Admit(0s), w);
+  EXPECT_EQ(h.Release(3, 1s), "ready");      // 8003 now has 0 outstanding
+  EXPECT_EQ(h.Admit(1s), "assigned 6@8003");  // the least loaded
+  EXPECT_EQ(h.Release(1, 1s), "ready");
+  EXPECT_EQ(h.Admit(1s), "assigned 7@8001");  // 8001 and 8003 tie at 1: the first
+  EXPECT_EQ(h.pool().in_flight(), 5);
+}
+
+TEST(RevisionPoolTest, ContainerConcurrencyQueuesAndReleaseHandsOnInOrder) {
+  struct Step {
+    const char* op;  // admit, release N, mirror
+    int n;
+    const char* want;
+  } steps[] = {
+      {"admit", 0, "assigned 1@8001"},
+      {"admit", 0, "assigned 2@8002"},
+      {"admit", 0, "queued"},  // both at their limit of 1; replicas exist: no demand
+      {"admit", 0, "queued"},
+      {"mirror", 0, "noroom"},  // a mirror copy never waits
+      {"release", 2, "ready 3@8002"},
+      {"release", 1, "ready 4@8001"},
+      {"release", 3, "ready"},
+      {"admit", 0, "assigned 6@8002"},
+  };
+  Harness h;
+  h.Set({8001, 8002}, 1, 0s);
+  int i = 0;
+  for (const Step& s : steps) {
+    const std::string op = s.op;
+    std::string got = op == "admit"    ? h.Admit(1s)
+                      : op == "mirror" ? h.Admit(1s, /*may_wait=*/false)
+                                       : h.Release(s.n, 1s);
+    EXPECT_EQ(got, s.want) << "step " << i;
+    ++i;
+  }
+  EXPECT_EQ(h.pool().waiting(), 0u);
+}
+
+TEST(RevisionPoolTest, TheQueueHasABoundAndAskedForReplicasWhenThereAreNone) {
+  Harness h({.queue_limit = 2, .queue_deadline = 30s});
+  EXPECT_EQ(h.Admit(0s), "queued demand");
+  EXPECT_EQ(h.Admit(0s), "queued demand");
+  EXPECT_EQ(h.Admit(0s), "full: revision r is at capacity: 2 requests are already waiting");
+  EXPECT_EQ(h.pool().waiting(), 2u);
+  h.Set({8001}, 0, 1s);  // replicas arrive: everything waiting goes
+  EXPECT_EQ(h.pool().waiting(), 0u);
+  EXPECT_EQ(h.pool().in_flight(), 2);
+}
+
+TEST(RevisionPoolTest, SetReplicasHandsQueuedRequestsOverAndKeepsCountsByPort) {
+  Harness h;
+  h.Set({8001}, 1, 0s);
+  EXPECT_EQ(h.Admit(0s), "assigned 1@8001");
+  EXPECT_EQ(h.Admit(0s), "queued");
+  EXPECT_EQ(h.Admit(0s), "queued");
+  h.Set({8002, 8001}, 1, 1s);  // 8001 keeps its 1 outstanding: only 8002 has room
+  EXPECT_EQ(h.pool().waiting(), 1u);
+  EXPECT_EQ(h.Release(1, 2s), "ready 3@8001");
+}
+
+TEST(RevisionPoolTest, QueuedRequestsExpireAtTheirDeadline) {
+  struct Step {
+    int at_s;
+    const char* op;  // admit, admit5 (its own deadline 5 s later), expire
+    const char* want;
+  } steps[] = {
+      {0, "admit", "queued demand"},    // 1: until 30 s
+      {10, "admit", "queued demand"},   // 2: until 40 s
+      {12, "admit5", "queued demand"},  // 3: its own deadline, 17 s
+      {16, "expire", "expired"},
+      {17, "expire", "expired 3:DEADLINE_EXCEEDED"},
+      {29, "expire", "expired"},
+      {30, "expire", "expired 1:UNAVAILABLE"},
+      {45, "expire", "expired 2:UNAVAILABLE"},
+  };
+  Harness h({.queue_limit = 10, .queue_deadline = 30s});
+  for (const Step& s : steps) {
+    const std::string op = s.op;
+    const auto at = std::chrono::seconds(s.at_s);
+    std::string got = op == "admit"    ? h.Admit(at)
+                      : op == "admit5" ? h.Admit(at, true, kT0 + at + 5s)
+                                       : h.Expire(at);
+    EXPECT_EQ(got, s.want) << "at " << s.at_s << " s";
+  }
+  EXPECT_EQ(h.pool().waiting(), 0u);
+}
+
+TEST(RevisionPoolTest, ExpiryNamesTheQueueDeadlineOrTheRevisionLeaving) {
+  Harness h({.queue_limit = 10, .queue_deadline = 30s});
+  h.Admit(0s);
+  auto expired = h.pool().Expire(kT0 + 30s);
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0].why.message(),
+            "no replica of revision r could take the request within 30 s");
+  h.Admit(31s);
+  h.Admit(31s);
+  h.pool().Unroute();
+  expired = h.pool().Expire(kT0 + 32s);  // before their deadline: all go
+  ASSERT_EQ(expired.size(), 2u);
+  EXPECT_EQ(expired[1].why, absl::UnavailableError("revision r no longer takes traffic"));
+}
+
+TEST(RevisionPoolTest, ARefusedCallMovesToAnotherReplicaWithRoom) {
+  Harness h;
+  h.Set({8001, 8002}, 1, 0s);
+  EXPECT_EQ(h.Admit(0s), "assigned 1@8001");
+  EXPECT_EQ(h.Reassign(1, 0s), "moved 1@8002");
+  EXPECT_EQ(h.Admit(0s), "assigned 2@8001");  // 8001's slot was given back
+  EXPECT_EQ(h.Reassign(2, 0s), "stays 2@8001");  // 8002 is at its limit
+  EXPECT_EQ(h.Release(1, 1s), "ready");
+  EXPECT_EQ(h.Reassign(2, 1s), "moved 2@8002");
+  EXPECT_EQ(h.Admit(1s), "assigned 3@8001");
+}
+
+TEST(RevisionPoolTest, CollectAveragesConcurrencyAndRateSinceTheLastCall) {
+  Harness h;
+  h.Set({8001}, 0, 0s);
+  h.Admit(0s);        // 1 in flight from 0 s
+  h.Admit(1s);        // 2 from 1 s
+  h.Release(1, 2s);   // 1 from 2 s
+  RevisionStats st = h.pool().Collect(kT0 + 4s);  // 1*1 + 2*1 + 1*2 = 5 over 4 s
+  EXPECT_EQ(st.key, "ns/r");
+  EXPECT_DOUBLE_EQ(st.concurrency, 1.25);
+  EXPECT_DOUBLE_EQ(st.rps, 0.5);
+  EXPECT_EQ(st.in_flight, 1);
+  EXPECT_EQ(st.waiting, 0);
+  h.Set({}, 0, 4s);
+  h.Admit(6s);  // queued from 6 s: counts as concurrency, not as a request started
+  st = h.pool().Collect(kT0 + 8s);  // 1 in flight for 4 s + 1 waiting for 2 s: 6 over 4 s
+  EXPECT_DOUBLE_EQ(st.concurrency, 1.5);
+  EXPECT_DOUBLE_EQ(st.rps, 0);
+  EXPECT_EQ(st.waiting, 1);
+}
+
+}  // namespace
+}  // namespace osprey::gateway
