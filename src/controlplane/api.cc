@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "common/json_writer.h"
-#include "resources/kinds.h"
 #include "net/status.h"
+#include "resources/kinds.h"
 
 namespace osprey::controlplane {
 namespace {
@@ -85,9 +85,10 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
   if (write) {
     std::string_view auth = FindHeader(req.headers, "Authorization");
     if (auth.empty())
-      return JsonErrorResponse(401,
-                   "this API needs a bearer token to change state (Authorization: Bearer "
-                   "...); the CLI reads it from the data directory's token file");
+      return JsonErrorResponse(
+          401,
+          "this API needs a bearer token to change state (Authorization: Bearer "
+          "...); the CLI reads it from the data directory's token file");
     if (auth != StrCat("Bearer ", token_)) return JsonErrorResponse(401, "bearer token refused");
   }
   std::vector<std::string_view> p = Split(target);

@@ -27,10 +27,10 @@ struct RevisionObservations {
   bool has_storage = false;  // a storageUri to fetch
   FetchState fetch = FetchState::kIdle;
   std::string fetch_error;
-  bool aspired = false;  // in the traffic, or the latest revision
-  int replicas = 0;          // that exist, not stopping
-  int ready_replicas = 0;    // of them, ready
-  int failed_replicas = 0;   // of them, crashed or restarting
+  bool aspired = false;     // in the traffic, or the latest revision
+  int replicas = 0;         // that exist, not stopping
+  int ready_replicas = 0;   // of them, ready
+  int failed_replicas = 0;  // of them, crashed or restarting
   // A replica crashed and is not ready; `crash_message` is its exit and log
   // tail, set only when this crash is new to the caller (the log is read once
   // per crash).

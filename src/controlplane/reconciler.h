@@ -47,8 +47,8 @@ struct RevisionSpec {
   std::string isvc;
   std::string component = "predictor";
   int number = 0;
-  std::string spec_json;  // canonical JSON of the component's spec
-  std::string created;    // RFC 3339
+  std::string spec_json;     // canonical JSON of the component's spec
+  std::string created;       // RFC 3339
   std::string runtime;       // runtime name; "" for custom containers
   std::string model_format;  // format name as the user wrote it; "" for custom containers
   std::string storage_uri;

@@ -60,8 +60,8 @@ TEST(ResolveRevision, BuiltinRuntimesGiveTheirContainer) {
     EXPECT_EQ(rev.model_format, c.format);
     EXPECT_EQ(rev.storage_uri, "/models/iris");
     EXPECT_EQ(rev.container.name, "kserve-container") << c.format;
-    EXPECT_TRUE(rev.container.image.starts_with(c.image)) << c.format << ": "
-                                                          << rev.container.image;
+    EXPECT_TRUE(rev.container.image.starts_with(c.image))
+        << c.format << ": " << rev.container.image;
     ASSERT_FALSE(rev.container.args.empty()) << c.format;
     EXPECT_EQ(rev.container.args.back(), "--workers=3") << c.format;
     ASSERT_FALSE(rev.container.env.empty());
@@ -105,8 +105,9 @@ TEST(ResolveRevision, CustomContainerIsKeptWithTemplatesExpanded) {
   c.name = "kserve-container";
   c.image = "example/custom:1";
   c.command = {"python3", "model.py"};
-  c.args = {"--model_name={{.Name}}", "--ns", "{{.Namespace}}", "--label={{.Labels.app}}",
-            "--port", "9000", "--dir=/mnt/models/sub"};
+  c.args = {"--model_name={{.Name}}",  "--ns",   "{{.Namespace}}",
+            "--label={{.Labels.app}}", "--port", "9000",
+            "--dir=/mnt/models/sub"};
   c.env = {{"STORAGE_URI", "file:///models/{{.Name}}"}, {"MODEL_DIR", "/mnt/models"}};
   c.probe = resources::Container::Probe::kHttpGet;
   c.probe_path = "/healthz";

@@ -23,11 +23,9 @@ struct ReplicaPresence {
 // `retiring` holds, per replica id, when it was first found unwanted; the
 // call updates it (entries of replicas wanted again or gone are dropped).
 // Returns the replicas to stop now.
-std::vector<std::string> ReplicasToStop(const std::vector<ReplicaPresence>& present,
-                                        const std::set<std::string>& wanted,
-                                        std::chrono::steady_clock::time_point now,
-                                        std::chrono::milliseconds drain_delay,
-                                        std::map<std::string, std::chrono::steady_clock::time_point>*
-                                            retiring);
+std::vector<std::string> ReplicasToStop(
+    const std::vector<ReplicaPresence>& present, const std::set<std::string>& wanted,
+    std::chrono::steady_clock::time_point now, std::chrono::milliseconds drain_delay,
+    std::map<std::string, std::chrono::steady_clock::time_point>* retiring);
 
 }  // namespace osprey::controlplane

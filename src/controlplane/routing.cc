@@ -116,8 +116,8 @@ bool SameRoutes(const RouteTable& a, const RouteTable& b) {
   };
   return std::equal(a.routes.begin(), a.routes.end(), b.routes.begin(), b.routes.end(),
                     same_route) &&
-         std::equal(a.revisions.begin(), a.revisions.end(), b.revisions.begin(),
-                    b.revisions.end(), same_revision);
+         std::equal(a.revisions.begin(), a.revisions.end(), b.revisions.begin(), b.revisions.end(),
+                    same_revision);
 }
 
 }  // namespace osprey::controlplane

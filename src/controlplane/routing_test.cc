@@ -39,8 +39,8 @@ std::string Render(const RouteTable& t) {
   for (const auto& r : t.routes) {
     for (const auto& h : r.hosts) out += h + ",";
     out += "|" + r.model_name + "|";
-    for (const auto& w : r.split) out += t.revisions[w.revision].revision + "=" +
-                                         std::to_string(w.percent) + ",";
+    for (const auto& w : r.split)
+      out += t.revisions[w.revision].revision + "=" + std::to_string(w.percent) + ",";
     if (r.mirror)
       out += "|mirror " + t.revisions[r.mirror->revision].revision + "=" +
              std::to_string(r.mirror->percent);
@@ -84,7 +84,8 @@ TEST(PlanRoutes, Table) {
        "iris-default.example.com,|iris|iris-predictor-00001=100,\n"
        "default/iris-predictor-00001:9001,\n"},
       {"aspired revisions are in the table without traffic",
-       Service({{r1, 100}}, r3, {}, {"default/iris-predictor-00001", "default/iris-predictor-00003"}),
+       Service({{r1, 100}}, r3, {},
+               {"default/iris-predictor-00001", "default/iris-predictor-00003"}),
        "iris-default.example.com,|iris|iris-predictor-00001=100,\n"
        "default/iris-predictor-00001:9001,\n"
        "default/iris-predictor-00003:\n"},
@@ -110,8 +111,7 @@ TEST(PlanRoutes, Table) {
        "iris-default.example.com,|iris|iris-predictor-00001=100,\n"
        "default/iris-predictor-00001:9001,\n"},
       {"a traffic entry of an unknown revision is left out",
-       Service({{"iris-predictor-00009", 100}}, r1),
-       "iris-default.example.com,|iris|\n"},
+       Service({{"iris-predictor-00009", 100}}, r1), "iris-default.example.com,|iris|\n"},
   };
   for (const auto& c : cases) {
     RouteTable t = PlanRoutes({c.service}, revisions, config);
@@ -155,8 +155,8 @@ TEST(SameRoutes, ComparesWhatRoutesNotTheDrawCounters) {
   RouteTable a = PlanRoutes({s}, revisions, config);
   EXPECT_TRUE(SameRoutes(a, PlanRoutes({s}, revisions, config)));
 
-  ServiceRouting split = Service({{"iris-predictor-00001", 50}, {"iris-predictor-00002", 50}},
-                                 "iris-predictor-00002");
+  ServiceRouting split =
+      Service({{"iris-predictor-00001", 50}, {"iris-predictor-00002", 50}}, "iris-predictor-00002");
   EXPECT_FALSE(SameRoutes(a, PlanRoutes({split}, revisions, config)));
   ServiceRouting timeout = s;
   timeout.timeout_seconds = 5;

@@ -38,10 +38,10 @@ autoscaler::KpaSpec KpaSpecFor(const autoscaler::KpaSpec& defaults,
 
 // What the controller knows of a revision's scale between decisions.
 struct ScaleState {
-  bool decided = false;      // the autoscaler decided at least once this run
-  int decision = 0;          // its last decision
-  int adopted = 0;           // replicas a previous run left running (kept until the first decision)
-  bool activating = false;   // the gateway holds requests for it
+  bool decided = false;     // the autoscaler decided at least once this run
+  int decision = 0;         // its last decision
+  int adopted = 0;          // replicas a previous run left running (kept until the first decision)
+  bool activating = false;  // the gateway holds requests for it
 };
 
 // Replicas the revision runs now: the autoscaler's last decision; before the

@@ -36,9 +36,10 @@ void WriteEnv(Writer& w, const std::vector<resources::EnvVar>& env) {
 
 std::string_view ProbeName(resources::Container::Probe p) {
   using Probe = resources::Container::Probe;
-  return p == Probe::kHttpGet ? "httpGet" : p == Probe::kTcpSocket ? "tcpSocket"
-                                          : p == Probe::kOther     ? "other"
-                                                                   : "";
+  return p == Probe::kHttpGet     ? "httpGet"
+         : p == Probe::kTcpSocket ? "tcpSocket"
+         : p == Probe::kOther     ? "other"
+                                  : "";
 }
 
 }  // namespace
@@ -258,8 +259,8 @@ std::string RuntimeJson(const std::string& resource_json, const std::string& cre
   d.Parse(resource_json.data(), resource_json.size());
   if (d.HasParseError()) return resource_json;
   if (d.HasMember("metadata") && d["metadata"].IsObject()) {
-    d["metadata"].AddMember("creationTimestamp", rapidjson::Value(created.c_str(), d.GetAllocator()),
-                            d.GetAllocator());
+    d["metadata"].AddMember("creationTimestamp",
+                            rapidjson::Value(created.c_str(), d.GetAllocator()), d.GetAllocator());
     if (builtin) {
       rapidjson::Value labels(rapidjson::kObjectType);
       if (d["metadata"].HasMember("labels")) d["metadata"].RemoveMember("labels");

@@ -37,8 +37,7 @@ std::string IsvcJson(const IsvcRecord& r);
 
 // A (Cluster)ServingRuntime as applied, with its creationTimestamp; a
 // built-in one is labelled osprey.dev/builtin: "true".
-std::string RuntimeJson(const std::string& resource_json, const std::string& created,
-                        bool builtin);
+std::string RuntimeJson(const std::string& resource_json, const std::string& created, bool builtin);
 
 struct ReplicaView {
   std::string id;

@@ -72,9 +72,8 @@ TEST(RevisionSpecJson, ReadsRecordsWithALocalCommand) {
 
 TEST(IsvcJson, KServeShapedStatus) {
   IsvcRecord r;
-  r.resource_json =
-      R"({"apiVersion":"serving.kserve.io/v1beta1","kind":"InferenceService",)"
-      R"("metadata":{"name":"iris","namespace":"team"},"spec":{"predictor":{}}})";
+  r.resource_json = R"({"apiVersion":"serving.kserve.io/v1beta1","kind":"InferenceService",)"
+                    R"("metadata":{"name":"iris","namespace":"team"},"spec":{"predictor":{}}})";
   r.created = "2026-12-02T10:00:00Z";
   r.generation = 3;
   r.observed_generation = 3;
@@ -87,14 +86,15 @@ TEST(IsvcJson, KServeShapedStatus) {
   r.status.total_copies = 1;
   r.transition_times["Ready"] = "2026-12-02T10:01:00Z";
   const std::string json = IsvcJson(r);
-  for (const char* want : {
-           R"("metadata":{"name":"iris","namespace":"team","creationTimestamp":"2026-12-02T10:00:00Z","generation":3})",
-           R"("conditions":[{"lastTransitionTime":"2026-12-02T10:01:00Z","status":"True","type":"Ready"}])",
-           R"({"latestRevision":true,"percent":10,"revisionName":"iris-predictor-00002","tag":"latest","url":"http://latest-iris-team.example.com"})",
-           R"({"latestRevision":false,"percent":90,"revisionName":"iris-predictor-00001","tag":"prev","url":"http://prev-iris-team.example.com"})",
-           R"("transitionStatus":"UpToDate")",
-           R"("observedGeneration":3)",
-       })
+  for (
+      const char* want : {
+          R"("metadata":{"name":"iris","namespace":"team","creationTimestamp":"2026-12-02T10:00:00Z","generation":3})",
+          R"("conditions":[{"lastTransitionTime":"2026-12-02T10:01:00Z","status":"True","type":"Ready"}])",
+          R"({"latestRevision":true,"percent":10,"revisionName":"iris-predictor-00002","tag":"latest","url":"http://latest-iris-team.example.com"})",
+          R"({"latestRevision":false,"percent":90,"revisionName":"iris-predictor-00001","tag":"prev","url":"http://prev-iris-team.example.com"})",
+          R"("transitionStatus":"UpToDate")",
+          R"("observedGeneration":3)",
+      })
     EXPECT_NE(json.find(want), std::string::npos) << want << "\nin " << json;
 }
 
@@ -105,16 +105,17 @@ TEST(RevisionJson, PhaseReplicasAndStorage) {
   r.observed.reason = "RuntimeNotRecognized";
   r.desired = 1;
   r.storage = {"s3://models/iris", "done", 10, 10, 1, ""};
-  r.replicas = {{"team/iris-predictor-00002/0", 42, 9001, "Ready", 1, "exited with status 1",
-                 false}};
+  r.replicas = {
+      {"team/iris-predictor-00002/0", 42, 9001, "Ready", 1, "exited with status 1", false}};
   const std::string json = RevisionJson(r);
-  for (const char* want : {
-           R"("apiVersion":"serving.knative.dev/v1","kind":"Revision")",
-           R"("labels":{"serving.kserve.io/inferenceservice":"iris","component":"predictor"})",
-           R"("phase":"Failed","reason":"RuntimeNotRecognized")",
-           R"("storage":{"uri":"s3://models/iris","phase":"done","bytesDone":10,"bytesTotal":10,"filesDone":1})",
-           R"("replicaStatuses":[{"id":"team/iris-predictor-00002/0","pid":42,"port":9001,"state":"Ready","restarts":1,"lastExit":"exited with status 1","adopted":false}])",
-       })
+  for (
+      const char* want : {
+          R"("apiVersion":"serving.knative.dev/v1","kind":"Revision")",
+          R"("labels":{"serving.kserve.io/inferenceservice":"iris","component":"predictor"})",
+          R"("phase":"Failed","reason":"RuntimeNotRecognized")",
+          R"("storage":{"uri":"s3://models/iris","phase":"done","bytesDone":10,"bytesTotal":10,"filesDone":1})",
+          R"("replicaStatuses":[{"id":"team/iris-predictor-00002/0","pid":42,"port":9001,"state":"Ready","restarts":1,"lastExit":"exited with status 1","adopted":false}])",
+      })
     EXPECT_NE(json.find(want), std::string::npos) << want << "\nin " << json;
   EXPECT_EQ(json.find(R"("command")"), json.find(R"("command":[)")) << "no local command shown";
 }

@@ -35,7 +35,8 @@ std::span<const KindInfo> Kinds() { return kKinds; }
 
 const KindInfo* FindKind(std::string_view name) {
   std::string lower;
-  for (char c : name) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  for (char c : name)
+    lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   std::string_view key = lower;
   std::string_view group;
   if (size_t dot = key.find('.'); dot != std::string_view::npos) {

@@ -48,7 +48,8 @@ std::string Controller::Impl::ReplicaSocket(const std::string& id, const char* k
   return path;
 }
 
-ReplicaSpec Controller::Impl::MakeReplica(const std::string& rev_key, const RevEntry& r, int index) const {
+ReplicaSpec Controller::Impl::MakeReplica(const std::string& rev_key, const RevEntry& r,
+                                          int index) const {
   ReplicaSpec spec;
   spec.id = StrCat(rev_key, "/", index);
   std::string model_dir = r.model_dir.empty() ? opts.data_dir : r.model_dir;
@@ -121,7 +122,7 @@ void Controller::Impl::StartFetch(const std::string& rev_key, RevEntry& r) {
 }
 
 void Controller::Impl::Observe(const std::string& rev_key, RevEntry& r,
-             const std::vector<ReplicaStatus>& replicas) {
+                               const std::vector<ReplicaStatus>& replicas) {
   RevisionObservations in;
   const bool spec_failed = !r.spec.failure_reason.empty();
   in.unrunnable_reason = spec_failed ? r.spec.failure_reason : r.local.failure_reason;
@@ -137,8 +138,7 @@ void Controller::Impl::Observe(const std::string& rev_key, RevEntry& r,
     if (!s.id.starts_with(prefix) || s.state == ReplicaState::kStopping) continue;
     ++in.replicas;
     if (s.state == ReplicaState::kReady) ++in.ready_replicas;
-    if (s.state == ReplicaState::kBackoff ||
-        (s.restarts > 0 && s.state != ReplicaState::kReady)) {
+    if (s.state == ReplicaState::kBackoff || (s.restarts > 0 && s.state != ReplicaState::kReady)) {
       ++in.failed_replicas;
       crashed = &s;
     }
@@ -169,8 +169,8 @@ std::vector<ServingRuntime> Controller::Impl::RuntimesOf(const std::string& ns) 
   return out;
 }
 
-void Controller::Impl::Pass(const std::vector<ReplicaStatus>& replicas, std::vector<ReplicaSpec>* to_start,
-          std::vector<std::string>* to_stop) {
+void Controller::Impl::Pass(const std::vector<ReplicaStatus>& replicas,
+                            std::vector<ReplicaSpec>* to_start, std::vector<std::string>* to_stop) {
   std::vector<ServingRuntime> cluster;
   for (const auto& [key, e] : runtimes)
     if (e.runtime.cluster) cluster.push_back(e.runtime);
@@ -266,14 +266,14 @@ void Controller::Impl::Pass(const std::vector<ReplicaStatus>& replicas, std::vec
 }
 
 int Controller::Impl::DesiredReplicas(const InferenceService& isvc, const RevEntry& r) const {
-  return controlplane::DesiredReplicas(
-      KpaSpecFor(isvc, r), {.decided = r.decided,
-                            .decision = r.decision.desired,
-                            .adopted = r.adopted,
-                            .activating = r.activate});
+  return controlplane::DesiredReplicas(KpaSpecFor(isvc, r), {.decided = r.decided,
+                                                             .decision = r.decision.desired,
+                                                             .adopted = r.adopted,
+                                                             .activating = r.activate});
 }
 
-const resources::Component& Controller::Impl::PredictorOf(const InferenceService& isvc, const RevEntry& r) {
+const resources::Component& Controller::Impl::PredictorOf(const InferenceService& isvc,
+                                                          const RevEntry& r) {
   if (!r.predictor.has_value()) {
     auto parsed = resources::FromJson(
         StrCat(R"({"apiVersion":"serving.kserve.io/v1beta1","kind":"InferenceService",)",
@@ -285,8 +285,7 @@ const resources::Component& Controller::Impl::PredictorOf(const InferenceService
       if (r.predictor_unparsed) return isvc.predictor;
       r.predictor_unparsed = true;
       OSPREY_LOG(kWarning) << "revision " << r.spec.name << ": stored spec does not parse ("
-                           << (parsed.ok() ? "not an InferenceService"
-                                           : parsed.status().message())
+                           << (parsed.ok() ? "not an InferenceService" : parsed.status().message())
                            << "); using the current one";
       return isvc.predictor;
     }
@@ -294,13 +293,15 @@ const resources::Component& Controller::Impl::PredictorOf(const InferenceService
   return *r.predictor;
 }
 
-autoscaler::KpaSpec Controller::Impl::KpaSpecFor(const InferenceService& isvc, const RevEntry& r) const {
+autoscaler::KpaSpec Controller::Impl::KpaSpecFor(const InferenceService& isvc,
+                                                 const RevEntry& r) const {
   return controlplane::KpaSpecFor(opts.kpa, isvc.meta.annotations, PredictorOf(isvc, r),
                                   r.min_replicas);
 }
 
-void Controller::Impl::PublishRoutes(const std::vector<Routed>& routed, const std::vector<ReplicaStatus>& replicas,
-                   const std::set<std::string>& live) {
+void Controller::Impl::PublishRoutes(const std::vector<Routed>& routed,
+                                     const std::vector<ReplicaStatus>& replicas,
+                                     const std::set<std::string>& live) {
   std::vector<ServiceRouting> services;
   std::map<std::string, RevisionRouting> targets;
   for (const auto& item : routed) {
@@ -327,8 +328,7 @@ void Controller::Impl::PublishRoutes(const std::vector<Routed>& routed, const st
       if (s.state == ReplicaState::kReady && live.count(s.id) &&
           s.id.compare(0, rev_key.size() + 1, rev_key + "/") == 0) {
         t.target.ports.push_back(s.port);
-        t.target.grpc_targets.push_back(grpc ? StrCat("unix:", ReplicaSocket(s.id, "grpc"))
-                                             : "");
+        t.target.grpc_targets.push_back(grpc ? StrCat("unix:", ReplicaSocket(s.id, "grpc")) : "");
         t.target.http_sockets.push_back(http_socket ? ReplicaSocket(s.id, "http") : "");
         t.target.link_sockets.push_back(link_socket ? ReplicaSocket(s.id, "link") : "");
       }
@@ -360,8 +360,7 @@ void Controller::Impl::Autoscale(const std::vector<gateway::RevisionStats>& stat
       waiting = it->second->waiting;
     }
     const int before = r.decided ? r.decision.desired : r.adopted > 0 ? r.adopted : -1;
-    r.decision =
-        autoscaler::Decide(spec, &r.kpa, sample, r.observed.ready_replicas, waiting, now);
+    r.decision = autoscaler::Decide(spec, &r.kpa, sample, r.observed.ready_replicas, waiting, now);
     r.decided = true;
     r.adopted = 0;
     // This decision saw the requests the activator held (waiting, or in
@@ -381,7 +380,8 @@ void Controller::Impl::Autoscale(const std::vector<gateway::RevisionStats>& stat
   }
 }
 
-void Controller::Impl::UpdateStatus(const std::string& key, IsvcEntry& e, const IsvcStatus& status) {
+void Controller::Impl::UpdateStatus(const std::string& key, IsvcEntry& e,
+                                    const IsvcStatus& status) {
   if (status == e.status) return;
   const std::string now = Now();
   bool was_ready = false;

@@ -24,7 +24,8 @@ const Controller::Impl::KindOps* Controller::Impl::OpsOf(std::string_view plural
   return nullptr;
 }
 
-absl::StatusOr<Controller::Impl::Items> Controller::Impl::ItemsOf(std::string_view kind, const std::string& ns) {
+absl::StatusOr<Controller::Impl::Items> Controller::Impl::ItemsOf(std::string_view kind,
+                                                                  const std::string& ns) {
   const KindOps* ops = OpsOf(kind);
   if (ops == nullptr) return absl::NotFoundError(StrCat("unknown resource kind ", kind));
   std::vector<ReplicaStatus> replicas = supervisor->Snapshot();
@@ -32,7 +33,8 @@ absl::StatusOr<Controller::Impl::Items> Controller::Impl::ItemsOf(std::string_vi
   return (this->*ops->list)(ns, replicas);
 }
 
-absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListIsvcs(const std::string& ns, const std::vector<ReplicaStatus>&) const {
+absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListIsvcs(
+    const std::string& ns, const std::vector<ReplicaStatus>&) const {
   Items out;
   for (const auto& [key, e] : isvcs)
     if (ns.empty() || e.isvc.meta.namespace_ == ns)
@@ -48,18 +50,18 @@ Controller::Impl::Items Controller::Impl::RuntimeItems(const std::string& ns, bo
   return out;
 }
 
-absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListRuntimes(const std::string& ns,
-                                   const std::vector<ReplicaStatus>&) const {
+absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListRuntimes(
+    const std::string& ns, const std::vector<ReplicaStatus>&) const {
   return RuntimeItems(ns, false);
 }
 
-absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListClusterRuntimes(const std::string&,
-                                          const std::vector<ReplicaStatus>&) const {
+absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListClusterRuntimes(
+    const std::string&, const std::vector<ReplicaStatus>&) const {
   return RuntimeItems("", true);
 }
 
-absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListRevisions(const std::string& ns,
-                                    const std::vector<ReplicaStatus>& replicas) const {
+absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListRevisions(
+    const std::string& ns, const std::vector<ReplicaStatus>& replicas) const {
   std::vector<const RevEntry*> revs;
   for (const auto& [key, r] : revisions)
     if (ns.empty() || r.spec.namespace_ == ns) revs.push_back(&r);
@@ -72,8 +74,8 @@ absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListRevisions(const st
   return out;
 }
 
-absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListAutoscalers(const std::string& ns,
-                                      const std::vector<ReplicaStatus>&) const {
+absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListAutoscalers(
+    const std::string& ns, const std::vector<ReplicaStatus>&) const {
   Items out;
   for (const auto& [key, r] : revisions)
     if (r.aspired && (ns.empty() || r.spec.namespace_ == ns))
@@ -81,8 +83,10 @@ absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListAutoscalers(const 
   return out;
 }
 
-absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListEvents(const std::string& ns, const std::vector<ReplicaStatus>&) const {
-  OSPREY_ASSIGN_OR_RETURN(auto rows, store->List(ns.empty() ? "event/" : StrCat("event/", ns, "/")));
+absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListEvents(
+    const std::string& ns, const std::vector<ReplicaStatus>&) const {
+  OSPREY_ASSIGN_OR_RETURN(auto rows,
+                          store->List(ns.empty() ? "event/" : StrCat("event/", ns, "/")));
   Items out;
   for (const auto& [key, value] : rows) {
     // event/{ns}/{object}/{seq}
@@ -98,7 +102,7 @@ absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListEvents(const std::
 }
 
 absl::Status Controller::Impl::DeleteIsvc(const std::string& ns, const std::string& name,
-                        std::vector<std::string>* replica_prefixes) {
+                                          std::vector<std::string>* replica_prefixes) {
   std::string key = StrCat(ns, "/", name);
   if (!isvcs.erase(key))
     return absl::NotFoundError(StrCat("inferenceservice ", name, " not found in namespace ", ns));
@@ -116,7 +120,8 @@ absl::Status Controller::Impl::DeleteIsvc(const std::string& ns, const std::stri
   return absl::OkStatus();
 }
 
-absl::Status Controller::Impl::DeleteRuntimeIn(const std::string& ns, const std::string& name, bool cluster) {
+absl::Status Controller::Impl::DeleteRuntimeIn(const std::string& ns, const std::string& name,
+                                               bool cluster) {
   std::string key = StrCat(cluster ? "" : ns, "/", name);
   auto it = runtimes.find(key);
   if (it == runtimes.end())
@@ -132,21 +137,22 @@ absl::Status Controller::Impl::DeleteRuntimeIn(const std::string& ns, const std:
 }
 
 absl::Status Controller::Impl::DeleteRuntime(const std::string& ns, const std::string& name,
-                           std::vector<std::string>*) {
+                                             std::vector<std::string>*) {
   return DeleteRuntimeIn(ns, name, false);
 }
 
 absl::Status Controller::Impl::DeleteClusterRuntime(const std::string& ns, const std::string& name,
-                                  std::vector<std::string>*) {
+                                                    std::vector<std::string>*) {
   return DeleteRuntimeIn(ns, name, true);
 }
 
 IsvcRecord Controller::Impl::RecordOf(const IsvcEntry& e) {
-  return {e.resource_json, e.created, e.generation, e.observed_generation, e.status,
-          e.transition_times};
+  return {e.resource_json,       e.created, e.generation,
+          e.observed_generation, e.status,  e.transition_times};
 }
 
-RevisionRecord Controller::Impl::RecordOf(const RevEntry& r, const std::vector<ReplicaStatus>& replicas) const {
+RevisionRecord Controller::Impl::RecordOf(const RevEntry& r,
+                                          const std::vector<ReplicaStatus>& replicas) const {
   RevisionRecord out;
   out.spec = r.spec;
   out.observed = r.observed;
@@ -338,6 +344,5 @@ absl::StatusOr<std::string> Controller::Logs(const std::string& ns, const std::s
   }
   return out;
 }
-
 
 }  // namespace osprey::controlplane

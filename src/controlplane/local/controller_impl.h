@@ -8,7 +8,6 @@
 // kind). Every method that touches the maps runs with `mu` held unless it
 // says otherwise.
 
-
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -22,17 +21,16 @@
 
 #include "autoscaler/kpa.h"
 #include "common/logging.h"
+#include "controlplane/local/controller.h"
 #include "controlplane/local/placement.h"
+#include "controlplane/local/store.h"
+#include "controlplane/local/supervisor.h"
 #include "controlplane/observe.h"
 #include "controlplane/retire.h"
 #include "controlplane/routing.h"
 #include "controlplane/scaling.h"
-#include "controlplane/local/store.h"
 #include "controlplane/views.h"
-#include "controlplane/local/supervisor.h"
 #include "storage/storage.h"
-
-#include "controlplane/local/controller.h"
 
 namespace osprey::controlplane {
 
@@ -153,8 +151,7 @@ struct Controller::Impl {
 
   // What the replicas of a revision show, from a supervisor snapshot: the
   // observations for ObserveRevision (observe.h), which decides the phase.
-  void Observe(const std::string& rev_key, RevEntry& r,
-               const std::vector<ReplicaStatus>& replicas);
+  void Observe(const std::string& rev_key, RevEntry& r, const std::vector<ReplicaStatus>& replicas);
 
   std::vector<ServingRuntime> RuntimesOf(const std::string& ns) const;
 

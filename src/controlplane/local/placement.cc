@@ -103,10 +103,10 @@ void OspreyServeCommand(const RevisionSpec& rev, const LocalConfig& config, Loca
     return;
   }
   // Replicas listen on loopback only: clients come through the gateway.
-  local->argv = {config.osprey_binary, "serve",           "--model-dir",    "{{.ModelDir}}",
-                 "--model-name",       rev.isvc,          "--http-address", "127.0.0.1",
-                 "--http-port",        "{{.Port}}",       "--grpc-socket",  "{{.GrpcSocket}}",
-                 "--http-socket",      "{{.HttpSocket}}", "--link-socket",  "{{.LinkSocket}}",
+  local->argv = {config.osprey_binary,    "serve",           "--model-dir",    "{{.ModelDir}}",
+                 "--model-name",          rev.isvc,          "--http-address", "127.0.0.1",
+                 "--http-port",           "{{.Port}}",       "--grpc-socket",  "{{.GrpcSocket}}",
+                 "--http-socket",         "{{.HttpSocket}}", "--link-socket",  "{{.LinkSocket}}",
                  "--exit-on-load-failure"};
   if (!route->backend.empty()) {
     local->argv.push_back("--model-format");

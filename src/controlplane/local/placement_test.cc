@@ -43,9 +43,9 @@ bool Contains(const std::vector<std::string>& v, const std::string& a, const std
 TEST(PlaceLocally, BuiltinRuntimesRunOnOspreyServe) {
   struct Case {
     std::string format, backend;
-  } cases[] = {{"sklearn", "sklearn"},       {"xgboost", "xgboost"}, {"lightgbm", "lightgbm"},
-               {"pmml", "pmml"},             {"pytorch", "pytorch"},
-               {"tensorflow", "tensorflow"}, {"paddle", "paddle"}};
+  } cases[] = {{"sklearn", "sklearn"}, {"xgboost", "xgboost"}, {"lightgbm", "lightgbm"},
+               {"pmml", "pmml"},       {"pytorch", "pytorch"}, {"tensorflow", "tensorflow"},
+               {"paddle", "paddle"}};
   for (const auto& c : cases) {
     LocalCommand local = PlaceLocally(Resolve(ModelIsvc(c.format)), Local());
     EXPECT_EQ(local.failure_reason, "") << c.format << ": " << local.failure_message;
@@ -127,9 +127,9 @@ TEST(PlaceLocally, CustomContainerRunsItsCommandWithModelDirAndPort) {
   isvc.predictor.containers = {c};
   LocalCommand local = PlaceLocally(Resolve(isvc), Local());
   EXPECT_EQ(local.failure_reason, "");
-  std::vector<std::string> want = {"python3",   "model.py",  "--model_name=custom",
-                                   "--http_port={{.Port}}", "--port", "{{.Port}}",
-                                   "--dir={{.ModelDir}}/sub"};
+  std::vector<std::string> want = {
+      "python3", "model.py",  "--model_name=custom",    "--http_port={{.Port}}",
+      "--port",  "{{.Port}}", "--dir={{.ModelDir}}/sub"};
   EXPECT_EQ(local.argv, want);
   EXPECT_EQ(local.health_path, "/v1/models/custom");
   auto env = std::find(local.env.begin(), local.env.end(),
@@ -173,8 +173,8 @@ TEST(PlaceLocally, PlacedCommandsArePlacedAlike) {
 }
 
 TEST(LoadImageMap, AddsEntriesFirstAndRefusesBadMaps) {
-  const std::string dir = std::filesystem::temp_directory_path() /
-                          ("osprey-image-map-" + std::to_string(::getpid()));
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("osprey-image-map-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   auto write = [&](const std::string& name, const std::string& text) {
     std::ofstream(dir + "/" + name) << text;

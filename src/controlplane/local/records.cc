@@ -49,8 +49,9 @@ std::vector<std::string> TailLines(const std::string& path, int n) {
   return lines;
 }
 
-void Controller::Impl::Event(const std::string& ns, const std::string& object, std::string_view type,
-           std::string_view reason, std::string_view message) {
+void Controller::Impl::Event(const std::string& ns, const std::string& object,
+                             std::string_view type, std::string_view reason,
+                             std::string_view message) {
   rapidjson::StringBuffer buf;
   Writer w(buf);
   w.StartObject();
