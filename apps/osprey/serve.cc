@@ -266,6 +266,9 @@ int ServeMain(const std::vector<std::string_view>& args) {
   }
 #endif
   bool clean = (*server)->Drain(grace);
+  // A load still running when the grace period ended finishes here, before
+  // the HTTP server its answer goes to is gone.
+  registry.StopAsync();
   server->reset();
 #ifdef OSPREY_WITH_GRPC
   if (grpc_drain.joinable()) grpc_drain.join();

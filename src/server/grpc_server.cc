@@ -190,23 +190,32 @@ class Service final : public ServiceBase {
   grpc::ServerUnaryReactor* RepositoryModelLoad(
       grpc::CallbackServerContext* ctx, const inference::RepositoryModelLoadRequest* req,
       inference::RepositoryModelLoadResponse* resp) override {
-    const std::string& name = RepositoryModelName(*req);
-    absl::Status s = core_->registry()->LoadFromRepository(name);
-    if (!s.ok()) return Done(ctx, s);
-    resp->set_model_name(name);
-    resp->set_isloaded(true);
-    return Done(ctx, absl::OkStatus());
+    // On the registry's loader thread: gRPC's callback threads must not block.
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    std::string name = RepositoryModelName(*req);
+    core_->registry()->LoadFromRepositoryAsync(name, [reactor, resp, name](absl::Status s) {
+      if (s.ok()) {
+        resp->set_model_name(name);
+        resp->set_isloaded(true);
+      }
+      reactor->Finish(ToGrpc(s));
+    });
+    return reactor;
   }
 
   grpc::ServerUnaryReactor* RepositoryModelUnload(
       grpc::CallbackServerContext* ctx, const inference::RepositoryModelUnloadRequest* req,
       inference::RepositoryModelUnloadResponse* resp) override {
-    const std::string& name = RepositoryModelName(*req);
-    absl::Status s = core_->registry()->Unload(name);
-    if (!s.ok()) return Done(ctx, s);
-    resp->set_model_name(name);
-    resp->set_isunloaded(true);
-    return Done(ctx, absl::OkStatus());
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    std::string name = RepositoryModelName(*req);
+    core_->registry()->UnloadAsync(name, [reactor, resp, name](absl::Status s) {
+      if (s.ok()) {
+        resp->set_model_name(name);
+        resp->set_isunloaded(true);
+      }
+      reactor->Finish(ToGrpc(s));
+    });
+    return reactor;
   }
 
  private:

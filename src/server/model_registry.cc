@@ -56,6 +56,8 @@ std::string_view ModelStateName(ModelState state) {
 ModelRegistry::ModelRegistry(Options options, Metrics* metrics)
     : options_(std::move(options)), metrics_(metrics) {}
 
+ModelRegistry::~ModelRegistry() { StopAsync(); }
+
 void ModelRegistry::SetState(const std::string& name, ModelState state, std::string reason) {
   std::unique_lock lock(mu_);
   Entry& e = entries_[name];
@@ -278,6 +280,62 @@ bool ModelRegistry::AllReady() const {
   for (const auto& [_, e] : entries_)
     if (e.wanted && e.state != ModelState::kReady) return false;
   return true;
+}
+
+absl::Status ModelRegistry::NotRun(const Job& job) {
+  return absl::UnavailableError(StrCat("the server is shutting down: the ",
+                                       job.load ? "load" : "unload", " of model '", job.name,
+                                       "' did not run"));
+}
+
+void ModelRegistry::LoadFromRepositoryAsync(std::string name, AsyncDone done) {
+  Enqueue(Job{std::move(name), true, std::move(done)});
+}
+
+void ModelRegistry::UnloadAsync(std::string name, AsyncDone done) {
+  Enqueue(Job{std::move(name), false, std::move(done)});
+}
+
+void ModelRegistry::Enqueue(Job job) {
+  {
+    std::lock_guard<std::mutex> lock(jobs_mu_);
+    if (!jobs_stopped_) {
+      if (!loader_.joinable()) loader_ = std::thread([this] { RunJobs(); });
+      jobs_.push_back(std::move(job));
+      jobs_cv_.notify_one();
+      return;
+    }
+  }
+  job.done(NotRun(job));
+}
+
+void ModelRegistry::RunJobs() {
+  std::unique_lock<std::mutex> lock(jobs_mu_);
+  while (true) {
+    jobs_cv_.wait(lock, [this] { return jobs_stopped_ || !jobs_.empty(); });
+    if (jobs_stopped_) return;  // StopAsync answers what is queued
+    Job job = std::move(jobs_.front());
+    jobs_.pop_front();
+    lock.unlock();
+    absl::Status status = job.load ? LoadFromRepository(job.name) : Unload(job.name);
+    job.done(std::move(status));
+    job.done = nullptr;  // what it holds is released outside jobs_mu_
+    lock.lock();
+  }
+}
+
+void ModelRegistry::StopAsync() {
+  std::deque<Job> left;
+  std::thread loader;
+  {
+    std::lock_guard<std::mutex> lock(jobs_mu_);
+    jobs_stopped_ = true;
+    left.swap(jobs_);
+    loader = std::move(loader_);
+  }
+  jobs_cv_.notify_all();
+  for (Job& job : left) job.done(NotRun(job));
+  if (loader.joinable()) loader.join();
 }
 
 }  // namespace osprey

@@ -14,8 +14,12 @@
 // through the shared_ptr they hold; unloading frees it when the last finishes.
 //
 // Threading: Get() is on the request path (shared lock, no allocation); Load
-// and Unload serialise among themselves and may run on any thread.
+// and Unload serialise among themselves and may run on any thread. Their
+// asynchronous forms run on the registry's one loader thread, so a frontend's
+// thread (an HTTP event loop) never waits for a model to load.
 
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -24,8 +28,10 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "backends/backend.h"
 #include "server/batcher.h"
 #include "server/metrics.h"
@@ -70,6 +76,10 @@ class ModelRegistry {
   };
 
   ModelRegistry(Options options, Metrics* metrics);
+  // Stops the loader (see StopAsync).
+  ~ModelRegistry();
+  ModelRegistry(const ModelRegistry&) = delete;
+  ModelRegistry& operator=(const ModelRegistry&) = delete;
 
   // Called on the loading thread after every load or unload attempt, e.g. to
   // update a health service. Calls are serialised with loads and unloads (the
@@ -87,6 +97,19 @@ class ModelRegistry {
   // per model (see Index) and the first is returned.
   absl::Status LoadAllFromRepository();
   absl::Status Unload(const std::string& name);
+
+  // LoadFromRepository and Unload on the registry's loader thread (started at
+  // the first call): `done` is called there, with what they return. Jobs run
+  // one at a time in the order asked, e.g. an unload asked during a load runs
+  // after it. After StopAsync, `done` is called at once with Unavailable.
+  using AsyncDone = absl::AnyInvocable<void(absl::Status)>;
+  void LoadFromRepositoryAsync(std::string name, AsyncDone done);
+  void UnloadAsync(std::string name, AsyncDone done);
+  // Answers the queued jobs with Unavailable and waits for the one in
+  // progress (its `done` is called). The destructor calls it; a server calls it
+  // earlier when answers must not outlive the frontend they go to. Not from a
+  // `done` callback.
+  void StopAsync();
 
   // The READY model of that name (and version, when non-empty). NotFound for an
   // unknown name or version, Unavailable (with the reason) when not ready.
@@ -118,12 +141,27 @@ class ModelRegistry {
     if (on_change_) on_change_();
   }
 
+  struct Job {
+    std::string name;
+    bool load = true;  // else unload
+    AsyncDone done;
+  };
+  static absl::Status NotRun(const Job& job);
+  void Enqueue(Job job);
+  void RunJobs();
+
   Options options_;
   Metrics* metrics_;
   std::function<void()> on_change_;
   std::mutex load_mu_;  // serialises Load/Unload
   mutable std::shared_mutex mu_;
   std::map<std::string, Entry, std::less<>> entries_;
+
+  std::mutex jobs_mu_;  // guards the four below
+  std::condition_variable jobs_cv_;
+  std::deque<Job> jobs_;
+  bool jobs_stopped_ = false;
+  std::thread loader_;  // started by the first job
 };
 
 }  // namespace osprey

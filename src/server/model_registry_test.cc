@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "backends/testing/fake_backend.h"
@@ -311,6 +313,97 @@ TEST(ModelRegistryTest, AnUnloadedModelLivesUntilItsLastRequestEnds) {
   ASSERT_TRUE(held.status.ok()) << held.status;
   EXPECT_EQ(held.response.outputs.at(0).data(), held.request.inputs.at(0).data());
   EXPECT_EQ(fake.live_models(), 0);
+}
+
+// The asynchronous forms, on the registry's loader thread.
+
+// The answer of an asynchronous load or unload, waited for with a deadline.
+class AsyncResult {
+ public:
+  ModelRegistry::AsyncDone Callback() {
+    return [this](absl::Status s) {
+      std::lock_guard<std::mutex> lock(mu_);
+      status_ = std::move(s);
+      cv_.notify_all();
+    };
+  }
+  bool done() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return status_.has_value();
+  }
+  absl::Status Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, std::chrono::seconds(30), [this] { return status_.has_value(); }))
+      return absl::DeadlineExceededError("no answer within 30 s");
+    return *status_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<absl::Status> status_;
+};
+
+// An unload asked while the model loads runs after the load, in order.
+TEST(ModelRegistryTest, AnUnloadAskedDuringAnAsynchronousLoadRunsAfterIt) {
+  FakeRepository repo;
+  repo.Add("m");
+  FakeGate load_gate;
+  FakeBackend fake(FakeBackend::Options{.on_load = [&load_gate](const LoadOptions&) {
+    load_gate.Pass();
+    return absl::OkStatus();
+  }});
+  Metrics metrics;
+  ModelRegistry registry(RepositoryOptions(repo, {&fake}), &metrics);
+  AsyncResult load, unload;
+  registry.LoadFromRepositoryAsync("m", load.Callback());
+  ASSERT_TRUE(load_gate.WaitArrivals(1));
+  EXPECT_EQ(IndexEntry(registry, "m").state, ModelState::kLoading);
+  registry.UnloadAsync("m", unload.Callback());
+  EXPECT_FALSE(unload.done());  // queued behind the load the loader thread is in
+  EXPECT_FALSE(load.done());
+
+  load_gate.Open();
+  ASSERT_TRUE(load.Wait().ok());
+  ASSERT_TRUE(unload.Wait().ok());
+  EXPECT_EQ(IndexEntry(registry, "m").state, ModelState::kUnavailable);
+  EXPECT_EQ(fake.live_models(), 0);
+
+  AsyncResult again, absent;
+  registry.LoadFromRepositoryAsync("m", again.Callback());
+  registry.LoadFromRepositoryAsync("absent", absent.Callback());
+  EXPECT_TRUE(again.Wait().ok());
+  EXPECT_EQ(absent.Wait().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(IndexEntry(registry, "m").state, ModelState::kReady);
+}
+
+TEST(ModelRegistryTest, AsynchronousCallsAfterStopAreAnsweredAtOnce) {
+  FakeRepository repo;
+  repo.Add("m");
+  FakeGate load_gate;
+  FakeBackend fake(FakeBackend::Options{.on_load = [&load_gate](const LoadOptions&) {
+    load_gate.Pass();
+    return absl::OkStatus();
+  }});
+  Metrics metrics;
+  ModelRegistry registry(RepositoryOptions(repo, {&fake}), &metrics);
+  AsyncResult running, queued, late;
+  registry.LoadFromRepositoryAsync("m", running.Callback());
+  ASSERT_TRUE(load_gate.WaitArrivals(1));
+  registry.UnloadAsync("m", queued.Callback());
+  std::jthread stopper([&registry] { registry.StopAsync(); });
+  // The queued unload is answered without running; the running load finishes.
+  absl::Status q = queued.Wait();
+  EXPECT_EQ(q.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(q.message().find("the unload of model 'm' did not run"), std::string_view::npos) << q;
+  load_gate.Open();
+  stopper.join();
+  EXPECT_TRUE(running.Wait().ok());
+  EXPECT_EQ(IndexEntry(registry, "m").state, ModelState::kReady);
+
+  registry.LoadFromRepositoryAsync("m", late.Callback());
+  EXPECT_TRUE(late.done());
+  EXPECT_EQ(late.Wait().code(), absl::StatusCode::kUnavailable);
 }
 
 }  // namespace

@@ -60,7 +60,7 @@ void RestHandler::Handle(const HttpRequest& req, HttpDone done) {
                    ? Json(200, EncodeV2ServerMetadata(info_.name, info_.version, info_.extensions))
                    : MethodNotAllowed(method, path, "GET");
   } else if (path.starts_with("/v2/repository/")) {
-    response = HandleRepository(method, path.substr(15), req);
+    response = HandleRepository(method, path.substr(15), req, done);
   } else if (path == "/") {
     response = Json(200, R"({"status":"alive"})");
   } else if (path == "/metrics") {
@@ -69,7 +69,7 @@ void RestHandler::Handle(const HttpRequest& req, HttpDone done) {
   } else {
     response = NotFoundRoute(path);
   }
-  if (!response.has_value()) return;  // an inference: `done` is called when it completes
+  if (!response.has_value()) return;  // `done` is called when the inference or load completes
   metrics_->CountHttpResponse(response->status);
   done(*std::move(response));
 }
@@ -205,8 +205,9 @@ void RestHandler::StartInfer(InferRequest request, const HttpRequest& req, HttpD
                });
 }
 
-HttpResponse RestHandler::HandleRepository(std::string_view method, std::string_view rest,
-                                           const HttpRequest& req) {
+std::optional<HttpResponse> RestHandler::HandleRepository(std::string_view method,
+                                                          std::string_view rest,
+                                                          const HttpRequest& req, HttpDone& done) {
   if (method != "POST") return MethodNotAllowed(method, rest, "POST");
   ModelRegistry* registry = core_->registry();
   if (rest == "index") {
@@ -221,21 +222,29 @@ HttpResponse RestHandler::HandleRepository(std::string_view method, std::string_
   }
   if (!rest.starts_with("models/")) return NotFoundRoute(rest);
   auto [model, action] = Head(rest.substr(7));
+  if (action != "load" && action != "unload") return NotFoundRoute(rest);
+  // Answered from the registry's loader thread: {"name":..., "load": true}
+  // (or "unload"), or the error.
+  auto answer = [this, name = std::string(model), action = std::string(action),
+                 done = std::move(done)](absl::Status s) mutable {
+    HttpResponse r;
+    if (s.ok()) {
+      std::string body;
+      JsonWriter w(&body);
+      w.BeginObject().Key("name").String(name).Key(action).Bool(true).EndObject();
+      r = Json(200, std::move(body));
+    } else {
+      r = ErrorResponse(s);
+    }
+    metrics_->CountHttpResponse(r.status);
+    done(std::move(r));
+  };
   std::string name(model);
-  std::string body;
-  JsonWriter w(&body);
-  if (action == "load") {
-    absl::Status s = registry->LoadFromRepository(name);
-    if (!s.ok()) return ErrorResponse(s);
-    w.BeginObject().Key("name").String(name).Key("load").Bool(true).EndObject();
-  } else if (action == "unload") {
-    absl::Status s = registry->Unload(name);
-    if (!s.ok()) return ErrorResponse(s);
-    w.BeginObject().Key("name").String(name).Key("unload").Bool(true).EndObject();
-  } else {
-    return NotFoundRoute(rest);
-  }
-  return Json(200, std::move(body));
+  if (action == "load")
+    registry->LoadFromRepositoryAsync(std::move(name), std::move(answer));
+  else
+    registry->UnloadAsync(std::move(name), std::move(answer));
+  return std::nullopt;
 }
 
 }  // namespace osprey

@@ -24,21 +24,23 @@ class RestHandler : public HttpHandler {
       : info_(std::move(info)), core_(core), metrics_(metrics) {}
 
   // Thread-safe. Calls `done` exactly once with the answer: before Handle
-  // returns for everything but inference (a model load blocks here), and for
-  // an inference on whichever thread completes it (this one, or the model's
-  // batcher). The request's strings need to live only until Handle returns;
-  // its body is kept by the inference that borrows from it.
+  // returns for everything but inference and repository load/unload; for an
+  // inference on whichever thread completes it (this one, or the model's
+  // batcher); for a load or unload on the registry's loader thread, so a slow
+  // load never holds up the caller's thread (an HTTP event loop and every
+  // connection on it). The request's strings need to live only until Handle
+  // returns; its body is kept by the inference that borrows from it.
   void Handle(const HttpRequest& request, HttpDone done) override;
 
  private:
   // These answer synchronously, or return nullopt after taking `done` for an
-  // inference.
+  // inference or a repository load/unload.
   std::optional<HttpResponse> HandleV1(std::string_view method, std::string_view path,
                                        const HttpRequest& req, HttpDone& done);
   std::optional<HttpResponse> HandleV2Model(std::string_view method, std::string_view rest,
                                             const HttpRequest& req, HttpDone& done);
-  HttpResponse HandleRepository(std::string_view method, std::string_view rest,
-                                const HttpRequest& req);
+  std::optional<HttpResponse> HandleRepository(std::string_view method, std::string_view rest,
+                                               const HttpRequest& req, HttpDone& done);
   std::optional<HttpResponse> Infer(std::string_view model, std::string_view version,
                                     const HttpRequest& req, HttpDone& done);
   std::optional<HttpResponse> StartRawV1(std::string_view model, std::string_view verb,
