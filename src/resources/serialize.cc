@@ -3,6 +3,7 @@
 
 #include <exception>
 
+#include "common/json_dom.h"
 #include "rapidjson/document.h"
 #include "rapidjson/error/en.h"
 #include "rapidjson/stringbuffer.h"
@@ -14,18 +15,12 @@
 namespace osprey::resources {
 namespace {
 
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
-
-void String(Writer& w, std::string_view s) {
-  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-}
-void Key(Writer& w, std::string_view k) {
-  w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()));
-}
+using json::Key;
+using json::Writer;
+void String(Writer& w, std::string_view s) { json::Str(w, s); }
+// Canonical JSON leaves empty strings out.
 void StringField(Writer& w, std::string_view key, std::string_view value) {
-  if (value.empty()) return;
-  Key(w, key);
-  String(w, value);
+  json::FieldIfSet(w, key, value);
 }
 void IntField(Writer& w, std::string_view key, int value) {
   Key(w, key);
