@@ -1,5 +1,7 @@
 #include "controlplane/observe.h"
 
+#include <algorithm>
+
 #include "common/strings.h"
 
 namespace osprey::controlplane {
@@ -52,6 +54,27 @@ Observation ObserveRevision(const RevisionSpec& spec, const RevisionObserved& pr
                           StrCat("revision ", spec.name, " is ready (", o.ready_replicas,
                                  " replica", o.ready_replicas == 1 ? "" : "s", ")")});
   return out;
+}
+
+std::vector<EventRecord> StatusTransition(const IsvcStatus& before, const IsvcStatus& after,
+                                          const std::string& now,
+                                          std::map<std::string, std::string>* times) {
+  std::vector<EventRecord> events;
+  bool was_ready = false;
+  for (const auto& c : before.conditions)
+    if (c.type == "Ready") was_ready = c.status == "True";
+  for (const auto& c : after.conditions) {
+    auto old = std::find_if(before.conditions.begin(), before.conditions.end(),
+                            [&](const Condition& o) { return o.type == c.type; });
+    if (old == before.conditions.end() || old->status != c.status || !times->count(c.type))
+      (*times)[c.type] = now;
+    if (c.type == "Ready" && (c.status == "True") != was_ready)
+      events.push_back(c.status == "True" ? EventRecord{"Normal", "InferenceServiceReady",
+                                                        StrCat("serving at ", after.url)}
+                                          : EventRecord{"Warning", "InferenceServiceNotReady",
+                                                        StrCat(c.reason, ": ", c.message)});
+  }
+  return events;
 }
 
 }  // namespace osprey::controlplane

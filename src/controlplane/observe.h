@@ -7,6 +7,7 @@
 // stores the result; the rules live here once. (The phase diagram is above
 // RevisionPhase in reconciler.h.)
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -61,5 +62,13 @@ struct Observation {
 // once the model is local, Pending before.
 Observation ObserveRevision(const RevisionSpec& spec, const RevisionObserved& previous,
                             const RevisionObservations& in);
+
+// An InferenceService's status moves from `before` to `after` at `now`:
+// updates the conditions' lastTransitionTime (`times`, by condition type: set
+// when a condition appears, changes status, or has none yet) and returns the
+// event of a change of the Ready condition, if any.
+std::vector<EventRecord> StatusTransition(const IsvcStatus& before, const IsvcStatus& after,
+                                          const std::string& now,
+                                          std::map<std::string, std::string>* times);
 
 }  // namespace osprey::controlplane

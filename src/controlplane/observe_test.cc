@@ -140,3 +140,71 @@ TEST(ObserveRevision, EventsOnTransitionsOnly) {
 
 }  // namespace
 }  // namespace osprey::controlplane
+
+namespace osprey::controlplane {
+namespace {
+
+IsvcStatus WithConditions(std::vector<Condition> c, std::string url = "http://iris") {
+  IsvcStatus s;
+  s.url = std::move(url);
+  s.conditions = std::move(c);
+  return s;
+}
+
+TEST(StatusTransition, TimesAndReadyEvents) {
+  std::map<std::string, std::string> times;
+  const IsvcStatus none;
+  const IsvcStatus pending = WithConditions(
+      {{"PredictorReady", "Unknown", "Pending", ""}, {"Ready", "Unknown", "Pending", ""}});
+  const IsvcStatus ready =
+      WithConditions({{"PredictorReady", "True", "", ""}, {"Ready", "True", "", ""}});
+  const IsvcStatus failed =
+      WithConditions({{"PredictorReady", "False", "ModelLoadFailed", "bad model"},
+                      {"Ready", "False", "ModelLoadFailed", "bad model"}});
+  struct Step {
+    const char* name;
+    const IsvcStatus* before;
+    const IsvcStatus* after;
+    std::string now;
+    std::vector<EventRecord> want_events;
+    std::map<std::string, std::string> want_times;
+  } steps[] = {
+      {"first status: every condition gets a time",
+       &none,
+       &pending,
+       "t1",
+       {},
+       {{"PredictorReady", "t1"}, {"Ready", "t1"}}},
+      {"same statuses, reasons aside: times kept",
+       &pending,
+       &pending,
+       "t2",
+       {},
+       {{"PredictorReady", "t1"}, {"Ready", "t1"}}},
+      {"ready",
+       &pending,
+       &ready,
+       "t3",
+       {{"Normal", "InferenceServiceReady", "serving at http://iris"}},
+       {{"PredictorReady", "t3"}, {"Ready", "t3"}}},
+      {"failed after ready",
+       &ready,
+       &failed,
+       "t4",
+       {{"Warning", "InferenceServiceNotReady", "ModelLoadFailed: bad model"}},
+       {{"PredictorReady", "t4"}, {"Ready", "t4"}}},
+      {"Unknown to False is no Ready event",
+       &pending,
+       &failed,
+       "t5",
+       {},
+       {{"PredictorReady", "t5"}, {"Ready", "t5"}}},
+  };
+  for (const auto& s : steps) {
+    EXPECT_EQ(StatusTransition(*s.before, *s.after, s.now, &times), s.want_events) << s.name;
+    EXPECT_EQ(times, s.want_times) << s.name;
+  }
+}
+
+}  // namespace
+}  // namespace osprey::controlplane

@@ -1,8 +1,11 @@
 #include "controlplane/scaling.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
+
+#include "common/strings.h"
 
 namespace osprey::controlplane {
 
@@ -86,6 +89,19 @@ int DesiredReplicas(const autoscaler::KpaSpec& spec, const ScaleState& state) {
       state.decided ? state.decision : std::max({spec.min_scale, spec.initial_scale, kept});
   if (state.activating) desired = std::max(desired, 1);
   return desired;
+}
+
+ScaleEvent ScaleEventFor(const std::string& revision, int before,
+                         const autoscaler::KpaDecision& decision, const autoscaler::KpaSpec& spec) {
+  if (before < 0 || before == decision.desired) return {};
+  char observed[64];
+  std::snprintf(observed, sizeof(observed), "%.2f stable, %.2f panic", decision.observed_stable,
+                decision.observed_panic);
+  return {decision.desired == 0 ? "ScaledToZero" : "Scaled",
+          StrCat("revision ", revision, ": ", before, " -> ", decision.desired, " replicas (",
+                 decision.reason, "; observed ",
+                 spec.metric == autoscaler::KpaSpec::Metric::kRps ? "rps " : "concurrency ",
+                 observed, ", target ", spec.target, " x ", spec.utilization, ")")};
 }
 
 }  // namespace osprey::controlplane

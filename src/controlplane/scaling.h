@@ -49,4 +49,15 @@ struct ScaleState {
 // max_scale); at least one while requests wait for it.
 int DesiredReplicas(const autoscaler::KpaSpec& spec, const ScaleState& state);
 
+// The event of a revision's scale changing from `before` replicas (-1: no
+// scale known yet, no event) to the decision's: Scaled, or ScaledToZero, with
+// the decider's reason, what it observed and its target. Empty reason: no
+// change.
+struct ScaleEvent {
+  std::string reason;  // "" | Scaled | ScaledToZero
+  std::string message;
+};
+ScaleEvent ScaleEventFor(const std::string& revision, int before,
+                         const autoscaler::KpaDecision& decision, const autoscaler::KpaSpec& spec);
+
 }  // namespace osprey::controlplane

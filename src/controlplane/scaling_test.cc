@@ -199,3 +199,46 @@ TEST(DesiredReplicas, Table) {
 
 }  // namespace
 }  // namespace osprey::controlplane
+
+namespace osprey::controlplane {
+namespace {
+
+TEST(ScaleEventFor, Table) {
+  autoscaler::KpaSpec concurrency;
+  concurrency.target = 10;
+  concurrency.utilization = 0.7;
+  autoscaler::KpaSpec rps = concurrency;
+  rps.metric = autoscaler::KpaSpec::Metric::kRps;
+  struct Case {
+    const char* name;
+    int before;
+    autoscaler::KpaDecision decision;
+    const autoscaler::KpaSpec* spec;
+    std::string want_reason, want_message;
+  } cases[] = {
+      {"first decision: no event", -1, {3, "Stable", 20, 25}, &concurrency, "", ""},
+      {"unchanged: no event", 3, {3, "Stable", 20, 25}, &concurrency, "", ""},
+      {"up",
+       1,
+       {3, "Panic", 20.5, 25},
+       &concurrency,
+       "Scaled",
+       "revision r: 1 -> 3 replicas (Panic; observed concurrency 20.50 stable, 25.00 panic, "
+       "target 10 x 0.7)"},
+      {"to zero",
+       1,
+       {0, "NoTraffic", 0, 0},
+       &rps,
+       "ScaledToZero",
+       "revision r: 1 -> 0 replicas (NoTraffic; observed rps 0.00 stable, 0.00 panic, target "
+       "10 x 0.7)"},
+  };
+  for (const auto& c : cases) {
+    ScaleEvent e = ScaleEventFor("r", c.before, c.decision, *c.spec);
+    EXPECT_EQ(e.reason, c.want_reason) << c.name;
+    EXPECT_EQ(e.message, c.want_message) << c.name;
+  }
+}
+
+}  // namespace
+}  // namespace osprey::controlplane

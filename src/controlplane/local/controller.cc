@@ -366,39 +366,17 @@ void Controller::Impl::Autoscale(const std::vector<gateway::RevisionStats>& stat
     // This decision saw the requests the activator held (waiting, or in
     // flight once a replica took them): it carries the scale from here.
     r.activate = false;
-    if (before >= 0 && before != r.decision.desired) {
-      char observed[64];
-      std::snprintf(observed, sizeof(observed), "%.2f stable, %.2f panic",
-                    r.decision.observed_stable, r.decision.observed_panic);
-      Event(r.spec.namespace_, r.spec.isvc, "Normal",
-            r.decision.desired == 0 ? "ScaledToZero" : "Scaled",
-            StrCat("revision ", r.spec.name, ": ", before, " -> ", r.decision.desired,
-                   " replicas (", r.decision.reason, "; observed ",
-                   spec.metric == autoscaler::KpaSpec::Metric::kRps ? "rps " : "concurrency ",
-                   observed, ", target ", spec.target, " x ", spec.utilization, ")"));
-    }
+    ScaleEvent scaled = ScaleEventFor(r.spec.name, before, r.decision, spec);
+    if (!scaled.reason.empty())
+      Event(r.spec.namespace_, r.spec.isvc, "Normal", scaled.reason, scaled.message);
   }
 }
 
 void Controller::Impl::UpdateStatus(const std::string& key, IsvcEntry& e,
                                     const IsvcStatus& status) {
   if (status == e.status) return;
-  const std::string now = Now();
-  bool was_ready = false;
-  for (const auto& c : e.status.conditions)
-    if (c.type == "Ready") was_ready = c.status == "True";
-  for (const auto& c : status.conditions) {
-    auto old = std::find_if(e.status.conditions.begin(), e.status.conditions.end(),
-                            [&](const Condition& o) { return o.type == c.type; });
-    if (old == e.status.conditions.end() || old->status != c.status ||
-        !e.transition_times.count(c.type))
-      e.transition_times[c.type] = now;
-    if (c.type == "Ready" && (c.status == "True") != was_ready)
-      Event(e.isvc.meta.namespace_, e.isvc.meta.name, c.status == "True" ? "Normal" : "Warning",
-            c.status == "True" ? "InferenceServiceReady" : "InferenceServiceNotReady",
-            c.status == "True" ? StrCat("serving at ", status.url)
-                               : StrCat(c.reason, ": ", c.message));
-  }
+  for (const auto& ev : StatusTransition(e.status, status, Now(), &e.transition_times))
+    Event(e.isvc.meta.namespace_, e.isvc.meta.name, ev.type, ev.reason, ev.message);
   e.status = status;
   SaveIsvc(key, e);
 }
