@@ -31,90 +31,92 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::vector<FlagSpec>& ServeFlags() {
-  static const std::vector<FlagSpec> flags = {
-      {"model-dir", false, "directory of one model (its files, or numeric version dirs)"},
-      {"model-name", false, "name of the --model-dir model (default: the directory's name)"},
-      {"model-repository", false, "directory of model directories, each served by its name"},
-      {"no-load-on-start", true, "with --model-repository: load models only on request"},
-      {"model-format", false, "backend to use (xgboost); default: recognised from the files"},
-      {"http-address", false, "address to listen on (default 0.0.0.0)"},
-      {"http-port", false, "HTTP port (default 8080; 0 picks a free one)"},
-      {"http-threads", false, "HTTP event loops (default: number of CPUs)"},
-      {"grpc-port", false, "gRPC port (default 8081; 0 picks a free one)"},
-      {"grpc-socket", false, "serve gRPC on this Unix domain socket instead of a port"},
-      {"http-socket", false, "also serve HTTP on this Unix domain socket"},
-      {"link-socket", false,
-       "also take the gateway's link (multiplexed, batched requests) on this Unix domain socket"},
-      {"no-grpc", true, "serve REST only"},
-      {"exit-on-load-failure", true,
-       "with --model-dir: exit with status 1 if the model fails to load"},
-      {"max-batch-size", false,
-       "dynamic batching: rows per execution for batchable models (default 0: off)"},
-      {"max-queue-delay-us", false,
-       "dynamic batching: longest a request waits for others to join (default 0)"},
-      {"preferred-batch-sizes", false, "dynamic batching: comma-separated sizes to run at once"},
-      {"batch-executors", false, "dynamic batching: threads executing batches per model (1)"},
-      {"python-workers", false, "worker processes per Python model (default 2)"},
-      {"max-request-bytes", false, "largest request body accepted (default 67108864)"},
-      {"grace-period-seconds", false, "on SIGTERM, time to finish in-flight requests (30)"},
-      {"log-level", false, "debug, info, warning or error (default info)"},
-      {"help", true, "show this help"},
-  };
-  return flags;
-}
+// Everything `osprey serve` reads from its flags, at its defaults.
+struct ServeFlags {
+  std::string model_dir, model_name, model_repository, model_format;
+  bool no_load_on_start = false;
+  std::string http_address = "0.0.0.0";
+  int http_port = 8080;
+  int http_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int grpc_port = 8081;
+  std::string grpc_socket, http_socket, link_socket;
+  bool no_grpc = false;
+  bool exit_on_load_failure = false;
+  BatchingOptions batching;
+  int64_t max_queue_delay_us = 0;
+  std::string preferred_batch_sizes;
+  int python_workers = 2;
+  int64_t max_request_bytes = 64ll << 20;
+  std::chrono::milliseconds grace{30000};
+  std::string log_level;
+  bool help = false;
 
-void PrintHelp() {
-  std::fprintf(stderr,
-               "usage: osprey serve (--model-dir DIR | --model-repository DIR) [flags]\n\n");
-  for (const auto& f : ServeFlags())
-    std::fprintf(stderr, "  --%-22s %s\n", f.name.c_str(), f.help.c_str());
-}
-
-template <typename T>
-bool ParseNumber(const std::map<std::string, std::string>& flags, const std::string& name, T* out) {
-  auto it = flags.find(name);
-  if (it == flags.end()) return true;
-  bool ok;
-  if constexpr (std::is_floating_point_v<T>)
-    ok = absl::SimpleAtod(it->second, out);
-  else
-    ok = absl::SimpleAtoi(it->second, out);
-  if (!ok) {
-    std::fprintf(stderr, "osprey serve: --%s must be a number, got '%s'\n", name.c_str(),
-                 it->second.c_str());
-    return false;
+  std::vector<FlagSpec> Specs() {
+    constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+    return {
+        StringFlag("model-dir", &model_dir,
+                   "directory of one model (its files, or numeric version dirs)", "DIR"),
+        StringFlag("model-name", &model_name,
+                   "name of the --model-dir model (default: the directory's name)", "NAME"),
+        StringFlag("model-repository", &model_repository,
+                   "directory of model directories, each served by its name", "DIR"),
+        BoolFlag("no-load-on-start", &no_load_on_start,
+                 "with --model-repository: load models only on request"),
+        StringFlag("model-format", &model_format,
+                   "backend to use (xgboost); default: recognised from the files", "NAME"),
+        StringFlag("http-address", &http_address, "address to listen on (default 0.0.0.0)", "ADDR"),
+        PortFlag("http-port", &http_port, "HTTP port (default 8080; 0 picks a free one)"),
+        IntFlag("http-threads", &http_threads, 1, 1024,
+                "HTTP event loops (default: number of CPUs)"),
+        PortFlag("grpc-port", &grpc_port, "gRPC port (default 8081; 0 picks a free one)"),
+        StringFlag("grpc-socket", &grpc_socket,
+                   "serve gRPC on this Unix domain socket instead of a port", "PATH"),
+        StringFlag("http-socket", &http_socket, "also serve HTTP on this Unix domain socket",
+                   "PATH"),
+        StringFlag("link-socket", &link_socket,
+                   "also take the gateway's link (multiplexed, batched requests) on this Unix "
+                   "domain socket",
+                   "PATH"),
+        BoolFlag("no-grpc", &no_grpc, "serve REST only"),
+        BoolFlag("exit-on-load-failure", &exit_on_load_failure,
+                 "with --model-dir: exit with status 1 if the model fails to load"),
+        IntFlag("max-batch-size", &batching.max_batch_size, 0, kMax,
+                "dynamic batching: rows per execution for batchable models (default 0: off)"),
+        IntFlag("max-queue-delay-us", &max_queue_delay_us, 0, kMax,
+                "dynamic batching: longest a request waits for others to join (default 0)"),
+        StringFlag("preferred-batch-sizes", &preferred_batch_sizes,
+                   "dynamic batching: comma-separated sizes to run at once", "N,N"),
+        IntFlag("batch-executors", &batching.executors, 1, 1024,
+                "dynamic batching: threads executing batches per model (1)"),
+        IntFlag("python-workers", &python_workers, 1, 1024,
+                "worker processes per Python model (default 2)"),
+        IntFlag("max-request-bytes", &max_request_bytes, 1, kMax,
+                "largest request body accepted (default 67108864)"),
+        DurationFlag("grace-period-seconds", &grace, std::chrono::seconds(1),
+                     "on SIGTERM, time to finish in-flight requests (30)"),
+        StringFlag("log-level", &log_level, "debug, info, warning or error (default info)",
+                   "LEVEL"),
+        BoolFlag("help", &help, "show this help"),
+    };
   }
-  return true;
-}
+};
 
-// --max-batch-size and friends; false (after a message) when malformed.
-bool ParseBatching(const std::map<std::string, std::string>& flags, BatchingOptions* out) {
-  int64_t delay_us = 0;
-  if (!ParseNumber(flags, "max-batch-size", &out->max_batch_size) ||
-      !ParseNumber(flags, "max-queue-delay-us", &delay_us) ||
-      !ParseNumber(flags, "batch-executors", &out->executors))
-    return false;
-  if (out->max_batch_size < 0 || delay_us < 0 || out->executors < 1) {
-    std::fprintf(stderr,
-                 "osprey serve: --max-batch-size and --max-queue-delay-us must be >= 0, "
-                 "--batch-executors >= 1\n");
-    return false;
-  }
-  out->max_queue_delay = std::chrono::microseconds(delay_us);
-  if (auto it = flags.find("preferred-batch-sizes"); it != flags.end()) {
-    for (absl::string_view part : absl::StrSplit(it->second, ',', absl::SkipEmpty())) {
-      int64_t size = 0;
-      if (!absl::SimpleAtoi(part, &size) || size < 1 ||
-          (out->max_batch_size > 0 && size > out->max_batch_size)) {
-        std::fprintf(stderr,
-                     "osprey serve: --preferred-batch-sizes takes sizes from 1 to "
-                     "--max-batch-size, got '%s'\n",
-                     std::string(part).c_str());
-        return false;
-      }
-      out->preferred_batch_sizes.push_back(size);
+constexpr char kUsage[] = "osprey serve (--model-dir DIR | --model-repository DIR) [flags]";
+
+// --preferred-batch-sizes, checked against --max-batch-size; false (after a
+// message) when malformed.
+bool ParsePreferredSizes(const std::string& text, BatchingOptions* out) {
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    int64_t size = 0;
+    if (!absl::SimpleAtoi(part, &size) || size < 1 ||
+        (out->max_batch_size > 0 && size > out->max_batch_size)) {
+      std::fprintf(stderr,
+                   "osprey serve: --preferred-batch-sizes takes sizes from 1 to "
+                   "--max-batch-size, got '%s'\n",
+                   std::string(part).c_str());
+      return false;
     }
+    out->preferred_batch_sizes.push_back(size);
   }
   if (!out->preferred_batch_sizes.empty() && out->max_batch_size == 0) {
     std::fprintf(stderr, "osprey serve: --preferred-batch-sizes needs --max-batch-size\n");
@@ -126,15 +128,17 @@ bool ParseBatching(const std::map<std::string, std::string>& flags, BatchingOpti
 }  // namespace
 
 int ServeMain(const std::vector<std::string_view>& args) {
-  auto parsed = ParseFlags(args, ServeFlags());
+  ServeFlags f;
+  const std::vector<FlagSpec> specs = f.Specs();
+  auto parsed = ParseFlags(args, specs);
   if (!parsed.ok()) {
-    std::fprintf(stderr, "osprey serve: %s\n\n", std::string(parsed.status().message()).c_str());
-    PrintHelp();
+    std::fprintf(stderr, "osprey serve: %s\n\n%s", std::string(parsed.status().message()).c_str(),
+                 FlagsHelp(kUsage, specs).c_str());
     return 2;
   }
   auto& flags = *parsed;
-  if (flags.count("help")) {
-    PrintHelp();
+  if (f.help) {
+    std::printf("%s", FlagsHelp(kUsage, specs).c_str());
     return 0;
   }
   if (!ApplyLogLevelFlag(flags, "serve")) return 2;
@@ -144,30 +148,16 @@ int ServeMain(const std::vector<std::string_view>& args) {
     std::fprintf(stderr, "osprey serve: give exactly one of --model-dir or --model-repository\n");
     return 2;
   }
+  f.batching.max_queue_delay = std::chrono::microseconds(f.max_queue_delay_us);
+  if (!ParsePreferredSizes(f.preferred_batch_sizes, &f.batching)) return 2;
 
   HttpServer::Options http;
-  int port = 8080;
-  int grpc_port = 8081;
-  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  uint64_t max_bytes = http.max_request_bytes;
-  double grace_seconds = 30;
-  if (!ParseNumber(flags, "http-port", &port) || !ParseNumber(flags, "grpc-port", &grpc_port) ||
-      !ParseNumber(flags, "http-threads", &threads) ||
-      !ParseNumber(flags, "max-request-bytes", &max_bytes) ||
-      !ParseNumber(flags, "grace-period-seconds", &grace_seconds))
-    return 2;
-  if (port < 0 || port > 65535 || grpc_port < 0 || grpc_port > 65535 || threads < 1) {
-    std::fprintf(stderr,
-                 "osprey serve: --http-port and --grpc-port must be 0..65535, "
-                 "--http-threads >= 1\n");
-    return 2;
-  }
-  http.port = static_cast<uint16_t>(port);
-  http.threads = threads;
-  http.max_request_bytes = max_bytes;
-  if (auto it = flags.find("http-address"); it != flags.end()) http.address = it->second;
-  if (auto it = flags.find("http-socket"); it != flags.end()) http.unix_socket = it->second;
-  if (auto it = flags.find("link-socket"); it != flags.end()) http.link_socket = it->second;
+  http.port = static_cast<uint16_t>(f.http_port);
+  http.threads = f.http_threads;
+  http.max_request_bytes = static_cast<uint64_t>(f.max_request_bytes);
+  http.address = f.http_address;
+  http.unix_socket = f.http_socket;
+  http.link_socket = f.link_socket;
 
   // SIGTERM/SIGINT are taken synchronously by this thread; every thread
   // started below inherits the blocked mask.
@@ -181,14 +171,10 @@ int ServeMain(const std::vector<std::string_view>& args) {
   Metrics metrics;
   ModelRegistry::Options registry_options;
   registry_options.backends = AllBackends();
-  if (has_repo) registry_options.repository = flags["model-repository"];
-  if (auto it = flags.find("model-format"); it != flags.end()) registry_options.format = it->second;
-  if (!ParseBatching(flags, &registry_options.batching)) return 2;
-  if (!ParseNumber(flags, "python-workers", &registry_options.workers)) return 2;
-  if (registry_options.workers < 1) {
-    std::fprintf(stderr, "osprey serve: --python-workers must be >= 1\n");
-    return 2;
-  }
+  registry_options.repository = f.model_repository;
+  registry_options.format = f.model_format;
+  registry_options.batching = f.batching;
+  registry_options.workers = f.python_workers;
   ModelRegistry registry(registry_options, &metrics);
   InferenceCore core(&registry);
   RestHandler handler(ServerInfo{}, &core, &metrics);
@@ -196,20 +182,20 @@ int ServeMain(const std::vector<std::string_view>& args) {
   // Models load before the port opens, so a client that sees the port open
   // and asks for readiness gets the truth.
   if (has_dir) {
-    fs::path dir = flags["model-dir"];
-    std::string name = flags.count("model-name")
-                           ? flags["model-name"]
+    fs::path dir = f.model_dir;
+    std::string name = !f.model_name.empty()
+                           ? f.model_name
                            : fs::absolute(dir).lexically_normal().filename().string();
     if (name.empty()) name = fs::absolute(dir).lexically_normal().parent_path().filename();
     // Failures are logged and kept in the index, unless the caller (the
     // control plane's supervisor) wants a replica that cannot load to exit.
     absl::Status loaded = registry.Load(name, dir);
-    if (!loaded.ok() && flags.count("exit-on-load-failure")) {
+    if (!loaded.ok() && f.exit_on_load_failure) {
       std::fprintf(stderr, "osprey serve: model %s failed to load: %s\n", name.c_str(),
                    std::string(loaded.message()).c_str());
       return 1;
     }
-  } else if (!flags.count("no-load-on-start")) {
+  } else if (!f.no_load_on_start) {
     (void)registry.LoadAllFromRepository();
   }
 
@@ -221,14 +207,13 @@ int ServeMain(const std::vector<std::string_view>& args) {
   registry.SetOnChange([&health, &registry] {
     if (GrpcServer* g = health.load()) g->SetServing(registry.AllReady());
   });
-  if (!flags.count("no-grpc")) {
+  if (!f.no_grpc) {
     GrpcServer::Options grpc_options;
     grpc_options.address = http.address;
-    grpc_options.port = static_cast<uint16_t>(grpc_port);
-    if (auto it = flags.find("grpc-socket"); it != flags.end())
-      grpc_options.unix_socket = it->second;
+    grpc_options.port = static_cast<uint16_t>(f.grpc_port);
+    grpc_options.unix_socket = f.grpc_socket;
     grpc_options.max_message_bytes =
-        static_cast<int>(std::min<uint64_t>(max_bytes, std::numeric_limits<int>::max()));
+        static_cast<int>(std::min<int64_t>(f.max_request_bytes, std::numeric_limits<int>::max()));
     auto started = GrpcServer::Start(grpc_options, &core, ServerInfo{});
     if (!started.ok()) {
       OSPREY_LOG(kError) << started.status().message();
@@ -251,13 +236,13 @@ int ServeMain(const std::vector<std::string_view>& args) {
     return 1;
   }
   OSPREY_LOG(kInfo) << "osprey " << OSPREY_VERSION << " serving HTTP on " << http.address << ":"
-                    << (*server)->port() << " with " << threads << " thread(s)";
+                    << (*server)->port() << " with " << f.http_threads << " thread(s)";
 
   int sig = 0;
   sigwait(&signals, &sig);
   OSPREY_LOG(kInfo) << "received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
-                    << ": draining for up to " << grace_seconds << " s";
-  auto grace = std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000));
+                    << ": draining for up to " << f.grace.count() / 1000.0 << " s";
+  const auto grace = f.grace;
 #ifdef OSPREY_WITH_GRPC
   // gRPC drains on its own thread while HTTP drains here, under one deadline.
   std::thread grpc_drain;
