@@ -2,6 +2,7 @@
 wrong, and the server answers good requests correctly right after each."""
 
 import json
+import subprocess
 
 import pytest
 import requests
@@ -180,3 +181,28 @@ def test_head_answers_like_get_without_the_body(server, path):
         assert int(head.headers["content-length"]) == len(got.body) > 0
         after = conn.request("GET", "/v2/health/live")  # read from the same stream
         assert after.status == 200 and after.json() == {"live": True}
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--http-port", "70000"], "--http-port must be an integer from 0 to 65535, got '70000'"),
+    (["--grpc-port=grpc"], "--grpc-port must be an integer from 0 to 65535, got 'grpc'"),
+    (["--http-threads", "0"], "--http-threads must be an integer from 1 to 1024, got '0'"),
+    (["--grace-period-seconds", "-1"], "--grace-period-seconds must be a non-negative number"),
+    (["--no-grpc=perhaps"], "--no-grpc takes true or false, got 'perhaps'"),
+    (["--no-such-flag"], "unknown flag --no-such-flag"),
+])
+def test_bad_serve_flags_name_the_flag_and_the_range(osprey_bin, tmp_path, flags, message):
+    done = subprocess.run([str(osprey_bin), "serve", "--model-dir", str(tmp_path), *flags],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr, done.stderr
+    assert "usage: osprey serve" in done.stderr
+
+
+def test_serve_help_lists_every_flag_in_one_format(osprey_bin):
+    done = subprocess.run([str(osprey_bin), "serve", "--help"], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0
+    assert done.stdout.startswith("usage: osprey serve")
+    for line in ("  --http-port PORT ", "  --model-dir DIR ", "  --no-grpc "):
+        assert line in done.stdout, done.stdout
