@@ -144,6 +144,13 @@ std::map<std::string, std::string> LocalFormatNotes() {
   return notes;
 }
 
+std::vector<std::string> LocalFormatBackends() {
+  std::vector<std::string> out;
+  for (const auto& f : kFormats)
+    if (!f.backend.empty()) out.emplace_back(f.backend);
+  return out;
+}
+
 LocalCommand PlaceLocally(const RevisionSpec& rev, const LocalConfig& config) {
   LocalCommand local;
   const Container& c = rev.container;

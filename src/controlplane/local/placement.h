@@ -43,6 +43,10 @@ absl::Status LoadImageMap(const std::string& path, LocalConfig* config);
 // (PlatformConfig::format_notes).
 std::map<std::string, std::string> LocalFormatNotes();
 
+// The backends `osprey serve --model-format` is given for the formats it
+// serves (a test checks each is compiled in).
+std::vector<std::string> LocalFormatBackends();
+
 // A revision as a local process.
 struct LocalCommand {
   // argv and env with templates the supervisor fills per replica:
