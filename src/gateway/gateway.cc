@@ -1,26 +1,29 @@
 #include "gateway/gateway.h"
 
 #include <algorithm>
-#include <array>
-#include <atomic>
 #include <condition_variable>
-#include <cstdio>
-#include <deque>
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "common/logging.h"
-#include "gateway/upstream.h"
-#include "common/json_writer.h"
+#include "common/strings.h"
+#include "gateway/forwarder.h"
+#include "gateway/observers/access_log.h"
+#include "gateway/observers/metrics.h"
+#include "gateway/revision_pool.h"
 #include "net/status.h"
 
 namespace osprey::gateway {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using Kind = Exchange::Kind;
 
 bool IEquals(std::string_view a, std::string_view b) { return internal::HeaderNameEquals(a, b); }
 
@@ -36,10 +39,6 @@ bool SkippedInResponse(std::string_view name) {
   return HopByHop(name) || IEquals(name, "date") || IEquals(name, "server") ||
          IEquals(name, "x-request-id");
 }
-
-// Latency histogram bounds (seconds), Prometheus-style cumulative buckets.
-constexpr std::array<double, 12> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                             0.05,   0.1,   0.25,   0.5,   1,    5};
 
 std::string MakeRequestId() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -57,395 +56,368 @@ double Uniform100() {
   return std::uniform_real_distribution<double>(0, 100)(rng);
 }
 
+// The route table with the pool of each of its revisions, by the same
+// index: a request finds its revision's pool without a lookup. Pools live as
+// long as the gateway (they are never removed), so raw pointers are safe.
+struct Snapshot {
+  std::shared_ptr<const RouteTable> table = std::make_shared<RouteTable>();
+  std::vector<RevisionPool*> pools;
+};
+
+// A request admitted to a revision's pool. HTTP ones (a client's, its
+// mirror copy, an internal call) go through the forwarder; gRPC ones are
+// sent by the gRPC ingress.
+struct Pending : Outbound {
+  Kind kind = Kind::kHttp;
+  std::shared_ptr<const Snapshot> snapshot;  // keeps `route` alive
+  const Route* route = nullptr;
+  Clock::time_point start;
+  std::string host;
+  std::string target;
+};
+
+struct HttpCall : Pending {
+  std::string method;
+  std::string request_id;
+  bool generated_id = false;
+  HttpDone http_done;  // kHttp
+  CallDone call_done;  // kInternal
+};
+
+CallResult Failed(absl::Status why) {
+  CallResult r;
+  r.status = std::move(why);
+  return r;
+}
+
+// ---- HTTP encoding of the gateway's answers (the HTTP ingress's edge) ----
+
+// A refusal or failure as HTTP: net/status.h's table, with the proxy's two
+// readings: a replica that failed the exchange (not a timeout) is 502, and
+// UNAVAILABLE gets Retry-After.
+HttpResponse HttpError(const absl::Status& why, bool replica_failed) {
+  if (replica_failed && why.code() != absl::StatusCode::kDeadlineExceeded)
+    return JsonErrorResponse(502, StatusMessage(why));
+  HttpResponse r = ErrorResponse(why);
+  if (why.code() == absl::StatusCode::kUnavailable) r.header_lines += "Retry-After: 1\r\n";
+  return r;
+}
+
+// A replica's answer passed on, without the headers the gateway's own
+// server writes.
+HttpResponse Proxied(UpstreamResult& result) {
+  HttpResponse out;
+  out.status = result.http_status;
+  out.body = std::move(result.body);
+  out.content_type = "";
+  out.header_lines.reserve(result.header_lines.size() + 128);
+  ForEachHeaderLine(result.header_lines, [&](std::string_view n, std::string_view v) {
+    if (!SkippedInResponse(n)) StrAppend(&out.header_lines, n, ": ", v, "\r\n");
+  });
+  return out;
+}
+
+// The replica's request head, written straight from the caller's headers
+// (hop-by-hop ones left out) without copying them one by one; an
+// x-request-id is made up when they have none.
+void BuildHead(HttpCall& call, const HeaderSource& headers) {
+  std::string& head = call.head;
+  head.reserve(512);
+  StrAppend(&head, call.method, " ", call.target, " HTTP/1.1\r\nHost: ",
+            call.host.empty() ? std::string_view("127.0.0.1") : std::string_view(call.host),
+            "\r\n");
+  std::string_view request_id;
+  if (headers.visit != nullptr)
+    headers.visit(headers.context, [&](std::string_view n, std::string_view v) {
+      if (HopByHop(n)) return;
+      if (request_id.empty() && IEquals(n, "x-request-id")) request_id = v;
+      StrAppend(&head, n, ": ", v, "\r\n");
+    });
+  if (request_id.empty()) {
+    call.request_id = MakeRequestId();
+    call.generated_id = true;
+    StrAppend(&head, "x-request-id: ", call.request_id, "\r\n");
+  } else {
+    call.request_id = std::string(request_id);
+  }
+  StrAppend(&head, "Content-Length: ", call.body ? call.body->size() : 0, "\r\n\r\n");
+}
+
 }  // namespace
 
+// A gRPC call: its pending request, then (shared with the ingress) the
+// ticket it finishes with.
+struct Gateway::GrpcTicket : Pending {
+  GrpcStart start_call;
+  absl::AnyInvocable<void(absl::Status)> refuse;
+};
+
 struct Gateway::Impl {
-  struct RevState;
-
-  struct Job {
-    void* io = nullptr;  // the loop the request arrived on; its upstream call runs there
-    std::string head;    // request line and headers for the replica
-    std::string method;
-    std::string target;
-    std::string host;
-    std::string request_id;
-    bool generated_id = false;
-    std::shared_ptr<const std::string> body;
-    std::shared_ptr<RevState> rev;
-    uint16_t port = 0;
-    std::string socket;  // the replica's Unix socket, when it has one
-    bool link = false;   // that socket is the replica's link, not HTTP
-    int timeout_ms = 0;
-    int retries = 0;
-    bool mirror = false;
-    HttpDone done;
-    // A gRPC call instead: started when a replica is assigned, or refused.
-    Gateway::GrpcStart grpc_start;
-    absl::AnyInvocable<void(absl::Status)> grpc_refuse;
-    Clock::time_point start;
-    Clock::time_point deadline;
-  };
-
-  struct Replica {
-    uint16_t port = 0;
-    int outstanding = 0;
-    std::string grpc_target;
-    std::string http_socket;
-    std::string link_socket;
-  };
-
-  // The job goes to replica r: by its link when it has one, else HTTP.
-  static void Assign(Job& job, const Replica& r) {
-    job.port = r.port;
-    job.link = !r.link_socket.empty();
-    job.socket = job.link ? r.link_socket : r.http_socket;
+  explicit Impl(Options o)
+      : options(std::move(o)),
+        forwarder({options.links_per_replica},
+                  [this](std::unique_ptr<Outbound> call, UpstreamResult result) {
+                    Answered(std::unique_ptr<HttpCall>(static_cast<HttpCall*>(call.release())),
+                             std::move(result));
+                  }) {
+    if (!options.access_log.empty()) {
+      auto log = AccessLogObserver::Open(options.access_log);
+      if (log.ok()) {
+        access_log = std::move(*log);
+        observers.push_back(access_log.get());
+      } else {
+        OSPREY_LOG(kError) << log.status().message();
+      }
+    }
+    observers.push_back(&metrics);
+    for (const auto& o : options.observers) observers.push_back(o.get());
   }
 
-  struct RevState {
-    std::string key;
-    std::string revision;
-    std::mutex mu;
-    std::vector<Replica> replicas;
-    int container_concurrency = 0;
-    std::deque<std::unique_ptr<Job>> waiting;
-    int in_flight = 0;
-    bool routed = true;
-    // For the autoscaler: the time integral of (in flight + waiting).
-    double integral = 0;
-    Clock::time_point last_change = Clock::now();
-    Clock::time_point last_collect = Clock::now();
-    uint64_t requests_since = 0;
-    // Metrics.
-    std::array<std::atomic<uint64_t>, 6> by_class{};  // [0]: no answer, [1..5]: 1xx..5xx
-    std::array<std::atomic<uint64_t>, kBuckets.size() + 1> histogram{};
-    std::atomic<uint64_t> latency_sum_us{0};
-
-    // Called with mu held, before the concurrency changes.
-    void Integrate(Clock::time_point now) {
-      integral += (in_flight + static_cast<double>(waiting.size())) *
-                  std::chrono::duration<double>(now - last_change).count();
-      last_change = now;
-    }
-    // The ready replica with the fewest outstanding requests and room under
-    // containerConcurrency; nullptr when none. `avoid` is a port just refused.
-    Replica* Pick(uint16_t avoid = 0) {
-      Replica* best = nullptr;
-      for (auto& r : replicas) {
-        if (r.port == avoid) continue;
-        if (container_concurrency > 0 && r.outstanding >= container_concurrency) continue;
-        if (best == nullptr || r.outstanding < best->outstanding) best = &r;
-      }
-      return best;
-    }
-  };
-
   Options options;
-  // The route table with the state of each of its revisions, by the same
-  // index: a request finds its revision's state without a lookup.
-  struct Snapshot {
-    std::shared_ptr<const RouteTable> table = std::make_shared<RouteTable>();
-    std::vector<std::shared_ptr<RevState>> states;
-  };
+  Forwarder forwarder;
+  MetricsObserver metrics;
+  std::unique_ptr<AccessLogObserver> access_log;
+  std::vector<ExchangeObserver*> observers;
+
   mutable std::mutex table_mu;
   std::shared_ptr<const Snapshot> snapshot = std::make_shared<Snapshot>();
-  mutable std::mutex states_mu;
-  std::map<std::string, std::shared_ptr<RevState>> states;
+  mutable std::mutex pools_mu;
+  std::map<std::string, std::unique_ptr<RevisionPool>> pools;  // by key; never removed
 
   std::mutex reaper_mu;
   std::condition_variable reaper_cv;
   bool stopping = false;
   std::thread reaper;
 
-  std::mutex log_mu;
-  FILE* access_log = nullptr;
-
-  ~Impl() {
-    if (access_log != nullptr) std::fclose(access_log);
+  std::shared_ptr<const Snapshot> Current() const {
+    std::lock_guard<std::mutex> lock(table_mu);
+    return snapshot;
   }
 
-  std::shared_ptr<RevState> StateFor(const RevisionTarget& t) {
-    std::lock_guard<std::mutex> lock(states_mu);
-    auto& s = states[t.key];
-    if (!s) {
-      s = std::make_shared<RevState>();
-      s->key = t.key;
-      s->revision = t.revision;
+  RevisionPool* PoolFor(const RevisionTarget& t) {
+    std::lock_guard<std::mutex> lock(pools_mu);
+    auto& p = pools[t.key];
+    if (!p) {
+      RevisionPool::Options o;
+      o.queue_limit = options.queue_limit;
+      o.queue_deadline = options.queue_deadline;
+      p = std::make_unique<RevisionPool>(t.key, t.revision, static_cast<uint32_t>(pools.size() - 1),
+                                         o, Clock::now());
     }
-    return s;
+    return p.get();
   }
 
-  // Sends the job to its replica from the loop it arrived on.
-  void Submit(std::unique_ptr<Job> job) {
-    if (job->grpc_start) {
-      StartGrpc(std::move(job));
+  std::vector<RevisionPool*> AllPools() const {
+    std::lock_guard<std::mutex> lock(pools_mu);
+    std::vector<RevisionPool*> all;
+    all.reserve(pools.size());
+    for (const auto& [key, p] : pools) all.push_back(p.get());
+    return all;
+  }
+
+  // The route of a request and the revision its split picks, or why there
+  // is none: NOT_FOUND (`what` describes the request) or UNAVAILABLE.
+  template <typename HeaderLookup>
+  absl::Status Resolve(const Snapshot& s, std::string_view host, std::string_view path,
+                       HeaderLookup header, absl::FunctionRef<std::string()> what,
+                       const Route** route, RevisionPool** pool) {
+    *route = MatchRoute(*s.table, host, path, header);
+    if (*route == nullptr)
+      return absl::NotFoundError(StrCat("no InferenceService serves ", what(),
+                                        " (is it applied and ready? `osprey get isvc`)"));
+    return Pick(s, **route, pool);
+  }
+
+  absl::Status Pick(const Snapshot& s, const Route& route, RevisionPool** pool) {
+    const WeightedRevision* pick =
+        PickWeighted(route.split, SplitDraw(route.draws->fetch_add(1, std::memory_order_relaxed)));
+    if (pick == nullptr)
+      return absl::UnavailableError(
+          StrCat("InferenceService ", route.namespace_, "/", route.name, " has no ready revision"));
+    *pool = s.pools[pick->revision];
+    return absl::OkStatus();
+  }
+
+  // The one admit path: a replica with room, or the queue, or a refusal.
+  // Never blocks.
+  void Admit(RevisionPool& pool, std::unique_ptr<Pending> pending) {
+    const bool may_wait = pending->kind != Kind::kMirror;  // a mirror copy never waits
+    RevisionPool::RequestPtr request = std::move(pending);
+    auto a = pool.Admit(request, may_wait, Clock::now());
+    switch (a.result) {
+      case RevisionPool::Admitted::kAssigned:
+        Start(std::move(request));
+        return;
+      case RevisionPool::Admitted::kQueued:
+        if (a.demand && options.on_demand) options.on_demand(pool.key());
+        return;
+      case RevisionPool::Admitted::kFull:
+        Refuse(std::move(request), a.refusal);
+        return;
+      case RevisionPool::Admitted::kNoRoom:
+        return;  // a mirror copy: dropped
+    }
+  }
+
+  // A request with its replica: to the forwarder, or to the gRPC ingress.
+  void Start(RevisionPool::RequestPtr request) {
+    if (static_cast<Pending&>(*request).kind != Kind::kGrpc) {
+      forwarder.Forward(std::unique_ptr<Outbound>(static_cast<Outbound*>(request.release())));
       return;
     }
-    void* io = job->io;
-    RunOn(io, [this, job = std::move(job)]() mutable { Forward(std::move(job), 0); });
+    std::shared_ptr<GrpcTicket> ticket(static_cast<GrpcTicket*>(request.release()));
+    auto target = Forwarder::GrpcTarget(*ticket);
+    if (!target.ok()) {
+      ticket->refuse(target.status());
+      Finish(*ticket, GrpcCodeFromStatus(target.status().code()), 0, 0);
+      return;
+    }
+    auto start = std::move(ticket->start_call);
+    const int timeout_ms = static_cast<int>(ticket->timeout.count());
+    start(std::move(ticket), **target, timeout_ms);
   }
 
-  // Hands the job to a replica with room, or queues it (the activator), or
-  // refuses it. Never blocks.
-  void Admit(std::unique_ptr<Job> job) {
-    RevState& s = *job->rev;
-    std::optional<HttpResponse> refused;
-    bool demand = false;
-    {
-      std::lock_guard<std::mutex> lock(s.mu);
-      Clock::time_point now = Clock::now();
-      if (Replica* r = s.Pick(); r != nullptr) {
-        s.Integrate(now);
-        ++r->outstanding;
-        ++s.in_flight;
-        ++s.requests_since;
-        Assign(*job, *r);
-      } else if (job->mirror) {
-        return;  // a mirror copy never waits
-      } else if (static_cast<int>(s.waiting.size()) >= options.queue_limit) {
-        refused = JsonErrorResponse(503, StrCat("revision ", s.revision, " is at capacity: ", s.waiting.size(),
-                                    " requests are already waiting"));
-      } else {
-        s.Integrate(now);
-        job->deadline = now + options.queue_deadline;
-        demand = s.replicas.empty();
-        s.waiting.push_back(std::move(job));
+  Exchange Describe(const Pending& p) const {
+    Exchange e;
+    e.kind = p.kind;
+    e.host = p.host;
+    e.target = p.target;
+    e.route = p.route;
+    e.revision_key = p.pool->key();
+    e.revision = p.pool->revision();
+    e.revision_id = p.pool->id();
+    e.replica_port = p.replica ? p.replica->port : 0;
+    e.start = p.start;
+    e.end = Clock::now();
+    e.request_bytes = p.body ? p.body->size() : 0;
+    if (p.kind == Kind::kGrpc) {
+      e.method = "gRPC";
+    } else {
+      const auto& h = static_cast<const HttpCall&>(p);
+      e.method = h.method;
+      e.request_id = h.request_id;
+    }
+    return e;
+  }
+
+  void Complete(const Exchange& e) {
+    for (ExchangeObserver* o : observers) o->OnComplete(e);
+  }
+
+  // The gateway's own headers on an answer to a client.
+  static void AddOwnHeaders(const HttpCall& call, HttpResponse& r) {
+    StrAppend(&r.header_lines, "x-osprey-revision: ", call.pool->revision(), "\r\n");
+    if (call.generated_id) StrAppend(&r.header_lines, "x-request-id: ", call.request_id, "\r\n");
+  }
+
+  // A request that got no replica (queue full, waited too long, revision
+  // gone): answered with `why`, encoded for its way in.
+  void Refuse(RevisionPool::RequestPtr request, const absl::Status& why) {
+    auto& p = static_cast<Pending&>(*request);
+    Exchange e = Describe(p);
+    e.code = why.code();
+    if (p.kind == Kind::kGrpc) {
+      Complete(e);
+      static_cast<GrpcTicket&>(p).refuse(why);
+      return;
+    }
+    auto& call = static_cast<HttpCall&>(p);
+    if (p.kind == Kind::kInternal) {
+      e.http_status = HttpStatusFromCode(why.code());
+      Complete(e);
+      call.call_done(Failed(why));
+      return;
+    }
+    HttpResponse r = HttpError(why, /*replica_failed=*/false);
+    e.http_status = r.status;
+    Complete(e);
+    if (p.kind == Kind::kMirror) return;
+    AddOwnHeaders(call, r);
+    call.http_done(std::move(r));
+  }
+
+  // The forwarder's result for an HTTP call, on its loop.
+  void Answered(std::unique_ptr<HttpCall> call, UpstreamResult result) {
+    RevisionPool& pool = *call->pool;
+    const uint16_t port = call->replica->port;
+    absl::Status why;
+    if (result.status.code() == absl::StatusCode::kDeadlineExceeded) {
+      why = absl::DeadlineExceededError(StrCat(
+          "revision ", pool.revision(), " did not answer within ", call->timeout.count(), " ms"));
+    } else if (!result.status.ok()) {
+      why = absl::Status(result.status.code(),
+                         StrCat("revision ", pool.revision(), ": ", result.status.message()));
+    }
+    Exchange e = Describe(*call);
+    e.code = why.code();
+    e.response_bytes = result.body.size();
+    switch (call->kind) {
+      case Kind::kInternal: {
+        e.http_status = why.ok() ? result.http_status : HttpStatusFromCode(why.code());
+        Complete(e);
+        CallResult r = Failed(why);
+        if (why.ok()) {
+          r.http_status = result.http_status;
+          r.header_lines = std::move(result.header_lines);
+          r.body = std::move(result.body);
+        }
+        call->call_done(std::move(r));
+        break;
+      }
+      case Kind::kMirror:
+      case Kind::kHttp:
+      default: {
+        HttpResponse out = why.ok() ? Proxied(result) : HttpError(why, /*replica_failed=*/true);
+        e.http_status = out.status;
+        Complete(e);
+        if (call->kind == Kind::kMirror) break;  // counted; its answer goes nowhere
+        AddOwnHeaders(*call, out);
+        call->http_done(std::move(out));
+        break;
       }
     }
-    if (refused.has_value()) {
-      refused->header_lines += "Retry-After: 1\r\n";
-      Finish(*job, std::move(*refused), 0);
-      return;
-    }
-    if (job) {
-      Submit(std::move(job));
-    } else if (demand && options.on_demand) {
-      options.on_demand(s.key);
-    }
+    Release(pool, port);
   }
 
-  // Gives queued jobs the replicas that have room. Called with s.mu held;
-  // returns the jobs to submit.
-  std::vector<std::unique_ptr<Job>> Drain(RevState& s, Clock::time_point now) {
-    std::vector<std::unique_ptr<Job>> ready;
-    while (!s.waiting.empty()) {
-      Replica* r = s.Pick();
-      if (r == nullptr) break;
-      s.Integrate(now);
-      auto job = std::move(s.waiting.front());
-      s.waiting.pop_front();
-      ++r->outstanding;
-      ++s.in_flight;
-      ++s.requests_since;
-      Assign(*job, *r);
-      ready.push_back(std::move(job));
-    }
-    return ready;
+  void Finish(GrpcTicket& ticket, int code, size_t request_bytes, size_t response_bytes) {
+    Exchange e = Describe(ticket);
+    e.code = static_cast<absl::StatusCode>(code);
+    e.request_bytes = request_bytes;
+    e.response_bytes = response_bytes;
+    Complete(e);
+    Release(*ticket.pool, ticket.replica->port);
   }
 
-  void Release(RevState& s, uint16_t port) {
-    std::vector<std::unique_ptr<Job>> next;
-    {
-      std::lock_guard<std::mutex> lock(s.mu);
-      Clock::time_point now = Clock::now();
-      s.Integrate(now);
-      --s.in_flight;
-      for (auto& r : s.replicas)
-        if (r.port == port) --r.outstanding;
-      next = Drain(s, now);
-    }
-    for (auto& j : next) Submit(std::move(j));
+  void Release(RevisionPool& pool, uint16_t port) {
+    for (auto& next : pool.Release(port, Clock::now())) Start(std::move(next));
   }
 
-  // On the job's loop: the upstream call, retried on another replica when
-  // the connection is refused (nothing reached the replica), never otherwise.
-  void Forward(std::unique_ptr<Job> job, int attempt) {
-    UpstreamRequest request;
-    request.io_context = job->io;
-    request.port = job->port;
-    request.unix_socket = job->socket;
-    request.link = job->link;
-    request.links = options.links_per_replica;
-    request.head = job->head;
-    request.body = job->body;
-    request.timeout = std::chrono::milliseconds(job->timeout_ms);
-    SendUpstream(
-        std::move(request), [this, job = std::move(job), attempt](UpstreamResult result) mutable {
-          RevState& s = *job->rev;
-          if (result.status.code() == absl::StatusCode::kUnavailable && attempt < job->retries) {
-            std::unique_lock<std::mutex> lock(s.mu);
-            if (Replica* other = s.Pick(job->port); other != nullptr) {
-              for (auto& r : s.replicas)
-                if (r.port == job->port) --r.outstanding;
-              ++other->outstanding;
-              Assign(*job, *other);
-              lock.unlock();
-              Forward(std::move(job), attempt + 1);
-              return;
-            }
-          }
-          const uint16_t port = job->port;
-          std::shared_ptr<RevState> rev = job->rev;
-          {
-            HttpResponse out;
-            if (result.status.ok()) {
-              out.status = result.http_status;
-              out.body = std::move(result.body);
-              out.content_type = "";
-              out.header_lines.reserve(result.header_lines.size() + 128);
-              ForEachHeaderLine(result.header_lines, [&](std::string_view n, std::string_view v) {
-                if (!SkippedInResponse(n)) StrAppend(&out.header_lines, n, ": ", v, "\r\n");
-              });
-            } else if (result.status.code() == absl::StatusCode::kDeadlineExceeded) {
-              out = JsonErrorResponse(504, StrCat("revision ", s.revision, " did not answer within ",
-                                      job->timeout_ms, " ms"));
-            } else {
-              out = JsonErrorResponse(502, StrCat("revision ", s.revision, ": ", result.status.message()));
-            }
-            Finish(*job, std::move(out), port);
-          }
-          Release(*rev, port);
-        });
-  }
-
-  // The message of a JsonError body.
-  static std::string ErrorMessage(const std::string& body) {
-    size_t start = body.find(":\"");
-    if (start == std::string::npos || body.size() < start + 4) return body;
-    return body.substr(start + 2, body.size() - start - 4);
-  }
-
-  void StartGrpc(std::unique_ptr<Job> job);
-  void FinishGrpc(std::shared_ptr<GrpcTicket> ticket, bool ok);
-
-  // Answers the client, counts, logs.
-  void Finish(Job& job, HttpResponse response, uint16_t port) {
-    RevState& s = *job.rev;
-    const double seconds = std::chrono::duration<double>(Clock::now() - job.start).count();
-    const int cls = response.status >= 100 && response.status < 600 ? response.status / 100 : 0;
-    s.by_class[cls].fetch_add(1, std::memory_order_relaxed);
-    size_t bucket = 0;
-    while (bucket < kBuckets.size() && seconds > kBuckets[bucket]) ++bucket;
-    s.histogram[bucket].fetch_add(1, std::memory_order_relaxed);
-    s.latency_sum_us.fetch_add(static_cast<uint64_t>(seconds * 1e6), std::memory_order_relaxed);
-    if (job.mirror) return;  // counted; the answer of a shadow copy goes nowhere
-    if (job.grpc_refuse) {
-      const absl::StatusCode code = response.status == 404   ? absl::StatusCode::kNotFound
-                                    : response.status == 504 ? absl::StatusCode::kDeadlineExceeded
-                                                             : absl::StatusCode::kUnavailable;
-      job.grpc_refuse(absl::Status(code, ErrorMessage(response.body)));
-      return;
-    }
-    StrAppend(&response.header_lines, "x-osprey-revision: ", s.revision, "\r\n");
-    if (job.generated_id)
-      StrAppend(&response.header_lines, "x-request-id: ", job.request_id, "\r\n");
-    if (access_log != nullptr) {
-      // One line: id method host target revision status latency; built by
-      // hand (printf's float formatting shows in the gateway's profile).
-      thread_local std::string line;
-      line.clear();
-      const int64_t us = static_cast<int64_t>(seconds * 1e6);
-      StrAppend(&line, job.request_id, " ", job.method, " ", job.host, " ", job.target, " ", s.key,
-                " ", response.status, " ", us / 1000, ".", static_cast<char>('0' + us % 1000 / 100),
-                static_cast<char>('0' + us % 100 / 10), static_cast<char>('0' + us % 10),
-                "ms port=", port, "\n");
-      std::lock_guard<std::mutex> lock(log_mu);
-      std::fwrite(line.data(), 1, line.size(), access_log);
-    }
-    job.done(std::move(response));
-  }
-
-  // Fails queued requests past their deadline; flushes the access log.
+  // Refuses queued requests past their deadline, or of revisions gone.
   void Reap() {
     std::unique_lock<std::mutex> lock(reaper_mu);
     while (!stopping) {
       reaper_cv.wait_for(lock, std::chrono::milliseconds(20));
       lock.unlock();
-      std::vector<std::unique_ptr<Job>> expired;
-      std::vector<std::shared_ptr<RevState>> all;
-      {
-        std::lock_guard<std::mutex> sl(states_mu);
-        for (auto& [k, s] : states) all.push_back(s);
-      }
       const Clock::time_point now = Clock::now();
-      for (auto& s : all) {
-        std::lock_guard<std::mutex> sl(s->mu);
-        while (!s->waiting.empty() && (s->waiting.front()->deadline <= now || !s->routed)) {
-          s->Integrate(now);
-          expired.push_back(std::move(s->waiting.front()));
-          s->waiting.pop_front();
-        }
-      }
-      for (auto& job : expired) {
-        HttpResponse r = JsonErrorResponse(
-            503,
-            job->rev->routed
-                ? StrCat("no replica of revision ", job->rev->revision,
-                         " could take the request within ",
-                         std::chrono::duration_cast<std::chrono::seconds>(options.queue_deadline)
-                             .count(),
-                         " s")
-                : StrCat("revision ", job->rev->revision, " no longer takes traffic"));
-        r.header_lines += "Retry-After: 1\r\n";
-        Finish(*job, std::move(r), 0);
-      }
-      if (access_log != nullptr) {
-        std::lock_guard<std::mutex> ll(log_mu);
-        std::fflush(access_log);
-      }
+      for (RevisionPool* pool : AllPools())
+        for (auto& expired : pool->Expire(now)) Refuse(std::move(expired.request), expired.why);
       lock.lock();
     }
   }
+
+  // Fills what every kind of call has.
+  void Prepare(Pending& p, Kind kind, std::shared_ptr<const Snapshot> s, const Route* route,
+               Clock::time_point start) {
+    p.kind = kind;
+    p.snapshot = std::move(s);
+    p.route = route;
+    p.start = start;
+    p.timeout = std::chrono::milliseconds(route->timeout_ms > 0 ? route->timeout_ms
+                                                                : options.default_timeout_ms);
+  }
 };
 
-struct Gateway::GrpcTicket {
-  std::shared_ptr<Impl::RevState> rev;
-  uint16_t port = 0;
-  Clock::time_point start;
-};
-
-void Gateway::Impl::StartGrpc(std::unique_ptr<Job> job) {
-  std::string target;
-  {
-    std::lock_guard<std::mutex> lock(job->rev->mu);
-    for (const auto& r : job->rev->replicas)
-      if (r.port == job->port) target = r.grpc_target;
-  }
-  auto ticket = std::make_shared<GrpcTicket>();
-  ticket->rev = job->rev;
-  ticket->port = job->port;
-  ticket->start = job->start;
-  if (target.empty()) {
-    job->grpc_refuse(absl::UnimplementedError(
-        StrCat("revision ", job->rev->revision, " serves no gRPC (a custom container)")));
-    FinishGrpc(std::move(ticket), false);
-    return;
-  }
-  job->grpc_start(std::move(ticket), target, job->timeout_ms);
-}
-
-void Gateway::Impl::FinishGrpc(std::shared_ptr<GrpcTicket> ticket, bool ok) {
-  RevState& s = *ticket->rev;
-  const double seconds = std::chrono::duration<double>(Clock::now() - ticket->start).count();
-  s.by_class[ok ? 2 : 5].fetch_add(1, std::memory_order_relaxed);
-  size_t bucket = 0;
-  while (bucket < kBuckets.size() && seconds > kBuckets[bucket]) ++bucket;
-  s.histogram[bucket].fetch_add(1, std::memory_order_relaxed);
-  s.latency_sum_us.fetch_add(static_cast<uint64_t>(seconds * 1e6), std::memory_order_relaxed);
-  Release(s, ticket->port);
-}
-
-Gateway::Gateway(Options options) : impl_(std::make_unique<Impl>()) {
-  impl_->options = std::move(options);
-  if (!impl_->options.access_log.empty()) {
-    impl_->access_log = std::fopen(impl_->options.access_log.c_str(), "ae");
-    if (impl_->access_log == nullptr) {
-      OSPREY_LOG(kError) << "cannot open access log " << impl_->options.access_log;
-    } else {
-      // The reaper flushes every 20 ms; a buffer that holds those lines saves
-      // a write(2) per 4 KB (about 40 requests) on the request path.
-      std::setvbuf(impl_->access_log, nullptr, _IOFBF, size_t{1} << 20);
-    }
-  }
+Gateway::Gateway(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {
   impl_->reaper = std::thread([this] { impl_->Reap(); });
 }
 
@@ -459,238 +431,176 @@ Gateway::~Gateway() {
 }
 
 void Gateway::Update(std::shared_ptr<const RouteTable> table) {
-  auto snapshot = std::make_shared<Impl::Snapshot>();
+  auto snapshot = std::make_shared<Snapshot>();
   snapshot->table = table;
-  for (const auto& t : table->revisions) snapshot->states.push_back(impl_->StateFor(t));
+  for (const auto& t : table->revisions) snapshot->pools.push_back(impl_->PoolFor(t));
   {
     std::lock_guard<std::mutex> lock(impl_->table_mu);
     impl_->snapshot = snapshot;
   }
-  std::vector<std::unique_ptr<Impl::Job>> ready;
-  std::map<std::string, bool> present;
+  const Clock::time_point now = Clock::now();
+  std::vector<RevisionPool::RequestPtr> ready;
   for (size_t index = 0; index < table->revisions.size(); ++index) {
     const auto& t = table->revisions[index];
-    present[t.key] = true;
-    auto& s = snapshot->states[index];
-    std::lock_guard<std::mutex> lock(s->mu);
-    s->routed = true;
-    s->container_concurrency = t.container_concurrency;
-    std::vector<Impl::Replica> next;
+    std::vector<std::shared_ptr<const ReplicaAddress>> replicas;
+    replicas.reserve(t.ports.size());
     for (size_t i = 0; i < t.ports.size(); ++i) {
-      Impl::Replica r{t.ports[i], 0, i < t.grpc_targets.size() ? t.grpc_targets[i] : "",
-                      i < t.http_sockets.size() ? t.http_sockets[i] : "",
-                      i < t.link_sockets.size() ? t.link_sockets[i] : ""};
-      for (const auto& old : s->replicas)
-        if (old.port == r.port) r.outstanding = old.outstanding;
-      next.push_back(std::move(r));
+      auto a = std::make_shared<ReplicaAddress>();
+      a->port = t.ports[i];
+      if (i < t.grpc_targets.size()) a->grpc_target = t.grpc_targets[i];
+      if (i < t.http_sockets.size()) a->http_socket = t.http_sockets[i];
+      if (i < t.link_sockets.size()) a->link_socket = t.link_sockets[i];
+      replicas.push_back(std::move(a));
     }
-    s->replicas = std::move(next);
-    for (auto& j : impl_->Drain(*s, Clock::now())) ready.push_back(std::move(j));
+    for (auto& r :
+         snapshot->pools[index]->SetReplicas(std::move(replicas), t.container_concurrency, now))
+      ready.push_back(std::move(r));
   }
-  {
-    std::lock_guard<std::mutex> lock(impl_->states_mu);
-    for (auto& [key, s] : impl_->states)
-      if (!present.count(key)) {
-        std::lock_guard<std::mutex> sl(s->mu);
-        s->routed = false;  // its queued requests are refused by the reaper
-        s->replicas.clear();
-      }
-  }
-  for (auto& j : ready) impl_->Submit(std::move(j));
+  const std::set<RevisionPool*> present(snapshot->pools.begin(), snapshot->pools.end());
+  for (RevisionPool* pool : impl_->AllPools())
+    if (!present.count(pool)) pool->Unroute();  // its queued requests are refused by the reaper
+  for (auto& r : ready) impl_->Start(std::move(r));
 }
 
 void Gateway::Handle(const HttpRequest& request, HttpDone done) {
-  std::shared_ptr<const Impl::Snapshot> snapshot;
-  {
-    std::lock_guard<std::mutex> lock(impl_->table_mu);
-    snapshot = impl_->snapshot;
-  }
-  const RouteTable* table = snapshot->table.get();
+  std::shared_ptr<const Snapshot> snapshot = impl_->Current();
   std::string_view host = FindHeader(request.headers, "Host");
   std::string_view path = request.target.substr(0, request.target.find('?'));
-  const Route* route = MatchRoute(
-      *table, host, path, [&](std::string_view name) { return FindHeader(request.headers, name); });
-  if (route == nullptr) {
-    done(JsonErrorResponse(404, StrCat("no InferenceService serves host '", host, "' or path '", path,
-                           "' (is it applied and ready? `osprey get isvc`)")));
+  const Route* route = nullptr;
+  RevisionPool* pool = nullptr;
+  absl::Status admitted = impl_->Resolve(
+      *snapshot, host, path,
+      [&](std::string_view name) { return FindHeader(request.headers, name); },
+      [&] { return StrCat("host '", host, "' or path '", path, "'"); }, &route, &pool);
+  if (admitted.ok() && request.io_context == nullptr)
+    admitted = absl::InternalError("the gateway needs the HTTP server's event loop");
+  if (!admitted.ok()) {
+    done(HttpError(admitted, /*replica_failed=*/false));
     return;
   }
-  const WeightedRevision* pick =
-      PickWeighted(route->split, SplitDraw(route->draws->fetch_add(1, std::memory_order_relaxed)));
-  if (pick == nullptr) {
-    HttpResponse r = JsonErrorResponse(503, StrCat("InferenceService ", route->namespace_, "/", route->name,
-                                       " has no ready revision"));
-    r.header_lines += "Retry-After: 1\r\n";
-    done(std::move(r));
-    return;
-  }
-  if (request.io_context == nullptr) {
-    done(JsonErrorResponse(500, "the gateway needs the HTTP server's event loop"));
-    return;
-  }
-  auto job = std::make_unique<Impl::Job>();
-  job->io = request.io_context;
-  job->start = request.arrival.time_since_epoch().count() ? request.arrival : Clock::now();
-  job->method = std::string(request.method);
-  job->target = std::string(request.target);
-  job->host = std::string(host);
-  // The replica's request head is written straight from the client's
-  // headers (hop-by-hop ones left out), without copying them one by one.
-  job->body = request.body;
-  job->head.reserve(512);
-  StrAppend(&job->head, job->method, " ", job->target,
-            " HTTP/1.1\r\nHost: ", host.empty() ? std::string_view("127.0.0.1") : host, "\r\n");
-  std::string_view request_id;
-  if (request.headers.visit != nullptr)
-    request.headers.visit(request.headers.context, [&](std::string_view n, std::string_view v) {
-      if (HopByHop(n)) return;
-      if (request_id.empty() && IEquals(n, "x-request-id")) request_id = v;
-      StrAppend(&job->head, n, ": ", v, "\r\n");
-    });
-  if (request_id.empty()) {
-    job->request_id = MakeRequestId();
-    job->generated_id = true;
-    StrAppend(&job->head, "x-request-id: ", job->request_id, "\r\n");
-  } else {
-    job->request_id = std::string(request_id);
-  }
-  StrAppend(&job->head, "Content-Length: ", job->body ? job->body->size() : 0, "\r\n\r\n");
-  job->timeout_ms = route->timeout_ms > 0 ? route->timeout_ms : impl_->options.default_timeout_ms;
-  job->retries = route->retries;
-  job->rev = snapshot->states[pick->revision];
-  job->done = std::move(done);
+  const Clock::time_point start =
+      request.arrival.time_since_epoch().count() ? request.arrival : Clock::now();
+  auto call = std::make_unique<HttpCall>();
+  call->io = request.io_context;
+  call->method = std::string(request.method);
+  call->target = std::string(request.target);
+  call->host = std::string(host);
+  call->body = request.body;
+  BuildHead(*call, request.headers);
+  call->retries = route->retries;
+  call->http_done = std::move(done);
   if (route->mirror.has_value() && Uniform100() < route->mirror->percent) {
-    auto copy = std::make_unique<Impl::Job>();
-    copy->io = job->io;
-    copy->head = job->head;
-    copy->method = job->method;
-    copy->target = job->target;
-    copy->body = job->body;
-    copy->timeout_ms = job->timeout_ms;
-    copy->mirror = true;
-    copy->start = job->start;
-    copy->rev = snapshot->states[route->mirror->revision];
-    impl_->Admit(std::move(copy));
+    auto copy = std::make_unique<HttpCall>();
+    copy->io = call->io;
+    copy->head = call->head;
+    copy->method = call->method;
+    copy->target = call->target;
+    copy->body = call->body;
+    impl_->Prepare(*copy, Kind::kMirror, snapshot, route, start);
+    impl_->Admit(*snapshot->pools[route->mirror->revision], std::move(copy));
   }
-  impl_->Admit(std::move(job));
+  impl_->Prepare(*call, Kind::kHttp, std::move(snapshot), route, start);
+  impl_->Admit(*pool, std::move(call));
 }
 
 void Gateway::AdmitGrpc(std::string_view host, std::string_view model, GrpcStart start,
                         absl::AnyInvocable<void(absl::Status)> refuse) {
-  std::shared_ptr<const Impl::Snapshot> snapshot;
-  {
-    std::lock_guard<std::mutex> lock(impl_->table_mu);
-    snapshot = impl_->snapshot;
-  }
-  const RouteTable* table = snapshot->table.get();
+  std::shared_ptr<const Snapshot> snapshot = impl_->Current();
   // The model name stands in for the path: /v2/models/{model}.
-  const std::string path = model.empty() ? "" : StrCat("/v2/models/", model);
-  const Route* route =
-      MatchRoute(*table, host, path, [](std::string_view) { return std::string_view(); });
-  if (route == nullptr) {
-    refuse(absl::NotFoundError(
-        StrCat("no InferenceService serves :authority '", host, "'",
-               model.empty() ? std::string() : StrCat(" or model '", model, "'"),
-               " (is it applied and ready? `osprey get isvc`)")));
+  std::string path = model.empty() ? "" : StrCat("/v2/models/", model);
+  const Route* route = nullptr;
+  RevisionPool* pool = nullptr;
+  absl::Status admitted = impl_->Resolve(
+      *snapshot, host, path, [](std::string_view) { return std::string_view(); },
+      [&] {
+        return StrCat(":authority '", host, "'",
+                      model.empty() ? std::string() : StrCat(" or model '", model, "'"));
+      },
+      &route, &pool);
+  if (!admitted.ok()) {
+    refuse(std::move(admitted));
     return;
   }
-  const WeightedRevision* pick =
-      PickWeighted(route->split, SplitDraw(route->draws->fetch_add(1, std::memory_order_relaxed)));
-  if (pick == nullptr) {
-    refuse(absl::UnavailableError(StrCat("InferenceService ", route->namespace_, "/", route->name,
-                                         " has no ready revision")));
-    return;
-  }
-  auto job = std::make_unique<Impl::Job>();
-  job->start = Clock::now();
-  job->method = "gRPC";
-  job->host = std::string(host);
-  job->target = path;
-  job->timeout_ms = route->timeout_ms > 0 ? route->timeout_ms : impl_->options.default_timeout_ms;
-  job->rev = snapshot->states[pick->revision];
-  job->grpc_start = std::move(start);
-  job->grpc_refuse = std::move(refuse);
-  impl_->Admit(std::move(job));
+  auto call = std::make_unique<GrpcTicket>();
+  call->host = std::string(host);
+  call->target = std::move(path);
+  call->start_call = std::move(start);
+  call->refuse = std::move(refuse);
+  impl_->Prepare(*call, Kind::kGrpc, std::move(snapshot), route, Clock::now());
+  impl_->Admit(*pool, std::move(call));
 }
 
-void Gateway::FinishGrpc(std::shared_ptr<GrpcTicket> ticket, bool ok) {
-  impl_->FinishGrpc(std::move(ticket), ok);
+void Gateway::FinishGrpc(std::shared_ptr<GrpcTicket> ticket, int code, size_t request_bytes,
+                         size_t response_bytes) {
+  impl_->Finish(*ticket, code, request_bytes, response_bytes);
+}
+
+void Gateway::Call(const CallRequest& request, CallDone done) {
+  std::shared_ptr<const Snapshot> snapshot = impl_->Current();
+  const Clock::time_point now = Clock::now();
+  std::string_view path = request.target.substr(0, request.target.find('?'));
+  const Route* route = nullptr;
+  RevisionPool* pool = nullptr;
+  absl::Status admitted;
+  if (request.service.empty()) {
+    admitted = impl_->Resolve(
+        *snapshot, request.host, path, [](std::string_view) { return std::string_view(); },
+        [&] { return StrCat("host '", request.host, "' or path '", path, "'"); }, &route, &pool);
+  } else {
+    // The service's main route: the one with its split, after its tag routes.
+    const std::string_view service = request.service;
+    for (const Route& r : snapshot->table->routes)
+      if (service.size() == r.namespace_.size() + 1 + r.name.size() &&
+          service.starts_with(r.namespace_) && service[r.namespace_.size()] == '/' &&
+          service.ends_with(r.name) && (route == nullptr || !r.model_name.empty()))
+        route = &r;
+    admitted =
+        route == nullptr
+            ? absl::NotFoundError(StrCat("no InferenceService ", request.service, " is routed"))
+            : impl_->Pick(*snapshot, *route, &pool);
+  }
+  if (admitted.ok() && request.io_context == nullptr)
+    admitted = absl::InvalidArgumentError("an internal call needs its event loop");
+  if (admitted.ok() && request.deadline <= now)
+    admitted = absl::DeadlineExceededError("the call's deadline has passed");
+  if (!admitted.ok()) {
+    done(Failed(std::move(admitted)));
+    return;
+  }
+  auto call = std::make_unique<HttpCall>();
+  call->io = request.io_context;
+  call->method = std::string(request.method);
+  call->target = std::string(request.target);
+  call->host = std::string(!request.host.empty()  ? request.host
+                           : route->hosts.empty() ? std::string_view()
+                                                  : std::string_view(route->hosts.front()));
+  call->body = request.body;
+  BuildHead(*call, request.headers);
+  call->retries = route->retries;
+  call->call_done = std::move(done);
+  impl_->Prepare(*call, Kind::kInternal, std::move(snapshot), route, now);
+  call->deadline = request.deadline;
+  if (request.deadline != Clock::time_point::max())
+    call->timeout = std::min(call->timeout,
+                             std::chrono::ceil<std::chrono::milliseconds>(request.deadline - now));
+  impl_->Admit(*pool, std::move(call));
 }
 
 std::vector<RevisionStats> Gateway::CollectStats() {
-  std::vector<std::shared_ptr<Impl::RevState>> all;
-  {
-    std::lock_guard<std::mutex> lock(impl_->states_mu);
-    for (auto& [k, s] : impl_->states) all.push_back(s);
-  }
   std::vector<RevisionStats> out;
   const Clock::time_point now = Clock::now();
-  for (auto& s : all) {
-    std::lock_guard<std::mutex> lock(s->mu);
-    s->Integrate(now);
-    const double dt = std::chrono::duration<double>(now - s->last_collect).count();
-    RevisionStats st;
-    st.key = s->key;
-    st.concurrency = dt > 0 ? s->integral / dt : 0;
-    st.rps = dt > 0 ? s->requests_since / dt : 0;
-    st.waiting = static_cast<int>(s->waiting.size());
-    st.in_flight = s->in_flight;
-    s->integral = 0;
-    s->requests_since = 0;
-    s->last_collect = now;
-    out.push_back(std::move(st));
-  }
+  for (RevisionPool* pool : impl_->AllPools()) out.push_back(pool->Collect(now));
   return out;
 }
 
 std::string Gateway::RenderMetrics() const {
-  std::vector<std::shared_ptr<Impl::RevState>> all;
-  {
-    std::lock_guard<std::mutex> lock(impl_->states_mu);
-    for (auto& [k, s] : impl_->states) all.push_back(s);
-  }
+  std::vector<MetricsObserver::Revision> revisions;
+  for (RevisionPool* pool : impl_->AllPools())
+    revisions.push_back(
+        {pool->key(), pool->revision(), pool->id(), pool->in_flight(), pool->waiting()});
   std::string out;
-  auto labels = [](const Impl::RevState& s) {
-    size_t slash = s.key.find('/');
-    return StrCat("namespace=\"", s.key.substr(0, slash), "\",revision=\"", s.revision, "\"");
-  };
-  out +=
-      "# HELP osprey_gateway_requests_total Requests answered by the gateway, by revision and "
-      "status class.\n# TYPE osprey_gateway_requests_total counter\n";
-  static const char* kClass[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
-  for (const auto& s : all)
-    for (int c = 0; c < 6; ++c)
-      if (uint64_t v = s->by_class[c].load(); v > 0)
-        StrAppend(&out, "osprey_gateway_requests_total{", labels(*s), ",code_class=\"", kClass[c],
-                  "\"} ", v, "\n");
-  out +=
-      "# HELP osprey_gateway_request_duration_seconds Time from arrival to answer at the "
-      "gateway.\n# TYPE osprey_gateway_request_duration_seconds histogram\n";
-  for (const auto& s : all) {
-    uint64_t cumulative = 0;
-    for (size_t b = 0; b <= kBuckets.size(); ++b) {
-      cumulative += s->histogram[b].load();
-      std::string le = b < kBuckets.size() ? StrCat(kBuckets[b]) : "+Inf";
-      StrAppend(&out, "osprey_gateway_request_duration_seconds_bucket{", labels(*s), ",le=\"", le,
-                "\"} ", cumulative, "\n");
-    }
-    StrAppend(&out, "osprey_gateway_request_duration_seconds_sum{", labels(*s), "} ",
-              s->latency_sum_us.load() / 1e6, "\n");
-    StrAppend(&out, "osprey_gateway_request_duration_seconds_count{", labels(*s), "} ", cumulative,
-              "\n");
-  }
-  out +=
-      "# HELP osprey_gateway_concurrency Requests in flight to a revision's replicas.\n"
-      "# TYPE osprey_gateway_concurrency gauge\n";
-  std::string queue =
-      "# HELP osprey_gateway_queue_depth Requests held waiting for a replica "
-      "(activator).\n# TYPE osprey_gateway_queue_depth gauge\n";
-  for (const auto& s : all) {
-    std::lock_guard<std::mutex> lock(s->mu);
-    StrAppend(&out, "osprey_gateway_concurrency{", labels(*s), "} ", s->in_flight, "\n");
-    StrAppend(&queue, "osprey_gateway_queue_depth{", labels(*s), "} ", s->waiting.size(), "\n");
-  }
-  return out + queue;
+  impl_->metrics.Render(revisions, &out);
+  return out;
 }
 
 }  // namespace osprey::gateway

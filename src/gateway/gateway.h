@@ -1,24 +1,32 @@
 #pragma once
 
-// The gateway: routes each request (see route_table.h) to a revision, and
-// within it to the ready replica with the fewest requests outstanding, never
-// past the revision's containerConcurrency. When no replica can take it (none
-// ready: the revision is at zero, or all at their limit) the request waits in
-// the revision's bounded queue (the activator) and the control plane is
-// poked to scale up; it leaves the queue for the first replica with room, or
-// gets 503 with Retry-After past the queue bound or its deadline.
+// The gateway: a pipeline with one admit path for its three ways in (the
+// HTTP ingress, Handle; the gRPC ingress, AdmitGrpc; in-process callers,
+// Call):
 //
-// Forwarding is asynchronous on the HTTP server loop the request arrived on
-// (upstream.h), with keep-alive connections to the replicas: no thread
-// hand-off, nothing blocks. A refused connection is retried on another
-// replica (nothing reached the replica); nothing else is retried, and never
-// after a timeout.
+//   match the route (route_table.h) -> pick the revision by the split ->
+//   the revision's pool (revision_pool.h): a replica with room, or the
+//   activator queue, or a refusal -> the forwarder (forwarder.h): the
+//   attempt loop to the replica -> observers (exchange.h): access log,
+//   metrics, any added -> the answer, encoded for HTTP or gRPC at its
+//   ingress.
 //
-// Per revision it measures what the autoscaler needs (time-averaged
-// concurrency including queued requests, requests/s) and exports Prometheus
-// metrics: requests by code class, latency histogram, concurrency and queue
-// depth. An access log line per request carries its x-request-id (made up
-// when the client sent none).
+// Inside, every decision is an absl::Status (or a replica's own HTTP
+// answer, passed on); the HTTP status or gRPC code is chosen only where the
+// answer leaves, through net/status.h's one table, with two proxy readings
+// over HTTP: a replica that failed the exchange is 502, and UNAVAILABLE
+// answers carry Retry-After.
+//
+// A revision at zero or at its limit holds requests in its bounded queue
+// and the control plane is poked to scale up (on_demand); they leave it for
+// the first replica with room, or get UNAVAILABLE (503 with Retry-After)
+// past the queue bound or its deadline. Per revision the gateway measures
+// what the autoscaler needs (CollectStats) and exports Prometheus metrics
+// (RenderMetrics).
+//
+// Threading: every method is thread-safe. HTTP calls to replicas run on the
+// event loop the request arrived on, with no thread hand-off and nothing
+// blocking; a request that waited in the queue is posted back to its loop.
 
 #include <chrono>
 #include <functional>
@@ -28,12 +36,14 @@
 
 #include "absl/functional/any_invocable.h"
 #include "common/status.h"
+#include "gateway/caller.h"
+#include "gateway/exchange.h"
 #include "gateway/route_table.h"
 #include "net/http_types.h"
 
 namespace osprey::gateway {
 
-class Gateway : public HttpHandler {
+class Gateway : public HttpHandler, public Caller {
  public:
   struct Options {
     int default_timeout_ms = 60000;
@@ -47,21 +57,25 @@ class Gateway : public HttpHandler {
     // links): replicas run a loop per CPU, so with fewer gateway loops,
     // CPUs / gateway loops keeps them all busy.
     int links_per_replica = 1;
+    // Observers of every exchange besides the access log and the metrics,
+    // called after them (see exchange.h for what they must not do).
+    std::vector<std::shared_ptr<ExchangeObserver>> observers;
   };
 
   explicit Gateway(Options options);
   ~Gateway() override;
 
-  // Replaces the route table (thread-safe; requests in progress keep theirs).
+  // Replaces the route table (requests in progress keep theirs).
   void Update(std::shared_ptr<const RouteTable> table);
+
+  // The HTTP ingress (the HTTP server's handler; needs its event loop).
   void Handle(const HttpRequest& request, HttpDone done) override;
 
   // The gRPC ingress's way in. Routes a call by its :authority `host`, else
-  // by `model` (the model name in its request), with the same split,
-  // least-outstanding choice, containerConcurrency and activator queue as
-  // HTTP. Exactly one of the callbacks runs, on any thread: `start` with the
-  // assigned replica's gRPC target ("unix:/path") and the per-route timeout,
-  // or `refuse` with the reason (NOT_FOUND, UNAVAILABLE, DEADLINE_EXCEEDED,
+  // by `model` (the model name in its request), like an HTTP request by Host
+  // and path. Exactly one of the callbacks runs, on any thread: `start` with
+  // the assigned replica's gRPC target ("unix:/path") and the per-route
+  // timeout, or `refuse` with the reason (NOT_FOUND, UNAVAILABLE,
   // UNIMPLEMENTED). After `start`, the caller must call FinishGrpc with the
   // ticket once the call to the replica ended.
   struct GrpcTicket;
@@ -69,7 +83,13 @@ class Gateway : public HttpHandler {
                                             const std::string& target, int timeout_ms)>;
   void AdmitGrpc(std::string_view host, std::string_view model, GrpcStart start,
                  absl::AnyInvocable<void(absl::Status)> refuse);
-  void FinishGrpc(std::shared_ptr<GrpcTicket> ticket, bool ok);
+  // `code`: the call's gRPC status code as its client gets it (0: OK);
+  // the sizes of its request and answer messages.
+  void FinishGrpc(std::shared_ptr<GrpcTicket> ticket, int code, size_t request_bytes = 0,
+                  size_t response_bytes = 0);
+
+  // Caller (caller.h): an InferenceService called in-process.
+  void Call(const CallRequest& request, CallDone done) override;
 
   // Per revision seen since the previous call; resets the averages.
   std::vector<RevisionStats> CollectStats();

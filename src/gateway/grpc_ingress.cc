@@ -81,7 +81,7 @@ class ProxyReactor : public grpc::ServerGenericBidiReactor {
             return;
           }
           Finish(grpc::Status(static_cast<grpc::StatusCode>(GrpcCodeFromStatus(status.code())),
-                                    std::string(status.message())));
+                              std::string(status.message())));
         });
   }
 
@@ -143,7 +143,8 @@ class ProxyReactor : public grpc::ServerGenericBidiReactor {
     }
     stub_->UnaryCall(&client_ctx_, ctx_->method(), grpc::StubOptions(), &request_, &response_,
                      [this, ticket = std::move(ticket)](grpc::Status status) mutable {
-                       gateway_->FinishGrpc(std::move(ticket), status.ok());
+                       gateway_->FinishGrpc(std::move(ticket), status.error_code(),
+                                            request_.Length(), response_.Length());
                        for (const auto& [k, v] : client_ctx_.GetServerTrailingMetadata())
                          ctx_->AddTrailingMetadata(std::string(k.data(), k.size()),
                                                    std::string(v.data(), v.size()));
