@@ -21,7 +21,7 @@
 #include "common/logging.h"
 #include "common/strings.h"
 #include "controlplane/api.h"
-#include "controlplane/controller.h"
+#include "controlplane/local/controller.h"
 #include "gateway/gateway.h"
 #ifdef OSPREY_WITH_GRPC
 #include "gateway/grpc_ingress.h"
