@@ -26,38 +26,15 @@
 #ifdef OSPREY_WITH_GRPC
 #include "gateway/grpc_ingress.h"
 #endif
-#include "platform_paths.h"
 #include "net/http_server.h"
+#include "platform_paths.h"
 
 namespace osprey {
 namespace {
 
 namespace fs = std::filesystem;
 
-const std::vector<FlagSpec> kUpFlags = {
-    {"data-dir", false, "store, token, logs and model cache (default $OSPREY_HOME or ~/.osprey)"},
-    {"http-port", false, "gateway port (default 8080; 0 picks a free one)"},
-    {"api-port", false, "control-plane API port (default 8090; 0 picks a free one)"},
-    {"grpc-port", false, "gateway gRPC port (default 8081; 0 picks a free one)"},
-    {"no-grpc", true, "no gRPC ingress"},
-    {"address", false, "address the gateway listens on (default 0.0.0.0; the API: 127.0.0.1)"},
-    {"domain", false, "domain of InferenceService URLs (default example.com)"},
-    {"domain-template", false,
-     "host of an InferenceService (default {{.Name}}-{{.Namespace}}.{{.Domain}})"},
-    {"pvc-root", false, "directory holding pvc://{claim}/... (default DATA_DIR/pvc)"},
-    {"image-map", false,
-     "JSON file mapping container images to local commands: {\"repo/image\": [\"cmd\", ...]}"},
-    {"apply", false, "apply this KServe YAML file at start (comma-separated for several)"},
-    {"keep-replicas", true, "on SIGTERM, leave replicas running for the next start to adopt"},
-    {"replica-startup-timeout-s", false, "a replica not ready by then is restarted (120)"},
-    {"autoscale-tick-ms", false, "how often the autoscaler decides (2000)"},
-    {"stable-window-s", false, "autoscaler stable window, seconds (60; panic window 10% of it)"},
-    {"scale-to-zero-grace-s", false, "idle time past the stable window before zero (30)"},
-    {"queue-deadline-s", false, "how long the gateway holds a request for a replica (30)"},
-    {"gateway-threads", false, "event loops of the gateway (default: number of CPUs)"},
-    {"log-level", false, "debug, info, warning or error (default info)"},
-    {"help", true, "show this help"},
-};
+constexpr char kUsage[] = "osprey up [flags]";
 
 absl::StatusOr<std::string> ReadOrMakeToken(const std::string& path) {
   std::ifstream in(path);
@@ -99,84 +76,85 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& tex
   return absl::OkStatus();
 }
 
-bool ParsePort(const std::map<std::string, std::string>& flags, const char* name, int fallback,
-               int* out) {
-  *out = fallback;
-  auto it = flags.find(name);
-  if (it == flags.end()) return true;
-  if (!absl::SimpleAtoi(it->second, out) || *out < 0 || *out > 65535) {
-    std::fprintf(stderr, "osprey up: --%s must be a port number 0..65535\n", name);
-    return false;
-  }
-  return true;
-}
-
-// A non-negative number of seconds (fractions allowed) into `out`.
-bool ParseSeconds(const std::map<std::string, std::string>& flags, const char* name,
-                  std::chrono::milliseconds* out) {
-  auto it = flags.find(name);
-  if (it == flags.end()) return true;
-  double s = 0;
-  if (!absl::SimpleAtod(it->second, &s) || s < 0) {
-    std::fprintf(stderr, "osprey up: --%s must be a non-negative number of seconds\n", name);
-    return false;
-  }
-  *out = std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
-  return true;
-}
-
 }  // namespace
 
 int UpMain(const std::vector<std::string_view>& args) {
-  auto parsed = ParseFlags(args, kUpFlags);
+  controlplane::Controller::Options options;
+  gateway::Gateway::Options gateway_opts;
+  HttpServer::Options gateway_options;
+  const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::string data_dir, pvc_root, image_map, apply, log_level;
+  int http_port = 8080, api_port = 8090, grpc_port = 8081, gateway_threads = cpus;
+  bool no_grpc = false, keep = false, help = false;
+  const std::vector<FlagSpec> specs = {
+      StringFlag("data-dir", &data_dir,
+                 "store, token, logs and model cache (default $OSPREY_HOME or ~/.osprey)", "DIR"),
+      PortFlag("http-port", &http_port, "gateway port (default 8080; 0 picks a free one)"),
+      PortFlag("api-port", &api_port, "control-plane API port (default 8090; 0 picks a free one)"),
+      PortFlag("grpc-port", &grpc_port, "gateway gRPC port (default 8081; 0 picks a free one)"),
+      BoolFlag("no-grpc", &no_grpc, "no gRPC ingress"),
+      StringFlag("address", &gateway_options.address,
+                 "address the gateway listens on (default 0.0.0.0; the API: 127.0.0.1)", "ADDR"),
+      StringFlag("domain", &options.platform.domain,
+                 "domain of InferenceService URLs (default example.com)", "DOMAIN"),
+      StringFlag("domain-template", &options.platform.domain_template,
+                 "host of an InferenceService (default {{.Name}}-{{.Namespace}}.{{.Domain}})",
+                 "TEMPLATE"),
+      StringFlag("pvc-root", &pvc_root,
+                 "directory holding pvc://{claim}/... (default DATA_DIR/pvc)", "DIR"),
+      StringFlag("image-map", &image_map,
+                 "JSON file mapping container images to local commands: "
+                 "{\"repo/image\": [\"cmd\", ...]}",
+                 "FILE"),
+      StringFlag("apply", &apply,
+                 "apply this KServe YAML file at start (comma-separated for several)", "FILE"),
+      BoolFlag("keep-replicas", &keep,
+               "on SIGTERM, leave replicas running for the next start to adopt"),
+      DurationFlag("replica-startup-timeout-s", &options.replica_startup_timeout,
+                   std::chrono::seconds(1), "a replica not ready by then is restarted (120)"),
+      DurationFlag("autoscale-tick-ms", &options.autoscale_tick, std::chrono::milliseconds(1),
+                   "how often the autoscaler decides (2000)"),
+      DurationFlag("stable-window-s", &options.kpa.stable_window, std::chrono::seconds(1),
+                   "autoscaler stable window, seconds (60; panic window 10% of it)"),
+      DurationFlag("scale-to-zero-grace-s", &options.kpa.scale_to_zero_grace,
+                   std::chrono::seconds(1), "idle time past the stable window before zero (30)"),
+      DurationFlag("queue-deadline-s", &gateway_opts.queue_deadline, std::chrono::seconds(1),
+                   "how long the gateway holds a request for a replica (30)"),
+      IntFlag("gateway-threads", &gateway_threads, 1, 1024,
+              "event loops of the gateway (default: number of CPUs)"),
+      StringFlag("log-level", &log_level, "debug, info, warning or error (default info)", "LEVEL"),
+      BoolFlag("help", &help, "show this help"),
+  };
+  auto parsed = ParseFlags(args, specs);
   if (!parsed.ok()) {
-    std::fprintf(stderr, "osprey up: %s\n", std::string(parsed.status().message()).c_str());
+    std::fprintf(stderr, "osprey up: %s\n\n%s", std::string(parsed.status().message()).c_str(),
+                 FlagsHelp(kUsage, specs).c_str());
     return 2;
   }
   auto flags = *parsed;
-  if (flags.count("help")) {
-    std::printf("usage: osprey up [flags]\n\n");
-    for (const auto& f : kUpFlags)
-      std::printf("  --%-26s %s\n", (f.name + (f.is_bool ? "" : " V")).c_str(), f.help.c_str());
+  if (help) {
+    std::printf("%s", FlagsHelp(kUsage, specs).c_str());
     return 0;
   }
   if (!ApplyLogLevelFlag(flags, "up")) return 2;
-  int http_port = 0, api_port = 0, grpc_port = 0;
-  if (!ParsePort(flags, "http-port", 8080, &http_port) ||
-      !ParsePort(flags, "api-port", 8090, &api_port) ||
-      !ParsePort(flags, "grpc-port", 8081, &grpc_port))
-    return 2;
+  for (const auto& [flag, value] :
+       {std::pair{"replica-startup-timeout-s", options.replica_startup_timeout},
+        std::pair{"autoscale-tick-ms", options.autoscale_tick}}) {
+    if (value.count() <= 0) {
+      std::fprintf(stderr, "osprey up: --%s must be above 0, got '%s'\n", flag,
+                   flags[flag].c_str());
+      return 2;
+    }
+  }
 
-  controlplane::Controller::Options options;
-  options.data_dir = flags.count("data-dir") ? flags["data-dir"] : DefaultDataDir();
+  options.data_dir = data_dir.empty() ? DefaultDataDir() : data_dir;
   options.data_dir = fs::absolute(options.data_dir).lexically_normal().string();
   if (options.data_dir.size() > 1 && options.data_dir.back() == '/') options.data_dir.pop_back();
-  options.pvc_root = flags.count("pvc-root") ? flags["pvc-root"] : options.data_dir + "/pvc";
-  if (flags.count("domain")) options.platform.domain = flags["domain"];
-  if (flags.count("domain-template")) options.platform.domain_template = flags["domain-template"];
+  options.pvc_root = pvc_root.empty() ? options.data_dir + "/pvc" : pvc_root;
   options.local.osprey_binary = fs::canonical("/proc/self/exe").string();
   options.platform.format_notes = controlplane::LocalFormatNotes();
-  if (auto it = flags.find("replica-startup-timeout-s"); it != flags.end()) {
-    int s = 0;
-    if (!absl::SimpleAtoi(it->second, &s) || s <= 0) {
-      std::fprintf(stderr, "osprey up: --replica-startup-timeout-s must be a positive integer\n");
-      return 2;
-    }
-    options.replica_startup_timeout = std::chrono::seconds(s);
-  }
-  if (!ParseSeconds(flags, "stable-window-s", &options.kpa.stable_window) ||
-      !ParseSeconds(flags, "scale-to-zero-grace-s", &options.kpa.scale_to_zero_grace))
-    return 2;
-  if (auto it = flags.find("autoscale-tick-ms"); it != flags.end()) {
-    int ms = 0;
-    if (!absl::SimpleAtoi(it->second, &ms) || ms <= 0) {
-      std::fprintf(stderr, "osprey up: --autoscale-tick-ms must be a positive integer\n");
-      return 2;
-    }
-    options.autoscale_tick = std::chrono::milliseconds(ms);
-  }
-  if (auto it = flags.find("image-map"); it != flags.end()) {
-    auto st = controlplane::LoadImageMap(it->second, &options.local);
+  if (!image_map.empty()) {
+    auto st = controlplane::LoadImageMap(image_map, &options.local);
     if (!st.ok()) {
       std::fprintf(stderr, "osprey up: %s\n", std::string(st.message()).c_str());
       return 2;
@@ -200,26 +178,15 @@ int UpMain(const std::vector<std::string_view>& args) {
 
   // The gateway binds first: its port is part of every InferenceService URL.
   std::atomic<controlplane::Controller*> controller_ptr{nullptr};
-  gateway::Gateway::Options gateway_opts;
   gateway_opts.access_log = options.data_dir + "/access.log";
-  if (!ParseSeconds(flags, "queue-deadline-s", &gateway_opts.queue_deadline)) return 2;
   gateway_opts.on_demand = [&controller_ptr](const std::string& revision_key) {
     if (auto* c = controller_ptr.load()) c->Activate(revision_key);
   };
-  HttpServer::Options gateway_options;
   gateway_options.port = static_cast<uint16_t>(http_port);
-  const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  gateway_options.threads = cpus;
-  if (auto it = flags.find("gateway-threads"); it != flags.end()) {
-    if (!absl::SimpleAtoi(it->second, &gateway_options.threads) || gateway_options.threads < 1) {
-      std::fprintf(stderr, "osprey up: --gateway-threads must be a positive integer\n");
-      return 2;
-    }
-  }
+  gateway_options.threads = gateway_threads;
   // Replicas run a loop per CPU; each link is served by one of them.
   gateway_opts.links_per_replica = (cpus + gateway_options.threads - 1) / gateway_options.threads;
   gateway::Gateway gateway(gateway_opts);
-  if (flags.count("address")) gateway_options.address = flags["address"];
   auto gateway_server = HttpServer::Start(gateway_options, &gateway);
   if (!gateway_server.ok()) {
     OSPREY_LOG(kError) << "gateway: " << gateway_server.status().message();
@@ -228,7 +195,7 @@ int UpMain(const std::vector<std::string_view>& args) {
   options.platform.gateway_port = (*gateway_server)->port();
 #ifdef OSPREY_WITH_GRPC
   std::unique_ptr<gateway::GrpcIngress> grpc_ingress;
-  if (!flags.count("no-grpc")) {
+  if (!no_grpc) {
     gateway::GrpcIngress::Options grpc_options;
     grpc_options.address = gateway_options.address;
     grpc_options.port = static_cast<uint16_t>(grpc_port);
@@ -275,8 +242,8 @@ int UpMain(const std::vector<std::string_view>& args) {
     OSPREY_LOG(kError) << st.message();
   }
 
-  if (auto it = flags.find("apply"); it != flags.end()) {
-    std::stringstream files(it->second);
+  if (!apply.empty()) {
+    std::stringstream files(apply);
     for (std::string file; std::getline(files, file, ',');) {
       std::ifstream in(file);
       std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -299,7 +266,7 @@ int UpMain(const std::vector<std::string_view>& args) {
 
   int sig = 0;
   sigwait(&signals, &sig);
-  const bool keep = flags.count("keep-replicas") > 0;
+
   OSPREY_LOG(kInfo) << "received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ": stopping"
                     << (keep ? " (replicas keep running)" : " and stopping replicas");
   (*api_server)->Drain(std::chrono::seconds(5));

@@ -206,3 +206,16 @@ def test_serve_help_lists_every_flag_in_one_format(osprey_bin):
     assert done.stdout.startswith("usage: osprey serve")
     for line in ("  --http-port PORT ", "  --model-dir DIR ", "  --no-grpc "):
         assert line in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--http-port", "-1"], "--http-port must be an integer from 0 to 65535, got '-1'"),
+    (["--gateway-threads", "0"], "--gateway-threads must be an integer from 1 to 1024"),
+    (["--stable-window-s", "soon"], "--stable-window-s must be a non-negative number of seconds"),
+    (["--autoscale-tick-ms", "0"], "--autoscale-tick-ms must be above 0, got '0'"),
+])
+def test_bad_up_flags_name_the_flag_and_the_range(osprey_bin, tmp_path, flags, message):
+    done = subprocess.run([str(osprey_bin), "up", "--data-dir", str(tmp_path), *flags],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr, done.stderr
