@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "common/strings.h"
+#include "link/link_client.h"
 
 namespace osprey::gateway {
 
@@ -16,24 +17,28 @@ void Forwarder::Forward(std::unique_ptr<Outbound> call) {
 
 void Forwarder::Attempt(std::unique_ptr<Outbound> call, int attempt) {
   const ReplicaAddress& replica = *call->replica;
+  const bool link = !replica.link_socket.empty();
   UpstreamRequest request;
   request.io_context = call->io;
   request.port = replica.port;
-  request.link = !replica.link_socket.empty();
-  request.unix_socket = request.link ? replica.link_socket : replica.http_socket;
+  request.unix_socket = link ? replica.link_socket : replica.http_socket;
   request.links = options_.links_per_replica;
   request.head = call->head;
   request.body = call->body;
   request.timeout = call->timeout;
-  SendUpstream(
-      std::move(request), [this, call = std::move(call), attempt](UpstreamResult result) mutable {
-        if (result.status.code() == absl::StatusCode::kUnavailable && attempt < call->retries &&
-            call->pool->Reassign(*call, RevisionPool::Clock::now())) {
-          Attempt(std::move(call), attempt + 1);
-          return;
-        }
-        answered_(std::move(call), std::move(result));
-      });
+  auto done = [this, call = std::move(call), attempt](UpstreamResult result) mutable {
+    if (result.status.code() == absl::StatusCode::kUnavailable && attempt < call->retries &&
+        call->pool->Reassign(*call, RevisionPool::Clock::now())) {
+      Attempt(std::move(call), attempt + 1);
+      return;
+    }
+    answered_(std::move(call), std::move(result));
+  };
+  if (link) {
+    link::SendOnLink(std::move(request), std::move(done));
+  } else {
+    SendHttp(std::move(request), std::move(done));
+  }
 }
 
 absl::StatusOr<const std::string*> Forwarder::GrpcTarget(const RevisionPool::Request& call) {

@@ -4,8 +4,9 @@
 // replica it was assigned (revision_pool.h).
 //
 // - HTTP calls go on the loop the request arrived on, with no thread
-//   hand-off: by the replica's link (link/frame.h) when it has one, else
-//   HTTP/1.1 on its Unix socket, else on its port (upstream.h).
+//   hand-off: by the replica's link (link/link_client.h) when it has one,
+//   else HTTP/1.1 on its Unix socket, else on its port
+//   (net/http_upstream.h).
 // - A refused connection (nothing reached the replica) is tried again on
 //   another replica of the revision with room, up to the call's retries;
 //   nothing else is retried, and never after a timeout. Each attempt gets
@@ -21,7 +22,7 @@
 #include "absl/functional/any_invocable.h"
 #include "common/status.h"
 #include "gateway/revision_pool.h"
-#include "gateway/upstream.h"
+#include "net/http_upstream.h"
 
 namespace osprey::gateway {
 

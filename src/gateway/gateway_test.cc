@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "common/strings.h"
-#include "gateway/upstream.h"
 #include "net/http_server.h"
+#include "net/http_upstream.h"
 
 namespace osprey::gateway {
 namespace {

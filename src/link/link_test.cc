@@ -1,5 +1,5 @@
-// The replica link end to end: the gateway's side (SendUpstream with
-// `link`) against the HTTP server's link sessions, over a real Unix socket.
+// The replica link end to end: the gateway's side (link_client.h) against
+// the HTTP server's link sessions, over a real Unix socket.
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -20,11 +20,11 @@
 #include <vector>
 
 #include "common/strings.h"
-#include "gateway/upstream.h"
-#include "net/http_server.h"
 #include "link/frame.h"
+#include "link/link_client.h"
+#include "net/http_server.h"
 
-namespace osprey::gateway {
+namespace osprey::link {
 namespace {
 
 namespace asio = boost::asio;
@@ -183,12 +183,11 @@ class LinkTest : public ::testing::Test {
       request.io_context = &io_;
       request.port = 1;
       request.unix_socket = *socket;
-      request.link = true;
       request.links = links_;
       request.head = *head;
       request.body = shared_body;
       request.timeout = timeout;
-      SendUpstream(std::move(request), [result, head, socket](UpstreamResult r) {
+      SendOnLink(std::move(request), [result, head, socket](UpstreamResult r) {
         result->r = std::move(r);
         result->done = true;
       });
@@ -474,4 +473,4 @@ TEST(LinkFrameTest, FramesRoundTripAndBadHeadersAreRefused) {
 }
 
 }  // namespace
-}  // namespace osprey::gateway
+}  // namespace osprey::link
