@@ -48,13 +48,17 @@ def layer_of(relative: str, table: dict[str, set[str]]) -> list[str]:
 
 
 def allowed(include: str, layers: list[str], table: dict[str, set[str]]) -> bool:
-    target = include.split("/", 1)[0]
+    # The include's own layer: the most specific table key its folder is in
+    # (controlplane/local/x.h is `controlplane/local`, not `controlplane`).
+    folder = include.rsplit("/", 1)[0] if "/" in include else ""
+    keys = [k for k in table if folder == k or folder.startswith(k + "/")]
+    target = max(keys, key=len) if keys else include.split("/", 1)[0]
+    if target == layers[0] or layers[0].startswith(target + "/"):
+        return True  # within its own layer, or a sub-layer using its parent
     for layer in layers:
         rules = table[layer]
         if "*" in rules or include in rules or target in rules:
             return True
-        if target == layer.split("/", 1)[0]:
-            return True  # within its own folder
     return False
 
 

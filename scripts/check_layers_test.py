@@ -25,13 +25,15 @@ class CheckLayersTest(unittest.TestCase):
         (self.tmp / "docs").mkdir()
         shutil.copy(ROOT / "docs" / "ARCHITECTURE.md", self.tmp / "docs")
         for folder in ("common", "net", "link", "server", "gateway", "controlplane",
-                       "backends/python", "autoscaler"):
+                       "controlplane/local", "backends/python", "autoscaler"):
             (self.tmp / "src" / folder).mkdir(parents=True)
         (self.tmp / "apps").mkdir()
         self.write("src/server/rest_handler.cc", '#include "net/http_types.h"\n')
         self.write("src/gateway/gateway.cc",
                    '#include "net/http_server.h"\n#include "gateway/upstream.h"\n')
         self.write("src/controlplane/controller.cc", '#include "gateway/route_table.h"\n')
+        self.write("src/controlplane/local/store.cc",
+                   '#include "controlplane/reconciler.h"\n#include "storage/storage.h"\n')
         self.write("apps/main.cc", '#include "server/rest_handler.h"\n')
 
     def tearDown(self):
@@ -61,6 +63,13 @@ class CheckLayersTest(unittest.TestCase):
         r = run(self.tmp)
         self.assertEqual(r.returncode, 1)
         self.assertIn('includes "gateway/gateway.h"', r.stderr)
+
+    def test_the_plan_does_not_reach_into_its_executor(self):
+        self.write("src/controlplane/routing.cc", '#include "controlplane/local/supervisor.h"\n')
+        r = run(self.tmp)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('src/controlplane/routing.cc:1: includes "controlplane/local/supervisor.h"',
+                      r.stderr)
 
     def test_pure_layer_includes_nothing(self):
         self.write("src/autoscaler/kpa.cc", '#include "common/logging.h"\n')

@@ -20,7 +20,7 @@
 #include "common/flags.h"
 #include "common/logging.h"
 #include "common/strings.h"
-#include "controlplane/api.h"
+#include "controlplane/local/api.h"
 #include "controlplane/local/controller.h"
 #include "gateway/gateway.h"
 #ifdef OSPREY_WITH_GRPC

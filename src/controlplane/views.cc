@@ -68,8 +68,20 @@ std::string RevisionSpecJson(const RevisionSpec& s) {
   Strings(w, "command", s.container.command);
   Strings(w, "args", s.container.args);
   WriteEnv(w, s.container.env);
-  Field(w, "readinessProbe", ProbeName(s.container.probe));
-  Field(w, "readinessProbePath", s.container.probe_path);
+  // Kubernetes' fields as given; Osprey's reading of the probe beside them.
+  if (!s.container.readiness_probe_json.empty()) {
+    Key(w, "readinessProbe");
+    Raw(w, s.container.readiness_probe_json);
+  }
+  if (!s.container.resources_json.empty() && s.container.resources_json != "{}") {
+    Key(w, "resources");
+    Raw(w, s.container.resources_json);
+  }
+  Key(w, "ospreyReadiness");
+  w.StartObject();
+  FieldIfSet(w, "handler", ProbeName(s.container.probe));
+  FieldIfSet(w, "path", s.container.probe_path);
+  w.EndObject();
   w.EndObject();
   if (s.batcher.has_value()) {
     Key(w, "batcher");
@@ -116,12 +128,17 @@ static RevisionSpec RevisionSpecFromJson(const rapidjson::Value& v) {
     s.container.command = GetStrings(c, "command");
     s.container.args = GetStrings(c, "args");
     env(c, &s.container.env);
-    const std::string probe = GetString(c, "readinessProbe");
+    if (auto p = c.FindMember("readinessProbe"); p != c.MemberEnd() && p->value.IsObject())
+      s.container.readiness_probe_json = ToText(p->value);
+    if (auto p = c.FindMember("resources"); p != c.MemberEnd() && p->value.IsObject())
+      s.container.resources_json = ToText(p->value);
+    const rapidjson::Value& check = c.HasMember("ospreyReadiness") ? c["ospreyReadiness"] : c;
+    const std::string probe = GetString(check, "handler");
     s.container.probe = probe == "httpGet"     ? Probe::kHttpGet
                         : probe == "tcpSocket" ? Probe::kTcpSocket
                         : probe == "other"     ? Probe::kOther
                                                : Probe::kNone;
-    s.container.probe_path = GetString(c, "readinessProbePath");
+    s.container.probe_path = GetString(check, "path");
   } else {
     // A revision stored before revisions were kept in KServe's terms: its
     // local command as the container's, its readiness path as the probe
@@ -296,7 +313,14 @@ std::string RevisionJson(const RevisionRecord& r) {
   Key(w, "readyReplicas");
   w.Int(r.observed.ready_replicas);
   FieldIfSet(w, "modelDir", r.model_dir);
-  if (!r.command.empty()) Strings(w, "command", r.command);
+  if (!r.command.empty() || !r.readiness_path.empty()) {
+    // How it runs on this machine ({{.Port}} and the sockets are per replica).
+    Key(w, "local");
+    w.StartObject();
+    Strings(w, "command", r.command);
+    FieldIfSet(w, "readinessPath", r.readiness_path);
+    w.EndObject();
+  }
   Key(w, "storage");
   w.StartObject();
   FieldIfSet(w, "uri", r.storage.uri);

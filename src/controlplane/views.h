@@ -62,7 +62,9 @@ struct RevisionRecord {
   int desired = 0;
   std::string model_dir;
   StorageView storage;
-  std::vector<std::string> command;  // how it runs here; empty when it cannot
+  // How it runs here (status.local); empty when it cannot.
+  std::vector<std::string> command;
+  std::string readiness_path;
   std::vector<ReplicaView> replicas;
 };
 // A Knative-style Revision (serving.knative.dev/v1): the revision's spec in

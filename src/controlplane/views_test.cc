@@ -23,6 +23,8 @@ RevisionSpec SampleSpec() {
   s.container.env = {{"A", "1"}, {"MODEL_DIR", "/mnt/models"}};
   s.container.probe = resources::Container::Probe::kHttpGet;
   s.container.probe_path = "/healthz";
+  s.container.readiness_probe_json = R"({"httpGet":{"path":"/healthz","port":8080}})";
+  s.container.resources_json = R"({"limits":{"cpu":"1"}})";
   s.batcher = resources::Batcher{8, 20};
   s.min_replicas = 0;
   s.max_replicas = 3;
@@ -45,6 +47,8 @@ TEST(RevisionSpecJson, RoundTrips) {
   EXPECT_EQ(back->container.env, s.container.env);
   EXPECT_EQ(back->container.probe, s.container.probe);
   EXPECT_EQ(back->container.probe_path, "/healthz");
+  EXPECT_EQ(back->container.readiness_probe_json, s.container.readiness_probe_json);
+  EXPECT_EQ(back->container.resources_json, s.container.resources_json);
   ASSERT_TRUE(back->batcher.has_value());
   EXPECT_EQ(back->batcher->max_batch_size, 8);
   EXPECT_EQ(back->batcher->max_latency_ms, 20);
@@ -117,7 +121,14 @@ TEST(RevisionJson, PhaseReplicasAndStorage) {
           R"("replicaStatuses":[{"id":"team/iris-predictor-00002/0","pid":42,"port":9001,"state":"Ready","restarts":1,"lastExit":"exited with status 1","adopted":false}])",
       })
     EXPECT_NE(json.find(want), std::string::npos) << want << "\nin " << json;
-  EXPECT_EQ(json.find(R"("command")"), json.find(R"("command":[)")) << "no local command shown";
+  EXPECT_EQ(json.find(R"("local")"), std::string::npos) << "no local command when it cannot run";
+  r.command = {"/bin/osprey", "serve", "--http-port", "{{.Port}}"};
+  r.readiness_path = "/v2/models/iris/ready";
+  EXPECT_NE(RevisionJson(r).find(
+                R"("local":{"command":["/bin/osprey","serve","--http-port","{{.Port}}"],)"
+                R"("readinessPath":"/v2/models/iris/ready"})"),
+            std::string::npos)
+      << RevisionJson(r);
 }
 
 TEST(PodAutoscalerJson, IdleIsNoTraffic) {

@@ -12,6 +12,7 @@ import signal
 import stat
 import tarfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -362,6 +363,8 @@ def test_image_this_machine_cannot_run_is_an_observed_failure(platform):
 kind: InferenceService
 metadata:
   name: elsewhere
+  annotations:
+    serving.kserve.io/enable-tag-routing: "true"
 spec:
   predictor:
     containers:
@@ -378,6 +381,17 @@ spec:
     rev = platform.get_json("revisions", "elsewhere-predictor-00001")
     assert rev["status"]["phase"] == "Failed", rev["status"]
     assert rev["status"]["replicas"] == 0, rev["status"]
+    # It takes no route (no latest- host even with tag routing): a request
+    # is answered at once that no revision is ready, not held in the
+    # activator queue for one that will never start.
+    started = time.monotonic()
+    answer = requests.post(f"{platform.gateway}/v1/models/elsewhere:predict", json={},
+                           headers={"Host": "latest-elsewhere-default.example.com"}, timeout=10)
+    assert answer.status_code == 503 and "no ready revision" in answer.text, answer.text
+    assert time.monotonic() - started < 2
+    assert platform.get_json("podautoscalers")["items"] == [] or all(
+        i["metadata"]["name"] != "elsewhere-predictor-00001"
+        for i in platform.get_json("podautoscalers")["items"])
     # In KServe's terms, the revision keeps the container as written.
     assert rev["spec"]["container"]["image"] == "registry.example.com/team/model:2", rev["spec"]
     platform.cli("delete", "isvc", "elsewhere")

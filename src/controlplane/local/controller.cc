@@ -3,6 +3,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
+#include <iterator>
+
 #include "common/json_dom.h"
 #include "controlplane/local/controller_impl.h"
 
@@ -231,8 +235,9 @@ void Controller::Impl::Pass(const std::vector<ReplicaStatus>& replicas,
         r.adopted = 0;
         continue;
       }
-      route.aspired.push_back(rev_key);
+      // One that cannot run here takes no route, fetch or replica.
       if (!Runnable(r)) continue;
+      route.aspired.push_back(rev_key);
       r.min_replicas = want->second;
       r.desired = DesiredReplicas(entry.isvc, r);
       if (r.desired == 0) continue;
@@ -312,7 +317,7 @@ void Controller::Impl::PublishRoutes(const std::vector<Routed>& routed,
     auto isvc = isvcs.find(StrCat(r.spec.namespace_, "/", r.spec.isvc));
     if (isvc == isvcs.end()) continue;
     RevisionRouting& t = targets[rev_key];
-    t.aspired = r.aspired;
+    t.aspired = r.aspired && Runnable(r);
     t.phase = r.observed.phase;
     t.target.key = rev_key;
     t.target.revision = r.spec.name;

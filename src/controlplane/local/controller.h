@@ -78,6 +78,10 @@ class Controller {
                                    const std::string& revision, int tail_lines);
 
   std::shared_ptr<const RouteTable> Routes() const;
+
+  // The kinds (resources::Kinds() plurals) List and Get serve, and whether
+  // Delete takes each.
+  static std::vector<std::pair<std::string, bool>> KindsServed();
   // The gateway holds requests for this revision ("{ns}/{revision}") and it
   // has no ready replica: scale it up now, not at the next autoscaler tick.
   void Activate(const std::string& revision_key);

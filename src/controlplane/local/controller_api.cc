@@ -24,6 +24,14 @@ const Controller::Impl::KindOps* Controller::Impl::OpsOf(std::string_view plural
   return nullptr;
 }
 
+std::vector<std::pair<std::string, bool>> Controller::KindsServed() {
+  std::vector<std::pair<std::string, bool>> out;
+  for (const auto& k : resources::Kinds())
+    if (const Impl::KindOps* ops = Impl::OpsOf(k.plural))
+      out.emplace_back(std::string(k.plural), ops->remove != nullptr);
+  return out;
+}
+
 absl::StatusOr<Controller::Impl::Items> Controller::Impl::ItemsOf(std::string_view kind,
                                                                   const std::string& ns) {
   const KindOps* ops = OpsOf(kind);
@@ -78,7 +86,7 @@ absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListAutoscalers(
     const std::string& ns, const std::vector<ReplicaStatus>&) const {
   Items out;
   for (const auto& [key, r] : revisions)
-    if (r.aspired && (ns.empty() || r.spec.namespace_ == ns))
+    if (r.aspired && Runnable(r) && (ns.empty() || r.spec.namespace_ == ns))
       out.emplace_back(r.spec.name, PodAutoscalerJson(AutoscalerOf(r)));
   return out;
 }
@@ -159,6 +167,11 @@ RevisionRecord Controller::Impl::RecordOf(const RevEntry& r,
   out.desired = r.desired;
   out.model_dir = r.model_dir;
   out.command = r.local.argv;
+  out.readiness_path = r.local.health_path;
+  if (!r.model_dir.empty())
+    for (auto& a : out.command)
+      for (size_t at; (at = a.find("{{.ModelDir}}")) != std::string::npos;)
+        a.replace(at, 13, r.model_dir);
   out.storage.uri = r.spec.storage_uri;
   out.storage.phase = r.fetch == Fetch::kDone      ? "done"
                       : r.fetch == Fetch::kFailed  ? "failed"

@@ -172,7 +172,7 @@ LocalCommand PlaceLocally(const RevisionSpec& rev, const LocalConfig& config) {
   } else if (m != nullptr) {
     if (m->osprey_serve) {
       if (rev.model_format.empty()) {
-        Fail(&local, "InvalidPredictorSpec",
+        Fail(&local, "RuntimeNotRecognized",
              StrCat(owner, ": image ", c.image,
                     " is a model server image; give the model's format with the model form "
                     "(spec.predictor.model.modelFormat.name)"));

@@ -155,7 +155,9 @@ TEST(PlaceLocally, ImageWithoutCommandNeedsTheImageTable) {
 
   // A model server image needs the model's format.
   rev.container.image = "docker.io/kserve/sklearnserver:v0.14";
-  EXPECT_EQ(PlaceLocally(rev, config).failure_reason, "InvalidPredictorSpec");
+  LocalCommand serve = PlaceLocally(rev, config);
+  EXPECT_EQ(serve.failure_reason, "RuntimeNotRecognized");
+  EXPECT_NE(serve.failure_message.find("modelFormat"), std::string::npos) << serve.failure_message;
 }
 
 // A revision stored before revisions were kept in KServe's terms holds its

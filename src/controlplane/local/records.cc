@@ -1,7 +1,10 @@
 #include <rapidjson/document.h>
 
+#include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <iterator>
 
 #include "common/json_dom.h"
 #include "controlplane/local/controller_impl.h"
@@ -108,12 +111,58 @@ void Controller::Impl::SaveRevision(const std::string& key, const RevEntry& r) {
   Key(w, "everReady");
   w.Bool(r.observed.ever_ready);
   Field(w, "modelDir", r.model_dir);
+  // How it runs here, fixed when it was made: a revision is immutable, so a
+  // later start with another image map or binary does not change it.
+  Key(w, "local");
+  w.StartObject();
+  Strings(w, "command", r.local.argv);
+  Key(w, "env");
+  w.StartArray();
+  for (const auto& [n, v] : r.local.env) {
+    w.StartObject();
+    Field(w, "name", n);
+    Field(w, "value", v);
+    w.EndObject();
+  }
+  w.EndArray();
+  Field(w, "healthPath", r.local.health_path);
+  Field(w, "failureReason", r.local.failure_reason);
+  Field(w, "failureMessage", r.local.failure_message);
+  w.EndObject();
   w.EndObject();
   auto st = store->Put(StrCat("revision/", key), buf.GetString());
   if (!st.ok()) {
     OSPREY_LOG(kError) << st.message();
   }
 }
+
+namespace {
+
+// The local command a revision record holds: the one it was placed with, or
+// (a record written before revisions were kept in KServe's terms) the local
+// command its spec held, as it was. Empty when the record has neither.
+LocalCommand StoredPlacement(const rapidjson::Value& record) {
+  LocalCommand local;
+  const rapidjson::Value* from = nullptr;
+  if (auto it = record.FindMember("local"); it != record.MemberEnd() && it->value.IsObject()) {
+    from = &it->value;
+    local.failure_reason = GetString(*from, "failureReason");
+    local.failure_message = GetString(*from, "failureMessage");
+  } else if (auto spec = record.FindMember("spec");
+             spec != record.MemberEnd() && spec->value.IsObject() &&
+             !spec->value.HasMember("container") && spec->value.HasMember("command")) {
+    from = &spec->value;
+  }
+  if (from == nullptr) return local;
+  local.argv = GetStrings(*from, "command");
+  if (auto it = from->FindMember("env"); it != from->MemberEnd() && it->value.IsArray())
+    for (const auto& e : it->value.GetArray())
+      local.env.emplace_back(GetString(e, "name"), GetString(e, "value"));
+  local.health_path = GetString(*from, "healthPath");
+  return local;
+}
+
+}  // namespace
 
 absl::Status Controller::Impl::Load() {
   OSPREY_ASSIGN_OR_RETURN(auto isvc_rows, store->List("isvc/"));
@@ -156,9 +205,13 @@ absl::Status Controller::Impl::Load() {
     if (d.Parse(value.data(), value.size()).HasParseError() || !d.HasMember("spec")) continue;
     RevEntry r;
     auto spec = ParseRevisionSpec(ToText(d["spec"]));
-    if (!spec.ok()) continue;
+    if (!spec.ok()) {
+      OSPREY_LOG(kError) << "store: " << key << " is unreadable, skipped";
+      continue;
+    }
     r.spec = std::move(*spec);
-    r.local = Place(r.spec);
+    r.local = StoredPlacement(d);
+    if (r.local.argv.empty() && r.local.failure_reason.empty()) r.local = Place(r.spec);
     r.observed.phase = PhaseFromName(GetString(d, "phase"));
     r.observed.reason = GetString(d, "reason");
     r.observed.message = GetString(d, "message");
