@@ -71,3 +71,13 @@ if [ ! -x "$STAMP_DIR/bin/versitygw" ]; then
     echo "deps: WARNING: no Go toolchain; the s3:// storage tests will skip (no versitygw)"
   fi
 fi
+
+# A real Kubernetes control plane for the operator's tests (etcd,
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl), built from
+# the Go module proxy into a version-keyed cache outside the work tree
+# (scripts/k8s-testenv.sh; a warm cache makes this a no-op).
+if [ -n "$(command -v go || ls /usr/local/go/bin/go 2>/dev/null)" ]; then
+  scripts/k8s-testenv.sh build
+else
+  echo "deps: WARNING: no Go toolchain; the Kubernetes tests cannot start an API server"
+fi

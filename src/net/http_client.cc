@@ -19,6 +19,61 @@ size_t WriteBody(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+struct Stream {
+  CURL* curl;
+  const std::function<bool(std::string_view)>* on_body;
+  std::string* error_body;  // the body of a non-2xx answer
+  bool stopped = false;
+};
+
+size_t WriteStream(char* data, size_t size, size_t n, void* user) {
+  auto* stream = static_cast<Stream*>(user);
+  long status = 0;
+  curl_easy_getinfo(stream->curl, CURLINFO_RESPONSE_CODE, &status);
+  if (status / 100 != 2) {
+    stream->error_body->append(data, size * n);
+    return size * n;
+  }
+  if (!(*stream->on_body)(std::string_view(data, size * n))) {
+    stream->stopped = true;
+    return 0;  // libcurl ends the transfer with CURLE_WRITE_ERROR
+  }
+  return size * n;
+}
+
+int Progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return (*static_cast<const std::function<bool()>*>(user))() ? 0 : 1;
+}
+
+void SetBlob(CURL* c, CURLoption option, const std::string& pem) {
+  curl_blob blob{const_cast<char*>(pem.data()), pem.size(), CURL_BLOB_COPY};
+  curl_easy_setopt(c, option, &blob);
+}
+
+void SetTls(CURL* c, const TlsOptions& tls) {
+  if (!tls.ca_pem.empty()) {
+    SetBlob(c, CURLOPT_CAINFO_BLOB, tls.ca_pem);
+  } else if (!tls.ca_file.empty()) {
+    curl_easy_setopt(c, CURLOPT_CAINFO, tls.ca_file.c_str());
+  }
+  if (!tls.cert_pem.empty()) {
+    SetBlob(c, CURLOPT_SSLCERT_BLOB, tls.cert_pem);
+    curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+  } else if (!tls.cert_file.empty()) {
+    curl_easy_setopt(c, CURLOPT_SSLCERT, tls.cert_file.c_str());
+  }
+  if (!tls.key_pem.empty()) {
+    SetBlob(c, CURLOPT_SSLKEY_BLOB, tls.key_pem);
+    curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+  } else if (!tls.key_file.empty()) {
+    curl_easy_setopt(c, CURLOPT_SSLKEY, tls.key_file.c_str());
+  }
+  if (tls.insecure) {
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+}
+
 size_t WriteHeader(char* data, size_t size, size_t n, void* user) {
   auto* headers = static_cast<std::vector<std::pair<std::string, std::string>>*>(user);
   std::string_view line(data, size * n);
@@ -68,8 +123,20 @@ absl::StatusOr<HttpClientResponse> HttpClient::Send(const HttpClientRequest& req
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(request.connect_timeout.count()));
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &WriteBody);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &response.body);
+  Stream stream{c, &request.on_body, &response.body};
+  if (request.on_body) {
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &WriteStream);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &stream);
+  } else {
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &WriteBody);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &response.body);
+  }
+  if (request.keep_going) {
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, &Progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &request.keep_going);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  }
+  if (request.tls != nullptr) SetTls(c, *request.tls);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, &WriteHeader);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &response.headers);
   curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
@@ -90,6 +157,7 @@ absl::StatusOr<HttpClientResponse> HttpClient::Send(const HttpClientRequest& req
   curl_slist_free_all(list);
   if (rc != CURLE_OK) {
     std::string message = StrCat(request.method, " ", request.url, ": ", curl_easy_strerror(rc));
+    if (stream.stopped || rc == CURLE_ABORTED_BY_CALLBACK) return absl::CancelledError(message);
     switch (rc) {
       case CURLE_COULDNT_CONNECT:
       case CURLE_COULDNT_RESOLVE_HOST:

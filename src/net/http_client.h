@@ -5,6 +5,7 @@
 // (keep-alive); it is not thread-safe: use one per thread.
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -14,6 +15,18 @@
 
 namespace osprey {
 
+// TLS for https:// URLs. PEM data wins over a file of the same role; empty
+// fields keep libcurl's defaults (the system's CAs, no client certificate).
+struct TlsOptions {
+  std::string ca_file;
+  std::string ca_pem;
+  std::string cert_file;  // client certificate
+  std::string cert_pem;
+  std::string key_file;  // its private key
+  std::string key_pem;
+  bool insecure = false;  // no server certificate check (kubeconfig insecure-skip-tls-verify)
+};
+
 struct HttpClientRequest {
   std::string method = "GET";
   std::string url;
@@ -21,6 +34,15 @@ struct HttpClientRequest {
   std::string body;
   std::chrono::milliseconds timeout{30000};
   std::chrono::milliseconds connect_timeout{5000};
+  const TlsOptions* tls = nullptr;
+  // A streamed body (a watch): each piece of a 2xx answer is handed over as
+  // it arrives and not kept in the response (another answer's body is);
+  // returning false ends the transfer (the call then returns kCancelled).
+  // `timeout` 0 means none.
+  std::function<bool(std::string_view)> on_body;
+  // Polled about every 100 ms while a transfer runs; false ends it
+  // (kCancelled). Lets another thread stop a long watch.
+  std::function<bool()> keep_going;
 };
 
 struct HttpClientResponse {
@@ -40,7 +62,8 @@ class HttpClient {
 
   // Any HTTP status is a response. Errors: kUnavailable when the connection
   // could not be made (nothing was sent: safe to retry elsewhere),
-  // kDeadlineExceeded on timeout, kInternal for other transport failures.
+  // kDeadlineExceeded on timeout, kCancelled when on_body or keep_going
+  // ended it, kInternal for other transport failures.
   absl::StatusOr<HttpClientResponse> Send(const HttpClientRequest& request);
 
  private:

@@ -1,0 +1,77 @@
+#pragma once
+
+// Leader election on a coordination.k8s.io/v1 Lease, as client-go's: the
+// holder renews the lease every retry period; another candidate takes it once
+// it has seen the same record unchanged for a whole lease duration (measured
+// on its own clock, so the machines' clocks need not agree). Writes carry the
+// resourceVersion they read, so two candidates never both win.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "kube/client.h"
+
+namespace osprey::kube {
+
+struct LeaderOptions {
+  std::string namespace_ = "default";
+  std::string name = "osprey-operator";
+  std::string identity;  // this candidate (pod name and a random suffix)
+  std::chrono::milliseconds lease_duration{15000};
+  std::chrono::milliseconds renew_deadline{10000};  // leading stops when not renewed this long
+  std::chrono::milliseconds retry_period{2000};
+};
+
+// What a candidate does with the lease it read (pure, table-tested).
+struct LeaseRecord {
+  std::string holder;
+  int lease_seconds = 0;
+  int transitions = 0;
+};
+enum class LeaseAction { kCreate, kRenew, kTakeOver, kWait };
+// `exists`: the lease was read; `unchanged_for`: how long the record has been
+// seen unchanged on this candidate's clock.
+LeaseAction DecideLease(bool exists, const LeaseRecord& record, const std::string& identity,
+                        std::chrono::milliseconds unchanged_for);
+
+class LeaderElector {
+ public:
+  LeaderElector(Client* client, LeaderOptions options);
+  ~LeaderElector();
+
+  // Runs the election on its own thread: `started` when this candidate
+  // becomes leader, `stopped` when it loses the lease (it must then stop
+  // acting; the operator exits, as controllers do).
+  void Start(std::function<void()> started, std::function<void()> stopped);
+  // Stops; a leader gives the lease up (holder cleared) so another takes over
+  // at once.
+  void Stop();
+  bool leading() const { return leading_.load(); }
+
+ private:
+  void Run();
+  bool TryAcquireOrRenew();
+  void Release();
+
+  Client* client_;
+  LeaderOptions options_;
+  std::function<void()> started_;
+  std::function<void()> stopped_;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> leading_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::thread thread_;
+  // The record as last read, and since when it has looked so.
+  std::string observed_rv_;
+  std::string observed_record_;
+  std::chrono::steady_clock::time_point observed_at_{};
+  std::chrono::steady_clock::time_point renewed_at_{};
+};
+
+}  // namespace osprey::kube
