@@ -14,6 +14,7 @@
 namespace osprey {
 int ServeMain(const std::vector<std::string_view>& args);
 int UpMain(const std::vector<std::string_view>& args);
+int OperatorMain(const std::vector<std::string_view>& args);
 
 }  // namespace osprey
 
@@ -24,6 +25,7 @@ void Usage() {
                "commands:\n"
                "  serve     serve models over KServe V1/V2 REST and gRPC (osprey serve --help)\n"
                "  up        run the local platform: API, reconciler, replicas, gateway (--help)\n"
+               "  operator  reconcile InferenceServices on a Kubernetes cluster (--help)\n"
                "  apply     apply KServe YAML: osprey apply -f FILE [-n NS] [--wait]\n"
                "  get       list resources: osprey get isvc|servingruntimes|"
                "clusterservingruntimes|revisions|kpa|events [NAME] [-o yaml|json]\n"
@@ -48,6 +50,7 @@ int main(int argc, char** argv) {
   std::vector<std::string_view> args(argv + 2, argv + argc);
   if (command == "serve") return osprey::ServeMain(args);
   if (command == "up") return osprey::UpMain(args);
+  if (command == "operator") return osprey::OperatorMain(args);
   if (command == "storage") return osprey::storage::StorageMain(args);
   if (command == "apply" || command == "get" || command == "describe" || command == "delete" ||
       command == "logs")

@@ -166,31 +166,12 @@ absl::StatusOr<RevisionSpec> ParseRevisionSpec(std::string_view json) {
   return RevisionSpecFromJson(d);
 }
 
-std::string IsvcJson(const IsvcRecord& e) {
-  rapidjson::StringBuffer buf;
-  Writer w(buf);
-  rapidjson::Document d;
-  d.Parse(e.resource_json.data(), e.resource_json.size());
-  w.StartObject();
-  for (auto& m : d.GetObject()) {
-    if (std::string_view(m.name.GetString()) == "metadata") {
-      Key(w, "metadata");
-      w.StartObject();
-      for (auto& mm : m.value.GetObject()) {
-        Key(w, mm.name.GetString());
-        mm.value.Accept(w);
-      }
-      Field(w, "creationTimestamp", e.created);
-      Key(w, "generation");
-      w.Int64(e.generation);
-      w.EndObject();
-      continue;
-    }
-    Key(w, m.name.GetString());
-    m.value.Accept(w);
-  }
-  const IsvcStatus& s = e.status;
-  Key(w, "status");
+namespace {
+
+// The status of an InferenceService, as KServe writes it.
+void WriteIsvcStatus(Writer& w, const IsvcStatus& s,
+                     const std::map<std::string, std::string>& transition_times,
+                     int64_t observed_generation) {
   w.StartObject();
   FieldIfSet(w, "url", s.url);
   Key(w, "address");
@@ -201,8 +182,8 @@ std::string IsvcJson(const IsvcRecord& e) {
   w.StartArray();
   for (const auto& c : s.conditions) {
     w.StartObject();
-    auto t = e.transition_times.find(c.type);
-    if (t != e.transition_times.end()) Field(w, "lastTransitionTime", t->second);
+    auto t = transition_times.find(c.type);
+    if (t != transition_times.end()) Field(w, "lastTransitionTime", t->second);
     FieldIfSet(w, "message", c.message);
     FieldIfSet(w, "reason", c.reason);
     Field(w, "status", c.status);
@@ -264,9 +245,57 @@ std::string IsvcJson(const IsvcRecord& e) {
   }
   w.EndObject();
   Key(w, "observedGeneration");
-  w.Int64(e.observed_generation);
+  w.Int64(observed_generation);
   w.EndObject();
+}
+
+}  // namespace
+
+std::string PredictorSpecJson(std::string_view isvc_json) {
+  rapidjson::Document d;
+  d.Parse(isvc_json.data(), isvc_json.size());
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember("spec") || !d["spec"].IsObject() ||
+      !d["spec"].HasMember("predictor") || !d["spec"]["predictor"].IsObject())
+    return "{}";
+  d["spec"]["predictor"].RemoveMember("canaryTrafficPercent");
+  return ToText(d["spec"]["predictor"]);
+}
+
+std::string IsvcJson(const IsvcRecord& e) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  rapidjson::Document d;
+  d.Parse(e.resource_json.data(), e.resource_json.size());
+  w.StartObject();
+  for (auto& m : d.GetObject()) {
+    if (std::string_view(m.name.GetString()) == "metadata") {
+      Key(w, "metadata");
+      w.StartObject();
+      for (auto& mm : m.value.GetObject()) {
+        Key(w, mm.name.GetString());
+        mm.value.Accept(w);
+      }
+      Field(w, "creationTimestamp", e.created);
+      Key(w, "generation");
+      w.Int64(e.generation);
+      w.EndObject();
+      continue;
+    }
+    Key(w, m.name.GetString());
+    m.value.Accept(w);
+  }
+  Key(w, "status");
+  WriteIsvcStatus(w, e.status, e.transition_times, e.observed_generation);
   w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string IsvcStatusJson(const IsvcStatus& s,
+                           const std::map<std::string, std::string>& transition_times,
+                           int64_t observed_generation) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  WriteIsvcStatus(w, s, transition_times, observed_generation);
   return std::string(buf.GetString(), buf.GetSize());
 }
 

@@ -22,6 +22,11 @@ std::string RevisionSpecJson(const RevisionSpec& spec);
 // command and an HTTP probe of that path.
 absl::StatusOr<RevisionSpec> ParseRevisionSpec(std::string_view json);
 
+// The canonical JSON of an InferenceService's predictor as a revision is
+// made from it ("{}" when it has none): traffic (canaryTrafficPercent) is
+// not part of a revision, so changing it moves traffic between revisions.
+std::string PredictorSpecJson(std::string_view isvc_json);
+
 struct IsvcRecord {
   std::string resource_json;  // canonical JSON as applied
   std::string created;        // RFC 3339
@@ -34,6 +39,12 @@ struct IsvcRecord {
 // KServe-shaped status (url, address, conditions, components.predictor with
 // traffic and tag URLs, modelStatus, observedGeneration).
 std::string IsvcJson(const IsvcRecord& r);
+
+// The status alone (what the operator writes to the status subresource);
+// `transition_times` by condition type.
+std::string IsvcStatusJson(const IsvcStatus& status,
+                           const std::map<std::string, std::string>& transition_times,
+                           int64_t observed_generation);
 
 // A (Cluster)ServingRuntime as applied, with its creationTimestamp; a
 // built-in one is labelled osprey.dev/builtin: "true".

@@ -35,13 +35,7 @@ std::string Controller::Impl::LogPath(const std::string& ns, const std::string& 
 }
 
 std::string Controller::Impl::PredictorJson(const std::string& resource_json) {
-  rapidjson::Document d;
-  d.Parse(resource_json.data(), resource_json.size());
-  if (d.HasParseError() || !d.HasMember("spec") || !d["spec"].HasMember("predictor")) return "{}";
-  // Traffic is not part of a revision: changing the canary percent moves
-  // traffic between the existing revisions.
-  d["spec"]["predictor"].RemoveMember("canaryTrafficPercent");
-  return ToText(d["spec"]["predictor"]);
+  return PredictorSpecJson(resource_json);
 }
 
 std::string Controller::Impl::ReplicaSocket(const std::string& id, const char* kind) const {

@@ -6,47 +6,12 @@
 #include <iterator>
 
 #include "common/strings.h"
+#include "controlplane/model_server.h"
 
 namespace osprey::controlplane {
 namespace {
 
 using resources::Container;
-
-// Model format (KServe's name) -> `osprey serve --model-format`; with a note
-// instead when no Osprey backend serves it.
-struct FormatRoute {
-  std::string_view format;
-  std::string_view backend;  // "": recognised from the model files
-  std::string_view unsupported;
-};
-constexpr FormatRoute kFormats[] = {
-    {"sklearn", "sklearn", ""},
-    {"xgboost", "xgboost", ""},
-    {"lightgbm", "lightgbm", ""},
-    {"pmml", "pmml", ""},
-    {"pytorch", "pytorch", ""},
-    {"tensorflow", "tensorflow", ""},
-    {"onnx", "onnx", ""},
-    {"paddle", "paddle", ""},
-    {"triton", "", ""},
-    {"custom", "custom", ""},
-    {"tensorrt", "",
-     "model format tensorrt needs NVIDIA TensorRT and a GPU, which this machine does not have"},
-    {"mlflow", "", "model format mlflow is not served by Osprey yet"},
-    {"huggingface", "", "model format huggingface (transformer LLMs) is not served by Osprey yet"},
-};
-
-std::string ImageRepository(std::string image) {
-  // Drop a digest or tag (a ':' after the last '/'), and Docker Hub's prefixes.
-  if (size_t at = image.find('@'); at != std::string::npos) image.resize(at);
-  size_t slash = image.rfind('/');
-  size_t colon = image.rfind(':');
-  if (colon != std::string::npos && (slash == std::string::npos || colon > slash))
-    image.resize(colon);
-  for (std::string_view prefix : {"docker.io/library/", "docker.io/", "index.docker.io/"})
-    if (image.starts_with(prefix)) image.erase(0, prefix.size());
-  return image;
-}
 
 const ImageMapping* FindImage(const LocalConfig& config, const std::string& image) {
   if (image.empty()) return nullptr;
@@ -90,47 +55,35 @@ void Fail(LocalCommand* local, std::string reason, std::string message) {
 
 // argv of `osprey serve` for the model of `rev`, or a failure.
 void OspreyServeCommand(const RevisionSpec& rev, const LocalConfig& config, LocalCommand* local) {
-  const FormatRoute* route = nullptr;
-  for (const auto& f : kFormats)
-    if (f.format == rev.model_format) route = &f;
-  if (route == nullptr) {
+  const ServeFormat* format = FindServeFormat(rev.model_format);
+  if (format == nullptr) {
     Fail(local, "NoSupportingRuntime",
          StrCat("model format ", rev.model_format, " has no Osprey backend on this machine"));
     return;
   }
-  if (!route->unsupported.empty()) {
-    Fail(local, "NoSupportingRuntime", std::string(route->unsupported));
+  if (!format->unsupported.empty()) {
+    Fail(local, "NoSupportingRuntime", std::string(format->unsupported));
     return;
   }
   // Replicas listen on loopback only: clients come through the gateway.
-  local->argv = {config.osprey_binary,    "serve",           "--model-dir",    "{{.ModelDir}}",
-                 "--model-name",          rev.isvc,          "--http-address", "127.0.0.1",
-                 "--http-port",           "{{.Port}}",       "--grpc-socket",  "{{.GrpcSocket}}",
-                 "--http-socket",         "{{.HttpSocket}}", "--link-socket",  "{{.LinkSocket}}",
-                 "--exit-on-load-failure"};
-  if (!route->backend.empty()) {
-    local->argv.push_back("--model-format");
-    local->argv.push_back(std::string(route->backend));
-  }
-  if (rev.batcher.has_value()) {
-    local->argv.push_back("--max-batch-size");
-    local->argv.push_back(StrCat(rev.batcher->max_batch_size));
-    local->argv.push_back("--max-queue-delay-us");
-    local->argv.push_back(StrCat(static_cast<int64_t>(rev.batcher->max_latency_ms) * 1000));
-  }
-  local->health_path = StrCat("/v2/models/", rev.isvc, "/ready");
+  ServeLayout layout;
+  layout.binary = config.osprey_binary;
+  layout.model_dir = "{{.ModelDir}}";
+  layout.http_address = "127.0.0.1";
+  layout.http_port = "{{.Port}}";
+  layout.extra = {"--grpc-socket", "{{.GrpcSocket}}", "--http-socket", "{{.HttpSocket}}",
+                  "--link-socket", "{{.LinkSocket}}"};
+  local->argv = OspreyServeArgv(rev, *format, layout);
+  local->health_path = OspreyServeReadyPath(rev);
 }
 
 }  // namespace
 
 std::vector<ImageMapping> DefaultImageTable() {
   std::vector<ImageMapping> table;
-  for (std::string_view image :
-       {"kserve/xgbserver", "kserve/lgbserver", "kserve/sklearnserver", "kserve/pmmlserver",
-        "kserve/paddleserver", "tensorflow/serving", "pytorch/torchserve-kfs", "pytorch/torchserve",
-        "nvcr.io/nvidia/tritonserver", "seldonio/mlserver", "kserve/huggingfaceserver"}) {
+  for (const std::string& image : ModelServerImages()) {
     ImageMapping m;
-    m.image = std::string(image);
+    m.image = image;
     m.osprey_serve = true;
     table.push_back(std::move(m));
   }
@@ -139,14 +92,14 @@ std::vector<ImageMapping> DefaultImageTable() {
 
 std::map<std::string, std::string> LocalFormatNotes() {
   std::map<std::string, std::string> notes;
-  for (const auto& f : kFormats)
+  for (const auto& f : ServeFormats())
     if (!f.unsupported.empty()) notes.emplace(f.format, f.unsupported);
   return notes;
 }
 
 std::vector<std::string> LocalFormatBackends() {
   std::vector<std::string> out;
-  for (const auto& f : kFormats)
+  for (const auto& f : ServeFormats())
     if (!f.backend.empty()) out.emplace_back(f.backend);
   return out;
 }

@@ -1,0 +1,230 @@
+// `osprey operator`: the Kubernetes operator (controlplane/kube/operator.h)
+// with its health and metrics endpoints and, optionally, leader election.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/flags.h"
+#include "common/logging.h"
+#include "controlplane/kube/operator.h"
+#include "kube/config.h"
+#include "kube/leader.h"
+#include "net/http_server.h"
+
+namespace osprey {
+namespace {
+
+constexpr char kUsage[] =
+    "osprey operator [flags]\n\n"
+    "Reconciles KServe's InferenceService, ServingRuntime and ClusterServingRuntime on a\n"
+    "Kubernetes cluster with the same rules as `osprey up`: each revision runs as a\n"
+    "Deployment and a Service. Credentials: --kubeconfig, else $KUBECONFIG, else the\n"
+    "pod's service account.";
+
+// /healthz, /readyz (informers synced and, with leader election, either
+// leading or standing by) and /metrics.
+class HealthHandler : public HttpHandler {
+ public:
+  HealthHandler(controlplane::Operator* op, kube::Client* client, kube::LeaderElector* elector)
+      : op_(op), client_(client), elector_(elector) {}
+  void Handle(const HttpRequest& req, HttpDone done) override {
+    HttpResponse r;
+    r.content_type = "text/plain";
+    if (req.target == "/healthz") {
+      r.body = "ok\n";
+    } else if (req.target == "/readyz") {
+      bool ready = elector_ != nullptr ? true : op_->synced();
+      r.status = ready ? 200 : 503;
+      r.body = ready ? "ok\n" : "informers not synced\n";
+    } else if (req.target == "/metrics") {
+      auto s = op_->stats();
+      r.content_type = "text/plain; version=0.0.4";
+      r.body = StrCat(
+          "# HELP osprey_operator_reconciles_total InferenceService reconciles.\n"
+          "# TYPE osprey_operator_reconciles_total counter\n"
+          "osprey_operator_reconciles_total ", s.reconciles, "\n",
+          "# HELP osprey_operator_applies_total Server-side applies sent.\n"
+          "# TYPE osprey_operator_applies_total counter\n"
+          "osprey_operator_applies_total ", s.applies, "\n",
+          "# HELP osprey_operator_reconcile_errors_total Reconciles that failed and were retried.\n"
+          "# TYPE osprey_operator_reconcile_errors_total counter\n"
+          "osprey_operator_reconcile_errors_total ", s.errors, "\n",
+          "# HELP osprey_operator_api_requests_total Requests sent to the API server.\n"
+          "# TYPE osprey_operator_api_requests_total counter\n"
+          "osprey_operator_api_requests_total ", client_->requests(), "\n",
+          "# HELP osprey_operator_api_writes_total Writes (non-GET requests) sent to the API server.\n"
+          "# TYPE osprey_operator_api_writes_total counter\n"
+          "osprey_operator_api_writes_total ", client_->writes(), "\n",
+          "# HELP osprey_operator_leader Whether this operator leads (1) or stands by (0).\n"
+          "# TYPE osprey_operator_leader gauge\n"
+          "osprey_operator_leader ", elector_ == nullptr || elector_->leading() ? 1 : 0, "\n");
+    } else {
+      r.status = 404;
+      r.body = "not found\n";
+    }
+    done(std::move(r));
+  }
+
+ private:
+  controlplane::Operator* op_;
+  kube::Client* client_;
+  kube::LeaderElector* elector_;
+};
+
+}  // namespace
+
+int OperatorMain(const std::vector<std::string_view>& args) {
+  std::string kubeconfig, ns, claim = "all", log_level, health_address = "0.0.0.0";
+  std::string lease_namespace, lease_name = "osprey-operator";
+  controlplane::OperatorOptions options;
+  options.platform.gateway_port = 80;
+  int workers = 4, health_port = 8090, qps = 50, burst = 100;
+  bool leader_elect = false, help = false;
+  std::chrono::milliseconds lease_duration{15000};
+  std::vector<FlagSpec> specs = {
+      StringFlag("kubeconfig", &kubeconfig, "kubeconfig file ($KUBECONFIG, else in-cluster)",
+                 "FILE"),
+      StringFlag("namespace", &ns, "watch this namespace only (default: all)", "NS"),
+      StringFlag("claim", &claim,
+                 "which InferenceServices to take: all (but those annotated "
+                 "serving.osprey.dev/controller with another value) or annotated (only "
+                 "serving.osprey.dev/controller: osprey) (all)",
+                 "all|annotated"),
+      IntFlag("workers", &workers, 1, 256, "InferenceServices reconciled at once (4)"),
+      IntFlag("qps", &qps, 1, 100000, "API requests per second (50)"),
+      IntFlag("burst", &burst, 1, 100000, "API requests in a burst (100)"),
+      StringFlag("image", &options.placement.image,
+                 "Osprey's image, for model servers and the storage initializer (osprey:dev)",
+                 "IMAGE"),
+      StringFlag("image-pull-policy", &options.placement.image_pull_policy,
+                 "pull policy of Osprey's containers (IfNotPresent)", "POLICY"),
+      StringFlag("domain", &options.platform.domain, "domain of InferenceService URLs (example.com)",
+                 "DOMAIN"),
+      StringFlag("domain-template", &options.platform.domain_template,
+                 "host of an InferenceService ({{.Name}}-{{.Namespace}}.{{.Domain}})", "TEMPLATE"),
+      BoolFlag("leader-elect", &leader_elect, "elect one active operator through a Lease"),
+      StringFlag("lease-namespace", &lease_namespace,
+                 "namespace of the Lease ($POD_NAMESPACE, else osprey-system)", "NS"),
+      StringFlag("lease-name", &lease_name, "name of the Lease (osprey-operator)", "NAME"),
+      DurationFlag("lease-duration-s", &lease_duration, std::chrono::seconds(1),
+                   "how long a leader's lease lasts unrenewed (15)"),
+      StringFlag("health-address", &health_address, "address of /healthz, /readyz, /metrics",
+                 "ADDR"),
+      PortFlag("health-port", &health_port, "port of /healthz, /readyz, /metrics (8090)"),
+      StringFlag("log-level", &log_level, "debug, info, warning or error (default info)", "LEVEL"),
+      BoolFlag("help", &help, "show this help"),
+  };
+  auto parsed = ParseFlags(args, specs);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "osprey operator: %s\n\n%s",
+                 std::string(parsed.status().message()).c_str(), FlagsHelp(kUsage, specs).c_str());
+    return 2;
+  }
+  if (help) {
+    std::printf("%s", FlagsHelp(kUsage, specs).c_str());
+    return 0;
+  }
+  if (!ApplyLogLevelFlag(*parsed, "operator")) return 2;
+  if (claim != "all" && claim != "annotated") {
+    std::fprintf(stderr, "osprey operator: --claim must be all or annotated, got '%s'\n",
+                 claim.c_str());
+    return 2;
+  }
+  options.claim = claim == "all" ? controlplane::Claim::kAll : controlplane::Claim::kAnnotated;
+  options.namespace_ = ns;
+  options.workers = workers;
+
+  auto config = kube::ResolveConfig(kubeconfig);
+  if (!config.ok()) {
+    std::fprintf(stderr, "osprey operator: %s\n", std::string(config.status().message()).c_str());
+    return 1;
+  }
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  kube::ClientOptions client_options;
+  client_options.qps = qps;
+  client_options.burst = burst;
+  client_options.user_agent = "osprey-operator";
+  kube::Client client(*config, client_options);
+  auto version = client.Get("/version");
+  if (!version.ok()) {
+    std::fprintf(stderr, "osprey operator: cannot reach the API server (%s): %s\n",
+                 config->source.c_str(), std::string(version.status().message()).c_str());
+    return 1;
+  }
+  controlplane::Operator op(&client, options);
+
+  std::unique_ptr<kube::LeaderElector> elector;
+  if (leader_elect) {
+    kube::LeaderOptions lo;
+    const char* pod_ns = std::getenv("POD_NAMESPACE");
+    lo.namespace_ = !lease_namespace.empty()             ? lease_namespace
+                    : pod_ns != nullptr && *pod_ns != 0 ? pod_ns
+                                                        : "osprey-system";
+    lo.name = lease_name;
+    char host[256] = {0};
+    gethostname(host, sizeof(host) - 1);
+    std::random_device rd;
+    lo.identity = StrCat(host, "_", std::to_string(rd() % 1000000));
+    lo.lease_duration = lease_duration;
+    lo.renew_deadline = lease_duration * 2 / 3;
+    lo.retry_period = std::max(std::chrono::milliseconds(100), lease_duration / 7);
+    elector = std::make_unique<kube::LeaderElector>(&client, lo);
+  }
+  HealthHandler health(&op, &client, elector.get());
+  HttpServer::Options http;
+  http.address = health_address;
+  http.port = static_cast<uint16_t>(health_port);
+  http.threads = 1;
+  auto server = HttpServer::Start(http, &health);
+  if (!server.ok()) {
+    std::fprintf(stderr, "osprey operator: health endpoint: %s\n",
+                 std::string(server.status().message()).c_str());
+    return 1;
+  }
+  OSPREY_LOG(kInfo) << "operator: API server " << config->server << " (" << config->source
+                    << "); health on " << health_address << ":" << (*server)->port();
+  if (elector != nullptr) {
+    elector->Start(
+        [&op] {
+          absl::Status s = op.Start();
+          if (!s.ok()) OSPREY_LOG(kError) << "operator: " << s.message();
+        },
+        [] {
+          // Another may lead now: stop acting at once, as controllers do.
+          OSPREY_LOG(kError) << "operator: lost the lease; exiting";
+          std::_Exit(1);
+        });
+  } else {
+    absl::Status s = op.Start();
+    if (!s.ok()) {
+      OSPREY_LOG(kError) << "operator: " << s.message();
+      return 1;
+    }
+  }
+  int sig = 0;
+  sigwait(&signals, &sig);
+  OSPREY_LOG(kInfo) << "operator: stopping";
+  if (elector != nullptr) {
+    op.Stop();
+    elector->Stop();  // gives the lease up so another takes over at once; calls stopped
+  } else {
+    op.Stop();
+  }
+  (*server)->Drain(std::chrono::milliseconds(500));
+  return 0;
+}
+
+}  // namespace osprey

@@ -1,0 +1,500 @@
+#include "controlplane/kube/objects.h"
+
+#include <rapidjson/document.h>
+
+#include "common/json_dom.h"
+#include "controlplane/model_server.h"
+#include "controlplane/views.h"
+
+namespace osprey::controlplane {
+namespace {
+
+using namespace osprey::json;
+
+constexpr char kModelVolume[] = "kserve-provision-location";
+constexpr char kModelDir[] = "/mnt/models";
+
+bool IsModelServer(const RevisionSpec& rev) {
+  const std::string repo = ImageRepository(rev.container.image);
+  for (const auto& image : ModelServerImages())
+    if (image == repo) return true;
+  return false;
+}
+
+std::map<std::string, std::string> RevisionLabels(const RevisionSpec& rev) {
+  const std::string config = StrCat(rev.isvc, "-", rev.component);
+  return {{kIsvcLabel, rev.isvc},
+          {"component", rev.component},
+          {"serving.knative.dev/configuration", config},
+          {"serving.knative.dev/service", config},
+          {kRevisionLabel, rev.name},
+          {"app", rev.name},
+          {kManagedByLabel, kManagedBy}};
+}
+
+void Labels(Writer& w, const std::map<std::string, std::string>& labels) {
+  Key(w, "labels");
+  w.StartObject();
+  for (const auto& [k, v] : labels) Field(w, k, v);
+  w.EndObject();
+}
+
+void Metadata(Writer& w, const std::string& name, const RevisionSpec& rev, const OwnerRef& owner,
+              const std::string& spec_annotation) {
+  Key(w, "metadata");
+  w.StartObject();
+  Field(w, "name", name);
+  Field(w, "namespace", rev.namespace_);
+  Labels(w, RevisionLabels(rev));
+  if (!spec_annotation.empty()) {
+    Key(w, "annotations");
+    w.StartObject();
+    Field(w, kRevisionAnnotation, spec_annotation);
+    w.EndObject();
+  }
+  Key(w, "ownerReferences");
+  w.StartArray();
+  w.StartObject();
+  Field(w, "apiVersion", "serving.kserve.io/v1beta1");
+  Field(w, "kind", "InferenceService");
+  Field(w, "name", owner.name);
+  Field(w, "uid", owner.uid);
+  Key(w, "controller");
+  w.Bool(true);
+  Key(w, "blockOwnerDeletion");
+  w.Bool(true);
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+}
+
+void Env(Writer& w, const std::vector<resources::EnvVar>& env, bool pod_ip) {
+  Key(w, "env");
+  w.StartArray();
+  if (pod_ip) {
+    // Osprey's model server listens on the pod's address (as a kubelet-less
+    // test node needs, and harmless in a pod).
+    w.StartObject();
+    Field(w, "name", "POD_IP");
+    Key(w, "valueFrom");
+    w.StartObject();
+    Key(w, "fieldRef");
+    w.StartObject();
+    Field(w, "fieldPath", "status.podIP");
+    w.EndObject();
+    w.EndObject();
+    w.EndObject();
+  }
+  for (const auto& e : env) {
+    w.StartObject();
+    Field(w, "name", e.name);
+    Field(w, "value", e.value);
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+void ModelMount(Writer& w, bool read_only) {
+  Key(w, "volumeMounts");
+  w.StartArray();
+  w.StartObject();
+  Field(w, "name", kModelVolume);
+  Field(w, "mountPath", kModelDir);
+  if (read_only) {
+    Key(w, "readOnly");
+    w.Bool(true);
+  }
+  w.EndObject();
+  w.EndArray();
+}
+
+void Port(Writer& w, const char* name, int port) {
+  w.StartObject();
+  Field(w, "name", name);
+  Key(w, "containerPort");
+  w.Int(port);
+  Field(w, "protocol", "TCP");
+  w.EndObject();
+}
+
+void HttpProbe(Writer& w, const std::string& path, int port, int period) {
+  Key(w, "readinessProbe");
+  w.StartObject();
+  Key(w, "httpGet");
+  w.StartObject();
+  Field(w, "path", path);
+  Key(w, "port");
+  w.Int(port);
+  w.EndObject();
+  Key(w, "periodSeconds");
+  w.Int(period);
+  Key(w, "failureThreshold");
+  w.Int(3);
+  w.EndObject();
+}
+
+void ServingContainer(Writer& w, const RevisionSpec& rev, const KubePlacementConfig& config) {
+  const resources::Container& c = rev.container;
+  w.StartObject();
+  Field(w, "name", "kserve-container");
+  const bool osprey = IsModelServer(rev);
+  if (osprey) {
+    const ServeFormat* format = FindServeFormat(rev.model_format);
+    ServeLayout layout;
+    layout.binary = "osprey";
+    layout.model_dir = kModelDir;
+    layout.http_address = "$(POD_IP)";
+    layout.http_port = StrCat(config.http_port);
+    layout.grpc_port = StrCat(config.grpc_port);
+    std::vector<std::string> argv = OspreyServeArgv(rev, *format, layout);
+    Field(w, "image", config.image);
+    Field(w, "imagePullPolicy", config.image_pull_policy);
+    Strings(w, "command", {argv.front()});
+    Strings(w, "args", std::vector<std::string>(argv.begin() + 1, argv.end()));
+  } else {
+    Field(w, "image", c.image);
+    if (!c.command.empty()) Strings(w, "command", c.command);
+    if (!c.args.empty()) Strings(w, "args", c.args);
+  }
+  Env(w, c.env, osprey);
+  Key(w, "ports");
+  w.StartArray();
+  Port(w, "http1", config.http_port);
+  if (osprey) Port(w, "grpc", config.grpc_port);
+  w.EndArray();
+  if (osprey) {
+    HttpProbe(w, OspreyServeReadyPath(rev), config.http_port, config.readiness_period_seconds);
+  } else if (!c.readiness_probe_json.empty()) {
+    Key(w, "readinessProbe");
+    Raw(w, c.readiness_probe_json);
+  }
+  if (!c.resources_json.empty() && c.resources_json != "{}") {
+    Key(w, "resources");
+    Raw(w, c.resources_json);
+  }
+  if (!rev.storage_uri.empty()) ModelMount(w, true);
+  w.EndObject();
+}
+
+void StorageInitializer(Writer& w, const RevisionSpec& rev, const KubePlacementConfig& config) {
+  w.StartObject();
+  Field(w, "name", "storage-initializer");
+  Field(w, "image", config.image);
+  Field(w, "imagePullPolicy", config.image_pull_policy);
+  Strings(w, "command", {"osprey"});
+  Strings(w, "args", {"storage", "pull", rev.storage_uri, kModelDir});
+  ModelMount(w, false);
+  w.EndObject();
+}
+
+std::string Text(const rapidjson::StringBuffer& buf) {
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+const rapidjson::Value* Member(const rapidjson::Value& v, const char* key) {
+  if (!v.IsObject()) return nullptr;
+  auto it = v.FindMember(key);
+  return it == v.MemberEnd() ? nullptr : &it->value;
+}
+
+const rapidjson::Value& Obj(const rapidjson::Value& v, const char* key) {
+  static const rapidjson::Value kEmpty(rapidjson::kObjectType);
+  const rapidjson::Value* m = Member(v, key);
+  return m != nullptr && m->IsObject() ? *m : kEmpty;
+}
+
+// The container state's reason and message ("waiting" or "terminated").
+void ContainerState(const rapidjson::Value& status, std::string* reason, std::string* message,
+                    bool* terminated_ok) {
+  const auto& state = Obj(status, "state");
+  if (const auto* waiting = Member(state, "waiting"); waiting != nullptr) {
+    *reason = GetString(*waiting, "reason");
+    *message = GetString(*waiting, "message");
+  } else if (const auto* term = Member(state, "terminated"); term != nullptr) {
+    *reason = GetString(*term, "reason");
+    *message = GetString(*term, "message");
+    *terminated_ok = GetInt(*term, "exitCode") == 0;
+  }
+}
+
+}  // namespace
+
+bool Claimed(Claim claim, const std::map<std::string, std::string>& annotations) {
+  auto it = annotations.find(kControllerAnnotation);
+  if (claim == Claim::kAnnotated) return it != annotations.end() && it->second == "osprey";
+  return it == annotations.end() || it->second == "osprey";
+}
+
+std::string DeploymentName(const RevisionSpec& rev) { return StrCat(rev.name, "-deployment"); }
+
+KubeFailure CheckRunnable(const RevisionSpec& rev) {
+  if (!IsModelServer(rev)) return {};
+  const std::string owner =
+      rev.runtime.empty() ? StrCat("container ", rev.container.name) : StrCat("runtime ", rev.runtime);
+  if (rev.model_format.empty())
+    return {"RuntimeNotRecognized",
+            StrCat(owner, ": image ", rev.container.image,
+                   " is a model server image; give the model's format with the model form "
+                   "(spec.predictor.model.modelFormat.name)")};
+  const ServeFormat* format = FindServeFormat(rev.model_format);
+  if (format == nullptr)
+    return {"NoSupportingRuntime",
+            StrCat("model format ", rev.model_format, " has no Osprey backend")};
+  if (!format->unsupported.empty()) return {"NoSupportingRuntime", std::string(format->unsupported)};
+  return {};
+}
+
+std::string DeploymentJson(const RevisionSpec& rev, const OwnerRef& owner,
+                           const KubePlacementConfig& config, std::optional<int> replicas) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  Field(w, "apiVersion", "apps/v1");
+  Field(w, "kind", "Deployment");
+  Metadata(w, DeploymentName(rev), rev, owner, RevisionSpecJson(rev));
+  Key(w, "spec");
+  w.StartObject();
+  if (replicas.has_value()) {
+    Key(w, "replicas");
+    w.Int(*replicas);
+  }
+  Key(w, "selector");
+  w.StartObject();
+  Key(w, "matchLabels");
+  w.StartObject();
+  Field(w, kRevisionLabel, rev.name);
+  w.EndObject();
+  w.EndObject();
+  Key(w, "template");
+  w.StartObject();
+  Key(w, "metadata");
+  w.StartObject();
+  Labels(w, RevisionLabels(rev));
+  w.EndObject();
+  Key(w, "spec");
+  w.StartObject();
+  if (!rev.storage_uri.empty()) {
+    Key(w, "initContainers");
+    w.StartArray();
+    StorageInitializer(w, rev, config);
+    w.EndArray();
+  }
+  Key(w, "containers");
+  w.StartArray();
+  ServingContainer(w, rev, config);
+  w.EndArray();
+  if (!rev.storage_uri.empty()) {
+    Key(w, "volumes");
+    w.StartArray();
+    w.StartObject();
+    Field(w, "name", kModelVolume);
+    Key(w, "emptyDir");
+    w.StartObject();
+    w.EndObject();
+    w.EndObject();
+    w.EndArray();
+  }
+  w.EndObject();
+  w.EndObject();
+  w.EndObject();
+  w.EndObject();
+  return Text(buf);
+}
+
+std::string ServiceJson(const RevisionSpec& rev, const OwnerRef& owner,
+                        const KubePlacementConfig& config) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  Field(w, "apiVersion", "v1");
+  Field(w, "kind", "Service");
+  Metadata(w, rev.name, rev, owner, "");
+  Key(w, "spec");
+  w.StartObject();
+  Key(w, "selector");
+  w.StartObject();
+  Field(w, kRevisionLabel, rev.name);
+  w.EndObject();
+  Key(w, "ports");
+  w.StartArray();
+  w.StartObject();
+  Field(w, "name", "http");
+  Key(w, "port");
+  w.Int(80);
+  Key(w, "targetPort");
+  w.Int(config.http_port);
+  Field(w, "protocol", "TCP");
+  w.EndObject();
+  if (IsModelServer(rev)) {
+    w.StartObject();
+    Field(w, "name", "grpc");
+    Key(w, "port");
+    w.Int(config.grpc_port);
+    Key(w, "targetPort");
+    w.Int(config.grpc_port);
+    Field(w, "protocol", "TCP");
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  w.EndObject();
+  return Text(buf);
+}
+
+std::optional<RevisionSpec> RevisionOfDeployment(const rapidjson::Value& deployment) {
+  const auto& meta = Obj(deployment, "metadata");
+  if (GetString(Obj(meta, "labels"), kManagedByLabel) != kManagedBy) return std::nullopt;
+  std::string spec = GetString(Obj(meta, "annotations"), kRevisionAnnotation);
+  if (spec.empty()) return std::nullopt;
+  auto parsed = ParseRevisionSpec(spec);
+  if (!parsed.ok()) return std::nullopt;
+  return *parsed;
+}
+
+PodView ReadPod(const rapidjson::Value& pod) {
+  PodView v;
+  const auto& meta = Obj(pod, "metadata");
+  v.name = GetString(meta, "name");
+  v.deleting = !GetString(meta, "deletionTimestamp").empty();
+  const auto& status = Obj(pod, "status");
+  if (const auto* conds = Member(status, "conditions"); conds != nullptr && conds->IsArray())
+    for (const auto& c : conds->GetArray())
+      if (GetString(c, "type") == "Ready") v.ready = GetString(c, "status") == "True";
+  if (const auto* inits = Member(status, "initContainerStatuses");
+      inits != nullptr && inits->IsArray()) {
+    for (const auto& s : inits->GetArray()) {
+      if (GetString(s, "name") != "storage-initializer") continue;
+      std::string reason, message;
+      bool ok = false;
+      ContainerState(s, &reason, &message, &ok);
+      const auto& state = Obj(s, "state");
+      if (Member(state, "running") != nullptr) {
+        v.init_state = "running";
+      } else if (Member(state, "terminated") != nullptr && ok) {
+        v.init_state = "done";
+      } else if (GetInt(s, "restartCount") > 0 || Member(state, "terminated") != nullptr ||
+                 reason == "CrashLoopBackOff") {
+        // Failed at least once: the last termination's message.
+        if (message.empty()) {
+          const auto* last = Member(Obj(s, "lastState"), "terminated");
+          if (last != nullptr) message = GetString(*last, "message");
+        }
+        v.init_state = "failed";
+        v.init_message = message.empty() ? reason : message;
+      }
+    }
+  }
+  if (const auto* cs = Member(status, "containerStatuses"); cs != nullptr && cs->IsArray()) {
+    for (const auto& s : cs->GetArray()) {
+      if (GetString(s, "name") != "kserve-container") continue;
+      v.restarts = static_cast<int>(GetInt(s, "restartCount"));
+      std::string reason, message;
+      bool ok = false;
+      ContainerState(s, &reason, &message, &ok);
+      const bool ready = s.HasMember("ready") && s["ready"].IsBool() && s["ready"].GetBool();
+      const bool crashing = reason == "CrashLoopBackOff" ||
+                            (Member(Obj(s, "state"), "terminated") != nullptr && !ok);
+      if (crashing && !ready) {
+        if (message.empty() || reason == "CrashLoopBackOff") {
+          const auto* last = Member(Obj(s, "lastState"), "terminated");
+          if (last != nullptr && !GetString(*last, "message").empty())
+            message = GetString(*last, "message");
+        }
+        v.crash_reason = reason.empty() ? "Error" : reason;
+        v.crash_message = message;
+      }
+    }
+  }
+  return v;
+}
+
+RevisionObservations ObserveDeployment(const RevisionSpec& rev, const rapidjson::Value* deployment,
+                                       const std::vector<PodView>& pods, bool aspired,
+                                       const std::string& now) {
+  RevisionObservations in;
+  KubeFailure failure = CheckRunnable(rev);
+  in.unrunnable_reason = failure.reason;
+  in.unrunnable_message = failure.message;
+  in.has_storage = !rev.storage_uri.empty();
+  in.aspired = aspired;
+  in.now = now;
+  if (deployment != nullptr) {
+    const auto& status = Obj(*deployment, "status");
+    in.replicas = static_cast<int>(GetInt(status, "replicas"));
+    in.ready_replicas = static_cast<int>(GetInt(status, "readyReplicas"));
+  }
+  bool fetching = false, fetched = false;
+  for (const auto& p : pods) {
+    if (p.deleting) continue;
+    if (p.init_state == "failed" && in.fetch_error.empty()) in.fetch_error = p.init_message;
+    fetching |= p.init_state == "running";
+    fetched |= p.init_state == "done" || p.ready;
+    if (!p.crash_reason.empty()) {
+      ++in.failed_replicas;
+      if (!p.ready) {
+        in.crashed = true;
+        in.crash_message = StrCat(p.crash_reason, ": ", p.crash_message);
+      }
+    }
+  }
+  if (!in.has_storage) {
+    in.fetch = FetchState::kDone;
+  } else if (fetched || in.ready_replicas > 0) {
+    in.fetch = FetchState::kDone;
+  } else if (!in.fetch_error.empty()) {
+    in.fetch = FetchState::kFailed;
+  } else if (fetching) {
+    in.fetch = FetchState::kRunning;
+  }
+  return in;
+}
+
+StoredStatus ReadStatus(const rapidjson::Value& isvc) {
+  StoredStatus out;
+  const auto* status = Member(isvc, "status");
+  if (status == nullptr || !status->IsObject() || status->MemberCount() == 0) return out;
+  out.present = true;
+  IsvcStatus& s = out.status;
+  s.url = GetString(*status, "url");
+  out.observed_generation = GetInt(*status, "observedGeneration");
+  if (const auto* conds = Member(*status, "conditions"); conds != nullptr && conds->IsArray()) {
+    for (const auto& c : conds->GetArray()) {
+      Condition cond{GetString(c, "type"), GetString(c, "status"), GetString(c, "reason"),
+                     GetString(c, "message")};
+      if (std::string t = GetString(c, "lastTransitionTime"); !t.empty())
+        out.transition_times[cond.type] = t;
+      s.conditions.push_back(std::move(cond));
+    }
+  }
+  const auto& pred = Obj(Obj(*status, "components"), "predictor");
+  s.latest_created = GetString(pred, "latestCreatedRevision");
+  s.latest_ready = GetString(pred, "latestReadyRevision");
+  s.latest_rolled_out = GetString(pred, "latestRolledoutRevision");
+  s.previous_rolled_out = GetString(pred, "previousRolledoutRevision");
+  if (const auto* traffic = Member(pred, "traffic"); traffic != nullptr && traffic->IsArray()) {
+    for (const auto& t : traffic->GetArray()) {
+      TrafficTarget target;
+      target.revision = GetString(t, "revisionName");
+      target.percent = static_cast<int>(GetInt(t, "percent"));
+      target.tag = GetString(t, "tag");
+      const auto* latest = Member(t, "latestRevision");
+      target.latest = latest != nullptr && latest->IsBool() && latest->GetBool();
+      s.traffic.push_back(std::move(target));
+    }
+  }
+  const auto& model = Obj(*status, "modelStatus");
+  s.transition_status = GetString(model, "transitionStatus");
+  const auto& states = Obj(model, "states");
+  s.active_model_state = GetString(states, "activeModelState");
+  s.target_model_state = GetString(states, "targetModelState");
+  const auto& failure = Obj(model, "lastFailureInfo");
+  s.failure_reason = GetString(failure, "reason");
+  s.failure_message = GetString(failure, "message");
+  s.failure_time = GetString(failure, "time");
+  const auto& copies = Obj(model, "copies");
+  s.failed_copies = static_cast<int>(GetInt(copies, "failedCopies"));
+  s.total_copies = static_cast<int>(GetInt(copies, "totalCopies"));
+  return out;
+}
+
+}  // namespace osprey::controlplane

@@ -1,0 +1,119 @@
+#pragma once
+
+// Kubernetes placement: the objects that run a revision (reconciler.h, in
+// KServe's terms) in a cluster, and what the operator reads back from them,
+// as pure functions over JSON.
+//
+// A revision runs as a Deployment named as Knative names a revision's
+// ({isvc}-predictor-00001-deployment) and a Service named after the revision
+// ({isvc}-predictor-00001), both owned by the InferenceService (deleting it
+// garbage-collects them). Knative's naming keeps every revision of a canary
+// rollout side by side, which KServe's raw-deployment names
+// ({isvc}-predictor) cannot. The revision's spec is kept in an annotation of
+// its Deployment, so the operator holds no state of its own: a restarted
+// operator reads every revision back from the cluster.
+//
+// The pod: the storage initializer (`osprey storage pull URI /mnt/models`)
+// as an init container into an emptyDir at /mnt/models, KServe's layout; the
+// serving container `kserve-container`: Osprey's model server for KServe's
+// model-server images, else the container as written.
+
+#include <rapidjson/fwd.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "controlplane/observe.h"
+#include "controlplane/reconciler.h"
+
+namespace osprey::controlplane {
+
+inline constexpr char kManagedByLabel[] = "app.kubernetes.io/managed-by";
+inline constexpr char kManagedBy[] = "osprey";
+inline constexpr char kIsvcLabel[] = "serving.kserve.io/inferenceservice";
+inline constexpr char kRevisionLabel[] = "serving.knative.dev/revision";
+inline constexpr char kRevisionAnnotation[] = "serving.osprey.dev/revision";
+inline constexpr char kFieldManager[] = "osprey";
+
+// Which InferenceServices this operator takes. kAll: every one, except those
+// annotated serving.osprey.dev/controller with another value. kAnnotated:
+// only those annotated serving.osprey.dev/controller: osprey, so that a
+// cluster that runs KServe's controller too can give Osprey some and KServe
+// the rest (KServe's controller must then be kept off them, e.g. in other
+// namespaces).
+enum class Claim { kAll, kAnnotated };
+inline constexpr char kControllerAnnotation[] = "serving.osprey.dev/controller";
+bool Claimed(Claim claim, const std::map<std::string, std::string>& annotations);
+
+struct KubePlacementConfig {
+  std::string image = "osprey:dev";  // Osprey's image: model server and storage initializer
+  std::string image_pull_policy = "IfNotPresent";
+  int http_port = 8080;
+  int grpc_port = 8081;
+  int readiness_period_seconds = 1;
+};
+
+struct OwnerRef {
+  std::string name;
+  std::string uid;
+};
+
+// The Deployment's and Service's names of a revision.
+std::string DeploymentName(const RevisionSpec& rev);
+
+// A revision that cannot run on Kubernetes (no Osprey backend for its format,
+// a model-server image without a format): reason and message; empty if it can.
+struct KubeFailure {
+  std::string reason;
+  std::string message;
+};
+KubeFailure CheckRunnable(const RevisionSpec& rev);
+
+// The Deployment of `rev` for server-side apply, with `replicas` (nullopt
+// leaves spec.replicas to whoever scales it).
+std::string DeploymentJson(const RevisionSpec& rev, const OwnerRef& owner,
+                           const KubePlacementConfig& config, std::optional<int> replicas);
+// The revision's Service (ClusterIP; port 80 to the container's HTTP port,
+// and the gRPC port).
+std::string ServiceJson(const RevisionSpec& rev, const OwnerRef& owner,
+                        const KubePlacementConfig& config);
+
+// A revision read back from its Deployment (the annotation); nullopt when it
+// is not one of Osprey's.
+std::optional<RevisionSpec> RevisionOfDeployment(const rapidjson::Value& deployment);
+
+// What the cluster shows of a revision's pods.
+struct PodView {
+  std::string name;
+  bool ready = false;
+  bool deleting = false;
+  int restarts = 0;
+  // The storage initializer: "" not started, running, done, failed (message).
+  std::string init_state;
+  std::string init_message;
+  // The serving container waiting after crashes (CrashLoopBackOff) or
+  // terminated with an error: its reason and last message.
+  std::string crash_reason;
+  std::string crash_message;
+};
+PodView ReadPod(const rapidjson::Value& pod);
+
+// The observations ObserveRevision takes, from the revision's Deployment
+// (null when it does not exist yet) and pods.
+RevisionObservations ObserveDeployment(const RevisionSpec& rev, const rapidjson::Value* deployment,
+                                       const std::vector<PodView>& pods, bool aspired,
+                                       const std::string& now);
+
+// The InferenceService's status as stored, read back: traffic, revisions,
+// rollout and the conditions' transition times.
+struct StoredStatus {
+  IsvcStatus status;
+  std::map<std::string, std::string> transition_times;
+  int64_t observed_generation = 0;
+  bool present = false;
+};
+StoredStatus ReadStatus(const rapidjson::Value& isvc);
+
+}  // namespace osprey::controlplane

@@ -1,0 +1,271 @@
+#include "controlplane/kube/objects.h"
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include "common/json_dom.h"
+#include "controlplane/views.h"
+
+namespace osprey::controlplane {
+namespace {
+
+using json::GetString;
+
+RevisionSpec SklearnRevision() {
+  RevisionSpec r;
+  r.name = "iris-predictor-00002";
+  r.namespace_ = "models";
+  r.isvc = "iris";
+  r.number = 2;
+  r.spec_json = R"({"model":{"modelFormat":{"name":"sklearn"}}})";
+  r.created = "2026-12-03T07:00:00Z";
+  r.runtime = "kserve-sklearnserver";
+  r.model_format = "sklearn";
+  r.storage_uri = "gs://bucket/iris";
+  r.protocol = "v1";
+  r.container.name = "kserve-container";
+  r.container.image = "kserve/sklearnserver:latest";
+  r.container.args = {"--model_name=iris", "--model_dir=/mnt/models", "--http_port=8080"};
+  r.container.env = {{"STORAGE_URI", "gs://bucket/iris"}};
+  r.container.resources_json = R"({"limits":{"cpu":"1"}})";
+  r.batcher = resources::Batcher{8, 5};
+  return r;
+}
+
+rapidjson::Document Parse(const std::string& text) {
+  rapidjson::Document d;
+  d.Parse(text.c_str());
+  EXPECT_FALSE(d.HasParseError()) << text;
+  return d;
+}
+
+std::vector<std::string> Strings(const rapidjson::Value& v) {
+  std::vector<std::string> out;
+  for (const auto& s : v.GetArray()) out.emplace_back(s.GetString());
+  return out;
+}
+
+TEST(KubePlacementTest, ModelServerRevisionRunsOspreyServeWithTheStorageInitializer) {
+  RevisionSpec rev = SklearnRevision();
+  KubePlacementConfig config;
+  config.image = "registry.local/osprey:1.2";
+  auto d = Parse(DeploymentJson(rev, {"iris", "uid-1"}, config, 3));
+  const auto& meta = d["metadata"];
+  EXPECT_EQ(GetString(meta, "name"), "iris-predictor-00002-deployment");
+  EXPECT_EQ(GetString(meta, "namespace"), "models");
+  EXPECT_EQ(GetString(meta["labels"], "serving.kserve.io/inferenceservice"), "iris");
+  EXPECT_EQ(GetString(meta["labels"], "serving.knative.dev/revision"), "iris-predictor-00002");
+  EXPECT_EQ(GetString(meta["labels"], "app.kubernetes.io/managed-by"), "osprey");
+  EXPECT_EQ(GetString(meta["labels"], "component"), "predictor");
+  const auto& owner = meta["ownerReferences"][0];
+  EXPECT_EQ(GetString(owner, "kind"), "InferenceService");
+  EXPECT_EQ(GetString(owner, "uid"), "uid-1");
+  EXPECT_TRUE(owner["controller"].GetBool());
+  EXPECT_EQ(d["spec"]["replicas"].GetInt(), 3);
+  EXPECT_EQ(GetString(d["spec"]["selector"]["matchLabels"], "serving.knative.dev/revision"),
+            "iris-predictor-00002");
+  const auto& pod = d["spec"]["template"]["spec"];
+  const auto& init = pod["initContainers"][0];
+  EXPECT_EQ(GetString(init, "name"), "storage-initializer");
+  EXPECT_EQ(GetString(init, "image"), "registry.local/osprey:1.2");
+  EXPECT_EQ(Strings(init["args"]),
+            (std::vector<std::string>{"storage", "pull", "gs://bucket/iris", "/mnt/models"}));
+  EXPECT_EQ(GetString(init["volumeMounts"][0], "mountPath"), "/mnt/models");
+  const auto& c = pod["containers"][0];
+  EXPECT_EQ(GetString(c, "name"), "kserve-container");
+  EXPECT_EQ(GetString(c, "image"), "registry.local/osprey:1.2");
+  EXPECT_EQ(Strings(c["command"]), std::vector<std::string>{"osprey"});
+  auto args = Strings(c["args"]);
+  auto has = [&](const std::string& flag, const std::string& value) {
+    for (size_t i = 0; i + 1 < args.size(); ++i)
+      if (args[i] == flag && args[i + 1] == value) return true;
+    return false;
+  };
+  EXPECT_EQ(args.front(), "serve");
+  EXPECT_TRUE(has("--model-dir", "/mnt/models"));
+  EXPECT_TRUE(has("--model-name", "iris"));
+  EXPECT_TRUE(has("--model-format", "sklearn"));
+  EXPECT_TRUE(has("--http-address", "$(POD_IP)"));
+  EXPECT_TRUE(has("--http-port", "8080"));
+  EXPECT_TRUE(has("--grpc-port", "8081"));
+  EXPECT_TRUE(has("--max-batch-size", "8"));
+  EXPECT_EQ(GetString(c["env"][0], "name"), "POD_IP");
+  EXPECT_EQ(GetString(c["env"][0]["valueFrom"]["fieldRef"], "fieldPath"), "status.podIP");
+  EXPECT_EQ(GetString(c["env"][1], "name"), "STORAGE_URI");
+  EXPECT_EQ(GetString(c["readinessProbe"]["httpGet"], "path"), "/v2/models/iris/ready");
+  EXPECT_EQ(GetString(c["resources"]["limits"], "cpu"), "1");
+  EXPECT_TRUE(c["volumeMounts"][0]["readOnly"].GetBool());
+  EXPECT_EQ(GetString(pod["volumes"][0], "name"), "kserve-provision-location");
+
+  // The revision reads back from its Deployment as it was made.
+  auto back = RevisionOfDeployment(d);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->name, rev.name);
+  EXPECT_EQ(back->number, 2);
+  EXPECT_EQ(back->spec_json, rev.spec_json);
+  EXPECT_EQ(back->storage_uri, rev.storage_uri);
+  EXPECT_EQ(back->container.image, rev.container.image);
+
+  // Without replicas, spec.replicas is left to whoever scales.
+  auto unscaled = Parse(DeploymentJson(rev, {"iris", "uid-1"}, config, std::nullopt));
+  EXPECT_FALSE(unscaled["spec"].HasMember("replicas"));
+}
+
+TEST(KubePlacementTest, CustomContainerRunsAsWritten) {
+  RevisionSpec rev;
+  rev.name = "custom-predictor-00001";
+  rev.namespace_ = "default";
+  rev.isvc = "custom";
+  rev.container.name = "kserve-container";
+  rev.container.image = "example.com/my-model:1";
+  rev.container.command = {"python", "-m", "model"};
+  rev.container.args = {"--port", "8080"};
+  rev.container.readiness_probe_json = R"({"tcpSocket":{"port":8080}})";
+  auto d = Parse(DeploymentJson(rev, {"custom", "u"}, {}, 1));
+  const auto& pod = d["spec"]["template"]["spec"];
+  EXPECT_FALSE(pod.HasMember("initContainers"));  // no storageUri
+  EXPECT_FALSE(pod.HasMember("volumes"));
+  const auto& c = pod["containers"][0];
+  EXPECT_EQ(GetString(c, "image"), "example.com/my-model:1");
+  EXPECT_EQ(Strings(c["command"]), (std::vector<std::string>{"python", "-m", "model"}));
+  EXPECT_EQ(Strings(c["args"]), (std::vector<std::string>{"--port", "8080"}));
+  EXPECT_EQ(c["readinessProbe"]["tcpSocket"]["port"].GetInt(), 8080);
+  EXPECT_EQ(c["env"].Size(), 0u);  // no POD_IP: the container is not Osprey's
+  EXPECT_TRUE(CheckRunnable(rev).reason.empty());
+  auto svc = Parse(ServiceJson(rev, {"custom", "u"}, {}));
+  EXPECT_EQ(GetString(svc["metadata"], "name"), "custom-predictor-00001");
+  EXPECT_EQ(svc["spec"]["ports"].Size(), 1u);
+  EXPECT_EQ(svc["spec"]["ports"][0]["port"].GetInt(), 80);
+  EXPECT_EQ(svc["spec"]["ports"][0]["targetPort"].GetInt(), 8080);
+}
+
+TEST(KubePlacementTest, RunnableTable) {
+  struct Row {
+    std::string image, format, reason;
+  } rows[] = {
+      {"kserve/sklearnserver:v0.14", "sklearn", ""},
+      {"docker.io/kserve/xgbserver@sha256:abc", "xgboost", ""},
+      {"kserve/sklearnserver", "", "RuntimeNotRecognized"},
+      {"nvcr.io/nvidia/tritonserver:24.01", "tensorrt", "NoSupportingRuntime"},
+      {"kserve/sklearnserver", "caffe", "NoSupportingRuntime"},
+      {"example.com/anything", "", ""},
+  };
+  for (const auto& r : rows) {
+    RevisionSpec rev;
+    rev.container.image = r.image;
+    rev.model_format = r.format;
+    EXPECT_EQ(CheckRunnable(rev).reason, r.reason) << r.image << " " << r.format;
+  }
+}
+
+TEST(KubePlacementTest, PodsTable) {
+  struct Row {
+    std::string status_json;
+    bool ready;
+    std::string init_state, init_message, crash_reason, crash_message;
+  } rows[] = {
+      {R"({"conditions":[{"type":"Ready","status":"True"}]})", true, "", "", "", ""},
+      {R"({"initContainerStatuses":[{"name":"storage-initializer","state":{"running":{}}}]})",
+       false, "running", "", "", ""},
+      {R"({"initContainerStatuses":[{"name":"storage-initializer","restartCount":2,
+           "state":{"waiting":{"reason":"CrashLoopBackOff"}},
+           "lastState":{"terminated":{"exitCode":1,"message":"no such bucket"}}}]})",
+       false, "failed", "no such bucket", "", ""},
+      {R"({"initContainerStatuses":[{"name":"storage-initializer",
+           "state":{"terminated":{"exitCode":0}}}],
+          "containerStatuses":[{"name":"kserve-container","restartCount":3,"ready":false,
+           "state":{"waiting":{"reason":"CrashLoopBackOff","message":"back-off"}},
+           "lastState":{"terminated":{"exitCode":1,"message":"model.joblib: bad file"}}}]})",
+       false, "done", "", "CrashLoopBackOff", "model.joblib: bad file"},
+  };
+  for (const auto& r : rows) {
+    auto pod = Parse(StrCat(R"({"metadata":{"name":"p"},"status":)", r.status_json, "}"));
+    PodView v = ReadPod(pod);
+    EXPECT_EQ(v.ready, r.ready) << r.status_json;
+    EXPECT_EQ(v.init_state, r.init_state) << r.status_json;
+    EXPECT_EQ(v.init_message, r.init_message) << r.status_json;
+    EXPECT_EQ(v.crash_reason, r.crash_reason) << r.status_json;
+    EXPECT_EQ(v.crash_message, r.crash_message) << r.status_json;
+  }
+}
+
+TEST(KubePlacementTest, ObservationsTable) {
+  RevisionSpec rev = SklearnRevision();
+  auto deploy = Parse(R"({"status":{"replicas":2,"readyReplicas":1}})");
+  struct Row {
+    const char* what;
+    std::vector<PodView> pods;
+    bool with_deploy;
+    FetchState fetch;
+    int ready;
+    bool crashed;
+  } rows[] = {
+      {"nothing yet", {}, false, FetchState::kIdle, 0, false},
+      {"downloading", {{.name = "a", .init_state = "running"}}, false, FetchState::kRunning, 0,
+       false},
+      {"download failed", {{.name = "a", .init_state = "failed", .init_message = "403"}}, false,
+       FetchState::kFailed, 0, false},
+      {"serving", {{.name = "a", .ready = true, .init_state = "done"}}, true, FetchState::kDone, 1,
+       false},
+      {"crashing", {{.name = "a", .init_state = "done", .crash_reason = "CrashLoopBackOff"}}, false,
+       FetchState::kDone, 0, true},
+      {"a deleted pod is not looked at",
+       {{.name = "a", .deleting = true, .init_state = "failed", .init_message = "x"}}, false,
+       FetchState::kIdle, 0, false},
+  };
+  for (const auto& r : rows) {
+    RevisionObservations o =
+        ObserveDeployment(rev, r.with_deploy ? &deploy : nullptr, r.pods, true, "now");
+    EXPECT_EQ(o.fetch, r.fetch) << r.what;
+    EXPECT_EQ(o.ready_replicas, r.ready) << r.what;
+    EXPECT_EQ(o.crashed, r.crashed) << r.what;
+    EXPECT_TRUE(o.has_storage);
+  }
+}
+
+TEST(KubePlacementTest, StatusReadsBackAsWritten) {
+  IsvcStatus s;
+  s.url = "http://iris-models.example.com";
+  s.conditions = {{"PredictorReady", "True", "", ""}, {"Ready", "False", "Reason", "why"}};
+  s.latest_created = "iris-predictor-00002";
+  s.latest_ready = "iris-predictor-00001";
+  s.latest_rolled_out = "iris-predictor-00001";
+  s.previous_rolled_out = "iris-predictor-00001";
+  s.traffic = {{"iris-predictor-00001", 90, "prev", false}, {"iris-predictor-00002", 10, "latest", true}};
+  s.transition_status = "InProgress";
+  s.active_model_state = "Loaded";
+  s.target_model_state = "Loading";
+  s.failure_reason = "ModelLoadFailed";
+  s.failure_message = "bad";
+  s.failure_time = "2026-12-03T07:00:00Z";
+  s.total_copies = 2;
+  s.failed_copies = 1;
+  std::map<std::string, std::string> times = {{"Ready", "2026-12-03T07:00:01Z"},
+                                              {"PredictorReady", "2026-12-03T07:00:02Z"}};
+  auto isvc = Parse(StrCat(R"({"metadata":{"name":"iris"},"status":)",
+                           IsvcStatusJson(s, times, 7), "}"));
+  StoredStatus back = ReadStatus(isvc);
+  EXPECT_TRUE(back.present);
+  EXPECT_EQ(back.status, s);
+  EXPECT_EQ(back.transition_times, times);
+  EXPECT_EQ(back.observed_generation, 7);
+  EXPECT_FALSE(ReadStatus(Parse(R"({"metadata":{}})")).present);
+}
+
+TEST(KubePlacementTest, ClaimTable) {
+  struct Row {
+    Claim claim;
+    std::map<std::string, std::string> annotations;
+    bool want;
+  } rows[] = {
+      {Claim::kAll, {}, true},
+      {Claim::kAll, {{"serving.osprey.dev/controller", "osprey"}}, true},
+      {Claim::kAll, {{"serving.osprey.dev/controller", "kserve"}}, false},
+      {Claim::kAnnotated, {}, false},
+      {Claim::kAnnotated, {{"serving.osprey.dev/controller", "osprey"}}, true},
+  };
+  for (const auto& r : rows) EXPECT_EQ(Claimed(r.claim, r.annotations), r.want);
+}
+
+}  // namespace
+}  // namespace osprey::controlplane

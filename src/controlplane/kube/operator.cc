@@ -1,0 +1,457 @@
+#include "controlplane/kube/operator.h"
+
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <ctime>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "common/json_dom.h"
+#include "common/logging.h"
+#include "controlplane/observe.h"
+#include "controlplane/views.h"
+#include "resources/kinds.h"
+
+namespace osprey::controlplane {
+
+using kube::ObjectPtr;
+using kube::ResourceRef;
+using resources::InferenceService;
+using resources::ServingRuntime;
+
+namespace {
+
+const ResourceRef kIsvcs{"serving.kserve.io", "v1beta1", "inferenceservices", true};
+const ResourceRef kRuntimes{"serving.kserve.io", "v1alpha1", "servingruntimes", true};
+const ResourceRef kClusterRuntimes{"serving.kserve.io", "v1alpha1", "clusterservingruntimes",
+                                   false};
+const ResourceRef kDeployments{"apps", "v1", "deployments", true};
+const ResourceRef kServices{"", "v1", "services", true};
+const ResourceRef kPods{"", "v1", "pods", true};
+const ResourceRef kEvents{"", "v1", "events", true};
+constexpr char kAppliedHash[] = "serving.osprey.dev/applied";
+
+std::string Now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string Hex(size_t h) {
+  char buf[20];
+  std::snprintf(buf, sizeof(buf), "%016zx", h);
+  return buf;
+}
+
+std::string Label(const kube::Object& o, const char* key) {
+  const auto& meta = o.doc["metadata"];
+  if (!meta.HasMember("labels") || !meta["labels"].IsObject()) return "";
+  return json::GetString(meta["labels"], key);
+}
+
+std::string Annotation(const kube::Object& o, const char* key) {
+  const auto& meta = o.doc["metadata"];
+  if (!meta.HasMember("annotations") || !meta["annotations"].IsObject()) return "";
+  return json::GetString(meta["annotations"], key);
+}
+
+// The object with the hash of its applied form in an annotation, so that an
+// unchanged object is not applied again (no write at all, not even a no-op
+// apply).
+std::string WithAppliedHash(const std::string& object_json, std::string* hash) {
+  *hash = Hex(std::hash<std::string>{}(object_json));
+  rapidjson::Document d;
+  d.Parse(object_json.data(), object_json.size());
+  auto& meta = d["metadata"];
+  if (!meta.HasMember("annotations"))
+    meta.AddMember("annotations", rapidjson::Value(rapidjson::kObjectType), d.GetAllocator());
+  meta["annotations"].AddMember(rapidjson::Value(kAppliedHash, d.GetAllocator()),
+                                rapidjson::Value(hash->c_str(), d.GetAllocator()),
+                                d.GetAllocator());
+  return json::ToText(d);
+}
+
+}  // namespace
+
+struct Operator::Impl {
+  kube::Client* client;
+  OperatorOptions opts;
+  kube::Informer isvcs;
+  kube::Informer runtimes;
+  kube::Informer cluster_runtimes;
+  kube::Informer deployments;
+  kube::Informer services;
+  kube::Informer pods;
+  kube::WorkQueue queue;
+  std::vector<std::thread> workers;
+  std::atomic<bool> running{false};
+
+  // What the operator remembers between passes (lost on restart, rebuilt
+  // from the cluster): each revision's last observed state and whether it
+  // was aspired, and revisions that cannot run (never materialised).
+  struct RevMemory {
+    RevisionObserved observed;
+    bool aspired = false;
+    bool known = false;
+  };
+  std::mutex mu;
+  std::map<std::string, RevMemory> memory;  // "{ns}/{revision}"
+  std::map<std::string, RevisionSpec> unrunnable;  // "{ns}/{isvc}" -> its latest unrunnable revision
+  std::atomic<uint64_t> reconciles{0}, applies{0}, events{0}, errors{0};
+
+  static kube::InformerOptions Opts(const ResourceRef& ref, const std::string& ns,
+                                    const std::string& selector = "") {
+    kube::InformerOptions o;
+    o.resource = ref;
+    o.namespace_ = ref.namespaced ? ns : "";
+    o.label_selector = selector;
+    return o;
+  }
+
+  Impl(kube::Client* c, OperatorOptions o)
+      : client(c),
+        opts(std::move(o)),
+        isvcs(c, Opts(kIsvcs, opts.namespace_)),
+        runtimes(c, Opts(kRuntimes, opts.namespace_)),
+        cluster_runtimes(c, Opts(kClusterRuntimes, "")),
+        deployments(c, Opts(kDeployments, opts.namespace_,
+                            StrCat(kManagedByLabel, "=", kManagedBy))),
+        services(c, Opts(kServices, opts.namespace_, StrCat(kManagedByLabel, "=", kManagedBy))),
+        pods(c, Opts(kPods, opts.namespace_, StrCat(kManagedByLabel, "=", kManagedBy))) {
+    isvcs.AddHandler([this](const ObjectPtr& now, const ObjectPtr& before) {
+      queue.Add((now ? now : before)->Key());
+    });
+    auto owner = [this](const ObjectPtr& now, const ObjectPtr& before) {
+      const kube::Object& o = now ? *now : *before;
+      std::string isvc = Label(o, kIsvcLabel);
+      if (!isvc.empty()) queue.Add(StrCat(o.namespace_, "/", isvc));
+    };
+    deployments.AddHandler(owner);
+    services.AddHandler(owner);
+    pods.AddHandler(owner);
+    // A runtime changed: every InferenceService it may serve is looked at again.
+    runtimes.AddHandler([this](const ObjectPtr& now, const ObjectPtr& before) {
+      if (!isvcs.synced()) return;
+      const std::string& ns = (now ? now : before)->namespace_;
+      for (const auto& i : isvcs.List())
+        if (i->namespace_ == ns) queue.Add(i->Key());
+    });
+    cluster_runtimes.AddHandler([this](const ObjectPtr&, const ObjectPtr&) {
+      if (!isvcs.synced()) return;
+      for (const auto& i : isvcs.List()) queue.Add(i->Key());
+    });
+  }
+
+  std::vector<ServingRuntime> Runtimes(const kube::Informer& from, const std::string& ns) {
+    std::vector<ServingRuntime> out;
+    for (const auto& o : from.List()) {
+      if (!ns.empty() && o->namespace_ != ns) continue;
+      auto parsed = resources::FromJson(json::ToText(o->doc));
+      if (!parsed.ok() || !std::holds_alternative<ServingRuntime>(*parsed)) continue;
+      out.push_back(std::get<ServingRuntime>(std::move(*parsed)));
+    }
+    return out;
+  }
+
+  void Event(const kube::Object& isvc, const EventRecord& e) {
+    std::string name = StrCat(isvc.name, ".", Hex(std::hash<std::string>{}(
+                                                  StrCat(e.reason, e.message, Now(), isvc.uid))));
+    rapidjson::StringBuffer buf;
+    json::Writer w(buf);
+    w.StartObject();
+    json::Field(w, "apiVersion", "v1");
+    json::Field(w, "kind", "Event");
+    json::Key(w, "metadata");
+    w.StartObject();
+    json::Field(w, "name", name.substr(0, 253));
+    json::Field(w, "namespace", isvc.namespace_);
+    w.EndObject();
+    json::Key(w, "involvedObject");
+    w.StartObject();
+    json::Field(w, "apiVersion", "serving.kserve.io/v1beta1");
+    json::Field(w, "kind", "InferenceService");
+    json::Field(w, "name", isvc.name);
+    json::Field(w, "namespace", isvc.namespace_);
+    json::Field(w, "uid", isvc.uid);
+    w.EndObject();
+    json::Field(w, "type", e.type);
+    json::Field(w, "reason", e.reason);
+    json::Field(w, "message", e.message);
+    json::Field(w, "firstTimestamp", Now());
+    json::Field(w, "lastTimestamp", Now());
+    w.Key("count");
+    w.Int(1);
+    json::Key(w, "source");
+    w.StartObject();
+    json::Field(w, "component", "osprey-operator");
+    w.EndObject();
+    w.EndObject();
+    events.fetch_add(1);
+    auto r = client->Call("POST", kube::ResourcePath(kEvents, isvc.namespace_),
+                          std::string(buf.GetString(), buf.GetSize()));
+    if (!r.ok() || r->status / 100 != 2)
+      OSPREY_LOG(kDebug) << "event " << e.reason << " for " << isvc.Key() << " not written";
+  }
+
+  // Applies `object_json` unless the live object (from an informer) carries
+  // the same applied hash.
+  absl::Status ApplyIfChanged(const kube::Informer& informer, const ResourceRef& ref,
+                              const std::string& ns, const std::string& name,
+                              const std::string& object_json) {
+    std::string hash;
+    std::string body = WithAppliedHash(object_json, &hash);
+    ObjectPtr live = informer.Get(StrCat(ns, "/", name));
+    if (live != nullptr && Annotation(*live, kAppliedHash) == hash) return absl::OkStatus();
+    applies.fetch_add(1);
+    auto r = client->Apply(kube::ResourcePath(ref, ns, name), body, kFieldManager);
+    return r.ok() ? absl::OkStatus() : r.status();
+  }
+
+  absl::Status Reconcile(const std::string& key) {
+    reconciles.fetch_add(1);
+    ObjectPtr obj = isvcs.Get(key);
+    if (obj == nullptr || obj->deleting) {
+      // Its Deployments and Services go with it (owner references).
+      std::lock_guard<std::mutex> lock(mu);
+      unrunnable.erase(key);
+      return absl::OkStatus();
+    }
+    const std::string resource_json = json::ToText(obj->doc);
+    auto parsed = resources::FromJson(resource_json);
+    if (!parsed.ok() || !std::holds_alternative<InferenceService>(*parsed))
+      return WriteInvalid(*obj, parsed.ok() ? "not an InferenceService"
+                                            : std::string(StatusMessage(parsed.status())));
+    const InferenceService& isvc = std::get<InferenceService>(*parsed);
+    if (!Claimed(opts.claim, isvc.meta.annotations)) return absl::OkStatus();
+    const std::string& ns = obj->namespace_;
+    const std::string now = Now();
+    StoredStatus stored = ReadStatus(obj->doc);
+
+    // Its revisions, from their Deployments.
+    std::vector<std::pair<RevisionSpec, ObjectPtr>> revs;
+    for (const auto& d : deployments.List()) {
+      if (d->namespace_ != ns || Label(*d, kIsvcLabel) != obj->name) continue;
+      auto spec = RevisionOfDeployment(d->doc);
+      if (spec.has_value() && spec->isvc == obj->name) revs.emplace_back(std::move(*spec), d);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto u = unrunnable.find(key);
+      if (u != unrunnable.end()) {
+        bool newer = std::all_of(revs.begin(), revs.end(), [&](const auto& r) {
+          return r.first.number < u->second.number;
+        });
+        if (newer) revs.emplace_back(u->second, nullptr);
+      }
+    }
+    std::sort(revs.begin(), revs.end(),
+              [](const auto& a, const auto& b) { return a.first.number < b.first.number; });
+
+    std::vector<ServingRuntime> ns_runtimes = Runtimes(runtimes, ns);
+    std::vector<ServingRuntime> cl_runtimes = Runtimes(cluster_runtimes, "");
+    std::vector<EventRecord> to_record;
+
+    ReconcileInput in;
+    in.isvc = &isvc;
+    in.spec_json = PredictorSpecJson(resource_json);
+    in.namespace_runtimes = &ns_runtimes;
+    in.cluster_runtimes = &cl_runtimes;
+    in.config = &opts.platform;
+    in.now = now;
+    in.latest_rolled_out = stored.status.latest_rolled_out;
+    in.previous_rolled_out = stored.status.previous_rolled_out;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (const auto& [spec, deploy] : revs) {
+        RevMemory& m = memory[StrCat(ns, "/", spec.name)];
+        if (!m.known) {
+          // First look since this operator started: what the stored status says.
+          m.known = true;
+          bool routed = std::any_of(stored.status.traffic.begin(), stored.status.traffic.end(),
+                                    [&](const TrafficTarget& t) { return t.revision == spec.name; });
+          m.observed.ever_ready = routed || stored.status.latest_ready == spec.name;
+          m.observed.phase = m.observed.ever_ready ? RevisionPhase::kReady : RevisionPhase::kPending;
+          m.aspired = routed || spec.name == revs.back().first.name;
+        }
+        std::vector<PodView> pod_views;
+        for (const auto& p : pods.List())
+          if (p->namespace_ == ns && Label(*p, kRevisionLabel) == spec.name)
+            pod_views.push_back(ReadPod(p->doc));
+        RevisionObservations seen = ObserveDeployment(
+            spec, deploy ? &deploy->doc : nullptr, pod_views, m.aspired, now);
+        // A crash's message is news only once.
+        if (seen.crash_message.has_value() && *seen.crash_message == m.observed.message)
+          seen.crash_message.reset();
+        Observation o = ObserveRevision(spec, m.observed, seen);
+        m.observed = o.observed;
+        to_record.insert(to_record.end(), o.events.begin(), o.events.end());
+        in.revisions.push_back({spec, m.observed});
+      }
+    }
+    ReconcilePlan plan = controlplane::Reconcile(in);
+    if (plan.create.has_value()) {
+      RevisionSpec rev = *plan.create;
+      KubeFailure failure = CheckRunnable(rev);
+      to_record.push_back({"Normal", "RevisionCreated",
+                           StrCat("revision ", rev.name,
+                                  rev.runtime.empty() ? "" : StrCat(" (runtime ", rev.runtime, ")"),
+                                  failure.reason.empty() && rev.failure_reason.empty()
+                                      ? ""
+                                      : StrCat(" cannot run: ", failure.message,
+                                               rev.failure_message))});
+      if (!rev.failure_reason.empty() || !failure.reason.empty()) {
+        // Kept in memory only: a Deployment could not run it. Observed as
+        // failed, so the status says why at once.
+        RevisionObservations seen = ObserveDeployment(rev, nullptr, {}, true, now);
+        if (!rev.failure_reason.empty()) {
+          seen.unrunnable_reason = rev.failure_reason;
+          seen.unrunnable_message = rev.failure_message;
+        }
+        Observation o = ObserveRevision(rev, RevisionObserved{}, seen);
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          unrunnable[key] = rev;
+          memory[StrCat(ns, "/", rev.name)] = {o.observed, true, true};
+        }
+        in.revisions.push_back({rev, o.observed});
+        plan = controlplane::Reconcile(in);
+      } else {
+        OwnerRef owner{obj->name, obj->uid};
+        int replicas = std::max(1, rev.min_replicas);
+        OSPREY_RETURN_IF_ERROR(ApplyIfChanged(deployments, kDeployments, ns, DeploymentName(rev),
+                                              DeploymentJson(rev, owner, opts.placement, replicas)));
+        OSPREY_RETURN_IF_ERROR(ApplyIfChanged(services, kServices, ns, rev.name,
+                                              ServiceJson(rev, owner, opts.placement)));
+        std::lock_guard<std::mutex> lock(mu);
+        unrunnable.erase(key);
+        memory[StrCat(ns, "/", rev.name)] = {RevisionObserved{}, true, true};
+      }
+    }
+
+    // Replicas: the aspired revisions run (at least one each until the
+    // autoscaler decides), the others are scaled to zero and kept, as
+    // Knative keeps retired revisions.
+    OwnerRef owner{obj->name, obj->uid};
+    for (const auto& [spec, deploy] : revs) {
+      if (deploy == nullptr) continue;
+      auto want = plan.replicas.find(spec.name);
+      bool aspired = want != plan.replicas.end();
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        memory[StrCat(ns, "/", spec.name)].aspired = aspired;
+      }
+      int replicas = aspired ? std::max(1, want->second) : 0;
+      OSPREY_RETURN_IF_ERROR(ApplyIfChanged(deployments, kDeployments, ns, DeploymentName(spec),
+                                            DeploymentJson(spec, owner, opts.placement, replicas)));
+      OSPREY_RETURN_IF_ERROR(ApplyIfChanged(services, kServices, ns, spec.name,
+                                            ServiceJson(spec, owner, opts.placement)));
+    }
+
+    // Status, written only when it changed.
+    std::map<std::string, std::string> times = stored.transition_times;
+    std::vector<EventRecord> transition = StatusTransition(stored.status, plan.status, now, &times);
+    to_record.insert(to_record.end(), transition.begin(), transition.end());
+    if (!stored.present || !(stored.status == plan.status) || times != stored.transition_times ||
+        stored.observed_generation != obj->generation) {
+      OSPREY_RETURN_IF_ERROR(WriteStatus(*obj, IsvcStatusJson(plan.status, times, obj->generation)));
+    }
+    for (const auto& e : to_record) Event(*obj, e);
+    return absl::OkStatus();
+  }
+
+  absl::Status WriteStatus(const kube::Object& obj, const std::string& status_json) {
+    std::string body = StrCat(
+        R"({"apiVersion":"serving.kserve.io/v1beta1","kind":"InferenceService","metadata":{"name":)",
+        "\"", obj.name, R"(","namespace":")", obj.namespace_, R"("},"status":)", status_json, "}");
+    applies.fetch_add(1);
+    auto r = client->Apply(kube::ResourcePath(kIsvcs, obj.namespace_, obj.name, "status"), body,
+                           kFieldManager);
+    return r.ok() ? absl::OkStatus() : r.status();
+  }
+
+  absl::Status WriteInvalid(const kube::Object& obj, const std::string& message) {
+    IsvcStatus s;
+    s.conditions.push_back({"Ready", "False", "InvalidSpec", message});
+    s.transition_status = "InvalidSpec";
+    s.failure_reason = "InvalidSpec";
+    s.failure_message = message;
+    StoredStatus stored = ReadStatus(obj.doc);
+    std::map<std::string, std::string> times = stored.transition_times;
+    StatusTransition(stored.status, s, Now(), &times);
+    if (stored.present && stored.status == s && stored.observed_generation == obj.generation)
+      return absl::OkStatus();
+    return WriteStatus(obj, IsvcStatusJson(s, times, obj.generation));
+  }
+
+  void Work() {
+    while (auto key = queue.Get()) {
+      absl::Status s = Reconcile(*key);
+      if (s.ok()) {
+        queue.Forget(*key);
+      } else {
+        errors.fetch_add(1);
+        OSPREY_LOG(kWarning) << "reconcile " << *key << ": " << s.message() << " (retry "
+                             << queue.Failures(*key) + 1 << ")";
+        queue.AddRateLimited(*key);
+      }
+      queue.Done(*key);
+    }
+  }
+};
+
+Operator::Operator(kube::Client* client, OperatorOptions options)
+    : impl_(std::make_unique<Impl>(client, std::move(options))) {}
+
+Operator::~Operator() { Stop(); }
+
+absl::Status Operator::Start() {
+  Impl& m = *impl_;
+  if (m.running.exchange(true)) return absl::OkStatus();
+  for (kube::Informer* i :
+       {&m.cluster_runtimes, &m.runtimes, &m.deployments, &m.services, &m.pods, &m.isvcs})
+    i->Start();
+  for (kube::Informer* i :
+       {&m.cluster_runtimes, &m.runtimes, &m.deployments, &m.services, &m.pods, &m.isvcs}) {
+    while (m.running.load() && !i->WaitForSync(std::chrono::seconds(1))) {
+    }
+  }
+  // Everything once: statuses are checked even when nothing changes.
+  for (const auto& i : m.isvcs.List()) m.queue.Add(i->Key());
+  for (int i = 0; i < std::max(1, m.opts.workers); ++i)
+    m.workers.emplace_back([&m] { m.Work(); });
+  OSPREY_LOG(kInfo) << "operator: watching "
+                    << (m.opts.namespace_.empty() ? "all namespaces" : m.opts.namespace_) << "; "
+                    << m.isvcs.size() << " InferenceServices, " << m.deployments.size()
+                    << " Deployments";
+  return absl::OkStatus();
+}
+
+void Operator::Stop() {
+  Impl& m = *impl_;
+  if (!m.running.exchange(false)) return;
+  m.queue.ShutDown();
+  for (auto& t : m.workers) t.join();
+  m.workers.clear();
+  for (kube::Informer* i :
+       {&m.isvcs, &m.runtimes, &m.cluster_runtimes, &m.deployments, &m.services, &m.pods})
+    i->Stop();
+}
+
+bool Operator::synced() const {
+  const Impl& m = *impl_;
+  return m.isvcs.synced() && m.deployments.synced() && m.runtimes.synced() &&
+         m.cluster_runtimes.synced() && m.pods.synced() && m.services.synced();
+}
+
+OperatorStats Operator::stats() const {
+  return {impl_->reconciles.load(), impl_->applies.load(), impl_->events.load(),
+          impl_->errors.load()};
+}
+
+}  // namespace osprey::controlplane

@@ -1,0 +1,56 @@
+#pragma once
+
+// `osprey operator`: KServe's InferenceService (serving.kserve.io/v1beta1),
+// ServingRuntime and ClusterServingRuntime (v1alpha1) reconciled on
+// Kubernetes with the same plan as `osprey up` (reconciler, observe, views:
+// no rule of its own). Informers keep the objects in memory; a work queue
+// keyed by namespace/name hands each InferenceService to one worker at a
+// time; writes are server-side applies as field manager "osprey" (conflicts
+// are reported, never forced) and only when something changed.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "controlplane/kube/objects.h"
+#include "controlplane/reconciler.h"
+#include "kube/client.h"
+#include "kube/informer.h"
+#include "kube/workqueue.h"
+
+namespace osprey::controlplane {
+
+struct OperatorOptions {
+  std::string namespace_;  // "" watches every namespace
+  int workers = 4;
+  Claim claim = Claim::kAll;
+  KubePlacementConfig placement;
+  PlatformConfig platform;
+};
+
+struct OperatorStats {
+  uint64_t reconciles = 0;
+  uint64_t applies = 0;  // server-side applies sent (objects and status)
+  uint64_t events = 0;
+  uint64_t errors = 0;
+};
+
+class Operator {
+ public:
+  Operator(kube::Client* client, OperatorOptions options);
+  ~Operator();
+
+  // Starts the informers, waits for their first lists, then the workers.
+  absl::Status Start();
+  void Stop();
+  bool synced() const;
+  OperatorStats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace osprey::controlplane

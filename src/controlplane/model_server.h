@@ -1,0 +1,47 @@
+#pragma once
+
+// Osprey's model server (`osprey serve`) in place of KServe's model-server
+// images, on any platform: which images it stands in for, and the backend it
+// loads each model format with. The local placement runs it as a process,
+// the Kubernetes placement as the container of a pod; both read this table.
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "controlplane/reconciler.h"
+
+namespace osprey::controlplane {
+
+struct ServeFormat {
+  std::string_view format;   // KServe's model format name
+  std::string_view backend;  // `osprey serve --model-format`; "" recognised from the files
+  // Set when no Osprey backend serves the format: why.
+  std::string_view unsupported;
+};
+const std::vector<ServeFormat>& ServeFormats();
+const ServeFormat* FindServeFormat(std::string_view format);
+
+// "kserve/sklearnserver" from "docker.io/kserve/sklearnserver:v0.14@sha256:...".
+std::string ImageRepository(std::string image);
+
+// KServe's runtime images (repositories) that `osprey serve` stands in for.
+const std::vector<std::string>& ModelServerImages();
+
+// Where a model server listens and finds its model, as the platform lays it out.
+struct ServeLayout {
+  std::string binary = "osprey";
+  std::string model_dir = "/mnt/models";
+  std::string http_address;  // "" listens on all addresses
+  std::string http_port = "8080";
+  std::string grpc_port;  // "" keeps the default
+  std::vector<std::string> extra;  // more flags (sockets of a local replica)
+};
+
+// argv of `osprey serve` for `rev` (a model-server revision with a format
+// Osprey serves: check FindServeFormat first), and the readiness path.
+std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFormat& format,
+                                         const ServeLayout& layout);
+std::string OspreyServeReadyPath(const RevisionSpec& rev);
+
+}  // namespace osprey::controlplane
