@@ -34,9 +34,16 @@ void Informer::Start() {
   thread_ = std::thread([this] { Run(); });
 }
 
-void Informer::Stop() {
-  if (!running_.exchange(false)) return;
+void Informer::Cancel() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_.store(false);
+  }
   stop_cv_.notify_all();
+}
+
+void Informer::Stop() {
+  Cancel();
   if (thread_.joinable()) thread_.join();
 }
 

@@ -63,6 +63,9 @@ class Informer {
 
   void AddHandler(Handler handler);  // before Start
   void Start();
+  // Asks the thread to end (a watch in progress ends within about a second);
+  // Stop also waits for it. Stopping several informers: Cancel each, then Stop.
+  void Cancel();
   void Stop();
   // True once the first list is in (later relists do not clear it).
   bool synced() const { return synced_.load(); }

@@ -2,6 +2,8 @@
 
 #include <rapidjson/document.h>
 
+#include <algorithm>
+
 #include "common/json_dom.h"
 #include "controlplane/model_server.h"
 #include "controlplane/views.h"
@@ -341,6 +343,60 @@ std::string ServiceJson(const RevisionSpec& rev, const OwnerRef& owner,
   return Text(buf);
 }
 
+int InitialReplicas(const RevisionSpec& rev) { return std::max(1, rev.min_replicas); }
+
+bool UsesHpa(const std::map<std::string, std::string>& isvc_annotations,
+             const std::map<std::string, std::string>& predictor_annotations) {
+  constexpr char kClass[] = "serving.kserve.io/autoscalerClass";
+  auto p = predictor_annotations.find(kClass);
+  if (p != predictor_annotations.end()) return p->second == "hpa";
+  auto i = isvc_annotations.find(kClass);
+  return i != isvc_annotations.end() && i->second == "hpa";
+}
+
+std::string HpaJson(const RevisionSpec& rev, const OwnerRef& owner, int min_replicas,
+                    int max_replicas, const std::string& metric, std::optional<int> target) {
+  const int low = std::max(1, min_replicas);
+  const int high = max_replicas > 0 ? std::max(low, max_replicas) : low + 10;
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  Field(w, "apiVersion", "autoscaling/v2");
+  Field(w, "kind", "HorizontalPodAutoscaler");
+  Metadata(w, rev.name, rev, owner, "");
+  Key(w, "spec");
+  w.StartObject();
+  Key(w, "scaleTargetRef");
+  w.StartObject();
+  Field(w, "apiVersion", "apps/v1");
+  Field(w, "kind", "Deployment");
+  Field(w, "name", DeploymentName(rev));
+  w.EndObject();
+  Key(w, "minReplicas");
+  w.Int(low);
+  Key(w, "maxReplicas");
+  w.Int(high);
+  Key(w, "metrics");
+  w.StartArray();
+  w.StartObject();
+  Field(w, "type", "Resource");
+  Key(w, "resource");
+  w.StartObject();
+  Field(w, "name", metric == "memory" ? "memory" : "cpu");
+  Key(w, "target");
+  w.StartObject();
+  Field(w, "type", "Utilization");
+  Key(w, "averageUtilization");
+  w.Int(target.value_or(80));
+  w.EndObject();
+  w.EndObject();
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  w.EndObject();
+  return Text(buf);
+}
+
 std::optional<RevisionSpec> RevisionOfDeployment(const rapidjson::Value& deployment) {
   const auto& meta = Obj(deployment, "metadata");
   if (GetString(Obj(meta, "labels"), kManagedByLabel) != kManagedBy) return std::nullopt;
@@ -374,8 +430,9 @@ PodView ReadPod(const rapidjson::Value& pod) {
         v.init_state = "done";
       } else if (GetInt(s, "restartCount") > 0 || Member(state, "terminated") != nullptr ||
                  reason == "CrashLoopBackOff") {
-        // Failed at least once: the last termination's message.
-        if (message.empty()) {
+        // Failed at least once: the last termination's message (a back-off's
+        // own message says only that it waits).
+        if (message.empty() || reason == "CrashLoopBackOff") {
           const auto* last = Member(Obj(s, "lastState"), "terminated");
           if (last != nullptr) message = GetString(*last, "message");
         }

@@ -80,6 +80,23 @@ std::string DeploymentJson(const RevisionSpec& rev, const OwnerRef& owner,
 std::string ServiceJson(const RevisionSpec& rev, const OwnerRef& owner,
                         const KubePlacementConfig& config);
 
+// The replicas a revision's Deployment is made with; later the autoscaler
+// (the gateway's KPA, or an HPA) owns the count.
+int InitialReplicas(const RevisionSpec& rev);
+
+// serving.kserve.io/autoscalerClass: hpa on the InferenceService (or its
+// predictor): Kubernetes' HorizontalPodAutoscaler scales it, not the KPA.
+bool UsesHpa(const std::map<std::string, std::string>& isvc_annotations,
+             const std::map<std::string, std::string>& predictor_annotations);
+
+// An autoscaling/v2 HorizontalPodAutoscaler for an aspired revision's
+// Deployment, named as the revision: between `min_replicas` (at least 1: an
+// HPA does not scale to zero) and `max_replicas` (0, unbounded in KServe,
+// becomes min + 10: an HPA needs a bound), on CPU (the default) or memory
+// utilization at `target` percent (80).
+std::string HpaJson(const RevisionSpec& rev, const OwnerRef& owner, int min_replicas,
+                    int max_replicas, const std::string& metric, std::optional<int> target);
+
 // A revision read back from its Deployment (the annotation); nullopt when it
 // is not one of Osprey's.
 std::optional<RevisionSpec> RevisionOfDeployment(const rapidjson::Value& deployment);

@@ -32,6 +32,7 @@ const ResourceRef kDeployments{"apps", "v1", "deployments", true};
 const ResourceRef kServices{"", "v1", "services", true};
 const ResourceRef kPods{"", "v1", "pods", true};
 const ResourceRef kEvents{"", "v1", "events", true};
+const ResourceRef kHpas{"autoscaling", "v2", "horizontalpodautoscalers", true};
 constexpr char kAppliedHash[] = "serving.osprey.dev/applied";
 
 std::string Now() {
@@ -88,6 +89,7 @@ struct Operator::Impl {
   kube::Informer deployments;
   kube::Informer services;
   kube::Informer pods;
+  kube::Informer hpas;
   kube::WorkQueue queue;
   std::vector<std::thread> workers;
   std::atomic<bool> running{false};
@@ -123,7 +125,8 @@ struct Operator::Impl {
         deployments(c, Opts(kDeployments, opts.namespace_,
                             StrCat(kManagedByLabel, "=", kManagedBy))),
         services(c, Opts(kServices, opts.namespace_, StrCat(kManagedByLabel, "=", kManagedBy))),
-        pods(c, Opts(kPods, opts.namespace_, StrCat(kManagedByLabel, "=", kManagedBy))) {
+        pods(c, Opts(kPods, opts.namespace_, StrCat(kManagedByLabel, "=", kManagedBy))),
+        hpas(c, Opts(kHpas, opts.namespace_, StrCat(kManagedByLabel, "=", kManagedBy))) {
     isvcs.AddHandler([this](const ObjectPtr& now, const ObjectPtr& before) {
       queue.Add((now ? now : before)->Key());
     });
@@ -135,6 +138,7 @@ struct Operator::Impl {
     deployments.AddHandler(owner);
     services.AddHandler(owner);
     pods.AddHandler(owner);
+    hpas.AddHandler(owner);
     // A runtime changed: every InferenceService it may serve is looked at again.
     runtimes.AddHandler([this](const ObjectPtr& now, const ObjectPtr& before) {
       if (!isvcs.synced()) return;
@@ -277,6 +281,14 @@ struct Operator::Impl {
                                     [&](const TrafficTarget& t) { return t.revision == spec.name; });
           m.observed.ever_ready = routed || stored.status.latest_ready == spec.name;
           m.observed.phase = m.observed.ever_ready ? RevisionPhase::kReady : RevisionPhase::kPending;
+          // A failure the status already reports is not news (no second event).
+          if (!m.observed.ever_ready && spec.name == stored.status.latest_created &&
+              !stored.status.failure_reason.empty()) {
+            m.observed.phase = RevisionPhase::kFailed;
+            m.observed.reason = stored.status.failure_reason;
+            m.observed.message = stored.status.failure_message;
+            m.observed.failure_time = stored.status.failure_time;
+          }
           m.aspired = routed || spec.name == revs.back().first.name;
         }
         std::vector<PodView> pod_views;
@@ -323,9 +335,9 @@ struct Operator::Impl {
         plan = controlplane::Reconcile(in);
       } else {
         OwnerRef owner{obj->name, obj->uid};
-        int replicas = std::max(1, rev.min_replicas);
-        OSPREY_RETURN_IF_ERROR(ApplyIfChanged(deployments, kDeployments, ns, DeploymentName(rev),
-                                              DeploymentJson(rev, owner, opts.placement, replicas)));
+        OSPREY_RETURN_IF_ERROR(
+            ApplyIfChanged(deployments, kDeployments, ns, DeploymentName(rev),
+                           DeploymentJson(rev, owner, opts.placement, InitialReplicas(rev))));
         OSPREY_RETURN_IF_ERROR(ApplyIfChanged(services, kServices, ns, rev.name,
                                               ServiceJson(rev, owner, opts.placement)));
         std::lock_guard<std::mutex> lock(mu);
@@ -334,23 +346,44 @@ struct Operator::Impl {
       }
     }
 
-    // Replicas: the aspired revisions run (at least one each until the
-    // autoscaler decides), the others are scaled to zero and kept, as
-    // Knative keeps retired revisions.
+    // Replicas: a Deployment is made with its initial replicas; then the
+    // autoscaler owns the count (the gateway's KPA, or an HPA). The
+    // operator only keeps an aspired revision at its floor and scales a
+    // retired one to zero (kept, as Knative keeps retired revisions), through
+    // the scale subresource.
     OwnerRef owner{obj->name, obj->uid};
+    const bool hpa = UsesHpa(isvc.meta.annotations, isvc.predictor.annotations);
     for (const auto& [spec, deploy] : revs) {
       if (deploy == nullptr) continue;
       auto want = plan.replicas.find(spec.name);
-      bool aspired = want != plan.replicas.end();
+      const bool aspired = want != plan.replicas.end();
       {
         std::lock_guard<std::mutex> lock(mu);
         memory[StrCat(ns, "/", spec.name)].aspired = aspired;
       }
-      int replicas = aspired ? std::max(1, want->second) : 0;
-      OSPREY_RETURN_IF_ERROR(ApplyIfChanged(deployments, kDeployments, ns, DeploymentName(spec),
-                                            DeploymentJson(spec, owner, opts.placement, replicas)));
+      OSPREY_RETURN_IF_ERROR(
+          ApplyIfChanged(deployments, kDeployments, ns, DeploymentName(spec),
+                         DeploymentJson(spec, owner, opts.placement, InitialReplicas(spec))));
       OSPREY_RETURN_IF_ERROR(ApplyIfChanged(services, kServices, ns, spec.name,
                                             ServiceJson(spec, owner, opts.placement)));
+      const int floor = !aspired ? 0 : hpa ? std::max(1, want->second) : want->second;
+      const auto& dspec = deploy->doc["spec"];
+      const int current = dspec.HasMember("replicas") && dspec["replicas"].IsInt()
+                              ? dspec["replicas"].GetInt()
+                              : 1;
+      if ((!aspired && current != 0) || (aspired && current < floor))
+        OSPREY_RETURN_IF_ERROR(Scale(ns, DeploymentName(spec), floor));
+      const std::string hpa_key = StrCat(ns, "/", spec.name);
+      if (aspired && hpa) {
+        OSPREY_RETURN_IF_ERROR(ApplyIfChanged(
+            hpas, kHpas, ns, spec.name,
+            HpaJson(spec, owner, want->second, isvc.predictor.max_replicas,
+                    isvc.predictor.scale_metric, isvc.predictor.scale_target)));
+      } else if (hpas.Get(hpa_key) != nullptr) {
+        auto r = client->Call("DELETE", kube::ResourcePath(kHpas, ns, spec.name));
+        if (!r.ok()) return r.status();
+        if (r->status != 404) OSPREY_RETURN_IF_ERROR(kube::StatusOf(*r, "delete HPA"));
+      }
     }
 
     // Status, written only when it changed.
@@ -363,6 +396,13 @@ struct Operator::Impl {
     }
     for (const auto& e : to_record) Event(*obj, e);
     return absl::OkStatus();
+  }
+
+  absl::Status Scale(const std::string& ns, const std::string& deployment, int replicas) {
+    applies.fetch_add(1);
+    auto r = client->MergePatch(kube::ResourcePath(kDeployments, ns, deployment, "scale"),
+                                StrCat(R"({"spec":{"replicas":)", replicas, "}}"));
+    return r.ok() ? absl::OkStatus() : r.status();
   }
 
   absl::Status WriteStatus(const kube::Object& obj, const std::string& status_json) {
@@ -413,11 +453,11 @@ Operator::~Operator() { Stop(); }
 absl::Status Operator::Start() {
   Impl& m = *impl_;
   if (m.running.exchange(true)) return absl::OkStatus();
-  for (kube::Informer* i :
-       {&m.cluster_runtimes, &m.runtimes, &m.deployments, &m.services, &m.pods, &m.isvcs})
-    i->Start();
-  for (kube::Informer* i :
-       {&m.cluster_runtimes, &m.runtimes, &m.deployments, &m.services, &m.pods, &m.isvcs}) {
+  const std::vector<kube::Informer*> all = {&m.cluster_runtimes, &m.runtimes, &m.deployments,
+                                            &m.services,         &m.pods,     &m.hpas,
+                                            &m.isvcs};
+  for (kube::Informer* i : all) i->Start();
+  for (kube::Informer* i : all) {
     while (m.running.load() && !i->WaitForSync(std::chrono::seconds(1))) {
     }
   }
@@ -438,15 +478,17 @@ void Operator::Stop() {
   m.queue.ShutDown();
   for (auto& t : m.workers) t.join();
   m.workers.clear();
-  for (kube::Informer* i :
-       {&m.isvcs, &m.runtimes, &m.cluster_runtimes, &m.deployments, &m.services, &m.pods})
-    i->Stop();
+  const std::vector<kube::Informer*> all = {&m.isvcs,    &m.runtimes, &m.cluster_runtimes,
+                                            &m.deployments, &m.services, &m.pods, &m.hpas};
+  for (kube::Informer* i : all) i->Cancel();
+  for (kube::Informer* i : all) i->Stop();
 }
 
 bool Operator::synced() const {
   const Impl& m = *impl_;
   return m.isvcs.synced() && m.deployments.synced() && m.runtimes.synced() &&
-         m.cluster_runtimes.synced() && m.pods.synced() && m.services.synced();
+         m.cluster_runtimes.synced() && m.pods.synced() && m.services.synced() &&
+         m.hpas.synced();
 }
 
 OperatorStats Operator::stats() const {
