@@ -7,6 +7,8 @@
 #                                       DIR/kubeconfig (cluster-admin) and prints the
 #                                       KUBECONFIG and PATH export lines
 #   scripts/k8s-testenv.sh stop DIR     stops what start started in DIR
+#   (start again on a DIR whose components run starts only those that do not:
+#   kill the API server and start DIR brings it back on the same port and data)
 #   scripts/k8s-testenv.sh bin          prints the directory of the built binaries
 #
 # etcd (go.etcd.io/etcd/server/v3) and kube-apiserver, kube-controller-manager,
@@ -18,7 +20,8 @@
 #
 # Knobs (environment): KVER, ETCD_VER, OSPREY_CACHE, APISERVER_PORT (default: a
 # free port), WITH_KCM=0 (no controller manager), WITH_SCHEDULER=0 (no scheduler),
-# NICE (default "nice -n 10").
+# APISERVER_ARGS (more kube-apiserver flags), NICE (default "nice -n 10").
+# DIR/apiserver.port and DIR/etcd.port hold the ports; DIR/<component>.pid the PIDs.
 set -euo pipefail
 
 KVER=${KVER:-1.34.4}
@@ -95,6 +98,10 @@ build() {
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+running() {  # dir, component
+  [ -f "$1/$2.pid" ] && kill -0 "$(cat "$1/$2.pid")" 2>/dev/null
 }
 
 wait_for() {  # seconds, command...
@@ -176,7 +183,8 @@ start() {
   local pki=$dir/pki port eport pport server
   port=${APISERVER_PORT:-$(cat "$dir/apiserver.port" 2>/dev/null || free_port)}
   echo "$port" > "$dir/apiserver.port"
-  eport=$(free_port); pport=$(free_port)
+  eport=$(cat "$dir/etcd.port" 2>/dev/null || free_port); pport=$(free_port)
+  echo "$eport" > "$dir/etcd.port"
   server=https://127.0.0.1:$port
   kubeconfig_cert "$server" "$pki/ca.crt" "$pki/admin.crt" "$pki/admin.key" > "$dir/kubeconfig"
   kubeconfig_token "$server" "$pki/ca.crt" "$(sed -n 2p "$pki/tokens.csv" | cut -d, -f1)" \
@@ -184,45 +192,50 @@ start() {
   kubeconfig_token "$server" "$pki/ca.crt" "$(sed -n 3p "$pki/tokens.csv" | cut -d, -f1)" \
     > "$dir/scheduler.kubeconfig"
 
-  "$BIN/etcd" --data-dir="$dir/etcd" --name=osprey-test \
-    --listen-client-urls="http://127.0.0.1:$eport" --advertise-client-urls="http://127.0.0.1:$eport" \
-    --listen-peer-urls="http://127.0.0.1:$pport" --initial-advertise-peer-urls="http://127.0.0.1:$pport" \
-    --initial-cluster="osprey-test=http://127.0.0.1:$pport" \
-    --unsafe-no-fsync --log-level=warn > "$dir/etcd.log" 2>&1 &
-  echo $! > "$dir/etcd.pid"
+  if ! running "$dir" etcd; then
+    "$BIN/etcd" --data-dir="$dir/etcd" --name=osprey-test \
+      --listen-client-urls="http://127.0.0.1:$eport" --advertise-client-urls="http://127.0.0.1:$eport" \
+      --listen-peer-urls="http://127.0.0.1:$pport" --initial-advertise-peer-urls="http://127.0.0.1:$pport" \
+      --initial-cluster="osprey-test=http://127.0.0.1:$pport" \
+      --unsafe-no-fsync --log-level=warn >> "$dir/etcd.log" 2>&1 &
+    echo $! > "$dir/etcd.pid"
+  fi
   wait_for 60 curl -sf "http://127.0.0.1:$eport/health" ||
     { tail -20 "$dir/etcd.log" >&2; log "etcd did not become healthy"; exit 1; }
 
-  "$BIN/kube-apiserver" \
-    --etcd-servers="http://127.0.0.1:$eport" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$port" \
-    --cert-dir="$pki/serving" \
-    --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
-    --client-ca-file="$pki/ca.crt" --token-auth-file="$pki/tokens.csv" \
-    --authorization-mode=RBAC \
-    --service-account-issuer="$server" \
-    --service-account-key-file="$pki/sa.pub" \
-    --service-account-signing-key-file="$pki/sa.key" \
-    --service-cluster-ip-range=10.0.0.0/24 \
-    --disable-admission-plugins=ServiceAccount --allow-privileged=true \
-    --enable-priority-and-fairness=false \
-    --endpoint-reconciler-type=none > "$dir/apiserver.log" 2>&1 &
-  echo $! > "$dir/apiserver.pid"
+  if ! running "$dir" apiserver; then
+    # shellcheck disable=SC2086
+    "$BIN/kube-apiserver" ${APISERVER_ARGS:-} \
+      --etcd-servers="http://127.0.0.1:$eport" \
+      --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$port" \
+      --cert-dir="$pki/serving" \
+      --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
+      --client-ca-file="$pki/ca.crt" --token-auth-file="$pki/tokens.csv" \
+      --authorization-mode=RBAC \
+      --service-account-issuer="$server" \
+      --service-account-key-file="$pki/sa.pub" \
+      --service-account-signing-key-file="$pki/sa.key" \
+      --service-cluster-ip-range=10.0.0.0/24 \
+      --disable-admission-plugins=ServiceAccount --allow-privileged=true \
+      --enable-priority-and-fairness=false \
+      --endpoint-reconciler-type=none >> "$dir/apiserver.log" 2>&1 &
+    echo $! > "$dir/apiserver.pid"
+  fi
   wait_for 120 curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
     "$server/readyz" ||
     { tail -30 "$dir/apiserver.log" >&2; log "kube-apiserver did not become ready"; exit 1; }
 
-  if [ "${WITH_KCM:-1}" = 1 ]; then
+  if [ "${WITH_KCM:-1}" = 1 ] && ! running "$dir" kcm; then
     "$BIN/kube-controller-manager" --kubeconfig="$dir/kcm.kubeconfig" \
       --secure-port=0 --leader-elect=false \
       --root-ca-file="$pki/ca.crt" --service-account-private-key-file="$pki/sa.key" \
       --controllers='*' --concurrent-deployment-syncs=10 --concurrent-replicaset-syncs=10 \
-      --kube-api-qps=200 --kube-api-burst=400 > "$dir/kcm.log" 2>&1 &
+      --kube-api-qps=200 --kube-api-burst=400 >> "$dir/kcm.log" 2>&1 &
     echo $! > "$dir/kcm.pid"
   fi
-  if [ "${WITH_SCHEDULER:-1}" = 1 ]; then
+  if [ "${WITH_SCHEDULER:-1}" = 1 ] && ! running "$dir" scheduler; then
     "$BIN/kube-scheduler" --kubeconfig="$dir/scheduler.kubeconfig" \
-      --secure-port=0 --leader-elect=false > "$dir/scheduler.log" 2>&1 &
+      --secure-port=0 --leader-elect=false >> "$dir/scheduler.log" 2>&1 &
     echo $! > "$dir/scheduler.pid"
   fi
   echo "export KUBECONFIG=$dir/kubeconfig"
