@@ -111,8 +111,8 @@ bool SameRoutes(const RouteTable& a, const RouteTable& b) {
   auto same_revision = [](const gateway::RevisionTarget& x, const gateway::RevisionTarget& y) {
     return x.key == y.key && x.revision == y.revision &&
            x.container_concurrency == y.container_concurrency && x.ports == y.ports &&
-           x.grpc_targets == y.grpc_targets && x.http_sockets == y.http_sockets &&
-           x.link_sockets == y.link_sockets;
+           x.hosts == y.hosts && x.grpc_targets == y.grpc_targets &&
+           x.http_sockets == y.http_sockets && x.link_sockets == y.link_sockets;
   };
   return std::equal(a.routes.begin(), a.routes.end(), b.routes.begin(), b.routes.end(),
                     same_route) &&

@@ -164,6 +164,9 @@ TEST(SameRoutes, ComparesWhatRoutesNotTheDrawCounters) {
   auto more = revisions;
   more["default/iris-predictor-00001"].target.ports.push_back(9005);
   EXPECT_FALSE(SameRoutes(a, PlanRoutes({s}, more, config))) << "a replica joined";
+  auto moved = revisions;
+  moved["default/iris-predictor-00001"].target.hosts = {"10.0.0.7"};
+  EXPECT_FALSE(SameRoutes(a, PlanRoutes({s}, moved, config))) << "same port, another host";
   auto limited = revisions;
   limited["default/iris-predictor-00001"].target.container_concurrency = 4;
   EXPECT_FALSE(SameRoutes(a, PlanRoutes({s}, limited, config)));

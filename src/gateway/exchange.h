@@ -42,9 +42,10 @@ struct Exchange {
   std::string_view revision_key;
   std::string_view revision;
   uint32_t revision_id = 0;
-  uint16_t replica_port = 0;  // the replica that had it last; 0: none
-  Clock::time_point start;    // arrival at the gateway
-  Clock::time_point end;      // outcome known
+  uint16_t replica_port = 0;      // the replica that had it last; 0: none
+  std::string_view replica_host;  // and its host; "": 127.0.0.1
+  Clock::time_point start;        // arrival at the gateway
+  Clock::time_point end;          // outcome known
   // HTTP, mirror and internal calls: OK when a replica answered (whatever
   // its HTTP status), otherwise why none did (refused, queued too long,
   // timed out, broke). gRPC: the call's status code as its client got it

@@ -20,6 +20,7 @@ void Forwarder::Attempt(std::unique_ptr<Outbound> call, int attempt) {
   const bool link = !replica.link_socket.empty();
   UpstreamRequest request;
   request.io_context = call->io;
+  request.host = replica.host;
   request.port = replica.port;
   request.unix_socket = link ? replica.link_socket : replica.http_socket;
   request.links = options_.links_per_replica;

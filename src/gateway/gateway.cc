@@ -287,6 +287,7 @@ struct Gateway::Impl {
     e.revision = p.pool->revision();
     e.revision_id = p.pool->id();
     e.replica_port = p.replica ? p.replica->port : 0;
+    if (p.replica) e.replica_host = p.replica->host;
     e.start = p.start;
     e.end = Clock::now();
     e.request_bytes = p.body ? p.body->size() : 0;
@@ -339,7 +340,7 @@ struct Gateway::Impl {
   // The forwarder's result for an HTTP call, on its loop.
   void Answered(std::unique_ptr<HttpCall> call, UpstreamResult result) {
     RevisionPool& pool = *call->pool;
-    const uint16_t port = call->replica->port;
+    const std::shared_ptr<const ReplicaAddress> replica = call->replica;
     absl::Status why;
     if (result.status.code() == absl::StatusCode::kDeadlineExceeded) {
       why = absl::DeadlineExceededError(StrCat(
@@ -376,7 +377,7 @@ struct Gateway::Impl {
         break;
       }
     }
-    Release(pool, port);
+    Release(pool, *replica);
   }
 
   void Finish(GrpcTicket& ticket, int code, size_t request_bytes, size_t response_bytes) {
@@ -385,11 +386,11 @@ struct Gateway::Impl {
     e.request_bytes = request_bytes;
     e.response_bytes = response_bytes;
     Complete(e);
-    Release(*ticket.pool, ticket.replica->port);
+    Release(*ticket.pool, *ticket.replica);
   }
 
-  void Release(RevisionPool& pool, uint16_t port) {
-    for (auto& next : pool.Release(port, Clock::now())) Start(std::move(next));
+  void Release(RevisionPool& pool, const ReplicaAddress& replica) {
+    for (auto& next : pool.Release(replica, Clock::now())) Start(std::move(next));
   }
 
   // Refuses queued requests past their deadline, or of revisions gone.
@@ -447,6 +448,7 @@ void Gateway::Update(std::shared_ptr<const RouteTable> table) {
     for (size_t i = 0; i < t.ports.size(); ++i) {
       auto a = std::make_shared<ReplicaAddress>();
       a->port = t.ports[i];
+      if (i < t.hosts.size()) a->host = t.hosts[i];
       if (i < t.grpc_targets.size()) a->grpc_target = t.grpc_targets[i];
       if (i < t.http_sockets.size()) a->http_socket = t.http_sockets[i];
       if (i < t.link_sockets.size()) a->link_socket = t.link_sockets[i];

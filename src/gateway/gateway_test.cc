@@ -70,14 +70,15 @@ class Recorder : public ExchangeObserver {
     Exchange::Kind kind;
     std::string revision;
     uint16_t port;
+    std::string host;
     absl::StatusCode code;
     int http_status;
     std::string request_id;
   };
   void OnComplete(const Exchange& e) override {
     std::lock_guard<std::mutex> lock(mu);
-    seen.push_back({e.kind, std::string(e.revision), e.replica_port, e.code, e.http_status,
-                    std::string(e.request_id)});
+    seen.push_back({e.kind, std::string(e.revision), e.replica_port, std::string(e.replica_host),
+                    e.code, e.http_status, std::string(e.request_id)});
   }
   std::vector<Seen> All() {
     std::lock_guard<std::mutex> lock(mu);
@@ -147,6 +148,7 @@ class GatewayTest : public ::testing::Test {
     std::vector<std::string> http_sockets;
     std::vector<std::string> link_sockets;
     std::vector<std::string> grpc_targets;
+    std::vector<std::string> hosts;
   };
   void Route(const Replicas& r, int container_concurrency = 0) {
     auto table = std::make_shared<RouteTable>();
@@ -157,6 +159,7 @@ class GatewayTest : public ::testing::Test {
     t.http_sockets = r.http_sockets;
     t.link_sockets = r.link_sockets;
     t.grpc_targets = r.grpc_targets;
+    t.hosts = r.hosts;
     t.container_concurrency = container_concurrency;
     table->revisions.push_back(t);
     gateway::Route route;
@@ -301,6 +304,71 @@ TEST_F(GatewayTest, ARefusedConnectionIsRetriedOnAnotherReplica) {
   ASSERT_TRUE(RunUntil([&] { return failed->done; }));
   EXPECT_EQ(failed->r.status.code(), absl::StatusCode::kUnavailable) << failed->r.status;
   EXPECT_TRUE(StatusMessage(failed->r.status).starts_with("revision iris-1: ")) << failed->r.status;
+}
+
+// Replicas on other hosts (pods) all listen on one port: each is its host
+// and port. Two servers on 127.0.0.2 and 127.0.0.3, same port, one call at a
+// time each: a call released on one host frees that host only.
+TEST_F(GatewayTest, ReplicasOnOtherHostsAreTheirHostAndPort) {
+  Replica second;
+  HttpServer::Options options;
+  options.address = "127.0.0.2";
+  options.port = 0;
+  options.threads = 1;
+  auto a = HttpServer::Start(options, &replica_);
+  ASSERT_TRUE(a.ok()) << a.status();
+  options.address = "127.0.0.3";
+  options.port = (*a)->port();
+  auto b = HttpServer::Start(options, &second);
+  ASSERT_TRUE(b.ok()) << b.status();
+  const uint16_t port = (*a)->port();
+  StartGateway();
+  Route({.ports = {port, port},
+         .grpc_targets = {StrCat("127.0.0.2:", port + 1), StrCat("127.0.0.3:", port + 1)},
+         .hosts = {"127.0.0.2", "127.0.0.3"}},
+        /*container_concurrency=*/1);
+  auto first = Call("default/iris", "/wait", "");
+  auto other = Call("default/iris", "/wait", "");
+  ASSERT_TRUE(RunUntil([&] { return replica_.Held() == 1 && second.Held() == 1; }));
+  auto third = Call("default/iris", "/echo", "third");  // both busy: it waits
+  io_.run_for(20ms);
+  io_.restart();
+  EXPECT_FALSE(third->done);
+  second.Release();  // 127.0.0.3 has room again, 127.0.0.2 not
+  ASSERT_TRUE(RunUntil([&] { return other->done && third->done; }));
+  EXPECT_TRUE(third->r.status.ok()) << third->r.status;
+  EXPECT_EQ(third->r.body, "third");
+  EXPECT_FALSE(first->done);
+  replica_.Release();
+  ASSERT_TRUE(RunUntil([&] { return first->done; }));
+  auto seen = recorder_->All();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].host, "127.0.0.3");  // `other`, then `third` on the same host
+  EXPECT_EQ(seen[1].host, "127.0.0.3");
+  EXPECT_EQ(seen[2].host, "127.0.0.2");
+  for (const auto& s : seen) EXPECT_EQ(s.port, port);
+
+  // gRPC gets the replica's own host:port target.
+  std::string target;
+  gateway_->AdmitGrpc(
+      "iris.example.com", "",
+      [&](std::shared_ptr<Gateway::GrpcTicket> ticket, const std::string& t, int) {
+        target = t;
+        gateway_->FinishGrpc(std::move(ticket), 0);
+      },
+      [](absl::Status) {});
+  EXPECT_EQ(target, StrCat("127.0.0.2:", port + 1));
+
+  // A host that refuses: the call is retried on the other host.
+  Route({.ports = {dead_port_, port}, .hosts = {"127.0.0.2", "127.0.0.3"}});
+  auto retried = Call("default/iris", "/echo", "again");
+  ASSERT_TRUE(RunUntil([&] { return retried->done; }));
+  ASSERT_TRUE(retried->r.status.ok()) << retried->r.status;
+  EXPECT_EQ(recorder_->All().back().host, "127.0.0.3");
+  second.Release();
+  gateway_.reset();
+  (*a)->Drain(std::chrono::milliseconds(100));
+  (*b)->Drain(std::chrono::milliseconds(100));
 }
 
 TEST_F(GatewayTest, ACallWaitsForAReplicaThenGoes) {

@@ -14,10 +14,10 @@ RevisionPool::RevisionPool(std::string key, std::string revision, uint32_t id, O
       last_change_(now),
       last_collect_(now) {}
 
-RevisionPool::Slot* RevisionPool::Pick(uint16_t avoid) {
+RevisionPool::Slot* RevisionPool::Pick(const ReplicaAddress* avoid) {
   Slot* best = nullptr;
   for (auto& r : replicas_) {
-    if (avoid != 0 && r.address->port == avoid) continue;
+    if (avoid != nullptr && r.address->Same(*avoid)) continue;
     if (container_concurrency_ > 0 && r.outstanding >= container_concurrency_) continue;
     if (best == nullptr || r.outstanding < best->outstanding) best = &r;
   }
@@ -41,7 +41,7 @@ void RevisionPool::Assign(Request& request, Slot& slot) {
 std::vector<RevisionPool::RequestPtr> RevisionPool::Drain(Clock::time_point now) {
   std::vector<RequestPtr> ready;
   while (!waiting_.empty()) {
-    Slot* r = Pick(0);
+    Slot* r = Pick(nullptr);
     if (r == nullptr) break;
     Integrate(now);
     RequestPtr request = std::move(waiting_.front().request);
@@ -63,7 +63,7 @@ std::vector<RevisionPool::RequestPtr> RevisionPool::SetReplicas(
   for (auto& address : replicas) {
     Slot slot{std::move(address), 0};
     for (const auto& old : replicas_)
-      if (old.address->port == slot.address->port) slot.outstanding = old.outstanding;
+      if (old.address->Same(*slot.address)) slot.outstanding = old.outstanding;
     next.push_back(std::move(slot));
   }
   replicas_ = std::move(next);
@@ -81,7 +81,7 @@ RevisionPool::Admission RevisionPool::Admit(RequestPtr& request, bool may_wait,
   Admission a;
   request->pool = this;
   std::lock_guard<std::mutex> lock(mu_);
-  if (Slot* r = Pick(0); r != nullptr) {
+  if (Slot* r = Pick(nullptr); r != nullptr) {
     Integrate(now);
     Assign(*request, *r);
     a.result = Admitted::kAssigned;
@@ -104,22 +104,24 @@ RevisionPool::Admission RevisionPool::Admit(RequestPtr& request, bool may_wait,
   return a;
 }
 
-std::vector<RevisionPool::RequestPtr> RevisionPool::Release(uint16_t port, Clock::time_point now) {
+std::vector<RevisionPool::RequestPtr> RevisionPool::Release(const ReplicaAddress& replica,
+                                                            Clock::time_point now) {
   std::lock_guard<std::mutex> lock(mu_);
   Integrate(now);
   --in_flight_;
   for (auto& r : replicas_)
-    if (r.address->port == port) --r.outstanding;
+    if (r.address->Same(replica)) --r.outstanding;
   return Drain(now);
 }
 
 bool RevisionPool::Reassign(Request& request, Clock::time_point now) {
-  const uint16_t from = request.replica ? request.replica->port : 0;
+  // Keeps the address alive while the request's own is replaced.
+  const std::shared_ptr<const ReplicaAddress> from = request.replica;
   std::lock_guard<std::mutex> lock(mu_);
-  Slot* other = Pick(from);
+  Slot* other = Pick(from.get());
   if (other == nullptr) return false;
   for (auto& r : replicas_)
-    if (r.address->port == from) --r.outstanding;
+    if (from != nullptr && r.address->Same(*from)) --r.outstanding;
   ++other->outstanding;
   request.replica = other->address;
   return true;

@@ -36,11 +36,17 @@ namespace osprey::gateway {
 // Where a replica is reached. Immutable and shared: a request keeps the
 // address of the replica it was sent to alive after a new route table
 // dropped that replica.
+// A replica's identity in its pool is its host and port together (replicas
+// on other hosts all listen on the same port).
 struct ReplicaAddress {
-  uint16_t port = 0;        // on 127.0.0.1; also the replica's identity in its pool
-  std::string grpc_target;  // "unix:/path"; "" when it serves no gRPC
+  std::string host;         // a numeric address; "": 127.0.0.1
+  uint16_t port = 0;        // its HTTP port on `host`
+  std::string grpc_target;  // "unix:/path" or "host:port"; "" when it serves no gRPC
   std::string http_socket;  // its HTTP on a Unix socket; "" for none
   std::string link_socket;  // its replica link (link/frame.h); "" for none
+
+  // Whether `other` is the same replica (host and port).
+  bool Same(const ReplicaAddress& other) const { return port == other.port && host == other.host; }
 };
 
 class RevisionPool {
@@ -54,7 +60,7 @@ class RevisionPool {
     // Set by Admit: the pool it was admitted to.
     RevisionPool* pool = nullptr;
     // Set by the pool when a replica takes the request (its slot stays
-    // taken until Release with this port).
+    // taken until Release with this replica).
     std::shared_ptr<const ReplicaAddress> replica;
     // The caller's own deadline (default: none). A queued request waits
     // until this or the pool's queue deadline, whichever comes first.
@@ -79,7 +85,8 @@ class RevisionPool {
   uint32_t id() const { return id_; }
 
   // The revision's ready replicas from a new route table (the revision is
-  // routed again). A replica kept (same port) keeps its outstanding count.
+  // routed again). A replica kept (same host and port) keeps its
+  // outstanding count.
   // Returns the queued requests that now have a replica.
   std::vector<RequestPtr> SetReplicas(std::vector<std::shared_ptr<const ReplicaAddress>> replicas,
                                       int container_concurrency, Clock::time_point now);
@@ -103,13 +110,13 @@ class RevisionPool {
   // queued.
   Admission Admit(RequestPtr& request, bool may_wait, Clock::time_point now);
 
-  // A call on replica `port` ended. Returns the queued requests that now
-  // have a replica.
-  std::vector<RequestPtr> Release(uint16_t port, Clock::time_point now);
+  // A call on `replica` (its host and port) ended. Returns the queued
+  // requests that now have a replica.
+  std::vector<RequestPtr> Release(const ReplicaAddress& replica, Clock::time_point now);
 
   // The replica of `request` refused the connection (nothing reached it):
-  // moves the request to another replica with room, false when there is
-  // none (it keeps its replica and its slot).
+  // moves the request to another replica (another host or port) with room,
+  // false when there is none (it keeps its replica and its slot).
   bool Reassign(Request& request, Clock::time_point now);
 
   // Queued requests past their deadline, or all of them once the revision is
@@ -134,7 +141,7 @@ class RevisionPool {
     int outstanding = 0;
   };
   // With mu_ held.
-  Slot* Pick(uint16_t avoid);
+  Slot* Pick(const ReplicaAddress* avoid);
   void Integrate(Clock::time_point now);
   void Assign(Request& request, Slot& slot);
   std::vector<RequestPtr> Drain(Clock::time_point now);

@@ -38,6 +38,19 @@ class Harness {
     Keep(pool_.SetReplicas(std::move(replicas), cc, kT0 + at));
   }
 
+  // Replicas on other hosts: "host:port" each.
+  void SetHosts(std::vector<std::string> endpoints, int cc, Clock::duration at) {
+    std::vector<std::shared_ptr<const ReplicaAddress>> replicas;
+    for (const auto& e : endpoints) {
+      auto a = std::make_shared<ReplicaAddress>();
+      const size_t colon = e.rfind(':');
+      a->host = e.substr(0, colon);
+      a->port = static_cast<uint16_t>(std::stoi(e.substr(colon + 1)));
+      replicas.push_back(std::move(a));
+    }
+    Keep(pool_.SetReplicas(std::move(replicas), cc, kT0 + at));
+  }
+
   std::string Admit(Clock::duration at, bool may_wait = true,
                     Clock::time_point deadline = Clock::time_point::max()) {
     auto r = std::make_unique<TestRequest>();
@@ -66,9 +79,9 @@ class Harness {
   std::string Release(int n, Clock::duration at) {
     for (auto it = held_.begin(); it != held_.end(); ++it) {
       if (static_cast<TestRequest&>(**it).n != n) continue;
-      const uint16_t port = (*it)->replica->port;
+      const std::shared_ptr<const ReplicaAddress> replica = (*it)->replica;
       held_.erase(it);
-      return Keep(pool_.Release(port, kT0 + at));
+      return Keep(pool_.Release(*replica, kT0 + at));
     }
     return "not held";
   }
@@ -93,7 +106,7 @@ class Harness {
  private:
   static std::string Name(const RevisionPool::Request& r) {
     return std::to_string(static_cast<const TestRequest&>(r).n) + "@" +
-           std::to_string(r.replica->port);
+           (r.replica->host.empty() ? "" : r.replica->host + ":") + std::to_string(r.replica->port);
   }
   std::string Keep(std::vector<RevisionPool::RequestPtr> ready) {
     std::string s = "ready";
@@ -226,6 +239,63 @@ TEST(RevisionPoolTest, ARefusedCallMovesToAnotherReplicaWithRoom) {
   EXPECT_EQ(h.Release(1, 1s), "ready");
   EXPECT_EQ(h.Reassign(2, 1s), "moved 2@8002");
   EXPECT_EQ(h.Admit(1s), "assigned 3@8001");
+}
+
+// Replicas on other hosts all listen on one port (pods on 8080): a replica
+// is its host and port together, for the pick, release, the counts kept
+// across route tables, and the replica a refused call must avoid.
+TEST(RevisionPoolTest, AReplicaIsItsHostAndPort) {
+  struct Step {
+    int at_s;
+    const char* op;  // set:EP,EP,... (cc 1) | admit | release:N | reassign:N
+    const char* want;
+  } steps[] = {
+      {0, "set:10.0.0.1:8080,10.0.0.2:8080", ""},
+      {0, "admit", "assigned 1@10.0.0.1:8080"},
+      {0, "admit", "assigned 2@10.0.0.2:8080"},  // same port, another replica
+      {0, "admit", "queued"},
+      // Releasing 2 frees 10.0.0.2 only: 3 goes there, not to 10.0.0.1.
+      {1, "release:2", "ready 3@10.0.0.2:8080"},
+      // A new table keeps each count by host and port, wherever it is listed.
+      {2, "set:10.0.0.3:8080,10.0.0.2:8080,10.0.0.1:8080", ""},
+      {2, "admit", "assigned 4@10.0.0.3:8080"},
+      {2, "admit", "queued"},
+      // 1 was refused by 10.0.0.1: every other replica is full, it stays.
+      {3, "reassign:1", "stays 1@10.0.0.1:8080"},
+      {3, "release:4", "ready 5@10.0.0.3:8080"},
+      {4, "release:5", "ready"},
+      // Now it moves to 10.0.0.3 (10.0.0.1's slot given back, same port).
+      {4, "reassign:1", "moved 1@10.0.0.3:8080"},
+      {4, "admit", "assigned 6@10.0.0.1:8080"},
+      // A loopback replica on the same port is another replica again.
+      {5, "set:10.0.0.1:8080,:8080", ""},
+      {5, "admit", "assigned 7@8080"},
+      {6, "release:6", "ready"},
+      {6, "admit", "assigned 8@10.0.0.1:8080"},
+  };
+  Harness h;
+  for (const Step& s : steps) {
+    const std::string op = s.op;
+    const auto at = std::chrono::seconds(s.at_s);
+    std::string got;
+    if (op.starts_with("set:")) {
+      std::vector<std::string> endpoints;
+      for (size_t from = 4; from < op.size();) {
+        size_t comma = op.find(',', from);
+        if (comma == std::string::npos) comma = op.size();
+        endpoints.push_back(op.substr(from, comma - from));
+        from = comma + 1;
+      }
+      h.SetHosts(endpoints, 1, at);
+    } else if (op == "admit") {
+      got = h.Admit(at);
+    } else if (op.starts_with("release:")) {
+      got = h.Release(std::stoi(op.substr(8)), at);
+    } else if (op.starts_with("reassign:")) {
+      got = h.Reassign(std::stoi(op.substr(9)), at);
+    }
+    EXPECT_EQ(got, s.want) << "at " << s.at_s << " s: " << op;
+  }
 }
 
 TEST(RevisionPoolTest, CollectAveragesConcurrencyAndRateSinceTheLastCall) {

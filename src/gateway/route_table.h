@@ -42,9 +42,12 @@ struct HeaderMatch {
 struct RevisionTarget {
   std::string key;              // "{namespace}/{revision}": unique
   std::string revision;         // its name
-  std::vector<uint16_t> ports;  // ready replicas on 127.0.0.1
-  // Their gRPC endpoints ("unix:/path"), by the same index; "" for a replica
-  // that serves no gRPC.
+  std::vector<uint16_t> ports;  // ready replicas' HTTP ports, on `hosts`
+  // Their hosts by the same index (numeric addresses, e.g. pod IPs); "" or
+  // absent: 127.0.0.1. A replica is known by its host and port together.
+  std::vector<std::string> hosts;
+  // Their gRPC endpoints ("unix:/path", or "host:port" on another host), by
+  // the same index; "" for a replica that serves no gRPC.
   std::vector<std::string> grpc_targets;
   // Unix domain sockets their HTTP is also served on ("" for none): cheaper
   // than TCP for the gateway's calls.

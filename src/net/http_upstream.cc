@@ -109,8 +109,12 @@ bool ParseSimpleAnswerHead(std::string_view head, AnswerHead* out) {
 }
 
 bool ConnectRefused(const boost::system::error_code& ec) {
+  // On another host, an address no one holds any more (a deleted pod's) is
+  // unreachable: the request never left either.
   return ec == boost::asio::error::connection_refused || ec == boost::asio::error::not_found ||
-         ec == boost::system::errc::no_such_file_or_directory;
+         ec == boost::system::errc::no_such_file_or_directory ||
+         ec == boost::asio::error::host_unreachable ||
+         ec == boost::asio::error::network_unreachable;
 }
 
 absl::Status RefusedError(uint16_t port) {

@@ -111,8 +111,8 @@ struct AnswerHead {
 constexpr uint64_t kMaxSimpleBody = 1 << 20;
 bool ParseSimpleAnswerHead(std::string_view head, AnswerHead* out);
 
-// A connect error that means nothing listens there: the request never left
-// (HTTP calls and replica links).
+// A connect error that means nothing listens there (or no host holds the
+// address): the request never left (HTTP calls and replica links).
 bool ConnectRefused(const boost::system::error_code& ec);
 absl::Status RefusedError(uint16_t port);
 

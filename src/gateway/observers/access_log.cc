@@ -41,7 +41,9 @@ void AccessLogObserver::OnComplete(const Exchange& e) {
   StrAppend(&line, e.request_id, " ", e.method, " ", e.host, " ", e.target, " ", e.revision_key,
             " ", e.http_status, " ", us / 1000, ".", static_cast<char>('0' + us % 1000 / 100),
             static_cast<char>('0' + us % 100 / 10), static_cast<char>('0' + us % 10),
-            "ms port=", e.replica_port, "\n");
+            "ms port=", e.replica_port);
+  if (!e.replica_host.empty()) StrAppend(&line, " host=", e.replica_host);
+  line += '\n';
   std::lock_guard<std::mutex> lock(mu_);
   std::fwrite(line.data(), 1, line.size(), file_);
 }

@@ -6,7 +6,8 @@
 //   {x-request-id} {method} {host} {target} {namespace/revision} {status} {ms}ms port={port}
 //
 // with the latency in milliseconds to the microsecond and port 0 when no
-// replica had the request. Mirror copies and gRPC calls get no line.
+// replica had the request; ` host={address}` follows the port when the
+// replica is on another host (a pod). Mirror copies and gRPC calls get no line.
 //
 // Never blocks the caller beyond a short append: lines go into a 1 MiB stdio
 // buffer under a mutex, and a thread of the log's own flushes it every

@@ -87,6 +87,10 @@ TEST(AccessLogObserverTest, OneLinePerHttpExchangeNoneForMirrorsOrGrpc) {
                             std::chrono::microseconds(42));
     refused.replica_port = 0;
     (*log)->OnComplete(refused);
+    Exchange pod = Make(Exchange::Kind::kHttp, 0, 200, ok, std::chrono::microseconds(1000));
+    pod.replica_port = 8080;
+    pod.replica_host = "10.244.0.7";
+    (*log)->OnComplete(pod);
   }  // closing flushes
   std::ifstream in(path);
   std::stringstream got;
@@ -94,7 +98,9 @@ TEST(AccessLogObserverTest, OneLinePerHttpExchangeNoneForMirrorsOrGrpc) {
   EXPECT_EQ(got.str(),
             "rid POST iris.example.com /v1/models/iris:predict default/iris-1 200 1234.567ms "
             "port=8001\n"
-            "rid POST iris.example.com /v1/models/iris:predict team/fruit-2 503 0.042ms port=0\n");
+            "rid POST iris.example.com /v1/models/iris:predict team/fruit-2 503 0.042ms port=0\n"
+            "rid POST iris.example.com /v1/models/iris:predict default/iris-1 200 1.000ms "
+            "port=8080 host=10.244.0.7\n");
   std::filesystem::remove(path);
   EXPECT_FALSE(AccessLogObserver::Open("/nonexistent-dir/x/access.log").ok());
 }
