@@ -39,6 +39,7 @@ for family in triton kserve stubs gateway; do
   run "gRPC: $family" env OSPREY_GRPC_SUITE="$family" \
     "$PYTHON" -m pytest -q "tests/integration/grpc/test_${family}_grpc.py" "$@"
 done
+run "Kubernetes" "$PYTHON" -m pytest -q tests/kube "$@"
 
 if [[ ${#failed[@]} -gt 0 ]]; then
   echo "=== FAILED: ${failed[*]}"
