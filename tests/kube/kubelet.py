@@ -767,7 +767,7 @@ class PodWorker(threading.Thread):
                 kinds = [k for k in v if k != "name"]
                 raise ConfigError("ContainerCreating",
                                   f"volume {name}: {', '.join(kinds)} volumes are not supported by "
-                                  f"the osprey test node (emptyDir, configMap, secret, hostPath are)",
+                                  "the osprey test node (emptyDir, configMap, secret, hostPath are)",
                                   retry=False)
             vols[name] = d
         return vols
