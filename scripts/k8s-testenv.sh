@@ -100,8 +100,12 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+alive() {  # pid; a zombie (killed, not yet reaped by whoever adopted it) is not
+  [ -r "/proc/$1/stat" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat")" != Z ]
+}
+
 running() {  # dir, component
-  [ -f "$1/$2.pid" ] && kill -0 "$(cat "$1/$2.pid")" 2>/dev/null
+  [ -f "$1/$2.pid" ] && alive "$(cat "$1/$2.pid")"
 }
 
 wait_for() {  # seconds, command...
@@ -248,7 +252,7 @@ stop() {
     [ -f "$dir/$c.pid" ] || continue
     pid=$(cat "$dir/$c.pid")
     if kill "$pid" 2>/dev/null; then
-      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      for _ in $(seq 100); do alive "$pid" || break; sleep 0.1; done
       kill -9 "$pid" 2>/dev/null || true
     fi
     rm -f "$dir/$c.pid"
