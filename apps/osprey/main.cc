@@ -15,6 +15,7 @@ namespace osprey {
 int ServeMain(const std::vector<std::string_view>& args);
 int UpMain(const std::vector<std::string_view>& args);
 int OperatorMain(const std::vector<std::string_view>& args);
+int GatewayMain(const std::vector<std::string_view>& args);
 
 }  // namespace osprey
 
@@ -26,6 +27,7 @@ void Usage() {
                "  serve     serve models over KServe V1/V2 REST and gRPC (osprey serve --help)\n"
                "  up        run the local platform: API, reconciler, replicas, gateway (--help)\n"
                "  operator  reconcile InferenceServices on a Kubernetes cluster (--help)\n"
+               "  gateway   route and scale InferenceServices on a Kubernetes cluster (--help)\n"
                "  apply     apply KServe YAML: osprey apply -f FILE [-n NS] [--wait]\n"
                "  get       list resources: osprey get isvc|servingruntimes|"
                "clusterservingruntimes|revisions|kpa|events [NAME] [-o yaml|json]\n"
@@ -51,6 +53,7 @@ int main(int argc, char** argv) {
   if (command == "serve") return osprey::ServeMain(args);
   if (command == "up") return osprey::UpMain(args);
   if (command == "operator") return osprey::OperatorMain(args);
+  if (command == "gateway") return osprey::GatewayMain(args);
   if (command == "storage") return osprey::storage::StorageMain(args);
   if (command == "apply" || command == "get" || command == "describe" || command == "delete" ||
       command == "logs")

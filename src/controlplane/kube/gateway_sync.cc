@@ -1,0 +1,329 @@
+#include "controlplane/kube/gateway_sync.h"
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "common/logging.h"
+#include "common/strings.h"
+#include "controlplane/kube/objects.h"
+#include "controlplane/kube/routes.h"
+#include "controlplane/routing.h"
+#include "controlplane/scaling.h"
+#include "kube/informer.h"
+
+namespace osprey::controlplane {
+
+using kube::ObjectPtr;
+using kube::ResourceRef;
+
+namespace {
+
+const ResourceRef kIsvcs{"serving.kserve.io", "v1beta1", "inferenceservices", true};
+const ResourceRef kSlices{"discovery.k8s.io", "v1", "endpointslices", true};
+const ResourceRef kDeployments{"apps", "v1", "deployments", true};
+
+kube::InformerOptions Opts(const ResourceRef& ref, const std::string& ns,
+                           const std::string& selector = "") {
+  kube::InformerOptions o;
+  o.resource = ref;
+  o.namespace_ = ns;
+  o.label_selector = selector;
+  return o;
+}
+
+// Views parsed once per object version: a rebuild parses only what changed.
+template <typename View>
+class ViewCache {
+ public:
+  template <typename Read>
+  std::vector<View> Views(const std::vector<ObjectPtr>& objects, Read read) {
+    std::map<std::string, Entry> next;
+    std::vector<View> out;
+    out.reserve(objects.size());
+    for (const auto& o : objects) {
+      const std::string key = o->Key();
+      auto it = entries_.find(key);
+      Entry e = it != entries_.end() && it->second.version == o->resource_version
+                    ? std::move(it->second)
+                    : Entry{o->resource_version, read(o->doc)};
+      if (e.view.has_value()) out.push_back(*e.view);
+      next.emplace(key, std::move(e));
+    }
+    entries_ = std::move(next);
+    return out;
+  }
+
+ private:
+  struct Entry {
+    std::string version;
+    std::optional<View> view;
+  };
+  std::map<std::string, Entry> entries_;
+};
+
+}  // namespace
+
+struct GatewaySync::Impl {
+  Impl(kube::Client* c, GatewaySyncOptions o)
+      : client(c),
+        opts(std::move(o)),
+        isvcs(c, Opts(kIsvcs, opts.namespace_)),
+        slices(c, Opts(kSlices, opts.namespace_)),
+        deployments(c,
+                    Opts(kDeployments, opts.namespace_, StrCat(kManagedByLabel, "=", kManagedBy))) {
+    auto changed = [this](const ObjectPtr&, const ObjectPtr&) { MarkDirty(); };
+    isvcs.AddHandler(changed);
+    slices.AddHandler(changed);
+    deployments.AddHandler(changed);
+  }
+
+  kube::Client* client;
+  GatewaySyncOptions opts;
+  kube::Informer isvcs;
+  kube::Informer slices;
+  kube::Informer deployments;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool running = false;
+  bool dirty = true;
+  std::set<std::string> activations;  // keys waiting for the scaler
+  std::thread router;
+  std::thread scaler;
+
+  mutable std::mutex routes_mu;
+  std::shared_ptr<const gateway::RouteTable> table = std::make_shared<gateway::RouteTable>();
+  std::atomic<bool> published{false};
+
+  // The router's and the scaler's own (each touched by its thread only).
+  ViewCache<IsvcView> router_isvcs, scaler_isvcs;
+  ViewCache<DeploymentView> router_deployments, scaler_deployments;
+  struct Scaling {
+    autoscaler::KpaState kpa;
+    int last = -1;  // the last replicas written (or found in place); -1: none yet
+    bool activating = false;
+    int before = -1;  // the previous decision, for the log
+  };
+  std::map<std::string, Scaling> scaling;  // by key; the scaler's
+
+  std::atomic<uint64_t> route_updates{0}, scale_writes{0}, scale_errors{0}, activated{0};
+
+  void MarkDirty() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      dirty = true;
+    }
+    cv.notify_all();
+  }
+
+  bool InformersSynced() const { return isvcs.synced() && slices.synced() && deployments.synced(); }
+
+  std::vector<IsvcView> IsvcViews(ViewCache<IsvcView>& cache) {
+    return cache.Views(isvcs.List(), [](const rapidjson::Value& doc) {
+      return std::optional<IsvcView>(ReadInferenceService(doc));
+    });
+  }
+  std::vector<DeploymentView> DeploymentViews(ViewCache<DeploymentView>& cache) {
+    return cache.Views(deployments.List(),
+                       [](const rapidjson::Value& doc) { return ReadDeployment(doc); });
+  }
+
+  void Rebuild() {
+    std::vector<IsvcView> isvc_views = IsvcViews(router_isvcs);
+    std::vector<DeploymentView> deployment_views = DeploymentViews(router_deployments);
+    std::vector<SliceView> slice_views;
+    for (const auto& s : slices.List()) slice_views.push_back(ReadEndpointSlice(s->doc));
+    ClusterRouting routing = RoutingFromCluster(isvc_views, slice_views, deployment_views);
+    auto next = std::make_shared<const gateway::RouteTable>(
+        PlanRoutes(routing.services, routing.revisions, opts.platform));
+    {
+      std::lock_guard<std::mutex> lock(routes_mu);
+      if (published.load() && SameRoutes(*next, *table)) return;
+      table = next;
+    }
+    route_updates.fetch_add(1);
+    size_t replicas = 0;
+    for (const auto& r : next->revisions) replicas += r.ports.size();
+    OSPREY_LOG(kDebug) << "gateway: routes for " << routing.services.size()
+                       << " InferenceServices, " << next->revisions.size() << " revisions, "
+                       << replicas << " ready replicas";
+    if (opts.on_routes) opts.on_routes(next);
+    published.store(true);
+  }
+
+  void Route() {
+    std::unique_lock<std::mutex> lock(mu);
+    while (running) {
+      cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return !running || dirty; });
+      if (!running) break;
+      if (!dirty || !InformersSynced()) continue;
+      // A burst of changes (a rollout touches several objects) makes one table.
+      cv.wait_for(lock, opts.debounce, [&] { return !running; });
+      if (!running) break;
+      dirty = false;
+      lock.unlock();
+      Rebuild();
+      lock.lock();
+    }
+  }
+
+  absl::Status Scale(const ScaleTarget& t, int replicas) {
+    scale_writes.fetch_add(1);
+    auto r =
+        client->MergePatch(kube::ResourcePath(kDeployments, t.namespace_, t.deployment, "scale"),
+                           StrCat(R"({"spec":{"replicas":)", replicas, "}}"));
+    if (!r.ok()) scale_errors.fetch_add(1);
+    return r.ok() ? absl::OkStatus() : r.status();
+  }
+
+  void Write(const ScaleTarget& t, Scaling& s, const ScaleWrite& w, std::string_view why) {
+    if (!w.write) {
+      s.last = w.replicas;
+      return;
+    }
+    absl::Status st = Scale(t, w.replicas);
+    if (!st.ok()) {
+      OSPREY_LOG(kWarning) << "gateway: scale " << t.key << " to " << w.replicas << ": "
+                           << st.message();
+      return;  // s.last unchanged: written again on the next decision
+    }
+    OSPREY_LOG(kInfo) << "gateway: revision " << t.key << ": " << t.replicas << " -> " << w.replicas
+                      << " replicas (" << why << ")";
+    s.last = w.replicas;
+  }
+
+  // Requests wait for revisions with no replica: one replica at once.
+  void Activate(const std::set<std::string>& keys, const std::vector<ScaleTarget>& targets) {
+    for (const auto& t : targets) {
+      if (!keys.count(t.key) || !t.aspired) continue;
+      Scaling& s = scaling[t.key];
+      s.activating = true;
+      if (s.last > 0 || (s.last < 0 && t.replicas > 0)) continue;
+      activated.fetch_add(1);
+      Write(t, s, ScaleFor(0, /*activating=*/true, s.last, t.replicas), "Activating");
+    }
+  }
+
+  void Decide(const std::vector<ScaleTarget>& targets) {
+    std::map<std::string, gateway::RevisionStats> stats;
+    if (opts.collect_stats)
+      for (auto& s : opts.collect_stats()) stats[s.key] = std::move(s);
+    const auto now = autoscaler::Clock::now();
+    std::set<std::string> present;
+    for (const auto& t : targets) {
+      present.insert(t.key);
+      Scaling& s = scaling[t.key];
+      if (!t.aspired) {
+        // Retired: to zero, and a fresh KPA should it be aspired again.
+        s.kpa = autoscaler::KpaState{};
+        s.activating = false;
+        s.before = -1;
+        Write(t, s, ScaleFor(0, false, s.last, t.replicas), "not aspired");
+        continue;
+      }
+      autoscaler::Sample sample;
+      sample.time = now;
+      int waiting = 0;
+      if (auto it = stats.find(t.key); it != stats.end()) {
+        sample.concurrency = it->second.concurrency;
+        sample.rps = it->second.rps;
+        waiting = it->second.waiting;
+      }
+      autoscaler::KpaDecision d =
+          autoscaler::Decide(t.kpa, &s.kpa, sample, t.ready_replicas, waiting, now);
+      ScaleEvent event = ScaleEventFor(t.revision, s.before, d, t.kpa);
+      s.before = d.desired;
+      // This decision saw the held requests (waiting, or in flight once a
+      // replica took them): it carries the scale from here.
+      const bool activating = s.activating;
+      s.activating = false;
+      ScaleWrite w = ScaleFor(d.desired, activating, s.last, t.replicas);
+      Write(t, s, w, event.message.empty() ? d.reason : event.message);
+    }
+    for (auto it = scaling.begin(); it != scaling.end();)
+      it = present.count(it->first) ? std::next(it) : scaling.erase(it);
+  }
+
+  void RunScaler() {
+    auto next = autoscaler::Clock::now() + opts.autoscale_tick;
+    std::unique_lock<std::mutex> lock(mu);
+    while (running) {
+      cv.wait_until(lock, next, [&] { return !running || !activations.empty(); });
+      if (!running) break;
+      std::set<std::string> keys;
+      keys.swap(activations);
+      const bool tick = autoscaler::Clock::now() >= next;
+      if (tick) next = autoscaler::Clock::now() + opts.autoscale_tick;
+      lock.unlock();
+      if (InformersSynced()) {
+        std::vector<ScaleTarget> targets =
+            ScaleTargets(IsvcViews(scaler_isvcs), DeploymentViews(scaler_deployments), opts.kpa);
+        if (!keys.empty()) Activate(keys, targets);
+        if (tick && (!opts.may_scale || opts.may_scale())) Decide(targets);
+      }
+      lock.lock();
+    }
+  }
+};
+
+GatewaySync::GatewaySync(kube::Client* client, GatewaySyncOptions options)
+    : impl_(std::make_unique<Impl>(client, std::move(options))) {}
+
+GatewaySync::~GatewaySync() { Stop(); }
+
+void GatewaySync::Start() {
+  Impl& m = *impl_;
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    if (m.running) return;
+    m.running = true;
+  }
+  m.isvcs.Start();
+  m.slices.Start();
+  m.deployments.Start();
+  m.router = std::thread([&m] { m.Route(); });
+  if (m.opts.autoscale) m.scaler = std::thread([&m] { m.RunScaler(); });
+  OSPREY_LOG(kInfo) << "gateway: watching InferenceServices and EndpointSlices in "
+                    << (m.opts.namespace_.empty() ? "all namespaces" : m.opts.namespace_)
+                    << (m.opts.autoscale ? "; autoscaling revisions" : "");
+}
+
+void GatewaySync::Stop() {
+  Impl& m = *impl_;
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    if (!m.running) return;
+    m.running = false;
+  }
+  m.cv.notify_all();
+  if (m.router.joinable()) m.router.join();
+  if (m.scaler.joinable()) m.scaler.join();
+  for (kube::Informer* i : {&m.isvcs, &m.slices, &m.deployments}) i->Cancel();
+  for (kube::Informer* i : {&m.isvcs, &m.slices, &m.deployments}) i->Stop();
+}
+
+bool GatewaySync::synced() const { return impl_->published.load(); }
+
+void GatewaySync::Activate(const std::string& revision_key) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (!impl_->running || !impl_->opts.autoscale) return;
+    impl_->activations.insert(revision_key);
+  }
+  impl_->cv.notify_all();
+}
+
+std::shared_ptr<const gateway::RouteTable> GatewaySync::routes() const {
+  std::lock_guard<std::mutex> lock(impl_->routes_mu);
+  return impl_->table;
+}
+
+GatewaySyncStats GatewaySync::stats() const {
+  return {impl_->route_updates.load(), impl_->scale_writes.load(), impl_->scale_errors.load(),
+          impl_->activated.load()};
+}
+
+}  // namespace osprey::controlplane

@@ -1,0 +1,315 @@
+"""`osprey gateway` end to end, against the real control plane (conftest.py).
+
+The gateway runs as a local process with the test's kubeconfig. Its routes come
+from what the API server holds: an InferenceService whose status is written
+through the status subresource, and EndpointSlices written by hand that point
+at small HTTP servers on pod-like addresses (10.245.X.Y/32 added to `lo`: the
+API server refuses loopback addresses in EndpointSlices). No operator, no
+Deployment: only the gateway reads the cluster here.
+"""
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from kubeenv import REPO_ROOT, wait_until
+
+OSPREY = Path(os.environ.get("OSPREY_BIN")
+              or REPO_ROOT / "build" / "dev" / "apps" / "osprey" / "osprey").resolve()
+ISVC_PATH = "/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices"
+SLICE_PATH = "/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices"
+ADDRESS_LABEL = "lo:ospreygw"
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def crds(kube):
+    kube.kubectl("apply", "-k", REPO_ROOT / "deploy" / "kubernetes" / "crds")
+    kube.kubectl("wait", "--for", "condition=established", "crd",
+                 "-l", "app.kubernetes.io/part-of=osprey", "--timeout=60s")
+
+
+@pytest.fixture
+def pod_addresses():
+    """Three pod-like addresses on lo (10.245.X.2-4), removed afterwards."""
+    base = f"10.245.{random.randrange(1, 250)}"
+    added = []
+    for last in (2, 3, 4):
+        ip = f"{base}.{last}"
+        proc = subprocess.run(["ip", "addr", "add", f"{ip}/32", "dev", "lo", "label", ADDRESS_LABEL],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            for a in added:
+                subprocess.run(["ip", "addr", "del", f"{a}/32", "dev", "lo"], capture_output=True)
+            pytest.skip(f"cannot add {ip} to lo (needs CAP_NET_ADMIN): {proc.stderr.strip()}")
+        added.append(ip)
+    yield added
+    for a in added:
+        subprocess.run(["ip", "addr", "del", f"{a}/32", "dev", "lo"], capture_output=True)
+
+
+class Backend:
+    """A replica stand-in: answers every request with its name (JSON and an
+    x-backend header), on `ip`:`port`."""
+
+    def __init__(self, name, ip, port):
+        backend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                backend.hits += 1
+                body = json.dumps({"backend": name, "path": self.path,
+                                   "host": self.headers.get("Host")}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("x-backend", name)
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = answer
+            do_POST = answer
+
+            def log_message(self, *args):
+                pass
+
+        self.name = name
+        self.hits = 0
+        self.server = ThreadingHTTPServer((ip, port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Gateway:
+    """One `osprey gateway` process on loopback ports; its log under `dir`."""
+
+    def __init__(self, kube, dir, *args):
+        self.port = free_port()
+        self.grpc_port = free_port()
+        self.log_path = Path(dir) / f"gateway-{self.port}.log"
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [str(OSPREY), "gateway", "--kubeconfig", str(kube.kubeconfig),
+             "--address", "127.0.0.1", "--http-port", str(self.port),
+             "--grpc-port", str(self.grpc_port), "--threads", "2", "--log-level", "debug",
+             *args],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until(lambda: self.status("/healthz") == 200 or self.proc.poll() is not None, 20,
+                   "the gateway's /healthz")
+        assert self.proc.poll() is None, self.tail()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def status(self, path):
+        try:
+            return requests.get(f"http://127.0.0.1:{self.port}{path}", timeout=2).status_code
+        except requests.RequestException:
+            return None
+
+    def metrics(self):
+        text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                out[name] = float(value)
+        return out
+
+    def tail(self, lines=40):
+        self.log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def gateway(kube, crds, tmp_path):
+    started = []
+
+    def start(*args):
+        g = Gateway(kube, tmp_path, *args)
+        started.append(g)
+        return g
+
+    yield start
+    for g in started:
+        g.stop()
+
+
+def endpoint_slice(ns, service, endpoints, port):
+    """An EndpointSlice of Service `service`: endpoints as (ip, ready)."""
+    return {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": f"{service}-hand", "namespace": ns,
+                     "labels": {"kubernetes.io/service-name": service,
+                                "endpointslice.kubernetes.io/managed-by": "osprey-test"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": ready}}
+                      for ip, ready in endpoints],
+        "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+    }
+
+
+def put_slice(kube, ns, service, endpoints, port):
+    path = SLICE_PATH.format(ns=ns)
+    body = endpoint_slice(ns, service, endpoints, port)
+    existing = kube.api.get_or_none(f"{path}/{service}-hand")
+    if existing is None:
+        kube.api.post(path, body)
+    else:
+        body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+        kube.api.put(f"{path}/{service}-hand", body)
+
+
+def split_isvc(kube, ns, name, traffic, latest):
+    """An InferenceService with its status written as the operator writes it:
+    traffic = [(revision, percent, tag)]."""
+    path = ISVC_PATH.format(ns=ns)
+    kube.api.post(path, {
+        "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+        "metadata": {"name": name, "namespace": ns,
+                     "annotations": {"serving.kserve.io/enable-tag-routing": "true"}},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"},
+                                         "storageUri": "gs://bucket/model"}}}})
+    status = {
+        "url": f"http://{name}-{ns}.example.com",
+        "observedGeneration": 1,
+        "conditions": [{"type": "Ready", "status": "True",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+        "components": {"predictor": {
+            "latestCreatedRevision": latest, "latestReadyRevision": latest,
+            "traffic": [dict({"revisionName": r, "percent": p, "latestRevision": r == latest},
+                             **({"tag": t} if t else {})) for r, p, t in traffic]}},
+    }
+    kube.api.patch(f"{path}/{name}/status", {"status": status})
+
+
+def send(session, gw, host, n, path="/v1/models/split:predict"):
+    """n requests with Host `host`; returns ({backend: count}, failures)."""
+    counts, failures = {}, []
+    for _ in range(n):
+        try:
+            r = session.post(gw.url + path, headers={"Host": host},
+                             data=b'{"instances": [[1, 2, 3, 4]]}', timeout=10)
+        except requests.RequestException as e:
+            failures.append(str(e))
+            continue
+        if r.status_code != 200:
+            failures.append(f"{r.status_code} {r.text[:200]}")
+            continue
+        b = r.headers["x-backend"]
+        counts[b] = counts.get(b, 0) + 1
+    return counts, failures
+
+
+def test_gateway_splits_over_endpoint_slices_and_follows_readiness(kube, namespace, gateway,
+                                                                   pod_addresses):
+    ns = namespace
+    ip_a, ip_b, ip_c = pod_addresses
+    port = free_port(ip_a)
+    backends = {"a": Backend("a", ip_a, port), "b": Backend("b", ip_b, port),
+                "c": Backend("c", ip_c, port)}
+    try:
+        r1, r2 = "split-predictor-00001", "split-predictor-00002"
+        split_isvc(kube, ns, "split", [(r1, 90, "prev"), (r2, 10, "latest")], latest=r2)
+        put_slice(kube, ns, r1, [(ip_a, True), (ip_b, True)], port)
+        put_slice(kube, ns, r2, [(ip_c, True)], port)
+
+        gw = gateway("--namespace", ns)
+        wait_until(lambda: gw.status("/readyz") == 200, 30, "the gateway to be ready")
+        host = f"split-{ns}.example.com"
+        session = requests.Session()
+        # The informers' first lists make the first table: it is complete.
+        started = time.monotonic()
+        counts, failures = send(session, gw, host, 2000)
+        elapsed = time.monotonic() - started
+        print(f"2000 requests through the gateway, one at a time: {elapsed:.2f} s "
+              f"({2000 / elapsed:.0f}/s), {counts}")
+        assert failures == [], (failures[:5], gw.tail())
+        to_r1 = counts.get("a", 0) + counts.get("b", 0)
+        to_r2 = counts.get("c", 0)
+        assert to_r1 + to_r2 == 2000
+        assert abs(to_r1 / 2000 - 0.90) <= 0.01, counts
+        assert abs(to_r2 / 2000 - 0.10) <= 0.01, counts
+        # One at a time, every call finds both replicas idle: the first in
+        # route order takes it (least outstanding, ties in order).
+        assert counts.get("a", 0) == to_r1, counts
+
+        # Tags route to one revision each; the model name routes without a host.
+        assert send(session, gw, f"latest-{host}", 20)[0] == {"c": 20}
+        assert send(session, gw, f"prev-{host}", 20)[0] == {"a": 20}
+        r = session.post(gw.url + "/v1/models/split:predict", headers={"Host": "elsewhere"},
+                         data=b"{}", timeout=10)
+        assert r.status_code == 200 and r.headers["x-osprey-revision"] in (r1, r2)
+
+        # An endpoint turns not ready: it leaves the routes, the other takes
+        # its revision's share.
+        put_slice(kube, ns, r1, [(ip_a, False), (ip_b, True)], port)
+        wait_until(lambda: set(send(session, gw, f"prev-{host}", 10)[0]) == {"b"}, 10,
+                   f"{ip_a} to leave the routes")
+        before_a = backends["a"].hits
+        counts, failures = send(session, gw, host, 500)
+        assert failures == [], failures[:5]
+        assert backends["a"].hits == before_a and "a" not in counts, counts
+        assert abs(counts.get("c", 0) - 50) <= 2 and counts.get("b", 0) + counts["c"] == 500, counts
+
+        # A revision with no ready endpoint holds its requests until one is ready.
+        updates = gw.metrics()["osprey_gateway_route_updates_total"]
+        put_slice(kube, ns, r2, [(ip_c, False)], port)
+        wait_until(lambda: gw.metrics()["osprey_gateway_route_updates_total"] > updates, 10,
+                   "a route table without the second revision's endpoint")
+        held = {}
+
+        def call():
+            held["response"] = requests.post(gw.url + "/v1/models/split:predict",
+                                             headers={"Host": f"latest-{host}"}, data=b"{}",
+                                             timeout=30)
+
+        t = threading.Thread(target=call)
+        t.start()
+        wait_until(lambda: gw.metrics().get(
+            f'osprey_gateway_queue_depth{{namespace="{ns}",revision="{r2}"}}') == 1, 10,
+            "the request to wait in the gateway's queue")
+        put_slice(kube, ns, r2, [(ip_c, True)], port)
+        t.join(timeout=20)
+        assert not t.is_alive()
+        assert held["response"].status_code == 200, held["response"].text
+        assert held["response"].headers["x-backend"] == "c"
+
+        m = gw.metrics()
+        assert m["osprey_gateway_route_updates_total"] >= 3
+        assert m["osprey_gateway_scale_writes_total"] == 0  # no Deployment to scale here
+    finally:
+        for b in backends.values():
+            b.stop()
