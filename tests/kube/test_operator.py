@@ -425,3 +425,18 @@ def test_operator_survives_an_api_server_restart(kube, kube_node, namespace, ope
     apply(kube, namespace, isvc("after-restart", model))
     wait_ready(kube, namespace, "after-restart")
     assert op.proc.poll() is None, op.tail()
+
+
+def test_deploy_kustomization_is_accepted(kube, crds):
+    """`kubectl apply -k deploy/kubernetes` (after its CRDs, as the README
+    says): every object passes the real API server's validation and
+    admission (a server-side dry run: no operator or gateway pods here, the
+    tests run their own)."""
+    # A dry run creates nothing, so the namespace the rest goes in is made first.
+    kube.kubectl("apply", "-f", REPO_ROOT / "deploy" / "kubernetes" / "namespace.yaml")
+    out = kube.kubectl("apply", "-k", REPO_ROOT / "deploy" / "kubernetes",
+                       "--dry-run=server").stdout
+    for kind_name in ("deployment.apps/osprey-operator", "deployment.apps/osprey-gateway",
+                      "service/osprey-gateway", "clusterrole.rbac.authorization.k8s.io/osprey-operator",
+                      "clusterservingruntime.serving.kserve.io/kserve-sklearnserver"):
+        assert kind_name in out, out
