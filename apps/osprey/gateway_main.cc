@@ -110,6 +110,16 @@ class Front : public HttpHandler {
           "# TYPE osprey_gateway_autoscaler_leader gauge\n"
           "osprey_gateway_autoscaler_leader ",
           elector_ == nullptr || elector_->leading() ? 1 : 0, "\n");
+      // The endpoints each routed revision has in the table now.
+      r.body +=
+          "# HELP osprey_gateway_ready_replicas Ready endpoints the gateway routes to, per "
+          "revision.\n"
+          "# TYPE osprey_gateway_ready_replicas gauge\n";
+      for (const auto& t : sync_->routes()->revisions) {
+        const std::string_view ns = std::string_view(t.key).substr(0, t.key.find('/'));
+        StrAppend(&r.body, "osprey_gateway_ready_replicas{namespace=\"", ns, "\",revision=\"",
+                  t.revision, "\"} ", t.ports.size(), "\n");
+      }
     }
     return r;
   }

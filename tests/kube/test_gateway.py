@@ -1,11 +1,16 @@
 """`osprey gateway` end to end, against the real control plane (conftest.py).
 
-The gateway runs as a local process with the test's kubeconfig. Its routes come
-from what the API server holds: an InferenceService whose status is written
-through the status subresource, and EndpointSlices written by hand that point
-at small HTTP servers on pod-like addresses (10.245.X.Y/32 added to `lo`: the
-API server refuses loopback addresses in EndpointSlices). No operator, no
-Deployment: only the gateway reads the cluster here.
+The gateway runs as a local process with the test's kubeconfig.
+
+- Routes alone: an InferenceService whose status is written by hand through the
+  status subresource, and EndpointSlices written by hand that point at small
+  HTTP servers on pod-like addresses (10.245.X.Y/32 added to `lo`: the API
+  server refuses loopback addresses in EndpointSlices). No operator, no
+  Deployment: only the gateway reads the cluster.
+- With the operator and the test node (kubelet.py): a real revision
+  Deployment, its pods running `osprey serve`, its EndpointSlices made by
+  kube-controller-manager; the gateway routes to the pod, scales the revision
+  to zero when idle and back to one for a request it holds.
 """
 
 import json
@@ -14,6 +19,7 @@ import random
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +32,8 @@ from kubeenv import REPO_ROOT, wait_until
 
 OSPREY = Path(os.environ.get("OSPREY_BIN")
               or REPO_ROOT / "build" / "dev" / "apps" / "osprey" / "osprey").resolve()
+TRAINER = REPO_ROOT / "tests" / "fixtures" / "train_iris.py"
+FIXTURES = Path(os.environ.get("OSPREY_FIXTURES") or REPO_ROOT / "build" / "fixtures").resolve()
 ISVC_PATH = "/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices"
 SLICE_PATH = "/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices"
 ADDRESS_LABEL = "lo:ospreygw"
@@ -42,6 +50,7 @@ def crds(kube):
     kube.kubectl("apply", "-k", REPO_ROOT / "deploy" / "kubernetes" / "crds")
     kube.kubectl("wait", "--for", "condition=established", "crd",
                  "-l", "app.kubernetes.io/part-of=osprey", "--timeout=60s")
+    kube.kubectl("apply", "-f", REPO_ROOT / "deploy" / "kubernetes" / "clusterservingruntimes.yaml")
 
 
 @pytest.fixture
@@ -72,6 +81,12 @@ class Backend:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                # Head and body leave in two writes: without this, Nagle holds
+                # the body until the gateway's delayed ACK (40 ms a request).
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def answer(self):
                 length = int(self.headers.get("Content-Length") or 0)
@@ -313,3 +328,121 @@ def test_gateway_splits_over_endpoint_slices_and_follows_readiness(kube, namespa
     finally:
         for b in backends.values():
             b.stop()
+
+
+@pytest.fixture(scope="module")
+def models():
+    proc = subprocess.run([sys.executable, str(TRAINER), str(FIXTURES)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return FIXTURES
+
+
+def isvc_condition(obj, ctype):
+    for c in ((obj or {}).get("status") or {}).get("conditions", []):
+        if c["type"] == ctype:
+            return c
+    return {}
+
+
+def test_gateway_scales_a_revision_to_zero_and_back_for_a_held_request(kube, kube_node, namespace,
+                                                                       gateway, models, tmp_path):
+    from test_operator import Operator  # the operator process, as its own tests run it
+
+    if kube_node.address_mode != "alias":
+        pytest.skip("pods have loopback addresses here: their Services get no endpoints")
+    ns = namespace
+    model = "xgb-iris-softmax"
+    want = json.loads((models / "expected" / f"{model}.json").read_text())
+    op = Operator(kube, tmp_path, "--namespace", ns)
+    try:
+        gw = gateway("--namespace", ns, "--autoscale-tick-ms", "500", "--stable-window-s", "6",
+                     "--scale-to-zero-grace-s", "2")
+        kube.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
+            "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+            "metadata": {"name": "cold",
+                         "annotations": {"autoscaling.knative.dev/target": "1"}},
+            "spec": {"predictor": {"minReplicas": 0, "maxReplicas": 3, "model": {
+                "modelFormat": {"name": "xgboost"},
+                "storageUri": f"file://{models / 'models' / model}"}}}}))
+        path = f"{ISVC_PATH.format(ns=ns)}/cold"
+        wait_until(lambda: isvc_condition(kube.api.get_or_none(path), "Ready").get("status") ==
+                   "True", 90, "InferenceService cold to be Ready")
+        deployment = f"/apis/apps/v1/namespaces/{ns}/deployments/cold-predictor-00001-deployment"
+        host = f"cold-{ns}.example.com"
+
+        def predict(timeout=10):
+            return requests.post(f"{gw.url}/v1/models/cold:predict", headers={"Host": host},
+                                 json={"instances": want["inputs"]}, timeout=timeout)
+
+        # Routed to the pod once its endpoint is in the revision's EndpointSlice.
+        r = wait_until(lambda: (lambda r: r if r.status_code == 200 else None)(predict()), 30,
+                       "a prediction through the gateway")
+        assert [float(v) for v in r.json()["predictions"]] == \
+            [float(v) for v in want["predictions"]]
+        assert r.headers["x-osprey-revision"] == "cold-predictor-00001"
+        assert kube.api.get(deployment)["spec"]["replicas"] == 1
+
+        # Load above the target (1 request in flight per replica): scaled up
+        # on the gateway's measurements, within maxReplicas; every request answered.
+        stop = threading.Event()
+        failures = []
+
+        def load():
+            session = requests.Session()
+            while not stop.is_set():
+                r = session.post(f"{gw.url}/v1/models/cold:predict", headers={"Host": host},
+                                 json={"instances": want["inputs"]}, timeout=10)
+                if r.status_code != 200:
+                    failures.append(r.status_code)
+
+        threads = [threading.Thread(target=load) for _ in range(8)]
+        for t in threads:
+            t.start()
+        try:
+            wait_until(lambda: kube.api.get(deployment)["spec"]["replicas"] >= 2, 20,
+                       "the gateway to scale the revision up under load")
+            wait_until(lambda: gw.metrics().get(
+                f'osprey_gateway_ready_replicas{{namespace="{ns}",revision="cold-predictor-00001"}}',
+                0) >= 2, 30, "the new replicas to be routed")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert failures == []
+        assert kube.api.get(deployment)["spec"]["replicas"] <= 3
+
+        # Idle for the stable window and the grace: scaled to zero, its pods go.
+        wait_until(lambda: kube.api.get(deployment)["spec"]["replicas"] == 0, 60,
+                   "the gateway to scale the idle revision to zero")
+        slices = f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices"
+
+        def ready_endpoints():
+            items = kube.api.get(slices, {"labelSelector":
+                                          "kubernetes.io/service-name=cold-predictor-00001"})
+            return [e for s in items["items"] for e in s.get("endpoints") or []
+                    if (e.get("conditions") or {}).get("ready", True)]
+
+        wait_until(lambda: ready_endpoints() == [], 30, "the revision's endpoints to go")
+        # ... and out of the gateway's table (its watch may trail the API by a moment).
+        wait_until(lambda: gw.metrics().get(
+            f'osprey_gateway_ready_replicas{{namespace="{ns}",revision="cold-predictor-00001"}}')
+            == 0, 10, "the gateway to route to no endpoint")
+
+        # A request now waits in the gateway, which scales the revision to one
+        # at once; the pod starts and answers it.
+        started = time.monotonic()
+        r = predict(timeout=90)
+        cold_start = time.monotonic() - started
+        print(f"cold start through the gateway: {cold_start:.2f} s")
+        assert r.status_code == 200, (r.text, gw.tail())
+        assert [float(v) for v in r.json()["predictions"]] == \
+            [float(v) for v in want["predictions"]]
+        assert kube.api.get(deployment)["spec"]["replicas"] == 1
+        m = gw.metrics()
+        assert m["osprey_gateway_activations_total"] >= 1, gw.tail()
+        assert m["osprey_gateway_scale_errors_total"] == 0, gw.tail()
+        # The scale is the gateway's: the operator neither fought it nor failed.
+        assert op.metrics()["osprey_operator_reconcile_errors_total"] == 0, op.tail()
+    finally:
+        op.stop()

@@ -106,6 +106,9 @@ struct GatewaySync::Impl {
     int last = -1;  // the last replicas written (or found in place); -1: none yet
     bool activating = false;
     int before = -1;  // the previous decision, for the log
+    // It had a ready replica since it is aspired: until then it keeps the
+    // scale it was made with (a slow first start is not idleness).
+    bool was_ready = false;
   };
   std::map<std::string, Scaling> scaling;  // by key; the scaler's
 
@@ -179,7 +182,8 @@ struct GatewaySync::Impl {
     return r.ok() ? absl::OkStatus() : r.status();
   }
 
-  void Write(const ScaleTarget& t, Scaling& s, const ScaleWrite& w, std::string_view why) {
+  // Writes `w` when it says so; `what` is logged once written.
+  void Write(const ScaleTarget& t, Scaling& s, const ScaleWrite& w, const std::string& what) {
     if (!w.write) {
       s.last = w.replicas;
       return;
@@ -190,8 +194,7 @@ struct GatewaySync::Impl {
                            << st.message();
       return;  // s.last unchanged: written again on the next decision
     }
-    OSPREY_LOG(kInfo) << "gateway: revision " << t.key << ": " << t.replicas << " -> " << w.replicas
-                      << " replicas (" << why << ")";
+    OSPREY_LOG(kInfo) << "gateway: " << what;
     s.last = w.replicas;
   }
 
@@ -203,7 +206,8 @@ struct GatewaySync::Impl {
       s.activating = true;
       if (s.last > 0 || (s.last < 0 && t.replicas > 0)) continue;
       activated.fetch_add(1);
-      Write(t, s, ScaleFor(0, /*activating=*/true, s.last, t.replicas), "Activating");
+      Write(t, s, ScaleFor(0, /*activating=*/true, s.last, t.replicas),
+            StrCat("revision ", t.key, ": 0 -> 1 replicas (Activating: a request waits)"));
     }
   }
 
@@ -221,9 +225,14 @@ struct GatewaySync::Impl {
         s.kpa = autoscaler::KpaState{};
         s.activating = false;
         s.before = -1;
-        Write(t, s, ScaleFor(0, false, s.last, t.replicas), "not aspired");
+        s.was_ready = false;
+        Write(t, s, ScaleFor(0, false, s.last, t.replicas),
+              StrCat("revision ", t.key, ": ", t.replicas,
+                     " -> 0 replicas (no longer in traffic nor the latest)"));
         continue;
       }
+      if (t.ready_replicas > 0) s.was_ready = true;
+      if (!s.was_ready && t.replicas > 0) continue;
       autoscaler::Sample sample;
       sample.time = now;
       int waiting = 0;
@@ -241,7 +250,15 @@ struct GatewaySync::Impl {
       const bool activating = s.activating;
       s.activating = false;
       ScaleWrite w = ScaleFor(d.desired, activating, s.last, t.replicas);
-      Write(t, s, w, event.message.empty() ? d.reason : event.message);
+      // ScaleEventFor's "revision NAME: ..." with the namespace, as the other lines.
+      std::string what = event.message;
+      if (what.empty()) {
+        what = StrCat("revision ", t.key, ": ", t.replicas, " -> ", w.replicas, " replicas (",
+                      activating ? "Activating" : d.reason, ")");
+      } else if (what.starts_with("revision ")) {
+        what.insert(9, StrCat(t.namespace_, "/"));
+      }
+      Write(t, s, w, what);
     }
     for (auto it = scaling.begin(); it != scaling.end();)
       it = present.count(it->first) ? std::next(it) : scaling.erase(it);

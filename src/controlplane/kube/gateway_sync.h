@@ -15,7 +15,9 @@
 // Scale: every `autoscale_tick`, each scale target (routes.h) gets a KPA
 // decision (autoscaler/kpa.h) on the gateway's measurements of its
 // revision; a changed decision is written through the Deployment's scale
-// subresource. A revision no longer aspired is scaled to zero. A request
+// subresource; a revision starting for the first time keeps the scale it
+// was made with until a replica is ready (a slow first start is not
+// idleness). A revision no longer aspired is scaled to zero. A request
 // held for a revision at zero (Activate) scales it to one at once, without
 // waiting for the tick. With `may_scale` set (leader election), only the
 // leader decides; any gateway still activates.
