@@ -123,13 +123,13 @@ class Backend:
 class Gateway:
     """One `osprey gateway` process on loopback ports; its log under `dir`."""
 
-    def __init__(self, kube, dir, *args):
+    def __init__(self, kube, dir, *args, kubeconfig=None):
         self.port = free_port()
         self.grpc_port = free_port()
         self.log_path = Path(dir) / f"gateway-{self.port}.log"
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [str(OSPREY), "gateway", "--kubeconfig", str(kube.kubeconfig),
+            [str(OSPREY), "gateway", "--kubeconfig", str(kubeconfig or kube.kubeconfig),
              "--address", "127.0.0.1", "--http-port", str(self.port),
              "--grpc-port", str(self.grpc_port), "--threads", "2", "--log-level", "debug",
              *args],
@@ -172,8 +172,8 @@ class Gateway:
 def gateway(kube, crds, tmp_path):
     started = []
 
-    def start(*args):
-        g = Gateway(kube, tmp_path, *args)
+    def start(*args, kubeconfig=None):
+        g = Gateway(kube, tmp_path, *args, kubeconfig=kubeconfig)
         started.append(g)
         return g
 
@@ -356,8 +356,25 @@ def test_gateway_scales_a_revision_to_zero_and_back_for_a_held_request(kube, kub
     want = json.loads((models / "expected" / f"{model}.json").read_text())
     op = Operator(kube, tmp_path, "--namespace", ns)
     try:
+        # The gateway as deployed: its service account's token (rbac-gateway.yaml)
+        # and leader election for the scale decisions.
+        deploy = REPO_ROOT / "deploy" / "kubernetes"
+        kube.kubectl("apply", "-f", deploy / "namespace.yaml", "-f", deploy / "rbac-gateway.yaml")
+        token = kube.kubectl("create", "token", "osprey-gateway", "-n", "osprey-system",
+                             "--duration=1h").stdout.strip()
+        config = tmp_path / "gateway.kubeconfig"
+        config.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+            "clusters": [{"name": "c", "cluster": {
+                "server": kube.server, "certificate-authority": str(kube.pki / "ca.crt")}}],
+            "users": [{"name": "sa", "user": {"token": token}}],
+            "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa"}}]}))
         gw = gateway("--namespace", ns, "--autoscale-tick-ms", "500", "--stable-window-s", "6",
-                     "--scale-to-zero-grace-s", "2")
+                     "--scale-to-zero-grace-s", "2", "--leader-elect",
+                     "--lease-namespace", "osprey-system", "--lease-name", f"gateway-{ns}",
+                     "--lease-duration-s", "2", kubeconfig=config)
+        wait_until(lambda: gw.metrics().get("osprey_gateway_autoscaler_leader") == 1, 10,
+                   "the gateway to lead its lease")
         kube.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
             "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
             "metadata": {"name": "cold",
@@ -382,6 +399,17 @@ def test_gateway_scales_a_revision_to_zero_and_back_for_a_held_request(kube, kub
             [float(v) for v in want["predictions"]]
         assert r.headers["x-osprey-revision"] == "cold-predictor-00001"
         assert kube.api.get(deployment)["spec"]["replicas"] == 1
+
+        # gRPC by :authority, to the pod's grpc port.
+        tgrpc = pytest.importorskip("tritonclient.grpc")
+        import numpy as np
+        c = tgrpc.InferenceServerClient(url=f"127.0.0.1:{gw.grpc_port}",
+                                        channel_args=[("grpc.default_authority", host)])
+        rows = np.array(want["inputs"], dtype=np.float32)
+        inp = tgrpc.InferInput("input-0", list(rows.shape), "FP32")
+        inp.set_data_from_numpy(rows)
+        got = c.infer("cold", [inp], client_timeout=30).as_numpy("output-0")
+        assert [float(v) for v in got] == [float(v) for v in want["predictions"]]
 
         # Load above the target (1 request in flight per replica): scaled up
         # on the gateway's measurements, within maxReplicas; every request answered.
