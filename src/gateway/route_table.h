@@ -43,9 +43,6 @@ struct RevisionTarget {
   std::string key;              // "{namespace}/{revision}": unique
   std::string revision;         // its name
   std::vector<uint16_t> ports;  // ready replicas' HTTP ports, on `hosts`
-  // Their hosts by the same index (numeric addresses, e.g. pod IPs); "" or
-  // absent: 127.0.0.1. A replica is known by its host and port together.
-  std::vector<std::string> hosts;
   // Their gRPC endpoints ("unix:/path", or "host:port" on another host), by
   // the same index; "" for a replica that serves no gRPC.
   std::vector<std::string> grpc_targets;
@@ -56,6 +53,10 @@ struct RevisionTarget {
   // custom container): preferred over HTTP when present.
   std::vector<std::string> link_sockets;
   int container_concurrency = 0;  // hard in-flight limit per replica, 0: none
+  // The replicas' hosts by the same index as `ports` (numeric addresses,
+  // e.g. pod IPs); "" or absent: 127.0.0.1. A replica is known by its host
+  // and port together.
+  std::vector<std::string> hosts;
 };
 
 struct WeightedRevision {
