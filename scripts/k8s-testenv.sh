@@ -104,8 +104,18 @@ alive() {  # pid; a zombie (killed, not yet reaped by whoever adopted it) is not
   [ -r "/proc/$1/stat" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat")" != Z ]
 }
 
-running() {  # dir, component
-  [ -f "$1/$2.pid" ] && alive "$(cat "$1/$2.pid")"
+binary_of() {  # component -> its binary
+  case $1 in
+    apiserver) echo kube-apiserver ;; kcm) echo kube-controller-manager ;;
+    scheduler) echo kube-scheduler ;; *) echo "$1" ;;
+  esac
+}
+
+running() {  # dir, component: its PID file names a live process of its binary
+  local pid
+  [ -f "$1/$2.pid" ] || return 1
+  pid=$(cat "$1/$2.pid")
+  alive "$pid" && [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$BIN/$(binary_of "$2")" ]
 }
 
 wait_for() {  # seconds, command...
@@ -120,18 +130,18 @@ gen_pki() {
   local d=$1/pki
   [ -f "$d/tokens.csv" ] && return
   mkdir -p "$d"
-  openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj /CN=osprey-test-ca \
+  openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj /CN=osprey-test-ca \
     -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
   openssl req -newkey rsa:2048 -nodes -subj /CN=kube-apiserver \
     -keyout "$d/apiserver.key" -out "$d/apiserver.csr" 2>/dev/null
   printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n' > "$d/san.ext"
   openssl x509 -req -in "$d/apiserver.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
-    -days 3 -extfile "$d/san.ext" -out "$d/apiserver.crt" 2>/dev/null
+    -days 365 -extfile "$d/san.ext" -out "$d/apiserver.crt" 2>/dev/null
   # cluster-admin as a client certificate (O = group): the kubeconfig's user
   openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=osprey-admin" \
     -keyout "$d/admin.key" -out "$d/admin.csr" 2>/dev/null
   openssl x509 -req -in "$d/admin.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
-    -days 3 -out "$d/admin.crt" 2>/dev/null
+    -days 365 -out "$d/admin.crt" 2>/dev/null
   openssl genrsa -out "$d/sa.key" 2048 2>/dev/null
   openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
   # static tokens: token,user,uid,"groups" (admin, the controller manager, the scheduler)
@@ -249,7 +259,8 @@ start() {
 stop() {
   local dir=$1 c pid
   for c in scheduler kcm apiserver etcd; do
-    [ -f "$dir/$c.pid" ] || continue
+    # Only a process of its own binary: a PID file may outlive its process.
+    running "$dir" "$c" || { rm -f "$dir/$c.pid"; continue; }
     pid=$(cat "$dir/$c.pid")
     if kill "$pid" 2>/dev/null; then
       for _ in $(seq 100); do alive "$pid" || break; sleep 0.1; done

@@ -9,6 +9,9 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <atomic>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "common/flags.h"
@@ -164,8 +167,7 @@ int OperatorMain(const std::vector<std::string_view>& args) {
                  config->source.c_str(), std::string(version.status().message()).c_str());
     return 1;
   }
-  controlplane::Operator op(&client, options);
-
+  std::unique_ptr<kube::Client> election_client;
   std::unique_ptr<kube::LeaderElector> elector;
   if (leader_elect) {
     kube::LeaderOptions lo;
@@ -181,8 +183,17 @@ int OperatorMain(const std::vector<std::string_view>& args) {
     lo.lease_duration = lease_duration;
     lo.renew_deadline = lease_duration * 2 / 3;
     lo.retry_period = std::max(std::chrono::milliseconds(100), lease_duration / 7);
-    elector = std::make_unique<kube::LeaderElector>(&client, lo);
+    // Its own connections and rate limit, and requests that give up well
+    // before the renew deadline: renewals never wait behind reconciles.
+    kube::ClientOptions eo = client_options;
+    eo.timeout = std::max(std::chrono::milliseconds(200), lo.renew_deadline / 3);
+    election_client = std::make_unique<kube::Client>(*config, eo);
+    elector = std::make_unique<kube::LeaderElector>(election_client.get(), lo);
+    // A leader whose lease is not fresh writes nothing, even before the
+    // elector notices it lost it.
+    options.may_write = [e = elector.get()] { return e->valid(); };
   }
+  controlplane::Operator op(&client, options);
   HealthHandler health(&op, &client, elector.get());
   HttpServer::Options http;
   http.address = health_address;
@@ -196,33 +207,38 @@ int OperatorMain(const std::vector<std::string_view>& args) {
   }
   OSPREY_LOG(kInfo) << "operator: API server " << config->server << " (" << config->source
                     << "); health on " << health_address << ":" << (*server)->port();
+  // The operator starts on its own thread (it waits for its informers'
+  // first lists), so that a signal is answered meanwhile.
+  std::thread starter;
+  std::mutex starter_mu;
+  std::atomic<bool> stopping{false};
+  auto start = [&] {
+    std::lock_guard<std::mutex> lock(starter_mu);
+    if (stopping.load() || starter.joinable()) return;
+    starter = std::thread([&op] {
+      absl::Status s = op.Start();
+      if (!s.ok() && !absl::IsCancelled(s)) OSPREY_LOG(kError) << "operator: " << s.message();
+    });
+  };
   if (elector != nullptr) {
-    elector->Start(
-        [&op] {
-          absl::Status s = op.Start();
-          if (!s.ok()) OSPREY_LOG(kError) << "operator: " << s.message();
-        },
-        [] {
-          // Another may lead now: stop acting at once, as controllers do.
-          OSPREY_LOG(kError) << "operator: lost the lease; exiting";
-          std::_Exit(1);
-        });
+    elector->Start(start, [] {
+      // Another may lead now: stop acting at once, as controllers do.
+      OSPREY_LOG(kError) << "operator: lost the lease; exiting";
+      std::_Exit(1);
+    });
   } else {
-    absl::Status s = op.Start();
-    if (!s.ok()) {
-      OSPREY_LOG(kError) << "operator: " << s.message();
-      return 1;
-    }
+    start();
   }
   int sig = 0;
   sigwait(&signals, &sig);
   OSPREY_LOG(kInfo) << "operator: stopping";
-  if (elector != nullptr) {
-    op.Stop();
-    elector->Stop();  // gives the lease up so another takes over at once; calls stopped
-  } else {
-    op.Stop();
+  stopping.store(true);
+  op.Stop();
+  {
+    std::lock_guard<std::mutex> lock(starter_mu);
+    if (starter.joinable()) starter.join();
   }
+  if (elector != nullptr) elector->Stop();  // gives the lease up: another takes over at once
   (*server)->Drain(std::chrono::milliseconds(500));
   return 0;
 }

@@ -152,7 +152,8 @@ std::string Client::Bearer() {
 absl::StatusOr<Response> Client::Send(std::string_view method, const std::string& path,
                                       const std::string& body, std::string_view content_type,
                                       const std::function<void(std::string_view)>* on_line,
-                                      const std::function<bool()>* keep_going) {
+                                      const std::function<bool()>* keep_going,
+                                      std::chrono::milliseconds timeout) {
   if (auto wait = limiter_.Take(RateLimiter::Clock::now()); wait > RateLimiter::Clock::duration{})
     std::this_thread::sleep_for(wait);
   pool_->requests.fetch_add(1);
@@ -161,7 +162,7 @@ absl::StatusOr<Response> Client::Send(std::string_view method, const std::string
   req.method = std::string(method);
   req.url = config_.server + path;
   req.tls = tls_.get();
-  req.timeout = on_line != nullptr ? std::chrono::milliseconds(0) : options_.timeout;
+  req.timeout = timeout;
   req.headers.emplace_back("Accept", "application/json");
   req.headers.emplace_back("User-Agent", options_.user_agent);
   if (!body.empty()) req.headers.emplace_back("Content-Type", std::string(content_type));
@@ -193,7 +194,7 @@ absl::StatusOr<Response> Client::Send(std::string_view method, const std::string
 
 absl::StatusOr<Response> Client::Call(std::string_view method, const std::string& path,
                                       const std::string& body, std::string_view content_type) {
-  return Send(method, path, body, content_type, nullptr, nullptr);
+  return Send(method, path, body, content_type, nullptr, nullptr, options_.timeout);
 }
 
 absl::StatusOr<std::string> Client::Get(const std::string& path) {
@@ -223,9 +224,10 @@ absl::StatusOr<std::string> Client::MergePatch(const std::string& path,
 
 absl::Status Client::Watch(const std::string& path_and_query,
                            const std::function<void(std::string_view line)>& on_line,
-                           const std::function<bool()>& keep_going) {
+                           const std::function<bool()>& keep_going,
+                           std::chrono::milliseconds timeout) {
   OSPREY_ASSIGN_OR_RETURN(Response r,
-                          Send("GET", path_and_query, "", "", &on_line, &keep_going));
+                          Send("GET", path_and_query, "", "", &on_line, &keep_going, timeout));
   if (r.status / 100 != 2) return StatusOf(r, StrCat("watch ", path_and_query));
   return absl::OkStatus();
 }

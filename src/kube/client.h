@@ -107,11 +107,13 @@ class Client {
 
   // Streams a watch: `on_line` gets each event line (one JSON object) as it
   // arrives. Returns OK when the server ends the stream (its timeout), the
-  // error otherwise, kCancelled when `keep_going` turned false. The request
-  // counts against the rate limit once.
+  // error otherwise, kCancelled when `keep_going` turned false. `timeout`
+  // bounds the whole stream (give the server's timeoutSeconds and a margin:
+  // a connection that went half-open is given up then). The request counts
+  // against the rate limit once.
   absl::Status Watch(const std::string& path_and_query,
                      const std::function<void(std::string_view line)>& on_line,
-                     const std::function<bool()>& keep_going);
+                     const std::function<bool()>& keep_going, std::chrono::milliseconds timeout);
 
   // Requests sent so far (tests and benchmarks count writes with it).
   uint64_t requests() const;
@@ -123,7 +125,8 @@ class Client {
   absl::StatusOr<Response> Send(std::string_view method, const std::string& path,
                                 const std::string& body, std::string_view content_type,
                                 const std::function<void(std::string_view)>* on_line,
-                                const std::function<bool()>* keep_going);
+                                const std::function<bool()>* keep_going,
+                                std::chrono::milliseconds timeout);
 
   Config config_;
   ClientOptions options_;

@@ -94,7 +94,12 @@ absl::StatusOr<Config> LoadKubeconfig(const std::string& path, const std::string
                                              " names cluster ", cluster_name,
                                              ", which is not in clusters"));
   const YAML::Node& cluster = *found_cluster;
-  YAML::Node user = Named(root["users"], user_name, "user").value_or(YAML::Node());
+  std::optional<YAML::Node> found_user = Named(root["users"], user_name, "user");
+  if (!user_name.empty() && !found_user)
+    return absl::InvalidArgumentError(StrCat("kubeconfig ", path, ": context ", ctx,
+                                             " names user ", user_name,
+                                             ", which is not in users"));
+  YAML::Node user = found_user.value_or(YAML::Node());
   const fs::path base = fs::path(path).parent_path();
 
   Config c;

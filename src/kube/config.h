@@ -38,7 +38,8 @@ absl::StatusOr<Config> LoadKubeconfig(const std::string& path, const std::string
 absl::StatusOr<Config> InClusterConfig(
     const std::string& dir = "/var/run/secrets/kubernetes.io/serviceaccount");
 
-// --kubeconfig when given, else $KUBECONFIG (its first file), else in-cluster
+// --kubeconfig when given, else $KUBECONFIG (its first existing file: files
+// are not merged as kubectl merges them), else in-cluster
 // when KUBERNETES_SERVICE_HOST is set, else ~/.kube/config.
 absl::StatusOr<Config> ResolveConfig(const std::string& kubeconfig_flag);
 

@@ -111,9 +111,11 @@ absl::Status Informer::ListAll() {
     rapidjson::Document d;
     if (d.Parse(body.data(), body.size()).HasParseError() || !d.IsObject())
       return absl::InternalError(StrCat("list ", base, ": answer is not JSON"));
-    const auto& meta = d["metadata"];
-    rv = json::GetString(meta, "resourceVersion");
-    cont = json::GetString(meta, "continue");
+    auto meta = d.FindMember("metadata");
+    if (meta == d.MemberEnd())
+      return absl::InternalError(StrCat("list ", base, ": answer has no metadata"));
+    rv = json::GetString(meta->value, "resourceVersion");
+    cont = json::GetString(meta->value, "continue");
     auto items = d.FindMember("items");
     if (items != d.MemberEnd() && items->value.IsArray()) {
       for (const auto& item : items->value.GetArray()) {
@@ -189,7 +191,13 @@ absl::Status Informer::WatchOnce(bool* gone) {
     auto obj = ParseObject(json::ToText(object->value));
     if (obj.ok()) Apply(type, *obj);
   };
-  absl::Status s = client_->Watch(path, on_line, [&] { return running_.load() && !stop_stream; });
+  // The server ends the watch after timeoutSeconds; a stream still open well
+  // after that is a connection gone half-open.
+  absl::Status s = client_->Watch(
+      path, on_line, [&] { return running_.load() && !stop_stream; },
+      std::chrono::seconds(options_.watch_timeout_seconds + 30));
+  // The server's own end of a watch can race the client's timeout.
+  if (absl::IsDeadlineExceeded(s)) s = absl::UnavailableError(s.message());
   if (absl::IsOutOfRange(s)) *gone = true;
   if (stop_stream && !*gone) return absl::UnavailableError("watch ended with an error event");
   if (absl::IsCancelled(s) && stop_stream) return absl::OkStatus();

@@ -53,42 +53,48 @@ void LeaderElector::Stop() {
   if (!running_.exchange(false)) return;
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
-  if (leading_.exchange(false)) {
-    Release();
-    if (stopped_) stopped_();
-  }
+  if (leading_.exchange(false)) Release();
 }
 
-bool LeaderElector::TryAcquireOrRenew() {
-  const std::string path = ResourcePath(kLeases, options_.namespace_, options_.name);
-  auto got = client_->Call("GET", path);
-  if (!got.ok()) return false;
-  bool exists = got->status == 200;
-  if (!exists && got->status != 404) return false;
-  LeaseRecord record;
-  std::string rv;
-  std::string acquire_time;
-  auto now = std::chrono::steady_clock::now();
-  if (exists) {
-    rapidjson::Document d;
-    if (d.Parse(got->body.data(), got->body.size()).HasParseError() || !d.IsObject()) return false;
-    rv = json::GetString(d["metadata"], "resourceVersion");
-    const auto& spec = d.HasMember("spec") ? d["spec"] : d["metadata"];
-    record.holder = json::GetString(spec, "holderIdentity");
-    record.lease_seconds = static_cast<int>(json::GetInt(spec, "leaseDurationSeconds"));
-    record.transitions = static_cast<int>(json::GetInt(spec, "leaseTransitions"));
-    acquire_time = json::GetString(spec, "acquireTime");
-    // The record changes at every renewal: a new resourceVersion restarts
-    // the clock of "unchanged".
-    if (rv != observed_rv_) {
-      observed_rv_ = rv;
-      observed_at_ = now;
-    }
-  }
-  auto unchanged = std::chrono::duration_cast<std::chrono::milliseconds>(now - observed_at_);
-  LeaseAction action = DecideLease(exists, record, options_.identity, unchanged);
-  if (action == LeaseAction::kWait) return false;
+namespace {
 
+const rapidjson::Value& Member(const rapidjson::Value& v, const char* key) {
+  static const rapidjson::Value kNull;
+  if (!v.IsObject()) return kNull;
+  auto it = v.FindMember(key);
+  return it == v.MemberEnd() ? kNull : it->value;
+}
+
+struct ReadLease {
+  bool exists = false;
+  std::string rv;
+  LeaseRecord record;
+  std::string acquire_time;
+};
+
+// The lease as stored, or why it could not be read.
+absl::StatusOr<ReadLease> GetLease(Client* client, const std::string& path) {
+  OSPREY_ASSIGN_OR_RETURN(Response got, client->Call("GET", path));
+  ReadLease out;
+  if (got.status == 404) return out;
+  OSPREY_RETURN_IF_ERROR(StatusOf(got, "read lease"));
+  rapidjson::Document d;
+  if (d.Parse(got.body.data(), got.body.size()).HasParseError() || !d.IsObject())
+    return absl::InternalError("lease: not JSON");
+  out.exists = true;
+  out.rv = json::GetString(Member(d, "metadata"), "resourceVersion");
+  const auto& spec = Member(d, "spec");
+  out.record.holder = json::GetString(spec, "holderIdentity");
+  out.record.lease_seconds = static_cast<int>(json::GetInt(spec, "leaseDurationSeconds"));
+  out.record.transitions = static_cast<int>(json::GetInt(spec, "leaseTransitions"));
+  out.acquire_time = json::GetString(spec, "acquireTime");
+  return out;
+}
+
+}  // namespace
+
+std::string LeaderElector::LeaseJson(const std::string& rv, const std::string& holder,
+                                     const std::string& acquire_time, int transitions) const {
   const std::string time = MicroNow();
   rapidjson::StringBuffer buf;
   json::Writer w(buf);
@@ -103,61 +109,89 @@ bool LeaderElector::TryAcquireOrRenew() {
   w.EndObject();
   json::Key(w, "spec");
   w.StartObject();
-  json::Field(w, "holderIdentity", options_.identity);
+  json::Field(w, "holderIdentity", holder);
   json::Key(w, "leaseDurationSeconds");
   w.Int64(static_cast<int64_t>(options_.lease_duration.count() / 1000));
-  json::Field(w, "acquireTime", action == LeaseAction::kRenew && !acquire_time.empty() ? acquire_time : time);
+  json::Field(w, "acquireTime", acquire_time.empty() ? time : acquire_time);
   json::Field(w, "renewTime", time);
   json::Key(w, "leaseTransitions");
-  w.Int64(record.transitions + (action == LeaseAction::kTakeOver ? 1 : 0));
+  w.Int64(transitions);
   w.EndObject();
   w.EndObject();
-  absl::StatusOr<Response> put =
-      action == LeaseAction::kCreate
-          ? client_->Call("POST", ResourcePath(kLeases, options_.namespace_), std::string(buf.GetString(), buf.GetSize()))
-          : client_->Call("PUT", path, std::string(buf.GetString(), buf.GetSize()));
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+bool LeaderElector::TryAcquireOrRenew() {
+  const std::string path = ResourcePath(kLeases, options_.namespace_, options_.name);
+  auto lease = GetLease(client_, path);
+  if (!lease.ok()) return false;
+  auto now = std::chrono::steady_clock::now();
+  // The record changes at every renewal: a new resourceVersion restarts the
+  // clock of "unchanged".
+  if (lease->exists && lease->rv != observed_rv_) {
+    observed_rv_ = lease->rv;
+    observed_at_ = now;
+  }
+  auto unchanged = std::chrono::duration_cast<std::chrono::milliseconds>(now - observed_at_);
+  LeaseAction action = DecideLease(lease->exists, lease->record, options_.identity, unchanged);
+  if (action == LeaseAction::kWait) return false;
+  std::string body = LeaseJson(
+      lease->rv, options_.identity, action == LeaseAction::kRenew ? lease->acquire_time : "",
+      lease->record.transitions + (action == LeaseAction::kTakeOver ? 1 : 0));
+  absl::StatusOr<Response> put = action == LeaseAction::kCreate
+                                     ? client_->Call("POST", ResourcePath(kLeases, options_.namespace_), body)
+                                     : client_->Call("PUT", path, body);
   if (!put.ok() || put->status / 100 != 2) return false;  // 409: another candidate won
   rapidjson::Document d;
   if (!d.Parse(put->body.data(), put->body.size()).HasParseError() && d.IsObject()) {
-    observed_rv_ = json::GetString(d["metadata"], "resourceVersion");
+    observed_rv_ = json::GetString(Member(d, "metadata"), "resourceVersion");
     observed_at_ = now;
   }
   return true;
 }
 
 void LeaderElector::Release() {
+  // Give the lease up only while it is still ours, with an update carrying
+  // the version read (another holder's newer record is never overwritten).
   const std::string path = ResourcePath(kLeases, options_.namespace_, options_.name);
-  // Clear the holder only if it is still ours (the resourceVersion we wrote).
-  rapidjson::StringBuffer buf;
-  json::Writer w(buf);
-  w.StartObject();
-  json::Key(w, "metadata");
-  w.StartObject();
-  json::Field(w, "resourceVersion", observed_rv_);
-  w.EndObject();
-  json::Key(w, "spec");
-  w.StartObject();
-  json::Field(w, "holderIdentity", "");
-  w.EndObject();
-  w.EndObject();
-  auto r = client_->Call("PATCH", path, std::string(buf.GetString(), buf.GetSize()), "application/merge-patch+json");
-  if (r.ok() && r->status / 100 == 2)
+  auto lease = GetLease(client_, path);
+  if (!lease.ok() || !lease->exists || lease->record.holder != options_.identity) return;
+  auto r = client_->Call("PUT", path,
+                         LeaseJson(lease->rv, "", lease->acquire_time, lease->record.transitions));
+  if (r.ok() && r->status / 100 == 2) {
     OSPREY_LOG(kInfo) << "leader election: released lease " << options_.namespace_ << "/"
                       << options_.name;
+  } else {
+    OSPREY_LOG(kWarning) << "leader election: could not release lease " << options_.namespace_
+                         << "/" << options_.name << ": "
+                         << (r.ok() ? StatusOf(*r, "update").message() : r.status().message());
+  }
+}
+
+bool LeaderElector::valid() const {
+  if (!leading_.load()) return false;
+  auto renewed = std::chrono::steady_clock::time_point(
+      std::chrono::steady_clock::duration(renewed_at_.load()));
+  return std::chrono::steady_clock::now() - renewed < options_.renew_deadline;
 }
 
 void LeaderElector::Run() {
   while (running_.load()) {
+    // A renewal counts from when it was asked for, not answered.
+    auto asked = std::chrono::steady_clock::now();
     bool ok = TryAcquireOrRenew();
     auto now = std::chrono::steady_clock::now();
     if (ok) {
-      renewed_at_ = now;
+      renewed_at_.store(asked.time_since_epoch().count());
       if (!leading_.exchange(true)) {
         OSPREY_LOG(kInfo) << "leader election: " << options_.identity << " leads (lease "
                           << options_.namespace_ << "/" << options_.name << ")";
         if (started_) started_();
       }
-    } else if (leading_.load() && now - renewed_at_ > options_.renew_deadline) {
+    } else if (leading_.load() &&
+               now - std::chrono::steady_clock::time_point(
+                         std::chrono::steady_clock::duration(renewed_at_.load())) >
+                   options_.renew_deadline) {
       leading_.store(false);
       OSPREY_LOG(kWarning) << "leader election: " << options_.identity
                            << " could not renew the lease in time; stops leading";

@@ -45,18 +45,27 @@ class LeaderElector {
   ~LeaderElector();
 
   // Runs the election on its own thread: `started` when this candidate
-  // becomes leader, `stopped` when it loses the lease (it must then stop
-  // acting; the operator exits, as controllers do).
+  // becomes leader (it must return at once: start work on another thread),
+  // `stopped` when it loses the lease (it must then stop acting; the
+  // operator exits, as controllers do). The client should be the elector's
+  // own, with a request timeout well under the renew deadline, so that
+  // renewals never queue behind other work.
   void Start(std::function<void()> started, std::function<void()> stopped);
   // Stops; a leader gives the lease up (holder cleared) so another takes over
-  // at once.
+  // at once. `stopped` is not called.
   void Stop();
   bool leading() const { return leading_.load(); }
+  // Leading, and renewed within the renew deadline: safe to write. (A
+  // leader whose renewals hang stops counting as one before any other
+  // candidate may take the lease.)
+  bool valid() const;
 
  private:
   void Run();
   bool TryAcquireOrRenew();
   void Release();
+  std::string LeaseJson(const std::string& rv, const std::string& holder,
+                        const std::string& acquire_time, int transitions) const;
 
   Client* client_;
   LeaderOptions options_;
@@ -71,7 +80,7 @@ class LeaderElector {
   std::string observed_rv_;
   std::string observed_record_;
   std::chrono::steady_clock::time_point observed_at_{};
-  std::chrono::steady_clock::time_point renewed_at_{};
+  std::atomic<std::chrono::steady_clock::rep> renewed_at_{0};
 };
 
 }  // namespace osprey::kube

@@ -29,7 +29,9 @@ void WorkQueue::AddAfter(const std::string& key, Clock::duration delay) {
     return;
   }
   delayed_.emplace(Clock::now() + delay, key);
-  cv_.notify_one();  // a waiting Get may need to wake earlier
+  // Every waiting Get: one may be waiting without a deadline and must take
+  // this key when it is due.
+  cv_.notify_all();
 }
 
 WorkQueue::Clock::duration WorkQueue::NextDelay(const std::string& key) const {
@@ -72,9 +74,9 @@ void WorkQueue::PromoteDueLocked(Clock::time_point now) {
 std::optional<std::string> WorkQueue::Get() {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
+    if (shut_down_) return std::nullopt;
     PromoteDueLocked(Clock::now());
     if (!queue_.empty()) break;
-    if (shut_down_) return std::nullopt;
     if (delayed_.empty()) {
       cv_.wait(lock);
     } else {
@@ -91,7 +93,7 @@ std::optional<std::string> WorkQueue::Get() {
 void WorkQueue::Done(const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
   processing_.erase(key);
-  if (dirty_.contains(key)) {
+  if (!shut_down_ && dirty_.contains(key)) {
     queue_.push_back(key);
     cv_.notify_one();
   }

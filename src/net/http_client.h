@@ -40,8 +40,8 @@ struct HttpClientRequest {
   // returning false ends the transfer (the call then returns kCancelled).
   // `timeout` 0 means none.
   std::function<bool(std::string_view)> on_body;
-  // Polled about every 100 ms while a transfer runs; false ends it
-  // (kCancelled). Lets another thread stop a long watch.
+  // Polled while a transfer runs (about once a second when no data flows);
+  // false ends it (kCancelled). Lets another thread stop a long watch.
   std::function<bool()> keep_going;
 };
 

@@ -469,7 +469,9 @@ RevisionObservations ObserveDeployment(const RevisionSpec& rev, const rapidjson:
                                        const std::vector<PodView>& pods, bool aspired,
                                        const std::string& now) {
   RevisionObservations in;
-  KubeFailure failure = CheckRunnable(rev);
+  KubeFailure failure = rev.failure_reason.empty()
+                            ? CheckRunnable(rev)
+                            : KubeFailure{rev.failure_reason, rev.failure_message};
   in.unrunnable_reason = failure.reason;
   in.unrunnable_message = failure.message;
   in.has_storage = !rev.storage_uri.empty();

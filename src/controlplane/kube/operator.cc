@@ -65,17 +65,46 @@ std::string Annotation(const kube::Object& o, const char* key) {
 // The object with the hash of its applied form in an annotation, so that an
 // unchanged object is not applied again (no write at all, not even a no-op
 // apply).
-std::string WithAppliedHash(const std::string& object_json, std::string* hash) {
-  *hash = Hex(std::hash<std::string>{}(object_json));
+std::string WithHash(const std::string& object_json, const std::string& hash) {
   rapidjson::Document d;
   d.Parse(object_json.data(), object_json.size());
   auto& meta = d["metadata"];
   if (!meta.HasMember("annotations"))
     meta.AddMember("annotations", rapidjson::Value(rapidjson::kObjectType), d.GetAllocator());
   meta["annotations"].AddMember(rapidjson::Value(kAppliedHash, d.GetAllocator()),
-                                rapidjson::Value(hash->c_str(), d.GetAllocator()),
+                                rapidjson::Value(hash.c_str(), d.GetAllocator()),
                                 d.GetAllocator());
   return json::ToText(d);
+}
+
+// Whether `o` is owned by the object with `uid`.
+bool OwnedBy(const kube::Object& o, const std::string& uid) {
+  auto meta = o.doc.FindMember("metadata");
+  if (meta == o.doc.MemberEnd() || !meta->value.IsObject()) return false;
+  auto refs = meta->value.FindMember("ownerReferences");
+  if (refs == meta->value.MemberEnd() || !refs->value.IsArray()) return false;
+  for (const auto& r : refs->value.GetArray())
+    if (json::GetString(r, "uid") == uid) return true;
+  return false;
+}
+
+// Whether resourceVersion `a` is older than `b`. They are opaque to clients
+// in principle; here they are etcd revisions, compared as numbers (anything
+// else counts as not older).
+bool RvOlder(const std::string& a, const std::string& b) {
+  char* end = nullptr;
+  unsigned long long x = std::strtoull(a.c_str(), &end, 10);
+  if (a.empty() || *end != '\0') return false;
+  unsigned long long y = std::strtoull(b.c_str(), &end, 10);
+  if (b.empty() || *end != '\0') return false;
+  return x < y;
+}
+
+int SpecReplicas(const kube::Object& deployment) {
+  auto spec = deployment.doc.FindMember("spec");
+  if (spec == deployment.doc.MemberEnd() || !spec->value.IsObject()) return 1;
+  auto r = spec->value.FindMember("replicas");
+  return r != spec->value.MemberEnd() && r->value.IsInt() ? r->value.GetInt() : 1;
 }
 
 }  // namespace
@@ -94,17 +123,31 @@ struct Operator::Impl {
   std::vector<std::thread> workers;
   std::atomic<bool> running{false};
 
-  // What the operator remembers between passes (lost on restart, rebuilt
-  // from the cluster): each revision's last observed state and whether it
-  // was aspired, and revisions that cannot run (never materialised).
+  // What the operator remembers of one InferenceService between passes
+  // (lost on restart, rebuilt from the cluster); dropped when it is deleted
+  // or replaced by one of the same name (another uid). Only the worker that
+  // holds its key touches an entry; `mu` guards the map itself.
   struct RevMemory {
     RevisionObserved observed;
     bool aspired = false;
     bool known = false;
   };
+  struct IsvcMemory {
+    std::string uid;
+    std::map<std::string, RevMemory> revisions;  // by revision name
+    // The revision this operator made last, until the Deployments informer
+    // shows it (informers lag the operator's own writes); one that cannot
+    // run is never materialised and stays here.
+    std::optional<RevisionSpec> pending;
+    bool pending_unrunnable = false;
+    // The status last written and the resourceVersion it made, standing in
+    // for the informer's copy until that catches up.
+    std::string written_rv;
+    StoredStatus written;
+  };
   std::mutex mu;
-  std::map<std::string, RevMemory> memory;  // "{ns}/{revision}"
-  std::map<std::string, RevisionSpec> unrunnable;  // "{ns}/{isvc}" -> its latest unrunnable revision
+  std::map<std::string, IsvcMemory> memory;  // by "{ns}/{isvc}"
+  std::mutex lifecycle_mu;  // Start and Stop
   std::atomic<uint64_t> reconciles{0}, applies{0}, events{0}, errors{0};
 
   static kube::InformerOptions Opts(const ResourceRef& ref, const std::string& ns,
@@ -196,6 +239,7 @@ struct Operator::Impl {
     json::Field(w, "component", "osprey-operator");
     w.EndObject();
     w.EndObject();
+    if (!MayWrite().ok()) return;
     events.fetch_add(1);
     auto r = client->Call("POST", kube::ResourcePath(kEvents, isvc.namespace_),
                           std::string(buf.GetString(), buf.GetSize()));
@@ -203,18 +247,42 @@ struct Operator::Impl {
       OSPREY_LOG(kDebug) << "event " << e.reason << " for " << isvc.Key() << " not written";
   }
 
-  // Applies `object_json` unless the live object (from an informer) carries
-  // the same applied hash.
+  absl::Status MayWrite() const {
+    if (opts.may_write && !opts.may_write())
+      return absl::UnavailableError("not the leader: writes nothing");
+    return absl::OkStatus();
+  }
+
+  // Applies `body_json` unless the live object (from an informer) carries
+  // the hash of `basis_json` (the object without the fields others change,
+  // such as a Deployment's replicas).
+  absl::Status ApplyIfChanged(const kube::Informer& informer, const ResourceRef& ref,
+                              const std::string& ns, const std::string& name,
+                              const std::string& basis_json, const std::string& body_json) {
+    std::string hash = Hex(std::hash<std::string>{}(basis_json));
+    ObjectPtr live = informer.Get(StrCat(ns, "/", name));
+    if (live != nullptr && Annotation(*live, kAppliedHash) == hash) return absl::OkStatus();
+    OSPREY_RETURN_IF_ERROR(MayWrite());
+    applies.fetch_add(1);
+    auto r = client->Apply(kube::ResourcePath(ref, ns, name), WithHash(body_json, hash),
+                           kFieldManager);
+    return r.ok() ? absl::OkStatus() : r.status();
+  }
   absl::Status ApplyIfChanged(const kube::Informer& informer, const ResourceRef& ref,
                               const std::string& ns, const std::string& name,
                               const std::string& object_json) {
-    std::string hash;
-    std::string body = WithAppliedHash(object_json, &hash);
-    ObjectPtr live = informer.Get(StrCat(ns, "/", name));
-    if (live != nullptr && Annotation(*live, kAppliedHash) == hash) return absl::OkStatus();
-    applies.fetch_add(1);
-    auto r = client->Apply(kube::ResourcePath(ref, ns, name), body, kFieldManager);
-    return r.ok() ? absl::OkStatus() : r.status();
+    return ApplyIfChanged(informer, ref, ns, name, object_json, object_json);
+  }
+
+  // A revision's Deployment. Its replicas are the live count (so that the
+  // apply never disputes the autoscaler's, which changes them through the
+  // scale subresource), or the initial count when it is made.
+  absl::Status ApplyDeployment(const RevisionSpec& rev, const OwnerRef& owner,
+                               const ObjectPtr& live) {
+    const int replicas = live != nullptr ? SpecReplicas(*live) : InitialReplicas(rev);
+    return ApplyIfChanged(deployments, kDeployments, rev.namespace_, DeploymentName(rev),
+                          DeploymentJson(rev, owner, opts.placement, std::nullopt),
+                          DeploymentJson(rev, owner, opts.placement, replicas));
   }
 
   absl::Status Reconcile(const std::string& key) {
@@ -223,9 +291,10 @@ struct Operator::Impl {
     if (obj == nullptr || obj->deleting) {
       // Its Deployments and Services go with it (owner references).
       std::lock_guard<std::mutex> lock(mu);
-      unrunnable.erase(key);
+      memory.erase(key);
       return absl::OkStatus();
     }
+    OSPREY_RETURN_IF_ERROR(MayWrite());
     const std::string resource_json = json::ToText(obj->doc);
     auto parsed = resources::FromJson(resource_json);
     if (!parsed.ok() || !std::holds_alternative<InferenceService>(*parsed))
@@ -235,23 +304,44 @@ struct Operator::Impl {
     if (!Claimed(opts.claim, isvc.meta.annotations)) return absl::OkStatus();
     const std::string& ns = obj->namespace_;
     const std::string now = Now();
+    IsvcMemory* im;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      im = &memory[key];
+      if (im->uid != obj->uid) {
+        *im = IsvcMemory{};
+        im->uid = obj->uid;
+      }
+    }
+    // The stored status, or the one this operator wrote when the informer
+    // has not caught up with it yet.
     StoredStatus stored = ReadStatus(obj->doc);
+    if (!im->written_rv.empty()) {
+      if (RvOlder(obj->resource_version, im->written_rv)) {
+        stored = im->written;
+      } else {
+        im->written_rv.clear();
+      }
+    }
 
-    // Its revisions, from their Deployments.
+    // Its revisions, from the Deployments it owns.
     std::vector<std::pair<RevisionSpec, ObjectPtr>> revs;
     for (const auto& d : deployments.List()) {
-      if (d->namespace_ != ns || Label(*d, kIsvcLabel) != obj->name) continue;
+      if (d->namespace_ != ns || Label(*d, kIsvcLabel) != obj->name || !OwnedBy(*d, obj->uid))
+        continue;
       auto spec = RevisionOfDeployment(d->doc);
       if (spec.has_value() && spec->isvc == obj->name) revs.emplace_back(std::move(*spec), d);
     }
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      auto u = unrunnable.find(key);
-      if (u != unrunnable.end()) {
-        bool newer = std::all_of(revs.begin(), revs.end(), [&](const auto& r) {
-          return r.first.number < u->second.number;
-        });
-        if (newer) revs.emplace_back(u->second, nullptr);
+    if (im->pending.has_value()) {
+      const RevisionSpec& p = *im->pending;
+      bool shown = std::any_of(revs.begin(), revs.end(),
+                               [&](const auto& r) { return r.first.name == p.name; });
+      bool newest = std::all_of(revs.begin(), revs.end(),
+                                [&](const auto& r) { return r.first.number < p.number; });
+      if (shown) {
+        im->pending.reset();
+      } else if (newest) {
+        revs.emplace_back(p, nullptr);
       }
     }
     std::sort(revs.begin(), revs.end(),
@@ -270,79 +360,77 @@ struct Operator::Impl {
     in.now = now;
     in.latest_rolled_out = stored.status.latest_rolled_out;
     in.previous_rolled_out = stored.status.previous_rolled_out;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      for (const auto& [spec, deploy] : revs) {
-        RevMemory& m = memory[StrCat(ns, "/", spec.name)];
-        if (!m.known) {
-          // First look since this operator started: what the stored status says.
-          m.known = true;
-          bool routed = std::any_of(stored.status.traffic.begin(), stored.status.traffic.end(),
-                                    [&](const TrafficTarget& t) { return t.revision == spec.name; });
-          m.observed.ever_ready = routed || stored.status.latest_ready == spec.name;
-          m.observed.phase = m.observed.ever_ready ? RevisionPhase::kReady : RevisionPhase::kPending;
-          // A failure the status already reports is not news (no second event).
-          if (!m.observed.ever_ready && spec.name == stored.status.latest_created &&
-              !stored.status.failure_reason.empty()) {
-            m.observed.phase = RevisionPhase::kFailed;
-            m.observed.reason = stored.status.failure_reason;
-            m.observed.message = stored.status.failure_message;
-            m.observed.failure_time = stored.status.failure_time;
-          }
-          m.aspired = routed || spec.name == revs.back().first.name;
+    for (const auto& [spec, deploy] : revs) {
+      RevMemory& m = im->revisions[spec.name];
+      if (!m.known) {
+        // First look since this operator started: what the stored status says.
+        m.known = true;
+        bool routed = std::any_of(stored.status.traffic.begin(), stored.status.traffic.end(),
+                                  [&](const TrafficTarget& t) { return t.revision == spec.name; });
+        m.observed.ever_ready = routed || stored.status.latest_ready == spec.name;
+        m.observed.phase = m.observed.ever_ready ? RevisionPhase::kReady : RevisionPhase::kPending;
+        // A failure the status already reports is not news (no second event).
+        if (!m.observed.ever_ready && spec.name == stored.status.latest_created &&
+            !stored.status.failure_reason.empty()) {
+          m.observed.phase = RevisionPhase::kFailed;
+          m.observed.reason = stored.status.failure_reason;
+          m.observed.message = stored.status.failure_message;
+          m.observed.failure_time = stored.status.failure_time;
         }
-        std::vector<PodView> pod_views;
+        m.aspired = routed || spec.name == revs.back().first.name;
+      }
+      std::vector<PodView> pod_views;
+      if (deploy != nullptr)
         for (const auto& p : pods.List())
           if (p->namespace_ == ns && Label(*p, kRevisionLabel) == spec.name)
             pod_views.push_back(ReadPod(p->doc));
-        RevisionObservations seen = ObserveDeployment(
-            spec, deploy ? &deploy->doc : nullptr, pod_views, m.aspired, now);
-        // A crash's message is news only once.
-        if (seen.crash_message.has_value() && *seen.crash_message == m.observed.message)
-          seen.crash_message.reset();
-        Observation o = ObserveRevision(spec, m.observed, seen);
-        m.observed = o.observed;
-        to_record.insert(to_record.end(), o.events.begin(), o.events.end());
-        in.revisions.push_back({spec, m.observed});
-      }
+      RevisionObservations seen =
+          ObserveDeployment(spec, deploy ? &deploy->doc : nullptr, pod_views, m.aspired, now);
+      // A crash's message is news only once.
+      if (seen.crash_message.has_value() && *seen.crash_message == m.observed.message)
+        seen.crash_message.reset();
+      Observation o = ObserveRevision(spec, m.observed, seen);
+      m.observed = o.observed;
+      to_record.insert(to_record.end(), o.events.begin(), o.events.end());
+      in.revisions.push_back({spec, m.observed});
     }
     ReconcilePlan plan = controlplane::Reconcile(in);
+    OwnerRef owner{obj->name, obj->uid};
     if (plan.create.has_value()) {
       RevisionSpec rev = *plan.create;
       KubeFailure failure = CheckRunnable(rev);
-      to_record.push_back({"Normal", "RevisionCreated",
-                           StrCat("revision ", rev.name,
-                                  rev.runtime.empty() ? "" : StrCat(" (runtime ", rev.runtime, ")"),
-                                  failure.reason.empty() && rev.failure_reason.empty()
-                                      ? ""
-                                      : StrCat(" cannot run: ", failure.message,
-                                               rev.failure_message))});
-      if (!rev.failure_reason.empty() || !failure.reason.empty()) {
-        // Kept in memory only: a Deployment could not run it. Observed as
-        // failed, so the status says why at once.
-        RevisionObservations seen = ObserveDeployment(rev, nullptr, {}, true, now);
-        if (!rev.failure_reason.empty()) {
-          seen.unrunnable_reason = rev.failure_reason;
-          seen.unrunnable_message = rev.failure_message;
+      const bool unrunnable = !rev.failure_reason.empty() || !failure.reason.empty();
+      // Made before this operator started (an unrunnable revision lives in
+      // memory only): the status says so already.
+      const bool known = unrunnable && rev.name == stored.status.latest_created &&
+                         !stored.status.failure_reason.empty();
+      if (!known)
+        to_record.push_back(
+            {"Normal", "RevisionCreated",
+             StrCat("revision ", rev.name,
+                    rev.runtime.empty() ? "" : StrCat(" (runtime ", rev.runtime, ")"),
+                    unrunnable ? StrCat(" cannot run: ", rev.failure_message, failure.message)
+                               : "")});
+      im->pending = rev;
+      im->pending_unrunnable = unrunnable;
+      if (unrunnable) {
+        // A Deployment could not run it. Observed as failed, so the status
+        // says why at once.
+        Observation o = ObserveRevision(rev, RevisionObserved{},
+                                        ObserveDeployment(rev, nullptr, {}, true, now));
+        if (known) {
+          o.observed.failure_time = stored.status.failure_time;
+        } else {
+          to_record.insert(to_record.end(), o.events.begin(), o.events.end());
         }
-        Observation o = ObserveRevision(rev, RevisionObserved{}, seen);
-        {
-          std::lock_guard<std::mutex> lock(mu);
-          unrunnable[key] = rev;
-          memory[StrCat(ns, "/", rev.name)] = {o.observed, true, true};
-        }
+        im->revisions[rev.name] = {o.observed, true, true};
         in.revisions.push_back({rev, o.observed});
         plan = controlplane::Reconcile(in);
       } else {
-        OwnerRef owner{obj->name, obj->uid};
-        OSPREY_RETURN_IF_ERROR(
-            ApplyIfChanged(deployments, kDeployments, ns, DeploymentName(rev),
-                           DeploymentJson(rev, owner, opts.placement, InitialReplicas(rev))));
+        OSPREY_RETURN_IF_ERROR(ApplyDeployment(rev, owner, nullptr));
         OSPREY_RETURN_IF_ERROR(ApplyIfChanged(services, kServices, ns, rev.name,
                                               ServiceJson(rev, owner, opts.placement)));
-        std::lock_guard<std::mutex> lock(mu);
-        unrunnable.erase(key);
-        memory[StrCat(ns, "/", rev.name)] = {RevisionObserved{}, true, true};
+        im->revisions[rev.name] = {RevisionObserved{}, true, true};
       }
     }
 
@@ -351,26 +439,17 @@ struct Operator::Impl {
     // operator only keeps an aspired revision at its floor and scales a
     // retired one to zero (kept, as Knative keeps retired revisions), through
     // the scale subresource.
-    OwnerRef owner{obj->name, obj->uid};
     const bool hpa = UsesHpa(isvc.meta.annotations, isvc.predictor.annotations);
     for (const auto& [spec, deploy] : revs) {
       if (deploy == nullptr) continue;
       auto want = plan.replicas.find(spec.name);
       const bool aspired = want != plan.replicas.end();
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        memory[StrCat(ns, "/", spec.name)].aspired = aspired;
-      }
-      OSPREY_RETURN_IF_ERROR(
-          ApplyIfChanged(deployments, kDeployments, ns, DeploymentName(spec),
-                         DeploymentJson(spec, owner, opts.placement, InitialReplicas(spec))));
+      im->revisions[spec.name].aspired = aspired;
+      OSPREY_RETURN_IF_ERROR(ApplyDeployment(spec, owner, deploy));
       OSPREY_RETURN_IF_ERROR(ApplyIfChanged(services, kServices, ns, spec.name,
                                             ServiceJson(spec, owner, opts.placement)));
       const int floor = !aspired ? 0 : hpa ? std::max(1, want->second) : want->second;
-      const auto& dspec = deploy->doc["spec"];
-      const int current = dspec.HasMember("replicas") && dspec["replicas"].IsInt()
-                              ? dspec["replicas"].GetInt()
-                              : 1;
+      const int current = SpecReplicas(*deploy);
       if ((!aspired && current != 0) || (aspired && current < floor))
         OSPREY_RETURN_IF_ERROR(Scale(ns, DeploymentName(spec), floor));
       const std::string hpa_key = StrCat(ns, "/", spec.name);
@@ -380,6 +459,7 @@ struct Operator::Impl {
             HpaJson(spec, owner, want->second, isvc.predictor.max_replicas,
                     isvc.predictor.scale_metric, isvc.predictor.scale_target)));
       } else if (hpas.Get(hpa_key) != nullptr) {
+        OSPREY_RETURN_IF_ERROR(MayWrite());
         auto r = client->Call("DELETE", kube::ResourcePath(kHpas, ns, spec.name));
         if (!r.ok()) return r.status();
         if (r->status != 404) OSPREY_RETURN_IF_ERROR(kube::StatusOf(*r, "delete HPA"));
@@ -392,27 +472,35 @@ struct Operator::Impl {
     to_record.insert(to_record.end(), transition.begin(), transition.end());
     if (!stored.present || !(stored.status == plan.status) || times != stored.transition_times ||
         stored.observed_generation != obj->generation) {
-      OSPREY_RETURN_IF_ERROR(WriteStatus(*obj, IsvcStatusJson(plan.status, times, obj->generation)));
+      auto rv = WriteStatus(*obj, IsvcStatusJson(plan.status, times, obj->generation));
+      if (!rv.ok()) return rv.status();
+      im->written_rv = *rv;
+      im->written = StoredStatus{plan.status, times, obj->generation, true};
     }
     for (const auto& e : to_record) Event(*obj, e);
     return absl::OkStatus();
   }
 
   absl::Status Scale(const std::string& ns, const std::string& deployment, int replicas) {
+    OSPREY_RETURN_IF_ERROR(MayWrite());
     applies.fetch_add(1);
     auto r = client->MergePatch(kube::ResourcePath(kDeployments, ns, deployment, "scale"),
                                 StrCat(R"({"spec":{"replicas":)", replicas, "}}"));
     return r.ok() ? absl::OkStatus() : r.status();
   }
 
-  absl::Status WriteStatus(const kube::Object& obj, const std::string& status_json) {
+  // Returns the resourceVersion the write made.
+  absl::StatusOr<std::string> WriteStatus(const kube::Object& obj, const std::string& status_json) {
+    OSPREY_RETURN_IF_ERROR(MayWrite());
     std::string body = StrCat(
         R"({"apiVersion":"serving.kserve.io/v1beta1","kind":"InferenceService","metadata":{"name":)",
         "\"", obj.name, R"(","namespace":")", obj.namespace_, R"("},"status":)", status_json, "}");
     applies.fetch_add(1);
     auto r = client->Apply(kube::ResourcePath(kIsvcs, obj.namespace_, obj.name, "status"), body,
                            kFieldManager);
-    return r.ok() ? absl::OkStatus() : r.status();
+    if (!r.ok()) return r.status();
+    auto written = kube::ParseObject(*r);
+    return written.ok() ? (*written)->resource_version : std::string();
   }
 
   absl::Status WriteInvalid(const kube::Object& obj, const std::string& message) {
@@ -426,7 +514,7 @@ struct Operator::Impl {
     StatusTransition(stored.status, s, Now(), &times);
     if (stored.present && stored.status == s && stored.observed_generation == obj.generation)
       return absl::OkStatus();
-    return WriteStatus(obj, IsvcStatusJson(s, times, obj.generation));
+    return WriteStatus(obj, IsvcStatusJson(s, times, obj.generation)).status();
   }
 
   void Work() {
@@ -452,15 +540,16 @@ Operator::~Operator() { Stop(); }
 
 absl::Status Operator::Start() {
   Impl& m = *impl_;
+  std::lock_guard<std::mutex> lifecycle(m.lifecycle_mu);
   if (m.running.exchange(true)) return absl::OkStatus();
   const std::vector<kube::Informer*> all = {&m.cluster_runtimes, &m.runtimes, &m.deployments,
                                             &m.services,         &m.pods,     &m.hpas,
                                             &m.isvcs};
   for (kube::Informer* i : all) i->Start();
-  for (kube::Informer* i : all) {
+  for (kube::Informer* i : all)
     while (m.running.load() && !i->WaitForSync(std::chrono::seconds(1))) {
     }
-  }
+  if (!m.running.load()) return absl::CancelledError("stopped before the informers synced");
   // Everything once: statuses are checked even when nothing changes.
   for (const auto& i : m.isvcs.List()) m.queue.Add(i->Key());
   for (int i = 0; i < std::max(1, m.opts.workers); ++i)
@@ -475,11 +564,13 @@ absl::Status Operator::Start() {
 void Operator::Stop() {
   Impl& m = *impl_;
   if (!m.running.exchange(false)) return;
+  std::lock_guard<std::mutex> lifecycle(m.lifecycle_mu);  // a Start in progress ends first
   m.queue.ShutDown();
   for (auto& t : m.workers) t.join();
   m.workers.clear();
-  const std::vector<kube::Informer*> all = {&m.isvcs,    &m.runtimes, &m.cluster_runtimes,
-                                            &m.deployments, &m.services, &m.pods, &m.hpas};
+  const std::vector<kube::Informer*> all = {&m.isvcs,       &m.runtimes, &m.cluster_runtimes,
+                                            &m.deployments, &m.services, &m.pods,
+                                            &m.hpas};
   for (kube::Informer* i : all) i->Cancel();
   for (kube::Informer* i : all) i->Stop();
 }

@@ -9,6 +9,7 @@
 // are reported, never forced) and only when something changed.
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -28,6 +29,9 @@ struct OperatorOptions {
   Claim claim = Claim::kAll;
   KubePlacementConfig placement;
   PlatformConfig platform;
+  // Asked before every write; false refuses it (a leader that may have lost
+  // its lease writes nothing). Unset: always.
+  std::function<bool()> may_write;
 };
 
 struct OperatorStats {
@@ -42,7 +46,8 @@ class Operator {
   Operator(kube::Client* client, OperatorOptions options);
   ~Operator();
 
-  // Starts the informers, waits for their first lists, then the workers.
+  // Starts the informers, waits for their first lists, then the workers
+  // (blocks until then; Stop from another thread ends the wait).
   absl::Status Start();
   void Stop();
   bool synced() const;
