@@ -147,6 +147,10 @@ int GatewayMain(const std::vector<std::string_view>& args) {
       StringFlag("kubeconfig", &kubeconfig, "kubeconfig file ($KUBECONFIG, else in-cluster)",
                  "FILE"),
       StringFlag("namespace", &ns, "route this namespace only (default: all)", "NS"),
+      StringFlag("endpointslice-selector", &sync_options.endpointslice_selector,
+                 "label selector of the EndpointSlices to watch (default: all; "
+                 "app.kubernetes.io/managed-by=osprey keeps to the operator's revisions)",
+                 "SELECTOR"),
       PortFlag("http-port", &http_port, "HTTP port (8080; 0 picks a free one)"),
       PortFlag("grpc-port", &grpc_port, "gRPC port (8081; 0 picks a free one)"),
       BoolFlag("no-grpc", &no_grpc, "no gRPC ingress"),

@@ -372,7 +372,11 @@ def test_gateway_scales_a_revision_to_zero_and_back_for_a_held_request(kube, kub
         gw = gateway("--namespace", ns, "--autoscale-tick-ms", "500", "--stable-window-s", "6",
                      "--scale-to-zero-grace-s", "2", "--leader-elect",
                      "--lease-namespace", "osprey-system", "--lease-name", f"gateway-{ns}",
-                     "--lease-duration-s", "2", kubeconfig=config)
+                     "--lease-duration-s", "2",
+                     # As deployed: only the slices of Osprey's Services (the EndpointSlice
+                     # controller copies a Service's labels onto its slices).
+                     "--endpointslice-selector", "app.kubernetes.io/managed-by=osprey",
+                     kubeconfig=config)
         wait_until(lambda: gw.metrics().get("osprey_gateway_autoscaler_leader") == 1, 10,
                    "the gateway to lead its lease")
         kube.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({

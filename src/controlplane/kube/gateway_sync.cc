@@ -71,7 +71,7 @@ struct GatewaySync::Impl {
       : client(c),
         opts(std::move(o)),
         isvcs(c, Opts(kIsvcs, opts.namespace_)),
-        slices(c, Opts(kSlices, opts.namespace_)),
+        slices(c, Opts(kSlices, opts.namespace_, opts.endpointslice_selector)),
         deployments(c,
                     Opts(kDeployments, opts.namespace_, StrCat(kManagedByLabel, "=", kManagedBy))) {
     auto changed = [this](const ObjectPtr&, const ObjectPtr&) { MarkDirty(); };
@@ -101,6 +101,7 @@ struct GatewaySync::Impl {
   // The router's and the scaler's own (each touched by its thread only).
   ViewCache<IsvcView> router_isvcs, scaler_isvcs;
   ViewCache<DeploymentView> router_deployments, scaler_deployments;
+  ViewCache<SliceView> router_slices;
   struct Scaling {
     autoscaler::KpaState kpa;
     int last = -1;  // the last replicas written (or found in place); -1: none yet
@@ -137,8 +138,10 @@ struct GatewaySync::Impl {
   void Rebuild() {
     std::vector<IsvcView> isvc_views = IsvcViews(router_isvcs);
     std::vector<DeploymentView> deployment_views = DeploymentViews(router_deployments);
-    std::vector<SliceView> slice_views;
-    for (const auto& s : slices.List()) slice_views.push_back(ReadEndpointSlice(s->doc));
+    std::vector<SliceView> slice_views =
+        router_slices.Views(slices.List(), [](const rapidjson::Value& doc) {
+          return std::optional<SliceView>(ReadEndpointSlice(doc));
+        });
     ClusterRouting routing = RoutingFromCluster(isvc_views, slice_views, deployment_views);
     auto next = std::make_shared<const gateway::RouteTable>(
         PlanRoutes(routing.services, routing.revisions, opts.platform));

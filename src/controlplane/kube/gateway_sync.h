@@ -43,6 +43,10 @@ namespace osprey::controlplane {
 
 struct GatewaySyncOptions {
   std::string namespace_;  // "" watches every namespace
+  // Which EndpointSlices to watch ("" every one). The EndpointSlice
+  // controller copies a Service's labels onto its slices, so
+  // app.kubernetes.io/managed-by=osprey keeps to the revisions' own.
+  std::string endpointslice_selector;
   PlatformConfig platform;
   std::chrono::milliseconds debounce{5};
   // The gateway: takes each new table, and gives its measurements.
