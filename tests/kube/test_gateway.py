@@ -382,7 +382,7 @@ def test_gateway_scales_a_revision_to_zero_and_back_for_a_held_request(kube, kub
         kube.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
             "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
             "metadata": {"name": "cold",
-                         "annotations": {"autoscaling.knative.dev/target": "1"}},
+                         "annotations": {"autoscaling.knative.dev/target": "0.1"}},
             "spec": {"predictor": {"minReplicas": 0, "maxReplicas": 3, "model": {
                 "modelFormat": {"name": "xgboost"},
                 "storageUri": f"file://{models / 'models' / model}"}}}}))
@@ -402,7 +402,7 @@ def test_gateway_scales_a_revision_to_zero_and_back_for_a_held_request(kube, kub
         assert [float(v) for v in r.json()["predictions"]] == \
             [float(v) for v in want["predictions"]]
         assert r.headers["x-osprey-revision"] == "cold-predictor-00001"
-        assert kube.api.get(deployment)["spec"]["replicas"] == 1
+        assert kube.api.get(deployment)["spec"]["replicas"] >= 1
 
         # gRPC by :authority, to the pod's grpc port.
         tgrpc = pytest.importorskip("tritonclient.grpc")
@@ -415,7 +415,7 @@ def test_gateway_scales_a_revision_to_zero_and_back_for_a_held_request(kube, kub
         got = c.infer("cold", [inp], client_timeout=30).as_numpy("output-0")
         assert [float(v) for v in got] == [float(v) for v in want["predictions"]]
 
-        # Load above the target (1 request in flight per replica): scaled up
+        # Load above the target (0.1 request in flight per replica): scaled up
         # on the gateway's measurements, within maxReplicas; every request answered.
         stop = threading.Event()
         failures = []
@@ -445,8 +445,12 @@ def test_gateway_scales_a_revision_to_zero_and_back_for_a_held_request(kube, kub
         assert kube.api.get(deployment)["spec"]["replicas"] <= 3
 
         # Idle for the stable window and the grace: scaled to zero, its pods go.
+        # The gateway routes to none of them before it writes the scale: no
+        # request races their exit.
+        gauge = f'osprey_gateway_ready_replicas{{namespace="{ns}",revision="cold-predictor-00001"}}'
         wait_until(lambda: kube.api.get(deployment)["spec"]["replicas"] == 0, 60,
-                   "the gateway to scale the idle revision to zero")
+                   "the gateway to scale the idle revision to zero", interval=0.02)
+        assert gw.metrics()[gauge] == 0
         slices = f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices"
 
         def ready_endpoints():
@@ -456,10 +460,6 @@ def test_gateway_scales_a_revision_to_zero_and_back_for_a_held_request(kube, kub
                     if (e.get("conditions") or {}).get("ready", True)]
 
         wait_until(lambda: ready_endpoints() == [], 30, "the revision's endpoints to go")
-        # ... and out of the gateway's table (its watch may trail the API by a moment).
-        wait_until(lambda: gw.metrics().get(
-            f'osprey_gateway_ready_replicas{{namespace="{ns}",revision="cold-predictor-00001"}}')
-            == 0, 10, "the gateway to route to no endpoint")
 
         # A request now waits in the gateway, which scales the revision to one
         # at once; the pod starts and answers it.
@@ -470,7 +470,7 @@ def test_gateway_scales_a_revision_to_zero_and_back_for_a_held_request(kube, kub
         assert r.status_code == 200, (r.text, gw.tail())
         assert [float(v) for v in r.json()["predictions"]] == \
             [float(v) for v in want["predictions"]]
-        assert kube.api.get(deployment)["spec"]["replicas"] == 1
+        assert kube.api.get(deployment)["spec"]["replicas"] >= 1
         m = gw.metrics()
         assert m["osprey_gateway_activations_total"] >= 1, gw.tail()
         assert m["osprey_gateway_scale_errors_total"] == 0, gw.tail()

@@ -91,6 +91,14 @@ struct GatewaySync::Impl {
   bool running = false;
   bool dirty = true;
   std::set<std::string> activations;  // keys waiting for the scaler
+  // Revisions the scaler takes to zero: routed with no endpoint from the
+  // first rebuild after the count recorded here, before their scale is
+  // written, so that no request races their pods' exit (it waits in the
+  // queue and activates them instead). Until activated, or a decision above
+  // zero.
+  std::map<std::string, uint64_t> closing;
+  uint64_t rebuilds = 0;  // rebuilds started
+  uint64_t built = 0;     // the last one whose table the gateway has
   std::thread router;
   std::thread scaler;
 
@@ -136,6 +144,17 @@ struct GatewaySync::Impl {
   }
 
   void Rebuild() {
+    std::set<std::string> closed;
+    uint64_t generation = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      generation = ++rebuilds;
+      for (const auto& [key, since] : closing) closed.insert(key);
+    }
+    auto done = [&] {
+      std::lock_guard<std::mutex> lock(mu);
+      built = generation;
+    };
     std::vector<IsvcView> isvc_views = IsvcViews(router_isvcs);
     std::vector<DeploymentView> deployment_views = DeploymentViews(router_deployments);
     std::vector<SliceView> slice_views =
@@ -143,11 +162,21 @@ struct GatewaySync::Impl {
           return std::optional<SliceView>(ReadEndpointSlice(doc));
         });
     ClusterRouting routing = RoutingFromCluster(isvc_views, slice_views, deployment_views);
+    for (const auto& key : closed) {
+      auto it = routing.revisions.find(key);
+      if (it == routing.revisions.end()) continue;
+      it->second.target.ports.clear();
+      it->second.target.hosts.clear();
+      it->second.target.grpc_targets.clear();
+    }
     auto next = std::make_shared<const gateway::RouteTable>(
         PlanRoutes(routing.services, routing.revisions, opts.platform));
     {
       std::lock_guard<std::mutex> lock(routes_mu);
-      if (published.load() && SameRoutes(*next, *table)) return;
+      if (published.load() && SameRoutes(*next, *table)) {
+        done();
+        return;
+      }
       table = next;
     }
     route_updates.fetch_add(1);
@@ -158,6 +187,7 @@ struct GatewaySync::Impl {
                        << replicas << " ready replicas";
     if (opts.on_routes) opts.on_routes(next);
     published.store(true);
+    done();
   }
 
   void Route() {
@@ -201,10 +231,35 @@ struct GatewaySync::Impl {
     s.last = w.replicas;
   }
 
+  // Takes `key` out of `closing`: its endpoints are routed again.
+  void Reopen(const std::string& key) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (closing.erase(key) == 0) return;
+      dirty = true;
+    }
+    cv.notify_all();
+  }
+
+  // Whether `key`'s scale to zero may be written now: once a table without
+  // its endpoints is built (the first call asks for one).
+  bool Closed(const std::string& key) {
+    bool now = false;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto [it, added] = closing.try_emplace(key, rebuilds);
+      now = !added && built > it->second;
+      if (added) dirty = true;
+    }
+    cv.notify_all();
+    return now;
+  }
+
   // Requests wait for revisions with no replica: one replica at once.
   void Activate(const std::set<std::string>& keys, const std::vector<ScaleTarget>& targets) {
     for (const auto& t : targets) {
       if (!keys.count(t.key) || !t.aspired) continue;
+      Reopen(t.key);
       Scaling& s = scaling[t.key];
       s.activating = true;
       if (s.last > 0 || (s.last < 0 && t.replicas > 0)) continue;
@@ -253,6 +308,17 @@ struct GatewaySync::Impl {
       const bool activating = s.activating;
       s.activating = false;
       ScaleWrite w = ScaleFor(d.desired, activating, s.last, t.replicas);
+      OSPREY_LOG(kDebug) << "gateway: KPA " << t.key << ": " << d.desired << " (" << d.reason
+                         << "; " << d.observed_stable << " stable, " << d.observed_panic
+                         << " panic, " << t.ready_replicas << " ready, " << waiting
+                         << " waiting); at " << t.replicas << ", last written " << s.last;
+      if (w.replicas > 0) {
+        Reopen(t.key);
+      } else if (w.write && !Closed(t.key)) {
+        // Out of the routes first; written on a later decision.
+        s.before = -1;
+        continue;
+      }
       // ScaleEventFor's "revision NAME: ..." with the namespace, as the other lines.
       std::string what = event.message;
       if (what.empty()) {

@@ -17,7 +17,10 @@
 // revision; a changed decision is written through the Deployment's scale
 // subresource; a revision starting for the first time keeps the scale it
 // was made with until a replica is ready (a slow first start is not
-// idleness). A revision no longer aspired is scaled to zero. A request
+// idleness). Before the scale of a revision to zero is written, the
+// revision is routed with no endpoint, so that a request arriving then
+// waits in the queue (and activates it) rather than racing its pods' exit.
+// A revision no longer aspired is scaled to zero. A request
 // held for a revision at zero (Activate) scales it to one at once, without
 // waiting for the tick. With `may_scale` set (leader election), only the
 // leader decides; any gateway still activates.
