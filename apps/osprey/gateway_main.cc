@@ -12,7 +12,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
-#include <random>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -29,6 +28,7 @@
 #include "kube/config.h"
 #include "kube/leader.h"
 #include "net/http_server.h"
+#include "signals.h"
 
 namespace osprey {
 namespace {
@@ -202,29 +202,18 @@ int GatewayMain(const std::vector<std::string_view>& args) {
     return 2;
   }
 
-  auto config = kube::ResolveConfig(kubeconfig);
-  if (!config.ok()) {
-    std::fprintf(stderr, "osprey gateway: %s\n", std::string(config.status().message()).c_str());
-    return 1;
-  }
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-
+  const sigset_t signals = BlockStopSignals();
   kube::ClientOptions client_options;
   client_options.qps = qps;
   client_options.burst = burst;
   client_options.user_agent = "osprey-gateway";
-  kube::Client client(*config, client_options);
-  auto version = client.Get("/version");
-  if (!version.ok()) {
-    std::fprintf(stderr, "osprey gateway: cannot reach the API server (%s): %s\n",
-                 config->source.c_str(), std::string(version.status().message()).c_str());
+  auto connected = kube::Connect(kubeconfig, client_options);
+  if (!connected.ok()) {
+    std::fprintf(stderr, "osprey gateway: %s\n", std::string(connected.status().message()).c_str());
     return 1;
   }
+  kube::Client& client = **connected;
+  const kube::Config& config = client.config();
 
   std::atomic<controlplane::GatewaySync*> sync_ptr{nullptr};
   gateway_options.access_log = access_log;
@@ -235,21 +224,10 @@ int GatewayMain(const std::vector<std::string_view>& args) {
 
   std::unique_ptr<kube::LeaderElector> elector;
   if (leader_elect) {
-    kube::LeaderOptions lo;
-    const char* pod_ns = std::getenv("POD_NAMESPACE");
-    lo.namespace_ = !lease_namespace.empty()            ? lease_namespace
-                    : pod_ns != nullptr && *pod_ns != 0 ? pod_ns
-                                                        : "osprey-system";
-    lo.name = lease_name;
-    char host[256] = {0};
-    gethostname(host, sizeof(host) - 1);
-    std::random_device rd;
-    lo.identity = StrCat(host, "_", std::to_string(rd() % 1000000));
-    lo.lease_duration = lease_duration;
-    lo.renew_deadline = lease_duration * 2 / 3;
-    lo.retry_period = std::max(std::chrono::milliseconds(100), lease_duration / 7);
-    elector = std::make_unique<kube::LeaderElector>(&client, lo);
-    sync_options.may_scale = [e = elector.get()] { return e->leading(); };
+    elector = std::make_unique<kube::LeaderElector>(
+        config, client_options,
+        kube::LeaseSettings(lease_namespace, lease_name, lease_duration, "osprey-system"));
+    sync_options.may_scale = [e = elector.get()] { return e->valid(); };
   }
   sync_options.namespace_ = ns;
   sync_options.autoscale = autoscale;
@@ -292,10 +270,9 @@ int GatewayMain(const std::vector<std::string_view>& args) {
   if (grpc_ingress) StrAppend(&listening, ", gRPC on ", http.address, ":", grpc_ingress->port());
 #endif
   OSPREY_LOG(kInfo) << "osprey " << OSPREY_VERSION << " gateway: " << listening << "; API server "
-                    << config->server << " (" << config->source << ")";
+                    << config.server << " (" << config.source << ")";
 
-  int sig = 0;
-  sigwait(&signals, &sig);
+  const int sig = WaitForStopSignal(signals);
   OSPREY_LOG(kInfo) << "gateway: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ": stopping";
 #ifdef OSPREY_WITH_GRPC
   std::thread grpc_drain;

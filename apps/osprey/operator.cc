@@ -1,25 +1,25 @@
 // `osprey operator`: the Kubernetes operator (controlplane/kube/operator.h)
 // with its health and metrics endpoints and, optionally, leader election.
 
-#include <signal.h>
-#include <unistd.h>
+#include "controlplane/kube/operator.h"
 
+#include <signal.h>
+
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <random>
+#include <mutex>
 #include <string>
 #include <string_view>
-#include <atomic>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "common/flags.h"
 #include "common/logging.h"
-#include "controlplane/kube/operator.h"
 #include "kube/config.h"
 #include "kube/leader.h"
 #include "net/http_server.h"
+#include "signals.h"
 
 namespace osprey {
 namespace {
@@ -52,22 +52,29 @@ class HealthHandler : public HttpHandler {
       r.body = StrCat(
           "# HELP osprey_operator_reconciles_total InferenceService reconciles.\n"
           "# TYPE osprey_operator_reconciles_total counter\n"
-          "osprey_operator_reconciles_total ", s.reconciles, "\n",
+          "osprey_operator_reconciles_total ",
+          s.reconciles, "\n",
           "# HELP osprey_operator_applies_total Server-side applies sent.\n"
           "# TYPE osprey_operator_applies_total counter\n"
-          "osprey_operator_applies_total ", s.applies, "\n",
+          "osprey_operator_applies_total ",
+          s.applies, "\n",
           "# HELP osprey_operator_reconcile_errors_total Reconciles that failed and were retried.\n"
           "# TYPE osprey_operator_reconcile_errors_total counter\n"
-          "osprey_operator_reconcile_errors_total ", s.errors, "\n",
+          "osprey_operator_reconcile_errors_total ",
+          s.errors, "\n",
           "# HELP osprey_operator_api_requests_total Requests sent to the API server.\n"
           "# TYPE osprey_operator_api_requests_total counter\n"
-          "osprey_operator_api_requests_total ", client_->requests(), "\n",
-          "# HELP osprey_operator_api_writes_total Writes (non-GET requests) sent to the API server.\n"
+          "osprey_operator_api_requests_total ",
+          client_->requests(), "\n",
+          "# HELP osprey_operator_api_writes_total Writes (non-GET requests) sent to the API "
+          "server.\n"
           "# TYPE osprey_operator_api_writes_total counter\n"
-          "osprey_operator_api_writes_total ", client_->writes(), "\n",
+          "osprey_operator_api_writes_total ",
+          client_->writes(), "\n",
           "# HELP osprey_operator_leader Whether this operator leads (1) or stands by (0).\n"
           "# TYPE osprey_operator_leader gauge\n"
-          "osprey_operator_leader ", elector_ == nullptr || elector_->leading() ? 1 : 0, "\n");
+          "osprey_operator_leader ",
+          elector_ == nullptr || elector_->leading() ? 1 : 0, "\n");
     } else {
       r.status = 404;
       r.body = "not found\n";
@@ -108,8 +115,8 @@ int OperatorMain(const std::vector<std::string_view>& args) {
                  "IMAGE"),
       StringFlag("image-pull-policy", &options.placement.image_pull_policy,
                  "pull policy of Osprey's containers (IfNotPresent)", "POLICY"),
-      StringFlag("domain", &options.platform.domain, "domain of InferenceService URLs (example.com)",
-                 "DOMAIN"),
+      StringFlag("domain", &options.platform.domain,
+                 "domain of InferenceService URLs (example.com)", "DOMAIN"),
       StringFlag("domain-template", &options.platform.domain_template,
                  "host of an InferenceService ({{.Name}}-{{.Namespace}}.{{.Domain}})", "TEMPLATE"),
       BoolFlag("leader-elect", &leader_elect, "elect one active operator through a Lease"),
@@ -144,51 +151,24 @@ int OperatorMain(const std::vector<std::string_view>& args) {
   options.namespace_ = ns;
   options.workers = workers;
 
-  auto config = kube::ResolveConfig(kubeconfig);
-  if (!config.ok()) {
-    std::fprintf(stderr, "osprey operator: %s\n", std::string(config.status().message()).c_str());
-    return 1;
-  }
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-
+  const sigset_t signals = BlockStopSignals();
   kube::ClientOptions client_options;
   client_options.qps = qps;
   client_options.burst = burst;
   client_options.user_agent = "osprey-operator";
-  kube::Client client(*config, client_options);
-  auto version = client.Get("/version");
-  if (!version.ok()) {
-    std::fprintf(stderr, "osprey operator: cannot reach the API server (%s): %s\n",
-                 config->source.c_str(), std::string(version.status().message()).c_str());
+  auto connected = kube::Connect(kubeconfig, client_options);
+  if (!connected.ok()) {
+    std::fprintf(stderr, "osprey operator: %s\n",
+                 std::string(connected.status().message()).c_str());
     return 1;
   }
-  std::unique_ptr<kube::Client> election_client;
+  kube::Client& client = **connected;
+  const kube::Config& config = client.config();
   std::unique_ptr<kube::LeaderElector> elector;
   if (leader_elect) {
-    kube::LeaderOptions lo;
-    const char* pod_ns = std::getenv("POD_NAMESPACE");
-    lo.namespace_ = !lease_namespace.empty()             ? lease_namespace
-                    : pod_ns != nullptr && *pod_ns != 0 ? pod_ns
-                                                        : "osprey-system";
-    lo.name = lease_name;
-    char host[256] = {0};
-    gethostname(host, sizeof(host) - 1);
-    std::random_device rd;
-    lo.identity = StrCat(host, "_", std::to_string(rd() % 1000000));
-    lo.lease_duration = lease_duration;
-    lo.renew_deadline = lease_duration * 2 / 3;
-    lo.retry_period = std::max(std::chrono::milliseconds(100), lease_duration / 7);
-    // Its own connections and rate limit, and requests that give up well
-    // before the renew deadline: renewals never wait behind reconciles.
-    kube::ClientOptions eo = client_options;
-    eo.timeout = std::max(std::chrono::milliseconds(200), lo.renew_deadline / 3);
-    election_client = std::make_unique<kube::Client>(*config, eo);
-    elector = std::make_unique<kube::LeaderElector>(election_client.get(), lo);
+    elector = std::make_unique<kube::LeaderElector>(
+        config, client_options,
+        kube::LeaseSettings(lease_namespace, lease_name, lease_duration, "osprey-system"));
     // A leader whose lease is not fresh writes nothing, even before the
     // elector notices it lost it.
     options.may_write = [e = elector.get()] { return e->valid(); };
@@ -205,7 +185,7 @@ int OperatorMain(const std::vector<std::string_view>& args) {
                  std::string(server.status().message()).c_str());
     return 1;
   }
-  OSPREY_LOG(kInfo) << "operator: API server " << config->server << " (" << config->source
+  OSPREY_LOG(kInfo) << "operator: API server " << config.server << " (" << config.source
                     << "); health on " << health_address << ":" << (*server)->port();
   // The operator starts on its own thread (it waits for its informers'
   // first lists), so that a signal is answered meanwhile.
@@ -217,7 +197,9 @@ int OperatorMain(const std::vector<std::string_view>& args) {
     if (stopping.load() || starter.joinable()) return;
     starter = std::thread([&op] {
       absl::Status s = op.Start();
-      if (!s.ok() && !absl::IsCancelled(s)) OSPREY_LOG(kError) << "operator: " << s.message();
+      if (!s.ok() && !absl::IsCancelled(s)) {
+        OSPREY_LOG(kError) << "operator: " << s.message();
+      }
     });
   };
   if (elector != nullptr) {
@@ -229,9 +211,9 @@ int OperatorMain(const std::vector<std::string_view>& args) {
   } else {
     start();
   }
-  int sig = 0;
-  sigwait(&signals, &sig);
-  OSPREY_LOG(kInfo) << "operator: stopping";
+  const char* name = "";
+  WaitForStopSignal(signals, &name);
+  OSPREY_LOG(kInfo) << "operator: " << name << ": stopping";
   stopping.store(true);
   op.Stop();
   {

@@ -25,6 +25,7 @@
 #include "server/metrics.h"
 #include "server/model_registry.h"
 #include "server/rest_handler.h"
+#include "signals.h"
 
 namespace osprey {
 namespace {
@@ -161,12 +162,7 @@ int ServeMain(const std::vector<std::string_view>& args) {
 
   // SIGTERM/SIGINT are taken synchronously by this thread; every thread
   // started below inherits the blocked mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t signals = BlockStopSignals();
 
   Metrics metrics;
   ModelRegistry::Options registry_options;
@@ -238,8 +234,7 @@ int ServeMain(const std::vector<std::string_view>& args) {
   OSPREY_LOG(kInfo) << "osprey " << OSPREY_VERSION << " serving HTTP on " << http.address << ":"
                     << (*server)->port() << " with " << f.http_threads << " thread(s)";
 
-  int sig = 0;
-  sigwait(&signals, &sig);
+  const int sig = WaitForStopSignal(signals);
   OSPREY_LOG(kInfo) << "received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
                     << ": draining for up to " << f.grace.count() / 1000.0 << " s";
   const auto grace = f.grace;

@@ -28,6 +28,7 @@
 #endif
 #include "net/http_server.h"
 #include "platform_paths.h"
+#include "signals.h"
 
 namespace osprey {
 namespace {
@@ -161,12 +162,7 @@ int UpMain(const std::vector<std::string_view>& args) {
     }
   }
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t signals = BlockStopSignals();
 
   std::error_code ec;
   fs::create_directories(options.data_dir, ec);
@@ -264,8 +260,7 @@ int UpMain(const std::vector<std::string_view>& args) {
                     << ":" << (*gateway_server)->port() << ", API on " << api_url << ", data in "
                     << options.data_dir;
 
-  int sig = 0;
-  sigwait(&signals, &sig);
+  const int sig = WaitForStopSignal(signals);
 
   OSPREY_LOG(kInfo) << "received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ": stopping"
                     << (keep ? " (replicas keep running)" : " and stopping replicas");

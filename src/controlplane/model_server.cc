@@ -45,16 +45,16 @@ std::string ImageRepository(std::string image) {
 
 const std::vector<std::string>& ModelServerImages() {
   static const std::vector<std::string> kImages = {
-      "kserve/xgbserver",       "kserve/lgbserver",          "kserve/sklearnserver",
-      "kserve/pmmlserver",      "kserve/paddleserver",       "tensorflow/serving",
-      "pytorch/torchserve-kfs", "pytorch/torchserve",        "nvcr.io/nvidia/tritonserver",
+      "kserve/xgbserver",       "kserve/lgbserver",        "kserve/sklearnserver",
+      "kserve/pmmlserver",      "kserve/paddleserver",     "tensorflow/serving",
+      "pytorch/torchserve-kfs", "pytorch/torchserve",      "nvcr.io/nvidia/tritonserver",
       "seldonio/mlserver",      "kserve/huggingfaceserver"};
   return kImages;
 }
 
 std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFormat& format,
                                          const ServeLayout& layout) {
-  std::vector<std::string> argv = {layout.binary,   "serve",      "--model-dir",
+  std::vector<std::string> argv = {layout.binary,    "serve",        "--model-dir",
                                    layout.model_dir, "--model-name", rev.isvc};
   if (!layout.http_address.empty()) {
     argv.push_back("--http-address");

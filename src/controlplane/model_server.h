@@ -34,7 +34,7 @@ struct ServeLayout {
   std::string model_dir = "/mnt/models";
   std::string http_address;  // "" listens on all addresses
   std::string http_port = "8080";
-  std::string grpc_port;  // "" keeps the default
+  std::string grpc_port;           // "" keeps the default
   std::vector<std::string> extra;  // more flags (sockets of a local replica)
 };
 

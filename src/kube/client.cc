@@ -48,7 +48,8 @@ absl::Status StatusOf(const Response& r, std::string_view what) {
     reason = json::GetString(d, "reason");
   }
   if (message.empty()) message = r.body.substr(0, 300);
-  std::string text = StrCat(what, ": ", r.status, " ", reason.empty() ? "" : reason + ": ", message);
+  std::string text =
+      StrCat(what, ": ", r.status, " ", reason.empty() ? "" : reason + ": ", message);
   switch (r.status) {
     case 400:
     case 422:
@@ -85,7 +86,8 @@ RateLimiter::Clock::duration RateLimiter::Take(Clock::time_point now) {
   }
   tokens_ -= 1;  // may go negative: later callers queue behind this one
   if (tokens_ >= 0) return Clock::duration::zero();
-  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(-tokens_ / qps_));
+  return std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(-tokens_ / qps_));
 }
 
 // Idle connections, one per concurrent caller at most.
@@ -230,6 +232,17 @@ absl::Status Client::Watch(const std::string& path_and_query,
                           Send("GET", path_and_query, "", "", &on_line, &keep_going, timeout));
   if (r.status / 100 != 2) return StatusOf(r, StrCat("watch ", path_and_query));
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Client>> Connect(const std::string& kubeconfig_flag,
+                                                const ClientOptions& options) {
+  OSPREY_ASSIGN_OR_RETURN(Config config, ResolveConfig(kubeconfig_flag));
+  auto client = std::make_unique<Client>(config, options);
+  auto version = client->Get("/version");
+  if (!version.ok())
+    return absl::UnavailableError(StrCat("cannot reach the API server (", config.source,
+                                         "): ", StatusMessage(version.status())));
+  return client;
 }
 
 }  // namespace osprey::kube

@@ -138,4 +138,10 @@ class Client {
   std::filesystem::file_time_type token_mtime_{};
 };
 
+// Credentials from `kubeconfig_flag` (else $KUBECONFIG, else the pod's
+// service account: config.h's ResolveConfig) and a client that reached the
+// API server (GET /version); errors say where the configuration came from.
+absl::StatusOr<std::unique_ptr<Client>> Connect(const std::string& kubeconfig_flag,
+                                                const ClientOptions& options);
+
 }  // namespace osprey::kube

@@ -96,9 +96,8 @@ absl::StatusOr<Config> LoadKubeconfig(const std::string& path, const std::string
   const YAML::Node& cluster = *found_cluster;
   std::optional<YAML::Node> found_user = Named(root["users"], user_name, "user");
   if (!user_name.empty() && !found_user)
-    return absl::InvalidArgumentError(StrCat("kubeconfig ", path, ": context ", ctx,
-                                             " names user ", user_name,
-                                             ", which is not in users"));
+    return absl::InvalidArgumentError(StrCat("kubeconfig ", path, ": context ", ctx, " names user ",
+                                             user_name, ", which is not in users"));
   YAML::Node user = found_user.value_or(YAML::Node());
   const fs::path base = fs::path(path).parent_path();
 

@@ -169,10 +169,10 @@ void Informer::Apply(const std::string& type, ObjectPtr obj) {
 }
 
 absl::Status Informer::WatchOnce(bool* gone) {
-  std::string path = StrCat(ResourcePath(options_.resource, options_.namespace_),
-                            "?watch=true&allowWatchBookmarks=true&resourceVersion=",
-                            QueryEscape(resource_version()),
-                            "&timeoutSeconds=", options_.watch_timeout_seconds, Query());
+  std::string path = StrCat(
+      ResourcePath(options_.resource, options_.namespace_),
+      "?watch=true&allowWatchBookmarks=true&resourceVersion=", QueryEscape(resource_version()),
+      "&timeoutSeconds=", options_.watch_timeout_seconds, Query());
   watches_.fetch_add(1);
   bool stop_stream = false;
   auto on_line = [&](std::string_view line) {
@@ -214,7 +214,7 @@ void Informer::Run() {
       if (!s.ok()) {
         if (!running_.load()) break;
         OSPREY_LOG(kWarning) << "informer " << what << ": " << s.message() << "; retrying in "
-                            << backoff.count() << " ms";
+                             << backoff.count() << " ms";
         if (!SleepFor(backoff)) break;
         backoff = std::min(backoff * 2, options_.max_backoff);
         continue;
@@ -238,7 +238,7 @@ void Informer::Run() {
     if (std::chrono::steady_clock::now() - started > std::chrono::seconds(10))
       backoff = options_.min_backoff;
     OSPREY_LOG(kWarning) << "informer " << what << ": watch: " << s.message() << "; again in "
-                        << backoff.count() << " ms";
+                         << backoff.count() << " ms";
     if (!SleepFor(backoff)) break;
     backoff = std::min(backoff * 2, options_.max_backoff);
   }

@@ -12,11 +12,11 @@
 #include <thread>
 
 #include "common/json_dom.h"
-#include "net/http_client.h"
 #include "kube/client.h"
 #include "kube/config.h"
 #include "kube/informer.h"
 #include "kube/leader.h"
+#include "net/http_client.h"
 
 namespace osprey::kube {
 namespace {
@@ -76,9 +76,9 @@ class ApiServerTest : public ::testing::Test {
     client_ = std::make_unique<Client>(*config);
     ns_ = std::string("t-") + ::testing::UnitTest::GetInstance()->current_test_info()->name();
     for (char& c : ns_) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    auto r = client_->Call("POST", ResourcePath(kNamespaces, ""),
-                           R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":")" + ns_ +
-                               "\"}}");
+    auto r = client_->Call(
+        "POST", ResourcePath(kNamespaces, ""),
+        R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":")" + ns_ + "\"}}");
     ASSERT_TRUE(r.ok()) << r.status();
     ASSERT_TRUE(r->status == 201 || r->status == 409) << r->body;
   }
@@ -160,9 +160,9 @@ TEST_F(ApiServerTest, ServerSideApplyReportsConflictsAndForceTakesTheField) {
 TEST_F(ApiServerTest, InformerListsThenWatchesChanges) {
   for (int i = 0; i < 5; ++i) {
     std::string name = "pre-" + std::to_string(i);
-    ASSERT_TRUE(client_->Apply(ResourcePath(kConfigMaps, ns_, name), ConfigMap(name, "k", "v"),
-                               "osprey")
-                    .ok());
+    ASSERT_TRUE(
+        client_->Apply(ResourcePath(kConfigMaps, ns_, name), ConfigMap(name, "k", "v"), "osprey")
+            .ok());
   }
   InformerOptions options;
   options.resource = kConfigMaps;
@@ -180,13 +180,14 @@ TEST_F(ApiServerTest, InformerListsThenWatchesChanges) {
   ASSERT_TRUE(informer.WaitForSync(seconds(10)));
   // kube-root-ca.crt is made by the controller manager, which does not run here.
   EXPECT_EQ(informer.size(), 5u);
-  ASSERT_TRUE(client_->Apply(ResourcePath(kConfigMaps, ns_, "pre-0"), ConfigMap("pre-0", "k", "w"),
-                             "osprey")
-                  .ok());
+  ASSERT_TRUE(
+      client_
+          ->Apply(ResourcePath(kConfigMaps, ns_, "pre-0"), ConfigMap("pre-0", "k", "w"), "osprey")
+          .ok());
   ASSERT_TRUE(client_->Call("DELETE", ResourcePath(kConfigMaps, ns_, "pre-1")).ok());
-  ASSERT_TRUE(client_->Apply(ResourcePath(kConfigMaps, ns_, "new"), ConfigMap("new", "k", "v"),
-                             "osprey")
-                  .ok());
+  ASSERT_TRUE(
+      client_->Apply(ResourcePath(kConfigMaps, ns_, "new"), ConfigMap("new", "k", "v"), "osprey")
+          .ok());
   ASSERT_TRUE(WaitFor([&] { return informer.Get(ns_ + "/new") != nullptr; }));
   EXPECT_TRUE(WaitFor([&] { return informer.Get(ns_ + "/pre-1") == nullptr; }));
   auto pre0 = informer.Get(ns_ + "/pre-0");
@@ -210,9 +211,9 @@ TEST_F(ApiServerTest, InformerResumesAfterTheServerEndsAWatch) {
   informer.Start();
   ASSERT_TRUE(informer.WaitForSync(seconds(10)));
   ASSERT_TRUE(WaitFor([&] { return informer.watches() >= 3; }));
-  ASSERT_TRUE(client_->Apply(ResourcePath(kConfigMaps, ns_, "late"), ConfigMap("late", "k", "v"),
-                             "osprey")
-                  .ok());
+  ASSERT_TRUE(
+      client_->Apply(ResourcePath(kConfigMaps, ns_, "late"), ConfigMap("late", "k", "v"), "osprey")
+          .ok());
   EXPECT_TRUE(WaitFor([&] { return informer.Get(ns_ + "/late") != nullptr; }));
   EXPECT_EQ(informer.lists(), 1u);  // resumed from its resourceVersion, never listed again
 }
@@ -257,10 +258,11 @@ TEST_F(ApiServerTest, InformerRelistsOnGone) {
   // Writes elsewhere move etcd on; compacting them away leaves the
   // informer's version behind: its next watch gets 410 and it lists again.
   const std::string other = ns_ + "-other";
-  ASSERT_TRUE(client_->Call("POST", ResourcePath(kNamespaces, ""),
-                            R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":")" +
-                                other + "\"}}")
-                  .ok());
+  ASSERT_TRUE(
+      client_
+          ->Call("POST", ResourcePath(kNamespaces, ""),
+                 R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":")" + other + "\"}}")
+          .ok());
   std::string saved_ns = ns_;
   int i = 0;
   bool relisted = WaitFor(
@@ -276,9 +278,10 @@ TEST_F(ApiServerTest, InformerRelistsOnGone) {
       milliseconds(30000));
   EXPECT_TRUE(relisted) << "lists: " << informer.lists();
   // And it keeps working after the relist.
-  ASSERT_TRUE(client_->Apply(ResourcePath(kConfigMaps, ns_, "after"), ConfigMap("after", "k", "v"),
-                             "osprey")
-                  .ok());
+  ASSERT_TRUE(
+      client_
+          ->Apply(ResourcePath(kConfigMaps, ns_, "after"), ConfigMap("after", "k", "v"), "osprey")
+          .ok());
   EXPECT_TRUE(WaitFor([&] { return informer.Get(ns_ + "/after") != nullptr; }));
   informer.Stop();
 }

@@ -269,8 +269,7 @@ TEST_F(KubeconfigTest, ErrorsNameTheProblem) {
   for (const auto& r : rows) {
     auto c = LoadKubeconfig(Write("bad", r.text), r.context);
     ASSERT_FALSE(c.ok()) << r.text;
-    EXPECT_NE(std::string(c.status().message()).find(r.contains), std::string::npos)
-        << c.status();
+    EXPECT_NE(std::string(c.status().message()).find(r.contains), std::string::npos) << c.status();
   }
   EXPECT_EQ(LoadKubeconfig((dir_ / "missing").string()).status().code(),
             absl::StatusCode::kNotFound);
@@ -290,8 +289,7 @@ TEST_F(KubeconfigTest, InClusterReadsTheServiceAccount) {
   EXPECT_EQ(c->token_file, (dir_ / "token").string());
   EXPECT_EQ(c->ca_file, (dir_ / "ca.crt").string());
   EXPECT_EQ(c->namespace_, "osprey-system");
-  EXPECT_EQ(InClusterConfig(dir_.string()).status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(InClusterConfig(dir_.string()).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

@@ -1,8 +1,11 @@
 #include "kube/leader.h"
 
 #include <rapidjson/document.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <ctime>
+#include <random>
 
 #include "common/json_dom.h"
 #include "common/logging.h"
@@ -37,8 +40,46 @@ LeaseAction DecideLease(bool exists, const LeaseRecord& record, const std::strin
   return LeaseAction::kWait;
 }
 
+std::string CandidateIdentity() {
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  std::random_device rd;
+  return StrCat(host, "_", static_cast<uint64_t>(rd() % 1000000));
+}
+
+LeaderOptions LeaseSettings(std::string lease_namespace, std::string name,
+                            std::chrono::milliseconds lease_duration,
+                            const std::string& fallback_namespace) {
+  LeaderOptions lo;
+  const char* pod_ns = std::getenv("POD_NAMESPACE");
+  lo.namespace_ = !lease_namespace.empty()            ? std::move(lease_namespace)
+                  : pod_ns != nullptr && *pod_ns != 0 ? std::string(pod_ns)
+                                                      : fallback_namespace;
+  lo.name = std::move(name);
+  lo.identity = CandidateIdentity();
+  lo.lease_duration = lease_duration;
+  lo.renew_deadline = lease_duration * 2 / 3;
+  lo.retry_period = std::max(std::chrono::milliseconds(100), lease_duration / 7);
+  return lo;
+}
+
 LeaderElector::LeaderElector(Client* client, LeaderOptions options)
     : client_(client), options_(std::move(options)) {}
+
+namespace {
+ClientOptions ElectionClientOptions(ClientOptions o, const LeaderOptions& lease) {
+  o.timeout =
+      std::max(std::chrono::milliseconds(200),
+               std::chrono::duration_cast<std::chrono::milliseconds>(lease.renew_deadline / 3));
+  return o;
+}
+}  // namespace
+
+LeaderElector::LeaderElector(const Config& config, const ClientOptions& client_options,
+                             LeaderOptions options)
+    : own_client_(std::make_unique<Client>(config, ElectionClientOptions(client_options, options))),
+      client_(own_client_.get()),
+      options_(std::move(options)) {}
 
 LeaderElector::~LeaderElector() { Stop(); }
 
@@ -138,9 +179,10 @@ bool LeaderElector::TryAcquireOrRenew() {
   std::string body = LeaseJson(
       lease->rv, options_.identity, action == LeaseAction::kRenew ? lease->acquire_time : "",
       lease->record.transitions + (action == LeaseAction::kTakeOver ? 1 : 0));
-  absl::StatusOr<Response> put = action == LeaseAction::kCreate
-                                     ? client_->Call("POST", ResourcePath(kLeases, options_.namespace_), body)
-                                     : client_->Call("PUT", path, body);
+  absl::StatusOr<Response> put =
+      action == LeaseAction::kCreate
+          ? client_->Call("POST", ResourcePath(kLeases, options_.namespace_), body)
+          : client_->Call("PUT", path, body);
   if (!put.ok() || put->status / 100 != 2) return false;  // 409: another candidate won
   rapidjson::Document d;
   if (!d.Parse(put->body.data(), put->body.size()).HasParseError() && d.IsObject()) {

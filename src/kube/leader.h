@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -17,6 +18,17 @@
 #include "kube/client.h"
 
 namespace osprey::kube {
+
+// A candidate's identity: this host's name and a random suffix.
+std::string CandidateIdentity();
+
+// Lease settings from a lease duration, as client-go relates them (renew
+// deadline two thirds of it, retries seven times per lease); the namespace
+// given, else $POD_NAMESPACE, else `fallback_namespace`.
+struct LeaderOptions;
+LeaderOptions LeaseSettings(std::string lease_namespace, std::string name,
+                            std::chrono::milliseconds lease_duration,
+                            const std::string& fallback_namespace);
 
 struct LeaderOptions {
   std::string namespace_ = "default";
@@ -42,6 +54,10 @@ LeaseAction DecideLease(bool exists, const LeaseRecord& record, const std::strin
 class LeaderElector {
  public:
   LeaderElector(Client* client, LeaderOptions options);
+  // A candidate with a client of its own on `config` (its own connections
+  // and rate limit, requests capped at a third of the renew deadline), as
+  // the constructor's comment below asks.
+  LeaderElector(const Config& config, const ClientOptions& client_options, LeaderOptions options);
   ~LeaderElector();
 
   // Runs the election on its own thread: `started` when this candidate
@@ -67,6 +83,7 @@ class LeaderElector {
   std::string LeaseJson(const std::string& rv, const std::string& holder,
                         const std::string& acquire_time, int transitions) const;
 
+  std::unique_ptr<Client> own_client_;
   Client* client_;
   LeaderOptions options_;
   std::function<void()> started_;

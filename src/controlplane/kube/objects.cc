@@ -231,8 +231,8 @@ std::string DeploymentName(const RevisionSpec& rev) { return StrCat(rev.name, "-
 
 KubeFailure CheckRunnable(const RevisionSpec& rev) {
   if (!IsModelServer(rev)) return {};
-  const std::string owner =
-      rev.runtime.empty() ? StrCat("container ", rev.container.name) : StrCat("runtime ", rev.runtime);
+  const std::string owner = rev.runtime.empty() ? StrCat("container ", rev.container.name)
+                                                : StrCat("runtime ", rev.runtime);
   if (rev.model_format.empty())
     return {"RuntimeNotRecognized",
             StrCat(owner, ": image ", rev.container.image,
@@ -242,7 +242,8 @@ KubeFailure CheckRunnable(const RevisionSpec& rev) {
   if (format == nullptr)
     return {"NoSupportingRuntime",
             StrCat("model format ", rev.model_format, " has no Osprey backend")};
-  if (!format->unsupported.empty()) return {"NoSupportingRuntime", std::string(format->unsupported)};
+  if (!format->unsupported.empty())
+    return {"NoSupportingRuntime", std::string(format->unsupported)};
   return {};
 }
 
@@ -449,8 +450,8 @@ PodView ReadPod(const rapidjson::Value& pod) {
       bool ok = false;
       ContainerState(s, &reason, &message, &ok);
       const bool ready = s.HasMember("ready") && s["ready"].IsBool() && s["ready"].GetBool();
-      const bool crashing = reason == "CrashLoopBackOff" ||
-                            (Member(Obj(s, "state"), "terminated") != nullptr && !ok);
+      const bool crashing =
+          reason == "CrashLoopBackOff" || (Member(Obj(s, "state"), "terminated") != nullptr && !ok);
       if (crashing && !ready) {
         if (message.empty() || reason == "CrashLoopBackOff") {
           const auto* last = Member(Obj(s, "lastState"), "terminated");

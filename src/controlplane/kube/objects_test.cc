@@ -201,17 +201,36 @@ TEST(KubePlacementTest, ObservationsTable) {
     bool crashed;
   } rows[] = {
       {"nothing yet", {}, false, FetchState::kIdle, 0, false},
-      {"downloading", {{.name = "a", .init_state = "running"}}, false, FetchState::kRunning, 0,
+      {"downloading",
+       {{.name = "a", .init_state = "running"}},
+       false,
+       FetchState::kRunning,
+       0,
        false},
-      {"download failed", {{.name = "a", .init_state = "failed", .init_message = "403"}}, false,
-       FetchState::kFailed, 0, false},
-      {"serving", {{.name = "a", .ready = true, .init_state = "done"}}, true, FetchState::kDone, 1,
+      {"download failed",
+       {{.name = "a", .init_state = "failed", .init_message = "403"}},
+       false,
+       FetchState::kFailed,
+       0,
        false},
-      {"crashing", {{.name = "a", .init_state = "done", .crash_reason = "CrashLoopBackOff"}}, false,
-       FetchState::kDone, 0, true},
+      {"serving",
+       {{.name = "a", .ready = true, .init_state = "done"}},
+       true,
+       FetchState::kDone,
+       1,
+       false},
+      {"crashing",
+       {{.name = "a", .init_state = "done", .crash_reason = "CrashLoopBackOff"}},
+       false,
+       FetchState::kDone,
+       0,
+       true},
       {"a deleted pod is not looked at",
-       {{.name = "a", .deleting = true, .init_state = "failed", .init_message = "x"}}, false,
-       FetchState::kIdle, 0, false},
+       {{.name = "a", .deleting = true, .init_state = "failed", .init_message = "x"}},
+       false,
+       FetchState::kIdle,
+       0,
+       false},
   };
   for (const auto& r : rows) {
     RevisionObservations o =
@@ -231,7 +250,8 @@ TEST(KubePlacementTest, StatusReadsBackAsWritten) {
   s.latest_ready = "iris-predictor-00001";
   s.latest_rolled_out = "iris-predictor-00001";
   s.previous_rolled_out = "iris-predictor-00001";
-  s.traffic = {{"iris-predictor-00001", 90, "prev", false}, {"iris-predictor-00002", 10, "latest", true}};
+  s.traffic = {{"iris-predictor-00001", 90, "prev", false},
+               {"iris-predictor-00002", 10, "latest", true}};
   s.transition_status = "InProgress";
   s.active_model_state = "Loaded";
   s.target_model_state = "Loading";
@@ -242,8 +262,8 @@ TEST(KubePlacementTest, StatusReadsBackAsWritten) {
   s.failed_copies = 1;
   std::map<std::string, std::string> times = {{"Ready", "2026-12-03T07:00:01Z"},
                                               {"PredictorReady", "2026-12-03T07:00:02Z"}};
-  auto isvc = Parse(StrCat(R"({"metadata":{"name":"iris"},"status":)",
-                           IsvcStatusJson(s, times, 7), "}"));
+  auto isvc =
+      Parse(StrCat(R"({"metadata":{"name":"iris"},"status":)", IsvcStatusJson(s, times, 7), "}"));
   StoredStatus back = ReadStatus(isvc);
   EXPECT_TRUE(back.present);
   EXPECT_EQ(back.status, s);

@@ -72,8 +72,7 @@ std::string WithHash(const std::string& object_json, const std::string& hash) {
   if (!meta.HasMember("annotations"))
     meta.AddMember("annotations", rapidjson::Value(rapidjson::kObjectType), d.GetAllocator());
   meta["annotations"].AddMember(rapidjson::Value(kAppliedHash, d.GetAllocator()),
-                                rapidjson::Value(hash.c_str(), d.GetAllocator()),
-                                d.GetAllocator());
+                                rapidjson::Value(hash.c_str(), d.GetAllocator()), d.GetAllocator());
   return json::ToText(d);
 }
 
@@ -147,7 +146,7 @@ struct Operator::Impl {
   };
   std::mutex mu;
   std::map<std::string, IsvcMemory> memory;  // by "{ns}/{isvc}"
-  std::mutex lifecycle_mu;  // Start and Stop
+  std::mutex lifecycle_mu;                   // Start and Stop
   std::atomic<uint64_t> reconciles{0}, applies{0}, events{0}, errors{0};
 
   static kube::InformerOptions Opts(const ResourceRef& ref, const std::string& ns,
@@ -165,8 +164,8 @@ struct Operator::Impl {
         isvcs(c, Opts(kIsvcs, opts.namespace_)),
         runtimes(c, Opts(kRuntimes, opts.namespace_)),
         cluster_runtimes(c, Opts(kClusterRuntimes, "")),
-        deployments(c, Opts(kDeployments, opts.namespace_,
-                            StrCat(kManagedByLabel, "=", kManagedBy))),
+        deployments(c,
+                    Opts(kDeployments, opts.namespace_, StrCat(kManagedByLabel, "=", kManagedBy))),
         services(c, Opts(kServices, opts.namespace_, StrCat(kManagedByLabel, "=", kManagedBy))),
         pods(c, Opts(kPods, opts.namespace_, StrCat(kManagedByLabel, "=", kManagedBy))),
         hpas(c, Opts(kHpas, opts.namespace_, StrCat(kManagedByLabel, "=", kManagedBy))) {
@@ -207,8 +206,9 @@ struct Operator::Impl {
   }
 
   void Event(const kube::Object& isvc, const EventRecord& e) {
-    std::string name = StrCat(isvc.name, ".", Hex(std::hash<std::string>{}(
-                                                  StrCat(e.reason, e.message, Now(), isvc.uid))));
+    std::string name =
+        StrCat(isvc.name, ".",
+               Hex(std::hash<std::string>{}(StrCat(e.reason, e.message, Now(), isvc.uid))));
     rapidjson::StringBuffer buf;
     json::Writer w(buf);
     w.StartObject();
@@ -243,8 +243,9 @@ struct Operator::Impl {
     events.fetch_add(1);
     auto r = client->Call("POST", kube::ResourcePath(kEvents, isvc.namespace_),
                           std::string(buf.GetString(), buf.GetSize()));
-    if (!r.ok() || r->status / 100 != 2)
+    if (!r.ok() || r->status / 100 != 2) {
       OSPREY_LOG(kDebug) << "event " << e.reason << " for " << isvc.Key() << " not written";
+    }
   }
 
   absl::Status MayWrite() const {
@@ -264,8 +265,8 @@ struct Operator::Impl {
     if (live != nullptr && Annotation(*live, kAppliedHash) == hash) return absl::OkStatus();
     OSPREY_RETURN_IF_ERROR(MayWrite());
     applies.fetch_add(1);
-    auto r = client->Apply(kube::ResourcePath(ref, ns, name), WithHash(body_json, hash),
-                           kFieldManager);
+    auto r =
+        client->Apply(kube::ResourcePath(ref, ns, name), WithHash(body_json, hash), kFieldManager);
     return r.ok() ? absl::OkStatus() : r.status();
   }
   absl::Status ApplyIfChanged(const kube::Informer& informer, const ResourceRef& ref,
@@ -407,10 +408,10 @@ struct Operator::Impl {
       if (!known)
         to_record.push_back(
             {"Normal", "RevisionCreated",
-             StrCat("revision ", rev.name,
-                    rev.runtime.empty() ? "" : StrCat(" (runtime ", rev.runtime, ")"),
-                    unrunnable ? StrCat(" cannot run: ", rev.failure_message, failure.message)
-                               : "")});
+             StrCat(
+                 "revision ", rev.name,
+                 rev.runtime.empty() ? "" : StrCat(" (runtime ", rev.runtime, ")"),
+                 unrunnable ? StrCat(" cannot run: ", rev.failure_message, failure.message) : "")});
       im->pending = rev;
       im->pending_unrunnable = unrunnable;
       if (unrunnable) {
@@ -454,10 +455,10 @@ struct Operator::Impl {
         OSPREY_RETURN_IF_ERROR(Scale(ns, DeploymentName(spec), floor));
       const std::string hpa_key = StrCat(ns, "/", spec.name);
       if (aspired && hpa) {
-        OSPREY_RETURN_IF_ERROR(ApplyIfChanged(
-            hpas, kHpas, ns, spec.name,
-            HpaJson(spec, owner, want->second, isvc.predictor.max_replicas,
-                    isvc.predictor.scale_metric, isvc.predictor.scale_target)));
+        OSPREY_RETURN_IF_ERROR(
+            ApplyIfChanged(hpas, kHpas, ns, spec.name,
+                           HpaJson(spec, owner, want->second, isvc.predictor.max_replicas,
+                                   isvc.predictor.scale_metric, isvc.predictor.scale_target)));
       } else if (hpas.Get(hpa_key) != nullptr) {
         OSPREY_RETURN_IF_ERROR(MayWrite());
         auto r = client->Call("DELETE", kube::ResourcePath(kHpas, ns, spec.name));
@@ -542,9 +543,8 @@ absl::Status Operator::Start() {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> lifecycle(m.lifecycle_mu);
   if (m.running.exchange(true)) return absl::OkStatus();
-  const std::vector<kube::Informer*> all = {&m.cluster_runtimes, &m.runtimes, &m.deployments,
-                                            &m.services,         &m.pods,     &m.hpas,
-                                            &m.isvcs};
+  const std::vector<kube::Informer*> all = {
+      &m.cluster_runtimes, &m.runtimes, &m.deployments, &m.services, &m.pods, &m.hpas, &m.isvcs};
   for (kube::Informer* i : all) i->Start();
   for (kube::Informer* i : all)
     while (m.running.load() && !i->WaitForSync(std::chrono::seconds(1))) {
@@ -552,8 +552,7 @@ absl::Status Operator::Start() {
   if (!m.running.load()) return absl::CancelledError("stopped before the informers synced");
   // Everything once: statuses are checked even when nothing changes.
   for (const auto& i : m.isvcs.List()) m.queue.Add(i->Key());
-  for (int i = 0; i < std::max(1, m.opts.workers); ++i)
-    m.workers.emplace_back([&m] { m.Work(); });
+  for (int i = 0; i < std::max(1, m.opts.workers); ++i) m.workers.emplace_back([&m] { m.Work(); });
   OSPREY_LOG(kInfo) << "operator: watching "
                     << (m.opts.namespace_.empty() ? "all namespaces" : m.opts.namespace_) << "; "
                     << m.isvcs.size() << " InferenceServices, " << m.deployments.size()
@@ -568,9 +567,8 @@ void Operator::Stop() {
   m.queue.ShutDown();
   for (auto& t : m.workers) t.join();
   m.workers.clear();
-  const std::vector<kube::Informer*> all = {&m.isvcs,       &m.runtimes, &m.cluster_runtimes,
-                                            &m.deployments, &m.services, &m.pods,
-                                            &m.hpas};
+  const std::vector<kube::Informer*> all = {
+      &m.isvcs, &m.runtimes, &m.cluster_runtimes, &m.deployments, &m.services, &m.pods, &m.hpas};
   for (kube::Informer* i : all) i->Cancel();
   for (kube::Informer* i : all) i->Stop();
 }
@@ -578,8 +576,7 @@ void Operator::Stop() {
 bool Operator::synced() const {
   const Impl& m = *impl_;
   return m.isvcs.synced() && m.deployments.synced() && m.runtimes.synced() &&
-         m.cluster_runtimes.synced() && m.pods.synced() && m.services.synced() &&
-         m.hpas.synced();
+         m.cluster_runtimes.synced() && m.pods.synced() && m.services.synced() && m.hpas.synced();
 }
 
 OperatorStats Operator::stats() const {

@@ -71,8 +71,8 @@ void OspreyServeCommand(const RevisionSpec& rev, const LocalConfig& config, Loca
   layout.model_dir = "{{.ModelDir}}";
   layout.http_address = "127.0.0.1";
   layout.http_port = "{{.Port}}";
-  layout.extra = {"--grpc-socket", "{{.GrpcSocket}}", "--http-socket", "{{.HttpSocket}}",
-                  "--link-socket", "{{.LinkSocket}}"};
+  layout.extra = {"--grpc-socket",   "{{.GrpcSocket}}", "--http-socket",
+                  "{{.HttpSocket}}", "--link-socket",   "{{.LinkSocket}}"};
   local->argv = OspreyServeArgv(rev, *format, layout);
   local->health_path = OspreyServeReadyPath(rev);
 }
