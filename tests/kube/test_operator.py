@@ -440,3 +440,12 @@ def test_deploy_kustomization_is_accepted(kube, crds):
                       "service/osprey-gateway", "clusterrole.rbac.authorization.k8s.io/osprey-operator",
                       "clusterservingruntime.serving.kserve.io/kserve-sklearnserver"):
         assert kind_name in out, out
+
+
+def test_clusterservingruntimes_print_kserves_columns(kube, crds):
+    out = kube.kubectl("get", "clusterservingruntimes").stdout.splitlines()
+    assert out[0].split() == ["NAME", "DISABLED", "MODELTYPE", "CONTAINERS", "AGE"]
+    rows = {line.split()[0]: line.split() for line in out[1:]}
+    # DISABLED is empty: the built-in runtimes leave spec.disabled unset, as KServe's do.
+    assert rows["kserve-sklearnserver"][1:3] == ["sklearn", "kserve-container"], rows
+    assert "kserve-xgbserver" in rows and "kserve-tritonserver" in rows
