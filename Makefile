@@ -41,6 +41,7 @@ test: unit integration
 
 bench: build-release
 	@OSPREY_BIN=build/release/apps/osprey/osprey bench/run.sh
+	@case ",$${BENCH_ONLY:-operator}," in *,operator,*) OSPREY_BIN=build/release/apps/osprey/osprey $(PY) bench/operator_scale.py ;; esac
 
 format:
 	@clang-format -i $$(git ls-files '*.cc' '*.h')
