@@ -1,12 +1,26 @@
 #include "kube/informer.h"
 
+#include <algorithm>
+
 #include "common/json_dom.h"
 #include "common/logging.h"
 
 namespace osprey::kube {
 
 absl::StatusOr<ObjectPtr> ParseObject(std::string_view json) {
-  auto obj = std::make_shared<Object>();
+  std::string trimmed;
+  if (json.find("\"managedFields\"") != std::string_view::npos) {
+    rapidjson::Document full;
+    if (full.Parse(json.data(), json.size()).HasParseError() || !full.IsObject())
+      return absl::InvalidArgumentError("object is not JSON");
+    auto meta = full.FindMember("metadata");
+    if (meta != full.MemberEnd() && meta->value.IsObject())
+      meta->value.RemoveMember("managedFields");
+    trimmed = json::ToText(full);
+    json = trimmed;
+  }
+  // The DOM takes about as much as the text, plus its values' nodes.
+  auto obj = std::make_shared<Object>(std::max<size_t>(1024, json.size() * 2));
   if (obj->doc.Parse(json.data(), json.size()).HasParseError() || !obj->doc.IsObject())
     return absl::InvalidArgumentError("object is not JSON");
   auto meta = obj->doc.FindMember("metadata");

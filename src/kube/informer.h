@@ -25,7 +25,11 @@
 namespace osprey::kube {
 
 // An object as an informer keeps it; shared and never changed once made.
+// Its DOM lives in a pool sized to it (RapidJSON's default is a 64 KiB
+// chunk per document: thousands of cached objects would mostly hold air).
 struct Object {
+  explicit Object(size_t pool_chunk = 1024) : pool(pool_chunk), doc(&pool) {}
+  rapidjson::MemoryPoolAllocator<> pool;
   std::string namespace_;
   std::string name;
   std::string uid;
@@ -37,7 +41,9 @@ struct Object {
 };
 using ObjectPtr = std::shared_ptr<const Object>;
 
-// Parses one object (metadata read into the fields above).
+// Parses one object (metadata read into the fields above), without
+// metadata.managedFields: nobody here reads them and they are often the
+// larger part of an object.
 absl::StatusOr<ObjectPtr> ParseObject(std::string_view json);
 
 struct InformerOptions {
