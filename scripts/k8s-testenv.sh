@@ -229,7 +229,7 @@ start() {
       --service-account-issuer="$server" \
       --service-account-key-file="$pki/sa.pub" \
       --service-account-signing-key-file="$pki/sa.key" \
-      --service-cluster-ip-range=10.0.0.0/24 \
+      --service-cluster-ip-range=10.0.0.0/16 \
       --disable-admission-plugins=ServiceAccount --allow-privileged=true \
       --enable-priority-and-fairness=false \
       --endpoint-reconciler-type=none >> "$dir/apiserver.log" 2>&1 &
