@@ -16,7 +16,6 @@ The gateway runs as a local process with the test's kubeconfig.
 import json
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import pytest
 import requests
 
 from kubeenv import REPO_ROOT, wait_until
+from osprey_process import OspreyProcess
 
 OSPREY = Path(os.environ.get("OSPREY_BIN")
               or REPO_ROOT / "build" / "dev" / "apps" / "osprey" / "osprey").resolve()
@@ -120,52 +120,20 @@ class Backend:
         self.server.server_close()
 
 
-class Gateway:
+class Gateway(OspreyProcess):
     """One `osprey gateway` process on loopback ports; its log under `dir`."""
 
     def __init__(self, kube, dir, *args, kubeconfig=None):
-        self.port = free_port()
+        port = free_port()
         self.grpc_port = free_port()
-        self.log_path = Path(dir) / f"gateway-{self.port}.log"
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [str(OSPREY), "gateway", "--kubeconfig", str(kubeconfig or kube.kubeconfig),
-             "--address", "127.0.0.1", "--http-port", str(self.port),
-             "--grpc-port", str(self.grpc_port), "--threads", "2", "--log-level", "debug",
-             *args],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        wait_until(lambda: self.status("/healthz") == 200 or self.proc.poll() is not None, 20,
-                   "the gateway's /healthz")
-        assert self.proc.poll() is None, self.tail()
+        super().__init__("gateway", dir, port,
+                         ["--kubeconfig", kubeconfig or kube.kubeconfig, "--address", "127.0.0.1",
+                          "--http-port", port, "--grpc-port", self.grpc_port, "--threads", "2",
+                          "--log-level", "debug", *args])
         self.url = f"http://127.0.0.1:{self.port}"
 
     def status(self, path):
-        try:
-            return requests.get(f"http://127.0.0.1:{self.port}{path}", timeout=2).status_code
-        except requests.RequestException:
-            return None
-
-    def metrics(self):
-        text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
-        out = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                out[name] = float(value)
-        return out
-
-    def tail(self, lines=40):
-        self.log.flush()
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
+        return self.get(path)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ build as the pods' processes. Models are the trained fixtures
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,65 +20,22 @@ import pytest
 import requests
 
 from kubeenv import REPO_ROOT, wait_until
+from osprey_process import OSPREY, OspreyProcess, free_port
 
-OSPREY = Path(os.environ.get("OSPREY_BIN")
-              or REPO_ROOT / "build" / "dev" / "apps" / "osprey" / "osprey").resolve()
 TRAINER = REPO_ROOT / "tests" / "fixtures" / "train_iris.py"
 FIXTURES = Path(os.environ.get("OSPREY_FIXTURES") or REPO_ROOT / "build" / "fixtures").resolve()
 ISVC_PATH = "/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices"
 READY_TIMEOUT_S = 90.0
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Operator(OspreyProcess):
+    """One `osprey operator` process with the test's kubeconfig."""
 
-
-class Operator:
-    """One `osprey operator` process; its log under `dir`."""
-
-    def __init__(self, kube, dir, *args):
-        self.port = free_port()
-        self.log_path = Path(dir) / f"operator-{self.port}.log"
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [str(OSPREY), "operator", "--kubeconfig", str(kube.kubeconfig),
-             "--health-address", "127.0.0.1", "--health-port", str(self.port),
-             "--log-level", "debug", *args],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        wait_until(lambda: self.get("/healthz") == 200 or self.proc.poll() is not None, 20,
-                   "the operator's health endpoint")
-        assert self.proc.poll() is None, self.tail()
-
-    def get(self, path):
-        try:
-            return requests.get(f"http://127.0.0.1:{self.port}{path}", timeout=2).status_code
-        except requests.RequestException:
-            return None
-
-    def metrics(self):
-        text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
-        out = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                out[name] = float(value)
-        return out
-
-    def tail(self, lines=40):
-        self.log.flush()
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+    def __init__(self, kube, dir, *args, kubeconfig=None):
+        port = free_port()
+        super().__init__("operator", dir, port,
+                         ["--kubeconfig", kubeconfig or kube.kubeconfig, "--health-address",
+                          "127.0.0.1", "--health-port", port, "--log-level", "debug", *args])
 
 
 @pytest.fixture(scope="module")
@@ -375,16 +331,9 @@ def test_operator_service_account_can_do_its_work_and_no_more(kube, kube_node, n
                                                "certificate-authority": str(kube.pki / "ca.crt")}}],
         "users": [{"name": "sa", "user": {"token": token}}],
         "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa"}}]}))
-    op = Operator.__new__(Operator)  # started by hand: its own kubeconfig
-    op.port = free_port()
-    op.log_path = tmp_path / "sa-operator.log"
-    op.log = open(op.log_path, "w")
-    op.proc = subprocess.Popen(
-        [str(OSPREY), "operator", "--kubeconfig", str(config), "--health-address", "127.0.0.1",
-         "--health-port", str(op.port), "--namespace", namespace,
-         "--leader-elect", "--lease-namespace", "osprey-system",
-         "--lease-name", f"osprey-{namespace}"],
-        stdout=op.log, stderr=subprocess.STDOUT)
+    op = Operator(kube, tmp_path, "--namespace", namespace, "--leader-elect",
+                  "--lease-namespace", "osprey-system", "--lease-name", f"osprey-{namespace}",
+                  kubeconfig=config)
     operator.all.append(op)
     apply(kube, namespace, isvc("rbac", fixtures / "models" / "xgb-iris-softmax"))
     wait_ready(kube, namespace, "rbac")

@@ -9,16 +9,15 @@ ingress: by the InferenceService's host. What they answer is compared with
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
 from kubeenv import REPO_ROOT, wait_until
+from osprey_process import OSPREY, OspreyProcess, free_port
 from test_operator import (  # noqa: F401 (crds is a fixture)
-    FIXTURES, OSPREY, Operator, apply, crds, deployment, free_port, get_isvc, isvc, traffic,
-    wait_ready)
+    FIXTURES, Operator, apply, crds, deployment, get_isvc, isvc, traffic, wait_ready)
 
 sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
 import platform_harness  # noqa: E402
@@ -28,45 +27,20 @@ EXAMPLE_MODELS = REPO_ROOT / "build" / "examples"
 ROWS = [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6], [5.1, 3.5, 1.4, 0.2]]
 
 
-class Gateway:
+class Gateway(OspreyProcess):
     """One `osprey gateway` process routing one namespace."""
 
     def __init__(self, kube, dir, namespace, *args):
-        self.port = free_port()
-        self.log_path = Path(dir) / f"gateway-{self.port}.log"
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [str(OSPREY), "gateway", "--kubeconfig", str(kube.kubeconfig), "--namespace",
-             namespace, "--address", "127.0.0.1", "--http-port", str(self.port), "--no-grpc",
-             "--threads", "2", *args],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        wait_until(lambda: self.ready() or self.proc.poll() is not None, 30, "the gateway")
-        assert self.proc.poll() is None, self.tail()
-
-    def ready(self):
-        try:
-            return requests.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
+        port = free_port()
+        super().__init__("gateway", dir, port,
+                         ["--kubeconfig", kube.kubeconfig, "--namespace", namespace, "--address",
+                          "127.0.0.1", "--http-port", port, "--no-grpc", "--threads", "2", *args],
+                         ready_path="/readyz", timeout=30)
 
     def predict(self, name, namespace, rows, timeout=30):
         return requests.post(f"http://127.0.0.1:{self.port}/v1/models/{name}:predict",
                              headers={"Host": f"{name}-{namespace}.example.com"},
                              json={"instances": rows}, timeout=timeout)
-
-    def tail(self, lines=40):
-        self.log.flush()
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
