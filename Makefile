@@ -6,7 +6,7 @@ OSPREY := $(BUILD)/apps/osprey/osprey
 PY := .venv/bin/python
 PORT ?= 8080
 
-.PHONY: deps build build-release run test unit integration bench format clean
+.PHONY: deps kube-deps build build-release run test unit integration bench format clean
 
 deps:
 	@scripts/deps.sh
@@ -31,13 +31,17 @@ run: build
 	  --apply examples/xgboost-iris.yaml
 
 # One test or a few: make unit T=<ctest regex>, make integration K=<pytest -k expression>.
-unit: build
+unit: build kube-deps
 	@cd $(BUILD) && ctest --output-on-failure $(if $(T),-R '$(T)')
 
-integration: build
-	@OSPREY_BIN=$(OSPREY) tests/run_integration.sh $(if $(K),-k '$(K)')
+integration: build kube-deps
+	@OSPREY_REQUIRE_KUBE=1 OSPREY_BIN=$(OSPREY) tests/run_integration.sh $(if $(K),-k '$(K)')
 
 test: unit integration
+
+# The Kubernetes control plane the operator's tests start (scripts/k8s-testenv.sh).
+kube-deps: deps
+	@OSPREY_DEPS_KUBE=1 scripts/deps.sh
 
 bench: build-release
 	@OSPREY_BIN=build/release/apps/osprey/osprey bench/run.sh
