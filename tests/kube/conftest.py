@@ -35,7 +35,7 @@ from kubelet import NODE_NAME, KubeNode
 
 KUBE_DIR = Path(__file__).resolve().parent
 DEFAULT_OSPREY_BIN = REPO_ROOT / "build" / "dev" / "apps" / "osprey" / "osprey"
-KUBE_FIXTURES = {"kube", "kube_node", "namespace"}
+KUBE_FIXTURES = {"kube", "kube_node", "namespace", "crds"}
 
 
 def require_kube() -> bool:
@@ -92,6 +92,15 @@ def kube_node(kube):
         yield node
     finally:
         node.stop()
+
+
+@pytest.fixture(scope="session")
+def crds(kube):
+    """KServe's CRDs and the built-in ClusterServingRuntimes from deploy/kubernetes."""
+    kube.kubectl("apply", "-k", REPO_ROOT / "deploy" / "kubernetes" / "crds")
+    kube.kubectl("wait", "--for", "condition=established", "crd",
+                 "-l", "app.kubernetes.io/part-of=osprey", "--timeout=60s")
+    kube.kubectl("apply", "-f", REPO_ROOT / "deploy" / "kubernetes" / "clusterservingruntimes.yaml")
 
 
 @pytest.fixture

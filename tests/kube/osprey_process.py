@@ -16,9 +16,9 @@ OSPREY = Path(os.environ.get("OSPREY_BIN")
               or REPO_ROOT / "build" / "dev" / "apps" / "osprey" / "osprey").resolve()
 
 
-def free_port():
+def free_port(host="127.0.0.1"):
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 

@@ -28,7 +28,7 @@ import pytest
 import requests
 
 from kubeenv import REPO_ROOT, wait_until
-from osprey_process import OspreyProcess
+from osprey_process import OspreyProcess, free_port
 
 OSPREY = Path(os.environ.get("OSPREY_BIN")
               or REPO_ROOT / "build" / "dev" / "apps" / "osprey" / "osprey").resolve()
@@ -37,20 +37,6 @@ FIXTURES = Path(os.environ.get("OSPREY_FIXTURES") or REPO_ROOT / "build" / "fixt
 ISVC_PATH = "/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices"
 SLICE_PATH = "/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices"
 ADDRESS_LABEL = "lo:ospreygw"
-
-
-def free_port(host="127.0.0.1"):
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def crds(kube):
-    kube.kubectl("apply", "-k", REPO_ROOT / "deploy" / "kubernetes" / "crds")
-    kube.kubectl("wait", "--for", "condition=established", "crd",
-                 "-l", "app.kubernetes.io/part-of=osprey", "--timeout=60s")
-    kube.kubectl("apply", "-f", REPO_ROOT / "deploy" / "kubernetes" / "clusterservingruntimes.yaml")
 
 
 @pytest.fixture

@@ -46,14 +46,6 @@ def fixtures():
     return FIXTURES
 
 
-@pytest.fixture(scope="module")
-def crds(kube):
-    kube.kubectl("apply", "-k", REPO_ROOT / "deploy" / "kubernetes" / "crds")
-    kube.kubectl("wait", "--for", "condition=established", "crd",
-                 "-l", "app.kubernetes.io/part-of=osprey", "--timeout=60s")
-    kube.kubectl("apply", "-f", REPO_ROOT / "deploy" / "kubernetes" / "clusterservingruntimes.yaml")
-
-
 @pytest.fixture
 def operator(kube, crds, tmp_path):
     ops = []

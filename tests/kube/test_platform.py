@@ -16,8 +16,8 @@ import yaml
 
 from kubeenv import REPO_ROOT, wait_until
 from osprey_process import OSPREY, OspreyProcess, free_port
-from test_operator import (  # noqa: F401 (crds is a fixture)
-    FIXTURES, Operator, apply, crds, deployment, get_isvc, isvc, traffic, wait_ready)
+from test_operator import (FIXTURES, Operator, apply, deployment, get_isvc, isvc, traffic,
+                           wait_ready)
 
 sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
 import platform_harness  # noqa: E402
