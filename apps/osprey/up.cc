@@ -191,6 +191,7 @@ int UpMain(const std::vector<std::string_view>& args) {
   options.platform.gateway_port = (*gateway_server)->port();
 #ifdef OSPREY_WITH_GRPC
   std::unique_ptr<gateway::GrpcIngress> grpc_ingress;
+  std::unique_ptr<gateway::GrpcIngress> predictor_grpc_ingress;
   if (!no_grpc) {
     gateway::GrpcIngress::Options grpc_options;
     grpc_options.address = gateway_options.address;
@@ -201,8 +202,21 @@ int UpMain(const std::vector<std::string_view>& args) {
       return 1;
     }
     grpc_ingress = *std::move(started);
+    // Where transformers' gRPC calls reach their predictors: a model name
+    // finds the predictor's route here, not the service's (the transformer).
+    grpc_options.address = "127.0.0.1";
+    grpc_options.port = 0;
+    grpc_options.component = "predictor";
+    started = gateway::GrpcIngress::Start(grpc_options, &gateway);
+    if (!started.ok()) {
+      OSPREY_LOG(kError) << "gateway: " << started.status().message();
+      return 1;
+    }
+    predictor_grpc_ingress = *std::move(started);
+    options.local.predictor_grpc_port = predictor_grpc_ingress->port();
   }
 #endif
+  options.local.gateway_port = options.platform.gateway_port;
   options.collect_stats = [&gateway] { return gateway.CollectStats(); };
   options.on_routes = [&gateway](std::shared_ptr<const gateway::RouteTable> table) {
     gateway.Update(std::move(table));
@@ -268,7 +282,10 @@ int UpMain(const std::vector<std::string_view>& args) {
 #ifdef OSPREY_WITH_GRPC
   std::thread grpc_drain;
   if (grpc_ingress)
-    grpc_drain = std::thread([&grpc_ingress] { grpc_ingress->Shutdown(std::chrono::seconds(10)); });
+    grpc_drain = std::thread([&grpc_ingress, &predictor_grpc_ingress] {
+      grpc_ingress->Shutdown(std::chrono::seconds(10));
+      if (predictor_grpc_ingress) predictor_grpc_ingress->Shutdown(std::chrono::seconds(1));
+    });
 #endif
   (*gateway_server)->Drain(std::chrono::seconds(10));
 #ifdef OSPREY_WITH_GRPC

@@ -174,19 +174,125 @@ std::string ServiceUrl(const resources::ObjectMeta& meta, const PlatformConfig& 
   return url;
 }
 
-ReconcilePlan Reconcile(const ReconcileInput& in) {
-  ReconcilePlan plan;
-  const InferenceService& isvc = *in.isvc;
-  IsvcStatus& st = plan.status;
-  st.url = ServiceUrl(isvc.meta, *in.config);
+std::string ComponentHost(const resources::ObjectMeta& meta, std::string_view component,
+                          const PlatformConfig& config) {
+  resources::ObjectMeta m = meta;
+  m.name = StrCat(meta.name, "-", component);
+  return ServiceHost(m, config);
+}
 
-  std::vector<RevisionView> revs = in.revisions;
-  if (revs.empty() || revs.back().spec.spec_json != in.spec_json) {
+std::string ComponentUrl(const resources::ObjectMeta& meta, std::string_view component,
+                         const PlatformConfig& config) {
+  resources::ObjectMeta m = meta;
+  m.name = StrCat(meta.name, "-", component);
+  return ServiceUrl(m, config);
+}
+
+std::vector<std::string> ComponentsOf(const InferenceService& isvc) {
+  std::vector<std::string> out = {"predictor"};
+  if (isvc.transformer.has_value()) out.push_back("transformer");
+  if (isvc.explainer.has_value()) out.push_back("explainer");
+  return out;
+}
+
+const resources::Component* ComponentOf(const InferenceService& isvc, std::string_view component) {
+  if (component == "predictor") return &isvc.predictor;
+  if (component == "transformer" && isvc.transformer) return &*isvc.transformer;
+  if (component == "explainer" && isvc.explainer) return &*isvc.explainer;
+  return nullptr;
+}
+
+RevisionSpec ResolveComponentRevision(const InferenceService& isvc, const std::string& component,
+                                      const std::string& spec_json, int number,
+                                      const std::string& now) {
+  RevisionSpec rev;
+  rev.name = StrCat(isvc.meta.name, "-", component, "-", PadNumber(number));
+  rev.namespace_ = isvc.meta.namespace_;
+  rev.isvc = isvc.meta.name;
+  rev.component = component;
+  rev.number = number;
+  rev.spec_json = spec_json;
+  rev.created = now;
+  const resources::Component* c = ComponentOf(isvc, component);
+  if (c == nullptr) {
+    Fail(&rev, "InvalidSpec", StrCat("spec.", component, ": absent"));
+    return rev;
+  }
+  rev.min_replicas = c->min_replicas;
+  rev.max_replicas = c->max_replicas;
+  rev.batcher = c->batcher;
+  if (!c->explainer_type.empty()) {
+    // A named explainer runs its type's image (KServe's explainers config).
+    rev.container.name = "kserve-container";
+    rev.container.image = StrCat("kserve/", c->explainer_type, "-explainer:latest");
+    rev.runtime = StrCat(c->explainer_type, "-explainer");
+  } else {
+    const Container* main = MainContainer(c->containers);
+    if (main == nullptr) {
+      Fail(&rev, "InvalidSpec", StrCat("spec.", component, ": no container"));
+      return rev;
+    }
+    rev.container = ServingContainer(*main, isvc.meta);
+  }
+  for (const auto& e : rev.container.env) {
+    if (e.name == "STORAGE_URI") rev.storage_uri = e.value;
+    if (e.name == "PROTOCOL" && !e.value.empty()) rev.protocol = e.value;
+  }
+  std::vector<std::string>& args = rev.container.args;
+  auto has = [&](std::string_view flag) {
+    return std::any_of(args.begin(), args.end(), [&](const std::string& a) {
+      return a == flag || (a.starts_with(flag) && a.size() > flag.size() && a[flag.size()] == '=');
+    });
+  };
+  auto add = [&](std::string_view flag, std::string value) {
+    if (has(flag)) return;
+    args.emplace_back(flag);
+    args.push_back(std::move(value));
+  };
+  add("--model_name", isvc.meta.name);
+  add("--predictor_host", StrCat(isvc.meta.name, "-predictor.", isvc.meta.namespace_));
+  add("--http_port", "8080");
+  if (c->container_concurrency > 0) add("--workers", StrCat(c->container_concurrency));
+  return rev;
+}
+
+namespace {
+
+// One component's revisions, traffic and condition: the rollout rules of
+// Reconcile (reconciler.h) over that component's revisions.
+struct ComponentPlan {
+  std::optional<RevisionSpec> create;
+  std::map<std::string, int> replicas;
+  ComponentStatus status;
+  Condition condition;  // {Predictor,Transformer,Explainer}Ready
+  const RevisionView* latest = nullptr;
+  const RevisionView* ready = nullptr;
+  bool unrunnable = false;
+  std::vector<RevisionView> revisions;  // with the one created, if any
+};
+
+std::string ConditionType(const std::string& component) {
+  std::string type = component;
+  if (!type.empty()) type[0] = static_cast<char>(type[0] - 'a' + 'A');
+  return StrCat(type, "Ready");
+}
+
+void ReconcileComponent(const ReconcileInput& in, const std::string& component,
+                        const std::string& spec_json, const std::optional<int>& canary,
+                        const std::string& rolled_out, const std::string& previous,
+                        ComponentPlan* plan) {
+  const InferenceService& isvc = *in.isvc;
+  std::vector<RevisionView>& revs = plan->revisions;
+  for (const auto& r : in.revisions)
+    if (r.spec.component == component) revs.push_back(r);
+  if (revs.empty() || revs.back().spec.spec_json != spec_json) {
     int number = revs.empty() ? 1 : revs.back().spec.number + 1;
-    plan.create = ResolveRevision(isvc, in.spec_json, number, in.now, *in.namespace_runtimes,
-                                  *in.cluster_runtimes, *in.config);
+    plan->create = component == "predictor"
+                       ? ResolveRevision(isvc, spec_json, number, in.now, *in.namespace_runtimes,
+                                         *in.cluster_runtimes, *in.config)
+                       : ResolveComponentRevision(isvc, component, spec_json, number, in.now);
     RevisionView v;
-    v.spec = *plan.create;
+    v.spec = *plan->create;
     revs.push_back(std::move(v));
   }
   const RevisionView& latest = revs.back();
@@ -205,14 +311,13 @@ ReconcilePlan Reconcile(const ReconcileInput& in) {
   auto is_ready = [](const RevisionView* r) {
     return r != nullptr && r->observed.phase == RevisionPhase::kReady;
   };
-  auto min_replicas = [](const RevisionView& r) { return r.spec.min_replicas; };
-
+  ComponentStatus& st = plan->status;
+  st.url = ComponentUrl(isvc.meta, component, *in.config);
   st.latest_created = latest.spec.name;
   st.latest_ready = ready ? ready->spec.name : "";
-  st.latest_rolled_out = in.latest_rolled_out;
-  st.previous_rolled_out = in.previous_rolled_out;
-  const std::optional<int>& canary = isvc.predictor.canary_traffic_percent;
-  const RevisionView* rolled = find(in.latest_rolled_out);
+  st.latest_rolled_out = rolled_out;
+  st.previous_rolled_out = previous;
+  const RevisionView* rolled = find(rolled_out);
   if (canary.has_value() && rolled != nullptr && rolled != &latest) {
     // A canary of the latest revision against the rolled-out one.
     const bool latest_ready = is_ready(&latest);
@@ -227,66 +332,144 @@ ReconcilePlan Reconcile(const ReconcileInput& in) {
     }
   } else if (ready != nullptr) {
     st.traffic.push_back({ready->spec.name, 100, "", ready == &latest});
-    if (ready == &latest && in.latest_rolled_out != latest.spec.name) {
-      if (!in.latest_rolled_out.empty()) st.previous_rolled_out = in.latest_rolled_out;
+    if (ready == &latest && rolled_out != latest.spec.name) {
+      if (!rolled_out.empty()) st.previous_rolled_out = rolled_out;
       st.latest_rolled_out = latest.spec.name;
     }
   }
-  if (!unrunnable) plan.replicas[latest.spec.name] = min_replicas(latest);
-  for (const auto& t : st.traffic) plan.replicas[t.revision] = min_replicas(*find(t.revision));
+  if (!unrunnable) plan->replicas[latest.spec.name] = latest.spec.min_replicas;
+  for (const auto& t : st.traffic) plan->replicas[t.revision] = find(t.revision)->spec.min_replicas;
 
-  // Conditions and modelStatus follow the latest revision; traffic stays on
-  // the latest ready one.
+  // The condition follows the latest revision; traffic stays on the latest
+  // ready one.
   const RevisionObserved& o = latest.observed;
-  Condition predictor;
-  Condition deployment;
+  const std::string type = ConditionType(component);
+  if (unrunnable) {
+    plan->condition =
+        MakeCondition(type, "False", latest.spec.failure_reason, latest.spec.failure_message);
+  } else if (o.phase == RevisionPhase::kReady) {
+    plan->condition = MakeCondition(type, "True");
+  } else if (o.phase == RevisionPhase::kFailed) {
+    plan->condition = MakeCondition(type, "False", o.reason, o.message);
+  } else {
+    bool loading = o.phase == RevisionPhase::kLoading;
+    plan->condition =
+        MakeCondition(type, "Unknown", loading ? "Loading" : "Pending",
+                      StrCat("revision ", latest.spec.name, " is ",
+                             loading ? "starting its replicas" : "fetching its model"));
+  }
+  plan->unrunnable = unrunnable;
+  plan->latest = &latest;
+  plan->ready = ready;
+}
+
+}  // namespace
+
+ReconcilePlan Reconcile(const ReconcileInput& in) {
+  ReconcilePlan plan;
+  const InferenceService& isvc = *in.isvc;
+  IsvcStatus& st = plan.status;
+  st.url = ServiceUrl(isvc.meta, *in.config);
+
+  ComponentPlan predictor;
+  ReconcileComponent(in, "predictor", in.spec_json, isvc.predictor.canary_traffic_percent,
+                     in.latest_rolled_out, in.previous_rolled_out, &predictor);
+  std::vector<Condition> component_conditions = {predictor.condition};
+  const ComponentPlan* entry = &predictor;
+  auto absorb = [&](ComponentPlan& p) {
+    if (p.create.has_value()) plan.create.push_back(std::move(*p.create));
+    plan.replicas.insert(p.replicas.begin(), p.replicas.end());
+  };
+  absorb(predictor);
+  ComponentPlan transformer;
+  ComponentPlan explainer;
+  auto other = [&](const std::string& name, const std::optional<resources::Component>& spec,
+                   const std::string& spec_json, bool run, ComponentPlan* p,
+                   std::optional<ComponentStatus>* out) {
+    if (!spec.has_value() || !run) return false;
+    std::optional<ComponentStatus> stored;
+    if (in.stored != nullptr) stored = in.stored->Component(name);
+    ReconcileComponent(in, name, spec_json.empty() ? "{}" : spec_json, spec->canary_traffic_percent,
+                       stored ? stored->latest_rolled_out : "",
+                       stored ? stored->previous_rolled_out : "", p);
+    absorb(*p);
+    *out = p->status;
+    component_conditions.push_back(p->condition);
+    return true;
+  };
+  if (other("transformer", isvc.transformer, in.transformer_json, in.run_transformer, &transformer,
+            &st.transformer))
+    entry = &transformer;
+  other("explainer", isvc.explainer, in.explainer_json, in.run_explainer, &explainer,
+        &st.explainer);
+
+  st.predictor_url = predictor.status.url;
+  st.latest_created = predictor.status.latest_created;
+  st.latest_ready = predictor.status.latest_ready;
+  st.latest_rolled_out = predictor.status.latest_rolled_out;
+  st.previous_rolled_out = predictor.status.previous_rolled_out;
+  st.traffic = predictor.status.traffic;
+
+  // modelStatus follows the predictor's latest revision.
+  const RevisionView& latest = *predictor.latest;
+  const RevisionObserved& o = latest.observed;
+  const bool unrunnable = predictor.unrunnable;
   st.total_copies = unrunnable ? 0 : std::max(1, latest.spec.min_replicas);
   st.failed_copies = o.failed_replicas;
-  st.active_model_state = ready ? "Loaded" : "";
+  st.active_model_state = predictor.ready ? "Loaded" : "";
   if (unrunnable) {
-    predictor = MakeCondition("PredictorReady", "False", latest.spec.failure_reason,
-                              latest.spec.failure_message);
     st.transition_status = "InvalidSpec";
     st.target_model_state = "FailedToLoad";
     st.failure_reason = latest.spec.failure_reason;
     st.failure_message = latest.spec.failure_message;
     st.failure_time = latest.spec.created;
   } else if (o.phase == RevisionPhase::kReady) {
-    predictor = MakeCondition("PredictorReady", "True");
     st.transition_status = "UpToDate";
     st.target_model_state = "Loaded";
   } else if (o.phase == RevisionPhase::kFailed) {
-    predictor = MakeCondition("PredictorReady", "False", o.reason, o.message);
     st.transition_status = "BlockedByFailedLoad";
     st.target_model_state = "FailedToLoad";
-    if (!ready) st.active_model_state = "FailedToLoad";
+    if (!predictor.ready) st.active_model_state = "FailedToLoad";
     st.failure_reason = o.reason;
     st.failure_message = o.message;
     st.failure_time = o.failure_time;
   } else {
-    bool loading = o.phase == RevisionPhase::kLoading;
-    predictor = MakeCondition("PredictorReady", "Unknown", loading ? "Loading" : "Pending",
-                              StrCat("revision ", latest.spec.name, " is ",
-                                     loading ? "starting its replicas" : "fetching its model"));
     st.transition_status = "InProgress";
-    st.target_model_state = loading ? "Loading" : "Pending";
-    if (!ready) st.active_model_state = "Pending";
+    st.target_model_state = o.phase == RevisionPhase::kLoading ? "Loading" : "Pending";
+    if (!predictor.ready) st.active_model_state = "Pending";
   }
-  deployment = predictor;
+  Condition deployment = predictor.condition;
   deployment.type = "LatestDeploymentReady";
-  Condition ingress = ready
-                          ? MakeCondition("IngressReady", "True")
-                          : MakeCondition("IngressReady", "False", "NoReadyRevision",
-                                          "no revision of the predictor is ready to take traffic");
+  // Requests enter at the transformer when there is one: the service takes
+  // traffic once it and the predictor both have a ready revision.
+  const bool routable = predictor.ready != nullptr && entry->ready != nullptr;
+  Condition ingress =
+      routable ? MakeCondition("IngressReady", "True")
+               : MakeCondition("IngressReady", "False", "NoReadyRevision",
+                               StrCat("no revision of the ",
+                                      predictor.ready == nullptr ? "predictor" : "transformer",
+                                      " is ready to take traffic"));
   Condition overall = MakeCondition("Ready", "True");
-  if (predictor.status != "True") {
-    overall = predictor;
-  } else if (ingress.status != "True") {
-    overall = ingress;
-  }
+  for (const auto& c : component_conditions)
+    if (c.status != "True") {
+      overall = c;
+      break;
+    }
+  if (overall.status == "True" && ingress.status != "True") overall = ingress;
   overall.type = "Ready";
-  st.conditions = {ingress, deployment, predictor, overall};
+  st.conditions = {ingress, deployment};
+  st.conditions.insert(st.conditions.end(), component_conditions.begin(),
+                       component_conditions.end());
+  st.conditions.push_back(overall);
   return plan;
+}
+
+std::optional<ComponentStatus> IsvcStatus::Component(std::string_view component) const {
+  if (component == "transformer") return transformer;
+  if (component == "explainer") return explainer;
+  if (component != "predictor") return std::nullopt;
+  return ComponentStatus{predictor_url,     latest_created,      latest_ready,
+                         latest_rolled_out, previous_rolled_out, traffic};
 }
 
 }  // namespace osprey::controlplane

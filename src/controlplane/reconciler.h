@@ -42,10 +42,10 @@ struct PlatformConfig {
 // (an executor that cannot run it reports the revision Failed, as Kubernetes
 // reports ImagePullBackOff; the spec stays valid).
 struct RevisionSpec {
-  std::string name;  // {isvc}-predictor-{00001}
+  std::string name;  // {isvc}-{component}-{00001}
   std::string namespace_;
   std::string isvc;
-  std::string component = "predictor";
+  std::string component = "predictor";  // predictor | transformer | explainer
   int number = 0;
   std::string spec_json;     // canonical JSON of the component's spec
   std::string created;       // RFC 3339
@@ -58,7 +58,7 @@ struct RevisionSpec {
   // {{.Labels.key}}, {{.Annotations.key}}) expanded and the model's args and
   // env appended. Paths under /mnt/models and port flags are as written.
   resources::Container container;
-  std::optional<resources::Batcher> batcher;  // spec.predictor.batcher
+  std::optional<resources::Batcher> batcher;  // the component's batcher
   int min_replicas = 1;
   int max_replicas = 0;
   // Set when the spec cannot be served on any platform: NoSupportingRuntime,
@@ -86,13 +86,31 @@ struct RevisionView {
   RevisionObserved observed;
 };
 
-// The component's spec as a new revision would run it, or the reason it cannot.
-// Pure; the same on every platform.
+// The predictor's spec as a new revision would run it, or the reason it
+// cannot. Pure; the same on every platform.
 RevisionSpec ResolveRevision(const resources::InferenceService& isvc, const std::string& spec_json,
                              int number, const std::string& now,
                              const std::vector<resources::ServingRuntime>& namespace_runtimes,
                              const std::vector<resources::ServingRuntime>& cluster_runtimes,
                              const PlatformConfig& config);
+
+// A transformer's or explainer's revision (`component` is "transformer" or
+// "explainer"): its container with KServe's arguments appended where the
+// args lack them: --model_name {isvc}, --predictor_host
+// {isvc}-predictor.{namespace} (the predictor's in-cluster host; an executor
+// maps it to where the predictor answers), --http_port 8080 (the explainer:
+// always), --workers {containerConcurrency} when set. An explainer of a
+// named type (art) runs that type's image with its settings as flags. The
+// protocol is the container's PROTOCOL env, v1 without it.
+RevisionSpec ResolveComponentRevision(const resources::InferenceService& isvc,
+                                      const std::string& component, const std::string& spec_json,
+                                      int number, const std::string& now);
+
+// The names of the components an InferenceService has, predictor first.
+std::vector<std::string> ComponentsOf(const resources::InferenceService& isvc);
+// The component of that name (nullptr when the service has none).
+const resources::Component* ComponentOf(const resources::InferenceService& isvc,
+                                        std::string_view component);
 
 // Expands KServe's container templates ({{.Name}}, {{.Namespace}},
 // {{.Labels.key}}, {{.Annotations.key}}) in one string.
@@ -115,8 +133,21 @@ struct TrafficTarget {
   bool operator==(const TrafficTarget&) const = default;
 };
 
+// A transformer's or explainer's part of status.components: its URL,
+// revisions and traffic, as the predictor's in IsvcStatus.
+struct ComponentStatus {
+  std::string url;
+  std::string latest_created;
+  std::string latest_ready;
+  std::string latest_rolled_out;
+  std::string previous_rolled_out;
+  std::vector<TrafficTarget> traffic;
+  bool operator==(const ComponentStatus&) const = default;
+};
+
 struct IsvcStatus {
   std::string url;
+  std::string predictor_url;  // components.predictor.url: {isvc}-predictor's host
   std::vector<Condition> conditions;
   std::string latest_created;
   std::string latest_ready;
@@ -134,23 +165,42 @@ struct IsvcStatus {
   std::string failure_time;
   int total_copies = 0;
   int failed_copies = 0;
+  // The other components, when the service has them.
+  std::optional<ComponentStatus> transformer;
+  std::optional<ComponentStatus> explainer;
+  // The component of that name: the predictor's fields read into one.
+  std::optional<ComponentStatus> Component(std::string_view component) const;
   bool operator==(const IsvcStatus&) const = default;
 };
 
 struct ReconcileInput {
   const resources::InferenceService* isvc = nullptr;
-  std::string spec_json;                // canonical JSON of the predictor spec
-  std::vector<RevisionView> revisions;  // this isvc's, by increasing number
+  std::string spec_json;  // canonical JSON of the predictor spec
+  // Canonical JSON of the transformer's and explainer's specs (ComponentSpecJson;
+  // "" when the service has none).
+  std::string transformer_json;
+  std::string explainer_json;
+  // This isvc's, by increasing number; each component's revisions are those
+  // whose spec.component names it.
+  std::vector<RevisionView> revisions;
   const std::vector<resources::ServingRuntime>* namespace_runtimes = nullptr;
   const std::vector<resources::ServingRuntime>* cluster_runtimes = nullptr;
   const PlatformConfig* config = nullptr;
   std::string now;                  // RFC 3339
   std::string previous_rolled_out;  // from the stored status
   std::string latest_rolled_out;
+  // The stored status, for the transformer's and explainer's rolled-out
+  // revisions (nullptr: none yet).
+  const IsvcStatus* stored = nullptr;
+  // Components the executor runs besides the predictor; one it does not
+  // run is left out of the plan and the status.
+  bool run_transformer = true;
+  bool run_explainer = true;
 };
 
 struct ReconcilePlan {
-  std::optional<RevisionSpec> create;  // a new revision to record and start
+  // New revisions to record and start, at most one per component.
+  std::vector<RevisionSpec> create;
   // The aspired revisions with their minimum replicas (the autoscaler decides
   // how many above that); a revision absent here is retired (0 replicas).
   std::map<std::string, int> replicas;
@@ -163,11 +213,22 @@ struct ReconcilePlan {
 // the rolled-out one, the newer takes N% (tag latest) and the rolled-out one
 // the rest (tag prev); N = 0 pins everything to the rolled-out revision while
 // the newer stays deployed; removing the field promotes. A revision that is
-// not ready never gets traffic.
+// not ready never gets traffic. Each component (predictor, transformer,
+// explainer) has its own revisions, traffic and canary; the service is
+// Ready when every component is (PredictorReady, TransformerReady,
+// ExplainerReady) and the entry component (the transformer when there is
+// one, else the predictor) has a ready revision (IngressReady). modelStatus
+// follows the predictor.
 ReconcilePlan Reconcile(const ReconcileInput& input);
 
 // "http://iris-default.example.com" (":port" added when not 80).
 std::string ServiceHost(const resources::ObjectMeta& meta, const PlatformConfig& config);
 std::string ServiceUrl(const resources::ObjectMeta& meta, const PlatformConfig& config);
+// A component's own host and URL: those of "{isvc}-{component}"
+// (http://iris-predictor-default.example.com).
+std::string ComponentHost(const resources::ObjectMeta& meta, std::string_view component,
+                          const PlatformConfig& config);
+std::string ComponentUrl(const resources::ObjectMeta& meta, std::string_view component,
+                         const PlatformConfig& config);
 
 }  // namespace osprey::controlplane

@@ -347,7 +347,7 @@ TEST(Reconcile, Table) {
     InferenceService isvc = ModelIsvc(c.format);
     isvc.predictor.min_replicas = c.min_replicas;
     ReconcilePlan plan = ReconcileRows(isvc, c.spec, c.revisions, c.latest_rolled_out);
-    EXPECT_EQ(plan.create.has_value() ? plan.create->number : 0, c.create);
+    EXPECT_EQ(plan.create.empty() ? 0 : plan.create.front().number, c.create);
     EXPECT_EQ(plan.replicas, c.replicas);
     ASSERT_LE(plan.status.traffic.size(), 1u);
     EXPECT_EQ(plan.status.traffic.empty() ? "" : plan.status.traffic[0].revision, c.traffic);
@@ -493,7 +493,7 @@ TEST(Reconcile, CanaryRolloutTable) {
     isvc.predictor.canary_traffic_percent = step.canary;
     ReconcilePlan plan = ReconcileRows(isvc, step.spec, step.revisions, step.latest_rolled_out,
                                        step.previous_rolled_out);
-    EXPECT_EQ(plan.create.has_value() ? plan.create->number : 0, step.create);
+    EXPECT_EQ(plan.create.empty() ? 0 : plan.create.front().number, step.create);
     EXPECT_EQ(plan.status.traffic, step.traffic);
     EXPECT_EQ(plan.status.latest_rolled_out, step.want_latest_rolled_out);
     EXPECT_EQ(plan.status.previous_rolled_out, step.want_previous_rolled_out);
@@ -514,6 +514,146 @@ TEST(ServiceUrl, DomainTemplate) {
   config.domain_template = "{{.Name}}.{{.Namespace}}.{{.Domain}}";
   config.gateway_port = 8080;
   EXPECT_EQ(ServiceUrl(meta, config), "http://mnist.default.taco-cat.xyz:8080");
+}
+
+}  // namespace
+}  // namespace osprey::controlplane
+
+namespace osprey::controlplane {
+namespace {
+
+InferenceService WithTransformer() {
+  InferenceService isvc = ModelIsvc("xgboost");
+  resources::Component t;
+  resources::Container c;
+  c.name = "kserve-container";
+  c.image = "example.com/t:1";
+  c.command = {"python3", "t.py"};
+  c.args = {"--protocol", "grpc-v2"};
+  c.env = {{"STORAGE_URI", "/code"}};
+  t.containers = {c};
+  t.container_concurrency = 4;
+  isvc.transformer = t;
+  return isvc;
+}
+
+TEST(ResolveComponentRevision, KServesArgumentsAreAppendedUnlessGiven) {
+  InferenceService isvc = WithTransformer();
+  RevisionSpec rev = ResolveComponentRevision(isvc, "transformer", "{}", 3, "t");
+  EXPECT_EQ(rev.name, "iris-transformer-00003");
+  EXPECT_EQ(rev.component, "transformer");
+  EXPECT_EQ(rev.failure_reason, "");
+  EXPECT_EQ(rev.storage_uri, "/code");
+  EXPECT_EQ(rev.container.args,
+            (std::vector<std::string>{"--protocol", "grpc-v2", "--model_name", "iris",
+                                      "--predictor_host", "iris-predictor.default", "--http_port",
+                                      "8080", "--workers", "4"}));
+  isvc.transformer->containers[0].args = {"--model_name=other", "--http_port", "9000"};
+  rev = ResolveComponentRevision(isvc, "transformer", "{}", 1, "t");
+  EXPECT_EQ(rev.container.args, (std::vector<std::string>{
+                                    "--model_name=other", "--http_port", "9000", "--predictor_host",
+                                    "iris-predictor.default", "--workers", "4"}));
+  isvc.explainer = resources::Component{};
+  isvc.explainer->explainer_type = "art";
+  rev = ResolveComponentRevision(isvc, "explainer", "{}", 1, "t");
+  EXPECT_EQ(rev.container.image, "kserve/art-explainer:latest");
+  isvc.explainer->explainer_type.clear();
+  rev = ResolveComponentRevision(isvc, "explainer", "{}", 1, "t");
+  EXPECT_EQ(rev.failure_reason, "InvalidSpec");
+}
+
+// Each component rolls out on its own; the service is Ready when all are,
+// and takes traffic once the transformer (its entry) and the predictor are.
+TEST(Reconcile, TransformerAndExplainerHaveTheirOwnRevisionsAndConditions) {
+  static const PlatformConfig config = Config();
+  static const std::vector<resources::ServingRuntime> none;
+  const auto& cluster = resources::BuiltinClusterRuntimes();
+  InferenceService isvc = WithTransformer();
+  isvc.transformer->canary_traffic_percent = 30;
+  auto input = [&](const std::vector<std::pair<std::string, RevisionPhase>>& revs) {
+    ReconcileInput in;
+    in.isvc = &isvc;
+    in.spec_json = "{\"p\":1}";
+    in.transformer_json = "{\"t\":2}";
+    for (const auto& [name, phase] : revs) {
+      RevisionView v;
+      const std::string component = name.substr(5, name.rfind('-') - 5);
+      const int number = std::stoi(name.substr(name.rfind('-') + 1));
+      v.spec =
+          component == "predictor"
+              ? ResolveRevision(isvc, in.spec_json, number, "t", none, cluster, config)
+              : ResolveComponentRevision(isvc, component,
+                                         "{\"t\":" + std::to_string(number + 1) + "}", number, "t");
+      v.observed.phase = phase;
+      in.revisions.push_back(v);
+    }
+    in.namespace_runtimes = &none;
+    in.cluster_runtimes = &cluster;
+    in.config = &config;
+    in.now = "t";
+    return in;
+  };
+  auto condition = [](const ReconcilePlan& p, const std::string& type) {
+    for (const auto& c : p.status.conditions)
+      if (c.type == type) return c.status;
+    return std::string("absent");
+  };
+  // First apply: a revision of each component.
+  ReconcilePlan plan = Reconcile(input({}));
+  ASSERT_EQ(plan.create.size(), 2u);
+  EXPECT_EQ(plan.create[0].name, "iris-predictor-00001");
+  EXPECT_EQ(plan.create[1].name, "iris-transformer-00001");
+  EXPECT_EQ(condition(plan, "TransformerReady"), "Unknown");
+  EXPECT_EQ(condition(plan, "ExplainerReady"), "absent");
+  ASSERT_TRUE(plan.status.transformer.has_value());
+  EXPECT_EQ(plan.status.transformer->url, "http://iris-transformer-default.example.com:8080");
+  EXPECT_EQ(plan.status.predictor_url, "http://iris-predictor-default.example.com:8080");
+
+  // The predictor ready, the transformer not: no traffic can enter.
+  plan = Reconcile(input({{"iris-predictor-00001", RevisionPhase::kReady},
+                          {"iris-transformer-00001", RevisionPhase::kLoading}}));
+  EXPECT_TRUE(plan.create.empty());
+  EXPECT_EQ(condition(plan, "PredictorReady"), "True");
+  EXPECT_EQ(condition(plan, "IngressReady"), "False");
+  EXPECT_EQ(condition(plan, "Ready"), "Unknown");
+
+  // Both ready.
+  plan = Reconcile(input({{"iris-predictor-00001", RevisionPhase::kReady},
+                          {"iris-transformer-00001", RevisionPhase::kReady}}));
+  EXPECT_EQ(condition(plan, "Ready"), "True");
+  EXPECT_EQ(plan.status.transformer->latest_rolled_out, "iris-transformer-00001");
+  EXPECT_EQ(plan.replicas.size(), 2u);
+
+  // A new transformer spec: a canary of the transformer alone.
+  IsvcStatus stored = plan.status;
+  ReconcileInput in = input({{"iris-predictor-00001", RevisionPhase::kReady},
+                             {"iris-transformer-00001", RevisionPhase::kReady},
+                             {"iris-transformer-00002", RevisionPhase::kReady}});
+  in.transformer_json = "{\"t\":3}";
+  in.stored = &stored;
+  plan = Reconcile(in);
+  EXPECT_TRUE(plan.create.empty());
+  EXPECT_EQ(plan.status.transformer->traffic,
+            (std::vector<TrafficTarget>{{"iris-transformer-00002", 30, "latest", true},
+                                        {"iris-transformer-00001", 70, "prev", false}}));
+  EXPECT_EQ(plan.status.traffic,
+            (std::vector<TrafficTarget>{{"iris-predictor-00001", 100, "", true}}));
+
+  // A transformer that failed makes the service not Ready, with its reason.
+  ReconcileInput failed = input({{"iris-predictor-00001", RevisionPhase::kReady},
+                                 {"iris-transformer-00001", RevisionPhase::kFailed}});
+  failed.revisions[1].observed.reason = "ContainerCrashed";
+  plan = Reconcile(failed);
+  EXPECT_EQ(condition(plan, "TransformerReady"), "False");
+  for (const auto& c : plan.status.conditions)
+    if (c.type == "Ready") EXPECT_EQ(c.reason, "ContainerCrashed");
+
+  // An executor that does not run transformers leaves them out.
+  ReconcileInput predictor_only = input({});
+  predictor_only.run_transformer = false;
+  plan = Reconcile(predictor_only);
+  EXPECT_EQ(plan.create.size(), 1u);
+  EXPECT_FALSE(plan.status.transformer.has_value());
 }
 
 }  // namespace

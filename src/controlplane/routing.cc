@@ -58,39 +58,105 @@ RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
     Route base;
     base.namespace_ = ns;
     base.name = s.meta.name;
-    if (s.timeout_seconds) base.timeout_ms = *s.timeout_seconds * 1000;
     const std::string host = ServiceHost(s.meta, config);
-    const std::string latest = StrCat(ns, "/", s.status.latest_created);
     auto annotation = [&](const char* key) -> std::string {
       auto it = s.meta.annotations.find(key);
       return it == s.meta.annotations.end() ? "" : it->second;
     };
-    if (annotation("serving.kserve.io/enable-tag-routing") == "true") {
+    const bool tag_routing = annotation("serving.kserve.io/enable-tag-routing") == "true";
+    auto with_timeout = [&](Route r, const std::optional<int>& seconds) {
+      if (seconds) r.timeout_ms = *seconds * 1000;
+      return r;
+    };
+    auto split_of = [&](const ComponentStatus& c) {
+      std::vector<gateway::WeightedRevision> split;
+      for (const auto& t : c.traffic)
+        if (t.percent > 0)
+          if (auto i = index(StrCat(ns, "/", t.revision))) split.push_back({*i, t.percent});
+      return split;
+    };
+    // latest- and prev- hosts of a component's revisions.
+    auto tag_routes = [&](const Route& r0, const ComponentStatus& c, const std::string& on) {
+      const std::string latest = StrCat(ns, "/", c.latest_created);
       if (ready_aspired(latest, false)) {
-        Route r = NewRoute(base, {StrCat("latest-", host)});
+        Route r = NewRoute(r0, {StrCat("latest-", on)});
         r.split = {{*index(latest), 100}};
         table.routes.push_back(std::move(r));
       }
-      for (const auto& t : s.status.traffic) {
+      for (const auto& t : c.traffic) {
         if (t.tag != "prev") continue;
         if (auto i = index(StrCat(ns, "/", t.revision))) {
-          Route r = NewRoute(base, {StrCat("prev-", host)});
+          Route r = NewRoute(r0, {StrCat("prev-", on)});
           r.split = {{*i, 100}};
           table.routes.push_back(std::move(r));
         }
         break;
       }
+    };
+    // A path-based route on any host: /serving/{ns}/{name}/... (KServe's
+    // path template), the prefix cut off for the replica.
+    auto path_route = [&](const Route& r0, const std::string& name) {
+      Route r = NewRoute(r0, {"*"});
+      r.model_name.clear();
+      r.uri = gateway::StringMatch{gateway::StringMatch::Kind::kPrefix,
+                                   StrCat("/serving/", ns, "/", name, "/")};
+      r.rewrite = "/";
+      return r;
+    };
+
+    const ComponentStatus predictor = *s.status.Component("predictor");
+    const std::optional<ComponentStatus>& transformer = s.status.transformer;
+    const std::optional<ComponentStatus>& explainer = s.status.explainer;
+    // Requests enter at the transformer when there is one.
+    const ComponentStatus& entry = transformer ? *transformer : predictor;
+    const std::optional<int>& entry_timeout =
+        transformer ? s.transformer_timeout_seconds : s.timeout_seconds;
+
+    // Each component's own host ({name}-{component}-{ns}.{domain}), its
+    // tag hosts, and its path; a transformer or explainer calls the
+    // predictor there.
+    struct Part {
+      const char* name;
+      const ComponentStatus* status;
+      const std::optional<int>* timeout;
+    };
+    std::vector<Part> parts = {{"predictor", &predictor, &s.timeout_seconds}};
+    if (transformer)
+      parts.push_back({"transformer", &*transformer, &s.transformer_timeout_seconds});
+    if (explainer) parts.push_back({"explainer", &*explainer, &s.explainer_timeout_seconds});
+    for (const Part& part : parts) {
+      Route r0 = with_timeout(base, *part.timeout);
+      r0.component = part.name;
+      const std::string component_host = ComponentHost(s.meta, part.name, config);
+      if (tag_routing) tag_routes(r0, *part.status, component_host);
+      Route r = NewRoute(r0, {component_host});
+      r.model_name = s.meta.name;
+      r.split = split_of(*part.status);
+      table.routes.push_back(path_route(r, StrCat(s.meta.name, "-", part.name)));
+      table.routes.push_back(std::move(r));
     }
-    Route main = NewRoute(base, {host});
+
+    // The service's own host: tags of its entry component, :explain to the
+    // explainer (KServe routes /v1/models/{name}:explain there), the rest to
+    // the entry component.
+    Route own = with_timeout(base, entry_timeout);
+    if (tag_routing) tag_routes(own, entry, host);
+    if (explainer) {
+      Route r = with_timeout(NewRoute(base, {host}), s.explainer_timeout_seconds);
+      r.uri = gateway::StringMatch{gateway::StringMatch::Kind::kSuffix, ":explain"};
+      r.split = split_of(*explainer);
+      table.routes.push_back(std::move(r));
+    }
+    Route main = NewRoute(own, {host});
     main.model_name = s.meta.name;
-    for (const auto& t : s.status.traffic)
-      if (t.percent > 0)
-        if (auto i = index(StrCat(ns, "/", t.revision))) main.split.push_back({*i, t.percent});
+    main.split = split_of(entry);
     // Shadow testing: a share of the requests copied to the latest revision
     // (its answers discarded), e.g. while it takes no traffic (canary 0).
+    const std::string latest = StrCat(ns, "/", entry.latest_created);
     const int percent = std::atoi(annotation(kMirrorAnnotation).c_str());
     if (percent > 0 && ready_aspired(latest, true))
       main.mirror = gateway::WeightedRevision{*index(latest), std::min(percent, 100)};
+    table.routes.push_back(path_route(main, s.meta.name));
     table.routes.push_back(std::move(main));
   }
   return table;
@@ -101,8 +167,13 @@ bool SameRoutes(const RouteTable& a, const RouteTable& b) {
     return x.revision == y.revision && x.percent == y.percent;
   };
   auto same_route = [&](const Route& x, const Route& y) {
-    return x.namespace_ == y.namespace_ && x.name == y.name && x.model_name == y.model_name &&
-           x.timeout_ms == y.timeout_ms && x.hosts == y.hosts &&
+    auto same_uri = [](const std::optional<gateway::StringMatch>& u,
+                       const std::optional<gateway::StringMatch>& v) {
+      return u.has_value() == v.has_value() && (!u || (u->kind == v->kind && u->value == v->value));
+    };
+    return x.namespace_ == y.namespace_ && x.name == y.name && x.component == y.component &&
+           x.model_name == y.model_name && x.timeout_ms == y.timeout_ms && x.hosts == y.hosts &&
+           same_uri(x.uri, y.uri) && x.rewrite == y.rewrite &&
            std::equal(x.split.begin(), x.split.end(), y.split.begin(), y.split.end(),
                       same_weight) &&
            x.mirror.has_value() == y.mirror.has_value() &&

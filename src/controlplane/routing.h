@@ -1,8 +1,13 @@
 #pragma once
 
 // The gateway's route table from the InferenceServices' status, as a pure
-// function. One route per InferenceService (its host, and its name for path
-// routing) split as status.traffic says; with tag routing on
+// function. Per InferenceService: its host (and its name for the model-name
+// fallback, and /serving/{ns}/{name}/ on any host) split as the entry
+// component's traffic says (the transformer's when it has one, else the
+// predictor's), V1 `:explain` on its host to the explainer, and each
+// component's own host {name}-{component}-{ns}.{domain} (and
+// /serving/{ns}/{name}-{component}/), where a transformer or explainer
+// reaches the predictor; with tag routing on
 // (serving.kserve.io/enable-tag-routing: "true") a latest- host for the latest
 // created revision and a prev- host for the revision tagged prev; with
 // serving.osprey.dev/mirror-percent N, N% of the main route's requests copied
@@ -34,6 +39,8 @@ struct RevisionRouting {
 struct ServiceRouting {
   resources::ObjectMeta meta;
   std::optional<int> timeout_seconds;  // spec.predictor.timeout
+  std::optional<int> transformer_timeout_seconds;
+  std::optional<int> explainer_timeout_seconds;
   IsvcStatus status;
   std::vector<std::string> aspired;  // revision keys: in the table even without traffic
 };

@@ -33,10 +33,17 @@ ServiceRouting Service(std::vector<TrafficTarget> traffic, std::string latest,
 }
 
 // A table as text, one route per line: "hosts|model|split|mirror", then the
-// revisions: "key:ports".
-std::string Render(const RouteTable& t) {
+// revisions: "key:ports". `all`: with the components' routes and the
+// path-based ones, as "[component] uri -> rewrite hosts|model|split".
+std::string Render(const RouteTable& t, bool all = false) {
   std::string out;
   for (const auto& r : t.routes) {
+    if (!all && (!r.component.empty() || r.rewrite.has_value())) continue;
+    if (all && !r.component.empty()) out += "[" + r.component + "] ";
+    if (all && r.uri.has_value())
+      out += (r.uri->kind == gateway::StringMatch::Kind::kSuffix ? "*" : "") + r.uri->value +
+             (r.uri->kind == gateway::StringMatch::Kind::kPrefix ? "*" : "") +
+             (r.rewrite ? " -> " + *r.rewrite : "") + " ";
     for (const auto& h : r.hosts) out += h + ",";
     out += "|" + r.model_name + "|";
     for (const auto& w : r.split)
@@ -136,6 +143,7 @@ TEST(PlanRoutes, TimeoutAndNamespaces) {
       {"default/iris-predictor-00001", Rev("default/iris-predictor-00001", {1})},
       {"team/iris-predictor-00001", Rev("team/iris-predictor-00001", {2})}};
   RouteTable t = PlanRoutes({a, b}, revisions, config);
+  std::erase_if(t.routes, [](const auto& r) { return !r.component.empty() || r.uri; });
   ASSERT_EQ(t.routes.size(), 2u);
   EXPECT_EQ(t.routes[0].hosts, std::vector<std::string>{"iris.default.models.corp"});
   EXPECT_EQ(t.routes[0].timeout_ms, 3000);
@@ -144,6 +152,85 @@ TEST(PlanRoutes, TimeoutAndNamespaces) {
   EXPECT_EQ(t.routes[1].timeout_ms, 0);
   ASSERT_EQ(t.revisions.size(), 2u);
   EXPECT_EQ(t.revisions[t.routes[1].split[0].revision].ports, std::vector<uint16_t>{2});
+}
+
+// A transformer takes the service's host; each component keeps its own
+// host and path, where the transformer reaches the predictor; V1 :explain
+// goes to the explainer.
+TEST(PlanRoutes, ComponentsAndPaths) {
+  PlatformConfig config;
+  const std::map<std::string, RevisionRouting> revisions = {
+      {"default/iris-predictor-00001", Rev("default/iris-predictor-00001", {9001})},
+      {"default/iris-transformer-00001", Rev("default/iris-transformer-00001", {9101})},
+      {"default/iris-transformer-00002", Rev("default/iris-transformer-00002", {9102})},
+      {"default/iris-explainer-00001", Rev("default/iris-explainer-00001", {9201})},
+  };
+  ServiceRouting plain = Service({{"iris-predictor-00001", 100}}, "iris-predictor-00001");
+  ServiceRouting both = plain;
+  both.status.transformer = ComponentStatus{
+      "",
+      "iris-transformer-00002",
+      "iris-transformer-00002",
+      "",
+      "",
+      {{"iris-transformer-00002", 20, "latest", true}, {"iris-transformer-00001", 80, "prev"}}};
+  both.status.explainer = ComponentStatus{
+      "", "iris-explainer-00001", "iris-explainer-00001", "", "", {{"iris-explainer-00001", 100}}};
+  both.transformer_timeout_seconds = 7;
+  struct Case {
+    const char* name;
+    ServiceRouting service;
+    std::string want;
+  } cases[] = {
+      {"a predictor alone: its host, its path, the service's host and path", plain,
+       "[predictor] /serving/default/iris-predictor/* -> / *,||iris-predictor-00001=100,\n"
+       "[predictor] iris-predictor-default.example.com,|iris|iris-predictor-00001=100,\n"
+       "/serving/default/iris/* -> / *,||iris-predictor-00001=100,\n"
+       "iris-default.example.com,|iris|iris-predictor-00001=100,\n"
+       "default/iris-predictor-00001:9001,\n"},
+      {"transformer first, explainer for :explain", both,
+       "[predictor] /serving/default/iris-predictor/* -> / *,||iris-predictor-00001=100,\n"
+       "[predictor] iris-predictor-default.example.com,|iris|iris-predictor-00001=100,\n"
+       "[transformer] /serving/default/iris-transformer/* -> / *,||"
+       "iris-transformer-00002=20,iris-transformer-00001=80,\n"
+       "[transformer] iris-transformer-default.example.com,|iris|"
+       "iris-transformer-00002=20,iris-transformer-00001=80,\n"
+       "[explainer] /serving/default/iris-explainer/* -> / *,||iris-explainer-00001=100,\n"
+       "[explainer] iris-explainer-default.example.com,|iris|iris-explainer-00001=100,\n"
+       "*:explain iris-default.example.com,||iris-explainer-00001=100,\n"
+       "/serving/default/iris/* -> / *,||iris-transformer-00002=20,iris-transformer-00001=80,\n"
+       "iris-default.example.com,|iris|iris-transformer-00002=20,iris-transformer-00001=80,\n"
+       "default/iris-predictor-00001:9001,\n"
+       "default/iris-transformer-00002:9102,\n"
+       "default/iris-transformer-00001:9101,\n"
+       "default/iris-explainer-00001:9201,\n"},
+  };
+  for (const auto& c : cases) {
+    RouteTable t = PlanRoutes({c.service}, revisions, config);
+    EXPECT_EQ(Render(t, true), c.want) << c.name;
+  }
+  RouteTable t = PlanRoutes({both}, revisions, config);
+  auto none = [](std::string_view) { return std::string_view(); };
+  const gateway::Route* r = gateway::MatchRoute(
+      t, "127.0.0.1:8080", "/serving/default/iris-predictor/v1/models/iris", none);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->component, "predictor");
+  EXPECT_EQ(gateway::RouteTarget(*r, "/serving/default/iris-predictor/v1/models/iris:predict?x=1"),
+            "/v1/models/iris:predict?x=1");
+  r = gateway::MatchRoute(t, "iris-default.example.com", "/v1/models/iris:predict", none);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->timeout_ms, 7000) << "the transformer's timeout";
+  EXPECT_EQ(t.revisions[r->split[0].revision].revision, "iris-transformer-00002");
+  r = gateway::MatchRoute(t, "iris-default.example.com", "/v1/models/iris:explain", none);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(t.revisions[r->split[0].revision].revision, "iris-explainer-00001");
+  // The model-name fallback: the service's own route, or the predictor's.
+  r = gateway::MatchRoute(t, "127.0.0.1", "/v2/models/iris", none);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->component, "");
+  r = gateway::MatchRoute(t, "127.0.0.1", "/v2/models/iris", none, "predictor");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->component, "predictor");
 }
 
 TEST(SameRoutes, ComparesWhatRoutesNotTheDrawCounters) {

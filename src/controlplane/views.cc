@@ -168,32 +168,8 @@ absl::StatusOr<RevisionSpec> ParseRevisionSpec(std::string_view json) {
 
 namespace {
 
-// The status of an InferenceService, as KServe writes it.
-void WriteIsvcStatus(Writer& w, const IsvcStatus& s,
-                     const std::map<std::string, std::string>& transition_times,
-                     int64_t observed_generation) {
-  w.StartObject();
-  FieldIfSet(w, "url", s.url);
-  Key(w, "address");
-  w.StartObject();
-  FieldIfSet(w, "url", s.url);
-  w.EndObject();
-  Key(w, "conditions");
-  w.StartArray();
-  for (const auto& c : s.conditions) {
-    w.StartObject();
-    auto t = transition_times.find(c.type);
-    if (t != transition_times.end()) Field(w, "lastTransitionTime", t->second);
-    FieldIfSet(w, "message", c.message);
-    FieldIfSet(w, "reason", c.reason);
-    Field(w, "status", c.status);
-    Field(w, "type", c.type);
-    w.EndObject();
-  }
-  w.EndArray();
-  Key(w, "components");
-  w.StartObject();
-  Key(w, "predictor");
+// One entry of status.components.
+void WriteComponentStatus(Writer& w, const ComponentStatus& s) {
   w.StartObject();
   FieldIfSet(w, "url", s.url);
   FieldIfSet(w, "latestCreatedRevision", s.latest_created);
@@ -219,6 +195,40 @@ void WriteIsvcStatus(Writer& w, const IsvcStatus& s,
   }
   w.EndArray();
   w.EndObject();
+}
+
+// The status of an InferenceService, as KServe writes it.
+void WriteIsvcStatus(Writer& w, const IsvcStatus& s,
+                     const std::map<std::string, std::string>& transition_times,
+                     int64_t observed_generation) {
+  w.StartObject();
+  FieldIfSet(w, "url", s.url);
+  Key(w, "address");
+  w.StartObject();
+  FieldIfSet(w, "url", s.url);
+  w.EndObject();
+  Key(w, "conditions");
+  w.StartArray();
+  for (const auto& c : s.conditions) {
+    w.StartObject();
+    auto t = transition_times.find(c.type);
+    if (t != transition_times.end()) Field(w, "lastTransitionTime", t->second);
+    FieldIfSet(w, "message", c.message);
+    FieldIfSet(w, "reason", c.reason);
+    Field(w, "status", c.status);
+    Field(w, "type", c.type);
+    w.EndObject();
+  }
+  w.EndArray();
+  Key(w, "components");
+  w.StartObject();
+  for (const char* name : {"predictor", "transformer", "explainer"}) {
+    std::optional<ComponentStatus> c = s.Component(name);
+    if (!c.has_value()) continue;
+    if (c->url.empty()) c->url = s.url;  // a status made before component URLs
+    Key(w, name);
+    WriteComponentStatus(w, *c);
+  }
   w.EndObject();
   Key(w, "modelStatus");
   w.StartObject();
@@ -252,13 +262,18 @@ void WriteIsvcStatus(Writer& w, const IsvcStatus& s,
 }  // namespace
 
 std::string PredictorSpecJson(std::string_view isvc_json) {
+  std::string json = ComponentSpecJson(isvc_json, "predictor");
+  return json.empty() ? "{}" : json;
+}
+
+std::string ComponentSpecJson(std::string_view isvc_json, const char* component) {
   rapidjson::Document d;
   d.Parse(isvc_json.data(), isvc_json.size());
   if (d.HasParseError() || !d.IsObject() || !d.HasMember("spec") || !d["spec"].IsObject() ||
-      !d["spec"].HasMember("predictor") || !d["spec"]["predictor"].IsObject())
-    return "{}";
-  d["spec"]["predictor"].RemoveMember("canaryTrafficPercent");
-  return ToText(d["spec"]["predictor"]);
+      !d["spec"].HasMember(component) || !d["spec"][component].IsObject())
+    return "";
+  d["spec"][component].RemoveMember("canaryTrafficPercent");
+  return ToText(d["spec"][component]);
 }
 
 std::string IsvcJson(const IsvcRecord& e) {

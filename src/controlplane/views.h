@@ -26,6 +26,8 @@ absl::StatusOr<RevisionSpec> ParseRevisionSpec(std::string_view json);
 // made from it ("{}" when it has none): traffic (canaryTrafficPercent) is
 // not part of a revision, so changing it moves traffic between revisions.
 std::string PredictorSpecJson(std::string_view isvc_json);
+// The same of spec.{component} (transformer, explainer; "" when absent).
+std::string ComponentSpecJson(std::string_view isvc_json, const char* component);
 
 struct IsvcRecord {
   std::string resource_json;  // canonical JSON as applied

@@ -220,8 +220,8 @@ struct Gateway::Impl {
   template <typename HeaderLookup>
   absl::Status Resolve(const Snapshot& s, std::string_view host, std::string_view path,
                        HeaderLookup header, absl::FunctionRef<std::string()> what,
-                       const Route** route, RevisionPool** pool) {
-    *route = MatchRoute(*s.table, host, path, header);
+                       const Route** route, RevisionPool** pool, std::string_view component = {}) {
+    *route = MatchRoute(*s.table, host, path, header, component);
     if (*route == nullptr)
       return absl::NotFoundError(StrCat("no InferenceService serves ", what(),
                                         " (is it applied and ready? `osprey get isvc`)"));
@@ -485,7 +485,7 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
   auto call = std::make_unique<HttpCall>();
   call->io = request.io_context;
   call->method = std::string(request.method);
-  call->target = std::string(request.target);
+  call->target = RouteTarget(*route, request.target);
   call->host = std::string(host);
   call->body = request.body;
   BuildHead(*call, request.headers);
@@ -506,7 +506,7 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
 }
 
 void Gateway::AdmitGrpc(std::string_view host, std::string_view model, GrpcStart start,
-                        absl::AnyInvocable<void(absl::Status)> refuse) {
+                        absl::AnyInvocable<void(absl::Status)> refuse, std::string_view component) {
   std::shared_ptr<const Snapshot> snapshot = impl_->Current();
   // The model name stands in for the path: /v2/models/{model}.
   std::string path = model.empty() ? "" : StrCat("/v2/models/", model);
@@ -518,7 +518,7 @@ void Gateway::AdmitGrpc(std::string_view host, std::string_view model, GrpcStart
         return StrCat(":authority '", host, "'",
                       model.empty() ? std::string() : StrCat(" or model '", model, "'"));
       },
-      &route, &pool);
+      &route, &pool, component);
   if (!admitted.ok()) {
     refuse(std::move(admitted));
     return;
@@ -554,7 +554,8 @@ void Gateway::Call(const CallRequest& request, CallDone done) {
     for (const Route& r : snapshot->table->routes)
       if (service.size() == r.namespace_.size() + 1 + r.name.size() &&
           service.starts_with(r.namespace_) && service[r.namespace_.size()] == '/' &&
-          service.ends_with(r.name) && (route == nullptr || !r.model_name.empty()))
+          service.ends_with(r.name) && r.component.empty() && !r.uri.has_value() &&
+          (route == nullptr || !r.model_name.empty()))
         route = &r;
     admitted =
         route == nullptr
@@ -572,7 +573,7 @@ void Gateway::Call(const CallRequest& request, CallDone done) {
   auto call = std::make_unique<HttpCall>();
   call->io = request.io_context;
   call->method = std::string(request.method);
-  call->target = std::string(request.target);
+  call->target = RouteTarget(*route, request.target);
   call->host = std::string(!request.host.empty()  ? request.host
                            : route->hosts.empty() ? std::string_view()
                                                   : std::string_view(route->hosts.front()));

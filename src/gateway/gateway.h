@@ -73,16 +73,17 @@ class Gateway : public HttpHandler, public Caller {
 
   // The gRPC ingress's way in. Routes a call by its :authority `host`, else
   // by `model` (the model name in its request), like an HTTP request by Host
-  // and path. Exactly one of the callbacks runs, on any thread: `start` with
-  // the assigned replica's gRPC target ("unix:/path") and the per-route
-  // timeout, or `refuse` with the reason (NOT_FOUND, UNAVAILABLE,
-  // UNIMPLEMENTED). After `start`, the caller must call FinishGrpc with the
-  // ticket once the call to the replica ended.
+  // and path; the model name finds the routes of `component` ("": the
+  // services' own, "predictor": their predictors, for a transformer's calls). Exactly one of the
+  // callbacks runs, on any thread: `start` with the assigned replica's gRPC target ("unix:/path")
+  // and the per-route timeout, or `refuse` with the reason (NOT_FOUND, UNAVAILABLE, UNIMPLEMENTED).
+  // After `start`, the caller must call FinishGrpc with the ticket once the call to the replica
+  // ended.
   struct GrpcTicket;
   using GrpcStart = absl::AnyInvocable<void(std::shared_ptr<GrpcTicket> ticket,
                                             const std::string& target, int timeout_ms)>;
   void AdmitGrpc(std::string_view host, std::string_view model, GrpcStart start,
-                 absl::AnyInvocable<void(absl::Status)> refuse);
+                 absl::AnyInvocable<void(absl::Status)> refuse, std::string_view component = {});
   // `code`: the call's gRPC status code as its client gets it (0: OK);
   // the sizes of its request and answer messages.
   void FinishGrpc(std::shared_ptr<GrpcTicket> ticket, int code, size_t request_bytes = 0,

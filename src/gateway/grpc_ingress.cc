@@ -51,8 +51,12 @@ class Channels {
 class ProxyReactor : public grpc::ServerGenericBidiReactor {
  public:
   ProxyReactor(grpc::GenericCallbackServerContext* ctx, Gateway* gateway, Channels* channels,
-               int max_message_bytes)
-      : ctx_(ctx), gateway_(gateway), channels_(channels), max_bytes_(max_message_bytes) {
+               int max_message_bytes, const std::string* component)
+      : ctx_(ctx),
+        gateway_(gateway),
+        channels_(channels),
+        max_bytes_(max_message_bytes),
+        component_(component) {
     StartRead(&request_);
   }
 
@@ -82,7 +86,8 @@ class ProxyReactor : public grpc::ServerGenericBidiReactor {
           }
           Finish(grpc::Status(static_cast<grpc::StatusCode>(GrpcCodeFromStatus(status.code())),
                               std::string(status.message())));
-        });
+        },
+        *component_);
   }
 
   void OnCancel() override {
@@ -160,6 +165,7 @@ class ProxyReactor : public grpc::ServerGenericBidiReactor {
   Gateway* gateway_;
   Channels* channels_;
   int max_bytes_;
+  const std::string* component_;  // the service's, outlives the call
   grpc::ByteBuffer request_;
   grpc::ByteBuffer response_;
   grpc::ClientContext client_ctx_;
@@ -171,15 +177,16 @@ class ProxyReactor : public grpc::ServerGenericBidiReactor {
 
 class ProxyService : public grpc::CallbackGenericService {
  public:
-  ProxyService(Gateway* gateway, int max_message_bytes)
-      : gateway_(gateway), max_bytes_(max_message_bytes) {}
+  ProxyService(Gateway* gateway, int max_message_bytes, std::string component)
+      : gateway_(gateway), max_bytes_(max_message_bytes), component_(std::move(component)) {}
   grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override {
-    return new ProxyReactor(ctx, gateway_, &channels_, max_bytes_);
+    return new ProxyReactor(ctx, gateway_, &channels_, max_bytes_, &component_);
   }
 
  private:
   Gateway* gateway_;
   int max_bytes_;
+  std::string component_;
   Channels channels_;
 };
 
@@ -228,7 +235,8 @@ GrpcIngress::~GrpcIngress() { Shutdown(std::chrono::milliseconds(0)); }
 absl::StatusOr<std::unique_ptr<GrpcIngress>> GrpcIngress::Start(const Options& options,
                                                                 Gateway* gateway) {
   auto impl = std::make_unique<Impl>();
-  impl->service = std::make_unique<ProxyService>(gateway, options.max_message_bytes);
+  impl->service =
+      std::make_unique<ProxyService>(gateway, options.max_message_bytes, options.component);
   grpc::ServerBuilder builder;
   std::string address = StrCat(options.address, ":", options.port);
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &impl->port);

@@ -28,6 +28,10 @@ class GrpcIngress {
     std::string address = "0.0.0.0";
     uint16_t port = 8081;  // 0: any free port
     int max_message_bytes = 64 << 20;
+    // Whose route a call's model name finds (Gateway::AdmitGrpc): "" for
+    // the services' own; "predictor" for the ingress a transformer's
+    // gRPC calls to its predictor come in by.
+    std::string component;
   };
   // `gateway` must outlive the ingress.
   static absl::StatusOr<std::unique_ptr<GrpcIngress>> Start(const Options& options,

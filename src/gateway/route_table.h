@@ -25,11 +25,19 @@
 namespace osprey::gateway {
 
 struct StringMatch {
-  enum class Kind { kExact, kPrefix };
+  enum class Kind { kExact, kPrefix, kSuffix };
   Kind kind = Kind::kPrefix;
   std::string value;
   bool Matches(std::string_view s) const {
-    return kind == Kind::kExact ? s == value : s.substr(0, value.size()) == value;
+    switch (kind) {
+      case Kind::kExact:
+        return s == value;
+      case Kind::kPrefix:
+        return s.starts_with(value);
+      case Kind::kSuffix:
+        return s.ends_with(value);
+    }
+    return false;
   }
 };
 
@@ -66,10 +74,18 @@ struct WeightedRevision {
 
 struct Route {
   std::string namespace_;
-  std::string name;                // the InferenceService
-  std::string model_name;          // path fallback (/v1/models/NAME); empty: host only
-  std::vector<std::string> hosts;  // lower case, without port
+  std::string name;  // the InferenceService
+  // "" for the service's own routes (its host: the transformer when it has
+  // one, else the predictor); "predictor", "transformer" or "explainer" for
+  // a component's own host ({name}-predictor-{ns}.{domain}).
+  std::string component;
+  std::string model_name;  // path fallback (/v1/models/NAME); empty: host only
+  // Lower case, without port; "*" matches any host (a path-based route).
+  std::vector<std::string> hosts;
   std::optional<StringMatch> uri;
+  // With a kPrefix `uri`: the prefix is replaced by this in the path sent
+  // to the replica (/serving/default/iris/v1/... -> /v1/...).
+  std::optional<std::string> rewrite;
   std::vector<HeaderMatch> headers;
   std::vector<WeightedRevision> split;  // percents sum to 100
   std::optional<WeightedRevision> mirror;
@@ -96,10 +112,15 @@ struct RevisionStats {
 };
 
 // The route of a request, or nullptr (pure). `header` looks a request header
-// up by name (case-insensitive), returning empty when absent.
+// up by name (case-insensitive), returning empty when absent. The model-name
+// fallback takes the routes of `component` ("": the services' own).
 template <typename HeaderLookup>
 const Route* MatchRoute(const RouteTable& table, std::string_view host, std::string_view path,
-                        HeaderLookup header);
+                        HeaderLookup header, std::string_view component = {});
+
+// The request target as the route sends it to the replica (its rewrite
+// applied; pure).
+std::string RouteTarget(const Route& route, std::string_view target);
 
 // The n-th draw in [0, 100) of a low-discrepancy (golden ratio) sequence:
 // equidistributed, so any N consecutive draws split within O(log N / N) of
@@ -120,7 +141,7 @@ bool HeaderNameEquals(std::string_view a, std::string_view b);
 
 template <typename HeaderLookup>
 const Route* MatchRoute(const RouteTable& table, std::string_view host, std::string_view path,
-                        HeaderLookup header) {
+                        HeaderLookup header, std::string_view component) {
   host = internal::HostWithoutPort(host);
   auto rest_matches = [&](const Route& r) {
     if (r.uri.has_value() && !r.uri->Matches(path)) return false;
@@ -130,12 +151,13 @@ const Route* MatchRoute(const RouteTable& table, std::string_view host, std::str
   };
   for (const auto& r : table.routes)
     for (const auto& h : r.hosts)
-      if (internal::HostEquals(h, host) && rest_matches(r)) return &r;
+      if ((h == "*" || internal::HostEquals(h, host)) && rest_matches(r)) return &r;
   std::string_view model = internal::PathModel(path);
   if (model.empty()) return nullptr;
   const Route* found = nullptr;
   for (const auto& r : table.routes)
-    if (r.model_name == model && rest_matches(r) && (found == nullptr || r.namespace_ == "default"))
+    if (r.model_name == model && r.component == component && rest_matches(r) &&
+        (found == nullptr || r.namespace_ == "default"))
       found = &r;
   return found;
 }

@@ -361,6 +361,10 @@ struct Operator::Impl {
     in.now = now;
     in.latest_rolled_out = stored.status.latest_rolled_out;
     in.previous_rolled_out = stored.status.previous_rolled_out;
+    // Transformers and explainers do not run in the cluster yet: the plan
+    // and the status leave them out.
+    in.run_transformer = false;
+    in.run_explainer = false;
     for (const auto& [spec, deploy] : revs) {
       RevMemory& m = im->revisions[spec.name];
       if (!m.known) {
@@ -397,8 +401,8 @@ struct Operator::Impl {
     }
     ReconcilePlan plan = controlplane::Reconcile(in);
     OwnerRef owner{obj->name, obj->uid};
-    if (plan.create.has_value()) {
-      RevisionSpec rev = *plan.create;
+    if (!plan.create.empty()) {
+      RevisionSpec rev = plan.create.front();
       KubeFailure failure = CheckRunnable(rev);
       const bool unrunnable = !rev.failure_reason.empty() || !failure.reason.empty();
       // Made before this operator started (an unrunnable revision lives in

@@ -34,8 +34,10 @@ std::string Controller::Impl::LogPath(const std::string& ns, const std::string& 
   return StrCat(opts.data_dir, "/logs/", ns, "/", rev, "/", i, ".log");
 }
 
-std::string Controller::Impl::PredictorJson(const std::string& resource_json) {
-  return PredictorSpecJson(resource_json);
+void Controller::Impl::SetSpecJsons(IsvcEntry& e) {
+  e.spec_json = PredictorSpecJson(e.resource_json);
+  e.transformer_json = ComponentSpecJson(e.resource_json, "transformer");
+  e.explainer_json = ComponentSpecJson(e.resource_json, "explainer");
 }
 
 std::string Controller::Impl::ReplicaSocket(const std::string& id, const char* kind) const {
@@ -191,6 +193,9 @@ void Controller::Impl::Pass(const std::vector<ReplicaStatus>& replicas,
     ReconcileInput in;
     in.isvc = &entry.isvc;
     in.spec_json = entry.spec_json;
+    in.transformer_json = entry.transformer_json;
+    in.explainer_json = entry.explainer_json;
+    in.stored = &entry.status;
     for (const auto& k : rev_keys)
       in.revisions.push_back({revisions[k].spec, revisions[k].observed});
     in.namespace_runtimes = &ns_runtimes;
@@ -201,10 +206,10 @@ void Controller::Impl::Pass(const std::vector<ReplicaStatus>& replicas,
     in.previous_rolled_out = entry.status.previous_rolled_out;
     ReconcilePlan plan = Reconcile(in);
 
-    if (plan.create.has_value()) {
-      std::string rev_key = StrCat(ns, "/", plan.create->name);
+    for (const RevisionSpec& created : plan.create) {
+      std::string rev_key = StrCat(ns, "/", created.name);
       RevEntry r;
-      r.spec = *plan.create;
+      r.spec = created;
       r.local = Place(r.spec);
       revisions[rev_key] = r;
       rev_keys.push_back(rev_key);
@@ -273,20 +278,31 @@ int Controller::Impl::DesiredReplicas(const InferenceService& isvc, const RevEnt
 
 const resources::Component& Controller::Impl::PredictorOf(const InferenceService& isvc,
                                                           const RevEntry& r) {
+  const resources::Component* current = ComponentOf(isvc, r.spec.component);
+  if (current == nullptr) current = &isvc.predictor;
   if (!r.predictor.has_value()) {
+    // A transformer or explainer is parsed beside a minimal predictor.
+    const bool predictor = r.spec.component == "predictor";
+    const std::string& json = r.spec.spec_json.empty() ? "{}" : r.spec.spec_json;
     auto parsed = resources::FromJson(
         StrCat(R"({"apiVersion":"serving.kserve.io/v1beta1","kind":"InferenceService",)",
                R"("metadata":{"name":"r","namespace":"n"},"spec":{"predictor":)",
-               r.spec.spec_json.empty() ? "{}" : r.spec.spec_json, "}}"));
-    if (parsed.ok() && std::holds_alternative<InferenceService>(*parsed)) {
-      r.predictor = std::get<InferenceService>(*parsed).predictor;
+               predictor ? json
+                         : StrCat(R"({"containers":[{"name":"kserve-container","image":"x"}]},")",
+                                  r.spec.component, "\":", json),
+               "}}"));
+    const resources::Component* found = nullptr;
+    if (parsed.ok() && std::holds_alternative<InferenceService>(*parsed))
+      found = ComponentOf(std::get<InferenceService>(*parsed), r.spec.component);
+    if (found != nullptr) {
+      r.predictor = *found;
     } else {
-      if (r.predictor_unparsed) return isvc.predictor;
+      if (r.predictor_unparsed) return *current;
       r.predictor_unparsed = true;
       OSPREY_LOG(kWarning) << "revision " << r.spec.name << ": stored spec does not parse ("
                            << (parsed.ok() ? "not an InferenceService" : parsed.status().message())
                            << "); using the current one";
-      return isvc.predictor;
+      return *current;
     }
   }
   return *r.predictor;
@@ -305,7 +321,12 @@ void Controller::Impl::PublishRoutes(const std::vector<Routed>& routed,
   std::map<std::string, RevisionRouting> targets;
   for (const auto& item : routed) {
     const IsvcEntry& e = *item.entry;
-    services.push_back({e.isvc.meta, e.isvc.predictor.timeout_seconds, e.status, item.aspired});
+    ServiceRouting s{e.isvc.meta, e.isvc.predictor.timeout_seconds};
+    if (e.isvc.transformer) s.transformer_timeout_seconds = e.isvc.transformer->timeout_seconds;
+    if (e.isvc.explainer) s.explainer_timeout_seconds = e.isvc.explainer->timeout_seconds;
+    s.status = e.status;
+    s.aspired = item.aspired;
+    services.push_back(std::move(s));
   }
   for (const auto& [rev_key, r] : revisions) {
     auto isvc = isvcs.find(StrCat(r.spec.namespace_, "/", r.spec.isvc));

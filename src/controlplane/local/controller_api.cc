@@ -244,7 +244,7 @@ absl::StatusOr<std::vector<Controller::ApplyResult>> Controller::Apply(
           Impl::IsvcEntry e;
           e.isvc = *isvc;
           e.resource_json = json;
-          e.spec_json = Impl::PredictorJson(json);
+          Impl::SetSpecJsons(e);
           e.created = now;
           it = impl_->isvcs.emplace(key, std::move(e)).first;
           result.action = "created";
@@ -253,7 +253,7 @@ absl::StatusOr<std::vector<Controller::ApplyResult>> Controller::Apply(
         } else {
           it->second.isvc = *isvc;
           it->second.resource_json = json;
-          it->second.spec_json = Impl::PredictorJson(json);
+          Impl::SetSpecJsons(it->second);
           ++it->second.generation;
           result.action = "configured";
         }

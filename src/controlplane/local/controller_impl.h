@@ -48,8 +48,10 @@ struct Controller::Impl {
 
   struct IsvcEntry {
     InferenceService isvc;
-    std::string resource_json;  // canonical JSON as applied
-    std::string spec_json;      // canonical JSON of spec.predictor
+    std::string resource_json;     // canonical JSON as applied
+    std::string spec_json;         // canonical JSON of spec.predictor
+    std::string transformer_json;  // of spec.transformer, "" without one
+    std::string explainer_json;    // of spec.explainer, "" without one
     int64_t generation = 1;
     // The generation the status was last computed for: a client waiting for
     // its change compares the two.
@@ -139,7 +141,8 @@ struct Controller::Impl {
   // Replicas still running from a previous run are taken over.
   void Readopt();
 
-  static std::string PredictorJson(const std::string& resource_json);
+  // spec_json, transformer_json and explainer_json from resource_json.
+  static void SetSpecJsons(IsvcEntry& e);
 
   // Where replica `id` serves gRPC, or HTTP for the gateway: a short path
   // (Unix socket paths hold ~107 bytes).
@@ -164,8 +167,9 @@ struct Controller::Impl {
   // running), at least one while requests wait for it.
   int DesiredReplicas(const InferenceService& isvc, const RevEntry& r) const;
 
-  // The predictor revision `r` was made from; the current one if its stored
-  // spec does not parse (it always should).
+  // The component spec revision `r` was made from (its predictor,
+  // transformer or explainer); the current one if its stored spec does not
+  // parse (it always should).
   static const resources::Component& PredictorOf(const InferenceService& isvc, const RevEntry& r);
 
   autoscaler::KpaSpec KpaSpecFor(const InferenceService& isvc, const RevEntry& r) const;

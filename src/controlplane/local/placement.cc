@@ -47,6 +47,38 @@ std::vector<std::string> LocalArgs(const std::vector<std::string>& args) {
   return out;
 }
 
+// The value of `--flag value` or `--flag=value` in args ("" when absent).
+std::string FlagValue(const std::vector<std::string>& args, std::string_view flag) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == flag && i + 1 < args.size()) return args[i + 1];
+    if (args[i].size() > flag.size() && args[i].starts_with(flag) && args[i][flag.size()] == '=')
+      return args[i].substr(flag.size() + 1);
+  }
+  return "";
+}
+
+// A transformer's or explainer's link to its predictor, and its own gRPC
+// server off, on this machine (PlaceLocally).
+void LocalizeComponentArgs(const RevisionSpec& rev, const LocalConfig& config,
+                           std::vector<std::string>* argv) {
+  const std::string cluster_host = StrCat(rev.isvc, "-predictor.", rev.namespace_);
+  const bool grpc = FlagValue(*argv, "--protocol") == "grpc-v2" ||
+                    FlagValue(*argv, "--predictor_protocol") == "grpc-v2";
+  const std::string local_host = grpc && config.predictor_grpc_port != 0
+                                     ? StrCat("127.0.0.1:", config.predictor_grpc_port)
+                                     : StrCat("127.0.0.1:", config.gateway_port, "/serving/",
+                                              rev.namespace_, "/", rev.isvc, "-predictor");
+  for (size_t i = 0; i < argv->size(); ++i) {
+    std::string& a = (*argv)[i];
+    if (a == "--predictor_host" && i + 1 < argv->size() && (*argv)[i + 1] == cluster_host)
+      (*argv)[i + 1] = local_host;
+    else if (a == StrCat("--predictor_host=", cluster_host))
+      a = StrCat("--predictor_host=", local_host);
+  }
+  if (FlagValue(*argv, "--enable_grpc").empty() && FlagValue(*argv, "--grpc_port").empty())
+    argv->push_back("--enable_grpc=false");
+}
+
 void Fail(LocalCommand* local, std::string reason, std::string message) {
   local->argv.clear();
   local->failure_reason = std::move(reason);
@@ -143,6 +175,7 @@ LocalCommand PlaceLocally(const RevisionSpec& rev, const LocalConfig& config) {
                 "command, or map the image in the image table (osprey up --image-map)"));
     return local;
   }
+  if (rev.component != "predictor") LocalizeComponentArgs(rev, config, &local.argv);
   // The container's own readinessProbe when it has one that runs here; else
   // the model's readiness route of its protocol.
   if (c.probe == Container::Probe::kHttpGet) {

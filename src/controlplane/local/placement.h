@@ -32,6 +32,11 @@ std::vector<ImageMapping> DefaultImageTable();
 struct LocalConfig {
   std::string osprey_binary;  // path of `osprey` for replicas
   std::vector<ImageMapping> images = DefaultImageTable();
+  // Where a transformer or explainer reaches its predictor: the gateway's
+  // HTTP port (path /serving/{ns}/{isvc}-predictor) and its gRPC ingress for
+  // predictors (GrpcIngress::Options::component; 0: none).
+  uint16_t gateway_port = 8080;
+  uint16_t predictor_grpc_port = 0;
 };
 
 // Adds the entries of a JSON image map ({"repo/image": ["command", "arg", ...]},
@@ -62,7 +67,13 @@ struct LocalCommand {
   std::string failure_message;
 };
 
-// `rev` must have no failure of its own.
+// `rev` must have no failure of its own. A transformer's or explainer's
+// --predictor_host (KServe's in-cluster {isvc}-predictor.{ns}) becomes the
+// gateway's path route to that predictor, 127.0.0.1:{port}/serving/{ns}/
+// {isvc}-predictor, or, when its args choose gRPC (--protocol or
+// --predictor_protocol grpc-v2), 127.0.0.1:{predictor_grpc_port}; a KServe
+// model server's own gRPC port is turned off (--enable_grpc=false) unless
+// its args set --enable_grpc or --grpc_port, as replicas share one machine.
 LocalCommand PlaceLocally(const RevisionSpec& rev, const LocalConfig& config);
 
 }  // namespace osprey::controlplane

@@ -203,3 +203,41 @@ TEST(LoadImageMap, AddsEntriesFirstAndRefusesBadMaps) {
 
 }  // namespace
 }  // namespace osprey::controlplane
+
+namespace osprey::controlplane {
+namespace {
+
+// A transformer reaches its predictor through the gateway: a path route for
+// REST, the predictors' gRPC ingress for grpc-v2; its own gRPC server off.
+TEST(PlaceLocally, TransformerReachesItsPredictorThroughTheGateway) {
+  LocalConfig config;
+  config.gateway_port = 18080;
+  config.predictor_grpc_port = 18082;
+  RevisionSpec rev;
+  rev.name = "iris-transformer-00001";
+  rev.namespace_ = "team";
+  rev.isvc = "iris";
+  rev.component = "transformer";
+  rev.container.image = "example.com/t:1";
+  rev.container.command = {"python3", "t.py"};
+  rev.container.args = {"--model_name",        "iris",        "--predictor_host",
+                        "iris-predictor.team", "--http_port", "8080"};
+  LocalCommand local = PlaceLocally(rev, config);
+  EXPECT_EQ(local.argv,
+            (std::vector<std::string>{"python3", "t.py", "--model_name", "iris", "--predictor_host",
+                                      "127.0.0.1:18080/serving/team/iris-predictor", "--http_port",
+                                      "{{.Port}}", "--enable_grpc=false"}));
+  EXPECT_EQ(local.health_path, "/v1/models/iris");
+  rev.container.args.push_back("--protocol=grpc-v2");
+  rev.container.args.push_back("--grpc_port=9001");
+  local = PlaceLocally(rev, config);
+  EXPECT_EQ(local.argv[5], "127.0.0.1:18082");
+  EXPECT_EQ(local.argv.back(), "--grpc_port=9001") << "no --enable_grpc=false added";
+  // A predictor host the user set is theirs.
+  rev.container.args = {"--predictor_host=elsewhere:80"};
+  local = PlaceLocally(rev, config);
+  EXPECT_EQ(local.argv[2], "--predictor_host=elsewhere:80");
+}
+
+}  // namespace
+}  // namespace osprey::controlplane

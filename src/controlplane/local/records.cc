@@ -91,6 +91,16 @@ void Controller::Impl::SaveIsvc(const std::string& key, const IsvcEntry& e) {
   w.EndObject();
   Field(w, "latestRolledoutRevision", e.status.latest_rolled_out);
   Field(w, "previousRolledoutRevision", e.status.previous_rolled_out);
+  // The other components' rolled-out revisions.
+  for (const char* name : {"transformer", "explainer"}) {
+    std::optional<ComponentStatus> c = e.status.Component(name);
+    if (!c.has_value()) continue;
+    Key(w, name);
+    w.StartObject();
+    Field(w, "latestRolledoutRevision", c->latest_rolled_out);
+    Field(w, "previousRolledoutRevision", c->previous_rolled_out);
+    w.EndObject();
+  }
   w.EndObject();
   auto st = store->Put(StrCat("isvc/", key), buf.GetString());
   if (!st.ok()) {
@@ -177,7 +187,7 @@ absl::Status Controller::Impl::Load() {
     IsvcEntry e;
     e.isvc = std::get<InferenceService>(*resource);
     e.resource_json = resources::ToJson(*resource);
-    e.spec_json = PredictorJson(e.resource_json);
+    SetSpecJsons(e);
     e.generation = GetInt(d, "generation");
     e.created = GetString(d, "created");
     if (auto it = d.FindMember("transitionTimes"); it != d.MemberEnd() && it->value.IsObject())
@@ -185,6 +195,14 @@ absl::Status Controller::Impl::Load() {
         if (m.value.IsString()) e.transition_times[m.name.GetString()] = m.value.GetString();
     e.status.latest_rolled_out = GetString(d, "latestRolledoutRevision");
     e.status.previous_rolled_out = GetString(d, "previousRolledoutRevision");
+    for (const char* name : {"transformer", "explainer"}) {
+      auto it = d.FindMember(name);
+      if (it == d.MemberEnd() || !it->value.IsObject()) continue;
+      ComponentStatus c;
+      c.latest_rolled_out = GetString(it->value, "latestRolledoutRevision");
+      c.previous_rolled_out = GetString(it->value, "previousRolledoutRevision");
+      (std::string_view(name) == "transformer" ? e.status.transformer : e.status.explainer) = c;
+    }
     isvcs[key.substr(5)] = std::move(e);
   }
   OSPREY_ASSIGN_OR_RETURN(auto rt_rows, store->List("runtime/"));
