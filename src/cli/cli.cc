@@ -552,6 +552,17 @@ int DescribeCommand(Options& o) {
     out << "  Storage URI:    " << Get(spec, {"model", "storageUri"}) << "\n";
     out << "  Protocol:       " << Get(spec, {"model", "protocolVersion"}) << "\n";
   }
+  for (const char* component : {"transformer", "explainer"}) {
+    if (!d["spec"].HasMember(component) || !d["spec"][component].IsObject()) continue;
+    const auto& c = d["spec"][component];
+    std::string what;
+    if (c.HasMember("containers") && c["containers"].IsArray() && !c["containers"].Empty())
+      what = Get(c["containers"][0], {"image"});
+    for (const char* type : {"art", "alibi"})
+      if (c.HasMember(type)) what = type;
+    out << (component[0] == 't' ? "Transformer:  " : "Explainer:    ") << what << " ("
+        << Get(d, {"status", "components", component, "url"}) << ")\n";
+  }
   std::vector<std::vector<std::string>> conds;
   if (d["status"].HasMember("conditions"))
     for (const auto& c : d["status"]["conditions"].GetArray())
@@ -585,12 +596,15 @@ int DescribeCommand(Options& o) {
       if (storage != "done" && storage != "idle" && !done.empty() && done != "0")
         storage += StrCat(" ", done, total != "0" ? StrCat("/", total) : "", " bytes");
       std::string traffic;
-      const auto& pred = d["status"]["components"]["predictor"];
-      if (pred.IsObject() && pred.HasMember("traffic"))
-        for (const auto& t : pred["traffic"].GetArray())
-          if (Get(t, {"revisionName"}) == Get(it, {"metadata", "name"}))
-            traffic = StrCat(Get(t, {"percent"}), "%",
-                             Get(t, {"tag"}).empty() ? "" : StrCat(" (", Get(t, {"tag"}), ")"));
+      if (d["status"].HasMember("components") && d["status"]["components"].IsObject())
+        for (const auto& component : d["status"]["components"].GetObject()) {
+          const auto& c = component.value;
+          if (!c.IsObject() || !c.HasMember("traffic") || !c["traffic"].IsArray()) continue;
+          for (const auto& t : c["traffic"].GetArray())
+            if (Get(t, {"revisionName"}) == Get(it, {"metadata", "name"}))
+              traffic = StrCat(Get(t, {"percent"}), "%",
+                               Get(t, {"tag"}).empty() ? "" : StrCat(" (", Get(t, {"tag"}), ")"));
+        }
       rows.push_back({Get(it, {"metadata", "name"}), Get(it, {"status", "phase"}), traffic,
                       StrCat(Get(it, {"status", "readyReplicas"}), "/",
                              Get(it, {"status", "desiredReplicas"})),
