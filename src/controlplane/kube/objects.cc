@@ -230,6 +230,11 @@ bool Claimed(Claim claim, const std::map<std::string, std::string>& annotations)
 std::string DeploymentName(const RevisionSpec& rev) { return StrCat(rev.name, "-deployment"); }
 
 KubeFailure CheckRunnable(const RevisionSpec& rev) {
+  if (rev.component != "predictor")
+    return {"ComponentNotSupported",
+            StrCat("the ", rev.component,
+                   " does not run on Kubernetes yet (osprey up runs it); requests to the "
+                   "InferenceService are not sent past it to the predictor")};
   if (!IsModelServer(rev)) return {};
   const std::string owner = rev.runtime.empty() ? StrCat("container ", rev.container.name)
                                                 : StrCat("runtime ", rev.runtime);
@@ -526,22 +531,38 @@ StoredStatus ReadStatus(const rapidjson::Value& isvc) {
       s.conditions.push_back(std::move(cond));
     }
   }
-  const auto& pred = Obj(Obj(*status, "components"), "predictor");
-  s.latest_created = GetString(pred, "latestCreatedRevision");
-  s.latest_ready = GetString(pred, "latestReadyRevision");
-  s.latest_rolled_out = GetString(pred, "latestRolledoutRevision");
-  s.previous_rolled_out = GetString(pred, "previousRolledoutRevision");
-  if (const auto* traffic = Member(pred, "traffic"); traffic != nullptr && traffic->IsArray()) {
-    for (const auto& t : traffic->GetArray()) {
-      TrafficTarget target;
-      target.revision = GetString(t, "revisionName");
-      target.percent = static_cast<int>(GetInt(t, "percent"));
-      target.tag = GetString(t, "tag");
-      const auto* latest = Member(t, "latestRevision");
-      target.latest = latest != nullptr && latest->IsBool() && latest->GetBool();
-      s.traffic.push_back(std::move(target));
+  auto component = [&](const char* name) -> std::optional<ComponentStatus> {
+    const auto* c = Member(Obj(*status, "components"), name);
+    if (c == nullptr || !c->IsObject()) return std::nullopt;
+    ComponentStatus out;
+    out.url = GetString(*c, "url");
+    out.latest_created = GetString(*c, "latestCreatedRevision");
+    out.latest_ready = GetString(*c, "latestReadyRevision");
+    out.latest_rolled_out = GetString(*c, "latestRolledoutRevision");
+    out.previous_rolled_out = GetString(*c, "previousRolledoutRevision");
+    if (const auto* traffic = Member(*c, "traffic"); traffic != nullptr && traffic->IsArray()) {
+      for (const auto& t : traffic->GetArray()) {
+        TrafficTarget target;
+        target.revision = GetString(t, "revisionName");
+        target.percent = static_cast<int>(GetInt(t, "percent"));
+        target.tag = GetString(t, "tag");
+        const auto* latest = Member(t, "latestRevision");
+        target.latest = latest != nullptr && latest->IsBool() && latest->GetBool();
+        out.traffic.push_back(std::move(target));
+      }
     }
+    return out;
+  };
+  if (std::optional<ComponentStatus> pred = component("predictor")) {
+    s.predictor_url = pred->url;
+    s.latest_created = pred->latest_created;
+    s.latest_ready = pred->latest_ready;
+    s.latest_rolled_out = pred->latest_rolled_out;
+    s.previous_rolled_out = pred->previous_rolled_out;
+    s.traffic = std::move(pred->traffic);
   }
+  s.transformer = component("transformer");
+  s.explainer = component("explainer");
   const auto& model = Obj(*status, "modelStatus");
   s.transition_status = GetString(model, "transitionStatus");
   const auto& states = Obj(model, "states");

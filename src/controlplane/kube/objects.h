@@ -64,7 +64,8 @@ struct OwnerRef {
 std::string DeploymentName(const RevisionSpec& rev);
 
 // A revision that cannot run on Kubernetes (no Osprey backend for its format,
-// a model-server image without a format): reason and message; empty if it can.
+// a model-server image without a format, a transformer or explainer, which
+// the operator does not run yet): reason and message; empty if it can.
 struct KubeFailure {
   std::string reason;
   std::string message;

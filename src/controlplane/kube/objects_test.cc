@@ -245,7 +245,14 @@ TEST(KubePlacementTest, ObservationsTable) {
 TEST(KubePlacementTest, StatusReadsBackAsWritten) {
   IsvcStatus s;
   s.url = "http://iris-models.example.com";
+  s.predictor_url = "http://iris-predictor-models.example.com";
   s.conditions = {{"PredictorReady", "True", "", ""}, {"Ready", "False", "Reason", "why"}};
+  s.transformer = ComponentStatus{"http://iris-transformer-models.example.com",
+                                  "iris-transformer-00002",
+                                  "iris-transformer-00001",
+                                  "iris-transformer-00001",
+                                  "",
+                                  {{"iris-transformer-00001", 100, "", false}}};
   s.latest_created = "iris-predictor-00002";
   s.latest_ready = "iris-predictor-00001";
   s.latest_rolled_out = "iris-predictor-00001";

@@ -134,11 +134,10 @@ struct Operator::Impl {
   struct IsvcMemory {
     std::string uid;
     std::map<std::string, RevMemory> revisions;  // by revision name
-    // The revision this operator made last, until the Deployments informer
-    // shows it (informers lag the operator's own writes); one that cannot
-    // run is never materialised and stays here.
-    std::optional<RevisionSpec> pending;
-    bool pending_unrunnable = false;
+    // The revision this operator made last of each component, until the
+    // Deployments informer shows it (informers lag the operator's own
+    // writes); one that cannot run is never materialised and stays here.
+    std::map<std::string, RevisionSpec> pending;  // by component
     // The status last written and the resourceVersion it made, standing in
     // for the informer's copy until that catches up.
     std::string written_rv;
@@ -333,17 +332,19 @@ struct Operator::Impl {
       auto spec = RevisionOfDeployment(d->doc);
       if (spec.has_value() && spec->isvc == obj->name) revs.emplace_back(std::move(*spec), d);
     }
-    if (im->pending.has_value()) {
-      const RevisionSpec& p = *im->pending;
+    for (auto it = im->pending.begin(); it != im->pending.end();) {
+      const RevisionSpec& p = it->second;
       bool shown = std::any_of(revs.begin(), revs.end(),
                                [&](const auto& r) { return r.first.name == p.name; });
-      bool newest = std::all_of(revs.begin(), revs.end(),
-                                [&](const auto& r) { return r.first.number < p.number; });
+      bool newest = std::all_of(revs.begin(), revs.end(), [&](const auto& r) {
+        return r.first.component != p.component || r.first.number < p.number;
+      });
       if (shown) {
-        im->pending.reset();
-      } else if (newest) {
-        revs.emplace_back(p, nullptr);
+        it = im->pending.erase(it);
+        continue;
       }
+      if (newest) revs.emplace_back(p, nullptr);
+      ++it;
     }
     std::sort(revs.begin(), revs.end(),
               [](const auto& a, const auto& b) { return a.first.number < b.first.number; });
@@ -361,18 +362,21 @@ struct Operator::Impl {
     in.now = now;
     in.latest_rolled_out = stored.status.latest_rolled_out;
     in.previous_rolled_out = stored.status.previous_rolled_out;
-    // Transformers and explainers do not run in the cluster yet: the plan
-    // and the status leave them out.
-    in.run_transformer = false;
-    in.run_explainer = false;
+    in.transformer_json = ComponentSpecJson(resource_json, "transformer");
+    in.explainer_json = ComponentSpecJson(resource_json, "explainer");
+    in.stored = &stored.status;
+    std::map<std::string, std::string> latest_of;  // component -> its latest revision
+    for (const auto& [spec, deploy] : revs) latest_of[spec.component] = spec.name;
     for (const auto& [spec, deploy] : revs) {
       RevMemory& m = im->revisions[spec.name];
       if (!m.known) {
         // First look since this operator started: what the stored status says.
         m.known = true;
-        bool routed = std::any_of(stored.status.traffic.begin(), stored.status.traffic.end(),
+        const ComponentStatus component =
+            stored.status.Component(spec.component).value_or(ComponentStatus{});
+        bool routed = std::any_of(component.traffic.begin(), component.traffic.end(),
                                   [&](const TrafficTarget& t) { return t.revision == spec.name; });
-        m.observed.ever_ready = routed || stored.status.latest_ready == spec.name;
+        m.observed.ever_ready = routed || component.latest_ready == spec.name;
         m.observed.phase = m.observed.ever_ready ? RevisionPhase::kReady : RevisionPhase::kPending;
         // A failure the status already reports is not news (no second event).
         if (!m.observed.ever_ready && spec.name == stored.status.latest_created &&
@@ -382,7 +386,7 @@ struct Operator::Impl {
           m.observed.message = stored.status.failure_message;
           m.observed.failure_time = stored.status.failure_time;
         }
-        m.aspired = routed || spec.name == revs.back().first.name;
+        m.aspired = routed || spec.name == latest_of[spec.component];
       }
       std::vector<PodView> pod_views;
       if (deploy != nullptr)
@@ -401,13 +405,14 @@ struct Operator::Impl {
     }
     ReconcilePlan plan = controlplane::Reconcile(in);
     OwnerRef owner{obj->name, obj->uid};
-    if (!plan.create.empty()) {
-      RevisionSpec rev = plan.create.front();
+    bool replan = false;
+    for (const RevisionSpec& rev : plan.create) {
       KubeFailure failure = CheckRunnable(rev);
       const bool unrunnable = !rev.failure_reason.empty() || !failure.reason.empty();
       // Made before this operator started (an unrunnable revision lives in
       // memory only): the status says so already.
-      const bool known = unrunnable && rev.name == stored.status.latest_created &&
+      const bool known = unrunnable && rev.component == "predictor" &&
+                         rev.name == stored.status.latest_created &&
                          !stored.status.failure_reason.empty();
       if (!known)
         to_record.push_back(
@@ -416,8 +421,7 @@ struct Operator::Impl {
                  "revision ", rev.name,
                  rev.runtime.empty() ? "" : StrCat(" (runtime ", rev.runtime, ")"),
                  unrunnable ? StrCat(" cannot run: ", rev.failure_message, failure.message) : "")});
-      im->pending = rev;
-      im->pending_unrunnable = unrunnable;
+      im->pending[rev.component] = rev;
       if (unrunnable) {
         // A Deployment could not run it. Observed as failed, so the status
         // says why at once.
@@ -430,23 +434,28 @@ struct Operator::Impl {
         }
         im->revisions[rev.name] = {o.observed, true, true};
         in.revisions.push_back({rev, o.observed});
-        plan = controlplane::Reconcile(in);
+        replan = true;
       } else {
         OSPREY_RETURN_IF_ERROR(ApplyDeployment(rev, owner, nullptr));
         OSPREY_RETURN_IF_ERROR(ApplyIfChanged(services, kServices, ns, rev.name,
                                               ServiceJson(rev, owner, opts.placement)));
         im->revisions[rev.name] = {RevisionObserved{}, true, true};
+        in.revisions.push_back({rev, RevisionObserved{}});
       }
     }
+    // Unrunnable revisions are observed failed at once: the status says why.
+    if (replan) plan = controlplane::Reconcile(in);
 
     // Replicas: a Deployment is made with its initial replicas; then the
     // autoscaler owns the count (the gateway's KPA, or an HPA). The
     // operator only keeps an aspired revision at its floor and scales a
     // retired one to zero (kept, as Knative keeps retired revisions), through
     // the scale subresource.
-    const bool hpa = UsesHpa(isvc.meta.annotations, isvc.predictor.annotations);
     for (const auto& [spec, deploy] : revs) {
       if (deploy == nullptr) continue;
+      const resources::Component* component = ComponentOf(isvc, spec.component);
+      if (component == nullptr) component = &isvc.predictor;
+      const bool hpa = UsesHpa(isvc.meta.annotations, component->annotations);
       auto want = plan.replicas.find(spec.name);
       const bool aspired = want != plan.replicas.end();
       im->revisions[spec.name].aspired = aspired;
@@ -461,8 +470,8 @@ struct Operator::Impl {
       if (aspired && hpa) {
         OSPREY_RETURN_IF_ERROR(
             ApplyIfChanged(hpas, kHpas, ns, spec.name,
-                           HpaJson(spec, owner, want->second, isvc.predictor.max_replicas,
-                                   isvc.predictor.scale_metric, isvc.predictor.scale_target)));
+                           HpaJson(spec, owner, want->second, component->max_replicas,
+                                   component->scale_metric, component->scale_target)));
       } else if (hpas.Get(hpa_key) != nullptr) {
         OSPREY_RETURN_IF_ERROR(MayWrite());
         auto r = client->Call("DELETE", kube::ResourcePath(kHpas, ns, spec.name));
