@@ -115,6 +115,10 @@ int OperatorMain(const std::vector<std::string_view>& args) {
                  "IMAGE"),
       StringFlag("image-pull-policy", &options.placement.image_pull_policy,
                  "pull policy of Osprey's containers (IfNotPresent)", "POLICY"),
+      StringFlag("gateway-address", &options.placement.gateway_address,
+                 "where transformers and explainers reach their predictor: the gateway's "
+                 "host[:port] (osprey-gateway.osprey-system)",
+                 "HOST"),
       StringFlag("domain", &options.platform.domain,
                  "domain of InferenceService URLs (example.com)", "DOMAIN"),
       StringFlag("domain-template", &options.platform.domain_template,

@@ -188,6 +188,23 @@ std::string ComponentUrl(const resources::ObjectMeta& meta, std::string_view com
   return ServiceUrl(m, config);
 }
 
+std::optional<resources::Component> RevisionComponent(const RevisionSpec& rev) {
+  // A transformer or explainer is read beside a minimal predictor.
+  const std::string& json = rev.spec_json.empty() ? "{}" : rev.spec_json;
+  const bool predictor = rev.component == "predictor";
+  auto parsed = resources::FromJson(
+      StrCat(R"({"apiVersion":"serving.kserve.io/v1beta1","kind":"InferenceService",)",
+             R"("metadata":{"name":"r","namespace":"n"},"spec":{"predictor":)",
+             predictor ? json
+                       : StrCat(R"({"containers":[{"name":"kserve-container","image":"x"}]},")",
+                                rev.component, "\":", json),
+             "}}"));
+  if (!parsed.ok() || !std::holds_alternative<InferenceService>(*parsed)) return std::nullopt;
+  const resources::Component* c = ComponentOf(std::get<InferenceService>(*parsed), rev.component);
+  if (c == nullptr) return std::nullopt;
+  return *c;
+}
+
 std::vector<std::string> ComponentsOf(const InferenceService& isvc) {
   std::vector<std::string> out = {"predictor"};
   if (isvc.transformer.has_value()) out.push_back("transformer");

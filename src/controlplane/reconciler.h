@@ -106,6 +106,11 @@ RevisionSpec ResolveComponentRevision(const resources::InferenceService& isvc,
                                       const std::string& component, const std::string& spec_json,
                                       int number, const std::string& now);
 
+// The component spec revision `rev` was made from: its spec_json read as the
+// predictor, transformer or explainer it is (nullopt when it does not parse;
+// a stored revision always should).
+std::optional<resources::Component> RevisionComponent(const RevisionSpec& rev);
+
 // The names of the components an InferenceService has, predictor first.
 std::vector<std::string> ComponentsOf(const resources::InferenceService& isvc);
 // The component of that name (nullptr when the service has none).

@@ -236,33 +236,6 @@ def test_a_spec_no_runtime_serves_fails_with_the_reason(kube, namespace, operato
     assert deployment(kube, namespace, "odd-predictor-00001-deployment") is None
 
 
-def test_a_transformer_is_refused_by_name_and_never_bypassed(kube, kube_node, namespace, operator,
-                                                            fixtures):
-    """The operator runs predictors only, for now: a transformer revision is
-    observed failed with its reason (not skipped), so the service is not
-    Ready and no request goes past it; the predictor still runs."""
-    operator("--namespace", namespace)
-    obj = isvc("tx", fixtures / "models" / "xgb-iris-softmax")
-    obj["spec"]["transformer"] = {"containers": [
-        {"name": "kserve-container", "image": "example.com/transformer:1",
-         "command": ["python3", "transformer.py"]}]}
-    apply(kube, namespace, obj)
-    wait_until(lambda: condition(get_isvc(kube, namespace, "tx"), "PredictorReady").get("status")
-               == "True", READY_TIMEOUT_S, "the predictor to be ready")
-    got = get_isvc(kube, namespace, "tx")
-    transformer = condition(got, "TransformerReady")
-    assert transformer["status"] == "False", got["status"]
-    assert transformer["reason"] == "ComponentNotSupported", transformer
-    assert condition(got, "Ready")["status"] == "False"
-    assert condition(got, "IngressReady")["status"] == "False"
-    assert got["status"]["components"]["transformer"]["latestCreatedRevision"] == \
-        "tx-transformer-00001"
-    assert "traffic" not in got["status"]["components"]["transformer"] or \
-        got["status"]["components"]["transformer"]["traffic"] == []
-    assert deployment(kube, namespace, "tx-predictor-00001-deployment") is not None
-    assert deployment(kube, namespace, "tx-transformer-00001-deployment") is None
-
-
 def test_a_failed_download_is_reported(kube, kube_node, namespace, operator, fixtures):
     operator()
     apply(kube, namespace, isvc("nomodel", fixtures / "models" / "does-not-exist"))

@@ -58,10 +58,12 @@ def platform(kube, kube_node, crds, namespace, tmp_path, models):
     started = []
 
     def start(*gateway_args):
-        op = Operator(kube, tmp_path, "--namespace", namespace)
-        started.append(op)
         gw = Gateway(kube, tmp_path, namespace, *gateway_args)
         started.append(gw)
+        # Transformers reach their predictor through this gateway.
+        op = Operator(kube, tmp_path, "--namespace", namespace, "--gateway-address",
+                      f"127.0.0.1:{gw.port}")
+        started.append(op)
         return op, gw
 
     yield start
@@ -164,3 +166,85 @@ def test_scale_to_zero_and_back_on_the_first_request(kube, namespace, platform):
     r = gw.predict("sleepy", namespace, ROWS, timeout=90)
     assert r.status_code == 200, (r.status_code, r.text, gw.tail())
     assert deployment(kube, namespace, dep)["spec"]["replicas"] >= 1
+
+
+# A transformer as a container of the user's: it takes KServe's arguments
+# (--model_name, --predictor_host, --http_port), listens on its pod's
+# address (the test node's pods share one network namespace), turns
+# {"rows": ...} into V1 instances for the predictor, and its class indexes
+# into names.
+TRANSFORMER = r"""
+import argparse, json, os, urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+p = argparse.ArgumentParser()
+p.add_argument("--model_name"); p.add_argument("--predictor_host"); p.add_argument("--http_port", type=int)
+args, _ = p.parse_known_args()
+NAMES = ["setosa", "versicolor", "virginica"]
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == f"/v1/models/{args.model_name}" else 404)
+        self.end_headers()
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        req = urllib.request.Request(
+            f"http://{args.predictor_host}/v1/models/{args.model_name}:predict",
+            data=json.dumps({"instances": body["rows"]}).encode(),
+            headers={"Content-Type": "application/json",
+                     "x-request-id": self.headers.get("x-request-id", "")})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            predictions = json.loads(r.read())["predictions"]
+        out = json.dumps({"predictions": [NAMES[int(c)] for c in predictions],
+                          "via": args.predictor_host}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+ThreadingHTTPServer((os.environ["POD_IP"], args.http_port), H).serve_forever()
+"""
+
+
+def test_a_transformer_reaches_its_predictor_through_the_gateway(kube, namespace, platform,
+                                                                 tmp_path):
+    """The service's host reaches the transformer, whose --predictor_host is
+    the gateway's path to the predictor; each component has its own
+    Deployment, condition and status."""
+    _, gw = platform()
+    script = tmp_path / "transformer.py"
+    script.write_text(TRANSFORMER)
+    obj = isvc("tx", FIXTURES / "models" / "xgb-iris-softmax")
+    obj["spec"]["transformer"] = {"containers": [{
+        "name": "kserve-container", "image": "example.com/iris-transformer:1",
+        "command": [sys.executable, str(script)],
+        "readinessProbe": {"httpGet": {"path": "/v1/models/tx", "port": 8080},
+                           "periodSeconds": 1}}]}
+    apply(kube, namespace, obj)
+    got = wait_ready(kube, namespace, "tx")
+    conditions = {c["type"]: c["status"] for c in got["status"]["conditions"]}
+    assert conditions["TransformerReady"] == "True" and conditions["PredictorReady"] == "True"
+    comp = got["status"]["components"]["transformer"]
+    assert comp["latestReadyRevision"] == "tx-transformer-00001"
+    assert comp["url"] == f"http://tx-transformer-{namespace}.example.com"
+    dep = deployment(kube, namespace, "tx-transformer-00001-deployment")
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    via = f"127.0.0.1:{gw.port}/serving/{namespace}/tx-predictor"
+    assert args[args.index("--predictor_host") + 1] == via, args
+    assert deployment(kube, namespace, "tx-predictor-00001-deployment") is not None
+
+    answer = None
+
+    def answered():
+        nonlocal answer
+        answer = requests.post(f"http://127.0.0.1:{gw.port}/v1/models/tx:predict",
+                               headers={"Host": f"tx-{namespace}.example.com"},
+                               json={"rows": ROWS}, timeout=30)
+        return answer.status_code == 200
+    wait_until(answered, 30, "the transformer to answer through the gateway")
+    direct = requests.post(f"http://127.0.0.1:{gw.port}/v1/models/tx:predict",
+                           headers={"Host": f"tx-predictor-{namespace}.example.com"},
+                           json={"instances": ROWS}, timeout=30)
+    assert direct.status_code == 200, direct.text
+    names = ["setosa", "versicolor", "virginica"]
+    assert answer.json() == {"predictions": [names[int(c)] for c in direct.json()["predictions"]],
+                             "via": via}
+    assert answer.headers["x-osprey-revision"] == "tx-transformer-00001"

@@ -156,9 +156,22 @@ void ServingContainer(Writer& w, const RevisionSpec& rev, const KubePlacementCon
   } else {
     Field(w, "image", c.image);
     if (!c.command.empty()) Strings(w, "command", c.command);
-    if (!c.args.empty()) Strings(w, "args", c.args);
+    std::vector<std::string> args = c.args;
+    if (rev.component != "predictor") {
+      // KServe's in-cluster predictor host -> the gateway's path to it.
+      const std::string cluster_host = StrCat(rev.isvc, "-predictor.", rev.namespace_);
+      const std::string via_gateway =
+          StrCat(config.gateway_address, "/serving/", rev.namespace_, "/", rev.isvc, "-predictor");
+      for (size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == "--predictor_host" && i + 1 < args.size() && args[i + 1] == cluster_host)
+          args[i + 1] = via_gateway;
+        else if (args[i] == StrCat("--predictor_host=", cluster_host))
+          args[i] = StrCat("--predictor_host=", via_gateway);
+      }
+    }
+    if (!args.empty()) Strings(w, "args", args);
   }
-  Env(w, c.env, osprey);
+  Env(w, c.env, osprey || rev.component != "predictor");
   Key(w, "ports");
   w.StartArray();
   Port(w, "http1", config.http_port);
@@ -230,11 +243,6 @@ bool Claimed(Claim claim, const std::map<std::string, std::string>& annotations)
 std::string DeploymentName(const RevisionSpec& rev) { return StrCat(rev.name, "-deployment"); }
 
 KubeFailure CheckRunnable(const RevisionSpec& rev) {
-  if (rev.component != "predictor")
-    return {"ComponentNotSupported",
-            StrCat("the ", rev.component,
-                   " does not run on Kubernetes yet (osprey up runs it); requests to the "
-                   "InferenceService are not sent past it to the predictor")};
   if (!IsModelServer(rev)) return {};
   const std::string owner = rev.runtime.empty() ? StrCat("container ", rev.container.name)
                                                 : StrCat("runtime ", rev.runtime);

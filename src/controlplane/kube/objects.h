@@ -53,6 +53,11 @@ struct KubePlacementConfig {
   int http_port = 8080;
   int grpc_port = 8081;
   int readiness_period_seconds = 1;
+  // Where a transformer or explainer reaches its predictor: the gateway's
+  // address in the cluster; its --predictor_host becomes
+  // {gateway_address}/serving/{ns}/{isvc}-predictor (the gateway's path
+  // route to the predictor, so its split, canary and scale from zero apply).
+  std::string gateway_address = "osprey-gateway.osprey-system";
 };
 
 struct OwnerRef {
@@ -64,8 +69,7 @@ struct OwnerRef {
 std::string DeploymentName(const RevisionSpec& rev);
 
 // A revision that cannot run on Kubernetes (no Osprey backend for its format,
-// a model-server image without a format, a transformer or explainer, which
-// the operator does not run yet): reason and message; empty if it can.
+// a model-server image without a format): reason and message; empty if it can.
 struct KubeFailure {
   std::string reason;
   std::string message;

@@ -3,6 +3,7 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 #include <variant>
 
@@ -104,7 +105,9 @@ IsvcView ReadInferenceService(const rapidjson::Value& isvc) {
     auto& i = std::get<resources::InferenceService>(*parsed);
     r.meta = i.meta;
     r.timeout_seconds = i.predictor.timeout_seconds;
-    v.predictor = std::move(i.predictor);
+    if (i.transformer) r.transformer_timeout_seconds = i.transformer->timeout_seconds;
+    if (i.explainer) r.explainer_timeout_seconds = i.explainer->timeout_seconds;
+    v.spec = std::move(i);
   } else {
     const auto& meta = Obj(isvc, "metadata");
     r.meta.name = GetString(meta, "name");
@@ -120,8 +123,12 @@ IsvcView ReadInferenceService(const rapidjson::Value& isvc) {
     if (std::find(r.aspired.begin(), r.aspired.end(), key) == r.aspired.end())
       r.aspired.push_back(std::move(key));
   };
-  for (const auto& t : r.status.traffic) aspire(t.revision);
-  aspire(r.status.latest_created);
+  for (const char* name : {"predictor", "transformer", "explainer"}) {
+    std::optional<ComponentStatus> c = r.status.Component(name);
+    if (!c.has_value()) continue;
+    for (const auto& t : c->traffic) aspire(t.revision);
+    aspire(c->latest_created);
+  }
   return v;
 }
 
@@ -139,15 +146,23 @@ std::optional<DeploymentView> ReadDeployment(const rapidjson::Value& deployment)
   return v;
 }
 
-std::optional<resources::Component> RevisionPredictor(const RevisionSpec& revision) {
-  auto parsed = resources::FromJson(
-      StrCat(R"({"apiVersion":"serving.kserve.io/v1beta1","kind":"InferenceService",)",
-             R"("metadata":{"name":"r","namespace":"n"},"spec":{"predictor":)",
-             revision.spec_json.empty() ? "{}" : revision.spec_json, "}}"));
-  if (!parsed.ok() || !std::holds_alternative<resources::InferenceService>(*parsed))
-    return std::nullopt;
-  return std::get<resources::InferenceService>(std::move(*parsed)).predictor;
+namespace {
+
+// "transformer" of "iris-transformer-00002" (revisions are
+// {isvc}-{component}-{number}); "predictor" when the name says nothing else.
+std::string ComponentOfRevision(const std::string& revision, const std::string& isvc) {
+  if (revision.size() > isvc.size() + 1 && revision.starts_with(isvc) &&
+      revision[isvc.size()] == '-') {
+    std::string_view rest = std::string_view(revision).substr(isvc.size() + 1);
+    for (const char* name : {"transformer", "explainer"})
+      if (rest.starts_with(name) && rest.size() > std::strlen(name) &&
+          rest[std::strlen(name)] == '-')
+        return name;
+  }
+  return "predictor";
 }
+
+}  // namespace
 
 ClusterRouting RoutingFromCluster(const std::vector<IsvcView>& isvcs,
                                   const std::vector<SliceView>& slices,
@@ -171,9 +186,11 @@ ClusterRouting RoutingFromCluster(const std::vector<IsvcView>& isvcs,
       gateway::RevisionTarget& t = r.target;
       t.key = key;
       t.revision = revision;
-      t.container_concurrency = isvc.predictor ? isvc.predictor->container_concurrency : 0;
+      const std::string component = ComponentOfRevision(revision, s.meta.name);
+      const resources::Component* current = isvc.Component(component);
+      t.container_concurrency = current ? current->container_concurrency : 0;
       if (auto d = deployment_of.find(key); d != deployment_of.end())
-        if (auto p = RevisionPredictor(d->second->revision))
+        if (auto p = RevisionComponent(d->second->revision))
           t.container_concurrency = p->container_concurrency;
       std::set<std::pair<std::string, uint16_t>> seen;
       if (auto it = slices_of.find(key); it != slices_of.end())
@@ -184,12 +201,12 @@ ClusterRouting RoutingFromCluster(const std::vector<IsvcView>& isvcs,
             t.ports.push_back(e.http_port);
             t.grpc_targets.push_back(GrpcTarget(e));
           }
+      const ComponentStatus c = s.status.Component(component).value_or(ComponentStatus{});
       const bool routed =
-          std::any_of(s.status.traffic.begin(), s.status.traffic.end(),
+          std::any_of(c.traffic.begin(), c.traffic.end(),
                       [&](const TrafficTarget& tt) { return tt.revision == revision; });
-      r.phase = !t.ports.empty() || routed || s.status.latest_ready == revision
-                    ? RevisionPhase::kReady
-                    : RevisionPhase::kPending;
+      r.phase = !t.ports.empty() || routed || c.latest_ready == revision ? RevisionPhase::kReady
+                                                                         : RevisionPhase::kPending;
     }
   }
   return out;
@@ -205,9 +222,11 @@ std::vector<ScaleTarget> ScaleTargets(const std::vector<IsvcView>& isvcs,
   for (const auto& d : deployments) {
     const RevisionSpec& rev = d.revision;
     auto it = by_key.find(StrCat(rev.namespace_, "/", rev.isvc));
-    if (it == by_key.end() || !it->second->predictor.has_value()) continue;
+    if (it == by_key.end()) continue;
     const IsvcView& isvc = *it->second;
-    if (UsesHpa(isvc.routing.meta.annotations, isvc.predictor->annotations)) continue;
+    const resources::Component* component = isvc.Component(rev.component);
+    if (component == nullptr) continue;
+    if (UsesHpa(isvc.routing.meta.annotations, component->annotations)) continue;
     ScaleTarget t;
     t.key = StrCat(rev.namespace_, "/", rev.name);
     t.namespace_ = rev.namespace_;
@@ -218,8 +237,8 @@ std::vector<ScaleTarget> ScaleTargets(const std::vector<IsvcView>& isvcs,
     t.replicas = d.replicas;
     t.ready_replicas = d.ready_replicas;
     if (t.aspired) {
-      std::optional<resources::Component> own = RevisionPredictor(rev);
-      t.kpa = KpaSpecFor(defaults, isvc.routing.meta.annotations, own ? *own : *isvc.predictor,
+      std::optional<resources::Component> own = RevisionComponent(rev);
+      t.kpa = KpaSpecFor(defaults, isvc.routing.meta.annotations, own ? *own : *component,
                          rev.min_replicas);
     }
     out.push_back(std::move(t));

@@ -60,9 +60,13 @@ struct IsvcView {
   // meta, spec.predictor.timeout, status, and the aspired revision keys
   // ("{ns}/{revision}"): those in status traffic, then the latest created.
   ServiceRouting routing;
-  // Its predictor; nullopt when the spec does not parse (it is still routed
-  // by its status, and not scaled).
-  std::optional<resources::Component> predictor;
+  // Its spec; nullopt when it does not parse (it is still routed by its
+  // status, and not scaled).
+  std::optional<resources::InferenceService> spec;
+  // The component of that name in the spec (nullptr: none, or no spec).
+  const resources::Component* Component(std::string_view name) const {
+    return spec ? ComponentOf(*spec, name) : nullptr;
+  }
 };
 IsvcView ReadInferenceService(const rapidjson::Value& isvc);
 
@@ -75,10 +79,6 @@ struct DeploymentView {
 };
 // nullopt when it is not one of Osprey's (objects.h RevisionOfDeployment).
 std::optional<DeploymentView> ReadDeployment(const rapidjson::Value& deployment);
-
-// A revision's predictor as it was when the revision was made (its
-// Deployment keeps the spec); nullopt when that does not parse.
-std::optional<resources::Component> RevisionPredictor(const RevisionSpec& revision);
 
 // What PlanRoutes takes. Each aspired revision's target: its ready
 // endpoints (deduplicated over its slices, in slice order), its

@@ -143,15 +143,15 @@ TEST(KubeRoutesTest, AnInferenceServiceAspiresItsTrafficRevisionsAndItsLatestCre
     EXPECT_EQ(v.routing.meta.name, "iris");
     EXPECT_EQ(v.routing.meta.namespace_, "models");
     EXPECT_EQ(v.routing.timeout_seconds, 30);
-    ASSERT_TRUE(v.predictor.has_value());
-    EXPECT_EQ(v.predictor->container_concurrency, 4);
+    ASSERT_TRUE(v.spec.has_value());
+    EXPECT_EQ(v.Component("predictor")->container_concurrency, 4);
   }
   // A spec that does not parse is still routed by its status, not scaled.
   rapidjson::Document bad = Parse(Isvc({"iris-predictor-00001:100"}, "iris-predictor-00001",
                                        "iris-predictor-00001", R"({"a":"b"})"));
   bad["spec"]["predictor"].RemoveMember("model");
   IsvcView v = ReadInferenceService(bad);
-  EXPECT_FALSE(v.predictor.has_value());
+  EXPECT_FALSE(v.spec.has_value());
   EXPECT_EQ(v.routing.meta.name, "iris");
   EXPECT_EQ(v.routing.meta.annotations.at("a"), "b");
   EXPECT_EQ(v.routing.aspired, std::vector<std::string>{"models/iris-predictor-00001"});

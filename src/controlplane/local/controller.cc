@@ -281,27 +281,13 @@ const resources::Component& Controller::Impl::PredictorOf(const InferenceService
   const resources::Component* current = ComponentOf(isvc, r.spec.component);
   if (current == nullptr) current = &isvc.predictor;
   if (!r.predictor.has_value()) {
-    // A transformer or explainer is parsed beside a minimal predictor.
-    const bool predictor = r.spec.component == "predictor";
-    const std::string& json = r.spec.spec_json.empty() ? "{}" : r.spec.spec_json;
-    auto parsed = resources::FromJson(
-        StrCat(R"({"apiVersion":"serving.kserve.io/v1beta1","kind":"InferenceService",)",
-               R"("metadata":{"name":"r","namespace":"n"},"spec":{"predictor":)",
-               predictor ? json
-                         : StrCat(R"({"containers":[{"name":"kserve-container","image":"x"}]},")",
-                                  r.spec.component, "\":", json),
-               "}}"));
-    const resources::Component* found = nullptr;
-    if (parsed.ok() && std::holds_alternative<InferenceService>(*parsed))
-      found = ComponentOf(std::get<InferenceService>(*parsed), r.spec.component);
-    if (found != nullptr) {
-      r.predictor = *found;
+    if (std::optional<resources::Component> found = RevisionComponent(r.spec)) {
+      r.predictor = std::move(*found);
     } else {
       if (r.predictor_unparsed) return *current;
       r.predictor_unparsed = true;
-      OSPREY_LOG(kWarning) << "revision " << r.spec.name << ": stored spec does not parse ("
-                           << (parsed.ok() ? "not an InferenceService" : parsed.status().message())
-                           << "); using the current one";
+      OSPREY_LOG(kWarning) << "revision " << r.spec.name
+                           << ": stored spec does not parse; using the current one";
       return *current;
     }
   }
