@@ -24,6 +24,23 @@
 //     values, framework exception) sets that task's status only; the others in
 //     the same call still complete. Backends catch their framework's exceptions
 //     at this edge and never throw.
+//
+// Optional capability, explanations (`:explain`): a Model that explains says
+// so in explains() and implements Explain; the defaults say it does not, and
+// the model server answers such a model's explain requests 501 naming it.
+// Contract of Model::Explain:
+//   - Input: a request validated as for Execute (input count, shapes,
+//     datatypes against metadata); requested outputs are not consulted.
+//   - Output: response->outputs gets one tensor "contributions", FP32 or
+//     FP64, of shape [n, features + 1] (one output group) or [n, groups,
+//     features + 1] (several, e.g. one per class): per row (and group) one
+//     value per input feature, then the bias term, in the units of the raw
+//     margin (before the objective's transform) so that they sum to it. This
+//     is the layout of xgboost's pred_contribs.
+//   - Concurrency and ownership as Execute: any number of threads at once,
+//     also alongside Execute; the caller owns request and response. Never
+//     batched: one call per request, on the caller's thread.
+//   - Errors: a Status (InvalidArgument for bad values); never throws.
 
 #include <filesystem>
 #include <memory>
@@ -31,6 +48,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/strings.h"
 #include "tensor/tensor.h"
 
 namespace osprey {
@@ -46,6 +64,12 @@ class Model {
   virtual ~Model() = default;
   virtual const ModelMetadata& metadata() const = 0;
   virtual void Execute(std::span<InferTask> tasks) = 0;
+
+  // Explanations (see the contract above). explains() is cheap and constant.
+  virtual bool explains() const { return false; }
+  virtual absl::Status Explain(const InferRequest& /*request*/, InferResponse* /*response*/) {
+    return absl::UnimplementedError(StrCat("model '", metadata().name, "' has no explainer"));
+  }
 };
 
 struct LoadOptions {

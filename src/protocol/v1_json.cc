@@ -6,9 +6,9 @@
 #include <cstring>
 #include <limits>
 
+#include "common/json_writer.h"
 #include "common/strings.h"
 #include "protocol/json_util.h"
-#include "common/json_writer.h"
 
 namespace osprey {
 namespace {
@@ -312,6 +312,53 @@ std::string EncodeV1PredictResponse(const InferResponse& response, bool records)
     }
   }
   w.EndArray();
+  w.EndObject();
+  return body;
+}
+
+absl::StatusOr<std::string> EncodeV1ExplainResponse(const Tensor& t,
+                                                    const std::vector<std::string>& feature_names) {
+  const Shape& shape = t.shape();
+  if ((t.datatype() != DataType::kFp32 && t.datatype() != DataType::kFp64) ||
+      (shape.size() != 2 && shape.size() != 3) || shape.back() < 1)
+    return absl::InvalidArgumentError(
+        StrCat("explanation tensor '", t.name(), "' of datatype ", DataTypeName(t.datatype()),
+               " and shape ", ShapeToString(shape),
+               "; expected FP32 or FP64 [n, F + 1] or [n, G, F + 1]"));
+  const int64_t rows = shape[0];
+  const bool grouped = shape.size() == 3;
+  const int64_t groups = grouped ? shape[1] : 1;
+  const int64_t features = shape.back() - 1;
+  std::string body;
+  body.reserve(static_cast<size_t>(32 + t.element_count() * 12));
+  JsonWriter w(&body);
+  const std::vector<std::string_view> no_strings;
+  w.BeginObject().Key("explanations").BeginArray();
+  int64_t index = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    w.BeginObject().Key("contributions");
+    if (grouped) w.BeginArray();
+    for (int64_t g = 0; g < groups; ++g) {
+      w.BeginArray();
+      for (int64_t f = 0; f < features; ++f)
+        WriteElement(t, index + g * (features + 1) + f, no_strings, w);
+      w.EndArray();
+    }
+    if (grouped) w.EndArray();
+    w.Key("bias");
+    if (grouped) w.BeginArray();
+    for (int64_t g = 0; g < groups; ++g)
+      WriteElement(t, index + g * (features + 1) + features, no_strings, w);
+    if (grouped) w.EndArray();
+    w.EndObject();
+    index += groups * (features + 1);
+  }
+  w.EndArray();
+  if (!feature_names.empty()) {
+    w.Key("feature_names").BeginArray();
+    for (const std::string& n : feature_names) w.String(n);
+    w.EndArray();
+  }
   w.EndObject();
   return body;
 }

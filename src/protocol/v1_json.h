@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "tensor/tensor.h"
 
@@ -24,5 +25,14 @@ absl::StatusOr<InferRequest> DecodeV1PredictRequest(std::string_view body,
 // a scalar for an output of shape [N], a (nested) list for [N, ...]. With
 // `records`, one object per row holding every output by name instead.
 std::string EncodeV1PredictResponse(const InferResponse& response, bool records = false);
+
+// The V1 answer to :explain from a model's "contributions" tensor ([n, F + 1]
+// or [n, G, F + 1], the bias last; see Model::Explain in backends/backend.h):
+//   {"explanations": [{"contributions": [c_0, ..., c_F-1], "bias": b}, ...]}
+// one object per row; for several output groups (classes) "contributions" is
+// a list per group and "bias" a list of G. "feature_names" follows when the
+// model has them. InvalidArgument for a tensor of another shape or datatype.
+absl::StatusOr<std::string> EncodeV1ExplainResponse(const Tensor& contributions,
+                                                    const std::vector<std::string>& feature_names);
 
 }  // namespace osprey

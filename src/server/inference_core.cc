@@ -79,6 +79,23 @@ void InferenceCore::Infer(const InferRequest& request, InferResponse* response,
            done);
 }
 
+absl::Status InferenceCore::Explain(const InferRequest& request, InferResponse* response) {
+  OSPREY_ASSIGN_OR_RETURN(auto found, registry_->Get(request.model_name, request.model_version));
+  const ServedModel& model = *found;
+  if (!model.model->explains())
+    return absl::UnimplementedError(StrCat("model '", model.name, "' has no explainer"));
+  OSPREY_RETURN_IF_ERROR(ValidateInputs(model.model->metadata(), request));
+  for (const RequestedOutput& o : request.outputs)
+    if (o.name != "contributions")
+      return absl::InvalidArgumentError(StrCat("unknown output '", o.name, "' requested; model '",
+                                               model.name, "' explains with: contributions"));
+  OSPREY_RETURN_IF_ERROR(model.model->Explain(request, response));
+  response->model_name.assign(model.name);
+  response->model_version.assign(model.version);
+  response->id = request.id;
+  return absl::OkStatus();
+}
+
 void InferenceCore::CountDecodeFailure(std::string_view model_name) {
   auto served = registry_->Get(model_name, "");
   if (served.ok()) (*served)->metrics->failure.fetch_add(1, std::memory_order_relaxed);

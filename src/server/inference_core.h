@@ -31,6 +31,13 @@ class InferenceCore {
   void Infer(const InferRequest& request, InferResponse* response, Clock::time_point arrival,
              InferDone done);
 
+  // Explains `request` with the model it names (Model::Explain), inline on
+  // this thread: validated as Infer validates inputs; requested outputs may
+  // name only "contributions". Unimplemented naming the model when it does
+  // not explain. On success `response` carries model name, version, the
+  // request id and the "contributions" tensor.
+  absl::Status Explain(const InferRequest& request, InferResponse* response);
+
   // Counts a request that failed before it could be decoded into an
   // InferRequest (bad JSON, ...) against the model it addressed, if known.
   void CountDecodeFailure(std::string_view model_name);

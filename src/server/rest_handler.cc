@@ -1,7 +1,7 @@
 #include "server/rest_handler.h"
 
-#include "common/strings.h"
 #include "common/json_writer.h"
+#include "common/strings.h"
 #include "net/status.h"
 #include "protocol/v1_json.h"
 #include "protocol/v2_json.h"
@@ -101,8 +101,7 @@ std::optional<HttpResponse> RestHandler::HandleV1(std::string_view method, std::
   auto served = core_->registry()->Get(model, "");
   if (!served.ok()) return ErrorResponse(served.status());
   if ((*served)->model->metadata().raw_requests) return StartRawV1(model, verb, req, done);
-  if (verb == "explain")
-    return ErrorResponse(absl::UnimplementedError(StrCat("model '", model, "' has no explainer")));
+  if (verb == "explain") return ExplainV1(model, req, *(*served)->model);
   auto decoded = DecodeV1PredictRequest(*req.body, (*served)->model->metadata());
   if (!decoded.ok()) {
     core_->CountDecodeFailure(model);
@@ -129,6 +128,10 @@ std::optional<HttpResponse> RestHandler::HandleV2Model(std::string_view method,
   if (tail == "infer") {
     if (method != "POST") return MethodNotAllowed(method, "infer", "POST");
     return Infer(model, version, req, done);
+  }
+  if (tail == "explain") {
+    if (method != "POST") return MethodNotAllowed(method, "explain", "POST");
+    return ExplainV2(model, version, req);
   }
   if (tail.empty() || tail == "ready" || tail == "config") {
     if (method != "GET") return MethodNotAllowed(method, rest, "GET");
@@ -161,6 +164,51 @@ std::optional<HttpResponse> RestHandler::Infer(std::string_view model, std::stri
                return r;
              });
   return std::nullopt;
+}
+
+// Explanations run inline on this thread (Model::Explain is never batched).
+HttpResponse RestHandler::ExplainV1(std::string_view model, const HttpRequest& req,
+                                    const Model& served) {
+  if (!served.explains())
+    return ErrorResponse(absl::UnimplementedError(StrCat("model '", model, "' has no explainer")));
+  const ModelMetadata& metadata = served.metadata();
+  auto decoded = DecodeV1PredictRequest(*req.body, metadata);
+  if (!decoded.ok()) {
+    core_->CountDecodeFailure(model);
+    return ErrorResponse(decoded.status());
+  }
+  decoded->model_name = std::string(model);
+  decoded->headers = req.headers;
+  InferResponse response;
+  absl::Status s = core_->Explain(*decoded, &response);
+  if (!s.ok()) return ErrorResponse(s);
+  if (response.outputs.empty())
+    return ErrorResponse(absl::InternalError("the model's explanation is missing"));
+  auto body = EncodeV1ExplainResponse(response.outputs[0], metadata.feature_names);
+  if (!body.ok()) return ErrorResponse(absl::InternalError(body.status().message()));
+  return Json(200, *std::move(body));
+}
+
+HttpResponse RestHandler::ExplainV2(std::string_view model, std::string_view version,
+                                    const HttpRequest& req) {
+  auto decoded = DecodeV2InferRequest(req.body, req.inference_header_length);
+  if (!decoded.ok()) {
+    core_->CountDecodeFailure(model);
+    return ErrorResponse(decoded.status());
+  }
+  decoded->model_name.assign(model);
+  decoded->model_version.assign(version);
+  decoded->headers = req.headers;
+  InferResponse response;
+  absl::Status s = core_->Explain(*decoded, &response);
+  if (!s.ok()) return ErrorResponse(s);
+  EncodedBody encoded = EncodeV2InferResponse(response, *decoded);
+  HttpResponse r = Json(200, std::move(encoded.body));
+  if (encoded.json_length.has_value()) {
+    r.inference_header_length = encoded.json_length;
+    r.content_type = "application/octet-stream";
+  }
+  return r;
 }
 
 // A model that takes V1 bodies as sent (a custom Python model): the body goes

@@ -43,6 +43,9 @@ class RestHandler : public HttpHandler {
                                                const HttpRequest& req, HttpDone& done);
   std::optional<HttpResponse> Infer(std::string_view model, std::string_view version,
                                     const HttpRequest& req, HttpDone& done);
+  // :explain (V1) and /explain (V2); see docs/EXPLAIN.md for the shapes.
+  HttpResponse ExplainV1(std::string_view model, const HttpRequest& req, const Model& served);
+  HttpResponse ExplainV2(std::string_view model, std::string_view version, const HttpRequest& req);
   std::optional<HttpResponse> StartRawV1(std::string_view model, std::string_view verb,
                                          const HttpRequest& req, HttpDone& done);
   // Runs the inference of HTTP request `req` and answers with

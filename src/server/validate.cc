@@ -5,6 +5,21 @@
 namespace osprey {
 
 absl::Status ValidateRequest(const ModelMetadata& md, const InferRequest& request) {
+  OSPREY_RETURN_IF_ERROR(ValidateInputs(md, request));
+  for (const RequestedOutput& o : request.outputs) {
+    bool known = false;
+    for (const TensorSpec& s : md.outputs) known = known || s.name == o.name;
+    if (!known) {
+      std::string names;
+      for (const TensorSpec& s : md.outputs) StrAppend(&names, names.empty() ? "" : ", ", s.name);
+      return absl::InvalidArgumentError(StrCat("unknown output '", o.name, "' requested; model '",
+                                               md.name, "' has outputs: ", names));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateInputs(const ModelMetadata& md, const InferRequest& request) {
   if (md.raw_requests) return absl::OkStatus();  // the model checks its own input
   if (request.inputs.size() != md.inputs.size())
     return absl::InvalidArgumentError(StrCat("model '", md.name, "' expects ", md.inputs.size(),
@@ -31,16 +46,6 @@ absl::Status ValidateRequest(const ModelMetadata& md, const InferRequest& reques
         return absl::InvalidArgumentError(
             StrCat("input '", t.name(), "': model '", md.name, "' expects datatype ",
                    DataTypeName(spec->datatype), ", got ", DataTypeName(t.datatype())));
-    }
-  }
-  for (const RequestedOutput& o : request.outputs) {
-    bool known = false;
-    for (const TensorSpec& s : md.outputs) known = known || s.name == o.name;
-    if (!known) {
-      std::string names;
-      for (const TensorSpec& s : md.outputs) StrAppend(&names, names.empty() ? "" : ", ", s.name);
-      return absl::InvalidArgumentError(StrCat("unknown output '", o.name, "' requested; model '",
-                                               md.name, "' has outputs: ", names));
     }
   }
   return absl::OkStatus();

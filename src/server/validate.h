@@ -12,6 +12,10 @@ namespace osprey {
 // name, as KServe's servers do.
 absl::Status ValidateRequest(const ModelMetadata& metadata, const InferRequest& request);
 
+// The inputs part of ValidateRequest only (explanations have outputs of
+// their own).
+absl::Status ValidateInputs(const ModelMetadata& metadata, const InferRequest& request);
+
 // Runs one request of zeros (batch 1 for variable dimensions) through the
 // model; the error names the model when it does not answer. Skipped when the
 // metadata says zeros are no valid input (skip_warm_up).

@@ -217,8 +217,16 @@ absl::Status LgbmModel::AddTree(const KeyValues& kv, int index) {
     return bad(StrCat("leaf_value must hold num_leaves=", num_leaves, " numbers"));
   Tree tree{static_cast<uint32_t>(nodes_.size()), static_cast<uint32_t>(leaves_.size()),
             num_leaves == 1};
+  // Data counts (explanations only): a file without them still predicts.
+  std::vector<double> leaf_count, internal_count;
+  if (!ParseList(Find(kv, "leaf_count"), &leaf_count) ||
+      static_cast<int64_t>(leaf_count.size()) != num_leaves) {
+    if (num_leaves > 1) has_counts_ = false;  // a lone leaf needs no count
+    leaf_count.assign(static_cast<size_t>(num_leaves), 0.0);
+  }
   if (num_leaves == 1) {
     leaves_.push_back(leaf_value[0]);
+    leaf_count_.push_back(leaf_count[0]);
     trees_.push_back(tree);
     return absl::OkStatus();
   }
@@ -247,6 +255,8 @@ absl::Status LgbmModel::AddTree(const KeyValues& kv, int index) {
         !std::is_sorted(cat_boundaries.begin(), cat_boundaries.end()))
       return bad("cat_threshold does not match cat_boundaries");
   }
+  if (!ParseList(Find(kv, "internal_count"), &internal_count) || internal_count.size() != splits)
+    has_counts_ = false;
   const uint32_t cat_base = static_cast<uint32_t>(cat_bits_.size());
   cat_bits_.insert(cat_bits_.end(), cat_threshold.begin(), cat_threshold.end());
   for (size_t i = 0; i < splits; ++i) {
@@ -307,6 +317,10 @@ absl::Status LgbmModel::AddTree(const KeyValues& kv, int index) {
   if (std::count(seen_leaf.begin(), seen_leaf.end(), 1) != num_leaves)
     return bad("some leaves are unreachable");
   leaves_.insert(leaves_.end(), leaf_value.begin(), leaf_value.end());
+  if (has_counts_) {
+    leaf_count_.insert(leaf_count_.end(), leaf_count.begin(), leaf_count.end());
+    internal_count_.insert(internal_count_.end(), internal_count.begin(), internal_count.end());
+  }
   trees_.push_back(tree);
   return absl::OkStatus();
 }
@@ -428,6 +442,67 @@ void LgbmModel::Predict(const double* rows, int64_t n, double* out, bool raw) co
       for (int64_t c = 0; c < k; ++c) scores[c] /= iterations;
     Finish(scores);
   }
+}
+
+const TreeShap* LgbmModel::Tables() const {
+  std::call_once(shap_once_, [this] {
+    std::vector<TreeShap::Tree> trees(trees_.size());
+    for (size_t t = 0; t < trees_.size(); ++t) {
+      const Tree& tree = trees_[t];
+      TreeShap::Tree& out = trees[t];
+      out.group = static_cast<int32_t>(static_cast<int64_t>(t) % num_classes_);
+      // Splits keep LightGBM's indices; leaf i follows them at splits + i.
+      const size_t num_leaves =
+          (t + 1 < trees_.size() ? trees_[t + 1].leaf_offset : leaves_.size()) - tree.leaf_offset;
+      const size_t splits = tree.single_leaf ? 0 : num_leaves - 1;
+      out.nodes.resize(splits + num_leaves);
+      for (size_t i = 0; i < splits; ++i) {
+        const Node& n = nodes_[tree.node_offset + i];
+        TreeShap::Node& o = out.nodes[i];
+        auto index = [&](int32_t child) {
+          return static_cast<int32_t>(child >= 0 ? child : static_cast<int32_t>(splits) + ~child);
+        };
+        o.left = index(n.child[0]);
+        o.right = index(n.child[1]);
+        o.feature = n.feature;
+        o.cover = internal_count_[tree.node_offset + i];
+        o.id = tree.node_offset + static_cast<uint32_t>(i);
+      }
+      for (size_t i = 0; i < num_leaves; ++i) {
+        TreeShap::Node& o = out.nodes[splits + i];
+        o.value = leaves_[tree.leaf_offset + i];
+        o.cover = leaf_count_[tree.leaf_offset + i];
+      }
+    }
+    shap_ = TreeShap::Build(trees, num_features_, std::vector<double>(num_classes_, 0.0),
+                            TreeShap::Options());
+  });
+  return shap_.ok() ? shap_->get() : nullptr;
+}
+
+absl::Status LgbmModel::Explain(const double* rows, int64_t n, double* out) const {
+  if (!has_counts_)
+    return absl::UnimplementedError(
+        "explanations: the LightGBM model file has no leaf_count/internal_count");
+  const TreeShap* shap = Tables();
+  if (shap == nullptr) return shap_.status();
+  TreeShap::Scratch scratch;
+  shap->PrepareScratch(&scratch);
+  const int64_t width = shap->row_width();
+  for (int64_t r = 0; r < n; ++r) {
+    const double* row = rows + r * num_features_;
+    shap->ExplainRow(
+        [&](uint32_t id) {
+          const Node& node = nodes_[id];
+          if (node.kind == Kind::kNumeric) [[likely]] {
+            const double x = row[node.feature];
+            return static_cast<bool>((x <= node.threshold) | ((x != x) & node.nan_left));
+          }
+          return SlowDecision(node, row[node.feature]) == node.child[0];
+        },
+        &scratch, out + r * width);
+  }
+  return absl::OkStatus();
 }
 
 void LgbmModel::Finish(double* s) const {

@@ -10,15 +10,25 @@
 // and each objective's output transform (sigmoid, softmax, one-vs-all sigmoid,
 // exp, sqrt-regression's signed square, cross-entropy-lambda's log1p(exp)).
 //
-// Immutable after Parse: Predict is safe from any number of threads.
+// Explanations: exact TreeSHAP contributions as lightgbm's
+// predict(pred_contrib=True), weighted by the data counts the file records
+// per node (tree_shap.h), from the same decisions Predict makes. The
+// TreeSHAP tables are built on the first Explain (once; most models are never
+// explained and should not pay their memory), in structures Predict never
+// reads.
+//
+// Immutable after Parse but for that one-time build: Predict and Explain are
+// safe from any number of threads.
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "backends/tree_shap.h"
 #include "common/status.h"
 
 namespace osprey {
@@ -38,6 +48,14 @@ class LgbmModel {
   // rows: row-major [n, num_features]. out: [n, num_classes]. raw: the summed
   // scores before averaging and the objective's transform (LightGBM's raw_score).
   void Predict(const double* rows, int64_t n, double* out, bool raw) const;
+
+  // Whether the file holds the per-node data counts explanations need.
+  bool explains() const { return has_counts_; }
+  // rows: row-major [n, num_features]. out: [n, num_classes, num_features + 1],
+  // per class the contributions then the bias (the trees' expected values),
+  // summing to the raw score: pred_contrib's values and layout (lightgbm
+  // flattens the last two dimensions). Unimplemented without counts.
+  absl::Status Explain(const double* rows, int64_t n, double* out) const;
 
  private:
   // kNumeric covers LightGBM's missing types None and NaN: both reduce to
@@ -91,6 +109,14 @@ class LgbmModel {
   std::string objective_;
   Transform transform_ = Transform::kIdentity;
   double sigmoid_ = 1.0;
+
+  // Explanations: data counts by node (nodes_ order) and by leaf (leaves_).
+  const TreeShap* Tables() const;
+  std::vector<double> internal_count_;
+  std::vector<double> leaf_count_;
+  bool has_counts_ = true;
+  mutable std::once_flag shap_once_;
+  mutable absl::StatusOr<std::unique_ptr<TreeShap>> shap_ = nullptr;
 };
 
 }  // namespace osprey

@@ -55,6 +55,28 @@ class LightgbmModel : public Model {
     for (InferTask& task : tasks) task.status = Predict(*task.request, task.response);
   }
 
+  bool explains() const override { return model_->explains(); }
+
+  // FP64 contributions, [n, features + 1] or [n, num_class, features + 1]
+  // (pred_contrib's values; lightgbm flattens the last two dimensions).
+  absl::Status Explain(const InferRequest& request, InferResponse* response) override {
+    if (!model_->explains()) return Model::Explain(request, response);
+    const Tensor& input = request.inputs[0];
+    std::vector<double> values;
+    OSPREY_RETURN_IF_ERROR(ConvertToFloat64(input, &values));
+    const int64_t rows = input.shape()[0];
+    const int64_t width = model_->num_features() + 1;
+    Shape shape = {rows, width};
+    if (model_->num_classes() > 1) shape = {rows, model_->num_classes(), width};
+    Tensor out("contributions", DataType::kFp64, std::move(shape));
+    std::string* bytes = out.mutable_owned_data();
+    bytes->resize(static_cast<size_t>(out.element_count()) * sizeof(double));
+    OSPREY_RETURN_IF_ERROR(
+        model_->Explain(values.data(), rows, reinterpret_cast<double*>(bytes->data())));
+    response->outputs.push_back(std::move(out));
+    return absl::OkStatus();
+  }
+
  private:
   absl::Status Predict(const InferRequest& request, InferResponse* response) const {
     const Tensor& input = request.inputs[0];

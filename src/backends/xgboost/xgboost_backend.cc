@@ -14,6 +14,7 @@
 #include "backends/model_files.h"
 #include "backends/simple_backend.h"
 #include "backends/xgboost/forest.h"
+#include "backends/xgboost/xgb_explainer.h"
 #include "common/logging.h"
 #include "common/strings.h"
 #include "rapidjson/document.h"
@@ -104,24 +105,34 @@ class XgboostModel : public Model {
     if (objective == "multi:softprob" && num_class > 1) out_shape = {-1, num_class};
     metadata_.outputs = {{"output-0", DataType::kFp32, out_shape}};
     objective_ = objective;
-    UseNativeEvaluatorIfExact();
+    bst_ulong json_len = 0;
+    const char* json = nullptr;
+    if (XGBoosterSaveModelToBuffer(booster_, R"({"format":"json"})", &json_len, &json) != 0) {
+      OSPREY_LOG(kInfo) << "model '" << metadata_.name
+                        << "': libxgboost predictor, no explanations (model JSON unavailable: "
+                        << LastError() << ")";
+      return absl::OkStatus();
+    }
+    UseNativeEvaluatorIfExact(std::string_view(json, json_len));
+    // The explainer's own copy of the trees, read now: the JSON is at hand,
+    // and saving the model again later could race with predictions.
+    auto explainer = XgbExplainer::Parse(std::string_view(json, json_len));
+    if (explainer.ok() && (*explainer)->num_features() == num_features_) {
+      explainer_ = *std::move(explainer);
+    } else {
+      OSPREY_LOG(kInfo) << "model '" << metadata_.name << "': no explanations ("
+                        << (explainer.ok() ? "feature count differs" : explainer.status().message())
+                        << ")";
+    }
     return absl::OkStatus();
   }
 
   // Compiles the native evaluator and keeps it only if it reproduces
   // libxgboost's predictions bit for bit on probe rows built around every
   // split threshold (each side of it, and missing values).
-  void UseNativeEvaluatorIfExact() {
+  void UseNativeEvaluatorIfExact(std::string_view json) {
     if (num_features_ <= 0) return;  // nothing to probe; libxgboost handles it
-    bst_ulong len = 0;
-    const char* json = nullptr;
-    if (XGBoosterSaveModelToBuffer(booster_, R"({"format":"json"})", &len, &json) != 0) {
-      OSPREY_LOG(kInfo) << "model '" << metadata_.name
-                        << "': libxgboost predictor (model JSON unavailable: " << LastError()
-                        << ")";
-      return;
-    }
-    auto forest = Forest::Compile(std::string_view(json, len));
+    auto forest = Forest::Compile(json);
     if (!forest.ok()) {
       OSPREY_LOG(kInfo) << "model '" << metadata_.name << "': libxgboost predictor ("
                         << forest.status().message() << ")";
@@ -183,6 +194,28 @@ class XgboostModel : public Model {
 
   void Execute(std::span<InferTask> tasks) override {
     for (InferTask& task : tasks) task.status = Predict(*task.request, task.response);
+  }
+
+  bool explains() const override { return explainer_ != nullptr; }
+
+  // FP32 contributions, [n, features + 1] or [n, num_class, features + 1] as
+  // pred_contribs.
+  absl::Status Explain(const InferRequest& request, InferResponse* response) override {
+    if (explainer_ == nullptr) return Model::Explain(request, response);
+    const Tensor& input = request.inputs[0];
+    std::vector<float> values;
+    OSPREY_RETURN_IF_ERROR(ConvertToFloat32(input, &values));
+    const int64_t rows = input.shape()[0];
+    const int64_t width = num_features_ + 1;
+    Shape shape = {rows, width};
+    if (explainer_->num_groups() > 1) shape = {rows, explainer_->num_groups(), width};
+    Tensor out("contributions", DataType::kFp32, std::move(shape));
+    std::string* bytes = out.mutable_owned_data();
+    bytes->resize(static_cast<size_t>(out.element_count()) * sizeof(float));
+    OSPREY_RETURN_IF_ERROR(
+        explainer_->Explain(values.data(), rows, reinterpret_cast<float*>(bytes->data())));
+    response->outputs.push_back(std::move(out));
+    return absl::OkStatus();
   }
 
  private:
@@ -257,7 +290,8 @@ class XgboostModel : public Model {
     free_proxies_.push_back(p);
   }
 
-  std::unique_ptr<Forest> forest_;  // set when it reproduces libxgboost exactly
+  std::unique_ptr<Forest> forest_;           // set when it reproduces libxgboost exactly
+  std::unique_ptr<XgbExplainer> explainer_;  // set when the model can be explained
   std::mutex proxy_mu_;
   std::vector<DMatrixHandle> proxies_;       // every proxy made, freed with the model
   std::vector<DMatrixHandle> free_proxies_;  // those not in use
