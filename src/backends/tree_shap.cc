@@ -7,7 +7,8 @@
 namespace osprey {
 namespace {
 
-// The SHAP terms of one leaf for one pattern of satisfied path features:
+// The SHAP terms of one leaf for one pattern of satisfied path features (the
+// leaves without a table):
 // out[j] = value * (one_j - zero_j) * (the permutation weight of the path
 // with element j unwound), as Lundberg's EXTEND and UNWOUND-SUM compute it
 // (element 0 is the empty root element). pw holds d + 1 doubles.
@@ -40,6 +41,42 @@ void LeafTerms(const double* zero, uint32_t d, uint64_t satisfied, double value,
     }
     out[j] = total * ((one ? 1.0 : 0.0) - z) * value;
   }
+}
+
+// v * G(Q) for every subset Q of the d path features (see tree_shap.h):
+// G(Q) = prod_{k not in Q} z_k * sum_s w(s) e_{|Q|-s}(z_Q), w(s) =
+// s!(d-s-1)!/d!, e_m the elementary symmetric polynomials of Q's z's, built
+// subset by subset from the subset without its highest member. G(all) is
+// never read (no feature is outside O then) and left 0. poly: 2^d * (d + 1).
+void LeafTable(const double* zero, uint32_t d, double value, std::vector<double>& poly,
+               double* out) {
+  std::vector<double> w(d);
+  for (uint32_t s = 0; s < d; ++s) {
+    double x = 1.0 / d;  // s!(d-s-1)!/d! = 1 / (d * C(d-1, s))
+    for (uint32_t i = 1; i <= s; ++i) x *= static_cast<double>(i) / (d - i);
+    w[s] = x;
+  }
+  const uint64_t n = uint64_t{1} << d;
+  poly.assign(n * (d + 1), 0.0);
+  poly[0] = 1.0;  // e(empty) = 1
+  for (uint64_t q = 1; q < n; ++q) {
+    const uint32_t k = 63 - static_cast<uint32_t>(__builtin_clzll(q));
+    const double* prev = poly.data() + (q ^ (uint64_t{1} << k)) * (d + 1);
+    double* e = poly.data() + q * (d + 1);
+    e[0] = 1.0;
+    for (uint32_t m = 1; m <= d; ++m) e[m] = prev[m] + zero[k] * prev[m - 1];
+  }
+  for (uint64_t q = 0; q + 1 < n; ++q) {
+    const uint32_t size = static_cast<uint32_t>(__builtin_popcountll(q));
+    const double* e = poly.data() + q * (d + 1);
+    double sum = 0.0;
+    for (uint32_t s = 0; s <= size; ++s) sum += w[s] * e[size - s];
+    double outside = 1.0;
+    for (uint32_t k = 0; k < d; ++k)
+      if (!((q >> k) & 1)) outside *= zero[k];
+    out[q] = value * outside * sum;
+  }
+  out[n - 1] = 0.0;
 }
 
 // Walks one tree top-down in preorder, recording splits and leaves with the
@@ -168,6 +205,7 @@ absl::StatusOr<std::unique_ptr<TreeShap>> TreeShap::Build(std::span<const Tree> 
           {l.node, d, kNoTable, static_cast<uint32_t>(s->path_features_.size()), l.value});
       s->path_features_.insert(s->path_features_.end(), l.features.begin(), l.features.end());
       s->path_zero_.insert(s->path_zero_.end(), l.zero.begin(), l.zero.end());
+      for (double z : l.zero) s->path_coef_.push_back(z != 0.0 ? (1.0 - z) / z : 0.0);
       s->max_d_ = std::max(s->max_d_, d);
     }
     info.leaf_end = static_cast<uint32_t>(s->leaves_.size());
@@ -175,20 +213,26 @@ absl::StatusOr<std::unique_ptr<TreeShap>> TreeShap::Build(std::span<const Tree> 
     s->trees_.push_back(info);
   }
   // Tables, in tree order, while they fit.
-  std::vector<double> pw(s->max_d_ + 1);
-  size_t budget = options.table_bytes / sizeof(double);
+  std::vector<double> poly;
+  const size_t budget = options.table_bytes / sizeof(double);
+  size_t total = 0;
   for (Leaf& leaf : s->leaves_) {
-    if (leaf.d > static_cast<uint32_t>(std::max(0, options.max_table_features))) continue;
-    const size_t size = (size_t{1} << leaf.d) * leaf.d;
-    if (s->table_.size() + size > budget) continue;
-    leaf.table = s->table_.size();
-    s->table_.resize(s->table_.size() + size);
     const double* zero = s->path_zero_.data() + leaf.path;
-    for (uint64_t p = 0; p < (uint64_t{1} << leaf.d); ++p)
-      LeafTerms(zero, leaf.d, p, leaf.value, pw.data(), s->table_.data() + leaf.table + p * leaf.d);
+    if (leaf.d > static_cast<uint32_t>(std::max(0, options.max_table_features)) ||
+        std::find(zero, zero + leaf.d, 0.0) != zero + leaf.d)
+      continue;
+    const size_t size = size_t{1} << leaf.d;
+    if (total + size > budget) continue;
+    leaf.table = total;
+    total += size;
+  }
+  s->table_.resize(total);
+  for (Leaf& leaf : s->leaves_) {
+    if (leaf.table == kNoTable) continue;
+    LeafTable(s->path_zero_.data() + leaf.path, leaf.d, leaf.value, poly,
+              s->table_.data() + leaf.table);
     ++s->tabulated_;
   }
-  s->table_.shrink_to_fit();
   return s;
 }
 

@@ -11,17 +11,22 @@
 // contributions are the frameworks' to 1e-12 relative in exact arithmetic.
 //
 // How it is fast. A leaf's SHAP terms depend on the row only through which
-// of the distinct features on its root-to-leaf path the row "satisfies" (goes
-// the path's way at every split on that feature): a pattern of d bits, d the
-// number of distinct features on the path. So, per leaf, the terms of all 2^d
-// patterns are tabulated once (value * (one - zero fraction) * the unwound
-// permutation weight, per path feature) and a row costs, per tree, one
-// decision per split (a top-down pass that marks which path features each
-// node's row fails) and d table additions per leaf: O(L * d) instead of the
-// recursive algorithm's O(L * d^2) with a path copy per node and no
-// allocation at all. Leaves whose d exceeds Options::max_table_features, or
-// that no longer fit Options::table_bytes, run the O(d^2) formula per row on
-// the same precomputed path (zero fractions, features) instead.
+// of the d distinct features on its root-to-leaf path the row "satisfies"
+// (goes the path's way at every split on that feature): a set O of path
+// features. With z_k the product of cover ratios along the path for feature
+// k, and G(Q) = sum over S subset of Q of |S|!(d-|S|-1)!/d! * prod_{k not in
+// S} z_k, the leaf adds (value v)
+//   -v * G(O)                            to every path feature not in O,
+//   v * (1 - z_j) / z_j * G(O \ {j})     to every path feature j in O.
+// So, per leaf, v * G is tabulated once for all 2^d subsets (built from
+// elementary symmetric polynomials of the z's, O(2^d * d)), and a row costs,
+// per tree, one decision per split (a top-down pass that marks which path
+// features each node's row fails) and d additions per leaf from a table of
+// 2^d doubles: O(L * d) instead of the recursive algorithm's O(L * d^2) with
+// a path copy per node, and no allocation at all. Leaves whose d exceeds
+// Options::max_table_features, that no longer fit Options::table_bytes, or
+// with a zero cover ratio on the path, run the O(d^2) EXTEND/UNWIND formula
+// per row on the same precomputed path instead.
 //
 // Immutable after Build: Explain* are safe from any number of threads, each
 // with its own Scratch.
@@ -54,7 +59,7 @@ class TreeShap {
   };
   struct Options {
     size_t table_bytes = size_t{128} << 20;  // tables beyond this use the per-row formula
-    int max_table_features = 10;             // 2^d * d doubles per leaf
+    int max_table_features = 14;             // 2^d doubles per leaf
   };
   // Per-call working memory, sized by the forest: make one per thread (or per
   // call) and reuse it for every row.
@@ -103,8 +108,8 @@ class TreeShap {
   struct Leaf {
     uint32_t node;   // position in the tree's miss array
     uint32_t d;      // distinct features on the path
-    uint64_t table;  // offset in table_ (2^d * d terms), or kNoTable
-    uint32_t path;   // offset in path_features_ / path_zero_ (d each)
+    uint64_t table;  // offset in table_ (v * G, 2^d values), or kNoTable
+    uint32_t path;   // offset in path_features_ / path_zero_ / path_coef_ (d each)
     double value;
   };
   struct TreeInfo {
@@ -123,6 +128,7 @@ class TreeShap {
   std::vector<Leaf> leaves_;
   std::vector<uint32_t> path_features_;
   std::vector<double> path_zero_;
+  std::vector<double> path_coef_;  // (1 - z) / z
   std::vector<double> table_;
   std::vector<double> bias_;  // per group: given bias + the trees' expected values
   int64_t num_features_ = 0;
@@ -156,9 +162,17 @@ void TreeShap::ExplainRow(Decide&& decide, Scratch* scratch, double* phi) const 
       const uint64_t mask = leaf.d == 64 ? ~uint64_t{0} : (uint64_t{1} << leaf.d) - 1;
       const uint64_t satisfied = ~miss[leaf.node] & mask;
       if (leaf.table != kNoTable) [[likely]] {
-        const double* terms = table_.data() + leaf.table + satisfied * leaf.d;
+        const double* g = table_.data() + leaf.table;
+        const double unsatisfied = -g[satisfied];
         const uint32_t* features = path_features_.data() + leaf.path;
-        for (uint32_t j = 0; j < leaf.d; ++j) p[features[j]] += terms[j];
+        const double* coef = path_coef_.data() + leaf.path;
+        // Branch-free: whether the row satisfies a path feature is a coin
+        // toss to the branch predictor.
+        for (uint32_t j = 0; j < leaf.d; ++j) {
+          const double in = static_cast<double>((satisfied >> j) & 1);
+          const double term = coef[j] * g[satisfied & ~(uint64_t{1} << j)];
+          p[features[j]] += in * term + (1.0 - in) * unsatisfied;
+        }
       } else {
         AddLeafSlow(leaf, satisfied, scratch, p);
       }

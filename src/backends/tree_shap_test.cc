@@ -198,7 +198,7 @@ TEST(TreeShapTest, TableBudgetLeavesTheRestToTheFormula) {
   f.trees.push_back(f.trees[0]);
   f.thresholds.push_back(f.thresholds[0]);
   for (Node& n : f.trees[1].nodes) n.id += 1000;
-  // Each tree's leaf a/b has d = 2 (2^2 * 2 = 8 doubles), leaf c d = 1 (2).
+  // Each tree's leaves a and b have d = 2 (tables of 2^2 doubles), c d = 1 (2).
   auto shap = TreeShap::Build(f.trees, 2, {0.0}, {.table_bytes = 12 * sizeof(double)});
   ASSERT_TRUE(shap.ok());
   EXPECT_LT((*shap)->tabulated_leaves(), (*shap)->num_leaves());
@@ -207,6 +207,25 @@ TEST(TreeShapTest, TableBudgetLeavesTheRestToTheFormula) {
   std::vector<double> phi = Explain(**shap, f, x);
   EXPECT_NEAR(phi[0], -4.35, 1e-12);
   EXPECT_NEAR(phi[1], -1.05, 1e-12);
+}
+
+// A child that no training row reached (cover 0) has no table (its terms
+// divide by its cover ratio) and takes the per-row formula.
+TEST(TreeShapTest, ZeroCoverChildrenTakeTheFormula) {
+  TestForest f = DepthTwo();
+  f.trees[0].nodes[1].cover = 3;
+  f.trees[0].nodes[2].cover = 0;  // leaf a
+  f.trees[0].nodes[0].cover = 9;
+  auto shap = TreeShap::Build(f.trees, 2, {0.0}, {});
+  ASSERT_TRUE(shap.ok());
+  EXPECT_EQ((*shap)->tabulated_leaves(), (*shap)->num_leaves() - 1);  // all but leaf a
+  for (double x0 : {0.0, 1.0})
+    for (double x1 : {0.0, 1.0}) {
+      const double x[2] = {x0, x1};
+      std::vector<double> want = BruteForce(f, 2, 1, x);
+      std::vector<double> got = Explain(**shap, f, x);
+      for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-12) << i;
+    }
 }
 
 TEST(TreeShapTest, SingleLeafTreesAddTheirValueToTheBias) {

@@ -81,6 +81,26 @@ TEST(V1DecodeTest, Errors) {
   EXPECT_NE(req.status().message().find("has no feature names"), std::string::npos);
 }
 
+TEST(V1EncodeTest, ExplanationsPerRowAndPerGroup) {
+  Tensor one("contributions", DataType::kFp32, {2, 3});
+  float c[] = {0.5f, -0.25f, 1.0f, 0.0f, 2.0f, 1.0f};
+  one.SetData(std::string(reinterpret_cast<char*>(c), sizeof(c)));
+  auto body = EncodeV1ExplainResponse(one, {"a", "b"});
+  ASSERT_TRUE(body.ok());
+  EXPECT_EQ(*body, R"({"explanations":[{"contributions":[0.5,-0.25],"bias":1.0},)"
+                   R"({"contributions":[0.0,2.0],"bias":1.0}],"feature_names":["a","b"]})");
+
+  Tensor groups("contributions", DataType::kFp64, {1, 2, 2});
+  double g[] = {0.5, 1.5, -1.0, 2.0};
+  groups.SetData(std::string(reinterpret_cast<char*>(g), sizeof(g)));
+  body = EncodeV1ExplainResponse(groups, {});
+  ASSERT_TRUE(body.ok());
+  EXPECT_EQ(*body, R"({"explanations":[{"contributions":[[0.5],[-1.0]],"bias":[1.5,2.0]}]})");
+
+  Tensor flat("contributions", DataType::kFp32, {3});
+  EXPECT_EQ(EncodeV1ExplainResponse(flat, {}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(V1EncodeTest, ScalarsAndRows) {
   InferResponse r;
   Tensor labels("output-0", DataType::kFp32, {2});

@@ -139,11 +139,16 @@ def test_dict_rows_on_model_without_feature_names_are_400(server):
     assert_error(r, 400)
 
 
-def test_explain_is_not_implemented(server):
+def test_explain_answers_contributions_per_row(server):
+    # Built-in TreeSHAP (test_explain.py checks the values against xgboost).
     r = server.post(
         "/v1/models/xgb-iris-softmax:explain", json={"instances": KSERVE_E2E_INSTANCES}
     )
-    assert_error(r, 501)
+    assert r.status_code == 200, r.text
+    explanations = r.json()["explanations"]
+    assert len(explanations) == len(KSERVE_E2E_INSTANCES)
+    for e in explanations:  # three classes, four features each
+        assert len(e["bias"]) == 3 and [len(c) for c in e["contributions"]] == [4, 4, 4]
 
 
 def test_predict_unknown_model_is_404(server):
