@@ -39,6 +39,11 @@ case ",${BENCH_ONLY:-lightgbm}," in
   *,lightgbm,*)
     "$PY" bench/lgbm_bench.py || status=$? ;;
 esac
+# TreeSHAP: Osprey's explainers vs xgboost's and lightgbm's contributions.
+case ",${BENCH_ONLY:-treeshap}," in
+  *,treeshap,*)
+    "$PY" bench/treeshap.py || status=$? ;;
+esac
 # Dynamic batching on a TorchScript MLP: on vs off, one server.
 case ",${BENCH_ONLY:-torch}," in
   *,torch,*)
