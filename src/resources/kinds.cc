@@ -13,12 +13,15 @@ constexpr std::string_view kClusterRuntimeNames[] = {"csr"};
 constexpr std::string_view kRevisionNames[] = {"rev"};
 constexpr std::string_view kAutoscalerNames[] = {"kpa", "pa"};
 constexpr std::string_view kEventNames[] = {"ev"};
+constexpr std::string_view kGraphNames[] = {"ig"};
 
-constexpr std::array<KindInfo, 6> kKinds = {{
+constexpr std::array<KindInfo, 7> kKinds = {{
     {"inferenceservices", "inferenceservice", "InferenceService", "serving.kserve.io", "v1beta1",
      false, true, kIsvcNames},
     {"servingruntimes", "servingruntime", "ServingRuntime", "serving.kserve.io", "v1alpha1", false,
      true, kRuntimeNames},
+    {"inferencegraphs", "inferencegraph", "InferenceGraph", "serving.kserve.io", "v1alpha1", false,
+     true, kGraphNames},
     {"clusterservingruntimes", "clusterservingruntime", "ClusterServingRuntime",
      "serving.kserve.io", "v1alpha1", true, true, kClusterRuntimeNames},
     {"revisions", "revision", "Revision", "serving.knative.dev", "v1", false, false,

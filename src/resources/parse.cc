@@ -5,6 +5,7 @@
 #include <cctype>
 #include <set>
 
+#include "resources/graph_internal.h"
 #include "resources/resources.h"
 #include "resources/value.h"
 
@@ -742,6 +743,10 @@ absl::StatusOr<ServingRuntime> ParseServingRuntime(const Value& doc, bool cluste
 
 }  // namespace
 
+absl::Status ParseGraphMeta(const Value& doc, ObjectMeta* meta) {
+  return ParseMeta(doc, NameRule::kDns1035Label, false, meta);
+}
+
 absl::StatusOr<Resource> ParseResource(const Value& doc) {
   if (doc.kind != Value::Kind::kMap) {
     return absl::InvalidArgumentError(
@@ -756,12 +761,14 @@ absl::StatusOr<Resource> ParseResource(const Value& doc) {
   std::string_view want;
   if (kind == "InferenceService") {
     want = kIsvcApiVersion;
-  } else if (kind == "ServingRuntime" || kind == "ClusterServingRuntime") {
+  } else if (kind == "ServingRuntime" || kind == "ClusterServingRuntime" ||
+             kind == "InferenceGraph") {
     want = kRuntimeApiVersion;
   } else {
     return Error(doc.Find("kind"), "kind",
                  StrCat("unknown kind \"", kind,
-                        "\": expected InferenceService, ServingRuntime or ClusterServingRuntime"));
+                        "\": expected InferenceService, ServingRuntime, ClusterServingRuntime or "
+                        "InferenceGraph"));
   }
   if (api_version.empty()) return Error(&doc, "apiVersion", StrCat("required (", want, ")"));
   if (api_version != want) {
@@ -771,6 +778,10 @@ absl::StatusOr<Resource> ParseResource(const Value& doc) {
   if (kind == "InferenceService") {
     OSPREY_ASSIGN_OR_RETURN(InferenceService isvc, ParseInferenceService(doc));
     return Resource(std::move(isvc));
+  }
+  if (kind == "InferenceGraph") {
+    OSPREY_ASSIGN_OR_RETURN(InferenceGraph graph, ParseInferenceGraph(doc));
+    return Resource(std::move(graph));
   }
   OSPREY_ASSIGN_OR_RETURN(ServingRuntime rt,
                           ParseServingRuntime(doc, kind == "ClusterServingRuntime"));
@@ -806,6 +817,7 @@ std::string_view KindOf(const Resource& r) {
   if (const auto* rt = std::get_if<ServingRuntime>(&r)) {
     return rt->cluster ? "ClusterServingRuntime" : "ServingRuntime";
   }
+  if (std::holds_alternative<InferenceGraph>(r)) return "InferenceGraph";
   return "InferenceService";
 }
 

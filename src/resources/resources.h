@@ -1,7 +1,7 @@
 #pragma once
 
 // KServe's API objects as typed values: InferenceService
-// (serving.kserve.io/v1beta1), ServingRuntime and ClusterServingRuntime
+// (serving.kserve.io/v1beta1), ServingRuntime, ClusterServingRuntime and InferenceGraph
 // (serving.kserve.io/v1alpha1). Parsed from KServe's own YAML or JSON
 // unchanged, defaulted and validated here; this library knows nothing of what
 // acts on them (no process, store or network code).
@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "resources/inference_graph.h"
 
 namespace osprey::resources {
 
@@ -152,10 +153,23 @@ struct ServingRuntime {
   bool operator==(const ServingRuntime&) const = default;
 };
 
-using Resource = std::variant<InferenceService, ServingRuntime>;
+struct InferenceGraph {
+  ObjectMeta meta;
+  std::map<std::string, InferenceRouter> nodes;  // by name; one is "root"
+  std::optional<int64_t> timeout_seconds;        // spec.timeout: the whole request
+  std::optional<RouterTimeouts> router_timeouts;
+  std::optional<int> min_replicas;
+  int max_replicas = 0;
+  std::optional<int> scale_target;
+  std::string scale_metric;
+  std::string resources_json;  // {} when absent
+  bool operator==(const InferenceGraph&) const = default;
+};
+
+using Resource = std::variant<InferenceService, ServingRuntime, InferenceGraph>;
 
 // Kind names as they appear in YAML: "InferenceService", "ServingRuntime",
-// "ClusterServingRuntime".
+// "ClusterServingRuntime", "InferenceGraph".
 std::string_view KindOf(const Resource& r);
 
 // Parses one or more YAML documents ("---" separated; JSON is YAML too).

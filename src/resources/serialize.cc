@@ -8,6 +8,7 @@
 #include "rapidjson/error/en.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
+#include "resources/graph_internal.h"
 #include "resources/resources.h"
 #include "resources/value.h"
 #include "yaml-cpp/yaml.h"
@@ -271,6 +272,8 @@ std::string ToJson(const Resource& r) {
   w.StartObject();
   if (const auto* isvc = std::get_if<InferenceService>(&r)) {
     IsvcJson(w, *isvc);
+  } else if (const auto* graph = std::get_if<InferenceGraph>(&r)) {
+    internal::InferenceGraphJson(w, *graph);
   } else {
     RuntimeJson(w, std::get<ServingRuntime>(r));
   }
