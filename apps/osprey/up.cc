@@ -84,7 +84,7 @@ int UpMain(const std::vector<std::string_view>& args) {
   gateway::Gateway::Options gateway_opts;
   HttpServer::Options gateway_options;
   const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  std::string data_dir, pvc_root, image_map, apply, log_level;
+  std::string data_dir, pvc_root, image_map, apply, log_level, propagate_headers;
   int http_port = 8080, api_port = 8090, grpc_port = 8081, gateway_threads = cpus;
   bool no_grpc = false, keep = false, help = false;
   const std::vector<FlagSpec> specs = {
@@ -123,6 +123,10 @@ int UpMain(const std::vector<std::string_view>& args) {
                    "how long the gateway holds a request for a replica (30)"),
       IntFlag("gateway-threads", &gateway_threads, 1, 1024,
               "event loops of the gateway (default: number of CPUs)"),
+      StringFlag("graph-propagate-headers", &propagate_headers,
+                 "InferenceGraph steps get the request headers whose names match these regular "
+                 "expressions (comma-separated; KServe's router headers.propagate; default none)",
+                 "PATTERNS"),
       StringFlag("log-level", &log_level, "debug, info, warning or error (default info)", "LEVEL"),
       BoolFlag("help", &help, "show this help"),
   };
@@ -175,6 +179,11 @@ int UpMain(const std::vector<std::string_view>& args) {
   // The gateway binds first: its port is part of every InferenceService URL.
   std::atomic<controlplane::Controller*> controller_ptr{nullptr};
   gateway_opts.access_log = options.data_dir + "/access.log";
+  for (std::stringstream in(propagate_headers); !propagate_headers.empty();) {
+    std::string pattern;
+    if (!std::getline(in, pattern, ',')) break;
+    if (!pattern.empty()) gateway_opts.graph_propagate_headers.push_back(pattern);
+  }
   gateway_opts.on_demand = [&controller_ptr](const std::string& revision_key) {
     if (auto* c = controller_ptr.load()) c->Activate(revision_key);
   };

@@ -14,6 +14,7 @@
 #include "common/logging.h"
 #include "common/strings.h"
 #include "gateway/forwarder.h"
+#include "gateway/graph_executor.h"
 #include "gateway/observers/access_log.h"
 #include "gateway/observers/metrics.h"
 #include "gateway/revision_pool.h"
@@ -175,6 +176,7 @@ struct Gateway::Impl {
 
   Options options;
   Forwarder forwarder;
+  std::unique_ptr<GraphExecutor> graphs;  // InferenceGraph routes
   MetricsObserver metrics;
   std::unique_ptr<AccessLogObserver> access_log;
   std::vector<ExchangeObserver*> observers;
@@ -419,6 +421,8 @@ struct Gateway::Impl {
 };
 
 Gateway::Gateway(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {
+  impl_->graphs = std::make_unique<GraphExecutor>(
+      this, GraphExecutor::Options{impl_->options.graph_propagate_headers});
   impl_->reaper = std::thread([this] { impl_->Reap(); });
 }
 
@@ -432,6 +436,7 @@ Gateway::~Gateway() {
 }
 
 void Gateway::Update(std::shared_ptr<const RouteTable> table) {
+  impl_->graphs->Update(table);
   auto snapshot = std::make_shared<Snapshot>();
   snapshot->table = table;
   for (const auto& t : table->revisions) snapshot->pools.push_back(impl_->PoolFor(t));
@@ -465,6 +470,7 @@ void Gateway::Update(std::shared_ptr<const RouteTable> table) {
 }
 
 void Gateway::Handle(const HttpRequest& request, HttpDone done) {
+  if (impl_->graphs->any() && impl_->graphs->Handle(request, done)) return;
   std::shared_ptr<const Snapshot> snapshot = impl_->Current();
   std::string_view host = FindHeader(request.headers, "Host");
   std::string_view path = request.target.substr(0, request.target.find('?'));

@@ -60,6 +60,10 @@ class Gateway : public HttpHandler, public Caller {
     // Observers of every exchange besides the access log and the metrics,
     // called after them (see exchange.h for what they must not do).
     std::vector<std::shared_ptr<ExchangeObserver>> observers;
+    // InferenceGraphs (graph_executor.h): request header names to pass on
+    // to every step (regular expressions; KServe's router
+    // headers.propagate).
+    std::vector<std::string> graph_propagate_headers;
   };
 
   explicit Gateway(Options options);

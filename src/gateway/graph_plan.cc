@@ -208,7 +208,9 @@ absl::StatusOr<std::shared_ptr<const Graph>> CompileGraph(std::string_view json)
   std::map<std::string, int> index;
   for (auto it = nodes.MemberBegin(); it != nodes.MemberEnd(); ++it) {
     index[it->name.GetString()] = static_cast<int>(g->nodes.size());
-    g->nodes.push_back(GraphNode{it->name.GetString()});
+    GraphNode node;
+    node.name = it->name.GetString();
+    g->nodes.push_back(std::move(node));
   }
   auto root = index.find("root");
   if (root == index.end()) return absl::InvalidArgumentError("spec.nodes.root: required");

@@ -97,9 +97,23 @@ struct Route {
   std::shared_ptr<std::atomic<uint64_t>> draws = std::make_shared<std::atomic<uint64_t>>(0);
 };
 
+// An InferenceGraph's route: a request to one of its hosts runs the graph
+// inside the gateway (graph_executor.h), its steps called as a client's
+// requests are.
+struct GraphRoute {
+  std::string namespace_;
+  std::string name;
+  std::vector<std::string> hosts;  // lower case, without port
+  // The graph's canonical JSON (apiVersion, kind, metadata, spec) with each
+  // serviceName step resolved to its InferenceService's serviceUrl, as
+  // KServe's controller hands its router the graph.
+  std::string spec_json;
+};
+
 struct RouteTable {
   std::vector<Route> routes;
   std::vector<RevisionTarget> revisions;
+  std::vector<GraphRoute> graphs;  // matched by host before `routes`
 };
 
 // What the gateway measured of one revision (the autoscaler's input).

@@ -266,6 +266,7 @@ void Controller::Impl::Pass(const std::vector<ReplicaStatus>& replicas,
   for (auto& id : ReplicasToStop(present, live, std::chrono::steady_clock::now(),
                                  opts.replica_drain_delay, &retiring))
     to_stop->push_back(std::move(id));
+  PassGraphs(cluster);
   PublishRoutes(routed, replicas, live);
 }
 
@@ -340,9 +341,10 @@ void Controller::Impl::PublishRoutes(const std::vector<Routed>& routed,
       }
   }
   auto table = std::make_shared<RouteTable>(PlanRoutes(services, targets, opts.platform));
+  table->graphs = GraphRoutes();
   {
     std::lock_guard<std::mutex> lock(routes_mu);
-    if (SameRoutes(*table, *routes)) return;
+    if (SameRoutes(*table, *routes) && SameGraphRoutes(table->graphs, routes->graphs)) return;
     routes = table;
   }
   if (opts.on_routes) opts.on_routes(table);

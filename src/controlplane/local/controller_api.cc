@@ -15,6 +15,7 @@ const Controller::Impl::KindOps* Controller::Impl::OpsOf(std::string_view plural
       {"inferenceservices", &Impl::ListIsvcs, &Impl::DeleteIsvc},
       {"servingruntimes", &Impl::ListRuntimes, &Impl::DeleteRuntime},
       {"clusterservingruntimes", &Impl::ListClusterRuntimes, &Impl::DeleteClusterRuntime},
+      {"inferencegraphs", &Impl::ListGraphs, &Impl::DeleteGraph},
       {"revisions", &Impl::ListRevisions, nullptr},
       {"podautoscalers", &Impl::ListAutoscalers, nullptr},
       {"events", &Impl::ListEvents, nullptr},
@@ -263,6 +264,8 @@ absl::StatusOr<std::vector<Controller::ApplyResult>> Controller::Apply(
                        result.action == "created" ? "Created" : "Updated",
                        StrCat("generation ", it->second.generation));
         }
+      } else if (const auto* graph = std::get_if<resources::InferenceGraph>(&r)) {
+        OSPREY_ASSIGN_OR_RETURN(result, impl_->ApplyGraph(*graph, json, now));
       } else {
         const auto& rt = std::get<ServingRuntime>(r);
         result.namespace_ = rt.meta.namespace_;

@@ -25,6 +25,7 @@
 #include "controlplane/local/placement.h"
 #include "controlplane/local/store.h"
 #include "controlplane/local/supervisor.h"
+#include "controlplane/graph_status.h"
 #include "controlplane/observe.h"
 #include "controlplane/retire.h"
 #include "controlplane/routing.h"
@@ -111,6 +112,18 @@ struct Controller::Impl {
   std::map<std::string, IsvcEntry> isvcs;        // "ns/name"
   std::map<std::string, RuntimeEntry> runtimes;  // "ns/name"; ns "" for cluster runtimes
   std::map<std::string, RevEntry> revisions;     // "ns/name"
+  // InferenceGraphs (controller_graphs.cc).
+  struct GraphEntry {
+    resources::InferenceGraph graph;
+    std::string resource_json;  // canonical JSON as applied
+    std::string created;
+    int64_t generation = 1;
+    int64_t observed_generation = 0;
+    GraphStatus status;
+    std::map<std::string, std::string> transition_times;  // condition type -> time
+    std::optional<gateway::GraphRoute> route;             // while Ready
+  };
+  std::map<std::string, GraphEntry> graphs;  // "ns/name"
   std::vector<std::thread> fetchers;
   std::map<std::string, std::chrono::steady_clock::time_point> retiring;  // replica id -> since
   std::atomic<uint64_t> event_seq{0};
@@ -188,8 +201,24 @@ struct Controller::Impl {
 
   void Run();
 
-  // ---- kinds: what the controller does for each of resources::Kinds() ----
   using Items = std::vector<std::pair<std::string, std::string>>;  // name, rendered JSON
+
+  // ---- InferenceGraphs (controller_graphs.cc) ----
+  absl::StatusOr<Controller::ApplyResult> ApplyGraph(const resources::InferenceGraph& graph,
+                                                     const std::string& json,
+                                                     const std::string& now);
+  void SaveGraph(const std::string& key, const GraphEntry& e);
+  absl::Status LoadGraphs();
+  // Each graph's status and route from the InferenceServices' (graph_status.h).
+  void PassGraphs(const std::vector<ServingRuntime>& cluster_runtimes);
+  std::vector<gateway::GraphRoute> GraphRoutes() const;
+  static bool SameGraphRoutes(const std::vector<gateway::GraphRoute>& a,
+                              const std::vector<gateway::GraphRoute>& b);
+  absl::StatusOr<Items> ListGraphs(const std::string& ns, const std::vector<ReplicaStatus>&) const;
+  absl::Status DeleteGraph(const std::string& ns, const std::string& name,
+                           std::vector<std::string>*);
+
+  // ---- kinds: what the controller does for each of resources::Kinds() ----
   struct KindOps {
     std::string_view plural;
     // The kind's objects in namespace `ns` ("": every namespace). Called

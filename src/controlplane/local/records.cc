@@ -260,6 +260,7 @@ absl::Status Controller::Impl::Load() {
     e.builtin = true;
     runtimes[key] = std::move(e);
   }
+  OSPREY_RETURN_IF_ERROR(LoadGraphs());
   return absl::OkStatus();
 }
 
