@@ -62,8 +62,8 @@ GraphServiceView GraphServiceViewOf(const resources::InferenceService& isvc,
                                     const std::vector<resources::ServingRuntime>& cluster_runtimes,
                                     const PlatformConfig& config) {
   GraphServiceView v;
-  const std::string& ready = status.transformer ? status.transformer->latest_ready
-                                                : status.latest_ready;
+  const std::string& ready =
+      status.transformer ? status.transformer->latest_ready : status.latest_ready;
   if (ready.empty()) return v;
   v.url = ServiceUrl(isvc.meta, config);
   const std::string model = ModelName(isvc);

@@ -112,13 +112,16 @@ TEST(GraphStatus, ApiViewHasStatusAndMetadata) {
   GraphStatus s;
   s.url = "http://g-default.example.com";
   s.conditions = {{"Ready", "True", "", ""}};
-  std::string json = GraphJson(R"({"apiVersion":"serving.kserve.io/v1alpha1","kind":"InferenceGraph","metadata":{"name":"g","namespace":"default"},"spec":{}})",
-                               "2024-01-01T00:00:00Z", 2, 2, s, {{"Ready", "2024-01-01T00:00:01Z"}});
+  std::string json = GraphJson(
+      R"({"apiVersion":"serving.kserve.io/v1alpha1","kind":"InferenceGraph","metadata":{"name":"g","namespace":"default"},"spec":{}})",
+      "2024-01-01T00:00:00Z", 2, 2, s, {{"Ready", "2024-01-01T00:00:01Z"}});
   EXPECT_NE(json.find(R"("creationTimestamp":"2024-01-01T00:00:00Z","generation":2)"),
             std::string::npos)
       << json;
-  EXPECT_NE(json.find(R"("status":{"url":"http://g-default.example.com","conditions":[{"lastTransitionTime":"2024-01-01T00:00:01Z","status":"True","type":"Ready"}],"observedGeneration":2})"),
-            std::string::npos)
+  EXPECT_NE(
+      json.find(
+          R"("status":{"url":"http://g-default.example.com","conditions":[{"lastTransitionTime":"2024-01-01T00:00:01Z","status":"True","type":"Ready"}],"observedGeneration":2})"),
+      std::string::npos)
       << json;
 }
 

@@ -75,12 +75,13 @@ struct GraphExecutor::Run : std::enable_shared_from_this<Run> {
   void Send(StepCall c) {
     const Clock::time_point now = Clock::now();
     Clock::time_point step_deadline = deadline;
-    const bool client_timeout = graph->step_timeout.count() > 0 &&
-                                now + graph->step_timeout < deadline;
+    const bool client_timeout =
+        graph->step_timeout.count() > 0 && now + graph->step_timeout < deadline;
     if (client_timeout) step_deadline = now + graph->step_timeout;
     auto url = ParseHttpUrl(c.step->url);
     if (!url.ok()) {
-      Answer(c.id, {false, 0, nullptr, StrCat("Post \"", c.step->url, "\": ", url.status().message())});
+      Answer(c.id,
+             {false, 0, nullptr, StrCat("Post \"", c.step->url, "\": ", url.status().message())});
       return;
     }
     const std::string_view path = std::string_view(url->target).substr(0, url->target.find('?'));
@@ -239,8 +240,8 @@ bool GraphExecutor::Handle(const HttpRequest& request, HttpDone& done) {
   run->graph = entry->graph.get();
   run->caller = caller_;
   run->io = request.io_context;
-  run->timeout = entry->graph->timeout.count() > 0 ? entry->graph->timeout
-                                                   : options_.default_timeout;
+  run->timeout =
+      entry->graph->timeout.count() > 0 ? entry->graph->timeout : options_.default_timeout;
   const Clock::time_point start =
       request.arrival.time_since_epoch().count() ? request.arrival : Clock::now();
   run->deadline = start + run->timeout;
@@ -267,8 +268,7 @@ bool GraphExecutor::Handle(const HttpRequest& request, HttpDone& done) {
   for (const auto& [n, v] : run->headers) StrAppend(&run->header_lines, n, ": ", v, "\r\n");
   run->plan = std::make_unique<GraphRun>(*entry->graph);
   run->done = std::move(done);
-  run->Issue(run->plan->Start(request.body ? request.body
-                                           : std::make_shared<const std::string>()));
+  run->Issue(run->plan->Start(request.body ? request.body : std::make_shared<const std::string>()));
   return true;
 }
 

@@ -119,8 +119,7 @@ size_t TopLevelPipe(std::string_view s) {
   return std::string_view::npos;
 }
 
-constexpr std::string_view kModifiers[] = {"this",   "reverse", "keys",
-                                           "values", "flatten", "valid"};
+constexpr std::string_view kModifiers[] = {"this", "reverse", "keys", "values", "flatten", "valid"};
 
 bool IsModifier(std::string_view rest) {
   size_t end = rest.find_first_of(".|:", 1);
@@ -192,7 +191,8 @@ bool Truthy(const Value& v, bool* out) {
   if (v.IsNumber()) return *out = v.GetDouble() != 0, true;
   if (v.IsString()) {
     std::string s(v.GetString(), v.GetStringLength());
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    std::transform(s.begin(), s.end(), s.begin(),
+                   [](unsigned char ch) { return std::tolower(ch); });
     if (s == "1" || s == "t" || s == "true") return *out = true, true;
     if (s == "0" || s == "f" || s == "false") return *out = false, true;
   }

@@ -35,11 +35,11 @@ TEST_P(GjsonGetTest, AsGjson) {
 INSTANTIATE_TEST_SUITE_P(
     Readme, GjsonGetTest,
     testing::Values(
-        Case{"name.last", R"("Anderson")"}, Case{"age", "37"}, Case{"children", R"(["Sara","Alex","Jack"])"},
-        Case{"children.#", "3"}, Case{"children.1", R"("Alex")"}, Case{"children.3", ""},
-        Case{"child*.2", R"("Jack")"}, Case{"c?ildren.0", R"("Sara")"},
-        Case{R"(fav\.movie)", R"("Deer Hunter")"}, Case{"fav.movie", ""},
-        Case{"friends.#.first", R"(["Dale","Roger","Jane"])"},
+        Case{"name.last", R"("Anderson")"}, Case{"age", "37"},
+        Case{"children", R"(["Sara","Alex","Jack"])"}, Case{"children.#", "3"},
+        Case{"children.1", R"("Alex")"}, Case{"children.3", ""}, Case{"child*.2", R"("Jack")"},
+        Case{"c?ildren.0", R"("Sara")"}, Case{R"(fav\.movie)", R"("Deer Hunter")"},
+        Case{"fav.movie", ""}, Case{"friends.#.first", R"(["Dale","Roger","Jane"])"},
         Case{"friends.1.last", R"("Craig")"},
         Case{R"(friends.#(last=="Murphy").first)", R"("Dale")"},
         Case{R"(friends.#(last=="Murphy")#.first)", R"(["Dale","Jane"])"},
@@ -49,19 +49,19 @@ INSTANTIATE_TEST_SUITE_P(
         Case{R"(friends.#(nets.#(=="fb"))#.first)", R"(["Dale","Roger"])"},
         Case{"friends.#(age>100)", ""}, Case{"friends.#(age>100)#", "[]"},
         Case{"friends.#(nets)#.first", R"(["Dale","Roger","Jane"])"},
-        Case{"friends.#.nets.#", "[3,2,2]"},
-        Case{"friends.#(last==Murphy)#|#", "2"},
-        Case{"children|@reverse|0", R"("Jack")"}, Case{"children.@reverse", R"(["Jack","Alex","Sara"])"},
+        Case{"friends.#.nets.#", "[3,2,2]"}, Case{"friends.#(last==Murphy)#|#", "2"},
+        Case{"children|@reverse|0", R"("Jack")"},
+        Case{"children.@reverse", R"(["Jack","Alex","Sara"])"},
         Case{"name.@keys", R"(["first","last"])"}, Case{"name|@values", R"(["Tom","Anderson"])"},
-        Case{"friends.#.nets|@flatten|#", "7"},
-        Case{"@this.age", "37"}, Case{"[age,name.first]", R"([37,"Tom"])"},
+        Case{"friends.#.nets|@flatten|#", "7"}, Case{"@this.age", "37"},
+        Case{"[age,name.first]", R"([37,"Tom"])"},
         Case{"{age,name.first}", R"({"age":37,"first":"Tom"})"},
-        Case{R"({"years":age})", R"({"years":37})"}, Case{"[nope]", "[]"},
-        Case{"nothing", "null"}, Case{"flag", "true"}, Case{"age.x", ""}, Case{"missing", ""},
-        Case{"children.#(==\"Alex\")", R"("Alex")"},
-        Case{"friends.#(age>=47)#.age", "[68,47]"}, Case{"friends.#(age<=44).first", R"("Dale")"},
-        Case{"friends.#(age!=44)#.age", "[68,47]"}, Case{"friends.#(age<45).first", R"("Dale")"},
-        Case{"@unknownmodifier", ""}, Case{"children.@reverse:arg", ""}));
+        Case{R"({"years":age})", R"({"years":37})"}, Case{"[nope]", "[]"}, Case{"nothing", "null"},
+        Case{"flag", "true"}, Case{"age.x", ""}, Case{"missing", ""},
+        Case{"children.#(==\"Alex\")", R"("Alex")"}, Case{"friends.#(age>=47)#.age", "[68,47]"},
+        Case{"friends.#(age<=44).first", R"("Dale")"}, Case{"friends.#(age!=44)#.age", "[68,47]"},
+        Case{"friends.#(age<45).first", R"("Dale")"}, Case{"@unknownmodifier", ""},
+        Case{"children.@reverse:arg", ""}));
 
 // KServe's e2e conditions ([@this].#(...) on the node's input) and the
 // shapes its docs use.
@@ -102,9 +102,9 @@ INSTANTIATE_TEST_SUITE_P(
         Condition{R"({"ok":"true"})", "[@this].#(ok==~true)", true},
         Condition{R"({"ok":1})", "[@this].#(ok==~true)", true},
         Condition{R"({"ok":null})", "[@this].#(ok==~null)", true},
-        Condition{R"({"a":1})", "[@this].#(b==~*)", false},
-        Condition{"not json", "a", false}, Condition{R"({"a":1} x)", "a", false},
-        Condition{R"({"a":1})", "", false}, Condition{R"({"":1})", "", true}));
+        Condition{R"({"a":1})", "[@this].#(b==~*)", false}, Condition{"not json", "a", false},
+        Condition{R"({"a":1} x)", "a", false}, Condition{R"({"a":1})", "", false},
+        Condition{R"({"":1})", "", true}));
 
 }  // namespace
 }  // namespace osprey::gateway

@@ -42,13 +42,27 @@ void GoString(std::string* out, std::string_view s) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       switch (c) {
-        case '"': out->append("\\\""); break;
-        case '\\': out->append("\\\\"); break;
-        case '\n': out->append("\\n"); break;
-        case '\r': out->append("\\r"); break;
-        case '\t': out->append("\\t"); break;
-        case '\b': out->append("\\b"); break;
-        case '\f': out->append("\\f"); break;
+        case '"':
+          out->append("\\\"");
+          break;
+        case '\\':
+          out->append("\\\\");
+          break;
+        case '\n':
+          out->append("\\n");
+          break;
+        case '\r':
+          out->append("\\r");
+          break;
+        case '\t':
+          out->append("\\t");
+          break;
+        case '\b':
+          out->append("\\b");
+          break;
+        case '\f':
+          out->append("\\f");
+          break;
         default:
           if (c < 0x20 || c == '<' || c == '>' || c == '&') {
             out->append("\\u00");
@@ -101,11 +115,21 @@ void GoNumber(std::string* out, double f) {
 
 void GoValue(std::string* out, const rapidjson::Value& v) {
   switch (v.GetType()) {
-    case rapidjson::kNullType: out->append("null"); break;
-    case rapidjson::kFalseType: out->append("false"); break;
-    case rapidjson::kTrueType: out->append("true"); break;
-    case rapidjson::kStringType: GoString(out, {v.GetString(), v.GetStringLength()}); break;
-    case rapidjson::kNumberType: GoNumber(out, v.GetDouble()); break;
+    case rapidjson::kNullType:
+      out->append("null");
+      break;
+    case rapidjson::kFalseType:
+      out->append("false");
+      break;
+    case rapidjson::kTrueType:
+      out->append("true");
+      break;
+    case rapidjson::kStringType:
+      GoString(out, {v.GetString(), v.GetStringLength()});
+      break;
+    case rapidjson::kNumberType:
+      GoNumber(out, v.GetDouble());
+      break;
     case rapidjson::kArrayType: {
       out->push_back('[');
       bool first = true;
@@ -246,9 +270,9 @@ absl::StatusOr<std::shared_ptr<const Graph>> CompileGraph(std::string_view json)
       } else {
         step.url = std::string(Str(s, "serviceUrl"));
         if (step.url.empty())
-          return absl::InvalidArgumentError(
-              StrCat(path, ".steps[", i, "]: no serviceUrl (serviceName \"", Str(s, "serviceName"),
-                     "\" unresolved)"));
+          return absl::InvalidArgumentError(StrCat(path, ".steps[", i,
+                                                   "]: no serviceUrl (serviceName \"",
+                                                   Str(s, "serviceName"), "\" unresolved)"));
       }
       step.data_response = Str(s, "data") == "$response";
       step.map_predictions = s.HasMember("mapPredictionsToInstances") &&
@@ -304,8 +328,8 @@ bool GraphRun::Abandoned(int frame) const {
 void GraphRun::Enter(int f) {
   const GraphNode& node = graph_.nodes[frames_[f].node];
   if (frames_[f].depth > kMaxDepth) {
-    Finish(f, {true, 500, nullptr, StrCat("node ", node.name, " is nested more than ", kMaxDepth,
-                                          " levels deep")});
+    Finish(f, {true, 500, nullptr,
+               StrCat("node ", node.name, " is nested more than ", kMaxDepth, " levels deep")});
     return;
   }
   switch (node.router) {

@@ -50,9 +50,9 @@
 namespace osprey::gateway {
 
 struct GraphStep {
-  std::string name;  // as written; Ensemble keys by it, else by the index
-  int node = -1;     // nodeName: index into Graph::nodes; else -1
-  std::string url;   // serviceUrl (serviceName resolved by the control plane)
+  std::string name;            // as written; Ensemble keys by it, else by the index
+  int node = -1;               // nodeName: index into Graph::nodes; else -1
+  std::string url;             // serviceUrl (serviceName resolved by the control plane)
   bool data_response = false;  // data: $response
   bool map_predictions = false;
   int64_t weight = 0;

@@ -122,15 +122,13 @@ TEST(GraphPlan, SequenceConditionOnThePreviousAnswer) {
   const std::string g = Graph(R"j({"root":{"routerType":"Sequence","steps":[
       {"serviceUrl":"http://a"},
       {"serviceUrl":"http://b","data":"$response","condition":"predictions.#(==1)"}]}})j");
-  auto taken = Drive(g, {{"http://a", Fixed(200, R"({"predictions":[0,1]})")},
-                         {"http://b", Echo("b")}},
-                     "{}");
+  auto taken = Drive(
+      g, {{"http://a", Fixed(200, R"({"predictions":[0,1]})")}, {"http://b", Echo("b")}}, "{}");
   EXPECT_EQ(taken.calls.size(), 2u);
   EXPECT_EQ(Body(taken), R"({"b":{"predictions":[0,1]}})");
   // Not met: the node answers the previous answer, with 200 whatever its status.
-  auto skipped = Drive(g, {{"http://a", Fixed(201, R"({"predictions":[0,0]})")},
-                           {"http://b", Echo("b")}},
-                       "{}");
+  auto skipped = Drive(
+      g, {{"http://a", Fixed(201, R"({"predictions":[0,0]})")}, {"http://b", Echo("b")}}, "{}");
   EXPECT_EQ(skipped.calls.size(), 1u);
   EXPECT_EQ(skipped.answer.http_status, 200);
   EXPECT_EQ(Body(skipped), R"({"predictions":[0,0]})");
@@ -280,7 +278,8 @@ TEST(GraphPlan, SequenceIntoEnsembleNode) {
       "ensembleModel":{"routerType":"Ensemble","steps":[
         {"name":"sk","serviceUrl":"http://sk"},{"name":"xgb","serviceUrl":"http://xgb"}]}})"),
                  {{"http://feast", Fixed(200, R"({"instances":[[1,2]]})")},
-                  {"http://sk", Echo("p")}, {"http://xgb", Fixed(200, R"({"predictions":[1]})")}},
+                  {"http://sk", Echo("p")},
+                  {"http://xgb", Fixed(200, R"({"predictions":[1]})")}},
                  "{}");
   ASSERT_EQ(r.calls.size(), 3u);
   EXPECT_EQ(r.calls[1].second, R"({"instances":[[1,2]]})");
@@ -299,14 +298,15 @@ TEST(GraphPlan, MapPredictionsToInstances) {
 }
 
 TEST(GraphPlan, ACycleEndsWithAnError) {
-  auto r = Drive(Graph(R"({"root":{"routerType":"Sequence","steps":[{"nodeName":"root"}]}})"), {},
-                 "{}");
+  auto r =
+      Drive(Graph(R"({"root":{"routerType":"Sequence","steps":[{"nodeName":"root"}]}})"), {}, "{}");
   EXPECT_EQ(r.answer.http_status, 500);
   EXPECT_NE(Body(r).find("nested more than"), std::string::npos);
 }
 
 TEST(GraphPlan, CompileRefusesUnresolvedSteps) {
-  auto g = CompileGraph(Graph(R"({"root":{"routerType":"Sequence","steps":[{"serviceName":"x"}]}})"));
+  auto g =
+      CompileGraph(Graph(R"({"root":{"routerType":"Sequence","steps":[{"serviceName":"x"}]}})"));
   ASSERT_FALSE(g.ok());
   EXPECT_NE(g.status().message().find("serviceName \"x\" unresolved"), std::string_view::npos);
   EXPECT_FALSE(CompileGraph(Graph(R"({"other":{"routerType":"Sequence"}})")).ok());

@@ -85,8 +85,7 @@ absl::Status ParseStep(const Value& v, const std::string& path, InferenceStep* s
   if (!s->dependency.empty() && s->dependency != "Soft" && s->dependency != "Hard")
     return Error(v.Find("dependency"), Field(path, "dependency"),
                  StrCat("\"", s->dependency, "\" is invalid: must be Soft or Hard"));
-  const int targets =
-      !s->node_name.empty() + !s->service_name.empty() + !s->service_url.empty();
+  const int targets = !s->node_name.empty() + !s->service_name.empty() + !s->service_url.empty();
   if (targets == 0)
     return Error(&v, path, "one of nodeName, serviceName or serviceUrl is required");
   if (targets > 1)
@@ -142,8 +141,8 @@ absl::StatusOr<InferenceGraph> ParseInferenceGraph(const Value& doc) {
   if (spec == nullptr) return Error(&doc, "spec.nodes", "required");
   OSPREY_RETURN_IF_ERROR(ExpectMap(*spec, "spec"));
   static const FieldSet kSpecFields = {
-      "nodes",       "resources",    "affinity",    "timeout",     "routerTimeouts",
-      "minReplicas", "maxReplicas",  "scaleTarget", "scaleMetric", "tolerations",
+      "nodes",        "resources",   "affinity",          "timeout",     "routerTimeouts",
+      "minReplicas",  "maxReplicas", "scaleTarget",       "scaleMetric", "tolerations",
       "nodeSelector", "nodeName",    "serviceAccountName"};
   OSPREY_RETURN_IF_ERROR(CheckFields(*spec, "spec", kSpecFields));
   const Value* nodes = spec->Find("nodes");

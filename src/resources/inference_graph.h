@@ -1,9 +1,9 @@
 #pragma once
 
 // The parts of KServe's InferenceGraph (serving.kserve.io/v1alpha1, short
-// name ig; the object itself is resources::InferenceGraph in resources.h): router nodes (Sequence, Switch, Ensemble, Splitter) of steps
-// that call an InferenceService (serviceName), a URL (serviceUrl) or another
-// node (nodeName). Parsed by ParseYaml/FromJson (resources.h) with KServe's
+// name ig; the object itself is resources::InferenceGraph in resources.h): router nodes (Sequence,
+// Switch, Ensemble, Splitter) of steps that call an InferenceService (serviceName), a URL
+// (serviceUrl) or another node (nodeName). Parsed by ParseYaml/FromJson (resources.h) with KServe's
 // webhook rules (a `root` node; a step names exactly one target; step names
 // unique within a node; a Splitter's steps all weighted, summing to 100) and
 // errors naming the field path. Pod-level settings (resources, affinity,

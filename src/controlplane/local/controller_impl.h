@@ -21,11 +21,11 @@
 
 #include "autoscaler/kpa.h"
 #include "common/logging.h"
+#include "controlplane/graph_status.h"
 #include "controlplane/local/controller.h"
 #include "controlplane/local/placement.h"
 #include "controlplane/local/store.h"
 #include "controlplane/local/supervisor.h"
-#include "controlplane/graph_status.h"
 #include "controlplane/observe.h"
 #include "controlplane/retire.h"
 #include "controlplane/routing.h"
