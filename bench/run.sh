@@ -64,6 +64,11 @@ case ",${BENCH_ONLY:-platform}," in
   *,platform,*)
     "$PY" bench/platform_bench.py || status=$? ;;
 esac
+# InferenceGraph: through the graph vs the client's own calls, and KServe's router.
+case ",${BENCH_ONLY:-graph}," in
+  *,graph,*)
+    "$PY" bench/graph_bench.py || status=$? ;;
+esac
 # The gateway: through it vs straight to the replica; cold start from zero.
 case ",${BENCH_ONLY:-gateway}," in
   *,gateway,*)
