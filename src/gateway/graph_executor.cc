@@ -116,6 +116,7 @@ struct GraphExecutor::Run : std::enable_shared_from_this<Run> {
     const uint32_t id = c.id;
     std::string target_url = c.step->url;
     SendHttp(std::move(u), [self, id, head, host, target_url](UpstreamResult result) {
+      if (self->PastDeadline(result.status)) return;
       if (!result.status.ok()) {
         self->Answer(id, {false, 0, nullptr,
                           StrCat("Post \"", target_url, "\": ", result.status.message())});
@@ -130,6 +131,7 @@ struct GraphExecutor::Run : std::enable_shared_from_this<Run> {
   // client would get it (KServe's router hears the mesh's 503 or 404); past
   // the step's client timeout, no answer.
   void Called(uint32_t id, CallResult r, bool client_timeout) {
+    if (PastDeadline(r.status)) return;
     if (r.status.ok()) {
       Answer(id, {true, r.http_status, std::make_shared<const std::string>(std::move(r.body)), ""});
       return;
@@ -150,6 +152,25 @@ struct GraphExecutor::Run : std::enable_shared_from_this<Run> {
     Issue(plan->OnAnswer(id, std::move(a)));
   }
 
+  // A call cut short by the graph's own deadline (its timer may fire a
+  // little before the deadline itself): the graph has timed out.
+  bool PastDeadline(const absl::Status& status) {
+    if (answered || status.code() != absl::StatusCode::kDeadlineExceeded ||
+        Clock::now() + std::chrono::milliseconds(5) < deadline)
+      return answered;
+    TimedOut();
+    return true;
+  }
+
+  void TimedOut() {
+    answered = true;
+    HttpResponse out;
+    out.status = 504;
+    out.body = RouterErrorBody(StrCat("InferenceGraph ", graph->namespace_, "/", graph->name,
+                                      " did not answer within ", timeout.count(), " s"));
+    done(std::move(out));
+  }
+
   // Sends the answer once the plan has one, or the graph's time is up.
   void Conclude() {
     if (answered) return;
@@ -163,14 +184,7 @@ struct GraphExecutor::Run : std::enable_shared_from_this<Run> {
       done(std::move(out));
       return;
     }
-    if (Clock::now() >= deadline) {
-      answered = true;
-      HttpResponse out;
-      out.status = 504;
-      out.body = RouterErrorBody(StrCat("InferenceGraph ", graph->namespace_, "/", graph->name,
-                                        " did not answer within ", timeout.count(), " s"));
-      done(std::move(out));
-    }
+    if (Clock::now() >= deadline) TimedOut();
   }
 };
 

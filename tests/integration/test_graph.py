@@ -9,7 +9,10 @@ dependencies, a node calling a node), header propagation to every step, and
 steps that scale from zero through the activator.
 """
 
+import http.server
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -28,8 +31,9 @@ IRIS_MM = [[v * 10 for v in row] for row in IRIS_CM]
 #   echo        {"service": NAME, "headers": {...}, "body": ...}
 #   mm2cm       {"instances": rows / 10} (a transform: millimetres to centimetres)
 #   status:N    N {"detail": "Intentional N code"}
+#   sleep:S     echo, after S seconds
 PROBE = r"""
-import http.server, json, os
+import http.server, json, os, time
 name = open("name").read().strip()
 mode = open("mode").read().strip()
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -48,7 +52,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with open("requests.log", "a") as f:
             f.write(json.dumps({"path": self.path, "headers": headers, "body": body}) + "\n")
         status = 200
-        if mode == "echo":
+        if mode.startswith("sleep:"):
+            time.sleep(float(mode.split(":")[1]))
+        if mode == "echo" or mode.startswith("sleep:"):
             out = {"service": name, "headers": headers, "body": body}
         elif mode == "mm2cm":
             out = {"instances": [[v / 10 for v in row] for row in body["instances"]]}
@@ -396,3 +402,72 @@ def test_delete_unroutes_the_graph(platform, probes):
     platform.cli("delete", "ig", "gone")
     harness.wait_until(lambda: call(platform, "gone", {}).status_code == 404, 10,
                        "the graph's host unrouted")
+
+
+def test_graph_timeout_answers_504(platform, probes):
+    probes("slow", "sleep:5")
+    apply_graph(platform, "hasty", """    root:
+      routerType: Sequence
+      steps:
+      - serviceName: slow
+""", extra_spec="\n  timeout: 1")
+    t0 = time.monotonic()
+    r = call(platform, "hasty", {})
+    took = time.monotonic() - t0
+    assert r.status_code == 504, r.text
+    assert r.json()["error"] == "Failed to process request"
+    assert 0.9 < took < 4, took
+
+
+def test_step_client_timeout_is_an_error(platform, probes):
+    probes("slow", "sleep:5")
+    apply_graph(platform, "impatient", """    root:
+      routerType: Sequence
+      steps:
+      - serviceName: slow
+        dependency: Soft
+""", extra_spec="\n  routerTimeouts:\n    serviceClient: 1")
+    r = call(platform, "impatient", {})
+    assert r.status_code == 500, r.text
+    assert "serviceClient" in r.json()["cause"], r.text
+
+
+class Outside(http.server.BaseHTTPRequestHandler):
+    """A service outside the platform: answers its path and Host."""
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        data = json.dumps({"outside": self.path, "host": self.headers["Host"]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_outside_url_step_and_restart(osprey_bin, tmp_path):
+    server = http.server.ThreadingHTTPServer((harness.HOST, 0), Outside)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    p = Platform(osprey_bin, tmp_path / "home").start()
+    try:
+        apply_graph(p, "outside", f"""    root:
+      routerType: Sequence
+      steps:
+      - serviceUrl: http://{harness.HOST}:{port}/score?x=1
+""")
+        r = call(p, "outside", {})
+        assert r.status_code == 200, r.text
+        assert r.json() == {"outside": "/score?x=1", "host": f"{harness.HOST}:{port}"}
+        p.stop()
+        p.start()  # the store keeps the graph; it is routed again
+        harness.wait_until(lambda: graph_condition(p, "outside").get("status") == "True", 30,
+                           "the graph Ready after a restart")
+        assert call(p, "outside", {}).status_code == 200
+    finally:
+        p.stop_everything()
+        server.shutdown()
