@@ -1,6 +1,7 @@
 #include "gateway/gateway.h"
 
 #include <algorithm>
+#include <cctype>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -308,7 +309,25 @@ struct Gateway::Impl {
   }
 
   // The gateway's own headers on an answer to a client.
+  // A replica's own x-osprey-revision (a transformer passing on its
+  // predictor's) is replaced, not repeated.
   static void AddOwnHeaders(const HttpCall& call, HttpResponse& r) {
+    if (r.header_lines.find("evision") != std::string::npos) {
+      std::string kept;
+      for (size_t at = 0; at < r.header_lines.size();) {
+        size_t end = r.header_lines.find("\r\n", at);
+        end = end == std::string::npos ? r.header_lines.size() : end + 2;
+        std::string_view line(r.header_lines.data() + at, end - at);
+        constexpr std::string_view kName = "x-osprey-revision:";
+        const bool ours = line.size() >= kName.size() &&
+                          std::equal(kName.begin(), kName.end(), line.begin(), [](char a, char b) {
+                            return a == std::tolower(static_cast<unsigned char>(b));
+                          });
+        if (!ours) kept.append(line);
+        at = end;
+      }
+      r.header_lines = std::move(kept);
+    }
     StrAppend(&r.header_lines, "x-osprey-revision: ", call.pool->revision(), "\r\n");
     if (call.generated_id) StrAppend(&r.header_lines, "x-request-id: ", call.request_id, "\r\n");
   }

@@ -46,6 +46,8 @@ class Replica : public HttpHandler {
     r.header_lines = StrCat("X-Target: ", request.target,
                             "\r\nX-Request-Id-Seen: ", FindHeader(request.headers, "x-request-id"),
                             "\r\nX-Test: ", FindHeader(request.headers, "x-test"), "\r\n");
+    // As a transformer passing on its predictor's answer headers.
+    if (request.target == "/echo/revision") r.header_lines += "X-Osprey-Revision: upstream-1\r\n";
     done(std::move(r));
   }
   void Release() {
@@ -434,6 +436,12 @@ TEST_F(GatewayTest, HandleProxiesAndEncodesRefusalsForHttp) {
   auto h = HeaderMap(ok->r.header_lines);
   EXPECT_EQ(h["x-osprey-revision"], "iris-1");
   EXPECT_EQ(h["x-request-id"].size(), 32u);
+  auto passed_on = handle("iris.example.com", "/echo/revision");
+  ASSERT_TRUE(RunUntil([&] { return passed_on->done; }));
+  const std::string& lines = passed_on->r.header_lines;
+  EXPECT_EQ(lines.find("upstream-1"), std::string::npos) << lines;
+  EXPECT_EQ(lines.find("revision: iris-1"), lines.rfind("revision: iris-1")) << "once: " << lines;
+  EXPECT_NE(lines.find("x-osprey-revision: iris-1"), std::string::npos) << lines;
 
   auto missing = handle("fruit.example.com", "/echo");
   ASSERT_TRUE(RunUntil([&] { return missing->done; }));
@@ -455,9 +463,9 @@ TEST_F(GatewayTest, HandleProxiesAndEncodesRefusalsForHttp) {
   const std::string metrics = gateway_->RenderMetrics();
   for (
       const char* line : {
-          R"(osprey_gateway_requests_total{namespace="default",revision="iris-1",code_class="2xx"} 2)",
+          R"(osprey_gateway_requests_total{namespace="default",revision="iris-1",code_class="2xx"} 3)",
           R"(osprey_gateway_requests_total{namespace="default",revision="iris-1",code_class="5xx"} 1)",
-          R"(osprey_gateway_request_duration_seconds_count{namespace="default",revision="iris-1"} 3)",
+          R"(osprey_gateway_request_duration_seconds_count{namespace="default",revision="iris-1"} 4)",
           R"(osprey_gateway_concurrency{namespace="default",revision="iris-1"} 0)",
       })
     EXPECT_NE(metrics.find(line), std::string::npos) << line << "\n" << metrics;

@@ -252,6 +252,17 @@ absl::StatusOr<InferRequest> DecodeV1PredictRequest(std::string_view body,
   if (width < 0) width = want >= 0 ? want : 0;
   Tensor t(spec.name, type, {static_cast<int64_t>(n), width});
   if (spec.shape.size() == 1) *t.mutable_shape() = {static_cast<int64_t>(values.size())};
+  if (spec.shape.size() > 2 && n > 0) {
+    // A model of [batch, d1, d2, ...] inputs: each instance keeps its own
+    // nesting (an 8x8 image stays [1, 8, 8]) when it holds width values.
+    std::vector<int64_t> dims = {static_cast<int64_t>(n)};
+    int64_t count = 1;
+    for (const Value* v = &rows->value[0]; v->IsArray() && !v->Empty(); v = &(*v)[0]) {
+      dims.push_back(v->Size());
+      count *= v->Size();
+    }
+    if (count == width && dims.size() == spec.shape.size()) *t.mutable_shape() = dims;
+  }
   std::string* bytes = t.mutable_owned_data();
   bytes->resize(values.size() * ElementSize(type));
   for (size_t i = 0; i < values.size(); ++i) {

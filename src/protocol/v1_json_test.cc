@@ -34,6 +34,22 @@ TEST(V1DecodeTest, ListRows) {
   EXPECT_TRUE(req->inputs[0].Validate().ok());
 }
 
+// Instances of a model with [batch, c, h, w] inputs keep their nesting; a
+// flat instance of the same count stays [batch, width].
+TEST(V1DecodeTest, NestedInstancesKeepTheirShape) {
+  ModelMetadata md;
+  md.name = "img";
+  md.inputs = {{"INPUT__0", DataType::kFp32, {-1, 1, 2, 3}}};
+  auto req =
+      DecodeV1PredictRequest(R"({"instances":[[[[1,2,3],[4,5,6]]],[[[7,8,9],[10,11,12]]]]})", md);
+  ASSERT_TRUE(req.ok()) << req.status();
+  EXPECT_EQ(req->inputs[0].shape(), (Shape{2, 1, 2, 3}));
+  EXPECT_EQ(Floats(req->inputs[0])[7], 8.0f);
+  req = DecodeV1PredictRequest(R"({"instances":[[1,2,3,4,5,6]]})", md);
+  ASSERT_TRUE(req.ok()) << req.status();
+  EXPECT_EQ(req->inputs[0].shape(), (Shape{1, 6}));
+}
+
 TEST(V1DecodeTest, NoInstancesIsAnEmptyBatch) {
   auto req = DecodeV1PredictRequest(R"({"instances":[]})", IrisMetadata());
   ASSERT_TRUE(req.ok()) << req.status();
