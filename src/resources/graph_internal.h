@@ -1,8 +1,12 @@
 #pragma once
 
 // Internal to src/resources: the InferenceGraph's parser and writer
-// (inference_graph.cc), and the metadata parser they share with the other
-// kinds (parse.cc).
+// (inference_graph.cc), and the parsing helpers and metadata parser they
+// share with the other kinds (parse.cc).
+
+#include <set>
+#include <string>
+#include <string_view>
 
 #include "common/json_dom.h"
 #include "common/status.h"
@@ -10,6 +14,20 @@
 #include "resources/value.h"
 
 namespace osprey::resources::internal {
+
+// The parsing helpers every kind uses (parse.cc): errors name the field path
+// and, where known, the line.
+using FieldSet = std::set<std::string_view>;
+std::string Field(std::string_view path, std::string_view key);
+std::string Index(std::string_view path, size_t i);
+absl::Status Error(const Value* at, std::string_view path, std::string_view message);
+absl::Status ExpectMap(const Value& v, std::string_view path);
+// An error at the first key of `map` not in `known`.
+absl::Status CheckFields(const Value& map, std::string_view path, const FieldSet& known);
+absl::Status ToString(const Value& v, std::string_view path, std::string* out);
+// parent[key] as a string into *out; absent: *out unchanged.
+absl::Status ReadString(const Value& parent, std::string_view key, std::string_view path,
+                        std::string* out);
 
 // metadata of a namespaced object whose name is a DNS-1035 label (KServe's
 // rule for InferenceGraph names).

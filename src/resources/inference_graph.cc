@@ -10,38 +10,6 @@
 namespace osprey::resources::internal {
 namespace {
 
-using FieldSet = std::set<std::string_view>;
-
-std::string Field(std::string_view path, std::string_view key) {
-  return path.empty() ? std::string(key) : StrCat(path, ".", key);
-}
-
-absl::Status Error(const Value* at, std::string_view path, std::string_view message) {
-  std::string line = at != nullptr && at->line > 0 ? StrCat(" (line ", at->line, ")") : "";
-  return absl::InvalidArgumentError(StrCat(path, ": ", message, line));
-}
-
-absl::Status ExpectMap(const Value& v, std::string_view path) {
-  if (v.kind == Value::Kind::kMap) return absl::OkStatus();
-  return Error(&v, path, StrCat("expected a map, got ", Describe(v)));
-}
-
-absl::Status CheckFields(const Value& map, std::string_view path, const FieldSet& known) {
-  for (const auto& [key, value] : map.map)
-    if (known.count(key) == 0) return Error(&value, Field(path, key), "unknown field");
-  return absl::OkStatus();
-}
-
-absl::Status ReadString(const Value& parent, std::string_view key, std::string_view path,
-                        std::string* out) {
-  const Value* v = parent.Find(key);
-  if (v == nullptr) return absl::OkStatus();
-  if (!v->is_scalar())
-    return Error(v, Field(path, key), StrCat("expected a string, got ", Describe(*v)));
-  *out = v->text;
-  return absl::OkStatus();
-}
-
 absl::Status ReadInt64(const Value& parent, std::string_view key, std::string_view path,
                        std::optional<int64_t>* out) {
   const Value* v = parent.Find(key);

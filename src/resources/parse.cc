@@ -11,9 +11,44 @@
 
 namespace osprey::resources {
 namespace internal {
-namespace {
 
-using FieldSet = std::set<std::string_view>;
+// Shared with inference_graph.cc (graph_internal.h).
+std::string Field(std::string_view path, std::string_view key) {
+  return path.empty() ? std::string(key) : StrCat(path, ".", key);
+}
+std::string Index(std::string_view path, size_t i) { return StrCat(path, "[", i, "]"); }
+
+absl::Status Error(const Value* at, std::string_view path, std::string_view message) {
+  std::string line = at != nullptr && at->line > 0 ? StrCat(" (line ", at->line, ")") : "";
+  return absl::InvalidArgumentError(StrCat(path, ": ", message, line));
+}
+
+absl::Status ExpectMap(const Value& v, std::string_view path) {
+  if (v.kind == Value::Kind::kMap) return absl::OkStatus();
+  return Error(&v, path, StrCat("expected a map, got ", Describe(v)));
+}
+
+absl::Status CheckFields(const Value& map, std::string_view path, const FieldSet& known) {
+  for (const auto& [key, value] : map.map) {
+    if (known.count(key) == 0) return Error(&value, Field(path, key), "unknown field");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ToString(const Value& v, std::string_view path, std::string* out) {
+  if (!v.is_scalar()) return Error(&v, path, StrCat("expected a string, got ", Describe(v)));
+  *out = v.text;
+  return absl::OkStatus();
+}
+
+absl::Status ReadString(const Value& parent, std::string_view key, std::string_view path,
+                        std::string* out) {
+  const Value* v = parent.Find(key);
+  if (v == nullptr) return absl::OkStatus();
+  return ToString(*v, Field(path, key), out);
+}
+
+namespace {
 
 constexpr std::string_view kIsvcApiVersion = "serving.kserve.io/v1beta1";
 constexpr std::string_view kRuntimeApiVersion = "serving.kserve.io/v1alpha1";
@@ -125,41 +160,6 @@ const FieldSet& RuntimeSpecFields() {
 
 bool Contains(const auto& list, std::string_view s) {
   return std::find(std::begin(list), std::end(list), s) != std::end(list);
-}
-
-std::string Field(std::string_view path, std::string_view key) {
-  return path.empty() ? std::string(key) : StrCat(path, ".", key);
-}
-std::string Index(std::string_view path, size_t i) { return StrCat(path, "[", i, "]"); }
-
-absl::Status Error(const Value* at, std::string_view path, std::string_view message) {
-  std::string line = at != nullptr && at->line > 0 ? StrCat(" (line ", at->line, ")") : "";
-  return absl::InvalidArgumentError(StrCat(path, ": ", message, line));
-}
-
-absl::Status ExpectMap(const Value& v, std::string_view path) {
-  if (v.kind == Value::Kind::kMap) return absl::OkStatus();
-  return Error(&v, path, StrCat("expected a map, got ", Describe(v)));
-}
-
-absl::Status CheckFields(const Value& map, std::string_view path, const FieldSet& known) {
-  for (const auto& [key, value] : map.map) {
-    if (known.count(key) == 0) return Error(&value, Field(path, key), "unknown field");
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ToString(const Value& v, std::string_view path, std::string* out) {
-  if (!v.is_scalar()) return Error(&v, path, StrCat("expected a string, got ", Describe(v)));
-  *out = v.text;
-  return absl::OkStatus();
-}
-
-absl::Status ReadString(const Value& parent, std::string_view key, std::string_view path,
-                        std::string* out) {
-  const Value* v = parent.Find(key);
-  if (v == nullptr) return absl::OkStatus();
-  return ToString(*v, Field(path, key), out);
 }
 
 absl::Status ReadInt(const Value& parent, std::string_view key, std::string_view path,
