@@ -143,8 +143,13 @@ RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
     if (tag_routing) tag_routes(own, entry, host);
     if (explainer) {
       Route r = with_timeout(NewRoute(base, {host}), s.explainer_timeout_seconds);
+      r.model_name = s.meta.name;  // /v1/models/{name}:explain on any host, too
       r.uri = gateway::StringMatch{gateway::StringMatch::Kind::kSuffix, ":explain"};
       r.split = split_of(*explainer);
+      Route by_path = path_route(r, s.meta.name);
+      by_path.uri->kind = gateway::StringMatch::Kind::kPrefixSuffix;
+      by_path.uri->suffix = ":explain";
+      table.routes.push_back(std::move(by_path));
       table.routes.push_back(std::move(r));
     }
     Route main = NewRoute(own, {host});
@@ -169,7 +174,8 @@ bool SameRoutes(const RouteTable& a, const RouteTable& b) {
   auto same_route = [&](const Route& x, const Route& y) {
     auto same_uri = [](const std::optional<gateway::StringMatch>& u,
                        const std::optional<gateway::StringMatch>& v) {
-      return u.has_value() == v.has_value() && (!u || (u->kind == v->kind && u->value == v->value));
+      return u.has_value() == v.has_value() &&
+             (!u || (u->kind == v->kind && u->value == v->value && u->suffix == v->suffix));
     };
     return x.namespace_ == y.namespace_ && x.name == y.name && x.component == y.component &&
            x.model_name == y.model_name && x.timeout_ms == y.timeout_ms && x.hosts == y.hosts &&

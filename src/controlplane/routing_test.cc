@@ -43,6 +43,7 @@ std::string Render(const RouteTable& t, bool all = false) {
     if (all && r.uri.has_value())
       out += (r.uri->kind == gateway::StringMatch::Kind::kSuffix ? "*" : "") + r.uri->value +
              (r.uri->kind == gateway::StringMatch::Kind::kPrefix ? "*" : "") +
+             (r.uri->kind == gateway::StringMatch::Kind::kPrefixSuffix ? "*" + r.uri->suffix : "") +
              (r.rewrite ? " -> " + *r.rewrite : "") + " ";
     for (const auto& h : r.hosts) out += h + ",";
     out += "|" + r.model_name + "|";
@@ -197,7 +198,8 @@ TEST(PlanRoutes, ComponentsAndPaths) {
        "iris-transformer-00002=20,iris-transformer-00001=80,\n"
        "[explainer] /serving/default/iris-explainer/* -> / *,||iris-explainer-00001=100,\n"
        "[explainer] iris-explainer-default.example.com,|iris|iris-explainer-00001=100,\n"
-       "*:explain iris-default.example.com,||iris-explainer-00001=100,\n"
+       "/serving/default/iris/*:explain -> / *,||iris-explainer-00001=100,\n"
+       "*:explain iris-default.example.com,|iris|iris-explainer-00001=100,\n"
        "/serving/default/iris/* -> / *,||iris-transformer-00002=20,iris-transformer-00001=80,\n"
        "iris-default.example.com,|iris|iris-transformer-00002=20,iris-transformer-00001=80,\n"
        "default/iris-predictor-00001:9001,\n"
@@ -222,6 +224,18 @@ TEST(PlanRoutes, ComponentsAndPaths) {
   EXPECT_EQ(r->timeout_ms, 7000) << "the transformer's timeout";
   EXPECT_EQ(t.revisions[r->split[0].revision].revision, "iris-transformer-00002");
   r = gateway::MatchRoute(t, "iris-default.example.com", "/v1/models/iris:explain", none);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(t.revisions[r->split[0].revision].revision, "iris-explainer-00001");
+  // :explain by the service's path, and by model name on any host.
+  r = gateway::MatchRoute(t, "127.0.0.1", "/serving/default/iris/v1/models/iris:explain", none);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(t.revisions[r->split[0].revision].revision, "iris-explainer-00001");
+  EXPECT_EQ(gateway::RouteTarget(*r, "/serving/default/iris/v1/models/iris:explain"),
+            "/v1/models/iris:explain");
+  r = gateway::MatchRoute(t, "127.0.0.1", "/serving/default/iris/v1/models/iris:predict", none);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(t.revisions[r->split[0].revision].revision, "iris-transformer-00002");
+  r = gateway::MatchRoute(t, "127.0.0.1", "/v1/models/iris:explain", none);
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(t.revisions[r->split[0].revision].revision, "iris-explainer-00001");
   // The model-name fallback: the service's own route, or the predictor's.

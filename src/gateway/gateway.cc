@@ -19,6 +19,7 @@
 #include "gateway/observers/access_log.h"
 #include "gateway/observers/metrics.h"
 #include "gateway/revision_pool.h"
+#include "net/http_upstream.h"
 #include "net/status.h"
 
 namespace osprey::gateway {
@@ -347,7 +348,8 @@ struct Gateway::Impl {
     if (p.kind == Kind::kInternal) {
       e.http_status = HttpStatusFromCode(why.code());
       Complete(e);
-      call.call_done(Failed(why));
+      // The reaper refuses on its own thread; the caller hears on its loop.
+      RunOn(call.io, [done = std::move(call.call_done), why]() mutable { done(Failed(why)); });
       return;
     }
     HttpResponse r = HttpError(why, /*replica_failed=*/false);

@@ -538,6 +538,29 @@ Result Get(Context& c, Result v, std::string_view path) {
 
 }  // namespace
 
+bool ParseGraphJson(std::string_view json, rapidjson::Document* d) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < json.size(); ++i) {
+    char ch = json[i];
+    if (in_string) {
+      if (ch == '\\')
+        ++i;
+      else if (ch == '"')
+        in_string = false;
+    } else if (ch == '"') {
+      in_string = true;
+    } else if (ch == '[' || ch == '{') {
+      if (++depth > kMaxGraphJsonNesting) return false;
+    } else if (ch == ']' || ch == '}') {
+      --depth;
+    }
+  }
+  d->Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(json.data(),
+                                                                                json.size());
+  return !d->HasParseError();
+}
+
 bool GjsonExists(const JsonValue& document, std::string_view path) {
   rapidjson::Document scratch;
   Context c{&scratch.GetAllocator(), {}};
@@ -546,15 +569,13 @@ bool GjsonExists(const JsonValue& document, std::string_view path) {
 
 bool GjsonExists(std::string_view json, std::string_view path) {
   rapidjson::Document d;
-  d.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
-  if (d.HasParseError()) return false;
+  if (!ParseGraphJson(json, &d)) return false;
   return GjsonExists(d, path);
 }
 
 std::string GjsonGet(std::string_view json, std::string_view path) {
   rapidjson::Document d;
-  d.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
-  if (d.HasParseError()) return "";
+  if (!ParseGraphJson(json, &d)) return "";
   Context c{&d.GetAllocator(), {}};
   Result r = Get(c, &d, path);
   if (r == nullptr) return "";

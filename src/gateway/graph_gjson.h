@@ -36,6 +36,16 @@ namespace osprey::gateway {
 
 using JsonValue = rapidjson::Value;
 
+// Deepest nesting of arrays and objects a graph reads in a body; what walks a
+// document afterwards (conditions, re-encoding, copies) recurses, so deeper
+// input counts as not JSON.
+inline constexpr int kMaxGraphJsonNesting = 128;
+
+// Parses `json` (not NUL-terminated) with the iterative parser and full
+// precision, after a linear scan that refuses nesting deeper than
+// kMaxGraphJsonNesting. False on either.
+bool ParseGraphJson(std::string_view json, rapidjson::Document* d);
+
 // Whether `path` exists in `document` as gjson.Get(json, path).Exists()
 // reports: any value found, JSON null included. Invalid JSON: false (KServe
 // checks gjson.Valid first).

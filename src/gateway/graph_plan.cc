@@ -17,6 +17,9 @@ namespace {
 using Router = GraphNode::Router;
 
 constexpr int kMaxDepth = 64;  // a node calling itself would recurse forever in KServe
+// Nodes entered plus calls made for one request: Ensembles nested in Ensembles
+// fan out exponentially long before kMaxDepth.
+constexpr size_t kMaxRunSteps = 4096;
 
 bool Success(int status) { return status >= 200 && status <= 299; }
 
@@ -161,10 +164,7 @@ void GoValue(std::string* out, const rapidjson::Value& v) {
   }
 }
 
-bool Parse(rapidjson::Document* d, std::string_view json) {
-  d->Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
-  return !d->HasParseError();
-}
+bool Parse(rapidjson::Document* d, std::string_view json) { return ParseGraphJson(json, d); }
 
 bool ValidJson(const std::shared_ptr<const std::string>& body) {
   if (!body) return false;
@@ -403,6 +403,11 @@ void GraphRun::RunSequenceStep(int f) {
 
 void GraphRun::Execute(int f, int step, std::shared_ptr<const std::string> body) {
   const GraphStep& s = graph_.nodes[frames_[f].node].steps[step];
+  if (frames_.size() + calls_.size() >= kMaxRunSteps) {
+    Finish(f, {true, 500, nullptr,
+               StrCat("the graph takes more than ", kMaxRunSteps, " steps for one request")});
+    return;
+  }
   if (s.node >= 0) {
     Frame child;
     child.node = s.node;

@@ -6,6 +6,9 @@
 #include <functional>
 #include <map>
 
+#include "common/strings.h"
+#include "gateway/graph_gjson.h"
+
 namespace osprey::gateway {
 namespace {
 
@@ -302,6 +305,36 @@ TEST(GraphPlan, ACycleEndsWithAnError) {
       Drive(Graph(R"({"root":{"routerType":"Sequence","steps":[{"nodeName":"root"}]}})"), {}, "{}");
   EXPECT_EQ(r.answer.http_status, 500);
   EXPECT_NE(Body(r).find("nested more than"), std::string::npos);
+}
+
+// Two Ensemble steps calling their own node double the work per level: the run
+// stops at its step budget, long before the depth limit.
+TEST(GraphPlan, AnExponentialFanOutEndsWithAnError) {
+  std::string nodes = "{";
+  for (int level = 0; level < 13; ++level) {
+    std::string name = level == 0 ? "root" : StrCat("n", level);
+    std::string next = StrCat("\"nodeName\":\"n", level + 1, "\"");
+    if (level == 12) next = "\"serviceUrl\":\"http://a\"";
+    nodes += StrCat("\"", name, "\":{\"routerType\":\"Ensemble\",\"steps\":[{\"name\":\"a\",", next,
+                    "},{\"name\":\"b\",", next, "}]},");
+  }
+  nodes.back() = '}';
+  auto r = Drive(Graph(nodes), {{"http://a", Echo("a")}}, "{}");
+  EXPECT_EQ(r.answer.http_status, 500);
+  EXPECT_NE(Body(r).find("more than 4096 steps"), std::string::npos) << Body(r);
+}
+
+// A body nested deeper than the graph reads is not JSON to it: a Switch finds
+// no condition in it (rather than recursing through it).
+TEST(GraphPlan, DeeplyNestedInputIsNotJson) {
+  std::string deep = "{\"x\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  auto r = Drive(Graph(R"({"root":{"routerType":"Switch","steps":[
+      {"serviceUrl":"http://a","condition":"x"}]}})"),
+                 {{"http://a", Echo("a")}}, deep);
+  EXPECT_EQ(r.answer.http_status, 404);
+  EXPECT_FALSE(GjsonExists(deep, "x"));
+  EXPECT_TRUE(GjsonExists("{\"x\":" + std::string(100, '[') + std::string(100, ']') + "}", "x"));
+  EXPECT_FALSE(GoJsonReencode(deep).has_value());
 }
 
 TEST(GraphPlan, CompileRefusesUnresolvedSteps) {

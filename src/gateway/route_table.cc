@@ -58,7 +58,9 @@ const WeightedRevision* PickWeighted(const std::vector<WeightedRevision>& split,
 
 std::string RouteTarget(const Route& route, std::string_view target) {
   if (!route.rewrite.has_value() || !route.uri.has_value() ||
-      route.uri->kind != StringMatch::Kind::kPrefix || !target.starts_with(route.uri->value))
+      (route.uri->kind != StringMatch::Kind::kPrefix &&
+       route.uri->kind != StringMatch::Kind::kPrefixSuffix) ||
+      !target.starts_with(route.uri->value))
     return std::string(target);
   std::string out = *route.rewrite;
   out.append(target.substr(route.uri->value.size()));

@@ -25,9 +25,12 @@
 namespace osprey::gateway {
 
 struct StringMatch {
-  enum class Kind { kExact, kPrefix, kSuffix };
+  // kPrefixSuffix: starts with `value` and, after it, ends with `suffix`
+  // (/serving/{ns}/{name}/...:explain).
+  enum class Kind { kExact, kPrefix, kSuffix, kPrefixSuffix };
   Kind kind = Kind::kPrefix;
   std::string value;
+  std::string suffix;  // kPrefixSuffix only
   bool Matches(std::string_view s) const {
     switch (kind) {
       case Kind::kExact:
@@ -36,6 +39,9 @@ struct StringMatch {
         return s.starts_with(value);
       case Kind::kSuffix:
         return s.ends_with(value);
+      case Kind::kPrefixSuffix:
+        return s.size() >= value.size() + suffix.size() && s.starts_with(value) &&
+               s.ends_with(suffix);
     }
     return false;
   }
@@ -83,7 +89,7 @@ struct Route {
   // Lower case, without port; "*" matches any host (a path-based route).
   std::vector<std::string> hosts;
   std::optional<StringMatch> uri;
-  // With a kPrefix `uri`: the prefix is replaced by this in the path sent
+  // With a kPrefix or kPrefixSuffix `uri`: the prefix is replaced by this in the path sent
   // to the replica (/serving/default/iris/v1/... -> /v1/...).
   std::optional<std::string> rewrite;
   std::vector<HeaderMatch> headers;
@@ -169,9 +175,10 @@ const Route* MatchRoute(const RouteTable& table, std::string_view host, std::str
   std::string_view model = internal::PathModel(path);
   if (model.empty()) return nullptr;
   const Route* found = nullptr;
+  // The first match, preferring the default namespace's services.
   for (const auto& r : table.routes)
     if (r.model_name == model && r.component == component && rest_matches(r) &&
-        (found == nullptr || r.namespace_ == "default"))
+        (found == nullptr || (r.namespace_ == "default" && found->namespace_ != "default")))
       found = &r;
   return found;
 }

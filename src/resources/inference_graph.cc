@@ -91,6 +91,9 @@ absl::Status ParseRouter(const Value& v, const std::string& path, InferenceRoute
     for (size_t i = 0; i < r->steps.size(); ++i) {
       if (!r->steps[i].weight)
         return Error(&v, StrCat(path, ".steps[", i, "].weight"), "required for a Splitter");
+      if (*r->steps[i].weight < 0 || *r->steps[i].weight > 100)
+        return Error(v.Find("steps"), StrCat(path, ".steps[", i, "].weight"),
+                     StrCat("must be between 0 and 100, got ", *r->steps[i].weight));
       sum += *r->steps[i].weight;
     }
     if (sum != 100)
@@ -101,6 +104,10 @@ absl::Status ParseRouter(const Value& v, const std::string& path, InferenceRoute
 }
 
 }  // namespace
+
+// Longest timeout a graph may set (a year): far past any request, and a
+// deadline this far from now cannot overflow the clock.
+constexpr int64_t kMaxGraphTimeout = 365 * 24 * 3600;
 
 absl::StatusOr<InferenceGraph> ParseInferenceGraph(const Value& doc) {
   InferenceGraph g;
@@ -130,8 +137,9 @@ absl::StatusOr<InferenceGraph> ParseInferenceGraph(const Value& doc) {
         return Error(nodes->Find(name), StrCat("spec.nodes.", name, ".steps[", i, "].nodeName"),
                      StrCat("no node is named \"", node.steps[i].node_name, "\""));
   OSPREY_RETURN_IF_ERROR(ReadInt64(*spec, "timeout", "spec", &g.timeout_seconds));
-  if (g.timeout_seconds && *g.timeout_seconds <= 0)
-    return Error(spec->Find("timeout"), "spec.timeout", "must be above 0");
+  if (g.timeout_seconds && (*g.timeout_seconds <= 0 || *g.timeout_seconds > kMaxGraphTimeout))
+    return Error(spec->Find("timeout"), "spec.timeout",
+                 StrCat("must be between 1 and ", kMaxGraphTimeout, " seconds"));
   if (const Value* t = spec->Find("routerTimeouts"); t != nullptr) {
     OSPREY_RETURN_IF_ERROR(ExpectMap(*t, "spec.routerTimeouts"));
     OSPREY_RETURN_IF_ERROR(CheckFields(
@@ -142,9 +150,9 @@ absl::StatusOr<InferenceGraph> ParseInferenceGraph(const Value& doc) {
     OSPREY_RETURN_IF_ERROR(ReadInt64(*t, "serverWrite", path, &rt.server_write));
     OSPREY_RETURN_IF_ERROR(ReadInt64(*t, "serverIdle", path, &rt.server_idle));
     OSPREY_RETURN_IF_ERROR(ReadInt64(*t, "serviceClient", path, &rt.service_client));
-    if (rt.service_client && *rt.service_client <= 0)
+    if (rt.service_client && (*rt.service_client <= 0 || *rt.service_client > kMaxGraphTimeout))
       return Error(t->Find("serviceClient"), "spec.routerTimeouts.serviceClient",
-                   "must be above 0");
+                   StrCat("must be between 1 and ", kMaxGraphTimeout, " seconds"));
     g.router_timeouts = rt;
   }
   OSPREY_RETURN_IF_ERROR(ReadInt(*spec, "minReplicas", "spec", &g.min_replicas));

@@ -145,7 +145,12 @@ INSTANTIATE_TEST_SUITE_P(
         Invalid{"  nodes: {root: {routerType: Sequence}}\n  timeout: soon",
                 "spec.timeout: expected an integer"},
         Invalid{"  nodes: {root: {routerType: Sequence}}\n  routerTimeouts: {serviceClient: 0}",
-                "spec.routerTimeouts.serviceClient: must be above 0"}));
+                "spec.routerTimeouts.serviceClient: must be between 1 and 31536000 seconds"},
+        Invalid{"  nodes: {root: {routerType: Sequence}}\n  timeout: 9223372036854775807",
+                "spec.timeout: must be between 1 and 31536000 seconds"},
+        Invalid{"  nodes: {root: {routerType: Splitter, steps: [{serviceName: a, weight: -100}, "
+                "{serviceName: b, weight: 200}]}}",
+                "spec.nodes.root.steps[0].weight: must be between 0 and 100, got -100"}));
 
 TEST(InferenceGraph, NameIsADns1035Label) {
   auto g = Parse(
