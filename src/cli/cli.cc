@@ -5,6 +5,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -293,9 +295,15 @@ std::string Table(const Kind& kind, const rapidjson::Value& items, bool all_ns, 
                       Get(it, {"status", "reason"})});
   } else {  // events
     header = {"LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"};
-    for (const auto& it : items.GetArray())
-      rows.push_back({Age(it), Get(it, {"type"}), Get(it, {"reason"}), Get(it, {"object"}),
+    for (const auto& it : items.GetArray()) {
+      // kind/name, as kubectl shows an event's object.
+      std::string object = Get(it, {"kind"});
+      std::transform(object.begin(), object.end(), object.begin(),
+                     [](unsigned char c) { return std::tolower(c); });
+      if (!object.empty()) object += "/";
+      rows.push_back({Age(it), Get(it, {"type"}), Get(it, {"reason"}), object + Get(it, {"object"}),
                       Get(it, {"message"})});
+    }
   }
   if (all_ns && !kind.cluster) {
     header.insert(header.begin(), "NAMESPACE");
@@ -627,7 +635,8 @@ int DescribeCommand(Options& o) {
     ed.Parse(events->body.data(), events->body.size());
     std::vector<std::vector<std::string>> rows;
     for (const auto& it : ed["items"].GetArray())
-      if (Get(it, {"object"}) == name)
+      if (Get(it, {"object"}) == name &&
+          (Get(it, {"kind"}).empty() || Get(it, {"kind"}) == "InferenceService"))
         rows.push_back({Get(it, {"type"}), Get(it, {"reason"}), Age(it), Get(it, {"message"})});
     out << "Events:\n";
     std::istringstream etable(FormatTable({"TYPE", "REASON", "AGE", "MESSAGE"}, rows));

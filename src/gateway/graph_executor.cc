@@ -12,6 +12,8 @@ namespace osprey::gateway {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+// How early a call's timer may fire before the deadline it was set for.
+constexpr std::chrono::milliseconds kTimerSlack(5);
 
 // Go's textproto.CanonicalMIMEHeaderKey for the usual token names:
 // "x-trace-id" -> "X-Trace-Id".
@@ -96,8 +98,8 @@ struct GraphExecutor::Run : std::enable_shared_from_this<Run> {
       r.deadline = step_deadline;
       r.io_context = io;
       const uint32_t id = c.id;
-      caller->Call(r, [self, id, client_timeout](CallResult result) {
-        self->Called(id, std::move(result), client_timeout);
+      caller->Call(r, [self, id, client_timeout, step_deadline](CallResult result) {
+        self->Called(id, std::move(result), client_timeout, step_deadline);
       });
       return;
     }
@@ -129,14 +131,16 @@ struct GraphExecutor::Run : std::enable_shared_from_this<Run> {
 
   // A Caller's result: a replica's answer, or the gateway's refusal as a
   // client would get it (KServe's router hears the mesh's 503 or 404); past
-  // the step's client timeout, no answer.
-  void Called(uint32_t id, CallResult r, bool client_timeout) {
+  // the step's client timeout (not the route's own, which answers as the
+  // gateway does), no answer.
+  void Called(uint32_t id, CallResult r, bool client_timeout, Clock::time_point step_deadline) {
     if (PastDeadline(r.status)) return;
     if (r.status.ok()) {
       Answer(id, {true, r.http_status, std::make_shared<const std::string>(std::move(r.body)), ""});
       return;
     }
-    if (r.status.code() == absl::StatusCode::kDeadlineExceeded && client_timeout) {
+    if (r.status.code() == absl::StatusCode::kDeadlineExceeded && client_timeout &&
+        Clock::now() + kTimerSlack >= step_deadline) {
       Answer(id, {false, 0, nullptr,
                   StrCat("step did not answer within routerTimeouts.serviceClient (",
                          graph->step_timeout.count(), " s): ", r.status.message())});
@@ -156,7 +160,7 @@ struct GraphExecutor::Run : std::enable_shared_from_this<Run> {
   // little before the deadline itself): the graph has timed out.
   bool PastDeadline(const absl::Status& status) {
     if (answered || status.code() != absl::StatusCode::kDeadlineExceeded ||
-        Clock::now() + std::chrono::milliseconds(5) < deadline)
+        Clock::now() + kTimerSlack < deadline)
       return answered;
     TimedOut();
     return true;

@@ -257,9 +257,10 @@ absl::StatusOr<InferRequest> DecodeV1PredictRequest(std::string_view body,
     // nesting (an 8x8 image stays [1, 8, 8]) when it holds width values.
     std::vector<int64_t> dims = {static_cast<int64_t>(n)};
     int64_t count = 1;
-    for (const Value* v = &rows->value[0]; v->IsArray() && !v->Empty(); v = &(*v)[0]) {
+    for (const Value* v = &rows->value[0]; v->IsArray() && !v->Empty() && count <= width;
+         v = &(*v)[0]) {
       dims.push_back(v->Size());
-      count *= v->Size();
+      count *= v->Size();  // at most width * (body size): no overflow
     }
     if (count == width && dims.size() == spec.shape.size()) *t.mutable_shape() = dims;
   }

@@ -101,7 +101,7 @@ std::optional<HttpResponse> RestHandler::HandleV1(std::string_view method, std::
   auto served = core_->registry()->Get(model, "");
   if (!served.ok()) return ErrorResponse(served.status());
   if ((*served)->model->metadata().raw_requests) return StartRawV1(model, verb, req, done);
-  if (verb == "explain") return ExplainV1(model, req, *(*served)->model);
+  if (verb == "explain") return ExplainV1(model, req, *(*served)->model, done);
   auto decoded = DecodeV1PredictRequest(*req.body, (*served)->model->metadata());
   if (!decoded.ok()) {
     core_->CountDecodeFailure(model);
@@ -131,7 +131,7 @@ std::optional<HttpResponse> RestHandler::HandleV2Model(std::string_view method,
   }
   if (tail == "explain") {
     if (method != "POST") return MethodNotAllowed(method, "explain", "POST");
-    return ExplainV2(model, version, req);
+    return ExplainV2(model, version, req, done);
   }
   if (tail.empty() || tail == "ready" || tail == "config") {
     if (method != "GET") return MethodNotAllowed(method, rest, "GET");
@@ -166,9 +166,39 @@ std::optional<HttpResponse> RestHandler::Infer(std::string_view model, std::stri
   return std::nullopt;
 }
 
-// Explanations run inline on this thread (Model::Explain is never batched).
-HttpResponse RestHandler::ExplainV1(std::string_view model, const HttpRequest& req,
-                                    const Model& served) {
+RestHandler::~RestHandler() {
+  {
+    std::lock_guard<std::mutex> lock(explain_mu_);
+    explain_stopping_ = true;
+  }
+  explain_cv_.notify_all();
+  if (explain_thread_.joinable()) explain_thread_.join();
+}
+
+void RestHandler::PostExplain(absl::AnyInvocable<void()> task) {
+  std::lock_guard<std::mutex> lock(explain_mu_);
+  explain_queue_.push_back(std::move(task));
+  if (!explain_thread_.joinable())
+    explain_thread_ = std::thread([this] {
+      std::unique_lock<std::mutex> lock(explain_mu_);
+      for (;;) {
+        explain_cv_.wait(lock, [this] { return explain_stopping_ || !explain_queue_.empty(); });
+        if (explain_queue_.empty()) return;  // stopping, nothing left
+        absl::AnyInvocable<void()> next = std::move(explain_queue_.front());
+        explain_queue_.pop_front();
+        lock.unlock();
+        next();
+        lock.lock();
+      }
+    });
+  explain_cv_.notify_one();
+}
+
+// Model::Explain is never batched: each request is explained on its own, on
+// the explain thread, so a long explanation (TreeSHAP of many rows) never
+// holds up this event loop's other connections.
+std::optional<HttpResponse> RestHandler::ExplainV1(std::string_view model, const HttpRequest& req,
+                                                   const Model& served, HttpDone& done) {
   if (!served.explains())
     return ErrorResponse(absl::UnimplementedError(StrCat("model '", model, "' has no explainer")));
   const ModelMetadata& metadata = served.metadata();
@@ -178,19 +208,28 @@ HttpResponse RestHandler::ExplainV1(std::string_view model, const HttpRequest& r
     return ErrorResponse(decoded.status());
   }
   decoded->model_name = std::string(model);
-  decoded->headers = req.headers;
-  InferResponse response;
-  absl::Status s = core_->Explain(*decoded, &response);
-  if (!s.ok()) return ErrorResponse(s);
-  if (response.outputs.empty())
-    return ErrorResponse(absl::InternalError("the model's explanation is missing"));
-  auto body = EncodeV1ExplainResponse(response.outputs[0], metadata.feature_names);
-  if (!body.ok()) return ErrorResponse(absl::InternalError(body.status().message()));
-  return Json(200, *std::move(body));
+  PostExplain([this, request = *std::move(decoded), names = metadata.feature_names,
+               done = std::move(done)]() mutable {
+    InferResponse response;
+    absl::Status s = core_->Explain(request, &response);
+    HttpResponse r;
+    if (!s.ok()) {
+      r = ErrorResponse(s);
+    } else if (response.outputs.empty()) {
+      r = ErrorResponse(absl::InternalError("the model's explanation is missing"));
+    } else {
+      auto body = EncodeV1ExplainResponse(response.outputs[0], names);
+      r = body.ok() ? Json(200, *std::move(body))
+                    : ErrorResponse(absl::InternalError(body.status().message()));
+    }
+    metrics_->CountHttpResponse(r.status);
+    done(std::move(r));
+  });
+  return std::nullopt;
 }
 
-HttpResponse RestHandler::ExplainV2(std::string_view model, std::string_view version,
-                                    const HttpRequest& req) {
+std::optional<HttpResponse> RestHandler::ExplainV2(std::string_view model, std::string_view version,
+                                                   const HttpRequest& req, HttpDone& done) {
   auto decoded = DecodeV2InferRequest(req.body, req.inference_header_length);
   if (!decoded.ok()) {
     core_->CountDecodeFailure(model);
@@ -198,17 +237,24 @@ HttpResponse RestHandler::ExplainV2(std::string_view model, std::string_view ver
   }
   decoded->model_name.assign(model);
   decoded->model_version.assign(version);
-  decoded->headers = req.headers;
-  InferResponse response;
-  absl::Status s = core_->Explain(*decoded, &response);
-  if (!s.ok()) return ErrorResponse(s);
-  EncodedBody encoded = EncodeV2InferResponse(response, *decoded);
-  HttpResponse r = Json(200, std::move(encoded.body));
-  if (encoded.json_length.has_value()) {
-    r.inference_header_length = encoded.json_length;
-    r.content_type = "application/octet-stream";
-  }
-  return r;
+  PostExplain([this, request = *std::move(decoded), done = std::move(done)]() mutable {
+    InferResponse response;
+    absl::Status s = core_->Explain(request, &response);
+    HttpResponse r;
+    if (!s.ok()) {
+      r = ErrorResponse(s);
+    } else {
+      EncodedBody encoded = EncodeV2InferResponse(response, request);
+      r = Json(200, std::move(encoded.body));
+      if (encoded.json_length.has_value()) {
+        r.inference_header_length = encoded.json_length;
+        r.content_type = "application/octet-stream";
+      }
+    }
+    metrics_->CountHttpResponse(r.status);
+    done(std::move(r));
+  });
+  return std::nullopt;
 }
 
 // A model that takes V1 bodies as sent (a custom Python model): the body goes

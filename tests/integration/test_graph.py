@@ -463,11 +463,17 @@ def test_outside_url_step_and_restart(osprey_bin, tmp_path):
         r = call(p, "outside", {})
         assert r.status_code == 200, r.text
         assert r.json() == {"outside": "/score?x=1", "host": f"{harness.HOST}:{port}"}
+        ready_since = graph_condition(p, "outside")["lastTransitionTime"]
         p.stop()
-        p.start()  # the store keeps the graph; it is routed again
+        p.start()  # the store keeps the graph and its status; it is routed again
         harness.wait_until(lambda: graph_condition(p, "outside").get("status") == "True", 30,
                            "the graph Ready after a restart")
         assert call(p, "outside", {}).status_code == 200
+        # Ready all along: the same transition time, one Ready event.
+        assert graph_condition(p, "outside")["lastTransitionTime"] == ready_since
+        events = p.cli("get", "events").stdout
+        assert events.count("InferenceGraphReady") == 1, events
+        assert "inferencegraph/outside" in events, events
     finally:
         p.stop_everything()
         server.shutdown()

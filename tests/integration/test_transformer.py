@@ -520,6 +520,14 @@ def test_custom_explainer_answers_explain_while_predict_goes_through_the_transfo
         nonzero += int(np.count_nonzero(np.abs(want) > 1e-3))
     assert nonzero > 0  # the probe rows move the answer
 
+    # The same :explain by the service's path and by model name on any host.
+    for path, via_host in ((f"/serving/default/{name}/v1/models/{name}:explain", "localhost"),
+                           (f"/v1/models/{name}:explain", "localhost")):
+        r = post(platform, via_host, path, {"instances": rows})
+        assert r.status_code == 200, (path, r.text)
+        assert r.headers["x-osprey-revision"] == f"{name}-explainer-00001", path
+        assert len(r.json()["explanations"]) == len(rows), path
+
     # :predict on the same host still goes through the transformer.
     r = post(platform, host, f"/v1/models/{name}:predict",
              {"instances": [{"flower_id": "f-05"}]}, headers={"x-request-id": request_id})

@@ -98,7 +98,7 @@ absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListEvents(
                           store->List(ns.empty() ? "event/" : StrCat("event/", ns, "/")));
   Items out;
   for (const auto& [key, value] : rows) {
-    // event/{ns}/{object}/{seq}
+    // event/{ns}/{kind}/{object}/{seq}
     std::string rest = key.substr(6);
     rapidjson::Document d;
     if (d.Parse(value.data(), value.size()).HasParseError()) continue;
@@ -125,7 +125,7 @@ absl::Status Controller::Impl::DeleteIsvc(const std::string& ns, const std::stri
       ++it;
     }
   }
-  (void)store->DeletePrefix(StrCat("event/", ns, "/", name, "/"));
+  (void)store->DeletePrefix(EventPrefix(ns, kIsvcEvents, name));
   return absl::OkStatus();
 }
 

@@ -36,9 +36,9 @@ absl::StatusOr<Controller::ApplyResult> Controller::Impl::ApplyGraph(
     result.action = "configured";
   }
   SaveGraph(key, it->second);
-  Event(result.namespace_, result.name, "Normal",
-        result.action == "created" ? "Created" : "Updated",
-        StrCat("InferenceGraph generation ", it->second.generation));
+  GraphEvent(result.namespace_, result.name, "Normal",
+             result.action == "created" ? "Created" : "Updated",
+             StrCat("InferenceGraph generation ", it->second.generation));
   return result;
 }
 
@@ -55,6 +55,7 @@ void Controller::Impl::SaveGraph(const std::string& key, const GraphEntry& e) {
   w.StartObject();
   for (const auto& [k, v] : e.transition_times) Field(w, k, v);
   w.EndObject();
+  WriteConditions(w, e.status.conditions);
   w.EndObject();
   auto st = store->Put(StrCat("graph/", key), std::string(buf.GetString(), buf.GetSize()));
   if (!st.ok()) {
@@ -80,6 +81,10 @@ absl::Status Controller::Impl::LoadGraphs() {
     if (auto it = d.FindMember("transitionTimes"); it != d.MemberEnd() && it->value.IsObject())
       for (const auto& m : it->value.GetObject())
         if (m.value.IsString()) e.transition_times[m.name.GetString()] = m.value.GetString();
+    // The status as last seen (its url and route come with the first pass).
+    e.status.conditions = ReadConditions(d);
+    for (const auto& c : e.status.conditions)
+      if (c.type == "Ready") e.status.ready = c.status == "True";
     graphs[key.substr(6)] = std::move(e);
   }
   return absl::OkStatus();
@@ -112,11 +117,11 @@ void Controller::Impl::PassGraphs(const std::vector<ServingRuntime>& cluster_run
     }
     e.status = std::move(plan.status);
     SaveGraph(key, e);
-    if (was_ready != e.status.ready || e.status.ready)
-      Event(e.graph.meta.namespace_, e.graph.meta.name, e.status.ready ? "Normal" : "Warning",
-            e.status.ready ? "InferenceGraphReady" : "InferenceGraphNotReady",
-            e.status.ready ? StrCat("InferenceGraph [", e.graph.meta.name, "] is Ready")
-                           : e.status.conditions[1].message);
+    if (was_ready != e.status.ready)
+      GraphEvent(e.graph.meta.namespace_, e.graph.meta.name, e.status.ready ? "Normal" : "Warning",
+                 e.status.ready ? "InferenceGraphReady" : "InferenceGraphNotReady",
+                 e.status.ready ? StrCat("InferenceGraph [", e.graph.meta.name, "] is Ready")
+                                : e.status.conditions[1].message);
   }
 }
 
@@ -152,7 +157,7 @@ absl::Status Controller::Impl::DeleteGraph(const std::string& ns, const std::str
   if (!graphs.erase(key))
     return absl::NotFoundError(StrCat("inferencegraph ", name, " not found in namespace ", ns));
   OSPREY_RETURN_IF_ERROR(store->Delete(StrCat("graph/", key)));
-  (void)store->DeletePrefix(StrCat("event/", ns, "/", name, "/"));
+  (void)store->DeletePrefix(EventPrefix(ns, kGraphEvents, name));
   return absl::OkStatus();
 }
 

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "autoscaler/kpa.h"
+#include "common/json_dom.h"
 #include "common/logging.h"
 #include "controlplane/graph_status.h"
 #include "controlplane/local/controller.h"
@@ -43,6 +44,10 @@ std::string Now();
 RevisionPhase PhaseFromName(std::string_view name);
 // The last `n` non-empty lines of a file.
 std::vector<std::string> TailLines(const std::string& path, int n);
+// A record's status conditions under "conditions", so that a restart keeps
+// them (no transition time reset, no Ready event repeated).
+void WriteConditions(json::Writer& w, const std::vector<Condition>& conditions);
+std::vector<Condition> ReadConditions(const rapidjson::Value& record);
 
 struct Controller::Impl {
   using Fetch = FetchState;
@@ -141,8 +146,22 @@ struct Controller::Impl {
   std::string LogPath(const std::string& ns, const std::string& rev, int i) const;
 
   // ---- events ----
+  // Stored under event/{ns}/{kind}/{object}/{seq}: an InferenceService and an
+  // InferenceGraph of one name keep their own.
+  static constexpr std::string_view kIsvcEvents = "InferenceService";
+  static constexpr std::string_view kGraphEvents = "InferenceGraph";
+  static std::string EventPrefix(std::string_view ns, std::string_view kind,
+                                 std::string_view object);
   void Event(const std::string& ns, const std::string& object, std::string_view type,
-             std::string_view reason, std::string_view message);
+             std::string_view reason, std::string_view message) {
+    KindEvent(kIsvcEvents, ns, object, type, reason, message);
+  }
+  void GraphEvent(const std::string& ns, const std::string& graph, std::string_view type,
+                  std::string_view reason, std::string_view message) {
+    KindEvent(kGraphEvents, ns, graph, type, reason, message);
+  }
+  void KindEvent(std::string_view kind, const std::string& ns, const std::string& object,
+                 std::string_view type, std::string_view reason, std::string_view message);
 
   // ---- persistence ----
   void SaveIsvc(const std::string& key, const IsvcEntry& e);

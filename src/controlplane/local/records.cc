@@ -22,6 +22,31 @@ std::string Now() {
   return buf;
 }
 
+void WriteConditions(Writer& w, const std::vector<Condition>& conditions) {
+  Key(w, "conditions");
+  w.StartArray();
+  for (const auto& c : conditions) {
+    w.StartObject();
+    Field(w, "type", c.type);
+    Field(w, "status", c.status);
+    FieldIfSet(w, "reason", c.reason);
+    FieldIfSet(w, "message", c.message);
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+std::vector<Condition> ReadConditions(const rapidjson::Value& record) {
+  std::vector<Condition> out;
+  auto it = record.FindMember("conditions");
+  if (it == record.MemberEnd() || !it->value.IsArray()) return out;
+  for (const auto& c : it->value.GetArray())
+    if (c.IsObject())
+      out.push_back({GetString(c, "type"), GetString(c, "status"), GetString(c, "reason"),
+                     GetString(c, "message")});
+  return out;
+}
+
 RevisionPhase PhaseFromName(std::string_view name) {
   for (auto p : {RevisionPhase::kPending, RevisionPhase::kDownloading, RevisionPhase::kLoading,
                  RevisionPhase::kReady, RevisionPhase::kFailed, RevisionPhase::kRetired})
@@ -52,13 +77,19 @@ std::vector<std::string> TailLines(const std::string& path, int n) {
   return lines;
 }
 
-void Controller::Impl::Event(const std::string& ns, const std::string& object,
-                             std::string_view type, std::string_view reason,
-                             std::string_view message) {
+std::string Controller::Impl::EventPrefix(std::string_view ns, std::string_view kind,
+                                          std::string_view object) {
+  return StrCat("event/", ns, "/", kind, "/", object, "/");
+}
+
+void Controller::Impl::KindEvent(std::string_view kind, const std::string& ns,
+                                 const std::string& object, std::string_view type,
+                                 std::string_view reason, std::string_view message) {
   rapidjson::StringBuffer buf;
   Writer w(buf);
   w.StartObject();
   Field(w, "time", Now());
+  Field(w, "kind", kind);
   Field(w, "object", object);
   Field(w, "type", type);
   Field(w, "reason", reason);
@@ -72,7 +103,7 @@ void Controller::Impl::Event(const std::string& ns, const std::string& object,
                                               .count() *
                                           16 +
                                       (event_seq.fetch_add(1) % 16)));
-  (void)store->Put(StrCat("event/", ns, "/", object, "/", seq), buf.GetString());
+  (void)store->Put(StrCat(EventPrefix(ns, kind, object), seq), buf.GetString());
   OSPREY_LOG(kInfo) << ns << "/" << object << ": " << reason << ": " << message;
 }
 
@@ -89,6 +120,7 @@ void Controller::Impl::SaveIsvc(const std::string& key, const IsvcEntry& e) {
   w.StartObject();
   for (const auto& [k, v] : e.transition_times) Field(w, k, v);
   w.EndObject();
+  WriteConditions(w, e.status.conditions);
   Field(w, "latestRolledoutRevision", e.status.latest_rolled_out);
   Field(w, "previousRolledoutRevision", e.status.previous_rolled_out);
   // The other components' rolled-out revisions.
@@ -193,6 +225,7 @@ absl::Status Controller::Impl::Load() {
     if (auto it = d.FindMember("transitionTimes"); it != d.MemberEnd() && it->value.IsObject())
       for (const auto& m : it->value.GetObject())
         if (m.value.IsString()) e.transition_times[m.name.GetString()] = m.value.GetString();
+    e.status.conditions = ReadConditions(d);
     e.status.latest_rolled_out = GetString(d, "latestRolledoutRevision");
     e.status.previous_rolled_out = GetString(d, "previousRolledoutRevision");
     for (const char* name : {"transformer", "explainer"}) {
