@@ -46,6 +46,12 @@ struct Exchange {
   std::string_view replica_host;  // and its host; "": 127.0.0.1
   Clock::time_point start;        // arrival at the gateway
   Clock::time_point end;          // outcome known
+  // Time held in the revision's queue (the activator) before a replica took
+  // it, or before it was refused; zero when one took it at once.
+  Clock::duration queue_wait{};
+  // The request of a cold start: the first held while the revision had no
+  // replica (end - start is how long the cold start kept it waiting).
+  bool cold_start = false;
   // HTTP, mirror and internal calls: OK when a replica answered (whatever
   // its HTTP status), otherwise why none did (refused, queued too long,
   // timed out, broke). gRPC: the call's status code as its client got it

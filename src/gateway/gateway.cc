@@ -294,6 +294,8 @@ struct Gateway::Impl {
     if (p.replica) e.replica_host = p.replica->host;
     e.start = p.start;
     e.end = Clock::now();
+    e.queue_wait = p.queue_wait;
+    e.cold_start = p.cold_start;
     e.request_bytes = p.body ? p.body->size() : 0;
     if (p.kind == Kind::kGrpc) {
       e.method = "gRPC";

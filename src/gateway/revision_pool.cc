@@ -45,6 +45,7 @@ std::vector<RevisionPool::RequestPtr> RevisionPool::Drain(Clock::time_point now)
     if (r == nullptr) break;
     Integrate(now);
     RequestPtr request = std::move(waiting_.front().request);
+    request->queue_wait = now - waiting_.front().since;
     waiting_.pop_front();
     Assign(*request, *r);
     ready.push_back(std::move(request));
@@ -67,6 +68,7 @@ std::vector<RevisionPool::RequestPtr> RevisionPool::SetReplicas(
     next.push_back(std::move(slot));
   }
   replicas_ = std::move(next);
+  if (!replicas_.empty()) cold_start_held_ = false;
   return Drain(now);
 }
 
@@ -99,7 +101,11 @@ RevisionPool::Admission RevisionPool::Admit(RequestPtr& request, bool may_wait,
     if (!callers) request->deadline = queue_deadline;
     a.result = Admitted::kQueued;
     a.demand = replicas_.empty();
-    waiting_.push_back({std::move(request), callers});
+    if (replicas_.empty() && !cold_start_held_) {
+      request->cold_start = true;
+      cold_start_held_ = true;
+    }
+    waiting_.push_back({std::move(request), callers, now});
   }
   return a;
 }
@@ -149,6 +155,7 @@ std::vector<RevisionPool::Expired> RevisionPool::Expire(Clock::time_point now) {
                   "no replica of revision ", revision_, " could take the request within ",
                   std::chrono::duration_cast<std::chrono::seconds>(options_.queue_deadline).count(),
                   " s"));
+    it->request->queue_wait = now - it->since;
     out.push_back({std::move(it->request), std::move(why)});
   }
   waiting_.erase(kept, waiting_.end());

@@ -65,6 +65,12 @@ class RevisionPool {
     // The caller's own deadline (default: none). A queued request waits
     // until this or the pool's queue deadline, whichever comes first.
     Clock::time_point deadline = Clock::time_point::max();
+    // Set by the pool: how long it waited in the queue (zero when a replica
+    // took it at once), and whether it is the request of a cold start: the
+    // first one held while the revision had no replica at all (one per
+    // cold start; its arrival-to-answer time is the cold start's duration).
+    Clock::duration queue_wait{};
+    bool cold_start = false;
   };
   using RequestPtr = std::unique_ptr<Request>;
 
@@ -155,9 +161,12 @@ class RevisionPool {
   std::vector<Slot> replicas_;
   int container_concurrency_ = 0;
   bool routed_ = true;
+  // A cold start's request is held: no other is marked until replicas come.
+  bool cold_start_held_ = false;
   struct Waiting {
     RequestPtr request;
     bool callers_deadline = false;  // its own deadline comes before the queue's
+    Clock::time_point since;
   };
   std::deque<Waiting> waiting_;
   int in_flight_ = 0;

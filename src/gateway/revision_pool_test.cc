@@ -103,6 +103,16 @@ class Harness {
 
   RevisionPool& pool() { return pool_; }
 
+  // How request n waited: "{ms}ms" plus " cold" for a cold start's request.
+  std::string Waited(int n) const {
+    for (const auto& r : held_)
+      if (static_cast<const TestRequest&>(*r).n == n)
+        return std::to_string(
+                   std::chrono::duration_cast<std::chrono::milliseconds>(r->queue_wait).count()) +
+               "ms" + (r->cold_start ? " cold" : "");
+    return "not held";
+  }
+
  private:
   static std::string Name(const RevisionPool::Request& r) {
     return std::to_string(static_cast<const TestRequest&>(r).n) + "@" +
@@ -125,10 +135,10 @@ class Harness {
 TEST(RevisionPoolTest, LeastOutstandingFirstAndTiesInRouteOrder) {
   Harness h;
   h.Set({8001, 8002, 8003}, 0, 0s);
-  const char* want[] = {"assigned 1@8001", "assigned 2@8002", "assigned 3@8003",
-                        "assigned 4@8001", "assigned 5@8002"};
+  const char* want[] = {"assigned 1@8001", "assigned 2@8002", "assigned 3@8003", "assigned 4@8001",
+                        "assigned 5@8002"};
   for (const char* w : want) EXPECT_EQ(h.Admit(0s), w);
-  EXPECT_EQ(h.Release(3, 1s), "ready");      // 8003 now has 0 outstanding
+  EXPECT_EQ(h.Release(3, 1s), "ready");       // 8003 now has 0 outstanding
   EXPECT_EQ(h.Admit(1s), "assigned 6@8003");  // the least loaded
   EXPECT_EQ(h.Release(1, 1s), "ready");
   EXPECT_EQ(h.Admit(1s), "assigned 7@8001");  // 8001 and 8003 tie at 1: the first
@@ -141,15 +151,11 @@ TEST(RevisionPoolTest, ContainerConcurrencyQueuesAndReleaseHandsOnInOrder) {
     int n;
     const char* want;
   } steps[] = {
-      {"admit", 0, "assigned 1@8001"},
-      {"admit", 0, "assigned 2@8002"},
+      {"admit", 0, "assigned 1@8001"}, {"admit", 0, "assigned 2@8002"},
       {"admit", 0, "queued"},  // both at their limit of 1; replicas exist: no demand
-      {"admit", 0, "queued"},
-      {"mirror", 0, "noroom"},  // a mirror copy never waits
-      {"release", 2, "ready 3@8002"},
-      {"release", 1, "ready 4@8001"},
-      {"release", 3, "ready"},
-      {"admit", 0, "assigned 6@8002"},
+      {"admit", 0, "queued"},          {"mirror", 0, "noroom"},  // a mirror copy never waits
+      {"release", 2, "ready 3@8002"},  {"release", 1, "ready 4@8001"},
+      {"release", 3, "ready"},         {"admit", 0, "assigned 6@8002"},
   };
   Harness h;
   h.Set({8001, 8002}, 1, 0s);
@@ -174,6 +180,25 @@ TEST(RevisionPoolTest, TheQueueHasABoundAndAskedForReplicasWhenThereAreNone) {
   h.Set({8001}, 0, 1s);  // replicas arrive: everything waiting goes
   EXPECT_EQ(h.pool().waiting(), 0u);
   EXPECT_EQ(h.pool().in_flight(), 2);
+}
+
+// Each request knows how long it waited; the first one held while the
+// revision had no replica is its cold start's, once per cold start.
+TEST(RevisionPoolTest, QueueWaitAndTheColdStartRequest) {
+  Harness h;
+  EXPECT_EQ(h.Admit(0s), "queued demand");
+  EXPECT_EQ(h.Admit(100ms), "queued demand");
+  h.Set({8001}, 1, 2s);
+  EXPECT_EQ(h.Waited(1), "2000ms cold");
+  EXPECT_EQ(h.Release(1, 2500ms), "ready 2@8001");
+  EXPECT_EQ(h.Waited(2), "2400ms");
+  EXPECT_EQ(h.Release(2, 3s), "ready");
+  EXPECT_EQ(h.Admit(3s), "assigned 3@8001");
+  EXPECT_EQ(h.Waited(3), "0ms");
+  h.Set({}, 0, 4s);  // scaled to zero again: the next held request is a cold start
+  EXPECT_EQ(h.Admit(5s), "queued demand");
+  h.Set({8002}, 0, 6s);
+  EXPECT_EQ(h.Waited(4), "1000ms cold");
 }
 
 TEST(RevisionPoolTest, SetReplicasHandsQueuedRequestsOverAndKeepsCountsByPort) {
@@ -234,7 +259,7 @@ TEST(RevisionPoolTest, ARefusedCallMovesToAnotherReplicaWithRoom) {
   h.Set({8001, 8002}, 1, 0s);
   EXPECT_EQ(h.Admit(0s), "assigned 1@8001");
   EXPECT_EQ(h.Reassign(1, 0s), "moved 1@8002");
-  EXPECT_EQ(h.Admit(0s), "assigned 2@8001");  // 8001's slot was given back
+  EXPECT_EQ(h.Admit(0s), "assigned 2@8001");     // 8001's slot was given back
   EXPECT_EQ(h.Reassign(2, 0s), "stays 2@8001");  // 8002 is at its limit
   EXPECT_EQ(h.Release(1, 1s), "ready");
   EXPECT_EQ(h.Reassign(2, 1s), "moved 2@8002");
@@ -301,9 +326,9 @@ TEST(RevisionPoolTest, AReplicaIsItsHostAndPort) {
 TEST(RevisionPoolTest, CollectAveragesConcurrencyAndRateSinceTheLastCall) {
   Harness h;
   h.Set({8001}, 0, 0s);
-  h.Admit(0s);        // 1 in flight from 0 s
-  h.Admit(1s);        // 2 from 1 s
-  h.Release(1, 2s);   // 1 from 2 s
+  h.Admit(0s);                                    // 1 in flight from 0 s
+  h.Admit(1s);                                    // 2 from 1 s
+  h.Release(1, 2s);                               // 1 from 2 s
   RevisionStats st = h.pool().Collect(kT0 + 4s);  // 1*1 + 2*1 + 1*2 = 5 over 4 s
   EXPECT_EQ(st.key, "ns/r");
   EXPECT_DOUBLE_EQ(st.concurrency, 1.25);

@@ -41,7 +41,23 @@ void MetricsObserver::OnComplete(const Exchange& e) {
     cls = e.code == absl::StatusCode::kOk ? 2 : 5;
   }
   s->by_class[cls].fetch_add(1, std::memory_order_relaxed);
-  s->latency.Observe(std::chrono::duration<double>(e.end - e.start).count());
+  const double seconds = std::chrono::duration<double>(e.end - e.start).count();
+  s->latency.Observe(seconds);
+  if (e.queue_wait > Exchange::Clock::duration::zero())
+    s->queue_wait.Observe(std::chrono::duration<double>(e.queue_wait).count());
+  if (e.cold_start && e.code == absl::StatusCode::kOk) s->cold_start.Observe(seconds);
+}
+
+std::pair<std::string_view, std::string_view> MetricsObserver::ServiceOf(
+    std::string_view revision) {
+  const size_t digits = revision.rfind('-');
+  if (digits == std::string_view::npos || digits + 1 == revision.size()) return {};
+  for (char c : revision.substr(digits + 1))
+    if (c < '0' || c > '9') return {};
+  const std::string_view rest = revision.substr(0, digits);
+  const size_t dash = rest.rfind('-');
+  if (dash == std::string_view::npos || dash == 0) return {};
+  return {rest.substr(0, dash), rest.substr(dash + 1)};
 }
 
 void MetricsObserver::Render(std::span<const Revision> revisions, std::string* out) const {
@@ -49,8 +65,11 @@ void MetricsObserver::Render(std::span<const Revision> revisions, std::string* o
   labels.reserve(revisions.size());
   for (const Revision& r : revisions) {
     const size_t slash = r.key.find('/');
+    const auto [service, component] = ServiceOf(r.name);
     labels.push_back(StrCat("namespace=\"", prometheus::LabelValue(r.key.substr(0, slash)),
-                            "\",revision=\"", prometheus::LabelValue(r.name), "\""));
+                            "\",inferenceservice=\"", prometheus::LabelValue(service),
+                            "\",component=\"", prometheus::LabelValue(component), "\",revision=\"",
+                            prometheus::LabelValue(r.name), "\""));
   }
   prometheus::AppendFamily("osprey_gateway_requests_total", "counter",
                            "Requests answered by the gateway, by revision and status class.", out);
@@ -64,10 +83,27 @@ void MetricsObserver::Render(std::span<const Revision> revisions, std::string* o
   prometheus::AppendFamily("osprey_gateway_request_duration_seconds", "histogram",
                            "Time from arrival to answer at the gateway.", out);
   static const Histogram kNone{kBounds};
+  static const Histogram kNoWait{kWaitBounds};
   for (size_t i = 0; i < revisions.size(); ++i) {
     const Series* s = Find(revisions[i].id);
     (s != nullptr ? s->latency : kNone)
         .Render("osprey_gateway_request_duration_seconds", labels[i], out);
+  }
+  prometheus::AppendFamily("osprey_gateway_queue_wait_seconds", "histogram",
+                           "Time requests were held for a replica (activator), of those held.",
+                           out);
+  for (size_t i = 0; i < revisions.size(); ++i) {
+    const Series* s = Find(revisions[i].id);
+    (s != nullptr ? s->queue_wait : kNoWait)
+        .Render("osprey_gateway_queue_wait_seconds", labels[i], out);
+  }
+  prometheus::AppendFamily(
+      "osprey_gateway_cold_start_duration_seconds", "histogram",
+      "From the first request held while a revision had no replica to its answer.", out);
+  for (size_t i = 0; i < revisions.size(); ++i) {
+    const Series* s = Find(revisions[i].id);
+    (s != nullptr ? s->cold_start : kNoWait)
+        .Render("osprey_gateway_cold_start_duration_seconds", labels[i], out);
   }
   prometheus::AppendFamily("osprey_gateway_concurrency", "gauge",
                            "Requests in flight to a revision's replicas.", out);

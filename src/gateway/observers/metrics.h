@@ -1,10 +1,15 @@
 #pragma once
 
 // The gateway's Prometheus metrics per revision: requests by status class
-// (osprey_gateway_requests_total) and the latency histogram
-// (osprey_gateway_request_duration_seconds), recorded as an observer; plus
-// the pool gauges the gateway hands to Render (osprey_gateway_concurrency,
-// osprey_gateway_queue_depth).
+// (osprey_gateway_requests_total), the latency histogram
+// (osprey_gateway_request_duration_seconds), the activator's wait for the
+// requests it held (osprey_gateway_queue_wait_seconds) and the cold starts
+// (osprey_gateway_cold_start_duration_seconds: from the first request held
+// while the revision had no replica to its answer), recorded as an
+// observer; plus the pool gauges the gateway hands to Render
+// (osprey_gateway_concurrency, osprey_gateway_queue_depth). Every series is
+// labelled namespace, inferenceservice, component and revision (the first
+// three read from the revision's name, {service}-{component}-{00001}).
 //
 // Recording is lock-free: a revision's series is found by its dense
 // Exchange::revision_id in a table of fixed chunks (created once under a
@@ -20,6 +25,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/prometheus.h"
@@ -32,6 +38,13 @@ class MetricsObserver : public ExchangeObserver {
   // Latency bounds in seconds (0.5 ms .. 5 s).
   static constexpr double kBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                        0.05,   0.1,   0.25,   0.5,   1,    5};
+  // Queue wait and cold start bounds in seconds (1 ms .. 2 min).
+  static constexpr double kWaitBounds[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1,
+                                           2,     5,     10,   20,   30,  60,   120};
+
+  // The InferenceService and component of a revision named
+  // {service}-{component}-{digits} (pure); empty when it is not so named.
+  static std::pair<std::string_view, std::string_view> ServiceOf(std::string_view revision);
 
   MetricsObserver();
   ~MetricsObserver() override;
@@ -54,6 +67,8 @@ class MetricsObserver : public ExchangeObserver {
   struct Series {
     std::array<std::atomic<uint64_t>, 6> by_class{};  // [0]: none, [1..5]: 1xx..5xx
     Histogram latency{kBounds};
+    Histogram queue_wait{kWaitBounds};
+    Histogram cold_start{kWaitBounds};
   };
   static constexpr size_t kChunk = 256;
   static constexpr size_t kChunks = 4096;  // ids up to 1M; beyond, exchanges go uncounted

@@ -23,8 +23,8 @@ Exchange Make(Exchange::Kind kind, uint32_t id, int http_status, absl::StatusCod
   e.method = kind == Exchange::Kind::kGrpc ? "gRPC" : "POST";
   e.host = "iris.example.com";
   e.target = "/v1/models/iris:predict";
-  e.revision_key = id == 0 ? "default/iris-1" : "team/fruit-2";
-  e.revision = id == 0 ? "iris-1" : "fruit-2";
+  e.revision_key = id == 0 ? "default/iris-predictor-00001" : "team/fruit-transformer-00002";
+  e.revision = id == 0 ? "iris-predictor-00001" : "fruit-transformer-00002";
   e.revision_id = id;
   e.replica_port = 8001;
   e.start = Exchange::Clock::time_point() + std::chrono::hours(1);
@@ -44,31 +44,72 @@ TEST(MetricsObserverTest, CountsByClassAndRendersEveryRevisionGiven) {
   m.OnComplete(Make(K::kGrpc, 0, 0, ok, std::chrono::microseconds(700)));
   m.OnComplete(Make(K::kGrpc, 0, 0, absl::StatusCode::kNotFound, std::chrono::microseconds(700)));
   m.OnComplete(Make(K::kInternal, 0, 0, absl::StatusCode::kInternal, std::chrono::seconds(9)));
-  MetricsObserver::Revision revisions[] = {{"default/iris-1", "iris-1", 0, 3, 2},
-                                           {"team/fruit-2", "fruit-2", 1, 0, 0}};
+  // Held by the activator: a cold start answered after 3 s (2.5 s of it in
+  // the queue), and one held 20 ms behind it.
+  Exchange cold = Make(K::kHttp, 0, 200, ok, std::chrono::seconds(3));
+  cold.cold_start = true;
+  cold.queue_wait = std::chrono::milliseconds(2500);
+  m.OnComplete(cold);
+  Exchange held = Make(K::kHttp, 0, 200, ok, std::chrono::milliseconds(30));
+  held.queue_wait = std::chrono::milliseconds(20);
+  m.OnComplete(held);
+  // A cold start that was refused is not a cold start's duration.
+  Exchange refused =
+      Make(K::kHttp, 1, 503, absl::StatusCode::kUnavailable, std::chrono::seconds(30));
+  refused.cold_start = true;
+  refused.queue_wait = std::chrono::seconds(30);
+  m.OnComplete(refused);
+  MetricsObserver::Revision revisions[] = {
+      {"default/iris-predictor-00001", "iris-predictor-00001", 0, 3, 2},
+      {"team/fruit-transformer-00002", "fruit-transformer-00002", 1, 0, 0}};
   std::string text;
   m.Render(revisions, &text);
-  const std::string iris = "namespace=\"default\",revision=\"iris-1\"";
-  const std::string fruit = "namespace=\"team\",revision=\"fruit-2\"";
+  const std::string iris =
+      "namespace=\"default\",inferenceservice=\"iris\",component=\"predictor\","
+      "revision=\"iris-predictor-00001\"";
+  const std::string fruit =
+      "namespace=\"team\",inferenceservice=\"fruit\",component=\"transformer\","
+      "revision=\"fruit-transformer-00002\"";
   for (const std::string& line : std::vector<std::string>{
            "# TYPE osprey_gateway_requests_total counter",
            "osprey_gateway_requests_total{" + iris + ",code_class=\"none\"} 1",
-           "osprey_gateway_requests_total{" + iris + ",code_class=\"2xx\"} 2",
+           "osprey_gateway_requests_total{" + iris + ",code_class=\"2xx\"} 4",
            "osprey_gateway_requests_total{" + iris + ",code_class=\"4xx\"} 1",
            "osprey_gateway_requests_total{" + iris + ",code_class=\"5xx\"} 2",
            "# TYPE osprey_gateway_request_duration_seconds histogram",
            "osprey_gateway_request_duration_seconds_bucket{" + iris + ",le=\"0.0005\"} 1",
            "osprey_gateway_request_duration_seconds_bucket{" + iris + ",le=\"0.001\"} 3",
-           "osprey_gateway_request_duration_seconds_bucket{" + iris + ",le=\"5\"} 5",
-           "osprey_gateway_request_duration_seconds_bucket{" + iris + ",le=\"+Inf\"} 6",
-           "osprey_gateway_request_duration_seconds_count{" + iris + "} 6",
-           "osprey_gateway_request_duration_seconds_count{" + fruit + "} 0",
+           "osprey_gateway_request_duration_seconds_bucket{" + iris + ",le=\"5\"} 7",
+           "osprey_gateway_request_duration_seconds_bucket{" + iris + ",le=\"+Inf\"} 8",
+           "osprey_gateway_request_duration_seconds_count{" + iris + "} 8",
+           "osprey_gateway_request_duration_seconds_count{" + fruit + "} 1",
+           "# TYPE osprey_gateway_queue_wait_seconds histogram",
+           "osprey_gateway_queue_wait_seconds_bucket{" + iris + ",le=\"0.05\"} 1",
+           "osprey_gateway_queue_wait_seconds_bucket{" + iris + ",le=\"5\"} 2",
+           "osprey_gateway_queue_wait_seconds_count{" + iris + "} 2",
+           "osprey_gateway_queue_wait_seconds_count{" + fruit + "} 1",
+           "# TYPE osprey_gateway_cold_start_duration_seconds histogram",
+           "osprey_gateway_cold_start_duration_seconds_bucket{" + iris + ",le=\"2\"} 0",
+           "osprey_gateway_cold_start_duration_seconds_bucket{" + iris + ",le=\"5\"} 1",
+           "osprey_gateway_cold_start_duration_seconds_count{" + iris + "} 1",
+           "osprey_gateway_cold_start_duration_seconds_count{" + fruit + "} 0",
            "osprey_gateway_concurrency{" + iris + "} 3",
            "osprey_gateway_queue_depth{" + iris + "} 2",
            "osprey_gateway_queue_depth{" + fruit + "} 0",
        })
     EXPECT_NE(text.find(line + "\n"), std::string::npos) << line << "\n" << text;
-  EXPECT_EQ(text.find("osprey_gateway_requests_total{" + fruit), std::string::npos);
+  EXPECT_EQ(text.find("osprey_gateway_requests_total{" + fruit + ",code_class=\"2xx\""),
+            std::string::npos);
+}
+
+TEST(MetricsObserverTest, ServiceAndComponentFromTheRevisionName) {
+  using P = std::pair<std::string_view, std::string_view>;
+  EXPECT_EQ(MetricsObserver::ServiceOf("iris-predictor-00001"), P("iris", "predictor"));
+  EXPECT_EQ(MetricsObserver::ServiceOf("my-model-transformer-00012"), P("my-model", "transformer"));
+  EXPECT_EQ(MetricsObserver::ServiceOf("iris-1"), P());
+  EXPECT_EQ(MetricsObserver::ServiceOf("iris"), P());
+  EXPECT_EQ(MetricsObserver::ServiceOf("iris-predictor-0000x"), P());
+  EXPECT_EQ(MetricsObserver::ServiceOf("-predictor-00001"), P());
 }
 
 TEST(AccessLogObserverTest, OneLinePerHttpExchangeNoneForMirrorsOrGrpc) {
@@ -96,10 +137,10 @@ TEST(AccessLogObserverTest, OneLinePerHttpExchangeNoneForMirrorsOrGrpc) {
   std::stringstream got;
   got << in.rdbuf();
   EXPECT_EQ(got.str(),
-            "rid POST iris.example.com /v1/models/iris:predict default/iris-1 200 1234.567ms "
+            "rid POST iris.example.com /v1/models/iris:predict default/iris-predictor-00001 200 1234.567ms "
             "port=8001\n"
-            "rid POST iris.example.com /v1/models/iris:predict team/fruit-2 503 0.042ms port=0\n"
-            "rid POST iris.example.com /v1/models/iris:predict default/iris-1 200 1.000ms "
+            "rid POST iris.example.com /v1/models/iris:predict team/fruit-transformer-00002 503 0.042ms port=0\n"
+            "rid POST iris.example.com /v1/models/iris:predict default/iris-predictor-00001 200 1.000ms "
             "port=8080 host=10.244.0.7\n");
   std::filesystem::remove(path);
   EXPECT_FALSE(AccessLogObserver::Open("/nonexistent-dir/x/access.log").ok());
