@@ -546,6 +546,20 @@ absl::Status ParseExtension(const Value& v, std::string_view path, Component* c)
     Logger l;
     OSPREY_RETURN_IF_ERROR(ReadString(*logger, "url", lpath, &l.url));
     OSPREY_RETURN_IF_ERROR(ReadString(*logger, "mode", lpath, &l.mode));
+    OSPREY_RETURN_IF_ERROR(ReadStringList(*logger, "metadataHeaders", lpath, &l.metadata_headers));
+    OSPREY_RETURN_IF_ERROR(
+        ReadStringList(*logger, "metadataAnnotations", lpath, &l.metadata_annotations));
+    if (l.url.empty()) {
+      return Error(logger, Field(lpath, "url"),
+                   "required: the CloudEvents sink the exchanges are POSTed to (http://...)");
+    }
+    if (std::string_view u = l.url; !((u.starts_with("http://") && u.size() > 7) ||
+                                      (u.starts_with("https://") && u.size() > 8)) ||
+                                    u.find_first_of(" \t\r\n") != std::string_view::npos) {
+      return Error(
+          logger->Find("url"), Field(lpath, "url"),
+          StrCat("\"", l.url, "\" is invalid: must be an http:// or https:// URL with a host"));
+    }
     if (l.mode.empty()) l.mode = "all";
     if (l.mode != "all" && l.mode != "request" && l.mode != "response") {
       return Error(logger->Find("mode"), Field(lpath, "mode"),

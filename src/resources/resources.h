@@ -90,9 +90,15 @@ struct Batcher {
   bool operator==(const Batcher&) const = default;
 };
 
+// Payload logging of a component's exchanges as CloudEvents (KServe's
+// LoggerSpec): POSTed to `url` (http:// or https://, required).
 struct Logger {
   std::string url;
   std::string mode = "all";  // all | request | response
+  // Request headers copied into each event's `metadata` attribute.
+  std::vector<std::string> metadata_headers;
+  // The InferenceService's annotations copied into its `annotations` attribute.
+  std::vector<std::string> metadata_annotations;
   bool operator==(const Logger&) const = default;
 };
 

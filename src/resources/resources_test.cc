@@ -149,6 +149,8 @@ spec:
     logger:
       url: http://message-dumper.default/
       mode: request
+      metadataHeaders: [x-request-id, x-b3-traceid]
+      metadataAnnotations: [team]
     batcher:
       maxBatchSize: 16
       maxLatency: 100
@@ -285,6 +287,8 @@ TEST(ParseYaml, TransformerExplainerAndComponentFields) {
   ASSERT_TRUE(p.logger.has_value());
   EXPECT_EQ(p.logger->url, "http://message-dumper.default/");
   EXPECT_EQ(p.logger->mode, "request");
+  EXPECT_EQ(p.logger->metadata_headers, (std::vector<std::string>{"x-request-id", "x-b3-traceid"}));
+  EXPECT_EQ(p.logger->metadata_annotations, (std::vector<std::string>{"team"}));
   ASSERT_TRUE(p.batcher.has_value());
   EXPECT_EQ(p.batcher->max_batch_size, 16);
   EXPECT_EQ(p.batcher->max_latency_ms, 100);
@@ -521,6 +525,18 @@ std::vector<ErrorCase> ErrorCases() {
        "spec.predictor.logger: expected a map, got \"http://x\""},
       {"LoggerUnknownField", SklearnPredictorWith("    logger: {uri: http://x}\n"),
        "spec.predictor.logger.uri: unknown field"},
+      {"LoggerUrlMissing", SklearnPredictorWith("    logger: {mode: all}\n"),
+       "spec.predictor.logger.url: required: the CloudEvents sink the exchanges are POSTed to "
+       "(http://...)"},
+      {"LoggerUrlScheme", SklearnPredictorWith("    logger: {url: kafka://broker/topic}\n"),
+       "spec.predictor.logger.url: \"kafka://broker/topic\" is invalid: must be an http:// or "
+       "https:// URL with a host"},
+      {"LoggerUrlNoHost", SklearnPredictorWith("    logger: {url: \"http://\"}\n"),
+       "spec.predictor.logger.url: \"http://\" is invalid: must be an http:// or https:// URL "
+       "with a host"},
+      {"LoggerMetadataHeadersNotAList",
+       SklearnPredictorWith("    logger: {url: http://x, metadataHeaders: x-a}\n"),
+       "spec.predictor.logger.metadataHeaders: expected a list of strings, got \"x-a\""},
       {"BatcherSizeZero", SklearnPredictorWith("    batcher: {maxBatchSize: 0}\n"),
        "spec.predictor.batcher.maxBatchSize: must be >= 1, got 0"},
       {"BatcherLatencyNotAnInteger", SklearnPredictorWith("    batcher: {maxLatency: fast}\n"),

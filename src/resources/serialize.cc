@@ -114,6 +114,8 @@ void ComponentJson(Writer& w, const Component& c) {
     w.StartObject();
     StringField(w, "url", c.logger->url);
     StringField(w, "mode", c.logger->mode);
+    StringList(w, "metadataHeaders", c.logger->metadata_headers);
+    StringList(w, "metadataAnnotations", c.logger->metadata_annotations);
     w.EndObject();
   }
   if (c.batcher) {
