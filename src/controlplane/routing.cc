@@ -104,6 +104,24 @@ RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
       return r;
     };
 
+    auto route_logger = [&](const std::optional<resources::Logger>& l)
+        -> std::shared_ptr<const gateway::RouteLogger> {
+      if (!l) return nullptr;
+      auto r = std::make_shared<gateway::RouteLogger>();
+      r->url = l->url;
+      r->mode = l->mode == "request"    ? gateway::RouteLogger::Mode::kRequest
+                : l->mode == "response" ? gateway::RouteLogger::Mode::kResponse
+                                        : gateway::RouteLogger::Mode::kAll;
+      r->metadata_headers = l->metadata_headers;
+      for (const auto& a : l->metadata_annotations)
+        if (auto it = s.meta.annotations.find(a); it != s.meta.annotations.end())
+          r->annotations.emplace_back(a, it->second);
+      return r;
+    };
+    const auto predictor_logger = route_logger(s.predictor_logger);
+    const auto transformer_logger = route_logger(s.transformer_logger);
+    const auto explainer_logger = route_logger(s.explainer_logger);
+
     const ComponentStatus predictor = *s.status.Component("predictor");
     const std::optional<ComponentStatus>& transformer = s.status.transformer;
     const std::optional<ComponentStatus>& explainer = s.status.explainer;
@@ -119,14 +137,18 @@ RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
       const char* name;
       const ComponentStatus* status;
       const std::optional<int>* timeout;
+      const std::shared_ptr<const gateway::RouteLogger>* logger;
     };
-    std::vector<Part> parts = {{"predictor", &predictor, &s.timeout_seconds}};
+    std::vector<Part> parts = {{"predictor", &predictor, &s.timeout_seconds, &predictor_logger}};
     if (transformer)
-      parts.push_back({"transformer", &*transformer, &s.transformer_timeout_seconds});
-    if (explainer) parts.push_back({"explainer", &*explainer, &s.explainer_timeout_seconds});
+      parts.push_back(
+          {"transformer", &*transformer, &s.transformer_timeout_seconds, &transformer_logger});
+    if (explainer)
+      parts.push_back({"explainer", &*explainer, &s.explainer_timeout_seconds, &explainer_logger});
     for (const Part& part : parts) {
       Route r0 = with_timeout(base, *part.timeout);
       r0.component = part.name;
+      r0.logger = *part.logger;
       const std::string component_host = ComponentHost(s.meta, part.name, config);
       if (tag_routing) tag_routes(r0, *part.status, component_host);
       Route r = NewRoute(r0, {component_host});
@@ -140,9 +162,11 @@ RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
     // explainer (KServe routes /v1/models/{name}:explain there), the rest to
     // the entry component.
     Route own = with_timeout(base, entry_timeout);
+    own.logger = transformer ? transformer_logger : predictor_logger;
     if (tag_routing) tag_routes(own, entry, host);
     if (explainer) {
       Route r = with_timeout(NewRoute(base, {host}), s.explainer_timeout_seconds);
+      r.logger = explainer_logger;
       r.model_name = s.meta.name;  // /v1/models/{name}:explain on any host, too
       r.uri = gateway::StringMatch{gateway::StringMatch::Kind::kSuffix, ":explain"};
       r.split = split_of(*explainer);
@@ -183,7 +207,8 @@ bool SameRoutes(const RouteTable& a, const RouteTable& b) {
            std::equal(x.split.begin(), x.split.end(), y.split.begin(), y.split.end(),
                       same_weight) &&
            x.mirror.has_value() == y.mirror.has_value() &&
-           (!x.mirror || same_weight(*x.mirror, *y.mirror));
+           (!x.mirror || same_weight(*x.mirror, *y.mirror)) &&
+           (x.logger == y.logger || (x.logger && y.logger && *x.logger == *y.logger));
   };
   auto same_revision = [](const gateway::RevisionTarget& x, const gateway::RevisionTarget& y) {
     return x.key == y.key && x.revision == y.revision &&

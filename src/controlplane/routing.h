@@ -11,7 +11,9 @@
 // (serving.kserve.io/enable-tag-routing: "true") a latest- host for the latest
 // created revision and a prev- host for the revision tagged prev; with
 // serving.osprey.dev/mirror-percent N, N% of the main route's requests copied
-// to the latest revision once it is ready (answers discarded). Where a
+// to the latest revision once it is ready (answers discarded). A route of a
+// component with a `logger` carries it (the service's own routes: the entry
+// component's; :explain: the explainer's). Where a
 // revision's replicas are (ports, sockets) is the executor's part: it hands
 // each revision's gateway target in ready-made.
 
@@ -41,6 +43,10 @@ struct ServiceRouting {
   std::optional<int> timeout_seconds;  // spec.predictor.timeout
   std::optional<int> transformer_timeout_seconds;
   std::optional<int> explainer_timeout_seconds;
+  // Each component's `logger` (spec.{predictor,transformer,explainer}.logger).
+  std::optional<resources::Logger> predictor_logger;
+  std::optional<resources::Logger> transformer_logger;
+  std::optional<resources::Logger> explainer_logger;
   IsvcStatus status;
   std::vector<std::string> aspired;  // revision keys: in the table even without traffic
 };
@@ -50,7 +56,7 @@ gateway::RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
                                const std::map<std::string, RevisionRouting>& revisions,
                                const PlatformConfig& config);
 
-// Whether two tables route alike (routes, splits, mirrors, timeouts, revision
+// Whether two tables route alike (routes, splits, mirrors, timeouts, loggers, revision
 // endpoints and limits). A table is republished only when it changed: a
 // route's draw sequence restarts with a new table.
 bool SameRoutes(const gateway::RouteTable& a, const gateway::RouteTable& b);

@@ -247,6 +247,51 @@ TEST(PlanRoutes, ComponentsAndPaths) {
   EXPECT_EQ(r->component, "predictor");
 }
 
+// Each route carries its component's logger: a component's own routes, the
+// service's main routes the entry component's, :explain the explainer's.
+TEST(PlanRoutes, LoggersPerComponent) {
+  PlatformConfig config;
+  const std::map<std::string, RevisionRouting> revisions = {
+      {"default/iris-predictor-00001", Rev("default/iris-predictor-00001", {9001})},
+      {"default/iris-transformer-00001", Rev("default/iris-transformer-00001", {9101})},
+      {"default/iris-explainer-00001", Rev("default/iris-explainer-00001", {9201})},
+  };
+  ServiceRouting s = Service({{"iris-predictor-00001", 100}}, "iris-predictor-00001",
+                             {{"team", "fraud"}, {"other", "x"}});
+  s.status.transformer =
+      ComponentStatus{"", "iris-transformer-00001",         "iris-transformer-00001", "",
+                      "", {{"iris-transformer-00001", 100}}};
+  s.status.explainer = ComponentStatus{
+      "", "iris-explainer-00001", "iris-explainer-00001", "", "", {{"iris-explainer-00001", 100}}};
+  s.predictor_logger = resources::Logger{"http://sink/p", "response", {"x-a"}, {"team", "absent"}};
+  s.transformer_logger = resources::Logger{"http://sink/t", "request", {}, {}};
+  RouteTable t = PlanRoutes({s}, revisions, config);
+  std::string got;
+  for (const auto& r : t.routes) {
+    got += (r.component.empty() ? std::string("service") : r.component) +
+           (r.uri ? " " + r.uri->value + r.uri->suffix : "") + ": ";
+    if (r.logger) {
+      got += r.logger->url + " mode=" + std::to_string(static_cast<int>(r.logger->mode));
+      for (const auto& h : r.logger->metadata_headers) got += " h=" + h;
+      for (const auto& [k, v] : r.logger->annotations) got += " a=" + k + "=" + v;
+    } else {
+      got += "none";
+    }
+    got += "\n";
+  }
+  EXPECT_EQ(got,
+            "predictor /serving/default/iris-predictor/: http://sink/p mode=2 h=x-a a=team=fraud\n"
+            "predictor: http://sink/p mode=2 h=x-a a=team=fraud\n"
+            "transformer /serving/default/iris-transformer/: http://sink/t mode=1\n"
+            "transformer: http://sink/t mode=1\n"
+            "explainer /serving/default/iris-explainer/: none\n"
+            "explainer: none\n"
+            "service /serving/default/iris/:explain: none\n"
+            "service :explain: none\n"
+            "service /serving/default/iris/: http://sink/t mode=1\n"
+            "service: http://sink/t mode=1\n");
+}
+
 TEST(SameRoutes, ComparesWhatRoutesNotTheDrawCounters) {
   PlatformConfig config;
   std::map<std::string, RevisionRouting> revisions = {
@@ -275,6 +320,13 @@ TEST(SameRoutes, ComparesWhatRoutesNotTheDrawCounters) {
   mirrored.meta.annotations[kMirrorAnnotation] = "10";
   mirrored.status.latest_created = "iris-predictor-00002";
   EXPECT_FALSE(SameRoutes(a, PlanRoutes({mirrored}, revisions, config)));
+  ServiceRouting logged = s;
+  logged.predictor_logger = resources::Logger{"http://sink", "all", {}, {}};
+  RouteTable l = PlanRoutes({logged}, revisions, config);
+  EXPECT_FALSE(SameRoutes(a, l)) << "a logger added";
+  EXPECT_TRUE(SameRoutes(l, PlanRoutes({logged}, revisions, config)));
+  logged.predictor_logger->mode = "request";
+  EXPECT_FALSE(SameRoutes(l, PlanRoutes({logged}, revisions, config))) << "its mode changed";
 }
 
 }  // namespace

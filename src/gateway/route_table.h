@@ -78,6 +78,18 @@ struct WeightedRevision {
   int percent = 0;
 };
 
+// Payload logging of a component's exchanges (its InferenceService's
+// `logger`): CloudEvents POSTed to `url` (gateway/observers/payload_log.h).
+struct RouteLogger {
+  enum class Mode { kAll, kRequest, kResponse };
+  std::string url;
+  Mode mode = Mode::kAll;
+  std::vector<std::string> metadata_headers;  // request headers copied into events
+  // The InferenceService's annotations named by metadataAnnotations, by name.
+  std::vector<std::pair<std::string, std::string>> annotations;
+  bool operator==(const RouteLogger&) const = default;
+};
+
 struct Route {
   std::string namespace_;
   std::string name;  // the InferenceService
@@ -97,6 +109,8 @@ struct Route {
   std::optional<WeightedRevision> mirror;
   int timeout_ms = 0;  // 0: the gateway's default
   int retries = 2;     // further attempts when a replica refuses the connection
+  // The component's payload logger; null: none (the exchange costs nothing more).
+  std::shared_ptr<const RouteLogger> logger;
   // The route's own draw counter: the n-th request takes SplitDraw(n), so the
   // observed split matches the weights over any run of requests (not only on
   // average). Each route needs its own (do not share between routes).

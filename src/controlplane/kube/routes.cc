@@ -107,6 +107,9 @@ IsvcView ReadInferenceService(const rapidjson::Value& isvc) {
     r.timeout_seconds = i.predictor.timeout_seconds;
     if (i.transformer) r.transformer_timeout_seconds = i.transformer->timeout_seconds;
     if (i.explainer) r.explainer_timeout_seconds = i.explainer->timeout_seconds;
+    r.predictor_logger = i.predictor.logger;
+    if (i.transformer) r.transformer_logger = i.transformer->logger;
+    if (i.explainer) r.explainer_logger = i.explainer->logger;
     v.spec = std::move(i);
   } else {
     const auto& meta = Obj(isvc, "metadata");

@@ -311,6 +311,9 @@ void Controller::Impl::PublishRoutes(const std::vector<Routed>& routed,
     ServiceRouting s{e.isvc.meta, e.isvc.predictor.timeout_seconds};
     if (e.isvc.transformer) s.transformer_timeout_seconds = e.isvc.transformer->timeout_seconds;
     if (e.isvc.explainer) s.explainer_timeout_seconds = e.isvc.explainer->timeout_seconds;
+    s.predictor_logger = e.isvc.predictor.logger;
+    if (e.isvc.transformer) s.transformer_logger = e.isvc.transformer->logger;
+    if (e.isvc.explainer) s.explainer_logger = e.isvc.explainer->logger;
     s.status = e.status;
     s.aspired = item.aspired;
     services.push_back(std::move(s));
