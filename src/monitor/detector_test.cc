@@ -1,0 +1,134 @@
+#include "monitor/detector.h"
+
+#include <chrono>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace osprey::monitor {
+namespace {
+
+using std::chrono::seconds;
+
+// Rows of two features: a grid with a deterministic spread, shifted by `shift`.
+std::vector<double> Rows(size_t n, double shift, size_t offset = 0) {
+  std::vector<double> rows;
+  for (size_t i = offset; i < offset + n; ++i) {
+    rows.push_back(static_cast<double>((i * 37 + 5) % 101) / 10.0 + shift);
+    rows.push_back(static_cast<double>((i * 53 + 1) % 7));  // categorical
+  }
+  return rows;
+}
+
+DetectorOptions Options(size_t window) {
+  DetectorOptions o;
+  o.model = "m";
+  o.reference = Matrix{1000, 2, Rows(1000, 0)};
+  o.window = window;
+  o.categorical = {1};
+  return o;
+}
+
+TEST(Detector, TestsEachWindowAgainstTheReference) {
+  auto d = Detector::Start(Options(100));
+  ASSERT_TRUE(d.ok()) << d.status();
+  std::vector<double> same = Rows(100, 0, 3000), shifted = Rows(100, 3.0, 5000);
+  (*d)->Observe(same.data(), 100, 2);
+  ASSERT_TRUE((*d)->WaitForWindows(1, seconds(10)));
+  EXPECT_NE((*d)->StateJson().find("\"drift\":false"), std::string::npos);
+  (*d)->Observe(shifted.data(), 100, 2);
+  ASSERT_TRUE((*d)->WaitForWindows(2, seconds(10)));
+  const std::string state = (*d)->StateJson();
+  EXPECT_NE(state.find("\"windows_tested\":2"), std::string::npos) << state;
+  EXPECT_NE(state.find("\"windows_drifted\":1"), std::string::npos) << state;
+  std::string metrics;
+  (*d)->RenderMetrics(&metrics);
+  EXPECT_NE(metrics.find("osprey_drift_detected{model=\"m\"} 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("osprey_drift_p_value{model=\"m\",feature=\"1\"}"), std::string::npos);
+}
+
+TEST(Detector, SlidingWindowsWithAStride) {
+  DetectorOptions o = Options(100);
+  o.stride = 25;
+  auto d = Detector::Start(std::move(o));
+  ASSERT_TRUE(d.ok());
+  std::vector<double> rows = Rows(200, 0, 7);
+  for (size_t i = 0; i < 200; ++i) (*d)->Observe(&rows[i * 2], 1, 2);
+  // Windows end at rows 100, 125, 150, 175 and 200.
+  ASSERT_TRUE((*d)->WaitForWindows(5, seconds(10)));
+  const std::string state = (*d)->StateJson();
+  EXPECT_NE(state.find("\"index\":4,\"first_row\":100"), std::string::npos) << state;
+}
+
+TEST(Detector, OutlierScoresAndFullBufferDrops) {
+  DetectorOptions o = Options(100);
+  o.buffer_rows = 100;
+  auto d = Detector::Start(std::move(o));
+  ASSERT_TRUE(d.ok());
+  const double inlier[] = {5.0, 3.0}, outlier[] = {500.0, 3.0};
+  auto in = (*d)->Observe(inlier, 1, 2);
+  auto out = (*d)->Observe(outlier, 1, 2);
+  ASSERT_TRUE(in.has_value() && out.has_value());
+  EXPECT_LT(*in, 2.0);
+  EXPECT_GT(*out, 50.0);
+  // Wrong width: not monitored.
+  const double three[] = {1, 2, 3};
+  EXPECT_FALSE((*d)->Observe(three, 1, 3).has_value());
+  // More rows than the buffer holds at once are dropped, and counted.
+  std::vector<double> many = Rows(150, 0);
+  (*d)->Observe(many.data(), 150, 2);
+  std::string metrics;
+  (*d)->RenderMetrics(&metrics);
+  EXPECT_NE(metrics.find("osprey_drift_rows_dropped_total{model=\"m\"} 150"), std::string::npos)
+      << metrics;
+  const std::string outliers = "osprey_outliers_total{model=\"m\"} ";
+  const size_t at = metrics.find(outliers);
+  ASSERT_NE(at, std::string::npos) << metrics;
+  const int counted = std::atoi(metrics.c_str() + at + outliers.size());
+  EXPECT_GE(counted, 1);  // the outlier, and the few reference-like rows past the 0.99 quantile
+  EXPECT_LT(counted, 10);
+  EXPECT_NE(metrics.find("osprey_drift_rows_mismatched_total{model=\"m\"} 1"), std::string::npos);
+}
+
+TEST(Detector, FirstRowsBecomeTheReference) {
+  DetectorOptions o;
+  o.model = "m";
+  o.first_rows = 300;
+  o.window = 100;
+  auto d = Detector::Start(std::move(o));
+  ASSERT_TRUE(d.ok()) << d.status();
+  std::vector<double> rows = Rows(300, 0);
+  EXPECT_FALSE((*d)->Observe(rows.data(), 300, 2).has_value());  // still collecting
+  std::vector<double> shifted = Rows(100, 5.0, 900);
+  (*d)->Observe(shifted.data(), 100, 2);
+  ASSERT_TRUE((*d)->WaitForWindows(1, seconds(10)));
+  EXPECT_NE((*d)->StateJson().find("\"drift\":true"), std::string::npos);
+  EXPECT_NE((*d)->StateJson().find("\"reference_rows\":300"), std::string::npos);
+}
+
+TEST(Detector, OptionErrorsNameTheOption) {
+  struct Case {
+    DetectorOptions options;
+    const char* message;
+  };
+  DetectorOptions window = Options(1), p = Options(100), cat = Options(100), both = Options(100),
+                  big = Options(100);
+  p.p_value = 1.5;
+  cat.categorical = {2};
+  both.first_rows = 10;
+  big.reference = Matrix{10001, 1, std::vector<double>(10001, 0.0)};
+  const Case cases[] = {
+      {window, "drift window"}, {p, "p-value"},         {cat, "categorical feature index 2"},
+      {both, "not both"},       {big, "at most 10000"},
+  };
+  for (const Case& c : cases) {
+    auto d = Detector::Start(c.options);
+    ASSERT_FALSE(d.ok()) << c.message;
+    EXPECT_NE(d.status().message().find(c.message), std::string_view::npos) << d.status();
+  }
+}
+
+}  // namespace
+}  // namespace osprey::monitor
