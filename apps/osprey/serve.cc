@@ -5,8 +5,10 @@
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <memory>
+#include <sstream>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -24,8 +26,10 @@
 #include "server/inference_core.h"
 #include "server/metrics.h"
 #include "server/model_registry.h"
+#include "server/monitoring.h"
 #include "server/rest_handler.h"
 #include "signals.h"
+#include "storage/storage.h"
 
 namespace osprey {
 namespace {
@@ -50,6 +54,11 @@ struct ServeFlags {
   int64_t max_request_bytes = 64ll << 20;
   std::chrono::milliseconds grace{30000};
   std::string log_level;
+  // Drift and outlier detection (server/monitoring.h).
+  std::string drift_reference, drift_p_value = "0.05", drift_categorical;
+  std::string outlier_quantile = "0.99", drift_cache_dir;
+  int64_t drift_window = 500, drift_stride = 0;
+  bool outlier_header = false;
   bool help = false;
 
   std::vector<FlagSpec> Specs() {
@@ -97,6 +106,27 @@ struct ServeFlags {
                      "on SIGTERM, time to finish in-flight requests (30)"),
         StringFlag("log-level", &log_level, "debug, info, warning or error (default info)",
                    "LEVEL"),
+        StringFlag("drift-reference", &drift_reference,
+                   "turn on drift and outlier detection against this reference: a storage URI "
+                   "of a .npy or .csv file (rows x features), or first:N (the first N rows "
+                   "served)",
+                   "URI"),
+        IntFlag("drift-window", &drift_window, 2, 10000,
+                "drift: rows per tested window of recent inputs (default 500)"),
+        IntFlag("drift-stride", &drift_stride, 0, kMax,
+                "drift: rows between tests (default 0: the window, no overlap)"),
+        StringFlag("drift-p-value", &drift_p_value,
+                   "drift: p-value threshold before the Bonferroni correction (default 0.05)", "P"),
+        StringFlag("drift-categorical", &drift_categorical,
+                   "drift: comma-separated indices of categorical features (chi-squared)", "I,J"),
+        StringFlag("outlier-quantile", &outlier_quantile,
+                   "outliers: reference quantile of the score threshold (default 0.99; 0: off)",
+                   "Q"),
+        BoolFlag("outlier-header", &outlier_header,
+                 "outliers: answer each REST inference with x-osprey-outlier-score"),
+        StringFlag("drift-cache-dir", &drift_cache_dir,
+                   "where a remote drift reference is downloaded (default: a temporary dir)",
+                   "DIR"),
         BoolFlag("help", &help, "show this help"),
     };
   }
@@ -124,6 +154,53 @@ bool ParsePreferredSizes(const std::string& text, BatchingOptions* out) {
     return false;
   }
   return true;
+}
+
+// The drift detector of model `name` from the --drift-* and --outlier-*
+// flags; the reference is fetched with the storage initializer's schemes.
+absl::StatusOr<std::unique_ptr<RequestMonitor>> StartMonitor(const ServeFlags& f,
+                                                             const std::string& name) {
+  monitor::DetectorOptions o;
+  o.model = name;
+  o.window = static_cast<size_t>(f.drift_window);
+  o.stride = static_cast<size_t>(f.drift_stride);
+  if (!absl::SimpleAtod(f.drift_p_value, &o.p_value))
+    return absl::InvalidArgumentError(
+        StrCat("--drift-p-value: expected a number, got '", f.drift_p_value, "'"));
+  if (!absl::SimpleAtod(f.outlier_quantile, &o.outlier_quantile))
+    return absl::InvalidArgumentError(
+        StrCat("--outlier-quantile: expected a number, got '", f.outlier_quantile, "'"));
+  for (absl::string_view part : absl::StrSplit(f.drift_categorical, ',', absl::SkipWhitespace())) {
+    size_t index = 0;
+    if (!absl::SimpleAtoi(part, &index))
+      return absl::InvalidArgumentError(
+          StrCat("--drift-categorical: '", std::string(part), "' is not a feature index"));
+    o.categorical.push_back(index);
+  }
+  const std::string& ref = f.drift_reference;
+  if (ref.starts_with("first:")) {
+    if (!absl::SimpleAtoi(ref.substr(6), &o.first_rows) || o.first_rows < 2)
+      return absl::InvalidArgumentError(
+          StrCat("--drift-reference: first:N takes N >= 2 rows, got '", ref, "'"));
+  } else {
+    storage::Options so;
+    so.cache_dir = !f.drift_cache_dir.empty()
+                       ? f.drift_cache_dir
+                       : (fs::temp_directory_path() / "osprey-drift-references").string();
+    OSPREY_ASSIGN_OR_RETURN(std::string local, storage::Fetch(ref, so));
+    // A remote single file lands inside its cache entry, under its own name.
+    if (fs::is_directory(local)) {
+      const std::string base = fs::path(ref).filename().string();
+      local = (fs::path(local) / base).string();
+    }
+    std::ifstream in(local, std::ios::binary);
+    if (!in) return absl::NotFoundError(StrCat("--drift-reference: cannot read ", local));
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    OSPREY_ASSIGN_OR_RETURN(o.reference, monitor::ParseReference(local, bytes.str()));
+  }
+  OSPREY_ASSIGN_OR_RETURN(auto detector, monitor::Detector::Start(std::move(o)));
+  return std::make_unique<RequestMonitor>(name, std::move(detector), f.outlier_header);
 }
 
 }  // namespace
@@ -174,6 +251,7 @@ int ServeMain(const std::vector<std::string_view>& args) {
   ModelRegistry registry(registry_options, &metrics);
   InferenceCore core(&registry);
   RestHandler handler(ServerInfo{}, &core, &metrics);
+  std::unique_ptr<RequestMonitor> monitor;  // outlives the servers below
 
   // Models load before the port opens, so a client that sees the port open
   // and asks for readiness gets the truth.
@@ -183,6 +261,17 @@ int ServeMain(const std::vector<std::string_view>& args) {
                            ? f.model_name
                            : fs::absolute(dir).lexically_normal().filename().string();
     if (name.empty()) name = fs::absolute(dir).lexically_normal().parent_path().filename();
+    if (!f.drift_reference.empty()) {
+      auto started = StartMonitor(f, name);
+      if (!started.ok()) {
+        std::fprintf(stderr, "osprey serve: drift detection of model %s: %s\n", name.c_str(),
+                     std::string(started.status().message()).c_str());
+        return 2;
+      }
+      monitor = *std::move(started);
+      core.SetMonitor(monitor.get());
+      OSPREY_LOG(kInfo) << "drift detection of model " << name << " against " << f.drift_reference;
+    }
     // Failures are logged and kept in the index, unless the caller (the
     // control plane's supervisor) wants a replica that cannot load to exit.
     absl::Status loaded = registry.Load(name, dir);
@@ -191,8 +280,12 @@ int ServeMain(const std::vector<std::string_view>& args) {
                    std::string(loaded.message()).c_str());
       return 1;
     }
-  } else if (!f.no_load_on_start) {
-    (void)registry.LoadAllFromRepository();
+  } else {
+    if (!f.drift_reference.empty()) {
+      std::fprintf(stderr, "osprey serve: --drift-reference needs --model-dir\n");
+      return 2;
+    }
+    if (!f.no_load_on_start) (void)registry.LoadAllFromRepository();
   }
 
 #ifdef OSPREY_WITH_GRPC

@@ -1,6 +1,7 @@
 #include "controlplane/model_server.h"
 
 #include "common/strings.h"
+#include "controlplane/monitoring.h"
 
 namespace osprey::controlplane {
 
@@ -78,6 +79,10 @@ std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFor
     argv.push_back("--max-queue-delay-us");
     argv.push_back(StrCat(static_cast<int64_t>(rev.batcher->max_latency_ms) * 1000));
   }
+  if (rev.component == "predictor")
+    if (auto predictor = RevisionComponent(rev); predictor.has_value())
+      for (std::string& flag : MonitorServeFlags(predictor->annotations))
+        argv.push_back(std::move(flag));
   return argv;
 }
 

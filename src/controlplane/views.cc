@@ -2,6 +2,7 @@
 
 #include "common/json_dom.h"
 #include "common/strings.h"
+#include "controlplane/monitoring.h"
 
 namespace osprey::controlplane {
 namespace {
@@ -263,7 +264,16 @@ void WriteIsvcStatus(Writer& w, const IsvcStatus& s,
 
 std::string PredictorSpecJson(std::string_view isvc_json) {
   std::string json = ComponentSpecJson(isvc_json, "predictor");
-  return json.empty() ? "{}" : json;
+  if (json.empty()) json = "{}";
+  // The service's drift and outlier annotations are part of the revision.
+  std::map<std::string, std::string> annotations;
+  rapidjson::Document d;
+  d.Parse(isvc_json.data(), isvc_json.size());
+  if (!d.HasParseError() && d.IsObject() && d.HasMember("metadata") && d["metadata"].IsObject() &&
+      d["metadata"].HasMember("annotations") && d["metadata"]["annotations"].IsObject())
+    for (const auto& m : d["metadata"]["annotations"].GetObject())
+      if (m.value.IsString()) annotations.emplace(m.name.GetString(), m.value.GetString());
+  return WithMonitorAnnotations(json, annotations);
 }
 
 std::string ComponentSpecJson(std::string_view isvc_json, const char* component) {

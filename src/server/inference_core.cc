@@ -58,6 +58,7 @@ void InferenceCore::Infer(const InferRequest& request, InferResponse* response,
     done(std::move(status));
     return;
   }
+  if (monitor_ != nullptr && monitor_->model() == model.name) monitor_->Observe(request, response);
   m.pending.fetch_add(1, std::memory_order_relaxed);
   if (model.batcher != nullptr) {
     // Metrics outlive every model; names are copied (no reference to the model).

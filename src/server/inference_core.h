@@ -10,6 +10,7 @@
 
 #include "absl/functional/any_invocable.h"
 #include "server/model_registry.h"
+#include "server/monitoring.h"
 
 namespace osprey {
 
@@ -44,8 +45,14 @@ class InferenceCore {
 
   ModelRegistry* registry() const { return registry_; }
 
+  // Drift and outlier detection of one model (monitoring.h): Infer hands it
+  // every validated request for that model. Set before serving; not owned.
+  void SetMonitor(const RequestMonitor* monitor) { monitor_ = monitor; }
+  const RequestMonitor* monitor() const { return monitor_; }
+
  private:
   ModelRegistry* registry_;
+  const RequestMonitor* monitor_ = nullptr;
 };
 
 }  // namespace osprey

@@ -64,7 +64,9 @@ void RestHandler::Handle(const HttpRequest& req, HttpDone done) {
   } else if (path == "/") {
     response = Json(200, R"({"status":"alive"})");
   } else if (path == "/metrics") {
-    response = Json(200, metrics_->Render());
+    std::string text = metrics_->Render();
+    if (const RequestMonitor* monitor = core_->monitor()) monitor->detector().RenderMetrics(&text);
+    response = Json(200, std::move(text));
     response->content_type = "text/plain; version=0.0.4; charset=utf-8";
   } else {
     response = NotFoundRoute(path);
@@ -132,6 +134,15 @@ std::optional<HttpResponse> RestHandler::HandleV2Model(std::string_view method,
   if (tail == "explain") {
     if (method != "POST") return MethodNotAllowed(method, "explain", "POST");
     return ExplainV2(model, version, req, done);
+  }
+  if (tail == "drift") {
+    // The drift and outlier detector's state (monitor/detector.h).
+    if (method != "GET") return MethodNotAllowed(method, "drift", "GET");
+    const RequestMonitor* monitor = core_->monitor();
+    if (monitor == nullptr || monitor->model() != model)
+      return ErrorResponse(absl::NotFoundError(StrCat(
+          "model '", model, "' has no drift detector (serving.osprey.dev/drift-reference)")));
+    return Json(200, monitor->detector().StateJson());
   }
   if (tail.empty() || tail == "ready" || tail == "config") {
     if (method != "GET") return MethodNotAllowed(method, rest, "GET");
@@ -294,6 +305,9 @@ void RestHandler::StartInfer(InferRequest request, const HttpRequest& req, HttpD
   core_->Infer(c->request, &c->response, req.arrival,
                [this, call = std::move(call), encode](absl::Status s) mutable {
                  HttpResponse r = s.ok() ? encode(call->request, call->response) : ErrorResponse(s);
+                 if (s.ok() && call->response.outlier_score.has_value())
+                   StrAppend(&r.header_lines, kOutlierScoreHeader, ": ",
+                             *call->response.outlier_score, "\r\n");
                  metrics_->CountHttpResponse(r.status);
                  call->done(std::move(r));
                });

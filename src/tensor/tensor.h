@@ -170,6 +170,10 @@ struct InferResponse {
   std::string id;
   Parameters parameters;
   std::vector<Tensor> outputs;
+  // The largest outlier score (Mahalanobis distance to the reference) of the
+  // request's rows, when the model server scores requests for the client
+  // (server/monitoring.h); not part of the encoded body.
+  std::optional<double> outlier_score;
 };
 
 // Declared input or output of a model.
