@@ -260,6 +260,18 @@ int UpMain(const std::vector<std::string_view>& args) {
   if (!st.ok()) {
     OSPREY_LOG(kError) << st.message();
   }
+  // A scrape configuration for this platform: prometheus --config.file=...
+  st = WriteFileAtomically(
+      options.data_dir + "/prometheus.yml",
+      StrCat("# Written by osprey up: Prometheus scrapes this platform (its API and gateway,\n"
+             "# osprey_role=platform) and every ready replica (osprey_role=replica), found\n"
+             "# through the API's HTTP service discovery as replicas come and go.\n"
+             "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n"
+             "scrape_configs:\n- job_name: osprey\n  http_sd_configs:\n  - url: ",
+             api_url, "/osprey/v1/prometheus/targets\n    refresh_interval: 5s\n"));
+  if (!st.ok()) {
+    OSPREY_LOG(kError) << st.message();
+  }
 
   if (!apply.empty()) {
     std::stringstream files(apply);

@@ -56,6 +56,17 @@ const WeightedRevision* PickWeighted(const std::vector<WeightedRevision>& split,
   return last;  // rounding: u at the very top
 }
 
+std::pair<std::string_view, std::string_view> RevisionService(std::string_view revision) {
+  const size_t digits = revision.rfind('-');
+  if (digits == std::string_view::npos || digits + 1 == revision.size()) return {};
+  for (char c : revision.substr(digits + 1))
+    if (c < '0' || c > '9') return {};
+  const std::string_view rest = revision.substr(0, digits);
+  const size_t dash = rest.rfind('-');
+  if (dash == std::string_view::npos || dash == 0) return {};
+  return {rest.substr(0, dash), rest.substr(dash + 1)};
+}
+
 std::string RouteTarget(const Route& route, std::string_view target) {
   if (!route.rewrite.has_value() || !route.uri.has_value() ||
       (route.uri->kind != StringMatch::Kind::kPrefix &&

@@ -84,6 +84,7 @@ struct RouteLogger {
   enum class Mode { kAll, kRequest, kResponse };
   std::string url;
   Mode mode = Mode::kAll;
+  std::string component;  // whose logger: predictor, transformer or explainer
   std::vector<std::string> metadata_headers;  // request headers copied into events
   // The InferenceService's annotations named by metadataAnnotations, by name.
   std::vector<std::pair<std::string, std::string>> annotations;
@@ -109,6 +110,9 @@ struct Route {
   std::optional<WeightedRevision> mirror;
   int timeout_ms = 0;  // 0: the gateway's default
   int retries = 2;     // further attempts when a replica refuses the connection
+  // The InferenceService's own trace sampling ratio (0..1; annotation
+  // serving.osprey.dev/trace-sampling); none: the gateway's sampler decides.
+  std::optional<double> trace_sampling;
   // The component's payload logger; null: none (the exchange costs nothing more).
   std::shared_ptr<const RouteLogger> logger;
   // The route's own draw counter: the n-th request takes SplitDraw(n), so the
@@ -151,6 +155,11 @@ struct RevisionStats {
 template <typename HeaderLookup>
 const Route* MatchRoute(const RouteTable& table, std::string_view host, std::string_view path,
                         HeaderLookup header, std::string_view component = {});
+
+// The InferenceService and component of a revision named
+// {service}-{component}-{digits}, as every revision is (pure); empty when it
+// is not so named.
+std::pair<std::string_view, std::string_view> RevisionService(std::string_view revision);
 
 // The request target as the route sends it to the replica (its rewrite
 // applied; pure).

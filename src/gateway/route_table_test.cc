@@ -1,8 +1,8 @@
+#include "gateway/route_table.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
-
-#include "gateway/route_table.h"
 
 namespace osprey::gateway {
 namespace {
@@ -97,6 +97,16 @@ TEST(PickWeighted, CumulativePercents) {
   for (int i = 0; i < 10000; ++i) ++counts[PickWeighted(split, i / 100.0)->revision];
   EXPECT_EQ(counts[7], 1000);
   EXPECT_EQ(counts[9], 9000);
+}
+
+TEST(RouteTable, ServiceAndComponentFromTheRevisionName) {
+  using P = std::pair<std::string_view, std::string_view>;
+  EXPECT_EQ(RevisionService("iris-predictor-00001"), P("iris", "predictor"));
+  EXPECT_EQ(RevisionService("my-model-transformer-00012"), P("my-model", "transformer"));
+  EXPECT_EQ(RevisionService("iris-1"), P());
+  EXPECT_EQ(RevisionService("iris"), P());
+  EXPECT_EQ(RevisionService("iris-predictor-0000x"), P());
+  EXPECT_EQ(RevisionService("-predictor-00001"), P());
 }
 
 }  // namespace

@@ -69,6 +69,53 @@ std::map<std::string, std::string> Query(std::string_view q) {
   return out;
 }
 
+// Prometheus HTTP service discovery: the platform itself (this API, whose
+// /metrics has the gateway's series) and every ready replica, with the
+// labels of its revision.
+std::string PrometheusTargets(const RouteTable& table, std::string_view api_host) {
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginArray();
+  if (!api_host.empty()) {
+    w.BeginObject().Key("targets").BeginArray().String(api_host).EndArray();
+    w.Key("labels").BeginObject().Key("osprey_role").String("platform").EndObject();
+    w.EndObject();
+  }
+  for (const auto& r : table.revisions) {
+    if (r.ports.empty()) continue;
+    w.BeginObject().Key("targets").BeginArray();
+    for (size_t i = 0; i < r.ports.size(); ++i) {
+      const std::string host = i < r.hosts.size() && !r.hosts[i].empty() ? r.hosts[i] : "127.0.0.1";
+      w.String(StrCat(host, ":", r.ports[i]));
+    }
+    w.EndArray();
+    const auto [service, component] = gateway::RevisionService(r.revision);
+    w.Key("labels").BeginObject();
+    w.Key("osprey_role").String("replica");
+    w.Key("namespace").String(r.key.substr(0, r.key.find('/')));
+    w.Key("inferenceservice").String(service);
+    w.Key("component").String(component);
+    w.Key("revision").String(r.revision);
+    w.EndObject();
+    w.EndObject();
+  }
+  w.EndArray();
+  return out;
+}
+
+// The control plane's own series: ready replicas per revision.
+void AppendPlatformMetrics(const RouteTable& table, std::string* out) {
+  StrAppend(out,
+            "# HELP osprey_revision_ready_replicas Ready replicas of a revision, as routed.\n"
+            "# TYPE osprey_revision_ready_replicas gauge\n");
+  for (const auto& r : table.revisions) {
+    const auto [service, component] = gateway::RevisionService(r.revision);
+    StrAppend(out, "osprey_revision_ready_replicas{namespace=\"", r.key.substr(0, r.key.find('/')),
+              "\",inferenceservice=\"", service, "\",component=\"", component, "\",revision=\"",
+              r.revision, "\"} ", r.ports.size(), "\n");
+  }
+}
+
 }  // namespace
 
 void ApiHandler::Handle(const HttpRequest& request, HttpDone done) { done(Route(request)); }
@@ -96,6 +143,7 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
   if (p.size() == 1 && p[0] == "metrics" && metrics_) {
     HttpResponse r;
     r.body = metrics_();
+    AppendPlatformMetrics(*controller_->Routes(), &r.body);
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     return r;
   }
@@ -123,6 +171,8 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
       ns = std::string(p[3]);
       i = 4;
     }
+    if (p.size() == 4 && p[2] == "prometheus" && p[3] == "targets")
+      return Json(PrometheusTargets(*controller_->Routes(), FindHeader(req.headers, "Host")));
     if (p.size() == i + 1 && p[i] == "events") {
       auto list = controller_->List("events", ns);
       return list.ok() ? Json(std::move(*list)) : ErrorResponse(list.status());

@@ -13,7 +13,10 @@
 //   GET    /osprey/v1[/namespaces/NS]/events
 //   GET    /osprey/v1/namespaces/NS/inferenceservices/NAME/logs?revision=R&tail=N
 //   GET    /apis/autoscaling.internal.knative.dev/v1alpha1[/namespaces/NS]/podautoscalers
-//   GET    /metrics                               the gateway's metrics (Prometheus text)
+//   GET    /osprey/v1/prometheus/targets          Prometheus HTTP service discovery: this API
+//                                                 and every ready replica, labelled
+//   GET    /metrics                               the gateway's metrics and the platform's
+//                                                 (Prometheus text)
 //   GET    /healthz
 //
 // Anything that changes state needs "Authorization: Bearer <token>" (401

@@ -1,6 +1,7 @@
 #include "gateway/observers/metrics.h"
 
 #include "common/strings.h"
+#include "gateway/route_table.h"
 
 namespace osprey::gateway {
 
@@ -48,24 +49,12 @@ void MetricsObserver::OnComplete(const Exchange& e) {
   if (e.cold_start && e.code == absl::StatusCode::kOk) s->cold_start.Observe(seconds);
 }
 
-std::pair<std::string_view, std::string_view> MetricsObserver::ServiceOf(
-    std::string_view revision) {
-  const size_t digits = revision.rfind('-');
-  if (digits == std::string_view::npos || digits + 1 == revision.size()) return {};
-  for (char c : revision.substr(digits + 1))
-    if (c < '0' || c > '9') return {};
-  const std::string_view rest = revision.substr(0, digits);
-  const size_t dash = rest.rfind('-');
-  if (dash == std::string_view::npos || dash == 0) return {};
-  return {rest.substr(0, dash), rest.substr(dash + 1)};
-}
-
 void MetricsObserver::Render(std::span<const Revision> revisions, std::string* out) const {
   std::vector<std::string> labels;
   labels.reserve(revisions.size());
   for (const Revision& r : revisions) {
     const size_t slash = r.key.find('/');
-    const auto [service, component] = ServiceOf(r.name);
+    const auto [service, component] = RevisionService(r.name);
     labels.push_back(StrCat("namespace=\"", prometheus::LabelValue(r.key.substr(0, slash)),
                             "\",inferenceservice=\"", prometheus::LabelValue(service),
                             "\",component=\"", prometheus::LabelValue(component), "\",revision=\"",

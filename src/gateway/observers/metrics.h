@@ -25,7 +25,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include "common/prometheus.h"
@@ -41,10 +40,6 @@ class MetricsObserver : public ExchangeObserver {
   // Queue wait and cold start bounds in seconds (1 ms .. 2 min).
   static constexpr double kWaitBounds[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1,
                                            2,     5,     10,   20,   30,  60,   120};
-
-  // The InferenceService and component of a revision named
-  // {service}-{component}-{digits} (pure); empty when it is not so named.
-  static std::pair<std::string_view, std::string_view> ServiceOf(std::string_view revision);
 
   MetricsObserver();
   ~MetricsObserver() override;

@@ -102,16 +102,6 @@ TEST(MetricsObserverTest, CountsByClassAndRendersEveryRevisionGiven) {
             std::string::npos);
 }
 
-TEST(MetricsObserverTest, ServiceAndComponentFromTheRevisionName) {
-  using P = std::pair<std::string_view, std::string_view>;
-  EXPECT_EQ(MetricsObserver::ServiceOf("iris-predictor-00001"), P("iris", "predictor"));
-  EXPECT_EQ(MetricsObserver::ServiceOf("my-model-transformer-00012"), P("my-model", "transformer"));
-  EXPECT_EQ(MetricsObserver::ServiceOf("iris-1"), P());
-  EXPECT_EQ(MetricsObserver::ServiceOf("iris"), P());
-  EXPECT_EQ(MetricsObserver::ServiceOf("iris-predictor-0000x"), P());
-  EXPECT_EQ(MetricsObserver::ServiceOf("-predictor-00001"), P());
-}
-
 TEST(AccessLogObserverTest, OneLinePerHttpExchangeNoneForMirrorsOrGrpc) {
   const std::string path = (std::filesystem::temp_directory_path() /
                             ("osprey-access-" + std::to_string(::getpid()) + ".log"))
@@ -136,12 +126,15 @@ TEST(AccessLogObserverTest, OneLinePerHttpExchangeNoneForMirrorsOrGrpc) {
   std::ifstream in(path);
   std::stringstream got;
   got << in.rdbuf();
-  EXPECT_EQ(got.str(),
-            "rid POST iris.example.com /v1/models/iris:predict default/iris-predictor-00001 200 1234.567ms "
-            "port=8001\n"
-            "rid POST iris.example.com /v1/models/iris:predict team/fruit-transformer-00002 503 0.042ms port=0\n"
-            "rid POST iris.example.com /v1/models/iris:predict default/iris-predictor-00001 200 1.000ms "
-            "port=8080 host=10.244.0.7\n");
+  EXPECT_EQ(
+      got.str(),
+      "rid POST iris.example.com /v1/models/iris:predict default/iris-predictor-00001 200 "
+      "1234.567ms "
+      "port=8001\n"
+      "rid POST iris.example.com /v1/models/iris:predict team/fruit-transformer-00002 503 0.042ms "
+      "port=0\n"
+      "rid POST iris.example.com /v1/models/iris:predict default/iris-predictor-00001 200 1.000ms "
+      "port=8080 host=10.244.0.7\n");
   std::filesystem::remove(path);
   EXPECT_FALSE(AccessLogObserver::Open("/nonexistent-dir/x/access.log").ok());
 }
