@@ -286,6 +286,14 @@ std::string DeploymentJson(const RevisionSpec& rev, const OwnerRef& owner,
   Key(w, "metadata");
   w.StartObject();
   Labels(w, RevisionLabels(rev));
+  // Prometheus's pod discovery scrapes each replica's /metrics (the model
+  // server's, or a KServe SDK container's on the same port).
+  Key(w, "annotations");
+  w.StartObject();
+  Field(w, "prometheus.io/scrape", "true");
+  Field(w, "prometheus.io/port", StrCat(config.http_port));
+  Field(w, "prometheus.io/path", "/metrics");
+  w.EndObject();
   w.EndObject();
   Key(w, "spec");
   w.StartObject();

@@ -64,6 +64,10 @@ TEST(KubePlacementTest, ModelServerRevisionRunsOspreyServeWithTheStorageInitiali
   EXPECT_EQ(d["spec"]["replicas"].GetInt(), 3);
   EXPECT_EQ(GetString(d["spec"]["selector"]["matchLabels"], "serving.knative.dev/revision"),
             "iris-predictor-00002");
+  const auto& scrape = d["spec"]["template"]["metadata"]["annotations"];
+  EXPECT_EQ(GetString(scrape, "prometheus.io/scrape"), "true");
+  EXPECT_EQ(GetString(scrape, "prometheus.io/port"), "8080");
+  EXPECT_EQ(GetString(scrape, "prometheus.io/path"), "/metrics");
   const auto& pod = d["spec"]["template"]["spec"];
   const auto& init = pod["initContainers"][0];
   EXPECT_EQ(GetString(init, "name"), "storage-initializer");
