@@ -528,6 +528,75 @@ int LogsCommand(Options& o) {
   return 0;
 }
 
+// A number of a JSON object as text ("" when absent), shortest form.
+std::string Number(const rapidjson::Value& v, const char* key) {
+  if (!v.IsObject() || !v.HasMember(key) || !v[key].IsNumber()) return "";
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.4g", v[key].GetDouble());
+  return buf;
+}
+
+// The Drift section of `describe isvc`: what the platform last read from the
+// replicas' drift detectors (serving.osprey.dev/drift-reference); nothing
+// when the service has none.
+void DescribeDrift(const Options& o, const std::string& name, std::ostringstream* out) {
+  auto r =
+      Call(o, "GET", StrCat("/osprey/v1/namespaces/", o.ns, "/inferenceservices/", name, "/drift"));
+  if (!r.ok() || r->status != 200) return;
+  rapidjson::Document d;
+  d.Parse(r->body.data(), r->body.size());
+  if (d.HasParseError() || Get(d, {"enabled"}) != "true") return;
+  *out << "Drift:\n";
+  *out << "  Revision:       " << Get(d, {"revision"}) << "\n";
+  if (!d.HasMember("drift")) {
+    *out << "  State:          not read yet\n";
+    return;
+  }
+  const bool any = d.HasMember("replicas") && d["replicas"].IsArray() && !d["replicas"].Empty();
+  const rapidjson::Value* state = any ? &d["replicas"][0]["state"] : nullptr;
+  std::string verdict = Get(d, {"drift"}) == "true" ? "Drifting" : "No drift";
+  if (state != nullptr && Get(*state, {"ready"}) != "true")
+    verdict = Get(*state, {"error"}).empty() ? "Collecting the reference"
+                                             : StrCat("Failed: ", Get(*state, {"error"}));
+  else if (Get(d, {"windowsTested"}) == "0")
+    verdict = "Waiting for a full window";
+  *out << "  State:          " << verdict << "\n";
+  if (state != nullptr) {
+    *out << "  Reference:      " << Get(*state, {"reference_rows"}) << " rows, "
+         << Get(*state, {"features"}) << " features";
+    if (state->HasMember("categorical") && (*state)["categorical"].IsArray() &&
+        !(*state)["categorical"].Empty()) {
+      *out << " (categorical:";
+      for (const auto& c : (*state)["categorical"].GetArray()) *out << " " << c.GetInt64();
+      *out << ")";
+    }
+    *out << "\n";
+    *out << "  Window:         " << Get(*state, {"window"}) << " rows, tested every "
+         << Get(*state, {"stride"}) << ", p-value " << Number(*state, "p_value") << "\n";
+  }
+  *out << "  Windows:        " << Get(d, {"windowsTested"}) << " tested";
+  if (state != nullptr) *out << ", " << Get(*state, {"windows_drifted"}) << " drifted";
+  *out << "\n";
+  if (Get(d, {"windowsTested"}) != "0")
+    *out << "  Last Window:    min p-value " << Number(d, "minPValue") << " (drift below "
+         << Number(d, "threshold") << ", Bonferroni)\n";
+  if (state != nullptr && state->HasMember("last") && (*state)["last"].IsObject()) {
+    *out << "  P-Values:      ";
+    for (const auto& p : (*state)["last"]["p_values"].GetArray()) {
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), " %.3g", p.IsNumber() ? p.GetDouble() : 1.0);
+      *out << buf;
+    }
+    *out << "\n";
+  }
+  if (state != nullptr && Number(*state, "outlier_quantile") != "0") {
+    *out << "  Outliers:       " << Get(d, {"outliersTotal"}) << " (score above "
+         << Number(*state, "outlier_threshold") << ", the reference's "
+         << Number(*state, "outlier_quantile") << " quantile)\n";
+    *out << "  Dropped Rows:   " << Get(*state, {"rows_dropped"}) << "\n";
+  }
+}
+
 int DescribeCommand(Options& o) {
   if (o.positional.size() < 2) return Fail("describe needs KIND NAME");
   const Kind* kind = FindKind(o.positional[0]);
@@ -594,6 +663,7 @@ int DescribeCommand(Options& o) {
     out << "  Last Failure:   " << Get(d, {"status", "modelStatus", "lastFailureInfo", "reason"})
         << ": " << Get(d, {"status", "modelStatus", "lastFailureInfo", "message"}) << "\n";
   }
+  DescribeDrift(o, name, &out);
   // Revisions with their download progress and replicas.
   auto revs =
       Call(o, "GET", StrCat("/apis/serving.knative.dev/v1/namespaces/", o.ns, "/revisions"));

@@ -89,6 +89,20 @@ std::optional<DriftEvent> DriftTransition(const std::optional<DriftReport>& befo
   return std::nullopt;
 }
 
+DriftReport MergeDriftReports(const std::vector<DriftReport>& reports) {
+  DriftReport merged;
+  for (const DriftReport& r : reports) {
+    merged.ready = merged.ready || r.ready;
+    merged.drift = merged.drift || r.drift;
+    merged.windows_tested += r.windows_tested;
+    merged.outliers_total += r.outliers_total;
+    merged.min_p_value = std::min(merged.min_p_value, r.min_p_value);
+    merged.threshold = std::max(merged.threshold, r.threshold);
+    if (merged.error.empty()) merged.error = r.error;
+  }
+  return merged;
+}
+
 std::optional<DriftReport> ParseDriftReport(std::string_view json) {
   rapidjson::Document d;
   d.Parse(json.data(), json.size());

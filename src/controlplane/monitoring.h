@@ -69,6 +69,11 @@ struct DriftEvent {
 std::optional<DriftEvent> DriftTransition(const std::optional<DriftReport>& before,
                                           const DriftReport& now, std::string_view revision);
 
+// One report of a revision's replicas (each detects on its own share of the
+// traffic): drift when any drifts; windows and outliers summed; the smallest
+// p-value; the first error.
+DriftReport MergeDriftReports(const std::vector<DriftReport>& reports);
+
 // A replica's /drift JSON read into a report; nullopt when it is not that.
 std::optional<DriftReport> ParseDriftReport(std::string_view json);
 

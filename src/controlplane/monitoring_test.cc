@@ -85,6 +85,27 @@ TEST(DriftTransition, Table) {
   EXPECT_EQ(DriftTransition(drifting, quiet, "r")->type, "Normal");
 }
 
+TEST(MergeDriftReports, AnyReplicaDrifting) {
+  DriftReport a{.ready = true,
+                .drift = false,
+                .windows_tested = 3,
+                .min_p_value = 0.2,
+                .threshold = 0.01,
+                .outliers_total = 1};
+  DriftReport b{.ready = true,
+                .drift = true,
+                .windows_tested = 2,
+                .min_p_value = 1e-5,
+                .threshold = 0.01,
+                .outliers_total = 4};
+  DriftReport m = MergeDriftReports({a, b});
+  EXPECT_TRUE(m.drift);
+  EXPECT_EQ(m.windows_tested, 5u);
+  EXPECT_EQ(m.outliers_total, 5u);
+  EXPECT_DOUBLE_EQ(m.min_p_value, 1e-5);
+  EXPECT_FALSE(MergeDriftReports({a, a}).drift);
+}
+
 TEST(ParseDriftReport, ReadsTheReplicasState) {
   auto r = ParseDriftReport(R"({"ready":true,"drift":true,"windows_tested":7,"outliers_total":2,)"
                             R"("last":{"threshold":0.0125,"p_values":[0.5,1e-12,0.3]}})");

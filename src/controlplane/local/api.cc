@@ -177,6 +177,10 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
       auto list = controller_->List("events", ns);
       return list.ok() ? Json(std::move(*list)) : ErrorResponse(list.status());
     }
+    if (p.size() == i + 3 && p[i] == "inferenceservices" && p[i + 2] == "drift") {
+      auto drift = controller_->Drift(ns.empty() ? "default" : ns, std::string(p[i + 1]));
+      return drift.ok() ? Json(std::move(*drift)) : ErrorResponse(drift.status());
+    }
     if (p.size() == i + 3 && p[i] == "inferenceservices" && p[i + 2] == "logs") {
       int tail = params.count("tail") ? std::atoi(params["tail"].c_str()) : 200;
       auto logs = controller_->Logs(ns.empty() ? "default" : ns, std::string(p[i + 1]),

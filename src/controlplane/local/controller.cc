@@ -456,6 +456,7 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(Options options) {
   impl->supervisor = std::make_unique<Supervisor>(so);
   impl->Readopt();
   impl->loop = std::thread([raw] { raw->Run(); });
+  impl->drift_loop = std::thread([raw] { raw->RunDriftPoller(); });
   return std::unique_ptr<Controller>(new Controller(std::move(impl)));
 }
 
@@ -469,6 +470,7 @@ void Controller::Shutdown(bool stop_replicas) {
   }
   impl_->cv.notify_all();
   if (impl_->loop.joinable()) impl_->loop.join();
+  if (impl_->drift_loop.joinable()) impl_->drift_loop.join();
   if (stop_replicas) impl_->supervisor->Shutdown();
   std::vector<std::thread> fetchers;
   {

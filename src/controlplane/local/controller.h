@@ -43,6 +43,8 @@ class Controller {
     autoscaler::KpaSpec kpa;
     std::chrono::milliseconds autoscale_tick{2000};
     std::function<std::vector<gateway::RevisionStats>()> collect_stats;
+    // How often the replicas' drift detectors are read (events, Drift()).
+    std::chrono::milliseconds drift_poll{2000};
     // Receives every new route table (the gateway's Update).
     std::function<void(std::shared_ptr<const RouteTable>)> on_routes;
   };
@@ -76,6 +78,13 @@ class Controller {
   // (its latest revision unless `revision` is given).
   absl::StatusOr<std::string> Logs(const std::string& ns, const std::string& name,
                                    const std::string& revision, int tail_lines);
+
+  // The drift detection of an InferenceService as last read from its
+  // replicas: {"name", "namespace", "enabled", "revision", "polled", "drift",
+  // "windowsTested", "minPValue", "threshold", "outliersTotal", "replicas":
+  // [{"replica", "state": the replica's /drift JSON}]}; "enabled" false
+  // without serving.osprey.dev/drift-reference. NotFound for no such service.
+  absl::StatusOr<std::string> Drift(const std::string& ns, const std::string& name);
 
   std::shared_ptr<const RouteTable> Routes() const;
 

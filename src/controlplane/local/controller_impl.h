@@ -27,6 +27,7 @@
 #include "controlplane/local/placement.h"
 #include "controlplane/local/store.h"
 #include "controlplane/local/supervisor.h"
+#include "controlplane/monitoring.h"
 #include "controlplane/observe.h"
 #include "controlplane/retire.h"
 #include "controlplane/routing.h"
@@ -129,6 +130,18 @@ struct Controller::Impl {
     std::optional<gateway::GraphRoute> route;             // while Ready
   };
   std::map<std::string, GraphEntry> graphs;  // "ns/name"
+  // Drift detection (controller_drift.cc): what the replicas of a service's
+  // monitored revision reported last, by "ns/name".
+  struct DriftState {
+    std::string revision;
+    std::optional<DriftReport> report;                          // merged
+    std::vector<std::pair<std::string, std::string>> replicas;  // id, /drift JSON
+    std::string polled;                                         // RFC 3339
+  };
+  std::map<std::string, DriftState> drift;
+  std::thread drift_loop;
+  // Polls the replicas' drift detectors until `stopping`.
+  void RunDriftPoller();
   std::vector<std::thread> fetchers;
   std::map<std::string, std::chrono::steady_clock::time_point> retiring;  // replica id -> since
   std::atomic<uint64_t> event_seq{0};
