@@ -249,9 +249,60 @@ absl::Status CopyEntry(const fs::path& from, const fs::path& to, bool hard_link)
 
 }  // namespace
 
+// A local URI that names one file: as the storage initializer copies such a
+// file into an empty model directory, the model directory is a cache entry
+// holding a link to it, so it reads as the file reads now, as a local
+// directory does (an archive: unpacked there, again when it changes).
+absl::StatusOr<std::string> LocalFileEntry(const ModelUri& uri, const fs::path& file,
+                                           const Options& options) {
+  if (options.cache_dir.empty())
+    return absl::InvalidArgumentError(
+        StrCat(uri.uri, ": names a single file, which needs a cache directory to become a "
+                        "model directory"));
+  std::error_code ec;
+  const fs::path path = fs::canonical(file, ec);
+  if (ec) return absl::NotFoundError(StrCat(uri.uri, ": ", ec.message()));
+  // An archive is unpacked once per version of it; a link follows the file.
+  std::string key = StrCat("local file\n", path.string());
+  if (IsArchiveName(path.filename().string()))
+    StrAppend(&key, "\n", fs::file_size(path, ec), "\n",
+              fs::last_write_time(path, ec).time_since_epoch().count());
+  ModelCache cache{fs::path(options.cache_dir)};
+  Reporter reporter(options, uri.uri);
+  absl::StatusOr<std::unique_ptr<KeyLock>> lock = KeyLock::Acquire(cache.root(), key);
+  if (!lock.ok()) return Annotate(lock.status(), uri.uri);
+  if (std::optional<fs::path> hit = cache.Lookup(key)) {
+    reporter.Phase("cached");
+    return hit->string();
+  }
+  absl::StatusOr<fs::path> work = cache.NewTempDir();
+  if (!work.ok()) return Annotate(work.status(), uri.uri);
+  const fs::path content = *work / "content";
+  absl::Status status = MakeDirs(content);
+  const std::string name = path.filename().string();
+  if (status.ok() && IsArchiveName(name)) {
+    reporter.Phase("unpacking");
+    status = UnpackArchive(path, content);
+  } else if (status.ok()) {
+    fs::create_symlink(path, content / name, ec);
+    if (ec)
+      status = absl::InternalError(StrCat("cannot link ", path.string(), ": ", ec.message()));
+  }
+  absl::StatusOr<fs::path> entry = status.ok() ? cache.Commit(key, content) : status;
+  fs::remove_all(*work, ec);
+  if (!entry.ok()) return Annotate(entry.status(), uri.uri);
+  reporter.Phase("done");
+  return entry->string();
+}
+
 absl::StatusOr<std::string> Fetch(std::string_view uri_text, const Options& options) {
   OSPREY_ASSIGN_OR_RETURN(ModelUri uri, ParseModelUri(Trim(uri_text)));
-  if (!IsRemote(uri.scheme)) return ResolveLocal(uri, options);
+  if (!IsRemote(uri.scheme)) {
+    OSPREY_ASSIGN_OR_RETURN(std::string local, ResolveLocal(uri, options));
+    std::error_code ec;
+    if (fs::is_regular_file(local, ec)) return LocalFileEntry(uri, local, options);
+    return local;
+  }
   if (options.cache_dir.empty())
     return absl::InvalidArgumentError(StrCat(uri.uri, ": downloading needs a cache directory"));
   EnvLookup getenv = options.getenv ? options.getenv : EnvLookup(ProcessEnv);
@@ -305,7 +356,17 @@ absl::StatusOr<std::string> Fetch(std::string_view uri_text, const Options& opti
 }
 
 absl::Status Pull(std::string_view uri, const std::string& dest_dir, const Options& options) {
-  OSPREY_ASSIGN_OR_RETURN(std::string source, Fetch(uri, options));
+  // A local file is copied as it is (an archive unpacked through the cache).
+  OSPREY_ASSIGN_OR_RETURN(ModelUri parsed, ParseModelUri(Trim(uri)));
+  std::string source;
+  if (!IsRemote(parsed.scheme)) {
+    OSPREY_ASSIGN_OR_RETURN(source, ResolveLocal(parsed, options));
+    if (IsArchiveName(fs::path(source).filename().string())) {
+      OSPREY_ASSIGN_OR_RETURN(source, Fetch(uri, options));
+    }
+  } else {
+    OSPREY_ASSIGN_OR_RETURN(source, Fetch(uri, options));
+  }
   fs::path src(source);
   fs::path dest(dest_dir);
   std::error_code ec;

@@ -56,9 +56,11 @@ struct Options {
   std::function<std::optional<std::string>(std::string_view)> getenv;
 };
 
-// The local directory that holds the model of `uri`: the path itself for
-// file:// / bare paths / pvc://, else the cache entry (downloaded and unpacked
-// once). Errors name the URI and the cause (404, signature refused, timeout,
+// The local directory that holds the model of `uri`: the path itself for a
+// file:// / bare path / pvc:// directory; for one local file, a cache entry
+// holding a link to it (an archive unpacked), as the storage initializer puts
+// a single file into the model directory; else the cache entry (downloaded
+// and unpacked once). Errors name the URI and the cause (404, signature refused, timeout,
 // archive entry escaping, ...).
 absl::StatusOr<std::string> Fetch(std::string_view uri, const Options& options);
 

@@ -495,6 +495,37 @@ TEST_F(FetchTest, LocalSchemes) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// A local URI naming one file: the model directory holds it alone (a link,
+// no copy: the user's file is left writable and reads as it is now).
+TEST_F(FetchTest, ALocalSingleFileBecomesAModelDirectory) {
+  fs::create_directories(root_ / "models");
+  std::ofstream(root_ / "models/model.joblib") << "v1";
+  std::ofstream(root_ / "models/other.txt") << "not the model";
+  auto dir = Fetch("file://" + (root_ / "models/model.joblib").string(), options_);
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  ASSERT_TRUE(fs::is_directory(*dir));
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(*dir)) names.push_back(e.path().filename());
+  EXPECT_EQ(names, std::vector<std::string>{"model.joblib"});
+  EXPECT_EQ(ReadFile(fs::path(*dir) / "model.joblib"), "v1");
+  EXPECT_NE(fs::status(root_ / "models/model.joblib").permissions() & fs::perms::owner_write,
+            fs::perms::none);
+  auto again = Fetch((root_ / "models/model.joblib").string(), options_);  // a bare path
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *dir);
+  std::ofstream(root_ / "models/model.joblib") << "version two";
+  EXPECT_EQ(ReadFile(fs::path(*dir) / "model.joblib"), "version two");
+
+  Options no_cache;
+  EXPECT_EQ(Fetch((root_ / "models/model.joblib").string(), no_cache).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // Pull copies the file itself into the directory it is given.
+  fs::path dest = root_ / "pulled";
+  ASSERT_TRUE(Pull((root_ / "models/model.joblib").string(), dest.string(), options_).ok());
+  EXPECT_EQ(ReadFile(dest / "model.joblib"), "version two");
+  EXPECT_FALSE(fs::is_symlink(dest / "model.joblib"));
+}
+
 TEST_F(FetchTest, PullHardLinksCacheEntriesAndCopiesLocalTrees) {
   ScriptedHttpServer server([](const Request&) { return Reply{200, "weights"}; });
   fs::path dest = root_ / "dest";

@@ -363,7 +363,10 @@ bool Supervisor::Impl::Execute(Replica& r, const ReplicaDecision& decision, Cloc
         ++r.crashes;
         s.last_exit = StrCat("spawn failed: ", StatusMessage(spawned.status()));
         OSPREY_LOG(kWarning) << s.last_exit << "; retrying in " << FormatDuration(delay);
+        // A replica that cannot start is a crash to its observers, at once.
+        s.state = ReplicaState::kBackoff;
         r.deadline = now + delay;
+        Notify(s);
         return true;
       }
       s.state = ReplicaState::kStarting;
@@ -533,21 +536,34 @@ absl::Status Supervisor::Start(const ReplicaSpec& spec) {
     if (impl_->replicas.count(spec.id) != 0) {
       return absl::AlreadyExistsError(StrCat("replica ", spec.id, " already exists"));
     }
-    OSPREY_ASSIGN_OR_RETURN(Spawned spawned, SpawnReplica(spec));
+    absl::StatusOr<Spawned> spawned = SpawnReplica(spec);
     const Clock::time_point now = Clock::now();
     Impl::Replica& r = impl_->replicas[spec.id];
     r.spec = spec;
     r.status.id = spec.id;
-    r.status.pid = spawned.pid;
-    r.status.port = spawned.port;
-    r.status.state = ReplicaState::kStarting;
-    r.status.started = std::chrono::system_clock::now();
-    r.instance = impl_->NextInstance();
-    r.deadline = now + impl_->options.startup_timeout;
-    r.next_probe = now + impl_->options.probe_interval;
-    OSPREY_LOG(kInfo) << "replica " << spec.id << " started (pid " << spawned.pid << ", port "
-                      << spawned.port << ")";
-    impl_->Notify(r.status);
+    if (!spawned.ok()) {
+      // Kept, as a crash: its observers see why at once, and it is tried
+      // again after the backoff (a missing program may yet be installed).
+      const std::chrono::milliseconds delay = BackoffDelay(r.crashes, impl_->options);
+      ++r.crashes;
+      r.status.state = ReplicaState::kBackoff;
+      r.status.restarts = 1;
+      r.status.last_exit = StrCat("spawn failed: ", StatusMessage(spawned.status()));
+      r.deadline = now + delay;
+      OSPREY_LOG(kWarning) << r.status.last_exit << "; retrying in " << FormatDuration(delay);
+      impl_->Notify(r.status);
+    } else {
+      r.status.pid = spawned->pid;
+      r.status.port = spawned->port;
+      r.status.state = ReplicaState::kStarting;
+      r.status.started = std::chrono::system_clock::now();
+      r.instance = impl_->NextInstance();
+      r.deadline = now + impl_->options.startup_timeout;
+      r.next_probe = now + impl_->options.probe_interval;
+      OSPREY_LOG(kInfo) << "replica " << spec.id << " started (pid " << spawned->pid << ", port "
+                        << spawned->port << ")";
+      impl_->Notify(r.status);
+    }
   }
   impl_->wake.notify_all();
   return absl::OkStatus();

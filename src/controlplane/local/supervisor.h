@@ -103,9 +103,11 @@ class Supervisor {
   // Stops the internal thread; replicas are left running (see Shutdown).
   ~Supervisor();
 
-  // Starts a replica (spawned before returning); an id already present, an
-  // empty argv or a failed spawn (e.g. no such program) is an error and keeps
-  // nothing. A later respawn that fails counts as a crash (backoff).
+  // Starts a replica (spawned before returning); an id already present or
+  // an empty argv is an error and keeps nothing. A spawn that fails (no such
+  // program, a working directory that is not one) counts as a crash: the
+  // replica is kept in backoff with last_exit "spawn failed: ..." and tried
+  // again after it, as is a later respawn that fails.
   absl::Status Start(const ReplicaSpec& spec);
   // Takes over a process from a previous run when `pid` is alive and answers
   // the probe on `port` within `deadline`; false (nothing kept) otherwise.

@@ -303,11 +303,40 @@ TEST(SupervisorTest, StartErrorsKeepNothing) {
   ReplicaSpec spec;
   spec.id = "a";
   EXPECT_EQ(supervisor.Start(spec).code(), absl::StatusCode::kInvalidArgument);
-  spec.argv = {"/nonexistent/osprey-serve"};
-  EXPECT_FALSE(supervisor.Start(spec).ok());
-  spec.argv = {"osprey-no-such-program-in-path"};
-  EXPECT_FALSE(supervisor.Start(spec).ok());
+  spec.argv = {};
+  EXPECT_EQ(supervisor.Start(spec).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(supervisor.Snapshot().empty());
+}
+
+// A replica whose process cannot be spawned is kept as a crash, with why,
+// at once (its revision fails with that reason), and tried again.
+TEST(SupervisorTest, ASpawnThatFailsIsACrash) {
+  TempDir dir;
+  Recorder recorder;
+  Supervisor::Options o = FastOptions();
+  o.backoff_initial = milliseconds(20);
+  o.on_change = recorder.Callback();
+  Supervisor supervisor(o);
+  ReplicaSpec spec;
+  spec.id = "nowhere";
+  spec.argv = {"/nonexistent/osprey-serve"};
+  ASSERT_TRUE(supervisor.Start(spec).ok());
+  ReplicaStatus s = *Find(supervisor, "nowhere");
+  EXPECT_EQ(s.state, ReplicaState::kBackoff);
+  EXPECT_EQ(s.restarts, 1);
+  EXPECT_NE(s.last_exit.find("spawn failed"), std::string::npos) << s.last_exit;
+  EXPECT_TRUE(WaitFor([&] { return recorder.Saw(ReplicaState::kBackoff); }));
+  ASSERT_TRUE(WaitFor([&] { return Find(supervisor, "nowhere")->restarts >= 3; }));
+  EXPECT_EQ(Find(supervisor, "nowhere")->state, ReplicaState::kBackoff);
+
+  ReplicaSpec workdir = ServerSpec("file-workdir", dir);
+  std::ofstream(dir.Path("a-file")) << "x";
+  workdir.workdir = dir.Path("a-file");
+  ASSERT_TRUE(supervisor.Start(workdir).ok());
+  s = *Find(supervisor, "file-workdir");
+  EXPECT_EQ(s.state, ReplicaState::kBackoff);
+  EXPECT_NE(s.last_exit.find("Not a directory"), std::string::npos) << s.last_exit;
+  supervisor.Shutdown();
 }
 
 TEST(SupervisorTest, KilledReplicaRestartsAfterBackoff) {

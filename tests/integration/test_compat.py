@@ -1,0 +1,83 @@
+"""KServe behaviours its users rely on, through `osprey up` with KServe's YAML.
+
+- A storageUri that names one file: the storage initializer puts that file
+  alone into the model directory (file://, a bare path; remote schemes are
+  covered in test_storage.py).
+- A replica that cannot start (its program missing) or dies before it is
+  ready surfaces as the revision's failure, with the reason, within seconds.
+"""
+
+import shutil
+
+import pytest
+
+import harness
+from platform_harness import Platform, example_models, isvc_yaml
+
+IRIS_ROWS = [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]
+FAILURE_DEADLINE_S = 15
+
+
+@pytest.fixture(scope="module")
+def platform(osprey_bin, tmp_path_factory):
+    p = Platform(osprey_bin, tmp_path_factory.mktemp("compat") / "home").start()
+    yield p
+    p.stop_everything()
+
+
+def revision(platform, name):
+    items = platform.revisions(name)
+    assert len(items) == 1, items
+    return items[0]
+
+
+@pytest.mark.parametrize("fmt,file,scheme", [
+    ("sklearn", "sklearn-iris/model.joblib", "file://"),
+    ("xgboost", "xgboost-iris/model.json", ""),
+])
+def test_a_storage_uri_naming_one_file(platform, tmp_path, fmt, file, scheme):
+    # The file sits beside others that are not the model: only it is served.
+    src = example_models() / file
+    shutil.copy(src, tmp_path / src.name)
+    (tmp_path / "notes.txt").write_text("not a model")
+    name = f"one-file-{fmt}"
+    platform.apply_text(isvc_yaml(name, fmt, f"{scheme}{tmp_path / src.name}"))
+    r = platform.predict_v1(name, IRIS_ROWS)
+    assert r.status_code == 200, r.text
+    assert len(r.json()["predictions"]) == 2
+
+
+def test_a_replica_that_cannot_start_fails_its_revision_with_the_reason(platform, tmp_path):
+    platform.apply_text(f"""apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: no-program
+spec:
+  predictor:
+    containers:
+      - name: kserve-container
+        image: example.com/no-program:1
+        command: ["osprey-test-no-such-program"]
+""", wait=False)
+
+    def failed():
+        status = revision(platform, "no-program")["status"]
+        return status.get("phase") == "Failed" and "spawn failed" in status.get("message", "")
+
+    harness.wait_until(failed, FAILURE_DEADLINE_S, "the revision Failed with the spawn error")
+    cond = platform.condition("no-program")
+    assert cond["status"] == "False", cond
+    assert "osprey-test-no-such-program" in cond.get("message", ""), cond
+
+
+def test_a_replica_that_dies_before_ready_fails_its_revision(platform, tmp_path):
+    (tmp_path / "model.json").write_text("this is not an xgboost model")
+    platform.apply_text(isvc_yaml("bad-model", "xgboost", tmp_path / "model.json"), wait=False)
+
+    def failed():
+        status = revision(platform, "bad-model")["status"]
+        return status.get("phase") == "Failed" and status.get("message")
+
+    harness.wait_until(failed, FAILURE_DEADLINE_S, "the revision Failed with the load error")
+    message = revision(platform, "bad-model")["status"]["message"]
+    assert "model.json" in message or "xgboost" in message.lower(), message
