@@ -53,10 +53,25 @@ const std::vector<std::string>& ModelServerImages() {
   return kImages;
 }
 
+std::string ServedModelName(const RevisionSpec& rev) {
+  const std::vector<std::string>& args = rev.container.args;
+  std::string name;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i].starts_with("--model_name="))
+      name = args[i].substr(13);
+    else if (args[i] == "--model_name" && i + 1 < args.size())
+      name = args[++i];
+  }
+  if (!name.empty()) return name;
+  for (const auto& e : rev.container.env)
+    if (e.name == "MLSERVER_MODEL_NAME" && !e.value.empty()) name = e.value;
+  return name.empty() ? rev.isvc : name;
+}
+
 std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFormat& format,
                                          const ServeLayout& layout) {
   std::vector<std::string> argv = {layout.binary,    "serve",        "--model-dir",
-                                   layout.model_dir, "--model-name", rev.isvc};
+                                   layout.model_dir, "--model-name", ServedModelName(rev)};
   if (!layout.http_address.empty()) {
     argv.push_back("--http-address");
     argv.push_back(layout.http_address);
@@ -87,7 +102,7 @@ std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFor
 }
 
 std::string OspreyServeReadyPath(const RevisionSpec& rev) {
-  return StrCat("/v2/models/", rev.isvc, "/ready");
+  return StrCat("/v2/models/", ServedModelName(rev), "/ready");
 }
 
 }  // namespace osprey::controlplane

@@ -38,8 +38,15 @@ struct ServeLayout {
   std::vector<std::string> extra;  // more flags (sockets of a local replica)
 };
 
+// The name the revision's model is served under, as KServe's model servers
+// take it: the last --model_name (or --model_name=) of its container's args
+// (the runtime's, then the InferenceService's own), else MLSERVER_MODEL_NAME
+// in its env (MLServer's runtime), else the InferenceService's name.
+std::string ServedModelName(const RevisionSpec& rev);
+
 // argv of `osprey serve` for `rev` (a model-server revision with a format
-// Osprey serves: check FindServeFormat first), and the readiness path.
+// Osprey serves: check FindServeFormat first), serving the model under
+// ServedModelName, and the readiness path.
 std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFormat& format,
                                          const ServeLayout& layout);
 std::string OspreyServeReadyPath(const RevisionSpec& rev);

@@ -5,11 +5,16 @@
   covered in test_storage.py).
 - A replica that cannot start (its program missing) or dies before it is
   ready surfaces as the revision's failure, with the reason, within seconds.
+- `--model_name` in the predictor's args names the served model, over REST
+  and gRPC (tritonclient), as KServe's servers take it.
 """
 
 import shutil
 
+import numpy as np
 import pytest
+import requests
+import tritonclient.grpc as tgrpc
 
 import harness
 from platform_harness import Platform, example_models, isvc_yaml
@@ -81,3 +86,26 @@ def test_a_replica_that_dies_before_ready_fails_its_revision(platform, tmp_path)
     harness.wait_until(failed, FAILURE_DEADLINE_S, "the revision Failed with the load error")
     message = revision(platform, "bad-model")["status"]["message"]
     assert "model.json" in message or "xgboost" in message.lower(), message
+
+
+def test_model_name_in_the_args_names_the_served_model(platform):
+    model_dir = example_models() / "xgboost-iris"
+    platform.apply_text(isvc_yaml("named", "xgboost", model_dir,
+                                  extra_model="\n      args: [\"--model_name=flowers\"]"))
+    host = {"Host": platform.host("named")}
+    r = requests.post(f"{platform.gateway}/v1/models/flowers:predict",
+                      json={"instances": IRIS_ROWS}, headers=host, timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"predictions": [1.0, 1.0]}
+    r = requests.post(f"{platform.gateway}/v1/models/named:predict",
+                      json={"instances": IRIS_ROWS}, headers=host, timeout=10)
+    assert r.status_code == 404, r.text
+    c = tgrpc.InferenceServerClient(url=f"127.0.0.1:{platform.grpc_port}",
+                                    channel_args=[("grpc.default_authority",
+                                                   platform.host("named"))])
+    assert c.is_model_ready("flowers")
+    rows = np.asarray(IRIS_ROWS, dtype=np.float32)
+    inp = tgrpc.InferInput("input-0", list(rows.shape), "FP32")
+    inp.set_data_from_numpy(rows)
+    out = c.infer("flowers", [inp], client_timeout=30).as_numpy("output-0")
+    np.testing.assert_array_equal(out, [1.0, 1.0])

@@ -184,8 +184,8 @@ LocalCommand PlaceLocally(const RevisionSpec& rev, const LocalConfig& config) {
     local.health_path.clear();  // the supervisor connects instead
   } else {
     local.health_path = rev.protocol == "v2" || rev.protocol == "grpc-v2"
-                            ? StrCat("/v2/models/", rev.isvc, "/ready")
-                            : StrCat("/v1/models/", rev.isvc);
+                            ? StrCat("/v2/models/", ServedModelName(rev), "/ready")
+                            : StrCat("/v1/models/", ServedModelName(rev));
   }
   return local;
 }

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "controlplane/model_server.h"
+
 namespace osprey::controlplane {
 namespace {
 
@@ -58,6 +60,31 @@ TEST(PlaceLocally, BuiltinRuntimesRunOnOspreyServe) {
     EXPECT_TRUE(Contains(local.argv, "--link-socket", "{{.LinkSocket}}"));
     EXPECT_EQ(local.health_path, "/v2/models/iris/ready");
   }
+}
+
+// --model_name in the model's args (after the runtime's own --model_name
+// {{.Name}}) names the served model, as KServe's servers read their flags:
+// the last one wins; MLServer's runtime names it in its env.
+TEST(PlaceLocally, TheModelIsServedUnderItsModelName) {
+  InferenceService isvc = ModelIsvc("sklearn");
+  isvc.predictor.model->args = {"--model_name=flowers"};
+  LocalCommand local = PlaceLocally(Resolve(isvc), Local());
+  EXPECT_TRUE(Contains(local.argv, "--model-name", "flowers"));
+  EXPECT_EQ(local.health_path, "/v2/models/flowers/ready");
+  isvc.predictor.model->args = {"--model_name", "petals", "--workers", "2"};
+  EXPECT_EQ(ServedModelName(Resolve(isvc)), "petals");
+  isvc.predictor.model->args.clear();
+  EXPECT_EQ(ServedModelName(Resolve(isvc)), "iris");
+  RevisionSpec mlserver;
+  mlserver.isvc = "iris";
+  mlserver.container.env = {{"MLSERVER_MODEL_NAME", "ml"}};
+  EXPECT_EQ(ServedModelName(mlserver), "ml");
+  // A custom container is probed at its model's own path.
+  RevisionSpec custom;
+  custom.isvc = "iris";
+  custom.container.command = {"python3", "model.py"};
+  custom.container.args = {"--model_name=custom-name"};
+  EXPECT_EQ(PlaceLocally(custom, Local()).health_path, "/v1/models/custom-name");
 }
 
 TEST(PlaceLocally, BatcherBecomesServeFlags) {
