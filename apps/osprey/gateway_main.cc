@@ -117,8 +117,10 @@ class Front : public HttpHandler {
           "# TYPE osprey_gateway_ready_replicas gauge\n";
       for (const auto& t : sync_->routes()->revisions) {
         const std::string_view ns = std::string_view(t.key).substr(0, t.key.find('/'));
-        StrAppend(&r.body, "osprey_gateway_ready_replicas{namespace=\"", ns, "\",revision=\"",
-                  t.revision, "\"} ", t.ports.size(), "\n");
+        const auto [service, component] = gateway::RevisionService(t.revision);
+        StrAppend(&r.body, "osprey_gateway_ready_replicas{namespace=\"", ns,
+                  "\",inferenceservice=\"", service, "\",component=\"", component,
+                  "\",revision=\"", t.revision, "\"} ", t.ports.size(), "\n");
       }
     }
     return r;

@@ -158,7 +158,8 @@ def test_gateway_metrics_and_access_log(platform, model_dir):
     assert r.status_code == 400
     assert r.headers["x-request-id"] == "trace-me-42"
     text = requests.get(f"{platform.api}/metrics").text
-    labels = 'namespace="default",revision="metered-predictor-00001"'
+    labels = ('namespace="default",inferenceservice="metered",component="predictor",'
+              'revision="metered-predictor-00001"')
     assert f'osprey_gateway_requests_total{{{labels},code_class="2xx"}} 5' in text, text
     assert f'osprey_gateway_requests_total{{{labels},code_class="4xx"}} 1' in text
     assert f'osprey_gateway_request_duration_seconds_count{{{labels}}} 6' in text

@@ -268,7 +268,8 @@ def test_gateway_splits_over_endpoint_slices_and_follows_readiness(kube, namespa
         t = threading.Thread(target=call)
         t.start()
         wait_until(lambda: gw.metrics().get(
-            f'osprey_gateway_queue_depth{{namespace="{ns}",revision="{r2}"}}') == 1, 10,
+            f'osprey_gateway_queue_depth{{namespace="{ns}",inferenceservice="split",'
+            f'component="predictor",revision="{r2}"}}') == 1, 10,
             "the request to wait in the gateway's queue")
         put_slice(kube, ns, r2, [(ip_c, True)], port)
         t.join(timeout=20)
@@ -389,8 +390,8 @@ def test_gateway_scales_a_revision_to_zero_and_back_for_a_held_request(kube, kub
             wait_until(lambda: kube.api.get(deployment)["spec"]["replicas"] >= 2, 20,
                        "the gateway to scale the revision up under load")
             wait_until(lambda: gw.metrics().get(
-                f'osprey_gateway_ready_replicas{{namespace="{ns}",revision="cold-predictor-00001"}}',
-                0) >= 2, 30, "the new replicas to be routed")
+                f'osprey_gateway_ready_replicas{{namespace="{ns}",inferenceservice="cold",'
+                f'component="predictor",revision="cold-predictor-00001"}}', 0) >= 2, 30, "the new replicas to be routed")
         finally:
             stop.set()
             for t in threads:
@@ -401,7 +402,8 @@ def test_gateway_scales_a_revision_to_zero_and_back_for_a_held_request(kube, kub
         # Idle for the stable window and the grace: scaled to zero, its pods go.
         # The gateway routes to none of them before it writes the scale: no
         # request races their exit.
-        gauge = f'osprey_gateway_ready_replicas{{namespace="{ns}",revision="cold-predictor-00001"}}'
+        gauge = (f'osprey_gateway_ready_replicas{{namespace="{ns}",inferenceservice="cold",'
+                 f'component="predictor",revision="cold-predictor-00001"}}')
         wait_until(lambda: kube.api.get(deployment)["spec"]["replicas"] == 0, 60,
                    "the gateway to scale the idle revision to zero", interval=0.02)
         assert gw.metrics()[gauge] == 0
