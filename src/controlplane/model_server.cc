@@ -46,10 +46,10 @@ std::string ImageRepository(std::string image) {
 
 const std::vector<std::string>& ModelServerImages() {
   static const std::vector<std::string> kImages = {
-      "kserve/xgbserver",       "kserve/lgbserver",        "kserve/sklearnserver",
-      "kserve/pmmlserver",      "kserve/paddleserver",     "tensorflow/serving",
-      "pytorch/torchserve-kfs", "pytorch/torchserve",      "nvcr.io/nvidia/tritonserver",
-      "seldonio/mlserver",      "kserve/huggingfaceserver"};
+      "kserve/xgbserver",       "kserve/lgbserver",         "kserve/sklearnserver",
+      "kserve/pmmlserver",      "kserve/paddleserver",      "tensorflow/serving",
+      "pytorch/torchserve-kfs", "pytorch/torchserve",       "nvcr.io/nvidia/tritonserver",
+      "seldonio/mlserver",      "kserve/huggingfaceserver", "kserve/predictiveserver"};
   return kImages;
 }
 

@@ -933,11 +933,11 @@ TEST(BuiltinRuntimes, KServeNamesAndContainers) {
               R"({"requests":{"cpu":"1","memory":"2Gi"},"limits":{"cpu":"1","memory":"2Gi"}})");
     EXPECT_FALSE(rt.protocol_versions.empty());
   }
-  EXPECT_EQ(names, (std::set<std::string>{"kserve-huggingfaceserver", "kserve-lgbserver",
-                                          "kserve-mlserver", "kserve-paddleserver",
-                                          "kserve-pmmlserver", "kserve-sklearnserver",
-                                          "kserve-tensorflow-serving", "kserve-torchserve",
-                                          "kserve-tritonserver", "kserve-xgbserver"}));
+  EXPECT_EQ(names, (std::set<std::string>{
+                       "kserve-huggingfaceserver", "kserve-lgbserver", "kserve-mlserver",
+                       "kserve-paddleserver", "kserve-pmmlserver", "kserve-predictiveserver",
+                       "kserve-sklearnserver", "kserve-tensorflow-serving", "kserve-torchserve",
+                       "kserve-tritonserver", "kserve-xgbserver"}));
   auto find = [&](std::string_view name) -> const ServingRuntime& {
     for (const ServingRuntime& rt : rts) {
       if (rt.meta.name == name) return rt;

@@ -11,7 +11,9 @@ namespace {
 
 // KServe v0.13's config/runtimes: names, supported formats (version,
 // autoSelect, priority), protocols, and the kserve-container with the image
-// tags of that release's kustomization. Parsed once by ParseYaml, so that the
+// tags of that release's kustomization; plus kserve-predictiveserver of
+// v0.17 (one server for sklearn, xgboost and lightgbm, chosen only when
+// named: autoSelect false). Parsed once by ParseYaml, so that the
 // built-ins go through the same defaults and validation as a user's runtime.
 constexpr std::string_view kBuiltinRuntimes = R"yaml(
 apiVersion: serving.kserve.io/v1alpha1
@@ -89,6 +91,21 @@ spec:
   - name: kserve-container
     image: kserve/pmmlserver:v0.13.0
     args: ["--model_name={{.Name}}", --model_dir=/mnt/models, --http_port=8080]
+    resources: {requests: {cpu: "1", memory: 2Gi}, limits: {cpu: "1", memory: 2Gi}}
+---
+apiVersion: serving.kserve.io/v1alpha1
+kind: ClusterServingRuntime
+metadata: {name: kserve-predictiveserver}
+spec:
+  supportedModelFormats:
+  - {name: sklearn, version: "1", autoSelect: false, priority: 3}
+  - {name: xgboost, version: "2", autoSelect: false, priority: 3}
+  - {name: lightgbm, version: "4", autoSelect: false, priority: 3}
+  protocolVersions: [v1, v2]
+  containers:
+  - name: kserve-container
+    image: kserve/predictiveserver:v0.17.0
+    args: ["--model_name={{.Name}}", --model_dir=/mnt/models, --http_port=8080, "--framework={{.Annotations.modelFormat}}", --nthread=1]
     resources: {requests: {cpu: "1", memory: 2Gi}, limits: {cpu: "1", memory: 2Gi}}
 ---
 apiVersion: serving.kserve.io/v1alpha1

@@ -7,6 +7,7 @@
   ready surfaces as the revision's failure, with the reason, within seconds.
 - `--model_name` in the predictor's args names the served model, over REST
   and gRPC (tritonclient), as KServe's servers take it.
+- The runtimes a current KServe installs, kserve-predictiveserver among them.
 """
 
 import shutil
@@ -109,3 +110,16 @@ def test_model_name_in_the_args_names_the_served_model(platform):
     inp.set_data_from_numpy(rows)
     out = c.infer("flowers", [inp], client_timeout=30).as_numpy("output-0")
     np.testing.assert_array_equal(out, [1.0, 1.0])
+
+
+@pytest.mark.parametrize("fmt,model", [("sklearn", "sklearn-iris"), ("xgboost", "xgboost-iris")])
+def test_the_predictive_server_runtime(platform, fmt, model):
+    name = f"predictive-{fmt}"
+    platform.apply_text(isvc_yaml(name, fmt, example_models() / model,
+                                  extra_model="\n      runtime: kserve-predictiveserver"))
+    assert revision(platform, name)["spec"]["runtime"] == "kserve-predictiveserver"
+    r = platform.predict_v1(name, IRIS_ROWS)
+    assert r.status_code == 200, r.text
+    assert len(r.json()["predictions"]) == 2
+    listed = platform.cli("get", "clusterservingruntimes").stdout
+    assert "kserve-predictiveserver" in listed, listed

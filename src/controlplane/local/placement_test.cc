@@ -87,6 +87,22 @@ TEST(PlaceLocally, TheModelIsServedUnderItsModelName) {
   EXPECT_EQ(PlaceLocally(custom, Local()).health_path, "/v1/models/custom-name");
 }
 
+// KServe v0.17's one server for sklearn, xgboost and lightgbm runs each on
+// its native backend when named; it is never picked unasked (autoSelect
+// false).
+TEST(PlaceLocally, PredictiveServerWhenNamed) {
+  for (const std::string format : {"sklearn", "xgboost", "lightgbm"}) {
+    InferenceService isvc = ModelIsvc(format);
+    EXPECT_NE(Resolve(isvc).runtime, "kserve-predictiveserver") << format;
+    isvc.predictor.model->runtime = "kserve-predictiveserver";
+    RevisionSpec rev = Resolve(isvc);
+    EXPECT_EQ(rev.runtime, "kserve-predictiveserver") << format;
+    LocalCommand local = PlaceLocally(rev, Local());
+    EXPECT_EQ(local.failure_reason, "") << format << ": " << local.failure_message;
+    EXPECT_TRUE(Contains(local.argv, "--model-format", format)) << format;
+  }
+}
+
 TEST(PlaceLocally, BatcherBecomesServeFlags) {
   InferenceService isvc = ModelIsvc("xgboost");
   isvc.predictor.batcher = resources::Batcher{16, 5};
