@@ -69,6 +69,11 @@ case ",${BENCH_ONLY:-graph}," in
   *,graph,*)
     "$PY" bench/graph_bench.py || status=$? ;;
 esac
+# Drift detection: per-window tests against alibi-detect; serving with it on vs off.
+case ",${BENCH_ONLY:-drift}," in
+  *,drift,*)
+    "$PY" bench/drift_bench.py || status=$? ;;
+esac
 # The gateway: through it vs straight to the replica; cold start from zero.
 case ",${BENCH_ONLY:-gateway}," in
   *,gateway,*)

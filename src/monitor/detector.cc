@@ -48,6 +48,8 @@ absl::StatusOr<std::unique_ptr<Detector>> Detector::Start(DetectorOptions option
     d->options_.reference = Matrix{};
     OSPREY_RETURN_IF_ERROR(d->Fit(reference));
   }
+  d->wake_rows_ =
+      std::max<size_t>(1, std::min(d->RowsUntilNextTest(), d->options_.buffer_rows / 2));
   d->thread_ = std::thread([p = d.get()] { p->Run(); });
   return d;
 }
@@ -115,6 +117,7 @@ std::optional<double> Detector::Observe(const double* rows, size_t n, size_t fea
     return std::nullopt;
   }
   rows_seen_.fetch_add(n, std::memory_order_relaxed);
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(buffer_mu_);
     if (buffered_rows_ + n > options_.buffer_rows) {
@@ -123,8 +126,11 @@ std::optional<double> Detector::Observe(const double* rows, size_t n, size_t fea
       buffer_.insert(buffer_.end(), rows, rows + n * features);
       buffered_rows_ += n;
     }
+    // The detector thread is woken only when it has something to do: a wake
+    // per request would cost the request path a context switch each.
+    wake = buffered_rows_ >= wake_rows_;
   }
-  buffer_cv_.notify_one();
+  if (wake) buffer_cv_.notify_one();
   if (!fitted_.load(std::memory_order_acquire) || !mahalanobis_.has_value()) return std::nullopt;
   double worst = 0;
   uint64_t outliers = 0;
@@ -145,7 +151,7 @@ void Detector::Run() {
     size_t n = 0;
     {
       std::unique_lock<std::mutex> lock(buffer_mu_);
-      buffer_cv_.wait(lock, [this] { return stopping_ || buffered_rows_ > 0; });
+      buffer_cv_.wait(lock, [this] { return stopping_ || buffered_rows_ >= wake_rows_; });
       if (stopping_) return;
       taken.clear();
       taken.swap(buffer_);
@@ -153,7 +159,20 @@ void Detector::Run() {
       buffered_rows_ = 0;
     }
     Process(taken, n);
+    const size_t needed = RowsUntilNextTest();
+    std::lock_guard<std::mutex> lock(buffer_mu_);
+    wake_rows_ = std::max<size_t>(1, std::min(needed, options_.buffer_rows / 2));
   }
+}
+
+size_t Detector::RowsUntilNextTest() const {
+  if (!fitted_.load(std::memory_order_relaxed)) {
+    const size_t f = features_.load(std::memory_order_relaxed);
+    return options_.first_rows - (f == 0 ? 0 : collected_.size() / f);
+  }
+  const size_t to_fill = options_.window - window_rows_;
+  const size_t to_stride = since_test_ >= stride_ ? 0 : stride_ - since_test_;
+  return std::max(to_fill, to_stride);
 }
 
 void Detector::Process(const std::vector<double>& rows, size_t n) {
@@ -177,13 +196,13 @@ void Detector::Process(const std::vector<double>& rows, size_t n) {
       continue;
     }
     if (!fit_error_.empty()) return;
-    window_.insert(window_.end(), row, row + f);
+    // A ring of the last `window` rows: the tests need their values, not
+    // their order.
+    if (window_.size() != options_.window * f) window_.assign(options_.window * f, 0.0);
+    std::copy(row, row + f, window_.begin() + static_cast<std::ptrdiff_t>(ring_next_ * f));
+    ring_next_ = ring_next_ + 1 == options_.window ? 0 : ring_next_ + 1;
     ++sequence_;
-    if (window_rows_ == options_.window) {
-      window_.erase(window_.begin(), window_.begin() + static_cast<std::ptrdiff_t>(f));
-    } else {
-      ++window_rows_;
-    }
+    if (window_rows_ < options_.window) ++window_rows_;
     ++since_test_;
     if (window_rows_ == options_.window && since_test_ >= stride_) {
       since_test_ = 0;

@@ -104,6 +104,9 @@ class Detector {
   void Run();
   void Process(const std::vector<double>& rows, size_t n);
   void TestWindow();
+  // Rows the detector thread needs before its next test (or the end of the
+  // first:N reference). Detector thread only.
+  size_t RowsUntilNextTest() const;
 
   DetectorOptions options_;
   size_t stride_ = 0;
@@ -124,6 +127,9 @@ class Detector {
   std::condition_variable buffer_cv_;
   std::vector<double> buffer_;
   size_t buffered_rows_ = 0;
+  // The detector thread sleeps until this many rows are buffered: what its
+  // next test needs (capped at half the buffer).
+  size_t wake_rows_ = 1;
   bool stopping_ = false;
 
   std::atomic<uint64_t> rows_seen_{0};
@@ -135,7 +141,8 @@ class Detector {
 
   // The detector thread's own.
   std::vector<double> collected_;  // first:N rows so far
-  std::deque<double> window_;      // the last `window` rows, flattened
+  std::vector<double> window_;     // ring of the last `window` rows, flattened
+  size_t ring_next_ = 0;           // the row the next one overwrites
   size_t window_rows_ = 0;
   size_t since_test_ = 0;
   uint64_t sequence_ = 0;  // rows after the reference

@@ -11,6 +11,19 @@ absl::Status RequestRows(const InferRequest& request, std::vector<double>* rows,
   *features = 0;
   if (request.inputs.empty()) return absl::InvalidArgumentError("the request has no inputs");
   const bool single_vector = request.inputs.size() == 1 && request.inputs[0].shape().size() == 1;
+  if (request.inputs.size() == 1) {  // the common case: straight into `rows`
+    const Tensor& t = request.inputs[0];
+    if (t.datatype() == DataType::kBytes)
+      return absl::InvalidArgumentError(StrCat("input '", t.name(), "' is not numeric"));
+    if (t.shape().empty())
+      return absl::InvalidArgumentError(StrCat("input '", t.name(), "' is a scalar"));
+    OSPREY_RETURN_IF_ERROR(ConvertToFloat64(t, rows));
+    *n = single_vector ? 1 : static_cast<size_t>(t.shape()[0]);
+    if (*n == 0 || rows->size() % *n != 0)
+      return absl::InvalidArgumentError(StrCat("input '", t.name(), "' has no rows"));
+    *features = rows->size() / *n;
+    return absl::OkStatus();
+  }
   std::vector<std::vector<double>> columns(request.inputs.size());
   std::vector<size_t> widths(request.inputs.size());
   for (size_t i = 0; i < request.inputs.size(); ++i) {
@@ -43,7 +56,8 @@ absl::Status RequestRows(const InferRequest& request, std::vector<double>* rows,
 }
 
 void RequestMonitor::Observe(const InferRequest& request, InferResponse* response) const {
-  std::vector<double> rows;
+  // Reused by every request this thread serves: no allocation once warm.
+  thread_local std::vector<double> rows;
   size_t n = 0, features = 0;
   if (!RequestRows(request, &rows, &n, &features).ok()) return;
   std::optional<double> score = detector_->Observe(rows.data(), n, features);
