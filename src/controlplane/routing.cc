@@ -104,11 +104,12 @@ RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
       return r;
     };
 
-    auto route_logger = [&](const std::optional<resources::Logger>& l)
+    auto route_logger = [&](const std::optional<resources::Logger>& l, const char* component)
         -> std::shared_ptr<const gateway::RouteLogger> {
       if (!l) return nullptr;
       auto r = std::make_shared<gateway::RouteLogger>();
       r->url = l->url;
+      r->component = component;
       r->mode = l->mode == "request"    ? gateway::RouteLogger::Mode::kRequest
                 : l->mode == "response" ? gateway::RouteLogger::Mode::kResponse
                                         : gateway::RouteLogger::Mode::kAll;
@@ -118,9 +119,9 @@ RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
           r->annotations.emplace_back(a, it->second);
       return r;
     };
-    const auto predictor_logger = route_logger(s.predictor_logger);
-    const auto transformer_logger = route_logger(s.transformer_logger);
-    const auto explainer_logger = route_logger(s.explainer_logger);
+    const auto predictor_logger = route_logger(s.predictor_logger, "predictor");
+    const auto transformer_logger = route_logger(s.transformer_logger, "transformer");
+    const auto explainer_logger = route_logger(s.explainer_logger, "explainer");
 
     const ComponentStatus predictor = *s.status.Component("predictor");
     const std::optional<ComponentStatus>& transformer = s.status.transformer;

@@ -263,7 +263,8 @@ TEST(PlanRoutes, LoggersPerComponent) {
                       "", {{"iris-transformer-00001", 100}}};
   s.status.explainer = ComponentStatus{
       "", "iris-explainer-00001", "iris-explainer-00001", "", "", {{"iris-explainer-00001", 100}}};
-  s.predictor_logger = resources::Logger{"http://sink/p", "response", {"x-a"}, {"team", "absent"}};
+  s.predictor_logger =
+      resources::Logger{"http://sink/p", "response", {"x-a"}, {"team", "absent"}};
   s.transformer_logger = resources::Logger{"http://sink/t", "request", {}, {}};
   RouteTable t = PlanRoutes({s}, revisions, config);
   std::string got;
@@ -271,7 +272,8 @@ TEST(PlanRoutes, LoggersPerComponent) {
     got += (r.component.empty() ? std::string("service") : r.component) +
            (r.uri ? " " + r.uri->value + r.uri->suffix : "") + ": ";
     if (r.logger) {
-      got += r.logger->url + " mode=" + std::to_string(static_cast<int>(r.logger->mode));
+      got += r.logger->component + " " + r.logger->url +
+             " mode=" + std::to_string(static_cast<int>(r.logger->mode));
       for (const auto& h : r.logger->metadata_headers) got += " h=" + h;
       for (const auto& [k, v] : r.logger->annotations) got += " a=" + k + "=" + v;
     } else {
@@ -280,16 +282,17 @@ TEST(PlanRoutes, LoggersPerComponent) {
     got += "\n";
   }
   EXPECT_EQ(got,
-            "predictor /serving/default/iris-predictor/: http://sink/p mode=2 h=x-a a=team=fraud\n"
-            "predictor: http://sink/p mode=2 h=x-a a=team=fraud\n"
-            "transformer /serving/default/iris-transformer/: http://sink/t mode=1\n"
-            "transformer: http://sink/t mode=1\n"
+            "predictor /serving/default/iris-predictor/: predictor http://sink/p mode=2 h=x-a "
+            "a=team=fraud\n"
+            "predictor: predictor http://sink/p mode=2 h=x-a a=team=fraud\n"
+            "transformer /serving/default/iris-transformer/: transformer http://sink/t mode=1\n"
+            "transformer: transformer http://sink/t mode=1\n"
             "explainer /serving/default/iris-explainer/: none\n"
             "explainer: none\n"
             "service /serving/default/iris/:explain: none\n"
             "service :explain: none\n"
-            "service /serving/default/iris/: http://sink/t mode=1\n"
-            "service: http://sink/t mode=1\n");
+            "service /serving/default/iris/: transformer http://sink/t mode=1\n"
+            "service: transformer http://sink/t mode=1\n");
 }
 
 TEST(SameRoutes, ComparesWhatRoutesNotTheDrawCounters) {

@@ -62,6 +62,15 @@ struct Exchange {
   int http_status = 0;
   size_t request_bytes = 0;   // request body (gRPC: message)
   size_t response_bytes = 0;  // answer body (gRPC: message)
+  // The payloads, for the payload logger (observers/payload_log.h): set
+  // only for HTTP exchanges whose route has a logger, empty otherwise.
+  // The request head as sent to the replica (request line, then header
+  // lines "Name: value\r\n", through the blank line).
+  std::string_view request_head;
+  std::string_view request_body;
+  std::string_view response_headers;       // the answer's header lines
+  std::string_view response_content_type;  // when not among response_headers
+  std::string_view response_body;
 };
 
 // Thread-safety and cost: OnComplete is called on whichever thread finished

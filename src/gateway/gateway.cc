@@ -18,6 +18,7 @@
 #include "gateway/graph_executor.h"
 #include "gateway/observers/access_log.h"
 #include "gateway/observers/metrics.h"
+#include "gateway/observers/payload_log.h"
 #include "gateway/revision_pool.h"
 #include "net/http_upstream.h"
 #include "net/status.h"
@@ -173,6 +174,7 @@ struct Gateway::Impl {
       }
     }
     observers.push_back(&metrics);
+    observers.push_back(&payload_log);
     for (const auto& o : options.observers) observers.push_back(o.get());
   }
 
@@ -180,6 +182,7 @@ struct Gateway::Impl {
   Forwarder forwarder;
   std::unique_ptr<GraphExecutor> graphs;  // InferenceGraph routes
   MetricsObserver metrics;
+  PayloadLogObserver payload_log{PayloadLogObserver::Options{}};
   std::unique_ptr<AccessLogObserver> access_log;
   std::vector<ExchangeObserver*> observers;
 
@@ -303,12 +306,23 @@ struct Gateway::Impl {
       const auto& h = static_cast<const HttpCall&>(p);
       e.method = h.method;
       e.request_id = h.request_id;
+      if (p.route != nullptr && p.route->logger != nullptr) {  // the payload logger's
+        e.request_head = h.head;
+        if (p.body) e.request_body = *p.body;
+      }
     }
     return e;
   }
 
   void Complete(const Exchange& e) {
     for (ExchangeObserver* o : observers) o->OnComplete(e);
+  }
+
+  // An answer's payload, for the payload logger.
+  static void SetResponse(Exchange& e, const HttpResponse& r) {
+    e.response_headers = r.header_lines;
+    e.response_content_type = r.content_type;
+    e.response_body = r.body;
   }
 
   // The gateway's own headers on an answer to a client.
@@ -356,6 +370,7 @@ struct Gateway::Impl {
     }
     HttpResponse r = HttpError(why, /*replica_failed=*/false);
     e.http_status = r.status;
+    if (p.route->logger != nullptr) SetResponse(e, r);
     Complete(e);
     if (p.kind == Kind::kMirror) return;
     AddOwnHeaders(call, r);
@@ -380,6 +395,10 @@ struct Gateway::Impl {
     switch (call->kind) {
       case Kind::kInternal: {
         e.http_status = why.ok() ? result.http_status : HttpStatusFromCode(why.code());
+        if (call->route->logger != nullptr && why.ok()) {
+          e.response_headers = result.header_lines;
+          e.response_body = result.body;
+        }
         Complete(e);
         CallResult r = Failed(why);
         if (why.ok()) {
@@ -395,6 +414,7 @@ struct Gateway::Impl {
       default: {
         HttpResponse out = why.ok() ? Proxied(result) : HttpError(why, /*replica_failed=*/true);
         e.http_status = out.status;
+        if (call->route->logger != nullptr) SetResponse(e, out);
         Complete(e);
         if (call->kind == Kind::kMirror) break;  // counted; its answer goes nowhere
         AddOwnHeaders(*call, out);
@@ -632,6 +652,7 @@ std::string Gateway::RenderMetrics() const {
         {pool->key(), pool->revision(), pool->id(), pool->in_flight(), pool->waiting()});
   std::string out;
   impl_->metrics.Render(revisions, &out);
+  impl_->payload_log.Render(&out);
   return out;
 }
 

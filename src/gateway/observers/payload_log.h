@@ -1,0 +1,125 @@
+#pragma once
+
+// Payload logging: the exchanges of a component with a `logger`
+// (Route::logger) POSTed as CloudEvents 1.0 in binary mode to the logger's
+// URL, as a logging sidecar in front of that component would: one event
+// for the request as received, one for the answer as sent (mode all), or
+// only one of them (mode request / response).
+//
+// Each event's headers:
+//   Ce-Specversion 1.0
+//   Ce-Id          the request's Ce-Id header, else its x-request-id (the
+//                  gateway makes one up when it has none): request and
+//                  response events share it
+//   Ce-Type        org.kubeflow.serving.inference.request / .response
+//   Ce-Source      the revision that had the request
+//   Ce-Time        RFC 3339, UTC: arrival (request) / outcome (response)
+//   Ce-Inferenceservicename, Ce-Namespace, Ce-Component (predictor,
+//                  transformer or explainer), Ce-Endpoint (the revision)
+//   Ce-Metadata    the request's headers named by metadataHeaders, as JSON
+//                  {"Canonical-Name": ["value", ...]} ("{}" when none);
+//                  names match case-insensitively
+//   Ce-Annotations the InferenceService's annotations named by
+//                  metadataAnnotations, as a JSON object (only when any)
+//   Ce-Httpstatus  (response events) the HTTP status the client got: a
+//                  failed request is logged too (the replica's error answer,
+//                  or the gateway's own: 502, 503, 504), with its body
+//   Content-Type   the body's own (the request's / the answer's)
+// and the body, byte for byte. HTTP exchanges only (a client's request or
+// an in-process call); mirror copies and gRPC calls are not logged.
+//
+// Delivery never blocks the exchange: OnComplete builds the events and
+// appends them to a bounded queue (a mutex held for a push); a few sender
+// threads of the logger's own POST them (one blocking keep-alive client per
+// thread), retrying a connection failure, a timeout, a 429 or a 5xx with
+// doubling backoff. An event the queue has no room for is dropped; one
+// that still fails after its attempts (or that the sink refuses with
+// another 4xx) is given up. Both are counted, and rendered as Prometheus
+// families on the gateway's /metrics. The threads start with the first
+// event, so a gateway without loggers runs none.
+//
+// Thread safety: every method may be called from any thread.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "gateway/exchange.h"
+
+namespace osprey::gateway {
+
+// One CloudEvent in binary mode: where it goes, its headers, its body.
+struct PayloadEvent {
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+};
+
+// The events of one exchange (0, 1 or 2, appended to `out`); none when its
+// route has no logger or it is not an HTTP exchange (pure). `request_time`
+// and `response_time` are the Ce-Time values.
+void BuildPayloadEvents(const Exchange& exchange, std::string_view request_time,
+                        std::string_view response_time, std::vector<PayloadEvent>* out);
+
+// RFC 3339 in UTC with microseconds: 2026-12-03T16:40:00.123456Z (pure).
+std::string Rfc3339(std::chrono::system_clock::time_point t);
+
+// A header name in canonical MIME form: x-request-id -> X-Request-Id (pure).
+std::string CanonicalHeaderName(std::string_view name);
+
+class PayloadLogObserver : public ExchangeObserver {
+ public:
+  struct Options {
+    size_t queue_limit = 10000;             // events waiting to be sent
+    int senders = 2;                        // sender threads
+    int attempts = 4;                       // per event, the first included
+    std::chrono::milliseconds backoff{50};  // before the second attempt, then doubling
+    std::chrono::milliseconds max_backoff{2000};
+    std::chrono::milliseconds timeout{5000};  // per attempt
+  };
+  explicit PayloadLogObserver(Options options);
+  // Stops the senders; events still queued are not sent.
+  ~PayloadLogObserver() override;
+
+  void OnComplete(const Exchange& exchange) override;
+
+  struct Counts {
+    uint64_t sent = 0;     // a 2xx from the sink
+    uint64_t failed = 0;   // given up: attempts spent, or refused with a 4xx
+    uint64_t dropped = 0;  // no room in the queue
+    uint64_t retries = 0;  // attempts after the first
+    size_t queued = 0;     // waiting now
+  };
+  Counts counts() const;
+
+  // osprey_gateway_payload_log_events_total{result="sent|failed|dropped"},
+  // osprey_gateway_payload_log_retries_total and
+  // osprey_gateway_payload_log_queue_depth.
+  void Render(std::string* out) const;
+
+ private:
+  void Enqueue(std::vector<PayloadEvent> events);
+  void RunSender();
+  // Waits `d` unless stopping; false when stopping.
+  bool Backoff(std::chrono::milliseconds d);
+
+  const Options options_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<PayloadEvent> queue_;
+  bool stopping_ = false;
+  bool started_ = false;
+  std::vector<std::thread> senders_;
+  std::atomic<uint64_t> sent_{0}, failed_{0}, dropped_{0}, retries_{0};
+};
+
+}  // namespace osprey::gateway

@@ -1,0 +1,268 @@
+#include "gateway/observers/payload_log.h"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "common/strings.h"
+#include "gateway/route_table.h"
+#include "net/http_server.h"
+
+namespace osprey::gateway {
+namespace {
+
+using Mode = RouteLogger::Mode;
+
+// An exchange of route `r`: a V1 predict answered 200 (or as `status`).
+Exchange Http(const Route& r, int status = 200) {
+  Exchange e;
+  e.kind = Exchange::Kind::kHttp;
+  e.route = &r;
+  e.request_id = "req-1";
+  e.revision = "iris-predictor-00001";
+  e.http_status = status;
+  e.request_head =
+      "POST /v1/models/iris:predict HTTP/1.1\r\nHost: iris.example.com\r\n"
+      "Content-Type: application/json\r\nX-B3-Traceid: t1\r\nx-tenant: a\r\nX-Tenant: b\r\n"
+      "x-request-id: req-1\r\nContent-Length: 20\r\n\r\n";
+  e.request_body = R"({"instances":[[1]]})";
+  e.response_headers = "content-type: application/json\r\nx-osprey-revision: r1\r\n";
+  e.response_body = R"({"predictions":[1]})";
+  return e;
+}
+
+Route WithLogger(Mode mode, std::vector<std::string> headers = {},
+                 std::vector<std::pair<std::string, std::string>> annotations = {}) {
+  Route r;
+  r.namespace_ = "default";
+  r.name = "iris";
+  auto l = std::make_shared<RouteLogger>();
+  l->url = "http://sink.local/events";
+  l->mode = mode;
+  l->component = "predictor";
+  l->metadata_headers = std::move(headers);
+  l->annotations = std::move(annotations);
+  r.logger = std::move(l);
+  return r;
+}
+
+// An event as text: its URL, one "Name: value" line per header, its body.
+std::string Render(const PayloadEvent& ev) {
+  std::string out = ev.url + "\n";
+  for (const auto& [n, v] : ev.headers) out += n + ": " + v + "\n";
+  return out + ev.body + "\n";
+}
+
+std::string Events(const Exchange& e) {
+  std::vector<PayloadEvent> events;
+  BuildPayloadEvents(e, "T0", "T1", &events);
+  std::string out;
+  for (const auto& ev : events) out += Render(ev) + "--\n";
+  return out;
+}
+
+constexpr char kCommon[] =
+    "Ce-Inferenceservicename: iris\nCe-Namespace: default\nCe-Component: predictor\n"
+    "Ce-Endpoint: iris-predictor-00001\n";
+
+TEST(BuildPayloadEvents, ByModeAndOutcome) {
+  const Route all =
+      WithLogger(Mode::kAll, {"x-b3-traceid", "X-TENANT", "x-absent"}, {{"team", "fraud"}});
+  const Route request = WithLogger(Mode::kRequest);
+  const Route response = WithLogger(Mode::kResponse);
+  Exchange failed = Http(response, 503);
+  failed.response_headers = "";
+  failed.response_content_type = "application/json";
+  failed.response_body = R"({"error":"revision iris-predictor-00001 has no ready replica"})";
+  Exchange ce_id = Http(request);
+  ce_id.request_head = "POST / HTTP/1.1\r\nCe-Id: given\r\n\r\n";
+  ce_id.request_body = "raw bytes \x01\x02";
+  Route none;
+  Exchange grpc = Http(all);
+  grpc.kind = Exchange::Kind::kGrpc;
+  Exchange mirror = Http(all);
+  mirror.kind = Exchange::Kind::kMirror;
+  struct Case {
+    const char* name;
+    Exchange exchange;
+    std::string want;
+  } cases[] = {
+      {"all: both events, one id, metadata in the order named, all values, annotations", Http(all),
+       StrCat("http://sink.local/events\nCe-Specversion: 1.0\nCe-Id: req-1\n"
+              "Ce-Type: org.kubeflow.serving.inference.request\nCe-Source: iris-predictor-00001\n"
+              "Ce-Time: T0\n",
+              kCommon,
+              "Ce-Metadata: {\"X-B3-Traceid\":[\"t1\"],\"X-Tenant\":[\"a\",\"b\"]}\n"
+              "Ce-Annotations: {\"team\":\"fraud\"}\nContent-Type: application/json\n"
+              "{\"instances\":[[1]]}\n--\n"
+              "http://sink.local/events\nCe-Specversion: 1.0\nCe-Id: req-1\n"
+              "Ce-Type: org.kubeflow.serving.inference.response\n"
+              "Ce-Source: iris-predictor-00001\nCe-Time: T1\n",
+              kCommon,
+              "Ce-Metadata: {\"X-B3-Traceid\":[\"t1\"],\"X-Tenant\":[\"a\",\"b\"]}\n"
+              "Ce-Annotations: {\"team\":\"fraud\"}\nCe-Httpstatus: 200\n"
+              "Content-Type: application/json\n{\"predictions\":[1]}\n--\n")},
+      {"request only; the request's own Ce-Id wins; no Content-Type: none", ce_id,
+       StrCat("http://sink.local/events\nCe-Specversion: 1.0\nCe-Id: given\n"
+              "Ce-Type: org.kubeflow.serving.inference.request\nCe-Source: iris-predictor-00001\n"
+              "Ce-Time: T0\n",
+              kCommon, "Ce-Metadata: {}\nraw bytes \x01\x02\n--\n")},
+      {"response only, a failure: the gateway's answer and its status", failed,
+       StrCat("http://sink.local/events\nCe-Specversion: 1.0\nCe-Id: req-1\n"
+              "Ce-Type: org.kubeflow.serving.inference.response\n"
+              "Ce-Source: iris-predictor-00001\nCe-Time: T1\n",
+              kCommon,
+              "Ce-Metadata: {}\nCe-Httpstatus: 503\nContent-Type: application/json\n"
+              "{\"error\":\"revision iris-predictor-00001 has no ready replica\"}\n--\n")},
+      {"no logger: nothing", Http(none), ""},
+      {"gRPC: not logged", grpc, ""},
+      {"a mirror copy: not logged", mirror, ""},
+  };
+  for (const auto& c : cases) EXPECT_EQ(Events(c.exchange), c.want) << c.name;
+}
+
+TEST(PayloadLog, Rfc3339AndCanonicalNames) {
+  using namespace std::chrono;
+  EXPECT_EQ(Rfc3339(system_clock::time_point(seconds(0))), "1970-01-01T00:00:00.000000Z");
+  EXPECT_EQ(Rfc3339(system_clock::time_point(microseconds(1796315200123456))),
+            "2026-12-03T16:26:40.123456Z");
+  EXPECT_EQ(CanonicalHeaderName("x-request-id"), "X-Request-Id");
+  EXPECT_EQ(CanonicalHeaderName("X-B3-TRACEID"), "X-B3-Traceid");
+  EXPECT_EQ(CanonicalHeaderName("traceparent"), "Traceparent");
+}
+
+// A sink that answers every POST with `status` and keeps what it got.
+class Sink : public HttpHandler {
+ public:
+  void Handle(const HttpRequest& request, HttpDone done) override {
+    HttpResponse r;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      got.push_back(StrCat(
+          FindHeader(request.headers, "ce-type"), " ", FindHeader(request.headers, "ce-id"), " ",
+          FindHeader(request.headers, "content-type"), " ", request.body ? *request.body : ""));
+      r.status = status;
+    }
+    cv_.notify_all();
+    r.body = "{}";
+    done(std::move(r));
+  }
+  bool WaitFor(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return got.size() >= n; });
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> got;
+  int status = 200;
+};
+
+// Waits (with a deadline) until `done` holds of the observer's counts.
+template <typename Pred>
+bool WaitCounts(const PayloadLogObserver& o, Pred done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done(o.counts())) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // polling, with a deadline
+  }
+  return false;
+}
+
+TEST(PayloadLogObserver, DeliversToARealSink) {
+  Sink sink;
+  HttpServer::Options so;
+  so.address = "127.0.0.1";
+  so.port = 0;
+  auto server = HttpServer::Start(so, &sink);
+  ASSERT_TRUE(server.ok()) << server.status();
+  Route r = WithLogger(Mode::kAll);
+  auto l = std::make_shared<RouteLogger>(*r.logger);
+  l->url = StrCat("http://127.0.0.1:", (*server)->port(), "/");
+  r.logger = l;
+  PayloadLogObserver o({});
+  for (int i = 0; i < 50; ++i) o.OnComplete(Http(r));
+  ASSERT_TRUE(sink.WaitFor(100));
+  ASSERT_TRUE(WaitCounts(o, [](const auto& c) { return c.sent == 100; }));
+  std::lock_guard<std::mutex> lock(sink.mu_);
+  EXPECT_EQ(std::count(sink.got.begin(), sink.got.end(),
+                       "org.kubeflow.serving.inference.request req-1 application/json "
+                       "{\"instances\":[[1]]}"),
+            50);
+  EXPECT_EQ(std::count(sink.got.begin(), sink.got.end(),
+                       "org.kubeflow.serving.inference.response req-1 application/json "
+                       "{\"predictions\":[1]}"),
+            50);
+  EXPECT_EQ(o.counts().failed, 0u);
+  EXPECT_EQ(o.counts().retries, 0u);
+}
+
+// A sink that refuses with 400: given up at once; with 503: retried.
+TEST(PayloadLogObserver, RetriesOnlyWhatMaySucceedLater) {
+  Sink sink;
+  HttpServer::Options so;
+  so.address = "127.0.0.1";
+  so.port = 0;
+  auto server = HttpServer::Start(so, &sink);
+  ASSERT_TRUE(server.ok()) << server.status();
+  Route r = WithLogger(Mode::kRequest);
+  auto l = std::make_shared<RouteLogger>(*r.logger);
+  l->url = StrCat("http://127.0.0.1:", (*server)->port(), "/");
+  r.logger = l;
+  PayloadLogObserver::Options opts;
+  opts.backoff = std::chrono::milliseconds(1);
+  opts.attempts = 3;
+  {
+    sink.status = 400;
+    PayloadLogObserver o(opts);
+    o.OnComplete(Http(r));
+    ASSERT_TRUE(WaitCounts(o, [](const auto& c) { return c.failed == 1; }));
+    EXPECT_EQ(o.counts().retries, 0u);
+  }
+  {
+    std::lock_guard<std::mutex> lock(sink.mu_);
+    sink.status = 503;
+  }
+  PayloadLogObserver o(opts);
+  o.OnComplete(Http(r));
+  ASSERT_TRUE(WaitCounts(o, [](const auto& c) { return c.failed == 1; }));
+  EXPECT_EQ(o.counts().retries, 2u);
+  EXPECT_EQ(o.counts().sent, 0u);
+  std::string text;
+  o.Render(&text);
+  EXPECT_NE(text.find("osprey_gateway_payload_log_events_total{result=\"failed\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("osprey_gateway_payload_log_retries_total 2\n"), std::string::npos);
+}
+
+// A sink that is down: OnComplete returns at once whatever happens; events
+// past the queue bound are dropped and counted; each queued one is tried
+// `attempts` times, then given up.
+TEST(PayloadLogObserver, SinkDownNeverBlocksAndCountsDrops) {
+  Route r = WithLogger(Mode::kAll);
+  auto l = std::make_shared<RouteLogger>(*r.logger);
+  l->url = "http://127.0.0.1:1/";  // nothing listens on port 1
+  r.logger = l;
+  PayloadLogObserver::Options opts;
+  opts.queue_limit = 10;
+  opts.senders = 1;
+  opts.attempts = 2;
+  opts.backoff = std::chrono::milliseconds(200);
+  PayloadLogObserver o(opts);
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 100; ++i) o.OnComplete(Http(r));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(100));
+  // 200 events: at most the queue's 10 and the one being tried are kept.
+  EXPECT_GE(o.counts().dropped, 189u);
+  ASSERT_TRUE(WaitCounts(o, [](const auto& c) { return c.retries >= 1; }));
+  std::string text;
+  o.Render(&text);
+  EXPECT_NE(text.find("osprey_gateway_payload_log_events_total{result=\"dropped\"} "),
+            std::string::npos);
+  EXPECT_NE(text.find("osprey_gateway_payload_log_queue_depth "), std::string::npos);
+}
+
+}  // namespace
+}  // namespace osprey::gateway
