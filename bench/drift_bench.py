@@ -180,12 +180,18 @@ def throughput_bench():
                 scenarios[mode].runs.append(r)
                 common.log(f"detection {mode}: run {i}/{RUNS}: {r['rps']:.0f} req/s, "
                            f"p99 {r['p99_ms']:.3f} ms")
+        # What the detector kept up with: rows seen, tested, dropped.
+        state = json.loads(common.http_call(servers["on"].port, "GET",
+                                            f"/v2/models/{common.MODEL_NAME}/drift").body)
     finally:
         for server in servers.values():
             common.forget(server)
             server.stop()
-    return {mode: {"rps": s.median("rps"), "p99_ms": s.median("p99_ms"), "runs": s.runs}
-            for mode, s in scenarios.items()}
+    out = {mode: {"rps": s.median("rps"), "p99_ms": s.median("p99_ms"), "runs": s.runs}
+           for mode, s in scenarios.items()}
+    out["detector"] = {k: state[k] for k in ("rows_seen", "rows_dropped", "windows_tested",
+                                             "window")}
+    return out
 
 
 def main() -> int:
@@ -237,6 +243,11 @@ def main() -> int:
             "",
             f"on/off: {ratio:.3f} (goal >= {GOAL_THROUGHPUT}: "
             f"{'PASS' if ratio >= GOAL_THROUGHPUT else 'FAIL'})",
+            "",
+            f"The detector (on the server's one CPU): {t['detector']['rows_seen']} rows "
+            f"seen, {t['detector']['rows_dropped']} dropped "
+            f"({100.0 * t['detector']['rows_dropped'] / max(1, t['detector']['rows_seen']):.1f}%), "
+            f"{t['detector']['windows_tested']} windows of {t['detector']['window']} tested",
         ]
     except (common.BenchError, OSError) as e:
         common.log(f"drift: throughput bench failed: {e}")
