@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "common/strings.h"
 #include "gtest/gtest.h"
 
 namespace osprey::monitor {
@@ -47,6 +48,27 @@ TEST(Detector, TestsEachWindowAgainstTheReference) {
   (*d)->RenderMetrics(&metrics);
   EXPECT_NE(metrics.find("osprey_drift_detected{model=\"m\"} 1"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("osprey_drift_p_value{model=\"m\",feature=\"1\"}"), std::string::npos);
+}
+
+TEST(Detector, CategoriesOnlyTheWindowHasAreCounted) {
+  // Reference: feature 1 takes 0 and 1; the window also 2 (never seen).
+  DetectorOptions o;
+  o.model = "m";
+  o.window = 6;
+  o.categorical = {1};
+  o.outlier_quantile = 0;
+  o.reference = Matrix{8, 2, {0, 0, 1, 0, 2, 1, 3, 1, 4, 0, 5, 1, 6, 0, 7, 0}};
+  auto d = Detector::Start(std::move(o));
+  ASSERT_TRUE(d.ok()) << d.status();
+  const double rows[] = {0, 2, 1, 2, 2, 0, 3, 1, 4, 2, 5, 2};
+  (*d)->Observe(rows, 6, 2);
+  ASSERT_TRUE((*d)->WaitForWindows(1, seconds(10)));
+  // Categories 0, 1, 2: reference 5, 3, 0; window 1, 1, 4.
+  const TestResult expected =
+      ChiSquareCategories(std::vector<double>{5, 3, 0}, std::vector<double>{1, 1, 4});
+  const std::string state = (*d)->StateJson();
+  const std::string p = StrCat(",", expected.p_value, "],\"statistics\"");
+  EXPECT_NE(state.find(p), std::string::npos) << state << " " << p;
 }
 
 TEST(Detector, SlidingWindowsWithAStride) {
