@@ -15,7 +15,8 @@ reference .npy of its training distribution. Through the gateway:
 - an obvious outlier answers with x-osprey-outlier-score above the
   detector's threshold, an ordinary row below it;
 - the annotations are part of the revision: changing the window rolls out a
-  new revision whose replica runs with it.
+  new revision whose replica runs with it; a reference path relative to the
+  manifest is made absolute, as a storageUri is.
 """
 
 import json
@@ -220,12 +221,19 @@ def test_drift_detected_and_ended(platform, model):
 
 
 def test_annotations_are_part_of_the_revision(platform, model):
-    # Runs after the test above (same service): a new window rolls out.
-    platform.apply_text(isvc(model, window=100))
+    # Runs after the test above (same service): a new window rolls out. The
+    # reference is given relative to the manifest, as a storageUri may be.
+    manifest = model["reference_path"].parent / "drifty.yaml"
+    manifest.write_text(isvc(model, window=100).replace(str(model["reference_path"]),
+                                                        model["reference_path"].name))
+    platform.apply(manifest)
     harness.wait_until(lambda: len(platform.revisions(NAME)) == 2, 30, "a second revision")
     client = Client(platform)
     harness.wait_until(lambda: client.state()["window"] == 100, 60,
                        "the new revision's replica to serve")
+    assert client.state()["reference_rows"] == 2000
+    annotations = platform.isvc(NAME)["metadata"]["annotations"]
+    assert annotations["serving.osprey.dev/drift-reference"] == str(model["reference_path"])
     # Settings without a reference are refused by nobody and do nothing:
     # a service without the annotations has no detector.
     r = requests.get(f"{platform.api}/osprey/v1/namespaces/default/inferenceservices/none/drift",

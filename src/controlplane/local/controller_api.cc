@@ -226,6 +226,11 @@ absl::StatusOr<std::vector<Controller::ApplyResult>> Controller::Apply(
       for (auto& c : isvc->predictor.containers)
         for (auto& e : c.env)
           if (e.name == "STORAGE_URI") absolute(e.value);
+      // The drift reference is a storage URI too (monitoring.h).
+      for (auto* annotations : {&isvc->meta.annotations, &isvc->predictor.annotations})
+        if (auto it = annotations->find(kDriftReferenceAnnotation);
+            it != annotations->end() && !it->second.starts_with("first:"))
+          absolute(it->second);
     }
   }
   std::vector<ApplyResult> results;
