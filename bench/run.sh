@@ -74,6 +74,11 @@ case ",${BENCH_ONLY:-drift}," in
   *,drift,*)
     "$PY" bench/drift_bench.py || status=$? ;;
 esac
+# Payload logging: a logger (mode all, nginx sink) on vs off at saturation.
+case ",${BENCH_ONLY:-payload_log}," in
+  *,payload_log,*)
+    "$PY" bench/payload_log_bench.py || status=$? ;;
+esac
 # The gateway: through it vs straight to the replica; cold start from zero.
 case ",${BENCH_ONLY:-gateway}," in
   *,gateway,*)

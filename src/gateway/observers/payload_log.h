@@ -36,7 +36,8 @@
 // that still fails after its attempts (or that the sink refuses with
 // another 4xx) is given up. Both are counted, and rendered as Prometheus
 // families on the gateway's /metrics. The threads start with the first
-// event, so a gateway without loggers runs none.
+// event, so a gateway without loggers runs none. The senders run at the
+// lowest CPU priority: logging is best effort, the answers come first.
 //
 // Thread safety: every method may be called from any thread.
 
@@ -85,6 +86,10 @@ class PayloadLogObserver : public ExchangeObserver {
     std::chrono::milliseconds backoff{50};  // before the second attempt, then doubling
     std::chrono::milliseconds max_backoff{2000};
     std::chrono::milliseconds timeout{5000};  // per attempt
+    // Sender threads at the lowest CPU priority (nice 19): under
+    // saturation the requests win the CPU and events past the queue bound
+    // are dropped; idle CPU still delivers everything.
+    bool low_priority = true;
   };
   explicit PayloadLogObserver(Options options);
   // Stops the senders; events still queued are not sent.
