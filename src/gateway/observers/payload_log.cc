@@ -1,13 +1,19 @@
 #include "gateway/observers/payload_log.h"
 
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <ctime>
 #include <memory>
+#include <optional>
 
 #include "common/json_writer.h"
 #include "common/prometheus.h"
@@ -68,6 +74,174 @@ std::string_view Find(std::string_view lines, std::string_view name) {
 bool Retryable(int status) { return status == 429 || status >= 500; }
 
 }  // namespace
+
+bool ParseSinkUrl(std::string_view url, SinkUrl* out) {
+  if (!url.starts_with("http://")) return false;
+  url.remove_prefix(7);
+  const size_t slash = url.find('/');
+  std::string_view authority = url.substr(0, slash);
+  out->path = slash == std::string_view::npos ? "/" : std::string(url.substr(slash));
+  if (authority.empty() || authority.find('@') != std::string_view::npos) return false;
+  out->authority = std::string(authority);
+  if (authority.front() == '[') {  // [v6]:port
+    const size_t close = authority.find(']');
+    if (close == std::string_view::npos) return false;
+    out->host = std::string(authority.substr(1, close - 1));
+    authority.remove_prefix(close + 1);
+    out->port = authority.starts_with(":") ? std::string(authority.substr(1)) : "80";
+  } else {
+    const size_t colon = authority.rfind(':');
+    out->host = std::string(authority.substr(0, colon));
+    out->port = colon == std::string_view::npos ? "80" : std::string(authority.substr(colon + 1));
+  }
+  return !out->host.empty() && !out->port.empty();
+}
+
+int ParseResponse(std::string_view in, int* status, size_t* consumed, bool* close) {
+  const size_t head_end = in.find("\r\n\r\n");
+  if (head_end == std::string_view::npos) return in.size() > (64 << 10) ? -1 : 0;
+  const std::string_view head = in.substr(0, head_end + 2);
+  if (!head.starts_with("HTTP/1.") || head.size() < 12) return -1;
+  *status = 0;
+  for (char c : head.substr(9, 3)) {
+    if (c < '0' || c > '9') return -1;
+    *status = *status * 10 + (c - '0');
+  }
+  std::optional<size_t> length;
+  bool chunked = false;
+  *close = head.starts_with("HTTP/1.0");
+  ForEachHeader(head.substr(head.find("\r\n") + 2), [&](std::string_view n, std::string_view v) {
+    if (IEquals(n, "content-length")) {
+      size_t l = 0;
+      for (char c : v) l = (c >= '0' && c <= '9') ? l * 10 + (c - '0') : l;
+      length = l;
+    } else if (IEquals(n, "transfer-encoding")) {
+      chunked = IEquals(v, "chunked");
+    } else if (IEquals(n, "connection")) {
+      *close = IEquals(v, "close");
+    }
+  });
+  size_t at = head_end + 4;
+  if (*status / 100 == 1 || *status == 204 || *status == 304) {
+    *consumed = at;
+    return 1;
+  }
+  if (chunked) {
+    for (;;) {
+      const size_t eol = in.find("\r\n", at);
+      if (eol == std::string_view::npos) return 0;
+      size_t size = 0;
+      for (char c : in.substr(at, eol - at)) {
+        const int d = c >= '0' && c <= '9'   ? c - '0'
+                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                             : -1;
+        if (d < 0) break;  // chunk extensions
+        size = size * 16 + d;
+      }
+      if (size == 0) {  // the last chunk, then trailers up to a blank line
+        const size_t end = in.find("\r\n\r\n", eol);
+        if (end == std::string_view::npos) return 0;
+        *consumed = end + 4;
+        return 1;
+      }
+      at = eol + 2 + size + 2;
+      if (at > in.size()) return 0;
+    }
+  }
+  if (!length) return -1;  // a body up to the connection's end: not kept alive
+  if (in.size() < at + *length) return 0;
+  *consumed = at + *length;
+  return 1;
+}
+
+Pipeline::~Pipeline() { Close(); }
+
+void Pipeline::Close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  in_.clear();
+}
+
+bool Pipeline::Connect(const SinkUrl& url, std::chrono::milliseconds timeout) {
+  if (fd_ >= 0 && authority_ == url.authority) return true;
+  Close();
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(url.host.c_str(), url.port.c_str(), &hints, &found) != 0) return false;
+  timeval tv{static_cast<time_t>(timeout.count() / 1000),
+             static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
+  for (addrinfo* a = found; a != nullptr && fd_ < 0; a = a->ai_next) {
+    fd_ = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd_ < 0) continue;
+    // Also the connect timeout (Linux).
+    setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    const int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (::connect(fd_, a->ai_addr, a->ai_addrlen) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+  freeaddrinfo(found);
+  authority_ = url.authority;
+  return fd_ >= 0;
+}
+
+void Pipeline::Post(const SinkUrl& url, const std::vector<PayloadEvent*>& events,
+                    std::chrono::milliseconds timeout, std::vector<int>* statuses) {
+  statuses->assign(events.size(), 0);
+  out_.clear();
+  for (const PayloadEvent* ev : events) {
+    StrAppend(&out_, "POST ", url.path, " HTTP/1.1\r\nHost: ", url.authority, "\r\n");
+    for (const auto& [n, v] : ev->headers) StrAppend(&out_, n, ": ", v, "\r\n");
+    StrAppend(&out_, "Content-Length: ", ev->body.size(), "\r\n\r\n");
+    out_.append(ev->body);
+  }
+  // A kept-alive connection the sink closed meanwhile answers nothing: once
+  // more on a new one.
+  for (int round = 0; round < 2; ++round) {
+    const bool reused = fd_ >= 0 && authority_ == url.authority;
+    if (!Connect(url, timeout)) return;
+    size_t done = 0;
+    bool failed = false;
+    for (size_t off = 0; off < out_.size() && !failed;) {
+      const ssize_t n = ::send(fd_, out_.data() + off, out_.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) {
+        failed = true;
+      } else {
+        off += static_cast<size_t>(n);
+      }
+    }
+    char buf[16384];
+    while (!failed && done < events.size()) {
+      int status = 0;
+      size_t consumed = 0;
+      bool close = false;
+      const int r = ParseResponse(in_, &status, &consumed, &close);
+      if (r < 0) {
+        failed = true;
+      } else if (r > 0) {
+        in_.erase(0, consumed);
+        if (status / 100 == 1) continue;  // interim
+        (*statuses)[done++] = status;
+        if (close) failed = true;  // the rest on a new connection, by a retry
+      } else {
+        const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+        if (n <= 0) {
+          failed = true;
+        } else {
+          in_.append(buf, static_cast<size_t>(n));
+        }
+      }
+    }
+    if (!failed) return;
+    Close();
+    if (done > 0 || !reused) return;  // what got no answer is retried with backoff
+  }
+}
 
 std::string CanonicalHeaderName(std::string_view name) {
   std::string out(name);
@@ -227,44 +401,72 @@ void PayloadLogObserver::RunSender() {
   // The lowest CPU priority: on a saturated machine the requests go first
   // and the queue overflows (counted) rather than the answers slowing down.
   if (options_.low_priority) setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
-  HttpClient client;
-  HttpClientRequest request;
-  request.method = "POST";
-  request.timeout = options_.timeout;
-  request.connect_timeout = std::min(options_.timeout, std::chrono::milliseconds(2000));
+  HttpClient client;  // https:// sinks
+  Pipeline pipeline;  // http:// sinks
   for (;;) {
-    PayloadEvent ev;
+    std::vector<PayloadEvent> batch;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (stopping_) return;
-      ev = std::move(queue_.front());
-      queue_.pop_front();
+      // The events to one URL at the queue's head, in one pipelined write.
+      do {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      } while (!queue_.empty() && batch.size() < kBatch && queue_.front().url == batch[0].url);
     }
-    request.url = std::move(ev.url);
-    request.headers = std::move(ev.headers);
-    request.body = std::move(ev.body);
-    // No Content-Type of its own: none (libcurl would add a form's).
-    if (std::none_of(request.headers.begin(), request.headers.end(),
-                     [](const auto& h) { return h.first == "Content-Type"; }))
-      request.headers.emplace_back("Content-Type", "");
-    std::chrono::milliseconds backoff = options_.backoff;
-    bool delivered = false;
-    for (int attempt = 0; attempt < std::max(1, options_.attempts); ++attempt) {
-      if (attempt > 0) {
-        retries_.fetch_add(1, std::memory_order_relaxed);
-        if (!Backoff(backoff)) return;
-        backoff = std::min(backoff * 2, options_.max_backoff);
-      }
-      auto r = client.Send(request);
-      if (r.ok() && r->status >= 200 && r->status < 300) {
-        delivered = true;
-        break;
-      }
-      if (r.ok() && !Retryable(r->status)) break;  // the sink refuses it
-    }
-    (delivered ? sent_ : failed_).fetch_add(1, std::memory_order_relaxed);
+    if (!Deliver(batch, client, pipeline)) return;
   }
+}
+
+bool PayloadLogObserver::Deliver(std::vector<PayloadEvent>& batch, HttpClient& client,
+                                 Pipeline& pipeline) {
+  std::vector<PayloadEvent*> pending;
+  for (auto& ev : batch) pending.push_back(&ev);
+  SinkUrl url;
+  const bool plain = ParseSinkUrl(batch[0].url, &url);
+  std::chrono::milliseconds backoff = options_.backoff;
+  std::vector<int> statuses;
+  for (int attempt = 0; attempt < std::max(1, options_.attempts) && !pending.empty(); ++attempt) {
+    if (attempt > 0) {
+      retries_.fetch_add(pending.size(), std::memory_order_relaxed);
+      if (!Backoff(backoff)) return false;
+      backoff = std::min(backoff * 2, options_.max_backoff);
+    }
+    if (plain) {
+      pipeline.Post(url, pending, options_.timeout, &statuses);
+    } else {
+      statuses.assign(pending.size(), 0);
+      for (size_t i = 0; i < pending.size(); ++i) {
+        HttpClientRequest request;
+        request.method = "POST";
+        request.url = pending[i]->url;
+        request.headers = pending[i]->headers;
+        request.body = pending[i]->body;
+        request.timeout = options_.timeout;
+        // No Content-Type of its own: none (libcurl would add a form's).
+        if (std::none_of(request.headers.begin(), request.headers.end(),
+                         [](const auto& h) { return h.first == "Content-Type"; }))
+          request.headers.emplace_back("Content-Type", "");
+        auto r = client.Send(request);
+        if (r.ok()) statuses[i] = r->status;
+      }
+    }
+    std::vector<PayloadEvent*> again;
+    for (size_t i = 0; i < pending.size(); ++i) {
+      const int status = statuses[i];
+      if (status >= 200 && status < 300) {
+        sent_.fetch_add(1, std::memory_order_relaxed);
+      } else if (status == 0 || Retryable(status)) {
+        again.push_back(pending[i]);
+      } else {
+        failed_.fetch_add(1, std::memory_order_relaxed);  // the sink refuses it
+      }
+    }
+    pending = std::move(again);
+  }
+  failed_.fetch_add(pending.size(), std::memory_order_relaxed);
+  return true;
 }
 
 PayloadLogObserver::Counts PayloadLogObserver::counts() const {
