@@ -370,7 +370,7 @@ void PayloadLogObserver::OnComplete(const Exchange& e) {
 }
 
 void PayloadLogObserver::Enqueue(std::vector<PayloadEvent> events) {
-  size_t dropped = 0;
+  size_t dropped = 0, before = 0, after = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
@@ -379,6 +379,7 @@ void PayloadLogObserver::Enqueue(std::vector<PayloadEvent> events) {
       for (int i = 0; i < std::max(1, options_.senders); ++i)
         senders_.emplace_back([this] { RunSender(); });
     }
+    before = queue_.size();
     for (auto& ev : events) {
       if (queue_.size() >= options_.queue_limit) {
         ++dropped;
@@ -386,10 +387,11 @@ void PayloadLogObserver::Enqueue(std::vector<PayloadEvent> events) {
       }
       queue_.push_back(std::move(ev));
     }
+    after = queue_.size();
   }
   if (dropped) dropped_.fetch_add(dropped, std::memory_order_relaxed);
-  cv_.notify_one();
-  if (events.size() > 1) cv_.notify_one();
+  // Wake a sender for the first event, and for a full batch; no more.
+  if (before == 0 || (before < kBatch && after >= kBatch)) cv_.notify_one();
 }
 
 bool PayloadLogObserver::Backoff(std::chrono::milliseconds d) {
@@ -408,7 +410,12 @@ void PayloadLogObserver::RunSender() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      // A moment for more to come: one wake-up and one write per batch,
+      // not per event (a busy gateway shares its CPU with this thread).
+      if (queue_.size() < kBatch)
+        cv_.wait_for(lock, kLinger, [this] { return stopping_ || queue_.size() >= kBatch; });
       if (stopping_) return;
+      if (queue_.empty()) continue;  // another sender took them
       // The events to one URL at the queue's head, in one pipelined write.
       do {
         batch.push_back(std::move(queue_.front()));

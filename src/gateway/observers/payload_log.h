@@ -30,7 +30,8 @@
 //
 // Delivery never blocks the exchange: OnComplete builds the events and
 // appends them to a bounded queue (a mutex held for a push); a few sender
-// threads of the logger's own POST them: to an http:// sink, the events
+// threads of the logger's own (woken for the first event and for each
+// 64, else after 2 ms) POST them: to an http:// sink, the events
 // waiting for one URL (up to 64) pipelined on a kept-alive connection, one
 // write for all and their answers read in order; to an https:// one through
 // libcurl, one at a time. A connection failure, a timeout, a 429 or a 5xx is
@@ -161,6 +162,8 @@ class PayloadLogObserver : public ExchangeObserver {
   // Sends a batch of events to one URL, with retries; false when stopping.
   bool Deliver(std::vector<PayloadEvent>& batch, HttpClient& client, Pipeline& pipeline);
   static constexpr size_t kBatch = 64;
+  // How long a sender waits for a batch to fill once an event is queued.
+  static constexpr std::chrono::milliseconds kLinger{2};
   // Waits `d` unless stopping; false when stopping.
   bool Backoff(std::chrono::milliseconds d);
 
