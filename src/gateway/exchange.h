@@ -1,9 +1,9 @@
 #pragma once
 
 // A finished exchange as the gateway's observers see it, and the observer
-// interface: the access log and the metrics are observers
-// (gateway/observers/), and so are future sinks (payload logging, trace
-// export). The gateway calls every observer once per exchange that reached a
+// interface: the access log, the metrics and the payload logger are
+// observers (gateway/observers/), and so are future sinks (trace export).
+// The gateway calls every observer once per exchange that reached a
 // revision (requests refused before one was chosen, e.g. no route, are not
 // exchanges of any revision), after its outcome is known and before the
 // client gets the answer.
