@@ -44,6 +44,7 @@ kube-deps: deps
 	@OSPREY_DEPS_KUBE=1 scripts/deps.sh
 
 bench: build-release
+	@OSPREY_DEPS_BENCH=1 scripts/deps.sh
 	@OSPREY_BIN=build/release/apps/osprey/osprey bench/run.sh
 	@case ",$${BENCH_ONLY:-operator}," in *,operator,*) OSPREY_BIN=build/release/apps/osprey/osprey $(PY) bench/operator_scale.py ;; esac
 

@@ -52,6 +52,16 @@ if [ "$(cat "$STAMP_DIR/pip" 2>/dev/null)" != "$req_hash" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ" -c scripts/constraints.txt
   echo "$req_hash" > "$STAMP_DIR/pip"
 fi
+# The benchmarks' references (make bench only: heavy, and no test needs them).
+if [ "${OSPREY_DEPS_BENCH:-0}" = 1 ]; then
+  bench_hash=$(sha256sum scripts/requirements-bench.txt scripts/constraints.txt | sha256sum | cut -c1-16)
+  if [ "$(cat "$STAMP_DIR/pip-bench" 2>/dev/null)" != "$bench_hash" ]; then
+    echo "deps: installing the benchmarks' Python packages into $VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r scripts/requirements-bench.txt \
+      -r "$REQ" -c scripts/constraints.txt
+    echo "$bench_hash" > "$STAMP_DIR/pip-bench"
+  fi
+fi
 
 # versitygw: an S3 gateway over a POSIX directory that checks SigV4 signatures,
 # the S3 server of the storage initializer's end-to-end tests
