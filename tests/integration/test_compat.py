@@ -5,17 +5,15 @@
   covered in test_storage.py).
 - A replica that cannot start (its program missing) or dies before it is
   ready surfaces as the revision's failure, with the reason, within seconds.
-- `--model_name` in the predictor's args names the served model, over REST
-  and gRPC (tritonclient), as KServe's servers take it.
+- `--model_name` in the predictor's args names the served model, as KServe's
+  servers take it (over gRPC: grpc/test_gateway_grpc.py).
 - The runtimes a current KServe installs, kserve-predictiveserver among them.
 """
 
 import shutil
 
-import numpy as np
 import pytest
 import requests
-import tritonclient.grpc as tgrpc
 
 import harness
 from platform_harness import Platform, example_models, isvc_yaml
@@ -101,15 +99,6 @@ def test_model_name_in_the_args_names_the_served_model(platform):
     r = requests.post(f"{platform.gateway}/v1/models/named:predict",
                       json={"instances": IRIS_ROWS}, headers=host, timeout=10)
     assert r.status_code == 404, r.text
-    c = tgrpc.InferenceServerClient(url=f"127.0.0.1:{platform.grpc_port}",
-                                    channel_args=[("grpc.default_authority",
-                                                   platform.host("named"))])
-    assert c.is_model_ready("flowers")
-    rows = np.asarray(IRIS_ROWS, dtype=np.float32)
-    inp = tgrpc.InferInput("input-0", list(rows.shape), "FP32")
-    inp.set_data_from_numpy(rows)
-    out = c.infer("flowers", [inp], client_timeout=30).as_numpy("output-0")
-    np.testing.assert_array_equal(out, [1.0, 1.0])
 
 
 @pytest.mark.parametrize("fmt,model", [("sklearn", "sklearn-iris"), ("xgboost", "xgboost-iris")])

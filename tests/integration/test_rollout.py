@@ -150,8 +150,8 @@ def test_shadow_traffic_reaches_the_latest_revision_without_moving_traffic(platf
 
     def mirrored():
         text = requests.get(f"{platform.api}/metrics").text
-        line = ('osprey_gateway_requests_total{namespace="default",'
-                'revision="shadow-predictor-00002",code_class="2xx"} ')
+        line = ('osprey_gateway_requests_total{namespace="default",inferenceservice="shadow",'
+                'component="predictor",revision="shadow-predictor-00002",code_class="2xx"} ')
         return any(l.startswith(line) and int(l[len(line):]) == 200 for l in text.splitlines())
 
     harness.wait_until(mirrored, 10, "200 shadow copies answered by revision 2")

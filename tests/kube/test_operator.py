@@ -146,7 +146,10 @@ def test_isvc_runs_as_a_revision_deployment_and_turns_ready(kube, kube_node, nam
     assert pod["containers"][0]["name"] == "kserve-container"
     managers = {m["manager"] for m in dep["metadata"]["managedFields"]}
     assert "osprey" in managers
-    svc = kube.api.get(f"/api/v1/namespaces/{namespace}/services/iris-predictor-00001")
+    # The Service is applied after the Deployment, by the same reconcile.
+    svc_path = f"/api/v1/namespaces/{namespace}/services/iris-predictor-00001"
+    wait_until(lambda: kube.api.get_or_none(svc_path), 30, "Service iris-predictor-00001")
+    svc = kube.api.get(svc_path)
     assert svc["spec"]["selector"] == {"serving.knative.dev/revision": "iris-predictor-00001"}
 
     obj = wait_ready(kube, namespace, "iris")

@@ -78,8 +78,9 @@ def test_scale_from_zero_on_a_grpc_call(platform, model_dir):
     np.testing.assert_array_equal(infer(c, "grpc-sleepy"), [1.0, 1.0])
     import requests
     text = requests.get(f"{platform.api}/metrics").text
-    assert ('osprey_gateway_requests_total{namespace="default",'
-            'revision="grpc-sleepy-predictor-00001",code_class="2xx"} 1') in text, text
+    assert ('osprey_gateway_requests_total{namespace="default",inferenceservice="grpc-sleepy",'
+            'component="predictor",revision="grpc-sleepy-predictor-00001",code_class="2xx"} 1'
+            ) in text, text
 
 
 def health_check(platform, service, authority=None):
@@ -104,3 +105,16 @@ def test_gateway_answers_its_own_health(platform):
     assert e.value.code() == grpc.StatusCode.NOT_FOUND and "no.such.Service" in e.value.details()
     # Routed to an InferenceService by :authority, the replica's own health answers.
     assert health_check(platform, "", platform.host("grpc-iris")) == serving
+
+
+def test_model_name_in_the_args_names_the_served_model(platform, model_dir):
+    """`--model_name` in the predictor's args names the served model over gRPC too
+    (its REST half is in test_compat.py)."""
+    platform.apply_text(isvc_yaml("grpc-named", "xgboost", model_dir,
+                                  extra_model="\n      args: [\"--model_name=flowers\"]"))
+    c = client(platform, platform.host("grpc-named"))
+    assert c.is_model_ready("flowers")
+    np.testing.assert_array_equal(infer(c, "flowers"), [1.0, 1.0])
+    with pytest.raises(InferenceServerException) as e:
+        infer(c, "grpc-named")
+    assert "grpc-named" in str(e.value)
