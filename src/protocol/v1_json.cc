@@ -107,74 +107,173 @@ void WriteNested(const Tensor& t, const std::vector<std::string_view>& strings, 
   w.EndArray();
 }
 
-// The column of feature `key` in the model's feature names; instance `r` names it.
-absl::StatusOr<size_t> FeatureColumn(const ModelMetadata& md, std::string_view key, size_t r) {
-  size_t col = 0;
-  while (col < md.feature_names.size() && md.feature_names[col] != key) ++col;
-  if (col == md.feature_names.size())
-    return absl::InvalidArgumentError(
-        StrCat("instance ", r, ": unknown feature '", key, "' for model '", md.name, "'"));
-  return col;
+// One row of the request after pandas-shaped instances are unfolded: a list
+// of values, or the (column name, value) pairs of a record (a null value
+// pointer: a cell its column leaves out, i.e. missing).
+struct Row {
+  const Value* list = nullptr;
+  std::vector<std::pair<std::string_view, const Value*>> fields;
+  size_t instance = 0;  // which instance it came from, for errors
+  size_t within = 0;    // its row within that instance
+  bool one_of_many = false;
+};
+
+std::string Where(const Row& row) {
+  return row.one_of_many ? StrCat("instance ", row.instance, " row ", row.within)
+                         : StrCat("instance ", row.instance);
 }
+
+std::string_view Key(const Value& name) { return {name.GetString(), name.GetStringLength()}; }
+
+// KServe's V1 instances, as its servers hand them to pandas: each instance is
+// a list of values; a list of records ([{column: value}, ...]); a column
+// dictionary, {column: [values]} or pandas' to_dict() shape {column: {index:
+// value}} (rows in the order their index first appears); or, beyond KServe,
+// one record {column: scalar}.
+absl::Status UnfoldInstances(const Value& instances, std::vector<Row>* rows) {
+  rows->reserve(instances.Size());
+  for (size_t i = 0; i < instances.Size(); ++i) {
+    const Value& inst = instances[static_cast<rapidjson::SizeType>(i)];
+    if (inst.IsArray() && !inst.Empty() && inst[0].IsObject()) {
+      for (size_t j = 0; j < inst.Size(); ++j) {
+        const Value& rec = inst[static_cast<rapidjson::SizeType>(j)];
+        if (!rec.IsObject())
+          return absl::InvalidArgumentError(StrCat(
+              "instance ", i, " is a list of records, but its element ", j, " is not an object"));
+        Row& row = rows->emplace_back(Row{nullptr, {}, i, j, true});
+        for (const auto& m : rec.GetObject()) row.fields.emplace_back(Key(m.name), &m.value);
+      }
+    } else if (inst.IsArray()) {
+      rows->push_back(Row{&inst, {}, i, 0, false});
+    } else if (inst.IsObject() && inst.MemberCount() > 0 && inst.MemberBegin()->value.IsArray()) {
+      // {column: [values]}: every column as long as the first.
+      const size_t n = inst.MemberBegin()->value.Size();
+      for (const auto& m : inst.GetObject())
+        if (!m.value.IsArray() || m.value.Size() != n)
+          return absl::InvalidArgumentError(
+              StrCat("instance ", i, " is a column dictionary, but column '", Key(m.name), "' ",
+                     m.value.IsArray() ? StrCat("has ", m.value.Size(), " values, not ", n)
+                                       : std::string("is not a list")));
+      const size_t first = rows->size();
+      for (size_t j = 0; j < n; ++j) rows->push_back(Row{nullptr, {}, i, j, true});
+      for (const auto& m : inst.GetObject())
+        for (size_t j = 0; j < n; ++j)
+          (*rows)[first + j].fields.emplace_back(Key(m.name),
+                                                 &m.value[static_cast<rapidjson::SizeType>(j)]);
+    } else if (inst.IsObject() && inst.MemberCount() > 0 && inst.MemberBegin()->value.IsObject()) {
+      // {column: {index: value}}: one row per index, cells a column lacks missing.
+      const size_t first = rows->size();
+      std::vector<std::string_view> index;
+      for (const auto& m : inst.GetObject()) {
+        if (!m.value.IsObject())
+          return absl::InvalidArgumentError(StrCat("instance ", i,
+                                                   " is an index-keyed column dictionary, but "
+                                                   "column '",
+                                                   Key(m.name), "' is not an object"));
+        for (const auto& cell : m.value.GetObject()) {
+          size_t j = 0;
+          while (j < index.size() && index[j] != Key(cell.name)) ++j;
+          if (j == index.size()) {
+            index.push_back(Key(cell.name));
+            rows->push_back(Row{nullptr, {}, i, j, true});
+          }
+          (*rows)[first + j].fields.emplace_back(Key(m.name), &cell.value);
+        }
+      }
+    } else if (inst.IsObject()) {
+      Row& row = rows->emplace_back(Row{nullptr, {}, i, 0, false});
+      for (const auto& m : inst.GetObject()) row.fields.emplace_back(Key(m.name), &m.value);
+    } else {
+      rows->push_back(Row{&inst, {}, i, 0, false});  // a scalar: one value
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The columns records are placed in: the model's feature names, else the
+// names in the order they first appear (as pandas orders a frame's columns).
+class Columns {
+ public:
+  Columns(const ModelMetadata& md, const std::vector<Row>& rows) : md_(md) {
+    if (!md.feature_names.empty()) return;
+    for (const Row& r : rows)
+      for (const auto& f : r.fields)
+        if (std::find(seen_.begin(), seen_.end(), f.first) == seen_.end()) seen_.push_back(f.first);
+  }
+  size_t size() const {
+    return md_.feature_names.empty() ? seen_.size() : md_.feature_names.size();
+  }
+  absl::StatusOr<size_t> Find(std::string_view key, const Row& row) const {
+    if (md_.feature_names.empty())
+      return static_cast<size_t>(std::find(seen_.begin(), seen_.end(), key) - seen_.begin());
+    size_t col = 0;
+    while (col < md_.feature_names.size() && md_.feature_names[col] != key) ++col;
+    if (col == md_.feature_names.size())
+      return absl::InvalidArgumentError(
+          StrCat(Where(row), ": unknown feature '", key, "' for model '", md_.name, "'"));
+    return col;
+  }
+
+ private:
+  const ModelMetadata& md_;
+  std::vector<std::string_view> seen_;
+};
 
 // Rows for a model whose input is BYTES (mixed categorical and numeric
 // fields): every value becomes text, numbers in their shortest form, booleans
-// as true/false, null (and a field an object leaves out) as "" (missing).
-absl::StatusOr<InferRequest> DecodeTextRows(const Value& rows, const ModelMetadata& md,
+// as true/false, null (and a field a record leaves out) as "" (missing).
+absl::StatusOr<InferRequest> DecodeTextRows(const std::vector<Row>& rows, const ModelMetadata& md,
                                             const TensorSpec& spec) {
   const int64_t want = spec.shape.size() == 2 ? spec.shape[1] : -1;
   std::vector<std::string> cells;
-  auto text = [](const Value& v, size_t r, std::string_view where,
+  auto text = [](const Value* v, const Row& r, std::string_view where,
                  std::string* out) -> absl::Status {
-    if (v.IsString()) {
-      out->assign(v.GetString(), v.GetStringLength());
-    } else if (v.IsBool()) {
-      *out = v.GetBool() ? "true" : "false";
-    } else if (v.IsNull()) {
+    if (v == nullptr || v->IsNull()) {
       out->clear();
-    } else if (v.IsNumber()) {
+    } else if (v->IsString()) {
+      out->assign(v->GetString(), v->GetStringLength());
+    } else if (v->IsBool()) {
+      *out = v->GetBool() ? "true" : "false";
+    } else if (v->IsNumber()) {
       char buf[32];
-      auto res = std::to_chars(buf, buf + sizeof(buf), v.GetDouble());
+      auto res = std::to_chars(buf, buf + sizeof(buf), v->GetDouble());
       out->assign(buf, res.ptr);
     } else {
       return absl::InvalidArgumentError(
-          StrCat("instance ", r, where, " must be a string, number, boolean or null"));
+          StrCat(Where(r), where, " must be a string, number, boolean or null"));
     }
     return absl::OkStatus();
   };
-  const size_t n = rows.Size();
+  const Columns columns(md, rows);
   int64_t width = -1;
-  for (size_t r = 0; r < n; ++r) {
-    const Value& row = rows[static_cast<rapidjson::SizeType>(r)];
+  for (const Row& row : rows) {
     const size_t before = cells.size();
-    if (row.IsObject()) {
-      cells.resize(before + md.feature_names.size());
-      for (const auto& m : row.GetObject()) {
-        std::string_view key(m.name.GetString(), m.name.GetStringLength());
-        OSPREY_ASSIGN_OR_RETURN(size_t col, FeatureColumn(md, key, r));
-        OSPREY_RETURN_IF_ERROR(
-            text(m.value, r, StrCat(": feature '", key, "'"), &cells[before + col]));
+    if (row.list == nullptr) {
+      cells.resize(before + columns.size());
+      for (const auto& [key, v] : row.fields) {
+        OSPREY_ASSIGN_OR_RETURN(size_t col, columns.Find(key, row));
+        OSPREY_RETURN_IF_ERROR(text(v, row, StrCat(": feature '", key, "'"), &cells[before + col]));
       }
-    } else if (row.IsArray()) {
-      for (const Value& v : row.GetArray()) {
-        cells.emplace_back();
-        OSPREY_RETURN_IF_ERROR(text(v, r, "", &cells.back()));
-      }
+    } else if (!row.list->IsArray()) {
+      return absl::InvalidArgumentError(StrCat(Where(row), " must be a list or an object"));
     } else {
-      return absl::InvalidArgumentError(StrCat("instance ", r, " must be a list or an object"));
+      for (const Value& v : row.list->GetArray()) {
+        cells.emplace_back();
+        OSPREY_RETURN_IF_ERROR(text(&v, row, "", &cells.back()));
+      }
     }
     const int64_t got = static_cast<int64_t>(cells.size() - before);
     if (want >= 0 && got != want)
-      return absl::InvalidArgumentError(StrCat("instance ", r, " has ", got, " values; model '",
+      return absl::InvalidArgumentError(StrCat(Where(row), " has ", got, " values; model '",
                                                md.name, "' input '", spec.name, "' expects ",
                                                want));
     if (width < 0) width = got;
     if (got != width)
       return absl::InvalidArgumentError(
-          StrCat("instance ", r, " has ", got, " values, but instance 0 has ", width));
+          StrCat(Where(row), " has ", got, " values, but instance 0 has ", width));
   }
   if (width < 0) width = want >= 0 ? want : 0;
-  Tensor t(spec.name, DataType::kBytes, {static_cast<int64_t>(n), width});
+  Tensor t(spec.name, DataType::kBytes, {static_cast<int64_t>(rows.size()), width});
   std::string* bytes = t.mutable_owned_data();
   for (const std::string& c : cells) AppendBytesElement(c, bytes);
   InferRequest req;
@@ -205,44 +304,41 @@ absl::StatusOr<InferRequest> DecodeV1PredictRequest(std::string_view body,
   // Features per row the model expects, when the metadata fixes it.
   int64_t want = spec.shape.size() == 2 ? spec.shape[1] : -1;
 
-  if (spec.datatype == DataType::kBytes) return DecodeTextRows(rows->value, md, spec);
+  std::vector<Row> unfolded;
+  OSPREY_RETURN_IF_ERROR(UnfoldInstances(rows->value, &unfolded));
+  if (spec.datatype == DataType::kBytes) return DecodeTextRows(unfolded, md, spec);
 
+  const Columns columns(md, unfolded);
   std::vector<double> values;
-  size_t n = rows->value.Size();
+  const size_t n = unfolded.size();
   int64_t width = -1;
-  for (size_t r = 0; r < n; ++r) {
-    const Value& row = rows->value[static_cast<rapidjson::SizeType>(r)];
+  for (const Row& row : unfolded) {
     size_t before = values.size();
-    if (row.IsObject()) {
-      if (md.feature_names.empty())
-        return absl::InvalidArgumentError(
-            StrCat("instance ", r, " is an object, but model '", md.name,
-                   "' has no feature names; send each instance as a list of values"));
-      values.resize(before + md.feature_names.size(), std::nan(""));
-      for (const auto& m : row.GetObject()) {
-        std::string_view key(m.name.GetString(), m.name.GetStringLength());
-        OSPREY_ASSIGN_OR_RETURN(size_t col, FeatureColumn(md, key, r));
-        const Value& v = m.value;
-        if (v.IsNumber())
-          values[before + col] = v.GetDouble();
-        else if (v.IsBool())
-          values[before + col] = v.GetBool() ? 1.0 : 0.0;
-        else if (!v.IsNull())
+    if (row.list == nullptr) {
+      values.resize(before + columns.size(), std::nan(""));
+      for (const auto& [key, v] : row.fields) {
+        OSPREY_ASSIGN_OR_RETURN(size_t col, columns.Find(key, row));
+        if (v == nullptr || v->IsNull()) continue;
+        if (v->IsNumber())
+          values[before + col] = v->GetDouble();
+        else if (v->IsBool())
+          values[before + col] = v->GetBool() ? 1.0 : 0.0;
+        else
           return absl::InvalidArgumentError(
-              StrCat("instance ", r, ": feature '", key, "' must be a number, boolean or null"));
+              StrCat(Where(row), ": feature '", key, "' must be a number, boolean or null"));
       }
     } else {
-      OSPREY_RETURN_IF_ERROR(AppendLeaves(row, r, &values));
+      OSPREY_RETURN_IF_ERROR(AppendLeaves(*row.list, row.instance, &values));
     }
     int64_t got = static_cast<int64_t>(values.size() - before);
     if (width < 0) width = got;
     if (want >= 0 && got != want)
-      return absl::InvalidArgumentError(StrCat("instance ", r, " has ", got, " values; model '",
+      return absl::InvalidArgumentError(StrCat(Where(row), " has ", got, " values; model '",
                                                md.name, "' input '", spec.name, "' expects ",
                                                want));
     if (got != width)
       return absl::InvalidArgumentError(
-          StrCat("instance ", r, " has ", got, " values, but instance 0 has ", width));
+          StrCat(Where(row), " has ", got, " values, but instance 0 has ", width));
   }
 
   InferRequest req;
@@ -252,13 +348,13 @@ absl::StatusOr<InferRequest> DecodeV1PredictRequest(std::string_view body,
   if (width < 0) width = want >= 0 ? want : 0;
   Tensor t(spec.name, type, {static_cast<int64_t>(n), width});
   if (spec.shape.size() == 1) *t.mutable_shape() = {static_cast<int64_t>(values.size())};
-  if (spec.shape.size() > 2 && n > 0) {
+  if (spec.shape.size() > 2 && n > 0 && unfolded[0].list != nullptr) {
     // A model of [batch, d1, d2, ...] inputs: each instance keeps its own
     // nesting (an 8x8 image stays [1, 8, 8]) when it holds width values.
     std::vector<int64_t> dims = {static_cast<int64_t>(n)};
     int64_t count = 1;
-    for (const Value* v = &rows->value[0]; v->IsArray() && !v->Empty() && count <= width;
-         v = &(*v)[0]) {
+    for (const Value* v = unfolded[0].list;
+         v != nullptr && v->IsArray() && !v->Empty() && count <= width; v = &(*v)[0]) {
       dims.push_back(v->Size());
       count *= v->Size();  // at most width * (body size): no overflow
     }

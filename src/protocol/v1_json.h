@@ -12,12 +12,17 @@
 
 namespace osprey {
 
-// Builds a request for a single-input model from V1 rows. Each row is a list of
-// numbers (possibly nested, one value per feature) or an object mapping feature
-// names (metadata.feature_names) to values; features an object leaves out are
-// missing values (NaN). A BYTES model input gets every value as text (null and
-// left-out features as "", i.e. missing). The tensor takes the model input's name and, for
-// numeric inputs, FP32 (or FP64 when the model declares FP64); shape [N, F].
+// Builds a request for a single-input model from V1 instances, shaped as
+// KServe's servers accept them (pandas' shapes): each instance a list of
+// numbers (possibly nested, one value per feature), a list of records
+// [{feature: value}, ...], a column dictionary {feature: [values]} or
+// {feature: {index: value}} (pandas' to_dict()), or one record {feature:
+// value}. Record fields go to the model's feature names
+// (metadata.feature_names), else to columns in the order the names first
+// appear; features a record leaves out are missing values (NaN). A BYTES
+// model input gets every value as text (null and left-out features as "",
+// i.e. missing). The tensor takes the model input's name and, for numeric
+// inputs, FP32 (or FP64 when the model declares FP64); shape [N, F].
 absl::StatusOr<InferRequest> DecodeV1PredictRequest(std::string_view body,
                                                     const ModelMetadata& metadata);
 

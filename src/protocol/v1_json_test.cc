@@ -91,10 +91,82 @@ TEST(V1DecodeTest, Errors) {
     EXPECT_NE(req.status().message().find(c.message), std::string::npos)
         << c.body << " -> " << req.status().message();
   }
+}
+
+// KServe's servers hand V1 instances to pandas: lists of records, column
+// dictionaries and pandas' index-keyed to_dict() shape all give the same rows.
+TEST(V1DecodeTest, PandasShapes) {
+  const std::vector<float> want = {6.8f, 2.8f, 4.8f, 1.4f, 6.0f, 3.4f, 4.5f, 1.6f};
+  const char* bodies[] = {
+      R"({"instances":[[6.8,2.8,4.8,1.4],[6.0,3.4,4.5,1.6]]})",
+      R"({"instances":[[{"sl":6.8,"sw":2.8,"pl":4.8,"pw":1.4},{"pw":1.6,"pl":4.5,"sw":3.4,"sl":6.0}]]})",
+      R"({"instances":[{"sl":[6.8,6.0],"sw":[2.8,3.4],"pl":[4.8,4.5],"pw":[1.4,1.6]}]})",
+      R"({"instances":[{"sl":{"0":6.8,"1":6.0},"sw":{"0":2.8,"1":3.4},)"
+      R"("pl":{"0":4.8,"1":4.5},"pw":{"0":1.4,"1":1.6}}]})",
+      // Two instances, one row each: column dictionaries concatenate.
+      R"({"instances":[{"sl":[6.8],"sw":[2.8],"pl":[4.8],"pw":[1.4]},)"
+      R"({"pw":[1.6],"pl":[4.5],"sw":[3.4],"sl":[6.0]}]})",
+      R"({"inputs":[{"sl":6.8,"sw":2.8,"pl":4.8,"pw":1.4},{"sl":6.0,"sw":3.4,"pl":4.5,"pw":1.6}]})",
+  };
+  for (const char* body : bodies) {
+    auto req = DecodeV1PredictRequest(body, IrisMetadata());
+    ASSERT_TRUE(req.ok()) << body << " -> " << req.status();
+    EXPECT_EQ(req->inputs[0].shape(), (Shape{2, 4})) << body;
+    EXPECT_EQ(Floats(req->inputs[0]), want) << body;
+  }
+  // Index keys: rows in the order an index first appears; a cell a column
+  // lacks is missing.
+  auto req = DecodeV1PredictRequest(R"({"instances":[{"sl":{"b":1,"a":2},"pw":{"a":3}}]})",
+                                    IrisMetadata());
+  ASSERT_TRUE(req.ok()) << req.status();
+  auto v = Floats(req->inputs[0]);
+  EXPECT_EQ(v[0], 1.0f);
+  EXPECT_TRUE(std::isnan(v[3]));
+  EXPECT_EQ(v[4], 2.0f);
+  EXPECT_EQ(v[7], 3.0f);
+  // A model without feature names: columns in the order their names first appear.
   ModelMetadata unnamed = IrisMetadata();
   unnamed.feature_names.clear();
-  auto req = DecodeV1PredictRequest(R"({"instances":[{"sl":1}]})", unnamed);
-  EXPECT_NE(req.status().message().find("has no feature names"), std::string::npos);
+  req = DecodeV1PredictRequest(R"({"instances":[[{"x":1,"y":2,"z":3,"w":4},{"y":6,"x":5,"w":8}]]})",
+                               unnamed);
+  ASSERT_TRUE(req.ok()) << req.status();
+  v = Floats(req->inputs[0]);
+  EXPECT_EQ(v[4], 5.0f);
+  EXPECT_EQ(v[5], 6.0f);
+  EXPECT_TRUE(std::isnan(v[6]));
+  EXPECT_EQ(v[7], 8.0f);
+  // A BYTES input takes the cells as text, in the model's feature order.
+  ModelMetadata text = IrisMetadata();
+  text.inputs[0].datatype = DataType::kBytes;
+  req = DecodeV1PredictRequest(R"({"instances":[{"pw":["a",null],"sl":[1.5,true]}]})", text);
+  ASSERT_TRUE(req.ok()) << req.status();
+  std::vector<std::string> cells;
+  BytesReader reader(req->inputs[0].data());
+  std::string_view e;
+  while (reader.Next(&e)) cells.emplace_back(e);
+  EXPECT_EQ(cells, (std::vector<std::string>{"1.5", "", "", "a", "true", "", "", ""}));
+}
+
+TEST(V1DecodeTest, PandasShapeErrors) {
+  struct Case {
+    const char* body;
+    const char* message;
+  } cases[] = {
+      {R"({"instances":[{"sl":[1,2],"sw":[3]}]})",
+       "instance 0 is a column dictionary, but column 'sw' has 1 values, not 2"},
+      {R"({"instances":[{"sl":[1,2],"sw":3}]})", "column 'sw' is not a list"},
+      {R"({"instances":[{"sl":{"0":1},"sw":[3]}]})", "column 'sw' is not an object"},
+      {R"({"instances":[[{"sl":1},5]]})", "its element 1 is not an object"},
+      {R"({"instances":[[{"sl":1},{"petal":2}]]})", "instance 0 row 1: unknown feature 'petal'"},
+      {R"({"instances":[{"sl":["x"]}]})", "instance 0 row 0: feature 'sl' must be a number"},
+  };
+  for (const auto& c : cases) {
+    auto req = DecodeV1PredictRequest(c.body, IrisMetadata());
+    ASSERT_FALSE(req.ok()) << c.body;
+    EXPECT_EQ(req.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(req.status().message().find(c.message), std::string::npos)
+        << c.body << " -> " << req.status().message();
+  }
 }
 
 TEST(V1EncodeTest, ExplanationsPerRowAndPerGroup) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "protocol/content_type.h"
 #include "server/batcher.h"
 #include "server/validate.h"
 
@@ -43,8 +44,8 @@ void Complete(std::string_view name, std::string_view version, ModelMetrics& m,
 
 }  // namespace
 
-void InferenceCore::Infer(const InferRequest& request, InferResponse* response,
-                          Clock::time_point arrival, InferDone done) {
+void InferenceCore::Infer(InferRequest& request, InferResponse* response, Clock::time_point arrival,
+                          InferDone done) {
   auto found = registry_->Get(request.model_name, request.model_version);
   if (!found.ok()) {
     done(found.status());
@@ -52,7 +53,10 @@ void InferenceCore::Infer(const InferRequest& request, InferResponse* response,
   }
   const ServedModel& model = **found;
   ModelMetrics& m = *model.metrics;
-  absl::Status status = ValidateRequest(model.model->metadata(), request);
+  absl::Status status = HasContentTypes(request)
+                            ? DecodeContentTypes(model.model->metadata(), &request)
+                            : absl::OkStatus();
+  if (status.ok()) status = ValidateRequest(model.model->metadata(), request);
   if (!status.ok()) {
     m.failure.fetch_add(1, std::memory_order_relaxed);
     done(std::move(status));

@@ -29,7 +29,9 @@ class InferenceCore {
   // keeps `request` and `response` alive until then. `arrival` is when the
   // frontend had the whole request (queue time counts from there). On success
   // `response` carries model name, version, the request id and the outputs.
-  void Infer(const InferRequest& request, InferResponse* response, Clock::time_point arrival,
+  // Inputs with KServe's content types are first decoded in place
+  // (protocol/content_type.h), so a rejected request may have been rewritten.
+  void Infer(InferRequest& request, InferResponse* response, Clock::time_point arrival,
              InferDone done);
 
   // Explains `request` with the model it names (Model::Explain), inline on

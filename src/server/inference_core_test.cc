@@ -122,7 +122,7 @@ TEST(InferenceCoreTest, ABadRequestNeverReachesTheModel) {
       {wrong_shape, absl::StatusCode::kInvalidArgument, "expects shape [-1,4], got [2,2]"},
       {Request("nope", {1, 2, 3, 4}), absl::StatusCode::kNotFound, "model 'nope' not found"},
   };
-  for (const Case& c : cases) {
+  for (Case& c : cases) {
     InferResponse response;
     absl::Status status;
     server.core->Infer(c.request, &response, InferenceCore::Clock::now(),

@@ -133,10 +133,18 @@ def test_named_features_unknown_one_is_400(server, fixtures):
     assert_error(r, 400, "no_such_feature")
 
 
-def test_dict_rows_on_model_without_feature_names_are_400(server):
-    row = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}
-    r = server.post("/v1/models/xgb-iris-softmax:predict", json={"instances": [row]})
-    assert_error(r, 400)
+def test_records_on_a_model_without_feature_names_are_positional(server):
+    """As KServe's xgbserver builds a DMatrix from the DataFrame: columns in the
+    order their names first appear."""
+    rows = [dict(zip("abcd", row)) for row in KSERVE_E2E_INSTANCES]
+    r = server.post("/v1/models/xgb-iris-softmax:predict", json={"instances": [rows]})
+    assert r.status_code == 200, r.text
+    want = server.post("/v1/models/xgb-iris-softmax:predict",
+                       json={"instances": KSERVE_E2E_INSTANCES}).json()
+    assert r.json() == want
+    r = server.post("/v1/models/xgb-iris-softmax:predict",
+                    json={"instances": [{"a": [1.0], "b": [2.0], "c": [3.0]}]})
+    assert_error(r, 400, "has 3 values", "expects 4")
 
 
 def test_explain_answers_contributions_per_row(server):

@@ -209,3 +209,40 @@ def test_failures(server, fixtures):
         assert_close(res.outputs[0].as_numpy(), fixtures.predictions(SOFTMAX)[:5])
 
     run(server, body)
+
+
+def test_pd_content_type_columns_by_feature_name(server, fixtures):
+    """parameters.content_type "pd" (an InferParameter over gRPC): one input per
+    column, in any order and of mixed datatypes, as KServe's servers read a
+    DataFrame; placed by the model's feature names."""
+    name = "xgb-iris-named"
+    features = fixtures.expected(name)["feature_names"]
+    X = fixtures.inputs(name)[:6]
+    inputs = []
+    for j in reversed(range(len(features))):
+        col = X[:, j]
+        if j == 1:  # numbers as text, as a frame read from CSV has them
+            inp = InferInput(features[j], [len(col)], "BYTES")
+            inp.set_data_from_numpy(np.array([repr(float(v)) for v in col], dtype=object))
+        else:
+            inp = InferInput(features[j], [len(col)], "FP64")
+            inp.set_data_from_numpy(col.astype(np.float64))
+        inputs.append(inp)
+
+    async def body(c):
+        return await c.infer(InferRequest(model_name=name, infer_inputs=inputs,
+                                          parameters={"content_type": "pd"}))
+
+    res = run(server, body)
+    assert_close(res.outputs[0].as_numpy(), fixtures.predictions(name)[:6])
+
+    inputs[0] = InferInput("petals", [6], "FP64")
+    inputs[0].set_data_from_numpy(np.zeros(6))
+
+    async def bad(c):
+        await expect_rpc_error(
+            c.infer(InferRequest(model_name=name, infer_inputs=inputs,
+                                 parameters={"content_type": "pd"})),
+            grpc.StatusCode.INVALID_ARGUMENT, "input 'petals' is not a feature")
+
+    run(server, bad)
