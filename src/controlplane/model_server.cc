@@ -53,15 +53,19 @@ const std::vector<std::string>& ModelServerImages() {
   return kImages;
 }
 
-std::string ServedModelName(const RevisionSpec& rev) {
-  const std::vector<std::string>& args = rev.container.args;
-  std::string name;
+std::string LastFlagValue(const std::vector<std::string>& args, std::string_view flag) {
+  std::string value;
   for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i].starts_with("--model_name="))
-      name = args[i].substr(13);
-    else if (args[i] == "--model_name" && i + 1 < args.size())
-      name = args[++i];
+    if (args[i].size() > flag.size() && args[i].starts_with(flag) && args[i][flag.size()] == '=')
+      value = args[i].substr(flag.size() + 1);
+    else if (args[i] == flag && i + 1 < args.size())
+      value = args[++i];
   }
+  return value;
+}
+
+std::string ServedModelName(const RevisionSpec& rev) {
+  std::string name = LastFlagValue(rev.container.args, "--model_name");
   if (!name.empty()) return name;
   for (const auto& e : rev.container.env)
     if (e.name == "MLSERVER_MODEL_NAME" && !e.value.empty()) name = e.value;
@@ -87,6 +91,14 @@ std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFor
   if (!format.backend.empty()) {
     argv.push_back("--model-format");
     argv.push_back(std::string(format.backend));
+  }
+  // KServe's servers run --workers processes of the model; Osprey runs that
+  // many workers of a Python-hosted model (native backends need none).
+  const std::string workers = LastFlagValue(rev.container.args, "--workers");
+  if (!workers.empty() && workers.find_first_not_of("0123456789") == std::string::npos &&
+      workers.size() <= 4 && std::stoi(workers) > 0) {
+    argv.push_back("--python-workers");
+    argv.push_back(workers);
   }
   if (rev.batcher.has_value()) {
     argv.push_back("--max-batch-size");

@@ -38,6 +38,9 @@ struct ServeLayout {
   std::vector<std::string> extra;  // more flags (sockets of a local replica)
 };
 
+// The value of the last `--flag value` or `--flag=value` in args ("" when absent).
+std::string LastFlagValue(const std::vector<std::string>& args, std::string_view flag);
+
 // The name the revision's model is served under, as KServe's model servers
 // take it: the last --model_name (or --model_name=) of its container's args
 // (the runtime's, then the InferenceService's own), else MLSERVER_MODEL_NAME
@@ -46,7 +49,10 @@ std::string ServedModelName(const RevisionSpec& rev);
 
 // argv of `osprey serve` for `rev` (a model-server revision with a format
 // Osprey serves: check FindServeFormat first), serving the model under
-// ServedModelName, and the readiness path.
+// ServedModelName, and the readiness path. Of KServe's server flags in the
+// container's args, --workers N becomes --python-workers N; the ports are the
+// platform's (ServeLayout); the rest (--nthread, --max_threads, logging) have
+// no counterpart and are left.
 std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFormat& format,
                                          const ServeLayout& layout);
 std::string OspreyServeReadyPath(const RevisionSpec& rev);

@@ -94,7 +94,7 @@ constexpr std::string_view kPodSpecFields[] = {
 // resources are).
 // clang-format off
 constexpr std::string_view kIgnoredContainerFields[] = {
-    "workingDir", "ports", "envFrom", "volumeMounts", "volumeDevices", "livenessProbe",
+    "workingDir", "envFrom", "volumeMounts", "volumeDevices", "livenessProbe",
     "startupProbe", "lifecycle", "terminationMessagePath",
     "terminationMessagePolicy", "imagePullPolicy", "securityContext", "stdin", "stdinOnce",
     "tty", "resizePolicy", "restartPolicy"};
@@ -132,20 +132,20 @@ const FieldSet& ExplainerFields() {
 const FieldSet& ModelFields() {
   static const FieldSet kSet =
       Union({"modelFormat", "runtime", "storageUri", "storage", "runtimeVersion", "protocolVersion",
-             "args", "env", "resources", "name", "image", "command", "readinessProbe"},
+             "args", "env", "resources", "name", "image", "command", "readinessProbe", "ports"},
             kIgnoredContainerFields);
   return kSet;
 }
 const FieldSet& FrameworkFields() {
   static const FieldSet kSet =
       Union({"storageUri", "storage", "runtimeVersion", "protocolVersion", "args", "env",
-             "resources", "name", "image", "command", "readinessProbe"},
+             "resources", "name", "image", "command", "readinessProbe", "ports"},
             kIgnoredContainerFields);
   return kSet;
 }
 const FieldSet& ContainerFields() {
   static const FieldSet kSet =
-      Union({"name", "image", "command", "args", "env", "resources", "readinessProbe"},
+      Union({"name", "image", "command", "args", "env", "resources", "readinessProbe", "ports"},
             kIgnoredContainerFields);
   return kSet;
 }
@@ -243,6 +243,39 @@ absl::Status ReadEnv(const Value& parent, std::string_view path, std::vector<Env
     if (env.name.empty()) return Error(&item, Field(at, "name"), "required");
     OSPREY_RETURN_IF_ERROR(ReadString(item, "value", at, &env.value));
     out->push_back(std::move(env));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadPorts(const Value& parent, std::string_view path,
+                       std::vector<ContainerPort>* out) {
+  const Value* v = parent.Find("ports");
+  if (v == nullptr) return absl::OkStatus();
+  std::string here = Field(path, "ports");
+  if (v->kind != Value::Kind::kList) {
+    return Error(v, here, StrCat("expected a list, got ", Describe(*v)));
+  }
+  static const FieldSet kPortFields = {"name", "containerPort", "protocol", "hostPort", "hostIP"};
+  out->clear();
+  for (size_t i = 0; i < v->list.size(); ++i) {
+    const Value& item = v->list[i];
+    std::string at = Index(here, i);
+    OSPREY_RETURN_IF_ERROR(ExpectMap(item, at));
+    OSPREY_RETURN_IF_ERROR(CheckFields(item, at, kPortFields));
+    ContainerPort port;
+    OSPREY_RETURN_IF_ERROR(ReadString(item, "name", at, &port.name));
+    OSPREY_RETURN_IF_ERROR(ReadInt(item, "containerPort", at, &port.container_port));
+    OSPREY_RETURN_IF_ERROR(ReadString(item, "protocol", at, &port.protocol));
+    if (item.Find("containerPort") == nullptr)
+      return Error(&item, Field(at, "containerPort"), "required");
+    if (port.container_port < 1 || port.container_port > 65535)
+      return Error(item.Find("containerPort"), Field(at, "containerPort"),
+                   StrCat("must be a port number (1-65535), got ", port.container_port));
+    if (port.protocol.empty()) port.protocol = "TCP";
+    if (port.protocol != "TCP" && port.protocol != "UDP" && port.protocol != "SCTP")
+      return Error(item.Find("protocol"), Field(at, "protocol"),
+                   StrCat("must be TCP, UDP or SCTP, got ", port.protocol));
+    out->push_back(std::move(port));
   }
   return absl::OkStatus();
 }
@@ -443,6 +476,7 @@ absl::Status ParseContainers(const Value& v, std::string_view path, bool default
     OSPREY_RETURN_IF_ERROR(ReadEnv(item, at, &c.env));
     OSPREY_RETURN_IF_ERROR(ReadResources(item, at, &c.resources_json));
     OSPREY_RETURN_IF_ERROR(ReadReadinessProbe(item, at, &c));
+    OSPREY_RETURN_IF_ERROR(ReadPorts(item, at, &c.ports));
     if (c.name.empty()) {
       if (!default_single_name || v.list.size() != 1) {
         return Error(&item, Field(at, "name"), "required");

@@ -37,6 +37,15 @@ struct EnvVar {
   bool operator==(const EnvVar&) const = default;
 };
 
+// A container's declared port. Knative's convention, which KServe follows: a
+// port named h2c serves HTTP/2 cleartext, i.e. gRPC.
+struct ContainerPort {
+  std::string name;
+  int container_port = 0;
+  std::string protocol;  // TCP when not given
+  bool operator==(const ContainerPort&) const = default;
+};
+
 struct Container {
   std::string name;
   std::string image;
@@ -53,8 +62,17 @@ struct Container {
   enum class Probe { kNone, kHttpGet, kTcpSocket, kOther };
   Probe probe = Probe::kNone;
   std::string probe_path;  // kHttpGet: path and query
+  std::vector<ContainerPort> ports;
   bool operator==(const Container&) const = default;
 };
+
+// The containerPort of the container's port named h2c (it serves gRPC
+// there), 0 when it declares none.
+inline int GrpcContainerPort(const Container& c) {
+  for (const ContainerPort& p : c.ports)
+    if (p.name == "h2c") return p.container_port;
+  return 0;
+}
 
 struct ModelFormat {
   std::string name;     // lower-cased as KServe compares them

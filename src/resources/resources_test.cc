@@ -403,6 +403,19 @@ TEST(ParseYaml, ReadinessProbesOfContainers) {
   EXPECT_EQ(none.predictor.containers.at(0).readiness_probe_json, "");
 }
 
+TEST(ParseYaml, ContainerPorts) {
+  InferenceService isvc = ParseIsvc(
+      Predictor("    containers:\n      - image: x\n        command: [run]\n        ports:\n"
+                "          - {name: h2c, containerPort: 8081, protocol: TCP}\n"
+                "          - {containerPort: 9000}\n"));
+  const Container& c = isvc.predictor.containers.at(0);
+  ASSERT_EQ(c.ports.size(), 2u);
+  EXPECT_EQ(c.ports[0], (ContainerPort{"h2c", 8081, "TCP"}));
+  EXPECT_EQ(c.ports[1], (ContainerPort{"", 9000, "TCP"}));
+  EXPECT_EQ(GrpcContainerPort(c), 8081);
+  EXPECT_EQ(GrpcContainerPort(ParseIsvc(kCustomContainer).predictor.containers.at(0)), 0);
+}
+
 struct ErrorCase {
   std::string name;
   std::string yaml;
@@ -624,6 +637,15 @@ std::vector<ErrorCase> ErrorCases() {
       {"YamlSyntax", "apiVersion: v1\nkind: [InferenceService\nmetadata: x\n",
        "invalid YAML at line"},
       {"DuplicateKey", StrCat(kIsvcHead, "  name: n\n"), "duplicate key \"name\""},
+      {"PortWithoutNumber", Predictor("    containers: [{image: x, ports: [{name: h2c}]}]\n"),
+       "spec.predictor.containers[0].ports[0].containerPort: required"},
+      {"PortOutOfRange",
+       Predictor("    containers: [{image: x, ports: [{containerPort: 70000}]}]\n"),
+       "spec.predictor.containers[0].ports[0].containerPort: must be a port number (1-65535), "
+       "got 70000"},
+      {"PortBadProtocol",
+       Predictor("    containers: [{image: x, ports: [{containerPort: 1, protocol: QUIC}]}]\n"),
+       "spec.predictor.containers[0].ports[0].protocol: must be TCP, UDP or SCTP, got QUIC"},
       {"ProbeWithoutHandler",
        Predictor("    containers: [{image: x, readinessProbe: {periodSeconds: 1}}]\n"),
        "spec.predictor.containers[0].readinessProbe: needs one handler"},

@@ -77,6 +77,19 @@ void Containers(Writer& w, const std::vector<Container>& containers) {
     Env(w, c.env);
     RawObject(w, "resources", c.resources_json);
     RawObject(w, "readinessProbe", c.readiness_probe_json);
+    if (!c.ports.empty()) {
+      Key(w, "ports");
+      w.StartArray();
+      for (const auto& p : c.ports) {
+        w.StartObject();
+        if (!p.name.empty()) StringField(w, "name", p.name);
+        Key(w, "containerPort");
+        w.Int(p.container_port);
+        StringField(w, "protocol", p.protocol);
+        w.EndObject();
+      }
+      w.EndArray();
+    }
     w.EndObject();
   }
   w.EndArray();

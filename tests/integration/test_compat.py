@@ -11,6 +11,7 @@
 """
 
 import shutil
+from pathlib import Path
 
 import pytest
 import requests
@@ -112,3 +113,34 @@ def test_the_predictive_server_runtime(platform, fmt, model):
     assert len(r.json()["predictions"]) == 2
     listed = platform.cli("get", "clusterservingruntimes").stdout
     assert "kserve-predictiveserver" in listed, listed
+
+
+def test_predictor_env_and_workers_reach_the_model_server(platform, tmp_path):
+    """The model's env (sklearnserver's PREDICT_PROBA) reaches the model, and
+    KServe's --workers becomes the model's worker processes."""
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    model_dir = tmp_path / "logistic"
+    model_dir.mkdir()
+    joblib.dump(LogisticRegression(max_iter=500).fit(X, y), model_dir / "model.joblib")
+    platform.apply_text(isvc_yaml("proba", "sklearn", model_dir, extra_model=(
+        "\n      env: [{name: PREDICT_PROBA, value: \"true\"}]"
+        "\n      args: [\"--workers=3\"]")))
+    r = platform.predict_v1("proba", IRIS_ROWS)
+    assert r.status_code == 200, r.text
+    rows = r.json()["predictions"]
+    assert len(rows) == 2 and all(len(p) == 3 and abs(sum(p) - 1) < 1e-6 for p in rows), rows
+    argv = revision(platform, "proba")["status"]["local"]["command"]
+    assert argv[argv.index("--python-workers") + 1] == "3", argv
+
+    # The replica runs three worker processes of the model.
+    def workers():
+        (pid,) = [r["pid"] for r in revision(platform, "proba")["status"]["replicaStatuses"]]
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return sum("osprey_worker.py" in Path(f"/proc/{c}/cmdline").read_text()
+                   for c in children if Path(f"/proc/{c}").exists())
+
+    harness.wait_until(lambda: workers() == 3, 30, "three Python workers")

@@ -176,6 +176,9 @@ void ServingContainer(Writer& w, const RevisionSpec& rev, const KubePlacementCon
   w.StartArray();
   Port(w, "http1", config.http_port);
   if (osprey) Port(w, "grpc", config.grpc_port);
+  if (const int grpc = resources::GrpcContainerPort(c);
+      !osprey && grpc != 0 && grpc != config.http_port)
+    Port(w, "h2c", grpc);
   w.EndArray();
   if (osprey) {
     HttpProbe(w, OspreyServeReadyPath(rev), config.http_port, config.readiness_period_seconds);
@@ -349,13 +352,16 @@ std::string ServiceJson(const RevisionSpec& rev, const OwnerRef& owner,
   w.Int(config.http_port);
   Field(w, "protocol", "TCP");
   w.EndObject();
-  if (IsModelServer(rev)) {
+  // gRPC: Osprey's model server's port, or the one a custom container names h2c.
+  const int grpc =
+      IsModelServer(rev) ? config.grpc_port : resources::GrpcContainerPort(rev.container);
+  if (grpc != 0 && (IsModelServer(rev) || grpc != config.http_port)) {
     w.StartObject();
     Field(w, "name", "grpc");
     Key(w, "port");
-    w.Int(config.grpc_port);
+    w.Int(grpc);
     Key(w, "targetPort");
-    w.Int(config.grpc_port);
+    w.Int(grpc);
     Field(w, "protocol", "TCP");
     w.EndObject();
   }

@@ -141,6 +141,19 @@ TEST(KubePlacementTest, CustomContainerRunsAsWritten) {
   EXPECT_EQ(svc["spec"]["ports"].Size(), 1u);
   EXPECT_EQ(svc["spec"]["ports"][0]["port"].GetInt(), 80);
   EXPECT_EQ(svc["spec"]["ports"][0]["targetPort"].GetInt(), 8080);
+
+  // A port named h2c: the container serves gRPC there; the Service's grpc
+  // port (where the gateway sends the revision's gRPC) reaches it.
+  rev.container.ports = {{"h2c", 9081, "TCP"}};
+  d = Parse(DeploymentJson(rev, {"custom", "u"}, {}, 1));
+  const auto& ports = d["spec"]["template"]["spec"]["containers"][0]["ports"];
+  ASSERT_EQ(ports.Size(), 2u);
+  EXPECT_EQ(GetString(ports[1], "name"), "h2c");
+  EXPECT_EQ(ports[1]["containerPort"].GetInt(), 9081);
+  svc = Parse(ServiceJson(rev, {"custom", "u"}, {}));
+  ASSERT_EQ(svc["spec"]["ports"].Size(), 2u);
+  EXPECT_EQ(GetString(svc["spec"]["ports"][1], "name"), "grpc");
+  EXPECT_EQ(svc["spec"]["ports"][1]["targetPort"].GetInt(), 9081);
 }
 
 TEST(KubePlacementTest, RunnableTable) {

@@ -332,13 +332,16 @@ void Controller::Impl::PublishRoutes(const std::vector<Routed>& routed,
                          [&](const auto& a) { return a.find(placeholder) != std::string::npos; });
     };
     const bool grpc = uses("{{.GrpcSocket}}");
+    const bool grpc_port = uses("{{.GrpcPort}}");
     const bool http_socket = uses("{{.HttpSocket}}");
     const bool link_socket = uses("{{.LinkSocket}}");
     for (const auto& s : replicas)
       if (s.state == ReplicaState::kReady && live.count(s.id) &&
           s.id.compare(0, rev_key.size() + 1, rev_key + "/") == 0) {
         t.target.ports.push_back(s.port);
-        t.target.grpc_targets.push_back(grpc ? StrCat("unix:", ReplicaSocket(s.id, "grpc")) : "");
+        t.target.grpc_targets.push_back(grpc        ? StrCat("unix:", ReplicaSocket(s.id, "grpc"))
+                                        : grpc_port ? StrCat("127.0.0.1:", s.grpc_port)
+                                                    : "");
         t.target.http_sockets.push_back(http_socket ? ReplicaSocket(s.id, "http") : "");
         t.target.link_sockets.push_back(link_socket ? ReplicaSocket(s.id, "link") : "");
       }
@@ -449,7 +452,8 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(Options options) {
     if (s.removed || s.state == ReplicaState::kStopping) {
       (void)raw->store->Delete(key);
     } else if (s.pid != 0) {
-      (void)raw->store->Put(key, StrCat("{\"pid\":", s.pid, ",\"port\":", s.port, "}"));
+      (void)raw->store->Put(key, StrCat("{\"pid\":", s.pid, ",\"port\":", s.port,
+                                        ",\"grpc_port\":", s.grpc_port, "}"));
     }
     raw->MarkDirty();
   };

@@ -2,6 +2,7 @@
 
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 
@@ -26,19 +27,26 @@ bool IsPortFlag(std::string_view flag) {
          flag == "--rest_port" || flag == "--rest-api-port";
 }
 
-// /mnt/models -> the local model directory, and the container's port flag ->
-// the port the supervisor assigns.
+bool IsGrpcPortFlag(std::string_view flag) {
+  return flag == "--grpc_port" || flag == "--grpc-port";
+}
+
+// /mnt/models -> the local model directory, the container's HTTP port flag ->
+// the port the supervisor assigns, its gRPC port flag -> the second one.
 std::vector<std::string> LocalArgs(const std::vector<std::string>& args) {
   std::vector<std::string> out;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string a = args[i];
     for (size_t at; (at = a.find("/mnt/models")) != std::string::npos;)
       a.replace(at, 11, "{{.ModelDir}}");
-    if (size_t eq = a.find('='); eq != std::string::npos && IsPortFlag(a.substr(0, eq))) {
-      a = StrCat(a.substr(0, eq), "={{.Port}}");
-    } else if (IsPortFlag(a) && i + 1 < args.size()) {
+    auto placeholder = [](std::string_view flag) -> const char* {
+      return IsPortFlag(flag) ? "{{.Port}}" : IsGrpcPortFlag(flag) ? "{{.GrpcPort}}" : nullptr;
+    };
+    if (size_t eq = a.find('='); eq != std::string::npos && placeholder(a.substr(0, eq))) {
+      a = StrCat(a.substr(0, eq), "=", placeholder(a.substr(0, eq)));
+    } else if (placeholder(a) != nullptr && i + 1 < args.size()) {
       out.push_back(a);
-      out.push_back("{{.Port}}");
+      out.push_back(placeholder(a));
       ++i;
       continue;
     }
@@ -175,6 +183,20 @@ LocalCommand PlaceLocally(const RevisionSpec& rev, const LocalConfig& config) {
                 "command, or map the image in the image table (osprey up --image-map)"));
     return local;
   }
+  // KServe's model server in a predictor's own container (its args name the
+  // model, --model_name) listens where its flags say, 8080 and 8081 unless
+  // told: it is told the replica's ports instead. A container that declares
+  // gRPC (an h2c port) is given its gRPC port the same way.
+  const auto has_flag = [&](auto&& is) {
+    return std::any_of(local.argv.begin() + 1, local.argv.end(), [&](const std::string& a) {
+      return is(std::string_view(a).substr(0, a.find('=')));
+    });
+  };
+  const bool model_server = rev.component == "predictor" &&
+                            has_flag([](std::string_view f) { return f == "--model_name"; });
+  if (model_server && !has_flag(IsPortFlag)) local.argv.push_back("--http_port={{.Port}}");
+  if ((model_server || resources::GrpcContainerPort(c) != 0) && !has_flag(IsGrpcPortFlag))
+    local.argv.push_back("--grpc_port={{.GrpcPort}}");
   if (rev.component != "predictor") LocalizeComponentArgs(rev, config, &local.argv);
   // The container's own readinessProbe when it has one that runs here; else
   // the model's readiness route of its protocol.

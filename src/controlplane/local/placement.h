@@ -74,6 +74,11 @@ struct LocalCommand {
 // --predictor_protocol grpc-v2), 127.0.0.1:{predictor_grpc_port}; a KServe
 // model server's own gRPC port is turned off (--enable_grpc=false) unless
 // its args set --enable_grpc or --grpc_port, as replicas share one machine.
+// A container's port flags name the replica's ports: HTTP ones (--http_port,
+// --port, ...) {{.Port}}, gRPC ones (--grpc_port) {{.GrpcPort}}, where the
+// gateway sends the revision's gRPC. A predictor's own container running
+// KServe's model server (its args give --model_name) is told both when its
+// args do not set them; one declaring an h2c port is told its gRPC port.
 LocalCommand PlaceLocally(const RevisionSpec& rev, const LocalConfig& config);
 
 }  // namespace osprey::controlplane

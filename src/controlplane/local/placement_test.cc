@@ -111,6 +111,26 @@ TEST(PlaceLocally, BatcherBecomesServeFlags) {
   EXPECT_TRUE(Contains(local.argv, "--max-queue-delay-us", "5000"));
 }
 
+// KServe's --workers (processes of the model) becomes the Python workers of
+// the model; a value that is not a count is left alone.
+TEST(PlaceLocally, WorkersBecomePythonWorkers) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string want;  // "" : no --python-workers
+  } cases[] = {
+      {{"--workers=4"}, "4"}, {{"--workers", "3"}, "3"}, {{"--workers=2", "--workers=5"}, "5"},
+      {{"--workers=0"}, ""},  {{"--workers=many"}, ""},  {{}, ""},
+  };
+  for (const Case& c : cases) {
+    InferenceService isvc = ModelIsvc("sklearn");
+    isvc.predictor.model->args = c.args;
+    LocalCommand local = PlaceLocally(Resolve(isvc), Local());
+    auto at = std::find(local.argv.begin(), local.argv.end(), "--python-workers");
+    std::string got = at == local.argv.end() ? "" : *(at + 1);
+    EXPECT_EQ(got, c.want) << (c.args.empty() ? "" : c.args.back());
+  }
+}
+
 // A format a runtime lists but no Osprey backend serves cannot run here: a
 // failure of this machine, not of the spec.
 TEST(PlaceLocally, FormatsWithoutBackendCannotRunHere) {
@@ -171,13 +191,62 @@ TEST(PlaceLocally, CustomContainerRunsItsCommandWithModelDirAndPort) {
   LocalCommand local = PlaceLocally(Resolve(isvc), Local());
   EXPECT_EQ(local.failure_reason, "");
   std::vector<std::string> want = {
-      "python3", "model.py",  "--model_name=custom",    "--http_port={{.Port}}",
-      "--port",  "{{.Port}}", "--dir={{.ModelDir}}/sub"};
+      "python3", "model.py",  "--model_name=custom",     "--http_port={{.Port}}",
+      "--port",  "{{.Port}}", "--dir={{.ModelDir}}/sub", "--grpc_port={{.GrpcPort}}"};
   EXPECT_EQ(local.argv, want);
   EXPECT_EQ(local.health_path, "/v1/models/custom");
   auto env = std::find(local.env.begin(), local.env.end(),
                        std::pair<std::string, std::string>("MODEL_DIR", "{{.ModelDir}}"));
   EXPECT_NE(env, local.env.end());
+}
+
+// KServe's model server in a predictor's own container (its args name the
+// model) is told the replica's HTTP and gRPC ports; a container declaring an
+// h2c port is told its gRPC port; other programs keep their args.
+TEST(PlaceLocally, CustomContainerPorts) {
+  struct Case {
+    const char* what;
+    std::vector<std::string> args;
+    std::vector<resources::ContainerPort> ports;
+    std::string component;
+    std::vector<std::string> want;  // after "python3", "model.py"
+  } cases[] = {
+      {"model server",
+       {"--model_name", "m"},
+       {},
+       "predictor",
+       {"--model_name", "m", "--http_port={{.Port}}", "--grpc_port={{.GrpcPort}}"}},
+      {"its own grpc port",
+       {"--model_name=m", "--grpc_port", "9001"},
+       {},
+       "predictor",
+       {"--model_name=m", "--grpc_port", "{{.GrpcPort}}", "--http_port={{.Port}}"}},
+      {"grpc-port form", {"--grpc-port=9001"}, {}, "predictor", {"--grpc-port={{.GrpcPort}}"}},
+      {"h2c declared", {}, {{"h2c", 8081, "TCP"}}, "predictor", {"--grpc_port={{.GrpcPort}}"}},
+      {"h2c and its flag",
+       {"--grpc_port=8081"},
+       {{"h2c", 8081, "TCP"}},
+       "predictor",
+       {"--grpc_port={{.GrpcPort}}"}},
+      {"other program",
+       {"--listen", "x"},
+       {{"http1", 8080, "TCP"}},
+       "predictor",
+       {"--listen", "x"}},
+  };
+  for (const Case& c : cases) {
+    RevisionSpec rev;
+    rev.isvc = "m";
+    rev.namespace_ = "default";
+    rev.component = c.component;
+    rev.container.command = {"python3", "model.py"};
+    rev.container.args = c.args;
+    rev.container.ports = c.ports;
+    LocalCommand local = PlaceLocally(rev, Local());
+    std::vector<std::string> want = {"python3", "model.py"};
+    want.insert(want.end(), c.want.begin(), c.want.end());
+    EXPECT_EQ(local.argv, want) << c.what;
+  }
 }
 
 TEST(PlaceLocally, ImageWithoutCommandNeedsTheImageTable) {
@@ -275,7 +344,8 @@ TEST(PlaceLocally, TransformerReachesItsPredictorThroughTheGateway) {
   rev.container.args.push_back("--grpc_port=9001");
   local = PlaceLocally(rev, config);
   EXPECT_EQ(local.argv[5], "127.0.0.1:18082");
-  EXPECT_EQ(local.argv.back(), "--grpc_port=9001") << "no --enable_grpc=false added";
+  // Its own gRPC port becomes the replica's second port; no --enable_grpc=false.
+  EXPECT_EQ(local.argv.back(), "--grpc_port={{.GrpcPort}}");
   // A predictor host the user set is theirs.
   rev.container.args = {"--predictor_host=elsewhere:80"};
   local = PlaceLocally(rev, config);

@@ -312,7 +312,8 @@ void Controller::Impl::Readopt() {
       if (it != revisions.end() && it->second.fetch == Fetch::kDone) {
         ReplicaSpec spec = MakeReplica(rev_key, it->second, index);
         adopted = supervisor->Adopt(spec, static_cast<int>(GetInt(d, "pid")),
-                                    static_cast<uint16_t>(GetInt(d, "port")));
+                                    static_cast<uint16_t>(GetInt(d, "port")),
+                                    static_cast<uint16_t>(GetInt(d, "grpc_port")));
         // Replicas are kept by index (0..scale-1): the scale reached is
         // the highest adopted index + 1 (a dead one below it restarts).
         if (adopted) it->second.adopted = std::max(it->second.adopted, index + 1);

@@ -86,7 +86,15 @@ void SignalReplica(int pid, int sig) {
 struct Spawned {
   int pid = 0;
   uint16_t port = 0;
+  uint16_t grpc_port = 0;
 };
+
+bool UsesGrpcPort(const ReplicaSpec& spec) {
+  auto uses = [](const std::string& s) { return s.find("{{.GrpcPort}}") != std::string::npos; };
+  return std::any_of(spec.argv.begin(), spec.argv.end(), uses) ||
+         std::any_of(spec.env.begin(), spec.env.end(),
+                     [&](const auto& e) { return uses(e.second); });
+}
 
 // posix_spawn in its own process group, with the port substituted, the
 // environment extended, stdin from /dev/null, stdout and stderr to the log,
@@ -94,13 +102,26 @@ struct Spawned {
 absl::StatusOr<Spawned> SpawnReplica(const ReplicaSpec& spec) {
   OSPREY_ASSIGN_OR_RETURN(uint16_t port, PickFreePort());
   const std::string port_text = StrCat(port);
+  uint16_t grpc_port = 0;
+  if (UsesGrpcPort(spec)) {
+    // Two picks in a row may name one port (each is free once closed): pick again.
+    for (int tries = 0; tries < 8 && (grpc_port == 0 || grpc_port == port); ++tries) {
+      OSPREY_ASSIGN_OR_RETURN(grpc_port, PickFreePort());
+    }
+    if (grpc_port == port) return absl::UnavailableError("no second free port for gRPC");
+  }
+  const std::string grpc_text = StrCat(grpc_port);
+  auto fill = [&](const std::string& s) {
+    return ReplaceAll(ReplaceAll(s, "{{.Port}}", port_text), "{{.GrpcPort}}", grpc_text);
+  };
 
   std::vector<std::string> args;
   args.reserve(spec.argv.size());
-  for (const std::string& arg : spec.argv) args.push_back(ReplaceAll(arg, "{{.Port}}", port_text));
+  for (const std::string& arg : spec.argv) args.push_back(fill(arg));
 
   // The parent's environment, then spec.env, then PORT; a later key wins.
-  std::vector<std::pair<std::string, std::string>> added = spec.env;
+  std::vector<std::pair<std::string, std::string>> added;
+  for (const auto& [name, value] : spec.env) added.emplace_back(name, fill(value));
   added.emplace_back("PORT", port_text);
   std::vector<std::string> env;
   auto overridden = [&](std::string_view entry, size_t from) {
@@ -170,7 +191,7 @@ absl::StatusOr<Spawned> SpawnReplica(const ReplicaSpec& spec) {
     return absl::FailedPreconditionError(
         StrCat("replica ", spec.id, ": spawn ", args[0], ": ", std::strerror(rc)));
   }
-  return Spawned{pid, port};
+  return Spawned{pid, port, grpc_port};
 }
 
 // One readiness check of a replica: GET health_path answering 2xx or 3xx (a
@@ -351,6 +372,7 @@ bool Supervisor::Impl::Execute(Replica& r, const ReplicaDecision& decision, Cloc
       s.last_exit = decision.reason;
       s.pid = 0;
       s.port = 0;
+      s.grpc_port = 0;
       r.deadline = now + delay;
       Notify(s);
       return true;
@@ -372,6 +394,7 @@ bool Supervisor::Impl::Execute(Replica& r, const ReplicaDecision& decision, Cloc
       s.state = ReplicaState::kStarting;
       s.pid = spawned->pid;
       s.port = spawned->port;
+      s.grpc_port = spawned->grpc_port;
       s.adopted = false;
       s.started = std::chrono::system_clock::now();
       r.instance = NextInstance();
@@ -555,6 +578,7 @@ absl::Status Supervisor::Start(const ReplicaSpec& spec) {
     } else {
       r.status.pid = spawned->pid;
       r.status.port = spawned->port;
+      r.status.grpc_port = spawned->grpc_port;
       r.status.state = ReplicaState::kStarting;
       r.status.started = std::chrono::system_clock::now();
       r.instance = impl_->NextInstance();
@@ -569,7 +593,7 @@ absl::Status Supervisor::Start(const ReplicaSpec& spec) {
   return absl::OkStatus();
 }
 
-bool Supervisor::Adopt(const ReplicaSpec& spec, int pid, uint16_t port,
+bool Supervisor::Adopt(const ReplicaSpec& spec, int pid, uint16_t port, uint16_t grpc_port,
                        std::chrono::milliseconds deadline) {
   if (spec.id.empty() || pid <= 0 || port == 0 || !ProcessAlive(pid)) return false;
   {
@@ -603,6 +627,7 @@ bool Supervisor::Adopt(const ReplicaSpec& spec, int pid, uint16_t port,
     r.status.id = spec.id;
     r.status.pid = pid;
     r.status.port = port;
+    r.status.grpc_port = grpc_port;
     r.status.state = ReplicaState::kReady;
     r.status.started = std::chrono::system_clock::now();
     r.status.adopted = true;

@@ -47,7 +47,9 @@ namespace osprey::controlplane {
 struct ReplicaSpec {
   std::string id;  // unique, e.g. "default/iris-predictor-00001/0"
   // argv[0] is a path or a name looked up in PATH. "{{.Port}}" in any element
-  // becomes the assigned port; PORT is also set in the environment.
+  // (or env value) becomes the assigned port; PORT is also set in the
+  // environment. "{{.GrpcPort}}" becomes a second free port (ReplicaStatus::
+  // grpc_port), for a program that serves gRPC apart.
   std::vector<std::string> argv;
   std::vector<std::pair<std::string, std::string>> env;  // added to the parent's
   // Working directory; empty: the parent's.
@@ -68,6 +70,8 @@ struct ReplicaStatus {
   std::string id;
   int pid = 0;        // 0 while in backoff
   uint16_t port = 0;  // 0 while in backoff
+  // The second port a replica's command named as {{.GrpcPort}}; 0 when none.
+  uint16_t grpc_port = 0;
   ReplicaState state = ReplicaState::kStarting;
   int restarts = 0;
   // Why the last process went, e.g. "exited with status 1", "killed by signal
@@ -111,7 +115,8 @@ class Supervisor {
   absl::Status Start(const ReplicaSpec& spec);
   // Takes over a process from a previous run when `pid` is alive and answers
   // the probe on `port` within `deadline`; false (nothing kept) otherwise.
-  bool Adopt(const ReplicaSpec& spec, int pid, uint16_t port,
+  // `grpc_port`: the {{.GrpcPort}} it was started with (0: none).
+  bool Adopt(const ReplicaSpec& spec, int pid, uint16_t port, uint16_t grpc_port = 0,
              std::chrono::milliseconds deadline = std::chrono::milliseconds(2000));
   // Graceful stop: SIGTERM, SIGKILL after stop_grace; forgotten once gone.
   void Stop(const std::string& id);

@@ -280,6 +280,7 @@ TEST(SupervisorTest, StartsReadyWithPortEnvWorkdirAndLog) {
   ReplicaStatus s = *Find(supervisor, spec.id);
   EXPECT_GT(s.pid, 0);
   EXPECT_GT(s.port, 0);
+  EXPECT_EQ(s.grpc_port, 0);  // its command names no {{.GrpcPort}}
   EXPECT_EQ(s.restarts, 0);
   EXPECT_FALSE(s.adopted);
   EXPECT_EQ(::getpgid(s.pid), s.pid);  // its own process group
@@ -296,6 +297,24 @@ TEST(SupervisorTest, StartsReadyWithPortEnvWorkdirAndLog) {
   })) << ReadFile(spec.log_path);
   supervisor.Shutdown();
   EXPECT_TRUE(supervisor.Snapshot().empty());
+}
+
+// {{.GrpcPort}} in the command or environment: a second port, its own.
+TEST(SupervisorTest, ASecondPortForGrpc) {
+  TempDir dir;
+  Supervisor supervisor(FastOptions());
+  ReplicaSpec spec = ServerSpec("default/grpc/0", dir);
+  spec.env = {{"FOO", "{{.GrpcPort}}"}};
+  ASSERT_TRUE(supervisor.Start(spec).ok());
+  ASSERT_TRUE(WaitFor([&] { return IsReady(supervisor, spec.id); }));
+  ReplicaStatus s = *Find(supervisor, spec.id);
+  EXPECT_GT(s.grpc_port, 0);
+  EXPECT_NE(s.grpc_port, s.port);
+  ASSERT_TRUE(WaitFor([&] {
+    return ReadFile(spec.log_path).find(" FOO=" + std::to_string(s.grpc_port) + " ") !=
+           std::string::npos;
+  })) << ReadFile(spec.log_path);
+  supervisor.Shutdown();
 }
 
 TEST(SupervisorTest, StartErrorsKeepNothing) {
@@ -508,7 +527,7 @@ TEST(SupervisorTest, AdoptsExternalProcessAndRestartsItWhenGone) {
 
   Supervisor supervisor(FastOptions());
   ReplicaSpec spec = ServerSpec("adopted", dir);
-  ASSERT_TRUE(supervisor.Adopt(spec, pid, *port, milliseconds(10000)));
+  ASSERT_TRUE(supervisor.Adopt(spec, pid, *port, 0, milliseconds(10000)));
   ReplicaStatus s = *Find(supervisor, "adopted");
   EXPECT_EQ(s.state, ReplicaState::kReady);
   EXPECT_TRUE(s.adopted);
@@ -547,7 +566,7 @@ TEST(SupervisorTest, AdoptRefusesDeadOrSilentProcess) {
     ::execlp("sleep", "sleep", "30", nullptr);
     ::_exit(127);
   }
-  EXPECT_FALSE(supervisor.Adopt(spec, silent, *port, milliseconds(300)));
+  EXPECT_FALSE(supervisor.Adopt(spec, silent, *port, 0, milliseconds(300)));
   EXPECT_TRUE(supervisor.Snapshot().empty());
   ::kill(silent, SIGKILL);
   ::waitpid(silent, nullptr, 0);

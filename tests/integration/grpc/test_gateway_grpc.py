@@ -4,6 +4,10 @@ request; health, metadata and inference reach the revision's replica; a
 revision at zero is woken by a gRPC call; unroutable calls fail with
 NOT_FOUND naming what was asked.
 
+A predictor's own container running KServe's model server (the kserve SDK)
+gets the replica's HTTP and gRPC ports, two replicas side by side, and
+serves gRPC through the gateway, with or without an h2c port declared.
+
 Runs in its own process: OSPREY_GRPC_SUITE=gateway (tests/run_integration.sh).
 """
 
@@ -14,7 +18,7 @@ import tritonclient.grpc as tgrpc
 from tritonclient.utils import InferenceServerException
 
 import harness
-from platform_harness import Platform, example_models, isvc_yaml
+from platform_harness import VENV_BIN, Platform, example_models, isvc_yaml
 
 ROWS = np.array([[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]], dtype=np.float32)
 
@@ -118,3 +122,68 @@ def test_model_name_in_the_args_names_the_served_model(platform, model_dir):
     with pytest.raises(InferenceServerException) as e:
         infer(c, "grpc-named")
     assert "grpc-named" in str(e.value)
+
+
+# A KServe custom predictor, unchanged: kserve.Model and ModelServer from the
+# kserve SDK, its ports from its flags (8080 and 8081 unless told).
+DOUBLER = """
+import argparse
+import kserve
+import numpy as np
+from kserve import InferOutput, InferResponse, Model, ModelServer
+
+
+class Doubler(Model):
+    def __init__(self, name):
+        super().__init__(name)
+        self.ready = True
+
+    def predict(self, payload, headers=None):
+        if isinstance(payload, dict):
+            return {"predictions": [[2 * v for v in row] for row in payload["instances"]]}
+        x = payload.inputs[0].as_numpy()
+        out = InferOutput("output-0", list(x.shape), "FP32")
+        out.set_data_from_numpy((2 * x).astype(np.float32))
+        return InferResponse(model_name=self.name, infer_outputs=[out], response_id=payload.id)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(parents=[kserve.model_server.parser])
+    args, _ = parser.parse_known_args()
+    ModelServer().start([Doubler(args.model_name)])
+"""
+
+
+@pytest.mark.parametrize("ports", ["", "\n        ports: [{name: h2c, containerPort: 8081, protocol: TCP}]"],
+                         ids=["flags", "h2c-port"])
+def test_kserve_model_server_in_a_custom_container(platform, tmp_path, ports):
+    name = "doubler-h2c" if ports else "doubler"
+    script = tmp_path / "model.py"
+    script.write_text(DOUBLER)
+    platform.apply_text(f"""apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: {name}
+spec:
+  predictor:
+    minReplicas: 2
+    containers:
+      - name: kserve-container
+        image: example.com/doubler:1
+        command: [{VENV_BIN / "python"}, {script}]
+        args: [--model_name, {name}]{ports}
+""")
+    revs = platform.revisions(name)
+    harness.wait_until(lambda: platform.revisions(name)[0]["status"]["readyReplicas"] == 2, 60,
+                       "two replicas ready")
+    c = client(platform, platform.host(name))
+    for _ in range(4):  # both replicas answer
+        np.testing.assert_array_equal(infer(c, name), 2 * ROWS)
+    import requests
+
+    r = requests.post(f"{platform.gateway}/v1/models/{name}:predict",
+                      json={"instances": [[1.0, 2.0]]}, headers={"Host": platform.host(name)},
+                      timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"predictions": [[2.0, 4.0]]}
+    assert len(revs) == 1
