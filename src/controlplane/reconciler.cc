@@ -129,8 +129,8 @@ RevisionSpec ResolveRevision(const InferenceService& isvc, const std::string& sp
     rev.model_format = model.format.name;
     rev.storage_uri = model.storage_uri;
     rev.protocol = model.protocol_version.empty() ? "v1" : model.protocol_version;
-    resources::RuntimeChoice choice =
-        resources::SelectRuntime(model, namespace_runtimes, cluster_runtimes);
+    resources::RuntimeChoice choice = resources::SelectRuntime(
+        model, namespace_runtimes, cluster_runtimes, !p.worker_spec_json.empty());
     if (choice.runtime == nullptr) {
       std::string message = choice.message;
       if (auto note = config.format_notes.find(model.format.name);

@@ -658,6 +658,10 @@ absl::Status ParsePredictor(const Value& v, std::string_view path, Component* c)
     return Error(&v, path, StrCat(kForms, " may be given, found ", JoinAnd(forms)));
   }
   const std::string& form = forms[0];
+  if (const Value* worker = v.Find("workerSpec"); worker != nullptr && !worker->is_null()) {
+    OSPREY_RETURN_IF_ERROR(ExpectMap(*worker, Field(path, "workerSpec")));
+    c->worker_spec_json = ToCompactJson(*worker);
+  }
   if (form == "containers") {
     return ParseContainers(*v.Find("containers"), Field(path, "containers"), true, &c->containers);
   }
@@ -782,6 +786,10 @@ absl::StatusOr<ServingRuntime> ParseServingRuntime(const Value& doc, bool cluste
         CheckProtocol(&list->list[i], Index("spec.protocolVersions", i), rt.protocol_versions[i]));
   }
   OSPREY_RETURN_IF_ERROR(ReadBool(*spec, "multiModel", "spec", &rt.multi_model));
+  if (const Value* worker = spec->Find("workerSpec"); worker != nullptr && !worker->is_null()) {
+    OSPREY_RETURN_IF_ERROR(ExpectMap(*worker, "spec.workerSpec"));
+    rt.multi_node = true;
+  }
   OSPREY_RETURN_IF_ERROR(ReadBool(*spec, "disabled", "spec", &rt.disabled));
   if (!HasContainers(*spec)) return Error(spec, "spec.containers", "required");
   OSPREY_RETURN_IF_ERROR(

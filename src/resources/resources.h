@@ -144,6 +144,8 @@ struct Component {
   std::vector<Container> containers;
   std::string explainer_type;  // e.g. "art", for `explainer: {art: {...}}`
   std::string explainer_json;  // that type's own settings as compact JSON ("" without a type)
+  // The predictor's workerSpec (multi-node serving) as compact JSON; "" when absent.
+  std::string worker_spec_json;
   bool operator==(const Component&) const = default;
 };
 
@@ -172,6 +174,8 @@ struct ServingRuntime {
   // no protocol as supporting any.
   std::vector<std::string> protocol_versions;
   bool multi_model = false;
+  // It has a workerSpec: serves only predictors that have one (multi-node).
+  bool multi_node = false;
   bool disabled = false;
   std::vector<Container> containers;  // the main one is named kserve-container
   bool operator==(const ServingRuntime&) const = default;
@@ -244,8 +248,11 @@ struct RuntimeChoice {
                         // RuntimeDisabled | InvalidPredictorSpec
   std::string message;  // human-readable, names the format/protocol/runtime
 };
+// `multi_node`: the predictor has a workerSpec; only multi-node runtimes
+// serve it, and only it is served by them (KServe's rule).
 RuntimeChoice SelectRuntime(const ModelSpec& model,
                             const std::vector<ServingRuntime>& namespace_runtimes,
-                            const std::vector<ServingRuntime>& cluster_runtimes);
+                            const std::vector<ServingRuntime>& cluster_runtimes,
+                            bool multi_node = false);
 
 }  // namespace osprey::resources

@@ -955,11 +955,12 @@ TEST(BuiltinRuntimes, KServeNamesAndContainers) {
               R"({"requests":{"cpu":"1","memory":"2Gi"},"limits":{"cpu":"1","memory":"2Gi"}})");
     EXPECT_FALSE(rt.protocol_versions.empty());
   }
-  EXPECT_EQ(names, (std::set<std::string>{
-                       "kserve-huggingfaceserver", "kserve-lgbserver", "kserve-mlserver",
-                       "kserve-paddleserver", "kserve-pmmlserver", "kserve-predictiveserver",
-                       "kserve-sklearnserver", "kserve-tensorflow-serving", "kserve-torchserve",
-                       "kserve-tritonserver", "kserve-xgbserver"}));
+  EXPECT_EQ(names,
+            (std::set<std::string>{
+                "kserve-huggingfaceserver", "kserve-huggingfaceserver-multinode",
+                "kserve-lgbserver", "kserve-mlserver", "kserve-paddleserver", "kserve-pmmlserver",
+                "kserve-predictiveserver", "kserve-sklearnserver", "kserve-tensorflow-serving",
+                "kserve-torchserve", "kserve-tritonserver", "kserve-xgbserver"}));
   auto find = [&](std::string_view name) -> const ServingRuntime& {
     for (const ServingRuntime& rt : rts) {
       if (rt.meta.name == name) return rt;
@@ -1063,6 +1064,36 @@ TEST(BuiltinRuntimes, ExplicitTritonForPytorch) {
       SelectRuntime(Model("pytorch", "v2", "kserve-tritonserver"), {}, BuiltinClusterRuntimes());
   ASSERT_NE(c.runtime, nullptr) << c.message;
   EXPECT_EQ(c.runtime->meta.name, "kserve-tritonserver");
+}
+
+// A predictor with a workerSpec is served only by a multi-node runtime, and a
+// multi-node runtime serves only such predictors.
+TEST(BuiltinRuntimes, MultiNodeOnlyForWorkerSpec) {
+  struct Case {
+    std::string format, runtime;
+    bool multi_node;
+    std::string want;  // the runtime, or a fragment of the failure
+  } cases[] = {
+      {"huggingface", "", false, "kserve-huggingfaceserver"},
+      {"huggingface", "", true, "kserve-huggingfaceserver-multinode"},
+      {"sklearn", "", true, "no multi-node runtime (workerSpec) supports model format \"sklearn\""},
+      {"huggingface", "kserve-huggingfaceserver-multinode", false,
+       "serves multi-node predictors only; give spec.predictor.workerSpec"},
+      {"huggingface", "kserve-huggingfaceserver", true, "is not a multi-node runtime"},
+  };
+  for (const Case& c : cases) {
+    RuntimeChoice choice =
+        SelectRuntime(Model(c.format, "v2", c.runtime), {}, BuiltinClusterRuntimes(), c.multi_node);
+    if (choice.runtime != nullptr) {
+      EXPECT_EQ(choice.runtime->meta.name, c.want) << c.format << " " << c.multi_node;
+    } else {
+      EXPECT_NE(choice.message.find(c.want), std::string::npos) << choice.message;
+    }
+  }
+  InferenceService isvc = ParseIsvc(
+      Predictor("    workerSpec: {pipelineParallelSize: 2}\n"
+                "    model: {modelFormat: {name: huggingface}, storageUri: \"hf://m\"}\n"));
+  EXPECT_EQ(isvc.predictor.worker_spec_json, R"({"pipelineParallelSize":2})");
 }
 
 // ---------------------------------------------------------------------------

@@ -13,7 +13,8 @@ namespace {
 // autoSelect, priority), protocols, and the kserve-container with the image
 // tags of that release's kustomization; plus kserve-predictiveserver of
 // v0.17 (one server for sklearn, xgboost and lightgbm, chosen only when
-// named: autoSelect false). Parsed once by ParseYaml, so that the
+// named: autoSelect false) and kserve-huggingfaceserver-multinode (Ray over
+// GPU nodes; here its format is refused with the reason). Parsed once by ParseYaml, so that the
 // built-ins go through the same defaults and validation as a user's runtime.
 constexpr std::string_view kBuiltinRuntimes = R"yaml(
 apiVersion: serving.kserve.io/v1alpha1
@@ -28,6 +29,25 @@ spec:
     image: kserve/huggingfaceserver:v0.13.0
     args: ["--model_name={{.Name}}"]
     resources: {requests: {cpu: "1", memory: 2Gi}, limits: {cpu: "1", memory: 2Gi}}
+---
+apiVersion: serving.kserve.io/v1alpha1
+kind: ClusterServingRuntime
+metadata: {name: kserve-huggingfaceserver-multinode}
+spec:
+  supportedModelFormats:
+  - {name: huggingface, version: "1", autoSelect: true, priority: 2}
+  protocolVersions: [v2, v1]
+  containers:
+  - name: kserve-container
+    image: kserve/huggingfaceserver:v0.17.0-gpu
+    args: ["--model_name={{.Name}}"]
+    resources: {requests: {cpu: "1", memory: 2Gi}, limits: {cpu: "1", memory: 2Gi}}
+  workerSpec:
+    pipelineParallelSize: 2
+    tensorParallelSize: 1
+    containers:
+    - name: worker-container
+      image: kserve/huggingfaceserver:v0.17.0-gpu
 ---
 apiVersion: serving.kserve.io/v1alpha1
 kind: ClusterServingRuntime
@@ -248,11 +268,11 @@ std::string Describe(const ModelFormat& f) {
 
 // The supporting runtimes of one scope (namespace or cluster), best first.
 std::vector<const ServingRuntime*> Supporting(const std::vector<ServingRuntime>& runtimes,
-                                              const ModelSpec& model) {
+                                              const ModelSpec& model, bool multi_node) {
   std::vector<const ServingRuntime*> out;
   for (const ServingRuntime& rt : runtimes) {
-    if (!rt.disabled && !rt.multi_model && SupportsModel(rt, model.format, false) &&
-        SupportsProtocol(rt, ProtocolOf(model))) {
+    if (!rt.disabled && !rt.multi_model && rt.multi_node == multi_node &&
+        SupportsModel(rt, model.format, false) && SupportsProtocol(rt, ProtocolOf(model))) {
       out.push_back(&rt);
     }
   }
@@ -311,7 +331,7 @@ const std::vector<ServingRuntime>& BuiltinClusterRuntimes() {
 
 RuntimeChoice SelectRuntime(const ModelSpec& model,
                             const std::vector<ServingRuntime>& namespace_runtimes,
-                            const std::vector<ServingRuntime>& cluster_runtimes) {
+                            const std::vector<ServingRuntime>& cluster_runtimes, bool multi_node) {
   if (!model.runtime.empty()) {
     const ServingRuntime* rt = nullptr;
     for (const auto* scope : {&namespace_runtimes, &cluster_runtimes}) {
@@ -342,14 +362,25 @@ RuntimeChoice SelectRuntime(const ModelSpec& model,
                   StrCat("runtime \"", rt->meta.name, "\" does not support model format ",
                          Describe(model.format)));
     }
+    if (rt->multi_node != multi_node) {
+      return Fail(
+          "NoSupportingRuntime",
+          rt->multi_node
+              ? StrCat("runtime \"", rt->meta.name,
+                       "\" serves multi-node predictors only; give spec.predictor.workerSpec")
+              : StrCat("runtime \"", rt->meta.name,
+                       "\" is not a multi-node runtime (it has no workerSpec), but the "
+                       "predictor has spec.predictor.workerSpec"));
+    }
     return Chosen(rt);
   }
   for (const auto* scope : {&namespace_runtimes, &cluster_runtimes}) {
-    std::vector<const ServingRuntime*> supporting = Supporting(*scope, model);
+    std::vector<const ServingRuntime*> supporting = Supporting(*scope, model, multi_node);
     if (!supporting.empty()) return Chosen(supporting.front());
   }
   return Fail("NoSupportingRuntime",
-              StrCat("no runtime supports model format ", Describe(model.format), " with protocol ",
+              StrCat("no ", multi_node ? "multi-node runtime (workerSpec)" : "runtime",
+                     " supports model format ", Describe(model.format), " with protocol ",
                      ProtocolOf(model), " (auto-select)"));
 }
 

@@ -145,6 +145,7 @@ void ComponentJson(Writer& w, const Component& c) {
     Model(w, *c.model, !c.legacy_key.empty());
   }
   if (!c.explainer_type.empty()) RawObject(w, c.explainer_type, c.explainer_json, true);
+  if (!c.worker_spec_json.empty()) RawObject(w, "workerSpec", c.worker_spec_json);
   if (!c.containers.empty()) Containers(w, c.containers);
   w.EndObject();
 }
@@ -201,6 +202,11 @@ void RuntimeJson(Writer& w, const ServingRuntime& rt) {
   w.Bool(rt.multi_model);
   Key(w, "disabled");
   w.Bool(rt.disabled);
+  if (rt.multi_node) {
+    Key(w, "workerSpec");
+    w.StartObject();
+    w.EndObject();
+  }
   Containers(w, rt.containers);
   w.EndObject();
 }

@@ -144,3 +144,36 @@ def test_predictor_env_and_workers_reach_the_model_server(platform, tmp_path):
                    for c in children if Path(f"/proc/{c}").exists())
 
     harness.wait_until(lambda: workers() == 3, 30, "three Python workers")
+
+
+def test_every_runtime_a_current_kserve_installs(platform):
+    """KServe v0.17's ClusterServingRuntimes are all known by name; a predictor
+    with a workerSpec goes to the multi-node runtime, whose format is refused
+    here with the reason."""
+    listed = platform.cli("get", "clusterservingruntimes").stdout
+    for name in ("kserve-huggingfaceserver", "kserve-huggingfaceserver-multinode",
+                 "kserve-lgbserver", "kserve-mlserver", "kserve-paddleserver",
+                 "kserve-pmmlserver", "kserve-predictiveserver", "kserve-sklearnserver",
+                 "kserve-tensorflow-serving", "kserve-torchserve", "kserve-tritonserver",
+                 "kserve-xgbserver"):
+        assert name in listed, (name, listed)
+    platform.apply_text("""apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: llm
+spec:
+  predictor:
+    workerSpec: {pipelineParallelSize: 2, tensorParallelSize: 1}
+    model:
+      modelFormat: {name: huggingface}
+      storageUri: hf://meta-llama/Llama-3.1-8B
+""", wait=False)
+
+    def refused():
+        c = platform.condition("llm")
+        return c and c.get("status") == "False" and c.get("message")
+
+    harness.wait_until(refused, FAILURE_DEADLINE_S, "the multi-node predictor refused")
+    c = platform.condition("llm")
+    assert "huggingface" in c["message"], c
+    assert revision(platform, "llm")["spec"]["runtime"] == "kserve-huggingfaceserver-multinode"
