@@ -280,6 +280,21 @@ int ServeMain(const std::vector<std::string_view>& args) {
                    std::string(loaded.message()).c_str());
       return 1;
     }
+    if (monitor != nullptr && loaded.ok()) {
+      // A reference of another width than the model's rows would leave every
+      // request unmonitored: refused at the start, naming both.
+      auto served = registry.Get(name, "");
+      const size_t reference = monitor->detector().features();
+      const std::optional<size_t> width =
+          served.ok() ? ModelRowWidth((*served)->model->metadata()) : std::nullopt;
+      if (reference != 0 && width.has_value() && *width != reference) {
+        std::fprintf(stderr,
+                     "osprey serve: --drift-reference has %zu features per row; model %s takes "
+                     "%zu\n",
+                     reference, name.c_str(), *width);
+        return 2;
+      }
+    }
   } else {
     if (!f.drift_reference.empty()) {
       std::fprintf(stderr, "osprey serve: --drift-reference needs --model-dir\n");

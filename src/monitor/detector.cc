@@ -29,7 +29,7 @@ absl::StatusOr<std::unique_ptr<Detector>> Detector::Start(DetectorOptions option
   if (!(options.p_value > 0 && options.p_value < 1))
     return absl::InvalidArgumentError(
         StrCat("drift p-value must be between 0 and 1, got ", options.p_value));
-  if (options.outlier_quantile < 0 || options.outlier_quantile >= 1)
+  if (!(options.outlier_quantile >= 0 && options.outlier_quantile < 1))
     return absl::InvalidArgumentError(
         StrCat("outlier quantile must be in [0, 1), got ", options.outlier_quantile));
   const bool given = options.reference.rows > 0;
@@ -65,6 +65,12 @@ Detector::~Detector() {
 
 absl::Status Detector::Fit(const Matrix& reference) {
   const size_t f = reference.cols;
+  if (f == 0) return absl::InvalidArgumentError("the drift reference has no features");
+  for (size_t i = 0; i < reference.values.size(); ++i)
+    if (!std::isfinite(reference.values[i]))
+      return absl::InvalidArgumentError(StrCat("the drift reference holds ", reference.values[i],
+                                               " at row ", i / f, ", feature ", i % f,
+                                               "; every value must be a finite number"));
   for (size_t c : options_.categorical)
     if (c >= f)
       return absl::InvalidArgumentError(StrCat(
@@ -105,7 +111,24 @@ absl::Status Detector::Fit(const Matrix& reference) {
 }
 
 std::optional<double> Detector::Observe(const double* rows, size_t n, size_t features) {
-  if (n == 0) return std::nullopt;
+  if (n == 0 || features == 0) return std::nullopt;
+  // A row holding NaN or an infinity (a missing value, to a tree model) has
+  // no place in a KS or chi-squared test or a distance: it is left out, counted.
+  std::vector<double> finite;
+  for (size_t i = 0; i < n * features; ++i) {
+    if (std::isfinite(rows[i])) continue;
+    finite.reserve(n * features);
+    for (size_t r = 0; r < n; ++r) {
+      const double* row = rows + r * features;
+      if (std::all_of(row, row + features, [](double v) { return std::isfinite(v); }))
+        finite.insert(finite.end(), row, row + features);
+    }
+    rows_not_finite_.fetch_add(n - finite.size() / features, std::memory_order_relaxed);
+    n = finite.size() / features;
+    rows = finite.data();
+    if (n == 0) return std::nullopt;
+    break;
+  }
   size_t expected = features_.load(std::memory_order_relaxed);
   if (expected == 0) {
     // first:N and nothing seen yet: the first rows set the feature count.
@@ -298,7 +321,10 @@ void Detector::RenderMetrics(std::string* out) const {
   family("osprey_drift_rows_mismatched_total", "counter",
          "Input rows not monitored: their feature count differs from the reference's.");
   StrAppend(out, "osprey_drift_rows_mismatched_total{", label, "} ", rows_mismatched_.load(), "\n");
-  if (options_.outlier_quantile > 0) {
+  family("osprey_drift_rows_not_finite_total", "counter",
+         "Input rows not monitored: they hold NaN or an infinity.");
+  StrAppend(out, "osprey_drift_rows_not_finite_total{", label, "} ", rows_not_finite_.load(), "\n");
+  if (options_.outlier_quantile > 0 && fitted_.load(std::memory_order_acquire)) {
     family("osprey_outliers_total", "counter",
            "Rows whose Mahalanobis distance exceeds the reference's outlier quantile.");
     StrAppend(out, "osprey_outliers_total{", label, "} ", outliers_.load(), "\n");
@@ -333,8 +359,9 @@ std::string Detector::StateJson() const {
   w.Key("rows_seen").Uint(rows_seen_.load());
   w.Key("rows_dropped").Uint(rows_dropped_.load());
   w.Key("rows_mismatched").Uint(rows_mismatched_.load());
+  w.Key("rows_not_finite").Uint(rows_not_finite_.load());
   w.Key("outlier_quantile").Double(options_.outlier_quantile);
-  w.Key("outlier_threshold").Double(outlier_threshold_);
+  w.Key("outlier_threshold").Double(fitted ? outlier_threshold_ : 0.0);
   w.Key("outliers_total").Uint(outliers_.load());
   w.Key("rows_scored").Uint(scored_.load());
   auto window = [&](const WindowResult& r) {

@@ -97,6 +97,8 @@ class Detector {
   bool WaitForWindows(uint64_t windows, std::chrono::milliseconds timeout) const;
 
   const DetectorOptions& options() const { return options_; }
+  // Values per row: the reference's, or (first:N) the first rows'; 0 before any.
+  size_t features() const { return features_.load(std::memory_order_relaxed); }
 
  private:
   explicit Detector(DetectorOptions options);
@@ -135,6 +137,7 @@ class Detector {
   std::atomic<uint64_t> rows_seen_{0};
   std::atomic<uint64_t> rows_dropped_{0};
   std::atomic<uint64_t> rows_mismatched_{0};
+  std::atomic<uint64_t> rows_not_finite_{0};
   std::atomic<uint64_t> outliers_{0};
   std::atomic<uint64_t> scored_{0};
   Histogram scores_;

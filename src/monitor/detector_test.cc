@@ -130,20 +130,52 @@ TEST(Detector, FirstRowsBecomeTheReference) {
   EXPECT_NE((*d)->StateJson().find("\"reference_rows\":300"), std::string::npos);
 }
 
+// Rows holding NaN or an infinity are left out and counted (a NaN in a
+// sorted sample would stall the tests); rows of no features are ignored.
+TEST(Detector, RowsThatAreNotFiniteAreCountedNotTested) {
+  auto d = Detector::Start(Options(100));
+  ASSERT_TRUE(d.ok()) << d.status();
+  std::vector<double> rows = Rows(102, 0, 3000);
+  rows[0] = std::nan("");
+  rows[3] = INFINITY;
+  EXPECT_TRUE((*d)->Observe(rows.data(), 102, 2).has_value());
+  EXPECT_FALSE((*d)->Observe(rows.data(), 1, 0).has_value());
+  ASSERT_TRUE((*d)->WaitForWindows(1, seconds(10)));
+  const std::string state = (*d)->StateJson();
+  EXPECT_NE(state.find("\"rows_not_finite\":2"), std::string::npos) << state;
+  EXPECT_NE(state.find("\"drift\":false"), std::string::npos) << state;
+  // first:N: zero-width rows never set the feature count.
+  DetectorOptions o;
+  o.model = "m";
+  o.first_rows = 10;
+  o.window = 10;
+  auto first = Detector::Start(std::move(o));
+  ASSERT_TRUE(first.ok());
+  (*first)->Observe(rows.data(), 5, 0);
+  EXPECT_EQ((*first)->features(), 0u);
+}
+
 TEST(Detector, OptionErrorsNameTheOption) {
   struct Case {
     DetectorOptions options;
     const char* message;
   };
   DetectorOptions window = Options(1), p = Options(100), cat = Options(100), both = Options(100),
-                  big = Options(100);
+                  big = Options(100), nan_quantile = Options(100), nan_reference = Options(100);
   p.p_value = 1.5;
+  nan_quantile.outlier_quantile = std::nan("");
+  nan_reference.reference.values[2 * 7 + 1] = std::nan("");
   cat.categorical = {2};
   both.first_rows = 10;
   big.reference = Matrix{10001, 1, std::vector<double>(10001, 0.0)};
   const Case cases[] = {
-      {window, "drift window"}, {p, "p-value"},         {cat, "categorical feature index 2"},
-      {both, "not both"},       {big, "at most 10000"},
+      {window, "drift window"},
+      {p, "p-value"},
+      {cat, "categorical feature index 2"},
+      {both, "not both"},
+      {big, "at most 10000"},
+      {nan_quantile, "outlier quantile must be in [0, 1), got nan"},
+      {nan_reference, "the drift reference holds nan at row 7, feature 1"},
   };
   for (const Case& c : cases) {
     auto d = Detector::Start(c.options);

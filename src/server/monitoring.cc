@@ -55,6 +55,21 @@ absl::Status RequestRows(const InferRequest& request, std::vector<double>* rows,
   return absl::OkStatus();
 }
 
+std::optional<size_t> ModelRowWidth(const ModelMetadata& md) {
+  if (md.inputs.empty()) return std::nullopt;
+  size_t width = 0;
+  for (const TensorSpec& s : md.inputs) {
+    if (s.datatype == DataType::kBytes || s.shape.size() < 2) return std::nullopt;
+    size_t w = 1;
+    for (size_t d = 1; d < s.shape.size(); ++d) {
+      if (s.shape[d] < 0) return std::nullopt;
+      w *= static_cast<size_t>(s.shape[d]);
+    }
+    width += w;
+  }
+  return width;
+}
+
 void RequestMonitor::Observe(const InferRequest& request, InferResponse* response) const {
   // Reused by every request this thread serves: no allocation once warm.
   thread_local std::vector<double> rows;

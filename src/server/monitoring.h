@@ -14,6 +14,7 @@
 // Thread safety: Observe may run on any number of threads at once.
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,11 @@
 namespace osprey {
 
 inline constexpr char kOutlierScoreHeader[] = "x-osprey-outlier-score";
+
+// Values per row of the model's inputs as RequestRows reads them: the sum
+// over its inputs of the product of each one's dims after the batch; nullopt
+// when that is not fixed (a variable dim, a BYTES or rank-1 input).
+std::optional<size_t> ModelRowWidth(const ModelMetadata& md);
 
 // The request's rows of features, row-major: the numeric inputs, each [n],
 // [n, k] or [n, k1, k2, ...] (flattened per row), side by side in input

@@ -65,6 +65,25 @@ TEST(RequestRows, Table) {
 
 // The core hands every validated request of the monitored model to its
 // detector, whatever the frontend (REST and gRPC both call Infer).
+TEST(ModelRowWidth, Table) {
+  struct Case {
+    std::vector<TensorSpec> inputs;
+    std::optional<size_t> want;
+  } cases[] = {
+      {{{"x", DataType::kFp32, {-1, 4}}}, 4},
+      {{{"x", DataType::kFp32, {-1, 3, 2}}, {"y", DataType::kInt64, {-1, 1}}}, 7},
+      {{{"x", DataType::kFp32, {-1, -1}}}, std::nullopt},
+      {{{"x", DataType::kBytes, {-1, 4}}}, std::nullopt},
+      {{{"x", DataType::kFp32, {-1}}}, std::nullopt},
+      {{}, std::nullopt},
+  };
+  for (const Case& c : cases) {
+    ModelMetadata md;
+    md.inputs = c.inputs;
+    EXPECT_EQ(ModelRowWidth(md), c.want) << c.inputs.size();
+  }
+}
+
 TEST(RequestMonitor, InferenceCoreFeedsTheDetectorAndScoresTheResponse) {
   testing::FakeRepository repo;
   repo.Add("m");

@@ -239,3 +239,35 @@ def test_annotations_are_part_of_the_revision(platform, model):
     r = requests.get(f"{platform.api}/osprey/v1/namespaces/default/inferenceservices/none/drift",
                      timeout=10)
     assert r.status_code == 404
+
+
+def test_rows_with_nan_are_served_and_left_out_of_the_tests(platform, model):
+    # Runs after the tests above (same service). XGBoost takes NaN as a
+    # missing value: the request is answered; the detector counts the row and
+    # keeps testing windows.
+    client = Client(platform)
+    before = client.state()
+    r = requests.post(f"{platform.gateway}/v1/models/{NAME}:predict",
+                      data='{"instances": [[NaN, 5.0, 1.0, 0], [0.5, Infinity, 2.0, 1]]}',
+                      headers={"Host": platform.host(NAME), "Content-Type": "application/json"},
+                      timeout=harness.HTTP_TIMEOUT_S)
+    assert r.status_code == 200, r.text
+    harness.wait_until(lambda: client.state()["rows_not_finite"] == before["rows_not_finite"] + 2,
+                       10, "two rows counted as not finite")
+    client.send(make_rows(model["rng"], before["window"]))
+    client.wait_windows(before["windows_tested"] + 1)
+
+
+def test_a_reference_of_another_width_fails_the_revision(platform, model):
+    wide = model["reference_path"].parent / "wide.npy"
+    np.save(wide, np.hstack([model["reference"], model["reference"][:, :1]]))
+    platform.apply_text(isvc(model).replace(f"name: {NAME}", "name: too-wide")
+                        .replace(str(model["reference_path"]), str(wide)), wait=False)
+
+    def failed():
+        revs = platform.revisions("too-wide")
+        return revs and revs[0]["status"].get("phase") == "Failed" and revs[0]["status"].get("message")
+
+    harness.wait_until(failed, 30, "the revision fails naming the widths")
+    message = platform.revisions("too-wide")[0]["status"]["message"]
+    assert "--drift-reference has 5 features per row; model too-wide takes 4" in message, message

@@ -5,6 +5,8 @@
 // the replicas' reports are merged per InferenceService and DriftTransition
 // (monitoring.h) decides its events. Controller::Drift serves what was read.
 
+#include <algorithm>
+
 #include "common/json_writer.h"
 #include "controlplane/local/controller_impl.h"
 #include "controlplane/monitoring.h"
@@ -66,16 +68,24 @@ void Controller::Impl::RunDriftPoller() {
     for (const auto& [key, list] : by_service) {
       if (!isvcs.contains(key)) continue;
       DriftState& state = drift[key];
+      // During a rollout two revisions answer: the newest one's verdict counts
+      // (revision names end in a zero-padded number).
+      std::string revision;
+      for (const auto* a : list) revision = std::max(revision, a->first->revision);
       std::vector<DriftReport> reports;
       state.replicas.clear();
       for (const auto* a : list) {
         auto report = ParseDriftReport(a->second);
         if (!report.has_value()) continue;
-        reports.push_back(*report);
         state.replicas.emplace_back(a->first->replica, a->second);
+        // A replica that has tested no window yet (just started, or back from
+        // zero) has no verdict to change the service's.
+        if (a->first->revision != revision ||
+            (report->error.empty() && (!report->ready || report->windows_tested == 0)))
+          continue;
+        reports.push_back(*report);
       }
       if (reports.empty()) continue;
-      const std::string& revision = list.front()->first->revision;
       if (state.revision != revision) state.report.reset();  // a new revision starts afresh
       state.revision = revision;
       const DriftReport merged = MergeDriftReports(reports);

@@ -149,7 +149,11 @@ int ParseResponse(std::string_view in, int* status, size_t* consumed, bool* clos
       if (at > in.size()) return 0;
     }
   }
-  if (!length) return -1;  // a body up to the connection's end: not kept alive
+  if (!length) {  // a body up to the connection's end: the answer is its head
+    *consumed = at;
+    *close = true;
+    return 2;
+  }
   if (in.size() < at + *length) return 0;
   *consumed = at + *length;
   return 1;
@@ -165,6 +169,7 @@ void Pipeline::Close() {
 
 bool Pipeline::Connect(const SinkUrl& url, std::chrono::milliseconds timeout) {
   if (fd_ >= 0 && authority_ == url.authority) return true;
+  if (authority_ != url.authority) close_each_ = false;
   Close();
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
@@ -193,30 +198,38 @@ bool Pipeline::Connect(const SinkUrl& url, std::chrono::milliseconds timeout) {
 void Pipeline::Post(const SinkUrl& url, const std::vector<PayloadEvent*>& events,
                     std::chrono::milliseconds timeout, std::vector<int>* statuses) {
   statuses->assign(events.size(), 0);
+  // Each event's request, kept apart so that what got no answer can go again.
   out_.clear();
+  std::vector<size_t> starts;
+  starts.reserve(events.size() + 1);
   for (const PayloadEvent* ev : events) {
+    starts.push_back(out_.size());
     StrAppend(&out_, "POST ", url.path, " HTTP/1.1\r\nHost: ", url.authority, "\r\n");
     for (const auto& [n, v] : ev->headers) StrAppend(&out_, n, ": ", v, "\r\n");
     StrAppend(&out_, "Content-Length: ", ev->body.size(), "\r\n\r\n");
     out_.append(ev->body);
   }
-  // A kept-alive connection the sink closed meanwhile answers nothing: once
-  // more on a new one.
-  for (int round = 0; round < 2; ++round) {
+  starts.push_back(out_.size());
+  size_t done = 0;
+  bool retried_stale = false;
+  char buf[16384];
+  while (done < events.size()) {
     const bool reused = fd_ >= 0 && authority_ == url.authority;
     if (!Connect(url, timeout)) return;
-    size_t done = 0;
-    bool failed = false;
-    for (size_t off = 0; off < out_.size() && !failed;) {
-      const ssize_t n = ::send(fd_, out_.data() + off, out_.size() - off, MSG_NOSIGNAL);
+    // A sink that closes its connection after an answer gets one request per
+    // connection: the rest of a pipelined write would only be lost.
+    const size_t upto = close_each_ ? done + 1 : events.size();
+    bool failed = false, timed_out = false, closed = false;
+    const size_t first = done;
+    for (size_t off = starts[done]; off < starts[upto] && !failed;) {
+      const ssize_t n = ::send(fd_, out_.data() + off, starts[upto] - off, MSG_NOSIGNAL);
       if (n <= 0) {
         failed = true;
       } else {
         off += static_cast<size_t>(n);
       }
     }
-    char buf[16384];
-    while (!failed && done < events.size()) {
+    while (!failed && !closed && done < upto) {
       int status = 0;
       size_t consumed = 0;
       bool close = false;
@@ -227,9 +240,10 @@ void Pipeline::Post(const SinkUrl& url, const std::vector<PayloadEvent*>& events
         in_.erase(0, consumed);
         if (status / 100 == 1) continue;  // interim
         (*statuses)[done++] = status;
-        if (close) failed = true;  // the rest on a new connection, by a retry
+        closed = close;
       } else {
         const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) timed_out = true;
         if (n <= 0) {
           failed = true;
         } else {
@@ -237,9 +251,22 @@ void Pipeline::Post(const SinkUrl& url, const std::vector<PayloadEvent*>& events
         }
       }
     }
-    if (!failed) return;
+    if (done == events.size() && !closed && !failed) return;
     Close();
-    if (done > 0 || !reused) return;  // what got no answer is retried with backoff
+    if (closed) {
+      // Answered, then closed: the rest at once on a new connection, one
+      // per connection from now on when more were waiting.
+      if (done < upto || upto - first > 1) close_each_ = true;
+      continue;
+    }
+    // No answer at all on a kept-alive connection the sink closed meanwhile:
+    // once more, at once. A timeout is not that: the sink may have them all,
+    // and what got no answer goes again only after the caller's backoff.
+    if (done == first && reused && !timed_out && !retried_stale) {
+      retried_stale = true;
+      continue;
+    }
+    return;
   }
 }
 
@@ -381,10 +408,12 @@ void PayloadLogObserver::Enqueue(std::vector<PayloadEvent> events) {
     }
     before = queue_.size();
     for (auto& ev : events) {
-      if (queue_.size() >= options_.queue_limit) {
+      if (queue_.size() >= options_.queue_limit ||
+          queued_bytes_ + ev.body.size() > options_.queue_bytes) {
         ++dropped;
         continue;
       }
+      queued_bytes_ += ev.body.size();
       queue_.push_back(std::move(ev));
     }
     after = queue_.size();
@@ -418,6 +447,7 @@ void PayloadLogObserver::RunSender() {
       if (queue_.empty()) continue;  // another sender took them
       // The events to one URL at the queue's head, in one pipelined write.
       do {
+        queued_bytes_ -= queue_.front().body.size();
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       } while (!queue_.empty() && batch.size() < kBatch && queue_.front().url == batch[0].url);

@@ -93,13 +93,16 @@ bool ParseSinkUrl(std::string_view url, SinkUrl* out);
 
 // One HTTP/1.1 answer at the start of `in` (pure): 1 with its status and
 // length (`consumed`) and whether the connection closes after it, 0 when
-// more bytes are needed, -1 when it cannot be framed on a kept-alive
-// connection (no Content-Length, not chunked) or is not HTTP.
+// more bytes are needed, 2 for an answer whose body runs to the connection's
+// end (no Content-Length, not chunked: its status and head length, `close`
+// set), -1 when it is not HTTP.
 int ParseResponse(std::string_view in, int* status, size_t* consumed, bool* close);
 
 // A kept-alive connection to one sink with pipelined POSTs: a batch of
-// events in one write, their answers read in order. Blocking (a sender
-// thread's own); not thread-safe.
+// events in one write, their answers read in order. A sink that closes the
+// connection after an answer (Connection: close, HTTP/1.0) gets the rest at
+// once on new connections, one request each. Blocking (a sender thread's
+// own); not thread-safe.
 class Pipeline {
  public:
   Pipeline() = default;
@@ -115,8 +118,9 @@ class Pipeline {
   bool Connect(const SinkUrl& url, std::chrono::milliseconds timeout);
   void Close();
   int fd_ = -1;
-  std::string authority_;  // of the connection
-  std::string in_;         // bytes read, not yet an answer
+  std::string authority_;    // of the connection
+  bool close_each_ = false;  // the sink closes after each answer: no pipelining
+  std::string in_;           // bytes read, not yet an answer
   std::string out_;
 };
 
@@ -124,6 +128,7 @@ class PayloadLogObserver : public ExchangeObserver {
  public:
   struct Options {
     size_t queue_limit = 10000;             // events waiting to be sent
+    size_t queue_bytes = 256u << 20;        // and their bodies' bytes
     int senders = 2;                        // sender threads
     int attempts = 4;                       // per event, the first included
     std::chrono::milliseconds backoff{50};  // before the second attempt, then doubling
@@ -171,6 +176,7 @@ class PayloadLogObserver : public ExchangeObserver {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<PayloadEvent> queue_;
+  size_t queued_bytes_ = 0;  // bodies in queue_
   bool stopping_ = false;
   bool started_ = false;
   std::vector<std::thread> senders_;
