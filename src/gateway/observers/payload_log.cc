@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cctype>
 #include <ctime>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -433,7 +434,9 @@ void PayloadLogObserver::RunSender() {
   // and the queue overflows (counted) rather than the answers slowing down.
   if (options_.low_priority) setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
   HttpClient client;  // https:// sinks
-  Pipeline pipeline;  // http:// sinks
+  // http:// sinks: a kept-alive connection to each (by authority), so that
+  // events to two sinks interleaved in the queue do not reconnect per batch.
+  std::map<std::string, Pipeline> pipelines;
   for (;;) {
     std::vector<PayloadEvent> batch;
     {
@@ -445,13 +448,28 @@ void PayloadLogObserver::RunSender() {
         cv_.wait_for(lock, kLinger, [this] { return stopping_ || queue_.size() >= kBatch; });
       if (stopping_) return;
       if (queue_.empty()) continue;  // another sender took them
-      // The events to one URL at the queue's head, in one pipelined write.
-      do {
-        queued_bytes_ -= queue_.front().body.size();
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      } while (!queue_.empty() && batch.size() < kBatch && queue_.front().url == batch[0].url);
+      // The events to the head's URL among the next few, in their order, in
+      // one pipelined write; events to other sinks keep their places.
+      const std::string url = queue_.front().url;
+      size_t kept = 0;
+      const size_t scan = std::min(queue_.size(), 4 * kBatch);
+      for (size_t i = 0; i < scan; ++i) {
+        PayloadEvent& ev = queue_[i];
+        if (batch.size() < kBatch && ev.url == url) {
+          queued_bytes_ -= ev.body.size();
+          batch.push_back(std::move(ev));
+        } else {
+          if (kept != i) queue_[kept] = std::move(ev);
+          ++kept;
+        }
+      }
+      queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(kept),
+                   queue_.begin() + static_cast<std::ptrdiff_t>(scan));
     }
+    SinkUrl parsed;
+    if (pipelines.size() > 64) pipelines.clear();  // sinks come and go: a bound
+    Pipeline& pipeline =
+        pipelines[ParseSinkUrl(batch[0].url, &parsed) ? parsed.authority : std::string()];
     if (!Deliver(batch, client, pipeline)) return;
   }
 }

@@ -321,6 +321,36 @@ TEST(PayloadLogObserver, DeliversToASinkThatClosesAfterEachAnswer) {
   EXPECT_EQ(o.counts().retries, 0u);
 }
 
+// Events to two sinks interleaved in the queue: each sink gets all of its
+// own, in batches of its own.
+TEST(PayloadLogObserver, TwoSinksInterleaved) {
+  Sink a, b;
+  HttpServer::Options so;
+  so.address = "127.0.0.1";
+  so.port = 0;
+  auto server_a = HttpServer::Start(so, &a);
+  auto server_b = HttpServer::Start(so, &b);
+  ASSERT_TRUE(server_a.ok() && server_b.ok());
+  Route ra = WithLogger(Mode::kRequest), rb = WithLogger(Mode::kRequest);
+  auto la = std::make_shared<RouteLogger>(*ra.logger);
+  auto lb = std::make_shared<RouteLogger>(*rb.logger);
+  la->url = StrCat("http://127.0.0.1:", (*server_a)->port(), "/a");
+  lb->url = StrCat("http://127.0.0.1:", (*server_b)->port(), "/b");
+  ra.logger = la;
+  rb.logger = lb;
+  PayloadLogObserver o({});
+  for (int i = 0; i < 300; ++i) {
+    o.OnComplete(Http(ra));
+    o.OnComplete(Http(rb));
+  }
+  ASSERT_TRUE(WaitCounts(o, [](const auto& c) { return c.sent == 600; })) << o.counts().sent;
+  EXPECT_TRUE(a.WaitFor(300));
+  EXPECT_TRUE(b.WaitFor(300));
+  std::lock_guard<std::mutex> la_lock(a.mu_), lb_lock(b.mu_);
+  EXPECT_EQ(a.got.size(), 300u);
+  EXPECT_EQ(b.got.size(), 300u);
+}
+
 // A sink that refuses with 400: given up at once; with 503: retried.
 TEST(PayloadLogObserver, RetriesOnlyWhatMaySucceedLater) {
   Sink sink;
