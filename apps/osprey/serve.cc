@@ -354,9 +354,10 @@ int ServeMain(const std::vector<std::string_view>& args) {
   }
 #endif
   bool clean = (*server)->Drain(grace);
-  // A load still running when the grace period ended finishes here, before
-  // the HTTP server its answer goes to is gone.
+  // A load or an explanation still running when the grace period ended
+  // finishes here, before the HTTP server its answer goes to is gone.
   registry.StopAsync();
+  handler.StopExplain();
   server->reset();
 #ifdef OSPREY_WITH_GRPC
   if (grpc_drain.joinable()) grpc_drain.join();

@@ -177,24 +177,48 @@ std::optional<HttpResponse> RestHandler::Infer(std::string_view model, std::stri
   return std::nullopt;
 }
 
-RestHandler::~RestHandler() {
+RestHandler::~RestHandler() { StopExplain(); }
+
+void RestHandler::StopExplain() {
+  std::deque<absl::AnyInvocable<void()>> dropped;
   {
     std::lock_guard<std::mutex> lock(explain_mu_);
     explain_stopping_ = true;
+    dropped.swap(explain_queue_);
   }
   explain_cv_.notify_all();
   if (explain_thread_.joinable()) explain_thread_.join();
+  dropped.clear();  // their answers are never sent: the server is going
+}
+
+bool RestHandler::ExplainQueueFull() {
+  std::lock_guard<std::mutex> lock(explain_mu_);
+  return explain_stopping_ || explain_queue_.size() >= kMaxQueuedExplanations;
+}
+
+absl::Status RestHandler::ExplainSafely(const InferRequest& request, InferResponse* response) {
+  try {
+    return core_->Explain(request, response);
+  } catch (const std::exception& e) {
+    return absl::InternalError(StrCat("the explanation failed: ", e.what()));
+  } catch (...) {
+    return absl::InternalError("the explanation failed");
+  }
 }
 
 void RestHandler::PostExplain(absl::AnyInvocable<void()> task) {
-  std::lock_guard<std::mutex> lock(explain_mu_);
+  std::unique_lock<std::mutex> lock(explain_mu_);
+  if (explain_stopping_) {  // stopped meanwhile: dropped, as the queued ones
+    lock.unlock();
+    return;
+  }
   explain_queue_.push_back(std::move(task));
   if (!explain_thread_.joinable())
     explain_thread_ = std::thread([this] {
       std::unique_lock<std::mutex> lock(explain_mu_);
       for (;;) {
         explain_cv_.wait(lock, [this] { return explain_stopping_ || !explain_queue_.empty(); });
-        if (explain_queue_.empty()) return;  // stopping, nothing left
+        if (explain_stopping_) return;  // what is queued is dropped by StopExplain
         absl::AnyInvocable<void()> next = std::move(explain_queue_.front());
         explain_queue_.pop_front();
         lock.unlock();
@@ -212,6 +236,9 @@ std::optional<HttpResponse> RestHandler::ExplainV1(std::string_view model, const
                                                    const Model& served, HttpDone& done) {
   if (!served.explains())
     return ErrorResponse(absl::UnimplementedError(StrCat("model '", model, "' has no explainer")));
+  if (ExplainQueueFull())
+    return ErrorResponse(absl::UnavailableError(
+        StrCat("too many explanations waiting (", kMaxQueuedExplanations, "); try again later")));
   const ModelMetadata& metadata = served.metadata();
   auto decoded = DecodeV1PredictRequest(*req.body, metadata);
   if (!decoded.ok()) {
@@ -222,7 +249,7 @@ std::optional<HttpResponse> RestHandler::ExplainV1(std::string_view model, const
   PostExplain([this, request = *std::move(decoded), names = metadata.feature_names,
                done = std::move(done)]() mutable {
     InferResponse response;
-    absl::Status s = core_->Explain(request, &response);
+    absl::Status s = ExplainSafely(request, &response);
     HttpResponse r;
     if (!s.ok()) {
       r = ErrorResponse(s);
@@ -241,6 +268,9 @@ std::optional<HttpResponse> RestHandler::ExplainV1(std::string_view model, const
 
 std::optional<HttpResponse> RestHandler::ExplainV2(std::string_view model, std::string_view version,
                                                    const HttpRequest& req, HttpDone& done) {
+  if (ExplainQueueFull())
+    return ErrorResponse(absl::UnavailableError(
+        StrCat("too many explanations waiting (", kMaxQueuedExplanations, "); try again later")));
   auto decoded = DecodeV2InferRequest(req.body, req.inference_header_length);
   if (!decoded.ok()) {
     core_->CountDecodeFailure(model);
@@ -250,7 +280,7 @@ std::optional<HttpResponse> RestHandler::ExplainV2(std::string_view model, std::
   decoded->model_version.assign(version);
   PostExplain([this, request = *std::move(decoded), done = std::move(done)]() mutable {
     InferResponse response;
-    absl::Status s = core_->Explain(request, &response);
+    absl::Status s = ExplainSafely(request, &response);
     HttpResponse r;
     if (!s.ok()) {
       r = ErrorResponse(s);

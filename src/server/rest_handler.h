@@ -40,7 +40,18 @@ class RestHandler : public HttpHandler {
   // returns; its body is kept by the inference that borrows from it.
   void Handle(const HttpRequest& request, HttpDone done) override;
 
+  // Stops the explain thread (joining the explanation it runs) and drops the
+  // explanations still queued, unanswered. Call it before the HTTP server
+  // the answers would go to is destroyed; later explanations answer 503.
+  void StopExplain();
+
+  // Explanations waiting at most; past it an explanation answers 503.
+  static constexpr size_t kMaxQueuedExplanations = 256;
+
  private:
+  bool ExplainQueueFull();
+  // core_->Explain; an exception is an Internal error, not the replica's end.
+  absl::Status ExplainSafely(const InferRequest& request, InferResponse* response);
   // These answer synchronously, or return nullopt after taking `done` for an
   // inference or a repository load/unload.
   std::optional<HttpResponse> HandleV1(std::string_view method, std::string_view path,
