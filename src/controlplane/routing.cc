@@ -104,8 +104,8 @@ RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
       return r;
     };
 
-    auto route_logger = [&](const std::optional<resources::Logger>& l, const char* component)
-        -> std::shared_ptr<const gateway::RouteLogger> {
+    auto route_logger = [&](const std::optional<resources::Logger>& l,
+                            const char* component) -> std::shared_ptr<const gateway::RouteLogger> {
       if (!l) return nullptr;
       auto r = std::make_shared<gateway::RouteLogger>();
       r->url = l->url;
@@ -124,6 +124,8 @@ RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
     const auto explainer_logger = route_logger(s.explainer_logger, "explainer");
 
     const ComponentStatus predictor = *s.status.Component("predictor");
+    const std::string& predictor_model =
+        s.served_model_name.empty() ? s.meta.name : s.served_model_name;
     const std::optional<ComponentStatus>& transformer = s.status.transformer;
     const std::optional<ComponentStatus>& explainer = s.status.explainer;
     // Requests enter at the transformer when there is one.
@@ -153,7 +155,7 @@ RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
       const std::string component_host = ComponentHost(s.meta, part.name, config);
       if (tag_routing) tag_routes(r0, *part.status, component_host);
       Route r = NewRoute(r0, {component_host});
-      r.model_name = s.meta.name;
+      r.model_name = std::string(part.name) == "predictor" ? predictor_model : s.meta.name;
       r.split = split_of(*part.status);
       table.routes.push_back(path_route(r, StrCat(s.meta.name, "-", part.name)));
       table.routes.push_back(std::move(r));
@@ -178,7 +180,7 @@ RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
       table.routes.push_back(std::move(r));
     }
     Route main = NewRoute(own, {host});
-    main.model_name = s.meta.name;
+    main.model_name = transformer ? s.meta.name : predictor_model;
     main.split = split_of(entry);
     // Shadow testing: a share of the requests copied to the latest revision
     // (its answers discarded), e.g. while it takes no traffic (canary 0).

@@ -49,6 +49,10 @@ struct ServiceRouting {
   std::optional<resources::Logger> explainer_logger;
   IsvcStatus status;
   std::vector<std::string> aspired;  // revision keys: in the table even without traffic
+  // The name the predictor serves its model under (--model_name in its
+  // args; ServedModelName), when it is not the InferenceService's: requests
+  // that find their route by model name use it.
+  std::string served_model_name;
 };
 
 // `revisions` by key. A traffic entry whose revision is unknown is left out.

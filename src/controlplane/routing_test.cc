@@ -155,6 +155,28 @@ TEST(PlanRoutes, TimeoutAndNamespaces) {
   EXPECT_EQ(t.revisions[t.routes[1].split[0].revision].ports, std::vector<uint16_t>{2});
 }
 
+// A predictor serving its model under another name (--model_name): the
+// service's and the predictor's routes are found by that name; with a
+// transformer in front, the service's own route keeps the service's name.
+TEST(PlanRoutes, ServedModelName) {
+  ServiceRouting s = Service({{"iris-predictor-00001", 100}}, "iris-predictor-00001");
+  s.served_model_name = "flowers";
+  std::map<std::string, RevisionRouting> revisions = {
+      {"default/iris-predictor-00001", Rev("default/iris-predictor-00001", {1})}};
+  RouteTable t = PlanRoutes({s}, revisions, PlatformConfig{});
+  for (const auto& r : t.routes)
+    if (!r.uri) EXPECT_EQ(r.model_name, "flowers") << r.component;
+  s.status.transformer = ComponentStatus{};
+  s.status.transformer->traffic = {{"iris-transformer-00001", 100}};
+  s.status.transformer->latest_created = "iris-transformer-00001";
+  revisions["default/iris-transformer-00001"] = Rev("default/iris-transformer-00001", {2});
+  t = PlanRoutes({s}, revisions, PlatformConfig{});
+  for (const auto& r : t.routes) {
+    if (r.uri) continue;
+    EXPECT_EQ(r.model_name, r.component == "predictor" ? "flowers" : "iris") << r.component;
+  }
+}
+
 // A transformer takes the service's host; each component keeps its own
 // host and path, where the transformer reaches the predictor; V1 :explain
 // goes to the explainer.
@@ -263,8 +285,7 @@ TEST(PlanRoutes, LoggersPerComponent) {
                       "", {{"iris-transformer-00001", 100}}};
   s.status.explainer = ComponentStatus{
       "", "iris-explainer-00001", "iris-explainer-00001", "", "", {{"iris-explainer-00001", 100}}};
-  s.predictor_logger =
-      resources::Logger{"http://sink/p", "response", {"x-a"}, {"team", "absent"}};
+  s.predictor_logger = resources::Logger{"http://sink/p", "response", {"x-a"}, {"team", "absent"}};
   s.transformer_logger = resources::Logger{"http://sink/t", "request", {}, {}};
   RouteTable t = PlanRoutes({s}, revisions, config);
   std::string got;

@@ -100,6 +100,10 @@ def test_model_name_in_the_args_names_the_served_model(platform):
     r = requests.post(f"{platform.gateway}/v1/models/named:predict",
                       json={"instances": IRIS_ROWS}, headers=host, timeout=10)
     assert r.status_code == 404, r.text
+    # No Host of the service: the gateway finds the route by the served name.
+    r = requests.post(f"{platform.gateway}/v1/models/flowers:predict",
+                      json={"instances": IRIS_ROWS}, timeout=10)
+    assert r.status_code == 200, r.text
 
 
 @pytest.mark.parametrize("fmt,model", [("sklearn", "sklearn-iris"), ("xgboost", "xgboost-iris")])

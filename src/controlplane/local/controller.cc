@@ -9,6 +9,7 @@
 
 #include "common/json_dom.h"
 #include "controlplane/local/controller_impl.h"
+#include "controlplane/model_server.h"
 
 namespace osprey::controlplane {
 namespace fs = std::filesystem;
@@ -316,6 +317,11 @@ void Controller::Impl::PublishRoutes(const std::vector<Routed>& routed,
     if (e.isvc.explainer) s.explainer_logger = e.isvc.explainer->logger;
     s.status = e.status;
     s.aspired = item.aspired;
+    // The predictor's latest revision names the served model.
+    const std::string latest =
+        StrCat(e.isvc.meta.namespace_, "/", s.status.Component("predictor")->latest_created);
+    if (auto rev = revisions.find(latest); rev != revisions.end())
+      s.served_model_name = ServedModelName(rev->second.spec);
     services.push_back(std::move(s));
   }
   for (const auto& [rev_key, r] : revisions) {

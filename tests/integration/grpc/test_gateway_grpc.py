@@ -122,6 +122,8 @@ def test_model_name_in_the_args_names_the_served_model(platform, model_dir):
     with pytest.raises(InferenceServerException) as e:
         infer(c, "grpc-named")
     assert "grpc-named" in str(e.value)
+    # Without its :authority, the call finds the service by the served name.
+    np.testing.assert_array_equal(infer(client(platform), "flowers"), [1.0, 1.0])
 
 
 # A KServe custom predictor, unchanged: kserve.Model and ModelServer from the
