@@ -289,14 +289,17 @@ std::string DeploymentJson(const RevisionSpec& rev, const OwnerRef& owner,
   Key(w, "metadata");
   w.StartObject();
   Labels(w, RevisionLabels(rev));
-  // Prometheus's pod discovery scrapes each replica's /metrics (the model
-  // server's, or a KServe SDK container's on the same port).
-  Key(w, "annotations");
-  w.StartObject();
-  Field(w, "prometheus.io/scrape", "true");
-  Field(w, "prometheus.io/port", StrCat(config.http_port));
-  Field(w, "prometheus.io/path", "/metrics");
-  w.EndObject();
+  // Prometheus's pod discovery scrapes each replica's /metrics: Osprey's
+  // model server, or a KServe SDK model server (its args name the model) on
+  // the same port; other containers may serve none and are left alone.
+  if (IsModelServer(rev) || !LastFlagValue(rev.container.args, "--model_name").empty()) {
+    Key(w, "annotations");
+    w.StartObject();
+    Field(w, "prometheus.io/scrape", "true");
+    Field(w, "prometheus.io/port", StrCat(config.http_port));
+    Field(w, "prometheus.io/path", "/metrics");
+    w.EndObject();
+  }
   w.EndObject();
   Key(w, "spec");
   w.StartObject();

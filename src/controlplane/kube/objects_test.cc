@@ -136,6 +136,8 @@ TEST(KubePlacementTest, CustomContainerRunsAsWritten) {
   EXPECT_EQ(c["readinessProbe"]["tcpSocket"]["port"].GetInt(), 8080);
   EXPECT_EQ(c["env"].Size(), 0u);  // no POD_IP: the container is not Osprey's
   EXPECT_TRUE(CheckRunnable(rev).reason.empty());
+  // Not a model server: no scrape annotations (it may serve no /metrics).
+  EXPECT_FALSE(d["spec"]["template"]["metadata"].HasMember("annotations"));
   auto svc = Parse(ServiceJson(rev, {"custom", "u"}, {}));
   EXPECT_EQ(GetString(svc["metadata"], "name"), "custom-predictor-00001");
   EXPECT_EQ(svc["spec"]["ports"].Size(), 1u);
