@@ -257,14 +257,18 @@ absl::StatusOr<std::string> LocalFileEntry(const ModelUri& uri, const fs::path& 
                                            const Options& options) {
   if (options.cache_dir.empty())
     return absl::InvalidArgumentError(
-        StrCat(uri.uri, ": names a single file, which needs a cache directory to become a "
-                        "model directory"));
+        StrCat(uri.uri,
+               ": names a single file, which needs a cache directory to become a "
+               "model directory"));
   std::error_code ec;
   const fs::path path = fs::canonical(file, ec);
   if (ec) return absl::NotFoundError(StrCat(uri.uri, ": ", ec.message()));
+  // The name is the URI's (a link to a content-addressed blob, as DVC and
+  // git-annex keep files, has none of its own); the key both.
+  const std::string name = file.filename().string();
   // An archive is unpacked once per version of it; a link follows the file.
-  std::string key = StrCat("local file\n", path.string());
-  if (IsArchiveName(path.filename().string()))
+  std::string key = StrCat("local file\n", path.string(), "\n", name);
+  if (IsArchiveName(name))
     StrAppend(&key, "\n", fs::file_size(path, ec), "\n",
               fs::last_write_time(path, ec).time_since_epoch().count());
   ModelCache cache{fs::path(options.cache_dir)};
@@ -279,14 +283,12 @@ absl::StatusOr<std::string> LocalFileEntry(const ModelUri& uri, const fs::path& 
   if (!work.ok()) return Annotate(work.status(), uri.uri);
   const fs::path content = *work / "content";
   absl::Status status = MakeDirs(content);
-  const std::string name = path.filename().string();
   if (status.ok() && IsArchiveName(name)) {
     reporter.Phase("unpacking");
     status = UnpackArchive(path, content);
   } else if (status.ok()) {
     fs::create_symlink(path, content / name, ec);
-    if (ec)
-      status = absl::InternalError(StrCat("cannot link ", path.string(), ": ", ec.message()));
+    if (ec) status = absl::InternalError(StrCat("cannot link ", path.string(), ": ", ec.message()));
   }
   absl::StatusOr<fs::path> entry = status.ok() ? cache.Commit(key, content) : status;
   fs::remove_all(*work, ec);
@@ -503,8 +505,8 @@ int StorageMain(const std::vector<std::string_view>& args) {
                                                {"stall-timeout-s", false, ""},
                                                {"connect-timeout-s", false, ""}};
   std::vector<std::string> positional;
-  auto parsed = ParseFlags(std::vector<std::string_view>(args.begin() + 1, args.end()), kFlags,
-                           &positional);
+  auto parsed =
+      ParseFlags(std::vector<std::string_view>(args.begin() + 1, args.end()), kFlags, &positional);
   if (!parsed.ok()) return UsageError(StatusMessage(parsed.status()));
   const std::map<std::string, std::string>& flags = *parsed;
   if (positional.size() != 2) return UsageError("pull takes a URI and a directory");

@@ -524,6 +524,15 @@ TEST_F(FetchTest, ALocalSingleFileBecomesAModelDirectory) {
   ASSERT_TRUE(Pull((root_ / "models/model.joblib").string(), dest.string(), options_).ok());
   EXPECT_EQ(ReadFile(dest / "model.joblib"), "version two");
   EXPECT_FALSE(fs::is_symlink(dest / "model.joblib"));
+
+  // A link to a blob without a name of its own (DVC, git-annex): the model
+  // directory holds it under the URI's name.
+  std::ofstream(root_ / "models/3f9ac0de") << "blob";
+  fs::create_symlink(root_ / "models/3f9ac0de", root_ / "models/linked.joblib");
+  auto linked = Fetch((root_ / "models/linked.joblib").string(), options_);
+  ASSERT_TRUE(linked.ok()) << linked.status();
+  EXPECT_EQ(ReadFile(fs::path(*linked) / "linked.joblib"), "blob");
+  EXPECT_FALSE(fs::exists(fs::path(*linked) / "3f9ac0de"));
 }
 
 TEST_F(FetchTest, PullHardLinksCacheEntriesAndCopiesLocalTrees) {

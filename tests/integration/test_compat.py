@@ -50,6 +50,8 @@ def test_a_storage_uri_naming_one_file(platform, tmp_path, fmt, file, scheme):
     r = platform.predict_v1(name, IRIS_ROWS)
     assert r.status_code == 200, r.text
     assert len(r.json()["predictions"]) == 2
+    model_dir = Path(revision(platform, name)["status"]["modelDir"])
+    assert sorted(p.name for p in model_dir.iterdir()) == [src.name]
 
 
 def test_a_replica_that_cannot_start_fails_its_revision_with_the_reason(platform, tmp_path):
