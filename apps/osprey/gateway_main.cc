@@ -119,8 +119,8 @@ class Front : public HttpHandler {
         const std::string_view ns = std::string_view(t.key).substr(0, t.key.find('/'));
         const auto [service, component] = gateway::RevisionService(t.revision);
         StrAppend(&r.body, "osprey_gateway_ready_replicas{namespace=\"", ns,
-                  "\",inferenceservice=\"", service, "\",component=\"", component,
-                  "\",revision=\"", t.revision, "\"} ", t.ports.size(), "\n");
+                  "\",inferenceservice=\"", service, "\",component=\"", component, "\",revision=\"",
+                  t.revision, "\"} ", t.ports.size(), "\n");
       }
     }
     return r;
@@ -285,6 +285,7 @@ int GatewayMain(const std::vector<std::string_view>& args) {
 #ifdef OSPREY_WITH_GRPC
   if (grpc_drain.joinable()) grpc_drain.join();
 #endif
+  gateway.StopReaper();  // before the server (declared after the gateway) goes
   sync_ptr.store(nullptr);
   if (elector != nullptr) elector->Stop();
   sync.Stop();

@@ -312,6 +312,8 @@ int UpMain(const std::vector<std::string_view>& args) {
 #ifdef OSPREY_WITH_GRPC
   if (grpc_drain.joinable()) grpc_drain.join();
 #endif
+  // The servers go before the gateway (declared after it): its reaper first.
+  gateway.StopReaper();
   controller_ptr.store(nullptr);
   (*controller)->Shutdown(!keep);
   return 0;

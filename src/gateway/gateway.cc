@@ -469,13 +469,15 @@ Gateway::Gateway(Options options) : impl_(std::make_unique<Impl>(std::move(optio
   impl_->reaper = std::thread([this] { impl_->Reap(); });
 }
 
-Gateway::~Gateway() {
+Gateway::~Gateway() { StopReaper(); }
+
+void Gateway::StopReaper() {
   {
     std::lock_guard<std::mutex> lock(impl_->reaper_mu);
     impl_->stopping = true;
   }
   impl_->reaper_cv.notify_all();
-  impl_->reaper.join();
+  if (impl_->reaper.joinable()) impl_->reaper.join();
 }
 
 void Gateway::Update(std::shared_ptr<const RouteTable> table) {

@@ -68,6 +68,10 @@ class Gateway : public HttpHandler, public Caller {
 
   explicit Gateway(Options options);
   ~Gateway() override;
+  // Stops the thread that expires held requests. Call it before the HTTP
+  // servers whose loops its refusals are answered on are destroyed (the
+  // destructor calls it too).
+  void StopReaper();
 
   // Replaces the route table (requests in progress keep theirs).
   void Update(std::shared_ptr<const RouteTable> table);
