@@ -273,6 +273,24 @@ void Batcher::ExecuteAlone(Pending& p) {
   Complete(p, std::move(task.status), times);
 }
 
+void Batcher::ExecuteTogether(std::vector<Pending>& batch) {
+  std::vector<InferTask> tasks;
+  tasks.reserve(batch.size());
+  for (const Pending& p : batch)
+    tasks.push_back(InferTask{p.request, p.response, absl::OkStatus()});
+  ExecutionTimes times;
+  times.start = Clock::now();
+  try {
+    model_->Execute(std::span<InferTask>(tasks));
+  } catch (const std::exception& e) {
+    for (InferTask& t : tasks) t.status = absl::InternalError(StrCat("internal error: ", e.what()));
+  }
+  times.end = Clock::now();
+  metrics_->executions.fetch_add(1, std::memory_order_relaxed);
+  metrics_->batched_requests.fetch_add(batch.size(), std::memory_order_relaxed);
+  for (size_t i = 0; i < batch.size(); ++i) Complete(batch[i], std::move(tasks[i].status), times);
+}
+
 void Batcher::Complete(Pending& p, absl::Status status, ExecutionTimes times) {
   // Completions encode answers; nothing there throws by design, and this
   // guard keeps a bug from taking the executor thread down.
@@ -286,6 +304,10 @@ void Batcher::Complete(Pending& p, absl::Status status, ExecutionTimes times) {
 void Batcher::Execute(std::vector<Pending>& batch) {
   if (batch.size() == 1) {
     ExecuteAlone(batch[0]);
+    return;
+  }
+  if (!options_.merge) {
+    ExecuteTogether(batch);
     return;
   }
   std::vector<const InferRequest*> requests;
