@@ -176,6 +176,10 @@ absl::Status SplitResponse(const InferResponse& merged, std::span<const int64_t>
 
 Batcher::Batcher(Model* model, ModelMetrics* metrics, BatchingOptions options)
     : model_(model), metrics_(metrics), options_(std::move(options)) {
+  run_at_rows_ = options_.max_batch_size;
+  const auto& preferred = options_.preferred_batch_sizes;
+  if (!preferred.empty())
+    run_at_rows_ = std::min(run_at_rows_, *std::max_element(preferred.begin(), preferred.end()));
   const int n = std::max(1, options_.executors);
   for (int i = 0; i < n; ++i) threads_.emplace_back([this] { Run(); });
 }
@@ -198,9 +202,10 @@ void Batcher::Submit(const InferRequest* request, InferResponse* response, Batch
     queue_.push_back(Pending{request, response, std::move(done)});
     described_.push_back(q);
     queued_rows_ += std::max<int64_t>(q.rows, 1);
-    // This request filled a batch: run it here, on the caller's thread,
-    // rather than pay a hand-off to an executor and back.
-    if (queued_rows_ >= options_.max_batch_size) batch = TakeLocked(Clock::now());
+    // This request filled a batch (or reached the largest preferred size):
+    // run it here, on the caller's thread, rather than pay a hand-off to an
+    // executor and back (one waiting for a deadline would not look sooner).
+    if (queued_rows_ >= run_at_rows_) batch = TakeLocked(Clock::now());
     // Wake an executor only when that changes something (one is idle and
     // there is work). Waking on every arrival would cost a context switch per
     // request; one waiting for a deadline wakes up on its own.

@@ -128,8 +128,11 @@ class Batcher {
   std::vector<QueuedRequest> described_;  // parallel to queue_; contiguous for DecideBatch
   std::chrono::steady_clock::time_point next_wake_;
   int64_t queued_rows_ = 0;  // rows in queue_ (an unbatchable request counts 1)
-  int idle_ = 0;             // executors waiting for any request
-  int timed_ = 0;            // executors waiting for a batch's deadline
+  // Queued rows at which a submission decides at once: max_batch_size, or
+  // the largest preferred size when smaller.
+  int64_t run_at_rows_ = 0;
+  int idle_ = 0;   // executors waiting for any request
+  int timed_ = 0;  // executors waiting for a batch's deadline
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };

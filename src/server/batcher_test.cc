@@ -227,6 +227,34 @@ TEST(BatcherTest, MergesConcurrentRequestsAndAnswersEachCaller) {
   EXPECT_EQ(metrics.batched_requests.load(), 3u);
 }
 
+// The executor already waits for the first request's deadline when the
+// others arrive: the one that reaches the largest preferred size runs the
+// batch, long before the deadline.
+TEST(BatcherTest, ReachingThePreferredSizeRunsTheBatchAtOnce) {
+  DoublingModel model;
+  ModelMetrics metrics;
+  BatchingOptions opts;
+  opts.max_batch_size = 16;
+  opts.max_queue_delay = std::chrono::seconds(30);
+  opts.preferred_batch_sizes = {2, 4};
+  // The calls outlive the batcher, which runs what is left when destroyed.
+  auto first = MakeCall({1, 2});
+  std::vector<std::unique_ptr<Call>> rest;
+  Batcher batcher(&model, &metrics, opts);
+  Submit(batcher, first.get());
+  auto f = first->done.get_future();
+  // The executor took the first request and waits for its deadline.
+  EXPECT_EQ(f.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
+  for (int i = 0; i < 3; ++i) {
+    rest.push_back(MakeCall({3, 4}));
+    Submit(batcher, rest.back().get());
+  }
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_TRUE(f.get().ok());
+  for (auto& c : rest) EXPECT_TRUE(c->done.get_future().get().ok());
+  EXPECT_EQ(model.Executions(), (std::vector<int64_t>{4}));
+}
+
 TEST(BatcherTest, WithoutMergingABatchReachesTheModelAsItsRequests) {
   DoublingModel model;
   ModelMetrics metrics;
