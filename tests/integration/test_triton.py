@@ -16,6 +16,8 @@ The repository, built here by the frameworks themselves:
   triton_python_backend_utils), dynamic batching (its execute() gets the
   batch as a list of requests), two instances; TritonError and exceptions
   answered with their status.
+- auto: a Python model whose config.pbtxt names only its backend; its
+  auto_complete_config() declares the tensors (BYTES in, as bytes).
 A second InferenceService (KServe's legacy `triton:` key) whose repository
 asks for a GPU and TensorRT is refused at load, naming the reasons.
 """
@@ -118,6 +120,31 @@ class TritonPythonModel:
         return responses
 '''
 
+# No tensors in its config.pbtxt: the model declares them itself.
+AUTO_PY = '''
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    @staticmethod
+    def auto_complete_config(auto_complete_model_config):
+        auto_complete_model_config.add_input(
+            {"name": "TEXT", "data_type": "TYPE_STRING", "dims": [-1]})
+        auto_complete_model_config.add_output(
+            {"name": "LENGTH", "data_type": "TYPE_INT64", "dims": [-1]})
+        auto_complete_model_config.set_max_batch_size(0)
+        return auto_complete_model_config
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            text = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy()
+            lengths = np.array([len(t) for t in text], dtype=np.int64)  # bytes, as Triton gives
+            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("LENGTH", lengths)]))
+        return responses
+'''
+
 GPU_CONFIG = """
 platform: "pytorch_libtorch"
 max_batch_size: 8
@@ -158,6 +185,10 @@ def repository(tmp_path_factory):
     (root / "add_sub" / "1").mkdir(parents=True)
     (root / "add_sub" / "1" / "model.py").write_text(ADD_SUB_PY)
     (root / "add_sub" / "config.pbtxt").write_text(ADD_SUB_CONFIG)
+
+    (root / "auto" / "1").mkdir(parents=True)
+    (root / "auto" / "1" / "model.py").write_text(AUTO_PY)
+    (root / "auto" / "config.pbtxt").write_text('backend: "python"\n')
 
     gpu = tmp_path_factory.mktemp("triton-gpu-repo")
     (gpu / "on_gpu" / "1").mkdir(parents=True)
@@ -226,9 +257,9 @@ def test_the_repository_is_served_whole_over_v2(platform, client, host):
     assert client.is_server_ready(headers=host)
     index = client.get_model_repository_index(headers=host)
     assert sorted((m["name"], m["version"], m["state"]) for m in index) == [
-        ("add_sub", "1", "READY"), ("classifier", "1", "READY"), ("mlp", "1", "READY"),
-        ("mlp", "2", "READY")]
-    for model in ("mlp", "classifier", "add_sub"):
+        ("add_sub", "1", "READY"), ("auto", "1", "READY"), ("classifier", "1", "READY"),
+        ("mlp", "1", "READY"), ("mlp", "2", "READY")]
+    for model in ("mlp", "classifier", "add_sub", "auto"):
         assert client.is_model_ready(model, headers=host)
 
 
@@ -310,6 +341,19 @@ def test_python_backend_errors_answer_their_request(client, host):
     r = client.infer("add_sub", [fp32_input("INPUT0", a), fp32_input("INPUT1", a)],
                      headers=host)
     np.testing.assert_array_equal(r.as_numpy("OUTPUT0"), 2 * a)
+
+
+def test_python_model_completes_its_own_config(client, host):
+    meta = client.get_model_metadata("auto", headers=host)
+    assert meta["platform"] == "python"
+    assert meta["inputs"] == [{"name": "TEXT", "datatype": "BYTES", "shape": [-1]}]
+    assert meta["outputs"] == [{"name": "LENGTH", "datatype": "INT64", "shape": [-1]}]
+    text = triton.InferInput("TEXT", [3], "BYTES")
+    text.set_data_from_numpy(np.array(["ab", "héllo", ""], dtype=np.object_))
+    r = client.infer("auto", [text], headers=host)
+    assert r.as_numpy("LENGTH").tolist() == [2, 6, 0]
+    config = client.get_model_config("auto", headers=host)
+    assert config["input"][0]["name"] == "TEXT" and config["input"][0]["dims"] == [-1]
 
 
 def test_model_config_is_tritons(client, host):

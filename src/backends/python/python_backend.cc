@@ -366,8 +366,12 @@ class PythonModel : public Model {
     const int64_t max_batch_size = triton["max_batch_size"].GetInt64();
     metadata_.batchable = max_batch_size > 0;
     if (!metadata_.batchable || !triton.HasMember("dynamic_batching") ||
-        !triton["dynamic_batching"].IsObject())
+        !triton["dynamic_batching"].IsObject()) {
+      // A model that takes its requests as a list is batched only as its
+      // configuration says, never by the server's flags (which merge rows).
+      if (IsTritonPython(format_)) metadata_.batchable = false;
       return absl::OkStatus();
+    }
     const auto& d = triton["dynamic_batching"];
     BatchingHint hint;
     hint.max_batch_size = max_batch_size;
