@@ -7,7 +7,7 @@ directory's name (/v2/models/<model>/infer on the InferenceService's host).
 The repository, built here by the frameworks themselves:
 - mlp: TorchScript (pytorch_libtorch), two versions, version_policy all,
   dynamic batching, two instances; answers equal torch's own forward, per
-  version.
+  version. flat: the same with its input and output reshaped.
 - classifier: a scikit-learn logistic regression exported with skl2onnx
   (onnxruntime_onnx), its label output reshaped as Triton configurations
   write it, three instances (three worker processes); answers equal
@@ -45,6 +45,15 @@ output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 3 ] } ]
 version_policy: { all { } }
 instance_group [ { count: 2 kind: KIND_CPU } ]
 dynamic_batching { max_queue_delay_microseconds: 2000 }
+"""
+
+# The client sends 2x2 matrices; forward() takes them as rows of 4, and its
+# rows of 3 are reported as 3x1.
+FLAT_CONFIG = """
+platform: "pytorch_libtorch"
+max_batch_size: 8
+input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ 2, 2 ] reshape: { shape: [ 4 ] } } ]
+output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 3, 1 ] reshape: { shape: [ 3 ] } } ]
 """
 
 CLASSIFIER_CONFIG = """
@@ -173,6 +182,9 @@ def repository(tmp_path_factory):
         (root / "mlp" / version).mkdir(parents=True)
         torch.jit.script(nets[version]).save(str(root / "mlp" / version / "model.pt"))
     (root / "mlp" / "config.pbtxt").write_text(MLP_CONFIG)
+    (root / "flat" / "1").mkdir(parents=True)
+    torch.jit.script(nets["1"]).save(str(root / "flat" / "1" / "model.pt"))
+    (root / "flat" / "config.pbtxt").write_text(FLAT_CONFIG)
 
     X, y = load_iris(return_X_y=True)
     X = X.astype(np.float32)
@@ -258,7 +270,7 @@ def test_the_repository_is_served_whole_over_v2(platform, client, host):
     index = client.get_model_repository_index(headers=host)
     assert sorted((m["name"], m["version"], m["state"]) for m in index) == [
         ("add_sub", "1", "READY"), ("auto", "1", "READY"), ("classifier", "1", "READY"),
-        ("mlp", "1", "READY"), ("mlp", "2", "READY")]
+        ("flat", "1", "READY"), ("mlp", "1", "READY"), ("mlp", "2", "READY")]
     for model in ("mlp", "classifier", "add_sub", "auto"):
         assert client.is_model_ready(model, headers=host)
 
@@ -278,6 +290,16 @@ def test_torchscript_answers_as_torch_per_version(client, host, repository):
     with pytest.raises(InferenceServerException) as e:
         client.infer("mlp", [fp32_input("INPUT__0", X)], model_version="3", headers=host)
     assert "version" in str(e.value) and "3" in str(e.value)
+
+
+def test_torchscript_reshapes_as_configured(client, host, repository):
+    X = np.random.default_rng(1).normal(size=(3, 2, 2)).astype(np.float32)
+    r = client.infer("flat", [fp32_input("INPUT__0", X)], headers=host)
+    with torch.no_grad():
+        want = repository["nets"]["1"](torch.from_numpy(X.reshape(3, 4))).numpy()
+    out = r.as_numpy("OUTPUT__0")
+    assert out.shape == (3, 3, 1)
+    np.testing.assert_allclose(out[:, :, 0], want, rtol=1e-5, atol=1e-6)
 
 
 def test_onnx_answers_as_sklearn_and_onnxruntime(platform, client, host, repository):
