@@ -107,8 +107,8 @@ absl::StatusOr<std::vector<std::shared_ptr<const ServedModel>>> ModelRegistry::L
   for (const auto& [_, version] : chosen) names.push_back(version);
   std::vector<std::shared_ptr<const ServedModel>> out;
   for (const auto& [version_dir, version] : chosen) {
-    OSPREY_ASSIGN_OR_RETURN(auto served, LoadVersion(name, dir, version_dir, version, config));
-    std::const_pointer_cast<ServedModel>(served)->versions = names;
+    OSPREY_ASSIGN_OR_RETURN(auto served,
+                            LoadVersion(name, dir, version_dir, version, names, config));
     out.push_back(std::move(served));
   }
   return out;
@@ -116,7 +116,8 @@ absl::StatusOr<std::vector<std::shared_ptr<const ServedModel>>> ModelRegistry::L
 
 absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadVersion(
     const std::string& name, const fs::path& root, const fs::path& model_dir,
-    const std::string& version, const std::optional<ModelConfigFile>& config_file) {
+    const std::string& version, const std::vector<std::string>& versions,
+    const std::optional<ModelConfigFile>& config_file) {
   LoadOptions load;
   load.name = name;
   load.version = version;
@@ -174,7 +175,7 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadVersion(
   auto served = std::make_shared<ServedModel>();
   served->name = name;
   served->version = version;
-  served->versions = {version};
+  served->versions = versions;
   if (load.config.has_value()) {
     // Tensors the file leaves out are the model's own (Triton completes them
     // from the model the same way).

@@ -150,9 +150,11 @@ class ModelRegistry {
   // Every version to serve, ascending.
   absl::StatusOr<std::vector<std::shared_ptr<const ServedModel>>> LoadModel(
       const std::string& name, const std::filesystem::path& dir);
+  // One of them: `version` from `dir`, its model's directory `root`.
   absl::StatusOr<std::shared_ptr<const ServedModel>> LoadVersion(
       const std::string& name, const std::filesystem::path& root, const std::filesystem::path& dir,
-      const std::string& version, const std::optional<ModelConfigFile>& config);
+      const std::string& version, const std::vector<std::string>& versions,
+      const std::optional<ModelConfigFile>& config);
   void SetState(const std::string& name, ModelState state, std::string reason);
 
   void Changed() {
