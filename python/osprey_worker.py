@@ -14,7 +14,18 @@ little-endian, BYTES elements as u32 length + bytes).
                           {"error": "<Type>: <message>"}
 ("size": the tensor's bytes in the payload.)
 
-usage: osprey_worker.py --format sklearn|onnx --model-dir DIR
+A model with Triton's configuration (--model-config-json) says so in its
+greeting: "triton": {"max_batch_size": N, "dynamic_batching": {...}} and
+"platform". Triton's Python models (--format python) take several requests
+in one frame, answered in one frame, one entry each:
+
+  server -> worker:       {"requests": [{"inputs": [...], "id": "...",
+                           "parameters": {...}, "outputs": ["name", ...]}, ...]}
+  worker -> server:       {"responses": [{"outputs": [...]} or
+                           {"error": "...", "code": "INVALID_ARG"}, ...]}
+                          or {"error": "..."} when execute() itself failed
+
+usage: osprey_worker.py --format sklearn|onnx|python|... --model-dir DIR
 """
 
 import argparse
@@ -60,13 +71,98 @@ def write_frame(stream, head, payload=b""):
     stream.flush()
 
 
-def decode_bytes(raw, count):
+def decode_bytes(raw, count, text=True):
+    """BYTES elements as str (text) or as bytes objects, in an object array."""
     out, offset = [], 0
     for _ in range(count):
         (n,) = struct.unpack_from("<I", raw, offset)
-        out.append(raw[offset + 4:offset + 4 + n].decode("utf-8", "replace"))
+        element = raw[offset + 4:offset + 4 + n]
+        out.append(element.decode("utf-8", "replace") if text else element)
         offset += 4 + n
     return np.array(out, dtype=object), offset
+
+
+def decode_inputs(specs, payload, offset=0, text=True):
+    """The tensors `specs` describe, read from `payload` at `offset`: ({name: array}, end)."""
+    inputs = {}
+    for spec in specs:
+        count = int(np.prod(spec["shape"])) if spec["shape"] else 1
+        raw = payload[offset:offset + spec["size"]]
+        offset += spec["size"]
+        if spec["datatype"] == "BYTES":
+            value, _ = decode_bytes(raw, count, text)
+        else:
+            value = np.frombuffer(raw, dtype=DTYPES[spec["datatype"]], count=count)
+        inputs[spec["name"]] = value.reshape(spec["shape"])
+    return inputs, offset
+
+
+def encode_outputs(results):
+    """{name: array} as the answer's tensor descriptions and payload chunks."""
+    outputs, chunks = [], []
+    for name, result in results.items():
+        datatype, shape, raw = encode(result)
+        outputs.append({"name": name, "datatype": datatype, "shape": shape, "size": len(raw)})
+        chunks.append(raw)
+    return outputs, chunks
+
+
+# -- Triton's model configuration (config.pbtxt, as JSON) ----------------------
+
+TRITON_TYPES = {"TYPE_BOOL": "BOOL", "TYPE_UINT8": "UINT8", "TYPE_UINT16": "UINT16",
+                "TYPE_UINT32": "UINT32", "TYPE_UINT64": "UINT64", "TYPE_INT8": "INT8",
+                "TYPE_INT16": "INT16", "TYPE_INT32": "INT32", "TYPE_INT64": "INT64",
+                "TYPE_FP16": "FP16", "TYPE_FP32": "FP32", "TYPE_FP64": "FP64",
+                "TYPE_STRING": "BYTES", "TYPE_BF16": "BF16"}
+
+
+class TritonConfig:
+    """What a worker needs of a model's Triton configuration: its tensors
+    (with the batch dimension in front when it batches), their reshapes,
+    and its batching."""
+
+    def __init__(self, config):
+        self.config = config
+        self.max_batch_size = int(config.get("max_batch_size", 0))
+        self.inputs = [self.spec(e) for e in config.get("input", [])]
+        self.outputs = [self.spec(e) for e in config.get("output", [])]
+        self.reshapes = {e["name"]: [int(d) for d in e["reshape"].get("shape", [])]
+                         for e in config.get("input", []) + config.get("output", [])
+                         if e.get("reshape") is not None}
+        self.dims = {e["name"]: [int(d) for d in e.get("dims", [])]
+                     for e in config.get("output", [])}
+
+    def spec(self, entry):
+        if entry.get("data_type") not in TRITON_TYPES:
+            raise ValueError(f"config.pbtxt: tensor '{entry.get('name')}' has data_type "
+                             f"{entry.get('data_type')}")
+        batch = [-1] if self.max_batch_size > 0 else []
+        return {"name": entry["name"], "datatype": TRITON_TYPES[entry["data_type"]],
+                "shape": batch + [int(d) for d in entry.get("dims", [])]}
+
+    def batching(self, merge):
+        out = {"max_batch_size": self.max_batch_size}
+        dynamic = self.config.get("dynamic_batching")
+        if dynamic is not None and self.max_batch_size > 0:
+            out["dynamic_batching"] = {
+                "max_queue_delay_us": int(dynamic.get("max_queue_delay_microseconds", 0)),
+                "preferred_batch_sizes": [int(p) for p in dynamic.get("preferred_batch_size", [])],
+                "merge": merge}
+        return out
+
+    def _batched(self, array, shape):
+        lead = [array.shape[0]] if self.max_batch_size > 0 and array.ndim > 0 else []
+        return array.reshape(lead + list(shape))
+
+    def reshape_input(self, name, array):
+        """An input as the model takes it (its reshape, after the batch)."""
+        return self._batched(array, self.reshapes[name]) if name in self.reshapes else array
+
+    def reshape_output(self, name, array):
+        """An output with a reshape, in its declared dims."""
+        if name not in self.reshapes or name not in self.dims:
+            return array
+        return self._batched(np.asarray(array), self.dims[name])
 
 
 def encode(array):
@@ -149,13 +245,21 @@ class SklearnModel:
 
 
 class OnnxModel:
-    """An ONNX model through onnxruntime, one thread per call."""
+    """An ONNX model through onnxruntime, one thread per call. With Triton's
+    configuration: the file it names, and its tensors (checked against the
+    model's), reshapes and batching."""
 
-    def __init__(self, model_dir):
+    def __init__(self, model_dir, triton=None, model_file=None):
         import onnxruntime as ort
 
-        paths = sorted(os.path.join(model_dir, f) for f in os.listdir(model_dir)
-                       if f.endswith(".onnx"))
+        if model_file:
+            paths = [os.path.join(model_dir, model_file)]
+            if not os.path.exists(paths[0]):
+                raise FileNotFoundError(f"default_model_filename '{model_file}' not found in "
+                                        f"{model_dir}")
+        else:
+            paths = sorted(os.path.join(model_dir, f) for f in os.listdir(model_dir)
+                           if f.endswith(".onnx"))
         if not paths:
             raise FileNotFoundError(f"no *.onnx file in {model_dir}")
         if len(paths) > 1:
@@ -169,6 +273,25 @@ class OnnxModel:
         self.session = ort.InferenceSession(paths[0], options, providers=["CPUExecutionProvider"])
         self.inputs = [self.spec(i) for i in self.session.get_inputs()]
         self.outputs = [self.spec(o) for o in self.session.get_outputs()]
+        self.triton = triton
+        if triton is not None:
+            self.inputs = self.declared("input", triton.inputs, self.inputs)
+            self.outputs = self.declared("output", triton.outputs, self.outputs)
+
+    @staticmethod
+    def declared(kind, configured, own):
+        """The configuration's tensors, each checked against the model's own."""
+        if not configured:
+            return own
+        by_name = {t["name"]: t for t in own}
+        for t in configured:
+            if t["name"] not in by_name:
+                raise ValueError(f"config.pbtxt {kind} '{t['name']}' is not an {kind} of the ONNX "
+                                 f"model (it has: {', '.join(sorted(by_name))})")
+            if t["datatype"] != by_name[t["name"]]["datatype"]:
+                raise ValueError(f"config.pbtxt {kind} '{t['name']}' has datatype {t['datatype']}, "
+                                 f"the ONNX model's is {by_name[t['name']]['datatype']}")
+        return configured
 
     @staticmethod
     def spec(arg):
@@ -179,7 +302,10 @@ class OnnxModel:
         return {"name": arg.name, "datatype": ONNX_TYPES[arg.type], "shape": shape}
 
     def describe(self):
-        return {"inputs": self.inputs, "outputs": self.outputs, "feature_names": []}
+        out = {"inputs": self.inputs, "outputs": self.outputs, "feature_names": []}
+        if self.triton is not None:
+            out.update(platform="onnxruntime_onnx", triton=self.triton.batching(merge=True))
+        return out
 
     def predict(self, inputs):
         feeds = {}
@@ -187,9 +313,14 @@ class OnnxModel:
             if spec["name"] not in inputs:
                 raise KeyError(f"missing input '{spec['name']}'")
             value = inputs[spec["name"]]
+            if self.triton is not None:
+                value = self.triton.reshape_input(spec["name"], value)
             feeds[spec["name"]] = value.astype(str) if spec["datatype"] == "BYTES" else value
-        results = self.session.run(None, feeds)
-        return {spec["name"]: r for spec, r in zip(self.outputs, results)}
+        names = [spec["name"] for spec in self.outputs]
+        results = self.session.run(names, feeds)
+        if self.triton is not None:
+            results = [self.triton.reshape_output(n, r) for n, r in zip(names, results)]
+        return dict(zip(names, results))
 
 
 class CustomModel:
@@ -430,8 +561,118 @@ class PaddleModel:
         return {n: self.predictor.get_output_handle(n).copy_to_cpu() for n in self.output_names}
 
 
+TRITON_ERROR_CODES = {0: "UNKNOWN", 1: "INTERNAL", 2: "NOT_FOUND", 3: "INVALID_ARG",
+                      4: "UNAVAILABLE", 5: "UNSUPPORTED", 6: "ALREADY_EXISTS", 7: "CANCELLED"}
+
+
+class TritonPython:
+    """A model of Triton's Python backend: model.py's TritonPythonModel, run
+    unchanged with Osprey's triton_python_backend_utils (beside this file).
+    auto_complete_config() may complete the configuration; initialize(args)
+    gets Triton's args; execute() gets every request of a batch as a list
+    and answers each; finalize() runs when the worker ends."""
+
+    def __init__(self, model_dir, args):
+        import importlib.util
+
+        import triton_python_backend_utils as pb_utils
+
+        self.pb_utils = pb_utils
+        config = json.loads(args.model_config_json or "{}")
+        script = os.path.join(model_dir, args.model_file or "model.py")
+        if not os.path.isfile(script):
+            raise FileNotFoundError(f"no {os.path.basename(script)} in {model_dir}")
+        sys.path.insert(0, model_dir)
+        spec = importlib.util.spec_from_file_location("model", script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        cls = getattr(module, "TritonPythonModel", None)
+        if cls is None:
+            raise AttributeError(f"{os.path.basename(script)} defines no class TritonPythonModel")
+        if hasattr(cls, "auto_complete_config"):
+            completed = cls.auto_complete_config(pb_utils.ModelConfig(config))
+            if completed is not None:
+                config = completed.as_dict() if hasattr(completed, "as_dict") else completed
+        if config.get("model_transaction_policy", {}).get("decoupled"):
+            raise ValueError("decoupled models answer a request with several responses, which "
+                             "Osprey does not serve")
+        self.triton = TritonConfig(config)
+        if not self.triton.inputs:
+            raise ValueError("config.pbtxt declares no input (a Python model's tensors are "
+                             "declared there, or by its auto_complete_config)")
+        self.name = args.model_name
+        self.model = cls()
+        if hasattr(self.model, "initialize"):
+            self.model.initialize({
+                "model_config": json.dumps(config),
+                "model_instance_kind": "CPU",
+                "model_instance_name": args.instance_name or f"{self.name}_0",
+                "model_instance_device_id": "0",
+                "model_repository": args.model_repository or model_dir,
+                "model_version": args.model_version,
+                "model_name": self.name,
+            })
+
+    def describe(self):
+        return {"inputs": self.triton.inputs, "outputs": self.triton.outputs,
+                "feature_names": [], "platform": "python",
+                "triton": self.triton.batching(merge=False)}
+
+    def execute(self, requests):
+        """requests: [(inputs {name: array}, id, parameters, requested output names)]
+        -> one entry per request: {name: array}, or (message, code name)."""
+        pb = self.pb_utils
+        batch = []
+        for inputs, request_id, parameters, outputs in requests:
+            tensors = [pb.Tensor(n, self.triton.reshape_input(n, v)) for n, v in inputs.items()]
+            batch.append(pb.InferenceRequest(inputs=tensors, request_id=request_id,
+                                             requested_output_names=outputs,
+                                             parameters=parameters, model_name=self.name))
+        responses = self.model.execute(batch)
+        if responses is None or len(responses) != len(batch):
+            got = "None" if responses is None else f"{len(responses)} responses"
+            raise pb.TritonModelException(
+                f"execute() must return one InferenceResponse per request: got {got} for "
+                f"{len(batch)} request(s)")
+        out = []
+        for response in responses:
+            if not isinstance(response, pb.InferenceResponse):
+                raise pb.TritonModelException(
+                    f"execute() returned a {type(response).__name__}, not an InferenceResponse")
+            if response.has_error():
+                error = response.error()
+                message = error.message() if hasattr(error, "message") else str(error)
+                code = error.code() if hasattr(error, "code") else 1
+                out.append((str(message), TRITON_ERROR_CODES.get(code, "INTERNAL")))
+                continue
+            out.append({t.name(): self.triton.reshape_output(t.name(), t.as_numpy())
+                        for t in response.output_tensors()})
+        return out
+
+    def finalize(self):
+        if hasattr(self.model, "finalize"):
+            self.model.finalize()
+
+
 FORMATS = {"sklearn": SklearnModel, "onnx": OnnxModel, "custom": CustomModel,
-           "tensorflow": TensorflowModel, "paddle": PaddleModel}
+           "tensorflow": TensorflowModel, "paddle": PaddleModel, "python": TritonPython}
+
+
+def serve_requests(model, head, payload):
+    """One frame of several requests to a Triton Python model: the answer frame."""
+    requests, offset = [], 0
+    for r in head["requests"]:
+        inputs, offset = decode_inputs(r["inputs"], payload, offset, text=False)
+        requests.append((inputs, r.get("id", ""), r.get("parameters", {}), r.get("outputs", [])))
+    answers, chunks = [], []
+    for result in model.execute(requests):
+        if isinstance(result, tuple):
+            answers.append({"error": result[0], "code": result[1]})
+            continue
+        outputs, parts = encode_outputs(result)
+        answers.append({"outputs": outputs})
+        chunks.extend(parts)
+    return {"responses": answers}, b"".join(chunks)
 
 
 def main():
@@ -439,12 +680,27 @@ def main():
     parser.add_argument("--format", required=True, choices=sorted(FORMATS))
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--model-name", default="model")
+    # A model with Triton's configuration: the configuration as JSON, the
+    # file it names, its version, its directory and this worker's instance.
+    parser.add_argument("--model-config-json", default="")
+    parser.add_argument("--model-file", default="")
+    parser.add_argument("--model-version", default="1")
+    parser.add_argument("--model-repository", default="")
+    parser.add_argument("--instance-name", default="")
     args = parser.parse_args()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints from user code must not corrupt frames
     try:
         cls = FORMATS[args.format]
-        model = cls(args.model_dir, args.model_name) if cls is CustomModel else cls(args.model_dir)
+        if cls is CustomModel:
+            model = cls(args.model_dir, args.model_name)
+        elif cls is TritonPython:
+            model = cls(args.model_dir, args)
+        elif cls is OnnxModel and args.model_config_json:
+            model = cls(args.model_dir, TritonConfig(json.loads(args.model_config_json)),
+                        args.model_file)
+        else:
+            model = cls(args.model_dir)
         write_frame(stdout, {"ready": True, **model.describe()})
     except Exception as e:  # noqa: BLE001 (the reason goes back to the server)
         traceback.print_exc()
@@ -454,28 +710,19 @@ def main():
         try:
             head, payload = read_frame(stdin)
         except EOFError:
+            if isinstance(model, TritonPython):
+                model.finalize()
             return 0
         try:
-            inputs, offset = {}, 0
-            for spec in head["inputs"]:
-                count = int(np.prod(spec["shape"])) if spec["shape"] else 1
-                raw = payload[offset:offset + spec["size"]]
-                offset += spec["size"]
-                if spec["datatype"] == "BYTES":
-                    value, _ = decode_bytes(raw, count)
-                else:
-                    value = np.frombuffer(raw, dtype=DTYPES[spec["datatype"]], count=count)
-                inputs[spec["name"]] = value.reshape(spec["shape"])
-            outputs, chunks = [], []
+            if "requests" in head:
+                write_frame(stdout, *serve_requests(model, head, payload))
+                continue
+            inputs, _ = decode_inputs(head["inputs"], payload)
             parameters = dict(head.get("parameters", {}), headers=head.get("headers", {}))
             results = (model.predict(inputs, parameters)
                        if isinstance(model, (CustomModel, TensorflowModel))
                        else model.predict(inputs))
-            for name, result in results.items():
-                datatype, shape, raw = encode(result)
-                outputs.append({"name": name, "datatype": datatype, "shape": shape,
-                                "size": len(raw)})
-                chunks.append(raw)
+            outputs, chunks = encode_outputs(results)
             write_frame(stdout, {"outputs": outputs}, b"".join(chunks))
         except Exception as e:  # noqa: BLE001
             write_frame(stdout, {"error": f"{type(e).__name__}: {e}"})

@@ -89,7 +89,8 @@ struct ServeFlags {
                    "PATH"),
         BoolFlag("no-grpc", &no_grpc, "serve REST only"),
         BoolFlag("exit-on-load-failure", &exit_on_load_failure,
-                 "with --model-dir: exit with status 1 if the model fails to load"),
+                 "exit with status 1 if the model (with --model-repository: any model) fails "
+                 "to load at start"),
         IntFlag("max-batch-size", &batching.max_batch_size, 0, kMax,
                 "dynamic batching: rows per execution for batchable models (default 0: off)"),
         IntFlag("max-queue-delay-us", &max_queue_delay_us, 0, kMax,
@@ -300,7 +301,29 @@ int ServeMain(const std::vector<std::string_view>& args) {
       std::fprintf(stderr, "osprey serve: --drift-reference needs --model-dir\n");
       return 2;
     }
-    if (!f.no_load_on_start) (void)registry.LoadAllFromRepository();
+    if (!f.no_load_on_start) {
+      absl::Status loaded = registry.LoadAllFromRepository();
+      if (loaded.ok() && registry.Index().empty())
+        loaded = absl::NotFoundError(
+            StrCat("model repository ", f.model_repository,
+                   " holds no model directory (a repository holds <model>/config.pbtxt and "
+                   "<model>/<version>/<model file>)"));
+      // As Triton by default: a model that cannot load stops the server, when
+      // the caller (the control plane's supervisor) wants that.
+      if (!loaded.ok() && f.exit_on_load_failure) {
+        bool named = false;
+        for (const ModelStatus& m : registry.Index()) {
+          if (m.state == ModelState::kReady || m.reason.empty()) continue;
+          std::fprintf(stderr, "osprey serve: model %s failed to load: %s\n", m.name.c_str(),
+                       m.reason.c_str());
+          named = true;
+        }
+        if (!named)
+          std::fprintf(stderr, "osprey serve: %s\n", std::string(loaded.message()).c_str());
+        return 1;
+      }
+      if (!loaded.ok()) OSPREY_LOG(kWarning) << loaded.message();
+    }
   }
 
 #ifdef OSPREY_WITH_GRPC

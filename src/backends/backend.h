@@ -48,6 +48,7 @@
 #include <string>
 #include <string_view>
 
+#include "backends/model_config.h"
 #include "common/strings.h"
 #include "tensor/tensor.h"
 
@@ -78,6 +79,17 @@ struct LoadOptions {
   std::filesystem::path dir;  // the directory holding the model's files
   int threads_per_call = 1;   // framework threads per Execute call
   int workers = 2;            // worker processes, for backends that run models in them
+  // The model's Triton configuration (config.pbtxt), completed as Triton
+  // completes it (backends/triton_model.h), when the model has one: the
+  // backend takes its tensors, batching and model file from it.
+  std::optional<ModelConfigFile> config;
+  // The model's own directory (config.pbtxt and the version directories);
+  // `dir` when the model has no version directories.
+  std::filesystem::path model_root;
+  // Executions that may run at once, as the configuration's instance groups
+  // ask (0: the backend's default). Backends with worker processes get as
+  // many `workers`.
+  int instances = 0;
 };
 
 class Backend {

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/json_writer.h"
 #include "common/strings.h"
 #include "model_config.pb.h"
 
@@ -60,7 +61,8 @@ absl::StatusOr<DataType> ToDataType(config::DataType t, const std::string& tenso
 }
 
 template <typename Proto>
-absl::StatusOr<TensorSpec> ToSpec(const Proto& t, int64_t max_batch_size) {
+absl::StatusOr<TensorSpec> ToSpec(const Proto& t, int64_t max_batch_size,
+                                  std::map<std::string, Shape>* reshapes) {
   if (t.name().empty()) return absl::InvalidArgumentError("config.pbtxt: a tensor has no name");
   TensorSpec spec;
   spec.name = t.name();
@@ -72,7 +74,81 @@ absl::StatusOr<TensorSpec> ToSpec(const Proto& t, int64_t max_batch_size) {
           StrCat("config.pbtxt: tensor '", t.name(), "' has dimension ", d));
     spec.shape.push_back(d);
   }
+  if (t.has_reshape()) {
+    Shape& shape = (*reshapes)[t.name()];
+    for (int64_t d : t.reshape().shape()) {
+      if (d < -1 || d == 0)
+        return absl::InvalidArgumentError(
+            StrCat("config.pbtxt: tensor '", t.name(), "' has reshape dimension ", d));
+      shape.push_back(d);
+    }
+  }
   return spec;
+}
+
+InstanceGroup::Kind ToKind(config::ModelInstanceGroup::Kind kind) {
+  switch (kind) {
+    case config::ModelInstanceGroup::KIND_GPU:
+      return InstanceGroup::Kind::kGpu;
+    case config::ModelInstanceGroup::KIND_CPU:
+      return InstanceGroup::Kind::kCpu;
+    case config::ModelInstanceGroup::KIND_MODEL:
+      return InstanceGroup::Kind::kModel;
+    default:
+      return InstanceGroup::Kind::kAuto;
+  }
+}
+
+absl::Status ReadVersionPolicy(const config::ModelVersionPolicy& p, VersionPolicy* out) {
+  if (p.has_all()) {
+    out->kind = VersionPolicy::Kind::kAll;
+  } else if (p.has_specific()) {
+    out->kind = VersionPolicy::Kind::kSpecific;
+    for (int64_t v : p.specific().versions()) {
+      if (v < 0)
+        return absl::InvalidArgumentError(
+            StrCat("config.pbtxt: version_policy specific lists version ", v));
+      out->versions.push_back(v);
+    }
+    if (out->versions.empty())
+      return absl::InvalidArgumentError("config.pbtxt: version_policy specific lists no versions");
+  } else {
+    out->kind = VersionPolicy::Kind::kLatest;
+    out->num_versions = p.has_latest() ? p.latest().num_versions() : 1;
+    if (out->num_versions < 1)
+      return absl::InvalidArgumentError(
+          "config.pbtxt: version_policy latest needs num_versions >= 1");
+  }
+  return absl::OkStatus();
+}
+
+std::string TritonTypeName(DataType t) {
+  std::string_view name = DataTypeName(t);
+  return StrCat("TYPE_", name == "BYTES" ? "STRING" : name);
+}
+
+// A tensor's entry of the JSON: dims without the batch dimension.
+void WriteTensor(const TensorSpec& t, const ModelConfigFile& c, bool input, JsonWriter& w) {
+  w.BeginObject();
+  w.Key("name").String(t.name);
+  w.Key("data_type").String(TritonTypeName(t.datatype));
+  if (input) w.Key("format").String("FORMAT_NONE");
+  w.Key("dims").BeginArray();
+  for (size_t i = c.max_batch_size > 0 ? 1 : 0; i < t.shape.size(); ++i) w.Int(t.shape[i]);
+  w.EndArray();
+  if (auto it = c.reshapes.find(t.name); it != c.reshapes.end()) {
+    w.Key("reshape").BeginObject().Key("shape").BeginArray();
+    for (int64_t d : it->second) w.Int(d);
+    w.EndArray().EndObject();
+  }
+  w.Key("is_shape_tensor").Bool(false);
+  if (input) {
+    w.Key("allow_ragged_batch").Bool(false);
+    w.Key("optional").Bool(false);
+  } else {
+    w.Key("label_filename").String("");
+  }
+  w.EndObject();
 }
 
 }  // namespace
@@ -99,14 +175,32 @@ absl::StatusOr<std::optional<ModelConfigFile>> ReadModelConfig(const fs::path& d
   out.max_batch_size = proto.max_batch_size();
   if (out.max_batch_size < 0)
     return absl::InvalidArgumentError("config.pbtxt: max_batch_size must be >= 0");
+  out.backend = proto.backend();
   for (const auto& t : proto.input()) {
-    OSPREY_ASSIGN_OR_RETURN(TensorSpec s, ToSpec(t, out.max_batch_size));
+    OSPREY_ASSIGN_OR_RETURN(TensorSpec s, ToSpec(t, out.max_batch_size, &out.reshapes));
     out.inputs.push_back(std::move(s));
   }
   for (const auto& t : proto.output()) {
-    OSPREY_ASSIGN_OR_RETURN(TensorSpec s, ToSpec(t, out.max_batch_size));
+    OSPREY_ASSIGN_OR_RETURN(TensorSpec s, ToSpec(t, out.max_batch_size, &out.reshapes));
     out.outputs.push_back(std::move(s));
   }
+  out.has_version_policy = proto.has_version_policy();
+  OSPREY_RETURN_IF_ERROR(ReadVersionPolicy(proto.version_policy(), &out.version_policy));
+  for (const auto& g : proto.instance_group()) {
+    InstanceGroup group;
+    group.name = g.name();
+    group.kind = ToKind(g.kind());
+    group.count = g.count();
+    if (group.count < 0)
+      return absl::InvalidArgumentError(
+          StrCat("config.pbtxt: instance_group count must be >= 1, got ", group.count));
+    group.gpus.assign(g.gpus().begin(), g.gpus().end());
+    out.instance_groups.push_back(std::move(group));
+  }
+  for (const auto& [key, value] : proto.parameters()) out.parameters[key] = value.string_value();
+  out.decoupled = proto.model_transaction_policy().decoupled();
+  out.sequence_batching = proto.has_sequence_batching();
+  out.ensemble_scheduling = proto.has_ensemble_scheduling();
   if (proto.has_dynamic_batching()) {
     if (out.max_batch_size == 0)
       return absl::InvalidArgumentError("config.pbtxt: dynamic_batching needs max_batch_size > 0");
@@ -123,6 +217,88 @@ absl::StatusOr<std::optional<ModelConfigFile>> ReadModelConfig(const fs::path& d
     out.dynamic_batching = std::move(hint);
   }
   return std::optional<ModelConfigFile>(std::move(out));
+}
+
+std::string_view InstanceKindName(InstanceGroup::Kind kind) {
+  switch (kind) {
+    case InstanceGroup::Kind::kGpu:
+      return "KIND_GPU";
+    case InstanceGroup::Kind::kCpu:
+      return "KIND_CPU";
+    case InstanceGroup::Kind::kModel:
+      return "KIND_MODEL";
+    case InstanceGroup::Kind::kAuto:
+      break;
+  }
+  return "KIND_AUTO";
+}
+
+std::string ModelConfigJson(const ModelConfigFile& c) {
+  std::string body;
+  JsonWriter w(&body);
+  w.BeginObject();
+  w.Key("name").String(c.name);
+  w.Key("platform").String(c.platform);
+  w.Key("backend").String(c.backend);
+  w.Key("version_policy").BeginObject();
+  switch (c.version_policy.kind) {
+    case VersionPolicy::Kind::kLatest:
+      w.Key("latest").BeginObject().Key("num_versions").Int(c.version_policy.num_versions);
+      w.EndObject();
+      break;
+    case VersionPolicy::Kind::kAll:
+      w.Key("all").BeginObject().EndObject();
+      break;
+    case VersionPolicy::Kind::kSpecific:
+      w.Key("specific").BeginObject().Key("versions").BeginArray();
+      for (int64_t v : c.version_policy.versions) w.Int(v);
+      w.EndArray().EndObject();
+      break;
+  }
+  w.EndObject();
+  w.Key("max_batch_size").Int(c.max_batch_size);
+  w.Key("input").BeginArray();
+  for (const TensorSpec& t : c.inputs) WriteTensor(t, c, true, w);
+  w.EndArray();
+  w.Key("output").BeginArray();
+  for (const TensorSpec& t : c.outputs) WriteTensor(t, c, false, w);
+  w.EndArray();
+  if (c.dynamic_batching.has_value()) {
+    w.Key("dynamic_batching").BeginObject().Key("preferred_batch_size").BeginArray();
+    for (int64_t p : c.dynamic_batching->preferred_batch_sizes) w.Int(p);
+    w.EndArray();
+    w.Key("max_queue_delay_microseconds").Int(c.dynamic_batching->max_queue_delay_us);
+    w.Key("preserve_ordering").Bool(false);
+    w.EndObject();
+  }
+  w.Key("instance_group").BeginArray();
+  for (const InstanceGroup& g : c.instance_groups) {
+    w.BeginObject();
+    w.Key("name").String(g.name);
+    w.Key("kind").String(InstanceKindName(g.kind));
+    w.Key("count").Int(g.count);
+    w.Key("gpus").BeginArray();
+    for (int gpu : g.gpus) w.Int(gpu);
+    w.EndArray();
+    w.Key("secondary_devices").BeginArray().EndArray();
+    w.Key("profile").BeginArray().EndArray();
+    w.Key("passive").Bool(false);
+    w.Key("host_policy").String("");
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("default_model_filename").String(c.default_model_filename);
+  w.Key("cc_model_filenames").BeginObject().EndObject();
+  w.Key("metric_tags").BeginObject().EndObject();
+  w.Key("parameters").BeginObject();
+  for (const auto& [key, value] : c.parameters)
+    w.Key(key).BeginObject().Key("string_value").String(value).EndObject();
+  w.EndObject();
+  w.Key("model_warmup").BeginArray().EndArray();
+  if (c.decoupled)
+    w.Key("model_transaction_policy").BeginObject().Key("decoupled").Bool(true).EndObject();
+  w.EndObject();
+  return body;
 }
 
 }  // namespace osprey

@@ -39,6 +39,7 @@ const std::vector<const Backend*>& AllBackends() {
     list.push_back(&CustomBackend());
     list.push_back(&TensorflowBackend());
     list.push_back(&PaddleBackend());
+    list.push_back(&TritonPythonBackend());
 #endif
     return list;
   }();

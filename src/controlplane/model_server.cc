@@ -1,5 +1,7 @@
 #include "controlplane/model_server.h"
 
+#include <filesystem>
+
 #include "common/strings.h"
 #include "controlplane/monitoring.h"
 
@@ -72,10 +74,23 @@ std::string ServedModelName(const RevisionSpec& rev) {
   return name.empty() ? rev.isvc : name;
 }
 
+bool ServesTritonRepository(const RevisionSpec& rev) {
+  const auto& c = rev.container;
+  const auto program = [](const std::vector<std::string>& v) {
+    return !v.empty() && std::filesystem::path(v[0]).filename() == "tritonserver";
+  };
+  return ImageRepository(c.image) == "nvcr.io/nvidia/tritonserver" || program(c.command) ||
+         (c.command.empty() && program(c.args));
+}
+
 std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFormat& format,
                                          const ServeLayout& layout) {
-  std::vector<std::string> argv = {layout.binary,    "serve",        "--model-dir",
-                                   layout.model_dir, "--model-name", ServedModelName(rev)};
+  const bool triton = ServesTritonRepository(rev);
+  std::vector<std::string> argv =
+      triton
+          ? std::vector<std::string>{layout.binary, "serve", "--model-repository", layout.model_dir}
+          : std::vector<std::string>{layout.binary,    "serve",        "--model-dir",
+                                     layout.model_dir, "--model-name", ServedModelName(rev)};
   if (!layout.http_address.empty()) {
     argv.push_back("--http-address");
     argv.push_back(layout.http_address);
@@ -88,14 +103,15 @@ std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFor
   }
   argv.insert(argv.end(), layout.extra.begin(), layout.extra.end());
   argv.push_back("--exit-on-load-failure");
-  if (!format.backend.empty()) {
+  // A repository's models each say what they are (config.pbtxt, files).
+  if (!format.backend.empty() && !triton) {
     argv.push_back("--model-format");
     argv.push_back(std::string(format.backend));
   }
   // KServe's servers run --workers processes of the model; Osprey runs that
   // many workers of a Python-hosted model (native backends need none).
   const std::string workers = LastFlagValue(rev.container.args, "--workers");
-  if (!workers.empty() && workers.find_first_not_of("0123456789") == std::string::npos &&
+  if (!triton && !workers.empty() && workers.find_first_not_of("0123456789") == std::string::npos &&
       workers.size() <= 4 && std::stoi(workers) > 0) {
     argv.push_back("--python-workers");
     argv.push_back(workers);
@@ -114,6 +130,7 @@ std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFor
 }
 
 std::string OspreyServeReadyPath(const RevisionSpec& rev) {
+  if (ServesTritonRepository(rev)) return "/v2/health/ready";
   return StrCat("/v2/models/", ServedModelName(rev), "/ready");
 }
 

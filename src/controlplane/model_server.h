@@ -47,12 +47,20 @@ std::string LastFlagValue(const std::vector<std::string>& args, std::string_view
 // in its env (MLServer's runtime), else the InferenceService's name.
 std::string ServedModelName(const RevisionSpec& rev);
 
+// True when `rev` runs Triton (the image nvcr.io/nvidia/tritonserver, or a
+// container whose command, or args without one, start with tritonserver):
+// its storage is a Triton model repository, served whole, each model under
+// its directory's name, whatever the model format.
+bool ServesTritonRepository(const RevisionSpec& rev);
+
 // argv of `osprey serve` for `rev` (a model-server revision with a format
 // Osprey serves: check FindServeFormat first), serving the model under
-// ServedModelName, and the readiness path. Of KServe's server flags in the
-// container's args, --workers N becomes --python-workers N; the ports are the
-// platform's (ServeLayout); the rest (--nthread, --max_threads, logging) have
-// no counterpart and are left.
+// ServedModelName (a Triton repository: --model-repository, every model in
+// it), and the readiness path (a Triton repository: the server's, ready once
+// every model is). Of KServe's server flags in the container's args,
+// --workers N becomes --python-workers N; the ports are the platform's
+// (ServeLayout); the rest (--nthread, --max_threads, logging, Triton's own
+// flags) have no counterpart and are left.
 std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFormat& format,
                                          const ServeLayout& layout);
 std::string OspreyServeReadyPath(const RevisionSpec& rev);

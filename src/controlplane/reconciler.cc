@@ -125,7 +125,10 @@ RevisionSpec ResolveRevision(const InferenceService& isvc, const std::string& sp
   rev.max_replicas = p.max_replicas;
   rev.batcher = p.batcher;
   if (p.model.has_value()) {
-    const auto& model = *p.model;
+    // KServe's admission defaults first (the triton format speaks v2), then
+    // the chosen runtime's.
+    resources::ModelSpec model = *p.model;
+    model.protocol_version = resources::DefaultProtocol(model, p.legacy_key);
     rev.model_format = model.format.name;
     rev.storage_uri = model.storage_uri;
     rev.protocol = model.protocol_version.empty() ? "v1" : model.protocol_version;
@@ -140,6 +143,7 @@ RevisionSpec ResolveRevision(const InferenceService& isvc, const std::string& sp
       return rev;
     }
     rev.runtime = choice.runtime->meta.name;
+    rev.protocol = resources::RuntimeProtocol(model.protocol_version, *choice.runtime);
     const Container* c = MainContainer(choice.runtime->containers);
     if (c == nullptr) {
       Fail(&rev, "RuntimeNotRecognized", StrCat("runtime ", rev.runtime, " has no container"));

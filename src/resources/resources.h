@@ -255,4 +255,18 @@ RuntimeChoice SelectRuntime(const ModelSpec& model,
                             const std::vector<ServingRuntime>& cluster_runtimes,
                             bool multi_node = false);
 
+// KServe's admission default of a predictor model's protocol, before its
+// runtime is chosen (pure): protocolVersion when given; else v2 for the
+// triton format and for the legacy triton, onnx and huggingface keys
+// (`legacy_key`: Component::legacy_key); else "" (selected as v1).
+std::string DefaultProtocol(const ModelSpec& model, std::string_view legacy_key);
+
+// The protocol a model is served with once `runtime` is chosen (pure;
+// KServe's SetRuntimeDefaults, then the runtime's protocols): `protocol`
+// (DefaultProtocol's) when set; else v2 for a Triton or MLServer runtime and
+// v1 for TorchServe, known by the runtime's serving.kserve.io/server-type
+// annotation, else by its built-in name (kserve-tritonserver, ...); else the
+// runtime's lowest protocol by KServe's order, v1 when it lists none.
+std::string RuntimeProtocol(std::string_view protocol, const ServingRuntime& runtime);
+
 }  // namespace osprey::resources

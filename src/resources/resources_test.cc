@@ -1058,6 +1058,49 @@ INSTANTIATE_TEST_SUITE_P(
       return name;
     });
 
+// KServe's protocol defaults: the admission webhook's (triton format, legacy
+// triton/onnx/huggingface keys: v2), then the chosen runtime's.
+TEST(BuiltinRuntimes, ProtocolDefaults) {
+  struct Case {
+    std::string format, protocol, legacy_key, runtime;
+    std::string defaulted, served;  // before selection ("" selects as v1), once chosen
+  } cases[] = {
+      {"triton", "", "", "", "v2", "v2"},
+      {"triton", "grpc-v2", "", "", "grpc-v2", "grpc-v2"},
+      {"onnx", "", "onnx", "", "v2", "v2"},
+      {"triton", "", "triton", "", "v2", "v2"},
+      {"huggingface", "", "huggingface", "", "v2", "v2"},
+      {"sklearn", "", "", "", "", "v1"},
+      {"sklearn", "", "sklearn", "", "", "v1"},
+      {"onnx", "", "", "kserve-tritonserver", "", "v2"},              // Triton's runtime default
+      {"sklearn", "", "", "kserve-mlserver", "", "v2"},               // MLServer's
+      {"pytorch", "", "", "kserve-torchserve", "", "v1"},             // TorchServe's
+      {"tensorflow", "", "", "kserve-tensorflow-serving", "", "v1"},  // its lowest
+      {"sklearn", "v2", "", "kserve-sklearnserver", "v2", "v2"},
+  };
+  for (const Case& c : cases) {
+    ModelSpec m = Model(c.format, c.protocol, c.runtime);
+    const std::string defaulted = DefaultProtocol(m, c.legacy_key);
+    EXPECT_EQ(defaulted, c.defaulted) << c.format << "/" << c.legacy_key;
+    m.protocol_version = defaulted;
+    RuntimeChoice choice = SelectRuntime(m, {}, BuiltinClusterRuntimes());
+    ASSERT_NE(choice.runtime, nullptr) << c.format << ": " << choice.message;
+    EXPECT_EQ(RuntimeProtocol(defaulted, *choice.runtime), c.served)
+        << c.format << " on " << choice.runtime->meta.name;
+  }
+  // A runtime of Triton by its annotation, whatever its name; one that lists
+  // no protocol serves v1.
+  ServingRuntime mine;
+  mine.meta.name = "my-triton";
+  mine.meta.annotations["serving.kserve.io/server-type"] = "tritonserver";
+  mine.protocol_versions = {"grpc-v2", "v2"};
+  EXPECT_EQ(RuntimeProtocol("", mine), "v2");
+  mine.meta.annotations.clear();
+  EXPECT_EQ(RuntimeProtocol("", mine), "v2");  // its lowest
+  mine.protocol_versions.clear();
+  EXPECT_EQ(RuntimeProtocol("", mine), "v1");
+}
+
 TEST(BuiltinRuntimes, ExplicitTritonForPytorch) {
   // Triton lists pytorch without autoSelect: usable only when named.
   RuntimeChoice c =

@@ -64,7 +64,9 @@ spec:
 ---
 apiVersion: serving.kserve.io/v1alpha1
 kind: ClusterServingRuntime
-metadata: {name: kserve-mlserver}
+metadata:
+  name: kserve-mlserver
+  annotations: {serving.kserve.io/server-type: mlserver}
 spec:
   supportedModelFormats:
   - {name: sklearn, version: "0", autoSelect: true, priority: 2}
@@ -163,7 +165,9 @@ spec:
 ---
 apiVersion: serving.kserve.io/v1alpha1
 kind: ClusterServingRuntime
-metadata: {name: kserve-torchserve}
+metadata:
+  name: kserve-torchserve
+  annotations: {serving.kserve.io/server-type: torchserve}
 spec:
   supportedModelFormats:
   - {name: pytorch, version: "1", autoSelect: true, priority: 2}
@@ -182,7 +186,9 @@ spec:
 ---
 apiVersion: serving.kserve.io/v1alpha1
 kind: ClusterServingRuntime
-metadata: {name: kserve-tritonserver}
+metadata:
+  name: kserve-tritonserver
+  annotations: {serving.kserve.io/server-type: tritonserver}
 spec:
   supportedModelFormats:
   - {name: tensorrt, version: "8", autoSelect: true, priority: 1}
@@ -382,6 +388,34 @@ RuntimeChoice SelectRuntime(const ModelSpec& model,
               StrCat("no ", multi_node ? "multi-node runtime (workerSpec)" : "runtime",
                      " supports model format ", Describe(model.format), " with protocol ",
                      ProtocolOf(model), " (auto-select)"));
+}
+
+std::string DefaultProtocol(const ModelSpec& model, std::string_view legacy_key) {
+  if (!model.protocol_version.empty()) return model.protocol_version;
+  if (model.format.name == "triton" || legacy_key == "triton" || legacy_key == "onnx" ||
+      legacy_key == "huggingface")
+    return "v2";
+  return "";
+}
+
+std::string RuntimeProtocol(std::string_view protocol, const ServingRuntime& runtime) {
+  if (!protocol.empty()) return std::string(protocol);
+  std::string server;
+  if (auto it = runtime.meta.annotations.find("serving.kserve.io/server-type");
+      it != runtime.meta.annotations.end()) {
+    server = it->second;
+  } else if (runtime.meta.name == "kserve-tritonserver") {
+    server = "tritonserver";
+  } else if (runtime.meta.name == "kserve-mlserver") {
+    server = "mlserver";
+  } else if (runtime.meta.name == "kserve-torchserve") {
+    server = "torchserve";
+  }
+  if (server == "tritonserver" || server == "mlserver") return "v2";
+  if (server == "torchserve") return "v1";
+  constexpr std::string_view kByRank[] = {"v1", "v2", "grpc-v1", "grpc-v2"};
+  const int rank = LowestProtocolRank(runtime);
+  return std::string(rank < 4 ? kByRank[rank] : "v1");
 }
 
 }  // namespace osprey::resources

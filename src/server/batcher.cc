@@ -176,6 +176,10 @@ absl::Status SplitResponse(const InferResponse& merged, std::span<const int64_t>
 
 Batcher::Batcher(Model* model, ModelMetrics* metrics, BatchingOptions options)
     : model_(model), metrics_(metrics), options_(std::move(options)) {
+  run_at_rows_ = options_.max_batch_size;
+  const auto& preferred = options_.preferred_batch_sizes;
+  if (!preferred.empty())
+    run_at_rows_ = std::min(run_at_rows_, *std::max_element(preferred.begin(), preferred.end()));
   const int n = std::max(1, options_.executors);
   for (int i = 0; i < n; ++i) threads_.emplace_back([this] { Run(); });
 }
@@ -198,9 +202,10 @@ void Batcher::Submit(const InferRequest* request, InferResponse* response, Batch
     queue_.push_back(Pending{request, response, std::move(done)});
     described_.push_back(q);
     queued_rows_ += std::max<int64_t>(q.rows, 1);
-    // This request filled a batch: run it here, on the caller's thread,
-    // rather than pay a hand-off to an executor and back.
-    if (queued_rows_ >= options_.max_batch_size) batch = TakeLocked(Clock::now());
+    // This request filled a batch (or reached the largest preferred size):
+    // run it here, on the caller's thread, rather than pay a hand-off to an
+    // executor and back (one waiting for a deadline would not look sooner).
+    if (queued_rows_ >= run_at_rows_) batch = TakeLocked(Clock::now());
     // Wake an executor only when that changes something (one is idle and
     // there is work). Waking on every arrival would cost a context switch per
     // request; one waiting for a deadline wakes up on its own.
@@ -273,6 +278,24 @@ void Batcher::ExecuteAlone(Pending& p) {
   Complete(p, std::move(task.status), times);
 }
 
+void Batcher::ExecuteTogether(std::vector<Pending>& batch) {
+  std::vector<InferTask> tasks;
+  tasks.reserve(batch.size());
+  for (const Pending& p : batch)
+    tasks.push_back(InferTask{p.request, p.response, absl::OkStatus()});
+  ExecutionTimes times;
+  times.start = Clock::now();
+  try {
+    model_->Execute(std::span<InferTask>(tasks));
+  } catch (const std::exception& e) {
+    for (InferTask& t : tasks) t.status = absl::InternalError(StrCat("internal error: ", e.what()));
+  }
+  times.end = Clock::now();
+  metrics_->executions.fetch_add(1, std::memory_order_relaxed);
+  metrics_->batched_requests.fetch_add(batch.size(), std::memory_order_relaxed);
+  for (size_t i = 0; i < batch.size(); ++i) Complete(batch[i], std::move(tasks[i].status), times);
+}
+
 void Batcher::Complete(Pending& p, absl::Status status, ExecutionTimes times) {
   // Completions encode answers; nothing there throws by design, and this
   // guard keeps a bug from taking the executor thread down.
@@ -286,6 +309,10 @@ void Batcher::Complete(Pending& p, absl::Status status, ExecutionTimes times) {
 void Batcher::Execute(std::vector<Pending>& batch) {
   if (batch.size() == 1) {
     ExecuteAlone(batch[0]);
+    return;
+  }
+  if (!options_.merge) {
+    ExecuteTogether(batch);
     return;
   }
   std::vector<const InferRequest*> requests;

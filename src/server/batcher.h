@@ -18,7 +18,9 @@
 // adaptive batching that costs no latency).
 //
 // A merged execution that fails is retried request by request, so one bad
-// request fails alone and its neighbours still answer.
+// request fails alone and its neighbours still answer. Without merging
+// (BatchingOptions::merge false) the batch's requests go to Model::Execute
+// as one span of tasks, each answered with its own status.
 //
 // Threading: Submit is thread-safe; `executors` threads per model take
 // batches and run Model::Execute; completions are called on those threads,
@@ -46,6 +48,9 @@ struct BatchingOptions {
   std::chrono::microseconds max_queue_delay{0};
   std::vector<int64_t> preferred_batch_sizes;  // rows; any order
   int executors = 1;                           // threads executing batches, per model
+  // False: the requests of a batch are handed to Model::Execute together,
+  // one task each, instead of merged into one request (BatchingHint::merge).
+  bool merge = true;
   bool enabled() const { return max_batch_size > 0; }
 };
 
@@ -111,6 +116,7 @@ class Batcher {
   std::vector<Pending> TakeLocked(std::chrono::steady_clock::time_point now);
   void Execute(std::vector<Pending>& batch);
   void ExecuteAlone(Pending& p);
+  void ExecuteTogether(std::vector<Pending>& batch);
   static void Complete(Pending& p, absl::Status status, ExecutionTimes times);
 
   Model* model_;
@@ -122,8 +128,11 @@ class Batcher {
   std::vector<QueuedRequest> described_;  // parallel to queue_; contiguous for DecideBatch
   std::chrono::steady_clock::time_point next_wake_;
   int64_t queued_rows_ = 0;  // rows in queue_ (an unbatchable request counts 1)
-  int idle_ = 0;             // executors waiting for any request
-  int timed_ = 0;            // executors waiting for a batch's deadline
+  // Queued rows at which a submission decides at once: max_batch_size, or
+  // the largest preferred size when smaller.
+  int64_t run_at_rows_ = 0;
+  int idle_ = 0;   // executors waiting for any request
+  int timed_ = 0;  // executors waiting for a batch's deadline
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };

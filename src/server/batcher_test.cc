@@ -145,6 +145,10 @@ class DoublingModel : public Model {
  public:
   const ModelMetadata& metadata() const override { return metadata_; }
   void Execute(std::span<InferTask> tasks) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      calls.push_back(tasks.size());
+    }
     for (InferTask& task : tasks) {
       const Tensor& in = task.request->inputs[0];
       {
@@ -155,8 +159,9 @@ class DoublingModel : public Model {
       for (int64_t r = 0; r < in.shape()[0]; ++r)
         if (v[static_cast<size_t>(r * in.shape()[1])] < 0) {
           task.status = absl::InvalidArgumentError("negative value");
-          return;
+          break;
         }
+      if (!task.status.ok()) continue;
       for (float& x : v) x *= 2;
       task.response->outputs.push_back(Fp32("y", in.shape(), v));
     }
@@ -165,11 +170,17 @@ class DoublingModel : public Model {
     std::lock_guard<std::mutex> lock(mu_);
     return executions;
   }
+  // Tasks per Execute call.
+  std::vector<size_t> Calls() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls;
+  }
 
  private:
   ModelMetadata metadata_;
   std::mutex mu_;
   std::vector<int64_t> executions;
+  std::vector<size_t> calls;
 };
 
 struct Call {
@@ -211,6 +222,65 @@ TEST(BatcherTest, MergesConcurrentRequestsAndAnswersEachCaller) {
   EXPECT_EQ(model.Executions(), (std::vector<int64_t>{6}));
   EXPECT_EQ(Floats(calls[0]->response.outputs[0]), (std::vector<float>{2, 4}));
   EXPECT_EQ(Floats(calls[1]->response.outputs[0]), (std::vector<float>{6, 8, 10, 12}));
+  EXPECT_EQ(calls[2]->response.outputs[0].shape(), (Shape{3, 2}));
+  EXPECT_EQ(metrics.executions.load(), 1u);
+  EXPECT_EQ(metrics.batched_requests.load(), 3u);
+}
+
+// The executor already waits for the first request's deadline when the
+// others arrive: the one that reaches the largest preferred size runs the
+// batch, long before the deadline.
+TEST(BatcherTest, ReachingThePreferredSizeRunsTheBatchAtOnce) {
+  DoublingModel model;
+  ModelMetrics metrics;
+  BatchingOptions opts;
+  opts.max_batch_size = 16;
+  opts.max_queue_delay = std::chrono::seconds(30);
+  opts.preferred_batch_sizes = {2, 4};
+  // The calls outlive the batcher, which runs what is left when destroyed.
+  auto first = MakeCall({1, 2});
+  std::vector<std::unique_ptr<Call>> rest;
+  Batcher batcher(&model, &metrics, opts);
+  Submit(batcher, first.get());
+  auto f = first->done.get_future();
+  // The executor took the first request and waits for its deadline.
+  EXPECT_EQ(f.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
+  for (int i = 0; i < 3; ++i) {
+    rest.push_back(MakeCall({3, 4}));
+    Submit(batcher, rest.back().get());
+  }
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_TRUE(f.get().ok());
+  for (auto& c : rest) EXPECT_TRUE(c->done.get_future().get().ok());
+  EXPECT_EQ(model.Executions(), (std::vector<int64_t>{4}));
+}
+
+TEST(BatcherTest, WithoutMergingABatchReachesTheModelAsItsRequests) {
+  DoublingModel model;
+  ModelMetrics metrics;
+  BatchingOptions opts;
+  opts.max_batch_size = 16;
+  opts.max_queue_delay = std::chrono::seconds(5);  // only a full batch runs
+  opts.preferred_batch_sizes = {6};
+  opts.merge = false;
+  Batcher batcher(&model, &metrics, opts);
+  std::vector<std::unique_ptr<Call>> calls;
+  calls.push_back(MakeCall({1, 2}));
+  calls.push_back(MakeCall({-3, 4, 5, 6}));  // fails alone
+  calls.push_back(MakeCall({7, 8, 9, 10, 11, 12}));
+  for (auto& c : calls) Submit(batcher, c.get());
+  std::vector<absl::Status> statuses;
+  for (auto& c : calls) {
+    auto f = c->done.get_future();
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(3)), std::future_status::ready);
+    statuses.push_back(f.get());
+  }
+  EXPECT_EQ(model.Calls(), (std::vector<size_t>{3}));  // one call, three tasks
+  EXPECT_EQ(model.Executions(), (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_TRUE(statuses[0].ok());
+  EXPECT_EQ(statuses[1].code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(statuses[2].ok());
+  EXPECT_EQ(Floats(calls[0]->response.outputs[0]), (std::vector<float>{2, 4}));
   EXPECT_EQ(calls[2]->response.outputs[0].shape(), (Shape{3, 2}));
   EXPECT_EQ(metrics.executions.load(), 1u);
   EXPECT_EQ(metrics.batched_requests.load(), 3u);

@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "common/logging.h"
-#include "net/status.h"
 #include "inference.grpc.pb.h"
+#include "net/status.h"
 #include "protocol/v2_grpc.h"
 
 namespace osprey {
@@ -161,7 +161,7 @@ class Service final : public ServiceBase {
     if (!served.ok()) return Done(ctx, served.status());
     const osprey::ModelMetadata& md = (*served)->model->metadata();
     resp->set_name(md.name);
-    for (const auto& v : md.versions) resp->add_versions(v);
+    for (const auto& v : (*served)->versions) resp->add_versions(v);
     resp->set_platform(md.platform);
     auto fill = [](const TensorSpec& spec, inference::ModelMetadataResponse::TensorMetadata* t) {
       t->set_name(spec.name);

@@ -2,8 +2,13 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
+#include <set>
 #include <system_error>
 
+#include "absl/strings/str_join.h"
+#include "backends/model_config.h"
+#include "backends/triton_model.h"
 #include "common/logging.h"
 #include "common/strings.h"
 #include "server/validate.h"
@@ -16,25 +21,33 @@ namespace fs = std::filesystem;
 bool IsVersionDir(const fs::directory_entry& e) {
   std::string n = e.path().filename().string();
   std::error_code ec;
-  return e.is_directory(ec) && !n.empty() &&
+  return e.is_directory(ec) && !n.empty() && n.size() <= 18 &&
          std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// The numeric version subdirectories of `dir`, by version.
+std::map<int64_t, fs::path> VersionDirs(const fs::path& dir) {
+  std::error_code ec;
+  std::map<int64_t, fs::path> out;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (IsVersionDir(e)) out[std::atoll(e.path().filename().c_str())] = e.path();
+  return out;
 }
 
 // The highest numeric version subdirectory, or (dir, "1") when there is none.
 std::pair<fs::path, std::string> ResolveVersion(const fs::path& dir) {
+  auto versions = VersionDirs(dir);
+  if (versions.empty()) return {dir, "1"};
+  return {versions.rbegin()->second, std::to_string(versions.rbegin()->first)};
+}
+
+// The names in a version directory, directories with a trailing '/'.
+std::set<std::string> FileNames(const fs::path& dir) {
   std::error_code ec;
-  fs::path best;
-  long long best_v = -1;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (!IsVersionDir(e)) continue;
-    long long v = std::atoll(e.path().filename().c_str());
-    if (v > best_v) {
-      best_v = v;
-      best = e.path();
-    }
-  }
-  if (best_v < 0) return {dir, "1"};
-  return {best, std::to_string(best_v)};
+  std::set<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    out.insert(e.path().filename().string() + (e.is_directory(ec) ? "/" : ""));
+  return out;
 }
 
 }  // namespace
@@ -65,24 +78,82 @@ void ModelRegistry::SetState(const std::string& name, ModelState state, std::str
   e.reason = std::move(reason);
 }
 
-absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadModel(const std::string& name,
-                                                                            const fs::path& dir) {
+absl::StatusOr<std::vector<std::shared_ptr<const ServedModel>>> ModelRegistry::LoadModel(
+    const std::string& name, const fs::path& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
     return absl::NotFoundError(StrCat("model directory ", dir.string(), " does not exist"));
-  auto [model_dir, version] = ResolveVersion(dir);
+  const std::map<int64_t, fs::path> dirs = VersionDirs(dir);
+  // Triton's configuration sits beside the version directories; a model
+  // directory of Osprey's own layout may keep it with the model file.
+  OSPREY_ASSIGN_OR_RETURN(std::optional<ModelConfigFile> config, ReadModelConfig(dir));
+  if (!config.has_value() && !dirs.empty()) {
+    OSPREY_ASSIGN_OR_RETURN(config, ReadModelConfig(dirs.rbegin()->second));
+  }
+
+  std::vector<std::pair<fs::path, std::string>> chosen;
+  if (dirs.empty()) {
+    chosen.emplace_back(dir, "1");
+  } else if (config.has_value()) {
+    std::vector<int64_t> available;
+    for (const auto& [v, _] : dirs) available.push_back(v);
+    OSPREY_ASSIGN_OR_RETURN(std::vector<int64_t> versions,
+                            SelectVersions(name, config->version_policy, available));
+    for (int64_t v : versions) chosen.emplace_back(dirs.at(v), std::to_string(v));
+  } else {
+    chosen.emplace_back(dirs.rbegin()->second, std::to_string(dirs.rbegin()->first));
+  }
+  std::vector<std::string> names;
+  for (const auto& [_, version] : chosen) names.push_back(version);
+  std::vector<std::shared_ptr<const ServedModel>> out;
+  for (const auto& [version_dir, version] : chosen) {
+    OSPREY_ASSIGN_OR_RETURN(auto served,
+                            LoadVersion(name, dir, version_dir, version, names, config));
+    out.push_back(std::move(served));
+  }
+  return out;
+}
+
+absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadVersion(
+    const std::string& name, const fs::path& root, const fs::path& model_dir,
+    const std::string& version, const std::vector<std::string>& versions,
+    const std::optional<ModelConfigFile>& config_file) {
+  LoadOptions load;
+  load.name = name;
+  load.version = version;
+  load.dir = model_dir;
+  load.model_root = root;
+  load.threads_per_call = options_.threads_per_call;
+  load.workers = options_.workers;
+  std::string planned;  // the backend the configuration names
+  if (config_file.has_value()) {
+    load.config = config_file;
+    OSPREY_ASSIGN_OR_RETURN(TritonModelPlan plan,
+                            PlanTritonModel(name, FileNames(model_dir), &*load.config));
+    planned = plan.backend;
+    load.instances = plan.instances;
+    if (plan.instances > 0) load.workers = plan.instances;
+    // A model "file" that is a directory (a SavedModel) is what the backend loads.
+    std::error_code ec;
+    if (!plan.model_file.empty() && fs::is_directory(model_dir / plan.model_file, ec))
+      load.dir = model_dir / plan.model_file;
+  }
 
   const Backend* backend = nullptr;
-  if (!options_.format.empty()) {
+  const std::string& wanted = !options_.format.empty() ? options_.format : planned;
+  if (!wanted.empty()) {
     for (const Backend* b : options_.backends) {
-      if (b->name() == options_.format) {
+      if (b->name() == wanted) {
         backend = b;
         break;
       }
     }
     if (backend == nullptr)
       return absl::InvalidArgumentError(
-          StrCat("model format '", options_.format, "' is not built into this server"));
+          options_.format.empty()
+              ? StrCat("model '", name, "': its platform needs the ", wanted,
+                       " backend, which is not built into this server")
+              : StrCat("model format '", options_.format, "' is not built into this server"));
   } else {
     for (const Backend* b : options_.backends) {
       if (b->Recognizes(model_dir)) {
@@ -97,12 +168,6 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadModel(cons
           "or *.bst)"));
   }
 
-  LoadOptions load;
-  load.name = name;
-  load.version = version;
-  load.dir = model_dir;
-  load.threads_per_call = options_.threads_per_call;
-  load.workers = options_.workers;
   OSPREY_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, backend->Load(load));
   // Ready means the model answered: one warm-up request through the real path.
   OSPREY_RETURN_IF_ERROR(WarmUp(*model));
@@ -110,6 +175,15 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadModel(cons
   auto served = std::make_shared<ServedModel>();
   served->name = name;
   served->version = version;
+  served->versions = versions;
+  if (load.config.has_value()) {
+    // Tensors the file leaves out are the model's own (Triton completes them
+    // from the model the same way).
+    ModelConfigFile& c = *load.config;
+    if (c.inputs.empty()) c.inputs = model->metadata().inputs;
+    if (c.outputs.empty()) c.outputs = model->metadata().outputs;
+    served->config_json = ModelConfigJson(c);
+  }
   served->model = std::move(model);
   served->metrics = metrics_->ForModel(name);
   // The model's own batching request (its config.pbtxt) wins over the flags.
@@ -121,13 +195,14 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadModel(cons
       batching.preferred_batch_sizes = hint->preferred_batch_sizes;
     }
     if (hint->executors > 0) batching.executors = hint->executors;
+    batching.merge = hint->merge;
   }
   if (batching.enabled()) {
     if (served->model->metadata().batchable) {
       served->batcher = std::make_unique<Batcher>(served->model.get(), served->metrics, batching);
-      OSPREY_LOG(kInfo) << "model '" << name << "': dynamic batching up to "
-                        << batching.max_batch_size << " rows, max queue delay "
-                        << batching.max_queue_delay.count() << " us";
+      OSPREY_LOG(kInfo) << "model '" << name << "' version " << version
+                        << ": dynamic batching up to " << batching.max_batch_size
+                        << " rows, max queue delay " << batching.max_queue_delay.count() << " us";
     } else {
       OSPREY_LOG(kInfo) << "model '" << name
                         << "' declares no batch dimension: its requests run one by one";
@@ -167,11 +242,18 @@ absl::Status ModelRegistry::DoLoad(const std::string& name, const fs::path& dir)
     return loaded.status();
   }
   replaced = std::move(e.served);
-  e.served = *std::move(loaded);
+  std::vector<std::shared_ptr<const ServedModel>> replaced_versions = std::move(e.versions);
+  e.versions = *std::move(loaded);
+  e.served = e.versions.back();
   e.version = e.served->version;
   e.state = ModelState::kReady;
   e.reason.clear();
-  OSPREY_LOG(kInfo) << "model '" << name << "' version " << e.version << " is ready";
+  OSPREY_LOG(kInfo) << "model '" << name << "' version"
+                    << (e.versions.size() > 1
+                            ? StrCat("s ", absl::StrJoin(e.served->versions, ", "))
+                            : StrCat(" ", e.version))
+                    << (e.versions.size() > 1 ? " are" : " is") << " ready";
+  lock.unlock();  // the replaced instances are freed outside the lock
   return absl::OkStatus();
 }
 
@@ -213,6 +295,7 @@ absl::Status ModelRegistry::LoadAllFromRepository() {
 absl::Status ModelRegistry::Unload(const std::string& name) {
   std::lock_guard<std::mutex> load_lock(load_mu_);
   std::shared_ptr<const ServedModel> old;
+  std::vector<std::shared_ptr<const ServedModel>> old_versions;
   {
     std::unique_lock lock(mu_);
     auto it = entries_.find(name);
@@ -222,10 +305,12 @@ absl::Status ModelRegistry::Unload(const std::string& name) {
     it->second.wanted = false;
     old = std::move(it->second.served);
     it->second.served = nullptr;
+    old_versions = std::move(it->second.versions);
   }
   // In-flight requests hold their own references; the model is freed when the
   // last one finishes, here or on their thread.
   old.reset();
+  old_versions.clear();
   SetState(name, ModelState::kUnavailable, "unloaded");
   OSPREY_LOG(kInfo) << "model '" << name << "' unloaded";
   Changed();
@@ -242,10 +327,12 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::Get(
     return absl::UnavailableError(StrCat("model '", name, "' is not ready (",
                                          ModelStateName(e.state), e.reason.empty() ? "" : ": ",
                                          e.reason, ")"));
-  if (!version.empty() && version != e.served->version)
-    return absl::NotFoundError(StrCat("model '", name, "' has no version '", version,
-                                      "' (serving version ", e.served->version, ")"));
-  return e.served;
+  if (version.empty() || version == e.served->version) return e.served;
+  for (const auto& v : e.versions)
+    if (v->version == version) return v;
+  return absl::NotFoundError(StrCat("model '", name, "' has no version '", version,
+                                    "' (serving version", e.versions.size() > 1 ? "s " : " ",
+                                    absl::StrJoin(e.served->versions, ", "), ")"));
 }
 
 std::vector<ModelStatus> ModelRegistry::Index() const {
@@ -259,10 +346,18 @@ std::vector<ModelStatus> ModelRegistry::Index() const {
     }
   }
   std::shared_lock lock(mu_);
-  for (const auto& [name, e] : entries_)
+  std::map<std::string, std::vector<ModelStatus>> more;  // the other versions served
+  for (const auto& [name, e] : entries_) {
     all[name] = ModelStatus{name, e.version, e.state, e.reason};
+    for (const auto& v : e.versions)
+      if (v != e.served) more[name].push_back(ModelStatus{name, v->version, e.state, ""});
+  }
   std::vector<ModelStatus> out;
-  for (auto& [_, s] : all) out.push_back(std::move(s));
+  for (auto& [name, s] : all) {
+    if (auto it = more.find(name); it != more.end())
+      for (ModelStatus& m : it->second) out.push_back(std::move(m));
+    out.push_back(std::move(s));
+  }
   return out;
 }
 

@@ -44,6 +44,11 @@ std::string_view ModelStateName(ModelState state);
 struct ServedModel {
   std::string name;
   std::string version;
+  // Every version of the model being served (this one included), ascending.
+  std::vector<std::string> versions;
+  // Triton's model configuration JSON of a model with a config.pbtxt
+  // (backends/model_config.h ModelConfigJson); empty for the others.
+  std::string config_json;
   std::unique_ptr<Model> model;
   ModelMetrics* metrics = nullptr;  // owned by Metrics, outlives the registry's users
   // Set when batching is on and the model is batchable. Declared after
@@ -88,8 +93,14 @@ class ModelRegistry {
   void SetOnChange(std::function<void()> on_change) { on_change_ = std::move(on_change); }
 
   // Loads `name` from `dir` (a model directory, or one with numeric version
-  // subdirectories, of which the highest is served). Errors: NotFound for a
-  // missing directory, InvalidArgument/Internal naming why the model failed.
+  // subdirectories, of which the highest is served). With Triton's
+  // config.pbtxt in `dir` (or, without one there, in the version directory)
+  // the configuration decides as Triton's does (backends/triton_model.h): the
+  // backend from its platform, the versions from its version_policy (each
+  // loaded; requests without a version get the highest), the instances from
+  // its instance groups. Errors: NotFound for a missing directory,
+  // InvalidArgument/Internal naming why the model failed, FailedPrecondition
+  // or Unimplemented for what its configuration asks that Osprey does not run.
   absl::Status Load(const std::string& name, const std::filesystem::path& dir);
   // Load from <repository>/<name>. NotFound when there is no such directory.
   absl::Status LoadFromRepository(const std::string& name);
@@ -111,12 +122,14 @@ class ModelRegistry {
   // `done` callback.
   void StopAsync();
 
-  // The READY model of that name (and version, when non-empty). NotFound for an
-  // unknown name or version, Unavailable (with the reason) when not ready.
+  // The READY model of that name (and version, when non-empty: any version
+  // being served; empty: the highest). NotFound for an unknown name or
+  // version, Unavailable (with the reason) when not ready.
   absl::StatusOr<std::shared_ptr<const ServedModel>> Get(std::string_view name,
                                                          std::string_view version) const;
 
-  // Known models, plus the repository's unloaded directories, in name order.
+  // Known models, plus the repository's unloaded directories, in name order;
+  // a model serving several versions has one row per version.
   std::vector<ModelStatus> Index() const;
   std::vector<std::string> ReadyNames() const;
   // True when at least one model is known and every model that should be
@@ -128,13 +141,20 @@ class ModelRegistry {
     ModelState state = ModelState::kUnavailable;
     std::string reason;
     std::string version;
-    std::shared_ptr<const ServedModel> served;
+    std::shared_ptr<const ServedModel> served;                 // the highest version served
+    std::vector<std::shared_ptr<const ServedModel>> versions;  // all of them, ascending
     bool wanted = true;  // false once explicitly unloaded: not counted by AllReady
   };
 
   absl::Status DoLoad(const std::string& name, const std::filesystem::path& dir);
-  absl::StatusOr<std::shared_ptr<const ServedModel>> LoadModel(const std::string& name,
-                                                               const std::filesystem::path& dir);
+  // Every version to serve, ascending.
+  absl::StatusOr<std::vector<std::shared_ptr<const ServedModel>>> LoadModel(
+      const std::string& name, const std::filesystem::path& dir);
+  // One of them: `version` from `dir`, its model's directory `root`.
+  absl::StatusOr<std::shared_ptr<const ServedModel>> LoadVersion(
+      const std::string& name, const std::filesystem::path& root, const std::filesystem::path& dir,
+      const std::string& version, const std::vector<std::string>& versions,
+      const std::optional<ModelConfigFile>& config);
   void SetState(const std::string& name, ModelState state, std::string reason);
 
   void Changed() {

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <fstream>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -107,6 +108,96 @@ TEST(ModelRegistryTest, LoadsTheHighestVersionServesAndUnloads) {
 
   EXPECT_EQ(registry.LoadFromRepository("absent").code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(registry.LoadFromRepository("..").code(), absl::StatusCode::kInvalidArgument);
+}
+
+void WriteConfig(const std::filesystem::path& model_dir, const std::string& text) {
+  std::ofstream(model_dir / "config.pbtxt") << text;
+}
+
+TEST(ModelRegistryTest, ServesTheVersionsATritonConfigAsksFor) {
+  FakeRepository repo;
+  for (const char* v : {"1", "2", "3"}) repo.Add("all", v);
+  for (const char* v : {"1", "2", "3"}) repo.Add("latest2", v);
+  for (const char* v : {"1", "2", "3"}) repo.Add("missing", v);
+  WriteConfig(repo.root() / "all", "version_policy: { all { } }");
+  WriteConfig(repo.root() / "latest2", "version_policy: { latest { num_versions: 2 } }");
+  WriteConfig(repo.root() / "missing", "version_policy: { specific { versions: [ 1, 4 ] } }");
+  FakeBackend fake;
+  Metrics metrics;
+  ModelRegistry registry(RepositoryOptions(repo, {&fake}), &metrics);
+
+  ASSERT_TRUE(registry.LoadFromRepository("all").ok());
+  auto served = registry.Get("all", "");
+  ASSERT_TRUE(served.ok()) << served.status();
+  EXPECT_EQ((*served)->version, "3");  // no version asked: the highest
+  EXPECT_EQ((*served)->versions, (std::vector<std::string>{"1", "2", "3"}));
+  for (const char* v : {"1", "2", "3"}) {
+    auto one = registry.Get("all", v);
+    ASSERT_TRUE(one.ok()) << v << ": " << one.status();
+    EXPECT_EQ((*one)->version, v);
+  }
+  EXPECT_EQ(fake.live_models(), 3);
+  // Triton's configuration JSON, completed with the model's own tensors.
+  EXPECT_NE((*served)->config_json.find(R"("name":"all")"), std::string::npos);
+  EXPECT_NE((*served)->config_json.find(R"("input":[{"name":"INPUT0","data_type":"TYPE_FP32")"),
+            std::string::npos)
+      << (*served)->config_json;
+  std::vector<std::string> rows;
+  for (const ModelStatus& s : registry.Index())
+    if (s.name == "all") rows.push_back(s.version);
+  EXPECT_EQ(rows, (std::vector<std::string>{"1", "2", "3"}));
+
+  ASSERT_TRUE(registry.LoadFromRepository("latest2").ok());
+  EXPECT_EQ(registry.Get("latest2", "1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(registry.Get("latest2", "2").ok());
+  EXPECT_EQ((*registry.Get("latest2", ""))->version, "3");
+
+  absl::Status missing = registry.LoadFromRepository("missing");
+  EXPECT_EQ(missing.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(missing.message().find("version(s) 4"), std::string_view::npos) << missing;
+  EXPECT_NE(IndexEntry(registry, "missing").reason.find("version(s) 4"), std::string::npos);
+
+  served = nullptr;
+  ASSERT_TRUE(registry.Unload("all").ok());
+  EXPECT_EQ(fake.live_models(), 2);  // latest2's two
+}
+
+TEST(ModelRegistryTest, ATritonConfigSetsInstancesAndRefusesAGpu) {
+  FakeRepository repo;
+  repo.Add("cpu", "1");
+  repo.Add("gpu", "1");
+  repo.Add("plan", "1");
+  WriteConfig(repo.root() / "cpu", "instance_group [ { count: 3 kind: KIND_CPU } ]");
+  WriteConfig(repo.root() / "gpu", "instance_group [ { kind: KIND_GPU } ]");
+  WriteConfig(repo.root() / "plan", "platform: \"tensorrt_plan\"");
+  std::atomic<int> instances{-1}, workers{-1};
+  FakeBackend fake(FakeBackend::Options{.on_load = [&](const LoadOptions& o) {
+    instances = o.instances;
+    workers = o.workers;
+    EXPECT_TRUE(o.config.has_value());
+    EXPECT_EQ(o.model_root.filename(), "cpu");
+    EXPECT_EQ(o.dir.filename(), "1");
+    return absl::OkStatus();
+  }});
+  Metrics metrics;
+  ModelRegistry registry(RepositoryOptions(repo, {&fake}), &metrics);
+  ASSERT_TRUE(registry.LoadFromRepository("cpu").ok());
+  EXPECT_EQ(instances.load(), 3);
+  EXPECT_EQ(workers.load(), 3);
+  EXPECT_NE((*registry.Get("cpu", ""))->config_json.find(R"("kind":"KIND_CPU","count":3)"),
+            std::string::npos);
+
+  absl::Status gpu = registry.LoadFromRepository("gpu");
+  EXPECT_EQ(gpu.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(gpu.message().find("model 'gpu': instance_group 'gpu_0' asks for KIND_GPU"),
+            std::string_view::npos)
+      << gpu;
+  absl::Status plan = registry.LoadFromRepository("plan");
+  EXPECT_EQ(plan.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(plan.message().find("TensorRT"), std::string_view::npos) << plan;
+  EXPECT_EQ(IndexEntry(registry, "gpu").state, ModelState::kUnavailable);
+  EXPECT_EQ(IndexEntry(registry, "gpu").reason, std::string(gpu.message()));
+  EXPECT_EQ(fake.live_models(), 1);
 }
 
 TEST(ModelRegistryTest, ChoosesTheBackendByFormatOrByTheFiles) {

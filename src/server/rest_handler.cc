@@ -149,8 +149,13 @@ std::optional<HttpResponse> RestHandler::HandleV2Model(std::string_view method,
     auto served = core_->registry()->Get(model, version);
     if (!served.ok()) return ErrorResponse(served.status());
     if (tail == "ready") return Json(200, ModelStatusJson(model, true));
-    if (tail == "config") return Json(200, EncodeTritonModelConfig((*served)->model->metadata()));
-    return Json(200, EncodeV2ModelMetadata((*served)->model->metadata()));
+    if (tail == "config")
+      return Json(200, !(*served)->config_json.empty()
+                           ? (*served)->config_json
+                           : EncodeTritonModelConfig((*served)->model->metadata()));
+    ModelMetadata metadata = (*served)->model->metadata();
+    metadata.versions = (*served)->versions;
+    return Json(200, EncodeV2ModelMetadata(metadata));
   }
   return NotFoundRoute(StrCat("/v2/models/", rest));
 }

@@ -191,6 +191,10 @@ struct BatchingHint {
   std::vector<int64_t> preferred_batch_sizes;
   int executors = 0;         // threads executing batches; 0: the server's setting
   bool overridable = false;  // a backend's default: server batching flags, when set, win
+  // False: a batch reaches Model::Execute as its requests, one task each,
+  // not merged into one (a model that takes a list of requests, as Triton's
+  // Python models do).
+  bool merge = true;
 };
 
 struct ModelMetadata {

@@ -9,10 +9,10 @@
 
 #include "backends/python/worker_process.h"
 #include "backends/simple_backend.h"
+#include "common/json_writer.h"
 #include "common/logging.h"
 #include "common/strings.h"
 #include "protocol/json_util.h"
-#include "common/json_writer.h"
 #include "rapidjson/document.h"
 
 namespace osprey {
@@ -50,6 +50,21 @@ constexpr PythonFormat kOnnx{"onnx", "onnxruntime_onnx", "ONNX (onnxruntime)"};
 constexpr PythonFormat kCustom{"custom", "custom", "a custom kserve.Model"};
 constexpr PythonFormat kTensorflow{"tensorflow", "tensorflow_savedmodel", "TensorFlow SavedModel"};
 constexpr PythonFormat kPaddle{"paddle", "paddle", "Paddle inference model"};
+constexpr PythonFormat kTritonPython{"python", "python", "a Triton Python model"};
+
+bool IsTritonPython(const PythonFormat& f) { return std::string_view(f.name) == "python"; }
+
+// A Python model's answer to one request of a frame that carried several:
+// Triton's error codes as statuses.
+absl::Status TritonErrorStatus(std::string_view code, std::string message) {
+  if (code == "INVALID_ARG") return absl::InvalidArgumentError(message);
+  if (code == "NOT_FOUND") return absl::NotFoundError(message);
+  if (code == "UNAVAILABLE") return absl::UnavailableError(message);
+  if (code == "UNSUPPORTED") return absl::UnimplementedError(message);
+  if (code == "ALREADY_EXISTS") return absl::AlreadyExistsError(message);
+  if (code == "CANCELLED") return absl::CancelledError(message);
+  return absl::InternalError(message);
+}
 
 bool IsPaddleDir(const fs::path& dir) {
   std::error_code ec;
@@ -109,11 +124,28 @@ class PythonModel : public Model {
              options.dir.string(),
              "--model-name",
              options.name};
+    if (options.config.has_value()) {
+      const ModelConfigFile& c = *options.config;
+      for (std::string arg :
+           {std::string("--model-config-json"), ModelConfigJson(c), std::string("--model-version"),
+            options.version, std::string("--model-repository"), options.model_root.string()})
+        argv_.push_back(std::move(arg));
+      // The file the configuration names, unless it is the directory loaded.
+      if (!c.default_model_filename.empty() && options.dir.filename() != c.default_model_filename) {
+        argv_.push_back("--model-file");
+        argv_.push_back(c.default_model_filename);
+      }
+      instance_group_ = c.instance_groups.empty() ? c.name : c.instance_groups[0].name;
+    } else if (IsTritonPython(format_)) {
+      return absl::InvalidArgumentError(
+          StrCat("model '", options.name,
+                 "': a Triton Python model needs its config.pbtxt (backend: \"python\")"));
+    }
     const int workers = std::max(1, options.workers);
     // Start them all, then wait for each: the imports overlap.
     std::vector<std::unique_ptr<WorkerProcess>> started;
     for (int i = 0; i < workers; ++i) {
-      OSPREY_ASSIGN_OR_RETURN(auto w, WorkerProcess::Spawn(argv_));
+      OSPREY_ASSIGN_OR_RETURN(auto w, WorkerProcess::Spawn(WorkerArgv(i)));
       started.push_back(std::move(w));
     }
     for (auto& w : started) {
@@ -122,6 +154,7 @@ class PythonModel : public Model {
       idle_.push_back(std::move(w));
     }
     total_ = workers;
+    next_index_ = workers;
     respawner_ = std::thread([this] { Respawn(); });
     OSPREY_LOG(kInfo) << "model '" << name_ << "': " << format_.label << " in " << workers
                       << " Python worker(s) (" << argv_[0] << ")";
@@ -131,6 +164,10 @@ class PythonModel : public Model {
   const ModelMetadata& metadata() const override { return metadata_; }
 
   void Execute(std::span<InferTask> tasks) override {
+    if (IsTritonPython(format_)) {
+      ExecuteTogether(tasks);
+      return;
+    }
     for (InferTask& task : tasks) {
       std::unique_ptr<WorkerProcess> w = Acquire();
       if (w == nullptr) {
@@ -145,6 +182,116 @@ class PythonModel : public Model {
   }
 
  private:
+  // argv of worker `index` (a Triton Python model's instance name).
+  std::vector<std::string> WorkerArgv(int index) const {
+    std::vector<std::string> argv = argv_;
+    if (IsTritonPython(format_)) {
+      argv.push_back("--instance-name");
+      argv.push_back(StrCat(instance_group_, "_", index));
+    }
+    return argv;
+  }
+
+  // A Triton Python model takes the tasks together: one worker, one frame,
+  // one execute() call with every request, each answered on its own.
+  void ExecuteTogether(std::span<InferTask> tasks) {
+    std::unique_ptr<WorkerProcess> w = Acquire();
+    if (w == nullptr) {
+      for (InferTask& task : tasks)
+        task.status = absl::UnavailableError(StrCat(
+            "model '", name_, "' has no Python worker running (they keep failing to start)"));
+      return;
+    }
+    std::string head, payload;
+    JsonWriter j(&head);
+    j.BeginObject().Key("requests").BeginArray();
+    for (const InferTask& task : tasks) {
+      const InferRequest& request = *task.request;
+      j.BeginObject();
+      WriteInputs(request, j);
+      j.Key("id").String(request.id);
+      j.Key("parameters");
+      EncodeJsonParameters(request.parameters, j);
+      j.Key("outputs").BeginArray();
+      for (const RequestedOutput& o : request.outputs) j.String(o.name);
+      j.EndArray().EndObject();
+      for (const Tensor& in : request.inputs) payload.append(in.data());
+    }
+    j.EndArray().EndObject();
+    absl::Status s = w->Write(head, payload);
+    absl::StatusOr<WorkerProcess::Frame> frame = s.ok() ? w->Read() : s;
+    if (!frame.ok()) {
+      for (InferTask& task : tasks)
+        task.status =
+            absl::InternalError(StrCat("model '", name_, "': ", frame.status().message()));
+      Release(std::move(w), false);
+      return;
+    }
+    Release(std::move(w), true);
+    absl::Status all = AnswerEach(*frame, tasks);
+    if (!all.ok())
+      for (InferTask& task : tasks) task.status = all;
+  }
+
+  // The answer to a frame of several requests: each task's outputs or error;
+  // a status for them all when execute() failed or the frame is malformed.
+  absl::Status AnswerEach(const WorkerProcess::Frame& frame, std::span<InferTask> tasks) {
+    rapidjson::Document doc;
+    OSPREY_RETURN_IF_ERROR(ParseAnswer(frame, &doc));
+    if (!doc.HasMember("responses") || !doc["responses"].IsArray() ||
+        doc["responses"].Size() != tasks.size())
+      return absl::InternalError("Python worker's answer does not have one response per request");
+    size_t offset = 0;
+    size_t i = 0;
+    for (const auto& r : doc["responses"].GetArray()) {
+      InferTask& task = tasks[i++];
+      if (r.HasMember("error") && r["error"].IsString()) {
+        const std::string code =
+            r.HasMember("code") && r["code"].IsString() ? r["code"].GetString() : "";
+        task.status = TritonErrorStatus(code, r["error"].GetString());
+        continue;
+      }
+      task.status = ReadOutputs(r, frame.payload, &offset, task.response);
+    }
+    return absl::OkStatus();
+  }
+
+  // The tensors an answer's "outputs" describes, from `payload` at `offset`.
+  absl::Status ReadOutputs(const rapidjson::Value& answer, const std::string& payload,
+                           size_t* offset, InferResponse* response) {
+    if (!answer.IsObject() || !answer.HasMember("outputs") || !answer["outputs"].IsArray())
+      return absl::InternalError("Python worker's answer has no outputs");
+    for (const auto& o : answer["outputs"].GetArray()) {
+      OSPREY_ASSIGN_OR_RETURN(TensorSpec spec, ParseSpec(o));
+      if (!o.HasMember("size") || !o["size"].IsUint64() ||
+          *offset + o["size"].GetUint64() > payload.size())
+        return absl::InternalError("Python worker's answer has a malformed size");
+      const size_t size = o["size"].GetUint64();
+      Tensor out(spec.name, spec.datatype, spec.shape);
+      out.SetData(payload.substr(*offset, size));
+      *offset += size;
+      OSPREY_RETURN_IF_ERROR(out.Validate());
+      response->outputs.push_back(std::move(out));
+    }
+    return absl::OkStatus();
+  }
+
+  // "inputs": the request's tensor descriptions (a single-input model takes
+  // its input under any name, as validated; a raw V1 body keeps its own).
+  void WriteInputs(const InferRequest& request, JsonWriter& j) const {
+    j.Key("inputs").BeginArray();
+    for (const Tensor& in : request.inputs) {
+      const std::string& name = metadata_.inputs.size() == 1 && in.name() != "__v1__"
+                                    ? metadata_.inputs[0].name
+                                    : in.name();
+      j.BeginObject().Key("name").String(name).Key("datatype").String(DataTypeName(in.datatype()));
+      j.Key("shape").BeginArray();
+      for (int64_t d : in.shape()) j.Int(d);
+      j.EndArray().Key("size").Int(static_cast<int64_t>(in.data().size())).EndObject();
+    }
+    j.EndArray();
+  }
+
   // The worker's first frame: its description, or why it could not load.
   absl::StatusOr<std::string> Handshake(WorkerProcess& w) {
     auto frame = w.Read();
@@ -181,6 +328,11 @@ class PythonModel : public Model {
       }
     }
     metadata_.raw_requests = doc.HasMember("raw_requests") && doc["raw_requests"].IsTrue();
+    if (doc.HasMember("platform") && doc["platform"].IsString())
+      metadata_.platform = doc["platform"].GetString();
+    // With Triton's configuration, its batching and nothing else.
+    if (doc.HasMember("triton") && doc["triton"].IsObject())
+      return DescribeBatching(doc["triton"], workers);
     // Batchable when every tensor's first dimension is variable (the batch).
     metadata_.batchable = !metadata_.inputs.empty() && !metadata_.raw_requests;
     for (const auto* specs : {&metadata_.inputs, &metadata_.outputs})
@@ -206,24 +358,40 @@ class PythonModel : public Model {
     return absl::OkStatus();
   }
 
+  // A Triton configuration's batching, as the worker reports it: requests
+  // batch only with dynamic_batching, as many batches at once as workers.
+  absl::Status DescribeBatching(const rapidjson::Value& triton, int workers) {
+    if (!triton.HasMember("max_batch_size") || !triton["max_batch_size"].IsInt64())
+      return absl::InternalError("Python worker's greeting has a malformed 'triton'");
+    const int64_t max_batch_size = triton["max_batch_size"].GetInt64();
+    metadata_.batchable = max_batch_size > 0;
+    if (!metadata_.batchable || !triton.HasMember("dynamic_batching") ||
+        !triton["dynamic_batching"].IsObject()) {
+      // A model that takes its requests as a list is batched only as its
+      // configuration says, never by the server's flags (which merge rows).
+      if (IsTritonPython(format_)) metadata_.batchable = false;
+      return absl::OkStatus();
+    }
+    const auto& d = triton["dynamic_batching"];
+    BatchingHint hint;
+    hint.max_batch_size = max_batch_size;
+    if (d.HasMember("max_queue_delay_us") && d["max_queue_delay_us"].IsInt64())
+      hint.max_queue_delay_us = d["max_queue_delay_us"].GetInt64();
+    if (d.HasMember("preferred_batch_sizes") && d["preferred_batch_sizes"].IsArray())
+      for (const auto& p : d["preferred_batch_sizes"].GetArray())
+        if (p.IsInt64()) hint.preferred_batch_sizes.push_back(p.GetInt64());
+    hint.merge = !d.HasMember("merge") || !d["merge"].IsFalse();
+    hint.executors = workers;
+    metadata_.batching = hint;
+    return absl::OkStatus();
+  }
+
   absl::Status Run(WorkerProcess& w, const InferRequest& request, InferResponse* response,
                    bool* worker_ok) {
     std::string head;
     JsonWriter j(&head);
-    j.BeginObject().Key("inputs").BeginArray();
-    for (size_t i = 0; i < request.inputs.size(); ++i) {
-      const Tensor& in = request.inputs[i];
-      // A single-input model takes its input under any name (as validated).
-      // (A raw V1 body keeps its own name.)
-      const std::string& name = metadata_.inputs.size() == 1 && in.name() != "__v1__"
-                                    ? metadata_.inputs[0].name
-                                    : in.name();
-      j.BeginObject().Key("name").String(name).Key("datatype").String(DataTypeName(in.datatype()));
-      j.Key("shape").BeginArray();
-      for (int64_t d : in.shape()) j.Int(d);
-      j.EndArray().Key("size").Int(static_cast<int64_t>(in.data().size())).EndObject();
-    }
-    j.EndArray();
+    j.BeginObject();
+    WriteInputs(request, j);
     // Request parameters the model may read (a custom model's verb), and the
     // request's headers for a model that takes them (names lower-cased).
     j.Key("parameters");
@@ -256,26 +424,19 @@ class PythonModel : public Model {
 
   absl::Status Answer(const WorkerProcess::Frame& frame, InferResponse* response) {
     rapidjson::Document doc;
-    doc.Parse(frame.json.data(), frame.json.size());
-    if (doc.HasParseError() || !doc.IsObject())
-      return absl::InternalError("Python worker sent a malformed answer");
-    if (doc.HasMember("error") && doc["error"].IsString())
-      return absl::InternalError(StrCat("model '", name_, "' raised ", doc["error"].GetString()));
-    if (!doc.HasMember("outputs") || !doc["outputs"].IsArray())
-      return absl::InternalError("Python worker's answer has no outputs");
+    OSPREY_RETURN_IF_ERROR(ParseAnswer(frame, &doc));
     size_t offset = 0;
-    for (const auto& o : doc["outputs"].GetArray()) {
-      OSPREY_ASSIGN_OR_RETURN(TensorSpec spec, ParseSpec(o));
-      if (!o.HasMember("size") || !o["size"].IsUint64() ||
-          offset + o["size"].GetUint64() > frame.payload.size())
-        return absl::InternalError("Python worker's answer has a malformed size");
-      const size_t size = o["size"].GetUint64();
-      Tensor out(spec.name, spec.datatype, spec.shape);
-      out.SetData(frame.payload.substr(offset, size));
-      offset += size;
-      OSPREY_RETURN_IF_ERROR(out.Validate());
-      response->outputs.push_back(std::move(out));
-    }
+    return ReadOutputs(doc, frame.payload, &offset, response);
+  }
+
+  // An answer frame's JSON; the model's error when it raised one.
+  absl::Status ParseAnswer(const WorkerProcess::Frame& frame, rapidjson::Document* doc) const {
+    doc->Parse(frame.json.data(), frame.json.size());
+    if (doc->HasParseError() || !doc->IsObject())
+      return absl::InternalError("Python worker sent a malformed answer");
+    if (doc->HasMember("error") && (*doc)["error"].IsString())
+      return absl::InternalError(
+          StrCat("model '", name_, "' raised ", (*doc)["error"].GetString()));
     return absl::OkStatus();
   }
 
@@ -312,7 +473,7 @@ class PythonModel : public Model {
       lock.unlock();
       std::vector<std::unique_ptr<WorkerProcess>> fresh;
       for (size_t i = 0; i < count; ++i) {
-        auto w = WorkerProcess::Spawn(argv_);
+        auto w = WorkerProcess::Spawn(WorkerArgv(next_index_++));
         if (w.ok() && Handshake(**w).ok()) fresh.push_back(*std::move(w));
       }
       lock.lock();
@@ -329,6 +490,8 @@ class PythonModel : public Model {
   const PythonFormat& format_;
   std::string name_;
   std::vector<std::string> argv_;
+  std::string instance_group_;  // a Triton Python model's first instance group
+  int next_index_ = 0;          // of the next replacement worker (the respawner's own)
   ModelMetadata metadata_;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -359,5 +522,10 @@ const Backend& OnnxBackend() { return FormatBackend<kOnnx>(IsOnnxDir); }
 const Backend& CustomBackend() { return FormatBackend<kCustom>(IsCustomDir); }
 const Backend& TensorflowBackend() { return FormatBackend<kTensorflow>(IsSavedModelDir); }
 const Backend& PaddleBackend() { return FormatBackend<kPaddle>(IsPaddleDir); }
+// Only a configuration names it (backend: "python"): a model.py alone is a
+// custom kserve.Model.
+const Backend& TritonPythonBackend() {
+  return FormatBackend<kTritonPython>([](const fs::path&) { return false; });
+}
 
 }  // namespace osprey

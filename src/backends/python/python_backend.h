@@ -34,9 +34,24 @@
 //            signature's input names.
 //   paddle   one *.pdmodel + *.pdiparams (paddle.inference), inputs cast to
 //            float32, as KServe's paddleserver loads and calls it.
+//   python   a model of Triton's Python backend (its config.pbtxt says
+//            backend: "python"; never recognised from files alone): model.py
+//            with class TritonPythonModel, run unchanged with Osprey's
+//            triton_python_backend_utils (python/). One worker per instance
+//            of its instance groups; initialize(args) gets Triton's args,
+//            execute() every request of a dynamic batch as one list (the
+//            requests are not merged), each answered with its outputs or
+//            its TritonError (INVALID_ARG: 400, NOT_FOUND: 404,
+//            UNAVAILABLE: 503, UNSUPPORTED: 501, else 500).
 //
-// Requests are batched adaptively (concurrent requests merged while workers
-// are busy, no added delay) unless server flags say otherwise.
+// With Triton's configuration (LoadOptions::config: onnx and python), the
+// worker takes the file it names, declares its tensors (an ONNX model's are
+// checked against the model's own), applies its reshapes, and batches only
+// as its dynamic_batching says; the workers are its instances.
+//
+// Without a configuration, requests are batched adaptively (concurrent
+// requests merged while workers are busy, no added delay) unless server flags
+// say otherwise.
 
 #include "backends/backend.h"
 
@@ -47,5 +62,6 @@ const Backend& OnnxBackend();
 const Backend& CustomBackend();
 const Backend& TensorflowBackend();
 const Backend& PaddleBackend();
+const Backend& TritonPythonBackend();
 
 }  // namespace osprey

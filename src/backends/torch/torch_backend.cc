@@ -4,7 +4,9 @@
 #include <torch/script.h>
 
 #include <cstring>
+#include <map>
 #include <mutex>
+#include <semaphore>
 #include <sstream>
 
 #include "backends/archive.h"
@@ -23,9 +25,6 @@ namespace {
 namespace fs = std::filesystem;
 using torch_files::FindModelArchive;
 using torch_files::FindTorchFile;
-
-// The server's config.pbtxt reader, handed over when the plugin is loaded.
-ReadModelConfigFn read_model_config = nullptr;
 
 // libtorch messages carry a C++ backtrace; the first line says what happened.
 std::string TorchMessage(const c10::Error& e) {
@@ -150,7 +149,7 @@ void ConfigureThreads(int intra_op) {
 class TorchModel : public Model {
  public:
   absl::Status Init(const LoadOptions& options) {
-    OSPREY_ASSIGN_OR_RETURN(std::optional<ModelConfigFile> config, read_model_config(options.dir));
+    const std::optional<ModelConfigFile>& config = options.config;
     ConfigureThreads(options.threads_per_call);
     std::string source;
     try {
@@ -182,6 +181,11 @@ class TorchModel : public Model {
       metadata_.outputs = config->outputs;
       metadata_.batchable = config->max_batch_size > 0;
       metadata_.batching = config->dynamic_batching;
+      // As many batches at once as the instance groups ask.
+      if (metadata_.batching.has_value() && options.instances > 0)
+        metadata_.batching->executors = options.instances;
+      batched_ = config->max_batch_size > 0;
+      reshapes_ = config->reshapes;
     } else {
       metadata_.inputs = {{"input-0", DataType::kFp32, {-1, -1}}};
       metadata_.outputs = {{"output-0", DataType::kFp32, {-1, -1}}};
@@ -191,6 +195,9 @@ class TorchModel : public Model {
       OSPREY_ASSIGN_OR_RETURN(c10::ScalarType t, ToTorch(in.datatype, in.name));
       input_types_.push_back(t);
     }
+    // Instance groups bound how many executions run at once.
+    if (options.instances > 0)
+      slots_ = std::make_unique<std::counting_semaphore<>>(options.instances);
     OSPREY_LOG(kInfo) << "model '" << options.name << "': TorchScript " << source
                       << (config ? " with config.pbtxt" : " (no config.pbtxt: default tensors)");
     return absl::OkStatus();
@@ -199,6 +206,7 @@ class TorchModel : public Model {
   const ModelMetadata& metadata() const override { return metadata_; }
 
   void Execute(std::span<InferTask> tasks) override {
+    if (slots_ != nullptr) slots_->acquire();
     for (InferTask& task : tasks) {
       try {
         task.status = Run(*task.request, task.response);
@@ -215,6 +223,7 @@ class TorchModel : public Model {
             StrCat("model '", metadata_.name, "' failed: ", InterpreterMessage(e.what())));
       }
     }
+    if (slots_ != nullptr) slots_->release();
   }
 
  private:
@@ -246,6 +255,9 @@ class TorchModel : public Model {
       // Binary-extension bytes follow a JSON header of any length: copy a
       // misaligned tensor rather than hand kernels unaligned elements.
       if (reinterpret_cast<uintptr_t>(data) % ElementSize(in->datatype()) != 0) t = t.clone();
+      // config.pbtxt's reshape: the shape forward() takes, after the batch.
+      if (auto r = reshapes_.find(metadata_.inputs[i].name); r != reshapes_.end())
+        t = t.reshape(BatchedShape(sizes, r->second));
       inputs.emplace_back(std::move(t));
     }
     c10::IValue result = module_.forward(std::move(inputs));
@@ -266,6 +278,12 @@ class TorchModel : public Model {
     }
     for (size_t i = 0; i < outs.size(); ++i) {
       at::Tensor t = outs[i].contiguous();
+      // An output with a reshape is reported in its declared dims.
+      if (i < metadata_.outputs.size() && reshapes_.count(metadata_.outputs[i].name) > 0) {
+        const Shape& dims = metadata_.outputs[i].shape;
+        std::vector<int64_t> sizes(t.sizes().begin(), t.sizes().end());
+        t = t.reshape(BatchedShape(sizes, Shape(dims.begin() + (batched_ ? 1 : 0), dims.end())));
+      }
       OSPREY_ASSIGN_OR_RETURN(DataType type, FromTorch(t.scalar_type()));
       std::string name =
           i < metadata_.outputs.size() ? metadata_.outputs[i].name : StrCat("output-", i);
@@ -278,9 +296,20 @@ class TorchModel : public Model {
     return absl::OkStatus();
   }
 
+  // `shape` after the batch dimension of `sizes` (when the model batches).
+  std::vector<int64_t> BatchedShape(const std::vector<int64_t>& sizes, const Shape& shape) const {
+    std::vector<int64_t> out;
+    if (batched_ && !sizes.empty()) out.push_back(sizes[0]);
+    out.insert(out.end(), shape.begin(), shape.end());
+    return out;
+  }
+
   torch::jit::script::Module module_;
   std::vector<c10::ScalarType> input_types_;
   ModelMetadata metadata_;
+  bool batched_ = false;  // dim 0 of every tensor is the batch (max_batch_size > 0)
+  std::map<std::string, Shape> reshapes_;
+  std::unique_ptr<std::counting_semaphore<>> slots_;  // null: no limit
 };
 
 }  // namespace
@@ -294,8 +323,6 @@ const Backend& TorchBackend() {
 }  // namespace osprey
 
 // The plugin's one entry point (see torch_plugin.h).
-extern "C" __attribute__((visibility("default"))) const osprey::Backend* osprey_torch_backend(
-    osprey::ReadModelConfigFn read_config) {
-  osprey::read_model_config = read_config;
+extern "C" __attribute__((visibility("default"))) const osprey::Backend* osprey_torch_backend() {
   return &osprey::TorchBackend();
 }

@@ -6,9 +6,13 @@
 // Model directory: a TorchScript archive (model.pt, or the one *.pt / *.pth /
 // *.torchscript file, or config.pbtxt's default_model_filename), and
 // optionally Triton's config.pbtxt declaring the tensors (name, data_type,
-// dims), max_batch_size and dynamic_batching. Inputs are passed to forward()
-// positionally in declared order; outputs are forward()'s tensor, or the
-// tensors of the tuple/list it returns, named in declared order.
+// dims, reshape), max_batch_size, dynamic_batching and instance groups
+// (LoadOptions::config; the server reads the file). Inputs are passed to
+// forward() positionally in declared order; outputs are forward()'s tensor,
+// or the tensors of the tuple/list it returns, named in declared order. A
+// reshape gives the shape forward() takes (or gives) after the batch
+// dimension. LoadOptions::instances bounds the executions at once (and the
+// batches run at once, with dynamic batching).
 //
 // KServe's torchserve layout is accepted too: model-store/<name>.mar (with an
 // optional config/config.properties, not read) whose MAR-INF/MANIFEST.json

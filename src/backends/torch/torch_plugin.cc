@@ -65,7 +65,7 @@ class LazyTorch : public Backend {
         StrAppend(&tried, tried.empty() ? "" : ", ", path, " (no osprey_torch_backend)");
         continue;
       }
-      backend_ = entry(&ReadModelConfig);
+      backend_ = entry();
       OSPREY_LOG(kInfo) << "loaded the PyTorch backend from " << path;
       return;
     }

@@ -15,12 +15,11 @@
 
 namespace osprey {
 
-// The plugin's entry point, `osprey_torch_backend`. The plugin reads
-// config.pbtxt through the server's reader: the generated protobuf code is
-// registered once per process, so it lives in the server only.
-using ReadModelConfigFn =
-    absl::StatusOr<std::optional<ModelConfigFile>> (*)(const std::filesystem::path& dir);
-using TorchPluginEntry = const Backend* (*)(ReadModelConfigFn read_config);
+// The plugin's entry point, `osprey_torch_backend`. The plugin reads no
+// config.pbtxt itself (the generated protobuf code is registered once per
+// process, so it lives in the server only): the server hands the model's
+// configuration over in LoadOptions::config.
+using TorchPluginEntry = const Backend* (*)();
 
 const Backend& LazyTorchBackend();
 

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <algorithm>
+
 #include "common/json_dom.h"
+#include "controlplane/model_server.h"
 #include "controlplane/views.h"
 
 namespace osprey::controlplane {
@@ -113,6 +116,29 @@ TEST(KubePlacementTest, ModelServerRevisionRunsOspreyServeWithTheStorageInitiali
   // Without replicas, spec.replicas is left to whoever scales.
   auto unscaled = Parse(DeploymentJson(rev, {"iris", "uid-1"}, config, std::nullopt));
   EXPECT_FALSE(unscaled["spec"].HasMember("replicas"));
+}
+
+// Triton's runtime: the storage is a model repository, served whole.
+TEST(KubePlacementTest, TritonRevisionServesItsRepository) {
+  RevisionSpec rev = SklearnRevision();
+  rev.runtime = "kserve-tritonserver";
+  rev.model_format = "triton";
+  rev.protocol = "v2";
+  rev.batcher.reset();
+  rev.container.image = "nvcr.io/nvidia/tritonserver:23.05-py3";
+  rev.container.args = {"tritonserver", "--model-store=/mnt/models", "--grpc-port=9000",
+                        "--http-port=8080"};
+  auto d = Parse(DeploymentJson(rev, {"iris", "uid-1"}, {}, 1));
+  const auto& c = d["spec"]["template"]["spec"]["containers"][0];
+  auto args = Strings(c["args"]);
+  const std::vector<std::string> head(args.begin(), args.begin() + 3);
+  EXPECT_EQ(head, (std::vector<std::string>{"serve", "--model-repository", "/mnt/models"}));
+  for (const char* flag : {"--model-dir", "--model-name", "--model-format"})
+    EXPECT_EQ(std::count(args.begin(), args.end(), flag), 0) << flag;
+  EXPECT_EQ(GetString(c["readinessProbe"]["httpGet"], "path"), "/v2/health/ready");
+  auto back = RevisionOfDeployment(d);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_TRUE(ServesTritonRepository(*back));
 }
 
 TEST(KubePlacementTest, CustomContainerRunsAsWritten) {

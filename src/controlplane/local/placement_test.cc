@@ -62,6 +62,46 @@ TEST(PlaceLocally, BuiltinRuntimesRunOnOspreyServe) {
   }
 }
 
+// Triton's runtime serves its storage as a model repository: every model in
+// it under its own name, ready once all are. The triton format speaks v2
+// without being told (KServe's default), as do the formats Triton serves when
+// asked for v2, or when Triton's runtime is named.
+TEST(PlaceLocally, TritonsRuntimeServesTheRepository) {
+  struct Case {
+    std::string format, protocol, runtime;
+  } cases[] = {{"triton", "", ""},        {"triton", "v2", ""},
+               {"triton", "grpc-v2", ""}, {"onnx", "v2", ""},
+               {"tensorflow", "v2", ""},  {"pytorch", "", "kserve-tritonserver"}};
+  for (const Case& c : cases) {
+    InferenceService isvc = ModelIsvc(c.format);
+    isvc.predictor.model->protocol_version = c.protocol;
+    isvc.predictor.model->runtime = c.runtime;
+    RevisionSpec rev = Resolve(isvc);
+    EXPECT_EQ(rev.runtime, "kserve-tritonserver") << c.format << ": " << rev.failure_message;
+    EXPECT_EQ(rev.protocol, c.protocol.empty() ? "v2" : c.protocol) << c.format;
+    EXPECT_TRUE(ServesTritonRepository(rev)) << c.format;
+    LocalCommand local = PlaceLocally(rev, Local());
+    EXPECT_EQ(local.failure_reason, "") << c.format << ": " << local.failure_message;
+    EXPECT_TRUE(Contains(local.argv, "--model-repository", "{{.ModelDir}}")) << c.format;
+    for (const char* flag : {"--model-dir", "--model-name", "--model-format"})
+      EXPECT_EQ(std::count(local.argv.begin(), local.argv.end(), flag), 0) << flag;
+    EXPECT_TRUE(Contains(local.argv, "--http-port", "{{.Port}}"));
+    EXPECT_EQ(std::count(local.argv.begin(), local.argv.end(), "--exit-on-load-failure"), 1);
+    EXPECT_EQ(local.health_path, "/v2/health/ready") << c.format;
+  }
+  // The legacy triton key speaks v2 too; TensorRT is refused with the reason.
+  InferenceService legacy = ModelIsvc("triton");
+  legacy.predictor.legacy_key = "triton";
+  EXPECT_EQ(Resolve(legacy).protocol, "v2");
+  InferenceService trt = ModelIsvc("tensorrt");
+  trt.predictor.model->protocol_version = "v2";
+  LocalCommand refused = PlaceLocally(Resolve(trt), Local());
+  EXPECT_EQ(refused.failure_reason, "NoSupportingRuntime");
+  EXPECT_NE(refused.failure_message.find("GPU"), std::string::npos) << refused.failure_message;
+  // TorchServe also has --model-store; it serves one model.
+  EXPECT_FALSE(ServesTritonRepository(Resolve(ModelIsvc("pytorch"))));
+}
+
 // --model_name in the model's args (after the runtime's own --model_name
 // {{.Name}}) names the served model, as KServe's servers read their flags:
 // the last one wins; MLServer's runtime names it in its env.

@@ -189,3 +189,35 @@ spec:
     assert r.status_code == 200, r.text
     assert r.json() == {"predictions": [[2.0, 4.0]]}
     assert len(revs) == 1
+
+
+def test_a_triton_repository_over_grpc(platform, tmp_path):
+    """KServe's triton format: each model of the repository by its own name,
+    over gRPC through the gateway; no version asked: the highest."""
+    torch = pytest.importorskip("torch")
+    nets = {}
+    for version in ("1", "2"):
+        torch.manual_seed(int(version))
+        nets[version] = torch.nn.Sequential(torch.nn.Linear(4, 3)).eval()
+        (tmp_path / "linear" / version).mkdir(parents=True)
+        torch.jit.script(nets[version]).save(str(tmp_path / "linear" / version / "model.pt"))
+    (tmp_path / "linear" / "config.pbtxt").write_text("""
+platform: "pytorch_libtorch"
+max_batch_size: 4
+input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ 4 ] } ]
+output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 3 ] } ]
+version_policy: { latest { num_versions: 2 } }
+""")
+    platform.apply_text(isvc_yaml("grpc-triton", "triton", tmp_path))
+    c = client(platform, platform.host("grpc-triton"))
+    meta = c.get_model_metadata("linear")
+    assert list(meta.versions) == ["1", "2"] and meta.platform == "pytorch_libtorch"
+    for version in ("", "1"):
+        inp = tgrpc.InferInput("INPUT__0", list(ROWS.shape), "FP32")
+        inp.set_data_from_numpy(ROWS)
+        r = c.infer("linear", [inp], model_version=version, client_timeout=30)
+        served = version or "2"
+        assert r.get_response().model_version == served
+        with torch.no_grad():
+            want = nets[served](torch.from_numpy(ROWS)).numpy()
+        np.testing.assert_allclose(r.as_numpy("OUTPUT__0"), want, rtol=1e-5, atol=1e-6)
