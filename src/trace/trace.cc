@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <charconv>
+#include <climits>
 #include <cstdlib>
 #include <random>
 
@@ -39,12 +40,24 @@ uint64_t NewId() {
 }
 
 uint64_t UnixNanos(std::chrono::steady_clock::time_point t) {
-  const auto steady_now = std::chrono::steady_clock::now();
-  const auto system_now = std::chrono::system_clock::now();
-  const auto wall =
-      system_now - std::chrono::duration_cast<std::chrono::system_clock::duration>(steady_now - t);
+  // The wall clock's offset from the steady one moves only when the wall
+  // clock is stepped: measured at most once a second, so that the instants
+  // of one request convert alike (a span never ends before it starts).
+  using std::chrono::nanoseconds;
+  static std::atomic<int64_t> offset{0}, next_measure{INT64_MIN};
+  const int64_t steady =
+      std::chrono::duration_cast<nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count();
+  if (steady >= next_measure.load(std::memory_order_relaxed)) {
+    const int64_t wall =
+        std::chrono::duration_cast<nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    offset.store(wall - steady, std::memory_order_relaxed);
+    next_measure.store(steady + 1000000000, std::memory_order_relaxed);
+  }
   return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(wall.time_since_epoch()).count());
+      std::chrono::duration_cast<nanoseconds>(t.time_since_epoch()).count() +
+      offset.load(std::memory_order_relaxed));
 }
 
 absl::StatusOr<double> ParseSamplingRatio(std::string_view text) {
@@ -139,6 +152,7 @@ absl::StatusOr<Config> ConfigFromEnv(const char* (*getenv)(const char* name)) {
     c.resource.emplace_back(std::string(Trim(item.substr(0, eq))),
                             std::string(Trim(item.substr(eq + 1))));
   }
+  c.service_name = std::string(get("OTEL_SERVICE_NAME"));
   if (get("OTEL_SDK_DISABLED") == "true" || get("OTEL_TRACES_EXPORTER") == "none") return c;
   std::string_view url = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
   if (!url.empty()) {
@@ -163,15 +177,28 @@ void Tracer::Submit(Span span) { exporter_->Submit(std::move(span)); }
 Tracer* Active() { return g_active.load(std::memory_order_acquire); }
 void SetActive(Tracer* tracer) { g_active.store(tracer, std::memory_order_release); }
 
-std::unique_ptr<Tracer> MakeTracer(const Config& config, std::string_view service_name,
+std::vector<std::pair<std::string, std::string>> ResourceOf(
+    const Config& config, std::string_view default_service_name,
+    std::vector<std::pair<std::string, std::string>> resource) {
+  std::string name = config.service_name;
+  for (const auto& [k, v] : config.resource)
+    if (name.empty() && k == "service.name") name = v;
+  if (name.empty()) name = std::string(default_service_name);
+  std::vector<std::pair<std::string, std::string>> out;
+  out.reserve(1 + resource.size() + config.resource.size());
+  out.emplace_back("service.name", std::move(name));
+  for (auto& kv : resource) out.push_back(std::move(kv));
+  for (const auto& kv : config.resource)
+    if (kv.first != "service.name") out.push_back(kv);
+  return out;
+}
+
+std::unique_ptr<Tracer> MakeTracer(const Config& config, std::string_view default_service_name,
                                    std::vector<std::pair<std::string, std::string>> resource) {
   if (config.traces_url.empty()) return nullptr;
   Exporter::Options o;
   o.url = config.traces_url;
-  o.resource.emplace_back("service.name", std::string(service_name));
-  for (auto& kv : resource) o.resource.push_back(std::move(kv));
-  for (const auto& kv : config.resource)
-    if (kv.first != "service.name") o.resource.push_back(kv);
+  o.resource = ResourceOf(config, default_service_name, std::move(resource));
   return std::make_unique<Tracer>(config.sampler, std::make_unique<Exporter>(std::move(o)));
 }
 

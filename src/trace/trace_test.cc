@@ -216,6 +216,44 @@ TEST(Config, FromEnvTable) {
   EXPECT_EQ(got->resource[1].second, "ml");
 }
 
+TEST(Config, ResourceTable) {
+  using Pairs = std::vector<std::pair<std::string, std::string>>;
+  struct Case {
+    std::string service_name;  // OTEL_SERVICE_NAME
+    Pairs env_resource;        // OTEL_RESOURCE_ATTRIBUTES
+    Pairs own;                 // the process's own attributes
+    Pairs want;
+  };
+  const Case cases[] = {
+      {"", {}, {}, {{"service.name", "osprey-gateway"}}},
+      {"",
+       {},
+       {{"k8s.namespace.name", "ns"}},
+       {{"service.name", "osprey-gateway"}, {"k8s.namespace.name", "ns"}}},
+      // OTEL_SERVICE_NAME wins over OTEL_RESOURCE_ATTRIBUTES' service.name,
+      // which wins over the default
+      {"iris-predictor",
+       {{"service.name", "other"}, {"team", "ml"}},
+       {},
+       {{"service.name", "iris-predictor"}, {"team", "ml"}}},
+      {"",
+       {{"team", "ml"}, {"service.name", "other"}},
+       {{"a", "1"}},
+       {{"service.name", "other"}, {"a", "1"}, {"team", "ml"}}},
+  };
+  for (const Case& c : cases) {
+    Config config;
+    config.service_name = c.service_name;
+    config.resource = c.env_resource;
+    EXPECT_EQ(ResourceOf(config, "osprey-gateway", c.own), c.want) << c.service_name;
+  }
+  std::map<std::string, std::string> env = {{"OTEL_SERVICE_NAME", " iris-predictor "}};
+  g_env = &env;
+  auto got = ConfigFromEnv(&FakeEnv);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->service_name, "iris-predictor");
+}
+
 Span MakeSpan(uint64_t id) {
   Span s;
   s.trace_hi = 0x0102030405060708;
