@@ -23,6 +23,11 @@ bool RatioSample(double ratio, uint64_t trace_lo) {
   return (trace_lo & 0x7fffffffffffffffULL) < bound;
 }
 
+template <typename Clock>
+int64_t Nanos(std::chrono::time_point<Clock> t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -43,21 +48,25 @@ uint64_t UnixNanos(std::chrono::steady_clock::time_point t) {
   // The wall clock's offset from the steady one moves only when the wall
   // clock is stepped: measured at most once a second, so that the instants
   // of one request convert alike (a span never ends before it starts).
-  using std::chrono::nanoseconds;
   static std::atomic<int64_t> offset{0}, next_measure{INT64_MIN};
-  const int64_t steady =
-      std::chrono::duration_cast<nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-          .count();
+  const int64_t steady = Nanos(std::chrono::steady_clock::now());
   if (steady >= next_measure.load(std::memory_order_relaxed)) {
-    const int64_t wall =
-        std::chrono::duration_cast<nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-            .count();
-    offset.store(wall - steady, std::memory_order_relaxed);
+    // The wall clock read between two steady readings, the closest pair of
+    // a few: a thread preempted in between would shift every span.
+    int64_t best_gap = INT64_MAX, best = 0;
+    for (int i = 0; i < 5 && best_gap > 2000; ++i) {
+      const int64_t before = Nanos(std::chrono::steady_clock::now());
+      const int64_t wall = Nanos(std::chrono::system_clock::now());
+      const int64_t after = Nanos(std::chrono::steady_clock::now());
+      if (after - before < best_gap) {
+        best_gap = after - before;
+        best = wall - (before + (after - before) / 2);
+      }
+    }
+    offset.store(best, std::memory_order_relaxed);
     next_measure.store(steady + 1000000000, std::memory_order_relaxed);
   }
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<nanoseconds>(t.time_since_epoch()).count() +
-      offset.load(std::memory_order_relaxed));
+  return static_cast<uint64_t>(Nanos(t) + offset.load(std::memory_order_relaxed));
 }
 
 absl::StatusOr<double> ParseSamplingRatio(std::string_view text) {

@@ -68,6 +68,19 @@ TEST(Traceparent, FormatRoundTrips) {
             "00-00000000000000010000000000000002-0000000000000003-00");
 }
 
+TEST(UnixNanos, WallTimeKeepingTheSteadyDistances) {
+  const auto steady = std::chrono::steady_clock::now();
+  const auto wall = std::chrono::system_clock::now();
+  const uint64_t t = UnixNanos(steady);
+  const auto expected =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(wall.time_since_epoch()).count();
+  EXPECT_NEAR(static_cast<double>(t), static_cast<double>(expected), 5e6);
+  for (std::chrono::nanoseconds d : {1ns, 1000ns, 5000000ns, 900000000ns})
+    EXPECT_NEAR(static_cast<double>(UnixNanos(steady + d) - t), static_cast<double>(d.count()),
+                1000)
+        << d.count();
+}
+
 TEST(Sampler, ParseTable) {
   struct Case {
     std::string_view name, arg;
