@@ -151,10 +151,13 @@ std::vector<trace::Span> CallSpans(const CallTrace& call, const Exchange& e,
   if (e.http_status != 0) s.Set("http.response.status_code", int64_t{e.http_status});
   if (!e.request_id.empty()) s.Set("osprey.request_id", std::string(e.request_id));
   if (e.route != nullptr) {
+    // The component that answers: a service's own route goes to its
+    // transformer when it has one, as its revision's name says.
+    std::string_view component = e.route->component;
+    if (component.empty() && !e.revision.empty()) component = RevisionService(e.revision).second;
     s.Set("k8s.namespace.name", e.route->namespace_)
         .Set("osprey.inferenceservice", e.route->name)
-        .Set("osprey.component",
-             e.route->component.empty() ? std::string("predictor") : e.route->component);
+        .Set("osprey.component", std::string(component.empty() ? "predictor" : component));
     if (!e.route->model_name.empty()) s.Set("osprey.model", e.route->model_name);
   }
   if (!graph.empty()) s.Set("osprey.inferencegraph", std::string(graph));
