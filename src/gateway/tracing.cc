@@ -65,20 +65,6 @@ bool ParseB3(std::string_view s, uint64_t* hi, uint64_t* lo) {
   return true;
 }
 
-trace::Span NewSpan(const TraceContext& c, uint64_t id, uint64_t parent, std::string name,
-                    trace::SpanKind kind, uint64_t start_ns, uint64_t end_ns) {
-  trace::Span s;
-  s.trace_hi = c.trace_hi;
-  s.trace_lo = c.trace_lo;
-  s.span_id = id;
-  s.parent_id = parent;
-  s.name = std::move(name);
-  s.kind = kind;
-  s.start_unix_ns = start_ns;
-  s.end_unix_ns = end_ns;
-  return s;
-}
-
 }  // namespace
 
 bool IncomingTrace::Take(std::string_view name, std::string_view value) {
@@ -140,7 +126,7 @@ std::vector<trace::Span> CallSpans(const CallTrace& call, const Exchange& e,
   const std::string_view path = e.target.substr(0, e.target.find('?'));
   const uint64_t start_ns = trace::UnixNanos(e.start);
   spans.reserve(2);
-  trace::Span& s = spans.emplace_back(NewSpan(
+  trace::Span& s = spans.emplace_back(trace::NewSpan(
       c, c.span_id, call.parent_span, StrCat(e.method, " ", path),
       e.kind == Exchange::Kind::kInternal ? trace::SpanKind::kClient : trace::SpanKind::kServer,
       start_ns, trace::UnixNanos(e.end)));
@@ -187,8 +173,9 @@ std::vector<trace::Span> CallSpans(const CallTrace& call, const Exchange& e,
     // The activator held the request for a replica: a child span of that wait.
     const uint64_t assigned_ns = trace::UnixNanos(e.start + e.queue_wait);
     s.events.push_back({"replica assigned", assigned_ns, {}});
-    trace::Span& q = spans.emplace_back(NewSpan(c, trace::NewId(), c.span_id, "activator queue",
-                                                trace::SpanKind::kInternal, start_ns, assigned_ns));
+    trace::Span& q =
+        spans.emplace_back(trace::NewSpan(c, trace::NewId(), c.span_id, "activator queue",
+                                          trace::SpanKind::kInternal, start_ns, assigned_ns));
     q.Set("osprey.revision", std::string(e.revision)).Set("osprey.cold_start", e.cold_start);
   }
   return spans;

@@ -9,7 +9,6 @@
 #include <functional>
 #include <map>
 
-#include "common/strings.h"
 #include "gateway/route_table.h"
 #include "link/frame.h"
 
@@ -177,18 +176,7 @@ TEST(StartCallTrace, ARatioDecidesAlikeOnEveryHop) {
 
 std::string Attr(const trace::Span& s, std::string_view key) {
   for (const auto& a : s.attributes)
-    if (a.key == key)
-      return std::visit(
-          [](const auto& v) -> std::string {
-            using T = std::decay_t<decltype(v)>;
-            if constexpr (std::is_same_v<T, std::string>)
-              return v;
-            else if constexpr (std::is_same_v<T, bool>)
-              return v ? "true" : "false";
-            else
-              return StrCat(v);
-          },
-          a.value);
+    if (a.key == key) return trace::AttributeText(a.value);
   return "(none)";
 }
 

@@ -4,25 +4,6 @@
 #include "net/http_types.h"
 
 namespace osprey {
-namespace {
-
-trace::Span NewSpan(const TraceContext& c, uint64_t id, uint64_t parent, std::string name,
-                    trace::SpanKind kind, std::chrono::steady_clock::time_point start,
-                    std::chrono::steady_clock::time_point end) {
-  trace::Span s;
-  s.trace_hi = c.trace_hi;
-  s.trace_lo = c.trace_lo;
-  s.span_id = id;
-  s.parent_id = parent;
-  s.name = std::move(name);
-  s.kind = kind;
-  s.start_unix_ns = trace::UnixNanos(start);
-  s.end_unix_ns = trace::UnixNanos(end);
-  return s;
-}
-
-}  // namespace
-
 TraceContext DecideRequestTrace(const trace::SamplerConfig& sampler, std::string_view traceparent,
                                 uint64_t* parent_span) {
   *parent_span = 0;
@@ -52,8 +33,9 @@ TraceContext StartRequestTrace(const HeaderSource& headers, uint64_t* parent_spa
 }
 
 trace::Span RequestSpanOf(const TraceContext& c, uint64_t parent_span, const RequestSpan& r) {
-  trace::Span s = NewSpan(c, c.span_id, parent_span, StrCat(r.method, " ", r.path),
-                          trace::SpanKind::kServer, r.arrival, r.end);
+  trace::Span s = trace::NewSpan(c, c.span_id, parent_span, StrCat(r.method, " ", r.path),
+                                 trace::SpanKind::kServer, trace::UnixNanos(r.arrival),
+                                 trace::UnixNanos(r.end));
   s.Set("http.request.method", std::string(r.method))
       .Set("url.path", std::string(r.path))
       .Set("http.response.status_code", int64_t{r.http_status});
@@ -74,14 +56,16 @@ std::vector<trace::Span> ExecutionSpans(const TraceContext& c, const ExecutionSp
   std::vector<trace::Span> spans;
   spans.reserve(2);
   // A request that came without an arrival time waited for nothing we know.
-  const auto arrival = x.arrival.time_since_epoch().count() != 0 ? x.arrival : x.start;
+  const uint64_t start = trace::UnixNanos(x.start);
+  const uint64_t arrival =
+      x.arrival.time_since_epoch().count() != 0 ? trace::UnixNanos(x.arrival) : start;
   trace::Span& q =
-      spans.emplace_back(NewSpan(c, trace::NewId(), c.span_id, StrCat("queue ", x.model),
-                                 trace::SpanKind::kInternal, arrival, x.start));
+      spans.emplace_back(trace::NewSpan(c, trace::NewId(), c.span_id, StrCat("queue ", x.model),
+                                        trace::SpanKind::kInternal, arrival, start));
   q.Set("osprey.model", std::string(x.model)).Set("osprey.batch.size", int64_t{x.batch_size});
-  trace::Span& e = spans.emplace_back(
-      NewSpan(c, c.execute_span_id != 0 ? c.execute_span_id : trace::NewId(), c.span_id,
-              StrCat("execute ", x.model), trace::SpanKind::kInternal, x.start, x.end));
+  trace::Span& e = spans.emplace_back(trace::NewSpan(
+      c, c.execute_span_id != 0 ? c.execute_span_id : trace::NewId(), c.span_id,
+      StrCat("execute ", x.model), trace::SpanKind::kInternal, start, trace::UnixNanos(x.end)));
   e.Set("osprey.model", std::string(x.model))
       .Set("osprey.model.version", std::string(x.version))
       .Set("osprey.batch.size", int64_t{x.batch_size});

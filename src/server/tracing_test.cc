@@ -62,18 +62,7 @@ TEST(StartRequestTrace, NothingWithTracingOff) {
 
 std::map<std::string, std::string> Attributes(const trace::Span& s) {
   std::map<std::string, std::string> out;
-  for (const auto& a : s.attributes)
-    out[a.key] = std::visit(
-        [](const auto& v) -> std::string {
-          using T = std::decay_t<decltype(v)>;
-          if constexpr (std::is_same_v<T, std::string>)
-            return v;
-          else if constexpr (std::is_same_v<T, bool>)
-            return v ? "true" : "false";
-          else
-            return std::to_string(v);
-        },
-        a.value);
+  for (const auto& a : s.attributes) out[a.key] = trace::AttributeText(a.value);
   return out;
 }
 

@@ -36,6 +36,34 @@ std::string_view Trim(std::string_view s) {
 
 }  // namespace
 
+Span NewSpan(const TraceContext& trace, uint64_t span_id, uint64_t parent_id, std::string name,
+             SpanKind kind, uint64_t start_unix_ns, uint64_t end_unix_ns) {
+  Span s;
+  s.trace_hi = trace.trace_hi;
+  s.trace_lo = trace.trace_lo;
+  s.span_id = span_id;
+  s.parent_id = parent_id;
+  s.name = std::move(name);
+  s.kind = kind;
+  s.start_unix_ns = start_unix_ns;
+  s.end_unix_ns = end_unix_ns;
+  return s;
+}
+
+std::string AttributeText(const AttributeValue& value) {
+  return std::visit(
+      [](const auto& v) -> std::string {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::string>)
+          return v;
+        else if constexpr (std::is_same_v<T, bool>)
+          return v ? "true" : "false";
+        else
+          return StrCat(v);
+      },
+      value);
+}
+
 uint64_t NewId() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   uint64_t v;

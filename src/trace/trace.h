@@ -59,6 +59,13 @@ struct Span {
   }
 };
 
+// A span of `trace`'s trace id with these ids, name, kind and wall times.
+Span NewSpan(const TraceContext& trace, uint64_t span_id, uint64_t parent_id, std::string name,
+             SpanKind kind, uint64_t start_unix_ns, uint64_t end_unix_ns);
+
+// An attribute value as text ("POST", "200", "0.5", "true"): for logs and tests.
+std::string AttributeText(const AttributeValue& value);
+
 // A random non-zero 64-bit id (thread-local generator, no lock).
 uint64_t NewId();
 
