@@ -43,12 +43,12 @@ test: unit integration
 kube-deps: deps
 	@OSPREY_DEPS_KUBE=1 scripts/deps.sh
 
-# Jaeger, the trace collector of the tracing tests and benchmark (scripts/jaeger.sh).
+# Jaeger, the trace collector of the tracing tests (scripts/jaeger.sh).
 jaeger-deps: deps
 	@OSPREY_DEPS_JAEGER=1 scripts/deps.sh
 
 bench: build-release
-	@OSPREY_DEPS_BENCH=1 OSPREY_DEPS_JAEGER=1 scripts/deps.sh
+	@OSPREY_DEPS_BENCH=1 scripts/deps.sh
 	@OSPREY_BIN=build/release/apps/osprey/osprey bench/run.sh
 	@case ",$${BENCH_ONLY:-operator}," in *,operator,*) OSPREY_BIN=build/release/apps/osprey/osprey $(PY) bench/operator_scale.py ;; esac
 
