@@ -13,6 +13,8 @@ What could fail here, each read back through Jaeger's /api/traces:
   span kinds and semantic-convention attributes;
 - the replica receives the gateway's traceparent (its span as parent, the
   sampled flag), the client's tracestate unchanged and x-b3-traceid;
+- a cold start: the wait in the activator's queue as a child span of the
+  gateway's;
 - a transformer (the KServe SDK) calling its predictor through the gateway:
   the predictor's hop hangs under the transformer's span (x-b3-traceid);
 - an InferenceGraph: the graph's span, its steps' calls under it;
@@ -274,9 +276,13 @@ def jaeger(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def platform(osprey_bin, jaeger, tmp_path_factory):
+    # Short autoscaler windows: the service "cold" (minReplicas 0) goes to
+    # zero within seconds.
     p = Platform(osprey_bin, tmp_path_factory.mktemp("tracing") / "home",
                  env={"OTEL_EXPORTER_OTLP_ENDPOINT": jaeger.endpoint,
-                      "OTEL_TRACES_SAMPLER": "parentbased_always_on"})
+                      "OTEL_TRACES_SAMPLER": "parentbased_always_on"},
+                 extra_args=["--autoscale-tick-ms", "200", "--stable-window-s", "2",
+                             "--scale-to-zero-grace-s", "1"])
     for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER",
                  "OTEL_TRACES_SAMPLER_ARG", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"):
         p.env.pop(name, None)
@@ -287,9 +293,10 @@ def platform(osprey_bin, jaeger, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def services(platform, fixtures, tmp_path_factory):
-    """Applied at once: sklearn (a Python worker), xgboost (native), quiet
-    (xgboost, trace-sampling 0), echo (a custom container), flowers (a KServe
-    SDK transformer before an xgboost predictor) and the graph chain."""
+    """Applied at once: skl (sklearn: a Python worker), xgb (xgboost: native),
+    cold (xgboost, minReplicas 0), quiet (xgboost, trace-sampling 0), echo (a
+    custom container), flowers (a KServe SDK transformer before an xgboost
+    predictor) and the graph chain."""
     examples = example_models()
     root = tmp_path_factory.mktemp("tracing-containers")
     echo = root / "echo"
@@ -303,6 +310,8 @@ def services(platform, fixtures, tmp_path_factory):
         "  name: quiet\n",
         "  name: quiet\n  annotations:\n    serving.osprey.dev/trace-sampling: \"0\"\n")
     docs = [
+        isvc_yaml("cold", "xgboost", examples / "xgboost-iris",
+                  extra_predictor="\n    minReplicas: 0"),
         isvc_yaml("skl", "sklearn", examples / "sklearn-iris"),
         isvc_yaml("xgb", "xgboost", examples / "xgboost-iris"),
         quiet,
@@ -450,6 +459,31 @@ def test_native_model_and_a_trace_started_at_the_gateway(platform, jaeger, servi
              node("xgb-predictor", f"POST {path}",
                   node("xgb-predictor", "queue xgb"),
                   node("xgb-predictor", "execute xgb")))), t.describe()
+
+
+def test_a_cold_start_waits_in_the_activator_queue_span(platform, jaeger, services):
+    harness.wait_until(lambda: sum(r["status"].get("replicas", 0)
+                                   for r in platform.revisions("cold")) == 0,
+                       60, "cold at zero replicas", interval=0.2)
+    trace_id, client_span, traceparent = new_traceparent()
+    predict(platform, "cold", {"traceparent": traceparent})
+    t = wait_trace(jaeger, trace_id, 5)
+    path = "/v1/models/cold:predict"
+    assert t.shape(client_span) == tree(
+        node("osprey-gateway", f"POST {path}",
+             node("osprey-gateway", "activator queue"),
+             node("cold-predictor", f"POST {path}",
+                  node("cold-predictor", "queue cold"),
+                  node("cold-predictor", "execute cold")))), t.describe()
+    gateway = t.find("osprey-gateway", f"POST {path}")
+    queue = t.find("osprey-gateway", "activator queue")
+    replica = t.find("cold-predictor", f"POST {path}")
+    assert gateway["tags"]["osprey.cold_start"] is True
+    assert queue["tags"]["osprey.cold_start"] is True
+    assert queue["tags"]["osprey.revision"] == "cold-predictor-00001"
+    # The replica took the request once the wait was over.
+    assert queue["start"] + queue["duration"] <= replica["start"] + 200
+    assert queue["duration"] > 0
 
 
 def test_replica_gets_the_gateways_traceparent_and_the_clients_tracestate(platform, jaeger,
