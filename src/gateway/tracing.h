@@ -28,7 +28,7 @@
 //
 // Cost: with tracing off (trace::Active() null) nothing here runs and the
 // gateway registers no observer. A call that is not sampled costs a header
-// parse, one or two random ids and two header lines: no allocation beyond
+// parse, up to three random ids and two header lines: no allocation beyond
 // the head's, no lock. A sampled one allocates its spans at the end, and
 // its span id is kept in a small locked table while it is in flight (for
 // the x-b3-traceid hop).
