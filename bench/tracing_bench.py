@@ -2,9 +2,10 @@
 sustains, through the gateway of `osprey up` to one native replica (the
 xgboost iris example), tracing off against sampling 0% and 100%.
 
-- two platforms side by side, the same model behind each, two replicas
-  each: one without tracing (no OTEL_* variables, bench-off and an idle
-  bench-idle), one exporting to an OTLP/HTTP collector
+- three platforms side by side, the same model behind each, two replicas
+  each: two without tracing (no OTEL_* variables; bench-off and an idle
+  bench-idle; the second is the A/A control), one exporting to an OTLP/HTTP
+  collector
   (OTEL_EXPORTER_OTLP_ENDPOINT) with two InferenceServices, bench-none
   (serving.osprey.dev/trace-sampling "0") and bench-all ("1"); requests carry
   no traceparent, so each starts its trace at the gateway, which decides;
@@ -16,12 +17,13 @@ xgboost iris example), tracing off against sampling 0% and 100%.
   CPU, the load generator (bench/rate_client.cc: open loop, constant rate,
   latency from the scheduled send time) to the client CPU, at
   BENCH_TRACING_RATE requests/s on 4 connections;
-- BENCH_RUNS runs of BENCH_SECONDS each, off / 0% / 100% / off again in turn
-  within each run so that drift of the machine hits them all; medians of the
-  runs. The noise: the larger of the A/A difference (off again - off) and
+- BENCH_RUNS runs of BENCH_SECONDS each, the four configurations in turn
+  within each run (in another order each run) so that drift of the machine
+  hits them all; medians of the runs. The noise: the larger of the A/A
+  difference (the second plain platform's median against the first's) and
   the spread (max - min) of the off runs' medians;
-- the CPU time per request of each platform's processes (gateway and
-  replica, /proc/PID/stat) over the runs: where tracing's cost goes;
+- the CPU time per request of the platform process (the gateway) and of the
+  replica (/proc/PID/stat) over each run: where tracing's cost goes;
 - after the runs: the exporter's counters (exported, dropped, failed) of the
   gateway and the replica: spans dropped at 100% would not be 100%.
 
@@ -56,10 +58,10 @@ RATE_CLIENT = Path(os.environ.get(
     "OSPREY_RATE_CLIENT", str(common.CFG.osprey_bin.parent.parent.parent / "bench" /
                               "osprey_rate_client")))
 # The configurations, in the order each run measures them.
-# "again": tracing off measured a second time in each run, the A/A control
-# whose difference from "off" is the noise.
+# "again": tracing off on a second platform like the first, the A/A control
+# whose difference from "off" is the noise (0% and 100% run on a third).
 CONFIGS = (("off", "tracing off"), ("none", "sampling 0%"), ("all", "sampling 100%"),
-           ("again", "tracing off, again (A/A)"))
+           ("again", "tracing off, another platform (A/A)"))
 OTEL = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED",
         "OTEL_TRACES_EXPORTER", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
         "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES")
@@ -115,24 +117,26 @@ def main() -> int:
     os.chmod(workdir, 0o755)
     collector, collector_port = common.start_nginx_sink(workdir, SINK_CPU, "200 '{}'",
                                                         "an OTLP/HTTP collector")
-    plain = traced = None
+    plain = again = traced = None
     runs = {key: [] for key, _ in CONFIGS}
     cpu = {key: [] for key, _ in CONFIGS}
     try:
         no_otel = {k: None for k in OTEL}
         plain = common.Up(workdir / "plain", no_otel)
+        again = common.Up(workdir / "again", no_otel)
         traced = common.Up(workdir / "traced", {
             **no_otel, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector_port}",
             "OTEL_TRACES_SAMPLER": "parentbased_always_on"})
-        # Two replicas on each platform (the plain one's second is idle).
-        plain.apply(manifest("bench-off") + "---\n" + manifest("bench-idle"))
+        # Two replicas on each platform (a plain one's second is idle).
+        for up in (plain, again):
+            up.apply(manifest("bench-off") + "---\n" + manifest("bench-idle"))
         traced.apply(manifest("bench-none", 0) + "---\n" + manifest("bench-all", 1))
         targets = {"off": (plain, "bench-off"), "none": (traced, "bench-none"),
-                   "all": (traced, "bench-all"), "again": (plain, "bench-off")}
+                   "all": (traced, "bench-all"), "again": (again, "bench-off")}
         pids = {key: (up.proc.pid, up.replica(name)["pid"]) for key, (up, name) in
                 targets.items()}
         sent_all = 0  # requests to bench-all before the runs
-        for key, (up, name) in list(targets.items())[:3]:  # checked and warmed up
+        for key, (up, name) in targets.items():  # checked and warmed up
             r = requests.post(f"http://127.0.0.1:{up.port}/v1/models/{name}:predict", json=BODY,
                               timeout=10)
             if r.status_code != 200 or r.json().get("predictions") != [1.0, 1.0]:
@@ -142,15 +146,19 @@ def main() -> int:
             if key == "all":
                 sent_all = 1 + warm["sent"]
         for i in range(1, common.CFG.runs + 1):
-            for key, label in CONFIGS:
+            # Each run in another order: no configuration always comes first.
+            shift = (i - 1) % len(CONFIGS)
+            for key, label in CONFIGS[shift:] + CONFIGS[:shift]:
                 up, name = targets[key]
-                before = sum(cpu_seconds(p) for p in pids[key])
+                before = [cpu_seconds(p) for p in pids[key]]
                 r = rate_run(up.port, f"/v1/models/{name}:predict", common.CFG.seconds)
-                cpu[key].append((sum(cpu_seconds(p) for p in pids[key]) - before) * 1e6 /
-                                r["sent"])
+                # (platform process: the gateway; the replica) per request
+                cpu[key].append([(cpu_seconds(p) - b) * 1e6 / r["sent"]
+                                 for p, b in zip(pids[key], before)])
                 runs[key].append(r)
                 common.log(f"tracing {label}: run {i}/{common.CFG.runs}: p50 {r['p50_ms']:.4f} ms, "
-                           f"p99 {r['p99_ms']:.4f} ms, {cpu[key][-1]:.1f} us CPU/request")
+                           f"p99 {r['p99_ms']:.4f} ms, CPU/request {cpu[key][-1][0]:.1f} us "
+                           f"gateway + {cpu[key][-1][1]:.1f} us replica")
         # Every request to bench-all is a gateway span and three replica
         # spans: the counters once the exporters have handled them all.
         traced_requests = sent_all + sum(r["sent"] for r in runs["all"])
@@ -169,7 +177,7 @@ def main() -> int:
         print(f"tracing bench: FAILED: {e}", file=sys.stderr)
         return 1
     finally:
-        for up in (plain, traced):
+        for up in (plain, again, traced):
             if up is not None:
                 up.stop()
         collector.terminate()
@@ -178,7 +186,8 @@ def main() -> int:
 
     med = {key: {m: statistics.median(r[m] for r in runs[key]) for m in ("p50_ms", "p99_ms")}
            for key, _ in CONFIGS}
-    cpu_med = {key: statistics.median(cpu[key]) for key, _ in CONFIGS}
+    cpu_med = {key: [statistics.median(c[i] for c in cpu[key]) for i in (0, 1)]
+               for key, _ in CONFIGS}
     added = {key: {m: med[key][m] - med["off"][m] for m in ("p50_ms", "p99_ms")}
              for key, _ in CONFIGS}
     # The noise: how far the same configuration lands from itself.
@@ -198,11 +207,11 @@ def main() -> int:
              f"xgboost replica, median of {common.CFG.runs} x {common.CFG.seconds} s; "
              f"collector: nginx on CPU {SINK_CPU}", "",
              "| Configuration | p50 ms | p99 ms | added p50 ms | added p99 ms | "
-             "CPU us/request |", "|---|---:|---:|---:|---:|---:|"]
+             "CPU us/request: gateway | replica |", "|---|---:|---:|---:|---:|---:|---:|"]
     for key, label in CONFIGS:
         lines.append(f"| {label} | {med[key]['p50_ms']:.4f} | {med[key]['p99_ms']:.4f} | "
                      f"{added[key]['p50_ms']:+.4f} | {added[key]['p99_ms']:+.4f} | "
-                     f"{cpu_med[key]:.1f} |")
+                     f"{cpu_med[key][0]:.1f} | {cpu_med[key][1]:.1f} |")
     lines += ["", f"Noise (the A/A difference or the spread of the off runs' p50, the larger): "
                   f"{noise:.4f} ms. Exporter counters "
                   f"(gateway, replica): {json.dumps(counts)}", ""]
