@@ -40,13 +40,6 @@ BODY = {"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]}
 SINK_CPU = os.environ.get("BENCH_SINK_CPU", common.CFG.client_cpu)
 
 
-def manifest(name, extra=""):
-    return (f"apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\n"
-            f"metadata:\n  name: {name}\nspec:\n  predictor:\n    minReplicas: 1\n"
-            f"    maxReplicas: 1{extra}\n    model:\n      modelFormat:\n        name: xgboost\n"
-            f"      storageUri: {ROOT / 'build/examples/xgboost-iris'}\n")
-
-
 def log_counts(up):
     """The payload logger's event counts on the gateway's /metrics."""
     text = requests.get(f"http://127.0.0.1:{up.api_port}/metrics", timeout=10).text
@@ -69,9 +62,10 @@ def main() -> int:
     want = [1.0, 1.0]
     scenarios = {}
     try:
-        up.apply(manifest("bench-plain"))
-        up.apply(manifest("bench-logged", f"\n    logger:\n      mode: all\n"
-                                          f"      url: http://127.0.0.1:{sink_port}/"))
+        up.apply(common.iris_isvc("bench-plain"))
+        up.apply(common.iris_isvc("bench-logged",
+                                  predictor=f"\n    logger:\n      mode: all\n"
+                                            f"      url: http://127.0.0.1:{sink_port}/"))
         for name in ("bench-plain", "bench-logged"):
             scenarios[name] = common.Scenario(
                 key=f"payload-log-{name}", label=name, group="osprey", protocol="v1",

@@ -68,12 +68,8 @@ OTEL = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OT
 
 
 def manifest(name, sampling=None):
-    annotations = ("" if sampling is None else
-                   f"\n  annotations:\n    serving.osprey.dev/trace-sampling: \"{sampling}\"")
-    return (f"apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\n"
-            f"metadata:\n  name: {name}{annotations}\nspec:\n  predictor:\n    minReplicas: 1\n"
-            f"    maxReplicas: 1\n    model:\n      modelFormat:\n        name: xgboost\n"
-            f"      storageUri: {ROOT / 'build/examples/xgboost-iris'}\n")
+    return common.iris_isvc(name, "" if sampling is None else (
+        f"\n  annotations:\n    serving.osprey.dev/trace-sampling: \"{sampling}\""))
 
 
 def trace_counts(port):
