@@ -6,7 +6,7 @@ OSPREY := $(BUILD)/apps/osprey/osprey
 PY := .venv/bin/python
 PORT ?= 8080
 
-.PHONY: deps kube-deps build build-release run test unit integration bench format clean
+.PHONY: deps kube-deps jaeger-deps build build-release run test unit integration bench format clean
 
 deps:
 	@scripts/deps.sh
@@ -34,14 +34,18 @@ run: build
 unit: build kube-deps
 	@cd $(BUILD) && ctest --output-on-failure $(if $(T),-R '$(T)')
 
-integration: build kube-deps
-	@OSPREY_REQUIRE_KUBE=1 OSPREY_BIN=$(OSPREY) tests/run_integration.sh $(if $(K),-k '$(K)')
+integration: build kube-deps jaeger-deps
+	@OSPREY_REQUIRE_KUBE=1 OSPREY_REQUIRE_JAEGER=1 OSPREY_BIN=$(OSPREY) tests/run_integration.sh $(if $(K),-k '$(K)')
 
 test: unit integration
 
 # The Kubernetes control plane the operator's tests start (scripts/k8s-testenv.sh).
 kube-deps: deps
 	@OSPREY_DEPS_KUBE=1 scripts/deps.sh
+
+# Jaeger, the trace collector of the tracing tests (scripts/jaeger.sh).
+jaeger-deps: deps
+	@OSPREY_DEPS_JAEGER=1 scripts/deps.sh
 
 bench: build-release
 	@OSPREY_DEPS_BENCH=1 scripts/deps.sh

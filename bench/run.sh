@@ -74,6 +74,11 @@ case ",${BENCH_ONLY:-drift}," in
   *,drift,*)
     "$PY" bench/drift_bench.py || status=$? ;;
 esac
+# Tracing: added latency at a fixed rate, off vs sampling 0% and 100%.
+case ",${BENCH_ONLY:-tracing}," in
+  *,tracing,*)
+    "$PY" bench/tracing_bench.py || status=$? ;;
+esac
 # Payload logging: a logger (mode all, nginx sink) on vs off at saturation.
 case ",${BENCH_ONLY:-payload_log}," in
   *,payload_log,*)

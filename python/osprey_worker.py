@@ -9,7 +9,8 @@ little-endian, BYTES elements as u32 length + bytes).
   worker -> server, once: {"ready": true, "inputs": [...], "outputs": [...],
                            "feature_names": [...]}  or  {"error": "..."}
   server -> worker:       {"inputs": [{"name", "datatype", "shape", "size"}],
-                           "parameters": {...}, "headers": {...} (custom models)}
+                           "parameters": {...}, "headers": {...} (custom models),
+                           "traceparent": "00-..." (a sampled request)}
   worker -> server:       {"outputs": [{"name", "datatype", "shape", "size"}]}  or
                           {"error": "<Type>: <message>"}
 ("size": the tensor's bytes in the payload.)
@@ -25,14 +26,28 @@ in one frame, answered in one frame, one entry each:
                            {"error": "...", "code": "INVALID_ARG"}, ...]}
                           or {"error": "..."} when execute() itself failed
 
+Tracing: a request with "traceparent" (the server's execution span of a
+sampled request) gets a span of the worker's own work, exported by OTLP/HTTP
+(JSON) to OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT
++ /v1/traces, which the worker inherits from its server (so do
+OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES: its spans say the same
+service as its server's), from a thread of its own with a bounded queue (a
+full queue drops the span). A custom model sees the worker span's
+traceparent in its headers.
+
 usage: osprey_worker.py --format sklearn|onnx|python|... --model-dir DIR
 """
 
 import argparse
+import atexit
 import json
 import os
+import queue
+import secrets
 import struct
 import sys
+import threading
+import time
 import traceback
 
 import numpy as np
@@ -46,6 +61,109 @@ ONNX_TYPES = {"tensor(float)": "FP32", "tensor(double)": "FP64", "tensor(float16
               "tensor(int64)": "INT64", "tensor(uint8)": "UINT8", "tensor(uint16)": "UINT16",
               "tensor(uint32)": "UINT32", "tensor(uint64)": "UINT64", "tensor(bool)": "BOOL",
               "tensor(string)": "BYTES"}
+
+
+class SpanExporter:
+    """OTLP/HTTP JSON export of the worker's spans, off the request path: a
+    bounded queue (a full one drops the span, counted) and a thread of its own
+    that sends what came in during `interval` seconds in one POST."""
+
+    def __init__(self, url, resource, limit=2048, batch=256, interval=0.2):
+        self.url, self.batch, self.interval = url, batch, interval
+        self.resource = [{"key": k, "value": {"stringValue": str(v)}} for k, v in resource]
+        self.queue = queue.Queue(maxsize=limit)
+        self.dropped = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        atexit.register(self.close)
+
+    @staticmethod
+    def from_env(environ):
+        """The exporter the OTEL_* variables ask for (as the server reads
+        them), or None."""
+        def get(name):
+            return environ.get(name, "").strip()
+        if get("OTEL_SDK_DISABLED") == "true" or get("OTEL_TRACES_EXPORTER") == "none":
+            return None
+        url = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        if not url and get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            url = get("OTEL_EXPORTER_OTLP_ENDPOINT").rstrip("/") + "/v1/traces"
+        if not url:
+            return None
+        return SpanExporter(url, resource_from_env(environ))
+
+    def submit(self, span):
+        try:
+            self.queue.put_nowait(span)
+        except queue.Full:
+            self.dropped += 1
+
+    def _send(self, spans):
+        import urllib.request  # here: a worker that does not trace never loads it
+
+        body = {"resourceSpans": [{"resource": {"attributes": self.resource}, "scopeSpans": [
+            {"scope": {"name": "osprey.python_worker"}, "spans": spans}]}]}
+        request = urllib.request.Request(self.url, data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(request, timeout=5).read()
+        except Exception:  # noqa: BLE001 (tracing never fails a request)
+            self.dropped += len(spans)
+
+    def _run(self):
+        stop = False
+        while not stop:
+            first = self.queue.get()
+            if first is None:
+                return
+            spans, deadline = [first], time.monotonic() + self.interval
+            while len(spans) < self.batch:
+                try:
+                    span = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if span is None:
+                    stop = True
+                    break
+                spans.append(span)
+            self._send(spans)
+
+    def close(self):
+        try:
+            self.queue.put(None, timeout=1)
+            self.thread.join(timeout=5)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def resource_from_env(environ):
+    """[(key, value)]: service.name (OTEL_SERVICE_NAME, else a service.name in
+    OTEL_RESOURCE_ATTRIBUTES, else osprey-serve, as the server ranks them),
+    the other OTEL_RESOURCE_ATTRIBUTES, and this process's id."""
+    attributes = []
+    for item in environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(","):
+        key, eq, value = item.partition("=")
+        if eq and key.strip():
+            attributes.append((key.strip(), value.strip()))
+    name = environ.get("OTEL_SERVICE_NAME", "").strip() or next(
+        (v for k, v in attributes if k == "service.name"), "osprey-serve")
+    return ([("service.name", name)] + [kv for kv in attributes if kv[0] != "service.name"] +
+            [("process.pid", os.getpid()), ("osprey.process", "python-worker")])
+
+
+def parse_traceparent(value):
+    """(trace id, parent span id) of a valid sampled traceparent, else None."""
+    parts = value.strip().split("-") if isinstance(value, str) else []
+    if len(parts) < 4 or len(parts[1]) != 32 or len(parts[2]) != 16 or len(parts[3]) != 2:
+        return None
+    try:
+        int(parts[1], 16), int(parts[2], 16)
+        sampled = int(parts[3], 16) & 1
+    except ValueError:
+        return None
+    if not sampled or parts[1] == "0" * 32 or parts[2] == "0" * 16:
+        return None
+    return parts[1], parts[2]
 
 
 def read_exact(stream, n):
@@ -706,6 +824,7 @@ def main():
         traceback.print_exc()
         write_frame(stdout, {"error": f"{type(e).__name__}: {e}"})
         return 1
+    exporter = SpanExporter.from_env(os.environ)
     while True:
         try:
             head, payload = read_frame(stdin)
@@ -713,19 +832,42 @@ def main():
             if isinstance(model, TritonPython):
                 model.finalize()
             return 0
+        trace = parse_traceparent(head.get("traceparent")) if exporter is not None else None
+        if trace is not None:
+            span_id, start_ns, end_ns, error = secrets.token_hex(8), time.time_ns(), 0, None
         try:
             if "requests" in head:
                 write_frame(stdout, *serve_requests(model, head, payload))
                 continue
             inputs, _ = decode_inputs(head["inputs"], payload)
             parameters = dict(head.get("parameters", {}), headers=head.get("headers", {}))
+            if trace is not None and isinstance(parameters["headers"], dict):
+                parameters["headers"]["traceparent"] = f"00-{trace[0]}-{span_id}-01"
             results = (model.predict(inputs, parameters)
                        if isinstance(model, (CustomModel, TensorflowModel))
                        else model.predict(inputs))
             outputs, chunks = encode_outputs(results)
+            end_ns = time.time_ns()
             write_frame(stdout, {"outputs": outputs}, b"".join(chunks))
         except Exception as e:  # noqa: BLE001
-            write_frame(stdout, {"error": f"{type(e).__name__}: {e}"})
+            end_ns, error = time.time_ns(), f"{type(e).__name__}: {e}"
+            write_frame(stdout, {"error": error})
+        if trace is not None:
+            exporter.submit(worker_span(trace, span_id, start_ns, end_ns, args, error))
+
+
+def worker_span(trace, span_id, start_ns, end_ns, args, error):
+    """The OTLP JSON span of one request's work in the worker, a child of the
+    server's execution span (`trace`: (trace id, its span id))."""
+    span = {"traceId": trace[0], "spanId": span_id, "parentSpanId": trace[1],
+            "name": f"python {args.format} predict", "kind": 1,
+            "startTimeUnixNano": str(start_ns), "endTimeUnixNano": str(end_ns),
+            "attributes": [
+                {"key": "osprey.model", "value": {"stringValue": args.model_name}},
+                {"key": "osprey.worker.format", "value": {"stringValue": args.format}}]}
+    if error is not None:
+        span["status"] = {"code": 2, "message": error}
+    return span
 
 
 if __name__ == "__main__":

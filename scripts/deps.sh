@@ -95,3 +95,16 @@ if [ "${OSPREY_DEPS_KUBE:-0}" = 1 ]; then
     echo "deps: WARNING: no Go toolchain; the Kubernetes tests cannot start an API server"
   fi
 fi
+
+# Jaeger all-in-one, the trace collector the tracing tests
+# (tests/integration/test_tracing.py) export to, built from the Go module proxy
+# into a version-keyed cache outside the work tree (scripts/jaeger.sh; a warm
+# cache makes this a no-op). Asked for by the target that runs those tests
+# (OSPREY_DEPS_JAEGER=1), as the Kubernetes binaries are.
+if [ "${OSPREY_DEPS_JAEGER:-0}" = 1 ]; then
+  if [ -n "$(command -v go || ls /usr/local/go/bin/go 2>/dev/null)" ]; then
+    scripts/jaeger.sh build
+  else
+    echo "deps: WARNING: no Go toolchain; the tracing tests cannot start Jaeger"
+  fi
+fi

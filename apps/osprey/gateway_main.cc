@@ -29,6 +29,7 @@
 #include "kube/leader.h"
 #include "net/http_server.h"
 #include "signals.h"
+#include "tracing_flags.h"
 
 namespace osprey {
 namespace {
@@ -76,7 +77,7 @@ class Front : public HttpHandler {
     } else {
       auto s = sync_->stats();
       r.content_type = "text/plain; version=0.0.4";
-      r.body = gateway_->RenderMetrics();
+      r.body = gateway_->RenderMetrics() + trace::RenderMetrics();
       StrAppend(
           &r.body,
           "# HELP osprey_gateway_route_updates_total Route tables taken from the cluster.\n"
@@ -145,7 +146,8 @@ int GatewayMain(const std::vector<std::string_view>& args) {
   int http_port = 8080, grpc_port = 8081, threads = cpus, qps = 50, burst = 100;
   bool no_grpc = false, autoscale = true, leader_elect = false, help = false;
   std::chrono::milliseconds lease_duration{15000};
-  const std::vector<FlagSpec> specs = {
+  TracingFlags tracing;
+  std::vector<FlagSpec> specs = {
       StringFlag("kubeconfig", &kubeconfig, "kubeconfig file ($KUBECONFIG, else in-cluster)",
                  "FILE"),
       StringFlag("namespace", &ns, "route this namespace only (default: all)", "NS"),
@@ -187,6 +189,7 @@ int GatewayMain(const std::vector<std::string_view>& args) {
       StringFlag("log-level", &log_level, "debug, info, warning or error (default info)", "LEVEL"),
       BoolFlag("help", &help, "show this help"),
   };
+  tracing.Add(&specs);
   auto parsed = ParseFlags(args, specs);
   if (!parsed.ok()) {
     std::fprintf(stderr, "osprey gateway: %s\n\n%s", std::string(parsed.status().message()).c_str(),
@@ -198,6 +201,8 @@ int GatewayMain(const std::vector<std::string_view>& args) {
     return 0;
   }
   if (!ApplyLogLevelFlag(*parsed, "gateway")) return 2;
+  std::unique_ptr<trace::Tracer> tracer;  // lives until exit
+  if (!tracing.Start("gateway", "osprey-gateway", &tracer)) return 2;
   if (sync_options.autoscale_tick.count() <= 0) {
     std::fprintf(stderr, "osprey gateway: --autoscale-tick-ms must be above 0, got '%s'\n",
                  (*parsed)["autoscale-tick-ms"].c_str());

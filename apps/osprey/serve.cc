@@ -30,6 +30,7 @@
 #include "server/rest_handler.h"
 #include "signals.h"
 #include "storage/storage.h"
+#include "tracing_flags.h"
 
 namespace osprey {
 namespace {
@@ -208,7 +209,9 @@ absl::StatusOr<std::unique_ptr<RequestMonitor>> StartMonitor(const ServeFlags& f
 
 int ServeMain(const std::vector<std::string_view>& args) {
   ServeFlags f;
-  const std::vector<FlagSpec> specs = f.Specs();
+  TracingFlags tracing;
+  std::vector<FlagSpec> specs = f.Specs();
+  tracing.Add(&specs);
   auto parsed = ParseFlags(args, specs);
   if (!parsed.ok()) {
     std::fprintf(stderr, "osprey serve: %s\n\n%s", std::string(parsed.status().message()).c_str(),
@@ -221,6 +224,8 @@ int ServeMain(const std::vector<std::string_view>& args) {
     return 0;
   }
   if (!ApplyLogLevelFlag(flags, "serve")) return 2;
+  std::unique_ptr<trace::Tracer> tracer;  // lives until exit
+  if (!tracing.Start("serve", "osprey-serve", &tracer)) return 2;
   bool has_dir = flags.count("model-dir") > 0;
   bool has_repo = flags.count("model-repository") > 0;
   if (has_dir == has_repo) {

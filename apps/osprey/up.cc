@@ -29,6 +29,7 @@
 #include "net/http_server.h"
 #include "platform_paths.h"
 #include "signals.h"
+#include "tracing_flags.h"
 
 namespace osprey {
 namespace {
@@ -87,7 +88,8 @@ int UpMain(const std::vector<std::string_view>& args) {
   std::string data_dir, pvc_root, image_map, apply, log_level, propagate_headers;
   int http_port = 8080, api_port = 8090, grpc_port = 8081, gateway_threads = cpus;
   bool no_grpc = false, keep = false, help = false;
-  const std::vector<FlagSpec> specs = {
+  TracingFlags tracing;
+  std::vector<FlagSpec> specs = {
       StringFlag("data-dir", &data_dir,
                  "store, token, logs and model cache (default $OSPREY_HOME or ~/.osprey)", "DIR"),
       PortFlag("http-port", &http_port, "gateway port (default 8080; 0 picks a free one)"),
@@ -130,6 +132,7 @@ int UpMain(const std::vector<std::string_view>& args) {
       StringFlag("log-level", &log_level, "debug, info, warning or error (default info)", "LEVEL"),
       BoolFlag("help", &help, "show this help"),
   };
+  tracing.Add(&specs);
   auto parsed = ParseFlags(args, specs);
   if (!parsed.ok()) {
     std::fprintf(stderr, "osprey up: %s\n\n%s", std::string(parsed.status().message()).c_str(),
@@ -142,6 +145,9 @@ int UpMain(const std::vector<std::string_view>& args) {
     return 0;
   }
   if (!ApplyLogLevelFlag(flags, "up")) return 2;
+  // Before any replica starts: they inherit the tracing environment.
+  std::unique_ptr<trace::Tracer> tracer;  // lives until exit
+  if (!tracing.Start("up", "osprey-gateway", &tracer)) return 2;
   for (const auto& [flag, value] :
        {std::pair{"replica-startup-timeout-s", options.replica_startup_timeout},
         std::pair{"autoscale-tick-ms", options.autoscale_tick}}) {
@@ -226,6 +232,8 @@ int UpMain(const std::vector<std::string_view>& args) {
   }
 #endif
   options.local.gateway_port = options.platform.gateway_port;
+  if (const char* resource = std::getenv("OTEL_RESOURCE_ATTRIBUTES"))
+    options.local.trace_resource = resource;
   options.collect_stats = [&gateway] { return gateway.CollectStats(); };
   options.on_routes = [&gateway](std::shared_ptr<const gateway::RouteTable> table) {
     gateway.Update(std::move(table));
@@ -238,8 +246,9 @@ int UpMain(const std::vector<std::string_view>& args) {
   }
   controller_ptr.store(controller->get());
 
-  controlplane::ApiHandler api(controller->get(), *token,
-                               [&gateway] { return gateway.RenderMetrics(); });
+  controlplane::ApiHandler api(controller->get(), *token, [&gateway] {
+    return gateway.RenderMetrics() + trace::RenderMetrics();
+  });
   HttpServer::Options api_options;
   api_options.address = "127.0.0.1";
   api_options.port = static_cast<uint16_t>(api_port);

@@ -2,6 +2,7 @@
 
 #include "common/json_dom.h"
 #include "common/strings.h"
+#include "controlplane/routing.h"
 
 namespace osprey::controlplane {
 namespace {
@@ -116,6 +117,7 @@ GraphPlan PlanGraph(const resources::InferenceGraph& graph,
   for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   route.hosts = {std::move(host)};
   route.spec_json = resources::ToJson(resources::Resource(resolved));
+  route.trace_sampling = TraceSamplingOf(graph.meta.annotations);
   plan.route = std::move(route);
   return plan;
 }

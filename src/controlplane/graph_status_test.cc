@@ -71,6 +71,18 @@ TEST(GraphStatus, ResolvedStepsRouteTheGraphOnItsHost) {
       << p.route->spec_json;
   EXPECT_NE(p.route->spec_json.find(R"("serviceUrl":"http://elsewhere:9000/x")"),
             std::string::npos);
+  EXPECT_FALSE(p.route->trace_sampling.has_value());
+}
+
+TEST(GraphStatus, TheGraphsTraceSamplingAnnotationIsOnItsRoute) {
+  std::string yaml = kGraph;
+  yaml.replace(yaml.find("namespace: team}"), 16,
+               "namespace: team, annotations: {serving.osprey.dev/trace-sampling: '0.5'}}");
+  GraphPlan p = PlanGraph(
+      Graph(yaml), {{"first", {"http://first-team.example.com:8080", "/v1/models/first:predict"}}},
+      Config());
+  ASSERT_TRUE(p.route.has_value());
+  EXPECT_EQ(p.route->trace_sampling, 0.5);
 }
 
 TEST(GraphStatus, ServiceViewFollowsKServesEndpoint) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <cstdlib>
 #include <memory>
 
@@ -42,6 +43,20 @@ Route NewRoute(const Route& base, std::vector<std::string> hosts) {
 
 }  // namespace
 
+std::optional<double> TraceSamplingOf(const std::map<std::string, std::string>& annotations) {
+  auto it = annotations.find(kTraceSamplingAnnotation);
+  if (it == annotations.end()) return std::nullopt;
+  std::string_view text = it->second;
+  while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+  while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
+  double v = -1;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || !(v >= 0) ||
+      !(v <= 1))
+    return std::nullopt;
+  return v;
+}
+
 RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
                       const std::map<std::string, RevisionRouting>& revisions,
                       const PlatformConfig& config) {
@@ -64,6 +79,7 @@ RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
       return it == s.meta.annotations.end() ? "" : it->second;
     };
     const bool tag_routing = annotation("serving.kserve.io/enable-tag-routing") == "true";
+    base.trace_sampling = TraceSamplingOf(s.meta.annotations);
     auto with_timeout = [&](Route r, const std::optional<int>& seconds) {
       if (seconds) r.timeout_ms = *seconds * 1000;
       return r;
@@ -206,7 +222,8 @@ bool SameRoutes(const RouteTable& a, const RouteTable& b) {
     };
     return x.namespace_ == y.namespace_ && x.name == y.name && x.component == y.component &&
            x.model_name == y.model_name && x.timeout_ms == y.timeout_ms && x.hosts == y.hosts &&
-           same_uri(x.uri, y.uri) && x.rewrite == y.rewrite &&
+           x.trace_sampling == y.trace_sampling && same_uri(x.uri, y.uri) &&
+           x.rewrite == y.rewrite &&
            std::equal(x.split.begin(), x.split.end(), y.split.begin(), y.split.end(),
                       same_weight) &&
            x.mirror.has_value() == y.mirror.has_value() &&

@@ -29,6 +29,15 @@ namespace osprey::controlplane {
 
 // Osprey's annotation for shadow traffic.
 inline constexpr char kMirrorAnnotation[] = "serving.osprey.dev/mirror-percent";
+// Osprey's annotation for the trace sampling ratio of an InferenceService's
+// (or an InferenceGraph's) requests that start a trace ("0".."1"); without
+// it (or when it is not such a number) the platform's sampler decides.
+inline constexpr char kTraceSamplingAnnotation[] = "serving.osprey.dev/trace-sampling";
+
+// The ratio kTraceSamplingAnnotation gives among `annotations`: a decimal
+// number from 0 to 1 (spaces around it allowed); nullopt when absent or
+// anything else. Pure.
+std::optional<double> TraceSamplingOf(const std::map<std::string, std::string>& annotations);
 
 struct RevisionRouting {
   // Key "{ns}/{revision}", name, containerConcurrency and the ready replicas

@@ -316,6 +316,52 @@ TEST(PlanRoutes, LoggersPerComponent) {
             "service: transformer http://sink/t mode=1\n");
 }
 
+TEST(TraceSampling, AnnotationTable) {
+  struct Case {
+    const char* value;  // nullptr: no annotation
+    std::optional<double> want;
+  };
+  const Case cases[] = {
+      {nullptr, std::nullopt},
+      {"0", 0.0},
+      {"1", 1.0},
+      {"0.25", 0.25},
+      {" 0.5 ", 0.5},
+      {"1e-2", 0.01},
+      {"", std::nullopt},
+      {"1.5", std::nullopt},
+      {"-0.1", std::nullopt},
+      {"25%", std::nullopt},
+      {"half", std::nullopt},
+      {"nan", std::nullopt},
+      {"0.5x", std::nullopt},
+  };
+  for (const Case& c : cases) {
+    std::map<std::string, std::string> annotations = {{"team", "ml"}};
+    if (c.value != nullptr) annotations[kTraceSamplingAnnotation] = c.value;
+    EXPECT_EQ(TraceSamplingOf(annotations), c.want) << (c.value ? c.value : "(none)");
+  }
+}
+
+// Every route of the service carries its ratio: the transformer's hop and
+// the predictor's decide alike.
+TEST(PlanRoutes, TraceSamplingOnEveryRouteOfTheService) {
+  const std::map<std::string, RevisionRouting> revisions = {
+      {"default/iris-predictor-00001", Rev("default/iris-predictor-00001", {9001})},
+      {"default/iris-transformer-00001", Rev("default/iris-transformer-00001", {9101})}};
+  ServiceRouting s = Service({{"iris-predictor-00001", 100}}, "iris-predictor-00001",
+                             {{kTraceSamplingAnnotation, "0.25"}});
+  s.status.transformer =
+      ComponentStatus{"", "iris-transformer-00001",         "iris-transformer-00001", "",
+                      "", {{"iris-transformer-00001", 100}}};
+  RouteTable t = PlanRoutes({s}, revisions, {});
+  ASSERT_FALSE(t.routes.empty());
+  for (const auto& r : t.routes) EXPECT_EQ(r.trace_sampling, 0.25) << r.component;
+  ServiceRouting plain = Service({{"iris-predictor-00001", 100}}, "iris-predictor-00001");
+  for (const auto& r : PlanRoutes({plain}, revisions, {}).routes)
+    EXPECT_FALSE(r.trace_sampling.has_value());
+}
+
 TEST(SameRoutes, ComparesWhatRoutesNotTheDrawCounters) {
   PlatformConfig config;
   std::map<std::string, RevisionRouting> revisions = {
@@ -351,6 +397,9 @@ TEST(SameRoutes, ComparesWhatRoutesNotTheDrawCounters) {
   EXPECT_TRUE(SameRoutes(l, PlanRoutes({logged}, revisions, config)));
   logged.predictor_logger->mode = "request";
   EXPECT_FALSE(SameRoutes(l, PlanRoutes({logged}, revisions, config))) << "its mode changed";
+  ServiceRouting sampled = s;
+  sampled.meta.annotations[kTraceSamplingAnnotation] = "0";
+  EXPECT_FALSE(SameRoutes(a, PlanRoutes({sampled}, revisions, config))) << "a sampling ratio";
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 
 // A finished exchange as the gateway's observers see it, and the observer
 // interface: the access log, the metrics and the payload logger are
-// observers (gateway/observers/), and so are future sinks (trace export).
+// observers (gateway/observers/), and so is the trace exporter
+// (gateway/tracing.h).
 // The gateway calls every observer once per exchange that reached a
 // revision (requests refused before one was chosen, e.g. no route, are not
 // exchanges of any revision), after its outcome is known and before the
@@ -11,6 +12,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 #include "common/status.h"
@@ -18,6 +20,7 @@
 namespace osprey::gateway {
 
 struct Route;
+struct CallTrace;
 
 struct Exchange {
   using Clock = std::chrono::steady_clock;
@@ -52,6 +55,11 @@ struct Exchange {
   // The request of a cold start: the first held while the revision had no
   // replica (end - start is how long the cold start kept it waiting).
   bool cold_start = false;
+  // When each further attempt started (a refused connection tried again).
+  std::span<const Clock::time_point> retried_at;
+  // The call's trace (gateway/tracing.h): HTTP, mirror and internal calls
+  // while tracing is on; null otherwise.
+  const CallTrace* trace = nullptr;
   // HTTP, mirror and internal calls: OK when a replica answered (whatever
   // its HTTP status), otherwise why none did (refused, queued too long,
   // timed out, broke). gRPC: the call's status code as its client got it

@@ -30,6 +30,7 @@ void Forwarder::Attempt(std::unique_ptr<Outbound> call, int attempt) {
   auto done = [this, call = std::move(call), attempt](UpstreamResult result) mutable {
     if (result.status.code() == absl::StatusCode::kUnavailable && attempt < call->retries &&
         call->pool->Reassign(*call, RevisionPool::Clock::now())) {
+      call->retried_at.push_back(RevisionPool::Clock::now());
       Attempt(std::move(call), attempt + 1);
       return;
     }

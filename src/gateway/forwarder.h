@@ -18,6 +18,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "common/status.h"
@@ -34,6 +35,9 @@ struct Outbound : RevisionPool::Request {
   std::shared_ptr<const std::string> body;
   std::chrono::milliseconds timeout{60000};  // per attempt
   int retries = 0;                           // further attempts after a refused connection
+  // When each further attempt started (a refused connection tried again);
+  // empty when the first one was the last.
+  std::vector<std::chrono::steady_clock::time_point> retried_at;
 };
 
 class Forwarder {

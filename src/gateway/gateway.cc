@@ -20,8 +20,10 @@
 #include "gateway/observers/metrics.h"
 #include "gateway/observers/payload_log.h"
 #include "gateway/revision_pool.h"
+#include "gateway/tracing.h"
 #include "net/http_upstream.h"
 #include "net/status.h"
+#include "trace/trace.h"
 
 namespace osprey::gateway {
 namespace {
@@ -86,6 +88,7 @@ struct HttpCall : Pending {
   bool generated_id = false;
   HttpDone http_done;  // kHttp
   CallDone call_done;  // kInternal
+  CallTrace trace;     // gateway/tracing.h; not sampled when tracing is off
 };
 
 CallResult Failed(absl::Status why) {
@@ -123,17 +126,21 @@ HttpResponse Proxied(UpstreamResult& result) {
 
 // The replica's request head, written straight from the caller's headers
 // (hop-by-hop ones left out) without copying them one by one; an
-// x-request-id is made up when they have none.
-void BuildHead(HttpCall& call, const HeaderSource& headers) {
+// x-request-id is made up when they have none. With tracing on, the trace
+// headers are the gateway's (gateway/tracing.h).
+void BuildHead(HttpCall& call, const HeaderSource& headers, const Route& route) {
   std::string& head = call.head;
   head.reserve(512);
   StrAppend(&head, call.method, " ", call.target, " HTTP/1.1\r\nHost: ",
             call.host.empty() ? std::string_view("127.0.0.1") : std::string_view(call.host),
             "\r\n");
   std::string_view request_id;
+  const trace::Tracer* tracer = trace::Active();
+  IncomingTrace incoming;
   if (headers.visit != nullptr)
     headers.visit(headers.context, [&](std::string_view n, std::string_view v) {
       if (HopByHop(n)) return;
+      if (tracer != nullptr && incoming.Take(n, v)) return;
       if (request_id.empty() && IEquals(n, "x-request-id")) request_id = v;
       StrAppend(&head, n, ": ", v, "\r\n");
     });
@@ -144,6 +151,8 @@ void BuildHead(HttpCall& call, const HeaderSource& headers) {
   } else {
     call.request_id = std::string(request_id);
   }
+  if (tracer != nullptr)
+    call.trace = StartCallTrace(tracer->sampler(), incoming, route.trace_sampling, &head);
   StrAppend(&head, "Content-Length: ", call.body ? call.body->size() : 0, "\r\n\r\n");
 }
 
@@ -175,6 +184,7 @@ struct Gateway::Impl {
     }
     observers.push_back(&metrics);
     observers.push_back(&payload_log);
+    if (trace::Active() != nullptr) observers.push_back(&tracing);
     for (const auto& o : options.observers) observers.push_back(o.get());
   }
 
@@ -183,6 +193,7 @@ struct Gateway::Impl {
   std::unique_ptr<GraphExecutor> graphs;  // InferenceGraph routes
   MetricsObserver metrics;
   PayloadLogObserver payload_log{PayloadLogObserver::Options{}};
+  TraceObserver tracing;  // registered when tracing is on (trace::Active())
   std::unique_ptr<AccessLogObserver> access_log;
   std::vector<ExchangeObserver*> observers;
 
@@ -299,6 +310,7 @@ struct Gateway::Impl {
     e.end = Clock::now();
     e.queue_wait = p.queue_wait;
     e.cold_start = p.cold_start;
+    e.retried_at = p.retried_at;
     e.request_bytes = p.body ? p.body->size() : 0;
     if (p.kind == Kind::kGrpc) {
       e.method = "gRPC";
@@ -306,6 +318,7 @@ struct Gateway::Impl {
       const auto& h = static_cast<const HttpCall&>(p);
       e.method = h.method;
       e.request_id = h.request_id;
+      if (h.trace.context.valid()) e.trace = &h.trace;
       if (p.route != nullptr && p.route->logger != nullptr) {  // the payload logger's
         e.request_head = h.head;
         if (p.body) e.request_body = *p.body;
@@ -539,7 +552,7 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
   call->target = RouteTarget(*route, request.target);
   call->host = std::string(host);
   call->body = request.body;
-  BuildHead(*call, request.headers);
+  BuildHead(*call, request.headers, *route);
   call->retries = route->retries;
   call->http_done = std::move(done);
   if (route->mirror.has_value() && Uniform100() < route->mirror->percent) {
@@ -629,7 +642,7 @@ void Gateway::Call(const CallRequest& request, CallDone done) {
                            : route->hosts.empty() ? std::string_view()
                                                   : std::string_view(route->hosts.front()));
   call->body = request.body;
-  BuildHead(*call, request.headers);
+  BuildHead(*call, request.headers, *route);
   call->retries = route->retries;
   call->call_done = std::move(done);
   impl_->Prepare(*call, Kind::kInternal, std::move(snapshot), route, now);

@@ -5,8 +5,10 @@
 
 #include "common/logging.h"
 #include "common/strings.h"
+#include "gateway/tracing.h"
 #include "net/http_upstream.h"
 #include "net/status.h"
+#include "trace/trace.h"
 
 namespace osprey::gateway {
 namespace {
@@ -61,6 +63,30 @@ struct GraphExecutor::Run : std::enable_shared_from_this<Run> {
   std::unique_ptr<GraphRun> plan;
   HttpDone done;
   bool answered = false;
+  // Tracing (gateway/tracing.h): the graph's span, set when sampled; its
+  // steps' calls are its children.
+  CallTrace trace;
+  Clock::time_point start;
+  std::string method, host, target;
+  size_t request_bytes = 0;
+  std::string request_id;
+
+  void Finish(HttpResponse out) {
+    if (trace.context.sampled()) {
+      Exchange e;
+      e.method = method;
+      e.host = host;
+      e.target = target;
+      e.request_id = request_id;
+      e.start = start;
+      e.end = Clock::now();
+      e.http_status = out.status;
+      e.request_bytes = request_bytes;
+      e.response_bytes = out.body.size();
+      EndCallTrace(trace, e, StrCat(graph->namespace_, "/", graph->name));
+    }
+    done(std::move(out));
+  }
 
   static void VisitHeaders(const void* context, HeaderSource::Visit f) {
     for (const auto& [n, v] : static_cast<const Run*>(context)->headers) f(n, v);
@@ -172,7 +198,7 @@ struct GraphExecutor::Run : std::enable_shared_from_this<Run> {
     out.status = 504;
     out.body = RouterErrorBody(StrCat("InferenceGraph ", graph->namespace_, "/", graph->name,
                                       " did not answer within ", timeout.count(), " s"));
-    done(std::move(out));
+    Finish(std::move(out));
   }
 
   // Sends the answer once the plan has one, or the graph's time is up.
@@ -185,7 +211,7 @@ struct GraphExecutor::Run : std::enable_shared_from_this<Run> {
       out.status = a.http_status;
       out.body = a.body ? *a.body : std::string();
       out.content_type = a.json ? "application/json" : "text/plain; charset=utf-8";
-      done(std::move(out));
+      Finish(std::move(out));
       return;
     }
     if (Clock::now() >= deadline) TimedOut();
@@ -265,8 +291,13 @@ bool GraphExecutor::Handle(const HttpRequest& request, HttpDone& done) {
   run->deadline = start + run->timeout;
   bool content_type = false;
   std::string_view request_id;
+  const trace::Tracer* tracer = trace::Active();
+  IncomingTrace incoming;
   if (request.headers.visit != nullptr)
     request.headers.visit(request.headers.context, [&](std::string_view n, std::string_view v) {
+      // The trace headers are the graph's own (below).
+      if (tracer != nullptr && (incoming.Take(n, v) || internal::HeaderNameEquals(n, "tracestate")))
+        return;
       if (internal::HeaderNameEquals(n, "x-request-id")) {
         if (request_id.empty()) request_id = v;
         return;
@@ -281,8 +312,26 @@ bool GraphExecutor::Handle(const HttpRequest& request, HttpDone& done) {
         }
     });
   if (!content_type) run->headers.emplace_back("Content-Type", "application/json");
-  run->headers.emplace_back("x-request-id",
-                            request_id.empty() ? MakeRequestId() : std::string(request_id));
+  run->request_id = request_id.empty() ? MakeRequestId() : std::string(request_id);
+  run->headers.emplace_back("x-request-id", run->request_id);
+  if (tracer != nullptr) {
+    // The graph's span: every step's call (and a plain HTTP step) gets its
+    // traceparent, and the client's tracestate.
+    std::string lines;
+    run->trace = StartCallTrace(tracer->sampler(), incoming, entry->route->trace_sampling, &lines);
+    if (!incoming.tracestate.empty())
+      StrAppend(&lines, "tracestate: ", incoming.tracestate, "\r\n");
+    ForEachHeaderLine(lines, [&](std::string_view n, std::string_view v) {
+      run->headers.emplace_back(std::string(n), std::string(v));
+    });
+    if (run->trace.context.sampled()) {
+      run->start = start;
+      run->method = std::string(request.method);
+      run->host = std::string(host);
+      run->target = std::string(request.target);
+      run->request_bytes = request.body ? request.body->size() : 0;
+    }
+  }
   for (const auto& [n, v] : run->headers) StrAppend(&run->header_lines, n, ": ", v, "\r\n");
   run->plan = std::make_unique<GraphRun>(*entry->graph);
   run->done = std::move(done);

@@ -132,6 +132,8 @@ struct GraphRoute {
   // serviceName step resolved to its InferenceService's serviceUrl, as
   // KServe's controller hands its router the graph.
   std::string spec_json;
+  // The graph's own trace sampling ratio, as Route::trace_sampling.
+  std::optional<double> trace_sampling;
 };
 
 struct RouteTable {

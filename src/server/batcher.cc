@@ -340,6 +340,7 @@ void Batcher::Execute(std::vector<Pending>& batch) {
     status = task.status;
   }
   times.end = Clock::now();
+  times.batch_size = static_cast<int>(batch.size());
   metrics_->executions.fetch_add(1, std::memory_order_relaxed);
   if (status.ok()) status = SplitResponse(merged_response, rows, responses);
   if (status.ok()) {

@@ -85,6 +85,7 @@ absl::Status SplitResponse(const InferResponse& merged, std::span<const int64_t>
 
 struct ExecutionTimes {
   std::chrono::steady_clock::time_point start, end;
+  int batch_size = 1;  // requests in the execution
 };
 using BatchDone = absl::AnyInvocable<void(absl::Status, ExecutionTimes)>;
 

@@ -4,6 +4,7 @@
 
 #include "protocol/content_type.h"
 #include "server/batcher.h"
+#include "server/tracing.h"
 #include "server/validate.h"
 
 namespace osprey {
@@ -20,6 +21,9 @@ void Complete(std::string_view name, std::string_view version, ModelMetrics& m,
               InferenceCore::Clock::time_point arrival, absl::Status status, ExecutionTimes times,
               InferDone& done) {
   m.pending.fetch_sub(1, std::memory_order_relaxed);
+  if (request.trace.sampled() && times.start.time_since_epoch().count() != 0)
+    TraceExecution(request.trace,
+                   {name, version, arrival, times.start, times.end, times.batch_size, &status});
   if (!status.ok()) {
     m.failure.fetch_add(1, std::memory_order_relaxed);
     done(std::move(status));

@@ -5,6 +5,7 @@
 #include "net/status.h"
 #include "protocol/v1_json.h"
 #include "protocol/v2_json.h"
+#include "server/tracing.h"
 
 namespace osprey {
 namespace {
@@ -66,6 +67,7 @@ void RestHandler::Handle(const HttpRequest& req, HttpDone done) {
   } else if (path == "/metrics") {
     std::string text = metrics_->Render();
     if (const RequestMonitor* monitor = core_->monitor()) monitor->detector().RenderMetrics(&text);
+    AppendTraceMetrics(&text);
     response = Json(200, std::move(text));
     response->content_type = "text/plain; version=0.0.4; charset=utf-8";
   } else {
@@ -334,9 +336,24 @@ void RestHandler::StartInfer(InferRequest request, const HttpRequest& req, HttpD
     InferRequest request;
     InferResponse response;
     HttpDone done;
+    // A sampled request's trace (server/tracing.h): the caller's span and
+    // the request's own.
+    uint64_t parent_span = 0;
+    RequestSpan span;
+    std::string path;
   };
-  auto call = std::make_unique<Call>(Call{std::move(request), {}, std::move(done)});
+  auto call = std::make_unique<Call>();
   Call* c = call.get();
+  c->request = std::move(request);
+  c->done = std::move(done);
+  c->request.trace = StartRequestTrace(req.headers, &c->parent_span);
+  if (c->request.trace.sampled()) {
+    c->path = std::string(req.target.substr(0, req.target.find('?')));
+    c->span.method = "POST";
+    c->span.path = c->path;
+    c->span.arrival =
+        req.arrival.time_since_epoch().count() ? req.arrival : std::chrono::steady_clock::now();
+  }
   core_->Infer(c->request, &c->response, req.arrival,
                [this, call = std::move(call), encode](absl::Status s) mutable {
                  HttpResponse r = s.ok() ? encode(call->request, call->response) : ErrorResponse(s);
@@ -344,6 +361,13 @@ void RestHandler::StartInfer(InferRequest request, const HttpRequest& req, HttpD
                    StrAppend(&r.header_lines, kOutlierScoreHeader, ": ",
                              *call->response.outlier_score, "\r\n");
                  metrics_->CountHttpResponse(r.status);
+                 if (call->request.trace.sampled()) {
+                   RequestSpan& span = call->span;
+                   span.model = call->request.model_name;
+                   span.http_status = r.status;
+                   span.end = std::chrono::steady_clock::now();
+                   EndRequestTrace(call->request.trace, call->parent_span, span);
+                 }
                  call->done(std::move(r));
                });
 }

@@ -15,6 +15,7 @@
 
 #include "common/header_source.h"
 #include "common/status.h"
+#include "common/trace_context.h"
 
 namespace osprey {
 
@@ -162,6 +163,9 @@ struct InferRequest {
   // May be null when the caller keeps that buffer alive for the request's life.
   std::shared_ptr<const void> backing;
   HeaderSource headers;  // empty when the transport has none to offer (gRPC)
+  // Its trace (server/tracing.h); not sampled unless the frontend says so.
+  // A merged batch has none: each request's spans carry the batch's times.
+  TraceContext trace;
 };
 
 struct InferResponse {

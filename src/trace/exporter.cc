@@ -1,5 +1,7 @@
 #include "trace/exporter.h"
 
+#include <algorithm>
+
 #include "common/json_writer.h"
 #include "common/logging.h"
 #include "common/strings.h"
@@ -74,7 +76,8 @@ std::string EncodeOtlpJson(std::span<const Span> spans, const Resource& resource
     j.Key("name").String(s.name);
     j.Key("kind").Int(static_cast<int>(s.kind));
     j.Key("startTimeUnixNano").String(std::to_string(s.start_unix_ns));
-    j.Key("endTimeUnixNano").String(std::to_string(s.end_unix_ns));
+    // Converted apart, start and end may cross by a few ns across a re-measured clock offset.
+    j.Key("endTimeUnixNano").String(std::to_string(std::max(s.start_unix_ns, s.end_unix_ns)));
     WriteAttributes(j, s.attributes);
     if (!s.events.empty()) {
       j.Key("events").BeginArray();

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <charconv>
+#include <climits>
 #include <cstdlib>
 #include <random>
 
@@ -22,6 +23,11 @@ bool RatioSample(double ratio, uint64_t trace_lo) {
   return (trace_lo & 0x7fffffffffffffffULL) < bound;
 }
 
+template <typename Clock>
+int64_t Nanos(std::chrono::time_point<Clock> t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -29,6 +35,34 @@ std::string_view Trim(std::string_view s) {
 }
 
 }  // namespace
+
+Span NewSpan(const TraceContext& trace, uint64_t span_id, uint64_t parent_id, std::string name,
+             SpanKind kind, uint64_t start_unix_ns, uint64_t end_unix_ns) {
+  Span s;
+  s.trace_hi = trace.trace_hi;
+  s.trace_lo = trace.trace_lo;
+  s.span_id = span_id;
+  s.parent_id = parent_id;
+  s.name = std::move(name);
+  s.kind = kind;
+  s.start_unix_ns = start_unix_ns;
+  s.end_unix_ns = end_unix_ns;
+  return s;
+}
+
+std::string AttributeText(const AttributeValue& value) {
+  return std::visit(
+      [](const auto& v) -> std::string {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::string>)
+          return v;
+        else if constexpr (std::is_same_v<T, bool>)
+          return v ? "true" : "false";
+        else
+          return StrCat(v);
+      },
+      value);
+}
 
 uint64_t NewId() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -39,12 +73,28 @@ uint64_t NewId() {
 }
 
 uint64_t UnixNanos(std::chrono::steady_clock::time_point t) {
-  const auto steady_now = std::chrono::steady_clock::now();
-  const auto system_now = std::chrono::system_clock::now();
-  const auto wall =
-      system_now - std::chrono::duration_cast<std::chrono::system_clock::duration>(steady_now - t);
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(wall.time_since_epoch()).count());
+  // The wall clock's offset from the steady one moves only when the wall
+  // clock is stepped: measured at most once a second, so that the instants
+  // of one request convert alike (a span never ends before it starts).
+  static std::atomic<int64_t> offset{0}, next_measure{INT64_MIN};
+  const int64_t steady = Nanos(std::chrono::steady_clock::now());
+  if (steady >= next_measure.load(std::memory_order_relaxed)) {
+    // The wall clock read between two steady readings, the closest pair of
+    // a few: a thread preempted in between would shift every span.
+    int64_t best_gap = INT64_MAX, best = 0;
+    for (int i = 0; i < 5 && best_gap > 2000; ++i) {
+      const int64_t before = Nanos(std::chrono::steady_clock::now());
+      const int64_t wall = Nanos(std::chrono::system_clock::now());
+      const int64_t after = Nanos(std::chrono::steady_clock::now());
+      if (after - before < best_gap) {
+        best_gap = after - before;
+        best = wall - (before + (after - before) / 2);
+      }
+    }
+    offset.store(best, std::memory_order_relaxed);
+    next_measure.store(steady + 1000000000, std::memory_order_relaxed);
+  }
+  return static_cast<uint64_t>(Nanos(t) + offset.load(std::memory_order_relaxed));
 }
 
 absl::StatusOr<double> ParseSamplingRatio(std::string_view text) {
@@ -139,6 +189,7 @@ absl::StatusOr<Config> ConfigFromEnv(const char* (*getenv)(const char* name)) {
     c.resource.emplace_back(std::string(Trim(item.substr(0, eq))),
                             std::string(Trim(item.substr(eq + 1))));
   }
+  c.service_name = std::string(get("OTEL_SERVICE_NAME"));
   if (get("OTEL_SDK_DISABLED") == "true" || get("OTEL_TRACES_EXPORTER") == "none") return c;
   std::string_view url = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
   if (!url.empty()) {
@@ -163,15 +214,28 @@ void Tracer::Submit(Span span) { exporter_->Submit(std::move(span)); }
 Tracer* Active() { return g_active.load(std::memory_order_acquire); }
 void SetActive(Tracer* tracer) { g_active.store(tracer, std::memory_order_release); }
 
-std::unique_ptr<Tracer> MakeTracer(const Config& config, std::string_view service_name,
+std::vector<std::pair<std::string, std::string>> ResourceOf(
+    const Config& config, std::string_view default_service_name,
+    std::vector<std::pair<std::string, std::string>> resource) {
+  std::string name = config.service_name;
+  for (const auto& [k, v] : config.resource)
+    if (name.empty() && k == "service.name") name = v;
+  if (name.empty()) name = std::string(default_service_name);
+  std::vector<std::pair<std::string, std::string>> out;
+  out.reserve(1 + resource.size() + config.resource.size());
+  out.emplace_back("service.name", std::move(name));
+  for (auto& kv : resource) out.push_back(std::move(kv));
+  for (const auto& kv : config.resource)
+    if (kv.first != "service.name") out.push_back(kv);
+  return out;
+}
+
+std::unique_ptr<Tracer> MakeTracer(const Config& config, std::string_view default_service_name,
                                    std::vector<std::pair<std::string, std::string>> resource) {
   if (config.traces_url.empty()) return nullptr;
   Exporter::Options o;
   o.url = config.traces_url;
-  o.resource.emplace_back("service.name", std::string(service_name));
-  for (auto& kv : resource) o.resource.push_back(std::move(kv));
-  for (const auto& kv : config.resource)
-    if (kv.first != "service.name") o.resource.push_back(kv);
+  o.resource = ResourceOf(config, default_service_name, std::move(resource));
   return std::make_unique<Tracer>(config.sampler, std::make_unique<Exporter>(std::move(o)));
 }
 

@@ -59,11 +59,20 @@ struct Span {
   }
 };
 
+// A span of `trace`'s trace id with these ids, name, kind and wall times.
+Span NewSpan(const TraceContext& trace, uint64_t span_id, uint64_t parent_id, std::string name,
+             SpanKind kind, uint64_t start_unix_ns, uint64_t end_unix_ns);
+
+// An attribute value as text ("POST", "200", "0.5", "true"): for logs and tests.
+std::string AttributeText(const AttributeValue& value);
+
 // A random non-zero 64-bit id (thread-local generator, no lock).
 uint64_t NewId();
 
 // Unix-epoch nanoseconds of a steady_clock instant (spans are exported in
-// wall time; the request path measures with the steady clock).
+// wall time; the request path measures with the steady clock). The clocks'
+// offset is measured at most once a second: the instants of one request
+// keep their distances.
 uint64_t UnixNanos(std::chrono::steady_clock::time_point t);
 
 // ---- Sampling (pure) ----
@@ -105,14 +114,15 @@ bool ShouldSample(const SamplerConfig& config, const std::optional<TraceContext>
 struct Config {
   std::string traces_url;  // the OTLP/HTTP traces URL; empty: tracing off
   SamplerConfig sampler;
+  std::string service_name;                                   // OTEL_SERVICE_NAME; may be empty
   std::vector<std::pair<std::string, std::string>> resource;  // OTEL_RESOURCE_ATTRIBUTES
 };
 
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the URL as is) or
 // OTEL_EXPORTER_OTLP_ENDPOINT (+ "/v1/traces"); OTEL_TRACES_SAMPLER and
-// OTEL_TRACES_SAMPLER_ARG; OTEL_RESOURCE_ATTRIBUTES ("k=v,k=v");
-// OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none turn tracing off.
-// InvalidArgument naming the variable and its value.
+// OTEL_TRACES_SAMPLER_ARG; OTEL_SERVICE_NAME; OTEL_RESOURCE_ATTRIBUTES
+// ("k=v,k=v"); OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none turn
+// tracing off. InvalidArgument naming the variable and its value.
 absl::StatusOr<Config> ConfigFromEnv(const char* (*getenv)(const char* name));
 
 class Exporter;
@@ -139,10 +149,17 @@ class Tracer {
 Tracer* Active();
 void SetActive(Tracer* tracer);
 
-// The tracer of `config` for a process named `service_name` (resource
-// attribute service.name, plus `resource` and the config's), exporting from
-// a thread of its own; nullptr when the config has no URL.
-std::unique_ptr<Tracer> MakeTracer(const Config& config, std::string_view service_name,
+// The resource attributes of a process: service.name first (the config's
+// OTEL_SERVICE_NAME, else a service.name in its OTEL_RESOURCE_ATTRIBUTES,
+// else `default_service_name`, as the OpenTelemetry SDKs rank them), then
+// `resource`, then the config's other attributes. Pure.
+std::vector<std::pair<std::string, std::string>> ResourceOf(
+    const Config& config, std::string_view default_service_name,
+    std::vector<std::pair<std::string, std::string>> resource = {});
+
+// The tracer of `config` for a process (ResourceOf), exporting from a
+// thread of its own; nullptr when the config has no URL.
+std::unique_ptr<Tracer> MakeTracer(const Config& config, std::string_view default_service_name,
                                    std::vector<std::pair<std::string, std::string>> resource = {});
 
 // Prometheus text of the active tracer's export counters (spans exported,

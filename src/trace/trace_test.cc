@@ -68,6 +68,19 @@ TEST(Traceparent, FormatRoundTrips) {
             "00-00000000000000010000000000000002-0000000000000003-00");
 }
 
+TEST(UnixNanos, WallTimeKeepingTheSteadyDistances) {
+  const auto steady = std::chrono::steady_clock::now();
+  const auto wall = std::chrono::system_clock::now();
+  const uint64_t t = UnixNanos(steady);
+  const auto expected =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(wall.time_since_epoch()).count();
+  EXPECT_NEAR(static_cast<double>(t), static_cast<double>(expected), 5e6);
+  for (std::chrono::nanoseconds d : {1ns, 1000ns, 5000000ns, 900000000ns})
+    EXPECT_NEAR(static_cast<double>(UnixNanos(steady + d) - t), static_cast<double>(d.count()),
+                1000)
+        << d.count();
+}
+
 TEST(Sampler, ParseTable) {
   struct Case {
     std::string_view name, arg;
@@ -214,6 +227,44 @@ TEST(Config, FromEnvTable) {
   ASSERT_EQ(got->resource.size(), 2u);
   EXPECT_EQ(got->resource[1].first, "team");
   EXPECT_EQ(got->resource[1].second, "ml");
+}
+
+TEST(Config, ResourceTable) {
+  using Pairs = std::vector<std::pair<std::string, std::string>>;
+  struct Case {
+    std::string service_name;  // OTEL_SERVICE_NAME
+    Pairs env_resource;        // OTEL_RESOURCE_ATTRIBUTES
+    Pairs own;                 // the process's own attributes
+    Pairs want;
+  };
+  const Case cases[] = {
+      {"", {}, {}, {{"service.name", "osprey-gateway"}}},
+      {"",
+       {},
+       {{"k8s.namespace.name", "ns"}},
+       {{"service.name", "osprey-gateway"}, {"k8s.namespace.name", "ns"}}},
+      // OTEL_SERVICE_NAME wins over OTEL_RESOURCE_ATTRIBUTES' service.name,
+      // which wins over the default
+      {"iris-predictor",
+       {{"service.name", "other"}, {"team", "ml"}},
+       {},
+       {{"service.name", "iris-predictor"}, {"team", "ml"}}},
+      {"",
+       {{"team", "ml"}, {"service.name", "other"}},
+       {{"a", "1"}},
+       {{"service.name", "other"}, {"a", "1"}, {"team", "ml"}}},
+  };
+  for (const Case& c : cases) {
+    Config config;
+    config.service_name = c.service_name;
+    config.resource = c.env_resource;
+    EXPECT_EQ(ResourceOf(config, "osprey-gateway", c.own), c.want) << c.service_name;
+  }
+  std::map<std::string, std::string> env = {{"OTEL_SERVICE_NAME", " iris-predictor "}};
+  g_env = &env;
+  auto got = ConfigFromEnv(&FakeEnv);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->service_name, "iris-predictor");
 }
 
 Span MakeSpan(uint64_t id) {

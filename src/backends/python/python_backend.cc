@@ -12,6 +12,7 @@
 #include "common/json_writer.h"
 #include "common/logging.h"
 #include "common/strings.h"
+#include "common/trace_context.h"
 #include "protocol/json_util.h"
 #include "rapidjson/document.h"
 
@@ -396,6 +397,17 @@ class PythonModel : public Model {
     // request's headers for a model that takes them (names lower-cased).
     j.Key("parameters");
     EncodeJsonParameters(request.parameters, j);
+    // A sampled request's trace: the worker's span is a child of its
+    // execution (common/trace_context.h).
+    if (request.trace.sampled()) {
+      TraceparentBuffer tp;
+      j.Key("traceparent")
+          .String(FormatTraceparent(request.trace.trace_hi, request.trace.trace_lo,
+                                    request.trace.execute_span_id != 0
+                                        ? request.trace.execute_span_id
+                                        : request.trace.span_id,
+                                    true, &tp));
+    }
     if (metadata_.raw_requests && request.headers.visit != nullptr) {
       j.Key("headers").BeginObject();
       request.headers.visit(request.headers.context,

@@ -144,9 +144,24 @@ std::vector<std::string> LocalFormatBackends() {
   return out;
 }
 
+std::vector<std::pair<std::string, std::string>> ReplicaTraceEnv(const RevisionSpec& rev,
+                                                                 std::string_view platform) {
+  while (!platform.empty() && (platform.back() == ',' || platform.back() == ' '))
+    platform.remove_suffix(1);
+  std::string resource =
+      StrCat(platform, platform.empty() ? "" : ",", "service.namespace=", rev.namespace_,
+             ",k8s.namespace.name=", rev.namespace_, ",osprey.inferenceservice=", rev.isvc,
+             ",osprey.component=", rev.component, ",osprey.revision=", rev.name,
+             ",osprey.model=", ServedModelName(rev));
+  if (!rev.model_format.empty()) StrAppend(&resource, ",osprey.model.format=", rev.model_format);
+  return {{"OTEL_SERVICE_NAME", StrCat(rev.isvc, "-", rev.component)},
+          {"OTEL_RESOURCE_ATTRIBUTES", std::move(resource)}};
+}
+
 LocalCommand PlaceLocally(const RevisionSpec& rev, const LocalConfig& config) {
   LocalCommand local;
   const Container& c = rev.container;
+  local.env = ReplicaTraceEnv(rev, config.trace_resource);
   for (const auto& e : c.env) {
     std::string value = e.value;
     if (value.starts_with("/mnt/models")) value = StrCat("{{.ModelDir}}", value.substr(11));

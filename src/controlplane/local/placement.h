@@ -37,6 +37,9 @@ struct LocalConfig {
   // predictors (GrpcIngress::Options::component; 0: none).
   uint16_t gateway_port = 8080;
   uint16_t predictor_grpc_port = 0;
+  // The platform's own OTEL_RESOURCE_ATTRIBUTES ("k=v,k=v"), which each
+  // replica's extends (ReplicaTraceEnv).
+  std::string trace_resource;
 };
 
 // Adds the entries of a JSON image map ({"repo/image": ["command", "arg", ...]},
@@ -51,6 +54,15 @@ std::map<std::string, std::string> LocalFormatNotes();
 // The backends `osprey serve --model-format` is given for the formats it
 // serves (a test checks each is compiled in).
 std::vector<std::string> LocalFormatBackends();
+
+// What a replica's trace spans say they serve, as the OpenTelemetry
+// Operator tells a pod's SDK: OTEL_SERVICE_NAME "{isvc}-{component}" and
+// OTEL_RESOURCE_ATTRIBUTES (`platform`'s, then service.namespace,
+// k8s.namespace.name, osprey.inferenceservice, osprey.component,
+// osprey.revision, osprey.model and osprey.model.format when it has one).
+// A container's own env comes after these and wins. Pure.
+std::vector<std::pair<std::string, std::string>> ReplicaTraceEnv(const RevisionSpec& rev,
+                                                                 std::string_view platform);
 
 // A revision as a local process.
 struct LocalCommand {

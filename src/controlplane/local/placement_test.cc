@@ -289,6 +289,42 @@ TEST(PlaceLocally, CustomContainerPorts) {
   }
 }
 
+TEST(ReplicaTraceEnv, Table) {
+  RevisionSpec model = Resolve(ModelIsvc("xgboost"));
+  RevisionSpec custom = model;
+  custom.model_format.clear();
+  custom.component = "transformer";
+  custom.name = "iris-transformer-00002";
+  struct Case {
+    const RevisionSpec* rev;
+    std::string platform, service, resource;
+  };
+  const Case cases[] = {
+      {&model, "", "iris-predictor",
+       "service.namespace=default,k8s.namespace.name=default,osprey.inferenceservice=iris,"
+       "osprey.component=predictor,osprey.revision=iris-predictor-00001,osprey.model=iris,"
+       "osprey.model.format=xgboost"},
+      {&custom, "deployment.environment=test,", "iris-transformer",
+       "deployment.environment=test,service.namespace=default,k8s.namespace.name=default,"
+       "osprey.inferenceservice=iris,osprey.component=transformer,"
+       "osprey.revision=iris-transformer-00002,osprey.model=iris"},
+  };
+  for (const Case& c : cases) {
+    auto env = ReplicaTraceEnv(*c.rev, c.platform);
+    ASSERT_EQ(env.size(), 2u);
+    EXPECT_EQ(env[0], std::make_pair(std::string("OTEL_SERVICE_NAME"), c.service));
+    EXPECT_EQ(env[1], std::make_pair(std::string("OTEL_RESOURCE_ATTRIBUTES"), c.resource));
+  }
+  // The container's own env comes after: a later key wins at spawn.
+  InferenceService isvc = ModelIsvc("xgboost");
+  isvc.predictor.model->env = {{"OTEL_SERVICE_NAME", "mine"}};
+  LocalCommand local = PlaceLocally(Resolve(isvc), Local());
+  ASSERT_GE(local.env.size(), 3u);
+  EXPECT_EQ(local.env[0].first, "OTEL_SERVICE_NAME");
+  EXPECT_EQ(local.env.back(),
+            std::make_pair(std::string("OTEL_SERVICE_NAME"), std::string("mine")));
+}
+
 TEST(PlaceLocally, ImageWithoutCommandNeedsTheImageTable) {
   RevisionSpec rev;
   rev.isvc = "custom";
