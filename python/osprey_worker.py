@@ -389,9 +389,16 @@ class TensorflowModel:
         return {self.V1: np.array([json.dumps(answer)], dtype=object)}
 
 
+PADDLE_TYPES = {"float32": "FP32", "float64": "FP64", "float16": "FP16", "int8": "INT8",
+                "int16": "INT16", "int32": "INT32", "int64": "INT64", "uint8": "UINT8",
+                "bool": "BOOL"}
+
+
 class PaddleModel:
     """A Paddle inference model (*.pdmodel + *.pdiparams) as KServe's
-    paddleserver loads it: paddle.inference, inputs as float32."""
+    paddleserver loads it (paddle.inference); the metadata declares the shapes
+    and datatypes of the program's feed and fetch variables, and inputs are
+    cast to those datatypes (float32 when the program does not say)."""
 
     def __init__(self, model_dir):
         from paddle import inference
@@ -402,30 +409,55 @@ class PaddleModel:
                 raise FileNotFoundError(f"need exactly one *{ext} in {model_dir}, found {found}")
             return os.path.join(model_dir, found[0])
 
-        config = inference.Config(one(".pdmodel"), one(".pdiparams"))
+        program = one(".pdmodel")
+        config = inference.Config(program, one(".pdiparams"))
         config.disable_gpu()
         config.set_cpu_math_library_num_threads(1)
         config.disable_glog_info()
         self.predictor = inference.create_predictor(config)
         self.input_names = self.predictor.get_input_names()
         self.output_names = self.predictor.get_output_names()
+        declared = self.declared(program, self.input_names + self.output_names)
+        self.specs = {n: declared.get(n, {"name": n, "datatype": "FP32", "shape": [-1, -1]})
+                      for n in self.input_names + self.output_names}
+
+    @staticmethod
+    def declared(program, names):
+        """The feed and fetch variables' shapes and datatypes, as the program
+        declares them (-1: any size); {} when it cannot be read."""
+        try:
+            from paddle.base import core
+
+            with open(program, "rb") as f:
+                desc = core.ProgramDesc(f.read())
+            block = desc.block(0)  # valid while desc lives
+        except Exception:  # noqa: BLE001 (paddle.inference reads it; shapes are a bonus)
+            return {}
+        specs = {}
+        for name in names:
+            var = block.find_var(name.encode())
+            if var is None:
+                continue
+            dtype = str(var.dtype()).replace("paddle.", "")
+            shape = [int(d) if int(d) >= 0 else -1 for d in var.shape()]
+            if dtype in PADDLE_TYPES and shape:
+                specs[name] = {"name": name, "datatype": PADDLE_TYPES[dtype], "shape": shape}
+        return specs
 
     def describe(self):
-        # paddle.inference reports no shapes before a run: a batch of rows of
-        # any width, and no warm-up request (zeros of an unknown width).
-        def spec(name):
-            return {"name": name, "datatype": "FP32", "shape": [-1, -1]}
-
-        return {"inputs": [spec(n) for n in self.input_names],
-                "outputs": [spec(n) for n in self.output_names],
-                "feature_names": [], "skip_warm_up": True}
+        inputs = [self.specs[n] for n in self.input_names]
+        # Zeros are a valid warm-up request only when every size but the batch's is known.
+        unknown = any(-1 in s["shape"][1:] for s in inputs)
+        return {"inputs": inputs, "outputs": [self.specs[n] for n in self.output_names],
+                "feature_names": [], "skip_warm_up": unknown}
 
     def predict(self, inputs):
         for name in self.input_names:
             if name not in inputs:
                 raise KeyError(f"missing input '{name}'")
+            dtype = DTYPES[self.specs[name]["datatype"]]
             self.predictor.get_input_handle(name).copy_from_cpu(
-                np.ascontiguousarray(inputs[name], dtype=np.float32))
+                np.ascontiguousarray(inputs[name], dtype=dtype))
         self.predictor.run()
         return {n: self.predictor.get_output_handle(n).copy_to_cpu() for n in self.output_names}
 

@@ -32,8 +32,10 @@
 //            "signature_name" and {"b64": ...} values, answers
 //            {"predictions": ...} / {"outputs": ...}; V2 tensors by the default
 //            signature's input names.
-//   paddle   one *.pdmodel + *.pdiparams (paddle.inference), inputs cast to
-//            float32, as KServe's paddleserver loads and calls it.
+//   paddle   one *.pdmodel + *.pdiparams (paddle.inference), as KServe's
+//            paddleserver loads and calls it; the metadata declares the
+//            program's feed and fetch shapes and datatypes (an NCHW image
+//            input is [-1, 3, H, W]) and inputs are cast to them.
 //
 // Requests are batched adaptively (concurrent requests merged while workers
 // are busy, no added delay) unless server flags say otherwise.
