@@ -9,10 +9,10 @@
 
 #include "backends/python/worker_process.h"
 #include "backends/simple_backend.h"
+#include "common/json_writer.h"
 #include "common/logging.h"
 #include "common/strings.h"
 #include "protocol/json_util.h"
-#include "common/json_writer.h"
 #include "rapidjson/document.h"
 
 namespace osprey {
@@ -50,6 +50,13 @@ constexpr PythonFormat kOnnx{"onnx", "onnxruntime_onnx", "ONNX (onnxruntime)"};
 constexpr PythonFormat kCustom{"custom", "custom", "a custom kserve.Model"};
 constexpr PythonFormat kTensorflow{"tensorflow", "tensorflow_savedmodel", "TensorFlow SavedModel"};
 constexpr PythonFormat kPaddle{"paddle", "paddle", "Paddle inference model"};
+constexpr PythonFormat kMlflow{"mlflow", "mlflow", "MLflow model (mlflow.pyfunc)"};
+
+// An MLmodel file marks an MLflow model, whatever flavor's files lie beside it.
+bool IsMlflowDir(const fs::path& dir) {
+  std::error_code ec;
+  return fs::is_regular_file(dir / "MLmodel", ec);
+}
 
 bool IsPaddleDir(const fs::path& dir) {
   std::error_code ec;
@@ -84,6 +91,9 @@ absl::StatusOr<TensorSpec> ParseSpec(const rapidjson::Value& v) {
     if (!d.IsInt64()) return absl::InternalError("Python worker sent a malformed shape");
     s.shape.push_back(d.GetInt64());
   }
+  if (auto p = v.FindMember("parameters"); p != v.MemberEnd())
+    OSPREY_RETURN_IF_ERROR(
+        DecodeParameters(p->value, StrCat("tensor '", s.name, "' parameters"), &s.parameters));
   return s;
 }
 
@@ -180,6 +190,8 @@ class PythonModel : public Model {
         (std::string_view(key) == "inputs" ? metadata_.inputs : metadata_.outputs).push_back(s);
       }
     }
+    if (auto p = doc.FindMember("parameters"); p != doc.MemberEnd())
+      OSPREY_RETURN_IF_ERROR(DecodeParameters(p->value, "model parameters", &metadata_.parameters));
     metadata_.raw_requests = doc.HasMember("raw_requests") && doc["raw_requests"].IsTrue();
     // Batchable when every tensor's first dimension is variable (the batch).
     metadata_.batchable = !metadata_.inputs.empty() && !metadata_.raw_requests;
@@ -221,7 +233,12 @@ class PythonModel : public Model {
       j.BeginObject().Key("name").String(name).Key("datatype").String(DataTypeName(in.datatype()));
       j.Key("shape").BeginArray();
       for (int64_t d : in.shape()) j.Int(d);
-      j.EndArray().Key("size").Int(static_cast<int64_t>(in.data().size())).EndObject();
+      j.EndArray().Key("size").Int(static_cast<int64_t>(in.data().size()));
+      if (!in.parameters().empty()) {
+        j.Key("parameters");
+        EncodeJsonParameters(in.parameters(), j);
+      }
+      j.EndObject();
     }
     j.EndArray();
     // Request parameters the model may read (a custom model's verb), and the
@@ -259,10 +276,18 @@ class PythonModel : public Model {
     doc.Parse(frame.json.data(), frame.json.size());
     if (doc.HasParseError() || !doc.IsObject())
       return absl::InternalError("Python worker sent a malformed answer");
-    if (doc.HasMember("error") && doc["error"].IsString())
+    if (doc.HasMember("error") && doc["error"].IsString()) {
+      // The worker may say the request was at fault (it does not fit the model).
+      if (doc.HasMember("invalid") && doc["invalid"].IsTrue())
+        return absl::InvalidArgumentError(
+            StrCat("model '", name_, "': ", doc["error"].GetString()));
       return absl::InternalError(StrCat("model '", name_, "' raised ", doc["error"].GetString()));
+    }
     if (!doc.HasMember("outputs") || !doc["outputs"].IsArray())
       return absl::InternalError("Python worker's answer has no outputs");
+    if (auto p = doc.FindMember("parameters"); p != doc.MemberEnd())
+      OSPREY_RETURN_IF_ERROR(
+          DecodeParameters(p->value, "answer parameters", &response->parameters));
     size_t offset = 0;
     for (const auto& o : doc["outputs"].GetArray()) {
       OSPREY_ASSIGN_OR_RETURN(TensorSpec spec, ParseSpec(o));
@@ -271,6 +296,7 @@ class PythonModel : public Model {
         return absl::InternalError("Python worker's answer has a malformed size");
       const size_t size = o["size"].GetUint64();
       Tensor out(spec.name, spec.datatype, spec.shape);
+      *out.mutable_parameters() = std::move(spec.parameters);
       out.SetData(frame.payload.substr(offset, size));
       offset += size;
       OSPREY_RETURN_IF_ERROR(out.Validate());
@@ -359,5 +385,6 @@ const Backend& OnnxBackend() { return FormatBackend<kOnnx>(IsOnnxDir); }
 const Backend& CustomBackend() { return FormatBackend<kCustom>(IsCustomDir); }
 const Backend& TensorflowBackend() { return FormatBackend<kTensorflow>(IsSavedModelDir); }
 const Backend& PaddleBackend() { return FormatBackend<kPaddle>(IsPaddleDir); }
+const Backend& MlflowBackend() { return FormatBackend<kMlflow>(IsMlflowDir); }
 
 }  // namespace osprey

@@ -36,6 +36,19 @@
 //            paddleserver loads and calls it; the metadata declares the
 //            program's feed and fetch shapes and datatypes (an NCHW image
 //            input is [-1, 3, H, W]) and inputs are cast to them.
+//   mlflow   an MLflow model directory (an MLmodel file; sklearn, xgboost,
+//            lightgbm, python_function and other flavors) through
+//            mlflow.pyfunc, as MLServer's MLflow runtime serves it: V2
+//            metadata from the signature (one [-1, 1] input per column, or
+//            the tensor specs; content types as tensor and model parameters),
+//            requests read by their content type (parameters.content_type,
+//            else the signature's: pd, np or dict), answers named by what
+//            predict() returns (DataFrame columns, output-1 for an array).
+//            V1 bodies are read as MLflow's scoring server reads them.
+//            Requests reach the worker as sent (raw_requests).
+//
+// A worker may answer that a request did not fit the model ("invalid"): the
+// client gets 400 with its message, as for any other invalid request.
 //
 // Requests are batched adaptively (concurrent requests merged while workers
 // are busy, no added delay) unless server flags say otherwise.
@@ -49,5 +62,6 @@ const Backend& OnnxBackend();
 const Backend& CustomBackend();
 const Backend& TensorflowBackend();
 const Backend& PaddleBackend();
+const Backend& MlflowBackend();
 
 }  // namespace osprey
