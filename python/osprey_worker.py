@@ -7,13 +7,15 @@ order, in the binary layout of the Open Inference Protocol: row-major,
 little-endian, BYTES elements as u32 length + bytes).
 
   worker -> server, once: {"ready": true, "inputs": [...], "outputs": [...],
-                           "feature_names": [...]}  or  {"error": "..."}
-  server -> worker:       {"inputs": [{"name", "datatype", "shape", "size"}],
-                           "parameters": {...}, "headers": {...} (custom models),
-                           "traceparent": "00-..." (a sampled request)}
-  worker -> server:       {"outputs": [{"name", "datatype", "shape", "size"}]}  or
-                          {"error": "<Type>: <message>"}
-("size": the tensor's bytes in the payload.)
+                           "feature_names": [...], "parameters": {...}}  or  {"error": "..."}
+  server -> worker:       {"inputs": [{"name", "datatype", "shape", "size", "parameters"}],
+                           "parameters": {...}, "headers": {...} (raw-request models)}
+  worker -> server:       {"outputs": [{"name", "datatype", "shape", "size", "parameters"}],
+                           "parameters": {...}}  or
+                          {"error": "<Type>: <message>"}  or
+                          {"error": "<message>", "invalid": true} (the request's fault: 400)
+("size": the tensor's bytes in the payload; every "parameters" is optional.) A sampled request carries
+"traceparent" too (see Tracing below).
 
 A model with Triton's configuration (--model-config-json) says so in its
 greeting: "triton": {"max_batch_size": N, "dynamic_batching": {...}} and
@@ -35,7 +37,7 @@ service as its server's), from a thread of its own with a bounded queue (a
 full queue drops the span). A custom model sees the worker span's
 traceparent in its headers.
 
-usage: osprey_worker.py --format sklearn|onnx|python|... --model-dir DIR
+usage: osprey_worker.py --format sklearn|onnx|python|mlflow|... --model-dir DIR
 """
 
 import argparse
@@ -711,6 +713,234 @@ class PaddleModel:
         return {n: self.predictor.get_output_handle(n).copy_to_cpu() for n in self.output_names}
 
 
+class BadRequest(ValueError):
+    """The request, not the model, is at fault: the server answers 400."""
+
+
+class Outputs(dict):
+    """A model's results by output name, with parameters for the answer and
+    for each output (a content type, say)."""
+
+    def __init__(self, results, parameters=None, output_parameters=None):
+        super().__init__(results)
+        self.parameters = parameters or {}
+        self.output_parameters = output_parameters or {}
+
+
+# An MLflow column type's V2 datatype and content type (MLServer's mapping).
+MLFLOW_COLUMNS = {"boolean": ("BOOL", "np"), "integer": ("INT32", "np"), "long": ("INT64", "np"),
+                  "float": ("FP32", "np"), "double": ("FP64", "np"), "string": ("BYTES", "str"),
+                  "binary": ("BYTES", "base64"), "datetime": ("BYTES", "datetime")}
+# Request parameters that steer the protocol, not the model's predict(params=...).
+PROTOCOL_PARAMETERS = {"content_type", "headers", "binary_data_output", "verb"}
+
+
+def numpy_datatype(dtype):
+    """A NumPy dtype's V2 datatype (strings and objects are BYTES)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "OUS":
+        return "BYTES"
+    for name, t in DTYPES.items():
+        if dtype == t:
+            return name
+    raise TypeError(f"dtype {dtype} has no V2 datatype")
+
+
+def mlflow_specs(schema, prefix):
+    """An MLflow signature schema as V2 tensor metadata: a column is a [-1, 1]
+    tensor of its type, a tensor spec keeps its dtype and shape; unnamed ones
+    are prefix + position (input-0, ...), as MLServer declares them."""
+    from mlflow.types.schema import TensorSpec
+
+    specs = []
+    for i, spec in enumerate(schema.inputs):
+        if isinstance(spec, TensorSpec):
+            datatype, content_type = numpy_datatype(spec.type), "np"
+            shape = [int(d) for d in spec.shape]
+        else:  # a column; arrays, objects and maps travel as JSON text
+            datatype, content_type = MLFLOW_COLUMNS.get(getattr(spec.type, "name", None),
+                                                        ("BYTES", "pd_json"))
+            shape = [-1, 1]
+        specs.append({"name": spec.name or f"{prefix}{i}", "datatype": datatype, "shape": shape,
+                      "parameters": {"content_type": content_type}})
+    return specs
+
+
+def decode_mlflow_input(value, content_type):
+    """One request tensor as the content type says: np an array, str a list of
+    strings, base64 and datetime a list of bytes / datetimes, pd_json a list
+    of JSON values."""
+    import base64
+    import binascii
+    import datetime
+
+    if content_type in (None, "np"):
+        return value
+    cells = value.ravel().tolist()
+    if content_type == "str":
+        return [str(c) for c in cells]
+    if content_type == "base64":
+        def unpack(c):
+            raw = c.encode("ascii", "replace") if isinstance(c, str) else c
+            try:
+                return base64.b64decode(raw, validate=True)
+            except binascii.Error:
+                return raw
+        return [unpack(c) for c in cells]
+    if content_type == "datetime":
+        try:
+            return [datetime.datetime.fromisoformat(str(c)) for c in cells]
+        except ValueError as e:
+            raise BadRequest(f"datetime input: {e}") from None
+    if content_type == "pd_json":
+        try:
+            return [json.loads(c) for c in cells]
+        except ValueError as e:
+            raise BadRequest(f"pd_json input: {e}") from None
+    raise BadRequest(f"unknown content type '{content_type}' (Osprey decodes np, str, base64, "
+                     "datetime and pd_json inputs)")
+
+
+def mlflow_column(name, decoded):
+    """A request tensor as a DataFrame column (its first dimension the rows)."""
+    import pandas as pd
+
+    if isinstance(decoded, np.ndarray):
+        if decoded.ndim > 1 and decoded.size != decoded.shape[0]:
+            raise BadRequest(f"input '{name}' of shape {list(decoded.shape)} is not a column: "
+                             "send [n] or [n, 1]")
+        return pd.Series(decoded.reshape(decoded.shape[0] if decoded.ndim else 1))
+    return pd.Series(decoded)
+
+
+class MlflowModel:
+    """An MLflow model directory (an MLmodel file; flavors sklearn, xgboost,
+    lightgbm, python_function, ...) through mlflow.pyfunc, served as MLServer's
+    MLflow runtime serves it. V2: the metadata comes from the signature; a
+    request is decoded by its content type (parameters.content_type, else the
+    signature's: pd for columns, np for one tensor, dict for named tensors);
+    the answer is encoded by what predict() returned (a DataFrame: one output
+    per column; an array: output-1; a dict of arrays: one output per key).
+    V1 bodies are read as MLflow's scoring server reads them (instances,
+    inputs, dataframe_split, dataframe_records) and answered {"predictions"}."""
+
+    V1 = CustomModel.V1
+
+    def __init__(self, model_dir):
+        if not os.path.exists(os.path.join(model_dir, "MLmodel")):
+            raise FileNotFoundError(f"no MLmodel file in {model_dir}")
+        import mlflow.pyfunc
+
+        self.model = mlflow.pyfunc.load_model(model_dir)
+        signature = self.model.metadata.signature
+        self.inputs = mlflow_specs(signature.inputs, "input-") if signature else []
+        self.outputs = mlflow_specs(signature.outputs, "output-") \
+            if signature and signature.outputs else []
+        self.input_content = {s["name"]: s["parameters"]["content_type"] for s in self.inputs}
+        self.content_type = None
+        if signature is not None:
+            schema = signature.inputs
+            self.content_type = ("dict" if schema.has_input_names() else "np") \
+                if schema.is_tensor_spec() else "pd"
+
+    def describe(self):
+        return {"inputs": self.inputs, "outputs": self.outputs, "feature_names": [],
+                "raw_requests": True,
+                "parameters": {"content_type": self.content_type} if self.content_type else {}}
+
+    def predict(self, inputs, head):
+        from mlflow.exceptions import MlflowException
+
+        try:
+            if head.get("parameters", {}).get("verb") == "explain":
+                raise BadRequest("an MLflow model has no explainer: use :predict")
+            if self.V1 in inputs:
+                return self.predict_v1(inputs[self.V1].ravel()[0])
+            data, params = self.decode(inputs, head)
+            return self.encode(self.model.predict(data, params=params))
+        except MlflowException as e:  # schema enforcement: the request does not fit
+            if e.error_code in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST"):
+                raise BadRequest(e.message) from None
+            raise
+
+    def decode(self, inputs, head):
+        parameters = head.get("parameters", {})
+        tensor_parameters = {t["name"]: t.get("parameters", {}) for t in head["inputs"]}
+        decoded = {}
+        for name, value in inputs.items():
+            declared = self.input_content.get(name)
+            decoded[name] = decode_mlflow_input(
+                value, tensor_parameters[name].get("content_type", declared))
+        content_type = parameters.get("content_type", self.content_type)
+        params = {k: v for k, v in parameters.items() if k not in PROTOCOL_PARAMETERS} or None
+        if content_type == "pd":
+            import pandas as pd
+
+            return pd.DataFrame({n: mlflow_column(n, d) for n, d in decoded.items()}), \
+                params
+        if content_type == "dict":
+            return decoded, params
+        if content_type in ("np", "str"):
+            if len(decoded) != 1:
+                raise BadRequest(f"content type '{content_type}' takes one input tensor, "
+                                 f"got {len(decoded)}")
+            value = next(iter(decoded.values()))
+            if content_type == "str" and isinstance(value, np.ndarray):
+                value = decode_mlflow_input(value, "str")
+            return value, params
+        if content_type is None:
+            raise BadRequest("the model has no signature: say how to read the request with "
+                             "parameters.content_type: 'pd' (inputs are columns), 'np' (one "
+                             "tensor) or 'dict' (named tensors)")
+        raise BadRequest(f"unknown content type '{content_type}' (Osprey reads pd, np, dict "
+                         "and str requests)")
+
+    @staticmethod
+    def encode(result):
+        import pandas as pd
+
+        if isinstance(result, pd.DataFrame):
+            results, kinds = {}, {}
+            for column in result.columns:
+                values = result[column].to_numpy()
+                if values.dtype == object:
+                    cells = values.tolist()
+                    if all(isinstance(c, str) for c in cells):
+                        kinds[str(column)] = {"content_type": "str"}
+                    else:  # anything else travels as JSON text
+                        values = np.array([json.dumps(c, default=str) for c in cells],
+                                          dtype=object)
+                        kinds[str(column)] = {"content_type": "pd_json"}
+                results[str(column)] = values.reshape(-1, 1)
+            return Outputs(results, {"content_type": "pd"}, kinds)
+        if isinstance(result, dict):
+            arrays = {str(k): np.asarray(v) for k, v in result.items()}
+            arrays = {k: v.reshape(-1, 1) if v.ndim <= 1 else v for k, v in arrays.items()}
+            return Outputs(arrays, {"content_type": "dict"},
+                           {k: {"content_type": "np"} for k in arrays})
+        if isinstance(result, list) and result and all(isinstance(v, str) for v in result):
+            return Outputs({"output-1": np.array(result, dtype=object).reshape(-1, 1)},
+                           {"content_type": "str"}, {"output-1": {"content_type": "str"}})
+        array = np.asarray(result.to_numpy() if isinstance(result, pd.Series) else result)
+        if array.ndim <= 1:  # a batch of scalars is [n, 1]
+            array = array.reshape(-1, 1)
+        return Outputs({"output-1": array}, {"content_type": "np"},
+                       {"output-1": {"content_type": "np"}})
+
+    def predict_v1(self, body):
+        from io import StringIO
+
+        from mlflow.pyfunc.scoring_server import (_split_data_and_params, infer_and_parse_data,
+                                                  predictions_to_json)
+
+        data, params = _split_data_and_params(body)
+        data = infer_and_parse_data(data, self.model.metadata.get_input_schema())
+        out = StringIO()
+        predictions_to_json(self.model.predict(data, params=params), out)
+        return {self.V1: np.array([out.getvalue()], dtype=object)}
+
+
+
 TRITON_ERROR_CODES = {0: "UNKNOWN", 1: "INTERNAL", 2: "NOT_FOUND", 3: "INVALID_ARG",
                       4: "UNAVAILABLE", 5: "UNSUPPORTED", 6: "ALREADY_EXISTS", 7: "CANCELLED"}
 
@@ -805,7 +1035,8 @@ class TritonPython:
 
 
 FORMATS = {"sklearn": SklearnModel, "onnx": OnnxModel, "custom": CustomModel,
-           "tensorflow": TensorflowModel, "paddle": PaddleModel, "python": TritonPython}
+           "tensorflow": TensorflowModel, "paddle": PaddleModel, "python": TritonPython,
+           "mlflow": MlflowModel}
 
 
 def serve_requests(model, head, payload):
@@ -875,12 +1106,25 @@ def main():
             parameters = dict(head.get("parameters", {}), headers=head.get("headers", {}))
             if trace is not None and isinstance(parameters["headers"], dict):
                 parameters["headers"]["traceparent"] = f"00-{trace[0]}-{span_id}-01"
-            results = (model.predict(inputs, parameters)
-                       if isinstance(model, (CustomModel, TensorflowModel))
-                       else model.predict(inputs))
+            if isinstance(model, MlflowModel):
+                results = model.predict(inputs, head)
+            elif isinstance(model, (CustomModel, TensorflowModel)):
+                results = model.predict(inputs, parameters)
+            else:
+                results = model.predict(inputs)
+            output_parameters = getattr(results, "output_parameters", {})
             outputs, chunks = encode_outputs(results)
+            for o in outputs:
+                if o["name"] in output_parameters:
+                    o["parameters"] = output_parameters[o["name"]]
             end_ns = time.time_ns()
-            write_frame(stdout, {"outputs": outputs}, b"".join(chunks))
+            answer = {"outputs": outputs}
+            if getattr(results, "parameters", None):
+                answer["parameters"] = results.parameters
+            write_frame(stdout, answer, b"".join(chunks))
+        except BadRequest as e:
+            end_ns, error = time.time_ns(), str(e)
+            write_frame(stdout, {"error": str(e), "invalid": True})
         except Exception as e:  # noqa: BLE001
             end_ns, error = time.time_ns(), f"{type(e).__name__}: {e}"
             write_frame(stdout, {"error": error})

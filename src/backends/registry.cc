@@ -21,6 +21,11 @@ namespace osprey {
 const std::vector<const Backend*>& AllBackends() {
   static const std::vector<const Backend*> backends = [] {
     std::vector<const Backend*> list;
+#ifdef OSPREY_WITH_PYTHON
+    // First: an MLflow model directory also holds a flavor's model file
+    // (model.ubj, model.pkl) that other backends would claim.
+    list.push_back(&MlflowBackend());
+#endif
 #ifdef OSPREY_WITH_XGBOOST
     list.push_back(&XgboostBackend());
 #endif

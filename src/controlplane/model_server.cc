@@ -21,7 +21,7 @@ const std::vector<ServeFormat>& ServeFormats() {
       {"custom", "custom", ""},
       {"tensorrt", "",
        "model format tensorrt needs NVIDIA TensorRT and a GPU, which this machine does not have"},
-      {"mlflow", "", "model format mlflow is not served by Osprey yet"},
+      {"mlflow", "mlflow", ""},
       {"huggingface", "",
        "model format huggingface (transformer LLMs) is not served by Osprey yet"},
   };

@@ -5,9 +5,9 @@
 #include <cstring>
 #include <limits>
 
+#include "common/json_writer.h"
 #include "common/strings.h"
 #include "protocol/json_util.h"
-#include "common/json_writer.h"
 
 namespace osprey {
 namespace {
@@ -290,6 +290,10 @@ void WriteTensorSpecs(const std::vector<TensorSpec>& specs, JsonWriter& w,
       w.Key("datatype").String(type);
     w.Key(triton ? "dims" : "shape");
     WriteShape(s.shape, w);
+    if (!triton && !s.parameters.empty()) {
+      w.Key("parameters");
+      EncodeJsonParameters(s.parameters, w);
+    }
     w.EndObject();
   }
   w.EndArray();
@@ -460,6 +464,10 @@ std::string EncodeV2ModelMetadata(const ModelMetadata& md) {
   WriteTensorSpecs(md.inputs, w);
   w.Key("outputs");
   WriteTensorSpecs(md.outputs, w);
+  if (!md.parameters.empty()) {
+    w.Key("parameters");
+    EncodeJsonParameters(md.parameters, w);
+  }
   w.EndObject();
   return body;
 }

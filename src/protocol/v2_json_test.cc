@@ -194,6 +194,15 @@ TEST(V2JsonTest, MetadataAndIndex) {
             R"({"name":"iris","versions":["1"],"platform":"xgboost",)"
             R"("inputs":[{"name":"input-0","datatype":"FP32","shape":[-1,4]}],)"
             R"("outputs":[{"name":"output-0","datatype":"FP32","shape":[-1]}]})");
+  // Content types of the tensors and the model, when a backend declares them.
+  md.inputs[0].parameters = {{"content_type", std::string("np")}};
+  md.parameters = {{"content_type", std::string("pd")}};
+  EXPECT_EQ(EncodeV2ModelMetadata(md),
+            R"({"name":"iris","versions":["1"],"platform":"xgboost",)"
+            R"("inputs":[{"name":"input-0","datatype":"FP32","shape":[-1,4],)"
+            R"("parameters":{"content_type":"np"}}],)"
+            R"("outputs":[{"name":"output-0","datatype":"FP32","shape":[-1]}],)"
+            R"("parameters":{"content_type":"pd"}})");
   EXPECT_EQ(EncodeV2RepositoryIndex({{"a", "1", "READY", ""}, {"b", "", "UNAVAILABLE", "bad"}}),
             R"([{"name":"a","version":"1","state":"READY","reason":""},)"
             R"({"name":"b","state":"UNAVAILABLE","reason":"bad"}])");

@@ -185,6 +185,9 @@ struct TensorSpec {
   std::string name;
   DataType datatype = DataType::kFp32;
   Shape shape;  // -1 for variable dimensions, including the batch dimension
+  // Shown with the tensor in V2 REST metadata when not empty (a content type
+  // that says how the model reads the tensor).
+  Parameters parameters;
 };
 
 // A model's own request for dynamic batching (e.g. from its config.pbtxt);
@@ -207,6 +210,9 @@ struct ModelMetadata {
   std::string platform;  // backend name, e.g. "xgboost"
   std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;
+  // Shown in V2 REST metadata when not empty (the content type a request is
+  // read with when it names none).
+  Parameters parameters;
   // Named columns of the (single) input, for V1 rows given as dicts; may be empty.
   std::vector<std::string> feature_names;
   // Numeric inputs of any datatype are converted by the backend (KServe's

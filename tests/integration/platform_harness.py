@@ -281,6 +281,26 @@ class Platform:
                              json={"instances": instances}, headers=headers,
                              timeout=harness.HTTP_TIMEOUT_S)
 
+    def rest_infer(self, name, inputs, parameters=None):
+        """POST /v2/models/{name}/infer through the kserve SDK's REST client
+        (kserve.InferInput inputs); its InferResponse."""
+        import asyncio
+
+        from kserve import InferenceRESTClient, InferRequest, RESTConfig
+
+        request = InferRequest(model_name=name, infer_inputs=inputs, parameters=parameters)
+
+        async def run():
+            client = InferenceRESTClient(RESTConfig(protocol="v2",
+                                                    timeout=harness.HTTP_TIMEOUT_S))
+            try:
+                return await client.infer(self.gateway, request, model_name=name,
+                                          headers={"Host": self.host(name)})
+            finally:
+                await client.close()
+
+        return asyncio.run(run())
+
 
 def isvc_yaml(name, fmt, storage_uri, extra_model="", extra_predictor="", namespace=None):
     ns = f"\n  namespace: {namespace}" if namespace else ""

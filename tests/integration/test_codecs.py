@@ -12,14 +12,13 @@ MLServer's codecs) decode them, through `osprey up` with KServe's YAML:
   predict on the same DataFrame; errors naming the column at fault.
 """
 
-import asyncio
 import base64
 
 import numpy as np
 import pandas as pd
 import pytest
 import requests
-from kserve import InferInput, InferRequest, InferenceRESTClient, RESTConfig
+from kserve import InferInput
 
 import harness
 from platform_harness import Platform, isvc_yaml
@@ -159,21 +158,6 @@ def test_v1_errors_name_the_column(platform):
     assert v1(platform, "flowers-xgb", [[5.1, 3.5, 1.4, 0.2]]).status_code == 200
 
 
-def rest_infer(platform, name, inputs, parameters=None):
-    """POST /v2/models/{name}/infer through the kserve SDK's REST client."""
-    request = InferRequest(model_name=name, infer_inputs=inputs, parameters=parameters)
-
-    async def run():
-        client = InferenceRESTClient(RESTConfig(protocol="v2", timeout=harness.HTTP_TIMEOUT_S))
-        try:
-            return await client.infer(platform.gateway, request, model_name=name,
-                                      headers={"Host": platform.host(name)})
-        finally:
-            await client.close()
-
-    return asyncio.run(run())
-
-
 def column_inputs(frame, text_columns=()):
     inputs = []
     for col in frame.columns:
@@ -192,7 +176,7 @@ def test_v2_pd_request_of_mixed_columns(platform, models):
     want = models["mixed"].predict(frame).tolist()
     # The columns in another order than the pipeline was fitted on.
     shuffled = frame[["plan", "income", "city", "age"]]
-    res = rest_infer(platform, "mixed", column_inputs(shuffled), {"content_type": "pd"})
+    res = platform.rest_infer("mixed", column_inputs(shuffled), {"content_type": "pd"})
     assert res.outputs[0].as_numpy().tolist() == want
 
 
@@ -201,10 +185,10 @@ def test_v2_pd_request_on_named_tree_models(platform, models, fixtures):
     rows = X.iloc[::10]
     # Numbers sent as text in one column: a pandas frame read from CSV.
     inputs = column_inputs(rows[list(reversed(FEATURES))], text_columns=("sepal_width",))
-    res = rest_infer(platform, "flowers-lgb", inputs, {"content_type": "pd"})
+    res = platform.rest_infer("flowers-lgb", inputs, {"content_type": "pd"})
     np.testing.assert_allclose(res.outputs[0].as_numpy(), models["lgb"].predict(rows),
                                rtol=1e-6, atol=1e-7)
-    res = rest_infer(platform, "flowers-xgb", inputs, {"content_type": "pd"})
+    res = platform.rest_infer("flowers-xgb", inputs, {"content_type": "pd"})
     assert res.outputs[0].as_numpy().shape == (len(rows), 3)
 
 

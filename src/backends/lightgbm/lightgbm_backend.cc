@@ -39,10 +39,10 @@ class LightgbmModel : public Model {
     metadata_.converts_input_datatypes = true;
     metadata_.batchable = true;
     metadata_.feature_names = model_->feature_names();
-    metadata_.inputs = {{"input-0", DataType::kFp64, {-1, model_->num_features()}}};
+    metadata_.inputs = {{"input-0", DataType::kFp64, {-1, model_->num_features()}, {}}};
     Shape out_shape = {-1};
     if (model_->num_classes() > 1) out_shape = {-1, model_->num_classes()};
-    metadata_.outputs = {{"output-0", DataType::kFp64, out_shape}};
+    metadata_.outputs = {{"output-0", DataType::kFp64, out_shape, {}}};
     OSPREY_LOG(kInfo) << "model '" << options.name << "': LightGBM, " << model_->num_trees()
                       << " trees, objective " << model_->objective() << ", "
                       << model_->num_features() << " features";

@@ -67,6 +67,14 @@ absl::Status TritonErrorStatus(std::string_view code, std::string message) {
   return absl::InternalError(message);
 }
 
+constexpr PythonFormat kMlflow{"mlflow", "mlflow", "MLflow model (mlflow.pyfunc)"};
+
+// An MLmodel file marks an MLflow model, whatever flavor's files lie beside it.
+bool IsMlflowDir(const fs::path& dir) {
+  std::error_code ec;
+  return fs::is_regular_file(dir / "MLmodel", ec);
+}
+
 bool IsPaddleDir(const fs::path& dir) {
   std::error_code ec;
   bool model = false, params = false;
@@ -100,6 +108,9 @@ absl::StatusOr<TensorSpec> ParseSpec(const rapidjson::Value& v) {
     if (!d.IsInt64()) return absl::InternalError("Python worker sent a malformed shape");
     s.shape.push_back(d.GetInt64());
   }
+  if (auto p = v.FindMember("parameters"); p != v.MemberEnd())
+    OSPREY_RETURN_IF_ERROR(
+        DecodeParameters(p->value, StrCat("tensor '", s.name, "' parameters"), &s.parameters));
   return s;
 }
 
@@ -269,6 +280,7 @@ class PythonModel : public Model {
         return absl::InternalError("Python worker's answer has a malformed size");
       const size_t size = o["size"].GetUint64();
       Tensor out(spec.name, spec.datatype, spec.shape);
+      *out.mutable_parameters() = std::move(spec.parameters);
       out.SetData(payload.substr(*offset, size));
       *offset += size;
       OSPREY_RETURN_IF_ERROR(out.Validate());
@@ -288,7 +300,12 @@ class PythonModel : public Model {
       j.BeginObject().Key("name").String(name).Key("datatype").String(DataTypeName(in.datatype()));
       j.Key("shape").BeginArray();
       for (int64_t d : in.shape()) j.Int(d);
-      j.EndArray().Key("size").Int(static_cast<int64_t>(in.data().size())).EndObject();
+      j.EndArray().Key("size").Int(static_cast<int64_t>(in.data().size()));
+      if (!in.parameters().empty()) {
+        j.Key("parameters");
+        EncodeJsonParameters(in.parameters(), j);
+      }
+      j.EndObject();
     }
     j.EndArray();
   }
@@ -328,6 +345,8 @@ class PythonModel : public Model {
         (std::string_view(key) == "inputs" ? metadata_.inputs : metadata_.outputs).push_back(s);
       }
     }
+    if (auto p = doc.FindMember("parameters"); p != doc.MemberEnd())
+      OSPREY_RETURN_IF_ERROR(DecodeParameters(p->value, "model parameters", &metadata_.parameters));
     metadata_.raw_requests = doc.HasMember("raw_requests") && doc["raw_requests"].IsTrue();
     if (doc.HasMember("platform") && doc["platform"].IsString())
       metadata_.platform = doc["platform"].GetString();
@@ -437,6 +456,9 @@ class PythonModel : public Model {
   absl::Status Answer(const WorkerProcess::Frame& frame, InferResponse* response) {
     rapidjson::Document doc;
     OSPREY_RETURN_IF_ERROR(ParseAnswer(frame, &doc));
+    if (auto p = doc.FindMember("parameters"); p != doc.MemberEnd())
+      OSPREY_RETURN_IF_ERROR(
+          DecodeParameters(p->value, "answer parameters", &response->parameters));
     size_t offset = 0;
     return ReadOutputs(doc, frame.payload, &offset, response);
   }
@@ -446,9 +468,14 @@ class PythonModel : public Model {
     doc->Parse(frame.json.data(), frame.json.size());
     if (doc->HasParseError() || !doc->IsObject())
       return absl::InternalError("Python worker sent a malformed answer");
-    if (doc->HasMember("error") && (*doc)["error"].IsString())
+    if (doc->HasMember("error") && (*doc)["error"].IsString()) {
+      // The worker may say the request was at fault (it does not fit the model).
+      if (doc->HasMember("invalid") && (*doc)["invalid"].IsTrue())
+        return absl::InvalidArgumentError(
+            StrCat("model '", name_, "': ", (*doc)["error"].GetString()));
       return absl::InternalError(
           StrCat("model '", name_, "' raised ", (*doc)["error"].GetString()));
+    }
     return absl::OkStatus();
   }
 
@@ -539,5 +566,6 @@ const Backend& PaddleBackend() { return FormatBackend<kPaddle>(IsPaddleDir); }
 const Backend& TritonPythonBackend() {
   return FormatBackend<kTritonPython>([](const fs::path&) { return false; });
 }
+const Backend& MlflowBackend() { return FormatBackend<kMlflow>(IsMlflowDir); }
 
 }  // namespace osprey

@@ -45,6 +45,19 @@
 //            requests are not merged), each answered with its outputs or
 //            its TritonError (INVALID_ARG: 400, NOT_FOUND: 404,
 //            UNAVAILABLE: 503, UNSUPPORTED: 501, else 500).
+//   mlflow   an MLflow model directory (an MLmodel file; sklearn, xgboost,
+//            lightgbm, python_function and other flavors) through
+//            mlflow.pyfunc, as MLServer's MLflow runtime serves it: V2
+//            metadata from the signature (one [-1, 1] input per column, or
+//            the tensor specs; content types as tensor and model parameters),
+//            requests read by their content type (parameters.content_type,
+//            else the signature's: pd, np or dict), answers named by what
+//            predict() returns (DataFrame columns, output-1 for an array).
+//            V1 bodies are read as MLflow's scoring server reads them.
+//            Requests reach the worker as sent (raw_requests).
+//
+// A worker may answer that a request did not fit the model ("invalid"): the
+// client gets 400 with its message, as for any other invalid request.
 //
 // With Triton's configuration (LoadOptions::config: onnx and python), the
 // worker takes the file it names, declares its tensors (an ONNX model's are
@@ -65,5 +78,6 @@ const Backend& CustomBackend();
 const Backend& TensorflowBackend();
 const Backend& PaddleBackend();
 const Backend& TritonPythonBackend();
+const Backend& MlflowBackend();
 
 }  // namespace osprey

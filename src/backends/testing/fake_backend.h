@@ -44,8 +44,8 @@ namespace osprey::testing {
 // What a FakeBackend's models declare and how they misbehave (see above).
 struct FakeBackendOptions {
   std::string name = "fake";
-  std::vector<TensorSpec> inputs = {{"INPUT0", DataType::kFp32, {-1, 4}}};
-  std::vector<TensorSpec> outputs = {{"OUTPUT0", DataType::kFp32, {-1, 4}}};
+  std::vector<TensorSpec> inputs = {{"INPUT0", DataType::kFp32, {-1, 4}, {}}};
+  std::vector<TensorSpec> outputs = {{"OUTPUT0", DataType::kFp32, {-1, 4}, {}}};
   bool batchable = true;
   std::chrono::milliseconds load_delay{0};
   std::chrono::milliseconds execute_delay{0};

@@ -100,10 +100,10 @@ class XgboostModel : public Model {
     metadata_.platform = "xgboost";
     metadata_.converts_input_datatypes = true;
     metadata_.batchable = true;
-    metadata_.inputs = {{"input-0", DataType::kFp32, {-1, num_features_}}};
+    metadata_.inputs = {{"input-0", DataType::kFp32, {-1, num_features_}, {}}};
     Shape out_shape = {-1};
     if (objective == "multi:softprob" && num_class > 1) out_shape = {-1, num_class};
-    metadata_.outputs = {{"output-0", DataType::kFp32, out_shape}};
+    metadata_.outputs = {{"output-0", DataType::kFp32, out_shape, {}}};
     objective_ = objective;
     bst_ulong json_len = 0;
     const char* json = nullptr;

@@ -175,7 +175,7 @@ TEST(PlaceLocally, WorkersBecomePythonWorkers) {
 // failure of this machine, not of the spec.
 TEST(PlaceLocally, FormatsWithoutBackendCannotRunHere) {
   RevisionSpec rev = Resolve(ModelIsvc("xgboost"));
-  rev.model_format = "mlflow";
+  rev.model_format = "huggingface";
   LocalCommand local = PlaceLocally(rev, Local());
   EXPECT_EQ(local.failure_reason, "NoSupportingRuntime");
   EXPECT_TRUE(local.argv.empty());
