@@ -19,6 +19,7 @@
 
 #include "common/flags.h"
 #include "common/logging.h"
+#include "common/prometheus.h"
 #include "common/strings.h"
 #include "controlplane/kube/gateway_sync.h"
 #include "gateway/gateway.h"
@@ -119,9 +120,10 @@ class Front : public HttpHandler {
       for (const auto& t : sync_->routes()->revisions) {
         const std::string_view ns = std::string_view(t.key).substr(0, t.key.find('/'));
         const auto [service, component] = gateway::RevisionService(t.revision);
-        StrAppend(&r.body, "osprey_gateway_ready_replicas{namespace=\"", ns,
-                  "\",inferenceservice=\"", service, "\",component=\"", component, "\",revision=\"",
-                  t.revision, "\"} ", t.ports.size(), "\n");
+        StrAppend(&r.body, "osprey_gateway_ready_replicas{namespace=\"", prometheus::LabelValue(ns),
+                  "\",inferenceservice=\"", prometheus::LabelValue(service), "\",component=\"",
+                  prometheus::LabelValue(component), "\",revision=\"",
+                  prometheus::LabelValue(t.revision), "\"} ", t.ports.size(), "\n");
       }
     }
     return r;

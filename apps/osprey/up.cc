@@ -265,12 +265,8 @@ int UpMain(const std::vector<std::string_view>& args) {
 #ifdef OSPREY_WITH_GRPC
   if (grpc_ingress) StrAppend(&endpoint, "grpc=127.0.0.1:", grpc_ingress->port(), "\n");
 #endif
-  auto st = WriteFileAtomically(options.data_dir + "/endpoint", endpoint);
-  if (!st.ok()) {
-    OSPREY_LOG(kError) << st.message();
-  }
   // A scrape configuration for this platform: prometheus --config.file=...
-  st = WriteFileAtomically(
+  auto st = WriteFileAtomically(
       options.data_dir + "/prometheus.yml",
       StrCat("# Written by osprey up: Prometheus scrapes this platform (its API and gateway,\n"
              "# osprey_role=platform) and every ready replica (osprey_role=replica), found\n"
@@ -278,6 +274,12 @@ int UpMain(const std::vector<std::string_view>& args) {
              "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n"
              "scrape_configs:\n- job_name: osprey\n  http_sd_configs:\n  - url: ",
              api_url, "/osprey/v1/prometheus/targets\n    refresh_interval: 5s\n"));
+  if (!st.ok()) {
+    OSPREY_LOG(kError) << st.message();
+  }
+
+  // Last: a client that finds the endpoint file finds the rest written.
+  st = WriteFileAtomically(options.data_dir + "/endpoint", endpoint);
   if (!st.ok()) {
     OSPREY_LOG(kError) << st.message();
   }

@@ -46,7 +46,9 @@ def platform(osprey_bin, tmp_path_factory):
 def prometheus(platform, tmp_path_factory):
     """Prometheus on the configuration osprey up wrote, scraping every second."""
     work = tmp_path_factory.mktemp("prometheus-server")
-    config = yaml.safe_load((platform.data_dir / "prometheus.yml").read_text())
+    written = platform.data_dir / "prometheus.yml"
+    harness.wait_until(written.exists, 10, "osprey up writes prometheus.yml")
+    config = yaml.safe_load(written.read_text())
     config["global"]["scrape_interval"] = "1s"
     config["global"]["evaluation_interval"] = "1s"
     for job in config["scrape_configs"]:

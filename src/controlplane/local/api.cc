@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "common/json_writer.h"
+#include "common/prometheus.h"
 #include "net/status.h"
 #include "resources/kinds.h"
 
@@ -110,9 +111,10 @@ void AppendPlatformMetrics(const RouteTable& table, std::string* out) {
             "# TYPE osprey_revision_ready_replicas gauge\n");
   for (const auto& r : table.revisions) {
     const auto [service, component] = gateway::RevisionService(r.revision);
-    StrAppend(out, "osprey_revision_ready_replicas{namespace=\"", r.key.substr(0, r.key.find('/')),
-              "\",inferenceservice=\"", service, "\",component=\"", component, "\",revision=\"",
-              r.revision, "\"} ", r.ports.size(), "\n");
+    StrAppend(out, "osprey_revision_ready_replicas{namespace=\"",
+              prometheus::LabelValue(r.key.substr(0, r.key.find('/'))), "\",inferenceservice=\"",
+              prometheus::LabelValue(service), "\",component=\"", prometheus::LabelValue(component),
+              "\",revision=\"", prometheus::LabelValue(r.revision), "\"} ", r.ports.size(), "\n");
   }
 }
 
