@@ -941,6 +941,149 @@ class MlflowModel:
 
 
 
+class TorchServeModel:
+    """A TorchServe model archive (.mar) run as TorchServe runs it: extracted
+    to a directory of its own, its handler loaded by TorchServe's own model
+    loader (a built-in handler of the torchserve package, or the archive's
+    .py with a handle() function or one handler class), initialize(context)
+    once, then handle(data, context) per request with the context TorchServe
+    gives it. Requests come in through KServe's envelopes, as KServe's
+    torchserve runtime sends them: a V1 body through the kserve envelope
+    (the handler gets the instances, the answer is {"predictions": ...}, or
+    {"explanations": ...} for :explain), V2 tensors through the kservev2
+    envelope (a row per input, outputs named after the inputs)."""
+
+    V1 = CustomModel.V1
+    V2_NUMPY = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
+                "UINT64": np.uint64, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32,
+                "INT64": np.int64, "FP16": np.float16, "FP32": np.float32, "FP64": np.float64}
+
+    def __init__(self, model_dir, model_name, archive, version):
+        import atexit
+        import shutil
+        import tempfile
+        import zipfile
+
+        import ts
+        from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
+        from ts.model_loader import TsModelLoader
+        from ts.torch_handler.request_envelope.kserve import KServeEnvelope
+        from ts.torch_handler.request_envelope.kservev2 import KServev2Envelope
+
+        path = os.path.join(model_dir, archive)
+        self.dir = tempfile.mkdtemp(prefix="osprey-torchserve-")
+        atexit.register(shutil.rmtree, self.dir, True)
+        with zipfile.ZipFile(path) as mar:
+            for member in mar.namelist():  # zipfile drops '..' and roots; say so anyway
+                if member.startswith("/") or ".." in member.split("/"):
+                    raise ValueError(f"{archive}: member {member!r} would land outside the archive")
+            mar.extractall(self.dir)
+        manifest_path = os.path.join(self.dir, "MAR-INF", "MANIFEST.json")
+        if not os.path.exists(manifest_path):
+            raise ValueError(f"{archive} has no MAR-INF/MANIFEST.json (not a TorchServe archive)")
+        with open(manifest_path) as f:
+            manifest = json.load(f).get("model", {})
+        handler = manifest.get("handler", "")
+        if not handler:
+            raise ValueError(f"{archive}: MAR-INF/MANIFEST.json names no handler")
+        sys.path.insert(0, self.dir)  # the handler's own modules (model.py, ...)
+        metrics = MetricsCacheYamlImpl(
+            config_file_path=os.path.join(os.path.dirname(ts.__file__), "configs",
+                                          "metrics.yaml"))
+        metrics.initialize_cache()
+        self.service = TsModelLoader().load(model_name, self.dir, handler, None, 1, None, True,
+                                            metrics)
+        entry = self.service._entry_point  # the handler's, before any envelope
+        self.v1 = KServeEnvelope(entry).handle
+        self.v2 = KServev2Envelope(entry).handle
+        self.version = version or manifest.get("modelVersion", "")
+
+    def describe(self):
+        return {"inputs": [], "outputs": [], "feature_names": [], "raw_requests": True,
+                "platform": "pytorch_torchserve"}
+
+    def handle(self, handle, body, headers):
+        """One request through `handle` (an envelope), as TorchServe's worker
+        runs a batch of one: the handler's answer to it."""
+        import binascii
+        import uuid
+
+        from PIL import UnidentifiedImageError
+        from ts.context import RequestProcessor
+        from ts.utils.util import PredictionException
+
+        context = self.service.context
+        request_headers = {"body": {"content-type": "application/json"}}
+        request_headers.update(headers)
+        context.request_ids = {0: str(uuid.uuid4())}
+        context.request_processor = [RequestProcessor(request_headers)]
+        if context.metrics is not None:
+            context.metrics.request_ids = context.request_ids
+        context.cl_socket = None
+        try:
+            answers = handle([{"body": body}], context)
+        except (binascii.Error, UnidentifiedImageError) as e:  # the data, not the model
+            raise BadRequest(f"the request's data cannot be decoded: {e}") from None
+        except PredictionException as e:
+            if 400 <= e.error_code < 500:
+                raise BadRequest(e.message) from None
+            raise RuntimeError(f"{e.message} (TorchServe code {e.error_code})") from None
+        if not isinstance(answers, list) or len(answers) != 1:
+            raise RuntimeError("the handler did not answer with a list holding one answer per "
+                               f"request (got {type(answers).__name__})")
+        return answers[0]
+
+    def predict(self, inputs, head, parameters):
+        headers = {k: v for k, v in parameters.get("headers", {}).items() if isinstance(v, str)}
+        if parameters.get("verb") == "explain":
+            headers["explain"] = "True"
+        if self.V1 in inputs:
+            try:
+                body = json.loads(inputs[self.V1].ravel()[0])
+            except ValueError as e:
+                raise BadRequest(f"the request body is not JSON: {e}") from None
+            if not isinstance(body, dict) or not isinstance(body.get("instances"), list):
+                raise BadRequest('a V1 request to a TorchServe model holds "instances": a list '
+                                 '(e.g. [{"data": "<base64 image>"}])')
+            answer = self.handle(self.v1, body, headers)
+            text = json.dumps(answer, default=lambda o: o.tolist() if hasattr(o, "tolist")
+                              else str(o))
+            return {self.V1: np.array([text], dtype=object)}
+        body = {"inputs": []}
+        for spec in head["inputs"]:
+            value = inputs[spec["name"]]
+            if spec["datatype"] == "BYTES":
+                data = [self.text_or_bytes(v) for v in value.ravel()]
+            else:
+                data = value.ravel().tolist()
+            body["inputs"].append({"name": spec["name"], "shape": spec["shape"],
+                                   "datatype": spec["datatype"], "data": data})
+        answer = self.handle(self.v2, body, headers)
+        outputs = {}
+        for out in answer.get("outputs", []) if isinstance(answer, dict) else []:
+            dtype = self.V2_NUMPY.get(out["datatype"])
+            if dtype is None:  # BYTES: text as it is, anything else as JSON
+                values = [v if isinstance(v, (str, bytes)) else json.dumps(v, default=str)
+                          for v in out["data"]]
+                outputs[out["name"]] = np.array(values, dtype=object).reshape(list(out["shape"]))
+            else:
+                outputs[out["name"]] = np.asarray(out["data"], dtype=dtype).reshape(
+                    list(out["shape"]))
+        if not outputs:
+            raise RuntimeError("the handler's answer holds no outputs")
+        return outputs
+
+    @staticmethod
+    def text_or_bytes(value):
+        """A BYTES element as the kservev2 envelope has it from JSON: text when
+        it is UTF-8 (a base64 image), else the bytes (a binary tensor)."""
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+
+
+
 TRITON_ERROR_CODES = {0: "UNKNOWN", 1: "INTERNAL", 2: "NOT_FOUND", 3: "INVALID_ARG",
                       4: "UNAVAILABLE", 5: "UNSUPPORTED", 6: "ALREADY_EXISTS", 7: "CANCELLED"}
 
@@ -1036,7 +1179,7 @@ class TritonPython:
 
 FORMATS = {"sklearn": SklearnModel, "onnx": OnnxModel, "custom": CustomModel,
            "tensorflow": TensorflowModel, "paddle": PaddleModel, "python": TritonPython,
-           "mlflow": MlflowModel}
+           "mlflow": MlflowModel, "torchserve": TorchServeModel}
 
 
 def serve_requests(model, head, payload):
@@ -1077,6 +1220,8 @@ def main():
             model = cls(args.model_dir, args.model_name)
         elif cls is TritonPython:
             model = cls(args.model_dir, args)
+        elif cls is TorchServeModel:
+            model = cls(args.model_dir, args.model_name, args.model_file, args.model_version)
         elif cls is OnnxModel and args.model_config_json:
             model = cls(args.model_dir, TritonConfig(json.loads(args.model_config_json)),
                         args.model_file)
@@ -1102,12 +1247,16 @@ def main():
             if "requests" in head:
                 write_frame(stdout, *serve_requests(model, head, payload))
                 continue
-            inputs, _ = decode_inputs(head["inputs"], payload)
+            # A TorchServe handler gets binary elements as bytes, as TorchServe would.
+            inputs, _ = decode_inputs(head["inputs"], payload,
+                                      text=not isinstance(model, TorchServeModel))
             parameters = dict(head.get("parameters", {}), headers=head.get("headers", {}))
             if trace is not None and isinstance(parameters["headers"], dict):
                 parameters["headers"]["traceparent"] = f"00-{trace[0]}-{span_id}-01"
             if isinstance(model, MlflowModel):
                 results = model.predict(inputs, head)
+            elif isinstance(model, TorchServeModel):
+                results = model.predict(inputs, head, parameters)
             elif isinstance(model, (CustomModel, TensorflowModel)):
                 results = model.predict(inputs, parameters)
             else:

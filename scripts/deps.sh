@@ -8,7 +8,8 @@
 # very library that serves them. The virtual environment is made from it with
 # --system-site-packages and holds only the clients and tools PyPI alone ships.
 # libtorch-dev and python3-torch are both Debian's 1.13: the server loads the
-# TorchScript files that python3-torch exports in the tests.
+# TorchScript files that python3-torch exports in the tests. python3-torchvision
+# (0.14, built for that torch) is what TorchServe's vision handlers import.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +23,7 @@ APT_PACKAGES=(
   libboost-dev rapidjson-dev libabsl-dev libgtest-dev libgmock-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libxgboost-dev python3-xgboost python3-sklearn python3-numpy python3-venv python3-pip
-  libtorch-dev python3-torch libpugixml-dev libarchive-dev
+  libtorch-dev python3-torch python3-torchvision libpugixml-dev libarchive-dev
   libyaml-cpp-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev
   wrk nginx-light nghttp2-client prometheus curl libb64-0d clang-format
 )

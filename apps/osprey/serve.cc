@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "backends/registry.h"
+#include "backends/torchserve_store.h"
 #include "common/flags.h"
 #include "common/logging.h"
 #include "common/strings.h"
@@ -278,13 +279,31 @@ int ServeMain(const std::vector<std::string_view>& args) {
       core.SetMonitor(monitor.get());
       OSPREY_LOG(kInfo) << "drift detection of model " << name << " against " << f.drift_reference;
     }
+    // A TorchServe store serves its models under the names its configuration
+    // gives them (as TorchServe does), whatever the directory's name.
+    std::vector<std::string> names = {name};
+    if ((f.model_format.empty() || f.model_format == "pytorch") && torchserve::IsStore(dir)) {
+      auto store = torchserve::StoreModels(dir);
+      if (!store.ok()) {
+        std::fprintf(stderr, "osprey serve: %s: %s\n", dir.c_str(),
+                     std::string(store.status().message()).c_str());
+        return f.exit_on_load_failure ? 1 : 2;
+      }
+      names.clear();
+      for (const auto& m : *store) names.push_back(m.name);
+      if (names.size() == 1) name = names[0];
+    }
     // Failures are logged and kept in the index, unless the caller (the
     // control plane's supervisor) wants a replica that cannot load to exit.
-    absl::Status loaded = registry.Load(name, dir);
-    if (!loaded.ok() && f.exit_on_load_failure) {
-      std::fprintf(stderr, "osprey serve: model %s failed to load: %s\n", name.c_str(),
-                   std::string(loaded.message()).c_str());
-      return 1;
+    absl::Status loaded = absl::OkStatus();
+    for (const std::string& n : names) {
+      absl::Status one = registry.Load(n, dir);
+      if (!one.ok() && f.exit_on_load_failure) {
+        std::fprintf(stderr, "osprey serve: model %s failed to load: %s\n", n.c_str(),
+                     std::string(one.message()).c_str());
+        return 1;
+      }
+      if (loaded.ok()) loaded = one;
     }
     if (monitor != nullptr && loaded.ok()) {
       // A reference of another width than the model's rows would leave every

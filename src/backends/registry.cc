@@ -45,6 +45,7 @@ const std::vector<const Backend*>& AllBackends() {
     list.push_back(&TensorflowBackend());
     list.push_back(&PaddleBackend());
     list.push_back(&TritonPythonBackend());
+    list.push_back(&TorchServeBackend());
 #endif
     return list;
   }();

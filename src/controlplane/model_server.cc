@@ -83,6 +83,16 @@ bool ServesTritonRepository(const RevisionSpec& rev) {
          (c.command.empty() && program(c.args));
 }
 
+bool ServesTorchServeStore(const RevisionSpec& rev) {
+  const auto& c = rev.container;
+  const auto program = [](const std::vector<std::string>& v) {
+    return !v.empty() && std::filesystem::path(v[0]).filename() == "torchserve";
+  };
+  const std::string image = ImageRepository(c.image);
+  return image == "pytorch/torchserve-kfs" || image == "pytorch/torchserve" || program(c.command) ||
+         (c.command.empty() && program(c.args));
+}
+
 std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFormat& format,
                                          const ServeLayout& layout) {
   const bool triton = ServesTritonRepository(rev);
@@ -130,7 +140,9 @@ std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFor
 }
 
 std::string OspreyServeReadyPath(const RevisionSpec& rev) {
-  if (ServesTritonRepository(rev)) return "/v2/health/ready";
+  // Both serve their models under their own names (the repository's, the
+  // store's configuration): the server is ready once every one is.
+  if (ServesTritonRepository(rev) || ServesTorchServeStore(rev)) return "/v2/health/ready";
   return StrCat("/v2/models/", ServedModelName(rev), "/ready");
 }
 

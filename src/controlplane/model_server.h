@@ -53,11 +53,17 @@ std::string ServedModelName(const RevisionSpec& rev);
 // its directory's name, whatever the model format.
 bool ServesTritonRepository(const RevisionSpec& rev);
 
+// True when `rev` runs TorchServe (the images pytorch/torchserve-kfs and
+// pytorch/torchserve, or a command, or args without one, starting with
+// torchserve): its storage is KServe's torchserve layout, each model served
+// under the name its config.properties gives it (torchserve_store.h).
+bool ServesTorchServeStore(const RevisionSpec& rev);
+
 // argv of `osprey serve` for `rev` (a model-server revision with a format
 // Osprey serves: check FindServeFormat first), serving the model under
 // ServedModelName (a Triton repository: --model-repository, every model in
-// it), and the readiness path (a Triton repository: the server's, ready once
-// every model is). Of KServe's server flags in the container's args,
+// it), and the readiness path (a Triton repository or a TorchServe store: the
+// server's, ready once every model is). Of KServe's server flags in the container's args,
 // --workers N becomes --python-workers N; the ports are the platform's
 // (ServeLayout); the rest (--nthread, --max_threads, logging, Triton's own
 // flags) have no counterpart and are left.

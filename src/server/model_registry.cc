@@ -142,8 +142,12 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadVersion(
   const Backend* backend = nullptr;
   const std::string& wanted = !options_.format.empty() ? options_.format : planned;
   if (!wanted.empty()) {
+    // Several backends may serve one format (pytorch: TorchScript, TorchServe
+    // archives): the one that recognises the files, else the first.
     for (const Backend* b : options_.backends) {
-      if (b->name() == wanted) {
+      if (b->name() != wanted) continue;
+      if (backend == nullptr) backend = b;
+      if (b->Recognizes(model_dir)) {
         backend = b;
         break;
       }

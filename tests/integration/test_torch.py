@@ -5,9 +5,7 @@ dynamic_batching), the documented default without one, several inputs and a
 tuple of outputs, errors raised inside the model, and files that are not
 TorchScript."""
 
-import json
 import threading
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -62,30 +60,8 @@ def models(tmp_path_factory):
             (repo / name / "config.pbtxt").write_text(config)
     (repo / "multi").mkdir()
     torch.jit.script(Multi()).save(str(repo / "multi" / "model.pt"))
-    torchserve_dir(repo, "ts-mlp", "base_handler", (repo / "mlp" / "model.pt").read_bytes())
     (repo / "multi" / "config.pbtxt").write_text(MULTI_CONFIG)
     return repo, net
-
-
-def torchserve_dir(root, name, handler, serialized_bytes, serialized_name="model.pt"):
-    """KServe's torchserve layout: model-store/<name>.mar + config/config.properties."""
-    d = root / name
-    (d / "model-store").mkdir(parents=True)
-    (d / "config").mkdir()
-    (d / "config" / "config.properties").write_text(
-        "inference_address=http://0.0.0.0:8085\nmodel_store=/mnt/models/model-store\n"
-        f'model_snapshot={{"name":"startup.cfg","modelCount":1,"models":{{"{name}":{{"1.0":'
-        f'{{"defaultVersion":true,"marName":"{name}.mar"}}}}}}}}\n')
-    manifest = {"createdOn": "28/11/2026 17:00:00", "runtime": "python",
-                "model": {"modelName": name, "serializedFile": serialized_name,
-                          "handler": handler, "modelVersion": "1.0"},
-                "archiverVersion": "0.9.0"}
-    with zipfile.ZipFile(d / "model-store" / f"{name}.mar", "w") as mar:
-        mar.writestr("MAR-INF/MANIFEST.json", json.dumps(manifest))
-        mar.writestr(serialized_name, serialized_bytes)
-        if handler.endswith(".py"):
-            mar.writestr(handler, "from ts.torch_handler.base_handler import BaseHandler\n")
-    return d
 
 
 @pytest.fixture(scope="module")
@@ -217,27 +193,3 @@ def test_not_torchscript_reports_why(launcher, tmp_path):
         assert index["ok"]["state"] == "READY"
 
 
-def test_torchserve_archive_with_torchscript(server, models):
-    _, net = models
-    X = np.random.default_rng(4).normal(size=(3, 4)).astype(np.float32)
-    r = server.post("/v2/models/ts-mlp/infer", json=v2_json_request(X))
-    assert r.status_code == 200, r.text
-    np.testing.assert_allclose(np.asarray(r.json()["outputs"][0]["data"]).reshape(3, 3),
-                               forward(net, X), rtol=1e-5, atol=1e-6)
-
-
-def test_torchserve_archives_osprey_cannot_run(launcher, tmp_path):
-    scripted = tmp_path / "scripted.pt"
-    torch.jit.script(mlp()).save(str(scripted))
-    repo = tmp_path / "repo"
-    torchserve_dir(repo, "custom", "mnist_handler.py", scripted.read_bytes())
-    eager = tmp_path / "eager.pt"
-    torch.save(mlp().state_dict(), str(eager))
-    torchserve_dir(repo, "eager", "image_classifier", eager.read_bytes())
-    torchserve_dir(repo, "ok", "image_classifier", scripted.read_bytes())
-    with launcher.serve(["--model-repository", repo], label="torchserve-bad",
-                        ready_models=["ok"]) as s:
-        index = s.repository_index()
-        assert index["ok"]["state"] == "READY"
-        assert "custom Python handler 'mnist_handler.py'" in index["custom"]["reason"]
-        assert "cannot load TorchScript model eager.mar" in index["eager"]["reason"]

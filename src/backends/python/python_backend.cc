@@ -9,6 +9,7 @@
 
 #include "backends/python/worker_process.h"
 #include "backends/simple_backend.h"
+#include "backends/torchserve_store.h"
 #include "common/json_writer.h"
 #include "common/logging.h"
 #include "common/strings.h"
@@ -68,6 +69,10 @@ absl::Status TritonErrorStatus(std::string_view code, std::string message) {
 }
 
 constexpr PythonFormat kMlflow{"mlflow", "mlflow", "MLflow model (mlflow.pyfunc)"};
+constexpr PythonFormat kTorchServe{"torchserve", "pytorch_torchserve",
+                                   "TorchServe archive (its handler)"};
+
+bool IsTorchServe(const PythonFormat& f) { return std::string_view(f.name) == "torchserve"; }
 
 // An MLmodel file marks an MLflow model, whatever flavor's files lie beside it.
 bool IsMlflowDir(const fs::path& dir) {
@@ -148,6 +153,13 @@ class PythonModel : public Model {
         argv_.push_back(c.default_model_filename);
       }
       instance_group_ = c.instance_groups.empty() ? c.name : c.instance_groups[0].name;
+    } else if (IsTorchServe(format_)) {
+      // The archive the store serves under this name (its configuration's).
+      OSPREY_ASSIGN_OR_RETURN(torchserve::StoreModel m,
+                              torchserve::FindStoreModel(options.dir, options.name));
+      for (std::string arg : {std::string("--model-file"), m.archive.string(),
+                              std::string("--model-version"), m.version})
+        argv_.push_back(std::move(arg));
     } else if (IsTritonPython(format_)) {
       return absl::InvalidArgumentError(
           StrCat("model '", options.name,
@@ -567,5 +579,12 @@ const Backend& TritonPythonBackend() {
   return FormatBackend<kTritonPython>([](const fs::path&) { return false; });
 }
 const Backend& MlflowBackend() { return FormatBackend<kMlflow>(IsMlflowDir); }
+// KServe's pytorch format in TorchServe's layout: the same format name as the
+// TorchScript backend, told apart by the files (the registry asks both).
+const Backend& TorchServeBackend() {
+  static const SimpleBackend<FormatModel<kTorchServe>> backend(
+      "pytorch", [](const fs::path& dir) { return torchserve::IsStore(dir); });
+  return backend;
+}
 
 }  // namespace osprey

@@ -55,6 +55,18 @@
 //            predict() returns (DataFrame columns, output-1 for an array).
 //            V1 bodies are read as MLflow's scoring server reads them.
 //            Requests reach the worker as sent (raw_requests).
+//   torchserve  KServe's torchserve layout (torchserve_store.h; the backend
+//            is named pytorch, as KServe's model format): the store's model
+//            of this name, its .mar run by TorchServe's own model loader
+//            (the torchserve package: built-in handlers image_classifier,
+//            image_segmenter, object_detector, text_classifier, or the
+//            archive's handler .py, class or function entry point; extra
+//            files such as index_to_name.json beside it), with KServe's
+//            request envelopes: V1 bodies (raw) through the kserve envelope
+//            ({"instances": [...]} to the handler, {"predictions": [...]}
+//            back; :explain sets the explain header), V2 tensors (REST and
+//            gRPC) through the kservev2 one (one handler row per input,
+//            outputs named after the inputs).
 //
 // A worker may answer that a request did not fit the model ("invalid"): the
 // client gets 400 with its message, as for any other invalid request.
@@ -79,5 +91,6 @@ const Backend& TensorflowBackend();
 const Backend& PaddleBackend();
 const Backend& TritonPythonBackend();
 const Backend& MlflowBackend();
+const Backend& TorchServeBackend();
 
 }  // namespace osprey

@@ -7,9 +7,7 @@
 #include <map>
 #include <mutex>
 #include <semaphore>
-#include <sstream>
 
-#include "backends/archive.h"
 #include "backends/model_config.h"
 #include "backends/model_files.h"
 #include "backends/simple_backend.h"
@@ -17,13 +15,11 @@
 #include "backends/torch/torch_plugin.h"
 #include "common/logging.h"
 #include "common/strings.h"
-#include "rapidjson/document.h"
 
 namespace osprey {
 namespace {
 
 namespace fs = std::filesystem;
-using torch_files::FindModelArchive;
 using torch_files::FindTorchFile;
 
 // libtorch messages carry a C++ backtrace; the first line says what happened.
@@ -97,42 +93,6 @@ absl::StatusOr<DataType> FromTorch(c10::ScalarType t) {
   }
 }
 
-// TorchServe's own handlers; anything else is the user's Python.
-bool IsBuiltInHandler(std::string_view h) {
-  return h.empty() || h == "base_handler" || h == "image_classifier" || h == "image_segmenter" ||
-         h == "object_detector" || h == "text_classifier";
-}
-
-// The archive's serialized model, when it is TorchScript Osprey can run.
-absl::StatusOr<std::string> ReadArchivedTorchScript(const fs::path& mar) {
-  OSPREY_ASSIGN_OR_RETURN(std::string manifest, ReadArchiveMember(mar, "MAR-INF/MANIFEST.json"));
-  rapidjson::Document doc;
-  doc.Parse(manifest.data(), manifest.size());
-  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("model") || !doc["model"].IsObject())
-    return absl::InvalidArgumentError(
-        StrCat(mar.filename().string(), ": MAR-INF/MANIFEST.json has no 'model' object"));
-  const auto& model = doc["model"];
-  auto text = [&](const char* key) -> std::string {
-    auto it = model.FindMember(key);
-    return it != model.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
-  };
-  std::string handler = text("handler");
-  if (!IsBuiltInHandler(handler))
-    return absl::UnimplementedError(StrCat(
-        "model archive ", mar.filename().string(), " uses the custom Python handler '", handler,
-        "', which Osprey cannot run yet; serve its TorchScript model with a config.pbtxt instead"));
-  std::string serialized = text("serializedFile");
-  if (serialized.empty())
-    return absl::InvalidArgumentError(StrCat(
-        "model archive ", mar.filename().string(),
-        " has no serializedFile (an eager model defined in Python); Osprey runs TorchScript"));
-  OSPREY_ASSIGN_OR_RETURN(std::string bytes, ReadArchiveMember(mar, serialized));
-  if (!std::string_view(bytes).starts_with(std::string_view("PK\x03\x04", 4)))
-    return absl::InvalidArgumentError(StrCat("model archive ", mar.filename().string(), ": ",
-                                             serialized, " is not a TorchScript archive"));
-  return bytes;
-}
-
 // libtorch's thread pools are process-wide, sized once.
 void ConfigureThreads(int intra_op) {
   static std::once_flag once;
@@ -153,18 +113,11 @@ class TorchModel : public Model {
     ConfigureThreads(options.threads_per_call);
     std::string source;
     try {
-      if (auto mar = FindModelArchive(options.dir); mar.ok()) {
-        source = mar->filename().string();
-        OSPREY_ASSIGN_OR_RETURN(std::string bytes, ReadArchivedTorchScript(*mar));
-        std::istringstream in(std::move(bytes));
-        module_ = torch::jit::load(in, c10::kCPU);
-      } else {
-        OSPREY_ASSIGN_OR_RETURN(
-            fs::path file,
-            FindTorchFile(options.dir, config ? config->default_model_filename : std::string()));
-        source = file.filename().string();
-        module_ = torch::jit::load(file.string(), c10::kCPU);
-      }
+      OSPREY_ASSIGN_OR_RETURN(
+          fs::path file,
+          FindTorchFile(options.dir, config ? config->default_model_filename : std::string()));
+      source = file.filename().string();
+      module_ = torch::jit::load(file.string(), c10::kCPU);
       module_.eval();
     } catch (const c10::Error& e) {
       return absl::InvalidArgumentError(

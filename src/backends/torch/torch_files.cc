@@ -27,14 +27,4 @@ absl::StatusOr<fs::path> FindTorchFile(const fs::path& dir, const std::string& n
   return FindModelFile(dir, "TorchScript model (*.pt, *.pth or *.torchscript)", IsTorchScriptFile);
 }
 
-// KServe's torchserve layout: model-store/<name>.mar (a zip holding
-// MAR-INF/MANIFEST.json and the serialized model), config/config.properties.
-absl::StatusOr<fs::path> FindModelArchive(const fs::path& dir) {
-  std::error_code ec;
-  if (!fs::is_directory(dir / "model-store", ec))
-    return absl::NotFoundError(StrCat("no model-store directory in ", dir.string()));
-  return FindModelFile(dir / "model-store", "TorchServe model archive (*.mar)",
-                       [](const fs::path& p) { return p.extension() == ".mar"; });
-}
-
 }  // namespace osprey::torch_files

@@ -16,7 +16,5 @@ namespace osprey::torch_files {
 // default_model_filename), else the one *.pt / *.pth / *.torchscript zip.
 absl::StatusOr<std::filesystem::path> FindTorchFile(const std::filesystem::path& dir,
                                                     const std::string& named);
-// KServe's torchserve layout: model-store/<name>.mar.
-absl::StatusOr<std::filesystem::path> FindModelArchive(const std::filesystem::path& dir);
 
 }  // namespace osprey::torch_files

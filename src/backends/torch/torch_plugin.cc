@@ -14,9 +14,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A cheap look: a .mar in model-store/, or a TorchScript file.
+// A cheap look: a TorchScript file (TorchServe's archives are the Python
+// runtime's, python_backend.h).
 bool RecognizesTorch(const fs::path& dir) {
-  if (torch_files::FindModelArchive(dir).ok()) return true;
   auto config = ReadModelConfig(dir);
   std::string named = config.ok() && config->has_value() ? (*config)->default_model_filename : "";
   return torch_files::FindTorchFile(dir, named).ok();

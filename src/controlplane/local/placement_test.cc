@@ -58,7 +58,9 @@ TEST(PlaceLocally, BuiltinRuntimesRunOnOspreyServe) {
     EXPECT_TRUE(Contains(local.argv, "--http-port", "{{.Port}}"));
     EXPECT_TRUE(Contains(local.argv, "--model-name", "iris"));
     EXPECT_TRUE(Contains(local.argv, "--link-socket", "{{.LinkSocket}}"));
-    EXPECT_EQ(local.health_path, "/v2/models/iris/ready");
+    // KServe's pytorch runtime is TorchServe's (its store names its models).
+    EXPECT_EQ(local.health_path,
+              c.format == "pytorch" ? "/v2/health/ready" : "/v2/models/iris/ready");
   }
 }
 
@@ -98,8 +100,18 @@ TEST(PlaceLocally, TritonsRuntimeServesTheRepository) {
   LocalCommand refused = PlaceLocally(Resolve(trt), Local());
   EXPECT_EQ(refused.failure_reason, "NoSupportingRuntime");
   EXPECT_NE(refused.failure_message.find("GPU"), std::string::npos) << refused.failure_message;
-  // TorchServe also has --model-store; it serves one model.
-  EXPECT_FALSE(ServesTritonRepository(Resolve(ModelIsvc("pytorch"))));
+  // TorchServe also has --model-store: its store serves its models under the
+  // names its config.properties gives them, ready once all of them are.
+  RevisionSpec torchserve = Resolve(ModelIsvc("pytorch"));
+  EXPECT_FALSE(ServesTritonRepository(torchserve));
+  EXPECT_TRUE(ServesTorchServeStore(torchserve)) << torchserve.container.image;
+  LocalCommand ts = PlaceLocally(torchserve, Local());
+  EXPECT_TRUE(Contains(ts.argv, "--model-format", "pytorch"));
+  EXPECT_EQ(ts.health_path, "/v2/health/ready");
+  RevisionSpec by_command;
+  by_command.container.command = {"/usr/bin/torchserve", "--start"};
+  EXPECT_TRUE(ServesTorchServeStore(by_command));
+  EXPECT_FALSE(ServesTorchServeStore(Resolve(ModelIsvc("sklearn"))));
 }
 
 // --model_name in the model's args (after the runtime's own --model_name

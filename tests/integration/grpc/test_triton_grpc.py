@@ -314,6 +314,32 @@ def test_repository_unload_and_load(osprey, fixtures, tmp_path):
         c.close()
 
 
+def test_torchserve_archives_over_grpc(osprey, tmp_path):
+    """KServe's torchserve layout over V2 gRPC (the kservev2 envelope): a raw
+    PNG as a BYTES element reaches the handler as the image's bytes; a
+    numeric input comes back as the handler's answer, named after it."""
+    ts_models = pytest.importorskip("torchserve_models")
+    pytest.importorskip("ts.torch_handler.image_classifier")
+    store = ts_models.make_store(tmp_path / "store", models=("mnist", "sums"))
+    server = osprey(["--model-dir", store, "--model-format", "pytorch"], label="torchserve-grpc")
+    wait_grpc_ready(server)
+    c = tgrpc.InferenceServerClient(url=server.grpc_target)
+    try:
+        pngs = [ts_models.digit_png(seed) for seed in range(2)]
+        for png in pngs:
+            image = tgrpc.InferInput("input-0", [1], "BYTES")
+            image.set_data_from_numpy(np.array([png], dtype=object))
+            got = c.infer("mnist", [image]).as_numpy("input-0")
+            assert got.tolist() == ts_models.mnist_reference([png])
+        X = np.arange(6, dtype=np.float32).reshape(2, 3)
+        x = tgrpc.InferInput("x", [2, 3], "FP32")
+        x.set_data_from_numpy(X)
+        np.testing.assert_array_equal(c.infer("sums", [x]).as_numpy("x"), X.sum(axis=1))
+        assert c.get_model_metadata("sums").platform == "pytorch_torchserve"
+    finally:
+        c.close()
+
+
 # -- failures ------------------------------------------------------------------
 
 
