@@ -56,7 +56,8 @@ absl::StatusOr<StoreModel> ArchiveModel(const std::map<std::string, std::string>
   if (!archives.contains(file)) {
     std::string held;
     for (const auto& [f, _] : archives) StrAppend(&held, held.empty() ? "" : ", ", f);
-    return Malformed(StrCat(property, " names ", file, ", which model-store/ does not hold (it has ",
+    return Malformed(StrCat(property, " names ", file,
+                            ", which model-store/ does not hold (it has ",
                             held.empty() ? std::string("no archive") : held, ")"));
   }
   if (name.empty()) {
@@ -81,8 +82,8 @@ absl::StatusOr<std::vector<StoreModel>> FromSnapshot(
     std::string version;
     for (const auto& v : m.value.GetObject()) {
       if (!v.value.IsObject())
-        return Malformed(StrCat("model_snapshot.models.", name, ".", v.name.GetString(),
-                                " is not an object"));
+        return Malformed(
+            StrCat("model_snapshot.models.", name, ".", v.name.GetString(), " is not an object"));
       auto def = v.value.FindMember("defaultVersion");
       if (chosen == nullptr || (def != v.value.MemberEnd() && def->value.IsTrue())) {
         chosen = &v.value;
@@ -91,12 +92,10 @@ absl::StatusOr<std::vector<StoreModel>> FromSnapshot(
     }
     auto mar = chosen->FindMember("marName");
     if (mar == chosen->MemberEnd() || !mar->value.IsString())
-      return Malformed(
-          StrCat("model_snapshot.models.", name, ".", version, " has no marName"));
-    OSPREY_ASSIGN_OR_RETURN(
-        StoreModel model,
-        ArchiveModel(archives, name, mar->value.GetString(),
-                     StrCat("model_snapshot.models.", name, ".", version, ".marName")));
+      return Malformed(StrCat("model_snapshot.models.", name, ".", version, " has no marName"));
+    OSPREY_ASSIGN_OR_RETURN(StoreModel model, ArchiveModel(archives, name, mar->value.GetString(),
+                                                           StrCat("model_snapshot.models.", name,
+                                                                  ".", version, ".marName")));
     model.version = version;
     out.push_back(std::move(model));
   }
@@ -219,9 +218,8 @@ absl::StatusOr<StoreModel> FindStoreModel(const fs::path& dir, std::string_view 
   if (models.size() == 1) return models[0];
   std::string names;
   for (const StoreModel& m : models) StrAppend(&names, names.empty() ? "" : ", ", m.name);
-  return absl::NotFoundError(
-      StrCat("the TorchServe store ", dir.string(), " serves no model '", name, "' (it serves ",
-             names, ")"));
+  return absl::NotFoundError(StrCat("the TorchServe store ", dir.string(), " serves no model '",
+                                    name, "' (it serves ", names, ")"));
 }
 
 }  // namespace osprey::torchserve

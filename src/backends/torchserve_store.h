@@ -20,7 +20,7 @@ namespace osprey::torchserve {
 // One model a store serves: its name, its version and its archive.
 struct StoreModel {
   std::string name;
-  std::string version;           // "" when the configuration names none
+  std::string version;            // "" when the configuration names none
   std::filesystem::path archive;  // model-store/<file>.mar
 };
 
