@@ -1084,6 +1084,153 @@ class TorchServeModel:
 
 
 
+class PredictorError(RuntimeError):
+    """The predictor could not be reached or failed (not the request's fault)."""
+
+
+class ArtExplainer:
+    """KServe's ART explainer (spec.explainer.art), configured as KServe's
+    artserver is (--predictor_host, --adversary_type, --nb_classes,
+    --max_iter). :explain takes {"instances": [image, label]} (the image a
+    batch of one, e.g. [1, 28, 28, 1], channels last) and runs the
+    adversarial-robustness-toolbox's SquareAttack against the predictor as a
+    black box: each probe is a V1 :predict of the flattened images, whose
+    answers (class indices, or per-class scores) become the classifier's
+    scores. The answer: the adversarial example, its L2 distance to the
+    image, and the predicted class of both. :predict goes to the predictor."""
+
+    V1 = CustomModel.V1
+
+    def __init__(self, model_name, args):
+        from art.attacks.evasion.square_attack import SquareAttack  # noqa: F401 (fail at load)
+
+        parser = argparse.ArgumentParser(prog="ART explainer", add_help=False)
+        parser.add_argument("--predictor_host")
+        parser.add_argument("--predictor_protocol", default="v1")
+        parser.add_argument("--predictor_use_ssl", default="false")
+        parser.add_argument("--predictor_request_timeout_seconds", type=float, default=600)
+        parser.add_argument("--adversary_type", default="SquareAttack")
+        parser.add_argument("--max_iter", type=int, default=1000)
+        parser.add_argument("--nb_classes", type=int, default=10)
+        settings, _ = parser.parse_known_args(args)
+        if not settings.predictor_host:
+            raise ValueError("the ART explainer needs --predictor_host (its predictor)")
+        if settings.adversary_type.lower() != "squareattack":
+            raise ValueError(f"unsupported adversary type '{settings.adversary_type}': "
+                             "the ART explainer runs SquareAttack")
+        if settings.predictor_protocol != "v1":
+            raise ValueError(f"the ART explainer calls its predictor over v1, not "
+                             f"{settings.predictor_protocol}")
+        if settings.nb_classes < 2 or settings.max_iter < 1:
+            raise ValueError("--nb_classes must be at least 2 and --max_iter at least 1")
+        host, _, prefix = settings.predictor_host.partition("/")
+        self.host = host
+        self.ssl = settings.predictor_use_ssl.lower() in ("true", "1", "yes")
+        self.path = f"/{prefix.strip('/')}/v1/models/{model_name}:predict" if prefix \
+            else f"/v1/models/{model_name}:predict"
+        self.timeout = settings.predictor_request_timeout_seconds
+        self.nb_classes = settings.nb_classes
+        self.max_iter = settings.max_iter
+        self.connection = None
+
+    def describe(self):
+        return {"inputs": [], "outputs": [], "feature_names": [], "raw_requests": True,
+                "platform": "art"}
+
+    def post(self, body):
+        """The predictor's answer to a V1 :predict body: (status, bytes)."""
+        import http.client
+
+        for attempt in (0, 1):  # a kept-alive connection the predictor closed: once more
+            try:
+                if self.connection is None:
+                    cls = http.client.HTTPSConnection if self.ssl else http.client.HTTPConnection
+                    self.connection = cls(self.host, timeout=self.timeout)
+                self.connection.request("POST", self.path, body,
+                                        {"Content-Type": "application/json"})
+                response = self.connection.getresponse()
+                return response.status, response.read()
+            except (OSError, http.client.HTTPException) as e:
+                self.connection.close()
+                self.connection = None
+                if attempt:
+                    raise PredictorError(f"the predictor at {self.host} cannot be reached: "
+                                         f"{e}") from None
+        raise AssertionError("unreachable")
+
+    def scores(self, x):
+        """The black box: one row of class scores per image of `x`."""
+        n = len(x)
+        status, data = self.post(json.dumps({"instances": x.reshape((n, -1)).tolist()}).encode())
+        if status != 200:
+            text = data[:300].decode("utf-8", "replace")
+            if 400 <= status < 500:
+                raise BadRequest(f"the predictor refused the image ({status}): {text}")
+            raise PredictorError(f"the predictor answered {status}: {text}")
+        predictions = json.loads(data).get("predictions")
+        if not isinstance(predictions, list) or len(predictions) != n:
+            raise PredictorError(f"the predictor's answer has no {n} predictions")
+        rows = np.zeros((n, self.nb_classes))
+        for i, p in enumerate(predictions):
+            if isinstance(p, list) and len(p) == self.nb_classes:
+                rows[i] = np.asarray(p, dtype=np.float64)
+            elif isinstance(p, (int, float)) and 0 <= int(p) < self.nb_classes and int(p) == p:
+                rows[i, int(p)] = 1
+            else:
+                raise PredictorError(f"prediction {p!r} is neither a class index below "
+                                     f"{self.nb_classes} (--nb_classes) nor "
+                                     f"{self.nb_classes} scores")
+        return rows
+
+    def explain(self, body):
+        from art.attacks.evasion.square_attack import SquareAttack
+        from art.estimators.classification import BlackBoxClassifierNeuralNetwork
+
+        instances = body.get("instances") if isinstance(body, dict) else None
+        if not isinstance(instances, list) or len(instances) != 2:
+            raise BadRequest('the ART explainer takes {"instances": [image, label]}: a batch of '
+                             'one image (e.g. [1, 28, 28, 1], channels last) and its label')
+        try:
+            inputs = np.asarray(instances[0], dtype=np.float64)
+            label = np.asarray(instances[1])
+        except (ValueError, TypeError) as e:
+            raise BadRequest(f"the image is not a numeric array: {e}") from None
+        if inputs.ndim != 4:
+            raise BadRequest(f"the image has shape {list(inputs.shape)}: SquareAttack takes a "
+                             "batch of images [n, height, width, channels]")
+        classifier = BlackBoxClassifierNeuralNetwork(
+            self.scores, inputs.shape, self.nb_classes, channels_first=False,
+            clip_values=(-np.inf, np.inf))
+        prediction = np.argmax(classifier.predict(inputs, batch_size=1))
+        attack = SquareAttack(estimator=classifier, max_iter=self.max_iter, verbose=False)
+        try:
+            adversarial = attack.generate(x=inputs, y=label)
+        except ValueError as e:  # ART's word on the label or the image
+            raise BadRequest(f"SquareAttack cannot run on this request: {e}") from None
+        adversarial_prediction = np.argmax(classifier.predict(adversarial))
+        l2 = np.linalg.norm(np.reshape(adversarial[0] - inputs, [-1]))
+        return {"explanations": {"adversarial_example": adversarial.tolist(),
+                                 "L2 error": l2.tolist(),
+                                 "adversarial_prediction": adversarial_prediction.tolist(),
+                                 "prediction": prediction.tolist()}}
+
+    def predict(self, inputs, parameters):
+        if self.V1 not in inputs:
+            raise BadRequest("the ART explainer answers V1 requests (:explain, :predict)")
+        raw = inputs[self.V1].ravel()[0]
+        if parameters.get("verb") != "explain":  # the predictor's answer, as it gave it
+            status, data = self.post(raw.encode() if isinstance(raw, str) else raw)
+            if status != 200:
+                raise (BadRequest if 400 <= status < 500 else PredictorError)(
+                    data[:300].decode("utf-8", "replace"))
+            return {self.V1: np.array([data.decode()], dtype=object)}
+        try:
+            body = json.loads(raw)
+        except ValueError as e:
+            raise BadRequest(f"the request body is not JSON: {e}") from None
+        return {self.V1: np.array([json.dumps(self.explain(body))], dtype=object)}
+
+
 TRITON_ERROR_CODES = {0: "UNKNOWN", 1: "INTERNAL", 2: "NOT_FOUND", 3: "INVALID_ARG",
                       4: "UNAVAILABLE", 5: "UNSUPPORTED", 6: "ALREADY_EXISTS", 7: "CANCELLED"}
 
@@ -1179,7 +1326,8 @@ class TritonPython:
 
 FORMATS = {"sklearn": SklearnModel, "onnx": OnnxModel, "custom": CustomModel,
            "tensorflow": TensorflowModel, "paddle": PaddleModel, "python": TritonPython,
-           "mlflow": MlflowModel, "torchserve": TorchServeModel}
+           "mlflow": MlflowModel, "torchserve": TorchServeModel,
+           "art": ArtExplainer}
 
 
 def serve_requests(model, head, payload):
@@ -1211,6 +1359,8 @@ def main():
     parser.add_argument("--model-version", default="1")
     parser.add_argument("--model-repository", default="")
     parser.add_argument("--instance-name", default="")
+    # The model's own arguments (an explainer's settings), a JSON array.
+    parser.add_argument("--model-args-json", default="")
     args = parser.parse_args()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints from user code must not corrupt frames
@@ -1220,6 +1370,8 @@ def main():
             model = cls(args.model_dir, args.model_name)
         elif cls is TritonPython:
             model = cls(args.model_dir, args)
+        elif cls is ArtExplainer:
+            model = cls(args.model_name, json.loads(args.model_args_json or "[]"))
         elif cls is TorchServeModel:
             model = cls(args.model_dir, args.model_name, args.model_file, args.model_version)
         elif cls is OnnxModel and args.model_config_json:
@@ -1257,7 +1409,7 @@ def main():
                 results = model.predict(inputs, head)
             elif isinstance(model, TorchServeModel):
                 results = model.predict(inputs, head, parameters)
-            elif isinstance(model, (CustomModel, TensorflowModel)):
+            elif isinstance(model, (CustomModel, TensorflowModel, ArtExplainer)):
                 results = model.predict(inputs, parameters)
             else:
                 results = model.predict(inputs)

@@ -4,10 +4,12 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string_view>
 #include <thread>
@@ -20,6 +22,7 @@
 #include "common/flags.h"
 #include "common/logging.h"
 #include "common/strings.h"
+#include "rapidjson/document.h"
 #ifdef OSPREY_WITH_GRPC
 #include "server/grpc_server.h"
 #endif
@@ -38,9 +41,42 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// --model-args: a JSON array of strings.
+absl::StatusOr<std::vector<std::string>> ParseStringArray(const std::string& text) {
+  rapidjson::Document d;
+  d.Parse(text.data(), text.size());
+  constexpr char kWant[] = R"(expected a JSON array of strings, e.g. ["--nb_classes", "10"])";
+  if (d.HasParseError() || !d.IsArray()) return absl::InvalidArgumentError(kWant);
+  std::vector<std::string> out;
+  for (const auto& v : d.GetArray()) {
+    if (!v.IsString()) return absl::InvalidArgumentError(kWant);
+    out.emplace_back(v.GetString(), v.GetStringLength());
+  }
+  return out;
+}
+
+// An empty directory of its own, removed when it goes.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix) {
+    std::string pattern = (fs::temp_directory_path() / (prefix + "-XXXXXX")).string();
+    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
 // Everything `osprey serve` reads from its flags, at its defaults.
 struct ServeFlags {
-  std::string model_dir, model_name, model_repository, model_format;
+  std::string model_dir, model_name, model_repository, model_format, model_args;
   bool no_load_on_start = false;
   std::string http_address = "0.0.0.0";
   int http_port = 8080;
@@ -76,6 +112,10 @@ struct ServeFlags {
                  "with --model-repository: load models only on request"),
         StringFlag("model-format", &model_format,
                    "backend to use (xgboost); default: recognised from the files", "NAME"),
+        StringFlag("model-args", &model_args,
+                   "the model's own arguments as a JSON array of strings (an explainer's "
+                   "settings, e.g. [\"--nb_classes\", \"10\"])",
+                   "JSON"),
         StringFlag("http-address", &http_address, "address to listen on (default 0.0.0.0)", "ADDR"),
         PortFlag("http-port", &http_port, "HTTP port (default 8080; 0 picks a free one)"),
         IntFlag("http-threads", &http_threads, 1, 1024,
@@ -229,6 +269,14 @@ int ServeMain(const std::vector<std::string_view>& args) {
   if (!tracing.Start("serve", "osprey-serve", &tracer)) return 2;
   bool has_dir = flags.count("model-dir") > 0;
   bool has_repo = flags.count("model-repository") > 0;
+  // The ART explainer has no files of its own: an empty directory stands in.
+  std::optional<TempDir> no_files;
+  if (!has_dir && !has_repo && f.model_format == "art") {
+    no_files.emplace("osprey-explainer");
+    f.model_dir = no_files->path().string();
+    if (f.model_name.empty()) f.model_name = "explainer";
+    has_dir = true;
+  }
   if (has_dir == has_repo) {
     std::fprintf(stderr, "osprey serve: give exactly one of --model-dir or --model-repository\n");
     return 2;
@@ -255,6 +303,15 @@ int ServeMain(const std::vector<std::string_view>& args) {
   registry_options.format = f.model_format;
   registry_options.batching = f.batching;
   registry_options.workers = f.python_workers;
+  if (!f.model_args.empty()) {
+    auto args = ParseStringArray(f.model_args);
+    if (!args.ok()) {
+      std::fprintf(stderr, "osprey serve: --model-args: %s\n",
+                   std::string(args.status().message()).c_str());
+      return 2;
+    }
+    registry_options.model_args = *std::move(args);
+  }
   ModelRegistry registry(registry_options, &metrics);
   InferenceCore core(&registry);
   RestHandler handler(ServerInfo{}, &core, &metrics);

@@ -47,6 +47,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "backends/model_config.h"
 #include "common/strings.h"
@@ -90,6 +91,10 @@ struct LoadOptions {
   // ask (0: the backend's default). Backends with worker processes get as
   // many `workers`.
   int instances = 0;
+  // The model's own arguments, when it takes any (an explainer's settings as
+  // its container gives them, e.g. --nb_classes 10); empty for models whose
+  // files say everything.
+  std::vector<std::string> args;
 };
 
 class Backend {

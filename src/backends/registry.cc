@@ -46,6 +46,7 @@ const std::vector<const Backend*>& AllBackends() {
     list.push_back(&PaddleBackend());
     list.push_back(&TritonPythonBackend());
     list.push_back(&TorchServeBackend());
+    list.push_back(&ArtExplainerBackend());
 #endif
     return list;
   }();

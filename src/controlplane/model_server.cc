@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "common/json_writer.h"
 #include "common/strings.h"
 #include "controlplane/monitoring.h"
 
@@ -91,6 +92,61 @@ bool ServesTorchServeStore(const RevisionSpec& rev) {
   const std::string image = ImageRepository(c.image);
   return image == "pytorch/torchserve-kfs" || image == "pytorch/torchserve" || program(c.command) ||
          (c.command.empty() && program(c.args));
+}
+
+bool ServesArtExplainer(const RevisionSpec& rev) {
+  return ImageRepository(rev.container.image) == "kserve/art-explainer";
+}
+
+std::vector<std::string> ArtExplainerArgv(const RevisionSpec& rev, const ServeLayout& layout) {
+  std::vector<std::string> argv = {layout.binary, "serve",        "--model-format",
+                                   "art",         "--model-name", ServedModelName(rev)};
+  if (!rev.storage_uri.empty()) {
+    argv.push_back("--model-dir");
+    argv.push_back(layout.model_dir);
+  }
+  if (!layout.http_address.empty()) {
+    argv.push_back("--http-address");
+    argv.push_back(layout.http_address);
+  }
+  argv.push_back("--http-port");
+  argv.push_back(layout.http_port);
+  if (!layout.grpc_port.empty()) {
+    argv.push_back("--grpc-port");
+    argv.push_back(layout.grpc_port);
+  }
+  argv.insert(argv.end(), layout.extra.begin(), layout.extra.end());
+  argv.push_back("--exit-on-load-failure");
+  // The explainer's own flags go to it as written; the server's are Osprey's.
+  std::string model_args;
+  JsonWriter j(&model_args);
+  j.BeginArray();
+  const std::vector<std::string>& args = rev.container.args;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    const size_t eq = a.find('=');
+    const std::string flag = a.substr(0, eq);
+    const bool valued =
+        eq == std::string::npos && i + 1 < args.size() && !args[i + 1].starts_with("--");
+    const std::string value = eq != std::string::npos ? a.substr(eq + 1)
+                              : valued                ? args[i + 1]
+                                                      : "";
+    if (valued) ++i;
+    if (flag == "--workers") {
+      argv.push_back("--python-workers");
+      argv.push_back(value);
+      continue;
+    }
+    if (flag == "--model_name" || flag == "--http_port" || flag == "--grpc_port" ||
+        flag == "--enable_grpc" || flag == "--storage_uri")
+      continue;
+    j.String(a);
+    if (valued) j.String(value);
+  }
+  j.EndArray();
+  argv.push_back("--model-args");
+  argv.push_back(std::move(model_args));
+  return argv;
 }
 
 std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFormat& format,

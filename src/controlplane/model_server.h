@@ -59,6 +59,17 @@ bool ServesTritonRepository(const RevisionSpec& rev);
 // under the name its config.properties gives it (torchserve_store.h).
 bool ServesTorchServeStore(const RevisionSpec& rev);
 
+// True when `rev` runs KServe's ART explainer (the image
+// kserve/art-explainer): Osprey serves it as `osprey serve --model-format art`
+// (python_backend.h), in place of KServe's artserver.
+bool ServesArtExplainer(const RevisionSpec& rev);
+
+// argv of `osprey serve` for an ART explainer revision: the container's
+// args go to the explainer as --model-args (its --model_name names it, its
+// --workers become --python-workers; the server's ports and storage are the
+// platform's, ServeLayout).
+std::vector<std::string> ArtExplainerArgv(const RevisionSpec& rev, const ServeLayout& layout);
+
 // argv of `osprey serve` for `rev` (a model-server revision with a format
 // Osprey serves: check FindServeFormat first), serving the model under
 // ServedModelName (a Triton repository: --model-repository, every model in

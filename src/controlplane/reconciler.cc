@@ -242,10 +242,10 @@ RevisionSpec ResolveComponentRevision(const InferenceService& isvc, const std::s
   rev.min_replicas = c->min_replicas;
   rev.max_replicas = c->max_replicas;
   rev.batcher = c->batcher;
-  if (!c->explainer_type.empty()) {
-    // A named explainer runs its type's image (KServe's explainers config).
-    rev.container.name = "kserve-container";
-    rev.container.image = StrCat("kserve/", c->explainer_type, "-explainer:latest");
+  if (c->explainer_container.has_value()) {
+    // A named explainer runs its type's image with its settings as arguments
+    // (KServe's explainers config; resources.h).
+    rev.container = ServingContainer(*c->explainer_container, isvc.meta);
     rev.runtime = StrCat(c->explainer_type, "-explainer");
   } else {
     const Container* main = MainContainer(c->containers);

@@ -555,9 +555,17 @@ TEST(ResolveComponentRevision, KServesArgumentsAreAppendedUnlessGiven) {
                                     "iris-predictor.default", "--workers", "4"}));
   isvc.explainer = resources::Component{};
   isvc.explainer->explainer_type = "art";
+  isvc.explainer->explainer_container = resources::Container{
+      "kserve-container", "kserve/art-explainer:latest", {}, {"--adversary_type", "SquareAttack"}};
   rev = ResolveComponentRevision(isvc, "explainer", "{}", 1, "t");
   EXPECT_EQ(rev.container.image, "kserve/art-explainer:latest");
+  EXPECT_EQ(rev.runtime, "art-explainer");
+  EXPECT_EQ(rev.container.args,
+            (std::vector<std::string>{"--adversary_type", "SquareAttack", "--model_name", "iris",
+                                      "--predictor_host", "iris-predictor.default", "--http_port",
+                                      "8080"}));
   isvc.explainer->explainer_type.clear();
+  isvc.explainer->explainer_container.reset();
   rev = ResolveComponentRevision(isvc, "explainer", "{}", 1, "t");
   EXPECT_EQ(rev.failure_reason, "InvalidSpec");
 }

@@ -704,9 +704,49 @@ absl::Status ParseExplainer(const Value& v, std::string_view path, Component* c)
     return ParseContainers(*v.Find("containers"), Field(path, "containers"), true, &c->containers);
   }
   const Value& spec = *v.Find(forms[0]);
-  OSPREY_RETURN_IF_ERROR(ExpectMap(spec, Field(path, forms[0])));
+  const std::string at = Field(path, forms[0]);
+  OSPREY_RETURN_IF_ERROR(ExpectMap(spec, at));
+  static const FieldSet kNamedFields =
+      Union({"type", "config", "storageUri", "runtimeVersion"}, ContainerFields());
+  OSPREY_RETURN_IF_ERROR(CheckFields(spec, at, kNamedFields));
   c->explainer_type = forms[0];
   c->explainer_json = ToCompactJson(spec);
+  Container container;
+  std::string type, storage_uri, version;
+  std::map<std::string, std::string> config;
+  std::vector<std::string> own_args;
+  OSPREY_RETURN_IF_ERROR(ReadString(spec, "type", at, &type));
+  OSPREY_RETURN_IF_ERROR(ReadStringMap(spec, "config", at, &config));
+  OSPREY_RETURN_IF_ERROR(ReadString(spec, "storageUri", at, &storage_uri));
+  OSPREY_RETURN_IF_ERROR(ReadString(spec, "runtimeVersion", at, &version));
+  OSPREY_RETURN_IF_ERROR(ReadString(spec, "image", at, &container.image));
+  OSPREY_RETURN_IF_ERROR(ReadStringList(spec, "command", at, &container.command));
+  OSPREY_RETURN_IF_ERROR(ReadStringList(spec, "args", at, &own_args));
+  OSPREY_RETURN_IF_ERROR(ReadEnv(spec, at, &container.env));
+  OSPREY_RETURN_IF_ERROR(ReadResources(spec, at, &container.resources_json));
+  if (c->explainer_type == "art") {
+    // KServe's ART explainer has one adversary (its artserver refuses others).
+    if (type.empty()) return Error(&spec, Field(at, "type"), "required (SquareAttack)");
+    if (Lower(type) != "squareattack")
+      return Error(spec.Find("type"), Field(at, "type"),
+                   StrCat("unsupported ART explainer type '", type,
+                          "': the ART explainer runs SquareAttack"));
+    container.args = {"--adversary_type", type};
+  }
+  container.name = "kserve-container";
+  if (container.image.empty())
+    container.image =
+        StrCat("kserve/", c->explainer_type, "-explainer:", version.empty() ? "latest" : version);
+  for (const auto& [key, value] : config) {
+    container.args.push_back(StrCat("--", key));
+    container.args.push_back(value);
+  }
+  if (!storage_uri.empty()) {
+    container.args.insert(container.args.end(), {"--storage_uri", "/mnt/models"});
+    container.env.push_back({"STORAGE_URI", storage_uri});
+  }
+  container.args.insert(container.args.end(), own_args.begin(), own_args.end());
+  c->explainer_container = std::move(container);
   return absl::OkStatus();
 }
 

@@ -144,6 +144,13 @@ struct Component {
   std::vector<Container> containers;
   std::string explainer_type;  // e.g. "art", for `explainer: {art: {...}}`
   std::string explainer_json;  // that type's own settings as compact JSON ("" without a type)
+  // The named explainer's container as KServe builds it from those settings
+  // (ExplainerExtensionSpec: the container's fields inline, `type`, `config`,
+  // `storageUri`, `runtimeVersion`): image kserve/<type>-explainer unless
+  // given; args --adversary_type TYPE (art), --KEY VALUE per config entry in
+  // key order, --storage_uri /mnt/models with storage (STORAGE_URI in its
+  // env), then its own args. Derived when parsed; not written back.
+  std::optional<Container> explainer_container;
   // The predictor's workerSpec (multi-node serving) as compact JSON; "" when absent.
   std::string worker_spec_json;
   bool operator==(const Component&) const = default;

@@ -307,6 +307,41 @@ TEST(ParseYaml, TransformerExplainerAndComponentFields) {
   EXPECT_EQ(isvc.explainer->explainer_type, "art");
   EXPECT_EQ(isvc.explainer->explainer_json,
             R"({"type":"SquareAttack","config":{"nb_classes":"10"}})");
+  ASSERT_TRUE(isvc.explainer->explainer_container.has_value());
+  EXPECT_EQ(isvc.explainer->explainer_container->image, "kserve/art-explainer:latest");
+  EXPECT_EQ(isvc.explainer->explainer_container->args,
+            (std::vector<std::string>{"--adversary_type", "SquareAttack", "--nb_classes", "10"}));
+}
+
+// KServe's ART explainer container: config entries in key order, storage,
+// then the spec's own args; image and env as given.
+TEST(ParseYaml, ArtExplainerContainer) {
+  InferenceService isvc = ParseIsvc(R"(
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: m}
+spec:
+  predictor:
+    model: {modelFormat: {name: sklearn}}
+  explainer:
+    art:
+      type: SquareAttack
+      config: {nb_classes: "10", max_iter: "20"}
+      storageUri: file:///data/ref
+      runtimeVersion: v0.14.1
+      args: ["--workers", "2"]
+      env: [{name: A, value: b}]
+)");
+  const Container& c = *isvc.explainer->explainer_container;
+  EXPECT_EQ(c.name, "kserve-container");
+  EXPECT_EQ(c.image, "kserve/art-explainer:v0.14.1");
+  EXPECT_EQ(c.args, (std::vector<std::string>{"--adversary_type", "SquareAttack", "--max_iter",
+                                              "20", "--nb_classes", "10", "--storage_uri",
+                                              "/mnt/models", "--workers", "2"}));
+  ASSERT_EQ(c.env.size(), 2u);
+  EXPECT_EQ(c.env[0].name, "A");
+  EXPECT_EQ(c.env[1].name, "STORAGE_URI");
+  EXPECT_EQ(c.env[1].value, "file:///data/ref");
 }
 
 TEST(ParseYaml, DefaultsForLoggerAndBatcher) {
@@ -596,6 +631,19 @@ std::vector<ErrorCase> ErrorCases() {
        "found none"},
       {"ExplainerTypeNotAMap", StrCat(SklearnPredictorWith(""), "  explainer:\n    art: yes\n"),
        "spec.explainer.art: expected a map, got \"yes\""},
+      {"ArtWithoutType", StrCat(SklearnPredictorWith(""), "  explainer:\n    art: {config: {}}\n"),
+       "spec.explainer.art.type: required (SquareAttack)"},
+      {"ArtOtherAdversary",
+       StrCat(SklearnPredictorWith(""), "  explainer:\n    art: {type: HopSkipJump}\n"),
+       "spec.explainer.art.type: unsupported ART explainer type 'HopSkipJump': the ART explainer "
+       "runs SquareAttack"},
+      {"ArtUnknownField",
+       StrCat(SklearnPredictorWith(""), "  explainer:\n    art: {type: SquareAttack, cfg: {}}\n"),
+       "spec.explainer.art.cfg: unknown field"},
+      {"ArtConfigNotStrings",
+       StrCat(SklearnPredictorWith(""),
+              "  explainer:\n    art: {type: SquareAttack, config: {a: [1]}}\n"),
+       "spec.explainer.art.config.a: expected a string"},
       {"RuntimeFormatWithoutName",
        Runtime(
            "  supportedModelFormats: [{version: \"1\"}]\n  containers: [{name: c, image: x}]\n"),

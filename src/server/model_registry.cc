@@ -125,6 +125,7 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadVersion(
   load.model_root = root;
   load.threads_per_call = options_.threads_per_call;
   load.workers = options_.workers;
+  load.args = options_.model_args;
   std::string planned;  // the backend the configuration names
   if (config_file.has_value()) {
     load.config = config_file;

@@ -76,8 +76,9 @@ class ModelRegistry {
     // Backend to use (e.g. "xgboost"); empty: the first that recognises the files.
     std::string format;
     int threads_per_call = 1;
-    int workers = 2;           // processes per model for process-based backends (Python)
-    BatchingOptions batching;  // applies to every batchable model
+    int workers = 2;                      // processes per model for process-based backends (Python)
+    BatchingOptions batching;             // applies to every batchable model
+    std::vector<std::string> model_args;  // LoadOptions::args of every model
   };
 
   ModelRegistry(Options options, Metrics* metrics);

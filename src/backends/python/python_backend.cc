@@ -74,6 +74,8 @@ constexpr PythonFormat kTorchServe{"torchserve", "pytorch_torchserve",
 
 bool IsTorchServe(const PythonFormat& f) { return std::string_view(f.name) == "torchserve"; }
 
+constexpr PythonFormat kArt{"art", "art", "ART explainer (adversarial-robustness-toolbox)"};
+
 // An MLmodel file marks an MLflow model, whatever flavor's files lie beside it.
 bool IsMlflowDir(const fs::path& dir) {
   std::error_code ec;
@@ -164,6 +166,15 @@ class PythonModel : public Model {
       return absl::InvalidArgumentError(
           StrCat("model '", options.name,
                  "': a Triton Python model needs its config.pbtxt (backend: \"python\")"));
+    }
+    if (!options.args.empty()) {
+      std::string json;
+      JsonWriter j(&json);
+      j.BeginArray();
+      for (const std::string& a : options.args) j.String(a);
+      j.EndArray();
+      argv_.push_back("--model-args-json");
+      argv_.push_back(std::move(json));
     }
     const int workers = std::max(1, options.workers);
     // Start them all, then wait for each: the imports overlap.
@@ -579,6 +590,10 @@ const Backend& TritonPythonBackend() {
   return FormatBackend<kTritonPython>([](const fs::path&) { return false; });
 }
 const Backend& MlflowBackend() { return FormatBackend<kMlflow>(IsMlflowDir); }
+// Only `osprey serve --model-format art` names it: the explainer has no files.
+const Backend& ArtExplainerBackend() {
+  return FormatBackend<kArt>([](const fs::path&) { return false; });
+}
 // KServe's pytorch format in TorchServe's layout: the same format name as the
 // TorchScript backend, told apart by the files (the registry asks both).
 const Backend& TorchServeBackend() {

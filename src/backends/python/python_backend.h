@@ -67,6 +67,15 @@
 //            back; :explain sets the explain header), V2 tensors (REST and
 //            gRPC) through the kservev2 one (one handler row per input,
 //            outputs named after the inputs).
+//   art      KServe's ART explainer (spec.explainer.art), no files: its
+//            settings are LoadOptions::args as KServe's artserver takes them
+//            (--predictor_host, --adversary_type SquareAttack, --nb_classes,
+//            --max_iter). :explain of V1 {"instances": [image, [label]]} runs
+//            the adversarial-robustness-toolbox's SquareAttack on a black-box
+//            classifier that calls the predictor's V1 :predict; the answer is
+//            {"explanations": {"adversarial_example", "L2 error",
+//            "adversarial_prediction", "prediction"}}, as KServe's. :predict
+//            is passed to the predictor.
 //
 // A worker may answer that a request did not fit the model ("invalid"): the
 // client gets 400 with its message, as for any other invalid request.
@@ -92,5 +101,6 @@ const Backend& PaddleBackend();
 const Backend& TritonPythonBackend();
 const Backend& MlflowBackend();
 const Backend& TorchServeBackend();
+const Backend& ArtExplainerBackend();
 
 }  // namespace osprey

@@ -93,6 +93,20 @@ void Fail(LocalCommand* local, std::string reason, std::string message) {
   local->failure_message = std::move(message);
 }
 
+// Where `osprey serve` listens and finds its model in a local replica:
+// loopback only (clients come through the gateway), the supervisor's ports,
+// sockets and model directory.
+ServeLayout LocalServeLayout(const LocalConfig& config) {
+  ServeLayout layout;
+  layout.binary = config.osprey_binary;
+  layout.model_dir = "{{.ModelDir}}";
+  layout.http_address = "127.0.0.1";
+  layout.http_port = "{{.Port}}";
+  layout.extra = {"--grpc-socket",   "{{.GrpcSocket}}", "--http-socket",
+                  "{{.HttpSocket}}", "--link-socket",   "{{.LinkSocket}}"};
+  return layout;
+}
+
 // argv of `osprey serve` for the model of `rev`, or a failure.
 void OspreyServeCommand(const RevisionSpec& rev, const LocalConfig& config, LocalCommand* local) {
   const ServeFormat* format = FindServeFormat(rev.model_format);
@@ -105,15 +119,7 @@ void OspreyServeCommand(const RevisionSpec& rev, const LocalConfig& config, Loca
     Fail(local, "NoSupportingRuntime", std::string(format->unsupported));
     return;
   }
-  // Replicas listen on loopback only: clients come through the gateway.
-  ServeLayout layout;
-  layout.binary = config.osprey_binary;
-  layout.model_dir = "{{.ModelDir}}";
-  layout.http_address = "127.0.0.1";
-  layout.http_port = "{{.Port}}";
-  layout.extra = {"--grpc-socket",   "{{.GrpcSocket}}", "--http-socket",
-                  "{{.HttpSocket}}", "--link-socket",   "{{.LinkSocket}}"};
-  local->argv = OspreyServeArgv(rev, *format, layout);
+  local->argv = OspreyServeArgv(rev, *format, LocalServeLayout(config));
   local->health_path = OspreyServeReadyPath(rev);
 }
 
@@ -166,6 +172,15 @@ LocalCommand PlaceLocally(const RevisionSpec& rev, const LocalConfig& config) {
     std::string value = e.value;
     if (value.starts_with("/mnt/models")) value = StrCat("{{.ModelDir}}", value.substr(11));
     local.env.emplace_back(e.name, std::move(value));
+  }
+  // KServe's ART explainer is Osprey's own (python_backend.h), its predictor
+  // the one on this machine.
+  if (ServesArtExplainer(rev) && c.command.empty()) {
+    RevisionSpec explainer = rev;
+    LocalizeComponentArgs(rev, config, &explainer.container.args);
+    local.argv = ArtExplainerArgv(explainer, LocalServeLayout(config));
+    local.health_path = OspreyServeReadyPath(rev);
+    return local;
   }
   std::vector<std::string> args = LocalArgs(c.args);
   // A model server image runs as `osprey serve` whatever its in-image command

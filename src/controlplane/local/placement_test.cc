@@ -440,5 +440,40 @@ TEST(PlaceLocally, TransformerReachesItsPredictorThroughTheGateway) {
   EXPECT_EQ(local.argv[2], "--predictor_host=elsewhere:80");
 }
 
+// KServe's ART explainer runs as `osprey serve --model-format art`: its own
+// flags (the predictor localized) as --model-args, its --workers as Python
+// workers, the server's ports the replica's.
+TEST(PlaceLocally, ArtExplainerRunsOnOspreyServe) {
+  LocalConfig config = Local();
+  config.gateway_port = 18080;
+  InferenceService isvc = ModelIsvc("sklearn");
+  isvc.explainer = resources::Component{};
+  isvc.explainer->explainer_type = "art";
+  isvc.explainer->container_concurrency = 2;
+  isvc.explainer->explainer_container = resources::Container{
+      "kserve-container",
+      "kserve/art-explainer:v0.14.1",
+      {},
+      {"--adversary_type", "SquareAttack", "--max_iter", "20", "--nb_classes", "10"}};
+  RevisionSpec rev = ResolveComponentRevision(isvc, "explainer", "{}", 1, "t");
+  ASSERT_TRUE(ServesArtExplainer(rev));
+  LocalCommand local = PlaceLocally(rev, config);
+  EXPECT_EQ(local.failure_reason, "") << local.failure_message;
+  EXPECT_EQ(std::vector<std::string>(local.argv.begin(), local.argv.begin() + 6),
+            (std::vector<std::string>{"/bin/osprey", "serve", "--model-format", "art",
+                                      "--model-name", "iris"}));
+  EXPECT_TRUE(Contains(local.argv, "--http-port", "{{.Port}}"));
+  EXPECT_TRUE(Contains(local.argv, "--python-workers", "2"));
+  EXPECT_FALSE(std::find(local.argv.begin(), local.argv.end(), "--model-dir") != local.argv.end());
+  EXPECT_TRUE(
+      Contains(local.argv, "--model-args",
+               R"(["--adversary_type","SquareAttack","--max_iter","20","--nb_classes","10",)"
+               R"("--predictor_host","127.0.0.1:18080/serving/default/iris-predictor"])"));
+  EXPECT_EQ(local.health_path, "/v2/models/iris/ready");
+  // Its own command runs as written.
+  rev.container.command = {"python3", "-m", "artserver"};
+  EXPECT_EQ(PlaceLocally(rev, config).argv[0], "python3");
+}
+
 }  // namespace
 }  // namespace osprey::controlplane
