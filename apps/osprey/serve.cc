@@ -89,6 +89,7 @@ struct ServeFlags {
   int64_t max_queue_delay_us = 0;
   std::string preferred_batch_sizes;
   int python_workers = 2;
+  uint64_t model_memory_budget = 0;
   int64_t max_request_bytes = 64ll << 20;
   std::chrono::milliseconds grace{30000};
   std::string log_level;
@@ -143,6 +144,10 @@ struct ServeFlags {
                 "dynamic batching: threads executing batches per model (1)"),
         IntFlag("python-workers", &python_workers, 1, 1024,
                 "worker processes per Python model (default 2)"),
+        ByteSizeFlag("model-memory-budget", &model_memory_budget,
+                     "with --model-repository: bytes the models may hold together; past it, "
+                     "the least recently used idle models are unloaded, and a request for an "
+                     "unloaded model loads it (e.g. 512Mi; default 0: no budget)"),
         IntFlag("max-request-bytes", &max_request_bytes, 1, kMax,
                 "largest request body accepted (default 67108864)"),
         DurationFlag("grace-period-seconds", &grace, std::chrono::seconds(1),
@@ -303,6 +308,7 @@ int ServeMain(const std::vector<std::string_view>& args) {
   registry_options.format = f.model_format;
   registry_options.batching = f.batching;
   registry_options.workers = f.python_workers;
+  registry_options.memory_budget = f.model_memory_budget;
   if (!f.model_args.empty()) {
     auto args = ParseStringArray(f.model_args);
     if (!args.ok()) {

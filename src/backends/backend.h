@@ -67,6 +67,10 @@ class Model {
   virtual const ModelMetadata& metadata() const = 0;
   virtual void Execute(std::span<InferTask> tasks) = 0;
 
+  // Memory the model holds outside this process (its worker processes'
+  // resident set), for the model cache's accounting; 0 for in-process models.
+  virtual uint64_t ExternalResidentBytes() const { return 0; }
+
   // Explanations (see the contract above). explains() is cheap and constant.
   virtual bool explains() const { return false; }
   virtual absl::Status Explain(const InferRequest& /*request*/, InferResponse* /*response*/) {

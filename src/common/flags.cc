@@ -138,6 +138,33 @@ FlagSpec DurationFlag(std::string name, std::chrono::milliseconds* out,
   return f;
 }
 
+absl::StatusOr<uint64_t> ParseByteSize(std::string_view text) {
+  static constexpr std::pair<std::string_view, double> kUnits[] = {
+      {"Ki", 1024.0}, {"Mi", 1048576.0}, {"Gi", 1073741824.0}, {"Ti", 1099511627776.0},
+      {"k", 1e3},     {"K", 1e3},        {"M", 1e6},           {"G", 1e9},
+      {"T", 1e12},    {"", 1.0}};
+  for (const auto& [suffix, scale] : kUnits) {
+    if (!text.ends_with(suffix)) continue;
+    std::string_view number = text.substr(0, text.size() - suffix.size());
+    double n = 0;
+    if (number.empty() || !absl::SimpleAtod(absl::string_view(number.data(), number.size()), &n) ||
+        !(n >= 0) || n * scale > 1.8e19)
+      break;
+    return static_cast<uint64_t>(n * scale);
+  }
+  return absl::InvalidArgumentError(
+      StrCat("'", text, "' is not a byte size (bytes, or a number with K, M, G, Ki, Mi or Gi)"));
+}
+
+FlagSpec ByteSizeFlag(std::string name, uint64_t* out, std::string help) {
+  FlagSpec f{std::move(name), false, std::move(help), "BYTES"};
+  f.set = [out](std::string_view v) -> absl::Status {
+    OSPREY_ASSIGN_OR_RETURN(*out, ParseByteSize(v));
+    return absl::OkStatus();
+  };
+  return f;
+}
+
 std::string FlagsHelp(std::string_view usage, const std::vector<FlagSpec>& specs) {
   size_t width = 0;
   auto label = [](const FlagSpec& f) {

@@ -41,6 +41,10 @@ FlagSpec PortFlag(std::string name, int* out, std::string help);
 FlagSpec DurationFlag(std::string name, std::chrono::milliseconds* out,
                       std::chrono::milliseconds unit, std::string help);
 
+// A byte size as Kubernetes writes memory quantities: "1073741824", "512Mi",
+// "1.5Gi", "800M" (no suffix: bytes).
+absl::StatusOr<uint64_t> ParseByteSize(std::string_view text);
+FlagSpec ByteSizeFlag(std::string name, uint64_t* out, std::string help);
 // Applies --log-level when given; false (after saying why on stderr, as
 // `command`) when the level is unknown.
 bool ApplyLogLevelFlag(const std::map<std::string, std::string>& flags, const char* command);

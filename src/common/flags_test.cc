@@ -94,3 +94,34 @@ TEST(FlagsHelp, OneAlignedFormat) {
 
 }  // namespace
 }  // namespace osprey
+
+namespace osprey {
+namespace {
+
+TEST(ParseByteSize, KubernetesQuantities) {
+  struct Row {
+    std::string_view text;
+    uint64_t want;
+  } rows[] = {{"0", 0},
+              {"1024", 1024},
+              {"1Ki", 1024},
+              {"512Mi", 536870912},
+              {"1.5Gi", 1610612736},
+              {"800M", 800000000},
+              {"2k", 2000},
+              {"1T", 1000000000000}};
+  for (const Row& r : rows) {
+    auto got = ParseByteSize(r.text);
+    ASSERT_TRUE(got.ok()) << r.text << ": " << got.status();
+    EXPECT_EQ(*got, r.want) << r.text;
+  }
+  for (std::string_view bad : {"", "Mi", "-1", "12XB", "1e30", "abc"}) {
+    auto got = ParseByteSize(bad);
+    EXPECT_FALSE(got.ok()) << bad;
+    if (!got.ok())
+      EXPECT_NE(std::string(got.status().message()).find("byte size"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace osprey

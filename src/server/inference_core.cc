@@ -51,10 +51,28 @@ void Complete(std::string_view name, std::string_view version, ModelMetrics& m,
 void InferenceCore::Infer(InferRequest& request, InferResponse* response, Clock::time_point arrival,
                           InferDone done) {
   auto found = registry_->Get(request.model_name, request.model_version);
+  if (!found.ok() && !request.waited_for_model && registry_->LoadsOnDemand(request.model_name)) {
+    // The memory budget evicted it (or it was never loaded): loaded for this
+    // request, which waits on the registry's loader thread, not here.
+    request.waited_for_model = true;
+    registry_->LoadIfAbsentAsync(
+        request.model_name,
+        [this, &request, response, arrival, done = std::move(done)](absl::Status s) mutable {
+          if (!s.ok()) {
+            done(absl::UnavailableError(
+                StrCat("model '", request.model_name,
+                       "' could not be loaded for this request: ", s.message())));
+            return;
+          }
+          Infer(request, response, arrival, std::move(done));
+        });
+    return;
+  }
   if (!found.ok()) {
     done(found.status());
     return;
   }
+  if (registry_->memory_budget() > 0) registry_->CountLookup(!request.waited_for_model);
   const ServedModel& model = **found;
   ModelMetrics& m = *model.metrics;
   absl::Status status = HasContentTypes(request)

@@ -1,5 +1,7 @@
 #include "server/model_registry.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <map>
@@ -10,6 +12,7 @@
 #include "backends/model_config.h"
 #include "backends/triton_model.h"
 #include "common/logging.h"
+#include "common/prometheus.h"
 #include "common/strings.h"
 #include "server/validate.h"
 
@@ -48,6 +51,28 @@ std::set<std::string> FileNames(const fs::path& dir) {
   for (const auto& e : fs::directory_iterator(dir, ec))
     out.insert(e.path().filename().string() + (e.is_directory(ec) ? "/" : ""));
   return out;
+}
+
+// Bytes this process's heap holds (glibc's arenas and mmapped chunks).
+uint64_t HeapBytes() {
+  const struct mallinfo2 mi = mallinfo2();
+  return mi.uordblks + mi.hblkhd;
+}
+
+// The size of the files under `dir`: a model's first size estimate.
+uint64_t DirectoryBytes(const fs::path& dir) {
+  std::error_code ec;
+  uint64_t total = 0;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
+       it.increment(ec))
+    if (it->is_regular_file(ec)) total += it->file_size(ec);
+  return total;
+}
+
+int64_t NowNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace
@@ -173,9 +198,11 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadVersion(
           "or *.bst)"));
   }
 
+  const uint64_t heap_before = HeapBytes();
   OSPREY_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, backend->Load(load));
   // Ready means the model answered: one warm-up request through the real path.
   OSPREY_RETURN_IF_ERROR(WarmUp(*model));
+  const uint64_t heap_after = HeapBytes();
 
   auto served = std::make_shared<ServedModel>();
   served->name = name;
@@ -189,6 +216,8 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::LoadVersion(
     if (c.outputs.empty()) c.outputs = model->metadata().outputs;
     served->config_json = ModelConfigJson(c);
   }
+  served->resident_bytes =
+      (heap_after > heap_before ? heap_after - heap_before : 0) + model->ExternalResidentBytes();
   served->model = std::move(model);
   served->metrics = metrics_->ForModel(name);
   // The model's own batching request (its config.pbtxt) wins over the flags.
@@ -226,15 +255,28 @@ absl::Status ModelRegistry::Load(const std::string& name, const fs::path& dir) {
 }
 
 absl::Status ModelRegistry::DoLoad(const std::string& name, const fs::path& dir) {
+  const uint64_t budget = options_.memory_budget;
+  std::vector<std::shared_ptr<const ServedModel>> freed;  // evicted, freed outside the lock
   {
     std::unique_lock lock(mu_);
     Entry& e = entries_[name];
     e.wanted = true;
     if (e.served == nullptr) e.version = ResolveVersion(dir).second;
     if (e.served == nullptr) e.state = ModelState::kLoading;
+    // Room first: the size of its last load, else of its files.
+    if (budget > 0)
+      MakeRoom(name, e.resident_bytes > 0 ? e.resident_bytes : DirectoryBytes(dir), &freed);
   }
+  freed.clear();
   OSPREY_LOG(kInfo) << "loading model '" << name << "' from " << dir.string();
   auto loaded = LoadModel(name, dir);
+  uint64_t resident = 0;
+  if (loaded.ok())
+    for (const auto& v : *loaded) resident += v->resident_bytes;
+  if (loaded.ok() && budget > 0 && resident > budget)
+    loaded = absl::ResourceExhaustedError(StrCat("model '", name, "' holds ", resident,
+                                                 " bytes, more than the memory budget (", budget,
+                                                 " bytes)"));
   std::shared_ptr<const ServedModel> replaced;  // freed after the lock, not under it
   std::unique_lock lock(mu_);
   Entry& e = entries_[name];
@@ -253,13 +295,112 @@ absl::Status ModelRegistry::DoLoad(const std::string& name, const fs::path& dir)
   e.version = e.served->version;
   e.state = ModelState::kReady;
   e.reason.clear();
+  e.resident_bytes = resident;
+  e.evicted = false;
+  e.last_used.store(NowNanos(), std::memory_order_relaxed);
+  loads_.fetch_add(1, std::memory_order_relaxed);
+  // The measured size may pass the estimate: make room after it too.
+  if (budget > 0) MakeRoom(name, 0, &freed);
   OSPREY_LOG(kInfo) << "model '" << name << "' version"
                     << (e.versions.size() > 1
                             ? StrCat("s ", absl::StrJoin(e.served->versions, ", "))
                             : StrCat(" ", e.version))
                     << (e.versions.size() > 1 ? " are" : " is") << " ready";
-  lock.unlock();  // the replaced instances are freed outside the lock
+  lock.unlock();  // the replaced and evicted instances are freed outside the lock
   return absl::OkStatus();
+}
+
+uint64_t ModelRegistry::UsedBytesLocked() const {
+  uint64_t used = 0;
+  for (const auto& [_, e] : entries_)
+    if (e.served != nullptr) used += e.resident_bytes;
+  return used;
+}
+
+void ModelRegistry::MakeRoom(const std::string& keep, uint64_t need,
+                             std::vector<std::shared_ptr<const ServedModel>>* freed) {
+  const uint64_t budget = options_.memory_budget;
+  uint64_t used = UsedBytesLocked();
+  // Idle: no request holds an instance (the entry holds each version once,
+  // the served one twice). A busy model is never evicted.
+  auto idle = [](const Entry& e) {
+    for (const auto& v : e.versions)
+      if (v.use_count() > (v == e.served ? 2 : 1)) return false;
+    return true;
+  };
+  while (used + need > budget) {
+    std::string victim;
+    Entry* v = nullptr;
+    for (auto& [n, e] : entries_) {
+      if (n == keep || e.served == nullptr || !idle(e)) continue;
+      if (v == nullptr || e.last_used.load(std::memory_order_relaxed) <
+                              v->last_used.load(std::memory_order_relaxed)) {
+        v = &e;
+        victim = n;
+      }
+    }
+    if (v == nullptr) return;  // everything else is busy: over budget until they finish
+    used -= std::min(used, v->resident_bytes);
+    for (auto& instance : v->versions) freed->push_back(std::move(instance));
+    v->versions.clear();
+    v->served.reset();
+    v->state = ModelState::kUnavailable;
+    v->reason = "evicted to fit the memory budget";
+    v->evicted = true;
+    v->wanted = false;  // not expected to be ready until asked for again
+    evictions_.fetch_add(1, std::memory_order_relaxed);
+    OSPREY_LOG(kInfo) << "model '" << victim << "' evicted (" << v->resident_bytes
+                      << " bytes) to fit the memory budget of " << budget << " bytes";
+  }
+}
+
+bool ModelRegistry::LoadsOnDemand(std::string_view name) const {
+  if (options_.memory_budget == 0 || options_.repository.empty() || name.empty() ||
+      name.find('/') != std::string_view::npos || name == "." || name == "..")
+    return false;
+  // Not whether it is READY now: a request that just failed to find it may
+  // see it READY here (a load finished between), and its load job will then
+  // answer at once.
+  std::error_code ec;
+  return fs::is_directory(options_.repository / std::string(name), ec);
+}
+
+void ModelRegistry::CountLookup(bool hit) const {
+  (hit ? hits_ : misses_).fetch_add(1, std::memory_order_relaxed);
+}
+
+std::string ModelRegistry::CacheMetrics() const {
+  if (options_.memory_budget == 0) return "";
+  std::string out;
+  std::map<std::string, uint64_t> resident;
+  uint64_t used = 0;
+  {
+    std::shared_lock lock(mu_);
+    used = UsedBytesLocked();
+    for (const auto& [name, e] : entries_)
+      if (e.served != nullptr) resident[name] = e.resident_bytes;
+  }
+  using prometheus::AppendFamily;
+  AppendFamily("osprey_model_cache_budget_bytes", "gauge",
+               "Bytes the models of this server may hold together (--model-memory-budget).", &out);
+  StrAppend(&out, "osprey_model_cache_budget_bytes ", options_.memory_budget, "\n");
+  AppendFamily("osprey_model_cache_used_bytes", "gauge", "Bytes the loaded models hold.", &out);
+  StrAppend(&out, "osprey_model_cache_used_bytes ", used, "\n");
+  AppendFamily("osprey_model_cache_loads_total", "counter", "Model loads.", &out);
+  StrAppend(&out, "osprey_model_cache_loads_total ", loads_.load(), "\n");
+  AppendFamily("osprey_model_cache_evictions_total", "counter",
+               "Models unloaded to fit the memory budget.", &out);
+  StrAppend(&out, "osprey_model_cache_evictions_total ", evictions_.load(), "\n");
+  AppendFamily("osprey_model_cache_requests_total", "counter",
+               "Requests that found their model loaded (hit) or had to load it (miss).", &out);
+  StrAppend(&out, "osprey_model_cache_requests_total{result=\"hit\"} ", hits_.load(), "\n");
+  StrAppend(&out, "osprey_model_cache_requests_total{result=\"miss\"} ", misses_.load(), "\n");
+  AppendFamily("osprey_model_resident_bytes", "gauge",
+               "Bytes a loaded model holds (its heap at load and its worker processes).", &out);
+  for (const auto& [name, bytes] : resident)
+    StrAppend(&out, "osprey_model_resident_bytes{model=\"", prometheus::LabelValue(name), "\"} ",
+              bytes, "\n");
+  return out;
 }
 
 absl::Status ModelRegistry::LoadFromRepository(const std::string& name) {
@@ -328,6 +469,7 @@ absl::StatusOr<std::shared_ptr<const ServedModel>> ModelRegistry::Get(
   auto it = entries_.find(name);
   if (it == entries_.end()) return absl::NotFoundError(StrCat("model '", name, "' not found"));
   const Entry& e = it->second;
+  if (options_.memory_budget > 0) e.last_used.store(NowNanos(), std::memory_order_relaxed);
   if (e.served == nullptr)
     return absl::UnavailableError(StrCat("model '", name, "' is not ready (",
                                          ModelStateName(e.state), e.reason.empty() ? "" : ": ",
@@ -376,7 +518,9 @@ std::vector<std::string> ModelRegistry::ReadyNames() const {
 
 bool ModelRegistry::AllReady() const {
   std::shared_lock lock(mu_);
-  if (entries_.empty()) return false;
+  // Loading on demand, a server with nothing loaded yet is ready to load.
+  const bool on_demand = options_.memory_budget > 0 && !options_.repository.empty();
+  if (entries_.empty()) return on_demand;
   for (const auto& [_, e] : entries_)
     if (e.wanted && e.state != ModelState::kReady) return false;
   return true;
@@ -390,6 +534,12 @@ absl::Status ModelRegistry::NotRun(const Job& job) {
 
 void ModelRegistry::LoadFromRepositoryAsync(std::string name, AsyncDone done) {
   Enqueue(Job{std::move(name), true, std::move(done)});
+}
+
+void ModelRegistry::LoadIfAbsentAsync(std::string name, AsyncDone done) {
+  Job job{std::move(name), true, std::move(done)};
+  job.if_absent = true;
+  Enqueue(std::move(job));
 }
 
 void ModelRegistry::UnloadAsync(std::string name, AsyncDone done) {
@@ -417,7 +567,10 @@ void ModelRegistry::RunJobs() {
     Job job = std::move(jobs_.front());
     jobs_.pop_front();
     lock.unlock();
-    absl::Status status = job.load ? LoadFromRepository(job.name) : Unload(job.name);
+    const bool ready = job.if_absent && Get(job.name, "").ok();
+    absl::Status status = ready      ? absl::OkStatus()
+                          : job.load ? LoadFromRepository(job.name)
+                                     : Unload(job.name);
     job.done(std::move(status));
     job.done = nullptr;  // what it holds is released outside jobs_mu_
     lock.lock();

@@ -18,6 +18,7 @@
 // asynchronous forms run on the registry's one loader thread, so a frontend's
 // thread (an HTTP event loop) never waits for a model to load.
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -54,6 +55,9 @@ struct ServedModel {
   // Set when batching is on and the model is batchable. Declared after
   // `model`: destroyed first, after running what is still queued.
   std::unique_ptr<Batcher> batcher;
+  // What the model holds: the heap its load kept plus its worker processes'
+  // resident memory (Model::ExternalResidentBytes), measured after the load.
+  uint64_t resident_bytes = 0;
 };
 
 struct ModelStatus {
@@ -79,6 +83,15 @@ class ModelRegistry {
     int workers = 2;                      // processes per model for process-based backends (Python)
     BatchingOptions batching;             // applies to every batchable model
     std::vector<std::string> model_args;  // LoadOptions::args of every model
+    // The memory-aware model cache (ModelMesh's idea, in one process): the
+    // bytes the models may hold together, 0 for no budget. Each model's size
+    // is measured after its load (the heap it kept, plus its worker
+    // processes' resident memory; ServedModel::resident_bytes); a load that
+    // would pass the budget first unloads the least recently used idle models
+    // (evicted: UNAVAILABLE, not counted by AllReady). With a budget and a
+    // repository, a request for a model of the repository that is not loaded
+    // loads it (LoadsOnDemand, LoadIfAbsentAsync) and waits for it.
+    uint64_t memory_budget = 0;
   };
 
   ModelRegistry(Options options, Metrics* metrics);
@@ -117,6 +130,22 @@ class ModelRegistry {
   using AsyncDone = absl::AnyInvocable<void(absl::Status)>;
   void LoadFromRepositoryAsync(std::string name, AsyncDone done);
   void UnloadAsync(std::string name, AsyncDone done);
+  // LoadFromRepositoryAsync, unless the model is READY when the job runs
+  // (then `done` gets OK at once): what a request for an evicted model asks,
+  // however many such requests arrive together.
+  void LoadIfAbsentAsync(std::string name, AsyncDone done);
+  // True when a request that did not find `name` READY should load it rather
+  // than fail: a memory budget is set and the repository holds `name`.
+  bool LoadsOnDemand(std::string_view name) const;
+  // A request found its model READY (hit) or had to load it (miss); counted
+  // for the cache's hit ratio when loading on demand.
+  void CountLookup(bool hit) const;
+  // The cache's Prometheus series (loads, evictions, hits and misses, the
+  // budget, the bytes in use and each model's resident bytes); "" without a
+  // budget.
+  std::string CacheMetrics() const;
+  uint64_t memory_budget() const { return options_.memory_budget; }
+
   // Answers the queued jobs with Unavailable and waits for the one in
   // progress (its `done` is called). The destructor calls it; a server calls it
   // earlier when answers must not outlive the frontend they go to. Not from a
@@ -133,8 +162,9 @@ class ModelRegistry {
   // a model serving several versions has one row per version.
   std::vector<ModelStatus> Index() const;
   std::vector<std::string> ReadyNames() const;
-  // True when at least one model is known and every model that should be
-  // served is READY (models explicitly unloaded are not counted).
+  // True when at least one model is known (or models load on demand) and
+  // every model that should be served is READY (models explicitly unloaded or
+  // evicted are not counted).
   bool AllReady() const;
 
  private:
@@ -145,6 +175,12 @@ class ModelRegistry {
     std::shared_ptr<const ServedModel> served;                 // the highest version served
     std::vector<std::shared_ptr<const ServedModel>> versions;  // all of them, ascending
     bool wanted = true;  // false once explicitly unloaded: not counted by AllReady
+    // The cache (Options::memory_budget): bytes measured at the last load
+    // (kept after an eviction, the estimate for the next), the last request's
+    // time (steady clock, ns), evictions of this model.
+    uint64_t resident_bytes = 0;
+    mutable std::atomic<int64_t> last_used{0};
+    bool evicted = false;
   };
 
   absl::Status DoLoad(const std::string& name, const std::filesystem::path& dir);
@@ -157,6 +193,12 @@ class ModelRegistry {
       const std::string& version, const std::vector<std::string>& versions,
       const std::optional<ModelConfigFile>& config);
   void SetState(const std::string& name, ModelState state, std::string reason);
+  // Evicts least recently used idle models (never `keep`) until `need` more
+  // bytes fit the budget; the evicted instances go to `freed` (released
+  // outside the lock). Under mu_ (unique).
+  void MakeRoom(const std::string& keep, uint64_t need,
+                std::vector<std::shared_ptr<const ServedModel>>* freed);
+  uint64_t UsedBytesLocked() const;
 
   void Changed() {
     if (on_change_) on_change_();
@@ -166,6 +208,7 @@ class ModelRegistry {
     std::string name;
     bool load = true;  // else unload
     AsyncDone done;
+    bool if_absent = false;  // a load that is done when the model is READY
   };
   static absl::Status NotRun(const Job& job);
   void Enqueue(Job job);
@@ -183,6 +226,9 @@ class ModelRegistry {
   std::deque<Job> jobs_;
   bool jobs_stopped_ = false;
   std::thread loader_;  // started by the first job
+
+  // The cache's counters (Options::memory_budget).
+  mutable std::atomic<uint64_t> loads_{0}, evictions_{0}, hits_{0}, misses_{0};
 };
 
 }  // namespace osprey

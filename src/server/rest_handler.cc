@@ -66,6 +66,7 @@ void RestHandler::Handle(const HttpRequest& req, HttpDone done) {
     response = Json(200, R"({"status":"alive"})");
   } else if (path == "/metrics") {
     std::string text = metrics_->Render();
+    text += core_->registry()->CacheMetrics();
     if (const RequestMonitor* monitor = core_->monitor()) monitor->detector().RenderMetrics(&text);
     AppendTraceMetrics(&text);
     response = Json(200, std::move(text));
@@ -79,7 +80,8 @@ void RestHandler::Handle(const HttpRequest& req, HttpDone done) {
 }
 
 std::optional<HttpResponse> RestHandler::HandleV1(std::string_view method, std::string_view path,
-                                                  const HttpRequest& req, HttpDone& done) {
+                                                  const HttpRequest& req, HttpDone& done,
+                                                  bool waited) {
   if (path == "/v1/models") {
     if (method != "GET") return MethodNotAllowed(method, path, "GET");
     std::string body;
@@ -103,6 +105,28 @@ std::optional<HttpResponse> RestHandler::HandleV1(std::string_view method, std::
   if (verb != "predict" && verb != "explain") return NotFoundRoute(path);
   if (method != "POST") return MethodNotAllowed(method, path, "POST");
   auto served = core_->registry()->Get(model, "");
+  if (!served.ok() && !waited && core_->registry()->LoadsOnDemand(model)) {
+    // Evicted by the memory budget (or never loaded): loaded first, then the
+    // request is handled as if it had just arrived (its metadata decodes it).
+    // The request outlives this call: what it points to is copied.
+    struct Held {
+      std::string method, target, path;
+      HttpRequest req;
+    };
+    auto held = std::make_shared<Held>(
+        Held{std::string(method), std::string(req.target), std::string(path), req});
+    held->req.method = held->method;
+    held->req.target = held->target;
+    core_->registry()->LoadIfAbsentAsync(
+        std::string(model), [this, held, done = std::move(done)](absl::Status s) mutable {
+          std::optional<HttpResponse> r =
+              s.ok() ? HandleV1(held->method, held->path, held->req, done, true)
+                     : ErrorResponse(absl::UnavailableError(StrCat(
+                           "the model could not be loaded for this request: ", s.message())));
+          if (r.has_value()) done(*std::move(r));
+        });
+    return std::nullopt;
+  }
   if (!served.ok()) return ErrorResponse(served.status());
   if ((*served)->model->metadata().raw_requests) return StartRawV1(model, verb, req, done);
   if (verb == "explain") return ExplainV1(model, req, *(*served)->model, done);
@@ -112,6 +136,7 @@ std::optional<HttpResponse> RestHandler::HandleV1(std::string_view method, std::
     return ErrorResponse(decoded.status());
   }
   decoded->model_name = std::string(model);
+  decoded->waited_for_model = waited;
   const bool records = (*served)->model->metadata().v1_records;
   StartInfer(*std::move(decoded), req, std::move(done),
              [records](const InferRequest&, const InferResponse& response) {

@@ -54,8 +54,9 @@ class RestHandler : public HttpHandler {
   absl::Status ExplainSafely(const InferRequest& request, InferResponse* response);
   // These answer synchronously, or return nullopt after taking `done` for an
   // inference or a repository load/unload.
+  // `waited`: a second look after the model cache loaded the model.
   std::optional<HttpResponse> HandleV1(std::string_view method, std::string_view path,
-                                       const HttpRequest& req, HttpDone& done);
+                                       const HttpRequest& req, HttpDone& done, bool waited = false);
   std::optional<HttpResponse> HandleV2Model(std::string_view method, std::string_view rest,
                                             const HttpRequest& req, HttpDone& done);
   std::optional<HttpResponse> HandleRepository(std::string_view method, std::string_view rest,

@@ -166,6 +166,9 @@ struct InferRequest {
   // Its trace (server/tracing.h); not sampled unless the frontend says so.
   // A merged batch has none: each request's spans carry the batch's times.
   TraceContext trace;
+  // It waited for its model to load (the model cache's miss: the registry's
+  // LoadsOnDemand); counted as a miss, not a hit, when it runs.
+  bool waited_for_model = false;
 };
 
 struct InferResponse {

@@ -1,10 +1,14 @@
 #include "backends/python/python_backend.h"
 
+#include <unistd.h>
+
 #include <cctype>
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
+#include <fstream>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "backends/python/worker_process.h"
@@ -186,6 +190,7 @@ class PythonModel : public Model {
     for (auto& w : started) {
       OSPREY_ASSIGN_OR_RETURN(std::string ready, Handshake(*w));
       if (metadata_.inputs.empty()) OSPREY_RETURN_IF_ERROR(Describe(ready, options, workers));
+      pids_.insert(w->pid());
       idle_.push_back(std::move(w));
     }
     total_ = workers;
@@ -197,6 +202,23 @@ class PythonModel : public Model {
   }
 
   const ModelMetadata& metadata() const override { return metadata_; }
+
+  // The workers' resident memory (/proc/<pid>/statm).
+  uint64_t ExternalResidentBytes() const override {
+    std::set<int> pids;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pids = pids_;
+    }
+    const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    uint64_t total = 0;
+    for (int pid : pids) {
+      std::ifstream statm(StrCat("/proc/", pid, "/statm"));
+      uint64_t size = 0, resident = 0;
+      if (statm >> size >> resident) total += resident * page;
+    }
+    return total;
+  }
 
   void Execute(std::span<InferTask> tasks) override {
     if (IsTritonPython(format_)) {
@@ -518,6 +540,7 @@ class PythonModel : public Model {
     } else {
       OSPREY_LOG(kWarning) << "model '" << name_ << "': Python worker " << w->pid() << " "
                            << w->ExitDescription() << "; starting a replacement";
+      pids_.erase(w->pid());
       dead_.push_back(std::move(w));
     }
     cv_.notify_all();
@@ -544,7 +567,10 @@ class PythonModel : public Model {
         OSPREY_LOG(kError) << "model '" << name_ << "': " << count - fresh.size()
                            << " replacement Python worker(s) did not start";
       }
-      for (auto& w : fresh) idle_.push_back(std::move(w));
+      for (auto& w : fresh) {
+        pids_.insert(w->pid());
+        idle_.push_back(std::move(w));
+      }
       cv_.notify_all();
     }
   }
@@ -555,11 +581,12 @@ class PythonModel : public Model {
   std::string instance_group_;  // a Triton Python model's first instance group
   int next_index_ = 0;          // of the next replacement worker (the respawner's own)
   ModelMetadata metadata_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::unique_ptr<WorkerProcess>> idle_;
   std::vector<std::unique_ptr<WorkerProcess>> dead_;
-  int total_ = 0;  // workers alive (idle or running a request)
+  int total_ = 0;       // workers alive (idle or running a request)
+  std::set<int> pids_;  // of the workers alive
   bool stopping_ = false;
   std::thread respawner_;
 };
