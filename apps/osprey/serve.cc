@@ -90,6 +90,7 @@ struct ServeFlags {
   std::string preferred_batch_sizes;
   int python_workers = 2;
   uint64_t model_memory_budget = 0;
+  bool load_on_demand = false;
   int64_t max_request_bytes = 64ll << 20;
   std::chrono::milliseconds grace{30000};
   std::string log_level;
@@ -148,6 +149,9 @@ struct ServeFlags {
                      "with --model-repository: bytes the models may hold together; past it, "
                      "the least recently used idle models are unloaded, and a request for an "
                      "unloaded model loads it (e.g. 512Mi; default 0: no budget)"),
+        BoolFlag("load-on-demand", &load_on_demand,
+                 "with --model-repository: a request for a model of the repository that is "
+                 "not loaded loads it (implied by --model-memory-budget)"),
         IntFlag("max-request-bytes", &max_request_bytes, 1, kMax,
                 "largest request body accepted (default 67108864)"),
         DurationFlag("grace-period-seconds", &grace, std::chrono::seconds(1),
@@ -309,6 +313,7 @@ int ServeMain(const std::vector<std::string_view>& args) {
   registry_options.batching = f.batching;
   registry_options.workers = f.python_workers;
   registry_options.memory_budget = f.model_memory_budget;
+  registry_options.load_on_demand = f.load_on_demand;
   if (!f.model_args.empty()) {
     auto args = ParseStringArray(f.model_args);
     if (!args.ok()) {

@@ -267,7 +267,8 @@ std::string Table(const Kind& kind, const rapidjson::Value& items, bool all_ns, 
       rows.push_back({Get(it, {"metadata", "name"}), disabled == "true" ? "true" : "", model_type,
                       containers, Age(it)});
     }
-  } else if (kind.plural == "inferencegraphs") {  // KServe's printer columns
+  } else if (kind.plural == "inferencegraphs" ||
+             kind.plural == "trainedmodels") {  // KServe's printer columns
     header = {"NAME", "URL", "READY", "AGE"};
     for (const auto& it : items.GetArray())
       rows.push_back({Get(it, {"metadata", "name"}), Get(it, {"status", "url"}),
@@ -362,7 +363,7 @@ int GetCommand(Options& o) {
   if (o.positional.empty())
     return Fail(
         "get needs a resource kind: inferenceservices (isvc), servingruntimes, "
-        "clusterservingruntimes, inferencegraphs (ig), revisions, events");
+        "clusterservingruntimes, inferencegraphs (ig), trainedmodels (tm), revisions, events");
   const Kind* kind = FindKind(o.positional[0]);
   if (kind == nullptr) return Fail(StrCat("unknown resource kind \"", o.positional[0], "\""));
   std::string name = o.positional.size() > 1 ? o.positional[1] : "";

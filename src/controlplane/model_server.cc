@@ -5,6 +5,7 @@
 #include "common/json_writer.h"
 #include "common/strings.h"
 #include "controlplane/monitoring.h"
+#include "controlplane/trained_model.h"
 
 namespace osprey::controlplane {
 
@@ -149,9 +150,37 @@ std::vector<std::string> ArtExplainerArgv(const RevisionSpec& rev, const ServeLa
   return argv;
 }
 
+bool ServesMultiModel(const RevisionSpec& rev) {
+  return rev.component == "predictor" && rev.storage_uri.empty() && !rev.model_format.empty() &&
+         !ServesTritonRepository(rev) && !ServesTorchServeStore(rev);
+}
+
 std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFormat& format,
                                          const ServeLayout& layout) {
   const bool triton = ServesTritonRepository(rev);
+  if (ServesMultiModel(rev)) {
+    // TrainedModels land in the repository; each loads on its first request
+    // (or the controller's load), within the memory limit when there is one.
+    std::vector<std::string> argv = {layout.binary,        "serve",
+                                     "--model-repository", layout.model_dir,
+                                     "--no-load-on-start", "--load-on-demand"};
+    if (!layout.http_address.empty()) {
+      argv.push_back("--http-address");
+      argv.push_back(layout.http_address);
+    }
+    argv.push_back("--http-port");
+    argv.push_back(layout.http_port);
+    if (!layout.grpc_port.empty()) {
+      argv.push_back("--grpc-port");
+      argv.push_back(layout.grpc_port);
+    }
+    argv.insert(argv.end(), layout.extra.begin(), layout.extra.end());
+    if (auto limit = MemoryLimit(rev.container.resources_json); limit.has_value()) {
+      argv.push_back("--model-memory-budget");
+      argv.push_back(StrCat(*limit));
+    }
+    return argv;
+  }
   std::vector<std::string> argv =
       triton
           ? std::vector<std::string>{layout.binary, "serve", "--model-repository", layout.model_dir}
@@ -198,7 +227,8 @@ std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFor
 std::string OspreyServeReadyPath(const RevisionSpec& rev) {
   // Both serve their models under their own names (the repository's, the
   // store's configuration): the server is ready once every one is.
-  if (ServesTritonRepository(rev) || ServesTorchServeStore(rev)) return "/v2/health/ready";
+  if (ServesTritonRepository(rev) || ServesTorchServeStore(rev) || ServesMultiModel(rev))
+    return "/v2/health/ready";
   return StrCat("/v2/models/", ServedModelName(rev), "/ready");
 }
 

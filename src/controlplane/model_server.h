@@ -70,6 +70,12 @@ bool ServesArtExplainer(const RevisionSpec& rev);
 // platform's, ServeLayout).
 std::vector<std::string> ArtExplainerArgv(const RevisionSpec& rev, const ServeLayout& layout);
 
+// True when `rev` is a multi-model predictor (KServe's model form without a
+// storageUri, on a runtime `osprey serve` stands in for): its replicas serve
+// a repository the TrainedModels of the service land in, each model loaded on
+// request (--load-on-demand), the memory limit as the model cache's budget.
+bool ServesMultiModel(const RevisionSpec& rev);
+
 // argv of `osprey serve` for `rev` (a model-server revision with a format
 // Osprey serves: check FindServeFormat first), serving the model under
 // ServedModelName (a Triton repository: --model-repository, every model in

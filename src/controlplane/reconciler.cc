@@ -1,7 +1,11 @@
 #include "controlplane/reconciler.h"
 
+#include <rapidjson/document.h>
+
 #include <algorithm>
 #include <cstdio>
+
+#include "common/json_dom.h"
 
 namespace osprey::controlplane {
 namespace {
@@ -27,6 +31,32 @@ std::vector<std::string> Expanded(const std::vector<std::string>& v,
 void AddEnv(const std::vector<resources::EnvVar>& env, const resources::ObjectMeta& meta,
             Container* c) {
   for (const auto& e : env) c->env.push_back({e.name, ExpandTemplates(e.value, meta)});
+}
+
+// The runtime container's resources with the model's over them, as KServe
+// merges the predictor's container into the runtime's: each of requests and
+// limits key by key (the model's memory limit replaces the runtime's, its
+// other keys stay).
+std::string MergeResources(const std::string& runtime, const std::string& model) {
+  rapidjson::Document base, over;
+  base.Parse(runtime.data(), runtime.size());
+  over.Parse(model.data(), model.size());
+  if (over.HasParseError() || !over.IsObject() || over.ObjectEmpty()) return runtime;
+  if (base.HasParseError() || !base.IsObject()) return model;
+  auto& a = base.GetAllocator();
+  for (auto& part : over.GetObject()) {
+    auto target = base.FindMember(part.name);
+    if (target == base.MemberEnd() || !target->value.IsObject() || !part.value.IsObject()) {
+      base.RemoveMember(part.name);
+      base.AddMember(rapidjson::Value(part.name, a), rapidjson::Value(part.value, a), a);
+      continue;
+    }
+    for (auto& kv : part.value.GetObject()) {
+      target->value.RemoveMember(kv.name);
+      target->value.AddMember(rapidjson::Value(kv.name, a), rapidjson::Value(kv.value, a), a);
+    }
+  }
+  return json::ToText(base);
 }
 
 // The serving container of a revision: `c` with its templates expanded.
@@ -152,6 +182,8 @@ RevisionSpec ResolveRevision(const InferenceService& isvc, const std::string& sp
     rev.container = ServingContainer(*c, isvc.meta);
     for (const auto& a : Expanded(model.args, isvc.meta)) rev.container.args.push_back(a);
     AddEnv(model.env, isvc.meta, &rev.container);
+    rev.container.resources_json =
+        MergeResources(rev.container.resources_json, model.resources_json);
     return rev;
   }
   const Container* c = MainContainer(p.containers);

@@ -96,6 +96,23 @@ TEST(ResolveRevision, FormatsNoRuntimeServesSayWhy) {
   EXPECT_EQ(rev.failure_reason, "NoSupportingRuntime");
 }
 
+// The model's resources go over the runtime's, key by key, as KServe merges
+// the predictor's container into the runtime's.
+TEST(ResolveRevision, ModelResourcesOverTheRuntimes) {
+  InferenceService isvc = ModelIsvc("sklearn");
+  isvc.predictor.model->resources_json = R"({"limits":{"memory":"256Mi"}})";
+  RevisionSpec rev =
+      ResolveRevision(isvc, "{}", 1, "t", {}, resources::BuiltinClusterRuntimes(), Config());
+  EXPECT_NE(rev.container.resources_json.find(R"("memory":"256Mi")"), std::string::npos)
+      << rev.container.resources_json;
+  EXPECT_NE(rev.container.resources_json.find(R"("cpu":"1")"), std::string::npos)
+      << rev.container.resources_json;
+  EXPECT_NE(rev.container.resources_json.find(R"("requests")"), std::string::npos);
+  isvc.predictor.model->resources_json = "{}";
+  rev = ResolveRevision(isvc, "{}", 1, "t", {}, resources::BuiltinClusterRuntimes(), Config());
+  EXPECT_EQ(rev.container.resources_json.find("256Mi"), std::string::npos);
+}
+
 TEST(ResolveRevision, CustomContainerIsKeptWithTemplatesExpanded) {
   InferenceService isvc;
   isvc.meta.name = "custom";

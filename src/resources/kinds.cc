@@ -14,14 +14,17 @@ constexpr std::string_view kRevisionNames[] = {"rev"};
 constexpr std::string_view kAutoscalerNames[] = {"kpa", "pa"};
 constexpr std::string_view kEventNames[] = {"ev"};
 constexpr std::string_view kGraphNames[] = {"ig"};
+constexpr std::string_view kTrainedModelNames[] = {"tm"};
 
-constexpr std::array<KindInfo, 7> kKinds = {{
+constexpr std::array<KindInfo, 8> kKinds = {{
     {"inferenceservices", "inferenceservice", "InferenceService", "serving.kserve.io", "v1beta1",
      false, true, kIsvcNames},
     {"servingruntimes", "servingruntime", "ServingRuntime", "serving.kserve.io", "v1alpha1", false,
      true, kRuntimeNames},
     {"inferencegraphs", "inferencegraph", "InferenceGraph", "serving.kserve.io", "v1alpha1", false,
      true, kGraphNames},
+    {"trainedmodels", "trainedmodel", "TrainedModel", "serving.kserve.io", "v1alpha1", false, true,
+     kTrainedModelNames},
     {"clusterservingruntimes", "clusterservingruntime", "ClusterServingRuntime",
      "serving.kserve.io", "v1alpha1", true, true, kClusterRuntimeNames},
     {"revisions", "revision", "Revision", "serving.knative.dev", "v1", false, false,

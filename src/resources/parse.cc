@@ -5,6 +5,7 @@
 #include <cctype>
 #include <set>
 
+#include "common/flags.h"
 #include "resources/graph_internal.h"
 #include "resources/resources.h"
 #include "resources/value.h"
@@ -750,6 +751,37 @@ absl::Status ParseExplainer(const Value& v, std::string_view path, Component* c)
   return absl::OkStatus();
 }
 
+absl::StatusOr<TrainedModel> ParseTrainedModel(const Value& doc) {
+  TrainedModel tm;
+  OSPREY_RETURN_IF_ERROR(ParseMeta(doc, NameRule::kDns1035Label, false, &tm.meta));
+  const Value* spec = doc.Find("spec");
+  if (spec == nullptr) return Error(&doc, "spec.inferenceService", "required");
+  OSPREY_RETURN_IF_ERROR(ExpectMap(*spec, "spec"));
+  static const FieldSet kSpecFields = {"inferenceService", "model"};
+  OSPREY_RETURN_IF_ERROR(CheckFields(*spec, "spec", kSpecFields));
+  OSPREY_RETURN_IF_ERROR(ReadString(*spec, "inferenceService", "spec", &tm.inference_service));
+  if (tm.inference_service.empty())
+    return Error(spec, "spec.inferenceService", "required (the multi-model InferenceService)");
+  const Value* model = spec->Find("model");
+  if (model == nullptr) return Error(spec, "spec.model", "required");
+  OSPREY_RETURN_IF_ERROR(ExpectMap(*model, "spec.model"));
+  static const FieldSet kModelFields = {"storageUri", "framework", "memory"};
+  OSPREY_RETURN_IF_ERROR(CheckFields(*model, "spec.model", kModelFields));
+  OSPREY_RETURN_IF_ERROR(ReadString(*model, "storageUri", "spec.model", &tm.storage_uri));
+  OSPREY_RETURN_IF_ERROR(ReadString(*model, "framework", "spec.model", &tm.framework));
+  OSPREY_RETURN_IF_ERROR(ReadString(*model, "memory", "spec.model", &tm.memory));
+  if (tm.storage_uri.empty()) return Error(model, "spec.model.storageUri", "required");
+  if (tm.framework.empty())
+    return Error(model, "spec.model.framework", "required (e.g. sklearn, xgboost)");
+  tm.framework = Lower(tm.framework);
+  if (tm.memory.empty()) return Error(model, "spec.model.memory", "required (e.g. 256Mi)");
+  auto bytes = ParseByteSize(tm.memory);
+  if (!bytes.ok())
+    return Error(model->Find("memory"), "spec.model.memory", StatusMessage(bytes.status()));
+  tm.memory_bytes = *bytes;
+  return tm;
+}
+
 absl::StatusOr<InferenceService> ParseInferenceService(const Value& doc) {
   InferenceService isvc;
   OSPREY_RETURN_IF_ERROR(ParseMeta(doc, NameRule::kDns1035Label, false, &isvc.meta));
@@ -858,13 +890,13 @@ absl::StatusOr<Resource> ParseResource(const Value& doc) {
   if (kind == "InferenceService") {
     want = kIsvcApiVersion;
   } else if (kind == "ServingRuntime" || kind == "ClusterServingRuntime" ||
-             kind == "InferenceGraph") {
+             kind == "InferenceGraph" || kind == "TrainedModel") {
     want = kRuntimeApiVersion;
   } else {
     return Error(doc.Find("kind"), "kind",
                  StrCat("unknown kind \"", kind,
-                        "\": expected InferenceService, ServingRuntime, ClusterServingRuntime or "
-                        "InferenceGraph"));
+                        "\": expected InferenceService, ServingRuntime, ClusterServingRuntime, "
+                        "InferenceGraph or TrainedModel"));
   }
   if (api_version.empty()) return Error(&doc, "apiVersion", StrCat("required (", want, ")"));
   if (api_version != want) {
@@ -878,6 +910,10 @@ absl::StatusOr<Resource> ParseResource(const Value& doc) {
   if (kind == "InferenceGraph") {
     OSPREY_ASSIGN_OR_RETURN(InferenceGraph graph, ParseInferenceGraph(doc));
     return Resource(std::move(graph));
+  }
+  if (kind == "TrainedModel") {
+    OSPREY_ASSIGN_OR_RETURN(TrainedModel tm, ParseTrainedModel(doc));
+    return Resource(std::move(tm));
   }
   OSPREY_ASSIGN_OR_RETURN(ServingRuntime rt,
                           ParseServingRuntime(doc, kind == "ClusterServingRuntime"));
@@ -914,6 +950,7 @@ std::string_view KindOf(const Resource& r) {
     return rt->cluster ? "ClusterServingRuntime" : "ServingRuntime";
   }
   if (std::holds_alternative<InferenceGraph>(r)) return "InferenceGraph";
+  if (std::holds_alternative<TrainedModel>(r)) return "TrainedModel";
   return "InferenceService";
 }
 

@@ -201,10 +201,24 @@ struct InferenceGraph {
   bool operator==(const InferenceGraph&) const = default;
 };
 
-using Resource = std::variant<InferenceService, ServingRuntime, InferenceGraph>;
+// KServe's TrainedModel (serving.kserve.io/v1alpha1): one more model placed
+// onto a running multi-model InferenceService (a predictor without a
+// storageUri), reachable at /v1/models/{name} and /v2/models/{name} on its
+// host. Every field is required, as KServe's CRD has them.
+struct TrainedModel {
+  ObjectMeta meta;
+  std::string inference_service;  // spec.inferenceService
+  std::string storage_uri;        // spec.model.storageUri
+  std::string framework;          // spec.model.framework, lower-cased
+  std::string memory;             // spec.model.memory as written ("256Mi")
+  uint64_t memory_bytes = 0;      // ... in bytes
+  bool operator==(const TrainedModel&) const = default;
+};
+
+using Resource = std::variant<InferenceService, ServingRuntime, InferenceGraph, TrainedModel>;
 
 // Kind names as they appear in YAML: "InferenceService", "ServingRuntime",
-// "ClusterServingRuntime", "InferenceGraph".
+// "ClusterServingRuntime", "InferenceGraph", "TrainedModel".
 std::string_view KindOf(const Resource& r);
 
 // Parses one or more YAML documents ("---" separated; JSON is YAML too).

@@ -179,6 +179,22 @@ void IsvcJson(Writer& w, const InferenceService& isvc) {
   w.EndObject();
 }
 
+void TrainedModelJson(Writer& w, const TrainedModel& tm) {
+  StringField(w, "apiVersion", "serving.kserve.io/v1alpha1");
+  StringField(w, "kind", "TrainedModel");
+  Meta(w, tm.meta);
+  Key(w, "spec");
+  w.StartObject();
+  StringField(w, "inferenceService", tm.inference_service);
+  Key(w, "model");
+  w.StartObject();
+  StringField(w, "storageUri", tm.storage_uri);
+  StringField(w, "framework", tm.framework);
+  StringField(w, "memory", tm.memory);
+  w.EndObject();
+  w.EndObject();
+}
+
 void RuntimeJson(Writer& w, const ServingRuntime& rt) {
   StringField(w, "apiVersion", "serving.kserve.io/v1alpha1");
   StringField(w, "kind", rt.cluster ? "ClusterServingRuntime" : "ServingRuntime");
@@ -295,6 +311,8 @@ std::string ToJson(const Resource& r) {
     IsvcJson(w, *isvc);
   } else if (const auto* graph = std::get_if<InferenceGraph>(&r)) {
     internal::InferenceGraphJson(w, *graph);
+  } else if (const auto* tm = std::get_if<TrainedModel>(&r)) {
+    TrainedModelJson(w, *tm);
   } else {
     RuntimeJson(w, std::get<ServingRuntime>(r));
   }

@@ -355,8 +355,8 @@ void ModelRegistry::MakeRoom(const std::string& keep, uint64_t need,
 }
 
 bool ModelRegistry::LoadsOnDemand(std::string_view name) const {
-  if (options_.memory_budget == 0 || options_.repository.empty() || name.empty() ||
-      name.find('/') != std::string_view::npos || name == "." || name == "..")
+  if ((options_.memory_budget == 0 && !options_.load_on_demand) || options_.repository.empty() ||
+      name.empty() || name.find('/') != std::string_view::npos || name == "." || name == "..")
     return false;
   // Not whether it is READY now: a request that just failed to find it may
   // see it READY here (a load finished between), and its load job will then
@@ -519,7 +519,8 @@ std::vector<std::string> ModelRegistry::ReadyNames() const {
 bool ModelRegistry::AllReady() const {
   std::shared_lock lock(mu_);
   // Loading on demand, a server with nothing loaded yet is ready to load.
-  const bool on_demand = options_.memory_budget > 0 && !options_.repository.empty();
+  const bool on_demand =
+      (options_.memory_budget > 0 || options_.load_on_demand) && !options_.repository.empty();
   if (entries_.empty()) return on_demand;
   for (const auto& [_, e] : entries_)
     if (e.wanted && e.state != ModelState::kReady) return false;

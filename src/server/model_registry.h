@@ -92,6 +92,9 @@ class ModelRegistry {
     // repository, a request for a model of the repository that is not loaded
     // loads it (LoadsOnDemand, LoadIfAbsentAsync) and waits for it.
     uint64_t memory_budget = 0;
+    // Load a repository's models on request without a budget too (a
+    // multi-model InferenceService's replicas: TrainedModels arrive later).
+    bool load_on_demand = false;
   };
 
   ModelRegistry(Options options, Metrics* metrics);
@@ -135,7 +138,8 @@ class ModelRegistry {
   // however many such requests arrive together.
   void LoadIfAbsentAsync(std::string name, AsyncDone done);
   // True when a request that did not find `name` READY should load it rather
-  // than fail: a memory budget is set and the repository holds `name`.
+  // than fail: a memory budget is set (or load_on_demand) and the repository
+  // holds `name`.
   bool LoadsOnDemand(std::string_view name) const;
   // A request found its model READY (hit) or had to load it (miss); counted
   // for the cache's hit ratio when loading on demand.

@@ -243,6 +243,12 @@ void Controller::Impl::Pass(const std::vector<ReplicaStatus>& replicas,
       if (r.desired == 0) continue;
       if (r.spec.storage_uri.empty()) {
         r.fetch = Fetch::kDone;
+        // A multi-model predictor serves its TrainedModels' repository.
+        if (ServesMultiModel(r.spec) && r.model_dir.empty()) {
+          r.model_dir = ModelsDir(ns, entry.isvc.meta.name);
+          std::error_code ec;
+          fs::create_directories(r.model_dir, ec);
+        }
       } else if (r.fetch == Fetch::kIdle) {
         StartFetch(rev_key, r);
       }
@@ -268,6 +274,7 @@ void Controller::Impl::Pass(const std::vector<ReplicaStatus>& replicas,
                                  opts.replica_drain_delay, &retiring))
     to_stop->push_back(std::move(id));
   PassGraphs(cluster);
+  PassTrained(cluster);
   PublishRoutes(routed, replicas, live);
 }
 

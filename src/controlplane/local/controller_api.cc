@@ -16,6 +16,7 @@ const Controller::Impl::KindOps* Controller::Impl::OpsOf(std::string_view plural
       {"servingruntimes", &Impl::ListRuntimes, &Impl::DeleteRuntime},
       {"clusterservingruntimes", &Impl::ListClusterRuntimes, &Impl::DeleteClusterRuntime},
       {"inferencegraphs", &Impl::ListGraphs, &Impl::DeleteGraph},
+      {"trainedmodels", &Impl::ListTrained, &Impl::DeleteTrained},
       {"revisions", &Impl::ListRevisions, nullptr},
       {"podautoscalers", &Impl::ListAutoscalers, nullptr},
       {"events", &Impl::ListEvents, nullptr},
@@ -271,6 +272,8 @@ absl::StatusOr<std::vector<Controller::ApplyResult>> Controller::Apply(
         }
       } else if (const auto* graph = std::get_if<resources::InferenceGraph>(&r)) {
         OSPREY_ASSIGN_OR_RETURN(result, impl_->ApplyGraph(*graph, json, now));
+      } else if (const auto* tm = std::get_if<resources::TrainedModel>(&r)) {
+        OSPREY_ASSIGN_OR_RETURN(result, impl_->ApplyTrained(*tm, json, now));
       } else {
         const auto& rt = std::get<ServingRuntime>(r);
         result.namespace_ = rt.meta.namespace_;

@@ -32,6 +32,7 @@
 #include "controlplane/retire.h"
 #include "controlplane/routing.h"
 #include "controlplane/scaling.h"
+#include "controlplane/trained_model.h"
 #include "controlplane/views.h"
 #include "storage/storage.h"
 
@@ -130,6 +131,20 @@ struct Controller::Impl {
     std::optional<gateway::GraphRoute> route;             // while Ready
   };
   std::map<std::string, GraphEntry> graphs;  // "ns/name"
+  // TrainedModels (controller_trained.cc).
+  struct TrainedEntry {
+    resources::TrainedModel tm;
+    std::string resource_json;  // canonical JSON as applied
+    std::string created;
+    int64_t generation = 1;
+    int64_t observed_generation = 0;
+    TrainedModelStatus status;
+    std::map<std::string, std::string> transition_times;  // condition type -> time
+    Fetch fetch = Fetch::kIdle;     // its placement: fetch, then load on the replicas
+    int64_t placed_generation = 0;  // of the last placement that ended
+    std::string error;              // why it failed
+  };
+  std::map<std::string, TrainedEntry> trained;  // "ns/name"
   // Drift detection (controller_drift.cc): what the replicas of a service's
   // monitored revision reported last, by "ns/name".
   struct DriftState {
@@ -163,6 +178,7 @@ struct Controller::Impl {
   // InferenceGraph of one name keep their own.
   static constexpr std::string_view kIsvcEvents = "InferenceService";
   static constexpr std::string_view kGraphEvents = "InferenceGraph";
+  static constexpr std::string_view kTrainedEvents = "TrainedModel";
   static std::string EventPrefix(std::string_view ns, std::string_view kind,
                                  std::string_view object);
   void Event(const std::string& ns, const std::string& object, std::string_view type,
@@ -249,6 +265,26 @@ struct Controller::Impl {
   absl::StatusOr<Items> ListGraphs(const std::string& ns, const std::vector<ReplicaStatus>&) const;
   absl::Status DeleteGraph(const std::string& ns, const std::string& name,
                            std::vector<std::string>*);
+
+  // ---- TrainedModels (controller_trained.cc) ----
+  // A multi-model InferenceService's model repository (its replicas' model
+  // directory, ServesMultiModel): where its TrainedModels land.
+  std::string ModelsDir(const std::string& ns, const std::string& isvc) const;
+  absl::StatusOr<Controller::ApplyResult> ApplyTrained(const resources::TrainedModel& tm,
+                                                       const std::string& json,
+                                                       const std::string& now);
+  void SaveTrained(const std::string& key, const TrainedEntry& e);
+  absl::Status LoadTrained();
+  TrainedModelTarget TargetOf(const resources::TrainedModel& tm,
+                              const std::vector<ServingRuntime>& cluster) const;
+  // Each TrainedModel's status (trained_model.h); placements started.
+  void PassTrained(const std::vector<ServingRuntime>& cluster);
+  // Fetches the model into ModelsDir and asks the replicas running there to
+  // load it, on a fetcher thread; the result lands in the entry.
+  void StartPlacement(const std::string& key, TrainedEntry& e);
+  absl::StatusOr<Items> ListTrained(const std::string& ns, const std::vector<ReplicaStatus>&) const;
+  absl::Status DeleteTrained(const std::string& ns, const std::string& name,
+                             std::vector<std::string>*);
 
   // ---- kinds: what the controller does for each of resources::Kinds() ----
   struct KindOps {

@@ -294,6 +294,7 @@ absl::Status Controller::Impl::Load() {
     runtimes[key] = std::move(e);
   }
   OSPREY_RETURN_IF_ERROR(LoadGraphs());
+  OSPREY_RETURN_IF_ERROR(LoadTrained());
   return absl::OkStatus();
 }
 
