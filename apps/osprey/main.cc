@@ -34,6 +34,9 @@ void Usage() {
                "  describe  show one resource with its revisions and events\n"
                "  delete    delete resources: osprey delete isvc NAME | -f FILE\n"
                "  logs      replica logs of an InferenceService: osprey logs NAME\n"
+               "  cost      what each revision used (replica- and CPU-seconds, memory,\n"
+               "            requests), last hour and total: osprey cost [NAME]\n"
+               "  top       what each revision uses now (CPU, memory, requests/s)\n"
                "  storage   storage initializer: osprey storage pull URI DIR (--help)\n"
                "  version   print the version\n");
 }
@@ -56,7 +59,7 @@ int main(int argc, char** argv) {
   if (command == "gateway") return osprey::GatewayMain(args);
   if (command == "storage") return osprey::storage::StorageMain(args);
   if (command == "apply" || command == "get" || command == "describe" || command == "delete" ||
-      command == "logs")
+      command == "logs" || command == "cost" || command == "top")
     return osprey::cli::CliMain(command, args, osprey::DefaultDataDir());
   if (command == "version" || command == "--version") {
     std::printf("osprey %s\n", OSPREY_VERSION);

@@ -117,6 +117,9 @@ int UpMain(const std::vector<std::string_view>& args) {
                    std::chrono::seconds(1), "a replica not ready by then is restarted (120)"),
       DurationFlag("autoscale-tick-ms", &options.autoscale_tick, std::chrono::milliseconds(1),
                    "how often the autoscaler decides (2000)"),
+      DurationFlag("cost-window-s", &options.cost_window, std::chrono::seconds(1),
+                   "the cost view's recent window (osprey cost; 3600); right-sizing advice "
+                   "needs half of it observed"),
       DurationFlag("stable-window-s", &options.kpa.stable_window, std::chrono::seconds(1),
                    "autoscaler stable window, seconds (60; panic window 10% of it)"),
       DurationFlag("scale-to-zero-grace-s", &options.kpa.scale_to_zero_grace,
@@ -150,7 +153,8 @@ int UpMain(const std::vector<std::string_view>& args) {
   if (!tracing.Start("up", "osprey-gateway", &tracer)) return 2;
   for (const auto& [flag, value] :
        {std::pair{"replica-startup-timeout-s", options.replica_startup_timeout},
-        std::pair{"autoscale-tick-ms", options.autoscale_tick}}) {
+        std::pair{"autoscale-tick-ms", options.autoscale_tick},
+        std::pair{"cost-window-s", options.cost_window}}) {
     if (value.count() <= 0) {
       std::fprintf(stderr, "osprey up: --%s must be above 0, got '%s'\n", flag,
                    flags[flag].c_str());

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -529,6 +530,120 @@ int LogsCommand(Options& o) {
   return 0;
 }
 
+// Bytes as kubectl top prints memory: Mi, Gi.
+std::string Mebibytes(double bytes) {
+  char buf[32];
+  if (bytes >= 10.0 * (1 << 30))
+    std::snprintf(buf, sizeof(buf), "%.1fGi", bytes / (1 << 30));
+  else
+    std::snprintf(buf, sizeof(buf), "%.0fMi", bytes / (1 << 20));
+  return buf;
+}
+
+std::string Decimal(double v, int digits) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
+  return buf;
+}
+
+// The cost API's answer for `osprey cost [NAME]` and `osprey top`.
+absl::StatusOr<rapidjson::Document> CostOf(const Options& o, const std::string& name) {
+  std::string path =
+      !name.empty() ? StrCat("/osprey/v1/namespaces/", o.ns, "/inferenceservices/", name, "/cost")
+      : o.all_namespaces ? std::string("/osprey/v1/cost")
+                         : StrCat("/osprey/v1/namespaces/", o.ns, "/cost");
+  auto r = Call(o, "GET", path);
+  if (!r.ok()) return r.status();
+  if (r->status != 200) return absl::UnavailableError(ErrorOf(*r));
+  rapidjson::Document d;
+  d.Parse(r->body.data(), r->body.size());
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember("items") || !d["items"].IsArray())
+    return absl::InternalError("the cost API answered something else than its JSON");
+  return d;
+}
+
+// `osprey cost [NAME]`: per revision, the last window's and the total's
+// replica-seconds, CPU-seconds, memory, requests and CPU-seconds per 1,000.
+int CostCommand(Options& o) {
+  auto d = CostOf(o, o.positional.empty() ? "" : o.positional[0]);
+  if (!d.ok()) return Fail(std::string(d.status().message()));
+  const double window = (*d)["windowSeconds"].GetDouble();
+  const std::string recent = window >= 3600 && std::fmod(window, 3600) == 0
+                                 ? StrCat(Decimal(window / 3600, 0), "h")
+                                 : StrCat(Decimal(window, 0), "s");
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& it : (*d)["items"].GetArray()) {
+    for (const char* part : {"lastWindow", "total"}) {
+      const auto& t = it[part];
+      const std::string per = t["cpuSecondsPer1000Requests"].IsNumber()
+                                  ? Decimal(t["cpuSecondsPer1000Requests"].GetDouble(), 3)
+                                  : std::string("-");
+      std::vector<std::string> row;
+      if (o.all_namespaces) row.push_back(Get(it, {"namespace"}));
+      row.insert(row.end(), {Get(it, {"inferenceService"}), Get(it, {"revision"}),
+                             std::string(part) == "total" ? "total" : recent,
+                             Decimal(t["replicaSeconds"].GetDouble(), 0),
+                             Decimal(t["cpuSeconds"].GetDouble(), 2),
+                             Mebibytes(t["memoryAverageBytes"].GetDouble()),
+                             Mebibytes(t["memoryPeakBytes"].GetDouble()),
+                             Decimal(t["requests"].GetDouble(), 0), per});
+      rows.push_back(std::move(row));
+    }
+  }
+  std::vector<std::string> header = {"INFERENCESERVICE", "REVISION", "WINDOW",
+                                     "REPLICA-S",        "CPU-S",    "MEM-AVG",
+                                     "MEM-PEAK",         "REQUESTS", "CPU-S/1K-REQ"};
+  if (o.all_namespaces) header.insert(header.begin(), "NAMESPACE");
+  std::cout << FormatTable(header, rows);
+  for (const auto& it : (*d)["items"].GetArray())
+    for (const auto& a : it["advice"].GetArray())
+      std::cout << "advice: " << Get(it, {"revision"}) << ": " << Get(a, {"reason"}) << ": "
+                << Get(a, {"message"}) << "\n";
+  return 0;
+}
+
+// `osprey top`: per revision, what its replicas use now, as kubectl top.
+int TopCommand(Options& o) {
+  auto d = CostOf(o, o.positional.empty() ? "" : o.positional[0]);
+  if (!d.ok()) return Fail(std::string(d.status().message()));
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& it : (*d)["items"].GetArray()) {
+    const auto& c = it["current"];
+    std::vector<std::string> row;
+    if (o.all_namespaces) row.push_back(Get(it, {"namespace"}));
+    row.insert(row.end(), {Get(it, {"revision"}), Get(c, {"replicas"}),
+                           StrCat(Decimal(c["cpuCores"].GetDouble() * 1000, 0), "m"),
+                           Mebibytes(c["memoryBytes"].GetDouble()),
+                           Decimal(c["requestsPerSecond"].GetDouble(), 1)});
+    rows.push_back(std::move(row));
+  }
+  std::vector<std::string> header = {"REVISION", "REPLICAS", "CPU(cores)", "MEMORY(bytes)",
+                                     "REQUESTS/S"};
+  if (o.all_namespaces) header.insert(header.begin(), "NAMESPACE");
+  std::cout << FormatTable(header, rows);
+  return 0;
+}
+
+// The Cost section of `describe isvc`: each revision's totals and advice.
+void DescribeCost(const Options& o, const std::string& name, std::ostringstream* out) {
+  auto d = CostOf(o, name);
+  if (!d.ok() || (*d)["items"].Empty()) return;
+  *out << "Cost:\n";
+  for (const auto& it : (*d)["items"].GetArray()) {
+    const auto& t = it["total"];
+    *out << "  " << Get(it, {"revision"}) << ": " << Decimal(t["replicaSeconds"].GetDouble(), 0)
+         << " replica-s, " << Decimal(t["cpuSeconds"].GetDouble(), 2) << " CPU-s, memory avg "
+         << Mebibytes(t["memoryAverageBytes"].GetDouble()) << " peak "
+         << Mebibytes(t["memoryPeakBytes"].GetDouble()) << ", "
+         << Decimal(t["requests"].GetDouble(), 0) << " requests";
+    if (t["cpuSecondsPer1000Requests"].IsNumber())
+      *out << ", " << Decimal(t["cpuSecondsPer1000Requests"].GetDouble(), 3) << " CPU-s per 1,000";
+    *out << "\n";
+    for (const auto& a : it["advice"].GetArray())
+      *out << "    advice: " << Get(a, {"reason"}) << ": " << Get(a, {"message"}) << "\n";
+  }
+}
+
 // A number of a JSON object as text ("" when absent), shortest form.
 std::string Number(const rapidjson::Value& v, const char* key) {
   if (!v.IsObject() || !v.HasMember(key) || !v[key].IsNumber()) return "";
@@ -665,6 +780,7 @@ int DescribeCommand(Options& o) {
         << ": " << Get(d, {"status", "modelStatus", "lastFailureInfo", "message"}) << "\n";
   }
   DescribeDrift(o, name, &out);
+  DescribeCost(o, name, &out);
   // Revisions with their download progress and replicas.
   auto revs =
       Call(o, "GET", StrCat("/apis/serving.knative.dev/v1/namespaces/", o.ns, "/revisions"));
@@ -730,6 +846,8 @@ int CliMain(std::string_view command, const std::vector<std::string_view>& args,
   if (command == "describe") return DescribeCommand(o);
   if (command == "delete") return DeleteCommand(o);
   if (command == "logs") return LogsCommand(o);
+  if (command == "cost") return CostCommand(o);
+  if (command == "top") return TopCommand(o);
   return Fail(StrCat("unknown command ", command));
 }
 

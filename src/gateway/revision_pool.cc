@@ -170,6 +170,7 @@ RevisionStats RevisionPool::Collect(Clock::time_point now) {
   st.key = key_;
   st.concurrency = dt > 0 ? integral_ / dt : 0;
   st.rps = dt > 0 ? requests_since_ / dt : 0;
+  st.requests = static_cast<uint64_t>(requests_since_);
   st.waiting = static_cast<int>(waiting_.size());
   st.in_flight = in_flight_;
   integral_ = 0;

@@ -84,7 +84,7 @@ struct RouteLogger {
   enum class Mode { kAll, kRequest, kResponse };
   std::string url;
   Mode mode = Mode::kAll;
-  std::string component;  // whose logger: predictor, transformer or explainer
+  std::string component;                      // whose logger: predictor, transformer or explainer
   std::vector<std::string> metadata_headers;  // request headers copied into events
   // The InferenceService's annotations named by metadataAnnotations, by name.
   std::vector<std::pair<std::string, std::string>> annotations;
@@ -147,7 +147,8 @@ struct RevisionStats {
   std::string key;         // "{namespace}/{revision}"
   double concurrency = 0;  // time-averaged in flight + waiting, since the last collection
   double rps = 0;
-  int waiting = 0;  // held in the queue now
+  uint64_t requests = 0;  // answered since the last collection (the cost view counts them)
+  int waiting = 0;        // held in the queue now
   int in_flight = 0;
 };
 

@@ -146,6 +146,7 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
     HttpResponse r;
     r.body = metrics_();
     AppendPlatformMetrics(*controller_->Routes(), &r.body);
+    r.body += controller_->CostMetrics();
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     return r;
   }
@@ -178,6 +179,14 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
     if (p.size() == i + 1 && p[i] == "events") {
       auto list = controller_->List("events", ns);
       return list.ok() ? Json(std::move(*list)) : ErrorResponse(list.status());
+    }
+    if (p.size() == i + 1 && p[i] == "cost") {
+      auto cost = controller_->Cost(ns, "");
+      return cost.ok() ? Json(std::move(*cost)) : ErrorResponse(cost.status());
+    }
+    if (p.size() == i + 3 && p[i] == "inferenceservices" && p[i + 2] == "cost") {
+      auto cost = controller_->Cost(ns.empty() ? "default" : ns, std::string(p[i + 1]));
+      return cost.ok() ? Json(std::move(*cost)) : ErrorResponse(cost.status());
     }
     if (p.size() == i + 3 && p[i] == "inferenceservices" && p[i + 2] == "drift") {
       auto drift = controller_->Drift(ns.empty() ? "default" : ns, std::string(p[i + 1]));

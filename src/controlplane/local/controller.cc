@@ -399,6 +399,76 @@ void Controller::Impl::Autoscale(const std::vector<gateway::RevisionStats>& stat
   }
 }
 
+void Controller::Impl::Account(const std::vector<gateway::RevisionStats>& stats,
+                               const std::vector<ReplicaStatus>& replicas,
+                               const std::map<int, ProcessUsage>& trees) {
+  const auto now = std::chrono::steady_clock::now();
+  const bool first = last_accounted == std::chrono::steady_clock::time_point{};
+  const double seconds = first ? 0 : std::chrono::duration<double>(now - last_accounted).count();
+  last_accounted = now;
+  std::map<std::string, const gateway::RevisionStats*> by_key;
+  for (const auto& s : stats) by_key[s.key] = &s;
+  std::map<std::string, UsageSample> samples;  // by revision key
+  std::map<std::string, double> seen_cpu;
+  for (const auto& s : replicas) {
+    const std::string rev_key = s.id.substr(0, s.id.rfind('/'));
+    UsageSample& sample = samples[rev_key];
+    auto tree = trees.find(s.pid);
+    if (s.pid <= 0 || tree == trees.end()) continue;
+    ++sample.replicas;
+    sample.memory_bytes += tree->second.rss_bytes;
+    // CPU since the last tick; a process first seen counts from its start.
+    const std::string id = StrCat(s.id, "@", s.pid);
+    auto before = replica_cpu.find(id);
+    const double used =
+        tree->second.cpu_seconds - (before != replica_cpu.end() ? before->second : 0);
+    sample.cpu_seconds += std::max(0.0, used);
+    seen_cpu[id] = tree->second.cpu_seconds;
+  }
+  replica_cpu = std::move(seen_cpu);
+  for (auto it = costs.begin(); it != costs.end();)
+    it = revisions.contains(it->first) ? std::next(it) : costs.erase(it);
+  if (first) return;  // the CPU baselines are set; intervals start now
+  for (auto& [key, r] : revisions) {
+    if (!r.aspired && !samples.contains(key)) continue;
+    UsageSample sample = samples[key];
+    sample.seconds = seconds;
+    if (auto it = by_key.find(key); it != by_key.end()) {
+      sample.requests = static_cast<double>(it->second->requests);
+      sample.concurrency = it->second->concurrency;
+      sample.waiting = it->second->waiting;
+    }
+    auto [entry, created] = costs.try_emplace(key, opts.cost_window);
+    CostEntry& c = entry->second;
+    c.ledger.Add(sample, now);
+    c.last = sample;
+    // Advice on what the last window saw, once half of it was observed.
+    auto isvc = isvcs.find(StrCat(r.spec.namespace_, "/", r.spec.isvc));
+    if (isvc == isvcs.end() || !Runnable(r)) continue;
+    const autoscaler::KpaSpec kpa = KpaSpecFor(isvc->second.isvc, r);
+    SizingSettings settings;
+    settings.min_replicas = kpa.min_scale;
+    settings.max_replicas = kpa.max_scale;
+    // Only a concurrency target is judged against concurrency.
+    settings.target = kpa.metric == autoscaler::KpaSpec::Metric::kConcurrency ? kpa.target : 0;
+    settings.container_concurrency = PredictorOf(isvc->second.isvc, r).container_concurrency;
+    if (r.spec.batcher.has_value()) {
+      settings.batcher_max_batch_size = r.spec.batcher->max_batch_size;
+      settings.batcher_max_latency_ms = r.spec.batcher->max_latency_ms;
+    }
+    std::vector<Advice> advice =
+        RightSizing(settings, c.ledger.Window(now),
+                    std::chrono::duration<double>(opts.cost_window).count() / 2);
+    for (const Advice& a : advice)
+      if (std::find(c.advice.begin(), c.advice.end(), a) == c.advice.end() &&
+          std::none_of(c.advice.begin(), c.advice.end(),
+                       [&](const Advice& b) { return b.reason == a.reason; }))
+        Event(r.spec.namespace_, r.spec.isvc, "Normal", a.reason,
+              StrCat("revision ", r.spec.name, ": ", a.message));
+    c.advice = std::move(advice);
+  }
+}
+
 void Controller::Impl::UpdateStatus(const std::string& key, IsvcEntry& e,
                                     const IsvcStatus& status) {
   if (status == e.status) return;
@@ -418,12 +488,20 @@ void Controller::Impl::Run() {
     lock.unlock();
     std::vector<ReplicaStatus> replicas = supervisor->Snapshot();
     std::optional<std::vector<gateway::RevisionStats>> stats;
+    std::map<int, ProcessUsage> trees;
     if (autoscaler::Clock::now() >= next_autoscale) {
       next_autoscale = autoscaler::Clock::now() + opts.autoscale_tick;
       stats = opts.collect_stats ? opts.collect_stats() : std::vector<gateway::RevisionStats>{};
+      std::vector<int> pids;
+      for (const auto& s : replicas)
+        if (s.pid > 0) pids.push_back(s.pid);
+      trees = ReadProcessTrees(pids);
     }
     lock.lock();
-    if (stats.has_value()) Autoscale(*stats);
+    if (stats.has_value()) {
+      Autoscale(*stats);
+      Account(*stats, replicas, trees);
+    }
     std::vector<ReplicaSpec> to_start;
     std::vector<std::string> to_stop;
     Pass(replicas, &to_start, &to_stop);

@@ -45,6 +45,9 @@ class Controller {
     std::function<std::vector<gateway::RevisionStats>()> collect_stats;
     // How often the replicas' drift detectors are read (events, Drift()).
     std::chrono::milliseconds drift_poll{2000};
+    // The cost view's recent window ("the last hour"; tests shorten it), and
+    // how much of it must be observed before right-sizing advice is given.
+    std::chrono::milliseconds cost_window{std::chrono::hours(1)};
     // Receives every new route table (the gateway's Update).
     std::function<void(std::shared_ptr<const RouteTable>)> on_routes;
   };
@@ -85,6 +88,14 @@ class Controller {
   // [{"replica", "state": the replica's /drift JSON}]}; "enabled" false
   // without serving.osprey.dev/drift-reference. NotFound for no such service.
   absl::StatusOr<std::string> Drift(const std::string& ns, const std::string& name);
+  // The cost view (cost.h) of namespace `ns` ("": all), of one
+  // InferenceService when `name` is given: per revision, its replica-seconds,
+  // CPU-seconds, memory (average, peak, now), requests and CPU-seconds per
+  // 1,000 requests, over the last window and since first seen, with its
+  // right-sizing advice. JSON {"windowSeconds", "items": [...]}.
+  absl::StatusOr<std::string> Cost(const std::string& ns, const std::string& name);
+  // The same numbers as Prometheus series.
+  std::string CostMetrics();
 
   std::shared_ptr<const RouteTable> Routes() const;
 

@@ -22,9 +22,11 @@
 #include "autoscaler/kpa.h"
 #include "common/json_dom.h"
 #include "common/logging.h"
+#include "controlplane/cost.h"
 #include "controlplane/graph_status.h"
 #include "controlplane/local/controller.h"
 #include "controlplane/local/placement.h"
+#include "controlplane/local/proc_usage.h"
 #include "controlplane/local/store.h"
 #include "controlplane/local/supervisor.h"
 #include "controlplane/monitoring.h"
@@ -145,6 +147,23 @@ struct Controller::Impl {
     std::string error;              // why it failed
   };
   std::map<std::string, TrainedEntry> trained;  // "ns/name"
+  // The cost view (cost.h), by revision key: its ledger, its last sample
+  // (what `osprey top` shows) and its current advice.
+  struct CostEntry {
+    explicit CostEntry(std::chrono::steady_clock::duration window) : ledger(window) {}
+    UsageLedger ledger;
+    UsageSample last;
+    std::vector<Advice> advice;
+  };
+  std::map<std::string, CostEntry> costs;
+  std::map<std::string, double> replica_cpu;  // "replica id@pid" -> CPU-seconds last seen
+  std::chrono::steady_clock::time_point last_accounted{};
+  // One accounting tick (with the autoscaler's): each aspired revision's
+  // usage since the last, from the replicas' process trees and the gateway's
+  // stats; advice events when a revision's advice changes.
+  void Account(const std::vector<gateway::RevisionStats>& stats,
+               const std::vector<ReplicaStatus>& replicas,
+               const std::map<int, ProcessUsage>& trees);
   // Drift detection (controller_drift.cc): what the replicas of a service's
   // monitored revision reported last, by "ns/name".
   struct DriftState {
