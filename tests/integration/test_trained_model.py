@@ -192,3 +192,25 @@ def test_required_fields_are_named_at_apply(platform, models):
     r = platform.apply_text(tm_yaml("bad-memory", "mms", models[0][0], memory="lots"),
                             wait=False, check=False)
     assert r.returncode != 0 and "spec.model.memory" in r.stderr, r.stderr
+
+
+def test_python_runtime_models_too(platform):
+    """A multi-model sklearn service: its TrainedModels run in Python workers."""
+    joblib = pytest.importorskip("joblib")
+    from sklearn.linear_model import LogisticRegression
+
+    platform.apply_text(MMS.replace("name: mms", "name: mms-sk").replace("xgboost", "sklearn"))
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 4)) * 2 + 4
+    y = rng.integers(0, 3, size=60)
+    clf = LogisticRegression(max_iter=500).fit(X, y)
+    model_dir = platform.data_dir.parent / "sk-model"
+    model_dir.mkdir()
+    joblib.dump(clf, model_dir / "model.joblib")
+    platform.apply_text(tm_yaml("flowers", "mms-sk", model_dir, framework="sklearn"), wait=False)
+    wait_ready(platform, "flowers")
+    r = requests.post(f"{platform.gateway}/v1/models/flowers:predict",
+                      json={"instances": ROWS.tolist()},
+                      headers={"Host": platform.host("mms-sk")}, timeout=harness.HTTP_TIMEOUT_S)
+    assert r.status_code == 200, r.text
+    assert r.json()["predictions"] == clf.predict(ROWS.astype(np.float64)).tolist()
