@@ -271,6 +271,21 @@ def mlserver(models: Path, names):
             proc.kill()
 
 
+def live_connection(port, seconds=30):
+    """A keep-alive connection to a server once it answers /v2/health/live."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            c.request("GET", "/v2/health/live")
+            c.getresponse().read()
+            return c
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def cold_loads(models: Path, names, sizes_fit=0.1):
     port = common.free_ports(1)[0]
     budget = 20 << 20  # ample for 10% of these tiny models? measured below
@@ -279,18 +294,7 @@ def cold_loads(models: Path, names, sizes_fit=0.1):
         "--no-load-on-start", "--model-memory-budget", str(budget), "--http-port", str(port),
         "--no-grpc"]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        conn = None
-        deadline = time.monotonic() + 30
-        while conn is None:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                c.request("GET", "/v2/health/live")
-                c.getresponse().read()
-                conn = c
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        conn = live_connection(port)
 
         def call(n):
             t = time.perf_counter()
@@ -320,18 +324,7 @@ def cold_loads(models: Path, names, sizes_fit=0.1):
             str(common.CFG.osprey_bin), "serve", "--model-repository", str(models),
             "--no-load-on-start", "--model-memory-budget", str(budget), "--http-port", str(port),
             "--no-grpc"]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        conn = None
-        deadline = time.monotonic() + 30
-        while conn is None:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                c.request("GET", "/v2/health/live")
-                c.getresponse().read()
-                conn = c
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        conn = live_connection(port)
         rng = random.Random(5)
         misses, hits, failed = [], [], 0
         for _ in range(2000):

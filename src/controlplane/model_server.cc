@@ -95,6 +95,25 @@ bool ServesTorchServeStore(const RevisionSpec& rev) {
          (c.command.empty() && program(c.args));
 }
 
+namespace {
+
+// Where the server listens, as the layout says, and its extra flags.
+void AppendListening(const ServeLayout& layout, std::vector<std::string>* argv) {
+  if (!layout.http_address.empty()) {
+    argv->push_back("--http-address");
+    argv->push_back(layout.http_address);
+  }
+  argv->push_back("--http-port");
+  argv->push_back(layout.http_port);
+  if (!layout.grpc_port.empty()) {
+    argv->push_back("--grpc-port");
+    argv->push_back(layout.grpc_port);
+  }
+  argv->insert(argv->end(), layout.extra.begin(), layout.extra.end());
+}
+
+}  // namespace
+
 bool ServesArtExplainer(const RevisionSpec& rev) {
   return ImageRepository(rev.container.image) == "kserve/art-explainer";
 }
@@ -106,17 +125,7 @@ std::vector<std::string> ArtExplainerArgv(const RevisionSpec& rev, const ServeLa
     argv.push_back("--model-dir");
     argv.push_back(layout.model_dir);
   }
-  if (!layout.http_address.empty()) {
-    argv.push_back("--http-address");
-    argv.push_back(layout.http_address);
-  }
-  argv.push_back("--http-port");
-  argv.push_back(layout.http_port);
-  if (!layout.grpc_port.empty()) {
-    argv.push_back("--grpc-port");
-    argv.push_back(layout.grpc_port);
-  }
-  argv.insert(argv.end(), layout.extra.begin(), layout.extra.end());
+  AppendListening(layout, &argv);
   argv.push_back("--exit-on-load-failure");
   // The explainer's own flags go to it as written; the server's are Osprey's.
   std::string model_args;
@@ -164,17 +173,7 @@ std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFor
     std::vector<std::string> argv = {layout.binary,        "serve",
                                      "--model-repository", layout.model_dir,
                                      "--no-load-on-start", "--load-on-demand"};
-    if (!layout.http_address.empty()) {
-      argv.push_back("--http-address");
-      argv.push_back(layout.http_address);
-    }
-    argv.push_back("--http-port");
-    argv.push_back(layout.http_port);
-    if (!layout.grpc_port.empty()) {
-      argv.push_back("--grpc-port");
-      argv.push_back(layout.grpc_port);
-    }
-    argv.insert(argv.end(), layout.extra.begin(), layout.extra.end());
+    AppendListening(layout, &argv);
     if (auto limit = MemoryLimit(rev.container.resources_json); limit.has_value()) {
       argv.push_back("--model-memory-budget");
       argv.push_back(StrCat(*limit));
@@ -186,17 +185,7 @@ std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFor
           ? std::vector<std::string>{layout.binary, "serve", "--model-repository", layout.model_dir}
           : std::vector<std::string>{layout.binary,    "serve",        "--model-dir",
                                      layout.model_dir, "--model-name", ServedModelName(rev)};
-  if (!layout.http_address.empty()) {
-    argv.push_back("--http-address");
-    argv.push_back(layout.http_address);
-  }
-  argv.push_back("--http-port");
-  argv.push_back(layout.http_port);
-  if (!layout.grpc_port.empty()) {
-    argv.push_back("--grpc-port");
-    argv.push_back(layout.grpc_port);
-  }
-  argv.insert(argv.end(), layout.extra.begin(), layout.extra.end());
+  AppendListening(layout, &argv);
   argv.push_back("--exit-on-load-failure");
   // A repository's models each say what they are (config.pbtxt, files).
   if (!format.backend.empty() && !triton) {
