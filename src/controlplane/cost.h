@@ -55,6 +55,8 @@ class UsageLedger {
       : window_(window), bucket_width_(window / buckets) {}
   void Add(const UsageSample& s, Clock::time_point now);
   const UsageTotals& total() const { return total_; }
+  // The totals a previous run kept (the recent window starts empty).
+  void Restore(const UsageTotals& total) { total_ = total; }
   UsageTotals Window(Clock::time_point now) const;  // the last `window`
   Clock::duration window() const { return window_; }
 

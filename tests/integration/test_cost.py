@@ -122,3 +122,20 @@ def test_cli_cost_top_describe_and_metrics(platform):
     r = requests.get(f"{platform.api}/osprey/v1/namespaces/default/inferenceservices/nope/cost",
                      timeout=10)
     assert r.status_code == 404 and "nope" in r.text
+
+
+def test_totals_survive_a_restart(platform):
+    before = cost(platform, "busy")["total"]
+    assert before["requests"] > 0
+    platform.stop()
+    platform.start()
+
+    def restored():
+        c = cost(platform, "busy")
+        return c is not None and c["total"]["requests"] >= before["requests"] and c
+
+    after = harness.wait_until(restored, 60, "the busy service's totals after a restart")["total"]
+    assert after["requests"] == before["requests"]
+    # (as JSON numbers: equal within their printed precision)
+    assert after["cpuSeconds"] >= before["cpuSeconds"] * (1 - 1e-9)
+    assert after["replicaSeconds"] >= before["replicaSeconds"] * (1 - 1e-9)

@@ -426,8 +426,14 @@ void Controller::Impl::Account(const std::vector<gateway::RevisionStats>& stats,
     seen_cpu[id] = tree->second.cpu_seconds;
   }
   replica_cpu = std::move(seen_cpu);
-  for (auto it = costs.begin(); it != costs.end();)
-    it = revisions.contains(it->first) ? std::next(it) : costs.erase(it);
+  for (auto it = costs.begin(); it != costs.end();) {
+    if (revisions.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    (void)store->Delete(StrCat("cost/", it->first));
+    it = costs.erase(it);
+  }
   if (first) return;  // the CPU baselines are set; intervals start now
   for (auto& [key, r] : revisions) {
     if (!r.aspired && !samples.contains(key)) continue;
@@ -466,6 +472,10 @@ void Controller::Impl::Account(const std::vector<gateway::RevisionStats>& stats,
         Event(r.spec.namespace_, r.spec.isvc, "Normal", a.reason,
               StrCat("revision ", r.spec.name, ": ", a.message));
     c.advice = std::move(advice);
+  }
+  if (now - last_cost_save >= std::chrono::minutes(1)) {
+    last_cost_save = now;
+    SaveCosts();
   }
 }
 
@@ -570,6 +580,7 @@ void Controller::Shutdown(bool stop_replicas) {
   std::vector<std::thread> fetchers;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->SaveCosts();  // what ran since the last minute's save
     fetchers.swap(impl_->fetchers);
   }
   for (auto& t : fetchers)

@@ -2,6 +2,8 @@
 // read as JSON for the API (`osprey cost`, `osprey top`, describe) and as
 // Prometheus series.
 
+#include <rapidjson/document.h>
+
 #include "common/json_writer.h"
 #include "common/prometheus.h"
 #include "controlplane/local/controller_impl.h"
@@ -26,6 +28,50 @@ void Totals(JsonWriter& w, const UsageTotals& t) {
 }
 
 }  // namespace
+
+void Controller::Impl::SaveCosts() {
+  for (const auto& [key, c] : costs) {
+    const UsageTotals& t = c.ledger.total();
+    std::string out;
+    JsonWriter w(&out);
+    w.BeginObject();
+    w.Key("seconds").Double(t.seconds);
+    w.Key("replicaSeconds").Double(t.replica_seconds);
+    w.Key("cpuSeconds").Double(t.cpu_seconds);
+    w.Key("memoryByteSeconds").Double(t.memory_byte_seconds);
+    w.Key("memoryPeakBytes").Uint(t.memory_peak);
+    w.Key("requests").Double(t.requests);
+    w.Key("concurrencySeconds").Double(t.concurrency_seconds);
+    w.Key("waitingSeconds").Double(t.waiting_seconds);
+    w.EndObject();
+    if (auto st = store->Put(StrCat("cost/", key), out); !st.ok()) {
+      OSPREY_LOG(kError) << "store: cost of " << key << ": " << st.message();
+    }
+  }
+}
+
+void Controller::Impl::LoadCosts() {
+  auto rows = store->List("cost/");
+  if (!rows.ok()) return;
+  for (const auto& [key, value] : *rows) {
+    rapidjson::Document d;
+    if (d.Parse(value.data(), value.size()).HasParseError() || !d.IsObject()) continue;
+    auto number = [&](const char* k) {
+      return d.HasMember(k) && d[k].IsNumber() ? d[k].GetDouble() : 0.0;
+    };
+    UsageTotals t;
+    t.seconds = number("seconds");
+    t.replica_seconds = number("replicaSeconds");
+    t.cpu_seconds = number("cpuSeconds");
+    t.memory_byte_seconds = number("memoryByteSeconds");
+    t.memory_peak = static_cast<uint64_t>(number("memoryPeakBytes"));
+    t.requests = number("requests");
+    t.concurrency_seconds = number("concurrencySeconds");
+    t.waiting_seconds = number("waitingSeconds");
+    auto [it, _] = costs.try_emplace(key.substr(5), opts.cost_window);
+    it->second.ledger.Restore(t);
+  }
+}
 
 absl::StatusOr<std::string> Controller::Cost(const std::string& ns, const std::string& name) {
   std::lock_guard<std::mutex> lock(impl_->mu);

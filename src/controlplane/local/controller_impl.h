@@ -158,6 +158,11 @@ struct Controller::Impl {
   std::map<std::string, CostEntry> costs;
   std::map<std::string, double> replica_cpu;  // "replica id@pid" -> CPU-seconds last seen
   std::chrono::steady_clock::time_point last_accounted{};
+  std::chrono::steady_clock::time_point last_cost_save{};
+  // The ledgers' totals, saved about once a minute (cost/{rev key}) and read
+  // back at start, so that "since created" survives a restart.
+  void SaveCosts();
+  void LoadCosts();
   // One accounting tick (with the autoscaler's): each aspired revision's
   // usage since the last, from the replicas' process trees and the gateway's
   // stats; advice events when a revision's advice changes.

@@ -295,6 +295,7 @@ absl::Status Controller::Impl::Load() {
   }
   OSPREY_RETURN_IF_ERROR(LoadGraphs());
   OSPREY_RETURN_IF_ERROR(LoadTrained());
+  LoadCosts();
   return absl::OkStatus();
 }
 
