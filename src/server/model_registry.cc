@@ -360,7 +360,16 @@ bool ModelRegistry::LoadsOnDemand(std::string_view name) const {
     return false;
   // Not whether it is READY now: a request that just failed to find it may
   // see it READY here (a load finished between), and its load job will then
-  // answer at once.
+  // answer at once. A model whose last load failed is not tried again by
+  // every request for it (its error answers them); an explicit load is.
+  {
+    std::shared_lock lock(mu_);
+    auto it = entries_.find(name);
+    if (it != entries_.end() && it->second.served == nullptr &&
+        it->second.state == ModelState::kUnavailable && !it->second.evicted &&
+        !it->second.reason.empty() && it->second.reason != "unloaded")
+      return false;
+  }
   std::error_code ec;
   return fs::is_directory(options_.repository / std::string(name), ec);
 }

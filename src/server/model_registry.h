@@ -138,8 +138,9 @@ class ModelRegistry {
   // however many such requests arrive together.
   void LoadIfAbsentAsync(std::string name, AsyncDone done);
   // True when a request that did not find `name` READY should load it rather
-  // than fail: a memory budget is set (or load_on_demand) and the repository
-  // holds `name`.
+  // than fail: a memory budget is set (or load_on_demand), the repository
+  // holds `name`, and its last load did not fail (no reload storm: the error
+  // answers until a load is asked for explicitly).
   bool LoadsOnDemand(std::string_view name) const;
   // A request found its model READY (hit) or had to load it (miss); counted
   // for the cache's hit ratio when loading on demand.

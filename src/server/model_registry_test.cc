@@ -499,3 +499,65 @@ TEST(ModelRegistryTest, AsynchronousCallsAfterStopAreAnsweredAtOnce) {
 
 }  // namespace
 }  // namespace osprey
+
+namespace osprey {
+namespace {
+
+// The model cache's on-demand path: a request for a model of the repository
+// that is not loaded loads it and is answered (on the loader thread); a
+// model whose load failed is not tried again by every request.
+TEST(ModelCacheTest, RequestsLoadOnDemandAndFailuresDoNotStorm) {
+  FakeRepository repo;
+  repo.Add("good");
+  repo.Add("bad");
+  std::atomic<int> bad_loads{0};
+  testing::FakeBackendOptions fo;
+  fo.on_load = [&](const LoadOptions& o) {
+    if (o.name != "bad") return absl::OkStatus();
+    ++bad_loads;
+    return absl::InvalidArgumentError("bad model files");
+  };
+  FakeBackend fake(fo);
+  Metrics metrics;
+  ModelRegistry::Options options = RepositoryOptions(repo, {&fake});
+  options.load_on_demand = true;
+  ModelRegistry registry(options, &metrics);
+  InferenceCore core(&registry);
+  EXPECT_TRUE(registry.AllReady());  // nothing loaded yet, ready to load
+  EXPECT_TRUE(registry.LoadsOnDemand("good"));
+  EXPECT_FALSE(registry.LoadsOnDemand("absent"));
+  EXPECT_FALSE(registry.LoadsOnDemand("../good"));
+
+  auto infer = [&](const std::string& model) {
+    InferRequest request = OneRow(model, 1);
+    InferResponse response;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<absl::Status> status;
+    core.Infer(request, &response, InferenceCore::Clock::now(), [&](absl::Status s) {
+      std::lock_guard<std::mutex> lock(mu);
+      status = std::move(s);
+      cv.notify_all();
+    });
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait_for(lock, std::chrono::seconds(10), [&] { return status.has_value(); });
+    return status.value_or(absl::DeadlineExceededError("no answer"));
+  };
+  EXPECT_TRUE(infer("good").ok());
+  EXPECT_TRUE(registry.Get("good", "").ok());
+  absl::Status bad = infer("bad");
+  EXPECT_EQ(bad.code(), absl::StatusCode::kUnavailable) << bad;
+  EXPECT_NE(bad.message().find("bad model files"), std::string::npos) << bad;
+  EXPECT_EQ(bad_loads.load(), 1);
+  // Its failure answers the next requests without another load.
+  EXPECT_FALSE(registry.LoadsOnDemand("bad"));
+  EXPECT_EQ(infer("bad").code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(bad_loads.load(), 1);
+  // An explicit load tries again.
+  EXPECT_FALSE(registry.LoadFromRepository("bad").ok());
+  EXPECT_EQ(bad_loads.load(), 2);
+  registry.StopAsync();
+}
+
+}  // namespace
+}  // namespace osprey
