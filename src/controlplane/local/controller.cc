@@ -77,6 +77,26 @@ ReplicaSpec Controller::Impl::MakeReplica(const std::string& rev_key, const RevE
   return spec;
 }
 
+void Controller::Impl::StartFetcher(std::function<void()> work) {
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  fetchers.push_back({std::thread([work = std::move(work), done] {
+                        work();
+                        done->store(true);
+                      }),
+                      done});
+}
+
+void Controller::Impl::ReapFetchers() {
+  for (auto it = fetchers.begin(); it != fetchers.end();) {
+    if (!it->done->load()) {
+      ++it;
+      continue;
+    }
+    it->thread.join();  // finished: returns at once
+    it = fetchers.erase(it);
+  }
+}
+
 void Controller::Impl::StartFetch(const std::string& rev_key, RevEntry& r) {
   r.fetch = Fetch::kRunning;
   r.progress = storage::Progress{};
@@ -85,7 +105,7 @@ void Controller::Impl::StartFetch(const std::string& rev_key, RevEntry& r) {
   Event(r.spec.namespace_, r.spec.isvc, "Normal", "ModelFetching",
         StrCat("revision ", r.spec.name, ": fetching ", r.spec.storage_uri));
   std::string uri = r.spec.storage_uri;
-  fetchers.emplace_back([this, rev_key, uri] {
+  StartFetcher([this, rev_key, uri] {
     storage::Options so;
     so.cache_dir = StrCat(opts.data_dir, "/cache");
     so.pvc_root = opts.pvc_root;
@@ -275,6 +295,7 @@ void Controller::Impl::Pass(const std::vector<ReplicaStatus>& replicas,
     to_stop->push_back(std::move(id));
   PassGraphs(cluster);
   PassTrained(cluster);
+  ReapFetchers();
   PublishRoutes(routed, replicas, live);
 }
 
@@ -577,14 +598,14 @@ void Controller::Shutdown(bool stop_replicas) {
   if (impl_->loop.joinable()) impl_->loop.join();
   if (impl_->drift_loop.joinable()) impl_->drift_loop.join();
   if (stop_replicas) impl_->supervisor->Shutdown();
-  std::vector<std::thread> fetchers;
+  std::vector<Impl::Fetcher> fetchers;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->SaveCosts();  // what ran since the last minute's save
     fetchers.swap(impl_->fetchers);
   }
-  for (auto& t : fetchers)
-    if (t.joinable()) t.join();
+  for (auto& f : fetchers)
+    if (f.thread.joinable()) f.thread.join();
 }
 
 void Controller::Activate(const std::string& revision_key) {

@@ -181,7 +181,17 @@ struct Controller::Impl {
   std::thread drift_loop;
   // Polls the replicas' drift detectors until `stopping`.
   void RunDriftPoller();
-  std::vector<std::thread> fetchers;
+  // Threads that fetch models and place TrainedModels (StartFetcher); the
+  // finished ones are joined by each pass (ReapFetchers), the rest at
+  // shutdown. A finished thread kept unjoined would keep its stack.
+  struct Fetcher {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::vector<Fetcher> fetchers;
+  // Runs `work` on a fetcher thread (it takes `mu` itself when it needs it).
+  void StartFetcher(std::function<void()> work);
+  void ReapFetchers();
   std::map<std::string, std::chrono::steady_clock::time_point> retiring;  // replica id -> since
   std::atomic<uint64_t> event_seq{0};
   std::thread loop;

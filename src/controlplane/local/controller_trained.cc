@@ -222,7 +222,7 @@ void Controller::Impl::StartPlacement(const std::string& key, TrainedEntry& e) {
       StrCat(opts.data_dir, "/models/.incoming/", ns, "-", isvc, "-", name);
   KindEvent(kTrainedEvents, ns, name, "Normal", "ModelFetching",
             StrCat("fetching ", uri, " into ", isvc));
-  fetchers.emplace_back([this, key, generation, ns, name, isvc, uri, dir, incoming] {
+  StartFetcher([this, key, generation, ns, name, isvc, uri, dir, incoming] {
     storage::Options so;
     so.cache_dir = StrCat(opts.data_dir, "/cache");
     so.pvc_root = opts.pvc_root;
@@ -289,7 +289,7 @@ absl::Status Controller::Impl::DeleteTrained(const std::string& ns, const std::s
   (void)store->DeletePrefix(EventPrefix(ns, kTrainedEvents, name));
   // Its files go first (no request loads it again), then the replicas unload it.
   const std::string dir = StrCat(ModelsDir(ns, isvc), "/", name);
-  fetchers.emplace_back([this, ns, isvc, name, dir] {
+  StartFetcher([this, ns, isvc, name, dir] {
     std::error_code ec;
     fs::remove_all(dir, ec);
     std::string error =
