@@ -959,11 +959,6 @@ class TorchServeModel:
                 "INT64": np.int64, "FP16": np.float16, "FP32": np.float32, "FP64": np.float64}
 
     def __init__(self, model_dir, model_name, archive, version):
-        import atexit
-        import shutil
-        import tempfile
-        import zipfile
-
         import ts
         from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
         from ts.model_loader import TsModelLoader
@@ -971,13 +966,7 @@ class TorchServeModel:
         from ts.torch_handler.request_envelope.kservev2 import KServev2Envelope
 
         path = os.path.join(model_dir, archive)
-        self.dir = tempfile.mkdtemp(prefix="osprey-torchserve-")
-        atexit.register(shutil.rmtree, self.dir, True)
-        with zipfile.ZipFile(path) as mar:
-            for member in mar.namelist():  # zipfile drops '..' and roots; say so anyway
-                if member.startswith("/") or ".." in member.split("/"):
-                    raise ValueError(f"{archive}: member {member!r} would land outside the archive")
-            mar.extractall(self.dir)
+        self.dir = self.extracted(path, archive)
         manifest_path = os.path.join(self.dir, "MAR-INF", "MANIFEST.json")
         if not os.path.exists(manifest_path):
             raise ValueError(f"{archive} has no MAR-INF/MANIFEST.json (not a TorchServe archive)")
@@ -987,6 +976,7 @@ class TorchServeModel:
         if not handler:
             raise ValueError(f"{archive}: MAR-INF/MANIFEST.json names no handler")
         sys.path.insert(0, self.dir)  # the handler's own modules (model.py, ...)
+        os.chdir(self.dir)  # as TorchServe runs a worker: relative paths are the archive's
         metrics = MetricsCacheYamlImpl(
             config_file_path=os.path.join(os.path.dirname(ts.__file__), "configs",
                                           "metrics.yaml"))
@@ -997,6 +987,40 @@ class TorchServeModel:
         self.v1 = KServeEnvelope(entry).handle
         self.v2 = KServev2Envelope(entry).handle
         self.version = version or manifest.get("modelVersion", "")
+
+    @staticmethod
+    def extracted(path, archive):
+        """The archive unpacked once per content, shared by every worker and
+        every restart (a directory keyed by its path, size and time under the
+        temporary directory; a killed worker leaves nothing new behind)."""
+        import hashlib
+        import shutil
+        import tempfile
+        import zipfile
+
+        st = os.stat(path)
+        key = hashlib.sha256(f"{os.path.abspath(path)}:{st.st_size}:{st.st_mtime_ns}"
+                             .encode()).hexdigest()[:20]
+        root = os.path.join(tempfile.gettempdir(), f"osprey-torchserve-{os.getuid()}")
+        os.makedirs(root, exist_ok=True)
+        final = os.path.join(root, key)
+        if os.path.isdir(final):
+            return final
+        staging = tempfile.mkdtemp(prefix=f"{key}.", dir=root)
+        try:
+            with zipfile.ZipFile(path) as mar:
+                for member in mar.namelist():  # zipfile drops '..' and roots; say so anyway
+                    if member.startswith("/") or ".." in member.split("/"):
+                        raise ValueError(
+                            f"{archive}: member {member!r} would land outside the archive")
+                mar.extractall(staging)
+            os.rename(staging, final)
+        except OSError:
+            if not os.path.isdir(final):  # another worker won the race: use theirs
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return final
 
     def describe(self):
         return {"inputs": [], "outputs": [], "feature_names": [], "raw_requests": True,
@@ -1031,6 +1055,14 @@ class TorchServeModel:
         if not isinstance(answers, list) or len(answers) != 1:
             raise RuntimeError("the handler did not answer with a list holding one answer per "
                                f"request (got {type(answers).__name__})")
+        # A handler may set the request's status (context.set_response_status).
+        code = context.request_processor[0].get_response_status_code()
+        if code is not None and code >= 400:
+            phrase = context.request_processor[0].get_response_status_phrase() or ""
+            message = f"the handler answered {code}: {phrase or answers[0]}"
+            if code < 500:
+                raise BadRequest(message)
+            raise RuntimeError(message)
         return answers[0]
 
     def predict(self, inputs, head, parameters):
@@ -1167,12 +1199,17 @@ class ArtExplainer:
             if 400 <= status < 500:
                 raise BadRequest(f"the predictor refused the image ({status}): {text}")
             raise PredictorError(f"the predictor answered {status}: {text}")
-        predictions = json.loads(data).get("predictions")
+        try:
+            predictions = json.loads(data).get("predictions")
+        except (ValueError, AttributeError):
+            raise PredictorError("the predictor's answer is not V1 JSON: "
+                                 f"{data[:200].decode('utf-8', 'replace')}") from None
         if not isinstance(predictions, list) or len(predictions) != n:
             raise PredictorError(f"the predictor's answer has no {n} predictions")
         rows = np.zeros((n, self.nb_classes))
         for i, p in enumerate(predictions):
-            if isinstance(p, list) and len(p) == self.nb_classes:
+            if isinstance(p, list) and len(p) == self.nb_classes and \
+                    all(isinstance(v, (int, float)) for v in p):
                 rows[i] = np.asarray(p, dtype=np.float64)
             elif isinstance(p, (int, float)) and 0 <= int(p) < self.nb_classes and int(p) == p:
                 rows[i, int(p)] = 1
@@ -1203,8 +1240,14 @@ class ArtExplainer:
             clip_values=(-np.inf, np.inf))
         prediction = np.argmax(classifier.predict(inputs, batch_size=1))
         attack = SquareAttack(estimator=classifier, max_iter=self.max_iter, verbose=False)
+        if label.size != len(inputs) or not np.issubdtype(label.dtype, np.number) or \
+                not np.all((label >= 0) & (label < self.nb_classes)):
+            raise BadRequest(f"the label must be one class index below {self.nb_classes} per "
+                             f"image, got {instances[1]!r}")
         try:
             adversarial = attack.generate(x=inputs, y=label)
+        except PredictorError:
+            raise
         except ValueError as e:  # ART's word on the label or the image
             raise BadRequest(f"SquareAttack cannot run on this request: {e}") from None
         adversarial_prediction = np.argmax(classifier.predict(adversarial))
@@ -1380,7 +1423,7 @@ def main():
         else:
             model = cls(args.model_dir)
         write_frame(stdout, {"ready": True, **model.describe()})
-    except Exception as e:  # noqa: BLE001 (the reason goes back to the server)
+    except (Exception, SystemExit) as e:  # noqa: BLE001 (the reason goes back to the server)
         traceback.print_exc()
         write_frame(stdout, {"error": f"{type(e).__name__}: {e}"})
         return 1

@@ -3,6 +3,7 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <iterator>
 
@@ -16,8 +17,22 @@ namespace fs = std::filesystem;
 
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\f'; }
 
-// A logical line's escapes resolved (\t, \n, \r, \f; any other escaped
-// character is itself).
+// A code point as UTF-8.
+void AppendUtf8(uint32_t c, std::string* out) {
+  if (c < 0x80) {
+    out->push_back(static_cast<char>(c));
+  } else if (c < 0x800) {
+    out->push_back(static_cast<char>(0xC0 | (c >> 6)));
+    out->push_back(static_cast<char>(0x80 | (c & 0x3F)));
+  } else {
+    out->push_back(static_cast<char>(0xE0 | (c >> 12)));
+    out->push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (c & 0x3F)));
+  }
+}
+
+// A logical line's escapes resolved (\t, \n, \r, \f, \uXXXX as Java's
+// Properties.store writes non-ASCII; any other escaped character is itself).
 std::string Unescape(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -26,6 +41,24 @@ std::string Unescape(std::string_view s) {
       continue;
     }
     const char c = s[++i];
+    if (c == 'u' && i + 4 < s.size()) {
+      uint32_t code = 0;
+      bool hex = true;
+      for (size_t k = 1; k <= 4; ++k) {
+        const char h = s[i + k];
+        const int v = h >= '0' && h <= '9'   ? h - '0'
+                      : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                      : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                             : -1;
+        hex = hex && v >= 0;
+        code = code * 16 + static_cast<uint32_t>(v < 0 ? 0 : v);
+      }
+      if (hex) {
+        AppendUtf8(code, &out);
+        i += 4;
+        continue;
+      }
+    }
     out.push_back(c == 't' ? '\t' : c == 'n' ? '\n' : c == 'r' ? '\r' : c == 'f' ? '\f' : c);
   }
   return out;
@@ -118,11 +151,10 @@ std::map<std::string, std::string> ParseProperties(std::string_view text) {
   bool continuing = false;
   size_t at = 0;
   while (at <= text.size()) {
-    size_t end = text.find('\n', at);
+    size_t end = text.find_first_of("\r\n", at);  // \n, \r\n or a lone \r ends a line
     if (end == std::string_view::npos) end = text.size();
     std::string_view line = text.substr(at, end - at);
-    at = end + 1;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    at = end + (end + 1 < text.size() && text[end] == '\r' && text[end + 1] == '\n' ? 2 : 1);
     size_t lead = 0;
     while (lead < line.size() && IsSpace(line[lead])) ++lead;
     line.remove_prefix(lead);
@@ -160,7 +192,9 @@ absl::StatusOr<std::vector<StoreModel>> PlanStoreModels(
   if (auto l = properties.find("load_models"); l != properties.end() && !l->second.empty())
     load = l->second;
   std::vector<StoreModel> out;
-  if (load == "all" || load == "ALL") {
+  std::string lowered = load;
+  for (char& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lowered == "all") {
     for (const auto& [file, _] : archives) {
       OSPREY_ASSIGN_OR_RETURN(StoreModel m, ArchiveModel(archives, "", file, "load_models"));
       out.push_back(std::move(m));
@@ -183,6 +217,11 @@ absl::StatusOr<std::vector<StoreModel>> PlanStoreModels(
   }
   if (out.empty())
     return absl::NotFoundError("model-store/ holds no TorchServe model archive (*.mar)");
+  std::map<std::string, std::string> seen;  // name -> archive
+  for (const StoreModel& m : out)
+    if (auto [it, fresh] = seen.emplace(m.name, m.archive.filename().string()); !fresh)
+      return Malformed(StrCat("two archives serve the model name '", m.name, "' (", it->second,
+                              " and ", m.archive.filename().string(), ")"));
   return out;
 }
 

@@ -10,7 +10,7 @@ TEST(ParseProperties, JavaForms) {
       "# comment\n! also a comment\n  inference_address=http://0.0.0.0:8085\r\n"
       "model_store : /mnt/models/model-store\nkey value with spaces\n"
       "long=first \\\n    second\nescaped\\=key=x\\ty\nempty=\n"
-      "model_snapshot={\"name\":\"startup.cfg\"}");
+      "model_snapshot={\"name\":\"startup.cfg\"}\rold_mac=line\nunicode=caf\\u00e9");
   EXPECT_EQ(p["inference_address"], "http://0.0.0.0:8085");
   EXPECT_EQ(p["model_store"], "/mnt/models/model-store");
   EXPECT_EQ(p["key"], "value with spaces");
@@ -19,6 +19,8 @@ TEST(ParseProperties, JavaForms) {
   EXPECT_EQ(p["empty"], "");
   EXPECT_EQ(p["model_snapshot"], "{\"name\":\"startup.cfg\"}");
   EXPECT_FALSE(p.contains("# comment"));
+  EXPECT_EQ(p["old_mac"], "line");
+  EXPECT_EQ(p["unicode"], "caf\xc3\xa9");
 }
 
 TEST(PlanStoreModels, Table) {
@@ -60,6 +62,13 @@ TEST(PlanStoreModels, Table) {
       {.what = "snapshot that is not JSON",
        .properties = {{"model_snapshot", "{models"}},
        .error = "model_snapshot is not JSON"},
+      {.what = "load_models All, as TorchServe compares it",
+       .properties = {{"load_models", "All"}},
+       .want = {"bare@:model-store/bare.mar", "mnist@:model-store/mnist.mar",
+                "resnet-18@:model-store/resnet.mar"}},
+      {.what = "two archives of one name",
+       .properties = {{"load_models", "mnist.mar,mnist=resnet.mar"}},
+       .error = "two archives serve the model name 'mnist' (mnist.mar and resnet.mar)"},
       {.what = "load_models naming a missing archive",
        .properties = {{"load_models", "x.mar"}},
        .error = "load_models names x.mar"},

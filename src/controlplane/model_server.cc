@@ -143,8 +143,13 @@ std::vector<std::string> ArtExplainerArgv(const RevisionSpec& rev, const ServeLa
                                                       : "";
     if (valued) ++i;
     if (flag == "--workers") {
-      argv.push_back("--python-workers");
-      argv.push_back(value);
+      // Only a count the server takes (1..1024); anything else is dropped.
+      if (!value.empty() && value.size() <= 4 &&
+          value.find_first_not_of("0123456789") == std::string::npos && std::stoi(value) >= 1 &&
+          std::stoi(value) <= 1024) {
+        argv.push_back("--python-workers");
+        argv.push_back(value);
+      }
       continue;
     }
     if (flag == "--model_name" || flag == "--http_port" || flag == "--grpc_port" ||
@@ -167,28 +172,27 @@ bool ServesMultiModel(const RevisionSpec& rev) {
 std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFormat& format,
                                          const ServeLayout& layout) {
   const bool triton = ServesTritonRepository(rev);
-  if (ServesMultiModel(rev)) {
-    // TrainedModels land in the repository; each loads on its first request
-    // (or the controller's load), within the memory limit when there is one.
-    std::vector<std::string> argv = {layout.binary,        "serve",
-                                     "--model-repository", layout.model_dir,
-                                     "--no-load-on-start", "--load-on-demand"};
-    AppendListening(layout, &argv);
-    if (auto limit = MemoryLimit(rev.container.resources_json); limit.has_value()) {
-      argv.push_back("--model-memory-budget");
-      argv.push_back(StrCat(*limit));
-    }
-    return argv;
-  }
+  // A multi-model predictor: TrainedModels land in the repository, each
+  // loaded on its first request (or the controller's load), within the memory
+  // limit when there is one; each model's files say what it is.
+  const bool multi = ServesMultiModel(rev);
   std::vector<std::string> argv =
-      triton
+      triton || multi
           ? std::vector<std::string>{layout.binary, "serve", "--model-repository", layout.model_dir}
           : std::vector<std::string>{layout.binary,    "serve",        "--model-dir",
                                      layout.model_dir, "--model-name", ServedModelName(rev)};
   AppendListening(layout, &argv);
-  argv.push_back("--exit-on-load-failure");
+  if (multi) {
+    argv.insert(argv.end(), {"--no-load-on-start", "--load-on-demand"});
+    if (auto limit = MemoryLimit(rev.container.resources_json); limit.has_value()) {
+      argv.push_back("--model-memory-budget");
+      argv.push_back(StrCat(*limit));
+    }
+  } else {
+    argv.push_back("--exit-on-load-failure");
+  }
   // A repository's models each say what they are (config.pbtxt, files).
-  if (!format.backend.empty() && !triton) {
+  if (!format.backend.empty() && !triton && !multi) {
     argv.push_back("--model-format");
     argv.push_back(std::string(format.backend));
   }

@@ -256,16 +256,17 @@ absl::Status ModelRegistry::Load(const std::string& name, const fs::path& dir) {
 
 absl::Status ModelRegistry::DoLoad(const std::string& name, const fs::path& dir) {
   const uint64_t budget = options_.memory_budget;
-  std::vector<std::shared_ptr<const ServedModel>> freed;  // evicted, freed outside the lock
+  std::vector<std::shared_ptr<const ServedModel>> freed;        // evicted, freed outside the lock
+  const uint64_t files = budget > 0 ? DirectoryBytes(dir) : 0;  // not under the lock
   {
     std::unique_lock lock(mu_);
     Entry& e = entries_[name];
     e.wanted = true;
+    ++e.attempts;
     if (e.served == nullptr) e.version = ResolveVersion(dir).second;
     if (e.served == nullptr) e.state = ModelState::kLoading;
     // Room first: the size of its last load, else of its files.
-    if (budget > 0)
-      MakeRoom(name, e.resident_bytes > 0 ? e.resident_bytes : DirectoryBytes(dir), &freed);
+    if (budget > 0) MakeRoom(name, e.resident_bytes > 0 ? e.resident_bytes : files, &freed);
   }
   freed.clear();
   OSPREY_LOG(kInfo) << "loading model '" << name << "' from " << dir.string();
@@ -274,9 +275,9 @@ absl::Status ModelRegistry::DoLoad(const std::string& name, const fs::path& dir)
   if (loaded.ok())
     for (const auto& v : *loaded) resident += v->resident_bytes;
   if (loaded.ok() && budget > 0 && resident > budget)
-    loaded = absl::ResourceExhaustedError(StrCat("model '", name, "' holds ", resident,
-                                                 " bytes, more than the memory budget (", budget,
-                                                 " bytes)"));
+    loaded =
+        absl::UnavailableError(StrCat("model '", name, "' holds ", resident,
+                                      " bytes, more than the memory budget (", budget, " bytes)"));
   std::shared_ptr<const ServedModel> replaced;  // freed after the lock, not under it
   std::unique_lock lock(mu_);
   Entry& e = entries_[name];
@@ -285,6 +286,7 @@ absl::Status ModelRegistry::DoLoad(const std::string& name, const fs::path& dir)
     if (e.served == nullptr) {
       e.state = ModelState::kUnavailable;
       e.reason = std::string(loaded.status().message());
+      e.evicted = false;  // its failure answers now, not another load
     }
     return loaded.status();
   }
@@ -324,8 +326,12 @@ void ModelRegistry::MakeRoom(const std::string& keep, uint64_t need,
   // Idle: no request holds an instance (the entry holds each version once,
   // the served one twice). A busy model is never evicted.
   auto idle = [](const Entry& e) {
-    for (const auto& v : e.versions)
+    for (const auto& v : e.versions) {
       if (v.use_count() > (v == e.served ? 2 : 1)) return false;
+      // Requests queued in its batcher hold no reference, but count here.
+      if (v->metrics != nullptr && v->metrics->pending.load(std::memory_order_relaxed) > 0)
+        return false;
+    }
     return true;
   };
   while (used + need > budget) {
@@ -454,8 +460,11 @@ absl::Status ModelRegistry::Unload(const std::string& name) {
   {
     std::unique_lock lock(mu_);
     auto it = entries_.find(name);
-    if (it == entries_.end() || it->second.served == nullptr)
+    if (it == entries_.end() || it->second.served == nullptr) {
+      // Nothing to free; no longer expected to be ready either.
+      if (it != entries_.end()) it->second.wanted = false;
       return absl::NotFoundError(StrCat("model '", name, "' is not loaded"));
+    }
     it->second.state = ModelState::kUnloading;
     it->second.wanted = false;
     old = std::move(it->second.served);
@@ -528,9 +537,13 @@ std::vector<std::string> ModelRegistry::ReadyNames() const {
 bool ModelRegistry::AllReady() const {
   std::shared_lock lock(mu_);
   // Loading on demand, a server with nothing loaded yet is ready to load.
+  // Loading on demand, the server is ready to load: a model loading, or one
+  // that failed, answers its own requests (a probe must not restart the
+  // replica that holds the others).
   const bool on_demand =
       (options_.memory_budget > 0 || options_.load_on_demand) && !options_.repository.empty();
-  if (entries_.empty()) return on_demand;
+  if (on_demand) return true;
+  if (entries_.empty()) return false;
   for (const auto& [_, e] : entries_)
     if (e.wanted && e.state != ModelState::kReady) return false;
   return true;
@@ -549,6 +562,11 @@ void ModelRegistry::LoadFromRepositoryAsync(std::string name, AsyncDone done) {
 void ModelRegistry::LoadIfAbsentAsync(std::string name, AsyncDone done) {
   Job job{std::move(name), true, std::move(done)};
   job.if_absent = true;
+  {
+    std::shared_lock lock(mu_);
+    auto it = entries_.find(job.name);
+    job.attempts = it != entries_.end() ? it->second.attempts : 0;
+  }
   Enqueue(std::move(job));
 }
 
@@ -577,10 +595,23 @@ void ModelRegistry::RunJobs() {
     Job job = std::move(jobs_.front());
     jobs_.pop_front();
     lock.unlock();
-    const bool ready = job.if_absent && Get(job.name, "").ok();
-    absl::Status status = ready      ? absl::OkStatus()
-                          : job.load ? LoadFromRepository(job.name)
-                                     : Unload(job.name);
+    // A waiter's load is done when the model is READY, or when a load of it
+    // ended since the waiter asked (its outcome answers: many waiters, one
+    // load, even when it failed).
+    std::optional<absl::Status> settled;
+    if (job.if_absent) {
+      auto got = Get(job.name, "");
+      if (got.ok()) {
+        settled = absl::OkStatus();
+      } else {
+        std::shared_lock lock(mu_);
+        auto it = entries_.find(job.name);
+        if (it != entries_.end() && it->second.attempts > job.attempts) settled = got.status();
+      }
+    }
+    absl::Status status = settled.has_value() ? *settled
+                          : job.load          ? LoadFromRepository(job.name)
+                                              : Unload(job.name);
     job.done(std::move(status));
     job.done = nullptr;  // what it holds is released outside jobs_mu_
     lock.lock();

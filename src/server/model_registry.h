@@ -186,6 +186,7 @@ class ModelRegistry {
     uint64_t resident_bytes = 0;
     mutable std::atomic<int64_t> last_used{0};
     bool evicted = false;
+    uint64_t attempts = 0;  // loads started (waiters join the next one's outcome)
   };
 
   absl::Status DoLoad(const std::string& name, const std::filesystem::path& dir);
@@ -214,6 +215,7 @@ class ModelRegistry {
     bool load = true;  // else unload
     AsyncDone done;
     bool if_absent = false;  // a load that is done when the model is READY
+    uint64_t attempts = 0;   // if_absent: the model's load attempts when it was asked
   };
   static absl::Status NotRun(const Job& job);
   void Enqueue(Job job);

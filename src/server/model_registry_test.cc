@@ -549,6 +549,9 @@ TEST(ModelCacheTest, RequestsLoadOnDemandAndFailuresDoNotStorm) {
   EXPECT_EQ(bad.code(), absl::StatusCode::kUnavailable) << bad;
   EXPECT_NE(bad.message().find("bad model files"), std::string::npos) << bad;
   EXPECT_EQ(bad_loads.load(), 1);
+  // A failed on-demand load does not make the server unready (a probe would
+  // restart the replica holding the other models).
+  EXPECT_TRUE(registry.AllReady());
   // Its failure answers the next requests without another load.
   EXPECT_FALSE(registry.LoadsOnDemand("bad"));
   EXPECT_EQ(infer("bad").code(), absl::StatusCode::kUnavailable);

@@ -108,22 +108,40 @@ std::optional<HttpResponse> RestHandler::HandleV1(std::string_view method, std::
   if (!served.ok() && !waited && core_->registry()->LoadsOnDemand(model)) {
     // Evicted by the memory budget (or never loaded): loaded first, then the
     // request is handled as if it had just arrived (its metadata decodes it).
-    // The request outlives this call: what it points to is copied.
+    // The request outlives this call: what it points to (its target, its
+    // headers, which the transport keeps only until Handle returns) is
+    // copied, and kept until it is answered.
     struct Held {
       std::string method, target, path;
+      std::vector<std::pair<std::string, std::string>> headers;
       HttpRequest req;
     };
-    auto held = std::make_shared<Held>(
-        Held{std::string(method), std::string(req.target), std::string(path), req});
+    auto held = std::make_shared<Held>();
+    held->method = std::string(method);
+    held->target = std::string(req.target);
+    held->path = std::string(path);
+    if (req.headers.visit != nullptr)
+      req.headers.visit(req.headers.context, [&](std::string_view n, std::string_view v) {
+        held->headers.emplace_back(std::string(n), std::string(v));
+      });
+    held->req = req;
     held->req.method = held->method;
     held->req.target = held->target;
+    held->req.headers.context = held.get();
+    held->req.headers.visit = [](const void* context, HeaderSource::Visit f) {
+      for (const auto& [n, v] : static_cast<const Held*>(context)->headers) f(n, v);
+    };
     core_->registry()->LoadIfAbsentAsync(
         std::string(model), [this, held, done = std::move(done)](absl::Status s) mutable {
+          // `held` lives as long as the answer's completion does.
+          HttpDone answer = [held, done = std::move(done)](HttpResponse r) mutable {
+            done(std::move(r));
+          };
           std::optional<HttpResponse> r =
-              s.ok() ? HandleV1(held->method, held->path, held->req, done, true)
+              s.ok() ? HandleV1(held->method, held->path, held->req, answer, true)
                      : ErrorResponse(absl::UnavailableError(StrCat(
                            "the model could not be loaded for this request: ", s.message())));
-          if (r.has_value()) done(*std::move(r));
+          if (r.has_value()) answer(*std::move(r));
         });
     return std::nullopt;
   }

@@ -199,7 +199,9 @@ def test_python_runtime_models_too(platform):
     joblib = pytest.importorskip("joblib")
     from sklearn.linear_model import LogisticRegression
 
-    platform.apply_text(MMS.replace("name: mms", "name: mms-sk").replace("xgboost", "sklearn"))
+    # Room for two Python workers with scikit-learn (~100 MB each) in the budget.
+    platform.apply_text(MMS.replace("name: mms", "name: mms-sk").replace("xgboost", "sklearn")
+                        .replace("256Mi", "1Gi"))
     rng = np.random.default_rng(3)
     X = rng.normal(size=(60, 4)) * 2 + 4
     y = rng.integers(0, 3, size=60)

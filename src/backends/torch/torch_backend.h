@@ -14,12 +14,8 @@
 // dimension. LoadOptions::instances bounds the executions at once (and the
 // batches run at once, with dynamic batching).
 //
-// KServe's torchserve layout is accepted too: model-store/<name>.mar (with an
-// optional config/config.properties, not read) whose MAR-INF/MANIFEST.json
-// names a TorchScript serializedFile and a TorchServe built-in handler (or
-// none). The handler's Python pre/post-processing does not run: the model
-// takes and returns tensors. An archive with a custom Python handler, or an
-// eager model, is refused at load with the reason.
+// KServe's torchserve layout (model-store/*.mar) is the Python runtime's,
+// with TorchServe's own handlers (python_backend.h, torchserve_store.h).
 //
 // Without config.pbtxt (the documented default): one input "input-0" and one
 // output "output-0", FP32, of shape [-1, -1] (a batch of feature vectors);

@@ -455,7 +455,11 @@ void Controller::Impl::Account(const std::vector<gateway::RevisionStats>& stats,
     (void)store->Delete(StrCat("cost/", it->first));
     it = costs.erase(it);
   }
-  if (first) return;  // the CPU baselines are set; intervals start now
+  // The first tick sets the CPU baselines of replicas already running (their
+  // CPU before it is a previous run's, restored with its totals); the
+  // requests the gateway counted before it are kept.
+  if (first)
+    for (auto& [key, sample] : samples) sample.cpu_seconds = 0;
   for (auto& [key, r] : revisions) {
     if (!r.aspired && !samples.contains(key)) continue;
     UsageSample sample = samples[key];

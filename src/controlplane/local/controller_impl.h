@@ -145,6 +145,7 @@ struct Controller::Impl {
     Fetch fetch = Fetch::kIdle;     // its placement: fetch, then load on the replicas
     int64_t placed_generation = 0;  // of the last placement that ended
     std::string error;              // why it failed
+    std::chrono::steady_clock::time_point failed_at{};  // when the last placement failed
   };
   std::map<std::string, TrainedEntry> trained;  // "ns/name"
   // The cost view (cost.h), by revision key: its ledger, its last sample

@@ -24,7 +24,13 @@ std::string EachReplica(Supervisor& supervisor, const std::string& ns, const std
   const std::string prefix = StrCat(ns, "/", isvc, "-predictor-");
   HttpClient client;
   for (const ReplicaStatus& s : supervisor.Snapshot()) {
+    // {ns}/{isvc}-predictor-{digits}/{index}: not another service whose name
+    // merely starts the same.
     if (!s.id.starts_with(prefix) || s.state != ReplicaState::kReady || s.port == 0) continue;
+    const std::string_view number = std::string_view(s.id).substr(
+        prefix.size(), s.id.rfind('/') > prefix.size() ? s.id.rfind('/') - prefix.size() : 0);
+    if (number.empty() || number.find_first_not_of("0123456789") != std::string_view::npos)
+      continue;
     HttpClientRequest req;
     req.method = "POST";
     req.url = StrCat("http://127.0.0.1:", s.port, path);
@@ -188,8 +194,12 @@ void Controller::Impl::PassTrained(const std::vector<ServingRuntime>& cluster) {
     TrainedModelPlan plan = PlanTrainedModel(e.tm, TargetOf(e.tm, cluster), placement);
     // A new generation, or a failure asked again by a changed precondition,
     // is placed again; one placement at a time.
+    // A failed one is tried again after a while (a replica restarting during
+    // its load, storage back).
+    const bool retry = e.fetch == Fetch::kFailed &&
+                       std::chrono::steady_clock::now() - e.failed_at >= std::chrono::seconds(10);
     if (plan.place && e.fetch != Fetch::kRunning &&
-        (e.placed_generation != e.generation || e.fetch == Fetch::kIdle))
+        (e.placed_generation != e.generation || e.fetch == Fetch::kIdle || retry))
       StartPlacement(key, e);
     e.observed_generation = e.generation;
     if (plan.status == e.status) continue;
@@ -219,32 +229,47 @@ void Controller::Impl::StartPlacement(const std::string& key, TrainedEntry& e) {
   const std::string isvc = e.tm.inference_service, uri = e.tm.storage_uri;
   const std::string dir = ModelsDir(ns, isvc);
   const std::string incoming =
-      StrCat(opts.data_dir, "/models/.incoming/", ns, "-", isvc, "-", name);
+      StrCat(opts.data_dir, "/models/.incoming/", ns, "/", isvc, "/", name);
   KindEvent(kTrainedEvents, ns, name, "Normal", "ModelFetching",
             StrCat("fetching ", uri, " into ", isvc));
   StartFetcher([this, key, generation, ns, name, isvc, uri, dir, incoming] {
     storage::Options so;
     so.cache_dir = StrCat(opts.data_dir, "/cache");
     so.pvc_root = opts.pvc_root;
+    // Still this placement's to do: the TrainedModel is there, unchanged.
+    auto current = [&] {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = trained.find(key);
+      return it != trained.end() && it->second.generation == generation;
+    };
     std::error_code ec;
     fs::remove_all(incoming, ec);
+    fs::create_directories(fs::path(incoming).parent_path(), ec);
     std::string error;
     absl::Status pulled = storage::Pull(uri, incoming, so);
-    if (pulled.ok()) {
-      // Swapped in whole: a replica loading it never sees half a model.
+    if (!pulled.ok()) {
+      error = StrCat("fetching ", uri, ": ", pulled.message());
+    } else if (current()) {
+      // Swapped in whole: a replica loading it never sees half a model; the
+      // old one comes back if the new one cannot be moved in.
       fs::create_directories(dir, ec);
+      const fs::path target = fs::path(dir) / name;
       const fs::path old = fs::path(incoming).concat(".old");
       fs::remove_all(old, ec);
-      fs::rename(fs::path(dir) / name, old, ec);
+      const bool had_old = fs::exists(target, ec);
+      if (had_old) fs::rename(target, old, ec);
       ec.clear();
-      fs::rename(incoming, fs::path(dir) / name, ec);
-      if (ec) error = StrCat("cannot move the model into ", dir, ": ", ec.message());
+      fs::rename(incoming, target, ec);
+      if (ec) {
+        error = StrCat("cannot move the model into ", dir, ": ", ec.message());
+        std::error_code back;
+        if (had_old) fs::rename(old, target, back);
+      }
       fs::remove_all(old, ec);
-    } else {
-      error = StrCat("fetching ", uri, ": ", pulled.message());
     }
+    fs::remove_all(incoming, ec);
     // Loaded (or reloaded) where replicas run; the rest load it on request.
-    if (error.empty())
+    if (error.empty() && current())
       error = EachReplica(*supervisor, ns, isvc, StrCat("/v2/repository/models/", name, "/load"));
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -254,6 +279,7 @@ void Controller::Impl::StartPlacement(const std::string& key, TrainedEntry& e) {
         e.fetch = error.empty() ? Fetch::kDone : Fetch::kFailed;
         e.error = error;
         e.placed_generation = generation;
+        e.failed_at = std::chrono::steady_clock::now();
         SaveTrained(key, e);
         if (!error.empty()) KindEvent(kTrainedEvents, ns, name, "Warning", "FailedToLoad", error);
       } else if (it != trained.end()) {
