@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <set>
 #include <system_error>
@@ -57,6 +58,15 @@ std::set<std::string> FileNames(const fs::path& dir) {
 uint64_t HeapBytes() {
   const struct mallinfo2 mi = mallinfo2();
   return mi.uordblks + mi.hblkhd;
+}
+
+// The size a model's directory declares for it (the file kDeclaredMemoryFile:
+// a byte count, a TrainedModel's spec.model.memory), 0 when none.
+uint64_t DeclaredBytes(const fs::path& dir) {
+  std::ifstream in(dir / kDeclaredMemoryFile);
+  uint64_t bytes = 0;
+  if (!(in >> bytes)) return 0;
+  return bytes;
 }
 
 // The size of the files under `dir`: a model's first size estimate.
@@ -256,8 +266,10 @@ absl::Status ModelRegistry::Load(const std::string& name, const fs::path& dir) {
 
 absl::Status ModelRegistry::DoLoad(const std::string& name, const fs::path& dir) {
   const uint64_t budget = options_.memory_budget;
-  std::vector<std::shared_ptr<const ServedModel>> freed;        // evicted, freed outside the lock
-  const uint64_t files = budget > 0 ? DirectoryBytes(dir) : 0;  // not under the lock
+  std::vector<std::shared_ptr<const ServedModel>> freed;  // evicted, freed outside the lock
+  const uint64_t declared = budget > 0 ? DeclaredBytes(dir) : 0;
+  const uint64_t files =
+      budget > 0 && declared == 0 ? DirectoryBytes(dir) : 0;  // not under the lock
   {
     std::unique_lock lock(mu_);
     Entry& e = entries_[name];
@@ -266,7 +278,12 @@ absl::Status ModelRegistry::DoLoad(const std::string& name, const fs::path& dir)
     if (e.served == nullptr) e.version = ResolveVersion(dir).second;
     if (e.served == nullptr) e.state = ModelState::kLoading;
     // Room first: the size of its last load, else of its files.
-    if (budget > 0) MakeRoom(name, e.resident_bytes > 0 ? e.resident_bytes : files, &freed);
+    if (budget > 0)
+      MakeRoom(name,
+               declared > 0           ? declared
+               : e.resident_bytes > 0 ? e.resident_bytes
+                                      : files,
+               &freed);
   }
   freed.clear();
   OSPREY_LOG(kInfo) << "loading model '" << name << "' from " << dir.string();
@@ -274,6 +291,7 @@ absl::Status ModelRegistry::DoLoad(const std::string& name, const fs::path& dir)
   uint64_t resident = 0;
   if (loaded.ok())
     for (const auto& v : *loaded) resident += v->resident_bytes;
+  if (declared > 0) resident = declared;  // the model's own word wins over a measurement
   if (loaded.ok() && budget > 0 && resident > budget)
     loaded =
         absl::UnavailableError(StrCat("model '", name, "' holds ", resident,

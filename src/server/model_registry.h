@@ -40,6 +40,11 @@
 namespace osprey {
 
 enum class ModelState { kUnavailable, kLoading, kReady, kUnloading };
+
+// A file in a model's directory declaring its size in bytes (a TrainedModel's
+// spec.model.memory, written by the control plane): the model cache accounts
+// the model at that size instead of the one it measures.
+inline constexpr char kDeclaredMemoryFile[] = ".osprey-memory";
 std::string_view ModelStateName(ModelState state);
 
 struct ServedModel {
@@ -85,8 +90,9 @@ class ModelRegistry {
     std::vector<std::string> model_args;  // LoadOptions::args of every model
     // The memory-aware model cache (ModelMesh's idea, in one process): the
     // bytes the models may hold together, 0 for no budget. Each model's size
-    // is measured after its load (the heap it kept, plus its worker
-    // processes' resident memory; ServedModel::resident_bytes); a load that
+    // is what its directory declares (kDeclaredMemoryFile), else measured
+    // after its load (the heap it kept, plus its worker processes' resident
+    // memory; ServedModel::resident_bytes); a load that
     // would pass the budget first unloads the least recently used idle models
     // (evicted: UNAVAILABLE, not counted by AllReady). With a budget and a
     // repository, a request for a model of the repository that is not loaded

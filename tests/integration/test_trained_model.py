@@ -129,6 +129,11 @@ def test_trained_models_are_placed_and_answer(platform, models):
         out = r.json()["outputs"][0]
         np.testing.assert_allclose(np.reshape(out["data"], out["shape"]), models[i][1],
                                    rtol=1e-5, atol=1e-6)
+    # Each replica's model cache accounts a model at its declared spec.model.memory.
+    revision = [r for r in platform.revisions("mms")][0]
+    for replica in revision["status"]["replicaStatuses"]:
+        text = requests.get(f"http://127.0.0.1:{replica['port']}/metrics", timeout=10).text
+        assert f'osprey_model_resident_bytes{{model="model1"}} {64 << 20}' in text, text[-1500:]
     table = platform.cli("get", "trainedmodels").stdout
     lines = table.splitlines()
     assert lines[0].split() == ["NAME", "URL", "READY", "AGE"], table

@@ -232,7 +232,8 @@ void Controller::Impl::StartPlacement(const std::string& key, TrainedEntry& e) {
       StrCat(opts.data_dir, "/models/.incoming/", ns, "/", isvc, "/", name);
   KindEvent(kTrainedEvents, ns, name, "Normal", "ModelFetching",
             StrCat("fetching ", uri, " into ", isvc));
-  StartFetcher([this, key, generation, ns, name, isvc, uri, dir, incoming] {
+  const uint64_t memory = e.tm.memory_bytes;
+  StartFetcher([this, key, generation, ns, name, isvc, uri, dir, incoming, memory] {
     storage::Options so;
     so.cache_dir = StrCat(opts.data_dir, "/cache");
     so.pvc_root = opts.pvc_root;
@@ -259,6 +260,8 @@ void Controller::Impl::StartPlacement(const std::string& key, TrainedEntry& e) {
       const bool had_old = fs::exists(target, ec);
       if (had_old) fs::rename(target, old, ec);
       ec.clear();
+      // Its declared memory is what the replicas' model cache accounts.
+      std::ofstream(fs::path(incoming) / ".osprey-memory") << memory << "\n";
       fs::rename(incoming, target, ec);
       if (ec) {
         error = StrCat("cannot move the model into ", dir, ": ", ec.message());
