@@ -26,7 +26,7 @@ class InferenceCore {
   // Runs `request` on the model it names and calls `done` exactly once: on
   // this thread before Infer returns when the model executes inline or the
   // request fails early, else later on the model's batcher thread, or on the
-  // registry's loader thread when the model had to be loaded first (the
+  // registry's resumer thread when the model had to be loaded first (the
   // model cache: ModelRegistry::LoadsOnDemand). The caller
   // keeps `request` and `response` alive until then. `arrival` is when the
   // frontend had the whole request (queue time counts from there). On success

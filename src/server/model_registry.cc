@@ -630,7 +630,15 @@ void ModelRegistry::RunJobs() {
     absl::Status status = settled.has_value() ? *settled
                           : job.load          ? LoadFromRepository(job.name)
                                               : Unload(job.name);
-    job.done(std::move(status));
+    if (job.if_absent) {
+      // A waiting request resumes on the resumer thread: its inference must
+      // not hold up the loads behind it.
+      Resume([done = std::move(job.done), status = std::move(status)]() mutable {
+        done(std::move(status));
+      });
+    } else {
+      job.done(std::move(status));
+    }
     job.done = nullptr;  // what it holds is released outside jobs_mu_
     lock.lock();
   }
@@ -648,6 +656,42 @@ void ModelRegistry::StopAsync() {
   jobs_cv_.notify_all();
   for (Job& job : left) job.done(NotRun(job));
   if (loader.joinable()) loader.join();
+  // The requests that resumed still run, then the resumer ends.
+  std::thread resumer;
+  {
+    std::lock_guard<std::mutex> lock(resume_mu_);
+    resume_stopped_ = true;
+    resumer = std::move(resumer_);
+  }
+  resume_cv_.notify_all();
+  if (resumer.joinable()) resumer.join();
+}
+
+void ModelRegistry::Resume(absl::AnyInvocable<void()> work) {
+  {
+    std::lock_guard<std::mutex> lock(resume_mu_);
+    if (!resume_stopped_) {
+      if (!resumer_.joinable()) resumer_ = std::thread([this] { RunResumes(); });
+      resumes_.push_back(std::move(work));
+      resume_cv_.notify_one();
+      return;
+    }
+  }
+  work();  // stopping: answered here
+}
+
+void ModelRegistry::RunResumes() {
+  std::unique_lock<std::mutex> lock(resume_mu_);
+  while (true) {
+    resume_cv_.wait(lock, [this] { return resume_stopped_ || !resumes_.empty(); });
+    if (resumes_.empty()) return;  // stopped, and nothing left
+    auto work = std::move(resumes_.front());
+    resumes_.pop_front();
+    lock.unlock();
+    work();
+    work = nullptr;
+    lock.lock();
+  }
 }
 
 }  // namespace osprey

@@ -141,7 +141,9 @@ class ModelRegistry {
   void UnloadAsync(std::string name, AsyncDone done);
   // LoadFromRepositoryAsync, unless the model is READY when the job runs
   // (then `done` gets OK at once): what a request for an evicted model asks,
-  // however many such requests arrive together.
+  // however many such requests arrive together. `done` runs on the
+  // registry's resumer thread (not the loader: the request's inference must
+  // not hold up the loads behind it).
   void LoadIfAbsentAsync(std::string name, AsyncDone done);
   // True when a request that did not find `name` READY should load it rather
   // than fail: a memory budget is set (or load_on_demand), the repository
@@ -239,6 +241,16 @@ class ModelRegistry {
   std::deque<Job> jobs_;
   bool jobs_stopped_ = false;
   std::thread loader_;  // started by the first job
+
+  // Where waiters of LoadIfAbsentAsync resume (their inference runs there, not
+  // on the loader thread); drained by StopAsync.
+  void Resume(absl::AnyInvocable<void()> work);
+  void RunResumes();
+  std::mutex resume_mu_;
+  std::condition_variable resume_cv_;
+  std::deque<absl::AnyInvocable<void()>> resumes_;
+  bool resume_stopped_ = false;
+  std::thread resumer_;
 
   // The cache's counters (Options::memory_budget).
   mutable std::atomic<uint64_t> loads_{0}, evictions_{0}, hits_{0}, misses_{0};
