@@ -51,10 +51,7 @@ void Controller::Impl::SaveGraph(const std::string& key, const GraphEntry& e) {
   Key(w, "generation");
   w.Int64(e.generation);
   Field(w, "created", e.created);
-  Key(w, "transitionTimes");
-  w.StartObject();
-  for (const auto& [k, v] : e.transition_times) Field(w, k, v);
-  w.EndObject();
+  WriteTransitionTimes(w, e.transition_times);
   WriteConditions(w, e.status.conditions);
   w.EndObject();
   auto st = store->Put(StrCat("graph/", key), std::string(buf.GetString(), buf.GetSize()));
@@ -78,9 +75,7 @@ absl::Status Controller::Impl::LoadGraphs() {
     e.resource_json = resources::ToJson(*resource);
     e.generation = GetInt(d, "generation");
     e.created = GetString(d, "created");
-    if (auto it = d.FindMember("transitionTimes"); it != d.MemberEnd() && it->value.IsObject())
-      for (const auto& m : it->value.GetObject())
-        if (m.value.IsString()) e.transition_times[m.name.GetString()] = m.value.GetString();
+    e.transition_times = ReadTransitionTimes(d);
     // The status as last seen (its url and route come with the first pass).
     e.status.conditions = ReadConditions(d);
     for (const auto& c : e.status.conditions)
@@ -109,12 +104,7 @@ void Controller::Impl::PassGraphs(const std::vector<ServingRuntime>& cluster_run
     e.observed_generation = e.generation;
     if (plan.status == e.status) continue;
     const bool was_ready = e.status.ready;
-    for (const auto& c : plan.status.conditions) {
-      auto before = std::find_if(e.status.conditions.begin(), e.status.conditions.end(),
-                                 [&](const Condition& b) { return b.type == c.type; });
-      if (before == e.status.conditions.end() || before->status != c.status)
-        e.transition_times[c.type] = now;
-    }
+    StampTransitions(e.status.conditions, plan.status.conditions, now, &e.transition_times);
     e.status = std::move(plan.status);
     SaveGraph(key, e);
     if (was_ready != e.status.ready)

@@ -52,6 +52,14 @@ std::vector<std::string> TailLines(const std::string& path, int n);
 // them (no transition time reset, no Ready event repeated).
 void WriteConditions(json::Writer& w, const std::vector<Condition>& conditions);
 std::vector<Condition> ReadConditions(const rapidjson::Value& record);
+// A record's condition transition times under "transitionTimes" (type -> time).
+using TransitionTimes = std::map<std::string, std::string>;
+void WriteTransitionTimes(json::Writer& w, const TransitionTimes& times);
+TransitionTimes ReadTransitionTimes(const rapidjson::Value& record);
+// Stamps `now` on each condition of `after` that is new or changed its status
+// since `before`.
+void StampTransitions(const std::vector<Condition>& before, const std::vector<Condition>& after,
+                      const std::string& now, TransitionTimes* times);
 
 struct Controller::Impl {
   using Fetch = FetchState;

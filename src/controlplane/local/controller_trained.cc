@@ -105,10 +105,7 @@ void Controller::Impl::SaveTrained(const std::string& key, const TrainedEntry& e
   w.Int64(e.placed_generation);
   Field(w, "created", e.created);
   Field(w, "error", e.error);
-  Key(w, "transitionTimes");
-  w.StartObject();
-  for (const auto& [k, v] : e.transition_times) Field(w, k, v);
-  w.EndObject();
+  WriteTransitionTimes(w, e.transition_times);
   WriteConditions(w, e.status.conditions);
   w.EndObject();
   auto st = store->Put(StrCat("trained/", key), std::string(buf.GetString(), buf.GetSize()));
@@ -135,9 +132,7 @@ absl::Status Controller::Impl::LoadTrained() {
     // Placed before: the files are in the repository (replicas load them on
     // request); failed: tried again.
     e.fetch = e.placed_generation == e.generation && e.error.empty() ? Fetch::kDone : Fetch::kIdle;
-    if (auto it = d.FindMember("transitionTimes"); it != d.MemberEnd() && it->value.IsObject())
-      for (const auto& m : it->value.GetObject())
-        if (m.value.IsString()) e.transition_times[m.name.GetString()] = m.value.GetString();
+    e.transition_times = ReadTransitionTimes(d);
     e.status.conditions = ReadConditions(d);
     trained[key.substr(8)] = std::move(e);
   }
@@ -204,12 +199,7 @@ void Controller::Impl::PassTrained(const std::vector<ServingRuntime>& cluster) {
     e.observed_generation = e.generation;
     if (plan.status == e.status) continue;
     const bool was_ready = e.status.ready;
-    for (const auto& c : plan.status.conditions) {
-      auto before = std::find_if(e.status.conditions.begin(), e.status.conditions.end(),
-                                 [&](const Condition& b) { return b.type == c.type; });
-      if (before == e.status.conditions.end() || before->status != c.status)
-        e.transition_times[c.type] = now;
-    }
+    StampTransitions(e.status.conditions, plan.status.conditions, now, &e.transition_times);
     e.status = std::move(plan.status);
     SaveTrained(key, e);
     if (was_ready != e.status.ready)

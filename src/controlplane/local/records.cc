@@ -47,6 +47,31 @@ std::vector<Condition> ReadConditions(const rapidjson::Value& record) {
   return out;
 }
 
+void WriteTransitionTimes(Writer& w, const TransitionTimes& times) {
+  Key(w, "transitionTimes");
+  w.StartObject();
+  for (const auto& [k, v] : times) Field(w, k, v);
+  w.EndObject();
+}
+
+TransitionTimes ReadTransitionTimes(const rapidjson::Value& record) {
+  TransitionTimes out;
+  if (auto it = record.FindMember("transitionTimes");
+      it != record.MemberEnd() && it->value.IsObject())
+    for (const auto& m : it->value.GetObject())
+      if (m.value.IsString()) out[m.name.GetString()] = m.value.GetString();
+  return out;
+}
+
+void StampTransitions(const std::vector<Condition>& before, const std::vector<Condition>& after,
+                      const std::string& now, TransitionTimes* times) {
+  for (const auto& c : after) {
+    auto was = std::find_if(before.begin(), before.end(),
+                            [&](const Condition& b) { return b.type == c.type; });
+    if (was == before.end() || was->status != c.status) (*times)[c.type] = now;
+  }
+}
+
 RevisionPhase PhaseFromName(std::string_view name) {
   for (auto p : {RevisionPhase::kPending, RevisionPhase::kDownloading, RevisionPhase::kLoading,
                  RevisionPhase::kReady, RevisionPhase::kFailed, RevisionPhase::kRetired})
@@ -116,10 +141,7 @@ void Controller::Impl::SaveIsvc(const std::string& key, const IsvcEntry& e) {
   Key(w, "generation");
   w.Int64(e.generation);
   Field(w, "created", e.created);
-  Key(w, "transitionTimes");
-  w.StartObject();
-  for (const auto& [k, v] : e.transition_times) Field(w, k, v);
-  w.EndObject();
+  WriteTransitionTimes(w, e.transition_times);
   WriteConditions(w, e.status.conditions);
   Field(w, "latestRolledoutRevision", e.status.latest_rolled_out);
   Field(w, "previousRolledoutRevision", e.status.previous_rolled_out);
@@ -222,9 +244,7 @@ absl::Status Controller::Impl::Load() {
     SetSpecJsons(e);
     e.generation = GetInt(d, "generation");
     e.created = GetString(d, "created");
-    if (auto it = d.FindMember("transitionTimes"); it != d.MemberEnd() && it->value.IsObject())
-      for (const auto& m : it->value.GetObject())
-        if (m.value.IsString()) e.transition_times[m.name.GetString()] = m.value.GetString();
+    e.transition_times = ReadTransitionTimes(d);
     e.status.conditions = ReadConditions(d);
     e.status.latest_rolled_out = GetString(d, "latestRolledoutRevision");
     e.status.previous_rolled_out = GetString(d, "previousRolledoutRevision");
