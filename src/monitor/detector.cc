@@ -140,6 +140,10 @@ std::optional<double> Detector::Observe(const double* rows, size_t n, size_t fea
     return std::nullopt;
   }
   rows_seen_.fetch_add(n, std::memory_order_relaxed);
+  // Scored only against a reference fitted before these rows came: the rows
+  // that complete a first:N reference are never scored against themselves
+  // (whether the detector thread fits it before this call returns or not).
+  const bool fitted = fitted_.load(std::memory_order_acquire);
   bool wake = false;
   {
     std::lock_guard<std::mutex> lock(buffer_mu_);
@@ -154,7 +158,7 @@ std::optional<double> Detector::Observe(const double* rows, size_t n, size_t fea
     wake = buffered_rows_ >= wake_rows_;
   }
   if (wake) buffer_cv_.notify_one();
-  if (!fitted_.load(std::memory_order_acquire) || !mahalanobis_.has_value()) return std::nullopt;
+  if (!fitted || !mahalanobis_.has_value()) return std::nullopt;
   double worst = 0;
   uint64_t outliers = 0;
   for (size_t r = 0; r < n; ++r) {
