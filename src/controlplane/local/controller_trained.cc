@@ -109,7 +109,9 @@ void Controller::Impl::SaveTrained(const std::string& key, const TrainedEntry& e
   WriteConditions(w, e.status.conditions);
   w.EndObject();
   auto st = store->Put(StrCat("trained/", key), std::string(buf.GetString(), buf.GetSize()));
-  if (!st.ok()) OSPREY_LOG(kError) << "store: trainedmodel " << key << ": " << st.message();
+  if (!st.ok()) {
+    OSPREY_LOG(kError) << "store: trainedmodel " << key << ": " << st.message();
+  }
 }
 
 absl::Status Controller::Impl::LoadTrained() {
