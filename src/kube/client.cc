@@ -38,19 +38,13 @@ std::string QueryEscape(std::string_view text) {
   return out;
 }
 
-absl::Status StatusOf(const Response& r, std::string_view what) {
-  if (r.status >= 200 && r.status < 300) return absl::OkStatus();
-  std::string message;
-  std::string reason;
-  rapidjson::Document d;
-  if (!d.Parse(r.body.data(), r.body.size()).HasParseError() && d.IsObject()) {
-    message = json::GetString(d, "message");
-    reason = json::GetString(d, "reason");
-  }
-  if (message.empty()) message = r.body.substr(0, 300);
-  std::string text =
-      StrCat(what, ": ", r.status, " ", reason.empty() ? "" : reason + ": ", message);
-  switch (r.status) {
+namespace {
+
+// Causes travel as a payload on the status, under this type URL.
+constexpr char kCausesPayload[] = "osprey.kube/causes";
+
+absl::Status StatusForCode(int code, const std::string& reason, const std::string& text) {
+  switch (code) {
     case 400:
     case 422:
       return absl::InvalidArgumentError(text);
@@ -67,8 +61,55 @@ absl::Status StatusOf(const Response& r, std::string_view what) {
     case 429:
       return absl::UnavailableError(text);
     default:
-      return r.status >= 500 ? absl::UnavailableError(text) : absl::UnknownError(text);
+      return code >= 500 ? absl::UnavailableError(text) : absl::UnknownError(text);
   }
+}
+
+}  // namespace
+
+absl::Status StatusOf(const Response& r, std::string_view what) {
+  if (r.status >= 200 && r.status < 300) return absl::OkStatus();
+  std::string message;
+  std::string reason;
+  std::string causes;  // details.causes[].reason, comma-separated
+  rapidjson::Document d;
+  if (!d.Parse(r.body.data(), r.body.size()).HasParseError() && d.IsObject()) {
+    message = json::GetString(d, "message");
+    reason = json::GetString(d, "reason");
+    auto details = d.FindMember("details");
+    if (details != d.MemberEnd() && details->value.IsObject()) {
+      auto list = details->value.FindMember("causes");
+      if (list != details->value.MemberEnd() && list->value.IsArray()) {
+        for (const auto& cause : list->value.GetArray()) {
+          if (!cause.IsObject()) continue;
+          std::string name = json::GetString(cause, "reason");
+          if (name.empty()) continue;
+          if (!causes.empty()) causes += ",";
+          causes += name;
+        }
+      }
+    }
+  }
+  if (message.empty()) message = r.body.substr(0, 300);
+  std::string text =
+      StrCat(what, ": ", r.status, " ", reason.empty() ? "" : reason + ": ", message);
+  absl::Status status = StatusForCode(r.status, reason, text);
+  if (!causes.empty()) status.SetPayload(kCausesPayload, absl::Cord(causes));
+  return status;
+}
+
+bool HasCause(const absl::Status& status, std::string_view cause) {
+  auto causes = status.GetPayload(kCausesPayload);
+  if (!causes) return false;
+  std::string list(*causes);
+  std::string_view rest = list;
+  while (!rest.empty()) {
+    size_t comma = rest.find(',');
+    if (rest.substr(0, comma) == cause) return true;
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  return false;
 }
 
 RateLimiter::RateLimiter(double qps, int burst)

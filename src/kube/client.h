@@ -52,7 +52,10 @@ struct Response {
 // conflict), 410 kOutOfRange (resource version too old), 401
 // kUnauthenticated, 403 kPermissionDenied, 400/422 kInvalidArgument, 429 and
 // 5xx kUnavailable.
+// The reasons in the answer's details.causes (metav1.StatusCause) are kept on
+// the status; HasCause asks for one, e.g. "NamespaceTerminating".
 absl::Status StatusOf(const Response& r, std::string_view what);
+bool HasCause(const absl::Status& status, std::string_view cause);
 
 // A token bucket: `qps` per second, up to `burst` at once. Take() returns how
 // long the caller must wait before its request; pure apart from the clock the

@@ -64,6 +64,22 @@ TEST(StatusOfTest, MapsCodesAndKeepsTheServersMessage) {
   }
 }
 
+TEST(StatusOfTest, KeepsTheCausesOfARefusal) {
+  absl::Status terminating = StatusOf(
+      Response{403, R"({"kind":"Status","reason":"Forbidden","message":"unable to create new )"
+                    R"(content in namespace ns because it is being terminated","details":{)"
+                    R"("causes":[{"reason":"FieldValueInvalid"},{"reason":"NamespaceTerminating",)"
+                    R"("field":"metadata.namespace"}]}})"},
+      "PATCH /x");
+  EXPECT_EQ(terminating.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(HasCause(terminating, "NamespaceTerminating"));
+  EXPECT_TRUE(HasCause(terminating, "FieldValueInvalid"));
+  EXPECT_FALSE(HasCause(terminating, "Namespace"));
+  EXPECT_FALSE(HasCause(StatusOf(Response{403, R"({"reason":"Forbidden"})"}, "GET /x"),
+                        "NamespaceTerminating"));
+  EXPECT_FALSE(HasCause(absl::OkStatus(), "NamespaceTerminating"));
+}
+
 TEST(RateLimiterTest, BurstThenQps) {
   RateLimiter limiter(10, 3);  // 10/s, burst 3
   auto t0 = RateLimiter::Clock::now();

@@ -536,6 +536,11 @@ struct Operator::Impl {
       absl::Status s = Reconcile(*key);
       if (s.ok()) {
         queue.Forget(*key);
+      } else if (kube::HasCause(s, "NamespaceTerminating")) {
+        // The namespace is being deleted and takes the InferenceService with
+        // it; writing into it again can only be refused the same way.
+        OSPREY_LOG(kInfo) << "reconcile " << *key << ": namespace is terminating, left alone";
+        queue.Forget(*key);
       } else {
         errors.fetch_add(1);
         OSPREY_LOG(kWarning) << "reconcile " << *key << ": " << s.message() << " (retry "
