@@ -34,9 +34,8 @@ using resources::FindKind;
 // Where the API serves a kind: /apis/{group}/{version}, Osprey's own under
 // /{group}/{version}.
 std::string PathPrefix(const Kind& kind) {
-  return kind.group.find('.') == std::string_view::npos
-             ? StrCat("/", kind.group, "/", kind.version)
-             : StrCat("/apis/", kind.group, "/", kind.version);
+  return kind.group == "osprey" ? StrCat("/", kind.group, "/", kind.version)
+                                : StrCat("/apis/", kind.group, "/", kind.version);
 }
 
 struct Options {
@@ -274,13 +273,41 @@ std::string Table(const Kind& kind, const rapidjson::Value& items, bool all_ns, 
     for (const auto& it : items.GetArray())
       rows.push_back({Get(it, {"metadata", "name"}), Get(it, {"status", "url"}),
                       Condition(it, "Ready", "status"), Age(it)});
+  } else if (kind.plural == "services") {  // Knative's printer columns
+    header = {"NAME", "URL", "LATESTCREATED", "LATESTREADY", "READY", "REASON"};
+    for (const auto& it : items.GetArray())
+      rows.push_back({Get(it, {"metadata", "name"}), Get(it, {"status", "url"}),
+                      Get(it, {"status", "latestCreatedRevisionName"}),
+                      Get(it, {"status", "latestReadyRevisionName"}),
+                      Condition(it, "Ready", "status"), Condition(it, "Ready", "reason")});
+  } else if (kind.plural == "configurations") {
+    header = {"NAME", "LATESTCREATED", "LATESTREADY", "READY", "REASON"};
+    for (const auto& it : items.GetArray())
+      rows.push_back({Get(it, {"metadata", "name"}),
+                      Get(it, {"status", "latestCreatedRevisionName"}),
+                      Get(it, {"status", "latestReadyRevisionName"}),
+                      Condition(it, "Ready", "status"), Condition(it, "Ready", "reason")});
+  } else if (kind.plural == "routes") {
+    header = {"NAME", "URL", "READY", "REASON"};
+    for (const auto& it : items.GetArray())
+      rows.push_back({Get(it, {"metadata", "name"}), Get(it, {"status", "url"}),
+                      Condition(it, "Ready", "status"), Condition(it, "Ready", "reason")});
+  } else if (kind.plural == "deployments") {  // kubectl's
+    header = {"NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"};
+    for (const auto& it : items.GetArray())
+      rows.push_back(
+          {Get(it, {"metadata", "name"}),
+           StrCat(Get(it, {"status", "readyReplicas"}), "/", Get(it, {"spec", "replicas"})),
+           Get(it, {"status", "updatedReplicas"}), Get(it, {"status", "availableReplicas"}),
+           Age(it)});
   } else if (kind.plural == "revisions") {
     header = {"NAME", "INFERENCESERVICE", "PHASE", "REPLICAS", "READY", "RUNTIME", "AGE"};
     if (wide) header.push_back("REASON");
     for (const auto& it : items.GetArray()) {
       std::vector<std::string> row = {
           Get(it, {"metadata", "name"}),
-          Get(it, {"metadata", "labels", "serving.kserve.io/inferenceservice"}),
+          Get(it, {"metadata", "labels", "serving.kserve.io/inferenceservice"}) +
+              Get(it, {"metadata", "labels", "serving.knative.dev/service"}),
           Get(it, {"status", "phase"}),
           Get(it, {"status", "replicas"}),
           Get(it, {"status", "readyReplicas"}),
@@ -364,7 +391,8 @@ int GetCommand(Options& o) {
   if (o.positional.empty())
     return Fail(
         "get needs a resource kind: inferenceservices (isvc), servingruntimes, "
-        "clusterservingruntimes, inferencegraphs (ig), trainedmodels (tm), revisions, events");
+        "clusterservingruntimes, inferencegraphs (ig), trainedmodels (tm), services (ksvc), "
+        "configurations, routes, revisions, podautoscalers (kpa), deployments (deploy), events");
   const Kind* kind = FindKind(o.positional[0]);
   if (kind == nullptr) return Fail(StrCat("unknown resource kind \"", o.positional[0], "\""));
   std::string name = o.positional.size() > 1 ? o.positional[1] : "";
@@ -413,13 +441,23 @@ absl::StatusOr<std::string> ReadInput(const std::string& file) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-// Waits until every named InferenceService reports Ready for its current
-// generation; fails fast when the latest revision failed.
-int WaitReady(const Options& o, const std::vector<std::pair<std::string, std::string>>& isvcs) {
+// An applied object --wait waits for: an InferenceService or a Knative Service.
+struct Applied {
+  bool knative = false;
+  std::string ns;
+  std::string name;
+};
+
+// Waits until every named InferenceService (Knative Service) reports Ready
+// for its current generation; fails fast when its latest revision failed.
+int WaitReady(const Options& o, const std::vector<Applied>& applied) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.timeout_s);
-  for (const auto& [ns, name] : isvcs) {
+  for (const auto& [knative, ns, name] : applied) {
+    const std::string what = knative ? "service" : "inferenceservice";
     std::string path =
-        StrCat("/apis/serving.kserve.io/v1beta1/namespaces/", ns, "/inferenceservices/", name);
+        knative ? StrCat("/apis/serving.knative.dev/v1/namespaces/", ns, "/services/", name)
+                : StrCat("/apis/serving.kserve.io/v1beta1/namespaces/", ns, "/inferenceservices/",
+                         name);
     std::string last;
     while (true) {
       auto r = Call(o, "GET", path);
@@ -431,19 +469,24 @@ int WaitReady(const Options& o, const std::vector<std::pair<std::string, std::st
         std::string ready = Condition(d, "Ready", "status");
         std::string transition = Get(d, {"status", "modelStatus", "transitionStatus"});
         if (current && ready == "True") {
-          std::printf("inferenceservice.serving.kserve.io/%s condition met (Ready)\n",
-                      name.c_str());
+          std::printf("%s.%s/%s condition met (Ready)\n", what.c_str(),
+                      knative ? "serving.knative.dev" : "serving.kserve.io", name.c_str());
           break;
         }
-        if (current && (transition == "InvalidSpec" || transition == "BlockedByFailedLoad"))
+        if (!knative && current &&
+            (transition == "InvalidSpec" || transition == "BlockedByFailedLoad"))
           return Fail(StrCat("inferenceservice ", ns, "/", name,
                              " failed: ", Condition(d, "PredictorReady", "reason"), ": ",
                              Condition(d, "PredictorReady", "message")));
+        if (knative && current && ready == "False")
+          return Fail(StrCat("service ", ns, "/", name,
+                             " failed: ", Condition(d, "Ready", "reason"), ": ",
+                             Condition(d, "Ready", "message")));
         last = StrCat(Condition(d, "Ready", "reason"), " ", Condition(d, "Ready", "message"));
       }
       if (std::chrono::steady_clock::now() > deadline)
-        return Fail(StrCat("timed out after ", o.timeout_s, "s waiting for inferenceservice ", ns,
-                           "/", name, " to be Ready (", last, ")"));
+        return Fail(StrCat("timed out after ", o.timeout_s, "s waiting for ", what, " ", ns, "/",
+                           name, " to be Ready (", last, ")"));
       std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling interval
     }
   }
@@ -452,7 +495,7 @@ int WaitReady(const Options& o, const std::vector<std::pair<std::string, std::st
 
 int ApplyCommand(Options& o) {
   if (o.files.empty()) return Fail("apply needs -f FILE (or -f - for stdin)");
-  std::vector<std::pair<std::string, std::string>> applied;
+  std::vector<Applied> applied;
   for (const auto& file : o.files) {
     auto text = ReadInput(file);
     if (!text.ok()) return Fail(std::string(text.status().message()));
@@ -470,8 +513,8 @@ int ApplyCommand(Options& o) {
       std::printf("%s.%s/%s %s\n", std::string(k ? k->singular : kind).c_str(),
                   std::string(k ? k->group : "").c_str(), Get(res, {"name"}).c_str(),
                   Get(res, {"action"}).c_str());
-      if (kind == "InferenceService")
-        applied.emplace_back(Get(res, {"namespace"}), Get(res, {"name"}));
+      if (kind == "InferenceService" || kind == "Service")
+        applied.push_back({kind == "Service", Get(res, {"namespace"}), Get(res, {"name"})});
     }
   }
   std::fflush(stdout);

@@ -225,6 +225,12 @@ std::string ComponentUrl(const resources::ObjectMeta& meta, std::string_view com
 }
 
 std::optional<resources::Component> RevisionComponent(const RevisionSpec& rev) {
+  if (rev.kind == "Service") {  // a Knative Service's: its template
+    auto parsed = resources::FromJson(rev.spec_json);
+    if (!parsed.ok() || !std::holds_alternative<resources::KnativeService>(*parsed))
+      return std::nullopt;
+    return std::get<resources::KnativeService>(*parsed).revision;
+  }
   // A transformer or explainer is read beside a minimal predictor.
   const std::string& json = rev.spec_json.empty() ? "{}" : rev.spec_json;
   const bool predictor = rev.component == "predictor";

@@ -44,8 +44,11 @@ struct PlatformConfig {
 struct RevisionSpec {
   std::string name;  // {isvc}-{component}-{00001}
   std::string namespace_;
-  std::string isvc;
-  std::string component = "predictor";  // predictor | transformer | explainer
+  std::string isvc;                     // the owner's name
+  std::string component = "predictor";  // predictor | transformer | explainer; "" for a ksvc's
+  // The owner's kind: an InferenceService, or a Knative Service
+  // (kKnativeServiceKind, knative.h) whose spec_json is its template.
+  std::string kind = "InferenceService";
   int number = 0;
   std::string spec_json;     // canonical JSON of the component's spec
   std::string created;       // RFC 3339
@@ -107,8 +110,8 @@ RevisionSpec ResolveComponentRevision(const resources::InferenceService& isvc,
                                       int number, const std::string& now);
 
 // The component spec revision `rev` was made from: its spec_json read as the
-// predictor, transformer or explainer it is (nullopt when it does not parse;
-// a stored revision always should).
+// predictor, transformer or explainer it is, or as a Knative Service's
+// template (nullopt when it does not parse; a stored revision always should).
 std::optional<resources::Component> RevisionComponent(const RevisionSpec& rev);
 
 // The names of the components an InferenceService has, predictor first.

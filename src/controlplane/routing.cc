@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "common/strings.h"
+#include "controlplane/knative.h"
 
 namespace osprey::controlplane {
 namespace {
@@ -59,9 +60,38 @@ std::optional<double> TraceSamplingOf(const std::map<std::string, std::string>& 
 
 RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
                       const std::map<std::string, RevisionRouting>& revisions,
-                      const PlatformConfig& config) {
+                      const PlatformConfig& config, const std::vector<KnativeRouting>& knative) {
   RouteTable table;
   RevisionIndex index(revisions, &table);
+  for (const auto& k : knative) {
+    const std::string& ns = k.meta.namespace_;
+    for (const auto& key : k.aspired) index(key);
+    Route base;
+    base.namespace_ = ns;
+    base.name = k.meta.name;
+    base.trace_sampling = TraceSamplingOf(k.meta.annotations);
+    if (k.timeout_seconds) base.timeout_ms = *k.timeout_seconds * 1000;
+    for (const auto& t : k.traffic) {
+      if (t.tag.empty()) continue;
+      if (auto i = index(StrCat(ns, "/", t.revision))) {
+        Route r = NewRoute(base, {KnativeHost(k.meta, config, t.tag)});
+        r.split = {{*i, 100}};
+        table.routes.push_back(std::move(r));
+      }
+    }
+    std::vector<std::string> hosts = {KnativeHost(k.meta, config)};
+    for (auto& h : KnativeLocalHosts(k.meta)) hosts.push_back(std::move(h));
+    Route main = NewRoute(base, std::move(hosts));
+    for (const auto& t : k.traffic)
+      if (t.percent > 0)
+        if (auto i = index(StrCat(ns, "/", t.revision))) main.split.push_back({*i, t.percent});
+    Route by_path = NewRoute(main, {"*"});
+    by_path.uri = gateway::StringMatch{gateway::StringMatch::Kind::kPrefix,
+                                       StrCat("/serving/", ns, "/", k.meta.name, "/")};
+    by_path.rewrite = "/";
+    table.routes.push_back(std::move(by_path));
+    table.routes.push_back(std::move(main));
+  }
   auto ready_aspired = [&](const std::string& key, bool need_ready) {
     auto it = revisions.find(key);
     return it != revisions.end() && it->second.aspired &&

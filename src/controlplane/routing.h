@@ -64,10 +64,22 @@ struct ServiceRouting {
   std::string served_model_name;
 };
 
+// A Knative Service's routes: its host {name}.{ns}.{domain} and in-cluster
+// names (knative.h) split by its resolved traffic, a host per tag
+// ({tag}-{name}.{ns}.{domain}, all to that entry's revision), and the path
+// /serving/{ns}/{name}/ on any host; timeoutSeconds bounds each request.
+struct KnativeRouting {
+  resources::ObjectMeta meta;
+  std::optional<int> timeout_seconds;
+  std::vector<TrafficTarget> traffic;  // KnativeStatus::traffic
+  std::vector<std::string> aspired;    // revision keys
+};
+
 // `revisions` by key. A traffic entry whose revision is unknown is left out.
 gateway::RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
                                const std::map<std::string, RevisionRouting>& revisions,
-                               const PlatformConfig& config);
+                               const PlatformConfig& config,
+                               const std::vector<KnativeRouting>& knative = {});
 
 // Whether two tables route alike (routes, splits, mirrors, timeouts, loggers, revision
 // endpoints and limits). A table is republished only when it changed: a

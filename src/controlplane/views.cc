@@ -53,6 +53,7 @@ std::string RevisionSpecJson(const RevisionSpec& s) {
   Field(w, "namespace", s.namespace_);
   Field(w, "isvc", s.isvc);
   Field(w, "component", s.component);
+  if (s.kind != "InferenceService") Field(w, "kind", s.kind);
   Key(w, "number");
   w.Int(s.number);
   Key(w, "spec");
@@ -110,6 +111,7 @@ static RevisionSpec RevisionSpecFromJson(const rapidjson::Value& v) {
   s.namespace_ = GetString(v, "namespace");
   s.isvc = GetString(v, "isvc");
   s.component = GetString(v, "component");
+  if (std::string kind = GetString(v, "kind"); !kind.empty()) s.kind = kind;
   s.number = static_cast<int>(GetInt(v, "number"));
   if (auto it = v.FindMember("spec"); it != v.MemberEnd()) s.spec_json = ToText(it->value);
   s.created = GetString(v, "created");
@@ -349,8 +351,13 @@ std::string RevisionJson(const RevisionRecord& r) {
                           r.spec.created);
   Key(w, "labels");
   w.StartObject();
-  Field(w, "serving.kserve.io/inferenceservice", r.spec.isvc);
-  Field(w, "component", r.spec.component);
+  if (r.spec.kind == kKnativeServiceKind) {
+    Field(w, "serving.knative.dev/service", r.spec.isvc);
+    Field(w, "serving.knative.dev/configuration", r.spec.isvc);
+  } else {
+    Field(w, "serving.kserve.io/inferenceservice", r.spec.isvc);
+    Field(w, "component", r.spec.component);
+  }
   w.EndObject();
   w.EndObject();
   Key(w, "spec");
@@ -433,6 +440,188 @@ std::string PodAutoscalerJson(const AutoscalerRecord& r) {
   w.Double(r.observed_panic);
   Key(w, "panicking");
   w.Bool(r.panicking);
+  w.EndObject();
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+namespace {
+
+void WriteConditionList(Writer& w, const std::vector<Condition>& conditions,
+                        const std::map<std::string, std::string>& transition_times) {
+  Key(w, "conditions");
+  w.StartArray();
+  for (const auto& c : conditions) {
+    w.StartObject();
+    auto t = transition_times.find(c.type);
+    if (t != transition_times.end()) Field(w, "lastTransitionTime", t->second);
+    FieldIfSet(w, "message", c.message);
+    FieldIfSet(w, "reason", c.reason);
+    Field(w, "status", c.status);
+    Field(w, "type", c.type);
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+void WriteKnativeTraffic(Writer& w, const KnativeRecord& r, const resources::ObjectMeta& meta,
+                         const PlatformConfig& config) {
+  Key(w, "traffic");
+  w.StartArray();
+  for (const auto& t : r.status.traffic) {
+    w.StartObject();
+    Key(w, "latestRevision");
+    w.Bool(t.latest);
+    Key(w, "percent");
+    w.Int(t.percent);
+    Field(w, "revisionName", t.revision);
+    FieldIfSet(w, "tag", t.tag);
+    if (!t.tag.empty()) Field(w, "url", KnativeUrl(meta, config, t.tag));
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+// The resource as applied with its metadata completed; `spec_key` "" copies
+// the spec, else only spec[spec_key] under "spec" (a Configuration's
+// template). Leaves the object open for the status.
+void WriteKnativeObject(Writer& w, const KnativeRecord& r, std::string_view kind,
+                        std::string_view spec_key, resources::ObjectMeta* meta) {
+  rapidjson::Document d;
+  d.Parse(r.resource_json.data(), r.resource_json.size());
+  if (d.HasParseError() || !d.IsObject()) d.SetObject();
+  w.StartObject();
+  Field(w, "apiVersion", "serving.knative.dev/v1");
+  Field(w, "kind", kind);
+  Key(w, "metadata");
+  w.StartObject();
+  if (d.HasMember("metadata") && d["metadata"].IsObject())
+    for (auto& m : d["metadata"].GetObject()) {
+      Key(w, m.name.GetString());
+      m.value.Accept(w);
+    }
+  Field(w, "creationTimestamp", r.created);
+  Key(w, "generation");
+  w.Int64(r.generation);
+  w.EndObject();
+  meta->name = GetString(d["metadata"], "name");
+  meta->namespace_ = GetString(d["metadata"], "namespace");
+  if (d.HasMember("spec") && d["spec"].IsObject()) {
+    Key(w, "spec");
+    if (spec_key.empty()) {
+      d["spec"].Accept(w);
+    } else {
+      w.StartObject();
+      const std::string key(spec_key);
+      if (d["spec"].HasMember(key.c_str())) {
+        Key(w, spec_key);
+        d["spec"][key.c_str()].Accept(w);
+      }
+      w.EndObject();
+    }
+  }
+}
+
+}  // namespace
+
+std::string KnativeServiceJson(const KnativeRecord& r, const PlatformConfig& config) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  resources::ObjectMeta meta;
+  WriteKnativeObject(w, r, "Service", "", &meta);
+  Key(w, "status");
+  w.StartObject();
+  FieldIfSet(w, "url", r.status.url);
+  Key(w, "address");
+  w.StartObject();
+  FieldIfSet(w, "url", r.status.address);
+  w.EndObject();
+  WriteConditionList(w, r.status.conditions, r.transition_times);
+  FieldIfSet(w, "latestCreatedRevisionName", r.status.latest_created);
+  FieldIfSet(w, "latestReadyRevisionName", r.status.latest_ready);
+  Key(w, "observedGeneration");
+  w.Int64(r.observed_generation);
+  WriteKnativeTraffic(w, r, meta, config);
+  w.EndObject();
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string ConfigurationJson(const KnativeRecord& r) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  resources::ObjectMeta meta;
+  WriteKnativeObject(w, r, "Configuration", "template", &meta);
+  Key(w, "status");
+  w.StartObject();
+  std::vector<Condition> ready;
+  for (const auto& c : r.status.conditions)
+    if (c.type == "ConfigurationsReady") ready.push_back({"Ready", c.status, c.reason, c.message});
+  std::map<std::string, std::string> times;
+  if (auto t = r.transition_times.find("ConfigurationsReady"); t != r.transition_times.end())
+    times["Ready"] = t->second;
+  WriteConditionList(w, ready, times);
+  FieldIfSet(w, "latestCreatedRevisionName", r.status.latest_created);
+  FieldIfSet(w, "latestReadyRevisionName", r.status.latest_ready);
+  Key(w, "observedGeneration");
+  w.Int64(r.observed_generation);
+  w.EndObject();
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string RouteJson(const KnativeRecord& r, const PlatformConfig& config) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  resources::ObjectMeta meta;
+  WriteKnativeObject(w, r, "Route", "traffic", &meta);
+  Key(w, "status");
+  w.StartObject();
+  FieldIfSet(w, "url", r.status.url);
+  Key(w, "address");
+  w.StartObject();
+  FieldIfSet(w, "url", r.status.address);
+  w.EndObject();
+  std::vector<Condition> ready;
+  for (const auto& c : r.status.conditions)
+    if (c.type == "RoutesReady") ready.push_back({"Ready", c.status, c.reason, c.message});
+  std::map<std::string, std::string> times;
+  if (auto t = r.transition_times.find("RoutesReady"); t != r.transition_times.end())
+    times["Ready"] = t->second;
+  WriteConditionList(w, ready, times);
+  Key(w, "observedGeneration");
+  w.Int64(r.observed_generation);
+  WriteKnativeTraffic(w, r, meta, config);
+  w.EndObject();
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string DeploymentJson(const DeploymentRecord& r) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  StartObjectWithMetadata(w, "apps/v1", "Deployment", StrCat(r.revision, "-deployment"),
+                          r.namespace_, r.created);
+  Key(w, "labels");
+  w.StartObject();
+  for (const auto& [k, v] : r.labels) Field(w, k, v);
+  w.EndObject();
+  w.EndObject();
+  Key(w, "spec");
+  w.StartObject();
+  Key(w, "replicas");
+  w.Int(r.desired);
+  w.EndObject();
+  Key(w, "status");
+  w.StartObject();
+  Key(w, "replicas");
+  w.Int(r.replicas);
+  Key(w, "readyReplicas");
+  w.Int(r.ready);
+  Key(w, "availableReplicas");
+  w.Int(r.ready);
+  Key(w, "updatedReplicas");
+  w.Int(r.replicas);
   w.EndObject();
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());

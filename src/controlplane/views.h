@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "controlplane/knative.h"
 #include "controlplane/reconciler.h"
 
 namespace osprey::controlplane {
@@ -98,6 +99,37 @@ struct AutoscalerRecord {
 };
 // A Knative PodAutoscaler (autoscaling.internal.knative.dev/v1alpha1).
 std::string PodAutoscalerJson(const AutoscalerRecord& r);
+
+struct KnativeRecord {
+  std::string resource_json;  // canonical JSON as applied
+  std::string created;        // RFC 3339
+  int64_t generation = 1;
+  int64_t observed_generation = 0;
+  KnativeStatus status;
+  std::map<std::string, std::string> transition_times;  // condition type -> RFC 3339
+};
+// A Knative Service (serving.knative.dev/v1) with its status: url, address,
+// conditions, latestCreated/ReadyRevisionName, traffic (tag URLs),
+// observedGeneration.
+std::string KnativeServiceJson(const KnativeRecord& r, const PlatformConfig& config);
+// The Configuration and Route a Knative Service owns, under its name: the
+// template with the latest created and ready revisions; the traffic and URL.
+std::string ConfigurationJson(const KnativeRecord& r);
+std::string RouteJson(const KnativeRecord& r, const PlatformConfig& config);
+
+struct DeploymentRecord {
+  std::string revision;  // the Deployment is "{revision}-deployment"
+  std::string namespace_;
+  std::string created;
+  std::map<std::string, std::string> labels;
+  int desired = 0;
+  int replicas = 0;
+  int ready = 0;
+};
+// What runs a revision, as a Kubernetes Deployment (apps/v1): spec.replicas
+// the desired scale; status replicas, readyReplicas, availableReplicas,
+// updatedReplicas.
+std::string DeploymentJson(const DeploymentRecord& r);
 
 // {"items": [...]} of rendered items.
 std::string ListJson(const std::vector<std::string>& items);

@@ -463,10 +463,10 @@ TEST_F(GatewayTest, HandleProxiesAndEncodesRefusalsForHttp) {
   const std::string metrics = gateway_->RenderMetrics();
   for (
       const char* line : {
-          R"(osprey_gateway_requests_total{namespace="default",inferenceservice="",component="",revision="iris-1",code_class="2xx"} 3)",
-          R"(osprey_gateway_requests_total{namespace="default",inferenceservice="",component="",revision="iris-1",code_class="5xx"} 1)",
-          R"(osprey_gateway_request_duration_seconds_count{namespace="default",inferenceservice="",component="",revision="iris-1"} 4)",
-          R"(osprey_gateway_concurrency{namespace="default",inferenceservice="",component="",revision="iris-1"} 0)",
+          R"(osprey_gateway_requests_total{namespace="default",inferenceservice="iris",component="",revision="iris-1",code_class="2xx"} 3)",
+          R"(osprey_gateway_requests_total{namespace="default",inferenceservice="iris",component="",revision="iris-1",code_class="5xx"} 1)",
+          R"(osprey_gateway_request_duration_seconds_count{namespace="default",inferenceservice="iris",component="",revision="iris-1"} 4)",
+          R"(osprey_gateway_concurrency{namespace="default",inferenceservice="iris",component="",revision="iris-1"} 0)",
       })
     EXPECT_NE(metrics.find(line), std::string::npos) << line << "\n" << metrics;
 }
@@ -513,7 +513,7 @@ TEST_F(GatewayTest, GrpcAdmissionGivesTheTargetOrAStatus) {
   EXPECT_EQ(seen[1].code, absl::StatusCode::kOk);
   EXPECT_NE(
       gateway_->RenderMetrics().find(
-          R"(osprey_gateway_requests_total{namespace="default",inferenceservice="",component="",revision="iris-1",code_class="5xx"} 1)"),
+          R"(osprey_gateway_requests_total{namespace="default",inferenceservice="iris",component="",revision="iris-1",code_class="5xx"} 1)"),
       std::string::npos);
 }
 

@@ -63,8 +63,12 @@ std::pair<std::string_view, std::string_view> RevisionService(std::string_view r
     if (c < '0' || c > '9') return {};
   const std::string_view rest = revision.substr(0, digits);
   const size_t dash = rest.rfind('-');
-  if (dash == std::string_view::npos || dash == 0) return {};
-  return {rest.substr(0, dash), rest.substr(dash + 1)};
+  const std::string_view component =
+      dash == std::string_view::npos ? std::string_view() : rest.substr(dash + 1);
+  if (component != "predictor" && component != "transformer" && component != "explainer")
+    return {rest, {}};  // a Knative Service's: {service}-{digits}
+  if (dash == 0) return {};
+  return {rest.substr(0, dash), component};
 }
 
 std::string RouteTarget(const Route& route, std::string_view target) {

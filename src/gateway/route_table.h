@@ -160,8 +160,9 @@ const Route* MatchRoute(const RouteTable& table, std::string_view host, std::str
                         HeaderLookup header, std::string_view component = {});
 
 // The InferenceService and component of a revision named
-// {service}-{component}-{digits}, as every revision is (pure); empty when it
-// is not so named.
+// {service}-{component}-{digits}, as every revision is (pure); a Knative
+// Service's {service}-{digits} gives the service and no component; empty
+// when it is not so named.
 std::pair<std::string_view, std::string_view> RevisionService(std::string_view revision);
 
 // The request target as the route sends it to the replica (its rewrite

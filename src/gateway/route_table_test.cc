@@ -103,7 +103,8 @@ TEST(RouteTable, ServiceAndComponentFromTheRevisionName) {
   using P = std::pair<std::string_view, std::string_view>;
   EXPECT_EQ(RevisionService("iris-predictor-00001"), P("iris", "predictor"));
   EXPECT_EQ(RevisionService("my-model-transformer-00012"), P("my-model", "transformer"));
-  EXPECT_EQ(RevisionService("iris-1"), P());
+  EXPECT_EQ(RevisionService("iris-1"), P("iris", ""));  // a Knative Service's
+  EXPECT_EQ(RevisionService("helloworld-go-00001"), P("helloworld-go", ""));
   EXPECT_EQ(RevisionService("iris"), P());
   EXPECT_EQ(RevisionService("iris-predictor-0000x"), P());
   EXPECT_EQ(RevisionService("-predictor-00001"), P());

@@ -15,8 +15,12 @@ constexpr std::string_view kAutoscalerNames[] = {"kpa", "pa"};
 constexpr std::string_view kEventNames[] = {"ev"};
 constexpr std::string_view kGraphNames[] = {"ig"};
 constexpr std::string_view kTrainedModelNames[] = {"tm"};
+constexpr std::string_view kKnativeServiceNames[] = {"ksvc", "kservice"};
+constexpr std::string_view kConfigurationNames[] = {"config", "cfg"};
+constexpr std::string_view kRouteNames[] = {"rt"};
+constexpr std::string_view kDeploymentNames[] = {"deploy"};
 
-constexpr std::array<KindInfo, 8> kKinds = {{
+constexpr std::array<KindInfo, 12> kKinds = {{
     {"inferenceservices", "inferenceservice", "InferenceService", "serving.kserve.io", "v1beta1",
      false, true, kIsvcNames},
     {"servingruntimes", "servingruntime", "ServingRuntime", "serving.kserve.io", "v1alpha1", false,
@@ -27,10 +31,17 @@ constexpr std::array<KindInfo, 8> kKinds = {{
      kTrainedModelNames},
     {"clusterservingruntimes", "clusterservingruntime", "ClusterServingRuntime",
      "serving.kserve.io", "v1alpha1", true, true, kClusterRuntimeNames},
+    {"services", "service", "Service", "serving.knative.dev", "v1", false, true,
+     kKnativeServiceNames},
+    {"configurations", "configuration", "Configuration", "serving.knative.dev", "v1", false, false,
+     kConfigurationNames},
+    {"routes", "route", "Route", "serving.knative.dev", "v1", false, false, kRouteNames},
     {"revisions", "revision", "Revision", "serving.knative.dev", "v1", false, false,
      kRevisionNames},
     {"podautoscalers", "podautoscaler", "PodAutoscaler", "autoscaling.internal.knative.dev",
      "v1alpha1", false, false, kAutoscalerNames},
+    // What runs each revision, as `kubectl get deploy` shows it ({revision}-deployment).
+    {"deployments", "deployment", "Deployment", "apps", "v1", false, false, kDeploymentNames},
     // Osprey's own: the events the control plane records (served under /osprey/v1).
     {"events", "event", "Event", "osprey", "v1", false, false, kEventNames},
 }};

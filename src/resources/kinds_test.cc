@@ -29,6 +29,13 @@ TEST(FindKind, NamesAliasesAndGroups) {
       {"kpa", "podautoscalers"},
       {"pa", "podautoscalers"},
       {"ev", "events"},
+      {"ksvc", "services"},
+      {"service.serving.knative.dev", "services"},
+      {"services.v1.serving.knative.dev", "services"},
+      {"cfg", "configurations"},
+      {"rt", "routes"},
+      {"deploy", "deployments"},
+      {"deployments.apps", "deployments"},
       {"pods", nullptr},
       {"", nullptr},
   };
@@ -43,14 +50,14 @@ TEST(FindKind, NamesAliasesAndGroups) {
   }
 }
 
-TEST(Kinds, EveryNameIsUniqueAndUsersApplyOnlyKServeKinds) {
+TEST(Kinds, EveryNameIsUniqueAndUsersApplyOnlyKServeKindsAndKnativeServices) {
   std::set<std::string_view> names;
   for (const auto& k : Kinds()) {
     EXPECT_TRUE(names.insert(k.plural).second) << k.plural;
     EXPECT_TRUE(names.insert(k.singular).second) << k.singular;
     for (auto s : k.short_names) EXPECT_TRUE(names.insert(s).second) << s;
     EXPECT_EQ(FindKind(k.kind), &k) << k.kind;
-    if (k.applied) EXPECT_EQ(k.group, "serving.kserve.io") << k.plural;
+    if (k.applied && k.plural != "services") EXPECT_EQ(k.group, "serving.kserve.io") << k.plural;
   }
   EXPECT_TRUE(FindKind("clusterservingruntimes")->cluster);
   EXPECT_FALSE(FindKind("servingruntimes")->cluster);

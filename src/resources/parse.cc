@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <set>
 
 #include "common/flags.h"
@@ -53,6 +54,7 @@ namespace {
 
 constexpr std::string_view kIsvcApiVersion = "serving.kserve.io/v1beta1";
 constexpr std::string_view kRuntimeApiVersion = "serving.kserve.io/v1alpha1";
+constexpr std::string_view kKnativeApiVersion = "serving.knative.dev/v1";
 
 // KServe's legacy predictor keys, in the order its API lists them.
 constexpr std::string_view kFrameworkKeys[] = {"sklearn",    "xgboost",    "lightgbm", "pytorch",
@@ -455,10 +457,13 @@ absl::Status ReadReadinessProbe(const Value& parent, std::string_view path, Cont
   return absl::OkStatus();
 }
 
-// Container list of a component (default_single_name: a lone unnamed
-// container is kserve-container, as KServe's defaulter makes it) or of a
-// runtime (every container needs its name).
-absl::Status ParseContainers(const Value& v, std::string_view path, bool default_single_name,
+// Container list of a component (a lone unnamed container is
+// `default_name`: kserve-container, as KServe's defaulter makes it;
+// Knative's is user-container) or of a runtime (default_name "": every
+// container needs its name).
+constexpr std::string_view kKserveContainer = "kserve-container";
+
+absl::Status ParseContainers(const Value& v, std::string_view path, std::string_view default_name,
                              std::vector<Container>* out) {
   if (v.kind != Value::Kind::kList) {
     return Error(&v, path, StrCat("expected a list of containers, got ", Describe(v)));
@@ -479,10 +484,10 @@ absl::Status ParseContainers(const Value& v, std::string_view path, bool default
     OSPREY_RETURN_IF_ERROR(ReadReadinessProbe(item, at, &c));
     OSPREY_RETURN_IF_ERROR(ReadPorts(item, at, &c.ports));
     if (c.name.empty()) {
-      if (!default_single_name || v.list.size() != 1) {
+      if (default_name.empty() || v.list.size() != 1) {
         return Error(&item, Field(at, "name"), "required");
       }
-      c.name = "kserve-container";
+      c.name = default_name;
     }
     if (c.image.empty() && c.command.empty()) {
       return Error(&item, at, "image or command required");
@@ -664,7 +669,8 @@ absl::Status ParsePredictor(const Value& v, std::string_view path, Component* c)
     c->worker_spec_json = ToCompactJson(*worker);
   }
   if (form == "containers") {
-    return ParseContainers(*v.Find("containers"), Field(path, "containers"), true, &c->containers);
+    return ParseContainers(*v.Find("containers"), Field(path, "containers"), kKserveContainer,
+                           &c->containers);
   }
   ModelSpec model;
   if (form == "model") {
@@ -682,7 +688,8 @@ absl::Status ParseTransformer(const Value& v, std::string_view path, Component* 
   OSPREY_RETURN_IF_ERROR(CheckFields(v, path, TransformerFields()));
   OSPREY_RETURN_IF_ERROR(ParseExtension(v, path, c));
   if (!HasContainers(v)) return Error(&v, Field(path, "containers"), "required");
-  return ParseContainers(*v.Find("containers"), Field(path, "containers"), true, &c->containers);
+  return ParseContainers(*v.Find("containers"), Field(path, "containers"), kKserveContainer,
+                         &c->containers);
 }
 
 absl::Status ParseExplainer(const Value& v, std::string_view path, Component* c) {
@@ -702,7 +709,8 @@ absl::Status ParseExplainer(const Value& v, std::string_view path, Component* c)
     return Error(&v, path, StrCat(kForms, " may be given, found ", JoinAnd(forms)));
   }
   if (forms[0] == "containers") {
-    return ParseContainers(*v.Find("containers"), Field(path, "containers"), true, &c->containers);
+    return ParseContainers(*v.Find("containers"), Field(path, "containers"), kKserveContainer,
+                           &c->containers);
   }
   const Value& spec = *v.Find(forms[0]);
   const std::string at = Field(path, forms[0]);
@@ -780,6 +788,173 @@ absl::StatusOr<TrainedModel> ParseTrainedModel(const Value& doc) {
     return Error(model->Find("memory"), "spec.model.memory", StatusMessage(bytes.status()));
   tm.memory_bytes = *bytes;
   return tm;
+}
+
+// Knative's autoscaling annotations that take a count: an integer >= 0.
+absl::Status CheckScaleAnnotations(const Value* at, const std::map<std::string, std::string>& a,
+                                   std::string_view path, int* min_scale) {
+  int max_scale = 0;
+  for (const char* key : {"autoscaling.knative.dev/min-scale", "autoscaling.knative.dev/minScale",
+                          "autoscaling.knative.dev/max-scale", "autoscaling.knative.dev/maxScale",
+                          "autoscaling.knative.dev/initial-scale"}) {
+    auto it = a.find(key);
+    if (it == a.end()) continue;
+    int n = -1;
+    auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), n);
+    if (ec != std::errc() || end != it->second.data() + it->second.size() || n < 0) {
+      return Error(at, StrCat(path, ".", key),
+                   StrCat("\"", it->second, "\" is invalid: must be an integer >= 0"));
+    }
+    std::string_view k = key;
+    if (k.find("min") != std::string_view::npos) *min_scale = n;
+    if (k.find("max") != std::string_view::npos) max_scale = n;
+  }
+  if (max_scale != 0 && max_scale < *min_scale) {
+    return Error(
+        at, StrCat(path, ".autoscaling.knative.dev/max-scale"),
+        StrCat("must be >= min-scale (", *min_scale, ") or 0 (unbounded), got ", max_scale));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<KnativeService> ParseKnativeService(const Value& doc) {
+  KnativeService ks;
+  OSPREY_RETURN_IF_ERROR(ParseMeta(doc, NameRule::kDns1035Label, false, &ks.meta));
+  const Value* spec = doc.Find("spec");
+  if (spec == nullptr) return Error(&doc, "spec.template", "required");
+  OSPREY_RETURN_IF_ERROR(ExpectMap(*spec, "spec"));
+  static const FieldSet kSpecFields = {"template", "traffic"};
+  OSPREY_RETURN_IF_ERROR(CheckFields(*spec, "spec", kSpecFields));
+  const Value* tmpl = spec->Find("template");
+  if (tmpl == nullptr) return Error(spec, "spec.template", "required");
+  OSPREY_RETURN_IF_ERROR(ExpectMap(*tmpl, "spec.template"));
+  static const FieldSet kTemplateFields = {"metadata", "spec"};
+  OSPREY_RETURN_IF_ERROR(CheckFields(*tmpl, "spec.template", kTemplateFields));
+  Component& c = ks.revision;
+  c.min_replicas = 0;
+  if (const Value* m = tmpl->Find("metadata"); m != nullptr) {
+    OSPREY_RETURN_IF_ERROR(ExpectMap(*m, "spec.template.metadata"));
+    static const FieldSet kTemplateMeta = {"name", "labels", "annotations", "creationTimestamp"};
+    OSPREY_RETURN_IF_ERROR(CheckFields(*m, "spec.template.metadata", kTemplateMeta));
+    OSPREY_RETURN_IF_ERROR(ReadString(*m, "name", "spec.template.metadata", &ks.revision_name));
+    if (!ks.revision_name.empty()) {
+      const std::string prefix = StrCat(ks.meta.name, "-");
+      if (!ks.revision_name.starts_with(prefix) || ks.revision_name.size() == prefix.size())
+        return Error(
+            m->Find("name"), "spec.template.metadata.name",
+            StrCat("\"", ks.revision_name, "\" is invalid: must have prefix \"", prefix, "\""));
+      if (!IsDnsLabel(ks.revision_name, true))
+        return Error(m->Find("name"), "spec.template.metadata.name",
+                     StrCat("\"", ks.revision_name, "\" is invalid: ", kDns1035Rule));
+    }
+    OSPREY_RETURN_IF_ERROR(ReadStringMap(*m, "labels", "spec.template.metadata", &c.labels));
+    OSPREY_RETURN_IF_ERROR(
+        ReadStringMap(*m, "annotations", "spec.template.metadata", &c.annotations));
+    OSPREY_RETURN_IF_ERROR(CheckScaleAnnotations(m->Find("annotations"), c.annotations,
+                                                 "spec.template.metadata.annotations",
+                                                 &c.min_replicas));
+  }
+  const Value* ts = tmpl->Find("spec");
+  if (ts == nullptr) return Error(tmpl, "spec.template.spec.containers", "required");
+  OSPREY_RETURN_IF_ERROR(ExpectMap(*ts, "spec.template.spec"));
+  static const FieldSet kRevisionSpecFields =
+      Union({"containers", "containerConcurrency", "timeoutSeconds", "responseStartTimeoutSeconds",
+             "idleTimeoutSeconds"},
+            kPodSpecFields);
+  OSPREY_RETURN_IF_ERROR(CheckFields(*ts, "spec.template.spec", kRevisionSpecFields));
+  if (!HasContainers(*ts)) return Error(ts, "spec.template.spec.containers", "required");
+  const std::string containers_path = "spec.template.spec.containers";
+  OSPREY_RETURN_IF_ERROR(
+      ParseContainers(*ts->Find("containers"), containers_path, "user-container", &c.containers));
+  if (c.containers.empty()) return Error(ts->Find("containers"), containers_path, "required");
+  if (c.containers.size() > 1) {
+    int serving = -1;
+    for (size_t i = 0; i < c.containers.size(); ++i) {
+      if (c.containers[i].ports.empty()) continue;
+      if (serving >= 0)
+        return Error(ts->Find("containers"), Index(containers_path, i),
+                     "more than one container declares a port: exactly one serves requests");
+      serving = static_cast<int>(i);
+    }
+    if (serving < 0)
+      return Error(ts->Find("containers"), containers_path,
+                   "exactly one container must declare a port (the one that serves requests)");
+    ks.serving_container = static_cast<size_t>(serving);
+  }
+  OSPREY_RETURN_IF_ERROR(
+      ReadInt(*ts, "containerConcurrency", "spec.template.spec", &c.container_concurrency));
+  if (c.container_concurrency < 0 || c.container_concurrency > 1000) {
+    return Error(ts->Find("containerConcurrency"), "spec.template.spec.containerConcurrency",
+                 StrCat("must be between 0 and 1000, got ", c.container_concurrency));
+  }
+  int timeout = 300;
+  OSPREY_RETURN_IF_ERROR(ReadInt(*ts, "timeoutSeconds", "spec.template.spec", &timeout));
+  if (timeout < 1 || timeout > 600) {
+    return Error(ts->Find("timeoutSeconds"), "spec.template.spec.timeoutSeconds",
+                 StrCat("must be between 1 and 600, got ", timeout));
+  }
+  c.timeout_seconds = timeout;
+
+  const Value* traffic = spec->Find("traffic");
+  if (traffic == nullptr || traffic->is_null()) {
+    ks.traffic.push_back({.latest_revision = true, .percent = 100});
+    return ks;
+  }
+  if (traffic->kind != Value::Kind::kList) {
+    return Error(traffic, "spec.traffic", StrCat("expected a list, got ", Describe(*traffic)));
+  }
+  static const FieldSet kTrafficFields = {"revisionName", "latestRevision",   "percent", "tag",
+                                          "url",          "configurationName"};
+  int sum = 0;
+  for (size_t i = 0; i < traffic->list.size(); ++i) {
+    const Value& item = traffic->list[i];
+    const std::string at = Index("spec.traffic", i);
+    OSPREY_RETURN_IF_ERROR(ExpectMap(item, at));
+    OSPREY_RETURN_IF_ERROR(CheckFields(item, at, kTrafficFields));
+    if (item.Find("configurationName") != nullptr)
+      return Error(item.Find("configurationName"), Field(at, "configurationName"),
+                   "not allowed in a Service (its configuration is its own)");
+    KnativeTrafficTarget t;
+    OSPREY_RETURN_IF_ERROR(ReadString(item, "revisionName", at, &t.revision_name));
+    std::optional<bool> latest;
+    if (item.Find("latestRevision") != nullptr) {
+      bool b = false;
+      OSPREY_RETURN_IF_ERROR(ReadBool(item, "latestRevision", at, &b));
+      latest = b;
+    }
+    // Knative's default: an entry without a revision follows the latest.
+    t.latest_revision = latest.value_or(t.revision_name.empty());
+    if (t.latest_revision && !t.revision_name.empty())
+      return Error(item.Find("revisionName"), Field(at, "revisionName"),
+                   "may not be set when latestRevision is true");
+    if (!t.latest_revision && t.revision_name.empty())
+      return Error(&item, Field(at, "revisionName"),
+                   "required when latestRevision is false (expected exactly one of revisionName "
+                   "or latestRevision: true)");
+    if (!t.revision_name.empty() && !IsDnsLabel(t.revision_name, true))
+      return Error(item.Find("revisionName"), Field(at, "revisionName"),
+                   StrCat("\"", t.revision_name, "\" is invalid: ", kDns1035Rule));
+    OSPREY_RETURN_IF_ERROR(ReadInt(item, "percent", at, &t.percent));
+    if (t.percent < 0 || t.percent > 100)
+      return Error(item.Find("percent"), Field(at, "percent"),
+                   StrCat("must be between 0 and 100, got ", t.percent));
+    OSPREY_RETURN_IF_ERROR(ReadString(item, "tag", at, &t.tag));
+    if (!t.tag.empty()) {
+      if (!IsDnsLabel(t.tag, true))
+        return Error(item.Find("tag"), Field(at, "tag"),
+                     StrCat("\"", t.tag, "\" is invalid: ", kDns1035Rule));
+      for (const auto& earlier : ks.traffic)
+        if (earlier.tag == t.tag)
+          return Error(item.Find("tag"), Field(at, "tag"),
+                       StrCat("\"", t.tag, "\" is used by more than one traffic entry"));
+    }
+    sum += t.percent;
+    ks.traffic.push_back(std::move(t));
+  }
+  if (sum != 100) {
+    return Error(traffic, "spec.traffic", StrCat("the percents sum to ", sum, ", want 100"));
+  }
+  return ks;
 }
 
 absl::StatusOr<InferenceService> ParseInferenceService(const Value& doc) {
@@ -865,7 +1040,7 @@ absl::StatusOr<ServingRuntime> ParseServingRuntime(const Value& doc, bool cluste
   OSPREY_RETURN_IF_ERROR(ReadBool(*spec, "disabled", "spec", &rt.disabled));
   if (!HasContainers(*spec)) return Error(spec, "spec.containers", "required");
   OSPREY_RETURN_IF_ERROR(
-      ParseContainers(*spec->Find("containers"), "spec.containers", false, &rt.containers));
+      ParseContainers(*spec->Find("containers"), "spec.containers", "", &rt.containers));
   return rt;
 }
 
@@ -892,11 +1067,17 @@ absl::StatusOr<Resource> ParseResource(const Value& doc) {
   } else if (kind == "ServingRuntime" || kind == "ClusterServingRuntime" ||
              kind == "InferenceGraph" || kind == "TrainedModel") {
     want = kRuntimeApiVersion;
+  } else if (kind == "Service" && api_version == kKnativeApiVersion) {
+    want = kKnativeApiVersion;
+  } else if (kind == "Service") {
+    return Error(doc.Find("apiVersion"), "apiVersion",
+                 StrCat("\"", api_version, "\" is invalid for kind Service: must be ",
+                        kKnativeApiVersion, " (a Knative Service)"));
   } else {
     return Error(doc.Find("kind"), "kind",
                  StrCat("unknown kind \"", kind,
                         "\": expected InferenceService, ServingRuntime, ClusterServingRuntime, "
-                        "InferenceGraph or TrainedModel"));
+                        "InferenceGraph, TrainedModel or Service (serving.knative.dev/v1)"));
   }
   if (api_version.empty()) return Error(&doc, "apiVersion", StrCat("required (", want, ")"));
   if (api_version != want) {
@@ -914,6 +1095,10 @@ absl::StatusOr<Resource> ParseResource(const Value& doc) {
   if (kind == "TrainedModel") {
     OSPREY_ASSIGN_OR_RETURN(TrainedModel tm, ParseTrainedModel(doc));
     return Resource(std::move(tm));
+  }
+  if (kind == "Service") {
+    OSPREY_ASSIGN_OR_RETURN(KnativeService ks, ParseKnativeService(doc));
+    return Resource(std::move(ks));
   }
   OSPREY_ASSIGN_OR_RETURN(ServingRuntime rt,
                           ParseServingRuntime(doc, kind == "ClusterServingRuntime"));
@@ -951,6 +1136,7 @@ std::string_view KindOf(const Resource& r) {
   }
   if (std::holds_alternative<InferenceGraph>(r)) return "InferenceGraph";
   if (std::holds_alternative<TrainedModel>(r)) return "TrainedModel";
+  if (std::holds_alternative<KnativeService>(r)) return "Service";
   return "InferenceService";
 }
 

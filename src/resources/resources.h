@@ -2,9 +2,9 @@
 
 // KServe's API objects as typed values: InferenceService
 // (serving.kserve.io/v1beta1), ServingRuntime, ClusterServingRuntime and InferenceGraph
-// (serving.kserve.io/v1alpha1). Parsed from KServe's own YAML or JSON
-// unchanged, defaulted and validated here; this library knows nothing of what
-// acts on them (no process, store or network code).
+// (serving.kserve.io/v1alpha1), and Knative's Service (serving.knative.dev/v1). Parsed from
+// KServe's own YAML or JSON unchanged, defaulted and validated here; this library knows nothing of
+// what acts on them (no process, store or network code).
 //
 // Every error names the field path it is about, KServe-style:
 //   spec.predictor.model.modelFormat.name: required
@@ -215,10 +215,45 @@ struct TrainedModel {
   bool operator==(const TrainedModel&) const = default;
 };
 
-using Resource = std::variant<InferenceService, ServingRuntime, InferenceGraph, TrainedModel>;
+// One entry of a Knative Service's spec.traffic: a share of the requests
+// (and, with a tag, a host of its own) for a named revision or for the
+// latest ready one.
+struct KnativeTrafficTarget {
+  std::string revision_name;     // "" when latest_revision
+  bool latest_revision = false;  // follows the latest ready revision
+  int percent = 0;
+  std::string tag;  // {tag}-{service}.{ns}.{domain} reaches it alone
+  bool operator==(const KnativeTrafficTarget&) const = default;
+};
+
+// Knative Serving's Service (serving.knative.dev/v1, short name ksvc): any
+// HTTP server, revisioned on every change of its template, autoscaled
+// (autoscaling.knative.dev/* annotations on the template, scale to zero by
+// default) and routed by its traffic block. Knative's webhook rules: the
+// template's name, when given, is prefixed "{service}-"; one container, or
+// exactly one of several declaring a port (the one that serves);
+// containerConcurrency 0..1000; timeoutSeconds 1..600 (300 when absent);
+// traffic entries name a revision or latestRevision (not both), tags are
+// unique DNS labels, percents sum to 100; no traffic block is 100% to the
+// latest revision.
+struct KnativeService {
+  ObjectMeta meta;
+  std::string revision_name;  // spec.template.metadata.name, "" when not given
+  // spec.template: its metadata's labels and annotations, containers,
+  // containerConcurrency and timeoutSeconds (min_replicas 0: Knative scales
+  // to zero unless autoscaling.knative.dev/min-scale says otherwise).
+  Component revision;
+  size_t serving_container = 0;  // index into revision.containers
+  std::vector<KnativeTrafficTarget> traffic;
+  bool operator==(const KnativeService&) const = default;
+};
+
+using Resource =
+    std::variant<InferenceService, ServingRuntime, InferenceGraph, TrainedModel, KnativeService>;
 
 // Kind names as they appear in YAML: "InferenceService", "ServingRuntime",
-// "ClusterServingRuntime", "InferenceGraph", "TrainedModel".
+// "ClusterServingRuntime", "InferenceGraph", "TrainedModel", "Service"
+// (Knative's).
 std::string_view KindOf(const Resource& r);
 
 // Parses one or more YAML documents ("---" separated; JSON is YAML too).

@@ -728,6 +728,123 @@ std::vector<ErrorCase> ErrorCases() {
   };
 }
 
+constexpr char kHelloworld[] = R"(apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: helloworld-go, namespace: default}
+spec:
+  template:
+    spec:
+      containers:
+        - image: gcr.io/knative-samples/helloworld-go
+          env: [{name: TARGET, value: "Go Sample v1"}]
+)";
+
+KnativeService ParseKsvc(const std::string& yaml) {
+  auto r = ParseYaml(yaml);
+  EXPECT_TRUE(r.ok()) << r.status();
+  if (!r.ok() || r->size() != 1 || !std::holds_alternative<KnativeService>((*r)[0])) return {};
+  return std::get<KnativeService>((*r)[0]);
+}
+
+TEST(ParseYaml, KnativeServiceDefaults) {
+  KnativeService ks = ParseKsvc(kHelloworld);
+  EXPECT_EQ(ks.meta.name, "helloworld-go");
+  EXPECT_EQ(ks.revision_name, "");
+  ASSERT_EQ(ks.revision.containers.size(), 1u);
+  EXPECT_EQ(ks.revision.containers[0].name, "user-container");
+  EXPECT_EQ(ks.revision.containers[0].env, (std::vector<EnvVar>{{"TARGET", "Go Sample v1"}}));
+  EXPECT_EQ(ks.revision.min_replicas, 0);  // scale to zero unless told
+  EXPECT_EQ(ks.revision.timeout_seconds, 300);
+  ASSERT_EQ(ks.traffic.size(), 1u);
+  EXPECT_TRUE(ks.traffic[0].latest_revision);
+  EXPECT_EQ(ks.traffic[0].percent, 100);
+  // Canonical JSON reads back as the same object.
+  auto back = FromJson(ToJson(ks));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(std::get<KnativeService>(*back), ks);
+  EXPECT_EQ(KindOf(ks), "Service");
+}
+
+TEST(ParseYaml, KnativeServiceTrafficTagsAndScale) {
+  KnativeService ks = ParseKsvc(R"(apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: web}
+spec:
+  template:
+    metadata:
+      name: web-v2
+      annotations: {autoscaling.knative.dev/min-scale: "1", autoscaling.knative.dev/max-scale: "3"}
+    spec:
+      containerConcurrency: 10
+      timeoutSeconds: 30
+      containers:
+        - {name: proxy, image: envoy, command: [envoy]}
+        - {name: app, image: app, command: [app], ports: [{containerPort: 9000}]}
+  traffic:
+    - {revisionName: web-v1, percent: 90}
+    - {revisionName: web-v2, percent: 10, tag: candidate}
+    - {latestRevision: true, percent: 0, tag: latest}
+)");
+  EXPECT_EQ(ks.revision_name, "web-v2");
+  EXPECT_EQ(ks.serving_container, 1u);
+  EXPECT_EQ(ks.revision.min_replicas, 1);
+  EXPECT_EQ(ks.revision.container_concurrency, 10);
+  EXPECT_EQ(ks.revision.timeout_seconds, 30);
+  ASSERT_EQ(ks.traffic.size(), 3u);
+  EXPECT_EQ(ks.traffic[0], (KnativeTrafficTarget{"web-v1", false, 90, ""}));
+  EXPECT_EQ(ks.traffic[1], (KnativeTrafficTarget{"web-v2", false, 10, "candidate"}));
+  EXPECT_EQ(ks.traffic[2], (KnativeTrafficTarget{"", true, 0, "latest"}));
+  auto back = FromJson(ToJson(ks));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(std::get<KnativeService>(*back), ks);
+}
+
+std::string Ksvc(const std::string& template_spec, const std::string& rest = "") {
+  return "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {name: web}\nspec:\n"
+         "  template:\n" +
+         template_spec + rest;
+}
+constexpr char kKsvcContainers[] = "    spec: {containers: [{image: x}]}\n";
+
+TEST(ParseYaml, KnativeServiceErrorsNameTheField) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"apiVersion: serving.knative.dev/v2\nkind: Service\nmetadata: {name: web}\n",
+       "apiVersion: \"serving.knative.dev/v2\" is invalid for kind Service"},
+      {Ksvc("    metadata: {name: other-v1}\n" + std::string(kKsvcContainers)),
+       "spec.template.metadata.name: \"other-v1\" is invalid: must have prefix \"web-\""},
+      {Ksvc("    spec: {}\n"), "spec.template.spec.containers: required"},
+      {Ksvc("    spec: {containerConcurrency: 1001, containers: [{image: x}]}\n"),
+       "spec.template.spec.containerConcurrency: must be between 0 and 1000, got 1001"},
+      {Ksvc("    spec: {timeoutSeconds: 0, containers: [{image: x}]}\n"),
+       "spec.template.spec.timeoutSeconds: must be between 1 and 600, got 0"},
+      {Ksvc("    spec: {containers: [{name: a, image: x}, {name: b, image: y}]}\n"),
+       "spec.template.spec.containers: exactly one container must declare a port"},
+      {Ksvc("    metadata: {annotations: {autoscaling.knative.dev/min-scale: two}}\n" +
+            std::string(kKsvcContainers)),
+       "spec.template.metadata.annotations.autoscaling.knative.dev/min-scale: \"two\" is invalid"},
+      {Ksvc(kKsvcContainers, "  traffic: [{percent: 90}]\n"),
+       "spec.traffic: the percents sum to 90, want 100"},
+      {Ksvc(kKsvcContainers,
+            "  traffic: [{revisionName: web-1, latestRevision: true, "
+            "percent: 100}]\n"),
+       "spec.traffic[0].revisionName: may not be set when latestRevision is true"},
+      {Ksvc(kKsvcContainers, "  traffic: [{latestRevision: false, percent: 100}]\n"),
+       "spec.traffic[0].revisionName: required when latestRevision is false"},
+      {Ksvc(kKsvcContainers, "  traffic: [{percent: 50, tag: a}, {percent: 50, tag: a}]\n"),
+       "spec.traffic[1].tag: \"a\" is used by more than one traffic entry"},
+      {Ksvc(kKsvcContainers, "  traffic: [{percent: 101}]\n"),
+       "spec.traffic[0].percent: must be between 0 and 100, got 101"},
+      {Ksvc(kKsvcContainers, "  traffic: [{configurationName: web, percent: 100}]\n"),
+       "spec.traffic[0].configurationName: not allowed in a Service"},
+  };
+  for (const auto& [yaml, error] : cases) {
+    auto r = ParseYaml(yaml);
+    ASSERT_FALSE(r.ok()) << yaml;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(Msg(r.status()).substr(0, error.size()), error) << Msg(r.status());
+  }
+}
+
 class ErrorTest : public testing::TestWithParam<ErrorCase> {};
 
 TEST_P(ErrorTest, NamesTheField) {

@@ -195,6 +195,45 @@ void TrainedModelJson(Writer& w, const TrainedModel& tm) {
   w.EndObject();
 }
 
+void KnativeServiceJson(Writer& w, const KnativeService& ks) {
+  StringField(w, "apiVersion", "serving.knative.dev/v1");
+  StringField(w, "kind", "Service");
+  Meta(w, ks.meta);
+  Key(w, "spec");
+  w.StartObject();
+  Key(w, "template");
+  w.StartObject();
+  const Component& c = ks.revision;
+  if (!ks.revision_name.empty() || !c.labels.empty() || !c.annotations.empty()) {
+    Key(w, "metadata");
+    w.StartObject();
+    StringField(w, "name", ks.revision_name);
+    StringMap(w, "labels", c.labels);
+    StringMap(w, "annotations", c.annotations);
+    w.EndObject();
+  }
+  Key(w, "spec");
+  w.StartObject();
+  IntField(w, "containerConcurrency", c.container_concurrency);
+  IntField(w, "timeoutSeconds", c.timeout_seconds.value_or(300));
+  Containers(w, c.containers);
+  w.EndObject();
+  w.EndObject();
+  Key(w, "traffic");
+  w.StartArray();
+  for (const KnativeTrafficTarget& t : ks.traffic) {
+    w.StartObject();
+    StringField(w, "tag", t.tag);
+    StringField(w, "revisionName", t.revision_name);
+    Key(w, "latestRevision");
+    w.Bool(t.latest_revision);
+    IntField(w, "percent", t.percent);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+}
+
 void RuntimeJson(Writer& w, const ServingRuntime& rt) {
   StringField(w, "apiVersion", "serving.kserve.io/v1alpha1");
   StringField(w, "kind", rt.cluster ? "ClusterServingRuntime" : "ServingRuntime");
@@ -313,6 +352,8 @@ std::string ToJson(const Resource& r) {
     internal::InferenceGraphJson(w, *graph);
   } else if (const auto* tm = std::get_if<TrainedModel>(&r)) {
     TrainedModelJson(w, *tm);
+  } else if (const auto* ks = std::get_if<KnativeService>(&r)) {
+    KnativeServiceJson(w, *ks);
   } else {
     RuntimeJson(w, std::get<ServingRuntime>(r));
   }

@@ -219,8 +219,8 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
     std::string name = i + 1 < p.size() ? std::string(p[i + 1]) : "";
     const resources::KindInfo* k = resources::FindKind(kind);
     // Osprey's own kinds (events) are served under /osprey/v1, not /apis.
-    if (k == nullptr || k->plural != kind || k->group != group ||
-        k->group.find('.') == std::string_view::npos || i + 2 < p.size())
+    if (k == nullptr || k->plural != kind || k->group != group || k->group == "osprey" ||
+        i + 2 < p.size())
       return JsonErrorResponse(404, StrCat("no API route for ", target));
     if (req.method == "GET") {
       if (name.empty()) {

@@ -102,8 +102,8 @@ void Controller::Impl::StartFetch(const std::string& rev_key, RevEntry& r) {
   r.progress = storage::Progress{};
   r.progress.uri = r.spec.storage_uri;
   r.progress.phase = "starting";
-  Event(r.spec.namespace_, r.spec.isvc, "Normal", "ModelFetching",
-        StrCat("revision ", r.spec.name, ": fetching ", r.spec.storage_uri));
+  RevisionEvent(r.spec, "Normal", "ModelFetching",
+                StrCat("revision ", r.spec.name, ": fetching ", r.spec.storage_uri));
   std::string uri = r.spec.storage_uri;
   StartFetcher([this, rev_key, uri] {
     storage::Options so;
@@ -130,11 +130,11 @@ void Controller::Impl::StartFetch(const std::string& rev_key, RevEntry& r) {
         }
         SaveRevision(rev_key, r);
         if (dir.ok())
-          Event(r.spec.namespace_, r.spec.isvc, "Normal", "ModelFetched",
-                StrCat("revision ", r.spec.name, ": model in ", *dir));
+          RevisionEvent(r.spec, "Normal", "ModelFetched",
+                        StrCat("revision ", r.spec.name, ": model in ", *dir));
         else
-          Event(r.spec.namespace_, r.spec.isvc, "Warning", "StorageFailed",
-                StrCat("revision ", r.spec.name, ": ", r.fetch_error));
+          RevisionEvent(r.spec, "Warning", "StorageFailed",
+                        StrCat("revision ", r.spec.name, ": ", r.fetch_error));
       }
       dirty = true;
     }
@@ -179,7 +179,7 @@ void Controller::Impl::Observe(const std::string& rev_key, RevEntry& r,
   }
   Observation o = ObserveRevision(r.spec, r.observed, in);
   r.observed = std::move(o.observed);
-  for (const auto& e : o.events) Event(r.spec.namespace_, r.spec.isvc, e.type, e.reason, e.message);
+  for (const auto& e : o.events) RevisionEvent(r.spec, e.type, e.reason, e.message);
   if (o.phase_changed) SaveRevision(rev_key, r);
 }
 
@@ -203,7 +203,8 @@ void Controller::Impl::Pass(const std::vector<ReplicaStatus>& replicas,
     const std::string& ns = entry.isvc.meta.namespace_;
     std::vector<std::string> rev_keys;
     for (auto& [rev_key, r] : revisions)
-      if (r.spec.namespace_ == ns && r.spec.isvc == entry.isvc.meta.name)
+      if (r.spec.kind != kKnativeServiceKind && r.spec.namespace_ == ns &&
+          r.spec.isvc == entry.isvc.meta.name)
         rev_keys.push_back(rev_key);
     std::sort(rev_keys.begin(), rev_keys.end(), [&](const auto& a, const auto& b) {
       return revisions[a].spec.number < revisions[b].spec.number;
@@ -260,31 +261,14 @@ void Controller::Impl::Pass(const std::vector<ReplicaStatus>& replicas,
       route.aspired.push_back(rev_key);
       r.min_replicas = want->second;
       r.desired = DesiredReplicas(entry.isvc, r);
-      if (r.desired == 0) continue;
-      if (r.spec.storage_uri.empty()) {
-        r.fetch = Fetch::kDone;
-        // A multi-model predictor serves its TrainedModels' repository.
-        if (ServesMultiModel(r.spec) && r.model_dir.empty()) {
-          r.model_dir = ModelsDir(ns, entry.isvc.meta.name);
-          std::error_code ec;
-          fs::create_directories(r.model_dir, ec);
-        }
-      } else if (r.fetch == Fetch::kIdle) {
-        StartFetch(rev_key, r);
-      }
-      if (r.fetch != Fetch::kDone) continue;
-      for (int i = 0; i < r.desired; ++i) {
-        std::string id = StrCat(rev_key, "/", i);
-        live.insert(id);
-        bool exists = std::any_of(replicas.begin(), replicas.end(),
-                                  [&](const ReplicaStatus& s) { return s.id == id; });
-        if (!exists) to_start->push_back(MakeReplica(rev_key, r, i));
-      }
+      RunRevision(rev_key, r, replicas, &live, to_start);
     }
     UpdateStatus(isvc_key, entry, plan.status);
     entry.observed_generation = entry.generation;
     routed.push_back(std::move(route));
   }
+  std::vector<KnativeRouting> knative;
+  PassKnative(replicas, &live, to_start, &knative);
   // A replica that leaves is out of the routes at once, stopped after the
   // drain delay (retire.h).
   std::vector<ReplicaPresence> present;
@@ -296,7 +280,43 @@ void Controller::Impl::Pass(const std::vector<ReplicaStatus>& replicas,
   PassGraphs(cluster);
   PassTrained(cluster);
   ReapFetchers();
-  PublishRoutes(routed, replicas, live);
+  PublishRoutes(routed, knative, replicas, live);
+}
+
+void Controller::Impl::RunRevision(const std::string& rev_key, RevEntry& r,
+                                   const std::vector<ReplicaStatus>& replicas,
+                                   std::set<std::string>* live,
+                                   std::vector<ReplicaSpec>* to_start) {
+  if (r.desired == 0) return;
+  if (r.spec.storage_uri.empty()) {
+    r.fetch = Fetch::kDone;
+    // A multi-model predictor serves its TrainedModels' repository.
+    if (ServesMultiModel(r.spec) && r.model_dir.empty()) {
+      r.model_dir = ModelsDir(r.spec.namespace_, r.spec.isvc);
+      std::error_code ec;
+      fs::create_directories(r.model_dir, ec);
+    }
+  } else if (r.fetch == Fetch::kIdle) {
+    StartFetch(rev_key, r);
+  }
+  if (r.fetch != Fetch::kDone) return;
+  for (int i = 0; i < r.desired; ++i) {
+    std::string id = StrCat(rev_key, "/", i);
+    live->insert(id);
+    bool exists = std::any_of(replicas.begin(), replicas.end(),
+                              [&](const ReplicaStatus& s) { return s.id == id; });
+    if (!exists) to_start->push_back(MakeReplica(rev_key, r, i));
+  }
+}
+
+const InferenceService* Controller::Impl::OwnerOf(const RevEntry& r) const {
+  const std::string key = StrCat(r.spec.namespace_, "/", r.spec.isvc);
+  if (r.spec.kind == kKnativeServiceKind) {
+    auto it = ksvcs.find(key);
+    return it == ksvcs.end() ? nullptr : &it->second.owner;
+  }
+  auto it = isvcs.find(key);
+  return it == isvcs.end() ? nullptr : &it->second.isvc;
 }
 
 int Controller::Impl::DesiredReplicas(const InferenceService& isvc, const RevEntry& r) const {
@@ -331,6 +351,7 @@ autoscaler::KpaSpec Controller::Impl::KpaSpecFor(const InferenceService& isvc,
 }
 
 void Controller::Impl::PublishRoutes(const std::vector<Routed>& routed,
+                                     const std::vector<KnativeRouting>& knative,
                                      const std::vector<ReplicaStatus>& replicas,
                                      const std::set<std::string>& live) {
   std::vector<ServiceRouting> services;
@@ -353,14 +374,14 @@ void Controller::Impl::PublishRoutes(const std::vector<Routed>& routed,
     services.push_back(std::move(s));
   }
   for (const auto& [rev_key, r] : revisions) {
-    auto isvc = isvcs.find(StrCat(r.spec.namespace_, "/", r.spec.isvc));
-    if (isvc == isvcs.end()) continue;
+    const InferenceService* owner = OwnerOf(r);
+    if (owner == nullptr) continue;
     RevisionRouting& t = targets[rev_key];
     t.aspired = r.aspired && Runnable(r);
     t.phase = r.observed.phase;
     t.target.key = rev_key;
     t.target.revision = r.spec.name;
-    t.target.container_concurrency = PredictorOf(isvc->second.isvc, r).container_concurrency;
+    t.target.container_concurrency = PredictorOf(*owner, r).container_concurrency;
     auto uses = [&](std::string_view placeholder) {
       return std::any_of(r.local.argv.begin(), r.local.argv.end(),
                          [&](const auto& a) { return a.find(placeholder) != std::string::npos; });
@@ -380,7 +401,7 @@ void Controller::Impl::PublishRoutes(const std::vector<Routed>& routed,
         t.target.link_sockets.push_back(link_socket ? ReplicaSocket(s.id, "link") : "");
       }
   }
-  auto table = std::make_shared<RouteTable>(PlanRoutes(services, targets, opts.platform));
+  auto table = std::make_shared<RouteTable>(PlanRoutes(services, targets, opts.platform, knative));
   table->graphs = GraphRoutes();
   {
     std::lock_guard<std::mutex> lock(routes_mu);
@@ -396,9 +417,9 @@ void Controller::Impl::Autoscale(const std::vector<gateway::RevisionStats>& stat
   for (const auto& s : stats) by_key[s.key] = &s;
   for (auto& [key, r] : revisions) {
     if (!r.aspired || !Runnable(r)) continue;
-    auto isvc = isvcs.find(StrCat(r.spec.namespace_, "/", r.spec.isvc));
-    if (isvc == isvcs.end()) continue;
-    autoscaler::KpaSpec spec = KpaSpecFor(isvc->second.isvc, r);
+    const InferenceService* owner = OwnerOf(r);
+    if (owner == nullptr) continue;
+    autoscaler::KpaSpec spec = KpaSpecFor(*owner, r);
     autoscaler::Sample sample;
     sample.time = now;
     int waiting = 0;
@@ -415,8 +436,7 @@ void Controller::Impl::Autoscale(const std::vector<gateway::RevisionStats>& stat
     // flight once a replica took them): it carries the scale from here.
     r.activate = false;
     ScaleEvent scaled = ScaleEventFor(r.spec.name, before, r.decision, spec);
-    if (!scaled.reason.empty())
-      Event(r.spec.namespace_, r.spec.isvc, "Normal", scaled.reason, scaled.message);
+    if (!scaled.reason.empty()) RevisionEvent(r.spec, "Normal", scaled.reason, scaled.message);
   }
 }
 
@@ -474,15 +494,15 @@ void Controller::Impl::Account(const std::vector<gateway::RevisionStats>& stats,
     c.ledger.Add(sample, now);
     c.last = sample;
     // Advice on what the last window saw, once half of it was observed.
-    auto isvc = isvcs.find(StrCat(r.spec.namespace_, "/", r.spec.isvc));
-    if (isvc == isvcs.end() || !Runnable(r)) continue;
-    const autoscaler::KpaSpec kpa = KpaSpecFor(isvc->second.isvc, r);
+    const InferenceService* owner = OwnerOf(r);
+    if (owner == nullptr || !Runnable(r)) continue;
+    const autoscaler::KpaSpec kpa = KpaSpecFor(*owner, r);
     SizingSettings settings;
     settings.min_replicas = kpa.min_scale;
     settings.max_replicas = kpa.max_scale;
     // Only a concurrency target is judged against concurrency.
     settings.target = kpa.metric == autoscaler::KpaSpec::Metric::kConcurrency ? kpa.target : 0;
-    settings.container_concurrency = PredictorOf(isvc->second.isvc, r).container_concurrency;
+    settings.container_concurrency = PredictorOf(*owner, r).container_concurrency;
     if (r.spec.batcher.has_value()) {
       settings.batcher_max_batch_size = r.spec.batcher->max_batch_size;
       settings.batcher_max_latency_ms = r.spec.batcher->max_latency_ms;
@@ -494,8 +514,8 @@ void Controller::Impl::Account(const std::vector<gateway::RevisionStats>& stats,
       if (std::find(c.advice.begin(), c.advice.end(), a) == c.advice.end() &&
           std::none_of(c.advice.begin(), c.advice.end(),
                        [&](const Advice& b) { return b.reason == a.reason; }))
-        Event(r.spec.namespace_, r.spec.isvc, "Normal", a.reason,
-              StrCat("revision ", r.spec.name, ": ", a.message));
+        RevisionEvent(r.spec, "Normal", a.reason,
+                      StrCat("revision ", r.spec.name, ": ", a.message));
     c.advice = std::move(advice);
   }
   if (now - last_cost_save >= std::chrono::minutes(1)) {

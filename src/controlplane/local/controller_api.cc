@@ -17,6 +17,10 @@ const Controller::Impl::KindOps* Controller::Impl::OpsOf(std::string_view plural
       {"clusterservingruntimes", &Impl::ListClusterRuntimes, &Impl::DeleteClusterRuntime},
       {"inferencegraphs", &Impl::ListGraphs, &Impl::DeleteGraph},
       {"trainedmodels", &Impl::ListTrained, &Impl::DeleteTrained},
+      {"services", &Impl::ListKsvcs, &Impl::DeleteKsvc},
+      {"configurations", &Impl::ListConfigurations, nullptr},
+      {"routes", &Impl::ListRoutes, nullptr},
+      {"deployments", &Impl::ListDeployments, nullptr},
       {"revisions", &Impl::ListRevisions, nullptr},
       {"podautoscalers", &Impl::ListAutoscalers, nullptr},
       {"events", &Impl::ListEvents, nullptr},
@@ -118,7 +122,8 @@ absl::Status Controller::Impl::DeleteIsvc(const std::string& ns, const std::stri
     return absl::NotFoundError(StrCat("inferenceservice ", name, " not found in namespace ", ns));
   OSPREY_RETURN_IF_ERROR(store->Delete(StrCat("isvc/", key)));
   for (auto it = revisions.begin(); it != revisions.end();) {
-    if (it->second.spec.namespace_ == ns && it->second.spec.isvc == name) {
+    if (it->second.spec.kind != kKnativeServiceKind && it->second.spec.namespace_ == ns &&
+        it->second.spec.isvc == name) {
       replica_prefixes->push_back(StrCat(it->first, "/"));
       (void)store->Delete(StrCat("revision/", it->first));
       it = revisions.erase(it);
@@ -246,6 +251,12 @@ absl::StatusOr<std::vector<Controller::ApplyResult>> Controller::Apply(
         result.namespace_ = isvc->meta.namespace_;
         result.name = isvc->meta.name;
         std::string key = StrCat(result.namespace_, "/", result.name);
+        for (const auto& component : ComponentsOf(*isvc))
+          if (impl_->ksvcs.contains(StrCat(key, "-", component)))
+            return absl::AlreadyExistsError(StrCat("InferenceService ", result.name,
+                                                   ": the Knative Service ", result.name, "-",
+                                                   component, " in namespace ", result.namespace_,
+                                                   " has the name of its ", component));
         auto it = impl_->isvcs.find(key);
         if (it == impl_->isvcs.end()) {
           Impl::IsvcEntry e;
@@ -274,6 +285,8 @@ absl::StatusOr<std::vector<Controller::ApplyResult>> Controller::Apply(
         OSPREY_ASSIGN_OR_RETURN(result, impl_->ApplyGraph(*graph, json, now));
       } else if (const auto* tm = std::get_if<resources::TrainedModel>(&r)) {
         OSPREY_ASSIGN_OR_RETURN(result, impl_->ApplyTrained(*tm, json, now));
+      } else if (const auto* ksvc = std::get_if<resources::KnativeService>(&r)) {
+        OSPREY_ASSIGN_OR_RETURN(result, impl_->ApplyKnative(*ksvc, json, now));
       } else {
         const auto& rt = std::get<ServingRuntime>(r);
         result.namespace_ = rt.meta.namespace_;
@@ -349,10 +362,13 @@ absl::StatusOr<std::string> Controller::Logs(const std::string& ns, const std::s
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     auto it = impl_->isvcs.find(StrCat(ns, "/", name));
-    if (it == impl_->isvcs.end())
+    auto ksvc = impl_->ksvcs.find(StrCat(ns, "/", name));
+    if (it == impl_->isvcs.end() && ksvc == impl_->ksvcs.end())
       return absl::NotFoundError(
-          StrCat("inferenceservice \"", name, "\" not found in namespace \"", ns, "\""));
-    if (rev_name.empty()) rev_name = it->second.status.latest_created;
+          StrCat("inferenceservice or service \"", name, "\" not found in namespace \"", ns, "\""));
+    if (rev_name.empty())
+      rev_name = it != impl_->isvcs.end() ? it->second.status.latest_created
+                                          : ksvc->second.status.latest_created;
   }
   std::string dir = StrCat(impl_->opts.data_dir, "/logs/", ns, "/", rev_name);
   std::error_code ec;

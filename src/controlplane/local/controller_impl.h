@@ -24,6 +24,7 @@
 #include "common/logging.h"
 #include "controlplane/cost.h"
 #include "controlplane/graph_status.h"
+#include "controlplane/knative.h"
 #include "controlplane/local/controller.h"
 #include "controlplane/local/placement.h"
 #include "controlplane/local/proc_usage.h"
@@ -156,6 +157,21 @@ struct Controller::Impl {
     std::chrono::steady_clock::time_point failed_at{};  // when the last placement failed
   };
   std::map<std::string, TrainedEntry> trained;  // "ns/name"
+  // Knative Services (controller_knative.cc).
+  struct KsvcEntry {
+    resources::KnativeService ksvc;
+    // The same as an InferenceService whose predictor is the template: what
+    // the revisions' scaling and routing read of their owner (OwnerOf).
+    InferenceService owner;
+    std::string resource_json;  // canonical JSON as applied
+    std::string template_json;  // KnativeTemplateJson
+    std::string created;
+    int64_t generation = 1;
+    int64_t observed_generation = 0;
+    KnativeStatus status;
+    std::map<std::string, std::string> transition_times;  // condition type -> time
+  };
+  std::map<std::string, KsvcEntry> ksvcs;  // "ns/name"
   // The cost view (cost.h), by revision key: its ledger, its last sample
   // (what `osprey top` shows) and its current advice.
   struct CostEntry {
@@ -222,6 +238,7 @@ struct Controller::Impl {
   static constexpr std::string_view kIsvcEvents = "InferenceService";
   static constexpr std::string_view kGraphEvents = "InferenceGraph";
   static constexpr std::string_view kTrainedEvents = "TrainedModel";
+  static constexpr std::string_view kKsvcEvents = "Service";
   static std::string EventPrefix(std::string_view ns, std::string_view kind,
                                  std::string_view object);
   void Event(const std::string& ns, const std::string& object, std::string_view type,
@@ -231,6 +248,12 @@ struct Controller::Impl {
   void GraphEvent(const std::string& ns, const std::string& graph, std::string_view type,
                   std::string_view reason, std::string_view message) {
     KindEvent(kGraphEvents, ns, graph, type, reason, message);
+  }
+  // An event of a revision's owner (its InferenceService or Knative Service).
+  void RevisionEvent(const RevisionSpec& rev, std::string_view type, std::string_view reason,
+                     std::string_view message) {
+    KindEvent(rev.kind == kKnativeServiceKind ? kKsvcEvents : kIsvcEvents, rev.namespace_, rev.isvc,
+              type, reason, message);
   }
   void KindEvent(std::string_view kind, const std::string& ns, const std::string& object,
                  std::string_view type, std::string_view reason, std::string_view message);
@@ -281,8 +304,8 @@ struct Controller::Impl {
   // The route table (routing.h) over where the replicas are: only replicas
   // that stay get traffic, so one about to be stopped is out of the table
   // before its SIGTERM. Published only when it changed.
-  void PublishRoutes(const std::vector<Routed>& routed, const std::vector<ReplicaStatus>& replicas,
-                     const std::set<std::string>& live);
+  void PublishRoutes(const std::vector<Routed>& routed, const std::vector<KnativeRouting>& knative,
+                     const std::vector<ReplicaStatus>& replicas, const std::set<std::string>& live);
 
   // One autoscaler tick: the gateway's measurements into each aspired
   // revision's decider. Called with `mu` held.
@@ -328,6 +351,34 @@ struct Controller::Impl {
   absl::StatusOr<Items> ListTrained(const std::string& ns, const std::vector<ReplicaStatus>&) const;
   absl::Status DeleteTrained(const std::string& ns, const std::string& name,
                              std::vector<std::string>*);
+
+  // ---- Knative Services (controller_knative.cc) ----
+  static void SetOwner(KsvcEntry& e);
+  absl::StatusOr<Controller::ApplyResult> ApplyKnative(const resources::KnativeService& ksvc,
+                                                       const std::string& json,
+                                                       const std::string& now);
+  void SaveKsvc(const std::string& key, const KsvcEntry& e);
+  absl::Status LoadKsvcs();
+  // One pass over every Knative Service (as Pass does for InferenceServices).
+  void PassKnative(const std::vector<ReplicaStatus>& replicas, std::set<std::string>* live,
+                   std::vector<ReplicaSpec>* to_start, std::vector<KnativeRouting>* routed);
+  absl::StatusOr<Items> ListKsvcs(const std::string& ns, const std::vector<ReplicaStatus>&) const;
+  absl::StatusOr<Items> ListConfigurations(const std::string& ns,
+                                           const std::vector<ReplicaStatus>&) const;
+  absl::StatusOr<Items> ListRoutes(const std::string& ns, const std::vector<ReplicaStatus>&) const;
+  absl::StatusOr<Items> ListDeployments(const std::string& ns,
+                                        const std::vector<ReplicaStatus>&) const;
+  absl::Status DeleteKsvc(const std::string& ns, const std::string& name,
+                          std::vector<std::string>* replica_prefixes);
+  static KnativeRecord RecordOf(const KsvcEntry& e);
+  // The owner a revision scales and routes by: its InferenceService, or its
+  // Knative Service's template as one; nullptr when it is gone.
+  const InferenceService* OwnerOf(const RevEntry& r) const;
+  // Starts what an aspired revision needs this pass: its model fetch, its
+  // replicas up to r.desired (ids added to `live`).
+  void RunRevision(const std::string& rev_key, RevEntry& r,
+                   const std::vector<ReplicaStatus>& replicas, std::set<std::string>* live,
+                   std::vector<ReplicaSpec>* to_start);
 
   // ---- kinds: what the controller does for each of resources::Kinds() ----
   struct KindOps {

@@ -7,6 +7,7 @@
 #include <iterator>
 
 #include "common/strings.h"
+#include "controlplane/knative.h"
 #include "controlplane/model_server.h"
 
 namespace osprey::controlplane {
@@ -154,6 +155,12 @@ std::vector<std::pair<std::string, std::string>> ReplicaTraceEnv(const RevisionS
                                                                  std::string_view platform) {
   while (!platform.empty() && (platform.back() == ',' || platform.back() == ' '))
     platform.remove_suffix(1);
+  if (rev.kind == kKnativeServiceKind)
+    return {{"OTEL_SERVICE_NAME", rev.isvc},
+            {"OTEL_RESOURCE_ATTRIBUTES",
+             StrCat(platform, platform.empty() ? "" : ",", "service.namespace=", rev.namespace_,
+                    ",k8s.namespace.name=", rev.namespace_, ",osprey.knative.service=", rev.isvc,
+                    ",osprey.revision=", rev.name)}};
   std::string resource =
       StrCat(platform, platform.empty() ? "" : ",", "service.namespace=", rev.namespace_,
              ",k8s.namespace.name=", rev.namespace_, ",osprey.inferenceservice=", rev.isvc,
@@ -172,6 +179,29 @@ LocalCommand PlaceLocally(const RevisionSpec& rev, const LocalConfig& config) {
     std::string value = e.value;
     if (value.starts_with("/mnt/models")) value = StrCat("{{.ModelDir}}", value.substr(11));
     local.env.emplace_back(e.name, std::move(value));
+  }
+  // A Knative Service's container runs as written: its command (or its
+  // image's), Knative's K_* variables, and its readiness probe, else a TCP
+  // connect (Knative's default).
+  if (rev.kind == kKnativeServiceKind) {
+    local.env.insert(
+        local.env.begin(),
+        {{"K_SERVICE", rev.isvc}, {"K_CONFIGURATION", rev.isvc}, {"K_REVISION", rev.name}});
+    const ImageMapping* m = FindImage(config, c.image);
+    if (!c.command.empty()) {
+      local.argv = LocalArgs(c.command);
+    } else if (m != nullptr && !m->osprey_serve) {
+      local.argv = m->command;
+    } else {
+      Fail(&local, "RevisionFailed",
+           StrCat("container ", c.name, ": image ", c.image,
+                  " cannot run on this machine: it has no local command; give the container a "
+                  "command, or map the image in the image table (osprey up --image-map)"));
+      return local;
+    }
+    for (auto& a : LocalArgs(c.args)) local.argv.push_back(std::move(a));
+    if (c.probe == Container::Probe::kHttpGet) local.health_path = c.probe_path;
+    return local;
   }
   // KServe's ART explainer is Osprey's own (python_backend.h), its predictor
   // the one on this machine.

@@ -290,6 +290,8 @@ absl::Status Controller::Impl::Load() {
     r.observed.ever_ready =
         d.HasMember("everReady") && d["everReady"].IsBool() && d["everReady"].GetBool();
     r.model_dir = GetString(d, "modelDir");
+    // A Knative Service's revision fetches nothing: its replicas are re-adopted.
+    if (r.spec.kind == kKnativeServiceKind) r.fetch = Fetch::kDone;
     // A model fetched before is taken from where it lies (the cache keeps
     // it): no second download.
     if (!r.model_dir.empty() && fs::exists(r.model_dir)) r.fetch = Fetch::kDone;
@@ -315,6 +317,7 @@ absl::Status Controller::Impl::Load() {
   }
   OSPREY_RETURN_IF_ERROR(LoadGraphs());
   OSPREY_RETURN_IF_ERROR(LoadTrained());
+  OSPREY_RETURN_IF_ERROR(LoadKsvcs());
   LoadCosts();
   return absl::OkStatus();
 }

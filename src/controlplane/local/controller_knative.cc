@@ -1,0 +1,312 @@
+// The local controller's Knative Services: apply, store, the pass that runs
+// their revisions (knative.h decides), and their views (Service,
+// Configuration, Route) and every revision's Deployment. Every method runs
+// with `mu` held.
+
+#include <rapidjson/document.h>
+
+#include "common/json_dom.h"
+#include "controlplane/local/controller_impl.h"
+#include "controlplane/observe.h"
+
+namespace osprey::controlplane {
+using namespace osprey::json;
+
+void Controller::Impl::SetOwner(KsvcEntry& e) {
+  e.template_json = KnativeTemplateJson(e.ksvc);
+  e.owner = InferenceService{};
+  e.owner.meta = e.ksvc.meta;
+  e.owner.predictor = e.ksvc.revision;
+}
+
+absl::StatusOr<Controller::ApplyResult> Controller::Impl::ApplyKnative(
+    const resources::KnativeService& ksvc, const std::string& json, const std::string& now) {
+  Controller::ApplyResult result;
+  result.kind = "Service";
+  result.namespace_ = ksvc.meta.namespace_;
+  result.name = ksvc.meta.name;
+  const std::string& ns = ksvc.meta.namespace_;
+  // An InferenceService's components are Knative Services of these names
+  // on a KServe cluster; here they are its own, and their revision names too.
+  for (const char* component : {"-predictor", "-transformer", "-explainer"}) {
+    const std::string_view name = ksvc.meta.name;
+    if (!name.ends_with(component)) continue;
+    const std::string isvc(name.substr(0, name.size() - std::string_view(component).size()));
+    if (isvcs.contains(StrCat(ns, "/", isvc)))
+      return absl::AlreadyExistsError(
+          StrCat("Service ", name, ": metadata.name: the InferenceService ", isvc, " in namespace ",
+                 ns, " owns this name (its ", component + 1, ")"));
+  }
+  if (!ksvc.revision_name.empty()) {
+    auto rev = revisions.find(StrCat(ns, "/", ksvc.revision_name));
+    if (rev != revisions.end()) {
+      const RevisionSpec& spec = rev->second.spec;
+      if (spec.kind != kKnativeServiceKind || spec.isvc != ksvc.meta.name)
+        return absl::AlreadyExistsError(
+            StrCat("Service ", ksvc.meta.name, ": spec.template.metadata.name: revision ",
+                   ksvc.revision_name, " belongs to ",
+                   spec.kind == kKnativeServiceKind ? "Service " : "InferenceService ", spec.isvc));
+      if (spec.spec_json != KnativeTemplateJson(ksvc))
+        return absl::InvalidArgumentError(
+            StrCat("Service ", ksvc.meta.name, ": spec.template.metadata.name: revision ",
+                   ksvc.revision_name,
+                   " exists with another template; a changed template needs a new name (or none)"));
+    }
+  }
+  const std::string key = StrCat(ns, "/", ksvc.meta.name);
+  auto it = ksvcs.find(key);
+  if (it == ksvcs.end()) {
+    KsvcEntry e;
+    e.ksvc = ksvc;
+    e.resource_json = json;
+    e.created = now;
+    SetOwner(e);
+    it = ksvcs.emplace(key, std::move(e)).first;
+    result.action = "created";
+  } else if (it->second.resource_json == json) {
+    result.action = "unchanged";
+    return result;
+  } else {
+    it->second.ksvc = ksvc;
+    it->second.resource_json = json;
+    SetOwner(it->second);
+    ++it->second.generation;
+    result.action = "configured";
+  }
+  SaveKsvc(key, it->second);
+  KindEvent(kKsvcEvents, ns, ksvc.meta.name, "Normal",
+            result.action == "created" ? "Created" : "Updated",
+            StrCat("Service generation ", it->second.generation));
+  return result;
+}
+
+void Controller::Impl::SaveKsvc(const std::string& key, const KsvcEntry& e) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  Key(w, "resource");
+  Raw(w, e.resource_json);
+  Key(w, "generation");
+  w.Int64(e.generation);
+  Field(w, "created", e.created);
+  WriteTransitionTimes(w, e.transition_times);
+  WriteConditions(w, e.status.conditions);
+  // What the route serves survives a restart: no revision loses its traffic
+  // while the first pass waits for readiness.
+  Key(w, "traffic");
+  w.StartArray();
+  for (const auto& t : e.status.traffic) {
+    w.StartObject();
+    Field(w, "revisionName", t.revision);
+    Key(w, "percent");
+    w.Int(t.percent);
+    Field(w, "tag", t.tag);
+    Key(w, "latestRevision");
+    w.Bool(t.latest);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  auto st = store->Put(StrCat("ksvc/", key), std::string(buf.GetString(), buf.GetSize()));
+  if (!st.ok()) {
+    OSPREY_LOG(kError) << "store: Service " << key << ": " << st.message();
+  }
+}
+
+absl::Status Controller::Impl::LoadKsvcs() {
+  OSPREY_ASSIGN_OR_RETURN(auto rows, store->List("ksvc/"));
+  for (const auto& [key, value] : rows) {
+    rapidjson::Document d;
+    if (d.Parse(value.data(), value.size()).HasParseError() || !d.HasMember("resource")) continue;
+    auto resource = resources::FromJson(ToText(d["resource"]));
+    if (!resource.ok() || !std::holds_alternative<resources::KnativeService>(*resource)) {
+      OSPREY_LOG(kError) << "store: " << key << " is unreadable, skipped";
+      continue;
+    }
+    KsvcEntry e;
+    e.ksvc = std::get<resources::KnativeService>(*resource);
+    e.resource_json = resources::ToJson(*resource);
+    SetOwner(e);
+    e.generation = GetInt(d, "generation");
+    e.created = GetString(d, "created");
+    e.transition_times = ReadTransitionTimes(d);
+    e.status.conditions = ReadConditions(d);
+    if (auto t = d.FindMember("traffic"); t != d.MemberEnd() && t->value.IsArray())
+      for (const auto& v : t->value.GetArray())
+        e.status.traffic.push_back({GetString(v, "revisionName"),
+                                    static_cast<int>(GetInt(v, "percent")), GetString(v, "tag"),
+                                    v.HasMember("latestRevision") && v["latestRevision"].IsBool() &&
+                                        v["latestRevision"].GetBool()});
+    ksvcs[key.substr(5)] = std::move(e);
+  }
+  return absl::OkStatus();
+}
+
+void Controller::Impl::PassKnative(const std::vector<ReplicaStatus>& replicas,
+                                   std::set<std::string>* live, std::vector<ReplicaSpec>* to_start,
+                                   std::vector<KnativeRouting>* routed) {
+  const std::string now = Now();
+  for (auto& [key, e] : ksvcs) {
+    const std::string& ns = e.ksvc.meta.namespace_;
+    std::vector<std::string> rev_keys;
+    for (auto& [rev_key, r] : revisions)
+      if (r.spec.kind == kKnativeServiceKind && r.spec.namespace_ == ns &&
+          r.spec.isvc == e.ksvc.meta.name)
+        rev_keys.push_back(rev_key);
+    std::sort(rev_keys.begin(), rev_keys.end(), [&](const auto& a, const auto& b) {
+      return revisions[a].spec.number < revisions[b].spec.number;
+    });
+    for (const auto& k : rev_keys) Observe(k, revisions[k], replicas);
+
+    KnativeInput in;
+    in.service = &e.ksvc;
+    in.template_json = e.template_json;
+    for (const auto& k : rev_keys)
+      in.revisions.push_back({revisions[k].spec, revisions[k].observed});
+    in.config = &opts.platform;
+    in.now = now;
+    in.stored_traffic = e.status.traffic;
+    KnativePlan plan = ReconcileKnative(in);
+
+    if (plan.create) {
+      const std::string rev_key = StrCat(ns, "/", plan.create->name);
+      RevEntry r;
+      r.spec = *plan.create;
+      r.local = Place(r.spec);
+      revisions[rev_key] = r;
+      rev_keys.push_back(rev_key);
+      SaveRevision(rev_key, revisions[rev_key]);
+      RevisionEvent(r.spec, "Normal", "RevisionCreated",
+                    StrCat("revision ", r.spec.name,
+                           r.local.failure_message.empty()
+                               ? ""
+                               : StrCat(" cannot run: ", r.local.failure_message)));
+    }
+
+    KnativeRouting route;
+    route.meta = e.ksvc.meta;
+    route.timeout_seconds = e.ksvc.revision.timeout_seconds;
+    for (const auto& rev_key : rev_keys) {
+      RevEntry& r = revisions[rev_key];
+      auto want = plan.replicas.find(r.spec.name);
+      r.aspired = want != plan.replicas.end();
+      if (!r.aspired) {
+        r.desired = 0;
+        r.kpa = autoscaler::KpaState{};
+        r.decided = false;
+        r.adopted = 0;
+        continue;
+      }
+      if (!Runnable(r)) continue;
+      route.aspired.push_back(rev_key);
+      r.min_replicas = want->second;
+      r.desired = DesiredReplicas(e.owner, r);
+      RunRevision(rev_key, r, replicas, live, to_start);
+    }
+    e.observed_generation = e.generation;
+    if (!(plan.status == e.status)) {
+      const bool was_ready =
+          std::any_of(e.status.conditions.begin(), e.status.conditions.end(),
+                      [](const Condition& c) { return c.type == "Ready" && c.status == "True"; });
+      const bool ready =
+          std::any_of(plan.status.conditions.begin(), plan.status.conditions.end(),
+                      [](const Condition& c) { return c.type == "Ready" && c.status == "True"; });
+      StampTransitions(e.status.conditions, plan.status.conditions, now, &e.transition_times);
+      e.status = plan.status;
+      SaveKsvc(key, e);
+      if (was_ready != ready) {
+        const Condition& c = e.status.conditions[1];  // Ready
+        KindEvent(kKsvcEvents, ns, e.ksvc.meta.name, ready ? "Normal" : "Warning",
+                  ready ? "ServiceReady" : "ServiceNotReady",
+                  ready ? StrCat("Service ", e.ksvc.meta.name, " is Ready") : c.message);
+      }
+    }
+    route.traffic = e.status.traffic;
+    routed->push_back(std::move(route));
+  }
+}
+
+KnativeRecord Controller::Impl::RecordOf(const KsvcEntry& e) {
+  return {e.resource_json,       e.created, e.generation,
+          e.observed_generation, e.status,  e.transition_times};
+}
+
+absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListKsvcs(
+    const std::string& ns, const std::vector<ReplicaStatus>&) const {
+  Items out;
+  for (const auto& [key, e] : ksvcs)
+    if (ns.empty() || e.ksvc.meta.namespace_ == ns)
+      out.emplace_back(e.ksvc.meta.name, KnativeServiceJson(RecordOf(e), opts.platform));
+  return out;
+}
+
+absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListConfigurations(
+    const std::string& ns, const std::vector<ReplicaStatus>&) const {
+  Items out;
+  for (const auto& [key, e] : ksvcs)
+    if (ns.empty() || e.ksvc.meta.namespace_ == ns)
+      out.emplace_back(e.ksvc.meta.name, ConfigurationJson(RecordOf(e)));
+  return out;
+}
+
+absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListRoutes(
+    const std::string& ns, const std::vector<ReplicaStatus>&) const {
+  Items out;
+  for (const auto& [key, e] : ksvcs)
+    if (ns.empty() || e.ksvc.meta.namespace_ == ns)
+      out.emplace_back(e.ksvc.meta.name, RouteJson(RecordOf(e), opts.platform));
+  return out;
+}
+
+absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListDeployments(
+    const std::string& ns, const std::vector<ReplicaStatus>&) const {
+  std::vector<const RevEntry*> revs;
+  for (const auto& [key, r] : revisions)
+    if (ns.empty() || r.spec.namespace_ == ns) revs.push_back(&r);
+  std::sort(revs.begin(), revs.end(), [](auto* a, auto* b) {
+    return std::tie(a->spec.namespace_, a->spec.isvc, a->spec.number) <
+           std::tie(b->spec.namespace_, b->spec.isvc, b->spec.number);
+  });
+  Items out;
+  for (const auto* r : revs) {
+    DeploymentRecord d;
+    d.revision = r->spec.name;
+    d.namespace_ = r->spec.namespace_;
+    d.created = r->spec.created;
+    if (r->spec.kind == kKnativeServiceKind) {
+      d.labels = {{"serving.knative.dev/service", r->spec.isvc},
+                  {"serving.knative.dev/revision", r->spec.name}};
+    } else {
+      d.labels = {{"serving.kserve.io/inferenceservice", r->spec.isvc},
+                  {"component", r->spec.component},
+                  {"serving.knative.dev/revision", r->spec.name}};
+    }
+    d.desired = r->aspired ? r->desired : 0;
+    d.replicas = r->observed.replicas;
+    d.ready = r->observed.ready_replicas;
+    out.emplace_back(StrCat(r->spec.name, "-deployment"), DeploymentJson(d));
+  }
+  return out;
+}
+
+absl::Status Controller::Impl::DeleteKsvc(const std::string& ns, const std::string& name,
+                                          std::vector<std::string>* replica_prefixes) {
+  const std::string key = StrCat(ns, "/", name);
+  if (!ksvcs.erase(key))
+    return absl::NotFoundError(StrCat("service ", name, " not found in namespace ", ns));
+  OSPREY_RETURN_IF_ERROR(store->Delete(StrCat("ksvc/", key)));
+  for (auto it = revisions.begin(); it != revisions.end();) {
+    const RevisionSpec& spec = it->second.spec;
+    if (spec.kind == kKnativeServiceKind && spec.namespace_ == ns && spec.isvc == name) {
+      replica_prefixes->push_back(StrCat(it->first, "/"));
+      (void)store->Delete(StrCat("revision/", it->first));
+      it = revisions.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  (void)store->DeletePrefix(EventPrefix(ns, kKsvcEvents, name));
+  return absl::OkStatus();
+}
+
+}  // namespace osprey::controlplane
