@@ -21,7 +21,7 @@ mkdir -p "$STAMP_DIR"
 APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libboost-dev rapidjson-dev libabsl-dev libgtest-dev libgmock-dev
-  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libgrpc++-dev libre2-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libxgboost-dev python3-xgboost python3-sklearn python3-numpy python3-venv python3-pip
   libtorch-dev python3-torch python3-torchvision libpugixml-dev libarchive-dev
   libyaml-cpp-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev

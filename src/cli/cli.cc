@@ -223,6 +223,16 @@ std::string Age(const rapidjson::Value& item) {
   return HumanAge(AgeSince(created, Clock::now()));
 }
 
+// spec[key], a list of strings, as kubectl prints one: ["a","b"].
+std::string JoinStrings(const rapidjson::Value& item, const char* key) {
+  if (!item.HasMember("spec") || !item["spec"].HasMember(key) || !item["spec"][key].IsArray())
+    return "";
+  std::string out = "[";
+  for (const auto& v : item["spec"][key].GetArray())
+    if (v.IsString()) StrAppend(&out, out.size() > 1 ? "," : "", "\"", v.GetString(), "\"");
+  return out + "]";
+}
+
 std::string Traffic(const rapidjson::Value& item, bool latest) {
   const rapidjson::Value* traffic = nullptr;
   if (item.HasMember("status") && item["status"].IsObject() &&
@@ -300,6 +310,14 @@ std::string Table(const Kind& kind, const rapidjson::Value& items, bool all_ns, 
            StrCat(Get(it, {"status", "readyReplicas"}), "/", Get(it, {"spec", "replicas"})),
            Get(it, {"status", "updatedReplicas"}), Get(it, {"status", "availableReplicas"}),
            Age(it)});
+  } else if (kind.plural == "virtualservices") {  // Istio's printer columns
+    header = {"NAME", "GATEWAYS", "HOSTS", "AGE"};
+    for (const auto& it : items.GetArray())
+      rows.push_back({Get(it, {"metadata", "name"}), JoinStrings(it, "gateways"),
+                      JoinStrings(it, "hosts"), Age(it)});
+  } else if (kind.plural == "gateways" || kind.plural == "serviceentries") {
+    header = {"NAME", "AGE"};
+    for (const auto& it : items.GetArray()) rows.push_back({Get(it, {"metadata", "name"}), Age(it)});
   } else if (kind.plural == "revisions") {
     header = {"NAME", "INFERENCESERVICE", "PHASE", "REPLICAS", "READY", "RUNTIME", "AGE"};
     if (wide) header.push_back("REASON");
@@ -392,7 +410,8 @@ int GetCommand(Options& o) {
     return Fail(
         "get needs a resource kind: inferenceservices (isvc), servingruntimes, "
         "clusterservingruntimes, inferencegraphs (ig), trainedmodels (tm), services (ksvc), "
-        "configurations, routes, revisions, podautoscalers (kpa), deployments (deploy), events");
+        "configurations, routes, revisions, podautoscalers (kpa), deployments (deploy), "
+        "virtualservices (vs), gateways (gw), serviceentries (se), events");
   const Kind* kind = FindKind(o.positional[0]);
   if (kind == nullptr) return Fail(StrCat("unknown resource kind \"", o.positional[0], "\""));
   std::string name = o.positional.size() > 1 ? o.positional[1] : "";

@@ -60,9 +60,24 @@ std::optional<double> TraceSamplingOf(const std::map<std::string, std::string>& 
 
 RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
                       const std::map<std::string, RevisionRouting>& revisions,
-                      const PlatformConfig& config, const std::vector<KnativeRouting>& knative) {
+                      const PlatformConfig& config, const std::vector<KnativeRouting>& knative,
+                      const std::vector<KeyedRoute>& keyed) {
   RouteTable table;
   RevisionIndex index(revisions, &table);
+  auto add_keyed = [&](bool wildcard) {
+    for (const auto& k : keyed) {
+      if (k.wildcard != wildcard) continue;
+      Route r = k.route;
+      r.split.clear();
+      for (const auto& [key, percent] : k.split)
+        if (auto i = index(key)) r.split.push_back({*i, percent});
+      r.mirror.reset();
+      if (k.mirror)
+        if (auto i = index(k.mirror->first)) r.mirror = gateway::WeightedRevision{*i, k.mirror->second};
+      table.routes.push_back(std::move(r));
+    }
+  };
+  add_keyed(false);
   for (const auto& k : knative) {
     const std::string& ns = k.meta.namespace_;
     for (const auto& key : k.aspired) index(key);
@@ -237,6 +252,7 @@ RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
     table.routes.push_back(path_route(main, s.meta.name));
     table.routes.push_back(std::move(main));
   }
+  add_keyed(true);
   return table;
 }
 
@@ -244,11 +260,19 @@ bool SameRoutes(const RouteTable& a, const RouteTable& b) {
   auto same_weight = [](const gateway::WeightedRevision& x, const gateway::WeightedRevision& y) {
     return x.revision == y.revision && x.percent == y.percent;
   };
+  auto same_match = [](const gateway::StringMatch& u, const gateway::StringMatch& v) {
+    return u.kind == v.kind && u.value == v.value && u.suffix == v.suffix;
+  };
+  auto same_matches = [&](const std::vector<gateway::HeaderMatch>& u,
+                          const std::vector<gateway::HeaderMatch>& v) {
+    return std::equal(u.begin(), u.end(), v.begin(), v.end(), [&](const auto& a, const auto& b) {
+      return a.name == b.name && same_match(a.value, b.value);
+    });
+  };
   auto same_route = [&](const Route& x, const Route& y) {
-    auto same_uri = [](const std::optional<gateway::StringMatch>& u,
-                       const std::optional<gateway::StringMatch>& v) {
-      return u.has_value() == v.has_value() &&
-             (!u || (u->kind == v->kind && u->value == v->value && u->suffix == v->suffix));
+    auto same_uri = [&](const std::optional<gateway::StringMatch>& u,
+                        const std::optional<gateway::StringMatch>& v) {
+      return u.has_value() == v.has_value() && (!u || same_match(*u, *v));
     };
     return x.namespace_ == y.namespace_ && x.name == y.name && x.component == y.component &&
            x.model_name == y.model_name && x.timeout_ms == y.timeout_ms && x.hosts == y.hosts &&
@@ -258,7 +282,11 @@ bool SameRoutes(const RouteTable& a, const RouteTable& b) {
                       same_weight) &&
            x.mirror.has_value() == y.mirror.has_value() &&
            (!x.mirror || same_weight(*x.mirror, *y.mirror)) &&
-           (x.logger == y.logger || (x.logger && y.logger && *x.logger == *y.logger));
+           (x.logger == y.logger || (x.logger && y.logger && *x.logger == *y.logger)) &&
+           x.retries == y.retries && same_uri(x.method, y.method) &&
+           x.rewrite_path == y.rewrite_path && same_matches(x.headers, y.headers) &&
+           same_matches(x.query, y.query) &&
+           (x.policy == y.policy || (x.policy && y.policy && *x.policy == *y.policy));
   };
   auto same_revision = [](const gateway::RevisionTarget& x, const gateway::RevisionTarget& y) {
     return x.key == y.key && x.revision == y.revision &&

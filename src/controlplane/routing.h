@@ -20,6 +20,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "controlplane/reconciler.h"
@@ -75,11 +76,25 @@ struct KnativeRouting {
   std::vector<std::string> aspired;    // revision keys
 };
 
+// A revision key and its percent of a route's requests.
+using KeyShare = std::pair<std::string, int>;
+
+// A route planned elsewhere (an Istio VirtualService's, istio.h) with its
+// split and mirror as revision keys.
+struct KeyedRoute {
+  gateway::Route route;
+  std::vector<KeyShare> split;
+  std::optional<KeyShare> mirror;
+  bool wildcard = false;  // on a "*" or "*.suffix" host: after the services' routes
+};
+
 // `revisions` by key. A traffic entry whose revision is unknown is left out.
+// `keyed` routes come first (after them, if `wildcard`, every service's).
 gateway::RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
                                const std::map<std::string, RevisionRouting>& revisions,
                                const PlatformConfig& config,
-                               const std::vector<KnativeRouting>& knative = {});
+                               const std::vector<KnativeRouting>& knative = {},
+                               const std::vector<KeyedRoute>& keyed = {});
 
 // Whether two tables route alike (routes, splits, mirrors, timeouts, loggers, revision
 // endpoints and limits). A table is republished only when it changed: a

@@ -1,5 +1,6 @@
 #include "gateway/forwarder.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "common/strings.h"
@@ -26,11 +27,25 @@ void Forwarder::Attempt(std::unique_ptr<Outbound> call, int attempt) {
   request.links = options_.links_per_replica;
   request.head = call->head;
   request.body = call->body;
-  request.timeout = call->timeout;
+  request.timeout = call->per_try_timeout.count() > 0
+                        ? std::min(call->per_try_timeout, call->timeout)
+                        : call->timeout;
   auto done = [this, call = std::move(call), attempt](UpstreamResult result) mutable {
-    if (result.status.code() == absl::StatusCode::kUnavailable && attempt < call->retries &&
-        call->pool->Reassign(*call, RevisionPool::Clock::now())) {
-      call->retried_at.push_back(RevisionPool::Clock::now());
+    const auto now = RevisionPool::Clock::now();
+    const bool refused = result.status.code() == absl::StatusCode::kUnavailable;
+    if (refused && attempt < call->retries && call->pool->Reassign(*call, now)) {
+      call->retried_at.push_back(now);
+      Attempt(std::move(call), attempt + 1);
+      return;
+    }
+    const int status = result.status.ok() ? result.http_status : 0;
+    const bool failed = !result.status.ok();
+    const bool again =
+        (call->retry_5xx && (status >= 500 || failed)) ||
+        (call->retry_gateway_error && (status == 502 || status == 503 || status == 504 || refused));
+    if (again && attempt < call->retries) {
+      call->pool->Reassign(*call, now);  // another replica with room, else the same one
+      call->retried_at.push_back(now);
       Attempt(std::move(call), attempt + 1);
       return;
     }

@@ -9,8 +9,9 @@
 //   (net/http_upstream.h).
 // - A refused connection (nothing reached the replica) is tried again on
 //   another replica of the revision with room, up to the call's retries;
-//   nothing else is retried, and never after a timeout. Each attempt gets
-//   the call's whole timeout.
+//   nothing else is retried, and never after a timeout, unless the call's
+//   route asks for it (Outbound::retry_5xx, retry_gateway_error). Each
+//   attempt gets the call's whole timeout, or its per_try_timeout.
 // - gRPC calls are sent by the gRPC ingress (grpc++ stays in that target):
 //   the forwarder gives them their replica's target. They are never
 //   retried: grpc++ does not tell whether a failed call reached the replica.
@@ -35,6 +36,14 @@ struct Outbound : RevisionPool::Request {
   std::shared_ptr<const std::string> body;
   std::chrono::milliseconds timeout{60000};  // per attempt
   int retries = 0;                           // further attempts after a refused connection
+  // A route's retry policy (RoutePolicy): further attempts, up to `retries`,
+  // also after an answer of 500-599 or a failed or timed-out attempt
+  // (retry_5xx), or of 502, 503, 504 (retry_gateway_error): on another
+  // replica with room, else the same one. per_try_timeout (0: none) bounds
+  // each attempt within `timeout`.
+  bool retry_5xx = false;
+  bool retry_gateway_error = false;
+  std::chrono::milliseconds per_try_timeout{0};
   // When each further attempt started (a refused connection tried again);
   // empty when the first one was the last.
   std::vector<std::chrono::steady_clock::time_point> retried_at;

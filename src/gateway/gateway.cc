@@ -124,6 +124,22 @@ HttpResponse Proxied(UpstreamResult& result) {
   return out;
 }
 
+// A VirtualService's response header changes (RoutePolicy), on an answer.
+void ChangeResponseHeaders(const RoutePolicy& p, HttpResponse& r) {
+  if (p.response_set.empty() && p.response_add.empty() && p.response_remove.empty()) return;
+  std::string kept;
+  ForEachHeaderLine(r.header_lines, [&](std::string_view n, std::string_view v) {
+    for (const auto& name : p.response_remove)
+      if (IEquals(n, name)) return;
+    for (const auto& [name, value] : p.response_set)
+      if (IEquals(n, name)) return;
+    StrAppend(&kept, n, ": ", v, "\r\n");
+  });
+  for (const auto& [name, value] : p.response_set) StrAppend(&kept, name, ": ", value, "\r\n");
+  for (const auto& [name, value] : p.response_add) StrAppend(&kept, name, ": ", value, "\r\n");
+  r.header_lines = std::move(kept);
+}
+
 // The replica's request head, written straight from the caller's headers
 // (hop-by-hop ones left out) without copying them one by one; an
 // x-request-id is made up when they have none. With tracing on, the trace
@@ -137,13 +153,26 @@ void BuildHead(HttpCall& call, const HeaderSource& headers, const Route& route) 
   std::string_view request_id;
   const trace::Tracer* tracer = trace::Active();
   IncomingTrace incoming;
+  const RoutePolicy* policy = route.policy.get();
+  auto changed = [&](std::string_view n) {
+    if (policy == nullptr) return false;
+    for (const auto& r : policy->request_remove)
+      if (IEquals(n, r)) return true;
+    for (const auto& [name, value] : policy->request_set)
+      if (IEquals(n, name)) return true;
+    return false;
+  };
   if (headers.visit != nullptr)
     headers.visit(headers.context, [&](std::string_view n, std::string_view v) {
-      if (HopByHop(n)) return;
+      if (HopByHop(n) || changed(n)) return;
       if (tracer != nullptr && incoming.Take(n, v)) return;
       if (request_id.empty() && IEquals(n, "x-request-id")) request_id = v;
       StrAppend(&head, n, ": ", v, "\r\n");
     });
+  if (policy != nullptr) {
+    for (const auto& [name, value] : policy->request_set) StrAppend(&head, name, ": ", value, "\r\n");
+    for (const auto& [name, value] : policy->request_add) StrAppend(&head, name, ": ", value, "\r\n");
+  }
   if (request_id.empty()) {
     call.request_id = MakeRequestId();
     call.generated_id = true;
@@ -426,6 +455,7 @@ struct Gateway::Impl {
       case Kind::kHttp:
       default: {
         HttpResponse out = why.ok() ? Proxied(result) : HttpError(why, /*replica_failed=*/true);
+        if (call->route->policy != nullptr) ChangeResponseHeaders(*call->route->policy, out);
         e.http_status = out.status;
         if (call->route->logger != nullptr) SetResponse(e, out);
         Complete(e);
@@ -531,13 +561,42 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
   if (impl_->graphs->any() && impl_->graphs->Handle(request, done)) return;
   std::shared_ptr<const Snapshot> snapshot = impl_->Current();
   std::string_view host = FindHeader(request.headers, "Host");
-  std::string_view path = request.target.substr(0, request.target.find('?'));
-  const Route* route = nullptr;
+  const size_t question = request.target.find('?');
+  std::string_view path = request.target.substr(0, question);
+  std::string_view query =
+      question == std::string_view::npos ? std::string_view() : request.target.substr(question + 1);
+  const Route* route = MatchRoute(
+      *snapshot->table, host, path,
+      [&](std::string_view name) { return FindHeader(request.headers, name); }, {},
+      request.method, query);
+  const RoutePolicy* policy = route != nullptr ? route->policy.get() : nullptr;
+  // A VirtualService's redirect and injected abort answer here.
+  if (policy != nullptr && policy->redirect.has_value()) {
+    HttpResponse r;
+    r.status = policy->redirect->code;
+    r.content_type = "";
+    const std::string_view to_host = policy->redirect->authority.empty()
+                                         ? host
+                                         : std::string_view(policy->redirect->authority);
+    StrAppend(&r.header_lines, "Location: http://", to_host,
+              policy->redirect->uri.empty() ? request.target
+                                            : std::string_view(policy->redirect->uri),
+              "\r\n");
+    done(std::move(r));
+    return;
+  }
+  if (policy != nullptr && policy->abort_status > 0 && Uniform100() < policy->abort_percent) {
+    HttpResponse r = JsonErrorResponse(policy->abort_status, "fault filter abort");
+    ChangeResponseHeaders(*policy, r);
+    done(std::move(r));
+    return;
+  }
   RevisionPool* pool = nullptr;
-  absl::Status admitted = impl_->Resolve(
-      *snapshot, host, path,
-      [&](std::string_view name) { return FindHeader(request.headers, name); },
-      [&] { return StrCat("host '", host, "' or path '", path, "'"); }, &route, &pool);
+  absl::Status admitted =
+      route == nullptr
+          ? absl::NotFoundError(StrCat("no InferenceService serves host '", host, "' or path '",
+                                       path, "' (is it applied and ready? `osprey get isvc`)"))
+          : impl_->Pick(*snapshot, *route, &pool);
   if (admitted.ok() && request.io_context == nullptr)
     admitted = absl::InternalError("the gateway needs the HTTP server's event loop");
   if (!admitted.ok()) {
@@ -550,10 +609,16 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
   call->io = request.io_context;
   call->method = std::string(request.method);
   call->target = RouteTarget(*route, request.target);
-  call->host = std::string(host);
+  call->host = policy != nullptr && !policy->authority.empty() ? policy->authority
+                                                                : std::string(host);
   call->body = request.body;
   BuildHead(*call, request.headers, *route);
   call->retries = route->retries;
+  if (policy != nullptr) {
+    call->retry_5xx = policy->retry_5xx;
+    call->retry_gateway_error = policy->retry_gateway_error;
+    call->per_try_timeout = std::chrono::milliseconds(policy->per_try_timeout_ms);
+  }
   call->http_done = std::move(done);
   if (route->mirror.has_value() && Uniform100() < route->mirror->percent) {
     auto copy = std::make_unique<HttpCall>();
@@ -566,6 +631,15 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
     impl_->Admit(*snapshot->pools[route->mirror->revision], std::move(copy));
   }
   impl_->Prepare(*call, Kind::kHttp, std::move(snapshot), route, start);
+  // An injected delay holds the request on its loop's timer, then admits it.
+  if (policy != nullptr && policy->delay_ms > 0 && Uniform100() < policy->delay_percent) {
+    void* io = call->io;
+    RunAfter(io, std::chrono::milliseconds(policy->delay_ms),
+             [impl = impl_.get(), pool, call = std::move(call)]() mutable {
+               impl->Admit(*pool, std::move(call));
+             });
+    return;
+  }
   impl_->Admit(*pool, std::move(call));
 }
 

@@ -1,5 +1,7 @@
 #include "gateway/route_table.h"
 
+#include <re2/re2.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -71,7 +73,44 @@ std::pair<std::string_view, std::string_view> RevisionService(std::string_view r
   return {rest.substr(0, dash), component};
 }
 
+namespace internal {
+
+bool RegexFullMatch(const re2::RE2& re, std::string_view s) {
+  return RE2::FullMatch(re2::StringPiece(s.data(), s.size()), re);
+}
+
+std::optional<std::string_view> QueryParam(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    const size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == name)
+      return eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
+}  // namespace internal
+
+std::optional<StringMatch> StringMatch::Regex(const std::string& pattern) {
+  auto re = std::make_shared<const re2::RE2>(pattern, RE2::Quiet);
+  if (!re->ok()) return std::nullopt;
+  StringMatch m;
+  m.kind = Kind::kRegex;
+  m.value = pattern;
+  m.regex = std::move(re);
+  return m;
+}
+
 std::string RouteTarget(const Route& route, std::string_view target) {
+  if (route.rewrite_path.has_value()) {
+    const size_t q = target.find('?');
+    std::string out = *route.rewrite_path;
+    if (q != std::string_view::npos) out.append(target.substr(q));
+    return out;
+  }
   if (!route.rewrite.has_value() || !route.uri.has_value() ||
       (route.uri->kind != StringMatch::Kind::kPrefix &&
        route.uri->kind != StringMatch::Kind::kPrefixSuffix) ||

@@ -22,15 +22,27 @@
 #include <utility>
 #include <vector>
 
+namespace re2 {
+class RE2;
+}
+
 namespace osprey::gateway {
+
+namespace internal {
+bool RegexFullMatch(const re2::RE2& re, std::string_view s);
+}
 
 struct StringMatch {
   // kPrefixSuffix: starts with `value` and, after it, ends with `suffix`
-  // (/serving/{ns}/{name}/...:explain).
-  enum class Kind { kExact, kPrefix, kSuffix, kPrefixSuffix };
+  // (/serving/{ns}/{name}/...:explain). kRegex: `regex` (compiled from
+  // `value`, RE2 syntax) matches the whole string.
+  enum class Kind { kExact, kPrefix, kSuffix, kPrefixSuffix, kRegex };
   Kind kind = Kind::kPrefix;
   std::string value;
-  std::string suffix;  // kPrefixSuffix only
+  std::string suffix;                         // kPrefixSuffix only
+  std::shared_ptr<const re2::RE2> regex;      // kRegex only
+  // A kRegex match of `pattern` (nullopt when it does not compile).
+  static std::optional<StringMatch> Regex(const std::string& pattern);
   bool Matches(std::string_view s) const {
     switch (kind) {
       case Kind::kExact:
@@ -42,6 +54,8 @@ struct StringMatch {
       case Kind::kPrefixSuffix:
         return s.size() >= value.size() + suffix.size() && s.starts_with(value) &&
                s.ends_with(suffix);
+      case Kind::kRegex:
+        return regex != nullptr && internal::RegexFullMatch(*regex, s);
     }
     return false;
   }
@@ -91,6 +105,38 @@ struct RouteLogger {
   bool operator==(const RouteLogger&) const = default;
 };
 
+// What an Istio VirtualService route does besides choosing revisions:
+// redirect, fault injection, header changes, the Host sent on, and retries
+// beyond a refused connection. Shared by the routes one HTTPRoute makes.
+struct RoutePolicy {
+  struct Redirect {
+    std::string uri;        // "" keeps the path
+    std::string authority;  // "" keeps the host
+    int code = 301;
+    bool operator==(const Redirect&) const = default;
+  };
+  std::optional<Redirect> redirect;  // answered by the gateway, nothing forwarded
+  std::string authority;             // the Host sent on; "" keeps the client's
+  // Fault injection, each on its share of requests (0..100).
+  double delay_percent = 0;
+  int delay_ms = 0;
+  double abort_percent = 0;
+  int abort_status = 0;
+  // Request headers (names lower case) set (replacing), added, removed
+  // before forwarding; the same on the answer.
+  std::vector<std::pair<std::string, std::string>> request_set, request_add;
+  std::vector<std::string> request_remove;
+  std::vector<std::pair<std::string, std::string>> response_set, response_add;
+  std::vector<std::string> response_remove;
+  // Retries (Route::retries attempts) also on an answer of 500-599 (5xx),
+  // of 502, 503 or 504 (gateway_error), or an attempt that timed out;
+  // per_try_timeout_ms bounds each attempt (0: the route's timeout).
+  bool retry_5xx = false;
+  bool retry_gateway_error = false;
+  int per_try_timeout_ms = 0;
+  bool operator==(const RoutePolicy&) const = default;
+};
+
 struct Route {
   std::string namespace_;
   std::string name;  // the InferenceService
@@ -106,6 +152,12 @@ struct Route {
   // to the replica (/serving/default/iris/v1/... -> /v1/...).
   std::optional<std::string> rewrite;
   std::vector<HeaderMatch> headers;
+  std::optional<StringMatch> method;  // the request's method; gRPC calls have none
+  std::vector<HeaderMatch> query;     // query parameters by name (values as sent)
+  // With an exact or regex `uri`: the path (not the query) sent to the
+  // replica instead (an Istio rewrite of a whole path).
+  std::optional<std::string> rewrite_path;
+  std::shared_ptr<const RoutePolicy> policy;  // null: none
   std::vector<WeightedRevision> split;  // percents sum to 100
   std::optional<WeightedRevision> mirror;
   int timeout_ms = 0;  // 0: the gateway's default
@@ -155,9 +207,13 @@ struct RevisionStats {
 // The route of a request, or nullptr (pure). `header` looks a request header
 // up by name (case-insensitive), returning empty when absent. The model-name
 // fallback takes the routes of `component` ("": the services' own).
+// `method` and `query` (the target after '?') are what routes with method
+// or query matches look at; a host "*.suffix" matches every host ending in
+// ".suffix".
 template <typename HeaderLookup>
 const Route* MatchRoute(const RouteTable& table, std::string_view host, std::string_view path,
-                        HeaderLookup header, std::string_view component = {});
+                        HeaderLookup header, std::string_view component = {},
+                        std::string_view method = {}, std::string_view query = {});
 
 // The InferenceService and component of a revision named
 // {service}-{component}-{digits}, as every revision is (pure); a Knative
@@ -181,6 +237,9 @@ const WeightedRevision* PickWeighted(const std::vector<WeightedRevision>& split,
 // ---- implementation of the template ----
 namespace internal {
 bool HostEquals(std::string_view route_host, std::string_view host);
+// The value of query parameter `name` in `query` (a=1&b=2; as sent, not
+// decoded); nullopt when absent.
+std::optional<std::string_view> QueryParam(std::string_view query, std::string_view name);
 std::string_view HostWithoutPort(std::string_view host);
 std::string_view PathModel(std::string_view path);
 bool HeaderNameEquals(std::string_view a, std::string_view b);
@@ -188,17 +247,30 @@ bool HeaderNameEquals(std::string_view a, std::string_view b);
 
 template <typename HeaderLookup>
 const Route* MatchRoute(const RouteTable& table, std::string_view host, std::string_view path,
-                        HeaderLookup header, std::string_view component) {
+                        HeaderLookup header, std::string_view component, std::string_view method,
+                        std::string_view query) {
   host = internal::HostWithoutPort(host);
   auto rest_matches = [&](const Route& r) {
     if (r.uri.has_value() && !r.uri->Matches(path)) return false;
     for (const auto& h : r.headers)
       if (!h.value.Matches(header(h.name))) return false;
+    if (r.method.has_value() && (method.empty() || !r.method->Matches(method))) return false;
+    for (const auto& q : r.query) {
+      std::optional<std::string_view> v = internal::QueryParam(query, q.name);
+      if (!v || !q.value.Matches(*v)) return false;
+    }
     return true;
+  };
+  auto host_matches = [&](std::string_view h) {
+    if (h == "*") return true;
+    if (h.size() > 2 && h[0] == '*' && h[1] == '.')
+      return host.size() > h.size() - 1 &&
+             internal::HostEquals(h.substr(1), host.substr(host.size() - (h.size() - 1)));
+    return internal::HostEquals(h, host);
   };
   for (const auto& r : table.routes)
     for (const auto& h : r.hosts)
-      if ((h == "*" || internal::HostEquals(h, host)) && rest_matches(r)) return &r;
+      if (host_matches(h) && rest_matches(r)) return &r;
   std::string_view model = internal::PathModel(path);
   if (model.empty()) return nullptr;
   const Route* found = nullptr;

@@ -452,6 +452,14 @@ void RunOn(void* io_context, absl::AnyInvocable<void()> fn) {
   asio::post(*io, std::move(fn));
 }
 
+void RunAfter(void* io_context, std::chrono::milliseconds delay, absl::AnyInvocable<void()> fn) {
+  auto* io = static_cast<asio::io_context*>(io_context);
+  auto timer = std::make_shared<asio::steady_timer>(*io, delay);
+  // asio copies handlers: the move-only `fn` waits in a shared holder.
+  auto held = std::make_shared<absl::AnyInvocable<void()>>(std::move(fn));
+  timer->async_wait([timer, held](const boost::system::error_code&) { (*held)(); });
+}
+
 absl::StatusOr<HttpUrl> ParseHttpUrl(std::string_view url) {
   constexpr std::string_view kScheme = "http://";
   auto invalid = [&](std::string_view why) {

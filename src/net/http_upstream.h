@@ -76,6 +76,9 @@ void SendHttp(UpstreamRequest request, absl::AnyInvocable<void(UpstreamResult)> 
 // Runs `fn` on the loop of `io_context`: at once when called from it, else
 // posted there.
 void RunOn(void* io_context, absl::AnyInvocable<void()> fn);
+// Runs `fn` on the loop of `io_context` after `delay` (a timer: nothing
+// waits). The loop must outlive the delay.
+void RunAfter(void* io_context, std::chrono::milliseconds delay, absl::AnyInvocable<void()> fn);
 
 // An http:// URL taken apart (pure). The port defaults to 80; the target to
 // "/". https, user info and fragments are refused (INVALID_ARGUMENT).

@@ -4,7 +4,10 @@
 // (inference_graph.cc), and the parsing helpers and metadata parser they
 // share with the other kinds (parse.cc).
 
+#include <map>
+#include <optional>
 #include <set>
+#include <vector>
 #include <string>
 #include <string_view>
 
@@ -28,6 +31,24 @@ absl::Status ToString(const Value& v, std::string_view path, std::string* out);
 // parent[key] as a string into *out; absent: *out unchanged.
 absl::Status ReadString(const Value& parent, std::string_view key, std::string_view path,
                         std::string* out);
+
+absl::Status ReadIntField(const Value& parent, std::string_view key, std::string_view path,
+                          std::optional<int>* out);
+absl::Status ReadBoolField(const Value& parent, std::string_view key, std::string_view path,
+                           bool* out);
+absl::Status ReadStrings(const Value& parent, std::string_view key, std::string_view path,
+                         std::vector<std::string>* out);
+absl::Status ReadStringsMap(const Value& parent, std::string_view key, std::string_view path,
+                            std::map<std::string, std::string>* out);
+// metadata of a namespaced object whose name is a DNS-1123 subdomain
+// (Kubernetes' rule, Istio's kinds).
+absl::Status ParseObjectMeta(const Value& doc, ObjectMeta* meta);
+bool IsDns1123Label(std::string_view s);
+
+// The Istio kinds (istio.cc), by kind name; apiVersion already checked.
+absl::StatusOr<Resource> ParseIstio(std::string_view kind, const Value& doc);
+// apiVersion, kind, metadata and spec of an Istio object, into an open object.
+void IstioJson(json::Writer& w, const Resource& r);
 
 // metadata of a namespaced object whose name is a DNS-1035 label (KServe's
 // rule for InferenceGraph names).

@@ -19,8 +19,11 @@ constexpr std::string_view kKnativeServiceNames[] = {"ksvc", "kservice"};
 constexpr std::string_view kConfigurationNames[] = {"config", "cfg"};
 constexpr std::string_view kRouteNames[] = {"rt"};
 constexpr std::string_view kDeploymentNames[] = {"deploy"};
+constexpr std::string_view kVirtualServiceNames[] = {"vs"};
+constexpr std::string_view kGatewayNames[] = {"gw"};
+constexpr std::string_view kServiceEntryNames[] = {"se"};
 
-constexpr std::array<KindInfo, 12> kKinds = {{
+constexpr std::array<KindInfo, 15> kKinds = {{
     {"inferenceservices", "inferenceservice", "InferenceService", "serving.kserve.io", "v1beta1",
      false, true, kIsvcNames},
     {"servingruntimes", "servingruntime", "ServingRuntime", "serving.kserve.io", "v1alpha1", false,
@@ -40,6 +43,11 @@ constexpr std::array<KindInfo, 12> kKinds = {{
      kRevisionNames},
     {"podautoscalers", "podautoscaler", "PodAutoscaler", "autoscaling.internal.knative.dev",
      "v1alpha1", false, false, kAutoscalerNames},
+    {"virtualservices", "virtualservice", "VirtualService", "networking.istio.io", "v1", false,
+     true, kVirtualServiceNames},
+    {"gateways", "gateway", "Gateway", "networking.istio.io", "v1", false, true, kGatewayNames},
+    {"serviceentries", "serviceentry", "ServiceEntry", "networking.istio.io", "v1", false, true,
+     kServiceEntryNames},
     // What runs each revision, as `kubectl get deploy` shows it ({revision}-deployment).
     {"deployments", "deployment", "Deployment", "apps", "v1", false, false, kDeploymentNames},
     // Osprey's own: the events the control plane records (served under /osprey/v1).

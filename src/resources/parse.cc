@@ -363,6 +363,32 @@ absl::Status ParseMeta(const Value& doc, NameRule rule, bool cluster_scoped, Obj
   return absl::OkStatus();
 }
 
+}  // namespace
+
+// Shared with istio.cc (graph_internal.h).
+absl::Status ReadIntField(const Value& parent, std::string_view key, std::string_view path,
+                          std::optional<int>* out) {
+  return ReadInt(parent, key, path, out);
+}
+absl::Status ReadBoolField(const Value& parent, std::string_view key, std::string_view path,
+                           bool* out) {
+  return ReadBool(parent, key, path, out);
+}
+absl::Status ReadStrings(const Value& parent, std::string_view key, std::string_view path,
+                         std::vector<std::string>* out) {
+  return ReadStringList(parent, key, path, out);
+}
+absl::Status ReadStringsMap(const Value& parent, std::string_view key, std::string_view path,
+                            std::map<std::string, std::string>* out) {
+  return ReadStringMap(parent, key, path, out);
+}
+absl::Status ParseObjectMeta(const Value& doc, ObjectMeta* meta) {
+  return ParseMeta(doc, NameRule::kDns1123Subdomain, false, meta);
+}
+bool IsDns1123Label(std::string_view s) { return IsDnsLabel(s, false); }
+
+namespace {
+
 absl::Status CheckProtocol(const Value* at, std::string_view path, std::string_view protocol) {
   if (protocol == "v1" || protocol == "v2" || protocol == "grpc-v1" || protocol == "grpc-v2") {
     return absl::OkStatus();
@@ -1067,6 +1093,15 @@ absl::StatusOr<Resource> ParseResource(const Value& doc) {
   } else if (kind == "ServingRuntime" || kind == "ClusterServingRuntime" ||
              kind == "InferenceGraph" || kind == "TrainedModel") {
     want = kRuntimeApiVersion;
+  } else if (kind == "VirtualService" || kind == "Gateway" || kind == "ServiceEntry") {
+    if (api_version != "networking.istio.io/v1" && api_version != "networking.istio.io/v1beta1" &&
+        api_version != "networking.istio.io/v1alpha3")
+      return Error(api_version.empty() ? &doc : doc.Find("apiVersion"), "apiVersion",
+                   StrCat(api_version.empty() ? "required" : StrCat("\"", api_version,
+                                                                    "\" is invalid"),
+                          " for kind ", kind,
+                          ": must be networking.istio.io/v1, v1beta1 or v1alpha3"));
+    return ParseIstio(kind, doc);
   } else if (kind == "Service" && api_version == kKnativeApiVersion) {
     want = kKnativeApiVersion;
   } else if (kind == "Service") {
@@ -1077,7 +1112,8 @@ absl::StatusOr<Resource> ParseResource(const Value& doc) {
     return Error(doc.Find("kind"), "kind",
                  StrCat("unknown kind \"", kind,
                         "\": expected InferenceService, ServingRuntime, ClusterServingRuntime, "
-                        "InferenceGraph, TrainedModel or Service (serving.knative.dev/v1)"));
+                        "InferenceGraph, TrainedModel, Service (serving.knative.dev/v1), "
+                        "VirtualService, Gateway or ServiceEntry (networking.istio.io)"));
   }
   if (api_version.empty()) return Error(&doc, "apiVersion", StrCat("required (", want, ")"));
   if (api_version != want) {
@@ -1137,6 +1173,9 @@ std::string_view KindOf(const Resource& r) {
   if (std::holds_alternative<InferenceGraph>(r)) return "InferenceGraph";
   if (std::holds_alternative<TrainedModel>(r)) return "TrainedModel";
   if (std::holds_alternative<KnativeService>(r)) return "Service";
+  if (std::holds_alternative<VirtualService>(r)) return "VirtualService";
+  if (std::holds_alternative<IstioGateway>(r)) return "Gateway";
+  if (std::holds_alternative<ServiceEntry>(r)) return "ServiceEntry";
   return "InferenceService";
 }
 

@@ -20,16 +20,11 @@
 
 #include "common/status.h"
 #include "resources/inference_graph.h"
+#include "resources/istio.h"
+#include "resources/object_meta.h"
 
 namespace osprey::resources {
 
-struct ObjectMeta {
-  std::string name;
-  std::string namespace_ = "default";  // "" for cluster-scoped objects
-  std::map<std::string, std::string> labels;
-  std::map<std::string, std::string> annotations;
-  bool operator==(const ObjectMeta&) const = default;
-};
 
 struct EnvVar {
   std::string name;
@@ -248,12 +243,12 @@ struct KnativeService {
   bool operator==(const KnativeService&) const = default;
 };
 
-using Resource =
-    std::variant<InferenceService, ServingRuntime, InferenceGraph, TrainedModel, KnativeService>;
+using Resource = std::variant<InferenceService, ServingRuntime, InferenceGraph, TrainedModel,
+                              KnativeService, VirtualService, IstioGateway, ServiceEntry>;
 
 // Kind names as they appear in YAML: "InferenceService", "ServingRuntime",
 // "ClusterServingRuntime", "InferenceGraph", "TrainedModel", "Service"
-// (Knative's).
+// (Knative's), "VirtualService", "Gateway", "ServiceEntry" (Istio's).
 std::string_view KindOf(const Resource& r);
 
 // Parses one or more YAML documents ("---" separated; JSON is YAML too).

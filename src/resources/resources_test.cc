@@ -845,6 +845,170 @@ TEST(ParseYaml, KnativeServiceErrorsNameTheField) {
   }
 }
 
+constexpr char kBookinfo[] = R"(apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: bookinfo-gateway
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+  - port:
+      number: 80
+      name: http
+      protocol: HTTP
+    hosts:
+    - "*"
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: bookinfo
+spec:
+  hosts:
+  - "*"
+  gateways:
+  - bookinfo-gateway
+  http:
+  - match:
+    - uri:
+        exact: /productpage
+    - uri:
+        prefix: /static
+    - uri:
+        exact: /login
+    route:
+    - destination:
+        host: productpage
+        port:
+          number: 9080
+)";
+
+TEST(ParseYaml, IstioBookinfoGatewayAndVirtualService) {
+  auto r = ParseYaml(kBookinfo);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->size(), 2u);
+  const auto& g = std::get<IstioGateway>((*r)[0]);
+  EXPECT_EQ(g.selector, (std::map<std::string, std::string>{{"istio", "ingressgateway"}}));
+  ASSERT_EQ(g.servers.size(), 1u);
+  EXPECT_EQ(g.servers[0].port, 80);
+  EXPECT_EQ(g.servers[0].hosts, std::vector<std::string>{"*"});
+  const auto& vs = std::get<VirtualService>((*r)[1]);
+  EXPECT_EQ(vs.api_version, "networking.istio.io/v1");
+  EXPECT_EQ(vs.gateways, std::vector<std::string>{"bookinfo-gateway"});
+  ASSERT_EQ(vs.http.size(), 1u);
+  ASSERT_EQ(vs.http[0].match.size(), 3u);
+  EXPECT_EQ(vs.http[0].match[1].uri,
+            (IstioStringMatch{IstioStringMatch::Kind::kPrefix, "/static"}));
+  EXPECT_EQ(vs.http[0].route, (std::vector<IstioDestination>{{"productpage", 9080, 100}}));
+  for (const Resource& res : *r) {
+    auto back = FromJson(ToJson(res));
+    ASSERT_TRUE(back.ok()) << back.status() << "\n" << ToJson(res);
+    EXPECT_EQ(*back, res) << ToJson(res);
+  }
+}
+
+TEST(ParseYaml, IstioRouteFeatures) {
+  auto r = ParseYaml(R"(apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews.example.com]
+  http:
+  - name: canary
+    match:
+    - headers: {End-User: {exact: jason}}
+      method: {regex: "GET|HEAD"}
+      queryParams: {v: {prefix: "2"}}
+    route:
+    - {destination: {host: reviews-v1}, weight: 75}
+    - {destination: {host: reviews-v2}, weight: 25}
+    rewrite: {uri: /v1, authority: internal}
+    timeout: 0.5s
+    retries: {attempts: 3, perTryTimeout: 100ms, retryOn: "5xx,connect-failure"}
+    fault:
+      delay: {fixedDelay: 2s, percentage: {value: 10}}
+      abort: {httpStatus: 503, percentage: {value: 5.5}}
+    mirror: {host: shadow}
+    mirrorPercentage: {value: 50}
+    headers:
+      request: {set: {X-Env: test}, remove: [X-Secret]}
+      response: {add: {X-Served-By: osprey}}
+  - redirect: {uri: /new, redirectCode: 302}
+)");
+  ASSERT_TRUE(r.ok()) << r.status();
+  const auto& vs = std::get<VirtualService>((*r)[0]);
+  const IstioHttpRoute& h = vs.http[0];
+  EXPECT_EQ(h.match[0].headers[0].first, "end-user");
+  EXPECT_EQ(h.match[0].method, (IstioStringMatch{IstioStringMatch::Kind::kRegex, "GET|HEAD"}));
+  EXPECT_EQ(h.route[1], (IstioDestination{"reviews-v2", 0, 25}));
+  EXPECT_EQ(h.rewrite_uri, "/v1");
+  EXPECT_EQ(h.timeout_ms, 500);
+  EXPECT_EQ(h.retry_attempts, 3);
+  EXPECT_EQ(h.retry_per_try_timeout_ms, 100);
+  EXPECT_EQ(h.delay_ms, 2000);
+  EXPECT_EQ(h.delay_percent, 10);
+  EXPECT_EQ(h.abort_http_status, 503);
+  EXPECT_EQ(h.abort_percent, 5.5);
+  EXPECT_EQ(h.mirror_percent, 50);
+  EXPECT_EQ(h.request_headers.set,
+            (std::vector<std::pair<std::string, std::string>>{{"x-env", "test"}}));
+  EXPECT_TRUE(vs.http[1].redirect);
+  EXPECT_EQ(vs.http[1].redirect_code, 302);
+  auto back = FromJson(ToJson((*r)[0]));
+  ASSERT_TRUE(back.ok()) << back.status() << "\n" << ToJson((*r)[0]);
+  EXPECT_EQ(*back, (*r)[0]) << ToJson((*r)[0]);
+}
+
+TEST(ParseYaml, IstioErrorsNameTheField) {
+  const std::string vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+                         "metadata: {name: a}\nspec:\n";
+  const std::pair<std::string, std::string> cases[] = {
+      {"apiVersion: networking.istio.io/v2\nkind: VirtualService\nmetadata: {name: a}\n",
+       "apiVersion: \"networking.istio.io/v2\" is invalid for kind VirtualService"},
+      {vs + "  http: [{route: [{destination: {host: x}}]}]\n", "spec.hosts: required"},
+      {vs + "  hosts: [\"bad host\"]\n  http: [{route: [{destination: {host: x}}]}]\n",
+       "spec.hosts[0]: \"bad host\" is invalid"},
+      {vs + "  hosts: [a]\n  http: [{route: [{destination: {host: x}, weight: 60}, "
+            "{destination: {host: y}, weight: 30}]}]\n",
+       "spec.http[0].route: the weights sum to 90, want 100"},
+      {vs + "  hosts: [a]\n  http: [{match: [{uri: {exact: /a, prefix: /b}}], "
+            "route: [{destination: {host: x}}]}]\n",
+       "spec.http[0].match[0].uri: must have exactly one of exact, prefix, regex"},
+      {vs + "  hosts: [a]\n  http: [{match: [{uri: {regex: \"(\"}}], "
+            "route: [{destination: {host: x}}]}]\n",
+       "spec.http[0].match[0].uri.regex: \"(\" is not a valid RE2 expression"},
+      {vs + "  hosts: [a]\n  http: [{route: [{destination: {host: x}}], timeout: soon}]\n",
+       "spec.http[0].timeout: \"soon\" is invalid"},
+      {vs + "  hosts: [a]\n  http: [{route: [{destination: {host: x, subset: v1}}]}]\n",
+       "spec.http[0].route[0].destination.subset: not supported by Osprey yet"},
+      {vs + "  hosts: [a]\n  http: [{route: [{destination: {host: x}}], "
+            "fault: {abort: {percentage: {value: 150}, httpStatus: 500}}}]\n",
+       "spec.http[0].fault.abort.percentage.value: must be between 0 and 100"},
+      {vs + "  hosts: [a]\n  http: [{route: [{destination: {host: x}}], "
+            "retries: {attempts: 2, retryOn: sometimes}}]\n",
+       "spec.http[0].retries.retryOn: \"sometimes\" is not a condition"},
+      {vs + "  hosts: [a]\n  http: [{redirect: {uri: /x}, route: [{destination: {host: x}}]}]\n",
+       "spec.http[0]: must have exactly one of route, redirect"},
+      {"apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n"
+       "  servers: [{port: {number: 443, name: https, protocol: HTTPS}, hosts: [\"*\"]}]\n",
+       "spec.servers[0].port.protocol: \"HTTPS\" is not served by Osprey yet"},
+      {"apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\nspec:\n"
+       "  hosts: [a.b]\n  ports: [{number: 80, name: http}]\n  resolution: DNS\n",
+       "spec.resolution: \"DNS\" is not served by Osprey yet"},
+      {"apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\nspec:\n"
+       "  hosts: [a.b]\n  ports: [{number: 80, name: http}]\n  resolution: STATIC\n"
+       "  endpoints: [{address: 127.0.0.1, ports: {grpc: 9000}}]\n",
+       "spec.endpoints[0].ports.grpc: names no port of spec.ports"},
+  };
+  for (const auto& [yaml, error] : cases) {
+    auto r = ParseYaml(yaml);
+    ASSERT_FALSE(r.ok()) << yaml;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(Msg(r.status()).substr(0, error.size()), error) << Msg(r.status());
+  }
+}
+
 class ErrorTest : public testing::TestWithParam<ErrorCase> {};
 
 TEST_P(ErrorTest, NamesTheField) {

@@ -354,6 +354,9 @@ std::string ToJson(const Resource& r) {
     TrainedModelJson(w, *tm);
   } else if (const auto* ks = std::get_if<KnativeService>(&r)) {
     KnativeServiceJson(w, *ks);
+  } else if (std::holds_alternative<VirtualService>(r) || std::holds_alternative<IstioGateway>(r) ||
+             std::holds_alternative<ServiceEntry>(r)) {
+    internal::IstioJson(w, r);
   } else {
     RuntimeJson(w, std::get<ServingRuntime>(r));
   }

@@ -401,7 +401,9 @@ void Controller::Impl::PublishRoutes(const std::vector<Routed>& routed,
         t.target.link_sockets.push_back(link_socket ? ReplicaSocket(s.id, "link") : "");
       }
   }
-  auto table = std::make_shared<RouteTable>(PlanRoutes(services, targets, opts.platform, knative));
+  const std::vector<KeyedRoute> keyed = PlanIstioRoutes(routed, knative, &targets);
+  auto table =
+      std::make_shared<RouteTable>(PlanRoutes(services, targets, opts.platform, knative, keyed));
   table->graphs = GraphRoutes();
   {
     std::lock_guard<std::mutex> lock(routes_mu);

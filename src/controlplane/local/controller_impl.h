@@ -24,6 +24,7 @@
 #include "common/logging.h"
 #include "controlplane/cost.h"
 #include "controlplane/graph_status.h"
+#include "controlplane/istio.h"
 #include "controlplane/knative.h"
 #include "controlplane/local/controller.h"
 #include "controlplane/local/placement.h"
@@ -379,6 +380,40 @@ struct Controller::Impl {
   void RunRevision(const std::string& rev_key, RevEntry& r,
                    const std::vector<ReplicaStatus>& replicas, std::set<std::string>* live,
                    std::vector<ReplicaSpec>* to_start);
+
+  // ---- Istio's VirtualServices, Gateways, ServiceEntries (controller_istio.cc) ----
+  struct IstioEntry {
+    resources::Resource resource;
+    std::string resource_json;  // canonical JSON as applied
+    std::string created;
+  };
+  // By "{Kind}/{ns}/{name}".
+  std::map<std::string, IstioEntry> istio;
+  // What each VirtualService could not do, as last reported (events on change).
+  std::map<std::string, std::vector<std::string>> istio_problems;
+  static constexpr std::string_view kVirtualServiceEvents = "VirtualService";
+  absl::StatusOr<Controller::ApplyResult> ApplyIstio(const resources::Resource& r,
+                                                     const std::string& json,
+                                                     const std::string& now);
+  absl::Status LoadIstio();
+  // The VirtualServices' routes over the services' routed traffic (istio.h);
+  // problems become events. `revisions` gains the ServiceEntry endpoints.
+  std::vector<KeyedRoute> PlanIstioRoutes(const std::vector<Routed>& routed,
+                                          const std::vector<KnativeRouting>& knative,
+                                          std::map<std::string, RevisionRouting>* revisions);
+  Items IstioItems(std::string_view kind, const std::string& ns) const;
+  absl::StatusOr<Items> ListVirtualServices(const std::string& ns,
+                                            const std::vector<ReplicaStatus>&) const;
+  absl::StatusOr<Items> ListGateways(const std::string& ns, const std::vector<ReplicaStatus>&) const;
+  absl::StatusOr<Items> ListServiceEntries(const std::string& ns,
+                                           const std::vector<ReplicaStatus>&) const;
+  absl::Status DeleteIstio(std::string_view kind, const std::string& ns, const std::string& name);
+  absl::Status DeleteVirtualService(const std::string& ns, const std::string& name,
+                                    std::vector<std::string>*);
+  absl::Status DeleteGateway(const std::string& ns, const std::string& name,
+                             std::vector<std::string>*);
+  absl::Status DeleteServiceEntry(const std::string& ns, const std::string& name,
+                                  std::vector<std::string>*);
 
   // ---- kinds: what the controller does for each of resources::Kinds() ----
   struct KindOps {

@@ -318,6 +318,7 @@ absl::Status Controller::Impl::Load() {
   OSPREY_RETURN_IF_ERROR(LoadGraphs());
   OSPREY_RETURN_IF_ERROR(LoadTrained());
   OSPREY_RETURN_IF_ERROR(LoadKsvcs());
+  OSPREY_RETURN_IF_ERROR(LoadIstio());
   LoadCosts();
   return absl::OkStatus();
 }

@@ -1,0 +1,247 @@
+#include "controlplane/istio.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <memory>
+
+#include "common/strings.h"
+
+namespace osprey::controlplane {
+namespace {
+
+using resources::IstioStringMatch;
+
+std::optional<gateway::StringMatch> ToMatch(const IstioStringMatch& m) {
+  switch (m.kind) {
+    case IstioStringMatch::Kind::kExact:
+      return gateway::StringMatch{gateway::StringMatch::Kind::kExact, m.value};
+    case IstioStringMatch::Kind::kPrefix:
+      return gateway::StringMatch{gateway::StringMatch::Kind::kPrefix, m.value};
+    case IstioStringMatch::Kind::kRegex:
+      return gateway::StringMatch::Regex(m.value);
+  }
+  return std::nullopt;
+}
+
+bool Wildcard(const std::string& host) { return host == "*" || host.starts_with("*."); }
+
+}  // namespace
+
+std::string IstioFqdn(const std::string& host, const std::string& ns) {
+  const size_t dots = std::count(host.begin(), host.end(), '.');
+  if (dots == 0) return StrCat(host, ".", ns, ".svc.cluster.local");
+  if (dots == 1) return StrCat(host, ".svc.cluster.local");
+  if (host.ends_with(".svc")) return StrCat(host, ".cluster.local");
+  return host;
+}
+
+std::vector<KeyShare> CombineShares(
+    const std::vector<std::pair<int, std::vector<KeyShare>>>& by_weight) {
+  // Exact shares in hundredths of a percent, then whole percents by largest
+  // remainder so that they sum to 100.
+  std::map<std::string, double> exact;
+  std::vector<std::string> order;
+  double total = 0;
+  for (const auto& [weight, shares] : by_weight)
+    for (const auto& [key, percent] : shares) {
+      if (weight <= 0 || percent <= 0) continue;
+      if (!exact.contains(key)) order.push_back(key);
+      exact[key] += weight * percent / 100.0;
+      total += weight * percent / 100.0;
+    }
+  std::vector<KeyShare> out;
+  if (total <= 0) return out;
+  int assigned = 0;
+  std::vector<std::pair<double, size_t>> remainders;
+  for (const auto& key : order) {
+    const double scaled = exact[key] * 100.0 / total;
+    const int whole = static_cast<int>(std::floor(scaled));
+    remainders.emplace_back(scaled - whole, out.size());
+    out.emplace_back(key, whole);
+    assigned += whole;
+  }
+  std::stable_sort(remainders.begin(), remainders.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (size_t i = 0; assigned < 100 && i < remainders.size(); ++i, ++assigned)
+    ++out[remainders[i].second].second;
+  std::erase_if(out, [](const KeyShare& s) { return s.second == 0; });
+  return out;
+}
+
+IstioPlan PlanIstio(const IstioInput& in) {
+  IstioPlan plan;
+  // ServiceEntry hosts -> the endpoints of each of their ports.
+  struct Entry {
+    const resources::ServiceEntry* se;
+  };
+  std::map<std::string, const resources::ServiceEntry*> entries;  // host (and FQDN) -> entry
+  for (const auto* se : in.service_entries)
+    for (const auto& h : se->hosts) {
+      entries.emplace(h, se);
+      entries.emplace(IstioFqdn(h, se->meta.namespace_), se);
+    }
+  auto endpoint_key = [&](const resources::ServiceEntry& se,
+                          const resources::ServiceEntryPort& port) {
+    const std::string key = StrCat(se.meta.namespace_, "/se-", se.meta.name, "-", port.number);
+    if (!plan.endpoints.contains(key)) {
+      RevisionRouting& r = plan.endpoints[key];
+      r.aspired = true;
+      r.phase = RevisionPhase::kReady;
+      r.target.key = key;
+      r.target.revision = StrCat("se-", se.meta.name, "-", port.number);
+      for (const auto& e : se.endpoints) {
+        auto named = e.ports.find(port.name);
+        const int p = named != e.ports.end() ? named->second
+                      : port.target_port != 0 ? port.target_port
+                                              : port.number;
+        r.target.ports.push_back(static_cast<uint16_t>(p));
+        r.target.hosts.push_back(e.address);
+        r.target.grpc_targets.emplace_back();
+        r.target.http_sockets.emplace_back();
+        r.target.link_sockets.emplace_back();
+      }
+    }
+    return key;
+  };
+  // A destination's revisions and percents; empty with a problem when unknown.
+  auto resolve = [&](const resources::IstioDestination& d, const std::string& ns,
+                     std::vector<std::string>* problems) -> std::vector<KeyShare> {
+    const std::string fqdn = IstioFqdn(d.host, ns);
+    if (auto s = in.services.find(fqdn); s != in.services.end()) return s->second;
+    auto e = entries.find(d.host);
+    if (e == entries.end()) e = entries.find(fqdn);
+    if (e != entries.end()) {
+      const resources::ServiceEntry& se = *e->second;
+      const resources::ServiceEntryPort* port = nullptr;
+      for (const auto& p : se.ports)
+        if (d.port == 0 ? port == nullptr : p.number == d.port) port = &p;
+      if (port == nullptr || (d.port == 0 && se.ports.size() > 1)) {
+        problems->push_back(StrCat("destination ", d.host,
+                                   d.port == 0 ? ": give destination.port.number (the "
+                                                 "ServiceEntry has several ports)"
+                                               : StrCat(": port ", d.port,
+                                                        " is not a port of ServiceEntry ",
+                                                        se.meta.name)));
+        return {};
+      }
+      return {{endpoint_key(se, *port), 100}};
+    }
+    problems->push_back(StrCat("destination ", d.host, " (", fqdn,
+                               ") is not a Knative Service, an InferenceService or a "
+                               "ServiceEntry host"));
+    return {};
+  };
+
+  for (const auto* vs : in.virtual_services) {
+    const std::string& ns = vs->meta.namespace_;
+    std::vector<std::string>& problems = plan.problems[StrCat(ns, "/", vs->meta.name)];
+    bool bound = vs->gateways.empty();
+    for (const auto& g : vs->gateways) {
+      if (g == "mesh") {
+        bound = true;
+        continue;
+      }
+      const size_t slash = g.find('/');
+      const std::string gns = slash == std::string::npos ? ns : g.substr(0, slash);
+      const std::string gname = slash == std::string::npos ? g : g.substr(slash + 1);
+      const bool exists =
+          std::any_of(in.gateways.begin(), in.gateways.end(), [&](const auto* gw) {
+            return gw->meta.namespace_ == gns && gw->meta.name == gname;
+          });
+      if (exists) {
+        bound = true;
+      } else {
+        problems.push_back(StrCat("gateway ", gns, "/", gname, " does not exist"));
+      }
+    }
+    if (!bound) continue;
+    std::vector<std::string> exact_hosts, wildcard_hosts;
+    for (const auto& h : vs->hosts) (Wildcard(h) ? wildcard_hosts : exact_hosts).push_back(h);
+    for (const auto& h : vs->http) {
+      auto policy = std::make_shared<gateway::RoutePolicy>();
+      if (h.redirect)
+        policy->redirect =
+            gateway::RoutePolicy::Redirect{h.redirect_uri, h.redirect_authority, h.redirect_code};
+      policy->authority = h.rewrite_authority;
+      if (h.delay_ms > 0) {
+        policy->delay_percent = h.delay_percent;
+        policy->delay_ms = static_cast<int>(h.delay_ms);
+      }
+      if (h.abort_http_status > 0) {
+        policy->abort_percent = h.abort_percent;
+        policy->abort_status = h.abort_http_status;
+      }
+      policy->request_set = h.request_headers.set;
+      policy->request_add = h.request_headers.add;
+      policy->request_remove = h.request_headers.remove;
+      policy->response_set = h.response_headers.set;
+      policy->response_add = h.response_headers.add;
+      policy->response_remove = h.response_headers.remove;
+      policy->retry_5xx = h.retry_on.find("5xx") != std::string::npos;
+      policy->retry_gateway_error = h.retry_on.find("gateway-error") != std::string::npos;
+      policy->per_try_timeout_ms = static_cast<int>(h.retry_per_try_timeout_ms);
+
+      std::vector<std::pair<int, std::vector<KeyShare>>> weighted;
+      for (const auto& d : h.route) weighted.emplace_back(d.weight, resolve(d, ns, &problems));
+      std::vector<KeyShare> split = CombineShares(weighted);
+      std::optional<KeyShare> mirror;
+      if (h.mirror) {
+        std::vector<KeyShare> m = resolve(*h.mirror, ns, &problems);
+        if (!m.empty())
+          mirror = KeyShare{m.front().first, static_cast<int>(std::lround(h.mirror_percent))};
+      }
+
+      gateway::Route base;
+      base.namespace_ = ns;
+      base.name = vs->meta.name;
+      base.component = "virtualservice";
+      if (h.timeout_ms > 0) base.timeout_ms = static_cast<int>(h.timeout_ms);
+      if (h.retry_attempts) base.retries = *h.retry_attempts;
+      base.policy = policy;
+      std::vector<const resources::IstioHttpMatch*> matches;
+      for (const auto& m : h.match) matches.push_back(&m);
+      if (matches.empty()) matches.push_back(nullptr);
+      for (const auto* m : matches) {
+        gateway::Route r = base;
+        r.draws = std::make_shared<std::atomic<uint64_t>>(0);
+        bool prefix_uri = false;
+        if (m != nullptr) {
+          if (m->uri) {
+            r.uri = ToMatch(*m->uri);
+            prefix_uri = m->uri->kind == IstioStringMatch::Kind::kPrefix;
+          }
+          if (m->method) r.method = ToMatch(*m->method);
+          if (m->authority)
+            if (auto a = ToMatch(*m->authority)) r.headers.push_back({"host", *a});
+          for (const auto& [name, sm] : m->headers)
+            if (auto v = ToMatch(sm)) r.headers.push_back({name, *v});
+          for (const auto& [name, sm] : m->query_params)
+            if (auto v = ToMatch(sm)) r.query.push_back({name, *v});
+        }
+        if (h.rewrite_uri) {
+          if (prefix_uri) {
+            r.rewrite = *h.rewrite_uri;
+          } else {
+            r.rewrite_path = *h.rewrite_uri;
+          }
+        }
+        for (auto* hosts : {&exact_hosts, &wildcard_hosts}) {
+          if (hosts->empty()) continue;
+          KeyedRoute out;
+          out.route = r;
+          out.route.draws = std::make_shared<std::atomic<uint64_t>>(0);
+          out.route.hosts = *hosts;
+          out.split = split;
+          out.mirror = mirror;
+          out.wildcard = hosts == &wildcard_hosts;
+          plan.routes.push_back(std::move(out));
+        }
+      }
+    }
+  }
+  std::erase_if(plan.problems, [](const auto& p) { return p.second.empty(); });
+  return plan;
+}
+
+}  // namespace osprey::controlplane

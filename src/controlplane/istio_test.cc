@@ -1,0 +1,179 @@
+#include "controlplane/istio.h"
+
+#include <gtest/gtest.h>
+
+namespace osprey::controlplane {
+namespace {
+
+resources::VirtualService Bookinfo() {
+  auto parsed = resources::ParseYaml(R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: bookinfo}
+spec:
+  hosts: ["*"]
+  gateways: [bookinfo-gateway]
+  http:
+  - match:
+    - uri: {exact: /productpage}
+    - uri: {exact: /login}
+    route:
+    - destination: {host: productpage, port: {number: 9080}}
+)");
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+  return std::get<resources::VirtualService>((*parsed)[0]);
+}
+
+resources::ServiceEntry Productpage() {
+  auto parsed = resources::ParseYaml(R"(apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: productpage}
+spec:
+  hosts: [productpage.default.svc.cluster.local]
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {http: 34567}}]
+)");
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+  return std::get<resources::ServiceEntry>((*parsed)[0]);
+}
+
+resources::IstioGateway Gateway(const std::string& name) {
+  resources::IstioGateway g;
+  g.meta.name = name;
+  g.servers = {{80, "http", "HTTP", {"*"}}};
+  return g;
+}
+
+TEST(IstioFqdn, ShortNamesAreInTheNamespace) {
+  EXPECT_EQ(IstioFqdn("reviews", "prod"), "reviews.prod.svc.cluster.local");
+  EXPECT_EQ(IstioFqdn("reviews.test", "prod"), "reviews.test.svc.cluster.local");
+  EXPECT_EQ(IstioFqdn("reviews.test.svc", "prod"), "reviews.test.svc.cluster.local");
+  EXPECT_EQ(IstioFqdn("api.example.com", "prod"), "api.example.com");
+}
+
+TEST(CombineShares, MultipliesAndRoundsToOneHundred) {
+  EXPECT_EQ(CombineShares({{90, {{"a", 50}, {"b", 50}}}, {10, {{"c", 100}}}}),
+            (std::vector<KeyShare>{{"a", 45}, {"b", 45}, {"c", 10}}));
+  EXPECT_EQ(CombineShares({{50, {{"a", 33}, {"b", 67}}}, {50, {{"c", 100}}}}),
+            (std::vector<KeyShare>{{"a", 17}, {"b", 33}, {"c", 50}}));
+  // An unknown destination's weight goes to the others.
+  EXPECT_EQ(CombineShares({{80, {}}, {20, {{"c", 100}}}}), (std::vector<KeyShare>{{"c", 100}}));
+  EXPECT_TRUE(CombineShares({{100, {}}}).empty());
+}
+
+TEST(PlanIstio, BookinfoThroughAServiceEntry) {
+  const auto vs = Bookinfo();
+  const auto se = Productpage();
+  const auto gw = Gateway("bookinfo-gateway");
+  IstioInput in;
+  in.virtual_services = {&vs};
+  in.service_entries = {&se};
+  in.gateways = {&gw};
+  IstioPlan plan = PlanIstio(in);
+  EXPECT_TRUE(plan.problems.empty());
+  ASSERT_EQ(plan.routes.size(), 2u);  // one per match
+  for (const auto& r : plan.routes) {
+    EXPECT_TRUE(r.wildcard);
+    EXPECT_EQ(r.route.hosts, std::vector<std::string>{"*"});
+    EXPECT_EQ(r.split, (std::vector<KeyShare>{{"default/se-productpage-9080", 100}}));
+  }
+  EXPECT_EQ(plan.routes[0].route.uri->value, "/productpage");
+  EXPECT_EQ(plan.routes[1].route.uri->value, "/login");
+  const RevisionRouting& ep = plan.endpoints.at("default/se-productpage-9080");
+  EXPECT_EQ(ep.target.ports, std::vector<uint16_t>{34567});
+  EXPECT_EQ(ep.target.hosts, std::vector<std::string>{"127.0.0.1"});
+
+  // Through PlanRoutes: matched by path on any host, 404 elsewhere.
+  gateway::RouteTable t = PlanRoutes({}, plan.endpoints, PlatformConfig{}, {}, plan.routes);
+  auto none = [](std::string_view) { return std::string_view(); };
+  const gateway::Route* r = gateway::MatchRoute(t, "any.host", "/login", none, {}, "GET");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(t.revisions[r->split[0].revision].ports, std::vector<uint16_t>{34567});
+  EXPECT_EQ(gateway::MatchRoute(t, "any.host", "/other", none, {}, "GET"), nullptr);
+}
+
+TEST(PlanIstio, UnboundOrUnknownIsAProblem) {
+  const auto vs = Bookinfo();
+  IstioInput in;
+  in.virtual_services = {&vs};
+  IstioPlan unbound = PlanIstio(in);
+  EXPECT_TRUE(unbound.routes.empty());
+  EXPECT_EQ(unbound.problems.at("default/bookinfo"),
+            std::vector<std::string>{"gateway default/bookinfo-gateway does not exist"});
+  const auto gw = Gateway("bookinfo-gateway");
+  in.gateways = {&gw};
+  IstioPlan unknown = PlanIstio(in);
+  ASSERT_EQ(unknown.routes.size(), 2u);
+  EXPECT_TRUE(unknown.routes[0].split.empty());
+  ASSERT_EQ(unknown.problems.at("default/bookinfo").size(), 1u);  // once per HTTPRoute
+  EXPECT_NE(unknown.problems.at("default/bookinfo")[0].find(
+                "productpage.default.svc.cluster.local) is not a Knative Service"),
+            std::string::npos);
+}
+
+TEST(PlanIstio, WeightsOverServicesMatchesAndPolicy) {
+  auto parsed = resources::ParseYaml(R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews.example.com]
+  http:
+  - match:
+    - headers: {end-user: {exact: jason}}
+      uri: {prefix: /api}
+      method: {exact: POST}
+      queryParams: {v: {regex: "[0-9]+"}}
+    rewrite: {uri: /v2}
+    route:
+    - {destination: {host: hello}, weight: 80}
+    - {destination: {host: iris}, weight: 20}
+    retries: {attempts: 3, perTryTimeout: 100ms, retryOn: 5xx}
+    fault: {abort: {httpStatus: 418, percentage: {value: 10}}}
+    headers: {response: {set: {x-v: "2"}}}
+)");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const auto vs = std::get<resources::VirtualService>((*parsed)[0]);
+  IstioInput in;
+  in.virtual_services = {&vs};
+  in.services["hello.default.svc.cluster.local"] = {{"default/hello-00001", 50},
+                                                    {"default/hello-00002", 50}};
+  in.services["iris.default.svc.cluster.local"] = {{"default/iris-predictor-00001", 100}};
+  IstioPlan plan = PlanIstio(in);
+  EXPECT_TRUE(plan.problems.empty());
+  ASSERT_EQ(plan.routes.size(), 1u);
+  const KeyedRoute& k = plan.routes[0];
+  EXPECT_FALSE(k.wildcard);
+  EXPECT_EQ(k.split, (std::vector<KeyShare>{{"default/hello-00001", 40},
+                                            {"default/hello-00002", 40},
+                                            {"default/iris-predictor-00001", 20}}));
+  EXPECT_EQ(k.route.retries, 3);
+  ASSERT_NE(k.route.policy, nullptr);
+  EXPECT_TRUE(k.route.policy->retry_5xx);
+  EXPECT_EQ(k.route.policy->per_try_timeout_ms, 100);
+  EXPECT_EQ(k.route.policy->abort_status, 418);
+  EXPECT_EQ(k.route.rewrite, "/v2");
+  std::map<std::string, RevisionRouting> revisions;
+  for (const char* key : {"default/hello-00001", "default/hello-00002",
+                          "default/iris-predictor-00001"})
+    revisions[key].target.key = key;
+  gateway::RouteTable t = PlanRoutes({}, revisions, PlatformConfig{}, {}, plan.routes);
+  auto jason = [](std::string_view name) {
+    return name == "end-user" ? std::string_view("jason") : std::string_view();
+  };
+  auto none = [](std::string_view) { return std::string_view(); };
+  const gateway::Route* r =
+      gateway::MatchRoute(t, "reviews.example.com", "/api/x", jason, {}, "POST", "a=1&v=42");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(gateway::RouteTarget(*r, "/api/x?v=42"), "/v2/x?v=42");
+  EXPECT_EQ(gateway::MatchRoute(t, "reviews.example.com", "/api/x", none, {}, "POST", "v=42"),
+            nullptr);
+  EXPECT_EQ(gateway::MatchRoute(t, "reviews.example.com", "/api/x", jason, {}, "GET", "v=42"),
+            nullptr);
+  EXPECT_EQ(gateway::MatchRoute(t, "reviews.example.com", "/api/x", jason, {}, "POST", "v=x"),
+            nullptr);
+  EXPECT_EQ(gateway::MatchRoute(t, "reviews.example.com", "/web", jason, {}, "POST", "v=1"),
+            nullptr);
+}
+
+}  // namespace
+}  // namespace osprey::controlplane

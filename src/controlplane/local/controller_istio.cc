@@ -1,0 +1,172 @@
+// The local controller's Istio objects (VirtualService, Gateway,
+// ServiceEntry): apply, store, list, delete, and the VirtualServices' routes
+// (istio.h decides). Every method runs with `mu` held.
+
+#include <rapidjson/document.h>
+
+#include "common/json_dom.h"
+#include "controlplane/local/controller_impl.h"
+#include "resources/kinds.h"
+
+namespace osprey::controlplane {
+using namespace osprey::json;
+
+namespace {
+
+const resources::ObjectMeta& MetaOf(const resources::Resource& r) {
+  return std::visit([](const auto& obj) -> const resources::ObjectMeta& { return obj.meta; }, r);
+}
+
+// A stored object with its creationTimestamp added to its metadata.
+std::string WithCreated(const std::string& json, const std::string& created) {
+  rapidjson::Document d;
+  d.Parse(json.data(), json.size());
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember("metadata") || !d["metadata"].IsObject())
+    return json;
+  d["metadata"].AddMember("creationTimestamp", rapidjson::Value(created.c_str(), d.GetAllocator()),
+                          d.GetAllocator());
+  return ToText(d);
+}
+
+}  // namespace
+
+absl::StatusOr<Controller::ApplyResult> Controller::Impl::ApplyIstio(const resources::Resource& r,
+                                                                     const std::string& json,
+                                                                     const std::string& now) {
+  const resources::ObjectMeta& meta = MetaOf(r);
+  Controller::ApplyResult result;
+  result.kind = std::string(resources::KindOf(r));
+  result.namespace_ = meta.namespace_;
+  result.name = meta.name;
+  const std::string key = StrCat(result.kind, "/", meta.namespace_, "/", meta.name);
+  auto it = istio.find(key);
+  if (it != istio.end() && it->second.resource_json == json) {
+    result.action = "unchanged";
+    return result;
+  }
+  result.action = it == istio.end() ? "created" : "configured";
+  IstioEntry e{r, json, it == istio.end() ? now : it->second.created};
+  OSPREY_RETURN_IF_ERROR(store->Put(
+      StrCat("istio/", key), StrCat("{\"resource\":", json, ",\"created\":\"", e.created, "\"}")));
+  istio[key] = std::move(e);
+  return result;
+}
+
+absl::Status Controller::Impl::LoadIstio() {
+  OSPREY_ASSIGN_OR_RETURN(auto rows, store->List("istio/"));
+  for (const auto& [key, value] : rows) {
+    rapidjson::Document d;
+    if (d.Parse(value.data(), value.size()).HasParseError() || !d.HasMember("resource")) continue;
+    auto resource = resources::FromJson(ToText(d["resource"]));
+    if (!resource.ok()) {
+      OSPREY_LOG(kError) << "store: " << key << " is unreadable, skipped";
+      continue;
+    }
+    IstioEntry e{*resource, resources::ToJson(*resource), GetString(d, "created")};
+    istio[key.substr(6)] = std::move(e);
+  }
+  return absl::OkStatus();
+}
+
+std::vector<KeyedRoute> Controller::Impl::PlanIstioRoutes(
+    const std::vector<Routed>& routed, const std::vector<KnativeRouting>& knative,
+    std::map<std::string, RevisionRouting>* revisions) {
+  if (istio.empty()) return {};
+  IstioInput in;
+  for (const auto& [key, e] : istio) {
+    if (const auto* vs = std::get_if<resources::VirtualService>(&e.resource))
+      in.virtual_services.push_back(vs);
+    else if (const auto* g = std::get_if<resources::IstioGateway>(&e.resource))
+      in.gateways.push_back(g);
+    else if (const auto* se = std::get_if<resources::ServiceEntry>(&e.resource))
+      in.service_entries.push_back(se);
+  }
+  auto shares = [](const std::string& ns, const std::vector<TrafficTarget>& traffic) {
+    std::vector<KeyShare> out;
+    for (const auto& t : traffic)
+      if (t.percent > 0) out.emplace_back(StrCat(ns, "/", t.revision), t.percent);
+    return out;
+  };
+  // An InferenceService answers at {name}.{ns}.svc.cluster.local (its entry
+  // component) and each component at {name}-{component}.{ns}...
+  for (const auto& item : routed) {
+    const resources::ObjectMeta& meta = item.entry->isvc.meta;
+    const IsvcStatus& status = item.entry->status;
+    const std::string fqdn_tail = StrCat(".", meta.namespace_, ".svc.cluster.local");
+    const std::optional<ComponentStatus> entry =
+        status.transformer ? status.transformer : status.Component("predictor");
+    in.services[StrCat(meta.name, fqdn_tail)] = shares(meta.namespace_, entry->traffic);
+    for (const char* component : {"predictor", "transformer", "explainer"})
+      if (std::optional<ComponentStatus> c = status.Component(component))
+        in.services[StrCat(meta.name, "-", component, fqdn_tail)] =
+            shares(meta.namespace_, c->traffic);
+  }
+  for (const auto& k : knative)
+    in.services[KnativeLocalHosts(k.meta)[0]] = shares(k.meta.namespace_, k.traffic);
+  IstioPlan plan = PlanIstio(in);
+  for (auto& [key, r] : plan.endpoints) (*revisions)[key] = std::move(r);
+  // A VirtualService's problems are told once each time they change.
+  for (const auto& [vs, problems] : plan.problems) {
+    auto& before = istio_problems[vs];
+    if (before == problems) continue;
+    before = problems;
+    const size_t slash = vs.find('/');
+    std::string message;
+    for (const auto& p : problems) StrAppend(&message, message.empty() ? "" : "; ", p);
+    KindEvent(kVirtualServiceEvents, vs.substr(0, slash), vs.substr(slash + 1), "Warning",
+              "RouteIncomplete", message);
+  }
+  std::erase_if(istio_problems, [&](const auto& p) { return !plan.problems.contains(p.first); });
+  return plan.routes;
+}
+
+Controller::Impl::Items Controller::Impl::IstioItems(std::string_view kind,
+                                                     const std::string& ns) const {
+  Items out;
+  for (const auto& [key, e] : istio) {
+    if (resources::KindOf(e.resource) != kind) continue;
+    const resources::ObjectMeta& meta = MetaOf(e.resource);
+    if (!ns.empty() && meta.namespace_ != ns) continue;
+    out.emplace_back(meta.name, WithCreated(e.resource_json, e.created));
+  }
+  return out;
+}
+
+absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListVirtualServices(
+    const std::string& ns, const std::vector<ReplicaStatus>&) const {
+  return IstioItems("VirtualService", ns);
+}
+absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListGateways(
+    const std::string& ns, const std::vector<ReplicaStatus>&) const {
+  return IstioItems("Gateway", ns);
+}
+absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListServiceEntries(
+    const std::string& ns, const std::vector<ReplicaStatus>&) const {
+  return IstioItems("ServiceEntry", ns);
+}
+
+absl::Status Controller::Impl::DeleteIstio(std::string_view kind, const std::string& ns,
+                                           const std::string& name) {
+  const std::string key = StrCat(kind, "/", ns, "/", name);
+  if (!istio.erase(key))
+    return absl::NotFoundError(
+        StrCat(resources::FindKind(kind)->singular, " ", name, " not found in namespace ", ns));
+  OSPREY_RETURN_IF_ERROR(store->Delete(StrCat("istio/", key)));
+  if (kind == "VirtualService") (void)store->DeletePrefix(EventPrefix(ns, kVirtualServiceEvents, name));
+  return absl::OkStatus();
+}
+
+absl::Status Controller::Impl::DeleteVirtualService(const std::string& ns, const std::string& name,
+                                                    std::vector<std::string>*) {
+  return DeleteIstio("VirtualService", ns, name);
+}
+absl::Status Controller::Impl::DeleteGateway(const std::string& ns, const std::string& name,
+                                             std::vector<std::string>*) {
+  return DeleteIstio("Gateway", ns, name);
+}
+absl::Status Controller::Impl::DeleteServiceEntry(const std::string& ns, const std::string& name,
+                                                  std::vector<std::string>*) {
+  return DeleteIstio("ServiceEntry", ns, name);
+}
+
+}  // namespace osprey::controlplane

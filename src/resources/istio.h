@@ -1,0 +1,150 @@
+#pragma once
+
+// Istio's networking kinds as typed values (networking.istio.io v1, v1beta1
+// and v1alpha3; the apiVersion is kept as written): Gateway, VirtualService
+// and ServiceEntry. Parsed by ParseYaml/FromJson (resources.h) with Istio's
+// validation rules and errors naming the field path. What Osprey's gateway
+// does not do yet is refused by name (a field Istio has that is not listed
+// here), never accepted and ignored.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "resources/object_meta.h"
+
+namespace osprey::resources {
+
+// Istio's StringMatch: exactly one of exact, prefix, regex (RE2, matched
+// against the whole value).
+struct IstioStringMatch {
+  enum class Kind { kExact, kPrefix, kRegex };
+  Kind kind = Kind::kExact;
+  std::string value;
+  bool operator==(const IstioStringMatch&) const = default;
+};
+
+// One HTTPMatchRequest: every condition given must hold.
+struct IstioHttpMatch {
+  std::string name;
+  std::optional<IstioStringMatch> uri;
+  std::optional<IstioStringMatch> method;
+  std::optional<IstioStringMatch> authority;
+  std::vector<std::pair<std::string, IstioStringMatch>> headers;  // names lower-cased
+  std::vector<std::pair<std::string, IstioStringMatch>> query_params;
+  bool operator==(const IstioHttpMatch&) const = default;
+};
+
+struct IstioDestination {
+  std::string host;  // as written: a short name, a FQDN or a ServiceEntry host
+  int port = 0;      // destination.port.number; 0 when not given
+  int weight = 0;    // percent; a lone destination without one takes 100
+  bool operator==(const IstioDestination&) const = default;
+};
+
+struct IstioHeaderOperations {
+  std::vector<std::pair<std::string, std::string>> set;
+  std::vector<std::pair<std::string, std::string>> add;
+  std::vector<std::string> remove;
+  bool operator==(const IstioHeaderOperations&) const = default;
+};
+
+// One HTTPRoute of a VirtualService: its matches (any; none matches every
+// request) and what it does: route to weighted destinations (with rewrite,
+// timeout, retries, fault injection, mirroring, header changes), or redirect.
+struct IstioHttpRoute {
+  std::string name;
+  std::vector<IstioHttpMatch> match;
+  std::vector<IstioDestination> route;
+  // redirect (instead of route)
+  bool redirect = false;
+  std::string redirect_uri;        // "" keeps the path
+  std::string redirect_authority;  // "" keeps the host
+  int redirect_code = 301;
+  // rewrite: the matched uri prefix (or the whole path, for an exact or
+  // regex match) becomes rewrite_uri; the Host header becomes authority.
+  std::optional<std::string> rewrite_uri;
+  std::string rewrite_authority;
+  int64_t timeout_ms = 0;  // 0: the gateway's default
+  // retries: attempts after the first, each bounded by per_try_timeout_ms,
+  // on the conditions of retry_on (Envoy's names: 5xx, gateway-error,
+  // connect-failure, refused-stream, reset, retriable-4xx).
+  std::optional<int> retry_attempts;
+  int64_t retry_per_try_timeout_ms = 0;
+  std::string retry_on;
+  // fault injection, each on a share of the requests (percentage.value)
+  double delay_percent = 0;
+  int64_t delay_ms = 0;
+  double abort_percent = 0;
+  int abort_http_status = 0;
+  // mirroring: a copy of mirror_percent of the requests (answer discarded)
+  std::optional<IstioDestination> mirror;
+  double mirror_percent = 100;
+  IstioHeaderOperations request_headers;
+  IstioHeaderOperations response_headers;
+  bool operator==(const IstioHttpRoute&) const = default;
+};
+
+struct VirtualService {
+  ObjectMeta meta;
+  std::string api_version;         // networking.istio.io/{v1,v1beta1,v1alpha3}
+  std::vector<std::string> hosts;  // required; "*" and "*.suffix" allowed
+  // Gateways the routes apply on ("ns/name" or "name" in the service's
+  // namespace); none, or "mesh": in-cluster callers.
+  std::vector<std::string> gateways;
+  std::vector<IstioHttpRoute> http;
+  bool operator==(const VirtualService&) const = default;
+};
+
+struct IstioServer {
+  int port = 0;
+  std::string port_name;
+  std::string protocol;  // HTTP (HTTPS, GRPC, TCP are refused for now)
+  std::vector<std::string> hosts;
+  bool operator==(const IstioServer&) const = default;
+};
+
+// A Gateway: the ingress's listeners. Locally the platform's gateway is the
+// one ingress; a server on port 80 is its HTTP port (as an ingress Service
+// maps 80 to its pods).
+struct IstioGateway {
+  ObjectMeta meta;
+  std::string api_version;
+  std::map<std::string, std::string> selector;
+  std::vector<IstioServer> servers;
+  bool operator==(const IstioGateway&) const = default;
+};
+
+struct ServiceEntryPort {
+  int number = 0;
+  std::string name;
+  std::string protocol;
+  int target_port = 0;  // 0: the same number
+  bool operator==(const ServiceEntryPort&) const = default;
+};
+
+struct ServiceEntryEndpoint {
+  std::string address;               // a numeric address (127.0.0.1)
+  std::map<std::string, int> ports;  // port name -> the endpoint's port
+  bool operator==(const ServiceEntryEndpoint&) const = default;
+};
+
+// A ServiceEntry: how a destination host is reached. Osprey's way to
+// declare a local endpoint (resolution STATIC with endpoints: a host such
+// as productpage.default.svc.cluster.local served by a process on this
+// machine).
+struct ServiceEntry {
+  ObjectMeta meta;
+  std::string api_version;
+  std::vector<std::string> hosts;
+  std::vector<ServiceEntryPort> ports;
+  std::string location;    // MESH_EXTERNAL | MESH_INTERNAL
+  std::string resolution;  // STATIC (DNS and NONE are refused for now)
+  std::vector<ServiceEntryEndpoint> endpoints;
+  bool operator==(const ServiceEntry&) const = default;
+};
+
+}  // namespace osprey::resources
