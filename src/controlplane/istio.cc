@@ -92,7 +92,7 @@ IstioPlan PlanIstio(const IstioInput& in) {
       r.target.revision = StrCat("se-", se.meta.name, "-", port.number);
       for (const auto& e : se.endpoints) {
         auto named = e.ports.find(port.name);
-        const int p = named != e.ports.end() ? named->second
+        const int p = named != e.ports.end()  ? named->second
                       : port.target_port != 0 ? port.target_port
                                               : port.number;
         r.target.ports.push_back(static_cast<uint16_t>(p));
@@ -117,12 +117,12 @@ IstioPlan PlanIstio(const IstioInput& in) {
       for (const auto& p : se.ports)
         if (d.port == 0 ? port == nullptr : p.number == d.port) port = &p;
       if (port == nullptr || (d.port == 0 && se.ports.size() > 1)) {
-        problems->push_back(StrCat("destination ", d.host,
-                                   d.port == 0 ? ": give destination.port.number (the "
-                                                 "ServiceEntry has several ports)"
-                                               : StrCat(": port ", d.port,
-                                                        " is not a port of ServiceEntry ",
-                                                        se.meta.name)));
+        problems->push_back(StrCat(
+            "destination ", d.host,
+            d.port == 0
+                ? ": give destination.port.number (the "
+                  "ServiceEntry has several ports)"
+                : StrCat(": port ", d.port, " is not a port of ServiceEntry ", se.meta.name)));
         return {};
       }
       return {{endpoint_key(se, *port), 100}};
@@ -145,10 +145,9 @@ IstioPlan PlanIstio(const IstioInput& in) {
       const size_t slash = g.find('/');
       const std::string gns = slash == std::string::npos ? ns : g.substr(0, slash);
       const std::string gname = slash == std::string::npos ? g : g.substr(slash + 1);
-      const bool exists =
-          std::any_of(in.gateways.begin(), in.gateways.end(), [&](const auto* gw) {
-            return gw->meta.namespace_ == gns && gw->meta.name == gname;
-          });
+      const bool exists = std::any_of(in.gateways.begin(), in.gateways.end(), [&](const auto* gw) {
+        return gw->meta.namespace_ == gns && gw->meta.name == gname;
+      });
       if (exists) {
         bound = true;
       } else {
@@ -231,6 +230,8 @@ IstioPlan PlanIstio(const IstioInput& in) {
           KeyedRoute out;
           out.route = r;
           out.route.draws = std::make_shared<std::atomic<uint64_t>>(0);
+          out.route.delay_draws = std::make_shared<std::atomic<uint64_t>>(0);
+          out.route.abort_draws = std::make_shared<std::atomic<uint64_t>>(0);
           out.route.hosts = *hosts;
           out.split = split;
           out.mirror = mirror;

@@ -55,6 +55,7 @@ std::string IstioFqdn(const std::string& host, const std::string& ns);
 
 // `shares` (percents) of each destination's splits, to whole percents
 // summing to 100 (largest remainder); an empty result when none has any.
-std::vector<KeyShare> CombineShares(const std::vector<std::pair<int, std::vector<KeyShare>>>& by_weight);
+std::vector<KeyShare> CombineShares(
+    const std::vector<std::pair<int, std::vector<KeyShare>>>& by_weight);
 
 }  // namespace osprey::controlplane

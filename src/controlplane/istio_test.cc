@@ -153,8 +153,8 @@ spec:
   EXPECT_EQ(k.route.policy->abort_status, 418);
   EXPECT_EQ(k.route.rewrite, "/v2");
   std::map<std::string, RevisionRouting> revisions;
-  for (const char* key : {"default/hello-00001", "default/hello-00002",
-                          "default/iris-predictor-00001"})
+  for (const char* key :
+       {"default/hello-00001", "default/hello-00002", "default/iris-predictor-00001"})
     revisions[key].target.key = key;
   gateway::RouteTable t = PlanRoutes({}, revisions, PlatformConfig{}, {}, plan.routes);
   auto jason = [](std::string_view name) {

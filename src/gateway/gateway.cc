@@ -170,8 +170,10 @@ void BuildHead(HttpCall& call, const HeaderSource& headers, const Route& route) 
       StrAppend(&head, n, ": ", v, "\r\n");
     });
   if (policy != nullptr) {
-    for (const auto& [name, value] : policy->request_set) StrAppend(&head, name, ": ", value, "\r\n");
-    for (const auto& [name, value] : policy->request_add) StrAppend(&head, name, ": ", value, "\r\n");
+    for (const auto& [name, value] : policy->request_set)
+      StrAppend(&head, name, ": ", value, "\r\n");
+    for (const auto& [name, value] : policy->request_add)
+      StrAppend(&head, name, ": ", value, "\r\n");
   }
   if (request_id.empty()) {
     call.request_id = MakeRequestId();
@@ -567,25 +569,28 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
       question == std::string_view::npos ? std::string_view() : request.target.substr(question + 1);
   const Route* route = MatchRoute(
       *snapshot->table, host, path,
-      [&](std::string_view name) { return FindHeader(request.headers, name); }, {},
-      request.method, query);
+      [&](std::string_view name) { return FindHeader(request.headers, name); }, {}, request.method,
+      query);
   const RoutePolicy* policy = route != nullptr ? route->policy.get() : nullptr;
   // A VirtualService's redirect and injected abort answer here.
   if (policy != nullptr && policy->redirect.has_value()) {
     HttpResponse r;
     r.status = policy->redirect->code;
     r.content_type = "";
-    const std::string_view to_host = policy->redirect->authority.empty()
-                                         ? host
-                                         : std::string_view(policy->redirect->authority);
-    StrAppend(&r.header_lines, "Location: http://", to_host,
-              policy->redirect->uri.empty() ? request.target
-                                            : std::string_view(policy->redirect->uri),
-              "\r\n");
+    const std::string_view to_host =
+        policy->redirect->authority.empty() ? host : std::string_view(policy->redirect->authority);
+    StrAppend(
+        &r.header_lines, "Location: http://", to_host,
+        policy->redirect->uri.empty() ? request.target : std::string_view(policy->redirect->uri),
+        "\r\n");
     done(std::move(r));
     return;
   }
-  if (policy != nullptr && policy->abort_status > 0 && Uniform100() < policy->abort_percent) {
+  auto drawn = [](const std::shared_ptr<std::atomic<uint64_t>>& draws, double percent) {
+    return SplitDraw(draws->fetch_add(1, std::memory_order_relaxed)) < percent;
+  };
+  if (policy != nullptr && policy->abort_status > 0 &&
+      drawn(route->abort_draws, policy->abort_percent)) {
     HttpResponse r = JsonErrorResponse(policy->abort_status, "fault filter abort");
     ChangeResponseHeaders(*policy, r);
     done(std::move(r));
@@ -609,8 +614,8 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
   call->io = request.io_context;
   call->method = std::string(request.method);
   call->target = RouteTarget(*route, request.target);
-  call->host = policy != nullptr && !policy->authority.empty() ? policy->authority
-                                                                : std::string(host);
+  call->host =
+      policy != nullptr && !policy->authority.empty() ? policy->authority : std::string(host);
   call->body = request.body;
   BuildHead(*call, request.headers, *route);
   call->retries = route->retries;
@@ -632,7 +637,8 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
   }
   impl_->Prepare(*call, Kind::kHttp, std::move(snapshot), route, start);
   // An injected delay holds the request on its loop's timer, then admits it.
-  if (policy != nullptr && policy->delay_ms > 0 && Uniform100() < policy->delay_percent) {
+  if (policy != nullptr && policy->delay_ms > 0 &&
+      drawn(route->delay_draws, policy->delay_percent)) {
     void* io = call->io;
     RunAfter(io, std::chrono::milliseconds(policy->delay_ms),
              [impl = impl_.get(), pool, call = std::move(call)]() mutable {

@@ -39,8 +39,8 @@ struct StringMatch {
   enum class Kind { kExact, kPrefix, kSuffix, kPrefixSuffix, kRegex };
   Kind kind = Kind::kPrefix;
   std::string value;
-  std::string suffix;                         // kPrefixSuffix only
-  std::shared_ptr<const re2::RE2> regex;      // kRegex only
+  std::string suffix;                     // kPrefixSuffix only
+  std::shared_ptr<const re2::RE2> regex;  // kRegex only
   // A kRegex match of `pattern` (nullopt when it does not compile).
   static std::optional<StringMatch> Regex(const std::string& pattern);
   bool Matches(std::string_view s) const {
@@ -158,7 +158,7 @@ struct Route {
   // replica instead (an Istio rewrite of a whole path).
   std::optional<std::string> rewrite_path;
   std::shared_ptr<const RoutePolicy> policy;  // null: none
-  std::vector<WeightedRevision> split;  // percents sum to 100
+  std::vector<WeightedRevision> split;        // percents sum to 100
   std::optional<WeightedRevision> mirror;
   int timeout_ms = 0;  // 0: the gateway's default
   int retries = 2;     // further attempts when a replica refuses the connection
@@ -171,6 +171,10 @@ struct Route {
   // observed split matches the weights over any run of requests (not only on
   // average). Each route needs its own (do not share between routes).
   std::shared_ptr<std::atomic<uint64_t>> draws = std::make_shared<std::atomic<uint64_t>>(0);
+  // The same for the policy's injected delays and aborts: the share of
+  // requests they hit matches their percentages over any run of requests.
+  std::shared_ptr<std::atomic<uint64_t>> delay_draws = std::make_shared<std::atomic<uint64_t>>(0);
+  std::shared_ptr<std::atomic<uint64_t>> abort_draws = std::make_shared<std::atomic<uint64_t>>(0);
 };
 
 // An InferenceGraph's route: a request to one of its hosts runs the graph

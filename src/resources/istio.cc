@@ -37,8 +37,7 @@ absl::Status ReadDuration(const Value& parent, std::string_view key, std::string
     const std::string number = text.substr(0, text.size() - u.suffix.size());
     double d = -1;
     auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), d);
-    if (number.empty() || ec != std::errc() || end != number.data() + number.size() || d < 0)
-      break;
+    if (number.empty() || ec != std::errc() || end != number.data() + number.size() || d < 0) break;
     *ms = static_cast<int64_t>(d * u.ms + 0.5);
     if (*ms < 1) return Error(v, Field(path, key), "must be at least 1ms");
     return absl::OkStatus();
@@ -148,10 +147,10 @@ absl::Status ReadDestination(const Value& v, std::string_view path, IstioDestina
 
 absl::Status ParseHttpRoute(const Value& v, std::string_view path, IstioHttpRoute* r) {
   OSPREY_RETURN_IF_ERROR(ExpectMap(v, path));
-  OSPREY_RETURN_IF_ERROR(CheckFields(
-      v, path,
-      {"name", "match", "route", "redirect", "rewrite", "timeout", "retries", "fault", "mirror",
-       "mirrorPercentage", "mirrorPercent", "headers"}));
+  OSPREY_RETURN_IF_ERROR(
+      CheckFields(v, path,
+                  {"name", "match", "route", "redirect", "rewrite", "timeout", "retries", "fault",
+                   "mirror", "mirrorPercentage", "mirrorPercent", "headers"}));
   OSPREY_RETURN_IF_ERROR(ReadString(v, "name", path, &r->name));
   if (const Value* matches = v.Find("match"); matches != nullptr) {
     const std::string at = Field(path, "match");
@@ -212,8 +211,7 @@ absl::Status ParseHttpRoute(const Value& v, std::string_view path, IstioHttpRout
       sum += dest.weight;
       r->route.push_back(std::move(dest));
     }
-    if (sum != 100)
-      return Error(route, at, StrCat("the weights sum to ", sum, ", want 100"));
+    if (sum != 100) return Error(route, at, StrCat("the weights sum to ", sum, ", want 100"));
   } else {
     const std::string at = Field(path, "redirect");
     OSPREY_RETURN_IF_ERROR(ExpectMap(*redirect, at));
@@ -299,10 +297,11 @@ absl::Status ParseHttpRoute(const Value& v, std::string_view path, IstioHttpRout
       OSPREY_RETURN_IF_ERROR(ExpectMap(*p, Field(path, "mirrorPercentage")));
       OSPREY_RETURN_IF_ERROR(CheckFields(*p, Field(path, "mirrorPercentage"), {"value"}));
       if (const Value* value = p->Find("value"); value != nullptr)
-        OSPREY_RETURN_IF_ERROR(
-            ReadPercent(*value, Field(Field(path, "mirrorPercentage"), "value"), &r->mirror_percent));
+        OSPREY_RETURN_IF_ERROR(ReadPercent(*value, Field(Field(path, "mirrorPercentage"), "value"),
+                                           &r->mirror_percent));
     } else if (const Value* legacy = v.Find("mirrorPercent"); legacy != nullptr) {
-      OSPREY_RETURN_IF_ERROR(ReadPercent(*legacy, Field(path, "mirrorPercent"), &r->mirror_percent));
+      OSPREY_RETURN_IF_ERROR(
+          ReadPercent(*legacy, Field(path, "mirrorPercent"), &r->mirror_percent));
     }
   }
   if (const Value* headers = v.Find("headers"); headers != nullptr) {
@@ -484,8 +483,7 @@ absl::StatusOr<ServiceEntry> ParseServiceEntry(const Value& doc) {
           return Error(&port, Field(Field(at, "ports"), name), "expected a port from 1 to 65535");
         if (std::none_of(se.ports.begin(), se.ports.end(),
                          [&](const ServiceEntryPort& sp) { return sp.name == name; }))
-          return Error(&port, Field(Field(at, "ports"), name),
-                       "names no port of spec.ports");
+          return Error(&port, Field(Field(at, "ports"), name), "names no port of spec.ports");
         e.ports[name] = static_cast<int>(port.i);
       }
     }
@@ -508,7 +506,8 @@ void MetaJson(json::Writer& w, const ObjectMeta& m) {
   w.StartObject();
   json::Field(w, "name", m.name);
   json::Field(w, "namespace", m.namespace_);
-  for (auto [key, map] : {std::pair{"labels", &m.labels}, std::pair{"annotations", &m.annotations}}) {
+  for (auto [key, map] :
+       {std::pair{"labels", &m.labels}, std::pair{"annotations", &m.annotations}}) {
     if (map->empty()) continue;
     json::Key(w, key);
     w.StartObject();

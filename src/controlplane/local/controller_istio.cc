@@ -152,7 +152,8 @@ absl::Status Controller::Impl::DeleteIstio(std::string_view kind, const std::str
     return absl::NotFoundError(
         StrCat(resources::FindKind(kind)->singular, " ", name, " not found in namespace ", ns));
   OSPREY_RETURN_IF_ERROR(store->Delete(StrCat("istio/", key)));
-  if (kind == "VirtualService") (void)store->DeletePrefix(EventPrefix(ns, kVirtualServiceEvents, name));
+  if (kind == "VirtualService")
+    (void)store->DeletePrefix(EventPrefix(ns, kVirtualServiceEvents, name));
   return absl::OkStatus();
 }
 

@@ -1,0 +1,315 @@
+"""Istio's networking kinds on `osprey up`: the bookinfo Gateway and
+VirtualService applied as Istio's docs give them, productpage declared as a
+local endpoint with a ServiceEntry; weighted destinations and fault
+percentages within 1 pp over 2,000 requests; retries with perTryTimeout
+against an endpoint that fails every other call; header changes, rewrite,
+redirect and method and query matches; a VirtualService over Knative
+Services; malformed resources refused with the field named while nothing
+applied changes.
+"""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+import harness
+from platform_harness import Platform
+
+# A local HTTP server: answers "{name} {path}" and echoes what the gateway
+# sent (x-seen-host, x-seen-* request headers) in its answer headers; on
+# /flaky every other call answers 503; on /slow every other call takes 2 s.
+SERVER = """
+import http.server, json, os, sys, threading, time
+name, port = sys.argv[1], int(sys.argv[2])
+lock = threading.Lock()
+calls = {"flaky": 0, "slow": 0}
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def answer(self):
+        path = self.path.split("?")[0]
+        status = 200
+        for kind in ("flaky", "slow"):
+            if path.endswith("/" + kind):
+                with lock:
+                    calls[kind] += 1
+                    odd = calls[kind] % 2 == 1
+                if odd and kind == "flaky":
+                    status = 503
+                if odd and kind == "slow":
+                    time.sleep(2)
+        body = json.dumps({"name": name, "path": self.path, "method": self.command,
+                           "host": self.headers.get("Host"),
+                           "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-internal", "secret")
+        self.end_headers()
+        self.wfile.write(body)
+    do_GET = do_POST = do_DELETE = answer
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+"""
+
+BOOKINFO = """apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: bookinfo-gateway
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+  - port:
+      number: 80
+      name: http
+      protocol: HTTP
+    hosts:
+    - "*"
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: bookinfo
+spec:
+  hosts:
+  - "*"
+  gateways:
+  - bookinfo-gateway
+  http:
+  - match:
+    - uri:
+        exact: /productpage
+    - uri:
+        prefix: /static
+    - uri:
+        exact: /login
+    - uri:
+        exact: /logout
+    - uri:
+        prefix: /api/v1/products
+    route:
+    - destination:
+        host: productpage
+        port:
+          number: 9080
+"""
+
+
+def service_entry(name, port, hosts=None):
+    hosts = hosts or [f"{name}.default.svc.cluster.local"]
+    return f"""apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: {name}
+spec:
+  hosts: {json.dumps(hosts)}
+  location: MESH_INTERNAL
+  ports:
+  - number: 9080
+    name: http
+    protocol: HTTP
+  resolution: STATIC
+  endpoints:
+  - address: 127.0.0.1
+    ports:
+      http: {port}
+"""
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    home = tmp_path_factory.mktemp("istio-servers")
+    script = home / "server.py"
+    script.write_text(SERVER)
+    names = ["productpage", "reviews-v1", "reviews-v2", "ratings"]
+    ports = harness.free_ports(len(names))
+    procs = [subprocess.Popen([sys.executable, str(script), n, str(p)]) for n, p in zip(names, ports)]
+
+    def up(port):
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+    for port in ports:
+        harness.wait_until(lambda: up(port), 20, f"test server on {port}")
+    yield dict(zip(names, ports))
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+@pytest.fixture(scope="module")
+def platform(osprey_bin, tmp_path_factory, servers):
+    p = Platform(osprey_bin, tmp_path_factory.mktemp("istio") / "home").start()
+    for name, port in servers.items():
+        p.apply_text(service_entry(name, port), wait=False)
+    yield p
+    p.stop_everything()
+
+
+def call(platform, path, host="bookinfo.example.com", method="GET", headers=None,
+         session=requests):
+    h = {"Host": host, **(headers or {})}
+    return session.request(method, f"{platform.gateway}{path}", headers=h, timeout=30,
+                           allow_redirects=False)
+
+
+def route_ready(platform, path, host="bookinfo.example.com", name=None):
+    def ok():
+        r = call(platform, path, host)
+        return r.status_code == 200 and (name is None or r.json()["name"] == name)
+    harness.wait_until(ok, 20, f"route for {host}{path}")
+
+
+def test_bookinfo_routes_its_paths_and_nothing_else(platform):
+    out = platform.apply_text(BOOKINFO, wait=False).stdout
+    assert "gateway.networking.istio.io/bookinfo-gateway created" in out, out
+    assert "virtualservice.networking.istio.io/bookinfo created" in out, out
+    route_ready(platform, "/productpage")
+    for path in ("/productpage", "/login", "/static/style.css", "/api/v1/products/1"):
+        r = call(platform, path, host="whatever.example.org")
+        assert r.status_code == 200, (path, r.text)
+        assert r.json()["name"] == "productpage" and r.json()["path"] == path
+    for path in ("/", "/productpage/x", "/admin"):
+        assert call(platform, path).status_code == 404, path
+    rows = [l.split() for l in platform.cli("get", "vs").stdout.splitlines()]
+    assert rows[0] == ["NAME", "GATEWAYS", "HOSTS", "AGE"]
+    assert rows[1][:3] == ["bookinfo", '["bookinfo-gateway"]', '["*"]'], rows
+    assert [l.split()[0] for l in platform.cli("get", "gw").stdout.splitlines()] == [
+        "NAME", "bookinfo-gateway"]
+
+
+def test_weights_and_fault_percentages_hold_within_a_point(platform):
+    platform.apply_text("""apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews.example.com]
+  http:
+  - match: [{uri: {prefix: /faulty}}]
+    fault:
+      abort: {httpStatus: 418, percentage: {value: 25}}
+    route: [{destination: {host: ratings, port: {number: 9080}}}]
+  - route:
+    - {destination: {host: reviews-v1, port: {number: 9080}}, weight: 70}
+    - {destination: {host: reviews-v2, port: {number: 9080}}, weight: 30}
+""", wait=False)
+    route_ready(platform, "/", host="reviews.example.com")
+    s = requests.Session()
+    names = [call(platform, "/", "reviews.example.com", session=s).json()["name"]
+             for _ in range(2000)]
+    assert abs(names.count("reviews-v2") / 2000 - 0.30) <= 0.01, names.count("reviews-v2")
+    assert names.count("reviews-v1") + names.count("reviews-v2") == 2000
+    codes = [call(platform, "/faulty", "reviews.example.com", session=s).status_code
+             for _ in range(2000)]
+    assert abs(codes.count(418) / 2000 - 0.25) <= 0.01, codes.count(418)
+    assert codes.count(418) + codes.count(200) == 2000
+
+
+def test_retries_with_per_try_timeout(platform):
+    platform.apply_text("""apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings}
+spec:
+  hosts: [ratings.example.com]
+  http:
+  - match: [{uri: {prefix: /retry}}]
+    route: [{destination: {host: ratings, port: {number: 9080}}}]
+    retries: {attempts: 2, perTryTimeout: 500ms, retryOn: "5xx"}
+  - route: [{destination: {host: ratings, port: {number: 9080}}}]
+""", wait=False)
+    route_ready(platform, "/", host="ratings.example.com")
+    # Without retries every other call fails; with them every call succeeds.
+    plain = [call(platform, "/plain/flaky", "ratings.example.com").status_code for _ in range(10)]
+    assert plain.count(503) == 5, plain
+    retried = [call(platform, "/retry/flaky", "ratings.example.com").status_code
+               for _ in range(10)]
+    assert retried == [200] * 10, retried
+    # An attempt past perTryTimeout is tried again: no call takes the slow 2 s.
+    for _ in range(4):
+        t0 = time.monotonic()
+        r = call(platform, "/retry/slow", "ratings.example.com")
+        assert r.status_code == 200 and time.monotonic() - t0 < 1.5, r.text
+
+
+def test_matches_rewrite_headers_and_redirect(platform):
+    platform.apply_text("""apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: api}
+spec:
+  hosts: ["*.shop.example.com"]
+  http:
+  - match:
+    - uri: {regex: "/items/[0-9]+"}
+      method: {exact: DELETE}
+    route: [{destination: {host: reviews-v2, port: {number: 9080}}}]
+  - match:
+    - headers: {end-user: {exact: jason}}
+      queryParams: {v: {exact: "2"}}
+    route: [{destination: {host: reviews-v2, port: {number: 9080}}}]
+  - match: [{uri: {prefix: /old}}]
+    redirect: {uri: /new, redirectCode: 302}
+  - match: [{uri: {prefix: /v1/}}]
+    rewrite: {uri: /internal/, authority: backend.local}
+    headers:
+      request: {set: {x-env: staging}, add: {x-added: "1"}, remove: [x-secret]}
+      response: {set: {x-served-by: osprey}, remove: [x-internal]}
+    route: [{destination: {host: reviews-v1, port: {number: 9080}}}]
+  - route: [{destination: {host: reviews-v1, port: {number: 9080}}}]
+""", wait=False)
+    host = "eu.shop.example.com"
+    route_ready(platform, "/", host=host, name="reviews-v1")
+    assert call(platform, "/items/42", host, method="DELETE").json()["name"] == "reviews-v2"
+    assert call(platform, "/items/42", host).json()["name"] == "reviews-v1"
+    assert call(platform, "/items/4x", host, method="DELETE").json()["name"] == "reviews-v1"
+    assert call(platform, "/p?v=2", host, headers={"end-user": "jason"}).json()["name"] == \
+        "reviews-v2"
+    assert call(platform, "/p?v=1", host, headers={"end-user": "jason"}).json()["name"] == \
+        "reviews-v1"
+    r = call(platform, "/old/page", host)
+    assert r.status_code == 302 and r.headers["Location"] == f"http://{host}/new", r.headers
+    r = call(platform, "/v1/books?x=1", host, headers={"x-secret": "s", "x-env": "prod"})
+    seen = r.json()
+    assert seen["path"] == "/internal/books?x=1"
+    assert seen["host"] == "backend.local"
+    assert seen["headers"]["x-env"] == "staging" and seen["headers"]["x-added"] == "1"
+    assert "x-secret" not in seen["headers"]
+    assert r.headers["x-served-by"] == "osprey" and "x-internal" not in r.headers
+    # Another host is not this service's.
+    assert call(platform, "/", "shop.example.com").status_code == 404
+
+
+def test_malformed_resources_are_refused_and_nothing_changes(platform):
+    route_ready(platform, "/productpage")
+    before = platform.get_json("vs", "bookinfo")
+    bad = BOOKINFO.split("---\n")[1].replace("exact: /login", "regex: \"(\"")
+    r = platform.apply_text(bad, wait=False, check=False)
+    assert r.returncode != 0 and 'spec.http[0].match[2].uri.regex: "(" is not a valid RE2' \
+        in r.stderr, r.stderr
+    bad = BOOKINFO.split("---\n")[1].replace("number: 9080", "number: 9080\n      weight: 50")
+    r = platform.apply_text(bad, wait=False, check=False)
+    assert r.returncode != 0 and "spec.http[0].route: the weights sum to 50, want 100" \
+        in r.stderr, r.stderr
+    assert platform.get_json("vs", "bookinfo") == before
+    assert call(platform, "/login").status_code == 200
+    # A destination nobody serves: the route answers 503 and an event says why.
+    platform.apply_text("""apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: nowhere}
+spec:
+  hosts: [nowhere.example.com]
+  http: [{route: [{destination: {host: missing}}]}]
+""", wait=False)
+    harness.wait_until(lambda: call(platform, "/", "nowhere.example.com").status_code == 503, 10,
+                       "the unrouted service answers 503")
+    harness.wait_until(lambda: "missing.default.svc.cluster.local) is not a Knative Service"
+                       in platform.cli("get", "events").stdout, 10, "RouteIncomplete event")
+    # Deleting a VirtualService removes its routes.
+    platform.cli("delete", "vs", "bookinfo")
+    harness.wait_until(lambda: call(platform, "/productpage").status_code == 404, 10,
+                       "bookinfo routes gone")
