@@ -97,12 +97,26 @@ KnativePlan ReconcileKnative(const KnativeInput& in) {
   }
   std::map<std::string, const RevisionView*> by_name;
   for (const auto& r : in.revisions) by_name[r.spec.name] = &r;
-  auto ready = [&](const std::string& name) {
+  // Routable: ready, or ready once and scaled away since (not failed).
+  auto routable = [&](const std::string& name) {
     auto it = by_name.find(name);
-    return it != by_name.end() && it->second->observed.phase == RevisionPhase::kReady;
+    if (it == by_name.end()) return false;
+    const RevisionObserved& o = it->second->observed;
+    return o.phase == RevisionPhase::kReady || (o.ever_ready && o.phase != RevisionPhase::kFailed);
   };
-  for (const auto& r : in.revisions)
-    if (r.observed.phase == RevisionPhase::kReady) st.latest_ready = r.spec.name;
+  auto failed = [&](const std::string& name) {
+    auto it = by_name.find(name);
+    return it != by_name.end() && it->second->observed.phase == RevisionPhase::kFailed;
+  };
+  if (latest_observed.phase == RevisionPhase::kReady) {
+    st.latest_ready = st.latest_created;
+  } else if (routable(in.stored_latest_ready)) {
+    st.latest_ready = in.stored_latest_ready;
+  } else {
+    // None reported yet (or it is gone): the newest routable one.
+    for (const auto& r : in.revisions)
+      if (routable(r.spec.name)) st.latest_ready = r.spec.name;
+  }
 
   Condition config_ready;
   if (latest_observed.phase == RevisionPhase::kReady) {
@@ -134,7 +148,11 @@ KnativePlan ReconcileKnative(const KnativeInput& in) {
       routes_ready =
           Cond("RoutesReady", "False", "RevisionMissing",
                StrCat("Revision \"", t.revision_name, "\" referenced in traffic not found."));
-    } else if (!t.latest_revision && !ready(t.revision_name) && routes_ready.status == "True") {
+    } else if (!t.latest_revision && failed(t.revision_name) && routes_ready.status != "False") {
+      routes_ready =
+          Cond("RoutesReady", "False", "RevisionFailed",
+               StrCat("Revision \"", t.revision_name, "\" referenced in traffic failed."));
+    } else if (!t.latest_revision && !routable(t.revision_name) && routes_ready.status == "True") {
       routes_ready = Cond("RoutesReady", "Unknown", "RevisionMissing",
                           StrCat("Revision \"", t.revision_name, "\" is not ready."));
     }

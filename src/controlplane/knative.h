@@ -8,11 +8,14 @@
 //
 // Revisions: the template's own name (spec.template.metadata.name) or
 // {service}-{NNNNN}, numbered after the last. The latest created revision is
-// the one the current template made; the latest ready is the newest ready
-// one. Traffic: each entry resolves to its named revision, or to the latest
-// ready one for latestRevision; while an entry cannot resolve (its revision
-// is missing or not ready, or none is ready yet) the route keeps what it
-// last resolved, so a rollout never routes to a revision that cannot answer.
+// the one the current template made; the latest ready becomes the latest
+// created once that is ready, and never goes back to an older one. A
+// revision that was ready stays routable while scaled away (it is started
+// again when routed). Traffic: each entry resolves to its named revision,
+// or to the latest ready one for latestRevision; while an entry cannot
+// resolve (its revision is missing, failed, or not ready yet, or none is
+// ready yet) the route keeps what it last resolved, so a rollout never
+// routes to a revision that cannot answer.
 // Aspired (running) revisions: the latest created (it must become ready) and
 // every revision the traffic block names or resolves to; the others are
 // retired, as Knative scales an unreachable revision to zero.
@@ -65,8 +68,10 @@ struct KnativeInput {
   std::vector<RevisionView> revisions;
   const PlatformConfig* config = nullptr;
   std::string now;  // RFC 3339
-  // What the route last resolved (the stored status's traffic).
+  // What the route last resolved (the stored status's traffic) and the
+  // latest ready revision last reported.
   std::vector<TrafficTarget> stored_traffic;
+  std::string stored_latest_ready;
 };
 
 struct KnativePlan {

@@ -152,6 +152,14 @@ TEST(ReconcileKnative, Table) {
        {"ConfigurationsReady=True", "Ready=False:RevisionMissing",
         "RoutesReady=False:RevisionMissing"},
        {{"hello-00001", 0}}},
+      {"a failed revision named in traffic fails the route",
+       split,
+       {Rev(v1, "hello-00001", 1, Phase::kReady), Rev(v2, "hello-00002", 2, Phase::kFailed)},
+       "",
+       {"hello-00001:100@latest"},
+       {"ConfigurationsReady=False:RevisionFailed", "Ready=False:RevisionFailed",
+        "RoutesReady=False:RevisionFailed"},
+       {{"hello-00001", 0}, {"hello-00002", 0}}},
       {"the template's own name names the revision",
        named,
        {Rev(v1, "hello-00001", 1, Phase::kReady)},
@@ -168,6 +176,39 @@ TEST(ReconcileKnative, Table) {
     EXPECT_EQ(Conditions(p), row.conditions) << row.what;
     EXPECT_EQ(p.replicas, row.replicas) << row.what;
   }
+}
+
+TEST(ReconcileKnative, LatestReadyNeverGoesBackAndScaledAwayStaysRoutable) {
+  const auto v1 = Hello();
+  auto v2 = Hello();
+  v2.revision.containers[0].env = {{"TARGET", "v2"}};
+  auto retired = Rev(v1, "hello-00001", 1, Phase::kRetired);
+  retired.observed.ever_ready = true;
+  auto ready2 = Rev(v2, "hello-00002", 2, Phase::kReady);
+  ready2.observed.ever_ready = true;
+  // Pinned by name to a revision scaled away: still routable (it is started again).
+  auto pinned = v2;
+  pinned.traffic = {{.revision_name = "hello-00001", .percent = 100}};
+  KnativeInput in;
+  PlatformConfig config;
+  in.service = &pinned;
+  in.template_json = KnativeTemplateJson(pinned);
+  in.revisions = {retired, ready2};
+  in.config = &config;
+  in.stored_latest_ready = "hello-00002";
+  KnativePlan p = ReconcileKnative(in);
+  EXPECT_EQ(Traffic(p), std::vector<std::string>{"hello-00001:100"});
+  EXPECT_EQ(p.status.latest_ready, "hello-00002");
+  EXPECT_EQ(p.replicas, (std::map<std::string, int>{{"hello-00001", 0}, {"hello-00002", 0}}));
+  // A newer latest created that is not ready yet keeps the stored latest ready,
+  // even when an older one is Ready.
+  auto v3 = Hello();
+  v3.revision.containers[0].env = {{"TARGET", "v3"}};
+  auto loading3 = Rev(v3, "hello-00003", 3, Phase::kLoading);
+  in.service = &v3;
+  in.template_json = KnativeTemplateJson(v3);
+  in.revisions = {Rev(v1, "hello-00001", 1, Phase::kReady), ready2, loading3};
+  EXPECT_EQ(ReconcileKnative(in).status.latest_ready, "hello-00002");
 }
 
 TEST(ReconcileKnative, MinScaleKeepsReplicas) {

@@ -80,13 +80,17 @@ autoscaler::KpaSpec KpaSpecFor(const autoscaler::KpaSpec& defaults,
   ApplyAutoscalingAnnotations(isvc_annotations, &spec);
   ApplyAutoscalingAnnotations(predictor.annotations, &spec);
   spec.min_scale = std::max(spec.min_scale, min_replicas);
+  // Knative's rule: a replica never aims above the requests it may hold.
+  if (predictor.container_concurrency > 0 &&
+      spec.metric == autoscaler::KpaSpec::Metric::kConcurrency)
+    spec.target = std::min(spec.target, static_cast<double>(predictor.container_concurrency));
   return spec;
 }
 
 int DesiredReplicas(const autoscaler::KpaSpec& spec, const ScaleState& state) {
   const int kept = spec.max_scale > 0 ? std::min(state.adopted, spec.max_scale) : state.adopted;
-  int desired =
-      state.decided ? state.decision : std::max({spec.min_scale, spec.initial_scale, kept});
+  const int initial = state.ever_ready ? 0 : spec.initial_scale;
+  int desired = state.decided ? state.decision : std::max({spec.min_scale, initial, kept});
   if (state.activating) desired = std::max(desired, 1);
   return desired;
 }

@@ -31,7 +31,8 @@ void ApplyAutoscalingAnnotations(const std::map<std::string, std::string>& annot
 // scaleMetric/scaleTarget and maxReplicas, then the annotations of the
 // InferenceService and then of the predictor (the closer one wins). The
 // minimum is never below `min_replicas`, the reconciler's floor for the
-// revision (its minReplicas while it is aspired).
+// revision (its minReplicas while it is aspired). With containerConcurrency,
+// a concurrency target is at most that (Knative's rule).
 autoscaler::KpaSpec KpaSpecFor(const autoscaler::KpaSpec& defaults,
                                const std::map<std::string, std::string>& isvc_annotations,
                                const resources::Component& predictor, int min_replicas);
@@ -42,11 +43,15 @@ struct ScaleState {
   int decision = 0;         // its last decision
   int adopted = 0;          // replicas a previous run left running (kept until the first decision)
   bool activating = false;  // the gateway holds requests for it
+  // It was ready before (a previous run served it): the initial scale is
+  // for a revision's first start, not for every start of the platform.
+  bool ever_ready = false;
 };
 
 // Replicas the revision runs now: the autoscaler's last decision; before the
-// first one the initial scale, or what a previous run left running (capped at
-// max_scale); at least one while requests wait for it.
+// first one the initial scale (only for a revision never ready), or what a
+// previous run left running (capped at max_scale); at least one while
+// requests wait for it.
 int DesiredReplicas(const autoscaler::KpaSpec& spec, const ScaleState& state);
 
 // The event of a revision's scale changing from `before` replicas (-1: no

@@ -187,6 +187,9 @@ TEST(DesiredReplicas, Table) {
        {.decided = true, .decision = 0, .activating = true},
        1},
       {"activation never lowers", 0, 0, 0, {.decided = true, .decision = 3, .activating = true}, 3},
+      {"a restart does not wake a revision ready before", 0, 1, 0, {.ever_ready = true}, 0},
+      {"...but keeps its minimum", 2, 1, 0, {.ever_ready = true}, 2},
+      {"...and what it left running", 0, 1, 0, {.adopted = 1, .ever_ready = true}, 1},
   };
   for (const auto& c : cases) {
     autoscaler::KpaSpec spec;

@@ -504,8 +504,10 @@ void WriteKnativeObject(Writer& w, const KnativeRecord& r, std::string_view kind
   Key(w, "generation");
   w.Int64(r.generation);
   w.EndObject();
-  meta->name = GetString(d["metadata"], "name");
-  meta->namespace_ = GetString(d["metadata"], "namespace");
+  if (d.HasMember("metadata") && d["metadata"].IsObject()) {
+    meta->name = GetString(d["metadata"], "name");
+    meta->namespace_ = GetString(d["metadata"], "namespace");
+  }
   if (d.HasMember("spec") && d["spec"].IsObject()) {
     Key(w, "spec");
     if (spec_key.empty()) {

@@ -915,14 +915,29 @@ absl::StatusOr<KnativeService> ParseKnativeService(const Value& doc) {
   }
   int timeout = 300;
   OSPREY_RETURN_IF_ERROR(ReadInt(*ts, "timeoutSeconds", "spec.template.spec", &timeout));
+  if (timeout == 0) timeout = 300;  // Knative's defaulter
   if (timeout < 1 || timeout > 600) {
     return Error(ts->Find("timeoutSeconds"), "spec.template.spec.timeoutSeconds",
-                 StrCat("must be between 1 and 600, got ", timeout));
+                 StrCat("must be between 0 (the default, 300) and 600, got ", timeout));
   }
   c.timeout_seconds = timeout;
 
+  // Knative reserves these variables for what it sets itself.
+  for (size_t i = 0; i < c.containers.size(); ++i)
+    for (const EnvVar& e : c.containers[i].env)
+      if (e.name == "PORT" || e.name == "K_SERVICE" || e.name == "K_CONFIGURATION" ||
+          e.name == "K_REVISION")
+        return Error(ts->Find("containers"), StrCat(Index(containers_path, i), ".env"),
+                     StrCat("\"", e.name, "\" is reserved (the platform sets it)"));
+  if (auto it = c.annotations.find("autoscaling.knative.dev/initial-scale");
+      it != c.annotations.end() && it->second == "0")
+    return Error(tmpl->Find("metadata"),
+                 "spec.template.metadata.annotations.autoscaling.knative.dev/initial-scale",
+                 "\"0\" is invalid: a revision starts with at least one replica (Knative's "
+                 "allow-zero-initial-scale is off)");
   const Value* traffic = spec->Find("traffic");
-  if (traffic == nullptr || traffic->is_null()) {
+  if (traffic == nullptr || traffic->is_null() ||
+      (traffic->kind == Value::Kind::kList && traffic->list.empty())) {
     ks.traffic.push_back({.latest_revision = true, .percent = 100});
     return ks;
   }
@@ -937,6 +952,8 @@ absl::StatusOr<KnativeService> ParseKnativeService(const Value& doc) {
     const std::string at = Index("spec.traffic", i);
     OSPREY_RETURN_IF_ERROR(ExpectMap(item, at));
     OSPREY_RETURN_IF_ERROR(CheckFields(item, at, kTrafficFields));
+    if (item.Find("url") != nullptr)
+      return Error(item.Find("url"), Field(at, "url"), "may not be set (the platform reports it)");
     if (item.Find("configurationName") != nullptr)
       return Error(item.Find("configurationName"), Field(at, "configurationName"),
                    "not allowed in a Service (its configuration is its own)");
@@ -1096,11 +1113,10 @@ absl::StatusOr<Resource> ParseResource(const Value& doc) {
   } else if (kind == "VirtualService" || kind == "Gateway" || kind == "ServiceEntry") {
     if (api_version != "networking.istio.io/v1" && api_version != "networking.istio.io/v1beta1" &&
         api_version != "networking.istio.io/v1alpha3")
-      return Error(api_version.empty() ? &doc : doc.Find("apiVersion"), "apiVersion",
-                   StrCat(api_version.empty() ? "required" : StrCat("\"", api_version,
-                                                                    "\" is invalid"),
-                          " for kind ", kind,
-                          ": must be networking.istio.io/v1, v1beta1 or v1alpha3"));
+      return Error(
+          api_version.empty() ? &doc : doc.Find("apiVersion"), "apiVersion",
+          StrCat(api_version.empty() ? "required" : StrCat("\"", api_version, "\" is invalid"),
+                 " for kind ", kind, ": must be networking.istio.io/v1, v1beta1 or v1alpha3"));
     return ParseIstio(kind, doc);
   } else if (kind == "Service" && api_version == kKnativeApiVersion) {
     want = kKnativeApiVersion;

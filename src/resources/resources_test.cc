@@ -815,8 +815,16 @@ TEST(ParseYaml, KnativeServiceErrorsNameTheField) {
       {Ksvc("    spec: {}\n"), "spec.template.spec.containers: required"},
       {Ksvc("    spec: {containerConcurrency: 1001, containers: [{image: x}]}\n"),
        "spec.template.spec.containerConcurrency: must be between 0 and 1000, got 1001"},
-      {Ksvc("    spec: {timeoutSeconds: 0, containers: [{image: x}]}\n"),
-       "spec.template.spec.timeoutSeconds: must be between 1 and 600, got 0"},
+      {Ksvc("    spec: {timeoutSeconds: 601, containers: [{image: x}]}\n"),
+       "spec.template.spec.timeoutSeconds: must be between 0 (the default, 300) and 600, got 601"},
+      {Ksvc("    spec: {containers: [{image: x, env: [{name: PORT, value: \"9\"}]}]}\n"),
+       "spec.template.spec.containers[0].env: \"PORT\" is reserved"},
+      {Ksvc("    metadata: {annotations: {autoscaling.knative.dev/initial-scale: \"0\"}}\n" +
+            std::string(kKsvcContainers)),
+       "spec.template.metadata.annotations.autoscaling.knative.dev/initial-scale: \"0\" is "
+       "invalid"},
+      {Ksvc(kKsvcContainers, "  traffic: [{url: http://x, percent: 100}]\n"),
+       "spec.traffic[0].url: may not be set"},
       {Ksvc("    spec: {containers: [{name: a, image: x}, {name: b, image: y}]}\n"),
        "spec.template.spec.containers: exactly one container must declare a port"},
       {Ksvc("    metadata: {annotations: {autoscaling.knative.dev/min-scale: two}}\n" +
@@ -961,8 +969,9 @@ spec:
 }
 
 TEST(ParseYaml, IstioErrorsNameTheField) {
-  const std::string vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
-                         "metadata: {name: a}\nspec:\n";
+  const std::string vs =
+      "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+      "metadata: {name: a}\nspec:\n";
   const std::pair<std::string, std::string> cases[] = {
       {"apiVersion: networking.istio.io/v2\nkind: VirtualService\nmetadata: {name: a}\n",
        "apiVersion: \"networking.istio.io/v2\" is invalid for kind VirtualService"},

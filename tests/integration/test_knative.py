@@ -8,7 +8,6 @@ named while nothing applied changes. Windows are short (--stable-window-s 2,
 """
 
 import json
-import time
 
 import pytest
 import requests
@@ -135,6 +134,19 @@ def test_helloworld_answers_scales_to_zero_and_back(platform):
     events = platform.cli("get", "events").stdout
     assert "ScaledToZero" in events, events
 
+    # At zero again, a restart of the platform keeps it Ready and at zero
+    # (nothing is woken), and its route answers.
+    harness.wait_until(lambda: replicas(platform, "helloworld-go-00001") == 0,
+                       STABLE_WINDOW_S + GRACE_S + 30, "scale to zero again")
+    platform.stop()
+    platform.start()
+    svc = ksvc(platform, "helloworld-go")
+    assert {c["type"]: c["status"] for c in svc["status"]["conditions"]}["Ready"] == "True", svc
+    assert svc["status"]["latestReadyRevisionName"] == "helloworld-go-00001"
+    assert replicas(platform, "helloworld-go-00001") == 0
+    assert get(platform, "helloworld-go.default.example.com").text == "Hello Go Sample v1!\n"
+    assert "ServiceNotReady" not in platform.cli("get", "events").stdout
+
 
 def rollout_yaml(target, traffic=""):
     return HELLOWORLD.replace("Go Sample v1", target) + traffic
@@ -221,6 +233,18 @@ spec:
     containers: [{image: gcr.io/knative-samples/helloworld-go}]
 """, wait=False, check=False)
     assert r.returncode != 0 and "the Knative Service clash-transformer" in r.stderr, r.stderr
+    # An InferenceService and a Knative Service of one name would share hosts and paths.
+    r = platform.apply_text("""apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: steady}
+spec:
+  predictor:
+    containers: [{image: gcr.io/knative-samples/helloworld-go}]
+""", wait=False, check=False)
+    assert r.returncode != 0 and "a Knative Service of this name exists" in r.stderr, r.stderr
+    r = platform.apply_text(HELLOWORLD.replace("helloworld-go\n", "owner\n", 1), wait=False,
+                            check=False)
+    assert r.returncode != 0 and "an InferenceService of this name exists" in r.stderr, r.stderr
     assert ksvc(platform, "steady") == before
     assert get(platform, "steady.default.example.com").text == "Hello Go Sample v1!\n"
     # Deleting removes its revisions and its route.

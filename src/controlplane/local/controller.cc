@@ -323,7 +323,8 @@ int Controller::Impl::DesiredReplicas(const InferenceService& isvc, const RevEnt
   return controlplane::DesiredReplicas(KpaSpecFor(isvc, r), {.decided = r.decided,
                                                              .decision = r.decision.desired,
                                                              .adopted = r.adopted,
-                                                             .activating = r.activate});
+                                                             .activating = r.activate,
+                                                             .ever_ready = r.observed.ever_ready});
 }
 
 const resources::Component& Controller::Impl::PredictorOf(const InferenceService& isvc,

@@ -254,6 +254,12 @@ absl::StatusOr<std::vector<Controller::ApplyResult>> Controller::Apply(
         result.namespace_ = isvc->meta.namespace_;
         result.name = isvc->meta.name;
         std::string key = StrCat(result.namespace_, "/", result.name);
+        if (impl_->ksvcs.contains(key))
+          return absl::AlreadyExistsError(StrCat("InferenceService ", result.name,
+                                                 ": metadata.name: a Knative Service of "
+                                                 "this name exists in namespace ",
+                                                 result.namespace_,
+                                                 " (their hosts and paths would collide)"));
         for (const auto& component : ComponentsOf(*isvc))
           if (impl_->ksvcs.contains(StrCat(key, "-", component)))
             return absl::AlreadyExistsError(StrCat("InferenceService ", result.name,

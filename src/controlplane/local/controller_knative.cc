@@ -16,6 +16,7 @@ void Controller::Impl::SetOwner(KsvcEntry& e) {
   e.template_json = KnativeTemplateJson(e.ksvc);
   e.owner = InferenceService{};
   e.owner.meta = e.ksvc.meta;
+  e.owner.meta.annotations.clear();  // Knative scales by the template's annotations only
   e.owner.predictor = e.ksvc.revision;
 }
 
@@ -37,7 +38,24 @@ absl::StatusOr<Controller::ApplyResult> Controller::Impl::ApplyKnative(
           StrCat("Service ", name, ": metadata.name: the InferenceService ", isvc, " in namespace ",
                  ns, " owns this name (its ", component + 1, ")"));
   }
+  if (isvcs.contains(StrCat(ns, "/", ksvc.meta.name)))
+    return absl::AlreadyExistsError(StrCat("Service ", ksvc.meta.name,
+                                           ": metadata.name: an InferenceService of this name "
+                                           "exists in namespace ",
+                                           ns, " (their hosts and paths would collide)"));
   if (!ksvc.revision_name.empty()) {
+    // {isvc}-{component}-{digits} names an InferenceService's revisions.
+    const std::string_view name = ksvc.revision_name;
+    const size_t dash = name.rfind('-');
+    const bool digits = dash != std::string_view::npos && dash + 1 < name.size() &&
+                        name.find_first_not_of("0123456789", dash + 1) == std::string_view::npos;
+    for (const char* component : {"-predictor", "-transformer", "-explainer"})
+      if (digits && name.substr(0, dash).ends_with(component))
+        return absl::InvalidArgumentError(StrCat("Service ", ksvc.meta.name,
+                                                 ": spec.template.metadata.name: \"", name,
+                                                 "\" is invalid: {name}", component,
+                                                 "-{digits} is how InferenceService revisions "
+                                                 "are named"));
     auto rev = revisions.find(StrCat(ns, "/", ksvc.revision_name));
     if (rev != revisions.end()) {
       const RevisionSpec& spec = rev->second.spec;
@@ -91,6 +109,7 @@ void Controller::Impl::SaveKsvc(const std::string& key, const KsvcEntry& e) {
   Field(w, "created", e.created);
   WriteTransitionTimes(w, e.transition_times);
   WriteConditions(w, e.status.conditions);
+  Field(w, "latestReadyRevisionName", e.status.latest_ready);
   // What the route serves survives a restart: no revision loses its traffic
   // while the first pass waits for readiness.
   Key(w, "traffic");
@@ -131,6 +150,7 @@ absl::Status Controller::Impl::LoadKsvcs() {
     e.created = GetString(d, "created");
     e.transition_times = ReadTransitionTimes(d);
     e.status.conditions = ReadConditions(d);
+    e.status.latest_ready = GetString(d, "latestReadyRevisionName");
     if (auto t = d.FindMember("traffic"); t != d.MemberEnd() && t->value.IsArray())
       for (const auto& v : t->value.GetArray())
         e.status.traffic.push_back({GetString(v, "revisionName"),
@@ -166,7 +186,31 @@ void Controller::Impl::PassKnative(const std::vector<ReplicaStatus>& replicas,
     in.config = &opts.platform;
     in.now = now;
     in.stored_traffic = e.status.traffic;
+    in.stored_latest_ready = e.status.latest_ready;
     KnativePlan plan = ReconcileKnative(in);
+
+    // A name another owner's revision has: the next free number, or (a
+    // name the template gives) a failed configuration, never an overwrite.
+    if (plan.create && revisions.contains(StrCat(ns, "/", plan.create->name))) {
+      const std::string taken = plan.create->name;
+      if (e.ksvc.revision_name.empty()) {
+        int number = plan.create->number;
+        while (revisions.contains(StrCat(ns, "/", KnativeRevisionName(e.ksvc, number)))) ++number;
+        *plan.create = KnativeRevision(e.ksvc, e.template_json, KnativeRevisionName(e.ksvc, number),
+                                       number, now);
+        plan.replicas.erase(taken);
+        plan.replicas[plan.create->name] = plan.create->min_replicas;
+        plan.status.latest_created = plan.create->name;
+      } else {
+        plan.replicas.erase(taken);
+        plan.create.reset();
+        const std::string message =
+            StrCat("Revision \"", taken, "\" could not be created: the name is taken");
+        plan.status.conditions[0] = {"ConfigurationsReady", "False", "RevisionCreationFailed",
+                                     message};
+        plan.status.conditions[1] = {"Ready", "False", "RevisionCreationFailed", message};
+      }
+    }
 
     if (plan.create) {
       const std::string rev_key = StrCat(ns, "/", plan.create->name);

@@ -289,6 +289,9 @@ absl::Status Controller::Impl::Load() {
     r.observed.failure_time = GetString(d, "failureTime");
     r.observed.ever_ready =
         d.HasMember("everReady") && d["everReady"].IsBool() && d["everReady"].GetBool();
+    // Aspired until the first pass says otherwise: observing a revision
+    // before that must not retire one that was serving (scaled to zero).
+    r.aspired = r.observed.phase != RevisionPhase::kRetired;
     r.model_dir = GetString(d, "modelDir");
     // A Knative Service's revision fetches nothing: its replicas are re-adopted.
     if (r.spec.kind == kKnativeServiceKind) r.fetch = Fetch::kDone;
