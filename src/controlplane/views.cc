@@ -35,6 +35,23 @@ void WriteEnv(Writer& w, const std::vector<resources::EnvVar>& env) {
   w.EndArray();
 }
 
+void WriteConditionList(Writer& w, const std::vector<Condition>& conditions,
+                        const std::map<std::string, std::string>& transition_times) {
+  Key(w, "conditions");
+  w.StartArray();
+  for (const auto& c : conditions) {
+    w.StartObject();
+    auto t = transition_times.find(c.type);
+    if (t != transition_times.end()) Field(w, "lastTransitionTime", t->second);
+    FieldIfSet(w, "message", c.message);
+    FieldIfSet(w, "reason", c.reason);
+    Field(w, "status", c.status);
+    Field(w, "type", c.type);
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
 std::string_view ProbeName(resources::Container::Probe p) {
   using Probe = resources::Container::Probe;
   return p == Probe::kHttpGet     ? "httpGet"
@@ -210,19 +227,7 @@ void WriteIsvcStatus(Writer& w, const IsvcStatus& s,
   w.StartObject();
   FieldIfSet(w, "url", s.url);
   w.EndObject();
-  Key(w, "conditions");
-  w.StartArray();
-  for (const auto& c : s.conditions) {
-    w.StartObject();
-    auto t = transition_times.find(c.type);
-    if (t != transition_times.end()) Field(w, "lastTransitionTime", t->second);
-    FieldIfSet(w, "message", c.message);
-    FieldIfSet(w, "reason", c.reason);
-    Field(w, "status", c.status);
-    Field(w, "type", c.type);
-    w.EndObject();
-  }
-  w.EndArray();
+  WriteConditionList(w, s.conditions, transition_times);
   Key(w, "components");
   w.StartObject();
   for (const char* name : {"predictor", "transformer", "explainer"}) {
@@ -447,23 +452,6 @@ std::string PodAutoscalerJson(const AutoscalerRecord& r) {
 
 namespace {
 
-void WriteConditionList(Writer& w, const std::vector<Condition>& conditions,
-                        const std::map<std::string, std::string>& transition_times) {
-  Key(w, "conditions");
-  w.StartArray();
-  for (const auto& c : conditions) {
-    w.StartObject();
-    auto t = transition_times.find(c.type);
-    if (t != transition_times.end()) Field(w, "lastTransitionTime", t->second);
-    FieldIfSet(w, "message", c.message);
-    FieldIfSet(w, "reason", c.reason);
-    Field(w, "status", c.status);
-    Field(w, "type", c.type);
-    w.EndObject();
-  }
-  w.EndArray();
-}
-
 void WriteKnativeTraffic(Writer& w, const KnativeRecord& r, const resources::ObjectMeta& meta,
                          const PlatformConfig& config) {
   Key(w, "traffic");
@@ -526,77 +514,64 @@ void WriteKnativeObject(Writer& w, const KnativeRecord& r, std::string_view kind
 
 }  // namespace
 
-std::string KnativeServiceJson(const KnativeRecord& r, const PlatformConfig& config) {
+namespace {
+
+// The Service, or the Configuration or Route it owns: `condition` is the
+// Service's condition the object reports as its Ready ("" for the Service:
+// all of them).
+std::string KnativeObjectJson(const KnativeRecord& r, const PlatformConfig& config,
+                              std::string_view kind, std::string_view spec_key,
+                              std::string_view condition) {
+  const bool service = kind == "Service";
+  const bool route = kind == "Route";
   rapidjson::StringBuffer buf;
   Writer w(buf);
   resources::ObjectMeta meta;
-  WriteKnativeObject(w, r, "Service", "", &meta);
+  WriteKnativeObject(w, r, kind, spec_key, &meta);
   Key(w, "status");
   w.StartObject();
-  FieldIfSet(w, "url", r.status.url);
-  Key(w, "address");
-  w.StartObject();
-  FieldIfSet(w, "url", r.status.address);
-  w.EndObject();
-  WriteConditionList(w, r.status.conditions, r.transition_times);
-  FieldIfSet(w, "latestCreatedRevisionName", r.status.latest_created);
-  FieldIfSet(w, "latestReadyRevisionName", r.status.latest_ready);
+  if (service || route) {
+    FieldIfSet(w, "url", r.status.url);
+    Key(w, "address");
+    w.StartObject();
+    FieldIfSet(w, "url", r.status.address);
+    w.EndObject();
+  }
+  if (service) {
+    WriteConditionList(w, r.status.conditions, r.transition_times);
+  } else {
+    std::vector<Condition> ready;
+    for (const auto& c : r.status.conditions)
+      if (c.type == condition) ready.push_back({"Ready", c.status, c.reason, c.message});
+    std::map<std::string, std::string> times;
+    if (auto t = r.transition_times.find(std::string(condition)); t != r.transition_times.end())
+      times["Ready"] = t->second;
+    WriteConditionList(w, ready, times);
+  }
+  if (!route) {
+    FieldIfSet(w, "latestCreatedRevisionName", r.status.latest_created);
+    FieldIfSet(w, "latestReadyRevisionName", r.status.latest_ready);
+  }
   Key(w, "observedGeneration");
   w.Int64(r.observed_generation);
-  WriteKnativeTraffic(w, r, meta, config);
+  if (service || route) WriteKnativeTraffic(w, r, meta, config);
   w.EndObject();
   w.EndObject();
   return std::string(buf.GetString(), buf.GetSize());
+}
+
+}  // namespace
+
+std::string KnativeServiceJson(const KnativeRecord& r, const PlatformConfig& config) {
+  return KnativeObjectJson(r, config, "Service", "", "");
 }
 
 std::string ConfigurationJson(const KnativeRecord& r) {
-  rapidjson::StringBuffer buf;
-  Writer w(buf);
-  resources::ObjectMeta meta;
-  WriteKnativeObject(w, r, "Configuration", "template", &meta);
-  Key(w, "status");
-  w.StartObject();
-  std::vector<Condition> ready;
-  for (const auto& c : r.status.conditions)
-    if (c.type == "ConfigurationsReady") ready.push_back({"Ready", c.status, c.reason, c.message});
-  std::map<std::string, std::string> times;
-  if (auto t = r.transition_times.find("ConfigurationsReady"); t != r.transition_times.end())
-    times["Ready"] = t->second;
-  WriteConditionList(w, ready, times);
-  FieldIfSet(w, "latestCreatedRevisionName", r.status.latest_created);
-  FieldIfSet(w, "latestReadyRevisionName", r.status.latest_ready);
-  Key(w, "observedGeneration");
-  w.Int64(r.observed_generation);
-  w.EndObject();
-  w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
+  return KnativeObjectJson(r, PlatformConfig{}, "Configuration", "template", "ConfigurationsReady");
 }
 
 std::string RouteJson(const KnativeRecord& r, const PlatformConfig& config) {
-  rapidjson::StringBuffer buf;
-  Writer w(buf);
-  resources::ObjectMeta meta;
-  WriteKnativeObject(w, r, "Route", "traffic", &meta);
-  Key(w, "status");
-  w.StartObject();
-  FieldIfSet(w, "url", r.status.url);
-  Key(w, "address");
-  w.StartObject();
-  FieldIfSet(w, "url", r.status.address);
-  w.EndObject();
-  std::vector<Condition> ready;
-  for (const auto& c : r.status.conditions)
-    if (c.type == "RoutesReady") ready.push_back({"Ready", c.status, c.reason, c.message});
-  std::map<std::string, std::string> times;
-  if (auto t = r.transition_times.find("RoutesReady"); t != r.transition_times.end())
-    times["Ready"] = t->second;
-  WriteConditionList(w, ready, times);
-  Key(w, "observedGeneration");
-  w.Int64(r.observed_generation);
-  WriteKnativeTraffic(w, r, meta, config);
-  w.EndObject();
-  w.EndObject();
-  return std::string(buf.GetString(), buf.GetSize());
+  return KnativeObjectJson(r, config, "Route", "traffic", "RoutesReady");
 }
 
 std::string DeploymentJson(const DeploymentRecord& r) {

@@ -245,24 +245,7 @@ void Controller::Impl::Pass(const std::vector<ReplicaStatus>& replicas,
     }
 
     Routed route{&entry, {}};
-    for (const auto& rev_key : rev_keys) {
-      RevEntry& r = revisions[rev_key];
-      auto want = plan.replicas.find(r.spec.name);
-      r.aspired = want != plan.replicas.end();
-      if (!r.aspired) {
-        r.desired = 0;
-        r.kpa = autoscaler::KpaState{};
-        r.decided = false;
-        r.adopted = 0;
-        continue;
-      }
-      // One that cannot run here takes no route, fetch or replica.
-      if (!Runnable(r)) continue;
-      route.aspired.push_back(rev_key);
-      r.min_replicas = want->second;
-      r.desired = DesiredReplicas(entry.isvc, r);
-      RunRevision(rev_key, r, replicas, &live, to_start);
-    }
+    route.aspired = RunRevisions(rev_keys, plan.replicas, entry.isvc, replicas, &live, to_start);
     UpdateStatus(isvc_key, entry, plan.status);
     entry.observed_generation = entry.generation;
     routed.push_back(std::move(route));
@@ -281,6 +264,34 @@ void Controller::Impl::Pass(const std::vector<ReplicaStatus>& replicas,
   PassTrained(cluster);
   ReapFetchers();
   PublishRoutes(routed, knative, replicas, live);
+}
+
+std::vector<std::string> Controller::Impl::RunRevisions(const std::vector<std::string>& rev_keys,
+                                                        const std::map<std::string, int>& plan,
+                                                        const InferenceService& owner,
+                                                        const std::vector<ReplicaStatus>& replicas,
+                                                        std::set<std::string>* live,
+                                                        std::vector<ReplicaSpec>* to_start) {
+  std::vector<std::string> aspired;
+  for (const auto& rev_key : rev_keys) {
+    RevEntry& r = revisions[rev_key];
+    auto want = plan.find(r.spec.name);
+    r.aspired = want != plan.end();
+    if (!r.aspired) {
+      r.desired = 0;
+      r.kpa = autoscaler::KpaState{};
+      r.decided = false;
+      r.adopted = 0;
+      continue;
+    }
+    // One that cannot run here takes no route, fetch or replica.
+    if (!Runnable(r)) continue;
+    aspired.push_back(rev_key);
+    r.min_replicas = want->second;
+    r.desired = DesiredReplicas(owner, r);
+    RunRevision(rev_key, r, replicas, live, to_start);
+  }
+  return aspired;
 }
 
 void Controller::Impl::RunRevision(const std::string& rev_key, RevEntry& r,

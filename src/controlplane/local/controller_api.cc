@@ -124,9 +124,17 @@ absl::Status Controller::Impl::DeleteIsvc(const std::string& ns, const std::stri
   if (!isvcs.erase(key))
     return absl::NotFoundError(StrCat("inferenceservice ", name, " not found in namespace ", ns));
   OSPREY_RETURN_IF_ERROR(store->Delete(StrCat("isvc/", key)));
+  EraseRevisionsOf("InferenceService", ns, name, replica_prefixes);
+  (void)store->DeletePrefix(EventPrefix(ns, kIsvcEvents, name));
+  return absl::OkStatus();
+}
+
+void Controller::Impl::EraseRevisionsOf(std::string_view kind, const std::string& ns,
+                                        const std::string& owner,
+                                        std::vector<std::string>* replica_prefixes) {
   for (auto it = revisions.begin(); it != revisions.end();) {
-    if (it->second.spec.kind != kKnativeServiceKind && it->second.spec.namespace_ == ns &&
-        it->second.spec.isvc == name) {
+    const RevisionSpec& spec = it->second.spec;
+    if (spec.kind == kind && spec.namespace_ == ns && spec.isvc == owner) {
       replica_prefixes->push_back(StrCat(it->first, "/"));
       (void)store->Delete(StrCat("revision/", it->first));
       it = revisions.erase(it);
@@ -134,8 +142,6 @@ absl::Status Controller::Impl::DeleteIsvc(const std::string& ns, const std::stri
       ++it;
     }
   }
-  (void)store->DeletePrefix(EventPrefix(ns, kIsvcEvents, name));
-  return absl::OkStatus();
 }
 
 absl::Status Controller::Impl::DeleteRuntimeIn(const std::string& ns, const std::string& name,

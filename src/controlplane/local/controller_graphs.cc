@@ -43,18 +43,9 @@ absl::StatusOr<Controller::ApplyResult> Controller::Impl::ApplyGraph(
 }
 
 void Controller::Impl::SaveGraph(const std::string& key, const GraphEntry& e) {
-  rapidjson::StringBuffer buf;
-  Writer w(buf);
-  w.StartObject();
-  Key(w, "resource");
-  Raw(w, e.resource_json);
-  Key(w, "generation");
-  w.Int64(e.generation);
-  Field(w, "created", e.created);
-  WriteTransitionTimes(w, e.transition_times);
-  WriteConditions(w, e.status.conditions);
-  w.EndObject();
-  auto st = store->Put(StrCat("graph/", key), std::string(buf.GetString(), buf.GetSize()));
+  auto st =
+      store->Put(StrCat("graph/", key), ObjectRecord(e.resource_json, e.generation, e.created,
+                                                     e.transition_times, e.status.conditions));
   if (!st.ok()) {
     OSPREY_LOG(kError) << "store: graph " << key << ": " << st.message();
   }
@@ -63,21 +54,16 @@ void Controller::Impl::SaveGraph(const std::string& key, const GraphEntry& e) {
 absl::Status Controller::Impl::LoadGraphs() {
   OSPREY_ASSIGN_OR_RETURN(auto rows, store->List("graph/"));
   for (const auto& [key, value] : rows) {
-    rapidjson::Document d;
-    if (d.Parse(value.data(), value.size()).HasParseError() || !d.HasMember("resource")) continue;
-    auto resource = resources::FromJson(ToText(d["resource"]));
-    if (!resource.ok() || !std::holds_alternative<resources::InferenceGraph>(*resource)) {
-      OSPREY_LOG(kError) << "store: " << key << " is unreadable, skipped";
-      continue;
-    }
+    std::optional<StoredObject> o = ReadObjectRecord(key, value, "InferenceGraph");
+    if (!o) continue;
     GraphEntry e;
-    e.graph = std::get<resources::InferenceGraph>(*resource);
-    e.resource_json = resources::ToJson(*resource);
-    e.generation = GetInt(d, "generation");
-    e.created = GetString(d, "created");
-    e.transition_times = ReadTransitionTimes(d);
+    e.graph = std::get<resources::InferenceGraph>(o->resource);
+    e.resource_json = std::move(o->resource_json);
+    e.generation = o->generation;
+    e.created = std::move(o->created);
+    e.transition_times = std::move(o->times);
     // The status as last seen (its url and route come with the first pass).
-    e.status.conditions = ReadConditions(d);
+    e.status.conditions = std::move(o->conditions);
     for (const auto& c : e.status.conditions)
       if (c.type == "Ready") e.status.ready = c.status == "True";
     graphs[key.substr(6)] = std::move(e);

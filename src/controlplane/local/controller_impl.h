@@ -58,6 +58,26 @@ std::vector<Condition> ReadConditions(const rapidjson::Value& record);
 using TransitionTimes = std::map<std::string, std::string>;
 void WriteTransitionTimes(json::Writer& w, const TransitionTimes& times);
 TransitionTimes ReadTransitionTimes(const rapidjson::Value& record);
+// The store record of an applied object: its resource as applied, its
+// generation, when it was created, its conditions and their transition
+// times; `more` adds the kind's own fields to the same object.
+std::string ObjectRecord(const std::string& resource_json, int64_t generation,
+                         const std::string& created, const TransitionTimes& times,
+                         const std::vector<Condition>& conditions,
+                         const std::function<void(json::Writer&)>& more = {});
+// One read back (its kind's own fields stay in `doc`); nullopt, logged, when
+// it does not parse or holds another kind than `kind`.
+struct StoredObject {
+  rapidjson::Document doc;
+  resources::Resource resource;
+  std::string resource_json;  // canonical
+  int64_t generation = 1;
+  std::string created;
+  TransitionTimes times;
+  std::vector<Condition> conditions;
+};
+std::optional<StoredObject> ReadObjectRecord(const std::string& key, const std::string& value,
+                                             std::string_view kind);
 // Stamps `now` on each condition of `after` that is new or changed its status
 // since `before`.
 void StampTransitions(const std::vector<Condition>& before, const std::vector<Condition>& after,
@@ -375,6 +395,19 @@ struct Controller::Impl {
   // The owner a revision scales and routes by: its InferenceService, or its
   // Knative Service's template as one; nullptr when it is gone.
   const InferenceService* OwnerOf(const RevEntry& r) const;
+  // Marks each of `rev_keys` aspired or not by `plan` (revision name ->
+  // minimum replicas) and runs the aspired ones that can run (RunRevision);
+  // returns those, for the routes.
+  std::vector<std::string> RunRevisions(const std::vector<std::string>& rev_keys,
+                                        const std::map<std::string, int>& plan,
+                                        const InferenceService& owner,
+                                        const std::vector<ReplicaStatus>& replicas,
+                                        std::set<std::string>* live,
+                                        std::vector<ReplicaSpec>* to_start);
+  // Forgets the revisions of an owner (`kind` as RevisionSpec::kind), from
+  // the store too; adds the prefixes of their replicas to stop.
+  void EraseRevisionsOf(std::string_view kind, const std::string& ns, const std::string& owner,
+                        std::vector<std::string>* replica_prefixes);
   // Starts what an aspired revision needs this pass: its model fetch, its
   // replicas up to r.desired (ids added to `live`).
   void RunRevision(const std::string& rev_key, RevEntry& r,
@@ -404,7 +437,8 @@ struct Controller::Impl {
   Items IstioItems(std::string_view kind, const std::string& ns) const;
   absl::StatusOr<Items> ListVirtualServices(const std::string& ns,
                                             const std::vector<ReplicaStatus>&) const;
-  absl::StatusOr<Items> ListGateways(const std::string& ns, const std::vector<ReplicaStatus>&) const;
+  absl::StatusOr<Items> ListGateways(const std::string& ns,
+                                     const std::vector<ReplicaStatus>&) const;
   absl::StatusOr<Items> ListServiceEntries(const std::string& ns,
                                            const std::vector<ReplicaStatus>&) const;
   absl::Status DeleteIstio(std::string_view kind, const std::string& ns, const std::string& name);

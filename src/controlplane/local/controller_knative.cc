@@ -99,34 +99,27 @@ absl::StatusOr<Controller::ApplyResult> Controller::Impl::ApplyKnative(
 }
 
 void Controller::Impl::SaveKsvc(const std::string& key, const KsvcEntry& e) {
-  rapidjson::StringBuffer buf;
-  Writer w(buf);
-  w.StartObject();
-  Key(w, "resource");
-  Raw(w, e.resource_json);
-  Key(w, "generation");
-  w.Int64(e.generation);
-  Field(w, "created", e.created);
-  WriteTransitionTimes(w, e.transition_times);
-  WriteConditions(w, e.status.conditions);
-  Field(w, "latestReadyRevisionName", e.status.latest_ready);
-  // What the route serves survives a restart: no revision loses its traffic
-  // while the first pass waits for readiness.
-  Key(w, "traffic");
-  w.StartArray();
-  for (const auto& t : e.status.traffic) {
-    w.StartObject();
-    Field(w, "revisionName", t.revision);
-    Key(w, "percent");
-    w.Int(t.percent);
-    Field(w, "tag", t.tag);
-    Key(w, "latestRevision");
-    w.Bool(t.latest);
-    w.EndObject();
-  }
-  w.EndArray();
-  w.EndObject();
-  auto st = store->Put(StrCat("ksvc/", key), std::string(buf.GetString(), buf.GetSize()));
+  auto more = [&](Writer& w) {
+    Field(w, "latestReadyRevisionName", e.status.latest_ready);
+    // What the route serves survives a restart: no revision loses its
+    // traffic while the first pass waits for readiness.
+    Key(w, "traffic");
+    w.StartArray();
+    for (const auto& t : e.status.traffic) {
+      w.StartObject();
+      Field(w, "revisionName", t.revision);
+      Key(w, "percent");
+      w.Int(t.percent);
+      Field(w, "tag", t.tag);
+      Key(w, "latestRevision");
+      w.Bool(t.latest);
+      w.EndObject();
+    }
+    w.EndArray();
+  };
+  auto st =
+      store->Put(StrCat("ksvc/", key), ObjectRecord(e.resource_json, e.generation, e.created,
+                                                    e.transition_times, e.status.conditions, more));
   if (!st.ok()) {
     OSPREY_LOG(kError) << "store: Service " << key << ": " << st.message();
   }
@@ -135,22 +128,18 @@ void Controller::Impl::SaveKsvc(const std::string& key, const KsvcEntry& e) {
 absl::Status Controller::Impl::LoadKsvcs() {
   OSPREY_ASSIGN_OR_RETURN(auto rows, store->List("ksvc/"));
   for (const auto& [key, value] : rows) {
-    rapidjson::Document d;
-    if (d.Parse(value.data(), value.size()).HasParseError() || !d.HasMember("resource")) continue;
-    auto resource = resources::FromJson(ToText(d["resource"]));
-    if (!resource.ok() || !std::holds_alternative<resources::KnativeService>(*resource)) {
-      OSPREY_LOG(kError) << "store: " << key << " is unreadable, skipped";
-      continue;
-    }
+    std::optional<StoredObject> o = ReadObjectRecord(key, value, "Service");
+    if (!o) continue;
     KsvcEntry e;
-    e.ksvc = std::get<resources::KnativeService>(*resource);
-    e.resource_json = resources::ToJson(*resource);
+    e.ksvc = std::get<resources::KnativeService>(o->resource);
+    e.resource_json = std::move(o->resource_json);
     SetOwner(e);
-    e.generation = GetInt(d, "generation");
-    e.created = GetString(d, "created");
-    e.transition_times = ReadTransitionTimes(d);
-    e.status.conditions = ReadConditions(d);
-    e.status.latest_ready = GetString(d, "latestReadyRevisionName");
+    e.generation = o->generation;
+    e.created = std::move(o->created);
+    e.transition_times = std::move(o->times);
+    e.status.conditions = std::move(o->conditions);
+    e.status.latest_ready = GetString(o->doc, "latestReadyRevisionName");
+    const rapidjson::Value& d = o->doc;
     if (auto t = d.FindMember("traffic"); t != d.MemberEnd() && t->value.IsArray())
       for (const auto& v : t->value.GetArray())
         e.status.traffic.push_back({GetString(v, "revisionName"),
@@ -230,23 +219,7 @@ void Controller::Impl::PassKnative(const std::vector<ReplicaStatus>& replicas,
     KnativeRouting route;
     route.meta = e.ksvc.meta;
     route.timeout_seconds = e.ksvc.revision.timeout_seconds;
-    for (const auto& rev_key : rev_keys) {
-      RevEntry& r = revisions[rev_key];
-      auto want = plan.replicas.find(r.spec.name);
-      r.aspired = want != plan.replicas.end();
-      if (!r.aspired) {
-        r.desired = 0;
-        r.kpa = autoscaler::KpaState{};
-        r.decided = false;
-        r.adopted = 0;
-        continue;
-      }
-      if (!Runnable(r)) continue;
-      route.aspired.push_back(rev_key);
-      r.min_replicas = want->second;
-      r.desired = DesiredReplicas(e.owner, r);
-      RunRevision(rev_key, r, replicas, live, to_start);
-    }
+    route.aspired = RunRevisions(rev_keys, plan.replicas, e.owner, replicas, live, to_start);
     e.observed_generation = e.generation;
     if (!(plan.status == e.status)) {
       const bool was_ready =
@@ -339,16 +312,7 @@ absl::Status Controller::Impl::DeleteKsvc(const std::string& ns, const std::stri
   if (!ksvcs.erase(key))
     return absl::NotFoundError(StrCat("service ", name, " not found in namespace ", ns));
   OSPREY_RETURN_IF_ERROR(store->Delete(StrCat("ksvc/", key)));
-  for (auto it = revisions.begin(); it != revisions.end();) {
-    const RevisionSpec& spec = it->second.spec;
-    if (spec.kind == kKnativeServiceKind && spec.namespace_ == ns && spec.isvc == name) {
-      replica_prefixes->push_back(StrCat(it->first, "/"));
-      (void)store->Delete(StrCat("revision/", it->first));
-      it = revisions.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  EraseRevisionsOf(kKnativeServiceKind, ns, name, replica_prefixes);
   (void)store->DeletePrefix(EventPrefix(ns, kKsvcEvents, name));
   return absl::OkStatus();
 }

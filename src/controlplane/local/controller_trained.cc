@@ -94,21 +94,13 @@ absl::StatusOr<Controller::ApplyResult> Controller::Impl::ApplyTrained(
 }
 
 void Controller::Impl::SaveTrained(const std::string& key, const TrainedEntry& e) {
-  rapidjson::StringBuffer buf;
-  Writer w(buf);
-  w.StartObject();
-  Key(w, "resource");
-  Raw(w, e.resource_json);
-  Key(w, "generation");
-  w.Int64(e.generation);
-  Key(w, "placedGeneration");
-  w.Int64(e.placed_generation);
-  Field(w, "created", e.created);
-  Field(w, "error", e.error);
-  WriteTransitionTimes(w, e.transition_times);
-  WriteConditions(w, e.status.conditions);
-  w.EndObject();
-  auto st = store->Put(StrCat("trained/", key), std::string(buf.GetString(), buf.GetSize()));
+  auto st = store->Put(StrCat("trained/", key),
+                       ObjectRecord(e.resource_json, e.generation, e.created, e.transition_times,
+                                    e.status.conditions, [&](Writer& w) {
+                                      Key(w, "placedGeneration");
+                                      w.Int64(e.placed_generation);
+                                      Field(w, "error", e.error);
+                                    }));
   if (!st.ok()) {
     OSPREY_LOG(kError) << "store: trainedmodel " << key << ": " << st.message();
   }
@@ -117,25 +109,20 @@ void Controller::Impl::SaveTrained(const std::string& key, const TrainedEntry& e
 absl::Status Controller::Impl::LoadTrained() {
   OSPREY_ASSIGN_OR_RETURN(auto rows, store->List("trained/"));
   for (const auto& [key, value] : rows) {
-    rapidjson::Document d;
-    if (d.Parse(value.data(), value.size()).HasParseError() || !d.HasMember("resource")) continue;
-    auto resource = resources::FromJson(ToText(d["resource"]));
-    if (!resource.ok() || !std::holds_alternative<resources::TrainedModel>(*resource)) {
-      OSPREY_LOG(kError) << "store: " << key << " is unreadable, skipped";
-      continue;
-    }
+    std::optional<StoredObject> o = ReadObjectRecord(key, value, "TrainedModel");
+    if (!o) continue;
     TrainedEntry e;
-    e.tm = std::get<resources::TrainedModel>(*resource);
-    e.resource_json = resources::ToJson(*resource);
-    e.generation = GetInt(d, "generation");
-    e.placed_generation = GetInt(d, "placedGeneration");
-    e.created = GetString(d, "created");
-    e.error = GetString(d, "error");
+    e.tm = std::get<resources::TrainedModel>(o->resource);
+    e.resource_json = std::move(o->resource_json);
+    e.generation = o->generation;
+    e.placed_generation = GetInt(o->doc, "placedGeneration");
+    e.created = std::move(o->created);
+    e.error = GetString(o->doc, "error");
     // Placed before: the files are in the repository (replicas load them on
     // request); failed: tried again.
     e.fetch = e.placed_generation == e.generation && e.error.empty() ? Fetch::kDone : Fetch::kIdle;
-    e.transition_times = ReadTransitionTimes(d);
-    e.status.conditions = ReadConditions(d);
+    e.transition_times = std::move(o->times);
+    e.status.conditions = std::move(o->conditions);
     trained[key.substr(8)] = std::move(e);
   }
   return absl::OkStatus();

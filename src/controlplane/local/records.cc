@@ -54,6 +54,45 @@ void WriteTransitionTimes(Writer& w, const TransitionTimes& times) {
   w.EndObject();
 }
 
+std::string ObjectRecord(const std::string& resource_json, int64_t generation,
+                         const std::string& created, const TransitionTimes& times,
+                         const std::vector<Condition>& conditions,
+                         const std::function<void(json::Writer&)>& more) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  Key(w, "resource");
+  Raw(w, resource_json);
+  Key(w, "generation");
+  w.Int64(generation);
+  Field(w, "created", created);
+  WriteTransitionTimes(w, times);
+  WriteConditions(w, conditions);
+  if (more) more(w);
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::optional<StoredObject> ReadObjectRecord(const std::string& key, const std::string& value,
+                                             std::string_view kind) {
+  StoredObject out;
+  if (out.doc.Parse(value.data(), value.size()).HasParseError() || !out.doc.IsObject() ||
+      !out.doc.HasMember("resource"))
+    return std::nullopt;
+  auto resource = resources::FromJson(ToText(out.doc["resource"]));
+  if (!resource.ok() || resources::KindOf(*resource) != kind) {
+    OSPREY_LOG(kError) << "store: " << key << " is unreadable, skipped";
+    return std::nullopt;
+  }
+  out.resource = std::move(*resource);
+  out.resource_json = resources::ToJson(out.resource);
+  out.generation = GetInt(out.doc, "generation");
+  out.created = GetString(out.doc, "created");
+  out.times = ReadTransitionTimes(out.doc);
+  out.conditions = ReadConditions(out.doc);
+  return out;
+}
+
 TransitionTimes ReadTransitionTimes(const rapidjson::Value& record) {
   TransitionTimes out;
   if (auto it = record.FindMember("transitionTimes");
