@@ -3,6 +3,7 @@
 #include "common/json_dom.h"
 #include "common/strings.h"
 #include "controlplane/routing.h"
+#include "controlplane/views.h"
 
 namespace osprey::controlplane {
 namespace {
@@ -137,19 +138,7 @@ std::string GraphJson(const std::string& resource_json, const std::string& creat
   json::Writer w(buf);
   w.StartObject();
   FieldIfSet(w, "url", status.url);
-  Key(w, "conditions");
-  w.StartArray();
-  for (const auto& c : status.conditions) {
-    w.StartObject();
-    auto t = transition_times.find(c.type);
-    if (t != transition_times.end()) Field(w, "lastTransitionTime", t->second);
-    FieldIfSet(w, "message", c.message);
-    FieldIfSet(w, "reason", c.reason);
-    Field(w, "status", c.status);
-    Field(w, "type", c.type);
-    w.EndObject();
-  }
-  w.EndArray();
+  WriteConditionList(w, status.conditions, transition_times);
   Key(w, "observedGeneration");
   w.Int64(observed_generation);
   w.EndObject();

@@ -35,6 +35,16 @@ void WriteEnv(Writer& w, const std::vector<resources::EnvVar>& env) {
   w.EndArray();
 }
 
+std::string_view ProbeName(resources::Container::Probe p) {
+  using Probe = resources::Container::Probe;
+  return p == Probe::kHttpGet     ? "httpGet"
+         : p == Probe::kTcpSocket ? "tcpSocket"
+         : p == Probe::kOther     ? "other"
+                                  : "";
+}
+
+}  // namespace
+
 void WriteConditionList(Writer& w, const std::vector<Condition>& conditions,
                         const std::map<std::string, std::string>& transition_times) {
   Key(w, "conditions");
@@ -51,16 +61,6 @@ void WriteConditionList(Writer& w, const std::vector<Condition>& conditions,
   }
   w.EndArray();
 }
-
-std::string_view ProbeName(resources::Container::Probe p) {
-  using Probe = resources::Container::Probe;
-  return p == Probe::kHttpGet     ? "httpGet"
-         : p == Probe::kTcpSocket ? "tcpSocket"
-         : p == Probe::kOther     ? "other"
-                                  : "";
-}
-
-}  // namespace
 
 std::string RevisionSpecJson(const RevisionSpec& s) {
   rapidjson::StringBuffer buf;

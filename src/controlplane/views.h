@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/json_dom.h"
 #include "common/status.h"
 #include "controlplane/knative.h"
 #include "controlplane/reconciler.h"
@@ -130,6 +131,11 @@ struct DeploymentRecord {
 // the desired scale; status replicas, readyReplicas, availableReplicas,
 // updatedReplicas.
 std::string DeploymentJson(const DeploymentRecord& r);
+
+// A status's "conditions" array as Kubernetes writes it, each with its
+// lastTransitionTime from `transition_times` (by condition type).
+void WriteConditionList(json::Writer& w, const std::vector<Condition>& conditions,
+                        const std::map<std::string, std::string>& transition_times);
 
 // {"items": [...]} of rendered items.
 std::string ListJson(const std::vector<std::string>& items);

@@ -77,8 +77,8 @@ absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListClusterRuntimes(
   return RuntimeItems("", true);
 }
 
-absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListRevisions(
-    const std::string& ns, const std::vector<ReplicaStatus>& replicas) const {
+std::vector<const Controller::Impl::RevEntry*> Controller::Impl::SortedRevisions(
+    const std::string& ns) const {
   std::vector<const RevEntry*> revs;
   for (const auto& [key, r] : revisions)
     if (ns.empty() || r.spec.namespace_ == ns) revs.push_back(&r);
@@ -86,8 +86,14 @@ absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListRevisions(
     return std::tie(a->spec.namespace_, a->spec.isvc, a->spec.number) <
            std::tie(b->spec.namespace_, b->spec.isvc, b->spec.number);
   });
+  return revs;
+}
+
+absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListRevisions(
+    const std::string& ns, const std::vector<ReplicaStatus>& replicas) const {
   Items out;
-  for (const auto* r : revs) out.emplace_back(r->spec.name, RevisionJson(RecordOf(*r, replicas)));
+  for (const auto* r : SortedRevisions(ns))
+    out.emplace_back(r->spec.name, RevisionJson(RecordOf(*r, replicas)));
   return out;
 }
 

@@ -471,6 +471,8 @@ struct Controller::Impl {
                                      const std::vector<ReplicaStatus>&) const;
   absl::StatusOr<Items> ListClusterRuntimes(const std::string&,
                                             const std::vector<ReplicaStatus>&) const;
+  // The revisions of namespace `ns` ("": all), by namespace, owner and number.
+  std::vector<const RevEntry*> SortedRevisions(const std::string& ns) const;
   absl::StatusOr<Items> ListRevisions(const std::string& ns,
                                       const std::vector<ReplicaStatus>& replicas) const;
   absl::StatusOr<Items> ListAutoscalers(const std::string& ns,

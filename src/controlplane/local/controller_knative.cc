@@ -277,15 +277,8 @@ absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListRoutes(
 
 absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListDeployments(
     const std::string& ns, const std::vector<ReplicaStatus>&) const {
-  std::vector<const RevEntry*> revs;
-  for (const auto& [key, r] : revisions)
-    if (ns.empty() || r.spec.namespace_ == ns) revs.push_back(&r);
-  std::sort(revs.begin(), revs.end(), [](auto* a, auto* b) {
-    return std::tie(a->spec.namespace_, a->spec.isvc, a->spec.number) <
-           std::tie(b->spec.namespace_, b->spec.isvc, b->spec.number);
-  });
   Items out;
-  for (const auto* r : revs) {
+  for (const auto* r : SortedRevisions(ns)) {
     DeploymentRecord d;
     d.revision = r->spec.name;
     d.namespace_ = r->spec.namespace_;
