@@ -34,6 +34,11 @@ case ",${BENCH_ONLY:-grpc}," in
   *,grpc,*)
     bench/setup_perf_analyzer.sh && "$PY" bench/grpc_bench.py || status=$? ;;
 esac
+# The gateway as a reverse proxy with a VirtualService, vs HAProxy and nginx.
+case ",${BENCH_ONLY:-proxy}," in
+  *,proxy,*)
+    "$PY" bench/proxy_bench.py || status=$? ;;
+esac
 # LightGBM: Osprey's native evaluator vs the lightgbm package, in-process.
 case ",${BENCH_ONLY:-lightgbm}," in
   *,lightgbm,*)

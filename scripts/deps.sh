@@ -55,6 +55,13 @@ if [ "$(cat "$STAMP_DIR/pip" 2>/dev/null)" != "$req_hash" ]; then
 fi
 # The benchmarks' references (make bench only: heavy, and no test needs them).
 if [ "${OSPREY_DEPS_BENCH:-0}" = 1 ]; then
+  # HAProxy: a reference of the reverse-proxy benchmark (bench/proxy_bench.py).
+  if ! dpkg-query -W -f='${Status}' haproxy 2>/dev/null | grep -q "install ok installed"; then
+    echo "deps: installing Debian packages: haproxy"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends haproxy >/dev/null
+    $SUDO systemctl disable --now haproxy >/dev/null 2>&1 || $SUDO service haproxy stop >/dev/null 2>&1 || true
+  fi
   bench_hash=$(sha256sum scripts/requirements-bench.txt scripts/constraints.txt | sha256sum | cut -c1-16)
   if [ "$(cat "$STAMP_DIR/pip-bench" 2>/dev/null)" != "$bench_hash" ]; then
     echo "deps: installing the benchmarks' Python packages into $VENV"
