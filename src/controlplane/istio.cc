@@ -83,13 +83,15 @@ IstioPlan PlanIstio(const IstioInput& in) {
     }
   auto endpoint_key = [&](const resources::ServiceEntry& se,
                           const resources::ServiceEntryPort& port) {
-    const std::string key = StrCat(se.meta.namespace_, "/se-", se.meta.name, "-", port.number);
+    // ':' is in no object name: the key is no revision's.
+    const std::string key =
+        StrCat(se.meta.namespace_, "/serviceentry:", se.meta.name, ":", port.number);
     if (!plan.endpoints.contains(key)) {
       RevisionRouting& r = plan.endpoints[key];
       r.aspired = true;
       r.phase = RevisionPhase::kReady;
       r.target.key = key;
-      r.target.revision = StrCat("se-", se.meta.name, "-", port.number);
+      r.target.revision = StrCat("serviceentry:", se.meta.name, ":", port.number);
       for (const auto& e : se.endpoints) {
         auto named = e.ports.find(port.name);
         const int p = named != e.ports.end()  ? named->second
@@ -109,8 +111,9 @@ IstioPlan PlanIstio(const IstioInput& in) {
                      std::vector<std::string>* problems) -> std::vector<KeyShare> {
     const std::string fqdn = IstioFqdn(d.host, ns);
     if (auto s = in.services.find(fqdn); s != in.services.end()) return s->second;
-    auto e = entries.find(d.host);
-    if (e == entries.end()) e = entries.find(fqdn);
+    // The namespace's own first; a host as written only when it is a full name.
+    auto e = entries.find(fqdn);
+    if (e == entries.end() && d.host.find('.') != std::string::npos) e = entries.find(d.host);
     if (e != entries.end()) {
       const resources::ServiceEntry& se = *e->second;
       const resources::ServiceEntryPort* port = nullptr;
@@ -156,7 +159,17 @@ IstioPlan PlanIstio(const IstioInput& in) {
     }
     if (!bound) continue;
     std::vector<std::string> exact_hosts, wildcard_hosts;
-    for (const auto& h : vs->hosts) (Wildcard(h) ? wildcard_hosts : exact_hosts).push_back(h);
+    for (const auto& h : vs->hosts) {
+      if (Wildcard(h)) {
+        wildcard_hosts.push_back(h);
+        continue;
+      }
+      exact_hosts.push_back(h);
+      // A short name is also the service's in-cluster names, as Istio expands it.
+      if (h.find('.') == std::string::npos)
+        for (const char* tail : {"", ".svc", ".svc.cluster.local"})
+          exact_hosts.push_back(StrCat(h, ".", ns, tail));
+    }
     for (const auto& h : vs->http) {
       auto policy = std::make_shared<gateway::RoutePolicy>();
       if (h.redirect)
@@ -177,8 +190,25 @@ IstioPlan PlanIstio(const IstioInput& in) {
       policy->response_set = h.response_headers.set;
       policy->response_add = h.response_headers.add;
       policy->response_remove = h.response_headers.remove;
-      policy->retry_5xx = h.retry_on.find("5xx") != std::string::npos;
-      policy->retry_gateway_error = h.retry_on.find("gateway-error") != std::string::npos;
+      auto retry_on = [&](std::string_view cond) {
+        std::string_view rest = h.retry_on;
+        while (!rest.empty()) {
+          const size_t comma = rest.find(',');
+          std::string_view c = rest.substr(0, comma);
+          while (!c.empty() && c.front() == ' ') c.remove_prefix(1);
+          while (!c.empty() && c.back() == ' ') c.remove_suffix(1);
+          if (c == cond) return true;
+          if (comma == std::string_view::npos) break;
+          rest.remove_prefix(comma + 1);
+        }
+        return false;
+      };
+      policy->retry_5xx = retry_on("5xx");
+      policy->retry_gateway_error = retry_on("gateway-error");
+      policy->retry_reset = retry_on("reset");
+      if (retry_on("retriable-4xx")) policy->retry_statuses.push_back(409);
+      // Istio's default retryOn retries an answer of 503 (retriable-status-codes).
+      if (h.retry_on.empty()) policy->retry_statuses.push_back(503);
       policy->per_try_timeout_ms = static_cast<int>(h.retry_per_try_timeout_ms);
 
       std::vector<std::pair<int, std::vector<KeyShare>>> weighted;
@@ -198,6 +228,7 @@ IstioPlan PlanIstio(const IstioInput& in) {
       if (h.timeout_ms > 0) base.timeout_ms = static_cast<int>(h.timeout_ms);
       if (h.retry_attempts) base.retries = *h.retry_attempts;
       base.policy = policy;
+      base.http_only = true;
       std::vector<const resources::IstioHttpMatch*> matches;
       for (const auto& m : h.match) matches.push_back(&m);
       if (matches.empty()) matches.push_back(nullptr);
@@ -219,6 +250,12 @@ IstioPlan PlanIstio(const IstioInput& in) {
             if (auto v = ToMatch(sm)) r.query.push_back({name, *v});
         }
         if (h.rewrite_uri) {
+          // Without a uri match Istio matches prefix "/": the rewrite
+          // replaces that prefix; after an exact or regex match, the path.
+          if (!r.uri.has_value()) {
+            r.uri = gateway::StringMatch{gateway::StringMatch::Kind::kPrefix, "/"};
+            prefix_uri = true;
+          }
           if (prefix_uri) {
             r.rewrite = *h.rewrite_uri;
           } else {
@@ -236,6 +273,7 @@ IstioPlan PlanIstio(const IstioInput& in) {
           out.split = split;
           out.mirror = mirror;
           out.wildcard = hosts == &wildcard_hosts;
+          out.route.after_fallback = out.wildcard;
           plan.routes.push_back(std::move(out));
         }
       }

@@ -39,7 +39,8 @@ struct IstioInput {
 
 struct IstioPlan {
   std::vector<KeyedRoute> routes;
-  // ServiceEntry endpoints as revision targets, by key ("{ns}/se-{name}-{port}").
+  // ServiceEntry endpoints as revision targets, by key
+  // ("{ns}/serviceentry:{name}:{port}").
   std::map<std::string, RevisionRouting> endpoints;
   // Per VirtualService ("ns/name"): what it could not do (a gateway or
   // destination it names that does not exist); empty when it is whole.

@@ -75,11 +75,11 @@ TEST(PlanIstio, BookinfoThroughAServiceEntry) {
   for (const auto& r : plan.routes) {
     EXPECT_TRUE(r.wildcard);
     EXPECT_EQ(r.route.hosts, std::vector<std::string>{"*"});
-    EXPECT_EQ(r.split, (std::vector<KeyShare>{{"default/se-productpage-9080", 100}}));
+    EXPECT_EQ(r.split, (std::vector<KeyShare>{{"default/serviceentry:productpage:9080", 100}}));
   }
   EXPECT_EQ(plan.routes[0].route.uri->value, "/productpage");
   EXPECT_EQ(plan.routes[1].route.uri->value, "/login");
-  const RevisionRouting& ep = plan.endpoints.at("default/se-productpage-9080");
+  const RevisionRouting& ep = plan.endpoints.at("default/serviceentry:productpage:9080");
   EXPECT_EQ(ep.target.ports, std::vector<uint16_t>{34567});
   EXPECT_EQ(ep.target.hosts, std::vector<std::string>{"127.0.0.1"});
 
@@ -90,6 +90,61 @@ TEST(PlanIstio, BookinfoThroughAServiceEntry) {
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(t.revisions[r->split[0].revision].ports, std::vector<uint16_t>{34567});
   EXPECT_EQ(gateway::MatchRoute(t, "any.host", "/other", none, {}, "GET"), nullptr);
+}
+
+TEST(PlanIstio, CatchAllRoutesLeaveModelsAndInternalCallsToTheirServices) {
+  auto parsed = resources::ParseYaml(R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: all}
+spec:
+  hosts: ["*"]
+  http: [{route: [{destination: {host: productpage, port: {number: 9080}}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: shop}
+spec:
+  hosts: ["*.shop.example.com", reviews]
+  http: [{rewrite: {uri: /v1}, route: [{destination: {host: productpage, port: {number: 9080}}}]}]
+)");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const auto all = std::get<resources::VirtualService>((*parsed)[0]);
+  const auto shop = std::get<resources::VirtualService>((*parsed)[1]);
+  const auto se = Productpage();
+  IstioInput in;
+  in.virtual_services = {&all, &shop};
+  in.service_entries = {&se};
+  IstioPlan plan = PlanIstio(in);
+  // An InferenceService served by model name: its route has no host here.
+  std::map<std::string, RevisionRouting> revisions = plan.endpoints;
+  revisions["default/iris-predictor-00001"].target.key = "default/iris-predictor-00001";
+  gateway::RouteTable t = PlanRoutes({}, revisions, PlatformConfig{}, {}, plan.routes);
+  gateway::Route iris;
+  iris.name = "iris";
+  iris.model_name = "iris";
+  iris.hosts = {"iris-default.example.com"};
+  iris.split = {{t.revisions.size(), 100}};
+  t.revisions.push_back(revisions["default/iris-predictor-00001"].target);
+  t.routes.push_back(iris);
+  auto none = [](std::string_view) { return std::string_view(); };
+  // The model name wins over the catch-all; anything else goes to it.
+  const gateway::Route* r =
+      gateway::MatchRoute(t, "localhost", "/v1/models/iris:predict", none, {}, "POST");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->name, "iris");
+  r = gateway::MatchRoute(t, "localhost", "/other", none, {}, "GET");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->name, "all");
+  // The more specific wildcard first; a short host covers its in-cluster names.
+  EXPECT_EQ(gateway::MatchRoute(t, "eu.shop.example.com", "/x", none, {}, "GET")->name, "shop");
+  EXPECT_EQ(
+      gateway::MatchRoute(t, "reviews.default.svc.cluster.local", "/x", none, {}, "GET")->name,
+      "shop");
+  // A rewrite without a uri match replaces the leading "/".
+  EXPECT_EQ(gateway::RouteTarget(*gateway::MatchRoute(t, "reviews", "/x", none, {}, "GET"), "/x"),
+            "/v1x");
+  // gRPC and in-process calls (no method) never take a VirtualService route.
+  EXPECT_EQ(gateway::MatchRoute(t, "eu.shop.example.com", "/x", none), nullptr);
 }
 
 TEST(PlanIstio, UnboundOrUnknownIsAProblem) {

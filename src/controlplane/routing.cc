@@ -64,8 +64,23 @@ RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
                       const std::vector<KeyedRoute>& keyed) {
   RouteTable table;
   RevisionIndex index(revisions, &table);
+  // Wildcard routes by specificity, as Istio picks hosts: the longest
+  // suffix first, "*" last (stable: the order written within one).
+  std::vector<const KeyedRoute*> ordered;
+  for (const auto& k : keyed) ordered.push_back(&k);
+  auto specificity = [](const KeyedRoute* k) {
+    size_t longest = 0;
+    for (const auto& h : k->route.hosts) longest = std::max(longest, h == "*" ? 0 : h.size());
+    return longest;
+  };
+  auto rank = [&](const KeyedRoute* k) {
+    return k->wildcard ? -static_cast<long>(specificity(k)) : 0L;
+  };
+  std::stable_sort(ordered.begin(), ordered.end(),
+                   [&](const auto* a, const auto* b) { return rank(a) < rank(b); });
   auto add_keyed = [&](bool wildcard) {
-    for (const auto& k : keyed) {
+    for (const KeyedRoute* kp : ordered) {
+      const KeyedRoute& k = *kp;
       if (k.wildcard != wildcard) continue;
       Route r = k.route;
       r.split.clear();
@@ -73,7 +88,8 @@ RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
         if (auto i = index(key)) r.split.push_back({*i, percent});
       r.mirror.reset();
       if (k.mirror)
-        if (auto i = index(k.mirror->first)) r.mirror = gateway::WeightedRevision{*i, k.mirror->second};
+        if (auto i = index(k.mirror->first))
+          r.mirror = gateway::WeightedRevision{*i, k.mirror->second};
       table.routes.push_back(std::move(r));
     }
   };

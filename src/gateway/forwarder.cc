@@ -27,10 +27,16 @@ void Forwarder::Attempt(std::unique_ptr<Outbound> call, int attempt) {
   request.links = options_.links_per_replica;
   request.head = call->head;
   request.body = call->body;
-  request.timeout = call->per_try_timeout.count() > 0
-                        ? std::min(call->per_try_timeout, call->timeout)
-                        : call->timeout;
-  auto done = [this, call = std::move(call), attempt](UpstreamResult result) mutable {
+  const auto start = RevisionPool::Clock::now();
+  if (attempt == 0) call->attempts_deadline = start + call->timeout;
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(call->attempts_deadline - start);
+  request.timeout =
+      std::max(std::chrono::milliseconds(1), call->per_try_timeout.count() > 0
+                                                 ? std::min(call->per_try_timeout, left)
+                                                 : std::min(call->timeout, left));
+  const bool per_try_bound = call->per_try_timeout.count() > 0 && call->per_try_timeout < left;
+  auto done = [this, call = std::move(call), attempt,
+               per_try_bound](UpstreamResult result) mutable {
     const auto now = RevisionPool::Clock::now();
     const bool refused = result.status.code() == absl::StatusCode::kUnavailable;
     if (refused && attempt < call->retries && call->pool->Reassign(*call, now)) {
@@ -39,11 +45,17 @@ void Forwarder::Attempt(std::unique_ptr<Outbound> call, int attempt) {
       return;
     }
     const int status = result.status.ok() ? result.http_status : 0;
-    const bool failed = !result.status.ok();
-    const bool again =
-        (call->retry_5xx && (status >= 500 || failed)) ||
-        (call->retry_gateway_error && (status == 502 || status == 503 || status == 504 || refused));
-    if (again && attempt < call->retries) {
+    const bool timed_out = result.status.code() == absl::StatusCode::kDeadlineExceeded;
+    // Only a per-try timeout is retried: the route's own ends the call.
+    const bool per_try_timeout = timed_out && per_try_bound;
+    const bool reset = !result.status.ok() && !timed_out && !refused;
+    const bool again = (call->retry_5xx && (status >= 500 || reset || per_try_timeout)) ||
+                       (call->retry_gateway_error && (status == 502 || status == 503 ||
+                                                      status == 504 || reset || per_try_timeout)) ||
+                       (call->retry_reset && reset) ||
+                       std::find(call->retry_statuses.begin(), call->retry_statuses.end(),
+                                 status) != call->retry_statuses.end();
+    if (again && attempt < call->retries && now < call->attempts_deadline) {
       call->pool->Reassign(*call, now);  // another replica with room, else the same one
       call->retried_at.push_back(now);
       Attempt(std::move(call), attempt + 1);

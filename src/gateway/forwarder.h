@@ -36,14 +36,18 @@ struct Outbound : RevisionPool::Request {
   std::shared_ptr<const std::string> body;
   std::chrono::milliseconds timeout{60000};  // per attempt
   int retries = 0;                           // further attempts after a refused connection
-  // A route's retry policy (RoutePolicy): further attempts, up to `retries`,
-  // also after an answer of 500-599 or a failed or timed-out attempt
-  // (retry_5xx), or of 502, 503, 504 (retry_gateway_error): on another
-  // replica with room, else the same one. per_try_timeout (0: none) bounds
-  // each attempt within `timeout`.
+  // A route's retry policy (RoutePolicy): further attempts, up to
+  // `retries`, on what its flags say: on another replica with room, else the
+  // same one. per_try_timeout (0: none) bounds each attempt, `timeout` all
+  // of them.
   bool retry_5xx = false;
   bool retry_gateway_error = false;
+  bool retry_reset = false;
+  std::vector<int> retry_statuses;
   std::chrono::milliseconds per_try_timeout{0};
+  // When the attempts must have ended (set at the first attempt from
+  // `timeout`): no attempt outlives it, and none starts after it.
+  std::chrono::steady_clock::time_point attempts_deadline{};
   // When each further attempt started (a refused connection tried again);
   // empty when the first one was the last.
   std::vector<std::chrono::steady_clock::time_point> retried_at;

@@ -579,10 +579,11 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
     r.content_type = "";
     const std::string_view to_host =
         policy->redirect->authority.empty() ? host : std::string_view(policy->redirect->authority);
-    StrAppend(
-        &r.header_lines, "Location: http://", to_host,
-        policy->redirect->uri.empty() ? request.target : std::string_view(policy->redirect->uri),
-        "\r\n");
+    // A new path keeps the query, as Envoy's path redirect does.
+    std::string location =
+        policy->redirect->uri.empty() ? std::string(request.target) : policy->redirect->uri;
+    if (!policy->redirect->uri.empty() && !query.empty()) StrAppend(&location, "?", query);
+    StrAppend(&r.header_lines, "Location: http://", to_host, location, "\r\n");
     done(std::move(r));
     return;
   }
@@ -622,6 +623,8 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
   if (policy != nullptr) {
     call->retry_5xx = policy->retry_5xx;
     call->retry_gateway_error = policy->retry_gateway_error;
+    call->retry_reset = policy->retry_reset;
+    call->retry_statuses = policy->retry_statuses;
     call->per_try_timeout = std::chrono::milliseconds(policy->per_try_timeout_ms);
   }
   call->http_done = std::move(done);

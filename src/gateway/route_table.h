@@ -128,11 +128,16 @@ struct RoutePolicy {
   std::vector<std::string> request_remove;
   std::vector<std::pair<std::string, std::string>> response_set, response_add;
   std::vector<std::string> response_remove;
-  // Retries (Route::retries attempts) also on an answer of 500-599 (5xx),
-  // of 502, 503 or 504 (gateway_error), or an attempt that timed out;
-  // per_try_timeout_ms bounds each attempt (0: the route's timeout).
+  // Retries (Route::retries attempts) also on an answer of 500-599, a
+  // broken exchange or a per-try timeout (5xx); of 502, 503, 504, a broken
+  // exchange or a per-try timeout (gateway_error); a broken exchange
+  // (reset); an answer of one of retry_statuses. per_try_timeout_ms bounds
+  // each attempt (0: the route's timeout); the route's timeout bounds them
+  // all.
   bool retry_5xx = false;
   bool retry_gateway_error = false;
+  bool retry_reset = false;         // a broken exchange (not a timeout, not refused)
+  std::vector<int> retry_statuses;  // answers retried by status (Istio's default: 503)
   int per_try_timeout_ms = 0;
   bool operator==(const RoutePolicy&) const = default;
 };
@@ -158,7 +163,13 @@ struct Route {
   // replica instead (an Istio rewrite of a whole path).
   std::optional<std::string> rewrite_path;
   std::shared_ptr<const RoutePolicy> policy;  // null: none
-  std::vector<WeightedRevision> split;        // percents sum to 100
+  // An Istio VirtualService's: matches only requests that give their method
+  // (the HTTP ingress's), never a gRPC call or an in-process one.
+  bool http_only = false;
+  // On a "*" or "*.suffix" host: tried after the model-name fallback, so a
+  // catch-all VirtualService leaves /v1/models/NAME to its service.
+  bool after_fallback = false;
+  std::vector<WeightedRevision> split;  // percents sum to 100
   std::optional<WeightedRevision> mirror;
   int timeout_ms = 0;  // 0: the gateway's default
   int retries = 2;     // further attempts when a replica refuses the connection
@@ -258,6 +269,7 @@ const Route* MatchRoute(const RouteTable& table, std::string_view host, std::str
     if (r.uri.has_value() && !r.uri->Matches(path)) return false;
     for (const auto& h : r.headers)
       if (!h.value.Matches(header(h.name))) return false;
+    if (r.http_only && method.empty()) return false;
     if (r.method.has_value() && (method.empty() || !r.method->Matches(method))) return false;
     for (const auto& q : r.query) {
       std::optional<std::string_view> v = internal::QueryParam(query, q.name);
@@ -273,17 +285,23 @@ const Route* MatchRoute(const RouteTable& table, std::string_view host, std::str
     return internal::HostEquals(h, host);
   };
   for (const auto& r : table.routes)
-    for (const auto& h : r.hosts)
-      if (host_matches(h) && rest_matches(r)) return &r;
+    if (!r.after_fallback)
+      for (const auto& h : r.hosts)
+        if (host_matches(h) && rest_matches(r)) return &r;
   std::string_view model = internal::PathModel(path);
-  if (model.empty()) return nullptr;
   const Route* found = nullptr;
   // The first match, preferring the default namespace's services.
+  if (!model.empty())
+    for (const auto& r : table.routes)
+      if (r.model_name == model && r.component == component && rest_matches(r) &&
+          (found == nullptr || (r.namespace_ == "default" && found->namespace_ != "default")))
+        found = &r;
+  if (found != nullptr) return found;
   for (const auto& r : table.routes)
-    if (r.model_name == model && r.component == component && rest_matches(r) &&
-        (found == nullptr || (r.namespace_ == "default" && found->namespace_ != "default")))
-      found = &r;
-  return found;
+    if (r.after_fallback)
+      for (const auto& h : r.hosts)
+        if (host_matches(h) && rest_matches(r)) return &r;
+  return nullptr;
 }
 
 }  // namespace osprey::gateway

@@ -3,6 +3,7 @@
 
 #include "resources/istio.h"
 
+#include <arpa/inet.h>
 #include <re2/re2.h>
 
 #include <algorithm>
@@ -121,6 +122,23 @@ absl::Status ReadHeaderOps(const Value& v, std::string_view path, IstioHeaderOpe
   for (auto& [k, value] : set) out->set.emplace_back(Lower(k), value);
   for (auto& [k, value] : add) out->add.emplace_back(Lower(k), value);
   for (auto& r : out->remove) r = Lower(r);
+  // The gateway writes these itself (as Envoy refuses to let routes change them).
+  auto reserved = [](const std::string& name) {
+    for (std::string_view h : {"host", ":authority", "content-length", "transfer-encoding",
+                               "connection", "keep-alive", "upgrade", "te", "trailer"})
+      if (name == h) return true;
+    return false;
+  };
+  for (const auto& [list, names] : {std::pair{"set", &out->set}, std::pair{"add", &out->add}}) {
+    for (const auto& [name, value] : *names)
+      if (reserved(name))
+        return Error(&v, Field(Field(path, list), name),
+                     "may not be changed (the gateway writes it; for the Host use "
+                     "rewrite.authority)");
+  }
+  for (const auto& name : out->remove)
+    if (reserved(name))
+      return Error(&v, Field(path, "remove"), StrCat("\"", name, "\" may not be removed"));
   return absl::OkStatus();
 }
 
@@ -450,6 +468,9 @@ absl::StatusOr<ServiceEntry> ParseServiceEntry(const Value& doc) {
     if (p.name.empty()) return Error(&item, Field(at, "name"), "required");
     OSPREY_RETURN_IF_ERROR(ReadString(item, "protocol", at, &p.protocol));
     OSPREY_RETURN_IF_ERROR(ReadIntField(item, "targetPort", at, &target));
+    if (target && (*target < 1 || *target > 65535))
+      return Error(item.Find("targetPort"), Field(at, "targetPort"),
+                   "must be a port from 1 to 65535");
     p.target_port = target.value_or(0);
     se.ports.push_back(std::move(p));
   }
@@ -472,9 +493,13 @@ absl::StatusOr<ServiceEntry> ParseServiceEntry(const Value& doc) {
         CheckFields(item, at, {"address", "ports", "labels", "network", "locality", "weight"}));
     ServiceEntryEndpoint e;
     OSPREY_RETURN_IF_ERROR(ReadString(item, "address", at, &e.address));
-    if (e.address.empty() ||
-        e.address.find_first_not_of("0123456789.:abcdefABCDEF") != std::string::npos)
-      return Error(&item, Field(at, "address"), "required: a numeric address such as 127.0.0.1");
+    unsigned char ip[16];
+    if (inet_pton(AF_INET, e.address.c_str(), ip) != 1 &&
+        inet_pton(AF_INET6, e.address.c_str(), ip) != 1)
+      return Error(&item, Field(at, "address"),
+                   StrCat("\"", e.address,
+                          "\" is invalid: a numeric IPv4 or IPv6 address such "
+                          "as 127.0.0.1 is required"));
     if (const Value* p = item.Find("ports"); p != nullptr) {
       if (p->kind != Value::Kind::kMap)
         return Error(p, Field(at, "ports"), "expected a map of port name to port");

@@ -221,12 +221,19 @@ spec:
   - match: [{uri: {prefix: /retry}}]
     route: [{destination: {host: ratings, port: {number: 9080}}}]
     retries: {attempts: 2, perTryTimeout: 500ms, retryOn: "5xx"}
+  - match: [{uri: {prefix: /plain}}]
+    route: [{destination: {host: ratings, port: {number: 9080}}}]
+    retries: {attempts: 0}
   - route: [{destination: {host: ratings, port: {number: 9080}}}]
 """, wait=False)
     route_ready(platform, "/", host="ratings.example.com")
     # Without retries every other call fails; with them every call succeeds.
     plain = [call(platform, "/plain/flaky", "ratings.example.com").status_code for _ in range(10)]
     assert plain.count(503) == 5, plain
+    # Istio's default policy (no retries block) retries an answer of 503.
+    default = [call(platform, "/default/flaky", "ratings.example.com").status_code
+               for _ in range(10)]
+    assert default == [200] * 10, default
     retried = [call(platform, "/retry/flaky", "ratings.example.com").status_code
                for _ in range(10)]
     assert retried == [200] * 10, retried

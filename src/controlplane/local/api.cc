@@ -83,7 +83,8 @@ std::string PrometheusTargets(const RouteTable& table, std::string_view api_host
     w.EndObject();
   }
   for (const auto& r : table.revisions) {
-    if (r.ports.empty()) continue;
+    // A ServiceEntry's endpoints are someone else's servers, not replicas.
+    if (r.ports.empty() || r.key.find("/serviceentry:") != std::string::npos) continue;
     w.BeginObject().Key("targets").BeginArray();
     for (size_t i = 0; i < r.ports.size(); ++i) {
       const std::string host = i < r.hosts.size() && !r.hosts[i].empty() ? r.hosts[i] : "127.0.0.1";
@@ -110,6 +111,7 @@ void AppendPlatformMetrics(const RouteTable& table, std::string* out) {
             "# HELP osprey_revision_ready_replicas Ready replicas of a revision, as routed.\n"
             "# TYPE osprey_revision_ready_replicas gauge\n");
   for (const auto& r : table.revisions) {
+    if (r.key.find("/serviceentry:") != std::string::npos) continue;
     const auto [service, component] = gateway::RevisionService(r.revision);
     StrAppend(out, "osprey_revision_ready_replicas{namespace=\"",
               prometheus::LabelValue(r.key.substr(0, r.key.find('/'))), "\",inferenceservice=\"",
