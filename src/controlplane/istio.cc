@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cmath>
 #include <memory>
+#include <random>
 
 #include "common/strings.h"
 
@@ -25,6 +26,11 @@ std::optional<gateway::StringMatch> ToMatch(const IstioStringMatch& m) {
 }
 
 bool Wildcard(const std::string& host) { return host == "*" || host.starts_with("*."); }
+
+uint64_t RandomStart() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return rng() >> 16;
+}
 
 }  // namespace
 
@@ -266,9 +272,11 @@ IstioPlan PlanIstio(const IstioInput& in) {
           if (hosts->empty()) continue;
           KeyedRoute out;
           out.route = r;
-          out.route.draws = std::make_shared<std::atomic<uint64_t>>(0);
-          out.route.delay_draws = std::make_shared<std::atomic<uint64_t>>(0);
-          out.route.abort_draws = std::make_shared<std::atomic<uint64_t>>(0);
+          // Each sequence starts anywhere: a table republished (which makes
+          // new counters) must not favour its first draw's side.
+          out.route.draws = std::make_shared<std::atomic<uint64_t>>(RandomStart());
+          out.route.delay_draws = std::make_shared<std::atomic<uint64_t>>(RandomStart());
+          out.route.abort_draws = std::make_shared<std::atomic<uint64_t>>(RandomStart());
           out.route.hosts = *hosts;
           out.split = split;
           out.mirror = mirror;
