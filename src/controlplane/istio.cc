@@ -4,7 +4,6 @@
 #include <atomic>
 #include <cmath>
 #include <memory>
-#include <random>
 
 #include "common/strings.h"
 
@@ -26,11 +25,6 @@ std::optional<gateway::StringMatch> ToMatch(const IstioStringMatch& m) {
 }
 
 bool Wildcard(const std::string& host) { return host == "*" || host.starts_with("*."); }
-
-uint64_t RandomStart() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  return rng() >> 16;
-}
 
 }  // namespace
 
@@ -58,10 +52,12 @@ std::vector<KeyShare> CombineShares(
     }
   std::vector<KeyShare> out;
   if (total <= 0) return out;
+  // What no destination serves stays unserved (answered 503, as Envoy does).
+  const int target = static_cast<int>(std::lround(std::min(total, 100.0)));
   int assigned = 0;
   std::vector<std::pair<double, size_t>> remainders;
   for (const auto& key : order) {
-    const double scaled = exact[key] * 100.0 / total;
+    const double scaled = exact[key];
     const int whole = static_cast<int>(std::floor(scaled));
     remainders.emplace_back(scaled - whole, out.size());
     out.emplace_back(key, whole);
@@ -69,7 +65,7 @@ std::vector<KeyShare> CombineShares(
   }
   std::stable_sort(remainders.begin(), remainders.end(),
                    [](const auto& a, const auto& b) { return a.first > b.first; });
-  for (size_t i = 0; assigned < 100 && i < remainders.size(); ++i, ++assigned)
+  for (size_t i = 0; assigned < target && i < remainders.size(); ++i, ++assigned)
     ++out[remainders[i].second].second;
   std::erase_if(out, [](const KeyShare& s) { return s.second == 0; });
   return out;
@@ -272,11 +268,9 @@ IstioPlan PlanIstio(const IstioInput& in) {
           if (hosts->empty()) continue;
           KeyedRoute out;
           out.route = r;
-          // Each sequence starts anywhere: a table republished (which makes
-          // new counters) must not favour its first draw's side.
-          out.route.draws = std::make_shared<std::atomic<uint64_t>>(RandomStart());
-          out.route.delay_draws = std::make_shared<std::atomic<uint64_t>>(RandomStart());
-          out.route.abort_draws = std::make_shared<std::atomic<uint64_t>>(RandomStart());
+          out.route.draws = std::make_shared<std::atomic<uint64_t>>(0);
+          out.route.delay_draws = std::make_shared<std::atomic<uint64_t>>(0);
+          out.route.abort_draws = std::make_shared<std::atomic<uint64_t>>(0);
           out.route.hosts = *hosts;
           out.split = split;
           out.mirror = mirror;

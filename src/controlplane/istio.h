@@ -54,8 +54,9 @@ IstioPlan PlanIstio(const IstioInput& input);
 // any other name as written.
 std::string IstioFqdn(const std::string& host, const std::string& ns);
 
-// `shares` (percents) of each destination's splits, to whole percents
-// summing to 100 (largest remainder); an empty result when none has any.
+// Each destination's weight times its split's percents, to whole percents
+// (largest remainder); a destination with no split leaves its weight
+// unserved (the route answers 503 for that share); empty when none has any.
 std::vector<KeyShare> CombineShares(
     const std::vector<std::pair<int, std::vector<KeyShare>>>& by_weight);
 

@@ -56,8 +56,8 @@ TEST(CombineShares, MultipliesAndRoundsToOneHundred) {
             (std::vector<KeyShare>{{"a", 45}, {"b", 45}, {"c", 10}}));
   EXPECT_EQ(CombineShares({{50, {{"a", 33}, {"b", 67}}}, {50, {{"c", 100}}}}),
             (std::vector<KeyShare>{{"a", 17}, {"b", 33}, {"c", 50}}));
-  // An unknown destination's weight goes to the others.
-  EXPECT_EQ(CombineShares({{80, {}}, {20, {{"c", 100}}}}), (std::vector<KeyShare>{{"c", 100}}));
+  // An unknown destination's weight stays unserved.
+  EXPECT_EQ(CombineShares({{80, {}}, {20, {{"c", 100}}}}), (std::vector<KeyShare>{{"c", 20}}));
   EXPECT_TRUE(CombineShares({{100, {}}}).empty());
 }
 

@@ -282,7 +282,11 @@ struct Gateway::Impl {
         PickWeighted(route.split, SplitDraw(route.draws->fetch_add(1, std::memory_order_relaxed)));
     if (pick == nullptr)
       return absl::UnavailableError(
-          StrCat("InferenceService ", route.namespace_, "/", route.name, " has no ready revision"));
+          route.component == "virtualservice"
+              ? StrCat("VirtualService ", route.namespace_, "/", route.name,
+                       ": no destination serves this request (see its events)")
+              : StrCat("InferenceService ", route.namespace_, "/", route.name,
+                       " has no ready revision"));
     *pool = s.pools[pick->revision];
     return absl::OkStatus();
   }

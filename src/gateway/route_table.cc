@@ -55,7 +55,9 @@ const WeightedRevision* PickWeighted(const std::vector<WeightedRevision>& split,
     last = &w;
     if (u < cumulative) return &w;
   }
-  return last;  // rounding: u at the very top
+  // Rounding: u at the very top. A split short of 100 leaves its rest
+  // unserved (a VirtualService destination nobody serves).
+  return cumulative >= 100 ? last : nullptr;
 }
 
 std::pair<std::string_view, std::string_view> RevisionService(std::string_view revision) {

@@ -246,7 +246,8 @@ std::string RouteTarget(const Route& route, std::string_view target);
 double SplitDraw(uint64_t n);
 
 // The entry of `split` that a draw `u` in [0, 100) falls in, by the
-// cumulative percents; nullptr when they are all 0 (pure).
+// cumulative percents; nullptr when they are all 0, or when `u` falls past
+// a split that sums to less than 100 (pure).
 const WeightedRevision* PickWeighted(const std::vector<WeightedRevision>& split, double u);
 
 // ---- implementation of the template ----

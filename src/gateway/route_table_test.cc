@@ -82,6 +82,10 @@ TEST(PickWeighted, CumulativePercents) {
   for (const auto& c : cases) EXPECT_EQ(PickWeighted(split, c.u)->revision, c.want) << c.u;
   EXPECT_EQ(PickWeighted({{1, 0}}, 5), nullptr);
   EXPECT_EQ(PickWeighted({}, 5), nullptr);
+  // Short of 100: the rest is nobody's.
+  EXPECT_EQ(PickWeighted({{1, 70}}, 69.9)->revision, 1u);
+  EXPECT_EQ(PickWeighted({{1, 70}}, 70), nullptr);
+  EXPECT_EQ(PickWeighted({{1, 70}}, 100), nullptr);
   // The draw sequence splits any run of requests as the weights say.
   for (int start : {0, 12345}) {
     std::map<size_t, int> seen;

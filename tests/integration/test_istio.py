@@ -29,6 +29,7 @@ lock = threading.Lock()
 calls = {"flaky": 0, "slow": 0}
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # head and body leave at once
     def answer(self):
         path = self.path.split("?")[0]
         status = 200
@@ -316,6 +317,22 @@ spec:
                        "the unrouted service answers 503")
     harness.wait_until(lambda: "missing.default.svc.cluster.local) is not a Knative Service"
                        in platform.cli("get", "events").stdout, 10, "RouteIncomplete event")
+    # Half to a destination nobody serves: that half answers 503, the rest is served.
+    platform.apply_text("""apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: halfway}
+spec:
+  hosts: [halfway.example.com]
+  http:
+  - route:
+    - {destination: {host: missing}, weight: 50}
+    - {destination: {host: ratings, port: {number: 9080}}, weight: 50}
+""", wait=False)
+    harness.wait_until(lambda: call(platform, "/", "halfway.example.com").status_code in (200, 503),
+                       10, "the half-routed service answers")
+    s = requests.Session()
+    codes = [call(platform, "/", "halfway.example.com", session=s).status_code for _ in range(200)]
+    assert abs(codes.count(503) - 100) <= 2 and codes.count(200) + codes.count(503) == 200, codes
     # Deleting a VirtualService removes its routes.
     platform.cli("delete", "vs", "bookinfo")
     harness.wait_until(lambda: call(platform, "/productpage").status_code == 404, 10,
