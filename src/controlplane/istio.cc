@@ -74,9 +74,6 @@ std::vector<KeyShare> CombineShares(
 IstioPlan PlanIstio(const IstioInput& in) {
   IstioPlan plan;
   // ServiceEntry hosts -> the endpoints of each of their ports.
-  struct Entry {
-    const resources::ServiceEntry* se;
-  };
   std::map<std::string, const resources::ServiceEntry*> entries;  // host (and FQDN) -> entry
   for (const auto* se : in.service_entries)
     for (const auto& h : se->hosts) {
