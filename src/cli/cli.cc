@@ -315,9 +315,14 @@ std::string Table(const Kind& kind, const rapidjson::Value& items, bool all_ns, 
     for (const auto& it : items.GetArray())
       rows.push_back({Get(it, {"metadata", "name"}), JoinStrings(it, "gateways"),
                       JoinStrings(it, "hosts"), Age(it)});
+  } else if (kind.plural == "destinationrules") {  // Istio's printer columns
+    header = {"NAME", "HOST", "AGE"};
+    for (const auto& it : items.GetArray())
+      rows.push_back({Get(it, {"metadata", "name"}), Get(it, {"spec", "host"}), Age(it)});
   } else if (kind.plural == "gateways" || kind.plural == "serviceentries") {
     header = {"NAME", "AGE"};
-    for (const auto& it : items.GetArray()) rows.push_back({Get(it, {"metadata", "name"}), Age(it)});
+    for (const auto& it : items.GetArray())
+      rows.push_back({Get(it, {"metadata", "name"}), Age(it)});
   } else if (kind.plural == "revisions") {
     header = {"NAME", "INFERENCESERVICE", "PHASE", "REPLICAS", "READY", "RUNTIME", "AGE"};
     if (wide) header.push_back("REASON");
@@ -411,7 +416,8 @@ int GetCommand(Options& o) {
         "get needs a resource kind: inferenceservices (isvc), servingruntimes, "
         "clusterservingruntimes, inferencegraphs (ig), trainedmodels (tm), services (ksvc), "
         "configurations, routes, revisions, podautoscalers (kpa), deployments (deploy), "
-        "virtualservices (vs), gateways (gw), serviceentries (se), events");
+        "virtualservices (vs), gateways (gw), serviceentries (se), destinationrules (dr), "
+        "events");
   const Kind* kind = FindKind(o.positional[0]);
   if (kind == nullptr) return Fail(StrCat("unknown resource kind \"", o.positional[0], "\""));
   std::string name = o.positional.size() > 1 ? o.positional[1] : "";

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cmath>
 #include <memory>
+#include <tuple>
 
 #include "common/strings.h"
 
@@ -26,7 +27,123 @@ std::optional<gateway::StringMatch> ToMatch(const IstioStringMatch& m) {
 
 bool Wildcard(const std::string& host) { return host == "*" || host.starts_with("*."); }
 
+bool Selects(const std::map<std::string, std::string>& selector,
+             const std::map<std::string, std::string>& labels) {
+  for (const auto& [k, v] : selector) {
+    auto it = labels.find(k);
+    if (it == labels.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+// Exact shares (`exact`, by key, in `order`) as whole percents summing to
+// `target`, by largest remainder; zero shares left out.
+std::vector<KeyShare> Apportion(const std::vector<std::string>& order,
+                                std::map<std::string, double>& exact, int target) {
+  std::vector<KeyShare> out;
+  int assigned = 0;
+  std::vector<std::pair<double, size_t>> remainders;
+  for (const auto& key : order) {
+    const double scaled = exact[key];
+    const int whole = static_cast<int>(std::floor(scaled));
+    remainders.emplace_back(scaled - whole, out.size());
+    out.emplace_back(key, whole);
+    assigned += whole;
+  }
+  std::stable_sort(remainders.begin(), remainders.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (size_t i = 0; assigned < target && i < remainders.size(); ++i, ++assigned)
+    ++out[remainders[i].second].second;
+  std::erase_if(out, [](const KeyShare& s) { return s.second == 0; });
+  return out;
+}
+
+// `shares` scaled to sum to 100.
+std::vector<KeyShare> Rescale(const std::vector<KeyShare>& shares) {
+  int total = 0;
+  for (const auto& [key, percent] : shares) total += percent;
+  if (total <= 0) return {};
+  std::vector<std::string> order;
+  std::map<std::string, double> exact;
+  for (const auto& [key, percent] : shares) {
+    order.push_back(key);
+    exact[key] = 100.0 * percent / total;
+  }
+  return Apportion(order, exact, 100);
+}
+
+// The DestinationRule of `fqdn` for a client in `client_ns` (istio.h), or null.
+const resources::DestinationRule* RuleFor(
+    const std::vector<const resources::DestinationRule*>& rules, const std::string& fqdn,
+    const std::string& client_ns) {
+  // The host's own namespace: {name}.{ns}.svc.cluster.local.
+  std::string host_ns;
+  if (fqdn.ends_with(".svc.cluster.local")) {
+    const size_t first = fqdn.find('.');
+    host_ns = fqdn.substr(first + 1, fqdn.find('.', first + 1) - first - 1);
+  }
+  const resources::DestinationRule* best = nullptr;
+  std::tuple<size_t, int> best_rank{};
+  for (const auto* dr : rules) {
+    size_t specificity = 0;
+    if (dr->host.starts_with("*.")) {
+      if (!fqdn.ends_with(dr->host.substr(1)) || fqdn.size() <= dr->host.size() - 1) continue;
+      specificity = dr->host.size();
+    } else if (IstioFqdn(dr->host, dr->meta.namespace_) == fqdn || dr->host == fqdn) {
+      specificity = std::string::npos;
+    } else {
+      continue;
+    }
+    const int place = dr->meta.namespace_ == client_ns ? 2 : dr->meta.namespace_ == host_ns ? 1 : 0;
+    const std::tuple<size_t, int> rank{specificity, place};
+    // Equal ranks: the first by namespace and name (the input's order).
+    if (best == nullptr || rank > best_rank) {
+      best = dr;
+      best_rank = rank;
+    }
+  }
+  return best;
+}
+
 }  // namespace
+
+std::shared_ptr<const gateway::PoolPolicy> PoolPolicyOf(
+    const resources::IstioTrafficPolicy& host, const resources::IstioTrafficPolicy* subset) {
+  resources::IstioTrafficPolicy p = host;
+  if (subset != nullptr) {
+    if (subset->load_balancer) p.load_balancer = subset->load_balancer;
+    if (subset->connection_pool) p.connection_pool = subset->connection_pool;
+    if (subset->outlier_detection) p.outlier_detection = subset->outlier_detection;
+  }
+  if (p == resources::IstioTrafficPolicy{}) return nullptr;
+  auto out = std::make_shared<gateway::PoolPolicy>();
+  using Balance = gateway::PoolPolicy::Balance;
+  if (const auto& lb = p.load_balancer) {
+    if (lb->simple == "ROUND_ROBIN") out->balance = Balance::kRoundRobin;
+    if (lb->simple == "RANDOM") out->balance = Balance::kRandom;
+    if (!lb->hash_header.empty() || !lb->hash_query.empty()) {
+      out->balance = Balance::kHash;
+      out->hash_header = lb->hash_header;
+      out->hash_query = lb->hash_query;
+    }
+  }
+  if (const auto& cp = p.connection_pool) {
+    for (int limit : {cp->max_connections, cp->http2_max_requests})
+      if (limit > 0 && (out->max_in_flight == 0 || limit < out->max_in_flight))
+        out->max_in_flight = limit;
+    out->max_pending = cp->http1_max_pending_requests;
+    out->close_connections = cp->max_requests_per_connection == 1;
+  }
+  if (const auto& od = p.outlier_detection) {
+    out->consecutive_5xx = od->consecutive_5xx_errors;
+    out->consecutive_gateway = od->consecutive_gateway_errors;
+    out->interval_ms = static_cast<int>(od->interval_ms);
+    out->base_ejection_ms = static_cast<int>(od->base_ejection_time_ms);
+    out->max_ejection_percent = od->max_ejection_percent;
+    out->min_health_percent = od->min_health_percent;
+  }
+  return out;
+}
 
 std::string IstioFqdn(const std::string& host, const std::string& ns) {
   const size_t dots = std::count(host.begin(), host.end(), '.');
@@ -50,25 +167,9 @@ std::vector<KeyShare> CombineShares(
       exact[key] += weight * percent / 100.0;
       total += weight * percent / 100.0;
     }
-  std::vector<KeyShare> out;
-  if (total <= 0) return out;
+  if (total <= 0) return {};
   // What no destination serves stays unserved (answered 503, as Envoy does).
-  const int target = static_cast<int>(std::lround(std::min(total, 100.0)));
-  int assigned = 0;
-  std::vector<std::pair<double, size_t>> remainders;
-  for (const auto& key : order) {
-    const double scaled = exact[key];
-    const int whole = static_cast<int>(std::floor(scaled));
-    remainders.emplace_back(scaled - whole, out.size());
-    out.emplace_back(key, whole);
-    assigned += whole;
-  }
-  std::stable_sort(remainders.begin(), remainders.end(),
-                   [](const auto& a, const auto& b) { return a.first > b.first; });
-  for (size_t i = 0; assigned < target && i < remainders.size(); ++i, ++assigned)
-    ++out[remainders[i].second].second;
-  std::erase_if(out, [](const KeyShare& s) { return s.second == 0; });
-  return out;
+  return Apportion(order, exact, static_cast<int>(std::lround(std::min(total, 100.0))));
 }
 
 IstioPlan PlanIstio(const IstioInput& in) {
@@ -80,18 +181,27 @@ IstioPlan PlanIstio(const IstioInput& in) {
       entries.emplace(h, se);
       entries.emplace(IstioFqdn(h, se->meta.namespace_), se);
     }
+  // Policies of subsets, by key: applied over the hosts' own.
+  std::map<std::string, std::shared_ptr<const gateway::PoolPolicy>> subset_policies;
+  // Which ServiceEntry each endpoint key is of.
+  std::map<std::string, const resources::ServiceEntry*> endpoint_entries;
   auto endpoint_key = [&](const resources::ServiceEntry& se,
-                          const resources::ServiceEntryPort& port) {
+                          const resources::ServiceEntryPort& port,
+                          const resources::IstioSubset* subset) {
     // ':' is in no object name: the key is no revision's.
-    const std::string key =
-        StrCat(se.meta.namespace_, "/serviceentry:", se.meta.name, ":", port.number);
+    const std::string revision =
+        StrCat("serviceentry:", se.meta.name, ":", port.number,
+               subset != nullptr ? StrCat(":", subset->name) : std::string());
+    const std::string key = StrCat(se.meta.namespace_, "/", revision);
     if (!plan.endpoints.contains(key)) {
+      endpoint_entries[key] = &se;
       RevisionRouting& r = plan.endpoints[key];
       r.aspired = true;
       r.phase = RevisionPhase::kReady;
       r.target.key = key;
-      r.target.revision = StrCat("serviceentry:", se.meta.name, ":", port.number);
+      r.target.revision = revision;
       for (const auto& e : se.endpoints) {
+        if (subset != nullptr && !Selects(subset->labels, e.labels)) continue;
         auto named = e.ports.find(port.name);
         const int p = named != e.ports.end()  ? named->second
                       : port.target_port != 0 ? port.target_port
@@ -105,11 +215,52 @@ IstioPlan PlanIstio(const IstioInput& in) {
     }
     return key;
   };
+  // The subset a destination names, from the host's DestinationRule; null
+  // with a problem when there is none.
+  auto subset_of = [&](const resources::IstioDestination& d, const std::string& fqdn,
+                       const std::string& ns, const resources::DestinationRule** rule,
+                       std::vector<std::string>* problems) -> const resources::IstioSubset* {
+    *rule = RuleFor(in.destination_rules, fqdn, ns);
+    if (*rule != nullptr)
+      for (const auto& s : (*rule)->subsets)
+        if (s.name == d.subset) return &s;
+    problems->push_back(*rule == nullptr ? StrCat("destination ", d.host, " subset ", d.subset,
+                                                  ": no DestinationRule for ", fqdn)
+                                         : StrCat("destination ", d.host, " subset ", d.subset,
+                                                  ": DestinationRule ", (*rule)->meta.namespace_,
+                                                  "/", (*rule)->meta.name, " has no such subset"));
+    return nullptr;
+  };
+  auto labels_text = [](const std::map<std::string, std::string>& labels) {
+    std::string out;
+    for (const auto& [k, v] : labels) StrAppend(&out, out.empty() ? "" : ",", k, "=", v);
+    return out;
+  };
   // A destination's revisions and percents; empty with a problem when unknown.
   auto resolve = [&](const resources::IstioDestination& d, const std::string& ns,
                      std::vector<std::string>* problems) -> std::vector<KeyShare> {
     const std::string fqdn = IstioFqdn(d.host, ns);
-    if (auto s = in.services.find(fqdn); s != in.services.end()) return s->second;
+    if (auto s = in.services.find(fqdn); s != in.services.end()) {
+      if (d.subset.empty()) return s->second;
+      const resources::DestinationRule* rule = nullptr;
+      const resources::IstioSubset* subset = subset_of(d, fqdn, ns, &rule, problems);
+      if (subset == nullptr) return {};
+      std::vector<KeyShare> picked;
+      for (const auto& share : s->second) {
+        auto labels = in.revision_labels.find(share.first);
+        if (labels != in.revision_labels.end() && Selects(subset->labels, labels->second))
+          picked.push_back(share);
+      }
+      if (picked.empty()) {
+        problems->push_back(StrCat("destination ", d.host, " subset ", d.subset, " (",
+                                   labels_text(subset->labels),
+                                   ") selects none of the revisions it routes"));
+        return {};
+      }
+      if (auto policy = PoolPolicyOf(rule->traffic_policy, &subset->traffic_policy))
+        for (const auto& share : picked) subset_policies[share.first] = policy;
+      return Rescale(picked);
+    }
     // The namespace's own first; a host as written only when it is a full name.
     auto e = entries.find(fqdn);
     if (e == entries.end() && d.host.find('.') != std::string::npos) e = entries.find(d.host);
@@ -127,7 +278,21 @@ IstioPlan PlanIstio(const IstioInput& in) {
                 : StrCat(": port ", d.port, " is not a port of ServiceEntry ", se.meta.name)));
         return {};
       }
-      return {{endpoint_key(se, *port), 100}};
+      if (d.subset.empty()) return {{endpoint_key(se, *port, nullptr), 100}};
+      const resources::DestinationRule* rule = nullptr;
+      const resources::IstioSubset* subset = subset_of(d, fqdn, ns, &rule, problems);
+      if (subset == nullptr) return {};
+      const std::string key = endpoint_key(se, *port, subset);
+      if (plan.endpoints[key].target.ports.empty()) {
+        plan.endpoints.erase(key);
+        problems->push_back(StrCat("destination ", d.host, " subset ", d.subset, " (",
+                                   labels_text(subset->labels),
+                                   ") selects no endpoint of ServiceEntry ", se.meta.name));
+        return {};
+      }
+      if (auto policy = PoolPolicyOf(rule->traffic_policy, &subset->traffic_policy))
+        subset_policies[key] = policy;
+      return {{key, 100}};
     }
     problems->push_back(StrCat("destination ", d.host, " (", fqdn,
                                ") is not a Knative Service, an InferenceService or a "
@@ -277,6 +442,31 @@ IstioPlan PlanIstio(const IstioInput& in) {
         }
       }
     }
+  }
+  // Each host's own DestinationRule policy, over every revision it reaches;
+  // then the subsets' over theirs.
+  if (!in.destination_rules.empty()) {
+    for (const auto& [fqdn, shares] : in.services) {
+      const std::string ns =
+          fqdn.substr(fqdn.find('.') + 1, fqdn.find('.', fqdn.find('.') + 1) - fqdn.find('.') - 1);
+      const resources::DestinationRule* rule = RuleFor(in.destination_rules, fqdn, ns);
+      if (rule == nullptr) continue;
+      if (auto policy = PoolPolicyOf(rule->traffic_policy, nullptr))
+        for (const auto& share : shares) plan.policies[share.first] = policy;
+    }
+    for (const auto& [key, se] : endpoint_entries) {
+      if (subset_policies.contains(key)) continue;
+      for (const auto& h : se->hosts) {
+        const resources::DestinationRule* rule =
+            RuleFor(in.destination_rules, IstioFqdn(h, se->meta.namespace_), se->meta.namespace_);
+        if (rule == nullptr && h.find('.') != std::string::npos)
+          rule = RuleFor(in.destination_rules, h, se->meta.namespace_);
+        if (rule == nullptr) continue;
+        if (auto policy = PoolPolicyOf(rule->traffic_policy, nullptr)) plan.policies[key] = policy;
+        break;
+      }
+    }
+    for (auto& [key, policy] : subset_policies) plan.policies[key] = policy;
   }
   std::erase_if(plan.problems, [](const auto& p) { return p.second.empty(); });
   return plan;

@@ -16,8 +16,19 @@
 // declare a local endpoint). Routes of VirtualServices with exact hosts come
 // before every InferenceService's and Knative Service's routes, those with
 // wildcard hosts after them.
+//
+// DestinationRules: a host's rule is the one whose host names it exactly
+// (else the longest "*.suffix" that covers it), the client's namespace's
+// first, then the host's own, then any (by namespace and name). Its traffic
+// policy becomes the PoolPolicy of every revision (or ServiceEntry
+// endpoint set) the host reaches. A destination's `subset` picks, by its
+// labels, the ServiceEntry endpoints that carry them (a pool of their own,
+// keyed "{ns}/serviceentry:{name}:{port}:{subset}") or the host's routed
+// revisions that carry them (their percents scaled to 100); the subset's
+// trafficPolicy blocks replace the host's blocks of the same name for them.
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -32,6 +43,9 @@ struct IstioInput {
   std::vector<const resources::VirtualService*> virtual_services;
   std::vector<const resources::IstioGateway*> gateways;
   std::vector<const resources::ServiceEntry*> service_entries;
+  std::vector<const resources::DestinationRule*> destination_rules;
+  // Each revision's labels, by key (what subsets select).
+  std::map<std::string, std::map<std::string, std::string>> revision_labels;
   // Where requests to each in-cluster service go, by its
   // "{name}.{ns}.svc.cluster.local": its routed revisions and percents.
   std::map<std::string, std::vector<KeyShare>> services;
@@ -42,12 +56,19 @@ struct IstioPlan {
   // ServiceEntry endpoints as revision targets, by key
   // ("{ns}/serviceentry:{name}:{port}").
   std::map<std::string, RevisionRouting> endpoints;
+  // DestinationRule traffic policies by revision (or endpoint) key.
+  std::map<std::string, std::shared_ptr<const gateway::PoolPolicy>> policies;
   // Per VirtualService ("ns/name"): what it could not do (a gateway or
   // destination it names that does not exist); empty when it is whole.
   std::map<std::string, std::vector<std::string>> problems;
 };
 
 IstioPlan PlanIstio(const IstioInput& input);
+
+// A DestinationRule's traffic policy as the gateway applies it, `subset`'s
+// blocks replacing the host's (pure); null when neither sets anything.
+std::shared_ptr<const gateway::PoolPolicy> PoolPolicyOf(
+    const resources::IstioTrafficPolicy& host, const resources::IstioTrafficPolicy* subset);
 
 // A destination host as the FQDN it names from namespace `ns`: "reviews" ->
 // reviews.{ns}.svc.cluster.local, "reviews.prod" -> reviews.prod.svc.cluster.local;

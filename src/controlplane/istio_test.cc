@@ -230,5 +230,177 @@ spec:
             nullptr);
 }
 
+template <typename T>
+T ParseOne(const std::string& yaml) {
+  auto parsed = resources::ParseYaml(yaml);
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+  return std::get<T>((*parsed)[0]);
+}
+
+// Bookinfo's reviews: three versions behind one host, as endpoints with
+// labels, and a VirtualService sending 80% to v1 and 20% to v3.
+struct Reviews {
+  resources::ServiceEntry se =
+      ParseOne<resources::ServiceEntry>(R"(apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  ports: [{number: 9080, name: http}]
+  resolution: STATIC
+  endpoints:
+  - {address: 127.0.0.1, ports: {http: 9001}, labels: {version: v1}}
+  - {address: 127.0.0.1, ports: {http: 9002}, labels: {version: v2}}
+  - {address: 127.0.0.1, ports: {http: 9003}, labels: {version: v3}}
+  - {address: 127.0.0.2, ports: {http: 9003}, labels: {version: v3}}
+)");
+  resources::VirtualService vs =
+      ParseOne<resources::VirtualService>(R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: 80
+    - destination: {host: reviews, subset: v3}
+      weight: 20
+)");
+  resources::DestinationRule dr =
+      ParseOne<resources::DestinationRule>(R"(apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer: {simple: RANDOM}
+    outlierDetection: {consecutive5xxErrors: 1}
+  subsets:
+  - name: v1
+    labels: {version: v1}
+  - name: v3
+    labels: {version: v3}
+    trafficPolicy:
+      loadBalancer: {simple: ROUND_ROBIN}
+)");
+  IstioInput Input() const {
+    IstioInput in;
+    in.virtual_services = {&vs};
+    in.service_entries = {&se};
+    in.destination_rules = {&dr};
+    return in;
+  }
+};
+
+TEST(PlanIstio, SubsetsOfAServiceEntryAreTheirOwnEndpointSets) {
+  Reviews r;
+  IstioPlan plan = PlanIstio(r.Input());
+  EXPECT_TRUE(plan.problems.empty());
+  ASSERT_EQ(plan.routes.size(), 1u);
+  EXPECT_EQ(plan.routes[0].split,
+            (std::vector<KeyShare>{{"default/serviceentry:reviews:9080:v1", 80},
+                                   {"default/serviceentry:reviews:9080:v3", 20}}));
+  const auto& v3 = plan.endpoints.at("default/serviceentry:reviews:9080:v3").target;
+  EXPECT_EQ(v3.ports, (std::vector<uint16_t>{9003, 9003}));
+  EXPECT_EQ(v3.hosts, (std::vector<std::string>{"127.0.0.1", "127.0.0.2"}));
+  EXPECT_EQ(plan.endpoints.at("default/serviceentry:reviews:9080:v1").target.ports,
+            (std::vector<uint16_t>{9001}));
+  // The host's policy, and the subset's blocks over it.
+  const auto& v1p = *plan.policies.at("default/serviceentry:reviews:9080:v1");
+  EXPECT_EQ(v1p.balance, gateway::PoolPolicy::Balance::kRandom);
+  EXPECT_EQ(v1p.consecutive_5xx, 1);
+  const auto& v3p = *plan.policies.at("default/serviceentry:reviews:9080:v3");
+  EXPECT_EQ(v3p.balance, gateway::PoolPolicy::Balance::kRoundRobin);
+  EXPECT_EQ(v3p.consecutive_5xx, 1);
+}
+
+TEST(PlanIstio, AnUnknownSubsetOrOneSelectingNothingIsAProblem) {
+  Reviews r;
+  r.vs.http[0].route[1].subset = "v9";
+  r.dr.subsets.push_back({"v4", {{"version", "v4"}}, {}});
+  r.vs.http[0].route[0].subset = "v4";
+  IstioPlan plan = PlanIstio(r.Input());
+  EXPECT_TRUE(plan.routes[0].split.empty());  // both shares unserved: 503
+  EXPECT_EQ(plan.problems.at("default/reviews"),
+            (std::vector<std::string>{
+                "destination reviews subset v4 (version=v4) selects no endpoint of ServiceEntry "
+                "reviews",
+                "destination reviews subset v9: DestinationRule default/reviews has no such "
+                "subset"}));
+  IstioInput no_rule = r.Input();
+  no_rule.destination_rules.clear();
+  plan = PlanIstio(no_rule);
+  EXPECT_EQ(plan.problems.at("default/reviews")[0],
+            "destination reviews subset v4: no DestinationRule for "
+            "reviews.default.svc.cluster.local");
+}
+
+TEST(PlanIstio, SubsetsOfAServiceSelectRoutedRevisionsByLabel) {
+  auto vs = ParseOne<resources::VirtualService>(R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: hello}
+spec:
+  hosts: [hello.example.com]
+  http:
+  - match: [{headers: {x-canary: {exact: "yes"}}}]
+    route: [{destination: {host: hello, subset: canary}}]
+  - route: [{destination: {host: hello, subset: stable}}]
+)");
+  auto dr = ParseOne<resources::DestinationRule>(R"(apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: hello}
+spec:
+  host: hello.default.svc.cluster.local
+  trafficPolicy: {connectionPool: {tcp: {maxConnections: 4}, http: {http2MaxRequests: 2, http1MaxPendingRequests: 3}}}
+  subsets:
+  - {name: canary, labels: {track: canary}}
+  - {name: stable, labels: {track: stable}}
+)");
+  IstioInput in;
+  in.virtual_services = {&vs};
+  in.destination_rules = {&dr};
+  in.services["hello.default.svc.cluster.local"] = {
+      {"default/hello-00001", 45}, {"default/hello-00002", 45}, {"default/hello-00003", 10}};
+  in.revision_labels["default/hello-00001"] = {{"track", "stable"}};
+  in.revision_labels["default/hello-00002"] = {{"track", "stable"}};
+  in.revision_labels["default/hello-00003"] = {{"track", "canary"}};
+  IstioPlan plan = PlanIstio(in);
+  EXPECT_TRUE(plan.problems.empty());
+  ASSERT_EQ(plan.routes.size(), 2u);
+  EXPECT_EQ(plan.routes[0].split, (std::vector<KeyShare>{{"default/hello-00003", 100}}));
+  EXPECT_EQ(plan.routes[1].split,
+            (std::vector<KeyShare>{{"default/hello-00001", 50}, {"default/hello-00002", 50}}));
+  // The host's policy over each of its revisions: the lower limit in flight.
+  for (const char* key : {"default/hello-00001", "default/hello-00002", "default/hello-00003"}) {
+    ASSERT_TRUE(plan.policies.contains(key)) << key;
+    EXPECT_EQ(plan.policies.at(key)->max_in_flight, 2);
+    EXPECT_EQ(plan.policies.at(key)->max_pending, 3);
+  }
+}
+
+TEST(PlanIstio, TheClosestDestinationRuleOfAHostWins) {
+  auto rule = [](const std::string& ns, const std::string& host, const char* lb) {
+    resources::DestinationRule dr;
+    dr.meta.namespace_ = ns;
+    dr.meta.name = "r";
+    dr.host = host;
+    dr.traffic_policy.load_balancer = resources::IstioLoadBalancer{lb, "", ""};
+    return dr;
+  };
+  const auto wildcard = rule("default", "*.svc.cluster.local", "RANDOM");
+  const auto other_ns = rule("prod", "hello.default.svc.cluster.local", "ROUND_ROBIN");
+  const auto own = rule("default", "hello", "LEAST_REQUEST");
+  IstioInput in;
+  in.services["hello.default.svc.cluster.local"] = {{"default/hello-00001", 100}};
+  in.destination_rules = {&wildcard};
+  using Balance = gateway::PoolPolicy::Balance;
+  EXPECT_EQ(PlanIstio(in).policies.at("default/hello-00001")->balance, Balance::kRandom);
+  in.destination_rules = {&wildcard, &other_ns};  // an exact host beats a wildcard
+  EXPECT_EQ(PlanIstio(in).policies.at("default/hello-00001")->balance, Balance::kRoundRobin);
+  in.destination_rules = {&wildcard, &other_ns, &own};  // the host's own namespace next
+  EXPECT_EQ(PlanIstio(in).policies.at("default/hello-00001")->balance, Balance::kLeastRequest);
+}
+
 }  // namespace
 }  // namespace osprey::controlplane

@@ -308,7 +308,8 @@ bool SameRoutes(const RouteTable& a, const RouteTable& b) {
     return x.key == y.key && x.revision == y.revision &&
            x.container_concurrency == y.container_concurrency && x.ports == y.ports &&
            x.hosts == y.hosts && x.grpc_targets == y.grpc_targets &&
-           x.http_sockets == y.http_sockets && x.link_sockets == y.link_sockets;
+           x.http_sockets == y.http_sockets && x.link_sockets == y.link_sockets &&
+           (x.policy == y.policy || (x.policy && y.policy && *x.policy == *y.policy));
   };
   return std::equal(a.routes.begin(), a.routes.end(), b.routes.begin(), b.routes.end(),
                     same_route) &&

@@ -27,6 +27,7 @@ void Forwarder::Attempt(std::unique_ptr<Outbound> call, int attempt) {
   request.links = options_.links_per_replica;
   request.head = call->head;
   request.body = call->body;
+  request.keep_alive = call->keep_alive;
   const auto start = RevisionPool::Clock::now();
   if (attempt == 0) call->attempts_deadline = start + call->timeout;
   const auto left = std::chrono::ceil<std::chrono::milliseconds>(call->attempts_deadline - start);
@@ -38,6 +39,7 @@ void Forwarder::Attempt(std::unique_ptr<Outbound> call, int attempt) {
   auto done = [this, call = std::move(call), attempt,
                per_try_bound](UpstreamResult result) mutable {
     const auto now = RevisionPool::Clock::now();
+    call->pool->Observe(*call->replica, result.status.ok() ? result.http_status : 0, now);
     const bool refused = result.status.code() == absl::StatusCode::kUnavailable;
     if (refused && attempt < call->retries && call->pool->Reassign(*call, now)) {
       call->retried_at.push_back(now);

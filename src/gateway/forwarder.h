@@ -12,6 +12,7 @@
 //   nothing else is retried, and never after a timeout, unless the call's
 //   route asks for it (Outbound::retry_5xx, retry_gateway_error). Each
 //   attempt gets the call's whole timeout, or its per_try_timeout.
+// - Each attempt's outcome is told to its pool (outlier detection).
 // - gRPC calls are sent by the gRPC ingress (grpc++ stays in that target):
 //   the forwarder gives them their replica's target. They are never
 //   retried: grpc++ does not tell whether a failed call reached the replica.
@@ -45,6 +46,7 @@ struct Outbound : RevisionPool::Request {
   bool retry_reset = false;
   std::vector<int> retry_statuses;
   std::chrono::milliseconds per_try_timeout{0};
+  bool keep_alive = true;  // false: a new connection per attempt (UpstreamRequest::keep_alive)
   // When the attempts must have ended (set at the first attempt from
   // `timeout`): no attempt outlives it, and none starts after it.
   std::chrono::steady_clock::time_point attempts_deadline{};

@@ -277,7 +277,8 @@ struct Gateway::Impl {
     return Pick(s, **route, pool);
   }
 
-  absl::Status Pick(const Snapshot& s, const Route& route, RevisionPool** pool) {
+  absl::Status Pick(const Snapshot& s, const Route& route, RevisionPool** pool,
+                    const RevisionTarget** target = nullptr) {
     const WeightedRevision* pick =
         PickWeighted(route.split, SplitDraw(route.draws->fetch_add(1, std::memory_order_relaxed)));
     if (pick == nullptr)
@@ -288,6 +289,7 @@ struct Gateway::Impl {
               : StrCat("InferenceService ", route.namespace_, "/", route.name,
                        " has no ready revision"));
     *pool = s.pools[pick->revision];
+    if (target != nullptr) *target = &s.table->revisions[pick->revision];
     return absl::OkStatus();
   }
 
@@ -553,8 +555,8 @@ void Gateway::Update(std::shared_ptr<const RouteTable> table) {
       if (i < t.link_sockets.size()) a->link_socket = t.link_sockets[i];
       replicas.push_back(std::move(a));
     }
-    for (auto& r :
-         snapshot->pools[index]->SetReplicas(std::move(replicas), t.container_concurrency, now))
+    for (auto& r : snapshot->pools[index]->SetReplicas(std::move(replicas), t.container_concurrency,
+                                                       now, t.policy))
       ready.push_back(std::move(r));
   }
   const std::set<RevisionPool*> present(snapshot->pools.begin(), snapshot->pools.end());
@@ -602,11 +604,12 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
     return;
   }
   RevisionPool* pool = nullptr;
+  const RevisionTarget* target = nullptr;
   absl::Status admitted =
       route == nullptr
           ? absl::NotFoundError(StrCat("no InferenceService serves host '", host, "' or path '",
                                        path, "' (is it applied and ready? `osprey get isvc`)"))
-          : impl_->Pick(*snapshot, *route, &pool);
+          : impl_->Pick(*snapshot, *route, &pool, &target);
   if (admitted.ok() && request.io_context == nullptr)
     admitted = absl::InternalError("the gateway needs the HTTP server's event loop");
   if (!admitted.ok()) {
@@ -623,6 +626,26 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
       policy != nullptr && !policy->authority.empty() ? policy->authority : std::string(host);
   call->body = request.body;
   BuildHead(*call, request.headers, *route);
+  if (const PoolPolicy* pp = target->policy.get(); pp != nullptr) {
+    // A DestinationRule's: the request's hash value, and no connection reuse.
+    if (pp->balance == PoolPolicy::Balance::kHash) {
+      std::optional<std::string_view> value;
+      if (!pp->hash_header.empty()) {
+        value = FindHeader(request.headers, pp->hash_header);
+        if (value->empty()) value.reset();
+      } else {
+        value = internal::QueryParam(query, pp->hash_query);
+      }
+      if (value) {
+        call->hashed = true;
+        call->hash = std::hash<std::string_view>()(*value);
+      }
+    }
+    if (pp->close_connections) {
+      call->head.insert(call->head.size() - 2, "Connection: close\r\n");
+      call->keep_alive = false;
+    }
+  }
   call->retries = route->retries;
   if (policy != nullptr) {
     call->retry_5xx = policy->retry_5xx;

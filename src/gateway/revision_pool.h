@@ -3,8 +3,13 @@
 // One revision's replicas as the gateway balances them: Knative's throttler
 // and activator in one object, with no I/O.
 //
-// - Pick: the ready replica with the fewest requests outstanding and room
-//   under containerConcurrency (ties: the first in route-table order).
+// - Pick: among the ready replicas with room under containerConcurrency
+//   and not ejected, the one the revision's PoolPolicy balances to: by
+//   default the one with the fewest requests outstanding (ties: the first
+//   in route-table order); or round robin, at random, or by the request's
+//   hash (rendezvous hashing: a replica leaving moves only its own share).
+// - Outlier detection (PoolPolicy): each attempt's outcome is told
+//   (Observe); consecutive failures eject a replica for a while.
 // - Admission: a request takes such a replica at once, or waits in the
 //   revision's bounded FIFO queue (the activator) until one has room: when a
 //   call ends (Release) or replicas arrive (SetReplicas). Past the queue's
@@ -20,6 +25,7 @@
 // briefly and runs no callback under it. Requests handed back (assigned or
 // expired) are the caller's to send or refuse, outside the lock.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -71,6 +77,10 @@ class RevisionPool {
     // cold start; its arrival-to-answer time is the cold start's duration).
     Clock::duration queue_wait{};
     bool cold_start = false;
+    // Set by the caller for a revision balanced by hash: the hash of the
+    // request's value (none: it takes a replica at random).
+    bool hashed = false;
+    uint64_t hash = 0;
   };
   using RequestPtr = std::unique_ptr<Request>;
 
@@ -91,11 +101,13 @@ class RevisionPool {
   uint32_t id() const { return id_; }
 
   // The revision's ready replicas from a new route table (the revision is
-  // routed again). A replica kept (same host and port) keeps its
-  // outstanding count.
+  // routed again), and how they are used (null: the defaults). A replica
+  // kept (same host and port) keeps its outstanding count and its outlier
+  // state.
   // Returns the queued requests that now have a replica.
   std::vector<RequestPtr> SetReplicas(std::vector<std::shared_ptr<const ReplicaAddress>> replicas,
-                                      int container_concurrency, Clock::time_point now);
+                                      int container_concurrency, Clock::time_point now,
+                                      std::shared_ptr<const PoolPolicy> policy = nullptr);
   // The revision left the route table: no replica, and the next Expire
   // hands back every queued request.
   void Unroute();
@@ -119,6 +131,14 @@ class RevisionPool {
   // A call on `replica` (its host and port) ended. Returns the queued
   // requests that now have a replica.
   std::vector<RequestPtr> Release(const ReplicaAddress& replica, Clock::time_point now);
+
+  // One attempt's outcome on `replica`, for outlier detection: the answer's
+  // HTTP status, or 0 when there was none (not reached, broken exchange,
+  // timeout). Costs nothing when the policy has no outlier detection.
+  void Observe(const ReplicaAddress& replica, int http_status, Clock::time_point now);
+
+  // Replicas ejected by outlier detection now.
+  int ejected(Clock::time_point now) const;
 
   // The replica of `request` refused the connection (nothing reached it):
   // moves the request to another replica (another host or port) with room,
@@ -145,9 +165,21 @@ class RevisionPool {
   struct Slot {
     std::shared_ptr<const ReplicaAddress> address;
     int outstanding = 0;
+    uint64_t id_hash = 0;  // of its host and port (rendezvous hashing)
+    // Outlier detection.
+    int consecutive_5xx = 0;
+    int consecutive_gateway = 0;
+    int ejections = 0;  // its ejection multiplier
+    Clock::time_point ejected_until{};
+    bool Ejected(Clock::time_point now) const { return ejected_until > now; }
   };
   // With mu_ held.
-  Slot* Pick(const ReplicaAddress* avoid);
+  Slot* Pick(const ReplicaAddress* avoid, const Request* request, Clock::time_point now);
+  // Whether outlier detection's ejections count now (enough replicas are healthy).
+  bool Ejecting(Clock::time_point now) const;
+  int queue_limit() const {
+    return policy_.max_pending > 0 ? policy_.max_pending : options_.queue_limit;
+  }
   void Integrate(Clock::time_point now);
   void Assign(Request& request, Slot& slot);
   std::vector<RequestPtr> Drain(Clock::time_point now);
@@ -160,6 +192,10 @@ class RevisionPool {
   mutable std::mutex mu_;
   std::vector<Slot> replicas_;
   int container_concurrency_ = 0;
+  PoolPolicy policy_;
+  std::atomic<bool> outlier_detection_{false};
+  size_t round_robin_ = 0;
+  uint64_t random_state_ = 0x9e3779b97f4a7c15ull;
   bool routed_ = true;
   // A cold start's request is held: no other is marked until replicas come.
   bool cold_start_held_ = false;

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,14 +30,38 @@ class Harness {
  public:
   explicit Harness(RevisionPool::Options options = {}) : pool_("ns/r", "r", 7, options, kT0) {}
 
-  void Set(std::vector<uint16_t> ports, int cc, Clock::duration at) {
+  void Set(std::vector<uint16_t> ports, int cc, Clock::duration at,
+           std::shared_ptr<const PoolPolicy> policy = nullptr) {
     std::vector<std::shared_ptr<const ReplicaAddress>> replicas;
     for (uint16_t p : ports) {
       auto a = std::make_shared<ReplicaAddress>();
       a->port = p;
       replicas.push_back(std::move(a));
     }
-    Keep(pool_.SetReplicas(std::move(replicas), cc, kT0 + at));
+    Keep(pool_.SetReplicas(std::move(replicas), cc, kT0 + at, std::move(policy)));
+  }
+
+  // An attempt's outcome on the replica at `port` (127.0.0.1).
+  void Observe(uint16_t port, int status, Clock::duration at) {
+    ReplicaAddress a;
+    a.port = port;
+    pool_.Observe(a, status, kT0 + at);
+  }
+
+  // The port request n holds, and its call ended at once.
+  int AdmitAndRelease(Clock::duration at, std::optional<uint64_t> hash = std::nullopt) {
+    auto r = std::make_unique<TestRequest>();
+    r->n = ++made_;
+    if (hash) {
+      r->hashed = true;
+      r->hash = *hash;
+    }
+    RevisionPool::RequestPtr request = std::move(r);
+    auto a = pool_.Admit(request, true, kT0 + at);
+    if (a.result != RevisionPool::Admitted::kAssigned) return -1;
+    const int port = request->replica->port;
+    pool_.Release(*request->replica, kT0 + at);
+    return port;
   }
 
   // Replicas on other hosts: "host:port" each.
@@ -341,6 +367,111 @@ TEST(RevisionPoolTest, CollectAveragesConcurrencyAndRateSinceTheLastCall) {
   EXPECT_DOUBLE_EQ(st.concurrency, 1.5);
   EXPECT_DOUBLE_EQ(st.rps, 0);
   EXPECT_EQ(st.waiting, 1);
+}
+
+std::shared_ptr<const PoolPolicy> Policy(PoolPolicy p) {
+  return std::make_shared<const PoolPolicy>(std::move(p));
+}
+
+TEST(RevisionPoolTest, RoundRobinTakesEachReplicaInTurn) {
+  Harness h;
+  h.Set({8001, 8002, 8003}, 0, 0s, Policy({.balance = PoolPolicy::Balance::kRoundRobin}));
+  std::vector<int> got;
+  for (int i = 0; i < 6; ++i) got.push_back(h.AdmitAndRelease(0s));
+  EXPECT_EQ(got, (std::vector<int>{8001, 8002, 8003, 8001, 8002, 8003}));
+}
+
+TEST(RevisionPoolTest, RandomSpreadsOverEveryReplica) {
+  Harness h;
+  h.Set({8001, 8002, 8003}, 0, 0s, Policy({.balance = PoolPolicy::Balance::kRandom}));
+  std::map<int, int> count;
+  for (int i = 0; i < 3000; ++i) ++count[h.AdmitAndRelease(0s)];
+  ASSERT_EQ(count.size(), 3u);
+  for (const auto& [port, n] : count) EXPECT_NEAR(n, 1000, 150) << port;
+}
+
+TEST(RevisionPoolTest, HashSendsAValueToOneReplicaAndMovesFewWhenOneLeaves) {
+  Harness h;
+  const auto policy = Policy({.balance = PoolPolicy::Balance::kHash, .hash_header = "x-user"});
+  h.Set({8001, 8002, 8003, 8004}, 0, 0s, policy);
+  std::map<uint64_t, int> first;
+  std::map<int, int> spread;
+  for (uint64_t v = 1; v <= 400; ++v) {
+    first[v] = h.AdmitAndRelease(0s, v * 7919);
+    ++spread[first[v]];
+    EXPECT_EQ(h.AdmitAndRelease(0s, v * 7919), first[v]);  // the same value, the same replica
+  }
+  EXPECT_EQ(spread.size(), 4u);
+  // 8003 leaves: only its values move.
+  h.Set({8001, 8002, 8004}, 0, 1s, policy);
+  for (uint64_t v = 1; v <= 400; ++v) {
+    const int now = h.AdmitAndRelease(1s, v * 7919);
+    if (first[v] != 8003) EXPECT_EQ(now, first[v]) << v;
+    EXPECT_NE(now, 8003);
+  }
+}
+
+TEST(RevisionPoolTest, ConnectionPoolLimitsInFlightAndWaiting) {
+  Harness h;
+  h.Set({8001, 8002}, 0, 0s, Policy({.max_in_flight = 1, .max_pending = 1}));
+  EXPECT_EQ(h.Admit(0s), "assigned 1@8001");
+  EXPECT_EQ(h.Admit(0s), "queued");
+  EXPECT_EQ(h.Admit(0s),
+            "full: revision r is at its DestinationRule's connectionPool limits: 1 requests in "
+            "flight and 1 waiting");
+  EXPECT_EQ(h.Release(1, 1s), "ready 2@8001");
+}
+
+TEST(RevisionPoolTest, OutlierDetectionEjectsAFailingReplicaAndBringsItBack) {
+  Harness h;
+  PoolPolicy p;
+  p.consecutive_5xx = 3;
+  p.base_ejection_ms = 10000;
+  p.interval_ms = 1000;
+  p.max_ejection_percent = 50;
+  h.Set({8001, 8002}, 0, 0s, Policy(p));
+  h.Observe(8001, 503, 0s);
+  h.Observe(8001, 200, 0s);  // a success starts the count again
+  h.Observe(8001, 500, 0s);
+  h.Observe(8001, 0, 0s);  // not reached: counts
+  EXPECT_EQ(h.pool().ejected(kT0), 0);
+  h.Observe(8001, 502, 1s);
+  EXPECT_EQ(h.pool().ejected(kT0 + 1s), 1);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(h.AdmitAndRelease(2s), 8002);
+  // Only half may be ejected: 8002 stays whatever it answers.
+  for (int i = 0; i < 5; ++i) h.Observe(8002, 503, 3s);
+  EXPECT_EQ(h.pool().ejected(kT0 + 3s), 1);
+  EXPECT_EQ(h.AdmitAndRelease(3s), 8002);
+  // Back after the base ejection time.
+  EXPECT_EQ(h.pool().ejected(kT0 + 11s), 0);
+  EXPECT_EQ(h.AdmitAndRelease(11s), 8001);
+  // Ejected again within an interval of its return: twice as long.
+  for (int i = 0; i < 3; ++i) h.Observe(8001, 500, 11s);
+  EXPECT_EQ(h.pool().ejected(kT0 + 30s), 1);
+  EXPECT_EQ(h.pool().ejected(kT0 + 31s), 0);
+  // After enough intervals back, the multiplier is spent: the base time again.
+  for (int i = 0; i < 3; ++i) h.Observe(8001, 500, 60s);
+  EXPECT_EQ(h.pool().ejected(kT0 + 69s), 1);
+  EXPECT_EQ(h.pool().ejected(kT0 + 70s), 0);
+}
+
+TEST(RevisionPoolTest, EveryReplicaEjectedRefusesAndMinHealthIgnoresEjections) {
+  Harness h;
+  PoolPolicy p;
+  p.consecutive_gateway = 1;
+  p.consecutive_5xx = 0;
+  p.max_ejection_percent = 100;
+  h.Set({8001}, 0, 0s, Policy(p));
+  h.Observe(8001, 500, 0s);  // not a gateway error
+  EXPECT_EQ(h.pool().ejected(kT0), 0);
+  h.Observe(8001, 503, 0s);
+  EXPECT_EQ(h.Admit(1s),
+            "full: no healthy replica of revision r: outlier detection ejected every one "
+            "(DestinationRule outlierDetection)");
+  // With min_health_percent, too few healthy replicas: every replica serves.
+  p.min_health_percent = 50;
+  h.Set({8001}, 0, 1s, Policy(p));
+  EXPECT_EQ(h.Admit(1s), "assigned 2@8001");
 }
 
 }  // namespace

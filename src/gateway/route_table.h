@@ -66,6 +66,46 @@ struct HeaderMatch {
   StringMatch value;
 };
 
+// How a revision's replicas are used (an Istio DestinationRule's traffic
+// policy, as Envoy applies a cluster's): which replica a request takes,
+// how many requests may be in flight and waiting, and outlier detection,
+// which ejects a replica after consecutive failures for a while.
+struct PoolPolicy {
+  enum class Balance {
+    kLeastRequest,  // the replica with the fewest requests outstanding (the default)
+    kRoundRobin,
+    kRandom,
+    kHash,  // by a hash of `hash_header` or `hash_query`: the same value, the same replica
+  };
+  Balance balance = Balance::kLeastRequest;
+  std::string hash_header;  // lower case
+  std::string hash_query;
+  // Requests in flight across the replicas (connectionPool: the lower of
+  // tcp.maxConnections and http.http2MaxRequests); 0: no bound but each
+  // replica's containerConcurrency.
+  int max_in_flight = 0;
+  // Requests waiting for room (http.http1MaxPendingRequests); 0: the
+  // gateway's queue limit. Past it a request is refused at once (503).
+  int max_pending = 0;
+  bool close_connections = false;  // maxRequestsPerConnection 1: no connection reuse
+  // Outlier detection (each count 0: off). A replica is ejected after
+  // `consecutive_5xx` answers of 500-599 in a row, or `consecutive_gateway`
+  // of 502, 503 or 504 in a row (a failure to reach it, a broken exchange
+  // or a timeout counts as both), for base_ejection_ms times the number of
+  // its ejections; each interval_ms it spends back in the pool takes one
+  // from that number. No more than max_ejection_percent of the replicas are
+  // ejected at once (always at least one may be); while fewer than
+  // min_health_percent are left, ejections are ignored.
+  int consecutive_5xx = 0;
+  int consecutive_gateway = 0;
+  int interval_ms = 10000;
+  int base_ejection_ms = 30000;
+  int max_ejection_percent = 10;
+  int min_health_percent = 0;
+  bool outlier_detection() const { return consecutive_5xx > 0 || consecutive_gateway > 0; }
+  bool operator==(const PoolPolicy&) const = default;
+};
+
 // One revision's replicas as the control plane sees them.
 struct RevisionTarget {
   std::string key;              // "{namespace}/{revision}": unique
@@ -85,6 +125,7 @@ struct RevisionTarget {
   // e.g. pod IPs); "" or absent: 127.0.0.1. A replica is known by its host
   // and port together.
   std::vector<std::string> hosts;
+  std::shared_ptr<const PoolPolicy> policy;  // null: the defaults
 };
 
 struct WeightedRevision {

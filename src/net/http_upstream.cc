@@ -252,7 +252,7 @@ class Call : public std::enable_shared_from_this<Call> {
 
   void Acquire(bool fresh) {
     auto& idle = IdleFor(req_);
-    if (!fresh && !idle.empty()) {
+    if (!fresh && !idle.empty() && req_.keep_alive) {
       conn_ = std::move(idle.back());
       idle.pop_back();
       reused_ = true;
@@ -348,7 +348,7 @@ class Call : public std::enable_shared_from_this<Call> {
     // A replica answers one request at a time on a connection: bytes past
     // this answer would be a broken exchange, so such a connection is dropped.
     conn_->buffer.consume(head_size_ + answer_.content_length);
-    if (answer_.keep_alive && conn_->buffer.size() == 0) {
+    if (answer_.keep_alive && req_.keep_alive && conn_->buffer.size() == 0) {
       if (conn_->buffer.capacity() > kKeptBuffer) conn_->buffer.shrink_to_fit();
       IdleFor(req_).push_back(std::move(conn_));
     }
@@ -398,7 +398,7 @@ class Call : public std::enable_shared_from_this<Call> {
                 ": ", std::string_view(f.value().data(), f.value().size()), "\r\n");
     }
     r.body = std::move(msg.body());
-    if (msg.keep_alive()) {
+    if (msg.keep_alive() && req_.keep_alive) {
       if (conn_->buffer.capacity() > kKeptBuffer) conn_->buffer.shrink_to_fit();
       IdleFor(req_).push_back(std::move(conn_));
     }

@@ -49,6 +49,9 @@ struct UpstreamRequest {
   std::string_view head;
   std::shared_ptr<const std::string> body;
   std::chrono::milliseconds timeout{60000};
+  // false: a new connection, closed after the answer (the head should say
+  // "Connection: close"); true: an idle kept-alive one when there is one.
+  bool keep_alive = true;
 };
 
 struct UpstreamResult {

@@ -1,4 +1,4 @@
-// Istio's Gateway, VirtualService and ServiceEntry: parsing with Istio's
+// Istio's Gateway, VirtualService, ServiceEntry and DestinationRule: parsing with Istio's
 // validation rules, and canonical JSON (istio.h).
 
 #include "resources/istio.h"
@@ -145,9 +145,10 @@ absl::Status ReadHeaderOps(const Value& v, std::string_view path, IstioHeaderOpe
 absl::Status ReadDestination(const Value& v, std::string_view path, IstioDestination* out) {
   OSPREY_RETURN_IF_ERROR(ExpectMap(v, path));
   OSPREY_RETURN_IF_ERROR(CheckFields(v, path, {"host", "port", "subset"}));
-  if (v.Find("subset") != nullptr)
+  OSPREY_RETURN_IF_ERROR(ReadString(v, "subset", path, &out->subset));
+  if (v.Find("subset") != nullptr && !IsDns1123Label(out->subset))
     return Error(v.Find("subset"), Field(path, "subset"),
-                 "not supported by Osprey yet (DestinationRule subsets)");
+                 StrCat("\"", out->subset, "\" is invalid: a subset name is a DNS label"));
   OSPREY_RETURN_IF_ERROR(ReadString(v, "host", path, &out->host));
   if (out->host.empty()) return Error(&v, Field(path, "host"), "required");
   out->host = Lower(out->host);
@@ -512,9 +513,188 @@ absl::StatusOr<ServiceEntry> ParseServiceEntry(const Value& doc) {
         e.ports[name] = static_cast<int>(port.i);
       }
     }
+    OSPREY_RETURN_IF_ERROR(ReadStringsMap(item, "labels", at, &e.labels));
     se.endpoints.push_back(std::move(e));
   }
   return se;
+}
+
+// A positive count of a connection pool or outlier detection; absent: *out
+// unchanged.
+absl::Status ReadCount(const Value& parent, std::string_view key, std::string_view path, int* out,
+                       int min = 0) {
+  std::optional<int> n;
+  OSPREY_RETURN_IF_ERROR(ReadIntField(parent, key, path, &n));
+  if (!n) return absl::OkStatus();
+  if (*n < min) return Error(parent.Find(key), Field(path, key), StrCat("must be at least ", min));
+  *out = *n;
+  return absl::OkStatus();
+}
+
+absl::Status ReadPercentInt(const Value& parent, std::string_view key, std::string_view path,
+                            int* out) {
+  OSPREY_RETURN_IF_ERROR(ReadCount(parent, key, path, out));
+  if (*out > 100)
+    return Error(parent.Find(key), Field(path, key), StrCat("must be between 0 and 100"));
+  return absl::OkStatus();
+}
+
+absl::Status NotYet(const Value& map, std::string_view path,
+                    std::initializer_list<std::string_view> fields) {
+  for (std::string_view f : fields)
+    if (const Value* v = map.Find(f); v != nullptr)
+      return Error(v, Field(path, f), "not supported by Osprey yet");
+  return absl::OkStatus();
+}
+
+absl::Status ReadTrafficPolicy(const Value& v, std::string_view path, IstioTrafficPolicy* out) {
+  OSPREY_RETURN_IF_ERROR(ExpectMap(v, path));
+  OSPREY_RETURN_IF_ERROR(CheckFields(v, path,
+                                     {"loadBalancer", "connectionPool", "outlierDetection", "tls",
+                                      "portLevelSettings", "tunnel", "proxyProtocol"}));
+  OSPREY_RETURN_IF_ERROR(NotYet(v, path, {"tls", "portLevelSettings", "tunnel", "proxyProtocol"}));
+  if (const Value* lb = v.Find("loadBalancer"); lb != nullptr) {
+    const std::string at = Field(path, "loadBalancer");
+    OSPREY_RETURN_IF_ERROR(ExpectMap(*lb, at));
+    OSPREY_RETURN_IF_ERROR(CheckFields(
+        *lb, at, {"simple", "consistentHash", "localityLbSetting", "warmupDurationSecs"}));
+    OSPREY_RETURN_IF_ERROR(NotYet(*lb, at, {"localityLbSetting", "warmupDurationSecs"}));
+    IstioLoadBalancer b;
+    OSPREY_RETURN_IF_ERROR(ReadString(*lb, "simple", at, &b.simple));
+    if (b.simple == "LEAST_CONN") b.simple = "LEAST_REQUEST";
+    if (b.simple == "UNSPECIFIED") b.simple.clear();
+    if (b.simple == "PASSTHROUGH")
+      return Error(lb->Find("simple"), Field(at, "simple"),
+                   "PASSTHROUGH is not served by Osprey: its gateway always picks the replica "
+                   "(ROUND_ROBIN, LEAST_REQUEST or RANDOM)");
+    if (!b.simple.empty() && b.simple != "ROUND_ROBIN" && b.simple != "LEAST_REQUEST" &&
+        b.simple != "RANDOM")
+      return Error(
+          lb->Find("simple"), Field(at, "simple"),
+          StrCat("\"", b.simple, "\" is invalid: must be ROUND_ROBIN, LEAST_REQUEST or RANDOM"));
+    if (const Value* ch = lb->Find("consistentHash"); ch != nullptr) {
+      const std::string cat = Field(at, "consistentHash");
+      if (!b.simple.empty())
+        return Error(ch, cat, "give either simple or consistentHash, not both");
+      OSPREY_RETURN_IF_ERROR(ExpectMap(*ch, cat));
+      OSPREY_RETURN_IF_ERROR(CheckFields(*ch, cat,
+                                         {"httpHeaderName", "httpQueryParameterName", "httpCookie",
+                                          "useSourceIp", "ringHash", "maglev", "minimumRingSize"}));
+      OSPREY_RETURN_IF_ERROR(
+          NotYet(*ch, cat, {"httpCookie", "useSourceIp", "ringHash", "maglev", "minimumRingSize"}));
+      OSPREY_RETURN_IF_ERROR(ReadString(*ch, "httpHeaderName", cat, &b.hash_header));
+      OSPREY_RETURN_IF_ERROR(ReadString(*ch, "httpQueryParameterName", cat, &b.hash_query));
+      b.hash_header = Lower(b.hash_header);
+      if (b.hash_header.empty() == b.hash_query.empty())
+        return Error(ch, cat, "give exactly one of httpHeaderName or httpQueryParameterName");
+    }
+    out->load_balancer = std::move(b);
+  }
+  if (const Value* cp = v.Find("connectionPool"); cp != nullptr) {
+    const std::string at = Field(path, "connectionPool");
+    OSPREY_RETURN_IF_ERROR(ExpectMap(*cp, at));
+    OSPREY_RETURN_IF_ERROR(CheckFields(*cp, at, {"tcp", "http"}));
+    IstioConnectionPool pool;
+    if (const Value* tcp = cp->Find("tcp"); tcp != nullptr) {
+      const std::string tat = Field(at, "tcp");
+      OSPREY_RETURN_IF_ERROR(ExpectMap(*tcp, tat));
+      OSPREY_RETURN_IF_ERROR(CheckFields(*tcp, tat,
+                                         {"maxConnections", "connectTimeout", "tcpKeepalive",
+                                          "maxConnectionDuration", "idleTimeout"}));
+      OSPREY_RETURN_IF_ERROR(NotYet(
+          *tcp, tat, {"connectTimeout", "tcpKeepalive", "maxConnectionDuration", "idleTimeout"}));
+      OSPREY_RETURN_IF_ERROR(ReadCount(*tcp, "maxConnections", tat, &pool.max_connections, 1));
+    }
+    if (const Value* http = cp->Find("http"); http != nullptr) {
+      const std::string hat = Field(at, "http");
+      OSPREY_RETURN_IF_ERROR(ExpectMap(*http, hat));
+      OSPREY_RETURN_IF_ERROR(CheckFields(
+          *http, hat,
+          {"http1MaxPendingRequests", "http2MaxRequests", "maxRequestsPerConnection", "maxRetries",
+           "idleTimeout", "h2UpgradePolicy", "useClientProtocol", "maxConcurrentStreams"}));
+      OSPREY_RETURN_IF_ERROR(NotYet(*http, hat,
+                                    {"maxRetries", "idleTimeout", "h2UpgradePolicy",
+                                     "useClientProtocol", "maxConcurrentStreams"}));
+      OSPREY_RETURN_IF_ERROR(
+          ReadCount(*http, "http1MaxPendingRequests", hat, &pool.http1_max_pending_requests, 1));
+      OSPREY_RETURN_IF_ERROR(
+          ReadCount(*http, "http2MaxRequests", hat, &pool.http2_max_requests, 1));
+      OSPREY_RETURN_IF_ERROR(
+          ReadCount(*http, "maxRequestsPerConnection", hat, &pool.max_requests_per_connection, 0));
+      if (pool.max_requests_per_connection > 1)
+        return Error(http->Find("maxRequestsPerConnection"), Field(hat, "maxRequestsPerConnection"),
+                     "only 1 (no connection reuse) is served by Osprey yet; leave it out to "
+                     "reuse connections without a bound");
+    }
+    out->connection_pool = pool;
+  }
+  if (const Value* od = v.Find("outlierDetection"); od != nullptr) {
+    const std::string at = Field(path, "outlierDetection");
+    OSPREY_RETURN_IF_ERROR(ExpectMap(*od, at));
+    OSPREY_RETURN_IF_ERROR(
+        CheckFields(*od, at,
+                    {"consecutive5xxErrors", "consecutiveGatewayErrors", "consecutiveErrors",
+                     "interval", "baseEjectionTime", "maxEjectionPercent", "minHealthPercent",
+                     "splitExternalLocalOriginErrors", "consecutiveLocalOriginFailures"}));
+    OSPREY_RETURN_IF_ERROR(
+        NotYet(*od, at, {"splitExternalLocalOriginErrors", "consecutiveLocalOriginFailures"}));
+    IstioOutlierDetection o;
+    OSPREY_RETURN_IF_ERROR(ReadCount(*od, "consecutiveErrors", at, &o.consecutive_gateway_errors));
+    OSPREY_RETURN_IF_ERROR(
+        ReadCount(*od, "consecutiveGatewayErrors", at, &o.consecutive_gateway_errors));
+    OSPREY_RETURN_IF_ERROR(ReadCount(*od, "consecutive5xxErrors", at, &o.consecutive_5xx_errors));
+    OSPREY_RETURN_IF_ERROR(ReadDuration(*od, "interval", at, &o.interval_ms));
+    OSPREY_RETURN_IF_ERROR(ReadDuration(*od, "baseEjectionTime", at, &o.base_ejection_time_ms));
+    OSPREY_RETURN_IF_ERROR(ReadPercentInt(*od, "maxEjectionPercent", at, &o.max_ejection_percent));
+    OSPREY_RETURN_IF_ERROR(ReadPercentInt(*od, "minHealthPercent", at, &o.min_health_percent));
+    out->outlier_detection = o;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DestinationRule> ParseDestinationRule(const Value& doc) {
+  DestinationRule dr;
+  OSPREY_RETURN_IF_ERROR(ParseObjectMeta(doc, &dr.meta));
+  const Value* spec = doc.Find("spec");
+  if (spec == nullptr) return Error(&doc, "spec.host", "required");
+  OSPREY_RETURN_IF_ERROR(ExpectMap(*spec, "spec"));
+  OSPREY_RETURN_IF_ERROR(CheckFields(
+      *spec, "spec", {"host", "trafficPolicy", "subsets", "exportTo", "workloadSelector"}));
+  OSPREY_RETURN_IF_ERROR(NotYet(*spec, "spec", {"workloadSelector"}));
+  OSPREY_RETURN_IF_ERROR(ReadString(*spec, "host", "spec", &dr.host));
+  if (dr.host.empty()) return Error(spec, "spec.host", "required");
+  dr.host = Lower(dr.host);
+  OSPREY_RETURN_IF_ERROR(CheckHost(spec->Find("host"), "spec.host", dr.host));
+  if (dr.host == "*")
+    return Error(spec->Find("host"), "spec.host", "must name a host or \"*.suffix\", not \"*\"");
+  if (const Value* tp = spec->Find("trafficPolicy"); tp != nullptr)
+    OSPREY_RETURN_IF_ERROR(ReadTrafficPolicy(*tp, "spec.trafficPolicy", &dr.traffic_policy));
+  if (const Value* subsets = spec->Find("subsets"); subsets != nullptr) {
+    if (subsets->kind != Value::Kind::kList)
+      return Error(subsets, "spec.subsets", StrCat("expected a list, got ", Describe(*subsets)));
+    for (size_t i = 0; i < subsets->list.size(); ++i) {
+      const Value& item = subsets->list[i];
+      const std::string at = Index("spec.subsets", i);
+      OSPREY_RETURN_IF_ERROR(ExpectMap(item, at));
+      OSPREY_RETURN_IF_ERROR(CheckFields(item, at, {"name", "labels", "trafficPolicy"}));
+      IstioSubset s;
+      OSPREY_RETURN_IF_ERROR(ReadString(item, "name", at, &s.name));
+      if (s.name.empty()) return Error(&item, Field(at, "name"), "required");
+      if (!IsDns1123Label(s.name))
+        return Error(item.Find("name"), Field(at, "name"),
+                     StrCat("\"", s.name, "\" is invalid: a subset name is a DNS label"));
+      for (const auto& other : dr.subsets)
+        if (other.name == s.name)
+          return Error(item.Find("name"), Field(at, "name"),
+                       StrCat("\"", s.name, "\" is not unique"));
+      OSPREY_RETURN_IF_ERROR(ReadStringsMap(item, "labels", at, &s.labels));
+      if (const Value* tp = item.Find("trafficPolicy"); tp != nullptr)
+        OSPREY_RETURN_IF_ERROR(
+            ReadTrafficPolicy(*tp, Field(at, "trafficPolicy"), &s.traffic_policy));
+      dr.subsets.push_back(std::move(s));
+    }
+  }
+  return dr;
 }
 
 void StringMatchJson(json::Writer& w, const IstioStringMatch& m) {
@@ -558,11 +738,77 @@ void DurationJson(json::Writer& w, std::string_view key, int64_t ms) {
 void DestinationJson(json::Writer& w, const IstioDestination& d) {
   w.StartObject();
   json::Field(w, "host", d.host);
+  json::FieldIfSet(w, "subset", d.subset);
   if (d.port != 0) {
     json::Key(w, "port");
     w.StartObject();
     json::Key(w, "number");
     w.Int(d.port);
+    w.EndObject();
+  }
+  w.EndObject();
+}
+
+void LabelsJson(json::Writer& w, const std::map<std::string, std::string>& labels) {
+  if (labels.empty()) return;
+  json::Key(w, "labels");
+  w.StartObject();
+  for (const auto& [k, v] : labels) json::Field(w, k, v);
+  w.EndObject();
+}
+
+void IntField(json::Writer& w, std::string_view key, int value) {
+  json::Key(w, key);
+  w.Int(value);
+}
+
+void TrafficPolicyJson(json::Writer& w, const IstioTrafficPolicy& p) {
+  json::Key(w, "trafficPolicy");
+  w.StartObject();
+  if (const auto& lb = p.load_balancer) {
+    json::Key(w, "loadBalancer");
+    w.StartObject();
+    json::FieldIfSet(w, "simple", lb->simple);
+    if (!lb->hash_header.empty() || !lb->hash_query.empty()) {
+      json::Key(w, "consistentHash");
+      w.StartObject();
+      json::FieldIfSet(w, "httpHeaderName", lb->hash_header);
+      json::FieldIfSet(w, "httpQueryParameterName", lb->hash_query);
+      w.EndObject();
+    }
+    w.EndObject();
+  }
+  if (const auto& cp = p.connection_pool) {
+    json::Key(w, "connectionPool");
+    w.StartObject();
+    if (cp->max_connections > 0) {
+      json::Key(w, "tcp");
+      w.StartObject();
+      IntField(w, "maxConnections", cp->max_connections);
+      w.EndObject();
+    }
+    if (cp->http1_max_pending_requests > 0 || cp->http2_max_requests > 0 ||
+        cp->max_requests_per_connection > 0) {
+      json::Key(w, "http");
+      w.StartObject();
+      if (cp->http1_max_pending_requests > 0)
+        IntField(w, "http1MaxPendingRequests", cp->http1_max_pending_requests);
+      if (cp->http2_max_requests > 0) IntField(w, "http2MaxRequests", cp->http2_max_requests);
+      if (cp->max_requests_per_connection > 0)
+        IntField(w, "maxRequestsPerConnection", cp->max_requests_per_connection);
+      w.EndObject();
+    }
+    w.EndObject();
+  }
+  if (const auto& od = p.outlier_detection) {
+    json::Key(w, "outlierDetection");
+    w.StartObject();
+    IntField(w, "consecutive5xxErrors", od->consecutive_5xx_errors);
+    IntField(w, "consecutiveGatewayErrors", od->consecutive_gateway_errors);
+    DurationJson(w, "interval", od->interval_ms);
+    DurationJson(w, "baseEjectionTime", od->base_ejection_time_ms);
+    IntField(w, "maxEjectionPercent", od->max_ejection_percent);
+    IntField(w, "minHealthPercent", od->min_health_percent);
     w.EndObject();
   }
   w.EndObject();
@@ -715,6 +961,11 @@ absl::StatusOr<Resource> ParseIstio(std::string_view kind, const Value& doc) {
     g.api_version = api_version;
     return Resource(std::move(g));
   }
+  if (kind == "DestinationRule") {
+    OSPREY_ASSIGN_OR_RETURN(DestinationRule dr, ParseDestinationRule(doc));
+    dr.api_version = api_version;
+    return Resource(std::move(dr));
+  }
   OSPREY_ASSIGN_OR_RETURN(ServiceEntry se, ParseServiceEntry(doc));
   se.api_version = api_version;
   return Resource(std::move(se));
@@ -800,9 +1051,31 @@ void IstioJson(json::Writer& w, const Resource& r) {
         }
         w.EndObject();
       }
+      LabelsJson(w, e.labels);
       w.EndObject();
     }
     w.EndArray();
+    w.EndObject();
+  } else if (const auto* dr = std::get_if<DestinationRule>(&r)) {
+    json::Field(w, "apiVersion", dr->api_version);
+    json::Field(w, "kind", "DestinationRule");
+    MetaJson(w, dr->meta);
+    json::Key(w, "spec");
+    w.StartObject();
+    json::Field(w, "host", dr->host);
+    if (dr->traffic_policy != IstioTrafficPolicy{}) TrafficPolicyJson(w, dr->traffic_policy);
+    if (!dr->subsets.empty()) {
+      json::Key(w, "subsets");
+      w.StartArray();
+      for (const auto& s : dr->subsets) {
+        w.StartObject();
+        json::Field(w, "name", s.name);
+        LabelsJson(w, s.labels);
+        if (s.traffic_policy != IstioTrafficPolicy{}) TrafficPolicyJson(w, s.traffic_policy);
+        w.EndObject();
+      }
+      w.EndArray();
+    }
     w.EndObject();
   }
 }

@@ -1,8 +1,8 @@
 #pragma once
 
 // Istio's networking kinds as typed values (networking.istio.io v1, v1beta1
-// and v1alpha3; the apiVersion is kept as written): Gateway, VirtualService
-// and ServiceEntry. Parsed by ParseYaml/FromJson (resources.h) with Istio's
+// and v1alpha3; the apiVersion is kept as written): Gateway, VirtualService,
+// ServiceEntry and DestinationRule. Parsed by ParseYaml/FromJson (resources.h) with Istio's
 // validation rules and errors naming the field path. What Osprey's gateway
 // does not do yet is refused by name (a field Istio has that is not listed
 // here), never accepted and ignored.
@@ -39,9 +39,10 @@ struct IstioHttpMatch {
 };
 
 struct IstioDestination {
-  std::string host;  // as written: a short name, a FQDN or a ServiceEntry host
-  int port = 0;      // destination.port.number; 0 when not given
-  int weight = 0;    // percent; a lone destination without one takes 100
+  std::string host;    // as written: a short name, a FQDN or a ServiceEntry host
+  int port = 0;        // destination.port.number; 0 when not given
+  int weight = 0;      // percent; a lone destination without one takes 100
+  std::string subset;  // a subset of the host's DestinationRule; "" for all of the host
   bool operator==(const IstioDestination&) const = default;
 };
 
@@ -127,8 +128,9 @@ struct ServiceEntryPort {
 };
 
 struct ServiceEntryEndpoint {
-  std::string address;               // a numeric address (127.0.0.1)
-  std::map<std::string, int> ports;  // port name -> the endpoint's port
+  std::string address;                        // a numeric address (127.0.0.1)
+  std::map<std::string, int> ports;           // port name -> the endpoint's port
+  std::map<std::string, std::string> labels;  // what DestinationRule subsets select
   bool operator==(const ServiceEntryEndpoint&) const = default;
 };
 
@@ -145,6 +147,64 @@ struct ServiceEntry {
   std::string resolution;  // STATIC (DNS and NONE are refused for now)
   std::vector<ServiceEntryEndpoint> endpoints;
   bool operator==(const ServiceEntry&) const = default;
+};
+
+// A DestinationRule's trafficPolicy, block by block (a subset's block
+// replaces the host's whole block of the same name).
+struct IstioLoadBalancer {
+  // simple: ROUND_ROBIN, LEAST_REQUEST (LEAST_CONN is its old name), RANDOM;
+  // "" with consistentHash.
+  std::string simple;
+  // consistentHash: the replica is chosen by a hash of this request header
+  // (lower case) or query parameter; exactly one is set with it.
+  std::string hash_header;
+  std::string hash_query;
+  bool operator==(const IstioLoadBalancer&) const = default;
+};
+
+struct IstioConnectionPool {
+  int max_connections = 0;              // tcp.maxConnections; 0: unset
+  int http1_max_pending_requests = 0;   // 0: unset
+  int http2_max_requests = 0;           // 0: unset
+  int max_requests_per_connection = 0;  // 0: unset; 1: no connection reuse
+  bool operator==(const IstioConnectionPool&) const = default;
+};
+
+// outlierDetection with Istio's defaults filled in.
+struct IstioOutlierDetection {
+  int consecutive_5xx_errors = 5;      // 0: off
+  int consecutive_gateway_errors = 0;  // 0: off (consecutiveErrors is its old name)
+  int64_t interval_ms = 10000;
+  int64_t base_ejection_time_ms = 30000;
+  int max_ejection_percent = 10;
+  int min_health_percent = 0;
+  bool operator==(const IstioOutlierDetection&) const = default;
+};
+
+struct IstioTrafficPolicy {
+  std::optional<IstioLoadBalancer> load_balancer;
+  std::optional<IstioConnectionPool> connection_pool;
+  std::optional<IstioOutlierDetection> outlier_detection;
+  bool operator==(const IstioTrafficPolicy&) const = default;
+};
+
+struct IstioSubset {
+  std::string name;
+  std::map<std::string, std::string> labels;  // what the subset's endpoints (revisions) carry
+  IstioTrafficPolicy traffic_policy;
+  bool operator==(const IstioSubset&) const = default;
+};
+
+// A DestinationRule: how a host's replicas are used once a route chose it
+// (load balancing, connection-pool limits, outlier detection) and the named
+// subsets of them that VirtualService destinations pick.
+struct DestinationRule {
+  ObjectMeta meta;
+  std::string api_version;
+  std::string host;  // lower case; a short name, a FQDN, or "*.suffix"
+  IstioTrafficPolicy traffic_policy;
+  std::vector<IstioSubset> subsets;
+  bool operator==(const DestinationRule&) const = default;
 };
 
 }  // namespace osprey::resources

@@ -22,8 +22,9 @@ constexpr std::string_view kDeploymentNames[] = {"deploy"};
 constexpr std::string_view kVirtualServiceNames[] = {"vs"};
 constexpr std::string_view kGatewayNames[] = {"gw"};
 constexpr std::string_view kServiceEntryNames[] = {"se"};
+constexpr std::string_view kDestinationRuleNames[] = {"dr"};
 
-constexpr std::array<KindInfo, 15> kKinds = {{
+constexpr std::array<KindInfo, 16> kKinds = {{
     {"inferenceservices", "inferenceservice", "InferenceService", "serving.kserve.io", "v1beta1",
      false, true, kIsvcNames},
     {"servingruntimes", "servingruntime", "ServingRuntime", "serving.kserve.io", "v1alpha1", false,
@@ -48,6 +49,8 @@ constexpr std::array<KindInfo, 15> kKinds = {{
     {"gateways", "gateway", "Gateway", "networking.istio.io", "v1", false, true, kGatewayNames},
     {"serviceentries", "serviceentry", "ServiceEntry", "networking.istio.io", "v1", false, true,
      kServiceEntryNames},
+    {"destinationrules", "destinationrule", "DestinationRule", "networking.istio.io", "v1", false,
+     true, kDestinationRuleNames},
     // What runs each revision, as `kubectl get deploy` shows it ({revision}-deployment).
     {"deployments", "deployment", "Deployment", "apps", "v1", false, false, kDeploymentNames},
     // Osprey's own: the events the control plane records (served under /osprey/v1).

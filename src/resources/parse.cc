@@ -1110,7 +1110,8 @@ absl::StatusOr<Resource> ParseResource(const Value& doc) {
   } else if (kind == "ServingRuntime" || kind == "ClusterServingRuntime" ||
              kind == "InferenceGraph" || kind == "TrainedModel") {
     want = kRuntimeApiVersion;
-  } else if (kind == "VirtualService" || kind == "Gateway" || kind == "ServiceEntry") {
+  } else if (kind == "VirtualService" || kind == "Gateway" || kind == "ServiceEntry" ||
+             kind == "DestinationRule") {
     if (api_version != "networking.istio.io/v1" && api_version != "networking.istio.io/v1beta1" &&
         api_version != "networking.istio.io/v1alpha3")
       return Error(
@@ -1129,7 +1130,8 @@ absl::StatusOr<Resource> ParseResource(const Value& doc) {
                  StrCat("unknown kind \"", kind,
                         "\": expected InferenceService, ServingRuntime, ClusterServingRuntime, "
                         "InferenceGraph, TrainedModel, Service (serving.knative.dev/v1), "
-                        "VirtualService, Gateway or ServiceEntry (networking.istio.io)"));
+                        "VirtualService, Gateway, ServiceEntry or DestinationRule "
+                        "(networking.istio.io)"));
   }
   if (api_version.empty()) return Error(&doc, "apiVersion", StrCat("required (", want, ")"));
   if (api_version != want) {
@@ -1182,6 +1184,11 @@ absl::StatusOr<Resource> FromJson(std::string_view json) {
   return internal::ParseResource(doc);
 }
 
+bool IsIstio(const Resource& r) {
+  return std::holds_alternative<VirtualService>(r) || std::holds_alternative<IstioGateway>(r) ||
+         std::holds_alternative<ServiceEntry>(r) || std::holds_alternative<DestinationRule>(r);
+}
+
 std::string_view KindOf(const Resource& r) {
   if (const auto* rt = std::get_if<ServingRuntime>(&r)) {
     return rt->cluster ? "ClusterServingRuntime" : "ServingRuntime";
@@ -1192,6 +1199,7 @@ std::string_view KindOf(const Resource& r) {
   if (std::holds_alternative<VirtualService>(r)) return "VirtualService";
   if (std::holds_alternative<IstioGateway>(r)) return "Gateway";
   if (std::holds_alternative<ServiceEntry>(r)) return "ServiceEntry";
+  if (std::holds_alternative<DestinationRule>(r)) return "DestinationRule";
   return "InferenceService";
 }
 

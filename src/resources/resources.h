@@ -25,7 +25,6 @@
 
 namespace osprey::resources {
 
-
 struct EnvVar {
   std::string name;
   std::string value;  // valueFrom is accepted and not kept
@@ -243,12 +242,18 @@ struct KnativeService {
   bool operator==(const KnativeService&) const = default;
 };
 
-using Resource = std::variant<InferenceService, ServingRuntime, InferenceGraph, TrainedModel,
-                              KnativeService, VirtualService, IstioGateway, ServiceEntry>;
+using Resource =
+    std::variant<InferenceService, ServingRuntime, InferenceGraph, TrainedModel, KnativeService,
+                 VirtualService, IstioGateway, ServiceEntry, DestinationRule>;
+
+// Whether `r` is one of Istio's kinds (VirtualService, Gateway, ServiceEntry,
+// DestinationRule).
+bool IsIstio(const Resource& r);
 
 // Kind names as they appear in YAML: "InferenceService", "ServingRuntime",
 // "ClusterServingRuntime", "InferenceGraph", "TrainedModel", "Service"
-// (Knative's), "VirtualService", "Gateway", "ServiceEntry" (Istio's).
+// (Knative's), "VirtualService", "Gateway", "ServiceEntry", "DestinationRule"
+// (Istio's).
 std::string_view KindOf(const Resource& r);
 
 // Parses one or more YAML documents ("---" separated; JSON is YAML too).

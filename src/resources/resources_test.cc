@@ -968,10 +968,75 @@ spec:
   EXPECT_EQ(*back, (*r)[0]) << ToJson((*r)[0]);
 }
 
+TEST(ParseYaml, IstioDestinationRule) {
+  auto r = ParseYaml(R"(apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: Reviews
+  trafficPolicy:
+    loadBalancer: {simple: LEAST_CONN}
+    connectionPool:
+      tcp: {maxConnections: 100}
+      http: {http1MaxPendingRequests: 10, http2MaxRequests: 50, maxRequestsPerConnection: 1}
+    outlierDetection: {consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 3m}
+  subsets:
+  - name: v1
+    labels: {version: v1}
+  - name: v2
+    labels: {version: v2}
+    trafficPolicy:
+      loadBalancer:
+        consistentHash: {httpHeaderName: X-User}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  ports: [{number: 9080, name: http}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {http: 9001}, labels: {version: v1}}]
+)");
+  ASSERT_TRUE(r.ok()) << r.status();
+  const auto& dr = std::get<DestinationRule>((*r)[0]);
+  EXPECT_EQ(KindOf((*r)[0]), "DestinationRule");
+  EXPECT_TRUE(IsIstio((*r)[0]));
+  EXPECT_EQ(dr.host, "reviews");
+  ASSERT_TRUE(dr.traffic_policy.load_balancer.has_value());
+  EXPECT_EQ(dr.traffic_policy.load_balancer->simple, "LEAST_REQUEST");
+  EXPECT_EQ(dr.traffic_policy.connection_pool,
+            (IstioConnectionPool{.max_connections = 100,
+                                 .http1_max_pending_requests = 10,
+                                 .http2_max_requests = 50,
+                                 .max_requests_per_connection = 1}));
+  // Istio's defaults for what is not written.
+  EXPECT_EQ(dr.traffic_policy.outlier_detection,
+            (IstioOutlierDetection{.consecutive_5xx_errors = 2,
+                                   .consecutive_gateway_errors = 0,
+                                   .interval_ms = 1000,
+                                   .base_ejection_time_ms = 180000,
+                                   .max_ejection_percent = 10,
+                                   .min_health_percent = 0}));
+  ASSERT_EQ(dr.subsets.size(), 2u);
+  EXPECT_EQ(dr.subsets[0].labels, (std::map<std::string, std::string>{{"version", "v1"}}));
+  EXPECT_EQ(dr.subsets[1].traffic_policy.load_balancer->hash_header, "x-user");
+  const auto& se = std::get<ServiceEntry>((*r)[1]);
+  EXPECT_EQ(se.endpoints[0].labels, (std::map<std::string, std::string>{{"version", "v1"}}));
+  for (const Resource& res : *r) {
+    auto back = FromJson(ToJson(res));
+    ASSERT_TRUE(back.ok()) << back.status() << "\n" << ToJson(res);
+    EXPECT_EQ(*back, res) << ToJson(res);
+  }
+}
+
 TEST(ParseYaml, IstioErrorsNameTheField) {
   const std::string vs =
       "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
       "metadata: {name: a}\nspec:\n";
+  const std::string dr =
+      "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+      "metadata: {name: d}\nspec:\n  host: reviews\n";
   const std::pair<std::string, std::string> cases[] = {
       {"apiVersion: networking.istio.io/v2\nkind: VirtualService\nmetadata: {name: a}\n",
        "apiVersion: \"networking.istio.io/v2\" is invalid for kind VirtualService"},
@@ -989,8 +1054,31 @@ TEST(ParseYaml, IstioErrorsNameTheField) {
        "spec.http[0].match[0].uri.regex: \"(\" is not a valid RE2 expression"},
       {vs + "  hosts: [a]\n  http: [{route: [{destination: {host: x}}], timeout: soon}]\n",
        "spec.http[0].timeout: \"soon\" is invalid"},
-      {vs + "  hosts: [a]\n  http: [{route: [{destination: {host: x, subset: v1}}]}]\n",
-       "spec.http[0].route[0].destination.subset: not supported by Osprey yet"},
+      {vs + "  hosts: [a]\n  http: [{route: [{destination: {host: x, subset: V1}}]}]\n",
+       "spec.http[0].route[0].destination.subset: \"V1\" is invalid"},
+      {dr + "  trafficPolicy: {loadBalancer: {simple: PASSTHROUGH}}\n",
+       "spec.trafficPolicy.loadBalancer.simple: PASSTHROUGH is not served by Osprey"},
+      {dr + "  trafficPolicy: {loadBalancer: {simple: FASTEST}}\n",
+       "spec.trafficPolicy.loadBalancer.simple: \"FASTEST\" is invalid"},
+      {dr + "  trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true}}}\n",
+       "spec.trafficPolicy.loadBalancer.consistentHash.useSourceIp: not supported by Osprey yet"},
+      {dr + "  trafficPolicy: {connectionPool: {http: {maxRequestsPerConnection: 10}}}\n",
+       "spec.trafficPolicy.connectionPool.http.maxRequestsPerConnection: only 1"},
+      {dr + "  trafficPolicy: {connectionPool: {tcp: {maxConnections: 0}}}\n",
+       "spec.trafficPolicy.connectionPool.tcp.maxConnections: must be at least 1"},
+      {dr + "  trafficPolicy: {outlierDetection: {maxEjectionPercent: 120}}\n",
+       "spec.trafficPolicy.outlierDetection.maxEjectionPercent: must be between 0 and 100"},
+      {dr + "  trafficPolicy: {outlierDetection: {baseEjectionTime: later}}\n",
+       "spec.trafficPolicy.outlierDetection.baseEjectionTime: \"later\" is invalid"},
+      {dr + "  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}\n",
+       "spec.trafficPolicy.tls: not supported by Osprey yet"},
+      {dr + "  subsets: [{name: v1, labels: {version: v1}}, {name: v1}]\n",
+       "spec.subsets[1].name: \"v1\" is not unique"},
+      {dr + "  subsets: [{name: v1, trafficPolicy: {loadBalancer: {simple: X}}}]\n",
+       "spec.subsets[0].trafficPolicy.loadBalancer.simple: \"X\" is invalid"},
+      {"apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+       "spec: {trafficPolicy: {}}\n",
+       "spec.host: required"},
       {vs + "  hosts: [a]\n  http: [{route: [{destination: {host: x}}], "
             "fault: {abort: {percentage: {value: 150}, httpStatus: 500}}}]\n",
        "spec.http[0].fault.abort.percentage.value: must be between 0 and 100"},

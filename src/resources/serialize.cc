@@ -354,8 +354,7 @@ std::string ToJson(const Resource& r) {
     TrainedModelJson(w, *tm);
   } else if (const auto* ks = std::get_if<KnativeService>(&r)) {
     KnativeServiceJson(w, *ks);
-  } else if (std::holds_alternative<VirtualService>(r) || std::holds_alternative<IstioGateway>(r) ||
-             std::holds_alternative<ServiceEntry>(r)) {
+  } else if (IsIstio(r)) {
     internal::IstioJson(w, r);
   } else {
     RuntimeJson(w, std::get<ServingRuntime>(r));

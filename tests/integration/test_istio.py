@@ -5,9 +5,12 @@ percentages within 1 pp over 2,000 requests; retries with perTryTimeout
 against an endpoint that fails every other call; header changes, rewrite,
 redirect and method and query matches; a VirtualService over Knative
 Services; malformed resources refused with the field named while nothing
-applied changes.
+applied changes; DestinationRules: subsets by endpoint labels, round robin,
+consistent hashing, connection-pool limits, and outlier detection ejecting a
+replica that answers 503 and bringing it back.
 """
 
+import concurrent.futures
 import json
 import subprocess
 import sys
@@ -21,18 +24,38 @@ from platform_harness import Platform
 
 # A local HTTP server: answers "{name} {path}" and echoes what the gateway
 # sent (x-seen-host, x-seen-* request headers) in its answer headers; on
-# /flaky every other call answers 503; on /slow every other call takes 2 s.
+# /flaky every other call answers 503; on /slow every other call takes 2 s;
+# on /sleep every call takes 1 s. /_sick/on makes it answer 503 to
+# everything until /_sick/off; /_calls counts the other calls.
 SERVER = """
 import http.server, json, os, sys, threading, time
 name, port = sys.argv[1], int(sys.argv[2])
 lock = threading.Lock()
-calls = {"flaky": 0, "slow": 0}
+calls = {"flaky": 0, "slow": 0, "all": 0, "sick": False}
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # head and body leave at once
     def answer(self):
         path = self.path.split("?")[0]
         status = 200
+        if path.startswith("/_"):
+            with lock:
+                if path == "/_sick/on":
+                    calls["sick"] = True
+                if path == "/_sick/off":
+                    calls["sick"] = False
+                body = json.dumps({"calls": calls["all"]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        with lock:
+            calls["all"] += 1
+            if calls["sick"]:
+                status = 503
+        if path.endswith("/sleep"):
+            time.sleep(1)
         for kind in ("flaky", "slow"):
             if path.endswith("/" + kind):
                 with lock:
@@ -127,7 +150,7 @@ def servers(tmp_path_factory):
     home = tmp_path_factory.mktemp("istio-servers")
     script = home / "server.py"
     script.write_text(SERVER)
-    names = ["productpage", "reviews-v1", "reviews-v2", "ratings"]
+    names = ["productpage", "reviews-v1", "reviews-v2", "ratings", "pool-a", "pool-b", "pool-c"]
     ports = harness.free_ports(len(names))
     procs = [subprocess.Popen([sys.executable, str(script), n, str(p)]) for n, p in zip(names, ports)]
 
@@ -337,3 +360,129 @@ spec:
     platform.cli("delete", "vs", "bookinfo")
     harness.wait_until(lambda: call(platform, "/productpage").status_code == 404, 10,
                        "bookinfo routes gone")
+
+
+POOL = """apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: pool}
+spec:
+  hosts: [pool.default.svc.cluster.local]
+  ports: [{number: 9080, name: http}]
+  resolution: STATIC
+  endpoints:
+  - {address: 127.0.0.1, ports: {http: %(a)d}, labels: {version: v1}}
+  - {address: 127.0.0.1, ports: {http: %(b)d}, labels: {version: v1}}
+  - {address: 127.0.0.1, ports: {http: %(c)d}, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: pool}
+spec:
+  host: pool
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+    outlierDetection:
+      consecutive5xxErrors: 2
+      interval: 1s
+      baseEjectionTime: 2s
+      maxEjectionPercent: 50
+  subsets:
+  - name: v1
+    labels: {version: v1}
+  - name: v2
+    labels: {version: v2}
+  - name: sticky
+    labels: {version: v1}
+    trafficPolicy:
+      loadBalancer:
+        consistentHash: {httpHeaderName: x-user}
+  - name: narrow
+    labels: {version: v2}
+    trafficPolicy:
+      connectionPool:
+        tcp: {maxConnections: 1}
+        http: {http1MaxPendingRequests: 1, maxRequestsPerConnection: 1}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: pool}
+spec:
+  hosts: [pool.example.com]
+  http:
+  - match: [{headers: {x-version: {exact: v2}}}]
+    route: [{destination: {host: pool, subset: v2}}]
+  - match: [{headers: {x-user: {regex: ".+"}}}]
+    route: [{destination: {host: pool, subset: sticky}}]
+  - match: [{uri: {prefix: /narrow}}]
+    route: [{destination: {host: pool, subset: narrow}}]
+    retries: {attempts: 0}
+  - route: [{destination: {host: pool, subset: v1}}]
+"""
+
+
+def calls_of(port):
+    return requests.get(f"http://127.0.0.1:{port}/_calls", timeout=5).json()["calls"]
+
+
+def test_destination_rule_subsets_balancing_and_outlier_detection(platform, servers):
+    ports = {"a": servers["pool-a"], "b": servers["pool-b"], "c": servers["pool-c"]}
+    out = platform.apply_text(POOL % ports, wait=False).stdout
+    assert "destinationrule.networking.istio.io/pool created" in out, out
+    route_ready(platform, "/", host="pool.example.com")
+    s = requests.Session()
+    host = "pool.example.com"
+    # Subsets by the endpoints' labels; round robin within v1.
+    assert {call(platform, "/", host, headers={"x-version": "v2"}, session=s).json()["name"]
+            for _ in range(10)} == {"pool-c"}
+    names = [call(platform, "/", host, session=s).json()["name"] for _ in range(20)]
+    assert names.count("pool-a") == 10 and names.count("pool-b") == 10, names
+    assert all(names[i] != names[i + 1] for i in range(19)), names
+    # Consistent hashing: a user stays on one replica; users spread over both.
+    seen = {}
+    for user in range(20):
+        got = {call(platform, "/", host, headers={"x-user": f"u{user}"}, session=s).json()["name"]
+               for _ in range(5)}
+        assert len(got) == 1, (user, got)
+        seen[user] = got.pop()
+    assert set(seen.values()) == {"pool-a", "pool-b"}, seen
+
+    # Outlier detection: pool-a answers 503 from now on; after two in a row it
+    # is ejected and takes no more calls (the route's default retry on 503
+    # covers the client).
+    requests.get(f"http://127.0.0.1:{ports['a']}/_sick/on", timeout=5)
+    codes = [call(platform, "/", host, session=s).status_code for _ in range(10)]
+    assert codes == [200] * 10, codes
+    before = calls_of(ports["a"])
+    names = [call(platform, "/", host, session=s).json()["name"] for _ in range(10)]
+    assert names == ["pool-b"] * 10, names
+    assert calls_of(ports["a"]) == before, "an ejected replica was called"
+    # Healthy again, it is back once the ejection time has passed.
+    requests.get(f"http://127.0.0.1:{ports['a']}/_sick/off", timeout=5)
+    harness.wait_until(
+        lambda: call(platform, "/", host, session=s).json()["name"] == "pool-a", 15,
+        "pool-a back after its ejection")
+
+    # connectionPool: one in flight and one waiting; the rest are refused at once.
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(call, platform, "/narrow/sleep", host) for _ in range(4)]
+        results = [f.result() for f in futures]
+    codes = sorted(r.status_code for r in results)
+    assert codes == [200, 200, 503, 503], [(r.status_code, r.text) for r in results]
+    refused = [r for r in results if r.status_code == 503][0]
+    assert "connectionPool limits" in refused.text, refused.text
+
+    rows = [l.split() for l in platform.cli("get", "dr").stdout.splitlines()]
+    assert rows[0] == ["NAME", "HOST", "AGE"] and rows[1][:2] == ["pool", "pool"], rows
+    # A malformed rule is refused with its field; the applied one stays.
+    before = platform.get_json("dr", "pool")
+    bad = POOL.split("---\n")[1].replace("simple: ROUND_ROBIN", "simple: PASSTHROUGH")
+    r = platform.apply_text(bad, wait=False, check=False)
+    assert r.returncode != 0 and "spec.trafficPolicy.loadBalancer.simple: PASSTHROUGH" in r.stderr
+    assert platform.get_json("dr", "pool") == before
+    # A subset nobody defines: that route answers 503 and an event says why.
+    platform.apply_text(POOL.split("---\n")[2].replace("subset: v2", "subset: v7"), wait=False)
+    harness.wait_until(
+        lambda: call(platform, "/", host, headers={"x-version": "v2"}).status_code == 503, 10,
+        "the unknown subset answers 503")
+    harness.wait_until(lambda: "subset v7: DestinationRule default/pool has no such subset"
+                       in platform.cli("get", "events").stdout, 10, "RouteIncomplete event")

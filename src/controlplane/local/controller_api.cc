@@ -24,6 +24,7 @@ const Controller::Impl::KindOps* Controller::Impl::OpsOf(std::string_view plural
       {"virtualservices", &Impl::ListVirtualServices, &Impl::DeleteVirtualService},
       {"gateways", &Impl::ListGateways, &Impl::DeleteGateway},
       {"serviceentries", &Impl::ListServiceEntries, &Impl::DeleteServiceEntry},
+      {"destinationrules", &Impl::ListDestinationRules, &Impl::DeleteDestinationRule},
       {"revisions", &Impl::ListRevisions, nullptr},
       {"podautoscalers", &Impl::ListAutoscalers, nullptr},
       {"events", &Impl::ListEvents, nullptr},
@@ -308,9 +309,7 @@ absl::StatusOr<std::vector<Controller::ApplyResult>> Controller::Apply(
         OSPREY_ASSIGN_OR_RETURN(result, impl_->ApplyTrained(*tm, json, now));
       } else if (const auto* ksvc = std::get_if<resources::KnativeService>(&r)) {
         OSPREY_ASSIGN_OR_RETURN(result, impl_->ApplyKnative(*ksvc, json, now));
-      } else if (std::holds_alternative<resources::VirtualService>(r) ||
-                 std::holds_alternative<resources::IstioGateway>(r) ||
-                 std::holds_alternative<resources::ServiceEntry>(r)) {
+      } else if (resources::IsIstio(r)) {
         OSPREY_ASSIGN_OR_RETURN(result, impl_->ApplyIstio(r, json, now));
       } else {
         const auto& rt = std::get<ServingRuntime>(r);

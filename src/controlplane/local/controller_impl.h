@@ -414,7 +414,8 @@ struct Controller::Impl {
                    const std::vector<ReplicaStatus>& replicas, std::set<std::string>* live,
                    std::vector<ReplicaSpec>* to_start);
 
-  // ---- Istio's VirtualServices, Gateways, ServiceEntries (controller_istio.cc) ----
+  // ---- Istio's VirtualServices, Gateways, ServiceEntries, DestinationRules (controller_istio.cc)
+  // ----
   struct IstioEntry {
     resources::Resource resource;
     std::string resource_json;  // canonical JSON as applied
@@ -441,6 +442,8 @@ struct Controller::Impl {
                                      const std::vector<ReplicaStatus>&) const;
   absl::StatusOr<Items> ListServiceEntries(const std::string& ns,
                                            const std::vector<ReplicaStatus>&) const;
+  absl::StatusOr<Items> ListDestinationRules(const std::string& ns,
+                                             const std::vector<ReplicaStatus>&) const;
   absl::Status DeleteIstio(std::string_view kind, const std::string& ns, const std::string& name);
   absl::Status DeleteVirtualService(const std::string& ns, const std::string& name,
                                     std::vector<std::string>*);
@@ -448,6 +451,8 @@ struct Controller::Impl {
                              std::vector<std::string>*);
   absl::Status DeleteServiceEntry(const std::string& ns, const std::string& name,
                                   std::vector<std::string>*);
+  absl::Status DeleteDestinationRule(const std::string& ns, const std::string& name,
+                                     std::vector<std::string>*);
 
   // ---- kinds: what the controller does for each of resources::Kinds() ----
   struct KindOps {

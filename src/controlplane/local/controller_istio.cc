@@ -1,5 +1,5 @@
 // The local controller's Istio objects (VirtualService, Gateway,
-// ServiceEntry): apply, store, list, delete, and the VirtualServices' routes
+// ServiceEntry, DestinationRule): apply, store, list, delete, and the VirtualServices' routes
 // (istio.h decides). Every method runs with `mu` held.
 
 #include <rapidjson/document.h>
@@ -80,7 +80,27 @@ std::vector<KeyedRoute> Controller::Impl::PlanIstioRoutes(
       in.gateways.push_back(g);
     else if (const auto* se = std::get_if<resources::ServiceEntry>(&e.resource))
       in.service_entries.push_back(se);
+    else if (const auto* dr = std::get_if<resources::DestinationRule>(&e.resource))
+      in.destination_rules.push_back(dr);
   }
+  // What DestinationRule subsets select: each revision's labels, as its pods carry them.
+  if (!in.destination_rules.empty())
+    for (const auto& [key, rev] : this->revisions) {
+      auto& labels = in.revision_labels[key];
+      if (!rev.predictor.has_value() && !rev.predictor_unparsed) {
+        rev.predictor = RevisionComponent(rev.spec);
+        rev.predictor_unparsed = !rev.predictor.has_value();
+      }
+      if (rev.predictor.has_value()) labels = rev.predictor->labels;
+      labels["serving.knative.dev/revision"] = rev.spec.name;
+      if (rev.spec.kind == kKnativeServiceKind) {
+        labels["serving.knative.dev/service"] = rev.spec.isvc;
+        labels["serving.knative.dev/configuration"] = rev.spec.isvc;
+      } else {
+        labels["serving.kserve.io/inferenceservice"] = rev.spec.isvc;
+        labels["component"] = rev.spec.component;
+      }
+    }
   auto shares = [](const std::string& ns, const std::vector<TrafficTarget>& traffic) {
     std::vector<KeyShare> out;
     for (const auto& t : traffic)
@@ -105,6 +125,8 @@ std::vector<KeyedRoute> Controller::Impl::PlanIstioRoutes(
     in.services[KnativeLocalHosts(k.meta)[0]] = shares(k.meta.namespace_, k.traffic);
   IstioPlan plan = PlanIstio(in);
   for (auto& [key, r] : plan.endpoints) (*revisions)[key] = std::move(r);
+  for (auto& [key, policy] : plan.policies)
+    if (auto it = revisions->find(key); it != revisions->end()) it->second.target.policy = policy;
   // A VirtualService's problems are told once each time they change.
   for (const auto& [vs, problems] : plan.problems) {
     auto& before = istio_problems[vs];
@@ -145,6 +167,11 @@ absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListServiceEntries(
   return IstioItems("ServiceEntry", ns);
 }
 
+absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListDestinationRules(
+    const std::string& ns, const std::vector<ReplicaStatus>&) const {
+  return IstioItems("DestinationRule", ns);
+}
+
 absl::Status Controller::Impl::DeleteIstio(std::string_view kind, const std::string& ns,
                                            const std::string& name) {
   const std::string key = StrCat(kind, "/", ns, "/", name);
@@ -168,6 +195,11 @@ absl::Status Controller::Impl::DeleteGateway(const std::string& ns, const std::s
 absl::Status Controller::Impl::DeleteServiceEntry(const std::string& ns, const std::string& name,
                                                   std::vector<std::string>*) {
   return DeleteIstio("ServiceEntry", ns, name);
+}
+
+absl::Status Controller::Impl::DeleteDestinationRule(const std::string& ns, const std::string& name,
+                                                     std::vector<std::string>*) {
+  return DeleteIstio("DestinationRule", ns, name);
 }
 
 }  // namespace osprey::controlplane
