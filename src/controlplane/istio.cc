@@ -374,6 +374,29 @@ IstioPlan PlanIstio(const IstioInput& in) {
       // Istio's default retryOn retries an answer of 503 (retriable-status-codes).
       if (h.retry_on.empty()) policy->retry_statuses.push_back(503);
       policy->per_try_timeout_ms = static_cast<int>(h.retry_per_try_timeout_ms);
+      if (const auto& c = h.cors) {
+        auto join = [](const std::vector<std::string>& list) {
+          std::string out;
+          for (const auto& s : list) StrAppend(&out, out.empty() ? "" : ",", s);
+          return out;
+        };
+        gateway::RoutePolicy::Cors cors;
+        for (const auto& o : c->allow_origins) {
+          // "*" written as an exact origin: any origin.
+          if (o.kind == IstioStringMatch::Kind::kExact && o.value == "*") {
+            cors.origins.push_back({gateway::StringMatch::Kind::kPrefix, ""});
+          } else if (auto m = ToMatch(o)) {
+            cors.origins.push_back(std::move(*m));
+          }
+        }
+        cors.allow_methods = join(c->allow_methods);
+        cors.allow_headers = join(c->allow_headers);
+        cors.expose_headers = join(c->expose_headers);
+        if (c->max_age_ms > 0) cors.max_age_s = static_cast<int>(c->max_age_ms / 1000);
+        cors.allow_credentials = c->allow_credentials.value_or(false);
+        cors.forward_unmatched_preflights = c->forward_unmatched_preflights;
+        policy->cors = std::move(cors);
+      }
 
       std::vector<std::pair<int, std::vector<KeyShare>>> weighted;
       for (const auto& d : h.route) weighted.emplace_back(d.weight, resolve(d, ns, &problems));

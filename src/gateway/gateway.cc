@@ -84,6 +84,7 @@ struct Pending : Outbound {
 
 struct HttpCall : Pending {
   std::string method;
+  std::string cors_origin;  // an origin its route's CORS policy allows: its answer says so
   std::string request_id;
   bool generated_id = false;
   HttpDone http_done;  // kHttp
@@ -138,6 +139,24 @@ void ChangeResponseHeaders(const RoutePolicy& p, HttpResponse& r) {
   for (const auto& [name, value] : p.response_set) StrAppend(&kept, name, ": ", value, "\r\n");
   for (const auto& [name, value] : p.response_add) StrAppend(&kept, name, ": ", value, "\r\n");
   r.header_lines = std::move(kept);
+}
+
+// The CORS headers of an answer to `origin`, which `cors` allows, in place
+// of the replica's own.
+void AddCorsHeaders(const RoutePolicy::Cors& cors, std::string_view origin, HttpResponse& r) {
+  std::string kept;
+  ForEachHeaderLine(r.header_lines, [&](std::string_view n, std::string_view v) {
+    if (IEquals(n, "access-control-allow-origin") ||
+        IEquals(n, "access-control-allow-credentials") ||
+        IEquals(n, "access-control-expose-headers"))
+      return;
+    StrAppend(&kept, n, ": ", v, "\r\n");
+  });
+  r.header_lines = std::move(kept);
+  StrAppend(&r.header_lines, "Access-Control-Allow-Origin: ", origin, "\r\n");
+  if (cors.allow_credentials) r.header_lines += "Access-Control-Allow-Credentials: true\r\n";
+  if (!cors.expose_headers.empty())
+    StrAppend(&r.header_lines, "Access-Control-Expose-Headers: ", cors.expose_headers, "\r\n");
 }
 
 // The replica's request head, written straight from the caller's headers
@@ -463,7 +482,11 @@ struct Gateway::Impl {
       case Kind::kHttp:
       default: {
         HttpResponse out = why.ok() ? Proxied(result) : HttpError(why, /*replica_failed=*/true);
-        if (call->route->policy != nullptr) ChangeResponseHeaders(*call->route->policy, out);
+        if (call->route->policy != nullptr) {
+          ChangeResponseHeaders(*call->route->policy, out);
+          if (!call->cors_origin.empty())
+            AddCorsHeaders(*call->route->policy->cors, call->cors_origin, out);
+        }
         e.http_status = out.status;
         if (call->route->logger != nullptr) SetResponse(e, out);
         Complete(e);
@@ -578,6 +601,35 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
       [&](std::string_view name) { return FindHeader(request.headers, name); }, {}, request.method,
       query);
   const RoutePolicy* policy = route != nullptr ? route->policy.get() : nullptr;
+  // CORS first (before redirects and faults, as Envoy's filters run): a
+  // preflight is answered here.
+  std::string_view cors_origin;
+  if (policy != nullptr && policy->cors.has_value()) {
+    const RoutePolicy::Cors& cors = *policy->cors;
+    std::string_view origin = FindHeader(request.headers, "Origin");
+    const bool allowed =
+        !origin.empty() && std::any_of(cors.origins.begin(), cors.origins.end(),
+                                       [&](const StringMatch& m) { return m.Matches(origin); });
+    if (allowed) cors_origin = origin;
+    const bool preflight = request.method == "OPTIONS" && !origin.empty() &&
+                           !FindHeader(request.headers, "Access-Control-Request-Method").empty();
+    if (preflight && (allowed || !cors.forward_unmatched_preflights)) {
+      HttpResponse r;
+      r.status = 200;
+      r.content_type = "";
+      if (allowed) {
+        AddCorsHeaders(cors, origin, r);
+        if (!cors.allow_methods.empty())
+          StrAppend(&r.header_lines, "Access-Control-Allow-Methods: ", cors.allow_methods, "\r\n");
+        if (!cors.allow_headers.empty())
+          StrAppend(&r.header_lines, "Access-Control-Allow-Headers: ", cors.allow_headers, "\r\n");
+        if (cors.max_age_s >= 0)
+          StrAppend(&r.header_lines, "Access-Control-Max-Age: ", cors.max_age_s, "\r\n");
+      }
+      done(std::move(r));
+      return;
+    }
+  }
   // A VirtualService's redirect and injected abort answer here.
   if (policy != nullptr && policy->redirect.has_value()) {
     HttpResponse r;
@@ -590,6 +642,7 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
         policy->redirect->uri.empty() ? std::string(request.target) : policy->redirect->uri;
     if (!policy->redirect->uri.empty() && !query.empty()) StrAppend(&location, "?", query);
     StrAppend(&r.header_lines, "Location: http://", to_host, location, "\r\n");
+    if (!cors_origin.empty()) AddCorsHeaders(*policy->cors, cors_origin, r);
     done(std::move(r));
     return;
   }
@@ -600,6 +653,7 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
       drawn(route->abort_draws, policy->abort_percent)) {
     HttpResponse r = JsonErrorResponse(policy->abort_status, "fault filter abort");
     ChangeResponseHeaders(*policy, r);
+    if (!cors_origin.empty()) AddCorsHeaders(*policy->cors, cors_origin, r);
     done(std::move(r));
     return;
   }
@@ -621,6 +675,7 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
   auto call = std::make_unique<HttpCall>();
   call->io = request.io_context;
   call->method = std::string(request.method);
+  call->cors_origin = std::string(cors_origin);
   call->target = RouteTarget(*route, request.target);
   call->host =
       policy != nullptr && !policy->authority.empty() ? policy->authority : std::string(host);

@@ -43,6 +43,10 @@ struct StringMatch {
   std::shared_ptr<const re2::RE2> regex;  // kRegex only
   // A kRegex match of `pattern` (nullopt when it does not compile).
   static std::optional<StringMatch> Regex(const std::string& pattern);
+  // The same match (a regex is known by its pattern).
+  bool operator==(const StringMatch& o) const {
+    return kind == o.kind && value == o.value && suffix == o.suffix;
+  }
   bool Matches(std::string_view s) const {
     switch (kind) {
       case Kind::kExact:
@@ -180,6 +184,23 @@ struct RoutePolicy {
   bool retry_reset = false;         // a broken exchange (not a timeout, not refused)
   std::vector<int> retry_statuses;  // answers retried by status (Istio's default: 503)
   int per_try_timeout_ms = 0;
+  // CORS (an Istio corsPolicy): a request whose Origin one of `origins`
+  // matches gets Access-Control-Allow-Origin (that origin),
+  // -Allow-Credentials and -Expose-Headers on its answer; its preflight (an
+  // OPTIONS request with Access-Control-Request-Method) is answered here,
+  // 200 with -Allow-Methods, -Allow-Headers and -Max-Age. A preflight of
+  // another origin is forwarded, or answered here without CORS headers.
+  struct Cors {
+    std::vector<StringMatch> origins;
+    std::string allow_methods;  // comma-separated; "": the header left out
+    std::string allow_headers;
+    std::string expose_headers;
+    int max_age_s = -1;  // -1: the header left out
+    bool allow_credentials = false;
+    bool forward_unmatched_preflights = true;
+    bool operator==(const Cors&) const = default;
+  };
+  std::optional<Cors> cors;
   bool operator==(const RoutePolicy&) const = default;
 };
 

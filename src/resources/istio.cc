@@ -169,7 +169,7 @@ absl::Status ParseHttpRoute(const Value& v, std::string_view path, IstioHttpRout
   OSPREY_RETURN_IF_ERROR(
       CheckFields(v, path,
                   {"name", "match", "route", "redirect", "rewrite", "timeout", "retries", "fault",
-                   "mirror", "mirrorPercentage", "mirrorPercent", "headers"}));
+                   "mirror", "mirrorPercentage", "mirrorPercent", "headers", "corsPolicy"}));
   OSPREY_RETURN_IF_ERROR(ReadString(v, "name", path, &r->name));
   if (const Value* matches = v.Find("match"); matches != nullptr) {
     const std::string at = Field(path, "match");
@@ -331,6 +331,46 @@ absl::Status ParseHttpRoute(const Value& v, std::string_view path, IstioHttpRout
       OSPREY_RETURN_IF_ERROR(ReadHeaderOps(*q, Field(at, "request"), &r->request_headers));
     if (const Value* a = headers->Find("response"); a != nullptr)
       OSPREY_RETURN_IF_ERROR(ReadHeaderOps(*a, Field(at, "response"), &r->response_headers));
+  }
+  if (const Value* cors = v.Find("corsPolicy"); cors != nullptr) {
+    const std::string at = Field(path, "corsPolicy");
+    OSPREY_RETURN_IF_ERROR(ExpectMap(*cors, at));
+    OSPREY_RETURN_IF_ERROR(
+        CheckFields(*cors, at,
+                    {"allowOrigins", "allowOrigin", "allowMethods", "allowHeaders", "exposeHeaders",
+                     "maxAge", "allowCredentials", "unmatchedPreflights"}));
+    IstioCorsPolicy c;
+    if (const Value* origins = cors->Find("allowOrigins"); origins != nullptr) {
+      if (origins->kind != Value::Kind::kList)
+        return Error(origins, Field(at, "allowOrigins"),
+                     StrCat("expected a list, got ", Describe(*origins)));
+      for (size_t i = 0; i < origins->list.size(); ++i) {
+        IstioStringMatch m;
+        OSPREY_RETURN_IF_ERROR(
+            ReadStringMatch(origins->list[i], Index(Field(at, "allowOrigins"), i), &m));
+        c.allow_origins.push_back(std::move(m));
+      }
+    }
+    std::vector<std::string> exact;
+    OSPREY_RETURN_IF_ERROR(ReadStrings(*cors, "allowOrigin", at, &exact));
+    for (auto& o : exact) c.allow_origins.push_back({IstioStringMatch::Kind::kExact, std::move(o)});
+    OSPREY_RETURN_IF_ERROR(ReadStrings(*cors, "allowMethods", at, &c.allow_methods));
+    OSPREY_RETURN_IF_ERROR(ReadStrings(*cors, "allowHeaders", at, &c.allow_headers));
+    OSPREY_RETURN_IF_ERROR(ReadStrings(*cors, "exposeHeaders", at, &c.expose_headers));
+    OSPREY_RETURN_IF_ERROR(ReadDuration(*cors, "maxAge", at, &c.max_age_ms));
+    if (cors->Find("allowCredentials") != nullptr) {
+      bool b = false;
+      OSPREY_RETURN_IF_ERROR(ReadBoolField(*cors, "allowCredentials", at, &b));
+      c.allow_credentials = b;
+    }
+    std::string unmatched;
+    OSPREY_RETURN_IF_ERROR(ReadString(*cors, "unmatchedPreflights", at, &unmatched));
+    if (!unmatched.empty() && unmatched != "FORWARD" && unmatched != "IGNORE" &&
+        unmatched != "UNSPECIFIED")
+      return Error(cors->Find("unmatchedPreflights"), Field(at, "unmatchedPreflights"),
+                   StrCat("\"", unmatched, "\" is invalid: must be FORWARD or IGNORE"));
+    c.forward_unmatched_preflights = unmatched != "IGNORE";
+    r->cors = std::move(c);
   }
   return absl::OkStatus();
 }
@@ -941,6 +981,26 @@ void HttpRouteJson(json::Writer& w, const IstioHttpRoute& r) {
     w.StartObject();
     HeaderOpsJson(w, "request", r.request_headers);
     HeaderOpsJson(w, "response", r.response_headers);
+    w.EndObject();
+  }
+  if (const auto& c = r.cors) {
+    json::Key(w, "corsPolicy");
+    w.StartObject();
+    if (!c->allow_origins.empty()) {
+      json::Key(w, "allowOrigins");
+      w.StartArray();
+      for (const auto& m : c->allow_origins) StringMatchJson(w, m);
+      w.EndArray();
+    }
+    StringsJson(w, "allowMethods", c->allow_methods);
+    StringsJson(w, "allowHeaders", c->allow_headers);
+    StringsJson(w, "exposeHeaders", c->expose_headers);
+    DurationJson(w, "maxAge", c->max_age_ms);
+    if (c->allow_credentials) {
+      json::Key(w, "allowCredentials");
+      w.Bool(*c->allow_credentials);
+    }
+    if (!c->forward_unmatched_preflights) json::Field(w, "unmatchedPreflights", "IGNORE");
     w.EndObject();
   }
   w.EndObject();

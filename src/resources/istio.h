@@ -53,6 +53,21 @@ struct IstioHeaderOperations {
   bool operator==(const IstioHeaderOperations&) const = default;
 };
 
+// A route's corsPolicy: which origins may call it from a browser, and what
+// the answers to their preflight (OPTIONS) requests allow.
+struct IstioCorsPolicy {
+  std::vector<IstioStringMatch> allow_origins;  // allowOrigins (and the old allowOrigin)
+  std::vector<std::string> allow_methods;
+  std::vector<std::string> allow_headers;
+  std::vector<std::string> expose_headers;
+  int64_t max_age_ms = 0;  // 0: not given
+  std::optional<bool> allow_credentials;
+  // unmatchedPreflights: FORWARD (a preflight of an origin not allowed goes
+  // to the destination) or IGNORE (answered here without CORS headers).
+  bool forward_unmatched_preflights = true;
+  bool operator==(const IstioCorsPolicy&) const = default;
+};
+
 // One HTTPRoute of a VirtualService: its matches (any; none matches every
 // request) and what it does: route to weighted destinations (with rewrite,
 // timeout, retries, fault injection, mirroring, header changes), or redirect.
@@ -86,6 +101,7 @@ struct IstioHttpRoute {
   double mirror_percent = 100;
   IstioHeaderOperations request_headers;
   IstioHeaderOperations response_headers;
+  std::optional<IstioCorsPolicy> cors;
   bool operator==(const IstioHttpRoute&) const = default;
 };
 

@@ -1030,6 +1030,38 @@ spec:
   }
 }
 
+TEST(ParseYaml, IstioCorsPolicy) {
+  auto r = ParseYaml(R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings}
+spec:
+  hosts: [ratings.prod.svc.cluster.local]
+  http:
+  - route: [{destination: {host: ratings.prod.svc.cluster.local}}]
+    corsPolicy:
+      allowOrigins: [{exact: "https://example.com"}, {regex: "https://.*[.]example[.]org"}]
+      allowOrigin: ["https://old.example.com"]
+      allowMethods: [POST, GET]
+      allowCredentials: false
+      allowHeaders: [X-Foo-Bar]
+      exposeHeaders: [X-Trace]
+      maxAge: 24h
+      unmatchedPreflights: IGNORE
+)");
+  ASSERT_TRUE(r.ok()) << r.status();
+  const auto& c = std::get<VirtualService>((*r)[0]).http[0].cors;
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->allow_origins.size(), 3u);
+  EXPECT_EQ(c->allow_origins[1].kind, IstioStringMatch::Kind::kRegex);
+  EXPECT_EQ(c->allow_methods, (std::vector<std::string>{"POST", "GET"}));
+  EXPECT_EQ(c->max_age_ms, 86400000);
+  EXPECT_EQ(c->allow_credentials, false);
+  EXPECT_FALSE(c->forward_unmatched_preflights);
+  auto back = FromJson(ToJson((*r)[0]));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, (*r)[0]) << ToJson((*r)[0]);
+}
+
 TEST(ParseYaml, IstioErrorsNameTheField) {
   const std::string vs =
       "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
@@ -1056,6 +1088,12 @@ TEST(ParseYaml, IstioErrorsNameTheField) {
        "spec.http[0].timeout: \"soon\" is invalid"},
       {vs + "  hosts: [a]\n  http: [{route: [{destination: {host: x, subset: V1}}]}]\n",
        "spec.http[0].route[0].destination.subset: \"V1\" is invalid"},
+      {vs + "  hosts: [a]\n  http: [{route: [{destination: {host: x}}], "
+            "corsPolicy: {allowOrigins: [{regex: \"[\"}]}}]\n",
+       "spec.http[0].corsPolicy.allowOrigins[0].regex: \"[\" is not a valid RE2 expression"},
+      {vs + "  hosts: [a]\n  http: [{route: [{destination: {host: x}}], "
+            "corsPolicy: {unmatchedPreflights: DROP}}]\n",
+       "spec.http[0].corsPolicy.unmatchedPreflights: \"DROP\" is invalid"},
       {dr + "  trafficPolicy: {loadBalancer: {simple: PASSTHROUGH}}\n",
        "spec.trafficPolicy.loadBalancer.simple: PASSTHROUGH is not served by Osprey"},
       {dr + "  trafficPolicy: {loadBalancer: {simple: FASTEST}}\n",

@@ -7,7 +7,8 @@ redirect and method and query matches; a VirtualService over Knative
 Services; malformed resources refused with the field named while nothing
 applied changes; DestinationRules: subsets by endpoint labels, round robin,
 consistent hashing, connection-pool limits, and outlier detection ejecting a
-replica that answers 503 and bringing it back.
+replica that answers 503 and bringing it back; corsPolicy preflights and
+answers.
 """
 
 import concurrent.futures
@@ -486,3 +487,54 @@ def test_destination_rule_subsets_balancing_and_outlier_detection(platform, serv
         "the unknown subset answers 503")
     harness.wait_until(lambda: "subset v7: DestinationRule default/pool has no such subset"
                        in platform.cli("get", "events").stdout, 10, "RouteIncomplete event")
+
+
+def test_cors_policy_answers_preflights_and_marks_answers(platform):
+    platform.apply_text("""apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: cors}
+spec:
+  hosts: [cors.example.com]
+  http:
+  - match: [{uri: {prefix: /strict}}]
+    route: [{destination: {host: ratings, port: {number: 9080}}}]
+    corsPolicy:
+      allowOrigins: [{exact: "https://app.example.com"}]
+      unmatchedPreflights: IGNORE
+  - route: [{destination: {host: ratings, port: {number: 9080}}}]
+    corsPolicy:
+      allowOrigins: [{exact: "https://app.example.com"}, {regex: "https://[a-z]+[.]example[.]org"}]
+      allowMethods: [POST, GET]
+      allowHeaders: [X-Foo-Bar, Content-Type]
+      exposeHeaders: [x-internal]
+      maxAge: 24h
+      allowCredentials: true
+""", wait=False)
+    host = "cors.example.com"
+    route_ready(platform, "/", host=host)
+    preflight = {"Origin": "https://eu.example.org", "Access-Control-Request-Method": "POST"}
+    r = call(platform, "/v1/models/x:predict", host, method="OPTIONS", headers=preflight)
+    assert r.status_code == 200 and r.text == "", (r.status_code, r.text)
+    assert r.headers["Access-Control-Allow-Origin"] == "https://eu.example.org"
+    assert r.headers["Access-Control-Allow-Methods"] == "POST,GET"
+    assert r.headers["Access-Control-Allow-Headers"] == "X-Foo-Bar,Content-Type"
+    assert r.headers["Access-Control-Max-Age"] == "86400"
+    assert r.headers["Access-Control-Allow-Credentials"] == "true"
+    # The actual request is forwarded and its answer says who may read it.
+    r = call(platform, "/p", host, method="POST", headers={"Origin": "https://app.example.com"})
+    assert r.json()["name"] == "ratings" and r.json()["method"] == "POST"
+    assert r.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert r.headers["Access-Control-Expose-Headers"] == "x-internal"
+    # Another origin: nothing added, its preflight goes to the destination.
+    r = call(platform, "/p", host, headers={"Origin": "https://evil.example.net"})
+    assert r.status_code == 200 and "Access-Control-Allow-Origin" not in r.headers
+    r = call(platform, "/p", host, method="OPTIONS",
+             headers={"Origin": "https://evil.example.net", "Access-Control-Request-Method": "GET"})
+    assert r.status_code == 501 and "Access-Control-Allow-Origin" not in r.headers, r.status_code
+    # unmatchedPreflights IGNORE: answered here, without CORS headers.
+    r = call(platform, "/strict", host, method="OPTIONS",
+             headers={"Origin": "https://evil.example.net", "Access-Control-Request-Method": "GET"})
+    assert r.status_code == 200 and "Access-Control-Allow-Origin" not in r.headers
+    # Without an Origin, a request is a plain one.
+    r = call(platform, "/p", host)
+    assert r.status_code == 200 and "Access-Control-Allow-Origin" not in r.headers
