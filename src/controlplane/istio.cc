@@ -72,10 +72,18 @@ std::vector<KeyShare> Rescale(const std::vector<KeyShare>& shares) {
   return Apportion(order, exact, 100);
 }
 
-// The DestinationRule of `fqdn` for a client in `client_ns` (istio.h), or null.
+// Istio's root namespace: its DestinationRules apply to every client.
+constexpr char kRootNamespace[] = "istio-system";
+
+// How well a rule fits a host for a client: its namespace first (the
+// client's, the host's, the root's), then how exactly its host names it.
+using RuleRank = std::tuple<int, size_t>;
+
+// The DestinationRule of `fqdn` for a client in `client_ns` (istio.h), or
+// null; `rank` says how well it fits.
 const resources::DestinationRule* RuleFor(
     const std::vector<const resources::DestinationRule*>& rules, const std::string& fqdn,
-    const std::string& client_ns) {
+    const std::string& client_ns, RuleRank* rank = nullptr) {
   // The host's own namespace: {name}.{ns}.svc.cluster.local.
   std::string host_ns;
   if (fqdn.ends_with(".svc.cluster.local")) {
@@ -83,25 +91,33 @@ const resources::DestinationRule* RuleFor(
     host_ns = fqdn.substr(first + 1, fqdn.find('.', first + 1) - first - 1);
   }
   const resources::DestinationRule* best = nullptr;
-  std::tuple<size_t, int> best_rank{};
+  RuleRank best_rank{};
   for (const auto* dr : rules) {
+    const std::string& ns = dr->meta.namespace_;
+    const int place = ns == client_ns ? 3 : ns == host_ns ? 2 : ns == kRootNamespace ? 1 : 0;
+    if (place == 0) continue;
+    const auto& to = dr->export_to;
+    if (!to.empty() && std::find(to.begin(), to.end(), "*") == to.end() &&
+        std::find(to.begin(), to.end(), client_ns) == to.end() &&
+        !(ns == client_ns && std::find(to.begin(), to.end(), ".") != to.end()))
+      continue;
     size_t specificity = 0;
     if (dr->host.starts_with("*.")) {
       if (!fqdn.ends_with(dr->host.substr(1)) || fqdn.size() <= dr->host.size() - 1) continue;
       specificity = dr->host.size();
-    } else if (IstioFqdn(dr->host, dr->meta.namespace_) == fqdn || dr->host == fqdn) {
+    } else if (IstioFqdn(dr->host, ns) == fqdn || dr->host == fqdn) {
       specificity = std::string::npos;
     } else {
       continue;
     }
-    const int place = dr->meta.namespace_ == client_ns ? 2 : dr->meta.namespace_ == host_ns ? 1 : 0;
-    const std::tuple<size_t, int> rank{specificity, place};
+    const RuleRank r{place, specificity};
     // Equal ranks: the first by namespace and name (the input's order).
-    if (best == nullptr || rank > best_rank) {
+    if (best == nullptr || r > best_rank) {
       best = dr;
-      best_rank = rank;
+      best_rank = r;
     }
   }
+  if (rank != nullptr) *rank = best_rank;
   return best;
 }
 
@@ -128,17 +144,16 @@ std::shared_ptr<const gateway::PoolPolicy> PoolPolicyOf(
     }
   }
   if (const auto& cp = p.connection_pool) {
-    for (int limit : {cp->max_connections, cp->http2_max_requests})
-      if (limit > 0 && (out->max_in_flight == 0 || limit < out->max_in_flight))
-        out->max_in_flight = limit;
+    out->max_in_flight = cp->max_connections;
+    out->max_requests = cp->http2_max_requests;
     out->max_pending = cp->http1_max_pending_requests;
     out->close_connections = cp->max_requests_per_connection == 1;
   }
   if (const auto& od = p.outlier_detection) {
     out->consecutive_5xx = od->consecutive_5xx_errors;
     out->consecutive_gateway = od->consecutive_gateway_errors;
-    out->interval_ms = static_cast<int>(od->interval_ms);
-    out->base_ejection_ms = static_cast<int>(od->base_ejection_time_ms);
+    out->interval_ms = od->interval_ms;
+    out->base_ejection_ms = od->base_ejection_time_ms;
     out->max_ejection_percent = od->max_ejection_percent;
     out->min_health_percent = od->min_health_percent;
   }
@@ -257,8 +272,16 @@ IstioPlan PlanIstio(const IstioInput& in) {
                                    ") selects none of the revisions it routes"));
         return {};
       }
+      // A revision is one pool: the first subset's policy over it holds.
       if (auto policy = PoolPolicyOf(rule->traffic_policy, &subset->traffic_policy))
-        for (const auto& share : picked) subset_policies[share.first] = policy;
+        for (const auto& share : picked) {
+          auto [it, fresh] = subset_policies.emplace(share.first, policy);
+          if (!fresh && *it->second != *policy)
+            problems->push_back(StrCat("destination ", d.host, " subset ", d.subset, ": revision ",
+                                       share.first.substr(share.first.find('/') + 1),
+                                       " already has another subset's traffic policy, which "
+                                       "holds"));
+        }
       return Rescale(picked);
     }
     // The namespace's own first; a host as written only when it is a full name.
@@ -469,13 +492,26 @@ IstioPlan PlanIstio(const IstioInput& in) {
   // Each host's own DestinationRule policy, over every revision it reaches;
   // then the subsets' over theirs.
   if (!in.destination_rules.empty()) {
+    // A revision several hosts reach (an InferenceService's own host and its
+    // predictor's) takes the best-fitting rule of them.
+    std::map<std::string, RuleRank> ranks;
     for (const auto& [fqdn, shares] : in.services) {
-      const std::string ns =
-          fqdn.substr(fqdn.find('.') + 1, fqdn.find('.', fqdn.find('.') + 1) - fqdn.find('.') - 1);
-      const resources::DestinationRule* rule = RuleFor(in.destination_rules, fqdn, ns);
+      const size_t dot = fqdn.find('.');
+      const std::string ns = fqdn.substr(dot + 1, fqdn.find('.', dot + 1) - dot - 1);
+      RuleRank rank;
+      const resources::DestinationRule* rule = RuleFor(in.destination_rules, fqdn, ns, &rank);
       if (rule == nullptr) continue;
-      if (auto policy = PoolPolicyOf(rule->traffic_policy, nullptr))
-        for (const auto& share : shares) plan.policies[share.first] = policy;
+      auto policy = PoolPolicyOf(rule->traffic_policy, nullptr);
+      for (const auto& share : shares) {
+        auto [it, fresh] = ranks.emplace(share.first, rank);
+        if (!fresh && it->second >= rank) continue;
+        it->second = rank;
+        if (policy != nullptr) {
+          plan.policies[share.first] = policy;
+        } else {
+          plan.policies.erase(share.first);
+        }
+      }
     }
     for (const auto& [key, se] : endpoint_entries) {
       if (subset_policies.contains(key)) continue;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 namespace osprey::controlplane {
 namespace {
 
@@ -371,10 +373,11 @@ spec:
   EXPECT_EQ(plan.routes[0].split, (std::vector<KeyShare>{{"default/hello-00003", 100}}));
   EXPECT_EQ(plan.routes[1].split,
             (std::vector<KeyShare>{{"default/hello-00001", 50}, {"default/hello-00002", 50}}));
-  // The host's policy over each of its revisions: the lower limit in flight.
+  // The host's policy over each of its revisions.
   for (const char* key : {"default/hello-00001", "default/hello-00002", "default/hello-00003"}) {
     ASSERT_TRUE(plan.policies.contains(key)) << key;
-    EXPECT_EQ(plan.policies.at(key)->max_in_flight, 2);
+    EXPECT_EQ(plan.policies.at(key)->max_in_flight, 4);
+    EXPECT_EQ(plan.policies.at(key)->max_requests, 2);
     EXPECT_EQ(plan.policies.at(key)->max_pending, 3);
   }
 }
@@ -388,18 +391,34 @@ TEST(PlanIstio, TheClosestDestinationRuleOfAHostWins) {
     dr.traffic_policy.load_balancer = resources::IstioLoadBalancer{lb, "", ""};
     return dr;
   };
-  const auto wildcard = rule("default", "*.svc.cluster.local", "RANDOM");
-  const auto other_ns = rule("prod", "hello.default.svc.cluster.local", "ROUND_ROBIN");
-  const auto own = rule("default", "hello", "LEAST_REQUEST");
+  const auto root_wild = rule("istio-system", "*.svc.cluster.local", "RANDOM");
+  const auto elsewhere = rule("prod", "hello.default.svc.cluster.local", "ROUND_ROBIN");
+  const auto root_exact = rule("istio-system", "hello.default.svc.cluster.local", "ROUND_ROBIN");
+  const auto own_wild = rule("default", "*.default.svc.cluster.local", "LEAST_REQUEST");
   IstioInput in;
   in.services["hello.default.svc.cluster.local"] = {{"default/hello-00001", 100}};
-  in.destination_rules = {&wildcard};
   using Balance = gateway::PoolPolicy::Balance;
-  EXPECT_EQ(PlanIstio(in).policies.at("default/hello-00001")->balance, Balance::kRandom);
-  in.destination_rules = {&wildcard, &other_ns};  // an exact host beats a wildcard
-  EXPECT_EQ(PlanIstio(in).policies.at("default/hello-00001")->balance, Balance::kRoundRobin);
-  in.destination_rules = {&wildcard, &other_ns, &own};  // the host's own namespace next
-  EXPECT_EQ(PlanIstio(in).policies.at("default/hello-00001")->balance, Balance::kLeastRequest);
+  auto balance = [&](std::vector<const resources::DestinationRule*> rules) {
+    in.destination_rules = std::move(rules);
+    IstioPlan plan = PlanIstio(in);
+    auto it = plan.policies.find("default/hello-00001");
+    return it == plan.policies.end() ? std::optional<Balance>() : it->second->balance;
+  };
+  EXPECT_EQ(balance({&root_wild}), Balance::kRandom);  // the root namespace's apply to all
+  EXPECT_EQ(balance({&elsewhere}), std::nullopt);      // another namespace's to none
+  EXPECT_EQ(balance({&root_wild, &elsewhere, &root_exact}), Balance::kRoundRobin);
+  EXPECT_EQ(balance({&root_wild, &root_exact, &own_wild}), Balance::kLeastRequest);
+  // Exported elsewhere only: not for this namespace's clients.
+  auto hidden = own_wild;
+  hidden.export_to = {"prod"};
+  EXPECT_EQ(balance({&root_exact, &hidden}), Balance::kRoundRobin);
+  hidden.export_to = {"."};
+  EXPECT_EQ(balance({&root_exact, &hidden}), Balance::kLeastRequest);
+  // A revision two hosts reach takes the best fitting rule of either.
+  const auto predictor = rule("default", "hello-predictor", "ROUND_ROBIN");
+  in.services["hello-predictor.default.svc.cluster.local"] = {{"default/hello-00001", 100}};
+  EXPECT_EQ(balance({&own_wild, &predictor}), Balance::kRoundRobin);
+  EXPECT_EQ(balance({&predictor, &own_wild}), Balance::kRoundRobin);
 }
 
 }  // namespace

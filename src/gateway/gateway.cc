@@ -519,8 +519,11 @@ struct Gateway::Impl {
       reaper_cv.wait_for(lock, std::chrono::milliseconds(20));
       lock.unlock();
       const Clock::time_point now = Clock::now();
+      std::vector<RevisionPool::RequestPtr> ready;
       for (RevisionPool* pool : AllPools())
-        for (auto& expired : pool->Expire(now)) Refuse(std::move(expired.request), expired.why);
+        for (auto& expired : pool->Expire(now, &ready))
+          Refuse(std::move(expired.request), expired.why);
+      for (auto& r : ready) Start(std::move(r));
       lock.lock();
     }
   }
@@ -763,6 +766,9 @@ void Gateway::AdmitGrpc(std::string_view host, std::string_view model, GrpcStart
 
 void Gateway::FinishGrpc(std::shared_ptr<GrpcTicket> ticket, int code, size_t request_bytes,
                          size_t response_bytes) {
+  // Outlier detection reads a gRPC status as the HTTP status it maps to.
+  ticket->pool->Observe(*ticket->replica, HttpStatusFromCode(static_cast<absl::StatusCode>(code)),
+                        Clock::now());
   impl_->Finish(*ticket, code, request_bytes, response_bytes);
 }
 

@@ -153,6 +153,15 @@ RevisionPool::Admission RevisionPool::Admit(RequestPtr& request, bool may_wait,
   Admission a;
   request->pool = this;
   std::lock_guard<std::mutex> lock(mu_);
+  if (policy_.max_requests > 0 &&
+      in_flight_ + static_cast<int>(waiting_.size()) >= policy_.max_requests) {
+    a.result = may_wait ? Admitted::kFull : Admitted::kNoRoom;
+    a.refusal = absl::UnavailableError(StrCat(
+        "revision ", revision_, " is at its DestinationRule's connectionPool limits: ", in_flight_,
+        " requests in flight and ", waiting_.size(), " waiting (http2MaxRequests ",
+        policy_.max_requests, ")"));
+    return a;
+  }
   const bool limited = policy_.max_in_flight > 0 && in_flight_ >= policy_.max_in_flight;
   if (Slot* r = limited ? nullptr : Pick(nullptr, request.get(), now); r != nullptr) {
     Integrate(now);
@@ -172,7 +181,8 @@ RevisionPool::Admission RevisionPool::Admit(RequestPtr& request, bool may_wait,
     a.refusal = absl::UnavailableError(
         policy_.max_in_flight > 0 || policy_.max_pending > 0
             ? StrCat("revision ", revision_, " is at its DestinationRule's connectionPool limits: ",
-                     in_flight_, " requests in flight and ", waiting_.size(), " waiting")
+                     in_flight_, " requests in flight and ", waiting_.size(),
+                     " waiting (http1MaxPendingRequests ", queue_limit(), ")")
             : StrCat("revision ", revision_, " is at capacity: ", waiting_.size(),
                      " requests are already waiting"));
   } else {
@@ -229,7 +239,8 @@ void RevisionPool::Observe(const ReplicaAddress& replica, int http_status, Clock
   if (slot->ejections > 0 && p.interval_ms > 0) {
     const auto back =
         std::chrono::duration_cast<std::chrono::milliseconds>(now - slot->ejected_until);
-    slot->ejections = std::max<int64_t>(0, slot->ejections - back.count() / p.interval_ms);
+    slot->ejections =
+        static_cast<int>(std::max<int64_t>(0, slot->ejections - back.count() / p.interval_ms));
   }
   ++slot->ejections;
   // Envoy's max_ejection_time: 300 s, or the base time when it is longer.
@@ -260,7 +271,8 @@ bool RevisionPool::Reassign(Request& request, Clock::time_point now) {
   return true;
 }
 
-std::vector<RevisionPool::Expired> RevisionPool::Expire(Clock::time_point now) {
+std::vector<RevisionPool::Expired> RevisionPool::Expire(Clock::time_point now,
+                                                        std::vector<RequestPtr>* ready) {
   std::vector<Expired> out;
   std::lock_guard<std::mutex> lock(mu_);
   if (waiting_.empty()) return out;
@@ -292,6 +304,9 @@ std::vector<RevisionPool::Expired> RevisionPool::Expire(Clock::time_point now) {
     out.push_back({std::move(it->request), std::move(why)});
   }
   waiting_.erase(kept, waiting_.end());
+  if (ready != nullptr && routed_ && !waiting_.empty() &&
+      outlier_detection_.load(std::memory_order_relaxed))
+    for (auto& r : Drain(now)) ready->push_back(std::move(r));
   return out;
 }
 

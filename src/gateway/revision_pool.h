@@ -152,7 +152,9 @@ class RevisionPool {
     RequestPtr request;
     absl::Status why;
   };
-  std::vector<Expired> Expire(Clock::time_point now);
+  // `ready`, when given, gains the queued requests a replica has room for
+  // now (one back from an outlier ejection).
+  std::vector<Expired> Expire(Clock::time_point now, std::vector<RequestPtr>* ready = nullptr);
 
   // What the autoscaler needs since the previous call (resets the averages).
   RevisionStats Collect(Clock::time_point now);

@@ -418,8 +418,32 @@ TEST(RevisionPoolTest, ConnectionPoolLimitsInFlightAndWaiting) {
   EXPECT_EQ(h.Admit(0s), "queued");
   EXPECT_EQ(h.Admit(0s),
             "full: revision r is at its DestinationRule's connectionPool limits: 1 requests in "
-            "flight and 1 waiting");
+            "flight and 1 waiting (http1MaxPendingRequests 1)");
   EXPECT_EQ(h.Release(1, 1s), "ready 2@8001");
+  // http2MaxRequests: past it, refused without waiting.
+  h.Set({8001, 8002}, 0, 2s, Policy({.max_requests = 2}));
+  EXPECT_EQ(h.Admit(2s), "assigned 4@8002");
+  EXPECT_EQ(h.Admit(2s),
+            "full: revision r is at its DestinationRule's connectionPool limits: 2 requests in "
+            "flight and 0 waiting (http2MaxRequests 2)");
+}
+
+TEST(RevisionPoolTest, AQueuedRequestTakesAReplicaBackFromEjection) {
+  Harness h;
+  PoolPolicy p;
+  p.consecutive_5xx = 1;
+  p.base_ejection_ms = 1000;
+  p.max_ejection_percent = 50;
+  h.Set({8001, 8002}, 1, 0s, Policy(p));
+  h.Observe(8001, 500, 0s);  // 8001 ejected until 1 s
+  EXPECT_EQ(h.Admit(0s), "assigned 1@8002");
+  EXPECT_EQ(h.Admit(0s), "queued");  // 8002 is full, 8001 ejected
+  std::vector<RevisionPool::RequestPtr> ready;
+  EXPECT_TRUE(h.pool().Expire(kT0 + 500ms, &ready).empty());
+  EXPECT_TRUE(ready.empty());
+  EXPECT_TRUE(h.pool().Expire(kT0 + 1s, &ready).empty());
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_EQ(ready[0]->replica->port, 8001);
 }
 
 TEST(RevisionPoolTest, OutlierDetectionEjectsAFailingReplicaAndBringsItBack) {

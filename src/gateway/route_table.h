@@ -84,10 +84,13 @@ struct PoolPolicy {
   Balance balance = Balance::kLeastRequest;
   std::string hash_header;  // lower case
   std::string hash_query;
-  // Requests in flight across the replicas (connectionPool: the lower of
-  // tcp.maxConnections and http.http2MaxRequests); 0: no bound but each
-  // replica's containerConcurrency.
+  // Requests in flight across the replicas, one per connection
+  // (connectionPool tcp.maxConnections): past it a request waits; 0: no
+  // bound but each replica's containerConcurrency.
   int max_in_flight = 0;
+  // Requests in flight or waiting (http.http2MaxRequests): past it a request
+  // is refused at once (503); 0: none.
+  int max_requests = 0;
   // Requests waiting for room (http.http1MaxPendingRequests); 0: the
   // gateway's queue limit. Past it a request is refused at once (503).
   int max_pending = 0;
@@ -102,8 +105,8 @@ struct PoolPolicy {
   // min_health_percent are left, ejections are ignored.
   int consecutive_5xx = 0;
   int consecutive_gateway = 0;
-  int interval_ms = 10000;
-  int base_ejection_ms = 30000;
+  int64_t interval_ms = 10000;
+  int64_t base_ejection_ms = 30000;
   int max_ejection_percent = 10;
   int min_health_percent = 0;
   bool outlier_detection() const { return consecutive_5xx > 0 || consecutive_gateway > 0; }

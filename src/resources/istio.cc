@@ -39,6 +39,7 @@ absl::Status ReadDuration(const Value& parent, std::string_view key, std::string
     double d = -1;
     auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), d);
     if (number.empty() || ec != std::errc() || end != number.data() + number.size() || d < 0) break;
+    if (d * u.ms > 1e13) return Error(v, Field(path, key), "is too long");
     *ms = static_cast<int64_t>(d * u.ms + 0.5);
     if (*ms < 1) return Error(v, Field(path, key), "must be at least 1ms");
     return absl::OkStatus();
@@ -679,6 +680,9 @@ absl::Status ReadTrafficPolicy(const Value& v, std::string_view path, IstioTraff
     OSPREY_RETURN_IF_ERROR(
         NotYet(*od, at, {"splitExternalLocalOriginErrors", "consecutiveLocalOriginFailures"}));
     IstioOutlierDetection o;
+    // The old consecutiveErrors counted gateway errors only.
+    if (od->Find("consecutiveErrors") != nullptr && od->Find("consecutive5xxErrors") == nullptr)
+      o.consecutive_5xx_errors = 0;
     OSPREY_RETURN_IF_ERROR(ReadCount(*od, "consecutiveErrors", at, &o.consecutive_gateway_errors));
     OSPREY_RETURN_IF_ERROR(
         ReadCount(*od, "consecutiveGatewayErrors", at, &o.consecutive_gateway_errors));
@@ -707,6 +711,13 @@ absl::StatusOr<DestinationRule> ParseDestinationRule(const Value& doc) {
   OSPREY_RETURN_IF_ERROR(CheckHost(spec->Find("host"), "spec.host", dr.host));
   if (dr.host == "*")
     return Error(spec->Find("host"), "spec.host", "must name a host or \"*.suffix\", not \"*\"");
+  OSPREY_RETURN_IF_ERROR(ReadStrings(*spec, "exportTo", "spec", &dr.export_to));
+  for (size_t i = 0; i < dr.export_to.size(); ++i) {
+    const std::string& e = dr.export_to[i];
+    if (e != "*" && e != "." && !IsDns1123Label(e))
+      return Error(spec->Find("exportTo"), Index("spec.exportTo", i),
+                   StrCat("\"", e, "\" is invalid: \"*\", \".\" or a namespace"));
+  }
   if (const Value* tp = spec->Find("trafficPolicy"); tp != nullptr)
     OSPREY_RETURN_IF_ERROR(ReadTrafficPolicy(*tp, "spec.trafficPolicy", &dr.traffic_policy));
   if (const Value* subsets = spec->Find("subsets"); subsets != nullptr) {
@@ -1124,6 +1135,7 @@ void IstioJson(json::Writer& w, const Resource& r) {
     w.StartObject();
     json::Field(w, "host", dr->host);
     if (dr->traffic_policy != IstioTrafficPolicy{}) TrafficPolicyJson(w, dr->traffic_policy);
+    StringsJson(w, "exportTo", dr->export_to);
     if (!dr->subsets.empty()) {
       json::Key(w, "subsets");
       w.StartArray();

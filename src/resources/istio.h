@@ -220,6 +220,9 @@ struct DestinationRule {
   std::string host;  // lower case; a short name, a FQDN, or "*.suffix"
   IstioTrafficPolicy traffic_policy;
   std::vector<IstioSubset> subsets;
+  // The namespaces whose clients it applies to: "*" (and none given) all,
+  // "." its own, or names.
+  std::vector<std::string> export_to;
   bool operator==(const DestinationRule&) const = default;
 };
 

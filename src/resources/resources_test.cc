@@ -974,6 +974,7 @@ kind: DestinationRule
 metadata: {name: reviews}
 spec:
   host: Reviews
+  exportTo: [".", prod]
   trafficPolicy:
     loadBalancer: {simple: LEAST_CONN}
     connectionPool:
@@ -1003,6 +1004,7 @@ spec:
   EXPECT_EQ(KindOf((*r)[0]), "DestinationRule");
   EXPECT_TRUE(IsIstio((*r)[0]));
   EXPECT_EQ(dr.host, "reviews");
+  EXPECT_EQ(dr.export_to, (std::vector<std::string>{".", "prod"}));
   ASSERT_TRUE(dr.traffic_policy.load_balancer.has_value());
   EXPECT_EQ(dr.traffic_policy.load_balancer->simple, "LEAST_REQUEST");
   EXPECT_EQ(dr.traffic_policy.connection_pool,
@@ -1110,6 +1112,9 @@ TEST(ParseYaml, IstioErrorsNameTheField) {
        "spec.trafficPolicy.outlierDetection.baseEjectionTime: \"later\" is invalid"},
       {dr + "  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}\n",
        "spec.trafficPolicy.tls: not supported by Osprey yet"},
+      {dr + "  exportTo: [\"~\"]\n", "spec.exportTo[0]: \"~\" is invalid"},
+      {dr + "  trafficPolicy: {outlierDetection: {interval: 99999999h}}\n",
+       "spec.trafficPolicy.outlierDetection.interval: is too long"},
       {dr + "  subsets: [{name: v1, labels: {version: v1}}, {name: v1}]\n",
        "spec.subsets[1].name: \"v1\" is not unique"},
       {dr + "  subsets: [{name: v1, trafficPolicy: {loadBalancer: {simple: X}}}]\n",
