@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -238,6 +239,12 @@ int UpMain(const std::vector<std::string_view>& args) {
   options.local.gateway_port = options.platform.gateway_port;
   if (const char* resource = std::getenv("OTEL_RESOURCE_ATTRIBUTES"))
     options.local.trace_resource = resource;
+  // The node a replica's downward API describes: this machine.
+  options.local.node_cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE); pages > 0 && page > 0)
+    options.local.node_memory_bytes = static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
+  if (char host[256] = {}; gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0')
+    options.local.node_name = host;
   options.collect_stats = [&gateway] { return gateway.CollectStats(); };
   options.on_routes = [&gateway](std::shared_ptr<const gateway::RouteTable> table) {
     gateway.Update(std::move(table));

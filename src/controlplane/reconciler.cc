@@ -30,7 +30,8 @@ std::vector<std::string> Expanded(const std::vector<std::string>& v,
 
 void AddEnv(const std::vector<resources::EnvVar>& env, const resources::ObjectMeta& meta,
             Container* c) {
-  for (const auto& e : env) c->env.push_back({e.name, ExpandTemplates(e.value, meta)});
+  for (const auto& e : env)
+    c->env.push_back({e.name, ExpandTemplates(e.value, meta), e.value_from});
 }
 
 // The runtime container's resources with the model's over them, as KServe

@@ -245,6 +245,38 @@ absl::Status ReadEnv(const Value& parent, std::string_view path, std::vector<Env
     OSPREY_RETURN_IF_ERROR(ReadString(item, "name", at, &env.name));
     if (env.name.empty()) return Error(&item, Field(at, "name"), "required");
     OSPREY_RETURN_IF_ERROR(ReadString(item, "value", at, &env.value));
+    if (const Value* from = item.Find("valueFrom"); from != nullptr) {
+      const std::string fat = Field(at, "valueFrom");
+      if (!env.value.empty()) return Error(from, fat, "may not be given when value is not empty");
+      OSPREY_RETURN_IF_ERROR(ExpectMap(*from, fat));
+      static const FieldSet kSources = {"fieldRef", "resourceFieldRef", "configMapKeyRef",
+                                        "secretKeyRef"};
+      OSPREY_RETURN_IF_ERROR(CheckFields(*from, fat, kSources));
+      if (from->map.size() != 1)
+        return Error(from, fat,
+                     "must have exactly one of fieldRef, resourceFieldRef, configMapKeyRef, "
+                     "secretKeyRef");
+      const auto& [source, ref] = *from->map.begin();
+      const std::string rat = Field(fat, source);
+      OSPREY_RETURN_IF_ERROR(ExpectMap(ref, rat));
+      auto required = [&](std::string_view key) -> absl::Status {
+        std::string text;
+        OSPREY_RETURN_IF_ERROR(ReadString(ref, key, rat, &text));
+        if (text.empty()) return Error(&ref, Field(rat, key), "required");
+        return absl::OkStatus();
+      };
+      if (source == "fieldRef") {
+        OSPREY_RETURN_IF_ERROR(CheckFields(ref, rat, {"fieldPath", "apiVersion"}));
+        OSPREY_RETURN_IF_ERROR(required("fieldPath"));
+      } else if (source == "resourceFieldRef") {
+        OSPREY_RETURN_IF_ERROR(CheckFields(ref, rat, {"resource", "containerName", "divisor"}));
+        OSPREY_RETURN_IF_ERROR(required("resource"));
+      } else {
+        OSPREY_RETURN_IF_ERROR(CheckFields(ref, rat, {"name", "key", "optional"}));
+        OSPREY_RETURN_IF_ERROR(required("key"));
+      }
+      env.value_from = ToCompactJson(*from);
+    }
     out->push_back(std::move(env));
   }
   return absl::OkStatus();

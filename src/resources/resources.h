@@ -27,7 +27,11 @@ namespace osprey::resources {
 
 struct EnvVar {
   std::string name;
-  std::string value;  // valueFrom is accepted and not kept
+  std::string value;
+  // valueFrom as compact JSON ("" for none): exactly one of fieldRef,
+  // resourceFieldRef, configMapKeyRef, secretKeyRef. Pods on a cluster get
+  // it as written; a local replica resolves what it can (placement.h).
+  std::string value_from;
   bool operator==(const EnvVar&) const = default;
 };
 

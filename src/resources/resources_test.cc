@@ -410,6 +410,20 @@ std::string Runtime(std::string_view spec) {
       spec);
 }
 
+TEST(ParseYaml, EnvValueFromIsKept) {
+  auto r = ParseYaml(
+      Predictor("    model:\n      modelFormat: {name: sklearn}\n      storageUri: s3://b/m\n"
+                "      env:\n      - {name: A, value: x}\n"
+                "      - {name: KEY, valueFrom: {secretKeyRef: {name: creds, key: token}}}\n"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  const auto& env = std::get<InferenceService>((*r)[0]).predictor.model->env;
+  ASSERT_EQ(env.size(), 2u);
+  EXPECT_EQ(env[1].value_from, R"({"secretKeyRef":{"name":"creds","key":"token"}})");
+  auto back = FromJson(ToJson((*r)[0]));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, (*r)[0]);
+}
+
 TEST(ParseYaml, ReadinessProbesOfContainers) {
   struct Case {
     const char* probe;
@@ -539,6 +553,18 @@ std::vector<ErrorCase> ErrorCases() {
        "spec.predictor.sklearn.runtime: unknown field"},
       {"UnknownPredictorField", SklearnPredictorWith("    storageUri: gs://b/m\n"),
        "spec.predictor.storageUri: unknown field"},
+      {"EnvValueAndValueFrom",
+       Predictor("    model:\n      modelFormat: {name: sklearn}\n      env: [{name: A, value: x, "
+                 "valueFrom: {fieldRef: {fieldPath: metadata.name}}}]\n"),
+       "spec.predictor.model.env[0].valueFrom: may not be given when value is not empty"},
+      {"EnvValueFromTwoSources",
+       Predictor("    model:\n      modelFormat: {name: sklearn}\n      env: [{name: A, valueFrom: "
+                 "{fieldRef: {fieldPath: a}, secretKeyRef: {name: s, key: k}}}]\n"),
+       "spec.predictor.model.env[0].valueFrom: must have exactly one of fieldRef"},
+      {"EnvValueFromWithoutKey",
+       Predictor("    model:\n      modelFormat: {name: sklearn}\n      env: [{name: A, valueFrom: "
+                 "{secretKeyRef: {name: s}}}]\n"),
+       "spec.predictor.model.env[0].valueFrom.secretKeyRef.key: required"},
       {"MinReplicasNotAnInteger", SklearnPredictorWith("    minReplicas: two\n"),
        "spec.predictor.minReplicas: expected an integer, got \"two\""},
       {"MinReplicasQuotedNumber", SklearnPredictorWith("    minReplicas: \"2\"\n"),

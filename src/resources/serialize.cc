@@ -59,7 +59,12 @@ void Env(Writer& w, const std::vector<EnvVar>& env) {
   for (const EnvVar& e : env) {
     w.StartObject();
     StringField(w, "name", e.name);
-    StringField(w, "value", e.value);
+    if (e.value_from.empty()) {
+      StringField(w, "value", e.value);
+    } else {
+      Key(w, "valueFrom");
+      w.RawValue(e.value_from.data(), e.value_from.size(), rapidjson::kObjectType);
+    }
     w.EndObject();
   }
   w.EndArray();

@@ -253,3 +253,45 @@ spec:
                        "route gone")
     assert not [r for r in platform.get_json("revisions")["items"]
                 if r["metadata"]["labels"].get("serving.knative.dev/service") == "steady"]
+
+
+def test_env_value_from_resolves_as_the_kubelet_would(platform):
+    # The downward API on this machine: the pod's namespace and its
+    # template's labels; a Secret that must be there fails the revision.
+    name = "downward"
+    platform.apply_text(f"""apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {{name: {name}, namespace: default}}
+spec:
+  template:
+    metadata:
+      labels: {{team: search}}
+    spec:
+      containers:
+        - image: gcr.io/knative-samples/helloworld-go
+          env:
+            - name: TARGET
+              valueFrom:
+                fieldRef: {{fieldPath: "metadata.labels['team']"}}
+""")
+    assert get(platform, f"{name}.default.example.com").text == "Hello search!\n"
+    platform.apply_text(f"""apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {{name: {name}-secret, namespace: default}}
+spec:
+  template:
+    spec:
+      containers:
+        - image: gcr.io/knative-samples/helloworld-go
+          env:
+            - name: TARGET
+              valueFrom:
+                secretKeyRef: {{name: greeting, key: target}}
+""", wait=False)
+
+    def failed():
+        ready = [c for c in ksvc(platform, f"{name}-secret").get("status", {}).get(
+            "conditions", []) if c["type"] == "Ready"]
+        return ready and ready[0]["status"] == "False" and \
+            'secret "greeting" (key target) cannot be read here' in ready[0].get("message", "")
+    harness.wait_until(failed, 20, "the revision fails naming the secret")

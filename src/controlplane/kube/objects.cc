@@ -90,7 +90,12 @@ void Env(Writer& w, const std::vector<resources::EnvVar>& env, bool pod_ip) {
   for (const auto& e : env) {
     w.StartObject();
     Field(w, "name", e.name);
-    Field(w, "value", e.value);
+    if (e.value_from.empty()) {
+      Field(w, "value", e.value);
+    } else {
+      Key(w, "valueFrom");
+      w.RawValue(e.value_from.data(), e.value_from.size(), rapidjson::kObjectType);
+    }
     w.EndObject();
   }
   w.EndArray();

@@ -161,6 +161,14 @@ TEST(KubePlacementTest, CustomContainerRunsAsWritten) {
   EXPECT_EQ(Strings(c["args"]), (std::vector<std::string>{"--port", "8080"}));
   EXPECT_EQ(c["readinessProbe"]["tcpSocket"]["port"].GetInt(), 8080);
   EXPECT_EQ(c["env"].Size(), 0u);  // no POD_IP: the container is not Osprey's
+  // valueFrom goes to the pod as written (the kubelet resolves it).
+  rev.container.env = {{"KEY", "", R"({"secretKeyRef":{"name":"creds","key":"token"}})"}};
+  auto with_env = Parse(DeploymentJson(rev, {"custom", "u"}, {}, 1));
+  const auto& env = with_env["spec"]["template"]["spec"]["containers"][0]["env"];
+  ASSERT_EQ(env.Size(), 1u);
+  EXPECT_FALSE(env[0].HasMember("value"));
+  EXPECT_EQ(GetString(env[0]["valueFrom"]["secretKeyRef"], "name"), "creds");
+  rev.container.env.clear();
   EXPECT_TRUE(CheckRunnable(rev).reason.empty());
   // Not a model server: no scrape annotations (it may serve no /metrics).
   EXPECT_FALSE(d["spec"]["template"]["metadata"].HasMember("annotations"));

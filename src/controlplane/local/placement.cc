@@ -3,9 +3,13 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <fstream>
 #include <iterator>
+#include <optional>
 
+#include "common/flags.h"
 #include "common/strings.h"
 #include "controlplane/knative.h"
 #include "controlplane/model_server.h"
@@ -171,11 +175,147 @@ std::vector<std::pair<std::string, std::string>> ReplicaTraceEnv(const RevisionS
           {"OTEL_RESOURCE_ATTRIBUTES", std::move(resource)}};
 }
 
+namespace {
+
+// A CPU quantity in cores ("500m", "2", "1.5"); nullopt when it is not one.
+std::optional<double> ParseCpu(std::string_view text) {
+  double scale = 1;
+  if (text.ends_with("m")) {
+    scale = 0.001;
+    text.remove_suffix(1);
+  }
+  double v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v < 0)
+    return std::nullopt;
+  return v * scale;
+}
+
+// The value of `e`'s valueFrom for a replica of `rev` (placement.h); nullopt
+// for an optional reference left unset.
+absl::StatusOr<std::optional<std::string>> ResolveValueFrom(const RevisionSpec& rev,
+                                                            const resources::EnvVar& e,
+                                                            const LocalConfig& config) {
+  rapidjson::Document d;
+  d.Parse(e.value_from.data(), e.value_from.size());
+  if (d.HasParseError() || !d.IsObject() || d.MemberCount() != 1)
+    return absl::InvalidArgumentError(StrCat("env ", e.name, ": valueFrom is not readable"));
+  const auto& [kind_value, ref] = *d.MemberBegin();
+  const std::string kind = kind_value.GetString();
+  auto text = [&](const char* key) -> std::string {
+    return ref.IsObject() && ref.HasMember(key) && ref[key].IsString() ? ref[key].GetString()
+                                                                       : std::string();
+  };
+  if (kind == "fieldRef") {
+    const std::string path = text("fieldPath");
+    if (path == "metadata.name") return StrCat(rev.name, "-deployment-{{.Port}}");
+    if (path == "metadata.namespace") return rev.namespace_;
+    if (path == "status.podIP" || path == "status.hostIP" || path == "status.podIPs" ||
+        path == "status.hostIPs")
+      return std::string("127.0.0.1");
+    if (path == "spec.nodeName") return config.node_name;
+    if (path == "spec.serviceAccountName") return std::string("default");
+    for (const char* map : {"metadata.labels", "metadata.annotations"}) {
+      const std::string prefix = StrCat(map, "['");
+      if (!path.starts_with(prefix) || !path.ends_with("']")) continue;
+      const std::string key = path.substr(prefix.size(), path.size() - prefix.size() - 2);
+      std::map<std::string, std::string> values;
+      if (std::optional<resources::Component> c = RevisionComponent(rev))
+        values = map == std::string_view("metadata.labels") ? c->labels : c->annotations;
+      if (map == std::string_view("metadata.labels")) {
+        values["serving.knative.dev/revision"] = rev.name;
+        if (rev.kind != kKnativeServiceKind) {
+          values["serving.kserve.io/inferenceservice"] = rev.isvc;
+          values["component"] = rev.component;
+        } else {
+          values["serving.knative.dev/service"] = rev.isvc;
+          values["serving.knative.dev/configuration"] = rev.isvc;
+        }
+      }
+      auto it = values.find(key);
+      return it == values.end() ? std::string() : it->second;
+    }
+    return absl::InvalidArgumentError(
+        StrCat("env ", e.name, ": valueFrom.fieldRef.fieldPath \"", path,
+               "\" is not one a local replica has (metadata.name, metadata.namespace, "
+               "metadata.labels['k'], metadata.annotations['k'], status.podIP, status.hostIP, "
+               "spec.nodeName, spec.serviceAccountName)"));
+  }
+  if (kind == "resourceFieldRef") {
+    const std::string resource = text("resource");
+    const size_t dot = resource.find('.');
+    const std::string which = resource.substr(0, dot);  // limits | requests
+    const std::string name = dot == std::string::npos ? "" : resource.substr(dot + 1);
+    if ((which != "limits" && which != "requests") ||
+        (name != "cpu" && name != "memory" && name != "ephemeral-storage"))
+      return absl::InvalidArgumentError(
+          StrCat("env ", e.name, ": valueFrom.resourceFieldRef.resource \"", resource,
+                 "\" is invalid: limits or requests of cpu, memory or ephemeral-storage"));
+    rapidjson::Document res;
+    res.Parse(rev.container.resources_json.data(), rev.container.resources_json.size());
+    auto given = [&](const char* block) -> std::string {
+      if (res.HasParseError() || !res.IsObject() || !res.HasMember(block) ||
+          !res[block].IsObject() || !res[block].HasMember(name.c_str()))
+        return "";
+      const auto& v = res[block][name.c_str()];
+      return v.IsString() ? v.GetString() : v.IsNumber() ? StrCat(v.GetDouble()) : "";
+    };
+    // A request not given is the limit; a limit not given is the machine's.
+    std::string quantity = which == "requests" ? given("requests") : "";
+    if (quantity.empty()) quantity = given("limits");
+    const bool cpu = name == "cpu";
+    std::string divisor = text("divisor");
+    if (divisor.empty()) divisor = "1";
+    double amount = 0, unit = 0;
+    if (cpu) {
+      std::optional<double> q =
+          quantity.empty() ? std::optional<double>(config.node_cpus) : ParseCpu(quantity);
+      std::optional<double> u = ParseCpu(divisor);
+      if (!q || !u || *u <= 0)
+        return absl::InvalidArgumentError(
+            StrCat("env ", e.name, ": cpu quantity \"", !q ? quantity : divisor, "\" is invalid"));
+      amount = *q;
+      unit = *u;
+    } else {
+      absl::StatusOr<uint64_t> q = quantity.empty()
+                                       ? absl::StatusOr<uint64_t>(config.node_memory_bytes)
+                                       : ParseByteSize(quantity);
+      absl::StatusOr<uint64_t> u = ParseByteSize(divisor);
+      if (!q.ok() || !u.ok() || *u == 0)
+        return absl::InvalidArgumentError(
+            StrCat("env ", e.name, ": quantity \"", !q.ok() ? quantity : divisor, "\" is invalid"));
+      amount = static_cast<double>(*q);
+      unit = static_cast<double>(*u);
+    }
+    return StrCat(static_cast<uint64_t>(std::ceil(amount / unit - 1e-9)));
+  }
+  // configMapKeyRef, secretKeyRef
+  const bool optional = ref.IsObject() && ref.HasMember("optional") && ref["optional"].IsBool() &&
+                        ref["optional"].GetBool();
+  if (optional) return std::optional<std::string>();
+  return absl::FailedPreconditionError(
+      StrCat("env ", e.name, ": ", kind == "secretKeyRef" ? "secret" : "configmap", " \"",
+             text("name"), "\" (key ", text("key"), ") cannot be read here: `osprey up` has no ",
+             kind == "secretKeyRef" ? "Secrets" : "ConfigMaps",
+             "; give the value, or mark the reference optional"));
+}
+
+}  // namespace
+
 LocalCommand PlaceLocally(const RevisionSpec& rev, const LocalConfig& config) {
   LocalCommand local;
   const Container& c = rev.container;
   local.env = ReplicaTraceEnv(rev, config.trace_resource);
   for (const auto& e : c.env) {
+    if (!e.value_from.empty()) {
+      absl::StatusOr<std::optional<std::string>> v = ResolveValueFrom(rev, e, config);
+      if (!v.ok()) {
+        Fail(&local, "CreateContainerConfigError", std::string(v.status().message()));
+        return local;
+      }
+      if (v->has_value()) local.env.emplace_back(e.name, std::move(**v));
+      continue;
+    }
     std::string value = e.value;
     if (value.starts_with("/mnt/models")) value = StrCat("{{.ModelDir}}", value.substr(11));
     local.env.emplace_back(e.name, std::move(value));

@@ -40,6 +40,11 @@ struct LocalConfig {
   // The platform's own OTEL_RESOURCE_ATTRIBUTES ("k=v,k=v"), which each
   // replica's extends (ReplicaTraceEnv).
   std::string trace_resource;
+  // What a replica's resourceFieldRef reads when its container sets no limit
+  // (a node's allocatable): this machine's cores and memory.
+  int node_cpus = 1;
+  uint64_t node_memory_bytes = uint64_t{1} << 30;
+  std::string node_name = "localhost";
 };
 
 // Adds the entries of a JSON image map ({"repo/image": ["command", "arg", ...]},
@@ -91,6 +96,16 @@ struct LocalCommand {
 // gateway sends the revision's gRPC. A predictor's own container running
 // KServe's model server (its args give --model_name) is told both when its
 // args do not set them; one declaring an h2c port is told its gRPC port.
+// An env var's valueFrom resolves as the kubelet would, on this machine:
+// fieldRef metadata.name (the replica's own name,
+// {revision}-deployment-{port}), metadata.namespace, metadata.labels['k'] and
+// metadata.annotations['k'] (the revision's), status.podIP and
+// status.hostIP (127.0.0.1), spec.nodeName, spec.serviceAccountName;
+// resourceFieldRef (limits and requests of cpu, memory and
+// ephemeral-storage, by the divisor, rounded up; no limit: the machine's);
+// configMapKeyRef and secretKeyRef are left unset when optional, else the
+// revision fails (CreateContainerConfigError): this machine has no ConfigMaps
+// or Secrets.
 LocalCommand PlaceLocally(const RevisionSpec& rev, const LocalConfig& config);
 
 }  // namespace osprey::controlplane

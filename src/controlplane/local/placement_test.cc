@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "controlplane/model_server.h"
+#include "controlplane/views.h"
 
 namespace osprey::controlplane {
 namespace {
@@ -250,6 +252,80 @@ TEST(PlaceLocally, CustomContainerRunsItsCommandWithModelDirAndPort) {
   auto env = std::find(local.env.begin(), local.env.end(),
                        std::pair<std::string, std::string>("MODEL_DIR", "{{.ModelDir}}"));
   EXPECT_NE(env, local.env.end());
+}
+
+// env valueFrom as the kubelet resolves it, from what this machine has.
+TEST(PlaceLocally, EnvValueFromResolvesLocally) {
+  auto parsed = resources::ParseYaml(R"(apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: custom, namespace: team}
+spec:
+  predictor:
+    labels: {tier: gold}
+    annotations: {owner: ml}
+    containers:
+    - name: kserve-container
+      image: example/custom:1
+      command: [python3, model.py]
+      resources: {limits: {cpu: 1500m, memory: 2Gi}, requests: {memory: 1Gi}}
+      env:
+      - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+      - {name: POD_NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
+      - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+      - {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}
+      - {name: TIER, valueFrom: {fieldRef: {fieldPath: "metadata.labels['tier']"}}}
+      - {name: OWNER, valueFrom: {fieldRef: {fieldPath: "metadata.annotations['owner']"}}}
+      - {name: SERVICE, valueFrom: {fieldRef: {fieldPath: "metadata.labels['serving.kserve.io/inferenceservice']"}}}
+      - {name: CPUS, valueFrom: {resourceFieldRef: {resource: limits.cpu}}}
+      - {name: MILLICPUS, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: 1m}}}
+      - {name: MEM_MI, valueFrom: {resourceFieldRef: {resource: requests.memory, divisor: 1Mi}}}
+      - {name: EPHEMERAL, valueFrom: {resourceFieldRef: {resource: limits.ephemeral-storage, divisor: 1Gi}}}
+      - {name: TOKEN, valueFrom: {secretKeyRef: {name: creds, key: token, optional: true}}}
+)");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const auto& isvc = std::get<InferenceService>((*parsed)[0]);
+  LocalConfig config = Local();
+  config.node_cpus = 8;
+  config.node_memory_bytes = uint64_t{16} << 30;
+  config.node_name = "box";
+  // The revision as the controller makes it: with its predictor's spec.
+  auto resolve = [](const InferenceService& s) {
+    return ResolveRevision(s, ComponentSpecJson(resources::ToJson(s), "predictor"), 1, "t", {},
+                           resources::BuiltinClusterRuntimes(), PlatformConfig{});
+  };
+  LocalCommand local = PlaceLocally(resolve(isvc), config);
+  ASSERT_EQ(local.failure_reason, "") << local.failure_message;
+  std::map<std::string, std::string> env(local.env.begin(), local.env.end());
+  EXPECT_EQ(env["POD_NAME"], "custom-predictor-00001-deployment-{{.Port}}");
+  EXPECT_EQ(env["POD_NAMESPACE"], "team");
+  EXPECT_EQ(env["POD_IP"], "127.0.0.1");
+  EXPECT_EQ(env["NODE"], "box");
+  EXPECT_EQ(env["TIER"], "gold");
+  EXPECT_EQ(env["OWNER"], "ml");
+  EXPECT_EQ(env["SERVICE"], "custom");
+  EXPECT_EQ(env["CPUS"], "2");  // 1.5 cores, rounded up
+  EXPECT_EQ(env["MILLICPUS"], "1500");
+  EXPECT_EQ(env["MEM_MI"], "1024");
+  EXPECT_EQ(env["EPHEMERAL"], "16");    // no limit: the machine's
+  EXPECT_FALSE(env.contains("TOKEN"));  // optional and absent: unset
+
+  // A Secret that must be there cannot be read here: the revision fails, saying so.
+  auto with_secret = isvc;
+  with_secret.predictor.containers[0].env.push_back(
+      {"KEY", "", R"({"secretKeyRef":{"name":"creds","key":"token"}})"});
+  local = PlaceLocally(resolve(with_secret), config);
+  EXPECT_EQ(local.failure_reason, "CreateContainerConfigError");
+  EXPECT_EQ(local.failure_message,
+            "env KEY: secret \"creds\" (key token) cannot be read here: `osprey up` has no "
+            "Secrets; give the value, or mark the reference optional");
+  auto with_field = isvc;
+  with_field.predictor.containers[0].env = {
+      {"X", "", R"({"fieldRef":{"fieldPath":"metadata.uid"}})"}};
+  local = PlaceLocally(resolve(with_field), config);
+  EXPECT_EQ(local.failure_reason, "CreateContainerConfigError");
+  EXPECT_TRUE(local.failure_message.starts_with(
+      "env X: valueFrom.fieldRef.fieldPath \"metadata.uid\" is not one a local replica has"))
+      << local.failure_message;
 }
 
 // KServe's model server in a predictor's own container (its args name the
