@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "common/strings.h"
+#include "controlplane/knative.h"
 
 namespace osprey::controlplane {
 namespace {
@@ -122,6 +123,44 @@ const resources::DestinationRule* RuleFor(
 }
 
 }  // namespace
+
+void AddServiceHosts(const resources::ObjectMeta& meta, const IsvcStatus& status, IstioInput* in) {
+  auto shares = [&](const std::vector<TrafficTarget>& traffic) {
+    std::vector<KeyShare> out;
+    for (const auto& t : traffic)
+      if (t.percent > 0) out.emplace_back(StrCat(meta.namespace_, "/", t.revision), t.percent);
+    return out;
+  };
+  const std::string tail = StrCat(".", meta.namespace_, ".svc.cluster.local");
+  const std::optional<ComponentStatus> entry =
+      status.transformer ? status.transformer : status.Component("predictor");
+  if (entry) in->services[StrCat(meta.name, tail)] = shares(entry->traffic);
+  for (const char* component : {"predictor", "transformer", "explainer"})
+    if (std::optional<ComponentStatus> c = status.Component(component))
+      in->services[StrCat(meta.name, "-", component, tail)] = shares(c->traffic);
+}
+
+void AddServiceHosts(const KnativeRouting& k, IstioInput* in) {
+  std::vector<KeyShare> out;
+  for (const auto& t : k.traffic)
+    if (t.percent > 0) out.emplace_back(StrCat(k.meta.namespace_, "/", t.revision), t.percent);
+  in->services[StrCat(k.meta.name, ".", k.meta.namespace_, ".svc.cluster.local")] = std::move(out);
+}
+
+std::map<std::string, std::string> RevisionPodLabels(const RevisionSpec& rev,
+                                                     const resources::Component* component) {
+  std::map<std::string, std::string> labels;
+  if (component != nullptr) labels = component->labels;
+  labels["serving.knative.dev/revision"] = rev.name;
+  if (rev.kind == kKnativeServiceKind) {
+    labels["serving.knative.dev/service"] = rev.isvc;
+    labels["serving.knative.dev/configuration"] = rev.isvc;
+  } else {
+    labels["serving.kserve.io/inferenceservice"] = rev.isvc;
+    labels["component"] = rev.component;
+  }
+  return labels;
+}
 
 std::shared_ptr<const gateway::PoolPolicy> PoolPolicyOf(
     const resources::IstioTrafficPolicy& host, const resources::IstioTrafficPolicy* subset) {

@@ -65,6 +65,20 @@ struct IstioPlan {
 
 IstioPlan PlanIstio(const IstioInput& input);
 
+// The in-cluster hosts of an InferenceService (its entry component's
+// {name}.{ns}.svc.cluster.local and each component's
+// {name}-{component}.{ns}...) and of a Knative Service, with their routed
+// revisions and percents, into in->services (pure).
+void AddServiceHosts(const resources::ObjectMeta& meta, const IsvcStatus& status, IstioInput* in);
+void AddServiceHosts(const KnativeRouting& knative, IstioInput* in);
+
+// A revision's labels as its pods carry them, which DestinationRule subsets
+// select: its component's (or Knative template's) own labels and the
+// serving.knative.dev/revision, service and configuration (or
+// serving.kserve.io/inferenceservice and component) ones (pure).
+std::map<std::string, std::string> RevisionPodLabels(const RevisionSpec& rev,
+                                                     const resources::Component* component);
+
 // A DestinationRule's traffic policy as the gateway applies it, `subset`'s
 // blocks replacing the host's (pure); null when neither sets anything.
 std::shared_ptr<const gateway::PoolPolicy> PoolPolicyOf(

@@ -4,6 +4,8 @@
 
 #include <optional>
 
+#include "controlplane/knative.h"
+
 namespace osprey::controlplane {
 namespace {
 
@@ -419,6 +421,39 @@ TEST(PlanIstio, TheClosestDestinationRuleOfAHostWins) {
   in.services["hello-predictor.default.svc.cluster.local"] = {{"default/hello-00001", 100}};
   EXPECT_EQ(balance({&own_wild, &predictor}), Balance::kRoundRobin);
   EXPECT_EQ(balance({&predictor, &own_wild}), Balance::kRoundRobin);
+}
+
+TEST(AddServiceHosts, AnInferenceServicesEntryAndComponentHosts) {
+  resources::ObjectMeta meta;
+  meta.name = "iris";
+  meta.namespace_ = "ml";
+  IsvcStatus status;
+  status.traffic = {{"iris-predictor-00001", 90}, {"iris-predictor-00002", 10}};
+  IstioInput in;
+  AddServiceHosts(meta, status, &in);
+  const std::vector<KeyShare> want = {{"ml/iris-predictor-00001", 90},
+                                      {"ml/iris-predictor-00002", 10}};
+  EXPECT_EQ(in.services.at("iris.ml.svc.cluster.local"), want);
+  EXPECT_EQ(in.services.at("iris-predictor.ml.svc.cluster.local"), want);
+  EXPECT_FALSE(in.services.contains("iris-transformer.ml.svc.cluster.local"));
+}
+
+TEST(RevisionPodLabels, OwnLabelsAndTheServingOnes) {
+  RevisionSpec rev;
+  rev.name = "hello-00002";
+  rev.isvc = "hello";
+  rev.kind = kKnativeServiceKind;
+  resources::Component c;
+  c.labels = {{"track", "canary"}};
+  EXPECT_EQ(RevisionPodLabels(rev, &c),
+            (std::map<std::string, std::string>{{"serving.knative.dev/configuration", "hello"},
+                                                {"serving.knative.dev/revision", "hello-00002"},
+                                                {"serving.knative.dev/service", "hello"},
+                                                {"track", "canary"}}));
+  rev.kind = "InferenceService";
+  rev.name = "iris-predictor-00001";
+  rev.isvc = "iris";
+  EXPECT_EQ(RevisionPodLabels(rev, nullptr).at("serving.kserve.io/inferenceservice"), "iris");
 }
 
 }  // namespace

@@ -434,3 +434,87 @@ def test_gateway_scales_a_revision_to_zero_and_back_for_a_held_request(kube, kub
         assert op.metrics()["osprey_operator_reconcile_errors_total"] == 0, op.tail()
     finally:
         op.stop()
+
+
+ISTIO_CRDS = REPO_ROOT / "tests" / "kube" / "fixtures" / "istio-crds.yaml"
+
+
+def test_gateway_routes_istio_resources_beside_inference_services(kube, namespace, gateway,
+                                                                  pod_addresses):
+    """Cluster mode serves Istio's kinds too: a VirtualService to an
+    InferenceService and to a ServiceEntry's endpoints, a DestinationRule's
+    subsets picking endpoints by label, all through the one gateway."""
+    kube.kubectl("apply", "-f", str(ISTIO_CRDS))
+    kube.kubectl("wait", "--for", "condition=established", "crd",
+                 "virtualservices.networking.istio.io", "destinationrules.networking.istio.io",
+                 "serviceentries.networking.istio.io", "gateways.networking.istio.io")
+    ns = namespace
+    ip_a, ip_b, ip_c = pod_addresses
+    port = free_port(ip_a)
+    backends = [Backend("a", ip_a, port), Backend("b", ip_b, port), Backend("c", ip_c, port)]
+    try:
+        r1 = "model-predictor-00001"
+        split_isvc(kube, ns, "model", [(r1, 100, None)], latest=r1)
+        put_slice(kube, ns, r1, [(ip_a, True)], port)
+        objects = f"""apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: reviews, namespace: {ns}}}
+spec:
+  hosts: [reviews.{ns}.svc.cluster.local]
+  ports: [{{number: 9080, name: http}}]
+  resolution: STATIC
+  endpoints:
+  - {{address: {ip_b}, ports: {{http: {port}}}, labels: {{version: v1}}}}
+  - {{address: {ip_c}, ports: {{http: {port}}}, labels: {{version: v2}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: reviews, namespace: {ns}}}
+spec:
+  host: reviews
+  subsets:
+  - {{name: v1, labels: {{version: v1}}}}
+  - {{name: v2, labels: {{version: v2}}}}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {{name: shop, namespace: {ns}}}
+spec:
+  hosts: [shop.example.com]
+  http:
+  - match: [{{uri: {{prefix: /predict}}}}]
+    rewrite: {{uri: /v1/models/model:predict}}
+    route: [{{destination: {{host: model}}}}]
+  - match: [{{headers: {{end-user: {{exact: jason}}}}}}]
+    route: [{{destination: {{host: reviews, subset: v2}}}}]
+  - route: [{{destination: {{host: reviews, subset: v1}}}}]
+"""
+        kube.kubectl("apply", "-f", "-", input=objects)
+        gw = gateway("--namespace", ns)
+        wait_until(lambda: gw.status("/readyz") == 200, 30, "the gateway to be ready")
+        session = requests.Session()
+
+        def backend(path, headers=None):
+            r = session.post(gw.url + path, headers={"Host": "shop.example.com", **(headers or {})},
+                             data=b"{}", timeout=10)
+            return r.headers.get("x-backend") if r.status_code == 200 else r.status_code
+
+        wait_until(lambda: backend("/page") == "b", 20, "the VirtualService's routes")
+        r = session.post(gw.url + "/predict", headers={"Host": "shop.example.com"}, data=b"{}",
+                         timeout=10)
+        assert r.headers["x-backend"] == "a" and r.json()["path"] == "/v1/models/model:predict"
+        assert [backend("/page", {"end-user": "jason"}) for _ in range(5)] == ["c"] * 5
+        assert [backend("/page") for _ in range(5)] == ["b"] * 5
+        # The InferenceService's own routes are unchanged beside them.
+        r = session.post(gw.url + "/v1/models/model:predict",
+                         headers={"Host": f"model-{ns}.example.com"}, data=b"{}", timeout=10)
+        assert r.headers["x-backend"] == "a"
+        # A change of the VirtualService is followed; deleting it removes its routes.
+        kube.kubectl("apply", "-f", "-",
+                     input=objects.split("---\n")[2].replace("subset: v1", "subset: v2"))
+        wait_until(lambda: backend("/page") == "c", 20, "the changed VirtualService")
+        kube.kubectl("delete", "virtualservice", "shop", "-n", ns)
+        wait_until(lambda: backend("/page") == 404, 20, "the deleted VirtualService's routes gone")
+    finally:
+        for b in backends:
+            b.stop()

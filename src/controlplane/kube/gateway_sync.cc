@@ -6,8 +6,10 @@
 #include <set>
 #include <thread>
 
+#include "common/json_dom.h"
 #include "common/logging.h"
 #include "common/strings.h"
+#include "controlplane/istio.h"
 #include "controlplane/kube/objects.h"
 #include "controlplane/kube/routes.h"
 #include "controlplane/routing.h"
@@ -85,6 +87,15 @@ struct GatewaySync::Impl {
   kube::Informer isvcs;
   kube::Informer slices;
   kube::Informer deployments;
+  // Istio's networking kinds, when the cluster serves them (Start asks):
+  // VirtualServices, Gateways, ServiceEntries and DestinationRules, each
+  // with the router's cache of its parsed objects.
+  struct IstioKind {
+    std::unique_ptr<kube::Informer> informer;
+    ViewCache<resources::Resource> cache;
+  };
+  std::vector<IstioKind> istio;
+  std::map<std::string, std::vector<std::string>> istio_problems;  // the router's
 
   std::mutex mu;
   std::condition_variable cv;
@@ -131,7 +142,86 @@ struct GatewaySync::Impl {
     cv.notify_all();
   }
 
-  bool InformersSynced() const { return isvcs.synced() && slices.synced() && deployments.synced(); }
+  bool InformersSynced() const {
+    for (const auto& k : istio)
+      if (!k.informer->synced()) return false;
+    return isvcs.synced() && slices.synced() && deployments.synced();
+  }
+
+  // Watches Istio's kinds when the cluster serves networking.istio.io
+  // (its newest version of v1, v1beta1, v1alpha3).
+  void WatchIstio() {
+    for (const char* version : {"v1", "v1beta1", "v1alpha3"}) {
+      if (!client->Get(StrCat("/apis/networking.istio.io/", version)).ok()) continue;
+      for (const char* plural :
+           {"virtualservices", "gateways", "serviceentries", "destinationrules"}) {
+        IstioKind k;
+        k.informer = std::make_unique<kube::Informer>(
+            client,
+            Opts(ResourceRef{"networking.istio.io", version, plural, true}, opts.namespace_));
+        k.informer->AddHandler([this](const ObjectPtr&, const ObjectPtr&) { MarkDirty(); });
+        istio.push_back(std::move(k));
+      }
+      OSPREY_LOG(kInfo) << "gateway: watching Istio's networking.istio.io/" << version
+                        << " VirtualServices, Gateways, ServiceEntries and DestinationRules";
+      return;
+    }
+    OSPREY_LOG(kInfo) << "gateway: the cluster serves no networking.istio.io: no Istio routes";
+  }
+
+  // The Istio objects' routes over the services' (istio.h); `routing`
+  // gains ServiceEntry endpoints and DestinationRule policies. Problems are
+  // logged when they change.
+  std::vector<KeyedRoute> IstioRoutes(const std::vector<IsvcView>& isvc_views,
+                                      const std::vector<DeploymentView>& deployment_views,
+                                      ClusterRouting* routing) {
+    if (istio.empty()) return {};
+    std::vector<resources::Resource> objects;
+    for (auto& k : istio) {
+      auto parsed = k.cache.Views(k.informer->List(), [](const rapidjson::Value& doc) {
+        auto r = resources::FromJson(json::ToText(doc));
+        if (!r.ok()) {
+          OSPREY_LOG(kWarning) << "gateway: an Istio object is not routed: "
+                               << r.status().message();
+          return std::optional<resources::Resource>();
+        }
+        return std::optional<resources::Resource>(*std::move(r));
+      });
+      for (auto& r : parsed) objects.push_back(std::move(r));
+    }
+    if (objects.empty()) return {};
+    IstioInput in;
+    for (const auto& r : objects) {
+      if (const auto* vs = std::get_if<resources::VirtualService>(&r))
+        in.virtual_services.push_back(vs);
+      else if (const auto* g = std::get_if<resources::IstioGateway>(&r))
+        in.gateways.push_back(g);
+      else if (const auto* se = std::get_if<resources::ServiceEntry>(&r))
+        in.service_entries.push_back(se);
+      else if (const auto* dr = std::get_if<resources::DestinationRule>(&r))
+        in.destination_rules.push_back(dr);
+    }
+    for (const auto& v : isvc_views) AddServiceHosts(v.routing.meta, v.routing.status, &in);
+    if (!in.destination_rules.empty())
+      for (const auto& d : deployment_views) {
+        const std::optional<resources::Component> c = RevisionComponent(d.revision);
+        in.revision_labels[StrCat(d.revision.namespace_, "/", d.revision.name)] =
+            RevisionPodLabels(d.revision, c ? &*c : nullptr);
+      }
+    IstioPlan plan = PlanIstio(in);
+    for (auto& [key, r] : plan.endpoints) routing->revisions[key] = std::move(r);
+    for (auto& [key, policy] : plan.policies)
+      if (auto it = routing->revisions.find(key); it != routing->revisions.end())
+        it->second.target.policy = policy;
+    for (const auto& [vs, problems] : plan.problems)
+      if (istio_problems[vs] != problems) {
+        std::string message;
+        for (const auto& p : problems) StrAppend(&message, message.empty() ? "" : "; ", p);
+        OSPREY_LOG(kWarning) << "gateway: VirtualService " << vs << ": " << message;
+      }
+    istio_problems = std::move(plan.problems);
+    return std::move(plan.routes);
+  }
 
   std::vector<IsvcView> IsvcViews(ViewCache<IsvcView>& cache) {
     return cache.Views(isvcs.List(), [](const rapidjson::Value& doc) {
@@ -162,6 +252,7 @@ struct GatewaySync::Impl {
           return std::optional<SliceView>(ReadEndpointSlice(doc));
         });
     ClusterRouting routing = RoutingFromCluster(isvc_views, slice_views, deployment_views);
+    std::vector<KeyedRoute> keyed = IstioRoutes(isvc_views, deployment_views, &routing);
     for (const auto& key : closed) {
       auto it = routing.revisions.find(key);
       if (it == routing.revisions.end()) continue;
@@ -170,7 +261,7 @@ struct GatewaySync::Impl {
       it->second.target.grpc_targets.clear();
     }
     auto next = std::make_shared<const gateway::RouteTable>(
-        PlanRoutes(routing.services, routing.revisions, opts.platform));
+        PlanRoutes(routing.services, routing.revisions, opts.platform, {}, keyed));
     {
       std::lock_guard<std::mutex> lock(routes_mu);
       if (published.load() && SameRoutes(*next, *table)) {
@@ -367,9 +458,11 @@ void GatewaySync::Start() {
     if (m.running) return;
     m.running = true;
   }
+  m.WatchIstio();
   m.isvcs.Start();
   m.slices.Start();
   m.deployments.Start();
+  for (auto& k : m.istio) k.informer->Start();
   m.router = std::thread([&m] { m.Route(); });
   if (m.opts.autoscale) m.scaler = std::thread([&m] { m.RunScaler(); });
   OSPREY_LOG(kInfo) << "gateway: watching InferenceServices and EndpointSlices in "
@@ -388,7 +481,9 @@ void GatewaySync::Stop() {
   if (m.router.joinable()) m.router.join();
   if (m.scaler.joinable()) m.scaler.join();
   for (kube::Informer* i : {&m.isvcs, &m.slices, &m.deployments}) i->Cancel();
+  for (auto& k : m.istio) k.informer->Cancel();
   for (kube::Informer* i : {&m.isvcs, &m.slices, &m.deployments}) i->Stop();
+  for (auto& k : m.istio) k.informer->Stop();
 }
 
 bool GatewaySync::synced() const { return impl_->published.load(); }

@@ -7,6 +7,10 @@
 // autoscaler that live outside the gateway itself). The gateway is reached
 // through two callbacks only, as `osprey up`'s controller reaches it.
 //
+// Istio: when the cluster serves networking.istio.io, its VirtualServices,
+// Gateways, ServiceEntries and DestinationRules route here as they do on
+// `osprey up` (istio.h): one gateway serves Istio's and KServe's routes.
+//
 // Routes: any change of the watched objects rebuilds the table (after a
 // short debounce, so that a burst of changes makes one table) with the
 // pure functions of routes.h and routing.h, and hands it over only when

@@ -86,43 +86,15 @@ std::vector<KeyedRoute> Controller::Impl::PlanIstioRoutes(
   // What DestinationRule subsets select: each revision's labels, as its pods carry them.
   if (!in.destination_rules.empty())
     for (const auto& [key, rev] : this->revisions) {
-      auto& labels = in.revision_labels[key];
       if (!rev.predictor.has_value() && !rev.predictor_unparsed) {
         rev.predictor = RevisionComponent(rev.spec);
         rev.predictor_unparsed = !rev.predictor.has_value();
       }
-      if (rev.predictor.has_value()) labels = rev.predictor->labels;
-      labels["serving.knative.dev/revision"] = rev.spec.name;
-      if (rev.spec.kind == kKnativeServiceKind) {
-        labels["serving.knative.dev/service"] = rev.spec.isvc;
-        labels["serving.knative.dev/configuration"] = rev.spec.isvc;
-      } else {
-        labels["serving.kserve.io/inferenceservice"] = rev.spec.isvc;
-        labels["component"] = rev.spec.component;
-      }
+      in.revision_labels[key] =
+          RevisionPodLabels(rev.spec, rev.predictor.has_value() ? &*rev.predictor : nullptr);
     }
-  auto shares = [](const std::string& ns, const std::vector<TrafficTarget>& traffic) {
-    std::vector<KeyShare> out;
-    for (const auto& t : traffic)
-      if (t.percent > 0) out.emplace_back(StrCat(ns, "/", t.revision), t.percent);
-    return out;
-  };
-  // An InferenceService answers at {name}.{ns}.svc.cluster.local (its entry
-  // component) and each component at {name}-{component}.{ns}...
-  for (const auto& item : routed) {
-    const resources::ObjectMeta& meta = item.entry->isvc.meta;
-    const IsvcStatus& status = item.entry->status;
-    const std::string fqdn_tail = StrCat(".", meta.namespace_, ".svc.cluster.local");
-    const std::optional<ComponentStatus> entry =
-        status.transformer ? status.transformer : status.Component("predictor");
-    in.services[StrCat(meta.name, fqdn_tail)] = shares(meta.namespace_, entry->traffic);
-    for (const char* component : {"predictor", "transformer", "explainer"})
-      if (std::optional<ComponentStatus> c = status.Component(component))
-        in.services[StrCat(meta.name, "-", component, fqdn_tail)] =
-            shares(meta.namespace_, c->traffic);
-  }
-  for (const auto& k : knative)
-    in.services[KnativeLocalHosts(k.meta)[0]] = shares(k.meta.namespace_, k.traffic);
+  for (const auto& item : routed) AddServiceHosts(item.entry->isvc.meta, item.entry->status, &in);
+  for (const auto& k : knative) AddServiceHosts(k, &in);
   IstioPlan plan = PlanIstio(in);
   for (auto& [key, r] : plan.endpoints) (*revisions)[key] = std::move(r);
   for (auto& [key, policy] : plan.policies)

@@ -11,6 +11,7 @@
 
 #include "common/flags.h"
 #include "common/strings.h"
+#include "controlplane/istio.h"
 #include "controlplane/knative.h"
 #include "controlplane/model_server.h"
 
@@ -219,19 +220,11 @@ absl::StatusOr<std::optional<std::string>> ResolveValueFrom(const RevisionSpec& 
       const std::string prefix = StrCat(map, "['");
       if (!path.starts_with(prefix) || !path.ends_with("']")) continue;
       const std::string key = path.substr(prefix.size(), path.size() - prefix.size() - 2);
-      std::map<std::string, std::string> values;
-      if (std::optional<resources::Component> c = RevisionComponent(rev))
-        values = map == std::string_view("metadata.labels") ? c->labels : c->annotations;
-      if (map == std::string_view("metadata.labels")) {
-        values["serving.knative.dev/revision"] = rev.name;
-        if (rev.kind != kKnativeServiceKind) {
-          values["serving.kserve.io/inferenceservice"] = rev.isvc;
-          values["component"] = rev.component;
-        } else {
-          values["serving.knative.dev/service"] = rev.isvc;
-          values["serving.knative.dev/configuration"] = rev.isvc;
-        }
-      }
+      const std::optional<resources::Component> c = RevisionComponent(rev);
+      const bool labels = map == std::string_view("metadata.labels");
+      std::map<std::string, std::string> values =
+          labels ? RevisionPodLabels(rev, c ? &*c : nullptr)
+                 : (c ? c->annotations : std::map<std::string, std::string>());
       auto it = values.find(key);
       return it == values.end() ? std::string() : it->second;
     }
