@@ -562,6 +562,81 @@ std::string KnativeObjectJson(const KnativeRecord& r, const PlatformConfig& conf
 
 }  // namespace
 
+KnativeRecord ComponentAsKnative(const resources::ObjectMeta& isvc, std::string_view component,
+                                 const ComponentStatus& status, const Condition* ready,
+                                 const RevisionSpec* latest, const std::string& created,
+                                 int64_t generation, const std::string& ready_time) {
+  KnativeRecord r;
+  r.created = created;
+  r.generation = generation;
+  r.observed_generation = generation;
+  const std::string name = StrCat(isvc.name, "-", component);
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  Key(w, "metadata");
+  w.StartObject();
+  Field(w, "name", name);
+  Field(w, "namespace", isvc.namespace_);
+  Key(w, "labels");
+  w.StartObject();
+  Field(w, "component", component);
+  Field(w, "serving.kserve.io/inferenceservice", isvc.name);
+  w.EndObject();
+  w.EndObject();
+  Key(w, "spec");
+  w.StartObject();
+  Key(w, "template");
+  w.StartObject();
+  Key(w, "spec");
+  w.StartObject();
+  Key(w, "containers");
+  w.StartArray();
+  if (latest != nullptr) {
+    const resources::Container& c = latest->container;
+    w.StartObject();
+    Field(w, "name", c.name.empty() ? "kserve-container" : c.name);
+    FieldIfSet(w, "image", c.image);
+    for (auto [key, list] : {std::pair{"command", &c.command}, std::pair{"args", &c.args}}) {
+      if (list->empty()) continue;
+      Key(w, key);
+      w.StartArray();
+      for (const auto& a : *list) w.String(a.c_str(), static_cast<rapidjson::SizeType>(a.size()));
+      w.EndArray();
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  w.EndObject();
+  Key(w, "traffic");
+  w.StartArray();
+  for (const auto& t : status.traffic) {
+    w.StartObject();
+    Field(w, "revisionName", t.revision);
+    Key(w, "percent");
+    w.Int(t.percent);
+    FieldIfSet(w, "tag", t.tag);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  w.EndObject();
+  r.resource_json.assign(buf.GetString(), buf.GetSize());
+  r.status.url = status.url;
+  r.status.address = StrCat("http://", name, ".", isvc.namespace_, ".svc.cluster.local");
+  r.status.latest_created = status.latest_created;
+  r.status.latest_ready = status.latest_ready;
+  r.status.traffic = status.traffic;
+  Condition c = ready != nullptr ? *ready : Condition{"Ready", "Unknown", "", ""};
+  for (const char* type : {"ConfigurationsReady", "Ready", "RoutesReady"}) {
+    c.type = type;
+    r.status.conditions.push_back(c);
+    if (!ready_time.empty()) r.transition_times[type] = ready_time;
+  }
+  return r;
+}
+
 std::string KnativeServiceJson(const KnativeRecord& r, const PlatformConfig& config) {
   return KnativeObjectJson(r, config, "Service", "", "");
 }

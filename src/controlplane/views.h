@@ -118,6 +118,17 @@ std::string KnativeServiceJson(const KnativeRecord& r, const PlatformConfig& con
 std::string ConfigurationJson(const KnativeRecord& r);
 std::string RouteJson(const KnativeRecord& r, const PlatformConfig& config);
 
+// An InferenceService component as the Knative Service KServe makes for it
+// ({isvc}-{component}, labelled serving.kserve.io/inferenceservice and
+// component): `latest`'s container (the latest created revision's; null:
+// none yet) as its template, the component's status (url, latest
+// revisions, traffic) and its `ready` condition ({Component}Ready) as
+// Ready, ConfigurationsReady and RoutesReady.
+KnativeRecord ComponentAsKnative(const resources::ObjectMeta& isvc, std::string_view component,
+                                 const ComponentStatus& status, const Condition* ready,
+                                 const RevisionSpec* latest, const std::string& created,
+                                 int64_t generation, const std::string& ready_time);
+
 struct DeploymentRecord {
   std::string revision;  // the Deployment is "{revision}-deployment"
   std::string namespace_;

@@ -145,5 +145,37 @@ TEST(PodAutoscalerJson, IdleIsNoTraffic) {
   EXPECT_EQ(ListJson({"1", "{}"}), R"({"items":[1,{}]})");
 }
 
+TEST(ComponentAsKnative, ThePredictorAsKServesKnativeService) {
+  resources::ObjectMeta meta;
+  meta.name = "iris";
+  meta.namespace_ = "ml";
+  ComponentStatus status;
+  status.url = "http://iris-predictor-ml.example.com";
+  status.latest_created = "iris-predictor-00002";
+  status.latest_ready = "iris-predictor-00001";
+  status.traffic = {{"iris-predictor-00001", 100, "", false}};
+  const Condition ready{"PredictorReady", "True", "", ""};
+  RevisionSpec latest;
+  latest.container.image = "kserve/sklearnserver:v0.14";
+  latest.container.args = {"--model_name=iris"};
+  PlatformConfig config;
+  const std::string json =
+      KnativeServiceJson(ComponentAsKnative(meta, "predictor", status, &ready, &latest,
+                                            "2026-01-01T00:00:00Z", 3, "2026-01-01T00:00:05Z"),
+                         config);
+  for (
+      const char* want :
+      {R"("name":"iris-predictor","namespace":"ml")",
+       R"("serving.kserve.io/inferenceservice":"iris")",
+       R"("containers":[{"name":"kserve-container","image":"kserve/sklearnserver:v0.14","args":["--model_name=iris"]}])",
+       R"("url":"http://iris-predictor-ml.example.com")",
+       R"("latestCreatedRevisionName":"iris-predictor-00002")",
+       R"("latestReadyRevisionName":"iris-predictor-00001")",
+       R"({"lastTransitionTime":"2026-01-01T00:00:05Z","status":"True","type":"Ready"})",
+       R"("observedGeneration":3)",
+       R"({"latestRevision":false,"percent":100,"revisionName":"iris-predictor-00001"})"})
+    EXPECT_NE(json.find(want), std::string::npos) << want << "\n" << json;
+}
+
 }  // namespace
 }  // namespace osprey::controlplane

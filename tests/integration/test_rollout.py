@@ -90,6 +90,16 @@ def test_canary_rollout_table_under_load(platform, models):
         row = next(l for l in platform.cli("get", "isvc").stdout.splitlines()
                    if l.startswith("canary "))
         assert row.split()[3:5] == ["90", "10"], row  # PREV and LATEST percents
+        # The predictor reads as the Knative Service KServe makes for it.
+        ksvc = platform.get_json("ksvc", "canary-predictor")
+        assert ksvc["metadata"]["labels"]["serving.kserve.io/inferenceservice"] == "canary"
+        assert ksvc["status"]["latestCreatedRevisionName"] == rev(2)
+        assert [(t["revisionName"], t["percent"], t.get("tag")) for t in
+                ksvc["status"]["traffic"]] == [(rev(2), 10, "latest"), (rev(1), 90, "prev")], \
+            ksvc["status"]["traffic"]
+        rows = [l.split() for l in platform.cli("get", "ksvc").stdout.splitlines()]
+        mine = [r for r in rows if r[0] == "canary-predictor"]
+        assert mine and mine[0][2:4] == [rev(2), rev(2)] and mine[0][4] == "True", rows
         # Tag routing: latest- and prev- hosts reach their revision directly.
         for tag, want in (("latest", rev(2)), ("prev", rev(1))):
             r = requests.post(f"{platform.gateway}/v1/models/canary:predict",

@@ -383,6 +383,9 @@ struct Controller::Impl {
   // One pass over every Knative Service (as Pass does for InferenceServices).
   void PassKnative(const std::vector<ReplicaStatus>& replicas, std::set<std::string>* live,
                    std::vector<ReplicaSpec>* to_start, std::vector<KnativeRouting>* routed);
+  // Every Knative Service of `ns` ("": all) by name: those applied, and each
+  // InferenceService component as the one KServe makes ({isvc}-{component}).
+  std::vector<std::pair<std::string, KnativeRecord>> KnativeRecords(const std::string& ns) const;
   absl::StatusOr<Items> ListKsvcs(const std::string& ns, const std::vector<ReplicaStatus>&) const;
   absl::StatusOr<Items> ListConfigurations(const std::string& ns,
                                            const std::vector<ReplicaStatus>&) const;

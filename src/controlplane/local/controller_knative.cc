@@ -248,30 +248,56 @@ KnativeRecord Controller::Impl::RecordOf(const KsvcEntry& e) {
           e.observed_generation, e.status,  e.transition_times};
 }
 
+std::vector<std::pair<std::string, KnativeRecord>> Controller::Impl::KnativeRecords(
+    const std::string& ns) const {
+  std::vector<std::pair<std::string, KnativeRecord>> out;
+  for (const auto& [key, e] : ksvcs)
+    if (ns.empty() || e.ksvc.meta.namespace_ == ns) out.emplace_back(e.ksvc.meta.name, RecordOf(e));
+  // Each InferenceService component, as the Knative Service KServe makes for it.
+  for (const auto& [key, e] : isvcs) {
+    const resources::ObjectMeta& meta = e.isvc.meta;
+    if (!ns.empty() && meta.namespace_ != ns) continue;
+    for (const char* component : {"predictor", "transformer", "explainer"}) {
+      std::optional<ComponentStatus> c = e.status.Component(component);
+      if (!c) continue;
+      std::string type = StrCat(component, "Ready");
+      type[0] = static_cast<char>(type[0] - 'a' + 'A');
+      const Condition* ready = nullptr;
+      for (const auto& cond : e.status.conditions)
+        if (cond.type == type) ready = &cond;
+      auto latest = revisions.find(StrCat(meta.namespace_, "/", c->latest_created));
+      auto time = e.transition_times.find(type);
+      out.emplace_back(
+          StrCat(meta.name, "-", component),
+          ComponentAsKnative(meta, component, *c, ready,
+                             latest != revisions.end() ? &latest->second.spec : nullptr, e.created,
+                             e.generation, time != e.transition_times.end() ? time->second : ""));
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return out;
+}
+
 absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListKsvcs(
     const std::string& ns, const std::vector<ReplicaStatus>&) const {
   Items out;
-  for (const auto& [key, e] : ksvcs)
-    if (ns.empty() || e.ksvc.meta.namespace_ == ns)
-      out.emplace_back(e.ksvc.meta.name, KnativeServiceJson(RecordOf(e), opts.platform));
+  for (const auto& [name, r] : KnativeRecords(ns))
+    out.emplace_back(name, KnativeServiceJson(r, opts.platform));
   return out;
 }
 
 absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListConfigurations(
     const std::string& ns, const std::vector<ReplicaStatus>&) const {
   Items out;
-  for (const auto& [key, e] : ksvcs)
-    if (ns.empty() || e.ksvc.meta.namespace_ == ns)
-      out.emplace_back(e.ksvc.meta.name, ConfigurationJson(RecordOf(e)));
+  for (const auto& [name, r] : KnativeRecords(ns)) out.emplace_back(name, ConfigurationJson(r));
   return out;
 }
 
 absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListRoutes(
     const std::string& ns, const std::vector<ReplicaStatus>&) const {
   Items out;
-  for (const auto& [key, e] : ksvcs)
-    if (ns.empty() || e.ksvc.meta.namespace_ == ns)
-      out.emplace_back(e.ksvc.meta.name, RouteJson(RecordOf(e), opts.platform));
+  for (const auto& [name, r] : KnativeRecords(ns))
+    out.emplace_back(name, RouteJson(r, opts.platform));
   return out;
 }
 
