@@ -28,6 +28,18 @@ std::optional<gateway::StringMatch> ToMatch(const IstioStringMatch& m) {
 
 bool Wildcard(const std::string& host) { return host == "*" || host.starts_with("*."); }
 
+gateway::HeaderOps HeaderOpsOf(const resources::IstioHeaderOperations& request,
+                               const resources::IstioHeaderOperations& response) {
+  gateway::HeaderOps o;
+  o.request_set = request.set;
+  o.request_add = request.add;
+  o.request_remove = request.remove;
+  o.response_set = response.set;
+  o.response_add = response.add;
+  o.response_remove = response.remove;
+  return o;
+}
+
 bool Selects(const std::map<std::string, std::string>& selector,
              const std::map<std::string, std::string>& labels) {
   for (const auto& [k, v] : selector) {
@@ -410,12 +422,7 @@ IstioPlan PlanIstio(const IstioInput& in) {
         policy->abort_percent = h.abort_percent;
         policy->abort_status = h.abort_http_status;
       }
-      policy->request_set = h.request_headers.set;
-      policy->request_add = h.request_headers.add;
-      policy->request_remove = h.request_headers.remove;
-      policy->response_set = h.response_headers.set;
-      policy->response_add = h.response_headers.add;
-      policy->response_remove = h.response_headers.remove;
+      policy->headers = HeaderOpsOf(h.request_headers, h.response_headers);
       auto retry_on = [&](std::string_view cond) {
         std::string_view rest = h.retry_on;
         while (!rest.empty()) {
@@ -461,7 +468,21 @@ IstioPlan PlanIstio(const IstioInput& in) {
       }
 
       std::vector<std::pair<int, std::vector<KeyShare>>> weighted;
-      for (const auto& d : h.route) weighted.emplace_back(d.weight, resolve(d, ns, &problems));
+      // Each destination's own header changes, by the revisions it reaches.
+      std::map<std::string, std::shared_ptr<const gateway::HeaderOps>> split_headers;
+      for (const auto& d : h.route) {
+        weighted.emplace_back(d.weight, resolve(d, ns, &problems));
+        const gateway::HeaderOps ops = HeaderOpsOf(d.request_headers, d.response_headers);
+        if (ops.empty()) continue;
+        auto shared = std::make_shared<const gateway::HeaderOps>(ops);
+        for (const auto& [key, percent] : weighted.back().second) {
+          auto [it, fresh] = split_headers.emplace(key, shared);
+          if (!fresh && *it->second != ops)
+            problems.push_back(StrCat(
+                "destination ", d.host, ": another destination of the route reaches revision ",
+                key.substr(key.find('/') + 1), " with other headers, which hold"));
+        }
+      }
       std::vector<KeyShare> split = CombineShares(weighted);
       std::optional<KeyShare> mirror;
       if (h.mirror) {
@@ -520,6 +541,7 @@ IstioPlan PlanIstio(const IstioInput& in) {
           out.route.abort_draws = std::make_shared<std::atomic<uint64_t>>(0);
           out.route.hosts = *hosts;
           out.split = split;
+          out.split_headers = split_headers;
           out.mirror = mirror;
           out.wildcard = hosts == &wildcard_hosts;
           out.route.after_fallback = out.wildcard;

@@ -456,5 +456,51 @@ TEST(RevisionPodLabels, OwnLabelsAndTheServingOnes) {
   EXPECT_EQ(RevisionPodLabels(rev, nullptr).at("serving.kserve.io/inferenceservice"), "iris");
 }
 
+TEST(PlanIstio, DestinationsCarryTheirOwnHeaderChanges) {
+  auto vs = ParseOne<resources::VirtualService>(R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: hello}
+spec:
+  hosts: [hello.example.com]
+  http:
+  - headers: {request: {set: {x-route: "1"}}}
+    route:
+    - destination: {host: hello}
+      weight: 60
+      headers:
+        request: {set: {x-dest: hello}}
+        response: {add: {x-served: hello}, remove: [server]}
+    - destination: {host: other}
+      weight: 40
+)");
+  IstioInput in;
+  in.virtual_services = {&vs};
+  in.services["hello.default.svc.cluster.local"] = {{"default/hello-00001", 100}};
+  in.services["other.default.svc.cluster.local"] = {{"default/other-00001", 100}};
+  IstioPlan plan = PlanIstio(in);
+  ASSERT_EQ(plan.routes.size(), 1u);
+  const KeyedRoute& r = plan.routes[0];
+  EXPECT_EQ(r.route.policy->headers.request_set,
+            (std::vector<std::pair<std::string, std::string>>{{"x-route", "1"}}));
+  ASSERT_EQ(r.split_headers.size(), 1u);
+  const gateway::HeaderOps& h = *r.split_headers.at("default/hello-00001");
+  EXPECT_EQ(h.request_set, (std::vector<std::pair<std::string, std::string>>{{"x-dest", "hello"}}));
+  EXPECT_EQ(h.response_add,
+            (std::vector<std::pair<std::string, std::string>>{{"x-served", "hello"}}));
+  EXPECT_EQ(h.response_remove, std::vector<std::string>{"server"});
+  // Through PlanRoutes: on the split's entry.
+  std::map<std::string, RevisionRouting> revisions;
+  for (const char* key : {"default/hello-00001", "default/other-00001"}) {
+    revisions[key].target.key = key;
+    revisions[key].aspired = true;
+    revisions[key].phase = RevisionPhase::kReady;
+  }
+  gateway::RouteTable table = PlanRoutes({}, revisions, PlatformConfig{}, {}, plan.routes);
+  ASSERT_FALSE(table.routes.empty());
+  ASSERT_EQ(table.routes[0].split.size(), 2u);
+  EXPECT_NE(table.routes[0].split[0].headers, nullptr);
+  EXPECT_EQ(table.routes[0].split[1].headers, nullptr);
+}
+
 }  // namespace
 }  // namespace osprey::controlplane

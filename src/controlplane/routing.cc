@@ -85,7 +85,10 @@ RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
       Route r = k.route;
       r.split.clear();
       for (const auto& [key, percent] : k.split)
-        if (auto i = index(key)) r.split.push_back({*i, percent});
+        if (auto i = index(key)) {
+          auto h = k.split_headers.find(key);
+          r.split.push_back({*i, percent, h != k.split_headers.end() ? h->second : nullptr});
+        }
       r.mirror.reset();
       if (k.mirror)
         if (auto i = index(k.mirror->first))
@@ -274,7 +277,8 @@ RouteTable PlanRoutes(const std::vector<ServiceRouting>& services,
 
 bool SameRoutes(const RouteTable& a, const RouteTable& b) {
   auto same_weight = [](const gateway::WeightedRevision& x, const gateway::WeightedRevision& y) {
-    return x.revision == y.revision && x.percent == y.percent;
+    return x.revision == y.revision && x.percent == y.percent &&
+           (x.headers == y.headers || (x.headers && y.headers && *x.headers == *y.headers));
   };
   auto same_match = [](const gateway::StringMatch& u, const gateway::StringMatch& v) {
     return u.kind == v.kind && u.value == v.value && u.suffix == v.suffix;

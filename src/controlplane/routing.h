@@ -18,6 +18,7 @@
 // each revision's gateway target in ready-made.
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -84,6 +85,9 @@ using KeyShare = std::pair<std::string, int>;
 struct KeyedRoute {
   gateway::Route route;
   std::vector<KeyShare> split;
+  // Header changes of the destinations that reach each revision of `split`
+  // (WeightedRevision::headers), by key.
+  std::map<std::string, std::shared_ptr<const gateway::HeaderOps>> split_headers;
   std::optional<KeyShare> mirror;
   bool wildcard = false;  // on a "*" or "*.suffix" host: after the services' routes
 };

@@ -84,6 +84,7 @@ struct Pending : Outbound {
 
 struct HttpCall : Pending {
   std::string method;
+  const HeaderOps* destination_headers = nullptr;  // its destination's (in its snapshot)
   std::string cors_origin;  // an origin its route's CORS policy allows: its answer says so
   std::string request_id;
   bool generated_id = false;
@@ -126,7 +127,7 @@ HttpResponse Proxied(UpstreamResult& result) {
 }
 
 // A VirtualService's response header changes (RoutePolicy), on an answer.
-void ChangeResponseHeaders(const RoutePolicy& p, HttpResponse& r) {
+void ChangeResponseHeaders(const HeaderOps& p, HttpResponse& r) {
   if (p.response_set.empty() && p.response_add.empty() && p.response_remove.empty()) return;
   std::string kept;
   ForEachHeaderLine(r.header_lines, [&](std::string_view n, std::string_view v) {
@@ -163,7 +164,8 @@ void AddCorsHeaders(const RoutePolicy::Cors& cors, std::string_view origin, Http
 // (hop-by-hop ones left out) without copying them one by one; an
 // x-request-id is made up when they have none. With tracing on, the trace
 // headers are the gateway's (gateway/tracing.h).
-void BuildHead(HttpCall& call, const HeaderSource& headers, const Route& route) {
+void BuildHead(HttpCall& call, const HeaderSource& headers, const Route& route,
+               const HeaderOps* destination = nullptr) {
   std::string& head = call.head;
   head.reserve(512);
   StrAppend(&head, call.method, " ", call.target, " HTTP/1.1\r\nHost: ",
@@ -172,13 +174,17 @@ void BuildHead(HttpCall& call, const HeaderSource& headers, const Route& route) 
   std::string_view request_id;
   const trace::Tracer* tracer = trace::Active();
   IncomingTrace incoming;
-  const RoutePolicy* policy = route.policy.get();
+  // The route's header changes, then the destination's.
+  const HeaderOps* ops[2] = {route.policy != nullptr ? &route.policy->headers : nullptr,
+                             destination};
   auto changed = [&](std::string_view n) {
-    if (policy == nullptr) return false;
-    for (const auto& r : policy->request_remove)
-      if (IEquals(n, r)) return true;
-    for (const auto& [name, value] : policy->request_set)
-      if (IEquals(n, name)) return true;
+    for (const HeaderOps* o : ops) {
+      if (o == nullptr) continue;
+      for (const auto& r : o->request_remove)
+        if (IEquals(n, r)) return true;
+      for (const auto& [name, value] : o->request_set)
+        if (IEquals(n, name)) return true;
+    }
     return false;
   };
   if (headers.visit != nullptr)
@@ -188,11 +194,19 @@ void BuildHead(HttpCall& call, const HeaderSource& headers, const Route& route) 
       if (request_id.empty() && IEquals(n, "x-request-id")) request_id = v;
       StrAppend(&head, n, ": ", v, "\r\n");
     });
-  if (policy != nullptr) {
-    for (const auto& [name, value] : policy->request_set)
-      StrAppend(&head, name, ": ", value, "\r\n");
-    for (const auto& [name, value] : policy->request_add)
-      StrAppend(&head, name, ": ", value, "\r\n");
+  for (int i = 0; i < 2; ++i) {
+    const HeaderOps* o = ops[i];
+    if (o == nullptr) continue;
+    // A header the destination sets replaces the route's.
+    for (const auto& [name, value] : o->request_set) {
+      bool later = false;
+      if (i == 0 && destination != nullptr)
+        for (const auto& [n, v] : destination->request_set) later = later || IEquals(n, name);
+      if (i == 0 && destination != nullptr)
+        for (const auto& n : destination->request_remove) later = later || IEquals(n, name);
+      if (!later) StrAppend(&head, name, ": ", value, "\r\n");
+    }
+    for (const auto& [name, value] : o->request_add) StrAppend(&head, name, ": ", value, "\r\n");
   }
   if (request_id.empty()) {
     call.request_id = MakeRequestId();
@@ -297,7 +311,8 @@ struct Gateway::Impl {
   }
 
   absl::Status Pick(const Snapshot& s, const Route& route, RevisionPool** pool,
-                    const RevisionTarget** target = nullptr) {
+                    const RevisionTarget** target = nullptr,
+                    const WeightedRevision** picked = nullptr) {
     const WeightedRevision* pick =
         PickWeighted(route.split, SplitDraw(route.draws->fetch_add(1, std::memory_order_relaxed)));
     if (pick == nullptr)
@@ -309,6 +324,7 @@ struct Gateway::Impl {
                        " has no ready revision"));
     *pool = s.pools[pick->revision];
     if (target != nullptr) *target = &s.table->revisions[pick->revision];
+    if (picked != nullptr) *picked = pick;
     return absl::OkStatus();
   }
 
@@ -482,8 +498,12 @@ struct Gateway::Impl {
       case Kind::kHttp:
       default: {
         HttpResponse out = why.ok() ? Proxied(result) : HttpError(why, /*replica_failed=*/true);
+        if (call->route->policy != nullptr)
+          ChangeResponseHeaders(call->route->policy->headers, out);
+        // The destination's after the route's: its own win (as Istio has Envoy do).
+        if (call->destination_headers != nullptr)
+          ChangeResponseHeaders(*call->destination_headers, out);
         if (call->route->policy != nullptr) {
-          ChangeResponseHeaders(*call->route->policy, out);
           if (!call->cors_origin.empty())
             AddCorsHeaders(*call->route->policy->cors, call->cors_origin, out);
         }
@@ -655,18 +675,19 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
   if (policy != nullptr && policy->abort_status > 0 &&
       drawn(route->abort_draws, policy->abort_percent)) {
     HttpResponse r = JsonErrorResponse(policy->abort_status, "fault filter abort");
-    ChangeResponseHeaders(*policy, r);
+    ChangeResponseHeaders(policy->headers, r);
     if (!cors_origin.empty()) AddCorsHeaders(*policy->cors, cors_origin, r);
     done(std::move(r));
     return;
   }
   RevisionPool* pool = nullptr;
   const RevisionTarget* target = nullptr;
+  const WeightedRevision* picked = nullptr;
   absl::Status admitted =
       route == nullptr
           ? absl::NotFoundError(StrCat("no InferenceService serves host '", host, "' or path '",
                                        path, "' (is it applied and ready? `osprey get isvc`)"))
-          : impl_->Pick(*snapshot, *route, &pool, &target);
+          : impl_->Pick(*snapshot, *route, &pool, &target, &picked);
   if (admitted.ok() && request.io_context == nullptr)
     admitted = absl::InternalError("the gateway needs the HTTP server's event loop");
   if (!admitted.ok()) {
@@ -683,7 +704,8 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
   call->host =
       policy != nullptr && !policy->authority.empty() ? policy->authority : std::string(host);
   call->body = request.body;
-  BuildHead(*call, request.headers, *route);
+  call->destination_headers = picked->headers.get();
+  BuildHead(*call, request.headers, *route, call->destination_headers);
   if (const PoolPolicy* pp = target->policy.get(); pp != nullptr) {
     // A DestinationRule's: the request's hash value, and no connection reuse.
     if (pp->balance == PoolPolicy::Balance::kHash) {

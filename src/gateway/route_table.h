@@ -135,9 +135,23 @@ struct RevisionTarget {
   std::shared_ptr<const PoolPolicy> policy;  // null: the defaults
 };
 
+// Header changes: request headers (names lower case) set (replacing),
+// added, removed before forwarding; the same on the answer.
+struct HeaderOps {
+  std::vector<std::pair<std::string, std::string>> request_set, request_add;
+  std::vector<std::string> request_remove;
+  std::vector<std::pair<std::string, std::string>> response_set, response_add;
+  std::vector<std::string> response_remove;
+  bool empty() const { return *this == HeaderOps{}; }
+  bool operator==(const HeaderOps&) const = default;
+};
+
 struct WeightedRevision {
   size_t revision = 0;  // index into RouteTable::revisions
   int percent = 0;
+  // The destination's own header changes (an Istio route destination's
+  // `headers`), after the route's; null: none.
+  std::shared_ptr<const HeaderOps> headers;
 };
 
 // Payload logging of a component's exchanges (its InferenceService's
@@ -170,12 +184,7 @@ struct RoutePolicy {
   int delay_ms = 0;
   double abort_percent = 0;
   int abort_status = 0;
-  // Request headers (names lower case) set (replacing), added, removed
-  // before forwarding; the same on the answer.
-  std::vector<std::pair<std::string, std::string>> request_set, request_add;
-  std::vector<std::string> request_remove;
-  std::vector<std::pair<std::string, std::string>> response_set, response_add;
-  std::vector<std::string> response_remove;
+  HeaderOps headers;
   // Retries (Route::retries attempts) also on an answer of 500-599, a
   // broken exchange or a per-try timeout (5xx); of 502, 503, 504, a broken
   // exchange or a per-try timeout (gateway_error); a broken exchange

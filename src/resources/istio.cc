@@ -143,6 +143,21 @@ absl::Status ReadHeaderOps(const Value& v, std::string_view path, IstioHeaderOpe
   return absl::OkStatus();
 }
 
+// parent.headers: {request, response}, each set/add/remove.
+absl::Status ReadHeaders(const Value& parent, std::string_view path, IstioHeaderOperations* request,
+                         IstioHeaderOperations* response) {
+  const Value* headers = parent.Find("headers");
+  if (headers == nullptr) return absl::OkStatus();
+  const std::string at = Field(path, "headers");
+  OSPREY_RETURN_IF_ERROR(ExpectMap(*headers, at));
+  OSPREY_RETURN_IF_ERROR(CheckFields(*headers, at, {"request", "response"}));
+  if (const Value* q = headers->Find("request"); q != nullptr)
+    OSPREY_RETURN_IF_ERROR(ReadHeaderOps(*q, Field(at, "request"), request));
+  if (const Value* a = headers->Find("response"); a != nullptr)
+    OSPREY_RETURN_IF_ERROR(ReadHeaderOps(*a, Field(at, "response"), response));
+  return absl::OkStatus();
+}
+
 absl::Status ReadDestination(const Value& v, std::string_view path, IstioDestination* out) {
   OSPREY_RETURN_IF_ERROR(ExpectMap(v, path));
   OSPREY_RETURN_IF_ERROR(CheckFields(v, path, {"host", "port", "subset"}));
@@ -215,13 +230,11 @@ absl::Status ParseHttpRoute(const Value& v, std::string_view path, IstioHttpRout
       const std::string di = Index(at, i);
       OSPREY_RETURN_IF_ERROR(ExpectMap(item, di));
       OSPREY_RETURN_IF_ERROR(CheckFields(item, di, {"destination", "weight", "headers"}));
-      if (item.Find("headers") != nullptr)
-        return Error(item.Find("headers"), Field(di, "headers"),
-                     "not supported by Osprey yet (per-destination headers; use the route's)");
       const Value* d = item.Find("destination");
       if (d == nullptr) return Error(&item, Field(di, "destination"), "required");
-      IstioDestination dest;
+      IstioRouteDestination dest;
       OSPREY_RETURN_IF_ERROR(ReadDestination(*d, Field(di, "destination"), &dest));
+      OSPREY_RETURN_IF_ERROR(ReadHeaders(item, di, &dest.request_headers, &dest.response_headers));
       std::optional<int> weight;
       OSPREY_RETURN_IF_ERROR(ReadIntField(item, "weight", di, &weight));
       if (weight && (*weight < 0 || *weight > 100))
@@ -324,15 +337,7 @@ absl::Status ParseHttpRoute(const Value& v, std::string_view path, IstioHttpRout
           ReadPercent(*legacy, Field(path, "mirrorPercent"), &r->mirror_percent));
     }
   }
-  if (const Value* headers = v.Find("headers"); headers != nullptr) {
-    const std::string at = Field(path, "headers");
-    OSPREY_RETURN_IF_ERROR(ExpectMap(*headers, at));
-    OSPREY_RETURN_IF_ERROR(CheckFields(*headers, at, {"request", "response"}));
-    if (const Value* q = headers->Find("request"); q != nullptr)
-      OSPREY_RETURN_IF_ERROR(ReadHeaderOps(*q, Field(at, "request"), &r->request_headers));
-    if (const Value* a = headers->Find("response"); a != nullptr)
-      OSPREY_RETURN_IF_ERROR(ReadHeaderOps(*a, Field(at, "response"), &r->response_headers));
-  }
+  OSPREY_RETURN_IF_ERROR(ReadHeaders(v, path, &r->request_headers, &r->response_headers));
   if (const Value* cors = v.Find("corsPolicy"); cors != nullptr) {
     const std::string at = Field(path, "corsPolicy");
     OSPREY_RETURN_IF_ERROR(ExpectMap(*cors, at));
@@ -880,6 +885,16 @@ void HeaderOpsJson(json::Writer& w, std::string_view key, const IstioHeaderOpera
   w.EndObject();
 }
 
+void HeadersJson(json::Writer& w, const IstioHeaderOperations& request,
+                 const IstioHeaderOperations& response) {
+  if (request == IstioHeaderOperations{} && response == IstioHeaderOperations{}) return;
+  json::Key(w, "headers");
+  w.StartObject();
+  HeaderOpsJson(w, "request", request);
+  HeaderOpsJson(w, "response", response);
+  w.EndObject();
+}
+
 void HttpRouteJson(json::Writer& w, const IstioHttpRoute& r) {
   w.StartObject();
   json::FieldIfSet(w, "name", r.name);
@@ -927,6 +942,7 @@ void HttpRouteJson(json::Writer& w, const IstioHttpRoute& r) {
       DestinationJson(w, d);
       json::Key(w, "weight");
       w.Int(d.weight);
+      HeadersJson(w, d.request_headers, d.response_headers);
       w.EndObject();
     }
     w.EndArray();
@@ -986,14 +1002,7 @@ void HttpRouteJson(json::Writer& w, const IstioHttpRoute& r) {
     w.Double(r.mirror_percent);
     w.EndObject();
   }
-  if (!(r.request_headers == IstioHeaderOperations{}) ||
-      !(r.response_headers == IstioHeaderOperations{})) {
-    json::Key(w, "headers");
-    w.StartObject();
-    HeaderOpsJson(w, "request", r.request_headers);
-    HeaderOpsJson(w, "response", r.response_headers);
-    w.EndObject();
-  }
+  HeadersJson(w, r.request_headers, r.response_headers);
   if (const auto& c = r.cors) {
     json::Key(w, "corsPolicy");
     w.StartObject();

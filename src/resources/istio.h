@@ -53,6 +53,14 @@ struct IstioHeaderOperations {
   bool operator==(const IstioHeaderOperations&) const = default;
 };
 
+// A route's destination: where, its weight, and its own header changes
+// (after the route's).
+struct IstioRouteDestination : IstioDestination {
+  IstioHeaderOperations request_headers;
+  IstioHeaderOperations response_headers;
+  bool operator==(const IstioRouteDestination&) const = default;
+};
+
 // A route's corsPolicy: which origins may call it from a browser, and what
 // the answers to their preflight (OPTIONS) requests allow.
 struct IstioCorsPolicy {
@@ -74,7 +82,7 @@ struct IstioCorsPolicy {
 struct IstioHttpRoute {
   std::string name;
   std::vector<IstioHttpMatch> match;
-  std::vector<IstioDestination> route;
+  std::vector<IstioRouteDestination> route;
   // redirect (instead of route)
   bool redirect = false;
   std::string redirect_uri;        // "" keeps the path

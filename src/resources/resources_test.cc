@@ -934,7 +934,9 @@ TEST(ParseYaml, IstioBookinfoGatewayAndVirtualService) {
   ASSERT_EQ(vs.http[0].match.size(), 3u);
   EXPECT_EQ(vs.http[0].match[1].uri,
             (IstioStringMatch{IstioStringMatch::Kind::kPrefix, "/static"}));
-  EXPECT_EQ(vs.http[0].route, (std::vector<IstioDestination>{{"productpage", 9080, 100}}));
+  ASSERT_EQ(vs.http[0].route.size(), 1u);
+  EXPECT_EQ(static_cast<const IstioDestination&>(vs.http[0].route[0]),
+            (IstioDestination{"productpage", 9080, 100}));
   for (const Resource& res : *r) {
     auto back = FromJson(ToJson(res));
     ASSERT_TRUE(back.ok()) << back.status() << "\n" << ToJson(res);

@@ -538,3 +538,39 @@ spec:
     # Without an Origin, a request is a plain one.
     r = call(platform, "/p", host)
     assert r.status_code == 200 and "Access-Control-Allow-Origin" not in r.headers
+
+
+def test_destinations_change_headers_of_their_own(platform):
+    platform.apply_text("""apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: split-headers}
+spec:
+  hosts: [split-headers.example.com]
+  http:
+  - headers:
+      request: {set: {x-route: "yes", x-who: route}}
+      response: {set: {x-answer: route}}
+    route:
+    - destination: {host: reviews-v1, port: {number: 9080}}
+      weight: 50
+      headers:
+        request: {set: {x-who: v1}, remove: [x-drop]}
+        response: {set: {x-answer: v1}, remove: [x-internal]}
+    - destination: {host: reviews-v2, port: {number: 9080}}
+      weight: 50
+""", wait=False)
+    host = "split-headers.example.com"
+    route_ready(platform, "/", host=host)
+    s = requests.Session()
+    seen = {}
+    for _ in range(10):
+        r = call(platform, "/", host, headers={"x-drop": "1"}, session=s)
+        body = r.json()
+        seen[body["name"]] = (body["headers"], r.headers)
+    assert set(seen) == {"reviews-v1", "reviews-v2"}, seen.keys()
+    sent, answer = seen["reviews-v1"]
+    assert sent["x-route"] == "yes" and sent["x-who"] == "v1" and "x-drop" not in sent, sent
+    assert answer["x-answer"] == "v1" and "x-internal" not in answer, answer
+    sent, answer = seen["reviews-v2"]
+    assert sent["x-who"] == "route" and sent["x-drop"] == "1", sent
+    assert answer["x-answer"] == "route" and answer["x-internal"] == "secret", answer
