@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/cpus.h"
 #include "common/flags.h"
 #include "common/logging.h"
 #include "common/prometheus.h"
@@ -138,7 +139,7 @@ class Front : public HttpHandler {
 }  // namespace
 
 int GatewayMain(const std::vector<std::string_view>& args) {
-  const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cpus = UsableCpus();
   std::string kubeconfig, ns, log_level, access_log, lease_namespace;
   std::string lease_name = "osprey-gateway";
   controlplane::GatewaySyncOptions sync_options;
@@ -165,7 +166,7 @@ int GatewayMain(const std::vector<std::string_view>& args) {
                  "domain of InferenceService URLs (example.com)", "DOMAIN"),
       StringFlag("domain-template", &sync_options.platform.domain_template,
                  "host of an InferenceService ({{.Name}}-{{.Namespace}}.{{.Domain}})", "TEMPLATE"),
-      IntFlag("threads", &threads, 1, 1024, "event loops (default: number of CPUs)"),
+      IntFlag("threads", &threads, 1, 1024, "event loops (default: the CPUs it may run on)"),
       DurationFlag("queue-deadline-s", &gateway_options.queue_deadline, std::chrono::seconds(1),
                    "how long a request is held for a replica (30)"),
       StringFlag("access-log", &access_log, "append one line per request to FILE (default none)",

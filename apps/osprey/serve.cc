@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "backends/registry.h"
 #include "backends/torchserve_store.h"
+#include "common/cpus.h"
 #include "common/flags.h"
 #include "common/logging.h"
 #include "common/strings.h"
@@ -80,7 +81,7 @@ struct ServeFlags {
   bool no_load_on_start = false;
   std::string http_address = "0.0.0.0";
   int http_port = 8080;
-  int http_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int http_threads = UsableCpus();
   int grpc_port = 8081;
   std::string grpc_socket, http_socket, link_socket;
   bool no_grpc = false;
@@ -121,7 +122,7 @@ struct ServeFlags {
         StringFlag("http-address", &http_address, "address to listen on (default 0.0.0.0)", "ADDR"),
         PortFlag("http-port", &http_port, "HTTP port (default 8080; 0 picks a free one)"),
         IntFlag("http-threads", &http_threads, 1, 1024,
-                "HTTP event loops (default: number of CPUs)"),
+                "HTTP event loops (default: the CPUs it may run on)"),
         PortFlag("grpc-port", &grpc_port, "gRPC port (default 8081; 0 picks a free one)"),
         StringFlag("grpc-socket", &grpc_socket,
                    "serve gRPC on this Unix domain socket instead of a port", "PATH"),

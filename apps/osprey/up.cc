@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "common/cpus.h"
 #include "common/flags.h"
 #include "common/logging.h"
 #include "common/strings.h"
@@ -85,7 +86,7 @@ int UpMain(const std::vector<std::string_view>& args) {
   controlplane::Controller::Options options;
   gateway::Gateway::Options gateway_opts;
   HttpServer::Options gateway_options;
-  const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cpus = UsableCpus();
   std::string data_dir, pvc_root, image_map, apply, log_level, propagate_headers;
   int http_port = 8080, api_port = 8090, grpc_port = 8081, gateway_threads = cpus;
   bool no_grpc = false, keep = false, help = false;
@@ -128,7 +129,7 @@ int UpMain(const std::vector<std::string_view>& args) {
       DurationFlag("queue-deadline-s", &gateway_opts.queue_deadline, std::chrono::seconds(1),
                    "how long the gateway holds a request for a replica (30)"),
       IntFlag("gateway-threads", &gateway_threads, 1, 1024,
-              "event loops of the gateway (default: number of CPUs)"),
+              "event loops of the gateway (default: the CPUs it may run on)"),
       StringFlag("graph-propagate-headers", &propagate_headers,
                  "InferenceGraph steps get the request headers whose names match these regular "
                  "expressions (comma-separated; KServe's router headers.propagate; default none)",
@@ -240,7 +241,7 @@ int UpMain(const std::vector<std::string_view>& args) {
   if (const char* resource = std::getenv("OTEL_RESOURCE_ATTRIBUTES"))
     options.local.trace_resource = resource;
   // The node a replica's downward API describes: this machine.
-  options.local.node_cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  options.local.node_cpus = cpus;
   if (long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE); pages > 0 && page > 0)
     options.local.node_memory_bytes = static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
   if (char host[256] = {}; gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0')
