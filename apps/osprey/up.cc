@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -246,6 +247,9 @@ int UpMain(const std::vector<std::string_view>& args) {
     options.local.node_memory_bytes = static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
   if (char host[256] = {}; gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0')
     options.local.node_name = host;
+  if (struct statvfs fs; statvfs(options.data_dir.c_str(), &fs) == 0)
+    options.local.node_ephemeral_bytes =
+        static_cast<uint64_t>(fs.f_blocks) * static_cast<uint64_t>(fs.f_frsize);
   options.collect_stats = [&gateway] { return gateway.CollectStats(); };
   options.on_routes = [&gateway](std::shared_ptr<const gateway::RouteTable> table) {
     gateway.Update(std::move(table));

@@ -168,8 +168,13 @@ std::map<std::string, std::string> RevisionPodLabels(const RevisionSpec& rev,
     labels["serving.knative.dev/service"] = rev.isvc;
     labels["serving.knative.dev/configuration"] = rev.isvc;
   } else {
+    // As the cluster's pods carry them (kube/objects.h).
+    const std::string config = StrCat(rev.isvc, "-", rev.component);
     labels["serving.kserve.io/inferenceservice"] = rev.isvc;
     labels["component"] = rev.component;
+    labels["serving.knative.dev/service"] = config;
+    labels["serving.knative.dev/configuration"] = config;
+    labels["app"] = rev.name;
   }
   return labels;
 }

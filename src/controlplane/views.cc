@@ -29,7 +29,12 @@ void WriteEnv(Writer& w, const std::vector<resources::EnvVar>& env) {
   for (const auto& e : env) {
     w.StartObject();
     Field(w, "name", e.name);
-    Field(w, "value", e.value);
+    if (e.value_from.empty()) {
+      Field(w, "value", e.value);
+    } else {
+      Key(w, "valueFrom");
+      w.RawValue(e.value_from.data(), e.value_from.size(), rapidjson::kObjectType);
+    }
     w.EndObject();
   }
   w.EndArray();
@@ -138,8 +143,12 @@ static RevisionSpec RevisionSpecFromJson(const rapidjson::Value& v) {
   s.protocol = GetString(v, "protocolVersion");
   auto env = [](const rapidjson::Value& v, std::vector<resources::EnvVar>* out) {
     if (auto it = v.FindMember("env"); it != v.MemberEnd() && it->value.IsArray())
-      for (const auto& e : it->value.GetArray())
-        out->push_back({GetString(e, "name"), GetString(e, "value")});
+      for (const auto& e : it->value.GetArray()) {
+        std::string from;
+        if (auto f = e.FindMember("valueFrom"); f != e.MemberEnd() && f->value.IsObject())
+          from = ToText(f->value);
+        out->push_back({GetString(e, "name"), GetString(e, "value"), std::move(from)});
+      }
   };
   if (auto it = v.FindMember("container"); it != v.MemberEnd() && it->value.IsObject()) {
     const auto& c = it->value;
@@ -464,7 +473,15 @@ void WriteKnativeTraffic(Writer& w, const KnativeRecord& r, const resources::Obj
     w.Int(t.percent);
     Field(w, "revisionName", t.revision);
     FieldIfSet(w, "tag", t.tag);
-    if (!t.tag.empty()) Field(w, "url", KnativeUrl(meta, config, t.tag));
+    if (!t.tag.empty() && r.tag_before_url) {
+      if (const size_t scheme = r.status.url.find("://"); scheme != std::string::npos) {
+        std::string url = r.status.url;
+        url.insert(scheme + 3, StrCat(t.tag, "-"));
+        Field(w, "url", url);
+      }
+    } else if (!t.tag.empty()) {
+      Field(w, "url", KnativeUrl(meta, config, t.tag));
+    }
     w.EndObject();
   }
   w.EndArray();
@@ -623,6 +640,7 @@ KnativeRecord ComponentAsKnative(const resources::ObjectMeta& isvc, std::string_
   w.EndObject();
   w.EndObject();
   r.resource_json.assign(buf.GetString(), buf.GetSize());
+  r.tag_before_url = true;
   r.status.url = status.url;
   r.status.address = StrCat("http://", name, ".", isvc.namespace_, ".svc.cluster.local");
   r.status.latest_created = status.latest_created;

@@ -38,6 +38,9 @@ struct IsvcRecord {
   int64_t observed_generation = 0;
   IsvcStatus status;
   std::map<std::string, std::string> transition_times;  // condition type -> RFC 3339
+  // A tag's URL is status.url with "{tag}-" before its host (an
+  // InferenceService component's), not Knative's {tag}-{name}.{ns}.{domain}.
+  bool tag_before_url = false;
 };
 // The InferenceService with metadata.creationTimestamp/generation and a
 // KServe-shaped status (url, address, conditions, components.predictor with
@@ -108,6 +111,9 @@ struct KnativeRecord {
   int64_t observed_generation = 0;
   KnativeStatus status;
   std::map<std::string, std::string> transition_times;  // condition type -> RFC 3339
+  // A tag's URL is status.url with "{tag}-" before its host (an
+  // InferenceService component's), not Knative's {tag}-{name}.{ns}.{domain}.
+  bool tag_before_url = false;
 };
 // A Knative Service (serving.knative.dev/v1) with its status: url, address,
 // conditions, latestCreated/ReadyRevisionName, traffic (tag URLs),

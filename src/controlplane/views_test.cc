@@ -33,6 +33,8 @@ RevisionSpec SampleSpec() {
 
 TEST(RevisionSpecJson, RoundTrips) {
   RevisionSpec s = SampleSpec();
+  // valueFrom too: the operator rebuilds revisions from this record.
+  s.container.env.push_back({"KEY", "", R"({"secretKeyRef":{"name":"creds","key":"token"}})"});
   auto back = ParseRevisionSpec(RevisionSpecJson(s));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->name, s.name);
@@ -153,7 +155,7 @@ TEST(ComponentAsKnative, ThePredictorAsKServesKnativeService) {
   status.url = "http://iris-predictor-ml.example.com";
   status.latest_created = "iris-predictor-00002";
   status.latest_ready = "iris-predictor-00001";
-  status.traffic = {{"iris-predictor-00001", 100, "", false}};
+  status.traffic = {{"iris-predictor-00001", 100, "prev", false}};
   const Condition ready{"PredictorReady", "True", "", ""};
   RevisionSpec latest;
   latest.container.image = "kserve/sklearnserver:v0.14";
@@ -173,7 +175,7 @@ TEST(ComponentAsKnative, ThePredictorAsKServesKnativeService) {
        R"("latestReadyRevisionName":"iris-predictor-00001")",
        R"({"lastTransitionTime":"2026-01-01T00:00:05Z","status":"True","type":"Ready"})",
        R"("observedGeneration":3)",
-       R"({"latestRevision":false,"percent":100,"revisionName":"iris-predictor-00001"})"})
+       R"({"latestRevision":false,"percent":100,"revisionName":"iris-predictor-00001","tag":"prev","url":"http://prev-iris-predictor-ml.example.com"})"})
     EXPECT_NE(json.find(want), std::string::npos) << want << "\n" << json;
 }
 

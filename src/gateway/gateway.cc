@@ -454,6 +454,8 @@ struct Gateway::Impl {
       return;
     }
     HttpResponse r = HttpError(why, /*replica_failed=*/false);
+    // The gateway's own answers carry CORS headers too (a browser may read them).
+    if (!call.cors_origin.empty()) AddCorsHeaders(*p.route->policy->cors, call.cors_origin, r);
     e.http_status = r.status;
     if (p.route->logger != nullptr) SetResponse(e, r);
     Complete(e);
@@ -642,10 +644,15 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
       r.content_type = "";
       if (allowed) {
         AddCorsHeaders(cors, origin, r);
-        if (!cors.allow_methods.empty())
-          StrAppend(&r.header_lines, "Access-Control-Allow-Methods: ", cors.allow_methods, "\r\n");
-        if (!cors.allow_headers.empty())
-          StrAppend(&r.header_lines, "Access-Control-Allow-Headers: ", cors.allow_headers, "\r\n");
+        // "*" allows what the preflight asks for: it is echoed (a literal
+        // "*" means nothing to a browser sending credentials).
+        auto allow = [&](const std::string& allowed_list, const char* asked, const char* header) {
+          std::string_view v = allowed_list;
+          if (v == "*") v = FindHeader(request.headers, asked);
+          if (!v.empty()) StrAppend(&r.header_lines, header, ": ", v, "\r\n");
+        };
+        allow(cors.allow_methods, "Access-Control-Request-Method", "Access-Control-Allow-Methods");
+        allow(cors.allow_headers, "Access-Control-Request-Headers", "Access-Control-Allow-Headers");
         if (cors.max_age_s >= 0)
           StrAppend(&r.header_lines, "Access-Control-Max-Age: ", cors.max_age_s, "\r\n");
       }
@@ -691,7 +698,9 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
   if (admitted.ok() && request.io_context == nullptr)
     admitted = absl::InternalError("the gateway needs the HTTP server's event loop");
   if (!admitted.ok()) {
-    done(HttpError(admitted, /*replica_failed=*/false));
+    HttpResponse r = HttpError(admitted, /*replica_failed=*/false);
+    if (!cors_origin.empty()) AddCorsHeaders(*policy->cors, cors_origin, r);
+    done(std::move(r));
     return;
   }
   const Clock::time_point start =

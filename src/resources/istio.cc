@@ -357,9 +357,12 @@ absl::Status ParseHttpRoute(const Value& v, std::string_view path, IstioHttpRout
         c.allow_origins.push_back(std::move(m));
       }
     }
+    // The old allowOrigin (exact origins) counts only without allowOrigins, as in Istio.
     std::vector<std::string> exact;
     OSPREY_RETURN_IF_ERROR(ReadStrings(*cors, "allowOrigin", at, &exact));
-    for (auto& o : exact) c.allow_origins.push_back({IstioStringMatch::Kind::kExact, std::move(o)});
+    if (c.allow_origins.empty())
+      for (auto& o : exact)
+        c.allow_origins.push_back({IstioStringMatch::Kind::kExact, std::move(o)});
     OSPREY_RETURN_IF_ERROR(ReadStrings(*cors, "allowMethods", at, &c.allow_methods));
     OSPREY_RETURN_IF_ERROR(ReadStrings(*cors, "allowHeaders", at, &c.allow_headers));
     OSPREY_RETURN_IF_ERROR(ReadStrings(*cors, "exposeHeaders", at, &c.expose_headers));

@@ -954,13 +954,25 @@ absl::StatusOr<KnativeService> ParseKnativeService(const Value& doc) {
   }
   c.timeout_seconds = timeout;
 
-  // Knative reserves these variables for what it sets itself.
+  // Knative reserves these variables for what it sets itself, and takes
+  // env values from ConfigMaps and Secrets only (fieldRef and
+  // resourceFieldRef need its kubernetes.podspec-fieldref feature, off by
+  // default).
   for (size_t i = 0; i < c.containers.size(); ++i)
-    for (const EnvVar& e : c.containers[i].env)
+    for (size_t j = 0; j < c.containers[i].env.size(); ++j) {
+      const EnvVar& e = c.containers[i].env[j];
       if (e.name == "PORT" || e.name == "K_SERVICE" || e.name == "K_CONFIGURATION" ||
           e.name == "K_REVISION")
         return Error(ts->Find("containers"), StrCat(Index(containers_path, i), ".env"),
                      StrCat("\"", e.name, "\" is reserved (the platform sets it)"));
+      for (const char* source : {"fieldRef", "resourceFieldRef"})
+        if (e.value_from.starts_with(StrCat("{\"", source, "\"")))
+          return Error(
+              ts->Find("containers"),
+              StrCat(Index(StrCat(Index(containers_path, i), ".env"), j), ".valueFrom.", source),
+              "must not set the field (Knative's kubernetes.podspec-fieldref feature "
+              "is off, as by default)");
+    }
   if (auto it = c.annotations.find("autoscaling.knative.dev/initial-scale");
       it != c.annotations.end() && it->second == "0")
     return Error(tmpl->Find("metadata"),

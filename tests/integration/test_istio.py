@@ -501,6 +501,17 @@ spec:
     corsPolicy:
       allowOrigins: [{exact: "https://app.example.com"}]
       unmatchedPreflights: IGNORE
+  - match: [{uri: {prefix: /star}}]
+    route: [{destination: {host: ratings, port: {number: 9080}}}]
+    corsPolicy:
+      allowOrigin: ["*"]
+      allowMethods: ["*"]
+      allowHeaders: ["*"]
+      allowCredentials: true
+  - match: [{uri: {prefix: /gone}}]
+    route: [{destination: {host: nobody}}]
+    corsPolicy:
+      allowOrigins: [{exact: "https://app.example.com"}]
   - route: [{destination: {host: ratings, port: {number: 9080}}}]
     corsPolicy:
       allowOrigins: [{exact: "https://app.example.com"}, {regex: "https://[a-z]+[.]example[.]org"}]
@@ -538,6 +549,18 @@ spec:
     # Without an Origin, a request is a plain one.
     r = call(platform, "/p", host)
     assert r.status_code == 200 and "Access-Control-Allow-Origin" not in r.headers
+    # "*": any origin; the preflight's asked method and headers are echoed.
+    r = call(platform, "/star", host, method="OPTIONS",
+             headers={"Origin": "https://any.example.net", "Access-Control-Request-Method": "PUT",
+                      "Access-Control-Request-Headers": "authorization,x-custom"})
+    assert r.status_code == 200 and r.headers["Access-Control-Allow-Origin"] == \
+        "https://any.example.net", r.headers
+    assert r.headers["Access-Control-Allow-Methods"] == "PUT"
+    assert r.headers["Access-Control-Allow-Headers"] == "authorization,x-custom"
+    # The gateway's own answers (no destination: 503) carry them too.
+    r = call(platform, "/gone", host, headers={"Origin": "https://app.example.com"})
+    assert r.status_code == 503 and r.headers["Access-Control-Allow-Origin"] == \
+        "https://app.example.com", (r.status_code, r.headers)
 
 
 def test_destinations_change_headers_of_their_own(platform):

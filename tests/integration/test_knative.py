@@ -255,39 +255,34 @@ spec:
                 if r["metadata"]["labels"].get("serving.knative.dev/service") == "steady"]
 
 
-def test_env_value_from_resolves_as_the_kubelet_would(platform):
-    # The downward API on this machine: the pod's namespace and its
-    # template's labels; a Secret that must be there fails the revision.
-    name = "downward"
-    platform.apply_text(f"""apiVersion: serving.knative.dev/v1
+def test_env_value_from_as_knative_takes_it(platform):
+    # Knative takes env values from ConfigMaps and Secrets: an optional one
+    # absent here leaves the variable unset; a required one fails the
+    # revision, naming it. fieldRef is refused, as Knative's webhook does.
+    name = "fromref"
+    service = f"""apiVersion: serving.knative.dev/v1
 kind: Service
 metadata: {{name: {name}, namespace: default}}
 spec:
   template:
-    metadata:
-      labels: {{team: search}}
     spec:
       containers:
         - image: gcr.io/knative-samples/helloworld-go
           env:
             - name: TARGET
               valueFrom:
-                fieldRef: {{fieldPath: "metadata.labels['team']"}}
-""")
-    assert get(platform, f"{name}.default.example.com").text == "Hello search!\n"
-    platform.apply_text(f"""apiVersion: serving.knative.dev/v1
-kind: Service
-metadata: {{name: {name}-secret, namespace: default}}
-spec:
-  template:
-    spec:
-      containers:
-        - image: gcr.io/knative-samples/helloworld-go
-          env:
-            - name: TARGET
-              valueFrom:
-                secretKeyRef: {{name: greeting, key: target}}
-""", wait=False)
+                configMapKeyRef: {{name: greeting, key: target, optional: true}}
+"""
+    platform.apply_text(service)
+    assert get(platform, f"{name}.default.example.com").text == "Hello World!\n"
+    r = platform.apply_text(service.replace(
+        "configMapKeyRef: {name: greeting, key: target, optional: true}",
+        "fieldRef: {fieldPath: metadata.namespace}"), wait=False, check=False)
+    assert r.returncode != 0 and "spec.template.spec.containers[0].env[0].valueFrom.fieldRef: " \
+        "must not set the field" in r.stderr, r.stderr
+    platform.apply_text(service.replace(name, f"{name}-secret", 1).replace(
+        "configMapKeyRef: {name: greeting, key: target, optional: true}",
+        "secretKeyRef: {name: greeting, key: target}"), wait=False)
 
     def failed():
         ready = [c for c in ksvc(platform, f"{name}-secret").get("status", {}).get(

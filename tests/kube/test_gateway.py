@@ -518,3 +518,4 @@ spec:
     finally:
         for b in backends:
             b.stop()
+        kube.kubectl("delete", "-f", str(ISTIO_CRDS), "--wait=false", check=False)

@@ -142,31 +142,50 @@ struct GatewaySync::Impl {
     cv.notify_all();
   }
 
-  bool InformersSynced() const {
-    for (const auto& k : istio)
-      if (!k.informer->synced()) return false;
-    return isvcs.synced() && slices.synced() && deployments.synced();
-  }
+  // The core informers listed (Istio's are not waited for: routes without
+  // them are published, and theirs follow once they list).
+  bool InformersSynced() const { return isvcs.synced() && slices.synced() && deployments.synced(); }
 
-  // Watches Istio's kinds when the cluster serves networking.istio.io
-  // (its newest version of v1, v1beta1, v1alpha3).
+  // Watches the Istio kinds the cluster serves (networking.istio.io, its
+  // newest version of v1, v1beta1, v1alpha3, the plurals its discovery
+  // document lists). The router's: asked at its start and again every
+  // kIstioProbe while none is watched (the CRDs may come later).
+  static constexpr std::chrono::seconds kIstioProbe{30};
+  std::chrono::steady_clock::time_point istio_probed{};
+  bool istio_absent_logged = false;
   void WatchIstio() {
+    istio_probed = std::chrono::steady_clock::now();
     for (const char* version : {"v1", "v1beta1", "v1alpha3"}) {
-      if (!client->Get(StrCat("/apis/networking.istio.io/", version)).ok()) continue;
+      auto listed = client->Get(StrCat("/apis/networking.istio.io/", version));
+      if (!listed.ok()) continue;
+      rapidjson::Document d;
+      d.Parse(listed->data(), listed->size());
+      std::set<std::string> served;
+      if (!d.HasParseError() && d.IsObject() && d.HasMember("resources") &&
+          d["resources"].IsArray())
+        for (const auto& r : d["resources"].GetArray()) served.insert(json::GetString(r, "name"));
+      std::string watched;
       for (const char* plural :
            {"virtualservices", "gateways", "serviceentries", "destinationrules"}) {
+        if (!served.contains(plural)) continue;
         IstioKind k;
         k.informer = std::make_unique<kube::Informer>(
             client,
             Opts(ResourceRef{"networking.istio.io", version, plural, true}, opts.namespace_));
         k.informer->AddHandler([this](const ObjectPtr&, const ObjectPtr&) { MarkDirty(); });
+        k.informer->Start();
         istio.push_back(std::move(k));
+        StrAppend(&watched, watched.empty() ? "" : ", ", plural);
       }
-      OSPREY_LOG(kInfo) << "gateway: watching Istio's networking.istio.io/" << version
-                        << " VirtualServices, Gateways, ServiceEntries and DestinationRules";
+      if (istio.empty()) continue;
+      OSPREY_LOG(kInfo) << "gateway: watching Istio's networking.istio.io/" << version << " "
+                        << watched;
       return;
     }
-    OSPREY_LOG(kInfo) << "gateway: the cluster serves no networking.istio.io: no Istio routes";
+    if (!istio_absent_logged)
+      OSPREY_LOG(kInfo) << "gateway: the cluster serves no networking.istio.io (asked again every "
+                        << kIstioProbe.count() << " s): no Istio routes yet";
+    istio_absent_logged = true;
   }
 
   // The Istio objects' routes over the services' (istio.h); `routing`
@@ -181,8 +200,12 @@ struct GatewaySync::Impl {
       auto parsed = k.cache.Views(k.informer->List(), [](const rapidjson::Value& doc) {
         auto r = resources::FromJson(json::ToText(doc));
         if (!r.ok()) {
-          OSPREY_LOG(kWarning) << "gateway: an Istio object is not routed: "
-                               << r.status().message();
+          const auto meta = doc.FindMember("metadata");
+          const bool has_meta = meta != doc.MemberEnd() && meta->value.IsObject();
+          OSPREY_LOG(kWarning) << "gateway: " << json::GetString(doc, "kind") << " "
+                               << (has_meta ? json::GetString(meta->value, "namespace") : "") << "/"
+                               << (has_meta ? json::GetString(meta->value, "name") : "")
+                               << " is not routed: " << r.status().message();
           return std::optional<resources::Resource>();
         }
         return std::optional<resources::Resource>(*std::move(r));
@@ -284,6 +307,12 @@ struct GatewaySync::Impl {
   void Route() {
     std::unique_lock<std::mutex> lock(mu);
     while (running) {
+      if (istio.empty() && std::chrono::steady_clock::now() - istio_probed >= kIstioProbe) {
+        lock.unlock();
+        WatchIstio();
+        lock.lock();
+        if (!istio.empty()) dirty = true;
+      }
       cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return !running || dirty; });
       if (!running) break;
       if (!dirty || !InformersSynced()) continue;
@@ -458,11 +487,9 @@ void GatewaySync::Start() {
     if (m.running) return;
     m.running = true;
   }
-  m.WatchIstio();
   m.isvcs.Start();
   m.slices.Start();
   m.deployments.Start();
-  for (auto& k : m.istio) k.informer->Start();
   m.router = std::thread([&m] { m.Route(); });
   if (m.opts.autoscale) m.scaler = std::thread([&m] { m.RunScaler(); });
   OSPREY_LOG(kInfo) << "gateway: watching InferenceServices and EndpointSlices in "

@@ -293,7 +293,12 @@ std::string DeploymentJson(const RevisionSpec& rev, const OwnerRef& owner,
   w.StartObject();
   Key(w, "metadata");
   w.StartObject();
-  Labels(w, RevisionLabels(rev));
+  // The pods also carry the component's own labels (as KServe's do), which
+  // DestinationRule subsets select; Osprey's own win.
+  std::map<std::string, std::string> pod_labels = RevisionLabels(rev);
+  if (std::optional<resources::Component> c = RevisionComponent(rev))
+    for (const auto& [k, v] : c->labels) pod_labels.emplace(k, v);
+  Labels(w, pod_labels);
   // Prometheus's pod discovery scrapes each replica's /metrics: Osprey's
   // model server, or a KServe SDK model server (its args name the model) on
   // the same port; other containers may serve none and are left alone.

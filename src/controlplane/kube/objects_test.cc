@@ -168,6 +168,12 @@ TEST(KubePlacementTest, CustomContainerRunsAsWritten) {
   ASSERT_EQ(env.Size(), 1u);
   EXPECT_FALSE(env[0].HasMember("value"));
   EXPECT_EQ(GetString(env[0]["valueFrom"]["secretKeyRef"], "name"), "creds");
+  // The operator rebuilds a revision from its Deployment's record: the same pods.
+  rev.spec_json = "{}";
+  auto rebuilt = ParseRevisionSpec(RevisionSpecJson(rev));
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  EXPECT_EQ(DeploymentJson(*rebuilt, {"custom", "u"}, {}, 1),
+            DeploymentJson(rev, {"custom", "u"}, {}, 1));
   rev.container.env.clear();
   EXPECT_TRUE(CheckRunnable(rev).reason.empty());
   // Not a model server: no scrape annotations (it may serve no /metrics).

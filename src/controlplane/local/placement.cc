@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <optional>
+#include <set>
 
 #include "common/flags.h"
 #include "common/strings.h"
@@ -210,6 +212,14 @@ absl::StatusOr<std::optional<std::string>> ResolveValueFrom(const RevisionSpec& 
   if (kind == "fieldRef") {
     const std::string path = text("fieldPath");
     if (path == "metadata.name") return StrCat(rev.name, "-deployment-{{.Port}}");
+    if (path == "metadata.uid") {  // stable per revision and replica port
+      const uint64_t h = std::hash<std::string>()(StrCat(rev.namespace_, "/", rev.name));
+      char uid[64];
+      std::snprintf(uid, sizeof(uid), "%08x-%04x-%04x-%04x-%012llx", unsigned(h >> 32),
+                    unsigned(h >> 16) & 0xffff, unsigned(h) & 0xffff, 0x8000u,
+                    static_cast<unsigned long long>(h & 0xffffffffffffull));
+      return StrCat(uid, "-{{.Port}}");
+    }
     if (path == "metadata.namespace") return rev.namespace_;
     if (path == "status.podIP" || path == "status.hostIP" || path == "status.podIPs" ||
         path == "status.hostIPs")
@@ -231,8 +241,8 @@ absl::StatusOr<std::optional<std::string>> ResolveValueFrom(const RevisionSpec& 
     return absl::InvalidArgumentError(
         StrCat("env ", e.name, ": valueFrom.fieldRef.fieldPath \"", path,
                "\" is not one a local replica has (metadata.name, metadata.namespace, "
-               "metadata.labels['k'], metadata.annotations['k'], status.podIP, status.hostIP, "
-               "spec.nodeName, spec.serviceAccountName)"));
+               "metadata.uid, metadata.labels['k'], metadata.annotations['k'], status.podIP, "
+               "status.hostIP, spec.nodeName, spec.serviceAccountName)"));
   }
   if (kind == "resourceFieldRef") {
     const std::string resource = text("resource");
@@ -253,34 +263,50 @@ absl::StatusOr<std::optional<std::string>> ResolveValueFrom(const RevisionSpec& 
       const auto& v = res[block][name.c_str()];
       return v.IsString() ? v.GetString() : v.IsNumber() ? StrCat(v.GetDouble()) : "";
     };
-    // A request not given is the limit; a limit not given is the machine's.
+    // A request not given is the limit (else 0); a limit not given is the
+    // machine's (a node's allocatable), as the kubelet has it.
+    const bool cpu = name == "cpu";
+    const uint64_t machine = cpu                ? uint64_t(config.node_cpus) * 1000
+                             : name == "memory" ? config.node_memory_bytes
+                                                : config.node_ephemeral_bytes;
     std::string quantity = which == "requests" ? given("requests") : "";
     if (quantity.empty()) quantity = given("limits");
-    const bool cpu = name == "cpu";
     std::string divisor = text("divisor");
     if (divisor.empty()) divisor = "1";
-    double amount = 0, unit = 0;
+    // In millicores for cpu, bytes otherwise; divided rounding up.
+    uint64_t amount = 0, unit = 0;
     if (cpu) {
-      std::optional<double> q =
-          quantity.empty() ? std::optional<double>(config.node_cpus) : ParseCpu(quantity);
-      std::optional<double> u = ParseCpu(divisor);
-      if (!q || !u || *u <= 0)
+      if (divisor != "1" && divisor != "1m")
         return absl::InvalidArgumentError(
-            StrCat("env ", e.name, ": cpu quantity \"", !q ? quantity : divisor, "\" is invalid"));
-      amount = *q;
-      unit = *u;
+            StrCat("env ", e.name, ": cpu divisor \"", divisor, "\" is invalid: 1m or 1"));
+      unit = divisor == "1m" ? 1 : 1000;
+      if (quantity.empty()) {
+        amount = which == "requests" ? 0 : machine;
+      } else if (std::optional<double> q = ParseCpu(quantity)) {
+        amount = static_cast<uint64_t>(std::ceil(*q * 1000 - 1e-9));
+      } else {
+        return absl::InvalidArgumentError(
+            StrCat("env ", e.name, ": cpu quantity \"", quantity, "\" is invalid"));
+      }
     } else {
-      absl::StatusOr<uint64_t> q = quantity.empty()
-                                       ? absl::StatusOr<uint64_t>(config.node_memory_bytes)
-                                       : ParseByteSize(quantity);
+      static const std::set<std::string_view> kDivisors = {
+          "1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei"};
       absl::StatusOr<uint64_t> u = ParseByteSize(divisor);
-      if (!q.ok() || !u.ok() || *u == 0)
+      if (!kDivisors.contains(divisor) || !u.ok())
         return absl::InvalidArgumentError(
-            StrCat("env ", e.name, ": quantity \"", !q.ok() ? quantity : divisor, "\" is invalid"));
-      amount = static_cast<double>(*q);
-      unit = static_cast<double>(*u);
+            StrCat("env ", e.name, ": divisor \"", divisor,
+                   "\" is invalid: 1, 1k, 1M, 1G, 1Ki, 1Mi, 1Gi, ..."));
+      unit = *u;
+      if (quantity.empty()) {
+        amount = which == "requests" ? 0 : machine;
+      } else if (absl::StatusOr<uint64_t> q = ParseByteSize(quantity); q.ok()) {
+        amount = *q;
+      } else {
+        return absl::InvalidArgumentError(
+            StrCat("env ", e.name, ": quantity \"", quantity, "\" is invalid"));
+      }
     }
-    return StrCat(static_cast<uint64_t>(std::ceil(amount / unit - 1e-9)));
+    return StrCat((amount + unit - 1) / unit);
   }
   // configMapKeyRef, secretKeyRef
   const bool optional = ref.IsObject() && ref.HasMember("optional") && ref["optional"].IsBool() &&

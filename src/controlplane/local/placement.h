@@ -44,6 +44,7 @@ struct LocalConfig {
   // (a node's allocatable): this machine's cores and memory.
   int node_cpus = 1;
   uint64_t node_memory_bytes = uint64_t{1} << 30;
+  uint64_t node_ephemeral_bytes = uint64_t{10} << 30;  // the data directory's disk
   std::string node_name = "localhost";
 };
 
@@ -102,7 +103,8 @@ struct LocalCommand {
 // metadata.annotations['k'] (the revision's), status.podIP and
 // status.hostIP (127.0.0.1), spec.nodeName, spec.serviceAccountName;
 // resourceFieldRef (limits and requests of cpu, memory and
-// ephemeral-storage, by the divisor, rounded up; no limit: the machine's);
+// ephemeral-storage, by the divisor, rounded up; no limit: the machine's; no
+// request: the limit, else 0);
 // configMapKeyRef and secretKeyRef are left unset when optional, else the
 // revision fails (CreateContainerConfigError): this machine has no ConfigMaps
 // or Secrets.

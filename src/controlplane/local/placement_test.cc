@@ -281,12 +281,15 @@ spec:
       - {name: MEM_MI, valueFrom: {resourceFieldRef: {resource: requests.memory, divisor: 1Mi}}}
       - {name: EPHEMERAL, valueFrom: {resourceFieldRef: {resource: limits.ephemeral-storage, divisor: 1Gi}}}
       - {name: TOKEN, valueFrom: {secretKeyRef: {name: creds, key: token, optional: true}}}
+      - {name: CPU_REQ, valueFrom: {resourceFieldRef: {resource: requests.cpu}}}
+      - {name: EPH_REQ, valueFrom: {resourceFieldRef: {resource: requests.ephemeral-storage}}}
 )");
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   const auto& isvc = std::get<InferenceService>((*parsed)[0]);
   LocalConfig config = Local();
   config.node_cpus = 8;
   config.node_memory_bytes = uint64_t{16} << 30;
+  config.node_ephemeral_bytes = uint64_t{100} << 30;
   config.node_name = "box";
   // The revision as the controller makes it: with its predictor's spec.
   auto resolve = [](const InferenceService& s) {
@@ -306,8 +309,10 @@ spec:
   EXPECT_EQ(env["CPUS"], "2");  // 1.5 cores, rounded up
   EXPECT_EQ(env["MILLICPUS"], "1500");
   EXPECT_EQ(env["MEM_MI"], "1024");
-  EXPECT_EQ(env["EPHEMERAL"], "16");    // no limit: the machine's
+  EXPECT_EQ(env["EPHEMERAL"], "100");   // no limit: the machine's disk
   EXPECT_FALSE(env.contains("TOKEN"));  // optional and absent: unset
+  EXPECT_EQ(env["CPU_REQ"], "2");       // no request: the limit (1.5 cores, rounded up)
+  EXPECT_EQ(env["EPH_REQ"], "0");       // neither: 0
 
   // A Secret that must be there cannot be read here: the revision fails, saying so.
   auto with_secret = isvc;
@@ -320,11 +325,11 @@ spec:
             "Secrets; give the value, or mark the reference optional");
   auto with_field = isvc;
   with_field.predictor.containers[0].env = {
-      {"X", "", R"({"fieldRef":{"fieldPath":"metadata.uid"}})"}};
+      {"X", "", R"({"fieldRef":{"fieldPath":"metadata.generation"}})"}};
   local = PlaceLocally(resolve(with_field), config);
   EXPECT_EQ(local.failure_reason, "CreateContainerConfigError");
   EXPECT_TRUE(local.failure_message.starts_with(
-      "env X: valueFrom.fieldRef.fieldPath \"metadata.uid\" is not one a local replica has"))
+      "env X: valueFrom.fieldRef.fieldPath \"metadata.generation\" is not one a local replica has"))
       << local.failure_message;
 }
 
