@@ -12,7 +12,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <sstream>
 #include <string_view>
 #include <thread>
@@ -36,6 +39,67 @@
 
 namespace osprey {
 namespace {
+
+// The gateway's listeners besides its own port: one per Istio Gateway server
+// port (HandleOn tells the gateway which), started and drained as Gateways
+// come and go.
+class GatewayListeners {
+ public:
+  GatewayListeners(gateway::Gateway* gateway, std::string address)
+      : gateway_(gateway), address_(std::move(address)) {}
+
+  // Listens on exactly `ports`; returns why a port could not be listened on.
+  std::map<int, std::string> Set(const std::set<int>& ports) {
+    std::map<int, std::string> failed;
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = open_.begin(); it != open_.end();) {
+      if (ports.contains(it->first)) {
+        ++it;
+        continue;
+      }
+      it->second.server->Drain(std::chrono::milliseconds(200));
+      OSPREY_LOG(kInfo) << "gateway: no longer listening on " << address_ << ":" << it->first;
+      it = open_.erase(it);
+    }
+    for (int port : ports) {
+      if (open_.contains(port)) continue;
+      Listener l;
+      l.handler = std::make_unique<Handler>(gateway_, port);
+      HttpServer::Options o;
+      o.address = address_;
+      o.port = static_cast<uint16_t>(port);
+      o.threads = 1;
+      auto server = HttpServer::Start(o, l.handler.get());
+      if (!server.ok()) {
+        failed[port] = std::string(server.status().message());
+        continue;
+      }
+      l.server = *std::move(server);
+      OSPREY_LOG(kInfo) << "gateway: listening on " << address_ << ":" << port
+                        << " (an Istio Gateway server)";
+      open_.emplace(port, std::move(l));
+    }
+    return failed;
+  }
+
+ private:
+  struct Handler : HttpHandler {
+    Handler(gateway::Gateway* g, int p) : gateway(g), port(p) {}
+    void Handle(const HttpRequest& request, HttpDone done) override {
+      gateway->HandleOn(port, request, std::move(done));
+    }
+    gateway::Gateway* gateway;
+    int port;
+  };
+  struct Listener {
+    std::unique_ptr<Handler> handler;
+    std::unique_ptr<HttpServer> server;
+  };
+  gateway::Gateway* gateway_;
+  const std::string address_;
+  std::mutex mu_;
+  std::map<int, Listener> open_;
+};
 
 namespace fs = std::filesystem;
 
@@ -254,6 +318,9 @@ int UpMain(const std::vector<std::string_view>& args) {
   options.on_routes = [&gateway](std::shared_ptr<const gateway::RouteTable> table) {
     gateway.Update(std::move(table));
   };
+  // Istio Gateway servers on other ports: listeners of the same gateway.
+  GatewayListeners listeners(&gateway, gateway_options.address);
+  options.on_listeners = [&listeners](const std::set<int>& ports) { return listeners.Set(ports); };
 
   auto controller = controlplane::Controller::Start(options);
   if (!controller.ok()) {
@@ -336,6 +403,7 @@ int UpMain(const std::vector<std::string_view>& args) {
     });
 #endif
   (*gateway_server)->Drain(std::chrono::seconds(10));
+  listeners.Set({});
 #ifdef OSPREY_WITH_GRPC
   if (grpc_drain.joinable()) grpc_drain.join();
 #endif

@@ -383,24 +383,34 @@ IstioPlan PlanIstio(const IstioInput& in) {
     const std::string& ns = vs->meta.namespace_;
     std::vector<std::string>& problems = plan.problems[StrCat(ns, "/", vs->meta.name)];
     bool bound = vs->gateways.empty();
+    // The listener ports its routes take requests on (its gateways' servers';
+    // mesh: the gateway's own); empty: the gateway's own.
+    std::vector<int> ports;
+    auto add_port = [&](int p) {
+      if (std::find(ports.begin(), ports.end(), p) == ports.end()) ports.push_back(p);
+    };
     for (const auto& g : vs->gateways) {
       if (g == "mesh") {
         bound = true;
+        add_port(gateway::kMainPort);
         continue;
       }
       const size_t slash = g.find('/');
       const std::string gns = slash == std::string::npos ? ns : g.substr(0, slash);
       const std::string gname = slash == std::string::npos ? g : g.substr(slash + 1);
-      const bool exists = std::any_of(in.gateways.begin(), in.gateways.end(), [&](const auto* gw) {
-        return gw->meta.namespace_ == gns && gw->meta.name == gname;
-      });
-      if (exists) {
+      const resources::IstioGateway* found = nullptr;
+      for (const auto* gw : in.gateways)
+        if (gw->meta.namespace_ == gns && gw->meta.name == gname) found = gw;
+      if (found != nullptr) {
         bound = true;
+        for (const auto& server : found->servers) add_port(server.port);
       } else {
         problems.push_back(StrCat("gateway ", gns, "/", gname, " does not exist"));
       }
     }
     if (!bound) continue;
+    std::sort(ports.begin(), ports.end());
+    if (ports == std::vector<int>{gateway::kMainPort}) ports.clear();
     std::vector<std::string> exact_hosts, wildcard_hosts;
     for (const auto& h : vs->hosts) {
       if (Wildcard(h)) {
@@ -510,6 +520,19 @@ IstioPlan PlanIstio(const IstioInput& in) {
       for (const auto* m : matches) {
         gateway::Route r = base;
         r.draws = std::make_shared<std::atomic<uint64_t>>(0);
+        r.ports = ports;
+        // A match on the port narrows the route to that listener.
+        if (m != nullptr && m->port != 0) {
+          const bool listened = ports.empty()
+                                    ? m->port == gateway::kMainPort
+                                    : std::find(ports.begin(), ports.end(), m->port) != ports.end();
+          if (!listened) {
+            problems.push_back(StrCat("a match on port ", m->port,
+                                      " is on no port of the VirtualService's gateways"));
+            continue;
+          }
+          r.ports = m->port == gateway::kMainPort ? std::vector<int>{} : std::vector<int>{m->port};
+        }
         bool prefix_uri = false;
         if (m != nullptr) {
           if (m->uri) {
@@ -555,6 +578,10 @@ IstioPlan PlanIstio(const IstioInput& in) {
       }
     }
   }
+  // Gateway servers on other ports than the gateway's own are listened on.
+  for (const auto* g : in.gateways)
+    for (const auto& server : g->servers)
+      if (server.port != gateway::kMainPort) plan.listener_ports.insert(server.port);
   // Each host's own DestinationRule policy, over every revision it reaches;
   // then the subsets' over theirs.
   if (!in.destination_rules.empty()) {

@@ -30,6 +30,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,6 +57,10 @@ struct IstioPlan {
   // ServiceEntry endpoints as revision targets, by key
   // ("{ns}/serviceentry:{name}:{port}").
   std::map<std::string, RevisionRouting> endpoints;
+  // Gateway server ports other than 80 (the gateway's own): each is a
+  // listener of the gateway, serving the routes of the VirtualServices bound
+  // to a Gateway with a server there.
+  std::set<int> listener_ports;
   // DestinationRule traffic policies by revision (or endpoint) key.
   std::map<std::string, std::shared_ptr<const gateway::PoolPolicy>> policies;
   // Per VirtualService ("ns/name"): what it could not do (a gateway or

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <optional>
+#include <set>
 
 #include "controlplane/knative.h"
 
@@ -500,6 +501,40 @@ spec:
   ASSERT_EQ(table.routes[0].split.size(), 2u);
   EXPECT_NE(table.routes[0].split[0].headers, nullptr);
   EXPECT_EQ(table.routes[0].split[1].headers, nullptr);
+}
+
+TEST(PlanIstio, GatewayPortsAreListenersOfTheirVirtualServices) {
+  auto vs = ParseOne<resources::VirtualService>(R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: side}
+spec:
+  hosts: [side.example.com]
+  gateways: [side, mesh]
+  http:
+  - match: [{uri: {prefix: /a}, port: 8088}, {uri: {prefix: /b}, port: 9999}]
+    route: [{destination: {host: hello}}]
+  - route: [{destination: {host: hello}}]
+)");
+  resources::IstioGateway side = Gateway("side");
+  side.servers.push_back({8088, "http-side", "HTTP", {"*"}});
+  IstioInput in;
+  in.virtual_services = {&vs};
+  in.gateways = {&side};
+  in.services["hello.default.svc.cluster.local"] = {{"default/hello-00001", 100}};
+  IstioPlan plan = PlanIstio(in);
+  EXPECT_EQ(plan.listener_ports, (std::set<int>{8088}));
+  ASSERT_EQ(plan.routes.size(), 2u);  // the port-9999 match is on no listener
+  EXPECT_EQ(plan.routes[0].route.ports, std::vector<int>{8088});
+  EXPECT_EQ(plan.routes[1].route.ports, (std::vector<int>{80, 8088}));
+  EXPECT_EQ(plan.problems.at("default/side"),
+            std::vector<std::string>{
+                "a match on port 9999 is on no port of the VirtualService's gateways"});
+  // Bound to mesh (or nothing) only: the gateway's own port.
+  vs.gateways = {"mesh"};
+  vs.http[0].match.pop_back();
+  vs.http[0].match[0].port = 0;
+  plan = PlanIstio(in);
+  EXPECT_TRUE(plan.routes[0].route.ports.empty());
 }
 
 }  // namespace

@@ -305,7 +305,7 @@ bool SameRoutes(const RouteTable& a, const RouteTable& b) {
            (x.logger == y.logger || (x.logger && y.logger && *x.logger == *y.logger)) &&
            x.retries == y.retries && same_uri(x.method, y.method) &&
            x.rewrite_path == y.rewrite_path && same_matches(x.headers, y.headers) &&
-           same_matches(x.query, y.query) &&
+           same_matches(x.query, y.query) && x.ports == y.ports &&
            (x.policy == y.policy || (x.policy && y.policy && *x.policy == *y.policy));
   };
   auto same_revision = [](const gateway::RevisionTarget& x, const gateway::RevisionTarget& y) {

@@ -614,7 +614,12 @@ void Gateway::Update(std::shared_ptr<const RouteTable> table) {
 }
 
 void Gateway::Handle(const HttpRequest& request, HttpDone done) {
-  if (impl_->graphs->any() && impl_->graphs->Handle(request, done)) return;
+  HandleOn(kMainPort, request, std::move(done));
+}
+
+void Gateway::HandleOn(int listener_port, const HttpRequest& request, HttpDone done) {
+  if (listener_port == kMainPort && impl_->graphs->any() && impl_->graphs->Handle(request, done))
+    return;
   std::shared_ptr<const Snapshot> snapshot = impl_->Current();
   std::string_view host = FindHeader(request.headers, "Host");
   const size_t question = request.target.find('?');
@@ -624,7 +629,7 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
   const Route* route = MatchRoute(
       *snapshot->table, host, path,
       [&](std::string_view name) { return FindHeader(request.headers, name); }, {}, request.method,
-      query);
+      query, listener_port);
   const RoutePolicy* policy = route != nullptr ? route->policy.get() : nullptr;
   // CORS first (before redirects and faults, as Envoy's filters run): a
   // preflight is answered here.

@@ -78,6 +78,9 @@ class Gateway : public HttpHandler, public Caller {
 
   // The HTTP ingress (the HTTP server's handler; needs its event loop).
   void Handle(const HttpRequest& request, HttpDone done) override;
+  // A request that came in on another listener: an Istio Gateway server's
+  // port (route_table.h kMainPort is Handle's).
+  void HandleOn(int listener_port, const HttpRequest& request, HttpDone done);
 
   // The gRPC ingress's way in. Routes a call by its :authority `host`, else
   // by `model` (the model name in its request), like an HTTP request by Host

@@ -13,6 +13,7 @@
 // (answer discarded), with a per-route timeout and retries on connection
 // failure only.
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -243,6 +244,9 @@ struct Route {
   // On a "*" or "*.suffix" host: tried after the model-name fallback, so a
   // catch-all VirtualService leaves /v1/models/NAME to its service.
   bool after_fallback = false;
+  // The listener ports (Istio Gateway servers' port numbers) it takes
+  // requests on; kMainPort is the gateway's own HTTP port. Empty: that one.
+  std::vector<int> ports;
   std::vector<WeightedRevision> split;  // percents sum to 100
   std::optional<WeightedRevision> mirror;
   int timeout_ms = 0;  // 0: the gateway's default
@@ -299,10 +303,16 @@ struct RevisionStats {
 // `method` and `query` (the target after '?') are what routes with method
 // or query matches look at; a host "*.suffix" matches every host ending in
 // ".suffix".
+// The gateway's own HTTP port as an Istio Gateway names it (an ingress
+// Service maps port 80 to it). Requests on other listeners (Gateway servers
+// on other ports) give their port number.
+inline constexpr int kMainPort = 80;
+
 template <typename HeaderLookup>
 const Route* MatchRoute(const RouteTable& table, std::string_view host, std::string_view path,
                         HeaderLookup header, std::string_view component = {},
-                        std::string_view method = {}, std::string_view query = {});
+                        std::string_view method = {}, std::string_view query = {},
+                        int port = kMainPort);
 
 // The InferenceService and component of a revision named
 // {service}-{component}-{digits}, as every revision is (pure); a Knative
@@ -338,9 +348,12 @@ bool HeaderNameEquals(std::string_view a, std::string_view b);
 template <typename HeaderLookup>
 const Route* MatchRoute(const RouteTable& table, std::string_view host, std::string_view path,
                         HeaderLookup header, std::string_view component, std::string_view method,
-                        std::string_view query) {
+                        std::string_view query, int port) {
   host = internal::HostWithoutPort(host);
   auto rest_matches = [&](const Route& r) {
+    if (r.ports.empty() ? port != kMainPort
+                        : std::find(r.ports.begin(), r.ports.end(), port) == r.ports.end())
+      return false;
     if (r.uri.has_value() && !r.uri->Matches(path)) return false;
     for (const auto& h : r.headers)
       if (!h.value.Matches(header(h.name))) return false;

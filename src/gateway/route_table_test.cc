@@ -73,6 +73,31 @@ TEST(MatchRoute, Table) {
   }
 }
 
+TEST(MatchRoute, ListenerPorts) {
+  RouteTable t = Table();
+  Route side;  // bound to a Gateway with servers on 80 and 8088
+  side.hosts = {"side.example.com"};
+  side.ports = {80, 8088};
+  side.split = {{0, 100}};
+  Route only_side = side;  // a match on port 8088
+  only_side.ports = {8088};
+  only_side.uri = StringMatch{StringMatch::Kind::kPrefix, "/only"};
+  t.routes.insert(t.routes.begin(), {only_side, side});
+  auto none = [](std::string_view) { return std::string_view(); };
+  auto at = [&](std::string_view host, std::string_view path, int port) {
+    const Route* r = MatchRoute(t, host, path, none, {}, "GET", {}, port);
+    return r == nullptr ? -1 : static_cast<int>(r - t.routes.data());
+  };
+  EXPECT_EQ(at("side.example.com", "/only/x", 8088), 0);
+  EXPECT_EQ(at("side.example.com", "/only/x", kMainPort), 1);
+  EXPECT_EQ(at("side.example.com", "/x", 8088), 1);
+  EXPECT_EQ(at("side.example.com", "/x", 9000), -1);
+  // The services' own routes (no ports) take the gateway's own port only.
+  EXPECT_EQ(at("iris-team.example.com", "/x", kMainPort), 5);
+  EXPECT_EQ(at("iris-team.example.com", "/x", 8088), -1);
+  EXPECT_EQ(at("127.0.0.1", "/v1/models/iris:predict", 8088), -1);
+}
+
 TEST(PickWeighted, CumulativePercents) {
   std::vector<WeightedRevision> split = {{7, 10}, {8, 0}, {9, 90}};
   struct Case {

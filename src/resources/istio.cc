@@ -195,14 +195,19 @@ absl::Status ParseHttpRoute(const Value& v, std::string_view path, IstioHttpRout
       const Value& item = matches->list[i];
       const std::string mi = Index(at, i);
       OSPREY_RETURN_IF_ERROR(ExpectMap(item, mi));
-      OSPREY_RETURN_IF_ERROR(CheckFields(
-          item, mi,
-          {"name", "uri", "method", "authority", "headers", "queryParams", "ignoreUriCase"}));
+      OSPREY_RETURN_IF_ERROR(CheckFields(item, mi,
+                                         {"name", "uri", "method", "authority", "headers",
+                                          "queryParams", "ignoreUriCase", "port"}));
       if (item.Find("ignoreUriCase") != nullptr)
         return Error(item.Find("ignoreUriCase"), Field(mi, "ignoreUriCase"),
                      "not supported by Osprey yet");
       IstioHttpMatch m;
       OSPREY_RETURN_IF_ERROR(ReadString(item, "name", mi, &m.name));
+      std::optional<int> match_port;
+      OSPREY_RETURN_IF_ERROR(ReadIntField(item, "port", mi, &match_port));
+      if (match_port && (*match_port < 1 || *match_port > 65535))
+        return Error(item.Find("port"), Field(mi, "port"), "must be a port from 1 to 65535");
+      m.port = match_port.value_or(0);
       for (auto [key, field] : {std::pair{"uri", &m.uri}, std::pair{"method", &m.method},
                                 std::pair{"authority", &m.authority}}) {
         const Value* s = item.Find(key);
@@ -474,11 +479,12 @@ absl::StatusOr<IstioGateway> ParseGateway(const Value& doc) {
                    StrCat("\"", s.protocol,
                           "\" is not served by Osprey yet: only HTTP servers (HTTPS, GRPC, TCP "
                           "to come)"));
-    if (s.port != 80)
-      return Error(port->Find("number"), Field(Field(at, "port"), "number"),
-                   StrCat(s.port,
-                          " is not served by Osprey yet: a server on port 80 is the platform "
-                          "gateway's HTTP port; other ports are to come"));
+    if (port->Find("targetPort") != nullptr)
+      return Error(port->Find("targetPort"), Field(Field(at, "port"), "targetPort"),
+                   "not supported by Osprey: the gateway listens on port.number");
+    if (item.Find("bind") != nullptr)
+      return Error(item.Find("bind"), Field(at, "bind"),
+                   "not supported by Osprey yet: the gateway's own address is used");
     if (item.Find("tls") != nullptr)
       return Error(item.Find("tls"), Field(at, "tls"), "not supported by Osprey yet");
     OSPREY_RETURN_IF_ERROR(ReadHosts(item, at, &s.hosts));
@@ -907,6 +913,10 @@ void HttpRouteJson(json::Writer& w, const IstioHttpRoute& r) {
     for (const auto& m : r.match) {
       w.StartObject();
       json::FieldIfSet(w, "name", m.name);
+      if (m.port != 0) {
+        json::Key(w, "port");
+        w.Int(m.port);
+      }
       for (auto [key, field] : {std::pair{"uri", &m.uri}, std::pair{"method", &m.method},
                                 std::pair{"authority", &m.authority}}) {
         if (!field->has_value()) continue;

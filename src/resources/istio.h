@@ -35,6 +35,7 @@ struct IstioHttpMatch {
   std::optional<IstioStringMatch> authority;
   std::vector<std::pair<std::string, IstioStringMatch>> headers;  // names lower-cased
   std::vector<std::pair<std::string, IstioStringMatch>> query_params;
+  int port = 0;  // the Gateway port the request came in on; 0: any
   bool operator==(const IstioHttpMatch&) const = default;
 };
 
@@ -134,7 +135,7 @@ struct IstioServer {
 
 // A Gateway: the ingress's listeners. Locally the platform's gateway is the
 // one ingress; a server on port 80 is its HTTP port (as an ingress Service
-// maps 80 to its pods).
+// maps 80 to its pods); a server on another port is listened on as written.
 struct IstioGateway {
   ObjectMeta meta;
   std::string api_version;

@@ -13,6 +13,7 @@ answers.
 
 import concurrent.futures
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -597,3 +598,60 @@ spec:
     sent, answer = seen["reviews-v2"]
     assert sent["x-who"] == "route" and sent["x-drop"] == "1", sent
     assert answer["x-answer"] == "route" and answer["x-internal"] == "secret", answer
+
+
+def test_gateway_servers_on_other_ports_are_listened_on(platform):
+    port, busy_port = harness.free_ports(2)
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", busy_port))
+    busy.listen()
+    try:
+        platform.apply_text(f"""apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: side-gateway}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: {port}, name: http-side, protocol: HTTP}}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: side}}
+spec:
+  hosts: ["side.example.com"]
+  gateways: [side-gateway]
+  http:
+  - match: [{{uri: {{prefix: /only-here}}, port: {port}}}]
+    route: [{{destination: {{host: reviews-v2, port: {{number: 9080}}}}}}]
+  - route: [{{destination: {{host: reviews-v1, port: {{number: 9080}}}}}}]
+""", wait=False)
+        side = f"http://127.0.0.1:{port}"
+
+        def on_side(path):
+            try:
+                r = requests.get(side + path, headers={"Host": "side.example.com"}, timeout=5)
+                return r.json()["name"] if r.status_code == 200 else r.status_code
+            except requests.ConnectionError:
+                return None
+        harness.wait_until(lambda: on_side("/") == "reviews-v1", 20, "the Gateway's own port")
+        assert on_side("/only-here/x") == "reviews-v2"
+        # Bound to that Gateway only: not served on the gateway's own port.
+        assert call(platform, "/", "side.example.com").status_code == 404
+        # A port something else holds: an event on the Gateway says so.
+        platform.apply_text(f"""apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: busy-gateway}}
+spec:
+  servers:
+  - port: {{number: {busy_port}, name: http, protocol: HTTP}}
+    hosts: ["*"]
+""", wait=False)
+        harness.wait_until(lambda: f"port {busy_port} cannot be listened on"
+                           in platform.cli("get", "events").stdout, 20, "ListenFailed event")
+        assert on_side("/") == "reviews-v1"
+        # The Gateway deleted: its port is no longer listened on.
+        platform.cli("delete", "gateway", "side-gateway")
+        harness.wait_until(lambda: on_side("/") is None, 20, "the port closed")
+    finally:
+        busy.close()

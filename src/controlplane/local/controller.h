@@ -11,7 +11,9 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,6 +52,10 @@ class Controller {
     std::chrono::milliseconds cost_window{std::chrono::hours(1)};
     // Receives every new route table (the gateway's Update).
     std::function<void(std::shared_ptr<const RouteTable>)> on_routes;
+    // The ports of Istio Gateway servers besides the gateway's own, each
+    // time they change: listened on by the gateway (Gateway::HandleOn);
+    // returns why a port could not be listened on, by port.
+    std::function<std::map<int, std::string>(const std::set<int>&)> on_listeners;
   };
 
   // Opens the store, loads what it holds, re-adopts replicas still running

@@ -429,6 +429,11 @@ struct Controller::Impl {
   // What each VirtualService could not do, as last reported (events on change).
   std::map<std::string, std::vector<std::string>> istio_problems;
   static constexpr std::string_view kVirtualServiceEvents = "VirtualService";
+  static constexpr std::string_view kGatewayEvents = "Gateway";
+  // The Gateway server ports listened on (Options::on_listeners), and the
+  // change to them.
+  std::set<int> listener_ports;
+  void SetListeners(const std::set<int>& ports);
   absl::StatusOr<Controller::ApplyResult> ApplyIstio(const resources::Resource& r,
                                                      const std::string& json,
                                                      const std::string& now);

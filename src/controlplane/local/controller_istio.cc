@@ -71,7 +71,10 @@ absl::Status Controller::Impl::LoadIstio() {
 std::vector<KeyedRoute> Controller::Impl::PlanIstioRoutes(
     const std::vector<Routed>& routed, const std::vector<KnativeRouting>& knative,
     std::map<std::string, RevisionRouting>* revisions) {
-  if (istio.empty()) return {};
+  if (istio.empty()) {
+    SetListeners({});
+    return {};
+  }
   IstioInput in;
   for (const auto& [key, e] : istio) {
     if (const auto* vs = std::get_if<resources::VirtualService>(&e.resource))
@@ -96,6 +99,7 @@ std::vector<KeyedRoute> Controller::Impl::PlanIstioRoutes(
   for (const auto& item : routed) AddServiceHosts(item.entry->isvc.meta, item.entry->status, &in);
   for (const auto& k : knative) AddServiceHosts(k, &in);
   IstioPlan plan = PlanIstio(in);
+  SetListeners(plan.listener_ports);
   for (auto& [key, r] : plan.endpoints) (*revisions)[key] = std::move(r);
   for (auto& [key, policy] : plan.policies)
     if (auto it = revisions->find(key); it != revisions->end()) it->second.target.policy = policy;
@@ -112,6 +116,22 @@ std::vector<KeyedRoute> Controller::Impl::PlanIstioRoutes(
   }
   std::erase_if(istio_problems, [&](const auto& p) { return !plan.problems.contains(p.first); });
   return plan.routes;
+}
+
+void Controller::Impl::SetListeners(const std::set<int>& ports) {
+  if (ports == listener_ports || !opts.on_listeners) return;
+  listener_ports = ports;
+  const std::map<int, std::string> failed = opts.on_listeners(ports);
+  // A port that cannot be listened on is told on each Gateway with a server there.
+  for (const auto& [key, e] : istio) {
+    const auto* g = std::get_if<resources::IstioGateway>(&e.resource);
+    if (g == nullptr) continue;
+    for (const auto& server : g->servers)
+      if (auto f = failed.find(server.port); f != failed.end())
+        KindEvent(kGatewayEvents, g->meta.namespace_, g->meta.name, "Warning", "ListenFailed",
+                  StrCat("port ", server.port, " cannot be listened on: ", f->second));
+  }
+  // A failed port is tried again when the Gateways' ports change.
 }
 
 Controller::Impl::Items Controller::Impl::IstioItems(std::string_view kind,
