@@ -588,58 +588,19 @@ KnativeRecord ComponentAsKnative(const resources::ObjectMeta& isvc, std::string_
   r.generation = generation;
   r.observed_generation = generation;
   const std::string name = StrCat(isvc.name, "-", component);
-  rapidjson::StringBuffer buf;
-  Writer w(buf);
-  w.StartObject();
-  Key(w, "metadata");
-  w.StartObject();
-  Field(w, "name", name);
-  Field(w, "namespace", isvc.namespace_);
-  Key(w, "labels");
-  w.StartObject();
-  Field(w, "component", component);
-  Field(w, "serving.kserve.io/inferenceservice", isvc.name);
-  w.EndObject();
-  w.EndObject();
-  Key(w, "spec");
-  w.StartObject();
-  Key(w, "template");
-  w.StartObject();
-  Key(w, "spec");
-  w.StartObject();
-  Key(w, "containers");
-  w.StartArray();
+  resources::KnativeService ks;
+  ks.meta.name = name;
+  ks.meta.namespace_ = isvc.namespace_;
+  ks.meta.labels = {{"component", std::string(component)},
+                    {"serving.kserve.io/inferenceservice", isvc.name}};
   if (latest != nullptr) {
-    const resources::Container& c = latest->container;
-    w.StartObject();
-    Field(w, "name", c.name.empty() ? "kserve-container" : c.name);
-    FieldIfSet(w, "image", c.image);
-    for (auto [key, list] : {std::pair{"command", &c.command}, std::pair{"args", &c.args}}) {
-      if (list->empty()) continue;
-      Key(w, key);
-      w.StartArray();
-      for (const auto& a : *list) w.String(a.c_str(), static_cast<rapidjson::SizeType>(a.size()));
-      w.EndArray();
-    }
-    w.EndObject();
+    resources::Container c = latest->container;
+    if (c.name.empty()) c.name = "kserve-container";
+    ks.revision.containers = {std::move(c)};
   }
-  w.EndArray();
-  w.EndObject();
-  w.EndObject();
-  Key(w, "traffic");
-  w.StartArray();
-  for (const auto& t : status.traffic) {
-    w.StartObject();
-    Field(w, "revisionName", t.revision);
-    Key(w, "percent");
-    w.Int(t.percent);
-    FieldIfSet(w, "tag", t.tag);
-    w.EndObject();
-  }
-  w.EndArray();
-  w.EndObject();
-  w.EndObject();
-  r.resource_json.assign(buf.GetString(), buf.GetSize());
+  for (const auto& t : status.traffic)
+    ks.traffic.push_back({.revision_name = t.revision, .percent = t.percent, .tag = t.tag});
+  r.resource_json = resources::ToJson(ks);
   r.tag_before_url = true;
   r.status.url = status.url;
   r.status.address = StrCat("http://", name, ".", isvc.namespace_, ".svc.cluster.local");
