@@ -40,67 +40,6 @@
 namespace osprey {
 namespace {
 
-// The gateway's listeners besides its own port: one per Istio Gateway server
-// port (HandleOn tells the gateway which), started and drained as Gateways
-// come and go.
-class GatewayListeners {
- public:
-  GatewayListeners(gateway::Gateway* gateway, std::string address)
-      : gateway_(gateway), address_(std::move(address)) {}
-
-  // Listens on exactly `ports`; returns why a port could not be listened on.
-  std::map<int, std::string> Set(const std::set<int>& ports) {
-    std::map<int, std::string> failed;
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto it = open_.begin(); it != open_.end();) {
-      if (ports.contains(it->first)) {
-        ++it;
-        continue;
-      }
-      it->second.server->Drain(std::chrono::milliseconds(200));
-      OSPREY_LOG(kInfo) << "gateway: no longer listening on " << address_ << ":" << it->first;
-      it = open_.erase(it);
-    }
-    for (int port : ports) {
-      if (open_.contains(port)) continue;
-      Listener l;
-      l.handler = std::make_unique<Handler>(gateway_, port);
-      HttpServer::Options o;
-      o.address = address_;
-      o.port = static_cast<uint16_t>(port);
-      o.threads = 1;
-      auto server = HttpServer::Start(o, l.handler.get());
-      if (!server.ok()) {
-        failed[port] = std::string(server.status().message());
-        continue;
-      }
-      l.server = *std::move(server);
-      OSPREY_LOG(kInfo) << "gateway: listening on " << address_ << ":" << port
-                        << " (an Istio Gateway server)";
-      open_.emplace(port, std::move(l));
-    }
-    return failed;
-  }
-
- private:
-  struct Handler : HttpHandler {
-    Handler(gateway::Gateway* g, int p) : gateway(g), port(p) {}
-    void Handle(const HttpRequest& request, HttpDone done) override {
-      gateway->HandleOn(port, request, std::move(done));
-    }
-    gateway::Gateway* gateway;
-    int port;
-  };
-  struct Listener {
-    std::unique_ptr<Handler> handler;
-    std::unique_ptr<HttpServer> server;
-  };
-  gateway::Gateway* gateway_;
-  const std::string address_;
-  std::mutex mu_;
-  std::map<int, Listener> open_;
-};
-
 namespace fs = std::filesystem;
 
 constexpr char kUsage[] = "osprey up [flags]";
@@ -318,9 +257,26 @@ int UpMain(const std::vector<std::string_view>& args) {
   options.on_routes = [&gateway](std::shared_ptr<const gateway::RouteTable> table) {
     gateway.Update(std::move(table));
   };
-  // Istio Gateway servers on other ports: listeners of the same gateway.
-  GatewayListeners listeners(&gateway, gateway_options.address);
-  options.on_listeners = [&listeners](const std::set<int>& ports) { return listeners.Set(ports); };
+  // Istio Gateway servers on other ports: more ports of the gateway's own
+  // server (its loops; nothing to stop but an acceptor). The platform's own
+  // ports are never taken.
+  const std::set<int> own_ports = {static_cast<int>((*gateway_server)->port()), api_port,
+                                   grpc_port};
+  options.on_listeners = [&gateway_server, own_ports](const std::set<int>& ports) {
+    std::map<int, std::string> failed;
+    HttpServer& server = **gateway_server;
+    for (uint16_t open : server.listening())
+      if (!ports.contains(open)) server.StopListening(open);
+    for (int port : ports) {
+      if (own_ports.contains(port)) {
+        failed[port] = "it is one of the platform's own ports (gateway, API, gRPC)";
+        continue;
+      }
+      if (absl::Status st = server.Listen(static_cast<uint16_t>(port)); !st.ok())
+        failed[port] = std::string(st.message());
+    }
+    return failed;
+  };
 
   auto controller = controlplane::Controller::Start(options);
   if (!controller.ok()) {
@@ -403,7 +359,6 @@ int UpMain(const std::vector<std::string_view>& args) {
     });
 #endif
   (*gateway_server)->Drain(std::chrono::seconds(10));
-  listeners.Set({});
 #ifdef OSPREY_WITH_GRPC
   if (grpc_drain.joinable()) grpc_drain.join();
 #endif

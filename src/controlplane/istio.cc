@@ -386,12 +386,15 @@ IstioPlan PlanIstio(const IstioInput& in) {
     // The listener ports its routes take requests on (its gateways' servers';
     // mesh: the gateway's own); empty: the gateway's own.
     std::vector<int> ports;
+    std::vector<int> gateway_ports;  // of its Gateways only
+    bool mesh = vs->gateways.empty();
     auto add_port = [&](int p) {
       if (std::find(ports.begin(), ports.end(), p) == ports.end()) ports.push_back(p);
     };
     for (const auto& g : vs->gateways) {
       if (g == "mesh") {
         bound = true;
+        mesh = true;
         add_port(gateway::kMainPort);
         continue;
       }
@@ -403,7 +406,10 @@ IstioPlan PlanIstio(const IstioInput& in) {
         if (gw->meta.namespace_ == gns && gw->meta.name == gname) found = gw;
       if (found != nullptr) {
         bound = true;
-        for (const auto& server : found->servers) add_port(server.port);
+        for (const auto& server : found->servers) {
+          add_port(server.port);
+          gateway_ports.push_back(server.port);
+        }
       } else {
         problems.push_back(StrCat("gateway ", gns, "/", gname, " does not exist"));
       }
@@ -485,17 +491,21 @@ IstioPlan PlanIstio(const IstioInput& in) {
       std::vector<std::pair<int, std::vector<KeyShare>>> weighted;
       // Each destination's own header changes, by the revisions it reaches.
       std::map<std::string, std::shared_ptr<const gateway::HeaderOps>> split_headers;
+      std::map<std::string, gateway::HeaderOps> reached;  // every destination's, empty ones too
       for (const auto& d : h.route) {
         weighted.emplace_back(d.weight, resolve(d, ns, &problems));
         const gateway::HeaderOps ops = HeaderOpsOf(d.request_headers, d.response_headers);
-        if (ops.empty()) continue;
-        auto shared = std::make_shared<const gateway::HeaderOps>(ops);
+        auto shared = ops.empty() ? nullptr : std::make_shared<const gateway::HeaderOps>(ops);
         for (const auto& [key, percent] : weighted.back().second) {
-          auto [it, fresh] = split_headers.emplace(key, shared);
-          if (!fresh && *it->second != ops)
-            problems.push_back(StrCat(
-                "destination ", d.host, ": another destination of the route reaches revision ",
-                key.substr(key.find('/') + 1), " with other headers, which hold"));
+          auto [it, fresh] = reached.emplace(key, ops);
+          if (!fresh) {
+            if (it->second != ops)
+              problems.push_back(StrCat(
+                  "destination ", d.host, ": another destination of the route reaches revision ",
+                  key.substr(key.find('/') + 1), " with other headers, which hold"));
+            continue;
+          }
+          if (shared != nullptr) split_headers.emplace(key, shared);
         }
       }
       std::vector<KeyShare> split = CombineShares(weighted);
@@ -521,17 +531,21 @@ IstioPlan PlanIstio(const IstioInput& in) {
         gateway::Route r = base;
         r.draws = std::make_shared<std::atomic<uint64_t>>(0);
         r.ports = ports;
-        // A match on the port narrows the route to that listener.
-        if (m != nullptr && m->port != 0) {
-          const bool listened = ports.empty()
-                                    ? m->port == gateway::kMainPort
-                                    : std::find(ports.begin(), ports.end(), m->port) != ports.end();
-          if (!listened) {
+        // A match on the port narrows the route to that listener of its
+        // Gateways; for in-mesh callers (bound to mesh, or to nothing) the
+        // port is the service's, which every call here has.
+        if (m != nullptr && m->port != 0 && !gateway_ports.empty()) {
+          if (std::find(gateway_ports.begin(), gateway_ports.end(), m->port) !=
+              gateway_ports.end()) {
+            r.ports =
+                m->port == gateway::kMainPort ? std::vector<int>{} : std::vector<int>{m->port};
+          } else if (mesh) {
+            r.ports.clear();  // an in-mesh service port: the gateway's own
+          } else {
             problems.push_back(StrCat("a match on port ", m->port,
                                       " is on no port of the VirtualService's gateways"));
             continue;
           }
-          r.ports = m->port == gateway::kMainPort ? std::vector<int>{} : std::vector<int>{m->port};
         }
         bool prefix_uri = false;
         if (m != nullptr) {

@@ -523,9 +523,16 @@ spec:
   in.services["hello.default.svc.cluster.local"] = {{"default/hello-00001", 100}};
   IstioPlan plan = PlanIstio(in);
   EXPECT_EQ(plan.listener_ports, (std::set<int>{8088}));
-  ASSERT_EQ(plan.routes.size(), 2u);  // the port-9999 match is on no listener
+  ASSERT_EQ(plan.routes.size(), 3u);
   EXPECT_EQ(plan.routes[0].route.ports, std::vector<int>{8088});
-  EXPECT_EQ(plan.routes[1].route.ports, (std::vector<int>{80, 8088}));
+  // Port 9999 is no Gateway's: with mesh bound, an in-mesh service port.
+  EXPECT_TRUE(plan.routes[1].route.ports.empty());
+  EXPECT_EQ(plan.routes[2].route.ports, (std::vector<int>{80, 8088}));
+  EXPECT_TRUE(plan.problems.empty());
+  // Without mesh, a match on a port no Gateway has is a problem.
+  vs.gateways = {"side"};
+  plan = PlanIstio(in);
+  ASSERT_EQ(plan.routes.size(), 2u);
   EXPECT_EQ(plan.problems.at("default/side"),
             std::vector<std::string>{
                 "a match on port 9999 is on no port of the VirtualService's gateways"});

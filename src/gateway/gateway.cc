@@ -194,19 +194,23 @@ void BuildHead(HttpCall& call, const HeaderSource& headers, const Route& route,
       if (request_id.empty() && IEquals(n, "x-request-id")) request_id = v;
       StrAppend(&head, n, ": ", v, "\r\n");
     });
+  // The route's, then the destination's: a header the destination sets or
+  // removes replaces (or drops) what the route set or added.
+  auto overridden = [&](int i, std::string_view name) {
+    if (i != 0 || destination == nullptr) return false;
+    for (const auto& [n, v] : destination->request_set)
+      if (IEquals(n, name)) return true;
+    for (const auto& n : destination->request_remove)
+      if (IEquals(n, name)) return true;
+    return false;
+  };
   for (int i = 0; i < 2; ++i) {
     const HeaderOps* o = ops[i];
     if (o == nullptr) continue;
-    // A header the destination sets replaces the route's.
-    for (const auto& [name, value] : o->request_set) {
-      bool later = false;
-      if (i == 0 && destination != nullptr)
-        for (const auto& [n, v] : destination->request_set) later = later || IEquals(n, name);
-      if (i == 0 && destination != nullptr)
-        for (const auto& n : destination->request_remove) later = later || IEquals(n, name);
-      if (!later) StrAppend(&head, name, ": ", value, "\r\n");
-    }
-    for (const auto& [name, value] : o->request_add) StrAppend(&head, name, ": ", value, "\r\n");
+    for (const auto& [name, value] : o->request_set)
+      if (!overridden(i, name)) StrAppend(&head, name, ": ", value, "\r\n");
+    for (const auto& [name, value] : o->request_add)
+      if (!overridden(i, name)) StrAppend(&head, name, ": ", value, "\r\n");
   }
   if (request_id.empty()) {
     call.request_id = MakeRequestId();
@@ -614,10 +618,7 @@ void Gateway::Update(std::shared_ptr<const RouteTable> table) {
 }
 
 void Gateway::Handle(const HttpRequest& request, HttpDone done) {
-  HandleOn(kMainPort, request, std::move(done));
-}
-
-void Gateway::HandleOn(int listener_port, const HttpRequest& request, HttpDone done) {
+  const int listener_port = request.listener_port != 0 ? request.listener_port : kMainPort;
   if (listener_port == kMainPort && impl_->graphs->any() && impl_->graphs->Handle(request, done))
     return;
   std::shared_ptr<const Snapshot> snapshot = impl_->Current();

@@ -77,10 +77,10 @@ class Gateway : public HttpHandler, public Caller {
   void Update(std::shared_ptr<const RouteTable> table);
 
   // The HTTP ingress (the HTTP server's handler; needs its event loop).
+  // A request on an extra listener (HttpRequest::listener_port: an Istio
+  // Gateway server's port) matches the routes served there; on the server's
+  // own port, those of kMainPort (route_table.h).
   void Handle(const HttpRequest& request, HttpDone done) override;
-  // A request that came in on another listener: an Istio Gateway server's
-  // port (route_table.h kMainPort is Handle's).
-  void HandleOn(int listener_port, const HttpRequest& request, HttpDone done);
 
   // The gRPC ingress's way in. Routes a call by its :authority `host`, else
   // by `model` (the model name in its request), like an HTTP request by Host

@@ -14,9 +14,9 @@
 #include <type_traits>
 #include <unordered_set>
 
+#include "common/json_writer.h"
 #include "common/logging.h"
 #include "common/strings.h"
-#include "common/json_writer.h"
 #include "link/frame.h"
 #include "net/status.h"
 
@@ -105,8 +105,8 @@ void RunHandler(Shared* shared, const HttpRequest& req, HttpDone reply, Answer&&
 
 class Session : public Connection, public std::enable_shared_from_this<Session> {
  public:
-  Session(Stream socket, Loop* loop, Shared* shared)
-      : Connection(loop, shared), socket_(std::move(socket)) {}
+  Session(Stream socket, Loop* loop, Shared* shared, int listener = 0)
+      : Connection(loop, shared), socket_(std::move(socket)), listener_(listener) {}
 
   void Start() { Read(); }
 
@@ -195,6 +195,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
     HttpRequest req;
     req.arrival = std::chrono::steady_clock::now();
     req.io_context = &loop_->io;
+    req.listener_port = listener_;
     std::string_view method(msg.method_string().data(), msg.method_string().size());
     // HEAD is GET without the body: handlers see GET, Send leaves the body
     // out and keeps its Content-Length.
@@ -308,6 +309,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
   }
 
   Stream socket_;
+  const int listener_;  // HttpRequest::listener_port
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string head_;           // status line and headers of the answer being written
@@ -406,7 +408,7 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
         skip_ -= drop;
         if (skip_ > 0) break;
         Answer(skip_id_, JsonErrorResponse(413, StrCat("request body exceeds the limit of ",
-                                                   shared_->max_request_bytes, " bytes")));
+                                                       shared_->max_request_bytes, " bytes")));
         continue;
       }
       auto bytes = in_.data();
@@ -497,7 +499,7 @@ class LinkSession : public Connection, public std::enable_shared_from_this<LinkS
     if (response.body.size() + response.header_lines.size() + response.content_type.size() >
         kMaxAnswer)
       response = JsonErrorResponse(500, StrCat("an answer of ", response.body.size(),
-                                           " bytes exceeds the replica link's frame limit"));
+                                               " bytes exceeds the replica link's frame limit"));
     lines_.clear();
     if (!response.content_type.empty())
       StrAppend(&lines_, "Content-Type: ", response.content_type, "\r\n");
@@ -587,6 +589,7 @@ struct Acceptor {
   size_t next = 0;  // touched only on the acceptor's loop
   Shared* shared;
   bool link = false;  // connections are replica links, not HTTP
+  int listener = 0;   // HttpRequest::listener_port of its requests (0: the server's own)
 };
 
 template <typename Protocol>
@@ -605,12 +608,14 @@ void Accept(Acceptor<Protocol>* acceptor) {
           }
           Shared* shared = acceptor->shared;
           const bool link = acceptor->link;
-          asio::post(target->io, [target, shared, link, s = Stream(std::move(socket))]() mutable {
-            if (link)
-              std::make_shared<LinkSession>(std::move(s), target, shared)->Start();
-            else
-              std::make_shared<Session>(std::move(s), target, shared)->Start();
-          });
+          const int listener = acceptor->listener;
+          asio::post(target->io,
+                     [target, shared, link, listener, s = Stream(std::move(socket))]() mutable {
+                       if (link)
+                         std::make_shared<LinkSession>(std::move(s), target, shared)->Start();
+                       else
+                         std::make_shared<Session>(std::move(s), target, shared, listener)->Start();
+                     });
         }
         if (acceptor->socket.is_open()) Accept(acceptor);
       });
@@ -625,6 +630,13 @@ struct HttpServer::Impl {
   std::optional<Acceptor<local>> unix_acceptor;  // likewise, when asked for
   std::optional<Acceptor<local>> link_acceptor;  // replica links, when asked for
   uint16_t port = 0;
+  asio::ip::address address;
+  // Extra listening ports (Listen), by port; closed ones are kept (their
+  // last accept may still be completing) until the server goes.
+  std::mutex extra_mu;
+  std::map<uint16_t, std::unique_ptr<Acceptor<tcp>>> extra;
+  std::vector<std::unique_ptr<Acceptor<tcp>>> closed;
+  std::vector<Loop*> loop_list;
 
   void StopLoops() {
     for (Loop& l : loops) l.io.stop();
@@ -651,6 +663,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const Options& opt
   int threads = std::max(1, options.threads);
   std::vector<Loop*> loops;
   for (int i = 0; i < threads; ++i) loops.push_back(&impl->loops.emplace_back());
+  impl->address = address;
+  impl->loop_list = loops;
   Acceptor<tcp>& acceptor =
       impl->acceptor.emplace(Acceptor<tcp>{tcp::acceptor(loops[0]->io), loops, 0, &impl->shared});
   tcp::acceptor& a = acceptor.socket;
@@ -700,8 +714,63 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const Options& opt
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
+absl::Status HttpServer::Listen(uint16_t port) {
+  std::lock_guard<std::mutex> lock(impl_->extra_mu);
+  if (impl_->extra.contains(port)) return absl::OkStatus();
+  if (impl_->shared.draining.load()) return absl::UnavailableError("the server is draining");
+  auto acceptor = std::make_unique<Acceptor<tcp>>(Acceptor<tcp>{
+      tcp::acceptor(impl_->loops.front().io), impl_->loop_list, 0, &impl_->shared, false, port});
+  beast::error_code ec;
+  tcp::endpoint endpoint(impl_->address, port);
+  tcp::acceptor& a = acceptor->socket;
+  a.open(endpoint.protocol(), ec);
+  if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(endpoint, ec);
+  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    return absl::UnavailableError(
+        StrCat("cannot listen on ", impl_->address.to_string(), ":", port, ": ", ec.message()));
+  Acceptor<tcp>* raw = acceptor.get();
+  impl_->extra.emplace(port, std::move(acceptor));
+  // Accepting starts on the acceptor's own loop, as the others do.
+  asio::post(impl_->loops.front().io, [raw] { Accept(raw); });
+  return absl::OkStatus();
+}
+
+void HttpServer::StopListening(uint16_t port) {
+  std::lock_guard<std::mutex> lock(impl_->extra_mu);
+  auto it = impl_->extra.find(port);
+  if (it == impl_->extra.end()) return;
+  Acceptor<tcp>* raw = it->second.get();
+  asio::post(impl_->loops.front().io, [raw] {
+    beast::error_code ignored;
+    raw->socket.close(ignored);
+  });
+  // Connections it accepted live on as the others do; the acceptor object
+  // outlives its last (aborted) accept.
+  impl_->closed.push_back(std::move(it->second));
+  impl_->extra.erase(it);
+}
+
+std::set<uint16_t> HttpServer::listening() const {
+  std::lock_guard<std::mutex> lock(impl_->extra_mu);
+  std::set<uint16_t> out;
+  for (const auto& [port, a] : impl_->extra) out.insert(port);
+  return out;
+}
+
 bool HttpServer::Drain(std::chrono::milliseconds grace) {
   impl_->shared.draining.store(true);
+  {
+    std::lock_guard<std::mutex> lock(impl_->extra_mu);
+    for (auto& [port, a] : impl_->extra) {
+      Acceptor<tcp>* raw = a.get();
+      asio::post(impl_->loops.front().io, [raw] {
+        beast::error_code ignored;
+        raw->socket.close(ignored);
+      });
+    }
+  }
   Acceptor<tcp>* acceptor = &*impl_->acceptor;
   Acceptor<local>* unix_acceptor = impl_->unix_acceptor ? &*impl_->unix_acceptor : nullptr;
   Acceptor<local>* link_acceptor = impl_->link_acceptor ? &*impl_->link_acceptor : nullptr;

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "common/status.h"
@@ -45,6 +46,14 @@ class HttpServer {
   ~HttpServer();
 
   uint16_t port() const;
+
+  // Also accepts connections on `port` (same address, same loops); their
+  // requests carry it as HttpRequest::listener_port. Thread-safe; binding
+  // is synchronous, nothing else blocks. StopListening closes that port;
+  // connections it accepted go on until they end.
+  absl::Status Listen(uint16_t port);
+  void StopListening(uint16_t port);
+  std::set<uint16_t> listening() const;
 
   // Graceful shutdown: stop accepting, close idle connections, let requests in
   // progress finish (their connections close after the answer). Returns true

@@ -26,6 +26,8 @@ struct HttpRequest {
   // The event loop (a boost::asio::io_context) the request arrived on, for a
   // handler that does its own asynchronous I/O there (the gateway).
   void* io_context = nullptr;
+  // The extra port it came in on (HttpServer::Listen); 0: the server's own.
+  int listener_port = 0;
 };
 
 struct HttpResponse {

@@ -479,12 +479,15 @@ absl::StatusOr<IstioGateway> ParseGateway(const Value& doc) {
                    StrCat("\"", s.protocol,
                           "\" is not served by Osprey yet: only HTTP servers (HTTPS, GRPC, TCP "
                           "to come)"));
-    if (port->Find("targetPort") != nullptr)
-      return Error(port->Find("targetPort"), Field(Field(at, "port"), "targetPort"),
-                   "not supported by Osprey: the gateway listens on port.number");
-    if (item.Find("bind") != nullptr)
+    // targetPort is ignored on Gateways (Istio's own rule); bind may name
+    // only every address (the gateway's own address is used).
+    std::string bind;
+    OSPREY_RETURN_IF_ERROR(ReadString(item, "bind", at, &bind));
+    if (!bind.empty() && bind != "0.0.0.0" && bind != "::")
       return Error(item.Find("bind"), Field(at, "bind"),
-                   "not supported by Osprey yet: the gateway's own address is used");
+                   StrCat("\"", bind,
+                          "\" is not supported by Osprey yet: the gateway's own "
+                          "address is used"));
     if (item.Find("tls") != nullptr)
       return Error(item.Find("tls"), Field(at, "tls"), "not supported by Osprey yet");
     OSPREY_RETURN_IF_ERROR(ReadHosts(item, at, &s.hosts));

@@ -96,6 +96,7 @@ struct GatewaySync::Impl {
   };
   std::vector<IstioKind> istio;
   std::map<std::string, std::vector<std::string>> istio_problems;  // the router's
+  std::set<int> istio_listeners;                                   // warned about
 
   std::mutex mu;
   std::condition_variable cv;
@@ -232,6 +233,13 @@ struct GatewaySync::Impl {
             RevisionPodLabels(d.revision, c ? &*c : nullptr);
       }
     IstioPlan plan = PlanIstio(in);
+    if (plan.listener_ports != istio_listeners) {
+      istio_listeners = plan.listener_ports;
+      for (int port : istio_listeners)
+        OSPREY_LOG(kWarning) << "gateway: an Istio Gateway server is on port " << port
+                             << ": in the cluster the gateway serves port 80 only (its Service "
+                                "maps it); VirtualServices bound there alone are not served";
+    }
     for (auto& [key, r] : plan.endpoints) routing->revisions[key] = std::move(r);
     for (auto& [key, policy] : plan.policies)
       if (auto it = routing->revisions.find(key); it != routing->revisions.end())

@@ -433,6 +433,8 @@ struct Controller::Impl {
   // The Gateway server ports listened on (Options::on_listeners), and the
   // change to them.
   std::set<int> listener_ports;
+  std::set<int> listener_failed;  // of them, those that could not be listened on
+  std::chrono::steady_clock::time_point listener_tried{};
   void SetListeners(const std::set<int>& ports);
   absl::StatusOr<Controller::ApplyResult> ApplyIstio(const resources::Resource& r,
                                                      const std::string& json,

@@ -119,19 +119,27 @@ std::vector<KeyedRoute> Controller::Impl::PlanIstioRoutes(
 }
 
 void Controller::Impl::SetListeners(const std::set<int>& ports) {
-  if (ports == listener_ports || !opts.on_listeners) return;
+  if (!opts.on_listeners) return;
+  // Ports that could not be listened on are tried again every 10 s.
+  const auto now = std::chrono::steady_clock::now();
+  if (ports == listener_ports &&
+      (listener_failed.empty() || now - listener_tried < std::chrono::seconds(10)))
+    return;
   listener_ports = ports;
+  listener_tried = now;
   const std::map<int, std::string> failed = opts.on_listeners(ports);
-  // A port that cannot be listened on is told on each Gateway with a server there.
+  // A port newly failing is told on each Gateway with a server there.
   for (const auto& [key, e] : istio) {
     const auto* g = std::get_if<resources::IstioGateway>(&e.resource);
     if (g == nullptr) continue;
     for (const auto& server : g->servers)
-      if (auto f = failed.find(server.port); f != failed.end())
+      if (auto f = failed.find(server.port);
+          f != failed.end() && !listener_failed.contains(server.port))
         KindEvent(kGatewayEvents, g->meta.namespace_, g->meta.name, "Warning", "ListenFailed",
                   StrCat("port ", server.port, " cannot be listened on: ", f->second));
   }
-  // A failed port is tried again when the Gateways' ports change.
+  listener_failed.clear();
+  for (const auto& [port, why] : failed) listener_failed.insert(port);
 }
 
 Controller::Impl::Items Controller::Impl::IstioItems(std::string_view kind,
