@@ -227,11 +227,8 @@ struct GatewaySync::Impl {
     }
     for (const auto& v : isvc_views) AddServiceHosts(v.routing.meta, v.routing.status, &in);
     if (!in.destination_rules.empty())
-      for (const auto& d : deployment_views) {
-        const std::optional<resources::Component> c = RevisionComponent(d.revision);
-        in.revision_labels[StrCat(d.revision.namespace_, "/", d.revision.name)] =
-            RevisionPodLabels(d.revision, c ? &*c : nullptr);
-      }
+      for (const auto& d : deployment_views)
+        in.revision_labels[StrCat(d.revision.namespace_, "/", d.revision.name)] = d.pod_labels;
     IstioPlan plan = PlanIstio(in);
     if (plan.listener_ports != istio_listeners) {
       istio_listeners = plan.listener_ports;

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "common/json_dom.h"
+#include "controlplane/istio.h"
 #include "controlplane/model_server.h"
 #include "controlplane/views.h"
 
@@ -24,14 +25,9 @@ bool IsModelServer(const RevisionSpec& rev) {
 }
 
 std::map<std::string, std::string> RevisionLabels(const RevisionSpec& rev) {
-  const std::string config = StrCat(rev.isvc, "-", rev.component);
-  return {{kIsvcLabel, rev.isvc},
-          {"component", rev.component},
-          {"serving.knative.dev/configuration", config},
-          {"serving.knative.dev/service", config},
-          {kRevisionLabel, rev.name},
-          {"app", rev.name},
-          {kManagedByLabel, kManagedBy}};
+  std::map<std::string, std::string> labels = RevisionPodLabels(rev, nullptr);
+  labels[kManagedByLabel] = kManagedBy;
+  return labels;
 }
 
 void Labels(Writer& w, const std::map<std::string, std::string>& labels) {
@@ -295,9 +291,9 @@ std::string DeploymentJson(const RevisionSpec& rev, const OwnerRef& owner,
   w.StartObject();
   // The pods also carry the component's own labels (as KServe's do), which
   // DestinationRule subsets select; Osprey's own win.
-  std::map<std::string, std::string> pod_labels = RevisionLabels(rev);
-  if (std::optional<resources::Component> c = RevisionComponent(rev))
-    for (const auto& [k, v] : c->labels) pod_labels.emplace(k, v);
+  const std::optional<resources::Component> c = RevisionComponent(rev);
+  std::map<std::string, std::string> pod_labels = RevisionPodLabels(rev, c ? &*c : nullptr);
+  pod_labels[kManagedByLabel] = kManagedBy;
   Labels(w, pod_labels);
   // Prometheus's pod discovery scrapes each replica's /metrics: Osprey's
   // model server, or a KServe SDK model server (its args name the model) on

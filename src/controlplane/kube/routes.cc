@@ -9,6 +9,7 @@
 
 #include "common/json_dom.h"
 #include "common/strings.h"
+#include "controlplane/istio.h"
 #include "controlplane/kube/objects.h"
 #include "controlplane/scaling.h"
 
@@ -146,6 +147,8 @@ std::optional<DeploymentView> ReadDeployment(const rapidjson::Value& deployment)
   v.replicas =
       replicas != spec.MemberEnd() && replicas->value.IsInt() ? replicas->value.GetInt() : 1;
   v.ready_replicas = static_cast<int>(json::GetInt(Obj(deployment, "status"), "readyReplicas"));
+  const std::optional<resources::Component> c = RevisionComponent(v.revision);
+  v.pod_labels = RevisionPodLabels(v.revision, c ? &*c : nullptr);
   return v;
 }
 

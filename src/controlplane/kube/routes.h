@@ -76,6 +76,8 @@ struct DeploymentView {
   RevisionSpec revision;
   int replicas = 0;        // spec.replicas (1 when absent, as Kubernetes defaults it)
   int ready_replicas = 0;  // status.readyReplicas
+  // Its pods' labels (istio.h RevisionPodLabels), what DestinationRule subsets select.
+  std::map<std::string, std::string> pod_labels;
 };
 // nullopt when it is not one of Osprey's (objects.h RevisionOfDeployment).
 std::optional<DeploymentView> ReadDeployment(const rapidjson::Value& deployment);
