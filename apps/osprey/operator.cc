@@ -28,8 +28,9 @@ constexpr char kUsage[] =
     "osprey operator [flags]\n\n"
     "Reconciles KServe's InferenceService, ServingRuntime and ClusterServingRuntime on a\n"
     "Kubernetes cluster with the same rules as `osprey up`: each revision runs as a\n"
-    "Deployment and a Service. Credentials: --kubeconfig, else $KUBECONFIG, else the\n"
-    "pod's service account.";
+    "Deployment and a Service; Knative Services (serving.knative.dev/v1) too, when the\n"
+    "cluster serves them. Credentials: --kubeconfig, else $KUBECONFIG, else the pod's\n"
+    "service account.";
 
 // /healthz, /readyz (informers synced and, with leader election, either
 // leading or standing by) and /metrics.
@@ -96,7 +97,7 @@ int OperatorMain(const std::vector<std::string_view>& args) {
   controlplane::OperatorOptions options;
   options.platform.gateway_port = 80;
   int workers = 4, health_port = 8090, qps = 50, burst = 100;
-  bool leader_elect = false, help = false;
+  bool leader_elect = false, help = false, no_knative = false;
   std::chrono::milliseconds lease_duration{15000};
   std::vector<FlagSpec> specs = {
       StringFlag("kubeconfig", &kubeconfig, "kubeconfig file ($KUBECONFIG, else in-cluster)",
@@ -107,6 +108,8 @@ int OperatorMain(const std::vector<std::string_view>& args) {
                  "serving.osprey.dev/controller with another value) or annotated (only "
                  "serving.osprey.dev/controller: osprey) (all)",
                  "all|annotated"),
+      BoolFlag("no-knative", &no_knative,
+               "leave Knative Services (serving.knative.dev) to Knative's own controller"),
       IntFlag("workers", &workers, 1, 256, "InferenceServices reconciled at once (4)"),
       IntFlag("qps", &qps, 1, 100000, "API requests per second (50)"),
       IntFlag("burst", &burst, 1, 100000, "API requests in a burst (100)"),
@@ -152,6 +155,7 @@ int OperatorMain(const std::vector<std::string_view>& args) {
     return 2;
   }
   options.claim = claim == "all" ? controlplane::Claim::kAll : controlplane::Claim::kAnnotated;
+  options.knative = !no_knative;
   options.namespace_ = ns;
   options.workers = workers;
 

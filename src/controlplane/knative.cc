@@ -1,5 +1,6 @@
 #include "controlplane/knative.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "common/strings.h"
@@ -180,6 +181,28 @@ KnativePlan ReconcileKnative(const KnativeInput& in) {
   }
   st.conditions = {config_ready, ready_cond, routes_ready};
   return plan;
+}
+
+std::vector<EventRecord> KnativeTransition(const KnativeStatus& before, const KnativeStatus& after,
+                                           const std::string& name, const std::string& now,
+                                           std::map<std::string, std::string>* times) {
+  for (const auto& c : after.conditions) {
+    auto was = std::find_if(before.conditions.begin(), before.conditions.end(),
+                            [&](const Condition& b) { return b.type == c.type; });
+    if (was == before.conditions.end() || was->status != c.status || !times->contains(c.type))
+      (*times)[c.type] = now;
+  }
+  auto ready = [](const KnativeStatus& s) -> const Condition* {
+    for (const auto& c : s.conditions)
+      if (c.type == "Ready") return &c;
+    return nullptr;
+  };
+  const Condition* now_ready = ready(after);
+  const bool was = ready(before) != nullptr && ready(before)->status == "True";
+  const bool is = now_ready != nullptr && now_ready->status == "True";
+  if (was == is) return {};
+  if (is) return {{"Normal", "ServiceReady", StrCat("Service ", name, " is Ready")}};
+  return {{"Warning", "ServiceNotReady", now_ready != nullptr ? now_ready->message : ""}};
 }
 
 }  // namespace osprey::controlplane

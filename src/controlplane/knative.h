@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "controlplane/observe.h"
 #include "controlplane/reconciler.h"
 
 namespace osprey::controlplane {
@@ -83,6 +84,14 @@ struct KnativePlan {
 };
 
 KnativePlan ReconcileKnative(const KnativeInput& input);
+
+// A Knative Service's status moves from `before` to `after` at `now`:
+// stamps the conditions' lastTransitionTime in `times` (by type: when one
+// appears or changes status) and returns the event of a change of Ready
+// (ServiceReady, or ServiceNotReady with its message), if any.
+std::vector<EventRecord> KnativeTransition(const KnativeStatus& before, const KnativeStatus& after,
+                                           const std::string& name, const std::string& now,
+                                           std::map<std::string, std::string>* times);
 
 // A new revision of `service` (pure): its serving container, scale bounds
 // and the template it was made from.

@@ -260,5 +260,31 @@ TEST(KnativeRoutes, HostsTagsAndSplit) {
   EXPECT_EQ(gateway::MatchRoute(t, "nope.default.example.com", "/", none), nullptr);
 }
 
+TEST(KnativeTest, TransitionsStampTimesAndEventTheReadyChange) {
+  auto status = [](const char* ready, const char* message = "") {
+    KnativeStatus s;
+    s.conditions = {{"ConfigurationsReady", ready, "", message},
+                    {"Ready", ready, "", message},
+                    {"RoutesReady", "True", "", ""}};
+    return s;
+  };
+  std::map<std::string, std::string> times;
+  // First status: every condition stamped; not ready is no change from nothing.
+  EXPECT_TRUE(KnativeTransition({}, status("Unknown"), "hello", "t1", &times).empty());
+  EXPECT_EQ(times, (std::map<std::string, std::string>{
+                       {"ConfigurationsReady", "t1"}, {"Ready", "t1"}, {"RoutesReady", "t1"}}));
+  std::vector<EventRecord> e =
+      KnativeTransition(status("Unknown"), status("True"), "hello", "t2", &times);
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0], (EventRecord{"Normal", "ServiceReady", "Service hello is Ready"}));
+  EXPECT_EQ(times["Ready"], "t2");
+  EXPECT_EQ(times["RoutesReady"], "t1");  // unchanged: kept
+  e = KnativeTransition(status("True"), status("False", "revision failed"), "hello", "t3", &times);
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0], (EventRecord{"Warning", "ServiceNotReady", "revision failed"}));
+  EXPECT_TRUE(KnativeTransition(status("False"), status("False"), "hello", "t4", &times).empty());
+  EXPECT_EQ(times["Ready"], "t3");
+}
+
 }  // namespace
 }  // namespace osprey::controlplane

@@ -429,11 +429,12 @@ absl::Status CheckProtocol(const Value* at, std::string_view path, std::string_v
                StrCat("\"", protocol, "\" is invalid: must be one of v1, v2, grpc-v1, grpc-v2"));
 }
 
-// A probe handler's port: a number 1..65535 or a port name (IANA_SVC_NAME).
+// A probe handler's port: a number 1..65535 or a port name (IANA_SVC_NAME);
+// absent, the container's serving port (as Knative defaults it).
 absl::Status CheckProbePort(const Value& handler, std::string_view path) {
   const Value* port = handler.Find("port");
   const std::string at = Field(path, "port");
-  if (port == nullptr) return Error(&handler, at, "required");
+  if (port == nullptr) return absl::OkStatus();
   if (port->kind == Value::Kind::kInt) {
     if (port->i < 1 || port->i > 65535) {
       return Error(port, at, StrCat(port->i, " is invalid: must be 1..65535 or a port name"));

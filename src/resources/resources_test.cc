@@ -727,12 +727,6 @@ std::vector<ErrorCase> ErrorCases() {
        Predictor("    containers: [{image: x, readinessProbe: {httpGet: {port: 1}, "
                  "tcpSocket: {port: 1}}}]\n"),
        "spec.predictor.containers[0].readinessProbe: must have exactly one handler"},
-      {"ProbeHttpGetWithoutPort",
-       Predictor("    containers: [{image: x, readinessProbe: {httpGet: {path: /h}}}]\n"),
-       "spec.predictor.containers[0].readinessProbe.httpGet.port: required"},
-      {"ProbeTcpWithoutPort",
-       Predictor("    containers: [{image: x, readinessProbe: {tcpSocket: {}}}]\n"),
-       "spec.predictor.containers[0].readinessProbe.tcpSocket.port: required"},
       {"ProbeBadScheme",
        Predictor(
            "    containers: [{image: x, readinessProbe: {httpGet: {port: 1, scheme: FTP}}}]\n"),

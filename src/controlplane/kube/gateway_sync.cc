@@ -26,6 +26,7 @@ namespace {
 const ResourceRef kIsvcs{"serving.kserve.io", "v1beta1", "inferenceservices", true};
 const ResourceRef kSlices{"discovery.k8s.io", "v1", "endpointslices", true};
 const ResourceRef kDeployments{"apps", "v1", "deployments", true};
+const ResourceRef kKsvcs{"serving.knative.dev", "v1", "services", true};
 
 kube::InformerOptions Opts(const ResourceRef& ref, const std::string& ns,
                            const std::string& selector = "") {
@@ -87,6 +88,8 @@ struct GatewaySync::Impl {
   kube::Informer isvcs;
   kube::Informer slices;
   kube::Informer deployments;
+  // Knative Services, when the cluster serves them at Start.
+  std::unique_ptr<kube::Informer> ksvcs;
   // Istio's networking kinds, when the cluster serves them (Start asks):
   // VirtualServices, Gateways, ServiceEntries and DestinationRules, each
   // with the router's cache of its parsed objects.
@@ -121,6 +124,7 @@ struct GatewaySync::Impl {
   // The router's and the scaler's own (each touched by its thread only).
   ViewCache<IsvcView> router_isvcs, scaler_isvcs;
   ViewCache<DeploymentView> router_deployments, scaler_deployments;
+  ViewCache<KsvcView> router_ksvcs, scaler_ksvcs;
   ViewCache<SliceView> router_slices;
   struct Scaling {
     autoscaler::KpaState kpa;
@@ -145,7 +149,22 @@ struct GatewaySync::Impl {
 
   // The core informers listed (Istio's are not waited for: routes without
   // them are published, and theirs follow once they list).
-  bool InformersSynced() const { return isvcs.synced() && slices.synced() && deployments.synced(); }
+  bool InformersSynced() const {
+    return isvcs.synced() && slices.synced() && deployments.synced() &&
+           (ksvcs == nullptr || ksvcs->synced());
+  }
+
+  // Whether the cluster serves Knative Services (serving.knative.dev/v1).
+  bool ServesKnative() {
+    auto listed = client->Get("/apis/serving.knative.dev/v1");
+    if (!listed.ok()) return false;
+    rapidjson::Document d;
+    d.Parse(listed->data(), listed->size());
+    if (!d.HasParseError() && d.IsObject() && d.HasMember("resources") && d["resources"].IsArray())
+      for (const auto& r : d["resources"].GetArray())
+        if (json::GetString(r, "name") == "services") return true;
+    return false;
+  }
 
   // Watches the Istio kinds the cluster serves (networking.istio.io, its
   // newest version of v1, v1beta1, v1alpha3, the plurals its discovery
@@ -226,6 +245,7 @@ struct GatewaySync::Impl {
         in.destination_rules.push_back(dr);
     }
     for (const auto& v : isvc_views) AddServiceHosts(v.routing.meta, v.routing.status, &in);
+    for (const auto& k : routing->knative) AddServiceHosts(k, &in);
     if (!in.destination_rules.empty())
       for (const auto& d : deployment_views)
         in.revision_labels[StrCat(d.revision.namespace_, "/", d.revision.name)] = d.pod_labels;
@@ -256,6 +276,12 @@ struct GatewaySync::Impl {
       return std::optional<IsvcView>(ReadInferenceService(doc));
     });
   }
+  std::vector<KsvcView> KsvcViews(ViewCache<KsvcView>& cache) {
+    if (ksvcs == nullptr) return {};
+    return cache.Views(ksvcs->List(), [](const rapidjson::Value& doc) {
+      return std::optional<KsvcView>(ReadKnativeService(doc));
+    });
+  }
   std::vector<DeploymentView> DeploymentViews(ViewCache<DeploymentView>& cache) {
     return cache.Views(deployments.List(),
                        [](const rapidjson::Value& doc) { return ReadDeployment(doc); });
@@ -279,7 +305,8 @@ struct GatewaySync::Impl {
         router_slices.Views(slices.List(), [](const rapidjson::Value& doc) {
           return std::optional<SliceView>(ReadEndpointSlice(doc));
         });
-    ClusterRouting routing = RoutingFromCluster(isvc_views, slice_views, deployment_views);
+    ClusterRouting routing =
+        RoutingFromCluster(isvc_views, slice_views, deployment_views, KsvcViews(router_ksvcs));
     std::vector<KeyedRoute> keyed = IstioRoutes(isvc_views, deployment_views, &routing);
     for (const auto& key : closed) {
       auto it = routing.revisions.find(key);
@@ -289,7 +316,7 @@ struct GatewaySync::Impl {
       it->second.target.grpc_targets.clear();
     }
     auto next = std::make_shared<const gateway::RouteTable>(
-        PlanRoutes(routing.services, routing.revisions, opts.platform, {}, keyed));
+        PlanRoutes(routing.services, routing.revisions, opts.platform, routing.knative, keyed));
     {
       std::lock_guard<std::mutex> lock(routes_mu);
       if (published.load() && SameRoutes(*next, *table)) {
@@ -302,8 +329,8 @@ struct GatewaySync::Impl {
     size_t replicas = 0;
     for (const auto& r : next->revisions) replicas += r.ports.size();
     OSPREY_LOG(kDebug) << "gateway: routes for " << routing.services.size()
-                       << " InferenceServices, " << next->revisions.size() << " revisions, "
-                       << replicas << " ready replicas";
+                       << " InferenceServices, " << routing.knative.size() << " Knative Services, "
+                       << next->revisions.size() << " revisions, " << replicas << " ready replicas";
     if (opts.on_routes) opts.on_routes(next);
     published.store(true);
     done();
@@ -471,7 +498,8 @@ struct GatewaySync::Impl {
       lock.unlock();
       if (InformersSynced()) {
         std::vector<ScaleTarget> targets =
-            ScaleTargets(IsvcViews(scaler_isvcs), DeploymentViews(scaler_deployments), opts.kpa);
+            ScaleTargets(IsvcViews(scaler_isvcs), DeploymentViews(scaler_deployments), opts.kpa,
+                         KsvcViews(scaler_ksvcs));
         if (!keys.empty()) Activate(keys, targets);
         if (tick && (!opts.may_scale || opts.may_scale())) Decide(targets);
       }
@@ -492,12 +520,18 @@ void GatewaySync::Start() {
     if (m.running) return;
     m.running = true;
   }
+  if (m.ksvcs == nullptr && m.ServesKnative()) {
+    m.ksvcs = std::make_unique<kube::Informer>(m.client, Opts(kKsvcs, m.opts.namespace_));
+    m.ksvcs->AddHandler([&m](const ObjectPtr&, const ObjectPtr&) { m.MarkDirty(); });
+  }
   m.isvcs.Start();
   m.slices.Start();
   m.deployments.Start();
+  if (m.ksvcs != nullptr) m.ksvcs->Start();
   m.router = std::thread([&m] { m.Route(); });
   if (m.opts.autoscale) m.scaler = std::thread([&m] { m.RunScaler(); });
-  OSPREY_LOG(kInfo) << "gateway: watching InferenceServices and EndpointSlices in "
+  OSPREY_LOG(kInfo) << "gateway: watching InferenceServices, "
+                    << (m.ksvcs != nullptr ? "Knative Services, " : "") << "EndpointSlices in "
                     << (m.opts.namespace_.empty() ? "all namespaces" : m.opts.namespace_)
                     << (m.opts.autoscale ? "; autoscaling revisions" : "");
 }
@@ -513,8 +547,10 @@ void GatewaySync::Stop() {
   if (m.router.joinable()) m.router.join();
   if (m.scaler.joinable()) m.scaler.join();
   for (kube::Informer* i : {&m.isvcs, &m.slices, &m.deployments}) i->Cancel();
+  if (m.ksvcs != nullptr) m.ksvcs->Cancel();
   for (auto& k : m.istio) k.informer->Cancel();
   for (kube::Informer* i : {&m.isvcs, &m.slices, &m.deployments}) i->Stop();
+  if (m.ksvcs != nullptr) m.ksvcs->Stop();
   for (auto& k : m.istio) k.informer->Stop();
 }
 

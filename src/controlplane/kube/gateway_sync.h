@@ -7,6 +7,10 @@
 // autoscaler that live outside the gateway itself). The gateway is reached
 // through two callbacks only, as `osprey up`'s controller reaches it.
 //
+// Knative: when the cluster serves serving.knative.dev/v1 Services at
+// Start, they route as on `osprey up` (their status says where traffic
+// goes) and their revisions scale like InferenceServices'.
+//
 // Istio: when the cluster serves networking.istio.io, its VirtualServices,
 // Gateways, ServiceEntries and DestinationRules route here as they do on
 // `osprey up` (istio.h): one gateway serves Istio's and KServe's routes.

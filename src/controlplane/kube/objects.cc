@@ -53,8 +53,9 @@ void Metadata(Writer& w, const std::string& name, const RevisionSpec& rev, const
   Key(w, "ownerReferences");
   w.StartArray();
   w.StartObject();
-  Field(w, "apiVersion", "serving.kserve.io/v1beta1");
-  Field(w, "kind", "InferenceService");
+  const bool knative = rev.kind == kKnativeServiceKind;
+  Field(w, "apiVersion", knative ? "serving.knative.dev/v1" : "serving.kserve.io/v1beta1");
+  Field(w, "kind", knative ? "Service" : "InferenceService");
   Field(w, "name", owner.name);
   Field(w, "uid", owner.uid);
   Key(w, "controller");
@@ -136,7 +137,61 @@ void HttpProbe(Writer& w, const std::string& path, int port, int period) {
   w.EndObject();
 }
 
+// `probe_json` with `port` where its httpGet or tcpSocket names none (as
+// Knative defaults it).
+std::string ProbeWithPort(const std::string& probe_json, int port) {
+  rapidjson::Document d;
+  d.Parse(probe_json.data(), probe_json.size());
+  if (d.HasParseError() || !d.IsObject()) return probe_json;
+  for (const char* action : {"httpGet", "tcpSocket"}) {
+    auto it = d.FindMember(action);
+    if (it == d.MemberEnd() || !it->value.IsObject() || it->value.HasMember("port")) continue;
+    it->value.AddMember("port", port, d.GetAllocator());
+  }
+  return json::ToText(d);
+}
+
+void KnativeContainer(Writer& w, const RevisionSpec& rev) {
+  const resources::Container& c = rev.container;
+  const int port = KnativeContainerPort(c);
+  w.StartObject();
+  Field(w, "name", c.name.empty() ? "user-container" : c.name);
+  Field(w, "image", c.image);
+  if (!c.command.empty()) Strings(w, "command", c.command);
+  if (!c.args.empty()) Strings(w, "args", c.args);
+  std::vector<resources::EnvVar> env = {{.name = "PORT", .value = StrCat(port)},
+                                        {.name = "K_REVISION", .value = rev.name},
+                                        {.name = "K_CONFIGURATION", .value = rev.isvc},
+                                        {.name = "K_SERVICE", .value = rev.isvc}};
+  env.insert(env.end(), c.env.begin(), c.env.end());
+  Env(w, env, false);
+  Key(w, "ports");
+  w.StartArray();
+  Port(w, resources::GrpcContainerPort(c) == port ? "h2c" : "user-port", port);
+  w.EndArray();
+  Key(w, "readinessProbe");
+  if (!c.readiness_probe_json.empty()) {
+    Raw(w, ProbeWithPort(c.readiness_probe_json, port));
+  } else {
+    w.StartObject();
+    Key(w, "tcpSocket");
+    w.StartObject();
+    Key(w, "port");
+    w.Int(port);
+    w.EndObject();
+    Key(w, "periodSeconds");
+    w.Int(1);
+    w.EndObject();
+  }
+  if (!c.resources_json.empty() && c.resources_json != "{}") {
+    Key(w, "resources");
+    Raw(w, c.resources_json);
+  }
+  w.EndObject();
+}
+
 void ServingContainer(Writer& w, const RevisionSpec& rev, const KubePlacementConfig& config) {
+  if (rev.kind == kKnativeServiceKind) return KnativeContainer(w, rev);
   const resources::Container& c = rev.container;
   w.StartObject();
   Field(w, "name", "kserve-container");
@@ -185,7 +240,7 @@ void ServingContainer(Writer& w, const RevisionSpec& rev, const KubePlacementCon
     HttpProbe(w, OspreyServeReadyPath(rev), config.http_port, config.readiness_period_seconds);
   } else if (!c.readiness_probe_json.empty()) {
     Key(w, "readinessProbe");
-    Raw(w, c.readiness_probe_json);
+    Raw(w, ProbeWithPort(c.readiness_probe_json, config.http_port));
   }
   if (!c.resources_json.empty() && c.resources_json != "{}") {
     Key(w, "resources");
@@ -244,10 +299,14 @@ bool Claimed(Claim claim, const std::map<std::string, std::string>& annotations)
   return it == annotations.end() || it->second == "osprey";
 }
 
+int KnativeContainerPort(const resources::Container& c) {
+  return !c.ports.empty() && c.ports[0].container_port > 0 ? c.ports[0].container_port : 8080;
+}
+
 std::string DeploymentName(const RevisionSpec& rev) { return StrCat(rev.name, "-deployment"); }
 
 KubeFailure CheckRunnable(const RevisionSpec& rev) {
-  if (!IsModelServer(rev)) return {};
+  if (rev.kind == kKnativeServiceKind || !IsModelServer(rev)) return {};
   const std::string owner = rev.runtime.empty() ? StrCat("container ", rev.container.name)
                                                 : StrCat("runtime ", rev.runtime);
   if (rev.model_format.empty())
@@ -298,7 +357,8 @@ std::string DeploymentJson(const RevisionSpec& rev, const OwnerRef& owner,
   // Prometheus's pod discovery scrapes each replica's /metrics: Osprey's
   // model server, or a KServe SDK model server (its args name the model) on
   // the same port; other containers may serve none and are left alone.
-  if (IsModelServer(rev) || !LastFlagValue(rev.container.args, "--model_name").empty()) {
+  if (rev.kind != kKnativeServiceKind &&
+      (IsModelServer(rev) || !LastFlagValue(rev.container.args, "--model_name").empty())) {
     Key(w, "annotations");
     w.StartObject();
     Field(w, "prometheus.io/scrape", "true");
@@ -357,14 +417,17 @@ std::string ServiceJson(const RevisionSpec& rev, const OwnerRef& owner,
   Field(w, "name", "http");
   Key(w, "port");
   w.Int(80);
+  const bool knative = rev.kind == kKnativeServiceKind;
+  const int http = knative ? KnativeContainerPort(rev.container) : config.http_port;
   Key(w, "targetPort");
-  w.Int(config.http_port);
+  w.Int(http);
   Field(w, "protocol", "TCP");
   w.EndObject();
-  // gRPC: Osprey's model server's port, or the one a custom container names h2c.
-  const int grpc =
-      IsModelServer(rev) ? config.grpc_port : resources::GrpcContainerPort(rev.container);
-  if (grpc != 0 && (IsModelServer(rev) || grpc != config.http_port)) {
+  // gRPC: Osprey's model server's port, or the one a custom container names
+  // h2c (a Knative container's one port may be its h2c port).
+  const bool osprey = !knative && IsModelServer(rev);
+  const int grpc = osprey ? config.grpc_port : resources::GrpcContainerPort(rev.container);
+  if (grpc != 0 && (osprey || knative || grpc != http)) {
     w.StartObject();
     Field(w, "name", "grpc");
     Key(w, "port");
@@ -545,6 +608,58 @@ RevisionObservations ObserveDeployment(const RevisionSpec& rev, const rapidjson:
   return in;
 }
 
+namespace {
+
+// A status's traffic entries.
+std::vector<TrafficTarget> ReadTraffic(const rapidjson::Value& status) {
+  std::vector<TrafficTarget> out;
+  if (const auto* traffic = Member(status, "traffic"); traffic != nullptr && traffic->IsArray()) {
+    for (const auto& t : traffic->GetArray()) {
+      TrafficTarget target;
+      target.revision = GetString(t, "revisionName");
+      target.percent = static_cast<int>(GetInt(t, "percent"));
+      target.tag = GetString(t, "tag");
+      const auto* latest = Member(t, "latestRevision");
+      target.latest = latest != nullptr && latest->IsBool() && latest->GetBool();
+      out.push_back(std::move(target));
+    }
+  }
+  return out;
+}
+
+// A status's conditions, and their lastTransitionTime by type.
+std::vector<Condition> ReadConditions(const rapidjson::Value& status,
+                                      std::map<std::string, std::string>* times) {
+  std::vector<Condition> out;
+  if (const auto* conds = Member(status, "conditions"); conds != nullptr && conds->IsArray()) {
+    for (const auto& c : conds->GetArray()) {
+      Condition cond{GetString(c, "type"), GetString(c, "status"), GetString(c, "reason"),
+                     GetString(c, "message")};
+      if (std::string t = GetString(c, "lastTransitionTime"); !t.empty()) (*times)[cond.type] = t;
+      out.push_back(std::move(cond));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+StoredKnative ReadKnativeStatus(const rapidjson::Value& ksvc) {
+  StoredKnative out;
+  const auto* status = Member(ksvc, "status");
+  if (status == nullptr || !status->IsObject() || status->MemberCount() == 0) return out;
+  out.present = true;
+  KnativeStatus& s = out.status;
+  s.url = GetString(*status, "url");
+  s.address = GetString(Obj(*status, "address"), "url");
+  out.observed_generation = GetInt(*status, "observedGeneration");
+  s.conditions = ReadConditions(*status, &out.transition_times);
+  s.latest_created = GetString(*status, "latestCreatedRevisionName");
+  s.latest_ready = GetString(*status, "latestReadyRevisionName");
+  s.traffic = ReadTraffic(*status);
+  return out;
+}
+
 StoredStatus ReadStatus(const rapidjson::Value& isvc) {
   StoredStatus out;
   const auto* status = Member(isvc, "status");
@@ -553,15 +668,7 @@ StoredStatus ReadStatus(const rapidjson::Value& isvc) {
   IsvcStatus& s = out.status;
   s.url = GetString(*status, "url");
   out.observed_generation = GetInt(*status, "observedGeneration");
-  if (const auto* conds = Member(*status, "conditions"); conds != nullptr && conds->IsArray()) {
-    for (const auto& c : conds->GetArray()) {
-      Condition cond{GetString(c, "type"), GetString(c, "status"), GetString(c, "reason"),
-                     GetString(c, "message")};
-      if (std::string t = GetString(c, "lastTransitionTime"); !t.empty())
-        out.transition_times[cond.type] = t;
-      s.conditions.push_back(std::move(cond));
-    }
-  }
+  s.conditions = ReadConditions(*status, &out.transition_times);
   auto component = [&](const char* name) -> std::optional<ComponentStatus> {
     const auto* c = Member(Obj(*status, "components"), name);
     if (c == nullptr || !c->IsObject()) return std::nullopt;
@@ -571,17 +678,7 @@ StoredStatus ReadStatus(const rapidjson::Value& isvc) {
     out.latest_ready = GetString(*c, "latestReadyRevision");
     out.latest_rolled_out = GetString(*c, "latestRolledoutRevision");
     out.previous_rolled_out = GetString(*c, "previousRolledoutRevision");
-    if (const auto* traffic = Member(*c, "traffic"); traffic != nullptr && traffic->IsArray()) {
-      for (const auto& t : traffic->GetArray()) {
-        TrafficTarget target;
-        target.revision = GetString(t, "revisionName");
-        target.percent = static_cast<int>(GetInt(t, "percent"));
-        target.tag = GetString(t, "tag");
-        const auto* latest = Member(t, "latestRevision");
-        target.latest = latest != nullptr && latest->IsBool() && latest->GetBool();
-        out.traffic.push_back(std::move(target));
-      }
-    }
+    out.traffic = ReadTraffic(*c);
     return out;
   };
   if (std::optional<ComponentStatus> pred = component("predictor")) {

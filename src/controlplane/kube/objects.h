@@ -17,6 +17,13 @@
 // as an init container into an emptyDir at /mnt/models, KServe's layout; the
 // serving container `kserve-container`: Osprey's model server for KServe's
 // model-server images, else the container as written.
+//
+// A Knative Service's revision (RevisionSpec::kind kKnativeServiceKind)
+// runs as Knative runs it, owned by the Service: its container as written
+// (`user-container` when unnamed) listening on its declared port (8080 when
+// it declares none), given in PORT, with K_SERVICE, K_CONFIGURATION and
+// K_REVISION; its readiness probe (an httpGet or tcpSocket without a port
+// probes that one), else a TCP connect to it (Knative's default).
 
 #include <rapidjson/fwd.h>
 
@@ -25,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "controlplane/knative.h"
 #include "controlplane/observe.h"
 #include "controlplane/reconciler.h"
 
@@ -64,6 +72,10 @@ struct OwnerRef {
   std::string name;
   std::string uid;
 };
+
+// The port a Knative Service's container serves on: its first declared
+// containerPort, else 8080.
+int KnativeContainerPort(const resources::Container& c);
 
 // The Deployment's and Service's names of a revision.
 std::string DeploymentName(const RevisionSpec& rev);
@@ -137,5 +149,14 @@ struct StoredStatus {
   bool present = false;
 };
 StoredStatus ReadStatus(const rapidjson::Value& isvc);
+
+// A Knative Service's status as stored, read back.
+struct StoredKnative {
+  KnativeStatus status;
+  std::map<std::string, std::string> transition_times;
+  int64_t observed_generation = 0;
+  bool present = false;
+};
+StoredKnative ReadKnativeStatus(const rapidjson::Value& ksvc);
 
 }  // namespace osprey::controlplane

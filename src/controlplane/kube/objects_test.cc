@@ -8,6 +8,7 @@
 #include "common/json_dom.h"
 #include "controlplane/model_server.h"
 #include "controlplane/views.h"
+#include "resources/resources.h"
 
 namespace osprey::controlplane {
 namespace {
@@ -351,6 +352,121 @@ TEST(KubePlacementTest, ClaimTable) {
       {Claim::kAnnotated, {{"serving.osprey.dev/controller", "osprey"}}, true},
   };
   for (const auto& r : rows) EXPECT_EQ(Claimed(r.claim, r.annotations), r.want);
+}
+
+// A Knative Service's revision from its manifest, as the operator makes it.
+RevisionSpec KnativeRev(const std::string& yaml) {
+  auto parsed = resources::ParseYaml(yaml);
+  EXPECT_TRUE(parsed.ok()) << parsed.status().message();
+  const auto& ks = std::get<resources::KnativeService>((*parsed)[0]);
+  return KnativeRevision(ks, KnativeTemplateJson(ks), KnativeRevisionName(ks, 1), 1, "t");
+}
+
+TEST(KubePlacementTest, AKnativeRevisionRunsItsContainerAsKnativeDoes) {
+  RevisionSpec rev = KnativeRev(R"(apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: helloworld-go, namespace: default}
+spec:
+  template:
+    spec:
+      containers:
+        - image: gcr.io/knative-samples/helloworld-go
+          command: [hello]
+          env: [{name: TARGET, value: "Go Sample v1"}]
+)");
+  auto d = Parse(DeploymentJson(rev, {"helloworld-go", "uid-k"}, {}, 1));
+  const auto& meta = d["metadata"];
+  EXPECT_EQ(GetString(meta, "name"), "helloworld-go-00001-deployment");
+  EXPECT_EQ(GetString(meta["labels"], "serving.knative.dev/service"), "helloworld-go");
+  EXPECT_EQ(GetString(meta["labels"], "serving.knative.dev/revision"), "helloworld-go-00001");
+  EXPECT_FALSE(meta["labels"].HasMember("serving.kserve.io/inferenceservice"));
+  const auto& owner = meta["ownerReferences"][0];
+  EXPECT_EQ(GetString(owner, "apiVersion"), "serving.knative.dev/v1");
+  EXPECT_EQ(GetString(owner, "kind"), "Service");
+  EXPECT_EQ(GetString(owner, "uid"), "uid-k");
+  const auto& pod = d["spec"]["template"];
+  EXPECT_FALSE(pod["metadata"].HasMember("annotations"));  // no scrape of an unknown server
+  EXPECT_FALSE(pod["spec"].HasMember("initContainers"));
+  const auto& c = pod["spec"]["containers"][0];
+  EXPECT_EQ(GetString(c, "name"), "user-container");
+  EXPECT_EQ(GetString(c, "image"), "gcr.io/knative-samples/helloworld-go");
+  EXPECT_EQ(Strings(c["command"]), std::vector<std::string>{"hello"});
+  std::vector<std::string> env;
+  for (const auto& e : c["env"].GetArray())
+    env.push_back(GetString(e, "name") + "=" + GetString(e, "value"));
+  EXPECT_EQ(env, (std::vector<std::string>{"PORT=8080", "K_REVISION=helloworld-go-00001",
+                                           "K_CONFIGURATION=helloworld-go",
+                                           "K_SERVICE=helloworld-go", "TARGET=Go Sample v1"}));
+  EXPECT_EQ(c["ports"][0]["containerPort"].GetInt(), 8080);
+  EXPECT_EQ(c["readinessProbe"]["tcpSocket"]["port"].GetInt(), 8080);
+  EXPECT_TRUE(CheckRunnable(rev).reason.empty());
+  auto svc = Parse(ServiceJson(rev, {"helloworld-go", "uid-k"}, {}));
+  EXPECT_EQ(GetString(svc["metadata"], "name"), "helloworld-go-00001");
+  EXPECT_EQ(svc["spec"]["ports"].Size(), 1u);
+  EXPECT_EQ(svc["spec"]["ports"][0]["port"].GetInt(), 80);
+  EXPECT_EQ(svc["spec"]["ports"][0]["targetPort"].GetInt(), 8080);
+  EXPECT_EQ(GetString(svc["metadata"]["ownerReferences"][0], "kind"), "Service");
+}
+
+TEST(KubePlacementTest, AKnativeContainersOwnPortAndProbeAreKept) {
+  RevisionSpec rev = KnativeRev(R"(apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: grpc-ping, namespace: apps}
+spec:
+  template:
+    metadata: {name: grpc-ping-v1}
+    spec:
+      containers:
+        - name: app
+          image: ping
+          ports: [{name: h2c, containerPort: 9000}]
+          readinessProbe: {httpGet: {path: /healthz}, periodSeconds: 2}
+)");
+  EXPECT_EQ(rev.name, "grpc-ping-v1");
+  auto d = Parse(DeploymentJson(rev, {"grpc-ping", "u"}, {}, 1));
+  const auto& c = d["spec"]["template"]["spec"]["containers"][0];
+  EXPECT_EQ(GetString(c, "name"), "app");
+  EXPECT_EQ(GetString(c["env"][0], "value"), "9000");
+  EXPECT_EQ(GetString(c["ports"][0], "name"), "h2c");
+  EXPECT_EQ(c["ports"][0]["containerPort"].GetInt(), 9000);
+  // The probe as written, its port the container's (as Knative defaults it).
+  EXPECT_EQ(GetString(c["readinessProbe"]["httpGet"], "path"), "/healthz");
+  EXPECT_EQ(c["readinessProbe"]["httpGet"]["port"].GetInt(), 9000);
+  EXPECT_EQ(c["readinessProbe"]["periodSeconds"].GetInt(), 2);
+  auto svc = Parse(ServiceJson(rev, {"grpc-ping", "u"}, {}));
+  ASSERT_EQ(svc["spec"]["ports"].Size(), 2u);
+  EXPECT_EQ(svc["spec"]["ports"][0]["targetPort"].GetInt(), 9000);
+  EXPECT_EQ(GetString(svc["spec"]["ports"][1], "name"), "grpc");
+  EXPECT_EQ(svc["spec"]["ports"][1]["targetPort"].GetInt(), 9000);
+  // The revision reads back from its Deployment.
+  auto back = RevisionOfDeployment(d);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->kind, kKnativeServiceKind);
+  EXPECT_EQ(back->isvc, "grpc-ping");
+}
+
+TEST(KubePlacementTest, AKnativeStatusReadsBackAsWritten) {
+  KnativeRecord r;
+  r.resource_json =
+      R"({"apiVersion":"serving.knative.dev/v1","kind":"Service","metadata":{"name":"hello",)"
+      R"("namespace":"default"},"spec":{"template":{"spec":{"containers":[{"image":"h"}]}}}})";
+  r.generation = 3;
+  r.observed_generation = 3;
+  r.status.url = "http://hello.default.example.com";
+  r.status.address = "http://hello.default.svc.cluster.local";
+  r.status.latest_created = "hello-00002";
+  r.status.latest_ready = "hello-00001";
+  r.status.conditions = {{"ConfigurationsReady", "Unknown", "RevisionMissing", "waiting"},
+                         {"Ready", "Unknown", "RevisionMissing", "waiting"},
+                         {"RoutesReady", "True", "", ""}};
+  r.status.traffic = {{"hello-00001", 90, "", true}, {"hello-00002", 10, "canary", false}};
+  r.transition_times = {{"Ready", "2026-12-04T10:00:00Z"}, {"RoutesReady", "2026-12-04T09:00:00Z"}};
+  StoredKnative back = ReadKnativeStatus(Parse(KnativeServiceJson(r, PlatformConfig{})));
+  EXPECT_TRUE(back.present);
+  EXPECT_EQ(back.status, r.status);
+  EXPECT_EQ(back.transition_times, r.transition_times);
+  EXPECT_EQ(back.observed_generation, 3);
+  EXPECT_FALSE(ReadKnativeStatus(Parse(r.resource_json)).present);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <cstring>
 #include <ctime>
 #include <functional>
 #include <map>
@@ -11,6 +12,7 @@
 
 #include "common/json_dom.h"
 #include "common/logging.h"
+#include "controlplane/knative.h"
 #include "controlplane/observe.h"
 #include "controlplane/views.h"
 #include "resources/kinds.h"
@@ -33,7 +35,12 @@ const ResourceRef kServices{"", "v1", "services", true};
 const ResourceRef kPods{"", "v1", "pods", true};
 const ResourceRef kEvents{"", "v1", "events", true};
 const ResourceRef kHpas{"autoscaling", "v2", "horizontalpodautoscalers", true};
+const ResourceRef kKsvcs{"serving.knative.dev", "v1", "services", true};
 constexpr char kAppliedHash[] = "serving.osprey.dev/applied";
+constexpr char kKnativeServiceLabel[] = "serving.knative.dev/service";
+// Work-queue keys of Knative Services: this prefix and "{ns}/{name}"
+// (InferenceServices' are "{ns}/{name}").
+constexpr char kKnativeKey[] = "knative/";
 
 std::string Now() {
   std::time_t t = std::time(nullptr);
@@ -118,6 +125,8 @@ struct Operator::Impl {
   kube::Informer services;
   kube::Informer pods;
   kube::Informer hpas;
+  // Knative Services, when the cluster serves them (Start asks).
+  std::unique_ptr<kube::Informer> ksvcs;
   kube::WorkQueue queue;
   std::vector<std::thread> workers;
   std::atomic<bool> running{false};
@@ -139,9 +148,11 @@ struct Operator::Impl {
     // writes); one that cannot run is never materialised and stays here.
     std::map<std::string, RevisionSpec> pending;  // by component
     // The status last written and the resourceVersion it made, standing in
-    // for the informer's copy until that catches up.
+    // for the informer's copy until that catches up (a Knative Service's in
+    // written_knative).
     std::string written_rv;
     StoredStatus written;
+    StoredKnative written_knative;
   };
   std::mutex mu;
   std::map<std::string, IsvcMemory> memory;  // by "{ns}/{isvc}"
@@ -173,8 +184,11 @@ struct Operator::Impl {
     });
     auto owner = [this](const ObjectPtr& now, const ObjectPtr& before) {
       const kube::Object& o = now ? *now : *before;
-      std::string isvc = Label(o, kIsvcLabel);
-      if (!isvc.empty()) queue.Add(StrCat(o.namespace_, "/", isvc));
+      // An InferenceService's pods carry both labels: its own first.
+      if (std::string isvc = Label(o, kIsvcLabel); !isvc.empty())
+        queue.Add(StrCat(o.namespace_, "/", isvc));
+      else if (std::string ksvc = Label(o, kKnativeServiceLabel); !ksvc.empty())
+        queue.Add(StrCat(kKnativeKey, o.namespace_, "/", ksvc));
     };
     deployments.AddHandler(owner);
     services.AddHandler(owner);
@@ -204,7 +218,9 @@ struct Operator::Impl {
     return out;
   }
 
-  void Event(const kube::Object& isvc, const EventRecord& e) {
+  void Event(const kube::Object& isvc, const EventRecord& e,
+             const char* api_version = "serving.kserve.io/v1beta1",
+             const char* kind = "InferenceService") {
     std::string name =
         StrCat(isvc.name, ".",
                Hex(std::hash<std::string>{}(StrCat(e.reason, e.message, Now(), isvc.uid))));
@@ -220,8 +236,8 @@ struct Operator::Impl {
     w.EndObject();
     json::Key(w, "involvedObject");
     w.StartObject();
-    json::Field(w, "apiVersion", "serving.kserve.io/v1beta1");
-    json::Field(w, "kind", "InferenceService");
+    json::Field(w, "apiVersion", api_version);
+    json::Field(w, "kind", kind);
     json::Field(w, "name", isvc.name);
     json::Field(w, "namespace", isvc.namespace_);
     json::Field(w, "uid", isvc.uid);
@@ -245,6 +261,22 @@ struct Operator::Impl {
     if (!r.ok() || r->status / 100 != 2) {
       OSPREY_LOG(kDebug) << "event " << e.reason << " for " << isvc.Key() << " not written";
     }
+  }
+
+  // Whether the cluster serves Knative Services (serving.knative.dev/v1).
+  bool ServesKnative() {
+    auto listed = client->Get("/apis/serving.knative.dev/v1");
+    if (!listed.ok()) {
+      OSPREY_LOG(kInfo) << "operator: the cluster serves no serving.knative.dev/v1: Knative "
+                           "Services are not watched";
+      return false;
+    }
+    rapidjson::Document d;
+    d.Parse(listed->data(), listed->size());
+    if (!d.HasParseError() && d.IsObject() && d.HasMember("resources") && d["resources"].IsArray())
+      for (const auto& r : d["resources"].GetArray())
+        if (json::GetString(r, "name") == "services") return true;
+    return false;
   }
 
   absl::Status MayWrite() const {
@@ -285,7 +317,245 @@ struct Operator::Impl {
                           DeploymentJson(rev, owner, opts.placement, replicas));
   }
 
+  using Revisions = std::vector<std::pair<RevisionSpec, ObjectPtr>>;
+
+  // The revisions of the owner `uid` (named `owner`, labelled `label`) in
+  // `ns`, from the Deployments it owns, of `kind`.
+  Revisions OwnedRevisions(const std::string& ns, const char* label, const std::string& owner,
+                           const std::string& uid, const std::string& kind) {
+    Revisions revs;
+    for (const auto& d : deployments.List()) {
+      if (d->namespace_ != ns || Label(*d, label) != owner || !OwnedBy(*d, uid)) continue;
+      auto spec = RevisionOfDeployment(d->doc);
+      if (spec.has_value() && spec->isvc == owner && spec->kind == kind)
+        revs.emplace_back(std::move(*spec), d);
+    }
+    return revs;
+  }
+
+  // `revs` with the revisions made but not shown by the informer yet (each
+  // component's newest), by increasing number.
+  static void WithPending(IsvcMemory* im, Revisions* revs) {
+    for (auto it = im->pending.begin(); it != im->pending.end();) {
+      const RevisionSpec& p = it->second;
+      bool shown = std::any_of(revs->begin(), revs->end(),
+                               [&](const auto& r) { return r.first.name == p.name; });
+      bool newest = std::all_of(revs->begin(), revs->end(), [&](const auto& r) {
+        return r.first.component != p.component || r.first.number < p.number;
+      });
+      if (shown) {
+        it = im->pending.erase(it);
+        continue;
+      }
+      if (newest) revs->emplace_back(p, nullptr);
+      ++it;
+    }
+    std::sort(revs->begin(), revs->end(),
+              [](const auto& a, const auto& b) { return a.first.number < b.first.number; });
+  }
+
+  // The memory of `key`, fresh when the object is another one (`uid`).
+  IsvcMemory* Memory(const std::string& key, const std::string& uid) {
+    std::lock_guard<std::mutex> lock(mu);
+    IsvcMemory* im = &memory[key];
+    if (im->uid != uid) {
+      *im = IsvcMemory{};
+      im->uid = uid;
+    }
+    return im;
+  }
+
+  // What the revision's pods show, observed (ObserveRevision) after
+  // `m.observed`; events go to `to_record`.
+  void ObservePods(const RevisionSpec& spec, const ObjectPtr& deploy, RevMemory& m,
+                   const std::string& now, std::vector<EventRecord>* to_record) {
+    std::vector<PodView> pod_views;
+    if (deploy != nullptr)
+      for (const auto& p : pods.List())
+        if (p->namespace_ == spec.namespace_ && Label(*p, kRevisionLabel) == spec.name)
+          pod_views.push_back(ReadPod(p->doc));
+    RevisionObservations seen =
+        ObserveDeployment(spec, deploy ? &deploy->doc : nullptr, pod_views, m.aspired, now);
+    // A crash's message is news only once.
+    if (seen.crash_message.has_value() && *seen.crash_message == m.observed.message)
+      seen.crash_message.reset();
+    Observation o = ObserveRevision(spec, m.observed, seen);
+    m.observed = o.observed;
+    to_record->insert(to_record->end(), o.events.begin(), o.events.end());
+  }
+
+  // A Knative Service (knative.h): its revisions as Deployments, its status.
+  absl::Status ReconcileKnativeService(const std::string& key) {
+    reconciles.fetch_add(1);
+    const std::string memory_key = StrCat(kKnativeKey, key);
+    ObjectPtr obj = ksvcs != nullptr ? ksvcs->Get(key) : nullptr;
+    if (obj == nullptr || obj->deleting) {
+      std::lock_guard<std::mutex> lock(mu);
+      memory.erase(memory_key);
+      return absl::OkStatus();
+    }
+    OSPREY_RETURN_IF_ERROR(MayWrite());
+    const std::string resource_json = json::ToText(obj->doc);
+    auto parsed = resources::FromJson(resource_json);
+    const StoredKnative read = ReadKnativeStatus(obj->doc);
+    if (!parsed.ok() || !std::holds_alternative<resources::KnativeService>(*parsed)) {
+      // Refused as Knative's webhook would: Ready False, the reason named.
+      KnativeStatus s = read.status;
+      const std::string message =
+          parsed.ok() ? "not a Knative Service" : std::string(StatusMessage(parsed.status()));
+      s.conditions = {{"ConfigurationsReady", "False", "InvalidSpec", message},
+                      {"Ready", "False", "InvalidSpec", message},
+                      {"RoutesReady", "False", "InvalidSpec", message}};
+      return WriteKnativeIfChanged(*obj, resource_json, read, s, Now()).status();
+    }
+    const auto& ksvc = std::get<resources::KnativeService>(*parsed);
+    if (!Claimed(opts.claim, ksvc.meta.annotations)) return absl::OkStatus();
+    const std::string& ns = obj->namespace_;
+    const std::string now = Now();
+    IsvcMemory* im = Memory(memory_key, obj->uid);
+    StoredKnative stored = read;
+    if (!im->written_rv.empty()) {
+      if (RvOlder(obj->resource_version, im->written_rv)) {
+        stored = im->written_knative;
+      } else {
+        im->written_rv.clear();
+      }
+    }
+
+    Revisions revs =
+        OwnedRevisions(ns, kKnativeServiceLabel, obj->name, obj->uid, kKnativeServiceKind);
+    WithPending(im, &revs);
+    std::vector<EventRecord> to_record;
+    KnativeInput in;
+    in.service = &ksvc;
+    in.template_json = KnativeTemplateJson(ksvc);
+    in.config = &opts.platform;
+    in.now = now;
+    in.stored_traffic = stored.status.traffic;
+    in.stored_latest_ready = stored.status.latest_ready;
+    const std::string latest = revs.empty() ? "" : revs.back().first.name;
+    for (const auto& [spec, deploy] : revs) {
+      RevMemory& m = im->revisions[spec.name];
+      if (!m.known) {
+        // First look since this operator started: what the stored status says.
+        m.known = true;
+        const auto& traffic = stored.status.traffic;
+        const bool routed = std::any_of(traffic.begin(), traffic.end(), [&](const auto& t) {
+          return t.revision == spec.name && t.percent > 0;
+        });
+        m.observed.ever_ready = routed || stored.status.latest_ready == spec.name;
+        m.observed.phase = m.observed.ever_ready ? RevisionPhase::kReady : RevisionPhase::kPending;
+        m.aspired = routed || spec.name == latest;
+      }
+      ObservePods(spec, deploy, m, now, &to_record);
+      in.revisions.push_back({spec, m.observed});
+    }
+    KnativePlan plan = ReconcileKnative(in);
+    // A name a Deployment not of this Service's has: the next free number,
+    // or (a name the template gives) a failed configuration, never an
+    // overwrite.
+    auto taken = [&](const std::string& name) {
+      return deployments.Get(StrCat(ns, "/", name, "-deployment")) != nullptr &&
+             std::none_of(revs.begin(), revs.end(),
+                          [&](const auto& r) { return r.first.name == name; });
+    };
+    if (plan.create && taken(plan.create->name)) {
+      const std::string name = plan.create->name;
+      plan.replicas.erase(name);
+      if (ksvc.revision_name.empty()) {
+        int number = plan.create->number;
+        while (taken(KnativeRevisionName(ksvc, number))) ++number;
+        *plan.create =
+            KnativeRevision(ksvc, in.template_json, KnativeRevisionName(ksvc, number), number, now);
+        plan.replicas[plan.create->name] = plan.create->min_replicas;
+        plan.status.latest_created = plan.create->name;
+      } else {
+        plan.create.reset();
+        const std::string message =
+            StrCat("Revision \"", name, "\" could not be created: the name is taken");
+        plan.status.conditions[0] = {"ConfigurationsReady", "False", "RevisionCreationFailed",
+                                     message};
+        plan.status.conditions[1] = {"Ready", "False", "RevisionCreationFailed", message};
+      }
+    }
+    OwnerRef owner{obj->name, obj->uid};
+    if (plan.create) {
+      const RevisionSpec& rev = *plan.create;
+      to_record.push_back({"Normal", "RevisionCreated", StrCat("revision ", rev.name)});
+      im->pending[rev.component] = rev;
+      OSPREY_RETURN_IF_ERROR(ApplyDeployment(rev, owner, nullptr));
+      OSPREY_RETURN_IF_ERROR(ApplyIfChanged(services, kServices, ns, rev.name,
+                                            ServiceJson(rev, owner, opts.placement)));
+      im->revisions[rev.name] = {RevisionObserved{}, true, true};
+    }
+    // Replicas: the gateway's KPA scales aspired revisions above their
+    // floor; a retired one goes to zero (kept, as Knative keeps it).
+    for (const auto& [spec, deploy] : revs) {
+      if (deploy == nullptr) continue;
+      auto want = plan.replicas.find(spec.name);
+      const bool aspired = want != plan.replicas.end();
+      im->revisions[spec.name].aspired = aspired;
+      OSPREY_RETURN_IF_ERROR(ApplyDeployment(spec, owner, deploy));
+      OSPREY_RETURN_IF_ERROR(ApplyIfChanged(services, kServices, ns, spec.name,
+                                            ServiceJson(spec, owner, opts.placement)));
+      const int floor = aspired ? want->second : 0;
+      const int current = SpecReplicas(*deploy);
+      if ((!aspired && current != 0) || (aspired && current < floor))
+        OSPREY_RETURN_IF_ERROR(Scale(ns, DeploymentName(spec), floor));
+    }
+    auto written = WriteKnativeIfChanged(*obj, resource_json, stored, plan.status, now);
+    if (!written.ok()) return written.status();
+    to_record.insert(to_record.end(), written->begin(), written->end());
+    for (const auto& e : to_record) Event(*obj, e, "serving.knative.dev/v1", "Service");
+    return absl::OkStatus();
+  }
+
+  // Writes `status` as the Knative Service's when it differs from `stored`
+  // (or the generation moved); returns the transition's events.
+  absl::StatusOr<std::vector<EventRecord>> WriteKnativeIfChanged(const kube::Object& obj,
+                                                                 const std::string& resource_json,
+                                                                 const StoredKnative& stored,
+                                                                 const KnativeStatus& status,
+                                                                 const std::string& now) {
+    std::map<std::string, std::string> times = stored.transition_times;
+    std::vector<EventRecord> events =
+        KnativeTransition(stored.status, status, obj.name, now, &times);
+    if (stored.present && stored.status == status && times == stored.transition_times &&
+        stored.observed_generation == obj.generation)
+      return events;
+    KnativeRecord record{resource_json, "", obj.generation, obj.generation, status, times};
+    rapidjson::Document full;
+    const std::string full_json = KnativeServiceJson(record, opts.platform);
+    full.Parse(full_json.data(), full_json.size());
+    rapidjson::Document body(rapidjson::kObjectType);
+    auto& a = body.GetAllocator();
+    body.AddMember("apiVersion", "serving.knative.dev/v1", a);
+    body.AddMember("kind", "Service", a);
+    rapidjson::Value meta(rapidjson::kObjectType);
+    meta.AddMember("name", rapidjson::Value(obj.name.c_str(), a), a);
+    meta.AddMember("namespace", rapidjson::Value(obj.namespace_.c_str(), a), a);
+    body.AddMember("metadata", meta, a);
+    body.AddMember("status", rapidjson::Value(full["status"], a), a);
+    OSPREY_RETURN_IF_ERROR(MayWrite());
+    applies.fetch_add(1);
+    auto r = client->Apply(kube::ResourcePath(kKsvcs, obj.namespace_, obj.name, "status"),
+                           json::ToText(body), kFieldManager);
+    if (!r.ok()) return r.status();
+    auto parsed = kube::ParseObject(*r);
+    const std::string key = StrCat(kKnativeKey, obj.namespace_, "/", obj.name);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (auto it = memory.find(key); it != memory.end() && parsed.ok()) {
+        it->second.written_rv = (*parsed)->resource_version;
+        it->second.written_knative = StoredKnative{status, times, obj.generation, true};
+      }
+    }
+    return events;
+  }
+
   absl::Status Reconcile(const std::string& key) {
+    if (key.starts_with(kKnativeKey))
+      return ReconcileKnativeService(key.substr(std::strlen(kKnativeKey)));
     reconciles.fetch_add(1);
     ObjectPtr obj = isvcs.Get(key);
     if (obj == nullptr || obj->deleting) {
@@ -304,15 +574,7 @@ struct Operator::Impl {
     if (!Claimed(opts.claim, isvc.meta.annotations)) return absl::OkStatus();
     const std::string& ns = obj->namespace_;
     const std::string now = Now();
-    IsvcMemory* im;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      im = &memory[key];
-      if (im->uid != obj->uid) {
-        *im = IsvcMemory{};
-        im->uid = obj->uid;
-      }
-    }
+    IsvcMemory* im = Memory(key, obj->uid);
     // The stored status, or the one this operator wrote when the informer
     // has not caught up with it yet.
     StoredStatus stored = ReadStatus(obj->doc);
@@ -325,29 +587,8 @@ struct Operator::Impl {
     }
 
     // Its revisions, from the Deployments it owns.
-    std::vector<std::pair<RevisionSpec, ObjectPtr>> revs;
-    for (const auto& d : deployments.List()) {
-      if (d->namespace_ != ns || Label(*d, kIsvcLabel) != obj->name || !OwnedBy(*d, obj->uid))
-        continue;
-      auto spec = RevisionOfDeployment(d->doc);
-      if (spec.has_value() && spec->isvc == obj->name) revs.emplace_back(std::move(*spec), d);
-    }
-    for (auto it = im->pending.begin(); it != im->pending.end();) {
-      const RevisionSpec& p = it->second;
-      bool shown = std::any_of(revs.begin(), revs.end(),
-                               [&](const auto& r) { return r.first.name == p.name; });
-      bool newest = std::all_of(revs.begin(), revs.end(), [&](const auto& r) {
-        return r.first.component != p.component || r.first.number < p.number;
-      });
-      if (shown) {
-        it = im->pending.erase(it);
-        continue;
-      }
-      if (newest) revs.emplace_back(p, nullptr);
-      ++it;
-    }
-    std::sort(revs.begin(), revs.end(),
-              [](const auto& a, const auto& b) { return a.first.number < b.first.number; });
+    Revisions revs = OwnedRevisions(ns, kIsvcLabel, obj->name, obj->uid, "InferenceService");
+    WithPending(im, &revs);
 
     std::vector<ServingRuntime> ns_runtimes = Runtimes(runtimes, ns);
     std::vector<ServingRuntime> cl_runtimes = Runtimes(cluster_runtimes, "");
@@ -388,19 +629,7 @@ struct Operator::Impl {
         }
         m.aspired = routed || spec.name == latest_of[spec.component];
       }
-      std::vector<PodView> pod_views;
-      if (deploy != nullptr)
-        for (const auto& p : pods.List())
-          if (p->namespace_ == ns && Label(*p, kRevisionLabel) == spec.name)
-            pod_views.push_back(ReadPod(p->doc));
-      RevisionObservations seen =
-          ObserveDeployment(spec, deploy ? &deploy->doc : nullptr, pod_views, m.aspired, now);
-      // A crash's message is news only once.
-      if (seen.crash_message.has_value() && *seen.crash_message == m.observed.message)
-        seen.crash_message.reset();
-      Observation o = ObserveRevision(spec, m.observed, seen);
-      m.observed = o.observed;
-      to_record.insert(to_record.end(), o.events.begin(), o.events.end());
+      ObservePods(spec, deploy, m, now, &to_record);
       in.revisions.push_back({spec, m.observed});
     }
     ReconcilePlan plan = controlplane::Reconcile(in);
@@ -561,8 +790,15 @@ absl::Status Operator::Start() {
   Impl& m = *impl_;
   std::lock_guard<std::mutex> lifecycle(m.lifecycle_mu);
   if (m.running.exchange(true)) return absl::OkStatus();
-  const std::vector<kube::Informer*> all = {
+  std::vector<kube::Informer*> all = {
       &m.cluster_runtimes, &m.runtimes, &m.deployments, &m.services, &m.pods, &m.hpas, &m.isvcs};
+  if (m.opts.knative && m.ksvcs == nullptr && m.ServesKnative()) {
+    m.ksvcs = std::make_unique<kube::Informer>(m.client, Impl::Opts(kKsvcs, m.opts.namespace_));
+    m.ksvcs->AddHandler([&m](const ObjectPtr& now, const ObjectPtr& before) {
+      m.queue.Add(StrCat(kKnativeKey, (now ? now : before)->Key()));
+    });
+  }
+  if (m.ksvcs != nullptr) all.push_back(m.ksvcs.get());
   for (kube::Informer* i : all) i->Start();
   for (kube::Informer* i : all)
     while (m.running.load() && !i->WaitForSync(std::chrono::seconds(1))) {
@@ -570,11 +806,15 @@ absl::Status Operator::Start() {
   if (!m.running.load()) return absl::CancelledError("stopped before the informers synced");
   // Everything once: statuses are checked even when nothing changes.
   for (const auto& i : m.isvcs.List()) m.queue.Add(i->Key());
+  if (m.ksvcs != nullptr)
+    for (const auto& k : m.ksvcs->List()) m.queue.Add(StrCat(kKnativeKey, k->Key()));
   for (int i = 0; i < std::max(1, m.opts.workers); ++i) m.workers.emplace_back([&m] { m.Work(); });
   OSPREY_LOG(kInfo) << "operator: watching "
                     << (m.opts.namespace_.empty() ? "all namespaces" : m.opts.namespace_) << "; "
-                    << m.isvcs.size() << " InferenceServices, " << m.deployments.size()
-                    << " Deployments";
+                    << m.isvcs.size() << " InferenceServices, "
+                    << (m.ksvcs != nullptr ? StrCat(m.ksvcs->size(), " Knative Services, ")
+                                           : std::string())
+                    << m.deployments.size() << " Deployments";
   return absl::OkStatus();
 }
 
@@ -585,8 +825,9 @@ void Operator::Stop() {
   m.queue.ShutDown();
   for (auto& t : m.workers) t.join();
   m.workers.clear();
-  const std::vector<kube::Informer*> all = {
+  std::vector<kube::Informer*> all = {
       &m.isvcs, &m.runtimes, &m.cluster_runtimes, &m.deployments, &m.services, &m.pods, &m.hpas};
+  if (m.ksvcs != nullptr) all.push_back(m.ksvcs.get());
   for (kube::Informer* i : all) i->Cancel();
   for (kube::Informer* i : all) i->Stop();
 }
@@ -594,7 +835,8 @@ void Operator::Stop() {
 bool Operator::synced() const {
   const Impl& m = *impl_;
   return m.isvcs.synced() && m.deployments.synced() && m.runtimes.synced() &&
-         m.cluster_runtimes.synced() && m.pods.synced() && m.services.synced() && m.hpas.synced();
+         m.cluster_runtimes.synced() && m.pods.synced() && m.services.synced() && m.hpas.synced() &&
+         (m.ksvcs == nullptr || m.ksvcs->synced());
 }
 
 OperatorStats Operator::stats() const {

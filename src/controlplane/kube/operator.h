@@ -7,6 +7,15 @@
 // keyed by namespace/name hands each InferenceService to one worker at a
 // time; writes are server-side applies as field manager "osprey" (conflicts
 // are reported, never forced) and only when something changed.
+//
+// Knative Services (serving.knative.dev/v1 Service), when the cluster serves
+// that kind at the operator's start and `knative` is on: each template
+// change a revision (knative.h decides, as on `osprey up`), run as a
+// Deployment and a Service owned by the Knative Service (objects.h), its
+// status (url, conditions, latest revisions, traffic) written as Knative's
+// controller writes it; the gateway routes and scales them. A cluster that
+// runs Knative Serving's own controller turns this off (or gives Osprey
+// only annotated Services with Claim::kAnnotated).
 
 #include <atomic>
 #include <functional>
@@ -27,6 +36,7 @@ struct OperatorOptions {
   std::string namespace_;  // "" watches every namespace
   int workers = 4;
   Claim claim = Claim::kAll;
+  bool knative = true;  // take Knative Services when the cluster serves them
   KubePlacementConfig placement;
   PlatformConfig platform;
   // Asked before every write; false refuses it (a leader that may have lost

@@ -10,6 +10,7 @@
 #include "common/json_dom.h"
 #include "common/strings.h"
 #include "controlplane/istio.h"
+#include "controlplane/knative.h"
 #include "controlplane/kube/objects.h"
 #include "controlplane/scaling.h"
 
@@ -136,6 +137,36 @@ IsvcView ReadInferenceService(const rapidjson::Value& isvc) {
   return v;
 }
 
+KsvcView ReadKnativeService(const rapidjson::Value& ksvc) {
+  KsvcView v;
+  KnativeRouting& r = v.routing;
+  auto parsed = resources::FromJson(json::ToText(ksvc));
+  if (parsed.ok() && std::holds_alternative<resources::KnativeService>(*parsed)) {
+    auto& k = std::get<resources::KnativeService>(*parsed);
+    r.meta = k.meta;
+    r.timeout_seconds = k.revision.timeout_seconds;
+    v.spec = std::move(k);
+  } else {
+    const auto& meta = Obj(ksvc, "metadata");
+    r.meta.name = GetString(meta, "name");
+    r.meta.namespace_ = GetString(meta, "namespace");
+    r.meta.labels = StringMap(Obj(meta, "labels"));
+    r.meta.annotations = StringMap(Obj(meta, "annotations"));
+  }
+  StoredKnative stored = ReadKnativeStatus(ksvc);
+  r.traffic = std::move(stored.status.traffic);
+  v.latest_ready = stored.status.latest_ready;
+  auto aspire = [&](const std::string& revision) {
+    if (revision.empty()) return;
+    std::string key = StrCat(r.meta.namespace_, "/", revision);
+    if (std::find(r.aspired.begin(), r.aspired.end(), key) == r.aspired.end())
+      r.aspired.push_back(std::move(key));
+  };
+  for (const auto& t : r.traffic) aspire(t.revision);
+  aspire(stored.status.latest_created);
+  return v;
+}
+
 std::optional<DeploymentView> ReadDeployment(const rapidjson::Value& deployment) {
   std::optional<RevisionSpec> rev = RevisionOfDeployment(deployment);
   if (!rev.has_value()) return std::nullopt;
@@ -172,7 +203,8 @@ std::string ComponentOfRevision(const std::string& revision, const std::string& 
 
 ClusterRouting RoutingFromCluster(const std::vector<IsvcView>& isvcs,
                                   const std::vector<SliceView>& slices,
-                                  const std::vector<DeploymentView>& deployments) {
+                                  const std::vector<DeploymentView>& deployments,
+                                  const std::vector<KsvcView>& ksvcs) {
   ClusterRouting out;
   std::map<std::string, std::vector<const SliceView*>> slices_of;  // by "{ns}/{service}"
   for (const auto& s : slices)
@@ -181,67 +213,100 @@ ClusterRouting RoutingFromCluster(const std::vector<IsvcView>& isvcs,
   for (const auto& d : deployments)
     deployment_of[StrCat(d.revision.namespace_, "/", d.revision.name)] = &d;
 
+  // An aspired revision's target: its ready endpoints, and its own
+  // containerConcurrency when its Deployment is known (else `concurrency`);
+  // ready when it has endpoints, is `routed` or is the latest ready one.
+  auto add = [&](const std::string& key, const std::string& revision, int concurrency,
+                 const std::vector<TrafficTarget>& traffic, const std::string& latest_ready) {
+    RevisionRouting& r = out.revisions[key];
+    r.aspired = true;
+    gateway::RevisionTarget& t = r.target;
+    t.key = key;
+    t.revision = revision;
+    t.container_concurrency = concurrency;
+    if (auto d = deployment_of.find(key); d != deployment_of.end())
+      if (auto p = RevisionComponent(d->second->revision))
+        t.container_concurrency = p->container_concurrency;
+    std::set<std::pair<std::string, uint16_t>> seen;
+    if (auto it = slices_of.find(key); it != slices_of.end())
+      for (const SliceView* slice : it->second)
+        for (const Endpoint& e : slice->ready) {
+          if (!seen.insert({e.address, e.http_port}).second) continue;
+          t.hosts.push_back(e.address);
+          t.ports.push_back(e.http_port);
+          t.grpc_targets.push_back(GrpcTarget(e));
+        }
+    const bool routed = std::any_of(traffic.begin(), traffic.end(), [&](const TrafficTarget& tt) {
+      return tt.revision == revision;
+    });
+    r.phase = !t.ports.empty() || routed || latest_ready == revision ? RevisionPhase::kReady
+                                                                     : RevisionPhase::kPending;
+  };
   for (const auto& isvc : isvcs) {
     const ServiceRouting& s = isvc.routing;
     out.services.push_back(s);
     const std::string& ns = s.meta.namespace_;
     for (const auto& key : s.aspired) {
       const std::string revision = key.substr(ns.size() + 1);
-      RevisionRouting& r = out.revisions[key];
-      r.aspired = true;
-      gateway::RevisionTarget& t = r.target;
-      t.key = key;
-      t.revision = revision;
       const std::string component = ComponentOfRevision(revision, s.meta.name);
       const resources::Component* current = isvc.Component(component);
-      t.container_concurrency = current ? current->container_concurrency : 0;
-      if (auto d = deployment_of.find(key); d != deployment_of.end())
-        if (auto p = RevisionComponent(d->second->revision))
-          t.container_concurrency = p->container_concurrency;
-      std::set<std::pair<std::string, uint16_t>> seen;
-      if (auto it = slices_of.find(key); it != slices_of.end())
-        for (const SliceView* slice : it->second)
-          for (const Endpoint& e : slice->ready) {
-            if (!seen.insert({e.address, e.http_port}).second) continue;
-            t.hosts.push_back(e.address);
-            t.ports.push_back(e.http_port);
-            t.grpc_targets.push_back(GrpcTarget(e));
-          }
       const ComponentStatus c = s.status.Component(component).value_or(ComponentStatus{});
-      const bool routed =
-          std::any_of(c.traffic.begin(), c.traffic.end(),
-                      [&](const TrafficTarget& tt) { return tt.revision == revision; });
-      r.phase = !t.ports.empty() || routed || c.latest_ready == revision ? RevisionPhase::kReady
-                                                                         : RevisionPhase::kPending;
+      add(key, revision, current ? current->container_concurrency : 0, c.traffic, c.latest_ready);
     }
+  }
+  for (const auto& k : ksvcs) {
+    const KnativeRouting& s = k.routing;
+    out.knative.push_back(s);
+    for (const auto& key : s.aspired)
+      add(key, key.substr(s.meta.namespace_.size() + 1),
+          k.spec ? k.spec->revision.container_concurrency : 0, s.traffic, k.latest_ready);
   }
   return out;
 }
 
 std::vector<ScaleTarget> ScaleTargets(const std::vector<IsvcView>& isvcs,
                                       const std::vector<DeploymentView>& deployments,
-                                      const autoscaler::KpaSpec& defaults) {
+                                      const autoscaler::KpaSpec& defaults,
+                                      const std::vector<KsvcView>& ksvcs) {
   std::map<std::string, const IsvcView*> by_key;
   for (const auto& i : isvcs)
     by_key[StrCat(i.routing.meta.namespace_, "/", i.routing.meta.name)] = &i;
+  std::map<std::string, const KsvcView*> ksvc_of;
+  for (const auto& k : ksvcs)
+    if (k.spec) ksvc_of[StrCat(k.routing.meta.namespace_, "/", k.routing.meta.name)] = &k;
   std::vector<ScaleTarget> out;
+  auto target = [](const DeploymentView& d, const std::vector<std::string>& aspired) {
+    ScaleTarget t;
+    t.key = StrCat(d.revision.namespace_, "/", d.revision.name);
+    t.namespace_ = d.revision.namespace_;
+    t.revision = d.revision.name;
+    t.deployment = d.name;
+    t.aspired = std::find(aspired.begin(), aspired.end(), t.key) != aspired.end();
+    t.replicas = d.replicas;
+    t.ready_replicas = d.ready_replicas;
+    return t;
+  };
   for (const auto& d : deployments) {
     const RevisionSpec& rev = d.revision;
+    if (rev.kind == kKnativeServiceKind) {
+      auto k = ksvc_of.find(StrCat(rev.namespace_, "/", rev.isvc));
+      if (k == ksvc_of.end()) continue;
+      ScaleTarget t = target(d, k->second->routing.aspired);
+      if (t.aspired) {
+        // Knative scales by the template's annotations only.
+        std::optional<resources::Component> own = RevisionComponent(rev);
+        t.kpa = KpaSpecFor(defaults, {}, own ? *own : k->second->spec->revision, rev.min_replicas);
+      }
+      out.push_back(std::move(t));
+      continue;
+    }
     auto it = by_key.find(StrCat(rev.namespace_, "/", rev.isvc));
     if (it == by_key.end()) continue;
     const IsvcView& isvc = *it->second;
     const resources::Component* component = isvc.Component(rev.component);
     if (component == nullptr) continue;
     if (UsesHpa(isvc.routing.meta.annotations, component->annotations)) continue;
-    ScaleTarget t;
-    t.key = StrCat(rev.namespace_, "/", rev.name);
-    t.namespace_ = rev.namespace_;
-    t.revision = rev.name;
-    t.deployment = d.name;
-    t.aspired = std::find(isvc.routing.aspired.begin(), isvc.routing.aspired.end(), t.key) !=
-                isvc.routing.aspired.end();
-    t.replicas = d.replicas;
-    t.ready_replicas = d.ready_replicas;
+    ScaleTarget t = target(d, isvc.routing.aspired);
     if (t.aspired) {
       std::optional<resources::Component> own = RevisionComponent(rev);
       t.kpa = KpaSpecFor(defaults, isvc.routing.meta.annotations, own ? *own : *component,

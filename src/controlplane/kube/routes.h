@@ -15,6 +15,9 @@
 // table even with no replica, so that their requests wait in the gateway's
 // queue while they scale up).
 //
+// Knative Services route as on `osprey up` (routing.h KnativeRouting) from
+// their status, their revisions' replicas found the same way.
+//
 // Autoscaling: each of Osprey's revision Deployments whose InferenceService
 // is not scaled by an HPA (serving.kserve.io/autoscalerClass: hpa) is a
 // scale target: with its KPA settings (scaling.h) while aspired, to zero
@@ -70,6 +73,17 @@ struct IsvcView {
 };
 IsvcView ReadInferenceService(const rapidjson::Value& isvc);
 
+// A Knative Service as the gateway routes and scales it.
+struct KsvcView {
+  // meta, spec.template.spec.timeoutSeconds, the status's traffic, and the
+  // aspired revision keys: those in status traffic, then the latest created.
+  KnativeRouting routing;
+  std::string latest_ready;
+  // Its spec; nullopt when it does not parse (routed by its status, not scaled).
+  std::optional<resources::KnativeService> spec;
+};
+KsvcView ReadKnativeService(const rapidjson::Value& ksvc);
+
 // One of Osprey's revision Deployments.
 struct DeploymentView {
   std::string name;
@@ -87,13 +101,17 @@ std::optional<DeploymentView> ReadDeployment(const rapidjson::Value& deployment)
 // containerConcurrency (from its own spec when its Deployment is known,
 // else the InferenceService's), and its phase: ready when it has ready
 // endpoints, takes traffic or is the latest ready one.
+// Knative Services' revisions alike (their containerConcurrency from the
+// template).
 struct ClusterRouting {
   std::vector<ServiceRouting> services;
+  std::vector<KnativeRouting> knative;
   std::map<std::string, RevisionRouting> revisions;
 };
 ClusterRouting RoutingFromCluster(const std::vector<IsvcView>& isvcs,
                                   const std::vector<SliceView>& slices,
-                                  const std::vector<DeploymentView>& deployments);
+                                  const std::vector<DeploymentView>& deployments,
+                                  const std::vector<KsvcView>& ksvcs = {});
 
 // A Deployment the gateway's autoscaler scales.
 struct ScaleTarget {
@@ -107,10 +125,12 @@ struct ScaleTarget {
   int ready_replicas = 0;
 };
 // Every Deployment of `deployments` whose InferenceService is in `isvcs`,
-// parses, and is not scaled by an HPA; by key.
+// parses, and is not scaled by an HPA, or whose Knative Service is in
+// `ksvcs` and parses (its KPA settings: the template's annotations); by key.
 std::vector<ScaleTarget> ScaleTargets(const std::vector<IsvcView>& isvcs,
                                       const std::vector<DeploymentView>& deployments,
-                                      const autoscaler::KpaSpec& defaults);
+                                      const autoscaler::KpaSpec& defaults,
+                                      const std::vector<KsvcView>& ksvcs = {});
 
 // The replicas an autoscaler decision asks for, and whether to write them:
 // only when they differ from the last ones written (`last`), or, before any

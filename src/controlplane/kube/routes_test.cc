@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/strings.h"
+#include "controlplane/knative.h"
 #include "controlplane/kube/objects.h"
 
 namespace osprey::controlplane {
@@ -339,6 +340,102 @@ TEST(KubeRoutesTest, ScaleTargetsAreOspreysKpaRevisionsWithTheirSettings) {
                          defaults)
                 .size(),
             1u);
+  EXPECT_TRUE(ScaleTargets({}, deployments, defaults).empty());
+}
+
+// A Knative Service "hello" in "apps" with its status: traffic entries
+// "revision:percent[:tag]", the latest created and ready revisions.
+std::string Ksvc(const std::vector<std::string>& traffic, const std::string& latest_created,
+                 const std::string& latest_ready) {
+  std::string t;
+  for (const auto& entry : traffic) {
+    const size_t c1 = entry.find(':');
+    const size_t c2 = entry.find(':', c1 + 1);
+    const std::string rev = entry.substr(0, c1);
+    const std::string percent = entry.substr(c1 + 1, c2 == std::string::npos ? c2 : c2 - c1 - 1);
+    const std::string tag = c2 == std::string::npos ? "" : entry.substr(c2 + 1);
+    StrAppend(&t, t.empty() ? "" : ",", R"({"revisionName":")", rev, R"(","percent":)", percent,
+              tag.empty() ? "" : StrCat(R"(,"tag":")", tag, R"(")"), "}");
+  }
+  return StrCat(
+      R"({"apiVersion":"serving.knative.dev/v1","kind":"Service",)",
+      R"("metadata":{"name":"hello","namespace":"apps","uid":"k1","resourceVersion":"3"},)",
+      R"("spec":{"template":{"metadata":{"annotations":{"autoscaling.knative.dev/target":"7",)",
+      R"("autoscaling.knative.dev/max-scale":"4"}},"spec":{"containerConcurrency":2,)",
+      R"("timeoutSeconds":20,"containers":[{"image":"hello","command":["hello"]}]}}},)",
+      R"("status":{"url":"http://hello.apps.example.com","latestCreatedRevisionName":")",
+      latest_created, R"(","latestReadyRevisionName":")", latest_ready, R"(","traffic":[)", t,
+      "]}}");
+}
+
+DeploymentView KnativeDeployed(const std::string& ksvc_json, int number, int replicas, int ready) {
+  auto parsed = resources::FromJson(ksvc_json);
+  EXPECT_TRUE(parsed.ok()) << parsed.status().message();
+  const auto& ks = std::get<resources::KnativeService>(*parsed);
+  RevisionSpec rev =
+      KnativeRevision(ks, KnativeTemplateJson(ks), KnativeRevisionName(ks, number), number, "t");
+  rapidjson::Document d = Parse(DeploymentJson(rev, {"hello", "k1"}, {}, replicas));
+  d.AddMember("status", rapidjson::Value(rapidjson::kObjectType), d.GetAllocator());
+  d["status"].AddMember("readyReplicas", ready, d.GetAllocator());
+  std::optional<DeploymentView> v = ReadDeployment(d);
+  EXPECT_TRUE(v.has_value());
+  return *v;
+}
+
+TEST(KubeRoutesTest, AKnativeServiceRoutesByItsStatusAndScalesByItsTemplate) {
+  const std::string json =
+      Ksvc({"hello-00001:90", "hello-00002:10:canary"}, "hello-00003", "hello-00002");
+  KsvcView k = ReadKnativeService(Parse(json));
+  ASSERT_TRUE(k.spec.has_value());
+  EXPECT_EQ(k.routing.timeout_seconds, 20);
+  EXPECT_EQ(k.routing.aspired,
+            (std::vector<std::string>{"apps/hello-00001", "apps/hello-00002", "apps/hello-00003"}));
+  std::vector<DeploymentView> deployments = {KnativeDeployed(json, 1, 1, 1),
+                                             KnativeDeployed(json, 2, 1, 1),
+                                             KnativeDeployed(json, 3, 1, 0)};
+  std::vector<SliceView> slices = {
+      ReadEndpointSlice(Parse(Slice("apps", "hello-00001", "[" + Ready("10.0.0.1") + "]",
+                                    R"([{"name":"http","port":8080,"protocol":"TCP"}])"))),
+      ReadEndpointSlice(Parse(Slice("apps", "hello-00002", "[" + Ready("10.0.0.2") + "]",
+                                    R"([{"name":"http","port":8080,"protocol":"TCP"}])")))};
+  ClusterRouting routing = RoutingFromCluster({}, slices, deployments, {k});
+  ASSERT_EQ(routing.knative.size(), 1u);
+  ASSERT_EQ(routing.revisions.size(), 3u);
+  const auto& r1 = routing.revisions.at("apps/hello-00001");
+  EXPECT_EQ(r1.target.hosts, std::vector<std::string>{"10.0.0.1"});
+  EXPECT_EQ(r1.target.container_concurrency, 2);
+  EXPECT_EQ(r1.phase, RevisionPhase::kReady);
+  // The latest created has no endpoint yet and takes no traffic: pending.
+  EXPECT_EQ(routing.revisions.at("apps/hello-00003").phase, RevisionPhase::kPending);
+  PlatformConfig config;
+  gateway::RouteTable table =
+      PlanRoutes(routing.services, routing.revisions, config, routing.knative);
+  std::string hosts;
+  for (const auto& r : table.routes)
+    if (!r.hosts.empty() && r.hosts[0].find("example.com") != std::string::npos) {
+      StrAppend(&hosts, r.hosts[0], ":");
+      for (const auto& w : r.split)
+        StrAppend(&hosts, " ", table.revisions[w.revision].revision, "=", w.percent);
+      StrAppend(&hosts, "; ");
+    }
+  EXPECT_NE(hosts.find("hello.apps.example.com: hello-00001=90 hello-00002=10; "),
+            std::string::npos)
+      << hosts;
+  EXPECT_NE(hosts.find("canary-hello.apps.example.com: hello-00002=100; "), std::string::npos)
+      << hosts;
+
+  // Scale: every revision of the Service, with the template's KPA settings;
+  // one out of its status is retired.
+  std::string got;
+  autoscaler::KpaSpec defaults;
+  const std::string moved = Ksvc({"hello-00002:100"}, "hello-00002", "hello-00002");
+  for (const auto& t : ScaleTargets({}, deployments, defaults, {ReadKnativeService(Parse(moved))}))
+    StrAppend(&got, t.revision,
+              t.aspired ? StrCat(" target ", t.kpa.target, " max ", t.kpa.max_scale) : " retired",
+              "; ");
+  // target 7 capped by containerConcurrency 2, as Knative caps it.
+  EXPECT_EQ(got, "hello-00001 retired; hello-00002 target 2 max 4; hello-00003 retired; ");
+  // The Service gone (or not parsed): its revisions are not scaled.
   EXPECT_TRUE(ScaleTargets({}, deployments, defaults).empty());
 }
 

@@ -222,21 +222,12 @@ void Controller::Impl::PassKnative(const std::vector<ReplicaStatus>& replicas,
     route.aspired = RunRevisions(rev_keys, plan.replicas, e.owner, replicas, live, to_start);
     e.observed_generation = e.generation;
     if (!(plan.status == e.status)) {
-      const bool was_ready =
-          std::any_of(e.status.conditions.begin(), e.status.conditions.end(),
-                      [](const Condition& c) { return c.type == "Ready" && c.status == "True"; });
-      const bool ready =
-          std::any_of(plan.status.conditions.begin(), plan.status.conditions.end(),
-                      [](const Condition& c) { return c.type == "Ready" && c.status == "True"; });
-      StampTransitions(e.status.conditions, plan.status.conditions, now, &e.transition_times);
+      std::vector<EventRecord> events =
+          KnativeTransition(e.status, plan.status, e.ksvc.meta.name, now, &e.transition_times);
       e.status = plan.status;
       SaveKsvc(key, e);
-      if (was_ready != ready) {
-        const Condition& c = e.status.conditions[1];  // Ready
-        KindEvent(kKsvcEvents, ns, e.ksvc.meta.name, ready ? "Normal" : "Warning",
-                  ready ? "ServiceReady" : "ServiceNotReady",
-                  ready ? StrCat("Service ", e.ksvc.meta.name, " is Ready") : c.message);
-      }
+      for (const auto& ev : events)
+        KindEvent(kKsvcEvents, ns, e.ksvc.meta.name, ev.type, ev.reason, ev.message);
     }
     route.traffic = e.status.traffic;
     routed->push_back(std::move(route));
