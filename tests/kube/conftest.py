@@ -14,6 +14,8 @@ Fixtures:
               `kube`. Container commands are looked for in the directory of
               $OSPREY_BIN (default build/dev/apps/osprey/osprey) first, so a
               container with command ["osprey", ...] runs the built binary.
+  crds        session: KServe's CRDs and the built-in ClusterServingRuntimes.
+  knative_crd session: Knative Serving's Service CRD (deploy/kubernetes/knative).
   namespace   per test: a fresh namespace, deleted after the test (the namespace
               controller deletes what is in it, the node stops its pods).
 
@@ -35,7 +37,7 @@ from kubelet import NODE_NAME, KubeNode
 
 KUBE_DIR = Path(__file__).resolve().parent
 DEFAULT_OSPREY_BIN = REPO_ROOT / "build" / "dev" / "apps" / "osprey" / "osprey"
-KUBE_FIXTURES = {"kube", "kube_node", "namespace", "crds"}
+KUBE_FIXTURES = {"kube", "kube_node", "namespace", "crds", "knative_crd"}
 
 
 def require_kube() -> bool:
@@ -101,6 +103,15 @@ def crds(kube):
     kube.kubectl("wait", "--for", "condition=established", "crd",
                  "-l", "app.kubernetes.io/part-of=osprey", "--timeout=60s")
     kube.kubectl("apply", "-f", REPO_ROOT / "deploy" / "kubernetes" / "clusterservingruntimes.yaml")
+
+
+@pytest.fixture(scope="session")
+def knative_crd(kube):
+    """Knative Serving's Service kind, from deploy/kubernetes/knative. An
+    operator or gateway started after it watches Knative Services."""
+    kube.kubectl("apply", "-k", REPO_ROOT / "deploy" / "kubernetes" / "knative")
+    kube.kubectl("wait", "--for", "condition=established", "crd/services.serving.knative.dev",
+                 "--timeout=60s")
 
 
 @pytest.fixture

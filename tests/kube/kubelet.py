@@ -32,7 +32,9 @@ do not offer. So `KubeNode` plays the node, over the API a kubelet uses:
   reason CreateContainerError. Security contexts, resources and image pull
   policies are ignored; every process runs as the test's user.
 - Environment: a small base (PATH, HOME, LANG, LC_ALL, TZ from the test
-  process, HOSTNAME = pod name, `base_env`), KUBERNETES_SERVICE_HOST/PORT for
+  process, HOSTNAME = pod name, OSPREY_TEST_POD_IP = the pod's address, for
+  a process that cannot get status.podIP through the API, `base_env`),
+  KUBERNETES_SERVICE_HOST/PORT for
   the test API server, then envFrom and env (value, fieldRef, configMapKeyRef,
   secretKeyRef) with $(VAR) expansion exactly as Kubernetes does it (earlier
   variables only, `$$` escapes, unknown references kept as written); command
@@ -713,6 +715,10 @@ class PodWorker(threading.Thread):
         base = {k: os.environ[k] for k in ("HOME", "LANG", "LC_ALL", "TZ") if k in os.environ}
         base["PATH"] = os.pathsep.join([*map(str, self.node.path), os.environ.get("PATH", "")])
         base["HOSTNAME"] = self.pod_name
+        # A real pod's process may bind 0.0.0.0 in its own network namespace;
+        # here every pod shares the node's, so a process that cannot be told
+        # its address through the API (status.podIP) binds this one.
+        base["OSPREY_TEST_POD_IP"] = self.ip
         tmp = [d for mp, d in mounts if mp.rstrip("/") == "/tmp"]
         if tmp:
             base["TMPDIR"] = str(tmp[0])

@@ -312,9 +312,10 @@ def test_claim_annotated_takes_only_annotated_services(kube, kube_node, namespac
 
 
 def test_operator_service_account_can_do_its_work_and_no_more(kube, kube_node, namespace,
-                                                              operator, fixtures, tmp_path):
+                                                              operator, fixtures, tmp_path,
+                                                              knative_crd):
     """The operator under the RBAC of deploy/kubernetes: its service account's
-    token, least privilege."""
+    token, least privilege (Knative Services included)."""
     deploy = REPO_ROOT / "deploy" / "kubernetes"
     kube.kubectl("apply", "-f", deploy / "namespace.yaml", "-f", deploy / "rbac-operator.yaml")
     token = kube.kubectl("create", "token", "osprey-operator", "-n", "osprey-system",
@@ -332,6 +333,15 @@ def test_operator_service_account_can_do_its_work_and_no_more(kube, kube_node, n
     operator.all.append(op)
     apply(kube, namespace, isvc("rbac", fixtures / "models" / "xgb-iris-softmax"))
     wait_ready(kube, namespace, "rbac")
+    # A Knative Service: its revision's Deployment made, its status written.
+    apply(kube, namespace, {
+        "apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "kn"},
+        "spec": {"template": {"spec": {"containers": [{"image": "x", "command": ["true"]}]}}}})
+    ksvc_path = f"/apis/serving.knative.dev/v1/namespaces/{namespace}/services/kn"
+    wait_until(lambda: ((kube.api.get(ksvc_path).get("status") or {})
+                        .get("latestCreatedRevisionName")) == "kn-00001", 30,
+               "the Knative Service's status")
+    assert deployment(kube, namespace, "kn-00001-deployment") is not None
     assert op.metrics()["osprey_operator_reconcile_errors_total"] == 0, op.tail()
     # What it may not do is refused.
     headers = {"Authorization": f"Bearer {token}"}

@@ -248,3 +248,118 @@ def test_a_transformer_reaches_its_predictor_through_the_gateway(kube, namespace
     assert answer.json() == {"predictions": [names[int(c)] for c in direct.json()["predictions"]],
                              "via": via}
     assert answer.headers["x-osprey-revision"] == "tx-transformer-00001"
+
+
+# Knative's helloworld-go as a small server: "Hello {TARGET}!" on GET /, on
+# $PORT at the pod's address (the test node's pods share one network
+# namespace; a real pod would bind 0.0.0.0).
+HELLO = r"""
+import http.server, os
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("Hello %s!\n" % os.environ.get("TARGET", "World")).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer((os.environ["OSPREY_TEST_POD_IP"], int(os.environ["PORT"])),
+                                Handler).serve_forever()
+"""
+
+
+def helloworld(script, target, traffic=None):
+    """The helloworld-go Knative Service as its sample has it, a command added
+    (the test node runs commands, not images)."""
+    spec = {"template": {"spec": {"containers": [{
+        "image": "gcr.io/knative-samples/helloworld-go",
+        "command": [sys.executable, str(script)],
+        "env": [{"name": "TARGET", "value": target}]}]}}}
+    if traffic is not None:
+        spec["traffic"] = traffic
+    return {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
+            "metadata": {"name": "helloworld-go"}, "spec": spec}
+
+
+def get_ksvc(kube, ns, name):
+    return kube.api.get_or_none(f"/apis/serving.knative.dev/v1/namespaces/{ns}/services/{name}")
+
+
+def test_a_knative_service_serves_scales_to_zero_and_rolls_out(kube, namespace, knative_crd,
+                                                               platform, tmp_path):
+    """Knative's first example on the cluster: the operator runs its revision
+    as a Deployment and writes Knative's status; the gateway routes its host,
+    scales it to zero and back; a new template rolls out 90/10 by revisionName
+    with a tag."""
+    op, gw = platform("--autoscale", "--autoscale-tick-ms", "200", "--stable-window-s", "2",
+                      "--scale-to-zero-grace-s", "1")
+    script = tmp_path / "hello.py"
+    script.write_text(HELLO)
+    apply(kube, namespace, helloworld(script, "Go Sample v1"))
+
+    def ready(name):
+        svc = get_ksvc(kube, namespace, "helloworld-go") or {}
+        conds = {c["type"]: c["status"] for c in (svc.get("status") or {}).get("conditions", [])}
+        return conds.get("Ready") == "True" and \
+            svc["status"].get("latestReadyRevisionName") == name
+    wait_until(lambda: ready("helloworld-go-00001"), 90, "helloworld-go to be Ready")
+    svc = get_ksvc(kube, namespace, "helloworld-go")
+    status = svc["status"]
+    assert status["url"] == f"http://helloworld-go.{namespace}.example.com"
+    assert status["address"]["url"] == \
+        f"http://helloworld-go.{namespace}.svc.cluster.local"
+    assert status["latestCreatedRevisionName"] == "helloworld-go-00001"
+    assert status["traffic"] == [{"latestRevision": True, "percent": 100,
+                                  "revisionName": "helloworld-go-00001"}]
+    assert status["observedGeneration"] == svc["metadata"]["generation"]
+    dep = deployment(kube, namespace, "helloworld-go-00001-deployment")
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert container["name"] == "user-container"
+    assert {"name": "PORT", "value": "8080"} in container["env"]
+    assert dep["metadata"]["ownerReferences"][0]["kind"] == "Service"
+    # kubectl prints the CRD's columns.
+    out = kube.kubectl("get", "ksvc", "-n", namespace).stdout
+    assert "helloworld-go-00001" in out and "True" in out, out
+
+    host = {"Host": f"helloworld-go.{namespace}.example.com"}
+    url = f"http://127.0.0.1:{gw.port}/"
+    wait_until(lambda: requests.get(url, headers=host, timeout=30).text == "Hello Go Sample v1!\n",
+               30, "helloworld-go to answer through the gateway")
+    inside = requests.get(url, headers={"Host": f"helloworld-go.{namespace}.svc.cluster.local"},
+                          timeout=30)
+    assert inside.text == "Hello Go Sample v1!\n"
+
+    # Idle: to zero, and back on the next request.
+    wait_until(lambda: deployment(kube, namespace,
+                                  "helloworld-go-00001-deployment")["spec"]["replicas"] == 0,
+               60, "scale to zero")
+    sel = {"labelSelector": "serving.knative.dev/revision=helloworld-go-00001"}
+    wait_until(lambda: not kube.api.get(f"/api/v1/namespaces/{namespace}/pods", sel)["items"],
+               60, "its pods to go")
+    r = requests.get(url, headers=host, timeout=90)
+    assert r.text == "Hello Go Sample v1!\n", (r.status_code, r.text, gw.tail())
+
+    # A new template: 90% stays on the first revision, 10% to the new one,
+    # which is also reachable by its tag.
+    apply(kube, namespace, helloworld(script, "Go Sample v2", traffic=[
+        {"revisionName": "helloworld-go-00001", "percent": 90},
+        {"latestRevision": True, "percent": 10, "tag": "candidate"}]))
+    wait_until(lambda: ready("helloworld-go-00002"), 90, "the second revision to be Ready")
+    status = get_ksvc(kube, namespace, "helloworld-go")["status"]
+    assert status["traffic"] == [
+        {"latestRevision": False, "percent": 90, "revisionName": "helloworld-go-00001"},
+        {"latestRevision": True, "percent": 10, "revisionName": "helloworld-go-00002",
+         "tag": "candidate", "url": f"http://candidate-helloworld-go.{namespace}.example.com"}]
+    tag = {"Host": f"candidate-helloworld-go.{namespace}.example.com"}
+    wait_until(lambda: requests.get(url, headers=tag, timeout=30).text == "Hello Go Sample v2!\n",
+               30, "the tag's host to reach the new revision")
+    session = requests.Session()
+    counts = {}
+    for _ in range(2000):
+        r = session.get(url, headers=host, timeout=30)
+        counts[r.text] = counts.get(r.text, 0) + 1
+    assert set(counts) == {"Hello Go Sample v1!\n", "Hello Go Sample v2!\n"}, counts
+    assert abs(counts["Hello Go Sample v2!\n"] / 2000 - 0.10) <= 0.01, counts
+    assert op.metrics()["osprey_operator_reconcile_errors_total"] == 0, op.tail()
