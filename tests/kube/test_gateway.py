@@ -440,10 +440,11 @@ ISTIO_CRDS = REPO_ROOT / "tests" / "kube" / "fixtures" / "istio-crds.yaml"
 
 
 def test_gateway_routes_istio_resources_beside_inference_services(kube, namespace, gateway,
-                                                                  pod_addresses):
+                                                                  pod_addresses, knative_crd):
     """Cluster mode serves Istio's kinds too: a VirtualService to an
-    InferenceService and to a ServiceEntry's endpoints, a DestinationRule's
-    subsets picking endpoints by label, all through the one gateway."""
+    InferenceService, to a Knative Service and to a ServiceEntry's endpoints,
+    a DestinationRule's subsets picking endpoints by label, all through the
+    one gateway."""
     kube.kubectl("apply", "-f", str(ISTIO_CRDS))
     kube.kubectl("wait", "--for", "condition=established", "crd",
                  "virtualservices.networking.istio.io", "destinationrules.networking.istio.io",
@@ -456,6 +457,18 @@ def test_gateway_routes_istio_resources_beside_inference_services(kube, namespac
         r1 = "model-predictor-00001"
         split_isvc(kube, ns, "model", [(r1, 100, None)], latest=r1)
         put_slice(kube, ns, r1, [(ip_a, True)], port)
+        # A Knative Service with its status as the operator writes it.
+        ksvc_path = f"/apis/serving.knative.dev/v1/namespaces/{ns}/services"
+        kube.api.post(ksvc_path, {
+            "apiVersion": "serving.knative.dev/v1", "kind": "Service",
+            "metadata": {"name": "hello", "namespace": ns},
+            "spec": {"template": {"spec": {"containers": [{"image": "hello"}]}}}})
+        kube.api.patch(f"{ksvc_path}/hello/status", {"status": {
+            "url": f"http://hello.{ns}.example.com", "observedGeneration": 1,
+            "latestCreatedRevisionName": "hello-00001", "latestReadyRevisionName": "hello-00001",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "traffic": [{"revisionName": "hello-00001", "percent": 100, "latestRevision": True}]}})
+        put_slice(kube, ns, "hello-00001", [(ip_c, True)], port)
         objects = f"""apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {{name: reviews, namespace: {ns}}}
@@ -485,6 +498,8 @@ spec:
   - match: [{{uri: {{prefix: /predict}}}}]
     rewrite: {{uri: /v1/models/model:predict}}
     route: [{{destination: {{host: model}}}}]
+  - match: [{{uri: {{prefix: /hello}}}}]
+    route: [{{destination: {{host: hello.{ns}.svc.cluster.local}}}}]
   - match: [{{headers: {{end-user: {{exact: jason}}}}}}]
     route: [{{destination: {{host: reviews, subset: v2}}}}]
   - route: [{{destination: {{host: reviews, subset: v1}}}}]
@@ -503,6 +518,9 @@ spec:
         r = session.post(gw.url + "/predict", headers={"Host": "shop.example.com"}, data=b"{}",
                          timeout=10)
         assert r.headers["x-backend"] == "a" and r.json()["path"] == "/v1/models/model:predict"
+        assert backend("/hello") == "c"
+        r = session.get(gw.url + "/", headers={"Host": f"hello.{ns}.example.com"}, timeout=10)
+        assert r.headers["x-backend"] == "c"
         assert [backend("/page", {"end-user": "jason"}) for _ in range(5)] == ["c"] * 5
         assert [backend("/page") for _ in range(5)] == ["b"] * 5
         # The InferenceService's own routes are unchanged beside them.
