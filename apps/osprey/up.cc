@@ -92,13 +92,16 @@ int UpMain(const std::vector<std::string_view>& args) {
   HttpServer::Options gateway_options;
   const int cpus = UsableCpus();
   std::string data_dir, pvc_root, image_map, apply, log_level, propagate_headers;
-  int http_port = 8080, api_port = 8090, grpc_port = 8081, gateway_threads = cpus;
+  int http_port = 8080, api_port = 8090, grpc_port = 8081, gateway_threads = cpus, https_port = 0;
   bool no_grpc = false, keep = false, help = false;
   TracingFlags tracing;
   std::vector<FlagSpec> specs = {
       StringFlag("data-dir", &data_dir,
                  "store, token, logs and model cache (default $OSPREY_HOME or ~/.osprey)", "DIR"),
       PortFlag("http-port", &http_port, "gateway port (default 8080; 0 picks a free one)"),
+      PortFlag("https-port", &https_port,
+               "the gateway's HTTPS port: where Istio Gateway servers on port 443 are served "
+               "(default: 443 itself)"),
       PortFlag("api-port", &api_port, "control-plane API port (default 8090; 0 picks a free one)"),
       PortFlag("grpc-port", &grpc_port, "gateway gRPC port (default 8081; 0 picks a free one)"),
       BoolFlag("no-grpc", &no_grpc, "no gRPC ingress"),
@@ -258,21 +261,34 @@ int UpMain(const std::vector<std::string_view>& args) {
     gateway.Update(std::move(table));
   };
   // Istio Gateway servers on other ports: more ports of the gateway's own
-  // server (its loops; nothing to stop but an acceptor). The platform's own
-  // ports are never taken.
+  // server (its loops; nothing to stop but an acceptor), over TLS for HTTPS
+  // servers; port 443 is served on --https-port when given. The platform's
+  // own ports are never taken.
   const std::set<int> own_ports = {static_cast<int>((*gateway_server)->port()), api_port,
                                    grpc_port};
-  options.on_listeners = [&gateway_server, own_ports](const std::set<int>& ports) {
+  options.on_listeners = [&gateway_server, own_ports,
+                          https_port](const std::map<int, controlplane::Listener>& listeners) {
     std::map<int, std::string> failed;
     HttpServer& server = **gateway_server;
+    auto bound_to = [&](int port) {
+      return port == gateway::kMainTlsPort && https_port != 0 ? https_port : port;
+    };
+    std::set<int> bound;
+    for (const auto& [port, l] : listeners) bound.insert(bound_to(port));
     for (uint16_t open : server.listening())
-      if (!ports.contains(open)) server.StopListening(open);
-    for (int port : ports) {
-      if (own_ports.contains(port)) {
+      if (!bound.contains(open)) server.StopListening(open);
+    for (const auto& [port, l] : listeners) {
+      const int at = bound_to(port);
+      if (own_ports.contains(at)) {
         failed[port] = "it is one of the platform's own ports (gateway, API, gRPC)";
         continue;
       }
-      if (absl::Status st = server.Listen(static_cast<uint16_t>(port)); !st.ok())
+      HttpServer::ListenOptions listen;
+      listen.request_port = static_cast<uint16_t>(port);
+      for (const auto& c : l.certificates)
+        listen.tls.push_back({c.hosts, c.certificate, c.private_key});
+      listen.tls13_only = l.tls13_only;
+      if (absl::Status st = server.Listen(static_cast<uint16_t>(at), listen); !st.ok())
         failed[port] = std::string(st.message());
     }
     return failed;

@@ -416,7 +416,6 @@ IstioPlan PlanIstio(const IstioInput& in) {
     }
     if (!bound) continue;
     std::sort(ports.begin(), ports.end());
-    if (ports == std::vector<int>{gateway::kMainPort}) ports.clear();
     std::vector<std::string> exact_hosts, wildcard_hosts;
     for (const auto& h : vs->hosts) {
       if (Wildcard(h)) {
@@ -433,7 +432,8 @@ IstioPlan PlanIstio(const IstioInput& in) {
       auto policy = std::make_shared<gateway::RoutePolicy>();
       if (h.redirect)
         policy->redirect =
-            gateway::RoutePolicy::Redirect{h.redirect_uri, h.redirect_authority, h.redirect_code};
+            gateway::RoutePolicy::Redirect{h.redirect_uri, h.redirect_authority, h.redirect_code,
+                                           h.redirect_scheme, h.redirect_port};
       policy->authority = h.rewrite_authority;
       if (h.delay_ms > 0) {
         policy->delay_percent = h.delay_percent;
@@ -592,10 +592,52 @@ IstioPlan PlanIstio(const IstioInput& in) {
       }
     }
   }
-  // Gateway servers on other ports than the gateway's own are listened on.
-  for (const auto* g : in.gateways)
-    for (const auto& server : g->servers)
-      if (server.port != gateway::kMainPort) plan.listener_ports.insert(server.port);
+  // Gateway servers on other ports than the gateway's own HTTP port are
+  // listened on; HTTP servers with httpsRedirect answer with a redirect
+  // before any route.
+  std::vector<KeyedRoute> redirects;
+  for (const auto* g : in.gateways) {
+    const std::string gateway_key = StrCat(g->meta.namespace_, "/", g->meta.name);
+    for (const auto& server : g->servers) {
+      const bool https = server.protocol == "HTTPS";
+      if (https && server.port == gateway::kMainPort) {
+        plan.gateway_problems[gateway_key].push_back(
+            StrCat("server on port 80 is HTTPS: port 80 is the gateway's HTTP port (serve HTTPS "
+                   "on 443)"));
+        continue;
+      }
+      if (server.port != gateway::kMainPort) {
+        auto [it, fresh] = plan.listeners.try_emplace(server.port);
+        if (fresh) it->second.https = https;
+        if (it->second.https != https) {
+          plan.gateway_problems[gateway_key].push_back(StrCat(
+              "server on port ", server.port, " (", server.protocol,
+              ") is left out: another Gateway's server there is ", https ? "HTTP" : "HTTPS"));
+          continue;
+        }
+        if (https) {
+          it->second.certificates.push_back(
+              {server.hosts, server.tls->server_certificate, server.tls->private_key});
+          // One port, one handshake policy: the strictest of its servers'.
+          if (server.tls->min_protocol_version == "TLSV1_3") it->second.tls13_only = true;
+        }
+      }
+      if (!https && server.tls.has_value() && server.tls->https_redirect) {
+        KeyedRoute out;
+        out.route.ports = {server.port};
+        out.route.hosts = server.hosts;
+        auto policy = std::make_shared<gateway::RoutePolicy>();
+        policy->redirect = gateway::RoutePolicy::Redirect{"", "", 301, "https", 0};
+        out.route.policy = policy;
+        out.route.draws = std::make_shared<std::atomic<uint64_t>>(0);
+        out.route.delay_draws = std::make_shared<std::atomic<uint64_t>>(0);
+        out.route.abort_draws = std::make_shared<std::atomic<uint64_t>>(0);
+        redirects.push_back(std::move(out));
+      }
+    }
+  }
+  plan.routes.insert(plan.routes.begin(), std::make_move_iterator(redirects.begin()),
+                     std::make_move_iterator(redirects.end()));
   // Each host's own DestinationRule policy, over every revision it reaches;
   // then the subsets' over theirs.
   if (!in.destination_rules.empty()) {

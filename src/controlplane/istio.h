@@ -52,15 +52,37 @@ struct IstioInput {
   std::map<std::string, std::vector<KeyShare>> services;
 };
 
+// A certificate of an HTTPS listener, for its server's hosts (SNI).
+struct ListenerCertificate {
+  std::vector<std::string> hosts;
+  std::string certificate;  // PEM file
+  std::string private_key;  // PEM file
+  bool operator==(const ListenerCertificate&) const = default;
+};
+
+// A port the gateway listens on for Gateway servers: plain HTTP, or HTTPS
+// with the certificates of its servers.
+struct Listener {
+  bool https = false;
+  std::vector<ListenerCertificate> certificates;
+  bool tls13_only = false;  // a server there asks minProtocolVersion TLSV1_3
+  bool operator==(const Listener&) const = default;
+};
+
 struct IstioPlan {
   std::vector<KeyedRoute> routes;
   // ServiceEntry endpoints as revision targets, by key
   // ("{ns}/serviceentry:{name}:{port}").
   std::map<std::string, RevisionRouting> endpoints;
-  // Gateway server ports other than 80 (the gateway's own): each is a
-  // listener of the gateway, serving the routes of the VirtualServices bound
-  // to a Gateway with a server there.
-  std::set<int> listener_ports;
+  // Gateway server ports other than 80 (the gateway's own HTTP port), by
+  // number: each a listener of the gateway (443: its own HTTPS port),
+  // serving the routes of the VirtualServices bound to a Gateway with a
+  // server there. The first server on a port (Gateways in input order)
+  // decides its protocol; a server of the other protocol there is left out
+  // with a gateway problem, as is an HTTPS server on port 80.
+  std::map<int, Listener> listeners;
+  // Per Gateway ("ns/name"): its servers that are not served, and why.
+  std::map<std::string, std::vector<std::string>> gateway_problems;
   // DestinationRule traffic policies by revision (or endpoint) key.
   std::map<std::string, std::shared_ptr<const gateway::PoolPolicy>> policies;
   // Per VirtualService ("ns/name"): what it could not do (a gateway or

@@ -522,7 +522,8 @@ spec:
   in.gateways = {&side};
   in.services["hello.default.svc.cluster.local"] = {{"default/hello-00001", 100}};
   IstioPlan plan = PlanIstio(in);
-  EXPECT_EQ(plan.listener_ports, (std::set<int>{8088}));
+  ASSERT_EQ(plan.listeners.size(), 1u);
+  EXPECT_FALSE(plan.listeners.at(8088).https);
   ASSERT_EQ(plan.routes.size(), 3u);
   EXPECT_EQ(plan.routes[0].route.ports, std::vector<int>{8088});
   // Port 9999 is no Gateway's: with mesh bound, an in-mesh service port.
@@ -536,12 +537,82 @@ spec:
   EXPECT_EQ(plan.problems.at("default/side"),
             std::vector<std::string>{
                 "a match on port 9999 is on no port of the VirtualService's gateways"});
-  // Bound to mesh (or nothing) only: the gateway's own port.
+  // Bound to mesh (or nothing) only: the gateway's own HTTP port, not its
+  // HTTPS one.
   vs.gateways = {"mesh"};
   vs.http[0].match.pop_back();
   vs.http[0].match[0].port = 0;
   plan = PlanIstio(in);
-  EXPECT_TRUE(plan.routes[0].route.ports.empty());
+  EXPECT_EQ(plan.routes[0].route.ports, std::vector<int>{80});
+}
+
+TEST(PlanIstio, HttpsServersAreTlsListenersAndHttpsRedirectAnswersFirst) {
+  auto gw = ParseOne<resources::IstioGateway>(R"(apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: shop}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: [shop.example.com]
+    tls: {httpsRedirect: true}
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: [shop.example.com]
+    tls: {mode: SIMPLE, serverCertificate: /certs/shop.pem, privateKey: /certs/shop.key}
+  - port: {number: 443, name: https-api, protocol: HTTPS}
+    hosts: ["*.api.example.com"]
+    tls: {mode: SIMPLE, serverCertificate: /certs/api.pem, privateKey: /certs/api.key}
+)");
+  auto other = ParseOne<resources::IstioGateway>(R"(apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: other}
+spec:
+  servers:
+  - port: {number: 443, name: plain, protocol: HTTP}
+    hosts: ["*"]
+  - port: {number: 80, name: wrong, protocol: HTTPS}
+    hosts: ["*"]
+    tls: {mode: SIMPLE, serverCertificate: /c.pem, privateKey: /c.key}
+)");
+  auto vs = ParseOne<resources::VirtualService>(R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: shop}
+spec:
+  hosts: [shop.example.com]
+  gateways: [shop]
+  http:
+  - route: [{destination: {host: hello}}]
+)");
+  IstioInput in;
+  in.virtual_services = {&vs};
+  in.gateways = {&gw, &other};
+  in.services["hello.default.svc.cluster.local"] = {{"default/hello-00001", 100}};
+  IstioPlan plan = PlanIstio(in);
+  // 443: HTTPS with both servers' certificates, each for its hosts.
+  ASSERT_EQ(plan.listeners.size(), 1u);
+  const Listener& l = plan.listeners.at(443);
+  EXPECT_TRUE(l.https);
+  ASSERT_EQ(l.certificates.size(), 2u);
+  EXPECT_EQ(l.certificates[0],
+            (ListenerCertificate{{"shop.example.com"}, "/certs/shop.pem", "/certs/shop.key"}));
+  EXPECT_EQ(l.certificates[1].hosts, std::vector<std::string>{"*.api.example.com"});
+  // The other Gateway's HTTP server on 443 and HTTPS server on 80 are left out.
+  EXPECT_EQ(plan.gateway_problems.at("default/other"),
+            (std::vector<std::string>{
+                "server on port 443 (HTTP) is left out: another Gateway's server there is HTTPS",
+                "server on port 80 is HTTPS: port 80 is the gateway's HTTP port (serve HTTPS on "
+                "443)"}));
+  EXPECT_FALSE(plan.gateway_problems.contains("default/shop"));
+  // Port 80's redirect to https comes before the VirtualService's route,
+  // which takes both ports.
+  ASSERT_EQ(plan.routes.size(), 2u);
+  const gateway::Route& redirect = plan.routes[0].route;
+  EXPECT_EQ(redirect.ports, std::vector<int>{80});
+  EXPECT_EQ(redirect.hosts, std::vector<std::string>{"shop.example.com"});
+  ASSERT_TRUE(redirect.policy && redirect.policy->redirect);
+  EXPECT_EQ(redirect.policy->redirect->scheme, "https");
+  EXPECT_EQ(redirect.policy->redirect->code, 301);
+  EXPECT_EQ(plan.routes[1].route.ports, (std::vector<int>{80, 443}));
 }
 
 }  // namespace

@@ -671,13 +671,23 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
     HttpResponse r;
     r.status = policy->redirect->code;
     r.content_type = "";
-    const std::string_view to_host =
-        policy->redirect->authority.empty() ? host : std::string_view(policy->redirect->authority);
+    const RoutePolicy::Redirect& to = *policy->redirect;
+    std::string_view to_host = to.authority.empty() ? host : std::string_view(to.authority);
+    const std::string_view scheme_was = request.tls ? "https" : "http";
+    const std::string_view scheme = to.scheme.empty() ? scheme_was : std::string_view(to.scheme);
+    // Another scheme or port: the host's own port goes (the scheme's default
+    // is left out, as Envoy does).
+    std::string port;
+    if (scheme != scheme_was || to.port != 0) {
+      if (const size_t colon = to_host.rfind(':');
+          colon != std::string_view::npos && to_host.find(']', colon) == std::string_view::npos)
+        to_host = to_host.substr(0, colon);
+      if (to.port != 0 && to.port != (scheme == "https" ? 443 : 80)) port = StrCat(":", to.port);
+    }
     // A new path keeps the query, as Envoy's path redirect does.
-    std::string location =
-        policy->redirect->uri.empty() ? std::string(request.target) : policy->redirect->uri;
-    if (!policy->redirect->uri.empty() && !query.empty()) StrAppend(&location, "?", query);
-    StrAppend(&r.header_lines, "Location: http://", to_host, location, "\r\n");
+    std::string location = to.uri.empty() ? std::string(request.target) : to.uri;
+    if (!to.uri.empty() && !query.empty()) StrAppend(&location, "?", query);
+    StrAppend(&r.header_lines, "Location: ", scheme, "://", to_host, port, location, "\r\n");
     if (!cors_origin.empty()) AddCorsHeaders(*policy->cors, cors_origin, r);
     done(std::move(r));
     return;

@@ -176,6 +176,8 @@ struct RoutePolicy {
     std::string uri;        // "" keeps the path
     std::string authority;  // "" keeps the host
     int code = 301;
+    std::string scheme;  // "" keeps the request's (https over TLS, else http)
+    int port = 0;        // 0 keeps the host's port; a changed scheme drops it
     bool operator==(const Redirect&) const = default;
   };
   std::optional<Redirect> redirect;  // answered by the gateway, nothing forwarded
@@ -307,6 +309,9 @@ struct RevisionStats {
 // Service maps port 80 to it). Requests on other listeners (Gateway servers
 // on other ports) give their port number.
 inline constexpr int kMainPort = 80;
+// Its own HTTPS port likewise (443). A route with no ports of its own takes
+// requests on both.
+inline constexpr int kMainTlsPort = 443;
 
 template <typename HeaderLookup>
 const Route* MatchRoute(const RouteTable& table, std::string_view host, std::string_view path,
@@ -351,7 +356,7 @@ const Route* MatchRoute(const RouteTable& table, std::string_view host, std::str
                         std::string_view query, int port) {
   host = internal::HostWithoutPort(host);
   auto rest_matches = [&](const Route& r) {
-    if (r.ports.empty() ? port != kMainPort
+    if (r.ports.empty() ? port != kMainPort && port != kMainTlsPort
                         : std::find(r.ports.begin(), r.ports.end(), port) == r.ports.end())
       return false;
     if (r.uri.has_value() && !r.uri->Matches(path)) return false;

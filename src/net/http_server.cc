@@ -1,10 +1,12 @@
 #include "net/http_server.h"
 
+#include <openssl/ssl.h>
 #include <unistd.h>
 
 #include <array>
 #include <atomic>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
@@ -39,6 +41,89 @@ struct Shared {
   std::atomic<bool> draining{false};
   std::atomic<int64_t> connections{0};
 };
+
+// A TLS port's certificates, each in its own context. The first context is
+// the one connections start with; its SNI callback switches a connection
+// to the context whose hosts best match the name asked for.
+struct TlsConfig {
+  std::vector<std::vector<std::string>> hosts;
+  std::vector<std::unique_ptr<asio::ssl::context>> contexts;
+};
+
+bool EqualsNoCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// The certificate for `name`: an exact host first, then the longest
+// "*.suffix", then "*"; else the first.
+size_t ChooseCertificate(const TlsConfig& config, std::string_view name) {
+  size_t best = 0;
+  int best_rank = -1;
+  for (size_t i = 0; i < config.hosts.size(); ++i)
+    for (const std::string& h : config.hosts[i]) {
+      int rank = -1;
+      if (h == "*") {
+        rank = 0;
+      } else if (h.starts_with("*.")) {
+        const std::string_view suffix = std::string_view(h).substr(1);  // ".example.com"
+        if (name.size() > suffix.size() &&
+            EqualsNoCase(name.substr(name.size() - suffix.size()), suffix))
+          rank = 1 + static_cast<int>(suffix.size());
+      } else if (EqualsNoCase(h, name)) {
+        rank = 1 << 20;
+      }
+      if (rank > best_rank) {
+        best_rank = rank;
+        best = i;
+      }
+    }
+  return best;
+}
+
+int OnServerName(SSL* ssl, int*, void* arg) {
+  const auto* config = static_cast<const TlsConfig*>(arg);
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  if (name == nullptr) return SSL_TLSEXT_ERR_OK;
+  const size_t i = ChooseCertificate(*config, name);
+  if (i != 0) SSL_set_SSL_CTX(ssl, config->contexts[i]->native_handle());
+  return SSL_TLSEXT_ERR_OK;
+}
+
+absl::StatusOr<std::shared_ptr<TlsConfig>> LoadTls(
+    const std::vector<HttpServer::TlsCertificate>& certificates, bool tls13_only) {
+  auto config = std::make_shared<TlsConfig>();
+  for (const auto& c : certificates) {
+    auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                     asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+    beast::error_code ec;
+    ctx->use_certificate_chain_file(c.certificate_file, ec);
+    if (ec)
+      return absl::InvalidArgumentError(
+          StrCat("certificate ", c.certificate_file, " cannot be loaded: ", ec.message()));
+    ctx->use_private_key_file(c.private_key_file, asio::ssl::context::pem, ec);
+    if (ec)
+      return absl::InvalidArgumentError(
+          StrCat("private key ", c.private_key_file, " cannot be loaded: ", ec.message()));
+    SSL_CTX_set_min_proto_version(ctx->native_handle(),
+                                  tls13_only ? TLS1_3_VERSION : TLS1_2_VERSION);
+    if (SSL_CTX_check_private_key(ctx->native_handle()) != 1)
+      return absl::InvalidArgumentError(StrCat("private key ", c.private_key_file,
+                                               " does not match certificate ", c.certificate_file));
+    config->hosts.push_back(c.hosts);
+    config->contexts.push_back(std::move(ctx));
+  }
+  if (config->contexts.size() > 1) {
+    SSL_CTX* first = config->contexts.front()->native_handle();
+    SSL_CTX_set_tlsext_servername_callback(first, &OnServerName);
+    SSL_CTX_set_tlsext_servername_arg(first, config.get());
+  }
+  return config;
+}
 
 // A connection living on a loop (an HTTP session or a replica link): listed
 // on its loop for the drain, counted while it lives.
@@ -103,12 +188,33 @@ void RunHandler(Shared* shared, const HttpRequest& req, HttpDone reply, Answer&&
   }
 }
 
-class Session : public Connection, public std::enable_shared_from_this<Session> {
+// An HTTP session over `S`: a plain stream, or TLS over one.
+template <typename S>
+class BasicSession : public Connection, public std::enable_shared_from_this<BasicSession<S>> {
  public:
-  Session(Stream socket, Loop* loop, Shared* shared, int listener = 0)
-      : Connection(loop, shared), socket_(std::move(socket)), listener_(listener) {}
+  static constexpr bool kTls = !std::is_same_v<S, Stream>;
 
-  void Start() { Read(); }
+  BasicSession(S socket, Loop* loop, Shared* shared, int listener = 0,
+               std::shared_ptr<TlsConfig> tls = nullptr)
+      : Connection(loop, shared),
+        socket_(std::move(socket)),
+        listener_(listener),
+        tls_(std::move(tls)) {}
+
+  void Start() {
+    if constexpr (kTls) {
+      socket_.async_handshake(asio::ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (ec) {
+                                  self->Close();
+                                  return;
+                                }
+                                self->Read();
+                              });
+    } else {
+      Read();
+    }
+  }
 
   // Called on the loop thread when draining: idle connections close now; one
   // with a request in progress (being received, executed or answered) closes
@@ -118,7 +224,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
     // including bytes still in the kernel while this loop was busy elsewhere.
     beast::error_code ec;
     bool receiving = buffer_.size() > 0 || (parser_.has_value() && parser_->got_some()) ||
-                     socket_.available(ec) > 0;
+                     Lowest().available(ec) > 0;
     if (!busy_ && !receiving) Close();
   }
 
@@ -137,7 +243,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
     // bodies over 1 KiB) gets its go-ahead instead of stalling for a second.
     http::async_read_header(
         socket_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   void OnHeader(beast::error_code ec) {
@@ -149,7 +255,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
     if (expect != parser_->get().end() && beast::iequals(expect->value(), "100-continue")) {
       continue_ = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
       asio::async_write(socket_, asio::buffer(*continue_),
-                        [self = shared_from_this()](beast::error_code ec, size_t) {
+                        [self = this->shared_from_this()](beast::error_code ec, size_t) {
                           if (ec) {
                             self->Close();
                             return;
@@ -164,7 +270,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
   void ReadBody() {
     http::async_read(
         socket_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
@@ -196,6 +302,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
     req.arrival = std::chrono::steady_clock::now();
     req.io_context = &loop_->io;
     req.listener_port = listener_;
+    req.tls = kTls;
     std::string_view method(msg.method_string().data(), msg.method_string().size());
     // HEAD is GET without the body: handlers see GET, Send leaves the body
     // out and keeps its Content-Length.
@@ -227,7 +334,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
 
     // The answer may come from another thread (a model's batcher); it is sent
     // from this session's loop. dispatch runs it at once when already there.
-    auto reply = [self = shared_from_this()](HttpResponse response) {
+    auto reply = [self = this->shared_from_this()](HttpResponse response) {
       asio::dispatch(self->loop_->io, [self, response = std::move(response)]() mutable {
         self->Send(std::move(response));
       });
@@ -293,7 +400,7 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
     std::array<asio::const_buffer, 2> buffers = {
         asio::buffer(head_), head_request_ ? asio::const_buffer() : asio::buffer(body_)};
     asio::async_write(socket_, buffers,
-                      [self = shared_from_this(), keep](beast::error_code ec, size_t) {
+                      [self = this->shared_from_this(), keep](beast::error_code ec, size_t) {
                         if (ec || !keep) {
                           self->Close();
                           return;
@@ -302,14 +409,25 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
                       });
   }
 
-  void Close() {
-    beast::error_code ignored;
-    socket_.shutdown(asio::socket_base::shutdown_send, ignored);
-    socket_.close(ignored);
+  // The TCP (or Unix) socket under TLS, or the stream itself.
+  Stream& Lowest() {
+    if constexpr (kTls)
+      return socket_.next_layer();
+    else
+      return socket_;
   }
 
-  Stream socket_;
+  void Close() {
+    beast::error_code ignored;
+    Lowest().shutdown(asio::socket_base::shutdown_send, ignored);
+    Lowest().close(ignored);
+  }
+
+  S socket_;
   const int listener_;  // HttpRequest::listener_port
+  // The port's certificates while this connection lives (its SNI callback
+  // points into them).
+  std::shared_ptr<TlsConfig> tls_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string head_;           // status line and headers of the answer being written
@@ -321,6 +439,9 @@ class Session : public Connection, public std::enable_shared_from_this<Session> 
   bool keep_alive_ = true;
   bool busy_ = false;
 };
+
+using Session = BasicSession<Stream>;
+using TlsSession = BasicSession<asio::ssl::stream<Stream>>;
 
 // The replica side of the gateway's link (link/frame.h): frames in,
 // each one a request for the handler, answers out in the order they finish.
@@ -589,7 +710,14 @@ struct Acceptor {
   size_t next = 0;  // touched only on the acceptor's loop
   Shared* shared;
   bool link = false;  // connections are replica links, not HTTP
-  int listener = 0;   // HttpRequest::listener_port of its requests (0: the server's own)
+  // An extra port's (HttpServer::Listen) request port and TLS, which Listen
+  // may replace while it accepts; null for the server's own ports.
+  struct State {
+    std::mutex mu;
+    int listener = 0;  // HttpRequest::listener_port of its requests
+    std::shared_ptr<TlsConfig> tls;
+  };
+  std::shared_ptr<State> state;
 };
 
 template <typename Protocol>
@@ -608,14 +736,26 @@ void Accept(Acceptor<Protocol>* acceptor) {
           }
           Shared* shared = acceptor->shared;
           const bool link = acceptor->link;
-          const int listener = acceptor->listener;
-          asio::post(target->io,
-                     [target, shared, link, listener, s = Stream(std::move(socket))]() mutable {
-                       if (link)
-                         std::make_shared<LinkSession>(std::move(s), target, shared)->Start();
-                       else
-                         std::make_shared<Session>(std::move(s), target, shared, listener)->Start();
-                     });
+          int listener = 0;
+          std::shared_ptr<TlsConfig> tls;
+          if (acceptor->state != nullptr) {
+            std::lock_guard<std::mutex> lock(acceptor->state->mu);
+            listener = acceptor->state->listener;
+            tls = acceptor->state->tls;
+          }
+          asio::post(target->io, [target, shared, link, listener, tls = std::move(tls),
+                                  s = Stream(std::move(socket))]() mutable {
+            if (link) {
+              std::make_shared<LinkSession>(std::move(s), target, shared)->Start();
+            } else if (tls != nullptr) {
+              asio::ssl::context& first = *tls->contexts.front();
+              std::make_shared<TlsSession>(asio::ssl::stream<Stream>(std::move(s), first), target,
+                                           shared, listener, std::move(tls))
+                  ->Start();
+            } else {
+              std::make_shared<Session>(std::move(s), target, shared, listener)->Start();
+            }
+          });
         }
         if (acceptor->socket.is_open()) Accept(acceptor);
       });
@@ -714,12 +854,30 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const Options& opt
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
-absl::Status HttpServer::Listen(uint16_t port) {
+absl::Status HttpServer::Listen(uint16_t port) { return Listen(port, ListenOptions()); }
+
+absl::Status HttpServer::Listen(uint16_t port, const ListenOptions& options) {
+  std::shared_ptr<TlsConfig> tls;
+  if (!options.tls.empty()) {
+    auto loaded = LoadTls(options.tls, options.tls13_only);
+    if (!loaded.ok()) return loaded.status();
+    tls = *std::move(loaded);
+  }
+  const int request_port = options.request_port != 0 ? options.request_port : port;
   std::lock_guard<std::mutex> lock(impl_->extra_mu);
-  if (impl_->extra.contains(port)) return absl::OkStatus();
+  if (auto it = impl_->extra.find(port); it != impl_->extra.end()) {
+    std::lock_guard<std::mutex> state_lock(it->second->state->mu);
+    it->second->state->listener = request_port;
+    it->second->state->tls = std::move(tls);
+    return absl::OkStatus();
+  }
   if (impl_->shared.draining.load()) return absl::UnavailableError("the server is draining");
-  auto acceptor = std::make_unique<Acceptor<tcp>>(Acceptor<tcp>{
-      tcp::acceptor(impl_->loops.front().io), impl_->loop_list, 0, &impl_->shared, false, port});
+  auto state = std::make_shared<Acceptor<tcp>::State>();
+  state->listener = request_port;
+  state->tls = std::move(tls);
+  auto acceptor = std::make_unique<Acceptor<tcp>>(
+      Acceptor<tcp>{tcp::acceptor(impl_->loops.front().io), impl_->loop_list, 0, &impl_->shared,
+                    false, std::move(state)});
   beast::error_code ec;
   tcp::endpoint endpoint(impl_->address, port);
   tcp::acceptor& a = acceptor->socket;

@@ -1,6 +1,7 @@
 #pragma once
 
-// HTTP/1.1 server (Boost.Beast over Asio) in front of an HttpHandler.
+// HTTP/1.1 server (Boost.Beast over Asio) in front of an HttpHandler; over
+// TLS (OpenSSL) on the extra ports that ask for it.
 //
 // Design: `threads` event loops, each with its own io_context. One listening
 // socket (on the first loop) hands connections to the loops in turn, and a
@@ -19,6 +20,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "net/http_types.h"
@@ -47,11 +49,34 @@ class HttpServer {
 
   uint16_t port() const;
 
+  // A certificate of a TLS port: PEM files, read when Listen is called, and
+  // the host names (SNI) it is for: exact, "*.suffix", or "*" (any).
+  struct TlsCertificate {
+    std::vector<std::string> hosts;
+    std::string certificate_file;  // the chain, leaf first
+    std::string private_key_file;
+    bool operator==(const TlsCertificate&) const = default;
+  };
+  struct ListenOptions {
+    // The port its requests carry as HttpRequest::listener_port (0: `port`).
+    uint16_t request_port = 0;
+    // Not empty: the port speaks TLS (1.2 and 1.3), each connection with the
+    // certificate whose hosts match the name the client asks for (SNI),
+    // the first one when none does (or the client names none).
+    std::vector<TlsCertificate> tls;
+    bool tls13_only = false;  // refuse TLS 1.2
+    bool operator==(const ListenOptions&) const = default;
+  };
+
   // Also accepts connections on `port` (same address, same loops); their
   // requests carry it as HttpRequest::listener_port. Thread-safe; binding
-  // is synchronous, nothing else blocks. StopListening closes that port;
-  // connections it accepted go on until they end.
-  absl::Status Listen(uint16_t port);
+  // is synchronous, nothing else blocks. Listening on a port already open
+  // replaces its options for the connections that come next (a certificate
+  // that cannot be loaded fails the call and changes nothing).
+  // StopListening closes that port; connections it accepted go on until
+  // they end.
+  absl::Status Listen(uint16_t port, const ListenOptions& options);
+  absl::Status Listen(uint16_t port);  // plain HTTP
   void StopListening(uint16_t port);
   std::set<uint16_t> listening() const;
 

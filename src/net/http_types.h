@@ -28,6 +28,7 @@ struct HttpRequest {
   void* io_context = nullptr;
   // The extra port it came in on (HttpServer::Listen); 0: the server's own.
   int listener_port = 0;
+  bool tls = false;  // it came over TLS (HTTPS)
 };
 
 struct HttpResponse {

@@ -253,10 +253,22 @@ absl::Status ParseHttpRoute(const Value& v, std::string_view path, IstioHttpRout
   } else {
     const std::string at = Field(path, "redirect");
     OSPREY_RETURN_IF_ERROR(ExpectMap(*redirect, at));
-    OSPREY_RETURN_IF_ERROR(CheckFields(*redirect, at, {"uri", "authority", "redirectCode"}));
+    OSPREY_RETURN_IF_ERROR(
+        CheckFields(*redirect, at, {"uri", "authority", "redirectCode", "scheme", "port"}));
     r->redirect = true;
     OSPREY_RETURN_IF_ERROR(ReadString(*redirect, "uri", at, &r->redirect_uri));
     OSPREY_RETURN_IF_ERROR(ReadString(*redirect, "authority", at, &r->redirect_authority));
+    OSPREY_RETURN_IF_ERROR(ReadString(*redirect, "scheme", at, &r->redirect_scheme));
+    if (!r->redirect_scheme.empty() && r->redirect_scheme != "http" &&
+        r->redirect_scheme != "https")
+      return Error(redirect->Find("scheme"), Field(at, "scheme"),
+                   StrCat("\"", r->redirect_scheme, "\" is invalid: must be http or https"));
+    std::optional<int> port;
+    OSPREY_RETURN_IF_ERROR(ReadIntField(*redirect, "port", at, &port));
+    if (port && (*port < 1 || *port > 65535))
+      return Error(redirect->Find("port"), Field(at, "port"),
+                   StrCat("must be a port from 1 to 65535, got ", *port));
+    r->redirect_port = port.value_or(0);
     std::optional<int> code;
     OSPREY_RETURN_IF_ERROR(ReadIntField(*redirect, "redirectCode", at, &code));
     if (code && (*code < 300 || *code > 399))
@@ -442,6 +454,65 @@ absl::StatusOr<VirtualService> ParseVirtualService(const Value& doc) {
   return vs;
 }
 
+// A server's tls block: SIMPLE with files on HTTPS, httpsRedirect on HTTP.
+absl::Status ReadServerTls(const Value& server, const std::string& path,
+                           const std::string& protocol, std::optional<IstioServerTls>* out) {
+  const Value* v = server.Find("tls");
+  const std::string at = Field(path, "tls");
+  if (v == nullptr) {
+    if (protocol == "HTTPS")
+      return Error(&server, at,
+                   "required on an HTTPS server: mode SIMPLE with serverCertificate and "
+                   "privateKey");
+    return absl::OkStatus();
+  }
+  OSPREY_RETURN_IF_ERROR(ExpectMap(*v, at));
+  static const FieldSet kTlsFields = {
+      "httpsRedirect",      "mode",           "serverCertificate", "privateKey",
+      "credentialName",     "caCertificates", "subjectAltNames",   "minProtocolVersion",
+      "maxProtocolVersion", "cipherSuites"};
+  OSPREY_RETURN_IF_ERROR(CheckFields(*v, at, kTlsFields));
+  IstioServerTls tls;
+  OSPREY_RETURN_IF_ERROR(ReadBoolField(*v, "httpsRedirect", at, &tls.https_redirect));
+  OSPREY_RETURN_IF_ERROR(ReadString(*v, "mode", at, &tls.mode));
+  OSPREY_RETURN_IF_ERROR(ReadString(*v, "serverCertificate", at, &tls.server_certificate));
+  OSPREY_RETURN_IF_ERROR(ReadString(*v, "privateKey", at, &tls.private_key));
+  OSPREY_RETURN_IF_ERROR(ReadString(*v, "minProtocolVersion", at, &tls.min_protocol_version));
+  for (const char* key : {"credentialName", "caCertificates", "subjectAltNames",
+                          "maxProtocolVersion", "cipherSuites"})
+    if (v->Find(key) != nullptr)
+      return Error(v->Find(key), Field(at, key),
+                   std::string_view(key) == "credentialName"
+                       ? "not supported by Osprey yet: give the certificate and key as files "
+                         "(serverCertificate, privateKey)"
+                       : "not supported by Osprey yet");
+  if (protocol == "HTTP") {
+    if (!tls.mode.empty() || !tls.server_certificate.empty() || !tls.private_key.empty())
+      return Error(v, at,
+                   "an HTTP server takes httpsRedirect only; terminate TLS on an HTTPS server");
+    *out = std::move(tls);
+    return absl::OkStatus();
+  }
+  if (tls.mode.empty()) tls.mode = "SIMPLE";
+  if (tls.mode != "SIMPLE")
+    return Error(v->Find("mode"), Field(at, "mode"),
+                 StrCat("\"", tls.mode,
+                        "\" is not supported by Osprey yet: SIMPLE only (PASSTHROUGH, MUTUAL, "
+                        "ISTIO_MUTUAL, AUTO_PASSTHROUGH to come)"));
+  if (tls.server_certificate.empty())
+    return Error(v, Field(at, "serverCertificate"), "required: the certificate's PEM file");
+  if (tls.private_key.empty())
+    return Error(v, Field(at, "privateKey"), "required: the private key's PEM file");
+  if (!tls.min_protocol_version.empty() && tls.min_protocol_version != "TLSV1_2" &&
+      tls.min_protocol_version != "TLSV1_3" && tls.min_protocol_version != "TLS_AUTO")
+    return Error(v->Find("minProtocolVersion"), Field(at, "minProtocolVersion"),
+                 StrCat("\"", tls.min_protocol_version,
+                        "\" is not supported: TLSV1_2, TLSV1_3 or TLS_AUTO (older versions are "
+                        "never offered)"));
+  *out = std::move(tls);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<IstioGateway> ParseGateway(const Value& doc) {
   IstioGateway g;
   OSPREY_RETURN_IF_ERROR(ParseObjectMeta(doc, &g.meta));
@@ -473,12 +544,12 @@ absl::StatusOr<IstioGateway> ParseGateway(const Value& doc) {
     OSPREY_RETURN_IF_ERROR(ReadString(*port, "name", Field(at, "port"), &s.port_name));
     OSPREY_RETURN_IF_ERROR(ReadString(*port, "protocol", Field(at, "port"), &s.protocol));
     for (char& c : s.protocol) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    if (s.protocol != "HTTP")
+    if (s.protocol != "HTTP" && s.protocol != "HTTPS")
       return Error(port->Find("protocol") ? port->Find("protocol") : port,
                    Field(Field(at, "port"), "protocol"),
                    StrCat("\"", s.protocol,
-                          "\" is not served by Osprey yet: only HTTP servers (HTTPS, GRPC, TCP "
-                          "to come)"));
+                          "\" is not served by Osprey yet: only HTTP and HTTPS servers (GRPC, "
+                          "HTTP2, TCP, TLS to come)"));
     // targetPort is ignored on Gateways (Istio's own rule); bind may name
     // only every address (the gateway's own address is used).
     std::string bind;
@@ -488,8 +559,7 @@ absl::StatusOr<IstioGateway> ParseGateway(const Value& doc) {
                    StrCat("\"", bind,
                           "\" is not supported by Osprey yet: the gateway's own "
                           "address is used"));
-    if (item.Find("tls") != nullptr)
-      return Error(item.Find("tls"), Field(at, "tls"), "not supported by Osprey yet");
+    OSPREY_RETURN_IF_ERROR(ReadServerTls(item, at, s.protocol, &s.tls));
     OSPREY_RETURN_IF_ERROR(ReadHosts(item, at, &s.hosts));
     g.servers.push_back(std::move(s));
   }
@@ -946,6 +1016,11 @@ void HttpRouteJson(json::Writer& w, const IstioHttpRoute& r) {
     w.StartObject();
     json::FieldIfSet(w, "uri", r.redirect_uri);
     json::FieldIfSet(w, "authority", r.redirect_authority);
+    json::FieldIfSet(w, "scheme", r.redirect_scheme);
+    if (r.redirect_port != 0) {
+      json::Key(w, "port");
+      w.Int(r.redirect_port);
+    }
     json::Key(w, "redirectCode");
     w.Int(r.redirect_code);
     w.EndObject();
@@ -1105,6 +1180,19 @@ void IstioJson(json::Writer& w, const Resource& r) {
       json::Field(w, "protocol", s.protocol);
       w.EndObject();
       StringsJson(w, "hosts", s.hosts);
+      if (s.tls.has_value()) {
+        json::Key(w, "tls");
+        w.StartObject();
+        if (s.tls->https_redirect) {
+          json::Key(w, "httpsRedirect");
+          w.Bool(true);
+        }
+        json::FieldIfSet(w, "mode", s.tls->mode);
+        json::FieldIfSet(w, "serverCertificate", s.tls->server_certificate);
+        json::FieldIfSet(w, "privateKey", s.tls->private_key);
+        json::FieldIfSet(w, "minProtocolVersion", s.tls->min_protocol_version);
+        w.EndObject();
+      }
       w.EndObject();
     }
     w.EndArray();

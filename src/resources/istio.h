@@ -88,6 +88,8 @@ struct IstioHttpRoute {
   bool redirect = false;
   std::string redirect_uri;        // "" keeps the path
   std::string redirect_authority;  // "" keeps the host
+  std::string redirect_scheme;     // "" keeps the request's (http or https)
+  int redirect_port = 0;           // 0 keeps the host's port (a scheme change drops it)
   int redirect_code = 301;
   // rewrite: the matched uri prefix (or the whole path, for an exact or
   // regex match) becomes rewrite_uri; the Host header becomes authority.
@@ -125,17 +127,33 @@ struct VirtualService {
   bool operator==(const VirtualService&) const = default;
 };
 
+// A server's tls: SIMPLE termination with certificate and key files
+// (PASSTHROUGH, MUTUAL, ISTIO_MUTUAL, AUTO_PASSTHROUGH and credentialName
+// are refused), or, on an HTTP server, httpsRedirect alone.
+struct IstioServerTls {
+  bool https_redirect = false;
+  std::string mode;                  // SIMPLE on an HTTPS server
+  std::string server_certificate;    // PEM file
+  std::string private_key;           // PEM file
+  std::string min_protocol_version;  // TLSV1_2 or TLSV1_3 ("" TLSV1_2)
+  bool operator==(const IstioServerTls&) const = default;
+};
+
 struct IstioServer {
   int port = 0;
   std::string port_name;
-  std::string protocol;  // HTTP (HTTPS, GRPC, TCP are refused for now)
+  std::string protocol;  // HTTP or HTTPS (GRPC, TCP, TLS are refused for now)
   std::vector<std::string> hosts;
+  std::optional<IstioServerTls> tls;
   bool operator==(const IstioServer&) const = default;
 };
 
 // A Gateway: the ingress's listeners. Locally the platform's gateway is the
 // one ingress; a server on port 80 is its HTTP port (as an ingress Service
-// maps 80 to its pods); a server on another port is listened on as written.
+// maps 80 to its pods), one on 443 its HTTPS port (`osprey up
+// --https-port`); a server on another port is listened on as written, an
+// HTTPS one with TLS (the certificate chosen by SNI among the port's
+// servers' hosts).
 struct IstioGateway {
   ObjectMeta meta;
   std::string api_version;

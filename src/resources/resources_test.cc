@@ -1054,6 +1054,55 @@ spec:
   }
 }
 
+TEST(ParseYaml, IstioHttpsServersAndRedirects) {
+  auto r = ParseYaml(R"(apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: shop}
+spec:
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: [shop.example.com]
+    tls: {httpsRedirect: true}
+  - port: {number: 443, name: https, protocol: https}
+    hosts: [shop.example.com]
+    tls:
+      mode: SIMPLE
+      serverCertificate: /etc/certs/shop.pem
+      privateKey: /etc/certs/shop.key
+      minProtocolVersion: TLSV1_3
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: shop}
+spec:
+  hosts: [shop.example.com]
+  http:
+  - match: [{uri: {prefix: /old}}]
+    redirect: {uri: /new, scheme: https, port: 8443, redirectCode: 308}
+  - route: [{destination: {host: shop}}]
+)");
+  ASSERT_TRUE(r.ok()) << r.status();
+  const auto& g = std::get<IstioGateway>((*r)[0]);
+  ASSERT_EQ(g.servers.size(), 2u);
+  ASSERT_TRUE(g.servers[0].tls.has_value());
+  EXPECT_TRUE(g.servers[0].tls->https_redirect);
+  EXPECT_EQ(g.servers[1].protocol, "HTTPS");
+  EXPECT_EQ(g.servers[1].tls, (IstioServerTls{.https_redirect = false,
+                                              .mode = "SIMPLE",
+                                              .server_certificate = "/etc/certs/shop.pem",
+                                              .private_key = "/etc/certs/shop.key",
+                                              .min_protocol_version = "TLSV1_3"}));
+  const auto& h = std::get<VirtualService>((*r)[1]).http[0];
+  EXPECT_EQ(h.redirect_scheme, "https");
+  EXPECT_EQ(h.redirect_port, 8443);
+  EXPECT_EQ(h.redirect_code, 308);
+  for (const Resource& res : *r) {
+    auto back = FromJson(ToJson(res));
+    ASSERT_TRUE(back.ok()) << back.status() << "\n" << ToJson(res);
+    EXPECT_EQ(*back, res) << ToJson(res);
+  }
+}
+
 TEST(ParseYaml, IstioCorsPolicy) {
   auto r = ParseYaml(R"(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1093,6 +1142,8 @@ TEST(ParseYaml, IstioErrorsNameTheField) {
   const std::string dr =
       "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
       "metadata: {name: d}\nspec:\n  host: reviews\n";
+  const std::string gw =
+      "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n";
   const std::pair<std::string, std::string> cases[] = {
       {"apiVersion: networking.istio.io/v2\nkind: VirtualService\nmetadata: {name: a}\n",
        "apiVersion: \"networking.istio.io/v2\" is invalid for kind VirtualService"},
@@ -1152,9 +1203,29 @@ TEST(ParseYaml, IstioErrorsNameTheField) {
        "spec.http[0].retries.retryOn: \"sometimes\" is not a condition"},
       {vs + "  hosts: [a]\n  http: [{redirect: {uri: /x}, route: [{destination: {host: x}}]}]\n",
        "spec.http[0]: must have exactly one of route, redirect"},
-      {"apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n"
-       "  servers: [{port: {number: 443, name: https, protocol: HTTPS}, hosts: [\"*\"]}]\n",
-       "spec.servers[0].port.protocol: \"HTTPS\" is not served by Osprey yet"},
+      {gw + "  servers: [{port: {number: 443, name: https, protocol: HTTPS}, hosts: [\"*\"]}]\n",
+       "spec.servers[0].tls: required on an HTTPS server"},
+      {gw + "  servers: [{port: {number: 443, name: t, protocol: TCP}, hosts: [\"*\"]}]\n",
+       "spec.servers[0].port.protocol: \"TCP\" is not served by Osprey yet"},
+      {gw + "  servers: [{port: {number: 443, name: https, protocol: HTTPS}, hosts: [\"*\"],"
+            " tls: {mode: MUTUAL, serverCertificate: /c, privateKey: /k}}]\n",
+       "spec.servers[0].tls.mode: \"MUTUAL\" is not supported by Osprey yet"},
+      {gw + "  servers: [{port: {number: 443, name: https, protocol: HTTPS}, hosts: [\"*\"],"
+            " tls: {mode: SIMPLE, privateKey: /k}}]\n",
+       "spec.servers[0].tls.serverCertificate: required"},
+      {gw + "  servers: [{port: {number: 443, name: https, protocol: HTTPS}, hosts: [\"*\"],"
+            " tls: {mode: SIMPLE, credentialName: shop-cert}}]\n",
+       "spec.servers[0].tls.credentialName: not supported by Osprey yet: give the certificate"},
+      {gw + "  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: [\"*\"],"
+            " tls: {serverCertificate: /c}}]\n",
+       "spec.servers[0].tls: an HTTP server takes httpsRedirect only"},
+      {gw + "  servers: [{port: {number: 443, name: https, protocol: HTTPS}, hosts: [\"*\"],"
+            " tls: {serverCertificate: /c, privateKey: /k, minProtocolVersion: TLSV1_0}}]\n",
+       "spec.servers[0].tls.minProtocolVersion: \"TLSV1_0\" is not supported"},
+      {vs + "  hosts: [a]\n  http: [{redirect: {scheme: ftp}}]\n",
+       "spec.http[0].redirect.scheme: \"ftp\" is invalid: must be http or https"},
+      {vs + "  hosts: [a]\n  http: [{redirect: {port: 70000}}]\n",
+       "spec.http[0].redirect.port: must be a port from 1 to 65535"},
       {"apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: s}\nspec:\n"
        "  hosts: [a.b]\n  ports: [{number: 80, name: http}]\n  resolution: DNS\n",
        "spec.resolution: \"DNS\" is not served by Osprey yet"},

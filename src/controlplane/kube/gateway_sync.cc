@@ -250,12 +250,15 @@ struct GatewaySync::Impl {
       for (const auto& d : deployment_views)
         in.revision_labels[StrCat(d.revision.namespace_, "/", d.revision.name)] = d.pod_labels;
     IstioPlan plan = PlanIstio(in);
-    if (plan.listener_ports != istio_listeners) {
-      istio_listeners = plan.listener_ports;
+    std::set<int> ports;
+    for (const auto& [port, listener] : plan.listeners) ports.insert(port);
+    if (ports != istio_listeners) {
+      istio_listeners = ports;
       for (int port : istio_listeners)
         OSPREY_LOG(kWarning) << "gateway: an Istio Gateway server is on port " << port
                              << ": in the cluster the gateway serves port 80 only (its Service "
-                                "maps it); VirtualServices bound there alone are not served";
+                                "maps it; TLS is terminated before it); VirtualServices bound "
+                                "there alone are not served";
     }
     for (auto& [key, r] : plan.endpoints) routing->revisions[key] = std::move(r);
     for (auto& [key, policy] : plan.policies)

@@ -20,6 +20,7 @@
 
 #include "autoscaler/kpa.h"
 #include "common/status.h"
+#include "controlplane/istio.h"
 #include "controlplane/local/placement.h"
 #include "controlplane/reconciler.h"
 #include "gateway/route_table.h"
@@ -52,10 +53,11 @@ class Controller {
     std::chrono::milliseconds cost_window{std::chrono::hours(1)};
     // Receives every new route table (the gateway's Update).
     std::function<void(std::shared_ptr<const RouteTable>)> on_routes;
-    // The ports of Istio Gateway servers besides the gateway's own, each
-    // time they change: listened on by the gateway (Gateway::HandleOn);
-    // returns why a port could not be listened on, by port.
-    std::function<std::map<int, std::string>(const std::set<int>&)> on_listeners;
+    // The ports of Istio Gateway servers besides the gateway's own HTTP
+    // port (istio.h Listener: HTTP, or HTTPS with certificates), each time
+    // they change: listened on by the gateway; returns why a port could not
+    // be listened on, by port.
+    std::function<std::map<int, std::string>(const std::map<int, Listener>&)> on_listeners;
   };
 
   // Opens the store, loads what it holds, re-adopts replicas still running

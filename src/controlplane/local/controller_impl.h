@@ -432,10 +432,11 @@ struct Controller::Impl {
   static constexpr std::string_view kGatewayEvents = "Gateway";
   // The Gateway server ports listened on (Options::on_listeners), and the
   // change to them.
-  std::set<int> listener_ports;
+  std::map<int, Listener> listeners;
+  std::map<std::string, std::vector<std::string>> gateway_problems;  // told on each Gateway
   std::set<int> listener_failed;  // of them, those that could not be listened on
   std::chrono::steady_clock::time_point listener_tried{};
-  void SetListeners(const std::set<int>& ports);
+  void SetListeners(const std::map<int, Listener>& wanted);
   absl::StatusOr<Controller::ApplyResult> ApplyIstio(const resources::Resource& r,
                                                      const std::string& json,
                                                      const std::string& now);

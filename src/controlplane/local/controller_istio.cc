@@ -73,6 +73,7 @@ std::vector<KeyedRoute> Controller::Impl::PlanIstioRoutes(
     std::map<std::string, RevisionRouting>* revisions) {
   if (istio.empty()) {
     SetListeners({});
+    gateway_problems.clear();
     return {};
   }
   IstioInput in;
@@ -99,7 +100,20 @@ std::vector<KeyedRoute> Controller::Impl::PlanIstioRoutes(
   for (const auto& item : routed) AddServiceHosts(item.entry->isvc.meta, item.entry->status, &in);
   for (const auto& k : knative) AddServiceHosts(k, &in);
   IstioPlan plan = PlanIstio(in);
-  SetListeners(plan.listener_ports);
+  SetListeners(plan.listeners);
+  // A Gateway's servers left out are told once each time that changes.
+  for (const auto& [g, problems] : plan.gateway_problems) {
+    auto& before = gateway_problems[g];
+    if (before == problems) continue;
+    before = problems;
+    const size_t slash = g.find('/');
+    std::string message;
+    for (const auto& p : problems) StrAppend(&message, message.empty() ? "" : "; ", p);
+    KindEvent(kGatewayEvents, g.substr(0, slash), g.substr(slash + 1), "Warning", "ServerNotServed",
+              message);
+  }
+  std::erase_if(gateway_problems,
+                [&](const auto& p) { return !plan.gateway_problems.contains(p.first); });
   for (auto& [key, r] : plan.endpoints) (*revisions)[key] = std::move(r);
   for (auto& [key, policy] : plan.policies)
     if (auto it = revisions->find(key); it != revisions->end()) it->second.target.policy = policy;
@@ -118,16 +132,16 @@ std::vector<KeyedRoute> Controller::Impl::PlanIstioRoutes(
   return plan.routes;
 }
 
-void Controller::Impl::SetListeners(const std::set<int>& ports) {
+void Controller::Impl::SetListeners(const std::map<int, Listener>& wanted) {
   if (!opts.on_listeners) return;
   // Ports that could not be listened on are tried again every 10 s.
   const auto now = std::chrono::steady_clock::now();
-  if (ports == listener_ports &&
+  if (wanted == listeners &&
       (listener_failed.empty() || now - listener_tried < std::chrono::seconds(10)))
     return;
-  listener_ports = ports;
+  listeners = wanted;
   listener_tried = now;
-  const std::map<int, std::string> failed = opts.on_listeners(ports);
+  const std::map<int, std::string> failed = opts.on_listeners(wanted);
   // A port newly failing is told on each Gateway with a server there.
   for (const auto& [key, e] : istio) {
     const auto* g = std::get_if<resources::IstioGateway>(&e.resource);
