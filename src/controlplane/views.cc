@@ -101,6 +101,19 @@ std::string RevisionSpecJson(const RevisionSpec& s) {
     Key(w, "resources");
     Raw(w, s.container.resources_json);
   }
+  if (!s.container.ports.empty()) {
+    Key(w, "ports");
+    w.StartArray();
+    for (const auto& p : s.container.ports) {
+      w.StartObject();
+      FieldIfSet(w, "name", p.name);
+      Key(w, "containerPort");
+      w.Int(p.container_port);
+      FieldIfSet(w, "protocol", p.protocol);
+      w.EndObject();
+    }
+    w.EndArray();
+  }
   Key(w, "ospreyReadiness");
   w.StartObject();
   FieldIfSet(w, "handler", ProbeName(s.container.probe));
@@ -161,6 +174,11 @@ static RevisionSpec RevisionSpecFromJson(const rapidjson::Value& v) {
       s.container.readiness_probe_json = ToText(p->value);
     if (auto p = c.FindMember("resources"); p != c.MemberEnd() && p->value.IsObject())
       s.container.resources_json = ToText(p->value);
+    if (auto p = c.FindMember("ports"); p != c.MemberEnd() && p->value.IsArray())
+      for (const auto& port : p->value.GetArray())
+        s.container.ports.push_back({GetString(port, "name"),
+                                     static_cast<int>(GetInt(port, "containerPort")),
+                                     GetString(port, "protocol")});
     const rapidjson::Value& check = c.HasMember("ospreyReadiness") ? c["ospreyReadiness"] : c;
     const std::string probe = GetString(check, "handler");
     s.container.probe = probe == "httpGet"     ? Probe::kHttpGet

@@ -246,6 +246,16 @@ absl::StatusOr<std::string> Client::Get(const std::string& path) {
   return std::move(r.body);
 }
 
+absl::StatusOr<std::set<std::string>> Client::ServedResources(const std::string& group_version) {
+  OSPREY_ASSIGN_OR_RETURN(std::string body, Get(StrCat("/apis/", group_version)));
+  rapidjson::Document d;
+  d.Parse(body.data(), body.size());
+  std::set<std::string> out;
+  if (!d.HasParseError() && d.IsObject() && d.HasMember("resources") && d["resources"].IsArray())
+    for (const auto& r : d["resources"].GetArray()) out.insert(json::GetString(r, "name"));
+  return out;
+}
+
 absl::StatusOr<std::string> Client::Apply(const std::string& path, const std::string& object_json,
                                           std::string_view manager, bool force) {
   std::string target = StrCat(path, "?fieldManager=", QueryEscape(manager));

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -98,6 +99,11 @@ class Client {
 
   // GET, as a body or the error its status means.
   absl::StatusOr<std::string> Get(const std::string& path);
+
+  // The resources a group version serves ("/apis/{group}/{version}"'s
+  // discovery: plurals, and subresources as "plural/status"); an error when
+  // the cluster serves no such group version.
+  absl::StatusOr<std::set<std::string>> ServedResources(const std::string& group_version);
 
   // Server-side apply of `object_json` (a full object with apiVersion, kind,
   // metadata.name) as field manager `manager`. A conflict with another

@@ -342,6 +342,12 @@ def test_operator_service_account_can_do_its_work_and_no_more(kube, kube_node, n
                         .get("latestCreatedRevisionName")) == "kn-00001", 30,
                "the Knative Service's status")
     assert deployment(kube, namespace, "kn-00001-deployment") is not None
+    # Its in-cluster name leads to the gateway (status.address).
+    wait_until(lambda: kube.api.get_or_none(f"/api/v1/namespaces/{namespace}/services/kn"), 30,
+               "the Knative Service's address Service")
+    address = kube.api.get(f"/api/v1/namespaces/{namespace}/services/kn")["spec"]
+    assert (address["type"], address["externalName"]) == \
+        ("ExternalName", "osprey-gateway.osprey-system.svc.cluster.local")
     assert op.metrics()["osprey_operator_reconcile_errors_total"] == 0, op.tail()
     # What it may not do is refused.
     headers = {"Authorization": f"Bearer {token}"}

@@ -154,16 +154,11 @@ struct GatewaySync::Impl {
            (ksvcs == nullptr || ksvcs->synced());
   }
 
-  // Whether the cluster serves Knative Services (serving.knative.dev/v1).
-  bool ServesKnative() {
-    auto listed = client->Get("/apis/serving.knative.dev/v1");
-    if (!listed.ok()) return false;
-    rapidjson::Document d;
-    d.Parse(listed->data(), listed->size());
-    if (!d.HasParseError() && d.IsObject() && d.HasMember("resources") && d["resources"].IsArray())
-      for (const auto& r : d["resources"].GetArray())
-        if (json::GetString(r, "name") == "services") return true;
-    return false;
+  // Whether Osprey runs the cluster's Knative Services (objects.h
+  // OspreyRunsKnative): then they are routed here.
+  bool RunsKnative() {
+    auto served = client->ServedResources("serving.knative.dev/v1");
+    return served.ok() && OspreyRunsKnative(*served);
   }
 
   // Watches the Istio kinds the cluster serves (networking.istio.io, its
@@ -176,14 +171,9 @@ struct GatewaySync::Impl {
   void WatchIstio() {
     istio_probed = std::chrono::steady_clock::now();
     for (const char* version : {"v1", "v1beta1", "v1alpha3"}) {
-      auto listed = client->Get(StrCat("/apis/networking.istio.io/", version));
+      auto listed = client->ServedResources(StrCat("networking.istio.io/", version));
       if (!listed.ok()) continue;
-      rapidjson::Document d;
-      d.Parse(listed->data(), listed->size());
-      std::set<std::string> served;
-      if (!d.HasParseError() && d.IsObject() && d.HasMember("resources") &&
-          d["resources"].IsArray())
-        for (const auto& r : d["resources"].GetArray()) served.insert(json::GetString(r, "name"));
+      const std::set<std::string>& served = *listed;
       std::string watched;
       for (const char* plural :
            {"virtualservices", "gateways", "serviceentries", "destinationrules"}) {
@@ -523,7 +513,7 @@ void GatewaySync::Start() {
     if (m.running) return;
     m.running = true;
   }
-  if (m.ksvcs == nullptr && m.ServesKnative()) {
+  if (m.ksvcs == nullptr && m.RunsKnative()) {
     m.ksvcs = std::make_unique<kube::Informer>(m.client, Opts(kKsvcs, m.opts.namespace_));
     m.ksvcs->AddHandler([&m](const ObjectPtr&, const ObjectPtr&) { m.MarkDirty(); });
   }

@@ -299,6 +299,61 @@ bool Claimed(Claim claim, const std::map<std::string, std::string>& annotations)
   return it == annotations.end() || it->second == "osprey";
 }
 
+bool OspreyRunsKnative(const std::set<std::string>& served) {
+  return served.contains("services") && !served.contains("revisions") &&
+         !served.contains("configurations");
+}
+
+std::string KnativeAddressServiceJson(const resources::ObjectMeta& ksvc, const OwnerRef& owner,
+                                      const KubePlacementConfig& config) {
+  std::string host = config.gateway_address;
+  if (host.empty() || host.find(':') != std::string::npos ||
+      host.find_first_not_of("0123456789.") == std::string::npos)
+    return "";
+  // "name.namespace": a CNAME is not searched, so the full name.
+  if (std::count(host.begin(), host.end(), '.') == 1) host += ".svc.cluster.local";
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  Field(w, "apiVersion", "v1");
+  Field(w, "kind", "Service");
+  Key(w, "metadata");
+  w.StartObject();
+  Field(w, "name", ksvc.name);
+  Field(w, "namespace", ksvc.namespace_);
+  Labels(w, {{kManagedByLabel, kManagedBy}, {"serving.knative.dev/service", ksvc.name}});
+  Key(w, "ownerReferences");
+  w.StartArray();
+  w.StartObject();
+  Field(w, "apiVersion", "serving.knative.dev/v1");
+  Field(w, "kind", "Service");
+  Field(w, "name", owner.name);
+  Field(w, "uid", owner.uid);
+  Key(w, "controller");
+  w.Bool(true);
+  Key(w, "blockOwnerDeletion");
+  w.Bool(true);
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  Key(w, "spec");
+  w.StartObject();
+  Field(w, "type", "ExternalName");
+  Field(w, "externalName", host);
+  Key(w, "ports");
+  w.StartArray();
+  w.StartObject();
+  Field(w, "name", "http2");
+  Key(w, "port");
+  w.Int(80);
+  Field(w, "protocol", "TCP");
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  w.EndObject();
+  return Text(buf);
+}
+
 int KnativeContainerPort(const resources::Container& c) {
   return !c.ports.empty() && c.ports[0].container_port > 0 ? c.ports[0].container_port : 8080;
 }
@@ -543,7 +598,8 @@ PodView ReadPod(const rapidjson::Value& pod) {
   }
   if (const auto* cs = Member(status, "containerStatuses"); cs != nullptr && cs->IsArray()) {
     for (const auto& s : cs->GetArray()) {
-      if (GetString(s, "name") != "kserve-container") continue;
+      // The serving container: KServe's name, or a pod's only one (a Knative revision's).
+      if (GetString(s, "name") != "kserve-container" && cs->Size() != 1) continue;
       v.restarts = static_cast<int>(GetInt(s, "restartCount"));
       std::string reason, message;
       bool ok = false;

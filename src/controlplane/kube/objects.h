@@ -29,6 +29,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,19 @@ struct OwnerRef {
   std::string name;
   std::string uid;
 };
+
+// Whether Osprey runs the cluster's Knative Services, from what
+// serving.knative.dev/v1 serves: Services, and not Revisions or
+// Configurations (which Knative Serving's own CRDs add: its controller runs
+// them there).
+bool OspreyRunsKnative(const std::set<std::string>& served);
+
+// A Knative Service's in-cluster name ({name}.{ns}.svc.cluster.local, its
+// status.address): a Service of type ExternalName to the gateway, as
+// Knative makes one to its ingress; "" when the gateway's address is not a
+// DNS name without a port (an address or a port cannot be a CNAME).
+std::string KnativeAddressServiceJson(const resources::ObjectMeta& ksvc, const OwnerRef& owner,
+                                      const KubePlacementConfig& config);
 
 // The port a Knative Service's container serves on: its first declared
 // containerPort, else 8080.

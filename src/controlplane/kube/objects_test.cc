@@ -237,6 +237,15 @@ TEST(KubePlacementTest, PodsTable) {
            "state":{"waiting":{"reason":"CrashLoopBackOff","message":"back-off"}},
            "lastState":{"terminated":{"exitCode":1,"message":"model.joblib: bad file"}}}]})",
        false, "done", "", "CrashLoopBackOff", "model.joblib: bad file"},
+      // A Knative revision's pod: its one container, whatever its name.
+      {R"({"containerStatuses":[{"name":"user-container","restartCount":1,"ready":false,
+           "state":{"terminated":{"exitCode":2,"reason":"Error","message":"no PORT"}}}]})",
+       false, "", "", "Error", "no PORT"},
+      // Another container of a pod with several: not the serving one.
+      {R"({"containerStatuses":[{"name":"sidecar","ready":false,
+           "state":{"terminated":{"exitCode":2,"reason":"Error"}}},
+          {"name":"kserve-container","ready":true,"state":{"running":{}}}]})",
+       false, "", "", "", ""},
   };
   for (const auto& r : rows) {
     auto pod = Parse(StrCat(R"({"metadata":{"name":"p"},"status":)", r.status_json, "}"));
@@ -443,6 +452,39 @@ spec:
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(back->kind, kKnativeServiceKind);
   EXPECT_EQ(back->isvc, "grpc-ping");
+  EXPECT_EQ(back->container.ports, rev.container.ports);
+  // ... and makes the same Deployment again (the operator re-applies it).
+  EXPECT_EQ(DeploymentJson(*back, {"grpc-ping", "u"}, {}, 1),
+            DeploymentJson(rev, {"grpc-ping", "u"}, {}, 1));
+}
+
+TEST(KubePlacementTest, KnativeIsOspreysWhereKnativeServingIsNotInstalled) {
+  EXPECT_TRUE(OspreyRunsKnative({"services", "services/status"}));
+  EXPECT_FALSE(
+      OspreyRunsKnative({"services", "services/status", "revisions", "configurations", "routes"}));
+  EXPECT_FALSE(OspreyRunsKnative({}));
+}
+
+TEST(KubePlacementTest, AKnativeServicesAddressLeadsToTheGateway) {
+  resources::ObjectMeta meta;
+  meta.name = "hello";
+  meta.namespace_ = "apps";
+  KubePlacementConfig config;  // osprey-gateway.osprey-system
+  auto svc = Parse(KnativeAddressServiceJson(meta, {"hello", "k1"}, config));
+  EXPECT_EQ(GetString(svc["metadata"], "name"), "hello");
+  EXPECT_EQ(GetString(svc["metadata"]["ownerReferences"][0], "kind"), "Service");
+  EXPECT_EQ(GetString(svc["spec"], "type"), "ExternalName");
+  EXPECT_EQ(GetString(svc["spec"], "externalName"),
+            "osprey-gateway.osprey-system.svc.cluster.local");
+  config.gateway_address = "gw.example.com";
+  EXPECT_EQ(GetString(Parse(KnativeAddressServiceJson(meta, {"hello", "k1"}, config))["spec"],
+                      "externalName"),
+            "gw.example.com");
+  // An address with a port, or an IP, cannot be a CNAME.
+  config.gateway_address = "127.0.0.1:8080";
+  EXPECT_EQ(KnativeAddressServiceJson(meta, {"hello", "k1"}, config), "");
+  config.gateway_address = "10.0.0.7";
+  EXPECT_EQ(KnativeAddressServiceJson(meta, {"hello", "k1"}, config), "");
 }
 
 TEST(KubePlacementTest, AKnativeStatusReadsBackAsWritten) {

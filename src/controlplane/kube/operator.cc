@@ -69,6 +69,16 @@ std::string Annotation(const kube::Object& o, const char* key) {
   return json::GetString(meta["annotations"], key);
 }
 
+// The object's annotations as stored (readable when its spec is not).
+std::map<std::string, std::string> Annotations(const kube::Object& o) {
+  std::map<std::string, std::string> out;
+  const auto& meta = o.doc["metadata"];
+  if (!meta.HasMember("annotations") || !meta["annotations"].IsObject()) return out;
+  for (const auto& m : meta["annotations"].GetObject())
+    if (m.value.IsString()) out[m.name.GetString()] = m.value.GetString();
+  return out;
+}
+
 // The object with the hash of its applied form in an annotation, so that an
 // unchanged object is not applied again (no write at all, not even a no-op
 // apply).
@@ -263,19 +273,18 @@ struct Operator::Impl {
     }
   }
 
-  // Whether the cluster serves Knative Services (serving.knative.dev/v1).
-  bool ServesKnative() {
-    auto listed = client->Get("/apis/serving.knative.dev/v1");
-    if (!listed.ok()) {
+  // Whether this operator runs the cluster's Knative Services (objects.h
+  // OspreyRunsKnative).
+  bool RunsKnative() {
+    auto served = client->ServedResources("serving.knative.dev/v1");
+    if (!served.ok()) {
       OSPREY_LOG(kInfo) << "operator: the cluster serves no serving.knative.dev/v1: Knative "
                            "Services are not watched";
       return false;
     }
-    rapidjson::Document d;
-    d.Parse(listed->data(), listed->size());
-    if (!d.HasParseError() && d.IsObject() && d.HasMember("resources") && d["resources"].IsArray())
-      for (const auto& r : d["resources"].GetArray())
-        if (json::GetString(r, "name") == "services") return true;
+    if (OspreyRunsKnative(*served)) return true;
+    OSPREY_LOG(kInfo) << "operator: Knative Serving is installed (serving.knative.dev/v1 serves "
+                         "revisions): its controller runs Knative Services, Osprey leaves them";
     return false;
   }
 
@@ -394,6 +403,8 @@ struct Operator::Impl {
       memory.erase(memory_key);
       return absl::OkStatus();
     }
+    // Another controller's (by its annotation): not even its refusal is written.
+    if (!Claimed(opts.claim, Annotations(*obj))) return absl::OkStatus();
     OSPREY_RETURN_IF_ERROR(MayWrite());
     const std::string resource_json = json::ToText(obj->doc);
     auto parsed = resources::FromJson(resource_json);
@@ -406,10 +417,12 @@ struct Operator::Impl {
       s.conditions = {{"ConfigurationsReady", "False", "InvalidSpec", message},
                       {"Ready", "False", "InvalidSpec", message},
                       {"RoutesReady", "False", "InvalidSpec", message}};
-      return WriteKnativeIfChanged(*obj, resource_json, read, s, Now()).status();
+      auto events = WriteKnativeIfChanged(*obj, resource_json, read, s, Now());
+      if (!events.ok()) return events.status();
+      for (const auto& e : *events) Event(*obj, e, "serving.knative.dev/v1", "Service");
+      return absl::OkStatus();
     }
     const auto& ksvc = std::get<resources::KnativeService>(*parsed);
-    if (!Claimed(opts.claim, ksvc.meta.annotations)) return absl::OkStatus();
     const std::string& ns = obj->namespace_;
     const std::string now = Now();
     IsvcMemory* im = Memory(memory_key, obj->uid);
@@ -481,11 +494,13 @@ struct Operator::Impl {
     OwnerRef owner{obj->name, obj->uid};
     if (plan.create) {
       const RevisionSpec& rev = *plan.create;
-      to_record.push_back({"Normal", "RevisionCreated", StrCat("revision ", rev.name)});
-      im->pending[rev.component] = rev;
       OSPREY_RETURN_IF_ERROR(ApplyDeployment(rev, owner, nullptr));
       OSPREY_RETURN_IF_ERROR(ApplyIfChanged(services, kServices, ns, rev.name,
                                             ServiceJson(rev, owner, opts.placement)));
+      // Made: remembered until the informer shows it (a failed write makes
+      // it again on the retry).
+      to_record.push_back({"Normal", "RevisionCreated", StrCat("revision ", rev.name)});
+      im->pending[rev.component] = rev;
       im->revisions[rev.name] = {RevisionObserved{}, true, true};
     }
     // Replicas: the gateway's KPA scales aspired revisions above their
@@ -503,6 +518,10 @@ struct Operator::Impl {
       if ((!aspired && current != 0) || (aspired && current < floor))
         OSPREY_RETURN_IF_ERROR(Scale(ns, DeploymentName(spec), floor));
     }
+    // Its in-cluster name (status.address) leads to the gateway.
+    if (std::string address = KnativeAddressServiceJson(ksvc.meta, owner, opts.placement);
+        !address.empty())
+      OSPREY_RETURN_IF_ERROR(ApplyIfChanged(services, kServices, ns, obj->name, address));
     auto written = WriteKnativeIfChanged(*obj, resource_json, stored, plan.status, now);
     if (!written.ok()) return written.status();
     to_record.insert(to_record.end(), written->begin(), written->end());
@@ -564,6 +583,8 @@ struct Operator::Impl {
       memory.erase(key);
       return absl::OkStatus();
     }
+    // Another controller's (by its annotation): not even its refusal is written.
+    if (!Claimed(opts.claim, Annotations(*obj))) return absl::OkStatus();
     OSPREY_RETURN_IF_ERROR(MayWrite());
     const std::string resource_json = json::ToText(obj->doc);
     auto parsed = resources::FromJson(resource_json);
@@ -571,7 +592,6 @@ struct Operator::Impl {
       return WriteInvalid(*obj, parsed.ok() ? "not an InferenceService"
                                             : std::string(StatusMessage(parsed.status())));
     const InferenceService& isvc = std::get<InferenceService>(*parsed);
-    if (!Claimed(opts.claim, isvc.meta.annotations)) return absl::OkStatus();
     const std::string& ns = obj->namespace_;
     const std::string now = Now();
     IsvcMemory* im = Memory(key, obj->uid);
@@ -650,8 +670,8 @@ struct Operator::Impl {
                  "revision ", rev.name,
                  rev.runtime.empty() ? "" : StrCat(" (runtime ", rev.runtime, ")"),
                  unrunnable ? StrCat(" cannot run: ", rev.failure_message, failure.message) : "")});
-      im->pending[rev.component] = rev;
       if (unrunnable) {
+        im->pending[rev.component] = rev;  // never materialised: remembered here
         // A Deployment could not run it. Observed as failed, so the status
         // says why at once.
         Observation o = ObserveRevision(rev, RevisionObserved{},
@@ -668,6 +688,9 @@ struct Operator::Impl {
         OSPREY_RETURN_IF_ERROR(ApplyDeployment(rev, owner, nullptr));
         OSPREY_RETURN_IF_ERROR(ApplyIfChanged(services, kServices, ns, rev.name,
                                               ServiceJson(rev, owner, opts.placement)));
+        // Made: remembered until the informer shows it (a failed write
+        // makes it again on the retry).
+        im->pending[rev.component] = rev;
         im->revisions[rev.name] = {RevisionObserved{}, true, true};
         in.revisions.push_back({rev, RevisionObserved{}});
       }
@@ -792,7 +815,7 @@ absl::Status Operator::Start() {
   if (m.running.exchange(true)) return absl::OkStatus();
   std::vector<kube::Informer*> all = {
       &m.cluster_runtimes, &m.runtimes, &m.deployments, &m.services, &m.pods, &m.hpas, &m.isvcs};
-  if (m.opts.knative && m.ksvcs == nullptr && m.ServesKnative()) {
+  if (m.opts.knative && m.ksvcs == nullptr && m.RunsKnative()) {
     m.ksvcs = std::make_unique<kube::Informer>(m.client, Impl::Opts(kKsvcs, m.opts.namespace_));
     m.ksvcs->AddHandler([&m](const ObjectPtr& now, const ObjectPtr& before) {
       m.queue.Add(StrCat(kKnativeKey, (now ? now : before)->Key()));

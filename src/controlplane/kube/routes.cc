@@ -273,15 +273,32 @@ std::vector<ScaleTarget> ScaleTargets(const std::vector<IsvcView>& isvcs,
     by_key[StrCat(i.routing.meta.namespace_, "/", i.routing.meta.name)] = &i;
   std::map<std::string, const KsvcView*> ksvc_of;
   for (const auto& k : ksvcs)
-    if (k.spec) ksvc_of[StrCat(k.routing.meta.namespace_, "/", k.routing.meta.name)] = &k;
+    ksvc_of[StrCat(k.routing.meta.namespace_, "/", k.routing.meta.name)] = &k;
+  // The newest revision each owner's status names, by owner and component:
+  // a Deployment newer than that is the operator's latest, made just before
+  // the status says so (the status is written after it): aspired, not
+  // scaled away in between.
+  auto owner_of = [](const RevisionSpec& r) {
+    return StrCat(r.kind, "/", r.namespace_, "/", r.isvc, "/", r.component);
+  };
+  std::set<std::string> named;
+  for (const auto& i : isvcs) named.insert(i.routing.aspired.begin(), i.routing.aspired.end());
+  for (const auto& k : ksvcs) named.insert(k.routing.aspired.begin(), k.routing.aspired.end());
+  std::map<std::string, int> newest_named;
+  for (const auto& d : deployments)
+    if (named.contains(StrCat(d.revision.namespace_, "/", d.revision.name))) {
+      int& n = newest_named[owner_of(d.revision)];
+      n = std::max(n, d.revision.number);
+    }
   std::vector<ScaleTarget> out;
-  auto target = [](const DeploymentView& d, const std::vector<std::string>& aspired) {
+  auto target = [&](const DeploymentView& d, const std::vector<std::string>& aspired) {
     ScaleTarget t;
     t.key = StrCat(d.revision.namespace_, "/", d.revision.name);
     t.namespace_ = d.revision.namespace_;
     t.revision = d.revision.name;
     t.deployment = d.name;
-    t.aspired = std::find(aspired.begin(), aspired.end(), t.key) != aspired.end();
+    t.aspired = std::find(aspired.begin(), aspired.end(), t.key) != aspired.end() ||
+                d.revision.number > newest_named[owner_of(d.revision)];
     t.replicas = d.replicas;
     t.ready_replicas = d.ready_replicas;
     return t;
@@ -293,9 +310,15 @@ std::vector<ScaleTarget> ScaleTargets(const std::vector<IsvcView>& isvcs,
       if (k == ksvc_of.end()) continue;
       ScaleTarget t = target(d, k->second->routing.aspired);
       if (t.aspired) {
-        // Knative scales by the template's annotations only.
+        // Knative scales by the template's annotations only: the
+        // revision's own (the Service's when it cannot be read back; a
+        // Service that does not parse still has its revisions scaled).
         std::optional<resources::Component> own = RevisionComponent(rev);
-        t.kpa = KpaSpecFor(defaults, {}, own ? *own : k->second->spec->revision, rev.min_replicas);
+        const resources::Component* c = own               ? &*own
+                                        : k->second->spec ? &k->second->spec->revision
+                                                          : nullptr;
+        if (c == nullptr) continue;
+        t.kpa = KpaSpecFor(defaults, {}, *c, rev.min_replicas);
       }
       out.push_back(std::move(t));
       continue;

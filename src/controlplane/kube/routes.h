@@ -126,7 +126,10 @@ struct ScaleTarget {
 };
 // Every Deployment of `deployments` whose InferenceService is in `isvcs`,
 // parses, and is not scaled by an HPA, or whose Knative Service is in
-// `ksvcs` and parses (its KPA settings: the template's annotations); by key.
+// `ksvcs` (its KPA settings: the revision's template's annotations); by
+// key. Aspired: named by its owner's status (traffic, latest created), or
+// newer than every revision the status names (made just before the status
+// says so).
 std::vector<ScaleTarget> ScaleTargets(const std::vector<IsvcView>& isvcs,
                                       const std::vector<DeploymentView>& deployments,
                                       const autoscaler::KpaSpec& defaults,

@@ -425,7 +425,8 @@ TEST(KubeRoutesTest, AKnativeServiceRoutesByItsStatusAndScalesByItsTemplate) {
       << hosts;
 
   // Scale: every revision of the Service, with the template's KPA settings;
-  // one out of its status is retired.
+  // one older than its status's and out of it is retired; one newer than
+  // any its status names is the operator's latest (the status lags): aspired.
   std::string got;
   autoscaler::KpaSpec defaults;
   const std::string moved = Ksvc({"hello-00002:100"}, "hello-00002", "hello-00002");
@@ -434,7 +435,7 @@ TEST(KubeRoutesTest, AKnativeServiceRoutesByItsStatusAndScalesByItsTemplate) {
               t.aspired ? StrCat(" target ", t.kpa.target, " max ", t.kpa.max_scale) : " retired",
               "; ");
   // target 7 capped by containerConcurrency 2, as Knative caps it.
-  EXPECT_EQ(got, "hello-00001 retired; hello-00002 target 2 max 4; hello-00003 retired; ");
+  EXPECT_EQ(got, "hello-00001 retired; hello-00002 target 2 max 4; hello-00003 target 2 max 4; ");
   // The Service gone (or not parsed): its revisions are not scaled.
   EXPECT_TRUE(ScaleTargets({}, deployments, defaults).empty());
 }
