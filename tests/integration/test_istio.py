@@ -14,6 +14,7 @@ answers.
 import concurrent.futures
 import json
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -655,3 +656,120 @@ spec:
         harness.wait_until(lambda: on_side("/") is None, 20, "the port closed")
     finally:
         busy.close()
+
+
+def make_certificate(dir, name, host):
+    """A self-signed certificate for `host` (its SAN) and its key, as PEM files."""
+    crt, key = dir / f"{name}.pem", dir / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(crt), "-days", "2", "-subj", f"/CN={host}",
+                    "-addext", f"subjectAltName=DNS:{host}"],
+                   check=True, capture_output=True, timeout=60)
+    return crt, key
+
+
+def https_get(port, host, path, cafile, tls_max=None):
+    """GET over TLS to 127.0.0.1:port, asking for `host` (SNI and Host) and
+    trusting only `cafile`: (status, head, body)."""
+    ctx = ssl.create_default_context(cafile=str(cafile))
+    if tls_max is not None:
+        ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        ctx.maximum_version = tls_max
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        with ctx.wrap_socket(sock, server_hostname=host) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), head.decode(), body
+
+
+SECURE = """apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: secure}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 80, name: http, protocol: HTTP}}
+    hosts: [shop.example.com]
+    tls: {{httpsRedirect: true}}
+  - port: {{number: {port}, name: https-shop, protocol: HTTPS}}
+    hosts: [shop.example.com]
+    tls: {{mode: SIMPLE, serverCertificate: {shop_crt}, privateKey: {shop_key}}}
+  - port: {{number: {port}, name: https-api, protocol: HTTPS}}
+    hosts: ["*.api.example.com"]
+    tls: {{mode: SIMPLE, serverCertificate: {api_crt}, privateKey: {api_key}}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: secure}}
+spec:
+  hosts: [shop.example.com, v1.api.example.com]
+  gateways: [secure]
+  http:
+  - route: [{{destination: {{host: reviews-v1, port: {{number: 9080}}}}}}]
+"""
+
+
+def test_https_gateway_servers_terminate_tls_by_sni_and_redirect_http(platform, osprey_bin,
+                                                                      servers, tmp_path):
+    shop_crt, shop_key = make_certificate(tmp_path, "shop", "shop.example.com")
+    api_crt, api_key = make_certificate(tmp_path, "api", "*.api.example.com")
+    port, https_port = harness.free_ports(2)
+    platform.apply_text(SECURE.format(port=port, shop_crt=shop_crt, shop_key=shop_key,
+                                      api_crt=api_crt, api_key=api_key), wait=False)
+
+    def answered():
+        try:
+            return https_get(port, "shop.example.com", "/x", shop_crt)[0] == 200
+        except OSError:
+            return False
+    harness.wait_until(answered, 20, "the HTTPS server")
+    status, head, body = https_get(port, "shop.example.com", "/cart?id=1", shop_crt)
+    assert status == 200 and json.loads(body)["name"] == "reviews-v1", head
+    # Each host gets its own certificate (SNI): the api one verifies only
+    # against its own certificate.
+    status, _, body = https_get(port, "v1.api.example.com", "/", api_crt)
+    assert status == 200 and json.loads(body)["name"] == "reviews-v1"
+    with pytest.raises(ssl.SSLCertVerificationError):
+        https_get(port, "v1.api.example.com", "/", shop_crt)
+    # Old TLS is refused; plain HTTP on the TLS port gets nothing, and the
+    # port goes on serving.
+    with pytest.raises(ssl.SSLError):
+        https_get(port, "shop.example.com", "/", shop_crt, tls_max=ssl.TLSVersion.TLSv1_1)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: shop.example.com\r\n\r\n")
+        assert b"200 OK" not in s.recv(4096)
+    assert https_get(port, "shop.example.com", "/", shop_crt)[0] == 200
+    # Plain HTTP to the shop on the gateway's own port: sent to https.
+    r = call(platform, "/cart?id=1", "shop.example.com")
+    assert (r.status_code, r.headers["Location"]) == (301, "https://shop.example.com/cart?id=1")
+    # A certificate that cannot be loaded: an event names it, the port stays
+    # as it was.
+    platform.apply_text(SECURE.format(port=port, shop_crt=tmp_path / "missing.pem",
+                                      shop_key=shop_key, api_crt=api_crt, api_key=api_key),
+                        wait=False)
+    harness.wait_until(lambda: "missing.pem cannot be loaded" in platform.cli("get", "events").stdout,
+                       20, "the ListenFailed event")
+    assert https_get(port, "shop.example.com", "/", shop_crt)[0] == 200
+    platform.cli("delete", "gateway", "secure")
+    platform.cli("delete", "virtualservice", "secure")
+
+    # Port 443 is the gateway's own HTTPS port: --https-port.
+    other = Platform(osprey_bin, tmp_path / "https-home",
+                     extra_args=["--https-port", str(https_port)]).start()
+    try:
+        other.apply_text(service_entry("reviews-v1", servers["reviews-v1"]), wait=False)
+        other.apply_text(SECURE.format(port=443, shop_crt=shop_crt, shop_key=shop_key,
+                                       api_crt=api_crt, api_key=api_key), wait=False)
+
+        def on_https_port():
+            try:
+                return https_get(https_port, "shop.example.com", "/", shop_crt)
+            except OSError:
+                return None
+        harness.wait_until(lambda: (on_https_port() or [0])[0] == 200, 20, "--https-port")
+        assert json.loads(on_https_port()[2])["name"] == "reviews-v1"
+    finally:
+        other.stop_everything()
