@@ -183,6 +183,29 @@ KnativePlan ReconcileKnative(const KnativeInput& in) {
   return plan;
 }
 
+void AvoidTakenName(const resources::KnativeService& service, const std::string& template_json,
+                    const std::function<bool(const std::string&)>& taken, const std::string& now,
+                    KnativePlan* plan) {
+  if (!plan->create || !taken(plan->create->name)) return;
+  const std::string name = plan->create->name;
+  plan->replicas.erase(name);
+  if (service.revision_name.empty()) {
+    int number = plan->create->number;
+    while (taken(KnativeRevisionName(service, number))) ++number;
+    *plan->create =
+        KnativeRevision(service, template_json, KnativeRevisionName(service, number), number, now);
+    plan->replicas[plan->create->name] = plan->create->min_replicas;
+    plan->status.latest_created = plan->create->name;
+    return;
+  }
+  plan->create.reset();
+  const std::string message =
+      StrCat("Revision \"", name, "\" could not be created: the name is taken");
+  for (auto& c : plan->status.conditions)
+    if (c.type == "ConfigurationsReady" || c.type == "Ready")
+      c = {c.type, "False", "RevisionCreationFailed", message};
+}
+
 std::vector<EventRecord> KnativeTransition(const KnativeStatus& before, const KnativeStatus& after,
                                            const std::string& name, const std::string& now,
                                            std::map<std::string, std::string>* times) {

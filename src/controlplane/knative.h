@@ -20,6 +20,7 @@
 // every revision the traffic block names or resolves to; the others are
 // retired, as Knative scales an unreachable revision to zero.
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -84,6 +85,14 @@ struct KnativePlan {
 };
 
 KnativePlan ReconcileKnative(const KnativeInput& input);
+
+// When the revision `plan` creates has a name `taken` says another owner
+// has: renumbered to the next free {service}-{NNNNN}, or, when the
+// template gives that name, not created and the configuration failed
+// (RevisionCreationFailed). Never an overwrite. Pure.
+void AvoidTakenName(const resources::KnativeService& service, const std::string& template_json,
+                    const std::function<bool(const std::string&)>& taken, const std::string& now,
+                    KnativePlan* plan);
 
 // A Knative Service's status moves from `before` to `after` at `now`:
 // stamps the conditions' lastTransitionTime in `times` (by type: when one

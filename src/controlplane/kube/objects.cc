@@ -37,6 +37,24 @@ void Labels(Writer& w, const std::map<std::string, std::string>& labels) {
   w.EndObject();
 }
 
+// The owner (an InferenceService, or a Knative Service) as controller: its
+// deletion takes the object with it.
+void OwnerReferences(Writer& w, bool knative, const OwnerRef& owner) {
+  Key(w, "ownerReferences");
+  w.StartArray();
+  w.StartObject();
+  Field(w, "apiVersion", knative ? "serving.knative.dev/v1" : "serving.kserve.io/v1beta1");
+  Field(w, "kind", knative ? "Service" : "InferenceService");
+  Field(w, "name", owner.name);
+  Field(w, "uid", owner.uid);
+  Key(w, "controller");
+  w.Bool(true);
+  Key(w, "blockOwnerDeletion");
+  w.Bool(true);
+  w.EndObject();
+  w.EndArray();
+}
+
 void Metadata(Writer& w, const std::string& name, const RevisionSpec& rev, const OwnerRef& owner,
               const std::string& spec_annotation) {
   Key(w, "metadata");
@@ -50,20 +68,7 @@ void Metadata(Writer& w, const std::string& name, const RevisionSpec& rev, const
     Field(w, kRevisionAnnotation, spec_annotation);
     w.EndObject();
   }
-  Key(w, "ownerReferences");
-  w.StartArray();
-  w.StartObject();
-  const bool knative = rev.kind == kKnativeServiceKind;
-  Field(w, "apiVersion", knative ? "serving.knative.dev/v1" : "serving.kserve.io/v1beta1");
-  Field(w, "kind", knative ? "Service" : "InferenceService");
-  Field(w, "name", owner.name);
-  Field(w, "uid", owner.uid);
-  Key(w, "controller");
-  w.Bool(true);
-  Key(w, "blockOwnerDeletion");
-  w.Bool(true);
-  w.EndObject();
-  w.EndArray();
+  OwnerReferences(w, rev.kind == kKnativeServiceKind, owner);
   w.EndObject();
 }
 
@@ -322,19 +327,7 @@ std::string KnativeAddressServiceJson(const resources::ObjectMeta& ksvc, const O
   Field(w, "name", ksvc.name);
   Field(w, "namespace", ksvc.namespace_);
   Labels(w, {{kManagedByLabel, kManagedBy}, {"serving.knative.dev/service", ksvc.name}});
-  Key(w, "ownerReferences");
-  w.StartArray();
-  w.StartObject();
-  Field(w, "apiVersion", "serving.knative.dev/v1");
-  Field(w, "kind", "Service");
-  Field(w, "name", owner.name);
-  Field(w, "uid", owner.uid);
-  Key(w, "controller");
-  w.Bool(true);
-  Key(w, "blockOwnerDeletion");
-  w.Bool(true);
-  w.EndObject();
-  w.EndArray();
+  OwnerReferences(w, true, owner);
   w.EndObject();
   Key(w, "spec");
   w.StartObject();

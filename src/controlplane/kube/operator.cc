@@ -393,19 +393,29 @@ struct Operator::Impl {
     to_record->insert(to_record->end(), o.events.begin(), o.events.end());
   }
 
+  // The object of `key` in `from` when this operator takes it; null when it
+  // is gone or going (its memory forgotten: what it owns goes with it, by
+  // owner references) or another controller's (by its annotation: not even
+  // a refusal is written then); an error when this operator may not write.
+  absl::StatusOr<ObjectPtr> Take(const kube::Informer* from, const std::string& key,
+                                 const std::string& memory_key) {
+    ObjectPtr obj = from != nullptr ? from->Get(key) : nullptr;
+    if (obj == nullptr || obj->deleting) {
+      std::lock_guard<std::mutex> lock(mu);
+      memory.erase(memory_key);
+      return ObjectPtr();
+    }
+    if (!Claimed(opts.claim, Annotations(*obj))) return ObjectPtr();
+    OSPREY_RETURN_IF_ERROR(MayWrite());
+    return obj;
+  }
+
   // A Knative Service (knative.h): its revisions as Deployments, its status.
   absl::Status ReconcileKnativeService(const std::string& key) {
     reconciles.fetch_add(1);
     const std::string memory_key = StrCat(kKnativeKey, key);
-    ObjectPtr obj = ksvcs != nullptr ? ksvcs->Get(key) : nullptr;
-    if (obj == nullptr || obj->deleting) {
-      std::lock_guard<std::mutex> lock(mu);
-      memory.erase(memory_key);
-      return absl::OkStatus();
-    }
-    // Another controller's (by its annotation): not even its refusal is written.
-    if (!Claimed(opts.claim, Annotations(*obj))) return absl::OkStatus();
-    OSPREY_RETURN_IF_ERROR(MayWrite());
+    OSPREY_ASSIGN_OR_RETURN(ObjectPtr obj, Take(ksvcs.get(), key, memory_key));
+    if (obj == nullptr) return absl::OkStatus();
     const std::string resource_json = json::ToText(obj->doc);
     auto parsed = resources::FromJson(resource_json);
     const StoredKnative read = ReadKnativeStatus(obj->doc);
@@ -472,25 +482,7 @@ struct Operator::Impl {
              std::none_of(revs.begin(), revs.end(),
                           [&](const auto& r) { return r.first.name == name; });
     };
-    if (plan.create && taken(plan.create->name)) {
-      const std::string name = plan.create->name;
-      plan.replicas.erase(name);
-      if (ksvc.revision_name.empty()) {
-        int number = plan.create->number;
-        while (taken(KnativeRevisionName(ksvc, number))) ++number;
-        *plan.create =
-            KnativeRevision(ksvc, in.template_json, KnativeRevisionName(ksvc, number), number, now);
-        plan.replicas[plan.create->name] = plan.create->min_replicas;
-        plan.status.latest_created = plan.create->name;
-      } else {
-        plan.create.reset();
-        const std::string message =
-            StrCat("Revision \"", name, "\" could not be created: the name is taken");
-        plan.status.conditions[0] = {"ConfigurationsReady", "False", "RevisionCreationFailed",
-                                     message};
-        plan.status.conditions[1] = {"Ready", "False", "RevisionCreationFailed", message};
-      }
-    }
+    AvoidTakenName(ksvc, in.template_json, taken, now, &plan);
     OwnerRef owner{obj->name, obj->uid};
     if (plan.create) {
       const RevisionSpec& rev = *plan.create;
@@ -576,16 +568,8 @@ struct Operator::Impl {
     if (key.starts_with(kKnativeKey))
       return ReconcileKnativeService(key.substr(std::strlen(kKnativeKey)));
     reconciles.fetch_add(1);
-    ObjectPtr obj = isvcs.Get(key);
-    if (obj == nullptr || obj->deleting) {
-      // Its Deployments and Services go with it (owner references).
-      std::lock_guard<std::mutex> lock(mu);
-      memory.erase(key);
-      return absl::OkStatus();
-    }
-    // Another controller's (by its annotation): not even its refusal is written.
-    if (!Claimed(opts.claim, Annotations(*obj))) return absl::OkStatus();
-    OSPREY_RETURN_IF_ERROR(MayWrite());
+    OSPREY_ASSIGN_OR_RETURN(ObjectPtr obj, Take(&isvcs, key, key));
+    if (obj == nullptr) return absl::OkStatus();
     const std::string resource_json = json::ToText(obj->doc);
     auto parsed = resources::FromJson(resource_json);
     if (!parsed.ok() || !std::holds_alternative<InferenceService>(*parsed))

@@ -94,9 +94,10 @@ TEST(KubeRoutesTest, ASliceGivesItsReadyEndpointsWithTheirHttpAndGrpcPorts) {
 
 // An InferenceService `iris` in `models` with its status: traffic entries
 // ("revision:percent[:tag]") and the latest created and ready revisions.
-std::string Isvc(const std::vector<std::string>& traffic, const std::string& latest_created,
-                 const std::string& latest_ready, const std::string& annotations = "{}",
-                 const std::string& predictor_extra = "") {
+// Status traffic entries from "revision:percent[:tag]" each; with
+// `latest_created`, latestRevision says whether an entry is it.
+std::string TrafficJson(const std::vector<std::string>& traffic,
+                        const std::string& latest_created) {
   std::string t;
   for (const auto& entry : traffic) {
     const size_t c1 = entry.find(':');
@@ -106,9 +107,18 @@ std::string Isvc(const std::vector<std::string>& traffic, const std::string& lat
     const std::string tag = c2 == std::string::npos ? "" : entry.substr(c2 + 1);
     StrAppend(&t, t.empty() ? "" : ",", R"({"revisionName":")", rev, R"(","percent":)", percent,
               tag.empty() ? "" : StrCat(R"(,"tag":")", tag, R"(")"),
-              rev == latest_created ? R"(,"latestRevision":true)" : R"(,"latestRevision":false)",
+              latest_created.empty()  ? ""
+              : rev == latest_created ? R"(,"latestRevision":true)"
+                                      : R"(,"latestRevision":false)",
               "}");
   }
+  return t;
+}
+
+std::string Isvc(const std::vector<std::string>& traffic, const std::string& latest_created,
+                 const std::string& latest_ready, const std::string& annotations = "{}",
+                 const std::string& predictor_extra = "") {
+  const std::string t = TrafficJson(traffic, latest_created);
   return StrCat(
       R"({"apiVersion":"serving.kserve.io/v1beta1","kind":"InferenceService",)",
       R"("metadata":{"name":"iris","namespace":"models","uid":"u1","resourceVersion":"7",)",
@@ -347,16 +357,7 @@ TEST(KubeRoutesTest, ScaleTargetsAreOspreysKpaRevisionsWithTheirSettings) {
 // "revision:percent[:tag]", the latest created and ready revisions.
 std::string Ksvc(const std::vector<std::string>& traffic, const std::string& latest_created,
                  const std::string& latest_ready) {
-  std::string t;
-  for (const auto& entry : traffic) {
-    const size_t c1 = entry.find(':');
-    const size_t c2 = entry.find(':', c1 + 1);
-    const std::string rev = entry.substr(0, c1);
-    const std::string percent = entry.substr(c1 + 1, c2 == std::string::npos ? c2 : c2 - c1 - 1);
-    const std::string tag = c2 == std::string::npos ? "" : entry.substr(c2 + 1);
-    StrAppend(&t, t.empty() ? "" : ",", R"({"revisionName":")", rev, R"(","percent":)", percent,
-              tag.empty() ? "" : StrCat(R"(,"tag":")", tag, R"(")"), "}");
-  }
+  const std::string t = TrafficJson(traffic, "");
   return StrCat(
       R"({"apiVersion":"serving.knative.dev/v1","kind":"Service",)",
       R"("metadata":{"name":"hello","namespace":"apps","uid":"k1","resourceVersion":"3"},)",

@@ -180,26 +180,10 @@ void Controller::Impl::PassKnative(const std::vector<ReplicaStatus>& replicas,
 
     // A name another owner's revision has: the next free number, or (a
     // name the template gives) a failed configuration, never an overwrite.
-    if (plan.create && revisions.contains(StrCat(ns, "/", plan.create->name))) {
-      const std::string taken = plan.create->name;
-      if (e.ksvc.revision_name.empty()) {
-        int number = plan.create->number;
-        while (revisions.contains(StrCat(ns, "/", KnativeRevisionName(e.ksvc, number)))) ++number;
-        *plan.create = KnativeRevision(e.ksvc, e.template_json, KnativeRevisionName(e.ksvc, number),
-                                       number, now);
-        plan.replicas.erase(taken);
-        plan.replicas[plan.create->name] = plan.create->min_replicas;
-        plan.status.latest_created = plan.create->name;
-      } else {
-        plan.replicas.erase(taken);
-        plan.create.reset();
-        const std::string message =
-            StrCat("Revision \"", taken, "\" could not be created: the name is taken");
-        plan.status.conditions[0] = {"ConfigurationsReady", "False", "RevisionCreationFailed",
-                                     message};
-        plan.status.conditions[1] = {"Ready", "False", "RevisionCreationFailed", message};
-      }
-    }
+    AvoidTakenName(
+        e.ksvc, e.template_json,
+        [&](const std::string& name) { return revisions.contains(StrCat(ns, "/", name)); }, now,
+        &plan);
 
     if (plan.create) {
       const std::string rev_key = StrCat(ns, "/", plan.create->name);
