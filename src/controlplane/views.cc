@@ -114,6 +114,10 @@ std::string RevisionSpecJson(const RevisionSpec& s) {
     }
     w.EndArray();
   }
+  if (!s.container.extra_json.empty()) {
+    Key(w, "extra");
+    Raw(w, s.container.extra_json);
+  }
   Key(w, "ospreyReadiness");
   w.StartObject();
   FieldIfSet(w, "handler", ProbeName(s.container.probe));
@@ -174,6 +178,8 @@ static RevisionSpec RevisionSpecFromJson(const rapidjson::Value& v) {
       s.container.readiness_probe_json = ToText(p->value);
     if (auto p = c.FindMember("resources"); p != c.MemberEnd() && p->value.IsObject())
       s.container.resources_json = ToText(p->value);
+    if (auto p = c.FindMember("extra"); p != c.MemberEnd() && p->value.IsObject())
+      s.container.extra_json = ToText(p->value);
     if (auto p = c.FindMember("ports"); p != c.MemberEnd() && p->value.IsArray())
       for (const auto& port : p->value.GetArray())
         s.container.ports.push_back({GetString(port, "name"),

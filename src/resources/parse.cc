@@ -79,7 +79,8 @@ const FieldSet& MetadataFields() {
   return kSet;
 }
 
-// Kubernetes PodSpec fields other than `containers`: accepted and not kept.
+// Kubernetes PodSpec fields other than `containers`: accepted, and kept as
+// given (KeptPodSpecFields).
 // clang-format off
 constexpr std::string_view kPodSpecFields[] = {
     "volumes", "initContainers", "ephemeralContainers", "restartPolicy",
@@ -93,8 +94,21 @@ constexpr std::string_view kPodSpecFields[] = {
     "resourceClaims", "resources"};
 // clang-format on
 
-// Kubernetes Container fields not kept (name, image, command, args, env and
-// resources are).
+// The PodSpec fields kept as given (Component::pod_json): all but the
+// pod-level `resources` (a Kubernetes alpha; accepted, not kept).
+const std::vector<std::string_view>& KeptPodSpecFields() {
+  static const std::vector<std::string_view> kKept = [] {
+    std::vector<std::string_view> out;
+    for (std::string_view f : kPodSpecFields)
+      if (f != "resources") out.push_back(f);
+    return out;
+  }();
+  return kKept;
+}
+
+// Kubernetes Container fields Osprey does not model (name, image, command,
+// args, env, resources, readinessProbe and ports it does): kept as given
+// (Container::extra_json).
 // clang-format off
 constexpr std::string_view kIgnoredContainerFields[] = {
     "workingDir", "envFrom", "volumeMounts", "volumeDevices", "livenessProbe",
@@ -163,6 +177,17 @@ const FieldSet& RuntimeSpecFields() {
 
 bool Contains(const auto& list, std::string_view s) {
   return std::find(std::begin(list), std::end(list), s) != std::end(list);
+}
+
+// The members of map `v` named in `keys`, in document order, as a compact
+// JSON object; "" when there are none.
+std::string PickJson(const Value& v, const auto& keys) {
+  std::string out;
+  for (const auto& [k, member] : v.map) {
+    if (!Contains(keys, k)) continue;
+    StrAppend(&out, out.empty() ? "{" : ",", "\"", k, "\":", ToCompactJson(member));
+  }
+  return out.empty() ? out : out + "}";
 }
 
 absl::Status ReadInt(const Value& parent, std::string_view key, std::string_view path,
@@ -542,6 +567,7 @@ absl::Status ParseContainers(const Value& v, std::string_view path, std::string_
     OSPREY_RETURN_IF_ERROR(ReadResources(item, at, &c.resources_json));
     OSPREY_RETURN_IF_ERROR(ReadReadinessProbe(item, at, &c));
     OSPREY_RETURN_IF_ERROR(ReadPorts(item, at, &c.ports));
+    c.extra_json = PickJson(item, kIgnoredContainerFields);
     if (c.name.empty()) {
       if (default_name.empty() || v.list.size() != 1) {
         return Error(&item, Field(at, "name"), "required");
@@ -594,6 +620,7 @@ absl::Status ParseModel(const Value& v, std::string_view path, std::string_view 
 
 absl::Status ParseExtension(const Value& v, std::string_view path, Component* c) {
   auto at = [&](std::string_view key) { return v.Find(key); };
+  c->pod_json = PickJson(v, KeptPodSpecFields());
   OSPREY_RETURN_IF_ERROR(ReadInt(v, "minReplicas", path, &c->min_replicas));
   if (c->min_replicas < 0) {
     return Error(at("minReplicas"), Field(path, "minReplicas"),
@@ -922,6 +949,7 @@ absl::StatusOr<KnativeService> ParseKnativeService(const Value& doc) {
             kPodSpecFields);
   OSPREY_RETURN_IF_ERROR(CheckFields(*ts, "spec.template.spec", kRevisionSpecFields));
   if (!HasContainers(*ts)) return Error(ts, "spec.template.spec.containers", "required");
+  c.pod_json = PickJson(*ts, KeptPodSpecFields());
   const std::string containers_path = "spec.template.spec.containers";
   OSPREY_RETURN_IF_ERROR(
       ParseContainers(*ts->Find("containers"), containers_path, "user-container", &c.containers));

@@ -61,6 +61,11 @@ struct Container {
   Probe probe = Probe::kNone;
   std::string probe_path;  // kHttpGet: path and query
   std::vector<ContainerPort> ports;
+  // The Kubernetes Container fields Osprey does not model (envFrom,
+  // volumeMounts, securityContext, livenessProbe, ...) as given: a compact
+  // JSON object in document order, "" when none. Kept and written back; a
+  // cluster pod gets them as written; `osprey up` does not apply them.
+  std::string extra_json;
   bool operator==(const Container&) const = default;
 };
 
@@ -151,6 +156,10 @@ struct Component {
   std::optional<Container> explainer_container;
   // The predictor's workerSpec (multi-node serving) as compact JSON; "" when absent.
   std::string worker_spec_json;
+  // The Kubernetes PodSpec fields beside the containers (volumes,
+  // serviceAccountName, imagePullSecrets, securityContext, nodeSelector,
+  // tolerations, ...) as given, like Container::extra_json.
+  std::string pod_json;
   bool operator==(const Component&) const = default;
 };
 
@@ -265,7 +274,8 @@ std::string_view KindOf(const Resource& r);
 // first error is returned (kInvalidArgument), prefixed with "document N: "
 // when the file has more than one document and ending in " (line L)" where
 // the line is known. Unknown fields are errors, except Kubernetes PodSpec and
-// Container fields, which are accepted and not kept.
+// Container fields Osprey does not model, which are kept as given
+// (Component::pod_json, Container::extra_json).
 absl::StatusOr<std::vector<Resource>> ParseYaml(std::string_view text);
 
 // Canonical JSON of a resource (apiVersion, kind, metadata, spec; defaults

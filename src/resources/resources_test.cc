@@ -1054,6 +1054,51 @@ spec:
   }
 }
 
+TEST(ParseYaml, PodAndContainerFieldsAreKeptAsGiven) {
+  auto r = ParseYaml(R"(apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: private}
+spec:
+  template:
+    spec:
+      serviceAccountName: reader
+      volumes: [{name: conf, configMap: {name: app-conf}}]
+      containers:
+        - image: app
+          envFrom: [{secretRef: {name: app-secrets}}]
+          volumeMounts: [{name: conf, mountPath: /etc/app}]
+---
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata: {name: iris}
+spec:
+  predictor:
+    serviceAccountName: s3-reader
+    nodeSelector: {gpu: "true"}
+    containers:
+      - name: kserve-container
+        image: custom
+        workingDir: /srv
+)");
+  ASSERT_TRUE(r.ok()) << r.status();
+  const auto& ks = std::get<KnativeService>((*r)[0]);
+  EXPECT_EQ(
+      ks.revision.pod_json,
+      R"({"serviceAccountName":"reader","volumes":[{"name":"conf","configMap":{"name":"app-conf"}}]})");
+  EXPECT_EQ(
+      ks.revision.containers[0].extra_json,
+      R"({"envFrom":[{"secretRef":{"name":"app-secrets"}}],"volumeMounts":[{"name":"conf","mountPath":"/etc/app"}]})");
+  const auto& isvc = std::get<InferenceService>((*r)[1]);
+  EXPECT_EQ(isvc.predictor.pod_json,
+            R"({"serviceAccountName":"s3-reader","nodeSelector":{"gpu":"true"}})");
+  EXPECT_EQ(isvc.predictor.containers[0].extra_json, R"({"workingDir":"/srv"})");
+  for (const Resource& res : *r) {
+    auto back = FromJson(ToJson(res));
+    ASSERT_TRUE(back.ok()) << back.status() << "\n" << ToJson(res);
+    EXPECT_EQ(*back, res) << ToJson(res);
+  }
+}
+
 TEST(ParseYaml, IstioHttpsServersAndRedirects) {
   auto r = ParseYaml(R"(apiVersion: networking.istio.io/v1
 kind: Gateway

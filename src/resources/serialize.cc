@@ -70,6 +70,18 @@ void Env(Writer& w, const std::vector<EnvVar>& env) {
   w.EndArray();
 }
 
+// The members of a JSON object kept as text (fields given as written).
+void Members(Writer& w, std::string_view object_json) {
+  if (object_json.empty()) return;
+  rapidjson::Document d;
+  d.Parse(object_json.data(), object_json.size());
+  if (d.HasParseError() || !d.IsObject()) return;
+  for (auto& m : d.GetObject()) {
+    Key(w, std::string_view(m.name.GetString(), m.name.GetStringLength()));
+    m.value.Accept(w);
+  }
+}
+
 void Containers(Writer& w, const std::vector<Container>& containers) {
   Key(w, "containers");
   w.StartArray();
@@ -95,6 +107,7 @@ void Containers(Writer& w, const std::vector<Container>& containers) {
       }
       w.EndArray();
     }
+    Members(w, c.extra_json);
     w.EndObject();
   }
   w.EndArray();
@@ -152,6 +165,7 @@ void ComponentJson(Writer& w, const Component& c) {
   if (!c.explainer_type.empty()) RawObject(w, c.explainer_type, c.explainer_json, true);
   if (!c.worker_spec_json.empty()) RawObject(w, "workerSpec", c.worker_spec_json);
   if (!c.containers.empty()) Containers(w, c.containers);
+  Members(w, c.pod_json);
   w.EndObject();
 }
 
@@ -222,6 +236,7 @@ void KnativeServiceJson(Writer& w, const KnativeService& ks) {
   IntField(w, "containerConcurrency", c.container_concurrency);
   IntField(w, "timeoutSeconds", c.timeout_seconds.value_or(300));
   Containers(w, c.containers);
+  Members(w, c.pod_json);
   w.EndObject();
   w.EndObject();
   Key(w, "traffic");

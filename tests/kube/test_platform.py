@@ -270,13 +270,17 @@ http.server.ThreadingHTTPServer((os.environ["OSPREY_TEST_POD_IP"], int(os.enviro
 """
 
 
-def helloworld(script, target, traffic=None):
+def helloworld(script, target, traffic=None, config_map=None):
     """The helloworld-go Knative Service as its sample has it, a command added
-    (the test node runs commands, not images)."""
-    spec = {"template": {"spec": {"containers": [{
-        "image": "gcr.io/knative-samples/helloworld-go",
-        "command": [sys.executable, str(script)],
-        "env": [{"name": "TARGET", "value": target}]}]}}}
+    (the test node runs commands, not images); TARGET from `config_map`
+    (envFrom) when given."""
+    container = {"image": "gcr.io/knative-samples/helloworld-go",
+                 "command": [sys.executable, str(script)]}
+    if config_map:
+        container["envFrom"] = [{"configMapRef": {"name": config_map}}]
+    else:
+        container["env"] = [{"name": "TARGET", "value": target}]
+    spec = {"template": {"spec": {"containers": [container]}}}
     if traffic is not None:
         spec["traffic"] = traffic
     return {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
@@ -342,8 +346,12 @@ def test_a_knative_service_serves_scales_to_zero_and_rolls_out(kube, namespace, 
     assert r.text == "Hello Go Sample v1!\n", (r.status_code, r.text, gw.tail())
 
     # A new template: 90% stays on the first revision, 10% to the new one,
-    # which is also reachable by its tag.
-    apply(kube, namespace, helloworld(script, "Go Sample v2", traffic=[
+    # which is also reachable by its tag. Its TARGET comes from a ConfigMap
+    # (envFrom: the container's fields reach the pod as written).
+    kube.api.post(f"/api/v1/namespaces/{namespace}/configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hello-v2"},
+        "data": {"TARGET": "Go Sample v2"}})
+    apply(kube, namespace, helloworld(script, None, config_map="hello-v2", traffic=[
         {"revisionName": "helloworld-go-00001", "percent": 90},
         {"latestRevision": True, "percent": 10, "tag": "candidate"}]))
     wait_until(lambda: ready("helloworld-go-00002"), 90, "the second revision to be Ready")

@@ -104,8 +104,6 @@ void Env(Writer& w, const std::vector<resources::EnvVar>& env, bool pod_ip) {
 }
 
 void ModelMount(Writer& w, bool read_only) {
-  Key(w, "volumeMounts");
-  w.StartArray();
   w.StartObject();
   Field(w, "name", kModelVolume);
   Field(w, "mountPath", kModelDir);
@@ -114,8 +112,47 @@ void ModelMount(Writer& w, bool read_only) {
     w.Bool(true);
   }
   w.EndObject();
-  w.EndArray();
 }
+
+// Fields given as written (Container::extra_json, Component::pod_json),
+// merged into what Osprey writes: a list Osprey also writes (`own`, by key:
+// its entries first) gets the given entries after its own; the other
+// fields are written as given.
+class Given {
+ public:
+  explicit Given(const std::string& object_json) {
+    if (!object_json.empty()) doc_.Parse(object_json.data(), object_json.size());
+    if (doc_.HasParseError() || !doc_.IsObject()) doc_.SetObject();
+  }
+  // `key` as a list: Osprey's entries (`own` writes them), then the given.
+  // Nothing when both are empty.
+  template <typename Own>
+  void List(Writer& w, const char* key, bool has_own, Own own) {
+    handled_.push_back(key);
+    auto it = doc_.FindMember(key);
+    const bool given = it != doc_.MemberEnd() && it->value.IsArray() && !it->value.Empty();
+    if (!has_own && !given) return;
+    Key(w, key);
+    w.StartArray();
+    if (has_own) own();
+    if (given)
+      for (auto& v : it->value.GetArray()) v.Accept(w);
+    w.EndArray();
+  }
+  // The given fields not written by List.
+  void Rest(Writer& w) {
+    for (auto& m : doc_.GetObject()) {
+      const std::string_view name(m.name.GetString(), m.name.GetStringLength());
+      if (std::find(handled_.begin(), handled_.end(), name) != handled_.end()) continue;
+      Key(w, name);
+      m.value.Accept(w);
+    }
+  }
+
+ private:
+  rapidjson::Document doc_;
+  std::vector<std::string_view> handled_;
+};
 
 void Port(Writer& w, const char* name, int port) {
   w.StartObject();
@@ -192,6 +229,7 @@ void KnativeContainer(Writer& w, const RevisionSpec& rev) {
     Key(w, "resources");
     Raw(w, c.resources_json);
   }
+  Given(c.extra_json).Rest(w);  // envFrom, volumeMounts, securityContext, ... as given
   w.EndObject();
 }
 
@@ -251,7 +289,11 @@ void ServingContainer(Writer& w, const RevisionSpec& rev, const KubePlacementCon
     Key(w, "resources");
     Raw(w, c.resources_json);
   }
-  if (!rev.storage_uri.empty()) ModelMount(w, true);
+  // An Osprey model server runs as Osprey writes it; a container of the
+  // user's gets the rest of its fields as given.
+  Given given(osprey ? std::string() : c.extra_json);
+  given.List(w, "volumeMounts", !rev.storage_uri.empty(), [&] { ModelMount(w, true); });
+  given.Rest(w);
   w.EndObject();
 }
 
@@ -262,7 +304,10 @@ void StorageInitializer(Writer& w, const RevisionSpec& rev, const KubePlacementC
   Field(w, "imagePullPolicy", config.image_pull_policy);
   Strings(w, "command", {"osprey"});
   Strings(w, "args", {"storage", "pull", rev.storage_uri, kModelDir});
+  Key(w, "volumeMounts");
+  w.StartArray();
   ModelMount(w, false);
+  w.EndArray();
   w.EndObject();
 }
 
@@ -417,27 +462,24 @@ std::string DeploymentJson(const RevisionSpec& rev, const OwnerRef& owner,
   w.EndObject();
   Key(w, "spec");
   w.StartObject();
-  if (!rev.storage_uri.empty()) {
-    Key(w, "initContainers");
-    w.StartArray();
-    StorageInitializer(w, rev, config);
-    w.EndArray();
-  }
+  // The component's pod fields as given (volumes, serviceAccountName, ...),
+  // Osprey's storage initializer and model volume first in their lists.
+  Given pod(c ? c->pod_json : std::string());
+  const bool storage = !rev.storage_uri.empty();
+  pod.List(w, "initContainers", storage, [&] { StorageInitializer(w, rev, config); });
   Key(w, "containers");
   w.StartArray();
   ServingContainer(w, rev, config);
   w.EndArray();
-  if (!rev.storage_uri.empty()) {
-    Key(w, "volumes");
-    w.StartArray();
+  pod.List(w, "volumes", storage, [&] {
     w.StartObject();
     Field(w, "name", kModelVolume);
     Key(w, "emptyDir");
     w.StartObject();
     w.EndObject();
     w.EndObject();
-    w.EndArray();
-  }
+  });
+  pod.Rest(w);
   w.EndObject();
   w.EndObject();
   w.EndObject();

@@ -417,6 +417,65 @@ spec:
   EXPECT_EQ(GetString(svc["metadata"]["ownerReferences"][0], "kind"), "Service");
 }
 
+TEST(KubePlacementTest, PodAndContainerFieldsGoToThePodAsGiven) {
+  RevisionSpec rev = KnativeRev(R"(apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: private, namespace: apps}
+spec:
+  template:
+    spec:
+      serviceAccountName: reader
+      imagePullSecrets: [{name: registry}]
+      volumes: [{name: conf, configMap: {name: app-conf}}]
+      containers:
+        - image: registry.example.com/app:1
+          command: [app]
+          envFrom: [{secretRef: {name: app-secrets}}]
+          volumeMounts: [{name: conf, mountPath: /etc/app}]
+          securityContext: {runAsNonRoot: true}
+)");
+  auto d = Parse(DeploymentJson(rev, {"private", "u"}, {}, 1));
+  const auto& pod = d["spec"]["template"]["spec"];
+  EXPECT_EQ(GetString(pod, "serviceAccountName"), "reader");
+  EXPECT_EQ(GetString(pod["imagePullSecrets"][0], "name"), "registry");
+  ASSERT_EQ(pod["volumes"].Size(), 1u);
+  EXPECT_EQ(GetString(pod["volumes"][0]["configMap"], "name"), "app-conf");
+  const auto& c = pod["containers"][0];
+  EXPECT_EQ(GetString(c["envFrom"][0]["secretRef"], "name"), "app-secrets");
+  EXPECT_EQ(GetString(c["volumeMounts"][0], "mountPath"), "/etc/app");
+  EXPECT_TRUE(c["securityContext"]["runAsNonRoot"].GetBool());
+  // Read back from its Deployment, the revision makes the same Deployment.
+  auto back = RevisionOfDeployment(d);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(DeploymentJson(*back, {"private", "u"}, {}, 1),
+            DeploymentJson(rev, {"private", "u"}, {}, 1));
+
+  // A custom predictor with a model to download: Osprey's mount and volume
+  // first, the given ones after them.
+  RevisionSpec custom = SklearnRevision();
+  custom.container.image = "example.com/custom:1";
+  custom.container.extra_json = R"({"volumeMounts":[{"name":"cache","mountPath":"/cache"}]})";
+  custom.spec_json =
+      R"({"serviceAccountName":"models","volumes":[{"name":"cache","emptyDir":{}}],)"
+      R"("containers":[{"name":"kserve-container","image":"example.com/custom:1"}]})";
+  auto cd = Parse(DeploymentJson(custom, {"iris", "u"}, {}, 1));
+  const auto& cpod = cd["spec"]["template"]["spec"];
+  EXPECT_EQ(GetString(cpod, "serviceAccountName"), "models");
+  ASSERT_EQ(cpod["volumes"].Size(), 2u);
+  EXPECT_EQ(GetString(cpod["volumes"][0], "name"), "kserve-provision-location");
+  EXPECT_EQ(GetString(cpod["volumes"][1], "name"), "cache");
+  const auto& mounts = cpod["containers"][0]["volumeMounts"];
+  ASSERT_EQ(mounts.Size(), 2u);
+  EXPECT_EQ(GetString(mounts[0], "mountPath"), "/mnt/models");
+  EXPECT_EQ(GetString(mounts[1], "mountPath"), "/cache");
+  EXPECT_EQ(cpod["initContainers"].Size(), 1u);
+  // Osprey's own model server is written as Osprey runs it.
+  RevisionSpec served = SklearnRevision();
+  served.container.extra_json = R"({"securityContext":{"privileged":true}})";
+  auto sd = Parse(DeploymentJson(served, {"iris", "u"}, {}, 1));
+  EXPECT_FALSE(sd["spec"]["template"]["spec"]["containers"][0].HasMember("securityContext"));
+}
+
 TEST(KubePlacementTest, AKnativeContainersOwnPortAndProbeAreKept) {
   RevisionSpec rev = KnativeRev(R"(apiVersion: serving.knative.dev/v1
 kind: Service
