@@ -745,6 +745,18 @@ def test_https_gateway_servers_terminate_tls_by_sni_and_redirect_http(platform, 
     # Plain HTTP to the shop on the gateway's own port: sent to https.
     r = call(platform, "/cart?id=1", "shop.example.com")
     assert (r.status_code, r.headers["Location"]) == (301, "https://shop.example.com/cart?id=1")
+    # A renewal rewrites the files in place: the next connections get the
+    # new certificate (verified here against the new one alone).
+    renewed_crt, renewed_key = make_certificate(tmp_path, "renewed", "shop.example.com")
+    shop_key.write_bytes(renewed_key.read_bytes())
+    shop_crt.write_bytes(renewed_crt.read_bytes())
+
+    def renewed():
+        try:
+            return https_get(port, "shop.example.com", "/", renewed_crt)[0] == 200
+        except (OSError, ssl.SSLError):
+            return False
+    harness.wait_until(renewed, 20, "the renewed certificate")
     # A certificate that cannot be loaded: an event names it, the port stays
     # as it was.
     platform.apply_text(SECURE.format(port=port, shop_crt=tmp_path / "missing.pem",
@@ -752,7 +764,7 @@ def test_https_gateway_servers_terminate_tls_by_sni_and_redirect_http(platform, 
                         wait=False)
     harness.wait_until(lambda: "missing.pem cannot be loaded" in platform.cli("get", "events").stdout,
                        20, "the ListenFailed event")
-    assert https_get(port, "shop.example.com", "/", shop_crt)[0] == 200
+    assert https_get(port, "shop.example.com", "/", renewed_crt)[0] == 200
     platform.cli("delete", "gateway", "secure")
     platform.cli("delete", "virtualservice", "secure")
 

@@ -433,6 +433,7 @@ struct Controller::Impl {
   // The Gateway server ports listened on (Options::on_listeners), and the
   // change to them.
   std::map<int, Listener> listeners;
+  std::map<std::string, std::string> listener_stamps;  // certificate files: mtime/size
   std::map<std::string, std::vector<std::string>> gateway_problems;  // told on each Gateway
   std::set<int> listener_failed;  // of them, those that could not be listened on
   std::chrono::steady_clock::time_point listener_tried{};

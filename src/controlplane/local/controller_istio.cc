@@ -4,6 +4,8 @@
 
 #include <rapidjson/document.h>
 
+#include <filesystem>
+
 #include "common/json_dom.h"
 #include "controlplane/local/controller_impl.h"
 #include "resources/kinds.h"
@@ -134,12 +136,24 @@ std::vector<KeyedRoute> Controller::Impl::PlanIstioRoutes(
 
 void Controller::Impl::SetListeners(const std::map<int, Listener>& wanted) {
   if (!opts.on_listeners) return;
+  // Certificate files rewritten in place (a renewal) are loaded again.
+  std::map<std::string, std::string> stamps;
+  for (const auto& [port, l] : wanted)
+    for (const auto& c : l.certificates)
+      for (const std::string* file : {&c.certificate, &c.private_key}) {
+        std::error_code ec;
+        const auto t = std::filesystem::last_write_time(*file, ec);
+        const auto size = std::filesystem::file_size(*file, ec);
+        stamps[*file] =
+            ec ? "" : StrCat(t.time_since_epoch().count(), "/", static_cast<uint64_t>(size));
+      }
   // Ports that could not be listened on are tried again every 10 s.
   const auto now = std::chrono::steady_clock::now();
-  if (wanted == listeners &&
+  if (wanted == listeners && stamps == listener_stamps &&
       (listener_failed.empty() || now - listener_tried < std::chrono::seconds(10)))
     return;
   listeners = wanted;
+  listener_stamps = std::move(stamps);
   listener_tried = now;
   const std::map<int, std::string> failed = opts.on_listeners(wanted);
   // A port newly failing is told on each Gateway with a server there.
