@@ -266,6 +266,7 @@ int UpMain(const std::vector<std::string_view>& args) {
   // own ports are never taken.
   const std::set<int> own_ports = {static_cast<int>((*gateway_server)->port()), api_port,
                                    grpc_port};
+  options.https_port = https_port;
   options.on_listeners = [&gateway_server, own_ports,
                           https_port](const std::map<int, controlplane::Listener>& listeners) {
     std::map<int, std::string> failed;

@@ -415,6 +415,8 @@ IstioPlan PlanIstio(const IstioInput& in) {
       }
     }
     if (!bound) continue;
+    // Bound to nothing (mesh): the gateway's own HTTP port, not its HTTPS one.
+    if (ports.empty()) ports.push_back(gateway::kMainPort);
     std::sort(ports.begin(), ports.end());
     std::vector<std::string> exact_hosts, wildcard_hosts;
     for (const auto& h : vs->hosts) {
@@ -537,10 +539,9 @@ IstioPlan PlanIstio(const IstioInput& in) {
         if (m != nullptr && m->port != 0 && !gateway_ports.empty()) {
           if (std::find(gateway_ports.begin(), gateway_ports.end(), m->port) !=
               gateway_ports.end()) {
-            r.ports =
-                m->port == gateway::kMainPort ? std::vector<int>{} : std::vector<int>{m->port};
+            r.ports = std::vector<int>{m->port};
           } else if (mesh) {
-            r.ports.clear();  // an in-mesh service port: the gateway's own
+            r.ports = {gateway::kMainPort};  // an in-mesh service port: the gateway's own
           } else {
             problems.push_back(StrCat("a match on port ", m->port,
                                       " is on no port of the VirtualService's gateways"));
@@ -595,7 +596,6 @@ IstioPlan PlanIstio(const IstioInput& in) {
   // Gateway servers on other ports than the gateway's own HTTP port are
   // listened on; HTTP servers with httpsRedirect answer with a redirect
   // before any route.
-  std::vector<KeyedRoute> redirects;
   for (const auto* g : in.gateways) {
     const std::string gateway_key = StrCat(g->meta.namespace_, "/", g->meta.name);
     for (const auto& server : g->servers) {
@@ -627,17 +627,19 @@ IstioPlan PlanIstio(const IstioInput& in) {
         out.route.ports = {server.port};
         out.route.hosts = server.hosts;
         auto policy = std::make_shared<gateway::RoutePolicy>();
-        policy->redirect = gateway::RoutePolicy::Redirect{"", "", 301, "https", 0};
+        const int https_port = in.https_port != 0 ? in.https_port : gateway::kMainTlsPort;
+        policy->redirect = gateway::RoutePolicy::Redirect{
+            "", "", 301, "https", https_port == gateway::kMainTlsPort ? 0 : https_port};
         out.route.policy = policy;
+        out.route.http_only = true;  // gRPC and in-process calls are not redirected
         out.route.draws = std::make_shared<std::atomic<uint64_t>>(0);
         out.route.delay_draws = std::make_shared<std::atomic<uint64_t>>(0);
         out.route.abort_draws = std::make_shared<std::atomic<uint64_t>>(0);
-        redirects.push_back(std::move(out));
+        plan.https_redirects.push_back(std::move(out));
       }
     }
   }
-  plan.routes.insert(plan.routes.begin(), std::make_move_iterator(redirects.begin()),
-                     std::make_move_iterator(redirects.end()));
+
   // Each host's own DestinationRule policy, over every revision it reaches;
   // then the subsets' over theirs.
   if (!in.destination_rules.empty()) {

@@ -50,6 +50,8 @@ struct IstioInput {
   // Where requests to each in-cluster service go, by its
   // "{name}.{ns}.svc.cluster.local": its routed revisions and percents.
   std::map<std::string, std::vector<KeyShare>> services;
+  // Where the gateway's own HTTPS port (443) is served; 0: 443 itself.
+  int https_port = 0;
 };
 
 // A certificate of an HTTPS listener, for its server's hosts (SNI).
@@ -71,6 +73,10 @@ struct Listener {
 
 struct IstioPlan {
   std::vector<KeyedRoute> routes;
+  // HTTP servers' httpsRedirect: a 301 to https for their hosts on their
+  // port, to go before every other route where TLS ends at the gateway
+  // (`osprey up`); not where it ends before it (a cluster's load balancer).
+  std::vector<KeyedRoute> https_redirects;
   // ServiceEntry endpoints as revision targets, by key
   // ("{ns}/serviceentry:{name}:{port}").
   std::map<std::string, RevisionRouting> endpoints;

@@ -526,8 +526,9 @@ spec:
   EXPECT_FALSE(plan.listeners.at(8088).https);
   ASSERT_EQ(plan.routes.size(), 3u);
   EXPECT_EQ(plan.routes[0].route.ports, std::vector<int>{8088});
-  // Port 9999 is no Gateway's: with mesh bound, an in-mesh service port.
-  EXPECT_TRUE(plan.routes[1].route.ports.empty());
+  // Port 9999 is no Gateway's: with mesh bound, an in-mesh service port
+  // (the gateway's own HTTP port).
+  EXPECT_EQ(plan.routes[1].route.ports, std::vector<int>{80});
   EXPECT_EQ(plan.routes[2].route.ports, (std::vector<int>{80, 8088}));
   EXPECT_TRUE(plan.problems.empty());
   // Without mesh, a match on a port no Gateway has is a problem.
@@ -603,16 +604,33 @@ spec:
                 "server on port 80 is HTTPS: port 80 is the gateway's HTTP port (serve HTTPS on "
                 "443)"}));
   EXPECT_FALSE(plan.gateway_problems.contains("default/shop"));
-  // Port 80's redirect to https comes before the VirtualService's route,
-  // which takes both ports.
-  ASSERT_EQ(plan.routes.size(), 2u);
-  const gateway::Route& redirect = plan.routes[0].route;
+  // Port 80's redirect to https (HTTP requests only: not gRPC nor
+  // in-process calls) is apart, to go first where TLS ends at the gateway;
+  // the VirtualService's route takes both ports.
+  ASSERT_EQ(plan.https_redirects.size(), 1u);
+  const gateway::Route& redirect = plan.https_redirects[0].route;
   EXPECT_EQ(redirect.ports, std::vector<int>{80});
   EXPECT_EQ(redirect.hosts, std::vector<std::string>{"shop.example.com"});
+  EXPECT_TRUE(redirect.http_only);
   ASSERT_TRUE(redirect.policy && redirect.policy->redirect);
   EXPECT_EQ(redirect.policy->redirect->scheme, "https");
+  EXPECT_EQ(redirect.policy->redirect->port, 0);
   EXPECT_EQ(redirect.policy->redirect->code, 301);
-  EXPECT_EQ(plan.routes[1].route.ports, (std::vector<int>{80, 443}));
+  ASSERT_EQ(plan.routes.size(), 1u);
+  EXPECT_EQ(plan.routes[0].route.ports, (std::vector<int>{80, 443}));
+  // Port 443 served elsewhere: the redirect says where.
+  in.https_port = 8443;
+  EXPECT_EQ(PlanIstio(in).https_redirects[0].route.policy->redirect->port, 8443);
+  // A match on port 80 stays on port 80 (a redirect there to https does
+  // not answer on 443 too); a VirtualService bound to nothing takes 80 only.
+  vs.http[0].match.push_back({});
+  vs.http[0].match[0].port = 80;
+  plan = PlanIstio(in);
+  EXPECT_EQ(plan.routes[0].route.ports, std::vector<int>{80});
+  vs.gateways.clear();
+  vs.http[0].match[0].port = 0;
+  plan = PlanIstio(in);
+  EXPECT_EQ(plan.routes[0].route.ports, std::vector<int>{80});
 }
 
 }  // namespace

@@ -675,10 +675,11 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
     std::string_view to_host = to.authority.empty() ? host : std::string_view(to.authority);
     const std::string_view scheme_was = request.tls ? "https" : "http";
     const std::string_view scheme = to.scheme.empty() ? scheme_was : std::string_view(to.scheme);
-    // Another scheme or port: the host's own port goes (the scheme's default
-    // is left out, as Envoy does).
+    // A redirect port replaces the host's; another scheme drops the request
+    // Host's port (it was the old scheme's); a given authority keeps its own
+    // unless a port is given. The scheme's default port is left out.
     std::string port;
-    if (scheme != scheme_was || to.port != 0) {
+    if (to.port != 0 || (scheme != scheme_was && to.authority.empty())) {
       if (const size_t colon = to_host.rfind(':');
           colon != std::string_view::npos && to_host.find(']', colon) == std::string_view::npos)
         to_host = to_host.substr(0, colon);

@@ -197,9 +197,9 @@ class BasicSession : public Connection, public std::enable_shared_from_this<Basi
   BasicSession(S socket, Loop* loop, Shared* shared, int listener = 0,
                std::shared_ptr<TlsConfig> tls = nullptr)
       : Connection(loop, shared),
+        tls_(std::move(tls)),
         socket_(std::move(socket)),
-        listener_(listener),
-        tls_(std::move(tls)) {}
+        listener_(listener) {}
 
   void Start() {
     if constexpr (kTls) {
@@ -423,11 +423,11 @@ class BasicSession : public Connection, public std::enable_shared_from_this<Basi
     Lowest().close(ignored);
   }
 
+  // The port's certificates while this connection lives (its SNI callback
+  // points into them); declared first, so they outlive the TLS stream.
+  std::shared_ptr<TlsConfig> tls_;
   S socket_;
   const int listener_;  // HttpRequest::listener_port
-  // The port's certificates while this connection lives (its SNI callback
-  // points into them).
-  std::shared_ptr<TlsConfig> tls_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string head_;           // status line and headers of the answer being written

@@ -783,5 +783,9 @@ def test_https_gateway_servers_terminate_tls_by_sni_and_redirect_http(platform, 
                 return None
         harness.wait_until(lambda: (on_https_port() or [0])[0] == 200, 20, "--https-port")
         assert json.loads(on_https_port()[2])["name"] == "reviews-v1"
+        # The redirect points at where 443 is served.
+        r = requests.get(f"{other.gateway}/x", headers={"Host": "shop.example.com"}, timeout=10,
+                         allow_redirects=False)
+        assert r.headers["Location"] == f"https://shop.example.com:{https_port}/x"
     finally:
         other.stop_everything()

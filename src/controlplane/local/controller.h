@@ -58,6 +58,8 @@ class Controller {
     // they change: listened on by the gateway; returns why a port could not
     // be listened on, by port.
     std::function<std::map<int, std::string>(const std::map<int, Listener>&)> on_listeners;
+    // Where on_listeners serves port 443 (0: 443 itself): httpsRedirect points there.
+    int https_port = 0;
   };
 
   // Opens the store, loads what it holds, re-adopts replicas still running

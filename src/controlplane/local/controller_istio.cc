@@ -101,7 +101,11 @@ std::vector<KeyedRoute> Controller::Impl::PlanIstioRoutes(
     }
   for (const auto& item : routed) AddServiceHosts(item.entry->isvc.meta, item.entry->status, &in);
   for (const auto& k : knative) AddServiceHosts(k, &in);
+  in.https_port = opts.https_port;
   IstioPlan plan = PlanIstio(in);
+  // TLS ends here: httpsRedirect answers before every route.
+  plan.routes.insert(plan.routes.begin(), std::make_move_iterator(plan.https_redirects.begin()),
+                     std::make_move_iterator(plan.https_redirects.end()));
   SetListeners(plan.listeners);
   // A Gateway's servers left out are told once each time that changes.
   for (const auto& [g, problems] : plan.gateway_problems) {
@@ -141,11 +145,12 @@ void Controller::Impl::SetListeners(const std::map<int, Listener>& wanted) {
   for (const auto& [port, l] : wanted)
     for (const auto& c : l.certificates)
       for (const std::string* file : {&c.certificate, &c.private_key}) {
-        std::error_code ec;
-        const auto t = std::filesystem::last_write_time(*file, ec);
-        const auto size = std::filesystem::file_size(*file, ec);
-        stamps[*file] =
-            ec ? "" : StrCat(t.time_since_epoch().count(), "/", static_cast<uint64_t>(size));
+        std::error_code time_ec, size_ec;
+        const auto t = std::filesystem::last_write_time(*file, time_ec);
+        const auto size = std::filesystem::file_size(*file, size_ec);
+        stamps[*file] = time_ec || size_ec ? ""
+                                           : StrCat(t.time_since_epoch().count(), "/",
+                                                    static_cast<uint64_t>(size));
       }
   // Ports that could not be listened on are tried again every 10 s.
   const auto now = std::chrono::steady_clock::now();
