@@ -486,9 +486,7 @@ struct Operator::Impl {
     OwnerRef owner{obj->name, obj->uid};
     if (plan.create) {
       const RevisionSpec& rev = *plan.create;
-      OSPREY_RETURN_IF_ERROR(ApplyDeployment(rev, owner, nullptr));
-      OSPREY_RETURN_IF_ERROR(ApplyIfChanged(services, kServices, ns, rev.name,
-                                            ServiceJson(rev, owner, opts.placement)));
+      OSPREY_RETURN_IF_ERROR(ApplyRevision(rev, owner, nullptr));
       // Made: remembered until the informer shows it (a failed write makes
       // it again on the retry).
       to_record.push_back({"Normal", "RevisionCreated", StrCat("revision ", rev.name)});
@@ -502,13 +500,8 @@ struct Operator::Impl {
       auto want = plan.replicas.find(spec.name);
       const bool aspired = want != plan.replicas.end();
       im->revisions[spec.name].aspired = aspired;
-      OSPREY_RETURN_IF_ERROR(ApplyDeployment(spec, owner, deploy));
-      OSPREY_RETURN_IF_ERROR(ApplyIfChanged(services, kServices, ns, spec.name,
-                                            ServiceJson(spec, owner, opts.placement)));
-      const int floor = aspired ? want->second : 0;
-      const int current = SpecReplicas(*deploy);
-      if ((!aspired && current != 0) || (aspired && current < floor))
-        OSPREY_RETURN_IF_ERROR(Scale(ns, DeploymentName(spec), floor));
+      OSPREY_RETURN_IF_ERROR(ApplyRevision(spec, owner, deploy));
+      OSPREY_RETURN_IF_ERROR(KeepFloor(spec, *deploy, aspired, aspired ? want->second : 0));
     }
     // Its in-cluster name (status.address) leads to the gateway.
     if (std::string address = KnativeAddressServiceJson(ksvc.meta, owner, opts.placement);
@@ -669,9 +662,7 @@ struct Operator::Impl {
         in.revisions.push_back({rev, o.observed});
         replan = true;
       } else {
-        OSPREY_RETURN_IF_ERROR(ApplyDeployment(rev, owner, nullptr));
-        OSPREY_RETURN_IF_ERROR(ApplyIfChanged(services, kServices, ns, rev.name,
-                                              ServiceJson(rev, owner, opts.placement)));
+        OSPREY_RETURN_IF_ERROR(ApplyRevision(rev, owner, nullptr));
         // Made: remembered until the informer shows it (a failed write
         // makes it again on the retry).
         im->pending[rev.component] = rev;
@@ -695,13 +686,11 @@ struct Operator::Impl {
       auto want = plan.replicas.find(spec.name);
       const bool aspired = want != plan.replicas.end();
       im->revisions[spec.name].aspired = aspired;
-      OSPREY_RETURN_IF_ERROR(ApplyDeployment(spec, owner, deploy));
-      OSPREY_RETURN_IF_ERROR(ApplyIfChanged(services, kServices, ns, spec.name,
-                                            ServiceJson(spec, owner, opts.placement)));
-      const int floor = !aspired ? 0 : hpa ? std::max(1, want->second) : want->second;
-      const int current = SpecReplicas(*deploy);
-      if ((!aspired && current != 0) || (aspired && current < floor))
-        OSPREY_RETURN_IF_ERROR(Scale(ns, DeploymentName(spec), floor));
+      OSPREY_RETURN_IF_ERROR(ApplyRevision(spec, owner, deploy));
+      OSPREY_RETURN_IF_ERROR(KeepFloor(spec, *deploy, aspired,
+                                       !aspired ? 0
+                                       : hpa    ? std::max(1, want->second)
+                                                : want->second));
       const std::string hpa_key = StrCat(ns, "/", spec.name);
       if (aspired && hpa) {
         OSPREY_RETURN_IF_ERROR(
@@ -728,6 +717,24 @@ struct Operator::Impl {
       im->written = StoredStatus{plan.status, times, obj->generation, true};
     }
     for (const auto& e : to_record) Event(*obj, e);
+    return absl::OkStatus();
+  }
+
+  // A revision's Deployment (`live`: null when it is made) and Service.
+  absl::Status ApplyRevision(const RevisionSpec& rev, const OwnerRef& owner,
+                             const ObjectPtr& live) {
+    OSPREY_RETURN_IF_ERROR(ApplyDeployment(rev, owner, live));
+    return ApplyIfChanged(services, kServices, rev.namespace_, rev.name,
+                          ServiceJson(rev, owner, opts.placement));
+  }
+
+  // An aspired revision kept at `floor` replicas or more (the autoscaler
+  // owns the count above it); a retired one scaled to zero.
+  absl::Status KeepFloor(const RevisionSpec& rev, const kube::Object& deployment, bool aspired,
+                         int floor) {
+    const int current = SpecReplicas(deployment);
+    if ((!aspired && current != 0) || (aspired && current < floor))
+      return Scale(rev.namespace_, DeploymentName(rev), floor);
     return absl::OkStatus();
   }
 
