@@ -44,6 +44,8 @@ CLIENTS = common.env_int("BENCH_DENSITY_CLIENTS", 8)
 SECONDS = common.env_int("BENCH_DENSITY_SECONDS", 10)
 ROWS = [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]
 BODY = json.dumps({"instances": ROWS}).encode()
+V2_BODY = json.dumps({"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32",
+                                  "data": sum(ROWS, [])}]}).encode()
 
 
 def train(root: Path) -> list:
@@ -96,7 +98,7 @@ def tree_rss(pids) -> int:
     return total
 
 
-def zipf_load(target, names, seconds=SECONDS, clients=CLIENTS):
+def zipf_load(target, names, seconds=SECONDS, clients=CLIENTS, body=None):
     """Requests/s and failures of a Zipf mix; target(name) -> (port, path, headers)."""
     ranks = np.arange(1, len(names) + 1)
     p = 1.0 / ranks ** 1.1
@@ -115,7 +117,8 @@ def zipf_load(target, names, seconds=SECONDS, clients=CLIENTS):
             conn = conns.get(port) or http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             conns[port] = conn
             try:
-                conn.request("POST", path, BODY, {"Content-Type": "application/json", **headers})
+                conn.request("POST", path, body or BODY,
+                             {"Content-Type": "application/json", **headers})
                 r = conn.getresponse()
                 r.read()
                 if r.status == 200:
@@ -253,14 +256,8 @@ def mlserver(models: Path, names):
             if time.monotonic() > deadline:
                 raise common.BenchError("MLServer not ready")
             time.sleep(0.5)
-        v2 = json.dumps({"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32",
-                                     "data": sum(ROWS, [])}]}).encode()
-        global BODY
-        saved, BODY = BODY, v2
-        try:
-            rps, failed = zipf_load(lambda n: (http_port, f"/v2/models/{n}/infer", {}), xgb_names)
-        finally:
-            BODY = saved
+        rps, failed = zipf_load(lambda n: (http_port, f"/v2/models/{n}/infer", {}), xgb_names,
+                                body=V2_BODY)
         return {"models": len(xgb_names), "rss_total": tree_rss([proc.pid]), "rps": rps,
                 "failed": failed}
     finally:
@@ -269,6 +266,45 @@ def mlserver(models: Path, names):
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def osprey_one_server(models: Path, names):
+    """The MLServer row's counterpart: one `osprey serve` over the same models."""
+    xgb_names = [n for n in names if n.startswith("xgb")]
+    repo = Path(tempfile.mkdtemp(prefix="osprey-density-repo-"))
+    for n in xgb_names:
+        (repo / n).symlink_to(models / n)
+    port = common.free_ports(1)[0]
+    proc = subprocess.Popen(common.pinned(common.CFG.server_cpu, [
+        str(common.CFG.osprey_bin), "serve", "--model-repository", str(repo),
+        "--http-port", str(port), "--no-grpc"]),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        conn = live_connection(port)
+        deadline = time.monotonic() + 120
+        while True:
+            if all(ready(conn, n) for n in xgb_names):
+                break
+            if time.monotonic() > deadline:
+                raise common.BenchError("osprey serve: models not ready")
+            time.sleep(0.1)
+        rps, failed = zipf_load(lambda n: (port, f"/v2/models/{n}/infer", {}), xgb_names,
+                                body=V2_BODY)
+        return {"models": len(xgb_names), "rss_total": tree_rss([proc.pid]), "rps": rps,
+                "failed": failed}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def ready(conn, name) -> bool:
+    conn.request("GET", f"/v2/models/{name}/ready")
+    r = conn.getresponse()
+    r.read()
+    return r.status == 200
 
 
 def live_connection(port, seconds=30):
@@ -361,6 +397,8 @@ def main() -> int:
     results["one_per_model"] = one_process_per_model(models, names)
     common.log("density: MLServer (XGBoost half), if installed")
     results["mlserver"] = mlserver(models, names)
+    common.log("density: one osprey serve over the same models as MLServer")
+    results["osprey_one_server"] = osprey_one_server(models, names)
     common.log("density: cold loads through a budget of 10% of the models")
     results["cold"] = cold_loads(models, names)
     t, one, ml = results["osprey_trained"], results["one_per_model"], results["mlserver"]
@@ -377,13 +415,20 @@ def main() -> int:
     row("Osprey TrainedModels, 2 replicas + osprey up", N, t["rss_total"], t["rps"], t["failed"])
     row("one osprey serve per model", N, one["rss_total"], one["rps"], one["failed"])
     if ml:
-        row("MLServer (XGBoost half)", ml["models"], ml["rss_total"], ml["rps"], ml["failed"])
+        one_server = results["osprey_one_server"]
+        row("MLServer, one server (XGBoost half)", ml["models"], ml["rss_total"], ml["rps"],
+            ml["failed"])
+        row("osprey serve, one server (the same XGBoost half)", one_server["models"],
+            one_server["rss_total"], one_server["rps"], one_server["failed"])
     lines += ["", f"Memory, one process per model / TrainedModels (all of osprey up): "
               f"{one['rss_total'] / t['rss_total']:.1f}x"]
     if ml:
         per_ml = ml["rss_total"] / ml["models"]
         per_os = t["rss_total"] / N
-        lines.append(f"Memory per model, MLServer / Osprey TrainedModels: {per_ml / per_os:.1f}x")
+        lines.append(f"Memory, the same {ml['models']} models in one server, MLServer / osprey "
+                     f"serve: {ml['rss_total'] / one_server['rss_total']:.1f}x")
+        lines.append(f"Memory per model, MLServer / Osprey TrainedModels (all of osprey up, "
+                     f"twice the models on 2 replicas): {per_ml / per_os:.1f}x")
     c = results["cold"]
     lines += ["", f"Cold loads (budget {c['budget']} bytes, 10% of the models): "
               f"{c['misses']} misses p50 {c['miss_p50_ms']:.2f} ms p99 {c['miss_p99_ms']:.2f} ms; "

@@ -89,6 +89,11 @@ case ",${BENCH_ONLY:-payload_log}," in
   *,payload_log,*)
     "$PY" bench/payload_log_bench.py || status=$? ;;
 esac
+# Density: 200 models as TrainedModels vs a process per model vs MLServer; cold loads.
+case ",${BENCH_ONLY:-density}," in
+  *,density,*)
+    "$PY" bench/density_bench.py || status=$? ;;
+esac
 # The gateway: through it vs straight to the replica; cold start from zero.
 case ",${BENCH_ONLY:-gateway}," in
   *,gateway,*)
