@@ -1235,15 +1235,15 @@ class ArtExplainer:
         if inputs.ndim != 4:
             raise BadRequest(f"the image has shape {list(inputs.shape)}: SquareAttack takes a "
                              "batch of images [n, height, width, channels]")
+        if label.size != len(inputs) or not np.issubdtype(label.dtype, np.number) or \
+                not np.all((label >= 0) & (label < self.nb_classes)):
+            raise BadRequest(f"the label must be one class index below {self.nb_classes} per "
+                             f"image, got {instances[1]!r}")
         classifier = BlackBoxClassifierNeuralNetwork(
             self.scores, inputs.shape, self.nb_classes, channels_first=False,
             clip_values=(-np.inf, np.inf))
         prediction = np.argmax(classifier.predict(inputs, batch_size=1))
         attack = SquareAttack(estimator=classifier, max_iter=self.max_iter, verbose=False)
-        if label.size != len(inputs) or not np.issubdtype(label.dtype, np.number) or \
-                not np.all((label >= 0) & (label < self.nb_classes)):
-            raise BadRequest(f"the label must be one class index below {self.nb_classes} per "
-                             f"image, got {instances[1]!r}")
         try:
             adversarial = attack.generate(x=inputs, y=label)
         except PredictorError:

@@ -20,10 +20,10 @@ import requests
 import harness
 from platform_harness import Platform
 
-pytest.importorskip("art")
-joblib = pytest.importorskip("joblib")
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
+import art  # noqa: F401 (installed by scripts/deps.sh: a missing one fails, never skips)
+import joblib
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
 
 EPS = 0.3  # SquareAttack's default L-inf budget
 
@@ -127,6 +127,11 @@ def test_requests_that_are_not_an_image_and_label(platform, digits):
         r = explain(platform, body)
         assert r.status_code == 400, (body, r.text)
         assert words in r.json()["error"], r.text
+    # A label that is no class is refused before the predictor is asked anything.
+    before = predictor_requests(platform)
+    r = explain(platform, {"instances": [images[0].reshape(1, 8, 8, 1).tolist(), [10]]})
+    assert r.status_code == 400 and "class index below 10" in r.json()["error"], r.text
+    assert predictor_requests(platform) == before
     # Still answering.
     r = explain(platform, {"instances": [images[1].reshape(1, 8, 8, 1).tolist(), [1]]})
     assert r.status_code == 200, r.text

@@ -9,11 +9,16 @@ runtime answers:
 - V1 {"instances": [{"data": "<base64 image>"}]} through the kserve envelope:
   a custom ImageClassifier handler on an eager model (model.py + state_dict)
   answers the digits, the built-in image_classifier on a TorchScript model
-  answers top-5 labels from index_to_name.json, a handler module's handle()
-  function answers row sums; each equal to the same torch computation here;
+  answers top-5 labels from index_to_name.json, the built-in
+  image_segmenter each pixel's class and probability, the built-in
+  object_detector labelled boxes above its threshold, the built-in
+  text_classifier labels with probabilities of a cleaned, tokenized text,
+  a handler module's handle() function answers row sums; each equal to the
+  same torch computation here;
 - V1 :explain: the vision handler's integrated gradients (captum);
 - V2 through the kserve SDK's REST client and plain JSON (kservev2 envelope:
-  outputs named after the inputs);
+  outputs named after the inputs), also on KServe's V2 shape of the service
+  (model.modelFormat pytorch, protocolVersion v2);
 - bad data gets 400 naming the problem and other requests are unaffected; a
   store whose configuration names a missing archive fails its revision with
   that reason.
@@ -30,8 +35,7 @@ import requests
 import harness
 from platform_harness import Platform
 
-pytest.importorskip("ts.torch_handler.image_classifier")
-import torchserve_models as ts_models  # noqa: E402
+import torchserve_models as ts_models
 
 FAILURE_DEADLINE_S = 30
 
@@ -46,9 +50,25 @@ spec:
 """
 
 
+ISVC_V2 = """apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: {name}
+spec:
+  predictor:
+    model:
+      modelFormat:
+        name: pytorch
+      protocolVersion: v2
+      storageUri: file://{store}
+"""
+
+MODELS = ("mnist", "tiny", "sums", "seg", "det", "text")
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    return ts_models.make_store(tmp_path_factory.mktemp("torchserve") / "store")
+    return ts_models.make_store(tmp_path_factory.mktemp("torchserve") / "store", models=MODELS)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +91,7 @@ def predict(platform, model, instances, verb="predict"):
 
 def test_the_store_serves_its_models_under_their_own_names(platform):
     assert platform.condition("torchserve")["status"] == "True"
-    for model in ("mnist", "tiny", "sums"):
+    for model in MODELS:
         r = call(platform, "GET", f"/v2/models/{model}/ready")
         assert r.status_code == 200, (model, r.text)
         meta = call(platform, "GET", f"/v2/models/{model}").json()
@@ -99,6 +119,44 @@ def test_v1_builtin_image_classifier_answers_labels(platform):
     for g, w in zip(got, want):
         assert list(g) == list(w)  # the labels, most probable first
         np.testing.assert_allclose(list(g.values()), list(w.values()), rtol=1e-5)
+
+
+def test_v1_builtin_image_segmenter_answers_each_pixels_class(platform):
+    png = ts_models.color_png(4)
+    r = predict(platform, "seg", [{"data": ts_models.b64(png)}])
+    assert r.status_code == 200, r.text
+    got = np.asarray(r.json()["predictions"])
+    want = np.asarray(ts_models.seg_reference([png]))
+    assert got.shape == want.shape == (1, 28, 28, 2)
+    np.testing.assert_array_equal(got[..., 0], want[..., 0])  # the classes
+    np.testing.assert_allclose(got[..., 1], want[..., 1], rtol=1e-5)
+
+
+def test_v1_builtin_object_detector_answers_labelled_boxes(platform):
+    # One image with one box over the threshold, one with two.
+    pngs = [ts_models.solid_png((250, 10, 10)), ts_models.solid_png((0, 0, 0))]
+    want = ts_models.det_reference(pngs)
+    assert [len(w) for w in want] == [1, 2], want
+    r = predict(platform, "det", [{"data": ts_models.b64(p)} for p in pngs])
+    assert r.status_code == 200, r.text
+    got = r.json()["predictions"]
+    assert [[sorted(box) for box in image] for image in got] == \
+        [[sorted(box) for box in image] for image in want]
+    for g_image, w_image in zip(got, want):
+        for g, w in zip(g_image, w_image):
+            assert g["score"] == pytest.approx(w["score"], rel=1e-5)
+            assert {k: v for k, v in g.items() if k != "score"} == \
+                {k: v for k, v in w.items() if k != "score"}
+
+
+def test_v1_builtin_text_classifier_answers_labels(platform):
+    for text in ts_models.TEXTS:
+        r = predict(platform, "text", [{"data": text}])
+        assert r.status_code == 200, r.text
+        (got,) = r.json()["predictions"]
+        want = ts_models.text_reference(text)
+        assert list(got) == list(want)
+        np.testing.assert_allclose(list(got.values()), list(want.values()), rtol=1e-5)
 
 
 def test_v1_function_entry_point(platform):
@@ -150,6 +208,21 @@ def test_v2_json_function_handler_names_outputs_after_inputs(platform):
     outputs = {o["name"]: o for o in r.json()["outputs"]}
     assert outputs["a"]["data"] == [3.0, 7.0] and outputs["a"]["shape"] == [2]
     assert outputs["b"]["data"] == [18.0] and outputs["b"]["shape"] == [1]
+
+
+def test_kserves_v2_shape_of_the_service(platform, store):
+    """model.modelFormat pytorch with protocolVersion v2, as KServe's V2
+    torchserve samples write it: the same store, V2 answers."""
+    platform.apply_text(ISVC_V2.format(name="torchserve-v2", store=store))
+    png = ts_models.digit_png(5)
+    body = {"inputs": [{"name": "input-0", "shape": [1], "datatype": "BYTES",
+                        "data": [ts_models.b64(png)]}]}
+    r = call(platform, "POST", "/v2/models/mnist/infer", name="torchserve-v2", json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()["outputs"][0]
+    assert out["data"] == ts_models.mnist_reference([png]), out
+    r = call(platform, "GET", "/v2/models/text", name="torchserve-v2")
+    assert r.status_code == 200 and r.json()["platform"] == "pytorch_torchserve", r.text
 
 
 def test_v2_labels_come_back_as_json_text(platform):

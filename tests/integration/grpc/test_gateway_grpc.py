@@ -221,3 +221,50 @@ version_policy: { latest { num_versions: 2 } }
         with torch.no_grad():
             want = nets[served](torch.from_numpy(ROWS)).numpy()
         np.testing.assert_allclose(r.as_numpy("OUTPUT__0"), want, rtol=1e-5, atol=1e-6)
+
+
+def test_torchserve_archives_over_grpc_through_the_gateway(platform, tmp_path):
+    """KServe's gRPC V2 torchserve shape (protocolVersion grpc-v2, an h2c
+    port): the store's models by their own names through the gateway; an
+    image as BYTES reaches its handler, the built-in image_classifier's
+    labels come back as JSON text."""
+    import json
+
+    import torchserve_models as ts_models
+
+    store = ts_models.make_store(tmp_path / "store", models=("mnist", "tiny"))
+    platform.apply_text(f"""apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: ts-grpc
+spec:
+  predictor:
+    model:
+      modelFormat:
+        name: pytorch
+      protocolVersion: grpc-v2
+      storageUri: file://{store}
+      ports:
+        - containerPort: 8081
+          name: h2c
+          protocol: TCP
+""")
+    c = client(platform, platform.host("ts-grpc"))
+    try:
+        assert c.is_model_ready("mnist") and c.is_model_ready("tiny")
+        assert c.get_model_metadata("tiny").platform == "pytorch_torchserve"
+        png = ts_models.digit_png(1)
+        image = tgrpc.InferInput("input-0", [1], "BYTES")
+        image.set_data_from_numpy(np.array([png], dtype=object))
+        got = c.infer("mnist", [image], client_timeout=30).as_numpy("input-0")
+        assert got.tolist() == ts_models.mnist_reference([png])
+        png = ts_models.color_png(2)
+        image = tgrpc.InferInput("image", [1], "BYTES")
+        image.set_data_from_numpy(np.array([png], dtype=object))
+        (text,) = c.infer("tiny", [image], client_timeout=30).as_numpy("image")
+        got = json.loads(text)
+        want = ts_models.tiny_reference([png])[0]
+        assert list(got) == list(want)
+        np.testing.assert_allclose(list(got.values()), list(want.values()), rtol=1e-5)
+    finally:
+        c.close()
