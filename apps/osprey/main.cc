@@ -37,6 +37,7 @@ void Usage() {
                "  cost      what each revision used (replica- and CPU-seconds, memory,\n"
                "            requests), last hour and total: osprey cost [NAME]\n"
                "  top       what each revision uses now (CPU, memory, requests/s)\n"
+               "  kubeconfig  print the kubeconfig osprey up wrote (KUBECONFIG for kubectl)\n"
                "  storage   storage initializer: osprey storage pull URI DIR (--help)\n"
                "  version   print the version\n");
 }
@@ -59,7 +60,7 @@ int main(int argc, char** argv) {
   if (command == "gateway") return osprey::GatewayMain(args);
   if (command == "storage") return osprey::storage::StorageMain(args);
   if (command == "apply" || command == "get" || command == "describe" || command == "delete" ||
-      command == "logs" || command == "cost" || command == "top")
+      command == "logs" || command == "cost" || command == "top" || command == "kubeconfig")
     return osprey::cli::CliMain(command, args, osprey::DefaultDataDir());
   if (command == "version" || command == "--version") {
     std::printf("osprey %s\n", OSPREY_VERSION);

@@ -28,7 +28,9 @@
 #include "common/strings.h"
 #include "controlplane/local/api.h"
 #include "controlplane/local/controller.h"
+#include "controlplane/local/kube_api.h"
 #include "gateway/gateway.h"
+#include "net/tls_pki.h"
 #ifdef OSPREY_WITH_GRPC
 #include "gateway/grpc_ingress.h"
 #endif
@@ -71,10 +73,13 @@ absl::StatusOr<std::string> ReadOrMakeToken(const std::string& path) {
   return token;
 }
 
-absl::Status WriteFileAtomically(const std::string& path, const std::string& text) {
+// `owner_only`: created 0600 (it holds the token).
+absl::Status WriteFileAtomically(const std::string& path, const std::string& text,
+                                 bool owner_only = false) {
   std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
+    if (owner_only) fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write);
     out << text;
     if (!out) return absl::InternalError(StrCat("cannot write ", tmp));
   }
@@ -93,6 +98,7 @@ int UpMain(const std::vector<std::string_view>& args) {
   const int cpus = UsableCpus();
   std::string data_dir, pvc_root, image_map, apply, log_level, propagate_headers;
   int http_port = 8080, api_port = 8090, grpc_port = 8081, gateway_threads = cpus, https_port = 0;
+  int api_tls_port = -1;  // -1: 8443, else a free one
   bool no_grpc = false, keep = false, help = false;
   TracingFlags tracing;
   std::vector<FlagSpec> specs = {
@@ -103,6 +109,10 @@ int UpMain(const std::vector<std::string_view>& args) {
                "the gateway's HTTPS port: where Istio Gateway servers on port 443 are served "
                "(default: 443 itself)"),
       PortFlag("api-port", &api_port, "control-plane API port (default 8090; 0 picks a free one)"),
+      PortFlag("api-tls-port", &api_tls_port,
+               "the API over TLS, for kubectl and Kubernetes clients (DATA_DIR/kubeconfig; "
+               "certificates from a CA in DATA_DIR/pki). Default 8443, or a free port when "
+               "8443 is taken; 0 picks a free one"),
       PortFlag("grpc-port", &grpc_port, "gateway gRPC port (default 8081; 0 picks a free one)"),
       BoolFlag("no-grpc", &no_grpc, "no gRPC ingress"),
       StringFlag("address", &gateway_options.address,
@@ -315,6 +325,34 @@ int UpMain(const std::vector<std::string_view>& args) {
     return 1;
   }
   std::string api_url = StrCat("http://127.0.0.1:", (*api_server)->port());
+  // The same API over TLS, for kubectl (which sends credentials over TLS only).
+  std::string kube_url, ca_certificate_pem;
+  if (auto pki = tls::EnsureServerPki(options.data_dir + "/pki", {"127.0.0.1", "localhost"});
+      !pki.ok()) {
+    OSPREY_LOG(kError) << "API over TLS: " << pki.status().message();
+    return 1;
+  } else {
+    HttpServer::ListenOptions tls_listen;
+    tls_listen.tls.push_back({{}, pki->server_certificate, pki->server_key});
+    absl::StatusOr<uint16_t> port = absl::UnavailableError("");
+    if (api_tls_port != 0)
+      port = (*api_server)
+                     ->Listen(static_cast<uint16_t>(api_tls_port < 0 ? 8443 : api_tls_port),
+                              tls_listen)
+                     .ok()
+                 ? absl::StatusOr<uint16_t>(api_tls_port < 0 ? 8443 : api_tls_port)
+                 : absl::UnavailableError(StrCat("cannot listen on 127.0.0.1:", api_tls_port));
+    if (!port.ok() && api_tls_port <= 0) port = (*api_server)->ListenOnFreePort(tls_listen);
+    if (!port.ok()) {
+      OSPREY_LOG(kError) << "API over TLS: " << port.status().message();
+      return 1;
+    }
+    kube_url = StrCat("https://127.0.0.1:", *port);
+    std::ifstream ca(pki->ca_certificate);
+    std::stringstream ca_pem;
+    ca_pem << ca.rdbuf();
+    ca_certificate_pem = ca_pem.str();
+  }
   // Where the CLI finds this platform (with the token beside it).
   std::string endpoint =
       StrCat("api=", api_url, "\ngateway=http://127.0.0.1:", (*gateway_server)->port(), "\n");
@@ -330,6 +368,14 @@ int UpMain(const std::vector<std::string_view>& args) {
              "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n"
              "scrape_configs:\n- job_name: osprey\n  http_sd_configs:\n  - url: ",
              api_url, "/osprey/v1/prometheus/targets\n    refresh_interval: 5s\n"));
+  if (!st.ok()) {
+    OSPREY_LOG(kError) << st.message();
+  }
+
+  // kubectl, client-go and the KServe SDK: KUBECONFIG=DATA_DIR/kubeconfig.
+  st = WriteFileAtomically(
+      options.data_dir + "/kubeconfig",
+      controlplane::kube_api::KubeconfigYaml(kube_url, ca_certificate_pem, *token), true);
   if (!st.ok()) {
     OSPREY_LOG(kError) << st.message();
   }

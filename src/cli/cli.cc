@@ -20,6 +20,7 @@
 #include "cli/table.h"
 #include "net/http_client.h"
 #include "resources/kinds.h"
+#include "resources/printer.h"
 #include "resources/resources.h"
 
 namespace osprey::cli {
@@ -27,6 +28,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::system_clock;
+using resources::AgeSince;
+using resources::HumanAge;
 
 using Kind = resources::KindInfo;
 using resources::FindKind;
@@ -177,6 +180,11 @@ std::string ErrorOf(const HttpClientResponse& r) {
   if (!d.Parse(r.body.data(), r.body.size()).HasParseError() && d.IsObject() &&
       d.HasMember("error") && d["error"].IsString())
     return d["error"].GetString();
+  // A Kubernetes Status (the /apis routes' errors).
+  if (!d.HasParseError() && d.IsObject() && d.HasMember("kind") && d["kind"].IsString() &&
+      std::string_view(d["kind"].GetString()) == "Status" && d.HasMember("message") &&
+      d["message"].IsString())
+    return d["message"].GetString();
   return StrCat("HTTP ", r.status, ": ", r.body);
 }
 
@@ -223,129 +231,28 @@ std::string Age(const rapidjson::Value& item) {
   return HumanAge(AgeSince(created, Clock::now()));
 }
 
-// spec[key], a list of strings, as kubectl prints one: ["a","b"].
-std::string JoinStrings(const rapidjson::Value& item, const char* key) {
-  if (!item.HasMember("spec") || !item["spec"].HasMember(key) || !item["spec"][key].IsArray())
-    return "";
-  std::string out = "[";
-  for (const auto& v : item["spec"][key].GetArray())
-    if (v.IsString()) StrAppend(&out, out.size() > 1 ? "," : "", "\"", v.GetString(), "\"");
-  return out + "]";
-}
-
-std::string Traffic(const rapidjson::Value& item, bool latest) {
-  const rapidjson::Value* traffic = nullptr;
-  if (item.HasMember("status") && item["status"].IsObject() &&
-      item["status"].HasMember("components") &&
-      item["status"]["components"].HasMember("predictor") &&
-      item["status"]["components"]["predictor"].HasMember("traffic"))
-    traffic = &item["status"]["components"]["predictor"]["traffic"];
-  if (traffic == nullptr || !traffic->IsArray()) return "";
-  for (const auto& t : traffic->GetArray()) {
-    bool is_latest = t.HasMember("latestRevision") && t["latestRevision"].IsBool() &&
-                     t["latestRevision"].GetBool();
-    bool is_prev = Get(t, {"tag"}) == "prev";
-    if ((latest && is_latest) || (!latest && is_prev)) return Get(t, {"percent"});
-  }
-  return "";
-}
-
-// One table per kind, columns as `kubectl get` prints KServe's resources.
+// One table per kind, columns as `kubectl get` prints KServe's resources
+// (resources/printer.h); events as kubectl prints them.
 std::string Table(const Kind& kind, const rapidjson::Value& items, bool all_ns, bool wide) {
   std::vector<std::string> header;
   std::vector<std::vector<std::string>> rows;
-  if (kind.plural == "inferenceservices") {
-    header = {
-        "NAME", "URL", "READY", "PREV", "LATEST", "PREVROLLEDOUTREVISION", "LATESTREADYREVISION",
-        "AGE"};
-    for (const auto& it : items.GetArray())
-      rows.push_back({Get(it, {"metadata", "name"}), Get(it, {"status", "url"}),
-                      Condition(it, "Ready", "status"), Traffic(it, false), Traffic(it, true),
-                      Get(it, {"status", "components", "predictor", "previousRolledoutRevision"}),
-                      Get(it, {"status", "components", "predictor", "latestReadyRevision"}),
-                      Age(it)});
-  } else if (kind.plural == "servingruntimes" || kind.plural == "clusterservingruntimes") {
-    header = {"NAME", "DISABLED", "MODELTYPE", "CONTAINERS", "AGE"};
-    for (const auto& it : items.GetArray()) {
-      std::string disabled = Get(it, {"spec", "disabled"});
-      std::string model_type, containers;
-      if (it["spec"].HasMember("supportedModelFormats") &&
-          !it["spec"]["supportedModelFormats"].Empty())
-        model_type = Get(it["spec"]["supportedModelFormats"][0], {"name"});
-      if (it["spec"].HasMember("containers") && !it["spec"]["containers"].Empty())
-        containers = Get(it["spec"]["containers"][0], {"name"});
-      rows.push_back({Get(it, {"metadata", "name"}), disabled == "true" ? "true" : "", model_type,
-                      containers, Age(it)});
+  if (kind.plural != "events") {
+    rapidjson::Document list(rapidjson::kObjectType);
+    list.AddMember("items", rapidjson::Value(items, list.GetAllocator()), list.GetAllocator());
+    auto table = resources::PrintColumns(kind.plural, Compact(list), Clock::now());
+    if (!table.ok()) return "";
+    std::vector<bool> shown;
+    for (const auto& c : table->columns) {
+      shown.push_back(wide || c.priority == 0);
+      if (shown.back()) header.push_back(c.name);
     }
-  } else if (kind.plural == "inferencegraphs" ||
-             kind.plural == "trainedmodels") {  // KServe's printer columns
-    header = {"NAME", "URL", "READY", "AGE"};
-    for (const auto& it : items.GetArray())
-      rows.push_back({Get(it, {"metadata", "name"}), Get(it, {"status", "url"}),
-                      Condition(it, "Ready", "status"), Age(it)});
-  } else if (kind.plural == "services") {  // Knative's printer columns
-    header = {"NAME", "URL", "LATESTCREATED", "LATESTREADY", "READY", "REASON"};
-    for (const auto& it : items.GetArray())
-      rows.push_back({Get(it, {"metadata", "name"}), Get(it, {"status", "url"}),
-                      Get(it, {"status", "latestCreatedRevisionName"}),
-                      Get(it, {"status", "latestReadyRevisionName"}),
-                      Condition(it, "Ready", "status"), Condition(it, "Ready", "reason")});
-  } else if (kind.plural == "configurations") {
-    header = {"NAME", "LATESTCREATED", "LATESTREADY", "READY", "REASON"};
-    for (const auto& it : items.GetArray())
-      rows.push_back({Get(it, {"metadata", "name"}),
-                      Get(it, {"status", "latestCreatedRevisionName"}),
-                      Get(it, {"status", "latestReadyRevisionName"}),
-                      Condition(it, "Ready", "status"), Condition(it, "Ready", "reason")});
-  } else if (kind.plural == "routes") {
-    header = {"NAME", "URL", "READY", "REASON"};
-    for (const auto& it : items.GetArray())
-      rows.push_back({Get(it, {"metadata", "name"}), Get(it, {"status", "url"}),
-                      Condition(it, "Ready", "status"), Condition(it, "Ready", "reason")});
-  } else if (kind.plural == "deployments") {  // kubectl's
-    header = {"NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"};
-    for (const auto& it : items.GetArray())
-      rows.push_back(
-          {Get(it, {"metadata", "name"}),
-           StrCat(Get(it, {"status", "readyReplicas"}), "/", Get(it, {"spec", "replicas"})),
-           Get(it, {"status", "updatedReplicas"}), Get(it, {"status", "availableReplicas"}),
-           Age(it)});
-  } else if (kind.plural == "virtualservices") {  // Istio's printer columns
-    header = {"NAME", "GATEWAYS", "HOSTS", "AGE"};
-    for (const auto& it : items.GetArray())
-      rows.push_back({Get(it, {"metadata", "name"}), JoinStrings(it, "gateways"),
-                      JoinStrings(it, "hosts"), Age(it)});
-  } else if (kind.plural == "destinationrules") {  // Istio's printer columns
-    header = {"NAME", "HOST", "AGE"};
-    for (const auto& it : items.GetArray())
-      rows.push_back({Get(it, {"metadata", "name"}), Get(it, {"spec", "host"}), Age(it)});
-  } else if (kind.plural == "gateways" || kind.plural == "serviceentries") {
-    header = {"NAME", "AGE"};
-    for (const auto& it : items.GetArray())
-      rows.push_back({Get(it, {"metadata", "name"}), Age(it)});
-  } else if (kind.plural == "revisions") {
-    header = {"NAME", "INFERENCESERVICE", "PHASE", "REPLICAS", "READY", "RUNTIME", "AGE"};
-    if (wide) header.push_back("REASON");
-    for (const auto& it : items.GetArray()) {
-      std::vector<std::string> row = {
-          Get(it, {"metadata", "name"}),
-          Get(it, {"metadata", "labels", "serving.kserve.io/inferenceservice"}) +
-              Get(it, {"metadata", "labels", "serving.knative.dev/service"}),
-          Get(it, {"status", "phase"}),
-          Get(it, {"status", "replicas"}),
-          Get(it, {"status", "readyReplicas"}),
-          Get(it, {"spec", "runtime"}),
-          Age(it)};
-      if (wide) row.push_back(Get(it, {"status", "reason"}));
+    for (auto& r : table->rows) {
+      std::vector<std::string> row;
+      for (size_t i = 0; i < r.cells.size() && i < shown.size(); ++i)
+        if (shown[i]) row.push_back(std::move(r.cells[i]));
       rows.push_back(std::move(row));
     }
-  } else if (kind.plural == "podautoscalers") {
-    header = {"NAME", "DESIREDSCALE", "ACTUALSCALE", "READY", "REASON"};
-    for (const auto& it : items.GetArray())
-      rows.push_back({Get(it, {"metadata", "name"}), Get(it, {"status", "desiredScale"}),
-                      Get(it, {"status", "actualScale"}), Get(it, {"status", "ready"}),
-                      Get(it, {"status", "reason"})});
-  } else {  // events
+  } else {
     header = {"LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"};
     for (const auto& it : items.GetArray()) {
       // kind/name, as kubectl shows an event's object.
@@ -908,6 +815,15 @@ int CliMain(std::string_view command, const std::vector<std::string_view>& args,
   auto parsed = ParseArgs(args, default_data_dir);
   if (!parsed.ok()) return Fail(std::string(parsed.status().message()));
   Options o = *parsed;
+  if (command == "kubeconfig") {  // what osprey up wrote for kubectl
+    std::ifstream in(o.data_dir + "/kubeconfig");
+    if (!in)
+      return Fail(StrCat(o.data_dir,
+                         "/kubeconfig is missing (is `osprey up` running? --data-dir or "
+                         "OSPREY_HOME point at its data directory)"));
+    std::cout << in.rdbuf();
+    return 0;
+  }
   if (auto st = Connect(&o); !st.ok()) return Fail(std::string(st.message()));
   if (command == "apply") return ApplyCommand(o);
   if (command == "get") return GetCommand(o);

@@ -30,41 +30,4 @@ std::string FormatTable(const std::vector<std::string>& header,
   return out;
 }
 
-std::string HumanAge(std::chrono::seconds age) {
-  long long s = std::max<long long>(0, age.count());
-  char buf[32];
-  if (s < 120) {
-    std::snprintf(buf, sizeof(buf), "%llds", s);
-  } else if (s < 600) {
-    long long m = s / 60, r = s % 60;
-    if (r == 0)
-      std::snprintf(buf, sizeof(buf), "%lldm", m);
-    else
-      std::snprintf(buf, sizeof(buf), "%lldm%llds", m, r);
-  } else if (s < 3 * 3600) {
-    std::snprintf(buf, sizeof(buf), "%lldm", s / 60);
-  } else if (s < 8 * 3600) {
-    long long h = s / 3600, m = (s % 3600) / 60;
-    if (m == 0)
-      std::snprintf(buf, sizeof(buf), "%lldh", h);
-    else
-      std::snprintf(buf, sizeof(buf), "%lldh%lldm", h, m);
-  } else if (s < 48 * 3600) {
-    std::snprintf(buf, sizeof(buf), "%lldh", s / 3600);
-  } else {
-    std::snprintf(buf, sizeof(buf), "%lldd", s / 86400);
-  }
-  return buf;
-}
-
-std::chrono::seconds AgeSince(const std::string& rfc3339,
-                              std::chrono::system_clock::time_point now) {
-  std::tm tm{};
-  if (strptime(rfc3339.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) == nullptr)
-    return std::chrono::seconds(0);
-  std::time_t t = timegm(&tm);
-  return std::chrono::duration_cast<std::chrono::seconds>(
-      now - std::chrono::system_clock::from_time_t(t));
-}
-
 }  // namespace osprey::cli

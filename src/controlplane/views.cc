@@ -692,4 +692,10 @@ std::string ListJson(const std::vector<std::string>& items) {
   return out;
 }
 
+std::string ListJson(const resources::KindInfo& kind, const std::vector<std::string>& items) {
+  std::string list = ListJson(items);
+  return StrCat("{\"apiVersion\":\"", kind.group, "/", kind.version, "\",\"kind\":\"", kind.kind,
+                "List\",\"metadata\":{},", std::string_view(list).substr(1));
+}
+
 }  // namespace osprey::controlplane

@@ -14,6 +14,7 @@
 #include "common/status.h"
 #include "controlplane/knative.h"
 #include "controlplane/reconciler.h"
+#include "resources/kinds.h"
 
 namespace osprey::controlplane {
 
@@ -156,5 +157,8 @@ void WriteConditionList(json::Writer& w, const std::vector<Condition>& condition
 
 // {"items": [...]} of rendered items.
 std::string ListJson(const std::vector<std::string>& items);
+// The same as the Kubernetes list of `kind` ({"apiVersion": group/version,
+// "kind": "InferenceServiceList", "metadata": {}, "items": [...]}).
+std::string ListJson(const resources::KindInfo& kind, const std::vector<std::string>& items);
 
 }  // namespace osprey::controlplane

@@ -857,19 +857,28 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const Options& opt
 absl::Status HttpServer::Listen(uint16_t port) { return Listen(port, ListenOptions()); }
 
 absl::Status HttpServer::Listen(uint16_t port, const ListenOptions& options) {
+  if (port == 0) return absl::InvalidArgumentError("Listen needs a port; see ListenOnFreePort");
+  return ListenOn(port, options).status();
+}
+
+absl::StatusOr<uint16_t> HttpServer::ListenOnFreePort(const ListenOptions& options) {
+  return ListenOn(0, options);
+}
+
+absl::StatusOr<uint16_t> HttpServer::ListenOn(uint16_t port, const ListenOptions& options) {
   std::shared_ptr<TlsConfig> tls;
   if (!options.tls.empty()) {
     auto loaded = LoadTls(options.tls, options.tls13_only);
     if (!loaded.ok()) return loaded.status();
     tls = *std::move(loaded);
   }
-  const int request_port = options.request_port != 0 ? options.request_port : port;
+  int request_port = options.request_port != 0 ? options.request_port : port;
   std::lock_guard<std::mutex> lock(impl_->extra_mu);
-  if (auto it = impl_->extra.find(port); it != impl_->extra.end()) {
+  if (auto it = impl_->extra.find(port); port != 0 && it != impl_->extra.end()) {
     std::lock_guard<std::mutex> state_lock(it->second->state->mu);
     it->second->state->listener = request_port;
     it->second->state->tls = std::move(tls);
-    return absl::OkStatus();
+    return port;
   }
   if (impl_->shared.draining.load()) return absl::UnavailableError("the server is draining");
   auto state = std::make_shared<Acceptor<tcp>::State>();
@@ -888,11 +897,15 @@ absl::Status HttpServer::Listen(uint16_t port, const ListenOptions& options) {
   if (ec)
     return absl::UnavailableError(
         StrCat("cannot listen on ", impl_->address.to_string(), ":", port, ": ", ec.message()));
+  if (port == 0) {  // the system's pick
+    port = a.local_endpoint().port();
+    if (options.request_port == 0) acceptor->state->listener = port;
+  }
   Acceptor<tcp>* raw = acceptor.get();
   impl_->extra.emplace(port, std::move(acceptor));
   // Accepting starts on the acceptor's own loop, as the others do.
   asio::post(impl_->loops.front().io, [raw] { Accept(raw); });
-  return absl::OkStatus();
+  return port;
 }
 
 void HttpServer::StopListening(uint16_t port) {

@@ -77,6 +77,8 @@ class HttpServer {
   // they end.
   absl::Status Listen(uint16_t port, const ListenOptions& options);
   absl::Status Listen(uint16_t port);  // plain HTTP
+  // The same on a port the system picks; returns it.
+  absl::StatusOr<uint16_t> ListenOnFreePort(const ListenOptions& options);
   void StopListening(uint16_t port);
   std::set<uint16_t> listening() const;
 
@@ -86,6 +88,7 @@ class HttpServer {
   bool Drain(std::chrono::milliseconds grace);
 
  private:
+  absl::StatusOr<uint16_t> ListenOn(uint16_t port, const ListenOptions& options);
   struct Impl;
   explicit HttpServer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

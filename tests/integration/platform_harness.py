@@ -157,6 +157,12 @@ class Platform:
     def api(self):
         return f"http://{harness.HOST}:{self.api_port}"
 
+    @property
+    def auth(self):
+        """The API's bearer token as a header (every read and write needs it)."""
+        token = (self.data_dir / "token").read_text().strip()
+        return {"Authorization": f"Bearer {token}"}
+
     def start(self):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         for attempt in range(3):

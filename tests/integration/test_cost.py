@@ -35,7 +35,7 @@ def platform(osprey_bin, tmp_path_factory):
 
 def cost(platform, name):
     r = requests.get(f"{platform.api}/osprey/v1/namespaces/default/inferenceservices/{name}/cost",
-                     timeout=10)
+                     headers=platform.auth, timeout=10)
     assert r.status_code == 200, r.text
     items = r.json()["items"]
     return items[0] if items else None
@@ -120,7 +120,7 @@ def test_cli_cost_top_describe_and_metrics(platform):
     assert m and float(m.group(1)) > 0, metrics[-2000:]
     assert 'osprey_revision_memory_bytes{namespace="default",inferenceservice="idle3"' in metrics
     r = requests.get(f"{platform.api}/osprey/v1/namespaces/default/inferenceservices/nope/cost",
-                     timeout=10)
+                     headers=platform.auth, timeout=10)
     assert r.status_code == 404 and "nope" in r.text
 
 

@@ -123,13 +123,14 @@ class Client:
 
 
 def events(platform, reason):
-    r = requests.get(f"{platform.api}/osprey/v1/namespaces/default/events", timeout=10)
+    r = requests.get(f"{platform.api}/osprey/v1/namespaces/default/events",
+                     headers=platform.auth, timeout=10)
     return [e for e in r.json()["items"] if e.get("object") == NAME and e.get("reason") == reason]
 
 
 def platform_drift(platform):
     r = requests.get(f"{platform.api}/osprey/v1/namespaces/default/inferenceservices/{NAME}/drift",
-                     timeout=10)
+                     headers=platform.auth, timeout=10)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -237,7 +238,7 @@ def test_annotations_are_part_of_the_revision(platform, model):
     # Settings without a reference are refused by nobody and do nothing:
     # a service without the annotations has no detector.
     r = requests.get(f"{platform.api}/osprey/v1/namespaces/default/inferenceservices/none/drift",
-                     timeout=10)
+                     headers=platform.auth, timeout=10)
     assert r.status_code == 404
 
 

@@ -470,10 +470,18 @@ def test_api_refuses_changes_without_the_token(platform):
     r = requests.delete(
         f"{platform.api}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/x")
     assert r.status_code == 401
-    # Reads are open; nothing was created.
+    # Reads need the token too (a Kubernetes Status under /apis); nothing was created.
     r = requests.get(f"{platform.api}/apis/serving.kserve.io/v1beta1/inferenceservices")
-    assert r.status_code == 200
+    assert r.status_code == 401 and r.json()["reason"] == "Unauthorized", r.text
+    r = requests.get(f"{platform.api}/osprey/v1/namespaces/default/events")
+    assert r.status_code == 401
+    r = requests.get(f"{platform.api}/apis/serving.kserve.io/v1beta1/inferenceservices",
+                     headers=platform.auth)
+    assert r.status_code == 200 and r.json()["kind"] == "InferenceServiceList"
     assert "sneaky" not in r.text
+    # Health and Prometheus' endpoints stay open.
+    assert requests.get(f"{platform.api}/healthz").status_code == 200
+    assert requests.get(f"{platform.api}/metrics").status_code == 200
 
 
 def test_restart_keeps_everything(osprey_bin, tmp_path, examples_dir, http_models):

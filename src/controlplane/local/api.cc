@@ -6,6 +6,7 @@
 
 #include "common/json_writer.h"
 #include "common/prometheus.h"
+#include "controlplane/local/kube_api.h"
 #include "net/status.h"
 #include "resources/kinds.h"
 
@@ -132,18 +133,27 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
     target = target.substr(0, q);
   }
   auto params = Query(query);
-  const bool write = req.method != "GET" && req.method != "HEAD";
-  if (write) {
-    std::string_view auth = FindHeader(req.headers, "Authorization");
-    if (auth.empty())
-      return JsonErrorResponse(
-          401,
-          "this API needs a bearer token to change state (Authorization: Bearer "
-          "...); the CLI reads it from the data directory's token file");
-    if (auth != StrCat("Bearer ", token_)) return JsonErrorResponse(401, "bearer token refused");
-  }
   std::vector<std::string_view> p = Split(target);
-  if (p.size() == 1 && p[0] == "healthz") return Json("{\"status\":\"ok\"}");
+  const bool kube = !p.empty() && (p[0] == "apis" || p[0] == "api" || p[0] == "openapi");
+  // Open to anyone: health, the version, Prometheus' scrape and discovery.
+  const bool open = (p.size() == 1 && (p[0] == "healthz" || p[0] == "livez" || p[0] == "readyz" ||
+                                       p[0] == "version" || p[0] == "metrics")) ||
+                    (p.size() == 4 && p[0] == "osprey" && p[2] == "prometheus");
+  if (!open) {
+    std::string_view auth = FindHeader(req.headers, "Authorization");
+    absl::Status refused;
+    if (auth.empty())
+      refused = absl::UnauthenticatedError(
+          "this API needs a bearer token (Authorization: Bearer ...); the CLI reads it from the "
+          "data directory's token file, kubectl from DATA_DIR/kubeconfig");
+    else if (auth != StrCat("Bearer ", token_))
+      refused = absl::UnauthenticatedError("bearer token refused");
+    if (!refused.ok())
+      return kube ? KubeError(refused) : JsonErrorResponse(401, std::string(refused.message()));
+  }
+  if (p.size() == 1 && (p[0] == "healthz" || p[0] == "livez" || p[0] == "readyz"))
+    return Json("{\"status\":\"ok\"}");
+  if (p.size() == 1 && p[0] == "version") return Json(kube_api::VersionJson());
   if (p.size() == 1 && p[0] == "metrics" && metrics_) {
     HttpResponse r;
     r.body = metrics_();
@@ -207,6 +217,21 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
     return JsonErrorResponse(404, StrCat("no API route for ", target));
   }
 
+  if (p.size() == 2 && p[0] == "openapi" && p[1] == "v3") return Json(kube_api::OpenApiRootJson());
+  if (p.size() == 5 && p[0] == "openapi" && p[1] == "v3" && p[2] == "apis")
+    return KubeJson(kube_api::OpenApiGroupVersionJson(p[3], p[4]));
+  if (p.size() == 1 && p[0] == "api") return Json(kube_api::CoreVersionsJson());
+  if (p.size() == 2 && p[0] == "api" && p[1] == "v1") return Json(kube_api::CoreResourcesJson());
+  if (p.size() == 1 && p[0] == "apis") return Json(kube_api::GroupListJson());
+  if (p.size() == 2 && p[0] == "apis") return KubeJson(kube_api::GroupJson(p[1]));
+  if (p.size() == 3 && p[0] == "apis") return KubeJson(kube_api::ResourceListJson(p[1], p[2]));
+  if (kube) return Resource(req, p, params);
+  return JsonErrorResponse(404, StrCat("no API route for ", target));
+}
+
+HttpResponse ApiHandler::Resource(const HttpRequest& req, const std::vector<std::string_view>& p,
+                                  std::map<std::string, std::string>& params) {
+  std::string_view target = req.target.substr(0, req.target.find('?'));
   // /apis/{group}/{version}[/namespaces/{ns}]/{kind}[/{name}]
   if (p.size() >= 4 && p[0] == "apis") {
     std::string group(p[1]);
@@ -222,24 +247,113 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
     const resources::KindInfo* k = resources::FindKind(kind);
     // Osprey's own kinds (events) are served under /osprey/v1, not /apis.
     if (k == nullptr || k->plural != kind || k->group != group || k->group == "osprey" ||
-        i + 2 < p.size())
-      return JsonErrorResponse(404, StrCat("no API route for ", target));
+        k->version != p[2] || i + 2 < p.size())
+      return KubeError(absl::NotFoundError("the server could not find the requested resource"));
+    if (!k->cluster && ns.empty() && !name.empty()) ns = "default";
     if (req.method == "GET") {
-      if (name.empty()) {
-        auto list = controller_->List(kind, ns);
-        return list.ok() ? Json(std::move(*list)) : ErrorResponse(list.status());
-      }
-      auto one = controller_->Get(kind, ns.empty() ? "default" : ns, name);
-      return one.ok() ? Json(std::move(*one)) : ErrorResponse(one.status());
+      absl::StatusOr<std::string> json =
+          name.empty() ? controller_->List(kind, ns) : controller_->Get(kind, ns, name);
+      if (!json.ok()) return KubeError(json.status(), k, name);
+      if (!kube_api::WantsTable(FindHeader(req.headers, "Accept"))) return Json(std::move(*json));
+      auto table = kube_api::TableJson(
+          k->plural, *json, params.count("includeObject") ? params["includeObject"] : "Metadata",
+          std::chrono::system_clock::now());
+      return table.ok() ? Json(std::move(*table)) : KubeError(table.status(), k, name);
     }
+    if (params.count("dryRun"))
+      return KubeError(absl::InvalidArgumentError("dryRun is not supported by Osprey's API yet"), k,
+                       name);
     if (req.method == "DELETE" && !name.empty()) {
-      auto st = controller_->Delete(kind, ns.empty() ? "default" : ns, name);
-      if (!st.ok()) return ErrorResponse(st);
-      return Json(StrCat("{\"deleted\":", JsonString(name), "}"));
+      auto st = controller_->Delete(kind, ns, name);
+      if (!st.ok()) return KubeError(st, k, name);
+      return Json(kube_api::DeletedJson(*k, name, ""));
     }
-    return JsonErrorResponse(405, StrCat(req.method, " is not allowed on ", target));
+    const bool writes = (req.method == "POST" && name.empty()) ||
+                        ((req.method == "PUT" || req.method == "PATCH") && !name.empty());
+    if (writes && !k->applied)
+      return KubeError(
+          absl::UnimplementedError(StrCat(k->plural, " are made by the platform, not written")), k,
+          name);
+    const std::string body = req.body ? *req.body : std::string();
+    if (req.method == "PATCH" && !name.empty()) {
+      // Custom resources take merge patches (kubectl apply, edit, patch --type merge).
+      std::string_view type = FindHeader(req.headers, "Content-Type");
+      if (!type.starts_with("application/merge-patch+json")) {
+        HttpResponse r = Json(kube_api::StatusJson(
+            415, "UnsupportedMediaType",
+            StrCat("the body of the request was in an unknown format (", type,
+                   "); accepted media types include: application/merge-patch+json"),
+            k, name));
+        r.status = 415;
+        return r;
+      }
+      auto current = controller_->Get(kind, ns, name);
+      if (!current.ok()) return KubeError(current.status(), k, name);
+      auto merged = kube_api::MergePatch(*current, body);
+      if (!merged.ok()) return KubeError(merged.status(), k, name);
+      return Write(*merged, *k, ns.empty() ? "default" : ns, name);
+    }
+    if (writes) return Write(body, *k, ns.empty() ? "default" : ns, name);
+    return KubeError(absl::UnimplementedError(StrCat(req.method, " is not allowed on ", target)), k,
+                     name);
   }
-  return JsonErrorResponse(404, StrCat("no API route for ", target));
+  return KubeError(absl::NotFoundError("the server could not find the requested resource"));
+}
+
+// POST (create) and PUT (update) of one object whose kind, name and
+// namespace are checked against the path before anything is applied.
+HttpResponse ApiHandler::Write(const std::string& body, const resources::KindInfo& k,
+                               const std::string& ns, const std::string& path_name) {
+  auto parsed = resources::ParseYaml(body);
+  if (!parsed.ok()) return KubeError(parsed.status(), &k, path_name);
+  if (parsed->size() != 1)
+    return KubeError(absl::InvalidArgumentError("the body must hold exactly one object"), &k,
+                     path_name);
+  const resources::Resource& object = parsed->front();
+  const auto& meta =
+      std::visit([](const auto& o) -> const resources::ObjectMeta& { return o.meta; }, object);
+  if (resources::KindOf(object) != k.kind)
+    return KubeError(
+        absl::InvalidArgumentError(StrCat("the object is a ", resources::KindOf(object), ", not a ",
+                                          k.kind, " as the path says")),
+        &k, meta.name);
+  if (!path_name.empty() && meta.name != path_name)
+    return KubeError(absl::InvalidArgumentError(StrCat("metadata.name: \"", meta.name,
+                                                       "\" does not match the name in the path \"",
+                                                       path_name, "\"")),
+                     &k, path_name);
+  // A namespace left out of the object is the path's (ParseYaml fills in "default").
+  const bool named_ns = body.find("namespace") != std::string::npos;
+  if (!k.cluster && named_ns && meta.namespace_ != ns && meta.namespace_ != "default")
+    return KubeError(absl::InvalidArgumentError(
+                         StrCat("the namespace of the object (", meta.namespace_,
+                                ") does not match the namespace of the request (", ns, ")")),
+                     &k, meta.name);
+  const std::string obj_ns = k.cluster ? "" : ns;
+  const bool exists = controller_->Get(k.plural, obj_ns, meta.name).ok();
+  if (path_name.empty() && exists)
+    return KubeError(absl::AlreadyExistsError(
+                         StrCat(k.plural, ".", k.group, " \"", meta.name, "\" already exists")),
+                     &k, meta.name);
+  if (!path_name.empty() && !exists) return KubeError(absl::NotFoundError(""), &k, meta.name);
+  auto applied = controller_->Apply(body, ns, "");
+  if (!applied.ok()) return KubeError(applied.status(), &k, meta.name);
+  auto json = controller_->Get(k.plural, obj_ns, meta.name);
+  if (!json.ok()) return KubeError(json.status(), &k, meta.name);
+  HttpResponse r = Json(std::move(*json));
+  r.status = path_name.empty() ? 201 : 200;
+  return r;
+}
+
+HttpResponse ApiHandler::KubeError(const absl::Status& status, const resources::KindInfo* kind,
+                                   std::string_view name) {
+  HttpResponse r = Json(kube_api::StatusJson(status, kind, name));
+  r.status = kube_api::ReasonOf(status).code;
+  return r;
+}
+
+HttpResponse ApiHandler::KubeJson(absl::StatusOr<std::string> json) {
+  return json.ok() ? Json(std::move(*json)) : KubeError(json.status());
 }
 
 }  // namespace osprey::controlplane

@@ -1,33 +1,45 @@
 #pragma once
 
-// The control plane's REST API (JSON), served by the HTTP server:
+// The control plane's REST API (JSON), served by the HTTP server. Osprey's
+// kinds (resources/kinds.h) are served as a Kubernetes API server serves
+// them, so kubectl and client libraries work against `osprey up`
+// (kube_api.h: discovery, Status errors, Table answers):
+//
+//   GET    /version, /api, /api/v1, /apis, /apis/GROUP, /apis/GROUP/VERSION
+//   GET    /apis/GROUP/VERSION[/namespaces/NS]/PLURAL[/NAME]   (a Table when Accept asks)
+//   POST   /apis/GROUP/VERSION/namespaces/NS/PLURAL            create (409 if it exists)
+//   PUT    /apis/GROUP/VERSION/namespaces/NS/PLURAL/NAME       update (404 if it does not)
+//   PATCH  /apis/GROUP/VERSION/namespaces/NS/PLURAL/NAME       merge patch
+//   GET    /openapi/v3, /openapi/v3/apis/GROUP/VERSION         (kubectl: validate on the server)
+//   DELETE /apis/GROUP/VERSION/namespaces/NS/PLURAL/NAME
+//   (cluster-scoped kinds without /namespaces/NS)
+//
+// and Osprey's own:
 //
 //   POST   /osprey/v1/apply?namespace=NS          body: KServe YAML (multi-document)
-//   GET    /apis/serving.kserve.io/v1beta1[/namespaces/NS]/inferenceservices[/NAME]
-//   DELETE /apis/serving.kserve.io/v1beta1/namespaces/NS/inferenceservices/NAME
-//   GET    /apis/serving.kserve.io/v1alpha1[/namespaces/NS]/servingruntimes[/NAME]
-//   DELETE /apis/serving.kserve.io/v1alpha1/namespaces/NS/servingruntimes/NAME
-//   GET    /apis/serving.kserve.io/v1alpha1/clusterservingruntimes[/NAME]
-//   DELETE /apis/serving.kserve.io/v1alpha1/clusterservingruntimes/NAME
-//   GET    /apis/serving.knative.dev/v1[/namespaces/NS]/revisions[/NAME]
 //   GET    /osprey/v1[/namespaces/NS]/events
 //   GET    /osprey/v1/namespaces/NS/inferenceservices/NAME/logs?revision=R&tail=N
-//   GET    /apis/autoscaling.internal.knative.dev/v1alpha1[/namespaces/NS]/podautoscalers
+//   GET    /osprey/v1[/namespaces/NS]/cost, .../inferenceservices/NAME/{cost,drift}
 //   GET    /osprey/v1/prometheus/targets          Prometheus HTTP service discovery: this API
 //                                                 and every ready replica, labelled
 //   GET    /metrics                               the gateway's metrics and the platform's
 //                                                 (Prometheus text)
-//   GET    /healthz
+//   GET    /healthz, /livez, /readyz
 //
-// Anything that changes state needs "Authorization: Bearer <token>" (401
-// otherwise); reads are open. Errors are {"error": "..."} with the status
-// code of their Status (400 for validation errors naming the field).
+// Everything needs "Authorization: Bearer <token>" (401 otherwise) except
+// health, /version, /metrics and the Prometheus targets. Errors under /api
+// and /apis are Kubernetes Status objects (reason and code); elsewhere
+// {"error": "..."} with the status code of their Status.
 
 #include <functional>
+#include <map>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "controlplane/local/controller.h"
 #include "net/http_types.h"
+#include "resources/kinds.h"
 
 namespace osprey::controlplane {
 
@@ -40,6 +52,14 @@ class ApiHandler : public HttpHandler {
 
  private:
   HttpResponse Route(const HttpRequest& request);
+  HttpResponse Resource(const HttpRequest& request, const std::vector<std::string_view>& path,
+                        std::map<std::string, std::string>& params);
+  HttpResponse Write(const std::string& body, const resources::KindInfo& kind,
+                     const std::string& ns, const std::string& path_name);
+  static HttpResponse KubeError(const absl::Status& status,
+                                const resources::KindInfo* kind = nullptr,
+                                std::string_view name = {});
+  static HttpResponse KubeJson(absl::StatusOr<std::string> json);
   Controller* controller_;
   std::string token_;
   std::function<std::string()> metrics_;

@@ -365,6 +365,9 @@ absl::StatusOr<std::string> Controller::List(std::string_view kind, const std::s
   std::vector<std::string> rendered;
   rendered.reserve(items.size());
   for (auto& [name, json] : items) rendered.push_back(std::move(json));
+  if (const resources::KindInfo* k = resources::FindKind(kind);
+      k != nullptr && k->group != "osprey")
+    return ListJson(*k, rendered);
   return ListJson(rendered);
 }
 

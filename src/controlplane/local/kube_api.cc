@@ -1,0 +1,579 @@
+#include "controlplane/local/kube_api.h"
+
+#include <algorithm>
+#include <charconv>
+#include <vector>
+
+#include "common/json_dom.h"
+#include "common/json_writer.h"
+#include "common/strings.h"
+#include "resources/printer.h"
+
+namespace osprey::controlplane::kube_api {
+namespace {
+
+using resources::KindInfo;
+
+// Kinds served under /apis: Osprey's own (events) live under /osprey/v1.
+bool Served(const KindInfo& k) { return k.group != "osprey"; }
+
+std::vector<std::string_view> Groups() {
+  std::vector<std::string_view> out;
+  for (const auto& k : resources::Kinds())
+    if (Served(k) && std::find(out.begin(), out.end(), k.group) == out.end())
+      out.push_back(k.group);
+  return out;
+}
+
+std::vector<std::string_view> VersionsOf(std::string_view group) {
+  std::vector<std::string_view> out;
+  for (const auto& k : resources::Kinds())
+    if (Served(k) && k.group == group && std::find(out.begin(), out.end(), k.version) == out.end())
+      out.push_back(k.version);
+  return out;
+}
+
+void WriteGroup(JsonWriter& w, std::string_view group) {
+  auto versions = VersionsOf(group);
+  w.Key("name").String(group).Key("versions").BeginArray();
+  for (auto v : versions)
+    w.BeginObject()
+        .Key("groupVersion")
+        .String(StrCat(group, "/", v))
+        .Key("version")
+        .String(v)
+        .EndObject();
+  w.EndArray();
+  w.Key("preferredVersion")
+      .BeginObject()
+      .Key("groupVersion")
+      .String(StrCat(group, "/", versions.front()))
+      .Key("version")
+      .String(versions.front())
+      .EndObject();
+}
+
+std::vector<std::string_view> Split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  for (size_t pos = 0;;) {
+    size_t next = s.find(sep, pos);
+    out.push_back(s.substr(pos, next == std::string_view::npos ? s.npos : next - pos));
+    if (next == std::string_view::npos) return out;
+    pos = next + 1;
+  }
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::string Base64(std::string_view in) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < in.size(); i += 3) {
+    uint32_t n = static_cast<uint8_t>(in[i]) << 16;
+    if (i + 1 < in.size()) n |= static_cast<uint8_t>(in[i + 1]) << 8;
+    if (i + 2 < in.size()) n |= static_cast<uint8_t>(in[i + 2]);
+    out.push_back(kAlphabet[(n >> 18) & 63]);
+    out.push_back(kAlphabet[(n >> 12) & 63]);
+    out.push_back(i + 1 < in.size() ? kAlphabet[(n >> 6) & 63] : '=');
+    out.push_back(i + 2 < in.size() ? kAlphabet[n & 63] : '=');
+  }
+  return out;
+}
+
+std::vector<std::string_view> CategoriesOf(const KindInfo& k) {
+  if (k.group == "serving.knative.dev") return {"all", "knative", "serving"};
+  if (k.group == "networking.istio.io") return {"istio-io", "networking-istio-io"};
+  return {};
+}
+
+}  // namespace
+
+std::string VersionJson() {
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject()
+      .Key("major")
+      .String("1")
+      .Key("minor")
+      .String("34")
+      .Key("gitVersion")
+      .String("v1.34.0+osprey")
+      .Key("gitCommit")
+      .String("")
+      .Key("gitTreeState")
+      .String("clean")
+      .Key("buildDate")
+      .String("1970-01-01T00:00:00Z")
+      .Key("goVersion")
+      .String("")
+      .Key("compiler")
+      .String("osprey")
+      .Key("platform")
+      .String("linux/amd64")
+      .EndObject();
+  return out;
+}
+
+std::string CoreVersionsJson() {
+  // No core kinds are served yet: kubectl reads an empty core group list as
+  // "nothing here" (a v1 with no resources is an error to it).
+  return R"({"kind":"APIVersions","versions":[],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":""}]})";
+}
+
+std::string CoreResourcesJson() {
+  return R"({"kind":"APIResourceList","groupVersion":"v1","resources":[]})";
+}
+
+std::string GroupListJson() {
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject().Key("kind").String("APIGroupList").Key("apiVersion").String("v1");
+  w.Key("groups").BeginArray();
+  for (auto g : Groups()) {
+    w.BeginObject();
+    WriteGroup(w, g);
+    w.EndObject();
+  }
+  w.EndArray().EndObject();
+  return out;
+}
+
+absl::StatusOr<std::string> GroupJson(std::string_view group) {
+  if (VersionsOf(group).empty())
+    return absl::NotFoundError("the server could not find the requested resource");
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject().Key("kind").String("APIGroup").Key("apiVersion").String("v1");
+  WriteGroup(w, group);
+  w.EndObject();
+  return out;
+}
+
+absl::StatusOr<std::string> ResourceListJson(std::string_view group, std::string_view version) {
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject()
+      .Key("kind")
+      .String("APIResourceList")
+      .Key("apiVersion")
+      .String("v1")
+      .Key("groupVersion")
+      .String(StrCat(group, "/", version))
+      .Key("resources")
+      .BeginArray();
+  bool any = false;
+  for (const auto& k : resources::Kinds()) {
+    if (!Served(k) || k.group != group || k.version != version) continue;
+    any = true;
+    w.BeginObject()
+        .Key("name")
+        .String(k.plural)
+        .Key("singularName")
+        .String(k.singular)
+        .Key("namespaced")
+        .Bool(!k.cluster)
+        .Key("kind")
+        .String(k.kind);
+    w.Key("verbs").BeginArray();
+    if (k.applied) w.String("create").String("delete");
+    w.String("get").String("list");
+    if (k.applied) w.String("patch").String("update");
+    w.EndArray();
+    if (!k.short_names.empty()) {
+      w.Key("shortNames").BeginArray();
+      for (auto s : k.short_names) w.String(s);
+      w.EndArray();
+    }
+    if (auto categories = CategoriesOf(k); !categories.empty()) {
+      w.Key("categories").BeginArray();
+      for (auto c : categories) w.String(c);
+      w.EndArray();
+    }
+    w.EndObject();
+  }
+  w.EndArray().EndObject();
+  if (!any) return absl::NotFoundError("the server could not find the requested resource");
+  return out;
+}
+
+Reason ReasonOf(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return {200, ""};
+    case absl::StatusCode::kNotFound:
+      return {404, "NotFound"};
+    case absl::StatusCode::kAlreadyExists:
+      return {409, "AlreadyExists"};
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kFailedPrecondition:
+      return {409, "Conflict"};
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange:
+      return {422, "Invalid"};
+    case absl::StatusCode::kUnauthenticated:
+      return {401, "Unauthorized"};
+    case absl::StatusCode::kPermissionDenied:
+      return {403, "Forbidden"};
+    case absl::StatusCode::kUnimplemented:
+      return {405, "MethodNotAllowed"};
+    case absl::StatusCode::kUnavailable:
+      return {503, "ServiceUnavailable"};
+    case absl::StatusCode::kDeadlineExceeded:
+      return {504, "Timeout"};
+    case absl::StatusCode::kResourceExhausted:
+      return {429, "TooManyRequests"};
+    default:
+      return {500, "InternalError"};
+  }
+}
+
+std::string StatusJson(const absl::Status& status, const KindInfo* kind, std::string_view name) {
+  const Reason r = ReasonOf(status);
+  std::string message(status.message());
+  if (status.code() == absl::StatusCode::kNotFound && kind != nullptr && !name.empty())
+    message = StrCat(kind->plural, ".", kind->group, " \"", name, "\" not found");
+  if (r.reason != "Invalid" || kind == nullptr)
+    return StatusJson(r.code, r.reason, message, kind, name);
+  // As the API server words a validation failure: the object, then each
+  // cause with its field ("spec.predictor.minReplicas: must be >= 0").
+  std::string field, detail = message;
+  if (size_t colon = message.find(": ");
+      colon != std::string::npos && message.substr(0, colon).find(' ') == std::string::npos) {
+    field = message.substr(0, colon);
+    detail = message.substr(colon + 2);
+  }
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject()
+      .Key("kind")
+      .String("Status")
+      .Key("apiVersion")
+      .String("v1")
+      .Key("metadata")
+      .BeginObject()
+      .EndObject()
+      .Key("status")
+      .String("Failure")
+      .Key("message")
+      .String(StrCat(kind->kind, ".", kind->group, " \"", name, "\" is invalid: ", message))
+      .Key("reason")
+      .String("Invalid")
+      .Key("details")
+      .BeginObject()
+      .Key("name")
+      .String(name)
+      .Key("group")
+      .String(kind->group)
+      .Key("kind")
+      .String(kind->kind)
+      .Key("causes")
+      .BeginArray()
+      .BeginObject()
+      .Key("reason")
+      .String("FieldValueInvalid")
+      .Key("message")
+      .String(detail)
+      .Key("field")
+      .String(field)
+      .EndObject()
+      .EndArray()
+      .EndObject()
+      .Key("code")
+      .Int(r.code)
+      .EndObject();
+  return out;
+}
+
+std::string StatusJson(int code, std::string_view reason, std::string_view message,
+                       const KindInfo* kind, std::string_view name) {
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject()
+      .Key("kind")
+      .String("Status")
+      .Key("apiVersion")
+      .String("v1")
+      .Key("metadata")
+      .BeginObject()
+      .EndObject()
+      .Key("status")
+      .String("Failure")
+      .Key("message")
+      .String(message)
+      .Key("reason")
+      .String(reason);
+  if (kind != nullptr) {
+    w.Key("details").BeginObject();
+    if (!name.empty()) w.Key("name").String(name);
+    w.Key("group").String(kind->group).Key("kind").String(kind->plural).EndObject();
+  }
+  w.Key("code").Int(code).EndObject();
+  return out;
+}
+
+std::string DeletedJson(const KindInfo& kind, std::string_view name, std::string_view uid) {
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject()
+      .Key("kind")
+      .String("Status")
+      .Key("apiVersion")
+      .String("v1")
+      .Key("metadata")
+      .BeginObject()
+      .EndObject()
+      .Key("status")
+      .String("Success")
+      .Key("details")
+      .BeginObject()
+      .Key("name")
+      .String(name)
+      .Key("group")
+      .String(kind.group)
+      .Key("kind")
+      .String(kind.plural);
+  if (!uid.empty()) w.Key("uid").String(uid);
+  w.EndObject().EndObject();
+  return out;
+}
+
+bool WantsTable(std::string_view accept) {
+  // "application/json;as=Table;v=v1;g=meta.k8s.io, application/json": any
+  // offered media range naming a v1 Table.
+  for (std::string_view range : Split(accept, ',')) {
+    bool table = false, v1 = false, meta = false;
+    for (std::string_view param : Split(range, ';')) {
+      param = Trim(param);
+      table = table || param == "as=Table";
+      v1 = v1 || param == "v=v1";
+      meta = meta || param == "g=meta.k8s.io";
+    }
+    if (table && v1 && meta) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<std::string> TableJson(std::string_view plural, std::string_view json,
+                                      std::string_view include_object,
+                                      std::chrono::system_clock::time_point now) {
+  OSPREY_ASSIGN_OR_RETURN(auto table, resources::PrintColumns(plural, json, now));
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject()
+      .Key("kind")
+      .String("Table")
+      .Key("apiVersion")
+      .String("meta.k8s.io/v1")
+      .Key("metadata")
+      .BeginObject()
+      .EndObject();
+  w.Key("columnDefinitions").BeginArray();
+  for (const auto& c : table.columns) {
+    // The CRDs' column names: "Name", "Ready", "LatestReadyRevision" (kubectl
+    // prints them upper-cased).
+    w.BeginObject()
+        .Key("name")
+        .String(c.name)
+        .Key("type")
+        .String(c.type)
+        .Key("format")
+        .String(c.format)
+        .Key("description")
+        .String("")
+        .Key("priority")
+        .Int(c.priority)
+        .EndObject();
+  }
+  w.EndArray();
+  w.Key("rows").BeginArray();
+  for (const auto& r : table.rows) {
+    w.BeginObject().Key("cells").BeginArray();
+    for (size_t i = 0; i < r.cells.size(); ++i) {
+      const std::string& type = table.columns[i].type;
+      const std::string& cell = r.cells[i];
+      int64_t n = 0;
+      if (type == "integer" && !cell.empty() &&
+          std::from_chars(cell.data(), cell.data() + cell.size(), n).ptr ==
+              cell.data() + cell.size())
+        w.Int(n);
+      else if (type == "integer" && cell.empty())
+        w.Null();
+      else
+        w.String(cell);
+    }
+    w.EndArray();
+    if (include_object == "Object") {
+      w.Key("object").Raw(r.object_json);
+    } else if (include_object != "None") {
+      w.Key("object")
+          .BeginObject()
+          .Key("kind")
+          .String("PartialObjectMetadata")
+          .Key("apiVersion")
+          .String("meta.k8s.io/v1")
+          .Key("metadata")
+          .Raw(r.metadata_json.empty() ? "{}" : r.metadata_json)
+          .EndObject();
+    }
+    w.EndObject();
+  }
+  w.EndArray().EndObject();
+  return out;
+}
+
+namespace {
+
+void Merge(rapidjson::Value& target, const rapidjson::Value& patch,
+           rapidjson::Document::AllocatorType& a) {
+  if (!patch.IsObject()) {
+    target.CopyFrom(patch, a);
+    return;
+  }
+  if (!target.IsObject()) target.SetObject();
+  for (auto it = patch.MemberBegin(); it != patch.MemberEnd(); ++it) {
+    if (it->value.IsNull()) {
+      target.RemoveMember(it->name);
+      continue;
+    }
+    auto found = target.FindMember(it->name);
+    if (found == target.MemberEnd()) {
+      rapidjson::Value name(it->name, a);
+      rapidjson::Value value(rapidjson::kNullType);
+      Merge(value, it->value, a);
+      target.AddMember(name, value, a);
+    } else {
+      Merge(found->value, it->value, a);
+    }
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> MergePatch(std::string_view target, std::string_view patch) {
+  rapidjson::Document t, p;
+  if (t.Parse(target.data(), target.size()).HasParseError() || !t.IsObject())
+    return absl::InternalError("the stored object is not a JSON object");
+  if (p.Parse(patch.data(), patch.size()).HasParseError())
+    return absl::InvalidArgumentError("the patch is not JSON");
+  if (!p.IsObject()) return absl::InvalidArgumentError("a merge patch must be a JSON object");
+  Merge(t, p, t.GetAllocator());
+  t.RemoveMember("status");
+  if (t.HasMember("metadata") && t["metadata"].IsObject())
+    for (const char* server_owned :
+         {"uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink"})
+      t["metadata"].RemoveMember(server_owned);
+  return json::ToText(t);
+}
+
+std::string OpenApiRootJson() {
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject().Key("paths").BeginObject();
+  for (auto g : Groups())
+    for (auto v : VersionsOf(g))
+      w.Key(StrCat("apis/", g, "/", v))
+          .BeginObject()
+          .Key("serverRelativeURL")
+          .String(StrCat("/openapi/v3/apis/", g, "/", v))
+          .EndObject();
+  w.EndObject().EndObject();
+  return out;
+}
+
+absl::StatusOr<std::string> OpenApiGroupVersionJson(std::string_view group,
+                                                    std::string_view version) {
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject()
+      .Key("openapi")
+      .String("3.0.0")
+      .Key("info")
+      .BeginObject()
+      .Key("title")
+      .String("Osprey")
+      .Key("version")
+      .String("v1.34.0+osprey")
+      .EndObject();
+  w.Key("paths").BeginObject();
+  bool any = false;
+  for (const auto& k : resources::Kinds()) {
+    if (!Served(k) || k.group != group || k.version != version) continue;
+    any = true;
+    const std::string base =
+        k.cluster ? StrCat("/apis/", group, "/", version, "/", k.plural)
+                  : StrCat("/apis/", group, "/", version, "/namespaces/{namespace}/", k.plural);
+    auto operation = [&](std::string_view verb, std::string_view action, bool field_validation) {
+      w.Key(verb).BeginObject().Key("x-kubernetes-action").String(action);
+      w.Key("x-kubernetes-group-version-kind")
+          .BeginObject()
+          .Key("group")
+          .String(k.group)
+          .Key("version")
+          .String(k.version)
+          .Key("kind")
+          .String(k.kind)
+          .EndObject();
+      w.Key("parameters").BeginArray();
+      if (field_validation)
+        w.BeginObject()
+            .Key("name")
+            .String("fieldValidation")
+            .Key("in")
+            .String("query")
+            .Key("schema")
+            .BeginObject()
+            .Key("type")
+            .String("string")
+            .EndObject()
+            .EndObject();
+      w.EndArray();
+      w.Key("responses")
+          .BeginObject()
+          .Key("200")
+          .BeginObject()
+          .Key("description")
+          .String("OK")
+          .EndObject()
+          .EndObject()
+          .EndObject();
+    };
+    w.Key(base).BeginObject();
+    operation("get", "list", false);
+    if (k.applied) operation("post", "post", true);
+    w.EndObject();
+    w.Key(StrCat(base, "/{name}")).BeginObject();
+    operation("get", "get", false);
+    if (k.applied) {
+      operation("put", "put", true);
+      operation("patch", "patch", true);
+      operation("delete", "delete", false);
+    }
+    w.EndObject();
+  }
+  w.EndObject();
+  w.Key("components").BeginObject().Key("schemas").BeginObject().EndObject().EndObject();
+  w.EndObject();
+  if (!any) return absl::NotFoundError("the server could not find the requested resource");
+  return out;
+}
+
+std::string KubeconfigYaml(std::string_view server, std::string_view ca_pem,
+                           std::string_view token) {
+  return StrCat(
+      "# Written by osprey up: kubectl and Kubernetes clients reach this platform's API with\n"
+      "# KUBECONFIG=<this file>. It holds the API token: keep it private.\n"
+      "apiVersion: v1\nkind: Config\nclusters:\n- name: osprey\n  cluster:\n    server: ",
+      server, "\n    certificate-authority-data: ", Base64(ca_pem),
+      "\ncontexts:\n- name: osprey\n  context:\n    cluster: osprey\n    user: osprey\n"
+      "    namespace: default\ncurrent-context: osprey\nusers:\n- name: osprey\n  user:\n"
+      "    token: \"",
+      token, "\"\n");
+}
+
+}  // namespace osprey::controlplane::kube_api

@@ -1,0 +1,83 @@
+#pragma once
+
+// The documents a Kubernetes API server answers with, for Osprey's kinds
+// (resources/kinds.h), so kubectl, client-go and the KServe SDK can talk to
+// `osprey up`: discovery (/version, /api, /apis, a group, a group version),
+// Status objects for errors and deletions, and meta.k8s.io/v1 Tables with
+// each kind's printer columns. Pure functions; api.cc routes to them.
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+#include "resources/kinds.h"
+
+namespace osprey::controlplane::kube_api {
+
+// GET /version: a version.Info (the Kubernetes release Osprey's API follows).
+std::string VersionJson();
+// GET /api and /api/v1: the core group, with no resources of Osprey's.
+std::string CoreVersionsJson();
+std::string CoreResourcesJson();
+// GET /apis: every group of the kinds table (Osprey's own kinds left out).
+std::string GroupListJson();
+// GET /apis/{group}; NotFound for a group nobody serves.
+absl::StatusOr<std::string> GroupJson(std::string_view group);
+// GET /apis/{group}/{version}: the APIResourceList (names, short names,
+// scope, verbs, categories); NotFound for a version nobody serves.
+absl::StatusOr<std::string> ResourceListJson(std::string_view group, std::string_view version);
+
+// The HTTP code and Kubernetes reason of a status (NotFound 404,
+// AlreadyExists 409, Invalid 422, Conflict 409, Unauthorized 401, ...).
+struct Reason {
+  int code;
+  std::string_view reason;
+};
+Reason ReasonOf(const absl::Status& status);
+
+// A failure Status object. `kind` and `name`, when given, fill its details,
+// and a NotFound's message is Kubernetes' ("inferenceservices.serving.kserve.io
+// \"x\" not found").
+std::string StatusJson(const absl::Status& status, const resources::KindInfo* kind = nullptr,
+                       std::string_view name = {});
+// The same from a code and reason of Kubernetes' own (UnsupportedMediaType 415).
+std::string StatusJson(int code, std::string_view reason, std::string_view message,
+                       const resources::KindInfo* kind = nullptr, std::string_view name = {});
+// The success Status a DELETE answers with.
+std::string DeletedJson(const resources::KindInfo& kind, std::string_view name,
+                        std::string_view uid);
+
+// Whether an Accept header asks for a meta.k8s.io/v1 Table (kubectl get does).
+bool WantsTable(std::string_view accept);
+
+// A Table of `plural`'s objects in `json` (a list or one object), rows
+// carrying their object as includeObject asks: "None", "Metadata" (the
+// default: a PartialObjectMetadata), or "Object".
+absl::StatusOr<std::string> TableJson(std::string_view plural, std::string_view json,
+                                      std::string_view include_object,
+                                      std::chrono::system_clock::time_point now);
+
+// RFC 7386 JSON merge patch (application/merge-patch+json, what kubectl
+// apply, edit and `patch --type merge` send for custom resources) of
+// `patch` onto `target`; then what the server owns is left out
+// (status, metadata's uid, resourceVersion, generation,
+// creationTimestamp, managedFields, selfLink) so the result can be
+// applied. InvalidArgument names what is not JSON.
+absl::StatusOr<std::string> MergePatch(std::string_view target, std::string_view patch);
+
+// OpenAPI v3 discovery (/openapi/v3) and one group version's document
+// (/openapi/v3/apis/{group}/{version}): each kind's paths, tagged with its
+// x-kubernetes-group-version-kind, with the fieldValidation parameter, so
+// kubectl validates on the server (Osprey refuses unknown fields itself).
+std::string OpenApiRootJson();
+absl::StatusOr<std::string> OpenApiGroupVersionJson(std::string_view group,
+                                                    std::string_view version);
+
+// A kubeconfig for this API (context "osprey", namespace default, the CA
+// that signed the server's certificate, the token as its user's bearer
+// token): what `osprey up` writes to DATA_DIR/kubeconfig.
+std::string KubeconfigYaml(std::string_view server, std::string_view ca_pem,
+                           std::string_view token);
+
+}  // namespace osprey::controlplane::kube_api

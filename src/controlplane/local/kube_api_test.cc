@@ -1,0 +1,170 @@
+#include "controlplane/local/kube_api.h"
+
+#include <gtest/gtest.h>
+
+namespace osprey::controlplane::kube_api {
+namespace {
+
+bool Has(const std::string& s, std::string_view part) { return s.find(part) != std::string::npos; }
+
+TEST(KubeApi, DiscoveryListsEveryGroupAndResource) {
+  std::string groups = GroupListJson();
+  for (auto g : {"serving.kserve.io", "serving.knative.dev", "networking.istio.io", "apps",
+                 "autoscaling.internal.knative.dev"})
+    EXPECT_TRUE(Has(groups, StrCat("\"name\":\"", g, "\""))) << g;
+  EXPECT_FALSE(Has(groups, "\"osprey\""));  // Osprey's own kinds are not under /apis
+  // serving.kserve.io serves two versions; the preferred one is the first listed.
+  auto kserve = GroupJson("serving.kserve.io");
+  ASSERT_TRUE(kserve.ok());
+  EXPECT_TRUE(Has(*kserve, "\"groupVersion\":\"serving.kserve.io/v1beta1\""));
+  EXPECT_TRUE(Has(*kserve, "\"groupVersion\":\"serving.kserve.io/v1alpha1\""));
+  EXPECT_EQ(GroupJson("nobody.example.com").status().code(), absl::StatusCode::kNotFound);
+
+  auto v1beta1 = ResourceListJson("serving.kserve.io", "v1beta1");
+  ASSERT_TRUE(v1beta1.ok());
+  EXPECT_TRUE(Has(*v1beta1, "\"name\":\"inferenceservices\""));
+  EXPECT_TRUE(Has(*v1beta1, "\"shortNames\":[\"isvc\"]"));
+  EXPECT_TRUE(Has(*v1beta1, "\"namespaced\":true"));
+  EXPECT_TRUE(
+      Has(*v1beta1, "\"verbs\":[\"create\",\"delete\",\"get\",\"list\",\"patch\",\"update\"]"));
+  EXPECT_FALSE(Has(*v1beta1, "servingruntimes"));  // v1alpha1's
+  auto v1alpha1 = ResourceListJson("serving.kserve.io", "v1alpha1");
+  ASSERT_TRUE(v1alpha1.ok());
+  EXPECT_TRUE(Has(*v1alpha1,
+                  "\"name\":\"clusterservingruntimes\",\"singularName\":\"clusterservingruntime\","
+                  "\"namespaced\":false"));
+  // What the platform makes is read-only.
+  auto apps = ResourceListJson("apps", "v1");
+  ASSERT_TRUE(apps.ok());
+  EXPECT_TRUE(Has(*apps, "\"verbs\":[\"get\",\"list\"]"));
+  auto knative = ResourceListJson("serving.knative.dev", "v1");
+  ASSERT_TRUE(knative.ok());
+  EXPECT_TRUE(Has(*knative, "\"categories\":[\"all\",\"knative\",\"serving\"]"));
+  EXPECT_EQ(ResourceListJson("serving.kserve.io", "v9").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(KubeApi, StatusObjectsCarryKubernetesReasonsAndCodes) {
+  struct Case {
+    absl::Status status;
+    int code;
+    std::string_view reason;
+  } cases[] = {{absl::NotFoundError("x"), 404, "NotFound"},
+               {absl::AlreadyExistsError("x"), 409, "AlreadyExists"},
+               {absl::AbortedError("x"), 409, "Conflict"},
+               {absl::InvalidArgumentError("x"), 422, "Invalid"},
+               {absl::UnauthenticatedError("x"), 401, "Unauthorized"},
+               {absl::PermissionDeniedError("x"), 403, "Forbidden"},
+               {absl::UnimplementedError("x"), 405, "MethodNotAllowed"},
+               {absl::InternalError("x"), 500, "InternalError"}};
+  for (const auto& c : cases) {
+    EXPECT_EQ(ReasonOf(c.status).code, c.code);
+    EXPECT_EQ(ReasonOf(c.status).reason, c.reason);
+    std::string json = StatusJson(c.status);
+    EXPECT_TRUE(Has(json, StrCat("\"reason\":\"", c.reason, "\""))) << json;
+    EXPECT_TRUE(Has(json, StrCat("\"code\":", c.code))) << json;
+  }
+  const resources::KindInfo* isvc = resources::FindKind("isvc");
+  std::string json = StatusJson(absl::NotFoundError("anything"), isvc, "iris");
+  EXPECT_TRUE(Has(json, R"("message":"inferenceservices.serving.kserve.io \"iris\" not found")"))
+      << json;
+  EXPECT_TRUE(Has(
+      json, R"("details":{"name":"iris","group":"serving.kserve.io","kind":"inferenceservices"})"))
+      << json;
+  EXPECT_TRUE(Has(DeletedJson(*isvc, "iris", ""), "\"status\":\"Success\""));
+  // A validation failure names the object and each cause's field, as kubectl prints them.
+  json = StatusJson(absl::InvalidArgumentError("spec.predictor.minReplicas: must be >= 0"), isvc,
+                    "iris");
+  EXPECT_TRUE(Has(
+      json,
+      R"("message":"InferenceService.serving.kserve.io \"iris\" is invalid: spec.predictor.minReplicas: must be >= 0")"))
+      << json;
+  EXPECT_TRUE(Has(
+      json,
+      R"("causes":[{"reason":"FieldValueInvalid","message":"must be >= 0","field":"spec.predictor.minReplicas"}])"))
+      << json;
+  EXPECT_TRUE(Has(json, "\"code\":422"));
+}
+
+TEST(KubeApi, TableNegotiation) {
+  EXPECT_TRUE(
+      WantsTable("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;"
+                 "g=meta.k8s.io,application/json"));
+  EXPECT_TRUE(WantsTable("application/json; as=Table; g=meta.k8s.io; v=v1"));
+  EXPECT_FALSE(WantsTable("application/json;as=Table;v=v1beta1;g=meta.k8s.io"));
+  EXPECT_FALSE(WantsTable("application/json"));
+  EXPECT_FALSE(WantsTable(""));
+}
+
+TEST(KubeApi, TableRowsCarryTheirObjectAsAsked) {
+  const char* list =
+      R"({"items":[{"metadata":{"name":"iris","namespace":"default","creationTimestamp":"2026-01-01T00:00:00Z"},
+          "spec":{},"status":{"conditions":[{"type":"Ready","status":"True"}],
+          "components":{"predictor":{"traffic":[{"latestRevision":true,"percent":100}]}}}}]})";
+  auto now = std::chrono::system_clock::from_time_t(1767225600 + 60);
+  auto table = TableJson("inferenceservices", list, "Metadata", now);
+  ASSERT_TRUE(table.ok()) << table.status();
+  EXPECT_TRUE(Has(*table, R"("kind":"Table","apiVersion":"meta.k8s.io/v1")"));
+  EXPECT_TRUE(Has(*table, R"({"name":"NAME","type":"string","format":"name")"));
+  EXPECT_TRUE(Has(*table, R"("cells":["iris","","True",null,100,"","","60s"])")) << *table;
+  EXPECT_TRUE(Has(*table, R"("object":{"kind":"PartialObjectMetadata")"));
+  EXPECT_FALSE(Has(*table, "\"spec\""));
+  auto full = TableJson("inferenceservices", list, "Object", now);
+  ASSERT_TRUE(full.ok());
+  EXPECT_TRUE(Has(*full, "\"spec\":{}"));
+  auto none = TableJson("inferenceservices", list, "None", now);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(Has(*none, "\"object\""));
+  EXPECT_FALSE(TableJson("inferenceservices", "not json", "None", now).ok());
+}
+
+TEST(KubeApi, MergePatchAsRfc7386AndLeavesOutWhatTheServerOwns) {
+  const char* stored =
+      R"({"apiVersion":"serving.kserve.io/v1beta1","kind":"InferenceService",)"
+      R"("metadata":{"name":"iris","uid":"u","generation":2,"creationTimestamp":"t",)"
+      R"("annotations":{"a":"1","b":"2"}},)"
+      R"("spec":{"predictor":{"minReplicas":1,"canaryTrafficPercent":10,)"
+      R"("model":{"modelFormat":{"name":"xgboost"},"args":["--x"]}}},"status":{"url":"u"}})";
+  auto merged = MergePatch(
+      stored,
+      R"({"metadata":{"annotations":{"a":null,"c":"3"}},"spec":{"predictor":{"canaryTrafficPercent":null,)"
+      R"("maxReplicas":3,"model":{"args":["--y","--z"]}}}})");
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  EXPECT_EQ(*merged,
+            R"({"apiVersion":"serving.kserve.io/v1beta1","kind":"InferenceService",)"
+            R"("metadata":{"name":"iris","annotations":{"b":"2","c":"3"}},)"
+            R"("spec":{"predictor":{"minReplicas":1,"model":{"modelFormat":{"name":"xgboost"},)"
+            R"("args":["--y","--z"]},"maxReplicas":3}}})");
+  EXPECT_EQ(MergePatch(stored, "[1]").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MergePatch(stored, "{").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(KubeApi, OpenApiTellsKubectlToValidateOnTheServer) {
+  std::string root = OpenApiRootJson();
+  EXPECT_TRUE(Has(
+      root,
+      R"("apis/serving.kserve.io/v1beta1":{"serverRelativeURL":"/openapi/v3/apis/serving.kserve.io/v1beta1"})"));
+  auto doc = OpenApiGroupVersionJson("serving.kserve.io", "v1beta1");
+  ASSERT_TRUE(doc.ok());
+  EXPECT_TRUE(Has(
+      *doc, "\"/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices/{name}\""));
+  EXPECT_TRUE(Has(
+      *doc,
+      R"("patch":{"x-kubernetes-action":"patch","x-kubernetes-group-version-kind":{"group":"serving.kserve.io","version":"v1beta1","kind":"InferenceService"},"parameters":[{"name":"fieldValidation","in":"query")"));
+  auto cluster = OpenApiGroupVersionJson("serving.kserve.io", "v1alpha1");
+  ASSERT_TRUE(cluster.ok());
+  EXPECT_TRUE(Has(*cluster, "\"/apis/serving.kserve.io/v1alpha1/clusterservingruntimes/{name}\""));
+  EXPECT_FALSE(OpenApiGroupVersionJson("serving.kserve.io", "v2").ok());
+}
+
+TEST(KubeApi, KubeconfigNamesServerCaAndToken) {
+  std::string y = KubeconfigYaml("https://127.0.0.1:8443", "ab", "t0k");
+  EXPECT_TRUE(Has(y, "server: https://127.0.0.1:8443\n"));
+  EXPECT_TRUE(Has(y, "certificate-authority-data: YWI=\n"));  // base64("ab")
+  EXPECT_TRUE(Has(y, "token: \"t0k\"\n"));  // quoted: a token of digits stays a string
+  EXPECT_TRUE(Has(y, "current-context: osprey\n"));
+  EXPECT_TRUE(Has(KubeconfigYaml("s", "abc", "t"), "certificate-authority-data: YWJj\n"));
+}
+
+}  // namespace
+}  // namespace osprey::controlplane::kube_api

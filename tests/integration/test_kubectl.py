@@ -1,0 +1,194 @@
+"""kubectl against `osprey up`: the API speaks Kubernetes for Osprey's kinds.
+
+`osprey up` writes DATA_DIR/kubeconfig (the API over TLS with a CA of its
+own, the token as bearer token); kubectl, as the operator's test
+environment builds it, is run with KUBECONFIG pointing there:
+
+- discovery: `kubectl version` and `api-resources` (KServe's, Knative's and
+  Istio's kinds with their short names and scope);
+- create (validated on the server: an unknown field is refused naming it),
+  get as KServe's printer columns (-A, -o yaml, -o name, -o jsonpath),
+  apply (client-side: last-applied annotation, configured), patch --type
+  merge, delete; errors as kube-apiserver words them (NotFound,
+  AlreadyExists, Invalid with the field) and nothing stored changes;
+- the token is required, for reads too; a kubeconfig with a wrong token is
+  Unauthorized; `osprey kubeconfig` prints the file.
+
+kubectl comes from scripts/k8s-testenv.sh's cache: without it these tests
+skip, saying how to build it; with OSPREY_REQUIRE_KUBE=1 (make test) they
+fail instead."""
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+import harness
+from platform_harness import READY_TIMEOUT_S, REPO_ROOT, Platform, example_models, isvc_yaml
+
+NAME = "kc-iris"
+
+
+def kubectl_binary() -> Path:
+    out = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "k8s-testenv.sh"), "bin"],
+                         capture_output=True, text=True, check=True)
+    binary = Path(out.stdout.strip()) / "kubectl"
+    if not os.access(binary, os.X_OK):
+        why = f"{binary} is missing (make kube-deps builds it)"
+        if os.environ.get("OSPREY_REQUIRE_KUBE", "") not in ("", "0"):
+            pytest.fail(f"OSPREY_REQUIRE_KUBE is set but {why}", pytrace=False)
+        pytest.skip(why)
+    return binary
+
+
+@pytest.fixture(scope="module")
+def platform(osprey_bin, tmp_path_factory):
+    p = Platform(osprey_bin, tmp_path_factory.mktemp("kubectl") / "home").start()
+    yield p
+    p.stop_everything()
+
+
+@pytest.fixture(scope="module")
+def kubectl(platform):
+    binary = kubectl_binary()
+    harness.wait_until(lambda: (platform.data_dir / "kubeconfig").exists(), 30,
+                       "osprey up to write its kubeconfig")
+
+    def run(*args, check=True, kubeconfig=None, input=None):
+        env = dict(os.environ, KUBECONFIG=str(kubeconfig or platform.data_dir / "kubeconfig"))
+        r = subprocess.run([str(binary), *args], capture_output=True, text=True, env=env,
+                           input=input, timeout=60)
+        if check and r.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)}: {r.returncode}\n{r.stderr}")
+        return r
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    path = tmp_path_factory.mktemp("kubectl-manifests") / "isvc.yaml"
+    path.write_text(isvc_yaml(NAME, "xgboost", example_models() / "xgboost-iris"))
+    return path
+
+
+def ready(kubectl, name=NAME):
+    r = kubectl("get", "isvc", name, "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}", check=False)
+    return r.returncode == 0 and r.stdout == "True"
+
+
+def test_discovery(kubectl):
+    assert "Server Version: v1.34" in kubectl("version").stdout
+    rows = {line.split()[0]: line.split() for line in
+            kubectl("api-resources", "--no-headers").stdout.splitlines()}
+    assert rows["inferenceservices"][1:] == ["isvc", "serving.kserve.io/v1beta1", "true",
+                                             "InferenceService"]
+    assert rows["clusterservingruntimes"][1:] == ["csr", "serving.kserve.io/v1alpha1", "false",
+                                                  "ClusterServingRuntime"]
+    assert rows["services"][1:] == ["ksvc,kservice", "serving.knative.dev/v1", "true", "Service"]
+    assert rows["virtualservices"][1:3] == ["vs", "networking.istio.io/v1"]
+    # What the platform makes is read-only.
+    verbs = kubectl("api-resources", "-o", "wide", "--no-headers").stdout
+    deploy = next(line for line in verbs.splitlines() if line.startswith("deployments"))
+    assert deploy.split()[5] == "get,list", deploy
+
+
+def test_create_get_and_printer_columns(kubectl, manifest):
+    assert kubectl("create", "-f", str(manifest)).stdout.strip() == \
+        f"inferenceservice.serving.kserve.io/{NAME} created"
+    harness.wait_until(lambda: ready(kubectl), READY_TIMEOUT_S, f"{NAME} Ready")
+    lines = kubectl("get", "isvc").stdout.splitlines()
+    assert lines[0].split() == ["NAME", "URL", "READY", "PREV", "LATEST",
+                                "PREVROLLEDOUTREVISION", "LATESTREADYREVISION", "AGE"]
+    row = next(line.split() for line in lines[1:] if line.startswith(NAME + " "))
+    assert row[1].startswith(f"http://{NAME}-default.") and row[2] == "True"
+    assert row[3] == "100" and row[4] == f"{NAME}-predictor-00001", row
+    all_ns = kubectl("get", "isvc", "-A").stdout.splitlines()
+    assert all_ns[0].split()[:2] == ["NAMESPACE", "NAME"]
+    assert any(line.split()[:2] == ["default", NAME] for line in all_ns[1:])
+    assert kubectl("get", "isvc", "-o", "name").stdout.split() == \
+        [f"inferenceservice.serving.kserve.io/{NAME}"]
+    obj = yaml.safe_load(kubectl("get", "isvc", NAME, "-o", "yaml").stdout)
+    assert obj["kind"] == "InferenceService" and obj["metadata"]["name"] == NAME
+    assert obj["spec"]["predictor"]["model"]["modelFormat"]["name"] == "xgboost"
+    # The revisions and what runs them, with their columns.
+    rev = kubectl("get", "revisions", "--no-headers").stdout.split()
+    assert rev[:3] == [f"{NAME}-predictor-00001", NAME, "Ready"], rev
+    deploy = kubectl("get", "deploy", "--no-headers").stdout.split()
+    assert deploy[:2] == [f"{NAME}-predictor-00001-deployment", "1/1"], deploy
+    csr = kubectl("get", "csr", "kserve-xgbserver", "--no-headers").stdout.split()
+    assert csr[:3] == ["kserve-xgbserver", "xgboost", "kserve-container"], csr
+
+
+def test_errors_as_kube_apiserver_words_them(kubectl, manifest):
+    r = kubectl("get", "isvc", "nope", check=False)
+    assert r.returncode == 1
+    assert r.stderr.strip() == \
+        'Error from server (NotFound): inferenceservices.serving.kserve.io "nope" not found'
+    r = kubectl("create", "-f", str(manifest), check=False)
+    assert r.returncode == 1 and "(AlreadyExists)" in r.stderr and \
+        f'inferenceservices.serving.kserve.io "{NAME}" already exists' in r.stderr, r.stderr
+    # An unknown field is refused by the server, naming it; nothing stored changes.
+    before = kubectl("get", "isvc", NAME, "-o", "json").stdout
+    r = kubectl("patch", "isvc", NAME, "--type", "merge", "-p",
+                '{"spec":{"predictor":{"minReplicaz":2}}}', check=False)
+    assert r.returncode == 1 and "is invalid" in r.stderr and "minReplicaz" in r.stderr, r.stderr
+    bad = manifest.read_text().replace("  predictor:\n", "  predictor:\n    bogusField: 1\n")
+    r = kubectl("create", "-f", "-", input=bad.replace(NAME, "kc-bad"), check=False)
+    assert r.returncode == 1 and "bogusField" in r.stderr, r.stderr
+    assert kubectl("get", "isvc", "kc-bad", check=False).returncode == 1
+    after = json.loads(kubectl("get", "isvc", NAME, "-o", "json").stdout)
+    assert after["spec"] == json.loads(before)["spec"]
+    # Strategic merge patches are refused for these kinds, as for any custom resource.
+    r = kubectl("patch", "isvc", NAME, "-p", '{"spec":{}}', check=False)
+    assert r.returncode == 1 and "application/merge-patch+json" in r.stderr, r.stderr
+
+
+def test_apply_patch_and_generation(kubectl, manifest):
+    gen = int(kubectl("get", "isvc", NAME, "-o", "jsonpath={.metadata.generation}").stdout)
+    changed = manifest.read_text().replace("  predictor:\n", "  predictor:\n    maxReplicas: 3\n")
+    r = kubectl("apply", "-f", "-", input=changed)
+    assert r.stdout.strip() == f"inferenceservice.serving.kserve.io/{NAME} configured", r.stdout
+    obj = json.loads(kubectl("get", "isvc", NAME, "-o", "json").stdout)
+    assert obj["spec"]["predictor"]["maxReplicas"] == 3
+    assert obj["metadata"]["generation"] == gen + 1
+    assert "kubectl.kubernetes.io/last-applied-configuration" in obj["metadata"]["annotations"]
+    # Applied again unchanged: nothing to do.
+    assert kubectl("apply", "-f", "-", input=changed).stdout.strip() == \
+        f"inferenceservice.serving.kserve.io/{NAME} unchanged"
+    kubectl("patch", "isvc", NAME, "--type", "merge", "-p",
+            '{"spec":{"predictor":{"maxReplicas":4}}}')
+    assert kubectl("get", "isvc", NAME, "-o",
+                   "jsonpath={.spec.predictor.maxReplicas}").stdout == "4"
+    # Removing a field with a merge patch's null.
+    kubectl("patch", "isvc", NAME, "--type", "merge", "-p",
+            '{"spec":{"predictor":{"maxReplicas":null}}}')
+    obj = json.loads(kubectl("get", "isvc", NAME, "-o", "json").stdout)
+    assert "maxReplicas" not in obj["spec"]["predictor"], obj["spec"]
+
+
+def test_reads_need_the_token(platform, kubectl, tmp_path):
+    r = requests.get(f"{platform.api}/apis/serving.kserve.io/v1beta1/inferenceservices",
+                     timeout=10)
+    assert r.status_code == 401 and r.json()["reason"] == "Unauthorized", r.text
+    wrong = tmp_path / "kubeconfig"
+    text = (platform.data_dir / "kubeconfig").read_text()
+    token = (platform.data_dir / "token").read_text().strip()
+    wrong.write_text(text.replace(token, "f" * len(token)))
+    r = kubectl("get", "isvc", kubeconfig=wrong, check=False)
+    assert r.returncode == 1 and "You must be logged in to the server" in r.stderr, r.stderr
+    assert stat.S_IMODE((platform.data_dir / "kubeconfig").stat().st_mode) == 0o600
+    assert platform.cli("kubeconfig").stdout == text
+
+
+def test_delete(kubectl):
+    assert kubectl("delete", "isvc", NAME).stdout.startswith(
+        f'inferenceservice.serving.kserve.io "{NAME}" deleted')
+    r = kubectl("get", "isvc", NAME, check=False)
+    assert r.returncode == 1 and "(NotFound)" in r.stderr
