@@ -616,26 +616,39 @@ void ModelRegistry::RunJobs() {
     // A waiter's load is done when the model is READY, or when a load of it
     // ended since the waiter asked (its outcome answers: many waiters, one
     // load, even when it failed).
+    // A failed load settles; a model that loaded and was evicted again since
+    // (by the loads between) is loaded again, not answered with its eviction.
     std::optional<absl::Status> settled;
+    std::shared_ptr<const ServedModel> pin;
     if (job.if_absent) {
       auto got = Get(job.name, "");
       if (got.ok()) {
         settled = absl::OkStatus();
+        pin = *std::move(got);
       } else {
         std::shared_lock lock(mu_);
         auto it = entries_.find(job.name);
-        if (it != entries_.end() && it->second.attempts > job.attempts) settled = got.status();
+        if (it != entries_.end() && it->second.attempts > job.attempts && !it->second.evicted)
+          settled = got.status();
       }
     }
     absl::Status status = settled.has_value() ? *settled
                           : job.load          ? LoadFromRepository(job.name)
                                               : Unload(job.name);
     if (job.if_absent) {
+      // Held until the waiter has run: the loads queued behind it must not
+      // evict what it waited for before it resumes (a held instance is busy).
+      if (status.ok() && pin == nullptr) {
+        auto got = Get(job.name, "");
+        if (got.ok()) pin = *std::move(got);
+      }
       // A waiting request resumes on the resumer thread: its inference must
       // not hold up the loads behind it.
-      Resume([done = std::move(job.done), status = std::move(status)]() mutable {
-        done(std::move(status));
-      });
+      Resume(
+          [done = std::move(job.done), status = std::move(status), pin = std::move(pin)]() mutable {
+            done(std::move(status));
+            pin.reset();  // by now the request holds its own reference, or is queued in the batcher
+          });
     } else {
       job.done(std::move(status));
     }

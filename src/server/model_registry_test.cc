@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -559,6 +560,68 @@ TEST(ModelCacheTest, RequestsLoadOnDemandAndFailuresDoNotStorm) {
   // An explicit load tries again.
   EXPECT_FALSE(registry.LoadFromRepository("bad").ok());
   EXPECT_EQ(bad_loads.load(), 2);
+  registry.StopAsync();
+}
+
+// A budget that fits one model: a waiter's model is never evicted by the
+// loads queued behind it before the waiter has run, and a model that loaded
+// and was evicted again is loaded again for the next waiter, not answered
+// with its eviction.
+TEST(ModelCacheTest, WaitersGetTheirModelDespiteTheLoadsBehindThem) {
+  FakeRepository repo;
+  for (const char* m : {"a", "b"}) std::ofstream(repo.Add(m) / kDeclaredMemoryFile) << "100\n";
+  FakeGate b_gate;
+  std::function<void()> before_b = [&b_gate] { b_gate.Pass(); };
+  FakeBackend fake(FakeBackend::Options{.on_load = [&before_b](const LoadOptions& o) {
+    if (o.name == "b") before_b();
+    return absl::OkStatus();
+  }});
+  Metrics metrics;
+  ModelRegistry::Options options = RepositoryOptions(repo, {&fake});
+  options.memory_budget = 150;
+  ModelRegistry registry(options, &metrics);
+
+  // The first waiter of "a" resumes only after "b" has loaded: "a" is held
+  // for it meanwhile ("b" goes over the budget until then).
+  FakeGate resume_gate;
+  std::atomic<bool> a_there{false};
+  AsyncResult first, b;
+  registry.LoadIfAbsentAsync("a", [&](absl::Status st) {
+    resume_gate.Pass();
+    a_there = st.ok() && registry.Get("a", "").ok();
+    first.Callback()(std::move(st));
+  });
+  registry.LoadIfAbsentAsync("b", b.Callback());
+  ASSERT_TRUE(b_gate.WaitArrivals(1));
+  b_gate.Open();
+  ASSERT_TRUE(resume_gate.WaitArrivals(1));
+  // "b" is loaded before the first waiter runs.
+  for (int i = 0; i < 1000 && IndexEntry(registry, "b").state != ModelState::kReady; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(IndexEntry(registry, "b").state, ModelState::kReady);
+  resume_gate.Open();
+  ASSERT_TRUE(first.Wait().ok());
+  EXPECT_TRUE(a_there.load());
+  ASSERT_TRUE(b.Wait().ok());
+
+  // Two waiters of "a" asked before it loads, with a load of "b" queued
+  // between them that evicts "a" once the first waiter has run: the second
+  // gets "a" loaded again.
+  std::ofstream(repo.Add("c") / kDeclaredMemoryFile) << "100\n";
+  ASSERT_TRUE(registry.LoadFromRepository("c").ok());  // evicts what is idle
+  EXPECT_FALSE(registry.Get("a", "").ok());
+  EXPECT_FALSE(registry.Get("b", "").ok());
+  AsyncResult w1, w2, between;
+  // "b" loads after the first waiter ran (and, but for a moment, let go of
+  // "a": either way the second waiter must get "a").
+  before_b = [&w1] { w1.Wait(); };
+  registry.LoadIfAbsentAsync("a", w1.Callback());
+  registry.LoadIfAbsentAsync("b", between.Callback());
+  registry.LoadIfAbsentAsync("a", w2.Callback());
+  ASSERT_TRUE(w1.Wait().ok());
+  ASSERT_TRUE(between.Wait().ok());
+  absl::Status second = w2.Wait();
+  EXPECT_TRUE(second.ok()) << second;
   registry.StopAsync();
 }
 
