@@ -412,6 +412,7 @@ int UpMain(const std::vector<std::string_view>& args) {
 
   OSPREY_LOG(kInfo) << "received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ": stopping"
                     << (keep ? " (replicas keep running)" : " and stopping replicas");
+  api.StopWatches();  // watches end now: the drain does not wait out their timeouts
   (*api_server)->Drain(std::chrono::seconds(5));
 #ifdef OSPREY_WITH_GRPC
   std::thread grpc_drain;

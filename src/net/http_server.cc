@@ -226,6 +226,8 @@ class BasicSession : public Connection, public std::enable_shared_from_this<Basi
     bool receiving = buffer_.size() > 0 || (parser_.has_value() && parser_->got_some()) ||
                      Lowest().available(ec) > 0;
     if (!busy_ && !receiving) Close();
+    // A streamed answer ends now (its last chunk, then the connection closes).
+    if (stream_ != nullptr) stream_->Close();
   }
 
  private:
@@ -359,6 +361,10 @@ class BasicSession : public Connection, public std::enable_shared_from_this<Basi
   // them with the body in one gather write: no per-response header
   // allocations (Beast's fields allocate a node per header).
   void Send(HttpResponse response) {
+    if (response.stream != nullptr) {
+      SendStream(std::move(response));
+      return;
+    }
     const bool keep = keep_alive_ && !shared_->draining.load(std::memory_order_relaxed);
     body_ = std::move(response.body);
     head_.clear();
@@ -409,6 +415,82 @@ class BasicSession : public Connection, public std::enable_shared_from_this<Basi
                       });
   }
 
+  // A streamed answer: the head, then each piece the producer writes as a
+  // chunk, then the last chunk; the connection closes after it. A read
+  // notices the client going away (it sends nothing more on this connection).
+  void SendStream(HttpResponse response) {
+    stream_ = std::move(response.stream);
+    head_.clear();
+    beast::string_view reason = http::obsolete_reason(static_cast<http::status>(response.status));
+    StrAppend(&head_, "HTTP/1.1 ", response.status, " ",
+              std::string_view(reason.data(), reason.size()), "\r\n");
+    if (!response.content_type.empty())
+      StrAppend(&head_, "Content-Type: ", response.content_type, "\r\n");
+    head_.append(response.header_lines);
+    if (!request_id_.empty()) StrAppend(&head_, "x-request-id: ", request_id_, "\r\n");
+    head_.append("Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    asio::async_write(socket_, asio::buffer(head_),
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec) {
+                          self->EndStream();
+                          return;
+                        }
+                        self->WatchPeer();
+                        self->Pump();
+                      });
+  }
+
+  void WatchPeer() {
+    peer_probe_.resize(512);
+    socket_.async_read_some(asio::buffer(peer_probe_),
+                            [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                              if (ec) {
+                                self->EndStream();
+                                return;
+                              }
+                              self->WatchPeer();  // bytes after the request: ignored
+                            });
+  }
+
+  void Pump() {
+    if (stream_ == nullptr || writing_) return;
+    bool ended = false;
+    std::weak_ptr<BasicSession> weak = this->shared_from_this();
+    Loop* loop = loop_;
+    std::string data = stream_->Take(&ended, [weak, loop] {
+      asio::post(loop->io, [weak] {
+        if (auto self = weak.lock()) self->Pump();
+      });
+    });
+    if (data.empty() && !ended) return;  // woken when there is more
+    body_.clear();
+    if (!data.empty()) {
+      char size[20];
+      auto r = std::to_chars(size, size + sizeof(size), data.size(), 16);
+      body_.append(size, r.ptr);
+      body_.append("\r\n");
+      body_.append(data);
+      body_.append("\r\n");
+    }
+    if (ended) body_.append("0\r\n\r\n");
+    writing_ = true;
+    asio::async_write(socket_, asio::buffer(body_),
+                      [self = this->shared_from_this(), ended](beast::error_code ec, size_t) {
+                        self->writing_ = false;
+                        if (ec || ended) {
+                          self->EndStream();
+                          return;
+                        }
+                        self->Pump();
+                      });
+  }
+
+  void EndStream() {
+    if (stream_ != nullptr) stream_->End();
+    stream_.reset();
+    Close();
+  }
+
   // The TCP (or Unix) socket under TLS, or the stream itself.
   Stream& Lowest() {
     if constexpr (kTls)
@@ -438,6 +520,9 @@ class BasicSession : public Connection, public std::enable_shared_from_this<Basi
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool busy_ = false;
+  std::shared_ptr<HttpStream> stream_;  // a streamed answer in progress
+  bool writing_ = false;                // one of its chunks is being written
+  std::string peer_probe_;              // what a streaming client sends (nothing)
 };
 
 using Session = BasicSession<Stream>;

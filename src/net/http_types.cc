@@ -19,3 +19,58 @@ std::string_view FindHeader(const HeaderSource& headers, std::string_view name) 
 }
 
 }  // namespace osprey
+
+namespace osprey {
+
+bool HttpStream::Write(std::string_view data) {
+  std::function<void()> wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return false;
+    pending_.append(data);
+    wake = std::move(wake_);
+    wake_ = nullptr;
+  }
+  if (wake) wake();
+  return true;
+}
+
+void HttpStream::Close() {
+  std::function<void()> wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return;
+    closed_ = true;
+    wake = std::move(wake_);
+    wake_ = nullptr;
+  }
+  if (wake) wake();
+}
+
+bool HttpStream::open() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !closed_;
+}
+
+std::string HttpStream::Take(bool* ended, std::function<void()> wake) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out;
+  out.swap(pending_);
+  *ended = closed_ && out.empty();
+  if (out.empty() && !closed_) wake_ = std::move(wake);
+  return out;
+}
+
+void HttpStream::End() {
+  std::function<void()> wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    pending_.clear();
+    wake = std::move(wake_);
+    wake_ = nullptr;
+  }
+  if (wake) wake();
+}
+
+}  // namespace osprey

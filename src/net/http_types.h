@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,6 +33,33 @@ struct HttpRequest {
   bool tls = false;  // it came over TLS (HTTPS)
 };
 
+// A response body sent in pieces for as long as the request lasts (HTTP/1.1
+// chunked transfer coding): a Kubernetes watch, logs followed. The producer
+// writes from any thread; the server sends what was written, in order, and
+// ends the answer after Close. Thread-safe.
+class HttpStream {
+ public:
+  // Queues `data`. False once the stream has ended (Close, the client went
+  // away, the server is draining): stop producing.
+  bool Write(std::string_view data);
+  void Close();
+  bool open() const;
+
+  // The server's side: what was written since the last Take; `ended` once
+  // the stream is closed and nothing is left. When Take returns nothing and
+  // the stream is open, `wake` is called once (on the writer's thread) when
+  // there is something to take.
+  std::string Take(bool* ended, std::function<void()> wake);
+  // The client went away, or the server drains: Write returns false from now on.
+  void End();
+
+ private:
+  mutable std::mutex mu_;
+  std::string pending_;
+  bool closed_ = false;
+  std::function<void()> wake_;
+};
+
 struct HttpResponse {
   int status = 200;
   std::string body;
@@ -40,6 +69,9 @@ struct HttpResponse {
   // Content-Length or Connection here; the gateway passes a replica's headers
   // on this way, without splitting them).
   std::string header_lines;
+  // Set: the body is this stream's (chunked; `body` is not sent) and the
+  // connection closes after it.
+  std::shared_ptr<HttpStream> stream;
 };
 
 using HttpDone = absl::AnyInvocable<void(HttpResponse)>;

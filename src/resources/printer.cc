@@ -216,6 +216,8 @@ absl::StatusOr<PrinterTable> PrintColumns(std::string_view plural, std::string_v
   };
   if (d.HasMember("items")) {
     if (!d["items"].IsArray()) return absl::InvalidArgumentError("items is not a list");
+    out.resource_version = Text(d, {"metadata", "resourceVersion"});
+    out.continue_token = Text(d, {"metadata", "continue"});
     for (const auto& item : d["items"].GetArray()) add(item);
   } else {
     add(d);

@@ -32,6 +32,8 @@ struct PrinterRow {
 struct PrinterTable {
   std::vector<PrinterColumn> columns;
   std::vector<PrinterRow> rows;
+  std::string resource_version;  // a list's metadata.resourceVersion
+  std::string continue_token;    // a list's metadata.continue
 };
 
 // The table of `plural`'s objects in `json`: a list ({"items": [...]}) or

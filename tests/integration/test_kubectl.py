@@ -11,6 +11,11 @@ environment builds it, is run with KUBECONFIG pointing there:
   apply (client-side: last-applied annotation, configured), patch --type
   merge, delete; errors as kube-apiserver words them (NotFound,
   AlreadyExists, Invalid with the field) and nothing stored changes;
+- watches: `kubectl get -w` prints each change as a row, the kubernetes
+  Python client's watch gets ADDED/MODIFIED/DELETED with growing
+  resourceVersions and resumes from one; a version too old is 410 Expired;
+  lists page with limit/continue and select by label and field;
+- the KServe SDK's KServeClient creates, waits for, patches and deletes;
 - the token is required, for reads too; a kubeconfig with a wrong token is
   Unauthorized; `osprey kubeconfig` prints the file.
 
@@ -192,3 +197,135 @@ def test_delete(kubectl):
         f'inferenceservice.serving.kserve.io "{NAME}" deleted')
     r = kubectl("get", "isvc", NAME, check=False)
     assert r.returncode == 1 and "(NotFound)" in r.stderr
+
+
+def test_kserve_sdk_client(platform, kubectl, tmp_path):
+    """KServeClient as KServe's docs and e2e tests use it: create, wait for
+    Ready, get, patch a canary, delete, with the kubeconfig osprey up wrote."""
+    from kserve import (KServeClient, V1beta1InferenceService, V1beta1InferenceServiceSpec,
+                        V1beta1ModelFormat, V1beta1ModelSpec, V1beta1PredictorSpec, constants)
+    from kubernetes import client as k8s
+
+    kserve = KServeClient(config_file=str(platform.data_dir / "kubeconfig"))
+    name = "sdk-iris"
+    isvc = V1beta1InferenceService(
+        api_version=constants.KSERVE_V1BETA1, kind=constants.KSERVE_KIND,
+        metadata=k8s.V1ObjectMeta(name=name, namespace="default"),
+        spec=V1beta1InferenceServiceSpec(predictor=V1beta1PredictorSpec(model=V1beta1ModelSpec(
+            model_format=V1beta1ModelFormat(name="xgboost"),
+            storage_uri=str(example_models() / "xgboost-iris")))))
+    created = kserve.create(isvc)
+    assert created["metadata"]["name"] == name
+    kserve.wait_isvc_ready(name, namespace="default", timeout_seconds=READY_TIMEOUT_S,
+                           polling_interval=1)
+    got = kserve.get(name, namespace="default")
+    assert got["status"]["components"]["predictor"]["latestReadyRevision"] == \
+        f"{name}-predictor-00001"
+    assert kserve.is_isvc_ready(name, namespace="default")
+    # A canary: a new model with 20% of the traffic (as KServe's canary docs patch it).
+    import shutil
+    shutil.copytree(example_models() / "xgboost-iris", tmp_path / "v2")
+    isvc.spec.predictor.canary_traffic_percent = 20
+    isvc.spec.predictor.model.storage_uri = str(tmp_path / "v2")
+    kserve.patch(name, isvc, namespace="default")
+    harness.wait_until(
+        lambda: any(t.get("percent") == 20 and t.get("latestRevision") for t in
+                    kserve.get(name, namespace="default")["status"]["components"]["predictor"]
+                    .get("traffic", [])),
+        READY_TIMEOUT_S, "the canary revision to take 20%")
+    assert kserve.get(name, namespace="default")["spec"]["predictor"]["canaryTrafficPercent"] == 20
+    kserve.delete(name, namespace="default")
+    r = kubectl("get", "isvc", name, check=False)
+    assert r.returncode == 1 and "(NotFound)" in r.stderr
+
+
+def test_watches(platform, kubectl, manifest, tmp_path):
+    """`kubectl get -w` and the kubernetes Python client's watch."""
+    import threading
+
+    from kubernetes import client as k8s
+    from kubernetes import config, watch
+
+    binary = kubectl_binary()
+    env = dict(os.environ, KUBECONFIG=str(platform.data_dir / "kubeconfig"))
+    name = "kc-watch"
+    proc = subprocess.Popen([str(binary), "get", "isvc", "-w", "--no-headers"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")),
+                              daemon=True)
+    reader.start()
+    try:
+        api = k8s.CustomObjectsApi(config.new_client_from_config(
+            str(platform.data_dir / "kubeconfig")))
+        listed = api.list_namespaced_custom_object("serving.kserve.io", "v1beta1", "default",
+                                                   "inferenceservices")
+        since = listed["metadata"]["resourceVersion"]
+        events = []
+        w = watch.Watch()
+
+        def follow():
+            for e in w.stream(api.list_namespaced_custom_object, "serving.kserve.io",
+                              "v1beta1", "default", "inferenceservices",
+                              resource_version=since, timeout_seconds=60):
+                if e["object"]["metadata"]["name"] == name:
+                    events.append((e["type"], e["object"]))
+                if e["type"] == "DELETED" and e["object"]["metadata"]["name"] == name:
+                    w.stop()
+
+        follower = threading.Thread(target=follow, daemon=True)
+        follower.start()
+        kubectl("create", "-f", "-", input=manifest.read_text().replace(NAME, name))
+        harness.wait_until(lambda: ready(kubectl, name), READY_TIMEOUT_S, f"{name} Ready")
+        harness.wait_until(lambda: any(line.split()[:1] == [name] and "True" in line.split()
+                                       for line in list(lines)), 30,
+                           "kubectl get -w to print the service Ready")
+        kubectl("delete", "isvc", name)
+        follower.join(timeout=30)
+        assert not follower.is_alive(), events
+        types = [t for t, _ in events]
+        assert types[0] == "ADDED" and types[-1] == "DELETED" and "MODIFIED" in types, types
+        versions = [int(o["metadata"]["resourceVersion"]) for _, o in events]
+        assert versions == sorted(versions) and len(set(versions)) == len(versions), versions
+        assert versions[0] > int(since)
+        # Resuming from the first event's version replays what came after it.
+        again = [e["type"] for e in watch.Watch().stream(
+            api.list_namespaced_custom_object, "serving.kserve.io", "v1beta1", "default",
+            "inferenceservices", resource_version=str(versions[0]), timeout_seconds=1)
+            if e["object"]["metadata"]["name"] == name]
+        assert again == types[1:], (again, types)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    # kubectl -w printed the service's rows as it changed (first not ready, then Ready).
+    rows = [line.split() for line in lines if line.startswith(name + " ")]
+    assert len(rows) >= 2 and "True" in rows[-1] or any("True" in r for r in rows), lines
+
+
+def test_lists_page_and_select(platform, kubectl):
+    url = f"{platform.api}/apis/serving.kserve.io/v1alpha1/clusterservingruntimes"
+    all_items = requests.get(url, headers=platform.auth, timeout=10).json()["items"]
+    assert len(all_items) > 5
+    names, page = [], requests.get(url, params={"limit": 4}, headers=platform.auth,
+                                   timeout=10).json()
+    while True:
+        names += [i["metadata"]["name"] for i in page["items"]]
+        token = page["metadata"].get("continue")
+        if not token:
+            break
+        assert len(page["items"]) == 4
+        page = requests.get(url, params={"limit": 4, "continue": token}, headers=platform.auth,
+                            timeout=10).json()
+    assert names == [i["metadata"]["name"] for i in all_items]
+    one = requests.get(url, params={"fieldSelector": "metadata.name=kserve-xgbserver"},
+                       headers=platform.auth, timeout=10).json()["items"]
+    assert [i["metadata"]["name"] for i in one] == ["kserve-xgbserver"]
+    r = requests.get(url, params={"labelSelector": "app in (a, b)"}, headers=platform.auth,
+                     timeout=10)
+    assert r.status_code == 400 and r.json()["reason"] == "BadRequest", r.text
+    # A version older than the changes kept: 410 Expired as the watch's ERROR event.
+    r = requests.get(f"{platform.api}/apis/serving.kserve.io/v1beta1/inferenceservices",
+                     params={"watch": "1", "resourceVersion": "1"}, headers=platform.auth,
+                     timeout=10)
+    event = json.loads(r.text.splitlines()[0])
+    assert event["type"] == "ERROR" and event["object"]["code"] == 410, r.text

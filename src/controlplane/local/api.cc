@@ -1,5 +1,7 @@
 #include "controlplane/local/api.h"
 
+#include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <map>
 #include <vector>
@@ -122,6 +124,16 @@ void AppendPlatformMetrics(const RouteTable& table, std::string* out) {
 }
 
 }  // namespace
+
+ApiHandler::ApiHandler(Controller* controller, std::string token,
+                       std::function<std::string()> metrics, WatchHub::Options watch_options)
+    : controller_(controller),
+      token_(std::move(token)),
+      metrics_(std::move(metrics)),
+      hub_([controller](std::string_view plural) { return controller->Objects(plural); },
+           watch_options) {}
+
+ApiHandler::~ApiHandler() { hub_.Stop(); }
 
 void ApiHandler::Handle(const HttpRequest& request, HttpDone done) { done(Route(request)); }
 
@@ -250,16 +262,7 @@ HttpResponse ApiHandler::Resource(const HttpRequest& req, const std::vector<std:
         k->version != p[2] || i + 2 < p.size())
       return KubeError(absl::NotFoundError("the server could not find the requested resource"));
     if (!k->cluster && ns.empty() && !name.empty()) ns = "default";
-    if (req.method == "GET") {
-      absl::StatusOr<std::string> json =
-          name.empty() ? controller_->List(kind, ns) : controller_->Get(kind, ns, name);
-      if (!json.ok()) return KubeError(json.status(), k, name);
-      if (!kube_api::WantsTable(FindHeader(req.headers, "Accept"))) return Json(std::move(*json));
-      auto table = kube_api::TableJson(
-          k->plural, *json, params.count("includeObject") ? params["includeObject"] : "Metadata",
-          std::chrono::system_clock::now());
-      return table.ok() ? Json(std::move(*table)) : KubeError(table.status(), k, name);
-    }
+    if (req.method == "GET") return Read(req, *k, ns, name, params);
     if (params.count("dryRun"))
       return KubeError(absl::InvalidArgumentError("dryRun is not supported by Osprey's API yet"), k,
                        name);
@@ -298,6 +301,93 @@ HttpResponse ApiHandler::Resource(const HttpRequest& req, const std::vector<std:
                      name);
   }
   return KubeError(absl::NotFoundError("the server could not find the requested resource"));
+}
+
+// GET of one object, a list, or a watch, through the watch hub (which gives
+// every object its resourceVersion).
+HttpResponse ApiHandler::Read(const HttpRequest& req, const resources::KindInfo& k,
+                              const std::string& ns, const std::string& name,
+                              std::map<std::string, std::string>& params) {
+  auto bad_request = [&](std::string_view message) {
+    HttpResponse r = Json(kube_api::StatusJson(400, "BadRequest", message, &k, name));
+    r.status = 400;
+    return r;
+  };
+  auto selector = Selector::Parse(params["labelSelector"], params["fieldSelector"]);
+  if (!selector.ok()) return bad_request(std::string(selector.status().message()));
+  const bool table = kube_api::WantsTable(FindHeader(req.headers, "Accept"));
+  const std::string include = params.count("includeObject") ? params["includeObject"] : "Metadata";
+  // As Go's strconv.ParseBool reads a query flag.
+  auto flag = [&params](const char* key) {
+    const std::string& v = params[key];
+    return v == "1" || v == "t" || v == "T" || v == "true" || v == "True" || v == "TRUE";
+  };
+  if (name.empty() && flag("watch")) {
+    WatchHub::WatchRequest w;
+    w.kind = &k;
+    w.ns = ns;
+    w.selector = *std::move(selector);
+    if (const std::string& rv = params["resourceVersion"]; !rv.empty()) {
+      uint64_t since = 0;
+      if (std::from_chars(rv.data(), rv.data() + rv.size(), since).ptr != rv.data() + rv.size())
+        return bad_request(StrCat("resourceVersion: \"", rv, "\" is not a version of this API"));
+      w.since = since;
+    }
+    w.bookmarks = flag("allowWatchBookmarks");
+    if (const std::string& t = params["timeoutSeconds"]; !t.empty()) {
+      int seconds = std::atoi(t.c_str());
+      if (seconds > 0) w.timeout = std::chrono::seconds(seconds);
+    }
+    const std::string plural(k.plural);
+    w.encode = [table, include, plural](const ObjectView& o) {
+      if (!table) return o.json;
+      auto t = kube_api::TableJson(plural, o.json, include, std::chrono::system_clock::now());
+      return t.ok() ? *t : o.json;
+    };
+    auto stream = std::make_shared<HttpStream>();
+    if (auto st = hub_.Watch(std::move(w), stream); !st.ok()) return KubeError(st, &k);
+    HttpResponse r;
+    r.stream = std::move(stream);
+    r.content_type = table ? "application/json;as=Table;v=v1;g=meta.k8s.io" : "application/json";
+    return r;
+  }
+  auto list = hub_.Sync(k);
+  if (!list.ok()) return KubeError(list.status(), &k, name);
+  std::string json;
+  if (!name.empty()) {
+    for (const auto& o : list->items)
+      if (o->name == name && o->ns == (k.cluster ? "" : ns)) json = o->json;
+    if (json.empty()) return KubeError(absl::NotFoundError(""), &k, name);
+  } else {
+    // Pages in namespace/name order: `continue` is the last key given.
+    size_t limit = 0;
+    if (const std::string& l = params["limit"]; !l.empty())
+      limit = std::strtoul(l.c_str(), nullptr, 10);
+    const std::string& after = params["continue"];
+    std::vector<std::string_view> items;
+    std::string next;
+    bool more = false;
+    for (const auto& o : list->items) {
+      if ((!ns.empty() && o->ns != ns) || !selector->Matches(*o)) continue;
+      std::string key = StrCat(o->ns, "/", o->name);
+      if (!after.empty() && key <= after) continue;
+      if (limit > 0 && items.size() == limit) {
+        more = true;
+        break;
+      }
+      items.push_back(o->json);
+      next = std::move(key);
+    }
+    StrAppend(&json, "{\"apiVersion\":\"", k.group, "/", k.version, "\",\"kind\":\"", k.kind,
+              "List\",\"metadata\":{\"resourceVersion\":\"", list->resource_version, "\"");
+    if (more) StrAppend(&json, ",\"continue\":", JsonString(next));
+    json += "},\"items\":[";
+    for (size_t i = 0; i < items.size(); ++i) StrAppend(&json, i ? "," : "", items[i]);
+    json += "]}";
+  }
+  if (!table) return Json(std::move(json));
+  auto t = kube_api::TableJson(k.plural, json, include, std::chrono::system_clock::now());
+  return t.ok() ? Json(std::move(*t)) : KubeError(t.status(), &k, name);
 }
 
 // POST (create) and PUT (update) of one object whose kind, name and

@@ -6,7 +6,9 @@
 // (kube_api.h: discovery, Status errors, Table answers):
 //
 //   GET    /version, /api, /api/v1, /apis, /apis/GROUP, /apis/GROUP/VERSION
-//   GET    /apis/GROUP/VERSION[/namespaces/NS]/PLURAL[/NAME]   (a Table when Accept asks)
+//   GET    /apis/GROUP/VERSION[/namespaces/NS]/PLURAL[/NAME]   (a Table when Accept asks;
+//          labelSelector, fieldSelector, limit/continue; ?watch=1 streams changes from
+//          resourceVersion, with bookmarks; watch.h)
 //   POST   /apis/GROUP/VERSION/namespaces/NS/PLURAL            create (409 if it exists)
 //   PUT    /apis/GROUP/VERSION/namespaces/NS/PLURAL/NAME       update (404 if it does not)
 //   PATCH  /apis/GROUP/VERSION/namespaces/NS/PLURAL/NAME       merge patch
@@ -38,6 +40,7 @@
 #include <vector>
 
 #include "controlplane/local/controller.h"
+#include "controlplane/local/watch.h"
 #include "net/http_types.h"
 #include "resources/kinds.h"
 
@@ -46,9 +49,12 @@ namespace osprey::controlplane {
 class ApiHandler : public HttpHandler {
  public:
   // `metrics` renders the gateway's Prometheus metrics for GET /metrics.
-  ApiHandler(Controller* controller, std::string token, std::function<std::string()> metrics)
-      : controller_(controller), token_(std::move(token)), metrics_(std::move(metrics)) {}
+  ApiHandler(Controller* controller, std::string token, std::function<std::string()> metrics,
+             WatchHub::Options watch_options = {});
+  ~ApiHandler() override;
   void Handle(const HttpRequest& request, HttpDone done) override;
+  // Ends every watch (their answers end); call before the HTTP server drains.
+  void StopWatches() { hub_.Stop(); }
 
  private:
   HttpResponse Route(const HttpRequest& request);
@@ -60,9 +66,13 @@ class ApiHandler : public HttpHandler {
                                 const resources::KindInfo* kind = nullptr,
                                 std::string_view name = {});
   static HttpResponse KubeJson(absl::StatusOr<std::string> json);
+  HttpResponse Read(const HttpRequest& request, const resources::KindInfo& kind,
+                    const std::string& ns, const std::string& name,
+                    std::map<std::string, std::string>& params);
   Controller* controller_;
   std::string token_;
   std::function<std::string()> metrics_;
+  WatchHub hub_;
 };
 
 }  // namespace osprey::controlplane

@@ -371,6 +371,14 @@ absl::StatusOr<std::string> Controller::List(std::string_view kind, const std::s
   return ListJson(rendered);
 }
 
+absl::StatusOr<std::vector<std::string>> Controller::Objects(std::string_view kind) {
+  OSPREY_ASSIGN_OR_RETURN(auto items, impl_->ItemsOf(kind, ""));
+  std::vector<std::string> out;
+  out.reserve(items.size());
+  for (auto& [name, json] : items) out.push_back(std::move(json));
+  return out;
+}
+
 absl::StatusOr<std::string> Controller::Get(std::string_view kind, const std::string& ns,
                                             const std::string& name) {
   OSPREY_ASSIGN_OR_RETURN(auto items, impl_->ItemsOf(kind, ns));

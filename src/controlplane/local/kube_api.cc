@@ -371,8 +371,10 @@ absl::StatusOr<std::string> TableJson(std::string_view plural, std::string_view 
       .Key("apiVersion")
       .String("meta.k8s.io/v1")
       .Key("metadata")
-      .BeginObject()
-      .EndObject();
+      .BeginObject();
+  if (!table.resource_version.empty()) w.Key("resourceVersion").String(table.resource_version);
+  if (!table.continue_token.empty()) w.Key("continue").String(table.continue_token);
+  w.EndObject();
   w.Key("columnDefinitions").BeginArray();
   for (const auto& c : table.columns) {
     // The CRDs' column names: "Name", "Ready", "LatestReadyRevision" (kubectl
