@@ -92,6 +92,7 @@ struct ServeFlags {
   int python_workers = 2;
   uint64_t model_memory_budget = 0;
   bool load_on_demand = false;
+  std::chrono::milliseconds model_load_wait{60000};
   int64_t max_request_bytes = 64ll << 20;
   std::chrono::milliseconds grace{30000};
   std::string log_level;
@@ -153,6 +154,9 @@ struct ServeFlags {
         BoolFlag("load-on-demand", &load_on_demand,
                  "with --model-repository: a request for a model of the repository that is "
                  "not loaded loads it (implied by --model-memory-budget)"),
+        DurationFlag("model-load-wait-s", &model_load_wait, std::chrono::seconds(1),
+                     "a request for a model being loaded on demand waits this long, then is "
+                     "answered 503 while the load goes on (default 60; 0: as long as it takes)"),
         IntFlag("max-request-bytes", &max_request_bytes, 1, kMax,
                 "largest request body accepted (default 67108864)"),
         DurationFlag("grace-period-seconds", &grace, std::chrono::seconds(1),
@@ -315,6 +319,7 @@ int ServeMain(const std::vector<std::string_view>& args) {
   registry_options.workers = f.python_workers;
   registry_options.memory_budget = f.model_memory_budget;
   registry_options.load_on_demand = f.load_on_demand;
+  registry_options.load_wait_deadline = f.model_load_wait;
   if (!f.model_args.empty()) {
     auto args = ParseStringArray(f.model_args);
     if (!args.ok()) {

@@ -79,7 +79,8 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& tex
   std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    if (owner_only) fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write);
+    std::error_code ignored;  // a file that could not be made fails the write below
+    if (owner_only) fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write, ignored);
     out << text;
     if (!out) return absl::InternalError(StrCat("cannot write ", tmp));
   }

@@ -565,6 +565,27 @@ int CostCommand(Options& o) {
       rows.push_back(std::move(row));
     }
   }
+  // A service of several revisions: its sum too, as revision "(all)".
+  if (d->HasMember("services"))
+    for (const auto& sv : (*d)["services"].GetArray()) {
+      if (sv["revisions"].GetInt() < 2) continue;
+      for (const char* part : {"lastWindow", "total"}) {
+        const auto& t = sv[part];
+        const std::string per = t["cpuSecondsPer1000Requests"].IsNumber()
+                                    ? Decimal(t["cpuSecondsPer1000Requests"].GetDouble(), 3)
+                                    : std::string("-");
+        std::vector<std::string> row;
+        if (o.all_namespaces) row.push_back(Get(sv, {"namespace"}));
+        row.insert(row.end(), {Get(sv, {"inferenceService"}), "(all)",
+                               std::string(part) == "total" ? "total" : recent,
+                               Decimal(t["replicaSeconds"].GetDouble(), 0),
+                               Decimal(t["cpuSeconds"].GetDouble(), 2),
+                               Mebibytes(t["memoryAverageBytes"].GetDouble()),
+                               Mebibytes(t["memoryPeakBytes"].GetDouble()),
+                               Decimal(t["requests"].GetDouble(), 0), per});
+        rows.push_back(std::move(row));
+      }
+    }
   std::vector<std::string> header = {"INFERENCESERVICE", "REVISION", "WINDOW",
                                      "REPLICA-S",        "CPU-S",    "MEM-AVG",
                                      "MEM-PEAK",         "REQUESTS", "CPU-S/1K-REQ"};
@@ -604,16 +625,25 @@ void DescribeCost(const Options& o, const std::string& name, std::ostringstream*
   auto d = CostOf(o, name);
   if (!d.ok() || (*d)["items"].Empty()) return;
   *out << "Cost:\n";
+  const double window = (*d)["windowSeconds"].GetDouble();
+  const std::string recent = window >= 3600 && std::fmod(window, 3600) == 0
+                                 ? StrCat("last ", Decimal(window / 3600, 0), "h")
+                                 : StrCat("last ", Decimal(window, 0), "s");
   for (const auto& it : (*d)["items"].GetArray()) {
-    const auto& t = it["total"];
-    *out << "  " << Get(it, {"revision"}) << ": " << Decimal(t["replicaSeconds"].GetDouble(), 0)
-         << " replica-s, " << Decimal(t["cpuSeconds"].GetDouble(), 2) << " CPU-s, memory avg "
-         << Mebibytes(t["memoryAverageBytes"].GetDouble()) << " peak "
-         << Mebibytes(t["memoryPeakBytes"].GetDouble()) << ", "
-         << Decimal(t["requests"].GetDouble(), 0) << " requests";
-    if (t["cpuSecondsPer1000Requests"].IsNumber())
-      *out << ", " << Decimal(t["cpuSecondsPer1000Requests"].GetDouble(), 3) << " CPU-s per 1,000";
-    *out << "\n";
+    for (const char* part : {"total", "lastWindow"}) {
+      const auto& t = it[part];
+      *out << "  " << Get(it, {"revision"}) << " ("
+           << (std::string_view(part) == "total" ? std::string("total") : recent)
+           << "): " << Decimal(t["replicaSeconds"].GetDouble(), 0) << " replica-s, "
+           << Decimal(t["cpuSeconds"].GetDouble(), 2) << " CPU-s, memory avg "
+           << Mebibytes(t["memoryAverageBytes"].GetDouble()) << " peak "
+           << Mebibytes(t["memoryPeakBytes"].GetDouble()) << ", "
+           << Decimal(t["requests"].GetDouble(), 0) << " requests";
+      if (t["cpuSecondsPer1000Requests"].IsNumber())
+        *out << ", " << Decimal(t["cpuSecondsPer1000Requests"].GetDouble(), 3)
+             << " CPU-s per 1,000";
+      *out << "\n";
+    }
     for (const auto& a : it["advice"].GetArray())
       *out << "    advice: " << Get(a, {"reason"}) << ": " << Get(a, {"message"}) << "\n";
   }

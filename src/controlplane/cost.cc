@@ -52,6 +52,17 @@ std::string Fixed(double v, int digits = 1) {
 
 }  // namespace
 
+void UsageTotals::Merge(const UsageTotals& o) {
+  seconds = std::max(seconds, o.seconds);
+  replica_seconds += o.replica_seconds;
+  cpu_seconds += o.cpu_seconds;
+  memory_byte_seconds += o.memory_byte_seconds;
+  memory_peak += o.memory_peak;
+  requests += o.requests;
+  concurrency_seconds += o.concurrency_seconds;
+  waiting_seconds = std::max(waiting_seconds, o.waiting_seconds);
+}
+
 std::vector<Advice> RightSizing(const SizingSettings& s, const UsageTotals& u, double min_seconds) {
   std::vector<Advice> out;
   if (u.seconds < min_seconds) return out;
@@ -89,6 +100,14 @@ std::vector<Advice> RightSizing(const SizingSettings& s, const UsageTotals& u, d
                 "waited ",
                 Fixed(held * 100, 0), "% of the time ", over, ": lower the autoscaling target (",
                 Fixed(s.target, 0), ") so replicas are added before they fill")});
+  // Scale to zero paid for with cold starts: requests held while a replica starts.
+  if (s.min_replicas == 0 && held >= 0.05 && u.requests > 0)
+    out.push_back(
+        {"ColdStarts", StrCat("requests waited for a replica to start ", Fixed(held * 100, 0),
+                              "% of the time ", over, " (", Fixed(replicas, 2),
+                              " replicas on average): minReplicas 1 keeps one warm, for about ",
+                              Fixed(std::max(0.0, 1 - replicas) * u.seconds / 60, 0),
+                              " replica-minutes more per ", Fixed(u.seconds / 60, 0), " min")});
   // A batcher whose batches cannot fill: each waits maxLatency.
   if (s.batcher_max_batch_size > 1 && replicas > 0 && u.requests > 0 &&
       concurrency / replicas < 0.25 * s.batcher_max_batch_size)

@@ -44,6 +44,10 @@ struct UsageTotals {
     return cpu_seconds * 1000.0 / requests;
   }
   void Add(const UsageSample& s);
+  // Another's totals over the same span, side by side (a service's
+  // revisions): amounts add up; the span is the longer; the peak is the sum
+  // of the peaks (an upper bound: they need not have peaked together).
+  void Merge(const UsageTotals& other);
 };
 
 // A revision's usage: totals since first seen, and buckets covering the last
@@ -86,7 +90,8 @@ struct Advice {
 // window holds at least `min_seconds` of samples): minReplicas above what the
 // traffic needs, maxReplicas reached with requests held, replicas at their
 // containerConcurrency with requests held, a batcher whose batches cannot
-// fill. Pure: table-tested.
+// fill, and scale to zero making requests wait for cold starts. Pure:
+// table-tested.
 std::vector<Advice> RightSizing(const SizingSettings& settings, const UsageTotals& usage,
                                 double min_seconds = 60);
 

@@ -38,6 +38,20 @@ TEST(UsageLedger, TotalsAndTheLastWindow) {
   EXPECT_FALSE(UsageTotals{}.cpu_per_1000().has_value());
 }
 
+TEST(UsageTotals, MergeAddsRevisionsSideBySide) {
+  UsageTotals a, b;
+  a.Add({.seconds = 60, .replicas = 2, .cpu_seconds = 3, .memory_bytes = 100, .requests = 10});
+  b.Add({.seconds = 30, .replicas = 1, .cpu_seconds = 1, .memory_bytes = 50, .requests = 30});
+  a.Merge(b);
+  EXPECT_EQ(a.seconds, 60);
+  EXPECT_EQ(a.replica_seconds, 150);
+  EXPECT_EQ(a.cpu_seconds, 4);
+  EXPECT_EQ(a.requests, 40);
+  EXPECT_EQ(a.memory_peak, 150u);
+  EXPECT_DOUBLE_EQ(a.average_memory(), (100 * 60 + 50 * 30) / 60.0);
+  EXPECT_DOUBLE_EQ(*a.cpu_per_1000(), 100);
+}
+
 TEST(RightSizing, Table) {
   struct Row {
     std::string what;
@@ -80,6 +94,17 @@ TEST(RightSizing, Table) {
        .per_minute = {.seconds = 60, .replicas = 1, .requests = 600, .concurrency = 2},
        .reasons = {"BatchTooLarge"},
        .words = "batcher maxBatchSize 32 with 2.0 concurrent requests per replica"},
+      {.what = "scale to zero with cold starts",
+       .settings = {.min_replicas = 0, .target = 10},
+       .per_minute =
+           {.seconds = 60, .replicas = 0, .requests = 20, .concurrency = 0.2, .waiting = 1},
+       .reasons = {"ColdStarts"},
+       .words = "requests waited for a replica to start 100% of the time over the last 10 min "
+                "(0.00 replicas on average): minReplicas 1 keeps one warm, for about 10 "
+                "replica-minutes more per 10 min"},
+      {.what = "scale to zero, nobody waits",
+       .settings = {.min_replicas = 0, .target = 10},
+       .per_minute = {.seconds = 60, .replicas = 1, .requests = 20, .concurrency = 0.2}},
   };
   for (const Row& row : rows) {
     SCOPED_TRACE(row.what);

@@ -186,7 +186,7 @@ std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFor
     argv.insert(argv.end(), {"--no-load-on-start", "--load-on-demand"});
     if (auto limit = MemoryLimit(rev.container.resources_json); limit.has_value()) {
       argv.push_back("--model-memory-budget");
-      argv.push_back(StrCat(*limit));
+      argv.push_back(StrCat(ModelCacheBudget(*limit)));
     }
   } else {
     argv.push_back("--exit-on-load-failure");

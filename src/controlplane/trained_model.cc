@@ -72,4 +72,10 @@ std::optional<uint64_t> MemoryLimit(const std::string& resources_json) {
   return *bytes;
 }
 
+uint64_t ModelCacheBudget(uint64_t memory_limit) {
+  constexpr uint64_t kMiB = 1ull << 20;
+  const uint64_t own = std::clamp<uint64_t>(memory_limit / 8, 64 * kMiB, 1024 * kMiB);
+  return std::max(memory_limit / 2, memory_limit > own ? memory_limit - own : 0);
+}
+
 }  // namespace osprey::controlplane

@@ -59,4 +59,9 @@ TrainedModelPlan PlanTrainedModel(const resources::TrainedModel& tm, const Train
 // The predictor's resources.limits.memory in bytes, from its resources JSON.
 std::optional<uint64_t> MemoryLimit(const std::string& resources_json);
 
+// The models' share of a container's memory limit, the replica's model
+// cache budget: the limit less the server's own memory (an eighth of the
+// limit, at least 64 MiB and at most 1 GiB), never under half the limit.
+uint64_t ModelCacheBudget(uint64_t memory_limit);
+
 }  // namespace osprey::controlplane

@@ -116,6 +116,20 @@ TEST(PlanTrainedModel, Table) {
   }
 }
 
+TEST(ModelCacheBudget, TheLimitLessTheServersOwn) {
+  constexpr uint64_t MiB = 1ull << 20, GiB = 1ull << 30;
+  struct Case {
+    uint64_t limit, want;
+  } cases[] = {
+      {4 * GiB, 4 * GiB - 512 * MiB},  // an eighth
+      {256 * MiB, 192 * MiB},          // at least 64 MiB for the server
+      {100 * MiB, 50 * MiB},           // never under half
+      {16 * GiB, 15 * GiB},            // at most 1 GiB for the server
+      {0, 0},
+  };
+  for (const auto& c : cases) EXPECT_EQ(ModelCacheBudget(c.limit), c.want) << c.limit;
+}
+
 TEST(MemoryLimit, FromResources) {
   EXPECT_EQ(MemoryLimit(R"({"limits":{"memory":"1Gi","cpu":"1"}})"), 1073741824u);
   EXPECT_EQ(MemoryLimit(R"({"requests":{"memory":"1Gi"}})"), std::nullopt);

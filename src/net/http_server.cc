@@ -201,6 +201,12 @@ class BasicSession : public Connection, public std::enable_shared_from_this<Basi
         socket_(std::move(socket)),
         listener_(listener) {}
 
+  ~BasicSession() {
+    // A streamed answer's producer stops writing; its wake (which names this
+    // session's loop) is dropped, never called.
+    if (stream_ != nullptr) stream_->End();
+  }
+
   void Start() {
     if constexpr (kTls) {
       socket_.async_handshake(asio::ssl::stream_base::server,

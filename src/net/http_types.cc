@@ -24,15 +24,23 @@ namespace osprey {
 
 bool HttpStream::Write(std::string_view data) {
   std::function<void()> wake;
+  bool dropped = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return false;
-    pending_.append(data);
+    if (pending_.size() + data.size() > kMaxPendingBytes) {
+      // The client does not read: it is dropped rather than buffered for.
+      closed_ = true;
+      dropped = true;
+      pending_.clear();
+    } else {
+      pending_.append(data);
+    }
     wake = std::move(wake_);
     wake_ = nullptr;
   }
   if (wake) wake();
-  return true;
+  return !dropped;
 }
 
 void HttpStream::Close() {
@@ -62,7 +70,7 @@ std::string HttpStream::Take(bool* ended, std::function<void()> wake) {
 }
 
 void HttpStream::End() {
-  std::function<void()> wake;
+  std::function<void()> wake;  // dropped, not called: the server side is what ends
   {
     std::lock_guard<std::mutex> lock(mu_);
     closed_ = true;
@@ -70,7 +78,6 @@ void HttpStream::End() {
     wake = std::move(wake_);
     wake_ = nullptr;
   }
-  if (wake) wake();
 }
 
 }  // namespace osprey

@@ -40,7 +40,9 @@ struct HttpRequest {
 class HttpStream {
  public:
   // Queues `data`. False once the stream has ended (Close, the client went
-  // away, the server is draining): stop producing.
+  // away, the server is draining, or kMaxPendingBytes wait unsent: a client
+  // that does not read is dropped): stop producing.
+  static constexpr size_t kMaxPendingBytes = 16 << 20;
   bool Write(std::string_view data);
   void Close();
   bool open() const;
@@ -50,7 +52,8 @@ class HttpStream {
   // the stream is open, `wake` is called once (on the writer's thread) when
   // there is something to take.
   std::string Take(bool* ended, std::function<void()> wake);
-  // The client went away, or the server drains: Write returns false from now on.
+  // The server's side ended (the client went away, the session is gone):
+  // Write returns false from now on; a pending wake is dropped, not called.
   void End();
 
  private:

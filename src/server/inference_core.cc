@@ -72,7 +72,7 @@ void InferenceCore::Infer(InferRequest& request, InferResponse* response, Clock:
     done(found.status());
     return;
   }
-  if (registry_->memory_budget() > 0) registry_->CountLookup(!request.waited_for_model);
+  if (registry_->CachesModels()) registry_->CountLookup(!request.waited_for_model);
   const ServedModel& model = **found;
   ModelMetrics& m = *model.metrics;
   absl::Status status = HasContentTypes(request)

@@ -398,12 +398,16 @@ bool ModelRegistry::LoadsOnDemand(std::string_view name) const {
   return fs::is_directory(options_.repository / std::string(name), ec);
 }
 
+bool ModelRegistry::CachesModels() const {
+  return (options_.memory_budget > 0 || options_.load_on_demand) && !options_.repository.empty();
+}
+
 void ModelRegistry::CountLookup(bool hit) const {
   (hit ? hits_ : misses_).fetch_add(1, std::memory_order_relaxed);
 }
 
 std::string ModelRegistry::CacheMetrics() const {
-  if (options_.memory_budget == 0) return "";
+  if (!CachesModels()) return "";
   std::string out;
   std::map<std::string, uint64_t> resident;
   uint64_t used = 0;
@@ -428,6 +432,13 @@ std::string ModelRegistry::CacheMetrics() const {
                "Requests that found their model loaded (hit) or had to load it (miss).", &out);
   StrAppend(&out, "osprey_model_cache_requests_total{result=\"hit\"} ", hits_.load(), "\n");
   StrAppend(&out, "osprey_model_cache_requests_total{result=\"miss\"} ", misses_.load(), "\n");
+  const uint64_t hits = hits_.load(), lookups = hits + misses_.load();
+  AppendFamily("osprey_model_cache_hit_ratio", "gauge",
+               "Share of the requests since the start that found their model loaded (1 before "
+               "any request).",
+               &out);
+  StrAppend(&out, "osprey_model_cache_hit_ratio ",
+            lookups == 0 ? 1.0 : static_cast<double>(hits) / static_cast<double>(lookups), "\n");
   AppendFamily("osprey_model_resident_bytes", "gauge",
                "Bytes a loaded model holds (its heap at load and its worker processes).", &out);
   for (const auto& [name, bytes] : resident)
@@ -578,6 +589,27 @@ void ModelRegistry::LoadFromRepositoryAsync(std::string name, AsyncDone done) {
 }
 
 void ModelRegistry::LoadIfAbsentAsync(std::string name, AsyncDone done) {
+  if (options_.load_wait_deadline.count() > 0) {
+    auto waiter = std::make_shared<Waiter>();
+    waiter->done = std::move(done);
+    waiter->name = name;
+    done = [waiter](absl::Status status) {
+      AsyncDone take;
+      {
+        std::lock_guard<std::mutex> lock(waiter->mu);
+        take = std::move(waiter->done);
+        waiter->done = nullptr;
+      }
+      if (take) take(std::move(status));
+    };
+    std::lock_guard<std::mutex> lock(resume_mu_);
+    if (!resume_stopped_) {
+      if (!resumer_.joinable()) resumer_ = std::thread([this] { RunResumes(); });
+      deadlines_.emplace(std::chrono::steady_clock::now() + options_.load_wait_deadline,
+                         std::move(waiter));
+      resume_cv_.notify_one();
+    }
+  }
   Job job{std::move(name), true, std::move(done)};
   job.if_absent = true;
   {
@@ -696,8 +728,32 @@ void ModelRegistry::Resume(absl::AnyInvocable<void()> work) {
 void ModelRegistry::RunResumes() {
   std::unique_lock<std::mutex> lock(resume_mu_);
   while (true) {
-    resume_cv_.wait(lock, [this] { return resume_stopped_ || !resumes_.empty(); });
-    if (resumes_.empty()) return;  // stopped, and nothing left
+    auto ready = [this] { return resume_stopped_ || !resumes_.empty(); };
+    if (deadlines_.empty())
+      resume_cv_.wait(lock, ready);
+    else
+      resume_cv_.wait_until(lock, deadlines_.begin()->first, ready);
+    // Waiters past their deadline are answered; their loads go on.
+    const auto now = std::chrono::steady_clock::now();
+    while (!deadlines_.empty() && (deadlines_.begin()->first <= now || resume_stopped_)) {
+      std::shared_ptr<Waiter> waiter = std::move(deadlines_.begin()->second);
+      deadlines_.erase(deadlines_.begin());
+      AsyncDone take;
+      {
+        std::lock_guard<std::mutex> waiter_lock(waiter->mu);
+        take = std::move(waiter->done);
+        waiter->done = nullptr;
+      }
+      if (!take) continue;  // already answered by its load
+      lock.unlock();
+      take(absl::DeadlineExceededError(StrCat("model '", waiter->name, "' did not load within ",
+                                              options_.load_wait_deadline.count() / 1000.0, " s")));
+      lock.lock();
+    }
+    if (resumes_.empty()) {
+      if (resume_stopped_) return;  // stopped, and nothing left
+      continue;
+    }
     auto work = std::move(resumes_.front());
     resumes_.pop_front();
     lock.unlock();

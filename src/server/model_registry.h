@@ -101,6 +101,9 @@ class ModelRegistry {
     // Load a repository's models on request without a budget too (a
     // multi-model InferenceService's replicas: TrainedModels arrive later).
     bool load_on_demand = false;
+    // How long a request waits for its model's load (LoadIfAbsentAsync)
+    // before it is answered DeadlineExceeded; 0: as long as the load takes.
+    std::chrono::milliseconds load_wait_deadline{0};
   };
 
   ModelRegistry(Options options, Metrics* metrics);
@@ -144,6 +147,8 @@ class ModelRegistry {
   // however many such requests arrive together. `done` runs on the
   // registry's resumer thread (not the loader: the request's inference must
   // not hold up the loads behind it).
+  // With Options::load_wait_deadline, a waiter still waiting then gets
+  // DeadlineExceeded (on the resumer thread) and the load goes on for others.
   void LoadIfAbsentAsync(std::string name, AsyncDone done);
   // True when a request that did not find `name` READY should load it rather
   // than fail: a memory budget is set (or load_on_demand), the repository
@@ -153,6 +158,9 @@ class ModelRegistry {
   // A request found its model READY (hit) or had to load it (miss); counted
   // for the cache's hit ratio when loading on demand.
   void CountLookup(bool hit) const;
+  // Models are loaded on request (a budget, or load_on_demand, and a
+  // repository): the cache's counters and series apply.
+  bool CachesModels() const;
   // The cache's Prometheus series (loads, evictions, hits and misses, the
   // budget, the bytes in use and each model's resident bytes); "" without a
   // budget.
@@ -249,6 +257,14 @@ class ModelRegistry {
   std::mutex resume_mu_;
   std::condition_variable resume_cv_;
   std::deque<absl::AnyInvocable<void()>> resumes_;
+  // Waiters with a deadline: whoever takes `done` first (the load's outcome
+  // or the deadline) answers.
+  struct Waiter {
+    std::mutex mu;
+    AsyncDone done;
+    std::string name;
+  };
+  std::multimap<std::chrono::steady_clock::time_point, std::shared_ptr<Waiter>> deadlines_;
   bool resume_stopped_ = false;
   std::thread resumer_;
 

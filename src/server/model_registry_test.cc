@@ -625,5 +625,43 @@ TEST(ModelCacheTest, WaitersGetTheirModelDespiteTheLoadsBehindThem) {
   registry.StopAsync();
 }
 
+// A request waits for its model's load at most load_wait_deadline: then it
+// is answered DeadlineExceeded, the load goes on, and the next request finds
+// the model loaded. The cache's series include the hit ratio.
+TEST(ModelCacheTest, WaitersHaveADeadline) {
+  FakeRepository repo;
+  repo.Add("slow");
+  FakeGate gate;
+  FakeBackend fake(FakeBackend::Options{.on_load = [&gate](const LoadOptions&) {
+    gate.Pass();
+    return absl::OkStatus();
+  }});
+  Metrics metrics;
+  ModelRegistry::Options options = RepositoryOptions(repo, {&fake});
+  options.load_on_demand = true;
+  options.load_wait_deadline = std::chrono::milliseconds(50);
+  ModelRegistry registry(options, &metrics);
+  AsyncResult waiter;
+  registry.LoadIfAbsentAsync("slow", waiter.Callback());
+  ASSERT_TRUE(gate.WaitArrivals(1));
+  absl::Status st = waiter.Wait();  // while the load is held at the gate
+  EXPECT_EQ(st.code(), absl::StatusCode::kDeadlineExceeded) << st;
+  EXPECT_NE(st.message().find("model 'slow' did not load within 0.05 s"), std::string::npos) << st;
+  gate.Open();
+  // The load went on; the next waiter finds the model.
+  AsyncResult next;
+  registry.LoadIfAbsentAsync("slow", next.Callback());
+  EXPECT_TRUE(next.Wait().ok());
+  EXPECT_TRUE(registry.Get("slow", "").ok());
+  registry.CountLookup(true);
+  registry.CountLookup(true);
+  registry.CountLookup(true);
+  registry.CountLookup(false);
+  const std::string text = registry.CacheMetrics();
+  EXPECT_NE(text.find("osprey_model_cache_hit_ratio 0.75\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("osprey_model_cache_requests_total{result=\"miss\"} 1\n"), std::string::npos);
+  registry.StopAsync();
+}
+
 }  // namespace
 }  // namespace osprey

@@ -101,7 +101,7 @@ def test_discovery(kubectl):
     # What the platform makes is read-only.
     verbs = kubectl("api-resources", "-o", "wide", "--no-headers").stdout
     deploy = next(line for line in verbs.splitlines() if line.startswith("deployments"))
-    assert deploy.split()[5] == "get,list", deploy
+    assert deploy.split()[5] == "get,list,watch", deploy
 
 
 def test_create_get_and_printer_columns(kubectl, manifest):
@@ -176,6 +176,42 @@ def test_apply_patch_and_generation(kubectl, manifest):
             '{"spec":{"predictor":{"maxReplicas":null}}}')
     obj = json.loads(kubectl("get", "isvc", NAME, "-o", "json").stdout)
     assert "maxReplicas" not in obj["spec"]["predictor"], obj["spec"]
+
+
+def test_replace_conflicts_and_namespaces(platform, kubectl):
+    """kubectl replace with what get -o json printed (status and all) works
+    once; a second replace of that same, now stale, version is a conflict."""
+    obj = json.loads(kubectl("get", "isvc", NAME, "-o", "json").stdout)
+    obj["spec"]["predictor"]["maxReplicas"] = 5
+    r = kubectl("replace", "-f", "-", input=json.dumps(obj))
+    assert r.stdout.strip() == f"inferenceservice.serving.kserve.io/{NAME} replaced", r.stdout
+    after = json.loads(kubectl("get", "isvc", NAME, "-o", "json").stdout)
+    assert after["spec"]["predictor"]["maxReplicas"] == 5
+    assert int(after["metadata"]["resourceVersion"]) > int(obj["metadata"]["resourceVersion"])
+    obj["spec"]["predictor"]["maxReplicas"] = 6
+    r = kubectl("replace", "-f", "-", input=json.dumps(obj), check=False)
+    assert r.returncode == 1 and "(Conflict)" in r.stderr and \
+        "the object has been modified" in r.stderr, r.stderr
+    assert kubectl("get", "isvc", NAME, "-o",
+                   "jsonpath={.spec.predictor.maxReplicas}").stdout == "5"
+    # An object naming another namespace than the request's: 400, nothing made.
+    other = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+             "metadata": {"name": "elsewhere", "namespace": "team-b"},
+             "spec": after["spec"]}
+    r = requests.post(
+        f"{platform.api}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices",
+        json=other, headers=platform.auth, timeout=10)
+    assert r.status_code == 400 and r.json()["reason"] == "BadRequest", r.text
+    assert kubectl("get", "isvc", "elsewhere", "-A", check=False).returncode != 0 or \
+        "elsewhere" not in kubectl("get", "isvc", "-A").stdout
+    # The version a write answers with is the one a watch or update goes on from.
+    r = requests.patch(
+        f"{platform.api}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{NAME}",
+        data=json.dumps({"spec": {"predictor": {"maxReplicas": None}}}),
+        headers={**platform.auth, "Content-Type": "application/merge-patch+json"}, timeout=10)
+    assert r.status_code == 200, r.text
+    assert int(r.json()["metadata"]["resourceVersion"]) > int(
+        after["metadata"]["resourceVersion"])
 
 
 def test_reads_need_the_token(platform, kubectl, tmp_path):
@@ -323,6 +359,15 @@ def test_lists_page_and_select(platform, kubectl):
     r = requests.get(url, params={"labelSelector": "app in (a, b)"}, headers=platform.auth,
                      timeout=10)
     assert r.status_code == 400 and r.json()["reason"] == "BadRequest", r.text
+    # sendInitialEvents: what exists as ADDED, then one bookmark marking their end.
+    r = requests.get(url, params={"watch": "1", "sendInitialEvents": "true",
+                                  "allowWatchBookmarks": "true", "resourceVersionMatch":
+                                  "NotOlderThan", "timeoutSeconds": "1"},
+                     headers=platform.auth, timeout=10)
+    events = [json.loads(line) for line in r.text.splitlines()]
+    assert [e["type"] for e in events[:-1]] == ["ADDED"] * len(all_items), r.text[:500]
+    assert events[-1]["type"] == "BOOKMARK" and events[-1]["object"]["metadata"][
+        "annotations"]["k8s.io/initial-events-end"] == "true", events[-1]
     # A version older than the changes kept: 410 Expired as the watch's ERROR event.
     r = requests.get(f"{platform.api}/apis/serving.kserve.io/v1beta1/inferenceservices",
                      params={"watch": "1", "resourceVersion": "1"}, headers=platform.auth,

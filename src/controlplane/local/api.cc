@@ -158,7 +158,7 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
       refused = absl::UnauthenticatedError(
           "this API needs a bearer token (Authorization: Bearer ...); the CLI reads it from the "
           "data directory's token file, kubectl from DATA_DIR/kubeconfig");
-    else if (auth != StrCat("Bearer ", token_))
+    else if (!kube_api::SameSecret(auth, StrCat("Bearer ", token_)))
       refused = absl::UnauthenticatedError("bearer token refused");
     if (!refused.ok())
       return kube ? KubeError(refused) : JsonErrorResponse(401, std::string(refused.message()));
@@ -290,9 +290,13 @@ HttpResponse ApiHandler::Resource(const HttpRequest& req, const std::vector<std:
         r.status = 415;
         return r;
       }
-      auto current = controller_->Get(kind, ns, name);
-      if (!current.ok()) return KubeError(current.status(), k, name);
-      auto merged = kube_api::MergePatch(*current, body);
+      auto current = Current(*k, k->cluster ? "" : ns, name);
+      if (!current.has_value()) return KubeError(absl::NotFoundError(""), k, name);
+      // A patch naming a resourceVersion applies only to that version.
+      if (auto given = kube_api::ReadBodyMeta(body).resource_version;
+          given.has_value() && *given != StrCat(current->resource_version))
+        return Conflict(*k, name);
+      auto merged = kube_api::MergePatch(current->json, body);
       if (!merged.ok()) return KubeError(merged.status(), k, name);
       return Write(*merged, *k, ns.empty() ? "default" : ns, name);
     }
@@ -334,6 +338,9 @@ HttpResponse ApiHandler::Read(const HttpRequest& req, const resources::KindInfo&
       w.since = since;
     }
     w.bookmarks = flag("allowWatchBookmarks");
+    w.send_initial_events = flag("sendInitialEvents");
+    if (w.send_initial_events && !w.bookmarks)
+      return bad_request("sendInitialEvents needs allowWatchBookmarks=true");
     if (const std::string& t = params["timeoutSeconds"]; !t.empty()) {
       int seconds = std::atoi(t.c_str());
       if (seconds > 0) w.timeout = std::chrono::seconds(seconds);
@@ -392,8 +399,13 @@ HttpResponse ApiHandler::Read(const HttpRequest& req, const resources::KindInfo&
 
 // POST (create) and PUT (update) of one object whose kind, name and
 // namespace are checked against the path before anything is applied.
-HttpResponse ApiHandler::Write(const std::string& body, const resources::KindInfo& k,
+HttpResponse ApiHandler::Write(const std::string& sent, const resources::KindInfo& k,
                                const std::string& ns, const std::string& path_name) {
+  const kube_api::BodyMeta given = kube_api::ReadBodyMeta(sent);
+  // What the server owns (status, uid, resourceVersion, ...) as a JSON body
+  // read back from the API carries it, is left out (it is not the spec).
+  std::string body = sent;
+  if (auto stripped = kube_api::MergePatch(sent, "{}"); stripped.ok()) body = *std::move(stripped);
   auto parsed = resources::ParseYaml(body);
   if (!parsed.ok()) return KubeError(parsed.status(), &k, path_name);
   if (parsed->size() != 1)
@@ -412,26 +424,55 @@ HttpResponse ApiHandler::Write(const std::string& body, const resources::KindInf
                                                        "\" does not match the name in the path \"",
                                                        path_name, "\"")),
                      &k, path_name);
-  // A namespace left out of the object is the path's (ParseYaml fills in "default").
-  const bool named_ns = body.find("namespace") != std::string::npos;
-  if (!k.cluster && named_ns && meta.namespace_ != ns && meta.namespace_ != "default")
-    return KubeError(absl::InvalidArgumentError(
-                         StrCat("the namespace of the object (", meta.namespace_,
-                                ") does not match the namespace of the request (", ns, ")")),
-                     &k, meta.name);
+  // A namespace left out of the object is the path's.
+  if (!k.cluster && given.namespace_.has_value() && *given.namespace_ != ns) {
+    HttpResponse r = Json(kube_api::StatusJson(
+        400, "BadRequest",
+        StrCat("the namespace of the provided object (", *given.namespace_,
+               ") does not match the namespace sent on the request (", ns, ")"),
+        &k, meta.name));
+    r.status = 400;
+    return r;
+  }
   const std::string obj_ns = k.cluster ? "" : ns;
-  const bool exists = controller_->Get(k.plural, obj_ns, meta.name).ok();
-  if (path_name.empty() && exists)
+  auto current = Current(k, obj_ns, meta.name);
+  if (path_name.empty() && current.has_value())
     return KubeError(absl::AlreadyExistsError(
                          StrCat(k.plural, ".", k.group, " \"", meta.name, "\" already exists")),
                      &k, meta.name);
-  if (!path_name.empty() && !exists) return KubeError(absl::NotFoundError(""), &k, meta.name);
+  if (!path_name.empty() && !current.has_value())
+    return KubeError(absl::NotFoundError(""), &k, meta.name);
+  // An update naming the version it read is refused when the object moved on.
+  if (!path_name.empty() && given.resource_version.has_value() &&
+      *given.resource_version != StrCat(current->resource_version))
+    return Conflict(k, meta.name);
   auto applied = controller_->Apply(body, ns, "");
   if (!applied.ok()) return KubeError(applied.status(), &k, meta.name);
-  auto json = controller_->Get(k.plural, obj_ns, meta.name);
-  if (!json.ok()) return KubeError(json.status(), &k, meta.name);
-  HttpResponse r = Json(std::move(*json));
+  // Answered as stored, with its new version.
+  auto now = Current(k, obj_ns, meta.name);
+  if (!now.has_value()) return KubeError(absl::NotFoundError(""), &k, meta.name);
+  HttpResponse r = Json(std::move(now->json));
   r.status = path_name.empty() ? 201 : 200;
+  return r;
+}
+
+std::optional<ObjectView> ApiHandler::Current(const resources::KindInfo& k, const std::string& ns,
+                                              const std::string& name) {
+  auto list = hub_.Sync(k);
+  if (!list.ok()) return std::nullopt;
+  for (const auto& o : list->items)
+    if (o->name == name && o->ns == ns) return *o;
+  return std::nullopt;
+}
+
+HttpResponse ApiHandler::Conflict(const resources::KindInfo& k, std::string_view name) {
+  HttpResponse r = Json(kube_api::StatusJson(
+      409, "Conflict",
+      StrCat("Operation cannot be fulfilled on ", k.plural, ".", k.group, " \"", name,
+             "\": the object has been modified; please apply your changes to the latest version "
+             "and try again"),
+      &k, name));
+  r.status = 409;
   return r;
 }
 

@@ -35,6 +35,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,6 +67,10 @@ class ApiHandler : public HttpHandler {
                                 const resources::KindInfo* kind = nullptr,
                                 std::string_view name = {});
   static HttpResponse KubeJson(absl::StatusOr<std::string> json);
+  // The object as the hub has it now (with its resourceVersion).
+  std::optional<ObjectView> Current(const resources::KindInfo& kind, const std::string& ns,
+                                    const std::string& name);
+  static HttpResponse Conflict(const resources::KindInfo& kind, std::string_view name);
   HttpResponse Read(const HttpRequest& request, const resources::KindInfo& kind,
                     const std::string& ns, const std::string& name,
                     std::map<std::string, std::string>& params);

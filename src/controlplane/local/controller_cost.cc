@@ -4,6 +4,8 @@
 
 #include <rapidjson/document.h>
 
+#include <map>
+
 #include "common/json_writer.h"
 #include "common/prometheus.h"
 #include "controlplane/local/controller_impl.h"
@@ -79,6 +81,11 @@ absl::StatusOr<std::string> Controller::Cost(const std::string& ns, const std::s
     return absl::NotFoundError(
         StrCat("inferenceservice \"", name, "\" not found in namespace \"", ns, "\""));
   const auto now = std::chrono::steady_clock::now();
+  struct ServiceCost {
+    UsageTotals window, total;
+    int revisions = 0;
+  };
+  std::map<std::pair<std::string, std::string>, ServiceCost> services;
   std::string out;
   JsonWriter w(&out);
   w.BeginObject();
@@ -109,6 +116,24 @@ absl::StatusOr<std::string> Controller::Cost(const std::string& ns, const std::s
     for (const Advice& a : c.advice)
       w.BeginObject().Key("reason").String(a.reason).Key("message").String(a.message).EndObject();
     w.EndArray();
+    w.EndObject();
+    ServiceCost& sum = services[{spec.namespace_, spec.isvc}];
+    sum.window.Merge(c.ledger.Window(now));
+    sum.total.Merge(c.ledger.total());
+    ++sum.revisions;
+  }
+  w.EndArray();
+  // Each service: its revisions side by side.
+  w.Key("services").BeginArray();
+  for (const auto& [key, sum] : services) {
+    w.BeginObject();
+    w.Key("namespace").String(key.first);
+    w.Key("inferenceService").String(key.second);
+    w.Key("revisions").Int(sum.revisions);
+    w.Key("lastWindow");
+    Totals(w, sum.window);
+    w.Key("total");
+    Totals(w, sum.total);
     w.EndObject();
   }
   w.EndArray();
@@ -146,6 +171,14 @@ std::string Controller::CostMetrics() {
   family("osprey_revision_memory_bytes", "gauge",
          "Resident memory of the revision's replicas (and their workers) now.",
          [](const Impl::CostEntry& c) { return c.last.memory_bytes; });
+  family("osprey_revision_requests_total", "counter",
+         "Requests the gateway answered for the revision since it was first seen.",
+         [](const Impl::CostEntry& c) { return c.ledger.total().requests; });
+  const auto now = std::chrono::steady_clock::now();
+  family("osprey_revision_memory_average_bytes", "gauge",
+         "Resident memory of the revision's replicas, averaged over the cost window "
+         "(--cost-window-s, an hour by default).",
+         [now](const Impl::CostEntry& c) { return c.ledger.Window(now).average_memory(); });
   family("osprey_revision_memory_peak_bytes", "gauge",
          "The most the revision's replicas held at once since it was first seen.",
          [](const Impl::CostEntry& c) { return c.ledger.total().memory_peak; });

@@ -184,6 +184,7 @@ absl::StatusOr<std::string> ResourceListJson(std::string_view group, std::string
     if (k.applied) w.String("create").String("delete");
     w.String("get").String("list");
     if (k.applied) w.String("patch").String("update");
+    w.String("watch");
     w.EndArray();
     if (!k.short_names.empty()) {
       w.Key("shortNames").BeginArray();
@@ -563,6 +564,28 @@ absl::StatusOr<std::string> OpenApiGroupVersionJson(std::string_view group,
   w.EndObject();
   if (!any) return absl::NotFoundError("the server could not find the requested resource");
   return out;
+}
+
+BodyMeta ReadBodyMeta(std::string_view body) {
+  BodyMeta out;
+  rapidjson::Document d;
+  if (d.Parse(body.data(), body.size()).HasParseError() || !d.IsObject()) return out;
+  auto meta = d.FindMember("metadata");
+  if (meta == d.MemberEnd() || !meta->value.IsObject()) return out;
+  if (auto it = meta->value.FindMember("namespace");
+      it != meta->value.MemberEnd() && it->value.IsString() && it->value.GetStringLength() > 0)
+    out.namespace_ = it->value.GetString();
+  if (auto it = meta->value.FindMember("resourceVersion");
+      it != meta->value.MemberEnd() && it->value.IsString() && it->value.GetStringLength() > 0)
+    out.resource_version = it->value.GetString();
+  return out;
+}
+
+bool SameSecret(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i)
+    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  return diff == 0;
 }
 
 std::string KubeconfigYaml(std::string_view server, std::string_view ca_pem,

@@ -7,6 +7,7 @@
 // each kind's printer columns. Pure functions; api.cc routes to them.
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -73,6 +74,17 @@ absl::StatusOr<std::string> MergePatch(std::string_view target, std::string_view
 std::string OpenApiRootJson();
 absl::StatusOr<std::string> OpenApiGroupVersionJson(std::string_view group,
                                                     std::string_view version);
+
+// What a written object's body says of itself, when it is JSON (kubectl
+// and client libraries send JSON): metadata.namespace and
+// metadata.resourceVersion, each absent when not given.
+struct BodyMeta {
+  std::optional<std::string> namespace_, resource_version;
+};
+BodyMeta ReadBodyMeta(std::string_view body);
+
+// Equal secrets, compared in a time that does not depend on where they differ.
+bool SameSecret(std::string_view a, std::string_view b);
 
 // A kubeconfig for this API (context "osprey", namespace default, the CA
 // that signed the server's certificate, the token as its user's bearer

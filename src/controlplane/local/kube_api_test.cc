@@ -26,7 +26,8 @@ TEST(KubeApi, DiscoveryListsEveryGroupAndResource) {
   EXPECT_TRUE(Has(*v1beta1, "\"shortNames\":[\"isvc\"]"));
   EXPECT_TRUE(Has(*v1beta1, "\"namespaced\":true"));
   EXPECT_TRUE(
-      Has(*v1beta1, "\"verbs\":[\"create\",\"delete\",\"get\",\"list\",\"patch\",\"update\"]"));
+      Has(*v1beta1,
+          "\"verbs\":[\"create\",\"delete\",\"get\",\"list\",\"patch\",\"update\",\"watch\"]"));
   EXPECT_FALSE(Has(*v1beta1, "servingruntimes"));  // v1alpha1's
   auto v1alpha1 = ResourceListJson("serving.kserve.io", "v1alpha1");
   ASSERT_TRUE(v1alpha1.ok());
@@ -36,7 +37,7 @@ TEST(KubeApi, DiscoveryListsEveryGroupAndResource) {
   // What the platform makes is read-only.
   auto apps = ResourceListJson("apps", "v1");
   ASSERT_TRUE(apps.ok());
-  EXPECT_TRUE(Has(*apps, "\"verbs\":[\"get\",\"list\"]"));
+  EXPECT_TRUE(Has(*apps, "\"verbs\":[\"get\",\"list\",\"watch\"]"));
   auto knative = ResourceListJson("serving.knative.dev", "v1");
   ASSERT_TRUE(knative.ok());
   EXPECT_TRUE(Has(*knative, "\"categories\":[\"all\",\"knative\",\"serving\"]"));

@@ -212,9 +212,11 @@ absl::Status WatchHub::SyncLocked(const resources::KindInfo& kind, KindState& st
   }
   state.raw = std::move(seen);
   if (first) {
-    // What existed before the hub looked has no history to resume from.
-    state.floor = rv_;
-    return absl::OkStatus();
+    // What existed when the hub first looked is its first history (a client
+    // may resume from any of those versions); nobody watches yet.
+    state.floor = events.empty() ? rv_ : events.front().rv - 1;
+    for (auto& e : events) state.history.push_back(std::move(e));
+    events.clear();
   }
   for (auto& e : events) {
     for (auto& w : state.watchers) {
@@ -235,12 +237,13 @@ void WatchHub::Send(Watcher& w, std::string_view type, const ObjectView& object)
   w.stream->Write(StrCat("{\"type\":\"", type, "\",\"object\":", w.request.encode(object), "}\n"));
 }
 
-void WatchHub::Bookmark(Watcher& w, uint64_t rv) {
+void WatchHub::Bookmark(Watcher& w, uint64_t rv, bool initial_events_end) {
   const auto& k = *w.request.kind;
-  w.stream->Write(StrCat("{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"", k.kind,
-                         "\",\"apiVersion\":\"", k.group, "/", k.version,
-                         "\",\"metadata\":{\"resourceVersion\":\"", rv,
-                         "\",\"annotations\":{\"k8s.io/initial-events-end\":\"true\"}}}}\n"));
+  w.stream->Write(
+      StrCat("{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"", k.kind, "\",\"apiVersion\":\"",
+             k.group, "/", k.version, "\",\"metadata\":{\"resourceVersion\":\"", rv, "\"",
+             initial_events_end ? ",\"annotations\":{\"k8s.io/initial-events-end\":\"true\"}" : "",
+             "}}}\n"));
 }
 
 absl::Status WatchHub::Watch(WatchRequest request, std::shared_ptr<HttpStream> stream) {
@@ -259,7 +262,11 @@ absl::Status WatchHub::Watch(WatchRequest request, std::shared_ptr<HttpStream> s
     return (r.ns.empty() || r.ns == o.ns) && r.selector.Matches(o);
   };
   const uint64_t since = r.since.value_or(0);
-  if (since == 0) {
+  if (r.send_initial_events) {
+    for (const auto& [_, o] : state.objects)
+      if (wanted(*o)) Send(*w, "ADDED", *o);
+    Bookmark(*w, rv_, true);
+  } else if (since == 0) {
     for (const auto& [_, o] : state.objects)
       if (wanted(*o)) Send(*w, "ADDED", *o);
   } else if (since < state.floor) {

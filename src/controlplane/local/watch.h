@@ -86,6 +86,9 @@ class WatchHub {
     // The version to start after; absent or 0: every object as ADDED first.
     std::optional<uint64_t> since;
     bool bookmarks = false;
+    // sendInitialEvents: every object as ADDED, then a bookmark marking
+    // their end (k8s.io/initial-events-end), then the changes.
+    bool send_initial_events = false;
     std::chrono::seconds timeout{1800};
     // An event's object as sent (the object, or a Table of it).
     std::function<std::string(const ObjectView&)> encode;
@@ -117,7 +120,7 @@ class WatchHub {
 
   absl::Status SyncLocked(const resources::KindInfo& kind, KindState& state);
   void Send(Watcher& w, std::string_view type, const ObjectView& object);
-  void Bookmark(Watcher& w, uint64_t rv);
+  void Bookmark(Watcher& w, uint64_t rv, bool initial_events_end = false);
   void Poll();
 
   Lister lister_;
