@@ -155,11 +155,24 @@ def test_a_changed_model_is_placed_again_and_a_deleted_one_unloaded(platform, mo
 
     harness.wait_until(answers_the_new_model, DEADLINE_S, "model3 answers with the new model")
     wait_ready(platform, "model3")
+    placed = platform.data_dir / "models" / "default" / "mms" / "model3"
+    assert placed.is_dir()
     platform.cli("delete", "trainedmodel", "model3")
     harness.wait_until(lambda: v1(platform, "model3").status_code != 200, DEADLINE_S,
                        "model3 no longer answers")
     assert v1(platform, "model3").status_code in (404, 503)
     assert v1(platform, "model1").status_code == 200
+    # Unloaded from every replica (their caches no longer hold it) and its
+    # files gone from the service's repository (no request loads it again).
+    revision = platform.revisions("mms")[0]
+
+    def unloaded():
+        return all('osprey_model_resident_bytes{model="model3"}' not in requests.get(
+            f"http://127.0.0.1:{r['port']}/metrics", timeout=10).text
+            for r in revision["status"]["replicaStatuses"])
+
+    harness.wait_until(unloaded, DEADLINE_S, "model3 unloaded from every replica")
+    harness.wait_until(lambda: not placed.exists(), DEADLINE_S, "model3's files removed")
 
 
 def test_conditions_say_why_a_model_cannot_be_placed(platform, models, tmp_path):

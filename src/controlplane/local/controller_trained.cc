@@ -229,30 +229,41 @@ void Controller::Impl::StartPlacement(const std::string& key, TrainedEntry& e) {
     absl::Status pulled = storage::Pull(uri, incoming, so);
     if (!pulled.ok()) {
       error = StrCat("fetching ", uri, ": ", pulled.message());
-    } else if (current()) {
-      // Swapped in whole: a replica loading it never sees half a model; the
-      // old one comes back if the new one cannot be moved in.
-      fs::create_directories(dir, ec);
+    } else {
+      // Its declared memory is what the replicas' model cache accounts.
+      std::ofstream(fs::path(incoming) / ".osprey-memory") << memory << "\n";
       const fs::path target = fs::path(dir) / name;
       const fs::path old = fs::path(incoming).concat(".old");
       fs::remove_all(old, ec);
-      const bool had_old = fs::exists(target, ec);
-      if (had_old) fs::rename(target, old, ec);
-      ec.clear();
-      // Its declared memory is what the replicas' model cache accounts.
-      std::ofstream(fs::path(incoming) / ".osprey-memory") << memory << "\n";
-      fs::rename(incoming, target, ec);
-      if (ec) {
-        error = StrCat("cannot move the model into ", dir, ": ", ec.message());
-        std::error_code back;
-        if (had_old) fs::rename(old, target, back);
+      // Moved in under the controller's lock, so a delete of the TrainedModel
+      // comes wholly before (nothing is moved in) or after (its cleanup
+      // removes what was). Swapped in whole: a replica loading it never sees
+      // half a model; the old one comes back if the new one cannot be moved in.
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = trained.find(key);
+      if (it != trained.end() && it->second.generation == generation) {
+        fs::create_directories(dir, ec);
+        const bool had_old = fs::exists(target, ec);
+        if (had_old) fs::rename(target, old, ec);
+        ec.clear();
+        fs::rename(incoming, target, ec);
+        if (ec) {
+          error = StrCat("cannot move the model into ", dir, ": ", ec.message());
+          std::error_code back;
+          if (had_old) fs::rename(old, target, back);
+        }
       }
-      fs::remove_all(old, ec);
     }
+    fs::remove_all(fs::path(incoming).concat(".old"), ec);
     fs::remove_all(incoming, ec);
     // Loaded (or reloaded) where replicas run; the rest load it on request.
-    if (error.empty() && current())
+    if (error.empty() && current()) {
       error = EachReplica(*supervisor, ns, isvc, StrCat("/v2/repository/models/", name, "/load"));
+      // Deleted while it loaded: the delete's unload may have come first.
+      if (!current()) {
+        (void)EachReplica(*supervisor, ns, isvc, StrCat("/v2/repository/models/", name, "/unload"));
+      }
+    }
     {
       std::lock_guard<std::mutex> lock(mu);
       auto it = trained.find(key);
