@@ -243,22 +243,29 @@ def mlserver(models: Path, names):
         "parallel_workers": 0, "load_models_at_startup": True}))
     proc = subprocess.Popen(common.pinned(common.CFG.server_cpu, [str(binary), "start", str(repo)]),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=repo)
+    return serve_and_measure(proc, http_port, xgb_names, "MLServer", 300)
+
+
+def all_ready(port, names) -> bool:
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", http_port, timeout=2)
-                c.request("GET", f"/v2/models/{xgb_names[-1]}/ready")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise common.BenchError("MLServer not ready")
-            time.sleep(0.5)
-        rps, failed = zipf_load(lambda n: (http_port, f"/v2/models/{n}/infer", {}), xgb_names,
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        return all(ready(conn, n) for n in names)
+    except OSError:
+        return False
+
+
+def serve_and_measure(proc, port, names, what, deadline_s):
+    """Once `proc` serves every model of `names`, the Zipf mix over V2, and
+    its memory; then it is stopped."""
+    try:
+        deadline = time.monotonic() + deadline_s
+        while not all_ready(port, names):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise common.BenchError(f"{what}: models not ready")
+            time.sleep(0.2)
+        rps, failed = zipf_load(lambda n: (port, f"/v2/models/{n}/infer", {}), names,
                                 body=V2_BODY)
-        return {"models": len(xgb_names), "rss_total": tree_rss([proc.pid]), "rps": rps,
+        return {"models": len(names), "rss_total": tree_rss([proc.pid]), "rps": rps,
                 "failed": failed}
     finally:
         proc.terminate()
@@ -279,25 +286,7 @@ def osprey_one_server(models: Path, names):
         str(common.CFG.osprey_bin), "serve", "--model-repository", str(repo),
         "--http-port", str(port), "--no-grpc"]),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        conn = live_connection(port)
-        deadline = time.monotonic() + 120
-        while True:
-            if all(ready(conn, n) for n in xgb_names):
-                break
-            if time.monotonic() > deadline:
-                raise common.BenchError("osprey serve: models not ready")
-            time.sleep(0.1)
-        rps, failed = zipf_load(lambda n: (port, f"/v2/models/{n}/infer", {}), xgb_names,
-                                body=V2_BODY)
-        return {"models": len(xgb_names), "rss_total": tree_rss([proc.pid]), "rps": rps,
-                "failed": failed}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    return serve_and_measure(proc, port, xgb_names, "osprey serve", 120)
 
 
 def ready(conn, name) -> bool:

@@ -547,45 +547,29 @@ int CostCommand(Options& o) {
                                  ? StrCat(Decimal(window / 3600, 0), "h")
                                  : StrCat(Decimal(window, 0), "s");
   std::vector<std::vector<std::string>> rows;
-  for (const auto& it : (*d)["items"].GetArray()) {
-    for (const char* part : {"lastWindow", "total"}) {
-      const auto& t = it[part];
-      const std::string per = t["cpuSecondsPer1000Requests"].IsNumber()
-                                  ? Decimal(t["cpuSecondsPer1000Requests"].GetDouble(), 3)
-                                  : std::string("-");
-      std::vector<std::string> row;
-      if (o.all_namespaces) row.push_back(Get(it, {"namespace"}));
-      row.insert(row.end(), {Get(it, {"inferenceService"}), Get(it, {"revision"}),
-                             std::string(part) == "total" ? "total" : recent,
-                             Decimal(t["replicaSeconds"].GetDouble(), 0),
-                             Decimal(t["cpuSeconds"].GetDouble(), 2),
-                             Mebibytes(t["memoryAverageBytes"].GetDouble()),
-                             Mebibytes(t["memoryPeakBytes"].GetDouble()),
-                             Decimal(t["requests"].GetDouble(), 0), per});
-      rows.push_back(std::move(row));
-    }
-  }
+  // A row of one window's totals (a revision's, or a service's sum).
+  auto add = [&](const rapidjson::Value& it, const std::string& revision, const char* part) {
+    const auto& t = it[part];
+    const std::string per = t["cpuSecondsPer1000Requests"].IsNumber()
+                                ? Decimal(t["cpuSecondsPer1000Requests"].GetDouble(), 3)
+                                : std::string("-");
+    std::vector<std::string> row;
+    if (o.all_namespaces) row.push_back(Get(it, {"namespace"}));
+    row.insert(
+        row.end(),
+        {Get(it, {"inferenceService"}), revision, std::string(part) == "total" ? "total" : recent,
+         Decimal(t["replicaSeconds"].GetDouble(), 0), Decimal(t["cpuSeconds"].GetDouble(), 2),
+         Mebibytes(t["memoryAverageBytes"].GetDouble()),
+         Mebibytes(t["memoryPeakBytes"].GetDouble()), Decimal(t["requests"].GetDouble(), 0), per});
+    rows.push_back(std::move(row));
+  };
+  for (const auto& it : (*d)["items"].GetArray())
+    for (const char* part : {"lastWindow", "total"}) add(it, Get(it, {"revision"}), part);
   // A service of several revisions: its sum too, as revision "(all)".
   if (d->HasMember("services"))
-    for (const auto& sv : (*d)["services"].GetArray()) {
-      if (sv["revisions"].GetInt() < 2) continue;
-      for (const char* part : {"lastWindow", "total"}) {
-        const auto& t = sv[part];
-        const std::string per = t["cpuSecondsPer1000Requests"].IsNumber()
-                                    ? Decimal(t["cpuSecondsPer1000Requests"].GetDouble(), 3)
-                                    : std::string("-");
-        std::vector<std::string> row;
-        if (o.all_namespaces) row.push_back(Get(sv, {"namespace"}));
-        row.insert(row.end(), {Get(sv, {"inferenceService"}), "(all)",
-                               std::string(part) == "total" ? "total" : recent,
-                               Decimal(t["replicaSeconds"].GetDouble(), 0),
-                               Decimal(t["cpuSeconds"].GetDouble(), 2),
-                               Mebibytes(t["memoryAverageBytes"].GetDouble()),
-                               Mebibytes(t["memoryPeakBytes"].GetDouble()),
-                               Decimal(t["requests"].GetDouble(), 0), per});
-        rows.push_back(std::move(row));
-      }
-    }
+    for (const auto& sv : (*d)["services"].GetArray())
+      if (sv["revisions"].GetInt() >= 2)
+        for (const char* part : {"lastWindow", "total"}) add(sv, "(all)", part);
   std::vector<std::string> header = {"INFERENCESERVICE", "REVISION", "WINDOW",
                                      "REPLICA-S",        "CPU-S",    "MEM-AVG",
                                      "MEM-PEAK",         "REQUESTS", "CPU-S/1K-REQ"};

@@ -234,65 +234,17 @@ Reason ReasonOf(const absl::Status& status) {
   }
 }
 
-std::string StatusJson(const absl::Status& status, const KindInfo* kind, std::string_view name) {
-  const Reason r = ReasonOf(status);
-  std::string message(status.message());
-  if (status.code() == absl::StatusCode::kNotFound && kind != nullptr && !name.empty())
-    message = StrCat(kind->plural, ".", kind->group, " \"", name, "\" not found");
-  if (r.reason != "Invalid" || kind == nullptr)
-    return StatusJson(r.code, r.reason, message, kind, name);
-  // As the API server words a validation failure: the object, then each
-  // cause with its field ("spec.predictor.minReplicas: must be >= 0").
-  std::string field, detail = message;
-  if (size_t colon = message.find(": ");
-      colon != std::string::npos && message.substr(0, colon).find(' ') == std::string::npos) {
-    field = message.substr(0, colon);
-    detail = message.substr(colon + 2);
-  }
-  std::string out;
-  JsonWriter w(&out);
-  w.BeginObject()
-      .Key("kind")
-      .String("Status")
-      .Key("apiVersion")
-      .String("v1")
-      .Key("metadata")
-      .BeginObject()
-      .EndObject()
-      .Key("status")
-      .String("Failure")
-      .Key("message")
-      .String(StrCat(kind->kind, ".", kind->group, " \"", name, "\" is invalid: ", message))
-      .Key("reason")
-      .String("Invalid")
-      .Key("details")
-      .BeginObject()
-      .Key("name")
-      .String(name)
-      .Key("group")
-      .String(kind->group)
-      .Key("kind")
-      .String(kind->kind)
-      .Key("causes")
-      .BeginArray()
-      .BeginObject()
-      .Key("reason")
-      .String("FieldValueInvalid")
-      .Key("message")
-      .String(detail)
-      .Key("field")
-      .String(field)
-      .EndObject()
-      .EndArray()
-      .EndObject()
-      .Key("code")
-      .Int(r.code)
-      .EndObject();
-  return out;
-}
+namespace {
 
-std::string StatusJson(int code, std::string_view reason, std::string_view message,
-                       const KindInfo* kind, std::string_view name) {
+struct Cause {
+  std::string_view reason, message, field;
+};
+
+// A failure Status; details (name, group, kind as given, one cause) when
+// `kind` is known.
+std::string FailureJson(int code, std::string_view reason, std::string_view message,
+                        const KindInfo* kind, std::string_view name, std::string_view details_kind,
+                        std::optional<Cause> cause) {
   std::string out;
   JsonWriter w(&out);
   w.BeginObject()
@@ -312,10 +264,51 @@ std::string StatusJson(int code, std::string_view reason, std::string_view messa
   if (kind != nullptr) {
     w.Key("details").BeginObject();
     if (!name.empty()) w.Key("name").String(name);
-    w.Key("group").String(kind->group).Key("kind").String(kind->plural).EndObject();
+    w.Key("group").String(kind->group).Key("kind").String(details_kind);
+    if (cause.has_value())
+      w.Key("causes")
+          .BeginArray()
+          .BeginObject()
+          .Key("reason")
+          .String(cause->reason)
+          .Key("message")
+          .String(cause->message)
+          .Key("field")
+          .String(cause->field)
+          .EndObject()
+          .EndArray();
+    w.EndObject();
   }
   w.Key("code").Int(code).EndObject();
   return out;
+}
+
+}  // namespace
+
+std::string StatusJson(const absl::Status& status, const KindInfo* kind, std::string_view name) {
+  const Reason r = ReasonOf(status);
+  std::string message(status.message());
+  if (status.code() == absl::StatusCode::kNotFound && kind != nullptr && !name.empty())
+    message = StrCat(kind->plural, ".", kind->group, " \"", name, "\" not found");
+  if (r.reason != "Invalid" || kind == nullptr)
+    return StatusJson(r.code, r.reason, message, kind, name);
+  // As the API server words a validation failure: the object, then each
+  // cause with its field ("spec.predictor.minReplicas: must be >= 0").
+  std::string field, detail = message;
+  if (size_t colon = message.find(": ");
+      colon != std::string::npos && message.substr(0, colon).find(' ') == std::string::npos) {
+    field = message.substr(0, colon);
+    detail = message.substr(colon + 2);
+  }
+  return FailureJson(r.code, "Invalid",
+                     StrCat(kind->kind, ".", kind->group, " \"", name, "\" is invalid: ", message),
+                     kind, name, kind->kind, Cause{"FieldValueInvalid", detail, field});
+}
+
+std::string StatusJson(int code, std::string_view reason, std::string_view message,
+                       const KindInfo* kind, std::string_view name) {
+  return FailureJson(code, reason, message, kind, name, kind != nullptr ? kind->plural : "",
+                     std::nullopt);
 }
 
 std::string DeletedJson(const KindInfo& kind, std::string_view name, std::string_view uid) {

@@ -4,8 +4,8 @@
 
 #include <algorithm>
 
-#include "common/json_writer.h"
 #include "common/strings.h"
+#include "controlplane/local/kube_api.h"
 
 namespace osprey::controlplane {
 namespace {
@@ -270,25 +270,8 @@ absl::Status WatchHub::Watch(WatchRequest request, std::shared_ptr<HttpStream> s
     for (const auto& [_, o] : state.objects)
       if (wanted(*o)) Send(*w, "ADDED", *o);
   } else if (since < state.floor) {
-    std::string status;
-    JsonWriter jw(&status);
-    jw.BeginObject()
-        .Key("kind")
-        .String("Status")
-        .Key("apiVersion")
-        .String("v1")
-        .Key("metadata")
-        .BeginObject()
-        .EndObject()
-        .Key("status")
-        .String("Failure")
-        .Key("message")
-        .String(StrCat("too old resource version: ", since, " (", state.floor, ")"))
-        .Key("reason")
-        .String("Expired")
-        .Key("code")
-        .Int(410)
-        .EndObject();
+    const std::string status = kube_api::StatusJson(
+        410, "Expired", StrCat("too old resource version: ", since, " (", state.floor, ")"));
     w->stream->Write(StrCat("{\"type\":\"ERROR\",\"object\":", status, "}\n"));
     w->stream->Close();
     return absl::OkStatus();
