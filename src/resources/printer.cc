@@ -90,6 +90,7 @@ using Cells = std::vector<std::string>;
 struct Printer {
   std::vector<PrinterColumn> columns;  // after NAME
   Cells (*cells)(const rapidjson::Value& item, Clock::time_point now);
+  bool name_first = true;  // else NAME comes last, shown with -o wide only
 };
 
 PrinterColumn Col(std::string name, std::string type = "string", int priority = 0) {
@@ -186,6 +187,17 @@ Printer PrinterOf(std::string_view plural) {
               return {Text(it, {"status", "desiredScale"}), Text(it, {"status", "actualScale"}),
                       Text(it, {"status", "ready"}), Text(it, {"status", "reason"})};
             }};
+  if (plural == "events")  // core v1 Events, as kubectl get events prints them
+    return {{Col("LAST SEEN", "string"), Col("TYPE"), Col("REASON"), Col("OBJECT"), Col("MESSAGE")},
+            [](const rapidjson::Value& it, Clock::time_point now) -> Cells {
+              std::string kind = Text(it, {"involvedObject", "kind"});
+              for (auto& c : kind)
+                c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+              return {HumanAge(AgeSince(Text(it, {"lastTimestamp"}), now)), Text(it, {"type"}),
+                      Text(it, {"reason"}), kind + "/" + Text(it, {"involvedObject", "name"}),
+                      Text(it, {"message"})};
+            },
+            false};
   // Gateways, ServiceEntries and whatever else: the name and the age.
   return {{Col("AGE", "date")}, [](const rapidjson::Value& it, Clock::time_point now) -> Cells {
             return {Age(it, now)};
@@ -201,13 +213,16 @@ absl::StatusOr<PrinterTable> PrintColumns(std::string_view plural, std::string_v
     return absl::InvalidArgumentError("not a JSON object");
   const Printer printer = PrinterOf(plural);
   PrinterTable out;
-  out.columns.push_back({"NAME", "string", "name", 0});
+  const PrinterColumn name{"NAME", "string", "name", printer.name_first ? 0 : 1};
+  if (printer.name_first) out.columns.push_back(name);
   out.columns.insert(out.columns.end(), printer.columns.begin(), printer.columns.end());
+  if (!printer.name_first) out.columns.push_back(name);
   auto add = [&](const rapidjson::Value& item) {
     if (!item.IsObject()) return;
     PrinterRow row;
-    row.cells.push_back(Text(item, {"metadata", "name"}));
+    if (printer.name_first) row.cells.push_back(Text(item, {"metadata", "name"}));
     for (auto& cell : printer.cells(item, now)) row.cells.push_back(std::move(cell));
+    if (!printer.name_first) row.cells.push_back(Text(item, {"metadata", "name"}));
     if (item.HasMember("metadata") && item["metadata"].IsObject())
       row.metadata_json = Compact(item["metadata"]);
     row.namespace_ = Text(item, {"metadata", "namespace"});

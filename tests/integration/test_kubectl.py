@@ -9,7 +9,9 @@ environment builds it, is run with KUBECONFIG pointing there:
 - create (validated on the server: an unknown field is refused naming it),
   get as KServe's printer columns (-A, -o yaml, -o name, -o jsonpath),
   apply (client-side: last-applied annotation, configured), patch --type
-  merge, delete; errors as kube-apiserver words them (NotFound,
+  merge, replace (409 Conflict for a stale resourceVersion), server dry
+  runs, delete; the platform's events as core Events (get events with
+  field selectors, describe); errors as kube-apiserver words them (NotFound,
   AlreadyExists, Invalid with the field) and nothing stored changes;
 - watches: `kubectl get -w` prints each change as a row, the kubernetes
   Python client's watch gets ADDED/MODIFIED/DELETED with growing
@@ -212,6 +214,31 @@ def test_replace_conflicts_and_namespaces(platform, kubectl):
     assert r.status_code == 200, r.text
     assert int(r.json()["metadata"]["resourceVersion"]) > int(
         after["metadata"]["resourceVersion"])
+
+
+def test_dry_runs_events_and_describe(platform, kubectl, manifest):
+    before = json.loads(kubectl("get", "isvc", NAME, "-o", "json").stdout)
+    changed = manifest.read_text().replace("  predictor:\n", "  predictor:\n    maxReplicas: 9\n")
+    r = kubectl("apply", "--dry-run=server", "-f", "-", input=changed)
+    assert "(server dry run)" in r.stdout, r.stdout
+    r = kubectl("delete", "isvc", NAME, "--dry-run=server")
+    assert "(server dry run)" in r.stdout, r.stdout
+    r = kubectl("create", "--dry-run=server", "-f", "-", input=manifest.read_text().replace(
+        NAME, "kc-dry"))
+    assert "(server dry run)" in r.stdout, r.stdout
+    assert kubectl("get", "isvc", "kc-dry", check=False).returncode == 1
+    after = json.loads(kubectl("get", "isvc", NAME, "-o", "json").stdout)
+    assert after["spec"] == before["spec"]
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    # The platform's events as core Events: kubectl get events, by field, and describe.
+    lines = kubectl("get", "events", "--field-selector",
+                    f"involvedObject.name={NAME},reason=RevisionReady").stdout.splitlines()
+    assert lines[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], lines
+    assert len(lines) >= 2 and all(
+        f"inferenceservice/{NAME}" in line and "RevisionReady" in line for line in lines[1:])
+    described = kubectl("describe", "isvc", NAME).stdout
+    events = described[described.index("Events:"):]
+    assert "InferenceServiceReady" in events and "osprey" in events, described[-1500:]
 
 
 def test_reads_need_the_token(platform, kubectl, tmp_path):

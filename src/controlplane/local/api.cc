@@ -232,6 +232,18 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
   if (p.size() == 2 && p[0] == "openapi" && p[1] == "v3") return Json(kube_api::OpenApiRootJson());
   if (p.size() == 5 && p[0] == "openapi" && p[1] == "v3" && p[2] == "apis")
     return KubeJson(kube_api::OpenApiGroupVersionJson(p[3], p[4]));
+  // Core Events: the platform's events, as kubectl get events and describe read them.
+  if (p.size() >= 3 && p[0] == "api" && p[1] == "v1" && p.back() != "v1" && req.method == "GET") {
+    std::string ns;
+    size_t at = 2;
+    if (p.size() >= 5 && p[2] == "namespaces") {
+      ns = std::string(p[3]);
+      at = 4;
+    }
+    if (at < p.size() && p[at] == "events" && at + 2 >= p.size())
+      return CoreEvents(req, ns, at + 1 < p.size() ? std::string(p[at + 1]) : "", params);
+    return KubeError(absl::NotFoundError("the server could not find the requested resource"));
+  }
   if (p.size() == 1 && p[0] == "api") return Json(kube_api::CoreVersionsJson());
   if (p.size() == 2 && p[0] == "api" && p[1] == "v1") return Json(kube_api::CoreResourcesJson());
   if (p.size() == 1 && p[0] == "apis") return Json(kube_api::GroupListJson());
@@ -263,9 +275,24 @@ HttpResponse ApiHandler::Resource(const HttpRequest& req, const std::vector<std:
       return KubeError(absl::NotFoundError("the server could not find the requested resource"));
     if (!k->cluster && ns.empty() && !name.empty()) ns = "default";
     if (req.method == "GET") return Read(req, *k, ns, name, params);
-    if (params.count("dryRun"))
-      return KubeError(absl::InvalidArgumentError("dryRun is not supported by Osprey's API yet"), k,
-                       name);
+    // dryRun=All: every check, nothing stored. A DELETE may say it in its
+    // DeleteOptions body ({"dryRun": ["All"]}), as kubectl does.
+    if (req.method == "DELETE" && req.body != nullptr && !params.count("dryRun") &&
+        kube_api::DeleteOptionsDryRun(*req.body))
+      params["dryRun"] = "All";
+    const bool dry_run = params.count("dryRun") > 0;
+    if (dry_run && params["dryRun"] != "All") {
+      HttpResponse r = Json(kube_api::StatusJson(
+          400, "BadRequest", StrCat("dryRun: \"", params["dryRun"], "\": only All is known"), k,
+          name));
+      r.status = 400;
+      return r;
+    }
+    if (req.method == "DELETE" && !name.empty() && dry_run) {
+      if (!Current(*k, k->cluster ? "" : ns, name).has_value())
+        return KubeError(absl::NotFoundError(""), k, name);
+      return Json(kube_api::DeletedJson(*k, name, ""));
+    }
     if (req.method == "DELETE" && !name.empty()) {
       auto st = controller_->Delete(kind, ns, name);
       if (!st.ok()) return KubeError(st, k, name);
@@ -298,9 +325,9 @@ HttpResponse ApiHandler::Resource(const HttpRequest& req, const std::vector<std:
         return Conflict(*k, name);
       auto merged = kube_api::MergePatch(current->json, body);
       if (!merged.ok()) return KubeError(merged.status(), k, name);
-      return Write(*merged, *k, ns.empty() ? "default" : ns, name);
+      return Write(*merged, *k, ns.empty() ? "default" : ns, name, dry_run);
     }
-    if (writes) return Write(body, *k, ns.empty() ? "default" : ns, name);
+    if (writes) return Write(body, *k, ns.empty() ? "default" : ns, name, dry_run);
     return KubeError(absl::UnimplementedError(StrCat(req.method, " is not allowed on ", target)), k,
                      name);
   }
@@ -397,10 +424,50 @@ HttpResponse ApiHandler::Read(const HttpRequest& req, const resources::KindInfo&
   return t.ok() ? Json(std::move(*t)) : KubeError(t.status(), &k, name);
 }
 
+HttpResponse ApiHandler::CoreEvents(const HttpRequest& req, const std::string& ns,
+                                    const std::string& name,
+                                    std::map<std::string, std::string>& params) {
+  const resources::KindInfo* k = resources::FindKind("events");
+  auto selector = Selector::Parse(params["labelSelector"], params["fieldSelector"],
+                                  kube_api::CoreEventFields());
+  if (!selector.ok()) {
+    HttpResponse r =
+        Json(kube_api::StatusJson(400, "BadRequest", std::string(selector.status().message())));
+    r.status = 400;
+    return r;
+  }
+  auto listed = controller_->List("events", ns);
+  if (!listed.ok()) return KubeError(listed.status());
+  auto events = kube_api::CoreEvents(*listed);
+  if (!events.ok()) return KubeError(events.status());
+  std::string json;
+  if (!name.empty()) {
+    for (const auto& e : *events)
+      if (e.name == name && (ns.empty() || e.ns == ns)) json = e.json;
+    if (json.empty())
+      return KubeError(absl::NotFoundError(StrCat("events \"", name, "\" not found")));
+  } else {
+    json = R"({"apiVersion":"v1","kind":"EventList","metadata":{},"items":[)";
+    bool first = true;
+    for (const auto& e : *events)
+      if (selector->Matches(e)) {
+        StrAppend(&json, first ? "" : ",", e.json);
+        first = false;
+      }
+    json += "]}";
+  }
+  if (!kube_api::WantsTable(FindHeader(req.headers, "Accept")) || k == nullptr)
+    return Json(std::move(json));
+  auto t = kube_api::TableJson("events", json,
+                               params.count("includeObject") ? params["includeObject"] : "Metadata",
+                               std::chrono::system_clock::now());
+  return t.ok() ? Json(std::move(*t)) : KubeError(t.status());
+}
+
 // POST (create) and PUT (update) of one object whose kind, name and
 // namespace are checked against the path before anything is applied.
 HttpResponse ApiHandler::Write(const std::string& sent, const resources::KindInfo& k,
-                               const std::string& ns, const std::string& path_name) {
+                               const std::string& ns, const std::string& path_name, bool dry_run) {
   const kube_api::BodyMeta given = kube_api::ReadBodyMeta(sent);
   // What the server owns (status, uid, resourceVersion, ...) as a JSON body
   // read back from the API carries it, is left out (it is not the spec).
@@ -446,6 +513,11 @@ HttpResponse ApiHandler::Write(const std::string& sent, const resources::KindInf
   if (!path_name.empty() && given.resource_version.has_value() &&
       *given.resource_version != StrCat(current->resource_version))
     return Conflict(k, meta.name);
+  if (dry_run) {  // what would be stored, as read back: nothing is
+    HttpResponse r = Json(resources::ToJson(object));
+    r.status = path_name.empty() ? 201 : 200;
+    return r;
+  }
   auto applied = controller_->Apply(body, ns, "");
   if (!applied.ok()) return KubeError(applied.status(), &k, meta.name);
   // Answered as stored, with its new version.

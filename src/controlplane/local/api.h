@@ -62,7 +62,7 @@ class ApiHandler : public HttpHandler {
   HttpResponse Resource(const HttpRequest& request, const std::vector<std::string_view>& path,
                         std::map<std::string, std::string>& params);
   HttpResponse Write(const std::string& body, const resources::KindInfo& kind,
-                     const std::string& ns, const std::string& path_name);
+                     const std::string& ns, const std::string& path_name, bool dry_run);
   static HttpResponse KubeError(const absl::Status& status,
                                 const resources::KindInfo* kind = nullptr,
                                 std::string_view name = {});
@@ -71,6 +71,8 @@ class ApiHandler : public HttpHandler {
   std::optional<ObjectView> Current(const resources::KindInfo& kind, const std::string& ns,
                                     const std::string& name);
   static HttpResponse Conflict(const resources::KindInfo& kind, std::string_view name);
+  HttpResponse CoreEvents(const HttpRequest& request, const std::string& ns,
+                          const std::string& name, std::map<std::string, std::string>& params);
   HttpResponse Read(const HttpRequest& request, const resources::KindInfo& kind,
                     const std::string& ns, const std::string& name,
                     std::map<std::string, std::string>& params);

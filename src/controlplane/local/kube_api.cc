@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <map>
 #include <vector>
 
 #include "common/json_dom.h"
@@ -121,13 +122,71 @@ std::string VersionJson() {
 }
 
 std::string CoreVersionsJson() {
-  // No core kinds are served yet: kubectl reads an empty core group list as
-  // "nothing here" (a v1 with no resources is an error to it).
-  return R"({"kind":"APIVersions","versions":[],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":""}]})";
+  return R"({"kind":"APIVersions","versions":["v1"],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":""}]})";
 }
 
 std::string CoreResourcesJson() {
-  return R"({"kind":"APIResourceList","groupVersion":"v1","resources":[]})";
+  return R"({"kind":"APIResourceList","groupVersion":"v1","resources":[{"name":"events","singularName":"event","namespaced":true,"kind":"Event","verbs":["get","list"],"shortNames":["ev"]}]})";
+}
+
+absl::StatusOr<std::vector<ObjectView>> CoreEvents(std::string_view osprey_events_json) {
+  rapidjson::Document d;
+  if (d.Parse(osprey_events_json.data(), osprey_events_json.size()).HasParseError() ||
+      !d.IsObject() || !d.HasMember("items") || !d["items"].IsArray())
+    return absl::InternalError("the platform's events are not a JSON list");
+  std::vector<ObjectView> out;
+  std::map<std::string, int> seq;  // per involved object
+  for (const auto& e : d["items"].GetArray()) {
+    ObjectView v;
+    const std::string object = json::GetString(e, "object");
+    std::string kind = json::GetString(e, "kind");
+    if (kind.empty()) kind = "InferenceService";
+    const resources::KindInfo* k = resources::FindKind(kind);
+    const std::string api_version =
+        k != nullptr && k->group != "osprey" ? StrCat(k->group, "/", k->version) : "";
+    const std::string time = json::GetString(e, "time");
+    v.ns = json::GetString(e, "namespace");
+    v.name = StrCat(object, ".", seq[StrCat(v.ns, "/", kind, "/", object)]++);
+    v.fields = {{"involvedObject.kind", kind},
+                {"involvedObject.name", object},
+                {"involvedObject.namespace", v.ns},
+                {"involvedObject.apiVersion", api_version},
+                {"reason", json::GetString(e, "reason")},
+                {"type", json::GetString(e, "type")},
+                {"source", "osprey"}};
+    JsonWriter w(&v.json);
+    w.BeginObject().Key("apiVersion").String("v1").Key("kind").String("Event");
+    w.Key("metadata")
+        .BeginObject()
+        .Key("name")
+        .String(v.name)
+        .Key("namespace")
+        .String(v.ns)
+        .Key("creationTimestamp")
+        .String(time)
+        .EndObject();
+    w.Key("involvedObject")
+        .BeginObject()
+        .Key("apiVersion")
+        .String(api_version)
+        .Key("kind")
+        .String(kind)
+        .Key("name")
+        .String(object)
+        .Key("namespace")
+        .String(v.ns)
+        .EndObject();
+    w.Key("reason").String(json::GetString(e, "reason"));
+    w.Key("message").String(json::GetString(e, "message"));
+    w.Key("type").String(json::GetString(e, "type"));
+    w.Key("count").Int(1);
+    w.Key("firstTimestamp").String(time).Key("lastTimestamp").String(time);
+    w.Key("source").BeginObject().Key("component").String("osprey").EndObject();
+    w.Key("reportingComponent").String("osprey");
+    w.EndObject();
+    out.push_back(std::move(v));
+  }
+  return out;
 }
 
 std::string GroupListJson() {
@@ -572,6 +631,16 @@ BodyMeta ReadBodyMeta(std::string_view body) {
       it != meta->value.MemberEnd() && it->value.IsString() && it->value.GetStringLength() > 0)
     out.resource_version = it->value.GetString();
   return out;
+}
+
+bool DeleteOptionsDryRun(std::string_view body) {
+  rapidjson::Document d;
+  if (d.Parse(body.data(), body.size()).HasParseError() || !d.IsObject()) return false;
+  auto it = d.FindMember("dryRun");
+  if (it == d.MemberEnd() || !it->value.IsArray()) return false;
+  for (const auto& v : it->value.GetArray())
+    if (v.IsString() && std::string_view(v.GetString()) == "All") return true;
+  return false;
 }
 
 bool SameSecret(std::string_view a, std::string_view b) {

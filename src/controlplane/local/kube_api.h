@@ -10,17 +10,37 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
+#include "controlplane/local/watch.h"
 #include "resources/kinds.h"
 
 namespace osprey::controlplane::kube_api {
 
 // GET /version: a version.Info (the Kubernetes release Osprey's API follows).
 std::string VersionJson();
-// GET /api and /api/v1: the core group, with no resources of Osprey's.
+// GET /api and /api/v1: the core group, where the platform's events are
+// served as core Events (kubectl get events, describe).
 std::string CoreVersionsJson();
 std::string CoreResourcesJson();
+
+// The platform's events (Osprey's own records, as /osprey/v1 lists them) as
+// core v1 Events, each with the field labels kubectl selects events by
+// (involvedObject.kind/name/namespace, reason, type); named
+// {object}.{n} in the order recorded.
+absl::StatusOr<std::vector<ObjectView>> CoreEvents(std::string_view osprey_events_json);
+inline const std::vector<std::string_view>& CoreEventFields() {
+  static const std::vector<std::string_view> fields = {"involvedObject.kind",
+                                                       "involvedObject.name",
+                                                       "involvedObject.namespace",
+                                                       "involvedObject.uid",
+                                                       "involvedObject.apiVersion",
+                                                       "reason",
+                                                       "type",
+                                                       "source"};
+  return fields;
+}
 // GET /apis: every group of the kinds table (Osprey's own kinds left out).
 std::string GroupListJson();
 // GET /apis/{group}; NotFound for a group nobody serves.
@@ -82,6 +102,9 @@ struct BodyMeta {
   std::optional<std::string> namespace_, resource_version;
 };
 BodyMeta ReadBodyMeta(std::string_view body);
+
+// Whether a DELETE's DeleteOptions body asks for a dry run ("dryRun": ["All"]).
+bool DeleteOptionsDryRun(std::string_view body);
 
 // Equal secrets, compared in a time that does not depend on where they differ.
 bool SameSecret(std::string_view a, std::string_view b);

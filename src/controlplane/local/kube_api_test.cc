@@ -158,6 +158,42 @@ TEST(KubeApi, OpenApiTellsKubectlToValidateOnTheServer) {
   EXPECT_FALSE(OpenApiGroupVersionJson("serving.kserve.io", "v2").ok());
 }
 
+TEST(KubeApi, DeleteOptionsAndSecrets) {
+  EXPECT_TRUE(DeleteOptionsDryRun(R"({"kind":"DeleteOptions","dryRun":["All"]})"));
+  EXPECT_FALSE(DeleteOptionsDryRun(R"({"kind":"DeleteOptions","propagationPolicy":"Background"})"));
+  EXPECT_FALSE(DeleteOptionsDryRun(""));
+  EXPECT_TRUE(SameSecret("Bearer abc", "Bearer abc"));
+  EXPECT_FALSE(SameSecret("Bearer abd", "Bearer abc"));
+  EXPECT_FALSE(SameSecret("Bearer ab", "Bearer abc"));
+  EXPECT_FALSE(SameSecret("Bearer abcd", "Bearer abc"));
+  auto body = ReadBodyMeta(R"({"metadata":{"name":"x","namespace":"ns","resourceVersion":"7"}})");
+  EXPECT_EQ(body.namespace_, "ns");
+  EXPECT_EQ(body.resource_version, "7");
+  EXPECT_FALSE(ReadBodyMeta("kind: X\nmetadata: {namespace: ns}\n").namespace_.has_value());
+}
+
+TEST(KubeApi, CoreEventsForKubectl) {
+  auto events = CoreEvents(
+      R"({"items":[{"time":"2026-12-04T14:50:26Z","kind":"InferenceService","object":"iris",)"
+      R"("type":"Normal","reason":"Created","message":"generation 1","namespace":"default"},)"
+      R"({"time":"2026-12-04T14:50:27Z","kind":"InferenceService","object":"iris",)"
+      R"("type":"Warning","reason":"Failed","message":"no","namespace":"default"}]})");
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->size(), 2u);
+  EXPECT_EQ((*events)[0].name, "iris.0");
+  EXPECT_EQ((*events)[1].name, "iris.1");
+  EXPECT_TRUE(Has(
+      (*events)[1].json,
+      R"("involvedObject":{"apiVersion":"serving.kserve.io/v1beta1","kind":"InferenceService","name":"iris","namespace":"default"})"))
+      << (*events)[1].json;
+  auto warnings = Selector::Parse("", "involvedObject.name=iris,type=Warning", CoreEventFields());
+  ASSERT_TRUE(warnings.ok());
+  EXPECT_FALSE(warnings->Matches((*events)[0]));
+  EXPECT_TRUE(warnings->Matches((*events)[1]));
+  EXPECT_FALSE(Selector::Parse("", "involvedObject.name=iris").ok());  // not this kind's
+  EXPECT_FALSE(CoreEvents("[]").ok());
+}
+
 TEST(KubeApi, KubeconfigNamesServerCaAndToken) {
   std::string y = KubeconfigYaml("https://127.0.0.1:8443", "ab", "t0k");
   EXPECT_TRUE(Has(y, "server: https://127.0.0.1:8443\n"));

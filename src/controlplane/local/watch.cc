@@ -52,7 +52,8 @@ absl::StatusOr<ObjectView> Read(const std::string& json) {
 
 }  // namespace
 
-absl::StatusOr<Selector> Selector::Parse(std::string_view labels, std::string_view fields) {
+absl::StatusOr<Selector> Selector::Parse(std::string_view labels, std::string_view fields,
+                                         const std::vector<std::string_view>& extra_fields) {
   Selector out;
   for (bool field : {false, true}) {
     for (std::string_view term : SplitTerms(field ? fields : labels)) {
@@ -90,7 +91,8 @@ absl::StatusOr<Selector> Selector::Parse(std::string_view labels, std::string_vi
         return absl::InvalidArgumentError(
             StrCat(field ? "fieldSelector" : "labelSelector", ": cannot read \"", term,
                    "\" (set-based terms such as `in` and `notin` are not supported)"));
-      if (field && t.key != "metadata.name" && t.key != "metadata.namespace")
+      if (field && t.key != "metadata.name" && t.key != "metadata.namespace" &&
+          std::find(extra_fields.begin(), extra_fields.end(), t.key) == extra_fields.end())
         return absl::InvalidArgumentError(
             StrCat("fieldSelector: \"", t.key,
                    "\" is not a field label Osprey selects by (metadata.name, "
@@ -105,7 +107,14 @@ bool Selector::Matches(const ObjectView& o) const {
   for (const auto& t : terms_) {
     std::optional<std::string> value;
     if (t.field) {
-      value = t.key == "metadata.name" ? o.name : o.ns;
+      if (t.key == "metadata.name")
+        value = o.name;
+      else if (t.key == "metadata.namespace")
+        value = o.ns;
+      else if (auto it = o.fields.find(t.key); it != o.fields.end())
+        value = it->second;
+      else
+        value = "";
     } else if (auto it = o.labels.find(t.key); it != o.labels.end()) {
       value = it->second;
     }

@@ -33,16 +33,21 @@ namespace osprey::controlplane {
 struct ObjectView {
   std::string ns, name;
   std::map<std::string, std::string> labels;
+  // Field labels beyond metadata.name and metadata.namespace that its kind
+  // selects by (an event's involvedObject.name, ...).
+  std::map<std::string, std::string> fields;
   uint64_t resource_version = 0;
   std::string json;  // as the controller renders it, with metadata.resourceVersion
 };
 
 // labelSelector and fieldSelector of a list or watch, as Kubernetes reads
-// them: labels `k=v`, `k==v`, `k!=v`, `k`, `!k`; fields metadata.name and
-// metadata.namespace with `=`, `==`, `!=`; every term must hold.
+// them: labels `k=v`, `k==v`, `k!=v`, `k`, `!k`; fields metadata.name,
+// metadata.namespace and the kind's own field labels (`extra_fields`) with
+// `=`, `==`, `!=`; every term must hold.
 class Selector {
  public:
-  static absl::StatusOr<Selector> Parse(std::string_view labels, std::string_view fields);
+  static absl::StatusOr<Selector> Parse(std::string_view labels, std::string_view fields,
+                                        const std::vector<std::string_view>& extra_fields = {});
   bool Matches(const ObjectView& object) const;
 
  private:
