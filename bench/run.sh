@@ -94,6 +94,11 @@ case ",${BENCH_ONLY:-density}," in
   *,density,*)
     "$PY" bench/density_bench.py || status=$? ;;
 esac
+# kubectl against osprey up vs kube-apiserver; watch fan-out (needs make kube-deps).
+case ",${BENCH_ONLY:-kube_api}," in
+  *,kube_api,*)
+    "$PY" bench/kube_api_bench.py || status=$? ;;
+esac
 # The gateway: through it vs straight to the replica; cold start from zero.
 case ",${BENCH_ONLY:-gateway}," in
   *,gateway,*)

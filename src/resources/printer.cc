@@ -187,6 +187,22 @@ Printer PrinterOf(std::string_view plural) {
               return {Text(it, {"status", "desiredScale"}), Text(it, {"status", "actualScale"}),
                       Text(it, {"status", "ready"}), Text(it, {"status", "reason"})};
             }};
+  if (plural == "pods")  // core v1 Pods, as kubectl get pods prints them
+    return {{Col("READY"), Col("STATUS"), Col("RESTARTS", "integer"), Col("AGE", "date"),
+             Col("IP", "string", 1), Col("NODE", "string", 1)},
+            [](const rapidjson::Value& it, Clock::time_point now) -> Cells {
+              std::string ready = "0/1", restarts = "0";
+              if (it.HasMember("status") && it["status"].IsObject() &&
+                  it["status"].HasMember("containerStatuses") &&
+                  it["status"]["containerStatuses"].IsArray() &&
+                  !it["status"]["containerStatuses"].Empty()) {
+                const auto& c = it["status"]["containerStatuses"][0];
+                ready = Text(c, {"ready"}) == "true" ? "1/1" : "0/1";
+                restarts = Text(c, {"restartCount"});
+              }
+              return {ready,        Text(it, {"status", "phase"}), restarts,
+                      Age(it, now), Text(it, {"status", "podIP"}), Text(it, {"spec", "nodeName"})};
+            }};
   if (plural == "events")  // core v1 Events, as kubectl get events prints them
     return {{Col("LAST SEEN", "string"), Col("TYPE"), Col("REASON"), Col("OBJECT"), Col("MESSAGE")},
             [](const rapidjson::Value& it, Clock::time_point now) -> Cells {

@@ -17,6 +17,8 @@ environment builds it, is run with KUBECONFIG pointing there:
   Python client's watch gets ADDED/MODIFIED/DELETED with growing
   resourceVersions and resumes from one; a version too old is 410 Expired;
   lists page with limit/continue and select by label and field;
+- replicas as read-only pods (`get pods -l serving.kserve.io/inferenceservice=`,
+  field selector status.phase), `kubectl logs` (whole, --tail, -l, -f);
 - the KServe SDK's KServeClient creates, waits for, patches and deletes;
 - the token is required, for reads too; a kubeconfig with a wrong token is
   Unauthorized; `osprey kubeconfig` prints the file.
@@ -239,6 +241,59 @@ def test_dry_runs_events_and_describe(platform, kubectl, manifest):
     described = kubectl("describe", "isvc", NAME).stdout
     events = described[described.index("Events:"):]
     assert "InferenceServiceReady" in events and "osprey" in events, described[-1500:]
+
+
+def test_pods_and_logs(platform, kubectl, manifest):
+    """Replicas as read-only pods with KServe's labels; kubectl logs reads and
+    follows their output."""
+    name = "kc-pods"  # a service of its own: no rollout of another test's under way
+    kubectl("create", "-f", "-", input=manifest.read_text().replace(NAME, name))
+    harness.wait_until(lambda: ready(kubectl, name), READY_TIMEOUT_S, f"{name} Ready")
+    selector = f"serving.kserve.io/inferenceservice={name}"
+    lines = kubectl("get", "pods", "-l", selector).stdout.splitlines()
+    assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], lines
+    running = [line.split() for line in lines[1:] if line.split()[1:3] == ["1/1", "Running"]]
+    assert running and running[0][0] == f"{name}-predictor-00001-deployment-0", lines
+    pod = running[0][0]
+    wide = kubectl("get", "pod", pod, "-o", "wide", "--no-headers").stdout.split()
+    assert wide[5:7] == ["127.0.0.1", "osprey"], wide
+    assert kubectl("get", "pods", "--field-selector", "status.phase=Running",
+                   "-l", selector, "-o", "name").stdout.split() == \
+        [f"pod/{r[0]}" for r in running]
+    # The replica's own output, whole and its last line.
+    revision, index = pod.rsplit("-deployment-", 1)
+    log_file = platform.data_dir / "logs" / "default" / revision / f"{index}.log"
+    whole = kubectl("logs", pod).stdout
+    assert whole and whole == log_file.read_text(), whole[-500:]
+    last = whole.rstrip("\n").split("\n")[-1]
+    assert kubectl("logs", pod, "--tail=1").stdout.strip() == last
+    assert last in kubectl("logs", "-l", selector, "--tail=1").stdout
+    # Followed: what the replica writes from then on arrives while kubectl runs.
+    import threading
+    binary = kubectl_binary()
+    env = dict(os.environ, KUBECONFIG=str(platform.data_dir / "kubeconfig"))
+    proc = subprocess.Popen([str(binary), "logs", "-f", pod, "--tail=0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    got = []
+    threading.Thread(target=lambda: got.extend(iter(proc.stdout.readline, "")),
+                     daemon=True).start()
+    try:
+        # Standing in for the replica: its output file gains lines.
+        # Until kubectl's request has reached the API, a line written is
+        # before the follow's start (and --tail=0 leaves it out): write one
+        # on each look until one comes through.
+        marker = f"followed-{os.getpid()}"
+
+        def through():
+            with open(log_file, "a") as f:
+                f.write(f"{marker}\n")
+            return any(marker in line for line in got)
+
+        harness.wait_until(through, 10, "a new line through kubectl logs -f", interval=0.5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    kubectl("delete", "isvc", name)
 
 
 def test_reads_need_the_token(platform, kubectl, tmp_path):

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <vector>
 
@@ -133,7 +136,54 @@ ApiHandler::ApiHandler(Controller* controller, std::string token,
       hub_([controller](std::string_view plural) { return controller->Objects(plural); },
            watch_options) {}
 
-ApiHandler::~ApiHandler() { hub_.Stop(); }
+ApiHandler::~ApiHandler() { StopWatches(); }
+
+void LogFollowers::Follow(std::string path, uint64_t offset, std::shared_ptr<HttpStream> stream) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopped_) {
+    stream->Close();
+    return;
+  }
+  followers_.push_back({std::move(path), offset, std::move(stream)});
+  if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+}
+
+void LogFollowers::Stop() {
+  std::thread thread;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopped_ = true;
+    for (auto& f : followers_) f.stream->Close();
+    followers_.clear();
+    thread = std::move(thread_);
+  }
+  cv_.notify_all();
+  if (thread.joinable()) thread.join();
+}
+
+void LogFollowers::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopped_) {
+    // What each followed file gained since the last look (tail -f's poll).
+    cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stopped_; });
+    for (auto& f : followers_) {
+      std::ifstream in(f.path, std::ios::binary);
+      in.seekg(0, std::ios::end);
+      const auto size = static_cast<uint64_t>(std::max<std::streamoff>(0, in.tellg()));
+      if (size < f.offset) f.offset = 0;  // truncated: from its start again
+      if (size == f.offset) continue;
+      std::string more(size - f.offset, '\0');
+      in.seekg(static_cast<std::streamoff>(f.offset));
+      in.read(more.data(), static_cast<std::streamsize>(more.size()));
+      more.resize(static_cast<size_t>(in.gcount()));
+      f.offset += more.size();
+      f.stream->Write(more);
+    }
+    followers_.erase(std::remove_if(followers_.begin(), followers_.end(),
+                                    [](const Follower& f) { return !f.stream->open(); }),
+                     followers_.end());
+  }
+}
 
 void ApiHandler::Handle(const HttpRequest& request, HttpDone done) { done(Route(request)); }
 
@@ -242,6 +292,10 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
     }
     if (at < p.size() && p[at] == "events" && at + 2 >= p.size())
       return CoreEvents(req, ns, at + 1 < p.size() ? std::string(p[at + 1]) : "", params);
+    if (at < p.size() && p[at] == "pods" && at + 2 >= p.size())
+      return CorePods(req, ns, at + 1 < p.size() ? std::string(p[at + 1]) : "", params);
+    if (at + 3 == p.size() && p[at] == "pods" && p[at + 2] == "log" && !ns.empty())
+      return PodLog(ns, std::string(p[at + 1]), params);
     return KubeError(absl::NotFoundError("the server could not find the requested resource"));
   }
   if (p.size() == 1 && p[0] == "api") return Json(kube_api::CoreVersionsJson());
@@ -427,41 +481,96 @@ HttpResponse ApiHandler::Read(const HttpRequest& req, const resources::KindInfo&
 HttpResponse ApiHandler::CoreEvents(const HttpRequest& req, const std::string& ns,
                                     const std::string& name,
                                     std::map<std::string, std::string>& params) {
-  const resources::KindInfo* k = resources::FindKind("events");
-  auto selector = Selector::Parse(params["labelSelector"], params["fieldSelector"],
-                                  kube_api::CoreEventFields());
+  auto listed = controller_->List("events", ns);
+  if (!listed.ok()) return KubeError(listed.status());
+  auto events = kube_api::CoreEvents(*listed);
+  if (!events.ok()) return KubeError(events.status());
+  return CoreRead(req, "events", "EventList", kube_api::CoreEventFields(), *events, ns, name,
+                  params);
+}
+
+HttpResponse ApiHandler::CorePods(const HttpRequest& req, const std::string& ns,
+                                  const std::string& name,
+                                  std::map<std::string, std::string>& params) {
+  auto listed = controller_->List("revisions", ns);
+  if (!listed.ok()) return KubeError(listed.status());
+  auto pods = kube_api::CorePods(*listed);
+  if (!pods.ok()) return KubeError(pods.status());
+  return CoreRead(req, "pods", "PodList", kube_api::CorePodFields(), *pods, ns, name, params);
+}
+
+// One core object or a list of them, selected, as JSON or a Table.
+HttpResponse ApiHandler::CoreRead(const HttpRequest& req, std::string_view plural,
+                                  std::string_view list_kind,
+                                  const std::vector<std::string_view>& fields,
+                                  const std::vector<ObjectView>& objects, const std::string& ns,
+                                  const std::string& name,
+                                  std::map<std::string, std::string>& params) {
+  auto selector = Selector::Parse(params["labelSelector"], params["fieldSelector"], fields);
   if (!selector.ok()) {
     HttpResponse r =
         Json(kube_api::StatusJson(400, "BadRequest", std::string(selector.status().message())));
     r.status = 400;
     return r;
   }
-  auto listed = controller_->List("events", ns);
-  if (!listed.ok()) return KubeError(listed.status());
-  auto events = kube_api::CoreEvents(*listed);
-  if (!events.ok()) return KubeError(events.status());
   std::string json;
   if (!name.empty()) {
-    for (const auto& e : *events)
-      if (e.name == name && (ns.empty() || e.ns == ns)) json = e.json;
-    if (json.empty())
-      return KubeError(absl::NotFoundError(StrCat("events \"", name, "\" not found")));
+    for (const auto& o : objects)
+      if (o.name == name && (ns.empty() || o.ns == ns)) json = o.json;
+    if (json.empty()) {
+      HttpResponse r =
+          Json(kube_api::StatusJson(404, "NotFound", StrCat(plural, " \"", name, "\" not found")));
+      r.status = 404;
+      return r;
+    }
   } else {
-    json = R"({"apiVersion":"v1","kind":"EventList","metadata":{},"items":[)";
+    json = StrCat(R"({"apiVersion":"v1","kind":")", list_kind, R"(","metadata":{},"items":[)");
     bool first = true;
-    for (const auto& e : *events)
-      if (selector->Matches(e)) {
-        StrAppend(&json, first ? "" : ",", e.json);
+    for (const auto& o : objects)
+      if (selector->Matches(o)) {
+        StrAppend(&json, first ? "" : ",", o.json);
         first = false;
       }
     json += "]}";
   }
-  if (!kube_api::WantsTable(FindHeader(req.headers, "Accept")) || k == nullptr)
-    return Json(std::move(json));
-  auto t = kube_api::TableJson("events", json,
+  if (!kube_api::WantsTable(FindHeader(req.headers, "Accept"))) return Json(std::move(json));
+  auto t = kube_api::TableJson(plural, json,
                                params.count("includeObject") ? params["includeObject"] : "Metadata",
                                std::chrono::system_clock::now());
   return t.ok() ? Json(std::move(*t)) : KubeError(t.status());
+}
+
+// kubectl logs: a replica's log file (its last tailLines lines), or, with
+// follow, what it writes from then on, streamed until the client goes.
+HttpResponse ApiHandler::PodLog(const std::string& ns, const std::string& pod,
+                                std::map<std::string, std::string>& params) {
+  auto replica = kube_api::PodReplica(pod);
+  std::string path =
+      replica.has_value() ? controller_->LogFile(ns, replica->first, replica->second) : "";
+  std::error_code ec;
+  if (path.empty() || !std::filesystem::exists(path, ec)) {
+    HttpResponse r = Json(kube_api::StatusJson(
+        404, "NotFound", StrCat("pods \"", pod, "\" not found (or it has written nothing yet)")));
+    r.status = 404;
+    return r;
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const uint64_t offset = text.size();
+  if (params.count("tailLines"))
+    text = kube_api::LastLines(text, std::atoi(params["tailLines"].c_str()));
+  HttpResponse r;
+  r.content_type = "text/plain";
+  const std::string& follow = params["follow"];
+  if (follow != "true" && follow != "1" && follow != "True") {
+    r.body = std::move(text);
+    return r;
+  }
+  auto stream = std::make_shared<HttpStream>();
+  stream->Write(text);
+  followers_.Follow(path, offset, stream);
+  r.stream = std::move(stream);
+  return r;
 }
 
 // POST (create) and PUT (update) of one object whose kind, name and

@@ -33,11 +33,14 @@
 // and /apis are Kubernetes Status objects (reason and code); elsewhere
 // {"error": "..."} with the status code of their Status.
 
+#include <condition_variable>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "controlplane/local/controller.h"
@@ -47,6 +50,28 @@
 
 namespace osprey::controlplane {
 
+// Replica logs followed (kubectl logs -f): each file is read for what it
+// gained every 200 ms and sent on its stream, until the stream ends.
+class LogFollowers {
+ public:
+  ~LogFollowers() { Stop(); }
+  void Follow(std::string path, uint64_t offset, std::shared_ptr<HttpStream> stream);
+  void Stop();
+
+ private:
+  struct Follower {
+    std::string path;
+    uint64_t offset;
+    std::shared_ptr<HttpStream> stream;
+  };
+  void Run();
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Follower> followers_;
+  bool stopped_ = false;
+  std::thread thread_;
+};
+
 class ApiHandler : public HttpHandler {
  public:
   // `metrics` renders the gateway's Prometheus metrics for GET /metrics.
@@ -54,8 +79,12 @@ class ApiHandler : public HttpHandler {
              WatchHub::Options watch_options = {});
   ~ApiHandler() override;
   void Handle(const HttpRequest& request, HttpDone done) override;
-  // Ends every watch (their answers end); call before the HTTP server drains.
-  void StopWatches() { hub_.Stop(); }
+  // Ends every watch and followed log (their answers end); call before the
+  // HTTP server drains.
+  void StopWatches() {
+    hub_.Stop();
+    followers_.Stop();
+  }
 
  private:
   HttpResponse Route(const HttpRequest& request);
@@ -73,6 +102,14 @@ class ApiHandler : public HttpHandler {
   static HttpResponse Conflict(const resources::KindInfo& kind, std::string_view name);
   HttpResponse CoreEvents(const HttpRequest& request, const std::string& ns,
                           const std::string& name, std::map<std::string, std::string>& params);
+  HttpResponse CorePods(const HttpRequest& request, const std::string& ns, const std::string& name,
+                        std::map<std::string, std::string>& params);
+  HttpResponse CoreRead(const HttpRequest& request, std::string_view plural,
+                        std::string_view list_kind, const std::vector<std::string_view>& fields,
+                        const std::vector<ObjectView>& objects, const std::string& ns,
+                        const std::string& name, std::map<std::string, std::string>& params);
+  HttpResponse PodLog(const std::string& ns, const std::string& pod,
+                      std::map<std::string, std::string>& params);
   HttpResponse Read(const HttpRequest& request, const resources::KindInfo& kind,
                     const std::string& ns, const std::string& name,
                     std::map<std::string, std::string>& params);
@@ -80,6 +117,7 @@ class ApiHandler : public HttpHandler {
   std::string token_;
   std::function<std::string()> metrics_;
   WatchHub hub_;
+  LogFollowers followers_;
 };
 
 }  // namespace osprey::controlplane

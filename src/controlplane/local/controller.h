@@ -87,6 +87,8 @@ class Controller {
   absl::StatusOr<std::string> List(std::string_view kind, const std::string& ns);
   absl::StatusOr<std::string> Get(std::string_view kind, const std::string& ns,
                                   const std::string& name);
+  // Where replica `index` of revision `rev` writes its output.
+  std::string LogFile(const std::string& ns, const std::string& rev, int index) const;
   // Every object of `kind` in every namespace, each as Get renders it.
   absl::StatusOr<std::vector<std::string>> Objects(std::string_view kind);
   // The last `tail_lines` lines of the replicas' logs of an InferenceService

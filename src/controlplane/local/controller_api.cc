@@ -371,6 +371,10 @@ absl::StatusOr<std::string> Controller::List(std::string_view kind, const std::s
   return ListJson(rendered);
 }
 
+std::string Controller::LogFile(const std::string& ns, const std::string& rev, int index) const {
+  return impl_->LogPath(ns, rev, index);
+}
+
 absl::StatusOr<std::vector<std::string>> Controller::Objects(std::string_view kind) {
   OSPREY_ASSIGN_OR_RETURN(auto items, impl_->ItemsOf(kind, ""));
   std::vector<std::string> out;

@@ -126,7 +126,110 @@ std::string CoreVersionsJson() {
 }
 
 std::string CoreResourcesJson() {
-  return R"({"kind":"APIResourceList","groupVersion":"v1","resources":[{"name":"events","singularName":"event","namespaced":true,"kind":"Event","verbs":["get","list"],"shortNames":["ev"]}]})";
+  return R"({"kind":"APIResourceList","groupVersion":"v1","resources":[)"
+         R"({"name":"events","singularName":"event","namespaced":true,"kind":"Event","verbs":["get","list"],"shortNames":["ev"]},)"
+         R"({"name":"pods","singularName":"pod","namespaced":true,"kind":"Pod","verbs":["get","list"],"shortNames":["po"],"categories":["all"]},)"
+         R"({"name":"pods/log","singularName":"","namespaced":true,"kind":"Pod","verbs":["get"]}]})";
+}
+
+std::optional<std::pair<std::string, int>> PodReplica(std::string_view pod) {
+  constexpr std::string_view kMid = "-deployment-";
+  size_t at = pod.rfind(kMid);
+  if (at == std::string_view::npos || at == 0) return std::nullopt;
+  std::string_view index = pod.substr(at + kMid.size());
+  int i = 0;
+  if (index.empty() || std::from_chars(index.data(), index.data() + index.size(), i).ptr !=
+                           index.data() + index.size())
+    return std::nullopt;
+  return std::make_pair(std::string(pod.substr(0, at)), i);
+}
+
+absl::StatusOr<std::vector<ObjectView>> CorePods(std::string_view revisions_json) {
+  rapidjson::Document d;
+  if (d.Parse(revisions_json.data(), revisions_json.size()).HasParseError() || !d.IsObject() ||
+      !d.HasMember("items") || !d["items"].IsArray())
+    return absl::InternalError("the revisions are not a JSON list");
+  std::vector<ObjectView> out;
+  for (const auto& rev : d["items"].GetArray()) {
+    if (!rev.IsObject() || !rev.HasMember("metadata") || !rev.HasMember("status")) continue;
+    const auto& meta = rev["metadata"];
+    const auto& status = rev["status"];
+    const std::string name = json::GetString(meta, "name");
+    const std::string ns = json::GetString(meta, "namespace");
+    const std::string created = json::GetString(meta, "creationTimestamp");
+    std::map<std::string, std::string> labels;
+    if (meta.HasMember("labels") && meta["labels"].IsObject())
+      for (auto l = meta["labels"].MemberBegin(); l != meta["labels"].MemberEnd(); ++l)
+        if (l->value.IsString()) labels[l->name.GetString()] = l->value.GetString();
+    labels["serving.knative.dev/revision"] = name;
+    if (!status.IsObject() || !status.HasMember("replicaStatuses") ||
+        !status["replicaStatuses"].IsArray())
+      continue;
+    for (const auto& r : status["replicaStatuses"].GetArray()) {
+      const std::string id = json::GetString(r, "id");
+      const std::string index = id.substr(id.rfind('/') + 1);
+      const std::string state = json::GetString(r, "state");
+      const bool ready = state == "Ready";
+      const std::string phase = ready ? "Running" : state == "Stopping" ? "Running" : "Pending";
+      ObjectView v;
+      v.ns = ns;
+      v.name = StrCat(name, "-deployment-", index);
+      v.labels = labels;
+      v.fields = {{"status.phase", phase}, {"spec.nodeName", "osprey"}};
+      JsonWriter w(&v.json);
+      w.BeginObject().Key("apiVersion").String("v1").Key("kind").String("Pod");
+      w.Key("metadata")
+          .BeginObject()
+          .Key("name")
+          .String(v.name)
+          .Key("namespace")
+          .String(ns)
+          .Key("creationTimestamp")
+          .String(created);
+      w.Key("labels").BeginObject();
+      for (const auto& [k, value] : labels) w.Key(k).String(value);
+      w.EndObject().EndObject();
+      w.Key("spec")
+          .BeginObject()
+          .Key("nodeName")
+          .String("osprey")
+          .Key("containers")
+          .BeginArray()
+          .BeginObject()
+          .Key("name")
+          .String("kserve-container")
+          .EndObject()
+          .EndArray()
+          .EndObject();
+      w.Key("status").BeginObject().Key("phase").String(phase);
+      w.Key("podIP").String("127.0.0.1").Key("hostIP").String("127.0.0.1");
+      w.Key("containerStatuses")
+          .BeginArray()
+          .BeginObject()
+          .Key("name")
+          .String("kserve-container")
+          .Key("ready")
+          .Bool(ready)
+          .Key("restartCount")
+          .Int(json::GetInt(r, "restarts"))
+          .Key("state")
+          .BeginObject()
+          .Key(ready || state == "Stopping" ? "running" : "waiting")
+          .BeginObject();
+      if (!ready && state != "Stopping") w.Key("reason").String(state);
+      w.EndObject().EndObject().EndObject().EndArray();
+      w.Key("osprey")
+          .BeginObject()
+          .Key("pid")
+          .Int(json::GetInt(r, "pid"))
+          .Key("port")
+          .Int(json::GetInt(r, "port"))
+          .EndObject();
+      w.EndObject().EndObject();
+      out.push_back(std::move(v));
+    }
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<ObjectView>> CoreEvents(std::string_view osprey_events_json) {
@@ -631,6 +734,19 @@ BodyMeta ReadBodyMeta(std::string_view body) {
       it != meta->value.MemberEnd() && it->value.IsString() && it->value.GetStringLength() > 0)
     out.resource_version = it->value.GetString();
   return out;
+}
+
+std::string LastLines(std::string_view text, int n) {
+  if (n <= 0) return "";
+  size_t end = text.size();
+  if (end > 0 && text[end - 1] == '\n') --end;  // the last line's own newline
+  size_t at = end;
+  for (int i = 0; i < n; ++i) {
+    size_t nl = at == 0 ? std::string_view::npos : text.rfind('\n', at - 1);
+    if (nl == std::string_view::npos) return std::string(text);
+    at = nl;
+  }
+  return std::string(text.substr(at + 1));
 }
 
 bool DeleteOptionsDryRun(std::string_view body) {

@@ -30,6 +30,19 @@ std::string CoreResourcesJson();
 // (involvedObject.kind/name/namespace, reason, type); named
 // {object}.{n} in the order recorded.
 absl::StatusOr<std::vector<ObjectView>> CoreEvents(std::string_view osprey_events_json);
+// Each replica of each revision (Osprey's revision objects, as
+// /apis/serving.knative.dev/v1 lists them) as a read-only core v1 Pod:
+// `{revision}-deployment-{i}`, its revision's labels, phase Running when
+// ready (Pending while starting or backing off), one container with its
+// restarts; field labels status.phase and spec.nodeName.
+absl::StatusOr<std::vector<ObjectView>> CorePods(std::string_view revisions_json);
+// The revision and replica index a pod name of CorePods stands for.
+std::optional<std::pair<std::string, int>> PodReplica(std::string_view pod);
+inline const std::vector<std::string_view>& CorePodFields() {
+  static const std::vector<std::string_view> fields = {"status.phase", "spec.nodeName"};
+  return fields;
+}
+
 inline const std::vector<std::string_view>& CoreEventFields() {
   static const std::vector<std::string_view> fields = {"involvedObject.kind",
                                                        "involvedObject.name",
@@ -102,6 +115,9 @@ struct BodyMeta {
   std::optional<std::string> namespace_, resource_version;
 };
 BodyMeta ReadBodyMeta(std::string_view body);
+
+// The last `n` lines of `text` (a final line without its newline counts).
+std::string LastLines(std::string_view text, int n);
 
 // Whether a DELETE's DeleteOptions body asks for a dry run ("dryRun": ["All"]).
 bool DeleteOptionsDryRun(std::string_view body);

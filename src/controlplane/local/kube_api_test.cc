@@ -194,6 +194,31 @@ TEST(KubeApi, CoreEventsForKubectl) {
   EXPECT_FALSE(CoreEvents("[]").ok());
 }
 
+TEST(KubeApi, PodsAreReplicasAndLogsTheirLastLines) {
+  auto pods = CorePods(
+      R"({"items":[{"metadata":{"name":"iris-predictor-00001","namespace":"default",)"
+      R"("creationTimestamp":"2026-12-04T14:50:26Z","labels":{"serving.kserve.io/inferenceservice":"iris"}},)"
+      R"("status":{"replicaStatuses":[{"id":"default/iris-predictor-00001/0","pid":7,"port":9,)"
+      R"("state":"Ready","restarts":2},{"id":"default/iris-predictor-00001/1","pid":8,"port":10,)"
+      R"("state":"Starting","restarts":0}]}}]})");
+  ASSERT_TRUE(pods.ok()) << pods.status();
+  ASSERT_EQ(pods->size(), 2u);
+  EXPECT_EQ((*pods)[0].name, "iris-predictor-00001-deployment-0");
+  EXPECT_EQ((*pods)[0].labels.at("serving.kserve.io/inferenceservice"), "iris");
+  EXPECT_EQ((*pods)[0].labels.at("serving.knative.dev/revision"), "iris-predictor-00001");
+  EXPECT_TRUE(Has((*pods)[0].json, R"("phase":"Running")"));
+  EXPECT_TRUE(Has((*pods)[0].json, R"("ready":true,"restartCount":2)"));
+  EXPECT_TRUE(Has((*pods)[1].json, R"("phase":"Pending")"));
+  EXPECT_EQ(PodReplica("iris-predictor-00001-deployment-1"),
+            std::make_pair(std::string("iris-predictor-00001"), 1));
+  EXPECT_FALSE(PodReplica("iris").has_value());
+  EXPECT_FALSE(PodReplica("x-deployment-a").has_value());
+  EXPECT_EQ(LastLines("a\nb\nc\n", 2), "b\nc\n");
+  EXPECT_EQ(LastLines("a\nb\nc", 2), "b\nc");
+  EXPECT_EQ(LastLines("a\nb\n", 5), "a\nb\n");
+  EXPECT_EQ(LastLines("a\nb\n", 0), "");
+}
+
 TEST(KubeApi, KubeconfigNamesServerCaAndToken) {
   std::string y = KubeconfigYaml("https://127.0.0.1:8443", "ab", "t0k");
   EXPECT_TRUE(Has(y, "server: https://127.0.0.1:8443\n"));
