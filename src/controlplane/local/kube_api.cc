@@ -402,13 +402,8 @@ struct Cause {
   std::string_view reason, message, field;
 };
 
-// A failure Status; details (name, group, kind as given, one cause) when
-// `kind` is known.
-std::string FailureJson(int code, std::string_view reason, std::string_view message,
-                        const KindInfo* kind, std::string_view name, std::string_view details_kind,
-                        std::optional<Cause> cause) {
-  std::string out;
-  JsonWriter w(&out);
+// What every Status begins with: kind, apiVersion, metadata and status.
+void StatusHead(JsonWriter& w, std::string_view status) {
   w.BeginObject()
       .Key("kind")
       .String("Status")
@@ -418,11 +413,18 @@ std::string FailureJson(int code, std::string_view reason, std::string_view mess
       .BeginObject()
       .EndObject()
       .Key("status")
-      .String("Failure")
-      .Key("message")
-      .String(message)
-      .Key("reason")
-      .String(reason);
+      .String(status);
+}
+
+// A failure Status; details (name, group, kind as given, one cause) when
+// `kind` is known.
+std::string FailureJson(int code, std::string_view reason, std::string_view message,
+                        const KindInfo* kind, std::string_view name, std::string_view details_kind,
+                        std::optional<Cause> cause) {
+  std::string out;
+  JsonWriter w(&out);
+  StatusHead(w, "Failure");
+  w.Key("message").String(message).Key("reason").String(reason);
   if (kind != nullptr) {
     w.Key("details").BeginObject();
     if (!name.empty()) w.Key("name").String(name);
@@ -476,17 +478,8 @@ std::string StatusJson(int code, std::string_view reason, std::string_view messa
 std::string DeletedJson(const KindInfo& kind, std::string_view name, std::string_view uid) {
   std::string out;
   JsonWriter w(&out);
-  w.BeginObject()
-      .Key("kind")
-      .String("Status")
-      .Key("apiVersion")
-      .String("v1")
-      .Key("metadata")
-      .BeginObject()
-      .EndObject()
-      .Key("status")
-      .String("Success")
-      .Key("details")
+  StatusHead(w, "Success");
+  w.Key("details")
       .BeginObject()
       .Key("name")
       .String(name)
