@@ -265,6 +265,11 @@ def test_pods_and_logs(platform, kubectl, manifest):
     log_file = platform.data_dir / "logs" / "default" / revision / f"{index}.log"
     whole = kubectl("logs", pod).stdout
     assert whole and whole == log_file.read_text(), whole[-500:]
+    # A pod that is no replica names no file (nor does a path out of the data directory).
+    for bogus in (f"{name}-predictor-00009-deployment-0", "..-deployment-0"):
+        r = requests.get(f"{platform.api}/api/v1/namespaces/default/pods/{bogus}/log",
+                         headers=platform.auth, timeout=10)
+        assert r.status_code == 404, (bogus, r.text)
     last = whole.rstrip("\n").split("\n")[-1]
     assert kubectl("logs", pod, "--tail=1").stdout.strip() == last
     assert last in kubectl("logs", "-l", selector, "--tail=1").stdout

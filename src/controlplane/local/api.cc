@@ -544,9 +544,13 @@ HttpResponse ApiHandler::CoreRead(const HttpRequest& req, std::string_view plura
 // follow, what it writes from then on, streamed until the client goes.
 HttpResponse ApiHandler::PodLog(const std::string& ns, const std::string& pod,
                                 std::map<std::string, std::string>& params) {
+  // Only a pod that exists (a replica of a revision in that namespace) names a file.
   auto replica = kube_api::PodReplica(pod);
-  std::string path =
-      replica.has_value() ? controller_->LogFile(ns, replica->first, replica->second) : "";
+  bool exists = false;
+  if (auto listed = controller_->List("revisions", ns); listed.ok() && replica.has_value())
+    if (auto pods = kube_api::CorePods(*listed); pods.ok())
+      for (const auto& p : *pods) exists = exists || (p.name == pod && p.ns == ns);
+  std::string path = exists ? controller_->LogFile(ns, replica->first, replica->second) : "";
   std::error_code ec;
   if (path.empty() || !std::filesystem::exists(path, ec)) {
     HttpResponse r = Json(kube_api::StatusJson(
