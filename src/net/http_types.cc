@@ -55,6 +55,11 @@ void HttpStream::Close() {
   if (wake) wake();
 }
 
+size_t HttpStream::pending_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pending_.size();
+}
+
 bool HttpStream::open() const {
   std::lock_guard<std::mutex> lock(mu_);
   return !closed_;

@@ -46,6 +46,7 @@ class HttpStream {
   bool Write(std::string_view data);
   void Close();
   bool open() const;
+  size_t pending_bytes() const;  // written, not yet taken by the server
 
   // The server's side: what was written since the last Take; `ended` once
   // the stream is closed and nothing is left. When Take returns nothing and

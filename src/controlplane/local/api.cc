@@ -138,14 +138,19 @@ ApiHandler::ApiHandler(Controller* controller, std::string token,
 
 ApiHandler::~ApiHandler() { StopWatches(); }
 
-void LogFollowers::Follow(std::string path, uint64_t offset, std::shared_ptr<HttpStream> stream) {
+void LogFollowers::Follow(std::string path, uint64_t offset, bool follow,
+                          std::shared_ptr<HttpStream> stream) {
   std::lock_guard<std::mutex> lock(mu_);
   if (stopped_) {
     stream->Close();
     return;
   }
-  followers_.push_back({std::move(path), offset, std::move(stream)});
+  // Not followed: the file as it is now, whatever it gains meanwhile.
+  std::error_code ec;
+  const uint64_t end = follow ? UINT64_MAX : std::filesystem::file_size(path, ec);
+  followers_.push_back({std::move(path), offset, ec ? 0 : end, follow, std::move(stream)});
   if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+  cv_.notify_all();
 }
 
 void LogFollowers::Stop() {
@@ -162,26 +167,45 @@ void LogFollowers::Stop() {
 }
 
 void LogFollowers::Run() {
+  constexpr uint64_t kChunk = 1 << 20;  // per follower and pass
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopped_) {
-    // What each followed file gained since the last look (tail -f's poll).
-    cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stopped_; });
-    for (auto& f : followers_) {
+    // Files are read outside the lock (Follow is called on the API's loop).
+    std::vector<Follower> work = followers_;
+    lock.unlock();
+    bool more = false;  // someone has more to send now: no pause
+    for (auto& f : work) {
+      if (!f.stream->open()) continue;
+      // A client that reads slowly gets the file as fast as it takes it.
+      if (f.stream->pending_bytes() >= kChunk) {
+        more = true;
+        continue;
+      }
       std::ifstream in(f.path, std::ios::binary);
       in.seekg(0, std::ios::end);
-      const auto size = static_cast<uint64_t>(std::max<std::streamoff>(0, in.tellg()));
+      const auto size =
+          std::min(f.end, static_cast<uint64_t>(std::max<std::streamoff>(0, in.tellg())));
       if (size < f.offset) f.offset = 0;  // truncated: from its start again
-      if (size == f.offset) continue;
-      std::string more(size - f.offset, '\0');
-      in.seekg(static_cast<std::streamoff>(f.offset));
-      in.read(more.data(), static_cast<std::streamsize>(more.size()));
-      more.resize(static_cast<size_t>(in.gcount()));
-      f.offset += more.size();
-      f.stream->Write(more);
+      if (size > f.offset) {
+        std::string chunk(std::min(size - f.offset, kChunk), '\0');
+        in.seekg(static_cast<std::streamoff>(f.offset));
+        in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+        chunk.resize(static_cast<size_t>(in.gcount()));
+        f.offset += chunk.size();
+        f.stream->Write(chunk);
+        more = more || f.offset < size;
+      }
+      // Not followed: the answer ends once the file as it was is sent.
+      if (!f.follow && f.offset >= size) f.stream->Close();
     }
+    lock.lock();
+    for (const auto& w : work)  // their progress, for those still here
+      for (auto& f : followers_)
+        if (f.stream == w.stream) f.offset = w.offset;
     followers_.erase(std::remove_if(followers_.begin(), followers_.end(),
                                     [](const Follower& f) { return !f.stream->open(); }),
                      followers_.end());
+    if (!more) cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stopped_; });
   }
 }
 
@@ -343,6 +367,10 @@ HttpResponse ApiHandler::Resource(const HttpRequest& req, const std::vector<std:
       return r;
     }
     if (req.method == "DELETE" && !name.empty() && dry_run) {
+      if (!k->applied)
+        return KubeError(
+            absl::InvalidArgumentError(StrCat("cannot delete resources of kind ", k->plural)), k,
+            name);
       if (!Current(*k, k->cluster ? "" : ns, name).has_value())
         return KubeError(absl::NotFoundError(""), k, name);
       return Json(kube_api::DeletedJson(*k, name, ""));
@@ -506,6 +534,12 @@ HttpResponse ApiHandler::CoreRead(const HttpRequest& req, std::string_view plura
                                   const std::vector<ObjectView>& objects, const std::string& ns,
                                   const std::string& name,
                                   std::map<std::string, std::string>& params) {
+  if (const std::string& w = params["watch"]; w == "true" || w == "1" || w == "True") {
+    HttpResponse r = Json(kube_api::StatusJson(
+        405, "MethodNotAllowed", StrCat("watching ", plural, " is not supported by Osprey yet")));
+    r.status = 405;
+    return r;
+  }
   auto selector = Selector::Parse(params["labelSelector"], params["fieldSelector"], fields);
   if (!selector.ok()) {
     HttpResponse r =
@@ -558,21 +592,17 @@ HttpResponse ApiHandler::PodLog(const std::string& ns, const std::string& pod,
     r.status = 404;
     return r;
   }
-  std::ifstream in(path, std::ios::binary);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const uint64_t offset = text.size();
+  // Where the answer starts: the file's start, or its last tailLines lines
+  // (found reading back from the end, never the whole file).
+  uint64_t start = 0;
   if (params.count("tailLines"))
-    text = kube_api::LastLines(text, std::atoi(params["tailLines"].c_str()));
+    start = kube_api::TailOffset(path, std::atoi(params["tailLines"].c_str()));
+  const std::string& follow = params["follow"];
+  // Sent in pieces by the followers' thread, not read here on the API's loop.
+  auto stream = std::make_shared<HttpStream>();
+  followers_.Follow(path, start, follow == "true" || follow == "1" || follow == "True", stream);
   HttpResponse r;
   r.content_type = "text/plain";
-  const std::string& follow = params["follow"];
-  if (follow != "true" && follow != "1" && follow != "True") {
-    r.body = std::move(text);
-    return r;
-  }
-  auto stream = std::make_shared<HttpStream>();
-  stream->Write(text);
-  followers_.Follow(path, offset, stream);
   r.stream = std::move(stream);
   return r;
 }
@@ -604,11 +634,14 @@ HttpResponse ApiHandler::Write(const std::string& sent, const resources::KindInf
                                                        "\" does not match the name in the path \"",
                                                        path_name, "\"")),
                      &k, path_name);
-  // A namespace left out of the object is the path's.
-  if (!k.cluster && given.namespace_.has_value() && *given.namespace_ != ns) {
+  // A namespace left out of the object is the path's. (A YAML body: what the
+  // parser read, which says "default" when it was left out.)
+  std::optional<std::string> named = given.namespace_;
+  if (!named.has_value() && meta.namespace_ != "default") named = meta.namespace_;
+  if (!k.cluster && named.has_value() && *named != ns) {
     HttpResponse r = Json(kube_api::StatusJson(
         400, "BadRequest",
-        StrCat("the namespace of the provided object (", *given.namespace_,
+        StrCat("the namespace of the provided object (", *named,
                ") does not match the namespace sent on the request (", ns, ")"),
         &k, meta.name));
     r.status = 400;
@@ -627,7 +660,13 @@ HttpResponse ApiHandler::Write(const std::string& sent, const resources::KindInf
       *given.resource_version != StrCat(current->resource_version))
     return Conflict(k, meta.name);
   if (dry_run) {  // what would be stored, as read back: nothing is
-    HttpResponse r = Json(resources::ToJson(object));
+    resources::Resource would = object;
+    std::visit(
+        [&](auto& o) {
+          if (!k.cluster && o.meta.namespace_ == "default") o.meta.namespace_ = ns;
+        },
+        would);
+    HttpResponse r = Json(resources::ToJson(would));
     r.status = path_name.empty() ? 201 : 200;
     return r;
   }

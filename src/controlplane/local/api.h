@@ -50,18 +50,23 @@
 
 namespace osprey::controlplane {
 
-// Replica logs followed (kubectl logs -f): each file is read for what it
-// gained every 200 ms and sent on its stream, until the stream ends.
+// Replica logs sent (kubectl logs) and followed (-f): each file is read on
+// this thread, at most 1 MiB per pass and only as fast as its client takes
+// it, then every 200 ms for what it gained, until the stream ends.
 class LogFollowers {
  public:
   ~LogFollowers() { Stop(); }
-  void Follow(std::string path, uint64_t offset, std::shared_ptr<HttpStream> stream);
+  // Sends `path` from `offset` on `stream`; with `follow`, what it gains
+  // after, until the stream ends; else the answer ends at the file's end.
+  void Follow(std::string path, uint64_t offset, bool follow, std::shared_ptr<HttpStream> stream);
   void Stop();
 
  private:
   struct Follower {
     std::string path;
     uint64_t offset;
+    uint64_t end;  // where a log not followed ends
+    bool follow;
     std::shared_ptr<HttpStream> stream;
   };
   void Run();

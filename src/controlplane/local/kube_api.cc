@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <fstream>
 #include <map>
 #include <vector>
 
@@ -249,7 +250,7 @@ absl::StatusOr<std::vector<ObjectView>> CoreEvents(std::string_view osprey_event
         k != nullptr && k->group != "osprey" ? StrCat(k->group, "/", k->version) : "";
     const std::string time = json::GetString(e, "time");
     v.ns = json::GetString(e, "namespace");
-    v.name = StrCat(object, ".", seq[StrCat(v.ns, "/", kind, "/", object)]++);
+    v.name = StrCat(object, ".", seq[StrCat(v.ns, "/", object)]++);  // one series per name
     v.fields = {{"involvedObject.kind", kind},
                 {"involvedObject.name", object},
                 {"involvedObject.namespace", v.ns},
@@ -740,6 +741,32 @@ std::string LastLines(std::string_view text, int n) {
     at = nl;
   }
   return std::string(text.substr(at + 1));
+}
+
+uint64_t TailOffset(const std::string& path, int n) {
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(0, std::ios::end);
+  const auto size = static_cast<uint64_t>(std::max<std::streamoff>(0, in.tellg()));
+  if (n <= 0) return size;
+  constexpr uint64_t kBlock = 64 << 10;
+  uint64_t end = size, seen = 0;
+  std::string block;
+  // Lines end in newlines; the file's own last newline ends the last line.
+  int newlines = 0;
+  while (end > 0) {
+    const uint64_t from = end > kBlock ? end - kBlock : 0;
+    block.resize(end - from);
+    in.seekg(static_cast<std::streamoff>(from));
+    in.read(block.data(), static_cast<std::streamsize>(block.size()));
+    for (uint64_t i = block.size(); i-- > 0;) {
+      const uint64_t at = from + i;
+      if (block[i] != '\n' || at + 1 == size) continue;
+      if (++newlines == n) return at + 1;
+    }
+    seen += block.size();
+    end = from;
+  }
+  return 0;
 }
 
 bool DeleteOptionsDryRun(std::string_view body) {

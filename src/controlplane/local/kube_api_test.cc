@@ -1,6 +1,10 @@
 #include "controlplane/local/kube_api.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
 
 namespace osprey::controlplane::kube_api {
 namespace {
@@ -217,6 +221,16 @@ TEST(KubeApi, PodsAreReplicasAndLogsTheirLastLines) {
   EXPECT_EQ(LastLines("a\nb\nc", 2), "b\nc");
   EXPECT_EQ(LastLines("a\nb\n", 5), "a\nb\n");
   EXPECT_EQ(LastLines("a\nb\n", 0), "");
+  // The same from a file, read back from its end across blocks.
+  const std::string path = testing::TempDir() + "/tail-" + std::to_string(::getpid()) + ".log";
+  std::string text;
+  for (int i = 0; i < 20000; ++i) text += "line " + std::to_string(i) + "\n";
+  std::ofstream(path, std::ios::binary) << text;
+  for (int n : {0, 1, 2, 100, 19999, 20000, 30000})
+    EXPECT_EQ(text.substr(TailOffset(path, n)), LastLines(text, n)) << n;
+  std::ofstream(path, std::ios::binary) << "a\nno newline";
+  EXPECT_EQ(TailOffset(path, 1), 2u);
+  std::remove(path.c_str());
 }
 
 TEST(KubeApi, KubeconfigNamesServerCaAndToken) {
