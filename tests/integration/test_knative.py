@@ -89,6 +89,13 @@ def replicas(platform, revision):
     return None
 
 
+def replica_statuses(platform, revision):
+    for r in platform.get_json("revisions")["items"]:
+        if r["metadata"]["name"] == revision:
+            return r["status"].get("replicaStatuses", [])
+    return None
+
+
 def test_helloworld_answers_scales_to_zero_and_back(platform):
     out = platform.apply_text(HELLOWORLD).stdout
     assert "service.serving.knative.dev/helloworld-go created" in out, out
@@ -136,7 +143,10 @@ def test_helloworld_answers_scales_to_zero_and_back(platform):
 
     # At zero again, a restart of the platform keeps it Ready and at zero
     # (nothing is woken), and its route answers.
-    harness.wait_until(lambda: replicas(platform, "helloworld-go-00001") == 0,
+    # (and its last replica gone, not still stopping: a process alive at the
+    # restart would be adopted and counted)
+    harness.wait_until(lambda: replicas(platform, "helloworld-go-00001") == 0 and
+                       not replica_statuses(platform, "helloworld-go-00001"),
                        STABLE_WINDOW_S + GRACE_S + 30, "scale to zero again")
     platform.stop()
     platform.start()
