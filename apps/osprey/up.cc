@@ -23,6 +23,7 @@
 
 #include "absl/strings/numbers.h"
 #include "common/cpus.h"
+#include "common/files.h"
 #include "common/flags.h"
 #include "common/logging.h"
 #include "common/strings.h"
@@ -71,23 +72,6 @@ absl::StatusOr<std::string> ReadOrMakeToken(const std::string& path) {
   ::close(fd);
   if (!ok) return absl::InternalError(StrCat("cannot write ", path));
   return token;
-}
-
-// `owner_only`: created 0600 (it holds the token).
-absl::Status WriteFileAtomically(const std::string& path, const std::string& text,
-                                 bool owner_only = false) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    std::error_code ignored;  // a file that could not be made fails the write below
-    if (owner_only) fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write, ignored);
-    out << text;
-    if (!out) return absl::InternalError(StrCat("cannot write ", tmp));
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return absl::InternalError(StrCat("cannot write ", path, ": ", ec.message()));
-  return absl::OkStatus();
 }
 
 }  // namespace

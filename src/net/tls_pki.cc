@@ -13,6 +13,7 @@
 #include <memory>
 #include <sstream>
 
+#include "common/files.h"
 #include "common/strings.h"
 
 namespace osprey::tls {
@@ -39,20 +40,6 @@ std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return in ? ss.str() : "";
-}
-
-absl::Status WriteFile(const std::string& path, const std::string& text, bool secret) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc | std::ios::binary);
-    if (secret) ::chmod(tmp.c_str(), 0600);
-    out << text;
-    if (!out) return absl::InternalError(StrCat("cannot write ", tmp));
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return absl::InternalError(StrCat("cannot write ", path, ": ", ec.message()));
-  return absl::OkStatus();
 }
 
 Key NewKey() { return Key(EVP_EC_gen("P-256")); }
@@ -184,8 +171,8 @@ absl::StatusOr<PkiFiles> EnsureServerPki(const std::string& dir,
     if (!ca_key) return absl::InternalError("cannot make a P-256 key");
     OSPREY_ASSIGN_OR_RETURN(
         ca, MakeCert(ca_key.get(), "osprey-ca", nullptr, ca_key.get(), kCaDays, ""));
-    OSPREY_RETURN_IF_ERROR(WriteFile(ca_key_file, KeyPem(ca_key.get()), true));
-    OSPREY_RETURN_IF_ERROR(WriteFile(files.ca_certificate, CertPem(ca.get()), false));
+    OSPREY_RETURN_IF_ERROR(WriteFileAtomically(ca_key_file, KeyPem(ca_key.get()), true));
+    OSPREY_RETURN_IF_ERROR(WriteFileAtomically(files.ca_certificate, CertPem(ca.get()), false));
     new_ca = true;
   }
   Cert server = ParseCert(ReadFile(files.server_certificate));
@@ -198,8 +185,9 @@ absl::StatusOr<PkiFiles> EnsureServerPki(const std::string& dir,
     if (!server_key) return absl::InternalError("cannot make a P-256 key");
     OSPREY_ASSIGN_OR_RETURN(server, MakeCert(server_key.get(), "osprey-api", ca.get(), ca_key.get(),
                                              kServerDays, SubjectAltNames(hosts)));
-    OSPREY_RETURN_IF_ERROR(WriteFile(files.server_key, KeyPem(server_key.get()), true));
-    OSPREY_RETURN_IF_ERROR(WriteFile(files.server_certificate, CertPem(server.get()), false));
+    OSPREY_RETURN_IF_ERROR(WriteFileAtomically(files.server_key, KeyPem(server_key.get()), true));
+    OSPREY_RETURN_IF_ERROR(
+        WriteFileAtomically(files.server_certificate, CertPem(server.get()), false));
   }
   return files;
 }

@@ -730,19 +730,6 @@ BodyMeta ReadBodyMeta(std::string_view body) {
   return out;
 }
 
-std::string LastLines(std::string_view text, int n) {
-  if (n <= 0) return "";
-  size_t end = text.size();
-  if (end > 0 && text[end - 1] == '\n') --end;  // the last line's own newline
-  size_t at = end;
-  for (int i = 0; i < n; ++i) {
-    size_t nl = at == 0 ? std::string_view::npos : text.rfind('\n', at - 1);
-    if (nl == std::string_view::npos) return std::string(text);
-    at = nl;
-  }
-  return std::string(text.substr(at + 1));
-}
-
 uint64_t TailOffset(const std::string& path, int n) {
   std::ifstream in(path, std::ios::binary);
   in.seekg(0, std::ios::end);

@@ -116,8 +116,6 @@ struct BodyMeta {
 };
 BodyMeta ReadBodyMeta(std::string_view body);
 
-// The last `n` lines of `text` (a final line without its newline counts).
-std::string LastLines(std::string_view text, int n);
 // Where the last `n` lines of the file at `path` start, read back from its
 // end in blocks (0 when it has fewer).
 uint64_t TailOffset(const std::string& path, int n);

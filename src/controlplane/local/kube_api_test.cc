@@ -9,6 +9,21 @@
 namespace osprey::controlplane::kube_api {
 namespace {
 
+// The last `n` lines of `text` (a final line without its newline counts):
+// what TailOffset must find in a file, read forwards.
+std::string LastLines(std::string_view text, int n) {
+  if (n <= 0) return "";
+  size_t end = text.size();
+  if (end > 0 && text[end - 1] == '\n') --end;  // the last line's own newline
+  size_t at = end;
+  for (int i = 0; i < n; ++i) {
+    size_t nl = at == 0 ? std::string_view::npos : text.rfind('\n', at - 1);
+    if (nl == std::string_view::npos) return std::string(text);
+    at = nl;
+  }
+  return std::string(text.substr(at + 1));
+}
+
 bool Has(const std::string& s, std::string_view part) { return s.find(part) != std::string::npos; }
 
 TEST(KubeApi, DiscoveryListsEveryGroupAndResource) {
