@@ -285,6 +285,9 @@ absl::StatusOr<std::vector<Resource>> ParseYaml(std::string_view text);
 std::string ToJson(const Resource& r);
 absl::StatusOr<Resource> FromJson(std::string_view json);
 
+// One YAML (or JSON) document holding an object -> compact JSON, keys in
+// document order; InvalidArgument for anything else.
+absl::StatusOr<std::string> YamlToJson(std::string_view yaml);
 // JSON text -> YAML text (block style, as `kubectl get -o yaml` prints).
 absl::StatusOr<std::string> JsonToYaml(std::string_view json);
 

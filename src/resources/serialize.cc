@@ -383,6 +383,19 @@ std::string ToJson(const Resource& r) {
   return std::string(buf.GetString(), buf.GetSize());
 }
 
+absl::StatusOr<std::string> YamlToJson(std::string_view yaml) {
+  OSPREY_ASSIGN_OR_RETURN(auto documents, internal::ParseYamlDocuments(yaml));
+  std::vector<const internal::Value*> objects;
+  for (const auto& d : documents)
+    if (!d.is_null()) objects.push_back(&d);
+  if (objects.size() != 1)
+    return absl::InvalidArgumentError(
+        StrCat("the body must hold exactly one object (it holds ", objects.size(), ")"));
+  if (objects[0]->kind != internal::Value::Kind::kMap)
+    return absl::InvalidArgumentError("the body is not an object");
+  return internal::ToCompactJson(*objects[0]);
+}
+
 absl::StatusOr<std::string> JsonToYaml(std::string_view json) {
   rapidjson::Document doc;
   constexpr unsigned kFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag;

@@ -3,17 +3,20 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <vector>
 
+#include "common/json_dom.h"
 #include "common/json_writer.h"
 #include "common/prometheus.h"
 #include "controlplane/local/kube_api.h"
 #include "net/status.h"
 #include "resources/kinds.h"
+#include "resources/resources.h"
 
 namespace osprey::controlplane {
 namespace {
@@ -76,6 +79,56 @@ std::map<std::string, std::string> Query(std::string_view q) {
   return out;
 }
 
+// The field manager of a write: the fieldManager asked, else the client's
+// name (its User-Agent up to the first "/"), as Kubernetes derives it.
+std::string FieldManager(const HttpRequest& req, std::map<std::string, std::string>& params) {
+  if (const std::string& m = params["fieldManager"]; !m.empty()) return m.substr(0, 128);
+  std::string_view agent = FindHeader(req.headers, "User-Agent");
+  agent = agent.substr(0, std::min(agent.find('/'), size_t{128}));
+  return agent.empty() ? "unknown" : std::string(agent);
+}
+
+std::string RfcNow() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// An object's metadata.creationTimestamp and metadata.finalizers.
+std::string CreatedOf(std::string_view json) {
+  rapidjson::Document d;
+  d.Parse(json.data(), json.size());
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember("metadata")) return "";
+  return json::GetString(d["metadata"], "creationTimestamp");
+}
+
+std::vector<std::string> FinalizersOf(std::string_view json) {
+  rapidjson::Document d;
+  d.Parse(json.data(), json.size());
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember("metadata")) return {};
+  return json::GetStrings(d["metadata"], "finalizers");
+}
+
+// `json` with metadata.finalizers as given (none: left out).
+std::string WithFinalizers(std::string_view json, const std::vector<std::string>& finalizers) {
+  rapidjson::Document d;
+  d.Parse(json.data(), json.size());
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember("metadata") || !d["metadata"].IsObject())
+    return std::string(json);
+  auto& meta = d["metadata"];
+  meta.RemoveMember("finalizers");
+  if (!finalizers.empty()) {
+    rapidjson::Value list(rapidjson::kArrayType);
+    for (const auto& f : finalizers)
+      list.PushBack(rapidjson::Value(f.c_str(), d.GetAllocator()), d.GetAllocator());
+    meta.AddMember("finalizers", list, d.GetAllocator());
+  }
+  return json::ToText(d);
+}
+
 // Prometheus HTTP service discovery: the platform itself (this API, whose
 // /metrics has the gateway's series) and every ready replica, with the
 // labels of its revision.
@@ -133,8 +186,14 @@ ApiHandler::ApiHandler(Controller* controller, std::string token,
     : controller_(controller),
       token_(std::move(token)),
       metrics_(std::move(metrics)),
-      hub_([controller](std::string_view plural) { return controller->Objects(plural); },
-           watch_options) {}
+      meta_(controller->store()),
+      hub_(
+          [this](std::string_view plural) {
+            auto objects = controller_->Objects(plural);
+            if (objects.ok()) meta_.Decorate(plural, &*objects);
+            return objects;
+          },
+          watch_options) {}
 
 ApiHandler::~ApiHandler() { StopWatches(); }
 
@@ -349,15 +408,23 @@ HttpResponse ApiHandler::Resource(const HttpRequest& req, const std::vector<std:
     const resources::KindInfo* k = resources::FindKind(kind);
     // Osprey's own kinds (events) are served under /osprey/v1, not /apis.
     if (k == nullptr || k->plural != kind || k->group != group || k->group == "osprey" ||
-        k->version != p[2] || i + 2 < p.size())
+        k->version != p[2])
       return KubeError(absl::NotFoundError("the server could not find the requested resource"));
     if (!k->cluster && ns.empty() && !name.empty()) ns = "default";
+    // The status subresource: read as the object; the platform writes it.
+    if (i + 3 == p.size() && p[i + 2] == "status" && !name.empty()) {
+      if (req.method == "GET") return Read(req, *k, ns, name, params);
+      HttpResponse r = Json(kube_api::StatusJson(
+          405, "MethodNotAllowed",
+          StrCat("the status of ", k->plural, " is written by the platform, not through the API"),
+          k, name));
+      r.status = 405;
+      return r;
+    }
+    if (i + 2 < p.size())
+      return KubeError(absl::NotFoundError("the server could not find the requested resource"));
     if (req.method == "GET") return Read(req, *k, ns, name, params);
-    // dryRun=All: every check, nothing stored. A DELETE may say it in its
-    // DeleteOptions body ({"dryRun": ["All"]}), as kubectl does.
-    if (req.method == "DELETE" && req.body != nullptr && !params.count("dryRun") &&
-        kube_api::DeleteOptionsDryRun(*req.body))
-      params["dryRun"] = "All";
+    if (req.method == "DELETE" && !name.empty()) return Delete(req, *k, ns, name, params);
     const bool dry_run = params.count("dryRun") > 0;
     if (dry_run && params["dryRun"] != "All") {
       HttpResponse r = Json(kube_api::StatusJson(
@@ -366,54 +433,148 @@ HttpResponse ApiHandler::Resource(const HttpRequest& req, const std::vector<std:
       r.status = 400;
       return r;
     }
-    if (req.method == "DELETE" && !name.empty() && dry_run) {
-      if (!k->applied)
-        return KubeError(
-            absl::InvalidArgumentError(StrCat("cannot delete resources of kind ", k->plural)), k,
-            name);
-      if (!Current(*k, k->cluster ? "" : ns, name).has_value())
-        return KubeError(absl::NotFoundError(""), k, name);
-      return Json(kube_api::DeletedJson(*k, name, ""));
-    }
-    if (req.method == "DELETE" && !name.empty()) {
-      auto st = controller_->Delete(kind, ns, name);
-      if (!st.ok()) return KubeError(st, k, name);
-      return Json(kube_api::DeletedJson(*k, name, ""));
-    }
     const bool writes = (req.method == "POST" && name.empty()) ||
                         ((req.method == "PUT" || req.method == "PATCH") && !name.empty());
     if (writes && !k->applied)
       return KubeError(
           absl::UnimplementedError(StrCat(k->plural, " are made by the platform, not written")), k,
           name);
-    const std::string body = req.body ? *req.body : std::string();
-    if (req.method == "PATCH" && !name.empty()) {
-      // Custom resources take merge patches (kubectl apply, edit, patch --type merge).
-      std::string_view type = FindHeader(req.headers, "Content-Type");
-      if (!type.starts_with("application/merge-patch+json")) {
-        HttpResponse r = Json(kube_api::StatusJson(
-            415, "UnsupportedMediaType",
-            StrCat("the body of the request was in an unknown format (", type,
-                   "); accepted media types include: application/merge-patch+json"),
-            k, name));
-        r.status = 415;
-        return r;
-      }
-      auto current = Current(*k, k->cluster ? "" : ns, name);
-      if (!current.has_value()) return KubeError(absl::NotFoundError(""), k, name);
-      // A patch naming a resourceVersion applies only to that version.
-      if (auto given = kube_api::ReadBodyMeta(body).resource_version;
-          given.has_value() && *given != StrCat(current->resource_version))
-        return Conflict(*k, name);
-      auto merged = kube_api::MergePatch(current->json, body);
-      if (!merged.ok()) return KubeError(merged.status(), k, name);
-      return Write(*merged, *k, ns.empty() ? "default" : ns, name, dry_run);
-    }
-    if (writes) return Write(body, *k, ns.empty() ? "default" : ns, name, dry_run);
+    if (req.method == "PATCH" && !name.empty()) return Patch(req, *k, ns, name, params, dry_run);
+    if (writes)
+      return Write(req.body ? *req.body : std::string(), *k, ns.empty() ? "default" : ns, name,
+                   {.dry_run = dry_run, .manager = FieldManager(req, params)});
     return KubeError(absl::UnimplementedError(StrCat(req.method, " is not allowed on ", target)), k,
                      name);
   }
   return KubeError(absl::NotFoundError("the server could not find the requested resource"));
+}
+
+// Merge and JSON patches, and server-side apply (which creates an object
+// that does not exist).
+HttpResponse ApiHandler::Patch(const HttpRequest& req, const resources::KindInfo& k,
+                               const std::string& path_ns, const std::string& name,
+                               std::map<std::string, std::string>& params, bool dry_run) {
+  const std::string ns = path_ns.empty() ? "default" : path_ns;
+  const std::string body = req.body ? *req.body : std::string();
+  std::string_view type = FindHeader(req.headers, "Content-Type");
+  type = type.substr(0, type.find(';'));
+  const bool merge = type == "application/merge-patch+json";
+  const bool json_patch = type == "application/json-patch+json";
+  const bool apply = type == "application/apply-patch+yaml";
+  if (!merge && !json_patch && !apply) {
+    HttpResponse r = Json(
+        kube_api::StatusJson(415, "UnsupportedMediaType",
+                             StrCat("the body of the request was in an unknown format (", type,
+                                    "); accepted media types include: application/json-patch+json, "
+                                    "application/merge-patch+json, application/apply-patch+yaml"),
+                             &k, name));
+    r.status = 415;
+    return r;
+  }
+  auto current = Current(k, k.cluster ? "" : ns, name);
+  if (apply) {
+    const std::string manager = params["fieldManager"];
+    if (manager.empty()) {
+      HttpResponse r = Json(kube_api::StatusJson(
+          422, "Invalid",
+          "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required "
+          "for apply patch",
+          &k, name));
+      r.status = 422;
+      return r;
+    }
+    auto config = resources::YamlToJson(body);
+    if (!config.ok()) return KubeError(config.status(), &k, name);
+    const std::string& force = params["force"];
+    ApiMetadata::Record record;
+    if (current.has_value())
+      record = meta_.Get(k.plural, k.cluster ? "" : ns, name, CreatedOf(current->json));
+    auto applied = fields::Apply(current.has_value() ? current->json : "", *config, record.managed,
+                                 manager, force == "true" || force == "1" || force == "True",
+                                 StrCat(k.group, "/", k.version), RfcNow());
+    if (!applied.ok()) return KubeError(applied.status(), &k, name);
+    if (!applied->conflicts.empty()) {
+      std::vector<kube_api::StatusCause> causes;
+      for (const auto& c : applied->conflicts)
+        causes.push_back({"FieldManagerConflict",
+                          StrCat("conflict with \"", c.manager, "\" using ", c.api_version),
+                          fields::PathString(c.path)});
+      HttpResponse r = Json(kube_api::StatusJson(
+          409, "Conflict", fields::ConflictMessage(applied->conflicts), &k, name, causes));
+      r.status = 409;
+      return r;
+    }
+    return Write(applied->object, k, ns, current.has_value() ? name : "",
+                 {.dry_run = dry_run, .manager = manager, .applied = applied->managed});
+  }
+  if (!current.has_value()) return KubeError(absl::NotFoundError(""), &k, name);
+  // A patch naming a resourceVersion applies only to that version.
+  if (merge)
+    if (auto given = kube_api::ReadBodyMeta(body).resource_version;
+        given.has_value() && *given != StrCat(current->resource_version))
+      return Conflict(k, name);
+  auto patched =
+      merge ? kube_api::MergePatch(current->json, body) : kube_api::JsonPatch(current->json, body);
+  if (!patched.ok()) return KubeError(patched.status(), &k, name);
+  return Write(*patched, k, ns, name, {.dry_run = dry_run, .manager = FieldManager(req, params)});
+}
+
+// A DELETE: refused when its preconditions do not hold; an object with
+// finalizers is marked (deletionTimestamp) and stays until they are gone.
+HttpResponse ApiHandler::Delete(const HttpRequest& req, const resources::KindInfo& k,
+                                const std::string& ns, const std::string& name,
+                                std::map<std::string, std::string>& params) {
+  const kube_api::DeleteOptions options =
+      kube_api::ReadDeleteOptions(req.body ? *req.body : std::string());
+  if (options.dry_run && !params.count("dryRun")) params["dryRun"] = "All";
+  const bool dry_run = params.count("dryRun") > 0;
+  auto fail = [&](int code, std::string_view reason, std::string_view message) {
+    HttpResponse r = Json(kube_api::StatusJson(code, reason, message, &k, name));
+    r.status = code;
+    return r;
+  };
+  if (dry_run && params["dryRun"] != "All")
+    return fail(400, "BadRequest", StrCat("dryRun: \"", params["dryRun"], "\": only All is known"));
+  if (!k.applied)
+    return KubeError(
+        absl::InvalidArgumentError(StrCat("cannot delete resources of kind ", k.plural)), &k, name);
+  const std::string policy =
+      params.count("propagationPolicy") ? params["propagationPolicy"] : options.propagation_policy;
+  if (!policy.empty() && policy != "Background" && policy != "Foreground")
+    return fail(422, "Invalid",
+                StrCat("propagationPolicy: Unsupported value: \"", policy,
+                       "\": supported values: \"Background\", \"Foreground\" (the platform "
+                       "removes what an object owns, its revisions and replicas, with it)"));
+  const std::string obj_ns = k.cluster ? "" : ns;
+  auto current = Current(k, obj_ns, name);
+  if (!current.has_value()) return KubeError(absl::NotFoundError(""), &k, name);
+  ApiMetadata::Record record = meta_.Get(k.plural, obj_ns, name, CreatedOf(current->json));
+  if (options.uid.has_value() && *options.uid != record.uid)
+    return fail(409, "Conflict",
+                StrCat("Precondition failed: UID in precondition: ", *options.uid,
+                       ", UID in object meta: ", record.uid));
+  if (options.resource_version.has_value() &&
+      *options.resource_version != StrCat(current->resource_version))
+    return fail(
+        409, "Conflict",
+        StrCat("Precondition failed: ResourceVersion in precondition: ", *options.resource_version,
+               ", ResourceVersion in object meta: ", current->resource_version));
+  if (!record.finalizers.empty()) {
+    if (dry_run) return Json(std::move(current->json));
+    if (record.deletion_timestamp.empty()) {
+      record.deletion_timestamp = RfcNow();
+      if (auto st = meta_.Put(k.plural, obj_ns, name, record); !st.ok())
+        return KubeError(st, &k, name);
+    }
+    auto marked = Current(k, obj_ns, name);
+    return Json(marked.has_value() ? std::move(marked->json) : std::move(current->json));
+  }
+  if (!dry_run) {
+    auto st = controller_->Delete(k.plural, ns, name);
+    if (!st.ok()) return KubeError(st, &k, name);
+    (void)meta_.Erase(k.plural, obj_ns, name);
+  }
+  return Json(kube_api::DeletedJson(k, name, record.uid));
 }
 
 // GET of one object, a list, or a watch, through the watch hub (which gives
@@ -511,7 +672,9 @@ HttpResponse ApiHandler::CoreEvents(const HttpRequest& req, const std::string& n
                                     std::map<std::string, std::string>& params) {
   auto listed = controller_->List("events", ns);
   if (!listed.ok()) return KubeError(listed.status());
-  auto events = kube_api::CoreEvents(*listed);
+  auto events = kube_api::CoreEvents(
+      *listed, [this](const resources::KindInfo& k, std::string_view object_ns,
+                      std::string_view object) { return meta_.Uid(k.plural, object_ns, object); });
   if (!events.ok()) return KubeError(events.status());
   return CoreRead(req, "events", "EventList", kube_api::CoreEventFields(), *events, ns, name,
                   params);
@@ -610,7 +773,8 @@ HttpResponse ApiHandler::PodLog(const std::string& ns, const std::string& pod,
 // POST (create) and PUT (update) of one object whose kind, name and
 // namespace are checked against the path before anything is applied.
 HttpResponse ApiHandler::Write(const std::string& sent, const resources::KindInfo& k,
-                               const std::string& ns, const std::string& path_name, bool dry_run) {
+                               const std::string& ns, const std::string& path_name,
+                               const WriteOptions& options) {
   const kube_api::BodyMeta given = kube_api::ReadBodyMeta(sent);
   // What the server owns (status, uid, resourceVersion, ...) as a JSON body
   // read back from the API carries it, is left out (it is not the spec).
@@ -659,7 +823,27 @@ HttpResponse ApiHandler::Write(const std::string& sent, const resources::KindInf
   if (!path_name.empty() && given.resource_version.has_value() &&
       *given.resource_version != StrCat(current->resource_version))
     return Conflict(k, meta.name);
-  if (dry_run) {  // what would be stored, as read back: nothing is
+  // Finalizers as the body gives them; none can be added to an object
+  // being deleted.
+  std::vector<std::string> finalizers;
+  if (auto as_json = resources::YamlToJson(body); as_json.ok()) finalizers = FinalizersOf(*as_json);
+  ApiMetadata::Record record;
+  if (current.has_value())
+    record = meta_.Get(k.plural, obj_ns, meta.name, CreatedOf(current->json));
+  if (!record.deletion_timestamp.empty()) {
+    std::string added;
+    for (const auto& f : finalizers)
+      if (std::find(record.finalizers.begin(), record.finalizers.end(), f) ==
+          record.finalizers.end())
+        StrAppend(&added, added.empty() ? "" : ", ", "\"", f, "\"");
+    if (!added.empty())
+      return KubeError(absl::InvalidArgumentError(StrCat(
+                           "metadata.finalizers: Forbidden: no new finalizers can be added if the "
+                           "object is being deleted, found new finalizers [",
+                           added, "]")),
+                       &k, meta.name);
+  }
+  if (options.dry_run) {  // what would be stored, as read back: nothing is
     resources::Resource would = object;
     std::visit(
         [&](auto& o) {
@@ -670,11 +854,36 @@ HttpResponse ApiHandler::Write(const std::string& sent, const resources::KindInf
     r.status = path_name.empty() ? 201 : 200;
     return r;
   }
+  // The last finalizer of an object being deleted removed: it goes now.
+  if (current.has_value() && !record.deletion_timestamp.empty() && finalizers.empty()) {
+    if (auto st = controller_->Delete(k.plural, ns, meta.name); !st.ok())
+      return KubeError(st, &k, meta.name);
+    (void)meta_.Erase(k.plural, obj_ns, meta.name);
+    return Json(WithFinalizers(current->json, {}));
+  }
   auto applied = controller_->Apply(body, ns, "");
   if (!applied.ok()) return KubeError(applied.status(), &k, meta.name);
-  // Answered as stored, with its new version.
   auto now = Current(k, obj_ns, meta.name);
   if (!now.has_value()) return KubeError(absl::NotFoundError(""), &k, meta.name);
+  // Its record: the finalizers, and who set which field.
+  ApiMetadata::Record next = meta_.Get(k.plural, obj_ns, meta.name, CreatedOf(now->json));
+  const ApiMetadata::Record before = next;
+  next.finalizers = finalizers;
+  if (options.applied.has_value()) {
+    next.managed = *options.applied;
+  } else if (auto managed = fields::Update(
+                 current.has_value() ? current->json : "", WithFinalizers(now->json, finalizers),
+                 next.managed, options.manager, StrCat(k.group, "/", k.version), RfcNow());
+             managed.ok()) {
+    next.managed = *std::move(managed);
+  }
+  if (next.finalizers != before.finalizers || next.managed != before.managed) {
+    if (auto st = meta_.Put(k.plural, obj_ns, meta.name, next); !st.ok())
+      return KubeError(st, &k, meta.name);
+    now = Current(k, obj_ns, meta.name);
+    if (!now.has_value()) return KubeError(absl::NotFoundError(""), &k, meta.name);
+  }
+  // Answered as stored, with its new version.
   HttpResponse r = Json(std::move(now->json));
   r.status = path_name.empty() ? 201 : 200;
   return r;

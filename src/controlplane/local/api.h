@@ -11,9 +11,12 @@
 //          resourceVersion, with bookmarks; watch.h)
 //   POST   /apis/GROUP/VERSION/namespaces/NS/PLURAL            create (409 if it exists)
 //   PUT    /apis/GROUP/VERSION/namespaces/NS/PLURAL/NAME       update (404 if it does not)
-//   PATCH  /apis/GROUP/VERSION/namespaces/NS/PLURAL/NAME       merge patch
+//   PATCH  /apis/GROUP/VERSION/namespaces/NS/PLURAL/NAME       merge or JSON patch, or
+//          server-side apply (managedFields and conflicts: field_manager.h)
+//   GET    /apis/GROUP/VERSION/namespaces/NS/PLURAL/NAME/status (the status subresource)
 //   GET    /openapi/v3, /openapi/v3/apis/GROUP/VERSION         (kubectl: validate on the server)
-//   DELETE /apis/GROUP/VERSION/namespaces/NS/PLURAL/NAME
+//   DELETE /apis/GROUP/VERSION/namespaces/NS/PLURAL/NAME       (finalizers honoured:
+//          deletionTimestamp set, gone when the last is removed; preconditions)
 //   (cluster-scoped kinds without /namespaces/NS)
 //
 // and Osprey's own:
@@ -43,7 +46,9 @@
 #include <thread>
 #include <vector>
 
+#include "controlplane/local/api_meta.h"
 #include "controlplane/local/controller.h"
+#include "controlplane/local/field_manager.h"
 #include "controlplane/local/watch.h"
 #include "net/http_types.h"
 #include "resources/kinds.h"
@@ -95,8 +100,21 @@ class ApiHandler : public HttpHandler {
   HttpResponse Route(const HttpRequest& request);
   HttpResponse Resource(const HttpRequest& request, const std::vector<std::string_view>& path,
                         std::map<std::string, std::string>& params);
+  struct WriteOptions {
+    bool dry_run = false;
+    std::string manager;  // who writes (fieldManager), owner of the fields it changes
+    // A server-side apply: who owns which field after it.
+    std::optional<fields::Managed> applied;
+  };
   HttpResponse Write(const std::string& body, const resources::KindInfo& kind,
-                     const std::string& ns, const std::string& path_name, bool dry_run);
+                     const std::string& ns, const std::string& path_name,
+                     const WriteOptions& options);
+  HttpResponse Patch(const HttpRequest& request, const resources::KindInfo& kind,
+                     const std::string& ns, const std::string& name,
+                     std::map<std::string, std::string>& params, bool dry_run);
+  HttpResponse Delete(const HttpRequest& request, const resources::KindInfo& kind,
+                      const std::string& ns, const std::string& name,
+                      std::map<std::string, std::string>& params);
   static HttpResponse KubeError(const absl::Status& status,
                                 const resources::KindInfo* kind = nullptr,
                                 std::string_view name = {});
@@ -121,6 +139,7 @@ class ApiHandler : public HttpHandler {
   Controller* controller_;
   std::string token_;
   std::function<std::string()> metrics_;
+  ApiMetadata meta_;  // before hub_, whose listings it decorates
   WatchHub hub_;
   LogFollowers followers_;
 };

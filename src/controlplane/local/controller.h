@@ -28,6 +28,7 @@
 namespace osprey::controlplane {
 
 using gateway::RouteTable;
+class Store;
 
 class Controller {
  public:
@@ -91,6 +92,8 @@ class Controller {
   std::string LogFile(const std::string& ns, const std::string& rev, int index) const;
   // Every object of `kind` in every namespace, each as Get renders it.
   absl::StatusOr<std::vector<std::string>> Objects(std::string_view kind);
+  // The store, where the API keeps its own records of objects (api_meta.h).
+  Store* store();
   // The last `tail_lines` lines of the replicas' logs of an InferenceService
   // (its latest revision unless `revision` is given).
   absl::StatusOr<std::string> Logs(const std::string& ns, const std::string& name,

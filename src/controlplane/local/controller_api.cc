@@ -383,6 +383,8 @@ absl::StatusOr<std::vector<std::string>> Controller::Objects(std::string_view ki
   return out;
 }
 
+Store* Controller::store() { return impl_->store.get(); }
+
 absl::StatusOr<std::string> Controller::Get(std::string_view kind, const std::string& ns,
                                             const std::string& name) {
   OSPREY_ASSIGN_OR_RETURN(auto items, impl_->ItemsOf(kind, ns));

@@ -233,7 +233,8 @@ absl::StatusOr<std::vector<ObjectView>> CorePods(std::string_view revisions_json
   return out;
 }
 
-absl::StatusOr<std::vector<ObjectView>> CoreEvents(std::string_view osprey_events_json) {
+absl::StatusOr<std::vector<ObjectView>> CoreEvents(std::string_view osprey_events_json,
+                                                   const UidOf& uid_of) {
   rapidjson::Document d;
   if (d.Parse(osprey_events_json.data(), osprey_events_json.size()).HasParseError() ||
       !d.IsObject() || !d.HasMember("items") || !d["items"].IsArray())
@@ -251,9 +252,12 @@ absl::StatusOr<std::vector<ObjectView>> CoreEvents(std::string_view osprey_event
     const std::string time = json::GetString(e, "time");
     v.ns = json::GetString(e, "namespace");
     v.name = StrCat(object, ".", seq[StrCat(v.ns, "/", object)]++);  // one series per name
+    const std::string uid =
+        k != nullptr && uid_of ? uid_of(*k, k->cluster ? "" : v.ns, object) : std::string();
     v.fields = {{"involvedObject.kind", kind},
                 {"involvedObject.name", object},
                 {"involvedObject.namespace", v.ns},
+                {"involvedObject.uid", uid},
                 {"involvedObject.apiVersion", api_version},
                 {"reason", json::GetString(e, "reason")},
                 {"type", json::GetString(e, "type")},
@@ -278,8 +282,9 @@ absl::StatusOr<std::vector<ObjectView>> CoreEvents(std::string_view osprey_event
         .Key("name")
         .String(object)
         .Key("namespace")
-        .String(v.ns)
-        .EndObject();
+        .String(v.ns);
+    if (!uid.empty()) w.Key("uid").String(uid);
+    w.EndObject();
     w.Key("reason").String(json::GetString(e, "reason"));
     w.Key("message").String(json::GetString(e, "message"));
     w.Key("type").String(json::GetString(e, "type"));
@@ -360,6 +365,22 @@ absl::StatusOr<std::string> ResourceListJson(std::string_view group, std::string
       w.EndArray();
     }
     w.EndObject();
+    // The status subresource, read as the object (the platform writes it).
+    if (k.applied)
+      w.BeginObject()
+          .Key("name")
+          .String(StrCat(k.plural, "/status"))
+          .Key("singularName")
+          .String("")
+          .Key("namespaced")
+          .Bool(!k.cluster)
+          .Key("kind")
+          .String(k.kind)
+          .Key("verbs")
+          .BeginArray()
+          .String("get")
+          .EndArray()
+          .EndObject();
   }
   w.EndArray().EndObject();
   if (!any) return absl::NotFoundError("the server could not find the requested resource");
@@ -399,10 +420,6 @@ Reason ReasonOf(const absl::Status& status) {
 
 namespace {
 
-struct Cause {
-  std::string_view reason, message, field;
-};
-
 // What every Status begins with: kind, apiVersion, metadata and status.
 void StatusHead(JsonWriter& w, std::string_view status) {
   w.BeginObject()
@@ -421,7 +438,7 @@ void StatusHead(JsonWriter& w, std::string_view status) {
 // `kind` is known.
 std::string FailureJson(int code, std::string_view reason, std::string_view message,
                         const KindInfo* kind, std::string_view name, std::string_view details_kind,
-                        std::optional<Cause> cause) {
+                        const std::vector<StatusCause>& causes) {
   std::string out;
   JsonWriter w(&out);
   StatusHead(w, "Failure");
@@ -430,18 +447,19 @@ std::string FailureJson(int code, std::string_view reason, std::string_view mess
     w.Key("details").BeginObject();
     if (!name.empty()) w.Key("name").String(name);
     w.Key("group").String(kind->group).Key("kind").String(details_kind);
-    if (cause.has_value())
-      w.Key("causes")
-          .BeginArray()
-          .BeginObject()
-          .Key("reason")
-          .String(cause->reason)
-          .Key("message")
-          .String(cause->message)
-          .Key("field")
-          .String(cause->field)
-          .EndObject()
-          .EndArray();
+    if (!causes.empty()) {
+      w.Key("causes").BeginArray();
+      for (const auto& c : causes)
+        w.BeginObject()
+            .Key("reason")
+            .String(c.reason)
+            .Key("message")
+            .String(c.message)
+            .Key("field")
+            .String(c.field)
+            .EndObject();
+      w.EndArray();
+    }
     w.EndObject();
   }
   w.Key("code").Int(code).EndObject();
@@ -467,13 +485,14 @@ std::string StatusJson(const absl::Status& status, const KindInfo* kind, std::st
   }
   return FailureJson(r.code, "Invalid",
                      StrCat(kind->kind, ".", kind->group, " \"", name, "\" is invalid: ", message),
-                     kind, name, kind->kind, Cause{"FieldValueInvalid", detail, field});
+                     kind, name, kind->kind, {{"FieldValueInvalid", detail, field}});
 }
 
 std::string StatusJson(int code, std::string_view reason, std::string_view message,
-                       const KindInfo* kind, std::string_view name) {
+                       const KindInfo* kind, std::string_view name,
+                       const std::vector<StatusCause>& causes) {
   return FailureJson(code, reason, message, kind, name, kind != nullptr ? kind->plural : "",
-                     std::nullopt);
+                     causes);
 }
 
 std::string DeletedJson(const KindInfo& kind, std::string_view name, std::string_view uid) {
@@ -605,6 +624,129 @@ void Merge(rapidjson::Value& target, const rapidjson::Value& patch,
   }
 }
 
+// The object without what the server owns (its status and metadata's uid,
+// resourceVersion, ...), as text.
+std::string WithoutServerOwned(rapidjson::Document& t) {
+  t.RemoveMember("status");
+  if (t.HasMember("metadata") && t["metadata"].IsObject())
+    for (const char* server_owned : {"uid", "resourceVersion", "generation", "creationTimestamp",
+                                     "managedFields", "selfLink", "deletionTimestamp"})
+      t["metadata"].RemoveMember(server_owned);
+  return json::ToText(t);
+}
+
+// A JSON pointer (RFC 6901) as its reference tokens.
+absl::StatusOr<std::vector<std::string>> PointerTokens(std::string_view pointer) {
+  std::vector<std::string> out;
+  if (pointer.empty()) return out;
+  if (pointer[0] != '/')
+    return absl::InvalidArgumentError(StrCat("\"", pointer, "\" is not a JSON pointer"));
+  size_t pos = 1;
+  while (true) {
+    const size_t slash = std::min(pointer.find('/', pos), pointer.size());
+    std::string token;
+    for (size_t i = pos; i < slash; ++i) {
+      if (pointer[i] == '~' && i + 1 < slash && (pointer[i + 1] == '0' || pointer[i + 1] == '1')) {
+        token += pointer[++i] == '0' ? '~' : '/';
+      } else {
+        token += pointer[i];
+      }
+    }
+    out.push_back(std::move(token));
+    if (slash == pointer.size()) return out;
+    pos = slash + 1;
+  }
+}
+
+// An array index token: digits without leading zeros, below `limit`.
+std::optional<rapidjson::SizeType> Index(const std::string& token, size_t limit) {
+  if (token.empty() || (token.size() > 1 && token[0] == '0')) return std::nullopt;
+  size_t i = 0;
+  if (std::from_chars(token.data(), token.data() + token.size(), i).ptr !=
+          token.data() + token.size() ||
+      i >= limit)
+    return std::nullopt;
+  return static_cast<rapidjson::SizeType>(i);
+}
+
+// The value a pointer names, or nullptr.
+rapidjson::Value* Resolve(rapidjson::Value& root, const std::vector<std::string>& tokens,
+                          size_t count) {
+  rapidjson::Value* v = &root;
+  for (size_t i = 0; i < count; ++i) {
+    const std::string& t = tokens[i];
+    if (v->IsObject()) {
+      auto it = v->FindMember(rapidjson::StringRef(t.data(), t.size()));
+      if (it == v->MemberEnd()) return nullptr;
+      v = &it->value;
+    } else if (v->IsArray()) {
+      auto index = Index(t, v->Size());
+      if (!index) return nullptr;
+      v = &(*v)[*index];
+    } else {
+      return nullptr;
+    }
+  }
+  return v;
+}
+
+// RFC 6902 "add" of `value` at `path` (moved from; the document's allocator).
+absl::Status AddAt(rapidjson::Document& doc, const std::vector<std::string>& path,
+                   std::string_view pointer, rapidjson::Value& value) {
+  if (path.empty()) {
+    static_cast<rapidjson::Value&>(doc) = value;
+    return absl::OkStatus();
+  }
+  rapidjson::Value* parent = Resolve(doc, path, path.size() - 1);
+  const std::string& last = path.back();
+  auto& a = doc.GetAllocator();
+  if (parent != nullptr && parent->IsObject()) {
+    auto it = parent->FindMember(rapidjson::StringRef(last.data(), last.size()));
+    if (it != parent->MemberEnd())
+      it->value = value;
+    else
+      parent->AddMember(
+          rapidjson::Value(last.data(), static_cast<rapidjson::SizeType>(last.size()), a), value,
+          a);
+    return absl::OkStatus();
+  }
+  if (parent != nullptr && parent->IsArray()) {
+    const size_t size = parent->Size();
+    auto index = last == "-" ? std::optional<rapidjson::SizeType>(size) : Index(last, size + 1);
+    if (!index)
+      return absl::InvalidArgumentError(StrCat("add operation does not apply: index ", last, " of ",
+                                               pointer, " is out of range"));
+    parent->PushBack(value, a);
+    for (size_t i = size; i > *index; --i) (*parent)[i].Swap((*parent)[i - 1]);
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      StrCat("add operation does not apply: doc is missing path: \"", pointer, "\""));
+}
+
+// RFC 6902 "remove" at `path`, giving the value removed to `out` when asked.
+absl::Status RemoveAt(rapidjson::Document& doc, const std::vector<std::string>& path,
+                      std::string_view pointer, rapidjson::Value* out) {
+  rapidjson::Value* parent = path.empty() ? nullptr : Resolve(doc, path, path.size() - 1);
+  const std::string& last = path.empty() ? std::string() : path.back();
+  if (parent != nullptr && parent->IsObject()) {
+    auto it = parent->FindMember(rapidjson::StringRef(last.data(), last.size()));
+    if (it != parent->MemberEnd()) {
+      if (out != nullptr) out->Swap(it->value);
+      parent->EraseMember(it);
+      return absl::OkStatus();
+    }
+  } else if (parent != nullptr && parent->IsArray()) {
+    if (auto index = Index(last, parent->Size())) {
+      if (out != nullptr) out->Swap((*parent)[*index]);
+      parent->Erase(parent->Begin() + *index);
+      return absl::OkStatus();
+    }
+  }
+  return absl::InvalidArgumentError(
+      StrCat("remove operation does not apply: doc is missing path: \"", pointer, "\""));
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> MergePatch(std::string_view target, std::string_view patch) {
@@ -615,12 +757,81 @@ absl::StatusOr<std::string> MergePatch(std::string_view target, std::string_view
     return absl::InvalidArgumentError("the patch is not JSON");
   if (!p.IsObject()) return absl::InvalidArgumentError("a merge patch must be a JSON object");
   Merge(t, p, t.GetAllocator());
-  t.RemoveMember("status");
-  if (t.HasMember("metadata") && t["metadata"].IsObject())
-    for (const char* server_owned :
-         {"uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink"})
-      t["metadata"].RemoveMember(server_owned);
-  return json::ToText(t);
+  return WithoutServerOwned(t);
+}
+
+absl::StatusOr<std::string> JsonPatch(std::string_view target, std::string_view patch) {
+  rapidjson::Document t, p;
+  if (t.Parse(target.data(), target.size()).HasParseError() || !t.IsObject())
+    return absl::InternalError("the stored object is not a JSON object");
+  if (p.Parse(patch.data(), patch.size()).HasParseError())
+    return absl::InvalidArgumentError("the patch is not JSON");
+  if (!p.IsArray()) return absl::InvalidArgumentError("a JSON patch must be a list of operations");
+  auto& a = t.GetAllocator();
+  for (rapidjson::SizeType i = 0; i < p.Size(); ++i) {
+    const rapidjson::Value& op = p[i];
+    const std::string name = json::GetString(op, "op");
+    const std::string where = json::GetString(op, "path");
+    if (!op.IsObject() || !op.HasMember("path") || !op["path"].IsString())
+      return absl::InvalidArgumentError(StrCat("operation ", i, ": it has no \"path\""));
+    OSPREY_ASSIGN_OR_RETURN(auto path, PointerTokens(where));
+    auto value_of = [&]() -> absl::StatusOr<rapidjson::Value> {
+      auto it = op.FindMember("value");
+      if (it == op.MemberEnd())
+        return absl::InvalidArgumentError(
+            StrCat("operation ", i, " (", name, " ", where, "): it has no \"value\""));
+      return rapidjson::Value(it->value, a);
+    };
+    auto from_of = [&]() -> absl::StatusOr<std::vector<std::string>> {
+      if (!op.HasMember("from") || !op["from"].IsString())
+        return absl::InvalidArgumentError(
+            StrCat("operation ", i, " (", name, " ", where, "): it has no \"from\""));
+      return PointerTokens(op["from"].GetString());
+    };
+    if (name == "add") {
+      OSPREY_ASSIGN_OR_RETURN(auto value, value_of());
+      OSPREY_RETURN_IF_ERROR(AddAt(t, path, where, value));
+    } else if (name == "remove") {
+      OSPREY_RETURN_IF_ERROR(RemoveAt(t, path, where, nullptr));
+    } else if (name == "replace") {
+      OSPREY_ASSIGN_OR_RETURN(auto value, value_of());
+      rapidjson::Value* at = Resolve(t, path, path.size());
+      if (at == nullptr)
+        return absl::InvalidArgumentError(
+            StrCat("replace operation does not apply: doc is missing key: \"", where, "\""));
+      *at = value;
+    } else if (name == "move" || name == "copy") {
+      OSPREY_ASSIGN_OR_RETURN(auto from, from_of());
+      rapidjson::Value* source = Resolve(t, from, from.size());
+      if (source == nullptr)
+        return absl::InvalidArgumentError(StrCat(name,
+                                                 " operation does not apply: doc is missing "
+                                                 "from path: \"",
+                                                 op["from"].GetString(), "\""));
+      if (name == "move" && from.size() < path.size() &&
+          std::equal(from.begin(), from.end(), path.begin()))
+        return absl::InvalidArgumentError(
+            StrCat("move operation: ", where, " lies inside ", op["from"].GetString()));
+      rapidjson::Value value;
+      if (name == "copy")
+        value.CopyFrom(*source, a);
+      else
+        OSPREY_RETURN_IF_ERROR(RemoveAt(t, from, op["from"].GetString(), &value));
+      OSPREY_RETURN_IF_ERROR(AddAt(t, path, where, value));
+    } else if (name == "test") {
+      OSPREY_ASSIGN_OR_RETURN(auto value, value_of());
+      rapidjson::Value* at = Resolve(t, path, path.size());
+      if (at == nullptr || !(*at == value))
+        return absl::InvalidArgumentError(
+            StrCat("testing value ", where, " failed: the value differs"));
+    } else {
+      return absl::InvalidArgumentError(
+          StrCat("operation ", i, ": unknown op \"", name,
+                 "\" (add, remove, replace, move, copy and test are known)"));
+    }
+  }
+  if (!t.IsObject()) return absl::InvalidArgumentError("the patched document is not an object");
+  return WithoutServerOwned(t);
 }
 
 std::string OpenApiRootJson() {
@@ -756,14 +967,23 @@ uint64_t TailOffset(const std::string& path, int n) {
   return 0;
 }
 
-bool DeleteOptionsDryRun(std::string_view body) {
+DeleteOptions ReadDeleteOptions(std::string_view body) {
+  DeleteOptions out;
   rapidjson::Document d;
-  if (d.Parse(body.data(), body.size()).HasParseError() || !d.IsObject()) return false;
-  auto it = d.FindMember("dryRun");
-  if (it == d.MemberEnd() || !it->value.IsArray()) return false;
-  for (const auto& v : it->value.GetArray())
-    if (v.IsString() && std::string_view(v.GetString()) == "All") return true;
-  return false;
+  if (d.Parse(body.data(), body.size()).HasParseError() || !d.IsObject()) return out;
+  if (auto it = d.FindMember("dryRun"); it != d.MemberEnd() && it->value.IsArray())
+    for (const auto& v : it->value.GetArray())
+      out.dry_run = out.dry_run || (v.IsString() && std::string_view(v.GetString()) == "All");
+  out.propagation_policy = json::GetString(d, "propagationPolicy");
+  if (auto it = d.FindMember("preconditions"); it != d.MemberEnd() && it->value.IsObject()) {
+    if (auto uid = it->value.FindMember("uid");
+        uid != it->value.MemberEnd() && uid->value.IsString())
+      out.uid = uid->value.GetString();
+    if (auto rv = it->value.FindMember("resourceVersion");
+        rv != it->value.MemberEnd() && rv->value.IsString())
+      out.resource_version = rv->value.GetString();
+  }
+  return out;
 }
 
 bool SameSecret(std::string_view a, std::string_view b) {

@@ -7,6 +7,7 @@
 // each kind's printer columns. Pure functions; api.cc routes to them.
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,7 +30,12 @@ std::string CoreResourcesJson();
 // core v1 Events, each with the field labels kubectl selects events by
 // (involvedObject.kind/name/namespace, reason, type); named
 // {object}.{n} in the order recorded.
-absl::StatusOr<std::vector<ObjectView>> CoreEvents(std::string_view osprey_events_json);
+// `uid_of` gives the uid of an event's object (kubectl describe selects its
+// events by involvedObject.uid), "" when unknown.
+using UidOf = std::function<std::string(const resources::KindInfo& kind, std::string_view ns,
+                                        std::string_view name)>;
+absl::StatusOr<std::vector<ObjectView>> CoreEvents(std::string_view osprey_events_json,
+                                                   const UidOf& uid_of = {});
 // Each replica of each revision (Osprey's revision objects, as
 // /apis/serving.knative.dev/v1 lists them) as a read-only core v1 Pod:
 // `{revision}-deployment-{i}`, its revision's labels, phase Running when
@@ -75,9 +81,14 @@ Reason ReasonOf(const absl::Status& status);
 // \"x\" not found").
 std::string StatusJson(const absl::Status& status, const resources::KindInfo* kind = nullptr,
                        std::string_view name = {});
-// The same from a code and reason of Kubernetes' own (UnsupportedMediaType 415).
+// The same from a code and reason of Kubernetes' own (UnsupportedMediaType
+// 415), with the causes given (details.causes: reason, message, field).
+struct StatusCause {
+  std::string reason, message, field;
+};
 std::string StatusJson(int code, std::string_view reason, std::string_view message,
-                       const resources::KindInfo* kind = nullptr, std::string_view name = {});
+                       const resources::KindInfo* kind = nullptr, std::string_view name = {},
+                       const std::vector<StatusCause>& causes = {});
 // The success Status a DELETE answers with.
 std::string DeletedJson(const resources::KindInfo& kind, std::string_view name,
                         std::string_view uid);
@@ -99,6 +110,11 @@ absl::StatusOr<std::string> TableJson(std::string_view plural, std::string_view 
 // creationTimestamp, managedFields, selfLink) so the result can be
 // applied. InvalidArgument names what is not JSON.
 absl::StatusOr<std::string> MergePatch(std::string_view target, std::string_view patch);
+// RFC 6902 JSON patch (application/json-patch+json, `kubectl patch --type
+// json`): add, remove, replace, move, copy and test, in order, all or
+// nothing; then what the server owns is left out as MergePatch does.
+// InvalidArgument names the operation that does not apply.
+absl::StatusOr<std::string> JsonPatch(std::string_view target, std::string_view patch);
 
 // OpenAPI v3 discovery (/openapi/v3) and one group version's document
 // (/openapi/v3/apis/{group}/{version}): each kind's paths, tagged with its
@@ -120,8 +136,15 @@ BodyMeta ReadBodyMeta(std::string_view body);
 // end in blocks (0 when it has fewer).
 uint64_t TailOffset(const std::string& path, int n);
 
-// Whether a DELETE's DeleteOptions body asks for a dry run ("dryRun": ["All"]).
-bool DeleteOptionsDryRun(std::string_view body);
+// What a DELETE's DeleteOptions body asks: a dry run ("dryRun": ["All"]),
+// a propagationPolicy, and preconditions on the object's uid and
+// resourceVersion. Empty when the body is not JSON.
+struct DeleteOptions {
+  bool dry_run = false;
+  std::string propagation_policy;
+  std::optional<std::string> uid, resource_version;
+};
+DeleteOptions ReadDeleteOptions(std::string_view body);
 
 // Equal secrets, compared in a time that does not depend on where they differ.
 bool SameSecret(std::string_view a, std::string_view b);

@@ -1,6 +1,7 @@
 #include "controlplane/local/kube_api.h"
 
 #include <gtest/gtest.h>
+#include <rapidjson/document.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -178,9 +179,14 @@ TEST(KubeApi, OpenApiTellsKubectlToValidateOnTheServer) {
 }
 
 TEST(KubeApi, DeleteOptionsAndSecrets) {
-  EXPECT_TRUE(DeleteOptionsDryRun(R"({"kind":"DeleteOptions","dryRun":["All"]})"));
-  EXPECT_FALSE(DeleteOptionsDryRun(R"({"kind":"DeleteOptions","propagationPolicy":"Background"})"));
-  EXPECT_FALSE(DeleteOptionsDryRun(""));
+  EXPECT_TRUE(ReadDeleteOptions(R"({"kind":"DeleteOptions","dryRun":["All"]})").dry_run);
+  auto options = ReadDeleteOptions(
+      R"({"kind":"DeleteOptions","propagationPolicy":"Foreground","preconditions":{"uid":"u"}})");
+  EXPECT_FALSE(options.dry_run);
+  EXPECT_EQ(options.propagation_policy, "Foreground");
+  EXPECT_EQ(options.uid, "u");
+  EXPECT_FALSE(options.resource_version.has_value());
+  EXPECT_FALSE(ReadDeleteOptions("").dry_run);
   EXPECT_TRUE(SameSecret("Bearer abc", "Bearer abc"));
   EXPECT_FALSE(SameSecret("Bearer abd", "Bearer abc"));
   EXPECT_FALSE(SameSecret("Bearer ab", "Bearer abc"));
@@ -255,6 +261,52 @@ TEST(KubeApi, KubeconfigNamesServerCaAndToken) {
   EXPECT_TRUE(Has(y, "token: \"t0k\"\n"));  // quoted: a token of digits stays a string
   EXPECT_TRUE(Has(y, "current-context: osprey\n"));
   EXPECT_TRUE(Has(KubeconfigYaml("s", "abc", "t"), "certificate-authority-data: YWJj\n"));
+}
+
+TEST(KubeApi, JsonPatchAsRfc6902AllOrNothing) {
+  const std::string stored = R"({"metadata":{"name":"a","uid":"u","labels":{"x/y":"1"}},)"
+                             R"("spec":{"l":[1,2,3],"m":{"k":"v"}},"status":{"ready":true}})";
+  struct Case {
+    std::string patch, want;  // want "": an error
+  };
+  const std::vector<Case> cases = {
+      {R"([{"op":"add","path":"/spec/n","value":5}])",
+       R"({"metadata":{"name":"a","labels":{"x/y":"1"}},"spec":{"l":[1,2,3],"m":{"k":"v"},"n":5}})"},
+      {R"([{"op":"add","path":"/spec/l/1","value":9},{"op":"add","path":"/spec/l/-","value":7}])",
+       R"({"metadata":{"name":"a","labels":{"x/y":"1"}},"spec":{"l":[1,9,2,3,7],"m":{"k":"v"}}})"},
+      {R"([{"op":"remove","path":"/metadata/labels/x~1y"},{"op":"remove","path":"/spec/l/0"}])",
+       R"({"metadata":{"name":"a","labels":{}},"spec":{"l":[2,3],"m":{"k":"v"}}})"},
+      {R"([{"op":"replace","path":"/spec/m/k","value":"w"}])",
+       R"({"metadata":{"name":"a","labels":{"x/y":"1"}},"spec":{"l":[1,2,3],"m":{"k":"w"}}})"},
+      {R"([{"op":"move","from":"/spec/m","path":"/spec/n"},{"op":"copy","from":"/spec/l/2","path":"/spec/c"}])",
+       R"({"metadata":{"name":"a","labels":{"x/y":"1"}},"spec":{"l":[1,2,3],"n":{"k":"v"},"c":3}})"},
+      {R"([{"op":"test","path":"/spec/l","value":[1,2,3]},{"op":"replace","path":"/spec/l","value":[]}])",
+       R"({"metadata":{"name":"a","labels":{"x/y":"1"}},"spec":{"l":[],"m":{"k":"v"}}})"},
+      {R"([{"op":"test","path":"/spec/l","value":[1]},{"op":"replace","path":"/spec/l","value":[]}])",
+       ""},
+      {R"([{"op":"replace","path":"/spec/missing","value":1}])", ""},
+      {R"([{"op":"remove","path":"/spec/l/3"}])", ""},
+      {R"([{"op":"add","path":"/spec/l/9","value":1}])", ""},
+      {R"([{"op":"add","path":"/nope/deeper","value":1}])", ""},
+      {R"([{"op":"move","from":"/spec","path":"/spec/inner"}])", ""},
+      {R"([{"op":"frob","path":"/spec"}])", ""},
+      {R"([{"op":"add","path":"/spec/x"}])", ""},
+      {R"({"op":"add"})", ""},
+      {R"([{"op":"add","path":"spec","value":1}])", ""},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.patch);
+    auto got = JsonPatch(stored, c.patch);
+    if (c.want.empty()) {
+      EXPECT_EQ(got.status().code(), absl::StatusCode::kInvalidArgument) << got.status();
+      continue;
+    }
+    ASSERT_TRUE(got.ok()) << got.status();
+    rapidjson::Document g, w;
+    g.Parse(got->c_str());
+    w.Parse(c.want.c_str());
+    EXPECT_TRUE(g == w) << *got;
+  }
 }
 
 }  // namespace
