@@ -19,6 +19,10 @@ environment builds it, is run with KUBECONFIG pointing there:
   lists page with limit/continue and select by label and field;
 - replicas as read-only pods (`get pods -l serving.kserve.io/inferenceservice=`,
   field selector status.phase), `kubectl logs` (whole, --tail, -l, -f);
+- server-side apply (managedFields, conflicts naming manager and field,
+  --force-conflicts, fields the applier drops removed), JSON patches,
+  set-based label selectors, the status subresource, finalizers holding a
+  deletion, delete preconditions and propagation policies;
 - the KServe SDK's KServeClient creates, waits for, patches and deletes;
 - the token is required, for reads too; a kubeconfig with a wrong token is
   Unauthorized; `osprey kubeconfig` prints the file.
@@ -324,6 +328,141 @@ def test_pods_and_logs(platform, kubectl, manifest):
     kubectl("delete", "isvc", name)
 
 
+def test_server_side_apply(platform, kubectl, manifest):
+    """kubectl apply --server-side: the server merges the configuration and
+    keeps who set which field (managedFields); a field another manager set
+    is a conflict naming it, unless forced; a field the applier stops
+    setting is removed, one someone else set stays."""
+    name = "kc-ssa"
+    base = manifest.read_text().replace(NAME, name)
+    config = base.replace(f"name: {name}\n", f"name: {name}\n  labels:\n    team: a\n    tier: gold\n")
+    config = config.replace("  predictor:\n", "  predictor:\n    minReplicas: 1\n    maxReplicas: 3\n")
+    r = kubectl("apply", "--server-side", "-f", "-", input=config)
+    assert r.stdout.strip() == f"inferenceservice.serving.kserve.io/{name} serverside-applied", r.stdout
+    obj = json.loads(kubectl("get", "isvc", name, "-o", "json", "--show-managed-fields").stdout)
+    managers = {(m["manager"], m["operation"]): m for m in obj["metadata"]["managedFields"]}
+    assert list(managers) == [("kubectl", "Apply")], managers
+    owned = managers[("kubectl", "Apply")]["fieldsV1"]
+    assert owned["f:metadata"]["f:labels"] == {"f:team": {}, "f:tier": {}}, owned
+    assert "f:maxReplicas" in owned["f:spec"]["f:predictor"], owned
+    assert "managedFields" not in kubectl("get", "isvc", name, "-o", "yaml").stdout
+    uid = obj["metadata"]["uid"]
+    assert len(uid) == 36 and uid.count("-") == 4, uid
+
+    # Another manager changes a field the applier owns; applying the old
+    # value again is a conflict naming manager and field, and changes nothing.
+    kubectl("patch", "isvc", name, "--type", "merge", "-p",
+            '{"spec":{"predictor":{"maxReplicas":5}}}')
+    r = kubectl("apply", "--server-side", "-f", "-", input=config, check=False)
+    assert r.returncode == 1, r.stdout
+    assert 'conflict with "kubectl-patch"' in r.stderr and ".spec.predictor.maxReplicas" in r.stderr, r.stderr
+    assert kubectl("get", "isvc", name, "-o",
+                   "jsonpath={.spec.predictor.maxReplicas}").stdout == "5"
+    # The same through the API: 409 Conflict with a FieldManagerConflict cause.
+    resp = requests.patch(
+        f"{platform.api}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{name}"
+        "?fieldManager=kubectl",
+        data=config, headers={**platform.auth, "Content-Type": "application/apply-patch+yaml"},
+        timeout=10)
+    assert resp.status_code == 409 and resp.json()["reason"] == "Conflict", resp.text
+    assert resp.json()["details"]["causes"] == [
+        {"reason": "FieldManagerConflict", "message":
+         'conflict with "kubectl-patch" using serving.kserve.io/v1beta1',
+         "field": ".spec.predictor.maxReplicas"}], resp.text
+    # Without a field manager an apply is refused.
+    resp = requests.patch(
+        f"{platform.api}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/{name}",
+        data=config, headers={**platform.auth, "Content-Type": "application/apply-patch+yaml"},
+        timeout=10)
+    assert resp.status_code == 422 and "fieldManager" in resp.json()["message"], resp.text
+    # Forced, the field is the applier's again.
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=config)
+    obj = json.loads(kubectl("get", "isvc", name, "-o", "json", "--show-managed-fields").stdout)
+    assert obj["spec"]["predictor"]["maxReplicas"] == 3
+    assert not any("f:maxReplicas" in json.dumps(m["fieldsV1"]) for m in obj["metadata"]["managedFields"]
+                   if m["manager"] == "kubectl-patch"), obj["metadata"]["managedFields"]
+
+    # Another manager adds a label; the applier drops its own tier label and
+    # maxReplicas: those go, the other's label stays.
+    kubectl("label", "isvc", name, "owner=ops")
+    dropped = config.replace("    tier: gold\n", "").replace("    maxReplicas: 3\n", "")
+    kubectl("apply", "--server-side", "-f", "-", input=dropped)
+    obj = json.loads(kubectl("get", "isvc", name, "-o", "json").stdout)
+    assert obj["metadata"]["labels"] == {"team": "a", "owner": "ops"}, obj["metadata"]["labels"]
+    assert "maxReplicas" not in obj["spec"]["predictor"], obj["spec"]
+    assert obj["metadata"]["uid"] == uid
+    # A server dry run of an apply changes nothing.
+    kubectl("apply", "--server-side", "--dry-run=server", "-f", "-",
+            input=dropped.replace("team: a", "team: b"))
+    assert kubectl("get", "isvc", name, "-o", "jsonpath={.metadata.labels.team}").stdout == "a"
+    # Selected by a set-based selector.
+    assert kubectl("get", "isvc", "-l", "team in (a,b),owner notin (dev)", "-o",
+                   "name").stdout.split() == [f"inferenceservice.serving.kserve.io/{name}"]
+    assert kubectl("get", "isvc", "-l", "team notin (a)", "-o", "name").stdout.strip() != \
+        f"inferenceservice.serving.kserve.io/{name}"
+    kubectl("delete", "isvc", name)
+
+
+def test_json_patch_status_and_finalizers(platform, kubectl, manifest):
+    """kubectl patch --type json (all or nothing), the status subresource,
+    finalizers holding a deletion, delete preconditions and policies."""
+    name = "kc-final"
+    kubectl("create", "-f", "-", input=manifest.read_text().replace(NAME, name))
+    kubectl("patch", "isvc", name, "--type", "json", "-p",
+            '[{"op":"add","path":"/spec/predictor/maxReplicas","value":2},'
+            '{"op":"add","path":"/metadata/finalizers","value":["example.com/hold"]}]')
+    obj = json.loads(kubectl("get", "isvc", name, "-o", "json").stdout)
+    assert obj["spec"]["predictor"]["maxReplicas"] == 2
+    assert obj["metadata"]["finalizers"] == ["example.com/hold"], obj["metadata"]
+    # A failing test operation: nothing of the patch applies.
+    r = kubectl("patch", "isvc", name, "--type", "json", "-p",
+                '[{"op":"replace","path":"/spec/predictor/maxReplicas","value":7},'
+                '{"op":"test","path":"/spec/predictor/minReplicas","value":99}]', check=False)
+    assert r.returncode == 1 and "testing value /spec/predictor/minReplicas failed" in r.stderr, r.stderr
+    assert kubectl("get", "isvc", name, "-o",
+                   "jsonpath={.spec.predictor.maxReplicas}").stdout == "2"
+    # The status subresource reads the status; writing it is the platform's.
+    status = json.loads(kubectl("get", "isvc", name, "--subresource=status", "-o", "json").stdout)
+    assert "conditions" in status["status"], status
+    resp = requests.patch(
+        f"{platform.api}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/"
+        f"{name}/status", data="{}",
+        headers={**platform.auth, "Content-Type": "application/merge-patch+json"}, timeout=10)
+    assert resp.status_code == 405, resp.text
+
+    # Preconditions and propagation policies, as the kubernetes client sends them.
+    from kubernetes import client, config as kube_config
+    api = client.CustomObjectsApi(kube_config.new_client_from_config(
+        str(platform.data_dir / "kubeconfig")))
+    args = ("serving.kserve.io", "v1beta1", "default", "inferenceservices", name)
+    for body, reason in [({"preconditions": {"uid": "not-its-uid"}}, "Conflict"),
+                         ({"preconditions": {"resourceVersion": "1"}}, "Conflict"),
+                         ({"propagationPolicy": "Orphan"}, "Invalid")]:
+        with pytest.raises(client.ApiException) as e:
+            api.delete_namespaced_custom_object(*args, body=body)
+        assert json.loads(e.value.body)["reason"] == reason, e.value.body
+    # With a finalizer a delete marks the object, which stays (and serves).
+    r = kubectl("delete", "isvc", name, "--wait=false")
+    assert f'"{name}" deleted' in r.stdout, r.stdout
+    obj = json.loads(kubectl("get", "isvc", name, "-o", "json").stdout)
+    assert obj["metadata"].get("deletionTimestamp"), obj["metadata"]
+    # No new finalizer on an object being deleted.
+    r = kubectl("patch", "isvc", name, "--type", "merge", "-p",
+                '{"metadata":{"finalizers":["example.com/hold","example.com/more"]}}', check=False)
+    assert r.returncode == 1 and "no new finalizers can be added" in r.stderr, r.stderr
+    # The last finalizer removed, it is gone.
+    kubectl("patch", "isvc", name, "--type", "json", "-p",
+            '[{"op":"remove","path":"/metadata/finalizers"}]')
+    r = kubectl("get", "isvc", name, check=False)
+    assert r.returncode == 1 and "NotFound" in r.stderr, r.stderr
+    # Made again, it is another object.
+    kubectl("create", "-f", "-", input=manifest.read_text().replace(NAME, name))
+    again = json.loads(kubectl("get", "isvc", name, "-o", "json").stdout)
+    assert again["metadata"]["uid"] != obj["metadata"]["uid"]
+    assert "finalizers" not in again["metadata"] and "deletionTimestamp" not in again["metadata"]
+    kubectl("delete", "isvc", name)
+
+
 def test_reads_need_the_token(platform, kubectl, tmp_path):
     r = requests.get(f"{platform.api}/apis/serving.kserve.io/v1beta1/inferenceservices",
                      timeout=10)
@@ -466,7 +605,7 @@ def test_lists_page_and_select(platform, kubectl):
     one = requests.get(url, params={"fieldSelector": "metadata.name=kserve-xgbserver"},
                        headers=platform.auth, timeout=10).json()["items"]
     assert [i["metadata"]["name"] for i in one] == ["kserve-xgbserver"]
-    r = requests.get(url, params={"labelSelector": "app in (a, b)"}, headers=platform.auth,
+    r = requests.get(url, params={"labelSelector": "app in a, b"}, headers=platform.auth,
                      timeout=10)
     assert r.status_code == 400 and r.json()["reason"] == "BadRequest", r.text
     # sendInitialEvents: what exists as ADDED, then one bookmark marking their end.

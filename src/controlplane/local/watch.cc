@@ -18,12 +18,17 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
+// Terms split at commas outside parentheses (`a in (x,y),b`).
 std::vector<std::string_view> SplitTerms(std::string_view s) {
   std::vector<std::string_view> out;
   size_t pos = 0;
   while (pos <= s.size()) {
-    size_t comma = s.find(',', pos);
-    if (comma == std::string_view::npos) comma = s.size();
+    size_t comma = pos;
+    for (int depth = 0; comma < s.size(); ++comma) {
+      if (s[comma] == '(') ++depth;
+      if (s[comma] == ')') --depth;
+      if (s[comma] == ',' && depth <= 0) break;
+    }
     std::string_view term = Trim(s.substr(pos, comma - pos));
     if (!term.empty()) out.push_back(term);
     pos = comma + 1;
@@ -60,6 +65,28 @@ absl::StatusOr<Selector> Selector::Parse(std::string_view labels, std::string_vi
       Term t;
       t.field = field;
       size_t op = term.find_first_of("!=");
+      // Set-based: `key in (a,b)`, `key notin (a,b)`.
+      const size_t space = term.find(' ');
+      if (!field && space != std::string_view::npos && op == std::string_view::npos) {
+        std::string_view rest = Trim(term.substr(space));
+        const bool in = rest.starts_with("in ") || rest.starts_with("in(");
+        const bool notin = rest.starts_with("notin ") || rest.starts_with("notin(");
+        rest = Trim(rest.substr(in ? 2 : notin ? 5 : 0));
+        if ((!in && !notin) || !rest.starts_with('(') || !rest.ends_with(')'))
+          return absl::InvalidArgumentError(StrCat(
+              "labelSelector: cannot read \"", term,
+              "\" (terms are key=value, key==value, key!=value, key, !key, key in (a,b) and key "
+              "notin (a,b))"));
+        t.op = in ? Term::kIn : Term::kNotIn;
+        t.key = std::string(term.substr(0, space));
+        for (std::string_view v : SplitTerms(rest.substr(1, rest.size() - 2)))
+          t.values.emplace_back(v);
+        if (t.values.empty())
+          return absl::InvalidArgumentError(
+              StrCat("labelSelector: \"", term, "\": a set needs at least one value"));
+        out.terms_.push_back(std::move(t));
+        continue;
+      }
       if (!field && term.starts_with('!')) {
         t.op = Term::kAbsent;
         t.key = std::string(Trim(term.substr(1)));
@@ -89,8 +116,7 @@ absl::StatusOr<Selector> Selector::Parse(std::string_view labels, std::string_vi
       }
       if (t.key.empty() || t.key.find(' ') != std::string::npos)
         return absl::InvalidArgumentError(
-            StrCat(field ? "fieldSelector" : "labelSelector", ": cannot read \"", term,
-                   "\" (set-based terms such as `in` and `notin` are not supported)"));
+            StrCat(field ? "fieldSelector" : "labelSelector", ": cannot read \"", term, "\""));
       if (field && t.key != "metadata.name" && t.key != "metadata.namespace" &&
           std::find(extra_fields.begin(), extra_fields.end(), t.key) == extra_fields.end())
         return absl::InvalidArgumentError(
@@ -130,6 +156,14 @@ bool Selector::Matches(const ObjectView& o) const {
         break;
       case Term::kAbsent:
         if (value) return false;
+        break;
+      case Term::kIn:
+        if (!value || std::find(t.values.begin(), t.values.end(), *value) == t.values.end())
+          return false;
+        break;
+      case Term::kNotIn:
+        if (value && std::find(t.values.begin(), t.values.end(), *value) != t.values.end())
+          return false;
         break;
     }
   }

@@ -41,7 +41,8 @@ struct ObjectView {
 };
 
 // labelSelector and fieldSelector of a list or watch, as Kubernetes reads
-// them: labels `k=v`, `k==v`, `k!=v`, `k`, `!k`; fields metadata.name,
+// them: labels `k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`,
+// `k notin (a,b)`; fields metadata.name,
 // metadata.namespace and the kind's own field labels (`extra_fields`) with
 // `=`, `==`, `!=`; every term must hold.
 class Selector {
@@ -52,9 +53,10 @@ class Selector {
 
  private:
   struct Term {
-    enum Op { kEq, kNe, kExists, kAbsent } op;
+    enum Op { kEq, kNe, kExists, kAbsent, kIn, kNotIn } op;
     bool field;  // a field of metadata, else a label
     std::string key, value;
+    std::vector<std::string> values;  // kIn, kNotIn
   };
   std::vector<Term> terms_;
 };

@@ -37,6 +37,14 @@ TEST(Selector, LabelsAndFieldsAsKubernetesReadsThem) {
       {"", "metadata.name==iris,metadata.namespace=ns1", true},
       {"", "metadata.namespace!=ns1", false},
       {"app=iris", "metadata.name=other", false},
+      {"app in (iris,wine)", "", true},
+      {"app in (wine)", "", false},
+      {"absent in (x)", "", false},
+      {"app notin (wine, beer)", "", true},
+      {"app notin (iris)", "", false},
+      {"absent notin (x)", "", true},
+      {"app in (iris),tier in (web, db),!absent", "", true},
+      {"tier in (db, cache), app=iris", "", false},
   };
   ObjectView o = Obj("ns1", "iris", {{"app", "iris"}, {"tier", "web"}});
   for (const auto& c : cases) {
@@ -44,7 +52,9 @@ TEST(Selector, LabelsAndFieldsAsKubernetesReadsThem) {
     ASSERT_TRUE(s.ok()) << c.labels << " " << c.fields << ": " << s.status();
     EXPECT_EQ(s->Matches(o), c.want) << c.labels << " | " << c.fields;
   }
-  EXPECT_FALSE(Selector::Parse("app in (a,b)", "").ok());
+  EXPECT_FALSE(Selector::Parse("app in a,b", "").ok());
+  EXPECT_FALSE(Selector::Parse("app in ()", "").ok());
+  EXPECT_FALSE(Selector::Parse("app within (a)", "").ok());
   EXPECT_FALSE(Selector::Parse("", "spec.x=1").ok());
   EXPECT_FALSE(Selector::Parse("", "metadata.name").ok());
   EXPECT_FALSE(Selector::Parse("=x", "").ok());
