@@ -18,7 +18,8 @@ environment builds it, is run with KUBECONFIG pointing there:
   resourceVersions and resumes from one; a version too old is 410 Expired;
   lists page with limit/continue and select by label and field;
 - replicas as read-only pods (`get pods -l serving.kserve.io/inferenceservice=`,
-  field selector status.phase), `kubectl logs` (whole, --tail, -l, -f);
+  field selector status.phase, `get pods -w`), `kubectl logs` (whole, --tail,
+  -l, -f); `get events -w`;
 - server-side apply (managedFields, conflicts naming manager and field,
   --force-conflicts, fields the applier drops removed), JSON patches,
   set-based label selectors, the status subresource, finalizers holding a
@@ -88,6 +89,23 @@ def manifest(tmp_path_factory):
     path = tmp_path_factory.mktemp("kubectl-manifests") / "isvc.yaml"
     path.write_text(isvc_yaml(NAME, "xgboost", example_models() / "xgboost-iris"))
     return path
+
+
+class Watching:
+    """kubectl running a watch (`get ... -w`), its output lines collected."""
+
+    def __init__(self, platform, *args):
+        import threading
+        env = dict(os.environ, KUBECONFIG=str(platform.data_dir / "kubeconfig"))
+        self.proc = subprocess.Popen([str(kubectl_binary()), *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=env)
+        self.lines = []
+        threading.Thread(target=lambda: self.lines.extend(iter(self.proc.stdout.readline, "")),
+                         daemon=True).start()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
 
 
 def ready(kubectl, name=NAME):
@@ -261,9 +279,27 @@ def test_pods_and_logs(platform, kubectl, manifest):
     """Replicas as read-only pods with KServe's labels; kubectl logs reads and
     follows their output."""
     name = "kc-pods"  # a service of its own: no rollout of another test's under way
+    selector = f"serving.kserve.io/inferenceservice={name}"
+    # Pods and events watched from before the service exists.
+    pods_watch = Watching(platform, "get", "pods", "-w", "--no-headers", "-l", selector)
+    events_watch = Watching(platform, "get", "events", "-w", "--no-headers", "--field-selector",
+                            f"involvedObject.name={name}")
     kubectl("create", "-f", "-", input=manifest.read_text().replace(NAME, name))
     harness.wait_until(lambda: ready(kubectl, name), READY_TIMEOUT_S, f"{name} Ready")
-    selector = f"serving.kserve.io/inferenceservice={name}"
+    try:
+        pod_name = f"{name}-predictor-00001-deployment-0"
+        harness.wait_until(lambda: any(line.split()[:3] == [pod_name, "1/1", "Running"]
+                                       for line in pods_watch.lines), 10,
+                           f"kubectl get pods -w to print {pod_name} Running")
+        harness.wait_until(lambda: any("InferenceServiceReady" in line
+                                       for line in events_watch.lines), 10,
+                           "kubectl get events -w to print InferenceServiceReady")
+        assert all(name in line for line in events_watch.lines), events_watch.lines
+        # Each event once, though it was listed before and watched after.
+        assert len(events_watch.lines) == len(set(events_watch.lines)), events_watch.lines
+    finally:
+        pods_watch.stop()
+        events_watch.stop()
     lines = kubectl("get", "pods", "-l", selector).stdout.splitlines()
     assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], lines
     running = [line.split() for line in lines[1:] if line.split()[1:3] == ["1/1", "Running"]]
@@ -296,10 +332,6 @@ def test_pods_and_logs(platform, kubectl, manifest):
     assert len(big) == log_file.stat().st_size and big.endswith("bulk line 0299999 " + "x" * 40 + "\n")
     assert kubectl("logs", pod, "--tail=2").stdout.split("\n")[:2] == [
         "bulk line 0299998 " + "x" * 40, "bulk line 0299999 " + "x" * 40]
-    # Pods and events are not watched yet: refused, not answered with a list.
-    r = requests.get(f"{platform.api}/api/v1/namespaces/default/pods", params={"watch": "1"},
-                     headers=platform.auth, timeout=10)
-    assert r.status_code == 405 and r.json()["reason"] == "MethodNotAllowed", r.text
     # Followed: what the replica writes from then on arrives while kubectl runs.
     import threading
     binary = kubectl_binary()

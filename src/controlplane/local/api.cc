@@ -187,13 +187,29 @@ ApiHandler::ApiHandler(Controller* controller, std::string token,
       token_(std::move(token)),
       metrics_(std::move(metrics)),
       meta_(controller->store()),
-      hub_(
-          [this](std::string_view plural) {
-            auto objects = controller_->Objects(plural);
-            if (objects.ok()) meta_.Decorate(plural, &*objects);
-            return objects;
-          },
-          watch_options) {}
+      hub_([this](const resources::KindInfo& k) { return Objects(k); }, watch_options) {}
+
+absl::StatusOr<std::vector<ObjectView>> ApiHandler::Objects(const resources::KindInfo& k) {
+  if (&k == &kube_api::CorePodKind()) {
+    OSPREY_ASSIGN_OR_RETURN(auto revisions, controller_->List("revisions", ""));
+    return kube_api::CorePods(revisions);
+  }
+  if (&k == &kube_api::CoreEventKind()) {
+    OSPREY_ASSIGN_OR_RETURN(auto events, controller_->List("events", ""));
+    return kube_api::CoreEvents(
+        events, [this](const resources::KindInfo& kind, std::string_view ns,
+                       std::string_view name) { return meta_.Uid(kind.plural, ns, name); });
+  }
+  OSPREY_ASSIGN_OR_RETURN(auto objects, controller_->Objects(k.plural));
+  meta_.Decorate(k.plural, &objects);
+  std::vector<ObjectView> out;
+  out.reserve(objects.size());
+  for (auto& json : objects) {
+    OSPREY_ASSIGN_OR_RETURN(auto view, ObjectViewOf(std::move(json)));
+    out.push_back(std::move(view));
+  }
+  return out;
+}
 
 ApiHandler::~ApiHandler() { StopWatches(); }
 
@@ -374,9 +390,11 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
       at = 4;
     }
     if (at < p.size() && p[at] == "events" && at + 2 >= p.size())
-      return CoreEvents(req, ns, at + 1 < p.size() ? std::string(p[at + 1]) : "", params);
+      return Read(req, kube_api::CoreEventKind(), ns,
+                  at + 1 < p.size() ? std::string(p[at + 1]) : "", params);
     if (at < p.size() && p[at] == "pods" && at + 2 >= p.size())
-      return CorePods(req, ns, at + 1 < p.size() ? std::string(p[at + 1]) : "", params);
+      return Read(req, kube_api::CorePodKind(), ns, at + 1 < p.size() ? std::string(p[at + 1]) : "",
+                  params);
     if (at + 3 == p.size() && p[at] == "pods" && p[at + 2] == "log" && !ns.empty())
       return PodLog(ns, std::string(p[at + 1]), params);
     return KubeError(absl::NotFoundError("the server could not find the requested resource"));
@@ -587,7 +605,11 @@ HttpResponse ApiHandler::Read(const HttpRequest& req, const resources::KindInfo&
     r.status = 400;
     return r;
   };
-  auto selector = Selector::Parse(params["labelSelector"], params["fieldSelector"]);
+  auto selector =
+      Selector::Parse(params["labelSelector"], params["fieldSelector"],
+                      &k == &kube_api::CorePodKind()     ? kube_api::CorePodFields()
+                      : &k == &kube_api::CoreEventKind() ? kube_api::CoreEventFields()
+                                                         : std::vector<std::string_view>{});
   if (!selector.ok()) return bad_request(std::string(selector.status().message()));
   const bool table = kube_api::WantsTable(FindHeader(req.headers, "Accept"));
   const std::string include = params.count("includeObject") ? params["includeObject"] : "Metadata";
@@ -655,8 +677,9 @@ HttpResponse ApiHandler::Read(const HttpRequest& req, const resources::KindInfo&
       items.push_back(o->json);
       next = std::move(key);
     }
-    StrAppend(&json, "{\"apiVersion\":\"", k.group, "/", k.version, "\",\"kind\":\"", k.kind,
-              "List\",\"metadata\":{\"resourceVersion\":\"", list->resource_version, "\"");
+    StrAppend(&json, "{\"apiVersion\":\"", k.group, k.group.empty() ? "" : "/", k.version,
+              "\",\"kind\":\"", k.kind, "List\",\"metadata\":{\"resourceVersion\":\"",
+              list->resource_version, "\"");
     if (more) StrAppend(&json, ",\"continue\":", JsonString(next));
     json += "},\"items\":[";
     for (size_t i = 0; i < items.size(); ++i) StrAppend(&json, i ? "," : "", items[i]);
@@ -665,76 +688,6 @@ HttpResponse ApiHandler::Read(const HttpRequest& req, const resources::KindInfo&
   if (!table) return Json(std::move(json));
   auto t = kube_api::TableJson(k.plural, json, include, std::chrono::system_clock::now());
   return t.ok() ? Json(std::move(*t)) : KubeError(t.status(), &k, name);
-}
-
-HttpResponse ApiHandler::CoreEvents(const HttpRequest& req, const std::string& ns,
-                                    const std::string& name,
-                                    std::map<std::string, std::string>& params) {
-  auto listed = controller_->List("events", ns);
-  if (!listed.ok()) return KubeError(listed.status());
-  auto events = kube_api::CoreEvents(
-      *listed, [this](const resources::KindInfo& k, std::string_view object_ns,
-                      std::string_view object) { return meta_.Uid(k.plural, object_ns, object); });
-  if (!events.ok()) return KubeError(events.status());
-  return CoreRead(req, "events", "EventList", kube_api::CoreEventFields(), *events, ns, name,
-                  params);
-}
-
-HttpResponse ApiHandler::CorePods(const HttpRequest& req, const std::string& ns,
-                                  const std::string& name,
-                                  std::map<std::string, std::string>& params) {
-  auto listed = controller_->List("revisions", ns);
-  if (!listed.ok()) return KubeError(listed.status());
-  auto pods = kube_api::CorePods(*listed);
-  if (!pods.ok()) return KubeError(pods.status());
-  return CoreRead(req, "pods", "PodList", kube_api::CorePodFields(), *pods, ns, name, params);
-}
-
-// One core object or a list of them, selected, as JSON or a Table.
-HttpResponse ApiHandler::CoreRead(const HttpRequest& req, std::string_view plural,
-                                  std::string_view list_kind,
-                                  const std::vector<std::string_view>& fields,
-                                  const std::vector<ObjectView>& objects, const std::string& ns,
-                                  const std::string& name,
-                                  std::map<std::string, std::string>& params) {
-  if (const std::string& w = params["watch"]; w == "true" || w == "1" || w == "True") {
-    HttpResponse r = Json(kube_api::StatusJson(
-        405, "MethodNotAllowed", StrCat("watching ", plural, " is not supported by Osprey yet")));
-    r.status = 405;
-    return r;
-  }
-  auto selector = Selector::Parse(params["labelSelector"], params["fieldSelector"], fields);
-  if (!selector.ok()) {
-    HttpResponse r =
-        Json(kube_api::StatusJson(400, "BadRequest", std::string(selector.status().message())));
-    r.status = 400;
-    return r;
-  }
-  std::string json;
-  if (!name.empty()) {
-    for (const auto& o : objects)
-      if (o.name == name && (ns.empty() || o.ns == ns)) json = o.json;
-    if (json.empty()) {
-      HttpResponse r =
-          Json(kube_api::StatusJson(404, "NotFound", StrCat(plural, " \"", name, "\" not found")));
-      r.status = 404;
-      return r;
-    }
-  } else {
-    json = StrCat(R"({"apiVersion":"v1","kind":")", list_kind, R"(","metadata":{},"items":[)");
-    bool first = true;
-    for (const auto& o : objects)
-      if (selector->Matches(o)) {
-        StrAppend(&json, first ? "" : ",", o.json);
-        first = false;
-      }
-    json += "]}";
-  }
-  if (!kube_api::WantsTable(FindHeader(req.headers, "Accept"))) return Json(std::move(json));
-  auto t = kube_api::TableJson(plural, json,
-                               params.count("includeObject") ? params["includeObject"] : "Metadata",
-                               std::chrono::system_clock::now());
-  return t.ok() ? Json(std::move(*t)) : KubeError(t.status());
 }
 
 // kubectl logs: a replica's log file (its last tailLines lines), or, with

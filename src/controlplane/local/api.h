@@ -98,6 +98,10 @@ class ApiHandler : public HttpHandler {
 
  private:
   HttpResponse Route(const HttpRequest& request);
+  // Every object of a kind, as the watch hub lists it: Osprey's kinds with
+  // their API metadata, replicas as core Pods, the platform's events as core
+  // Events.
+  absl::StatusOr<std::vector<ObjectView>> Objects(const resources::KindInfo& kind);
   HttpResponse Resource(const HttpRequest& request, const std::vector<std::string_view>& path,
                         std::map<std::string, std::string>& params);
   struct WriteOptions {
@@ -123,14 +127,6 @@ class ApiHandler : public HttpHandler {
   std::optional<ObjectView> Current(const resources::KindInfo& kind, const std::string& ns,
                                     const std::string& name);
   static HttpResponse Conflict(const resources::KindInfo& kind, std::string_view name);
-  HttpResponse CoreEvents(const HttpRequest& request, const std::string& ns,
-                          const std::string& name, std::map<std::string, std::string>& params);
-  HttpResponse CorePods(const HttpRequest& request, const std::string& ns, const std::string& name,
-                        std::map<std::string, std::string>& params);
-  HttpResponse CoreRead(const HttpRequest& request, std::string_view plural,
-                        std::string_view list_kind, const std::vector<std::string_view>& fields,
-                        const std::vector<ObjectView>& objects, const std::string& ns,
-                        const std::string& name, std::map<std::string, std::string>& params);
   HttpResponse PodLog(const std::string& ns, const std::string& pod,
                       std::map<std::string, std::string>& params);
   HttpResponse Read(const HttpRequest& request, const resources::KindInfo& kind,

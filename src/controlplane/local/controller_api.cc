@@ -120,6 +120,8 @@ absl::StatusOr<Controller::Impl::Items> Controller::Impl::ListEvents(
     d.AddMember("namespace",
                 rapidjson::Value(rest.substr(0, rest.find('/')).c_str(), d.GetAllocator()),
                 d.GetAllocator());
+    d.AddMember("seq", rapidjson::Value(rest.substr(rest.rfind('/') + 1).c_str(), d.GetAllocator()),
+                d.GetAllocator());
     out.emplace_back(GetString(d, "object"), ToText(d));
   }
   return out;

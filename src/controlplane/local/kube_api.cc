@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <vector>
@@ -233,6 +234,18 @@ absl::StatusOr<std::vector<ObjectView>> CorePods(std::string_view revisions_json
   return out;
 }
 
+const resources::KindInfo& CorePodKind() {
+  static const resources::KindInfo kind{
+      .plural = "pods", .singular = "pod", .kind = "Pod", .group = "", .version = "v1"};
+  return kind;
+}
+
+const resources::KindInfo& CoreEventKind() {
+  static const resources::KindInfo kind{
+      .plural = "events", .singular = "event", .kind = "Event", .group = "", .version = "v1"};
+  return kind;
+}
+
 absl::StatusOr<std::vector<ObjectView>> CoreEvents(std::string_view osprey_events_json,
                                                    const UidOf& uid_of) {
   rapidjson::Document d;
@@ -251,7 +264,18 @@ absl::StatusOr<std::vector<ObjectView>> CoreEvents(std::string_view osprey_event
         k != nullptr && k->group != "osprey" ? StrCat(k->group, "/", k->version) : "";
     const std::string time = json::GetString(e, "time");
     v.ns = json::GetString(e, "namespace");
-    v.name = StrCat(object, ".", seq[StrCat(v.ns, "/", object)]++);  // one series per name
+    // Named by the sequence it was recorded under (stable as others go);
+    // else one series per name in the order listed.
+    const std::string recorded = json::GetString(e, "seq");
+    uint64_t number = 0;
+    const bool numbered =
+        std::from_chars(recorded.data(), recorded.data() + recorded.size(), number).ptr ==
+            recorded.data() + recorded.size() &&
+        !recorded.empty();
+    char hex[24];
+    std::snprintf(hex, sizeof(hex), "%llx", static_cast<unsigned long long>(number));
+    v.name =
+        numbered ? StrCat(object, ".", hex) : StrCat(object, ".", seq[StrCat(v.ns, "/", object)]++);
     const std::string uid =
         k != nullptr && uid_of ? uid_of(*k, k->cluster ? "" : v.ns, object) : std::string();
     v.fields = {{"involvedObject.kind", kind},
@@ -472,7 +496,8 @@ std::string StatusJson(const absl::Status& status, const KindInfo* kind, std::st
   const Reason r = ReasonOf(status);
   std::string message(status.message());
   if (status.code() == absl::StatusCode::kNotFound && kind != nullptr && !name.empty())
-    message = StrCat(kind->plural, ".", kind->group, " \"", name, "\" not found");
+    message = StrCat(kind->plural, kind->group.empty() ? "" : ".", kind->group, " \"", name,
+                     "\" not found");
   if (r.reason != "Invalid" || kind == nullptr)
     return StatusJson(r.code, r.reason, message, kind, name);
   // As the API server words a validation failure: the object, then each

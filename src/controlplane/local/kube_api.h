@@ -29,7 +29,7 @@ std::string CoreResourcesJson();
 // The platform's events (Osprey's own records, as /osprey/v1 lists them) as
 // core v1 Events, each with the field labels kubectl selects events by
 // (involvedObject.kind/name/namespace, reason, type); named
-// {object}.{n} in the order recorded.
+// {object}.{seq} by the sequence the platform recorded it under.
 // `uid_of` gives the uid of an event's object (kubectl describe selects its
 // events by involvedObject.uid), "" when unknown.
 using UidOf = std::function<std::string(const resources::KindInfo& kind, std::string_view ns,
@@ -44,6 +44,9 @@ absl::StatusOr<std::vector<ObjectView>> CoreEvents(std::string_view osprey_event
 absl::StatusOr<std::vector<ObjectView>> CorePods(std::string_view revisions_json);
 // The revision and replica index a pod name of CorePods stands for.
 std::optional<std::pair<std::string, int>> PodReplica(std::string_view pod);
+// The core v1 kinds served as views (read, listed and watched; never written).
+const resources::KindInfo& CorePodKind();
+const resources::KindInfo& CoreEventKind();
 inline const std::vector<std::string_view>& CorePodFields() {
   static const std::vector<std::string_view> fields = {"status.phase", "spec.nodeName"};
   return fields;

@@ -36,8 +36,9 @@ std::vector<std::string_view> SplitTerms(std::string_view s) {
   return out;
 }
 
-// Namespace, name and labels of one rendered object.
-absl::StatusOr<ObjectView> Read(const std::string& json) {
+}  // namespace
+
+absl::StatusOr<ObjectView> ObjectViewOf(std::string json) {
   rapidjson::Document d;
   if (d.Parse(json.data(), json.size()).HasParseError() || !d.IsObject())
     return absl::InternalError("an object the controller rendered is not JSON");
@@ -52,10 +53,9 @@ absl::StatusOr<ObjectView> Read(const std::string& json) {
   if (auto it = m.FindMember("labels"); it != m.MemberEnd() && it->value.IsObject())
     for (auto l = it->value.MemberBegin(); l != it->value.MemberEnd(); ++l)
       if (l->value.IsString()) out.labels[l->name.GetString()] = l->value.GetString();
+  out.json = std::move(json);
   return out;
 }
-
-}  // namespace
 
 absl::StatusOr<Selector> Selector::Parse(std::string_view labels, std::string_view fields,
                                          const std::vector<std::string_view>& extra_fields) {
@@ -224,13 +224,14 @@ absl::StatusOr<WatchHub::List> WatchHub::Sync(const resources::KindInfo& kind) {
 
 absl::Status WatchHub::SyncLocked(const resources::KindInfo& kind, KindState& state) {
   // The lister takes the controller's lock, never this one's callers': no cycle.
-  OSPREY_ASSIGN_OR_RETURN(std::vector<std::string> objects, lister_(kind.plural));
+  state.kind = &kind;
+  OSPREY_ASSIGN_OR_RETURN(std::vector<ObjectView> objects, lister_(kind));
   const bool first = state.floor == 0;
   std::map<std::string, std::string> seen;
   std::vector<Event> events;
-  for (auto& json : objects) {
-    OSPREY_ASSIGN_OR_RETURN(ObjectView view, Read(json));
+  for (auto& view : objects) {
     std::string key = StrCat(view.ns, "/", view.name);
+    std::string json = std::move(view.json);
     auto raw = state.raw.find(key);
     if (raw == state.raw.end() || raw->second != json) {
       view.resource_version = ++rv_;
@@ -282,11 +283,11 @@ void WatchHub::Send(Watcher& w, std::string_view type, const ObjectView& object)
 
 void WatchHub::Bookmark(Watcher& w, uint64_t rv, bool initial_events_end) {
   const auto& k = *w.request.kind;
-  w.stream->Write(
-      StrCat("{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"", k.kind, "\",\"apiVersion\":\"",
-             k.group, "/", k.version, "\",\"metadata\":{\"resourceVersion\":\"", rv, "\"",
-             initial_events_end ? ",\"annotations\":{\"k8s.io/initial-events-end\":\"true\"}" : "",
-             "}}}\n"));
+  w.stream->Write(StrCat(
+      "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"", k.kind, "\",\"apiVersion\":\"", k.group,
+      k.group.empty() ? "" : "/", k.version, "\",\"metadata\":{\"resourceVersion\":\"", rv, "\"",
+      initial_events_end ? ",\"annotations\":{\"k8s.io/initial-events-end\":\"true\"}" : "",
+      "}}}\n"));
 }
 
 absl::Status WatchHub::Watch(WatchRequest request, std::shared_ptr<HttpStream> stream) {
@@ -333,11 +334,9 @@ void WatchHub::Poll() {
     cv_.wait_for(lock, options_.poll, [this] { return stopped_; });
     if (stopped_) return;
     const auto now = Clock::now();
-    for (const auto& k : resources::Kinds()) {
-      auto it = kinds_.find(std::string(k.plural));
-      if (it == kinds_.end() || it->second.watchers.empty()) continue;
-      KindState& state = it->second;
-      (void)SyncLocked(k, state);  // a failed listing is tried again next poll
+    for (auto& [_, state] : kinds_) {
+      if (state.watchers.empty() || state.kind == nullptr) continue;
+      (void)SyncLocked(*state.kind, state);  // a failed listing is tried again next poll
       auto& ws = state.watchers;
       for (auto& w : ws) {
         if (now >= w->deadline) w->stream->Close();

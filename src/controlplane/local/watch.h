@@ -6,8 +6,8 @@
 // start time in microseconds, so versions keep growing across restarts) and
 // sends each watcher the changes of its kind in order: ADDED, MODIFIED,
 // DELETED, BOOKMARK, and ERROR (410 Expired) for a version older than the
-// changes it keeps. Kinds are observed when read and, while someone
-// watches them, every poll interval.
+// changes it keeps. Kinds (Osprey's, and core v1 pods and events) are
+// observed when read and, while someone watches them, every poll interval.
 
 #include <chrono>
 #include <condition_variable>
@@ -61,6 +61,10 @@ class Selector {
   std::vector<Term> terms_;
 };
 
+// An object's namespace, name and labels read from its JSON (metadata);
+// Internal when it is not a JSON object.
+absl::StatusOr<ObjectView> ObjectViewOf(std::string json);
+
 // `json` with metadata.resourceVersion set to `rv`.
 std::string WithResourceVersion(std::string_view json, uint64_t rv);
 
@@ -71,8 +75,9 @@ class WatchHub {
     std::chrono::seconds bookmark{5};  // between bookmarks, for watchers that take them
     size_t history = 10000;            // changes kept per kind for watches that resume
   };
-  // Every object of a kind (by its plural) in every namespace, as JSON.
-  using Lister = std::function<absl::StatusOr<std::vector<std::string>>(std::string_view)>;
+  // Every object of a kind in every namespace (ObjectViewOf for JSON that
+  // carries its own labels).
+  using Lister = std::function<absl::StatusOr<std::vector<ObjectView>>(const resources::KindInfo&)>;
 
   WatchHub(Lister lister, Options options);
   ~WatchHub();
@@ -118,6 +123,7 @@ class WatchHub {
     std::chrono::steady_clock::time_point deadline, next_bookmark;
   };
   struct KindState {
+    const resources::KindInfo* kind = nullptr;
     std::map<std::string, std::shared_ptr<const ObjectView>> objects;  // ns/name
     std::map<std::string, std::string> raw;                            // ns/name -> JSON seen
     std::deque<Event> history;

@@ -87,9 +87,11 @@ TEST(WatchHub, VersionsAndEvents) {
   options.poll = std::chrono::milliseconds(5);
   options.history = 3;
   WatchHub hub(
-      [&](std::string_view) -> absl::StatusOr<std::vector<std::string>> {
+      [&](const resources::KindInfo&) -> absl::StatusOr<std::vector<ObjectView>> {
         std::lock_guard<std::mutex> lock(mu);
-        return objects;
+        std::vector<ObjectView> out;
+        for (const auto& json : objects) out.push_back(*ObjectViewOf(json));
+        return out;
       },
       options);
   const auto* isvc = resources::FindKind("isvc");
