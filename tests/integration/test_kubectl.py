@@ -5,7 +5,8 @@ own, the token as bearer token); kubectl, as the operator's test
 environment builds it, is run with KUBECONFIG pointing there:
 
 - discovery: `kubectl version` and `api-resources` (KServe's, Knative's and
-  Istio's kinds with their short names and scope);
+  Istio's kinds with their short names and scope); `kubectl explain` from
+  the kinds' OpenAPI schemas;
 - create (validated on the server: an unknown field is refused naming it),
   get as KServe's printer columns (-A, -o yaml, -o name, -o jsonpath),
   apply (client-side: last-applied annotation, configured), patch --type
@@ -128,6 +129,15 @@ def test_discovery(kubectl):
     verbs = kubectl("api-resources", "-o", "wide", "--no-headers").stdout
     deploy = next(line for line in verbs.splitlines() if line.startswith("deployments"))
     assert deploy.split()[5] == "get,list,watch", deploy
+    # kubectl explain reads the kinds' OpenAPI schemas.
+    explained = kubectl("explain", "isvc.spec.predictor").stdout
+    assert "KIND:       InferenceService" in explained, explained
+    for field in ("model\t<ModelSpec>", "minReplicas\t<integer>", "canaryTrafficPercent",
+                  "sklearn\t<ModelSpec>"):
+        assert field in explained, (field, explained)
+    nested = kubectl("explain", "isvc.spec.predictor.model.storageUri").stdout
+    assert "FIELD: storageUri <string>" in nested and "s3://" in nested, nested
+    assert "FIELDS:" in kubectl("explain", "virtualservices").stdout
 
 
 def test_create_get_and_printer_columns(kubectl, manifest):

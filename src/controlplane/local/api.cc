@@ -379,6 +379,7 @@ HttpResponse ApiHandler::Route(const HttpRequest& req) {
   }
 
   if (p.size() == 2 && p[0] == "openapi" && p[1] == "v3") return Json(kube_api::OpenApiRootJson());
+  if (p.size() == 2 && p[0] == "openapi" && p[1] == "v2") return Json(kube_api::OpenApiV2Json());
   if (p.size() == 5 && p[0] == "openapi" && p[1] == "v3" && p[2] == "apis")
     return KubeJson(kube_api::OpenApiGroupVersionJson(p[3], p[4]));
   // Core Events: the platform's events, as kubectl get events and describe read them.

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <vector>
 
@@ -11,6 +12,11 @@
 #include "common/json_writer.h"
 #include "common/strings.h"
 #include "resources/printer.h"
+#include "resources/resources.h"
+
+namespace osprey::embedded {
+extern const char kOpenApiSchemasYaml[];  // openapi.yaml
+}  // namespace osprey::embedded
 
 namespace osprey::controlplane::kube_api {
 namespace {
@@ -874,6 +880,134 @@ std::string OpenApiRootJson() {
   return out;
 }
 
+namespace {
+
+// openapi.yaml's schemas, each x-osprey-extends merged in; parsed once.
+const rapidjson::Document& YamlSchemas() {
+  static const rapidjson::Document* const doc = [] {
+    auto* d = new rapidjson::Document;
+    d->SetObject();
+    auto json = resources::YamlToJson(embedded::kOpenApiSchemasYaml);
+    if (!json.ok() || d->Parse(json->data(), json->size()).HasParseError() || !d->IsObject()) {
+      d->SetObject();  // OpenApiSchemasJson's test proves this does not happen
+      return d;
+    }
+    auto& a = d->GetAllocator();
+    for (auto& m : d->GetObject()) {
+      auto ext = m.value.FindMember("x-osprey-extends");
+      if (ext == m.value.MemberEnd() || !ext->value.IsString()) continue;
+      auto base = d->FindMember(ext->value.GetString());
+      m.value.RemoveMember("x-osprey-extends");
+      if (base == d->MemberEnd() || !base->value.HasMember("properties")) continue;
+      if (!m.value.HasMember("properties"))
+        m.value.AddMember("properties", rapidjson::Value(rapidjson::kObjectType), a);
+      auto& props = m.value["properties"];
+      for (const auto& p : base->value["properties"].GetObject())
+        if (!props.HasMember(p.name))
+          props.AddMember(rapidjson::Value(p.name, a), rapidjson::Value(p.value, a), a);
+    }
+    return d;
+  }();
+  return *doc;
+}
+
+bool NamesKind(const rapidjson::Value& schema, const KindInfo& k) {
+  if (!schema.IsObject()) return false;
+  auto gvk = schema.FindMember("x-kubernetes-group-version-kind");
+  if (gvk == schema.MemberEnd() || !gvk->value.IsArray()) return false;
+  for (const auto& g : gvk->value.GetArray())
+    if (json::GetString(g, "group") == k.group && json::GetString(g, "version") == k.version &&
+        json::GetString(g, "kind") == k.kind)
+      return true;
+  return false;
+}
+
+// A kind's schema: openapi.yaml's, or apiVersion, kind, metadata, and a spec
+// and status of any shape.
+std::pair<std::string, std::string> KindSchema(const KindInfo& k) {
+  for (const auto& m : YamlSchemas().GetObject())
+    if (NamesKind(m.value, k)) return {m.name.GetString(), json::ToText(m.value)};
+  std::string name;
+  for (std::string_view part : Split(k.group, '.'))
+    name = StrCat(part, name.empty() ? "" : ".", name);
+  name = StrCat(name, ".", k.version, ".", k.kind);
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject().Key("type").String("object");
+  w.Key("x-kubernetes-group-version-kind")
+      .BeginArray()
+      .BeginObject()
+      .Key("group")
+      .String(k.group)
+      .Key("kind")
+      .String(k.kind)
+      .Key("version")
+      .String(k.version)
+      .EndObject()
+      .EndArray();
+  w.Key("properties").BeginObject();
+  w.Key("apiVersion").BeginObject().Key("type").String("string").EndObject();
+  w.Key("kind").BeginObject().Key("type").String("string").EndObject();
+  w.Key("metadata")
+      .BeginObject()
+      .Key("$ref")
+      .String("#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
+      .EndObject();
+  for (const char* part : {"spec", "status"})
+    w.Key(part)
+        .BeginObject()
+        .Key("type")
+        .String("object")
+        .Key("x-kubernetes-preserve-unknown-fields")
+        .Bool(true)
+        .EndObject();
+  w.EndObject().EndObject();
+  return {name, out};
+}
+
+// The schemas an OpenAPI document carries: the shared ones, and those of the
+// kinds `wanted` picks.
+void WriteSchemas(JsonWriter& w, const std::function<bool(const KindInfo&)>& wanted) {
+  w.BeginObject();
+  for (const auto& m : YamlSchemas().GetObject())
+    if (!m.value.HasMember("x-kubernetes-group-version-kind"))
+      w.Key(m.name.GetString()).Raw(json::ToText(m.value));
+  for (const auto& k : resources::Kinds())
+    if (Served(k) && wanted(k)) {
+      auto [name, schema] = KindSchema(k);
+      w.Key(name).Raw(schema);
+    }
+  w.EndObject();
+}
+
+}  // namespace
+
+std::string OpenApiV2Json() {
+  std::string out;
+  JsonWriter w(&out);
+  w.BeginObject()
+      .Key("swagger")
+      .String("2.0")
+      .Key("info")
+      .BeginObject()
+      .Key("title")
+      .String("Osprey")
+      .Key("version")
+      .String("v1.34.0+osprey")
+      .EndObject()
+      .Key("paths")
+      .BeginObject()
+      .EndObject()
+      .Key("definitions");
+  WriteSchemas(w, [](const KindInfo&) { return true; });
+  w.EndObject();
+  // Version 2 documents refer to their definitions.
+  constexpr std::string_view kV3 = "#/components/schemas/", kV2 = "#/definitions/";
+  for (size_t at = 0; (at = out.find(kV3, at)) != std::string::npos; at += kV2.size())
+    out.replace(at, kV3.size(), kV2);
+  return out;
+}
+
 absl::StatusOr<std::string> OpenApiGroupVersionJson(std::string_view group,
                                                     std::string_view version) {
   std::string out;
@@ -945,7 +1079,9 @@ absl::StatusOr<std::string> OpenApiGroupVersionJson(std::string_view group,
     w.EndObject();
   }
   w.EndObject();
-  w.Key("components").BeginObject().Key("schemas").BeginObject().EndObject().EndObject();
+  w.Key("components").BeginObject().Key("schemas");
+  WriteSchemas(w, [&](const KindInfo& k) { return k.group == group && k.version == version; });
+  w.EndObject();
   w.EndObject();
   if (!any) return absl::NotFoundError("the server could not find the requested resource");
   return out;

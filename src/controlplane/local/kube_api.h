@@ -124,6 +124,9 @@ absl::StatusOr<std::string> JsonPatch(std::string_view target, std::string_view 
 // x-kubernetes-group-version-kind, with the fieldValidation parameter, so
 // kubectl validates on the server (Osprey refuses unknown fields itself).
 std::string OpenApiRootJson();
+// Each group version's document carries its kinds' schemas (openapi.yaml,
+// `kubectl explain`); /openapi/v2 carries every kind's.
+std::string OpenApiV2Json();
 absl::StatusOr<std::string> OpenApiGroupVersionJson(std::string_view group,
                                                     std::string_view version);
 

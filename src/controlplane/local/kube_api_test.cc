@@ -263,6 +263,61 @@ TEST(KubeApi, KubeconfigNamesServerCaAndToken) {
   EXPECT_TRUE(Has(KubeconfigYaml("s", "abc", "t"), "certificate-authority-data: YWJj\n"));
 }
 
+// Every $ref in `v` names a schema of `schemas`.
+void ExpectRefsResolve(const rapidjson::Value& v, const rapidjson::Value& schemas,
+                       std::string_view prefix) {
+  if (v.IsObject()) {
+    for (const auto& m : v.GetObject()) {
+      if (std::string_view(m.name.GetString()) == "$ref") {
+        std::string_view ref = m.value.GetString();
+        ASSERT_TRUE(ref.starts_with(prefix)) << ref;
+        EXPECT_TRUE(schemas.HasMember(std::string(ref.substr(prefix.size())).c_str())) << ref;
+      }
+      ExpectRefsResolve(m.value, schemas, prefix);
+    }
+  } else if (v.IsArray()) {
+    for (const auto& e : v.GetArray()) ExpectRefsResolve(e, schemas, prefix);
+  }
+}
+
+TEST(KubeApi, OpenApiSchemasDescribeEveryKind) {
+  for (const auto& k : resources::Kinds()) {
+    if (k.group == "osprey") continue;
+    SCOPED_TRACE(k.kind);
+    auto doc = OpenApiGroupVersionJson(k.group, k.version);
+    ASSERT_TRUE(doc.ok());
+    rapidjson::Document d;
+    ASSERT_FALSE(d.Parse(doc->c_str()).HasParseError());
+    const auto& schemas = d["components"]["schemas"];
+    ASSERT_TRUE(schemas.HasMember("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"));
+    int named = 0;
+    for (const auto& m : schemas.GetObject())
+      if (m.value.HasMember("x-kubernetes-group-version-kind"))
+        for (const auto& g : m.value["x-kubernetes-group-version-kind"].GetArray())
+          named += std::string_view(g["kind"].GetString()) == k.kind &&
+                   std::string_view(g["group"].GetString()) == k.group;
+    EXPECT_EQ(named, 1);
+    ExpectRefsResolve(d, schemas, "#/components/schemas/");
+  }
+  // The InferenceService's predictor has the component fields it extends.
+  rapidjson::Document d;
+  d.Parse(OpenApiGroupVersionJson("serving.kserve.io", "v1beta1")->c_str());
+  const auto& predictor =
+      d["components"]["schemas"]["io.kserve.serving.v1beta1.PredictorSpec"]["properties"];
+  for (const char* field :
+       {"model", "minReplicas", "canaryTrafficPercent", "containers", "sklearn"})
+    EXPECT_TRUE(predictor.HasMember(field)) << field;
+  EXPECT_FALSE(d["components"]["schemas"]["io.kserve.serving.v1beta1.PredictorSpec"].HasMember(
+      "x-osprey-extends"));
+  // Version 2: every kind, references to its definitions.
+  rapidjson::Document v2;
+  ASSERT_FALSE(v2.Parse(OpenApiV2Json().c_str()).HasParseError());
+  EXPECT_EQ(std::string_view(v2["swagger"].GetString()), "2.0");
+  EXPECT_TRUE(v2["definitions"].HasMember("io.kserve.serving.v1beta1.InferenceService"));
+  EXPECT_TRUE(v2["definitions"].HasMember("dev.knative.serving.v1.Service"));
+  ExpectRefsResolve(v2, v2["definitions"], "#/definitions/");
+}
+
 TEST(KubeApi, JsonPatchAsRfc6902AllOrNothing) {
   const std::string stored = R"({"metadata":{"name":"a","uid":"u","labels":{"x/y":"1"}},)"
                              R"("spec":{"l":[1,2,3],"m":{"k":"v"}},"status":{"ready":true}})";
