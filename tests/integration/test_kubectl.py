@@ -332,6 +332,10 @@ def test_pods_and_logs(platform, kubectl, manifest):
         assert r.status_code == 404, (bogus, r.text)
     last = whole.rstrip("\n").split("\n")[-1]
     assert kubectl("logs", pod, "--tail=1").stdout.strip() == last
+    assert kubectl("logs", pod, "--limit-bytes=10").stdout == whole[:10]
+    # What replica logs cannot answer (they carry no timestamps) is refused, saying so.
+    r = kubectl("logs", pod, "--since=1m", check=False)
+    assert r.returncode == 1 and "sinceSeconds: not supported" in r.stderr, r.stderr
     assert last in kubectl("logs", "-l", selector, "--tail=1").stdout
     # A big log (past what one streamed write may hold) comes through whole,
     # and its tail is found from the end.

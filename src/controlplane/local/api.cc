@@ -213,7 +213,7 @@ absl::StatusOr<std::vector<ObjectView>> ApiHandler::Objects(const resources::Kin
 
 ApiHandler::~ApiHandler() { StopWatches(); }
 
-void LogFollowers::Follow(std::string path, uint64_t offset, bool follow,
+void LogFollowers::Follow(std::string path, uint64_t offset, bool follow, uint64_t limit,
                           std::shared_ptr<HttpStream> stream) {
   std::lock_guard<std::mutex> lock(mu_);
   if (stopped_) {
@@ -222,8 +222,12 @@ void LogFollowers::Follow(std::string path, uint64_t offset, bool follow,
   }
   // Not followed: the file as it is now, whatever it gains meanwhile.
   std::error_code ec;
-  const uint64_t end = follow ? UINT64_MAX : std::filesystem::file_size(path, ec);
-  followers_.push_back({std::move(path), offset, ec ? 0 : end, follow, std::move(stream)});
+  uint64_t end = follow ? UINT64_MAX : std::filesystem::file_size(path, ec);
+  if (ec) end = 0;
+  // At most `limit` bytes, followed or not.
+  const bool limited = limit != UINT64_MAX && end - std::min(end, offset) > limit;
+  if (limited) end = offset + limit;
+  followers_.push_back({std::move(path), offset, end, follow, std::move(stream)});
   if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
   cv_.notify_all();
 }
@@ -271,7 +275,8 @@ void LogFollowers::Run() {
         more = more || f.offset < size;
       }
       // Not followed: the answer ends once the file as it was is sent.
-      if (!f.follow && f.offset >= size) f.stream->Close();
+      // Nor one past its byte limit.
+      if ((!f.follow && f.offset >= size) || f.offset >= f.end) f.stream->Close();
     }
     lock.lock();
     for (const auto& w : work)  // their progress, for those still here
@@ -443,6 +448,7 @@ HttpResponse ApiHandler::Resource(const HttpRequest& req, const std::vector<std:
     if (i + 2 < p.size())
       return KubeError(absl::NotFoundError("the server could not find the requested resource"));
     if (req.method == "GET") return Read(req, *k, ns, name, params);
+    std::lock_guard<std::mutex> write(writes_);
     if (req.method == "DELETE" && !name.empty()) return Delete(req, *k, ns, name, params);
     const bool dry_run = params.count("dryRun") > 0;
     if (dry_run && params["dryRun"] != "All") {
@@ -711,13 +717,41 @@ HttpResponse ApiHandler::PodLog(const std::string& ns, const std::string& pod,
   }
   // Where the answer starts: the file's start, or its last tailLines lines
   // (found reading back from the end, never the whole file).
+  // Replica logs carry no timestamps, and a restarted replica writes on in
+  // the same file: what needs either is refused, saying so.
+  for (const char* option : {"sinceSeconds", "sinceTime", "timestamps", "previous"}) {
+    const std::string& v = params[option];
+    if (!v.empty() && v != "false" && v != "0" && v != "False") {
+      HttpResponse r = Json(kube_api::StatusJson(
+          400, "BadRequest",
+          StrCat(option,
+                 ": not supported by Osprey's replica logs (their lines carry no time, and a "
+                 "restarted replica's output goes on in the same log); use tailLines or "
+                 "limitBytes")));
+      r.status = 400;
+      return r;
+    }
+  }
+  uint64_t limit = UINT64_MAX;
+  if (const std::string& l = params["limitBytes"]; !l.empty()) {
+    uint64_t n = 0;
+    if (std::from_chars(l.data(), l.data() + l.size(), n).ptr != l.data() + l.size() || n == 0) {
+      HttpResponse r = Json(kube_api::StatusJson(
+          422, "Invalid",
+          StrCat("limitBytes: Invalid value: \"", l, "\": must be greater than 0")));
+      r.status = 422;
+      return r;
+    }
+    limit = n;
+  }
   uint64_t start = 0;
   if (params.count("tailLines"))
     start = kube_api::TailOffset(path, std::atoi(params["tailLines"].c_str()));
   const std::string& follow = params["follow"];
   // Sent in pieces by the followers' thread, not read here on the API's loop.
   auto stream = std::make_shared<HttpStream>();
-  followers_.Follow(path, start, follow == "true" || follow == "1" || follow == "True", stream);
+  followers_.Follow(path, start, follow == "true" || follow == "1" || follow == "True", limit,
+                    stream);
   HttpResponse r;
   r.content_type = "text/plain";
   r.stream = std::move(stream);

@@ -63,14 +63,16 @@ class LogFollowers {
   ~LogFollowers() { Stop(); }
   // Sends `path` from `offset` on `stream`; with `follow`, what it gains
   // after, until the stream ends; else the answer ends at the file's end.
-  void Follow(std::string path, uint64_t offset, bool follow, std::shared_ptr<HttpStream> stream);
+  // Either way at most `limit` bytes.
+  void Follow(std::string path, uint64_t offset, bool follow, uint64_t limit,
+              std::shared_ptr<HttpStream> stream);
   void Stop();
 
  private:
   struct Follower {
     std::string path;
     uint64_t offset;
-    uint64_t end;  // where a log not followed ends
+    uint64_t end;  // where the answer ends: a byte limit, or the file's size when not followed
     bool follow;
     std::shared_ptr<HttpStream> stream;
   };
@@ -135,6 +137,10 @@ class ApiHandler : public HttpHandler {
   Controller* controller_;
   std::string token_;
   std::function<std::string()> metrics_;
+  // Held by each write (create, update, patch, apply, delete), so that its
+  // checks (exists, resourceVersion, field conflicts, finalizers) and the
+  // change they guard are one step.
+  std::mutex writes_;
   ApiMetadata meta_;  // before hub_, whose listings it decorates
   WatchHub hub_;
   LogFollowers followers_;
