@@ -619,6 +619,11 @@ def test_watches(platform, kubectl, manifest, tmp_path):
         versions = [int(o["metadata"]["resourceVersion"]) for _, o in events]
         assert versions == sorted(versions) and len(set(versions)) == len(versions), versions
         assert versions[0] > int(since)
+        # The object was made with its API record in one step: its first
+        # event already names its uid and who wrote its fields.
+        first = events[0][1]["metadata"]
+        assert [m["manager"] for m in first["managedFields"]] == ["kubectl-create"], first
+        assert {o["metadata"]["uid"] for _, o in events} == {first["uid"]}, events
         # Resuming from the first event's version replays what came after it.
         again = [e["type"] for e in watch.Watch().stream(
             api.list_namespaced_custom_object, "serving.kserve.io", "v1beta1", "default",

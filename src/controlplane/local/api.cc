@@ -813,8 +813,8 @@ HttpResponse ApiHandler::Write(const std::string& sent, const resources::KindInf
     return Conflict(k, meta.name);
   // Finalizers as the body gives them; none can be added to an object
   // being deleted.
-  std::vector<std::string> finalizers;
-  if (auto as_json = resources::YamlToJson(body); as_json.ok()) finalizers = FinalizersOf(*as_json);
+  const std::string as_json = resources::YamlToJson(body).value_or(body);
+  const std::vector<std::string> finalizers = FinalizersOf(as_json);
   ApiMetadata::Record record;
   if (current.has_value())
     record = meta_.Get(k.plural, obj_ns, meta.name, CreatedOf(current->json));
@@ -849,28 +849,33 @@ HttpResponse ApiHandler::Write(const std::string& sent, const resources::KindInf
     (void)meta_.Erase(k.plural, obj_ns, meta.name);
     return Json(WithFinalizers(current->json, {}));
   }
-  auto applied = controller_->Apply(body, ns, "");
-  if (!applied.ok()) return KubeError(applied.status(), &k, meta.name);
-  auto now = Current(k, obj_ns, meta.name);
-  if (!now.has_value()) return KubeError(absl::NotFoundError(""), &k, meta.name);
-  // Its record: the finalizers, and who set which field.
-  ApiMetadata::Record next = meta_.Get(k.plural, obj_ns, meta.name, CreatedOf(now->json));
-  const ApiMetadata::Record before = next;
+  // Its record (finalizers, who set which field) changes with it, in one
+  // step of the watch hub: one change, one event. A new object's record
+  // takes its creation time when first seen.
+  ApiMetadata::Record next = record;
+  if (!current.has_value()) next = {.uid = ApiMetadata::NewUid()};
   next.finalizers = finalizers;
   if (options.applied.has_value()) {
     next.managed = *options.applied;
-  } else if (auto managed = fields::Update(
-                 current.has_value() ? current->json : "", WithFinalizers(now->json, finalizers),
-                 next.managed, options.manager, StrCat(k.group, "/", k.version), RfcNow());
+  } else if (auto managed =
+                 fields::Update(current.has_value() ? current->json : "", as_json, next.managed,
+                                options.manager, StrCat(k.group, "/", k.version), RfcNow());
              managed.ok()) {
     next.managed = *std::move(managed);
   }
-  if (next.finalizers != before.finalizers || next.managed != before.managed) {
-    if (auto st = meta_.Put(k.plural, obj_ns, meta.name, next); !st.ok())
-      return KubeError(st, &k, meta.name);
-    now = Current(k, obj_ns, meta.name);
-    if (!now.has_value()) return KubeError(absl::NotFoundError(""), &k, meta.name);
-  }
+  const bool record_changes = !current.has_value() || next.finalizers != record.finalizers ||
+                              next.managed != record.managed;
+  absl::Status applied;
+  hub_.Exclusive([&] {
+    if (record_changes) applied = meta_.Put(k.plural, obj_ns, meta.name, next);
+    if (applied.ok()) applied = controller_->Apply(body, ns, "").status();
+    if (!applied.ok() && record_changes)  // as it was
+      (void)(current.has_value() ? meta_.Put(k.plural, obj_ns, meta.name, record)
+                                 : meta_.Erase(k.plural, obj_ns, meta.name));
+  });
+  if (!applied.ok()) return KubeError(applied, &k, meta.name);
+  auto now = Current(k, obj_ns, meta.name);
+  if (!now.has_value()) return KubeError(absl::NotFoundError(""), &k, meta.name);
   // Answered as stored, with its new version.
   HttpResponse r = Json(std::move(now->json));
   r.status = path_name.empty() ? 201 : 200;

@@ -102,6 +102,12 @@ std::string ApiMetadata::NewUid() {
 ApiMetadata::Record& ApiMetadata::GetLocked(const std::string& key, std::string_view created,
                                             bool* made) {
   auto it = records_.find(key);
+  // A record written before its object existed takes the object's creation.
+  if (it != records_.end() && it->second.created.empty() && !created.empty()) {
+    it->second.created = std::string(created);
+    *made = true;  // to be saved
+    return it->second;
+  }
   *made = it == records_.end() || (!created.empty() && it->second.created != created);
   if (*made) {
     Record r;

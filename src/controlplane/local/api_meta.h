@@ -24,7 +24,7 @@ namespace osprey::controlplane {
 class ApiMetadata {
  public:
   struct Record {
-    std::string created;  // the object's creationTimestamp
+    std::string created;  // the object's creationTimestamp; "": the next one seen
     std::string uid;
     std::vector<std::string> finalizers;
     std::string deletion_timestamp;  // set: deleted, waiting for its finalizers

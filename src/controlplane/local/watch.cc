@@ -204,6 +204,11 @@ void WatchHub::Stop() {
   if (poller.joinable()) poller.join();
 }
 
+void WatchHub::Exclusive(const std::function<void()>& change) {
+  std::lock_guard<std::mutex> lock(mu_);
+  change();
+}
+
 size_t WatchHub::watchers() const {
   std::lock_guard<std::mutex> lock(mu_);
   size_t n = 0;

@@ -111,6 +111,11 @@ class WatchHub {
 
   size_t watchers() const;
 
+  // Runs `change` with no observation of any kind under way: what it
+  // changes (the controller's objects and their API records) is seen
+  // together, as one change. `change` must not call Sync or Watch.
+  void Exclusive(const std::function<void()>& change);
+
  private:
   struct Event {
     uint64_t rv;
