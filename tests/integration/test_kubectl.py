@@ -270,6 +270,13 @@ def test_dry_runs_events_and_describe(platform, kubectl, manifest):
         NAME, "kc-dry"))
     assert "(server dry run)" in r.stdout, r.stdout
     assert kubectl("get", "isvc", "kc-dry", check=False).returncode == 1
+    # A dry run is checked against what is stored, as the write would be: a
+    # Knative Service cannot take the InferenceService's name.
+    ksvc = ("apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {name: %s}\n"
+            "spec: {template: {spec: {containers: [{image: example.com/hello}]}}}\n" % NAME)
+    r = kubectl("create", "--dry-run=server", "-f", "-", input=ksvc, check=False)
+    assert r.returncode == 1 and "(AlreadyExists)" in r.stderr and \
+        "an InferenceService of this name exists" in r.stderr, r.stderr
     after = json.loads(kubectl("get", "isvc", NAME, "-o", "json").stdout)
     assert after["spec"] == before["spec"]
     # (its status may move on meanwhile: a rollout of the last test's change)

@@ -832,6 +832,9 @@ HttpResponse ApiHandler::Write(const std::string& sent, const resources::KindInf
                        &k, meta.name);
   }
   if (options.dry_run) {  // what would be stored, as read back: nothing is
+    // Checked against what is stored as the write would be.
+    if (auto checked = controller_->Apply(body, ns, "", /*dry_run=*/true); !checked.ok())
+      return KubeError(checked.status(), &k, meta.name);
     resources::Resource would = object;
     std::visit(
         [&](auto& o) {

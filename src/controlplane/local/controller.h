@@ -77,9 +77,11 @@ class Controller {
   // Parses (KServe YAML, one or more documents), validates all documents
   // before storing any. Relative bare-path storageUris are taken relative to
   // `base_dir`; documents without a namespace get `default_namespace`.
+  // `dry_run`: every check (against what is stored too), nothing stored (and
+  // no action in the results).
   absl::StatusOr<std::vector<ApplyResult>> Apply(std::string_view yaml,
                                                  const std::string& default_namespace,
-                                                 const std::string& base_dir);
+                                                 const std::string& base_dir, bool dry_run = false);
   absl::Status Delete(std::string_view kind, const std::string& ns, const std::string& name);
 
   // JSON documents as the API returns them (resource + metadata + status).

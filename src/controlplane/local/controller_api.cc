@@ -228,7 +228,8 @@ AutoscalerRecord Controller::Impl::AutoscalerOf(const RevEntry& r) {
 }
 
 absl::StatusOr<std::vector<Controller::ApplyResult>> Controller::Apply(
-    std::string_view yaml, const std::string& default_namespace, const std::string& base_dir) {
+    std::string_view yaml, const std::string& default_namespace, const std::string& base_dir,
+    bool dry_run) {
   OSPREY_ASSIGN_OR_RETURN(auto parsed, resources::ParseYaml(yaml));
   if (parsed.empty()) return absl::InvalidArgumentError("no resource in the input");
   for (auto& r : parsed) {
@@ -281,6 +282,10 @@ absl::StatusOr<std::vector<Controller::ApplyResult>> Controller::Apply(
                                                    ": the Knative Service ", result.name, "-",
                                                    component, " in namespace ", result.namespace_,
                                                    " has the name of its ", component));
+        if (dry_run) {
+          results.push_back(std::move(result));
+          continue;
+        }
         auto it = impl_->isvcs.find(key);
         if (it == impl_->isvcs.end()) {
           Impl::IsvcEntry e;
@@ -306,21 +311,23 @@ absl::StatusOr<std::vector<Controller::ApplyResult>> Controller::Apply(
                        StrCat("generation ", it->second.generation));
         }
       } else if (const auto* graph = std::get_if<resources::InferenceGraph>(&r)) {
-        OSPREY_ASSIGN_OR_RETURN(result, impl_->ApplyGraph(*graph, json, now));
+        OSPREY_ASSIGN_OR_RETURN(result, impl_->ApplyGraph(*graph, json, now, dry_run));
       } else if (const auto* tm = std::get_if<resources::TrainedModel>(&r)) {
-        OSPREY_ASSIGN_OR_RETURN(result, impl_->ApplyTrained(*tm, json, now));
+        OSPREY_ASSIGN_OR_RETURN(result, impl_->ApplyTrained(*tm, json, now, dry_run));
       } else if (const auto* ksvc = std::get_if<resources::KnativeService>(&r)) {
-        OSPREY_ASSIGN_OR_RETURN(result, impl_->ApplyKnative(*ksvc, json, now));
+        OSPREY_ASSIGN_OR_RETURN(result, impl_->ApplyKnative(*ksvc, json, now, dry_run));
       } else if (resources::IsIstio(r)) {
-        OSPREY_ASSIGN_OR_RETURN(result, impl_->ApplyIstio(r, json, now));
+        OSPREY_ASSIGN_OR_RETURN(result, impl_->ApplyIstio(r, json, now, dry_run));
       } else {
         const auto& rt = std::get<ServingRuntime>(r);
         result.namespace_ = rt.meta.namespace_;
         result.name = rt.meta.name;
         std::string key = StrCat(rt.cluster ? "" : rt.meta.namespace_, "/", rt.meta.name);
         auto it = impl_->runtimes.find(key);
-        if (it != impl_->runtimes.end() && !it->second.builtin &&
-            it->second.resource_json == json) {
+        if (dry_run) {
+          // nothing checked across objects; nothing stored
+        } else if (it != impl_->runtimes.end() && !it->second.builtin &&
+                   it->second.resource_json == json) {
           result.action = "unchanged";
         } else {
           result.action =
@@ -338,6 +345,7 @@ absl::StatusOr<std::vector<Controller::ApplyResult>> Controller::Apply(
       }
       results.push_back(std::move(result));
     }
+    if (dry_run) return results;
     impl_->dirty = true;
   }
   impl_->cv.notify_all();

@@ -12,13 +12,15 @@ namespace osprey::controlplane {
 using namespace osprey::json;
 
 absl::StatusOr<Controller::ApplyResult> Controller::Impl::ApplyGraph(
-    const resources::InferenceGraph& graph, const std::string& json, const std::string& now) {
+    const resources::InferenceGraph& graph, const std::string& json, const std::string& now,
+    bool dry_run) {
   Controller::ApplyResult result;
   result.kind = "InferenceGraph";
   result.namespace_ = graph.meta.namespace_;
   result.name = graph.meta.name;
   const std::string key = StrCat(result.namespace_, "/", result.name);
   auto it = graphs.find(key);
+  if (dry_run) return result;
   if (it == graphs.end()) {
     GraphEntry e;
     e.graph = graph;

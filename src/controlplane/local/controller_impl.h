@@ -339,9 +339,11 @@ struct Controller::Impl {
   using Items = std::vector<std::pair<std::string, std::string>>;  // name, rendered JSON
 
   // ---- InferenceGraphs (controller_graphs.cc) ----
+  // Each Apply* checks the object against what is stored and, unless
+  // `dry_run`, stores it.
   absl::StatusOr<Controller::ApplyResult> ApplyGraph(const resources::InferenceGraph& graph,
                                                      const std::string& json,
-                                                     const std::string& now);
+                                                     const std::string& now, bool dry_run);
   void SaveGraph(const std::string& key, const GraphEntry& e);
   absl::Status LoadGraphs();
   // Each graph's status and route from the InferenceServices' (graph_status.h).
@@ -359,7 +361,7 @@ struct Controller::Impl {
   std::string ModelsDir(const std::string& ns, const std::string& isvc) const;
   absl::StatusOr<Controller::ApplyResult> ApplyTrained(const resources::TrainedModel& tm,
                                                        const std::string& json,
-                                                       const std::string& now);
+                                                       const std::string& now, bool dry_run);
   void SaveTrained(const std::string& key, const TrainedEntry& e);
   absl::Status LoadTrained();
   TrainedModelTarget TargetOf(const resources::TrainedModel& tm,
@@ -377,7 +379,7 @@ struct Controller::Impl {
   static void SetOwner(KsvcEntry& e);
   absl::StatusOr<Controller::ApplyResult> ApplyKnative(const resources::KnativeService& ksvc,
                                                        const std::string& json,
-                                                       const std::string& now);
+                                                       const std::string& now, bool dry_run);
   void SaveKsvc(const std::string& key, const KsvcEntry& e);
   absl::Status LoadKsvcs();
   // One pass over every Knative Service (as Pass does for InferenceServices).
@@ -440,7 +442,7 @@ struct Controller::Impl {
   void SetListeners(const std::map<int, Listener>& wanted);
   absl::StatusOr<Controller::ApplyResult> ApplyIstio(const resources::Resource& r,
                                                      const std::string& json,
-                                                     const std::string& now);
+                                                     const std::string& now, bool dry_run);
   absl::Status LoadIstio();
   // The VirtualServices' routes over the services' routed traffic (istio.h);
   // problems become events. `revisions` gains the ServiceEntry endpoints.

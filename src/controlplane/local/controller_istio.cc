@@ -34,7 +34,8 @@ std::string WithCreated(const std::string& json, const std::string& created) {
 
 absl::StatusOr<Controller::ApplyResult> Controller::Impl::ApplyIstio(const resources::Resource& r,
                                                                      const std::string& json,
-                                                                     const std::string& now) {
+                                                                     const std::string& now,
+                                                                     bool dry_run) {
   const resources::ObjectMeta& meta = MetaOf(r);
   Controller::ApplyResult result;
   result.kind = std::string(resources::KindOf(r));
@@ -42,6 +43,7 @@ absl::StatusOr<Controller::ApplyResult> Controller::Impl::ApplyIstio(const resou
   result.name = meta.name;
   const std::string key = StrCat(result.kind, "/", meta.namespace_, "/", meta.name);
   auto it = istio.find(key);
+  if (dry_run) return result;
   if (it != istio.end() && it->second.resource_json == json) {
     result.action = "unchanged";
     return result;

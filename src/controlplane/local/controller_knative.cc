@@ -21,7 +21,8 @@ void Controller::Impl::SetOwner(KsvcEntry& e) {
 }
 
 absl::StatusOr<Controller::ApplyResult> Controller::Impl::ApplyKnative(
-    const resources::KnativeService& ksvc, const std::string& json, const std::string& now) {
+    const resources::KnativeService& ksvc, const std::string& json, const std::string& now,
+    bool dry_run) {
   Controller::ApplyResult result;
   result.kind = "Service";
   result.namespace_ = ksvc.meta.namespace_;
@@ -71,6 +72,7 @@ absl::StatusOr<Controller::ApplyResult> Controller::Impl::ApplyKnative(
                    " exists with another template; a changed template needs a new name (or none)"));
     }
   }
+  if (dry_run) return result;
   const std::string key = StrCat(ns, "/", ksvc.meta.name);
   auto it = ksvcs.find(key);
   if (it == ksvcs.end()) {

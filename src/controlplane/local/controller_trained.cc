@@ -59,7 +59,8 @@ std::string Controller::Impl::ModelsDir(const std::string& ns, const std::string
 }
 
 absl::StatusOr<Controller::ApplyResult> Controller::Impl::ApplyTrained(
-    const resources::TrainedModel& tm, const std::string& json, const std::string& now) {
+    const resources::TrainedModel& tm, const std::string& json, const std::string& now,
+    bool dry_run) {
   Controller::ApplyResult result;
   result.kind = "TrainedModel";
   result.namespace_ = tm.meta.namespace_;
@@ -70,6 +71,7 @@ absl::StatusOr<Controller::ApplyResult> Controller::Impl::ApplyTrained(
     return absl::InvalidArgumentError(StrCat("spec.inferenceService: trainedmodel ", tm.meta.name,
                                              " is on ", it->second.tm.inference_service,
                                              "; it cannot move (delete it first)"));
+  if (dry_run) return result;
   if (it == trained.end()) {
     TrainedEntry e;
     e.tm = tm;
