@@ -428,6 +428,14 @@ def test_server_side_apply(platform, kubectl, manifest):
         data=config, headers={**platform.auth, "Content-Type": "application/apply-patch+yaml"},
         timeout=10)
     assert resp.status_code == 422 and "fieldManager" in resp.json()["message"], resp.text
+    # A configuration naming another object than the path's: 400, nothing made.
+    resp = requests.patch(
+        f"{platform.api}/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices/"
+        f"{name}-other?fieldManager=kubectl",
+        data=config, headers={**platform.auth, "Content-Type": "application/apply-patch+yaml"},
+        timeout=10)
+    assert resp.status_code == 400 and "does not match the name on the URL" in resp.text, resp.text
+    assert kubectl("get", "isvc", f"{name}-other", check=False).returncode == 1
     # Forced, the field is the applier's again.
     kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=config)
     obj = json.loads(kubectl("get", "isvc", name, "-o", "json", "--show-managed-fields").stdout)

@@ -112,6 +112,35 @@ std::vector<std::string> FinalizersOf(std::string_view json) {
   return json::GetStrings(d["metadata"], "finalizers");
 }
 
+// The metadata of an object's JSON (an empty object when it has none).
+rapidjson::Document ParsedMeta(std::string_view json) {
+  rapidjson::Document d, meta;
+  meta.SetObject();
+  d.Parse(json.data(), json.size());
+  if (!d.HasParseError() && d.IsObject() && d.HasMember("metadata") && d["metadata"].IsObject())
+    meta.CopyFrom(d["metadata"], meta.GetAllocator());
+  return meta;
+}
+
+// `json` with metadata.`key` set to `value` ("": left out).
+std::string WithMetaField(std::string_view json, const char* key, std::string_view value) {
+  rapidjson::Document d;
+  d.Parse(json.data(), json.size());
+  if (d.HasParseError() || !d.IsObject()) return std::string(json);
+  auto& a = d.GetAllocator();
+  if (!d.HasMember("metadata") || !d["metadata"].IsObject()) {
+    d.RemoveMember("metadata");
+    d.AddMember("metadata", rapidjson::Value(rapidjson::kObjectType), a);
+  }
+  auto& meta = d["metadata"];
+  meta.RemoveMember(key);
+  if (!value.empty())
+    meta.AddMember(
+        rapidjson::Value(key, a),
+        rapidjson::Value(value.data(), static_cast<rapidjson::SizeType>(value.size()), a), a);
+  return json::ToText(d);
+}
+
 // `json` with metadata.finalizers as given (none: left out).
 std::string WithFinalizers(std::string_view json, const std::vector<std::string>& finalizers) {
   rapidjson::Document d;
@@ -509,7 +538,19 @@ HttpResponse ApiHandler::Patch(const HttpRequest& req, const resources::KindInfo
       return r;
     }
     auto config = resources::YamlToJson(body);
-    if (!config.ok()) return KubeError(config.status(), &k, name);
+    if (!config.ok()) return BadRequest(std::string(config.status().message()), &k, name);
+    // The configuration names the object of the path (its name left out:
+    // the path's).
+    std::string named = json::GetString(ParsedMeta(*config), "name");
+    if (named.empty()) {
+      config = WithMetaField(*config, "name", name);
+    } else if (named != name) {
+      return BadRequest(StrCat("the name of the object (", named,
+                               ") does not match the name on the URL (", name, ")"),
+                        &k, name);
+    }
+    // Only a resourceVersion the configuration gives is a precondition.
+    const bool versioned = ParsedMeta(*config).HasMember("resourceVersion");
     const std::string& force = params["force"];
     ApiMetadata::Record record;
     if (current.has_value())
@@ -529,6 +570,7 @@ HttpResponse ApiHandler::Patch(const HttpRequest& req, const resources::KindInfo
       r.status = 409;
       return r;
     }
+    if (!versioned) applied->object = WithMetaField(applied->object, "resourceVersion", "");
     return Write(applied->object, k, ns, current.has_value() ? name : "",
                  {.dry_run = dry_run, .manager = manager, .applied = applied->managed});
   }
@@ -540,6 +582,9 @@ HttpResponse ApiHandler::Patch(const HttpRequest& req, const resources::KindInfo
       return Conflict(k, name);
   auto patched =
       merge ? kube_api::MergePatch(current->json, body) : kube_api::JsonPatch(current->json, body);
+  // A body that is no patch is a bad request; one that does not apply, invalid.
+  if (!patched.ok() && std::string(patched.status().message()).starts_with("the patch is not"))
+    return BadRequest(std::string(patched.status().message()), &k, name);
   if (!patched.ok()) return KubeError(patched.status(), &k, name);
   return Write(*patched, k, ns, name, {.dry_run = dry_run, .manager = FieldManager(req, params)});
 }
@@ -561,8 +606,8 @@ HttpResponse ApiHandler::Delete(const HttpRequest& req, const resources::KindInf
   if (dry_run && params["dryRun"] != "All")
     return fail(400, "BadRequest", StrCat("dryRun: \"", params["dryRun"], "\": only All is known"));
   if (!k.applied)
-    return KubeError(
-        absl::InvalidArgumentError(StrCat("cannot delete resources of kind ", k.plural)), &k, name);
+    return fail(405, "MethodNotAllowed",
+                StrCat("cannot delete resources of kind ", k.plural, ": the platform makes them"));
   const std::string policy =
       params.count("propagationPolicy") ? params["propagationPolicy"] : options.propagation_policy;
   if (!policy.empty() && policy != "Background" && policy != "Foreground")
@@ -847,8 +892,14 @@ HttpResponse ApiHandler::Write(const std::string& sent, const resources::KindInf
   }
   // The last finalizer of an object being deleted removed: it goes now.
   if (current.has_value() && !record.deletion_timestamp.empty() && finalizers.empty()) {
-    if (auto st = controller_->Delete(k.plural, ns, meta.name); !st.ok())
+    if (auto st = controller_->Delete(k.plural, ns, meta.name); !st.ok()) {
+      // It cannot go: no longer held, nor marked as going.
+      ApiMetadata::Record kept = record;
+      kept.finalizers.clear();
+      kept.deletion_timestamp.clear();
+      (void)meta_.Put(k.plural, obj_ns, meta.name, kept);
       return KubeError(st, &k, meta.name);
+    }
     (void)meta_.Erase(k.plural, obj_ns, meta.name);
     return Json(WithFinalizers(current->json, {}));
   }
@@ -902,6 +953,13 @@ HttpResponse ApiHandler::Conflict(const resources::KindInfo& k, std::string_view
              "and try again"),
       &k, name));
   r.status = 409;
+  return r;
+}
+
+HttpResponse ApiHandler::BadRequest(std::string_view message, const resources::KindInfo* kind,
+                                    std::string_view name) {
+  HttpResponse r = Json(kube_api::StatusJson(400, "BadRequest", message, kind, name));
+  r.status = 400;
   return r;
 }
 

@@ -129,6 +129,8 @@ class ApiHandler : public HttpHandler {
   std::optional<ObjectView> Current(const resources::KindInfo& kind, const std::string& ns,
                                     const std::string& name);
   static HttpResponse Conflict(const resources::KindInfo& kind, std::string_view name);
+  static HttpResponse BadRequest(std::string_view message, const resources::KindInfo* kind,
+                                 std::string_view name);
   HttpResponse PodLog(const std::string& ns, const std::string& pod,
                       std::map<std::string, std::string>& params);
   HttpResponse Read(const HttpRequest& request, const resources::KindInfo& kind,

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <optional>
 #include <random>
+#include <set>
 
 #include "common/json_dom.h"
 #include "common/json_writer.h"
@@ -128,10 +129,11 @@ absl::Status ApiMetadata::SaveLocked(const std::string& key, const Record& recor
 void ApiMetadata::Decorate(std::string_view plural, std::vector<std::string>* objects) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& cache = decorated_[std::string(plural)];
-  std::unordered_map<std::string, std::string> next;
+  std::unordered_map<std::string, Decorated> next;
   next.reserve(objects->size());
+  std::set<std::string> listed;
   for (auto& json : *objects) {
-    std::string out;
+    Decorated out;
     if (auto hit = cache.find(json); hit != cache.end()) {
       out = hit->second;
     } else {
@@ -139,23 +141,35 @@ void ApiMetadata::Decorate(std::string_view plural, std::vector<std::string>* ob
       d.Parse(json.data(), json.size());
       auto meta = d.IsObject() ? d.FindMember("metadata") : d.MemberEnd();
       if (d.HasParseError() || !d.IsObject() || meta == d.MemberEnd() || !meta->value.IsObject()) {
-        next.emplace(json, json);
+        next.emplace(json, Decorated{"", json});
         continue;
       }
-      const std::string key = Key(plural, json::GetString(meta->value, "namespace"),
-                                  json::GetString(meta->value, "name"));
+      out.key = Key(plural, json::GetString(meta->value, "namespace"),
+                    json::GetString(meta->value, "name"));
       bool made = false;
-      Record& r = GetLocked(key, json::GetString(meta->value, "creationTimestamp"), &made);
+      Record& r = GetLocked(out.key, json::GetString(meta->value, "creationTimestamp"), &made);
       // A record not saved is made again (another uid) after a restart; the
       // object is served all the same.
-      if (made) (void)store_->Put(StrCat(kPrefix, key), RecordJson(r));
-      out = WithRecord(json, r);
+      if (made) (void)store_->Put(StrCat(kPrefix, out.key), RecordJson(r));
+      out.json = WithRecord(json, r);
     }
-    std::string decorated = out;
+    listed.insert(out.key);
+    std::string decorated = out.json;
     next.emplace(std::move(json), std::move(out));
     json = std::move(decorated);
   }
   cache = std::move(next);
+  // Objects gone by any way (the platform's, a delete elsewhere): their records too.
+  const std::string prefix = StrCat(plural, "/");
+  for (auto it = records_.lower_bound(prefix);
+       it != records_.end() && it->first.starts_with(prefix);) {
+    if (listed.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    (void)store_->Delete(StrCat(kPrefix, it->first));
+    it = records_.erase(it);
+  }
 }
 
 ApiMetadata::Record ApiMetadata::Get(std::string_view plural, std::string_view ns,

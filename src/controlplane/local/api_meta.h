@@ -37,7 +37,8 @@ class ApiMetadata {
   // `objects` (JSON as the controller renders them, of kind `plural`, with
   // metadata first) with their records in their metadata: uid, and
   // finalizers, deletionTimestamp and managedFields when set. An object
-  // seen for the first time gets its record (a new uid).
+  // seen for the first time gets its record (a new uid); the records of
+  // objects of the kind no longer listed go.
   void Decorate(std::string_view plural, std::vector<std::string>* objects);
 
   // The record of an object created at `created` (a new one, with a new
@@ -61,8 +62,12 @@ class ApiMetadata {
   Store* store_;
   std::mutex mu_;
   std::map<std::string, Record> records_;  // by Key
-  // Per kind: an object's JSON as the controller rendered it -> decorated.
-  std::map<std::string, std::unordered_map<std::string, std::string>, std::less<>> decorated_;
+  // Per kind: an object's JSON as the controller rendered it -> its record's
+  // key and the JSON decorated.
+  struct Decorated {
+    std::string key, json;
+  };
+  std::map<std::string, std::unordered_map<std::string, Decorated>, std::less<>> decorated_;
 };
 
 }  // namespace osprey::controlplane

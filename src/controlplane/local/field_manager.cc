@@ -295,6 +295,10 @@ absl::StatusOr<Applied> Apply(std::string_view current, std::string_view config,
     bool kept = false;
     for (const auto& p : applied) kept = kept || Related(p, q);
     for (const auto& e : next) kept = kept || (!is_own(e) && Owns(e, q));
+    // An object named as a whole (an empty map in the config) goes only when
+    // empty: what else it holds is not the applier's.
+    if (const Value* at = At(cur, q); at != nullptr && at->IsObject() && at->MemberCount() > 0)
+      kept = true;
     if (!kept) RemoveAt(cur, q, next);
   }
   if (Entry* own = Find(next, manager, "Apply")) {

@@ -677,7 +677,10 @@ absl::StatusOr<std::vector<std::string>> PointerTokens(std::string_view pointer)
     const size_t slash = std::min(pointer.find('/', pos), pointer.size());
     std::string token;
     for (size_t i = pos; i < slash; ++i) {
-      if (pointer[i] == '~' && i + 1 < slash && (pointer[i + 1] == '0' || pointer[i + 1] == '1')) {
+      if (pointer[i] == '~') {
+        if (i + 1 >= slash || (pointer[i + 1] != '0' && pointer[i + 1] != '1'))
+          return absl::InvalidArgumentError(
+              StrCat("\"", pointer, "\" is not a JSON pointer: ~ must be followed by 0 or 1"));
         token += pointer[++i] == '0' ? '~' : '/';
       } else {
         token += pointer[i];
@@ -786,7 +789,8 @@ absl::StatusOr<std::string> MergePatch(std::string_view target, std::string_view
     return absl::InternalError("the stored object is not a JSON object");
   if (p.Parse(patch.data(), patch.size()).HasParseError())
     return absl::InvalidArgumentError("the patch is not JSON");
-  if (!p.IsObject()) return absl::InvalidArgumentError("a merge patch must be a JSON object");
+  if (!p.IsObject())
+    return absl::InvalidArgumentError("the patch is not a JSON object (a merge patch is one)");
   Merge(t, p, t.GetAllocator());
   return WithoutServerOwned(t);
 }
@@ -797,7 +801,9 @@ absl::StatusOr<std::string> JsonPatch(std::string_view target, std::string_view 
     return absl::InternalError("the stored object is not a JSON object");
   if (p.Parse(patch.data(), patch.size()).HasParseError())
     return absl::InvalidArgumentError("the patch is not JSON");
-  if (!p.IsArray()) return absl::InvalidArgumentError("a JSON patch must be a list of operations");
+  if (!p.IsArray())
+    return absl::InvalidArgumentError(
+        "the patch is not a list of operations (a JSON patch is one)");
   auto& a = t.GetAllocator();
   for (rapidjson::SizeType i = 0; i < p.Size(); ++i) {
     const rapidjson::Value& op = p[i];

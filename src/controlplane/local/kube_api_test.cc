@@ -348,6 +348,7 @@ TEST(KubeApi, JsonPatchAsRfc6902AllOrNothing) {
       {R"([{"op":"add","path":"/spec/x"}])", ""},
       {R"({"op":"add"})", ""},
       {R"([{"op":"add","path":"spec","value":1}])", ""},
+      {R"([{"op":"add","path":"/spec/~2","value":1}])", ""},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.patch);
