@@ -783,12 +783,23 @@ absl::Status RemoveAt(rapidjson::Document& doc, const std::vector<std::string>& 
 
 }  // namespace
 
+namespace {
+
+// The stored object and the patch, parsed.
+absl::Status ParsePatch(std::string_view target, std::string_view patch, rapidjson::Document* t,
+                        rapidjson::Document* p) {
+  if (t->Parse(target.data(), target.size()).HasParseError() || !t->IsObject())
+    return absl::InternalError("the stored object is not a JSON object");
+  if (p->Parse(patch.data(), patch.size()).HasParseError())
+    return absl::InvalidArgumentError("the patch is not JSON");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> MergePatch(std::string_view target, std::string_view patch) {
   rapidjson::Document t, p;
-  if (t.Parse(target.data(), target.size()).HasParseError() || !t.IsObject())
-    return absl::InternalError("the stored object is not a JSON object");
-  if (p.Parse(patch.data(), patch.size()).HasParseError())
-    return absl::InvalidArgumentError("the patch is not JSON");
+  OSPREY_RETURN_IF_ERROR(ParsePatch(target, patch, &t, &p));
   if (!p.IsObject())
     return absl::InvalidArgumentError("the patch is not a JSON object (a merge patch is one)");
   Merge(t, p, t.GetAllocator());
@@ -797,10 +808,7 @@ absl::StatusOr<std::string> MergePatch(std::string_view target, std::string_view
 
 absl::StatusOr<std::string> JsonPatch(std::string_view target, std::string_view patch) {
   rapidjson::Document t, p;
-  if (t.Parse(target.data(), target.size()).HasParseError() || !t.IsObject())
-    return absl::InternalError("the stored object is not a JSON object");
-  if (p.Parse(patch.data(), patch.size()).HasParseError())
-    return absl::InvalidArgumentError("the patch is not JSON");
+  OSPREY_RETURN_IF_ERROR(ParsePatch(target, patch, &t, &p));
   if (!p.IsArray())
     return absl::InvalidArgumentError(
         "the patch is not a list of operations (a JSON patch is one)");
