@@ -20,6 +20,7 @@
 #include "kube/leader.h"
 #include "net/http_server.h"
 #include "signals.h"
+#include "tracing_flags.h"
 
 namespace osprey {
 namespace {
@@ -30,7 +31,8 @@ constexpr char kUsage[] =
     "Kubernetes cluster with the same rules as `osprey up`: each revision runs as a\n"
     "Deployment and a Service; Knative Services (serving.knative.dev/v1) too, when the\n"
     "cluster serves them. Credentials: --kubeconfig, else $KUBECONFIG, else the pod's\n"
-    "service account.";
+    "service account. The tracing flags (or this process's OTEL_* environment) say how\n"
+    "the model servers it starts trace requests.";
 
 // /healthz, /readyz (informers synced and, with leader election, either
 // leading or standing by) and /metrics.
@@ -138,6 +140,9 @@ int OperatorMain(const std::vector<std::string_view>& args) {
       StringFlag("log-level", &log_level, "debug, info, warning or error (default info)", "LEVEL"),
       BoolFlag("help", &help, "show this help"),
   };
+  // Not the operator's own spans: the tracing of the pods it makes.
+  TracingFlags tracing;
+  tracing.Add(&specs);
   auto parsed = ParseFlags(args, specs);
   if (!parsed.ok()) {
     std::fprintf(stderr, "osprey operator: %s\n\n%s",
@@ -155,6 +160,36 @@ int OperatorMain(const std::vector<std::string_view>& args) {
     return 2;
   }
   options.claim = claim == "all" ? controlplane::Claim::kAll : controlplane::Claim::kAnnotated;
+  // The replicas trace as the flags say, else as this process's OTEL_*
+  // environment does (an exporter set: tracing on).
+  auto setting = [](const std::string& flag, const char* name) -> std::string {
+    if (!flag.empty()) return flag;
+    const char* v = std::getenv(name);
+    return v != nullptr ? v : "";
+  };
+  const std::string endpoint = setting(tracing.endpoint, "OTEL_EXPORTER_OTLP_ENDPOINT");
+  const std::string traces_endpoint =
+      tracing.endpoint.empty() ? setting("", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") : "";
+  const std::string sampler = setting(tracing.sampler, "OTEL_TRACES_SAMPLER");
+  const std::string sampler_arg = setting(tracing.sampler_arg, "OTEL_TRACES_SAMPLER_ARG");
+  if (!sampler.empty() || !sampler_arg.empty())
+    if (auto checked = trace::ParseSampler(sampler.empty() ? "parentbased_traceidratio" : sampler,
+                                           sampler_arg);
+        !checked.ok()) {
+      std::fprintf(stderr, "osprey operator: %s\n",
+                   std::string(checked.status().message()).c_str());
+      return 2;
+    }
+  if (!endpoint.empty() && endpoint != "none")
+    options.placement.trace_env.emplace_back("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
+  if (!traces_endpoint.empty())
+    options.placement.trace_env.emplace_back("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", traces_endpoint);
+  if (!options.placement.trace_env.empty()) {
+    if (!sampler.empty()) options.placement.trace_env.emplace_back("OTEL_TRACES_SAMPLER", sampler);
+    if (!sampler_arg.empty())
+      options.placement.trace_env.emplace_back("OTEL_TRACES_SAMPLER_ARG", sampler_arg);
+  }
+  options.placement.trace_resource = setting("", "OTEL_RESOURCE_ATTRIBUTES");
   options.knative = !no_knative;
   options.namespace_ = ns;
   options.workers = workers;

@@ -88,4 +88,13 @@ std::vector<std::string> OspreyServeArgv(const RevisionSpec& rev, const ServeFor
                                          const ServeLayout& layout);
 std::string OspreyServeReadyPath(const RevisionSpec& rev);
 
+// What a replica's trace spans say they serve, as the OpenTelemetry
+// Operator tells a pod's SDK: OTEL_SERVICE_NAME "{isvc}-{component}" and
+// OTEL_RESOURCE_ATTRIBUTES (`platform`'s, then service.namespace,
+// k8s.namespace.name, osprey.inferenceservice, osprey.component,
+// osprey.revision, osprey.model and osprey.model.format when it has one).
+// A container's own env comes after these and wins. Pure.
+std::vector<std::pair<std::string, std::string>> ReplicaTraceEnv(const RevisionSpec& rev,
+                                                                 std::string_view platform);
+
 }  // namespace osprey::controlplane

@@ -127,7 +127,8 @@ def expected(model):
 
 def test_isvc_runs_as_a_revision_deployment_and_turns_ready(kube, kube_node, namespace,
                                                             operator, fixtures):
-    op = operator()
+    # The replicas trace as the operator is told (sampled off here: no collector).
+    op = operator("--otlp-endpoint", "http://127.0.0.1:9", "--trace-sampler", "always_off")
     model = "xgb-iris-softmax"
     apply(kube, namespace, isvc("iris", fixtures / "models" / model))
     dep_name = "iris-predictor-00001-deployment"
@@ -144,6 +145,11 @@ def test_isvc_runs_as_a_revision_deployment_and_turns_ready(kube, kube_node, nam
     assert pod["initContainers"][0]["args"][:3] == ["storage", "pull",
                                                     f"file://{fixtures / 'models' / model}"]
     assert pod["containers"][0]["name"] == "kserve-container"
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:9", env
+    assert env["OTEL_TRACES_SAMPLER"] == "always_off", env
+    assert env["OTEL_SERVICE_NAME"] == "iris-predictor", env
+    assert f"k8s.namespace.name={namespace}" in env["OTEL_RESOURCE_ATTRIBUTES"], env
     managers = {m["manager"] for m in dep["metadata"]["managedFields"]}
     assert "osprey" in managers
     # The Service is applied after the Deployment, by the same reconcile.

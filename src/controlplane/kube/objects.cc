@@ -193,7 +193,20 @@ std::string ProbeWithPort(const std::string& probe_json, int port) {
   return json::ToText(d);
 }
 
-void KnativeContainer(Writer& w, const RevisionSpec& rev) {
+// The tracing a replica's container gets: the operator's exporter and
+// sampler, then what its spans serve (ReplicaTraceEnv), before the
+// container's own env (which wins).
+std::vector<resources::EnvVar> TraceEnv(const RevisionSpec& rev,
+                                        const KubePlacementConfig& config) {
+  std::vector<resources::EnvVar> out;
+  if (config.trace_env.empty()) return out;  // tracing off
+  for (const auto& [name, value] : config.trace_env) out.push_back({.name = name, .value = value});
+  for (auto& [name, value] : ReplicaTraceEnv(rev, config.trace_resource))
+    out.push_back({.name = std::move(name), .value = std::move(value)});
+  return out;
+}
+
+void KnativeContainer(Writer& w, const RevisionSpec& rev, const KubePlacementConfig& config) {
   const resources::Container& c = rev.container;
   const int port = KnativeContainerPort(c);
   w.StartObject();
@@ -205,6 +218,8 @@ void KnativeContainer(Writer& w, const RevisionSpec& rev) {
                                         {.name = "K_REVISION", .value = rev.name},
                                         {.name = "K_CONFIGURATION", .value = rev.isvc},
                                         {.name = "K_SERVICE", .value = rev.isvc}};
+  const auto traced = TraceEnv(rev, config);
+  env.insert(env.end(), traced.begin(), traced.end());
   env.insert(env.end(), c.env.begin(), c.env.end());
   Env(w, env, false);
   Key(w, "ports");
@@ -234,7 +249,7 @@ void KnativeContainer(Writer& w, const RevisionSpec& rev) {
 }
 
 void ServingContainer(Writer& w, const RevisionSpec& rev, const KubePlacementConfig& config) {
-  if (rev.kind == kKnativeServiceKind) return KnativeContainer(w, rev);
+  if (rev.kind == kKnativeServiceKind) return KnativeContainer(w, rev, config);
   const resources::Container& c = rev.container;
   w.StartObject();
   Field(w, "name", "kserve-container");
@@ -270,7 +285,9 @@ void ServingContainer(Writer& w, const RevisionSpec& rev, const KubePlacementCon
     }
     if (!args.empty()) Strings(w, "args", args);
   }
-  Env(w, c.env, osprey || rev.component != "predictor");
+  std::vector<resources::EnvVar> env = TraceEnv(rev, config);
+  env.insert(env.end(), c.env.begin(), c.env.end());
+  Env(w, env, osprey || rev.component != "predictor");
   Key(w, "ports");
   w.StartArray();
   Port(w, "http1", config.http_port);

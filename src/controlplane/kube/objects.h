@@ -67,6 +67,12 @@ struct KubePlacementConfig {
   // {gateway_address}/serving/{ns}/{isvc}-predictor (the gateway's path
   // route to the predictor, so its split, canary and scale from zero apply).
   std::string gateway_address = "osprey-gateway.osprey-system";
+  // Tracing of the replicas: the exporter and sampler every serving
+  // container gets (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_SAMPLER(_ARG);
+  // empty: none, tracing off), and the platform's resource attributes each
+  // one's OTEL_RESOURCE_ATTRIBUTES extends (ReplicaTraceEnv).
+  std::vector<std::pair<std::string, std::string>> trace_env;
+  std::string trace_resource;
 };
 
 struct OwnerRef {

@@ -4,6 +4,7 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <map>
 
 #include "common/json_dom.h"
 #include "controlplane/model_server.h"
@@ -197,6 +198,40 @@ TEST(KubePlacementTest, CustomContainerRunsAsWritten) {
   ASSERT_EQ(svc["spec"]["ports"].Size(), 2u);
   EXPECT_EQ(GetString(svc["spec"]["ports"][1], "name"), "grpc");
   EXPECT_EQ(svc["spec"]["ports"][1]["targetPort"].GetInt(), 9081);
+}
+
+// A container's env as name -> value (the last of a name wins, as in a pod).
+std::map<std::string, std::string> EnvOf(const rapidjson::Value& container) {
+  std::map<std::string, std::string> out;
+  if (container.HasMember("env"))
+    for (const auto& e : container["env"].GetArray())
+      out[GetString(e, "name")] = GetString(e, "value");
+  return out;
+}
+
+TEST(KubePlacementTest, ReplicasTraceAsTheOperatorSays) {
+  RevisionSpec rev = SklearnRevision();
+  KubePlacementConfig config;
+  auto untraced = Parse(DeploymentJson(rev, {"iris", "u"}, config, 1));
+  EXPECT_EQ(EnvOf(untraced["spec"]["template"]["spec"]["containers"][0]).count("OTEL_SERVICE_NAME"),
+            0u);
+  config.trace_env = {{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"},
+                      {"OTEL_TRACES_SAMPLER", "parentbased_traceidratio"},
+                      {"OTEL_TRACES_SAMPLER_ARG", "0.25"}};
+  config.trace_resource = "deployment.environment=prod";
+  rev.container.env.push_back({"OTEL_TRACES_SAMPLER_ARG", "1"});  // the container's own wins
+  auto d = Parse(DeploymentJson(rev, {"iris", "u"}, config, 1));
+  auto env = EnvOf(d["spec"]["template"]["spec"]["containers"][0]);
+  EXPECT_EQ(env["OTEL_EXPORTER_OTLP_ENDPOINT"], "http://collector:4318");
+  EXPECT_EQ(env["OTEL_TRACES_SAMPLER"], "parentbased_traceidratio");
+  EXPECT_EQ(env["OTEL_TRACES_SAMPLER_ARG"], "1");
+  EXPECT_EQ(env["OTEL_SERVICE_NAME"], "iris-predictor");
+  EXPECT_TRUE(env["OTEL_RESOURCE_ATTRIBUTES"].starts_with(
+      "deployment.environment=prod,service.namespace=models,"))
+      << env["OTEL_RESOURCE_ATTRIBUTES"];
+  EXPECT_NE(env["OTEL_RESOURCE_ATTRIBUTES"].find("osprey.revision=iris-predictor-00002"),
+            std::string::npos);
+  EXPECT_EQ(env["STORAGE_URI"], "gs://bucket/iris");
 }
 
 TEST(KubePlacementTest, RunnableTable) {

@@ -158,26 +158,6 @@ std::vector<std::string> LocalFormatBackends() {
   return out;
 }
 
-std::vector<std::pair<std::string, std::string>> ReplicaTraceEnv(const RevisionSpec& rev,
-                                                                 std::string_view platform) {
-  while (!platform.empty() && (platform.back() == ',' || platform.back() == ' '))
-    platform.remove_suffix(1);
-  if (rev.kind == kKnativeServiceKind)
-    return {{"OTEL_SERVICE_NAME", rev.isvc},
-            {"OTEL_RESOURCE_ATTRIBUTES",
-             StrCat(platform, platform.empty() ? "" : ",", "service.namespace=", rev.namespace_,
-                    ",k8s.namespace.name=", rev.namespace_, ",osprey.knative.service=", rev.isvc,
-                    ",osprey.revision=", rev.name)}};
-  std::string resource =
-      StrCat(platform, platform.empty() ? "" : ",", "service.namespace=", rev.namespace_,
-             ",k8s.namespace.name=", rev.namespace_, ",osprey.inferenceservice=", rev.isvc,
-             ",osprey.component=", rev.component, ",osprey.revision=", rev.name,
-             ",osprey.model=", ServedModelName(rev));
-  if (!rev.model_format.empty()) StrAppend(&resource, ",osprey.model.format=", rev.model_format);
-  return {{"OTEL_SERVICE_NAME", StrCat(rev.isvc, "-", rev.component)},
-          {"OTEL_RESOURCE_ATTRIBUTES", std::move(resource)}};
-}
-
 namespace {
 
 // A CPU quantity in cores ("500m", "2", "1.5"); nullopt when it is not one.
