@@ -55,6 +55,7 @@ struct Exchange {
   // The request of a cold start: the first held while the revision had no
   // replica (end - start is how long the cold start kept it waiting).
   bool cold_start = false;
+  Clock::time_point cold_start_since{};  // when that cold start began
   // When each further attempt started (a refused connection tried again).
   std::span<const Clock::time_point> retried_at;
   // The call's trace (gateway/tracing.h): HTTP, mirror and internal calls

@@ -386,6 +386,7 @@ struct Gateway::Impl {
     e.end = Clock::now();
     e.queue_wait = p.queue_wait;
     e.cold_start = p.cold_start;
+    e.cold_start_since = p.cold_start_since;
     e.retried_at = p.retried_at;
     e.request_bytes = p.body ? p.body->size() : 0;
     if (p.kind == Kind::kGrpc) {
@@ -880,10 +881,16 @@ std::vector<RevisionStats> Gateway::CollectStats() {
 }
 
 std::string Gateway::RenderMetrics() const {
+  // The routed revisions' series, and those of revisions no longer routed
+  // only while requests are still with them: a deleted revision's series go
+  // (as a deleted pod's would).
+  const auto snapshot = impl_->Current();
+  const std::set<const RevisionPool*> routed(snapshot->pools.begin(), snapshot->pools.end());
   std::vector<MetricsObserver::Revision> revisions;
   for (RevisionPool* pool : impl_->AllPools())
-    revisions.push_back(
-        {pool->key(), pool->revision(), pool->id(), pool->in_flight(), pool->waiting()});
+    if (routed.contains(pool) || pool->in_flight() > 0 || pool->waiting() > 0)
+      revisions.push_back(
+          {pool->key(), pool->revision(), pool->id(), pool->in_flight(), pool->waiting()});
   std::string out;
   impl_->metrics.Render(revisions, &out);
   impl_->payload_log.Render(&out);

@@ -469,6 +469,9 @@ TEST_F(GatewayTest, HandleProxiesAndEncodesRefusalsForHttp) {
           R"(osprey_gateway_concurrency{namespace="default",inferenceservice="iris",component="",revision="iris-1"} 0)",
       })
     EXPECT_NE(metrics.find(line), std::string::npos) << line << "\n" << metrics;
+  // The revision no longer routed (deleted), its series go.
+  gateway_->Update(std::make_shared<RouteTable>());
+  EXPECT_EQ(gateway_->RenderMetrics().find(R"(revision="iris-1")"), std::string::npos);
 }
 
 TEST_F(GatewayTest, GrpcAdmissionGivesTheTargetOrAStatus) {

@@ -138,7 +138,10 @@ std::vector<RevisionPool::RequestPtr> RevisionPool::SetReplicas(
     next.push_back(std::move(slot));
   }
   replicas_ = std::move(next);
-  if (!replicas_.empty()) cold_start_held_ = false;
+  if (!replicas_.empty()) {
+    cold_start_held_ = false;
+    cold_start_began_ = {};
+  }
   return Drain(now);
 }
 
@@ -195,6 +198,8 @@ RevisionPool::Admission RevisionPool::Admit(RequestPtr& request, bool may_wait,
     if (replicas_.empty() && !cold_start_held_) {
       request->cold_start = true;
       cold_start_held_ = true;
+      if (cold_start_began_ == Clock::time_point{}) cold_start_began_ = now;
+      request->cold_start_since = cold_start_began_;
     }
     waiting_.push_back({std::move(request), callers, now});
   }
@@ -304,6 +309,17 @@ std::vector<RevisionPool::Expired> RevisionPool::Expire(Clock::time_point now,
     out.push_back({std::move(it->request), std::move(why)});
   }
   waiting_.erase(kept, waiting_.end());
+  // The cold start's request gave up: the cold start goes on, measured by
+  // the next request held (or the next to come) from when it began.
+  for (const auto& e : out)
+    if (e.request->cold_start && replicas_.empty()) {
+      if (!waiting_.empty()) {
+        waiting_.front().request->cold_start = true;
+        waiting_.front().request->cold_start_since = e.request->cold_start_since;
+      } else {
+        cold_start_held_ = false;
+      }
+    }
   if (ready != nullptr && routed_ && !waiting_.empty() &&
       outlier_detection_.load(std::memory_order_relaxed))
     for (auto& r : Drain(now)) ready->push_back(std::move(r));

@@ -77,6 +77,9 @@ class RevisionPool {
     // cold start; its arrival-to-answer time is the cold start's duration).
     Clock::duration queue_wait{};
     bool cold_start = false;
+    // When the cold start began: this request's admission, or an earlier
+    // one's that gave up waiting (the mark passes to the next held request).
+    Clock::time_point cold_start_since{};
     // Set by the caller for a revision balanced by hash: the hash of the
     // request's value (none: it takes a replica at random).
     bool hashed = false;
@@ -201,6 +204,7 @@ class RevisionPool {
   bool routed_ = true;
   // A cold start's request is held: no other is marked until replicas come.
   bool cold_start_held_ = false;
+  Clock::time_point cold_start_began_{};  // of the cold start under way; {}: none
   struct Waiting {
     RequestPtr request;
     bool callers_deadline = false;  // its own deadline comes before the queue's

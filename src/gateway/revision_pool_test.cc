@@ -139,6 +139,16 @@ class Harness {
     return "not held";
   }
 
+  // When the cold start request n carries began, in ms after kT0 (-1: none).
+  long ColdSince(int n) const {
+    for (const auto& r : held_)
+      if (static_cast<const TestRequest&>(*r).n == n && r->cold_start)
+        return static_cast<long>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(r->cold_start_since - kT0)
+                .count());
+    return -1;
+  }
+
  private:
   static std::string Name(const RevisionPool::Request& r) {
     return std::to_string(static_cast<const TestRequest&>(r).n) + "@" +
@@ -225,6 +235,26 @@ TEST(RevisionPoolTest, QueueWaitAndTheColdStartRequest) {
   EXPECT_EQ(h.Admit(5s), "queued demand");
   h.Set({8002}, 0, 6s);
   EXPECT_EQ(h.Waited(4), "1000ms cold");
+}
+
+// A cold start whose first request gave up waiting is measured all the same:
+// the next held request carries it, from when it began.
+TEST(RevisionPoolTest, AColdStartOutlivesItsFirstRequest) {
+  Harness h;
+  EXPECT_EQ(h.Admit(0s, true, kT0 + 1s), "queued demand");  // its caller gives up at 1 s
+  EXPECT_EQ(h.Admit(500ms), "queued demand");
+  EXPECT_EQ(h.Expire(1500ms), "expired 1:DEADLINE_EXCEEDED");
+  h.Set({8001}, 0, 3s);
+  EXPECT_EQ(h.Waited(2), "2500ms cold");
+  EXPECT_EQ(h.ColdSince(2), 0);
+  // No one left waiting when it gives up: the next request to come carries it.
+  h.Set({}, 0, 4s);
+  EXPECT_EQ(h.Admit(5s, true, kT0 + 6s), "queued demand");
+  EXPECT_EQ(h.Expire(7s), "expired 3:DEADLINE_EXCEEDED");
+  EXPECT_EQ(h.Admit(8s), "queued demand");
+  h.Set({8002}, 0, 9s);
+  EXPECT_EQ(h.Waited(4), "1000ms cold");
+  EXPECT_EQ(h.ColdSince(4), 5000);
 }
 
 TEST(RevisionPoolTest, SetReplicasHandsQueuedRequestsOverAndKeepsCountsByPort) {

@@ -46,7 +46,12 @@ void MetricsObserver::OnComplete(const Exchange& e) {
   s->latency.Observe(seconds);
   if (e.queue_wait > Exchange::Clock::duration::zero())
     s->queue_wait.Observe(std::chrono::duration<double>(e.queue_wait).count());
-  if (e.cold_start && e.code == absl::StatusCode::kOk) s->cold_start.Observe(seconds);
+  if (e.cold_start && e.code == absl::StatusCode::kOk)
+    s->cold_start.Observe(
+        std::chrono::duration<double>(e.end - (e.cold_start_since != Exchange::Clock::time_point{}
+                                                   ? e.cold_start_since
+                                                   : e.start))
+            .count());
 }
 
 void MetricsObserver::Render(std::span<const Revision> revisions, std::string* out) const {
