@@ -398,7 +398,8 @@ void PayloadLogObserver::OnComplete(const Exchange& e) {
 }
 
 void PayloadLogObserver::Enqueue(std::vector<PayloadEvent> events) {
-  size_t dropped = 0, before = 0, after = 0;
+  size_t dropped = 0;
+  bool wake = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
@@ -407,26 +408,36 @@ void PayloadLogObserver::Enqueue(std::vector<PayloadEvent> events) {
       for (int i = 0; i < std::max(1, options_.senders); ++i)
         senders_.emplace_back([this] { RunSender(); });
     }
-    before = queue_.size();
     for (auto& ev : events) {
-      if (queue_.size() >= options_.queue_limit ||
+      if (queued_ >= options_.queue_limit ||
           queued_bytes_ + ev.body.size() > options_.queue_bytes) {
         ++dropped;
         continue;
       }
       queued_bytes_ += ev.body.size();
-      queue_.push_back(std::move(ev));
+      ++queued_;
+      auto& queue = sinks_[ev.url].queue;
+      // Wake a sender for a sink's first event, and for a full batch; no more.
+      wake = wake || queue.empty() || queue.size() + 1 == kBatch;
+      queue.push_back(std::move(ev));
     }
-    after = queue_.size();
   }
   if (dropped) dropped_.fetch_add(dropped, std::memory_order_relaxed);
-  // Wake a sender for the first event, and for a full batch; no more.
-  if (before == 0 || (before < kBatch && after >= kBatch)) cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
-bool PayloadLogObserver::Backoff(std::chrono::milliseconds d) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return !cv_.wait_for(lock, d, [this] { return stopping_; });
+std::map<std::string, PayloadLogObserver::Sink>::iterator PayloadLogObserver::NextReadyLocked(
+    Clock::time_point now, Clock::time_point* wake) {
+  // The sinks in turn, starting after the last one served.
+  auto start = sinks_.upper_bound(last_);
+  for (size_t n = 0; n < sinks_.size(); ++n, ++start) {
+    if (start == sinks_.end()) start = sinks_.begin();
+    Sink& s = start->second;
+    if (s.busy || s.queue.empty()) continue;
+    if (s.not_before <= now) return start;
+    *wake = std::min(*wake, s.not_before);
+  }
+  return sinks_.end();
 }
 
 void PayloadLogObserver::RunSender() {
@@ -435,93 +446,118 @@ void PayloadLogObserver::RunSender() {
   if (options_.low_priority) setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
   HttpClient client;  // https:// sinks
   // http:// sinks: a kept-alive connection to each (by authority), so that
-  // events to two sinks interleaved in the queue do not reconnect per batch.
+  // sinks served in turn do not reconnect per batch.
   std::map<std::string, Pipeline> pipelines;
+  std::vector<PayloadEvent> batch;
+  std::vector<PayloadEvent*> pending;
+  std::vector<int> statuses;
   for (;;) {
-    std::vector<PayloadEvent> batch;
+    std::string url;
+    batch.clear();
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      // A moment for more to come: one wake-up and one write per batch,
-      // not per event (a busy gateway shares its CPU with this thread).
-      if (queue_.size() < kBatch)
-        cv_.wait_for(lock, kLinger, [this] { return stopping_ || queue_.size() >= kBatch; });
-      if (stopping_) return;
-      if (queue_.empty()) continue;  // another sender took them
-      // The events to the head's URL among the next few, in their order, in
-      // one pipelined write; events to other sinks keep their places.
-      const std::string url = queue_.front().url;
-      size_t kept = 0;
-      const size_t scan = std::min(queue_.size(), 4 * kBatch);
-      for (size_t i = 0; i < scan; ++i) {
-        PayloadEvent& ev = queue_[i];
-        if (batch.size() < kBatch && ev.url == url) {
-          queued_bytes_ -= ev.body.size();
-          batch.push_back(std::move(ev));
-        } else {
-          if (kept != i) queue_[kept] = std::move(ev);
-          ++kept;
+      for (;;) {
+        if (stopping_) return;
+        Clock::time_point wake = Clock::time_point::max();
+        auto it = NextReadyLocked(Clock::now(), &wake);
+        if (it == sinks_.end()) {
+          if (wake == Clock::time_point::max())
+            cv_.wait(lock);
+          else
+            cv_.wait_until(lock, wake);
+          continue;
         }
+        Sink& sink = it->second;
+        // A moment for more to come: one wake-up and one write per batch,
+        // not per event (a busy gateway shares its CPU with this thread).
+        if (sink.queue.size() < kBatch) {
+          sink.busy = true;  // its own to wait on
+          cv_.wait_for(lock, kLinger, [&] { return stopping_ || sink.queue.size() >= kBatch; });
+          sink.busy = false;
+          if (stopping_) return;
+        }
+        last_ = it->first;
+        url = it->first;
+        const size_t n = std::min(kBatch, sink.queue.size());
+        for (size_t i = 0; i < n; ++i) {
+          queued_bytes_ -= sink.queue.front().body.size();
+          batch.push_back(std::move(sink.queue.front()));
+          sink.queue.pop_front();
+        }
+        queued_ -= n;
+        sink.busy = true;
+        break;
       }
-      queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(kept),
-                   queue_.begin() + static_cast<std::ptrdiff_t>(scan));
     }
     SinkUrl parsed;
     if (pipelines.size() > 64) pipelines.clear();  // sinks come and go: a bound
-    Pipeline& pipeline =
-        pipelines[ParseSinkUrl(batch[0].url, &parsed) ? parsed.authority : std::string()];
-    if (!Deliver(batch, client, pipeline)) return;
+    Pipeline& pipeline = pipelines[ParseSinkUrl(url, &parsed) ? parsed.authority : std::string()];
+    pending.clear();
+    for (auto& ev : batch) pending.push_back(&ev);
+    Attempt(pending, client, pipeline, &statuses);
+    // What went through is counted; what may go through later goes back to
+    // the head of its queue, behind a backoff; the rest is given up.
+    std::vector<PayloadEvent> again;
+    uint64_t sent = 0, failed = 0;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const int status = statuses[i];
+      if (status >= 200 && status < 300) {
+        ++sent;
+      } else if ((status == 0 || Retryable(status)) &&
+                 ++batch[i].attempts < std::max(1, options_.attempts)) {
+        again.push_back(std::move(batch[i]));
+      } else {
+        ++failed;  // attempts spent, or the sink refuses it
+      }
+    }
+    sent_.fetch_add(sent, std::memory_order_relaxed);
+    failed_.fetch_add(failed, std::memory_order_relaxed);
+    retries_.fetch_add(again.size(), std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      Sink& sink = sinks_[url];
+      sink.busy = false;
+      if (again.empty()) {
+        sink.backoff = std::chrono::milliseconds(0);
+        sink.not_before = {};
+      } else {
+        sink.backoff = sink.backoff.count() == 0 ? options_.backoff
+                                                 : std::min(sink.backoff * 2, options_.max_backoff);
+        sink.not_before = Clock::now() + sink.backoff;
+        for (auto it = again.rbegin(); it != again.rend(); ++it) {
+          queued_bytes_ += it->body.size();
+          ++queued_;
+          sink.queue.push_front(std::move(*it));
+        }
+      }
+      if (sink.queue.empty() && sink.backoff.count() == 0) sinks_.erase(url);
+    }
+    cv_.notify_all();  // a sink free again, or a new time to wake for
   }
 }
 
-bool PayloadLogObserver::Deliver(std::vector<PayloadEvent>& batch, HttpClient& client,
-                                 Pipeline& pipeline) {
-  std::vector<PayloadEvent*> pending;
-  for (auto& ev : batch) pending.push_back(&ev);
+void PayloadLogObserver::Attempt(const std::vector<PayloadEvent*>& pending, HttpClient& client,
+                                 Pipeline& pipeline, std::vector<int>* statuses) {
   SinkUrl url;
-  const bool plain = ParseSinkUrl(batch[0].url, &url);
-  std::chrono::milliseconds backoff = options_.backoff;
-  std::vector<int> statuses;
-  for (int attempt = 0; attempt < std::max(1, options_.attempts) && !pending.empty(); ++attempt) {
-    if (attempt > 0) {
-      retries_.fetch_add(pending.size(), std::memory_order_relaxed);
-      if (!Backoff(backoff)) return false;
-      backoff = std::min(backoff * 2, options_.max_backoff);
-    }
-    if (plain) {
-      pipeline.Post(url, pending, options_.timeout, &statuses);
-    } else {
-      statuses.assign(pending.size(), 0);
-      for (size_t i = 0; i < pending.size(); ++i) {
-        HttpClientRequest request;
-        request.method = "POST";
-        request.url = pending[i]->url;
-        request.headers = pending[i]->headers;
-        request.body = pending[i]->body;
-        request.timeout = options_.timeout;
-        // No Content-Type of its own: none (libcurl would add a form's).
-        if (std::none_of(request.headers.begin(), request.headers.end(),
-                         [](const auto& h) { return h.first == "Content-Type"; }))
-          request.headers.emplace_back("Content-Type", "");
-        auto r = client.Send(request);
-        if (r.ok()) statuses[i] = r->status;
-      }
-    }
-    std::vector<PayloadEvent*> again;
-    for (size_t i = 0; i < pending.size(); ++i) {
-      const int status = statuses[i];
-      if (status >= 200 && status < 300) {
-        sent_.fetch_add(1, std::memory_order_relaxed);
-      } else if (status == 0 || Retryable(status)) {
-        again.push_back(pending[i]);
-      } else {
-        failed_.fetch_add(1, std::memory_order_relaxed);  // the sink refuses it
-      }
-    }
-    pending = std::move(again);
+  if (ParseSinkUrl(pending[0]->url, &url)) {
+    pipeline.Post(url, pending, options_.timeout, statuses);
+    return;
   }
-  failed_.fetch_add(pending.size(), std::memory_order_relaxed);
-  return true;
+  statuses->assign(pending.size(), 0);
+  for (size_t i = 0; i < pending.size(); ++i) {
+    HttpClientRequest request;
+    request.method = "POST";
+    request.url = pending[i]->url;
+    request.headers = pending[i]->headers;
+    request.body = pending[i]->body;
+    request.timeout = options_.timeout;
+    // No Content-Type of its own: none (libcurl would add a form's).
+    if (std::none_of(request.headers.begin(), request.headers.end(),
+                     [](const auto& h) { return h.first == "Content-Type"; }))
+      request.headers.emplace_back("Content-Type", "");
+    auto r = client.Send(request);
+    if (r.ok()) (*statuses)[i] = r->status;
+  }
 }
 
 PayloadLogObserver::Counts PayloadLogObserver::counts() const {
@@ -531,7 +567,7 @@ PayloadLogObserver::Counts PayloadLogObserver::counts() const {
   c.dropped = dropped_.load(std::memory_order_relaxed);
   c.retries = retries_.load(std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(mu_);
-  c.queued = queue_.size();
+  c.queued = queued_;
   return c;
 }
 

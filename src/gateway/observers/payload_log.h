@@ -29,18 +29,20 @@
 // an in-process call); mirror copies and gRPC calls are not logged.
 //
 // Delivery never blocks the exchange: OnComplete builds the events and
-// appends them to a bounded queue (a mutex held for a push); a few sender
-// threads of the logger's own (woken for the first event and for each
-// 64, else after 2 ms) POST them: to an http:// sink, the events
-// waiting for one URL (up to 64) pipelined on a kept-alive connection, one
-// write for all and their answers read in order; to an https:// one through
-// libcurl, one at a time. A connection failure, a timeout, a 429 or a 5xx is
-// retried with
-// doubling backoff. An event the queue has no room for is dropped; one
-// that still fails after its attempts (or that the sink refuses with
-// another 4xx) is given up. Both are counted, and rendered as Prometheus
-// families on the gateway's /metrics. The threads start with the first
-// event, so a gateway without loggers runs none.
+// appends them to their sink's queue (a mutex held for a push; one bound on
+// all queues together); a few sender threads of the logger's own (woken for
+// a sink's first event and for each 64, else after 2 ms) POST them: to an
+// http:// sink, its events (up to 64) pipelined on a kept-alive connection,
+// one write for all and their answers read in order; to an https:// one
+// through libcurl, one at a time. One sender at a time takes a sink's
+// events, in order, sinks in turn. A connection failure, a timeout, a 429
+// or a 5xx puts the events back at their queue's head and the sink waits
+// out a doubling backoff, holding no thread meanwhile: a sink that is down
+// delays only its own events. An event the queues have no room for is
+// dropped; one that still fails after its attempts (or that the sink
+// refuses with another 4xx) is given up. Both are counted, and rendered as
+// Prometheus families on the gateway's /metrics. The threads start with
+// the first event, so a gateway without loggers runs none.
 //
 // Thread safety: every method may be called from any thread.
 
@@ -50,6 +52,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -70,6 +73,7 @@ struct PayloadEvent {
   std::string url;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  int attempts = 0;  // made so far
 };
 
 // The events of one exchange (0, 1 or 2, appended to `out`); none when its
@@ -162,21 +166,35 @@ class PayloadLogObserver : public ExchangeObserver {
   void Render(std::string* out) const;
 
  private:
+  using Clock = std::chrono::steady_clock;
+  // The events for one URL, in order.
+  struct Sink {
+    std::deque<PayloadEvent> queue;
+    bool busy = false;                     // a sender has a batch of its events
+    Clock::time_point not_before{};        // backing off until then
+    std::chrono::milliseconds backoff{0};  // the last wait (0: the last attempt went through)
+  };
   void Enqueue(std::vector<PayloadEvent> events);
   void RunSender();
-  // Sends a batch of events to one URL, with retries; false when stopping.
-  bool Deliver(std::vector<PayloadEvent>& batch, HttpClient& client, Pipeline& pipeline);
+  // The next sink with events to send now (not busy, not backing off), the
+  // sinks in turn; else nullptr and `wake` lowered to when one backing off
+  // may go.
+  std::map<std::string, Sink>::iterator NextReadyLocked(Clock::time_point now,
+                                                        Clock::time_point* wake);
+  // One attempt at a batch of events to one URL: each one's HTTP status (0: none).
+  void Attempt(const std::vector<PayloadEvent*>& batch, HttpClient& client, Pipeline& pipeline,
+               std::vector<int>* statuses);
   static constexpr size_t kBatch = 64;
   // How long a sender waits for a batch to fill once an event is queued.
   static constexpr std::chrono::milliseconds kLinger{2};
-  // Waits `d` unless stopping; false when stopping.
-  bool Backoff(std::chrono::milliseconds d);
 
   const Options options_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<PayloadEvent> queue_;
-  size_t queued_bytes_ = 0;  // bodies in queue_
+  std::map<std::string, Sink> sinks_;  // by URL; a sink goes when idle and empty
+  std::string last_;                   // the sink last served
+  size_t queued_ = 0;                  // events in the sinks' queues
+  size_t queued_bytes_ = 0;            // and their bodies' bytes
   bool stopping_ = false;
   bool started_ = false;
   std::vector<std::thread> senders_;

@@ -417,5 +417,48 @@ TEST(PayloadLogObserver, SinkDownNeverBlocksAndCountsDrops) {
   EXPECT_NE(text.find("osprey_gateway_payload_log_queue_depth "), std::string::npos);
 }
 
+// A sink that takes connections and never answers holds no thread while it
+// backs off: with one sender, a healthy sink's events are all delivered
+// while the dead one's are still being retried.
+TEST(PayloadLogObserver, ASinkThatHangsDelaysOnlyItsOwnEvents) {
+  // Listening, never accepting: connections are made, nothing answers.
+  const int hang = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(hang, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(hang, 64), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(hang, reinterpret_cast<sockaddr*>(&addr), &len);
+  Sink ok;
+  HttpServer::Options so;
+  so.address = "127.0.0.1";
+  so.port = 0;
+  auto server = HttpServer::Start(so, &ok);
+  ASSERT_TRUE(server.ok()) << server.status();
+  Route dead = WithLogger(Mode::kRequest), live = WithLogger(Mode::kRequest);
+  auto ld = std::make_shared<RouteLogger>(*dead.logger);
+  auto ll = std::make_shared<RouteLogger>(*live.logger);
+  ld->url = StrCat("http://127.0.0.1:", ntohs(addr.sin_port), "/");
+  ll->url = StrCat("http://127.0.0.1:", (*server)->port(), "/");
+  dead.logger = ld;
+  live.logger = ll;
+  PayloadLogObserver::Options opts;
+  opts.senders = 1;
+  opts.attempts = 4;
+  opts.timeout = std::chrono::milliseconds(300);
+  opts.backoff = std::chrono::milliseconds(200);
+  PayloadLogObserver o(opts);
+  o.OnComplete(Http(dead));  // first in line
+  for (int i = 0; i < 10; ++i) o.OnComplete(Http(live));
+  ASSERT_TRUE(ok.WaitFor(10));
+  ASSERT_TRUE(WaitCounts(o, [](const auto& c) { return c.sent == 10; }));
+  // The dead sink's event is still being tried (4 attempts: over 2 s).
+  EXPECT_EQ(o.counts().failed, 0u);
+  ASSERT_TRUE(WaitCounts(o, [](const auto& c) { return c.failed == 1; }));
+  EXPECT_EQ(o.counts().retries, 3u);
+  ::close(hang);
+}
+
 }  // namespace
 }  // namespace osprey::gateway
