@@ -56,6 +56,8 @@ struct Exchange {
   // replica (end - start is how long the cold start kept it waiting).
   bool cold_start = false;
   Clock::time_point cold_start_since{};  // when that cold start began
+  // A gRPC call's method, "/package.Service/Method" ("" otherwise).
+  std::string_view rpc_method;
   // When each further attempt started (a refused connection tried again).
   std::span<const Clock::time_point> retried_at;
   // The call's trace (gateway/tracing.h): HTTP, mirror and internal calls

@@ -231,6 +231,9 @@ void BuildHead(HttpCall& call, const HeaderSource& headers, const Route& route,
 struct Gateway::GrpcTicket : Pending {
   GrpcStart start_call;
   absl::AnyInvocable<void(absl::Status)> refuse;
+  std::string rpc_method;
+  CallTrace trace;  // not sampled when tracing is off
+  std::vector<std::pair<std::string, std::string>> trace_metadata;
 };
 
 struct Gateway::Impl {
@@ -391,6 +394,9 @@ struct Gateway::Impl {
     e.request_bytes = p.body ? p.body->size() : 0;
     if (p.kind == Kind::kGrpc) {
       e.method = "gRPC";
+      const auto& g = static_cast<const GrpcTicket&>(p);
+      e.rpc_method = g.rpc_method;
+      if (g.trace.context.valid()) e.trace = &g.trace;
     } else {
       const auto& h = static_cast<const HttpCall&>(p);
       e.method = h.method;
@@ -787,7 +793,8 @@ void Gateway::Handle(const HttpRequest& request, HttpDone done) {
 }
 
 void Gateway::AdmitGrpc(std::string_view host, std::string_view model, GrpcStart start,
-                        absl::AnyInvocable<void(absl::Status)> refuse, std::string_view component) {
+                        absl::AnyInvocable<void(absl::Status)> refuse, std::string_view component,
+                        std::string_view rpc_method, const IncomingTrace* incoming) {
   std::shared_ptr<const Snapshot> snapshot = impl_->Current();
   // The model name stands in for the path: /v2/models/{model}.
   std::string path = model.empty() ? "" : StrCat("/v2/models/", model);
@@ -809,8 +816,27 @@ void Gateway::AdmitGrpc(std::string_view host, std::string_view model, GrpcStart
   call->target = std::move(path);
   call->start_call = std::move(start);
   call->refuse = std::move(refuse);
+  call->rpc_method = std::string(rpc_method);
+  if (const trace::Tracer* tracer = trace::Active()) {
+    // The trace headers as the HTTP path writes them, sent as metadata.
+    std::string head;
+    call->trace = StartCallTrace(tracer->sampler(), incoming ? *incoming : IncomingTrace{},
+                                 route->trace_sampling, &head);
+    for (std::string_view rest = head; !rest.empty();) {
+      const size_t end = rest.find("\r\n");
+      const std::string_view line = rest.substr(0, end);
+      rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 2);
+      if (const size_t colon = line.find(": "); colon != std::string_view::npos)
+        call->trace_metadata.emplace_back(line.substr(0, colon), line.substr(colon + 2));
+    }
+  }
   impl_->Prepare(*call, Kind::kGrpc, std::move(snapshot), route, Clock::now());
   impl_->Admit(*pool, std::move(call));
+}
+
+const std::vector<std::pair<std::string, std::string>>& Gateway::TraceMetadata(
+    const GrpcTicket& ticket) {
+  return ticket.trace_metadata;
 }
 
 void Gateway::FinishGrpc(std::shared_ptr<GrpcTicket> ticket, int code, size_t request_bytes,

@@ -43,6 +43,8 @@
 
 namespace osprey::gateway {
 
+struct IncomingTrace;  // gateway/tracing.h
+
 class Gateway : public HttpHandler, public Caller {
  public:
   struct Options {
@@ -90,11 +92,19 @@ class Gateway : public HttpHandler, public Caller {
   // and the per-route timeout, or `refuse` with the reason (NOT_FOUND, UNAVAILABLE, UNIMPLEMENTED).
   // After `start`, the caller must call FinishGrpc with the ticket once the call to the replica
   // ended.
+  // `rpc_method` ("/package.Service/Method") names the call's span; a call
+  // `incoming` with trace metadata continues that trace (gateway/tracing.h).
   struct GrpcTicket;
   using GrpcStart = absl::AnyInvocable<void(std::shared_ptr<GrpcTicket> ticket,
                                             const std::string& target, int timeout_ms)>;
   void AdmitGrpc(std::string_view host, std::string_view model, GrpcStart start,
-                 absl::AnyInvocable<void(absl::Status)> refuse, std::string_view component = {});
+                 absl::AnyInvocable<void(absl::Status)> refuse, std::string_view component = {},
+                 std::string_view rpc_method = {}, const IncomingTrace* incoming = nullptr);
+  // The trace metadata a ticket's call carries to its replica (traceparent,
+  // and x-b3-traceid when the call had no traceparent), in place of the
+  // client's traceparent; none while tracing is off.
+  static const std::vector<std::pair<std::string, std::string>>& TraceMetadata(
+      const GrpcTicket& ticket);
   // `code`: the call's gRPC status code as its client gets it (0: OK);
   // the sizes of its request and answer messages.
   void FinishGrpc(std::shared_ptr<GrpcTicket> ticket, int code, size_t request_bytes = 0,

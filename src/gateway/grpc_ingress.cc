@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "common/logging.h"
+#include "gateway/tracing.h"
 #include "net/status.h"
 
 namespace osprey::gateway {
@@ -75,6 +76,10 @@ class ProxyReactor : public grpc::ServerGenericBidiReactor {
         model = std::string(ProtoField1String(Flatten(request_)));
       }
     }
+    // The client's trace metadata (gateway/tracing.h): read in place.
+    for (const auto& [key, value] : ctx_->client_metadata())
+      incoming_.Take(std::string_view(key.data(), key.size()),
+                     std::string_view(value.data(), value.size()));
     gateway_->AdmitGrpc(
         ctx_->host(), model,
         [this](std::shared_ptr<Gateway::GrpcTicket> ticket, const std::string& target,
@@ -87,7 +92,7 @@ class ProxyReactor : public grpc::ServerGenericBidiReactor {
           Finish(grpc::Status(static_cast<grpc::StatusCode>(GrpcCodeFromStatus(status.code())),
                               std::string(status.message())));
         },
-        *component_);
+        *component_, ctx_->method(), &incoming_);
   }
 
   void OnCancel() override {
@@ -133,13 +138,16 @@ class ProxyReactor : public grpc::ServerGenericBidiReactor {
                int timeout_ms) {
     auto deadline = std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms);
     client_ctx_.set_deadline(std::min(deadline, ctx_->deadline()));
+    // The gateway's traceparent replaces the client's (tracing on).
+    const auto& traced = Gateway::TraceMetadata(*ticket);
     for (const auto& [key, value] : ctx_->client_metadata()) {
       std::string_view k(key.data(), key.size());
       if (k.substr(0, 5) == "grpc-" || k.substr(0, 1) == ":" || k == "user-agent" ||
-          k == "content-type" || k == "te")
+          k == "content-type" || k == "te" || (!traced.empty() && k == "traceparent"))
         continue;
       client_ctx_.AddMetadata(std::string(k), std::string(value.data(), value.size()));
     }
+    for (const auto& [key, value] : traced) client_ctx_.AddMetadata(key, value);
     stub_ = std::make_unique<grpc::GenericStub>(channels_->Get(target, max_bytes_));
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -162,6 +170,7 @@ class ProxyReactor : public grpc::ServerGenericBidiReactor {
   }
 
   grpc::GenericCallbackServerContext* ctx_;
+  IncomingTrace incoming_;  // views of ctx_'s metadata
   Gateway* gateway_;
   Channels* channels_;
   int max_bytes_;

@@ -126,14 +126,29 @@ std::vector<trace::Span> CallSpans(const CallTrace& call, const Exchange& e,
   const std::string_view path = e.target.substr(0, e.target.find('?'));
   const uint64_t start_ns = trace::UnixNanos(e.start);
   spans.reserve(2);
+  // A gRPC call's span is named by its method ("package.Service/Method").
+  const bool rpc = e.kind == Exchange::Kind::kGrpc;
+  std::string_view method = e.rpc_method;
+  if (method.starts_with('/')) method.remove_prefix(1);
   trace::Span& s = spans.emplace_back(trace::NewSpan(
-      c, c.span_id, call.parent_span, StrCat(e.method, " ", path),
+      c, c.span_id, call.parent_span,
+      rpc ? std::string(method.empty() ? "gRPC" : method) : StrCat(e.method, " ", path),
       e.kind == Exchange::Kind::kInternal ? trace::SpanKind::kClient : trace::SpanKind::kServer,
       start_ns, trace::UnixNanos(e.end)));
   s.attributes.reserve(16);
-  s.Set("http.request.method", std::string(e.method))
-      .Set("url.path", std::string(path))
-      .Set("server.address", std::string(internal::HostWithoutPort(e.host)));
+  if (rpc) {
+    const size_t slash = method.find('/');
+    s.Set("rpc.system", std::string("grpc"))
+        .Set("rpc.service", std::string(method.substr(0, slash)))
+        .Set("rpc.method",
+             std::string(slash == std::string_view::npos ? "" : method.substr(slash + 1)))
+        .Set("rpc.grpc.status_code", static_cast<int64_t>(e.code))
+        .Set("server.address", std::string(internal::HostWithoutPort(e.host)));
+  } else {
+    s.Set("http.request.method", std::string(e.method))
+        .Set("url.path", std::string(path))
+        .Set("server.address", std::string(internal::HostWithoutPort(e.host)));
+  }
   if (e.http_status != 0) s.Set("http.response.status_code", int64_t{e.http_status});
   if (!e.request_id.empty()) s.Set("osprey.request_id", std::string(e.request_id));
   if (e.route != nullptr) {
@@ -152,8 +167,9 @@ std::vector<trace::Span> CallSpans(const CallTrace& call, const Exchange& e,
     s.Set("osprey.replica",
           StrCat(e.replica_host.empty() ? std::string_view("127.0.0.1") : e.replica_host, ":",
                  e.replica_port));
-  s.Set("http.request.body.size", static_cast<int64_t>(e.request_bytes))
-      .Set("http.response.body.size", static_cast<int64_t>(e.response_bytes));
+  if (!rpc)
+    s.Set("http.request.body.size", static_cast<int64_t>(e.request_bytes))
+        .Set("http.response.body.size", static_cast<int64_t>(e.response_bytes));
   if (e.cold_start) s.Set("osprey.cold_start", true);
   if (!e.retried_at.empty()) {
     s.Set("osprey.retries", static_cast<int64_t>(e.retried_at.size()));

@@ -11,6 +11,7 @@
 #include "inference.grpc.pb.h"
 #include "net/status.h"
 #include "protocol/v2_grpc.h"
+#include "server/tracing.h"
 
 namespace osprey {
 namespace {
@@ -40,7 +41,10 @@ constexpr char kModelInferMethod[] = "/inference.GRPCInferenceService/ModelInfer
 // batcher; the answer is written from there.
 class InferReactor final : public grpc::ServerGenericBidiReactor {
  public:
-  explicit InferReactor(InferenceCore* core) : core_(core) { StartRead(&request_); }
+  InferReactor(InferenceCore* core, const grpc::GenericCallbackServerContext* ctx)
+      : core_(core), ctx_(ctx) {
+    StartRead(&request_);
+  }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
@@ -63,6 +67,9 @@ class InferReactor final : public grpc::ServerGenericBidiReactor {
         return;
       }
       decoded_ = *std::move(decoded);
+      // A sampled call's trace (server/tracing.h), from its traceparent metadata.
+      arrival_ = arrival;
+      decoded_.trace = StartRequestTrace(HeaderSource{&VisitMetadata, ctx_}, &parent_span_);
       core_->Infer(decoded_, &response_, arrival, [this](absl::Status s) { OnInferDone(s); });
     } catch (const std::exception& e) {
       OSPREY_LOG(kError) << "ModelInfer failed: " << e.what();
@@ -87,14 +94,31 @@ class InferReactor final : public grpc::ServerGenericBidiReactor {
       OSPREY_LOG(kError) << "ModelInfer failed: " << e.what();
       status = absl::InternalError(StrCat("internal error: ", e.what()));
     }
+    const grpc::Status answer = status.ok() ? grpc::Status::OK : ToGrpc(status);
+    RequestSpan span;
+    span.path = kModelInferMethod;
+    span.model = req_.model_name();
+    span.grpc_code = static_cast<int>(answer.error_code());
+    span.arrival = arrival_;
+    span.end = InferenceCore::Clock::now();
+    EndRequestTrace(decoded_.trace, parent_span_, span);
     if (!status.ok()) {
-      Finish(ToGrpc(status));
+      Finish(answer);
       return;
     }
     StartWriteAndFinish(&reply_, grpc::WriteOptions(), grpc::Status::OK);
   }
 
+  static void VisitMetadata(const void* context, HeaderSource::Visit f) {
+    for (const auto& [key, value] :
+         static_cast<const grpc::GenericCallbackServerContext*>(context)->client_metadata())
+      f(std::string_view(key.data(), key.size()), std::string_view(value.data(), value.size()));
+  }
+
   InferenceCore* core_;
+  const grpc::GenericCallbackServerContext* ctx_;
+  InferenceCore::Clock::time_point arrival_{};
+  uint64_t parent_span_ = 0;  // the caller's span (server/tracing.h)
   grpc::ByteBuffer request_;
   grpc::ByteBuffer reply_;
   inference::ModelInferRequest req_;
@@ -106,7 +130,7 @@ class GenericService final : public grpc::CallbackGenericService {
  public:
   explicit GenericService(InferenceCore* core) : core_(core) {}
   grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override {
-    if (ctx->method() == kModelInferMethod) return new InferReactor(core_);
+    if (ctx->method() == kModelInferMethod) return new InferReactor(core_, ctx);
     return grpc::CallbackGenericService::CreateReactor(ctx);  // UNIMPLEMENTED
   }
 

@@ -33,6 +33,25 @@ TraceContext StartRequestTrace(const HeaderSource& headers, uint64_t* parent_spa
 }
 
 trace::Span RequestSpanOf(const TraceContext& c, uint64_t parent_span, const RequestSpan& r) {
+  if (r.grpc_code >= 0) {
+    std::string_view method = r.path;
+    if (method.starts_with('/')) method.remove_prefix(1);
+    const size_t slash = method.find('/');
+    trace::Span s =
+        trace::NewSpan(c, c.span_id, parent_span, std::string(method), trace::SpanKind::kServer,
+                       trace::UnixNanos(r.arrival), trace::UnixNanos(r.end));
+    s.Set("rpc.system", std::string("grpc"))
+        .Set("rpc.service", std::string(method.substr(0, slash)))
+        .Set("rpc.method",
+             std::string(slash == std::string_view::npos ? "" : method.substr(slash + 1)))
+        .Set("rpc.grpc.status_code", int64_t{r.grpc_code});
+    if (!r.model.empty()) s.Set("osprey.model", std::string(r.model));
+    if (r.grpc_code != 0) {
+      s.status = trace::Span::Status::kError;
+      s.Set("error.type", std::to_string(r.grpc_code));
+    }
+    return s;
+  }
   trace::Span s = trace::NewSpan(c, c.span_id, parent_span, StrCat(r.method, " ", r.path),
                                  trace::SpanKind::kServer, trace::UnixNanos(r.arrival),
                                  trace::UnixNanos(r.end));

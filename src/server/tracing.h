@@ -6,7 +6,8 @@
 // calling `osprey serve` directly), from the server's own sampler. A
 // sampled request gets, under the span of its caller:
 //
-//   "{method} {path}"   SERVER span of the request, in the REST frontend
+//   "{method} {path}"   SERVER span of the request, in the REST frontend (a
+//                       gRPC call's: its method, "package.Service/Method")
 //     "queue {model}"   from arrival until its execution started: the wait
 //                       in the model's queue and for its batch to form
 //                       (osprey.batch.size: the requests it ran with)
@@ -44,10 +45,11 @@ TraceContext StartRequestTrace(const HeaderSource& headers, uint64_t* parent_spa
 // The frontend's span of a finished request.
 struct RequestSpan {
   std::string_view method;  // "POST"
-  std::string_view path;    // URL path
+  std::string_view path;    // URL path; a gRPC call's method ("/package.Service/Method")
   std::string_view model;
   int http_status = 0;
   std::chrono::steady_clock::time_point arrival, end;
+  int grpc_code = -1;  // a gRPC call's status code (the span is named by its method)
 };
 trace::Span RequestSpanOf(const TraceContext& trace, uint64_t parent_span, const RequestSpan& r);
 // Exports it (nothing when the request is not sampled).

@@ -102,6 +102,25 @@ TEST(RequestSpanOf, Table) {
   }
 }
 
+TEST(RequestSpanOf, AGrpcCallIsNamedByItsMethod) {
+  const TraceContext t{1, 2, 0x10, 0x11, 1};
+  const Clock::time_point arrival = Clock::now();
+  for (int code : {0, 3}) {
+    RequestSpan r{"", "/inference.GRPCInferenceService/ModelInfer", "iris", 0, arrival, arrival};
+    r.grpc_code = code;
+    trace::Span s = RequestSpanOf(t, 0x77, r);
+    EXPECT_EQ(s.name, "inference.GRPCInferenceService/ModelInfer");
+    EXPECT_EQ(s.kind, trace::SpanKind::kServer);
+    auto a = Attributes(s);
+    EXPECT_EQ(a["rpc.system"], "grpc");
+    EXPECT_EQ(a["rpc.service"], "inference.GRPCInferenceService");
+    EXPECT_EQ(a["rpc.method"], "ModelInfer");
+    EXPECT_EQ(a["rpc.grpc.status_code"], std::to_string(code));
+    EXPECT_EQ(a.count("http.request.method"), 0u);
+    EXPECT_EQ(s.status, code == 0 ? trace::Span::Status::kUnset : trace::Span::Status::kError);
+  }
+}
+
 TEST(ExecutionSpans, Table) {
   const Clock::time_point arrival = Clock::now();
   const Clock::time_point start = arrival + std::chrono::milliseconds(3);

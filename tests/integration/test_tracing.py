@@ -18,6 +18,8 @@ What could fail here, each read back through Jaeger's /api/traces:
 - a transformer (the KServe SDK) calling its predictor through the gateway:
   the predictor's hop hangs under the transformer's span (x-b3-traceid);
 - an InferenceGraph: the graph's span, its steps' calls under it;
+- a gRPC ModelInfer (tritonclient) through the gateway's gRPC port: the
+  gateway's span and the replica's named by the method, rpc.* attributes;
 - serving.osprey.dev/trace-sampling "0": no span anywhere for a request
   that starts its trace (a client's sampled traceparent still wins);
 - the exporter's counters on the gateway's and a replica's /metrics.
@@ -33,6 +35,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -459,6 +462,41 @@ def test_native_model_and_a_trace_started_at_the_gateway(platform, jaeger, servi
              node("xgb-predictor", f"POST {path}",
                   node("xgb-predictor", "queue xgb"),
                   node("xgb-predictor", "execute xgb")))), t.describe()
+
+
+# A gRPC client in a process of its own (tests/integration/conftest.py: the
+# gRPC client families cannot share this one): ModelInfer with the given
+# traceparent metadata through the gateway's gRPC port.
+GRPC_CLIENT = """
+import sys
+import numpy as np
+import tritonclient.grpc as g
+client = g.InferenceServerClient(sys.argv[1])
+inp = g.InferInput("input-0", [2, 4], "FP32")
+inp.set_data_from_numpy(np.array(%r, dtype=np.float32))
+result = client.infer(sys.argv[2], [inp], headers={"traceparent": sys.argv[3]})
+print(result.get_response().outputs[0].name)
+""" % (IRIS,)
+
+
+def test_grpc_call_is_one_trace_through_gateway_and_replica(platform, jaeger, services):
+    trace_id, client_span, traceparent = new_traceparent()
+    r = subprocess.run([sys.executable, "-c", GRPC_CLIENT, f"127.0.0.1:{platform.grpc_port}", "xgb", traceparent],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    method = "inference.GRPCInferenceService/ModelInfer"
+    t = wait_trace(jaeger, trace_id, 4)
+    assert t.shape(client_span) == tree(
+        node("osprey-gateway", method,
+             node("xgb-predictor", method,
+                  node("xgb-predictor", "queue xgb"),
+                  node("xgb-predictor", "execute xgb")))), t.describe()
+    gateway = t.find("osprey-gateway", method)
+    assert gateway["tags"]["rpc.system"] == "grpc" and gateway["tags"]["rpc.method"] == "ModelInfer"
+    assert gateway["tags"]["rpc.grpc.status_code"] == 0, gateway["tags"]
+    assert gateway["tags"]["osprey.inferenceservice"] == "xgb"
+    replica = t.find("xgb-predictor", method)
+    assert replica["tags"]["rpc.service"] == "inference.GRPCInferenceService", replica["tags"]
 
 
 def test_a_cold_start_waits_in_the_activator_queue_span(platform, jaeger, services):

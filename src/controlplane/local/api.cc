@@ -907,7 +907,10 @@ HttpResponse ApiHandler::Write(const std::string& sent, const resources::KindInf
   // step of the watch hub: one change, one event. A new object's record
   // takes its creation time when first seen.
   ApiMetadata::Record next = record;
-  if (!current.has_value()) next = {.uid = ApiMetadata::NewUid()};
+  if (!current.has_value()) {
+    next = ApiMetadata::Record();
+    next.uid = ApiMetadata::NewUid();
+  }
   next.finalizers = finalizers;
   if (options.applied.has_value()) {
     next.managed = *options.applied;
