@@ -495,8 +495,9 @@ HttpResponse ApiHandler::Resource(const HttpRequest& req, const std::vector<std:
           name);
     if (req.method == "PATCH" && !name.empty()) return Patch(req, *k, ns, name, params, dry_run);
     if (writes)
-      return Write(req.body ? *req.body : std::string(), *k, ns.empty() ? "default" : ns, name,
-                   {.dry_run = dry_run, .manager = FieldManager(req, params)});
+      return Write(
+          req.body ? *req.body : std::string(), *k, ns.empty() ? "default" : ns, name,
+          {.dry_run = dry_run, .manager = FieldManager(req, params), .applied = std::nullopt});
     return KubeError(absl::UnimplementedError(StrCat(req.method, " is not allowed on ", target)), k,
                      name);
   }
@@ -586,7 +587,8 @@ HttpResponse ApiHandler::Patch(const HttpRequest& req, const resources::KindInfo
   if (!patched.ok() && std::string(patched.status().message()).starts_with("the patch is not"))
     return BadRequest(std::string(patched.status().message()), &k, name);
   if (!patched.ok()) return KubeError(patched.status(), &k, name);
-  return Write(*patched, k, ns, name, {.dry_run = dry_run, .manager = FieldManager(req, params)});
+  return Write(*patched, k, ns, name,
+               {.dry_run = dry_run, .manager = FieldManager(req, params), .applied = std::nullopt});
 }
 
 // A DELETE: refused when its preconditions do not hold; an object with
