@@ -381,7 +381,7 @@ def test_pods_and_logs(platform, kubectl, manifest):
     kubectl("delete", "isvc", name)
 
 
-def test_server_side_apply(platform, kubectl, manifest):
+def test_server_side_apply(platform, kubectl, manifest, tmp_path):
     """kubectl apply --server-side: the server merges the configuration and
     keeps who set which field (managedFields); a field another manager set
     is a conflict naming it, unless forced; a field the applier stops
@@ -461,6 +461,20 @@ def test_server_side_apply(platform, kubectl, manifest):
                    "name").stdout.split() == [f"inferenceservice.serving.kserve.io/{name}"]
     assert kubectl("get", "isvc", "-l", "team notin (a)", "-o", "name").stdout.strip() != \
         f"inferenceservice.serving.kserve.io/{name}"
+    kubectl("delete", "isvc", name)
+
+    # An object `osprey apply` made: its fields are "before-first-apply"'s.
+    made = tmp_path / "made.yaml"
+    made.write_text(base.replace("  predictor:\n", "  predictor:\n    maxReplicas: 2\n"))
+    platform.cli("apply", "-f", str(made))
+    r = kubectl("apply", "--server-side", "-f", "-",
+                input=base.replace("  predictor:\n", "  predictor:\n    maxReplicas: 4\n"),
+                check=False)
+    assert r.returncode == 1 and 'conflict with "before-first-apply"' in r.stderr, r.stderr
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
+            input=base.replace("  predictor:\n", "  predictor:\n    maxReplicas: 4\n"))
+    assert kubectl("get", "isvc", name, "-o",
+                   "jsonpath={.spec.predictor.maxReplicas}").stdout == "4"
     kubectl("delete", "isvc", name)
 
 

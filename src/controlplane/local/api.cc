@@ -556,6 +556,13 @@ HttpResponse ApiHandler::Patch(const HttpRequest& req, const resources::KindInfo
     ApiMetadata::Record record;
     if (current.has_value())
       record = meta_.Get(k.plural, k.cluster ? "" : ns, name, CreatedOf(current->json));
+    // An object no manager has written through this API (`osprey apply`):
+    // its fields are "before-first-apply"'s, as Kubernetes counts them, so an
+    // apply that changes one is a conflict unless forced.
+    if (current.has_value() && record.managed.empty())
+      if (auto existing = fields::FieldsOf(current->json); existing.ok() && !existing->empty())
+        record.managed.push_back({"before-first-apply", "Update",
+                                  StrCat(k.group, "/", k.version), RfcNow(), *existing});
     auto applied = fields::Apply(current.has_value() ? current->json : "", *config, record.managed,
                                  manager, force == "true" || force == "1" || force == "True",
                                  StrCat(k.group, "/", k.version), RfcNow());
