@@ -6,7 +6,7 @@ OSPREY := $(BUILD)/apps/osprey/osprey
 PY := .venv/bin/python
 PORT ?= 8080
 
-.PHONY: deps kube-deps jaeger-deps build build-release run test unit integration bench format clean
+.PHONY: deps kube-deps jaeger-deps build build-release run test unit integration fuzz fuzz-smoke bench format clean
 
 deps:
 	@scripts/deps.sh
@@ -37,7 +37,15 @@ unit: build kube-deps
 integration: build kube-deps jaeger-deps
 	@OSPREY_REQUIRE_KUBE=1 OSPREY_REQUIRE_JAEGER=1 OSPREY_BIN=$(OSPREY) tests/run_integration.sh $(if $(K),-k '$(K)')
 
-test: unit integration
+test: unit integration fuzz-smoke
+
+# libFuzzer on every parser of untrusted input (fuzz/; clang, ASan, UBSan):
+# FUZZ_SECONDS each (600); make test runs each for a short time-box.
+fuzz: deps
+	@OSPREY_FUZZ_SECONDS=$(or $(FUZZ_SECONDS),600) scripts/fuzz.sh
+
+fuzz-smoke: deps
+	@OSPREY_FUZZ_SECONDS=$(or $(FUZZ_SECONDS),15) scripts/fuzz.sh
 
 # The Kubernetes control plane the operator's tests start (scripts/k8s-testenv.sh).
 kube-deps: deps

@@ -26,6 +26,7 @@ APT_PACKAGES=(
   libtorch-dev python3-torch python3-torchvision libpugixml-dev libarchive-dev
   libyaml-cpp-dev libsqlite3-dev libcurl4-openssl-dev libssl-dev
   wrk nginx-light nghttp2-client prometheus curl libb64-0d clang-format
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

@@ -636,7 +636,7 @@ absl::StatusOr<ServiceEntry> ParseServiceEntry(const Value& doc) {
         if (port.kind != Value::Kind::kInt || port.i < 1 || port.i > 65535)
           return Error(&port, Field(Field(at, "ports"), name), "expected a port from 1 to 65535");
         if (std::none_of(se.ports.begin(), se.ports.end(),
-                         [&](const ServiceEntryPort& sp) { return sp.name == name; }))
+                         [&name = name](const ServiceEntryPort& sp) { return sp.name == name; }))
           return Error(&port, Field(Field(at, "ports"), name), "names no port of spec.ports");
         e.ports[name] = static_cast<int>(port.i);
       }

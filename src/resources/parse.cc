@@ -281,7 +281,8 @@ absl::Status ReadEnv(const Value& parent, std::string_view path, std::vector<Env
         return Error(from, fat,
                      "must have exactly one of fieldRef, resourceFieldRef, configMapKeyRef, "
                      "secretKeyRef");
-      const auto& [source, ref] = *from->map.begin();
+      const std::string& source = from->map.begin()->first;
+      const Value& ref = from->map.begin()->second;  // a reference a lambda can capture
       const std::string rat = Field(fat, source);
       OSPREY_RETURN_IF_ERROR(ExpectMap(ref, rat));
       auto required = [&](std::string_view key) -> absl::Status {

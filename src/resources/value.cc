@@ -4,11 +4,13 @@
 #include <cmath>
 #include <exception>
 #include <set>
+#include <sstream>
 
 #include "rapidjson/document.h"
 #include "rapidjson/error/en.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
+#include "yaml-cpp/eventhandler.h"
 #include "yaml-cpp/yaml.h"
 
 namespace osprey::resources::internal {
@@ -131,7 +133,7 @@ absl::Status FromYamlNode(const YAML::Node& node, int depth, int64_t* budget, Va
         Value v;
         OSPREY_RETURN_IF_ERROR(FromYamlNode(entry.second, depth + 1, budget, &v));
         if (v.line == 0) v.line = LineOf(key.Mark());
-        out->map.emplace_back(key.Scalar(), std::move(v));
+        out->map.push_back({key.Scalar(), std::move(v)});
       }
       return absl::OkStatus();
     }
@@ -188,7 +190,7 @@ absl::Status FromJsonValue(const rapidjson::Value& j, int depth, Value* out) {
         }
         Value v;
         OSPREY_RETURN_IF_ERROR(FromJsonValue(m.value, depth + 1, &v));
-        out->map.emplace_back(std::move(key), std::move(v));
+        out->map.push_back({std::move(key), std::move(v)});
       }
       break;
     }
@@ -231,6 +233,48 @@ void Write(const Value& v, rapidjson::Writer<rapidjson::StringBuffer>* w) {
       w->EndObject();
       return;
   }
+}
+
+// Counts the documents a parse of the stream goes through.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { last = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+  YAML::Mark last = YAML::Mark::null_mark();
+};
+
+// yaml-cpp (0.7) reads a stream whose next token is a stray ',' (a flow
+// entry outside [ ] and { }, which YAML does not allow) as an endless run of
+// empty documents, and its LoadAll never returns. A stream holds at most one
+// document per "---" or "..." marker, and one more: a parse that goes
+// through more is that, refused.
+absl::Status CheckDocumentsEnd(std::string_view text) {
+  size_t markers = 0;
+  for (size_t at = 0; (at = text.find("---", at)) != std::string_view::npos; at += 3) ++markers;
+  for (size_t at = 0; (at = text.find("...", at)) != std::string_view::npos; at += 3) ++markers;
+  std::istringstream in{std::string(text)};
+  YAML::Parser parser(in);
+  DocumentCounter counter;
+  for (size_t documents = 0; parser.HandleNextDocument(counter);)
+    if (++documents > markers + 1) {
+      if (counter.last.is_null())
+        return absl::InvalidArgumentError(
+            "invalid YAML: a ',' outside [ ] or { } (a flow entry where none can be)");
+      return absl::InvalidArgumentError(StrCat(
+          "invalid YAML at line ", counter.last.line + 1, ", column ", counter.last.column + 1,
+          ": a ',' outside [ ] or { } (a flow entry where none can be)"));
+    }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -286,6 +330,7 @@ absl::StatusOr<std::vector<Value>> ParseYamlDocuments(std::string_view text) {
   std::vector<Value> out;
   // yaml-cpp reports errors by throwing; nothing of it escapes this function.
   try {
+    OSPREY_RETURN_IF_ERROR(CheckDocumentsEnd(text));
     std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));
     out.reserve(docs.size());
     for (const YAML::Node& doc : docs) {

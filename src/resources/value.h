@@ -26,14 +26,20 @@ struct Value {
   int64_t i = 0;
   double d = 0;
   std::vector<Value> list;
-  std::vector<std::pair<std::string, Value>> map;  // keys in document order
-  int line = 0;                                    // 1-based; 0 when unknown (JSON)
+  struct Member;            // a key and its value (a pair of a type still incomplete here)
+  std::vector<Member> map;  // keys in document order
+  int line = 0;             // 1-based; 0 when unknown (JSON)
 
   bool is_null() const { return kind == Kind::kNull; }
   bool is_scalar() const { return kind != Kind::kList && kind != Kind::kMap && !is_null(); }
   // The entry of a map, or nullptr when absent or null (null means absent, as
   // in Kubernetes).
   const Value* Find(std::string_view key) const;
+};
+
+struct Value::Member {
+  std::string first;
+  Value second;
 };
 
 // Parses every document of a YAML stream ("---" separated). Empty documents

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "common/json_dom.h"
 #include "common/json_writer.h"
@@ -10,13 +11,39 @@
 namespace osprey::controlplane::fields {
 namespace {
 
+// A member name of any bytes (NUL included: FindMember(const char*) would
+// stop at one), for FindMember. No copy.
+rapidjson::Value KeyOf(const std::string& key) {
+  return rapidjson::Value(
+      rapidjson::StringRef(key.data(), static_cast<rapidjson::SizeType>(key.size())));
+}
+
 using rapidjson::Document;
 using rapidjson::Value;
+
+// The first key an object (at any depth) has twice, if any: a field path
+// must name one value.
+std::optional<std::string> DuplicateKey(const Value& v) {
+  if (v.IsObject()) {
+    std::set<std::string_view> seen;
+    for (const auto& m : v.GetObject()) {
+      const std::string_view key(m.name.GetString(), m.name.GetStringLength());
+      if (!seen.insert(key).second) return std::string(key);
+      if (auto inner = DuplicateKey(m.value)) return inner;
+    }
+  } else if (v.IsArray()) {
+    for (const auto& e : v.GetArray())
+      if (auto inner = DuplicateKey(e)) return inner;
+  }
+  return std::nullopt;
+}
 
 absl::Status ParseObject(std::string_view text, std::string_view what, Document* d) {
   d->Parse(text.data(), text.size());
   if (d->HasParseError() || !d->IsObject())
     return absl::InvalidArgumentError(StrCat(what, " is not a JSON object"));
+  if (auto key = DuplicateKey(*d))
+    return absl::InvalidArgumentError(StrCat(what, " has the field \"", *key, "\" twice"));
   return absl::OkStatus();
 }
 
@@ -58,7 +85,7 @@ const Value* At(const Value& root, const Path& path) {
   const Value* v = &root;
   for (const auto& key : path) {
     if (!v->IsObject()) return nullptr;
-    auto it = v->FindMember(rapidjson::StringRef(key.data(), key.size()));
+    auto it = v->FindMember(KeyOf(key));
     if (it == v->MemberEnd()) return nullptr;
     v = &it->value;
   }
@@ -103,7 +130,7 @@ void SetAt(Value& root, const Path& path, const Value& value, Document::Allocato
   Value* v = &root;
   for (size_t i = 0; i < path.size(); ++i) {
     if (!v->IsObject()) v->SetObject();
-    auto it = v->FindMember(rapidjson::StringRef(path[i].data(), path[i].size()));
+    auto it = v->FindMember(KeyOf(path[i]));
     if (it == v->MemberEnd()) {
       v->AddMember(Value(path[i].data(), static_cast<rapidjson::SizeType>(path[i].size()), a),
                    Value(rapidjson::kObjectType), a);
@@ -123,7 +150,7 @@ void RemoveAt(Value& root, const Path& path, const Managed& managed) {
   for (size_t i = 0; i + 1 < path.size(); ++i) {
     Value* v = chain.back();
     if (!v->IsObject()) return;
-    auto it = v->FindMember(rapidjson::StringRef(path[i].data(), path[i].size()));
+    auto it = v->FindMember(KeyOf(path[i]));
     if (it == v->MemberEnd()) return;
     chain.push_back(&it->value);
   }
@@ -131,7 +158,7 @@ void RemoveAt(Value& root, const Path& path, const Managed& managed) {
     Value* parent = chain[depth - 1];
     if (!parent->IsObject()) return;
     const std::string& key = path[depth - 1];
-    auto it = parent->FindMember(rapidjson::StringRef(key.data(), key.size()));
+    auto it = parent->FindMember(KeyOf(key));
     if (it == parent->MemberEnd()) return;
     if (depth < path.size()) {  // an ancestor: only when now empty and unowned
       const Path at(path.begin(), path.begin() + static_cast<std::ptrdiff_t>(depth));

@@ -29,6 +29,15 @@ TEST(FieldManagerTest, FieldsAreLeavesOfSpecAndMetadataLabelsAnnotationsFinalize
               {"spec", "p", "m", "uri"},   {"spec", "p", "list"},       {"spec", "n"}};
   EXPECT_EQ(*set, want);
   EXPECT_FALSE(FieldsOf("[1]").ok());
+  // A field named twice names no one value (a fuzzer's find: it was read as
+  // both a leaf and an object).
+  EXPECT_FALSE(FieldsOf(R"({"spec":{"a":1,"a":{"b":2}}})").ok());
+  EXPECT_FALSE(
+      Apply(R"({"spec":{}})", R"({"spec":{"a":1,"a":{"b":2}}})", {}, "m", false, "v", "t").ok());
+  // A field name with a NUL byte is a name like any other (another find).
+  auto nul = Apply(R"({"spec":{"a":1}})", R"({"spec":{"x\u0000y":2}})", {}, "m", false, "v", "t");
+  ASSERT_TRUE(nul.ok()) << nul.status();
+  EXPECT_NE(nul->object.find(R"("x\u0000y":2)"), std::string::npos) << nul->object;
   EXPECT_EQ(PathString({"spec", "predictor", "minReplicas"}), ".spec.predictor.minReplicas");
 }
 

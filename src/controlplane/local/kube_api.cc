@@ -666,6 +666,13 @@ std::string WithoutServerOwned(rapidjson::Document& t) {
   return json::ToText(t);
 }
 
+// A member name of any bytes (NUL included: FindMember(const char*) would
+// stop at one), for FindMember. No copy.
+rapidjson::Value KeyOf(const std::string& key) {
+  return rapidjson::Value(
+      rapidjson::StringRef(key.data(), static_cast<rapidjson::SizeType>(key.size())));
+}
+
 // A JSON pointer (RFC 6901) as its reference tokens.
 absl::StatusOr<std::vector<std::string>> PointerTokens(std::string_view pointer) {
   std::vector<std::string> out;
@@ -710,7 +717,7 @@ rapidjson::Value* Resolve(rapidjson::Value& root, const std::vector<std::string>
   for (size_t i = 0; i < count; ++i) {
     const std::string& t = tokens[i];
     if (v->IsObject()) {
-      auto it = v->FindMember(rapidjson::StringRef(t.data(), t.size()));
+      auto it = v->FindMember(KeyOf(t));
       if (it == v->MemberEnd()) return nullptr;
       v = &it->value;
     } else if (v->IsArray()) {
@@ -735,7 +742,7 @@ absl::Status AddAt(rapidjson::Document& doc, const std::vector<std::string>& pat
   const std::string& last = path.back();
   auto& a = doc.GetAllocator();
   if (parent != nullptr && parent->IsObject()) {
-    auto it = parent->FindMember(rapidjson::StringRef(last.data(), last.size()));
+    auto it = parent->FindMember(KeyOf(last));
     if (it != parent->MemberEnd())
       it->value = value;
     else
@@ -764,7 +771,7 @@ absl::Status RemoveAt(rapidjson::Document& doc, const std::vector<std::string>& 
   rapidjson::Value* parent = path.empty() ? nullptr : Resolve(doc, path, path.size() - 1);
   const std::string& last = path.empty() ? std::string() : path.back();
   if (parent != nullptr && parent->IsObject()) {
-    auto it = parent->FindMember(rapidjson::StringRef(last.data(), last.size()));
+    auto it = parent->FindMember(KeyOf(last));
     if (it != parent->MemberEnd()) {
       if (out != nullptr) out->Swap(it->value);
       parent->EraseMember(it);
