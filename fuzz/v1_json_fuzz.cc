@@ -11,7 +11,10 @@ namespace {
 osprey::ModelMetadata Numeric() {
   osprey::ModelMetadata md;
   md.name = "m";
-  md.inputs.push_back({"input-0", osprey::DataType::kFp32, {-1, 4}});
+  osprey::TensorSpec input;
+  input.name = "input-0";
+  input.shape = {-1, 4};
+  md.inputs.push_back(input);
   md.feature_names = {"a", "b", "c", "d"};
   return md;
 }
@@ -19,7 +22,11 @@ osprey::ModelMetadata Numeric() {
 osprey::ModelMetadata Strings() {
   osprey::ModelMetadata md;
   md.name = "m";
-  md.inputs.push_back({"input-0", osprey::DataType::kBytes, {-1, 2}});
+  osprey::TensorSpec input;
+  input.name = "input-0";
+  input.datatype = osprey::DataType::kBytes;
+  input.shape = {-1, 2};
+  md.inputs.push_back(input);
   return md;
 }
 

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "common/json_numbers.h"
+
 namespace osprey::gateway {
 namespace {
 
@@ -556,6 +558,9 @@ bool ParseGraphJson(std::string_view json, rapidjson::Document* d) {
       --depth;
     }
   }
+  // Numbers RapidJSON's full-precision parser misreads, written as what they denote.
+  const std::optional<std::string> safe = SafeJsonNumbers(json);
+  if (safe.has_value()) json = *safe;
   d->Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(json.data(),
                                                                                 json.size());
   return !d->HasParseError();

@@ -1,7 +1,8 @@
 #include "protocol/json_util.h"
 
-#include "common/strings.h"
+#include "common/json_numbers.h"
 #include "common/json_writer.h"
+#include "common/strings.h"
 #include "rapidjson/error/en.h"
 
 namespace osprey {
@@ -9,6 +10,10 @@ namespace osprey {
 absl::Status ParseJson(std::string_view json, rapidjson::Document* doc) {
   constexpr unsigned kFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseNanAndInfFlag |
                               rapidjson::kParseIterativeFlag;
+  // Numbers RapidJSON's full-precision parser misreads (and may crash on),
+  // written as what they denote (common/json_numbers.h).
+  const std::optional<std::string> safe = SafeJsonNumbers(json);
+  if (safe.has_value()) json = *safe;
   doc->Parse<kFlags>(json.data(), json.size());
   if (doc->HasParseError())
     return absl::InvalidArgumentError(StrCat("invalid JSON at offset ", doc->GetErrorOffset(), ": ",

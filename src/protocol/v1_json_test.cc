@@ -36,6 +36,22 @@ TEST(V1DecodeTest, ListRows) {
 
 // Instances of a model with [batch, c, h, w] inputs keep their nesting; a
 // flat instance of the same count stays [batch, width].
+// A number far below the smallest double is the zero it denotes; RapidJSON's
+// full-precision parser crashed on it (a fuzzer's find: one request could
+// take a server down) or read garbage (common/json_numbers.h).
+TEST(V1DecodeTest, NumbersBelowEveryDoubleAreZero) {
+  const std::string tiny = "0." + std::string(600, '0') + "12007528410411896";
+  auto req = DecodeV1PredictRequest("{\"instances\":[[" + tiny + ",1.2345678901234567e-330,-0." +
+                                        std::string(340, '0') + ",6.8]]}",
+                                    IrisMetadata());
+  ASSERT_TRUE(req.ok()) << req.status();
+  const auto v = Floats(req->inputs[0]);
+  EXPECT_EQ(v[0], 0.0f);
+  EXPECT_EQ(v[1], 0.0f);
+  EXPECT_EQ(v[2], 0.0f);
+  EXPECT_EQ(v[3], 6.8f);
+}
+
 TEST(V1DecodeTest, NestedInstancesKeepTheirShape) {
   ModelMetadata md;
   md.name = "img";

@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "common/json_dom.h"
+#include "common/json_numbers.h"
 #include "rapidjson/document.h"
 #include "rapidjson/error/en.h"
 #include "rapidjson/stringbuffer.h"
@@ -399,6 +400,9 @@ absl::StatusOr<std::string> YamlToJson(std::string_view yaml) {
 absl::StatusOr<std::string> JsonToYaml(std::string_view json) {
   rapidjson::Document doc;
   constexpr unsigned kFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag;
+  // Numbers RapidJSON's full-precision parser misreads, written as what they denote.
+  const std::optional<std::string> safe = SafeJsonNumbers(json);
+  if (safe.has_value()) json = *safe;
   doc.Parse<kFlags>(json.data(), json.size());
   if (doc.HasParseError()) {
     return absl::InvalidArgumentError(StrCat("invalid JSON at offset ", doc.GetErrorOffset(), ": ",

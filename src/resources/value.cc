@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/json_numbers.h"
 #include "rapidjson/document.h"
 #include "rapidjson/error/en.h"
 #include "rapidjson/stringbuffer.h"
@@ -352,6 +353,9 @@ absl::StatusOr<std::vector<Value>> ParseYamlDocuments(std::string_view text) {
 absl::StatusOr<Value> ParseJsonValue(std::string_view text) {
   rapidjson::Document doc;
   constexpr unsigned kFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag;
+  // Numbers RapidJSON's full-precision parser misreads, written as what they denote.
+  const std::optional<std::string> safe = SafeJsonNumbers(text);
+  if (safe.has_value()) text = *safe;
   doc.Parse<kFlags>(text.data(), text.size());
   if (doc.HasParseError()) {
     return absl::InvalidArgumentError(StrCat("invalid JSON at offset ", doc.GetErrorOffset(), ": ",
