@@ -1001,25 +1001,27 @@ void WriteSchemas(JsonWriter& w, const std::function<bool(const KindInfo&)>& wan
   w.EndObject();
 }
 
-}  // namespace
-
-std::string OpenApiV2Json() {
-  std::string out;
-  JsonWriter w(&out);
+// An OpenAPI document's start: its version field and its info.
+void OpenApiHead(JsonWriter& w, std::string_view field, std::string_view version) {
   w.BeginObject()
-      .Key("swagger")
-      .String("2.0")
+      .Key(field)
+      .String(version)
       .Key("info")
       .BeginObject()
       .Key("title")
       .String("Osprey")
       .Key("version")
       .String("v1.34.0+osprey")
-      .EndObject()
-      .Key("paths")
-      .BeginObject()
-      .EndObject()
-      .Key("definitions");
+      .EndObject();
+}
+
+}  // namespace
+
+std::string OpenApiV2Json() {
+  std::string out;
+  JsonWriter w(&out);
+  OpenApiHead(w, "swagger", "2.0");
+  w.Key("paths").BeginObject().EndObject().Key("definitions");
   WriteSchemas(w, [](const KindInfo&) { return true; });
   w.EndObject();
   // Version 2 documents refer to their definitions.
@@ -1033,16 +1035,7 @@ absl::StatusOr<std::string> OpenApiGroupVersionJson(std::string_view group,
                                                     std::string_view version) {
   std::string out;
   JsonWriter w(&out);
-  w.BeginObject()
-      .Key("openapi")
-      .String("3.0.0")
-      .Key("info")
-      .BeginObject()
-      .Key("title")
-      .String("Osprey")
-      .Key("version")
-      .String("v1.34.0+osprey")
-      .EndObject();
+  OpenApiHead(w, "openapi", "3.0.0");
   w.Key("paths").BeginObject();
   bool any = false;
   for (const auto& k : resources::Kinds()) {
