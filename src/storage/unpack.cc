@@ -15,6 +15,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// libarchive's message for its last error; it has none for some failures
+// (a null that would crash a message built from it: a fuzzer's find).
+const char* ErrorOf(struct archive* a) {
+  const char* message = archive_error_string(a);
+  return message != nullptr ? message : "unreadable archive data";
+}
+
 using ArchiveReader = std::unique_ptr<archive, int (*)(archive*)>;
 
 bool EndsWithNoCase(std::string_view s, std::string_view suffix) {
@@ -97,9 +104,8 @@ absl::Status UnpackArchive(const fs::path& archive_path, const fs::path& dest_di
   archive_read_support_format_gnutar(in.get());
   archive_read_support_format_zip(in.get());
   if (archive_read_open_filename(in.get(), archive_path.c_str(), 1 << 16) != ARCHIVE_OK)
-    return absl::InvalidArgumentError(StrCat("cannot open archive ",
-                                             archive_path.filename().string(), ": ",
-                                             archive_error_string(in.get())));
+    return absl::InvalidArgumentError(
+        StrCat("cannot open archive ", archive_path.filename().string(), ": ", ErrorOf(in.get())));
   ArchiveReader out(archive_write_disk_new(), archive_write_free);
   archive_write_disk_set_options(out.get(), ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
                                                 ARCHIVE_EXTRACT_SECURE_NODOTDOT);
@@ -147,7 +153,7 @@ absl::Status UnpackArchive(const fs::path& archive_path, const fs::path& dest_di
     if (archive_write_header(out.get(), entry) < ARCHIVE_WARN)
       return absl::InvalidArgumentError(StrCat("archive ", archive_path.filename().string(),
                                                ": cannot extract '", name,
-                                               "': ", archive_error_string(out.get())));
+                                               "': ", ErrorOf(out.get())));
     // Whatever the header says of the size (a streamed zip entry may not know it).
     if (type == AE_IFREG && hardlink == nullptr) {
       const void* buf;
@@ -157,25 +163,23 @@ absl::Status UnpackArchive(const fs::path& archive_path, const fs::path& dest_di
       while ((r = archive_read_data_block(in.get(), &buf, &size, &offset)) == ARCHIVE_OK) {
         if (archive_write_data_block(out.get(), buf, size, offset) < ARCHIVE_WARN)
           return absl::InternalError(StrCat("archive ", archive_path.filename().string(),
-                                            ": cannot write '", name,
-                                            "': ", archive_error_string(out.get())));
+                                            ": cannot write '", name, "': ", ErrorOf(out.get())));
       }
       if (r != ARCHIVE_EOF)
         return absl::InvalidArgumentError(StrCat("archive ", archive_path.filename().string(),
                                                  ": corrupt entry '", name,
-                                                 "': ", archive_error_string(in.get())));
+                                                 "': ", ErrorOf(in.get())));
     }
     if (archive_write_finish_entry(out.get()) < ARCHIVE_WARN)
       return absl::InternalError(StrCat("archive ", archive_path.filename().string(),
-                                        ": cannot finish '", name,
-                                        "': ", archive_error_string(out.get())));
+                                        ": cannot finish '", name, "': ", ErrorOf(out.get())));
   }
   if (rc != ARCHIVE_EOF)
-    return absl::InvalidArgumentError(StrCat("corrupt archive ", archive_path.filename().string(),
-                                             ": ", archive_error_string(in.get())));
+    return absl::InvalidArgumentError(
+        StrCat("corrupt archive ", archive_path.filename().string(), ": ", ErrorOf(in.get())));
   if (archive_write_close(out.get()) < ARCHIVE_WARN)
-    return absl::InternalError(StrCat("archive ", archive_path.filename().string(), ": ",
-                                      archive_error_string(out.get())));
+    return absl::InternalError(
+        StrCat("archive ", archive_path.filename().string(), ": ", ErrorOf(out.get())));
   return CheckSymlinks(archive_path, root);
 }
 
