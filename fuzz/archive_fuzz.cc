@@ -20,9 +20,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fs::create_directories(p);
     return p;
   }();
-  const fs::path archive = root / "model.tar", dest = root / "dest", sibling = root / "sibling";
-  fs::remove_all(dest);
-  fs::remove_all(sibling);
+  // The destination a few levels down: an entry climbing out by "../../x"
+  // lands inside the fuzzer's root, where the walk below sees it.
+  const fs::path archive = root / "model.tar", dest = root / "a" / "b" / "dest",
+                 sibling = root / "a" / "b" / "sibling";
+  fs::remove_all(root / "a");
+  for (const auto& e : fs::directory_iterator(root))
+    if (e.path().filename() != "model.tar") fs::remove_all(e.path());
   fs::create_directories(dest);
   fs::create_directories(sibling);
   {
@@ -30,12 +34,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   }
   (void)osprey::storage::UnpackArchive(archive, dest);
-  // Nothing outside the destination: the sibling stays empty, the root
-  // holds only what the fuzzer made.
-  if (!fs::is_empty(sibling)) std::abort();
-  for (const auto& e : fs::directory_iterator(root)) {
-    const std::string name = e.path().filename().string();
-    if (name != "model.tar" && name != "dest" && name != "sibling") std::abort();
+  // Nothing outside the destination: the fuzzer's root holds only what the
+  // fuzzer made and what lies under the destination.
+  const std::string inside = dest.string() + "/";
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
+       ++it) {
+    const fs::path& p = it->path();
+    if (p == archive || p == root / "a" || p == root / "a" / "b" || p == sibling || p == dest)
+      continue;
+    if (!p.string().starts_with(inside)) std::abort();
+    if (it->is_symlink()) it.disable_recursion_pending();
   }
   return 0;
 }

@@ -8,6 +8,16 @@
 #include "common/strings.h"
 
 namespace osprey {
+namespace {
+
+// libarchive's message for its last error; it has none for some failures
+// (a null a message must not be built from: the unpacker crashed on one).
+const char* ErrorOf(archive* a) {
+  const char* message = archive_error_string(a);
+  return message != nullptr ? message : "unreadable archive data";
+}
+
+}  // namespace
 
 absl::StatusOr<std::string> ReadArchiveMember(const std::filesystem::path& path,
                                               std::string_view name, size_t max_bytes) {
@@ -16,7 +26,7 @@ absl::StatusOr<std::string> ReadArchiveMember(const std::filesystem::path& path,
   archive_read_support_format_all(a.get());
   if (archive_read_open_filename(a.get(), path.c_str(), 1 << 16) != ARCHIVE_OK)
     return absl::InvalidArgumentError(
-        StrCat("cannot open archive ", path.string(), ": ", archive_error_string(a.get())));
+        StrCat("cannot open archive ", path.string(), ": ", ErrorOf(a.get())));
   archive_entry* entry = nullptr;
   int rc;
   while ((rc = archive_read_next_header(a.get(), &entry)) == ARCHIVE_OK) {
@@ -34,13 +44,13 @@ absl::StatusOr<std::string> ReadArchiveMember(const std::filesystem::path& path,
       out.append(buf, static_cast<size_t>(n));
     }
     if (n < 0)
-      return absl::InvalidArgumentError(StrCat("cannot read ", name, " from ", path.string(), ": ",
-                                               archive_error_string(a.get())));
+      return absl::InvalidArgumentError(
+          StrCat("cannot read ", name, " from ", path.string(), ": ", ErrorOf(a.get())));
     return out;
   }
   if (rc != ARCHIVE_EOF)
     return absl::InvalidArgumentError(
-        StrCat("corrupt archive ", path.string(), ": ", archive_error_string(a.get())));
+        StrCat("corrupt archive ", path.string(), ": ", ErrorOf(a.get())));
   return absl::NotFoundError(StrCat(path.filename().string(), " has no member ", name));
 }
 

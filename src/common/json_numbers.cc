@@ -9,8 +9,10 @@ namespace osprey {
 namespace {
 
 constexpr size_t kMaxDigits = 250;
-// The parser reads a first significant digit at 10^-300 right, not far below.
+// The parser reads a first significant digit at 10^-300 right, not far
+// below; nor past the largest double (5e308 came back as -8.7e-309).
 constexpr int64_t kMinFirstDigit = -300;
+constexpr int64_t kMaxFirstDigit = 307;
 
 bool Digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -73,18 +75,23 @@ std::optional<std::string> SafeJsonNumbers(std::string_view s) {
                                s.begin();
       first = -static_cast<int64_t>(frac_lead - frac_begin) - 1 + exponent;
     }
-    if (digits <= kMaxDigits && first >= kMinFirstDigit) continue;
-    if (int_end == int_begin) continue;  // not a number JSON allows: the parser says so
+    if (digits <= kMaxDigits && first >= kMinFirstDigit && first <= kMaxFirstDigit) continue;
+    // Only what JSON allows is rewritten (a leading zero before digits, a
+    // point or exponent without digits: left for the parser to refuse).
+    const bool frac_ok = frac_begin == int_end || frac_end > frac_begin;
+    const bool exp_ok = j == frac_end || Digit(s[j - 1]);
+    if (int_end == int_begin || (s[int_begin] == '0' && int_end - int_begin > 1) || !frac_ok ||
+        !exp_ok)
+      continue;
     double value = 0;
     const std::string_view token = s.substr(start, j - start);
     const auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), value);
     if (end != token.data() + token.size()) continue;  // malformed: left to the parser
     std::string written;
-    if (ec == std::errc::result_out_of_range) {
-      if (first > 0) continue;  // beyond the largest double: the parser refuses it
-      value = 0;
-    }
-    if (value == 0) {
+    if (ec == std::errc::result_out_of_range && first > 0) {
+      // Beyond the largest double: a form the parser refuses (too big).
+      written = c == '-' ? "-1e999" : "1e999";
+    } else if (ec == std::errc::result_out_of_range || value == 0) {
       written = c == '-' ? "-0.0" : "0.0";
     } else {
       char buf[64];

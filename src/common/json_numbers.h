@@ -17,9 +17,11 @@ namespace osprey {
 
 // nullopt when no number needs it (the common case: one pass, no copy).
 // A number needs it when it has more than 250 digits or its first
-// significant digit lies below 10^-300; it becomes 0.0 (-0.0) when it is
-// below every double, else the double's shortest form ("1e-321"). Bytes
-// inside strings are not numbers.
+// significant digit lies below 10^-300 or above 10^307; it becomes 0.0
+// (-0.0) when it is below every double, 1e999 (which the parser refuses as
+// too big) when it is above, else the double's shortest form ("1e-321").
+// Bytes inside strings are not numbers; a number JSON does not allow is
+// left as it is, for the parser to refuse.
 std::optional<std::string> SafeJsonNumbers(std::string_view json);
 
 }  // namespace osprey

@@ -19,7 +19,7 @@ double ParseFull(const std::string& text) {
 
 TEST(SafeJsonNumbers, OrdinaryTextIsLeftAlone) {
   for (const char* text : {R"({"instances":[[6.8,2.8,4.8,1.4]],"x":-1e-300,"y":0.000001})",
-                           R"(["0.000000000000000000000000000001", 1e308, -0])", "", "[]"})
+                           R"(["0.000000000000000000000000000001", 1e307, -0])", "", "[]"})
     EXPECT_FALSE(SafeJsonNumbers(text).has_value()) << text;
 }
 
@@ -35,7 +35,10 @@ TEST(SafeJsonNumbers, NumbersBelowEveryDoubleBecomeWhatTheyDenote) {
       {"{\"a\":\"0." + Zeros(400) + "1\",\"b\":0." + Zeros(400) + "1}",
        "{\"a\":\"0." + Zeros(400) + "1\",\"b\":0.0}"},
       {"[1" + Zeros(300) + "]", "[1e+300]"},
-      {"[1" + Zeros(400) + "]", "[1" + Zeros(400) + "]"},  // too big: the parser refuses it
+      {"[1" + Zeros(400) + "]", "[1e999]"},  // too big: the parser refuses it
+      {"[5e308,-10e308,1.5e308]", "[1e999,-1e999,1.5e+308]"},
+      {"[1.0000000000e-2147483639]", "[0.0]"},  // its exponent overflowed the parser's int
+      {"[01e-400,1.e-400,1e-]", "[01e-400,1.e-400,1e-]"},  // not JSON: left to be refused
   };
   for (const Case& c : cases) {
     auto got = SafeJsonNumbers(c.in);
@@ -48,6 +51,9 @@ TEST(SafeJsonNumbers, NumbersBelowEveryDoubleBecomeWhatTheyDenote) {
   EXPECT_EQ(ParseFull(*SafeJsonNumbers("1.2345678901234567e-330")), 0.0);
   EXPECT_EQ(ParseFull(*SafeJsonNumbers("0." + Zeros(320) + "1")), 1e-321);
   EXPECT_EQ(ParseFull(*SafeJsonNumbers("0.0000000001" + Zeros(300))), 1e-10);
+  rapidjson::Document d;
+  d.Parse(SafeJsonNumbers("[5e308]")->c_str());
+  EXPECT_TRUE(d.HasParseError());  // refused as too big, not misread
 }
 
 }  // namespace

@@ -317,7 +317,9 @@ std::vector<RevisionPool::Expired> RevisionPool::Expire(Clock::time_point now,
         waiting_.front().request->cold_start = true;
         waiting_.front().request->cold_start_since = e.request->cold_start_since;
       } else {
+        // Nobody waits for it now: the next request held starts its own.
         cold_start_held_ = false;
+        cold_start_began_ = {};
       }
     }
   if (ready != nullptr && routed_ && !waiting_.empty() &&

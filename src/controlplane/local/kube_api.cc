@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/json_dom.h"
+#include "common/json_numbers.h"
 #include "common/json_writer.h"
 #include "common/strings.h"
 #include "resources/printer.h"
@@ -797,6 +798,9 @@ absl::Status ParsePatch(std::string_view target, std::string_view patch, rapidjs
                         rapidjson::Document* p) {
   if (t->Parse(target.data(), target.size()).HasParseError() || !t->IsObject())
     return absl::InternalError("the stored object is not a JSON object");
+  // A client's numbers RapidJSON would misread (common/json_numbers.h).
+  const std::optional<std::string> safe = SafeJsonNumbers(patch);
+  if (safe.has_value()) patch = *safe;
   if (p->Parse(patch.data(), patch.size()).HasParseError())
     return absl::InvalidArgumentError("the patch is not JSON");
   return absl::OkStatus();
@@ -1103,6 +1107,8 @@ absl::StatusOr<std::string> OpenApiGroupVersionJson(std::string_view group,
 
 BodyMeta ReadBodyMeta(std::string_view body) {
   BodyMeta out;
+  const std::optional<std::string> safe = SafeJsonNumbers(body);
+  if (safe.has_value()) body = *safe;
   rapidjson::Document d;
   if (d.Parse(body.data(), body.size()).HasParseError() || !d.IsObject()) return out;
   auto meta = d.FindMember("metadata");
@@ -1144,6 +1150,8 @@ uint64_t TailOffset(const std::string& path, int n) {
 
 DeleteOptions ReadDeleteOptions(std::string_view body) {
   DeleteOptions out;
+  const std::optional<std::string> safe = SafeJsonNumbers(body);
+  if (safe.has_value()) body = *safe;
   rapidjson::Document d;
   if (d.Parse(body.data(), body.size()).HasParseError() || !d.IsObject()) return out;
   if (auto it = d.FindMember("dryRun"); it != d.MemberEnd() && it->value.IsArray())

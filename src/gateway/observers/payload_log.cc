@@ -423,7 +423,9 @@ void PayloadLogObserver::Enqueue(std::vector<PayloadEvent> events) {
     }
   }
   if (dropped) dropped_.fetch_add(dropped, std::memory_order_relaxed);
-  if (wake) cv_.notify_one();
+  // Every sender: one lingering on another sink's batch waits on the same
+  // condition and would take a single wake-up for itself.
+  if (wake) cv_.notify_all();
 }
 
 std::map<std::string, PayloadLogObserver::Sink>::iterator PayloadLogObserver::NextReadyLocked(
@@ -557,6 +559,9 @@ void PayloadLogObserver::Attempt(const std::vector<PayloadEvent*>& pending, Http
       request.headers.emplace_back("Content-Type", "");
     auto r = client.Send(request);
     if (r.ok()) (*statuses)[i] = r->status;
+    // A sink that does not answer is not asked again now: the rest wait
+    // out its backoff (not a timeout each).
+    if (!r.ok()) break;
   }
 }
 
