@@ -12,6 +12,7 @@
 
 #include "common/json_dom.h"
 #include "common/logging.h"
+#include "common/rfc3339.h"
 #include "controlplane/knative.h"
 #include "controlplane/observe.h"
 #include "controlplane/views.h"
@@ -42,14 +43,7 @@ constexpr char kKnativeServiceLabel[] = "serving.knative.dev/service";
 // (InferenceServices' are "{ns}/{name}").
 constexpr char kKnativeKey[] = "knative/";
 
-std::string Now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string Now() { return Rfc3339Now(); }
 
 std::string Hex(size_t h) {
   char buf[20];

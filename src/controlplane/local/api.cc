@@ -13,6 +13,7 @@
 #include "common/json_dom.h"
 #include "common/json_writer.h"
 #include "common/prometheus.h"
+#include "common/rfc3339.h"
 #include "controlplane/local/kube_api.h"
 #include "net/status.h"
 #include "resources/kinds.h"
@@ -86,15 +87,6 @@ std::string FieldManager(const HttpRequest& req, std::map<std::string, std::stri
   std::string_view agent = FindHeader(req.headers, "User-Agent");
   agent = agent.substr(0, std::min(agent.find('/'), size_t{128}));
   return agent.empty() ? "unknown" : std::string(agent);
-}
-
-std::string RfcNow() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 // An object's metadata.creationTimestamp and metadata.finalizers.
@@ -561,11 +553,11 @@ HttpResponse ApiHandler::Patch(const HttpRequest& req, const resources::KindInfo
     // apply that changes one is a conflict unless forced.
     if (current.has_value() && record.managed.empty())
       if (auto existing = fields::FieldsOf(current->json); existing.ok() && !existing->empty())
-        record.managed.push_back({"before-first-apply", "Update",
-                                  StrCat(k.group, "/", k.version), RfcNow(), *existing});
+        record.managed.push_back({"before-first-apply", "Update", StrCat(k.group, "/", k.version),
+                                  Rfc3339Now(), *existing});
     auto applied = fields::Apply(current.has_value() ? current->json : "", *config, record.managed,
                                  manager, force == "true" || force == "1" || force == "True",
-                                 StrCat(k.group, "/", k.version), RfcNow());
+                                 StrCat(k.group, "/", k.version), Rfc3339Now());
     if (!applied.ok()) return KubeError(applied.status(), &k, name);
     if (!applied->conflicts.empty()) {
       std::vector<kube_api::StatusCause> causes;
@@ -641,7 +633,7 @@ HttpResponse ApiHandler::Delete(const HttpRequest& req, const resources::KindInf
   if (!record.finalizers.empty()) {
     if (dry_run) return Json(std::move(current->json));
     if (record.deletion_timestamp.empty()) {
-      record.deletion_timestamp = RfcNow();
+      record.deletion_timestamp = Rfc3339Now();
       if (auto st = meta_.Put(k.plural, obj_ns, name, record); !st.ok())
         return KubeError(st, &k, name);
     }
@@ -925,7 +917,7 @@ HttpResponse ApiHandler::Write(const std::string& sent, const resources::KindInf
     next.managed = *options.applied;
   } else if (auto managed =
                  fields::Update(current.has_value() ? current->json : "", as_json, next.managed,
-                                options.manager, StrCat(k.group, "/", k.version), RfcNow());
+                                options.manager, StrCat(k.group, "/", k.version), Rfc3339Now());
              managed.ok()) {
     next.managed = *std::move(managed);
   }

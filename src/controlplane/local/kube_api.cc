@@ -153,6 +153,25 @@ std::optional<std::pair<std::string, int>> PodReplica(std::string_view pod) {
   return std::make_pair(std::string(pod.substr(0, at)), i);
 }
 
+namespace {
+
+// A core v1 object's start: apiVersion, kind, and metadata with its name,
+// namespace and creationTimestamp, left open for more.
+void CoreObjectHead(JsonWriter& w, std::string_view kind, const ObjectView& v,
+                    std::string_view created) {
+  w.BeginObject().Key("apiVersion").String("v1").Key("kind").String(kind);
+  w.Key("metadata")
+      .BeginObject()
+      .Key("name")
+      .String(v.name)
+      .Key("namespace")
+      .String(v.ns)
+      .Key("creationTimestamp")
+      .String(created);
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<ObjectView>> CorePods(std::string_view revisions_json) {
   rapidjson::Document d;
   if (d.Parse(revisions_json.data(), revisions_json.size()).HasParseError() || !d.IsObject() ||
@@ -186,15 +205,7 @@ absl::StatusOr<std::vector<ObjectView>> CorePods(std::string_view revisions_json
       v.labels = labels;
       v.fields = {{"status.phase", phase}, {"spec.nodeName", "osprey"}};
       JsonWriter w(&v.json);
-      w.BeginObject().Key("apiVersion").String("v1").Key("kind").String("Pod");
-      w.Key("metadata")
-          .BeginObject()
-          .Key("name")
-          .String(v.name)
-          .Key("namespace")
-          .String(ns)
-          .Key("creationTimestamp")
-          .String(created);
+      CoreObjectHead(w, "Pod", v, created);
       w.Key("labels").BeginObject();
       for (const auto& [k, value] : labels) w.Key(k).String(value);
       w.EndObject().EndObject();
@@ -294,16 +305,8 @@ absl::StatusOr<std::vector<ObjectView>> CoreEvents(std::string_view osprey_event
                 {"type", json::GetString(e, "type")},
                 {"source", "osprey"}};
     JsonWriter w(&v.json);
-    w.BeginObject().Key("apiVersion").String("v1").Key("kind").String("Event");
-    w.Key("metadata")
-        .BeginObject()
-        .Key("name")
-        .String(v.name)
-        .Key("namespace")
-        .String(v.ns)
-        .Key("creationTimestamp")
-        .String(time)
-        .EndObject();
+    CoreObjectHead(w, "Event", v, time);
+    w.EndObject();
     w.Key("involvedObject")
         .BeginObject()
         .Key("apiVersion")

@@ -7,20 +7,14 @@
 #include <iterator>
 
 #include "common/json_dom.h"
+#include "common/rfc3339.h"
 #include "controlplane/local/controller_impl.h"
 
 namespace osprey::controlplane {
 namespace fs = std::filesystem;
 using namespace osprey::json;
 
-std::string Now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string Now() { return Rfc3339Now(); }
 
 void WriteConditions(Writer& w, const std::vector<Condition>& conditions) {
   Key(w, "conditions");
