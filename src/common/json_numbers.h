@@ -15,6 +15,8 @@
 
 namespace osprey {
 
+// ParseSafely below is how callers use it.
+//
 // nullopt when no number needs it (the common case: one pass, no copy).
 // A number needs it when it has more than 250 digits or its first
 // significant digit lies below 10^-300 or above 10^307; it becomes 0.0
@@ -23,5 +25,15 @@ namespace osprey {
 // Bytes inside strings are not numbers; a number JSON does not allow is
 // left as it is, for the parser to refuse.
 std::optional<std::string> SafeJsonNumbers(std::string_view json);
+
+// doc.Parse<kFlags>(json) (a RapidJSON document; this header does not
+// include RapidJSON) with its numbers made safe first. Returns `doc`.
+template <unsigned kFlags, typename Document>
+Document& ParseSafely(Document& doc, std::string_view json) {
+  const std::optional<std::string> safe = SafeJsonNumbers(json);
+  if (safe.has_value()) json = *safe;
+  doc.template Parse<kFlags>(json.data(), json.size());
+  return doc;
+}
 
 }  // namespace osprey

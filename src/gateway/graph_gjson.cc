@@ -558,11 +558,7 @@ bool ParseGraphJson(std::string_view json, rapidjson::Document* d) {
       --depth;
     }
   }
-  // Numbers RapidJSON's full-precision parser misreads, written as what they denote.
-  const std::optional<std::string> safe = SafeJsonNumbers(json);
-  if (safe.has_value()) json = *safe;
-  d->Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(json.data(),
-                                                                                json.size());
+  ParseSafely<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(*d, json);
   return !d->HasParseError();
 }
 

@@ -11,10 +11,8 @@ absl::Status ParseJson(std::string_view json, rapidjson::Document* doc) {
   constexpr unsigned kFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseNanAndInfFlag |
                               rapidjson::kParseIterativeFlag;
   // Numbers RapidJSON's full-precision parser misreads (and may crash on),
-  // written as what they denote (common/json_numbers.h).
-  const std::optional<std::string> safe = SafeJsonNumbers(json);
-  if (safe.has_value()) json = *safe;
-  doc->Parse<kFlags>(json.data(), json.size());
+  // written as what they denote first (common/json_numbers.h).
+  ParseSafely<kFlags>(*doc, json);
   if (doc->HasParseError())
     return absl::InvalidArgumentError(StrCat("invalid JSON at offset ", doc->GetErrorOffset(), ": ",
                                              rapidjson::GetParseError_En(doc->GetParseError())));

@@ -401,9 +401,7 @@ absl::StatusOr<std::string> JsonToYaml(std::string_view json) {
   rapidjson::Document doc;
   constexpr unsigned kFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag;
   // Numbers RapidJSON's full-precision parser misreads, written as what they denote.
-  const std::optional<std::string> safe = SafeJsonNumbers(json);
-  if (safe.has_value()) json = *safe;
-  doc.Parse<kFlags>(json.data(), json.size());
+  ParseSafely<kFlags>(doc, json);
   if (doc.HasParseError()) {
     return absl::InvalidArgumentError(StrCat("invalid JSON at offset ", doc.GetErrorOffset(), ": ",
                                              rapidjson::GetParseError_En(doc.GetParseError())));

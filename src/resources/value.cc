@@ -354,9 +354,7 @@ absl::StatusOr<Value> ParseJsonValue(std::string_view text) {
   rapidjson::Document doc;
   constexpr unsigned kFlags = rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag;
   // Numbers RapidJSON's full-precision parser misreads, written as what they denote.
-  const std::optional<std::string> safe = SafeJsonNumbers(text);
-  if (safe.has_value()) text = *safe;
-  doc.Parse<kFlags>(text.data(), text.size());
+  ParseSafely<kFlags>(doc, text);
   if (doc.HasParseError()) {
     return absl::InvalidArgumentError(StrCat("invalid JSON at offset ", doc.GetErrorOffset(), ": ",
                                              rapidjson::GetParseError_En(doc.GetParseError())));

@@ -802,9 +802,7 @@ absl::Status ParsePatch(std::string_view target, std::string_view patch, rapidjs
   if (t->Parse(target.data(), target.size()).HasParseError() || !t->IsObject())
     return absl::InternalError("the stored object is not a JSON object");
   // A client's numbers RapidJSON would misread (common/json_numbers.h).
-  const std::optional<std::string> safe = SafeJsonNumbers(patch);
-  if (safe.has_value()) patch = *safe;
-  if (p->Parse(patch.data(), patch.size()).HasParseError())
+  if (ParseSafely<rapidjson::kParseDefaultFlags>(*p, patch).HasParseError())
     return absl::InvalidArgumentError("the patch is not JSON");
   return absl::OkStatus();
 }
@@ -1110,10 +1108,9 @@ absl::StatusOr<std::string> OpenApiGroupVersionJson(std::string_view group,
 
 BodyMeta ReadBodyMeta(std::string_view body) {
   BodyMeta out;
-  const std::optional<std::string> safe = SafeJsonNumbers(body);
-  if (safe.has_value()) body = *safe;
   rapidjson::Document d;
-  if (d.Parse(body.data(), body.size()).HasParseError() || !d.IsObject()) return out;
+  if (ParseSafely<rapidjson::kParseDefaultFlags>(d, body).HasParseError() || !d.IsObject())
+    return out;
   auto meta = d.FindMember("metadata");
   if (meta == d.MemberEnd() || !meta->value.IsObject()) return out;
   if (auto it = meta->value.FindMember("namespace");
@@ -1153,10 +1150,9 @@ uint64_t TailOffset(const std::string& path, int n) {
 
 DeleteOptions ReadDeleteOptions(std::string_view body) {
   DeleteOptions out;
-  const std::optional<std::string> safe = SafeJsonNumbers(body);
-  if (safe.has_value()) body = *safe;
   rapidjson::Document d;
-  if (d.Parse(body.data(), body.size()).HasParseError() || !d.IsObject()) return out;
+  if (ParseSafely<rapidjson::kParseDefaultFlags>(d, body).HasParseError() || !d.IsObject())
+    return out;
   if (auto it = d.FindMember("dryRun"); it != d.MemberEnd() && it->value.IsArray())
     for (const auto& v : it->value.GetArray())
       out.dry_run = out.dry_run || (v.IsString() && std::string_view(v.GetString()) == "All");
